@@ -1,0 +1,110 @@
+import { z } from 'zod';
+
+/**
+ * The one error shape on the wire (HTTP bodies and NATS error replies alike).
+ * Callers branch on `code`, never on `message` (STYLE.md 9).
+ */
+export const ErrorBodySchema = z.object({
+  code: z.string().min(1),
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+  retryable: z.boolean().optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+/** Stable error codes, grouped by what the caller can do about them. */
+export const ErrorCode = {
+  // the request itself is wrong: fix it and retry
+  ValidationFailed: 'VALIDATION_FAILED',
+  MalformedMessage: 'MALFORMED_MESSAGE',
+  // something named does not exist
+  NotFound: 'NOT_FOUND',
+  // the request conflicts with the current state
+  Conflict: 'CONFLICT',
+  MigrationActive: 'MIGRATION_ACTIVE',
+  UnableToMigrateToSelf: 'UNABLE_TO_MIGRATE_TO_SELF',
+  HostDown: 'HOST_DOWN',
+  HostInMaintenance: 'HOST_IN_MAINTENANCE',
+  InsufficientCapacity: 'INSUFFICIENT_CAPACITY',
+  VmNotRunning: 'VM_NOT_RUNNING',
+  CpuIncompatible: 'CPU_INCOMPATIBLE',
+  // CPU model catalog and host evaluation
+  UnknownCpuModel: 'UNKNOWN_CPU_MODEL',
+  UnknownVendor: 'UNKNOWN_VENDOR',
+  MalformedCpuinfo: 'MALFORMED_CPUINFO',
+  MalformedCpuid: 'MALFORMED_CPUID',
+  EmptyFeatureList: 'EMPTY_FEATURE_LIST',
+  // the world failed: usually retryable
+  Unavailable: 'UNAVAILABLE',
+  Timeout: 'TIMEOUT',
+  AgentFailed: 'AGENT_FAILED',
+  Internal: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** HTTP status for each code; the edge (HTTP filter) maps with this table only. */
+export const httpStatusOf: Record<ErrorCode, number> = {
+  VALIDATION_FAILED: 400,
+  MALFORMED_MESSAGE: 400,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  MIGRATION_ACTIVE: 409,
+  UNABLE_TO_MIGRATE_TO_SELF: 422,
+  HOST_DOWN: 409,
+  HOST_IN_MAINTENANCE: 409,
+  INSUFFICIENT_CAPACITY: 409,
+  VM_NOT_RUNNING: 409,
+  CPU_INCOMPATIBLE: 422,
+  UNKNOWN_CPU_MODEL: 404,
+  UNKNOWN_VENDOR: 422,
+  MALFORMED_CPUINFO: 400,
+  MALFORMED_CPUID: 400,
+  EMPTY_FEATURE_LIST: 400,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504,
+  AGENT_FAILED: 502,
+  INTERNAL: 500,
+};
+
+const retryableByDefault = new Set<ErrorCode>([ErrorCode.Unavailable, ErrorCode.Timeout]);
+
+/**
+ * A typed error with a stable code. Domain code throws these; the HTTP filter and the NATS transport
+ * turn them into {@link ErrorBody} at the edge, and a client turns an error reply back into one.
+ */
+export class FlexmigError extends Error {
+  readonly retryable: boolean;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: Record<string, unknown>,
+    retryable?: boolean,
+  ) {
+    super(message);
+    this.name = 'FlexmigError';
+    this.retryable = retryable ?? retryableByDefault.has(code);
+  }
+
+  toBody(): ErrorBody {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.details ? { details: this.details } : {}),
+      retryable: this.retryable,
+    };
+  }
+
+  static fromBody(body: ErrorBody): FlexmigError {
+    const code = (Object.values(ErrorCode) as string[]).includes(body.code) ? (body.code as ErrorCode) : ErrorCode.Internal;
+    return new FlexmigError(code, body.message, body.details, body.retryable);
+  }
+}
+
+export const isFlexmigError = (e: unknown): e is FlexmigError => e instanceof FlexmigError;
+
+/** Turns a zod failure into a VALIDATION_FAILED error that names every bad field. */
+export function validationError(what: string, error: z.ZodError): FlexmigError {
+  const issues = error.issues.map((i) => ({ path: i.path.join('.') || '(root)', message: i.message }));
+  const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+  return new FlexmigError(ErrorCode.ValidationFailed, `${what} is invalid: ${summary}`, { issues });
+}
