@@ -1,0 +1,119 @@
+import { z } from 'zod';
+import { defineRequest } from './define';
+import { HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema } from './common';
+import { VmStateSchema } from './inventory';
+import { MigrationPolicySchema } from './policy';
+import { StepNameSchema, StepNumberSchema } from './steps';
+
+/**
+ * Commands to one host's agent. Every subject starts with `agent.{hostId}.` so that NATS permissions can
+ * confine an agent to its own subjects (DESIGN.md, Messaging).
+ */
+
+export const VmSpecSchema = z.object({
+  id: UuidSchema,
+  name: NameSchema,
+  memoryMiB: MemoryMiBSchema,
+  vcpus: VcpusSchema,
+  cpuBaseline: z.string().min(1),
+  /** Simulated guest behaviour (sim driver) or the test workload's write range (qemu driver). */
+  workload: z
+    .object({
+      dirtyRateMiBps: z.number().min(0).default(0),
+      workingSetMiB: z.number().min(0).optional(),
+    })
+    .optional(),
+});
+export type VmSpec = z.infer<typeof VmSpecSchema>;
+
+export const StartVm = defineRequest({
+  subject: 'agent.{hostId}.vm.start',
+  description: 'Start a VM on this host. Idempotent per VM id.',
+  request: z.object({ vm: VmSpecSchema }),
+  reply: z.object({ vmId: UuidSchema, state: VmStateSchema, startedAt: IsoTimeSchema }),
+});
+
+export const AgentVmSchema = z.object({
+  vmId: UuidSchema,
+  state: z.enum(['running', 'paused', 'incoming', 'stopped']),
+  memoryMiB: MemoryMiBSchema,
+  migrationId: UuidSchema.optional(),
+});
+export type AgentVm = z.infer<typeof AgentVmSchema>;
+
+export const ListAgentVms = defineRequest({
+  subject: 'agent.{hostId}.vm.list',
+  description: 'The VMs this agent runs, as it sees them.',
+  request: z.object({}),
+  reply: z.object({ hostId: HostIdSchema, vms: z.array(AgentVmSchema) }),
+});
+
+export const RoleSchema = z.enum(['source', 'target']);
+export type Role = z.infer<typeof RoleSchema>;
+
+/** Figures of a pre-copy migration, as the source measured them. */
+export const TransferStatsSchema = z.object({
+  passes: z.number().int().min(0),
+  bytesTransferred: z.number().min(0),
+  remainingBytes: z.number().min(0),
+  downtimeMs: z.number().min(0).optional(),
+  throttlePct: z.number().min(0).max(100).optional(),
+});
+export type TransferStats = z.infer<typeof TransferStatsSchema>;
+
+export const StepCommandSchema = z.object({
+  migrationId: UuidSchema,
+  step: StepNumberSchema,
+  stepName: StepNameSchema,
+  attempt: z.number().int().min(1),
+  role: RoleSchema,
+  vm: VmSpecSchema,
+  sourceHostId: HostIdSchema,
+  targetHostId: HostIdSchema,
+  /** The target agent's migration address (for the source's transfer). */
+  targetAddress: z.string().optional(),
+  policy: MigrationPolicySchema,
+});
+export type StepCommand = z.infer<typeof StepCommandSchema>;
+
+export const StepReplySchema = z.object({
+  migrationId: UuidSchema,
+  step: StepNumberSchema,
+  attempt: z.number().int().min(1),
+  /** True when this answers a repeat of a command already done: the first answer, unchanged. */
+  repeated: z.boolean(),
+  finishedAt: IsoTimeSchema,
+  stats: TransferStatsSchema.optional(),
+});
+export type StepReply = z.infer<typeof StepReplySchema>;
+
+export const RunStep = defineRequest({
+  subject: 'agent.{hostId}.migration.step',
+  description: 'Run one saga step for one VM. Idempotent per (migrationId, step, role).',
+  request: StepCommandSchema,
+  reply: StepReplySchema,
+});
+
+export const CompensateStep = defineRequest({
+  subject: 'agent.{hostId}.migration.compensate',
+  description: 'Undo a step that completed (before the point of no return). Idempotent.',
+  request: z.object({ migrationId: UuidSchema, step: StepNumberSchema, role: RoleSchema, vmId: UuidSchema }),
+  reply: z.object({ migrationId: UuidSchema, step: StepNumberSchema, done: z.boolean(), note: z.string().optional() }),
+});
+
+export const StepRecordSchema = z.object({
+  step: StepNumberSchema,
+  role: RoleSchema,
+  attempt: z.number().int().min(1),
+  status: z.enum(['in-progress', 'completed', 'failed', 'compensated']),
+  reply: StepReplySchema.optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+export type StepRecord = z.infer<typeof StepRecordSchema>;
+
+export const QueryMigration = defineRequest({
+  subject: 'agent.{hostId}.migration.query',
+  description: 'What this agent knows of a migration: resolves a step whose reply was lost.',
+  request: z.object({ migrationId: UuidSchema }),
+  reply: z.object({ migrationId: UuidSchema, steps: z.array(StepRecordSchema) }),
+});

@@ -1,0 +1,91 @@
+import { z } from 'zod';
+
+/**
+ * A NATS subject is written relative to the deployment's prefix (`flexmig` by default, one per test
+ * suite), and may name parameters in braces: `agent.{hostId}.vm.start`. The bus fills them in.
+ */
+export type SubjectTemplate = string;
+
+export interface RequestContract<Req extends z.ZodType = z.ZodType, Rep extends z.ZodType = z.ZodType> {
+  readonly kind: 'request';
+  readonly subject: SubjectTemplate;
+  readonly description: string;
+  readonly request: Req;
+  readonly reply: Rep;
+}
+
+export interface MessageContract<Msg extends z.ZodType = z.ZodType> {
+  readonly kind: 'message';
+  readonly subject: SubjectTemplate;
+  readonly description: string;
+  readonly message: Msg;
+}
+
+export interface EventContract<Data extends z.ZodType = z.ZodType> {
+  readonly kind: 'event';
+  /** CloudEvents `type`, also the subject suffix under `<prefix>.events.` */
+  readonly type: string;
+  readonly description: string;
+  readonly data: Data;
+}
+
+export type RequestOf<C> = C extends RequestContract<infer Req, z.ZodType> ? z.infer<Req> : never;
+export type ReplyOf<C> = C extends RequestContract<z.ZodType, infer Rep> ? z.infer<Rep> : never;
+export type MessageOf<C> = C extends MessageContract<infer M> ? z.infer<M> : never;
+export type EventDataOf<C> = C extends EventContract<infer D> ? z.infer<D> : never;
+
+const registry = new Map<string, RequestContract | MessageContract>();
+const eventRegistry = new Map<string, EventContract>();
+
+export function defineRequest<Req extends z.ZodType, Rep extends z.ZodType>(
+  c: Omit<RequestContract<Req, Rep>, 'kind'>,
+): RequestContract<Req, Rep> {
+  const contract = { kind: 'request' as const, ...c };
+  register(contract);
+  return contract;
+}
+
+export function defineMessage<Msg extends z.ZodType>(c: Omit<MessageContract<Msg>, 'kind'>): MessageContract<Msg> {
+  const contract = { kind: 'message' as const, ...c };
+  register(contract);
+  return contract;
+}
+
+export function defineEvent<Data extends z.ZodType>(c: Omit<EventContract<Data>, 'kind'>): EventContract<Data> {
+  if (eventRegistry.has(c.type)) throw new Error(`event type ${c.type} is defined twice`);
+  const contract = { kind: 'event' as const, ...c };
+  eventRegistry.set(c.type, contract);
+  return contract;
+}
+
+function register(c: RequestContract | MessageContract): void {
+  if (registry.has(c.subject)) throw new Error(`subject ${c.subject} is defined twice`);
+  registry.set(c.subject, c);
+}
+
+/** Looks a contract up by its subject template (used by the Nest transport to validate handlers). */
+export function contractForSubject(subject: SubjectTemplate): RequestContract | MessageContract | undefined {
+  return registry.get(subject);
+}
+
+export function allContracts(): ReadonlyArray<RequestContract | MessageContract> {
+  return [...registry.values()];
+}
+
+export function allEventContracts(): ReadonlyArray<EventContract> {
+  return [...eventRegistry.values()];
+}
+
+export function eventContract(type: string): EventContract | undefined {
+  return eventRegistry.get(type);
+}
+
+/** Fills `{param}` placeholders; every value must be a single NATS token. */
+export function fillSubject(template: SubjectTemplate, params: Record<string, string> = {}): string {
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const value = params[name];
+    if (value === undefined) throw new Error(`subject ${template} needs parameter ${name}`);
+    if (!/^[A-Za-z0-9_-]+$/.test(value)) throw new Error(`subject parameter ${name}=${value} is not a NATS token`);
+    return value;
+  });
+}

@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { defineEvent } from './define';
+import { HostCpuSchema, HostIdSchema, IsoTimeSchema, UuidSchema } from './common';
+import { StepNameSchema, StepNumberSchema } from './steps';
+
+/**
+ * Events travel on JetStream under `<prefix>.events.<type>` in a CloudEvents 1.0 JSON envelope.
+ * `id` is deterministic (e.g. `<migrationId>:completed`), and is also the JetStream message id, so a
+ * repeated publish after a crash is de-duplicated by the server and by subscribers.
+ */
+export const CloudEventSchema = z.object({
+  specversion: z.literal('1.0'),
+  id: z.string().min(1),
+  source: z.string().min(1),
+  type: z.string().min(1),
+  subject: z.string().optional(),
+  time: IsoTimeSchema,
+  datacontenttype: z.literal('application/json'),
+  data: z.unknown(),
+});
+export type CloudEvent<T = unknown> = Omit<z.infer<typeof CloudEventSchema>, 'data'> & { data: T };
+
+export const EVENTS_STREAM_SUFFIX = 'EVENTS';
+export const eventsSubjectRoot = 'events';
+
+const MigrationRef = { migrationId: UuidSchema, vmId: UuidSchema };
+
+export const MigrationRequested = defineEvent({
+  type: 'migration.requested',
+  description: 'A migration was accepted.',
+  data: z.object({ ...MigrationRef, sourceHostId: HostIdSchema, targetHostId: HostIdSchema }),
+});
+export const MigrationStepCompleted = defineEvent({
+  type: 'migration.step-completed',
+  description: 'One saga step completed.',
+  data: z.object({ ...MigrationRef, step: StepNumberSchema, stepName: StepNameSchema, durationMs: z.number().min(0) }),
+});
+export const MigrationCompleted = defineEvent({
+  type: 'migration.completed',
+  description: 'The VM runs on the target host and inventory says so.',
+  data: z.object({
+    ...MigrationRef,
+    sourceHostId: HostIdSchema,
+    targetHostId: HostIdSchema,
+    totalTimeMs: z.number().min(0),
+    downtimeMs: z.number().min(0),
+    bytesTransferred: z.number().min(0),
+    passes: z.number().int().min(0),
+  }),
+});
+export const MigrationFailed = defineEvent({
+  type: 'migration.failed',
+  description: 'A step failed; what failed, why, and what happens next.',
+  data: z.object({ ...MigrationRef, step: StepNumberSchema, stepName: StepNameSchema, code: z.string(), reason: z.string() }),
+});
+export const MigrationRolledBack = defineEvent({
+  type: 'migration.rolled-back',
+  description: 'A failed migration was compensated: the VM runs on the source as before.',
+  data: z.object({ ...MigrationRef, step: StepNumberSchema, reason: z.string(), hostId: HostIdSchema }),
+});
+export const MigrationCancelled = defineEvent({
+  type: 'migration.cancelled',
+  description: 'A migration was cancelled before the point of no return and compensated.',
+  data: z.object({ ...MigrationRef, reason: z.string(), by: z.string() }),
+});
+export const HostRegistered = defineEvent({
+  type: 'host.registered',
+  description: 'A host registered (or re-registered) with inventory.',
+  data: z.object({ hostId: HostIdSchema, clusterId: UuidSchema, maxImcMode: z.string().nullable(), cpu: HostCpuSchema }),
+});
+export const HostDown = defineEvent({
+  type: 'host.down',
+  description: 'A host stopped heartbeating.',
+  data: z.object({ hostId: HostIdSchema, lastHeartbeatAt: IsoTimeSchema }),
+});
+export const HostUp = defineEvent({
+  type: 'host.up',
+  description: 'A host that was down heartbeats again.',
+  data: z.object({ hostId: HostIdSchema }),
+});
+export const ClusterImcModeChanged = defineEvent({
+  type: 'cluster.imc-mode-changed',
+  description: "A cluster's CPU baseline (IMC mode) changed.",
+  data: z.object({ clusterId: UuidSchema, oldMode: z.string().nullable(), newMode: z.string().nullable(), by: z.string() }),
+});
+export const VmStarted = defineEvent({
+  type: 'vm.started',
+  description: 'A VM was started on a host.',
+  data: z.object({ vmId: UuidSchema, hostId: HostIdSchema, cpuBaseline: z.string() }),
+});

@@ -1,0 +1,161 @@
+import { z } from 'zod';
+import { defineMessage, defineRequest } from './define';
+import { DriverSchema, HostCpuSchema, HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema } from './common';
+
+// ---- resources (HTTP bodies and NATS replies share them) ----
+
+export const ClusterSchema = z.object({
+  id: UuidSchema,
+  name: NameSchema,
+  /** The cluster's CPU baseline (IMC mode); null = not set: VMs get the highest mode every host passes. */
+  imcMode: z.string().nullable(),
+  createdAt: IsoTimeSchema,
+});
+export type Cluster = z.infer<typeof ClusterSchema>;
+
+export const HostStateSchema = z.enum(['up', 'down']);
+export const HostSchema = z.object({
+  id: HostIdSchema,
+  clusterId: UuidSchema,
+  hostname: z.string(),
+  cpu: HostCpuSchema,
+  /** Highest CPU baseline of the host's vendor ladder that it supports (cpu-compat). */
+  maxImcMode: z.string().nullable(),
+  memoryMiB: MemoryMiBSchema,
+  vcpus: VcpusSchema,
+  /** Memory and vCPUs held by VMs and by reservations of incoming migrations. */
+  allocatedMemoryMiB: z.number().int().min(0),
+  allocatedVcpus: z.number().int().min(0),
+  driver: DriverSchema,
+  /** host:port other agents reach this host on for migration traffic. */
+  migrationAddress: z.string(),
+  state: HostStateSchema,
+  maintenance: z.boolean(),
+  lastHeartbeatAt: IsoTimeSchema,
+  registeredAt: IsoTimeSchema,
+});
+export type Host = z.infer<typeof HostSchema>;
+
+export const VmStateSchema = z.enum(['starting', 'running', 'stopped', 'error']);
+export type VmState = z.infer<typeof VmStateSchema>;
+export const VmSchema = z.object({
+  id: UuidSchema,
+  name: NameSchema,
+  clusterId: UuidSchema,
+  hostId: HostIdSchema,
+  memoryMiB: MemoryMiBSchema,
+  vcpus: VcpusSchema,
+  /** The CPU baseline the VM was started with; it keeps it until powered off. */
+  cpuBaseline: z.string(),
+  state: VmStateSchema,
+  createdAt: IsoTimeSchema,
+  updatedAt: IsoTimeSchema,
+});
+export type Vm = z.infer<typeof VmSchema>;
+
+// ---- HTTP requests ----
+
+export const CreateClusterSchema = z.object({ name: NameSchema, imcMode: z.string().min(1).optional() }).strict();
+export type CreateCluster = z.infer<typeof CreateClusterSchema>;
+
+export const CreateVmSchema = z
+  .object({
+    name: NameSchema,
+    hostId: HostIdSchema,
+    memoryMiB: MemoryMiBSchema,
+    vcpus: VcpusSchema,
+    /** Defaults to the cluster's IMC mode, or the highest mode every host of the cluster passes. */
+    cpuBaseline: z.string().min(1).optional(),
+  })
+  .strict();
+export type CreateVm = z.infer<typeof CreateVmSchema>;
+
+// ---- NATS: agent → inventory ----
+
+export const HostRegistrationSchema = z
+  .object({
+    hostId: HostIdSchema,
+    clusterId: UuidSchema.optional(),
+    /** Used when no clusterId is given: the cluster of that name, created if missing. */
+    clusterName: NameSchema.optional(),
+    hostname: z.string(),
+    cpu: HostCpuSchema,
+    memoryMiB: MemoryMiBSchema,
+    vcpus: VcpusSchema,
+    driver: DriverSchema,
+    migrationAddress: z.string().min(1),
+    /** VMs the agent runs right now (after an agent restart, so nothing is forgotten). */
+    vms: z.array(z.object({ vmId: UuidSchema, state: VmStateSchema })).default([]),
+  })
+  .refine((r) => r.clusterId !== undefined || r.clusterName !== undefined, {
+    message: 'a host names its cluster by clusterId or clusterName',
+  });
+export type HostRegistration = z.infer<typeof HostRegistrationSchema>;
+
+export const RegisterHost = defineRequest({
+  subject: 'inventory.host.register',
+  description: 'An agent registers (or re-registers) its host.',
+  request: HostRegistrationSchema,
+  reply: z.object({ host: HostSchema, cluster: ClusterSchema }),
+});
+
+export const HostHeartbeat = defineMessage({
+  subject: 'inventory.host.heartbeat',
+  description: 'An agent says its host is alive; a host silent for HOST_DOWN_AFTER_MS is marked down.',
+  message: z.object({ hostId: HostIdSchema, at: IsoTimeSchema, vmCount: z.number().int().min(0) }),
+});
+
+// ---- NATS: scheduler → inventory ----
+
+export const GetHost = defineRequest({
+  subject: 'inventory.host.get',
+  description: 'One host by id.',
+  request: z.object({ hostId: HostIdSchema }),
+  reply: z.object({ host: HostSchema }),
+});
+
+export const ListHosts = defineRequest({
+  subject: 'inventory.host.list',
+  description: 'The hosts of a cluster (or all).',
+  request: z.object({ clusterId: UuidSchema.optional() }),
+  reply: z.object({ hosts: z.array(HostSchema) }),
+});
+
+export const GetVm = defineRequest({
+  subject: 'inventory.vm.get',
+  description: 'One VM by id.',
+  request: z.object({ vmId: UuidSchema }),
+  reply: z.object({ vm: VmSchema }),
+});
+
+export const ReservationSchema = z.object({
+  migrationId: UuidSchema,
+  vmId: UuidSchema,
+  hostId: HostIdSchema,
+  memoryMiB: MemoryMiBSchema,
+  vcpus: VcpusSchema,
+  createdAt: IsoTimeSchema,
+});
+export type Reservation = z.infer<typeof ReservationSchema>;
+
+export const ReserveCapacity = defineRequest({
+  subject: 'inventory.reservation.create',
+  description: 'Saga step 1: hold the VM\'s memory and vCPUs on the target host. Idempotent per migration.',
+  request: z.object({ migrationId: UuidSchema, vmId: UuidSchema, hostId: HostIdSchema }),
+  reply: z.object({ reservation: ReservationSchema }),
+});
+
+export const ReleaseCapacity = defineRequest({
+  subject: 'inventory.reservation.release',
+  description: 'Compensation of step 1. Idempotent: releasing twice is fine.',
+  request: z.object({ migrationId: UuidSchema }),
+  reply: z.object({ released: z.boolean() }),
+});
+
+export const RelocateVm = defineRequest({
+  subject: 'inventory.vm.relocate',
+  description:
+    'Saga step 9: the VM now runs on the target; the reservation becomes its allocation. Idempotent per migration.',
+  request: z.object({ migrationId: UuidSchema, vmId: UuidSchema, fromHostId: HostIdSchema, toHostId: HostIdSchema }),
+  reply: z.object({ vm: VmSchema }),
+});

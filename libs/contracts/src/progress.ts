@@ -1,0 +1,29 @@
+import { z } from 'zod';
+import { defineMessage } from './define';
+import { HostIdSchema, IsoTimeSchema, UuidSchema } from './common';
+import { StepNumberSchema } from './steps';
+
+/** Frequent and lossy by design: core NATS, not JetStream. */
+export const MigrationProgressSchema = z.object({
+  migrationId: UuidSchema,
+  vmId: UuidSchema,
+  hostId: HostIdSchema,
+  step: StepNumberSchema,
+  pass: z.number().int().min(0),
+  percent: z.number().min(0).max(100),
+  totalBytes: z.number().min(0),
+  transferredBytes: z.number().min(0),
+  remainingBytes: z.number().min(0),
+  dirtyRateBytesPerSec: z.number().min(0),
+  bandwidthBytesPerSec: z.number().min(0),
+  expectedDowntimeMs: z.number().min(0),
+  throttlePct: z.number().min(0).max(100),
+  at: IsoTimeSchema,
+});
+export type MigrationProgress = z.infer<typeof MigrationProgressSchema>;
+
+export const MigrationProgressMessage = defineMessage({
+  subject: 'progress.migration.{migrationId}',
+  description: 'Progress of a migration\'s memory transfer, at least once a second while it runs.',
+  message: MigrationProgressSchema,
+});

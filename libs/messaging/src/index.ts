@@ -1,0 +1,3 @@
+export * from './nats-bus';
+export * from './nats-transport';
+export * from './messaging.module';

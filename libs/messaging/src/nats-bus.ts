@@ -1,0 +1,348 @@
+import { randomUUID } from 'node:crypto';
+import {
+  connect,
+  DiscardPolicy,
+  JetStreamClient,
+  JetStreamManager,
+  Msg,
+  NatsConnection,
+  NatsError,
+  RetentionPolicy,
+  StorageType,
+  Subscription,
+  headers as natsHeaders,
+  nanos,
+} from 'nats';
+import { z } from 'zod';
+import {
+  CloudEvent,
+  ErrorBody,
+  ErrorBodySchema,
+  ErrorCode,
+  EventContract,
+  EventDataOf,
+  FlexmigError,
+  MessageContract,
+  MessageOf,
+  ReplyOf,
+  RequestContract,
+  RequestOf,
+  eventsSubjectRoot,
+  EVENTS_STREAM_SUFFIX,
+  fillSubject,
+  isFlexmigError,
+  validationError,
+} from '@flexmig/contracts';
+
+export interface NatsBusOptions {
+  /** e.g. nats://127.0.0.1:4222 */
+  url: string;
+  /** Subject prefix of this deployment (one per test suite): `flexmig` by default. */
+  prefix: string;
+  /** Connection name shown by the NATS server (monitoring), e.g. `scheduler`. */
+  name: string;
+  /** Default request timeout. */
+  requestTimeoutMs?: number;
+  /** How long to wait for the first connection before giving up with advice. */
+  connectTimeoutMs?: number;
+}
+
+export type Params = Record<string, string>;
+
+/** What travels back on a request's reply subject. Plain JSON any language can produce. */
+export type ReplyEnvelope = { ok: true; data: unknown } | { ok: false; error: ErrorBody };
+
+const ReplyEnvelopeSchema = z.union([
+  z.object({ ok: z.literal(true), data: z.unknown() }),
+  z.object({ ok: z.literal(false), error: ErrorBodySchema }),
+]);
+
+export const defaultRequestTimeoutMs = 5_000; // long enough for a PostgreSQL commit under load; steps pass their own
+const eventsDuplicateWindowNs = nanos(10 * 60 * 1000); // re-publishes after a crash within 10 min are dropped
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const encode = (v: unknown) => encoder.encode(JSON.stringify(v));
+
+/**
+ * One NATS connection per process, speaking the contracts of `@flexmig/contracts`: every request,
+ * reply, message and event is validated against its schema on both sides.
+ */
+export class NatsBus {
+  private jsm?: JetStreamManager;
+  private js?: JetStreamClient;
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly options: Required<NatsBusOptions>,
+  ) {}
+
+  static async connect(options: NatsBusOptions): Promise<NatsBus> {
+    const opts: Required<NatsBusOptions> = {
+      requestTimeoutMs: defaultRequestTimeoutMs,
+      connectTimeoutMs: 5_000,
+      ...options,
+    };
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: opts.url,
+        name: opts.name,
+        timeout: opts.connectTimeoutMs,
+        maxReconnectAttempts: -1, // a NATS restart must not kill the service: reconnect forever
+        reconnectTimeWait: 250,
+        waitOnFirstConnect: false,
+      });
+    } catch (e) {
+      throw new FlexmigError(
+        ErrorCode.Unavailable,
+        `cannot reach NATS at ${opts.url} (${(e as Error).message}). Start it with JetStream enabled, e.g. ` +
+          '`nats-server -js` (Debian: apt-get install nats-server), or set NATS_URL to a server that runs.',
+        { url: opts.url },
+      );
+    }
+    return new NatsBus(nc, opts);
+  }
+
+  get prefix(): string {
+    return this.options.prefix;
+  }
+
+  /** Absolute subject for a contract's template. */
+  subject(template: string, params?: Params): string {
+    return `${this.options.prefix}.${fillSubject(template, params)}`;
+  }
+
+  // ---- request/reply ----
+
+  async request<C extends RequestContract>(
+    contract: C,
+    payload: RequestOf<C>,
+    opts: { params?: Params; timeoutMs?: number } = {},
+  ): Promise<ReplyOf<C>> {
+    const checked = contract.request.safeParse(payload);
+    if (!checked.success) throw validationError(`request ${contract.subject}`, checked.error);
+    const subject = this.subject(contract.subject, opts.params);
+    const timeout = opts.timeoutMs ?? this.options.requestTimeoutMs;
+    let msg: Msg;
+    try {
+      msg = await this.nc.request(subject, encode(checked.data), { timeout });
+    } catch (e) {
+      throw classifyRequestError(e, subject, timeout);
+    }
+    const envelope = ReplyEnvelopeSchema.safeParse(safeJson(msg.data));
+    if (!envelope.success) {
+      throw new FlexmigError(ErrorCode.Internal, `the reply on ${subject} is not a flexmig reply envelope`);
+    }
+    if (!envelope.data.ok) throw FlexmigError.fromBody(envelope.data.error);
+    const reply = contract.reply.safeParse(envelope.data.data);
+    if (!reply.success) {
+      throw new FlexmigError(ErrorCode.Internal, `the reply on ${subject} does not match its contract`, {
+        issues: reply.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+      });
+    }
+    return reply.data as ReplyOf<C>;
+  }
+
+  /**
+   * Answers a contract's requests. The handler gets validated input; whatever it throws becomes an error
+   * reply (a FlexmigError keeps its code; anything else is INTERNAL), so a bad message never crashes
+   * the process and is never half-applied by this layer.
+   */
+  handle<C extends RequestContract>(
+    contract: C,
+    handler: (request: RequestOf<C>, subject: string) => Promise<ReplyOf<C>>,
+    opts: { params?: Params; queue?: string } = {},
+  ): Subscription {
+    return this.subscribeRaw(this.subject(contract.subject, opts.params), opts.queue, async (msg) => {
+      msg.respond(encode(await answer(contract, msg, handler)));
+    });
+  }
+
+  /** Like {@link handle} for callers that already hold a handler taking unknown input (the Nest transport). */
+  async answerRaw(contract: RequestContract, msg: Msg, handler: (request: unknown) => Promise<unknown>): Promise<void> {
+    msg.respond(encode(await answer(contract, msg, handler)));
+  }
+
+  subscribeRaw(subject: string, queue: string | undefined, onMessage: (msg: Msg) => Promise<void>): Subscription {
+    const sub = this.nc.subscribe(subject, queue ? { queue } : {});
+    void (async () => {
+      for await (const msg of sub) {
+        // one message's failure must not stop the loop; handlers run concurrently
+        onMessage(msg).catch((e) => console.error(`[nats] handler for ${subject} failed:`, e));
+      }
+    })();
+    return sub;
+  }
+
+  // ---- fire-and-forget messages (core NATS) ----
+
+  publish<C extends MessageContract>(contract: C, message: MessageOf<C>, params?: Params): void {
+    const checked = contract.message.safeParse(message);
+    if (!checked.success) throw validationError(`message ${contract.subject}`, checked.error);
+    this.nc.publish(this.subject(contract.subject, params), encode(checked.data));
+  }
+
+  subscribe<C extends MessageContract>(
+    contract: C,
+    handler: (message: MessageOf<C>, subject: string) => Promise<void> | void,
+    opts: { params?: Params; queue?: string } = {},
+  ): Subscription {
+    const subject = this.subject(contract.subject, opts.params);
+    return this.subscribeRaw(subject, opts.queue, async (msg) => {
+      const parsed = contract.message.safeParse(safeJson(msg.data));
+      if (!parsed.success) {
+        console.warn(`[nats] dropped a malformed message on ${msg.subject}: ${parsed.error.message}`);
+        return;
+      }
+      await handler(parsed.data as MessageOf<C>, msg.subject);
+    });
+  }
+
+  // ---- events (JetStream, CloudEvents) ----
+
+  get eventsStream(): string {
+    return `${this.options.prefix.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_${EVENTS_STREAM_SUFFIX}`;
+  }
+
+  eventSubject(type: string): string {
+    return `${this.options.prefix}.${eventsSubjectRoot}.${type}`;
+  }
+
+  /** Creates the events stream when missing. Safe to call from every service at start. */
+  async ensureEventsStream(): Promise<void> {
+    const jsm = await this.jetstreamManager();
+    const config = {
+      name: this.eventsStream,
+      subjects: [`${this.options.prefix}.${eventsSubjectRoot}.>`],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      duplicate_window: eventsDuplicateWindowNs,
+      max_age: nanos(7 * 24 * 3600 * 1000), // a week of history for replay
+    };
+    try {
+      await jsm.streams.info(config.name);
+    } catch (e) {
+      if (!isNotFound(e)) throw classifyJetStreamError(e);
+      try {
+        await jsm.streams.add(config);
+      } catch (addError) {
+        // another service created it in the meantime
+        if (!/already in use|exists/i.test(String((addError as Error).message))) throw classifyJetStreamError(addError);
+      }
+    }
+  }
+
+  /**
+   * Publishes an event in a CloudEvents envelope. `id` must be deterministic for the fact it reports
+   * (it is the JetStream de-duplication id), e.g. `${migrationId}:completed`.
+   */
+  async publishEvent<C extends EventContract>(
+    contract: C,
+    data: EventDataOf<C>,
+    opts: { id: string; subject?: string; source: string; time?: Date },
+  ): Promise<CloudEvent<EventDataOf<C>>> {
+    const checked = contract.data.safeParse(data);
+    if (!checked.success) throw validationError(`event ${contract.type}`, checked.error);
+    const event: CloudEvent<EventDataOf<C>> = {
+      specversion: '1.0',
+      id: opts.id,
+      source: opts.source,
+      type: contract.type,
+      ...(opts.subject ? { subject: opts.subject } : {}),
+      time: (opts.time ?? new Date()).toISOString(),
+      datacontenttype: 'application/json',
+      data: checked.data as EventDataOf<C>,
+    };
+    const js = await this.jetstream();
+    const h = natsHeaders();
+    h.set('Nats-Msg-Id', opts.id);
+    h.set('ce-type', contract.type);
+    try {
+      await js.publish(this.eventSubject(contract.type), encode(event), { msgID: opts.id, headers: h });
+    } catch (e) {
+      throw classifyJetStreamError(e);
+    }
+    return event;
+  }
+
+  async jetstreamManager(): Promise<JetStreamManager> {
+    this.jsm ??= await this.nc.jetstreamManager();
+    return this.jsm;
+  }
+
+  async jetstream(): Promise<JetStreamClient> {
+    this.js ??= this.nc.jetstream();
+    return this.js;
+  }
+
+  isConnected(): boolean {
+    return !this.nc.isClosed() && this.nc.info !== undefined;
+  }
+
+  async close(): Promise<void> {
+    if (!this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close());
+  }
+
+  static newId(): string {
+    return randomUUID();
+  }
+}
+
+async function answer(
+  contract: RequestContract,
+  msg: Msg,
+  handler: (request: never, subject: string) => Promise<unknown>,
+): Promise<ReplyEnvelope> {
+  const raw = safeJson(msg.data);
+  if (raw === undefined) {
+    return { ok: false, error: new FlexmigError(ErrorCode.MalformedMessage, `the message on ${msg.subject} is not JSON`).toBody() };
+  }
+  const parsed = contract.request.safeParse(raw);
+  if (!parsed.success) return { ok: false, error: validationError(`request ${contract.subject}`, parsed.error).toBody() };
+  try {
+    const result = await handler(parsed.data as never, msg.subject);
+    const reply = contract.reply.safeParse(result);
+    if (!reply.success) {
+      console.error(`[nats] handler of ${contract.subject} returned a reply outside its contract:`, reply.error.issues);
+      return { ok: false, error: new FlexmigError(ErrorCode.Internal, `the reply of ${contract.subject} broke its contract`).toBody() };
+    }
+    return { ok: true, data: reply.data };
+  } catch (e) {
+    return { ok: false, error: toErrorBody(e) };
+  }
+}
+
+export function toErrorBody(e: unknown): ErrorBody {
+  if (isFlexmigError(e)) return e.toBody();
+  console.error('[flexmig] unexpected error:', e);
+  return new FlexmigError(ErrorCode.Internal, `internal error: ${(e as Error)?.message ?? String(e)}`).toBody();
+}
+
+function safeJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(decoder.decode(data));
+  } catch {
+    return undefined;
+  }
+}
+
+function classifyRequestError(e: unknown, subject: string, timeoutMs: number): FlexmigError {
+  const code = (e as NatsError)?.code;
+  if (code === '503') {
+    return new FlexmigError(ErrorCode.Unavailable, `nobody answers ${subject}: is the service (or agent) behind it running?`, { subject });
+  }
+  if (code === 'TIMEOUT') {
+    return new FlexmigError(ErrorCode.Timeout, `no reply on ${subject} within ${timeoutMs} ms`, { subject, timeoutMs });
+  }
+  return new FlexmigError(ErrorCode.Unavailable, `request on ${subject} failed: ${(e as Error)?.message ?? e}`, { subject });
+}
+
+function classifyJetStreamError(e: unknown): FlexmigError {
+  return new FlexmigError(ErrorCode.Unavailable, `JetStream: ${(e as Error)?.message ?? e}. Is nats-server running with -js?`);
+}
+
+function isNotFound(e: unknown): boolean {
+  return /not found/i.test(String((e as Error)?.message)) || (e as NatsError)?.code === '404';
+}

@@ -1,0 +1,94 @@
+import { Client } from 'pg';
+import { DataSourceOptions, MixedList, EntitySchema } from 'typeorm';
+import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+
+// PostgreSQL error codes that mean "someone else created it first" during concurrent first starts.
+const DUPLICATE_DATABASE = '42P04';
+const DUPLICATE_SCHEMA = '42P06';
+const UNIQUE_VIOLATION = '23505';
+
+function describeTarget(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || 5432}`;
+}
+
+export function databaseNameOf(url: string): string {
+  const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+  if (!name) throw new FlexmigError(ErrorCode.ValidationFailed, `DATABASE_URL ${url} names no database`);
+  return name;
+}
+
+export function unreachable(url: string, e: unknown): FlexmigError {
+  return new FlexmigError(
+    ErrorCode.Unavailable,
+    `cannot reach PostgreSQL at ${describeTarget(url)} (${(e as Error).message}). Start it ` +
+      '(Debian: `pg_ctlcluster 15 main start`, or `apt-get install postgresql`), or set DATABASE_URL to a server that runs.',
+    { target: describeTarget(url) },
+  );
+}
+
+/**
+ * A service creates its database and its own schema on first start when they are missing
+ * (DESIGN.md: each service owns its tables, in its own schema). Safe when several services start at once.
+ */
+export async function ensureDatabaseAndSchema(url: string, schema: string): Promise<void> {
+  const database = databaseNameOf(url);
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const adminClient = new Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5_000 });
+  try {
+    await adminClient.connect();
+  } catch (e) {
+    throw unreachable(url, e);
+  }
+  try {
+    const exists = await adminClient.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (exists.rowCount === 0) {
+      await adminClient.query(`CREATE DATABASE ${quoteIdent(database)}`).catch((e) => {
+        if (e.code !== DUPLICATE_DATABASE && e.code !== UNIQUE_VIOLATION) throw e;
+      });
+    }
+  } finally {
+    await adminClient.end();
+  }
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  await client.connect();
+  try {
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`).catch((e) => {
+      if (e.code !== DUPLICATE_SCHEMA && e.code !== UNIQUE_VIOLATION) throw e;
+    });
+  } finally {
+    await client.end();
+  }
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export interface ServiceDataSourceOptions {
+  url: string;
+  schema: string;
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  entities: MixedList<Function | string | EntitySchema>;
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  migrations: MixedList<Function | string>;
+  poolSize?: number;
+}
+
+/** TypeORM options: migrations run at start, never `synchronize` (the schema is what the migrations say). */
+export function serviceDataSourceOptions(o: ServiceDataSourceOptions): DataSourceOptions {
+  return {
+    type: 'postgres',
+    url: o.url,
+    schema: o.schema,
+    entities: o.entities,
+    migrations: o.migrations,
+    migrationsRun: true,
+    migrationsTableName: 'typeorm_migrations',
+    migrationsTransactionMode: 'each',
+    synchronize: false,
+    extra: { max: o.poolSize ?? 10, connectionTimeoutMillis: 5_000 },
+    logging: ['error', 'warn', 'migration'],
+  };
+}

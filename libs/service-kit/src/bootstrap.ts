@@ -1,0 +1,88 @@
+import { INestApplication, Logger, LogLevel, Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { isFlexmigError } from '@flexmig/contracts';
+import { NatsBus, NatsContractTransport, Params } from '@flexmig/messaging';
+import { ErrorsFilter } from './errors.filter';
+import { ReadinessRegistry } from './health';
+
+const levels: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
+
+export interface ServiceSpec {
+  /** `inventory`, `scheduler`, `cpu-compat`, `agent` */
+  name: string;
+  version?: string;
+  description: string;
+  port: number;
+  logLevel: string;
+  /** Builds the root module once the bus is connected. */
+  module: (bus: NatsBus) => Type<unknown> | Promise<Type<unknown>>;
+  bus: { url: string; prefix: string };
+  /** Subject parameters for `@MessagePattern` templates (the agent's `{hostId}`). */
+  subjectParams?: Params;
+  /** Queue group for request handlers, so replicas share the work. Defaults to the service name. */
+  queue?: string | null;
+  openApi?: boolean;
+}
+
+export interface RunningService {
+  app: INestApplication;
+  bus: NatsBus;
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts one flexmig service: NATS first (a plain message and exit 1 when it cannot be reached),
+ * then the Nest app with its HTTP API, OpenAPI document at /api/docs, /health/* and /metrics,
+ * and the NATS transport for its @MessagePattern handlers.
+ */
+export async function startService(spec: ServiceSpec): Promise<RunningService> {
+  const logger = new Logger(spec.name);
+  const bus = await NatsBus.connect({ url: spec.bus.url, prefix: spec.bus.prefix, name: spec.name });
+  await bus.ensureEventsStream();
+  const rootModule = await spec.module(bus);
+  const app = await NestFactory.create(rootModule, {
+    logger: levels.slice(0, levels.indexOf(spec.logLevel as LogLevel) + 1),
+    abortOnError: false,
+  });
+  app.enableShutdownHooks();
+  app.useGlobalFilters(new ErrorsFilter());
+  app.get(ReadinessRegistry).add({ name: 'nats', check: async () => bus.isConnected() });
+  app.connectMicroservice(
+    { strategy: new NatsContractTransport(bus, { queue: spec.queue === null ? undefined : (spec.queue ?? spec.name), params: spec.subjectParams }) },
+    { inheritAppConfig: true },
+  );
+  if (spec.openApi !== false) {
+    const doc = SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle(`flexmig ${spec.name}`)
+        .setDescription(spec.description)
+        .setVersion(spec.version ?? '0.1.0')
+        .build(),
+    );
+    SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/docs-json' });
+  }
+  await app.startAllMicroservices();
+  await app.listen(spec.port, '0.0.0.0');
+  const url = `http://127.0.0.1:${spec.port}`;
+  logger.log(`${spec.name} listening on ${url} (NATS ${spec.bus.url}, prefix ${spec.bus.prefix})`);
+  return {
+    app,
+    bus,
+    url,
+    close: async () => {
+      await app.close();
+    },
+  };
+}
+
+/** `main.ts` wrapper: any start-up failure is printed plainly (what, why, what to do) and exits 1. */
+export function runMain(name: string, start: () => Promise<unknown>): void {
+  start().catch((e) => {
+    const what = isFlexmigError(e) ? e.message : ((e as Error)?.stack ?? String(e));
+    console.error(`${name} could not start: ${what}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,31 @@
+import { z } from 'zod';
+
+/** Variables every service reads. Each app extends this with its own and validates once at boot. */
+export const CommonEnvSchema = z.object({
+  NATS_URL: z.string().default('nats://127.0.0.1:4222'),
+  /** Subject prefix of the deployment; tests give each suite its own. */
+  SUBJECT_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'a single NATS token: letters, digits, - or _')
+    .default('flexmig'),
+  LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
+});
+
+export const DatabaseEnvSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'a postgres:// URL')
+    .default('postgres://postgres@127.0.0.1:5432/flexmig'),
+});
+
+export const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
+export const millis = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
+
+/** Parses the environment; on failure prints every bad variable and what it should be, then exits 1. */
+export function loadEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+  console.error(`invalid configuration:\n${lines.join('\n')}\nSee .env.example and the README for every variable.`);
+  process.exit(1);
+}

@@ -1,0 +1,5 @@
+export * from './env';
+export * from './errors.filter';
+export * from './zod';
+export * from './health';
+export * from './bootstrap';

@@ -1,0 +1,145 @@
+import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { connect } from 'nats';
+
+/**
+ * Real NATS and PostgreSQL for integration and end-to-end tests. Where a Docker engine answers, fresh
+ * containers (testcontainers); otherwise the machine's local services (TEST_NATS_URL, TEST_DATABASE_URL,
+ * defaulting to 127.0.0.1). Either way each suite gets its own database and its own subject prefix, so
+ * suites never see each other's data or messages.
+ */
+
+const localNatsUrl = () => process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+const localPgUrl = () => process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+let dockerChecked: Promise<boolean> | undefined;
+
+/** True when testcontainers can start containers here (a Docker socket that answers). */
+export function dockerAvailable(): Promise<boolean> {
+  dockerChecked ??= (async () => {
+    if (process.env.FLEXMIG_TEST_NO_DOCKER === '1') return false;
+    const socket = process.env.DOCKER_HOST ?? '/var/run/docker.sock';
+    if (!process.env.DOCKER_HOST && !existsSync(socket)) return false;
+    try {
+      const { getContainerRuntimeClient } = await import('testcontainers');
+      const client = await Promise.race([
+        getContainerRuntimeClient(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('docker did not answer')), 5_000)),
+      ]);
+      return Boolean(client);
+    } catch {
+      return false;
+    }
+  })();
+  return dockerChecked;
+}
+
+export const uniqueSuffix = () => `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+
+export interface TestNats {
+  url: string;
+  prefix: string;
+  stop(): Promise<void>;
+}
+
+/** NATS with JetStream and a subject prefix of the suite's own. */
+export async function startTestNats(suite: string): Promise<TestNats> {
+  const prefix = `t_${suite.replace(/[^A-Za-z0-9]/g, '_')}_${uniqueSuffix()}`;
+  if (await dockerAvailable()) {
+    const { GenericContainer, Wait } = await import('testcontainers');
+    const container = await new GenericContainer('nats:2.10-alpine')
+      .withCommand(['-js'])
+      .withExposedPorts(4222)
+      .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
+      .start();
+    return {
+      url: `nats://${container.getHost()}:${container.getMappedPort(4222)}`,
+      prefix,
+      stop: async () => {
+        await container.stop();
+      },
+    };
+  }
+  const url = localNatsUrl();
+  return {
+    url,
+    prefix,
+    stop: async () => {
+      // remove the suite's events stream from the shared local server
+      const nc = await connect({ servers: url }).catch(() => undefined);
+      if (!nc) return;
+      try {
+        const jsm = await nc.jetstreamManager();
+        await jsm.streams.delete(`${prefix.toUpperCase()}_EVENTS`).catch(() => undefined);
+      } finally {
+        await nc.close();
+      }
+    },
+  };
+}
+
+export interface TestDatabase {
+  /** postgres:// URL of a database that belongs to this suite alone. */
+  url: string;
+  name: string;
+  stop(): Promise<void>;
+}
+
+/** A fresh, empty database of the suite's own (the service under test creates its schema in it). */
+export async function startTestDatabase(suite: string): Promise<TestDatabase> {
+  const name = `flexmig_t_${suite.replace(/[^A-Za-z0-9]/g, '_').toLowerCase()}_${uniqueSuffix()}`.slice(0, 63);
+  if (await dockerAvailable()) {
+    const { GenericContainer, Wait } = await import('testcontainers');
+    const container = await new GenericContainer('postgres:15-alpine')
+      .withEnvironment({ POSTGRES_HOST_AUTH_METHOD: 'trust' })
+      .withExposedPorts(5432)
+      .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
+      .start();
+    return {
+      url: `postgres://postgres@${container.getHost()}:${container.getMappedPort(5432)}/${name}`,
+      name,
+      stop: async () => {
+        await container.stop();
+      },
+    };
+  }
+  const admin = localPgUrl();
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    name,
+    stop: async () => {
+      const client = new Client({ connectionString: admin });
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+/** Polls until `probe` returns a value (not undefined/false), or fails naming what it waited for. */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  { timeoutMs = 15_000, intervalMs = 50 } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (e) {
+      lastError = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
