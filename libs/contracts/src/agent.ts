@@ -84,6 +84,9 @@ export const StepReplySchema = z.object({
   repeated: z.boolean(),
   finishedAt: IsoTimeSchema,
   stats: TransferStatsSchema.optional(),
+  /** When the guest stopped on the source (step 5) / started on the target (step 7): downtime as the guest saw it. */
+  pausedAt: IsoTimeSchema.optional(),
+  resumedAt: IsoTimeSchema.optional(),
 });
 export type StepReply = z.infer<typeof StepReplySchema>;
 
@@ -114,6 +117,11 @@ export type StepRecord = z.infer<typeof StepRecordSchema>;
 export const QueryMigration = defineRequest({
   subject: 'agent.{hostId}.migration.query',
   description: 'What this agent knows of a migration: resolves a step whose reply was lost.',
-  request: z.object({ migrationId: UuidSchema }),
+  /**
+   * With `step` and `attempt`: if the agent has no record of that attempt it answers so AND fences it:
+   * the attempt, should its command still arrive later, is refused. This is what lets the scheduler
+   * safely issue a new attempt after "not started".
+   */
+  request: z.object({ migrationId: UuidSchema, step: StepNumberSchema.optional(), attempt: z.number().int().min(1).optional() }),
   reply: z.object({ migrationId: UuidSchema, steps: z.array(StepRecordSchema) }),
 });

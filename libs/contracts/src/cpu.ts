@@ -22,6 +22,9 @@ export type EvaluateCpu = z.infer<typeof EvaluateCpuSchema>;
 
 export const LadderEntrySchema = z.object({
   mode: z.string(),
+  order: z.number(),
+  /** true: a generation's TSX mode; false: its -noTSX sibling; null: no TSX distinction. */
+  tsx: z.boolean().nullable(),
   supported: z.boolean(),
   missing: z.array(z.string()),
 });
@@ -32,6 +35,13 @@ export const CpuEvaluationSchema = z.object({
   features: z.array(z.string()),
   maxImcMode: z.string().nullable(),
   ladder: z.array(LadderEntrySchema),
+  /** Highest x86-64 psABI level (x86-64-v1..v4). */
+  psabiLevel: z.string().nullable(),
+  /** Features a guest gets although the host does not report them (hypervisor-supplied; Intel's 64-bit-only syscall). */
+  assumed: z.array(z.string()),
+  /** Input names that are no catalog feature (ignored). */
+  unknown: z.array(z.string()),
+  notes: z.array(z.string()),
 });
 export type CpuEvaluation = z.infer<typeof CpuEvaluationSchema>;
 
@@ -51,6 +61,8 @@ export const VerdictSchema = z.object({
   baseline: z.string(),
   missing: z.array(z.string()),
   vendorMismatch: z.boolean(),
+  /** MSR features of the baseline: CPUID and /proc/cpuinfo cannot show them, so they are not checked. */
+  unchecked: z.array(z.string()),
   reason: z.string(),
 });
 export type Verdict = z.infer<typeof VerdictSchema>;
@@ -60,4 +72,43 @@ export const CpuVerdict = defineRequest({
   description: 'Saga step 1: may a VM with this baseline run on the target host?',
   request: VerdictRequestSchema,
   reply: VerdictSchema,
+});
+
+export const CpuModelSchema = z.object({
+  name: z.string(),
+  aliases: z.array(z.string()),
+  vendor: VendorSchema.nullable(),
+  ladder: z.string(),
+  order: z.number(),
+  /** The `-cpu` argument that presents exactly this baseline to a QEMU guest. */
+  qemuCpu: z.string(),
+  features: z.array(z.string()),
+});
+export type CpuModel = z.infer<typeof CpuModelSchema>;
+
+export const GetCpuModel = defineRequest({
+  subject: 'cpu.model.get',
+  description: 'One CPU baseline (IMC mode) of the catalog, by name or alias.',
+  request: z.object({ name: z.string().min(1) }),
+  reply: z.object({ model: CpuModelSchema }),
+});
+
+export const PlanHostSchema = z.object({ id: z.string().min(1), vendor: VendorSchema, features: z.array(z.string()) });
+export const ClusterPlanSchema = z.object({
+  /** Highest mode every host supports; null when none (say why in `reason`). */
+  mode: z.string().nullable(),
+  reason: z.string(),
+  /** The hosts whose own highest mode is the cluster's: they hold it down. */
+  holdingDown: z.array(z.string()),
+  /** What the mode would be without each host. */
+  withoutHost: z.array(z.object({ hostId: z.string(), mode: z.string().nullable() })),
+  hostModes: z.array(z.object({ hostId: z.string(), mode: z.string().nullable() })),
+});
+export type ClusterPlan = z.infer<typeof ClusterPlanSchema>;
+
+export const PlanCluster = defineRequest({
+  subject: 'cpu.cluster.plan',
+  description: 'The mode a set of hosts would get, which hosts hold it down, and the mode without each.',
+  request: z.object({ hosts: z.array(PlanHostSchema).min(1, 'a plan needs at least one host') }),
+  reply: ClusterPlanSchema,
 });

@@ -28,17 +28,17 @@ const MigrationRef = { migrationId: UuidSchema, vmId: UuidSchema };
 export const MigrationRequested = defineEvent({
   type: 'migration.requested',
   description: 'A migration was accepted.',
-  data: z.object({ ...MigrationRef, sourceHostId: HostIdSchema, targetHostId: HostIdSchema }),
+  data: z.looseObject({ ...MigrationRef, sourceHostId: HostIdSchema, targetHostId: HostIdSchema }),
 });
 export const MigrationStepCompleted = defineEvent({
   type: 'migration.step-completed',
   description: 'One saga step completed.',
-  data: z.object({ ...MigrationRef, step: StepNumberSchema, stepName: StepNameSchema, durationMs: z.number().min(0) }),
+  data: z.looseObject({ ...MigrationRef, step: StepNumberSchema, stepName: StepNameSchema, durationMs: z.number().min(0) }),
 });
 export const MigrationCompleted = defineEvent({
   type: 'migration.completed',
   description: 'The VM runs on the target host and inventory says so.',
-  data: z.object({
+  data: z.looseObject({
     ...MigrationRef,
     sourceHostId: HostIdSchema,
     targetHostId: HostIdSchema,
@@ -50,18 +50,18 @@ export const MigrationCompleted = defineEvent({
 });
 export const MigrationFailed = defineEvent({
   type: 'migration.failed',
-  description: 'A step failed; what failed, why, and what happens next.',
-  data: z.object({ ...MigrationRef, step: StepNumberSchema, stepName: StepNameSchema, code: z.string(), reason: z.string() }),
+  description: 'A migration failed: which step, the error code and the reason (and, when a human must look, why).',
+  data: z.looseObject({ ...MigrationRef, step: z.number().int().min(0).max(9), stepName: z.string(), code: z.string(), reason: z.string() }),
 });
 export const MigrationRolledBack = defineEvent({
   type: 'migration.rolled-back',
   description: 'A failed migration was compensated: the VM runs on the source as before.',
-  data: z.object({ ...MigrationRef, step: StepNumberSchema, reason: z.string(), hostId: HostIdSchema }),
+  data: z.looseObject({ ...MigrationRef, step: StepNumberSchema, reason: z.string(), hostId: HostIdSchema }),
 });
 export const MigrationCancelled = defineEvent({
   type: 'migration.cancelled',
   description: 'A migration was cancelled before the point of no return and compensated.',
-  data: z.object({ ...MigrationRef, reason: z.string(), by: z.string() }),
+  data: z.looseObject({ ...MigrationRef, reason: z.string(), by: z.string() }),
 });
 export const HostRegistered = defineEvent({
   type: 'host.registered',

@@ -13,6 +13,7 @@ export const CreateMigrationSchema = z
 export type CreateMigration = z.infer<typeof CreateMigrationSchema>;
 
 export const MigrationStateSchema = z.enum([
+  'created',
   'running',
   'compensating',
   'completed',
@@ -21,22 +22,39 @@ export const MigrationStateSchema = z.enum([
   'failed-needs-attention',
 ]);
 export type MigrationState = z.infer<typeof MigrationStateSchema>;
+export const TERMINAL_MIGRATION_STATES: readonly MigrationState[] = ['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'];
 
-export const StepStatusSchema = z.enum(['pending', 'running', 'completed', 'failed', 'compensating', 'compensated', 'skipped']);
+export const StepStatusSchema = z.enum([
+  'pending',
+  'running',
+  'completed',
+  'failed',
+  'compensating',
+  'compensated',
+  'compensation-failed',
+  'skipped',
+]);
+
+const StepErrorSchema = z.object({ code: z.string(), message: z.string(), retryable: z.boolean() });
 
 export const MigrationStepViewSchema = z.object({
   number: StepNumberSchema,
   name: StepNameSchema,
+  actor: z.enum(['scheduler', 'source', 'target', 'source+target']),
   status: StepStatusSchema,
   attempt: z.number().int().min(0),
   startedAt: IsoTimeSchema.nullable(),
   endedAt: IsoTimeSchema.nullable(),
   durationMs: z.number().nullable(),
-  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  error: StepErrorSchema.nullable(),
+  compensation: z
+    .object({ name: z.string(), attempt: z.number(), startedAt: IsoTimeSchema, endedAt: IsoTimeSchema.nullable(), error: StepErrorSchema.nullable() })
+    .nullable(),
 });
 
 export const MigrationResultSchema = z.object({
   totalTimeMs: z.number(),
+  /** As the guest saw it: source paused (step 5) to target resumed (step 7). */
   downtimeMs: z.number(),
   bytesTransferred: z.number(),
   passes: z.number().int(),
@@ -53,8 +71,14 @@ export const MigrationViewSchema = z.object({
   createdAt: IsoTimeSchema,
   updatedAt: IsoTimeSchema,
   finishedAt: IsoTimeSchema.nullable(),
+  currentStep: z.object({ number: StepNumberSchema, name: StepNameSchema, status: StepStatusSchema }).nullable(),
+  cancellable: z.boolean(),
   steps: z.array(MigrationStepViewSchema),
   result: MigrationResultSchema.nullable(),
-  failure: z.object({ step: StepNumberSchema, code: z.string(), message: z.string() }).nullable(),
+  failure: z.object({ step: z.number(), stepName: z.string(), code: z.string(), message: z.string() }).nullable(),
+  /** The latest progress sample of the memory transfer, while one runs. */
+  progress: z.record(z.string(), z.unknown()).nullable(),
 });
 export type MigrationView = z.infer<typeof MigrationViewSchema>;
+
+export const CancelMigrationSchema = z.object({ reason: z.string().max(500).optional() }).strict();

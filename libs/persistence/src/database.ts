@@ -88,7 +88,19 @@ export function serviceDataSourceOptions(o: ServiceDataSourceOptions): DataSourc
     migrationsTableName: 'typeorm_migrations',
     migrationsTransactionMode: 'each',
     synchronize: false,
-    extra: { max: o.poolSize ?? 10, connectionTimeoutMillis: 5_000 },
-    logging: ['error', 'warn', 'migration'],
+    // raw SQL in migrations and queries resolves to the service's own schema first
+    extra: { max: o.poolSize ?? 10, connectionTimeoutMillis: 5_000, options: `-c search_path=${o.schema}` },
+    // query errors are mapped to typed errors by the services; unexpected ones are logged at the edge
+    logging: ['warn', 'migration'],
   };
+}
+
+/**
+ * Runs an `UPDATE/DELETE … RETURNING` and gives back its rows. (TypeORM's postgres driver answers such a
+ * statement with `[rows, affectedCount]` but a SELECT with the rows alone.)
+ */
+export async function queryReturning<T>(runner: { query(sql: string, params?: unknown[]): Promise<unknown> }, sql: string, params: unknown[] = []): Promise<T[]> {
+  const result = await runner.query(sql, params);
+  if (Array.isArray(result) && result.length === 2 && Array.isArray(result[0]) && typeof result[1] === 'number') return result[0] as T[];
+  return result as T[];
 }

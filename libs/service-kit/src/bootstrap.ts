@@ -1,4 +1,4 @@
-import { INestApplication, Logger, LogLevel, Type } from '@nestjs/common';
+import { DynamicModule, INestApplication, Logger, LogLevel, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { isFlexmigError } from '@flexmig/contracts';
@@ -16,7 +16,7 @@ export interface ServiceSpec {
   port: number;
   logLevel: string;
   /** Builds the root module once the bus is connected. */
-  module: (bus: NatsBus) => Type<unknown> | Promise<Type<unknown>>;
+  module: (bus: NatsBus) => Type<unknown> | DynamicModule | Promise<Type<unknown> | DynamicModule>;
   bus: { url: string; prefix: string };
   /** Subject parameters for `@MessagePattern` templates (the agent's `{hostId}`). */
   subjectParams?: Params;

@@ -1,0 +1,39 @@
+import { HostCpu, MigrationProgress, StepCommand, TransferStats, VmSpec, AgentVm } from '@flexmig/contracts';
+
+export type ProgressSink = (p: Omit<MigrationProgress, 'migrationId' | 'vmId' | 'hostId' | 'at' | 'step'>) => void;
+
+/**
+ * What a hypervisor must do for flexmig. One method per saga step and per compensation, each safe to
+ * call again after it succeeded (the agent also de-duplicates repeats by migration, step and role).
+ */
+export interface HypervisorDriver {
+  readonly kind: 'sim' | 'qemu';
+  hostCpu(): Promise<HostCpu>;
+  capacity(): { memoryMiB: number; vcpus: number };
+  listVms(): AgentVm[];
+  startVm(spec: VmSpec): Promise<void>;
+
+  /** Step 2, target: prepare an incoming VM that waits for the stream. */
+  prepareIncoming(cmd: StepCommand): Promise<void>;
+  /** Compensation of 2 and 6 on the target. */
+  destroyIncoming(vmId: string): Promise<void>;
+  /** Step 3, source: the first full copy of memory. */
+  transferMemory(cmd: StepCommand, progress: ProgressSink): Promise<TransferStats>;
+  /** Step 4, source: iterate until what is left fits the downtime budget (per the policy). */
+  syncMemory(cmd: StepCommand, progress: ProgressSink): Promise<TransferStats>;
+  /** Compensation of 3 and 4: cancel the stream; the VM keeps running on the source. */
+  cancelTransfer(vmId: string): Promise<void>;
+  /** Step 5, source: pause the guest (downtime starts). Returns when it stopped. */
+  pauseSource(vmId: string): Promise<Date>;
+  /** Compensation of 5 and 6 on the source: resume the guest where it was. */
+  resumeSource(vmId: string): Promise<void>;
+  /** Step 6, source: send CPU and device state and the last dirty pages. */
+  transferState(cmd: StepCommand): Promise<TransferStats>;
+  /** Step 6, target: the state has arrived and loaded; the guest is paused, ready to run. */
+  confirmIncoming(cmd: StepCommand): Promise<void>;
+  /** Step 7, target: run the guest. Returns when it runs. */
+  resumeTarget(vmId: string): Promise<Date>;
+  /** Step 8, source: stop the source copy and release its resources. */
+  stopSource(vmId: string): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,114 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { ErrorCode, FlexmigError, MigrationProgressMessage, POINT_OF_NO_RETURN, Role, StepCommand, StepRecord, StepReply } from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
+import { HypervisorDriver } from './drivers/driver';
+import { StepLedger } from './step-ledger';
+import { AGENT_ENV, AgentEnv } from './config';
+
+export const HYPERVISOR_DRIVER = Symbol('HYPERVISOR_DRIVER');
+
+const wrongRole = (cmd: StepCommand, role: Role) =>
+  new FlexmigError(ErrorCode.ValidationFailed, `step ${cmd.step} (${cmd.stepName}) is run by the ${role} agent, not the ${cmd.role}`);
+
+/** Runs the saga's host-local steps through the hypervisor driver; the scheduler decides, the agent acts. */
+@Injectable()
+export class MigrationStepsService {
+  private readonly log = new Logger('steps');
+  private readonly ledger = new StepLedger();
+
+  constructor(
+    @Inject(HYPERVISOR_DRIVER) private readonly driver: HypervisorDriver,
+    private readonly bus: NatsBus,
+    @Inject(AGENT_ENV) private readonly env: AgentEnv,
+  ) {}
+
+  run(cmd: StepCommand): Promise<StepReply> {
+    return this.ledger.run(cmd, async () => {
+      const t = Date.now();
+      const out = await this.execute(cmd);
+      this.log.log(`migration ${cmd.migrationId}: step ${cmd.step} ${cmd.stepName} (${cmd.role}) done in ${Date.now() - t} ms`);
+      return out;
+    });
+  }
+
+  private async execute(cmd: StepCommand): Promise<Omit<StepReply, 'repeated' | 'migrationId' | 'step' | 'attempt' | 'finishedAt'>> {
+    const d = this.driver;
+    const progress = (p: Parameters<Parameters<HypervisorDriver['transferMemory']>[1]>[0]) =>
+      this.bus.publish(
+        MigrationProgressMessage,
+        { ...p, migrationId: cmd.migrationId, vmId: cmd.vm.id, hostId: this.env.HOST_ID, step: cmd.step, at: new Date().toISOString() },
+        { migrationId: cmd.migrationId },
+      );
+    switch (cmd.stepName) {
+      case 'transfer-config':
+        if (cmd.role !== 'target') throw wrongRole(cmd, 'target');
+        await d.prepareIncoming(cmd);
+        return {};
+      case 'transfer-memory':
+        if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
+        return { stats: await d.transferMemory(cmd, progress) };
+      case 'sync-memory':
+        if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
+        return { stats: await d.syncMemory(cmd, progress) };
+      case 'pause-source':
+        if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
+        return { pausedAt: (await d.pauseSource(cmd.vm.id)).toISOString() };
+      case 'transfer-state':
+        if (cmd.role === 'source') return { stats: await d.transferState(cmd) };
+        await d.confirmIncoming(cmd);
+        return {};
+      case 'resume-target':
+        if (cmd.role !== 'target') throw wrongRole(cmd, 'target');
+        return { resumedAt: (await d.resumeTarget(cmd.vm.id)).toISOString() };
+      case 'stop-source':
+        if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
+        await d.stopSource(cmd.vm.id);
+        return {};
+      case 'verify-compatibility':
+      case 'commit':
+        throw new FlexmigError(ErrorCode.ValidationFailed, `step ${cmd.stepName} is the scheduler's, not an agent's`);
+      default: {
+        const never: never = cmd.stepName;
+        throw new FlexmigError(ErrorCode.ValidationFailed, `unknown step ${String(never)}`);
+      }
+    }
+  }
+
+  /** Undoes a completed step before the point of no return. Idempotent. */
+  async compensate(c: { migrationId: string; step: number; role: Role; vmId: string }): Promise<{ done: boolean; note?: string }> {
+    if (c.step >= POINT_OF_NO_RETURN) {
+      throw new FlexmigError(ErrorCode.Conflict, `step ${c.step} is at or past the point of no return (${POINT_OF_NO_RETURN}): it is never undone`);
+    }
+    const d = this.driver;
+    let note: string | undefined;
+    switch (c.step) {
+      case 2:
+        await d.destroyIncoming(c.vmId);
+        note = 'incoming VM destroyed';
+        break;
+      case 3:
+      case 4:
+        await d.cancelTransfer(c.vmId);
+        note = 'memory stream cancelled; the VM runs on the source';
+        break;
+      case 5:
+        await d.resumeSource(c.vmId);
+        note = 'VM resumed on the source';
+        break;
+      case 6:
+        if (c.role === 'source') await d.resumeSource(c.vmId);
+        else await d.destroyIncoming(c.vmId);
+        note = c.role === 'source' ? 'VM resumed on the source' : 'target copy destroyed';
+        break;
+      default:
+        return { done: false, note: `step ${c.step} has nothing to undo on an agent` };
+    }
+    this.ledger.markCompensated(c.migrationId, c.step, c.role);
+    this.log.log(`migration ${c.migrationId}: compensated step ${c.step} (${c.role}): ${note}`);
+    return { done: true, note };
+  }
+
+  records(migrationId: string, step?: number, attempt?: number): StepRecord[] {
+    return this.ledger.query(migrationId, step, attempt);
+  }
+}

@@ -1,0 +1,17 @@
+import 'reflect-metadata';
+import { CommonEnvSchema, loadEnv, port, runMain, startService } from '@flexmig/service-kit';
+import { CpuCompatModule } from './cpu-compat.module';
+
+const CpuCompatEnvSchema = CommonEnvSchema.extend({ PORT: port(3003) });
+
+runMain('cpu-compat', async () => {
+  const env = loadEnv(CpuCompatEnvSchema);
+  await startService({
+    name: 'cpu-compat',
+    description: 'The CPU model catalog, host evaluation, migration verdicts, CPUID masks and cluster planning. Stateless.',
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL,
+    bus: { url: env.NATS_URL, prefix: env.SUBJECT_PREFIX },
+    module: (bus) => CpuCompatModule.forRoot(bus),
+  });
+});

@@ -1,0 +1,67 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { Cluster, CreateCluster } from '@flexmig/contracts';
+import { ClusterEntity, HostEntity } from '../entities';
+import { clusterView, hostView } from '../views';
+import { clusterNameTaken, clusterNotFound } from '../errors';
+import { CpuCompatClient } from '../cpu/cpu-compat.client';
+import { allocations, none } from '../capacity';
+
+const UNIQUE_VIOLATION = '23505';
+
+@Injectable()
+export class ClustersService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly cpu: CpuCompatClient,
+  ) {}
+
+  async create(input: CreateCluster): Promise<Cluster> {
+    // validate first: nothing is written for a bad mode name
+    const imcMode = input.imcMode ? (await this.cpu.model(input.imcMode)).name : null;
+    try {
+      const saved = await this.db.getRepository(ClusterEntity).save({ name: input.name, imcMode });
+      return clusterView(await this.db.getRepository(ClusterEntity).findOneByOrFail({ id: saved.id }));
+    } catch (e) {
+      if ((e as { code?: string }).code === UNIQUE_VIOLATION) throw clusterNameTaken(input.name);
+      throw e;
+    }
+  }
+
+  async list(): Promise<Cluster[]> {
+    return (await this.db.getRepository(ClusterEntity).find({ order: { createdAt: 'ASC' } })).map(clusterView);
+  }
+
+  async entity(id: string): Promise<ClusterEntity> {
+    const c = await this.db.getRepository(ClusterEntity).findOneBy({ id });
+    if (!c) throw clusterNotFound(id);
+    return c;
+  }
+
+  /** The cluster with its hosts and the baseline its VMs get by default. */
+  async detail(id: string) {
+    const cluster = await this.entity(id);
+    const hosts = await this.db.getRepository(HostEntity).find({ where: { clusterId: id }, order: { id: 'ASC' } });
+    const held = await allocations(this.db.manager, hosts.map((h) => h.id));
+    const views = hosts.map((h) => hostView(h, held.get(h.id) ?? none));
+    const plan = views.length ? await this.cpu.plan(views) : null;
+    return {
+      ...clusterView(cluster),
+      effectiveMode: cluster.imcMode ?? plan?.mode ?? null,
+      hosts: views,
+      plan,
+    };
+  }
+
+  /** The cluster for a registering host: by id, or by name (created when missing). */
+  async resolveForHost(ref: { clusterId?: string; clusterName?: string }): Promise<ClusterEntity> {
+    const repo = this.db.getRepository(ClusterEntity);
+    if (ref.clusterId) return this.entity(ref.clusterId);
+    const name = ref.clusterName!;
+    const found = await repo.findOneBy({ name });
+    if (found) return found;
+    await repo.createQueryBuilder().insert().values({ name, imcMode: null }).orIgnore().execute();
+    return repo.findOneByOrFail({ name });
+  }
+}

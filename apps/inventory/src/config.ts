@@ -1,0 +1,19 @@
+import { z } from 'zod';
+import { CommonEnvSchema, DatabaseEnvSchema, millis, port } from '@flexmig/service-kit';
+
+export const InventoryEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape).extend({
+  PORT: port(3001),
+  /** A host whose agent has been silent this long is marked down (3 missed heartbeats at the default 2 s). */
+  HOST_DOWN_AFTER_MS: millis(6_000),
+  HOST_CHECK_INTERVAL_MS: millis(1_000),
+  /** How long POST /vms waits for the agent to start the VM. */
+  VM_START_TIMEOUT_MS: millis(30_000),
+});
+export type InventoryEnv = z.infer<typeof InventoryEnvSchema>;
+
+export interface InventoryConfig {
+  hostDownAfterMs: number;
+  hostCheckIntervalMs: number;
+  vmStartTimeoutMs: number;
+}
+export const INVENTORY_CONFIG = Symbol('INVENTORY_CONFIG');

@@ -1,0 +1,89 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
+import { ClusterSchema, CreateClusterSchema, CreateVmSchema, HostIdSchema, HostSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
+import type { CreateCluster, CreateVm } from '@flexmig/contracts';
+import { ApiZodBody, ApiZodResponse, ErrorResponses, ZodPipe } from '@flexmig/service-kit';
+import { ClustersService } from './clusters/clusters.service';
+import { HostsService } from './hosts/hosts.service';
+import { VmsService } from './vms/vms.service';
+
+const uuidParam = (what: string) => new ZodPipe(UuidSchema, what);
+
+@ApiTags('clusters')
+@Controller('api/v1/clusters')
+export class ClustersController {
+  constructor(private readonly clusters: ClustersService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Create a cluster, optionally with its CPU baseline (IMC mode).' })
+  @ApiZodBody(CreateClusterSchema)
+  @ApiZodResponse(201, ClusterSchema, 'the cluster')
+  @ErrorResponses(400, 404, 409)
+  create(@Body(new ZodPipe(CreateClusterSchema)) body: CreateCluster) {
+    return this.clusters.create(body);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'All clusters.' })
+  async list() {
+    return { items: await this.clusters.list() };
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'A cluster with its hosts and the CPU baseline its VMs get by default.' })
+  @ErrorResponses(400, 404)
+  get(@Param('id', uuidParam('cluster id')) id: string) {
+    return this.clusters.detail(id);
+  }
+}
+
+@ApiTags('hosts')
+@Controller('api/v1/hosts')
+export class HostsController {
+  constructor(private readonly hosts: HostsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'All hosts (registered by their agents), with their highest CPU baseline.' })
+  @ApiQuery({ name: 'clusterId', required: false })
+  async list(@Query(new ZodPipe(z.object({ clusterId: UuidSchema.optional() }), 'query')) q: { clusterId?: string }) {
+    return { items: await this.hosts.list(q) };
+  }
+
+  @Get(':id')
+  @ApiZodResponse(200, HostSchema, 'the host')
+  @ErrorResponses(400, 404)
+  get(@Param('id', new ZodPipe(HostIdSchema, 'host id')) id: string) {
+    return this.hosts.get(id);
+  }
+}
+
+@ApiTags('vms')
+@Controller('api/v1/vms')
+export class VmsController {
+  constructor(private readonly vms: VmsService) {}
+
+  @Post()
+  @HttpCode(201)
+  @ApiOperation({ summary: 'Create a VM and start it on a host through its agent; answers once it runs.' })
+  @ApiZodBody(CreateVmSchema)
+  @ApiZodResponse(201, VmSchema, 'the running VM')
+  @ErrorResponses(400, 404, 409, 422, 502, 503)
+  create(@Body(new ZodPipe(CreateVmSchema)) body: CreateVm) {
+    return this.vms.create(body);
+  }
+
+  @Get()
+  @ApiQuery({ name: 'hostId', required: false })
+  @ApiQuery({ name: 'clusterId', required: false })
+  async list(@Query(new ZodPipe(z.object({ hostId: HostIdSchema.optional(), clusterId: UuidSchema.optional() }), 'query')) q: { hostId?: string; clusterId?: string }) {
+    return { items: await this.vms.list(q) };
+  }
+
+  @Get(':id')
+  @ApiZodResponse(200, VmSchema, 'the VM, with its host, state and CPU baseline')
+  @ErrorResponses(400, 404)
+  get(@Param('id', uuidParam('VM id')) id: string) {
+    return this.vms.get(id);
+  }
+}

@@ -1,0 +1,48 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { NatsBus, MessagingModule } from '@flexmig/messaging';
+import { serviceDataSourceOptions } from '@flexmig/persistence';
+import { HealthModule, READINESS_CHECKS } from '@flexmig/service-kit';
+import { inventoryEntities } from './entities';
+import { inventoryMigrations } from './migrations';
+import { INVENTORY_CONFIG, InventoryConfig } from './config';
+import { CpuCompatClient } from './cpu/cpu-compat.client';
+import { ClustersService } from './clusters/clusters.service';
+import { HostsService } from './hosts/hosts.service';
+import { VmsService } from './vms/vms.service';
+import { ReservationsService } from './reservations/reservations.service';
+import { ClustersController, HostsController, VmsController } from './http.controllers';
+import { InventoryHandlers } from './nats.handlers';
+
+export const INVENTORY_SCHEMA = 'inventory';
+
+@Module({})
+export class InventoryModule {
+  static forRoot(opts: { bus: NatsBus; databaseUrl: string; config: InventoryConfig }): DynamicModule {
+    return {
+      module: InventoryModule,
+      imports: [
+        MessagingModule.forBus(opts.bus, 'inventory'),
+        TypeOrmModule.forRoot(
+          serviceDataSourceOptions({ url: opts.databaseUrl, schema: INVENTORY_SCHEMA, entities: inventoryEntities, migrations: inventoryMigrations }),
+        ),
+        HealthModule,
+      ],
+      controllers: [ClustersController, HostsController, VmsController, InventoryHandlers],
+      providers: [
+        { provide: INVENTORY_CONFIG, useValue: opts.config },
+        CpuCompatClient,
+        ClustersService,
+        HostsService,
+        VmsService,
+        ReservationsService,
+        {
+          provide: READINESS_CHECKS,
+          inject: [DataSource],
+          useFactory: (db: DataSource) => [{ name: 'postgres', check: async () => (await db.query('SELECT 1')).length === 1 }],
+        },
+      ],
+    };
+  }
+}

@@ -1,0 +1,27 @@
+import 'reflect-metadata';
+import { ensureDatabaseAndSchema } from '@flexmig/persistence';
+import { loadEnv, runMain, startService } from '@flexmig/service-kit';
+import { InventoryEnvSchema } from './config';
+import { INVENTORY_SCHEMA, InventoryModule } from './inventory.module';
+
+runMain('inventory', async () => {
+  const env = loadEnv(InventoryEnvSchema);
+  await ensureDatabaseAndSchema(env.DATABASE_URL, INVENTORY_SCHEMA);
+  await startService({
+    name: 'inventory',
+    description: 'Clusters, hosts (CPU, capacity, liveness) and VMs: where each VM runs.',
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL,
+    bus: { url: env.NATS_URL, prefix: env.SUBJECT_PREFIX },
+    module: (bus) =>
+      InventoryModule.forRoot({
+        bus,
+        databaseUrl: env.DATABASE_URL,
+        config: {
+          hostDownAfterMs: env.HOST_DOWN_AFTER_MS,
+          hostCheckIntervalMs: env.HOST_CHECK_INTERVAL_MS,
+          vmStartTimeoutMs: env.VM_START_TIMEOUT_MS,
+        },
+      }),
+  });
+});

@@ -1,0 +1,148 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { randomUUID } from 'node:crypto';
+import { DataSource, EntityManager } from 'typeorm';
+import { CreateVm, ErrorCode, FlexmigError, StartVm, Vm, VmStarted } from '@flexmig/contracts';
+import { EventPublisher, NatsBus } from '@flexmig/messaging';
+import { ClusterEntity, HostEntity, ReservationEntity, VmEntity } from '../entities';
+import { vmView } from '../views';
+import { hostDown, hostInMaintenance, insufficientCapacity, vmNotFound } from '../errors';
+import { CpuCompatClient } from '../cpu/cpu-compat.client';
+import { HostsService } from '../hosts/hosts.service';
+import { allocations, none } from '../capacity';
+import { INVENTORY_CONFIG, InventoryConfig } from '../config';
+
+/** Checks that a host can take `need` more, inside a transaction that holds the host's row lock. */
+export async function lockHostWithRoom(m: EntityManager, hostId: string, need: { memoryMiB: number; vcpus: number }): Promise<HostEntity> {
+  const host = await m.getRepository(HostEntity).findOne({ where: { id: hostId }, lock: { mode: 'pessimistic_write' } });
+  if (!host) throw new FlexmigError(ErrorCode.NotFound, `host ${hostId} does not exist`, { hostId });
+  if (host.state !== 'up') throw hostDown(hostId);
+  if (host.maintenance) throw hostInMaintenance(hostId);
+  const held = (await allocations(m, [hostId])).get(hostId) ?? none;
+  const free = { memoryMiB: host.memoryMiB - held.memoryMiB, vcpus: host.vcpus - held.vcpus };
+  if (free.memoryMiB < need.memoryMiB || free.vcpus < need.vcpus) throw insufficientCapacity(hostId, need, free);
+  return host;
+}
+
+@Injectable()
+export class VmsService {
+  private readonly log = new Logger(VmsService.name);
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly bus: NatsBus,
+    private readonly cpu: CpuCompatClient,
+    private readonly hosts: HostsService,
+    private readonly events: EventPublisher,
+    @Inject(INVENTORY_CONFIG) private readonly config: InventoryConfig,
+  ) {}
+
+  /**
+   * Creates a VM and starts it on its host through the host's agent; returns once it runs.
+   * Every check happens before anything is written; if the agent cannot start it, the record is removed.
+   */
+  async create(input: CreateVm): Promise<Vm> {
+    const host = await this.hosts.entity(input.hostId);
+    if (host.state !== 'up') throw hostDown(host.id);
+    const cpuBaseline = await this.baselineFor(host, input.cpuBaseline);
+    const id = randomUUID();
+    await this.db.transaction(async (m) => {
+      await lockHostWithRoom(m, host.id, input);
+      await m.getRepository(VmEntity).insert({
+        id,
+        name: input.name,
+        clusterId: host.clusterId,
+        hostId: host.id,
+        memoryMiB: input.memoryMiB,
+        vcpus: input.vcpus,
+        cpuBaseline,
+        state: 'starting',
+      });
+    });
+    try {
+      await this.bus.request(
+        StartVm,
+        { vm: { id, name: input.name, memoryMiB: input.memoryMiB, vcpus: input.vcpus, cpuBaseline } },
+        { params: { hostId: host.id }, timeoutMs: this.config.vmStartTimeoutMs },
+      );
+    } catch (e) {
+      await this.db.getRepository(VmEntity).delete({ id });
+      const why = (e as Error).message;
+      throw new FlexmigError(
+        (e as FlexmigError).code === ErrorCode.Unavailable ? ErrorCode.Unavailable : ErrorCode.AgentFailed,
+        `the agent of host ${host.id} could not start VM ${input.name}: ${why}`,
+        { hostId: host.id },
+      );
+    }
+    await this.db.getRepository(VmEntity).update({ id }, { state: 'running' });
+    await this.events.publish(VmStarted, { vmId: id, hostId: host.id, cpuBaseline }, { id: `${id}:started`, subject: id });
+    this.log.log(`VM ${input.name} (${id}) runs on ${host.id} with CPU baseline ${cpuBaseline}`);
+    return this.get(id);
+  }
+
+  /**
+   * The baseline a new VM gets: the one asked for (which the host must support), else the cluster's
+   * IMC mode, else the highest mode every host of the cluster passes, so the VM can move to any of them.
+   */
+  private async baselineFor(host: HostEntity, asked: string | undefined): Promise<string> {
+    const cpu = { vendor: host.cpuVendor as 'Intel', modelName: host.cpuModelName, features: host.cpuFeatures };
+    if (asked) {
+      const verdict = await this.cpu.verdict(asked, cpu);
+      if (!verdict.compatible) {
+        throw new FlexmigError(ErrorCode.CpuIncompatible, `host ${host.id} cannot run CPU baseline ${verdict.baseline}: ${verdict.reason}`, {
+          hostId: host.id,
+          baseline: verdict.baseline,
+          missing: verdict.missing,
+        });
+      }
+      return verdict.baseline;
+    }
+    const cluster = await this.db.getRepository(ClusterEntity).findOneByOrFail({ id: host.clusterId });
+    if (cluster.imcMode) return cluster.imcMode;
+    const members = await this.hosts.list({ clusterId: cluster.id });
+    const plan = await this.cpu.plan(members);
+    if (!plan.mode) {
+      throw new FlexmigError(ErrorCode.CpuIncompatible, `cluster ${cluster.name} has no CPU baseline common to its hosts: ${plan.reason}`, {
+        clusterId: cluster.id,
+      });
+    }
+    return plan.mode;
+  }
+
+  async get(id: string): Promise<Vm> {
+    const vm = await this.db.getRepository(VmEntity).findOneBy({ id });
+    if (!vm) throw vmNotFound(id);
+    return vmView(vm);
+  }
+
+  async list(filter: { hostId?: string; clusterId?: string }): Promise<Vm[]> {
+    const where: Partial<VmEntity> = {};
+    if (filter.hostId) where.hostId = filter.hostId;
+    if (filter.clusterId) where.clusterId = filter.clusterId;
+    return (await this.db.getRepository(VmEntity).find({ where, order: { createdAt: 'ASC' } })).map(vmView);
+  }
+
+  /**
+   * Saga step 9: the VM runs on the target now; its reservation becomes its allocation.
+   * Idempotent: a repeat after success returns the VM as it is.
+   */
+  async relocate(r: { migrationId: string; vmId: string; fromHostId: string; toHostId: string }): Promise<Vm> {
+    await this.db.transaction(async (m) => {
+      const vm = await m.getRepository(VmEntity).findOne({ where: { id: r.vmId }, lock: { mode: 'pessimistic_write' } });
+      if (!vm) throw vmNotFound(r.vmId);
+      if (vm.hostId === r.toHostId) {
+        await m.getRepository(ReservationEntity).delete({ migrationId: r.migrationId });
+        return;
+      }
+      if (vm.hostId !== r.fromHostId) {
+        throw new FlexmigError(ErrorCode.Conflict, `VM ${r.vmId} is on ${vm.hostId}, not on ${r.fromHostId} as migration ${r.migrationId} says`, {
+          vmId: r.vmId,
+          hostId: vm.hostId,
+        });
+      }
+      await m.getRepository(VmEntity).update({ id: r.vmId }, { hostId: r.toHostId, state: 'running' });
+      await m.getRepository(ReservationEntity).delete({ migrationId: r.migrationId });
+    });
+    return this.get(r.vmId);
+  }
+}

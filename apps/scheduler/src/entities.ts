@@ -1,0 +1,38 @@
+import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
+import type { MigrationPolicy, VmSpec } from '@flexmig/contracts';
+import type { SagaState } from '@flexmig/saga';
+
+/** One migration: its saga state (JSONB, the whole truth) plus the columns queries and leases need. */
+@Entity({ name: 'migrations' })
+export class MigrationEntity {
+  @PrimaryColumn('uuid') id: string;
+  @Column('uuid', { name: 'vm_id' }) vmId: string;
+  @Column('uuid', { name: 'cluster_id' }) clusterId: string;
+  @Column('text', { name: 'source_host_id' }) sourceHostId: string;
+  @Column('text', { name: 'target_host_id' }) targetHostId: string;
+  /** The saga's phase, denormalised for queries and the one-active-migration-per-VM index. */
+  @Column('text') state: string;
+  @Column('jsonb') saga: SagaState;
+  @Column('jsonb') vm: VmSpec;
+  @Column('jsonb') policy: MigrationPolicy;
+  @Column('text', { name: 'target_address' }) targetAddress: string;
+  @Column('int') version: number;
+  @Column('text', { name: 'lease_owner', nullable: true }) leaseOwner: string | null;
+  @Column('timestamptz', { name: 'lease_until', nullable: true }) leaseUntil: Date | null;
+  @Column('timestamptz', { name: 'created_at' }) createdAt: Date;
+  @Column('timestamptz', { name: 'updated_at' }) updatedAt: Date;
+  @Column('timestamptz', { name: 'finished_at', nullable: true }) finishedAt: Date | null;
+}
+
+/** Events to publish, written in the same transaction as the state that implies them (outbox). */
+@Entity({ name: 'outbox' })
+export class OutboxEntity {
+  @PrimaryGeneratedColumn('increment', { type: 'bigint' }) seq: string;
+  @Column('text', { name: 'event_id', unique: true }) eventId: string;
+  @Column('text') type: string;
+  @Column('text') subject: string;
+  @Column('jsonb') data: Record<string, unknown>;
+  @Column('timestamptz', { name: 'created_at' }) createdAt: Date;
+}
+
+export const schedulerEntities = [MigrationEntity, OutboxEntity];

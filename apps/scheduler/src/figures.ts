@@ -1,0 +1,29 @@
+import type { JsonValue, SagaState } from '@flexmig/saga';
+
+interface ReplyLike {
+  stats?: { passes?: number; bytesTransferred?: number; downtimeMs?: number };
+  pausedAt?: string;
+  resumedAt?: string;
+}
+
+const reply = (s: SagaState, step: number): ReplyLike => (s.steps[step - 1]?.result ?? {}) as ReplyLike;
+
+/**
+ * Total time, downtime, bytes and passes of a migration, from what the agents reported.
+ * Downtime is as the guest saw it: from the source pausing it (step 5) to the target resuming it
+ * (step 7), saga overhead included, not the hypervisor's own estimate.
+ */
+export function completionFigures(s: SagaState): { totalTimeMs: number; downtimeMs: number; bytesTransferred: number; passes: number } {
+  const paused = reply(s, 5).pausedAt;
+  const resumed = reply(s, 7).resumedAt;
+  const state = reply(s, 6).stats ?? reply(s, 4).stats ?? reply(s, 3).stats ?? {};
+  const downtimeMs = paused && resumed ? Math.max(0, Date.parse(resumed) - Date.parse(paused)) : (state.downtimeMs ?? 0);
+  return {
+    totalTimeMs: s.startedAt !== null && s.endedAt !== null ? s.endedAt - s.startedAt : 0,
+    downtimeMs,
+    bytesTransferred: state.bytesTransferred ?? 0,
+    passes: state.passes ?? 0,
+  };
+}
+
+export type Figures = ReturnType<typeof completionFigures> & Record<string, JsonValue>;

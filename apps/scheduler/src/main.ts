@@ -1,0 +1,23 @@
+import 'reflect-metadata';
+import { ensureDatabaseAndSchema } from '@flexmig/persistence';
+import { loadEnv, runMain, startService } from '@flexmig/service-kit';
+import { SchedulerEnvSchema } from './config';
+import { SCHEDULER_SCHEMA, SchedulerModule } from './scheduler.module';
+
+runMain('scheduler', async () => {
+  const env = loadEnv(SchedulerEnvSchema);
+  await ensureDatabaseAndSchema(env.DATABASE_URL, SCHEDULER_SCHEMA);
+  await startService({
+    name: 'scheduler',
+    description: 'Migrations: admission, the nine-step saga, recovery and cancellation.',
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL,
+    bus: { url: env.NATS_URL, prefix: env.SUBJECT_PREFIX },
+    module: (bus) =>
+      SchedulerModule.forRoot({
+        bus,
+        databaseUrl: env.DATABASE_URL,
+        config: { schedulerId: env.SCHEDULER_ID, leaseTtlMs: env.LEASE_TTL_MS, reconcileIntervalMs: env.RECONCILE_INTERVAL_MS },
+      }),
+  });
+});

@@ -1,0 +1,295 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { ErrorCode, FlexmigError, eventContract, isFlexmigError, TERMINAL_MIGRATION_STATES } from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
+import { queryReturning } from '@flexmig/persistence';
+import { isTerminal, step as sagaStep } from '@flexmig/saga';
+import type { JsonValue, SagaAction, SagaEvent, SagaState, StepError } from '@flexmig/saga';
+import { MigrationEntity, OutboxEntity } from './entities';
+import { MigrationContext, StepExecutor } from './step-executor';
+import { SCHEDULER_CONFIG, SchedulerConfig } from './config';
+import { completionFigures } from './figures';
+
+const terminal = TERMINAL_MIGRATION_STATES.map((s) => `'${s}'`).join(', ');
+/** Delay before asking an agent again when the question itself could not be asked. */
+const requeryDelayMs = 1_000;
+/** Delay before retrying to persist an event while PostgreSQL is unreachable. */
+const persistRetryDelaysMs = [200, 500, 1_000, 2_000, 5_000];
+
+export function toStepError(e: unknown): StepError {
+  if (isFlexmigError(e)) return { code: e.code, message: e.message, retryable: e.retryable };
+  return { code: ErrorCode.Internal, message: (e as Error)?.message ?? String(e), retryable: true };
+}
+
+const contextOf = (row: MigrationEntity): MigrationContext => ({ ref: row.saga.ref, vm: row.vm, policy: row.policy, targetAddress: row.targetAddress });
+
+/**
+ * The scheduler's reconcile loop around the pure saga (STYLE.md 8): load the migration under a row lock,
+ * let the saga decide, commit the new state together with the events it implies (outbox) BEFORE any
+ * command is sent, then act, and feed each outcome back as an event.
+ *
+ * Replicas share the work through leases: a migration is driven only by the replica whose lease is
+ * current; a replica that dies stops renewing, and another claims the migration and resumes it from its
+ * persisted state (`resume-after-restart`: in-flight commands are re-sent, and agents answer repeats
+ * with their first answer).
+ */
+@Injectable()
+export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly log = new Logger('saga');
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private loop?: NodeJS.Timeout;
+  private stopped = false;
+  private flushing = false;
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly bus: NatsBus,
+    private readonly executor: StepExecutor,
+    @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
+  ) {}
+
+  get replicaId(): string {
+    return this.config.schedulerId;
+  }
+
+  onApplicationBootstrap(): void {
+    const tick = async () => {
+      if (this.stopped) return;
+      try {
+        await this.renewLeases();
+        await this.claimOrphans();
+        await this.flushOutbox();
+      } catch (e) {
+        this.log.warn(`reconcile tick failed (will retry): ${(e as Error).message}`);
+      }
+      if (!this.stopped) this.loop = setTimeout(tick, this.config.reconcileIntervalMs);
+    };
+    void tick();
+  }
+
+  onApplicationShutdown(): void {
+    this.stopped = true;
+    clearTimeout(this.loop);
+    for (const t of this.timers) clearTimeout(t);
+  }
+
+  /** Inserts a new migration, already leased by this replica, and starts its saga in the same commit. */
+  async admit(row: Omit<MigrationEntity, 'version' | 'leaseOwner' | 'leaseUntil' | 'state' | 'updatedAt' | 'finishedAt'>, requested: OutboxEntity): Promise<MigrationEntity> {
+    const now = Date.now();
+    const { state, actions } = sagaStep(row.saga, { type: 'start' }, now);
+    const entity = await this.db.transaction(async (m) => {
+      const saved = await m.getRepository(MigrationEntity).save({
+        ...row,
+        saga: state,
+        state: state.phase,
+        version: 1,
+        leaseOwner: this.replicaId,
+        leaseUntil: new Date(now + this.config.leaseTtlMs),
+        updatedAt: new Date(now),
+        finishedAt: null,
+      });
+      await m.getRepository(OutboxEntity).insert(requested as never);
+      await this.enqueueEvents(m, state, actions);
+      return saved;
+    });
+    this.execute(entity, actions);
+    void this.flushOutbox();
+    return entity;
+  }
+
+  /**
+   * Applies one event to one migration: persist first, then act. Returns false when the event did not
+   * apply (stale, or the migration is driven by another replica).
+   */
+  async apply(id: string, event: SagaEvent): Promise<boolean> {
+    const outcome = await this.db.transaction(async (m) => {
+      const row = await m.getRepository(MigrationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+      if (!row) return null;
+      if (row.leaseOwner !== this.replicaId) return null; // another replica drives it now
+      const now = Date.now();
+      const { state, actions } = sagaStep(row.saga, event, now);
+      if (state === row.saga && actions.length === 0) return null; // stale or irrelevant
+      const done = isTerminal(state);
+      await m.getRepository(MigrationEntity).update(
+        { id },
+        // (cast: TypeORM's deep-partial typing of a JSONB column of this depth does not terminate)
+        {
+          saga: state,
+          state: state.phase,
+          version: row.version + 1,
+          updatedAt: new Date(now),
+          finishedAt: done ? new Date(now) : null,
+          ...(done ? { leaseOwner: null, leaseUntil: null } : {}),
+        } as never,
+      );
+      await this.enqueueEvents(m, state, actions);
+      return { row: { ...row, saga: state }, actions };
+    });
+    if (!outcome) return false;
+    this.execute(outcome.row, outcome.actions);
+    if (outcome.actions.some((a) => a.kind === 'publish')) void this.flushOutbox();
+    return true;
+  }
+
+  /** `apply` that survives a PostgreSQL outage: keeps the event and retries until it is stored. */
+  private async applyDurably(id: string, event: SagaEvent): Promise<void> {
+    for (let i = 0; !this.stopped; i++) {
+      try {
+        await this.apply(id, event);
+        return;
+      } catch (e) {
+        const wait = persistRetryDelaysMs[Math.min(i, persistRetryDelaysMs.length - 1)];
+        this.log.warn(`migration ${id}: could not persist ${event.type} (${(e as Error).message}); retrying in ${wait} ms`);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private async enqueueEvents(m: EntityManager, state: SagaState, actions: SagaAction[]): Promise<void> {
+    for (const a of actions) {
+      if (a.kind !== 'publish') continue;
+      const data: Record<string, JsonValue> = a.type === 'migration.completed' ? { ...a.data, ...completionFigures(state) } : a.data;
+      await m
+        .createQueryBuilder()
+        .insert()
+        .into(OutboxEntity)
+        .values({ eventId: a.id, type: a.type, subject: a.subject, data, createdAt: new Date() } as never)
+        .orIgnore()
+        .execute();
+    }
+  }
+
+  private later(delayMs: number, fn: () => Promise<void>): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (!this.stopped) fn().catch((e) => this.log.error(`action failed unexpectedly: ${(e as Error).stack}`));
+    }, Math.max(0, delayMs));
+    this.timers.add(t);
+  }
+
+  private execute(row: MigrationEntity, actions: SagaAction[]): void {
+    const ctx = contextOf(row);
+    const id = row.id;
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'run-step':
+          this.later((a.notBefore ?? 0) - Date.now(), async () => {
+            const timeoutMs = Math.max(1_000, a.deadline - Date.now());
+            let event: SagaEvent;
+            try {
+              const result = await this.executor.run(ctx, a, timeoutMs);
+              event = { type: 'step-succeeded', step: a.step, attempt: a.attempt, result };
+            } catch (e) {
+              event =
+                isFlexmigError(e) && e.code === ErrorCode.Timeout
+                  ? { type: 'step-timed-out', step: a.step, attempt: a.attempt }
+                  : { type: 'step-failed', step: a.step, attempt: a.attempt, error: toStepError(e) };
+              if (event.type === 'step-failed') this.log.warn(`migration ${id}: step ${a.step} ${a.name} attempt ${a.attempt} failed: ${event.error.message}`);
+            }
+            await this.applyDurably(id, event);
+          });
+          break;
+        case 'query-step':
+          this.later((a.notBefore ?? 0) - Date.now(), async () => {
+            const ask = async (): Promise<void> => {
+              try {
+                const r = await this.executor.query(ctx, a);
+                await this.applyDurably(id, { type: 'step-outcome-resolved', step: a.step, attempt: a.attempt, ...r });
+              } catch (e) {
+                this.log.warn(`migration ${id}: cannot ask about step ${a.step} yet (${(e as Error).message}); asking again`);
+                this.later(requeryDelayMs, ask);
+              }
+            };
+            await ask();
+          });
+          break;
+        case 'compensate':
+          this.later((a.notBefore ?? 0) - Date.now(), async () => {
+            const timeoutMs = Math.max(1_000, a.deadline - Date.now());
+            let event: SagaEvent;
+            try {
+              await this.executor.compensate(ctx, a, timeoutMs);
+              event = { type: 'compensation-succeeded', step: a.step, attempt: a.attempt };
+            } catch (e) {
+              event =
+                isFlexmigError(e) && e.code === ErrorCode.Timeout
+                  ? { type: 'compensation-timed-out', step: a.step, attempt: a.attempt }
+                  : { type: 'compensation-failed', step: a.step, attempt: a.attempt, error: toStepError(e) };
+            }
+            await this.applyDurably(id, event);
+          });
+          break;
+        case 'publish':
+          break; // already in the outbox, committed with the state
+        case 'finish':
+          this.log.log(`migration ${id} finished: ${a.outcome}`);
+          break;
+        default: {
+          const never: never = a;
+          throw new Error(`unknown saga action ${JSON.stringify(never)}`);
+        }
+      }
+    }
+  }
+
+  /** Cancels a migration before the point of no return; stops a running memory copy at once. */
+  async cancel(id: string, reason: string, by: string): Promise<void> {
+    const applied = await this.apply(id, { type: 'cancel-requested', reason, by });
+    if (!applied) return;
+    const row = await this.db.getRepository(MigrationEntity).findOneBy({ id });
+    const running = row?.saga.steps.find((s) => s.status === 'compensating' || s.status === 'running');
+    if (row && running && (running.step === 3 || running.step === 4) && running.status === 'running') {
+      await this.executor.abortTransfer(contextOf(row), running.step).catch((e) => this.log.warn(`abort of the transfer failed: ${(e as Error).message}`));
+    }
+  }
+
+  // ---- leases ----
+
+  private async renewLeases(): Promise<void> {
+    await this.db.query(
+      `UPDATE migrations SET lease_until = now() + make_interval(secs => $2::double precision / 1000)
+       WHERE lease_owner = $1 AND lease_until > now() AND state NOT IN (${terminal})`,
+      [this.replicaId, this.config.leaseTtlMs],
+    );
+  }
+
+  /** Takes over migrations whose lease lapsed (their replica died, or PostgreSQL was away) and resumes them. */
+  private async claimOrphans(): Promise<void> {
+    const claimed = await queryReturning<{ id: string }>(
+      this.db,
+      `UPDATE migrations SET lease_owner = $1, lease_until = now() + make_interval(secs => $2::double precision / 1000)
+       WHERE id IN (
+         SELECT id FROM migrations
+         WHERE state NOT IN (${terminal}) AND (lease_until IS NULL OR lease_until < now())
+         ORDER BY created_at LIMIT 50 FOR UPDATE SKIP LOCKED)
+       RETURNING id`,
+      [this.replicaId, this.config.leaseTtlMs],
+    );
+    for (const { id } of claimed) {
+      this.log.log(`migration ${id}: claimed by ${this.replicaId}; resuming from its persisted state`);
+      await this.applyDurably(id, { type: 'resume-after-restart' });
+    }
+  }
+
+  // ---- outbox ----
+
+  async flushOutbox(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      for (;;) {
+        const rows = await this.db.getRepository(OutboxEntity).find({ order: { seq: 'ASC' }, take: 100 });
+        if (rows.length === 0) return;
+        for (const r of rows) {
+          const contract = eventContract(r.type);
+          if (!contract) throw new FlexmigError(ErrorCode.Internal, `outbox holds an event of unknown type ${r.type}`);
+          await this.bus.publishEvent(contract, r.data, { id: r.eventId, subject: r.subject, source: '/flexmig/scheduler', time: r.createdAt });
+          await this.db.getRepository(OutboxEntity).delete({ seq: r.seq });
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+}

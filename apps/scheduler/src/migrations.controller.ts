@@ -1,0 +1,50 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
+import { CancelMigrationSchema, CreateMigrationSchema, MigrationStateSchema, MigrationViewSchema, UuidSchema } from '@flexmig/contracts';
+import type { CreateMigration } from '@flexmig/contracts';
+import { ApiZodBody, ApiZodResponse, ErrorResponses, ZodPipe } from '@flexmig/service-kit';
+import { MigrationsService } from './migrations.service';
+
+const ListQuerySchema = z.object({ vmId: UuidSchema.optional(), state: MigrationStateSchema.optional() }).strict();
+
+@ApiTags('migrations')
+@Controller('api/v1/migrations')
+export class MigrationsController {
+  constructor(private readonly migrations: MigrationsService) {}
+
+  @Post()
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Live-migrate a VM to a target host. Answers 202 with the migration; follow it with GET.' })
+  @ApiZodBody(CreateMigrationSchema)
+  @ApiZodResponse(202, MigrationViewSchema, 'the accepted migration')
+  @ErrorResponses(400, 404, 409, 422, 503)
+  create(@Body(new ZodPipe(CreateMigrationSchema)) body: CreateMigration) {
+    return this.migrations.create(body);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'Migrations, newest first; filter by VM or state.' })
+  @ApiQuery({ name: 'vmId', required: false })
+  @ApiQuery({ name: 'state', required: false, enum: MigrationStateSchema.options })
+  async list(@Query(new ZodPipe(ListQuerySchema, 'query')) q: z.infer<typeof ListQuerySchema>) {
+    return { items: await this.migrations.list(q) };
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'A migration: its state, the nine steps with status and times, result or failure, live progress.' })
+  @ApiZodResponse(200, MigrationViewSchema, 'the migration')
+  @ErrorResponses(400, 404)
+  get(@Param('id', new ZodPipe(UuidSchema, 'migration id')) id: string) {
+    return this.migrations.get(id);
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Cancel before the point of no return (step 7): the completed steps are undone in reverse.' })
+  @ApiZodBody(CancelMigrationSchema)
+  @ErrorResponses(400, 404, 409)
+  cancel(@Param('id', new ZodPipe(UuidSchema, 'migration id')) id: string, @Body(new ZodPipe(CancelMigrationSchema)) body: z.infer<typeof CancelMigrationSchema>) {
+    return this.migrations.cancel(id, body.reason ?? 'cancelled by the operator');
+  }
+}

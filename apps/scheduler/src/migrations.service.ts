@@ -1,0 +1,195 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { randomUUID } from 'node:crypto';
+import { DataSource, FindOptionsWhere } from 'typeorm';
+import {
+  CreateMigration,
+  ErrorCode,
+  FlexmigError,
+  GetHost,
+  GetVm,
+  Host,
+  MigrationPolicySchema,
+  MigrationProgress,
+  MigrationProgressSchema,
+  MigrationView,
+  TERMINAL_MIGRATION_STATES,
+  Vm,
+} from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
+import { canCancel, createSaga, summarize } from '@flexmig/saga';
+import { MigrationEntity } from './entities';
+import { MigrationEngine } from './migration-engine';
+import { completionFigures } from './figures';
+
+const UNIQUE_VIOLATION = '23505';
+const progressKeptMs = 60_000;
+
+// Pre-checks: small named functions, each raising one specific error (STYLE.md 7).
+function checkVmRunning(vm: Vm): void {
+  if (vm.state !== 'running') {
+    throw new FlexmigError(ErrorCode.VmNotRunning, `VM ${vm.name} is ${vm.state}; only a running VM is live-migrated`, { vmId: vm.id, state: vm.state });
+  }
+}
+function checkNotToSelf(vm: Vm, target: Host): void {
+  if (vm.hostId === target.id) {
+    throw new FlexmigError(ErrorCode.UnableToMigrateToSelf, `VM ${vm.name} already runs on ${target.id}: choose another target host`, {
+      vmId: vm.id,
+      hostId: target.id,
+    });
+  }
+}
+function checkTargetUsable(target: Host): void {
+  if (target.state !== 'up') {
+    throw new FlexmigError(ErrorCode.HostDown, `target host ${target.id} is down (its agent stopped heartbeating)`, { hostId: target.id });
+  }
+  if (target.maintenance) {
+    throw new FlexmigError(ErrorCode.HostInMaintenance, `target host ${target.id} is in maintenance and takes no VMs`, { hostId: target.id });
+  }
+}
+function checkSameCluster(vm: Vm, target: Host): void {
+  if (vm.clusterId !== target.clusterId) {
+    throw new FlexmigError(ErrorCode.Conflict, `target host ${target.id} is in another cluster than VM ${vm.name}; live migration stays within a cluster`, {
+      vmClusterId: vm.clusterId,
+      hostClusterId: target.clusterId,
+    });
+  }
+}
+
+@Injectable()
+export class MigrationsService {
+  private readonly progress = new Map<string, { sample: MigrationProgress; at: number }>();
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly bus: NatsBus,
+    private readonly engine: MigrationEngine,
+  ) {
+    // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design)
+    bus.subscribeRaw(`${bus.prefix}.progress.migration.*`, undefined, async (msg) => {
+      const parsed = MigrationProgressSchema.safeParse(JSON.parse(new TextDecoder().decode(msg.data)));
+      if (parsed.success) this.progress.set(parsed.data.migrationId, { sample: parsed.data, at: Date.now() });
+      for (const [id, p] of this.progress) if (Date.now() - p.at > progressKeptMs) this.progress.delete(id);
+    });
+  }
+
+  /** Admission: every check happens before anything is written; 202 with the migration when accepted. */
+  async create(input: CreateMigration): Promise<MigrationView> {
+    const [{ vm }, { host: target }] = await Promise.all([
+      this.bus.request(GetVm, { vmId: input.vmId }),
+      this.bus.request(GetHost, { hostId: input.targetHostId }),
+    ]);
+    checkVmRunning(vm);
+    checkNotToSelf(vm, target);
+    checkTargetUsable(target);
+    checkSameCluster(vm, target);
+    await this.checkNoActiveMigration(vm.id);
+    const policy = MigrationPolicySchema.parse(input.policy ?? {});
+    const id = randomUUID();
+    const now = new Date();
+    const ref = { migrationId: id, vmId: vm.id, sourceHostId: vm.hostId, targetHostId: target.id };
+    try {
+      const row = await this.engine.admit(
+        {
+          id,
+          vmId: vm.id,
+          clusterId: vm.clusterId,
+          sourceHostId: vm.hostId,
+          targetHostId: target.id,
+          saga: createSaga(ref, now.getTime()),
+          vm: { id: vm.id, name: vm.name, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, cpuBaseline: vm.cpuBaseline },
+          policy,
+          targetAddress: target.migrationAddress,
+          createdAt: now,
+        },
+        { eventId: `${id}:requested`, type: 'migration.requested', subject: id, data: ref, createdAt: now } as never,
+      );
+      return this.view(row);
+    } catch (e) {
+      if ((e as { code?: string }).code === UNIQUE_VIOLATION) await this.checkNoActiveMigration(vm.id, true);
+      throw e;
+    }
+  }
+
+  private async checkNoActiveMigration(vmId: string, raced = false): Promise<void> {
+    const active = await this.db
+      .getRepository(MigrationEntity)
+      .createQueryBuilder('m')
+      .where('m.vm_id = :vmId', { vmId })
+      .andWhere('m.state NOT IN (:...terminal)', { terminal: TERMINAL_MIGRATION_STATES })
+      .getOne();
+    if (active || raced) {
+      throw new FlexmigError(
+        ErrorCode.MigrationActive,
+        `VM ${vmId} is already being migrated by ${active?.id ?? 'another request'}: wait for it to finish or cancel it`,
+        { vmId, migrationId: active?.id },
+      );
+    }
+  }
+
+  async get(id: string): Promise<MigrationView> {
+    const row = await this.db.getRepository(MigrationEntity).findOneBy({ id });
+    if (!row) throw new FlexmigError(ErrorCode.NotFound, `migration ${id} does not exist`, { migrationId: id });
+    return this.view(row);
+  }
+
+  async list(filter: { vmId?: string; state?: string }): Promise<MigrationView[]> {
+    const where: FindOptionsWhere<MigrationEntity> = {};
+    if (filter.vmId) where.vmId = filter.vmId;
+    if (filter.state) where.state = filter.state;
+    const rows = await this.db.getRepository(MigrationEntity).find({ where, order: { createdAt: 'DESC' }, take: 500 });
+    return rows.map((r) => this.view(r));
+  }
+
+  async cancel(id: string, reason: string): Promise<MigrationView> {
+    const row = await this.db.getRepository(MigrationEntity).findOneBy({ id });
+    if (!row) throw new FlexmigError(ErrorCode.NotFound, `migration ${id} does not exist`, { migrationId: id });
+    const can = canCancel(row.saga);
+    if (!can.ok) throw new FlexmigError(ErrorCode.Conflict, `migration ${id} cannot be cancelled: ${can.reason}`, { migrationId: id, state: row.state });
+    await this.engine.cancel(id, reason, 'api');
+    return this.get(id);
+  }
+
+  view(row: MigrationEntity): MigrationView {
+    const s = summarize(row.saga);
+    const cause = row.saga.cause;
+    const attention = row.saga.attention;
+    const failure =
+      cause?.kind === 'step-failed'
+        ? { step: cause.step, stepName: cause.name, code: cause.error.code, message: cause.reason }
+        : attention
+          ? { step: attention.step, stepName: row.saga.steps[attention.step - 1].name, code: attention.error.code, message: attention.error.message }
+          : null;
+    const live = this.progress.get(row.id);
+    return {
+      id: row.id,
+      vmId: row.vmId,
+      sourceHostId: row.sourceHostId,
+      targetHostId: row.targetHostId,
+      state: row.saga.phase,
+      policy: row.policy,
+      createdAt: row.createdAt.toISOString(),
+      updatedAt: row.updatedAt.toISOString(),
+      finishedAt: row.finishedAt?.toISOString() ?? null,
+      currentStep: s.currentStep ? { number: s.currentStep.step, name: s.currentStep.name, status: s.currentStep.status } : null,
+      cancellable: s.cancellable,
+      steps: s.steps.map((st) => ({
+        number: st.step,
+        name: st.name,
+        actor: st.actor,
+        status: st.status,
+        attempt: st.attempt,
+        startedAt: st.startedAt,
+        endedAt: st.endedAt,
+        durationMs: st.durationMs,
+        error: st.lastError,
+        compensation: st.compensation
+          ? { name: st.compensation.name, attempt: st.compensation.attempt, startedAt: st.compensation.startedAt, endedAt: st.compensation.endedAt, error: st.compensation.lastError }
+          : null,
+      })),
+      result: row.saga.phase === 'completed' ? completionFigures(row.saga) : null,
+      failure,
+      progress: live && !s.terminal ? (live.sample as unknown as Record<string, unknown>) : null,
+    };
+  }
+}

@@ -1,0 +1,43 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { MessagingModule, NatsBus } from '@flexmig/messaging';
+import { serviceDataSourceOptions } from '@flexmig/persistence';
+import { HealthModule, READINESS_CHECKS } from '@flexmig/service-kit';
+import { schedulerEntities } from './entities';
+import { schedulerMigrations } from './migrations';
+import { SCHEDULER_CONFIG, SchedulerConfig } from './config';
+import { StepExecutor } from './step-executor';
+import { MigrationEngine } from './migration-engine';
+import { MigrationsService } from './migrations.service';
+import { MigrationsController } from './migrations.controller';
+
+export const SCHEDULER_SCHEMA = 'scheduler';
+
+@Module({})
+export class SchedulerModule {
+  static forRoot(opts: { bus: NatsBus; databaseUrl: string; config: SchedulerConfig }): DynamicModule {
+    return {
+      module: SchedulerModule,
+      imports: [
+        MessagingModule.forBus(opts.bus, 'scheduler'),
+        TypeOrmModule.forRoot(
+          serviceDataSourceOptions({ url: opts.databaseUrl, schema: SCHEDULER_SCHEMA, entities: schedulerEntities, migrations: schedulerMigrations }),
+        ),
+        HealthModule,
+      ],
+      controllers: [MigrationsController],
+      providers: [
+        { provide: SCHEDULER_CONFIG, useValue: opts.config },
+        StepExecutor,
+        MigrationEngine,
+        MigrationsService,
+        {
+          provide: READINESS_CHECKS,
+          inject: [DataSource],
+          useFactory: (db: DataSource) => [{ name: 'postgres', check: async () => (await db.query('SELECT 1')).length === 1 }],
+        },
+      ],
+    };
+  }
+}

@@ -1,0 +1,160 @@
+import { Injectable } from '@nestjs/common';
+import {
+  CompensateStep,
+  CpuVerdict,
+  ErrorCode,
+  FlexmigError,
+  GetHost,
+  GetVm,
+  MigrationPolicy,
+  QueryMigration,
+  ReleaseCapacity,
+  RelocateVm,
+  ReserveCapacity,
+  Role,
+  RunStep,
+  StepRecord,
+  VmSpec,
+} from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
+import type { JsonValue, MigrationRef, SagaAction, StepOutcome } from '@flexmig/saga';
+
+/** What the executor needs besides the action: persisted with the migration at admission. */
+export interface MigrationContext {
+  ref: MigrationRef;
+  vm: VmSpec;
+  policy: MigrationPolicy;
+  targetAddress: string;
+}
+
+type RunAction = Extract<SagaAction, { kind: 'run-step' }>;
+type QueryAction = Extract<SagaAction, { kind: 'query-step' }>;
+type CompensateAction = Extract<SagaAction, { kind: 'compensate' }>;
+
+const json = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;
+
+/**
+ * Carries out the saga's actions: the scheduler's own steps (1: verdict + reservation, 9: commit in
+ * inventory) and the agents' steps, queries and compensations. Pure I/O: every decision is the saga's.
+ */
+@Injectable()
+export class StepExecutor {
+  constructor(private readonly bus: NatsBus) {}
+
+  async run(ctx: MigrationContext, a: RunAction, timeoutMs: number): Promise<JsonValue> {
+    switch (a.actor) {
+      case 'scheduler':
+        return a.step === 1 ? this.verifyCompatibility(ctx, timeoutMs) : this.commit(ctx, timeoutMs);
+      case 'source':
+      case 'target':
+        return json(await this.agentStep(ctx, a, a.actor, timeoutMs));
+      case 'source+target': {
+        const started = Date.now();
+        const source = await this.agentStep(ctx, a, 'source', timeoutMs);
+        const target = await this.agentStep(ctx, a, 'target', Math.max(1_000, timeoutMs - (Date.now() - started)));
+        return json({ ...source, target });
+      }
+    }
+  }
+
+  /** Step 1: the target must have every feature of the VM's baseline (cpu-compat), then hold capacity. */
+  private async verifyCompatibility(ctx: MigrationContext, timeoutMs: number): Promise<JsonValue> {
+    const { ref } = ctx;
+    const [{ vm }, { host: target }] = await Promise.all([
+      this.bus.request(GetVm, { vmId: ref.vmId }, { timeoutMs }),
+      this.bus.request(GetHost, { hostId: ref.targetHostId }, { timeoutMs }),
+    ]);
+    if (target.state !== 'up') {
+      throw new FlexmigError(ErrorCode.HostDown, `target host ${target.id} is down`, { hostId: target.id }, false);
+    }
+    const verdict = await this.bus.request(CpuVerdict, { baseline: vm.cpuBaseline, target: { vendor: target.cpu.vendor, features: target.cpu.features } }, { timeoutMs });
+    if (!verdict.compatible) {
+      throw new FlexmigError(
+        ErrorCode.CpuIncompatible,
+        `target host ${target.id} cannot run VM ${vm.name} with CPU baseline ${verdict.baseline}: ${verdict.reason}`,
+        { hostId: target.id, baseline: verdict.baseline, missing: verdict.missing, vendorMismatch: verdict.vendorMismatch },
+        false,
+      );
+    }
+    const { reservation } = await this.bus.request(ReserveCapacity, { migrationId: ref.migrationId, vmId: ref.vmId, hostId: ref.targetHostId }, { timeoutMs });
+    return json({ baseline: verdict.baseline, verdict: verdict.reason, reservation });
+  }
+
+  /** Step 9: inventory records the VM on its new host. Idempotent in inventory. */
+  private async commit(ctx: MigrationContext, timeoutMs: number): Promise<JsonValue> {
+    const { ref } = ctx;
+    const { vm } = await this.bus.request(
+      RelocateVm,
+      { migrationId: ref.migrationId, vmId: ref.vmId, fromHostId: ref.sourceHostId, toHostId: ref.targetHostId },
+      { timeoutMs },
+    );
+    return json({ hostId: vm.hostId });
+  }
+
+  private agentStep(ctx: MigrationContext, a: RunAction, role: Role, timeoutMs: number) {
+    const { ref } = ctx;
+    return this.bus.request(
+      RunStep,
+      {
+        migrationId: ref.migrationId,
+        step: a.step,
+        stepName: a.name,
+        attempt: a.attempt,
+        role,
+        vm: ctx.vm,
+        sourceHostId: ref.sourceHostId,
+        targetHostId: ref.targetHostId,
+        targetAddress: ctx.targetAddress,
+        policy: ctx.policy,
+      },
+      { params: { hostId: role === 'source' ? ref.sourceHostId : ref.targetHostId }, timeoutMs },
+    );
+  }
+
+  /**
+   * Resolves a step whose reply was lost by asking the agent(s) what they did (never by guessing).
+   * The scheduler's own steps are idempotent requests to inventory: "not started" re-runs them safely.
+   * Throws when an agent cannot be asked; the engine asks again later.
+   */
+  async query(ctx: MigrationContext, a: QueryAction): Promise<{ outcome: StepOutcome; result?: JsonValue; error?: { code: string; message: string; retryable: boolean } }> {
+    if (a.actor === 'scheduler') return { outcome: 'not-started' };
+    const roles: Role[] = a.actor === 'source+target' ? ['source', 'target'] : [a.actor];
+    const records: (StepRecord | undefined)[] = [];
+    for (const role of roles) {
+      const hostId = role === 'source' ? ctx.ref.sourceHostId : ctx.ref.targetHostId;
+      const { steps } = await this.bus.request(QueryMigration, { migrationId: ctx.ref.migrationId, step: a.step, attempt: a.attempt }, { params: { hostId } });
+      records.push(steps.find((s) => s.step === a.step && s.role === role));
+    }
+    const failed = records.find((r) => r?.status === 'failed' || r?.status === 'compensated');
+    if (failed) {
+      return { outcome: 'failed', error: { code: failed.error?.code ?? ErrorCode.AgentFailed, message: failed.error?.message ?? `step ${a.step} was undone`, retryable: true } };
+    }
+    if (records.some((r) => r?.status === 'in-progress')) return { outcome: 'in-progress' };
+    if (records.every((r) => r?.status === 'completed')) {
+      const [first, second] = records.map((r) => r?.reply);
+      return { outcome: 'completed', result: json(second ? { ...first, target: second } : first) };
+    }
+    return { outcome: 'not-started' };
+  }
+
+  async compensate(ctx: MigrationContext, a: CompensateAction, timeoutMs: number): Promise<void> {
+    const { ref } = ctx;
+    if (a.actor === 'scheduler') {
+      await this.bus.request(ReleaseCapacity, { migrationId: ref.migrationId }, { timeoutMs });
+      return;
+    }
+    const roles: Role[] = a.actor === 'source+target' ? ['source', 'target'] : [a.actor];
+    for (const role of roles) {
+      await this.bus.request(
+        CompensateStep,
+        { migrationId: ref.migrationId, step: a.step, role, vmId: ref.vmId },
+        { params: { hostId: role === 'source' ? ref.sourceHostId : ref.targetHostId }, timeoutMs },
+      );
+    }
+  }
+
+  /** On cancel during a memory copy: stop the stream now instead of waiting for the step to end. */
+  async abortTransfer(ctx: MigrationContext, step: 3 | 4): Promise<void> {
+    await this.bus.request(CompensateStep, { migrationId: ctx.ref.migrationId, step, role: 'source', vmId: ctx.ref.vmId }, { params: { hostId: ctx.ref.sourceHostId } });
+  }
+}

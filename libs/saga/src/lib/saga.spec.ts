@@ -1,0 +1,561 @@
+import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+import {
+  STEPS,
+  canCancel,
+  createSaga,
+  currentStep,
+  decide,
+  evolve,
+  inFlightActions,
+  isTerminal,
+  resolvePolicy,
+  step,
+  summarize,
+  type SagaAction,
+  type StepNumber,
+} from '../index';
+import { ALL_STEPS, PRE_PONR, REF, Saga, T0, kinds, ofKind } from './test-kit';
+
+const reversed = (n: number): StepNumber[] => Array.from({ length: n }, (_, i) => (n - i) as StepNumber);
+
+describe('STEPS', () => {
+  it('lists the nine steps in order with actor, compensation and timeout', () => {
+    expect(STEPS.map((d) => [d.number, d.name, d.actor, d.compensation])).toEqual([
+      [1, 'verify-compatibility', 'scheduler', 'release-reservation'],
+      [2, 'transfer-config', 'target', 'destroy-incoming-vm'],
+      [3, 'transfer-memory', 'source', 'cancel-stream'],
+      [4, 'sync-memory', 'source', 'cancel-stream'],
+      [5, 'pause-source', 'source', 'resume-source'],
+      [6, 'transfer-state', 'source+target', 'resume-source-destroy-target'],
+      [7, 'resume-target', 'target', null],
+      [8, 'stop-source', 'source', null],
+      [9, 'commit', 'scheduler', null],
+    ]);
+    for (const d of STEPS) expect(d.defaultTimeoutMs).toBeGreaterThan(0);
+  });
+});
+
+describe('createSaga / policy', () => {
+  it('starts in `created` with nine pending steps and the default policy', () => {
+    const s = createSaga(REF, T0);
+    expect(s.phase).toBe('created');
+    expect(s.steps.map((x) => x.status)).toEqual(Array(9).fill('pending'));
+    expect(s.policy.maxAttempts).toBe(3);
+    expect(isTerminal(s)).toBe(false);
+    expect(currentStep(s)).toBeNull();
+  });
+  it('merges a partial policy and rejects a bad one with VALIDATION_FAILED', () => {
+    const p = resolvePolicy({ maxAttempts: 5, stepTimeoutMs: { commit: 1234 }, backoff: { maxMs: 10 } });
+    expect(p.maxAttempts).toBe(5);
+    expect(p.stepTimeoutMs.commit).toBe(1234);
+    expect(p.stepTimeoutMs['pause-source']).toBe(10_000);
+    expect(p.backoff).toEqual({ initialMs: 1000, multiplier: 2, maxMs: 10 });
+    expect(() => resolvePolicy({ maxAttempts: 0 })).toThrow(FlexmigError);
+    try {
+      resolvePolicy({ stepTimeoutMs: { commit: -1 } });
+    } catch (e) {
+      expect((e as FlexmigError).code).toBe(ErrorCode.ValidationFailed);
+      expect((e as FlexmigError).message).toContain('stepTimeoutMs.commit');
+    }
+  });
+  it('requires the migration reference', () => {
+    expect(() => createSaga({ ...REF, vmId: '' }, T0)).toThrow(/vmId/);
+  });
+});
+
+describe('happy path', () => {
+  it('given a created saga, when every step succeeds, then nine run-steps in order, nine step-completed, then completed', () => {
+    const s = new Saga();
+    const first = s.when({ type: 'start' });
+    expect(kinds(first)).toEqual(['run-step:1']);
+    const run1 = ofKind(first, 'run-step')[0];
+    expect(run1).toEqual({
+      kind: 'run-step',
+      migrationId: REF.migrationId,
+      step: 1,
+      name: 'verify-compatibility',
+      actor: 'scheduler',
+      attempt: 1,
+      idempotencyKey: `${REF.migrationId}:1:1`,
+      deadline: s.now + 30_000,
+      notBefore: null,
+    });
+    for (const n of ALL_STEPS) {
+      const out = s.succeed(n);
+      expect(kinds(out)).toEqual(n < 9 ? ['publish:migration.step-completed', `run-step:${n + 1}`] : ['publish:migration.step-completed', 'publish:migration.completed', 'finish:completed']);
+      const pub = ofKind(out, 'publish')[0];
+      expect(pub.data).toMatchObject({ step: n, stepName: STEPS[n - 1].name, durationMs: 1_000, attempt: 1 });
+      expect(pub.id).toBe(`${REF.migrationId}:step-completed:${n}`);
+    }
+    expect(ofKind(s.log, 'run-step').map((a) => a.step)).toEqual(ALL_STEPS);
+    const done = ofKind(s.log, 'publish').find((a) => a.type === 'migration.completed')!;
+    expect(done.data).toEqual({ migrationId: REF.migrationId, vmId: REF.vmId, sourceHostId: 'host-a', targetHostId: 'host-b', totalTimeMs: 9_000 });
+    expect(s.state.phase).toBe('completed');
+    expect(s.state.steps.every((x) => x.status === 'completed')).toBe(true);
+    expect(ofKind(s.log, 'compensate')).toHaveLength(0);
+    expect(isTerminal(s.state)).toBe(true);
+  });
+
+  it('keeps the step result', () => {
+    const s = Saga.runningAt(4);
+    s.succeed(4, { passes: 3, remainingBytes: 1024 });
+    expect(s.state.steps[3].result).toEqual({ passes: 3, remainingBytes: 1024 });
+  });
+});
+
+describe('failure before the point of no return', () => {
+  it.each(PRE_PONR)('given steps before %i completed, when step %i fails for good, then the completed steps are compensated in reverse and it rolls back', (n) => {
+    const s = Saga.runningAt(n);
+    const out = s.fail(n, false, 'AGENT_FAILED', `disk on fire at ${n}`);
+    const compensations: number[] = [];
+    let last = out;
+    while (ofKind(last, 'compensate').length === 1) {
+      const c = ofKind(last, 'compensate')[0];
+      compensations.push(c.step);
+      expect(c.attempt).toBe(1);
+      expect(c.compensation).toBe(STEPS[c.step - 1].compensation);
+      last = s.compensated(c.step);
+    }
+    expect(compensations).toEqual(reversed(n - 1));
+    expect(kinds(last)).toEqual(['publish:migration.failed', 'publish:migration.rolled-back', 'finish:rolled-back']);
+    const [failed, rolledBack] = ofKind(last, 'publish');
+    expect(failed.data).toMatchObject({ step: n, stepName: STEPS[n - 1].name, code: 'AGENT_FAILED', reason: `disk on fire at ${n}`, needsAttention: false });
+    expect(rolledBack.data).toMatchObject({ step: n, hostId: 'host-a', compensatedSteps: reversed(n - 1).reverse() });
+    expect(s.state.phase).toBe('rolled-back');
+    expect(s.state.steps.map((x) => x.status)).toEqual([
+      ...Array(n - 1).fill('compensated'),
+      'failed',
+      ...Array(9 - n).fill('skipped'),
+    ]);
+    expect(s.state.cause).toMatchObject({ kind: 'step-failed', step: n, reason: `disk on fire at ${n}`, attempts: 1 });
+    // never a run-step after the failure
+    expect(ofKind(s.log, 'run-step').map((a) => a.step)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+  });
+
+  it('compensates one step at a time: the next compensation waits for the previous one', () => {
+    const s = Saga.runningAt(4);
+    expect(kinds(s.fail(4))).toEqual(['compensate:3']);
+    expect(s.state.phase).toBe('compensating');
+    expect(kinds(s.compensated(3))).toEqual(['compensate:2']);
+    expect(currentStep(s.state)?.step).toBe(2);
+  });
+});
+
+describe('retries', () => {
+  it('given a retryable failure, then the step is retried with a new attempt and backoff, up to maxAttempts', () => {
+    const s = Saga.runningAt(3);
+    const a2 = ofKind(s.fail(3, true), 'run-step');
+    expect(a2).toHaveLength(1);
+    expect(a2[0]).toMatchObject({ step: 3, attempt: 2, notBefore: s.now + 1_000, idempotencyKey: `${REF.migrationId}:3:2` });
+    expect(a2[0].deadline).toBe(s.now + 1_000 + 30 * 60_000);
+    const a3 = ofKind(s.fail(3, true), 'run-step');
+    expect(a3[0]).toMatchObject({ attempt: 3, notBefore: s.now + 2_000 });
+    const out = s.fail(3, true, 'UNAVAILABLE', 'link down');
+    expect(kinds(out)).toEqual(['compensate:2']);
+    expect(s.state.cause).toMatchObject({ step: 3, attempts: 3, error: { code: 'UNAVAILABLE', retryable: true } });
+  });
+
+  it('a retried step that then succeeds continues, and its duration counts from the first attempt', () => {
+    const s = Saga.runningAt(2);
+    const startedAt = s.state.steps[1].startedAt!;
+    s.fail(2, true);
+    const out = s.succeed(2);
+    expect(kinds(out)).toEqual(['publish:migration.step-completed', 'run-step:3']);
+    expect(ofKind(out, 'publish')[0].data).toMatchObject({ attempt: 2, durationMs: s.now - startedAt });
+  });
+
+  it('honours a configured maxAttempts', () => {
+    const s = Saga.runningAt(2, { maxAttempts: 5 });
+    for (let i = 2; i <= 5; i++) expect(ofKind(s.fail(2, true), 'run-step')[0].attempt).toBe(i);
+    expect(kinds(s.fail(2, true))).toEqual(['compensate:1']);
+  });
+
+  it('a non-retryable failure is not retried', () => {
+    const s = Saga.runningAt(5);
+    expect(kinds(s.fail(5, false))).toEqual(['compensate:4']);
+  });
+
+  it.each([8, 9] as StepNumber[])('step %i is retried until done, even on non-retryable errors, with capped backoff', (n) => {
+    const s = Saga.runningAt(n, { backoff: { maxMs: 8_000 } });
+    const delays: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const [r] = ofKind(s.fail(n, i % 2 === 0), 'run-step');
+      expect(r.attempt).toBe(i + 2);
+      delays.push(r.notBefore! - s.now);
+    }
+    expect(delays.slice(0, 5)).toEqual([1_000, 2_000, 4_000, 8_000, 8_000]);
+    expect(Math.max(...delays)).toBe(8_000);
+    expect(s.state.phase).toBe('running');
+    const out = s.succeed(n);
+    expect(kinds(out)[0]).toBe('publish:migration.step-completed');
+    expect(ofKind(s.log, 'compensate')).toHaveLength(0);
+  });
+});
+
+describe('step 7 (point of no return)', () => {
+  it('a retryable failure is retried up to maxResumeTargetAttempts, then escalated without any compensation', () => {
+    const s = Saga.runningAt(7);
+    for (let i = 2; i <= 5; i++) expect(kinds(s.fail(7, true))).toEqual(['run-step:7']);
+    const out = s.fail(7, true, 'AGENT_FAILED', 'qmp cont refused');
+    expect(kinds(out)).toEqual(['publish:migration.failed', 'finish:failed-needs-attention']);
+    expect(ofKind(out, 'publish')[0].data).toMatchObject({ step: 7, stepName: 'resume-target', needsAttention: true, reason: 'qmp cont refused' });
+    expect(s.state.attention).toMatchObject({ kind: 'resume-target-failed', step: 7 });
+    expect(ofKind(s.log, 'compensate')).toHaveLength(0);
+    expect(s.state.steps.slice(0, 6).every((x) => x.status === 'completed')).toBe(true);
+  });
+  it('a non-retryable failure is escalated at once, the source is not resumed', () => {
+    const s = Saga.runningAt(7);
+    expect(kinds(s.fail(7, false))).toEqual(['publish:migration.failed', 'finish:failed-needs-attention']);
+    expect(s.state.steps[6].status).toBe('failed');
+    expect(s.state.steps[7].status).toBe('pending');
+  });
+  it('a timeout is resolved by asking, never by guessing', () => {
+    const s = Saga.runningAt(7);
+    expect(kinds(s.timeout(7))).toEqual(['query-step:7']);
+    expect(kinds(s.resolve(7, 'completed'))).toEqual(['publish:migration.step-completed', 'run-step:8']);
+  });
+});
+
+describe('timeouts → query', () => {
+  it.each(ALL_STEPS)('step %i: a timeout queries the agent about the same attempt', (n) => {
+    const s = Saga.runningAt(n);
+    const out = s.timeout(n);
+    expect(out).toEqual([{ kind: 'query-step', migrationId: REF.migrationId, step: n, name: STEPS[n - 1].name, actor: STEPS[n - 1].actor, attempt: 1, notBefore: null }]);
+    expect(s.state.steps[n - 1]).toMatchObject({ status: 'running', inFlight: 'query', queries: 1, lastError: { code: 'TIMEOUT' } });
+  });
+  it('an unanswered query is asked again with backoff', () => {
+    const s = Saga.runningAt(3);
+    s.timeout(3);
+    const [q2] = ofKind(s.timeout(3), 'query-step');
+    expect(q2.notBefore).toBe(s.now + 1_000);
+    const [q3] = ofKind(s.timeout(3), 'query-step');
+    expect(q3.notBefore).toBe(s.now + 2_000);
+    expect(s.attempt(3)).toBe(1);
+  });
+  it('resolved completed → next step', () => {
+    const s = Saga.runningAt(3);
+    s.timeout(3);
+    expect(kinds(s.resolve(3, 'completed'))).toEqual(['publish:migration.step-completed', 'run-step:4']);
+  });
+  it('resolved failed → retried as a (retryable) failure', () => {
+    const s = Saga.runningAt(3);
+    s.timeout(3);
+    const [r] = ofKind(s.resolve(3, 'failed'), 'run-step');
+    expect(r).toMatchObject({ step: 3, attempt: 2 });
+    expect(s.state.steps[2].lastError?.code).toBe('AGENT_FAILED');
+  });
+  it('resolved failed with a non-retryable error → rollback', () => {
+    const s = Saga.runningAt(3);
+    s.timeout(3);
+    const out = s.when({ type: 'step-outcome-resolved', step: 3, attempt: 1, outcome: 'failed', error: { code: 'CPU_INCOMPATIBLE', message: 'no avx512', retryable: false } });
+    expect(kinds(out)).toEqual(['compensate:2']);
+    expect(s.state.cause).toMatchObject({ step: 3, reason: 'no avx512' });
+  });
+  it('resolved not-started → a new attempt (the old one is fenced by the agent)', () => {
+    const s = Saga.runningAt(5);
+    s.timeout(5);
+    const [r] = ofKind(s.resolve(5, 'not-started'), 'run-step');
+    expect(r).toMatchObject({ step: 5, attempt: 2 });
+  });
+  it('resolved not-started too often before step 7 → rollback', () => {
+    const s = Saga.runningAt(2);
+    for (let i = 0; i < 2; i++) {
+      s.timeout(2);
+      s.resolve(2, 'not-started');
+    }
+    s.timeout(2);
+    expect(kinds(s.resolve(2, 'not-started'))).toEqual(['compensate:1']);
+  });
+  it('resolved in-progress → ask again after the poll interval', () => {
+    const s = Saga.runningAt(4);
+    s.timeout(4);
+    const [q] = ofKind(s.resolve(4, 'in-progress'), 'query-step');
+    expect(q).toMatchObject({ step: 4, attempt: 1, notBefore: s.now + 5_000 });
+    expect(kinds(s.resolve(4, 'completed'))).toEqual(['publish:migration.step-completed', 'run-step:5']);
+  });
+  it('a late reply to the command is accepted while querying', () => {
+    const s = Saga.runningAt(6);
+    s.timeout(6);
+    expect(kinds(s.succeed(6))).toEqual(['publish:migration.step-completed', 'run-step:7']);
+  });
+});
+
+describe('stale and duplicate events are ignored (same state object, no actions)', () => {
+  const cases: [string, (s: Saga) => void, (s: Saga) => Parameters<Saga['when']>[0]][] = [
+    ['success for an older attempt', (s) => s.fail(3, true), () => ({ type: 'step-succeeded', step: 3, attempt: 1 })],
+    ['failure for a future attempt', () => undefined, () => ({ type: 'step-failed', step: 3, attempt: 2, error: { code: 'X', message: '', retryable: false } })],
+    ['success for a pending step', () => undefined, () => ({ type: 'step-succeeded', step: 4, attempt: 1 })],
+    ['success for a completed step (duplicate reply)', () => undefined, () => ({ type: 'step-succeeded', step: 2, attempt: 1 })],
+    ['timeout for a completed step', () => undefined, () => ({ type: 'step-timed-out', step: 1, attempt: 1 })],
+    ['outcome for an older attempt', (s) => s.fail(3, true), () => ({ type: 'step-outcome-resolved', step: 3, attempt: 1, outcome: 'completed' })],
+    ['in-progress while the command is still awaited', () => undefined, () => ({ type: 'step-outcome-resolved', step: 3, attempt: 1, outcome: 'in-progress' })],
+    ['compensation result while running forward', () => undefined, () => ({ type: 'compensation-succeeded', step: 2 })],
+    ['a second start', () => undefined, () => ({ type: 'start' })],
+    ['an unknown step number', () => undefined, () => ({ type: 'step-succeeded', step: 42 as StepNumber, attempt: 1 })],
+    ['resume with nothing expired changes nothing', () => undefined, () => ({ type: 'resume-after-restart' })],
+  ];
+  it.each(cases)('%s', (_name, given, event) => {
+    const s = Saga.runningAt(3);
+    given(s);
+    const before = s.state;
+    const snapshot = JSON.stringify(before);
+    const next = evolve(before, event(s), s.now + 1);
+    expect(next).toBe(before);
+    expect(JSON.stringify(before)).toBe(snapshot); // input never mutated
+    if (event(s).type !== 'resume-after-restart') expect(decide(before, event(s), s.now + 1)).toEqual([]);
+  });
+
+  it('compensation events for the wrong step or attempt are ignored', () => {
+    const s = Saga.runningAt(4);
+    s.fail(4);
+    const before = s.state;
+    expect(step(before, { type: 'compensation-succeeded', step: 2 }, s.now)).toEqual({ state: before, actions: [] });
+    expect(step(before, { type: 'compensation-succeeded', step: 3, attempt: 2 }, s.now).state).toBe(before);
+    expect(step(before, { type: 'compensation-timed-out', step: 3, attempt: 7 }, s.now).state).toBe(before);
+    s.compensated(3);
+    expect(step(s.state, { type: 'compensation-succeeded', step: 3 }, s.now).actions).toEqual([]);
+  });
+
+  it.each(['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'])('a %s saga ignores every event', (outcome) => {
+    const s = outcome === 'completed' ? Saga.runningAt(9) : Saga.runningAt(outcome === 'failed-needs-attention' ? 7 : 1);
+    if (outcome === 'completed') s.succeed(9);
+    if (outcome === 'rolled-back') s.fail(1);
+    if (outcome === 'cancelled') {
+      s.cancel();
+      s.succeed(1);
+      s.compensated(1);
+    }
+    if (outcome === 'failed-needs-attention') s.fail(7);
+    expect(s.state.phase).toBe(outcome);
+    const events: Parameters<Saga['when']>[0][] = [
+      { type: 'start' },
+      { type: 'resume-after-restart' },
+      { type: 'cancel-requested', reason: 'x', by: 'y' },
+      { type: 'step-succeeded', step: 1, attempt: 1 },
+      { type: 'step-timed-out', step: 7, attempt: 1 },
+      { type: 'compensation-succeeded', step: 1 },
+    ];
+    for (const e of events) expect(step(s.state, e, s.now + 5)).toEqual({ state: s.state, actions: [] });
+    expect(inFlightActions(s.state)).toEqual([]);
+  });
+});
+
+describe('cancel', () => {
+  it('before start: cancelled at once, nothing to compensate', () => {
+    const s = new Saga();
+    expect(kinds(s.cancel())).toEqual(['publish:migration.cancelled', 'finish:cancelled']);
+    expect(s.state.steps.every((x) => x.status === 'skipped')).toBe(true);
+  });
+
+  it.each(PRE_PONR)('while step %i runs: the step is awaited, then it and the earlier steps are compensated in reverse', (n) => {
+    const s = Saga.runningAt(n);
+    expect(canCancel(s.state)).toEqual({ ok: true });
+    expect(s.cancel('bob', 'maintenance window over')).toEqual([]);
+    expect(s.state.cause).toMatchObject({ kind: 'cancelled', by: 'bob', duringStep: n });
+    expect(canCancel(s.state).ok).toBe(false);
+    let out = s.succeed(n);
+    expect(kinds(out)).toEqual(['publish:migration.step-completed', `compensate:${n}`]);
+    const order: number[] = [];
+    while (ofKind(out, 'compensate').length) {
+      const c = ofKind(out, 'compensate')[0];
+      order.push(c.step);
+      out = s.compensated(c.step);
+    }
+    expect(order).toEqual(reversed(n));
+    expect(kinds(out)).toEqual(['publish:migration.cancelled', 'finish:cancelled']);
+    expect(ofKind(out, 'publish')[0].data).toMatchObject({ reason: 'maintenance window over', by: 'bob', compensatedSteps: reversed(n).reverse() });
+    expect(ofKind(s.log, 'run-step').some((r) => r.step === n + 1)).toBe(false);
+  });
+
+  it.each(PRE_PONR)('while step %i runs and then fails: the earlier steps are compensated, outcome cancelled, no retry', (n) => {
+    const s = Saga.runningAt(n);
+    s.cancel();
+    let out = s.fail(n, true);
+    const order: number[] = [];
+    while (ofKind(out, 'compensate').length) {
+      const c = ofKind(out, 'compensate')[0];
+      order.push(c.step);
+      out = s.compensated(c.step);
+    }
+    expect(order).toEqual(reversed(n - 1));
+    expect(s.state.phase).toBe('cancelled');
+    expect(s.state.steps[n - 1].status).toBe('failed');
+    expect(ofKind(s.log, 'run-step').filter((r) => r.step === n)).toHaveLength(1);
+  });
+
+  it('while a step is queried and turns out never started: that step is skipped, not compensated', () => {
+    const s = Saga.runningAt(3);
+    s.timeout(3);
+    s.cancel();
+    expect(kinds(s.resolve(3, 'not-started'))).toEqual(['compensate:2']);
+    expect(s.state.steps[2].status).toBe('skipped');
+  });
+
+  it('after step 6 completes and step 7 is issued, it is refused', () => {
+    const s = Saga.runningAt(7);
+    expect(canCancel(s.state)).toEqual({ ok: false, reason: expect.stringContaining('point of no return') });
+    const before = s.state;
+    expect(s.cancel()).toEqual([]);
+    expect(s.state).toBe(before);
+  });
+
+  it.each([7, 8, 9] as StepNumber[])('at step %i it is refused', (n) => {
+    const s = Saga.runningAt(n);
+    expect(canCancel(s.state).ok).toBe(false);
+    s.cancel();
+    expect(s.state.cancel).toBeNull();
+  });
+
+  it('a second cancel and a cancel while rolling back are refused', () => {
+    const s = Saga.runningAt(3);
+    s.cancel('first');
+    const st = s.state;
+    s.cancel('second');
+    expect(s.state).toBe(st);
+    expect(s.state.cancel?.by).toBe('first');
+    const r = Saga.runningAt(3);
+    r.fail(3);
+    expect(canCancel(r.state)).toEqual({ ok: false, reason: 'the migration is already being rolled back' });
+  });
+
+  it('a cancel that arrives while step 6 runs prevents step 7 from ever being sent', () => {
+    const s = Saga.runningAt(6);
+    s.cancel();
+    s.timeout(6);
+    s.resolve(6, 'completed');
+    expect(ofKind(s.log, 'run-step').some((r) => r.step === 7)).toBe(false);
+    expect(s.state.phase).toBe('compensating');
+  });
+});
+
+describe('compensation failures', () => {
+  it('a retryable compensation failure is retried, then escalated; the first cause is kept', () => {
+    const s = Saga.runningAt(5);
+    s.fail(5, false, 'AGENT_FAILED', 'qmp stop failed');
+    const err = { code: 'UNAVAILABLE', message: 'target agent gone', retryable: true };
+    const [c2] = ofKind(s.when({ type: 'compensation-failed', step: 4, attempt: 1, error: err }), 'compensate');
+    expect(c2).toMatchObject({ step: 4, attempt: 2, notBefore: s.now + 1_000 });
+    const [c3] = ofKind(s.when({ type: 'compensation-timed-out', step: 4, attempt: 2 }), 'compensate');
+    expect(c3).toMatchObject({ step: 4, attempt: 3 });
+    const out = s.when({ type: 'compensation-failed', step: 4, error: err });
+    expect(kinds(out)).toEqual(['publish:migration.failed', 'finish:failed-needs-attention']);
+    expect(s.state.cause).toMatchObject({ kind: 'step-failed', step: 5, reason: 'qmp stop failed' });
+    expect(s.state.attention).toMatchObject({ kind: 'compensation-failed', step: 4, uncompensatedSteps: [1, 2, 3] });
+    expect(s.state.steps.map((x) => x.status).slice(0, 5)).toEqual(['completed', 'completed', 'completed', 'compensation-failed', 'failed']);
+    const data = ofKind(out, 'publish')[0].data;
+    expect(data).toMatchObject({ step: 5, code: 'AGENT_FAILED', needsAttention: true });
+    expect(String(data.reason)).toContain('qmp stop failed');
+    expect(String(data.reason)).toContain('compensation of step 4 failed');
+  });
+
+  it('a non-retryable compensation failure is escalated at once and no further compensation runs', () => {
+    const s = Saga.runningAt(3);
+    s.fail(3);
+    const out = s.when({ type: 'compensation-failed', step: 2, error: { code: 'INTERNAL', message: 'libvirt crashed', retryable: false } });
+    expect(kinds(out)).toEqual(['publish:migration.failed', 'finish:failed-needs-attention']);
+    expect(ofKind(s.log, 'compensate').map((c) => c.step)).toEqual([2]);
+  });
+
+  it('a failed compensation after a cancel names both', () => {
+    const s = Saga.runningAt(2);
+    s.cancel('carol', 'wrong host');
+    s.succeed(2);
+    const out = s.when({ type: 'compensation-failed', step: 2, error: { code: 'INTERNAL', message: 'stuck', retryable: false } });
+    const data = ofKind(out, 'publish')[0].data;
+    expect(data).toMatchObject({ step: 2, code: 'INTERNAL', needsAttention: true, cause: { kind: 'cancelled', by: 'carol' } });
+    expect(String(data.reason)).toContain('cancelled by carol');
+  });
+});
+
+describe('resume-after-restart', () => {
+  const resume = (s: Saga, at?: number): SagaAction[] => s.when({ type: 'resume-after-restart' }, at);
+
+  it('in created: nothing (the runner sends start)', () => {
+    expect(resume(new Saga())).toEqual([]);
+  });
+
+  it.each(ALL_STEPS)('step %i command in flight, before its deadline: the same attempt is re-sent, state unchanged', (n) => {
+    const s = Saga.runningAt(n);
+    const before = s.state;
+    const out = resume(s);
+    expect(s.state).toBe(before);
+    expect(out).toEqual([expect.objectContaining({ kind: 'run-step', step: n, attempt: 1, deadline: before.steps[n - 1].deadline })]);
+  });
+
+  it.each(ALL_STEPS)('step %i command in flight, deadline passed: the agent is asked', (n) => {
+    const s = Saga.runningAt(n);
+    const out = resume(s, s.state.steps[n - 1].deadline! + 1);
+    expect(kinds(out)).toEqual([`query-step:${n}`]);
+    expect(s.state.steps[n - 1].inFlight).toBe('query');
+  });
+
+  it.each(ALL_STEPS)('step %i being queried: the query is re-sent', (n) => {
+    const s = Saga.runningAt(n);
+    s.timeout(n);
+    expect(kinds(resume(s))).toEqual([`query-step:${n}`]);
+  });
+
+  it('a scheduled retry: re-sent with its original notBefore and attempt', () => {
+    const s = Saga.runningAt(8);
+    const [r] = ofKind(s.fail(8, true), 'run-step');
+    expect(resume(s)).toEqual([r]);
+  });
+
+  it.each([1, 2, 3, 4, 5, 6] as StepNumber[])('compensation of step %i in flight: re-sent (same attempt; fresh deadline if it passed)', (n) => {
+    const s = Saga.runningAt(n);
+    s.cancel();
+    s.succeed(n);
+    const st = s.state.steps[n - 1];
+    expect(st.status).toBe('compensating');
+    const out = resume(s);
+    expect(out).toEqual([expect.objectContaining({ kind: 'compensate', step: n, attempt: 1, deadline: st.compensation!.deadline })]);
+    const late = resume(s, st.compensation!.deadline + 10);
+    expect(late).toEqual([expect.objectContaining({ kind: 'compensate', step: n, attempt: 1, deadline: s.now + 60_000 })]);
+  });
+
+  it('in a terminal phase: nothing', () => {
+    const s = Saga.runningAt(1);
+    s.fail(1);
+    expect(resume(s)).toEqual([]);
+  });
+});
+
+describe('queries', () => {
+  it('summary lists every step with status and ISO times', () => {
+    const s = Saga.runningAt(3);
+    s.fail(3, true);
+    const sum = summarize(s.state);
+    expect(sum).toMatchObject({ migrationId: REF.migrationId, phase: 'running', terminal: false, cancellable: true, pointOfNoReturnPassed: false, currentStep: { step: 3, attempt: 2, status: 'running' } });
+    expect(sum.steps[0]).toMatchObject({ step: 1, name: 'verify-compatibility', actor: 'scheduler', status: 'completed', durationMs: 1_000, startedAt: new Date(T0 + 1_000).toISOString() });
+    expect(sum.steps[2]).toMatchObject({ status: 'running', attempt: 2, lastError: { code: 'AGENT_FAILED' }, endedAt: null });
+    expect(sum.steps[8]).toMatchObject({ status: 'pending', startedAt: null, durationMs: null });
+  });
+  it('pointOfNoReturnPassed: only once step 7 was issued, not when it was skipped', () => {
+    const r = Saga.runningAt(2);
+    r.fail(2);
+    r.compensated(1);
+    expect(summarize(r.state)).toMatchObject({ phase: 'rolled-back', pointOfNoReturnPassed: false, cancellable: false });
+    expect(summarize(Saga.runningAt(7).state).pointOfNoReturnPassed).toBe(true);
+  });
+  it('summary shows compensation progress', () => {
+    const s = Saga.runningAt(3);
+    s.fail(3);
+    s.compensated(2);
+    const sum = summarize(s.state);
+    expect(sum.steps[1].compensation).toMatchObject({ name: 'destroy-incoming-vm', attempt: 1 });
+    expect(sum.steps[1].status).toBe('compensated');
+    expect(sum.currentStep).toMatchObject({ step: 1, status: 'compensating' });
+  });
+});
+
+describe('JSON', () => {
+  it('the state survives JSON.stringify/parse at every point of a run', () => {
+    const s = Saga.runningAt(4);
+    s.timeout(4);
+    s.cancel();
+    s.resolve(4, 'completed');
+    const copy = JSON.parse(JSON.stringify(s.state));
+    expect(copy).toStrictEqual(s.state);
+    expect(step(copy, { type: 'compensation-succeeded', step: 4 }, s.now + 1)).toStrictEqual(step(s.state, { type: 'compensation-succeeded', step: 4 }, s.now + 1));
+  });
+});
