@@ -18,13 +18,13 @@ const common = {
   transform: { '^.+\\.ts$': ['@swc/jest', { ...swc, swcrc: false }] },
   moduleFileExtensions: ['ts', 'js', 'json'],
   moduleNameMapper,
-  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/bench', '<rootDir>/tools'],
+  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/bench', '<rootDir>/tools', '<rootDir>/deploy'],
 };
 
 module.exports = {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['**/*.spec.ts'], testPathIgnorePatterns: ['\\.int\\.spec\\.ts$', '/node_modules/', '/dist/'] },
-    { ...common, displayName: 'integration', testMatch: ['**/*.int.spec.ts'], testTimeout: 60_000 },
-    { ...common, displayName: 'e2e', testMatch: ['**/*.e2e-spec.ts'], testTimeout: 180_000 },
+    { ...common, displayName: 'integration', testMatch: ['**/*.int.spec.ts'], globals: { __FLEXMIG_PROJECT__: 'integration' }, setupFilesAfterEnv: ['<rootDir>/tools/jest-timeouts.js'] },
+    { ...common, displayName: 'e2e', testMatch: ['**/*.e2e-spec.ts'], globals: { __FLEXMIG_PROJECT__: 'e2e' }, setupFilesAfterEnv: ['<rootDir>/tools/jest-timeouts.js'] },
   ],
 };

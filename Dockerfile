@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# One image for all four flexmig services; the command picks the app:
+#   docker run IMAGE node dist/apps/scheduler/main.js
+# Apps: inventory (3001), scheduler (3002), cpu-compat (3003), agent (3010, health/metrics only).
+# Configuration is by environment variables only (see .env.example).
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---- build: full dependency tree, type-check and bundle every app into dist/apps/<app>/main.js ----
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+ENV NX_DAEMON=false \
+    NX_NO_CLOUD=true \
+    NX_SKIP_NX_CACHE=true
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build \
+ && test -f dist/apps/inventory/main.js \
+ && test -f dist/apps/scheduler/main.js \
+ && test -f dist/apps/cpu-compat/main.js \
+ && test -f dist/apps/agent/main.js
+
+# ---- prod-deps: production dependencies only (the bundles leave every npm package external) ----
+FROM ${NODE_IMAGE} AS prod-deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+# ---- runtime ----
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=prod-deps --chown=root:root /app/node_modules ./node_modules
+COPY --from=build --chown=root:root /src/package.json ./package.json
+COPY --from=build --chown=root:root /src/dist/apps ./dist/apps
+# The `node` user (uid 1000) of the official image; the code stays root-owned and read-only to it.
+USER node
+# HTTP APIs (inventory, scheduler, cpu-compat), the agent's health/metrics port, the agent's migration port.
+EXPOSE 3001 3002 3003 3010 49152
+# No HEALTHCHECK here: the port depends on the app the command starts. docker-compose.yml and the Helm
+# chart probe each service's /health/ready and /health/live instead.
+CMD ["node", "dist/apps/inventory/main.js"]

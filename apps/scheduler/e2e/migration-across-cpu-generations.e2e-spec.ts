@@ -1,0 +1,200 @@
+import { AckPolicy, connect, DeliverPolicy, NatsConnection } from 'nats';
+import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor } from '@flexmig/testing';
+
+/**
+ * The whole system as built (`node dist/apps/<app>/main.js`), on real NATS and PostgreSQL: three sim
+ * agents of different CPU generations, a VM live-migrated across generations, a migration refused at
+ * step 1, the events on JetStream, and bad requests answered with 4xx and nothing written.
+ */
+describe('live migration across CPU generations (real processes)', () => {
+  let nats: TestNats;
+  let db: TestDatabase;
+  let nc: NatsConnection;
+  const procs: ServiceProcess[] = [];
+  const url: Record<string, string> = {};
+  const hosts = [
+    { id: 'host-a', cpu: 'Westmere' },
+    { id: 'host-b', cpu: 'SandyBridge' },
+    { id: 'host-c', cpu: 'IvyBridge' },
+  ];
+
+  const http = async (service: string, method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${url[service]}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  const terminal = (id: string) =>
+    waitFor(`migration ${id} to end`, async () => {
+      const { body } = await http('scheduler', 'GET', `/api/v1/migrations/${id}`);
+      return ['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'].includes(body.state) ? body : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 100 });
+
+  beforeAll(async () => {
+    nats = await startTestNats('e2e');
+    db = await startTestDatabase('e2e');
+    const common = { NATS_URL: nats.url, SUBJECT_PREFIX: nats.prefix, DATABASE_URL: db.url, LOG_LEVEL: 'warn' };
+    for (const app of ['cpu-compat', 'inventory', 'scheduler']) {
+      const port = await freePort();
+      url[app] = `http://127.0.0.1:${port}`;
+      procs.push(await new ServiceProcess(app, { ...common, PORT: String(port) }, port).start());
+    }
+    for (const h of hosts) {
+      const port = await freePort();
+      procs.push(
+        await new ServiceProcess(
+          'agent',
+          { ...common, PORT: String(port), HOST_ID: h.id, CLUSTER_NAME: 'e2e', SIM_CPU: h.cpu, SIM_TIME_SCALE: '0.05', HEARTBEAT_INTERVAL_MS: '500' },
+          port,
+          h.id,
+        ).start(),
+      );
+    }
+    await waitFor('three hosts up', async () => {
+      const { body } = await http('inventory', 'GET', '/api/v1/hosts');
+      return body.items?.filter((h: any) => h.state === 'up').length === 3;
+    });
+    nc = await connect({ servers: nats.url });
+  }, 120_000);
+
+  afterAll(async () => {
+    await nc?.close();
+    for (const p of procs.reverse()) await p.stop();
+    await db?.stop();
+    await nats?.stop();
+  });
+
+  const readEvents = async (subjectFilter: string) => {
+    const jsm = await nc.jetstreamManager();
+    const stream = `${nats.prefix.toUpperCase()}_EVENTS`;
+    // a consumer created after the fact reads the history: events are durable and replayable
+    const name = `reader_${Math.random().toString(36).slice(2)}`;
+    await jsm.consumers.add(stream, { durable_name: name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, filter_subject: subjectFilter });
+    const consumer = await nc.jetstream().consumers.get(stream, name);
+    const out: any[] = [];
+    const batch = await consumer.fetch({ max_messages: 500, expires: 1000 });
+    for await (const m of batch) out.push(m.json());
+    return out;
+  };
+
+  it('hosts report their highest CPU mode', async () => {
+    const { body } = await http('inventory', 'GET', '/api/v1/hosts');
+    expect(Object.fromEntries(body.items.map((h: any) => [h.id, h.maxImcMode]))).toEqual({ 'host-a': 'Westmere', 'host-b': 'SandyBridge', 'host-c': 'IvyBridge' });
+  });
+
+  let vm: any;
+  it('migrates a VM from the newest to the oldest host through the nine steps', async () => {
+    const created = await http('inventory', 'POST', '/api/v1/vms', { name: 'e2e-vm', hostId: 'host-c', memoryMiB: 2048, vcpus: 2 });
+    expect(created.status).toBe(201);
+    vm = created.body;
+    expect(vm).toMatchObject({ hostId: 'host-c', state: 'running', cpuBaseline: 'Westmere' });
+
+    const accepted = await http('scheduler', 'POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'host-a' });
+    expect(accepted.status).toBe(202);
+    const m = await terminal(accepted.body.id);
+    expect(m.state).toBe('completed');
+    expect(m.steps.map((s: any) => [s.number, s.name, s.status])).toEqual([
+      [1, 'verify-compatibility', 'completed'],
+      [2, 'transfer-config', 'completed'],
+      [3, 'transfer-memory', 'completed'],
+      [4, 'sync-memory', 'completed'],
+      [5, 'pause-source', 'completed'],
+      [6, 'transfer-state', 'completed'],
+      [7, 'resume-target', 'completed'],
+      [8, 'stop-source', 'completed'],
+      [9, 'commit', 'completed'],
+    ]);
+    for (let i = 1; i < m.steps.length; i++) expect(Date.parse(m.steps[i].startedAt)).toBeGreaterThanOrEqual(Date.parse(m.steps[i - 1].endedAt));
+    expect(m.result.bytesTransferred).toBeGreaterThanOrEqual(2048 * 1024 * 1024);
+    expect(m.result.passes).toBeGreaterThanOrEqual(1);
+    expect(m.result.downtimeMs).toBeGreaterThan(0);
+    expect(m.result.downtimeMs).toBeLessThan(m.result.totalTimeMs);
+
+    const after = await http('inventory', 'GET', `/api/v1/vms/${vm.id}`);
+    expect(after.body.hostId).toBe('host-a');
+    const migrations = await http('scheduler', 'GET', `/api/v1/migrations?vmId=${vm.id}`);
+    expect(migrations.body.items).toHaveLength(1);
+
+    const events = await readEvents(`${nats.prefix}.events.migration.>`);
+    const mine = events.filter((e) => e.subject === m.id);
+    expect(mine.map((e) => e.type)).toEqual([
+      'migration.requested',
+      ...Array(9).fill('migration.step-completed'),
+      'migration.completed',
+    ]);
+    const completed = mine[mine.length - 1];
+    expect(completed).toMatchObject({ specversion: '1.0', id: `${m.id}:completed`, source: '/flexmig/scheduler' });
+    expect(completed.data).toMatchObject({ migrationId: m.id, vmId: vm.id, sourceHostId: 'host-c', targetHostId: 'host-a', ...m.result });
+  });
+
+  it('refuses at step 1 a target whose CPU lacks the VM baseline, naming the missing features', async () => {
+    const created = await http('inventory', 'POST', '/api/v1/vms', { name: 'ivy-vm', hostId: 'host-c', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' });
+    expect(created.status).toBe(201);
+    const accepted = await http('scheduler', 'POST', '/api/v1/migrations', { vmId: created.body.id, targetHostId: 'host-a' });
+    expect(accepted.status).toBe(202);
+    const m = await terminal(accepted.body.id);
+    expect(m.state).toBe('rolled-back');
+    expect(m.failure).toMatchObject({ step: 1, code: 'CPU_INCOMPATIBLE' });
+    for (const f of ['avx', 'xsave', 'f16c', 'rdrand']) expect(m.failure.message).toContain(f);
+    expect(m.steps.slice(1).every((s: any) => s.status === 'skipped' || s.status === 'pending')).toBe(true);
+    expect((await http('inventory', 'GET', `/api/v1/vms/${created.body.id}`)).body.hostId).toBe('host-c');
+    const events = (await readEvents(`${nats.prefix}.events.migration.>`)).filter((e) => e.subject === m.id).map((e) => e.type);
+    expect(events).toEqual(['migration.requested', 'migration.failed', 'migration.rolled-back']);
+    // the capacity held for it on the target was released
+    const target = await http('inventory', 'GET', '/api/v1/hosts/host-a');
+    expect(target.body.allocatedMemoryMiB).toBe(2048); // e2e-vm only
+  });
+
+  describe('bad requests get a 4xx with a clear message and write nothing', () => {
+    const count = async () => (await http('scheduler', 'GET', '/api/v1/migrations')).body.items.length;
+
+    it.each([
+      ['a missing field', { targetHostId: 'host-b' }, 400, 'VALIDATION_FAILED', 'vmId'],
+      ['a mistyped field', { vmId: 42, targetHostId: 'host-b' }, 400, 'VALIDATION_FAILED', 'vmId'],
+      ['an unknown field', { vmId: '00000000-0000-4000-8000-000000000000', targetHostId: 'host-b', speed: 'fast' }, 400, 'VALIDATION_FAILED', 'speed'],
+      ['an unknown VM', { vmId: '00000000-0000-4000-8000-000000000000', targetHostId: 'host-b' }, 404, 'NOT_FOUND', 'VM'],
+    ])('%s', async (_, body, status, code, mentions) => {
+      const before = await count();
+      const res = await http('scheduler', 'POST', '/api/v1/migrations', body);
+      expect(res.status).toBe(status);
+      expect(res.body.code).toBe(code);
+      expect(res.body.message).toContain(mentions);
+      expect(await count()).toBe(before);
+    });
+
+    it('an unknown host, the source as target, and a malformed body', async () => {
+      const before = await count();
+      const unknown = await http('scheduler', 'POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'host-z' });
+      expect([unknown.status, unknown.body.code]).toEqual([404, 'NOT_FOUND']);
+      const self = await http('scheduler', 'POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'host-a' });
+      expect([self.status, self.body.code]).toEqual([422, 'UNABLE_TO_MIGRATE_TO_SELF']);
+      const malformed = await http('scheduler', 'POST', '/api/v1/migrations', '{"vmId": ');
+      expect([malformed.status, malformed.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+      expect(await count()).toBe(before);
+    });
+
+    it('a target host that is down', async () => {
+      const agentB = procs.find((p) => p.label === 'host-b')!;
+      await agentB.kill();
+      await waitFor('host-b to be marked down', async () => (await http('inventory', 'GET', '/api/v1/hosts/host-b')).body.state === 'down', { timeoutMs: 20_000 });
+      const events = await readEvents(`${nats.prefix}.events.host.down`);
+      expect(events.map((e) => e.data.hostId)).toContain('host-b');
+      const before = await count();
+      const res = await http('scheduler', 'POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'host-b' });
+      expect([res.status, res.body.code]).toEqual([409, 'HOST_DOWN']);
+      expect(res.body.message).toContain('host-b');
+      expect(await count()).toBe(before);
+    });
+
+    it('a malformed NATS message gets an error reply, and the services keep serving', async () => {
+      const reply = await nc.request(`${nats.prefix}.inventory.vm.get`, new TextEncoder().encode('{"vmId":"nope"}'), { timeout: 2000 });
+      expect(JSON.parse(new TextDecoder().decode(reply.data))).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED' } });
+      const garbage = await nc.request(`${nats.prefix}.agent.host-c.migration.step`, new TextEncoder().encode('garbage'), { timeout: 2000 });
+      expect(JSON.parse(new TextDecoder().decode(garbage.data))).toMatchObject({ ok: false, error: { code: 'MALFORMED_MESSAGE' } });
+      expect((await http('inventory', 'GET', `/api/v1/vms/${vm.id}`)).status).toBe(200);
+    });
+  });
+});

@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// `npm run demo`: starts flexmig (its own database and subject prefix, so a running `npm start` is not
+// disturbed), creates a cluster of three hosts of different CPU generations and a VM, live-migrates the
+// VM to the oldest host showing each step and the memory copy as they happen, prints the result, shows
+// that a VM whose CPU baseline a host lacks is refused at step 1, and exits 0 with the VM on its new host.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { api, bold, cyan, demoHosts, dim, ensureBuilt, green, preflight, PreflightError, Processes, recreateDatabase, red, root, yellow } from './lib.mjs';
+
+const require = createRequire(import.meta.url);
+const { connect } = require('nats');
+
+const base = Number(process.env.DEMO_PORT_BASE ?? 3100);
+const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const dbUrl = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/flexmig');
+dbUrl.pathname = '/flexmig_demo';
+const env = { NATS_URL: natsUrl, DATABASE_URL: dbUrl.toString(), SUBJECT_PREFIX: 'flexmig_demo', LOG_LEVEL: 'warn' };
+const urls = { inventory: `http://127.0.0.1:${base + 1}`, scheduler: `http://127.0.0.1:${base + 2}`, cpu: `http://127.0.0.1:${base + 3}` };
+const vmMemoryMiB = Number(process.env.DEMO_VM_MEMORY_MIB ?? 4096);
+const tty = process.stdout.isTTY;
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const fmtBytes = (b) => (b >= GiB ? `${(b / GiB).toFixed(2)} GiB` : `${(b / MiB).toFixed(0)} MiB`);
+const fmtMs = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+const say = (s = '') => process.stdout.write(`${s}\n`);
+
+function expect(res, status, what) {
+  if (res.status !== status) throw new Error(`${what}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+async function waitFor(what, probe, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Follows one migration: step lines as they complete, and a progress line while memory is copied. */
+async function follow(migrationId, nc) {
+  const shown = new Set();
+  let progress;
+  let lastPrinted = 0;
+  const sub = nc.subscribe(`${env.SUBJECT_PREFIX}.progress.migration.${migrationId}`);
+  void (async () => {
+    for await (const m of sub) progress = JSON.parse(new TextDecoder().decode(m.data));
+  })();
+  const bar = (pct) => {
+    const n = Math.round(pct / 5);
+    return `${'█'.repeat(n)}${'░'.repeat(20 - n)}`;
+  };
+  let liveLine = false;
+  const clearLive = () => {
+    if (tty && liveLine) process.stdout.write('\r\x1b[2K');
+    liveLine = false;
+  };
+  for (;;) {
+    const m = expect(await api(urls.scheduler, 'GET', `/api/v1/migrations/${migrationId}`), 200, 'reading the migration');
+    for (const st of m.steps) {
+      const key = `${st.number}:${st.status}`;
+      if (shown.has(key)) continue;
+      if (st.status === 'completed') {
+        clearLive();
+        say(`  ${dim(`[${st.number}/9]`)} ${st.name.padEnd(21)} ${green('✓')} ${fmtMs(st.durationMs ?? 0).padStart(8)}${st.number === 7 ? dim('   ← point of no return') : ''}`);
+        shown.add(key);
+      } else if (st.status === 'failed' || st.status === 'compensated' || st.status === 'compensation-failed') {
+        clearLive();
+        say(`  ${dim(`[${st.number}/9]`)} ${st.name.padEnd(21)} ${st.status === 'compensated' ? yellow('↶ undone') : red('✗ ' + (st.error?.message ?? st.status))}`);
+        shown.add(key);
+      }
+    }
+    if (['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'].includes(m.state)) {
+      clearLive();
+      sub.unsubscribe();
+      return m;
+    }
+    if (progress && (m.currentStep?.number === 3 || m.currentStep?.number === 4)) {
+      const line =
+        `  ${dim(`[${m.currentStep.number}/9]`)} ${m.currentStep.name.padEnd(21)} ${bar(progress.percent)} ${progress.percent.toFixed(0).padStart(3)}%  ` +
+        `pass ${progress.pass}  ${fmtBytes(progress.transferredBytes)} sent, ${fmtBytes(progress.remainingBytes)} left  ` +
+        `${(progress.bandwidthBytesPerSec / MiB).toFixed(0)} MiB/s  dirty ${(progress.dirtyRateBytesPerSec / MiB).toFixed(0)} MiB/s` +
+        (progress.throttlePct ? `  throttle ${progress.throttlePct}%` : '');
+      if (tty) {
+        process.stdout.write(`\r\x1b[2K${line}`);
+        liveLine = true;
+      } else if (Date.now() - lastPrinted > 500) {
+        say(line);
+        lastPrinted = Date.now();
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function main() {
+  const t0 = Date.now();
+  say(bold('flexmig demo — live migration across CPU generations'));
+  ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent']);
+  await preflight({ natsUrl, databaseUrl: env.DATABASE_URL });
+  await recreateDatabase(env.DATABASE_URL);
+  const logDir = path.join(root, '.flexmig/demo-logs');
+  const procs = new Processes({ logDir, echo: false });
+  let failed = false;
+  procs.onExit = (name, code) => {
+    failed = true;
+    console.error(red(`\n${name} stopped unexpectedly (code ${code}); its log: ${path.join(logDir, `${name}.log`)}`));
+  };
+  const nc = await connect({ servers: natsUrl });
+  try {
+    process.stdout.write(`  starting cpu-compat, inventory and scheduler … `);
+    const services = [
+      procs.start('cpu-compat', 'cpu-compat', { ...env, PORT: String(base + 3) }),
+      procs.start('inventory', 'inventory', { ...env, PORT: String(base + 1) }),
+      procs.start('scheduler', 'scheduler', { ...env, PORT: String(base + 2) }),
+    ];
+    await Promise.all(services.map((s) => procs.waitReady(s)));
+    say(green('ready'));
+
+    const cluster = expect(await api(urls.inventory, 'POST', '/api/v1/clusters', { name: 'demo' }), 201, 'creating the cluster');
+    say(`  cluster ${bold(cluster.name)} created ${dim(cluster.id)}`);
+    const agents = demoHosts.map((h, i) =>
+      procs.start(h.id, 'agent', {
+        ...env,
+        HOST_ID: h.id,
+        CLUSTER_ID: cluster.id,
+        SIM_CPU: h.cpu,
+        PORT: String(base + 11 + i),
+        MIGRATION_ADDRESS: `127.0.0.1:${49252 + i}`,
+      }),
+    );
+    await Promise.all(agents.map((a) => procs.waitReady(a)));
+    const hosts = await waitFor('the three hosts to register', async () => {
+      const r = await api(urls.inventory, 'GET', `/api/v1/hosts?clusterId=${cluster.id}`);
+      return r.status === 200 && r.body.items.filter((h) => h.state === 'up').length === demoHosts.length ? r.body.items : undefined;
+    });
+    say(`  three agents registered their hosts:`);
+    for (const h of hosts) say(`    ${h.id}  ${h.cpu.modelName.padEnd(44)} highest CPU mode ${cyan(h.maxImcMode)}`);
+
+    const newest = demoHosts[demoHosts.length - 1].id;
+    const oldest = demoHosts[0].id;
+    const vm = expect(
+      await api(urls.inventory, 'POST', '/api/v1/vms', { name: 'demo-vm', hostId: newest, memoryMiB: vmMemoryMiB, vcpus: 2 }),
+      201,
+      'creating the VM',
+    );
+    say(`  VM ${bold(vm.name)} (${vm.memoryMiB} MiB, ${vm.vcpus} vCPUs) runs on ${newest} with the cluster's common CPU baseline ${cyan(vm.cpuBaseline)}`);
+
+    say('');
+    say(bold(`live-migrating ${vm.name}: ${newest} (${demoHosts[2].cpu}) → ${oldest} (${demoHosts[0].cpu})`));
+    const created = expect(await api(urls.scheduler, 'POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: oldest }), 202, 'requesting the migration');
+    const m = await follow(created.id, nc);
+    if (m.state !== 'completed') throw new Error(`the migration ended ${m.state}: ${m.failure?.message ?? ''}`);
+    const r = m.result;
+    say(
+      `  ${green('completed')} in ${bold(fmtMs(r.totalTimeMs))}: downtime ${bold(fmtMs(r.downtimeMs))}, ` +
+        `${bold(fmtBytes(r.bytesTransferred))} moved in ${r.passes} passes`,
+    );
+    const after = expect(await api(urls.inventory, 'GET', `/api/v1/vms/${vm.id}`), 200, 'reading the VM');
+    if (after.hostId !== oldest) throw new Error(`inventory says the VM is on ${after.hostId}, not ${oldest}`);
+    say(`  inventory: ${vm.name} runs on ${bold(after.hostId)} ${green('✓')}`);
+
+    say('');
+    say(bold('and a migration the CPU check refuses:'));
+    const picky = expect(
+      await api(urls.inventory, 'POST', '/api/v1/vms', { name: 'ivy-vm', hostId: newest, memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' }),
+      201,
+      'creating a VM with baseline IvyBridge',
+    );
+    say(`  VM ${picky.name} started with baseline ${cyan(picky.cpuBaseline)} on ${newest}; migrating it to ${oldest} (${demoHosts[0].cpu}) …`);
+    const refused = expect(await api(urls.scheduler, 'POST', '/api/v1/migrations', { vmId: picky.id, targetHostId: oldest }), 202, 'requesting it');
+    const rm = await follow(refused.id, nc);
+    if (rm.state !== 'rolled-back' || rm.failure?.step !== 1) throw new Error(`expected a refusal at step 1, got ${rm.state}`);
+    say(`  ${yellow('refused at step 1')}: ${rm.failure.message}`);
+    say(`  ${picky.name} still runs on ${newest} ${green('✓')}`);
+    say('');
+    say(dim(`demo done in ${fmtMs(Date.now() - t0)}; service logs in ${logDir}`));
+  } finally {
+    await nc.close();
+    await procs.stopAll();
+  }
+  if (failed) process.exit(1);
+}
+
+main().catch((e) => {
+  console.error(red(`\ndemo failed: ${e instanceof PreflightError ? e.message : e.message}`));
+  process.exit(1);
+});
