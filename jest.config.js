@@ -1,7 +1,7 @@
 // One Jest configuration for the workspace. Test files sit beside the code; the suffix says what they
 // touch (STYLE.md 11): *.spec.ts pure or mocked, *.int.spec.ts real PostgreSQL/NATS, *.e2e-spec.ts real
 // processes. `npm test` runs all three projects.
-const { readFileSync } = require('node:fs');
+const { existsSync, readFileSync } = require('node:fs');
 const swc = JSON.parse(readFileSync(`${__dirname}/.swcrc`, 'utf8'));
 const { compilerOptions } = require('./tsconfig.base.json');
 
@@ -18,7 +18,7 @@ const common = {
   transform: { '^.+\\.ts$': ['@swc/jest', { ...swc, swcrc: false }] },
   moduleFileExtensions: ['ts', 'js', 'json'],
   moduleNameMapper,
-  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/bench', '<rootDir>/tools', '<rootDir>/deploy'],
+  roots: ['apps', 'libs', 'bench', 'tools', 'deploy'].filter((d) => existsSync(`${__dirname}/${d}`)).map((d) => `<rootDir>/${d}`),
 };
 
 module.exports = {

@@ -7,7 +7,7 @@
 //    leaving every npm package external (installed by `npm ci`).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, existsSync } from 'node:fs';
+import { copyFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -42,10 +42,15 @@ const workspaceLibs = {
 
 for (const app of apps) {
   const t = Date.now();
+  // main.ts, plus any other entry named *-main.ts (the agent's fleet-main.ts becomes dist/apps/agent/fleet.js)
+  const entries = findFiles(path.join(root, 'apps', app, 'src'), /-main\.ts$/).map((f) => ({
+    in: path.join(outTsc, path.relative(root, f)).replace(/\.ts$/, '.js'),
+    out: path.basename(f).replace(/-main\.ts$/, ''),
+  }));
   await build({
     absWorkingDir: root,
-    entryPoints: [path.join(outTsc, 'apps', app, 'src/main.js')],
-    outfile: path.join(root, 'dist/apps', app, 'main.js'),
+    entryPoints: [{ in: path.join(outTsc, 'apps', app, 'src/main.js'), out: 'main' }, ...entries],
+    outdir: path.join(root, 'dist/apps', app),
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -56,5 +61,13 @@ for (const app of apps) {
     logLevel: 'warning',
     plugins: [workspaceLibs],
   });
-  console.log(`bundled dist/apps/${app}/main.js in ${Date.now() - t} ms`);
+  // assets the app reads beside its code at run time (the qemu driver's guest source): flat into dist
+  for (const asset of findFiles(path.join(root, 'apps', app, 'src'), /\.S$/)) copyFileSync(asset, path.join(root, 'dist/apps', app, path.basename(asset)));
+  console.log(`bundled dist/apps/${app}/{${['main', ...entries.map((e) => e.out)].join(',')}}.js in ${Date.now() - t} ms`);
+}
+
+function findFiles(dir, pattern) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? findFiles(path.join(dir, e.name), pattern) : pattern.test(e.name) ? [path.join(dir, e.name)] : [],
+  );
 }

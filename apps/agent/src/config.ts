@@ -25,6 +25,25 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   /** Guest behaviour of simulated VMs that do not say otherwise. */
   SIM_DIRTY_RATE_MIBPS: z.coerce.number().min(0).default(200),
   SIM_WORKING_SET_MIB: z.coerce.number().min(0).default(256),
+  // ---- qemu driver ----
+  // Optional in the type (defaults applied by createDriver: QEMU_DEFAULTS) so that code building an
+  // AgentEnv by hand for the sim driver (the fleet) need not know them.
+  /** Default qemu-system-x86_64. */
+  QEMU_BINARY: z.string().min(1).optional(),
+  /** kvm | tcg | auto (default; per VM: KVM when /dev/kvm opens and the baseline's model lacks nothing there, else TCG). */
+  QEMU_ACCEL: z.enum(['kvm', 'tcg', 'auto']).optional(),
+  /** VM state files, QMP sockets, logs, serial output, guest images. Default: <tmpdir>/flexmig-qemu-<HOST_ID>. */
+  QEMU_RUN_DIR: z.string().min(1).optional(),
+  /** Ports incoming migrations listen on, "LOW-HIGH" (default 49200-49999), the same on every host: the port is derived from the migration id. */
+  QEMU_MIGRATION_PORT_RANGE: z
+    .string()
+    .regex(/^\d+-\d+$/, 'expected LOW-HIGH')
+    .transform((s) => s.split('-').map(Number) as [number, number])
+    .refine(([lo, hi]) => lo >= 1 && hi <= 65535 && lo <= hi, 'expected 1 ≤ LOW ≤ HIGH ≤ 65535')
+    .optional(),
+  /** Address the target QEMU listens on; default: the host part of MIGRATION_ADDRESS. */
+  QEMU_MIGRATION_LISTEN_HOST: z.string().min(1).optional(),
 });
 export type AgentEnv = z.infer<typeof AgentEnvSchema>;
+export const QEMU_DEFAULTS = { binary: 'qemu-system-x86_64', accel: 'auto', portRange: [49200, 49999] } as const;
 export const AGENT_ENV = Symbol('AGENT_ENV');

@@ -87,6 +87,8 @@ export const StepReplySchema = z.object({
   /** When the guest stopped on the source (step 5) / started on the target (step 7): downtime as the guest saw it. */
   pausedAt: IsoTimeSchema.optional(),
   resumedAt: IsoTimeSchema.optional(),
+  /** Step 2 (qemu driver): `host:port` the target listens on for the migration stream. */
+  incomingAddress: z.string().optional(),
 });
 export type StepReply = z.infer<typeof StepReplySchema>;
 

@@ -1,8 +1,10 @@
-import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
-import { AgentEnv } from '../config';
+import { AgentEnv, QEMU_DEFAULTS } from '../config';
 import { HypervisorDriver } from './driver';
 import { SimDriver } from './sim.driver';
+import { QemuDriver } from './qemu/qemu.driver';
 
 export function createDriver(env: AgentEnv): HypervisorDriver {
   switch (env.DRIVER) {
@@ -16,7 +18,16 @@ export function createDriver(env: AgentEnv): HypervisorDriver {
         defaultDirtyRateMiBps: env.SIM_DIRTY_RATE_MIBPS,
         defaultWorkingSetMiB: env.SIM_WORKING_SET_MIB,
       });
-    case 'qemu':
-      throw new FlexmigError(ErrorCode.ValidationFailed, 'DRIVER=qemu is not available in this build yet; use DRIVER=sim');
+    case 'qemu': {
+      const address = env.MIGRATION_ADDRESS;
+      const host = address.startsWith('[') ? address.slice(1, address.indexOf(']')) : address.includes(':') ? address.slice(0, address.lastIndexOf(':')) : address;
+      return new QemuDriver({
+        binary: env.QEMU_BINARY ?? QEMU_DEFAULTS.binary,
+        accel: env.QEMU_ACCEL ?? QEMU_DEFAULTS.accel,
+        runDir: env.QEMU_RUN_DIR ?? join(tmpdir(), `flexmig-qemu-${env.HOST_ID}`),
+        listenHost: env.QEMU_MIGRATION_LISTEN_HOST ?? host,
+        portRange: env.QEMU_MIGRATION_PORT_RANGE ?? [...QEMU_DEFAULTS.portRange],
+      });
+    }
   }
 }

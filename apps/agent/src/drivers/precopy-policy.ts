@@ -90,7 +90,12 @@ export function convergenceFailure(f: ConvergenceFailureFacts): FlexmigError {
   const mib = (bytes: number) => Math.round(bytes / BYTES_PER_MIB);
   const p = f.params;
   const settled = remainingLimitBytes(p, f.throttlePct);
-  const neededMs = Math.round(expectedDowntimeMs(settled, p.bandwidthBytesPerSec));
+  const stalled = f.code === ConvergenceFailureCode.NotConverging;
+  // a stall is about where the remaining settles; a timeout about where it still was
+  const neededMs = Math.round(expectedDowntimeMs(stalled ? settled : f.remainingBytes, p.bandwidthBytesPerSec));
+  const dirty = stalled
+    ? `so about ${mib(settled)} MiB stay dirty`
+    : `and ${mib(f.remainingBytes)} MiB were still dirty (it would settle near ${mib(settled)} MiB)`;
   const what =
     f.code === ConvergenceFailureCode.CompletionTimeout
       ? 'did not complete within its completion timeout'
@@ -109,10 +114,10 @@ export function convergenceFailure(f: ConvergenceFailureFacts): FlexmigError {
     `the memory transfer of VM ${f.vmId} (migration ${f.migrationId}) ${what} after ${f.passes} pass(es) and ` +
     `${(f.elapsedMs / 1000).toFixed(1)} s: ${f.reason}. ` +
     `The guest dirties ${mib(p.dirtyRateBytesPerSec)} MiB/s (working set ${mib(p.workingSetBytes)} MiB${f.throttlePct ? `, throttled ${f.throttlePct}%` : ''}) ` +
-    `against ${mib(p.bandwidthBytesPerSec)} MiB/s of migration bandwidth, so about ${mib(settled)} MiB stay dirty. ` +
+    `against ${mib(p.bandwidthBytesPerSec)} MiB/s of migration bandwidth, ${dirty}. ` +
     `The VM keeps running on the source. To migrate it: ${advice.join(', ')}.`;
   return new FlexmigError(
-    f.code === ConvergenceFailureCode.NotConverging ? ErrorCode.Conflict : ErrorCode.Timeout,
+    stalled ? ErrorCode.Conflict : ErrorCode.Timeout,
     message,
     {
       code: f.code,

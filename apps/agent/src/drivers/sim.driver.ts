@@ -1,42 +1,117 @@
 import { hostname } from 'node:os';
 import { AgentVm, ErrorCode, FlexmigError, HostCpu, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
+import {
+  BYTES_PER_MIB,
+  DEFAULT_DEVICE_STATE_BYTES,
+  DEFAULT_MAX_PASSES,
+  DEFAULT_PASS_OVERHEAD_MS,
+  DEFAULT_SWITCHOVER_FIXED_MS,
+  type MigrationPolicy as ModelPolicy,
+  type MigrationResult,
+  PrecopySimulation,
+  type SimulationEvent,
+  type SimulationPhase,
+  applyDecision,
+  cappedBandwidthBytesPerSec,
+  completionTimeoutMs,
+  decideConvergence,
+  lastProgressMs,
+} from '@flexmig/migration-model';
 import { HypervisorDriver, ProgressSink } from './driver';
+import { ConvergenceFailureCode, convergenceFailure, modelPolicyFor, stalledWithoutLever, transferCancelled } from './precopy-policy';
+import { SimClock, realClock } from './sim-clock';
 
-const MiB = 1024 * 1024;
-/** How often a running transfer reports progress (real time): "at least once a second". */
-const progressIntervalMs = 250;
-/** CPU and device state sent during the switchover, on top of the last dirty pages. */
-const deviceStateBytes = 2 * MiB;
+const MiB = BYTES_PER_MIB;
+/** How often a running transfer reports progress, in real time: the contract says "at least once a second". */
+export const defaultProgressIntervalMs = 250;
 
 export interface SimDriverOptions {
   hostCpu: HostCpu;
   memoryMiB: number;
   vcpus: number;
+  /** The host's migration link. A policy's bandwidth cap lowers the pre-copy rate; the switchover copy is never capped (QEMU lifts max-bandwidth for it). */
   bandwidthMiBps: number;
+  /** Real ms per simulated ms: 1 is life, 0.1 ten times faster, 0 instant (no waiting at all). */
   timeScale: number;
+  /** Guest behaviour of VMs whose spec has no `workload`. */
   defaultDirtyRateMiBps: number;
   defaultWorkingSetMiB: number;
+  // ---- optional model knobs (defaults: the model's, @flexmig/migration-model constants.ts) ----
+  deviceStateBytes?: number;
+  passOverheadMs?: number;
+  switchoverFixedMs?: number;
+  /** Bound on pre-copy passes per migration: also what ends a run at timeScale 0. */
+  maxPasses?: number;
+  /** Real ms between two progress reports while a pass runs (≤ 1000). */
+  progressIntervalMs?: number;
+  /**
+   * Fail a sync at once with NOT_CONVERGING when the model says it can never converge and the policy
+   * has no lever left (default true). False waits, like KubeVirt, for the completion or progress timeout.
+   */
+  failFastWhenStalled?: boolean;
+  /** Where real time comes from (tests inject a VirtualClock). */
+  clock?: SimClock;
+}
+
+type TransferStatus = 'running' | 'ready' | 'switched' | 'failed' | 'cancelled';
+
+/** A migration's memory stream on the source: the model, the policy steering it, and its real-time state. */
+interface Transfer {
+  migrationId: string;
+  sim: PrecopySimulation;
+  policy: ModelPolicy;
+  linkBytesPerSec: number;
+  status: TransferStatus;
+  /** How the switchover will go, once pre-copy stopped: stop-and-copy, or post-copy after resume. */
+  mode?: 'precopy' | 'postcopy';
+  abort: AbortController;
+  /** The first failure, given again to a repeated step 4. */
+  failure?: FlexmigError;
+  /** Step 6's answer, given again to a repeat. */
+  finalStats?: TransferStats;
+  result?: MigrationResult;
 }
 
 interface SimVm {
   spec: VmSpec;
   state: AgentVm['state'];
   migrationId?: string;
-  /** Pre-copy state on the source while a migration runs. */
-  copy?: { dirtyBytes: number; passes: number; bytes: number; throttlePct: number; startedAt: number; bestRemaining: number; bestAt: number };
-  aborted?: boolean;
+  transfer?: Transfer;
 }
 
 /**
- * A simulated hypervisor: VMs are records, and a migration's memory copy is pre-copy modelled pass by
- * pass in scaled time (memory size, dirty rate, working set, link bandwidth, downtime limit), so a bigger
- * VM takes longer to move and a busy one needs more passes.
+ * A simulated hypervisor. VMs are records; a migration's memory copy is the pre-copy model of
+ * `@flexmig/migration-model` (memory, dirty rate, working set, bandwidth, downtime limit, throttle)
+ * run pass by pass in scaled time, steered by `decideConvergence` with the wire policy, so a bigger
+ * VM takes longer to move, a busy one needs more passes or auto-converge, and the figures agree with
+ * `analyticPrecopy`.
+ *
+ * Steps and the model:
+ *   3 transferMemory  runs pass 1 (all of RAM) and stops at its end, which is a pass boundary.
+ *   4 syncMemory      asks the policy at that boundary and at every later one (and when a timeout falls
+ *                     due mid-pass), applies throttle / raise-downtime / switch-to-postcopy / abort, and
+ *                     returns once pre-copy stopped: the remaining fits the budget, or post-copy was
+ *                     chosen. The model is run with pauseBeforeSwitchover, so it then waits.
+ *   5 pauseSource     pauses the VM record. The saga's own time between steps 4 and 7 is not simulated;
+ *                     the scheduler measures it (pausedAt → resumedAt).
+ *   6 transferState   releases the switchover: the last dirty pages and the device state at the link's
+ *                     full speed, plus the fixed cost; `downtimeMs` in the stats is that copy. After a
+ *                     post-copy switch only the device state is copied (downtime S/Bs + f); the model
+ *                     pulls the remaining pages after resume, and the driver does not make step 7 wait
+ *                     for that pull (stats: `remainingBytes` = the pages pulled after resume).
  */
 export class SimDriver implements HypervisorDriver {
   readonly kind = 'sim' as const;
   private readonly vms = new Map<string, SimVm>();
+  private readonly clock: SimClock;
+  private readonly progressIntervalMs: number;
+  private closed = false;
 
-  constructor(private readonly o: SimDriverOptions) {}
+  constructor(private readonly o: SimDriverOptions) {
+    if (!(o.timeScale >= 0 && Number.isFinite(o.timeScale))) throw new RangeError(`timeScale ${o.timeScale} must be a finite number ≥ 0`);
+    this.clock = o.clock ?? realClock;
+    this.progressIntervalMs = Math.min(1000, Math.max(1, o.progressIntervalMs ?? defaultProgressIntervalMs));
+  }
 
   async hostCpu(): Promise<HostCpu> {
     return this.o.hostCpu;
@@ -66,6 +141,7 @@ export class SimDriver implements HypervisorDriver {
     if (existing && existing.state !== 'stopped' && existing.migrationId !== cmd.migrationId) {
       throw new FlexmigError(ErrorCode.Conflict, `VM ${cmd.vm.id} already exists on this host (${existing.state})`);
     }
+    if (existing && existing.migrationId === cmd.migrationId && existing.state !== 'stopped') return;
     this.vms.set(cmd.vm.id, { spec: cmd.vm, state: 'incoming', migrationId: cmd.migrationId });
   }
 
@@ -74,127 +150,46 @@ export class SimDriver implements HypervisorDriver {
     if (vm && vm.state !== 'running') this.vms.delete(vmId);
   }
 
-  private source(vmId: string, migrationId: string): SimVm {
-    const vm = this.vms.get(vmId);
-    if (!vm) throw new FlexmigError(ErrorCode.NotFound, `VM ${vmId} does not run on this host`);
-    vm.migrationId = migrationId;
-    return vm;
-  }
-
-  private bandwidth(cmd: StepCommand): number {
-    const capped = cmd.policy.bandwidthMiBps ? Math.min(cmd.policy.bandwidthMiBps, this.o.bandwidthMiBps) : this.o.bandwidthMiBps;
-    return capped * MiB;
-  }
-
-  private guest(vm: SimVm) {
-    const dirtyRate = (vm.spec.workload?.dirtyRateMiBps ?? this.o.defaultDirtyRateMiBps) * MiB;
-    const workingSet = Math.min(vm.spec.memoryMiB, vm.spec.workload?.workingSetMiB ?? this.o.defaultWorkingSetMiB) * MiB;
-    return { dirtyRate, workingSet };
-  }
-
-  /** Sends `bytes` at `bandwidth` in scaled time, reporting progress; returns the simulated seconds. */
-  private async send(vm: SimVm, bytes: number, bandwidth: number, report: (sentSoFar: number) => void): Promise<number> {
-    const seconds = bytes / bandwidth;
-    const realMs = seconds * 1000 * this.o.timeScale;
-    const started = Date.now();
-    while (Date.now() - started < realMs) {
-      if (vm.aborted) throw new FlexmigError(ErrorCode.Conflict, 'the transfer was cancelled');
-      report(bytes * Math.min(1, (Date.now() - started) / realMs));
-      await sleep(Math.min(progressIntervalMs, realMs - (Date.now() - started)));
-    }
-    if (vm.aborted) throw new FlexmigError(ErrorCode.Conflict, 'the transfer was cancelled');
-    report(bytes);
-    return seconds;
-  }
+  // ---- step 3 ---------------------------------------------------------------------------------------
 
   async transferMemory(cmd: StepCommand, progress: ProgressSink): Promise<TransferStats> {
     const vm = this.source(cmd.vm.id, cmd.migrationId);
-    vm.aborted = false;
-    const total = vm.spec.memoryMiB * MiB;
-    const bw = this.bandwidth(cmd);
-    const { dirtyRate, workingSet } = this.guest(vm);
-    const seconds = await this.send(vm, total, bw, (sent) =>
-      progress({
-        pass: 1,
-        percent: (100 * sent) / total,
-        totalBytes: total,
-        transferredBytes: sent,
-        remainingBytes: total - sent,
-        dirtyRateBytesPerSec: dirtyRate,
-        bandwidthBytesPerSec: bw,
-        expectedDowntimeMs: ((total - sent) / bw) * 1000,
-        throttlePct: 0,
-      }),
-    );
-    const dirtyBytes = Math.min(workingSet, dirtyRate * seconds);
-    vm.copy = { dirtyBytes, passes: 1, bytes: total, throttlePct: 0, startedAt: Date.now(), bestRemaining: dirtyBytes, bestAt: Date.now() };
-    return { passes: 1, bytesTransferred: total, remainingBytes: dirtyBytes, throttlePct: 0 };
+    if (vm.state !== 'running') {
+      throw new FlexmigError(ErrorCode.VmNotRunning, `VM ${cmd.vm.id} is ${vm.state} on this host: only a running VM's memory is copied`);
+    }
+    // a new attempt starts a new stream: whatever an older one left is dropped
+    if (vm.transfer) this.stop(vm.transfer, 'a new transfer of the VM started');
+    const t = this.newTransfer(vm, cmd);
+    vm.transfer = t;
+    await this.drive(vm, t, progress, { stopAfterFirstPass: true });
+    return this.stats(t);
   }
+
+  // ---- step 4 ---------------------------------------------------------------------------------------
 
   async syncMemory(cmd: StepCommand, progress: ProgressSink): Promise<TransferStats> {
     const vm = this.source(cmd.vm.id, cmd.migrationId);
-    const copy = vm.copy;
-    if (!copy) throw new FlexmigError(ErrorCode.Conflict, `no memory transfer of VM ${cmd.vm.id} is under way (step 3 first)`);
-    const bw = this.bandwidth(cmd);
-    const { dirtyRate, workingSet } = this.guest(vm);
-    const total = vm.spec.memoryMiB * MiB;
-    const budgetBytes = (cmd.policy.downtimeLimitMs / 1000) * bw;
-    const completionDeadline = copy.startedAt + cmd.policy.completionTimeoutPerGiBSec * 1000 * Math.max(1, total / (1024 * MiB)) * Math.max(this.o.timeScale, 0.001);
-    while (copy.dirtyBytes > budgetBytes) {
-      const effectiveDirtyRate = dirtyRate * (1 - copy.throttlePct / 100);
-      const seconds = await this.send(vm, copy.dirtyBytes, bw, (sent) =>
-        progress({
-          pass: copy.passes + 1,
-          percent: Math.min(99.9, (100 * (copy.bytes + sent)) / (copy.bytes + copy.dirtyBytes)),
-          totalBytes: total,
-          transferredBytes: copy.bytes + sent,
-          remainingBytes: copy.dirtyBytes - sent,
-          dirtyRateBytesPerSec: effectiveDirtyRate,
-          bandwidthBytesPerSec: bw,
-          expectedDowntimeMs: ((copy.dirtyBytes - sent) / bw) * 1000,
-          throttlePct: copy.throttlePct,
-        }),
-      );
-      copy.bytes += copy.dirtyBytes;
-      copy.passes += 1;
-      const next = Math.min(workingSet, effectiveDirtyRate * seconds);
-      const shrinking = next < copy.dirtyBytes * 0.95;
-      copy.dirtyBytes = next;
-      if (next < copy.bestRemaining) {
-        copy.bestRemaining = next;
-        copy.bestAt = Date.now();
-      }
-      if (!shrinking && next > budgetBytes) {
-        if (cmd.policy.autoConverge && copy.throttlePct < 99) {
-          // QEMU's auto-converge: start at 20 %, add 10 % each pass that does not converge, up to 99 %
-          copy.throttlePct = copy.throttlePct === 0 ? 20 : Math.min(99, copy.throttlePct + 10);
-        } else {
-          throw new FlexmigError(
-            ErrorCode.Conflict,
-            `VM ${cmd.vm.id} does not converge: it dirties ${(effectiveDirtyRate / MiB).toFixed(0)} MiB/s against a ${(bw / MiB).toFixed(0)} MiB/s link` +
-              (cmd.policy.autoConverge ? ' even at 99 % CPU throttle' : ' and auto-converge is not allowed by the policy') +
-              '; allow auto-converge or post-copy, raise the downtime limit or the bandwidth cap',
-            { passes: copy.passes, remainingBytes: next, code: 'NOT_CONVERGING' },
-          );
-        }
-      }
-      if (Date.now() > completionDeadline) {
-        throw new FlexmigError(ErrorCode.Timeout, `memory copy of VM ${cmd.vm.id} exceeded its completion timeout (${cmd.policy.completionTimeoutPerGiBSec} s per GiB)`, {
-          code: 'COMPLETION_TIMEOUT',
-        });
-      }
+    const t = vm.transfer;
+    if (!t || t.migrationId !== cmd.migrationId) {
+      throw new FlexmigError(ErrorCode.Conflict, `no memory transfer of VM ${cmd.vm.id} for migration ${cmd.migrationId} is under way (step 3 first)`);
     }
-    return { passes: copy.passes, bytesTransferred: copy.bytes, remainingBytes: copy.dirtyBytes, throttlePct: copy.throttlePct };
+    if (t.failure) throw t.failure;
+    if (t.status === 'cancelled') throw transferCancelled(cmd.vm.id, cmd.migrationId, 'earlier');
+    await this.drive(vm, t, progress, { stopAfterFirstPass: false });
+    return this.stats(t);
   }
 
+  /** Compensation of 3 and 4: stops the stream at once; the VM keeps (or goes back to) running on the source. */
   async cancelTransfer(vmId: string): Promise<void> {
     const vm = this.vms.get(vmId);
     if (!vm) return;
-    vm.aborted = true;
-    vm.copy = undefined;
+    if (vm.transfer) this.stop(vm.transfer, 'cancelTransfer');
+    vm.transfer = undefined;
     vm.migrationId = undefined;
     if (vm.state === 'paused') vm.state = 'running';
   }
+
+  // ---- steps 5 and 6 ---------------------------------------------------------------------------------
 
   async pauseSource(vmId: string): Promise<Date> {
     const vm = this.vms.get(vmId);
@@ -206,22 +201,47 @@ export class SimDriver implements HypervisorDriver {
   async resumeSource(vmId: string): Promise<void> {
     const vm = this.vms.get(vmId);
     if (!vm) throw new FlexmigError(ErrorCode.NotFound, `VM ${vmId} is not on this host: nothing to resume`);
+    if (vm.transfer) this.stop(vm.transfer, 'the VM resumed on the source');
     vm.state = 'running';
-    vm.copy = undefined;
+    vm.transfer = undefined;
     vm.migrationId = undefined;
   }
 
   async transferState(cmd: StepCommand): Promise<TransferStats> {
     const vm = this.source(cmd.vm.id, cmd.migrationId);
-    const copy = vm.copy;
-    if (!copy) throw new FlexmigError(ErrorCode.Conflict, `no memory transfer of VM ${cmd.vm.id} is under way`);
+    const t = vm.transfer;
+    if (!t || t.migrationId !== cmd.migrationId) throw new FlexmigError(ErrorCode.Conflict, `no memory transfer of VM ${cmd.vm.id} is under way`);
+    if (t.finalStats) return t.finalStats;
     if (vm.state !== 'paused') throw new FlexmigError(ErrorCode.Conflict, `VM ${cmd.vm.id} must be paused before its state is sent (step 5)`);
-    const bytes = copy.dirtyBytes + deviceStateBytes;
-    const seconds = await this.send(vm, bytes, this.bandwidth(cmd), () => undefined);
-    copy.bytes += bytes;
-    copy.dirtyBytes = 0;
-    return { passes: copy.passes + 1, bytesTransferred: copy.bytes, remainingBytes: 0, downtimeMs: seconds * 1000, throttlePct: copy.throttlePct };
+    if (t.status !== 'ready' || t.sim.phase !== 'pre-switchover') {
+      throw new FlexmigError(
+        ErrorCode.Conflict,
+        `the memory of VM ${cmd.vm.id} is not ready for the switchover (${t.failure ? `the transfer failed: ${t.failure.message}` : `transfer ${t.status}, model phase ${t.sim.phase}`}); finish step 4 first`,
+      );
+    }
+    const sim = t.sim;
+    sim.continueSwitchover();
+    t.status = 'switched';
+    // The model's switchover is short and cannot be cancelled (the guest is paused); run it on the
+    // virtual clock, then wait its downtime in real time. For post-copy the downtime is the device state
+    // only; the pull of the remaining pages that follows is not waited for (see the class comment).
+    const events = sim.runToEnd();
+    const done = events.find((e): e is Extract<SimulationEvent, { type: 'completed' }> => e.type === 'completed');
+    if (!done) throw new FlexmigError(ErrorCode.Internal, `the model did not complete the switchover of VM ${cmd.vm.id} (phase ${sim.phase})`);
+    const r = done.result;
+    t.result = r;
+    if (this.o.timeScale > 0) await this.clock.sleep(r.downtimeMs * this.o.timeScale, t.abort.signal);
+    t.finalStats = {
+      passes: r.passes,
+      bytesTransferred: r.bytesTransferred,
+      remainingBytes: r.postcopyBytes,
+      downtimeMs: r.downtimeMs,
+      throttlePct: r.throttlePct,
+    };
+    return t.finalStats;
   }
+
+  // ---- target side and the end ---------------------------------------------------------------------
 
   async confirmIncoming(cmd: StepCommand): Promise<void> {
     const vm = this.vms.get(cmd.vm.id);
@@ -241,13 +261,215 @@ export class SimDriver implements HypervisorDriver {
   }
 
   async stopSource(vmId: string): Promise<void> {
+    const vm = this.vms.get(vmId);
+    if (vm?.transfer) this.stop(vm.transfer, 'the source copy stopped');
     this.vms.delete(vmId);
   }
 
   async close(): Promise<void> {
-    for (const vm of this.vms.values()) vm.aborted = true;
+    this.closed = true;
+    for (const vm of this.vms.values()) if (vm.transfer) this.stop(vm.transfer, 'the driver closed');
+  }
+
+  /** The model's figures of a VM's current or last transfer (diagnostics, tests, benchmarks). */
+  transferOf(vmId: string): { status: TransferStatus; mode?: 'precopy' | 'postcopy'; sim: PrecopySimulation; result?: MigrationResult } | undefined {
+    const t = this.vms.get(vmId)?.transfer;
+    return t && { status: t.status, ...(t.mode ? { mode: t.mode } : {}), sim: t.sim, ...(t.result ? { result: t.result } : {}) };
+  }
+
+  // ---- internals -------------------------------------------------------------------------------------
+
+  private source(vmId: string, migrationId: string): SimVm {
+    const vm = this.vms.get(vmId);
+    if (!vm) throw new FlexmigError(ErrorCode.NotFound, `VM ${vmId} does not run on this host`);
+    vm.migrationId = migrationId;
+    return vm;
+  }
+
+  /**
+   * The guest of this migration: the command's VM spec (the scheduler's copy), else the one it was
+   * started with. A `workload` without a working set dirties all of its memory (the model's default);
+   * a VM without a workload gets the driver's defaults.
+   */
+  private guest(vm: SimVm, cmd: StepCommand) {
+    const spec = cmd.vm.workload ? cmd.vm : vm.spec;
+    const memoryBytes = cmd.vm.memoryMiB * MiB;
+    const w = spec.workload;
+    const dirtyRateBytesPerSec = (w ? w.dirtyRateMiBps : this.o.defaultDirtyRateMiBps) * MiB;
+    const workingSetMiB = w ? (w.workingSetMiB ?? cmd.vm.memoryMiB) : this.o.defaultWorkingSetMiB;
+    return { memoryBytes, dirtyRateBytesPerSec, workingSetBytes: Math.min(memoryBytes, workingSetMiB * MiB) };
+  }
+
+  private newTransfer(vm: SimVm, cmd: StepCommand): Transfer {
+    const guest = this.guest(vm, cmd);
+    const linkBytesPerSec = this.o.bandwidthMiBps * MiB;
+    const policy = modelPolicyFor(cmd.policy, guest.memoryBytes);
+    const sim = new PrecopySimulation(
+      {
+        ...guest,
+        bandwidthBytesPerSec: cappedBandwidthBytesPerSec(linkBytesPerSec, policy.bandwidthMiBps),
+        switchoverBandwidthBytesPerSec: linkBytesPerSec,
+        downtimeLimitMs: policy.downtimeLimitMs,
+        maxPasses: this.o.maxPasses ?? DEFAULT_MAX_PASSES,
+        passOverheadMs: this.o.passOverheadMs ?? DEFAULT_PASS_OVERHEAD_MS,
+        deviceStateBytes: this.o.deviceStateBytes ?? DEFAULT_DEVICE_STATE_BYTES,
+        switchoverFixedMs: this.o.switchoverFixedMs ?? DEFAULT_SWITCHOVER_FIXED_MS,
+      },
+      // the saga, not the model, decides when the guest pauses (steps 5 and 6)
+      { startMs: 0, pauseBeforeSwitchover: true },
+    );
+    return { migrationId: cmd.migrationId, sim, policy, linkBytesPerSec, status: 'running', abort: new AbortController() };
+  }
+
+  /**
+   * Runs the model in scaled real time until pass 1 ends (step 3) or pre-copy stops (step 4), asking
+   * the policy at every pass boundary and when a timeout falls due mid-pass (as simulateWithPolicy).
+   * Throws a clear error when the policy or the driver gives up, or when the transfer is cancelled.
+   */
+  private async drive(vm: SimVm, t: Transfer, progress: ProgressSink, opts: { stopAfterFirstPass: boolean }): Promise<void> {
+    const sim = t.sim;
+    const vmId = vm.spec.id;
+    for (;;) {
+      this.throwIfStopped(vmId, t);
+      if (sim.phase !== 'precopy') break;
+      if (opts.stopAfterFirstPass && sim.history.length >= 1) return;
+
+      const decision = decideConvergence(sim.history, t.policy, sim.nowMs);
+      const events = applyDecision(sim, decision);
+      this.note(t, events);
+      if (decision.action === 'abort') throw this.fail(vmId, t, decision.code, decision.reason);
+      if (sim.phase !== 'precopy') break;
+      if (this.o.failFastWhenStalled !== false && stalledWithoutLever(sim.history, sim.params, t.policy, sim.throttlePct, sim.downtimeLimitMs)) {
+        const reason = !t.policy.autoConverge
+          ? 'the remaining cannot shrink below the downtime budget and auto-converge is not allowed by the policy'
+          : `the remaining cannot shrink below the downtime budget even at the maximum throttle of ${sim.throttlePct}%`;
+        sim.abort(`${ConvergenceFailureCode.NotConverging}: ${reason}`);
+        throw this.fail(vmId, t, ConvergenceFailureCode.NotConverging, reason);
+      }
+
+      await this.advance(t, this.nextStopMs(t), progress);
+      this.throwIfStopped(vmId, t);
+      if (phaseOf(sim) === 'failed') {
+        // the model ran out of passes (maxPasses): the only failure it reaches by itself
+        throw this.fail(vmId, t, ConvergenceFailureCode.NotConverging, `no switchover after ${sim.history.length} passes, the model's maximum`);
+      }
+    }
+    // pre-copy stopped: the switchover waits for steps 5 and 6
+    if (sim.phase === 'pre-switchover') {
+      t.status = 'ready';
+      this.report(t, progress);
+      return;
+    }
+    throw new FlexmigError(ErrorCode.Internal, `the model of VM ${vmId}'s transfer stopped in phase ${sim.phase}`);
+  }
+
+  /** The next moment the driver must look: the end of the pass in flight, or a timeout falling due before it. */
+  private nextStopMs(t: Transfer): number {
+    const sim = t.sim;
+    const stops = [sim.nextBoundaryMs()!];
+    const completion = completionTimeoutMs(t.policy);
+    if (completion > sim.nowMs) stops.push(completion);
+    if (sim.history.length > 0) {
+      const progressDeadline = lastProgressMs(sim.history, t.policy.memoryBytes) + t.policy.progressTimeoutSec * 1000;
+      if (progressDeadline > sim.nowMs) stops.push(progressDeadline);
+    }
+    return Math.min(...stops);
+  }
+
+  /**
+   * Moves the model to `targetMs` (simulated), waiting `timeScale` real ms per simulated ms in ticks of
+   * at most progressIntervalMs, reporting progress after each tick and at each pass end. The model
+   * follows the real time that actually passed, so a late timer does not slow the simulation down.
+   */
+  private async advance(t: Transfer, targetMs: number, progress: ProgressSink): Promise<void> {
+    const sim = t.sim;
+    const scale = this.o.timeScale;
+    if (scale === 0 || targetMs <= sim.nowMs) {
+      this.note(t, sim.advanceTo(Math.max(targetMs, sim.nowMs)));
+      this.report(t, progress);
+      // yield, so that a cancel, the heartbeats and the other hosts of a fleet get their turn
+      await this.clock.sleep(0, t.abort.signal);
+      return;
+    }
+    while (sim.nowMs < targetMs) {
+      const leftRealMs = (targetMs - sim.nowMs) * scale;
+      const tickMs = Math.min(this.progressIntervalMs, leftRealMs);
+      const before = this.clock.now();
+      await this.clock.sleep(tickMs, t.abort.signal);
+      if (t.abort.signal.aborted) return; // the caller throws
+      const waitedMs = Math.max(tickMs, this.clock.now() - before);
+      const events = sim.advanceTo(Math.min(targetMs, sim.nowMs + waitedMs / scale));
+      this.note(t, events);
+      this.report(t, progress);
+    }
+  }
+
+  private note(t: Transfer, events: SimulationEvent[]): void {
+    for (const e of events) if (e.type === 'switchover-started') t.mode = e.mode;
+  }
+
+  /** Progress is lossy: a report that cannot be sent never fails the transfer. */
+  private report(t: Transfer, progress: ProgressSink): void {
+    const p = t.sim.progress();
+    try {
+      progress({
+        pass: p.pass,
+        percent: Math.max(0, Math.min(100, p.percent)),
+        totalBytes: t.sim.params.memoryBytes,
+        transferredBytes: p.transferredBytes,
+        remainingBytes: p.remainingBytes,
+        dirtyRateBytesPerSec: p.dirtyRateBytesPerSec,
+        bandwidthBytesPerSec: p.bandwidthBytesPerSec,
+        expectedDowntimeMs: p.expectedDowntimeMs,
+        throttlePct: p.throttlePct,
+      });
+    } catch {
+      // dropped: the next report carries the same figures, updated
+    }
+  }
+
+  private stats(t: Transfer): TransferStats {
+    const p = t.sim.progress();
+    return { passes: t.sim.history.length, bytesTransferred: p.transferredBytes, remainingBytes: p.remainingBytes, throttlePct: t.sim.throttlePct };
+  }
+
+  private fail(vmId: string, t: Transfer, code: Parameters<typeof convergenceFailure>[0]['code'], reason: string): FlexmigError {
+    const sim = t.sim;
+    const last = sim.history[sim.history.length - 1];
+    t.status = 'failed';
+    t.failure = convergenceFailure({
+      vmId,
+      migrationId: t.migrationId,
+      code,
+      reason,
+      params: sim.params,
+      policy: t.policy,
+      linkBytesPerSec: t.linkBytesPerSec,
+      passes: sim.history.length,
+      elapsedMs: sim.nowMs,
+      remainingBytes: last?.remainingBytes ?? sim.params.memoryBytes,
+      throttlePct: sim.throttlePct,
+      downtimeLimitMs: sim.downtimeLimitMs,
+    });
+    return t.failure;
+  }
+
+  private throwIfStopped(vmId: string, t: Transfer): void {
+    if (t.status === 'cancelled' || t.abort.signal.aborted) {
+      throw transferCancelled(vmId, t.migrationId, this.closed ? 'the driver closed' : String(t.abort.signal.reason ?? 'cancelTransfer'));
+    }
+  }
+
+  /** Ends a transfer: the model aborts (the guest keeps running on the source) and any wait wakes up. */
+  private stop(t: Transfer, why: string): void {
+    if (t.sim.phase === 'precopy' || t.sim.phase === 'pre-switchover') t.sim.abort(`cancelled: ${why}`);
+    if (t.status === 'running' || t.status === 'ready') t.status = 'cancelled';
+    if (!t.abort.signal.aborted) t.abort.abort(why);
   }
 }
+
+/** The model's phase, read afresh (TypeScript would keep a narrowing across an await). */
+const phaseOf = (sim: PrecopySimulation): SimulationPhase => sim.phase;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 

@@ -1,0 +1,229 @@
+/**
+ * What QEMU can run on this host, per accelerator, asked of QEMU itself once at driver start:
+ * `query-cpu-definitions` (each named model's `unavailable-features` under that accelerator) and
+ * `query-cpu-model-expansion {type: full, model: max}` (every feature the accelerator can give a guest).
+ * From that: whether a baseline's `-cpu` string starts with `enforce` (and which features it lacks), the
+ * accelerator a VM gets, and the host CPU capability flexmig reports.
+ */
+import { constants, accessSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCode, FlexmigError, HostCpu } from '@flexmig/contracts';
+import { catalog, getBaseline, getFeature, listBaselines, normalizeFeatureNames, parseCpuinfo } from '@flexmig/cpu-models';
+import { QemuProcess } from './qemu-process';
+
+export type Accel = 'kvm' | 'tcg';
+export type AccelSetting = Accel | 'auto';
+
+export interface AccelProbe {
+  accel: Accel;
+  /** Named model → the features it lacks under this accelerator (QEMU spellings). */
+  unavailable: Map<string, string[]>;
+  /** Canonical names of every feature `max` has under this accelerator: what it can present. */
+  maxFeatures: Set<string>;
+}
+
+export interface CpuProbe {
+  /** Accelerators that started (kvm only if /dev/kvm opens and QEMU accepts it). */
+  accels: AccelProbe[];
+  /** Why KVM is not among them, if it is not. */
+  kvmUnavailable?: string;
+}
+
+/** Whether /dev/kvm can be opened read-write by this process. */
+export function kvmDeviceUsable(): { ok: boolean; reason?: string } {
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+    return { ok: true };
+  } catch (e) {
+    return { ok: false, reason: `/dev/kvm: ${(e as Error).message}` };
+  }
+}
+
+async function probeOne(binary: string, accel: Accel, dir: string): Promise<AccelProbe> {
+  const qmpSocket = join(dir, `probe-${accel}.qmp`);
+  const p = await QemuProcess.launch({
+    binary,
+    args: ['-machine', 'none', '-accel', accel, '-nodefaults', '-no-user-config', '-display', 'none', '-S'],
+    qmpSocket,
+    logFile: join(dir, `probe-${accel}.log`),
+    label: `CPU probe (${accel})`,
+  });
+  try {
+    const defs = await p.qmp.execute<Array<{ name: string; 'unavailable-features'?: string[] }>>('query-cpu-definitions');
+    const exp = await p.qmp.execute<{ model: { props?: Record<string, unknown> } }>('query-cpu-model-expansion', { type: 'full', model: { name: 'max' } });
+    const on = Object.entries(exp.model.props ?? {})
+      .filter(([, v]) => v === true)
+      .map(([k]) => k);
+    return {
+      accel,
+      unavailable: new Map(defs.map((d) => [d.name, d['unavailable-features'] ?? []])),
+      maxFeatures: new Set(normalizeFeatureNames(on).features),
+    };
+  } finally {
+    await p.quit(1_000);
+  }
+}
+
+/** Starts QEMU with `-machine none` once per accelerator wanted by `setting` and reads what it can run. */
+export async function probeCpu(binary: string, setting: AccelSetting, runDir: string): Promise<CpuProbe> {
+  const dir = mkdtempSync(join(runDir, 'probe-'));
+  try {
+    const out: CpuProbe = { accels: [] };
+    if (setting === 'kvm' || setting === 'auto') {
+      const dev = kvmDeviceUsable();
+      if (!dev.ok) out.kvmUnavailable = dev.reason;
+      else {
+        try {
+          out.accels.push(await probeOne(binary, 'kvm', dir));
+        } catch (e) {
+          out.kvmUnavailable = (e as Error).message;
+        }
+      }
+      if (setting === 'kvm' && out.accels.length === 0) {
+        throw new FlexmigError(ErrorCode.Unavailable, `QEMU_ACCEL=kvm but KVM cannot be used on this host: ${out.kvmUnavailable}`);
+      }
+    }
+    if (setting === 'tcg' || setting === 'auto') out.accels.push(await probeOne(binary, 'tcg', dir));
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A `-cpu` string split: the named model and its `+f`/`-f`/`f=on|off` modifiers. */
+export function parseCpuString(cpu: string): { model: string; add: string[]; remove: string[] } {
+  const [model, ...mods] = cpu.split(',');
+  const add: string[] = [];
+  const remove: string[] = [];
+  for (const m of mods) {
+    if (m.startsWith('+')) add.push(m.slice(1));
+    else if (m.startsWith('-')) remove.push(m.slice(1));
+    else if (/=(on|true)$/.test(m)) add.push(m.replace(/=.*$/, ''));
+    else if (/=(off|false)$/.test(m)) remove.push(m.replace(/=.*$/, ''));
+  }
+  return { model: model!, add, remove };
+}
+
+/** Canonical name of a QEMU feature spelling when the catalog knows it, else the spelling itself. */
+function canonical(name: string): string {
+  try {
+    return getFeature(name).name;
+  } catch {
+    return name;
+  }
+}
+
+/**
+ * The features `cpu` (a `-cpu` string) lacks with `enforce` under this accelerator: the named model's
+ * `unavailable-features`, minus those the string turns off, plus those it turns on that `max` lacks.
+ * Canonical (libvirt) names where the catalog knows them. Empty = it starts.
+ */
+export function missingFeatures(probe: AccelProbe, cpu: string): string[] {
+  const { model, add, remove } = parseCpuString(cpu);
+  const unavailable = probe.unavailable.get(model);
+  if (!unavailable) throw new FlexmigError(ErrorCode.UnknownCpuModel, `QEMU has no CPU model "${model}" (from -cpu ${cpu})`, { model });
+  const removed = new Set(remove.map(canonical));
+  const missing = new Set(unavailable.map(canonical).filter((f) => !removed.has(f)));
+  for (const f of add.map(canonical)) if (!probe.maxFeatures.has(f)) missing.add(f);
+  return [...missing].sort();
+}
+
+export interface CpuChoice {
+  accel: Accel;
+  /** The `-cpu` argument, with `enforce`. */
+  cpu: string;
+}
+
+/**
+ * The accelerator and `-cpu` for a VM of `baselineName`, or a CPU_INCOMPATIBLE refusal naming the
+ * missing features. With `auto`: KVM if it is usable and the model lacks nothing there, else TCG.
+ */
+export function chooseCpu(probe: CpuProbe, baselineName: string, vmLabel: string): CpuChoice {
+  const b = getBaseline(baselineName);
+  const tried: string[] = [];
+  let fewest: string[] | undefined;
+  for (const a of probe.accels) {
+    let missing: string[];
+    try {
+      missing = missingFeatures(a, b.qemuCpu);
+    } catch (e) {
+      tried.push(`${a.accel}: ${(e as Error).message}`);
+      continue;
+    }
+    if (missing.length === 0) return { accel: a.accel, cpu: `${b.qemuCpu},enforce` };
+    tried.push(`${a.accel}: ${missing.join(', ')}`);
+    if (!fewest || missing.length < fewest.length) fewest = missing;
+  }
+  throw new FlexmigError(
+    ErrorCode.CpuIncompatible,
+    `${vmLabel}: this host cannot run CPU baseline ${b.name} (-cpu ${b.qemuCpu},enforce); missing features (${tried.join('; ')})` +
+      (probe.kvmUnavailable ? `; KVM not used: ${probe.kvmUnavailable}` : ''),
+    { baseline: b.name, qemuCpu: b.qemuCpu, missingFeatures: fewest ?? [], perAccelerator: tried },
+    false,
+  );
+}
+
+/**
+ * The host CPU as flexmig reports it: /proc/cpuinfo, reduced to what QEMU can present under the
+ * accelerator(s) this host uses. Mapping (the stricter of the two sources wins):
+ *   1. effective = cpuinfo features ∩ ⋃_accel features of `max` under that accelerator
+ *      (features /proc/cpuinfo never prints, per the catalog, are taken from QEMU alone);
+ *   2. for every baseline of the host's vendor that (1) would claim but whose `-cpu` string QEMU says
+ *      it cannot start with `enforce` under any accelerator, the features QEMU names as unavailable are
+ *      removed as well, so that cpu-compat's "highest mode" never exceeds what QEMU runs.
+ */
+export function effectiveHostCpu(cpuinfoText: string, probe: CpuProbe): HostCpu & { accelerators: Accel[]; droppedByQemu: string[] } {
+  const parsed = parseCpuinfo(cpuinfoText);
+  const qemu = new Set<string>();
+  for (const a of probe.accels) for (const f of a.maxFeatures) qemu.add(f);
+  const eff = new Set<string>();
+  for (const f of parsed.features) if (qemu.has(f)) eff.add(f);
+  for (const f of qemu) {
+    try {
+      const feat = getFeature(f);
+      if (feat.linuxNameSource === 'not-printed' && !feat.msr) eff.add(feat.name);
+    } catch {
+      // not a catalog feature
+    }
+  }
+  // cpu-compat's evaluation treats these as present on any hypervisor host (catalog policy)
+  const supplied = new Set(catalog.policy.hypervisorSupplied);
+  const claims = (fs: readonly string[]) => fs.every((f) => eff.has(f) || supplied.has(f));
+  for (let changed = true; changed; ) {
+    changed = false;
+    const ladder = listBaselines({ vendor: parsed.vendor });
+    for (const [i, b] of ladder.entries()) {
+      if (!claims(b.features)) continue;
+      const perAccel = probe.accels.map((a) => {
+        try {
+          return missingFeatures(a, b.qemuCpu);
+        } catch {
+          return ['(model unknown to this QEMU)'];
+        }
+      });
+      if (perAccel.some((m) => m.length === 0)) continue;
+      for (const f of perAccel.flat()) eff.delete(f);
+      if (claims(b.features)) {
+        // what QEMU lacks is a feature the evaluation assumes anyway (x2apic, tsc-deadline…) or none it
+        // names: drop a feature the baseline adds to the one below it, so the host does not claim the baseline
+        const lower = new Set(i > 0 ? ladder[i - 1]!.features : []);
+        const own = b.features.filter((f) => !supplied.has(f));
+        const fresh = own.filter((f) => !lower.has(f));
+        eff.delete((fresh.length ? fresh : own)[0]!);
+      }
+      changed = true;
+    }
+  }
+  const features = [...eff].sort();
+  return {
+    vendor: parsed.vendor,
+    modelName: parsed.modelName ?? 'unknown',
+    features,
+    accelerators: probe.accels.map((a) => a.accel),
+    droppedByQemu: parsed.features.filter((f) => !eff.has(f)),
+  };
+}
+
+export function readCpuinfo(): string {
+  return readFileSync('/proc/cpuinfo', 'utf8');
+}

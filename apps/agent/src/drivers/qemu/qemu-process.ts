@@ -1,0 +1,183 @@
+/**
+ * One QEMU process: launch (detached, so a restarted agent finds it still running), attach to one the
+ * agent started before, QMP connection, quit / kill and wait for the exit. Output goes to a log file
+ * (never a pipe: a pipe would break when the agent restarts).
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+import { QmpClient } from './qmp-client';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+
+/** Waits for `p` at most `ms` (no timer left behind either way). */
+export async function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, ms))))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // a zombie (exited, not yet reaped) is not alive
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** True if `pid` is a live QEMU whose command line names `qmpSocket` (guards against pid reuse). */
+export function isOurQemu(pid: number, qmpSocket: string): boolean {
+  if (!pidAlive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a.includes(qmpSocket));
+  } catch {
+    return false;
+  }
+}
+
+export function tail(path: string, bytes = 2000): string {
+  try {
+    const s = readFileSync(path, 'utf8');
+    return s.slice(-bytes).trim();
+  } catch {
+    return '';
+  }
+}
+
+export interface LaunchOptions {
+  binary: string;
+  args: string[];
+  qmpSocket: string;
+  logFile: string;
+  label: string;
+  startTimeoutMs?: number;
+}
+
+export class QemuProcess {
+  readonly qmp: QmpClient;
+  private child?: ChildProcess;
+  private exitedFlag = false;
+  readonly exited: Promise<void>;
+  private markExited!: () => void;
+
+  private constructor(
+    readonly pid: number,
+    readonly qmpSocket: string,
+    readonly logFile: string,
+    readonly label: string,
+    child?: ChildProcess,
+  ) {
+    this.qmp = new QmpClient(qmpSocket, label);
+    this.exited = new Promise((r) => (this.markExited = r));
+    if (child) {
+      this.child = child;
+      child.once('exit', () => this.onExit());
+    } else {
+      // not our child (the agent restarted): poll
+      const t = setInterval(() => {
+        if (!pidAlive(pid)) {
+          clearInterval(t);
+          this.onExit();
+        }
+      }, 200);
+      t.unref();
+      void this.exited.then(() => clearInterval(t));
+    }
+  }
+
+  get alive(): boolean {
+    return !this.exitedFlag && pidAlive(this.pid);
+  }
+
+  logTail(bytes = 1500): string {
+    return tail(this.logFile, bytes);
+  }
+
+  /** Starts QEMU and connects QMP; on any failure the process is killed and the error names QEMU's own message. */
+  static async launch(o: LaunchOptions): Promise<QemuProcess> {
+    const fd = openSync(o.logFile, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(o.binary, [...o.args, '-qmp', `unix:${o.qmpSocket},server=on,wait=off`], { detached: true, stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+    const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+    if (child.pid === undefined) {
+      const e = await spawnError;
+      throw new FlexmigError(ErrorCode.Unavailable, `cannot start ${o.binary} for ${o.label}: ${e.message}`);
+    }
+    child.unref();
+    const p = new QemuProcess(child.pid, o.qmpSocket, o.logFile, o.label, child);
+    const deadline = Date.now() + (o.startTimeoutMs ?? 10_000);
+    try {
+      while (!existsSync(o.qmpSocket)) {
+        if (p.exitedFlag || !pidAlive(p.pid)) {
+          await waitAtMost(p.exited, 200);
+          throw new FlexmigError(ErrorCode.Unavailable, `QEMU for ${o.label} exited at start: ${p.logTail() || `exit code ${child.exitCode}`}`, {
+            exitCode: child.exitCode,
+          });
+        }
+        if (Date.now() > deadline) throw new FlexmigError(ErrorCode.Timeout, `QEMU for ${o.label} did not open its QMP socket within ${o.startTimeoutMs ?? 10_000} ms`);
+        await sleep(5);
+      }
+      await p.qmp.connect();
+      return p;
+    } catch (e) {
+      await p.kill();
+      throw e;
+    }
+  }
+
+  /** Attaches to a QEMU an earlier agent started (checked to be ours and alive). */
+  static async attach(pid: number, qmpSocket: string, logFile: string, label: string): Promise<QemuProcess> {
+    if (!isOurQemu(pid, qmpSocket)) throw new FlexmigError(ErrorCode.NotFound, `QEMU pid ${pid} of ${label} is not running`);
+    const p = new QemuProcess(pid, qmpSocket, logFile, label);
+    await p.qmp.connect();
+    return p;
+  }
+
+  /** `quit` over QMP, then SIGKILL if it is not gone within `graceMs`. Waits for the exit. */
+  async quit(graceMs = 3_000): Promise<void> {
+    if (!this.alive) return this.finish();
+    if (this.qmp.isOpen) await this.qmp.execute('quit', undefined, graceMs).catch(() => undefined);
+    await waitAtMost(this.exited, graceMs);
+    await this.kill();
+  }
+
+  /** SIGKILL and wait for the exit (idempotent). */
+  async kill(): Promise<void> {
+    if (this.alive) {
+      try {
+        process.kill(this.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await waitAtMost(this.exited, 5_000);
+    if (pidAlive(this.pid)) throw new FlexmigError(ErrorCode.Internal, `QEMU pid ${this.pid} of ${this.label} survived SIGKILL`);
+    this.finish();
+  }
+
+  private finish(): void {
+    this.qmp.close();
+    this.onExit();
+  }
+
+  private onExit(): void {
+    if (this.exitedFlag) return;
+    this.exitedFlag = true;
+    this.qmp.close();
+    this.markExited();
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * A small QMP client: one unix socket, JSON lines. Reads the greeting, negotiates `qmp_capabilities`,
+ * correlates commands and responses by `id`, and hands asynchronous events to listeners. When the socket
+ * goes away (QEMU exited or was killed) every pending command fails with a clear error and `closed`
+ * resolves; nothing is retried behind the caller's back.
+ */
+import { EventEmitter } from 'node:events';
+import { Socket, createConnection } from 'node:net';
+import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+
+export interface QmpEvent {
+  event: string;
+  data?: Record<string, unknown>;
+  /** QEMU's own timestamp of the event (host wall clock). */
+  at: Date;
+}
+
+interface Pending {
+  command: string;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer?: NodeJS.Timeout;
+}
+
+export class QmpError extends FlexmigError {
+  constructor(
+    readonly command: string,
+    readonly qmpClass: string,
+    readonly desc: string,
+    label: string,
+  ) {
+    super(ErrorCode.AgentFailed, `QMP ${command} failed on ${label}: ${desc} (${qmpClass})`, { command, qmpClass, desc }, false);
+  }
+}
+
+export class QmpClient extends EventEmitter {
+  private socket?: Socket;
+  private buf = '';
+  private nextId = 1;
+  private readonly pending = new Map<string, Pending>();
+  private closedReason?: string;
+  private resolveClosed!: () => void;
+  /** Resolves once the connection is gone, for whatever reason. */
+  readonly closed: Promise<void> = new Promise((r) => (this.resolveClosed = r));
+  private greetingWaiter?: { resolve: () => void; reject: (e: Error) => void };
+
+  constructor(
+    readonly socketPath: string,
+    /** Names the VM in errors ("QMP migrate failed on VM …"). */
+    readonly label: string,
+  ) {
+    super();
+  }
+
+  get isOpen(): boolean {
+    return this.socket !== undefined && this.closedReason === undefined;
+  }
+
+  /** Connects, waits for the greeting and leaves capability-negotiation mode. */
+  async connect(timeoutMs = 5_000): Promise<void> {
+    const socket = createConnection(this.socketPath);
+    this.socket = socket;
+    socket.setEncoding('utf8');
+    const greeted = new Promise<void>((resolve, reject) => (this.greetingWaiter = { resolve, reject }));
+    const timer = setTimeout(() => this.fail(`no QMP greeting within ${timeoutMs} ms`), timeoutMs);
+    socket.on('data', (chunk: string) => this.onData(chunk));
+    socket.on('error', (e) => this.fail(`QMP socket error: ${e.message}`));
+    socket.on('close', () => this.fail('the QMP socket closed (QEMU exited?)'));
+    try {
+      await greeted;
+    } finally {
+      clearTimeout(timer);
+    }
+    await this.execute('qmp_capabilities');
+  }
+
+  /** Runs one command; rejects with QmpError on a QMP error reply, FlexmigError(UNAVAILABLE) if the socket went away. */
+  execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = 30_000): Promise<T> {
+    if (this.closedReason !== undefined || !this.socket) {
+      return Promise.reject(this.gone(command));
+    }
+    const id = `c${this.nextId++}`;
+    return new Promise<T>((resolve, reject) => {
+      const p: Pending = { command, resolve: resolve as (v: unknown) => void, reject };
+      if (timeoutMs > 0) {
+        p.timer = setTimeout(() => {
+          this.pending.delete(id);
+          reject(new FlexmigError(ErrorCode.Timeout, `QMP ${command} on ${this.label} got no answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.pending.set(id, p);
+      const msg = JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id });
+      this.socket!.write(`${msg}\n`);
+    });
+  }
+
+  /** Waits for the first event matching `pred` (events that arrived earlier are not seen). */
+  waitEvent(pred: (e: QmpEvent) => boolean, timeoutMs: number, what: string): Promise<QmpEvent> {
+    return new Promise((resolve, reject) => {
+      const onEvent = (e: QmpEvent) => {
+        if (!pred(e)) return;
+        cleanup();
+        resolve(e);
+      };
+      const onClose = () => {
+        cleanup();
+        reject(this.gone(`waiting for ${what}`));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new FlexmigError(ErrorCode.Timeout, `${this.label}: no ${what} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.off('event', onEvent);
+        this.off('close', onClose);
+      };
+      this.on('event', onEvent);
+      this.on('close', onClose);
+    });
+  }
+
+  close(): void {
+    this.fail('closed by the agent');
+  }
+
+  private gone(command: string): FlexmigError {
+    return new FlexmigError(ErrorCode.Unavailable, `QMP ${command} on ${this.label}: ${this.closedReason ?? 'not connected'}`, { command }, false);
+  }
+
+  private onData(chunk: string): void {
+    this.buf += chunk;
+    for (let nl = this.buf.indexOf('\n'); nl >= 0; nl = this.buf.indexOf('\n')) {
+      const line = this.buf.slice(0, nl).trim();
+      this.buf = this.buf.slice(nl + 1);
+      if (line) this.onMessage(line);
+    }
+  }
+
+  private onMessage(line: string): void {
+    let msg: Record<string, any>;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      return; // QMP only sends JSON; a torn line is ignored rather than crashing the agent
+    }
+    if (msg.QMP) {
+      this.greetingWaiter?.resolve();
+      this.greetingWaiter = undefined;
+      return;
+    }
+    if (typeof msg.event === 'string') {
+      const ts = msg.timestamp as { seconds: number; microseconds: number } | undefined;
+      const at = ts && ts.seconds > 0 ? new Date(ts.seconds * 1000 + Math.floor(ts.microseconds / 1000)) : new Date();
+      this.emit('event', { event: msg.event, data: msg.data, at } satisfies QmpEvent);
+      return;
+    }
+    const id = msg.id as string | undefined;
+    const p = id !== undefined ? this.pending.get(id) : undefined;
+    if (!p || id === undefined) return;
+    this.pending.delete(id);
+    if (p.timer) clearTimeout(p.timer);
+    if ('error' in msg) p.reject(new QmpError(p.command, msg.error?.class ?? 'GenericError', msg.error?.desc ?? 'unknown error', this.label));
+    else p.resolve(msg.return);
+  }
+
+  private fail(reason: string): void {
+    if (this.closedReason !== undefined) return;
+    this.closedReason = reason;
+    this.greetingWaiter?.reject(new FlexmigError(ErrorCode.Unavailable, `QMP ${this.socketPath} (${this.label}): ${reason}`));
+    this.greetingWaiter = undefined;
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(this.gone(p.command));
+    }
+    this.socket?.destroy();
+    this.emit('close', reason);
+    this.resolveClosed();
+  }
+}

@@ -1,0 +1,32 @@
+import 'reflect-metadata';
+import { Logger, LogLevel } from '@nestjs/common';
+import { loadEnv, runMain } from '@flexmig/service-kit';
+import { FleetEnvSchema, fleetOptionsFromEnv } from './fleet-config';
+import { SimFleet } from './sim-fleet';
+
+const levels: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
+
+/**
+ * `agent-fleet`: FLEET_SIZE simulated hosts in one process (sim driver only), each an agent on its
+ * own subjects. No HTTP endpoint: watch it through inventory (hosts, heartbeats) or NATS.
+ */
+runMain('agent-fleet', async () => {
+  const env = loadEnv(FleetEnvSchema);
+  Logger.overrideLogger(levels.slice(0, levels.indexOf(env.LOG_LEVEL) + 1));
+  const fleet = await SimFleet.start(fleetOptionsFromEnv(env));
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    new Logger('fleet').log(`${signal}: stopping ${fleet.hosts.length} simulated hosts`);
+    fleet
+      .stop()
+      .then(() => process.exit(0))
+      .catch((e: unknown) => {
+        console.error(`agent-fleet did not stop cleanly: ${(e as Error)?.message ?? e}`);
+        process.exit(1);
+      });
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+});

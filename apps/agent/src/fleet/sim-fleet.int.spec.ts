@@ -1,0 +1,177 @@
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { ErrorCode, FlexmigError, HostHeartbeat, ListAgentVms, MigrationPolicySchema, RegisterHost, ReplyOf, RunStep, StartVm, StepCommand, stepName } from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
+import { TestNats, startTestNats } from '@flexmig/testing';
+import { SimFleet } from './sim-fleet';
+
+const fleetSize = 50;
+const heartbeatIntervalMs = 200;
+
+describe('SimFleet against real NATS', () => {
+  let nats: TestNats;
+  let client: NatsBus;
+  let fleet: SimFleet | undefined;
+
+  beforeAll(async () => {
+    Logger.overrideLogger(['error']); // 50 hosts retrying registration with no inventory: keep the output readable
+    nats = await startTestNats('sim-fleet');
+    client = await NatsBus.connect({ url: nats.url, prefix: nats.prefix, name: 'sim-fleet-test', requestTimeoutMs: 2_000 });
+  });
+
+  afterAll(async () => {
+    await fleet?.stop();
+    await client?.close();
+    await nats?.stop();
+  });
+
+  it(`starts ${fleetSize} hosts without inventory, each answering on its own subjects and heartbeating, and stops cleanly`, async () => {
+    const beats = new Map<string, number>();
+    const beatSub = client.subscribe(HostHeartbeat, (m) => {
+      beats.set(m.hostId, (beats.get(m.hostId) ?? 0) + 1);
+    });
+    await client.nc.flush();
+
+    const started = Date.now();
+    fleet = await SimFleet.start({
+      natsUrl: nats.url,
+      subjectPrefix: nats.prefix,
+      size: fleetSize,
+      hostPrefix: 'fleet',
+      cpus: ['SandyBridge', 'IvyBridge', 'Haswell'],
+      clusterName: 'fleet-test',
+      heartbeatIntervalMs,
+      sim: { memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, dirtyRateMiBps: 200, workingSetMiB: 256 },
+    });
+    // registration with the absent inventory retries in the background: it must not hold the start
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(fleet.hosts.map((h) => h.hostId)).toEqual(Array.from({ length: fleetSize }, (_, i) => `fleet-${String(i + 1).padStart(3, '0')}`));
+    expect(fleet.status().every((s) => s.registration === 'pending')).toBe(true);
+    expect(fleet.hosts.slice(0, 4).map((h) => h.cpu.modelName)).toEqual([
+      fleet.hosts[0]!.cpu.modelName,
+      fleet.hosts[1]!.cpu.modelName,
+      fleet.hosts[2]!.cpu.modelName,
+      fleet.hosts[0]!.cpu.modelName,
+    ]);
+    expect(new Set(fleet.hosts.slice(0, 3).map((h) => h.status().cpu))).toEqual(new Set(['SandyBridge', 'IvyBridge', 'Haswell']));
+
+    // each host answers on its own subject, and only for itself
+    const vmOn7 = randomUUID();
+    await client.request(
+      StartVm,
+      { vm: { id: vmOn7, name: 'vm-on-7', memoryMiB: 2048, vcpus: 2, cpuBaseline: 'IvyBridge' } },
+      { params: { hostId: 'fleet-007' } },
+    );
+    const lists = await Promise.all(fleet.hosts.map((h) => client.request(ListAgentVms, {}, { params: { hostId: h.hostId } })));
+    lists.forEach((l, i) => {
+      expect(l.hostId).toBe(fleet!.hosts[i]!.hostId);
+      expect(l.vms).toEqual(l.hostId === 'fleet-007' ? [{ vmId: vmOn7, state: 'running', memoryMiB: 2048 }] : []);
+    });
+    await expect(client.request(ListAgentVms, {}, { params: { hostId: 'fleet-051' }, timeoutMs: 500 })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+
+    // every host heartbeats, on its own
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && [...fleet.hosts].some((h) => (beats.get(h.hostId) ?? 0) < 2)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(fleet.hosts.filter((h) => (beats.get(h.hostId) ?? 0) < 2).map((h) => h.hostId)).toEqual([]);
+    expect(beats.size).toBe(fleetSize);
+    expect(fleet.host('fleet-007')!.status().vmCount).toBe(1);
+
+    // stop: no more answers, no more heartbeats, registration loops ended
+    await fleet.stop();
+    expect(fleet.status().every((s) => s.registration === 'stopped')).toBe(true);
+    const countAtStop = [...beats.values()].reduce((a, b) => a + b, 0);
+    await new Promise((r) => setTimeout(r, 3 * heartbeatIntervalMs));
+    expect([...beats.values()].reduce((a, b) => a + b, 0)).toBe(countAtStop);
+    await expect(client.request(ListAgentVms, {}, { params: { hostId: 'fleet-001' }, timeoutMs: 500 })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    fleet = undefined;
+    beatSub.unsubscribe();
+  });
+
+  it('registers in the background once inventory answers, and gives up only on a refusal', async () => {
+    const small = await SimFleet.start({
+      natsUrl: nats.url,
+      subjectPrefix: nats.prefix,
+      size: 4,
+      hostPrefix: 'late',
+      cpus: ['IvyBridge'],
+      clusterName: 'fleet-test',
+      heartbeatIntervalMs: 1_000,
+      sim: { memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, dirtyRateMiBps: 200, workingSetMiB: 256 },
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 300)); // a first round of attempts finds nobody
+      expect(small.status().every((s) => s.registration === 'pending' && s.registrationError)).toBe(true);
+      const now = new Date().toISOString();
+      const clusterId = randomUUID();
+      // a stand-in inventory that refuses one host, as a CPU below the cluster's mode would be
+      const inventory = client.handle(RegisterHost, async (r): Promise<ReplyOf<typeof RegisterHost>> => {
+        if (r.hostId === 'late-003') throw new FlexmigError(ErrorCode.CpuIncompatible, 'host late-003 lacks the cluster mode Haswell');
+        return {
+          cluster: { id: clusterId, name: r.clusterName ?? 'x', imcMode: null, createdAt: now },
+          host: {
+            id: r.hostId, clusterId, hostname: r.hostname, cpu: r.cpu, maxImcMode: 'IvyBridge', memoryMiB: r.memoryMiB, vcpus: r.vcpus,
+            allocatedMemoryMiB: 0, allocatedVcpus: 0, driver: r.driver, migrationAddress: r.migrationAddress, state: 'up',
+            maintenance: false, lastHeartbeatAt: now, registeredAt: now,
+          },
+        };
+      });
+      await client.nc.flush();
+      await small.registrationsSettled();
+      inventory.unsubscribe();
+      expect(small.status().map((s) => [s.hostId, s.registration])).toEqual([
+        ['late-001', 'registered'],
+        ['late-002', 'registered'],
+        ['late-003', 'refused'],
+        ['late-004', 'registered'],
+      ]);
+      expect(small.host('late-003')!.status().registrationError).toContain('lacks the cluster mode');
+    } finally {
+      await small.stop();
+    }
+  });
+
+  it('runs a migration between two of its hosts over NATS (steps 2 to 8, the agent ledger included)', async () => {
+    const pair = await SimFleet.start({
+      natsUrl: nats.url,
+      subjectPrefix: nats.prefix,
+      size: 2,
+      hostPrefix: 'pair',
+      cpus: ['IvyBridge'],
+      clusterName: 'fleet-test',
+      heartbeatIntervalMs: 1_000,
+      register: false,
+      sim: { memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, dirtyRateMiBps: 200, workingSetMiB: 256 },
+    });
+    try {
+      const vm = { id: randomUUID(), name: 'mover', memoryMiB: 4096, vcpus: 2, cpuBaseline: 'IvyBridge', workload: { dirtyRateMiBps: 300 } };
+      await client.request(StartVm, { vm }, { params: { hostId: 'pair-001' } });
+      const migrationId = randomUUID();
+      const cmd = (step: number, role: 'source' | 'target'): StepCommand => ({
+        migrationId, step, stepName: stepName(step), attempt: 1, role, vm, sourceHostId: 'pair-001', targetHostId: 'pair-002',
+        policy: MigrationPolicySchema.parse({}),
+      });
+      const run = (step: number, role: 'source' | 'target') =>
+        client.request(RunStep, cmd(step, role), { params: { hostId: role === 'source' ? 'pair-001' : 'pair-002' } });
+      await run(2, 'target');
+      const s3 = await run(3, 'source');
+      const s4 = await run(4, 'source');
+      await run(5, 'source');
+      const s6 = await run(6, 'source');
+      await run(6, 'target');
+      await run(7, 'target');
+      await run(8, 'source');
+      expect(s3.stats).toMatchObject({ passes: 1, bytesTransferred: 4096 * 1024 * 1024 });
+      expect(s4.stats!.passes).toBeGreaterThan(1);
+      expect(s6.stats!.downtimeMs).toBeGreaterThan(0);
+      expect((await run(6, 'source')).repeated).toBe(true);
+      const [src, dst] = await Promise.all(['pair-001', 'pair-002'].map((hostId) => client.request(ListAgentVms, {}, { params: { hostId } })));
+      expect(src!.vms).toEqual([]);
+      expect(dst!.vms).toEqual([{ vmId: vm.id, state: 'running', memoryMiB: 4096 }]);
+    } finally {
+      await pair.stop();
+    }
+  });
+});

@@ -1,0 +1,304 @@
+import { Logger } from '@nestjs/common';
+import type { Subscription } from 'nats';
+import {
+  CompensateStep,
+  ErrorCode,
+  HostCpu,
+  HostHeartbeat,
+  HostIdSchema,
+  ListAgentVms,
+  QueryMigration,
+  RegisterHost,
+  RunStep,
+  StartVm,
+  isFlexmigError,
+} from '@flexmig/contracts';
+import { simulatedHostCpu } from '@flexmig/cpu-models';
+import { NatsBus } from '@flexmig/messaging';
+import { AgentHandlers } from '../agent.handlers';
+import { AgentEnv } from '../config';
+import { MigrationStepsService } from '../migration-steps.service';
+import { SimDriver } from '../drivers/sim.driver';
+import { SimClock, realClock } from '../drivers/sim-clock';
+
+/** Registration retries: inventory may start after the fleet, or not at all (a test); then every 5 s. */
+const registrationRetryDelaysMs = [500, 1_000, 2_000, 5_000];
+/** Heartbeats of a big fleet are spread over this much of the first interval, so they do not all land at once. */
+const maxHeartbeatJitterMs = 1_000;
+
+export interface SimFleetOptions {
+  natsUrl: string;
+  subjectPrefix: string;
+  /** Number of simulated hosts. */
+  size: number;
+  /** Host ids are `<hostPrefix>-001`, `-002`… (at least three digits, zero-padded). */
+  hostPrefix: string;
+  /** CPU generations (catalog baseline names), given to the hosts round-robin. */
+  cpus: string[];
+  clusterId?: string;
+  /** Used when clusterId is not set; inventory creates the cluster if missing. */
+  clusterName: string;
+  heartbeatIntervalMs: number;
+  /** The same for every host of the fleet (the VMs' own workloads still vary). */
+  sim: {
+    memoryMiB: number;
+    vcpus: number;
+    bandwidthMiBps: number;
+    timeScale: number;
+    dirtyRateMiBps: number;
+    workingSetMiB: number;
+  };
+  /** Register the hosts with inventory (in the background, retried). Default true. */
+  register?: boolean;
+  /** Serve on this connection instead of opening one; the fleet then leaves it open at stop(). */
+  bus?: NatsBus;
+  logLevel?: AgentEnv['LOG_LEVEL'];
+  /** Clock of the hosts' sim drivers (tests). */
+  clock?: SimClock;
+}
+
+export type RegistrationState = 'pending' | 'registered' | 'refused' | 'stopped';
+
+export interface FleetHostStatus {
+  hostId: string;
+  cpu: string;
+  registration: RegistrationState;
+  /** The last reason registration did not succeed (inventory absent, or its refusal). */
+  registrationError?: string;
+  heartbeatsSent: number;
+  vmCount: number;
+}
+
+/**
+ * One simulated host of a fleet: its own id, SimDriver, subjects (`<prefix>.agent.<hostId>.…`),
+ * heartbeats and registration. The command handling is the agent's own (AgentHandlers and
+ * MigrationStepsService, with their step ledger), bound straight on NatsBus.handle instead of a Nest
+ * app per host.
+ */
+export class FleetHost {
+  readonly driver: SimDriver;
+  readonly steps: MigrationStepsService;
+  private readonly handlers: AgentHandlers;
+  private readonly subs: Subscription[] = [];
+  private readonly log: Logger;
+  private readonly stopping = new AbortController();
+  private heartbeatTimer?: NodeJS.Timeout;
+  private registration?: Promise<void>;
+  private state: RegistrationState = 'pending';
+  private registrationError?: string;
+  private heartbeats = 0;
+
+  constructor(
+    private readonly bus: NatsBus,
+    readonly env: AgentEnv,
+    readonly cpu: HostCpu,
+    private readonly heartbeatIntervalMs: number,
+    clock?: SimClock,
+  ) {
+    this.log = new Logger(`fleet/${env.HOST_ID}`);
+    this.driver = new SimDriver({
+      hostCpu: cpu,
+      memoryMiB: env.SIM_MEMORY_MIB,
+      vcpus: env.SIM_VCPUS,
+      bandwidthMiBps: env.SIM_BANDWIDTH_MIBPS,
+      timeScale: env.SIM_TIME_SCALE,
+      defaultDirtyRateMiBps: env.SIM_DIRTY_RATE_MIBPS,
+      defaultWorkingSetMiB: env.SIM_WORKING_SET_MIB,
+      ...(clock ? { clock } : {}),
+    });
+    this.steps = new MigrationStepsService(this.driver, bus, env);
+    this.handlers = new AgentHandlers(this.driver, this.steps, env);
+  }
+
+  get hostId(): string {
+    return this.env.HOST_ID;
+  }
+
+  /** Listens on the host's subjects, starts heartbeating, and registers in the background. */
+  start(opts: { register: boolean }): void {
+    const params = { params: { hostId: this.hostId } };
+    const h = this.handlers;
+    this.subs.push(
+      this.bus.handle(StartVm, (r) => h.startVm(r), params),
+      this.bus.handle(ListAgentVms, () => h.list(), params),
+      this.bus.handle(RunStep, (r) => h.step(r), params),
+      this.bus.handle(CompensateStep, (r) => h.compensate(r), params),
+      this.bus.handle(QueryMigration, (r) => h.query(r), params),
+    );
+    const jitter = Math.floor(Math.random() * Math.min(this.heartbeatIntervalMs, maxHeartbeatJitterMs));
+    this.heartbeatTimer = setTimeout(() => {
+      this.beat();
+      this.heartbeatTimer = setInterval(() => this.beat(), this.heartbeatIntervalMs);
+    }, jitter);
+    if (opts.register) this.registration = this.registerInBackground();
+    else this.state = 'stopped';
+  }
+
+  status(): FleetHostStatus {
+    return {
+      hostId: this.hostId,
+      cpu: this.env.SIM_CPU,
+      registration: this.state,
+      ...(this.registrationError ? { registrationError: this.registrationError } : {}),
+      heartbeatsSent: this.heartbeats,
+      vmCount: this.driver.listVms().length,
+    };
+  }
+
+  /** Stops answering, beating and registering; running transfers are cancelled (their VMs stay on this host). */
+  async stop(): Promise<void> {
+    if (this.stopping.signal.aborted) return;
+    this.stopping.abort();
+    clearTimeout(this.heartbeatTimer);
+    clearInterval(this.heartbeatTimer);
+    for (const s of this.subs) s.unsubscribe();
+    await this.driver.close();
+    if (this.state === 'pending') this.state = 'stopped';
+  }
+
+  /** Resolves once the background registration ended (accepted, refused or stopped). */
+  async registrationSettled(): Promise<void> {
+    await this.registration;
+  }
+
+  private beat(): void {
+    try {
+      this.bus.publish(HostHeartbeat, { hostId: this.hostId, at: new Date().toISOString(), vmCount: this.driver.listVms().length });
+      this.heartbeats += 1;
+    } catch (e) {
+      this.log.warn(`heartbeat not sent: ${(e as Error).message}`);
+    }
+  }
+
+  /** Like HostPresenceService's registration, but never blocking the fleet and never throwing. */
+  private async registerInBackground(): Promise<void> {
+    const { memoryMiB, vcpus } = this.driver.capacity();
+    for (let attempt = 0; !this.stopping.signal.aborted; attempt += 1) {
+      try {
+        const { host, cluster } = await this.bus.request(RegisterHost, {
+          hostId: this.hostId,
+          ...(this.env.CLUSTER_ID ? { clusterId: this.env.CLUSTER_ID } : { clusterName: this.env.CLUSTER_NAME }),
+          hostname: `${this.hostId}.sim`,
+          cpu: this.cpu,
+          memoryMiB,
+          vcpus,
+          driver: 'sim',
+          migrationAddress: this.env.MIGRATION_ADDRESS,
+          vms: this.driver
+            .listVms()
+            .filter((v) => v.state === 'running' || v.state === 'paused')
+            .map((v) => ({ vmId: v.vmId, state: 'running' as const })),
+        });
+        if (this.stopping.signal.aborted) return;
+        this.state = 'registered';
+        this.registrationError = undefined;
+        this.log.log(`registered in cluster ${cluster.name}: ${this.cpu.modelName}, highest CPU mode ${host.maxImcMode ?? 'none'}`);
+        return;
+      } catch (e) {
+        if (this.stopping.signal.aborted) return;
+        const message = (e as Error)?.message ?? String(e);
+        this.registrationError = message;
+        if (isFlexmigError(e) && !e.retryable && e.code !== ErrorCode.Internal) {
+          // e.g. the host's CPU lacks the cluster's mode: retrying changes nothing; the host keeps serving
+          this.state = 'refused';
+          this.log.error(`inventory refused host ${this.hostId}: ${message}. It keeps answering on its subjects but is not in the inventory.`);
+          return;
+        }
+        const wait = registrationRetryDelaysMs[Math.min(attempt, registrationRetryDelaysMs.length - 1)]!;
+        const log = attempt === 0 ? 'warn' : 'verbose';
+        this.log[log](`registration not answered (${message}); retrying every few seconds in the background`);
+        await abortableDelay(wait + Math.floor(Math.random() * 250), this.stopping.signal);
+      }
+    }
+  }
+}
+
+/**
+ * Many simulated hosts in one process, for scale tests and demos: each one an agent as far as the
+ * rest of flexmig can tell (own host id, subjects, heartbeats, registration), sharing one NATS
+ * connection and one event loop. NATS permissions per host cannot apply to a shared connection; a
+ * fleet is a simulator, not a deployment.
+ */
+export class SimFleet {
+  private constructor(
+    readonly hosts: readonly FleetHost[],
+    private readonly bus: NatsBus,
+    private readonly ownsBus: boolean,
+    private readonly log: Logger,
+  ) {}
+
+  /** Starts every host: subjects are listened on before this resolves; registration continues in the background. */
+  static async start(o: SimFleetOptions): Promise<SimFleet> {
+    const log = new Logger('fleet');
+    const ids = fleetHostIds(o.hostPrefix, o.size);
+    if (o.cpus.length === 0) throw new RangeError('a fleet needs at least one CPU generation (FLEET_CPUS)');
+    const cpus = new Map(o.cpus.map((name) => [name, simulatedHostCpu(name)] as const)); // throws UNKNOWN_CPU_MODEL early
+    const bus = o.bus ?? (await NatsBus.connect({ url: o.natsUrl, prefix: o.subjectPrefix, name: `agent-fleet/${o.hostPrefix}` }));
+    const hosts = ids.map((hostId, i) => {
+      const cpuName = o.cpus[i % o.cpus.length]!;
+      return new FleetHost(bus, hostEnv(o, hostId, cpuName), cpus.get(cpuName)!, o.heartbeatIntervalMs, o.clock);
+    });
+    for (const h of hosts) h.start({ register: o.register !== false });
+    // the subscriptions exist once the server has seen them: a request right after start() is answered
+    await bus.nc.flush();
+    log.log(
+      `${hosts.length} simulated hosts ${ids[0]}…${ids.at(-1)} listen on ${o.subjectPrefix}.agent.<hostId>.> (CPUs ${o.cpus.join(', ')}, time scale ${o.sim.timeScale})`,
+    );
+    return new SimFleet(hosts, bus, !o.bus, log);
+  }
+
+  host(hostId: string): FleetHost | undefined {
+    return this.hosts.find((h) => h.hostId === hostId);
+  }
+
+  status(): FleetHostStatus[] {
+    return this.hosts.map((h) => h.status());
+  }
+
+  /** Resolves once every host's registration ended (accepted, refused, or the fleet stopped). */
+  async registrationsSettled(): Promise<void> {
+    await Promise.all(this.hosts.map((h) => h.registrationSettled()));
+  }
+
+  /** Stops every host, then closes the connection if the fleet opened it. Idempotent. */
+  async stop(): Promise<void> {
+    await Promise.all(this.hosts.map((h) => h.stop()));
+    if (this.ownsBus) await this.bus.close();
+    await this.registrationsSettled();
+    this.log.log(`${this.hosts.length} simulated hosts stopped`);
+  }
+}
+
+/** `<prefix>-001` … : zero-padded to at least three digits so ids sort like numbers. */
+export function fleetHostIds(prefix: string, size: number): string[] {
+  if (!Number.isInteger(size) || size < 1) throw new RangeError(`a fleet has at least one host, not ${size}`);
+  const width = Math.max(3, String(size).length);
+  return Array.from({ length: size }, (_, i) => HostIdSchema.parse(`${prefix}-${String(i + 1).padStart(width, '0')}`));
+}
+
+/** The environment one host of the fleet would have as a single agent (AgentEnv), so the agent's classes serve it unchanged. */
+function hostEnv(o: SimFleetOptions, hostId: string, cpu: string): AgentEnv {
+  return {
+    NATS_URL: o.natsUrl,
+    SUBJECT_PREFIX: o.subjectPrefix,
+    LOG_LEVEL: o.logLevel ?? 'log',
+    HOST_ID: hostId,
+    ...(o.clusterId ? { CLUSTER_ID: o.clusterId } : {}),
+    CLUSTER_NAME: o.clusterName,
+    DRIVER: 'sim',
+    PORT: 3010, // unused: a fleet host has no HTTP endpoint of its own
+    HEARTBEAT_INTERVAL_MS: o.heartbeatIntervalMs,
+    MIGRATION_ADDRESS: `${hostId}.sim:49152`,
+    SIM_CPU: cpu,
+    SIM_MEMORY_MIB: o.sim.memoryMiB,
+    SIM_VCPUS: o.sim.vcpus,
+    SIM_BANDWIDTH_MIBPS: o.sim.bandwidthMiBps,
+    SIM_TIME_SCALE: o.sim.timeScale,
+    SIM_DIRTY_RATE_MIBPS: o.sim.dirtyRateMiBps,
+    SIM_WORKING_SET_MIB: o.sim.workingSetMiB,
+  };
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return realClock.sleep(ms, signal);
+}
