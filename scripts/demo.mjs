@@ -130,6 +130,9 @@ async function main() {
         SIM_CPU: h.cpu,
         PORT: String(base + 11 + i),
         MIGRATION_ADDRESS: `127.0.0.1:${49252 + i}`,
+        // a busy guest: it re-dirties 1.5 GiB at 600 MiB/s, so the copy needs several passes to converge
+        SIM_DIRTY_RATE_MIBPS: process.env.SIM_DIRTY_RATE_MIBPS ?? '600',
+        SIM_WORKING_SET_MIB: process.env.SIM_WORKING_SET_MIB ?? '1536',
       }),
     );
     await Promise.all(agents.map((a) => procs.waitReady(a)));
@@ -157,7 +160,7 @@ async function main() {
     const r = m.result;
     say(
       `  ${green('completed')} in ${bold(fmtMs(r.totalTimeMs))}: downtime ${bold(fmtMs(r.downtimeMs))}, ` +
-        `${bold(fmtBytes(r.bytesTransferred))} moved in ${r.passes} passes`,
+        `${bold(fmtBytes(r.bytesTransferred))} moved in ${r.passes} ${r.passes === 1 ? 'pass' : 'passes'}`,
     );
     const after = expect(await api(urls.inventory, 'GET', `/api/v1/vms/${vm.id}`), 200, 'reading the VM');
     if (after.hostId !== oldest) throw new Error(`inventory says the VM is on ${after.hostId}, not ${oldest}`);

@@ -10,12 +10,28 @@ export const SchedulerEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape
   LEASE_TTL_MS: millis(10_000),
   /** How often a replica renews its leases, claims orphaned migrations and flushes the event outbox. */
   RECONCILE_INTERVAL_MS: millis(1_000),
+  /**
+   * Admission limits, the defaults for clusters that set none (PUT /api/v1/clusters/:id/migration-settings).
+   * A migration beyond a limit waits in the queue. KubeVirt's defaults: 2 outbound per node, 5 per
+   * cluster, no inbound limit (0 = unlimited).
+   */
+  MAX_OUTBOUND_PER_HOST: z.coerce.number().int().min(0).default(2),
+  MAX_INBOUND_PER_HOST: z.coerce.number().int().min(0).default(0),
+  MAX_PER_CLUSTER: z.coerce.number().int().min(0).default(5),
 });
 export type SchedulerEnv = z.infer<typeof SchedulerEnvSchema>;
+
+export interface MigrationLimits {
+  /** 0 = unlimited */
+  maxOutboundPerHost: number;
+  maxInboundPerHost: number;
+  maxPerCluster: number;
+}
 
 export interface SchedulerConfig {
   schedulerId: string;
   leaseTtlMs: number;
   reconcileIntervalMs: number;
+  limits: MigrationLimits;
 }
 export const SCHEDULER_CONFIG = Symbol('SCHEDULER_CONFIG');

@@ -16,6 +16,8 @@ export class MigrationEntity {
   @Column('jsonb') vm: VmSpec;
   @Column('jsonb') policy: MigrationPolicy;
   @Column('text', { name: 'target_address' }) targetAddress: string;
+  /** When the scheduler chose the target: why, and why each other host was passed over. */
+  @Column('jsonb', { nullable: true }) placement: { chosen: string; reason: string; passedOver: { hostId: string; reason: string }[] } | null;
   @Column('int') version: number;
   @Column('text', { name: 'lease_owner', nullable: true }) leaseOwner: string | null;
   @Column('timestamptz', { name: 'lease_until', nullable: true }) leaseUntil: Date | null;
@@ -35,4 +37,13 @@ export class OutboxEntity {
   @Column('timestamptz', { name: 'created_at' }) createdAt: Date;
 }
 
-export const schedulerEntities = [MigrationEntity, OutboxEntity];
+/** Per-cluster admission limits and migration policy; absent fields fall back to the environment's defaults. */
+@Entity({ name: 'cluster_settings' })
+export class ClusterSettingsEntity {
+  @PrimaryColumn('uuid', { name: 'cluster_id' }) clusterId: string;
+  @Column('jsonb') limits: Partial<Record<'maxOutboundPerHost' | 'maxInboundPerHost' | 'maxPerCluster', number>>;
+  @Column('jsonb') policy: Record<string, unknown>;
+  @Column('timestamptz', { name: 'updated_at' }) updatedAt: Date;
+}
+
+export const schedulerEntities = [MigrationEntity, OutboxEntity, ClusterSettingsEntity];

@@ -17,7 +17,12 @@ runMain('scheduler', async () => {
       SchedulerModule.forRoot({
         bus,
         databaseUrl: env.DATABASE_URL,
-        config: { schedulerId: env.SCHEDULER_ID, leaseTtlMs: env.LEASE_TTL_MS, reconcileIntervalMs: env.RECONCILE_INTERVAL_MS },
+        config: {
+          schedulerId: env.SCHEDULER_ID,
+          leaseTtlMs: env.LEASE_TTL_MS,
+          reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
+          limits: { maxOutboundPerHost: env.MAX_OUTBOUND_PER_HOST, maxInboundPerHost: env.MAX_INBOUND_PER_HOST, maxPerCluster: env.MAX_PER_CLUSTER },
+        },
       }),
   });
 });

@@ -10,8 +10,14 @@ import { MigrationEntity, OutboxEntity } from './entities';
 import { MigrationContext, StepExecutor } from './step-executor';
 import { SCHEDULER_CONFIG, SchedulerConfig } from './config';
 import { completionFigures } from './figures';
+import { selectAdmissible } from './admission';
+import { ClusterSettingsService } from './cluster-settings.service';
 
 const terminal = TERMINAL_MIGRATION_STATES.map((s) => `'${s}'`).join(', ');
+/** States that hold an admission slot; `queued` waits for one. */
+const driven = `state NOT IN (${terminal}, 'queued')`;
+/** One PostgreSQL advisory lock serialises admission across replicas, so limits hold cluster-wide. */
+const DISPATCH_LOCK = 0x666c786d; // "flxm"
 /** Delay before asking an agent again when the question itself could not be asked. */
 const requeryDelayMs = 1_000;
 /** Delay before retrying to persist an event while PostgreSQL is unreachable. */
@@ -46,6 +52,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: NatsBus,
     private readonly executor: StepExecutor,
+    private readonly settings: ClusterSettingsService,
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
   ) {}
 
@@ -59,6 +66,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
       try {
         await this.renewLeases();
         await this.claimOrphans();
+        await this.dispatch();
         await this.flushOutbox();
       } catch (e) {
         this.log.warn(`reconcile tick failed (will retry): ${(e as Error).message}`);
@@ -74,28 +82,73 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     for (const t of this.timers) clearTimeout(t);
   }
 
-  /** Inserts a new migration, already leased by this replica, and starts its saga in the same commit. */
+  /**
+   * Queues a new migration (state `queued`, saga not started) with its `migration.requested` event in
+   * the same commit, then lets the dispatcher start it as soon as the limits allow.
+   */
   async admit(row: Omit<MigrationEntity, 'version' | 'leaseOwner' | 'leaseUntil' | 'state' | 'updatedAt' | 'finishedAt'>, requested: OutboxEntity): Promise<MigrationEntity> {
-    const now = Date.now();
-    const { state, actions } = sagaStep(row.saga, { type: 'start' }, now);
+    const now = new Date();
     const entity = await this.db.transaction(async (m) => {
       const saved = await m.getRepository(MigrationEntity).save({
         ...row,
-        saga: state,
-        state: state.phase,
+        state: 'queued',
         version: 1,
-        leaseOwner: this.replicaId,
-        leaseUntil: new Date(now + this.config.leaseTtlMs),
-        updatedAt: new Date(now),
+        leaseOwner: null,
+        leaseUntil: null,
+        updatedAt: now,
         finishedAt: null,
       });
       await m.getRepository(OutboxEntity).insert(requested as never);
-      await this.enqueueEvents(m, state, actions);
       return saved;
     });
-    this.execute(entity, actions);
+    await this.dispatch();
     void this.flushOutbox();
-    return entity;
+    return (await this.db.getRepository(MigrationEntity).findOneBy({ id: entity.id })) ?? entity;
+  }
+
+  /**
+   * Starts queued migrations, oldest first, as far as the limits allow (outbound and inbound per host,
+   * per cluster). Runs under an advisory lock so that two replicas never admit past a limit together;
+   * a started migration is leased to this replica in the same commit.
+   */
+  async dispatch(): Promise<number> {
+    const started = await this.db.transaction(async (m) => {
+      await m.query('SELECT pg_advisory_xact_lock($1)', [DISPATCH_LOCK]);
+      const queued: MigrationEntity[] = await m.getRepository(MigrationEntity).find({ where: { state: 'queued' }, order: { createdAt: 'ASC' }, take: 1000 });
+      if (queued.length === 0) return [];
+      const active: { cluster_id: string; source_host_id: string; target_host_id: string }[] = await m.query(
+        `SELECT cluster_id, source_host_id, target_host_id FROM migrations WHERE ${driven}`,
+      );
+      const limitsOf = await this.settings.limitsFor([...new Set(queued.map((q) => q.clusterId))]);
+      const ids = new Set(
+        selectAdmissible(
+          queued,
+          active.map((a) => ({ clusterId: a.cluster_id, sourceHostId: a.source_host_id, targetHostId: a.target_host_id })),
+          limitsOf,
+        ),
+      );
+      const out: { row: MigrationEntity; actions: SagaAction[] }[] = [];
+      const now = Date.now();
+      for (const row of queued.filter((q) => ids.has(q.id))) {
+        const { state, actions } = sagaStep(row.saga, { type: 'start' }, now);
+        await m.getRepository(MigrationEntity).update(
+          { id: row.id },
+          {
+            saga: state,
+            state: state.phase,
+            version: row.version + 1,
+            updatedAt: new Date(now),
+            leaseOwner: this.replicaId,
+            leaseUntil: new Date(now + this.config.leaseTtlMs),
+          } as never,
+        );
+        await this.enqueueEvents(m, state, actions);
+        out.push({ row: { ...row, saga: state }, actions });
+      }
+      return out;
+    });
+    for (const { row, actions } of started) this.execute(row, actions);
+    return started.length;
   }
 
   /**
@@ -129,6 +182,8 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     if (!outcome) return false;
     this.execute(outcome.row, outcome.actions);
     if (outcome.actions.some((a) => a.kind === 'publish')) void this.flushOutbox();
+    // a finished migration frees its slots: start what waits for them
+    if (isTerminal(outcome.row.saga)) void this.dispatch().catch((e) => this.log.warn(`dispatch failed: ${(e as Error).message}`));
     return true;
   }
 
@@ -235,6 +290,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
 
   /** Cancels a migration before the point of no return; stops a running memory copy at once. */
   async cancel(id: string, reason: string, by: string): Promise<void> {
+    if (await this.cancelQueued(id, reason, by)) return;
     const applied = await this.apply(id, { type: 'cancel-requested', reason, by });
     if (!applied) return;
     const row = await this.db.getRepository(MigrationEntity).findOneBy({ id });
@@ -244,12 +300,32 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     }
   }
 
+  /** A migration still in the queue has nothing to undo: it ends `cancelled` at once. */
+  private async cancelQueued(id: string, reason: string, by: string): Promise<boolean> {
+    return this.db.transaction(async (m) => {
+      await m.query('SELECT pg_advisory_xact_lock($1)', [DISPATCH_LOCK]);
+      const row = await m.getRepository(MigrationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+      if (!row || row.state !== 'queued') return false;
+      const now = Date.now();
+      const { state, actions } = sagaStep(row.saga, { type: 'cancel-requested', reason, by }, now);
+      await m.getRepository(MigrationEntity).update(
+        { id },
+        { saga: state, state: state.phase, version: row.version + 1, updatedAt: new Date(now), finishedAt: isTerminal(state) ? new Date(now) : null } as never,
+      );
+      await this.enqueueEvents(m, state, actions);
+      return true;
+    }).then((done) => {
+      if (done) void this.flushOutbox();
+      return done;
+    });
+  }
+
   // ---- leases ----
 
   private async renewLeases(): Promise<void> {
     await this.db.query(
       `UPDATE migrations SET lease_until = now() + make_interval(secs => $2::double precision / 1000)
-       WHERE lease_owner = $1 AND lease_until > now() AND state NOT IN (${terminal})`,
+       WHERE lease_owner = $1 AND lease_until > now() AND ${driven}`,
       [this.replicaId, this.config.leaseTtlMs],
     );
   }
@@ -261,7 +337,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
       `UPDATE migrations SET lease_owner = $1, lease_until = now() + make_interval(secs => $2::double precision / 1000)
        WHERE id IN (
          SELECT id FROM migrations
-         WHERE state NOT IN (${terminal}) AND (lease_until IS NULL OR lease_until < now())
+         WHERE ${driven} AND (lease_until IS NULL OR lease_until < now())
          ORDER BY created_at LIMIT 50 FOR UPDATE SKIP LOCKED)
        RETURNING id`,
       [this.replicaId, this.config.leaseTtlMs],

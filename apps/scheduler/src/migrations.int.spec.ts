@@ -56,7 +56,7 @@ describe('scheduler on real NATS and PostgreSQL', () => {
       bus: { url: nats.url, prefix: nats.prefix },
       openApi: false,
       module: (bus) =>
-        SchedulerModule.forRoot({ bus, databaseUrl: db.url, config: { schedulerId: 'int-1', leaseTtlMs: 10_000, reconcileIntervalMs: 200 } }),
+        SchedulerModule.forRoot({ bus, databaseUrl: db.url, config: { schedulerId: 'int-1', leaseTtlMs: 10_000, reconcileIntervalMs: 200, limits: { maxOutboundPerHost: 2, maxInboundPerHost: 0, maxPerCluster: 5 } } }),
     });
   });
 
@@ -71,10 +71,14 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     const client = new Client({ connectionString: db.url });
     await client.connect();
     try {
-      const tables = await client.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'scheduler' ORDER BY 1`);
-      expect(tables.rows.map((r) => r.table_name)).toEqual(['migrations', 'outbox', 'typeorm_migrations']);
-      const ran = await client.query('SELECT name FROM scheduler.typeorm_migrations');
-      expect(ran.rows.map((r) => r.name)).toContain('Init1764130000000');
+      const tables = async (schema: string) =>
+        (await client.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [schema])).rows.map((r) => r.table_name);
+      expect(await tables('scheduler')).toEqual(expect.arrayContaining(['cluster_settings', 'migrations', 'outbox', 'typeorm_migrations']));
+      // nothing lands outside its own schema (inventory, in the same database, has its own)
+      expect(await tables('public')).toEqual([]);
+      expect(await tables('inventory')).not.toContain('migrations');
+      const ran = await client.query('SELECT name FROM scheduler.typeorm_migrations ORDER BY id');
+      expect(ran.rows.map((r) => r.name)).toEqual(expect.arrayContaining(['Init1764130000000', 'QueueAndClusterSettings1764135000000']));
     } finally {
       await client.end();
     }
@@ -112,6 +116,35 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     // cancelling again is refused with the reason
     const again = await sched('POST', `/api/v1/migrations/${m.id}/cancel`, {});
     expect([again.status, again.body.code]).toEqual([409, 'CONFLICT']);
+  });
+
+  it('queues requests beyond a limit (visible, with position), starts them as slots free, and never exceeds the limit', async () => {
+    const clusterId = (await http(inventoryUrl, 'GET', '/api/v1/hosts/src')).body.clusterId;
+    const bad = await sched('PUT', `/api/v1/clusters/${clusterId}/migration-settings`, { limits: { maxOutboundPerHost: -1 } });
+    expect([bad.status, bad.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    const put = await sched('PUT', `/api/v1/clusters/${clusterId}/migration-settings`, { limits: { maxOutboundPerHost: 1 }, policy: { downtimeLimitMs: 500 } });
+    expect(put.status).toBe(200);
+    expect(put.body.limits).toEqual({ maxOutboundPerHost: 1, maxInboundPerHost: 0, maxPerCluster: 5 });
+    try {
+      const vms = [await newVm('q1', 2048), await newVm('q2', 2048), await newVm('q3', 2048), await newVm('q4', 2048)];
+      const ms = [];
+      for (const vm of vms) ms.push((await sched('POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'dst' })).body);
+      expect(ms.map((m) => m.state)).toEqual(['running', 'queued', 'queued', 'queued']);
+      expect(ms.slice(1).map((m) => m.queuePosition)).toEqual([1, 2, 3]);
+      expect(ms[0].policy.downtimeLimitMs).toBe(500); // the cluster's policy
+      // a queued migration cancels at once: it has nothing to undo
+      const cancelled = await sched('POST', `/api/v1/migrations/${ms[3].id}/cancel`, {});
+      expect(cancelled.status).toBe(202);
+      expect(cancelled.body.state).toBe('cancelled');
+      const done = [];
+      for (const m of ms.slice(0, 3)) done.push(await terminal(m.id));
+      expect(done.map((m) => m.state)).toEqual(['completed', 'completed', 'completed']);
+      // from the recorded step times: one outbound migration at a time from src
+      const spans = done.map((m) => [Date.parse(m.steps[0].startedAt), Date.parse(m.steps[8].endedAt)]).sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < spans.length; i++) expect(spans[i][0]).toBeGreaterThanOrEqual(spans[i - 1][1]);
+    } finally {
+      await sched('PUT', `/api/v1/clusters/${clusterId}/migration-settings`, {});
+    }
   });
 
   it('answers unknown and malformed migration ids with 404 and 400', async () => {

@@ -9,7 +9,6 @@ import {
   GetHost,
   GetVm,
   Host,
-  MigrationPolicySchema,
   MigrationProgress,
   MigrationProgressSchema,
   MigrationView,
@@ -21,6 +20,7 @@ import { canCancel, createSaga, summarize } from '@flexmig/saga';
 import { MigrationEntity } from './entities';
 import { MigrationEngine } from './migration-engine';
 import { completionFigures } from './figures';
+import { ClusterSettingsService } from './cluster-settings.service';
 
 const UNIQUE_VIOLATION = '23505';
 const progressKeptMs = 60_000;
@@ -64,6 +64,7 @@ export class MigrationsService {
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: NatsBus,
     private readonly engine: MigrationEngine,
+    private readonly settings: ClusterSettingsService,
   ) {
     // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design)
     bus.subscribeRaw(`${bus.prefix}.progress.migration.*`, undefined, async (msg) => {
@@ -75,16 +76,18 @@ export class MigrationsService {
 
   /** Admission: every check happens before anything is written; 202 with the migration when accepted. */
   async create(input: CreateMigration): Promise<MigrationView> {
-    const [{ vm }, { host: target }] = await Promise.all([
-      this.bus.request(GetVm, { vmId: input.vmId }),
-      this.bus.request(GetHost, { hostId: input.targetHostId }),
-    ]);
+    const { vm } = await this.bus.request(GetVm, { vmId: input.vmId });
     checkVmRunning(vm);
+    if (!input.targetHostId) {
+      throw new FlexmigError(ErrorCode.ValidationFailed, 'targetHostId is required (automatic placement is not available in this build)', { field: 'targetHostId' });
+    }
+    const placement = null;
+    const { host: target } = await this.bus.request(GetHost, { hostId: input.targetHostId });
     checkNotToSelf(vm, target);
     checkTargetUsable(target);
     checkSameCluster(vm, target);
     await this.checkNoActiveMigration(vm.id);
-    const policy = MigrationPolicySchema.parse(input.policy ?? {});
+    const policy = await this.settings.policyFor(vm.clusterId, input.policy ?? {});
     const id = randomUUID();
     const now = new Date();
     const ref = { migrationId: id, vmId: vm.id, sourceHostId: vm.hostId, targetHostId: target.id };
@@ -100,11 +103,12 @@ export class MigrationsService {
           vm: { id: vm.id, name: vm.name, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, cpuBaseline: vm.cpuBaseline },
           policy,
           targetAddress: target.migrationAddress,
+          placement,
           createdAt: now,
         },
         { eventId: `${id}:requested`, type: 'migration.requested', subject: id, data: ref, createdAt: now } as never,
       );
-      return this.view(row);
+      return this.get(row.id);
     } catch (e) {
       if ((e as { code?: string }).code === UNIQUE_VIOLATION) await this.checkNoActiveMigration(vm.id, true);
       throw e;
@@ -130,7 +134,7 @@ export class MigrationsService {
   async get(id: string): Promise<MigrationView> {
     const row = await this.db.getRepository(MigrationEntity).findOneBy({ id });
     if (!row) throw new FlexmigError(ErrorCode.NotFound, `migration ${id} does not exist`, { migrationId: id });
-    return this.view(row);
+    return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined);
   }
 
   async list(filter: { vmId?: string; state?: string }): Promise<MigrationView[]> {
@@ -138,7 +142,8 @@ export class MigrationsService {
     if (filter.vmId) where.vmId = filter.vmId;
     if (filter.state) where.state = filter.state;
     const rows = await this.db.getRepository(MigrationEntity).find({ where, order: { createdAt: 'DESC' }, take: 500 });
-    return rows.map((r) => this.view(r));
+    const positions = rows.some((r) => r.state === 'queued') ? await this.queuePositions() : undefined;
+    return rows.map((r) => this.view(r, positions));
   }
 
   async cancel(id: string, reason: string): Promise<MigrationView> {
@@ -150,7 +155,13 @@ export class MigrationsService {
     return this.get(id);
   }
 
-  view(row: MigrationEntity): MigrationView {
+  /** 1-based positions of the queued migrations, oldest first. */
+  private async queuePositions(): Promise<Map<string, number>> {
+    const rows: { id: string }[] = await this.db.query(`SELECT id FROM migrations WHERE state = 'queued' ORDER BY created_at`);
+    return new Map(rows.map((r, i) => [r.id, i + 1]));
+  }
+
+  view(row: MigrationEntity, positions?: Map<string, number>): MigrationView {
     const s = summarize(row.saga);
     const cause = row.saga.cause;
     const attention = row.saga.attention;
@@ -161,12 +172,15 @@ export class MigrationsService {
           ? { step: attention.step, stepName: row.saga.steps[attention.step - 1].name, code: attention.error.code, message: attention.error.message }
           : null;
     const live = this.progress.get(row.id);
+    const queued = row.state === 'queued';
     return {
       id: row.id,
       vmId: row.vmId,
       sourceHostId: row.sourceHostId,
       targetHostId: row.targetHostId,
-      state: row.saga.phase,
+      state: queued ? 'queued' : row.saga.phase,
+      queuePosition: queued ? (positions?.get(row.id) ?? null) : null,
+      placement: row.placement ?? null,
       policy: row.policy,
       createdAt: row.createdAt.toISOString(),
       updatedAt: row.updatedAt.toISOString(),

@@ -11,6 +11,8 @@ import { StepExecutor } from './step-executor';
 import { MigrationEngine } from './migration-engine';
 import { MigrationsService } from './migrations.service';
 import { MigrationsController } from './migrations.controller';
+import { ClusterSettingsService } from './cluster-settings.service';
+import { ClusterSettingsController } from './cluster-settings.controller';
 
 export const SCHEDULER_SCHEMA = 'scheduler';
 
@@ -26,12 +28,13 @@ export class SchedulerModule {
         ),
         HealthModule,
       ],
-      controllers: [MigrationsController],
+      controllers: [MigrationsController, ClusterSettingsController],
       providers: [
         { provide: SCHEDULER_CONFIG, useValue: opts.config },
         StepExecutor,
         MigrationEngine,
         MigrationsService,
+        ClusterSettingsService,
         {
           provide: READINESS_CHECKS,
           inject: [DataSource],

@@ -6,13 +6,16 @@ import { StepNameSchema, StepNumberSchema } from './steps';
 export const CreateMigrationSchema = z
   .object({
     vmId: UuidSchema,
-    targetHostId: HostIdSchema,
+    /** Omit to let the scheduler choose (placement): same cluster, up, not in maintenance, CPU compatible, room, least loaded. */
+    targetHostId: HostIdSchema.optional(),
     policy: MigrationPolicyInputSchema.strict().optional(),
   })
   .strict();
 export type CreateMigration = z.infer<typeof CreateMigrationSchema>;
 
 export const MigrationStateSchema = z.enum([
+  /** Waiting in the admission queue for a free slot (limits per host and per cluster). */
+  'queued',
   'created',
   'running',
   'compensating',
@@ -67,6 +70,12 @@ export const MigrationViewSchema = z.object({
   sourceHostId: HostIdSchema,
   targetHostId: HostIdSchema,
   state: MigrationStateSchema,
+  /** While queued: 1 = next to start. */
+  queuePosition: z.number().int().min(1).nullable(),
+  /** Why this target, and why each other host was passed over (when the scheduler chose it). */
+  placement: z
+    .object({ chosen: HostIdSchema, reason: z.string(), passedOver: z.array(z.object({ hostId: HostIdSchema, reason: z.string() })) })
+    .nullable(),
   policy: MigrationPolicySchema,
   createdAt: IsoTimeSchema,
   updatedAt: IsoTimeSchema,

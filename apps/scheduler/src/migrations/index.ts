@@ -1,4 +1,5 @@
 import { Init1764130000000 } from './1764130000000-init';
+import { QueueAndClusterSettings1764135000000 } from './1764135000000-queue-and-cluster-settings';
 
 /** In order. Never edit one that has shipped: add the next. */
-export const schedulerMigrations = [Init1764130000000];
+export const schedulerMigrations = [Init1764130000000, QueueAndClusterSettings1764135000000];

@@ -1,0 +1,29 @@
+import { Body, Controller, Get, Param, Put } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { UuidSchema } from '@flexmig/contracts';
+import { ApiZodBody, ErrorResponses, ZodPipe } from '@flexmig/service-kit';
+import { ClusterSettingsInput, ClusterSettingsInputSchema, ClusterSettingsService } from './cluster-settings.service';
+
+@ApiTags('migration settings')
+@Controller('api/v1/clusters/:clusterId/migration-settings')
+export class ClusterSettingsController {
+  constructor(private readonly settings: ClusterSettingsService) {}
+
+  @Get()
+  @ApiOperation({ summary: "A cluster's admission limits and migration policy (its own values over the scheduler's defaults)." })
+  @ErrorResponses(400)
+  get(@Param('clusterId', new ZodPipe(UuidSchema, 'cluster id')) clusterId: string) {
+    return this.settings.get(clusterId);
+  }
+
+  @Put()
+  @ApiOperation({
+    summary:
+      "Set a cluster's limits (maxOutboundPerHost, maxInboundPerHost, maxPerCluster; 0 = unlimited) and policy (downtimeLimitMs, bandwidthMiBps, completionTimeoutPerGiBSec, progressTimeoutSec, autoConverge, postCopy). Replaces what the cluster had set.",
+  })
+  @ApiZodBody(ClusterSettingsInputSchema)
+  @ErrorResponses(400)
+  put(@Param('clusterId', new ZodPipe(UuidSchema, 'cluster id')) clusterId: string, @Body(new ZodPipe(ClusterSettingsInputSchema)) body: ClusterSettingsInput) {
+    return this.settings.put(clusterId, body);
+  }
+}

@@ -1,0 +1,73 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { z } from 'zod';
+import { MigrationPolicy, MigrationPolicyInputSchema, MigrationPolicySchema } from '@flexmig/contracts';
+import { ClusterSettingsEntity } from './entities';
+import { MigrationLimits, SCHEDULER_CONFIG, SchedulerConfig } from './config';
+
+export const LimitsInputSchema = z
+  .object({
+    maxOutboundPerHost: z.number().int().min(0).max(10_000),
+    maxInboundPerHost: z.number().int().min(0).max(10_000),
+    maxPerCluster: z.number().int().min(0).max(100_000),
+  })
+  .partial()
+  .strict();
+
+export const ClusterSettingsInputSchema = z
+  .object({ limits: LimitsInputSchema.optional(), policy: MigrationPolicyInputSchema.strict().optional() })
+  .strict();
+export type ClusterSettingsInput = z.infer<typeof ClusterSettingsInputSchema>;
+
+export interface ClusterSettings {
+  clusterId: string;
+  /** Effective limits (0 = unlimited) and which of them the cluster sets itself. */
+  limits: MigrationLimits;
+  overrides: { limits: Partial<MigrationLimits>; policy: Partial<MigrationPolicy> };
+  /** The policy a migration in this cluster gets unless the request overrides fields of it. */
+  policy: MigrationPolicy;
+}
+
+/** Admission limits and migration policy per cluster, over the environment's defaults. */
+@Injectable()
+export class ClusterSettingsService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
+  ) {}
+
+  async get(clusterId: string): Promise<ClusterSettings> {
+    const row = await this.db.getRepository(ClusterSettingsEntity).findOneBy({ clusterId });
+    return this.effective(clusterId, row);
+  }
+
+  async put(clusterId: string, input: ClusterSettingsInput): Promise<ClusterSettings> {
+    await this.db.getRepository(ClusterSettingsEntity).save({ clusterId, limits: input.limits ?? {}, policy: input.policy ?? {}, updatedAt: new Date() } as never);
+    return this.get(clusterId);
+  }
+
+  /** Limits of every cluster that has migrations waiting, for one dispatch pass. */
+  async limitsFor(clusterIds: string[]): Promise<(clusterId: string) => MigrationLimits> {
+    const rows = clusterIds.length ? await this.db.getRepository(ClusterSettingsEntity).findBy(clusterIds.map((clusterId) => ({ clusterId }))) : [];
+    const byId = new Map(rows.map((r) => [r.clusterId, this.effective(r.clusterId, r).limits]));
+    return (id) => byId.get(id) ?? this.config.limits;
+  }
+
+  /** The policy of one migration: defaults, then the cluster's, then the request's fields. */
+  async policyFor(clusterId: string, requested: Partial<MigrationPolicy> = {}): Promise<MigrationPolicy> {
+    const { overrides } = await this.get(clusterId);
+    return MigrationPolicySchema.parse({ ...overrides.policy, ...requested });
+  }
+
+  private effective(clusterId: string, row: ClusterSettingsEntity | null): ClusterSettings {
+    const limits = LimitsInputSchema.parse(row?.limits ?? {});
+    const policy = MigrationPolicyInputSchema.parse(row?.policy ?? {});
+    return {
+      clusterId,
+      limits: { ...this.config.limits, ...limits },
+      overrides: { limits, policy },
+      policy: MigrationPolicySchema.parse(policy),
+    };
+  }
+}
