@@ -1,9 +1,10 @@
-import { Controller, Inject } from '@nestjs/common';
+import { Controller, Inject, Optional } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
 import { CompensateStep, ListAgentVms, QueryMigration, ReplyOf, RequestOf, RunStep, StartVm } from '@flexmig/contracts';
 import { HypervisorDriver } from './drivers/driver';
 import { HYPERVISOR_DRIVER, MigrationStepsService } from './migration-steps.service';
 import { AGENT_ENV, AgentEnv } from './config';
+import { AgentStateStore } from './state-store';
 
 /** The agent's commands, on `<prefix>.agent.<HOST_ID>.…` only. */
 @Controller()
@@ -12,11 +13,13 @@ export class AgentHandlers {
     @Inject(HYPERVISOR_DRIVER) private readonly driver: HypervisorDriver,
     private readonly steps: MigrationStepsService,
     @Inject(AGENT_ENV) private readonly env: AgentEnv,
+    @Optional() private readonly store?: AgentStateStore,
   ) {}
 
   @MessagePattern(StartVm.subject)
   async startVm(r: RequestOf<typeof StartVm>): Promise<ReplyOf<typeof StartVm>> {
     await this.driver.startVm(r.vm);
+    this.store?.save();
     return { vmId: r.vm.id, state: 'running', startedAt: new Date().toISOString() };
   }
 

@@ -5,6 +5,7 @@ import { HypervisorDriver } from './drivers/driver';
 import { AgentHandlers } from './agent.handlers';
 import { HYPERVISOR_DRIVER, MigrationStepsService } from './migration-steps.service';
 import { HostPresenceService } from './host-presence.service';
+import { AgentStateStore } from './state-store';
 import { AGENT_ENV, AgentEnv } from './config';
 
 @Module({})
@@ -19,6 +20,7 @@ export class AgentModule {
         { provide: HYPERVISOR_DRIVER, useValue: opts.driver },
         MigrationStepsService,
         HostPresenceService,
+        AgentStateStore,
       ],
     };
   }

@@ -13,6 +13,11 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   HEARTBEAT_INTERVAL_MS: millis(2_000),
   /** host:port other agents reach this host on for migration traffic. */
   MIGRATION_ADDRESS: z.string().default('127.0.0.1:49152'),
+  /**
+   * Where the agent keeps what must survive its own restart (the sim driver's VM records), one file per
+   * host: <dir>/<HOST_ID>.json. Default: <tmpdir>/flexmig-agent.
+   */
+  AGENT_STATE_DIR: z.string().min(1).optional(),
   // ---- sim driver ----
   /** The CPU generation the simulated host has: a baseline name of the catalog. */
   SIM_CPU: z.string().default('IvyBridge'),
@@ -25,6 +30,8 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   /** Guest behaviour of simulated VMs that do not say otherwise. */
   SIM_DIRTY_RATE_MIBPS: z.coerce.number().min(0).default(200),
   SIM_WORKING_SET_MIB: z.coerce.number().min(0).default(256),
+  /** Extra time every simulated step takes (a hypervisor's own latency), in real ms; 0 by default. */
+  SIM_STEP_LATENCY_MS: z.coerce.number().int().min(0).default(0),
   // ---- qemu driver ----
   // Optional in the type (defaults applied by createDriver: QEMU_DEFAULTS) so that code building an
   // AgentEnv by hand for the sim driver (the fleet) need not know them.

@@ -1,11 +1,17 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import { ErrorCode, FlexmigError, MigrationProgressMessage, POINT_OF_NO_RETURN, Role, StepCommand, StepRecord, StepReply } from '@flexmig/contracts';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { ErrorCode, FlexmigError, MigrationProgressMessage, POINT_OF_NO_RETURN, QueryMigration, Role, StepCommand, StepRecord, StepReply } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { HypervisorDriver } from './drivers/driver';
 import { StepLedger } from './step-ledger';
 import { AGENT_ENV, AgentEnv } from './config';
+import { HYPERVISOR_DRIVER } from './driver.token';
+import { AgentStateStore } from './state-store';
 
-export const HYPERVISOR_DRIVER = Symbol('HYPERVISOR_DRIVER');
+export { HYPERVISOR_DRIVER };
+
+/** How often a source checks, during a memory copy, that its target still holds the incoming VM. */
+const targetCheckIntervalMs = 1_000;
+const targetCheckTimeoutMs = 2_000;
 
 const wrongRole = (cmd: StepCommand, role: Role) =>
   new FlexmigError(ErrorCode.ValidationFailed, `step ${cmd.step} (${cmd.stepName}) is run by the ${role} agent, not the ${cmd.role}`);
@@ -20,15 +26,70 @@ export class MigrationStepsService {
     @Inject(HYPERVISOR_DRIVER) private readonly driver: HypervisorDriver,
     private readonly bus: NatsBus,
     @Inject(AGENT_ENV) private readonly env: AgentEnv,
+    @Optional() private readonly store?: AgentStateStore,
   ) {}
 
   run(cmd: StepCommand): Promise<StepReply> {
     return this.ledger.run(cmd, async () => {
       const t = Date.now();
-      const out = await this.execute(cmd);
-      this.log.log(`migration ${cmd.migrationId}: step ${cmd.step} ${cmd.stepName} (${cmd.role}) done in ${Date.now() - t} ms`);
-      return out;
+      try {
+        const latency = this.driver.kind === 'sim' ? (this.env.SIM_STEP_LATENCY_MS ?? 0) : 0;
+        if (latency > 0) await new Promise((r) => setTimeout(r, latency));
+        const out = cmd.role === 'source' && [3, 4, 6].includes(cmd.step) ? await this.withTargetWatch(cmd, () => this.execute(cmd)) : await this.execute(cmd);
+        this.log.log(`migration ${cmd.migrationId}: step ${cmd.step} ${cmd.stepName} (${cmd.role}) done in ${Date.now() - t} ms`);
+        return out;
+      } finally {
+        this.store?.save();
+      }
     });
+  }
+
+  /**
+   * A source sends memory only to a target that still holds the incoming VM of this migration (step 2
+   * done there). Checked before the step and every second while it runs: a target agent that died or
+   * restarted stops the copy at once, with that reason, and the VM keeps running here.
+   */
+  private async withTargetWatch<T>(cmd: StepCommand, work: () => Promise<T>): Promise<T> {
+    const lost = await this.targetLost(cmd);
+    if (lost) throw lost;
+    let reason: FlexmigError | undefined;
+    let checking = false;
+    const timer = setInterval(async () => {
+      if (checking || reason) return;
+      checking = true;
+      reason = await this.targetLost(cmd);
+      checking = false;
+      if (reason) await this.driver.cancelTransfer(cmd.vm.id).catch(() => undefined);
+    }, targetCheckIntervalMs);
+    try {
+      return await work();
+    } catch (e) {
+      throw reason ?? e;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  private async targetLost(cmd: StepCommand): Promise<FlexmigError | undefined> {
+    try {
+      const { steps } = await this.bus.request(QueryMigration, { migrationId: cmd.migrationId }, { params: { hostId: cmd.targetHostId }, timeoutMs: targetCheckTimeoutMs });
+      if (steps.some((s) => s.step === 2 && s.role === 'target' && s.status === 'completed')) return undefined;
+      return new FlexmigError(
+        ErrorCode.AgentFailed,
+        `target host ${cmd.targetHostId} no longer holds the incoming VM of migration ${cmd.migrationId} (its agent restarted): the copy stopped; the VM keeps running on ${this.env.HOST_ID}`,
+        { targetHostId: cmd.targetHostId },
+        false,
+      );
+    } catch (e) {
+      const code = (e as FlexmigError).code;
+      if (code !== ErrorCode.Unavailable && code !== ErrorCode.Timeout) return undefined; // only silence means gone
+      return new FlexmigError(
+        ErrorCode.AgentFailed,
+        `target host ${cmd.targetHostId} does not answer (${(e as Error).message}): the copy stopped; the VM keeps running on ${this.env.HOST_ID}`,
+        { targetHostId: cmd.targetHostId },
+        true,
+      );
+    }
   }
 
   private async execute(cmd: StepCommand): Promise<Omit<StepReply, 'repeated' | 'migrationId' | 'step' | 'attempt' | 'finishedAt'>> {
@@ -104,6 +165,7 @@ export class MigrationStepsService {
         return { done: false, note: `step ${c.step} has nothing to undo on an agent` };
     }
     this.ledger.markCompensated(c.migrationId, c.step, c.role);
+    this.store?.save();
     this.log.log(`migration ${c.migrationId}: compensated step ${c.step} (${c.role}): ${note}`);
     return { done: true, note };
   }

@@ -14,6 +14,7 @@ import {
   GetCpuModel,
   GetHost,
   HostIdSchema,
+  ListCpuModes,
   ListHosts,
   PlanCluster,
   PlanHostSchema,
@@ -22,6 +23,7 @@ import {
   UuidSchema,
   VerdictRequestSchema,
   VerdictSchema,
+  VerifyCpuMode,
 } from '@flexmig/contracts';
 import type { EvaluateCpu } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
@@ -73,7 +75,7 @@ export class CpuHttpController {
   @ApiZodResponse(200, VerdictSchema, 'compatible')
   @ErrorResponses(400, 404, 422)
   verdict(@Body(new ZodPipe(VerdictRequestSchema)) body: z.infer<typeof VerdictRequestSchema>) {
-    const v = this.cpu.verdict(body.baseline, body.target);
+    const v = this.cpu.verdict(body.baseline, body.target, body.vmFeatures);
     if (!v.compatible) {
       throw new FlexmigError(ErrorCode.CpuIncompatible, `CPU incompatible: ${v.reason}`, {
         baseline: v.baseline,
@@ -142,7 +144,7 @@ export class CpuNatsHandlers {
 
   @MessagePattern(CpuVerdict.subject)
   verdict(r: RequestOf<typeof CpuVerdict>): ReplyOf<typeof CpuVerdict> {
-    return this.cpu.verdict(r.baseline, r.target);
+    return this.cpu.verdict(r.baseline, r.target, r.vmFeatures);
   }
 
   @MessagePattern(GetCpuModel.subject)
@@ -153,5 +155,15 @@ export class CpuNatsHandlers {
   @MessagePattern(PlanCluster.subject)
   plan(r: RequestOf<typeof PlanCluster>): ReplyOf<typeof PlanCluster> {
     return this.cpu.plan(r.hosts);
+  }
+
+  @MessagePattern(VerifyCpuMode.subject)
+  verify(r: RequestOf<typeof VerifyCpuMode>): ReplyOf<typeof VerifyCpuMode> {
+    return this.cpu.verify(r.mode, r.hosts);
+  }
+
+  @MessagePattern(ListCpuModes.subject)
+  ladder(r: RequestOf<typeof ListCpuModes>): ReplyOf<typeof ListCpuModes> {
+    return this.cpu.ladder(r.vendor);
   }
 }

@@ -1,6 +1,27 @@
 import { Injectable } from '@nestjs/common';
-import { ClusterPlan, CpuEvaluation, CpuModel, EvaluateCpu, Verdict, VendorSchema } from '@flexmig/contracts';
-import { Baseline, cpuidMasks, evaluateHost, getBaseline, listBaselines, planCluster, verdict, verifyMode } from '@flexmig/cpu-models';
+import {
+  ClusterPlan,
+  CpuEvaluation,
+  CpuModel,
+  ErrorCode,
+  EvaluateCpu,
+  FlexmigError,
+  HOST_PASSTHROUGH_BASELINE,
+  Verdict,
+  VendorSchema,
+} from '@flexmig/contracts';
+import {
+  Baseline,
+  cpuidMasks,
+  evaluateHost,
+  getBaseline,
+  listBaselines,
+  normalizeFeatureNames,
+  normalizeVendor,
+  planCluster,
+  verdict,
+  verifyMode,
+} from '@flexmig/cpu-models';
 import type { ClusterHost, CpuidMask, ModeVerification } from '@flexmig/cpu-models';
 
 /** cpu-compat's logic: the pure catalog functions, shaped into the contracts. Stateless. */
@@ -21,7 +42,14 @@ export class CpuCompatService {
     };
   }
 
-  verdict(baseline: string, target: { vendor: string; features: string[] }): Verdict {
+  /**
+   * A named baseline: the catalog's verdict. `host-passthrough` (IMC off): the VM saw its first host's
+   * CPU as is, so the target must have the same vendor and exactly the same feature set (`vmFeatures`):
+   * a missing feature would vanish under the guest; an extra one would appear to it, which a running
+   * guest never expects either.
+   */
+  verdict(baseline: string, target: { vendor: string; features: string[] }, vmFeatures?: string[]): Verdict {
+    if (baseline.trim().toLowerCase() === HOST_PASSTHROUGH_BASELINE) return passthroughVerdict(target, vmFeatures);
     const v = verdict(baseline, target);
     return { baseline: v.baseline, compatible: v.compatible, missing: v.missing, vendorMismatch: v.vendorMismatch, unchecked: v.unchecked, reason: v.reason };
   }
@@ -46,6 +74,55 @@ export class CpuCompatService {
   masks(baseline: string, hostFeatures: string[]): CpuidMask[] {
     return cpuidMasks(baseline, hostFeatures);
   }
+
+  /** A vendor's IMC ladder, highest first: generation, then the TSX mode above its -noTSX sibling. */
+  ladder(vendor: string): { vendor: string; modes: { name: string; order: number; tsx: boolean | null; features: string[] }[] } {
+    const v = normalizeVendor(vendor);
+    const modes = listBaselines({ vendor: v }).filter((b) => b.ladder !== 'psabi');
+    if (modes.length === 0) {
+      throw new FlexmigError(ErrorCode.UnknownVendor, `${v} has no IMC ladder (only Intel and AMD have one): its hosts cannot have a cluster mode`, {
+        vendor: v,
+      });
+    }
+    const rank = (b: Baseline) => b.order * 2 + (b.tsx === false ? 0 : 1);
+    return {
+      vendor: v,
+      modes: [...modes].sort((a, b) => rank(b) - rank(a)).map((b) => ({ name: b.name, order: b.order, tsx: b.tsx, features: b.features })),
+    };
+  }
+}
+
+function passthroughVerdict(target: { vendor: string; features: string[] }, vmFeatures: string[] | undefined): Verdict {
+  if (vmFeatures === undefined) {
+    throw new FlexmigError(
+      ErrorCode.ValidationFailed,
+      `a ${HOST_PASSTHROUGH_BASELINE} VM can only be checked against the features of the host it started on: send vmFeatures`,
+    );
+  }
+  // canonical names, so spellings do not matter; names the catalog does not know are compared as given
+  const asSet = (names: string[]) => {
+    const n = normalizeFeatureNames(names);
+    return new Set([...n.features, ...n.unknown]);
+  };
+  const vm = asSet(vmFeatures);
+  const host = asSet(target.features);
+  const missing = [...vm].filter((f) => !host.has(f)).sort();
+  const extra = [...host].filter((f) => !vm.has(f)).sort();
+  const parts: string[] = [];
+  if (missing.length) parts.push(`host lacks ${missing.length} feature(s) the VM was started with: ${missing.join(', ')}`);
+  if (extra.length) parts.push(`host has ${extra.length} feature(s) the VM was not started with: ${extra.join(', ')}`);
+  const compatible = parts.length === 0;
+  return {
+    baseline: HOST_PASSTHROUGH_BASELINE,
+    compatible,
+    missing,
+    // vmx/svm are among the features, so hosts of two vendors never have the same set
+    vendorMismatch: false,
+    unchecked: [],
+    reason: compatible
+      ? `host has exactly the ${vm.size} features the VM was started with (IMC off: host passthrough)`
+      : `IMC off (host passthrough) needs the same CPU features on both hosts; ${parts.join('; ')}`,
+  };
 }
 
 const modelView = (b: Baseline): CpuModel => ({

@@ -38,6 +38,8 @@ export class VmEntity {
   @Column('int', { name: 'memory_mib' }) memoryMiB: number;
   @Column('int') vcpus: number;
   @Column('text', { name: 'cpu_baseline' }) cpuBaseline: string;
+  /** Baseline `host-passthrough` only: the features of the host it started on. */
+  @Column('jsonb', { name: 'cpu_features', nullable: true }) cpuFeatures: string[] | null;
   @Column('text') state: 'starting' | 'running' | 'stopped' | 'error';
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt: Date;

@@ -9,6 +9,8 @@ import { inventoryMigrations } from './migrations';
 import { INVENTORY_CONFIG, InventoryConfig } from './config';
 import { CpuCompatClient } from './cpu/cpu-compat.client';
 import { ClustersService } from './clusters/clusters.service';
+import { ImcService } from './clusters/imc.service';
+import { ImcController } from './clusters/imc.controller';
 import { HostsService } from './hosts/hosts.service';
 import { VmsService } from './vms/vms.service';
 import { ReservationsService } from './reservations/reservations.service';
@@ -29,11 +31,12 @@ export class InventoryModule {
         ),
         HealthModule,
       ],
-      controllers: [ClustersController, HostsController, VmsController, InventoryHandlers],
+      controllers: [ClustersController, ImcController, HostsController, VmsController, InventoryHandlers],
       providers: [
         { provide: INVENTORY_CONFIG, useValue: opts.config },
         CpuCompatClient,
         ClustersService,
+        ImcService,
         HostsService,
         VmsService,
         ReservationsService,

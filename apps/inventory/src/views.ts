@@ -34,6 +34,7 @@ export const vmView = (v: VmEntity): Vm => ({
   memoryMiB: v.memoryMiB,
   vcpus: v.vcpus,
   cpuBaseline: v.cpuBaseline,
+  ...(v.cpuFeatures ? { cpuFeatures: v.cpuFeatures } : {}),
   state: v.state,
   createdAt: v.createdAt.toISOString(),
   updatedAt: v.updatedAt.toISOString(),

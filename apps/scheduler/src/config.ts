@@ -18,6 +18,18 @@ export const SchedulerEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape
   MAX_OUTBOUND_PER_HOST: z.coerce.number().int().min(0).default(2),
   MAX_INBOUND_PER_HOST: z.coerce.number().int().min(0).default(0),
   MAX_PER_CLUSTER: z.coerce.number().int().min(0).default(5),
+  /**
+   * Slow motion: wait this long before sending each step command (default 0). For demonstrations and for
+   * fault-injection tests that must catch a migration inside a given step. Never in production: between
+   * steps 5 and 7 every millisecond is guest downtime.
+   */
+  STEP_DELAY_MS: z.coerce.number().int().min(0).default(0),
+  /**
+   * Caps every step's per-attempt timeout (ms; 0 = the saga's defaults, up to 30 min for a memory copy).
+   * When an attempt times out the agent is asked what it did; a copy still running answers "in progress"
+   * and is polled, so a short cap only makes a dead agent noticed sooner.
+   */
+  STEP_TIMEOUT_MS: z.coerce.number().int().min(0).default(0),
 });
 export type SchedulerEnv = z.infer<typeof SchedulerEnvSchema>;
 
@@ -33,5 +45,8 @@ export interface SchedulerConfig {
   leaseTtlMs: number;
   reconcileIntervalMs: number;
   limits: MigrationLimits;
+  stepDelayMs?: number;
+  /** Cap of each step's per-attempt timeout; undefined or 0 = the saga's defaults. */
+  stepTimeoutMs?: number;
 }
 export const SCHEDULER_CONFIG = Symbol('SCHEDULER_CONFIG');

@@ -21,6 +21,8 @@ runMain('scheduler', async () => {
           schedulerId: env.SCHEDULER_ID,
           leaseTtlMs: env.LEASE_TTL_MS,
           reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
+          stepDelayMs: env.STEP_DELAY_MS,
+          stepTimeoutMs: env.STEP_TIMEOUT_MS,
           limits: { maxOutboundPerHost: env.MAX_OUTBOUND_PER_HOST, maxInboundPerHost: env.MAX_INBOUND_PER_HOST, maxPerCluster: env.MAX_PER_CLUSTER },
         },
       }),

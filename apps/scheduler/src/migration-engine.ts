@@ -61,9 +61,15 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
   }
 
   onApplicationBootstrap(): void {
+    let booted = false;
     const tick = async () => {
       if (this.stopped) return;
       try {
+        if (!booted) {
+          // a replica restarted under the same SCHEDULER_ID drives nothing yet: take its migrations back now
+          await this.db.query(`UPDATE migrations SET lease_until = now() - interval '1 millisecond' WHERE lease_owner = $1 AND ${driven}`, [this.replicaId]);
+          booted = true;
+        }
         await this.renewLeases();
         await this.claimOrphans();
         await this.dispatch();
@@ -229,7 +235,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     for (const a of actions) {
       switch (a.kind) {
         case 'run-step':
-          this.later((a.notBefore ?? 0) - Date.now(), async () => {
+          this.later(Math.max((a.notBefore ?? 0) - Date.now(), this.config.stepDelayMs ?? 0), async () => {
             const timeoutMs = Math.max(1_000, a.deadline - Date.now());
             let event: SagaEvent;
             try {

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, FindOptionsWhere } from 'typeorm';
@@ -16,11 +16,13 @@ import {
   Vm,
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
-import { canCancel, createSaga, summarize } from '@flexmig/saga';
+import { canCancel, createSaga, DEFAULT_POLICY, summarize } from '@flexmig/saga';
+import type { SagaPolicyInput } from '@flexmig/saga';
 import { MigrationEntity } from './entities';
 import { MigrationEngine } from './migration-engine';
 import { completionFigures } from './figures';
 import { ClusterSettingsService } from './cluster-settings.service';
+import { SCHEDULER_CONFIG, SchedulerConfig } from './config';
 
 const UNIQUE_VIOLATION = '23505';
 const progressKeptMs = 60_000;
@@ -65,6 +67,7 @@ export class MigrationsService {
     private readonly bus: NatsBus,
     private readonly engine: MigrationEngine,
     private readonly settings: ClusterSettingsService,
+    @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
   ) {
     // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design)
     bus.subscribeRaw(`${bus.prefix}.progress.migration.*`, undefined, async (msg) => {
@@ -99,7 +102,7 @@ export class MigrationsService {
           clusterId: vm.clusterId,
           sourceHostId: vm.hostId,
           targetHostId: target.id,
-          saga: createSaga(ref, now.getTime()),
+          saga: createSaga(ref, now.getTime(), this.sagaPolicy()),
           vm: { id: vm.id, name: vm.name, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, cpuBaseline: vm.cpuBaseline },
           policy,
           targetAddress: target.migrationAddress,
@@ -153,6 +156,16 @@ export class MigrationsService {
     if (!can.ok) throw new FlexmigError(ErrorCode.Conflict, `migration ${id} cannot be cancelled: ${can.reason}`, { migrationId: id, state: row.state });
     await this.engine.cancel(id, reason, 'api');
     return this.get(id);
+  }
+
+  private sagaPolicy(): SagaPolicyInput {
+    const cap = this.config.stepTimeoutMs;
+    if (!cap) return {};
+    return {
+      stepTimeoutMs: Object.fromEntries(Object.entries(DEFAULT_POLICY.stepTimeoutMs).map(([step, ms]) => [step, Math.min(ms, cap)])),
+      compensationTimeoutMs: Math.min(DEFAULT_POLICY.compensationTimeoutMs, cap),
+      inProgressPollMs: Math.min(DEFAULT_POLICY.inProgressPollMs, cap),
+    };
   }
 
   /** 1-based positions of the queued migrations, oldest first. */

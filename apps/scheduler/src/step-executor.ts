@@ -67,7 +67,16 @@ export class StepExecutor {
     if (target.state !== 'up') {
       throw new FlexmigError(ErrorCode.HostDown, `target host ${target.id} is down`, { hostId: target.id }, false);
     }
-    const verdict = await this.bus.request(CpuVerdict, { baseline: vm.cpuBaseline, target: { vendor: target.cpu.vendor, features: target.cpu.features } }, { timeoutMs });
+    const verdict = await this.bus.request(
+      CpuVerdict,
+      {
+        baseline: vm.cpuBaseline,
+        target: { vendor: target.cpu.vendor, features: target.cpu.features },
+        // a host-passthrough VM (IMC off) may only move to a host with the features it started with
+        ...(vm.cpuFeatures ? { vmFeatures: vm.cpuFeatures } : {}),
+      },
+      { timeoutMs },
+    );
     if (!verdict.compatible) {
       throw new FlexmigError(
         ErrorCode.CpuIncompatible,

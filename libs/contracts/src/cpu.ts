@@ -55,6 +55,11 @@ export const EvaluateCpuRequest = defineRequest({
 export const VerdictRequestSchema = z.object({
   baseline: z.string().min(1),
   target: z.object({ vendor: VendorSchema, features: z.array(z.string()) }),
+  /**
+   * Features of the host a `host-passthrough` VM started on (it saw that host's CPU); required for that
+   * baseline, where the target must have exactly the same set. Ignored for named baselines.
+   */
+  vmFeatures: z.array(z.string()).optional(),
 });
 export const VerdictSchema = z.object({
   compatible: z.boolean(),

@@ -5,6 +5,7 @@ export * from './policy';
 export * from './steps';
 export * from './inventory';
 export * from './cpu';
+export * from './imc';
 export * from './agent';
 export * from './progress';
 export * from './scheduler';

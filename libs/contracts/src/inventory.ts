@@ -47,6 +47,8 @@ export const VmSchema = z.object({
   vcpus: VcpusSchema,
   /** The CPU baseline the VM was started with; it keeps it until powered off. */
   cpuBaseline: z.string(),
+  /** Only for baseline `host-passthrough` (IMC off): the features of the host the VM started on. */
+  cpuFeatures: z.array(z.string()).optional(),
   state: VmStateSchema,
   createdAt: IsoTimeSchema,
   updatedAt: IsoTimeSchema,

@@ -36,4 +36,18 @@ export interface HypervisorDriver {
   /** Step 8, source: stop the source copy and release its resources. */
   stopSource(vmId: string): Promise<void>;
   close(): Promise<void>;
+  /**
+   * The driver's VM records as plain JSON, for drivers that keep them only in memory (sim): the agent
+   * saves them after every command and hands them back at start, so a restarted agent finds the VMs it
+   * ran. Drivers whose VMs outlive the agent on their own (qemu: processes plus state files) omit these.
+   */
+  snapshot?(): unknown;
+  restore?(snapshot: unknown): void;
+}
+
+/** A VM record as the sim driver persists it. */
+export interface PersistedVm {
+  spec: import('@flexmig/contracts').VmSpec;
+  state: import('@flexmig/contracts').AgentVm['state'];
+  migrationId?: string;
 }

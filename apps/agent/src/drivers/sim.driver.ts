@@ -17,7 +17,7 @@ import {
   decideConvergence,
   lastProgressMs,
 } from '@flexmig/migration-model';
-import { HypervisorDriver, ProgressSink } from './driver';
+import { HypervisorDriver, PersistedVm, ProgressSink } from './driver';
 import { ConvergenceFailureCode, convergenceFailure, modelPolicyFor, stalledWithoutLever, transferCancelled } from './precopy-policy';
 import { SimClock, realClock } from './sim-clock';
 
@@ -128,6 +128,18 @@ export class SimDriver implements HypervisorDriver {
       memoryMiB: v.spec.memoryMiB,
       ...(v.migrationId ? { migrationId: v.migrationId } : {}),
     }));
+  }
+
+  /** In-flight transfers are not kept: after a restart a migration's copy is gone and must be redone or undone. */
+  snapshot(): PersistedVm[] {
+    return [...this.vms.values()].map((v) => ({ spec: v.spec, state: v.state, ...(v.migrationId ? { migrationId: v.migrationId } : {}) }));
+  }
+
+  restore(snapshot: unknown): void {
+    for (const v of (snapshot as PersistedVm[]) ?? []) {
+      // a paused VM stays paused: whether it resumes here or runs on the target is the scheduler's call
+      if (v?.spec?.id && !this.vms.has(v.spec.id)) this.vms.set(v.spec.id, { spec: v.spec, state: v.state, migrationId: v.migrationId });
+    }
   }
 
   async startVm(spec: VmSpec): Promise<void> {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { Cluster, CreateCluster } from '@flexmig/contracts';
+import { Cluster, CreateCluster, HOST_PASSTHROUGH_BASELINE, IMC_OFF } from '@flexmig/contracts';
 import { ClusterEntity, HostEntity } from '../entities';
 import { clusterView, hostView } from '../views';
 import { clusterNameTaken, clusterNotFound } from '../errors';
@@ -19,7 +19,7 @@ export class ClustersService {
 
   async create(input: CreateCluster): Promise<Cluster> {
     // validate first: nothing is written for a bad mode name
-    const imcMode = input.imcMode ? (await this.cpu.model(input.imcMode)).name : null;
+    const imcMode = !input.imcMode ? null : input.imcMode.trim().toLowerCase() === IMC_OFF ? IMC_OFF : (await this.cpu.model(input.imcMode)).name;
     try {
       const saved = await this.db.getRepository(ClusterEntity).save({ name: input.name, imcMode });
       return clusterView(await this.db.getRepository(ClusterEntity).findOneByOrFail({ id: saved.id }));
@@ -48,7 +48,7 @@ export class ClustersService {
     const plan = views.length ? await this.cpu.plan(views) : null;
     return {
       ...clusterView(cluster),
-      effectiveMode: cluster.imcMode ?? plan?.mode ?? null,
+      effectiveMode: cluster.imcMode === IMC_OFF ? HOST_PASSTHROUGH_BASELINE : (cluster.imcMode ?? plan?.mode ?? null),
       hosts: views,
       plan,
     };

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { ErrorCode, FlexmigError, Host, HostDown, HostRegistered, HostRegistration, HostUp, Cluster } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, Host, HostDown, HostRegistered, HostRegistration, HostUp, Cluster, IMC_OFF } from '@flexmig/contracts';
 import { EventPublisher } from '@flexmig/messaging';
 import { queryReturning } from '@flexmig/persistence';
 import { HostEntity } from '../entities';
@@ -42,7 +42,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
   async register(r: HostRegistration): Promise<{ host: Host; cluster: Cluster }> {
     const cluster = await this.clusters.resolveForHost(r);
     const evaluation = await this.cpu.evaluate(r.cpu);
-    if (cluster.imcMode) {
+    if (cluster.imcMode && cluster.imcMode !== IMC_OFF) {
       const verdict = await this.cpu.verdict(cluster.imcMode, r.cpu);
       if (!verdict.compatible) {
         throw new FlexmigError(

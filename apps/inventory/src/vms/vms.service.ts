@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
-import { CreateVm, ErrorCode, FlexmigError, StartVm, Vm, VmStarted } from '@flexmig/contracts';
+import { CreateVm, ErrorCode, FlexmigError, HOST_PASSTHROUGH_BASELINE, IMC_OFF, StartVm, Vm, VmStarted } from '@flexmig/contracts';
 import { EventPublisher, NatsBus } from '@flexmig/messaging';
 import { ClusterEntity, HostEntity, ReservationEntity, VmEntity } from '../entities';
 import { vmView } from '../views';
@@ -45,6 +45,8 @@ export class VmsService {
     const host = await this.hosts.entity(input.hostId);
     if (host.state !== 'up') throw hostDown(host.id);
     const cpuBaseline = await this.baselineFor(host, input.cpuBaseline);
+    // host passthrough: the VM sees this host's CPU, so it records its features (it may only move to an identical host)
+    const cpuFeatures = cpuBaseline === HOST_PASSTHROUGH_BASELINE ? [...host.cpuFeatures].sort() : null;
     const id = randomUUID();
     await this.db.transaction(async (m) => {
       await lockHostWithRoom(m, host.id, input);
@@ -56,6 +58,7 @@ export class VmsService {
         memoryMiB: input.memoryMiB,
         vcpus: input.vcpus,
         cpuBaseline,
+        cpuFeatures,
         state: 'starting',
       });
     });
@@ -86,6 +89,7 @@ export class VmsService {
    */
   private async baselineFor(host: HostEntity, asked: string | undefined): Promise<string> {
     const cpu = { vendor: host.cpuVendor as 'Intel', modelName: host.cpuModelName, features: host.cpuFeatures };
+    if (asked?.trim().toLowerCase() === HOST_PASSTHROUGH_BASELINE) return HOST_PASSTHROUGH_BASELINE;
     if (asked) {
       const verdict = await this.cpu.verdict(asked, cpu);
       if (!verdict.compatible) {
@@ -98,6 +102,7 @@ export class VmsService {
       return verdict.baseline;
     }
     const cluster = await this.db.getRepository(ClusterEntity).findOneByOrFail({ id: host.clusterId });
+    if (cluster.imcMode === IMC_OFF) return HOST_PASSTHROUGH_BASELINE;
     if (cluster.imcMode) return cluster.imcMode;
     const members = await this.hosts.list({ clusterId: cluster.id });
     const plan = await this.cpu.plan(members);
@@ -116,7 +121,7 @@ export class VmsService {
   }
 
   async list(filter: { hostId?: string; clusterId?: string }): Promise<Vm[]> {
-    const where: Partial<VmEntity> = {};
+    const where: { hostId?: string; clusterId?: string } = {};
     if (filter.hostId) where.hostId = filter.hostId;
     if (filter.clusterId) where.clusterId = filter.clusterId;
     return (await this.db.getRepository(VmEntity).find({ where, order: { createdAt: 'ASC' } })).map(vmView);

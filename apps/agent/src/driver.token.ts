@@ -1,0 +1,1 @@
+export const HYPERVISOR_DRIVER = Symbol('HYPERVISOR_DRIVER');

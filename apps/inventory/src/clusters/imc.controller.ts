@@ -1,0 +1,60 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Put } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import {
+  AutoImcModeSchema,
+  ClusterImcSchema,
+  ModeVerificationSchema,
+  SetImcModeSchema,
+  UuidSchema,
+  VerifyImcModeSchema,
+} from '@flexmig/contracts';
+import type { AutoImcMode, SetImcMode, VerifyImcMode } from '@flexmig/contracts';
+import { ApiZodBody, ApiZodResponse, ErrorResponses, ZodPipe } from '@flexmig/service-kit';
+import { ImcService } from './imc.service';
+
+/** Recorded as `by` in cluster.imc-mode-changed when the caller does not say who asks. */
+const ANONYMOUS_CALLER = 'api';
+
+@ApiTags('clusters')
+@Controller('api/v1/clusters/:id/imc')
+export class ImcController {
+  constructor(private readonly imc: ImcService) {}
+
+  @Get()
+  @ApiOperation({ summary: "The cluster's CPU mode (IMC): as set, effective, the hosts' common mode and each host's highest." })
+  @ApiZodResponse(200, ClusterImcSchema, 'the mode')
+  @ErrorResponses(400, 404)
+  get(@Param('id', new ZodPipe(UuidSchema, 'cluster id')) id: string) {
+    return this.imc.get(id);
+  }
+
+  @Put()
+  @ApiOperation({
+    summary:
+      'Set the mode: a mode name, "off" (host passthrough) or null (unset). Refused (422) when a host lacks it, (409) when running VMs use a higher baseline; nothing changes then.',
+  })
+  @ApiZodBody(SetImcModeSchema)
+  @ErrorResponses(400, 404, 409, 422)
+  set(@Param('id', new ZodPipe(UuidSchema, 'cluster id')) id: string, @Body(new ZodPipe(SetImcModeSchema)) body: SetImcMode) {
+    return this.imc.set(id, body.mode, body.by ?? ANONYMOUS_CALLER);
+  }
+
+  @Post('verify')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Check every host of the cluster against a mode: per host pass/fail with the missing features. Changes nothing.' })
+  @ApiZodBody(VerifyImcModeSchema)
+  @ApiZodResponse(200, ModeVerificationSchema, 'per host pass/fail')
+  @ErrorResponses(400, 404)
+  verify(@Param('id', new ZodPipe(UuidSchema, 'cluster id')) id: string, @Body(new ZodPipe(VerifyImcModeSchema)) body: VerifyImcMode) {
+    return this.imc.verify(id, body.mode);
+  }
+
+  @Post('auto')
+  @HttpCode(200)
+  @ApiOperation({ summary: "Try the modes of the hosts' ladder from the highest down; set the first every host passes; report each try." })
+  @ApiZodBody(AutoImcModeSchema)
+  @ErrorResponses(400, 404, 409, 422)
+  auto(@Param('id', new ZodPipe(UuidSchema, 'cluster id')) id: string, @Body(new ZodPipe(AutoImcModeSchema)) body: AutoImcMode) {
+    return this.imc.auto(id, body.by ?? ANONYMOUS_CALLER);
+  }
+}

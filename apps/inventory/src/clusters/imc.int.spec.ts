@@ -1,0 +1,355 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { connect, NatsConnection } from 'nats';
+import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor } from '@flexmig/testing';
+
+// Cluster CPU modes (issue 3, item 4) through inventory's HTTP API, against real PostgreSQL and NATS, with
+// cpu-compat, inventory, the scheduler and simulated agents running as real processes (`node tools/build.mjs` first).
+
+interface Reply {
+  status: number;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+async function call(base: string, method: string, route: string, body?: unknown): Promise<Reply> {
+  const res = await fetch(`${base}${route}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** Runs an agent that is expected to stop by itself; resolves with its exit code and output. */
+function runAgentToExit(env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repoRoot, 'dist/apps/agent/main.js')], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`agent ${env.HOST_ID} did not exit within ${timeoutMs} ms:\n${output}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+describe('cluster CPU mode (IMC) through the HTTP API', () => {
+  let nats: TestNats;
+  let db: TestDatabase;
+  let nc: NatsConnection;
+  const services: ServiceProcess[] = [];
+  let inv: string; // inventory base URL
+  let cpu: string; // cpu-compat base URL
+  let sched: string; // scheduler base URL
+  let common: Record<string, string>;
+
+  const api = (method: string, route: string, body?: unknown) => call(inv, method, route, body);
+
+  async function startAgent(hostId: string, simCpu: string, cluster: { CLUSTER_NAME: string } | { CLUSTER_ID: string }): Promise<void> {
+    const port = await freePort();
+    const agent = new ServiceProcess('agent', { ...common, ...cluster, HOST_ID: hostId, SIM_CPU: simCpu, PORT: String(port), SIM_TIME_SCALE: '0' }, port, `agent ${hostId}`);
+    services.push(agent);
+    await agent.start();
+    await waitFor(`host ${hostId} to register`, async () => (await api('GET', `/api/v1/hosts/${hostId}`)).status === 200);
+  }
+
+  async function createVm(name: string, hostId: string): Promise<any> {
+    const r = await api('POST', '/api/v1/vms', { name, hostId, memoryMiB: 1024, vcpus: 1 });
+    expect(r).toMatchObject({ status: 201 });
+    return r.body;
+  }
+
+  async function clusterId(name: string): Promise<string> {
+    const { body } = await api('GET', '/api/v1/clusters');
+    const c = body.items.find((x: { name: string }) => x.name === name);
+    if (!c) throw new Error(`no cluster ${name}`);
+    return c.id;
+  }
+
+  /** The cluster.imc-mode-changed events of a cluster, read from JetStream by a consumer created now. */
+  async function imcEvents(id: string): Promise<{ oldMode: string | null; newMode: string | null; by: string }[]> {
+    const js = nc.jetstream();
+    const stream = `${nats.prefix.toUpperCase()}_EVENTS`;
+    // an ordered consumer made now reads the stream from its start (one filter subject: nats-server 2.9 has no filter lists)
+    const consumer = await js.consumers.get(stream, { filterSubjects: `${nats.prefix}.events.cluster.imc-mode-changed` });
+    const out: { oldMode: string | null; newMode: string | null; by: string }[] = [];
+    const messages = await consumer.fetch({ max_messages: 100, expires: 2_000 });
+    for await (const m of messages) {
+      const event = m.json<{ type: string; data: { clusterId: string; oldMode: string | null; newMode: string | null; by: string } }>();
+      expect(event.type).toBe('cluster.imc-mode-changed');
+      if (event.data.clusterId === id) out.push({ oldMode: event.data.oldMode, newMode: event.data.newMode, by: event.data.by });
+      if (m.info.pending === 0) break;
+    }
+    return out;
+  }
+
+  beforeAll(async () => {
+    nats = await startTestNats('imc');
+    db = await startTestDatabase('imc');
+    nc = await connect({ servers: nats.url });
+    common = { NATS_URL: nats.url, SUBJECT_PREFIX: nats.prefix, LOG_LEVEL: 'warn' };
+    const [cpuPort, invPort, schedPort] = [await freePort(), await freePort(), await freePort()];
+    cpu = `http://127.0.0.1:${cpuPort}`;
+    inv = `http://127.0.0.1:${invPort}`;
+    sched = `http://127.0.0.1:${schedPort}`;
+    const cpuCompat = new ServiceProcess('cpu-compat', { ...common, PORT: String(cpuPort) }, cpuPort);
+    const inventory = new ServiceProcess('inventory', { ...common, DATABASE_URL: db.url, PORT: String(invPort) }, invPort);
+    const scheduler = new ServiceProcess('scheduler', { ...common, DATABASE_URL: db.url, PORT: String(schedPort) }, schedPort);
+    services.push(cpuCompat, inventory, scheduler);
+    await Promise.all([cpuCompat.start(), inventory.start(), scheduler.start()]);
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all(services.map((s) => s.stop()));
+    await nc?.close();
+    await db?.stop();
+    await nats?.stop();
+  }, 60_000);
+
+  describe('a SandyBridge and an IvyBridge host', () => {
+    let id: string;
+
+    beforeAll(async () => {
+      await Promise.all([startAgent('mx-snb', 'SandyBridge', { CLUSTER_NAME: 'mixed' }), startAgent('mx-ivb', 'IvyBridge', { CLUSTER_NAME: 'mixed' })]);
+      id = await clusterId('mixed');
+    }, 60_000);
+
+    it('shows no mode set, the common mode, the host holding it down and each host highest mode', async () => {
+      const r = await api('GET', `/api/v1/clusters/${id}/imc`);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ clusterId: id, mode: null, passthrough: false, effectiveMode: 'SandyBridge', commonMode: 'SandyBridge', holdingDown: ['mx-snb'] });
+      expect(r.body.hosts.map((h: { hostId: string; maxImcMode: string }) => [h.hostId, h.maxImcMode])).toEqual([
+        ['mx-ivb', 'IvyBridge'],
+        ['mx-snb', 'SandyBridge'],
+      ]);
+    });
+
+    it('verify reports per host pass/fail with the missing features', async () => {
+      const ivb = await api('POST', `/api/v1/clusters/${id}/imc/verify`, { mode: 'ivybridge' });
+      expect(ivb.status).toBe(200);
+      expect(ivb.body.mode).toBe('IvyBridge');
+      expect(ivb.body.pass).toBe(false);
+      const byHost = Object.fromEntries(ivb.body.hosts.map((h: { hostId: string }) => [h.hostId, h]));
+      expect(byHost['mx-ivb']).toMatchObject({ pass: true, missing: [] });
+      expect(byHost['mx-snb'].pass).toBe(false);
+      expect(byHost['mx-snb'].missing).toEqual(expect.arrayContaining(['f16c', 'rdrand', 'fsgsbase', 'erms', 'smep']));
+
+      const snb = await api('POST', `/api/v1/clusters/${id}/imc/verify`, { mode: 'SandyBridge' });
+      expect(snb.body).toMatchObject({ mode: 'SandyBridge', pass: true });
+      expect(snb.body.hosts.every((h: { pass: boolean }) => h.pass)).toBe(true);
+    });
+
+    it('refuses a mode above a host highest mode, naming the host and features, and changes nothing', async () => {
+      const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'IvyBridge', by: 'test' });
+      expect(r.status).toBe(422);
+      expect(r.body.code).toBe('CPU_INCOMPATIBLE');
+      expect(r.body.message).toMatch(/mx-snb lacks .*f16c/);
+      expect(r.body.details.hosts).toEqual([expect.objectContaining({ hostId: 'mx-snb', missing: expect.arrayContaining(['f16c', 'rdrand']) })]);
+      expect((await api('GET', `/api/v1/clusters/${id}/imc`)).body.mode).toBeNull();
+    });
+
+    it('rejects bad bodies (400), unknown modes (404 UNKNOWN_CPU_MODEL) and unknown clusters (404)', async () => {
+      for (const body of [{}, { mode: 42 }, { mode: '' }, { mode: 'SandyBridge', extra: 1 }, { by: 'x' }]) {
+        const r = await api('PUT', `/api/v1/clusters/${id}/imc`, body);
+        expect({ body, status: r.status, code: r.body.code }).toEqual({ body, status: 400, code: 'VALIDATION_FAILED' });
+      }
+      expect((await api('POST', `/api/v1/clusters/${id}/imc/verify`, {})).status).toBe(400);
+      expect((await api('POST', `/api/v1/clusters/${id}/imc/auto`, { mode: 'x' })).status).toBe(400);
+      expect((await api('GET', '/api/v1/clusters/not-a-uuid/imc')).status).toBe(400);
+
+      const unknown = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'Pentium4' });
+      expect(unknown.status).toBe(404);
+      expect(unknown.body.code).toBe('UNKNOWN_CPU_MODEL');
+      expect(unknown.body.message).toMatch(/Pentium4/);
+      expect((await api('POST', `/api/v1/clusters/${id}/imc/verify`, { mode: 'Pentium4' })).body.code).toBe('UNKNOWN_CPU_MODEL');
+
+      const missing = await api('GET', '/api/v1/clusters/00000000-0000-4000-8000-000000000000/imc');
+      expect(missing).toMatchObject({ status: 404, body: { code: 'NOT_FOUND' } });
+      expect((await api('PUT', '/api/v1/clusters/00000000-0000-4000-8000-000000000000/imc', { mode: 'SandyBridge' })).status).toBe(404);
+      expect((await api('GET', `/api/v1/clusters/${id}/imc`)).body.mode).toBeNull();
+    });
+
+    it('auto tries the Intel ladder from the top down and sets SandyBridge, publishing the change', async () => {
+      const r = await api('POST', `/api/v1/clusters/${id}/imc/auto`, { by: 'test-auto' });
+      expect(r.status).toBe(200);
+      expect(r.body.mode).toBe('SandyBridge');
+      const tried = r.body.tries.map((t: { mode: string }) => t.mode);
+      expect(tried[0]).toBe('SapphireRapids');
+      expect(tried.at(-1)).toBe('SandyBridge');
+      expect(tried).toContain('IvyBridge');
+      expect(r.body.tries.slice(0, -1).every((t: { pass: boolean }) => !t.pass)).toBe(true);
+      expect(r.body.tries.at(-1).pass).toBe(true);
+      const ivbTry = r.body.tries.find((t: { mode: string }) => t.mode === 'IvyBridge');
+      expect(ivbTry.failing).toEqual([expect.objectContaining({ hostId: 'mx-snb', missing: expect.arrayContaining(['f16c']) })]);
+      expect(r.body.change).toMatchObject({ previousMode: null, mode: 'SandyBridge', changed: true, by: 'test-auto' });
+      expect((await api('GET', `/api/v1/clusters/${id}/imc`)).body).toMatchObject({ mode: 'SandyBridge', effectiveMode: 'SandyBridge' });
+
+      const events = await waitFor('the imc-mode-changed event', async () => {
+        const e = await imcEvents(id);
+        return e.length > 0 && e;
+      });
+      expect(events).toEqual([{ oldMode: null, newMode: 'SandyBridge', by: 'test-auto' }]);
+    });
+
+    it('refuses a host that lacks the cluster mode at join: the agent exits non-zero naming the features', async () => {
+      const port = await freePort();
+      const { code, output } = await runAgentToExit({ ...common, HOST_ID: 'mx-pen', CLUSTER_NAME: 'mixed', SIM_CPU: 'Penryn', PORT: String(port), SIM_TIME_SCALE: '0' });
+      expect(code).not.toBe(0);
+      expect(output).toMatch(/cannot join cluster mixed/);
+      expect(output).toMatch(/SandyBridge/);
+      for (const f of ['sse4.2', 'popcnt', 'aes', 'avx']) expect(output).toContain(f);
+      expect((await api('GET', '/api/v1/hosts/mx-pen')).status).toBe(404);
+    });
+
+    it('lowers the mode when no running VM is above it, and raises it again when every host passes', async () => {
+      const down = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'Westmere', by: 'test' });
+      expect(down.status).toBe(200);
+      expect(down.body).toMatchObject({ previousMode: 'SandyBridge', mode: 'Westmere', changed: true });
+      const up = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'SandyBridge', by: 'test' });
+      expect(up.body).toMatchObject({ previousMode: 'Westmere', mode: 'SandyBridge', changed: true });
+      const again = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'sandybridge' });
+      expect(again.body).toMatchObject({ mode: 'SandyBridge', changed: false });
+      const events = await waitFor('three events', async () => {
+        const e = await imcEvents(id);
+        return e.length >= 3 && e;
+      });
+      expect(events).toEqual([
+        { oldMode: null, newMode: 'SandyBridge', by: 'test-auto' },
+        { oldMode: 'SandyBridge', newMode: 'Westmere', by: 'test' },
+        { oldMode: 'Westmere', newMode: 'SandyBridge', by: 'test' },
+      ]);
+    });
+  });
+
+  describe('raising and lowering with running VMs', () => {
+    let id: string;
+
+    beforeAll(async () => {
+      const created = await api('POST', '/api/v1/clusters', { name: 'ladder', imcMode: 'SandyBridge' });
+      expect(created.status).toBe(201);
+      id = created.body.id;
+      await Promise.all([startAgent('ld-ivb', 'IvyBridge', { CLUSTER_ID: id }), startAgent('ld-hsw', 'Haswell', { CLUSTER_ID: id })]);
+    }, 60_000);
+
+    it('raises the mode when every host passes; running VMs keep their baseline', async () => {
+      const old = await createVm('vm-snb', 'ld-hsw');
+      expect(old.cpuBaseline).toBe('SandyBridge');
+      expect(old.cpuFeatures).toBeUndefined();
+      const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'IvyBridge', by: 'raiser' });
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ previousMode: 'SandyBridge', mode: 'IvyBridge', changed: true, verification: { pass: true } });
+      expect((await api('GET', `/api/v1/vms/${old.id}`)).body).toMatchObject({ cpuBaseline: 'SandyBridge', state: 'running' });
+      const fresh = await createVm('vm-ivb', 'ld-ivb');
+      expect(fresh.cpuBaseline).toBe('IvyBridge');
+      expect(await imcEvents(id)).toEqual([{ oldMode: 'SandyBridge', newMode: 'IvyBridge', by: 'raiser' }]);
+    });
+
+    it('refuses lowering below a running VM baseline, naming that VM only, and leaves the mode unchanged', async () => {
+      const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'SandyBridge', by: 'lowerer' });
+      expect({ status: r.status, code: r.body.code }).toEqual({ status: 409, code: 'CONFLICT' });
+      expect(r.body.message).toContain('vm-ivb');
+      expect(r.body.message).not.toContain('vm-snb'); // SandyBridge is not above SandyBridge
+      expect(r.body.details.vms).toEqual([expect.objectContaining({ name: 'vm-ivb', cpuBaseline: 'IvyBridge', hostId: 'ld-ivb' })]);
+      // further down, both VMs are above the mode
+      const merom = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'Merom', by: 'lowerer' });
+      expect(merom.status).toBe(409);
+      expect(merom.body.details.vms.map((v: { name: string }) => v.name).sort()).toEqual(['vm-ivb', 'vm-snb']);
+      expect((await api('GET', `/api/v1/clusters/${id}/imc`)).body.mode).toBe('IvyBridge');
+      expect(await imcEvents(id)).toHaveLength(1);
+    });
+
+    it('refuses raising above a host highest mode (422 naming the host and features) or to another vendor', async () => {
+      const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'Haswell' });
+      expect(r.status).toBe(422);
+      expect(r.body.details.hosts).toEqual([expect.objectContaining({ hostId: 'ld-ivb', missing: expect.arrayContaining(['avx2', 'bmi1', 'fma']) })]);
+      expect(r.body.message).toMatch(/ld-ivb lacks .*avx2/);
+      const amd = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'EPYC' });
+      expect(amd.status).toBe(422);
+      expect(amd.body.details.hosts.map((h: { hostId: string; vendorMismatch: boolean }) => [h.hostId, h.vendorMismatch])).toEqual([
+        ['ld-hsw', true],
+        ['ld-ivb', true],
+      ]);
+      expect((await api('GET', `/api/v1/clusters/${id}/imc`)).body.mode).toBe('IvyBridge');
+    });
+  });
+
+  describe('IMC off (host passthrough)', () => {
+    let id: string;
+    let vm: any;
+    let hosts: Record<string, any>;
+
+    beforeAll(async () => {
+      const created = await api('POST', '/api/v1/clusters', { name: 'passthrough', imcMode: 'off' });
+      expect(created.status).toBe(201);
+      expect(created.body.imcMode).toBe('off');
+      id = created.body.id;
+      await Promise.all([
+        startAgent('pt-ivb1', 'IvyBridge', { CLUSTER_ID: id }),
+        startAgent('pt-ivb2', 'IvyBridge', { CLUSTER_ID: id }),
+        startAgent('pt-snb', 'SandyBridge', { CLUSTER_ID: id }),
+      ]);
+      hosts = Object.fromEntries((await api('GET', `/api/v1/hosts?clusterId=${id}`)).body.items.map((h: { id: string }) => [h.id, h]));
+    }, 60_000);
+
+    it('a VM records baseline host-passthrough and the features of the host it started on', async () => {
+      expect((await api('GET', `/api/v1/clusters/${id}/imc`)).body).toMatchObject({ mode: 'off', passthrough: true, effectiveMode: 'host-passthrough' });
+      vm = await createVm('vm-pt', 'pt-ivb1');
+      expect(vm.cpuBaseline).toBe('host-passthrough');
+      expect(vm.cpuFeatures).toEqual([...hosts['pt-ivb1'].cpu.features].sort());
+      expect((await api('GET', `/api/v1/vms/${vm.id}`)).body.cpuFeatures).toEqual(vm.cpuFeatures);
+    });
+
+    it('the verdict allows only a host with the same feature set, naming what differs', async () => {
+      const verdict = (target: { cpu: { vendor: string; features: string[] } }, vmFeatures?: string[]) =>
+        call(cpu, 'POST', '/api/v1/cpu/verdict', { baseline: 'host-passthrough', target: { vendor: target.cpu.vendor, features: target.cpu.features }, ...(vmFeatures ? { vmFeatures } : {}) });
+      const same = await verdict(hosts['pt-ivb2'], vm.cpuFeatures);
+      expect(same.status).toBe(200);
+      expect(same.body).toMatchObject({ compatible: true, baseline: 'host-passthrough', missing: [] });
+      const older = await verdict(hosts['pt-snb'], vm.cpuFeatures);
+      expect(older.status).toBe(422);
+      expect(older.body.code).toBe('CPU_INCOMPATIBLE');
+      expect(older.body.details.missing).toEqual(expect.arrayContaining(['f16c', 'rdrand', 'fsgsbase']));
+      // a newer host is refused too: the guest would see features appear under it
+      const newer = await verdict({ cpu: { vendor: 'Intel', features: [...vm.cpuFeatures, 'avx2'] } }, vm.cpuFeatures);
+      expect(newer.status).toBe(422);
+      expect(newer.body.message).toContain('avx2');
+      expect(newer.body.details.missing).toEqual([]);
+      const noFeatures = await verdict(hosts['pt-ivb2']);
+      expect(noFeatures.status).toBe(400);
+      expect(noFeatures.body.message).toMatch(/vmFeatures/);
+    });
+
+    it('the scheduler refuses the move to a different host at step 1 and completes it to an identical one', async () => {
+      const settle = async (migrationId: string) =>
+        waitFor(`migration ${migrationId} to finish`, async () => {
+          const m = (await call(sched, 'GET', `/api/v1/migrations/${migrationId}`)).body;
+          return ['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'].includes(m.state) && m;
+        }, { timeoutMs: 30_000 });
+      const toSnb = await call(sched, 'POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'pt-snb' });
+      expect(toSnb.status).toBe(202);
+      const refused = await settle(toSnb.body.id);
+      expect(refused.state).not.toBe('completed');
+      expect(refused.failure).toMatchObject({ step: 1, code: 'CPU_INCOMPATIBLE' });
+      expect(refused.failure.message).toMatch(/f16c/);
+      expect((await api('GET', `/api/v1/vms/${vm.id}`)).body.hostId).toBe('pt-ivb1');
+
+      const toIvb2 = await call(sched, 'POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'pt-ivb2' });
+      expect(toIvb2.status).toBe(202);
+      expect((await settle(toIvb2.body.id)).state).toBe('completed');
+      expect((await api('GET', `/api/v1/vms/${vm.id}`)).body).toMatchObject({ hostId: 'pt-ivb2', cpuBaseline: 'host-passthrough', cpuFeatures: vm.cpuFeatures });
+    });
+
+    it('turning IMC on while a passthrough VM runs is refused naming it (it runs above any mode)', async () => {
+      const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'SandyBridge' });
+      expect(r.status).toBe(409);
+      expect(r.body.details.vms).toEqual([expect.objectContaining({ name: 'vm-pt', cpuBaseline: 'host-passthrough' })]);
+      expect((await api('GET', `/api/v1/clusters/${id}/imc`)).body.mode).toBe('off');
+    });
+  });
+});

@@ -1,0 +1,228 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager, In } from 'typeorm';
+import {
+  ClusterImc,
+  ClusterImcModeChanged,
+  ErrorCode,
+  FlexmigError,
+  HOST_PASSTHROUGH_BASELINE,
+  IMC_OFF,
+  ListCpuModes,
+  ModeVerification,
+  VerifyCpuMode,
+} from '@flexmig/contracts';
+import { EventPublisher, NatsBus } from '@flexmig/messaging';
+import { ClusterEntity, HostEntity, VmEntity } from '../entities';
+import { clusterNotFound } from '../errors';
+import { CpuCompatClient } from '../cpu/cpu-compat.client';
+
+/** VM states that hold a baseline: a VM keeps the baseline it started with until it is powered off. */
+const LIVE_VM_STATES: VmEntity['state'][] = ['starting', 'running'];
+
+/** A mode as the service handles it: a canonical catalog name, IMC off, or unset. */
+type Mode = { kind: 'named'; name: string } | { kind: 'off' } | { kind: 'unset' };
+const modeValue = (m: Mode): string | null => (m.kind === 'named' ? m.name : m.kind === 'off' ? IMC_OFF : null);
+
+export interface ImcChange {
+  clusterId: string;
+  previousMode: string | null;
+  mode: string | null;
+  changed: boolean;
+  by: string;
+  /** The check of every host against the new mode (named modes only). */
+  verification?: ModeVerification;
+}
+
+export interface AutoTry {
+  mode: string;
+  pass: boolean;
+  /** Hosts that fail the mode, with the features they lack. */
+  failing: { hostId: string; missing: string[]; vendorMismatch: boolean }[];
+}
+
+// ---- pre-checks: each raises one error (STYLE.md 7) ----
+
+const hostsLackMode = (cluster: ClusterEntity, v: ModeVerification) => {
+  const failing = v.hosts.filter((h) => !h.pass);
+  return new FlexmigError(
+    ErrorCode.CpuIncompatible,
+    `cluster ${cluster.name} cannot use mode ${v.mode}: ${failing.map((h) => `host ${h.hostId} ${h.vendorMismatch ? 'is of another vendor' : `lacks ${h.missing.join(', ')}`}`).join('; ')}`,
+    { clusterId: cluster.id, mode: v.mode, hosts: failing.map((h) => ({ hostId: h.hostId, missing: h.missing, vendorMismatch: h.vendorMismatch, reason: h.reason })) },
+  );
+};
+
+const vmsAboveMode = (cluster: ClusterEntity, mode: string, vms: VmEntity[]) =>
+  new FlexmigError(
+    ErrorCode.Conflict,
+    `cluster ${cluster.name} cannot go down to mode ${mode}: ${vms.length} running VM(s) use a higher baseline and keep it until powered off: ` +
+      vms.map((v) => `${v.name} (${v.id}, ${v.cpuBaseline} on ${v.hostId})`).join(', '),
+    { clusterId: cluster.id, mode, vms: vms.map((v) => ({ vmId: v.id, name: v.name, hostId: v.hostId, cpuBaseline: v.cpuBaseline })) },
+  );
+
+const noHosts = (cluster: ClusterEntity) =>
+  new FlexmigError(ErrorCode.Conflict, `cluster ${cluster.name} has no hosts: there is nothing to choose a mode for`, { clusterId: cluster.id });
+
+const mixedVendors = (cluster: ClusterEntity, vendors: string[]) =>
+  new FlexmigError(ErrorCode.CpuIncompatible, `cluster ${cluster.name} mixes CPU vendors (${vendors.join(', ')}): no IMC mode fits them all`, {
+    clusterId: cluster.id,
+    vendors,
+  });
+
+/**
+ * A cluster's CPU mode (IMC): show it, verify a mode against the hosts, set it under the rules of
+ * DESIGN.md "CPU compatibility", or pick the highest mode every host passes. cpu-compat does the CPU
+ * reasoning (over NATS); this service holds the cluster row lock while it checks and writes, so a
+ * refused change leaves the cluster as it was.
+ */
+@Injectable()
+export class ImcService {
+  private readonly log = new Logger(ImcService.name);
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly bus: NatsBus,
+    private readonly cpu: CpuCompatClient,
+    private readonly events: EventPublisher,
+  ) {}
+
+  async get(clusterId: string): Promise<ClusterImc> {
+    const cluster = await this.cluster(this.db.manager, clusterId);
+    const hosts = await this.hosts(this.db.manager, clusterId);
+    const plan = hosts.length ? await this.cpu.plan(hosts.map(hostCpu)) : null;
+    const mode = cluster.imcMode;
+    return {
+      clusterId: cluster.id,
+      mode,
+      passthrough: mode === IMC_OFF,
+      effectiveMode: mode === IMC_OFF ? HOST_PASSTHROUGH_BASELINE : (mode ?? plan?.mode ?? null),
+      commonMode: plan?.mode ?? null,
+      holdingDown: plan?.holdingDown ?? [],
+      hosts: hosts.map((h) => ({ hostId: h.id, vendor: h.cpuVendor, modelName: h.cpuModelName, maxImcMode: h.maxImcMode, state: h.state })),
+    };
+  }
+
+  /** Every host of the cluster against one mode. */
+  async verify(clusterId: string, modeName: string): Promise<ModeVerification> {
+    await this.cluster(this.db.manager, clusterId);
+    const mode = await this.resolve(modeName);
+    const hosts = await this.hosts(this.db.manager, clusterId);
+    if (mode.kind !== 'named') {
+      // IMC off asks nothing of a host: every host runs its own CPU
+      return { mode: IMC_OFF, pass: true, hosts: hosts.map((h) => ({ hostId: h.id, pass: true, missing: [], vendorMismatch: false, reason: 'IMC off: the host presents its own CPU' })) };
+    }
+    return this.verifyHosts(mode.name, hosts);
+  }
+
+  /**
+   * Sets the mode. Named: every host must pass it (so it is at most every host's highest), and no
+   * running VM may have a baseline above it. "off": always allowed (running VMs keep their baselines).
+   * null: the hosts' common mode applies, which no running baseline exceeds... except a passthrough VM's,
+   * which is checked like any other. One transaction with the cluster row locked: all or nothing.
+   */
+  async set(clusterId: string, modeName: string | null, by: string): Promise<ImcChange> {
+    await this.cluster(this.db.manager, clusterId); // 404 before anything else
+    const mode = modeName === null ? ({ kind: 'unset' } as const) : await this.resolve(modeName); // 404 UNKNOWN_CPU_MODEL
+    const change = await this.db.transaction(async (m) => {
+      const cluster = await this.cluster(m, clusterId, true);
+      const previousMode = cluster.imcMode;
+      const next = modeValue(mode);
+      if (previousMode === next) return { clusterId, previousMode, mode: next, changed: false, by };
+      const hosts = await this.hosts(m, clusterId);
+      let verification: ModeVerification | undefined;
+      if (mode.kind === 'named') {
+        verification = await this.verifyHosts(mode.name, hosts);
+        if (!verification.pass) throw hostsLackMode(cluster, verification);
+        await this.refuseVmsAbove(m, cluster, mode.name);
+      } else if (mode.kind === 'unset' && hosts.length > 0) {
+        const plan = await this.cpu.plan(hosts.map(hostCpu));
+        if (plan.mode) await this.refuseVmsAbove(m, cluster, plan.mode);
+      }
+      await m.getRepository(ClusterEntity).update({ id: clusterId }, { imcMode: next });
+      const result: ImcChange = { clusterId, previousMode, mode: next, changed: true, by, ...(verification ? { verification } : {}) };
+      // published before the commit: a failed publish rolls the change back, so no change goes unannounced
+      await this.publishChange(result);
+      return result;
+    });
+    if (change.changed) this.log.log(`cluster ${clusterId}: IMC mode ${change.previousMode ?? 'unset'} → ${change.mode ?? 'unset'} (by ${by})`);
+    return change;
+  }
+
+  /** Tries the modes of the hosts' ladder from the highest down and sets the first every host passes. */
+  async auto(clusterId: string, by: string): Promise<{ clusterId: string; mode: string; tries: AutoTry[]; change: ImcChange }> {
+    const cluster = await this.cluster(this.db.manager, clusterId);
+    const hosts = await this.hosts(this.db.manager, clusterId);
+    if (hosts.length === 0) throw noHosts(cluster);
+    const vendors = [...new Set(hosts.map((h) => h.cpuVendor))].sort();
+    if (vendors.length > 1) throw mixedVendors(cluster, vendors);
+    const ladder = await this.bus.request(ListCpuModes, { vendor: vendors[0] as 'Intel' });
+    const tries: AutoTry[] = [];
+    for (const candidate of ladder.modes) {
+      const v = await this.verifyHosts(candidate.name, hosts);
+      tries.push({ mode: v.mode, pass: v.pass, failing: v.hosts.filter((h) => !h.pass).map((h) => ({ hostId: h.hostId, missing: h.missing, vendorMismatch: h.vendorMismatch })) });
+      if (v.pass) {
+        const change = await this.set(clusterId, v.mode, by); // the same rules as PUT (running VMs above it refuse it)
+        return { clusterId, mode: v.mode, tries, change };
+      }
+    }
+    throw new FlexmigError(ErrorCode.CpuIncompatible, `no ${vendors[0]} mode fits every host of cluster ${cluster.name} (not even ${ladder.modes.at(-1)?.name})`, {
+      clusterId,
+      tries,
+    });
+  }
+
+  // ---- helpers ----
+
+  private async resolve(name: string): Promise<Mode> {
+    if (name.trim().toLowerCase() === IMC_OFF) return { kind: 'off' };
+    return { kind: 'named', name: (await this.cpu.model(name.trim())).name };
+  }
+
+  private async cluster(m: EntityManager, id: string, lock = false): Promise<ClusterEntity> {
+    const c = await m.getRepository(ClusterEntity).findOne({ where: { id }, ...(lock ? { lock: { mode: 'pessimistic_write' as const } } : {}) });
+    if (!c) throw clusterNotFound(id);
+    return c;
+  }
+
+  private hosts(m: EntityManager, clusterId: string): Promise<HostEntity[]> {
+    return m.getRepository(HostEntity).find({ where: { clusterId }, order: { id: 'ASC' } });
+  }
+
+  private verifyHosts(mode: string, hosts: HostEntity[]): Promise<ModeVerification> {
+    return this.bus.request(VerifyCpuMode, { mode, hosts: hosts.map((h) => ({ id: h.id, vendor: h.cpuVendor as 'Intel', features: h.cpuFeatures })) });
+  }
+
+  /**
+   * Lowering below a running VM's baseline is refused, naming the VMs. "Above" means the VM's baseline
+   * has a feature the mode lacks (subset order: along a ladder and across its TSX branch alike); a
+   * passthrough VM runs with its host's full CPU and is above every mode.
+   */
+  private async refuseVmsAbove(m: EntityManager, cluster: ClusterEntity, mode: string): Promise<void> {
+    const vms = await m.getRepository(VmEntity).find({ where: { clusterId: cluster.id, state: In(LIVE_VM_STATES) }, order: { createdAt: 'ASC' } });
+    if (vms.length === 0) return;
+    const modeFeatures = new Set((await this.cpu.model(mode)).features);
+    const above = new Map<string, boolean>();
+    for (const baseline of new Set(vms.map((v) => v.cpuBaseline))) {
+      if (baseline === HOST_PASSTHROUGH_BASELINE) {
+        above.set(baseline, true);
+        continue;
+      }
+      const model = await this.cpu.model(baseline).catch(() => undefined);
+      // a baseline the catalog no longer knows cannot be shown to be below: refuse rather than guess
+      above.set(baseline, !model || model.features.some((f) => !modeFeatures.has(f)));
+    }
+    const blocking = vms.filter((v) => above.get(v.cpuBaseline));
+    if (blocking.length > 0) throw vmsAboveMode(cluster, mode, blocking);
+  }
+
+  private async publishChange(c: ImcChange): Promise<void> {
+    const now = new Date();
+    await this.events.publish(
+      ClusterImcModeChanged,
+      { clusterId: c.clusterId, oldMode: c.previousMode, newMode: c.mode, by: c.by },
+      { id: `${c.clusterId}:imc-mode:${now.getTime()}:${c.mode ?? 'unset'}`, subject: c.clusterId, time: now },
+    );
+  }
+}
+
+const hostCpu = (h: HostEntity) => ({ id: h.id, cpu: { vendor: h.cpuVendor as 'Intel', modelName: h.cpuModelName, features: h.cpuFeatures } });

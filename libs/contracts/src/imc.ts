@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import { defineRequest } from './define';
+import { PlanHostSchema } from './cpu';
+
+// ---- cluster CPU mode (IMC): names shared by inventory, cpu-compat and the scheduler ----
+
+/** The cluster mode that turns IMC off: every VM sees its host's own CPU (host passthrough). */
+export const IMC_OFF = 'off';
+/**
+ * The baseline a VM records when it starts in a cluster whose IMC is off. Its CPU is the host's, so the VM
+ * also records that host's features, and may only move to a host with exactly the same feature set.
+ */
+export const HOST_PASSTHROUGH_BASELINE = 'host-passthrough';
+
+export const ModeVerificationSchema = z.object({
+  /** Canonical name of the mode checked. */
+  mode: z.string(),
+  /** True when every host passes. */
+  pass: z.boolean(),
+  hosts: z.array(
+    z.object({
+      hostId: z.string(),
+      pass: z.boolean(),
+      /** Features of the mode the host lacks. */
+      missing: z.array(z.string()),
+      vendorMismatch: z.boolean(),
+      reason: z.string(),
+    }),
+  ),
+});
+export type ModeVerification = z.infer<typeof ModeVerificationSchema>;
+
+export const VerifyCpuMode = defineRequest({
+  subject: 'cpu.mode.verify',
+  description: 'Checks every given host against one mode: per host pass/fail with the features it lacks.',
+  request: z.object({ mode: z.string().min(1), hosts: z.array(PlanHostSchema) }),
+  reply: ModeVerificationSchema,
+});
+
+export const LadderModeSchema = z.object({
+  name: z.string(),
+  order: z.number(),
+  tsx: z.boolean().nullable(),
+  features: z.array(z.string()),
+});
+
+export const ListCpuModes = defineRequest({
+  subject: 'cpu.mode.ladder',
+  description: "A vendor's IMC ladder, highest mode first (the order `auto` tries them in).",
+  request: z.object({ vendor: z.enum(['Intel', 'AMD', 'Hygon']) }),
+  reply: z.object({ vendor: z.string(), modes: z.array(LadderModeSchema) }),
+});
+
+// ---- HTTP bodies of /api/v1/clusters/:id/imc ----
+
+/** A mode name (any case or alias), `"off"` (host passthrough), or null (unset: the hosts' common mode). */
+export const SetImcModeSchema = z
+  .object({
+    mode: z.union([z.string().trim().min(1, 'mode is empty: give a mode name, "off", or null'), z.null()]),
+    /** Who asks (recorded in the cluster.imc-mode-changed event). */
+    by: z.string().trim().min(1).max(200).optional(),
+  })
+  .strict();
+export type SetImcMode = z.infer<typeof SetImcModeSchema>;
+
+export const VerifyImcModeSchema = z.object({ mode: z.string().trim().min(1, 'mode is empty') }).strict();
+export type VerifyImcMode = z.infer<typeof VerifyImcModeSchema>;
+
+export const AutoImcModeSchema = z.object({ by: z.string().trim().min(1).max(200).optional() }).strict();
+export type AutoImcMode = z.infer<typeof AutoImcModeSchema>;
+
+export const ClusterImcSchema = z.object({
+  clusterId: z.string(),
+  /** As set: a mode name, "off", or null. */
+  mode: z.string().nullable(),
+  passthrough: z.boolean(),
+  /** The baseline a new VM gets: the mode, "host-passthrough" when off, else the hosts' common mode. */
+  effectiveMode: z.string().nullable(),
+  /** The highest mode every host passes (the mode cannot be set above it). */
+  commonMode: z.string().nullable(),
+  holdingDown: z.array(z.string()),
+  hosts: z.array(z.object({ hostId: z.string(), vendor: z.string(), modelName: z.string(), maxImcMode: z.string().nullable(), state: z.string() })),
+});
+export type ClusterImc = z.infer<typeof ClusterImcSchema>;
