@@ -16,6 +16,8 @@ import { VmsService } from './vms/vms.service';
 import { ReservationsService } from './reservations/reservations.service';
 import { ClustersController, HostsController, VmsController } from './http.controllers';
 import { InventoryHandlers } from './nats.handlers';
+import { MaintenanceService } from './hosts/maintenance.service';
+import { MaintenanceController } from './hosts/maintenance.controller';
 
 export const INVENTORY_SCHEMA = 'inventory';
 
@@ -31,7 +33,7 @@ export class InventoryModule {
         ),
         HealthModule,
       ],
-      controllers: [ClustersController, ImcController, HostsController, VmsController, InventoryHandlers],
+      controllers: [ClustersController, ImcController, HostsController, VmsController, InventoryHandlers, MaintenanceController],
       providers: [
         { provide: INVENTORY_CONFIG, useValue: opts.config },
         CpuCompatClient,
@@ -40,6 +42,7 @@ export class InventoryModule {
         HostsService,
         VmsService,
         ReservationsService,
+        MaintenanceService,
         {
           provide: READINESS_CHECKS,
           inject: [DataSource],

@@ -12,6 +12,7 @@ import {
   ReplyOf,
   RequestOf,
   ReserveCapacity,
+  ListVms,
 } from '@flexmig/contracts';
 import { HostsService } from './hosts/hosts.service';
 import { VmsService } from './vms/vms.service';
@@ -64,5 +65,10 @@ export class InventoryHandlers {
   @MessagePattern(RelocateVm.subject)
   async relocate(r: RequestOf<typeof RelocateVm>): Promise<ReplyOf<typeof RelocateVm>> {
     return { vm: await this.vms.relocate(r) };
+  }
+
+  @MessagePattern(ListVms.subject)
+  async listVms(r: RequestOf<typeof ListVms>): Promise<ReplyOf<typeof ListVms>> {
+    return { vms: await this.vms.list(r) };
   }
 }

@@ -1,6 +1,7 @@
 import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import type { MigrationPolicy, VmSpec } from '@flexmig/contracts';
 import type { SagaState } from '@flexmig/saga';
+import { EvacuationEntity } from './evacuations/evacuation.entity';
 
 /** One migration: its saga state (JSONB, the whole truth) plus the columns queries and leases need. */
 @Entity({ name: 'migrations' })
@@ -46,4 +47,4 @@ export class ClusterSettingsEntity {
   @Column('timestamptz', { name: 'updated_at' }) updatedAt: Date;
 }
 
-export const schedulerEntities = [MigrationEntity, OutboxEntity, ClusterSettingsEntity];
+export const schedulerEntities = [MigrationEntity, OutboxEntity, ClusterSettingsEntity, EvacuationEntity];

@@ -22,6 +22,7 @@ import { MigrationEntity } from './entities';
 import { MigrationEngine } from './migration-engine';
 import { completionFigures } from './figures';
 import { ClusterSettingsService } from './cluster-settings.service';
+import { PlacementService } from './placement/placement.service';
 import { SCHEDULER_CONFIG, SchedulerConfig } from './config';
 
 const UNIQUE_VIOLATION = '23505';
@@ -67,6 +68,7 @@ export class MigrationsService {
     private readonly bus: NatsBus,
     private readonly engine: MigrationEngine,
     private readonly settings: ClusterSettingsService,
+    private readonly placer: PlacementService,
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
   ) {
     // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design)
@@ -81,11 +83,9 @@ export class MigrationsService {
   async create(input: CreateMigration): Promise<MigrationView> {
     const { vm } = await this.bus.request(GetVm, { vmId: input.vmId });
     checkVmRunning(vm);
-    if (!input.targetHostId) {
-      throw new FlexmigError(ErrorCode.ValidationFailed, 'targetHostId is required (automatic placement is not available in this build)', { field: 'targetHostId' });
-    }
-    const placement = null;
-    const { host: target } = await this.bus.request(GetHost, { hostId: input.targetHostId });
+    // no target named: the scheduler chooses one and records why (and why each other host was passed over)
+    const placement = input.targetHostId ? null : await this.placer.place(vm);
+    const { host: target } = await this.bus.request(GetHost, { hostId: input.targetHostId ?? placement!.chosen });
     checkNotToSelf(vm, target);
     checkTargetUsable(target);
     checkSameCluster(vm, target);

@@ -13,6 +13,10 @@ import { MigrationsService } from './migrations.service';
 import { MigrationsController } from './migrations.controller';
 import { ClusterSettingsService } from './cluster-settings.service';
 import { ClusterSettingsController } from './cluster-settings.controller';
+import { PlacementService } from './placement/placement.service';
+import { EvacuationsService } from './evacuations/evacuations.service';
+import { EvacuationsController } from './evacuations/evacuations.controller';
+import { MIGRATION_REQUESTER, MigrationRequester } from './evacuations/migration-requester';
 
 export const SCHEDULER_SCHEMA = 'scheduler';
 
@@ -28,13 +32,20 @@ export class SchedulerModule {
         ),
         HealthModule,
       ],
-      controllers: [MigrationsController, ClusterSettingsController],
+      controllers: [MigrationsController, ClusterSettingsController, EvacuationsController],
       providers: [
         { provide: SCHEDULER_CONFIG, useValue: opts.config },
         StepExecutor,
         MigrationEngine,
         MigrationsService,
         ClusterSettingsService,
+        PlacementService,
+        EvacuationsService,
+        {
+          provide: MIGRATION_REQUESTER,
+          inject: [MigrationsService],
+          useFactory: (m: MigrationsService): MigrationRequester => ({ request: (vmId) => m.create({ vmId }) }),
+        },
         {
           provide: READINESS_CHECKS,
           inject: [DataSource],

@@ -10,3 +10,4 @@ export * from './agent';
 export * from './progress';
 export * from './scheduler';
 export * from './events';
+export * from './evacuation';

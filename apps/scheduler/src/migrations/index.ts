@@ -1,5 +1,6 @@
 import { Init1764130000000 } from './1764130000000-init';
 import { QueueAndClusterSettings1764135000000 } from './1764135000000-queue-and-cluster-settings';
+import { Evacuations1764140000000 } from './1764140000000-evacuations';
 
 /** In order. Never edit one that has shipped: add the next. */
-export const schedulerMigrations = [Init1764130000000, QueueAndClusterSettings1764135000000];
+export const schedulerMigrations = [Init1764130000000, QueueAndClusterSettings1764135000000, Evacuations1764140000000];

@@ -1,0 +1,183 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { AckPolicy, connect, DeliverPolicy, NatsConnection } from 'nats';
+import { freePort, NatsServerProcess, PostgresServerProcess, ServiceProcess, waitFor } from '@flexmig/testing';
+
+export const TERMINAL = ['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'];
+
+export interface HarnessOptions {
+  hosts: { id: string; cpu: string }[];
+  scheduler?: Record<string, string>;
+  agent?: Record<string, string>;
+  inventory?: Record<string, string>;
+}
+
+/**
+ * flexmig as built, on a NATS server and a PostgreSQL server of the suite's own (so they can be
+ * restarted), with helpers to break things and to check that a migration ended cleanly: the VM runs on
+ * exactly one host, inventory agrees, the migration is terminal, and its events are on JetStream.
+ */
+export class Harness {
+  readonly nats = new NatsServerProcess();
+  readonly pg = new PostgresServerProcess();
+  readonly stateDir = mkdtempSync(path.join(tmpdir(), 'flexmig-agents-'));
+  readonly url: Record<string, string> = {};
+  readonly procs = new Map<string, ServiceProcess>();
+  nc!: NatsConnection;
+  prefix = 'faults';
+  private ports = new Map<string, number>();
+
+  constructor(readonly o: HarnessOptions) {}
+
+  get common() {
+    return { NATS_URL: this.nats.url, SUBJECT_PREFIX: this.prefix, DATABASE_URL: this.pg.url('flexmig'), LOG_LEVEL: 'warn' };
+  }
+
+  static available(): string | undefined {
+    if (!NatsServerProcess.available()) return 'nats-server is not installed (apt-get install nats-server)';
+    if (!PostgresServerProcess.available()) return 'PostgreSQL server binaries are not installed (apt-get install postgresql)';
+    return undefined;
+  }
+
+  async start(): Promise<this> {
+    await this.nats.start();
+    await this.pg.start();
+    await this.startService('cpu-compat', 'cpu-compat', {});
+    await this.startService('inventory', 'inventory', { HOST_DOWN_AFTER_MS: '3000', ...this.o.inventory });
+    await this.startService('scheduler', 'scheduler', { SCHEDULER_ID: 'sched-1', LEASE_TTL_MS: '3000', RECONCILE_INTERVAL_MS: '250', ...this.o.scheduler });
+    for (const h of this.o.hosts) await this.startAgent(h.id);
+    await waitFor('all hosts up', async () => (await this.http('inventory', 'GET', '/api/v1/hosts')).body.items?.filter((h: any) => h.state === 'up').length === this.o.hosts.length, { timeoutMs: 30_000 });
+    this.nc = await connect({ servers: this.nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+    return this;
+  }
+
+  async startService(name: string, app: string, env: Record<string, string>): Promise<ServiceProcess> {
+    const port = this.ports.get(name) ?? (await freePort());
+    this.ports.set(name, port);
+    this.url[name] = `http://127.0.0.1:${port}`;
+    const p = await new ServiceProcess(app, { ...this.common, ...env, PORT: String(port) }, port, name).start();
+    this.procs.set(name, p);
+    return p;
+  }
+
+  startAgent(hostId: string): Promise<ServiceProcess> {
+    const h = this.o.hosts.find((x) => x.id === hostId)!;
+    return this.startService(hostId, 'agent', {
+      HOST_ID: h.id,
+      CLUSTER_NAME: 'faults',
+      SIM_CPU: h.cpu,
+      AGENT_STATE_DIR: this.stateDir,
+      HEARTBEAT_INTERVAL_MS: '500',
+      ...this.o.agent,
+    });
+  }
+
+  /** kill -9, then start it again with the same settings. */
+  async crashAndRestart(name: string, downForMs = 0): Promise<void> {
+    const p = this.procs.get(name)!;
+    await p.kill();
+    if (downForMs) await new Promise((r) => setTimeout(r, downForMs));
+    const restarted = await new ServiceProcess(p.app, p.env, p.port, name).start();
+    this.procs.set(name, restarted);
+  }
+
+  async stop(): Promise<void> {
+    await this.nc?.close().catch(() => undefined);
+    for (const p of [...this.procs.values()].reverse()) await p.stop();
+    await this.pg.destroy();
+    await this.nats.destroy();
+    rmSync(this.stateDir, { recursive: true, force: true });
+  }
+
+  async http(service: string, method: string, route: string, body?: unknown) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await fetch(`${this.url[service]}${route}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+        return { status: res.status, body: (await res.json()) as any };
+      } catch (e) {
+        if (attempt >= 50) throw e; // the service is being restarted
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  async createVm(name: string, hostId: string, memoryMiB = 1024) {
+    const r = await this.http('inventory', 'POST', '/api/v1/vms', { name, hostId, memoryMiB, vcpus: 1 });
+    if (r.status !== 201) throw new Error(`creating VM ${name}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
+
+  async migrate(vmId: string, targetHostId: string) {
+    const r = await this.http('scheduler', 'POST', '/api/v1/migrations', { vmId, targetHostId });
+    if (r.status !== 202) throw new Error(`migrating ${vmId}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
+
+  migration = async (id: string) => (await this.http('scheduler', 'GET', `/api/v1/migrations/${id}`)).body;
+
+  waitForStep(id: string, step: number) {
+    return waitFor(`migration ${id} to be in step ${step}`, async () => {
+      const m = await this.migration(id);
+      if (TERMINAL.includes(m.state)) throw new Error(`migration ended ${m.state} before step ${step}`);
+      return m.steps[step - 1].status === 'running' ? m : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 10 });
+  }
+
+  waitForEnd(id: string, timeoutMs = 90_000) {
+    return waitFor(`migration ${id} to end`, async () => {
+      const m = await this.migration(id);
+      return m && TERMINAL.includes(m.state) ? m : undefined;
+    }, { timeoutMs, intervalMs: 100 });
+  }
+
+  /** Where each agent says the VM is, and in which state. */
+  async whereIs(vmId: string): Promise<{ hostId: string; state: string }[]> {
+    const found: { hostId: string; state: string }[] = [];
+    for (const h of this.o.hosts) {
+      const msg = await this.nc.request(`${this.prefix}.agent.${h.id}.vm.list`, new TextEncoder().encode('{}'), { timeout: 3000 });
+      const reply = JSON.parse(new TextDecoder().decode(msg.data));
+      for (const v of reply.data.vms) if (v.vmId === vmId) found.push({ hostId: h.id, state: v.state });
+    }
+    return found;
+  }
+
+  async events(subject: string): Promise<any[]> {
+    const jsm = await this.nc.jetstreamManager();
+    const stream = `${this.prefix.toUpperCase()}_EVENTS`;
+    const name = `check_${Math.random().toString(36).slice(2)}`;
+    await jsm.consumers.add(stream, { durable_name: name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, filter_subject: `${this.prefix}.events.${subject}` });
+    const consumer = await this.nc.jetstream().consumers.get(stream, name);
+    const out: any[] = [];
+    const batch = await consumer.fetch({ max_messages: 1000, expires: 1000 });
+    for await (const m of batch) out.push(m.json());
+    await jsm.consumers.delete(stream, name);
+    return out;
+  }
+
+  /**
+   * The invariants after any fault: the migration is terminal (and did not need a human), the VM runs
+   * on exactly one host and nowhere else is a copy of it, inventory says the same host, and the events
+   * of its outcome were published exactly once.
+   */
+  async expectCleanEnd(migrationId: string, vmId: string): Promise<{ state: string; hostId: string }> {
+    const m = await this.waitForEnd(migrationId);
+    expect(m.state).not.toBe('failed-needs-attention');
+    const copies = await waitFor(`VM ${vmId} to settle on one host`, async () => {
+      const where = await this.whereIs(vmId);
+      return where.length === 1 && where[0].state === 'running' ? where : undefined;
+    }, { timeoutMs: 15_000 }).catch(async () => this.whereIs(vmId));
+    expect(copies).toEqual([{ hostId: expect.any(String), state: 'running' }]);
+    const expectedHost = m.state === 'completed' ? m.targetHostId : m.sourceHostId;
+    expect(copies[0].hostId).toBe(expectedHost);
+    const vm = (await this.http('inventory', 'GET', `/api/v1/vms/${vmId}`)).body;
+    expect(vm.hostId).toBe(expectedHost);
+    const events = await waitFor('the outcome events', async () => {
+      const mine = (await this.events('migration.>')).filter((e) => e.subject === migrationId).map((e) => e.type);
+      const outcome = m.state === 'completed' ? 'migration.completed' : m.state === 'cancelled' ? 'migration.cancelled' : 'migration.rolled-back';
+      return mine.includes(outcome) ? mine : undefined;
+    }, { timeoutMs: 15_000 });
+    for (const type of new Set(events)) if (type !== 'migration.step-completed') expect(events.filter((t) => t === type)).toHaveLength(1);
+    return { state: m.state, hostId: expectedHost };
+  }
+}

@@ -1,0 +1,40 @@
+import { Harness } from './harness';
+
+const unavailable = Harness.available();
+const describeIf = unavailable ? describe.skip : describe;
+if (unavailable) console.warn(`scheduler crash tests skipped: ${unavailable}`);
+
+/**
+ * kill -9 of the scheduler during each of the nine steps, then a restart: every migration still ends
+ * cleanly (here: completed, since nothing else failed), with the VM on exactly one host.
+ * STEP_DELAY_MS and SIM_STEP_LATENCY_MS stretch every step so the kill lands inside it, sometimes before
+ * its command was sent and sometimes while the agent works on it.
+ */
+describeIf('the scheduler killed with kill -9 in each step, then restarted', () => {
+  const h = new Harness({
+    hosts: [
+      { id: 'h1', cpu: 'Skylake-Server' },
+      { id: 'h2', cpu: 'Skylake-Server' },
+    ],
+    scheduler: { STEP_DELAY_MS: '300', STEP_TIMEOUT_MS: '4000' },
+    agent: { SIM_STEP_LATENCY_MS: '300', SIM_TIME_SCALE: '0.2' },
+  });
+  beforeAll(() => h.start(), 120_000);
+  afterAll(() => h.stop());
+
+  let on = 'h1';
+  for (const step of [1, 2, 3, 4, 5, 6, 7, 8, 9]) {
+    it(`during step ${step}`, async () => {
+      const target = on === 'h1' ? 'h2' : 'h1';
+      const vm = await h.createVm(`crash-${step}`, on, 1024);
+      const m = await h.migrate(vm.id, target);
+      await h.waitForStep(m.id, step);
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 250)));
+      await h.crashAndRestart('scheduler');
+      const end = await h.expectCleanEnd(m.id, vm.id);
+      expect(end.state).toBe('completed');
+      on = target;
+      // the VM of this test stays where it is; the next test uses a fresh one on the other host
+    });
+  }
+});

@@ -1,0 +1,162 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { ErrorCode, EvacuationView, FlexmigError, GetHost, isFlexmigError, ListVms, SetHostMaintenance, Vm } from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
+import { EvacuationEntity, EvacuationItemRecord } from './evacuation.entity';
+import { evacuationView, failureOf, MigrationFacts } from './evacuation-view';
+import { MIGRATION_REQUESTER, MigrationRequester } from './migration-requester';
+
+const UNIQUE_VIOLATION = '23505';
+/** GET /evacuations shows the newest ones; older ones stay in the table. */
+const listLimit = 200;
+
+const alreadyEvacuating = (hostId: string, evacuationId?: string) =>
+  new FlexmigError(
+    ErrorCode.Conflict,
+    `host ${hostId} is already being evacuated${evacuationId ? ` by ${evacuationId}` : ''}: follow that one, or wait for it to finish`,
+    { hostId, evacuationId },
+  );
+
+/**
+ * Evacuation (host maintenance): the host goes into maintenance (inventory: it takes no new VMs), then a
+ * migration without a target is asked for each of its VMs, one after another, so that each placement
+ * sees the ones before it. The migrations go through the scheduler's ordinary admission: placement, the
+ * limits per host and per cluster, and the queue for what is beyond them. A VM that cannot move is
+ * recorded with the reason. The evacuation's progress is read from the migrations themselves; it is
+ * `running` until each has ended (evaluated whenever it is read, so any replica shows the same thing).
+ */
+@Injectable()
+export class EvacuationsService {
+  private readonly log = new Logger('evacuation');
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly bus: NatsBus,
+    @Inject(MIGRATION_REQUESTER) private readonly migrations: MigrationRequester,
+  ) {}
+
+  async create(hostId: string): Promise<EvacuationView> {
+    const { host } = await this.bus.request(GetHost, { hostId }); // an unknown host: NOT_FOUND (404)
+    const repo = this.db.getRepository(EvacuationEntity);
+    // an earlier evacuation whose migrations have all ended but that nobody looked at since is finished first
+    for (const running of await repo.findBy({ hostId, state: 'running' })) {
+      const view = await this.refresh(running);
+      if (view.state === 'running') throw alreadyEvacuating(hostId, running.id);
+    }
+
+    const now = new Date();
+    const row: EvacuationEntity = {
+      id: randomUUID(),
+      hostId,
+      clusterId: host.clusterId,
+      state: 'running',
+      items: [],
+      requestedAt: null,
+      createdAt: now,
+      updatedAt: now,
+      finishedAt: null,
+    };
+    try {
+      await repo.insert(row);
+    } catch (e) {
+      if ((e as { code?: string }).code === UNIQUE_VIOLATION) throw alreadyEvacuating(hostId);
+      throw e;
+    }
+
+    let vms: Vm[];
+    try {
+      await this.bus.request(SetHostMaintenance, { hostId, maintenance: true });
+      ({ vms } = await this.bus.request(ListVms, { hostId }));
+    } catch (e) {
+      // nothing was asked for yet: undo the record, so that the request can simply be repeated
+      await repo.delete({ id: row.id });
+      throw e;
+    }
+    this.log.log(`evacuation ${row.id}: host ${hostId} is in maintenance; moving its ${vms.length} VM(s) away`);
+
+    // one after another: each placement counts the migrations admitted before it
+    for (const vm of vms) {
+      row.items.push(await this.requestMigration(vm));
+      row.updatedAt = new Date();
+      await repo.update({ id: row.id }, { items: row.items, updatedAt: row.updatedAt });
+    }
+    row.requestedAt = new Date();
+    await repo.update({ id: row.id }, { requestedAt: row.requestedAt, updatedAt: row.requestedAt });
+    const notMoved = row.items.filter((i) => !i.migrationId);
+    if (notMoved.length) this.log.warn(`evacuation ${row.id}: ${notMoved.length} VM(s) cannot move: ${notMoved.map((i) => `${i.name}: ${i.reason}`).join('; ')}`);
+    return this.refresh(row);
+  }
+
+  private async requestMigration(vm: Vm): Promise<EvacuationItemRecord> {
+    const item = { vmId: vm.id, name: vm.name };
+    if (vm.state !== 'running') {
+      return {
+        ...item,
+        migrationId: null,
+        reason: `VM ${vm.name} is ${vm.state}; only a running VM is live-migrated (move or remove it by other means)`,
+        code: ErrorCode.VmNotRunning,
+      };
+    }
+    try {
+      const { id } = await this.migrations.request(vm.id);
+      return { ...item, migrationId: id, reason: null, code: null };
+    } catch (e) {
+      // already moving (an operator's migration): follow that one
+      if (isFlexmigError(e) && e.code === ErrorCode.MigrationActive && typeof e.details?.migrationId === 'string') {
+        return { ...item, migrationId: e.details.migrationId, reason: null, code: null };
+      }
+      return { ...item, migrationId: null, reason: (e as Error).message, code: isFlexmigError(e) ? e.code : ErrorCode.Internal };
+    }
+  }
+
+  async get(id: string): Promise<EvacuationView> {
+    const row = await this.db.getRepository(EvacuationEntity).findOneBy({ id });
+    if (!row) throw new FlexmigError(ErrorCode.NotFound, `evacuation ${id} does not exist`, { evacuationId: id });
+    return this.refresh(row);
+  }
+
+  async list(filter: { hostId?: string } = {}): Promise<EvacuationView[]> {
+    const rows = await this.db
+      .getRepository(EvacuationEntity)
+      .find({ where: filter.hostId ? { hostId: filter.hostId } : {}, order: { createdAt: 'DESC' }, take: listLimit });
+    const facts = await this.migrationFacts(rows.flatMap((r) => r.items.map((i) => i.migrationId)));
+    return Promise.all(rows.map((r) => this.refresh(r, facts)));
+  }
+
+  /** The view, from the migrations as they are now; records the end the first time it is seen. */
+  private async refresh(row: EvacuationEntity, facts?: Map<string, MigrationFacts>): Promise<EvacuationView> {
+    const migrations = facts ?? (await this.migrationFacts(row.items.map((i) => i.migrationId)));
+    const view = evacuationView(row, migrations);
+    if (row.state === 'running' && view.state !== 'running') {
+      const now = new Date();
+      // only the first reader ends it (any replica may be reading it at the same time)
+      await this.db
+        .getRepository(EvacuationEntity)
+        .createQueryBuilder()
+        .update()
+        .set({ state: view.state, finishedAt: now, updatedAt: now })
+        .where('id = :id AND state = :running', { id: row.id, running: 'running' })
+        .execute();
+      const ended = await this.db.getRepository(EvacuationEntity).findOneByOrFail({ id: row.id });
+      Object.assign(row, ended);
+      this.log.log(`evacuation ${row.id} of host ${row.hostId}: ${view.state} (${view.counts.moved} of ${view.counts.total} VMs moved)`);
+      return evacuationView(row, migrations);
+    }
+    return view;
+  }
+
+  /** Read only, from the scheduler's own `migrations` table. */
+  private async migrationFacts(ids: (string | null)[]): Promise<Map<string, MigrationFacts>> {
+    const wanted = [...new Set(ids.filter((i): i is string => i !== null))];
+    if (wanted.length === 0) return new Map();
+    const rows: { id: string; state: string; target_host_id: string; cause: unknown; attention: unknown }[] = await this.db.query(
+      `SELECT id, state, target_host_id, saga->'cause' AS cause, saga->'attention' AS attention FROM migrations WHERE id = ANY($1::uuid[])`,
+      [wanted],
+    );
+    return new Map(
+      rows.map((r) => [r.id, { id: r.id, state: r.state, targetHostId: r.target_host_id, failure: failureOf({ cause: r.cause, attention: r.attention }) }]),
+    );
+  }
+}

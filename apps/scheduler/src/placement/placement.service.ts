@@ -1,0 +1,72 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { CpuVerdict, ErrorCode, FlexmigError, ListHosts, TERMINAL_MIGRATION_STATES, Verdict, Vm } from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
+import { cheapRuleFailure, choosePlacement, InboundLoad, noInboundLoad, Placement, PlacementVm } from './placement';
+
+/** A placement that found a host (what `place` answers; the view's `placement` field has this shape). */
+export type ChosenPlacement = Placement & { chosen: string };
+
+/**
+ * Gathers what placement needs and asks the pure {@link choosePlacement}: the cluster's hosts (inventory),
+ * a CPU verdict per candidate host (cpu-compat, in parallel), and the load of unfinished migrations per
+ * target host (this scheduler's own `migrations` table, read only).
+ */
+@Injectable()
+export class PlacementService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly bus: NatsBus,
+  ) {}
+
+  /**
+   * Chooses the target for a VM; throws INSUFFICIENT_CAPACITY naming every host and why it was passed
+   * over when none is eligible. An unreachable inventory or cpu-compat surfaces as their own (retryable)
+   * error, not as "no host".
+   */
+  async place(vm: Vm): Promise<ChosenPlacement> {
+    const [{ hosts }, inbound] = await Promise.all([this.bus.request(ListHosts, { clusterId: vm.clusterId }), this.inboundLoad(vm.clusterId)]);
+    const target: PlacementVm = vm;
+    // a verdict only for the hosts that pass every other rule: the others are passed over anyway
+    const candidates = hosts.filter((h) => cheapRuleFailure(target, h, inbound[h.id] ?? noInboundLoad) === null);
+    const verdicts: Record<string, Verdict> = {};
+    await Promise.all(
+      candidates.map(async (h) => {
+        verdicts[h.id] = await this.bus.request(CpuVerdict, {
+          baseline: vm.cpuBaseline,
+          target: { vendor: h.cpu.vendor, features: h.cpu.features },
+          // a host-passthrough VM (IMC off) may only move to a host with the features it started with
+          ...(vm.cpuFeatures ? { vmFeatures: vm.cpuFeatures } : {}),
+        });
+      }),
+    );
+    const placement = choosePlacement({ vm: target, hosts, verdicts, inbound });
+    if (placement.chosen === null) {
+      throw new FlexmigError(ErrorCode.InsufficientCapacity, placement.reason, { vmId: vm.id, passedOver: placement.passedOver });
+    }
+    return { ...placement, chosen: placement.chosen };
+  }
+
+  /**
+   * Per target host: the unfinished migrations heading to it (queued ones included), and the memory and
+   * vCPUs of those that hold no reservation yet (step 1 not completed), which inventory's `allocated`
+   * does not show. A migration in step 1 may have reserved already: counting it again errs on the side
+   * of room, never of overcommit.
+   */
+  async inboundLoad(clusterId: string): Promise<Record<string, InboundLoad>> {
+    const rows: { target_host_id: string; migrations: number; memory: number; vcpus: number }[] = await this.db.query(
+      `SELECT target_host_id,
+              count(*)::int AS migrations,
+              coalesce(sum((vm->>'memoryMiB')::int) FILTER (WHERE unreserved), 0)::int AS memory,
+              coalesce(sum((vm->>'vcpus')::int) FILTER (WHERE unreserved), 0)::int AS vcpus
+         FROM (SELECT target_host_id, vm,
+                      coalesce(saga->'steps'->0->>'status', 'pending') IN ('pending', 'running') AS unreserved
+                 FROM migrations
+                WHERE cluster_id = $1 AND NOT (state = ANY($2))) active
+        GROUP BY target_host_id`,
+      [clusterId, [...TERMINAL_MIGRATION_STATES]],
+    );
+    return Object.fromEntries(rows.map((r) => [r.target_host_id, { migrations: r.migrations, promisedMemoryMiB: r.memory, promisedVcpus: r.vcpus }]));
+  }
+}

@@ -1,0 +1,198 @@
+import type { Host, Verdict } from '@flexmig/contracts';
+
+/**
+ * Placement (issue 4, item 6): with no target named, choose the host a VM moves to. Pure: everything it
+ * needs is an input, so it is tested without NATS or PostgreSQL (STYLE.md 5); `PlacementService` gathers
+ * the inputs.
+ *
+ * A host is eligible when it passes every rule below, checked in this order (the first one it fails is
+ * the reason it was passed over):
+ *   1. it is in the VM's cluster (live migration stays within a cluster);
+ *   2. it is not the VM's source host;
+ *   3. it is `up`;
+ *   4. it is not in maintenance;
+ *   5. it has enough free memory, then 6. enough free vCPUs: free = total − allocated − promised, where
+ *      `allocated` already holds the reservations of migrations past step 1, and `promised` is what
+ *      admitted migrations that have not reserved yet (queued, or not past step 1) will take;
+ *   7. its CPU can run the VM's baseline (the cpu-compat verdict; a refusal names the missing features).
+ * The CPU rule comes last only because it needs a verdict per host, which is asked for the hosts that
+ * pass the cheap rules alone (see {@link cheapRuleFailure}).
+ *
+ * Least loaded, among the eligible hosts: the lowest memory utilisation after placement
+ * ((allocated + promised + the VM) / total), since memory is what a host runs out of first and what a
+ * migration copies; ties go to the host with fewer active inbound migrations (each one shares its
+ * network and its agent), then to the lowest host id, so that the choice is deterministic.
+ */
+
+export interface PlacementVm {
+  id: string;
+  name?: string;
+  clusterId: string;
+  /** The source host. */
+  hostId: string;
+  memoryMiB: number;
+  vcpus: number;
+  cpuBaseline: string;
+}
+
+/** What admitted, unfinished migrations bring to a host. */
+export interface InboundLoad {
+  /** Active (not terminal, queued included) migrations whose target is the host. */
+  migrations: number;
+  /** Memory and vCPUs of those that hold no reservation yet (not past step 1): promised, not yet in `allocated`. */
+  promisedMemoryMiB: number;
+  promisedVcpus: number;
+}
+
+export const noInboundLoad: InboundLoad = { migrations: 0, promisedMemoryMiB: 0, promisedVcpus: 0 };
+
+export interface PlacementInput {
+  vm: PlacementVm;
+  /** The hosts of the VM's cluster (the source among them is fine: it is passed over). */
+  hosts: readonly Host[];
+  /** cpu-compat's verdict per host id, for (at least) the hosts that pass the cheap rules. */
+  verdicts: Readonly<Record<string, Verdict | undefined>>;
+  /** Per host id; a missing host has none. */
+  inbound: Readonly<Record<string, Partial<InboundLoad> | undefined>>;
+}
+
+export interface PassedOver {
+  hostId: string;
+  reason: string;
+}
+
+export interface Placement {
+  chosen: string | null;
+  reason: string;
+  passedOver: PassedOver[];
+}
+
+const loadOf = (input: PlacementInput, hostId: string): InboundLoad => ({ ...noInboundLoad, ...input.inbound[hostId] });
+
+// ---- the rules: each a small named function that answers why a host cannot take the VM, or null (STYLE.md 7) ----
+
+export function inOtherCluster(vm: PlacementVm, host: Host): string | null {
+  return host.clusterId === vm.clusterId ? null : `it is in cluster ${host.clusterId}, not in the VM's cluster ${vm.clusterId}`;
+}
+
+export function isSource(vm: PlacementVm, host: Host): string | null {
+  return host.id === vm.hostId ? 'it is the VM\'s source host' : null;
+}
+
+export function isDown(host: Host): string | null {
+  return host.state === 'up' ? null : 'it is down (its agent stopped heartbeating)';
+}
+
+export function inMaintenance(host: Host): string | null {
+  return host.maintenance ? 'it is in maintenance and takes no new VMs' : null;
+}
+
+const promisedNote = (amount: number, unit: string, load: InboundLoad) =>
+  amount > 0 ? ` (${amount} ${unit} of it promised to ${load.migrations} incoming migration(s) not yet started)` : '';
+
+export function lacksMemory(vm: PlacementVm, host: Host, load: InboundLoad): string | null {
+  const free = host.memoryMiB - host.allocatedMemoryMiB - load.promisedMemoryMiB;
+  if (free >= vm.memoryMiB) return null;
+  return (
+    `not enough free memory: ${Math.max(free, 0)} MiB free of ${host.memoryMiB} MiB, ${vm.memoryMiB} MiB needed` +
+    promisedNote(load.promisedMemoryMiB, 'MiB', load)
+  );
+}
+
+export function lacksVcpus(vm: PlacementVm, host: Host, load: InboundLoad): string | null {
+  const free = host.vcpus - host.allocatedVcpus - load.promisedVcpus;
+  if (free >= vm.vcpus) return null;
+  return `not enough free vCPUs: ${Math.max(free, 0)} free of ${host.vcpus}, ${vm.vcpus} needed` + promisedNote(load.promisedVcpus, 'vCPUs', load);
+}
+
+export function cpuIncompatible(vm: PlacementVm, verdict: Verdict | undefined): string | null {
+  if (!verdict) return `no CPU verdict for baseline ${vm.cpuBaseline} was available for it`;
+  if (verdict.compatible) return null;
+  const unnamed = verdict.missing.filter((f) => !verdict.reason.includes(f));
+  return `its CPU cannot run the VM's baseline ${verdict.baseline}: ${verdict.reason}` + (unnamed.length ? ` (missing: ${verdict.missing.join(', ')})` : '');
+}
+
+/** The first rule, other than the CPU's, that the host fails; null when only the CPU verdict remains to ask. */
+export function cheapRuleFailure(vm: PlacementVm, host: Host, load: InboundLoad = noInboundLoad): string | null {
+  return inOtherCluster(vm, host) ?? isSource(vm, host) ?? isDown(host) ?? inMaintenance(host) ?? lacksMemory(vm, host, load) ?? lacksVcpus(vm, host, load);
+}
+
+// ---- least loaded ----
+
+interface Candidate {
+  host: Host;
+  load: InboundLoad;
+  /** Memory held after placement, MiB. */
+  usedAfter: number;
+}
+
+const utilisation = (c: Candidate) => c.usedAfter / c.host.memoryMiB;
+const percent = (c: Candidate) => `${(utilisation(c) * 100).toFixed(1)}%`;
+
+/** Exact comparison of used/total ratios (integers: no rounding decides a tie). */
+const compareUtilisation = (a: Candidate, b: Candidate) => a.usedAfter * b.host.memoryMiB - b.usedAfter * a.host.memoryMiB;
+
+type TieBreak = 'utilisation' | 'inbound' | 'host id';
+
+function compareCandidates(a: Candidate, b: Candidate): { order: number; decidedBy: TieBreak } {
+  const byUtilisation = compareUtilisation(a, b);
+  if (byUtilisation !== 0) return { order: byUtilisation, decidedBy: 'utilisation' };
+  const byInbound = a.load.migrations - b.load.migrations;
+  if (byInbound !== 0) return { order: byInbound, decidedBy: 'inbound' };
+  return { order: a.host.id < b.host.id ? -1 : a.host.id > b.host.id ? 1 : 0, decidedBy: 'host id' };
+}
+
+const describeLoad = (c: Candidate) =>
+  `memory ${percent(c)} used after placement (${c.usedAfter} of ${c.host.memoryMiB} MiB), ${c.load.migrations} active inbound migration(s)`;
+
+function whyNotChosen(loser: Candidate, winner: Candidate): string {
+  const { decidedBy } = compareCandidates(winner, loser);
+  switch (decidedBy) {
+    case 'utilisation':
+      return `eligible, but more loaded: memory ${percent(loser)} used after placement against ${percent(winner)} on ${winner.host.id}`;
+    case 'inbound':
+      return `eligible and as loaded as ${winner.host.id} (memory ${percent(loser)} after placement), but with more active inbound migrations (${loser.load.migrations} against ${winner.load.migrations})`;
+    case 'host id':
+      return `eligible and tied with ${winner.host.id} (memory ${percent(loser)} after placement, ${loser.load.migrations} inbound migration(s)); the tie goes to the lower host id`;
+    default: {
+      const never: never = decidedBy;
+      return never;
+    }
+  }
+}
+
+/** Chooses the target host for a VM, explaining the choice and why every other host was passed over. */
+export function choosePlacement(input: PlacementInput): Placement {
+  const { vm } = input;
+  const vmName = vm.name ?? vm.id;
+  const hosts = [...input.hosts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const passedOver: PassedOver[] = [];
+  const candidates: Candidate[] = [];
+  for (const host of hosts) {
+    const load = loadOf(input, host.id);
+    const why = cheapRuleFailure(vm, host, load) ?? cpuIncompatible(vm, input.verdicts[host.id]);
+    if (why) passedOver.push({ hostId: host.id, reason: why });
+    else candidates.push({ host, load, usedAfter: host.allocatedMemoryMiB + load.promisedMemoryMiB + vm.memoryMiB });
+  }
+
+  if (candidates.length === 0) {
+    const reason =
+      passedOver.length === 0
+        ? `no host can take VM ${vmName}: its cluster has no host`
+        : `no host can take VM ${vmName}: ${passedOver.map((p) => `${p.hostId}: ${p.reason}`).join('; ')}`;
+    return { chosen: null, reason, passedOver };
+  }
+
+  const ranked = [...candidates].sort((a, b) => compareCandidates(a, b).order);
+  const [winner, runnerUp] = ranked;
+  let reason = `${winner.host.id} is the least loaded of ${candidates.length} eligible host(s) (same cluster, up, not in maintenance, CPU compatible with ${vm.cpuBaseline}, room for ${vm.memoryMiB} MiB and ${vm.vcpus} vCPUs): ${describeLoad(winner)}`;
+  if (runnerUp) {
+    const decidedBy = compareCandidates(winner, runnerUp).decidedBy;
+    if (decidedBy === 'inbound') reason += `; tied on memory with ${runnerUp.host.id}, it has fewer active inbound migrations`;
+    if (decidedBy === 'host id') reason += `; tied with ${runnerUp.host.id} on memory and inbound migrations, the lower host id wins`;
+  }
+  for (const loser of ranked.slice(1)) passedOver.push({ hostId: loser.host.id, reason: whyNotChosen(loser, winner) });
+  // keep the list in host id order, whichever way each host was passed over
+  passedOver.sort((a, b) => (a.hostId < b.hostId ? -1 : a.hostId > b.hostId ? 1 : 0));
+  return { chosen: winner.host.id, reason, passedOver };
+}
