@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { z } from 'zod';
 import { MigrationPolicy, MigrationPolicyInputSchema, MigrationPolicySchema } from '@flexmig/contracts';
 import { ClusterSettingsEntity } from './entities';
@@ -48,8 +48,9 @@ export class ClusterSettingsService {
   }
 
   /** Limits of every cluster that has migrations waiting, for one dispatch pass. */
-  async limitsFor(clusterIds: string[]): Promise<(clusterId: string) => MigrationLimits> {
-    const rows = clusterIds.length ? await this.db.getRepository(ClusterSettingsEntity).findBy(clusterIds.map((clusterId) => ({ clusterId }))) : [];
+  /** `m`: the caller's transaction, so that no second pool connection is needed while it holds locks. */
+  async limitsFor(clusterIds: string[], m: EntityManager = this.db.manager): Promise<(clusterId: string) => MigrationLimits> {
+    const rows = clusterIds.length ? await m.getRepository(ClusterSettingsEntity).findBy(clusterIds.map((clusterId) => ({ clusterId }))) : [];
     const byId = new Map(rows.map((r) => [r.clusterId, this.effective(r.clusterId, r).limits]));
     return (id) => byId.get(id) ?? this.config.limits;
   }

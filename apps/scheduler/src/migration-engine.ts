@@ -18,6 +18,10 @@ const terminal = TERMINAL_MIGRATION_STATES.map((s) => `'${s}'`).join(', ');
 const driven = `state NOT IN (${terminal}, 'queued')`;
 /** One PostgreSQL advisory lock serialises admission across replicas, so limits hold cluster-wide. */
 const DISPATCH_LOCK = 0x666c786d; // "flxm"
+/** And one serialises the outbox relay, so events leave in the order they were committed. */
+const OUTBOX_LOCK = 0x666c786f;
+/** A replica that finds another one dispatching tries again this soon. */
+const dispatchRetryMs = 25;
 /** Delay before asking an agent again when the question itself could not be asked. */
 const requeryDelayMs = 1_000;
 /** Delay before retrying to persist an event while PostgreSQL is unreachable. */
@@ -47,6 +51,8 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
   private loop?: NodeJS.Timeout;
   private stopped = false;
   private flushing = false;
+  private dispatchLoop?: Promise<void>;
+  private dispatchAgain = false;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -108,24 +114,52 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
       return saved;
     });
     await this.dispatch();
-    void this.flushOutbox();
+    this.flushSoon();
     return (await this.db.getRepository(MigrationEntity).findOneBy({ id: entity.id })) ?? entity;
   }
 
   /**
    * Starts queued migrations, oldest first, as far as the limits allow (outbound and inbound per host,
-   * per cluster). Runs under an advisory lock so that two replicas never admit past a limit together;
-   * a started migration is leased to this replica in the same commit.
+   * per cluster). Calls coalesce into one loop per replica (so a burst of requests costs one pass, and
+   * one pool connection, not one each); the resolved promise means a pass that began after the call
+   * has finished.
    */
-  async dispatch(): Promise<number> {
+  dispatch(): Promise<void> {
+    this.dispatchAgain = true;
+    this.dispatchLoop ??= (async () => {
+      try {
+        while (this.dispatchAgain && !this.stopped) {
+          this.dispatchAgain = false;
+          await this.dispatchOnce();
+        }
+      } catch (e) {
+        this.log.warn(`dispatch failed (the next tick retries): ${(e as Error).message}`);
+      } finally {
+        this.dispatchLoop = undefined;
+      }
+    })();
+    return this.dispatchLoop;
+  }
+
+  /**
+   * One pass, under an advisory lock so that two replicas never admit past a limit together. A replica
+   * that finds the lock taken does not wait for it (holding a connection while waiting is what starves a
+   * pool); it tries again a moment later. A started migration is leased to this replica in the same commit.
+   */
+  private async dispatchOnce(): Promise<void> {
     const started = await this.db.transaction(async (m) => {
-      await m.query('SELECT pg_advisory_xact_lock($1)', [DISPATCH_LOCK]);
+      const [{ locked }] = await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [DISPATCH_LOCK]);
+      if (!locked) {
+        const t = setTimeout(() => void this.dispatch(), dispatchRetryMs);
+        this.timers.add(t);
+        return [];
+      }
       const queued: MigrationEntity[] = await m.getRepository(MigrationEntity).find({ where: { state: 'queued' }, order: { createdAt: 'ASC' }, take: 1000 });
       if (queued.length === 0) return [];
       const active: { cluster_id: string; source_host_id: string; target_host_id: string }[] = await m.query(
         `SELECT cluster_id, source_host_id, target_host_id FROM migrations WHERE ${driven}`,
       );
-      const limitsOf = await this.settings.limitsFor([...new Set(queued.map((q) => q.clusterId))]);
+      const limitsOf = await this.settings.limitsFor([...new Set(queued.map((q) => q.clusterId))], m);
       const ids = new Set(
         selectAdmissible(
           queued,
@@ -154,7 +188,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
       return out;
     });
     for (const { row, actions } of started) this.execute(row, actions);
-    return started.length;
+    if (started.length) this.flushSoon();
   }
 
   /**
@@ -187,9 +221,9 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     });
     if (!outcome) return false;
     this.execute(outcome.row, outcome.actions);
-    if (outcome.actions.some((a) => a.kind === 'publish')) void this.flushOutbox();
+    if (outcome.actions.some((a) => a.kind === 'publish')) this.flushSoon();
     // a finished migration frees its slots: start what waits for them
-    if (isTerminal(outcome.row.saga)) void this.dispatch().catch((e) => this.log.warn(`dispatch failed: ${(e as Error).message}`));
+    if (isTerminal(outcome.row.saga)) void this.dispatch();
     return true;
   }
 
@@ -321,7 +355,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
       await this.enqueueEvents(m, state, actions);
       return true;
     }).then((done) => {
-      if (done) void this.flushOutbox();
+      if (done) this.flushSoon();
       return done;
     });
   }
@@ -356,19 +390,37 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
 
   // ---- outbox ----
 
+  /** Publishes what the outbox holds, soon; a failure is logged and the next tick tries again. */
+  private flushSoon(): void {
+    this.flushOutbox().catch((e) => this.log.warn(`outbox not flushed yet (the next tick retries): ${(e as Error).message}`));
+  }
+
+  /**
+   * Publishes the outbox in commit order, in batches: one replica at a time (an advisory lock; the
+   * others skip), each batch's publishes in flight together (sent in order on one connection, so the
+   * stream keeps that order), then deleted in one statement. A crash between publish and delete
+   * re-publishes; JetStream drops the repeat by its message id.
+   */
   async flushOutbox(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      for (;;) {
-        const rows = await this.db.getRepository(OutboxEntity).find({ order: { seq: 'ASC' }, take: 100 });
-        if (rows.length === 0) return;
-        for (const r of rows) {
-          const contract = eventContract(r.type);
-          if (!contract) throw new FlexmigError(ErrorCode.Internal, `outbox holds an event of unknown type ${r.type}`);
-          await this.bus.publishEvent(contract, r.data, { id: r.eventId, subject: r.subject, source: '/flexmig/scheduler', time: r.createdAt });
-          await this.db.getRepository(OutboxEntity).delete({ seq: r.seq });
-        }
+      for (let more = true; more && !this.stopped; ) {
+        more = await this.db.transaction(async (m) => {
+          const [{ locked }] = await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [OUTBOX_LOCK]);
+          if (!locked) return false;
+          const rows = await m.getRepository(OutboxEntity).find({ order: { seq: 'ASC' }, take: 200 });
+          if (rows.length === 0) return false;
+          await Promise.all(
+            rows.map((r) => {
+              const contract = eventContract(r.type);
+              if (!contract) throw new FlexmigError(ErrorCode.Internal, `outbox holds an event of unknown type ${r.type}`);
+              return this.bus.publishEvent(contract, r.data, { id: r.eventId, subject: r.subject, source: '/flexmig/scheduler', time: r.createdAt });
+            }),
+          );
+          await m.query('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [rows.map((r) => r.seq)]);
+          return rows.length === 200;
+        });
       }
     } finally {
       this.flushing = false;

@@ -80,6 +80,8 @@ export async function startService(spec: ServiceSpec): Promise<RunningService> {
 
 /** `main.ts` wrapper: any start-up failure is printed plainly (what, why, what to do) and exits 1. */
 export function runMain(name: string, start: () => Promise<unknown>): void {
+  // A stray rejected promise is a bug to fix, not a reason to drop every migration this process drives.
+  process.on('unhandledRejection', (e) => console.error(`${name}: unhandled rejection (a bug; the service keeps running):`, e));
   start().catch((e) => {
     const what = isFlexmigError(e) ? e.message : ((e as Error)?.stack ?? String(e));
     console.error(`${name} could not start: ${what}`);
