@@ -37,4 +37,17 @@ describeIf('the scheduler killed with kill -9 in each step, then restarted', () 
       // the VM of this test stays where it is; the next test uses a fresh one on the other host
     });
   }
+
+  it('killed for good: another replica takes its migrations over when the lease lapses', async () => {
+    const second = await h.startService('scheduler-2', 'scheduler', { ...h.procs.get('scheduler')!.env, SCHEDULER_ID: 'sched-2', LOG_LEVEL: 'log' });
+    const target = on === 'h1' ? 'h2' : 'h1';
+    const vm = await h.createVm('takeover', on, 1024);
+    const m = await h.migrate(vm.id, target); // through replica 1, which therefore drives it
+    await h.waitForStep(m.id, 4);
+    await h.procs.get('scheduler')!.kill();
+    h.url.scheduler = h.url['scheduler-2'];
+    const end = await h.expectCleanEnd(m.id, vm.id);
+    expect(end.state).toBe('completed');
+    expect(second.output.join('\n')).toContain(`migration ${m.id}: claimed by sched-2`);
+  });
 });

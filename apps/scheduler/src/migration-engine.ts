@@ -53,6 +53,16 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
   private flushing = false;
   private dispatchLoop?: Promise<void>;
   private dispatchAgain = false;
+  private flushLoop?: Promise<void>;
+  private flushAgain = false;
+  /**
+   * The migrations this replica drives, as last committed (saga and version). A step then costs one
+   * statement: an UPDATE guarded by the version and the lease, with the outbox INSERT in the same
+   * statement. Any surprise (another replica, a restart) falls back to the locked read-modify-write.
+   */
+  private readonly cache = new Map<string, MigrationEntity>();
+  /** Events of one migration are applied one at a time, in arrival order (per-migration queue). */
+  private readonly queues = new Map<string, Promise<unknown>>();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -183,20 +193,75 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
           } as never,
         );
         await this.enqueueEvents(m, state, actions);
-        out.push({ row: { ...row, saga: state }, actions });
+        out.push({ row: { ...row, saga: state, state: state.phase, version: row.version + 1, leaseOwner: this.replicaId }, actions });
       }
       return out;
     });
+    for (const { row } of started) this.cache.set(row.id, row);
     for (const { row, actions } of started) this.execute(row, actions);
     if (started.length) this.flushSoon();
   }
 
   /**
    * Applies one event to one migration: persist first, then act. Returns false when the event did not
-   * apply (stale, or the migration is driven by another replica).
+   * apply (stale, or the migration is driven by another replica). Events of one migration queue up.
    */
-  async apply(id: string, event: SagaEvent): Promise<boolean> {
-    const outcome = await this.db.transaction(async (m) => {
+  apply(id: string, event: SagaEvent): Promise<boolean> {
+    const run = (this.queues.get(id) ?? Promise.resolve()).then(() => this.applyNow(id, event));
+    const settled = run.catch(() => undefined);
+    this.queues.set(id, settled);
+    void settled.then(() => {
+      if (this.queues.get(id) === settled) this.queues.delete(id);
+    });
+    return run;
+  }
+
+  private async applyNow(id: string, event: SagaEvent): Promise<boolean> {
+    const cached = await this.applyCached(id, event);
+    const outcome = cached === undefined ? await this.applyLocked(id, event) : cached;
+    if (!outcome) return false;
+    const { row, actions } = outcome;
+    if (isTerminal(row.saga)) this.cache.delete(id);
+    else this.cache.set(id, row);
+    this.execute(row, actions);
+    if (actions.some((a) => a.kind === 'publish')) this.flushSoon();
+    // a finished migration frees its slots: start what waits for them
+    if (isTerminal(row.saga)) void this.dispatch();
+    return true;
+  }
+
+  /** The fast path: from the cached state, one guarded statement. undefined: not cached or it lost the race. */
+  private async applyCached(id: string, event: SagaEvent): Promise<{ row: MigrationEntity; actions: SagaAction[] } | null | undefined> {
+    const row = this.cache.get(id);
+    if (!row) return undefined;
+    const now = Date.now();
+    const { state, actions } = sagaStep(row.saga, event, now);
+    if (state === row.saga && actions.length === 0) return null; // stale or irrelevant
+    const done = isTerminal(state);
+    const events = this.outboxRows(state, actions);
+    const [{ updated }] = await this.db.query(
+      `WITH u AS (
+         UPDATE migrations SET saga = $3::jsonb, state = $4, version = version + 1, updated_at = to_timestamp($5::double precision / 1000),
+           finished_at = CASE WHEN $6 THEN to_timestamp($5::double precision / 1000) END,
+           lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END, lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END
+         WHERE id = $1 AND version = $2 AND lease_owner = $7 RETURNING id),
+       o AS (
+         INSERT INTO outbox (event_id, type, subject, data, created_at)
+         SELECT e.event_id, e.type, e.subject, e.data, now() FROM u, jsonb_to_recordset($8::jsonb) AS e(event_id text, type text, subject text, data jsonb)
+         ON CONFLICT (event_id) DO NOTHING)
+       SELECT count(*)::int AS updated FROM u`,
+      [id, row.version, JSON.stringify(state), state.phase, now, done, this.replicaId, JSON.stringify(events)],
+    );
+    if (updated !== 1) {
+      this.cache.delete(id); // someone else moved it: re-read under the lock
+      return undefined;
+    }
+    return { row: { ...row, saga: state, state: state.phase, version: row.version + 1 }, actions };
+  }
+
+  /** The safe path: read the row under a lock, check the lease, write. */
+  private async applyLocked(id: string, event: SagaEvent): Promise<{ row: MigrationEntity; actions: SagaAction[] } | null> {
+    return this.db.transaction(async (m) => {
       const row = await m.getRepository(MigrationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
       if (!row) return null;
       if (row.leaseOwner !== this.replicaId) return null; // another replica drives it now
@@ -217,14 +282,8 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
         } as never,
       );
       await this.enqueueEvents(m, state, actions);
-      return { row: { ...row, saga: state }, actions };
+      return { row: { ...row, saga: state, state: state.phase, version: row.version + 1 }, actions };
     });
-    if (!outcome) return false;
-    this.execute(outcome.row, outcome.actions);
-    if (outcome.actions.some((a) => a.kind === 'publish')) this.flushSoon();
-    // a finished migration frees its slots: start what waits for them
-    if (isTerminal(outcome.row.saga)) void this.dispatch();
-    return true;
   }
 
   /** `apply` that survives a PostgreSQL outage: keeps the event and retries until it is stored. */
@@ -241,18 +300,24 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     }
   }
 
+  /** The events an outcome implies, as outbox rows (`migration.completed` gets its figures here). */
+  private outboxRows(state: SagaState, actions: SagaAction[]): { event_id: string; type: string; subject: string; data: Record<string, JsonValue> }[] {
+    return actions.flatMap((a) =>
+      a.kind !== 'publish'
+        ? []
+        : [{ event_id: a.id, type: a.type, subject: a.subject, data: a.type === 'migration.completed' ? { ...a.data, ...completionFigures(state) } : a.data }],
+    );
+  }
+
   private async enqueueEvents(m: EntityManager, state: SagaState, actions: SagaAction[]): Promise<void> {
-    for (const a of actions) {
-      if (a.kind !== 'publish') continue;
-      const data: Record<string, JsonValue> = a.type === 'migration.completed' ? { ...a.data, ...completionFigures(state) } : a.data;
-      await m
-        .createQueryBuilder()
-        .insert()
-        .into(OutboxEntity)
-        .values({ eventId: a.id, type: a.type, subject: a.subject, data, createdAt: new Date() } as never)
-        .orIgnore()
-        .execute();
-    }
+    const rows = this.outboxRows(state, actions);
+    if (rows.length === 0) return;
+    await m.query(
+      `INSERT INTO outbox (event_id, type, subject, data, created_at)
+       SELECT e.event_id, e.type, e.subject, e.data, now() FROM jsonb_to_recordset($1::jsonb) AS e(event_id text, type text, subject text, data jsonb)
+       ON CONFLICT (event_id) DO NOTHING`,
+      [JSON.stringify(rows)],
+    );
   }
 
   private later(delayMs: number, fn: () => Promise<void>): void {
@@ -392,7 +457,19 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
 
   /** Publishes what the outbox holds, soon; a failure is logged and the next tick tries again. */
   private flushSoon(): void {
-    this.flushOutbox().catch((e) => this.log.warn(`outbox not flushed yet (the next tick retries): ${(e as Error).message}`));
+    this.flushAgain = true;
+    this.flushLoop ??= (async () => {
+      try {
+        while (this.flushAgain && !this.stopped) {
+          this.flushAgain = false;
+          await this.flushOutbox();
+        }
+      } catch (e) {
+        this.log.warn(`outbox not flushed yet (the next tick retries): ${(e as Error).message}`);
+      } finally {
+        this.flushLoop = undefined;
+      }
+    })();
   }
 
   /**
