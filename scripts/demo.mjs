@@ -3,6 +3,7 @@
 // disturbed), creates a cluster of three hosts of different CPU generations and a VM, live-migrates the
 // VM to the oldest host showing each step and the memory copy as they happen, prints the result, shows
 // that a VM whose CPU baseline a host lacks is refused at step 1, and exits 0 with the VM on its new host.
+// `--driver qemu`: the same with a real VM under QEMU between two qemu agents (scripts/demo-qemu.mjs).
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { api, bold, cyan, demoHosts, dim, ensureBuilt, green, preflight, PreflightError, Processes, recreateDatabase, red, root, yellow } from './lib.mjs';
@@ -41,11 +42,11 @@ async function waitFor(what, probe, timeoutMs = 30_000) {
 }
 
 /** Follows one migration: step lines as they complete, and a progress line while memory is copied. */
-async function follow(migrationId, nc) {
+async function follow(migrationId, nc, prefix = env.SUBJECT_PREFIX) {
   const shown = new Set();
   let progress;
   let lastPrinted = 0;
-  const sub = nc.subscribe(`${env.SUBJECT_PREFIX}.progress.migration.${migrationId}`);
+  const sub = nc.subscribe(`${prefix}.progress.migration.${migrationId}`);
   void (async () => {
     for await (const m of sub) progress = JSON.parse(new TextDecoder().decode(m.data));
   })();
@@ -188,7 +189,24 @@ async function main() {
   if (failed) process.exit(1);
 }
 
-main().catch((e) => {
+/** `--driver sim|qemu` (also `--driver=qemu`); sim when absent. */
+function driverArg(argv) {
+  const i = argv.findIndex((a) => a === '--driver' || a.startsWith('--driver='));
+  if (i < 0) return 'sim';
+  const v = argv[i].includes('=') ? argv[i].slice('--driver='.length) : argv[i + 1];
+  if (v !== 'sim' && v !== 'qemu') {
+    console.error(red(`--driver must be sim or qemu, not ${v ?? '(nothing)'}`));
+    process.exit(2);
+  }
+  return v;
+}
+
+const run =
+  driverArg(process.argv.slice(2)) === 'qemu'
+    ? () => import('./demo-qemu.mjs').then((q) => q.runQemuDemo({ env, urls, natsUrl, follow, expect, waitFor, fmtMs, fmtBytes, say }))
+    : main;
+
+run().catch((e) => {
   console.error(red(`\ndemo failed: ${e instanceof PreflightError ? e.message : e.message}`));
   process.exit(1);
 });

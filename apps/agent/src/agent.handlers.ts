@@ -1,6 +1,6 @@
 import { Controller, Inject, Optional } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { CompensateStep, ListAgentVms, QueryMigration, ReplyOf, RequestOf, RunStep, StartVm } from '@flexmig/contracts';
+import { CheckVmMemory, CompensateStep, ErrorCode, FlexmigError, ListAgentVms, QueryMigration, ReplyOf, RequestOf, RunStep, StartVm } from '@flexmig/contracts';
 import { HypervisorDriver } from './drivers/driver';
 import { HYPERVISOR_DRIVER, MigrationStepsService } from './migration-steps.service';
 import { AGENT_ENV, AgentEnv } from './config';
@@ -41,5 +41,22 @@ export class AgentHandlers {
   @MessagePattern(QueryMigration.subject)
   async query(r: RequestOf<typeof QueryMigration>): Promise<ReplyOf<typeof QueryMigration>> {
     return { migrationId: r.migrationId, steps: this.steps.records(r.migrationId, r.step, r.attempt) };
+  }
+
+  @MessagePattern(CheckVmMemory.subject)
+  async checkMemory(r: RequestOf<typeof CheckVmMemory>): Promise<ReplyOf<typeof CheckVmMemory>> {
+    if (!this.driver.checkMemory) {
+      throw new FlexmigError(ErrorCode.ValidationFailed, `the ${this.driver.kind} driver has no guest memory to check (host ${this.env.HOST_ID}, VM ${r.vmId}): only DRIVER=qemu runs real guests`);
+    }
+    const c = await this.driver.checkMemory(r.vmId);
+    const guestAdvancing = c.advancedAfterCheck;
+    const detail =
+      c.badPages === 0
+        ? `${c.pages} pages hold the workload's pattern${c.boundaryPage === null ? '' : ` (the guest was at page ${c.boundaryPage} of its pass)`}; the guest ${guestAdvancing ? 'advanced after the check' : 'did NOT advance after the check'}`
+        : `${c.badPages} of ${c.pages} pages break the pattern, e.g. ${c.examples
+            .slice(0, 3)
+            .map((e) => `0x${e.address.toString(16)}: ${e.value} after ${e.previous}`)
+            .join(', ')}`;
+    return { vmId: r.vmId, ok: c.badPages === 0 && guestAdvancing, pagesChecked: c.pages, badPages: c.badPages, guestAdvancing, detail };
   }
 }

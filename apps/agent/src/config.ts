@@ -50,6 +50,12 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
     .optional(),
   /** Address the target QEMU listens on; default: the host part of MIGRATION_ADDRESS. */
   QEMU_MIGRATION_LISTEN_HOST: z.string().min(1).optional(),
+  /**
+   * The guest workload of VMs that do not say otherwise (inventory's VMs do not): MiB/s it writes and the
+   * MiB it writes them over (default: none, an idle guest that writes 1 MiB at ~1 MiB/s). Set the same on every host.
+   */
+  QEMU_GUEST_DIRTY_RATE_MIBPS: z.coerce.number().min(0).optional(),
+  QEMU_GUEST_WORKING_SET_MIB: z.coerce.number().min(1).optional(),
 });
 export type AgentEnv = z.infer<typeof AgentEnvSchema>;
 export const QEMU_DEFAULTS = { binary: 'qemu-system-x86_64', accel: 'auto', portRange: [49200, 49999] } as const;

@@ -127,3 +127,20 @@ export const QueryMigration = defineRequest({
   request: z.object({ migrationId: UuidSchema, step: StepNumberSchema.optional(), attempt: z.number().int().min(1).optional() }),
   reply: z.object({ migrationId: UuidSchema, steps: z.array(StepRecordSchema) }),
 });
+
+export const CheckVmMemory = defineRequest({
+  subject: 'agent.{hostId}.vm.check-memory',
+  description:
+    "Verify a VM's guest memory on this host (after a migration, on the target): the workload's pattern is intact and the guest still advances. " +
+    'Only drivers with a real guest (qemu); others answer VALIDATION_FAILED. Pauses the guest while its memory is read.',
+  request: z.object({ vmId: UuidSchema }),
+  reply: z.object({
+    vmId: UuidSchema,
+    /** The pattern is intact (badPages = 0) and the guest advanced after the check. */
+    ok: z.boolean(),
+    pagesChecked: z.number().int().min(0),
+    badPages: z.number().int().min(0),
+    guestAdvancing: z.boolean(),
+    detail: z.string(),
+  }),
+});

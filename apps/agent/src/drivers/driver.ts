@@ -43,6 +43,22 @@ export interface HypervisorDriver {
    */
   snapshot?(): unknown;
   restore?(snapshot: unknown): void;
+  /**
+   * Verifies a VM's guest memory on this host (the target, after step 7): the guest's write pattern is
+   * intact and it still advances. Only drivers with a real guest implement it (qemu).
+   */
+  checkMemory?(vmId: string): Promise<GuestMemoryCheck>;
+}
+
+/** The outcome of {@link HypervisorDriver.checkMemory}. */
+export interface GuestMemoryCheck {
+  ok: boolean;
+  pages: number;
+  badPages: number;
+  /** Page index where the stopped guest was in its pass, or null. */
+  boundaryPage: number | null;
+  examples: Array<{ address: number; value: number; previous: number }>;
+  advancedAfterCheck: boolean;
 }
 
 /** A VM record as the sim driver persists it. */

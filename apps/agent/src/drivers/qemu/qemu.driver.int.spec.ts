@@ -3,12 +3,16 @@
  * process, two drivers with their own run dirs, migrating over loopback TCP. Skips only when
  * qemu-system-x86_64 is not installed (CI installs Debian's qemu-system-x86).
  */
+import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FlexmigError, MigrationPolicyInput, MigrationPolicySchema, StepCommand, StepName, VmSpec } from '@flexmig/contracts';
+import { CheckVmMemory, FlexmigError, MigrationPolicyInput, MigrationPolicySchema, StepCommand, StepName, VmSpec } from '@flexmig/contracts';
+import { AgentHandlers } from '../../agent.handlers';
+import { AgentEnv } from '../../config';
+import { MigrationStepsService } from '../../migration-steps.service';
 import { ProgressSink } from '../driver';
 import { AccelSetting } from './cpu-probe';
 import { isOurQemu, pidAlive } from './qemu-process';
@@ -133,6 +137,18 @@ d('QemuDriver with real QEMU', () => {
     // repeats answer without acting again
     await expect(dst.resumeTarget(vm.id)).resolves.toEqual(resumedAt);
     await expect(src.stopSource(vm.id)).resolves.toBeUndefined();
+  });
+
+  it('CheckVmMemory through the agent handler: a VM of the default workload, its pattern intact and advancing', async () => {
+    // inventory's VMs carry no workload: the agent's default (QEMU_GUEST_DIRTY_RATE_MIBPS/_WORKING_SET_MIB) applies
+    const drv = driver({ defaultWorkload: { dirtyRateMiBps: 16, workingSetMiB: 8 } });
+    const vm = vmSpec();
+    await drv.startVm(vm);
+    expect(drv.vmInfo(vm.id)!.guest.memEnd - drv.vmInfo(vm.id)!.guest.memStart).toBe(8 * 1024 * 1024);
+    const handlers = new AgentHandlers(drv, {} as MigrationStepsService, { HOST_ID: 'dst-host' } as AgentEnv);
+    const reply = CheckVmMemory.reply.parse(await handlers.checkMemory({ vmId: vm.id }));
+    expect(reply).toEqual(expect.objectContaining({ vmId: vm.id, ok: true, pagesChecked: 2048, badPages: 0, guestAdvancing: true }));
+    await expect(handlers.checkMemory({ vmId: randomUUID() })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
   it('a restarted agent finds the QEMU it started and can still drive it', async () => {

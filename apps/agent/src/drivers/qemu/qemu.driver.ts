@@ -58,6 +58,8 @@ export interface QemuDriverOptions {
   spinItersPerSec?: Partial<Record<Accel, number>>;
   /** /proc/cpuinfo text (tests). */
   cpuinfo?: string;
+  /** The guest workload of VMs whose spec has none (inventory's VMs carry none): the same on every host. */
+  defaultWorkload?: VmSpec['workload'];
 }
 
 interface VmState {
@@ -498,7 +500,7 @@ export class QemuDriver implements HypervisorDriver {
     const f = this.files(spec.id);
     for (const p of [f.qmpSocket, f.serialFile, f.logFile]) rmSync(p, { force: true });
     const spin = this.o.spinItersPerSec?.[choice.accel] ?? DEFAULT_SPIN_ITERS_PER_SEC[choice.accel];
-    const guest = guestParamsFor(spec, spin);
+    const guest = guestParamsFor(spec.workload || !this.o.defaultWorkload ? spec : { ...spec, workload: this.o.defaultWorkload }, spin);
     const image = await buildGuestImage(join(this.o.runDir, 'images'), guest);
     const args = [
       '-name', `guest=${spec.name},debug-threads=on`,

@@ -1,0 +1,373 @@
+#!/usr/bin/env node
+// QEMU benchmark (issue 5, item 9): the same VM migrated by flexmig (the whole stack: HTTP request →
+// scheduler saga over NATS/PostgreSQL → two DRIVER=qemu agents) and by a bare QMP script, in one run,
+// for idle and memory-dirtying guests of each size. Both count from the request to the VM running on the
+// target with the source QEMU gone, target QEMU start included.
+//
+//   node tools/build.mjs && node bench/qemu/run.mjs
+//
+// Knobs (environment, defaults in brackets): BENCH_SIZES [512,2048] (MiB), BENCH_WORKLOADS [idle,dirty],
+// BENCH_REPS [3], BENCH_ACCEL [tcg], BENCH_DIRTY_RATE_MIBPS [256] (the dirtying guest writes all its
+// memory but 2 MiB at this rate), BENCH_PORT_BASE [3200], NATS_URL, DATABASE_URL.
+// Exits 1 only if the benchmark could not run; a missed goal is reported, not fatal.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { api, ensureBuilt, preflight, Processes, recreateDatabase } from '../../scripts/lib.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const require = createRequire(path.join(root, 'package.json'));
+const { connect } = require('nats');
+
+const sizes = (process.env.BENCH_SIZES ?? '512,2048').split(',').map(Number);
+const workloads = (process.env.BENCH_WORKLOADS ?? 'idle,dirty').split(',');
+const reps = Number(process.env.BENCH_REPS ?? 3);
+const accel = process.env.BENCH_ACCEL ?? 'tcg';
+const dirtyRate = Number(process.env.BENCH_DIRTY_RATE_MIBPS ?? 256);
+const portBase = Number(process.env.BENCH_PORT_BASE ?? 3200);
+const qemuBinary = process.env.QEMU_BINARY ?? 'qemu-system-x86_64';
+const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const dbUrl = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/flexmig');
+dbUrl.pathname = '/flexmig_bench_qemu';
+const env = { NATS_URL: natsUrl, DATABASE_URL: dbUrl.toString(), SUBJECT_PREFIX: 'flexmig_bench_qemu', LOG_LEVEL: 'warn' };
+const urls = { inventory: `http://127.0.0.1:${portBase + 1}`, scheduler: `http://127.0.0.1:${portBase + 2}` };
+const benchDir = path.join(root, '.flexmig/bench-qemu');
+const logDir = path.join(benchDir, 'logs');
+// what the qemu driver sets (apps/agent/src/drivers/qemu/qemu.driver.ts, startMigration/prepareIncomingAt) for the default policy
+const POLICY = { downtimeLimitMs: 300 };
+const SRC_CAPS = { events: true, 'return-path': true, 'pause-before-switchover': true, 'auto-converge': true, 'postcopy-ram': false };
+const DST_CAPS = { events: true, 'return-path': true, 'late-block-activate': true, 'postcopy-ram': false };
+const SRC_PARAMS = { 'downtime-limit': POLICY.downtimeLimitMs, 'max-bandwidth': 1024 ** 4, 'cpu-throttle-initial': 20, 'cpu-throttle-increment': 10, 'max-cpu-throttle': 99 };
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (s = '') => process.stdout.write(`${s}\n`);
+
+// ---- a minimal QMP client ------------------------------------------------------------------------------
+class Qmp {
+  static async connect(socket, timeoutMs = 10_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const q = new Qmp(await new Promise((res, rej) => { const s = net.connect(socket, () => res(s)); s.once('error', rej); }));
+        await q.greeting;
+        await q.cmd('qmp_capabilities');
+        return q;
+      } catch (e) {
+        if (Date.now() > deadline) throw new Error(`QMP ${socket}: ${e.message}`);
+        await sleep(2);
+      }
+    }
+  }
+  constructor(sock) {
+    this.sock = sock;
+    this.buf = '';
+    this.pending = [];
+    this.listeners = new Set();
+    this.greeting = new Promise((r) => (this.onGreeting = r));
+    sock.on('data', (d) => {
+      this.buf += d;
+      let i;
+      while ((i = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, i);
+        this.buf = this.buf.slice(i + 1);
+        if (!line.trim()) continue;
+        const m = JSON.parse(line);
+        if (m.QMP) this.onGreeting();
+        else if (m.event) {
+          const at = m.timestamp.seconds * 1000 + m.timestamp.microseconds / 1000;
+          for (const l of [...this.listeners]) l({ ...m, at });
+        } else {
+          const p = this.pending.shift();
+          if (m.error) p?.rej(new Error(`${m.error.class}: ${m.error.desc}`));
+          else p?.res(m.return);
+        }
+      }
+    });
+    sock.on('close', () => {
+      for (const p of this.pending.splice(0)) p.rej(new Error('QMP socket closed'));
+    });
+    sock.on('error', () => undefined);
+  }
+  cmd(execute, args) {
+    return new Promise((res, rej) => {
+      this.pending.push({ res, rej });
+      this.sock.write(`${JSON.stringify(args ? { execute, arguments: args } : { execute })}\n`);
+    });
+  }
+  /** Resolves with the first event matching `pred` (from now on). */
+  event(pred, timeoutMs = 600_000) {
+    return new Promise((res, rej) => {
+      const l = (e) => {
+        if (pred(e)) {
+          this.listeners.delete(l);
+          clearTimeout(t);
+          res(e);
+        }
+      };
+      const t = setTimeout(() => (this.listeners.delete(l), rej(new Error('QMP event timeout'))), timeoutMs);
+      this.listeners.add(l);
+    });
+  }
+  close() {
+    this.sock.destroy();
+  }
+}
+
+const caps = (o) => ({ capabilities: Object.entries(o).map(([capability, state]) => ({ capability, state })) });
+
+/** The qemu driver's command line for a VM (QemuDriver.launch), from the VM's state file. */
+function qemuArgs(st, files, incoming) {
+  return [
+    '-name', `guest=${st.spec.name},debug-threads=on`, '-uuid', st.spec.id,
+    '-machine', `pc-i440fx-7.2,accel=${st.accel}`, '-cpu', st.cpu, '-m', String(st.spec.memoryMiB), '-smp', String(st.spec.vcpus),
+    '-nodefaults', '-no-user-config', '-display', 'none', '-serial', `file:${files.serial}`,
+    '-drive', `file=${st.image},format=raw,if=ide,index=0,media=disk`,
+    ...(incoming ? ['-incoming', 'defer', '-S'] : []),
+    '-qmp', `unix:${files.qmp},server=on,wait=off`,
+  ];
+}
+
+function launch(args) {
+  const child = spawn(qemuBinary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  child.exited = new Promise((r) => child.once('exit', r));
+  child.stderrText = () => err;
+  return child;
+}
+
+const readSerial = (f) => {
+  try {
+    return readFileSync(f, 'latin1');
+  } catch {
+    return '';
+  }
+};
+async function waitWarm(serial, what) {
+  const deadline = Date.now() + 180_000;
+  while (!readSerial(serial).includes('B')) {
+    if (Date.now() > deadline) throw new Error(`${what}: the guest did not complete a full pass within 180 s`);
+    await sleep(50);
+  }
+}
+
+/** The bare QMP migration of a VM configured like `st` (its own source QEMU, started and warmed first). */
+async function bareRun(st, n) {
+  const dir = path.join(benchDir, 'bare');
+  mkdirSync(dir, { recursive: true });
+  const sf = { qmp: path.join(dir, `src-${n}.qmp`), serial: path.join(dir, `src-${n}.serial`) };
+  const tf = { qmp: path.join(dir, `dst-${n}.qmp`), serial: path.join(dir, `dst-${n}.serial`) };
+  for (const f of [sf.qmp, sf.serial, tf.qmp, tf.serial]) rmSync(f, { force: true });
+  const src = launch(qemuArgs(st, sf, false));
+  let dst;
+  const sq = await Qmp.connect(sf.qmp);
+  let dq;
+  try {
+    await waitWarm(sf.serial, 'bare source');
+    // ---- the clock starts: the request ----
+    const t0 = Date.now();
+    dst = launch(qemuArgs(st, tf, true));
+    dq = await Qmp.connect(tf.qmp);
+    await dq.cmd('migrate-set-capabilities', caps(DST_CAPS));
+    await dq.cmd('migrate-incoming', { uri: 'tcp:127.0.0.1:0' });
+    const port = (await dq.cmd('query-migrate'))['socket-address'].find((a) => a.type === 'inet').port;
+    await sq.cmd('migrate-set-capabilities', caps(SRC_CAPS));
+    await sq.cmd('migrate-set-parameters', SRC_PARAMS);
+    const stop = sq.event((e) => e.event === 'STOP');
+    const pre = sq.event((e) => e.event === 'MIGRATION' && ['pre-switchover', 'failed', 'cancelled'].includes(e.data.status));
+    const srcDone = sq.event((e) => e.event === 'MIGRATION' && ['completed', 'failed', 'cancelled'].includes(e.data.status));
+    const dstDone = dq.event((e) => e.event === 'MIGRATION' && ['completed', 'failed'].includes(e.data.status));
+    await sq.cmd('migrate', { uri: `tcp:127.0.0.1:${port}` });
+    const p = await pre;
+    if (p.data.status !== 'pre-switchover') throw new Error(`bare migration ${p.data.status}`);
+    await sq.cmd('migrate-continue', { state: 'pre-switchover' });
+    const [s, d] = await Promise.all([srcDone, dstDone]);
+    if (s.data.status !== 'completed' || d.data.status !== 'completed') throw new Error(`bare migration: source ${s.data.status}, target ${d.data.status}: ${dst.stderrText()}`);
+    const resumed = dq.event((e) => e.event === 'RESUME');
+    await dq.cmd('cont');
+    const r = await resumed;
+    let info = await sq.cmd('query-migrate');
+    for (let i = 0; i < 200 && !(info['total-time'] > 0); i++) info = await sq.cmd('query-migrate'); // the 7.2 race (reference §1)
+    await sq.cmd('quit').catch(() => undefined);
+    await src.exited;
+    const total = Date.now() - t0;
+    // ---- the clock stops: the VM runs on the target, the source QEMU is gone ----
+    return { total, downtime: r.at - (await stop).at, qemuDowntime: info.downtime, passes: Math.max(1, (info.ram?.['dirty-sync-count'] ?? 1) - 1), bytes: info.ram?.transferred ?? 0 };
+  } finally {
+    sq.close();
+    dq?.close();
+    for (const c of [src, dst]) if (c && c.exitCode === null && c.signalCode === null) (c.kill('SIGKILL'), await c.exited);
+  }
+}
+
+/** Starts a VM through inventory on `host`, waits until its guest has written its range once; returns its state file. */
+async function createVm(host, memoryMiB, name) {
+  const created = await api(urls.inventory, 'POST', '/api/v1/vms', { name, hostId: host.id, memoryMiB, vcpus: 1 });
+  if (created.status !== 201) throw new Error(`creating the VM: HTTP ${created.status} ${JSON.stringify(created.body)}`);
+  const st = JSON.parse(readFileSync(path.join(host.runDir, `${created.body.id}.json`), 'utf8'));
+  await waitWarm(st.serialFile, 'flexmig source');
+  return st;
+}
+
+/** One flexmig migration of the VM `vmId` from `from` to `to`, timed from the request to step 8 done. */
+async function flexmigRun(vmId, from, to) {
+  const src = JSON.parse(readFileSync(path.join(from.runDir, `${vmId}.json`), 'utf8'));
+  const t0 = Date.now();
+  const req = await api(urls.scheduler, 'POST', '/api/v1/migrations', { vmId, targetHostId: to.id });
+  if (req.status !== 202) throw new Error(`requesting the migration: HTTP ${req.status} ${JSON.stringify(req.body)}`);
+  let m;
+  for (;;) {
+    m = (await api(urls.scheduler, 'GET', `/api/v1/migrations/${req.body.id}`)).body;
+    if (['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'].includes(m.state)) break;
+    await sleep(100);
+  }
+  if (m.state !== 'completed') throw new Error(`flexmig migration ${m.state}: ${m.failure?.message}`);
+  const step8 = m.steps.find((s) => s.number === 8);
+  let srcGone = true;
+  try {
+    process.kill(src.pid, 0);
+    srcGone = !readFileSync(`/proc/${src.pid}/cmdline`, 'utf8').includes(src.qmpSocket);
+  } catch {
+    // gone
+  }
+  if (!srcGone) throw new Error(`the source QEMU pid ${src.pid} is still there after step 8`);
+  return { total: Date.parse(step8.endedAt) - t0, downtime: m.result.downtimeMs, passes: m.result.passes, bytes: m.result.bytesTransferred, steps: m.steps.map((s) => s.durationMs ?? 0) };
+}
+
+function killPid(pid, mark) {
+  try {
+    if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(mark)) process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
+}
+
+/** Every QEMU whose command line names the bench directory. */
+function benchQemus() {
+  const r = spawnSync('pgrep', ['-f', `qemu-system.*${benchDir}`], { encoding: 'utf8' });
+  return (r.stdout ?? '').split('\n').filter(Boolean).map(Number).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(benchDir);
+    } catch {
+      return false;
+    }
+  });
+}
+async function killBenchQemus() {
+  for (const pid of benchQemus()) killPid(pid, benchDir);
+  for (let i = 0; i < 50 && benchQemus().length; i++) await sleep(100);
+}
+
+const med = (xs) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+
+async function main() {
+  ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent']);
+  if (spawnSync(qemuBinary, ['--version']).status !== 0) throw new Error(`${qemuBinary} is not installed (apt-get install -y qemu-system-x86 binutils)`);
+  await preflight({ natsUrl, databaseUrl: env.DATABASE_URL });
+  await recreateDatabase(env.DATABASE_URL);
+  await killBenchQemus();
+  rmSync(benchDir, { recursive: true, force: true });
+  const procs = new Processes({ logDir, echo: false });
+  let died;
+  procs.onExit = (name, code) => (died = `${name} exited (code ${code}); log ${path.join(logDir, `${name}.log`)}`);
+  const onSignal = () => void procs.stopAll().then(killBenchQemus).then(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  const rows = [];
+  try {
+    const svc = [
+      procs.start('cpu-compat', 'cpu-compat', { ...env, PORT: String(portBase + 3) }),
+      procs.start('inventory', 'inventory', { ...env, PORT: String(portBase + 1) }),
+      procs.start('scheduler', 'scheduler', { ...env, PORT: String(portBase + 2) }),
+    ];
+    await Promise.all(svc.map((s) => procs.waitReady(s)));
+    const cluster = (await api(urls.inventory, 'POST', '/api/v1/clusters', { name: 'bench-qemu' })).body;
+    let agentN = 0;
+    for (const w of workloads) {
+      for (const size of sizes) {
+        // the guest workload is the agents' default (inventory's VMs carry none), and a killed VM keeps its
+        // vCPU reserved in inventory: one pair of agents per workload and size, one VM that moves a→b→a…
+        const hosts = ['a', 'b'].map((x) => ({ id: `bq-${w}-${size}-${x}`, runDir: path.join(benchDir, `${w}-${size}-${x}`, 'run') }));
+        const agents = hosts.map((h, i) =>
+          procs.start(h.id, 'agent', {
+            ...env,
+            HOST_ID: h.id,
+            CLUSTER_ID: cluster.id,
+            DRIVER: 'qemu',
+            PORT: String(portBase + 20 + agentN++),
+            MIGRATION_ADDRESS: `127.0.0.1:${49500 + i}`,
+            AGENT_STATE_DIR: path.join(benchDir, `${w}-${size}-${['a', 'b'][i]}`, 'state'),
+            QEMU_RUN_DIR: h.runDir,
+            QEMU_ACCEL: accel,
+            QEMU_MIGRATION_PORT_RANGE: '49700-49799',
+            ...(w === 'dirty' ? { QEMU_GUEST_DIRTY_RATE_MIBPS: String(dirtyRate) } : {}),
+          }),
+        );
+        await Promise.all(agents.map((a) => procs.waitReady(a, 60_000)));
+        for (let i = 0; ; i++) {
+          const r = await api(urls.inventory, 'GET', `/api/v1/hosts?clusterId=${cluster.id}`);
+          if (r.body.items?.filter((h) => hosts.some((x) => x.id === h.id) && h.state === 'up').length === 2) break;
+          if (i > 600) throw new Error('the qemu agents did not register');
+          await sleep(100);
+        }
+        const st = await createVm(hosts[0], size, `bench-${w}-${size}`);
+        const fx = [];
+        for (let n = 0; n < reps; n++) {
+          const [from, to] = n % 2 ? [hosts[1], hosts[0]] : hosts;
+          await sleep(1000); // let the machine settle after the previous migration
+          const f = await flexmigRun(st.vmId, from, to);
+          log(`  ${`${w} ${size} MiB`.padEnd(16)} flexmig #${n + 1} ${from.id}→${to.id}  total ${fmt(f.total).padStart(8)}  downtime ${fmt(f.downtime)}  ${f.passes} passes`);
+          fx.push(f);
+          if (died) throw new Error(died);
+        }
+        await killBenchQemus(); // nothing of flexmig's stays to compete for the 2 cores
+        const bare = [];
+        for (let n = 0; n < reps; n++) {
+          const b = await bareRun(st, `${w}-${size}-${n}`);
+          await killBenchQemus();
+          log(`  ${`${w} ${size} MiB`.padEnd(16)} bare    #${n + 1}  total ${fmt(b.total).padStart(8)}  downtime ${fmt(b.downtime)} (QEMU's ${b.qemuDowntime} ms)  ${b.passes} passes`);
+          bare.push(b);
+        }
+        rows.push({ w, size, fx, bare });
+      }
+    }
+  } finally {
+    await procs.stopAll();
+    await killBenchQemus();
+  }
+  log('');
+  log(`medians of ${reps} runs; accel ${accel}; dirtying guest: all memory but 2 MiB at ~${dirtyRate} MiB/s; policy: downtime limit ${POLICY.downtimeLimitMs} ms, uncapped bandwidth, auto-converge`);
+  log('| guest | RAM | flexmig total | bare total | ratio | goal (≤ max(1.10×, +50 ms)) | flexmig downtime | bare downtime | downtime ≤ 300 ms | flexmig passes | bare passes |');
+  log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  let allMet = true;
+  for (const r of rows) {
+    const ft = med(r.fx.map((x) => x.total));
+    const bt = med(r.bare.map((x) => x.total));
+    const fd = med(r.fx.map((x) => x.downtime));
+    const bd = med(r.bare.map((x) => x.downtime));
+    const goal = Math.max(1.1 * bt, bt + 50);
+    const met = ft <= goal;
+    const dtOk = Math.max(...r.fx.map((x) => x.downtime)) <= POLICY.downtimeLimitMs;
+    allMet &&= met && dtOk;
+    log(`| ${r.w} | ${r.size} MiB | ${fmt(ft)} | ${fmt(bt)} | ${(ft / bt).toFixed(2)}× | ${met ? 'met' : 'MISSED'} (≤ ${fmt(goal)}) | ${fmt(fd)} | ${fmt(bd)} | ${dtOk ? 'yes' : 'NO (max ' + fmt(Math.max(...r.fx.map((x) => x.downtime))) + ')'} | ${med(r.fx.map((x) => x.passes))} | ${med(r.bare.map((x) => x.passes))} |`);
+  }
+  log('');
+  log('flexmig step durations (median ms, steps 1–9):');
+  for (const r of rows) log(`  ${r.w} ${r.size} MiB: ${Array.from({ length: 9 }, (_, i) => Math.round(med(r.fx.map((x) => x.steps[i])))).join(' / ')}`);
+  log(allMet ? 'all goals met' : 'some goal missed (see the table)');
+  rmSync(benchDir, { recursive: true, force: true });
+  process.exit(0);
+}
+
+main().catch(async (e) => {
+  console.error(`bench failed: ${e.stack ?? e.message}`);
+  await killBenchQemus();
+  process.exit(1);
+});
