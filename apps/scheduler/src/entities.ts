@@ -13,7 +13,7 @@ export class MigrationEntity {
   @Column('text', { name: 'target_host_id' }) targetHostId: string;
   /** The saga's phase, denormalised for queries and the one-active-migration-per-VM index. */
   @Column('text') state: string;
-  @Column('jsonb') saga: SagaState;
+  @Column('json') saga: SagaState;
   @Column('jsonb') vm: VmSpec;
   @Column('jsonb') policy: MigrationPolicy;
   @Column('text', { name: 'target_address' }) targetAddress: string;

@@ -22,6 +22,8 @@ const DISPATCH_LOCK = 0x666c786d; // "flxm"
 const OUTBOX_LOCK = 0x666c786f;
 /** A replica that finds another one dispatching tries again this soon. */
 const dispatchRetryMs = 25;
+/** Under load, events committed within this window leave in one batch (fewer relay transactions). */
+const outboxBatchWindowMs = 10;
 /** Delay before asking an agent again when the question itself could not be asked. */
 const requeryDelayMs = 1_000;
 /** Delay before retrying to persist an event while PostgreSQL is unreachable. */
@@ -125,7 +127,8 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     });
     await this.dispatch();
     this.flushSoon();
-    return (await this.db.getRepository(MigrationEntity).findOneBy({ id: entity.id })) ?? entity;
+    // started by the dispatch (and cached), or still queued
+    return this.cache.get(entity.id) ?? entity;
   }
 
   /**
@@ -241,7 +244,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     const events = this.outboxRows(state, actions);
     const [{ updated }] = await this.db.query(
       `WITH u AS (
-         UPDATE migrations SET saga = $3::jsonb, state = $4, version = version + 1, updated_at = to_timestamp($5::double precision / 1000),
+         UPDATE migrations SET saga = $3::json, state = $4, version = version + 1, updated_at = to_timestamp($5::double precision / 1000),
            finished_at = CASE WHEN $6 THEN to_timestamp($5::double precision / 1000) END,
            lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END, lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END
          WHERE id = $1 AND version = $2 AND lease_owner = $7 RETURNING id),
@@ -460,7 +463,9 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     this.flushAgain = true;
     this.flushLoop ??= (async () => {
       try {
-        while (this.flushAgain && !this.stopped) {
+        // the first flush goes at once; requests that arrive while one runs (load) wait a moment and go together
+        for (let first = true; this.flushAgain && !this.stopped; first = false) {
+          if (!first) await new Promise((r) => setTimeout(r, outboxBatchWindowMs));
           this.flushAgain = false;
           await this.flushOutbox();
         }

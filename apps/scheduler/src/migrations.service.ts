@@ -89,7 +89,7 @@ export class MigrationsService {
     checkNotToSelf(vm, target);
     checkTargetUsable(target);
     checkSameCluster(vm, target);
-    await this.checkNoActiveMigration(vm.id);
+    // one active migration per VM: a unique index decides (also between two requests at the same instant)
     const policy = await this.settings.policyFor(vm.clusterId, input.policy ?? {});
     const id = randomUUID();
     const now = new Date();
@@ -111,7 +111,7 @@ export class MigrationsService {
         },
         { eventId: `${id}:requested`, type: 'migration.requested', subject: id, data: ref, createdAt: now } as never,
       );
-      return this.get(row.id);
+      return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined);
     } catch (e) {
       if ((e as { code?: string }).code === UNIQUE_VIOLATION) await this.checkNoActiveMigration(vm.id, true);
       throw e;
