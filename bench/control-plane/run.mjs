@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
+import { api } from '../../scripts/lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -126,21 +127,6 @@ async function waitReady(entry, port, timeoutMs = 60_000) {
   throw new Error(`${entry.name} was not ready within ${timeoutMs} ms (log: ${entry.log})`);
 }
 
-async function api(base, method, route, body) {
-  const res = await fetch(`${base}${route}`, {
-    method,
-    headers: body ? { 'content-type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = { raw: text };
-  }
-  return { status: res.status, body: json };
-}
 
 // ---------------------------------------------------------------------------------------------------
 // statistics and CPU accounting

@@ -3,21 +3,26 @@ import { join } from 'node:path';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
 import { AgentEnv, QEMU_DEFAULTS } from '../config';
 import { HypervisorDriver } from './driver';
-import { SimDriver } from './sim.driver';
+import { SimDriver, SimDriverOptions } from './sim.driver';
 import { QemuDriver } from './qemu/qemu.driver';
+
+/** The sim driver's settings from an agent's environment (one agent, or one host of a fleet). */
+export function simDriverOptions(env: AgentEnv, hostCpu: SimDriverOptions['hostCpu']): SimDriverOptions {
+  return {
+    hostCpu,
+    memoryMiB: env.SIM_MEMORY_MIB,
+    vcpus: env.SIM_VCPUS,
+    bandwidthMiBps: env.SIM_BANDWIDTH_MIBPS,
+    timeScale: env.SIM_TIME_SCALE,
+    defaultDirtyRateMiBps: env.SIM_DIRTY_RATE_MIBPS,
+    defaultWorkingSetMiB: env.SIM_WORKING_SET_MIB,
+  };
+}
 
 export function createDriver(env: AgentEnv): HypervisorDriver {
   switch (env.DRIVER) {
     case 'sim':
-      return new SimDriver({
-        hostCpu: simulatedHostCpu(env.SIM_CPU),
-        memoryMiB: env.SIM_MEMORY_MIB,
-        vcpus: env.SIM_VCPUS,
-        bandwidthMiBps: env.SIM_BANDWIDTH_MIBPS,
-        timeScale: env.SIM_TIME_SCALE,
-        defaultDirtyRateMiBps: env.SIM_DIRTY_RATE_MIBPS,
-        defaultWorkingSetMiB: env.SIM_WORKING_SET_MIB,
-      });
+      return new SimDriver(simDriverOptions(env, simulatedHostCpu(env.SIM_CPU)));
     case 'qemu': {
       const address = env.MIGRATION_ADDRESS;
       const host = address.startsWith('[') ? address.slice(1, address.indexOf(']')) : address.includes(':') ? address.slice(0, address.lastIndexOf(':')) : address;

@@ -18,6 +18,7 @@ import { NatsBus } from '@flexmig/messaging';
 import { AgentHandlers } from '../agent.handlers';
 import { AgentEnv } from '../config';
 import { MigrationStepsService } from '../migration-steps.service';
+import { simDriverOptions } from '../drivers/create-driver';
 import { SimDriver } from '../drivers/sim.driver';
 import { SimClock, realClock } from '../drivers/sim-clock';
 
@@ -97,13 +98,7 @@ export class FleetHost {
   ) {
     this.log = new Logger(`fleet/${env.HOST_ID}`);
     this.driver = new SimDriver({
-      hostCpu: cpu,
-      memoryMiB: env.SIM_MEMORY_MIB,
-      vcpus: env.SIM_VCPUS,
-      bandwidthMiBps: env.SIM_BANDWIDTH_MIBPS,
-      timeScale: env.SIM_TIME_SCALE,
-      defaultDirtyRateMiBps: env.SIM_DIRTY_RATE_MIBPS,
-      defaultWorkingSetMiB: env.SIM_WORKING_SET_MIB,
+      ...simDriverOptions(env, cpu),
       ...(clock ? { clock } : {}),
     });
     this.steps = new MigrationStepsService(this.driver, bus, env);
