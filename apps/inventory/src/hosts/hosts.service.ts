@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { ErrorCode, FlexmigError, Host, HostDown, HostRegistered, HostRegistration, HostUp, Cluster, IMC_OFF } from '@flexmig/contracts';
 import { EventPublisher } from '@flexmig/messaging';
 import { queryReturning } from '@flexmig/persistence';
-import { HostEntity } from '../entities';
+import { ClusterEntity, HostEntity } from '../entities';
 import { clusterView, hostView } from '../views';
 import { hostNotFound } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
@@ -40,44 +40,50 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
    * mode is refused with the missing features named, and nothing is written.
    */
   async register(r: HostRegistration): Promise<{ host: Host; cluster: Cluster }> {
-    const cluster = await this.clusters.resolveForHost(r);
+    const resolved = await this.clusters.resolveForHost(r);
     const evaluation = await this.cpu.evaluate(r.cpu);
-    if (cluster.imcMode && cluster.imcMode !== IMC_OFF) {
-      const verdict = await this.cpu.verdict(cluster.imcMode, r.cpu);
-      if (!verdict.compatible) {
+    const now = new Date();
+    // The cluster row stays share-locked from the mode check to the host's write: a mode change (which
+    // locks it for update) cannot slip in between and leave a host below its cluster's mode.
+    const cluster = await this.db.transaction(async (m) => {
+      const cluster = await m.getRepository(ClusterEntity).findOneOrFail({ where: { id: resolved.id }, lock: { mode: 'pessimistic_read' } });
+      if (cluster.imcMode && cluster.imcMode !== IMC_OFF) {
+        const verdict = await this.cpu.verdict(cluster.imcMode, r.cpu);
+        if (!verdict.compatible) {
+          throw new FlexmigError(
+            ErrorCode.CpuIncompatible,
+            `host ${r.hostId} cannot join cluster ${cluster.name}: its CPU lacks the cluster's mode ${cluster.imcMode} (${verdict.reason})`,
+            { hostId: r.hostId, clusterId: cluster.id, mode: cluster.imcMode, missing: verdict.missing },
+          );
+        }
+      }
+      const repo = m.getRepository(HostEntity);
+      const existing = await repo.findOneBy({ id: r.hostId });
+      if (existing && existing.clusterId !== cluster.id) {
         throw new FlexmigError(
-          ErrorCode.CpuIncompatible,
-          `host ${r.hostId} cannot join cluster ${cluster.name}: its CPU lacks the cluster's mode ${cluster.imcMode} (${verdict.reason})`,
-          { hostId: r.hostId, clusterId: cluster.id, mode: cluster.imcMode, missing: verdict.missing },
+          ErrorCode.Conflict,
+          `host ${r.hostId} is registered in another cluster (${existing.clusterId}); a host moves between clusters only when it runs no VMs and is removed first`,
+          { hostId: r.hostId, clusterId: existing.clusterId },
         );
       }
-    }
-    const repo = this.db.getRepository(HostEntity);
-    const existing = await repo.findOneBy({ id: r.hostId });
-    if (existing && existing.clusterId !== cluster.id) {
-      throw new FlexmigError(
-        ErrorCode.Conflict,
-        `host ${r.hostId} is registered in another cluster (${existing.clusterId}); a host moves between clusters only when it runs no VMs and is removed first`,
-        { hostId: r.hostId, clusterId: existing.clusterId },
-      );
-    }
-    const now = new Date();
-    await repo.save({
-      id: r.hostId,
-      clusterId: cluster.id,
-      hostname: r.hostname,
-      cpuVendor: r.cpu.vendor,
-      cpuModelName: r.cpu.modelName,
-      cpuFeatures: [...r.cpu.features].sort(),
-      maxImcMode: evaluation.maxImcMode,
-      memoryMiB: r.memoryMiB,
-      vcpus: r.vcpus,
-      driver: r.driver,
-      migrationAddress: r.migrationAddress,
-      state: 'up',
-      maintenance: existing?.maintenance ?? false,
-      lastHeartbeatAt: now,
-      registeredAt: now,
+      await repo.save({
+        id: r.hostId,
+        clusterId: cluster.id,
+        hostname: r.hostname,
+        cpuVendor: r.cpu.vendor,
+        cpuModelName: r.cpu.modelName,
+        cpuFeatures: [...r.cpu.features].sort(),
+        maxImcMode: evaluation.maxImcMode,
+        memoryMiB: r.memoryMiB,
+        vcpus: r.vcpus,
+        driver: r.driver,
+        migrationAddress: r.migrationAddress,
+        state: 'up',
+        maintenance: existing?.maintenance ?? false,
+        lastHeartbeatAt: now,
+        registeredAt: now,
+      });
+      return cluster;
     });
     const host = await this.get(r.hostId);
     await this.events.publish(
@@ -134,12 +140,13 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     return hostView(h, (await allocations(this.db.manager, [id])).get(id) ?? none);
   }
 
-  async list(filter: { clusterId?: string } = {}): Promise<Host[]> {
-    const hosts = await this.db.getRepository(HostEntity).find({
+  /** `m`: the caller's transaction, when it holds locks (no second pool connection then). */
+  async list(filter: { clusterId?: string } = {}, m: EntityManager = this.db.manager): Promise<Host[]> {
+    const hosts = await m.getRepository(HostEntity).find({
       where: filter.clusterId ? { clusterId: filter.clusterId } : {},
       order: { id: 'ASC' },
     });
-    const held = await allocations(this.db.manager);
+    const held = await allocations(m);
     return hosts.map((h) => hostView(h, held.get(h.id) ?? none));
   }
 }

@@ -44,11 +44,14 @@ export class VmsService {
   async create(input: CreateVm): Promise<Vm> {
     const host = await this.hosts.entity(input.hostId);
     if (host.state !== 'up') throw hostDown(host.id);
-    const cpuBaseline = await this.baselineFor(host, input.cpuBaseline);
-    // host passthrough: the VM sees this host's CPU, so it records its features (it may only move to an identical host)
-    const cpuFeatures = cpuBaseline === HOST_PASSTHROUGH_BASELINE ? [...host.cpuFeatures].sort() : null;
     const id = randomUUID();
-    await this.db.transaction(async (m) => {
+    // The cluster row stays share-locked from choosing the VM's baseline to recording it: a mode change
+    // (which locks it for update) cannot slip in between and leave a VM above its cluster's mode.
+    const cpuBaseline = await this.db.transaction(async (m) => {
+      const cluster = await m.getRepository(ClusterEntity).findOneOrFail({ where: { id: host.clusterId }, lock: { mode: 'pessimistic_read' } });
+      const cpuBaseline = await this.baselineFor(host, input.cpuBaseline, cluster, m);
+      // host passthrough: the VM sees this host's CPU, so it records its features (it may only move to an identical host)
+      const cpuFeatures = cpuBaseline === HOST_PASSTHROUGH_BASELINE ? [...host.cpuFeatures].sort() : null;
       await lockHostWithRoom(m, host.id, input);
       await m.getRepository(VmEntity).insert({
         id,
@@ -61,6 +64,7 @@ export class VmsService {
         cpuFeatures,
         state: 'starting',
       });
+      return cpuBaseline;
     });
     try {
       await this.bus.request(
@@ -87,7 +91,7 @@ export class VmsService {
    * The baseline a new VM gets: the one asked for (which the host must support), else the cluster's
    * IMC mode, else the highest mode every host of the cluster passes, so the VM can move to any of them.
    */
-  private async baselineFor(host: HostEntity, asked: string | undefined): Promise<string> {
+  private async baselineFor(host: HostEntity, asked: string | undefined, cluster: ClusterEntity, m: EntityManager): Promise<string> {
     const cpu = { vendor: host.cpuVendor as 'Intel', modelName: host.cpuModelName, features: host.cpuFeatures };
     if (asked?.trim().toLowerCase() === HOST_PASSTHROUGH_BASELINE) return HOST_PASSTHROUGH_BASELINE;
     if (asked) {
@@ -101,10 +105,9 @@ export class VmsService {
       }
       return verdict.baseline;
     }
-    const cluster = await this.db.getRepository(ClusterEntity).findOneByOrFail({ id: host.clusterId });
     if (cluster.imcMode === IMC_OFF) return HOST_PASSTHROUGH_BASELINE;
     if (cluster.imcMode) return cluster.imcMode;
-    const members = await this.hosts.list({ clusterId: cluster.id });
+    const members = await this.hosts.list({ clusterId: cluster.id }, m);
     const plan = await this.cpu.plan(members);
     if (!plan.mode) {
       throw new FlexmigError(ErrorCode.CpuIncompatible, `cluster ${cluster.name} has no CPU baseline common to its hosts: ${plan.reason}`, {
