@@ -25,11 +25,11 @@ export const SchedulerEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape
    */
   STEP_DELAY_MS: z.coerce.number().int().min(0).default(0),
   /**
-   * Caps every step's per-attempt timeout (ms; 0 = the saga's defaults, up to 30 min for a memory copy).
+   * Caps every step's per-attempt timeout (ms; 0 = the saga's own, up to 30 min for a memory copy).
    * When an attempt times out the agent is asked what it did; a copy still running answers "in progress"
-   * and is polled, so a short cap only makes a dead agent noticed sooner.
+   * and is polled, so the cap only makes a lost reply or a dead agent noticed sooner.
    */
-  STEP_TIMEOUT_MS: z.coerce.number().int().min(0).default(0),
+  STEP_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
 });
 export type SchedulerEnv = z.infer<typeof SchedulerEnvSchema>;
 

@@ -24,8 +24,8 @@ const OUTBOX_LOCK = 0x666c786f;
 const dispatchRetryMs = 25;
 /** Under load, events committed within this window leave in one batch (fewer relay transactions). */
 const outboxBatchWindowMs = 10;
-/** Delay before asking an agent again when the question itself could not be asked. */
-const requeryDelayMs = 1_000;
+/** Delays before asking an agent again when the question itself could not be asked: 1 s, doubling to 30 s. */
+const requeryDelayMs = (n: number) => Math.min(30_000, 1_000 * 2 ** Math.min(n, 5));
 /** Delay before retrying to persist an event while PostgreSQL is unreachable. */
 const persistRetryDelaysMs = [200, 500, 1_000, 2_000, 5_000];
 
@@ -355,16 +355,17 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
           break;
         case 'query-step':
           this.later((a.notBefore ?? 0) - Date.now(), async () => {
-            const ask = async (): Promise<void> => {
+            const ask = async (n: number): Promise<void> => {
               try {
                 const r = await this.executor.query(ctx, a);
                 await this.applyDurably(id, { type: 'step-outcome-resolved', step: a.step, attempt: a.attempt, ...r });
               } catch (e) {
-                this.log.warn(`migration ${id}: cannot ask about step ${a.step} yet (${(e as Error).message}); asking again`);
-                this.later(requeryDelayMs, ask);
+                const wait = requeryDelayMs(n);
+                this.log.warn(`migration ${id}: cannot ask about step ${a.step} yet (${(e as Error).message}); asking again in ${wait / 1000} s`);
+                this.later(wait, () => ask(n + 1));
               }
             };
-            await ask();
+            await ask(0);
           });
           break;
         case 'compensate':
