@@ -6,6 +6,19 @@ import { StepLedger } from './step-ledger';
 import { AGENT_ENV, AgentEnv } from './config';
 import { HYPERVISOR_DRIVER } from './driver.token';
 import { AgentStateStore } from './state-store';
+import { Counter, Histogram } from 'prom-client';
+
+const stepsRun = new Counter({
+  name: 'flexmig_agent_steps_total',
+  help: 'Saga steps this agent ran, by step, role and outcome (ok, failed).',
+  labelNames: ['step', 'role', 'outcome'],
+});
+const stepSeconds = new Histogram({
+  name: 'flexmig_agent_step_duration_seconds',
+  help: 'How long this agent took for each saga step it ran.',
+  labelNames: ['step', 'role'],
+  buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+});
 
 export { HYPERVISOR_DRIVER };
 
@@ -39,7 +52,12 @@ export class MigrationStepsService {
         // if the target is gone, and a check there would add a round trip to the guest's downtime
         const out = cmd.role === 'source' && (cmd.step === 3 || cmd.step === 4) ? await this.withTargetWatch(cmd, () => this.execute(cmd)) : await this.execute(cmd);
         this.log.log(`migration ${cmd.migrationId}: step ${cmd.step} ${cmd.stepName} (${cmd.role}) done in ${Date.now() - t} ms`);
+        stepsRun.inc({ step: cmd.stepName, role: cmd.role, outcome: 'ok' });
+        stepSeconds.observe({ step: cmd.stepName, role: cmd.role }, (Date.now() - t) / 1000);
         return out;
+      } catch (e) {
+        stepsRun.inc({ step: cmd.stepName, role: cmd.role, outcome: 'failed' });
+        throw e;
       } finally {
         this.store?.save();
       }

@@ -130,6 +130,19 @@ describe('live migration across CPU generations (real processes)', () => {
     expect(completed.data).toMatchObject({ migrationId: m.id, vmId: vm.id, sourceHostId: 'host-c', targetHostId: 'host-a', ...m.result });
   });
 
+  it('exposes what happened on /metrics', async () => {
+    const text = async (service: string) => (await fetch(`${url[service]}/metrics`)).text();
+    await waitFor('the scheduler to count its migrations', async () => (await text('scheduler')).includes('flexmig_migrations{state="running"}'));
+    const scheduler = await text('scheduler');
+    expect(scheduler).toMatch(/flexmig_migrations_finished_total\{outcome="completed"\} 1\b/);
+    expect(scheduler).toMatch(/flexmig_migration_downtime_seconds_count 1\b/);
+    expect(scheduler).toMatch(/flexmig_migration_step_duration_seconds_count\{step="sync-memory"\} 1\b/);
+    expect(scheduler).toMatch(/flexmig_outbox_events_waiting \d+/);
+    expect(await text('inventory')).toMatch(/flexmig_hosts\{state="up",maintenance="false"\} 3\b/);
+    const agent = await (await fetch(`http://127.0.0.1:${procs.find((p) => p.label === 'host-c')!.port}/metrics`)).text();
+    expect(agent).toMatch(/flexmig_agent_steps_total\{step="transfer-memory",role="source",outcome="ok"\} 1\b/);
+  });
+
   it('refuses at step 1 a target whose CPU lacks the VM baseline, naming the missing features', async () => {
     const created = await http('inventory', 'POST', '/api/v1/vms', { name: 'ivy-vm', hostId: 'host-c', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' });
     expect(created.status).toBe(201);

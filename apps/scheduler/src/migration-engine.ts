@@ -11,6 +11,7 @@ import { MigrationContext, StepExecutor } from './step-executor';
 import { SCHEDULER_CONFIG, SchedulerConfig } from './config';
 import { completionFigures } from './figures';
 import { selectAdmissible } from './admission';
+import { migrationDowntime, migrationDuration, migrationsByState, migrationsFinished, outboxBacklog, stepDuration } from './metrics';
 import { ClusterSettingsService } from './cluster-settings.service';
 
 const terminal = TERMINAL_MIGRATION_STATES.map((s) => `'${s}'`).join(', ');
@@ -92,6 +93,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
         await this.claimOrphans();
         await this.dispatch();
         await this.flushOutbox();
+        await this.countForMetrics();
       } catch (e) {
         this.log.warn(`reconcile tick failed (will retry): ${(e as Error).message}`);
       }
@@ -226,6 +228,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     const { row, actions } = outcome;
     if (isTerminal(row.saga)) this.cache.delete(id);
     else this.cache.set(id, row);
+    this.observe(row.saga, actions);
     this.execute(row, actions);
     if (actions.some((a) => a.kind === 'publish')) this.flushSoon();
     // a finished migration frees its slots: start what waits for them
@@ -397,6 +400,32 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     }
   }
 
+  /** Step and outcome figures for /metrics, from what the saga just decided. */
+  private observe(state: SagaState, actions: SagaAction[]): void {
+    for (const a of actions) {
+      if (a.kind === 'publish' && a.type === 'migration.step-completed') {
+        stepDuration.observe({ step: String(a.data.stepName) }, Number(a.data.durationMs) / 1000);
+      } else if (a.kind === 'finish') {
+        migrationsFinished.inc({ outcome: a.outcome });
+        if (a.outcome === 'completed') {
+          const f = completionFigures(state);
+          migrationDuration.observe(f.totalTimeMs / 1000);
+          migrationDowntime.observe(f.downtimeMs / 1000);
+        }
+      }
+    }
+  }
+
+  private async countForMetrics(): Promise<void> {
+    const rows: { state: string; n: number }[] = await this.db.query(
+      `SELECT state, count(*)::int AS n FROM migrations WHERE state NOT IN (${terminal}) GROUP BY state`,
+    );
+    migrationsByState.reset();
+    for (const st of ['queued', 'created', 'running', 'compensating']) migrationsByState.set({ state: st }, rows.find((r) => r.state === st)?.n ?? 0);
+    const [{ n }] = await this.db.query('SELECT count(*)::int AS n FROM outbox');
+    outboxBacklog.set(n);
+  }
+
   /** Cancels a migration before the point of no return; stops a running memory copy at once. */
   async cancel(id: string, reason: string, by: string): Promise<void> {
     if (await this.cancelQueued(id, reason, by)) return;
@@ -414,7 +443,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     return this.db.transaction(async (m) => {
       await m.query('SELECT pg_advisory_xact_lock($1)', [DISPATCH_LOCK]);
       const row = await m.getRepository(MigrationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
-      if (!row || row.state !== 'queued') return false;
+      if (!row || row.state !== 'queued') return null;
       const now = Date.now();
       const { state, actions } = sagaStep(row.saga, { type: 'cancel-requested', reason, by }, now);
       await m.getRepository(MigrationEntity).update(
@@ -422,10 +451,12 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
         { saga: state, state: state.phase, version: row.version + 1, updatedAt: new Date(now), finishedAt: isTerminal(state) ? new Date(now) : null } as never,
       );
       await this.enqueueEvents(m, state, actions);
-      return true;
+      return { state, actions };
     }).then((done) => {
-      if (done) this.flushSoon();
-      return done;
+      if (!done) return false;
+      this.observe(done.state, done.actions);
+      this.flushSoon();
+      return true;
     });
   }
 

@@ -4,6 +4,13 @@ import { DataSource, EntityManager } from 'typeorm';
 import { ErrorCode, FlexmigError, Host, HostDown, HostRegistered, HostRegistration, HostUp, Cluster, IMC_OFF } from '@flexmig/contracts';
 import { EventPublisher } from '@flexmig/messaging';
 import { queryReturning } from '@flexmig/persistence';
+import { Gauge } from 'prom-client';
+
+const hostsByState = new Gauge({
+  name: 'flexmig_hosts',
+  help: 'Registered hosts by state (up, down) and maintenance, as inventory last counted them.',
+  labelNames: ['state', 'maintenance'],
+});
 import { ClusterEntity, HostEntity } from '../entities';
 import { clusterView, hostView } from '../views';
 import { hostNotFound } from '../errors';
@@ -27,7 +34,9 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
 
   onApplicationBootstrap(): void {
     this.sweeper = setInterval(() => {
-      this.markSilentHostsDown().catch((e) => this.log.warn(`liveness sweep failed: ${(e as Error).message}`));
+      this.markSilentHostsDown()
+        .then(() => this.countForMetrics())
+        .catch((e) => this.log.warn(`liveness sweep failed: ${(e as Error).message}`));
     }, this.config.hostCheckIntervalMs);
   }
 
@@ -107,6 +116,14 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
       await this.events.publish(HostUp, { hostId }, { id: `${hostId}:up:${Date.now()}`, subject: hostId });
       this.log.log(`host ${hostId} is up again`);
     }
+  }
+
+  private async countForMetrics(): Promise<void> {
+    const rows: { state: string; maintenance: boolean; n: number }[] = await this.db.query(
+      'SELECT state, maintenance, count(*)::int AS n FROM hosts GROUP BY state, maintenance',
+    );
+    hostsByState.reset();
+    for (const r of rows) hostsByState.set({ state: r.state, maintenance: String(r.maintenance) }, r.n);
   }
 
   /** Hosts silent for longer than HOST_DOWN_AFTER_MS go down; one replica wins each row. */

@@ -1,0 +1,38 @@
+import { Counter, Gauge, Histogram } from 'prom-client';
+
+/** What an SRE watches of the scheduler, on /metrics (Prometheus). */
+export const migrationsFinished = new Counter({
+  name: 'flexmig_migrations_finished_total',
+  help: 'Migrations that reached a terminal state, by outcome (completed, rolled-back, cancelled, failed-needs-attention).',
+  labelNames: ['outcome'],
+});
+
+export const migrationDuration = new Histogram({
+  name: 'flexmig_migration_duration_seconds',
+  help: 'Total time of completed migrations, from step 1 to commit.',
+  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+});
+
+export const migrationDowntime = new Histogram({
+  name: 'flexmig_migration_downtime_seconds',
+  help: 'Downtime of completed migrations as the guest saw it (source paused to target resumed).',
+  buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5],
+});
+
+export const stepDuration = new Histogram({
+  name: 'flexmig_migration_step_duration_seconds',
+  help: 'Duration of each completed saga step, by step name.',
+  labelNames: ['step'],
+  buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+});
+
+export const migrationsByState = new Gauge({
+  name: 'flexmig_migrations',
+  help: 'Migrations not yet finished, by state (queued, running, compensating), as this replica last counted them.',
+  labelNames: ['state'],
+});
+
+export const outboxBacklog = new Gauge({
+  name: 'flexmig_outbox_events_waiting',
+  help: 'Events committed but not yet published to JetStream, as this replica last counted them.',
+});
