@@ -20,7 +20,8 @@ const accel = process.env.DEMO_QEMU_ACCEL ?? 'tcg';
 // the guest writes this working set at this rate (both agents must agree: it is the agents' default workload)
 const dirtyRateMiBps = Number(process.env.DEMO_GUEST_DIRTY_RATE_MIBPS ?? 64);
 const workingSetMiB = Number(process.env.DEMO_GUEST_WORKING_SET_MIB ?? Math.min(256, vmMemoryMiB - 2));
-const migrationPortRange = process.env.DEMO_QEMU_PORT_RANGE ?? '49600-49699';
+// unset: each target listens on a port the kernel picks and the scheduler hands it to the source
+const migrationPortRange = process.env.DEMO_QEMU_PORT_RANGE;
 
 /** The tools the qemu driver needs: QEMU itself and binutils (the guest workload is assembled at VM start). */
 function checkTools() {
@@ -150,7 +151,7 @@ export async function runQemuDemo({ env: baseEnv, urls, natsUrl, follow, expect,
         AGENT_STATE_DIR: path.join(demoDir, h, 'state'),
         QEMU_RUN_DIR: path.join(demoDir, h, 'run'),
         QEMU_ACCEL: accel,
-        QEMU_MIGRATION_PORT_RANGE: migrationPortRange,
+        ...(migrationPortRange ? { QEMU_MIGRATION_PORT_RANGE: migrationPortRange } : {}),
         QEMU_GUEST_DIRTY_RATE_MIBPS: String(dirtyRateMiBps),
         QEMU_GUEST_WORKING_SET_MIB: String(workingSetMiB),
       }),

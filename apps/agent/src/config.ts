@@ -41,7 +41,11 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   QEMU_ACCEL: z.enum(['kvm', 'tcg', 'auto']).optional(),
   /** VM state files, QMP sockets, logs, serial output, guest images. Default: <tmpdir>/flexmig-qemu-<HOST_ID>. */
   QEMU_RUN_DIR: z.string().min(1).optional(),
-  /** Ports incoming migrations listen on, "LOW-HIGH" (default 49200-49999), the same on every host: the port is derived from the migration id. */
+  /**
+   * Fixed ports for incoming migration streams, "LOW-HIGH", the same on every host (for firewalls): the
+   * port then derives from the migration id. Unset (default): the kernel picks a free port and the target
+   * reports it in its step-2 reply, which the scheduler hands to the source.
+   */
   QEMU_MIGRATION_PORT_RANGE: z
     .string()
     .regex(/^\d+-\d+$/, 'expected LOW-HIGH')
@@ -58,5 +62,5 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   QEMU_GUEST_WORKING_SET_MIB: z.coerce.number().min(1).optional(),
 });
 export type AgentEnv = z.infer<typeof AgentEnvSchema>;
-export const QEMU_DEFAULTS = { binary: 'qemu-system-x86_64', accel: 'auto', portRange: [49200, 49999] } as const;
+export const QEMU_DEFAULTS = { binary: 'qemu-system-x86_64', accel: 'auto' } as const;
 export const AGENT_ENV = Symbol('AGENT_ENV');

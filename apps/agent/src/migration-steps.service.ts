@@ -126,8 +126,7 @@ export class MigrationStepsService {
     switch (cmd.stepName) {
       case 'transfer-config':
         if (cmd.role !== 'target') throw wrongRole(cmd, 'target');
-        await d.prepareIncoming(cmd);
-        return {};
+        return (await d.prepareIncoming(cmd)) ?? {};
       case 'transfer-memory':
         if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
         return { stats: await d.transferMemory(cmd, progress) };

@@ -35,7 +35,10 @@ export function toStepError(e: unknown): StepError {
   return { code: ErrorCode.Internal, message: (e as Error)?.message ?? String(e), retryable: true };
 }
 
-const contextOf = (row: MigrationEntity): MigrationContext => ({ ref: row.saga.ref, vm: row.vm, policy: row.policy, targetAddress: row.targetAddress });
+const contextOf = (row: MigrationEntity): MigrationContext => {
+  const incoming = (row.saga.steps[1]?.result as { incomingAddress?: string } | null)?.incomingAddress;
+  return { ref: row.saga.ref, vm: row.vm, policy: row.policy, targetAddress: row.targetAddress, ...(incoming ? { incomingAddress: incoming } : {}) };
+};
 
 /**
  * The scheduler's reconcile loop around the pure saga (STYLE.md 8): load the migration under a row lock,

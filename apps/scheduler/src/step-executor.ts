@@ -25,6 +25,8 @@ export interface MigrationContext {
   vm: VmSpec;
   policy: MigrationPolicy;
   targetAddress: string;
+  /** Where the target listens for the stream, from its step-2 reply (drivers that listen: qemu). */
+  incomingAddress?: string;
 }
 
 type RunAction = Extract<SagaAction, { kind: 'run-step' }>;
@@ -114,6 +116,7 @@ export class StepExecutor {
         sourceHostId: ref.sourceHostId,
         targetHostId: ref.targetHostId,
         targetAddress: ctx.targetAddress,
+        ...(ctx.incomingAddress ? { incomingAddress: ctx.incomingAddress } : {}),
         policy: ctx.policy,
       },
       { params: { hostId: role === 'source' ? ref.sourceHostId : ref.targetHostId }, timeoutMs },

@@ -72,6 +72,8 @@ export const StepCommandSchema = z.object({
   targetHostId: HostIdSchema,
   /** The target agent's migration address (for the source's transfer). */
   targetAddress: z.string().optional(),
+  /** Where the target listens for this migration's stream, as its step-2 reply said (host:port). */
+  incomingAddress: z.string().optional(),
   policy: MigrationPolicySchema,
 });
 export type StepCommand = z.infer<typeof StepCommandSchema>;

@@ -31,7 +31,7 @@ export function createDriver(env: AgentEnv): HypervisorDriver {
         accel: env.QEMU_ACCEL ?? QEMU_DEFAULTS.accel,
         runDir: env.QEMU_RUN_DIR ?? join(tmpdir(), `flexmig-qemu-${env.HOST_ID}`),
         listenHost: env.QEMU_MIGRATION_LISTEN_HOST ?? host,
-        portRange: env.QEMU_MIGRATION_PORT_RANGE ?? [...QEMU_DEFAULTS.portRange],
+        ...(env.QEMU_MIGRATION_PORT_RANGE ? { portRange: env.QEMU_MIGRATION_PORT_RANGE } : {}),
         ...(env.QEMU_GUEST_DIRTY_RATE_MIBPS !== undefined
           ? { defaultWorkload: { dirtyRateMiBps: env.QEMU_GUEST_DIRTY_RATE_MIBPS, ...(env.QEMU_GUEST_WORKING_SET_MIB ? { workingSetMiB: env.QEMU_GUEST_WORKING_SET_MIB } : {}) } }
           : {}),

@@ -13,8 +13,8 @@ export interface HypervisorDriver {
   listVms(): AgentVm[];
   startVm(spec: VmSpec): Promise<void>;
 
-  /** Step 2, target: prepare an incoming VM that waits for the stream. */
-  prepareIncoming(cmd: StepCommand): Promise<void>;
+  /** Step 2, target: prepare an incoming VM that waits for the stream; says where it listens, if it does. */
+  prepareIncoming(cmd: StepCommand): Promise<{ incomingAddress?: string } | void>;
   /** Compensation of 2 and 6 on the target. */
   destroyIncoming(vmId: string): Promise<void>;
   /** Step 3, source: the first full copy of memory. */

@@ -45,10 +45,12 @@ function vmSpec(over: Partial<VmSpec> = {}): VmSpec {
   return { id: randomUUID(), name: 'guest', memoryMiB: 128, vcpus: 1, cpuBaseline: BASELINE, ...over };
 }
 
-function commands(vm: VmSpec, policy: MigrationPolicyInput = {}) {
+function commands(vm: VmSpec, policy: MigrationPolicyInput = {}, incomingAddress?: () => string | undefined) {
   const migrationId = randomUUID();
   const p = MigrationPolicySchema.parse(policy);
   return (step: number, stepName: StepName, role: 'source' | 'target'): StepCommand => ({
+    // what the scheduler does: the target's step-2 reply says where it listens, the source gets it
+    ...(incomingAddress?.() ? { incomingAddress: incomingAddress() } : {}),
     migrationId,
     step: step as StepCommand['step'],
     stepName,
@@ -99,16 +101,19 @@ d('QemuDriver with real QEMU', () => {
   });
 
   it('(a) migrates an idle VM through steps 2–8; the memory check passes on the target; nothing is left on the source', async () => {
-    const src = driver();
-    const dst = driver();
+    // the default: no fixed port range; the target listens on a port the kernel picks and says which
+    const src = driver({ portRange: undefined });
+    const dst = driver({ portRange: undefined });
     const vm = vmSpec();
     await src.startVm(vm);
     const srcPid = src.vmInfo(vm.id)!.pid;
-    const cmd = commands(vm);
+    let listening: string | undefined;
+    const cmd = commands(vm, {}, () => listening);
     const { seen, sink } = progressLog();
 
-    const { incomingAddress } = await dst.prepareIncomingAt(cmd(2, 'transfer-config', 'target'));
+    const { incomingAddress } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'));
     expect(incomingAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+    listening = incomingAddress;
     expect(dst.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'incoming' })]);
     await src.transferMemory(cmd(3, 'transfer-memory', 'source'), sink);
     await src.syncMemory(cmd(4, 'sync-memory', 'source'), sink);

@@ -6,10 +6,10 @@
  * the workload image built from guest/workload.S, identical bytes on every host). Per VM the run dir
  * holds `<id>.json` (state, so a restarted agent finds its QEMUs), `<id>.qmp`, `<id>.log`, `<id>.serial`.
  *
- * Addresses: the target listens on `tcp:<listenHost>:<port>`, port = portRange.start + FNV-1a(migration id)
- * mod the range size, the same number the source computes, so no scheduler change is needed; the source
- * connects to the host part of `cmd.targetAddress`. prepareIncoming also returns the address it listens on
- * (StepReply.incomingAddress), and the source prefers `incomingAddress` on its command when present.
+ * Addresses: the target listens on `tcp:<listenHost>:0` (the kernel picks a free port, so two migrations
+ * never collide), reads the real port back and returns it from step 2 (StepReply.incomingAddress); the
+ * scheduler hands it to the source's commands. With a fixed QEMU_MIGRATION_PORT_RANGE (firewalls) the
+ * port is portRange.start + FNV-1a(migration id) mod the range size instead, which the source can compute.
  *
  * Steps: 2 target `-incoming defer -S` + capabilities + migrate-incoming; 3 source capabilities, parameters,
  * `migrate`, returns after the first pass; 4 follows query-migrate (events + ≤250 ms polling) with the
@@ -41,7 +41,11 @@ export interface QemuDriverOptions {
   /** Host/IP the target's QEMU listens on for incoming migrations. */
   listenHost: string;
   /** Inclusive port range for incoming migrations (the same on every host). */
-  portRange: [number, number];
+  /**
+   * Fixed ports for incoming streams (firewalled networks): the port then derives from the migration id.
+   * Unset: the kernel picks a free port, reported in the step-2 reply (no collisions).
+   */
+  portRange?: [number, number];
   /** Reported capacity (defaults: this machine's memory and CPUs). */
   memoryMiB?: number;
   vcpus?: number;
@@ -218,8 +222,8 @@ export class QemuDriver implements HypervisorDriver {
 
   // ---- step 2 / target ------------------------------------------------------------------------------
 
-  async prepareIncoming(cmd: StepCommand): Promise<void> {
-    await this.prepareIncomingAt(cmd);
+  async prepareIncoming(cmd: StepCommand): Promise<{ incomingAddress: string }> {
+    return this.prepareIncomingAt(cmd);
   }
 
   /** Step 2 with its answer: the address the target listens on (for StepReply.incomingAddress). */
@@ -234,7 +238,7 @@ export class QemuDriver implements HypervisorDriver {
     // refused before anything starts when this host cannot run the baseline with enforce
     const choice = this.chooseCpu(await this.init(), cmd.vm);
     const vm = await this.launch(cmd.vm, choice, 'incoming', cmd.migrationId);
-    const port = migrationPort(cmd.migrationId, this.o.portRange);
+    const port = this.o.portRange ? migrationPort(cmd.migrationId, this.o.portRange) : 0;
     try {
       const qmp = vm.proc!.qmp;
       await qmp.execute('migrate-set-capabilities', {
@@ -257,7 +261,7 @@ export class QemuDriver implements HypervisorDriver {
       const msg = (e as Error).message;
       throw new FlexmigError(
         /in use/i.test(msg) ? ErrorCode.Conflict : ErrorCode.AgentFailed,
-        `VM ${cmd.vm.id}: cannot listen for the incoming migration on ${tcpUri(this.o.listenHost, port)} (port from migration id in ${this.o.portRange.join('-')}): ${msg}`,
+        `VM ${cmd.vm.id}: cannot listen for the incoming migration on ${tcpUri(this.o.listenHost, port)} ${this.o.portRange ? ` (port from migration id in ${this.o.portRange.join('-')})` : ''}: ${msg}`,
       );
     }
   }
@@ -657,7 +661,10 @@ export class QemuDriver implements HypervisorDriver {
   private async startMigration(vm: Vm, proc: QemuProcess, cmd: StepCommand, progress: ProgressSink): Promise<Transfer> {
     const explicit = (cmd as { incomingAddress?: string }).incomingAddress;
     if (!explicit && !cmd.targetAddress) throw new FlexmigError(ErrorCode.ValidationFailed, `step 3 of migration ${cmd.migrationId} has no targetAddress: the source cannot reach the target`);
-    const uri = explicit ? tcpUri(hostOf(explicit), explicit.slice(explicit.lastIndexOf(':') + 1)) : tcpUri(hostOf(cmd.targetAddress!), migrationPort(cmd.migrationId, this.o.portRange));
+    if (!explicit && !this.o.portRange) {
+      throw new FlexmigError(ErrorCode.ValidationFailed, `step 3 of migration ${cmd.migrationId} carries no incomingAddress (the target's step-2 reply) and no fixed QEMU_MIGRATION_PORT_RANGE is set`);
+    }
+    const uri = explicit ? tcpUri(hostOf(explicit), explicit.slice(explicit.lastIndexOf(':') + 1)) : tcpUri(hostOf(cmd.targetAddress!), migrationPort(cmd.migrationId, this.o.portRange!));
     const memoryBytes = cmd.vm.memoryMiB * BYTES_PER_MIB;
     const policy = modelPolicyFor(cmd.policy, memoryBytes);
     const qmp = proc.qmp;
