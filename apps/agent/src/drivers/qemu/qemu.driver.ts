@@ -408,10 +408,15 @@ export class QemuDriver implements HypervisorDriver {
     if (t.status !== 'ready') throw new FlexmigError(ErrorCode.Conflict, `the memory of VM ${cmd.vm.id} is not at pre-switchover (${t.status}); steps 4 and 5 first`);
     const proc = await this.procOf(vm);
     t.status = 'switching';
-    // the MIGRATION event is the fast path; a poll every 100 ms catches a lost one
+    // The MIGRATION event is the fast path (this wait is guest downtime); a poll every 100 ms catches a lost
+    // one. The event may arrive while a query-migrate is on its way: it is remembered, never missed.
+    let finalSeen = false;
     let wakeUp: () => void = () => undefined;
     const onEvent = (e: QmpEvent) => {
-      if (e.event === 'MIGRATION' && FINAL.has(String(e.data?.status))) wakeUp();
+      if (e.event === 'MIGRATION' && FINAL.has(String(e.data?.status))) {
+        finalSeen = true;
+        wakeUp();
+      }
     };
     proc.qmp.on('event', onEvent);
     let info: MigrateInfo;
@@ -420,7 +425,8 @@ export class QemuDriver implements HypervisorDriver {
       for (;;) {
         info = await proc.qmp.execute<MigrateInfo>('query-migrate');
         if (FINAL.has(info.status)) break;
-        await waitAtMost(new Promise<void>((r) => (wakeUp = r)), 100);
+        if (!finalSeen) await waitAtMost(new Promise<void>((r) => (wakeUp = r)), 100);
+        finalSeen = false;
       }
     } finally {
       proc.qmp.off('event', onEvent);
