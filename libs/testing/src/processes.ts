@@ -16,6 +16,8 @@ export class ServiceProcess {
     readonly env: Record<string, string>,
     readonly port?: number,
     readonly label = app,
+    /** A command the service runs under, e.g. `['ip', 'netns', 'exec', 'ns1']` (it must exec, keeping the pid). */
+    readonly launcher: string[] = [],
   ) {}
 
   get pid(): number | undefined {
@@ -25,7 +27,8 @@ export class ServiceProcess {
   async start(): Promise<this> {
     const main = path.join(repoRoot, 'dist/apps', this.app, 'main.js');
     if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
-    this.child = spawn(process.execPath, ['--enable-source-maps', main], {
+    const [cmd, ...args] = [...this.launcher, process.execPath, '--enable-source-maps', main];
+    this.child = spawn(cmd, args, {
       cwd: repoRoot,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,9 +6,9 @@ import net from 'node:net';
 import { freePort } from './processes';
 import { waitFor } from './infra';
 
-const portOpen = (port: number) =>
+const portOpen = (port: number, host = '127.0.0.1') =>
   new Promise<boolean>((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
+    const s = net.connect(port, host);
     s.once('connect', () => {
       s.destroy();
       resolve(true);
@@ -25,8 +25,15 @@ export class NatsServerProcess {
   readonly storeDir = mkdtempSync(path.join(tmpdir(), 'flexmig-nats-'));
   port = 0;
 
+  /** `listen`: the address to bind (127.0.0.1; 0.0.0.0 to be reachable from the test's network namespaces). */
+  constructor(private readonly listen = '127.0.0.1') {}
+
+  private get host(): string {
+    return this.listen === '0.0.0.0' ? '127.0.0.1' : this.listen;
+  }
+
   get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
+    return `nats://${this.host}:${this.port}`;
   }
 
   static available(): boolean {
@@ -40,8 +47,8 @@ export class NatsServerProcess {
 
   async start(): Promise<this> {
     this.port ||= await freePort();
-    this.child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir], { stdio: 'ignore' });
-    await waitFor(`nats-server on ${this.port}`, () => portOpen(this.port), { timeoutMs: 10_000 });
+    this.child = spawn('nats-server', ['-js', '-a', this.listen, '-p', String(this.port), '-sd', this.storeDir], { stdio: 'ignore' });
+    await waitFor(`nats-server on ${this.host}:${this.port}`, () => portOpen(this.port, this.host), { timeoutMs: 10_000 });
     return this;
   }
 
@@ -51,7 +58,7 @@ export class NatsServerProcess {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
     await exited;
-    await waitFor(`port ${this.port} to close`, async () => !(await portOpen(this.port)), { timeoutMs: 10_000 });
+    await waitFor(`port ${this.port} to close`, async () => !(await portOpen(this.port, this.host)), { timeoutMs: 10_000 });
   }
 
   async restart(downForMs = 0): Promise<void> {
