@@ -76,6 +76,19 @@ export function ensureBuilt(apps) {
   if (missing.length) throw new PreflightError(`not built: ${missing.join(', ')}. Run \`npm run build\` first.`);
 }
 
+/** SIGTERM, then SIGKILL if the process has not exited within `graceMs`; resolves once it has. */
+export function stopChild(child, graceMs = 5000) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode) return resolve();
+    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
 const palette = ['36', '35', '33', '34', '32', '96', '95', '93'];
 
 /** The built services as child processes; output prefixed on the console, or into log files. */
@@ -125,20 +138,7 @@ export class Processes {
 
   async stopAll() {
     this.stopping = true;
-    await Promise.all(
-      this.children.map(
-        ({ child }) =>
-          new Promise((resolve) => {
-            if (child.exitCode !== null || child.signalCode) return resolve();
-            const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-            child.once('exit', () => {
-              clearTimeout(t);
-              resolve();
-            });
-            child.kill('SIGTERM');
-          }),
-      ),
-    );
+    await Promise.all(this.children.map(({ child }) => stopChild(child)));
   }
 }
 
