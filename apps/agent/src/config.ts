@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { CommonEnvSchema, millis, port } from '@flexmig/service-kit';
-import { DriverSchema, HostIdSchema, NameSchema, UuidSchema } from '@flexmig/contracts';
+import { DriverSchema, HostIdSchema, hostIdFromName, NameSchema, UuidSchema } from '@flexmig/contracts';
 
 export const AgentEnvSchema = CommonEnvSchema.extend({
-  HOST_ID: HostIdSchema,
+  /** The host's id; a machine or node name with dots or capitals is mapped (`node-1.example.com` → `node-1-example-com`). */
+  HOST_ID: z.string().min(1).max(253).transform(hostIdFromName).pipe(HostIdSchema),
   CLUSTER_ID: UuidSchema.optional(),
   /** Used when CLUSTER_ID is not set; the cluster is created if missing. */
   CLUSTER_NAME: NameSchema.default('default'),

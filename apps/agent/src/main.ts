@@ -7,6 +7,9 @@ import { HostPresenceService } from './host-presence.service';
 
 runMain('agent', async () => {
   const env = loadEnv(AgentEnvSchema);
+  if (process.env.HOST_ID && process.env.HOST_ID !== env.HOST_ID) {
+    console.log(`agent: HOST_ID ${process.env.HOST_ID} is used as ${env.HOST_ID} (a host id is a NATS subject token: no dots or capitals)`);
+  }
   const driver = createDriver(env);
   const service = await startService({
     name: 'agent',

@@ -4,6 +4,20 @@ import { z } from 'zod';
 export const HostIdSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a host id is 1-63 lowercase letters, digits or dashes, starting with a letter or digit');
+/**
+ * A host id from a machine's name, e.g. a Kubernetes node name (`ip-10-0-1-2.ec2.internal`), which may hold
+ * dots and capitals: lowercase, every character a subject token cannot hold becomes `-`, at most 63.
+ */
+export function hostIdFromName(name: string): string {
+  return name
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+/, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
+}
+
 export const UuidSchema = z.string().uuid();
 export const IsoTimeSchema = z.string().datetime({ offset: true });
 export const NameSchema = z
