@@ -28,7 +28,7 @@ export class ReadinessRegistry {
 export class HealthController {
   constructor(
     private readonly readiness: ReadinessRegistry,
-    @Optional() @Inject(READINESS_CHECKS) private readonly provided?: ReadinessCheck[],
+    @Optional() @Inject(READINESS_CHECKS) provided?: ReadinessCheck[],
   ) {
     for (const c of provided ?? []) readiness.add(c);
   }

@@ -65,7 +65,6 @@ export interface LaunchOptions {
 
 export class QemuProcess {
   readonly qmp: QmpClient;
-  private child?: ChildProcess;
   private exitedFlag = false;
   readonly exited: Promise<void>;
   private markExited!: () => void;
@@ -80,7 +79,6 @@ export class QemuProcess {
     this.qmp = new QmpClient(qmpSocket, label);
     this.exited = new Promise((r) => (this.markExited = r));
     if (child) {
-      this.child = child;
       child.once('exit', () => this.onExit());
     } else {
       // not our child (the agent restarted): poll
