@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { connect, NatsConnection } from 'nats';
-import { freePort, NatsServerProcess, ServiceProcess, startTestDatabase, TestDatabase, waitFor } from '@flexmig/testing';
+import { freePort, NatsServerProcess, ServiceProcess, startTestDatabase, TestDatabase, waitFor, httpJson } from '@flexmig/testing';
 
 /**
  * Two real QEMU agents, each on a host of its own: a network namespace with its own address on a bridge
@@ -87,10 +87,7 @@ describeIf('two QEMU agents on hosts of their own (network namespaces)', () => {
   const runDir = mkdtempSync(path.join(tmpdir(), 'flexmig-netns-'));
   const prefix = `netns_${suffix}`;
 
-  const http = async (service: string, method: string, route: string, body?: unknown) => {
-    const res = await fetch(`${url[service]}${route}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const http = (service: string, method: string, route: string, body?: unknown) => httpJson(url[service], method, route, body);
 
   beforeAll(async () => {
     destroyNetwork(); // leftovers of an interrupted run

@@ -1,25 +1,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { connect, NatsConnection } from 'nats';
-import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor } from '@flexmig/testing';
+import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
 
 // cpu-compat as a real process over HTTP and NATS (`node tools/build.mjs` first); inventory and one simulated
 // agent run too, for the masks of a registered host.
 
-interface Reply {
-  status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-async function call(base: string, method: string, route: string, body?: unknown): Promise<Reply> {
-  const res = await fetch(`${base}${route}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = httpJson;
 
 // The real processors of libs/cpu-models/fixtures; expected.json's `expectedMode` is the strict libvirt reading,
 // and its alternatives the outcome under this catalog's documented policy (libs/cpu-models/README.md, as in

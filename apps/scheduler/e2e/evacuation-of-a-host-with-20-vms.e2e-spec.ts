@@ -1,4 +1,4 @@
-import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor } from '@flexmig/testing';
+import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
 
 /**
  * Host maintenance, end to end with real processes: a host running 20 VMs is evacuated; every VM is
@@ -23,14 +23,7 @@ describe('evacuation of a host with 20 VMs (real processes)', () => {
     { id: 'tight-small', cluster: 'tight', cpu: 'IvyBridge', memoryMiB: 8_192 },
   ];
 
-  const http = async (service: string, method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${url[service]}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const http = (service: string, method: string, path: string, body?: unknown) => httpJson(url[service], method, path, body);
 
   const finished = (id: string) =>
     waitFor(

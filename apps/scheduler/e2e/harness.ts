@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AckPolicy, connect, DeliverPolicy, NatsConnection } from 'nats';
-import { freePort, NatsServerProcess, PostgresServerProcess, ServiceProcess, waitFor } from '@flexmig/testing';
+import { freePort, NatsServerProcess, PostgresServerProcess, ServiceProcess, waitFor, httpJson } from '@flexmig/testing';
 
 export const TERMINAL = ['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'];
 
@@ -93,8 +93,7 @@ export class Harness {
   async http(service: string, method: string, route: string, body?: unknown) {
     for (let attempt = 0; ; attempt++) {
       try {
-        const res = await fetch(`${this.url[service]}${route}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
-        return { status: res.status, body: (await res.json()) as any };
+        return await httpJson(this.url[service], method, route, body);
       } catch (e) {
         if (attempt >= 50) throw e; // the service is being restarted
         await new Promise((r) => setTimeout(r, 100));

@@ -1,5 +1,5 @@
 import { AckPolicy, connect, DeliverPolicy, NatsConnection } from 'nats';
-import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor } from '@flexmig/testing';
+import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
 
 /**
  * The whole system as built (`node dist/apps/<app>/main.js`), on real NATS and PostgreSQL: three sim
@@ -18,14 +18,7 @@ describe('live migration across CPU generations (real processes)', () => {
     { id: 'host-c', cpu: 'IvyBridge' },
   ];
 
-  const http = async (service: string, method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${url[service]}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const http = (service: string, method: string, path: string, body?: unknown) => httpJson(url[service], method, path, body);
 
   const terminal = (id: string) =>
     waitFor(`migration ${id} to end`, async () => {

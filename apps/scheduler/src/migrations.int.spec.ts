@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Client } from 'pg';
 import { ensureDatabaseAndSchema } from '@flexmig/persistence';
 import { RunningService, startService } from '@flexmig/service-kit';
-import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor } from '@flexmig/testing';
+import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
 import { SCHEDULER_SCHEMA, SchedulerModule } from './scheduler.module';
 
 /**
@@ -16,10 +16,7 @@ describe('scheduler on real NATS and PostgreSQL', () => {
   const procs: ServiceProcess[] = [];
   let inventoryUrl: string;
 
-  const http = async (base: string, method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const http = httpJson;
   const sched = (method: string, path: string, body?: unknown) => http(scheduler.url, method, path, body);
   const newVm = async (name: string, memoryMiB = 8192) => {
     const r = await http(inventoryUrl, 'POST', '/api/v1/vms', { name, hostId: 'src', memoryMiB, vcpus: 1 });

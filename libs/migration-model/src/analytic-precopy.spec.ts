@@ -9,18 +9,10 @@ import {
 } from './precopy-model';
 import { type PrecopyParamsInput, resolvePrecopyParams } from './schemas';
 
+import { bare } from './test-params';
+
 const MiB = BYTES_PER_MIB;
-/** Physics with no overheads, so that the hand-computed figures are the bare geometric series. */
-const bare = (p: Partial<PrecopyParamsInput>): PrecopyParamsInput => ({
-  memoryBytes: 1024 * MiB,
-  dirtyRateBytesPerSec: 0,
-  bandwidthBytesPerSec: 100 * MiB,
-  downtimeLimitMs: 300,
-  passOverheadMs: 0,
-  deviceStateBytes: 0,
-  switchoverFixedMs: 0,
-  ...p,
-});
+
 
 describe('analyticPrecopy', () => {
   describe('given an idle guest (dirty rate 0)', () => {

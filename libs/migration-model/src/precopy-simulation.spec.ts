@@ -4,17 +4,10 @@ import { analyticPrecopy } from './precopy-model';
 import { PrecopySimulation, type SimulationEvent } from './precopy-simulation';
 import type { PrecopyParamsInput } from './schemas';
 
+import { bare } from './test-params';
+
 const MiB = BYTES_PER_MIB;
-const bare = (p: Partial<PrecopyParamsInput>): PrecopyParamsInput => ({
-  memoryBytes: 1024 * MiB,
-  dirtyRateBytesPerSec: 0,
-  bandwidthBytesPerSec: 100 * MiB,
-  downtimeLimitMs: 300,
-  passOverheadMs: 0,
-  deviceStateBytes: 0,
-  switchoverFixedMs: 0,
-  ...p,
-});
+
 const halfRate = bare({ dirtyRateBytesPerSec: 50 * MiB }); // r = 0.5: 1024, 512, … 32 sent; 16 MiB left
 const types = (events: SimulationEvent[]) => events.map((e) => e.type);
 

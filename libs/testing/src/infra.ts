@@ -143,3 +143,22 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+export interface JsonReply {
+  status: number;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/**
+ * One JSON request to a service's HTTP API. A string body is sent as it is (to test malformed JSON);
+ * anything else is JSON-encoded. The reply body is parsed JSON, or undefined when empty.
+ */
+export async function httpJson(base: string, method: string, route: string, body?: unknown): Promise<JsonReply> {
+  const res = await fetch(`${base}${route}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}

@@ -1,25 +1,12 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { connect, NatsConnection } from 'nats';
-import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor } from '@flexmig/testing';
+import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
 
 // Cluster CPU modes (issue 3, item 4) through inventory's HTTP API, against real PostgreSQL and NATS, with
 // cpu-compat, inventory, the scheduler and simulated agents running as real processes (`node tools/build.mjs` first).
 
-interface Reply {
-  status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-async function call(base: string, method: string, route: string, body?: unknown): Promise<Reply> {
-  const res = await fetch(`${base}${route}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = httpJson;
 
 /** Runs an agent that is expected to stop by itself; resolves with its exit code and output. */
 function runAgentToExit(env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
