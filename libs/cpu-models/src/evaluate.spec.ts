@@ -11,17 +11,8 @@ import {
   verdict,
   verifyMode,
 } from './index';
-import { synthCpuid } from './test-helpers';
+import { errorCode as code, synthCpuid } from './test-helpers';
 
-const code = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FlexmigError);
-    return (e as FlexmigError).code;
-  }
-  throw new Error('expected a FlexmigError');
-};
 const without = (xs: readonly string[], ...drop: string[]) => xs.filter((x) => !drop.includes(x));
 
 describe('evaluateHost', () => {

@@ -1,16 +1,7 @@
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
 import { getBaseline, parseCpuidDump, parseCpuinfo, simulatedCpuinfo, simulatedHostCpu } from './index';
-import { synthCpuid } from './test-helpers';
+import { errorCode as code, synthCpuid } from './test-helpers';
 
-const code = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FlexmigError);
-    return (e as FlexmigError).code;
-  }
-  throw new Error('expected a FlexmigError');
-};
 
 // Trimmed from a real Xeon E5-2680 v2 (IvyBridge-EP) /proc/cpuinfo, two processors.
 const ivyCpuinfo = `processor\t: 0

@@ -1,3 +1,4 @@
+import { FlexmigError } from '@flexmig/contracts';
 // Test-only helpers: synthetic CPUID dumps built from a feature list (never imported by the library).
 import { features as allFeatures, lookupFeatureIndex } from './catalog';
 import type { CpuidRow } from './parse-cpuid';
@@ -38,3 +39,14 @@ export function synthCpuid(vendorString: string, featureNames: readonly string[]
   row(0x80000000, 0).eax = Math.max(0x80000008, ...all.filter((r) => r.leaf >= 0x80000000).map((r) => r.leaf));
   return [...rows.values()];
 }
+
+/** The stable code of the FlexmigError that `fn` throws (fails the test if it throws anything else, or nothing). */
+export const errorCode = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(FlexmigError);
+    return (e as FlexmigError).code;
+  }
+  throw new Error('expected a FlexmigError');
+};
