@@ -164,26 +164,24 @@ export function chooseCpu(probe: CpuProbe, baselineName: string, vmLabel: string
 }
 
 /**
- * The host CPU as flexmig reports it: /proc/cpuinfo, reduced to what QEMU can present under the
- * accelerator(s) this host uses. Mapping (the stricter of the two sources wins):
- *   1. effective = cpuinfo features ∩ ⋃_accel features of `max` under that accelerator
+ * The host CPU as flexmig reports it: what QEMU can present to a guest under the accelerator(s) this
+ * host uses (the stricter source wins where both speak):
+ *   1. under KVM the guest runs on the physical CPU: /proc/cpuinfo ∩ features of `max` under KVM
  *      (features /proc/cpuinfo never prints, per the catalog, are taken from QEMU alone);
+ *      under TCG QEMU emulates the CPU, so the physical CPU does not limit it: the features of `max`
+ *      under TCG (a host that hides a bit, as some clouds hide `mtrr`, still runs it under TCG);
+ *      effective = the union over the accelerators;
  *   2. for every baseline of the host's vendor that (1) would claim but whose `-cpu` string QEMU says
  *      it cannot start with `enforce` under any accelerator, the features QEMU names as unavailable are
  *      removed as well, so that cpu-compat's "highest mode" never exceeds what QEMU runs.
  */
 export function effectiveHostCpu(cpuinfoText: string, probe: CpuProbe): HostCpu & { accelerators: Accel[]; droppedByQemu: string[] } {
   const parsed = parseCpuinfo(cpuinfoText);
-  const qemu = new Set<string>();
-  for (const a of probe.accels) for (const f of a.maxFeatures) qemu.add(f);
+  const physical = new Set(parsed.features);
   const eff = new Set<string>();
-  for (const f of parsed.features) if (qemu.has(f)) eff.add(f);
-  for (const f of qemu) {
-    try {
-      const feat = getFeature(f);
-      if (feat.linuxNameSource === 'not-printed' && !feat.msr) eff.add(feat.name);
-    } catch {
-      // not a catalog feature
+  for (const a of probe.accels) {
+    for (const f of a.maxFeatures) {
+      if (a.accel === 'tcg' || physical.has(f) || notPrintedByLinux(f)) eff.add(f);
     }
   }
   // cpu-compat's evaluation treats these as present on any hypervisor host (catalog policy)
@@ -222,6 +220,16 @@ export function effectiveHostCpu(cpuinfoText: string, probe: CpuProbe): HostCpu 
     accelerators: probe.accels.map((a) => a.accel),
     droppedByQemu: parsed.features.filter((f) => !eff.has(f)),
   };
+}
+
+/** A catalog feature that /proc/cpuinfo never prints (so only QEMU can say whether the host has it). */
+function notPrintedByLinux(name: string): boolean {
+  try {
+    const feat = getFeature(name);
+    return feat.linuxNameSource === 'not-printed' && !feat.msr;
+  } catch {
+    return false; // not a catalog feature
+  }
 }
 
 export function readCpuinfo(): string {

@@ -1,0 +1,39 @@
+import { evaluateHost, getBaseline, listBaselines, simulatedCpuinfo } from '@flexmig/cpu-models';
+import { AccelProbe, CpuProbe, effectiveHostCpu, parseCpuString } from './cpu-probe';
+
+// A probe as QEMU answers it: `max` presents `maxFeatures`, and each model of the AMD ladder lacks
+// those of its features that `max` lacks.
+function accel(kind: 'kvm' | 'tcg', maxFeatures: readonly string[]): AccelProbe {
+  const max = new Set(maxFeatures);
+  const ladder = listBaselines({ vendor: 'AMD' });
+  return { accel: kind, maxFeatures: max, unavailable: new Map(ladder.map((b) => [parseCpuString(b.qemuCpu).model, b.features.filter((f) => !max.has(f))])) };
+}
+
+// An AMD host of the Opteron_G2 generation whose /proc/cpuinfo hides `mtrr`, as some clouds' VMs do.
+const g2 = getBaseline('Opteron_G2');
+const cpuinfoWithoutMtrr = simulatedCpuinfo('Opteron_G2').replace(/ mtrr\b/, '');
+
+describe('effectiveHostCpu: what this host can present to a guest', () => {
+  it('given the cpuinfo hides mtrr, when QEMU runs guests under TCG, then the host still claims the modes TCG starts', () => {
+    const probe: CpuProbe = { accels: [accel('tcg', g2.features)] };
+    const host = effectiveHostCpu(cpuinfoWithoutMtrr, probe);
+    expect(host.features).toContain('mtrr');
+    expect(evaluateHost({ vendor: host.vendor, features: host.features }).maxImcMode).toBe('Opteron_G2');
+  });
+
+  it('given the same host under KVM only, then a bit the physical CPU hides stays hidden (the guest runs on it)', () => {
+    const probe: CpuProbe = { accels: [accel('kvm', g2.features)] };
+    const host = effectiveHostCpu(cpuinfoWithoutMtrr, probe);
+    expect(host.features).not.toContain('mtrr');
+    expect(host.droppedByQemu).not.toContain('mtrr'); // never reported, so not dropped by QEMU either
+    expect(evaluateHost({ vendor: host.vendor, features: host.features }).maxImcMode).toBeNull();
+  });
+
+  it('given KVM and TCG, then the host presents what either can (TCG: G2, above KVM: G1)', () => {
+    const probe: CpuProbe = { accels: [accel('kvm', getBaseline('Opteron_G1').features), accel('tcg', g2.features)] };
+    const host = effectiveHostCpu(cpuinfoWithoutMtrr, probe);
+    expect(host.features).toContain('mtrr');
+    expect(host.accelerators).toEqual(['kvm', 'tcg']);
+    expect(evaluateHost({ vendor: host.vendor, features: host.features }).maxImcMode).toBe('Opteron_G2');
+  });
+});
