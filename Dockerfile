@@ -4,7 +4,7 @@
 # Apps: inventory (3001), scheduler (3002), cpu-compat (3003), agent (3010, health/metrics only).
 # Configuration is by environment variables only (see .env.example).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: full dependency tree, type-check and bundle every app into dist/apps/<app>/main.js ----
 FROM ${NODE_IMAGE} AS build

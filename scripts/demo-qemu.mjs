@@ -11,7 +11,7 @@ import path from 'node:path';
 import { api, bold, cyan, dim, ensureBuilt, green, preflight, PreflightError, Processes, recreateDatabase, red, root, yellow } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
-const { connect } = require('nats');
+const { connect } = require('@nats-io/transport-node');
 
 const demoDir = path.join(root, '.flexmig/demo-qemu');
 const hosts = ['qemu-a', 'qemu-b'];

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { api, bold, cyan, demoHosts, dim, ensureBuilt, green, preflight, PreflightError, Processes, recreateDatabase, red, root, yellow } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
-const { connect } = require('nats');
+const { connect } = require('@nats-io/transport-node');
 
 const base = Number(process.env.DEMO_PORT_BASE ?? 3100);
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';

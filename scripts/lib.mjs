@@ -8,7 +8,8 @@ import { createRequire } from 'node:module';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const { connect } = require('nats');
+const { connect } = require('@nats-io/transport-node');
+const { jetstreamManager } = require('@nats-io/jetstream');
 const { Client } = require('pg');
 
 export const color = (code, s) => (process.stdout.isTTY ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -34,7 +35,7 @@ export async function preflight({ natsUrl, databaseUrl }) {
     );
   }
   try {
-    await (await nc.jetstreamManager()).getAccountInfo();
+    await (await jetstreamManager(nc)).getAccountInfo();
   } catch (e) {
     throw new PreflightError(`NATS at ${natsUrl} runs without JetStream (${e.message}).\n  Restart it with -js (JetStream holds flexmig's events).`);
   } finally {

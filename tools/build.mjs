@@ -53,7 +53,7 @@ for (const app of apps) {
     outdir: path.join(root, 'dist/apps', app),
     bundle: true,
     platform: 'node',
-    target: 'node20',
+    target: 'node24', // the runtime of the image; the code is ES2022 (tsconfig), so Node 22 runs the bundles too
     format: 'cjs',
     packages: 'external',
     sourcemap: 'inline',

@@ -23,18 +23,19 @@ import { api, stopChild } from '../../scripts/lib.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 const require = createRequire(path.join(root, 'package.json'));
-const { connect, StringCodec } = require('nats');
+const { connect } = require('@nats-io/transport-node');
+const { jetstreamManager } = require('@nats-io/jetstream');
 const pgLib = require('pg');
 // every client and pool ignores connection errors after the fact (the database is dropped WITH (FORCE) on cleanup)
 const quiet = (c) => (c.on('error', () => undefined), c);
 const pg = { Client: class extends pgLib.Client { constructor(o) { super(o); quiet(this); } }, Pool: class extends pgLib.Pool { constructor(o) { super(o); quiet(this); } } };
-const sc = StringCodec();
+const utf8 = { encode: (s) => new TextEncoder().encode(s), decode: (b) => new TextDecoder().decode(b) };
 
 // ---------------------------------------------------------------------------------------------------
 // responder mode: a trivial NATS responder in its own process (like an agent: another process)
 if (process.argv[2] === '--responder') {
   const nc = await connect({ servers: process.argv[3] });
-  const reply = sc.encode('{"ok":true,"data":{"status":"completed"}}');
+  const reply = utf8.encode('{"ok":true,"data":{"status":"completed"}}');
   nc.subscribe(process.argv[4], { callback: (_e, m) => m.respond(reply) });
   await nc.flush();
   process.stdout.write('ready\n');
@@ -179,7 +180,7 @@ let duplicateTerminal = 0;
 function onEvent(m) {
   let ev;
   try {
-    ev = JSON.parse(sc.decode(m.data));
+    ev = JSON.parse(utf8.decode(m.data));
   } catch {
     return;
   }
@@ -451,7 +452,7 @@ async function startFloor(nc) {
   await responder;
   const pool = new pg.Pool({ connectionString: dbUrl.toString(), max: 10 });
   await pool.query(`CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, migration_id uuid NOT NULL, step int NOT NULL, data jsonb NOT NULL, at timestamptz NOT NULL DEFAULT now())`);
-  const payload = sc.encode(floorPayload);
+  const payload = utf8.encode(floorPayload);
   const oneMigration = async (client) => {
     const id = randomUUID();
     for (let s = 1; s <= 9; s++) {
@@ -490,7 +491,7 @@ async function floorPhase(nc, n) {
   const commits = [];
   for (let i = 0; i < 1000; i++) {
     let t = now();
-    await nc.request(subject, sc.encode(floorPayload), { timeout: 5000 });
+    await nc.request(subject, utf8.encode(floorPayload), { timeout: 5000 });
     rrs.push(now() - t);
     t = now();
     await client.query('INSERT INTO bench_floor (migration_id, step, data) VALUES ($1, $2, $3)', [randomUUID(), 0, floorPayload]);
@@ -661,7 +662,7 @@ async function doCleanup() {
     if (cleanup.nc) {
       if (cleanup.stream) {
         try {
-          await (await cleanup.nc.jetstreamManager()).streams.delete(streamName);
+          await (await jetstreamManager(cleanup.nc)).streams.delete(streamName);
         } catch {
           /* not created */
         }

@@ -125,7 +125,8 @@ async function startCpuCompat(prefix) {
 }
 
 async function benchVerdicts() {
-  const { connect } = require('nats');
+  const { connect } = require('@nats-io/transport-node');
+  const { jetstreamManager } = require('@nats-io/jetstream');
   const own = !process.env.CPU_COMPAT_PREFIX;
   const prefix = process.env.CPU_COMPAT_PREFIX ?? `bench_cpu_${Date.now().toString(36)}`;
   const child = own ? await startCpuCompat(prefix) : undefined;
@@ -188,7 +189,7 @@ async function benchVerdicts() {
   } finally {
     if (own) {
       // the service created its events stream on our prefix: remove it
-      const jsm = await nc.jetstreamManager().catch(() => undefined);
+      const jsm = await jetstreamManager(nc).catch(() => undefined);
       await jsm?.streams.delete(`${prefix.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_EVENTS`).catch(() => undefined);
     }
     await nc.close();

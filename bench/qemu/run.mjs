@@ -21,7 +21,7 @@ import { api, ensureBuilt, preflight, Processes, recreateDatabase } from '../../
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 const require = createRequire(path.join(root, 'package.json'));
-const { connect } = require('nats');
+const { connect } = require('@nats-io/transport-node');
 
 const sizes = (process.env.BENCH_SIZES ?? '512,2048').split(',').map(Number);
 const workloads = (process.env.BENCH_WORKLOADS ?? 'idle,dirty').split(',');

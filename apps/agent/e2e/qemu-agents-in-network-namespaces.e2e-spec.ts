@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import { connect, NatsConnection } from 'nats';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { freePort, NatsServerProcess, ServiceProcess, startTestDatabase, TestDatabase, waitFor, httpJson } from '@flexmig/testing';
 
 /**

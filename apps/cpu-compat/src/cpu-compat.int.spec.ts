@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { connect, NatsConnection } from 'nats';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
 
 // cpu-compat as a real process over HTTP and NATS (`node tools/build.mjs` first); inventory and one simulated

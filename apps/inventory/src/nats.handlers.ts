@@ -32,7 +32,7 @@ export class InventoryHandlers {
     return this.hosts.register(r);
   }
 
-  @EventPattern(HostHeartbeat.subject)
+  @EventPattern<string>(HostHeartbeat.subject) // <string>: Nest 12's typed overload would infer the handler's data as {}
   heartbeat(m: MessageOf<typeof HostHeartbeat>): Promise<void> {
     return this.hosts.heartbeat(m.hostId);
   }

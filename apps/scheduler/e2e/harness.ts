@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { AckPolicy, connect, DeliverPolicy, NatsConnection } from 'nats';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { freePort, NatsServerProcess, PostgresServerProcess, ServiceProcess, waitFor, httpJson } from '@flexmig/testing';
 
 export const TERMINAL = ['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'];
@@ -142,11 +143,11 @@ export class Harness {
   }
 
   async events(subject: string): Promise<any[]> {
-    const jsm = await this.nc.jetstreamManager();
+    const jsm = await jetstreamManager(this.nc);
     const stream = `${this.prefix.toUpperCase()}_EVENTS`;
     const name = `check_${Math.random().toString(36).slice(2)}`;
     await jsm.consumers.add(stream, { durable_name: name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, filter_subject: `${this.prefix}.events.${subject}` });
-    const consumer = await this.nc.jetstream().consumers.get(stream, name);
+    const consumer = await jetstream(this.nc).consumers.get(stream, name);
     const out: any[] = [];
     const batch = await consumer.fetch({ max_messages: 1000, expires: 1000 });
     for await (const m of batch) out.push(m.json());

@@ -1,4 +1,5 @@
-import { AckPolicy, connect, DeliverPolicy, NatsConnection } from 'nats';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
 
 /**
@@ -61,12 +62,12 @@ describe('live migration across CPU generations (real processes)', () => {
   });
 
   const readEvents = async (subjectFilter: string) => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await jetstreamManager(nc);
     const stream = `${nats.prefix.toUpperCase()}_EVENTS`;
     // a consumer created after the fact reads the history: events are durable and replayable
     const name = `reader_${Math.random().toString(36).slice(2)}`;
     await jsm.consumers.add(stream, { durable_name: name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, filter_subject: subjectFilter });
-    const consumer = await nc.jetstream().consumers.get(stream, name);
+    const consumer = await jetstream(nc).consumers.get(stream, name);
     const out: any[] = [];
     const batch = await consumer.fetch({ max_messages: 500, expires: 1000 });
     for await (const m of batch) out.push(m.json());

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AckPolicy, DeliverPolicy } from 'nats';
+import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { defineEvent, defineRequest, ErrorCode, FlexmigError } from '@flexmig/contracts';
 import { startTestNats, TestNats } from '@flexmig/testing';
 import { NatsBus } from './nats-bus';

@@ -1,18 +1,16 @@
 import { randomUUID } from 'node:crypto';
+import { connect, errors, headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
-  connect,
   DiscardPolicy,
-  JetStreamClient,
-  JetStreamManager,
-  Msg,
-  NatsConnection,
-  NatsError,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
   RetentionPolicy,
   StorageType,
-  Subscription,
-  headers as natsHeaders,
-  nanos,
-} from 'nats';
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
 import { z } from 'zod';
 import {
   CloudEvent,
@@ -59,6 +57,9 @@ const ReplyEnvelopeSchema = z.union([
 
 export const defaultRequestTimeoutMs = 5_000; // long enough for a PostgreSQL commit under load; steps pass their own
 const eventsDuplicateWindowNs = nanos(10 * 60 * 1000); // re-publishes after a crash within 10 min are dropped
+
+/** JetStream API error code of "stream name already in use" (nats-server's JSStreamNameExistErr). */
+const streamNameInUse = 10058;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -224,12 +225,12 @@ export class NatsBus {
     try {
       await jsm.streams.info(config.name);
     } catch (e) {
-      if (!isNotFound(e)) throw classifyJetStreamError(e);
+      if (!isStreamNotFound(e)) throw classifyJetStreamError(e);
       try {
         await jsm.streams.add(config);
       } catch (addError) {
         // another service created it in the meantime
-        if (!/already in use|exists/i.test(String((addError as Error).message))) throw classifyJetStreamError(addError);
+        if (!(addError instanceof JetStreamApiError && addError.code === streamNameInUse)) throw classifyJetStreamError(addError);
       }
     }
   }
@@ -268,12 +269,12 @@ export class NatsBus {
   }
 
   async jetstreamManager(): Promise<JetStreamManager> {
-    this.jsm ??= await this.nc.jetstreamManager();
+    this.jsm ??= await jetstreamManager(this.nc);
     return this.jsm;
   }
 
   async jetstream(): Promise<JetStreamClient> {
-    this.js ??= this.nc.jetstream();
+    this.js ??= jetstream(this.nc);
     return this.js;
   }
 
@@ -329,11 +330,10 @@ function safeJson(data: Uint8Array): unknown {
 }
 
 function classifyRequestError(e: unknown, subject: string, timeoutMs: number): FlexmigError {
-  const code = (e as NatsError)?.code;
-  if (code === '503') {
+  if (e instanceof errors.NoRespondersError || (e instanceof errors.RequestError && e.isNoResponders())) {
     return new FlexmigError(ErrorCode.Unavailable, `nobody answers ${subject}: is the service (or agent) behind it running?`, { subject });
   }
-  if (code === 'TIMEOUT') {
+  if (e instanceof errors.TimeoutError) {
     return new FlexmigError(ErrorCode.Timeout, `no reply on ${subject} within ${timeoutMs} ms`, { subject, timeoutMs });
   }
   return new FlexmigError(ErrorCode.Unavailable, `request on ${subject} failed: ${(e as Error)?.message ?? e}`, { subject });
@@ -343,6 +343,6 @@ function classifyJetStreamError(e: unknown): FlexmigError {
   return new FlexmigError(ErrorCode.Unavailable, `JetStream: ${(e as Error)?.message ?? e}. Is nats-server running with -js?`);
 }
 
-function isNotFound(e: unknown): boolean {
-  return /not found/i.test(String((e as Error)?.message)) || (e as NatsError)?.code === '404';
+function isStreamNotFound(e: unknown): boolean {
+  return e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound;
 }

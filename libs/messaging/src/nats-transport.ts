@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { BaseRpcContext, CustomTransportStrategy, MessageHandler, Server } from '@nestjs/microservices';
-import { Subscription } from 'nats';
+import type { Subscription } from '@nats-io/transport-node';
 import { lastValueFrom, isObservable } from 'rxjs';
 import { contractForSubject, FlexmigError, ErrorCode } from '@flexmig/contracts';
 import { NatsBus, Params } from './nats-bus';

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { connect } from 'nats';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 
 /**
  * Real NATS and PostgreSQL for integration and end-to-end tests. Where a Docker engine answers, fresh
@@ -70,7 +71,7 @@ export async function startTestNats(suite: string): Promise<TestNats> {
       const nc = await connect({ servers: url }).catch(() => undefined);
       if (!nc) return;
       try {
-        const jsm = await nc.jetstreamManager();
+        const jsm = await jetstreamManager(nc);
         await jsm.streams.delete(`${prefix.toUpperCase()}_EVENTS`).catch(() => undefined);
       } finally {
         await nc.close();

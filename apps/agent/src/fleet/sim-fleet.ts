@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { Subscription } from 'nats';
+import type { Subscription } from '@nats-io/transport-node';
 import {
   CompensateStep,
   ErrorCode,

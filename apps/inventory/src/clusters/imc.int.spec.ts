@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { connect, NatsConnection } from 'nats';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
 
 // Cluster CPU modes (issue 3, item 4) through inventory's HTTP API, against real PostgreSQL and NATS, with
@@ -61,10 +62,10 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
 
   /** The cluster.imc-mode-changed events of a cluster, read from JetStream by a consumer created now. */
   async function imcEvents(id: string): Promise<{ oldMode: string | null; newMode: string | null; by: string }[]> {
-    const js = nc.jetstream();
+    const js = jetstream(nc);
     const stream = `${nats.prefix.toUpperCase()}_EVENTS`;
     // an ordered consumer made now reads the stream from its start (one filter subject: nats-server 2.9 has no filter lists)
-    const consumer = await js.consumers.get(stream, { filterSubjects: `${nats.prefix}.events.cluster.imc-mode-changed` });
+    const consumer = await js.consumers.get(stream, { filter_subjects: `${nats.prefix}.events.cluster.imc-mode-changed` });
     const out: { oldMode: string | null; newMode: string | null; by: string }[] = [];
     const messages = await consumer.fetch({ max_messages: 100, expires: 2_000 });
     for await (const m of messages) {
