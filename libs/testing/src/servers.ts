@@ -5,6 +5,7 @@ import path from 'node:path';
 import net from 'node:net';
 import { freePort } from './processes';
 import { waitFor } from './infra';
+import { sleep } from '@flexmig/timing';
 
 const portOpen = (port: number, host = '127.0.0.1') =>
   new Promise<boolean>((resolve) => {
@@ -63,7 +64,7 @@ export class NatsServerProcess {
 
   async restart(downForMs = 0): Promise<void> {
     await this.stop();
-    if (downForMs) await new Promise((r) => setTimeout(r, downForMs));
+    if (downForMs) await sleep(downForMs);
     await this.start();
   }
 
@@ -126,7 +127,7 @@ export class PostgresServerProcess {
 
   async restart(downForMs = 0, mode: 'fast' | 'immediate' = 'immediate'): Promise<void> {
     await this.stop(mode);
-    if (downForMs) await new Promise((r) => setTimeout(r, downForMs));
+    if (downForMs) await sleep(downForMs);
     await this.start();
   }
 
