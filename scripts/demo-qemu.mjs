@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { api, bold, cyan, dim, ensureBuilt, green, preflight, PreflightError, Processes, recreateDatabase, red, root, yellow } from './lib.mjs';
+import { api, bold, cyan, dim, ensureBuilt, green, preflight, PreflightError, Processes, recreateDatabase, red, root, sleep, yellow } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const { connect } = require('@nats-io/transport-node');
@@ -65,7 +65,7 @@ async function cleanUp() {
         // gone already
       }
     }
-    for (let i = 0; i < 50 && demoQemus().length; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && demoQemus().length; i++) await sleep(100);
   }
   const left = demoQemus();
   rmSync(demoDir, { recursive: true, force: true });

@@ -1,12 +1,13 @@
-// Shared by `npm start` (stack.mjs) and `npm run demo` (demo.mjs): preflight checks of NATS and
-// PostgreSQL with plain advice, and running the built services as child processes.
-import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+// Shared by `npm start` (stack.mjs), `npm run demo` (demo.mjs) and the benchmarks: preflight checks of
+// NATS and PostgreSQL with plain advice, and running the built services as child processes (through
+// launcher.cjs, the launcher the tests use too).
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import launcher from './launcher.cjs';
 
-export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { launchNode, launchService, root, sleep, stopChild } = launcher;
+export { root, sleep, stopChild };
 const require = createRequire(import.meta.url);
 const { connect } = require('@nats-io/transport-node');
 const { jetstreamManager } = require('@nats-io/jetstream');
@@ -77,25 +78,16 @@ export function ensureBuilt(apps) {
   if (missing.length) throw new PreflightError(`not built: ${missing.join(', ')}. Run \`npm run build\` first.`);
 }
 
-/** SIGTERM, then SIGKILL if the process has not exited within `graceMs`; resolves once it has. */
-export function stopChild(child, graceMs = 5000) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode) return resolve();
-    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
 const palette = ['36', '35', '33', '34', '32', '96', '95', '93'];
 
-/** The built services as child processes; output prefixed on the console, or into log files. */
+/**
+ * A group of child processes (launcher.cjs `Launched`), output prefixed on the console or into log
+ * files, stopped together; `onExit(name, code, signal)` hears of any that exits before stopAll().
+ */
 export class Processes {
   constructor({ logDir, echo }) {
     this.children = [];
+    this.ports = new Map();
     this.logDir = logDir;
     this.echo = echo;
     this.stopping = false;
@@ -103,43 +95,43 @@ export class Processes {
     if (logDir) mkdirSync(logDir, { recursive: true });
   }
 
+  /** A built service (`dist/apps/<app>/main.js`); its `env.PORT` is where waitReady asks. */
   start(name, app, env) {
-    const child = spawn(process.execPath, ['--enable-source-maps', path.join(root, 'dist/apps', app, 'main.js')], {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const tag = color(palette[this.children.length % palette.length], name.padEnd(11));
-    const log = this.logDir ? createWriteStream(path.join(this.logDir, `${name}.log`)) : undefined;
-    const out = (chunk) => {
-      log?.write(chunk);
-      if (this.echo) for (const line of chunk.toString().split('\n')) if (line.trim()) process.stdout.write(`${tag} ${line}\n`);
-    };
-    child.stdout.on('data', out);
-    child.stderr.on('data', out);
-    child.on('exit', (code, signal) => {
-      log?.end();
-      if (!this.stopping) this.onExit?.(name, code, signal);
-    });
-    const entry = { name, child, port: Number(env.PORT), log: this.logDir ? path.join(this.logDir, `${name}.log`) : undefined };
-    this.children.push(entry);
-    return entry;
+    const p = this.add(launchService(app, this.options(name, env)));
+    this.ports.set(p, Number(env.PORT));
+    return p;
   }
 
-  async waitReady(entry, timeoutMs = 30_000) {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (entry.child.exitCode !== null) throw new Error(`${entry.name} exited with code ${entry.child.exitCode}${entry.log ? ` (log: ${entry.log})` : ''}`);
-      const ok = await fetch(`http://127.0.0.1:${entry.port}/health/ready`).then((r) => r.ok, () => false);
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`${entry.name} was not ready within ${timeoutMs} ms${entry.log ? ` (log: ${entry.log})` : ''}`);
+  /** Any Node script (a bundled entry such as the agent's fleet.js, a benchmark's helper). */
+  startNode(name, script, args, env) {
+    return this.add(launchNode(script, args, this.options(name, env)));
+  }
+
+  waitReady(p, timeoutMs = 30_000) {
+    return p.waitReady(this.ports.get(p), timeoutMs);
   }
 
   async stopAll() {
     this.stopping = true;
-    await Promise.all(this.children.map(({ child }) => stopChild(child)));
+    await Promise.all(this.children.map((p) => p.stop()));
+  }
+
+  options(name, env) {
+    const tag = color(palette[this.children.length % palette.length], name.padEnd(11));
+    return {
+      name,
+      env,
+      logFile: this.logDir ? path.join(this.logDir, `${name}.log`) : undefined,
+      echo: this.echo ? (line) => process.stdout.write(`${tag} ${line}\n`) : undefined,
+    };
+  }
+
+  add(p) {
+    this.children.push(p);
+    p.exited.then(({ code, signal }) => {
+      if (!this.stopping) this.onExit?.(p.name, code, signal);
+    });
+    return p;
   }
 }
 

@@ -11,14 +11,13 @@
 // not run (services did not start, migrations did not complete); missing a goal is reported, not fatal.
 // Knobs (environment): BENCH_VMS, BENCH_HOSTS, BENCH_SEQ, BENCH_WARMUP, BENCH_THROUGHPUT, BENCH_INFLIGHT,
 // BENCH_PORT_BASE, BENCH_KEEP_LOGS=1, NATS_URL, DATABASE_URL.
-import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { api, stopChild } from '../../scripts/lib.mjs';
+import { api, Processes, sleep } from '../../scripts/lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -78,41 +77,24 @@ const LIMIT = '100000';
 const commonEnv = { NATS_URL: natsUrl, SUBJECT_PREFIX: prefix, DATABASE_URL: dbUrl.toString(), LOG_LEVEL: 'warn' };
 
 const say = (s = '') => process.stdout.write(`${s}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms, monotonic
 
 // ---------------------------------------------------------------------------------------------------
 // child processes, always cleaned up
-const children = [];
-let stopping = false;
+const procs = new Processes({ logDir, echo: false });
+const children = procs.children;
 let childDied;
-function start(name, script, env, args = []) {
-  const child = spawn(process.execPath, [script, ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const log = createWriteStream(path.join(logDir, `${name}.log`));
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  child.on('exit', (code, signal) => {
-    if (!stopping) childDied ??= new Error(`${name} exited unexpectedly (code ${code}, signal ${signal}); log: ${path.join(logDir, `${name}.log`)}`);
-  });
-  const entry = { name, child, pid: child.pid, log: path.join(logDir, `${name}.log`) };
-  children.push(entry);
-  return entry;
-}
+procs.onExit = (name, code, signal) => {
+  childDied ??= new Error(`${name} exited unexpectedly (code ${code}, signal ${signal}); log: ${path.join(logDir, `${name}.log`)}`);
+};
+const start = (name, script, env, args = []) => procs.startNode(name, script, args, env);
 function checkChildren() {
   if (childDied) throw childDied;
 }
-async function stopAll() {
-  stopping = true;
-  await Promise.all(children.map(({ child }) => stopChild(child)));
-}
+const stopAll = () => procs.stopAll();
 async function waitReady(entry, port, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    checkChildren();
-    if (await fetch(`${url(port)}/health/ready`).then((r) => r.ok, () => false)) return;
-    await sleep(100);
-  }
-  throw new Error(`${entry.name} was not ready within ${timeoutMs} ms (log: ${entry.log})`);
+  checkChildren();
+  await entry.waitReady(port, timeoutMs);
 }
 
 
@@ -632,7 +614,7 @@ function reportThroughput(tp) {
   }
   if (tp.crashed) {
     say(`  !! ${tp.crashed}`);
-    const log = children.find((c) => tp.crashed.includes(c.log))?.log;
+    const log = children.find((c) => tp.crashed.includes(c.logFile))?.logFile;
     if (log) {
       const lines = readFileSync(log, 'utf8').replace(/\x1b\[[0-9;]*m/g, '').split('\n').filter((l) => /Error|ERROR/.test(l));
       for (const l of [...new Set(lines)].slice(0, 4)) say(`     ${l.slice(0, 200)}`);

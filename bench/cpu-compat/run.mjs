@@ -10,12 +10,11 @@
 //   scheduled time, and its latency counts from that time, so a stalled client does not hide queueing), for a
 //   fixed duration. Goal: p99 < 5 ms at 1,000 requests/s.
 // Options: --hosts=10000 --rate=1000 --seconds=10 --only=evaluate|verdict; env NATS_URL (nats://127.0.0.1:4222).
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import launcher from '../../scripts/launcher.cjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(path.join(root, 'package.json'));
@@ -94,34 +93,10 @@ function benchEvaluate() {
   return { first: runs[0], median: warm[2] };
 }
 
-async function freePort() {
-  return new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-    srv.on('error', rej);
-  });
-}
-
 async function startCpuCompat(prefix) {
-  const main = path.join(root, 'dist/apps/cpu-compat/main.js');
-  if (!existsSync(main)) throw new Error(`${main} is missing: run \`node tools/build.mjs\` first`);
-  const port = await freePort();
-  const child = spawn(process.execPath, [main], {
-    cwd: root,
-    env: { ...process.env, NATS_URL, SUBJECT_PREFIX: prefix, PORT: String(port), LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error('cpu-compat exited while starting');
-    const ok = await fetch(`http://127.0.0.1:${port}/health/ready`).then((r) => r.ok).catch(() => false);
-    if (ok) return child;
-    if (Date.now() > deadline) throw new Error('cpu-compat did not get ready in 30 s');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const port = await launcher.freePort();
+  const env = { NATS_URL, SUBJECT_PREFIX: prefix, PORT: String(port), LOG_LEVEL: 'warn' };
+  return launcher.launchService('cpu-compat', { env, echo: (line) => process.stderr.write(`${line}\n`) }).waitReady(port);
 }
 
 async function benchVerdicts() {
@@ -194,8 +169,7 @@ async function benchVerdicts() {
     }
     await nc.close();
     if (child) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      await child.stop();
     }
   }
 }

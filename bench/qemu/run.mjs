@@ -10,13 +10,14 @@
 // BENCH_REPS [3], BENCH_ACCEL [tcg], BENCH_DIRTY_RATE_MIBPS [256] (the dirtying guest writes all its
 // memory but 2 MiB at this rate), BENCH_PORT_BASE [3200], NATS_URL, DATABASE_URL.
 // Exits 1 only if the benchmark could not run; a missed goal is reported, not fatal.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { api, ensureBuilt, preflight, Processes, recreateDatabase } from '../../scripts/lib.mjs';
+import { api, ensureBuilt, preflight, Processes, recreateDatabase, sleep } from '../../scripts/lib.mjs';
+import launcher from '../../scripts/launcher.cjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -43,7 +44,6 @@ const SRC_CAPS = { events: true, 'return-path': true, 'pause-before-switchover':
 const DST_CAPS = { events: true, 'return-path': true, 'late-block-activate': true, 'postcopy-ram': false };
 const SRC_PARAMS = { 'downtime-limit': POLICY.downtimeLimitMs, 'max-bandwidth': 1024 ** 4, 'cpu-throttle-initial': 20, 'cpu-throttle-increment': 10, 'max-cpu-throttle': 99 };
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (s = '') => process.stdout.write(`${s}\n`);
 
 // ---- a minimal QMP client ------------------------------------------------------------------------------
@@ -131,14 +131,7 @@ function qemuArgs(st, files, incoming) {
   ];
 }
 
-function launch(args) {
-  const child = spawn(qemuBinary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  child.exited = new Promise((r) => child.once('exit', r));
-  child.stderrText = () => err;
-  return child;
-}
+const launchQemu = (args) => launcher.launch(qemuBinary, args, { name: 'qemu' });
 
 const readSerial = (f) => {
   try {
@@ -162,7 +155,7 @@ async function bareRun(st, n) {
   const sf = { qmp: path.join(dir, `src-${n}.qmp`), serial: path.join(dir, `src-${n}.serial`) };
   const tf = { qmp: path.join(dir, `dst-${n}.qmp`), serial: path.join(dir, `dst-${n}.serial`) };
   for (const f of [sf.qmp, sf.serial, tf.qmp, tf.serial]) rmSync(f, { force: true });
-  const src = launch(qemuArgs(st, sf, false));
+  const src = launchQemu(qemuArgs(st, sf, false));
   let dst;
   const sq = await Qmp.connect(sf.qmp);
   let dq;
@@ -170,7 +163,7 @@ async function bareRun(st, n) {
     await waitWarm(sf.serial, 'bare source');
     // ---- the clock starts: the request ----
     const t0 = Date.now();
-    dst = launch(qemuArgs(st, tf, true));
+    dst = launchQemu(qemuArgs(st, tf, true));
     dq = await Qmp.connect(tf.qmp);
     await dq.cmd('migrate-set-capabilities', caps(DST_CAPS));
     await dq.cmd('migrate-incoming', { uri: 'tcp:127.0.0.1:0' });
@@ -186,7 +179,7 @@ async function bareRun(st, n) {
     if (p.data.status !== 'pre-switchover') throw new Error(`bare migration ${p.data.status}`);
     await sq.cmd('migrate-continue', { state: 'pre-switchover' });
     const [s, d] = await Promise.all([srcDone, dstDone]);
-    if (s.data.status !== 'completed' || d.data.status !== 'completed') throw new Error(`bare migration: source ${s.data.status}, target ${d.data.status}: ${dst.stderrText()}`);
+    if (s.data.status !== 'completed' || d.data.status !== 'completed') throw new Error(`bare migration: source ${s.data.status}, target ${d.data.status}: ${dst.tail()}`);
     const resumed = dq.event((e) => e.event === 'RESUME');
     await dq.cmd('cont');
     const r = await resumed;
@@ -200,7 +193,7 @@ async function bareRun(st, n) {
   } finally {
     sq.close();
     dq?.close();
-    for (const c of [src, dst]) if (c && c.exitCode === null && c.signalCode === null) (c.kill('SIGKILL'), await c.exited);
+    for (const c of [src, dst]) await c?.kill();
   }
 }
 

@@ -7,6 +7,7 @@ import { AGENT_ENV, AgentEnv } from './config';
 import { HYPERVISOR_DRIVER } from './driver.token';
 import { AgentStateStore } from './state-store';
 import { Counter, Histogram } from 'prom-client';
+import { sleep } from '@flexmig/timing';
 
 const stepsRun = new Counter({
   name: 'flexmig_agent_steps_total',
@@ -47,7 +48,7 @@ export class MigrationStepsService {
       const t = Date.now();
       try {
         const latency = this.driver.kind === 'sim' ? (this.env.SIM_STEP_LATENCY_MS ?? 0) : 0;
-        if (latency > 0) await new Promise((r) => setTimeout(r, latency));
+        if (latency > 0) await sleep(latency);
         // the memory copy (3, 4) watches its target; step 6 does not need to: the target's own half of it fails
         // if the target is gone, and a check there would add a round trip to the guest's downtime
         const out = cmd.role === 'source' && (cmd.step === 3 || cmd.step === 4) ? await this.withTargetWatch(cmd, () => this.execute(cmd)) : await this.execute(cmd);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { freePort, NatsServerProcess, PostgresServerProcess, ServiceProcess, waitFor, httpJson } from '@flexmig/testing';
+import { sleep } from '@flexmig/timing';
 
 export const TERMINAL = ['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'];
 
@@ -78,7 +79,7 @@ export class Harness {
   async crashAndRestart(name: string, downForMs = 0): Promise<void> {
     const p = this.procs.get(name)!;
     await p.kill();
-    if (downForMs) await new Promise((r) => setTimeout(r, downForMs));
+    if (downForMs) await sleep(downForMs);
     const restarted = await new ServiceProcess(p.app, p.env, p.port, name).start();
     this.procs.set(name, restarted);
   }
@@ -97,7 +98,7 @@ export class Harness {
         return await httpJson(this.url[service], method, route, body);
       } catch (e) {
         if (attempt >= 50) throw e; // the service is being restarted
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     }
   }

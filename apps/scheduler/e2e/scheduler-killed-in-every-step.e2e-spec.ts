@@ -1,4 +1,5 @@
 import { Harness } from './harness';
+import { sleep } from '@flexmig/timing';
 
 const unavailable = Harness.available();
 const describeIf = unavailable ? describe.skip : describe;
@@ -29,7 +30,7 @@ describeIf('the scheduler killed with kill -9 in each step, then restarted', () 
       const vm = await h.createVm(`crash-${step}`, on, 1024);
       const m = await h.migrate(vm.id, target);
       await h.waitForStep(m.id, step);
-      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 250)));
+      await sleep(Math.floor(Math.random() * 250));
       await h.crashAndRestart('scheduler');
       const end = await h.expectCleanEnd(m.id, vm.id);
       expect(end.state).toBe('completed');

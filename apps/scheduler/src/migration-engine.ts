@@ -5,6 +5,7 @@ import { ErrorCode, FlexmigError, eventContract, isFlexmigError, TERMINAL_MIGRAT
 import { NatsBus } from '@flexmig/messaging';
 import { queryReturning } from '@flexmig/persistence';
 import { isTerminal, step as sagaStep } from '@flexmig/saga';
+import { type Backoff, backoffDelayMs, sleep } from '@flexmig/timing';
 import type { JsonValue, SagaAction, SagaEvent, SagaState, StepError } from '@flexmig/saga';
 import { MigrationEntity, OutboxEntity } from './entities';
 import { MigrationContext, StepExecutor } from './step-executor';
@@ -25,10 +26,16 @@ const OUTBOX_LOCK = 0x666c786f;
 const dispatchRetryMs = 25;
 /** Under load, events committed within this window leave in one batch (fewer relay transactions). */
 const outboxBatchWindowMs = 10;
-/** Delays before asking an agent again when the question itself could not be asked: 1 s, doubling to 30 s. */
-const requeryDelayMs = (n: number) => Math.min(30_000, 1_000 * 2 ** Math.min(n, 5));
-/** Delay before retrying to persist an event while PostgreSQL is unreachable. */
-const persistRetryDelaysMs = [200, 500, 1_000, 2_000, 5_000];
+/**
+ * Asking an agent again when the question itself could not be asked: 1 s, doubling to 30 s. Jittered
+ * (−20 %) because a NATS outage fails every open question at once, and they should not all come back at once.
+ */
+const requeryBackoff: Backoff = { initialMs: 1_000, multiplier: 2, maxMs: 30_000, jitter: 0.2 };
+/**
+ * Retrying to persist an event while PostgreSQL is unreachable: 200 ms, ×2.5 to 5 s. Jittered (−20 %):
+ * every migration in flight retries against the same database when it comes back.
+ */
+const persistBackoff: Backoff = { initialMs: 200, multiplier: 2.5, maxMs: 5_000, jitter: 0.2 };
 
 export function toStepError(e: unknown): StepError {
   if (isFlexmigError(e)) return { code: e.code, message: e.message, retryable: e.retryable };
@@ -302,9 +309,9 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
         await this.apply(id, event);
         return;
       } catch (e) {
-        const wait = persistRetryDelaysMs[Math.min(i, persistRetryDelaysMs.length - 1)];
+        const wait = backoffDelayMs(persistBackoff, i + 1);
         this.log.warn(`migration ${id}: could not persist ${event.type} (${(e as Error).message}); retrying in ${wait} ms`);
-        await new Promise((r) => setTimeout(r, wait));
+        await sleep(wait);
       }
     }
   }
@@ -366,7 +373,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
                 const r = await this.executor.query(ctx, a);
                 await this.applyDurably(id, { type: 'step-outcome-resolved', step: a.step, attempt: a.attempt, ...r });
               } catch (e) {
-                const wait = requeryDelayMs(n);
+                const wait = backoffDelayMs(requeryBackoff, n + 1);
                 this.log.warn(`migration ${id}: cannot ask about step ${a.step} yet (${(e as Error).message}); asking again in ${wait / 1000} s`);
                 this.later(wait, () => ask(n + 1));
               }
@@ -500,7 +507,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
       try {
         // the first flush goes at once; requests that arrive while one runs (load) wait a moment and go together
         for (let first = true; this.flushAgain && !this.stopped; first = false) {
-          if (!first) await new Promise((r) => setTimeout(r, outboxBatchWindowMs));
+          if (!first) await sleep(outboxBatchWindowMs);
           this.flushAgain = false;
           await this.flushOutbox();
         }

@@ -16,6 +16,7 @@ import {
   Vm,
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
+import { isUniqueViolation } from '@flexmig/persistence';
 import { canCancel, createSaga, DEFAULT_POLICY, summarize } from '@flexmig/saga';
 import type { SagaPolicyInput } from '@flexmig/saga';
 import { MigrationEntity } from './entities';
@@ -25,7 +26,6 @@ import { ClusterSettingsService } from './cluster-settings.service';
 import { PlacementService } from './placement/placement.service';
 import { SCHEDULER_CONFIG, SchedulerConfig } from './config';
 
-const UNIQUE_VIOLATION = '23505';
 const progressKeptMs = 60_000;
 
 // Pre-checks: small named functions, each raising one specific error (STYLE.md 7).
@@ -113,7 +113,7 @@ export class MigrationsService {
       );
       return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined);
     } catch (e) {
-      if ((e as { code?: string }).code === UNIQUE_VIOLATION) await this.checkNoActiveMigration(vm.id, true);
+      if (isUniqueViolation(e)) await this.checkNoActiveMigration(vm.id, true);
       throw e;
     }
   }

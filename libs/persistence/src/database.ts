@@ -5,7 +5,13 @@ import { ErrorCode, FlexmigError } from '@flexmig/contracts';
 // PostgreSQL error codes that mean "someone else created it first" during concurrent first starts.
 const DUPLICATE_DATABASE = '42P04';
 const DUPLICATE_SCHEMA = '42P06';
-const UNIQUE_VIOLATION = '23505';
+/** PostgreSQL's unique_violation: a row with the same key exists (an insert lost a race, or a duplicate request). */
+export const UNIQUE_VIOLATION = '23505';
+
+/** True when `e` is PostgreSQL's unique_violation (whatever driver layer wrapped it keeps `code`). */
+export function isUniqueViolation(e: unknown): boolean {
+  return (e as { code?: unknown } | null)?.code === UNIQUE_VIOLATION;
+}
 
 function describeTarget(url: string): string {
   const u = new URL(url);
@@ -45,7 +51,7 @@ export async function ensureDatabaseAndSchema(url: string, schema: string): Prom
     const exists = await adminClient.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     if (exists.rowCount === 0) {
       await adminClient.query(`CREATE DATABASE ${quoteIdent(database)}`).catch((e) => {
-        if (e.code !== DUPLICATE_DATABASE && e.code !== UNIQUE_VIOLATION) throw e;
+        if (e.code !== DUPLICATE_DATABASE && !isUniqueViolation(e)) throw e;
       });
     }
   } finally {
@@ -55,7 +61,7 @@ export async function ensureDatabaseAndSchema(url: string, schema: string): Prom
   await client.connect();
   try {
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`).catch((e) => {
-      if (e.code !== DUPLICATE_SCHEMA && e.code !== UNIQUE_VIOLATION) throw e;
+      if (e.code !== DUPLICATE_SCHEMA && !isUniqueViolation(e)) throw e;
     });
   } finally {
     await client.end();

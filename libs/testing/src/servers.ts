@@ -1,10 +1,12 @@
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { freePort } from './processes';
 import { waitFor } from './infra';
+import { type Launched, launch } from '../../../scripts/launcher.cjs';
+import { sleep } from '@flexmig/timing';
 
 const portOpen = (port: number, host = '127.0.0.1') =>
   new Promise<boolean>((resolve) => {
@@ -21,7 +23,7 @@ const portOpen = (port: number, host = '127.0.0.1') =>
  * start again on the same port and store: what "NATS restarted mid-migration" needs.
  */
 export class NatsServerProcess {
-  private child?: ChildProcess;
+  private server?: Launched;
   readonly storeDir = mkdtempSync(path.join(tmpdir(), 'flexmig-nats-'));
   port = 0;
 
@@ -47,23 +49,20 @@ export class NatsServerProcess {
 
   async start(): Promise<this> {
     this.port ||= await freePort();
-    this.child = spawn('nats-server', ['-js', '-a', this.listen, '-p', String(this.port), '-sd', this.storeDir], { stdio: 'ignore' });
+    this.server = launch('nats-server', ['-js', '-a', this.listen, '-p', String(this.port), '-sd', this.storeDir]);
     await waitFor(`nats-server on ${this.host}:${this.port}`, () => portOpen(this.port, this.host), { timeoutMs: 10_000 });
     return this;
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
+    if (!this.server?.running) return;
+    await this.server.stop();
     await waitFor(`port ${this.port} to close`, async () => !(await portOpen(this.port, this.host)), { timeoutMs: 10_000 });
   }
 
   async restart(downForMs = 0): Promise<void> {
     await this.stop();
-    if (downForMs) await new Promise((r) => setTimeout(r, downForMs));
+    if (downForMs) await sleep(downForMs);
     await this.start();
   }
 
@@ -126,7 +125,7 @@ export class PostgresServerProcess {
 
   async restart(downForMs = 0, mode: 'fast' | 'immediate' = 'immediate'): Promise<void> {
     await this.stop(mode);
-    if (downForMs) await new Promise((r) => setTimeout(r, downForMs));
+    if (downForMs) await sleep(downForMs);
     await this.start();
   }
 

@@ -1,3 +1,5 @@
+import { sleep } from '@flexmig/timing';
+
 /**
  * The real-time side of the sim driver: how long it waits between two looks at the model. The model
  * (`@flexmig/migration-model`) has no clock; the driver maps simulated ms to real ms with its time
@@ -17,18 +19,7 @@ export interface SimClock {
 /** Wall-clock time and timers. */
 export const realClock: SimClock = {
   now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve) => {
-      if (signal?.aborted) return resolve();
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      // below a millisecond a timer would round up to 1 ms: yield to the event loop instead
-      const timer = ms >= 1 ? setTimeout(done, ms) : (setImmediate(done) as unknown as NodeJS.Timeout);
-      signal?.addEventListener('abort', done, { once: true });
-    }),
+  sleep,
 };
 
 /**

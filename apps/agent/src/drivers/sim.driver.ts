@@ -483,8 +483,6 @@ export class SimDriver implements HypervisorDriver {
 /** The model's phase, read afresh (TypeScript would keep a narrowing across an await). */
 const phaseOf = (sim: PrecopySimulation): SimulationPhase => sim.phase;
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
-
 export function simHostname(hostId: string): string {
   return `${hostId}.sim.${hostname()}`;
 }

@@ -5,6 +5,7 @@ import { ErrorCode, FlexmigError, HostHeartbeat, ListAgentVms, MigrationPolicySc
 import { NatsBus } from '@flexmig/messaging';
 import { TestNats, startTestNats } from '@flexmig/testing';
 import { SimFleet } from './sim-fleet';
+import { sleep } from '@flexmig/timing';
 
 const fleetSize = 50;
 const heartbeatIntervalMs = 200;
@@ -73,7 +74,7 @@ describe('SimFleet against real NATS', () => {
     // every host heartbeats, on its own
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline && [...fleet.hosts].some((h) => (beats.get(h.hostId) ?? 0) < 2)) {
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     expect(fleet.hosts.filter((h) => (beats.get(h.hostId) ?? 0) < 2).map((h) => h.hostId)).toEqual([]);
     expect(beats.size).toBe(fleetSize);
@@ -83,7 +84,7 @@ describe('SimFleet against real NATS', () => {
     await fleet.stop();
     expect(fleet.status().every((s) => s.registration === 'stopped')).toBe(true);
     const countAtStop = [...beats.values()].reduce((a, b) => a + b, 0);
-    await new Promise((r) => setTimeout(r, 3 * heartbeatIntervalMs));
+    await sleep(3 * heartbeatIntervalMs);
     expect([...beats.values()].reduce((a, b) => a + b, 0)).toBe(countAtStop);
     await expect(client.request(ListAgentVms, {}, { params: { hostId: 'fleet-001' }, timeoutMs: 500 })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     fleet = undefined;
@@ -102,7 +103,7 @@ describe('SimFleet against real NATS', () => {
       sim: { memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, dirtyRateMiBps: 200, workingSetMiB: 256 },
     });
     try {
-      await new Promise((r) => setTimeout(r, 300)); // a first round of attempts finds nobody
+      await sleep(300); // a first round of attempts finds nobody
       expect(small.status().every((s) => s.registration === 'pending' && s.registrationError)).toBe(true);
       const now = new Date().toISOString();
       const clusterId = randomUUID();

@@ -2,16 +2,12 @@ import { Logger } from '@nestjs/common';
 import type { Subscription } from '@nats-io/transport-node';
 import {
   CompensateStep,
-  ErrorCode,
   HostCpu,
-  HostHeartbeat,
   HostIdSchema,
   ListAgentVms,
   QueryMigration,
-  RegisterHost,
   RunStep,
   StartVm,
-  isFlexmigError,
 } from '@flexmig/contracts';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
 import { NatsBus } from '@flexmig/messaging';
@@ -20,10 +16,10 @@ import { AgentEnv } from '../config';
 import { MigrationStepsService } from '../migration-steps.service';
 import { simDriverOptions } from '../drivers/create-driver';
 import { SimDriver } from '../drivers/sim.driver';
-import { SimClock, realClock } from '../drivers/sim-clock';
+import { SimClock } from '../drivers/sim-clock';
+import { HostPresence, RegistrationState } from '../host-presence';
 
-/** Registration retries: inventory may start after the fleet, or not at all (a test); then every 5 s. */
-const registrationRetryDelaysMs = [500, 1_000, 2_000, 5_000];
+export type { RegistrationState };
 /** Heartbeats of a big fleet are spread over this much of the first interval, so they do not all land at once. */
 const maxHeartbeatJitterMs = 1_000;
 
@@ -58,8 +54,6 @@ export interface SimFleetOptions {
   clock?: SimClock;
 }
 
-export type RegistrationState = 'pending' | 'registered' | 'refused' | 'stopped';
-
 export interface FleetHostStatus {
   hostId: string;
   cpu: string;
@@ -82,12 +76,10 @@ export class FleetHost {
   private readonly handlers: AgentHandlers;
   private readonly subs: Subscription[] = [];
   private readonly log: Logger;
-  private readonly stopping = new AbortController();
-  private heartbeatTimer?: NodeJS.Timeout;
+  private readonly presence: HostPresence;
+  private stopped = false;
+  private registering = false;
   private registration?: Promise<void>;
-  private state: RegistrationState = 'pending';
-  private registrationError?: string;
-  private heartbeats = 0;
 
   constructor(
     private readonly bus: NatsBus,
@@ -103,6 +95,7 @@ export class FleetHost {
     });
     this.steps = new MigrationStepsService(this.driver, bus, env);
     this.handlers = new AgentHandlers(this.driver, this.steps, env);
+    this.presence = new HostPresence(bus, env, this.driver, cpu, this.log, { warnEveryRetry: false });
   }
 
   get hostId(): string {
@@ -120,35 +113,29 @@ export class FleetHost {
       this.bus.handle(CompensateStep, (r) => h.compensate(r), params),
       this.bus.handle(QueryMigration, (r) => h.query(r), params),
     );
-    const jitter = Math.floor(Math.random() * Math.min(this.heartbeatIntervalMs, maxHeartbeatJitterMs));
-    this.heartbeatTimer = setTimeout(() => {
-      this.beat();
-      this.heartbeatTimer = setInterval(() => this.beat(), this.heartbeatIntervalMs);
-    }, jitter);
+    this.presence.startHeartbeats(Math.floor(Math.random() * Math.min(this.heartbeatIntervalMs, maxHeartbeatJitterMs)));
+    this.registering = opts.register;
     if (opts.register) this.registration = this.registerInBackground();
-    else this.state = 'stopped';
   }
 
   status(): FleetHostStatus {
     return {
       hostId: this.hostId,
       cpu: this.env.SIM_CPU,
-      registration: this.state,
-      ...(this.registrationError ? { registrationError: this.registrationError } : {}),
-      heartbeatsSent: this.heartbeats,
+      registration: this.registering ? this.presence.state : 'stopped',
+      ...(this.presence.lastError ? { registrationError: this.presence.lastError } : {}),
+      heartbeatsSent: this.presence.heartbeatsSent,
       vmCount: this.driver.listVms().length,
     };
   }
 
   /** Stops answering, beating and registering; running transfers are cancelled (their VMs stay on this host). */
   async stop(): Promise<void> {
-    if (this.stopping.signal.aborted) return;
-    this.stopping.abort();
-    clearTimeout(this.heartbeatTimer);
-    clearInterval(this.heartbeatTimer);
+    if (this.stopped) return;
+    this.stopped = true;
+    this.presence.stop();
     for (const s of this.subs) s.unsubscribe();
     await this.driver.close();
-    if (this.state === 'pending') this.state = 'stopped';
   }
 
   /** Resolves once the background registration ended (accepted, refused or stopped). */
@@ -156,54 +143,11 @@ export class FleetHost {
     await this.registration;
   }
 
-  private beat(): void {
-    try {
-      this.bus.publish(HostHeartbeat, { hostId: this.hostId, at: new Date().toISOString(), vmCount: this.driver.listVms().length });
-      this.heartbeats += 1;
-    } catch (e) {
-      this.log.warn(`heartbeat not sent: ${(e as Error).message}`);
-    }
-  }
-
-  /** Like HostPresenceService's registration, but never blocking the fleet and never throwing. */
+  /** HostPresence's registration, in the background: a refusal is logged, never thrown, and the host keeps serving. */
   private async registerInBackground(): Promise<void> {
-    const { memoryMiB, vcpus } = this.driver.capacity();
-    for (let attempt = 0; !this.stopping.signal.aborted; attempt += 1) {
-      try {
-        const { host, cluster } = await this.bus.request(RegisterHost, {
-          hostId: this.hostId,
-          ...(this.env.CLUSTER_ID ? { clusterId: this.env.CLUSTER_ID } : { clusterName: this.env.CLUSTER_NAME }),
-          hostname: `${this.hostId}.sim`,
-          cpu: this.cpu,
-          memoryMiB,
-          vcpus,
-          driver: 'sim',
-          migrationAddress: this.env.MIGRATION_ADDRESS,
-          vms: this.driver
-            .listVms()
-            .filter((v) => v.state === 'running' || v.state === 'paused')
-            .map((v) => ({ vmId: v.vmId, state: 'running' as const })),
-        });
-        if (this.stopping.signal.aborted) return;
-        this.state = 'registered';
-        this.registrationError = undefined;
-        this.log.log(`registered in cluster ${cluster.name}: ${this.cpu.modelName}, highest CPU mode ${host.maxImcMode ?? 'none'}`);
-        return;
-      } catch (e) {
-        if (this.stopping.signal.aborted) return;
-        const message = (e as Error)?.message ?? String(e);
-        this.registrationError = message;
-        if (isFlexmigError(e) && !e.retryable && e.code !== ErrorCode.Internal) {
-          // e.g. the host's CPU lacks the cluster's mode: retrying changes nothing; the host keeps serving
-          this.state = 'refused';
-          this.log.error(`inventory refused host ${this.hostId}: ${message}. It keeps answering on its subjects but is not in the inventory.`);
-          return;
-        }
-        const wait = registrationRetryDelaysMs[Math.min(attempt, registrationRetryDelaysMs.length - 1)]!;
-        const log = attempt === 0 ? 'warn' : 'verbose';
-        this.log[log](`registration not answered (${message}); retrying every few seconds in the background`);
-        await abortableDelay(wait + Math.floor(Math.random() * 250), this.stopping.signal);
-      }
+    if ((await this.presence.register()) === 'refused') {
+      // e.g. the host's CPU lacks the cluster's mode: retrying changes nothing
+      this.log.error(`inventory refused host ${this.hostId}: ${this.presence.lastError}. It keeps answering on its subjects but is not in the inventory.`);
     }
   }
 }
@@ -295,6 +239,3 @@ function hostEnv(o: SimFleetOptions, hostId: string, cpu: string): AgentEnv {
   };
 }
 
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return realClock.sleep(ms, signal);
-}

@@ -2,13 +2,13 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Cluster, CreateCluster, HOST_PASSTHROUGH_BASELINE, IMC_OFF } from '@flexmig/contracts';
+import { isUniqueViolation } from '@flexmig/persistence';
 import { ClusterEntity, HostEntity } from '../entities';
 import { clusterView, hostView } from '../views';
 import { clusterNameTaken, clusterNotFound } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { allocations, none } from '../capacity';
 
-const UNIQUE_VIOLATION = '23505';
 
 @Injectable()
 export class ClustersService {
@@ -24,7 +24,7 @@ export class ClustersService {
       const saved = await this.db.getRepository(ClusterEntity).save({ name: input.name, imcMode });
       return clusterView(await this.db.getRepository(ClusterEntity).findOneByOrFail({ id: saved.id }));
     } catch (e) {
-      if ((e as { code?: string }).code === UNIQUE_VIOLATION) throw clusterNameTaken(input.name);
+      if (isUniqueViolation(e)) throw clusterNameTaken(input.name);
       throw e;
     }
   }

@@ -4,11 +4,11 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { ErrorCode, EvacuationView, FlexmigError, GetHost, isFlexmigError, ListVms, SetHostMaintenance, Vm } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
+import { isUniqueViolation } from '@flexmig/persistence';
 import { EvacuationEntity, EvacuationItemRecord } from './evacuation.entity';
 import { evacuationView, failureOf, MigrationFacts } from './evacuation-view';
 import { MIGRATION_REQUESTER, MigrationRequester } from './migration-requester';
 
-const UNIQUE_VIOLATION = '23505';
 /** GET /evacuations shows the newest ones; older ones stay in the table. */
 const listLimit = 200;
 
@@ -61,7 +61,7 @@ export class EvacuationsService {
     try {
       await repo.insert(row);
     } catch (e) {
-      if ((e as { code?: string }).code === UNIQUE_VIOLATION) throw alreadyEvacuating(hostId);
+      if (isUniqueViolation(e)) throw alreadyEvacuating(hostId);
       throw e;
     }
 

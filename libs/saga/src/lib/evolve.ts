@@ -1,5 +1,6 @@
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
-import { backoffDelayMs, resolvePolicy } from './policy';
+import { backoffDelayMs } from '@flexmig/timing';
+import { resolvePolicy } from './policy';
 import { canCancel, isTerminal } from './queries';
 import { POINT_OF_NO_RETURN, STEPS, isStepNumber, stepDefinition, type StepNumber } from './steps';
 import type {

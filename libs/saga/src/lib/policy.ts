@@ -61,9 +61,3 @@ export function resolvePolicy(input: SagaPolicyInput = {}): SagaPolicy {
   for (const d of STEPS) positiveInt(`stepTimeoutMs.${d.name}`, policy.stepTimeoutMs[d.name]);
   return policy;
 }
-
-/** Delay before the n-th retry (n ≥ 1): initial · multiplier^(n−1), capped. No jitter: the runner may add it. */
-export function backoffDelayMs(backoff: BackoffPolicy, n: number): number {
-  if (n < 1) return 0;
-  return Math.min(backoff.maxMs, Math.round(backoff.initialMs * Math.pow(backoff.multiplier, n - 1)));
-}

@@ -1,3 +1,4 @@
+import type { BackoffSchedule } from '@flexmig/timing';
 import type { StepActor, StepName, StepNumber } from './steps';
 
 /** Anything the saga stores must survive JSON.stringify/parse unchanged (it is persisted as JSONB). */
@@ -17,13 +18,12 @@ export interface StepError {
 // Policy
 // ---------------------------------------------------------------------------------------------------------------------
 
-export interface BackoffPolicy {
-  /** Delay before the 2nd attempt (and before the 2nd query). */
-  initialMs: number;
-  multiplier: number;
-  /** Cap: steps 8–9 retry forever, so the delay must stop growing somewhere. */
-  maxMs: number;
-}
+/**
+ * `initialMs`: delay before the 2nd attempt (and before the 2nd query); `maxMs`: steps 8–9 retry
+ * forever, so the delay must stop growing somewhere. No jitter: `notBefore` is persisted and must be
+ * deterministic (the runner may spread sends itself).
+ */
+export type BackoffPolicy = BackoffSchedule;
 
 export interface SagaPolicy {
   /** Attempts per step for steps 1–6 before the migration is rolled back. */

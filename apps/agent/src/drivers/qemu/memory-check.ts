@@ -11,8 +11,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+import { sleep } from '@flexmig/timing';
 import { QmpClient } from './qmp-client';
-import { sleep } from './qemu-process';
 
 export interface MemoryCheckResult {
   ok: boolean;

@@ -6,17 +6,16 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+import { sleep } from '@flexmig/timing';
 import { QmpClient } from './qmp-client';
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
 /** Waits for `p` at most `ms` (no timer left behind either way). */
 export async function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
+  const done = new AbortController();
   try {
-    await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, ms))))]);
+    await Promise.race([p, sleep(ms, done.signal)]);
   } finally {
-    clearTimeout(timer);
+    done.abort();
   }
 }
 

@@ -17,6 +17,7 @@ import { ProgressSink } from '../driver';
 import { AccelSetting } from './cpu-probe';
 import { isOurQemu, pidAlive } from './qemu-process';
 import { QemuDriver, QemuDriverOptions } from './qemu.driver';
+import { sleep } from '@flexmig/timing';
 
 const BINARY = process.env.QEMU_BINARY ?? 'qemu-system-x86_64';
 const haveQemu = spawnSync(BINARY, ['--version']).status === 0;
@@ -251,7 +252,7 @@ d('QemuDriver with real QEMU', () => {
     await src.transferMemory(cmd(3, 'transfer-memory', 'source'), sink);
     const sync = src.syncMemory(cmd(4, 'sync-memory', 'source'), sink).catch((e: unknown) => e);
     const n = seen.length;
-    while (seen.length === n) await new Promise((r) => setTimeout(r, 50));
+    while (seen.length === n) await sleep(50);
     await src.cancelTransfer(vm.id);
     const err = await sync;
     expect(err).toBeInstanceOf(FlexmigError);

@@ -22,12 +22,13 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { AgentVm, ErrorCode, FlexmigError, HostCpu, MigrationPolicy as WirePolicy, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
 import { BYTES_PER_MIB, type MigrationPolicy as ModelPolicy, type PassSample, decideConvergence, trailingNonConvergingPasses } from '@flexmig/migration-model';
+import { sleep } from '@flexmig/timing';
 import { HypervisorDriver, ProgressSink } from '../driver';
 import { ConvergenceFailureCode, modelPolicyFor, transferCancelled } from '../precopy-policy';
 import { Accel, AccelSetting, CpuChoice, CpuProbe, chooseCpu, effectiveHostCpu, probeCpu, readCpuinfo } from './cpu-probe';
 import { DEFAULT_SPIN_ITERS_PER_SEC, GuestParams, buildGuestImage, guestParamsFor } from './guest/build-guest';
 import { MemoryCheckResult, checkGuestMemory } from './memory-check';
-import { QemuProcess, isOurQemu, sleep, tail, waitAtMost } from './qemu-process';
+import { QemuProcess, isOurQemu, tail, waitAtMost } from './qemu-process';
 import { QmpEvent } from './qmp-client';
 
 export const MACHINE_TYPE = 'pc-i440fx-7.2';

@@ -1,0 +1,80 @@
+import { Logger } from '@nestjs/common';
+import { ErrorCode, FlexmigError, HostHeartbeat, RegisterHost } from '@flexmig/contracts';
+import { simulatedHostCpu } from '@flexmig/cpu-models';
+import type { NatsBus } from '@flexmig/messaging';
+import { sleep } from '@flexmig/timing';
+import { AgentEnv } from './config';
+import { SimDriver } from './drivers/sim.driver';
+import { HostPresence } from './host-presence';
+
+const cpu = simulatedHostCpu('IvyBridge');
+const env = { HOST_ID: 'host-p', CLUSTER_NAME: 'c', MIGRATION_ADDRESS: 'host-p.sim:49152', HEARTBEAT_INTERVAL_MS: 10 } as AgentEnv;
+const driver = () => new SimDriver({ hostCpu: cpu, memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, defaultDirtyRateMiBps: 0, defaultWorkingSetMiB: 0 });
+const quick = { initialMs: 1, multiplier: 2, maxMs: 4 };
+const log = { log: jest.fn(), warn: jest.fn(), verbose: jest.fn(), error: jest.fn() } as unknown as Logger;
+
+/** A bus whose RegisterHost answers come from `answers` in turn (an Error is thrown); heartbeats are counted. */
+function fakeBus(answers: (Error | 'ok')[]) {
+  const requests: unknown[] = [];
+  const beats: unknown[] = [];
+  const bus = {
+    request: async (contract: unknown, req: { hostId: string }) => {
+      expect(contract).toBe(RegisterHost);
+      requests.push(req);
+      const a = answers[Math.min(requests.length - 1, answers.length - 1)];
+      if (a instanceof Error) throw a;
+      return { host: { id: req.hostId, maxImcMode: 'IvyBridge' }, cluster: { name: 'c' } };
+    },
+    publish: (contract: unknown, m: unknown) => {
+      expect(contract).toBe(HostHeartbeat);
+      beats.push(m);
+    },
+  } as unknown as Pick<NatsBus, 'request' | 'publish'>;
+  return { bus, requests, beats };
+}
+
+const absent = () => new FlexmigError(ErrorCode.Unavailable, 'no responders');
+
+describe('HostPresence', () => {
+  it('given inventory absent twice, then it retries with backoff and registers on the third attempt', async () => {
+    const { bus, requests } = fakeBus([absent(), new FlexmigError(ErrorCode.Internal, 'db restarting'), 'ok']);
+    const p = new HostPresence(bus, env, driver(), cpu, log, { warnEveryRetry: false, backoff: quick });
+    await expect(p.register()).resolves.toBe('registered');
+    expect(requests).toHaveLength(3);
+    expect(requests[0]).toMatchObject({ hostId: 'host-p', clusterName: 'c', hostname: 'host-p.sim', driver: 'sim', cpu, vms: [] });
+    expect(p.lastError).toBeUndefined();
+  });
+
+  it('given a non-retryable answer, then it stops trying and keeps the refusal', async () => {
+    const { bus, requests } = fakeBus([new FlexmigError(ErrorCode.CpuIncompatible, 'lacks Haswell')]);
+    const p = new HostPresence(bus, env, driver(), cpu, log, { warnEveryRetry: true, backoff: quick });
+    await expect(p.register()).resolves.toBe('refused');
+    expect(requests).toHaveLength(1);
+    expect(p.refusal?.code).toBe(ErrorCode.CpuIncompatible);
+    expect(p.lastError).toBe('lacks Haswell');
+  });
+
+  it('given stop() while it waits between attempts, then registration ends `stopped` at once', async () => {
+    const { bus } = fakeBus([absent()]);
+    const p = new HostPresence(bus, env, driver(), cpu, log, { warnEveryRetry: false, backoff: { initialMs: 60_000, multiplier: 1, maxMs: 60_000 } });
+    const ended = p.register();
+    await sleep(5);
+    p.stop();
+    await expect(ended).resolves.toBe('stopped');
+    expect(p.state).toBe('stopped');
+  });
+
+  it('heartbeats every interval until stopped', async () => {
+    const { bus, beats } = fakeBus(['ok']);
+    const p = new HostPresence(bus, env, driver(), cpu, log, { warnEveryRetry: false });
+    p.startHeartbeats(0);
+    await sleep(45);
+    p.stop();
+    const sent = beats.length;
+    expect(sent).toBeGreaterThanOrEqual(2);
+    expect(p.heartbeatsSent).toBe(sent);
+    expect(beats[0]).toMatchObject({ hostId: 'host-p', vmCount: 0 });
+    await sleep(30);
+    expect(beats).toHaveLength(sent);
+  });
+});
