@@ -7,15 +7,15 @@ const { spawn } = require('node:child_process');
 const { createWriteStream, existsSync } = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
+// Node's own promise timer as `sleep`: plain scripts cannot import the TypeScript code's one helper
+// (@flexmig/timing), and writing a second copy here is what this file exists to avoid.
+const { setTimeout: sleep } = require('node:timers/promises');
 
 const root = path.resolve(__dirname, '..');
 /** Lines of output kept in memory per process (older ones are dropped): enough for a failure's tail. */
 const keptLines = 2000;
 /** How often a starting service's /health/ready is asked. */
 const readyPollMs = 100;
-
-/** Resolves after `ms`. (TypeScript code uses `sleep` from @flexmig/timing; these scripts cannot import it.) */
-const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 /** A free TCP port on loopback. */
 function freePort() {

@@ -4,7 +4,8 @@
  * (never a pipe: a pipe would break when the agent restarts).
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
 import { sleep } from '@flexmig/timing';
 import { QmpClient } from './qmp-client';
@@ -42,6 +43,18 @@ export function isOurQemu(pid: number, qmpSocket: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether a unix socket at `path` accepts a connection now (closed again at once). */
+function socketAccepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }
 
 export function tail(path: string, bytes = 2000): string {
@@ -118,7 +131,9 @@ export class QemuProcess {
     const p = new QemuProcess(child.pid, o.qmpSocket, o.logFile, o.label, child);
     const deadline = Date.now() + (o.startTimeoutMs ?? 10_000);
     try {
-      while (!existsSync(o.qmpSocket)) {
+      // QEMU creates the socket file at bind() and accepts only after listen(): a connection in between
+      // is refused, so wait until one is accepted rather than until the file exists
+      while (!(await socketAccepts(o.qmpSocket))) {
         if (p.exitedFlag || !pidAlive(p.pid)) {
           await waitAtMost(p.exited, 200);
           throw new FlexmigError(ErrorCode.Unavailable, `QEMU for ${o.label} exited at start: ${p.logTail() || `exit code ${child.exitCode}`}`, {
