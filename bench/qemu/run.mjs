@@ -4,7 +4,7 @@
 // for idle and memory-dirtying guests of each size. Both count from the request to the VM running on the
 // target with the source QEMU gone, target QEMU start included.
 //
-//   node tools/build.mjs && node bench/qemu/run.mjs
+//   npm run build && node bench/qemu/run.mjs
 //
 // Knobs (environment, defaults in brackets): BENCH_SIZES [512,2048] (MiB), BENCH_WORKLOADS [idle,dirty],
 // BENCH_REPS [3], BENCH_ACCEL [tcg], BENCH_DIRTY_RATE_MIBPS [256] (the dirtying guest writes all its
@@ -15,13 +15,10 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
 import { api, ensureBuilt, preflight, Processes, recreateDatabase } from '../../scripts/lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
-const require = createRequire(path.join(root, 'package.json'));
-const { connect } = require('nats');
 
 const sizes = (process.env.BENCH_SIZES ?? '512,2048').split(',').map(Number);
 const workloads = (process.env.BENCH_WORKLOADS ?? 'idle,dirty').split(',');
@@ -200,7 +197,12 @@ async function bareRun(st, n) {
   } finally {
     sq.close();
     dq?.close();
-    for (const c of [src, dst]) if (c && c.exitCode === null && c.signalCode === null) (c.kill('SIGKILL'), await c.exited);
+    for (const c of [src, dst]) {
+      if (c && c.exitCode === null && c.signalCode === null) {
+        c.kill('SIGKILL');
+        await c.exited;
+      }
+    }
   }
 }
 
