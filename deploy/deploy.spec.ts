@@ -17,13 +17,13 @@ const read = (rel: string) => readFileSync(path.join(root, rel), 'utf8');
 // ---- YAML: the `yaml` package when installed (a dependency of nx), else js-yaml; neither is ours to add ----
 function parseYaml(text: string): any {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional package, probed at run time
     const yaml = require('yaml');
     // Compose files use merge keys (<<: *anchor), which YAML 1.2 leaves off unless asked.
     return yaml.parse(text, { merge: true });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional package, probed at run time
     return require('js-yaml').load(text);
   }
 }
