@@ -10,23 +10,13 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parse } from 'yaml';
 
 const root = path.resolve(__dirname, '..');
 const read = (rel: string) => readFileSync(path.join(root, rel), 'utf8');
 
-// ---- YAML: the `yaml` package when installed (a dependency of nx), else js-yaml; neither is ours to add ----
-function parseYaml(text: string): any {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const yaml = require('yaml');
-    // Compose files use merge keys (<<: *anchor), which YAML 1.2 leaves off unless asked.
-    return yaml.parse(text, { merge: true });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('js-yaml').load(text);
-  }
-}
+// Compose files use merge keys (<<: *anchor), which YAML 1.2 leaves off unless asked.
+const parseYaml = (text: string): any => parse(text, { merge: true });
 
 // ---- what each service reads ----
 type App = 'inventory' | 'scheduler' | 'cpu-compat' | 'agent';

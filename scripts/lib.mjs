@@ -1,10 +1,10 @@
 // Shared by `npm start` (stack.mjs), `npm run demo` (demo.mjs) and the benchmarks: preflight checks of
 // NATS and PostgreSQL with plain advice, and running the built services as child processes (through
-// launcher.cjs, the launcher the tests use too).
+// libs/testing/src/launcher.cjs, the launcher the tests use too).
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import launcher from './launcher.cjs';
+import launcher from '../libs/testing/src/launcher.cjs';
 
 const { launchNode, launchService, root, sleep, stopChild } = launcher;
 export { root, sleep, stopChild };

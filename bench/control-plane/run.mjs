@@ -4,7 +4,7 @@
 // floor measured in the same run: the same number of NATS request/replies and PostgreSQL commits with
 // no logic, strictly in sequence. Zero-cost VMs: a `sim` fleet with SIM_TIME_SCALE=0.
 //
-//   node tools/build.mjs && node bench/control-plane/run.mjs
+//   npm run build && node bench/control-plane/run.mjs
 //
 // Everything runs on its own subject prefix and its own database (created fresh, dropped at the end),
 // so a running `npm start` or test suite is not disturbed. Exits non-zero only when the benchmark could
@@ -342,7 +342,6 @@ async function main() {
 async function countPhase(nc) {
   if (cfg.tap === 0) return undefined;
   const counts = new Map();
-  let replies = 0;
   const tap = nc.subscribe(`${prefix}.>`, {
     callback: (_e, m) => {
       // "<prefix>.agent.<host>.migration.step" → "agent.*.migration.step"

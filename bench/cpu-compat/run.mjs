@@ -1,4 +1,4 @@
-// Benchmark of CPU compatibility (issue 3, item 9). Run from the repository root after `node tools/build.mjs`:
+// Benchmark of CPU compatibility (issue 3, item 9). Run from the repository root after `npm run build`:
 //
 //   node bench/cpu-compat/run.mjs                 # both parts; starts its own cpu-compat on a fresh prefix
 //   node bench/cpu-compat/run.mjs --only=evaluate # part 1 only (no NATS needed)
@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import launcher from '../../scripts/launcher.cjs';
+import launcher from '../../libs/testing/src/launcher.cjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(path.join(root, 'package.json'));
@@ -26,17 +26,17 @@ const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 
 // The compiled workspace (dist/out-tsc) imports its libraries as @flexmig/*: map them the way the bundler does.
 const outTsc = path.join(root, 'dist/out-tsc');
-if (!existsSync(path.join(outTsc, 'libs/cpu-models/src/index.js'))) {
-  console.error('dist/out-tsc is missing: run `node tools/build.mjs` first');
+if (!existsSync(path.join(outTsc, 'libs/cpu-models/index.js'))) {
+  console.error('dist/out-tsc is missing: run `npm run build` first');
   process.exit(2);
 }
 const Module = require('node:module');
 const resolve = Module._resolveFilename;
 Module._resolveFilename = function (request, ...rest) {
-  if (request.startsWith('@flexmig/')) return path.join(outTsc, 'libs', request.slice('@flexmig/'.length), 'src/index.js');
+  if (request.startsWith('@flexmig/')) return path.join(outTsc, 'libs', request.slice('@flexmig/'.length), 'index.js');
   return resolve.call(this, request, ...rest);
 };
-const cpuModels = require(path.join(outTsc, 'libs/cpu-models/src/index.js'));
+const cpuModels = require(path.join(outTsc, 'libs/cpu-models/index.js'));
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 const ms = (n) => `${n.toFixed(2)} ms`;

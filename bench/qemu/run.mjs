@@ -4,7 +4,7 @@
 // for idle and memory-dirtying guests of each size. Both count from the request to the VM running on the
 // target with the source QEMU gone, target QEMU start included.
 //
-//   node tools/build.mjs && node bench/qemu/run.mjs
+//   npm run build && node bench/qemu/run.mjs
 //
 // Knobs (environment, defaults in brackets): BENCH_SIZES [512,2048] (MiB), BENCH_WORKLOADS [idle,dirty],
 // BENCH_REPS [3], BENCH_ACCEL [tcg], BENCH_DIRTY_RATE_MIBPS [256] (the dirtying guest writes all its
@@ -15,14 +15,11 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
 import { api, ensureBuilt, preflight, Processes, recreateDatabase, sleep } from '../../scripts/lib.mjs';
-import launcher from '../../scripts/launcher.cjs';
+import launcher from '../../libs/testing/src/launcher.cjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
-const require = createRequire(path.join(root, 'package.json'));
-const { connect } = require('@nats-io/transport-node');
 
 const sizes = (process.env.BENCH_SIZES ?? '512,2048').split(',').map(Number);
 const workloads = (process.env.BENCH_WORKLOADS ?? 'idle,dirty').split(',');

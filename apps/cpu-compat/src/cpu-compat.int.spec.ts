@@ -3,7 +3,7 @@ import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
 
-// cpu-compat as a real process over HTTP and NATS (`node tools/build.mjs` first); inventory and one simulated
+// cpu-compat as a real process over HTTP and NATS (`npm run build` first); inventory and one simulated
 // agent run too, for the masks of a registered host.
 
 const call = httpJson;

@@ -10,7 +10,6 @@ const cpuMapDir = resolve(repoRoot, '../shared/reference/cpu-map');
 const hasReference = existsSync(join(cpuMapDir, 'x86_features.xml'));
 
 if (!hasReference) {
-  // eslint-disable-next-line no-console
   console.log(`cpu-models: reference cpu-map not found at ${cpuMapDir}; catalog regeneration check skipped`);
 }
 

@@ -42,6 +42,5 @@ function policyMode(e: Expectation): string | null {
 });
 
 if (!fixtures.length) {
-  // eslint-disable-next-line no-console
   console.log(`cpu-models: no fixtures at ${expectedFile}; real-CPU checks skipped`);
 }

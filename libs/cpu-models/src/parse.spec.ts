@@ -1,4 +1,4 @@
-import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+import { ErrorCode } from '@flexmig/contracts';
 import { getBaseline, parseCpuidDump, parseCpuinfo, simulatedCpuinfo, simulatedHostCpu } from './index';
 import { errorCode as code, synthCpuid } from './test-helpers';
 

@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { DataSourceOptions, MixedList, EntitySchema } from 'typeorm';
+import { DataSourceOptions } from 'typeorm';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
 
 // PostgreSQL error codes that mean "someone else created it first" during concurrent first starts.
@@ -72,13 +72,14 @@ export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
+type PostgresOptions = Extract<DataSourceOptions, { type: 'postgres' }>;
+
 export interface ServiceDataSourceOptions {
   url: string;
   schema: string;
-  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-  entities: MixedList<Function | string | EntitySchema>;
-  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-  migrations: MixedList<Function | string>;
+  // TypeORM's own types for these lists (entity and migration classes, globs), taken from its options
+  entities: NonNullable<PostgresOptions['entities']>;
+  migrations: NonNullable<PostgresOptions['migrations']>;
   poolSize?: number;
 }
 

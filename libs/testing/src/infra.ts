@@ -148,7 +148,7 @@ export async function waitFor<T>(
 
 export interface JsonReply {
   status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read replies of every shape; the assertion is the check
 }
 
 /**

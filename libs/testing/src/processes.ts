@@ -1,6 +1,6 @@
 import path from 'node:path';
-// the launcher the scripts and benchmarks use too (plain CommonJS: see scripts/launcher.cjs)
-import { type Launched, launchService } from '../../../scripts/launcher.cjs';
+// the launcher the scripts and benchmarks use too (plain CommonJS: see launcher.cjs)
+import { type Launched, launchService } from './launcher.cjs';
 
 export const repoRoot = path.resolve(__dirname, '../../..');
 
@@ -47,4 +47,4 @@ export class ServiceProcess {
   }
 }
 
-export { freePort } from '../../../scripts/launcher.cjs';
+export { freePort } from './launcher.cjs';

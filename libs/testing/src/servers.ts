@@ -5,7 +5,7 @@ import path from 'node:path';
 import net from 'node:net';
 import { freePort } from './processes';
 import { waitFor } from './infra';
-import { type Launched, launch } from '../../../scripts/launcher.cjs';
+import { type Launched, launch } from './launcher.cjs';
 import { sleep } from '@flexmig/timing';
 
 const portOpen = (port: number, host = '127.0.0.1') =>

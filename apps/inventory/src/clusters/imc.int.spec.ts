@@ -5,7 +5,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
 
 // Cluster CPU modes (issue 3, item 4) through inventory's HTTP API, against real PostgreSQL and NATS, with
-// cpu-compat, inventory, the scheduler and simulated agents running as real processes (`node tools/build.mjs` first).
+// cpu-compat, inventory, the scheduler and simulated agents running as real processes (`npm run build` first).
 
 const call = httpJson;
 

@@ -22,7 +22,6 @@ import { sleep } from '@flexmig/timing';
 const BINARY = process.env.QEMU_BINARY ?? 'qemu-system-x86_64';
 const haveQemu = spawnSync(BINARY, ['--version']).status === 0;
 if (!haveQemu) {
-  // eslint-disable-next-line no-console
   console.warn(`SKIPPED: the qemu driver integration tests need ${BINARY} (apt-get install -y qemu-system-x86)`);
 }
 const d = haveQemu ? describe : describe.skip;
@@ -31,7 +30,7 @@ const BASELINE = 'Westmere'; // runs with enforce under TCG on any x86 host
 // a port window of its own per run, so parallel runs on one machine do not meet
 const PORT_LO = 40000 + (process.pid % 200) * 25;
 
-let dirs: string[] = [];
+const dirs: string[] = [];
 const drivers: QemuDriver[] = [];
 
 function driver(extra: Partial<QemuDriverOptions> = {}, runDir?: string): QemuDriver {
@@ -94,7 +93,6 @@ d('QemuDriver with real QEMU', () => {
   it('reports the host CPU reduced to what QEMU can run', async () => {
     const drv = driver();
     const cpu = await drv.hostCpu();
-    // eslint-disable-next-line no-console
     if (process.env.FLEXMIG_TEST_VERBOSE) console.log('host cpu', cpu.vendor, cpu.modelName, cpu.features.join(' '));
     expect(['Intel', 'AMD', 'Hygon']).toContain(cpu.vendor);
     expect(cpu.features.length).toBeGreaterThan(5);
@@ -124,7 +122,6 @@ d('QemuDriver with real QEMU', () => {
     const resumedAt = await dst.resumeTarget(vm.id);
     await src.stopSource(vm.id);
 
-    // eslint-disable-next-line no-console
     if (process.env.FLEXMIG_TEST_VERBOSE) console.log('idle run', stats, { guestSeenDowntimeMs: resumedAt.getTime() - pausedAt.getTime() });
     expect(stats.passes).toBeGreaterThanOrEqual(1);
     expect(stats.bytesTransferred).toBeGreaterThan(0);
@@ -205,7 +202,6 @@ d('QemuDriver with real QEMU', () => {
       await dst.confirmIncoming(cmd(6, 'transfer-state', 'target'));
       await dst.resumeTarget(vm.id);
       await src.stopSource(vm.id);
-      // eslint-disable-next-line no-console
       if (process.env.FLEXMIG_TEST_VERBOSE) console.log('auto-converge run', stats, seen.at(-1));
       expect(stats.throttlePct).toBeGreaterThan(0);
       expect(stats.passes).toBeGreaterThan(1);
@@ -305,7 +301,6 @@ d('QemuDriver with real QEMU', () => {
       await dst.destroyIncoming(vm.id);
     }
     if (!refused) {
-      // eslint-disable-next-line no-console
       console.warn(`this host runs all of ${candidates.join(', ')} under ${ACCEL}: nothing to refuse`);
       return;
     }

@@ -15,6 +15,17 @@ export interface QmpEvent {
   at: Date;
 }
 
+/** One line from QEMU: the greeting (`QMP`), an asynchronous event, or the reply to a command (by `id`). */
+interface QmpMessage {
+  QMP?: unknown;
+  event?: unknown;
+  data?: Record<string, unknown>;
+  timestamp?: { seconds: number; microseconds: number };
+  id?: string;
+  return?: unknown;
+  error?: { class?: string; desc?: string };
+}
+
 interface Pending {
   command: string;
   resolve: (v: unknown) => void;
@@ -138,7 +149,7 @@ export class QmpClient extends EventEmitter {
   }
 
   private onMessage(line: string): void {
-    let msg: Record<string, any>;
+    let msg: QmpMessage;
     try {
       msg = JSON.parse(line);
     } catch {
@@ -150,12 +161,12 @@ export class QmpClient extends EventEmitter {
       return;
     }
     if (typeof msg.event === 'string') {
-      const ts = msg.timestamp as { seconds: number; microseconds: number } | undefined;
+      const ts = msg.timestamp;
       const at = ts && ts.seconds > 0 ? new Date(ts.seconds * 1000 + Math.floor(ts.microseconds / 1000)) : new Date();
       this.emit('event', { event: msg.event, data: msg.data, at } satisfies QmpEvent);
       return;
     }
-    const id = msg.id as string | undefined;
+    const id = msg.id;
     const p = id !== undefined ? this.pending.get(id) : undefined;
     if (!p || id === undefined) return;
     this.pending.delete(id);

@@ -11,7 +11,7 @@ const path = require('node:path');
 // (@flexmig/timing), and writing a second copy here is what this file exists to avoid.
 const { setTimeout: sleep } = require('node:timers/promises');
 
-const root = path.resolve(__dirname, '..');
+const root = path.resolve(__dirname, '../../..');
 /** Lines of output kept in memory per process (older ones are dropped): enough for a failure's tail. */
 const keptLines = 2000;
 /** How often a starting service's /health/ready is asked. */
