@@ -1,4 +1,4 @@
-import type { JsonValue, SagaState } from '@flexmig/saga';
+import { elapsedMs, type JsonValue, type SagaState } from '@flexmig/saga';
 
 interface ReplyLike {
   stats?: { passes?: number; bytesTransferred?: number; downtimeMs?: number };
@@ -19,7 +19,7 @@ export function completionFigures(s: SagaState): { totalTimeMs: number; downtime
   const state = reply(s, 6).stats ?? reply(s, 4).stats ?? reply(s, 3).stats ?? {};
   const downtimeMs = paused && resumed ? Math.max(0, Date.parse(resumed) - Date.parse(paused)) : (state.downtimeMs ?? 0);
   return {
-    totalTimeMs: s.startedAt !== null && s.endedAt !== null ? s.endedAt - s.startedAt : 0,
+    totalTimeMs: elapsedMs(s.startedAt, s.endedAt) ?? 0,
     downtimeMs,
     bytesTransferred: state.bytesTransferred ?? 0,
     passes: state.passes ?? 0,

@@ -36,3 +36,9 @@ export const outboxBacklog = new Gauge({
   name: 'flexmig_outbox_events_waiting',
   help: 'Events committed but not yet published to JetStream, as this replica last counted them.',
 });
+
+export const eventsDeadLettered = new Counter({
+  name: 'flexmig_events_dead_lettered_total',
+  help: 'Events that broke their contract (or had an unknown type) and went to the outbox_dead_letter table instead of JetStream.',
+  labelNames: ['type'],
+});

@@ -1,18 +1,19 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { ErrorCode, FlexmigError, eventContract, isFlexmigError, TERMINAL_MIGRATION_STATES } from '@flexmig/contracts';
+import { ErrorCode, eventContract, isFlexmigError, TERMINAL_MIGRATION_STATES } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { queryReturning } from '@flexmig/persistence';
 import { isTerminal, step as sagaStep } from '@flexmig/saga';
 import { type Backoff, backoffDelayMs, sleep } from '@flexmig/timing';
 import type { JsonValue, SagaAction, SagaEvent, SagaState, StepError } from '@flexmig/saga';
+import { DbClock } from './db-clock';
 import { MigrationEntity, OutboxEntity } from './entities';
 import { MigrationContext, StepExecutor } from './step-executor';
 import { SCHEDULER_CONFIG, SchedulerConfig } from './config';
 import { completionFigures } from './figures';
 import { selectAdmissible } from './admission';
-import { migrationDowntime, migrationDuration, migrationsByState, migrationsFinished, outboxBacklog, stepDuration } from './metrics';
+import { eventsDeadLettered, migrationDowntime, migrationDuration, migrationsByState, migrationsFinished, outboxBacklog, stepDuration } from './metrics';
 import { ClusterSettingsService } from './cluster-settings.service';
 
 const terminal = TERMINAL_MIGRATION_STATES.map((s) => `'${s}'`).join(', ');
@@ -83,6 +84,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     private readonly executor: StepExecutor,
     private readonly settings: ClusterSettingsService,
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
+    private readonly clock: DbClock,
   ) {}
 
   get replicaId(): string {
@@ -99,6 +101,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
           await this.db.query(`UPDATE migrations SET lease_until = now() - interval '1 millisecond' WHERE lease_owner = $1 AND ${driven}`, [this.replicaId]);
           booted = true;
         }
+        await this.clock.sync();
         await this.renewLeases();
         await this.claimOrphans();
         await this.dispatch();
@@ -123,7 +126,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
    * the same commit, then lets the dispatcher start it as soon as the limits allow.
    */
   async admit(row: Omit<MigrationEntity, 'version' | 'leaseOwner' | 'leaseUntil' | 'state' | 'updatedAt' | 'finishedAt'>, requested: OutboxEntity): Promise<MigrationEntity> {
-    const now = new Date();
+    const now = new Date(this.clock.now());
     const entity = await this.db.transaction(async (m) => {
       const saved = await m.getRepository(MigrationEntity).save({
         ...row,
@@ -193,7 +196,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
         ),
       );
       const out: { row: MigrationEntity; actions: SagaAction[] }[] = [];
-      const now = Date.now();
+      const now = this.clock.now();
       for (const row of queued.filter((q) => ids.has(q.id))) {
         const { state, actions } = sagaStep(row.saga, { type: 'start' }, now);
         await m.getRepository(MigrationEntity).update(
@@ -250,7 +253,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
   private async applyCached(id: string, event: SagaEvent): Promise<{ row: MigrationEntity; actions: SagaAction[] } | null | undefined> {
     const row = this.cache.get(id);
     if (!row) return undefined;
-    const now = Date.now();
+    const now = this.clock.now();
     const { state, actions } = sagaStep(row.saga, event, now);
     if (state === row.saga && actions.length === 0) return null; // stale or irrelevant
     const done = isTerminal(state);
@@ -281,7 +284,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
       const row = await m.getRepository(MigrationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
       if (!row) return null;
       if (row.leaseOwner !== this.replicaId) return null; // another replica drives it now
-      const now = Date.now();
+      const now = this.clock.now();
       const { state, actions } = sagaStep(row.saga, event, now);
       if (state === row.saga && actions.length === 0) return null; // stale or irrelevant
       const done = isTerminal(state);
@@ -350,8 +353,8 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
     for (const a of actions) {
       switch (a.kind) {
         case 'run-step':
-          this.later(Math.max((a.notBefore ?? 0) - Date.now(), this.config.stepDelayMs ?? 0), async () => {
-            const timeoutMs = Math.max(1_000, a.deadline - Date.now());
+          this.later(Math.max((a.notBefore ?? 0) - this.clock.now(), this.config.stepDelayMs ?? 0), async () => {
+            const timeoutMs = Math.max(1_000, a.deadline - this.clock.now());
             let event: SagaEvent;
             try {
               const result = await this.executor.run(ctx, a, timeoutMs);
@@ -367,7 +370,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
           });
           break;
         case 'query-step':
-          this.later((a.notBefore ?? 0) - Date.now(), async () => {
+          this.later((a.notBefore ?? 0) - this.clock.now(), async () => {
             const ask = async (n: number): Promise<void> => {
               try {
                 const r = await this.executor.query(ctx, a);
@@ -382,8 +385,8 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
           });
           break;
         case 'compensate':
-          this.later((a.notBefore ?? 0) - Date.now(), async () => {
-            const timeoutMs = Math.max(1_000, a.deadline - Date.now());
+          this.later((a.notBefore ?? 0) - this.clock.now(), async () => {
+            const timeoutMs = Math.max(1_000, a.deadline - this.clock.now());
             let event: SagaEvent;
             try {
               await this.executor.compensate(ctx, a, timeoutMs);
@@ -454,7 +457,7 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
       await m.query('SELECT pg_advisory_xact_lock($1)', [DISPATCH_LOCK]);
       const row = await m.getRepository(MigrationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
       if (!row || row.state !== 'queued') return null;
-      const now = Date.now();
+      const now = this.clock.now();
       const { state, actions } = sagaStep(row.saga, { type: 'cancel-requested', reason, by }, now);
       await m.getRepository(MigrationEntity).update(
         { id },
@@ -523,7 +526,10 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
    * Publishes the outbox in commit order, in batches: one replica at a time (an advisory lock; the
    * others skip), each batch's publishes in flight together (sent in order on one connection, so the
    * stream keeps that order), then deleted in one statement. A crash between publish and delete
-   * re-publishes; JetStream drops the repeat by its message id.
+   * re-publishes; JetStream drops the repeat by its message id. An event that breaks its contract (or
+   * whose type is unknown) can never be published: it moves to `outbox_dead_letter`, with a metric and
+   * an error in the log, in the same transaction, and the others go on. A publish that fails (NATS
+   * away) leaves the whole batch for the next try.
    */
   async flushOutbox(): Promise<void> {
     if (this.flushing) return;
@@ -535,13 +541,15 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
           if (!locked) return false;
           const rows = await m.getRepository(OutboxEntity).find({ order: { seq: 'ASC' }, take: 200 });
           if (rows.length === 0) return false;
-          await Promise.all(
-            rows.map((r) => {
-              const contract = eventContract(r.type);
-              if (!contract) throw new FlexmigError(ErrorCode.Internal, `outbox holds an event of unknown type ${r.type}`);
-              return this.bus.publishEvent(contract, r.data, { id: r.eventId, subject: r.subject, source: '/flexmig/scheduler', time: r.createdAt });
-            }),
-          );
+          const dead: { seq: string; error: string }[] = [];
+          const publishes: Promise<unknown>[] = [];
+          for (const r of rows) {
+            const refusal = outboxRefusal(r);
+            if (refusal) dead.push({ seq: r.seq, error: refusal });
+            else publishes.push(this.bus.publishEvent(eventContract(r.type)!, r.data, { id: r.eventId, subject: r.subject, source: '/flexmig/scheduler', time: r.createdAt }));
+          }
+          await Promise.all(publishes);
+          if (dead.length) await this.deadLetter(m, rows, dead);
           await m.query('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [rows.map((r) => r.seq)]);
           return rows.length === 200;
         });
@@ -550,4 +558,27 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
       this.flushing = false;
     }
   }
+
+  private async deadLetter(m: EntityManager, rows: OutboxEntity[], dead: { seq: string; error: string }[]): Promise<void> {
+    await m.query(
+      `INSERT INTO outbox_dead_letter (seq, event_id, type, subject, data, created_at, error)
+       SELECT o.seq, o.event_id, o.type, o.subject, o.data, o.created_at, d.error
+       FROM outbox o JOIN jsonb_to_recordset($1::jsonb) AS d(seq bigint, error text) ON d.seq = o.seq
+       ON CONFLICT (seq) DO NOTHING`,
+      [JSON.stringify(dead)],
+    );
+    for (const d of dead) {
+      const r = rows.find((x) => x.seq === d.seq)!;
+      eventsDeadLettered.inc({ type: r.type });
+      this.log.error(`event ${r.eventId} (${r.type}) cannot be published and went to outbox_dead_letter: ${d.error}`);
+    }
+  }
+}
+
+/** Why an outbox row can never be published (unknown type, data outside its contract), or undefined. */
+function outboxRefusal(r: Pick<OutboxEntity, 'type' | 'data'>): string | undefined {
+  const contract = eventContract(r.type);
+  if (!contract) return `unknown event type ${r.type}`;
+  const checked = contract.data.safeParse(r.data);
+  return checked.success ? undefined : checked.error.issues.map((i) => `${i.path.join('.') || '(data)'}: ${i.message}`).join('; ');
 }

@@ -1,8 +1,12 @@
 import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
+import { connect } from '@nats-io/transport-node';
+import { MigrationStepCompleted } from '@flexmig/contracts';
 import { ensureDatabaseAndSchema } from '@flexmig/persistence';
 import { RunningService, startService } from '@flexmig/service-kit';
 import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
+import { DbClock } from './db-clock';
 import { SCHEDULER_SCHEMA, SchedulerModule } from './scheduler.module';
 
 /**
@@ -148,5 +152,58 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     expect((await sched('GET', '/api/v1/migrations/00000000-0000-4000-8000-000000000000')).status).toBe(404);
     expect((await sched('GET', '/api/v1/migrations/not-a-uuid')).status).toBe(400);
     expect((await sched('POST', '/api/v1/migrations', { vmId: '00000000-0000-4000-8000-000000000000', targetHostId: 'dst', policy: { downtimeLimitMs: 0 } })).status).toBe(400);
+  });
+
+  it('moves an event that breaks its contract to the dead-letter table, and publishes the others', async () => {
+    const nc = await connect({ servers: nats.url });
+    const client = new Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const published: string[] = [];
+      const sub = nc.subscribe(`${nats.prefix}.events.migration.step-completed`, { callback: (_e, m) => void published.push(m.json<{ id: string }>().id) });
+      await nc.flush();
+      const ref = { migrationId: randomUUID(), vmId: randomUUID() };
+      const good = { ...ref, step: 1, stepName: 'verify-compatibility', attempt: 1, durationMs: 3 };
+      const bad = { ...ref, step: 2, stepName: 'transfer-config', attempt: 1, durationMs: -5 }; // what a skewed clock once made
+      expect(MigrationStepCompleted.data.safeParse(good).success).toBe(true);
+      expect(MigrationStepCompleted.data.safeParse(bad).success).toBe(false);
+      // committed in this order: the bad one first, so that it would block the good one behind it
+      for (const [id, data] of [[`${ref.migrationId}:step-completed:2`, bad], [`${ref.migrationId}:step-completed:1`, good]] as const) {
+        await client.query(`INSERT INTO scheduler.outbox (event_id, type, subject, data, created_at) VALUES ($1, 'migration.step-completed', $2, $3, now())`, [id, ref.migrationId, JSON.stringify(data)]);
+      }
+      await waitFor('the good event on NATS', async () => published.includes(`${ref.migrationId}:step-completed:1`) || undefined, { timeoutMs: 10_000 });
+      const dead = await client.query('SELECT event_id, error FROM scheduler.outbox_dead_letter WHERE subject = $1', [ref.migrationId]);
+      expect(dead.rows).toEqual([{ event_id: `${ref.migrationId}:step-completed:2`, error: expect.stringContaining('durationMs') }]);
+      expect((await client.query('SELECT count(*)::int AS n FROM scheduler.outbox WHERE subject = $1', [ref.migrationId])).rows[0].n).toBe(0);
+      expect(published).not.toContain(`${ref.migrationId}:step-completed:2`);
+      const metrics = await (await fetch(`${scheduler.url}/metrics`)).text();
+      expect(metrics).toMatch(/flexmig_events_dead_lettered_total\{type="migration.step-completed"\} [1-9]/);
+      sub.unsubscribe();
+    } finally {
+      await client.end();
+      await nc.close();
+    }
+  });
+
+  it('keeps PostgreSQL’s clock: its now() is within a round trip of the database’s, and never goes back', async () => {
+    const clock = scheduler.app.get(DbClock);
+    const client = new Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const before = clock.now();
+      const { rows } = await client.query('SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS t');
+      const after = clock.now();
+      expect(Number(rows[0].t)).toBeGreaterThan(before - 250);
+      expect(Number(rows[0].t)).toBeLessThan(after + 250);
+      let last = 0;
+      for (let i = 0; i < 50; i++) {
+        if (i % 10 === 0) await clock.sync();
+        const t = clock.now();
+        expect(t).toBeGreaterThanOrEqual(last);
+        last = t;
+      }
+    } finally {
+      await client.end();
+    }
   });
 });

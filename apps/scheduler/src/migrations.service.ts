@@ -20,6 +20,7 @@ import { isUniqueViolation } from '@flexmig/persistence';
 import { canCancel, createSaga, DEFAULT_POLICY, summarize } from '@flexmig/saga';
 import type { SagaPolicyInput } from '@flexmig/saga';
 import { MigrationEntity } from './entities';
+import { DbClock } from './db-clock';
 import { MigrationEngine } from './migration-engine';
 import { completionFigures } from './figures';
 import { ClusterSettingsService } from './cluster-settings.service';
@@ -70,6 +71,7 @@ export class MigrationsService {
     private readonly settings: ClusterSettingsService,
     private readonly placer: PlacementService,
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
+    private readonly clock: DbClock,
   ) {
     // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design)
     bus.subscribeRaw(`${bus.prefix}.progress.migration.*`, undefined, async (msg) => {
@@ -92,7 +94,7 @@ export class MigrationsService {
     // one active migration per VM: a unique index decides (also between two requests at the same instant)
     const policy = await this.settings.policyFor(vm.clusterId, input.policy ?? {});
     const id = randomUUID();
-    const now = new Date();
+    const now = new Date(this.clock.now());
     const ref = { migrationId: id, vmId: vm.id, sourceHostId: vm.hostId, targetHostId: target.id };
     try {
       const row = await this.engine.admit(

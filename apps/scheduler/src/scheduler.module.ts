@@ -8,6 +8,7 @@ import { schedulerEntities } from './entities';
 import { schedulerMigrations } from './migrations';
 import { SCHEDULER_CONFIG, SchedulerConfig } from './config';
 import { StepExecutor } from './step-executor';
+import { DbClock } from './db-clock';
 import { MigrationEngine } from './migration-engine';
 import { MigrationsService } from './migrations.service';
 import { MigrationsController } from './migrations.controller';
@@ -36,6 +37,7 @@ export class SchedulerModule {
       providers: [
         { provide: SCHEDULER_CONFIG, useValue: opts.config },
         StepExecutor,
+        DbClock,
         MigrationEngine,
         MigrationsService,
         ClusterSettingsService,

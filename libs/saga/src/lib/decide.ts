@@ -1,5 +1,5 @@
 import { evolve } from './evolve';
-import { isTerminal } from './queries';
+import { elapsedMs, isTerminal } from './queries';
 import { stepDefinition } from './steps';
 import type { EpochMs, JsonValue, SagaAction, SagaEvent, SagaState, StepResult, StepState } from './types';
 
@@ -101,7 +101,7 @@ function stepCompleted(s: SagaState, st: StepState): SagaAction {
       step: st.step,
       stepName: st.name,
       attempt: st.attempt,
-      durationMs: (st.completedAt ?? 0) - (st.startedAt ?? 0),
+      durationMs: elapsedMs(st.startedAt ?? 0, st.completedAt ?? 0) ?? 0,
     },
   };
 }

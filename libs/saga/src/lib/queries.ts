@@ -12,6 +12,15 @@ import type {
   TerminalOutcome,
 } from './types';
 
+/**
+ * Milliseconds from `start` to `end`, never negative. The times come from whichever scheduler replica
+ * applied each event (on PostgreSQL's clock, but estimated to a few ms): a step handed from one replica to
+ * another can end "before" it started by that much, and a negative duration would break the event contract.
+ */
+export function elapsedMs(start: number | null, end: number | null): number | null {
+  return start === null || end === null ? null : Math.max(0, end - start);
+}
+
 const TERMINAL: ReadonlySet<SagaPhase> = new Set<TerminalOutcome>(['completed', 'rolled-back', 'cancelled', 'failed-needs-attention']);
 
 export const isTerminal = (s: SagaState): boolean => TERMINAL.has(s.phase);
@@ -89,7 +98,7 @@ export function summarize(s: SagaState): SagaSummary {
     terminal: isTerminal(s),
     startedAt: iso(s.startedAt),
     endedAt: iso(s.endedAt),
-    durationMs: s.startedAt !== null && s.endedAt !== null ? s.endedAt - s.startedAt : null,
+    durationMs: elapsedMs(s.startedAt, s.endedAt),
     currentStep: cur ? { step: cur.step, name: cur.name, status: cur.status, attempt: cur.attempt } : null,
     pointOfNoReturnPassed: pointOfNoReturnPassed(s),
     cancellable: canCancel(s).ok,
@@ -105,7 +114,7 @@ export function summarize(s: SagaState): SagaSummary {
       inFlight: st.inFlight,
       startedAt: iso(st.startedAt),
       endedAt: iso(st.endedAt),
-      durationMs: st.startedAt !== null && st.endedAt !== null ? st.endedAt - st.startedAt : null,
+      durationMs: elapsedMs(st.startedAt, st.endedAt),
       lastError: st.lastError,
       compensation: st.compensation
         ? {

@@ -96,6 +96,18 @@ describe('happy path', () => {
     expect(isTerminal(s.state)).toBe(true);
   });
 
+  it('given a clock that steps back between events (a step handed to a replica whose estimate runs behind), then no duration is negative', () => {
+    const s = new Saga();
+    s.when({ type: 'start' }, T0);
+    const out = [...s.succeed(1), ...s.when({ type: 'step-succeeded', step: 2, attempt: 1 }, s.now - 50)];
+    for (const n of [3, 4, 5, 6, 7, 8, 9] as StepNumber[]) out.push(...s.succeed(n));
+    const durations = ofKind(out, 'publish').filter((a) => a.type === 'migration.step-completed').map((a) => a.data.durationMs);
+    expect(durations).toHaveLength(9);
+    expect(durations[1]).toBe(0); // step 2 "ended" 50 ms before it started
+    expect(durations.every((d) => typeof d === 'number' && d >= 0)).toBe(true);
+    expect(summarize(s.state).steps.every((st) => st.durationMs !== null && st.durationMs >= 0)).toBe(true);
+  });
+
   it('keeps the step result', () => {
     const s = Saga.runningAt(4);
     s.succeed(4, { passes: 3, remainingBytes: 1024 });
