@@ -30,6 +30,12 @@ export const SchedulerEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape
    * and is polled, so the cap only makes a lost reply or a dead agent noticed sooner.
    */
   STEP_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
+  /**
+   * How long a step's outcome may stay unknown because its agent cannot be asked (ms, default 15 min:
+   * long enough for a host to reboot). Past it the migration ends `failed-needs-attention` and frees its
+   * slots; steps 8–9 likewise stop after 10 attempts or at a permanent error.
+   */
+  OUTCOME_UNKNOWN_LIMIT_MS: millis(15 * 60_000),
 });
 export type SchedulerEnv = z.infer<typeof SchedulerEnvSchema>;
 
@@ -48,5 +54,7 @@ export interface SchedulerConfig {
   stepDelayMs?: number;
   /** Cap of each step's per-attempt timeout; undefined or 0 = the saga's defaults. */
   stepTimeoutMs?: number;
+  /** The saga's outcomeUnknownLimitMs; undefined = its default. */
+  outcomeUnknownLimitMs?: number;
 }
 export const SCHEDULER_CONFIG = Symbol('SCHEDULER_CONFIG');

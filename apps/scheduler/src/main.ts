@@ -23,6 +23,7 @@ runMain('scheduler', async () => {
           reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
           stepDelayMs: env.STEP_DELAY_MS,
           stepTimeoutMs: env.STEP_TIMEOUT_MS,
+          outcomeUnknownLimitMs: env.OUTCOME_UNKNOWN_LIMIT_MS,
           limits: { maxOutboundPerHost: env.MAX_OUTBOUND_PER_HOST, maxInboundPerHost: env.MAX_INBOUND_PER_HOST, maxPerCluster: env.MAX_PER_CLUSTER },
         },
       }),

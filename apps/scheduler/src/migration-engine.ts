@@ -28,10 +28,10 @@ const dispatchRetryMs = 25;
 /** Under load, events committed within this window leave in one batch (fewer relay transactions). */
 const outboxBatchWindowMs = 10;
 /**
- * Asking an agent again when the question itself could not be asked: 1 s, doubling to 30 s. Jittered
- * (−20 %) because a NATS outage fails every open question at once, and they should not all come back at once.
+ * The saga's backoff is deterministic (its `notBefore` is persisted); a NATS outage fails every open
+ * question at once, so the runner spreads the re-asking by up to this share of the wait.
  */
-const requeryBackoff: Backoff = { initialMs: 1_000, multiplier: 2, maxMs: 30_000, jitter: 0.2 };
+const requerySpread = 0.2;
 /**
  * Retrying to persist an event while PostgreSQL is unreachable: 200 ms, ×2.5 to 5 s. Jittered (−20 %):
  * every migration in flight retries against the same database when it comes back.
@@ -369,21 +369,22 @@ export class MigrationEngine implements OnApplicationBootstrap, OnApplicationShu
             await this.applyDurably(id, event);
           });
           break;
-        case 'query-step':
-          this.later((a.notBefore ?? 0) - this.clock.now(), async () => {
-            const ask = async (n: number): Promise<void> => {
-              try {
-                const r = await this.executor.query(ctx, a);
-                await this.applyDurably(id, { type: 'step-outcome-resolved', step: a.step, attempt: a.attempt, ...r });
-              } catch (e) {
-                const wait = backoffDelayMs(requeryBackoff, n + 1);
-                this.log.warn(`migration ${id}: cannot ask about step ${a.step} yet (${(e as Error).message}); asking again in ${wait / 1000} s`);
-                this.later(wait, () => ask(n + 1));
-              }
-            };
-            await ask(0);
+        case 'query-step': {
+          const wait = (a.notBefore ?? 0) - this.clock.now();
+          this.later(wait > 0 ? wait * (1 + requerySpread * Math.random()) : 0, async () => {
+            let event: SagaEvent;
+            try {
+              const r = await this.executor.query(ctx, a);
+              event = { type: 'step-outcome-resolved', step: a.step, attempt: a.attempt, ...r };
+            } catch (e) {
+              // the saga keeps asking, with its backoff, until the outcome has been unknown for too long
+              this.log.warn(`migration ${id}: cannot ask about step ${a.step} ${a.name} attempt ${a.attempt} (${(e as Error).message})`);
+              event = { type: 'step-query-failed', step: a.step, attempt: a.attempt, error: toStepError(e) };
+            }
+            await this.applyDurably(id, event);
           });
           break;
+        }
         case 'compensate':
           this.later((a.notBefore ?? 0) - this.clock.now(), async () => {
             const timeoutMs = Math.max(1_000, a.deadline - this.clock.now());

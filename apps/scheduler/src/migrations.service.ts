@@ -18,7 +18,7 @@ import {
 import { NatsBus } from '@flexmig/messaging';
 import { isUniqueViolation } from '@flexmig/persistence';
 import { canCancel, createSaga, DEFAULT_POLICY, summarize } from '@flexmig/saga';
-import type { SagaPolicyInput } from '@flexmig/saga';
+import type { Attention, SagaPolicyInput } from '@flexmig/saga';
 import { MigrationEntity } from './entities';
 import { DbClock } from './db-clock';
 import { MigrationEngine } from './migration-engine';
@@ -162,8 +162,10 @@ export class MigrationsService {
 
   private sagaPolicy(): SagaPolicyInput {
     const cap = this.config.stepTimeoutMs;
-    if (!cap) return {};
+    const unknownLimit = this.config.outcomeUnknownLimitMs ? { outcomeUnknownLimitMs: this.config.outcomeUnknownLimitMs } : {};
+    if (!cap) return unknownLimit;
     return {
+      ...unknownLimit,
       stepTimeoutMs: Object.fromEntries(Object.entries(DEFAULT_POLICY.stepTimeoutMs).map(([step, ms]) => [step, Math.min(ms, cap)])),
       compensationTimeoutMs: Math.min(DEFAULT_POLICY.compensationTimeoutMs, cap),
       inProgressPollMs: Math.min(DEFAULT_POLICY.inProgressPollMs, cap),
@@ -218,7 +220,21 @@ export class MigrationsService {
       })),
       result: row.saga.phase === 'completed' ? completionFigures(row.saga) : null,
       failure,
+      attention: attention ? { kind: attention.kind, step: attention.step, stepName: row.saga.steps[attention.step - 1].name, message: attentionMessage(attention) } : null,
       progress: live && !s.terminal ? (live.sample as unknown as Record<string, unknown>) : null,
     };
+  }
+}
+
+function attentionMessage(a: Attention): string {
+  switch (a.kind) {
+    case 'outcome-unknown':
+      return `the agent could not be asked what it did with this step for ${Math.round((a.at - a.since) / 1000)} s (${a.error.message}); find where the VM runs, then resolve the migration`;
+    case 'finish-failed':
+      return `the VM runs on the target, but this step could not finish (${a.error.message})`;
+    case 'resume-target-failed':
+      return `the target could not resume the VM, which stays paused on the source (${a.error.message})`;
+    case 'compensation-failed':
+      return `undoing this step failed (${a.error.message}); steps ${a.uncompensatedSteps.join(', ') || 'none'} were not undone`;
   }
 }

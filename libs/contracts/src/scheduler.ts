@@ -85,6 +85,12 @@ export const MigrationViewSchema = z.object({
   steps: z.array(MigrationStepViewSchema),
   result: MigrationResultSchema.nullable(),
   failure: z.object({ step: z.number(), stepName: z.string(), code: z.string(), message: z.string() }).nullable(),
+  /**
+   * Why a `failed-needs-attention` migration needs a human: `resume-target-failed`, `compensation-failed`,
+   * `finish-failed` (steps 8–9 could not finish; the VM runs on the target) or `outcome-unknown` (an agent
+   * could not be asked what it did for longer than the scheduler's limit).
+   */
+  attention: z.object({ kind: z.string(), step: z.number(), stepName: z.string(), message: z.string() }).nullable(),
   /** The latest progress sample of the memory transfer, while one runs. */
   progress: z.record(z.string(), z.unknown()).nullable(),
 });

@@ -42,6 +42,7 @@ export function createSaga(ref: MigrationRef, now: EpochMs, policy: SagaPolicyIn
         notBefore: null,
         inFlight: null,
         queries: 0,
+        unreachableSince: null,
         dispatches: 0,
         lastError: null,
         result: null,
@@ -104,9 +105,30 @@ function apply(s: SagaState, e: SagaEvent, now: EpochMs): boolean {
       return true;
     }
 
+    case 'step-query-failed': {
+      const st = runningStep(s, e.step, e.attempt);
+      if (!st || st.inFlight !== 'query') return false;
+      st.lastError = copyError(e.error);
+      st.unreachableSince ??= now;
+      if (now - st.unreachableSince >= s.policy.outcomeUnknownLimitMs) {
+        // Nothing is known of this attempt, and nothing can be done safely without knowing: stop, say so.
+        st.status = 'failed';
+        st.endedAt = now;
+        settle(st);
+        s.cause ??= stepFailedCause(st, st.lastError, now);
+        s.attention = { kind: 'outcome-unknown', step: st.step, error: st.lastError, since: st.unreachableSince, at: now };
+        s.phase = 'failed-needs-attention';
+        s.endedAt = now;
+      } else {
+        startQuery(s, st, now, st.lastError);
+      }
+      return true;
+    }
+
     case 'step-outcome-resolved': {
       const st = runningStep(s, e.step, e.attempt);
       if (!st) return false;
+      st.unreachableSince = null; // an answer, whatever it says
       switch (e.outcome) {
         case 'completed':
           succeed(s, st, e.result ?? null, now);
@@ -236,6 +258,7 @@ function issueStep(s: SagaState, n: StepNumber, attempt: number, now: EpochMs, n
   st.deadline = (notBefore ?? now) + s.policy.stepTimeoutMs[st.name];
   st.inFlight = 'command';
   st.queries = 0;
+  st.unreachableSince = null;
   st.dispatches += 1;
 }
 
@@ -288,9 +311,17 @@ function fail(s: SagaState, st: StepState, error: StepError, now: EpochMs, never
       s.phase = 'failed-needs-attention';
       s.endedAt = now;
     }
-  } else {
-    // Steps 8–9: the VM already runs on the target; only forward, until done.
+  } else if (error.retryable && st.attempt < s.policy.maxFinishAttempts) {
+    // Steps 8–9: the VM already runs on the target; only forward.
     retry(s, st, now);
+  } else {
+    // ...but not forever: a permanent error, or one that outlasted the attempts, is for a human.
+    st.status = 'failed';
+    st.endedAt = now;
+    s.cause ??= stepFailedCause(st, error, now);
+    s.attention = { kind: 'finish-failed', step: st.step, error, at: now };
+    s.phase = 'failed-needs-attention';
+    s.endedAt = now;
   }
 }
 

@@ -11,11 +11,21 @@ export const defaultMaxAttempts = 3;
 export const defaultMaxResumeTargetAttempts = 5;
 /** Attempts per compensation (they are idempotent) before escalating. */
 export const defaultMaxCompensationAttempts = 3;
+/**
+ * Attempts of steps 8–9 before a human is called: the VM already runs on the target, so a transient
+ * fault (an agent restarting) deserves many tries; with the default backoff 10 attempts wait ~8 minutes.
+ */
+export const defaultMaxFinishAttempts = 10;
+/**
+ * How long an agent may stay unreachable while a step's outcome is unknown: long enough for a host to
+ * reboot (KubeVirt's default progress timeout is 150 s; a bare-metal reboot takes several minutes).
+ */
+export const defaultOutcomeUnknownLimitMs = 15 * 60_000;
 /** Per-attempt timeout of a compensation: each is a single idempotent agent call (destroy, resume, release). */
 export const defaultCompensationTimeoutMs = 60_000;
 /** Poll interval while an agent reports a step `in-progress` (long memory copies report this way). */
 export const defaultInProgressPollMs = 5_000;
-/** 1 s, 2 s, 4 s … capped at 60 s: the cap matters because steps 8–9 retry forever. */
+/** 1 s, 2 s, 4 s … capped at 60 s: steps 8–9 and the queries of an unreachable agent retry for minutes. */
 export const defaultBackoff: BackoffPolicy = { initialMs: 1_000, multiplier: 2, maxMs: 60_000 };
 
 export const defaultStepTimeoutsMs = (): Record<StepName, number> =>
@@ -25,6 +35,8 @@ export const DEFAULT_POLICY: SagaPolicy = Object.freeze({
   maxAttempts: defaultMaxAttempts,
   maxResumeTargetAttempts: defaultMaxResumeTargetAttempts,
   maxCompensationAttempts: defaultMaxCompensationAttempts,
+  maxFinishAttempts: defaultMaxFinishAttempts,
+  outcomeUnknownLimitMs: defaultOutcomeUnknownLimitMs,
   stepTimeoutMs: defaultStepTimeoutsMs(),
   compensationTimeoutMs: defaultCompensationTimeoutMs,
   inProgressPollMs: defaultInProgressPollMs,
@@ -43,6 +55,8 @@ export function resolvePolicy(input: SagaPolicyInput = {}): SagaPolicy {
     maxAttempts: input.maxAttempts ?? DEFAULT_POLICY.maxAttempts,
     maxResumeTargetAttempts: input.maxResumeTargetAttempts ?? DEFAULT_POLICY.maxResumeTargetAttempts,
     maxCompensationAttempts: input.maxCompensationAttempts ?? DEFAULT_POLICY.maxCompensationAttempts,
+    maxFinishAttempts: input.maxFinishAttempts ?? DEFAULT_POLICY.maxFinishAttempts,
+    outcomeUnknownLimitMs: input.outcomeUnknownLimitMs ?? DEFAULT_POLICY.outcomeUnknownLimitMs,
     stepTimeoutMs: { ...DEFAULT_POLICY.stepTimeoutMs, ...input.stepTimeoutMs },
     compensationTimeoutMs: input.compensationTimeoutMs ?? DEFAULT_POLICY.compensationTimeoutMs,
     inProgressPollMs: input.inProgressPollMs ?? DEFAULT_POLICY.inProgressPollMs,
@@ -51,6 +65,8 @@ export function resolvePolicy(input: SagaPolicyInput = {}): SagaPolicy {
   positiveInt('maxAttempts', policy.maxAttempts);
   positiveInt('maxResumeTargetAttempts', policy.maxResumeTargetAttempts);
   positiveInt('maxCompensationAttempts', policy.maxCompensationAttempts);
+  positiveInt('maxFinishAttempts', policy.maxFinishAttempts);
+  positiveInt('outcomeUnknownLimitMs', policy.outcomeUnknownLimitMs);
   positiveInt('compensationTimeoutMs', policy.compensationTimeoutMs);
   positiveInt('inProgressPollMs', policy.inProgressPollMs);
   positiveInt('backoff.initialMs', policy.backoff.initialMs);

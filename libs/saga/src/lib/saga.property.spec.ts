@@ -18,7 +18,7 @@ import { REF, T0 } from './test-kit';
  * the rest are cancels, restarts and arbitrary (often stale) events.
  */
 type Move =
-  | { m: 'answer'; how: 'ok' | 'fail' | 'timeout' | 'resolve'; retryable: boolean; outcome: StepOutcome; dt: number }
+  | { m: 'answer'; how: 'ok' | 'fail' | 'timeout' | 'resolve' | 'unreachable'; retryable: boolean; outcome: StepOutcome; dt: number }
   | { m: 'cancel'; dt: number }
   | { m: 'resume'; dt: number }
   | { m: 'start'; dt: number }
@@ -36,6 +36,7 @@ const randomEventArb: fc.Arbitrary<SagaEvent> = fc.oneof(
   fc.record({ type: fc.constant('step-failed' as const), step: stepArb, attempt: attemptArb, error: errorArb }),
   fc.record({ type: fc.constant('step-timed-out' as const), step: stepArb, attempt: attemptArb }),
   fc.record({ type: fc.constant('step-outcome-resolved' as const), step: stepArb, attempt: attemptArb, outcome: outcomeArb }),
+  fc.record({ type: fc.constant('step-query-failed' as const), step: stepArb, attempt: attemptArb, error: errorArb }),
   fc.record({ type: fc.constant('compensation-succeeded' as const), step: stepArb }),
   fc.record({ type: fc.constant('compensation-failed' as const), step: stepArb, error: errorArb }),
   fc.record({ type: fc.constant('compensation-timed-out' as const), step: stepArb, attempt: attemptArb }),
@@ -47,7 +48,7 @@ const moveArb: fc.Arbitrary<Move> = fc.oneof(
   { weight: 12, arbitrary: fc.record({ m: fc.constant('answer' as const), how: fc.constant('ok' as const), retryable: fc.boolean(), outcome: outcomeArb, dt: dtArb }) },
   {
     weight: 6,
-    arbitrary: fc.record({ m: fc.constant('answer' as const), how: fc.constantFrom('fail' as const, 'timeout' as const, 'resolve' as const), retryable: fc.boolean(), outcome: outcomeArb, dt: dtArb }),
+    arbitrary: fc.record({ m: fc.constant('answer' as const), how: fc.constantFrom('fail' as const, 'timeout' as const, 'resolve' as const, 'unreachable' as const), retryable: fc.boolean(), outcome: outcomeArb, dt: dtArb }),
   },
   { weight: 1, arbitrary: fc.record({ m: fc.constant('cancel' as const), dt: dtArb }) },
   { weight: 1, arbitrary: fc.record({ m: fc.constant('resume' as const), dt: dtArb }) },
@@ -78,6 +79,7 @@ function eventFor(move: Move, state: SagaState): SagaEvent {
         if (move.how === 'ok') return { type: 'step-succeeded', step: a.step, attempt: a.attempt };
         if (move.how === 'fail') return { type: 'step-failed', step: a.step, attempt: a.attempt, error };
         if (move.how === 'timeout') return { type: 'step-timed-out', step: a.step, attempt: a.attempt };
+        if (move.how === 'unreachable') return { type: 'step-query-failed', step: a.step, attempt: a.attempt, error: { ...error, code: 'UNAVAILABLE' } };
         return { type: 'step-outcome-resolved', step: a.step, attempt: a.attempt, outcome: move.outcome };
       }
       return { type: 'resume-after-restart' };
@@ -91,7 +93,7 @@ interface Trace {
 }
 
 function play(moves: Move[]): Trace {
-  let state = createSaga(REF, T0, { maxAttempts: 3, maxResumeTargetAttempts: 4, maxCompensationAttempts: 2 });
+  let state = createSaga(REF, T0, { maxAttempts: 3, maxResumeTargetAttempts: 4, maxCompensationAttempts: 2, maxFinishAttempts: 4, outcomeUnknownLimitMs: 300_000 });
   let now = T0;
   const trace: Trace = { states: [state], batches: [] };
   for (const move of moves) {

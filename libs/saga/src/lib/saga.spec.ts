@@ -187,20 +187,73 @@ describe('retries', () => {
     expect(kinds(s.fail(5, false))).toEqual(['compensate:4']);
   });
 
-  it.each([8, 9] as StepNumber[])('step %i is retried until done, even on non-retryable errors, with capped backoff', (n) => {
-    const s = Saga.runningAt(n, { backoff: { maxMs: 8_000 } });
+  it.each([8, 9] as StepNumber[])('step %i: a transient failure is retried with capped backoff, up to maxFinishAttempts, never compensated', (n) => {
+    const s = Saga.runningAt(n, { backoff: { maxMs: 8_000 }, maxFinishAttempts: 8 });
     const delays: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const [r] = ofKind(s.fail(n, i % 2 === 0), 'run-step');
+    for (let i = 0; i < 6; i++) {
+      const [r] = ofKind(s.fail(n, true), 'run-step');
       expect(r.attempt).toBe(i + 2);
       delays.push(r.notBefore! - s.now);
     }
-    expect(delays.slice(0, 5)).toEqual([1_000, 2_000, 4_000, 8_000, 8_000]);
-    expect(Math.max(...delays)).toBe(8_000);
+    expect(delays).toEqual([1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
     expect(s.state.phase).toBe('running');
     const out = s.succeed(n);
     expect(kinds(out)[0]).toBe('publish:migration.step-completed');
     expect(ofKind(s.log, 'compensate')).toHaveLength(0);
+  });
+
+  it.each([8, 9] as StepNumber[])('step %i: a permanent error ends failed-needs-attention at once (the VM runs on the target)', (n) => {
+    const s = Saga.runningAt(n);
+    const out = s.fail(n, false, 'VM_NOT_FOUND', 'the source has no such VM');
+    expect(kinds(out)).toEqual(['publish:migration.failed', 'finish:failed-needs-attention']);
+    expect(s.state.attention).toMatchObject({ kind: 'finish-failed', step: n, error: { code: 'VM_NOT_FOUND' } });
+    expect(ofKind(s.log, 'compensate')).toHaveLength(0);
+  });
+
+  it.each([8, 9] as StepNumber[])('step %i: the last allowed attempt failing escalates too, and frees the migration', (n) => {
+    const s = Saga.runningAt(n, { maxFinishAttempts: 3 });
+    expect(kinds(s.fail(n, true))).toEqual([`run-step:${n}`]);
+    expect(kinds(s.fail(n, true))).toEqual([`run-step:${n}`]);
+    expect(kinds(s.fail(n, true))).toEqual(['publish:migration.failed', 'finish:failed-needs-attention']);
+    expect(isTerminal(s.state)).toBe(true);
+    expect(s.state.attention).toMatchObject({ kind: 'finish-failed', step: n });
+  });
+});
+
+describe('an agent that cannot be asked (outcome unknown)', () => {
+  const unreachable = { code: 'UNAVAILABLE', message: 'nobody answers agent.host-b.migration.query', retryable: true };
+
+  it.each(ALL_STEPS)('step %i: asked again with backoff while within outcomeUnknownLimitMs, then failed-needs-attention', (n) => {
+    const s = Saga.runningAt(n, { outcomeUnknownLimitMs: 60_000, backoff: { maxMs: 8_000 } });
+    s.timeout(n);
+    const since = s.now + s.tick;
+    for (let i = 0; i < 5; i++) {
+      const out = s.when({ type: 'step-query-failed', step: n, attempt: 1, error: unreachable });
+      expect(kinds(out)).toEqual([`query-step:${n}`]);
+      expect(ofKind(out, 'query-step')[0].notBefore).toBeGreaterThan(s.now);
+    }
+    expect(s.state.phase).toBe('running');
+    const out = s.when({ type: 'step-query-failed', step: n, attempt: 1, error: unreachable }, since + 60_000);
+    expect(kinds(out)).toEqual(['publish:migration.failed', 'finish:failed-needs-attention']);
+    expect(s.state.attention).toMatchObject({ kind: 'outcome-unknown', step: n, since, error: { code: 'UNAVAILABLE' } });
+    expect(ofKind(s.log, 'compensate')).toHaveLength(0);
+  });
+
+  it('an answer in between (even "in progress") starts the clock again', () => {
+    const s = Saga.runningAt(4, { outcomeUnknownLimitMs: 60_000 });
+    s.timeout(4);
+    s.when({ type: 'step-query-failed', step: 4, attempt: 1, error: unreachable });
+    s.when({ type: 'step-outcome-resolved', step: 4, attempt: 1, outcome: 'in-progress' }, s.now + 50_000);
+    const out = s.when({ type: 'step-query-failed', step: 4, attempt: 1, error: unreachable }, s.now + 30_000);
+    expect(kinds(out)).toEqual(['query-step:4']);
+    expect(s.state.phase).toBe('running');
+  });
+
+  it('a failed query for another attempt, or while no query is out, changes nothing', () => {
+    const s = Saga.runningAt(3);
+    expect(s.when({ type: 'step-query-failed', step: 3, attempt: 1, error: unreachable })).toEqual([]);
+    s.timeout(3);
+    expect(s.when({ type: 'step-query-failed', step: 3, attempt: 2, error: unreachable })).toEqual([]);
   });
 });
 

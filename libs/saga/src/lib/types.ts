@@ -32,6 +32,13 @@ export interface SagaPolicy {
   maxResumeTargetAttempts: number;
   /** Attempts per compensation before it is escalated. */
   maxCompensationAttempts: number;
+  /** Attempts of steps 8–9 (the VM already runs on the target) before a human is called. */
+  maxFinishAttempts: number;
+  /**
+   * How long the outcome of a step may stay unknown because its agent cannot be asked (no responder,
+   * no answer) before the migration ends `failed-needs-attention` and frees its slots.
+   */
+  outcomeUnknownLimitMs: number;
   /** Per-attempt timeout of each step (ms), keyed by step name. */
   stepTimeoutMs: Record<StepName, number>;
   /** Per-attempt timeout of a compensation (ms). */
@@ -46,6 +53,8 @@ export interface SagaPolicyInput {
   maxAttempts?: number;
   maxResumeTargetAttempts?: number;
   maxCompensationAttempts?: number;
+  maxFinishAttempts?: number;
+  outcomeUnknownLimitMs?: number;
   stepTimeoutMs?: Partial<Record<StepName, number>>;
   compensationTimeoutMs?: number;
   inProgressPollMs?: number;
@@ -104,6 +113,11 @@ export interface StepState {
   /** Queries sent about the current attempt (drives the query backoff). */
   queries: number;
   /**
+   * Since when the agent could not be asked about the current attempt (its queries found no responder
+   * or got no answer); cleared by any answer. Absent in states persisted before it existed.
+   */
+  unreachableSince?: EpochMs | null;
+  /**
    * Bumped every time the saga issues something for this step (run, query, compensate). A change
    * between two states is what makes `decide` emit the corresponding action.
    */
@@ -121,7 +135,11 @@ export type FailureCause =
 /** Why a human must look (terminal `failed-needs-attention`). */
 export type Attention =
   | { kind: 'compensation-failed'; step: StepNumber; name: StepName; error: StepError; at: EpochMs; uncompensatedSteps: StepNumber[] }
-  | { kind: 'resume-target-failed'; step: 7; error: StepError; at: EpochMs };
+  | { kind: 'resume-target-failed'; step: 7; error: StepError; at: EpochMs }
+  /** Steps 8–9 failed for good (or ran out of attempts): the VM runs on the target; the source or the record is left over. */
+  | { kind: 'finish-failed'; step: StepNumber; error: StepError; at: EpochMs }
+  /** The agent could not be asked what it did with a step for longer than `outcomeUnknownLimitMs`. */
+  | { kind: 'outcome-unknown'; step: StepNumber; error: StepError; since: EpochMs; at: EpochMs };
 
 export interface CancelRequest {
   reason: string;
@@ -177,6 +195,8 @@ export type SagaEvent =
   | { type: 'compensation-succeeded'; step: StepNumber; attempt?: number }
   | { type: 'compensation-failed'; step: StepNumber; attempt?: number; error: StepError }
   | { type: 'compensation-timed-out'; step: StepNumber; attempt: number }
+  /** A query about the attempt could not be answered (the agent cannot be reached). */
+  | { type: 'step-query-failed'; step: StepNumber; attempt: number; error: StepError }
   | { type: 'cancel-requested'; reason: string; by: string }
   | { type: 'resume-after-restart' };
 
