@@ -60,6 +60,12 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
     .transform((s) => s.split('-').map(Number) as [number, number])
     .refine(([lo, hi]) => lo >= 1 && hi <= 65535 && lo <= hi, 'expected 1 ≤ LOW ≤ HIGH ≤ 65535')
     .optional(),
+  /**
+   * Migrate over TLS: QEMU's tls-creds-x509 directory of this host (ca-cert.pem: the CA it trusts;
+   * server-cert.pem/server-key.pem as a target; client-cert.pem/client-key.pem as a source). Both ends
+   * verify the peer. Unset: plain TCP (a warning at start). Set it on every host or on none.
+   */
+  QEMU_TLS_DIR: z.string().min(1).optional(),
   /** Address the target QEMU listens on; default: the host part of MIGRATION_ADDRESS. */
   QEMU_MIGRATION_LISTEN_HOST: z.string().min(1).optional(),
   /**

@@ -33,6 +33,7 @@ import { MemoryCheckResult, checkGuestMemory } from './memory-check';
 import { QemuProcess, isOurQemu, tail, waitAtMost } from './qemu-process';
 import { QmpEvent } from './qmp-client';
 import { SANDBOX_ARGS, probeSandbox } from './sandbox';
+import { checkTlsDir, useTls } from './tls';
 import { ensurePrivateDir, readJsonFile, writePrivateFileAtomic } from '../../private-files';
 import { addressHost } from '../../address';
 
@@ -70,6 +71,8 @@ export interface QemuDriverOptions {
   cpuinfo?: string;
   /** The guest workload of VMs whose spec has none (inventory's VMs carry none): the same on every host. */
   defaultWorkload?: VmSpec['workload'];
+  /** QEMU_TLS_DIR: migrate over TLS with the certificates there (tls.ts); unset: plain TCP. */
+  tlsDir?: string;
 }
 
 /** A VM's state file (`<runDir>/<id>.json`), validated when a restarted agent reads it back. */
@@ -183,6 +186,8 @@ export class QemuDriver implements HypervisorDriver {
   constructor(private readonly o: QemuDriverOptions) {
     // 0700: the QMP sockets in it drive the guests; state files, logs and serial output name them
     ensurePrivateDir(o.runDir);
+    if (o.tlsDir) checkTlsDir(o.tlsDir);
+    else this.log.warn('QEMU_TLS_DIR is not set: migration streams of this host travel in cleartext');
     this.pollMs = Math.min(500, Math.max(20, o.pollIntervalMs ?? 250));
     this.recover();
   }
@@ -265,6 +270,7 @@ export class QemuDriver implements HypervisorDriver {
           { capability: 'postcopy-ram', state: cmd.policy.postCopy },
         ],
       });
+      if (this.o.tlsDir) await qmp.execute('migrate-set-parameters', await useTls(qmp, this.o.tlsDir, 'server'));
       await qmp.execute('migrate-incoming', { uri: tcpUri(this.o.listenHost, port) });
       const info = await qmp.execute<MigrateInfo>('query-migrate');
       const sa = info['socket-address']?.find((a) => a.type === 'inet');
@@ -703,6 +709,7 @@ export class QemuDriver implements HypervisorDriver {
       'cpu-throttle-initial': this.o.throttleInitialPct ?? policy.throttleInitialPct,
       'cpu-throttle-increment': this.o.throttleIncrementPct ?? policy.throttleIncrementPct,
       'max-cpu-throttle': policy.maxThrottlePct,
+      ...(this.o.tlsDir ? await useTls(qmp, this.o.tlsDir, 'client') : {}),
     });
     const now = Date.now();
     const t: Transfer = {
