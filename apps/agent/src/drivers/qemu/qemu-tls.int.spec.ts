@@ -61,27 +61,31 @@ d('QemuDriver: migration over TLS (tls-creds-x509 on both ends)', () => {
     drivers.push(drv);
     return drv;
   };
-  const commands = (vm: VmSpec) => {
+  /**
+   * A running VM on a source whose QEMU_TLS_DIR trusts `sourceTrusts`, and a target prepared for it whose
+   * certificates the flexmig test CA issued (and which trusts that CA): the commands of one migration.
+   */
+  const prepared = async (sourceTrusts: 'ca' | 'other-ca') => {
+    const tag = randomUUID().slice(0, 8);
+    const src = driver(`src-${tag}`, makeHostDir(join(root, `src-${tag}`), join(root, sourceTrusts), join(root, sourceTrusts)));
+    const dst = driver(`dst-${tag}`, makeHostDir(join(root, `dst-${tag}`), join(root, 'ca'), join(root, 'ca')));
+    const vm: VmSpec = { id: randomUUID(), name: 'tls-guest', memoryMiB: 128, vcpus: 1, cpuBaseline: 'Westmere' };
+    await src.startVm(vm);
     const migrationId = randomUUID();
     let incomingAddress: string | undefined;
     const cmd = (step: number, stepName: StepName, role: 'source' | 'target'): StepCommand => ({
       ...(incomingAddress ? { incomingAddress } : {}),
       migrationId, step, stepName, attempt: 1, role, vm, sourceHostId: 'src-host', targetHostId: 'dst-host', policy: MigrationPolicySchema.parse({}),
     });
-    return { cmd, listen: (a: string) => (incomingAddress = a) };
+    incomingAddress = (await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress;
+    return { src, dst, vm, cmd };
   };
-  const vmSpec = (): VmSpec => ({ id: randomUUID(), name: 'tls-guest', memoryMiB: 128, vcpus: 1, cpuBaseline: 'Westmere' });
+  const noProgress = () => undefined;
 
   it('migrates a VM when each side trusts the CA of the other, the memory intact', async () => {
-    const src = driver(`src-${randomUUID().slice(0, 8)}`, makeHostDir(join(root, 'a'), join(root, 'ca'), join(root, 'ca')));
-    const dst = driver(`dst-${randomUUID().slice(0, 8)}`, makeHostDir(join(root, 'b'), join(root, 'ca'), join(root, 'ca')));
-    const vm = vmSpec();
-    await src.startVm(vm);
-    const { cmd, listen } = commands(vm);
-    listen((await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress);
-    const noop = () => undefined;
-    await src.transferMemory(cmd(3, 'transfer-memory', 'source'), noop);
-    await src.syncMemory(cmd(4, 'sync-memory', 'source'), noop);
+    const { src, dst, vm, cmd } = await prepared('ca');
+    await src.transferMemory(cmd(3, 'transfer-memory', 'source'), noProgress);
+    await src.syncMemory(cmd(4, 'sync-memory', 'source'), noProgress);
     await src.pauseSource(vm.id);
     await src.transferState(cmd(6, 'transfer-state', 'source'));
     await dst.confirmIncoming(cmd(6, 'transfer-state', 'target'));
@@ -90,15 +94,10 @@ d('QemuDriver: migration over TLS (tls-creds-x509 on both ends)', () => {
     expect((await dst.checkMemory(vm.id)).ok).toBe(true);
   });
 
-  it("refuses a target whose certificate the source does not trust: the copy fails, the VM keeps running on the source", async () => {
+  it('refuses a target whose certificate the source does not trust: the copy fails, the VM keeps running on the source', async () => {
     // the source trusts only "someone else"; the target presents a certificate of the flexmig test CA
-    const src = driver(`src-${randomUUID().slice(0, 8)}`, makeHostDir(join(root, 'c'), join(root, 'other-ca'), join(root, 'other-ca')));
-    const dst = driver(`dst-${randomUUID().slice(0, 8)}`, makeHostDir(join(root, 'd'), join(root, 'ca'), join(root, 'ca')));
-    const vm = vmSpec();
-    await src.startVm(vm);
-    const { cmd, listen } = commands(vm);
-    listen((await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress);
-    const err = await src.transferMemory(cmd(3, 'transfer-memory', 'source'), () => undefined).catch((e: unknown) => e);
+    const { src, vm, cmd } = await prepared('other-ca');
+    const err = await src.transferMemory(cmd(3, 'transfer-memory', 'source'), noProgress).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'AGENT_FAILED' });
     expect((err as Error).message).toMatch(/certificate|TLS|issuer/i);
     expect(src.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'running' })]);
