@@ -21,10 +21,19 @@ export function defaultStateBase(env: NodeJS.ProcessEnv = process.env, uid: numb
   return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(homedir(), '.local', 'state'), 'flexmig');
 }
 
-/** Creates `dir` (and parents) and makes it 0700, also when it existed with looser permissions. */
+/**
+ * Creates `dir` (and parents) and makes it 0700, also when it existed with looser permissions. A shared
+ * directory (sticky, like /tmp, or another user's) is refused rather than chmod-ed: it is not the agent's
+ * to lock down, and others could read or plant files there.
+ */
 export function ensurePrivateDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-  if ((statSync(dir).mode & 0o777) !== PRIVATE_DIR_MODE) chmodSync(dir, PRIVATE_DIR_MODE);
+  const st = statSync(dir);
+  const uid = process.getuid?.();
+  if (st.mode & 0o1000 || (uid !== undefined && st.uid !== uid)) {
+    throw new Error(`${dir} is a shared directory (mode ${(st.mode & 0o7777).toString(8)}, owner uid ${st.uid}): the agent keeps its state and QEMU files only in a directory of its own`);
+  }
+  if ((st.mode & 0o777) !== PRIVATE_DIR_MODE) chmodSync(dir, PRIVATE_DIR_MODE);
 }
 
 /**
