@@ -44,9 +44,6 @@ const targetCheckTimeoutMs = 2_000;
 /** The participation checks' requests (inventory, the target agent, the scheduler): a step's own timeout is longer. */
 const admissionCheckTimeoutMs = 3_000;
 
-const wrongRole = (cmd: StepCommand, role: Role) =>
-  new FlexmigError(ErrorCode.ValidationFailed, `step ${cmd.step} (${cmd.stepName}) is run by the ${role} agent, not the ${cmd.role}`);
-
 const refuseIf = (e: FlexmigError | undefined): void => {
   if (e) throw e;
 };
@@ -190,30 +187,24 @@ export class MigrationStepsService {
       );
     switch (cmd.stepName) {
       case 'transfer-config':
-        if (cmd.role !== 'target') throw wrongRole(cmd, 'target');
         return (await d.prepareIncoming(cmd)) ?? {};
       case 'transfer-memory':
-        if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
         return { stats: await d.transferMemory(cmd, progress) };
       case 'sync-memory':
-        if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
         return { stats: await d.syncMemory(cmd, progress) };
       case 'pause-source':
-        if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
         return { pausedAt: (await d.pauseSource(cmd.vm.id)).toISOString() };
       case 'transfer-state':
         if (cmd.role === 'source') return { stats: await d.transferState(cmd) };
         await d.confirmIncoming(cmd);
         return {};
       case 'resume-target':
-        if (cmd.role !== 'target') throw wrongRole(cmd, 'target');
         return { resumedAt: (await d.resumeTarget(cmd.vm.id)).toISOString() };
       case 'stop-source':
-        if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
         await d.stopSource(cmd.vm.id);
         return {};
       case 'verify-compatibility':
-      case 'commit':
+      case 'commit': // refused at admission (checkRoleAndHost), like a role that does not run the step
         throw new FlexmigError(ErrorCode.ValidationFailed, `step ${cmd.stepName} is the scheduler's, not an agent's`);
       default: {
         const never: never = cmd.stepName;
@@ -253,7 +244,7 @@ export class MigrationStepsService {
       default:
         return { done: false, note: `step ${c.step} has nothing to undo on an agent` };
     }
-    this.ledger.markCompensated(c.migrationId, c.step, c.role, c.vmId);
+    this.ledger.markCompensated(c.migrationId, c.step, c.role);
     this.store?.save();
     this.log.log(`migration ${c.migrationId}: compensated step ${c.step} (${c.role}): ${note}`);
     return { done: true, note };

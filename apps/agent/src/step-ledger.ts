@@ -120,14 +120,10 @@ export class StepLedger {
     this.onChange(this);
   }
 
-  /** Records a compensation done; `vmId` is the VM it was for (the caller checked this agent ran the step). */
-  markCompensated(migrationId: string, step: number, role: Role, vmId: string): void {
+  /** Records a compensation done (of a step this agent ran: the caller checked its record exists). */
+  markCompensated(migrationId: string, step: number, role: Role): void {
     const entry = this.entries.get(this.key(migrationId, step, role));
     if (entry) this.update(entry, { ...entry.record, status: 'compensated' });
-    else {
-      this.entries.set(this.key(migrationId, step, role), { migrationId, vmId, record: { step, role, attempt: 1, status: 'compensated' }, updatedAt: this.now() });
-      this.onChange(this);
-    }
   }
 
   /**
