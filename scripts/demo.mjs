@@ -5,6 +5,7 @@
 // that a VM whose CPU baseline a host lacks is refused at step 1, and exits 0 with the VM on its new host.
 // `--driver qemu`: the same with a real VM under QEMU between two qemu agents (scripts/demo-qemu.mjs).
 import { createRequire } from 'node:module';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { api, bold, cyan, demoHosts, dim, ensureBuilt, green, preflight, PreflightError, Processes, recreateDatabase, red, root, sleep, yellow } from './lib.mjs';
 
@@ -104,6 +105,8 @@ async function main() {
   await preflight({ natsUrl, databaseUrl: env.DATABASE_URL });
   await recreateDatabase(env.DATABASE_URL);
   const logDir = path.join(root, '.flexmig/demo-logs');
+  const demoStateDir = path.join(root, '.flexmig/demo-state');
+  rmSync(demoStateDir, { recursive: true, force: true }); // a fresh database each run, so fresh agent state too
   const procs = new Processes({ logDir, echo: false });
   let failed = false;
   procs.onExit = (name, code) => {
@@ -129,6 +132,8 @@ async function main() {
         HOST_ID: h.id,
         CLUSTER_ID: cluster.id,
         SIM_CPU: h.cpu,
+        // its own step ledgers and VM records: a running `npm start` has agents of the same host ids
+        AGENT_STATE_DIR: demoStateDir,
         PORT: String(base + 11 + i),
         MIGRATION_ADDRESS: `127.0.0.1:${49252 + i}`,
         // a busy guest: it re-dirties 1.5 GiB at 600 MiB/s, so the copy needs several passes to converge

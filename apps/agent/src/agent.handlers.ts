@@ -40,7 +40,7 @@ export class AgentHandlers {
 
   @MessagePattern(QueryMigration.subject)
   async query(r: RequestOf<typeof QueryMigration>): Promise<ReplyOf<typeof QueryMigration>> {
-    return { migrationId: r.migrationId, steps: this.steps.records(r.migrationId, r.step, r.attempt) };
+    return { migrationId: r.migrationId, steps: await this.steps.records(r.migrationId, r.step, r.attempt) };
   }
 
   @MessagePattern(CheckVmMemory.subject)

@@ -6,6 +6,7 @@ import { AgentHandlers } from './agent.handlers';
 import { HYPERVISOR_DRIVER, MigrationStepsService } from './migration-steps.service';
 import { HostPresenceService } from './host-presence.service';
 import { AgentStateStore } from './state-store';
+import { LedgerStore } from './ledger-store';
 import { AGENT_ENV, AgentEnv } from './config';
 
 @Module({})
@@ -21,6 +22,7 @@ export class AgentModule {
         MigrationStepsService,
         HostPresenceService,
         AgentStateStore,
+        LedgerStore,
       ],
     };
   }

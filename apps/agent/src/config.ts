@@ -1,6 +1,8 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { CommonEnvSchema, millis, port } from '@flexmig/service-kit';
 import { DriverSchema, HostIdSchema, hostIdFromName, NameSchema, UuidSchema } from '@flexmig/contracts';
+import { defaultStateBase } from './private-files';
 
 export const AgentEnvSchema = CommonEnvSchema.extend({
   /** The host's id; a machine or node name with dots or capitals is mapped (`node-1.example.com` → `node-1-example-com`). */
@@ -15,8 +17,10 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   /** host:port other agents reach this host on for migration traffic. */
   MIGRATION_ADDRESS: z.string().default('127.0.0.1:49152'),
   /**
-   * Where the agent keeps what must survive its own restart (the sim driver's VM records), one file per
-   * host: <dir>/<HOST_ID>.json. Default: <tmpdir>/flexmig-agent.
+   * Where the agent keeps what must survive its own restart, one set of files per host, 0600 in a 0700
+   * directory: <dir>/<HOST_ID>.ledger.json (the step ledger) and <dir>/<HOST_ID>.json (the sim driver's VM
+   * records). Default: /var/lib/flexmig/agent as root, else $XDG_STATE_HOME/flexmig/agent
+   * (~/.local/state/flexmig/agent). Keep it across restarts (a hostPath on Kubernetes).
    */
   AGENT_STATE_DIR: z.string().min(1).optional(),
   // ---- sim driver ----
@@ -40,7 +44,10 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   QEMU_BINARY: z.string().min(1).optional(),
   /** kvm | tcg | auto (default; per VM: KVM when /dev/kvm opens and the baseline's model lacks nothing there, else TCG). */
   QEMU_ACCEL: z.enum(['kvm', 'tcg', 'auto']).optional(),
-  /** VM state files, QMP sockets, logs, serial output, guest images. Default: <tmpdir>/flexmig-qemu-<HOST_ID>. */
+  /**
+   * VM state files, QMP sockets, logs, serial output, guest images; made 0700. Default: /var/lib/flexmig/qemu-<HOST_ID>
+   * as root, else $XDG_STATE_HOME/flexmig/qemu-<HOST_ID>. QMP socket paths must stay under 108 bytes: keep it short.
+   */
   QEMU_RUN_DIR: z.string().min(1).optional(),
   /**
    * Fixed ports for incoming migration streams, "LOW-HIGH", the same on every host (for firewalls): the
@@ -53,6 +60,12 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
     .transform((s) => s.split('-').map(Number) as [number, number])
     .refine(([lo, hi]) => lo >= 1 && hi <= 65535 && lo <= hi, 'expected 1 ≤ LOW ≤ HIGH ≤ 65535')
     .optional(),
+  /**
+   * Migrate over TLS: QEMU's tls-creds-x509 directory of this host (ca-cert.pem: the CA it trusts;
+   * server-cert.pem/server-key.pem as a target; client-cert.pem/client-key.pem as a source). Both ends
+   * verify the peer. Unset: plain TCP (a warning at start). Set it on every host or on none.
+   */
+  QEMU_TLS_DIR: z.string().min(1).optional(),
   /** Address the target QEMU listens on; default: the host part of MIGRATION_ADDRESS. */
   QEMU_MIGRATION_LISTEN_HOST: z.string().min(1).optional(),
   /**
@@ -65,3 +78,8 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
 export type AgentEnv = z.infer<typeof AgentEnvSchema>;
 export const QEMU_DEFAULTS = { binary: 'qemu-system-x86_64', accel: 'auto' } as const;
 export const AGENT_ENV = Symbol('AGENT_ENV');
+
+/** The agent's state directory: AGENT_STATE_DIR, or the default under the state base (never /tmp). */
+export const agentStateDir = (env: Pick<AgentEnv, 'AGENT_STATE_DIR'>): string => env.AGENT_STATE_DIR ?? path.join(defaultStateBase(), 'agent');
+/** The qemu driver's run directory: QEMU_RUN_DIR, or the default under the state base (never /tmp). */
+export const qemuRunDir = (env: Pick<AgentEnv, 'QEMU_RUN_DIR' | 'HOST_ID'>): string => env.QEMU_RUN_DIR ?? path.join(defaultStateBase(), `qemu-${env.HOST_ID}`);

@@ -1,17 +1,32 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import { ErrorCode, FlexmigError, MigrationProgressMessage, POINT_OF_NO_RETURN, QueryMigration, Role, StepCommand, StepRecord, StepReply } from '@flexmig/contracts';
+import {
+  ErrorCode,
+  FlexmigError,
+  GetHost,
+  GetReservation,
+  GetStepAttempt,
+  MigrationProgressMessage,
+  POINT_OF_NO_RETURN,
+  QueryMigration,
+  Role,
+  StepCommand,
+  StepRecord,
+  StepReply,
+} from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { HypervisorDriver } from './drivers/driver';
+import { LedgerRecord, ENTRY_STEP, checkCompensation, checkIncomingAddress, checkPrerequisite, checkReservation, checkRoleAndHost, checkTargetResumed } from './participation';
 import { StepLedger } from './step-ledger';
 import { AGENT_ENV, AgentEnv } from './config';
 import { HYPERVISOR_DRIVER } from './driver.token';
 import { AgentStateStore } from './state-store';
+import { LedgerStore } from './ledger-store';
 import { Counter, Histogram } from 'prom-client';
 import { sleep } from '@flexmig/timing';
 
 const stepsRun = new Counter({
   name: 'flexmig_agent_steps_total',
-  help: 'Saga steps this agent ran, by step, role and outcome (ok, failed).',
+  help: 'Saga steps this agent ran, by step, role and outcome (ok, failed, refused: not admitted by the participation checks).',
   labelNames: ['step', 'role', 'outcome'],
 });
 const stepSeconds = new Histogram({
@@ -26,43 +41,89 @@ export { HYPERVISOR_DRIVER };
 /** How often a source checks, during a memory copy, that its target still holds the incoming VM. */
 const targetCheckIntervalMs = 1_000;
 const targetCheckTimeoutMs = 2_000;
+/** The participation checks' requests (inventory, the target agent, the scheduler): a step's own timeout is longer. */
+const admissionCheckTimeoutMs = 3_000;
 
-const wrongRole = (cmd: StepCommand, role: Role) =>
-  new FlexmigError(ErrorCode.ValidationFailed, `step ${cmd.step} (${cmd.stepName}) is run by the ${role} agent, not the ${cmd.role}`);
+const refuseIf = (e: FlexmigError | undefined): void => {
+  if (e) throw e;
+};
 
 /** Runs the saga's host-local steps through the hypervisor driver; the scheduler decides, the agent acts. */
 @Injectable()
 export class MigrationStepsService {
   private readonly log = new Logger('steps');
-  private readonly ledger = new StepLedger();
+  private readonly ledger: StepLedger;
 
   constructor(
     @Inject(HYPERVISOR_DRIVER) private readonly driver: HypervisorDriver,
     private readonly bus: NatsBus,
     @Inject(AGENT_ENV) private readonly env: AgentEnv,
     @Optional() private readonly store?: AgentStateStore,
-  ) {}
+    @Optional() ledgerStore?: LedgerStore,
+  ) {
+    this.ledger = ledgerStore?.load() ?? new StepLedger();
+  }
 
   run(cmd: StepCommand): Promise<StepReply> {
-    return this.ledger.run(cmd, async () => {
-      const t = Date.now();
+    return this.ledger.run(cmd, async (history) => {
+      let admitted: StepCommand;
       try {
-        const latency = this.driver.kind === 'sim' ? (this.env.SIM_STEP_LATENCY_MS ?? 0) : 0;
-        if (latency > 0) await sleep(latency);
-        // the memory copy (3, 4) watches its target; step 6 does not need to: the target's own half of it fails
-        // if the target is gone, and a check there would add a round trip to the guest's downtime
-        const out = cmd.role === 'source' && (cmd.step === 3 || cmd.step === 4) ? await this.withTargetWatch(cmd, () => this.execute(cmd)) : await this.execute(cmd);
-        this.log.log(`migration ${cmd.migrationId}: step ${cmd.step} ${cmd.stepName} (${cmd.role}) done in ${Date.now() - t} ms`);
-        stepsRun.inc({ step: cmd.stepName, role: cmd.role, outcome: 'ok' });
-        stepSeconds.observe({ step: cmd.stepName, role: cmd.role }, (Date.now() - t) / 1000);
-        return out;
+        admitted = await this.admit(cmd, history);
       } catch (e) {
-        stepsRun.inc({ step: cmd.stepName, role: cmd.role, outcome: 'failed' });
+        stepsRun.inc({ step: cmd.stepName, role: cmd.role, outcome: 'refused' });
+        this.log.warn(`migration ${cmd.migrationId}: step ${cmd.step} ${cmd.stepName} (${cmd.role}, attempt ${cmd.attempt}) refused: ${(e as Error).message}`);
         throw e;
-      } finally {
-        this.store?.save();
       }
+      return () => this.runAdmitted(admitted);
     });
+  }
+
+  /**
+   * The participation checks (participation.ts): the command is for this host and role; a later step
+   * follows this agent's own completed step before it; an entry step matches inventory's reservation;
+   * the source streams only to the target host's registered address (which replaces the command's
+   * targetAddress); stop-source waits until the target says the VM runs there. Only the entry steps and
+   * stop-source ask anyone: the steps inside the guest's downtime (5-7) check the local ledger only.
+   */
+  private async admit(cmd: StepCommand, history: readonly LedgerRecord[]): Promise<StepCommand> {
+    refuseIf(checkRoleAndHost(cmd, this.env.HOST_ID) ?? checkPrerequisite(cmd, history));
+    const timeoutMs = admissionCheckTimeoutMs;
+    if (cmd.step === ENTRY_STEP[cmd.role]) {
+      const [{ reservation }, target] = await Promise.all([
+        this.bus.request(GetReservation, { migrationId: cmd.migrationId }, { timeoutMs }),
+        cmd.role === 'source' ? this.bus.request(GetHost, { hostId: cmd.targetHostId }, { timeoutMs }) : undefined,
+      ]);
+      refuseIf(checkReservation(cmd, reservation));
+      if (target) {
+        refuseIf(checkIncomingAddress(cmd, target.host.migrationAddress));
+        return { ...cmd, targetAddress: target.host.migrationAddress };
+      }
+    }
+    if (cmd.role === 'source' && cmd.step === 8) {
+      const { steps } = await this.bus.request(QueryMigration, { migrationId: cmd.migrationId }, { params: { hostId: cmd.targetHostId }, timeoutMs });
+      refuseIf(checkTargetResumed(cmd, steps));
+    }
+    return cmd;
+  }
+
+  private async runAdmitted(cmd: StepCommand): Promise<Omit<StepReply, 'repeated' | 'migrationId' | 'step' | 'attempt' | 'finishedAt'>> {
+    const t = Date.now();
+    try {
+      const latency = this.driver.kind === 'sim' ? (this.env.SIM_STEP_LATENCY_MS ?? 0) : 0;
+      if (latency > 0) await sleep(latency);
+      // the memory copy (3, 4) watches its target; step 6 does not need to: the target's own half of it fails
+      // if the target is gone, and a check there would add a round trip to the guest's downtime
+      const out = cmd.role === 'source' && (cmd.step === 3 || cmd.step === 4) ? await this.withTargetWatch(cmd, () => this.execute(cmd)) : await this.execute(cmd);
+      this.log.log(`migration ${cmd.migrationId}: step ${cmd.step} ${cmd.stepName} (${cmd.role}) done in ${Date.now() - t} ms`);
+      stepsRun.inc({ step: cmd.stepName, role: cmd.role, outcome: 'ok' });
+      stepSeconds.observe({ step: cmd.stepName, role: cmd.role }, (Date.now() - t) / 1000);
+      return out;
+    } catch (e) {
+      stepsRun.inc({ step: cmd.stepName, role: cmd.role, outcome: 'failed' });
+      throw e;
+    } finally {
+      this.store?.save();
+    }
   }
 
   /**
@@ -126,30 +187,24 @@ export class MigrationStepsService {
       );
     switch (cmd.stepName) {
       case 'transfer-config':
-        if (cmd.role !== 'target') throw wrongRole(cmd, 'target');
         return (await d.prepareIncoming(cmd)) ?? {};
       case 'transfer-memory':
-        if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
         return { stats: await d.transferMemory(cmd, progress) };
       case 'sync-memory':
-        if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
         return { stats: await d.syncMemory(cmd, progress) };
       case 'pause-source':
-        if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
         return { pausedAt: (await d.pauseSource(cmd.vm.id)).toISOString() };
       case 'transfer-state':
         if (cmd.role === 'source') return { stats: await d.transferState(cmd) };
         await d.confirmIncoming(cmd);
         return {};
       case 'resume-target':
-        if (cmd.role !== 'target') throw wrongRole(cmd, 'target');
         return { resumedAt: (await d.resumeTarget(cmd.vm.id)).toISOString() };
       case 'stop-source':
-        if (cmd.role !== 'source') throw wrongRole(cmd, 'source');
         await d.stopSource(cmd.vm.id);
         return {};
       case 'verify-compatibility':
-      case 'commit':
+      case 'commit': // refused at admission (checkRoleAndHost), like a role that does not run the step
         throw new FlexmigError(ErrorCode.ValidationFailed, `step ${cmd.stepName} is the scheduler's, not an agent's`);
       default: {
         const never: never = cmd.stepName;
@@ -163,6 +218,8 @@ export class MigrationStepsService {
     if (c.step >= POINT_OF_NO_RETURN) {
       throw new FlexmigError(ErrorCode.Conflict, `step ${c.step} is at or past the point of no return (${POINT_OF_NO_RETURN}): it is never undone`);
     }
+    // only a step this agent ran, for that VM: a compensation destroys or resumes a guest
+    refuseIf(checkCompensation(c, this.ledger.history(c.migrationId)));
     const d = this.driver;
     let note: string | undefined;
     switch (c.step) {
@@ -193,7 +250,16 @@ export class MigrationStepsService {
     return { done: true, note };
   }
 
-  records(migrationId: string, step?: number, attempt?: number): StepRecord[] {
-    return this.ledger.query(migrationId, step, attempt);
+  /**
+   * What this agent knows of a migration. With a step and attempt it has no record of, it fences that
+   * attempt, once the scheduler confirms it issued it (StepLedger.query).
+   */
+  records(migrationId: string, step?: number, attempt?: number): Promise<StepRecord[]> {
+    return this.ledger.query(
+      migrationId,
+      async (id, n) => (await this.bus.request(GetStepAttempt, { migrationId: id, step: n }, { timeoutMs: admissionCheckTimeoutMs })).attempt,
+      step,
+      attempt,
+    );
   }
 }

@@ -1,29 +1,67 @@
-import { ErrorCode, FlexmigError, Role, StepCommand, StepRecord, StepReply } from '@flexmig/contracts';
+import { z } from 'zod';
+import { ErrorCode, FlexmigError, Role, StepCommand, StepRecord, StepRecordSchema, StepReply, UuidSchema } from '@flexmig/contracts';
+import { LedgerRecord } from './participation';
+
+type StepOutput = Omit<StepReply, 'repeated' | 'migrationId' | 'step' | 'attempt' | 'finishedAt'>;
 
 interface Entry {
+  migrationId: string;
+  vmId: string;
   record: StepRecord;
+  updatedAt: number;
   running?: Promise<StepReply>;
   failure?: FlexmigError;
 }
 
+/** The ledger as it is kept on disk (LedgerStore): validated when read. */
+export const LedgerSnapshotSchema = z.object({
+  version: z.literal(1),
+  entries: z.array(z.object({ migrationId: UuidSchema, vmId: UuidSchema, record: StepRecordSchema, updatedAt: z.number() })),
+  fences: z.array(z.object({ migrationId: UuidSchema, step: z.number().int().min(1).max(9), attempt: z.number().int().min(1), updatedAt: z.number() })),
+});
+export type LedgerSnapshot = z.infer<typeof LedgerSnapshotSchema>;
+
+/**
+ * How long the records of a migration with nothing in progress are kept after their last change: far
+ * longer than a migration runs or retries, so a late repeat, query or compensation still finds them;
+ * short enough that the file an agent rewrites after each step stays small.
+ */
+export const ledgerRetentionMs = 3 * 24 * 3600_000;
+
+/** Admits a command (the participation checks); returns the work to run, or throws the refusal. */
+export type Admit = (history: readonly LedgerRecord[]) => Promise<() => Promise<StepOutput>>;
+/** The attempt of a step the scheduler has issued (0: none), asked before fencing an attempt never seen here. */
+export type IssuedAttempt = (migrationId: string, step: number) => Promise<number>;
+
 /**
  * Makes step commands idempotent: a repeat of a command (same migration, step and role) gets the first
  * answer, or waits for the first execution when it is still running; a new attempt after a failure runs
- * again. It is also what the agent answers when the scheduler asks "what do you know of migration X".
+ * again. It is also what the agent answers when the scheduler asks "what do you know of migration X",
+ * and what the participation checks read (which steps of which migration, for which VM, this agent did).
+ * A refused command leaves no record: a forged one cannot spoil the real one's key.
  */
 export class StepLedger {
   private readonly entries = new Map<string, Entry>();
   /** `migrationId:step` → highest attempt answered "not started": such attempts never run later. */
-  private readonly fences = new Map<string, number>();
+  private readonly fences = new Map<string, { attempt: number; updatedAt: number }>();
+  /** Admissions under way, per key: a second command for the same key waits for the first to settle. */
+  private readonly admitting = new Map<string, Promise<unknown>>();
+
+  /** `onChange` is called after every change worth keeping (the store writes the file). */
+  constructor(
+    private readonly onChange: (ledger: StepLedger) => void = () => undefined,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   private key(migrationId: string, step: number, role: Role) {
     return `${migrationId}:${step}:${role}`;
   }
 
-  async run(cmd: StepCommand, execute: () => Promise<Omit<StepReply, 'repeated' | 'migrationId' | 'step' | 'attempt' | 'finishedAt'>>): Promise<StepReply> {
+  async run(cmd: StepCommand, admit: Admit): Promise<StepReply> {
     const key = this.key(cmd.migrationId, cmd.step, cmd.role);
+    for (let pending = this.admitting.get(key); pending; pending = this.admitting.get(key)) await pending.catch(() => undefined);
     const fence = this.fences.get(`${cmd.migrationId}:${cmd.step}`);
-    if (fence !== undefined && cmd.attempt <= fence) {
+    if (fence !== undefined && cmd.attempt <= fence.attempt) {
       throw new FlexmigError(
         ErrorCode.Conflict,
         `attempt ${cmd.attempt} of step ${cmd.step} of migration ${cmd.migrationId} was reported not started and is fenced; a newer attempt runs instead`,
@@ -39,7 +77,15 @@ export class StepLedger {
       }
       if (record.status === 'failed' && cmd.attempt <= record.attempt && existing.failure) throw existing.failure;
     }
-    const entry: Entry = { record: { step: cmd.step, role: cmd.role, attempt: cmd.attempt, status: 'in-progress' } };
+    const admission = admit(this.history(cmd.migrationId));
+    this.admitting.set(key, admission);
+    let execute: () => Promise<StepOutput>;
+    try {
+      execute = await admission;
+    } finally {
+      this.admitting.delete(key);
+    }
+    const entry: Entry = { migrationId: cmd.migrationId, vmId: cmd.vm.id, record: { step: cmd.step, role: cmd.role, attempt: cmd.attempt, status: 'in-progress' }, updatedAt: this.now() };
     entry.running = (async () => {
       try {
         const out = await execute();
@@ -51,45 +97,128 @@ export class StepLedger {
           repeated: false,
           finishedAt: new Date().toISOString(),
         };
-        entry.record = { ...entry.record, status: 'completed', reply };
+        this.update(entry, { ...entry.record, status: 'completed', reply });
         return reply;
       } catch (e) {
         const failure =
           e instanceof FlexmigError ? e : new FlexmigError(ErrorCode.AgentFailed, `step ${cmd.stepName} failed: ${(e as Error)?.message ?? e}`);
-        entry.record = { ...entry.record, status: 'failed', error: { code: failure.code, message: failure.message } };
         entry.failure = failure;
+        this.update(entry, { ...entry.record, status: 'failed', error: { code: failure.code, message: failure.message } });
         throw failure;
       } finally {
         entry.running = undefined;
       }
     })();
     this.entries.set(key, entry);
+    this.onChange(this);
     return entry.running;
   }
 
+  private update(entry: Entry, record: StepRecord): void {
+    entry.record = record;
+    entry.updatedAt = this.now();
+    this.onChange(this);
+  }
+
+  /** Records a compensation done (of a step this agent ran: the caller checked its record exists). */
   markCompensated(migrationId: string, step: number, role: Role): void {
     const entry = this.entries.get(this.key(migrationId, step, role));
-    if (entry) entry.record = { ...entry.record, status: 'compensated' };
-    else this.entries.set(this.key(migrationId, step, role), { record: { step, role, attempt: 1, status: 'compensated' } });
+    if (entry) this.update(entry, { ...entry.record, status: 'compensated' });
   }
 
   /**
    * Answers "what happened to attempt N of step S": the records, and when there is none for that step,
-   * fences attempt N (and older) so a late command cannot run after the scheduler moved on.
+   * fences attempt N (and older) so a late command cannot run after the scheduler moved on. Only attempts
+   * the scheduler has issued are fenced (it is asked, unless this agent fenced as far already): a query
+   * for an attempt it never issued is refused, so nobody can fence the attempts still to come.
    */
-  query(migrationId: string, step?: number, attempt?: number): StepRecord[] {
+  async query(migrationId: string, issued: IssuedAttempt, step?: number, attempt?: number): Promise<StepRecord[]> {
     const records = this.recordsOf(migrationId);
-    if (step !== undefined && attempt !== undefined && !records.some((r) => r.step === step)) {
-      const key = `${migrationId}:${step}`;
-      this.fences.set(key, Math.max(this.fences.get(key) ?? 0, attempt));
+    if (step === undefined || attempt === undefined || records.some((r) => r.step === step)) return records;
+    const key = `${migrationId}:${step}`;
+    const fenced = this.fences.get(key)?.attempt ?? 0;
+    if (attempt > fenced) {
+      const highest = await issued(migrationId, step);
+      if (attempt > highest) {
+        throw new FlexmigError(
+          ErrorCode.AttemptNotIssued,
+          `attempt ${attempt} of step ${step} of migration ${migrationId} was never issued (the scheduler's latest is ${highest}): it is not fenced`,
+          { migrationId, step, attempt, issued: highest },
+          false,
+        );
+      }
+      // the records may have changed while the scheduler was asked: a command that arrived meanwhile ran
+      const now = this.recordsOf(migrationId);
+      if (now.some((r) => r.step === step)) return now;
+      this.fences.set(key, { attempt: Math.max(this.fences.get(key)?.attempt ?? 0, attempt), updatedAt: this.now() });
+      this.onChange(this);
     }
     return records;
   }
 
   recordsOf(migrationId: string): StepRecord[] {
-    return [...this.entries.entries()]
-      .filter(([k]) => k.startsWith(`${migrationId}:`))
-      .map(([, e]) => e.record)
-      .sort((a, b) => a.step - b.step);
+    return this.history(migrationId).map((h) => h.record);
+  }
+
+  /** This agent's records of a migration, with their VM, by step. */
+  history(migrationId: string): LedgerRecord[] {
+    return [...this.entries.values()]
+      .filter((e) => e.migrationId === migrationId)
+      .map((e) => ({ vmId: e.vmId, record: e.record }))
+      .sort((a, b) => a.record.step - b.record.step);
+  }
+
+  /** What the store writes: every record and fence, less the migrations idle past the retention. */
+  snapshot(): LedgerSnapshot {
+    this.prune();
+    return {
+      version: 1,
+      entries: [...this.entries.values()].map((e) => ({ migrationId: e.migrationId, vmId: e.vmId, record: e.record, updatedAt: e.updatedAt })),
+      fences: [...this.fences.entries()].map(([k, f]) => {
+        const [migrationId, step] = k.split(':');
+        return { migrationId: migrationId!, step: Number(step), attempt: f.attempt, updatedAt: f.updatedAt };
+      }),
+    };
+  }
+
+  /**
+   * A ledger from what the store read. A step that was in progress when the agent stopped is failed: no
+   * process runs it any more, and the scheduler, told so, runs a new attempt or undoes the migration.
+   */
+  static restore(s: LedgerSnapshot, onChange?: (l: StepLedger) => void, now?: () => number): StepLedger {
+    const l = new StepLedger(onChange, now);
+    for (const e of s.entries) {
+      let record = e.record;
+      let failure: FlexmigError | undefined;
+      if (record.status === 'in-progress') {
+        failure = new FlexmigError(ErrorCode.AgentFailed, `the agent stopped while step ${record.step} (${record.role}) ran; it is not running any more`, undefined, true);
+        record = { ...record, status: 'failed', error: { code: failure.code, message: failure.message } };
+      } else if (record.status === 'failed' && record.error) {
+        failure = FlexmigError.fromBody(record.error);
+      }
+      l.entries.set(l.key(e.migrationId, record.step, record.role), { migrationId: e.migrationId, vmId: e.vmId, record, updatedAt: e.updatedAt, ...(failure ? { failure } : {}) });
+    }
+    for (const f of s.fences) l.fences.set(`${f.migrationId}:${f.step}`, { attempt: f.attempt, updatedAt: f.updatedAt });
+    return l;
+  }
+
+  /** Drops the migrations with nothing in progress whose last change is older than the retention. */
+  private prune(): void {
+    const cutoff = this.now() - ledgerRetentionMs;
+    const last = new Map<string, number>();
+    const busy = new Set<string>();
+    for (const e of this.entries.values()) {
+      last.set(e.migrationId, Math.max(last.get(e.migrationId) ?? 0, e.updatedAt));
+      if (e.record.status === 'in-progress') busy.add(e.migrationId);
+    }
+    for (const [k, f] of this.fences) {
+      const id = k.slice(0, k.indexOf(':'));
+      last.set(id, Math.max(last.get(id) ?? 0, f.updatedAt));
+    }
+    const stale = new Set([...last].filter(([id, t]) => t < cutoff && !busy.has(id)).map(([id]) => id));
+    if (stale.size === 0) return;
+    for (const [k, e] of this.entries) if (stale.has(e.migrationId)) this.entries.delete(k);
+    for (const k of this.fences.keys()) if (stale.has(k.slice(0, k.indexOf(':')))) this.fences.delete(k);
   }
 }
+

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
@@ -39,6 +40,7 @@ describe('cpu-compat over HTTP and NATS', () => {
   let db: TestDatabase;
   let nc: NatsConnection;
   const services: ServiceProcess[] = [];
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'flexmig-cc-agents-')); // the agent's state, the suite's own
   let cpu: string;
   let inv: string;
   const api = (method: string, route: string, body?: unknown) => call(cpu, method, route, body);
@@ -55,7 +57,7 @@ describe('cpu-compat over HTTP and NATS', () => {
     const inventory = new ServiceProcess('inventory', { ...common, DATABASE_URL: db.url, PORT: String(invPort) }, invPort);
     services.push(cpuCompat, inventory);
     await Promise.all([cpuCompat.start(), inventory.start()]);
-    const agent = new ServiceProcess('agent', { ...common, HOST_ID: 'mask-ivb', CLUSTER_NAME: 'masks', SIM_CPU: 'IvyBridge', PORT: String(agentPort), SIM_TIME_SCALE: '0' }, agentPort);
+    const agent = new ServiceProcess('agent', { ...common, HOST_ID: 'mask-ivb', CLUSTER_NAME: 'masks', SIM_CPU: 'IvyBridge', PORT: String(agentPort), SIM_TIME_SCALE: '0', AGENT_STATE_DIR: stateDir }, agentPort);
     services.push(agent);
     await agent.start();
     await waitFor('host mask-ivb to register', async () => (await call(inv, 'GET', '/api/v1/hosts/mask-ivb')).status === 200);
@@ -66,6 +68,7 @@ describe('cpu-compat over HTTP and NATS', () => {
     await nc?.close();
     await db?.stop();
     await nats?.stop();
+    rmSync(stateDir, { recursive: true, force: true });
   }, 60_000);
 
   it('has at least 12 real processor fixtures, Intel and AMD', () => {

@@ -19,3 +19,36 @@ export const insufficientCapacity = (id: string, need: { memoryMiB: number; vcpu
   );
 export const clusterNameTaken = (name: string) =>
   new FlexmigError(ErrorCode.Conflict, `a cluster named ${name} exists already`, { name });
+
+// Defence in depth (docs/security.md, "Agents and inventory"): inventory has no migration table; the
+// reservation a migration made at step 1 is what ties a later request to that migration, VM and host.
+export const noReservation = (migrationId: string, vmId: string, toHostId: string) =>
+  new FlexmigError(
+    ErrorCode.ReservationMismatch,
+    `migration ${migrationId} holds no reservation for VM ${vmId} on host ${toHostId}: a VM is relocated only by the migration that reserved its target`,
+    { migrationId, vmId, hostId: toHostId },
+    false,
+  );
+export const reservationMismatch = (migrationId: string, held: { vmId: string; hostId: string }, asked: { vmId: string; hostId: string }) =>
+  new FlexmigError(
+    ErrorCode.ReservationMismatch,
+    `migration ${migrationId} reserved host ${held.hostId} for VM ${held.vmId}, not host ${asked.hostId} for VM ${asked.vmId}`,
+    { migrationId, held, asked },
+    false,
+  );
+export const vmAlreadyMigrating = (vmId: string, migrationId: string, otherMigrationId: string) =>
+  new FlexmigError(
+    ErrorCode.MigrationActive,
+    `VM ${vmId} already has a reservation for migration ${otherMigrationId}; migration ${migrationId} cannot reserve another host for it until that one is released or committed`,
+    { vmId, migrationId, otherMigrationId },
+    false,
+  );
+export const reserveOnOwnHost = (vmId: string, hostId: string) =>
+  new FlexmigError(ErrorCode.UnableToMigrateToSelf, `VM ${vmId} already runs on ${hostId}: there is nothing to reserve there`, { vmId, hostId }, false);
+export const reserveAcrossClusters = (vmId: string, vmCluster: string, hostId: string, hostCluster: string) =>
+  new FlexmigError(
+    ErrorCode.ReservationMismatch,
+    `VM ${vmId} belongs to cluster ${vmCluster}, host ${hostId} to cluster ${hostCluster}: a VM migrates within its cluster`,
+    { vmId, hostId },
+    false,
+  );

@@ -2,6 +2,7 @@ import { Controller } from '@nestjs/common';
 import { EventPattern, MessagePattern } from '@nestjs/microservices';
 import {
   GetHost,
+  GetReservation,
   GetVm,
   HostHeartbeat,
   ListHosts,
@@ -55,6 +56,11 @@ export class InventoryHandlers {
   @MessagePattern(ReserveCapacity.subject)
   async reserve(r: RequestOf<typeof ReserveCapacity>): Promise<ReplyOf<typeof ReserveCapacity>> {
     return { reservation: await this.reservations.reserve(r) };
+  }
+
+  @MessagePattern(GetReservation.subject)
+  async getReservation(r: RequestOf<typeof GetReservation>): Promise<ReplyOf<typeof GetReservation>> {
+    return { reservation: await this.reservations.get(r.migrationId) };
   }
 
   @MessagePattern(ReleaseCapacity.subject)

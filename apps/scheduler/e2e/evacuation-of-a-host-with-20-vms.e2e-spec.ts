@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
 
 /**
@@ -11,6 +14,7 @@ describe('evacuation of a host with 20 VMs (real processes)', () => {
   let db: TestDatabase;
   const procs: ServiceProcess[] = [];
   const url: Record<string, string> = {};
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'flexmig-evac-agents-')); // the agents' ledgers, the suite's own
   const limits = { MAX_OUTBOUND_PER_HOST: 2, MAX_INBOUND_PER_HOST: 0, MAX_PER_CLUSTER: 5 }; // 0 = unlimited
   const agents = [
     // cluster `evac`: compatible CPUs (VMs get the highest baseline all four pass: SandyBridge), room for all
@@ -55,6 +59,7 @@ describe('evacuation of a host with 20 VMs (real processes)', () => {
             PORT: String(port),
             HOST_ID: a.id,
             CLUSTER_NAME: a.cluster,
+            AGENT_STATE_DIR: stateDir,
             SIM_CPU: a.cpu,
             SIM_MEMORY_MIB: String(a.memoryMiB),
             SIM_TIME_SCALE: '0.02',
@@ -75,6 +80,7 @@ describe('evacuation of a host with 20 VMs (real processes)', () => {
     for (const p of procs.reverse()) await p.stop();
     await db?.stop();
     await nats?.stop();
+    rmSync(stateDir, { recursive: true, force: true });
   });
 
   it('refuses an unknown host (404) and a malformed body (400)', async () => {

@@ -1,5 +1,10 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { MigrationPolicySchema, stepName } from '@flexmig/contracts';
 import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
 
 /**
@@ -13,6 +18,7 @@ describe('live migration across CPU generations (real processes)', () => {
   let nc: NatsConnection;
   const procs: ServiceProcess[] = [];
   const url: Record<string, string> = {};
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'flexmig-e2e-agents-'));
   const hosts = [
     { id: 'host-a', cpu: 'Westmere' },
     { id: 'host-b', cpu: 'SandyBridge' },
@@ -41,7 +47,7 @@ describe('live migration across CPU generations (real processes)', () => {
       procs.push(
         await new ServiceProcess(
           'agent',
-          { ...common, PORT: String(port), HOST_ID: h.id, CLUSTER_NAME: 'e2e', SIM_CPU: h.cpu, SIM_TIME_SCALE: '0.05', HEARTBEAT_INTERVAL_MS: '500' },
+          { ...common, PORT: String(port), HOST_ID: h.id, CLUSTER_NAME: 'e2e', SIM_CPU: h.cpu, AGENT_STATE_DIR: stateDir, SIM_TIME_SCALE: '0.05', HEARTBEAT_INTERVAL_MS: '500' },
           port,
           h.id,
         ).start(),
@@ -59,6 +65,7 @@ describe('live migration across CPU generations (real processes)', () => {
     for (const p of procs.reverse()) await p.stop();
     await db?.stop();
     await nats?.stop();
+    rmSync(stateDir, { recursive: true, force: true });
   });
 
   const readEvents = async (subjectFilter: string) => {
@@ -153,6 +160,87 @@ describe('live migration across CPU generations (real processes)', () => {
     // the capacity held for it on the target was released
     const target = await http('inventory', 'GET', '/api/v1/hosts/host-a');
     expect(target.body.allocatedMemoryMiB).toBe(2048); // e2e-vm only
+  });
+
+  /**
+   * A client that may publish on the agents' and inventory's subjects (what NATS permissions alone allow)
+   * still cannot make an agent destroy, expose or fence anything, nor move a VM's record: each request is
+   * tied to what its receiver knows of the migration (docs/security.md, "Agents and inventory").
+   */
+  describe('forged requests from a client allowed to publish are refused', () => {
+    const ask = async (subject: string, payload: unknown) => {
+      const reply = await nc.request(`${nats.prefix}.${subject}`, new TextEncoder().encode(JSON.stringify(payload)), { timeout: 5000 });
+      return JSON.parse(new TextDecoder().decode(reply.data));
+    };
+    const agentVms = async (hostId: string) => (await ask(`agent.${hostId}.vm.list`, {})).data.vms;
+    const forgedStep = (step: number, role: 'source' | 'target', extra: Record<string, unknown> = {}) => ({
+      migrationId: randomUUID(),
+      step,
+      stepName: stepName(step),
+      attempt: 1,
+      role,
+      vm: { id: vm.id, name: vm.name, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, cpuBaseline: vm.cpuBaseline },
+      sourceHostId: 'host-a',
+      targetHostId: 'host-c',
+      policy: MigrationPolicySchema.parse({}),
+      ...extra,
+    });
+
+    it('stop-source for a made-up migration naming a running VM: NOT_A_PARTICIPANT, the VM keeps running', async () => {
+      const reply = await ask('agent.host-a.migration.step', forgedStep(8, 'source'));
+      expect(reply).toMatchObject({ ok: false, error: { code: 'NOT_A_PARTICIPANT' } });
+      expect(reply.error.message).toMatch(/needs step 6 done on this source agent first/);
+      expect(await agentVms('host-a')).toContainEqual(expect.objectContaining({ vmId: vm.id, state: 'running' }));
+      const undo = await ask('agent.host-a.migration.compensate', { migrationId: randomUUID(), step: 2, role: 'target', vmId: vm.id });
+      expect(undo).toMatchObject({ ok: false, error: { code: 'NOT_A_PARTICIPANT' } });
+      expect(await agentVms('host-a')).toContainEqual(expect.objectContaining({ vmId: vm.id, state: 'running' }));
+    });
+
+    it("transfer-memory to an address of the attacker's choosing: refused without a reservation, and to another host even with one", async () => {
+      const noReservation = await ask('agent.host-a.migration.step', forgedStep(3, 'source', { incomingAddress: '203.0.113.9:4444' }));
+      expect(noReservation).toMatchObject({ ok: false, error: { code: 'NOT_A_PARTICIPANT', message: expect.stringMatching(/no reservation/) } });
+      // a migration the scheduler really started (its step 1 reservation), then a forged step 3 for it
+      const cmd = forgedStep(3, 'source', { incomingAddress: '203.0.113.9:4444' });
+      expect(await ask('inventory.reservation.create', { migrationId: cmd.migrationId, vmId: vm.id, hostId: 'host-c' })).toMatchObject({ ok: true });
+      try {
+        const reply = await ask('agent.host-a.migration.step', cmd);
+        expect(reply).toMatchObject({ ok: false, error: { code: 'UNTRUSTED_ADDRESS' } });
+        expect(reply.error.message).toMatch(/203\.0\.113\.9:4444 is not on host host-c/);
+        expect(await agentVms('host-a')).toContainEqual(expect.objectContaining({ vmId: vm.id, state: 'running' }));
+        // nothing was recorded for the forged command: the agent knows nothing of that migration
+        expect((await ask('agent.host-a.migration.query', { migrationId: cmd.migrationId })).data.steps).toEqual([]);
+      } finally {
+        await ask('inventory.reservation.release', { migrationId: cmd.migrationId });
+      }
+    });
+
+    it('a query for attempt 99 fences nothing: ATTEMPT_NOT_ISSUED, for a real migration and a made-up one', async () => {
+      const [done] = (await http('scheduler', 'GET', `/api/v1/migrations?vmId=${vm.id}`)).body.items;
+      const real = await ask('agent.host-a.migration.query', { migrationId: done.id, step: 5, attempt: 99 });
+      expect(real).toMatchObject({ ok: false, error: { code: 'ATTEMPT_NOT_ISSUED', message: expect.stringMatching(/scheduler's latest is 1/) } });
+      const madeUp = await ask('agent.host-c.migration.query', { migrationId: randomUUID(), step: 2, attempt: 99 });
+      expect(madeUp).toMatchObject({ ok: false, error: { code: 'ATTEMPT_NOT_ISSUED' } });
+    });
+
+    it("inventory moves no VM record without the migration's reservation, and reserves only for a VM that can move there", async () => {
+      const relocate = await ask('inventory.vm.relocate', { migrationId: randomUUID(), vmId: vm.id, fromHostId: 'host-a', toHostId: 'host-c' });
+      expect(relocate).toMatchObject({ ok: false, error: { code: 'RESERVATION_MISMATCH' } });
+      expect((await http('inventory', 'GET', `/api/v1/vms/${vm.id}`)).body.hostId).toBe('host-a');
+      const self = await ask('inventory.reservation.create', { migrationId: randomUUID(), vmId: vm.id, hostId: 'host-a' });
+      expect(self).toMatchObject({ ok: false, error: { code: 'UNABLE_TO_MIGRATE_TO_SELF' } });
+      const first = randomUUID();
+      expect(await ask('inventory.reservation.create', { migrationId: first, vmId: vm.id, hostId: 'host-c' })).toMatchObject({ ok: true });
+      try {
+        const second = await ask('inventory.reservation.create', { migrationId: randomUUID(), vmId: vm.id, hostId: 'host-c' });
+        expect(second).toMatchObject({ ok: false, error: { code: 'MIGRATION_ACTIVE' } });
+        // a relocation naming that reservation's migration but another host
+        const elsewhere = await ask('inventory.vm.relocate', { migrationId: first, vmId: vm.id, fromHostId: 'host-a', toHostId: 'host-b' });
+        expect(elsewhere).toMatchObject({ ok: false, error: { code: 'RESERVATION_MISMATCH' } });
+        expect((await http('inventory', 'GET', `/api/v1/vms/${vm.id}`)).body.hostId).toBe('host-a');
+      } finally {
+        await ask('inventory.reservation.release', { migrationId: first });
+      }
+    });
   });
 
   describe('bad requests get a 4xx with a clear message and write nothing', () => {

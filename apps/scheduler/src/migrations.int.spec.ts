@@ -1,5 +1,8 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Client } from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { MigrationStepCompleted } from '@flexmig/contracts';
@@ -18,6 +21,7 @@ describe('scheduler on real NATS and PostgreSQL', () => {
   let db: TestDatabase;
   let scheduler: RunningService;
   const procs: ServiceProcess[] = [];
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'flexmig-int-agents-')); // the agents' ledgers, the suite's own
   let inventoryUrl: string;
 
   const http = httpJson;
@@ -45,7 +49,7 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     for (const [id, cpu] of [['src', 'Haswell'], ['dst', 'Haswell']]) {
       const port = await freePort();
       // 8 GiB over 1250 MiB/s takes 6.5 simulated s: at scale 1 the copy lasts long enough to cancel
-      procs.push(await new ServiceProcess('agent', { ...common, PORT: String(port), HOST_ID: id, CLUSTER_NAME: 'int', SIM_CPU: cpu, SIM_TIME_SCALE: '1' }, port, id).start());
+      procs.push(await new ServiceProcess('agent', { ...common, PORT: String(port), HOST_ID: id, CLUSTER_NAME: 'int', SIM_CPU: cpu, SIM_TIME_SCALE: '1', AGENT_STATE_DIR: stateDir }, port, id).start());
     }
     await waitFor('hosts up', async () => (await http(inventoryUrl, 'GET', '/api/v1/hosts')).body.items?.length === 2);
     await ensureDatabaseAndSchema(db.url, SCHEDULER_SCHEMA);
@@ -66,6 +70,7 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     for (const p of procs.reverse()) await p.stop();
     await db?.stop();
     await nats?.stop();
+    rmSync(stateDir, { recursive: true, force: true });
   });
 
   it('keeps its tables in its own schema, created by its checked-in migrations', async () => {

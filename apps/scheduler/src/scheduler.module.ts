@@ -12,6 +12,7 @@ import { DbClock } from './db-clock';
 import { MigrationEngine } from './migration-engine';
 import { MigrationsService } from './migrations.service';
 import { MigrationsController } from './migrations.controller';
+import { SchedulerHandlers } from './nats.handlers';
 import { ClusterSettingsService } from './cluster-settings.service';
 import { ClusterSettingsController } from './cluster-settings.controller';
 import { PlacementService } from './placement/placement.service';
@@ -33,7 +34,7 @@ export class SchedulerModule {
         ),
         HealthModule,
       ],
-      controllers: [MigrationsController, ClusterSettingsController, EvacuationsController],
+      controllers: [MigrationsController, ClusterSettingsController, EvacuationsController, SchedulerHandlers],
       providers: [
         { provide: SCHEDULER_CONFIG, useValue: opts.config },
         StepExecutor,

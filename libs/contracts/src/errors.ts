@@ -28,6 +28,15 @@ export const ErrorCode = {
   InsufficientCapacity: 'INSUFFICIENT_CAPACITY',
   VmNotRunning: 'VM_NOT_RUNNING',
   CpuIncompatible: 'CPU_INCOMPATIBLE',
+  // defence in depth: a request that names a migration its receiver cannot tie to what it knows
+  /** An agent was asked for a step or compensation of a migration whose earlier steps it did not take part in. */
+  NotAParticipant: 'NOT_A_PARTICIPANT',
+  /** A memory stream was to go elsewhere than the target host's registered migration address. */
+  UntrustedAddress: 'UNTRUSTED_ADDRESS',
+  /** A query would fence an attempt of a step that the scheduler never issued. */
+  AttemptNotIssued: 'ATTEMPT_NOT_ISSUED',
+  /** Inventory: a reservation or relocation that does not match the migration's reservation. */
+  ReservationMismatch: 'RESERVATION_MISMATCH',
   // CPU model catalog and host evaluation
   UnknownCpuModel: 'UNKNOWN_CPU_MODEL',
   UnknownVendor: 'UNKNOWN_VENDOR',
@@ -55,6 +64,10 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   INSUFFICIENT_CAPACITY: 409,
   VM_NOT_RUNNING: 409,
   CPU_INCOMPATIBLE: 422,
+  NOT_A_PARTICIPANT: 403,
+  UNTRUSTED_ADDRESS: 403,
+  ATTEMPT_NOT_ISSUED: 409,
+  RESERVATION_MISMATCH: 409,
   UNKNOWN_CPU_MODEL: 404,
   UNKNOWN_VENDOR: 422,
   MALFORMED_CPUINFO: 400,

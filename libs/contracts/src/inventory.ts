@@ -147,6 +147,15 @@ export const ReserveCapacity = defineRequest({
   reply: z.object({ reservation: ReservationSchema }),
 });
 
+export const GetReservation = defineRequest({
+  subject: 'inventory.reservation.get',
+  description:
+    "A migration's reservation, or null: what an agent checks before it takes part in a migration (the reservation proves that the scheduler " +
+    'started it, for that VM and that target host).',
+  request: z.object({ migrationId: UuidSchema }),
+  reply: z.object({ reservation: ReservationSchema.nullable() }),
+});
+
 export const ReleaseCapacity = defineRequest({
   subject: 'inventory.reservation.release',
   description: 'Compensation of step 1. Idempotent: releasing twice is fine.',
@@ -157,7 +166,8 @@ export const ReleaseCapacity = defineRequest({
 export const RelocateVm = defineRequest({
   subject: 'inventory.vm.relocate',
   description:
-    'Saga step 9: the VM now runs on the target; the reservation becomes its allocation. Idempotent per migration.',
+    'Saga step 9: the VM now runs on the target; the reservation becomes its allocation. Idempotent per migration. ' +
+    "Refused (RESERVATION_MISMATCH) unless the migration's reservation is for that VM and that target host.",
   request: z.object({ migrationId: UuidSchema, vmId: UuidSchema, fromHostId: HostIdSchema, toHostId: HostIdSchema }),
   reply: z.object({ vm: VmSchema }),
 });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { defineRequest } from './define';
 import { HostIdSchema, IsoTimeSchema, UuidSchema } from './common';
 import { MigrationPolicyInputSchema, MigrationPolicySchema } from './policy';
 import { StepNameSchema, StepNumberSchema } from './steps';
@@ -97,3 +98,14 @@ export const MigrationViewSchema = z.object({
 export type MigrationView = z.infer<typeof MigrationViewSchema>;
 
 export const CancelMigrationSchema = z.object({ reason: z.string().max(500).optional() }).strict();
+
+// ---- NATS: agent → scheduler ----
+
+export const GetStepAttempt = defineRequest({
+  subject: 'scheduler.migration.step-attempt',
+  description:
+    'The attempt of a step the scheduler has issued (0: never; null migration: unknown to the scheduler). An agent asks before it fences ' +
+    'an attempt it has not seen (agent.{hostId}.migration.query), so that nobody can fence attempts the scheduler never issued.',
+  request: z.object({ migrationId: UuidSchema, step: StepNumberSchema }),
+  reply: z.object({ migrationId: UuidSchema, step: StepNumberSchema, known: z.boolean(), attempt: z.number().int().min(0) }),
+});

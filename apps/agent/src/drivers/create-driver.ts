@@ -1,8 +1,7 @@
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
-import { AgentEnv, QEMU_DEFAULTS } from '../config';
+import { AgentEnv, QEMU_DEFAULTS, qemuRunDir } from '../config';
 import { HypervisorDriver } from './driver';
+import { addressHost } from '../address';
 import { SimDriver, SimDriverOptions } from './sim.driver';
 import { QemuDriver } from './qemu/qemu.driver';
 
@@ -24,14 +23,13 @@ export function createDriver(env: AgentEnv): HypervisorDriver {
     case 'sim':
       return new SimDriver(simDriverOptions(env, simulatedHostCpu(env.SIM_CPU)));
     case 'qemu': {
-      const address = env.MIGRATION_ADDRESS;
-      const host = address.startsWith('[') ? address.slice(1, address.indexOf(']')) : address.includes(':') ? address.slice(0, address.lastIndexOf(':')) : address;
       return new QemuDriver({
         binary: env.QEMU_BINARY ?? QEMU_DEFAULTS.binary,
         accel: env.QEMU_ACCEL ?? QEMU_DEFAULTS.accel,
-        runDir: env.QEMU_RUN_DIR ?? join(tmpdir(), `flexmig-qemu-${env.HOST_ID}`),
-        listenHost: env.QEMU_MIGRATION_LISTEN_HOST ?? host,
+        runDir: qemuRunDir(env),
+        listenHost: env.QEMU_MIGRATION_LISTEN_HOST ?? addressHost(env.MIGRATION_ADDRESS),
         ...(env.QEMU_MIGRATION_PORT_RANGE ? { portRange: env.QEMU_MIGRATION_PORT_RANGE } : {}),
+        ...(env.QEMU_TLS_DIR ? { tlsDir: env.QEMU_TLS_DIR } : {}),
         ...(env.QEMU_GUEST_DIRTY_RATE_MIBPS !== undefined
           ? { defaultWorkload: { dirtyRateMiBps: env.QEMU_GUEST_DIRTY_RATE_MIBPS, ...(env.QEMU_GUEST_WORKING_SET_MIB ? { workingSetMiB: env.QEMU_GUEST_WORKING_SET_MIB } : {}) } }
           : {}),

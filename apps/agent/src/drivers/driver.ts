@@ -1,4 +1,5 @@
-import { HostCpu, MigrationProgress, StepCommand, TransferStats, VmSpec, AgentVm } from '@flexmig/contracts';
+import { z } from 'zod';
+import { AgentVmSchema, HostCpu, MigrationProgress, StepCommand, TransferStats, UuidSchema, VmSpec, VmSpecSchema, AgentVm } from '@flexmig/contracts';
 
 export type ProgressSink = (p: Omit<MigrationProgress, 'migrationId' | 'vmId' | 'hostId' | 'at' | 'step'>) => void;
 
@@ -61,9 +62,7 @@ export interface GuestMemoryCheck {
   advancedAfterCheck: boolean;
 }
 
-/** A VM record as the sim driver persists it. */
-export interface PersistedVm {
-  spec: import('@flexmig/contracts').VmSpec;
-  state: import('@flexmig/contracts').AgentVm['state'];
-  migrationId?: string;
-}
+/** A VM record as the sim driver persists it (snapshot/restore); the file is validated with this when read. */
+export const PersistedVmSchema = z.object({ spec: VmSpecSchema, state: AgentVmSchema.shape.state, migrationId: UuidSchema.optional() });
+export type PersistedVm = z.infer<typeof PersistedVmSchema>;
+export const PersistedVmsSchema = z.array(PersistedVmSchema);

@@ -1,7 +1,23 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
-import { ErrorCode, FlexmigError, HostHeartbeat, ListAgentVms, MigrationPolicySchema, RegisterHost, ReplyOf, RunStep, StartVm, StepCommand, stepName } from '@flexmig/contracts';
+import {
+  CompensateStep,
+  ErrorCode,
+  FlexmigError,
+  GetHost,
+  GetReservation,
+  Host,
+  HostHeartbeat,
+  ListAgentVms,
+  MigrationPolicySchema,
+  RegisterHost,
+  ReplyOf,
+  RunStep,
+  StartVm,
+  StepCommand,
+  stepName,
+} from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { TestNats, startTestNats } from '@flexmig/testing';
 import { SimFleet } from './sim-fleet';
@@ -10,7 +26,28 @@ import { sleep } from '@flexmig/timing';
 const fleetSize = 50;
 const heartbeatIntervalMs = 200;
 
+/** A host record as inventory answers it (the fields the agents' checks read: id and migrationAddress). */
+const fakeHost: Host = {
+  id: 'pair-002',
+  clusterId: randomUUID(),
+  hostname: 'pair-002',
+  cpu: { vendor: 'Intel', modelName: 'sim', features: [] },
+  maxImcMode: 'IvyBridge',
+  memoryMiB: 65_536,
+  vcpus: 32,
+  allocatedMemoryMiB: 0,
+  allocatedVcpus: 0,
+  driver: 'sim',
+  migrationAddress: 'pair-002.sim:49152',
+  state: 'up',
+  maintenance: false,
+  lastHeartbeatAt: new Date().toISOString(),
+  registeredAt: new Date().toISOString(),
+};
+
 describe('SimFleet against real NATS', () => {
+  const cleanups: Array<() => void> = [];
+  afterEach(() => cleanups.splice(0).forEach((c) => c()));
   let nats: TestNats;
   let client: NatsBus;
   let fleet: SimFleet | undefined;
@@ -156,6 +193,22 @@ describe('SimFleet against real NATS', () => {
       });
       const run = (step: number, role: 'source' | 'target') =>
         client.request(RunStep, cmd(step, role), { params: { hostId: role === 'source' ? 'pair-001' : 'pair-002' } });
+      // what the agents check with inventory before they take part: the scheduler's reservation (step 1)
+      // and the target host's registered migration address
+      const now = new Date().toISOString();
+      const reservations = client.handle(GetReservation, async (r) => ({
+        reservation: r.migrationId === migrationId ? { migrationId, vmId: vm.id, hostId: 'pair-002', memoryMiB: 4096, vcpus: 2, createdAt: now } : null,
+      }));
+      const hostRecords = client.handle(GetHost, async (r) => ({ host: { ...fakeHost, id: r.hostId, migrationAddress: `${r.hostId}.sim:49152` } }));
+      cleanups.push(() => reservations.unsubscribe(), () => hostRecords.unsubscribe());
+      // steps out of order, or for a migration without a reservation, are refused before anything runs
+      await expect(run(8, 'source')).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
+      await expect(run(7, 'target')).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
+      const stranger = { ...cmd(2, 'target'), migrationId: randomUUID() };
+      await expect(client.request(RunStep, stranger, { params: { hostId: 'pair-002' } })).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
+      await expect(
+        client.request(CompensateStep, { migrationId, step: 5, role: 'source', vmId: vm.id }, { params: { hostId: 'pair-001' } }),
+      ).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
       await run(2, 'target');
       const s3 = await run(3, 'source');
       const s4 = await run(4, 'source');

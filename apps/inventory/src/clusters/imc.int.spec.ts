@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
@@ -36,6 +38,7 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
   let cpu: string; // cpu-compat base URL
   let sched: string; // scheduler base URL
   let common: Record<string, string>;
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'flexmig-imc-agents-')); // the agents' state, the suite's own
 
   const api = (method: string, route: string, body?: unknown) => call(inv, method, route, body);
 
@@ -81,7 +84,7 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
     nats = await startTestNats('imc');
     db = await startTestDatabase('imc');
     nc = await connect({ servers: nats.url });
-    common = { NATS_URL: nats.url, SUBJECT_PREFIX: nats.prefix, LOG_LEVEL: 'warn' };
+    common = { NATS_URL: nats.url, SUBJECT_PREFIX: nats.prefix, LOG_LEVEL: 'warn', AGENT_STATE_DIR: stateDir };
     const [cpuPort, invPort, schedPort] = [await freePort(), await freePort(), await freePort()];
     cpu = `http://127.0.0.1:${cpuPort}`;
     inv = `http://127.0.0.1:${invPort}`;
@@ -98,6 +101,7 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
     await nc?.close();
     await db?.stop();
     await nats?.stop();
+    rmSync(stateDir, { recursive: true, force: true });
   }, 60_000);
 
   describe('a SandyBridge and an IvyBridge host', () => {

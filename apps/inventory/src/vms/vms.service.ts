@@ -10,6 +10,7 @@ import { hostDown, hostInMaintenance, insufficientCapacity, vmNotFound } from '.
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { HostsService } from '../hosts/hosts.service';
 import { allocations, none } from '../capacity';
+import { checkRelocationReserved } from '../reservations/reservation-checks';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 
 /** Checks that a host can take `need` more, inside a transaction that holds the host's row lock. */
@@ -138,10 +139,16 @@ export class VmsService {
     await this.db.transaction(async (m) => {
       const vm = await m.getRepository(VmEntity).findOne({ where: { id: r.vmId }, lock: { mode: 'pessimistic_write' } });
       if (!vm) throw vmNotFound(r.vmId);
+      const reservation = await m.getRepository(ReservationEntity).findOneBy({ migrationId: r.migrationId });
       if (vm.hostId === r.toHostId) {
-        await m.getRepository(ReservationEntity).delete({ migrationId: r.migrationId });
+        // a repeat of a committed relocation (the reservation is gone), or one whose reply was lost
+        if (reservation) {
+          checkRelocationReserved(reservation, r);
+          await m.getRepository(ReservationEntity).delete({ migrationId: r.migrationId });
+        }
         return;
       }
+      checkRelocationReserved(reservation, r);
       if (vm.hostId !== r.fromHostId) {
         throw new FlexmigError(ErrorCode.Conflict, `VM ${r.vmId} is on ${vm.hostId}, not on ${r.fromHostId} as migration ${r.migrationId} says`, {
           vmId: r.vmId,

@@ -9,10 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
 import { sleep } from '@flexmig/timing';
 import { QmpClient } from './qmp-client';
+import { createPrivateFile } from '../../private-files';
 
 export interface MemoryCheckResult {
   ok: boolean;
@@ -57,8 +57,8 @@ export interface MemoryCheckOptions {
   memEnd: number;
   /** How long to wait for the guest to change its first test byte (default 30 s). */
   timeoutMs?: number;
-  /** Where the dump goes (default os.tmpdir()). */
-  dir?: string;
+  /** Where the dumps go: the driver's run dir (0700). The files are 0600 and removed after the check. */
+  dir: string;
 }
 
 /** Waits until the first test byte of the range differs from its current value. */
@@ -74,12 +74,14 @@ async function waitForChange(qmp: QmpClient, address: number, file: string, time
 
 /** Runs the check on a running guest (`qmp` of the target QEMU). Leaves the guest running. */
 export async function checkGuestMemory(qmp: QmpClient, o: MemoryCheckOptions): Promise<MemoryCheckResult> {
-  const dir = o.dir ?? tmpdir();
   const tag = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-  const byteFile = join(dir, `memcheck-${tag}.byte`);
-  const dumpFile = join(dir, `memcheck-${tag}.bin`);
+  const byteFile = join(o.dir, `memcheck-${tag}.byte`);
+  const dumpFile = join(o.dir, `memcheck-${tag}.bin`);
   const timeoutMs = o.timeoutMs ?? 30_000;
   try {
+    // guest memory: created 0600 here, so QEMU's pmemsave (fopen "wb") writes into files only we can read
+    createPrivateFile(byteFile);
+    createPrivateFile(dumpFile);
     const status = await qmp.execute<{ status: string; running: boolean }>('query-status');
     if (!status.running) throw new FlexmigError(ErrorCode.VmNotRunning, `memory check: the guest is ${status.status}, not running`);
     if (!(await waitForChange(qmp, o.memStart, byteFile, timeoutMs))) {

@@ -115,7 +115,7 @@ export class QemuProcess {
 
   /** Starts QEMU and connects QMP; on any failure the process is killed and the error names QEMU's own message. */
   static async launch(o: LaunchOptions): Promise<QemuProcess> {
-    const fd = openSync(o.logFile, 'a');
+    const fd = openSync(o.logFile, 'a', 0o600);
     let child: ChildProcess;
     try {
       child = spawn(o.binary, [...o.args, '-qmp', `unix:${o.qmpSocket},server=on,wait=off`], { detached: true, stdio: ['ignore', fd, fd] });

@@ -6,7 +6,7 @@
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckVmMemory, FlexmigError, MigrationPolicyInput, MigrationPolicySchema, StepCommand, StepName, VmSpec } from '@flexmig/contracts';
@@ -152,6 +152,28 @@ d('QemuDriver with real QEMU', () => {
     const reply = CheckVmMemory.reply.parse(await handlers.checkMemory({ vmId: vm.id }));
     expect(reply).toEqual(expect.objectContaining({ vmId: vm.id, ok: true, pagesChecked: 2048, badPages: 0, guestAdvancing: true }));
     await expect(handlers.checkMemory({ vmId: randomUUID() })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('host hygiene: run dir 0700, state and log 0600, QEMU under -sandbox, memory dumps removed, forged state files ignored', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'fmq-'));
+    dirs.push(parent);
+    const dir = join(parent, 'run');
+    mkdirSync(dir);
+    chmodSync(dir, 0o755);
+    // a state file the agent did not write (another user, a bad disk) naming a pid that is not its QEMU
+    writeFileSync(join(dir, `${randomUUID()}.json`), JSON.stringify({ vmId: 'not-a-vm', pid: 1, qmpSocket: '/run/x.sock' }));
+    const drv = driver({ defaultWorkload: { dirtyRateMiBps: 16, workingSetMiB: 8 } }, dir);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(drv.listVms()).toEqual([]);
+    const vm = vmSpec();
+    await drv.startVm(vm);
+    const info = drv.vmInfo(vm.id)!;
+    expect(statSync(join(dir, `${vm.id}.json`)).mode & 0o777).toBe(0o600);
+    expect(statSync(info.logFile).mode & 0o777).toBe(0o600);
+    const argv = readFileSync(`/proc/${info.pid}/cmdline`, 'utf8').split('\0');
+    expect(argv[argv.indexOf('-sandbox') + 1]).toMatch(/^on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny$/);
+    expect((await drv.checkMemory(vm.id)).ok).toBe(true);
+    expect(readdirSync(dir).filter((f) => f.startsWith('memcheck-') || f.startsWith('probe-'))).toEqual([]);
   });
 
   it('a restarted agent finds the QEMU it started and can still drive it', async () => {

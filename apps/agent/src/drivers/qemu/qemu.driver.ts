@@ -17,19 +17,25 @@
  * 5 confirms it (STOP time); 6 source `migrate-continue` + `completed`, 6 target `completed` + paused;
  * 7 `cont` on the target (RESUME time); 8 `quit` on the source.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { AgentVm, ErrorCode, FlexmigError, HostCpu, MigrationPolicy as WirePolicy, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
+import { Logger } from '@nestjs/common';
+import { z } from 'zod';
+import { AgentVm, ErrorCode, FlexmigError, HostCpu, MigrationPolicy as WirePolicy, StepCommand, TransferStats, UuidSchema, VmSpec, VmSpecSchema } from '@flexmig/contracts';
 import { BYTES_PER_MIB, type MigrationPolicy as ModelPolicy, type PassSample, decideConvergence, trailingNonConvergingPasses } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
 import { HypervisorDriver, ProgressSink } from '../driver';
 import { ConvergenceFailureCode, modelPolicyFor, transferCancelled } from '../precopy-policy';
 import { Accel, AccelSetting, CpuChoice, CpuProbe, chooseCpu, effectiveHostCpu, probeCpu, readCpuinfo } from './cpu-probe';
-import { DEFAULT_SPIN_ITERS_PER_SEC, GuestParams, buildGuestImage, guestParamsFor } from './guest/build-guest';
+import { DEFAULT_SPIN_ITERS_PER_SEC, buildGuestImage, guestParamsFor } from './guest/build-guest';
 import { MemoryCheckResult, checkGuestMemory } from './memory-check';
 import { QemuProcess, isOurQemu, tail, waitAtMost } from './qemu-process';
 import { QmpEvent } from './qmp-client';
+import { SANDBOX_ARGS, probeSandbox } from './sandbox';
+import { checkTlsDir, useTls } from './tls';
+import { ensurePrivateDir, readJsonFile, writePrivateFileAtomic } from '../../private-files';
+import { addressHost } from '../../address';
 
 export const MACHINE_TYPE = 'pc-i440fx-7.2';
 /** "Uncapped": QEMU 7.2's default max-bandwidth is 128 MiB/s, so a policy without a cap sets this explicitly. */
@@ -65,26 +71,30 @@ export interface QemuDriverOptions {
   cpuinfo?: string;
   /** The guest workload of VMs whose spec has none (inventory's VMs carry none): the same on every host. */
   defaultWorkload?: VmSpec['workload'];
+  /** QEMU_TLS_DIR: migrate over TLS with the certificates there (tls.ts); unset: plain TCP. */
+  tlsDir?: string;
 }
 
-interface VmState {
-  vmId: string;
-  spec: VmSpec;
+/** A VM's state file (`<runDir>/<id>.json`), validated when a restarted agent reads it back. */
+const VmStateSchema = z.object({
+  vmId: UuidSchema,
+  spec: VmSpecSchema,
   /** 'incoming' until step 7 resumed it; then, and for started VMs, 'vm'. */
-  role: 'vm' | 'incoming';
-  migrationId?: string;
-  accel: Accel;
-  cpu: string;
-  guest: GuestParams;
-  image: string;
-  pid: number;
-  qmpSocket: string;
-  logFile: string;
-  serialFile: string;
-  incomingAddress?: string;
-  startedAt: string;
-  resumedAt?: string;
-}
+  role: z.enum(['vm', 'incoming']),
+  migrationId: UuidSchema.optional(),
+  accel: z.enum(['kvm', 'tcg']),
+  cpu: z.string().min(1),
+  guest: z.object({ memStart: z.number().int().min(0), memEnd: z.number().int().min(0), markEvery: z.number().int().min(0), delay: z.number().min(0) }),
+  image: z.string().min(1),
+  pid: z.number().int().positive(),
+  qmpSocket: z.string().min(1),
+  logFile: z.string().min(1),
+  serialFile: z.string().min(1),
+  incomingAddress: z.string().optional(),
+  startedAt: z.string(),
+  resumedAt: z.string().optional(),
+});
+type VmState = z.infer<typeof VmStateSchema>;
 
 type TransferStatus = 'running' | 'ready' | 'switching' | 'completed' | 'failed' | 'cancelled';
 
@@ -163,22 +173,21 @@ export function migrationPort(migrationId: string, [lo, hi]: [number, number]): 
   return lo + (fnv1a(migrationId) % (hi - lo + 1));
 }
 
-const hostOf = (address: string): string => {
-  const m = /^\[(.*)\](?::\d+)?$/.exec(address);
-  if (m) return m[1]!;
-  const parts = address.split(':');
-  return parts.length === 2 ? parts[0]! : parts.length > 2 ? address : address;
-};
 const tcpUri = (host: string, port: number | string) => `tcp:${host.includes(':') ? `[${host}]` : host}:${port}`;
 
 export class QemuDriver implements HypervisorDriver {
   readonly kind = 'qemu' as const;
   private readonly vms = new Map<string, Vm>();
   private probe?: Promise<CpuProbe>;
+  private sandbox?: Promise<readonly string[]>;
   private readonly pollMs: number;
+  private readonly log = new Logger('qemu');
 
   constructor(private readonly o: QemuDriverOptions) {
-    mkdirSync(o.runDir, { recursive: true });
+    // 0700: the QMP sockets in it drive the guests; state files, logs and serial output name them
+    ensurePrivateDir(o.runDir);
+    if (o.tlsDir) checkTlsDir(o.tlsDir);
+    else this.log.warn('QEMU_TLS_DIR is not set: migration streams of this host travel in cleartext');
     this.pollMs = Math.min(500, Math.max(20, o.pollIntervalMs ?? 250));
     this.recover();
   }
@@ -188,7 +197,18 @@ export class QemuDriver implements HypervisorDriver {
   /** Starts QEMU once per accelerator (`-machine none`) to learn what it can run; memoized. */
   init(): Promise<CpuProbe> {
     this.probe ??= probeCpu(this.o.binary, this.o.accel, this.o.runDir);
+    void this.sandboxArgs(); // learnt at start too (beside the CPU probe), not at the first VM's launch
     return this.probe;
+  }
+
+  /** `-sandbox …` when this QEMU has seccomp (asked once), else nothing, said once in the log. */
+  private sandboxArgs(): Promise<readonly string[]> {
+    this.sandbox ??= probeSandbox(this.o.binary, this.o.runDir).then((s) => {
+      if (s.on) return SANDBOX_ARGS;
+      this.log.warn(`${this.o.binary} does not start with ${SANDBOX_ARGS.join(' ')} (${s.reason}): its VMs run WITHOUT the seccomp sandbox (QEMU built without seccomp?)`);
+      return [];
+    });
+    return this.sandbox;
   }
 
   async hostCpu(): Promise<HostCpu> {
@@ -250,6 +270,7 @@ export class QemuDriver implements HypervisorDriver {
           { capability: 'postcopy-ram', state: cmd.policy.postCopy },
         ],
       });
+      if (this.o.tlsDir) await qmp.execute('migrate-set-parameters', await useTls(qmp, this.o.tlsDir, 'server'));
       await qmp.execute('migrate-incoming', { uri: tcpUri(this.o.listenHost, port) });
       const info = await qmp.execute<MigrateInfo>('query-migrate');
       const sa = info['socket-address']?.find((a) => a.type === 'inet');
@@ -525,6 +546,7 @@ export class QemuDriver implements HypervisorDriver {
       // the shared, read-only-in-practice boot image (the guest never writes it); image locks move with the migration
       '-drive', `file=${image},format=raw,if=ide,index=0,media=disk`,
       ...(role === 'incoming' ? ['-incoming', 'defer', '-S'] : []),
+      ...(await this.sandboxArgs()),
     ];
     const proc = await QemuProcess.launch({ binary: this.o.binary, args, qmpSocket: f.qmpSocket, logFile: f.logFile, label: `VM ${spec.id}` });
     const state: VmState = {
@@ -606,23 +628,20 @@ export class QemuDriver implements HypervisorDriver {
 
   private persist(vm: Vm): void {
     if (vm.dead) return;
-    const f = this.files(vm.state.vmId);
-    const tmp = `${f.state}.tmp`;
-    writeFileSync(tmp, JSON.stringify(vm.state, null, 1));
-    renameSync(tmp, f.state);
+    writePrivateFileAtomic(this.files(vm.state.vmId).state, JSON.stringify(vm.state, null, 1));
   }
 
   /** At construction: finds the QEMUs an earlier agent left running (state files in the run dir). */
   private recover(): void {
     for (const name of readdirSync(this.o.runDir)) {
-      if (!name.endsWith('.json')) continue;
-      let state: VmState;
-      try {
-        state = JSON.parse(readFileSync(join(this.o.runDir, name), 'utf8')) as VmState;
-      } catch {
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.json$/i.test(name)) continue; // <vmId>.json only
+      const read = readJsonFile(join(this.o.runDir, name), VmStateSchema);
+      if (read.kind !== 'ok') {
+        // not ours or damaged: never trusted to name a pid or socket; left for an operator
+        if (read.kind === 'invalid') this.log.error(`ignoring ${join(this.o.runDir, name)}: not a valid VM state file (${read.reason})`);
         continue;
       }
-      if (!state.vmId || !state.pid) continue;
+      const state = read.value;
       if (isOurQemu(state.pid, state.qmpSocket) && existsSync(state.qmpSocket)) {
         const vm: Vm = { state, running: state.role === 'vm' };
         this.vms.set(state.vmId, vm);
@@ -638,7 +657,7 @@ export class QemuDriver implements HypervisorDriver {
 
   private removeFiles(vmId: string): void {
     const f = this.files(vmId);
-    for (const p of [f.state, f.qmpSocket, f.logFile, f.serialFile, `${f.state}.tmp`]) rmSync(p, { force: true });
+    for (const p of [f.state, f.qmpSocket, f.logFile, f.serialFile, `${f.state}.${process.pid}.tmp`]) rmSync(p, { force: true });
   }
 
   private async destroy(vm: Vm, graceful = false): Promise<void> {
@@ -671,7 +690,7 @@ export class QemuDriver implements HypervisorDriver {
     if (!explicit && !this.o.portRange) {
       throw new FlexmigError(ErrorCode.ValidationFailed, `step 3 of migration ${cmd.migrationId} carries no incomingAddress (the target's step-2 reply) and no fixed QEMU_MIGRATION_PORT_RANGE is set`);
     }
-    const uri = explicit ? tcpUri(hostOf(explicit), explicit.slice(explicit.lastIndexOf(':') + 1)) : tcpUri(hostOf(cmd.targetAddress!), migrationPort(cmd.migrationId, this.o.portRange!));
+    const uri = explicit ? tcpUri(addressHost(explicit), explicit.slice(explicit.lastIndexOf(':') + 1)) : tcpUri(addressHost(cmd.targetAddress!), migrationPort(cmd.migrationId, this.o.portRange!));
     const memoryBytes = cmd.vm.memoryMiB * BYTES_PER_MIB;
     const policy = modelPolicyFor(cmd.policy, memoryBytes);
     const qmp = proc.qmp;
@@ -690,6 +709,7 @@ export class QemuDriver implements HypervisorDriver {
       'cpu-throttle-initial': this.o.throttleInitialPct ?? policy.throttleInitialPct,
       'cpu-throttle-increment': this.o.throttleIncrementPct ?? policy.throttleIncrementPct,
       'max-cpu-throttle': policy.maxThrottlePct,
+      ...(this.o.tlsDir ? await useTls(qmp, this.o.tlsDir, 'client') : {}),
     });
     const now = Date.now();
     const t: Transfer = {

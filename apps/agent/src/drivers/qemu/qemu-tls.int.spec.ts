@@ -1,0 +1,106 @@
+/**
+ * The qemu driver's migration over TLS with REAL QEMU (TCG) on loopback: certificates made here with the
+ * `openssl` CLI (a CA per test, a server and a client certificate per host, valid for a day). Skips when
+ * qemu-system-x86_64 or openssl is not installed.
+ */
+import 'reflect-metadata';
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MigrationPolicySchema, StepCommand, StepName, VmSpec } from '@flexmig/contracts';
+import { QemuDriver } from './qemu.driver';
+
+const BINARY = process.env.QEMU_BINARY ?? 'qemu-system-x86_64';
+const missing = [BINARY, 'openssl'].filter((b) => spawnSync(b, ['--version']).status !== 0 && spawnSync(b, ['version']).status !== 0);
+if (missing.length) console.warn(`SKIPPED: the QEMU TLS tests need ${missing.join(' and ')}`);
+const d = missing.length ? describe.skip : describe;
+
+function openssl(cwd: string, ...args: string[]): void {
+  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** A CA (its key and certificate) in `dir`. */
+function makeCa(dir: string, name: string): void {
+  mkdirSync(dir, { recursive: true });
+  openssl(dir, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca-cert.pem', '-days', '1', '-subj', `/CN=${name}`,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+}
+
+/** QEMU_TLS_DIR of a host: the CA it trusts, and its server and client certificates issued by `issuer`. */
+function makeHostDir(dir: string, trusted: string, issuer: string, ip = '127.0.0.1'): string {
+  mkdirSync(dir, { recursive: true });
+  openssl(dir, 'x509', '-in', join(trusted, 'ca-cert.pem'), '-out', 'ca-cert.pem');
+  for (const [endpoint, usage] of [['server', 'serverAuth'], ['client', 'clientAuth']] as const) {
+    openssl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${endpoint}-key.pem`, '-out', `${endpoint}.csr`, '-subj', `/CN=${ip}`);
+    writeFileSync(join(dir, `${endpoint}.ext`), `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=${usage}\nsubjectAltName=IP:${ip}\n`);
+    openssl(dir, 'x509', '-req', '-in', `${endpoint}.csr`, '-CA', join(issuer, 'ca-cert.pem'), '-CAkey', join(issuer, 'ca-key.pem'), '-CAcreateserial',
+      '-out', `${endpoint}-cert.pem`, '-days', '1', '-extfile', `${endpoint}.ext`);
+  }
+  return dir;
+}
+
+d('QemuDriver: migration over TLS (tls-creds-x509 on both ends)', () => {
+  jest.setTimeout(120_000);
+  let root: string;
+  const drivers: QemuDriver[] = [];
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'fmq-tls-'));
+    makeCa(join(root, 'ca'), 'flexmig test CA');
+    makeCa(join(root, 'other-ca'), 'someone else');
+  });
+  afterEach(async () => {
+    for (const drv of drivers.splice(0)) await drv.destroyAll().catch(() => undefined);
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  const driver = (name: string, tlsDir: string) => {
+    const drv = new QemuDriver({ binary: BINARY, accel: 'tcg', runDir: join(root, 'run', name), listenHost: '127.0.0.1', pollIntervalMs: 100, tlsDir });
+    drivers.push(drv);
+    return drv;
+  };
+  /**
+   * A running VM on a source whose QEMU_TLS_DIR trusts `sourceTrusts`, and a target prepared for it whose
+   * certificates the flexmig test CA issued (and which trusts that CA): the commands of one migration.
+   */
+  const prepared = async (sourceTrusts: 'ca' | 'other-ca') => {
+    const tag = randomUUID().slice(0, 8);
+    const src = driver(`src-${tag}`, makeHostDir(join(root, `src-${tag}`), join(root, sourceTrusts), join(root, sourceTrusts)));
+    const dst = driver(`dst-${tag}`, makeHostDir(join(root, `dst-${tag}`), join(root, 'ca'), join(root, 'ca')));
+    const vm: VmSpec = { id: randomUUID(), name: 'tls-guest', memoryMiB: 128, vcpus: 1, cpuBaseline: 'Westmere' };
+    await src.startVm(vm);
+    const migrationId = randomUUID();
+    let incomingAddress: string | undefined;
+    const cmd = (step: number, stepName: StepName, role: 'source' | 'target'): StepCommand => ({
+      ...(incomingAddress ? { incomingAddress } : {}),
+      migrationId, step, stepName, attempt: 1, role, vm, sourceHostId: 'src-host', targetHostId: 'dst-host', policy: MigrationPolicySchema.parse({}),
+    });
+    incomingAddress = (await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress;
+    return { src, dst, vm, cmd };
+  };
+  const noProgress = () => undefined;
+
+  it('migrates a VM when each side trusts the CA of the other, the memory intact', async () => {
+    const { src, dst, vm, cmd } = await prepared('ca');
+    await src.transferMemory(cmd(3, 'transfer-memory', 'source'), noProgress);
+    await src.syncMemory(cmd(4, 'sync-memory', 'source'), noProgress);
+    await src.pauseSource(vm.id);
+    await src.transferState(cmd(6, 'transfer-state', 'source'));
+    await dst.confirmIncoming(cmd(6, 'transfer-state', 'target'));
+    await dst.resumeTarget(vm.id);
+    await src.stopSource(vm.id);
+    expect((await dst.checkMemory(vm.id)).ok).toBe(true);
+  });
+
+  it('refuses a target whose certificate the source does not trust: the copy fails, the VM keeps running on the source', async () => {
+    // the source trusts only "someone else"; the target presents a certificate of the flexmig test CA
+    const { src, vm, cmd } = await prepared('other-ca');
+    const err = await src.transferMemory(cmd(3, 'transfer-memory', 'source'), noProgress).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'AGENT_FAILED' });
+    expect((err as Error).message).toMatch(/certificate|TLS|issuer/i);
+    expect(src.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'running' })]);
+    expect((await src.checkMemory(vm.id)).ok).toBe(true);
+  });
+});

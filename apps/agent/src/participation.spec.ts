@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import { ErrorCode, MigrationPolicySchema, Reservation, StepCommand, StepRecord, stepName } from '@flexmig/contracts';
+import {
+  LedgerRecord,
+  checkCompensation,
+  checkIncomingAddress,
+  checkPrerequisite,
+  checkReservation,
+  checkRoleAndHost,
+  checkTargetResumed,
+} from './participation';
+import { addressHost } from './address';
+
+const migrationId = randomUUID();
+const vm = { id: randomUUID(), name: 'vm1', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' };
+const cmd = (step: number, role: 'source' | 'target', extra: Partial<StepCommand> = {}): StepCommand => ({
+  migrationId,
+  step,
+  stepName: stepName(step),
+  attempt: 1,
+  role,
+  vm,
+  sourceHostId: 'src',
+  targetHostId: 'dst',
+  policy: MigrationPolicySchema.parse({}),
+  ...extra,
+});
+const rec = (step: number, role: 'source' | 'target', status: StepRecord['status'] = 'completed', vmId = vm.id): LedgerRecord => ({ vmId, record: { step, role, attempt: 1, status } });
+const reservation = (over: Partial<Reservation> = {}): Reservation => ({ migrationId, vmId: vm.id, hostId: 'dst', memoryMiB: 1024, vcpus: 1, createdAt: new Date().toISOString(), ...over });
+
+describe('participation checks (an agent acts only on migrations it took part in)', () => {
+  describe('checkRoleAndHost', () => {
+    it('given a command for this host in its role, when checked, then it passes', () => {
+      expect(checkRoleAndHost(cmd(3, 'source'), 'src')).toBeUndefined();
+      expect(checkRoleAndHost(cmd(2, 'target'), 'dst')).toBeUndefined();
+      expect(checkRoleAndHost(cmd(6, 'target'), 'dst')).toBeUndefined();
+    });
+    it('given a command naming another host for this role, then NOT_A_PARTICIPANT', () => {
+      expect(checkRoleAndHost(cmd(8, 'source', { sourceHostId: 'elsewhere' }), 'src')?.code).toBe(ErrorCode.NotAParticipant);
+      expect(checkRoleAndHost(cmd(8, 'source', { targetHostId: 'src' }), 'src')?.code).toBe(ErrorCode.NotAParticipant);
+    });
+    it('given a step its role does not run, then VALIDATION_FAILED (before anything is recorded)', () => {
+      expect(checkRoleAndHost(cmd(8, 'target'), 'dst')?.code).toBe(ErrorCode.ValidationFailed);
+      expect(checkRoleAndHost(cmd(1, 'source'), 'src')?.code).toBe(ErrorCode.ValidationFailed);
+    });
+  });
+
+  describe('checkPrerequisite', () => {
+    it('given the forged stop-source of a made-up migration (no record here), then NOT_A_PARTICIPANT', () => {
+      const e = checkPrerequisite(cmd(8, 'source'), []);
+      expect(e?.code).toBe(ErrorCode.NotAParticipant);
+      expect(e?.message).toMatch(/needs step 6 done on this source agent first; this agent has no record of it/);
+    });
+    it('given the steps in order on the source, then each passes only after the one before completed', () => {
+      expect(checkPrerequisite(cmd(4, 'source'), [rec(3, 'source')])).toBeUndefined();
+      expect(checkPrerequisite(cmd(5, 'source'), [rec(3, 'source'), rec(4, 'source')])).toBeUndefined();
+      expect(checkPrerequisite(cmd(6, 'source'), [rec(3, 'source'), rec(4, 'source'), rec(5, 'source')])).toBeUndefined();
+      expect(checkPrerequisite(cmd(8, 'source'), [rec(3, 'source'), rec(4, 'source'), rec(5, 'source'), rec(6, 'source')])).toBeUndefined();
+      expect(checkPrerequisite(cmd(5, 'source'), [rec(3, 'source')])?.code).toBe(ErrorCode.NotAParticipant);
+    });
+    it('given a step before it that failed or was compensated, then refused, naming its status', () => {
+      expect(checkPrerequisite(cmd(4, 'source'), [rec(3, 'source', 'failed')])?.message).toMatch(/it is failed here/);
+      expect(checkPrerequisite(cmd(6, 'source'), [rec(5, 'source', 'compensated')])?.message).toMatch(/it is compensated here/);
+    });
+    it('given the target: 6 after its 2, 7 after its 6; a source record does not count for the target', () => {
+      expect(checkPrerequisite(cmd(6, 'target'), [rec(2, 'target')])).toBeUndefined();
+      expect(checkPrerequisite(cmd(7, 'target'), [rec(2, 'target'), rec(6, 'target')])).toBeUndefined();
+      expect(checkPrerequisite(cmd(7, 'target'), [rec(2, 'target'), rec(6, 'source')])?.code).toBe(ErrorCode.NotAParticipant);
+    });
+    it('given records of this migration for another VM, then the command is not this migration', () => {
+      expect(checkPrerequisite(cmd(4, 'source'), [rec(3, 'source', 'completed', randomUUID())])?.message).toMatch(/moves VM .* not VM/);
+    });
+    it('given an entry step (source 3, target 2), then the ledger does not decide (the reservation does)', () => {
+      expect(checkPrerequisite(cmd(3, 'source'), [])).toBeUndefined();
+      expect(checkPrerequisite(cmd(2, 'target'), [])).toBeUndefined();
+    });
+  });
+
+  describe('checkReservation', () => {
+    it('given the reservation of this migration, VM and target, then it passes', () => {
+      expect(checkReservation(cmd(3, 'source'), reservation())).toBeUndefined();
+    });
+    it('given no reservation (a migration the scheduler never started), then NOT_A_PARTICIPANT', () => {
+      expect(checkReservation(cmd(2, 'target'), null)?.code).toBe(ErrorCode.NotAParticipant);
+    });
+    it('given a reservation for another VM or host, then refused, naming both', () => {
+      expect(checkReservation(cmd(3, 'source'), reservation({ hostId: 'other' }))?.message).toMatch(/reserved host other .* names host dst/);
+      expect(checkReservation(cmd(3, 'source'), reservation({ vmId: randomUUID() }))?.code).toBe(ErrorCode.NotAParticipant);
+    });
+  });
+
+  describe('checkIncomingAddress (the stream goes only to the target host)', () => {
+    it('addressHost takes the host part of every form', () => {
+      expect(addressHost('10.0.0.2:49152')).toBe('10.0.0.2');
+      expect(addressHost('Node-B.example:1')).toBe('node-b.example');
+      expect(addressHost('[fd00::2]:4000')).toBe('fd00::2');
+      expect(addressHost('fd00::2')).toBe('fd00::2');
+      expect(addressHost('node-b')).toBe('node-b');
+    });
+    it('given the port the target chose on its registered host, then it passes (the port is not compared)', () => {
+      expect(checkIncomingAddress(cmd(3, 'source', { incomingAddress: '10.0.0.2:38211' }), '10.0.0.2:49152')).toBeUndefined();
+      expect(checkIncomingAddress(cmd(3, 'source'), '10.0.0.2:49152')).toBeUndefined();
+    });
+    it("given an incomingAddress of the attacker's choosing, then UNTRUSTED_ADDRESS", () => {
+      const e = checkIncomingAddress(cmd(3, 'source', { incomingAddress: '203.0.113.9:4444' }), '10.0.0.2:49152');
+      expect(e?.code).toBe(ErrorCode.UntrustedAddress);
+      expect(e?.message).toMatch(/203\.0\.113\.9:4444 is not on host dst, whose registered migration address is 10\.0\.0\.2:49152/);
+    });
+  });
+
+  describe('checkTargetResumed (stop-source)', () => {
+    it('given the target completed step 7, then it passes; otherwise the source copy stays', () => {
+      expect(checkTargetResumed(cmd(8, 'source'), [rec(7, 'target').record])).toBeUndefined();
+      expect(checkTargetResumed(cmd(8, 'source'), [rec(6, 'target').record])?.code).toBe(ErrorCode.NotAParticipant);
+      expect(checkTargetResumed(cmd(8, 'source'), [rec(7, 'target', 'in-progress').record])?.code).toBe(ErrorCode.NotAParticipant);
+    });
+  });
+
+  describe('checkCompensation', () => {
+    const c = (step: number, role: 'source' | 'target', vmId = vm.id) => ({ migrationId, step, role, vmId });
+    it('given a step this agent ran for that VM (done, running or failed), then it passes', () => {
+      expect(checkCompensation(c(2, 'target'), [rec(2, 'target')])).toBeUndefined();
+      expect(checkCompensation(c(3, 'source'), [rec(3, 'source', 'in-progress')])).toBeUndefined();
+    });
+    it('given no record of that step, or another VM, then NOT_A_PARTICIPANT', () => {
+      expect(checkCompensation(c(5, 'source'), [])?.code).toBe(ErrorCode.NotAParticipant);
+      expect(checkCompensation(c(5, 'source'), [rec(3, 'source'), rec(4, 'source')])?.code).toBe(ErrorCode.NotAParticipant);
+      expect(checkCompensation(c(2, 'target', randomUUID()), [rec(2, 'target')])?.code).toBe(ErrorCode.NotAParticipant);
+    });
+  });
+});

@@ -1,0 +1,128 @@
+/**
+ * Who may make this agent act: the pure checks behind "an agent acts only on migrations it has taken part
+ * in, and streams memory only to the target's registered address" (DESIGN.md, Trust; docs/security.md,
+ * "Agents and inventory"). They hold even for a caller that is allowed to publish on the agent's subjects.
+ *
+ * - Entry steps (the first a role runs: the target's 2, the source's 3) need the migration's reservation
+ *   in inventory for this VM and this target host: only the scheduler makes it, at step 1.
+ * - Every later step needs the step before it on this agent, completed, for the same VM (in order).
+ * - The source streams only to the host part of the target host's registered migration address.
+ * - Stop-source (8) also needs the target agent to say it has resumed the VM (7).
+ * - A compensation needs this agent's record of the step it undoes, for the same VM.
+ *
+ * Each function returns the refusal (a typed error) or undefined; the caller throws it.
+ */
+import { ErrorCode, FlexmigError, Reservation, Role, StepCommand, StepRecord } from '@flexmig/contracts';
+import { addressHost } from './address';
+
+/** One ledger record with the VM it was for (the wire's StepRecord does not carry it). */
+export interface LedgerRecord {
+  vmId: string;
+  record: StepRecord;
+}
+
+/** The roles that run each agent step. */
+const rolesOfStep: Readonly<Record<number, readonly Role[]>> = { 2: ['target'], 3: ['source'], 4: ['source'], 5: ['source'], 6: ['source', 'target'], 7: ['target'], 8: ['source'] };
+
+/** The first step each role runs: admitted against inventory's reservation, not against the ledger. */
+export const ENTRY_STEP: Readonly<Record<Role, number>> = { source: 3, target: 2 };
+
+/** Step → the step this agent must have completed before it (same role, same migration, same VM). */
+export const PREREQUISITE: Readonly<Record<Role, Readonly<Record<number, number>>>> = {
+  source: { 4: 3, 5: 4, 6: 5, 8: 6 },
+  target: { 6: 2, 7: 6 },
+};
+
+const refuse = (message: string, details: Record<string, unknown>) => new FlexmigError(ErrorCode.NotAParticipant, message, details, false);
+
+/** The command is for this host in the role it names, and names a step that role runs. */
+export function checkRoleAndHost(cmd: StepCommand, hostId: string): FlexmigError | undefined {
+  const roles = rolesOfStep[cmd.step];
+  if (!roles) return new FlexmigError(ErrorCode.ValidationFailed, `step ${cmd.step} (${cmd.stepName}) is the scheduler's, not an agent's`, { step: cmd.step }, false);
+  if (!roles.includes(cmd.role)) {
+    return new FlexmigError(ErrorCode.ValidationFailed, `step ${cmd.step} (${cmd.stepName}) is run by the ${roles.join(' and ')} agent, not the ${cmd.role}`, { step: cmd.step, role: cmd.role }, false);
+  }
+  const named = cmd.role === 'source' ? cmd.sourceHostId : cmd.targetHostId;
+  if (named !== hostId || cmd.sourceHostId === cmd.targetHostId) {
+    return refuse(`migration ${cmd.migrationId} names ${named} as its ${cmd.role} host (source ${cmd.sourceHostId}, target ${cmd.targetHostId}); this agent is ${hostId}`, {
+      migrationId: cmd.migrationId,
+      hostId,
+    });
+  }
+  return undefined;
+}
+
+/** All of this agent's records of a migration are for one VM: a command for another VM is not this migration. */
+export function checkSameVm(migrationId: string, vmId: string, history: readonly LedgerRecord[]): FlexmigError | undefined {
+  const other = history.find((h) => h.vmId !== vmId);
+  return other ? refuse(`migration ${migrationId} moves VM ${other.vmId} on this agent, not VM ${vmId}`, { migrationId, vmId, recordedVmId: other.vmId }) : undefined;
+}
+
+/** A later step runs only after this agent completed the step before it, for this migration and VM. */
+export function checkPrerequisite(cmd: StepCommand, history: readonly LedgerRecord[]): FlexmigError | undefined {
+  const sameVm = checkSameVm(cmd.migrationId, cmd.vm.id, history);
+  if (sameVm) return sameVm;
+  const before = PREREQUISITE[cmd.role][cmd.step];
+  if (before === undefined) return undefined; // an entry step: checked against the reservation
+  const done = history.find((h) => h.record.step === before && h.record.role === cmd.role);
+  if (done?.record.status === 'completed') return undefined;
+  return refuse(
+    `step ${cmd.step} (${cmd.stepName}) of migration ${cmd.migrationId} needs step ${before} done on this ${cmd.role} agent first; ` +
+      (done ? `it is ${done.record.status} here` : 'this agent has no record of it (not a migration it took part in)'),
+    { migrationId: cmd.migrationId, step: cmd.step, needs: before, has: done?.record.status ?? null },
+  );
+}
+
+/** The entry steps: inventory holds this migration's reservation, for this VM, on this migration's target. */
+export function checkReservation(cmd: StepCommand, reservation: Reservation | null): FlexmigError | undefined {
+  if (!reservation) {
+    return refuse(`inventory holds no reservation for migration ${cmd.migrationId}: the scheduler did not start it, or it has ended`, { migrationId: cmd.migrationId });
+  }
+  if (reservation.vmId !== cmd.vm.id || reservation.hostId !== cmd.targetHostId) {
+    return refuse(
+      `migration ${cmd.migrationId} reserved host ${reservation.hostId} for VM ${reservation.vmId}; the command names host ${cmd.targetHostId} and VM ${cmd.vm.id}`,
+      { migrationId: cmd.migrationId, reserved: { vmId: reservation.vmId, hostId: reservation.hostId } },
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Step 3: the stream goes only to the target host's registered migration address. Only the host is
+ * compared: the port is chosen by the target at run time (the kernel's free port, reported in its step-2
+ * reply and handed on by the scheduler), so it cannot be known in advance; a port on the right host
+ * belongs to that host's agent, which has to hold the incoming VM of this migration (checked separately).
+ * Compared as written, without DNS: an agent registers the form its QEMU listens on
+ * (QEMU_MIGRATION_LISTEN_HOST defaults to the host of MIGRATION_ADDRESS).
+ */
+export function checkIncomingAddress(cmd: StepCommand, registeredAddress: string): FlexmigError | undefined {
+  // cmd.targetAddress is not checked: the caller replaces it with the registered address
+  if (cmd.incomingAddress === undefined || addressHost(cmd.incomingAddress) === addressHost(registeredAddress)) return undefined;
+  return new FlexmigError(
+    ErrorCode.UntrustedAddress,
+    `migration ${cmd.migrationId}: the incomingAddress ${cmd.incomingAddress} is not on host ${cmd.targetHostId}, whose registered migration address is ${registeredAddress}; no memory is sent there`,
+    { migrationId: cmd.migrationId, incomingAddress: cmd.incomingAddress, registered: registeredAddress },
+    false,
+  );
+}
+
+/** Step 8: the source copy is stopped only once the target agent says the VM runs there (step 7 done). */
+export function checkTargetResumed(cmd: StepCommand, targetRecords: readonly StepRecord[]): FlexmigError | undefined {
+  if (targetRecords.some((r) => r.step === 7 && r.role === 'target' && r.status === 'completed')) return undefined;
+  return refuse(`step 8 (stop-source) of migration ${cmd.migrationId}: the target host ${cmd.targetHostId} has not resumed the VM (no completed step 7 there); the source copy stays`, {
+    migrationId: cmd.migrationId,
+    targetHostId: cmd.targetHostId,
+  });
+}
+
+/** A compensation undoes a step this agent ran (completed, running or failed) for that VM. */
+export function checkCompensation(c: { migrationId: string; step: number; role: Role; vmId: string }, history: readonly LedgerRecord[]): FlexmigError | undefined {
+  const sameVm = checkSameVm(c.migrationId, c.vmId, history);
+  if (sameVm) return sameVm;
+  if (history.some((h) => h.record.step === c.step && h.record.role === c.role)) return undefined;
+  return refuse(`this agent has no record of step ${c.step} (${c.role}) of migration ${c.migrationId}: there is nothing of it to undo here`, {
+    migrationId: c.migrationId,
+    step: c.step,
+    role: c.role,
+  });
+}

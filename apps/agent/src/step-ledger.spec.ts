@@ -1,0 +1,134 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ErrorCode, FlexmigError, MigrationPolicySchema, StepCommand, stepName } from '@flexmig/contracts';
+import { AgentEnv } from './config';
+import { LedgerStore } from './ledger-store';
+import { LedgerSnapshotSchema, StepLedger, ledgerRetentionMs } from './step-ledger';
+
+const vm = { id: randomUUID(), name: 'vm1', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' };
+const cmd = (migrationId: string, step: number, role: 'source' | 'target', attempt = 1): StepCommand => ({
+  migrationId,
+  step,
+  stepName: stepName(step),
+  attempt,
+  role,
+  vm,
+  sourceHostId: 'src',
+  targetHostId: 'dst',
+  policy: MigrationPolicySchema.parse({}),
+});
+const admitAll = async () => async () => ({});
+const refuseAll = async () => {
+  throw new FlexmigError(ErrorCode.NotAParticipant, 'forged');
+};
+const issued = (n: number) => async () => n;
+
+describe('StepLedger', () => {
+  it('given a refused command, then nothing is recorded and the real command for the same key runs after it', async () => {
+    const l = new StepLedger();
+    const m = randomUUID();
+    await expect(l.run(cmd(m, 8, 'source'), refuseAll)).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
+    expect(l.recordsOf(m)).toEqual([]);
+    const reply = await l.run(cmd(m, 8, 'source'), admitAll);
+    expect(reply).toMatchObject({ step: 8, attempt: 1, repeated: false });
+  });
+
+  it('given a command still being admitted, then a second one for the same key waits and is judged on its own', async () => {
+    const l = new StepLedger();
+    const m = randomUUID();
+    let release!: () => void;
+    const slowRefusal = () => new Promise<never>((_, reject) => (release = () => reject(new FlexmigError(ErrorCode.NotAParticipant, 'forged'))));
+    const forged = l.run(cmd(m, 3, 'source'), slowRefusal);
+    const real = l.run(cmd(m, 3, 'source'), admitAll);
+    release();
+    await expect(forged).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
+    await expect(real).resolves.toMatchObject({ repeated: false });
+  });
+
+  describe('query and fencing', () => {
+    it('given a query for attempt 99 that the scheduler never issued, then ATTEMPT_NOT_ISSUED and attempt 1 still runs', async () => {
+      const l = new StepLedger();
+      const m = randomUUID();
+      const e = await l.query(m, issued(1), 3, 99).catch((x: unknown) => x);
+      expect(e).toMatchObject({ code: ErrorCode.AttemptNotIssued });
+      expect((e as Error).message).toMatch(/attempt 99 of step 3 .* was never issued \(the scheduler's latest is 1\)/);
+      await expect(l.run(cmd(m, 3, 'source', 1), admitAll)).resolves.toMatchObject({ attempt: 1 });
+    });
+
+    it('given a query for an attempt the scheduler issued and this agent never saw, then it is fenced and refused later', async () => {
+      const l = new StepLedger();
+      const m = randomUUID();
+      expect(await l.query(m, issued(1), 2, 1)).toEqual([]);
+      await expect(l.run(cmd(m, 2, 'target', 1), admitAll)).rejects.toMatchObject({ code: ErrorCode.Conflict, message: expect.stringMatching(/fenced/) });
+      await expect(l.run(cmd(m, 2, 'target', 2), admitAll)).resolves.toMatchObject({ attempt: 2 });
+    });
+
+    it('given a record of the step, then the query answers it and fences nothing (the scheduler is not asked)', async () => {
+      const l = new StepLedger();
+      const m = randomUUID();
+      await l.run(cmd(m, 2, 'target'), admitAll);
+      const asked = jest.fn(issued(5));
+      expect(await l.query(m, asked, 2, 1)).toEqual([expect.objectContaining({ step: 2, status: 'completed' })]);
+      expect(asked).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('snapshot and restore (what survives an agent restart)', () => {
+    it('keeps records (with their VM) and fences; a step in progress comes back failed, retryable by a new attempt', async () => {
+      const l = new StepLedger();
+      const m = randomUUID();
+      await l.run(cmd(m, 3, 'source'), admitAll);
+      void l.run(cmd(m, 4, 'source'), async () => () => new Promise<never>(() => undefined)).catch(() => undefined); // never ends
+      await new Promise((r) => setImmediate(r));
+      await l.query(m, issued(1), 5, 1);
+      const snap = LedgerSnapshotSchema.parse(JSON.parse(JSON.stringify(l.snapshot())));
+      const back = StepLedger.restore(snap);
+      expect(back.history(m)).toEqual([
+        { vmId: vm.id, record: expect.objectContaining({ step: 3, status: 'completed' }) },
+        { vmId: vm.id, record: expect.objectContaining({ step: 4, status: 'failed', error: expect.objectContaining({ code: ErrorCode.AgentFailed }) }) },
+      ]);
+      await expect(back.run(cmd(m, 4, 'source', 1), admitAll)).rejects.toMatchObject({ code: ErrorCode.AgentFailed });
+      await expect(back.run(cmd(m, 4, 'source', 2), admitAll)).resolves.toMatchObject({ attempt: 2 });
+      await expect(back.run(cmd(m, 5, 'source', 1), admitAll)).rejects.toMatchObject({ message: expect.stringMatching(/fenced/) });
+    });
+
+    it('drops the migrations idle past the retention, never one with a step in progress', async () => {
+      let now = 1_000_000;
+      const l = new StepLedger(undefined, () => now);
+      const [old, recent] = [randomUUID(), randomUUID()];
+      await l.run(cmd(old, 3, 'source'), admitAll);
+      now += ledgerRetentionMs + 1;
+      await l.run(cmd(recent, 3, 'source'), admitAll);
+      const snap = l.snapshot();
+      expect(new Set(snap.entries.map((e) => e.migrationId))).toEqual(new Set([recent]));
+    });
+  });
+});
+
+describe('LedgerStore (the ledger file)', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(path.join(tmpdir(), 'fm-ledger-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const env = (stateDir: string) => ({ HOST_ID: 'host-l', AGENT_STATE_DIR: stateDir }) as AgentEnv;
+
+  it('writes <dir>/<HOST_ID>.ledger.json 0600 in a 0700 directory, after every change, and reads it back', async () => {
+    const stateDir = path.join(dir, 'state');
+    const store = new LedgerStore(env(stateDir));
+    const m = randomUUID();
+    await store.load().run(cmd(m, 2, 'target'), admitAll);
+    expect(statSync(stateDir).mode & 0o777).toBe(0o700);
+    expect(statSync(store.file).mode & 0o777).toBe(0o600);
+    expect(readdirSync(stateDir)).toEqual(['host-l.ledger.json']); // no temp file left behind
+    expect(new LedgerStore(env(stateDir)).load().recordsOf(m)).toEqual([expect.objectContaining({ step: 2, status: 'completed' })]);
+  });
+
+  it('sets an invalid file aside and starts empty (never trusts what it cannot validate)', () => {
+    const store = new LedgerStore(env(dir));
+    writeFileSync(store.file, JSON.stringify({ version: 1, entries: [{ migrationId: 'x' }], fences: [] }));
+    expect(store.load().snapshot().entries).toEqual([]);
+    expect(readdirSync(dir).some((f) => f.startsWith('host-l.ledger.json.invalid-'))).toBe(true);
+    expect(() => JSON.parse(readFileSync(path.join(dir, readdirSync(dir)[0]!), 'utf8'))).not.toThrow();
+  });
+});
