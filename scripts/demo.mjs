@@ -46,7 +46,7 @@ async function follow(migrationId, nc, prefix = env.SUBJECT_PREFIX) {
   const shown = new Set();
   let progress;
   let lastPrinted = 0;
-  const sub = nc.subscribe(`${prefix}.progress.migration.${migrationId}`);
+  const sub = nc.subscribe(`${prefix}.progress.migration.${migrationId}.*`); // the last token: the agent's host
   void (async () => {
     for await (const m of sub) progress = JSON.parse(new TextDecoder().decode(m.data));
   })();

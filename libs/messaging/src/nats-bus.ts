@@ -114,6 +114,16 @@ export class NatsBus {
     return `${this.options.prefix}.${fillSubject(template, params)}`;
   }
 
+  /**
+   * What to subscribe to for a contract: its template with the given parameters, and `*` for those not
+   * given (inventory hears every host's `inventory.host.{hostId}.heartbeat`; an agent only its own).
+   */
+  subscriptionSubject(template: string, params: Params = {}): string {
+    const all: Params = { ...params };
+    for (const [, name] of template.matchAll(/\{(\w+)\}/g)) all[name] ??= '*';
+    return `${this.options.prefix}.${fillSubject(template, all)}`;
+  }
+
   // ---- request/reply ----
 
   async request<C extends RequestContract>(
@@ -155,7 +165,7 @@ export class NatsBus {
     handler: (request: RequestOf<C>, subject: string) => Promise<ReplyOf<C>>,
     opts: { params?: Params; queue?: string } = {},
   ): Subscription {
-    return this.subscribeRaw(this.subject(contract.subject, opts.params), opts.queue, async (msg) => {
+    return this.subscribeRaw(this.subscriptionSubject(contract.subject, opts.params), opts.queue, async (msg) => {
       msg.respond(encode(await answer(contract, msg, handler)));
     });
   }
@@ -189,7 +199,7 @@ export class NatsBus {
     handler: (message: MessageOf<C>, subject: string) => Promise<void> | void,
     opts: { params?: Params; queue?: string } = {},
   ): Subscription {
-    const subject = this.subject(contract.subject, opts.params);
+    const subject = this.subscriptionSubject(contract.subject, opts.params);
     return this.subscribeRaw(subject, opts.queue, async (msg) => {
       const parsed = contract.message.safeParse(safeJson(msg.data));
       if (!parsed.success) {
