@@ -37,7 +37,7 @@ describe('flexmig auth (the built CLI)', () => {
     }
   });
 
-  it('given an existing directory, when `auth init` runs again, then it keeps every file; with --force it replaces them', () => {
+  it('given an existing directory, when `auth init` runs again, then it keeps every file and makes only the missing ones', () => {
     const before = readFileSync(path.join(auth, 'scheduler.creds'), 'utf8');
     writeFileSync(path.join(auth, 'viewer.token'), 'kept\n', { mode: 0o600 });
     expect(cli('auth', 'init', '--dir', auth)).toMatch(/kept:/);
@@ -48,7 +48,7 @@ describe('flexmig auth (the built CLI)', () => {
     expect(readFileSync(path.join(auth, 'viewer.token'), 'utf8')).not.toBe('kept\n'); // a missing file is made again
   });
 
-  it('given `nats-server -c D/nats-server.conf -p PORT -js -sd DIR`, then a service identity and a host issued afterwards connect, and no identity is refused', async () => {
+  it('given `nats-server -c D/nats-server.conf -p PORT -js -sd DIR`, then a service identity and a host issued afterwards connect, and a client without identity is refused', async () => {
     const port = await freePort();
     server = launch('nats-server', ['-c', path.join(auth, 'nats-server.conf'), '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', path.join(dir, 'store')]);
     const url = `nats://127.0.0.1:${port}`;
