@@ -88,13 +88,13 @@ function logTail(file, lines = 15) {
   }
 }
 
-export async function runQemuDemo({ env: baseEnv, urls, natsUrl, follow, expect, waitFor, fmtMs, fmtBytes, say }) {
+export async function runQemuDemo({ env: baseEnv, urls, natsUrl, demoNats, follow, expect, waitFor, fmtMs, fmtBytes, say }) {
   const t0 = Date.now();
   say(bold('flexmig demo — live migration of a real VM under QEMU'));
-  ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent']);
+  ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent', 'cli']);
   const qemuVersion = checkTools();
   const env = { ...baseEnv, SUBJECT_PREFIX: 'flexmig_demo_qemu', DATABASE_URL: baseEnv.DATABASE_URL.replace(/\/flexmig_demo$/, '/flexmig_demo_qemu') };
-  await preflight({ natsUrl, databaseUrl: env.DATABASE_URL });
+  await preflight({ databaseUrl: env.DATABASE_URL });
   await recreateDatabase(env.DATABASE_URL);
   if (demoQemus().length) {
     say(yellow(`  QEMU processes of an earlier demo run are still there: ending them`));
@@ -109,7 +109,14 @@ export async function runQemuDemo({ env: baseEnv, urls, natsUrl, follow, expect,
     died = `${name} stopped unexpectedly (code ${code}); its log ends:\n${logTail(path.join(logDir, `${name}.log`))}`;
     console.error(red(`\n${died}`));
   };
-  const nc = await connect({ servers: natsUrl });
+  let nats;
+  try {
+    nats = await demoNats(procs, env, natsUrl); // its own nats-server with identities, or NATS_URL with AUTH=off
+  } catch (e) {
+    await procs.stopAll();
+    throw e;
+  }
+  const nc = await connect({ servers: nats.url, ...nats.clientOptions() });
   const request = async (subject, body, timeoutMs) => {
     const m = await nc.request(`${env.SUBJECT_PREFIX}.${subject}`, new TextEncoder().encode(JSON.stringify(body)), { timeout: timeoutMs });
     const reply = JSON.parse(new TextDecoder().decode(m.data));
@@ -129,9 +136,9 @@ export async function runQemuDemo({ env: baseEnv, urls, natsUrl, follow, expect,
   try {
     process.stdout.write(`  starting cpu-compat, inventory and scheduler … `);
     const services = [
-      procs.start('cpu-compat', 'cpu-compat', { ...env, PORT: String(Number(new URL(urls.cpu).port)) }),
-      procs.start('inventory', 'inventory', { ...env, PORT: String(Number(new URL(urls.inventory).port)) }),
-      procs.start('scheduler', 'scheduler', { ...env, PORT: String(Number(new URL(urls.scheduler).port)) }),
+      procs.start('cpu-compat', 'cpu-compat', { ...env, ...nats.serviceEnv('cpu-compat'), PORT: String(Number(new URL(urls.cpu).port)) }),
+      procs.start('inventory', 'inventory', { ...env, ...nats.serviceEnv('inventory'), PORT: String(Number(new URL(urls.inventory).port)) }),
+      procs.start('scheduler', 'scheduler', { ...env, ...nats.serviceEnv('scheduler'), PORT: String(Number(new URL(urls.scheduler).port)) }),
     ];
     await Promise.all(services.map((s) => procs.waitReady(s)));
     say(green('ready'));
@@ -143,6 +150,7 @@ export async function runQemuDemo({ env: baseEnv, urls, natsUrl, follow, expect,
     const agents = hosts.map((h, i) =>
       procs.start(h, 'agent', {
         ...env,
+        ...nats.agentEnv(h),
         HOST_ID: h,
         CLUSTER_ID: cluster.id,
         DRIVER: 'qemu',

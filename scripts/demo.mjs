@@ -4,13 +4,47 @@
 // VM to the oldest host showing each step and the memory copy as they happen, prints the result, shows
 // that a VM whose CPU baseline a host lacks is refused at step 1, and exits 0 with the VM on its new host.
 // `--driver qemu`: the same with a real VM under QEMU between two qemu agents (scripts/demo-qemu.mjs).
+// Secure by default, as `npm start`: identities from .flexmig/auth and a nats-server of its own on a free
+// port (DEMO_NATS_PORT); `AUTH=off` uses the NATS of NATS_URL without identities.
 import { createRequire } from 'node:module';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { api, bold, cyan, demoHosts, dim, ensureBuilt, green, preflight, PreflightError, Processes, recreateDatabase, red, root, sleep, yellow } from './lib.mjs';
+import {
+  api,
+  authOff,
+  bold,
+  cyan,
+  demoHosts,
+  dim,
+  ensureBuilt,
+  green,
+  plainNats,
+  preflight,
+  PreflightError,
+  Processes,
+  recreateDatabase,
+  red,
+  root,
+  sleep,
+  startSecureNats,
+  yellow,
+} from './lib.mjs';
+import launcher from '../libs/testing/src/launcher.cjs';
 
 const require = createRequire(import.meta.url);
 const { connect } = require('@nats-io/transport-node');
+
+/**
+ * The demo's NATS: with identities (default), a nats-server of its own started into `procs`; with
+ * AUTH=off, the one at NATS_URL. Sets `env`'s NATS_URL and SUBJECT_PREFIX (the identities' prefix: the
+ * server is the demo's own, so it needs no prefix of its own to stay apart from `npm start`).
+ */
+async function demoNats(procs, env, natsUrl) {
+  const port = Number(process.env.DEMO_NATS_PORT ?? (await launcher.freePort()));
+  const nats = authOff() ? await plainNats(natsUrl) : await startSecureNats(procs, { name: 'demo', port });
+  Object.assign(env, { NATS_URL: nats.url }, nats.prefix ? { SUBJECT_PREFIX: nats.prefix } : {});
+  return nats;
+}
 
 const base = Number(process.env.DEMO_PORT_BASE ?? 3100);
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -47,7 +81,7 @@ async function follow(migrationId, nc, prefix = env.SUBJECT_PREFIX) {
   const shown = new Set();
   let progress;
   let lastPrinted = 0;
-  const sub = nc.subscribe(`${prefix}.progress.migration.${migrationId}`);
+  const sub = nc.subscribe(`${prefix}.progress.migration.${migrationId}.*`); // the last token: the agent's host
   void (async () => {
     for await (const m of sub) progress = JSON.parse(new TextDecoder().decode(m.data));
   })();
@@ -101,8 +135,8 @@ async function follow(migrationId, nc, prefix = env.SUBJECT_PREFIX) {
 async function main() {
   const t0 = Date.now();
   say(bold('flexmig demo — live migration across CPU generations'));
-  ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent']);
-  await preflight({ natsUrl, databaseUrl: env.DATABASE_URL });
+  ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent', 'cli']);
+  await preflight({ databaseUrl: env.DATABASE_URL });
   await recreateDatabase(env.DATABASE_URL);
   const logDir = path.join(root, '.flexmig/demo-logs');
   const demoStateDir = path.join(root, '.flexmig/demo-state');
@@ -113,13 +147,21 @@ async function main() {
     failed = true;
     console.error(red(`\n${name} stopped unexpectedly (code ${code}); its log: ${path.join(logDir, `${name}.log`)}`));
   };
-  const nc = await connect({ servers: natsUrl });
+  let nats;
   try {
+    nats = await demoNats(procs, env, natsUrl);
+  } catch (e) {
+    await procs.stopAll();
+    throw e;
+  }
+  const nc = await connect({ servers: nats.url, ...nats.clientOptions() });
+  try {
+    if (!authOff()) say(dim(`  NATS ${nats.url} with identities (.flexmig/auth); HTTP tokens in .flexmig/auth/{admin,operator,viewer}.token`));
     process.stdout.write(`  starting cpu-compat, inventory and scheduler … `);
     const services = [
-      procs.start('cpu-compat', 'cpu-compat', { ...env, PORT: String(base + 3) }),
-      procs.start('inventory', 'inventory', { ...env, PORT: String(base + 1) }),
-      procs.start('scheduler', 'scheduler', { ...env, PORT: String(base + 2) }),
+      procs.start('cpu-compat', 'cpu-compat', { ...env, ...nats.serviceEnv('cpu-compat'), PORT: String(base + 3) }),
+      procs.start('inventory', 'inventory', { ...env, ...nats.serviceEnv('inventory'), PORT: String(base + 1) }),
+      procs.start('scheduler', 'scheduler', { ...env, ...nats.serviceEnv('scheduler'), PORT: String(base + 2) }),
     ];
     await Promise.all(services.map((s) => procs.waitReady(s)));
     say(green('ready'));
@@ -129,6 +171,7 @@ async function main() {
     const agents = demoHosts.map((h, i) =>
       procs.start(h.id, 'agent', {
         ...env,
+        ...nats.agentEnv(h.id),
         HOST_ID: h.id,
         CLUSTER_ID: cluster.id,
         SIM_CPU: h.cpu,
@@ -208,7 +251,7 @@ function driverArg(argv) {
 
 const run =
   driverArg(process.argv.slice(2)) === 'qemu'
-    ? () => import('./demo-qemu.mjs').then((q) => q.runQemuDemo({ env, urls, natsUrl, follow, expect, waitFor, fmtMs, fmtBytes, say }))
+    ? () => import('./demo-qemu.mjs').then((q) => q.runQemuDemo({ env, urls, natsUrl, demoNats, follow, expect, waitFor, fmtMs, fmtBytes, say }))
     : main;
 
 run().catch((e) => {

@@ -1,15 +1,17 @@
 // Shared by `npm start` (stack.mjs), `npm run demo` (demo.mjs) and the benchmarks: preflight checks of
-// NATS and PostgreSQL with plain advice, and running the built services as child processes (through
-// libs/testing/src/launcher.cjs, the launcher the tests use too).
-import { existsSync, mkdirSync } from 'node:fs';
+// NATS and PostgreSQL with plain advice, running the built services as child processes (through
+// libs/testing/src/launcher.cjs, the launcher the tests use too), and NATS with identities (startSecureNats).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import launcher from '../libs/testing/src/launcher.cjs';
 
-const { launchNode, launchService, root, sleep, stopChild } = launcher;
+const { launch, launchNode, launchService, root, sleep, stopChild } = launcher;
 export { root, sleep, stopChild };
 const require = createRequire(import.meta.url);
-const { connect } = require('@nats-io/transport-node');
+const { connect, credsAuthenticator } = require('@nats-io/transport-node');
 const { jetstreamManager } = require('@nats-io/jetstream');
 const { Client } = require('pg');
 
@@ -23,8 +25,13 @@ export const cyan = (s) => color('36', s);
 
 export class PreflightError extends Error {}
 
-/** NATS with JetStream, and PostgreSQL: reachable? If not, say what to do. */
+/** NATS with JetStream (unless the script runs its own: natsUrl undefined), and PostgreSQL: reachable? If not, say what to do. */
 export async function preflight({ natsUrl, databaseUrl }) {
+  if (natsUrl) await preflightNats(natsUrl);
+  await preflightPostgres(databaseUrl);
+}
+
+async function preflightNats(natsUrl) {
   let nc;
   try {
     nc = await connect({ servers: natsUrl, timeout: 3000, maxReconnectAttempts: 0 });
@@ -42,6 +49,9 @@ export async function preflight({ natsUrl, databaseUrl }) {
   } finally {
     await nc.close();
   }
+}
+
+async function preflightPostgres(databaseUrl) {
   const admin = new URL(databaseUrl);
   admin.pathname = '/postgres';
   const client = new Client({ connectionString: admin.toString(), connectionTimeoutMillis: 3000 });
@@ -102,6 +112,11 @@ export class Processes {
     return p;
   }
 
+  /** Any other program (nats-server). */
+  startProgram(name, command, args) {
+    return this.add(launch(command, args, this.options(name, {})));
+  }
+
   /** Any Node script (a bundled entry such as the agent's fleet.js, a benchmark's helper). */
   startNode(name, script, args, env) {
     return this.add(launchNode(script, args, this.options(name, env)));
@@ -156,4 +171,81 @@ export async function api(base, method, route, body) {
     json = { raw: text };
   }
   return { status: res.status, body: json };
+}
+
+// ---- NATS with identities (DESIGN.md, Trust: secure is the default) ----
+
+/** `AUTH=off` is the only way to run without identities: then the scripts use NATS_URL as it is. */
+export const authOff = () => process.env.AUTH === 'off';
+/** Where `npm start` and the demo keep the deployment's identities and tokens (`npx flexmig auth init`). */
+export const authDir = path.join(root, '.flexmig/auth');
+
+function flexmigCli(args) {
+  return execFileSync(process.execPath, [path.join(root, 'dist/apps/cli/main.js'), ...args], { cwd: root, encoding: 'utf8' });
+}
+
+const portOpen = (port) =>
+  new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+
+/**
+ * Generates what is missing in .flexmig/auth (`flexmig auth init`: never overwrites) and runs a
+ * nats-server of the script's own with that configuration (JetStream, its store in .flexmig/nats/<name>,
+ * its pid in .flexmig/nats/<name>.pid for `flexmig auth revoke-agent --pid`). `NATS_TLS=on` serves TLS
+ * with the generated certificate. Returns the URL, the subject prefix the identities were made for, and
+ * each process's environment.
+ */
+export async function startSecureNats(procs, { name, port }) {
+  try {
+    execFileSync('nats-server', ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new PreflightError('nats-server is not installed (Debian: apt-get install -y nats-server); or run without identities: AUTH=off with NATS_URL.');
+  }
+  if (await portOpen(port)) throw new PreflightError(`port ${port} is taken: set ${name === 'stack' ? 'STACK_NATS_PORT' : 'DEMO_NATS_PORT'} to a free port`);
+  const init = flexmigCli(['auth', 'init', '--dir', authDir]);
+  if (init.includes('wrote:')) console.log(dim(init.trimEnd()));
+  const prefix = JSON.parse(readFileSync(path.join(authDir, 'auth.json'), 'utf8')).prefix;
+  const tls = process.env.NATS_TLS === 'on';
+  const storeDir = path.join(root, '.flexmig/nats', name);
+  mkdirSync(storeDir, { recursive: true });
+  const pidFile = path.join(root, '.flexmig/nats', `${name}.pid`);
+  const config = path.join(authDir, tls ? 'nats-server-tls.conf' : 'nats-server.conf');
+  const server = procs.startProgram('nats', 'nats-server', ['-c', config, '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, '-P', pidFile]);
+  for (let i = 0; !(await portOpen(port)); i++) {
+    if (!server.running || i > 100) throw new PreflightError(`nats-server did not start on port ${port}:\n${server.tail()}`);
+    await sleep(100);
+  }
+  const tlsEnv = tls ? { NATS_TLS_CA: path.join(authDir, 'nats-ca.pem') } : {};
+  const creds = (role) => path.join(authDir, `${role}.creds`);
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    prefix,
+    pidFile,
+    /** NATS_CREDS (and NATS_TLS_CA) of a service. */
+    serviceEnv: (role) => ({ NATS_CREDS: creds(role), ...tlsEnv }),
+    /** An agent's identity, issued once per host (`flexmig auth agent`) and reused after. */
+    agentEnv: (hostId) => {
+      const file = path.join(authDir, `agent-${hostId}.creds`);
+      if (!existsSync(file)) flexmigCli(['auth', 'agent', hostId, '--dir', authDir]);
+      return { NATS_CREDS: file, ...tlsEnv };
+    },
+    /** Connection options for the script's own NATS client: it watches progress and asks agents, as the scheduler does. */
+    clientOptions: () => ({
+      authenticator: credsAuthenticator(readFileSync(creds('scheduler'))),
+      inboxPrefix: '_INBOX.scheduler',
+      ...(tls ? { tls: { caFile: tlsEnv.NATS_TLS_CA } } : {}),
+    }),
+  };
+}
+
+/** Without identities (AUTH=off): the NATS of NATS_URL, checked first, and nothing added to any environment. */
+export async function plainNats(natsUrl) {
+  await preflightNats(natsUrl);
+  return { url: natsUrl, prefix: undefined, serviceEnv: () => ({}), agentEnv: () => ({}), clientOptions: () => ({}) };
 }

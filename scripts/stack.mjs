@@ -1,19 +1,22 @@
 #!/usr/bin/env node
 // `npm start`: the whole flexmig stack on this machine until stopped (Ctrl-C): cpu-compat, inventory,
 // scheduler, and three `sim` agents on hosts of different CPU generations, in the cluster `default`.
-import { bold, cyan, demoHosts, dim, ensureBuilt, preflight, PreflightError, Processes, red } from './lib.mjs';
+// Secure by default: identities and tokens in .flexmig/auth (generated when missing), a nats-server of its
+// own in operator mode on 127.0.0.1:4333 (STACK_NATS_PORT), each process with its own NATS identity.
+// `AUTH=off` runs as before, on the NATS of NATS_URL, without identities.
+import path from 'node:path';
+import { authDir, authOff, bold, cyan, demoHosts, dim, ensureBuilt, plainNats, preflight, PreflightError, Processes, red, startSecureNats, yellow } from './lib.mjs';
 
-const env = {
-  NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222',
-  DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/flexmig',
-  SUBJECT_PREFIX: process.env.SUBJECT_PREFIX ?? 'flexmig',
-};
+const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/flexmig';
 const ports = { inventory: 3001, scheduler: 3002, 'cpu-compat': 3003 };
+/** Not 4222: a NATS without authentication may already run there (the tests' shared server, or AUTH=off). */
+const natsPort = Number(process.env.STACK_NATS_PORT ?? 4333);
+
+const procs = new Processes({ echo: true });
 
 async function main() {
-  ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent']);
-  await preflight({ natsUrl: env.NATS_URL, databaseUrl: env.DATABASE_URL });
-  const procs = new Processes({ echo: true });
+  ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent', 'cli']);
+  await preflight({ natsUrl: authOff() ? (process.env.NATS_URL ?? 'nats://127.0.0.1:4222') : undefined, databaseUrl });
   const shutdown = async (code) => {
     console.log(dim('\nstopping flexmig…'));
     await procs.stopAll();
@@ -25,11 +28,14 @@ async function main() {
     console.error(red(`${name} stopped unexpectedly (code ${code}, signal ${signal}); stopping the stack`));
     void shutdown(1);
   };
-  const services = Object.entries(ports).map(([app, port]) => procs.start(app, app, { ...env, PORT: String(port) }));
+  const nats = authOff() ? await plainNats(process.env.NATS_URL ?? 'nats://127.0.0.1:4222') : await startSecureNats(procs, { name: 'stack', port: natsPort });
+  const env = { NATS_URL: nats.url, DATABASE_URL: databaseUrl, SUBJECT_PREFIX: nats.prefix ?? process.env.SUBJECT_PREFIX ?? 'flexmig' };
+  const services = Object.entries(ports).map(([app, port]) => procs.start(app, app, { ...env, ...nats.serviceEnv(app), PORT: String(port) }));
   await Promise.all(services.map((s) => procs.waitReady(s)));
   const agents = demoHosts.map((h, i) =>
     procs.start(h.id, 'agent', {
       ...env,
+      ...nats.agentEnv(h.id),
       HOST_ID: h.id,
       CLUSTER_NAME: process.env.CLUSTER_NAME ?? 'default',
       SIM_CPU: h.cpu,
@@ -38,6 +44,8 @@ async function main() {
     }),
   );
   await Promise.all(agents.map((a) => procs.waitReady(a)));
+  const token = path.relative(process.cwd(), path.join(authDir, 'operator.token'));
+  const bearer = authOff() ? '' : ` -H "authorization: Bearer $(cat ${token})"`;
   console.log(
     [
       '',
@@ -46,16 +54,22 @@ async function main() {
       `  scheduler   ${cyan('http://127.0.0.1:3002/api/docs')}`,
       `  cpu-compat  ${cyan('http://127.0.0.1:3003/api/docs')}`,
       `  agents      ${demoHosts.map((h) => `${h.id} (${h.cpu})`).join(', ')}`,
+      authOff()
+        ? yellow(`  AUTH=off: NATS ${nats.url} without identities; anyone who reaches it can command the agents`)
+        : `  NATS        ${nats.url}, operator mode: every process has its own identity in ${path.relative(process.cwd(), authDir)}/ (docs/security.md)\n` +
+          `  HTTP tokens ${path.relative(process.cwd(), authDir)}/{admin,operator,viewer}.token (bearer JWTs; admin: ${path.relative(process.cwd(), path.join(authDir, 'admin.token'))})\n` +
+          `  revoke a host: npx flexmig auth revoke-agent <hostId> --pid $(cat ${path.relative(process.cwd(), nats.pidFile)})`,
       '',
-      dim('  curl -s localhost:3001/api/v1/hosts'),
-      dim(`  curl -s -XPOST localhost:3001/api/v1/vms -H 'content-type: application/json' -d '{"name":"vm1","hostId":"host-c","memoryMiB":2048,"vcpus":2}'`),
-      dim(`  curl -s -XPOST localhost:3002/api/v1/migrations -H 'content-type: application/json' -d '{"vmId":"<id>","targetHostId":"host-a"}'`),
+      dim(`  curl -s${bearer} localhost:3001/api/v1/hosts`),
+      dim(`  curl -s${bearer} -XPOST localhost:3001/api/v1/vms -H 'content-type: application/json' -d '{"name":"vm1","hostId":"host-c","memoryMiB":2048,"vcpus":2}'`),
+      dim(`  curl -s${bearer} -XPOST localhost:3002/api/v1/migrations -H 'content-type: application/json' -d '{"vmId":"<id>","targetHostId":"host-a"}'`),
       '',
     ].join('\n'),
   );
 }
 
-main().catch((e) => {
+main().catch(async (e) => {
   console.error(red(e instanceof PreflightError ? `flexmig cannot start: ${e.message}` : e.stack));
+  await procs.stopAll(); // nats-server and whatever had started
   process.exit(1);
 });

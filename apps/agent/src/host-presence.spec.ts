@@ -17,20 +17,23 @@ const log = { log: jest.fn(), warn: jest.fn(), verbose: jest.fn(), error: jest.f
 function fakeBus(answers: (Error | 'ok')[]) {
   const requests: unknown[] = [];
   const beats: unknown[] = [];
+  const subjectParams: unknown[] = [];
   const bus = {
-    request: async (contract: unknown, req: { hostId: string }) => {
+    request: async (contract: unknown, req: { hostId: string }, opts?: { params?: unknown }) => {
       expect(contract).toBe(RegisterHost);
       requests.push(req);
+      subjectParams.push(opts?.params);
       const a = answers[Math.min(requests.length - 1, answers.length - 1)];
       if (a instanceof Error) throw a;
       return { host: { id: req.hostId, maxImcMode: 'IvyBridge' }, cluster: { name: 'c' } };
     },
-    publish: (contract: unknown, m: unknown) => {
+    publish: (contract: unknown, m: unknown, params?: unknown) => {
       expect(contract).toBe(HostHeartbeat);
       beats.push(m);
+      subjectParams.push(params);
     },
   } as unknown as Pick<NatsBus, 'request' | 'publish'>;
-  return { bus, requests, beats };
+  return { bus, requests, beats, subjectParams };
 }
 
 const absent = () => new FlexmigError(ErrorCode.Unavailable, 'no responders');
@@ -62,6 +65,17 @@ describe('HostPresence', () => {
     p.stop();
     await expect(ended).resolves.toBe('stopped');
     expect(p.state).toBe('stopped');
+  });
+
+  it("registers and heartbeats on its own host's subjects (inventory.host.<hostId>.…), which NATS permissions confine it to", async () => {
+    const { bus, subjectParams } = fakeBus(['ok']);
+    const p = new HostPresence(bus, env, driver(), cpu, log, { warnEveryRetry: false, backoff: quick });
+    await p.register();
+    p.startHeartbeats(0);
+    await sleep(15);
+    p.stop();
+    expect(subjectParams.length).toBeGreaterThanOrEqual(2);
+    for (const params of subjectParams) expect(params).toEqual({ hostId: 'host-p' });
   });
 
   it('heartbeats every interval until stopped', async () => {

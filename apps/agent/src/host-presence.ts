@@ -57,7 +57,7 @@ export class HostPresence {
     const backoff = this.o.backoff ?? registrationBackoff;
     for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
       try {
-        const { host, cluster } = await this.bus.request(RegisterHost, this.registration());
+        const { host, cluster } = await this.bus.request(RegisterHost, this.registration(), { params: { hostId: this.env.HOST_ID } });
         if (this.stopping.signal.aborted) break;
         this.lastError = undefined;
         this.log.log(`registered host ${host.id} in cluster ${cluster.name}: ${this.cpu.modelName}, highest CPU mode ${host.maxImcMode ?? 'none'}`);
@@ -117,7 +117,7 @@ export class HostPresence {
 
   private beat(): void {
     try {
-      this.bus.publish(HostHeartbeat, { hostId: this.env.HOST_ID, at: new Date().toISOString(), vmCount: this.driver.listVms().length });
+      this.bus.publish(HostHeartbeat, { hostId: this.env.HOST_ID, at: new Date().toISOString(), vmCount: this.driver.listVms().length }, { hostId: this.env.HOST_ID });
       this.heartbeatsSent += 1;
     } catch (e) {
       this.log.warn(`heartbeat not sent: ${(e as Error).message}`);

@@ -183,7 +183,7 @@ export class MigrationStepsService {
       this.bus.publish(
         MigrationProgressMessage,
         { ...p, migrationId: cmd.migrationId, vmId: cmd.vm.id, hostId: this.env.HOST_ID, step: cmd.step, at: new Date().toISOString() },
-        { migrationId: cmd.migrationId },
+        { migrationId: cmd.migrationId, hostId: this.env.HOST_ID },
       );
     switch (cmd.stepName) {
       case 'transfer-config':

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { CommonEnvSchema, loadEnv, port, runMain, startService } from '@flexmig/service-kit';
+import { CommonEnvSchema, loadEnv, port, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
 import { CpuCompatModule } from './cpu-compat.module';
 
 const CpuCompatEnvSchema = CommonEnvSchema.extend({ PORT: port(3003) });
@@ -11,7 +11,8 @@ runMain('cpu-compat', async () => {
     description: 'The CPU model catalog, host evaluation, migration verdicts, CPUID masks and cluster planning. Stateless.',
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
-    bus: { url: env.NATS_URL, prefix: env.SUBJECT_PREFIX },
+    bus: natsBusEnv(env),
+    events: false, // publishes no events: its identity may not create the stream
     module: (bus) => CpuCompatModule.forRoot(bus),
   });
 });

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { ensureDatabaseAndSchema } from '@flexmig/persistence';
-import { loadEnv, runMain, startService } from '@flexmig/service-kit';
+import { loadEnv, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
 import { InventoryEnvSchema } from './config';
 import { INVENTORY_SCHEMA, InventoryModule } from './inventory.module';
 
@@ -12,7 +12,7 @@ runMain('inventory', async () => {
     description: 'Clusters, hosts (CPU, capacity, liveness) and VMs: where each VM runs.',
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
-    bus: { url: env.NATS_URL, prefix: env.SUBJECT_PREFIX },
+    bus: natsBusEnv(env),
     module: (bus) =>
       InventoryModule.forRoot({
         bus,

@@ -1,6 +1,8 @@
 import { Controller } from '@nestjs/common';
-import { EventPattern, MessagePattern } from '@nestjs/microservices';
+import { BaseRpcContext, Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import {
+  ErrorCode,
+  FlexmigError,
   GetHost,
   GetReservation,
   GetVm,
@@ -14,6 +16,7 @@ import {
   RequestOf,
   ReserveCapacity,
   ListVms,
+  subjectParams,
 } from '@flexmig/contracts';
 import { HostsService } from './hosts/hosts.service';
 import { VmsService } from './vms/vms.service';
@@ -29,12 +32,14 @@ export class InventoryHandlers {
   ) {}
 
   @MessagePattern(RegisterHost.subject)
-  register(r: RequestOf<typeof RegisterHost>): Promise<ReplyOf<typeof RegisterHost>> {
+  async register(@Payload() r: RequestOf<typeof RegisterHost>, @Ctx() ctx: BaseRpcContext<[string]>): Promise<ReplyOf<typeof RegisterHost>> {
+    assertSubjectNamesHost(RegisterHost.subject, ctx.getArgs()[0], r.hostId);
     return this.hosts.register(r);
   }
 
   @EventPattern<string>(HostHeartbeat.subject) // <string>: Nest 12's typed overload would infer the handler's data as {}
-  heartbeat(m: MessageOf<typeof HostHeartbeat>): Promise<void> {
+  async heartbeat(@Payload() m: MessageOf<typeof HostHeartbeat>, @Ctx() ctx: BaseRpcContext<[string]>): Promise<void> {
+    assertSubjectNamesHost(HostHeartbeat.subject, ctx.getArgs()[0], m.hostId);
     return this.hosts.heartbeat(m.hostId);
   }
 
@@ -76,5 +81,19 @@ export class InventoryHandlers {
   @MessagePattern(ListVms.subject)
   async listVms(r: RequestOf<typeof ListVms>): Promise<ReplyOf<typeof ListVms>> {
     return { vms: await this.vms.list(r) };
+  }
+}
+
+/**
+ * NATS permissions vouch for the subject (an agent may publish only under its own host id), not for the
+ * body: a host's registration or heartbeat counts only when both name the same host.
+ */
+export function assertSubjectNamesHost(template: string, subject: string | undefined, hostId: string): void {
+  const fromSubject = subject === undefined ? undefined : subjectParams(template, subject)?.hostId;
+  if (fromSubject !== hostId) {
+    throw new FlexmigError(ErrorCode.ValidationFailed, `the subject ${subject} names host ${fromSubject ?? '(none)'}, the message host ${hostId}: refused`, {
+      subject,
+      hostId,
+    });
   }
 }

@@ -40,14 +40,14 @@ describe('evacuation of a host with 20 VMs (real processes)', () => {
     );
 
   beforeAll(async () => {
-    nats = await startTestNats('e2e-evac');
+    nats = await startTestNats('e2e-evac', { auth: true }); // every process with its own identity, as `npm start` runs
     db = await startTestDatabase('e2e-evac');
     const common = { NATS_URL: nats.url, SUBJECT_PREFIX: nats.prefix, DATABASE_URL: db.url, LOG_LEVEL: 'warn' };
-    for (const app of ['cpu-compat', 'inventory', 'scheduler']) {
+    for (const app of ['cpu-compat', 'inventory', 'scheduler'] as const) {
       const port = await freePort();
       url[app] = `http://127.0.0.1:${port}`;
       const env = app === 'scheduler' ? { ...common, ...Object.fromEntries(Object.entries(limits).map(([k, v]) => [k, String(v)])) } : common;
-      procs.push(await new ServiceProcess(app, { ...env, PORT: String(port) }, port).start());
+      procs.push(await new ServiceProcess(app, { ...env, ...nats.serviceEnv(app), PORT: String(port) }, port).start());
     }
     for (const a of agents) {
       const port = await freePort();
@@ -56,6 +56,7 @@ describe('evacuation of a host with 20 VMs (real processes)', () => {
           'agent',
           {
             ...common,
+            ...(await nats.agentEnv(a.id)),
             PORT: String(port),
             HOST_ID: a.id,
             CLUSTER_NAME: a.cluster,

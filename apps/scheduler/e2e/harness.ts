@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { freePort, NatsServerProcess, PostgresServerProcess, ServiceProcess, waitFor, httpJson } from '@flexmig/testing';
 import { sleep } from '@flexmig/timing';
@@ -19,15 +19,17 @@ export interface HarnessOptions {
  * flexmig as built, on a NATS server and a PostgreSQL server of the suite's own (so they can be
  * restarted), with helpers to break things and to check that a migration ended cleanly: the VM runs on
  * exactly one host, inventory agrees, the migration is terminal, and its events are on JetStream.
+ * NATS runs as `npm start` runs it: operator mode with the configuration `flexmig auth init` writes, every
+ * service and agent with its own identity; the harness looks around with a test-only observer identity.
  */
 export class Harness {
-  readonly nats = new NatsServerProcess();
+  prefix = 'faults';
+  readonly nats = new NatsServerProcess({ auth: { prefix: this.prefix } });
   readonly pg = new PostgresServerProcess();
   readonly stateDir = mkdtempSync(path.join(tmpdir(), 'flexmig-agents-'));
   readonly url: Record<string, string> = {};
   readonly procs = new Map<string, ServiceProcess>();
   nc!: NatsConnection;
-  prefix = 'faults';
   private ports = new Map<string, number>();
 
   constructor(readonly o: HarnessOptions) {}
@@ -45,12 +47,23 @@ export class Harness {
   async start(): Promise<this> {
     await this.nats.start();
     await this.pg.start();
-    await this.startService('cpu-compat', 'cpu-compat', {});
-    await this.startService('inventory', 'inventory', { HOST_DOWN_AFTER_MS: '3000', ...this.o.inventory });
-    await this.startService('scheduler', 'scheduler', { SCHEDULER_ID: 'sched-1', LEASE_TTL_MS: '3000', RECONCILE_INTERVAL_MS: '250', ...this.o.scheduler });
+    await this.startService('cpu-compat', 'cpu-compat', this.nats.serviceEnv('cpu-compat'));
+    await this.startService('inventory', 'inventory', { HOST_DOWN_AFTER_MS: '3000', ...this.nats.serviceEnv('inventory'), ...this.o.inventory });
+    await this.startService('scheduler', 'scheduler', {
+      SCHEDULER_ID: 'sched-1',
+      LEASE_TTL_MS: '3000',
+      RECONCILE_INTERVAL_MS: '250',
+      ...this.nats.serviceEnv('scheduler'),
+      ...this.o.scheduler,
+    });
     for (const h of this.o.hosts) await this.startAgent(h.id);
     await waitFor('all hosts up', async () => (await this.http('inventory', 'GET', '/api/v1/hosts')).body.items?.filter((h: any) => h.state === 'up').length === this.o.hosts.length, { timeoutMs: 30_000 });
-    this.nc = await connect({ servers: this.nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+    this.nc = await connect({
+      servers: this.nats.url,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 200,
+      authenticator: credsAuthenticator(readFileSync(this.nats.observerCreds)),
+    });
     return this;
   }
 
@@ -63,9 +76,10 @@ export class Harness {
     return p;
   }
 
-  startAgent(hostId: string): Promise<ServiceProcess> {
+  async startAgent(hostId: string): Promise<ServiceProcess> {
     const h = this.o.hosts.find((x) => x.id === hostId)!;
     return this.startService(hostId, 'agent', {
+      ...(await this.nats.agentEnv(h.id)),
       HOST_ID: h.id,
       CLUSTER_NAME: 'faults',
       SIM_CPU: h.cpu,

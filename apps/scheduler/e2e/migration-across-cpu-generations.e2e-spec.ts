@@ -34,20 +34,20 @@ describe('live migration across CPU generations (real processes)', () => {
     }, { timeoutMs: 60_000, intervalMs: 100 });
 
   beforeAll(async () => {
-    nats = await startTestNats('e2e');
+    nats = await startTestNats('e2e', { auth: true }); // every process with its own identity, as `npm start` runs
     db = await startTestDatabase('e2e');
     const common = { NATS_URL: nats.url, SUBJECT_PREFIX: nats.prefix, DATABASE_URL: db.url, LOG_LEVEL: 'warn' };
-    for (const app of ['cpu-compat', 'inventory', 'scheduler']) {
+    for (const app of ['cpu-compat', 'inventory', 'scheduler'] as const) {
       const port = await freePort();
       url[app] = `http://127.0.0.1:${port}`;
-      procs.push(await new ServiceProcess(app, { ...common, PORT: String(port) }, port).start());
+      procs.push(await new ServiceProcess(app, { ...common, ...nats.serviceEnv(app), PORT: String(port) }, port).start());
     }
     for (const h of hosts) {
       const port = await freePort();
       procs.push(
         await new ServiceProcess(
           'agent',
-          { ...common, PORT: String(port), HOST_ID: h.id, CLUSTER_NAME: 'e2e', SIM_CPU: h.cpu, AGENT_STATE_DIR: stateDir, SIM_TIME_SCALE: '0.05', HEARTBEAT_INTERVAL_MS: '500' },
+          { ...common, ...(await nats.agentEnv(h.id)), PORT: String(port), HOST_ID: h.id, CLUSTER_NAME: 'e2e', SIM_CPU: h.cpu, AGENT_STATE_DIR: stateDir, SIM_TIME_SCALE: '0.05', HEARTBEAT_INTERVAL_MS: '500' },
           port,
           h.id,
         ).start(),
@@ -57,7 +57,7 @@ describe('live migration across CPU generations (real processes)', () => {
       const { body } = await http('inventory', 'GET', '/api/v1/hosts');
       return body.items?.filter((h: any) => h.state === 'up').length === 3;
     });
-    nc = await connect({ servers: nats.url });
+    nc = await connect({ servers: nats.url, ...nats.observer() });
   }, 120_000);
 
   afterAll(async () => {

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { ensureDatabaseAndSchema } from '@flexmig/persistence';
-import { loadEnv, runMain, startService } from '@flexmig/service-kit';
+import { loadEnv, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
 import { SchedulerEnvSchema } from './config';
 import { SCHEDULER_SCHEMA, SchedulerModule } from './scheduler.module';
 
@@ -12,7 +12,7 @@ runMain('scheduler', async () => {
     description: 'Migrations: admission, the nine-step saga, recovery and cancellation.',
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
-    bus: { url: env.NATS_URL, prefix: env.SUBJECT_PREFIX },
+    bus: natsBusEnv(env),
     module: (bus) =>
       SchedulerModule.forRoot({
         bus,

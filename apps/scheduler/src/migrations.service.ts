@@ -10,6 +10,7 @@ import {
   GetVm,
   Host,
   MigrationProgress,
+  MigrationProgressMessage,
   MigrationProgressSchema,
   MigrationView,
   TERMINAL_MIGRATION_STATES,
@@ -74,7 +75,7 @@ export class MigrationsService {
     private readonly clock: DbClock,
   ) {
     // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design)
-    bus.subscribeRaw(`${bus.prefix}.progress.migration.*`, undefined, async (msg) => {
+    bus.subscribeRaw(bus.subscriptionSubject(MigrationProgressMessage.subject), undefined, async (msg) => {
       const parsed = MigrationProgressSchema.safeParse(JSON.parse(new TextDecoder().decode(msg.data)));
       if (parsed.success) this.progress.set(parsed.data.migrationId, { sample: parsed.data, at: Date.now() });
       for (const [id, p] of this.progress) if (Date.now() - p.at > progressKeptMs) this.progress.delete(id);

@@ -80,12 +80,30 @@ export function eventContract(type: string): EventContract | undefined {
   return eventRegistry.get(type);
 }
 
-/** Fills `{param}` placeholders; every value must be a single NATS token. */
+/** Fills `{param}` placeholders; every value must be a single NATS token, or `*` (to subscribe to every value). */
 export function fillSubject(template: SubjectTemplate, params: Record<string, string> = {}): string {
   return template.replace(/\{(\w+)\}/g, (_, name: string) => {
     const value = params[name];
     if (value === undefined) throw new Error(`subject ${template} needs parameter ${name}`);
-    if (!/^[A-Za-z0-9_-]+$/.test(value)) throw new Error(`subject parameter ${name}=${value} is not a NATS token`);
+    if (value !== '*' && !/^[A-Za-z0-9_-]+$/.test(value)) throw new Error(`subject parameter ${name}=${value} is not a NATS token`);
     return value;
   });
+}
+
+/**
+ * The parameters of a subject a message arrived on (`<prefix>.` followed by the template filled in), or
+ * undefined when it does not fit the template: what a handler checks the body against (the subject is
+ * what NATS permissions vouch for, the body is not).
+ */
+export function subjectParams(template: SubjectTemplate, subject: string): Record<string, string> | undefined {
+  const want = template.split('.');
+  const got = subject.split('.').slice(1); // the deployment's prefix is one token
+  if (want.length !== got.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const name = /^\{(\w+)\}$/.exec(want[i])?.[1];
+    if (name) params[name] = got[i];
+    else if (want[i] !== got[i]) return undefined;
+  }
+  return params;
 }

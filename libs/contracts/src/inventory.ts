@@ -95,15 +95,15 @@ export const HostRegistrationSchema = z
 export type HostRegistration = z.infer<typeof HostRegistrationSchema>;
 
 export const RegisterHost = defineRequest({
-  subject: 'inventory.host.register',
-  description: 'An agent registers (or re-registers) its host.',
+  subject: 'inventory.host.{hostId}.register',
+  description: "An agent registers (or re-registers) its host. The subject's host id must be the body's (NATS permissions confine an agent to its own).",
   request: HostRegistrationSchema,
   reply: z.object({ host: HostSchema, cluster: ClusterSchema }),
 });
 
 export const HostHeartbeat = defineMessage({
-  subject: 'inventory.host.heartbeat',
-  description: 'An agent says its host is alive; a host silent for HOST_DOWN_AFTER_MS is marked down.',
+  subject: 'inventory.host.{hostId}.heartbeat',
+  description: "An agent says its host is alive; a host silent for HOST_DOWN_AFTER_MS is marked down. The subject's host id must be the body's.",
   message: z.object({ hostId: HostIdSchema, at: IsoTimeSchema, vmCount: z.number().int().min(0) }),
 });
 

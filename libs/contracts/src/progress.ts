@@ -23,7 +23,8 @@ export const MigrationProgressSchema = z.object({
 export type MigrationProgress = z.infer<typeof MigrationProgressSchema>;
 
 export const MigrationProgressMessage = defineMessage({
-  subject: 'progress.migration.{migrationId}',
-  description: 'Progress of a migration\'s memory transfer, at least once a second while it runs.',
+  subject: 'progress.migration.{migrationId}.{hostId}',
+  description:
+    "Progress of a migration's memory transfer, at least once a second while it runs; the last token is the publishing agent's host (NATS permissions confine an agent to its own).",
   message: MigrationProgressSchema,
 });

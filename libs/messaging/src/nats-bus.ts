@@ -1,5 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { connect, errors, headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import {
+  connect,
+  credsAuthenticator,
+  errors,
+  headers as natsHeaders,
+  nanos,
+  type Msg,
+  type NatsConnection,
+  type NodeConnectionOptions,
+  type Subscription,
+} from '@nats-io/transport-node';
 import {
   DiscardPolicy,
   JetStreamApiCodes,
@@ -43,6 +54,14 @@ export interface NatsBusOptions {
   requestTimeoutMs?: number;
   /** How long to wait for the first connection before giving up with advice. */
   connectTimeoutMs?: number;
+  /**
+   * A NATS credentials file (user JWT and seed, `flexmig auth`): the process's identity. Replies then
+   * come back on the identity's own inbox prefix, `_INBOX.<user name>`, which its permissions let it
+   * alone read. Without it the connection is anonymous (NATS without authentication).
+   */
+  credsFile?: string;
+  /** CA certificate (PEM file) to verify the server with: the connection then requires TLS. */
+  tlsCaFile?: string;
 }
 
 export type Params = Record<string, string>;
@@ -75,15 +94,16 @@ export class NatsBus {
 
   private constructor(
     readonly nc: NatsConnection,
-    readonly options: Required<NatsBusOptions>,
+    readonly options: NatsBusOptions & Required<Pick<NatsBusOptions, 'requestTimeoutMs' | 'connectTimeoutMs'>>,
   ) {}
 
   static async connect(options: NatsBusOptions): Promise<NatsBus> {
-    const opts: Required<NatsBusOptions> = {
+    const opts = {
       requestTimeoutMs: defaultRequestTimeoutMs,
       connectTimeoutMs: 5_000,
       ...options,
     };
+    const security = natsSecurityOptions(opts);
     let nc: NatsConnection;
     try {
       nc = await connect({
@@ -93,8 +113,17 @@ export class NatsBus {
         maxReconnectAttempts: -1, // a NATS restart must not kill the service: reconnect forever
         reconnectTimeWait: 250,
         waitOnFirstConnect: false,
+        ...security,
       });
     } catch (e) {
+      if (e instanceof errors.AuthorizationError) {
+        throw new FlexmigError(
+          ErrorCode.Unavailable,
+          `NATS at ${opts.url} refused this process's identity (${e.message}): ` +
+            (opts.credsFile ? `check that ${opts.credsFile} was issued for this server (flexmig auth)` : 'the server requires credentials: set NATS_CREDS'),
+          { url: opts.url },
+        );
+      }
       throw new FlexmigError(
         ErrorCode.Unavailable,
         `cannot reach NATS at ${opts.url} (${(e as Error).message}). Start it with JetStream enabled, e.g. ` +
@@ -112,6 +141,16 @@ export class NatsBus {
   /** Absolute subject for a contract's template. */
   subject(template: string, params?: Params): string {
     return `${this.options.prefix}.${fillSubject(template, params)}`;
+  }
+
+  /**
+   * What to subscribe to for a contract: its template with the given parameters, and `*` for those not
+   * given (inventory hears every host's `inventory.host.{hostId}.heartbeat`; an agent only its own).
+   */
+  subscriptionSubject(template: string, params: Params = {}): string {
+    const all: Params = { ...params };
+    for (const [, name] of template.matchAll(/\{(\w+)\}/g)) all[name] ??= '*';
+    return `${this.options.prefix}.${fillSubject(template, all)}`;
   }
 
   // ---- request/reply ----
@@ -155,7 +194,7 @@ export class NatsBus {
     handler: (request: RequestOf<C>, subject: string) => Promise<ReplyOf<C>>,
     opts: { params?: Params; queue?: string } = {},
   ): Subscription {
-    return this.subscribeRaw(this.subject(contract.subject, opts.params), opts.queue, async (msg) => {
+    return this.subscribeRaw(this.subscriptionSubject(contract.subject, opts.params), opts.queue, async (msg) => {
       msg.respond(encode(await answer(contract, msg, handler)));
     });
   }
@@ -189,7 +228,7 @@ export class NatsBus {
     handler: (message: MessageOf<C>, subject: string) => Promise<void> | void,
     opts: { params?: Params; queue?: string } = {},
   ): Subscription {
-    const subject = this.subject(contract.subject, opts.params);
+    const subject = this.subscriptionSubject(contract.subject, opts.params);
     return this.subscribeRaw(subject, opts.queue, async (msg) => {
       const parsed = contract.message.safeParse(safeJson(msg.data));
       if (!parsed.success) {
@@ -319,6 +358,35 @@ export function toErrorBody(e: unknown): ErrorBody {
   if (isFlexmigError(e)) return e.toBody();
   console.error('[flexmig] unexpected error:', e);
   return new FlexmigError(ErrorCode.Internal, `internal error: ${(e as Error)?.message ?? String(e)}`).toBody();
+}
+
+/**
+ * The name inside a credentials file's user JWT (`inventory`, or a host id): the identity's inbox prefix
+ * is `_INBOX.<name>` (libs/nats-auth's permissions let only that identity read it).
+ */
+export function credsUserName(creds: string): string {
+  const jwt = /-----BEGIN NATS USER JWT-----\s*([^\s-][^\s]*)\s*------END NATS USER JWT------/.exec(creds)?.[1];
+  if (!jwt) throw new Error('not a NATS credentials file (no user JWT)');
+  const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { name?: unknown };
+  if (typeof claims.name !== 'string' || !/^[A-Za-z0-9_-]+$/.test(claims.name)) throw new Error('the credentials\' user JWT has no usable name');
+  return claims.name;
+}
+
+/** Credentials (and the identity's inbox prefix) and TLS, from the options; nothing when neither is set. */
+export function natsSecurityOptions(opts: Pick<NatsBusOptions, 'credsFile' | 'tlsCaFile'>): Partial<NodeConnectionOptions> {
+  const out: Partial<NodeConnectionOptions> = {};
+  if (opts.credsFile) {
+    let creds: string;
+    try {
+      creds = readFileSync(opts.credsFile, 'utf8');
+    } catch (e) {
+      throw new FlexmigError(ErrorCode.Unavailable, `cannot read the NATS credentials file ${opts.credsFile} (NATS_CREDS): ${(e as Error).message}`);
+    }
+    out.authenticator = credsAuthenticator(new TextEncoder().encode(creds));
+    out.inboxPrefix = `_INBOX.${credsUserName(creds)}`;
+  }
+  if (opts.tlsCaFile) out.tls = { caFile: opts.tlsCaFile };
+  return out;
 }
 
 function safeJson(data: Uint8Array): unknown {

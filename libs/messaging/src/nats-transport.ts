@@ -36,7 +36,7 @@ export class NatsContractTransport extends Server implements CustomTransportStra
   private bind(pattern: string, handler: MessageHandler): void {
     const contract = contractForSubject(pattern);
     if (!contract) throw new Error(`@MessagePattern('${pattern}') names no contract in @flexmig/contracts`);
-    const subject = this.bus.subject(contract.subject, this.opts.params);
+    const subject = this.bus.subscriptionSubject(contract.subject, this.opts.params);
     const invoke = async (data: unknown, natsSubject: string): Promise<unknown> => {
       const result = await handler(data, new BaseRpcContext([natsSubject]));
       const value = isObservable(result) ? await lastValueFrom(result, { defaultValue: undefined }) : result;

@@ -17,7 +17,10 @@ export interface ServiceSpec {
   logLevel: string;
   /** Builds the root module once the bus is connected. */
   module: (bus: NatsBus) => Type<unknown> | DynamicModule | Promise<Type<unknown> | DynamicModule>;
-  bus: { url: string; prefix: string };
+  /** From natsBusEnv(env): URL, prefix, and the identity (NATS_CREDS) and TLS CA (NATS_TLS_CA) if set. */
+  bus: { url: string; prefix: string; credsFile?: string; tlsCaFile?: string };
+  /** Make sure the events stream exists at start (services that publish events). Default true. */
+  events?: boolean;
   /** Subject parameters for `@MessagePattern` templates (the agent's `{hostId}`). */
   subjectParams?: Params;
   /** Queue group for request handlers, so replicas share the work. Defaults to the service name. */
@@ -39,8 +42,9 @@ export interface RunningService {
  */
 export async function startService(spec: ServiceSpec): Promise<RunningService> {
   const logger = new Logger(spec.name);
-  const bus = await NatsBus.connect({ url: spec.bus.url, prefix: spec.bus.prefix, name: spec.name });
-  await bus.ensureEventsStream();
+  if (!spec.bus.credsFile) warnAnonymous(logger);
+  const bus = await NatsBus.connect({ ...spec.bus, name: spec.name });
+  if (spec.events !== false) await bus.ensureEventsStream();
   const rootModule = await spec.module(bus);
   const app = await NestFactory.create(rootModule, {
     logger: levels.slice(0, levels.indexOf(spec.logLevel as LogLevel) + 1),
@@ -67,7 +71,7 @@ export async function startService(spec: ServiceSpec): Promise<RunningService> {
   await app.startAllMicroservices();
   await app.listen(spec.port, '0.0.0.0');
   const url = `http://127.0.0.1:${spec.port}`;
-  logger.log(`${spec.name} listening on ${url} (NATS ${spec.bus.url}, prefix ${spec.bus.prefix})`);
+  logger.log(`${spec.name} listening on ${url} (NATS ${spec.bus.url}, prefix ${spec.bus.prefix}${spec.bus.credsFile ? `, identity ${spec.bus.credsFile}` : ', no identity'}${spec.bus.tlsCaFile ? ', TLS' : ''})`);
   return {
     app,
     bus,
@@ -76,6 +80,14 @@ export async function startService(spec: ServiceSpec): Promise<RunningService> {
       await app.close();
     },
   };
+}
+
+/** Without credentials anyone who reaches NATS may do what this service does: say so at every start. */
+export function warnAnonymous(logger: Pick<Logger, 'warn'>): void {
+  logger.warn(
+    'NATS_CREDS is not set: connecting to NATS without an identity. Any client that reaches this NATS server can then ' +
+      'command agents and publish events. Run with identities (flexmig auth init; docs/security.md) outside a sandbox.',
+  );
 }
 
 /** `main.ts` wrapper: any start-up failure is printed plainly (what, why, what to do) and exits 1. */

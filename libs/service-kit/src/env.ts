@@ -9,7 +9,24 @@ export const CommonEnvSchema = z.object({
     .regex(/^[A-Za-z0-9_-]+$/, 'a single NATS token: letters, digits, - or _')
     .default('flexmig'),
   LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
+  /**
+   * This process's NATS identity: a credentials file from `flexmig auth` (docs/security.md). Unset: the
+   * connection is anonymous, which only a NATS server without authentication accepts (a warning at start).
+   */
+  NATS_CREDS: z.string().min(1).optional(),
+  /** CA certificate (PEM) to verify the NATS server with; set, the connection requires TLS. */
+  NATS_TLS_CA: z.string().min(1).optional(),
 });
+
+/** The NatsBus options of a service from its environment. */
+export function natsBusEnv(env: z.infer<typeof CommonEnvSchema>): { url: string; prefix: string; credsFile?: string; tlsCaFile?: string } {
+  return {
+    url: env.NATS_URL,
+    prefix: env.SUBJECT_PREFIX,
+    ...(env.NATS_CREDS ? { credsFile: env.NATS_CREDS } : {}),
+    ...(env.NATS_TLS_CA ? { tlsCaFile: env.NATS_TLS_CA } : {}),
+  };
+}
 
 export const DatabaseEnvSchema = z.object({
   DATABASE_URL: z

@@ -1,9 +1,12 @@
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { connect } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { sleep } from '@flexmig/timing';
+// servers.ts imports waitFor from here: a cycle both sides use only inside functions, after loading
+import { NatsServerProcess } from './servers';
 
 /**
  * Real NATS and PostgreSQL for integration and end-to-end tests. Where a Docker engine answers, fresh
@@ -43,11 +46,33 @@ export interface TestNats {
   url: string;
   prefix: string;
   stop(): Promise<void>;
+  /** A service's NATS_CREDS (with auth; nothing without). */
+  serviceEnv(role: 'inventory' | 'scheduler' | 'cpu-compat' | 'subscriber'): Record<string, string>;
+  /** An agent's NATS_CREDS, issued now for its host (with auth; nothing without). */
+  agentEnv(hostId: string): Promise<Record<string, string>>;
+  /** Connection options of the test's own observer, which may look at every subject (credentials with auth). */
+  observer(): Partial<NodeConnectionOptions>;
 }
 
-/** NATS with JetStream and a subject prefix of the suite's own. */
-export async function startTestNats(suite: string): Promise<TestNats> {
+/**
+ * NATS with JetStream and a subject prefix of the suite's own. With `auth`, a nats-server process of the
+ * suite's own in operator mode, configured as `flexmig auth init` configures it: each process then
+ * connects with its own identity (serviceEnv, agentEnv). Without, the shared server (or a container).
+ */
+export async function startTestNats(suite: string, opts: { auth?: boolean } = {}): Promise<TestNats> {
   const prefix = `t_${suite.replace(/[^A-Za-z0-9]/g, '_')}_${uniqueSuffix()}`;
+  const anonymous = { serviceEnv: () => ({}), agentEnv: async () => ({}), observer: () => ({}) };
+  if (opts.auth) {
+    const server = await new NatsServerProcess({ auth: { prefix } }).start();
+    return {
+      url: server.url,
+      prefix,
+      stop: () => server.destroy(),
+      serviceEnv: (role) => server.serviceEnv(role),
+      agentEnv: (hostId) => server.agentEnv(hostId),
+      observer: () => ({ authenticator: credsAuthenticator(readFileSync(server.observerCreds)) }),
+    };
+  }
   if (await dockerAvailable()) {
     const { GenericContainer, Wait } = await import('testcontainers');
     const container = await new GenericContainer('nats:2.10-alpine')
@@ -58,6 +83,7 @@ export async function startTestNats(suite: string): Promise<TestNats> {
     return {
       url: `nats://${container.getHost()}:${container.getMappedPort(4222)}`,
       prefix,
+      ...anonymous,
       stop: async () => {
         await container.stop();
       },
@@ -67,6 +93,7 @@ export async function startTestNats(suite: string): Promise<TestNats> {
   return {
     url,
     prefix,
+    ...anonymous,
     stop: async () => {
       // remove the suite's events stream from the shared local server
       const nc = await connect({ servers: url }).catch(() => undefined);

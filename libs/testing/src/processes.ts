@@ -47,4 +47,4 @@ export class ServiceProcess {
   }
 }
 
-export { freePort } from './launcher.cjs';
+export { appEntry, freePort, launch, type Launched } from './launcher.cjs';

@@ -7,6 +7,22 @@ import { freePort } from './processes';
 import { waitFor } from './infra';
 import { type Launched, launch } from './launcher.cjs';
 import { sleep } from '@flexmig/timing';
+import { authFiles, initAuthDir, issueAgent, issueNamedUser, type ServiceRole } from '@flexmig/nats-auth';
+
+export interface NatsServerOptions {
+  /** The address to bind (127.0.0.1; 0.0.0.0 to be reachable from the test's network namespaces). */
+  listen?: string;
+  /**
+   * Run in operator mode with the configuration `flexmig auth init` writes, for this subject prefix:
+   * every client then needs an identity (creds(), agentCreds(), observerCreds).
+   */
+  auth?: { prefix: string };
+  /** Serve TLS with the generated certificate (needs auth); clients verify it with tlsCa. */
+  tls?: boolean;
+}
+
+/** The test's own identity that may read and publish everything: to look around, never to stand in for a service. */
+const observer = 'test-observer';
 
 const portOpen = (port: number, host = '127.0.0.1') =>
   new Promise<boolean>((resolve) => {
@@ -25,10 +41,72 @@ const portOpen = (port: number, host = '127.0.0.1') =>
 export class NatsServerProcess {
   private server?: Launched;
   readonly storeDir = mkdtempSync(path.join(tmpdir(), 'flexmig-nats-'));
+  /** The auth directory (`flexmig auth init`) when run with auth; made at the first start. */
+  readonly authDir?: string;
   port = 0;
+  private readonly listen: string;
+  private authReady = false;
+  private readonly options: NatsServerOptions;
 
-  /** `listen`: the address to bind (127.0.0.1; 0.0.0.0 to be reachable from the test's network namespaces). */
-  constructor(private readonly listen = '127.0.0.1') {}
+  constructor(options: string | NatsServerOptions = {}) {
+    const o = typeof options === 'string' ? { listen: options } : options;
+    this.listen = o.listen ?? '127.0.0.1';
+    this.options = o;
+    if (o.auth) this.authDir = path.join(this.storeDir, 'auth');
+  }
+
+  /** The credentials file of a service role (inventory, scheduler, cpu-compat, subscriber). */
+  creds(role: ServiceRole | 'fleet' | typeof observer): string {
+    return path.join(this.requireAuth(), authFiles.creds(role));
+  }
+
+  /** Issues (again) a host's agent identity while the server runs, as `flexmig auth agent` does. */
+  agentCreds(hostId: string): Promise<string> {
+    return issueAgent(this.requireAuth(), hostId);
+  }
+
+  get observerCreds(): string {
+    return this.creds(observer);
+  }
+
+  /** The CA that signed the server's TLS certificate. */
+  get tlsCa(): string {
+    return path.join(this.requireAuth(), authFiles.caCert);
+  }
+
+  /** What a service needs in its environment to connect as `role` (nothing without auth). */
+  serviceEnv(role: ServiceRole): Record<string, string> {
+    if (!this.authDir) return {};
+    return { NATS_CREDS: this.creds(role), ...(this.options.tls ? { NATS_TLS_CA: this.tlsCa } : {}) };
+  }
+
+  /** An agent's environment entries: its own identity, issued now. */
+  async agentEnv(hostId: string): Promise<Record<string, string>> {
+    if (!this.authDir) return {};
+    return { NATS_CREDS: await this.agentCreds(hostId), ...(this.options.tls ? { NATS_TLS_CA: this.tlsCa } : {}) };
+  }
+
+  /** Applies a changed configuration (a revocation) without a restart: `nats-server --signal reload`. */
+  reload(): void {
+    if (!this.server?.pid) throw new Error('nats-server is not running');
+    process.kill(this.server.pid, 'SIGHUP');
+  }
+
+  private requireAuth(): string {
+    if (!this.authDir) throw new Error('this NATS server runs without auth (new NatsServerProcess({ auth: { prefix } }))');
+    return this.authDir;
+  }
+
+  private async prepareAuth(): Promise<string[]> {
+    const o = this.options;
+    if (!o.auth || !this.authDir) return [];
+    if (!this.authReady) {
+      await initAuthDir(this.authDir, { prefix: o.auth.prefix, tls: o.tls === true });
+      await issueNamedUser(this.authDir, observer, { pub: { allow: ['>'] }, sub: { allow: ['>'] }, resp: { max: 1 } });
+      this.authReady = true;
+    }
+    return ['-c', path.join(this.authDir, o.tls ? authFiles.tlsServerConfig : authFiles.serverConfig)];
+  }
 
   private get host(): string {
     return this.listen === '0.0.0.0' ? '127.0.0.1' : this.listen;
@@ -49,7 +127,8 @@ export class NatsServerProcess {
 
   async start(): Promise<this> {
     this.port ||= await freePort();
-    this.server = launch('nats-server', ['-js', '-a', this.listen, '-p', String(this.port), '-sd', this.storeDir]);
+    const config = await this.prepareAuth();
+    this.server = launch('nats-server', [...config, '-js', '-a', this.listen, '-p', String(this.port), '-sd', this.storeDir]);
     await waitFor(`nats-server on ${this.host}:${this.port}`, () => portOpen(this.port, this.host), { timeoutMs: 10_000 });
     return this;
   }

@@ -32,6 +32,8 @@ export function fleetOptionsFromEnv(env: FleetEnv): SimFleetOptions {
   return {
     natsUrl: env.NATS_URL,
     subjectPrefix: env.SUBJECT_PREFIX,
+    ...(env.NATS_CREDS ? { credsFile: env.NATS_CREDS } : {}),
+    ...(env.NATS_TLS_CA ? { tlsCaFile: env.NATS_TLS_CA } : {}),
     size: env.FLEET_SIZE,
     hostPrefix: env.FLEET_HOST_PREFIX,
     cpus: env.FLEET_CPUS.length > 0 ? env.FLEET_CPUS : [env.SIM_CPU],

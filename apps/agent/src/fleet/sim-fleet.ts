@@ -11,6 +11,7 @@ import {
 } from '@flexmig/contracts';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
 import { NatsBus } from '@flexmig/messaging';
+import { warnAnonymous } from '@flexmig/service-kit';
 import { AgentHandlers } from '../agent.handlers';
 import { AgentEnv } from '../config';
 import { MigrationStepsService } from '../migration-steps.service';
@@ -26,6 +27,12 @@ const maxHeartbeatJitterMs = 1_000;
 export interface SimFleetOptions {
   natsUrl: string;
   subjectPrefix: string;
+  /**
+   * The fleet's NATS identity (`flexmig auth fleet`): one identity for all its hosts, since they share one
+   * connection; it may act as any agent of the deployment, so it is for simulations only (docs/security.md).
+   */
+  credsFile?: string;
+  tlsCaFile?: string;
   /** Number of simulated hosts. */
   size: number;
   /** Host ids are `<hostPrefix>-001`, `-002`… (at least three digits, zero-padded). */
@@ -172,7 +179,16 @@ export class SimFleet {
     const ids = fleetHostIds(o.hostPrefix, o.size);
     if (o.cpus.length === 0) throw new RangeError('a fleet needs at least one CPU generation (FLEET_CPUS)');
     const cpus = new Map(o.cpus.map((name) => [name, simulatedHostCpu(name)] as const)); // throws UNKNOWN_CPU_MODEL early
-    const bus = o.bus ?? (await NatsBus.connect({ url: o.natsUrl, prefix: o.subjectPrefix, name: `agent-fleet/${o.hostPrefix}` }));
+    if (!o.bus && !o.credsFile) warnAnonymous(log);
+    const bus =
+      o.bus ??
+      (await NatsBus.connect({
+        url: o.natsUrl,
+        prefix: o.subjectPrefix,
+        name: `agent-fleet/${o.hostPrefix}`,
+        ...(o.credsFile ? { credsFile: o.credsFile } : {}),
+        ...(o.tlsCaFile ? { tlsCaFile: o.tlsCaFile } : {}),
+      }));
     const hosts = ids.map((hostId, i) => {
       const cpuName = o.cpus[i % o.cpus.length]!;
       return new FleetHost(bus, hostEnv(o, hostId, cpuName), cpus.get(cpuName)!, o.heartbeatIntervalMs, o.clock);

@@ -1,0 +1,4 @@
+export * from './permissions';
+export * from './issue';
+export * from './tokens';
+export * from './auth-dir';

@@ -1,0 +1,156 @@
+import { allContracts, allEventContracts, fillSubject } from '@flexmig/contracts';
+import {
+  agentPermissions,
+  agentTemplate,
+  eventFamilyOwners,
+  eventsStreamName,
+  fleetRole,
+  nameTemplate,
+  rolePermissions,
+  serviceRoles,
+  subscriberDurable,
+  type SubjectPermissions,
+} from './permissions';
+
+/** Does the permission `pattern` cover `subject` (which may itself hold wildcards, as a subscription does)? NATS's rules. */
+function covers(pattern: string, subject: string): boolean {
+  const p = pattern.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '>') return s.length > i;
+    if (i >= s.length) return false;
+    if (p[i] === '*') {
+      if (s[i] === '>') return false;
+      continue;
+    }
+    if (p[i] !== s[i]) return false;
+  }
+  return p.length === s.length;
+}
+const mayPub = (perms: SubjectPermissions, subject: string) => perms.pub.allow.some((p) => covers(p, subject));
+const maySub = (perms: SubjectPermissions, subject: string) => perms.sub.allow.some((p) => covers(p, subject));
+
+const prefix = 'flexmig';
+const identities: Record<string, SubjectPermissions> = {
+  ...Object.fromEntries(serviceRoles.map((r) => [r, rolePermissions(r, prefix)])),
+  'host-a': agentPermissions(prefix, 'host-a'),
+  'host-c': agentPermissions(prefix, 'host-c'),
+};
+const others = (name: string) => Object.entries(identities).filter(([n]) => n !== name);
+
+describe('the covers() helper the tables are checked with', () => {
+  it.each([
+    ['a.*.c', 'a.b.c', true],
+    ['a.>', 'a.b.c', true],
+    ['a.>', 'a', false],
+    ['a.*', 'a.>', false],
+    ['a.b', 'a.*', false],
+  ])('%s covers %s: %s', (p, s, want) => expect(covers(p, s)).toBe(want));
+});
+
+describe('agent permissions (the scoped signing key\'s template)', () => {
+  it('given the template, when the server puts a host id for {{name()}}, then it is exactly that host\'s permissions', () => {
+    const filled = JSON.parse(JSON.stringify(agentTemplate(prefix)).replaceAll(nameTemplate, 'host-a'));
+    expect(filled).toEqual(agentPermissions(prefix, 'host-a'));
+  });
+
+  it("given host-a, then it listens only on its own subjects and its own inbox", () => {
+    const a = identities['host-a'];
+    expect(a.sub.allow.sort()).toEqual(['_INBOX.host-a.>', 'flexmig.agent.host-a.>']);
+    expect(maySub(a, 'flexmig.agent.host-c.>')).toBe(false);
+    expect(maySub(a, 'flexmig.agent.*.migration.step')).toBe(false);
+    expect(maySub(a, '_INBOX.>')).toBe(false);
+  });
+
+  it("given host-a, then it publishes its own registration, heartbeat and progress, and nobody else's", () => {
+    const a = identities['host-a'];
+    expect(mayPub(a, 'flexmig.inventory.host.host-a.register')).toBe(true);
+    expect(mayPub(a, 'flexmig.inventory.host.host-a.heartbeat')).toBe(true);
+    expect(mayPub(a, 'flexmig.progress.migration.m1.host-a')).toBe(true);
+    expect(mayPub(a, 'flexmig.inventory.host.host-c.register')).toBe(false);
+    expect(mayPub(a, 'flexmig.inventory.host.host-c.heartbeat')).toBe(false);
+    expect(mayPub(a, 'flexmig.progress.migration.m1.host-c')).toBe(false);
+    expect(mayPub(a, 'flexmig.agent.host-c.migration.step')).toBe(false);
+    expect(mayPub(a, 'flexmig.inventory.vm.relocate')).toBe(false);
+    expect(a.resp).toEqual({ max: 1 });
+  });
+
+  it('given the fleet, then it covers every host but reads only its own inbox', () => {
+    const f = rolePermissions(fleetRole, prefix);
+    expect(maySub(f, 'flexmig.agent.sim-001.>')).toBe(true);
+    expect(maySub(f, '_INBOX.fleet.>')).toBe(true);
+    expect(maySub(f, '_INBOX.>')).toBe(false);
+    expect(mayPub(f, 'flexmig.events.migration.completed')).toBe(false);
+  });
+});
+
+describe('inboxes', () => {
+  it.each(Object.keys(identities))('given %s, then it reads its own inbox and no one else\'s', (name) => {
+    expect(maySub(identities[name], `_INBOX.${name}.>`)).toBe(true);
+    expect(maySub(identities[name], '_INBOX.>')).toBe(false);
+    for (const [other] of others(name)) expect(maySub(identities[name], `_INBOX.${other}.abc.1`)).toBe(false);
+  });
+
+  it('given any identity, then it may not publish into an inbox (replies go only through its response permission)', () => {
+    for (const [name, perms] of Object.entries(identities)) expect([name, mayPub(perms, '_INBOX.scheduler.abc.1')]).toEqual([name, false]);
+  });
+});
+
+describe('events: only the service that owns an event may publish it', () => {
+  const types = allEventContracts().map((c) => c.type);
+
+  it('given every event type defined in the contracts, then its family has exactly one owner', () => {
+    for (const type of types) expect([type, eventFamilyOwners[type.split('.')[0]]]).toEqual([type, expect.any(String)]);
+  });
+
+  it.each(types)('given %s, then its owner may publish it and nobody else', (type) => {
+    const owner = eventFamilyOwners[type.split('.')[0]];
+    const subject = `${prefix}.events.${type}`;
+    expect(mayPub(identities[owner], subject)).toBe(true);
+    for (const [name, perms] of others(owner)) expect([name, mayPub(perms, subject)]).toEqual([name, false]);
+  });
+});
+
+describe('requests', () => {
+  it.each(['inventory.vm.relocate', 'inventory.reservation.create', 'inventory.reservation.release', 'inventory.host.set-maintenance'])(
+    'given %s (the saga\'s and evacuation\'s), then only the scheduler may send it',
+    (s) => {
+      const subject = `${prefix}.${s}`;
+      expect(mayPub(identities.scheduler, subject)).toBe(true);
+      for (const [name, perms] of others('scheduler')) expect([name, mayPub(perms, subject)]).toEqual([name, false]);
+    },
+  );
+
+  it('given a step command to any host, then the scheduler may send it and no agent or other service may', () => {
+    const subject = `${prefix}.agent.host-c.migration.step`;
+    expect(mayPub(identities.scheduler, subject)).toBe(true);
+    for (const [name, perms] of others('scheduler')) expect([name, mayPub(perms, subject)]).toEqual([name, false]);
+  });
+
+  it('given every request contract, then some identity may send it and the one serving it may listen and answer', () => {
+    const servers: Record<string, string> = { agent: 'host-c', inventory: 'inventory', cpu: 'cpu-compat', scheduler: 'scheduler' };
+    for (const c of allContracts()) {
+      const subject = `${prefix}.${fillSubject(c.subject, { hostId: 'host-c', migrationId: 'm1' })}`;
+      if (c.kind === 'message') continue;
+      const server = identities[servers[c.subject.split('.')[0]]];
+      expect([c.subject, maySub(server, subject), server.resp?.max]).toEqual([c.subject, true, 1]);
+      expect([c.subject, Object.values(identities).some((p) => mayPub(p, subject))]).toEqual([c.subject, true]);
+    }
+  });
+});
+
+describe('the subscriber (read-only event consumers)', () => {
+  const s = identities.subscriber;
+  const stream = eventsStreamName(prefix);
+
+  it('given the subscriber, then it reads every event and its own durable, and publishes nothing else', () => {
+    expect(maySub(s, `${prefix}.events.>`)).toBe(true);
+    expect(mayPub(s, `$JS.API.CONSUMER.CREATE.${stream}.${subscriberDurable}.${prefix}.events.>`)).toBe(true);
+    expect(mayPub(s, `$JS.API.CONSUMER.MSG.NEXT.${stream}.${subscriberDurable}`)).toBe(true);
+    expect(mayPub(s, `$JS.API.CONSUMER.CREATE.${stream}.someone-else`)).toBe(false);
+    expect(mayPub(s, `$JS.API.STREAM.DELETE.${stream}`)).toBe(false);
+    expect(mayPub(s, `$JS.API.STREAM.PURGE.${stream}`)).toBe(false);
+    expect(s.pub.allow.filter((p) => !p.startsWith('$JS.'))).toEqual([]);
+    expect(s.resp).toBeUndefined();
+  });
+});
