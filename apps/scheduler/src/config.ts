@@ -35,7 +35,7 @@ export const SchedulerEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape
    * long enough for a host to reboot). Past it the migration ends `failed-needs-attention` and frees its
    * slots; steps 8–9 likewise stop after 10 attempts or at a permanent error.
    */
-  OUTCOME_UNKNOWN_LIMIT_MS: millis(15 * 60_000),
+  OUTCOME_UNKNOWN_LIMIT_MS: millis(900_000),
 });
 export type SchedulerEnv = z.infer<typeof SchedulerEnvSchema>;
 

@@ -5,7 +5,7 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
 import { sleep } from '@flexmig/timing';
 import { QmpClient } from './qmp-client';
@@ -45,15 +45,15 @@ export function isOurQemu(pid: number, qmpSocket: string): boolean {
   }
 }
 
-/** Whether a unix socket at `path` accepts a connection now (closed again at once). */
-function socketAccepts(path: string): Promise<boolean> {
+/** A connection to the unix socket at `path`, or undefined when it is refused (or missing) now. */
+function connectOnce(path: string): Promise<Socket | undefined> {
   return new Promise((resolve) => {
     const s = createConnection(path);
     s.once('connect', () => {
-      s.destroy();
-      resolve(true);
+      s.removeAllListeners('error');
+      resolve(s);
     });
-    s.once('error', () => resolve(false));
+    s.once('error', () => resolve(undefined));
   });
 }
 
@@ -132,8 +132,10 @@ export class QemuProcess {
     const deadline = Date.now() + (o.startTimeoutMs ?? 10_000);
     try {
       // QEMU creates the socket file at bind() and accepts only after listen(): a connection in between
-      // is refused, so wait until one is accepted rather than until the file exists
-      while (!(await socketAccepts(o.qmpSocket))) {
+      // is refused, so try until one is accepted, and use that one (QMP serves one client at a time: a
+      // probe connection closed at once could still hold the monitor when the real one arrives)
+      let socket: Socket | undefined;
+      while (!(socket = await connectOnce(o.qmpSocket))) {
         if (p.exitedFlag || !pidAlive(p.pid)) {
           await waitAtMost(p.exited, 200);
           throw new FlexmigError(ErrorCode.Unavailable, `QEMU for ${o.label} exited at start: ${p.logTail() || `exit code ${child.exitCode}`}`, {
@@ -143,7 +145,7 @@ export class QemuProcess {
         if (Date.now() > deadline) throw new FlexmigError(ErrorCode.Timeout, `QEMU for ${o.label} did not open its QMP socket within ${o.startTimeoutMs ?? 10_000} ms`);
         await sleep(5);
       }
-      await p.qmp.connect();
+      await p.qmp.connect(undefined, socket);
       return p;
     } catch (e) {
       await p.kill();

@@ -68,8 +68,9 @@ export class QmpClient extends EventEmitter {
   }
 
   /** Connects, waits for the greeting and leaves capability-negotiation mode. */
-  async connect(timeoutMs = 5_000): Promise<void> {
-    const socket = createConnection(this.socketPath);
+  /** `connected`: a socket already connected to the QMP socket, to use instead of opening one. */
+  async connect(timeoutMs = 5_000, connected?: Socket): Promise<void> {
+    const socket = connected ?? createConnection(this.socketPath);
     this.socket = socket;
     socket.setEncoding('utf8');
     const greeted = new Promise<void>((resolve, reject) => (this.greetingWaiter = { resolve, reject }));
