@@ -1,17 +1,20 @@
 import 'reflect-metadata';
-import { CommonEnvSchema, loadEnv, port, runMain, startService } from '@flexmig/service-kit';
+import { authSettingsFromEnv, CommonEnvSchema, HttpEnvSchema, loadEnv, port, runMain, startService } from '@flexmig/service-kit';
 import { CpuCompatModule } from './cpu-compat.module';
 
-const CpuCompatEnvSchema = CommonEnvSchema.extend({ PORT: port(3003) });
+const CpuCompatEnvSchema = CommonEnvSchema.extend(HttpEnvSchema.shape).extend({ PORT: port(3003) });
 
 runMain('cpu-compat', async () => {
   const env = loadEnv(CpuCompatEnvSchema);
+  const auth = authSettingsFromEnv(env);
   await startService({
     name: 'cpu-compat',
     description: 'The CPU model catalog, host evaluation, migration verdicts, CPUID masks and cluster planning. Stateless.',
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
     bus: { url: env.NATS_URL, prefix: env.SUBJECT_PREFIX },
+    auth,
+    bodyLimitBytes: env.HTTP_BODY_LIMIT,
     module: (bus) => CpuCompatModule.forRoot(bus),
   });
 });
