@@ -6,7 +6,7 @@
 // `--driver qemu`: the same with a real VM under QEMU between two qemu agents (scripts/demo-qemu.mjs).
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { api, bold, cyan, demoHosts, dim, ensureBuilt, green, preflight, PreflightError, Processes, recreateDatabase, red, root, sleep, yellow } from './lib.mjs';
+import { api, bold, cyan, demoHosts, dim, ensureBuilt, green, localAuth, preflight, PreflightError, Processes, recreateDatabase, red, root, sleep, yellow } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const { connect } = require('@nats-io/transport-node');
@@ -103,6 +103,7 @@ async function main() {
   ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent']);
   await preflight({ natsUrl, databaseUrl: env.DATABASE_URL });
   await recreateDatabase(env.DATABASE_URL);
+  await withLocalAuth();
   const logDir = path.join(root, '.flexmig/demo-logs');
   const procs = new Processes({ logDir, echo: false });
   let failed = false;
@@ -201,9 +202,19 @@ function driverArg(argv) {
   return v;
 }
 
+/** Tokens are on in the demo too: the services check them with .flexmig/auth/jwt.secret; api() sends the admin token. */
+async function withLocalAuth() {
+  const auth = await localAuth();
+  Object.assign(env, auth.env);
+  say(dim(`  bearer tokens on; the admin token is ${path.relative(process.cwd(), auth.tokenFiles.admin)}`));
+}
+
 const run =
   driverArg(process.argv.slice(2)) === 'qemu'
-    ? () => import('./demo-qemu.mjs').then((q) => q.runQemuDemo({ env, urls, natsUrl, follow, expect, waitFor, fmtMs, fmtBytes, say }))
+    ? () =>
+        withLocalAuth()
+          .then(() => import('./demo-qemu.mjs'))
+          .then((q) => q.runQemuDemo({ env, urls, natsUrl, follow, expect, waitFor, fmtMs, fmtBytes, say }))
     : main;
 
 run().catch((e) => {

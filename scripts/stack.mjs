@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm start`: the whole flexmig stack on this machine until stopped (Ctrl-C): cpu-compat, inventory,
 // scheduler, and three `sim` agents on hosts of different CPU generations, in the cluster `default`.
-import { bold, cyan, demoHosts, dim, ensureBuilt, preflight, PreflightError, Processes, red } from './lib.mjs';
+import path from 'node:path';
+import { bold, cyan, demoHosts, dim, ensureBuilt, localAuth, preflight, PreflightError, Processes, red, yellow } from './lib.mjs';
 
 const env = {
   NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222',
@@ -13,6 +14,9 @@ const ports = { inventory: 3001, scheduler: 3002, 'cpu-compat': 3003 };
 async function main() {
   ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent']);
   await preflight({ natsUrl: env.NATS_URL, databaseUrl: env.DATABASE_URL });
+  // bearer tokens are on: the services check them with .flexmig/auth/jwt.secret (made on first start)
+  const auth = await localAuth();
+  Object.assign(env, auth.env);
   const procs = new Processes({ echo: true });
   const shutdown = async (code) => {
     console.log(dim('\nstopping flexmig…'));
@@ -38,6 +42,7 @@ async function main() {
     }),
   );
   await Promise.all(agents.map((a) => procs.waitReady(a)));
+  const bearer = `-H "authorization: Bearer $(cat ${path.relative(process.cwd(), auth.tokenFiles.admin)})"`;
   console.log(
     [
       '',
@@ -47,9 +52,12 @@ async function main() {
       `  cpu-compat  ${cyan('http://127.0.0.1:3003/api/docs')}`,
       `  agents      ${demoHosts.map((h) => `${h.id} (${h.cpu})`).join(', ')}`,
       '',
-      dim('  curl -s localhost:3001/api/v1/hosts'),
-      dim(`  curl -s -XPOST localhost:3001/api/v1/vms -H 'content-type: application/json' -d '{"name":"vm1","hostId":"host-c","memoryMiB":2048,"vcpus":2}'`),
-      dim(`  curl -s -XPOST localhost:3002/api/v1/migrations -H 'content-type: application/json' -d '{"vmId":"<id>","targetHostId":"host-a"}'`),
+      `  every API call needs a bearer token: admin ${cyan(path.relative(process.cwd(), auth.tokenFiles.admin))}` +
+        ` (also operator.token, viewer.token beside it)`,
+      ...(process.env.AUTH === 'off' ? [yellow('  AUTH=off: the services check no token (a developer loop only)')] : []),
+      dim(`  curl -s localhost:3001/api/v1/hosts ${bearer}`),
+      dim(`  curl -s -XPOST localhost:3001/api/v1/vms ${bearer} -H 'content-type: application/json' -d '{"name":"vm1","hostId":"host-c","memoryMiB":2048,"vcpus":2}'`),
+      dim(`  curl -s -XPOST localhost:3002/api/v1/migrations ${bearer} -H 'content-type: application/json' -d '{"vmId":"<id>","targetHostId":"host-a"}'`),
       '',
     ].join('\n'),
   );
