@@ -65,7 +65,7 @@ export class UndeclaredModule {}
 export interface ProbeApp {
   app: INestApplication;
   url: string;
-  call(method: string, path: string, opts?: { token?: string; body?: string }): Promise<{ status: number; body: any; headers: Headers }>; // eslint-disable-line @typescript-eslint/no-explicit-any -- replies of every shape
+  call(method: string, path: string, opts?: { token?: string; body?: string }): Promise<{ status: number; body: any; headers: Headers }>;
 }
 
 export async function startProbeApp(settings: HttpSettings, module: object = ProbeModule, logger?: Logger): Promise<ProbeApp> {
