@@ -1,24 +1,32 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { SignJWT } from 'jose';
 import { type RoleName, TOKEN_AUDIENCE, TOKEN_ISSUER } from '@flexmig/contracts';
 
 /**
  * Tokens for tests: the services the tests start check bearer tokens like any other (AUTH is on by
- * default), with a secret of the test process's own. One per process (its pid in the path) rather than
- * per file: Jest gives each file fresh modules but `--runInBand` runs them all in one process.
+ * default), with a secret only the tests use. One per user, kept between runs (a file of 43 characters
+ * in a directory only that user can read): Jest gives each test file fresh modules and no hook at
+ * process exit, so a secret per file or per process would leave a directory behind each time.
  */
-const dir = path.join(tmpdir(), `flexmig-test-auth-${process.pid}`);
+const dir = path.join(tmpdir(), `flexmig-test-auth-${userInfo().uid}`);
 const secretFile = path.join(dir, 'jwt.secret');
 
 function secretText(): string {
   if (!existsSync(secretFile)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(secretFile, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
-    // only the module that made it removes it, once, when the process ends
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    // written aside, then linked into place: parallel Jest workers agree on whichever link came first
+    const aside = path.join(dir, `jwt.secret.${process.pid}.${randomBytes(4).toString('hex')}`);
+    writeFileSync(aside, randomBytes(32).toString('base64url'), { mode: 0o600 });
+    try {
+      linkSync(aside, secretFile);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    } finally {
+      rmSync(aside, { force: true });
+    }
   }
   return readFileSync(secretFile, 'utf8').trim();
 }
