@@ -38,7 +38,8 @@ export async function ensureAuthFiles(dir = authDir) {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const secretFile = path.join(dir, 'jwt.secret');
   if (!existsSync(secretFile)) writeFileSync(secretFile, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
-  const secret = new TextEncoder().encode(readFileSync(secretFile, 'utf8').trim());
+  // the file holds the key as base64url text; the key is its bytes (as the services and the CLI read it)
+  const secret = new Uint8Array(Buffer.from(readFileSync(secretFile, 'utf8').trim(), 'base64url'));
   const tokenFiles = {};
   const tokens = {};
   for (const role of roles) {
@@ -48,7 +49,7 @@ export async function ensureAuthFiles(dir = authDir) {
         .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
         .setIssuer(claims.issuer)
         .setAudience(claims.audience)
-        .setSubject(`local-${role}`)
+        .setSubject(role)
         .setIssuedAt()
         .setExpirationTime(Math.floor(Date.now() / 1000) + tokenTtlSeconds)
         .sign(secret);

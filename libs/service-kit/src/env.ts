@@ -26,7 +26,7 @@ export const DatabaseEnvSchema = z.object({
 export const HttpEnvSchema = z.object({
   /** `off` turns bearer-token checks off: a developer loop only; the service warns at every start. */
   AUTH: z.enum(['on', 'off']).default('on'),
-  /** A file whose text is the HS256 secret of the tokens (`npx flexmig auth init` writes one). */
+  /** A file holding the HS256 key of the tokens as base64url text (`npx flexmig auth init` writes one). */
   AUTH_JWT_SECRET_FILE: z.string().min(1).optional(),
   /** An OIDC issuer whose tokens are accepted (its `iss`), with AUTH_JWKS_URL, the URL of its signing keys. */
   AUTH_OIDC_ISSUER: z.string().min(1).optional(),

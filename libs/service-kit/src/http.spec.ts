@@ -92,16 +92,20 @@ describe('authentication settings from the environment', () => {
     for (const hint of ['AUTH_JWT_SECRET_FILE', 'npx flexmig auth init', 'AUTH_OIDC_ISSUER', 'AUTH_JWKS_URL', 'AUTH=off']) expect(message).toContain(hint);
   });
 
-  it('reads the secret file, refusing a missing file or a short secret', () => {
+  it('reads the secret file (base64url, as flexmig auth init writes it), refusing a missing file, a short secret or other text', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'flexmig-auth-'));
     const good = path.join(dir, 'jwt.secret');
-    writeFileSync(good, `${'k'.repeat(43)}\n`);
+    const key = randomBytes(32);
+    writeFileSync(good, `${key.toString('base64url')}\n`);
     const settings = authSettingsFromEnv({ ...base, AUTH_JWT_SECRET_FILE: good });
     expect(settings).toMatchObject({ mode: 'on', secretFile: good });
-    expect(new TextDecoder().decode((settings as { secret: Uint8Array }).secret)).toBe('k'.repeat(43)); // trimmed
+    expect(Buffer.from((settings as { secret: Uint8Array }).secret).equals(key)).toBe(true); // decoded, newline ignored
     const short = path.join(dir, 'short');
     writeFileSync(short, 'too-short');
     expect(() => authSettingsFromEnv({ ...base, AUTH_JWT_SECRET_FILE: short })).toThrow(/at least 32/);
+    const prose = path.join(dir, 'prose');
+    writeFileSync(prose, 'correct horse battery staple, correct horse battery staple');
+    expect(() => authSettingsFromEnv({ ...base, AUTH_JWT_SECRET_FILE: prose })).toThrow(/not base64url/);
     expect(() => authSettingsFromEnv({ ...base, AUTH_JWT_SECRET_FILE: path.join(dir, 'missing') })).toThrow(/cannot be read/);
   });
 

@@ -31,6 +31,9 @@ function secretText(): string {
   return readFileSync(secretFile, 'utf8').trim();
 }
 
+/** The key the services read from the file: its base64url text decoded (service-kit's readSecretFile). */
+const secretKey = () => new Uint8Array(Buffer.from(secretText(), 'base64url'));
+
 /** The environment that makes a service check tokens with the test secret (ServiceProcess adds it). */
 export function testAuthEnv(): Record<string, string> {
   secretText();
@@ -39,7 +42,7 @@ export function testAuthEnv(): Record<string, string> {
 
 /** The same, for a service started in-process with `startService({ auth })` (service-kit's AuthSettings). */
 export function testAuthSettings(): { mode: 'on'; secret: Uint8Array; secretFile: string } {
-  return { mode: 'on', secret: new TextEncoder().encode(secretText()), secretFile };
+  return { mode: 'on', secret: secretKey(), secretFile };
 }
 
 /** A token signed with the test secret: `role` (default admin) for `sub` (default `test-<role>`). */
@@ -64,5 +67,5 @@ export function craftedToken(claims: { sub?: string; roles?: unknown; iss?: stri
     .setSubject(claims.sub ?? 'crafted')
     .setIssuedAt(now - 60);
   if (claims.exp !== null) jwt.setExpirationTime(claims.exp ?? now + 3600);
-  return jwt.sign(claims.secret ?? new TextEncoder().encode(secretText()));
+  return jwt.sign(claims.secret ?? secretKey());
 }

@@ -2,14 +2,14 @@ import { readFileSync } from 'node:fs';
 import { TOKEN_AUDIENCE } from '@flexmig/contracts';
 import type { HttpEnv } from '../env';
 /** 32 bytes: HS256 wants a key at least as long as its hash (RFC 7518 3.2). */
-export const MIN_SECRET_LENGTH = 32;
+export const MIN_SECRET_BYTES = 32;
 
 /** How a service checks bearer tokens: off, a shared secret, an OIDC issuer, or both. */
 export type AuthSettings =
   | { mode: 'off' }
   | {
       mode: 'on';
-      /** HS256 secret (the text of AUTH_JWT_SECRET_FILE, trimmed). */
+      /** HS256 key: the base64url text of AUTH_JWT_SECRET_FILE, decoded. */
       secret?: Uint8Array;
       secretFile?: string;
       oidc?: { issuer: string; jwksUrl: string; audience: string };
@@ -21,11 +21,15 @@ export class ConfigurationError extends Error {
 }
 
 const whatToSet =
-  'set AUTH_JWT_SECRET_FILE to a file whose text is the token secret (`npx flexmig auth init` writes one, and tokens for it), ' +
+  'set AUTH_JWT_SECRET_FILE to a file holding the token secret (`npx flexmig auth init` writes one, and tokens for it), ' +
   'or AUTH_OIDC_ISSUER and AUTH_JWKS_URL for an OIDC issuer, ' +
   'or AUTH=off to run without authentication (a developer loop only: anyone who reaches the port is admin)';
 
-/** Reads the secret file; the error says which file and why it cannot be used. */
+/**
+ * Reads the secret file: base64url text of the key bytes, surrounding whitespace ignored, the format
+ * `flexmig auth init` writes (libs/nats-auth: jwtSecretKey), so that its tokens verify here. The error
+ * says which file and why it cannot be used.
+ */
 export function readSecretFile(file: string): Uint8Array {
   let text: string;
   try {
@@ -33,10 +37,14 @@ export function readSecretFile(file: string): Uint8Array {
   } catch (e) {
     throw new ConfigurationError(`AUTH_JWT_SECRET_FILE ${file} cannot be read (${(e as Error).message}): ${whatToSet}`);
   }
-  if (text.length < MIN_SECRET_LENGTH) {
-    throw new ConfigurationError(`the secret in AUTH_JWT_SECRET_FILE ${file} is ${text.length} characters; it must have at least ${MIN_SECRET_LENGTH}`);
+  if (!/^[A-Za-z0-9_-]+=*$/.test(text)) {
+    throw new ConfigurationError(`the secret in AUTH_JWT_SECRET_FILE ${file} is not base64url text (letters, digits, - and _): \`npx flexmig auth init\` writes one`);
   }
-  return new TextEncoder().encode(text);
+  const key = new Uint8Array(Buffer.from(text, 'base64url'));
+  if (key.length < MIN_SECRET_BYTES) {
+    throw new ConfigurationError(`the secret in AUTH_JWT_SECRET_FILE ${file} is ${key.length} bytes; it must have at least ${MIN_SECRET_BYTES} (43 base64url characters)`);
+  }
+  return key;
 }
 
 /**
