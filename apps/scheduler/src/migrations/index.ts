@@ -2,7 +2,7 @@ import { Init1764130000000 } from './1764130000000-init';
 import { QueueAndClusterSettings1764135000000 } from './1764135000000-queue-and-cluster-settings';
 import { Evacuations1764140000000 } from './1764140000000-evacuations';
 import { SagaAsJson1764160000000 } from './1764160000000-saga-as-json';
-import { RequestedBy1764170000000 } from './1764170000000-requested-by';
+import { RequestedBy1764180000000 } from './1764180000000-requested-by';
 
 /** In order. Never edit one that has shipped: add the next. */
-export const schedulerMigrations = [Init1764130000000, QueueAndClusterSettings1764135000000, Evacuations1764140000000, SagaAsJson1764160000000, RequestedBy1764170000000];
+export const schedulerMigrations = [Init1764130000000, QueueAndClusterSettings1764135000000, Evacuations1764140000000, SagaAsJson1764160000000, RequestedBy1764180000000];

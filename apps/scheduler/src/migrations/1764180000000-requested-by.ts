@@ -4,8 +4,8 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  * Who asked for a migration or an evacuation: the `sub` of the caller's bearer token. Nullable: rows
  * from before tokens were required have no one to name.
  */
-export class RequestedBy1764170000000 implements MigrationInterface {
-  name = 'RequestedBy1764170000000';
+export class RequestedBy1764180000000 implements MigrationInterface {
+  name = 'RequestedBy1764180000000';
 
   async up(q: QueryRunner): Promise<void> {
     await q.query(`ALTER TABLE migrations ADD COLUMN requested_by text`);
