@@ -95,6 +95,7 @@ const reads = Object.fromEntries(
 ) as Record<App, Map<string, Variable>>;
 const commonVars = resolveSchema('CommonEnvSchema');
 const databaseVars = resolveSchema('DatabaseEnvSchema');
+const httpVars = resolveSchema('HttpEnvSchema');
 
 /** `name` entries that a service does not read. */
 function unread(app: App, names: Iterable<string>): string[] {
@@ -116,6 +117,10 @@ describe('the env schemas, as this test reads them', () => {
     expect(reads.agent.has('DATABASE_URL')).toBe(false);
     expect(reads.agent.has('SIM_CPU')).toBe(true);
     expect(reads['cpu-compat'].get('PORT')?.default).toBe('3003');
+    // the HTTP services read the bearer-token settings; the agent (no API) does not
+    for (const app of ['inventory', 'scheduler', 'cpu-compat'] as App[]) expect([...httpVars.keys()].every((k) => reads[app].has(k))).toBe(true);
+    expect(httpVars.has('AUTH_JWT_SECRET_FILE')).toBe(true);
+    expect(reads.agent.has('AUTH')).toBe(false);
   });
 });
 
@@ -291,6 +296,21 @@ describe('deploy/helm/flexmig', () => {
     expect(bad).toEqual([]);
   });
 
+  it('gives the HTTP services their bearer-token settings (flexmig.httpEnv), variables they read, the secret as a file', () => {
+    const helpers = template('_helpers.tpl');
+    const block = helpers.split('define "flexmig.httpEnv"')[1]?.split('define "flexmig.httpVolumeMounts"')[0] ?? '';
+    const names = [...block.matchAll(/-\s+name:\s+([A-Z][A-Z0-9_]*)\s*$/gm)].map((m) => m[1]);
+    expect(names).toEqual(expect.arrayContaining(['AUTH', 'AUTH_JWT_SECRET_FILE', 'AUTH_OIDC_ISSUER', 'AUTH_JWKS_URL', 'AUTH_AUDIENCE', 'HTTP_BODY_LIMIT']));
+    for (const app of ['inventory', 'scheduler', 'cpu-compat'] as App[]) expect(unread(app, names)).toEqual([]);
+    for (const f of ['inventory.yaml', 'scheduler.yaml', 'cpu-compat.yaml']) {
+      expect(template(f)).toContain('include "flexmig.httpEnv"');
+      expect(template(f)).toContain('include "flexmig.httpVolumeMounts"');
+    }
+    // secrets never sit in values files: only the name of a Secret of the operator's
+    expect(values.auth.jwtSecret).toEqual({ existingSecret: '', key: 'jwt.secret' });
+    expect(values.auth.enabled).toBe(true);
+  });
+
   it('probes /health/live and /health/ready and annotates /metrics for Prometheus', () => {
     const helpers = template('_helpers.tpl');
     expect(helpers).toContain('/health/live');
@@ -329,7 +349,12 @@ describe('.env.example', () => {
   }
 
   it.each(apps)('lists every variable %s reads, with its default, and no other', (app) => {
-    const listed = new Map([...(sections.get('common') ?? []), ...(reads[app].has('DATABASE_URL') ? (sections.get('database') ?? []) : []), ...(sections.get(app) ?? [])]);
+    const listed = new Map([
+      ...(sections.get('common') ?? []),
+      ...(reads[app].has('DATABASE_URL') ? (sections.get('database') ?? []) : []),
+      ...(reads[app].has('AUTH') ? (sections.get('http') ?? []) : []),
+      ...(sections.get(app) ?? []),
+    ]);
     expect([...listed.keys()].sort()).toEqual([...reads[app].keys()].sort());
     for (const [name, v] of reads[app]) expect(`${name}=${listed.get(name) ?? ''}`).toBe(`${name}=${v.default ?? ''}`);
   });

@@ -18,6 +18,7 @@ import {
   dim,
   ensureBuilt,
   green,
+  localAuth,
   plainNats,
   preflight,
   PreflightError,
@@ -138,6 +139,7 @@ async function main() {
   ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent', 'cli']);
   await preflight({ databaseUrl: env.DATABASE_URL });
   await recreateDatabase(env.DATABASE_URL);
+  await withLocalAuth();
   const logDir = path.join(root, '.flexmig/demo-logs');
   const demoStateDir = path.join(root, '.flexmig/demo-state');
   rmSync(demoStateDir, { recursive: true, force: true }); // a fresh database each run, so fresh agent state too
@@ -249,9 +251,19 @@ function driverArg(argv) {
   return v;
 }
 
+/** Tokens are on in the demo too: the services check them with .flexmig/auth/jwt.secret; api() sends the admin token. */
+async function withLocalAuth() {
+  const auth = await localAuth();
+  Object.assign(env, auth.env);
+  say(dim(`  bearer tokens on; the admin token is ${path.relative(process.cwd(), auth.tokenFiles.admin)}`));
+}
+
 const run =
   driverArg(process.argv.slice(2)) === 'qemu'
-    ? () => import('./demo-qemu.mjs').then((q) => q.runQemuDemo({ env, urls, natsUrl, demoNats, follow, expect, waitFor, fmtMs, fmtBytes, say }))
+    ? () =>
+        withLocalAuth()
+          .then(() => import('./demo-qemu.mjs'))
+          .then((q) => q.runQemuDemo({ env, urls, natsUrl, demoNats, follow, expect, waitFor, fmtMs, fmtBytes, say }))
     : main;
 
 run().catch((e) => {

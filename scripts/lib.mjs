@@ -7,6 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import launcher from '../libs/testing/src/launcher.cjs';
+import { ensureAuthFiles } from './auth-files.mjs';
 
 const { launch, launchNode, launchService, root, sleep, stopChild } = launcher;
 export { root, sleep, stopChild };
@@ -157,10 +158,26 @@ export const demoHosts = [
   { id: 'host-c', cpu: 'IvyBridge' },
 ];
 
+let apiToken;
+/** The bearer token `api()` sends from now on (the services check tokens: scripts/auth-files.mjs). */
+export function useApiToken(token) {
+  apiToken = token;
+}
+
+/**
+ * The local token files (made if missing), the environment that makes a service check tokens with their
+ * secret, and `api()` set to send the admin token.
+ */
+export async function localAuth() {
+  const auth = await ensureAuthFiles();
+  useApiToken(auth.tokens.admin);
+  return { ...auth, env: { AUTH_JWT_SECRET_FILE: auth.secretFile } };
+}
+
 export async function api(base, method, route, body) {
   const res = await fetch(`${base}${route}`, {
     method,
-    headers: body ? { 'content-type': 'application/json' } : {},
+    headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...(apiToken ? { authorization: `Bearer ${apiToken}` } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await res.text();

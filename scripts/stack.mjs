@@ -5,7 +5,7 @@
 // own in operator mode on 127.0.0.1:4333 (STACK_NATS_PORT), each process with its own NATS identity.
 // `AUTH=off` runs as before, on the NATS of NATS_URL, without identities.
 import path from 'node:path';
-import { authDir, authOff, bold, cyan, demoHosts, dim, ensureBuilt, plainNats, preflight, PreflightError, Processes, red, startSecureNats, yellow } from './lib.mjs';
+import { authDir, authOff, bold, cyan, demoHosts, dim, ensureBuilt, localAuth, plainNats, preflight, PreflightError, Processes, red, startSecureNats, yellow } from './lib.mjs';
 
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/flexmig';
 const ports = { inventory: 3001, scheduler: 3002, 'cpu-compat': 3003 };
@@ -29,7 +29,9 @@ async function main() {
     void shutdown(1);
   };
   const nats = authOff() ? await plainNats(process.env.NATS_URL ?? 'nats://127.0.0.1:4222') : await startSecureNats(procs, { name: 'stack', port: natsPort });
-  const env = { NATS_URL: nats.url, DATABASE_URL: databaseUrl, SUBJECT_PREFIX: nats.prefix ?? process.env.SUBJECT_PREFIX ?? 'flexmig' };
+  // bearer tokens: the services check them with .flexmig/auth/jwt.secret (made by auth init, or here when missing)
+  const auth = await localAuth();
+  const env = { NATS_URL: nats.url, DATABASE_URL: databaseUrl, SUBJECT_PREFIX: nats.prefix ?? process.env.SUBJECT_PREFIX ?? 'flexmig', ...auth.env };
   const services = Object.entries(ports).map(([app, port]) => procs.start(app, app, { ...env, ...nats.serviceEnv(app), PORT: String(port) }));
   await Promise.all(services.map((s) => procs.waitReady(s)));
   const agents = demoHosts.map((h, i) =>
@@ -55,7 +57,7 @@ async function main() {
       `  cpu-compat  ${cyan('http://127.0.0.1:3003/api/docs')}`,
       `  agents      ${demoHosts.map((h) => `${h.id} (${h.cpu})`).join(', ')}`,
       authOff()
-        ? yellow(`  AUTH=off: NATS ${nats.url} without identities; anyone who reaches it can command the agents`)
+        ? yellow(`  AUTH=off: NATS ${nats.url} without identities and HTTP without tokens; anyone who reaches them can command the agents`)
         : `  NATS        ${nats.url}, operator mode: every process has its own identity in ${path.relative(process.cwd(), authDir)}/ (docs/security.md)\n` +
           `  HTTP tokens ${path.relative(process.cwd(), authDir)}/{admin,operator,viewer}.token (bearer JWTs; admin: ${path.relative(process.cwd(), path.join(authDir, 'admin.token'))})\n` +
           `  revoke a host: npx flexmig auth revoke-agent <hostId> --pid $(cat ${path.relative(process.cwd(), nats.pidFile)})`,

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { api, Processes, sleep } from '../../scripts/lib.mjs';
+import { api, localAuth, Processes, sleep } from '../../scripts/lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -223,6 +223,8 @@ async function migrateOne(vm) {
 // ---------------------------------------------------------------------------------------------------
 async function main() {
   const t0 = Date.now();
+  // the services check bearer tokens (the local secret of .flexmig/auth); api() sends the admin token
+  Object.assign(commonEnv, (await localAuth()).env);
   for (const app of ['inventory', 'scheduler', 'cpu-compat']) readFileSync(path.join(root, 'dist/apps', app, 'main.js'));
   readFileSync(path.join(root, 'dist/apps/agent/fleet.js'));
   say(`flexmig control-plane benchmark — ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), node ${process.version}`);

@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import launcher from '../../libs/testing/src/launcher.cjs';
+import { ensureAuthFiles } from '../../scripts/auth-files.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(path.join(root, 'package.json'));
@@ -95,7 +96,8 @@ function benchEvaluate() {
 
 async function startCpuCompat(prefix) {
   const port = await launcher.freePort();
-  const env = { NATS_URL, SUBJECT_PREFIX: prefix, PORT: String(port), LOG_LEVEL: 'warn' };
+  // the service checks bearer tokens (the local secret of .flexmig/auth); the benchmark itself speaks NATS only
+  const env = { NATS_URL, SUBJECT_PREFIX: prefix, PORT: String(port), LOG_LEVEL: 'warn', AUTH_JWT_SECRET_FILE: (await ensureAuthFiles()).secretFile };
   return launcher.launchService('cpu-compat', { env, echo: (line) => process.stderr.write(`${line}\n`) }).waitReady(port);
 }
 

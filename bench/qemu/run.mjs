@@ -15,7 +15,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { api, ensureBuilt, preflight, Processes, recreateDatabase, sleep } from '../../scripts/lib.mjs';
+import { api, ensureBuilt, localAuth, preflight, Processes, recreateDatabase, sleep } from '../../scripts/lib.mjs';
 import launcher from '../../libs/testing/src/launcher.cjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -263,6 +263,8 @@ async function main() {
   if (spawnSync(qemuBinary, ['--version']).status !== 0) throw new Error(`${qemuBinary} is not installed (apt-get install -y qemu-system-x86 binutils)`);
   await preflight({ natsUrl, databaseUrl: env.DATABASE_URL });
   await recreateDatabase(env.DATABASE_URL);
+  // the services check bearer tokens (the local secret of .flexmig/auth); api() sends the admin token
+  Object.assign(env, (await localAuth()).env);
   await killBenchQemus();
   rmSync(benchDir, { recursive: true, force: true });
   const procs = new Processes({ logDir, echo: false });

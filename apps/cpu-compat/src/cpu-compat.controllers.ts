@@ -27,7 +27,7 @@ import {
 } from '@flexmig/contracts';
 import type { EvaluateCpu } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
-import { ApiZodBody, ApiZodResponse, ErrorResponses, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { CpuCompatService } from './cpu-compat.service';
 
 const PlanBodySchema = z
@@ -59,6 +59,7 @@ export class CpuHttpController {
   ) {}
 
   @Post('evaluate')
+  @Role('viewer')
   @HttpCode(200)
   @ApiOperation({ summary: 'Evaluate a host CPU given as /proc/cpuinfo text, raw CPUID rows, or a feature list.' })
   @ApiZodBody(EvaluateCpuSchema, '{cpuinfo} | {cpuid: [{leaf, subleaf, eax, ebx, ecx, edx}]} | {features, vendor?}')
@@ -69,6 +70,7 @@ export class CpuHttpController {
   }
 
   @Post('verdict')
+  @Role('viewer')
   @HttpCode(200)
   @ApiOperation({ summary: 'May a VM with this baseline run on the target CPU? 422 naming the missing features if not.' })
   @ApiZodBody(VerdictRequestSchema)
@@ -87,6 +89,7 @@ export class CpuHttpController {
   }
 
   @Get('models')
+  @Role('viewer')
   @ApiOperation({ summary: 'The catalog: every baseline (IMC mode) and psABI level.' })
   @ApiQuery({ name: 'vendor', required: false, enum: ['Intel', 'AMD'] })
   @ApiQuery({ name: 'ladder', required: false, enum: ['intel', 'amd', 'psabi'] })
@@ -95,6 +98,7 @@ export class CpuHttpController {
   }
 
   @Get('models/:name')
+  @Role('viewer')
   @ApiZodResponse(200, CpuModelSchema, 'one baseline')
   @ErrorResponses(404)
   model(@Param('name') name: string) {
@@ -102,6 +106,7 @@ export class CpuHttpController {
   }
 
   @Get('models/:name/masks')
+  @Role('viewer')
   @ApiOperation({ summary: 'CPUID masks (per leaf and register, hex) that present this baseline on a host.' })
   @ApiQuery({ name: 'hostId', required: true })
   @ErrorResponses(400, 404)
@@ -112,6 +117,7 @@ export class CpuHttpController {
   }
 
   @Post('plan')
+  @Role('viewer')
   @HttpCode(200)
   @ApiOperation({ summary: 'The mode a set of hosts would get, which hosts hold it down, and the mode without each.' })
   @ApiZodBody(PlanBodySchema)

@@ -173,8 +173,13 @@ describe('cpu-compat over HTTP and NATS', () => {
     });
 
     it('a body that is not JSON is 400', async () => {
-      const res = await fetch(`${cpu}/api/v1/cpu/evaluate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"cpuinfo": ' });
-      expect(res.status).toBe(400);
+      const r = await httpJson(cpu, 'POST', '/api/v1/cpu/evaluate', '{"cpuinfo": ');
+      expect(r).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED' } });
+    });
+
+    it('a 2 MB body is 413 PAYLOAD_TOO_LARGE (HTTP_BODY_LIMIT, 256 KiB by default), not an internal error', async () => {
+      const r = await httpJson(cpu, 'POST', '/api/v1/cpu/evaluate', { cpuinfo: 'x'.repeat(2 * 1024 * 1024) });
+      expect(r).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE', details: { limitBytes: 262_144 } } });
     });
   });
 

@@ -1,11 +1,12 @@
 import 'reflect-metadata';
-import { CommonEnvSchema, loadEnv, port, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
+import { authSettingsFromEnv, CommonEnvSchema, HttpEnvSchema, loadEnv, port, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
 import { CpuCompatModule } from './cpu-compat.module';
 
-const CpuCompatEnvSchema = CommonEnvSchema.extend({ PORT: port(3003) });
+const CpuCompatEnvSchema = CommonEnvSchema.extend(HttpEnvSchema.shape).extend({ PORT: port(3003) });
 
 runMain('cpu-compat', async () => {
   const env = loadEnv(CpuCompatEnvSchema);
+  const auth = authSettingsFromEnv(env);
   await startService({
     name: 'cpu-compat',
     description: 'The CPU model catalog, host evaluation, migration verdicts, CPUID masks and cluster planning. Stateless.',
@@ -13,6 +14,8 @@ runMain('cpu-compat', async () => {
     logLevel: env.LOG_LEVEL,
     bus: natsBusEnv(env),
     events: false, // publishes no events: its identity may not create the stream
+    auth,
+    bodyLimitBytes: env.HTTP_BODY_LIMIT,
     module: (bus) => CpuCompatModule.forRoot(bus),
   });
 });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { CommonEnvSchema, DatabaseEnvSchema, millis, port } from '@flexmig/service-kit';
+import { CommonEnvSchema, DatabaseEnvSchema, HttpEnvSchema, millis, port } from '@flexmig/service-kit';
 
-export const InventoryEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape).extend({
+export const InventoryEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape).extend(HttpEnvSchema.shape).extend({
   PORT: port(3001),
   /** A host whose agent has been silent this long is marked down (3 missed heartbeats at the default 2 s). */
   HOST_DOWN_AFTER_MS: millis(6_000),

@@ -3,7 +3,7 @@ import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { ClusterSchema, CreateClusterSchema, CreateVmSchema, HostIdSchema, HostSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
 import type { CreateCluster, CreateVm } from '@flexmig/contracts';
-import { ApiZodBody, ApiZodResponse, ErrorResponses, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { ClustersService } from './clusters/clusters.service';
 import { HostsService } from './hosts/hosts.service';
 import { VmsService } from './vms/vms.service';
@@ -16,6 +16,7 @@ export class ClustersController {
   constructor(private readonly clusters: ClustersService) {}
 
   @Post()
+  @Role('admin')
   @ApiOperation({ summary: 'Create a cluster, optionally with its CPU baseline (IMC mode).' })
   @ApiZodBody(CreateClusterSchema)
   @ApiZodResponse(201, ClusterSchema, 'the cluster')
@@ -25,12 +26,14 @@ export class ClustersController {
   }
 
   @Get()
+  @Role('viewer')
   @ApiOperation({ summary: 'All clusters.' })
   async list() {
     return { items: await this.clusters.list() };
   }
 
   @Get(':id')
+  @Role('viewer')
   @ApiOperation({ summary: 'A cluster with its hosts and the CPU baseline its VMs get by default.' })
   @ErrorResponses(400, 404)
   get(@Param('id', uuidParam('cluster id')) id: string) {
@@ -44,6 +47,7 @@ export class HostsController {
   constructor(private readonly hosts: HostsService) {}
 
   @Get()
+  @Role('viewer')
   @ApiOperation({ summary: 'All hosts (registered by their agents), with their highest CPU baseline.' })
   @ApiQuery({ name: 'clusterId', required: false })
   async list(@Query(new ZodPipe(z.object({ clusterId: UuidSchema.optional() }), 'query')) q: { clusterId?: string }) {
@@ -51,6 +55,7 @@ export class HostsController {
   }
 
   @Get(':id')
+  @Role('viewer')
   @ApiZodResponse(200, HostSchema, 'the host')
   @ErrorResponses(400, 404)
   get(@Param('id', new ZodPipe(HostIdSchema, 'host id')) id: string) {
@@ -64,6 +69,7 @@ export class VmsController {
   constructor(private readonly vms: VmsService) {}
 
   @Post()
+  @Role('operator')
   @HttpCode(201)
   @ApiOperation({ summary: 'Create a VM and start it on a host through its agent; answers once it runs.' })
   @ApiZodBody(CreateVmSchema)
@@ -74,6 +80,7 @@ export class VmsController {
   }
 
   @Get()
+  @Role('viewer')
   @ApiQuery({ name: 'hostId', required: false })
   @ApiQuery({ name: 'clusterId', required: false })
   async list(@Query(new ZodPipe(z.object({ hostId: HostIdSchema.optional(), clusterId: UuidSchema.optional() }), 'query')) q: { hostId?: string; clusterId?: string }) {
@@ -81,6 +88,7 @@ export class VmsController {
   }
 
   @Get(':id')
+  @Role('viewer')
   @ApiZodResponse(200, VmSchema, 'the VM, with its host, state and CPU baseline')
   @ErrorResponses(400, 404)
   get(@Param('id', uuidParam('VM id')) id: string) {

@@ -1,11 +1,13 @@
 import 'reflect-metadata';
 import { ensureDatabaseAndSchema } from '@flexmig/persistence';
-import { loadEnv, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
+import { authSettingsFromEnv, loadEnv, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
 import { InventoryEnvSchema } from './config';
 import { INVENTORY_SCHEMA, InventoryModule } from './inventory.module';
 
 runMain('inventory', async () => {
   const env = loadEnv(InventoryEnvSchema);
+  // before anything connects: a service without a way to check tokens says so and stops
+  const auth = authSettingsFromEnv(env);
   await ensureDatabaseAndSchema(env.DATABASE_URL, INVENTORY_SCHEMA);
   await startService({
     name: 'inventory',
@@ -13,6 +15,8 @@ runMain('inventory', async () => {
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
     bus: natsBusEnv(env),
+    auth,
+    bodyLimitBytes: env.HTTP_BODY_LIMIT,
     module: (bus) =>
       InventoryModule.forRoot({
         bus,

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Param, Put } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { UuidSchema } from '@flexmig/contracts';
-import { ApiZodBody, ErrorResponses, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { ClusterSettingsInput, ClusterSettingsInputSchema, ClusterSettingsService } from './cluster-settings.service';
 
 @ApiTags('migration settings')
@@ -10,6 +10,7 @@ export class ClusterSettingsController {
   constructor(private readonly settings: ClusterSettingsService) {}
 
   @Get()
+  @Role('viewer')
   @ApiOperation({ summary: "A cluster's admission limits and migration policy (its own values over the scheduler's defaults)." })
   @ErrorResponses(400)
   get(@Param('clusterId', new ZodPipe(UuidSchema, 'cluster id')) clusterId: string) {
@@ -17,6 +18,7 @@ export class ClusterSettingsController {
   }
 
   @Put()
+  @Role('admin')
   @ApiOperation({
     summary:
       "Set a cluster's limits (maxOutboundPerHost, maxInboundPerHost, maxPerCluster; 0 = unlimited) and policy (downtimeLimitMs, bandwidthMiBps, completionTimeoutPerGiBSec, progressTimeoutSec, autoConverge, postCopy). Replaces what the cluster had set.",

@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { CommonEnvSchema, DatabaseEnvSchema, millis, port } from '@flexmig/service-kit';
+import { CommonEnvSchema, DatabaseEnvSchema, HttpEnvSchema, millis, port } from '@flexmig/service-kit';
 
-export const SchedulerEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape).extend({
+export const SchedulerEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape).extend(HttpEnvSchema.shape).extend({
   PORT: port(3002),
   /** This replica's name in leases; unique per process. */
   SCHEDULER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),

@@ -17,6 +17,8 @@ export class MigrationEntity {
   @Column('jsonb') vm: VmSpec;
   @Column('jsonb') policy: MigrationPolicy;
   @Column('text', { name: 'target_address' }) targetAddress: string;
+  /** Who asked for it: the bearer token's `sub` (null on rows from before tokens). */
+  @Column('text', { name: 'requested_by', nullable: true }) requestedBy: string | null;
   /** When the scheduler chose the target: why, and why each other host was passed over. */
   @Column('jsonb', { nullable: true }) placement: { chosen: string; reason: string; passedOver: { hostId: string; reason: string }[] } | null;
   @Column('int') version: number;

@@ -1,11 +1,13 @@
 import 'reflect-metadata';
 import { ensureDatabaseAndSchema } from '@flexmig/persistence';
-import { loadEnv, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
+import { authSettingsFromEnv, loadEnv, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
 import { SchedulerEnvSchema } from './config';
 import { SCHEDULER_SCHEMA, SchedulerModule } from './scheduler.module';
 
 runMain('scheduler', async () => {
   const env = loadEnv(SchedulerEnvSchema);
+  // before anything connects: a service without a way to check tokens says so and stops
+  const auth = authSettingsFromEnv(env);
   await ensureDatabaseAndSchema(env.DATABASE_URL, SCHEDULER_SCHEMA);
   await startService({
     name: 'scheduler',
@@ -13,6 +15,8 @@ runMain('scheduler', async () => {
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
     bus: natsBusEnv(env),
+    auth,
+    bodyLimitBytes: env.HTTP_BODY_LIMIT,
     module: (bus) =>
       SchedulerModule.forRoot({
         bus,

@@ -3,7 +3,7 @@ import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { CancelMigrationSchema, CreateMigrationSchema, MigrationStateSchema, MigrationViewSchema, UuidSchema } from '@flexmig/contracts';
 import type { CreateMigration } from '@flexmig/contracts';
-import { ApiZodBody, ApiZodResponse, ErrorResponses, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, ApiZodResponse, Caller, ErrorResponses, type Principal, Role, ZodPipe } from '@flexmig/service-kit';
 import { MigrationsService } from './migrations.service';
 
 const ListQuerySchema = z.object({ vmId: UuidSchema.optional(), state: MigrationStateSchema.optional() }).strict();
@@ -14,16 +14,18 @@ export class MigrationsController {
   constructor(private readonly migrations: MigrationsService) {}
 
   @Post()
+  @Role('operator')
   @HttpCode(202)
   @ApiOperation({ summary: 'Live-migrate a VM to a target host. Answers 202 with the migration; follow it with GET.' })
   @ApiZodBody(CreateMigrationSchema)
   @ApiZodResponse(202, MigrationViewSchema, 'the accepted migration')
   @ErrorResponses(400, 404, 409, 422, 503)
-  create(@Body(new ZodPipe(CreateMigrationSchema)) body: CreateMigration) {
-    return this.migrations.create(body);
+  create(@Body(new ZodPipe(CreateMigrationSchema)) body: CreateMigration, @Caller() caller: Principal) {
+    return this.migrations.create(body, caller.sub);
   }
 
   @Get()
+  @Role('viewer')
   @ApiOperation({ summary: 'Migrations, newest first; filter by VM or state.' })
   @ApiQuery({ name: 'vmId', required: false })
   @ApiQuery({ name: 'state', required: false, enum: MigrationStateSchema.options })
@@ -32,6 +34,7 @@ export class MigrationsController {
   }
 
   @Get(':id')
+  @Role('viewer')
   @ApiOperation({ summary: 'A migration: its state, the nine steps with status and times, result or failure, live progress.' })
   @ApiZodResponse(200, MigrationViewSchema, 'the migration')
   @ErrorResponses(400, 404)
@@ -40,11 +43,16 @@ export class MigrationsController {
   }
 
   @Post(':id/cancel')
+  @Role('operator')
   @HttpCode(202)
   @ApiOperation({ summary: 'Cancel before the point of no return (step 7): the completed steps are undone in reverse.' })
   @ApiZodBody(CancelMigrationSchema)
   @ErrorResponses(400, 404, 409)
-  cancel(@Param('id', new ZodPipe(UuidSchema, 'migration id')) id: string, @Body(new ZodPipe(CancelMigrationSchema)) body: z.infer<typeof CancelMigrationSchema>) {
-    return this.migrations.cancel(id, body.reason ?? 'cancelled by the operator');
+  cancel(
+    @Param('id', new ZodPipe(UuidSchema, 'migration id')) id: string,
+    @Body(new ZodPipe(CancelMigrationSchema)) body: z.infer<typeof CancelMigrationSchema>,
+    @Caller() caller: Principal,
+  ) {
+    return this.migrations.cancel(id, body.reason ?? 'cancelled by the operator', caller.sub);
   }
 }

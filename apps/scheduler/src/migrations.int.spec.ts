@@ -8,7 +8,7 @@ import { connect } from '@nats-io/transport-node';
 import { MigrationStepCompleted } from '@flexmig/contracts';
 import { ensureDatabaseAndSchema } from '@flexmig/persistence';
 import { RunningService, startService } from '@flexmig/service-kit';
-import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
+import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson, readEvents, testAuthSettings, testToken } from '@flexmig/testing';
 import { DbClock } from './db-clock';
 import { SCHEDULER_SCHEMA, SchedulerModule } from './scheduler.module';
 
@@ -25,7 +25,7 @@ describe('scheduler on real NATS and PostgreSQL', () => {
   let inventoryUrl: string;
 
   const http = httpJson;
-  const sched = (method: string, path: string, body?: unknown) => http(scheduler.url, method, path, body);
+  const sched = (method: string, path: string, body?: unknown, token?: string) => http(scheduler.url, method, path, body, { token });
   const newVm = async (name: string, memoryMiB = 8192) => {
     const r = await http(inventoryUrl, 'POST', '/api/v1/vms', { name, hostId: 'src', memoryMiB, vcpus: 1 });
     expect(r.status).toBe(201);
@@ -60,6 +60,7 @@ describe('scheduler on real NATS and PostgreSQL', () => {
       logLevel: 'warn',
       bus: { url: nats.url, prefix: nats.prefix },
       openApi: false,
+      auth: testAuthSettings(),
       module: (bus) =>
         SchedulerModule.forRoot({ bus, databaseUrl: db.url, config: { schedulerId: 'int-1', leaseTtlMs: 10_000, reconcileIntervalMs: 200, limits: { maxOutboundPerHost: 2, maxInboundPerHost: 0, maxPerCluster: 5 } } }),
     });
@@ -151,6 +152,33 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     } finally {
       await sched('PUT', `/api/v1/clusters/${clusterId}/migration-settings`, {});
     }
+  });
+
+  it('records who asked and who cancelled from the bearer token, never from the body (API and events)', async () => {
+    const alice = await testToken('operator', 'alice');
+    const carol = await testToken('operator', 'carol');
+    const vm = await newVm('audited');
+    // a body cannot name the requester: the field does not exist, and an unknown field is refused
+    const claimed = await sched('POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'dst', requestedBy: 'mallory' }, alice);
+    expect([claimed.status, claimed.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    const m = await sched('POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'dst' }, alice);
+    expect(m.status).toBe(202);
+    expect(m.body.requestedBy).toBe('alice');
+    expect((await sched('GET', `/api/v1/migrations/${m.body.id}`, undefined, carol)).body.requestedBy).toBe('alice');
+    const requested = await waitFor('migration.requested', async () =>
+      (await readEvents<{ migrationId: string; requestedBy: string }>(nats.url, nats.prefix, 'migration.requested')).find((e) => e.data.migrationId === m.body.id),
+    );
+    expect(requested.data.requestedBy).toBe('alice');
+
+    await waitFor('the memory copy to run', async () => (await sched('GET', `/api/v1/migrations/${m.body.id}`)).body.currentStep?.number === 3);
+    const claimedCancel = await sched('POST', `/api/v1/migrations/${m.body.id}/cancel`, { reason: 'r', by: 'mallory' }, carol);
+    expect(claimedCancel.status).toBe(400);
+    expect((await sched('POST', `/api/v1/migrations/${m.body.id}/cancel`, { reason: 'not today' }, carol)).status).toBe(202);
+    expect((await terminal(m.body.id)).state).toBe('cancelled');
+    const cancelled = await waitFor('migration.cancelled', async () =>
+      (await readEvents<{ migrationId: string; by: string; reason: string }>(nats.url, nats.prefix, 'migration.cancelled')).find((e) => e.data.migrationId === m.body.id),
+    );
+    expect(cancelled.data).toMatchObject({ by: 'carol', reason: 'not today' });
   });
 
   it('answers unknown and malformed migration ids with 404 and 400', async () => {

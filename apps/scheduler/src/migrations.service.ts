@@ -82,8 +82,11 @@ export class MigrationsService {
     });
   }
 
-  /** Admission: every check happens before anything is written; 202 with the migration when accepted. */
-  async create(input: CreateMigration): Promise<MigrationView> {
+  /**
+   * Admission: every check happens before anything is written; 202 with the migration when accepted.
+   * `requestedBy` is the caller (the bearer token's `sub`), recorded on the row and in migration.requested.
+   */
+  async create(input: CreateMigration, requestedBy: string): Promise<MigrationView> {
     const { vm } = await this.bus.request(GetVm, { vmId: input.vmId });
     checkVmRunning(vm);
     // no target named: the scheduler chooses one and records why (and why each other host was passed over)
@@ -109,10 +112,11 @@ export class MigrationsService {
           vm: { id: vm.id, name: vm.name, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, cpuBaseline: vm.cpuBaseline },
           policy,
           targetAddress: target.migrationAddress,
+          requestedBy,
           placement,
           createdAt: now,
         },
-        { eventId: `${id}:requested`, type: 'migration.requested', subject: id, data: ref, createdAt: now } as never,
+        { eventId: `${id}:requested`, type: 'migration.requested', subject: id, data: { ...ref, requestedBy }, createdAt: now } as never,
       );
       return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined);
     } catch (e) {
@@ -152,12 +156,13 @@ export class MigrationsService {
     return rows.map((r) => this.view(r, positions));
   }
 
-  async cancel(id: string, reason: string): Promise<MigrationView> {
+  /** `by`: the caller (bearer token `sub`), recorded in the saga and in migration.cancelled. */
+  async cancel(id: string, reason: string, by: string): Promise<MigrationView> {
     const row = await this.db.getRepository(MigrationEntity).findOneBy({ id });
     if (!row) throw new FlexmigError(ErrorCode.NotFound, `migration ${id} does not exist`, { migrationId: id });
     const can = canCancel(row.saga);
     if (!can.ok) throw new FlexmigError(ErrorCode.Conflict, `migration ${id} cannot be cancelled: ${can.reason}`, { migrationId: id, state: row.state });
-    await this.engine.cancel(id, reason, 'api');
+    await this.engine.cancel(id, reason, by);
     return this.get(id);
   }
 
@@ -197,6 +202,7 @@ export class MigrationsService {
       sourceHostId: row.sourceHostId,
       targetHostId: row.targetHostId,
       state: queued ? 'queued' : row.saga.phase,
+      requestedBy: row.requestedBy ?? null,
       queuePosition: queued ? (positions?.get(row.id) ?? null) : null,
       placement: row.placement ?? null,
       policy: row.policy,

@@ -47,7 +47,7 @@ export class SchedulerModule {
         {
           provide: MIGRATION_REQUESTER,
           inject: [MigrationsService],
-          useFactory: (m: MigrationsService): MigrationRequester => ({ request: (vmId) => m.create({ vmId }) }),
+          useFactory: (m: MigrationsService): MigrationRequester => ({ request: (vmId, requestedBy) => m.create({ vmId }, requestedBy) }),
         },
         {
           provide: READINESS_CHECKS,

@@ -17,6 +17,10 @@ export const ErrorCode = {
   // the request itself is wrong: fix it and retry
   ValidationFailed: 'VALIDATION_FAILED',
   MalformedMessage: 'MALFORMED_MESSAGE',
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  // who asks: no valid bearer token, or a token whose roles do not allow the request
+  Unauthenticated: 'UNAUTHENTICATED',
+  Forbidden: 'FORBIDDEN',
   // something named does not exist
   NotFound: 'NOT_FOUND',
   // the request conflicts with the current state
@@ -55,6 +59,9 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 export const httpStatusOf: Record<ErrorCode, number> = {
   VALIDATION_FAILED: 400,
   MALFORMED_MESSAGE: 400,
+  PAYLOAD_TOO_LARGE: 413,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
   MIGRATION_ACTIVE: 409,

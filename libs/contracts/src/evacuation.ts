@@ -65,6 +65,8 @@ export const EvacuationViewSchema = z.object({
   id: UuidSchema,
   hostId: HostIdSchema,
   state: EvacuationStateSchema,
+  /** Who asked for it: the `sub` of the bearer token (null for evacuations from before tokens were required). */
+  requestedBy: z.string().nullable(),
   counts: z.object({
     total: z.number().int().min(0),
     moving: z.number().int().min(0),

@@ -28,7 +28,8 @@ const MigrationRef = { migrationId: UuidSchema, vmId: UuidSchema };
 export const MigrationRequested = defineEvent({
   type: 'migration.requested',
   description: 'A migration was accepted.',
-  data: z.looseObject({ ...MigrationRef, sourceHostId: HostIdSchema, targetHostId: HostIdSchema }),
+  // requestedBy: who asked (the bearer token's `sub`); absent in events from before tokens were required
+  data: z.looseObject({ ...MigrationRef, sourceHostId: HostIdSchema, targetHostId: HostIdSchema, requestedBy: z.string().optional() }),
 });
 export const MigrationStepCompleted = defineEvent({
   type: 'migration.step-completed',

@@ -57,7 +57,10 @@ export const ListCpuModes = defineRequest({
 export const SetImcModeSchema = z
   .object({
     mode: z.union([z.string().trim().min(1, 'mode is empty: give a mode name, "off", or null'), z.null()]),
-    /** Who asks (recorded in the cluster.imc-mode-changed event). */
+    /**
+     * Ignored, accepted so that older clients keep working: who asks is the bearer token's `sub`, recorded
+     * as `by` in the cluster.imc-mode-changed event. A body cannot name someone else.
+     */
     by: z.string().trim().min(1).max(200).optional(),
   })
   .strict();
@@ -66,6 +69,7 @@ export type SetImcMode = z.infer<typeof SetImcModeSchema>;
 export const VerifyImcModeSchema = z.object({ mode: z.string().trim().min(1, 'mode is empty') }).strict();
 export type VerifyImcMode = z.infer<typeof VerifyImcModeSchema>;
 
+/** `by` is ignored, as in SetImcModeSchema: who asks is the bearer token's `sub`. */
 export const AutoImcModeSchema = z.object({ by: z.string().trim().min(1).max(200).optional() }).strict();
 export type AutoImcMode = z.infer<typeof AutoImcModeSchema>;
 

@@ -11,3 +11,4 @@ export * from './progress';
 export * from './scheduler';
 export * from './events';
 export * from './evacuation';
+export * from './auth';

@@ -71,6 +71,8 @@ export const MigrationViewSchema = z.object({
   sourceHostId: HostIdSchema,
   targetHostId: HostIdSchema,
   state: MigrationStateSchema,
+  /** Who asked for it: the `sub` of the bearer token (null for migrations from before tokens were required). */
+  requestedBy: z.string().nullable(),
   /** While queued: 1 = next to start. */
   queuePosition: z.number().int().min(1).nullable(),
   /** Why this target, and why each other host was passed over (when the scheduler chose it). */

@@ -1,10 +1,11 @@
 import { DynamicModule, INestApplication, Logger, LogLevel, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { isFlexmigError } from '@flexmig/contracts';
+import { BEARER_SCHEME, isFlexmigError } from '@flexmig/contracts';
 import { NatsBus, NatsContractTransport, Params } from '@flexmig/messaging';
-import { ErrorsFilter } from './errors.filter';
 import { ReadinessRegistry } from './health';
+import { configureHttp } from './http';
+import { type AuthSettings, ConfigurationError } from './auth';
 
 const levels: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
 
@@ -26,6 +27,13 @@ export interface ServiceSpec {
   /** Queue group for request handlers, so replicas share the work. Defaults to the service name. */
   queue?: string | null;
   openApi?: boolean;
+  /**
+   * Who may call the HTTP API (`authSettingsFromEnv`). Omitted only by a service whose routes are all
+   * public (the agent: /health and /metrics); a guarded route then stops the service from starting.
+   */
+  auth?: AuthSettings;
+  /** Largest JSON request body in bytes (HTTP_BODY_LIMIT); default 256 KiB. */
+  bodyLimitBytes?: number;
 }
 
 export interface RunningService {
@@ -49,9 +57,17 @@ export async function startService(spec: ServiceSpec): Promise<RunningService> {
   const app = await NestFactory.create(rootModule, {
     logger: levels.slice(0, levels.indexOf(spec.logLevel as LogLevel) + 1),
     abortOnError: false,
+    // configureHttp installs the parsers, with an explicit limit
+    bodyParser: false,
   });
   app.enableShutdownHooks();
-  app.useGlobalFilters(new ErrorsFilter());
+  try {
+    configureHttp(app, { auth: spec.auth, bodyLimitBytes: spec.bodyLimitBytes }, logger);
+  } catch (e) {
+    await app.close();
+    await bus.close();
+    throw e;
+  }
   app.get(ReadinessRegistry).add({ name: 'nats', check: async () => bus.isConnected() });
   app.connectMicroservice(
     { strategy: new NatsContractTransport(bus, { queue: spec.queue === null ? undefined : (spec.queue ?? spec.name), params: spec.subjectParams }) },
@@ -64,6 +80,7 @@ export async function startService(spec: ServiceSpec): Promise<RunningService> {
         .setTitle(`flexmig ${spec.name}`)
         .setDescription(spec.description)
         .setVersion(spec.version ?? '0.1.0')
+        .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A flexmig token (docs/security.md, "HTTP")' }, BEARER_SCHEME)
         .build(),
     );
     SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/docs-json' });
@@ -95,7 +112,7 @@ export function runMain(name: string, start: () => Promise<unknown>): void {
   // A stray rejected promise is a bug to fix, not a reason to drop every migration this process drives.
   process.on('unhandledRejection', (e) => console.error(`${name}: unhandled rejection (a bug; the service keeps running):`, e));
   start().catch((e) => {
-    const what = isFlexmigError(e) ? e.message : ((e as Error)?.stack ?? String(e));
+    const what = isFlexmigError(e) || e instanceof ConfigurationError ? e.message : ((e as Error)?.stack ?? String(e));
     console.error(`${name} could not start: ${what}`);
     process.exit(1);
   });

@@ -35,6 +35,26 @@ export const DatabaseEnvSchema = z.object({
     .default('postgres://postgres@127.0.0.1:5432/flexmig'),
 });
 
+/**
+ * Variables of the services with an HTTP API (inventory, scheduler, cpu-compat): who may call it
+ * (docs/security.md, "HTTP") and how big a request body may be. Which of them must be set is checked by
+ * `authSettingsFromEnv`, which says what to set.
+ */
+export const HttpEnvSchema = z.object({
+  /** `off` turns bearer-token checks off: a developer loop only; the service warns at every start. */
+  AUTH: z.enum(['on', 'off']).default('on'),
+  /** A file holding the HS256 key of the tokens as base64url text (`npx flexmig auth init` writes one). */
+  AUTH_JWT_SECRET_FILE: z.string().min(1).optional(),
+  /** An OIDC issuer whose tokens are accepted (its `iss`), with AUTH_JWKS_URL, the URL of its signing keys. */
+  AUTH_OIDC_ISSUER: z.string().min(1).optional(),
+  AUTH_JWKS_URL: z.url().optional(),
+  /** The `aud` an OIDC issuer's tokens must carry (the shared-secret tokens always carry "flexmig"). */
+  AUTH_AUDIENCE: z.string().min(1).default('flexmig'),
+  /** Largest JSON request body, in bytes; a bigger one is refused with 413 (256 KiB: far above any real request). */
+  HTTP_BODY_LIMIT: z.coerce.number().int().min(1024).default(262_144),
+});
+export type HttpEnv = z.infer<typeof HttpEnvSchema>;
+
 export const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
 export const millis = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
 

@@ -1,6 +1,8 @@
-import { Controller, Get, Header, HttpException, Inject, Injectable, Module, Optional } from '@nestjs/common';
+import { Controller, Get, Header, Inject, Injectable, Module, Optional } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { collectDefaultMetrics, register } from 'prom-client';
+import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+import { Public } from './auth/roles';
 
 /** A named readiness check; modules provide them under READINESS_CHECKS. */
 export interface ReadinessCheck {
@@ -33,20 +35,27 @@ export class HealthController {
     for (const c of provided ?? []) readiness.add(c);
   }
 
+  // Open: probes and scrapers carry no token, and none of these says more than up/down and counters.
   @Get('health/live')
+  @Public()
   live() {
     return { status: 'ok' };
   }
 
   @Get('health/ready')
+  @Public()
   async ready() {
     const checks = await this.readiness.run();
     const ok = Object.values(checks).every((s) => s === 'up');
-    if (!ok) throw new HttpException({ status: 'not-ready', checks }, 503);
+    if (!ok) {
+      const down = Object.keys(checks).filter((name) => checks[name] !== 'up');
+      throw new FlexmigError(ErrorCode.Unavailable, `not ready: ${down.join(', ')} down`, { status: 'not-ready', checks });
+    }
     return { status: 'ready', checks };
   }
 
   @Get('metrics')
+  @Public()
   @Header('Content-Type', register.contentType)
   async metrics() {
     return register.metrics();

@@ -1,3 +1,5 @@
 export * from './infra';
 export * from './processes';
 export * from './servers';
+export * from './auth';
+export * from './route-auth';

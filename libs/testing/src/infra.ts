@@ -3,10 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { sleep } from '@flexmig/timing';
 // servers.ts imports waitFor from here: a cycle both sides use only inside functions, after loading
 import { NatsServerProcess } from './servers';
+import { defaultTestToken } from './auth';
 
 /**
  * Real NATS and PostgreSQL for integration and end-to-end tests. Where a Docker engine answers, fresh
@@ -175,19 +176,60 @@ export async function waitFor<T>(
 
 export interface JsonReply {
   status: number;
+  headers?: Headers;
   body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read replies of every shape; the assertion is the check
 }
 
+export interface HttpOptions {
+  /** The bearer token; default an admin token of the test secret (testing/auth); null sends none. */
+  token?: string | null;
+  headers?: Record<string, string>;
+}
+
 /**
- * One JSON request to a service's HTTP API. A string body is sent as it is (to test malformed JSON);
- * anything else is JSON-encoded. The reply body is parsed JSON, or undefined when empty.
+ * One JSON request to a service's HTTP API, as an admin unless `opts.token` says otherwise. A string
+ * body is sent as it is (to test malformed JSON); anything else is JSON-encoded. The reply body is parsed
+ * JSON, or undefined when empty; `headers` are the reply's.
  */
-export async function httpJson(base: string, method: string, route: string, body?: unknown): Promise<JsonReply> {
+export async function httpJson(base: string, method: string, route: string, body?: unknown, opts: HttpOptions = {}): Promise<JsonReply> {
+  const token = opts.token === undefined ? await defaultTestToken() : opts.token;
   const res = await fetch(`${base}${route}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...opts.headers,
+    },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  let parsed: unknown = undefined;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = text; // not JSON (an HTML error page): the assertion will show it
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+/**
+ * The events of one type a suite's services published so far (CloudEvents from the suite's JetStream
+ * stream, oldest first), read by a consumer made now on a connection of its own.
+ */
+export async function readEvents<D = Record<string, unknown>>(natsUrl: string, prefix: string, type: string): Promise<{ id: string; type: string; data: D }[]> {
+  const nc = await connect({ servers: natsUrl });
+  try {
+    const js = jetstream(nc);
+    // one filter subject: nats-server 2.9 has no filter lists
+    const consumer = await js.consumers.get(`${prefix.toUpperCase()}_EVENTS`, { filter_subjects: `${prefix}.events.${type}` });
+    const out: { id: string; type: string; data: D }[] = [];
+    const messages = await consumer.fetch({ max_messages: 1000, expires: 2_000 });
+    for await (const m of messages) {
+      out.push(m.json());
+      if (m.info.pending === 0) break;
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 // the launcher the scripts and benchmarks use too (plain CommonJS: see launcher.cjs)
 import { type Launched, launchService } from './launcher.cjs';
+import { testAuthEnv } from './auth';
 
 export const repoRoot = path.resolve(__dirname, '../../..');
 
@@ -27,7 +28,9 @@ export class ServiceProcess {
   }
 
   async start(): Promise<this> {
-    this.launched = launchService(this.app, { name: this.label, env: this.env, via: this.launcher });
+    // tokens are checked by default: the test secret, unless the test configures auth itself
+    const auth = ['AUTH', 'AUTH_JWT_SECRET_FILE', 'AUTH_OIDC_ISSUER'].some((k) => k in this.env) ? {} : testAuthEnv();
+    this.launched = launchService(this.app, { name: this.label, env: { ...auth, ...this.env }, via: this.launcher });
     if (this.port) await this.launched.waitReady(this.port);
     return this;
   }
@@ -47,4 +50,4 @@ export class ServiceProcess {
   }
 }
 
-export { appEntry, freePort, launch, type Launched } from './launcher.cjs';
+export { appEntry, freePort, launch, launchService, type Launched } from './launcher.cjs';

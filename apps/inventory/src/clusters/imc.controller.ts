@@ -9,11 +9,8 @@ import {
   VerifyImcModeSchema,
 } from '@flexmig/contracts';
 import type { AutoImcMode, SetImcMode, VerifyImcMode } from '@flexmig/contracts';
-import { ApiZodBody, ApiZodResponse, ErrorResponses, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, ApiZodResponse, Caller, ErrorResponses, type Principal, Role, ZodPipe } from '@flexmig/service-kit';
 import { ImcService } from './imc.service';
-
-/** Recorded as `by` in cluster.imc-mode-changed when the caller does not say who asks. */
-const ANONYMOUS_CALLER = 'api';
 
 @ApiTags('clusters')
 @Controller('api/v1/clusters/:id/imc')
@@ -21,6 +18,7 @@ export class ImcController {
   constructor(private readonly imc: ImcService) {}
 
   @Get()
+  @Role('viewer')
   @ApiOperation({ summary: "The cluster's CPU mode (IMC): as set, effective, the hosts' common mode and each host's highest." })
   @ApiZodResponse(200, ClusterImcSchema, 'the mode')
   @ErrorResponses(400, 404)
@@ -29,17 +27,20 @@ export class ImcController {
   }
 
   @Put()
+  @Role('admin')
   @ApiOperation({
     summary:
       'Set the mode: a mode name, "off" (host passthrough) or null (unset). Refused (422) when a host lacks it, (409) when running VMs use a higher baseline; nothing changes then.',
   })
   @ApiZodBody(SetImcModeSchema)
   @ErrorResponses(400, 404, 409, 422)
-  set(@Param('id', new ZodPipe(UuidSchema, 'cluster id')) id: string, @Body(new ZodPipe(SetImcModeSchema)) body: SetImcMode) {
-    return this.imc.set(id, body.mode, body.by ?? ANONYMOUS_CALLER);
+  set(@Param('id', new ZodPipe(UuidSchema, 'cluster id')) id: string, @Body(new ZodPipe(SetImcModeSchema)) body: SetImcMode, @Caller() caller: Principal) {
+    // who changed it is the token's subject; a `by` in the body is ignored (it is anyone's to write)
+    return this.imc.set(id, body.mode, caller.sub);
   }
 
   @Post('verify')
+  @Role('admin')
   @HttpCode(200)
   @ApiOperation({ summary: 'Check every host of the cluster against a mode: per host pass/fail with the missing features. Changes nothing.' })
   @ApiZodBody(VerifyImcModeSchema)
@@ -50,11 +51,12 @@ export class ImcController {
   }
 
   @Post('auto')
+  @Role('admin')
   @HttpCode(200)
   @ApiOperation({ summary: "Try the modes of the hosts' ladder from the highest down; set the first every host passes; report each try." })
   @ApiZodBody(AutoImcModeSchema)
   @ErrorResponses(400, 404, 409, 422)
-  auto(@Param('id', new ZodPipe(UuidSchema, 'cluster id')) id: string, @Body(new ZodPipe(AutoImcModeSchema)) body: AutoImcMode) {
-    return this.imc.auto(id, body.by ?? ANONYMOUS_CALLER);
+  auto(@Param('id', new ZodPipe(UuidSchema, 'cluster id')) id: string, @Body(new ZodPipe(AutoImcModeSchema)) _body: AutoImcMode, @Caller() caller: Principal) {
+    return this.imc.auto(id, caller.sub);
   }
 }

@@ -2,9 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
-import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson } from '@flexmig/testing';
+import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson, readEvents, testToken } from '@flexmig/testing';
 
 // Cluster CPU modes (issue 3, item 4) through inventory's HTTP API, against real PostgreSQL and NATS, with
 // cpu-compat, inventory, the scheduler and simulated agents running as real processes (`npm run build` first).
@@ -32,7 +30,6 @@ function runAgentToExit(env: Record<string, string>, timeoutMs = 20_000): Promis
 describe('cluster CPU mode (IMC) through the HTTP API', () => {
   let nats: TestNats;
   let db: TestDatabase;
-  let nc: NatsConnection;
   const services: ServiceProcess[] = [];
   let inv: string; // inventory base URL
   let cpu: string; // cpu-compat base URL
@@ -40,7 +37,10 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
   let common: Record<string, string>;
   const stateDir = mkdtempSync(path.join(tmpdir(), 'flexmig-imc-agents-')); // the agents' state, the suite's own
 
-  const api = (method: string, route: string, body?: unknown) => call(inv, method, route, body);
+  /** As an admin named `test`, or with the token given. */
+  const api = (method: string, route: string, body?: unknown, token?: string) => call(inv, method, route, body, { token });
+  /** An admin token for `sub`: who changes a mode is the token's subject, whatever the body claims. */
+  const adminNamed = (sub: string) => testToken('admin', sub);
 
   async function startAgent(hostId: string, simCpu: string, cluster: { CLUSTER_NAME: string } | { CLUSTER_ID: string }): Promise<void> {
     const port = await freePort();
@@ -65,25 +65,13 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
 
   /** The cluster.imc-mode-changed events of a cluster, read from JetStream by a consumer created now. */
   async function imcEvents(id: string): Promise<{ oldMode: string | null; newMode: string | null; by: string }[]> {
-    const js = jetstream(nc);
-    const stream = `${nats.prefix.toUpperCase()}_EVENTS`;
-    // an ordered consumer made now reads the stream from its start (one filter subject: nats-server 2.9 has no filter lists)
-    const consumer = await js.consumers.get(stream, { filter_subjects: `${nats.prefix}.events.cluster.imc-mode-changed` });
-    const out: { oldMode: string | null; newMode: string | null; by: string }[] = [];
-    const messages = await consumer.fetch({ max_messages: 100, expires: 2_000 });
-    for await (const m of messages) {
-      const event = m.json<{ type: string; data: { clusterId: string; oldMode: string | null; newMode: string | null; by: string } }>();
-      expect(event.type).toBe('cluster.imc-mode-changed');
-      if (event.data.clusterId === id) out.push({ oldMode: event.data.oldMode, newMode: event.data.newMode, by: event.data.by });
-      if (m.info.pending === 0) break;
-    }
-    return out;
+    const events = await readEvents<{ clusterId: string; oldMode: string | null; newMode: string | null; by: string }>(nats.url, nats.prefix, 'cluster.imc-mode-changed');
+    return events.filter((e) => e.data.clusterId === id).map(({ data }) => ({ oldMode: data.oldMode, newMode: data.newMode, by: data.by }));
   }
 
   beforeAll(async () => {
     nats = await startTestNats('imc');
     db = await startTestDatabase('imc');
-    nc = await connect({ servers: nats.url });
     common = { NATS_URL: nats.url, SUBJECT_PREFIX: nats.prefix, LOG_LEVEL: 'warn', AGENT_STATE_DIR: stateDir };
     const [cpuPort, invPort, schedPort] = [await freePort(), await freePort(), await freePort()];
     cpu = `http://127.0.0.1:${cpuPort}`;
@@ -98,7 +86,6 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
 
   afterAll(async () => {
     await Promise.all(services.map((s) => s.stop()));
-    await nc?.close();
     await db?.stop();
     await nats?.stop();
     rmSync(stateDir, { recursive: true, force: true });
@@ -138,7 +125,7 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
     });
 
     it('refuses a mode above a host highest mode, naming the host and features, and changes nothing', async () => {
-      const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'IvyBridge', by: 'test' });
+      const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'IvyBridge' });
       expect(r.status).toBe(422);
       expect(r.body.code).toBe('CPU_INCOMPATIBLE');
       expect(r.body.message).toMatch(/mx-snb lacks .*f16c/);
@@ -168,7 +155,8 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
     });
 
     it('auto tries the Intel ladder from the top down and sets SandyBridge, publishing the change', async () => {
-      const r = await api('POST', `/api/v1/clusters/${id}/imc/auto`, { by: 'test-auto' });
+      // the body claims someone else: the token's subject is what is recorded
+      const r = await api('POST', `/api/v1/clusters/${id}/imc/auto`, { by: 'mallory' }, await adminNamed('alice'));
       expect(r.status).toBe(200);
       expect(r.body.mode).toBe('SandyBridge');
       const tried = r.body.tries.map((t: { mode: string }) => t.mode);
@@ -179,14 +167,14 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
       expect(r.body.tries.at(-1).pass).toBe(true);
       const ivbTry = r.body.tries.find((t: { mode: string }) => t.mode === 'IvyBridge');
       expect(ivbTry.failing).toEqual([expect.objectContaining({ hostId: 'mx-snb', missing: expect.arrayContaining(['f16c']) })]);
-      expect(r.body.change).toMatchObject({ previousMode: null, mode: 'SandyBridge', changed: true, by: 'test-auto' });
+      expect(r.body.change).toMatchObject({ previousMode: null, mode: 'SandyBridge', changed: true, by: 'alice' });
       expect((await api('GET', `/api/v1/clusters/${id}/imc`)).body).toMatchObject({ mode: 'SandyBridge', effectiveMode: 'SandyBridge' });
 
       const events = await waitFor('the imc-mode-changed event', async () => {
         const e = await imcEvents(id);
         return e.length > 0 && e;
       });
-      expect(events).toEqual([{ oldMode: null, newMode: 'SandyBridge', by: 'test-auto' }]);
+      expect(events).toEqual([{ oldMode: null, newMode: 'SandyBridge', by: 'alice' }]);
     });
 
     it('refuses a host that lacks the cluster mode at join: the agent exits non-zero naming the features', async () => {
@@ -200,11 +188,11 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
     });
 
     it('lowers the mode when no running VM is above it, and raises it again when every host passes', async () => {
-      const down = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'Westmere', by: 'test' });
+      const down = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'Westmere', by: 'mallory' }, await adminNamed('bob'));
       expect(down.status).toBe(200);
-      expect(down.body).toMatchObject({ previousMode: 'SandyBridge', mode: 'Westmere', changed: true });
-      const up = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'SandyBridge', by: 'test' });
-      expect(up.body).toMatchObject({ previousMode: 'Westmere', mode: 'SandyBridge', changed: true });
+      expect(down.body).toMatchObject({ previousMode: 'SandyBridge', mode: 'Westmere', changed: true, by: 'bob' });
+      const up = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'SandyBridge' }, await adminNamed('bob'));
+      expect(up.body).toMatchObject({ previousMode: 'Westmere', mode: 'SandyBridge', changed: true, by: 'bob' });
       const again = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'sandybridge' });
       expect(again.body).toMatchObject({ mode: 'SandyBridge', changed: false });
       const events = await waitFor('three events', async () => {
@@ -212,9 +200,9 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
         return e.length >= 3 && e;
       });
       expect(events).toEqual([
-        { oldMode: null, newMode: 'SandyBridge', by: 'test-auto' },
-        { oldMode: 'SandyBridge', newMode: 'Westmere', by: 'test' },
-        { oldMode: 'Westmere', newMode: 'SandyBridge', by: 'test' },
+        { oldMode: null, newMode: 'SandyBridge', by: 'alice' },
+        { oldMode: 'SandyBridge', newMode: 'Westmere', by: 'bob' },
+        { oldMode: 'Westmere', newMode: 'SandyBridge', by: 'bob' },
       ]);
     });
   });
@@ -233,7 +221,7 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
       const old = await createVm('vm-snb', 'ld-hsw');
       expect(old.cpuBaseline).toBe('SandyBridge');
       expect(old.cpuFeatures).toBeUndefined();
-      const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'IvyBridge', by: 'raiser' });
+      const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'IvyBridge' }, await adminNamed('raiser'));
       expect(r.status).toBe(200);
       expect(r.body).toMatchObject({ previousMode: 'SandyBridge', mode: 'IvyBridge', changed: true, verification: { pass: true } });
       expect((await api('GET', `/api/v1/vms/${old.id}`)).body).toMatchObject({ cpuBaseline: 'SandyBridge', state: 'running' });
@@ -243,13 +231,13 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
     });
 
     it('refuses lowering below a running VM baseline, naming that VM only, and leaves the mode unchanged', async () => {
-      const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'SandyBridge', by: 'lowerer' });
+      const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'SandyBridge' });
       expect({ status: r.status, code: r.body.code }).toEqual({ status: 409, code: 'CONFLICT' });
       expect(r.body.message).toContain('vm-ivb');
       expect(r.body.message).not.toContain('vm-snb'); // SandyBridge is not above SandyBridge
       expect(r.body.details.vms).toEqual([expect.objectContaining({ name: 'vm-ivb', cpuBaseline: 'IvyBridge', hostId: 'ld-ivb' })]);
       // further down, both VMs are above the mode
-      const merom = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'Merom', by: 'lowerer' });
+      const merom = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'Merom' });
       expect(merom.status).toBe(409);
       expect(merom.body.details.vms.map((v: { name: string }) => v.name).sort()).toEqual(['vm-ivb', 'vm-snb']);
       expect((await api('GET', `/api/v1/clusters/${id}/imc`)).body.mode).toBe('IvyBridge');

@@ -3,7 +3,7 @@ import { MessagePattern } from '@nestjs/microservices';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { HostIdSchema, HostSchema, ReplyOf, RequestOf, SetHostMaintenance, SetMaintenanceSchema } from '@flexmig/contracts';
 import type { SetMaintenance } from '@flexmig/contracts';
-import { ApiZodBody, ApiZodResponse, ErrorResponses, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { MaintenanceService } from './maintenance.service';
 
 /** Host maintenance over HTTP (operators) and NATS (the scheduler's evacuations). */
@@ -13,6 +13,7 @@ export class MaintenanceController {
   constructor(private readonly maintenance: MaintenanceService) {}
 
   @Put(':id/maintenance')
+  @Role('operator')
   @ApiOperation({
     summary:
       'Put a host into maintenance (it takes no new VMs nor incoming migrations; the VMs on it keep running) or take it out. ' +

@@ -10,6 +10,7 @@ const row = (items: EvacuationItemRecord[], requested = true): EvacuationEntity 
   clusterId: id(998),
   state: 'running',
   items,
+  requestedBy: 'alice',
   requestedAt: requested ? at : null,
   createdAt: at,
   updatedAt: at,

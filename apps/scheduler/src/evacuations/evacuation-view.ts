@@ -60,6 +60,7 @@ export function evacuationView(row: EvacuationEntity, migrations: ReadonlyMap<st
     id: row.id,
     hostId: row.hostId,
     state: evacuationState(row.requestedAt !== null, vms),
+    requestedBy: row.requestedBy ?? null,
     counts: { total: vms.length, moving: count('moving'), moved: count('moved'), failed: count('failed'), notMoved: count('not-moved') },
     vms,
     createdAt: row.createdAt.toISOString(),

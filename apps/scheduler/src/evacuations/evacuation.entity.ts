@@ -23,6 +23,8 @@ export class EvacuationEntity {
   /** `running` until every VM's migration has ended; at most one `running` per host (unique index). */
   @Column('text') state: string;
   @Column('jsonb') items: EvacuationItemRecord[];
+  /** Who asked for it: the bearer token's `sub` (null on rows from before tokens); its migrations record the same. */
+  @Column('text', { name: 'requested_by', nullable: true }) requestedBy: string | null;
   /** Set once a migration was asked for (or a reason recorded) for every VM of the host: only then can it finish. */
   @Column('timestamptz', { name: 'requested_at', nullable: true }) requestedAt: Date | null;
   @Column('timestamptz', { name: 'created_at' }) createdAt: Date;

@@ -3,7 +3,7 @@ import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { CreateEvacuationSchema, EvacuationViewSchema, HostIdSchema, UuidSchema } from '@flexmig/contracts';
 import type { CreateEvacuation } from '@flexmig/contracts';
-import { ApiZodBody, ApiZodResponse, ErrorResponses, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, ApiZodResponse, Caller, ErrorResponses, type Principal, Role, ZodPipe } from '@flexmig/service-kit';
 import { EvacuationsService } from './evacuations.service';
 
 const ListQuerySchema = z.object({ hostId: HostIdSchema.optional() }).strict();
@@ -14,6 +14,7 @@ export class EvacuationsController {
   constructor(private readonly evacuations: EvacuationsService) {}
 
   @Post()
+  @Role('operator')
   @HttpCode(202)
   @ApiOperation({
     summary:
@@ -23,11 +24,12 @@ export class EvacuationsController {
   @ApiZodBody(CreateEvacuationSchema)
   @ApiZodResponse(202, EvacuationViewSchema, 'the evacuation')
   @ErrorResponses(400, 404, 409, 503)
-  create(@Body(new ZodPipe(CreateEvacuationSchema)) body: CreateEvacuation) {
-    return this.evacuations.create(body.hostId);
+  create(@Body(new ZodPipe(CreateEvacuationSchema)) body: CreateEvacuation, @Caller() caller: Principal) {
+    return this.evacuations.create(body.hostId, caller.sub);
   }
 
   @Get()
+  @Role('viewer')
   @ApiOperation({ summary: 'Evacuations, newest first; filter by host.' })
   @ApiQuery({ name: 'hostId', required: false })
   async list(@Query(new ZodPipe(ListQuerySchema, 'query')) q: z.infer<typeof ListQuerySchema>) {
@@ -35,6 +37,7 @@ export class EvacuationsController {
   }
 
   @Get(':id')
+  @Role('viewer')
   @ApiOperation({ summary: 'An evacuation: its state, counts, and per VM its migration, target host, or why it could not move.' })
   @ApiZodResponse(200, EvacuationViewSchema, 'the evacuation')
   @ErrorResponses(400, 404)

@@ -37,7 +37,8 @@ export class EvacuationsService {
     @Inject(MIGRATION_REQUESTER) private readonly migrations: MigrationRequester,
   ) {}
 
-  async create(hostId: string): Promise<EvacuationView> {
+  /** `requestedBy`: the caller (bearer token `sub`), recorded on the evacuation and each of its migrations. */
+  async create(hostId: string, requestedBy: string): Promise<EvacuationView> {
     const { host } = await this.bus.request(GetHost, { hostId }); // an unknown host: NOT_FOUND (404)
     const repo = this.db.getRepository(EvacuationEntity);
     // an earlier evacuation whose migrations have all ended but that nobody looked at since is finished first
@@ -53,6 +54,7 @@ export class EvacuationsService {
       clusterId: host.clusterId,
       state: 'running',
       items: [],
+      requestedBy,
       requestedAt: null,
       createdAt: now,
       updatedAt: now,
@@ -78,7 +80,7 @@ export class EvacuationsService {
 
     // one after another: each placement counts the migrations admitted before it
     for (const vm of vms) {
-      row.items.push(await this.requestMigration(vm));
+      row.items.push(await this.requestMigration(vm, requestedBy));
       row.updatedAt = new Date();
       await repo.update({ id: row.id }, { items: row.items, updatedAt: row.updatedAt });
     }
@@ -89,7 +91,7 @@ export class EvacuationsService {
     return this.refresh(row);
   }
 
-  private async requestMigration(vm: Vm): Promise<EvacuationItemRecord> {
+  private async requestMigration(vm: Vm, requestedBy: string): Promise<EvacuationItemRecord> {
     const item = { vmId: vm.id, name: vm.name };
     if (vm.state !== 'running') {
       return {
@@ -100,7 +102,7 @@ export class EvacuationsService {
       };
     }
     try {
-      const { id } = await this.migrations.request(vm.id);
+      const { id } = await this.migrations.request(vm.id, requestedBy);
       return { ...item, migrationId: id, reason: null, code: null };
     } catch (e) {
       // already moving (an operator's migration): follow that one

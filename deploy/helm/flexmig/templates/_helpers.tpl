@@ -126,4 +126,53 @@ volumes:
   # The root filesystem is read-only; Node and its libraries may still want a scratch /tmp.
   - name: tmp
     emptyDir: {}
+  {{- include "flexmig.httpVolumes" .root | nindent 2 }}
+{{- end }}
+
+{{/*
+The environment of the services with an HTTP API (inventory, scheduler, cpu-compat): who may call them
+(docs/security.md, "HTTP") and the body limit. Secure by default: with auth on, a chart that names neither
+a Secret with the token secret nor an OIDC issuer does not render (the services would refuse to start).
+*/}}
+{{- define "flexmig.httpEnv" -}}
+{{- $auth := .Values.auth }}
+{{- if and $auth.enabled (not $auth.jwtSecret.existingSecret) (not $auth.oidc.issuer) }}
+{{- fail "auth: set auth.jwtSecret.existingSecret (a Secret holding the token secret: kubectl create secret generic flexmig-jwt --from-file=jwt.secret=.flexmig/auth/jwt.secret) or auth.oidc.issuer and auth.oidc.jwksUrl, or auth.enabled=false (a developer loop only)" }}
+{{- end }}
+- name: AUTH
+  value: {{ ternary "on" "off" $auth.enabled | quote }}
+{{- if $auth.jwtSecret.existingSecret }}
+- name: AUTH_JWT_SECRET_FILE
+  value: /var/run/secrets/flexmig/jwt.secret
+{{- end }}
+{{- if $auth.oidc.issuer }}
+- name: AUTH_OIDC_ISSUER
+  value: {{ $auth.oidc.issuer | quote }}
+- name: AUTH_JWKS_URL
+  value: {{ required "auth.oidc.jwksUrl: the URL of the issuer's signing keys (JWKS)" $auth.oidc.jwksUrl | quote }}
+- name: AUTH_AUDIENCE
+  value: {{ $auth.oidc.audience | quote }}
+{{- end }}
+- name: HTTP_BODY_LIMIT
+  value: {{ .Values.httpBodyLimit | quote }}
+{{- end }}
+
+{{/* The token secret as a read-only file (never an environment variable: those leak into logs and crash dumps). */}}
+{{- define "flexmig.httpVolumeMounts" -}}
+{{- if .Values.auth.jwtSecret.existingSecret }}
+- name: jwt-secret
+  mountPath: /var/run/secrets/flexmig
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "flexmig.httpVolumes" -}}
+{{- if .Values.auth.jwtSecret.existingSecret }}
+- name: jwt-secret
+  secret:
+    secretName: {{ .Values.auth.jwtSecret.existingSecret }}
+    items:
+      - key: {{ .Values.auth.jwtSecret.key }}
+        path: jwt.secret
+{{- end }}
 {{- end }}

@@ -1,0 +1,6 @@
+export * from './roles';
+export * from './auth-settings';
+export * from './token-verifier';
+export * from './auth.guard';
+export * from './routes';
+export * from './tokens';

@@ -1,0 +1,41 @@
+import type { INestApplication, Logger } from '@nestjs/common';
+import { DiscoveryService, ModulesContainer, Reflector } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { ErrorsFilter } from './errors.filter';
+import { AuthGuard } from './auth/auth.guard';
+import type { AuthSettings } from './auth/auth-settings';
+import { assertEveryRouteDeclaresAccess, type HttpRoute, routesOf } from './auth/routes';
+
+/** The largest JSON body when a service does not say (HTTP_BODY_LIMIT's default): 256 KiB, far above any real request. */
+export const DEFAULT_BODY_LIMIT_BYTES = 262_144;
+
+export interface HttpSettings {
+  /** Undefined: the service has public routes only (the agent's /health and /metrics). */
+  auth?: AuthSettings;
+  bodyLimitBytes?: number;
+}
+
+/** Every HTTP route of a running application (from Nest's container, so nothing registered is missed). */
+export function routesOfApp(app: INestApplication): HttpRoute[] {
+  const controllers = new DiscoveryService(app.get(ModulesContainer)).getControllers();
+  return controllers.flatMap((w) => (w.metatype ? routesOf(w.metatype as never) : []));
+}
+
+/**
+ * What every flexmig HTTP API shares, applied before `listen`: an explicit JSON body limit (413 beyond
+ * it), the one error shape, and bearer-token checks on every route that is not public. Refuses (throws)
+ * when a route declares no access.
+ */
+export function configureHttp(app: INestApplication, settings: HttpSettings, logger?: Logger): void {
+  const limit = settings.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  // the app is created with `bodyParser: false`, so these are the only parsers, with our limit
+  const express = app as NestExpressApplication;
+  express.useBodyParser('json', { limit });
+  express.useBodyParser('urlencoded', { extended: true, limit });
+  app.useGlobalFilters(new ErrorsFilter());
+  assertEveryRouteDeclaresAccess(routesOfApp(app), settings.auth !== undefined);
+  app.useGlobalGuards(new AuthGuard(new Reflector(), settings.auth));
+  if (settings.auth?.mode === 'off') {
+    logger?.warn('AUTH=off: HTTP authentication is OFF; anyone who reaches this port may do anything (a developer loop only, never a shared machine)');
+  }
+}
