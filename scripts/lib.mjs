@@ -238,7 +238,7 @@ export async function startSecureNats(procs, { name, port }) {
     if (!server.running || i > 100) throw new PreflightError(`nats-server did not start on port ${port}:\n${server.tail()}`);
     await sleep(100);
   }
-  const tlsEnv = tls ? { NATS_TLS_CA: path.join(authDir, 'nats-ca.pem') } : {};
+  const tlsEnv = tls ? { NATS_TLS_CA: path.join(authDir, 'ca.pem') } : {};
   const creds = (role) => path.join(authDir, `${role}.creds`);
   return {
     url: `nats://127.0.0.1:${port}`,
@@ -246,11 +246,15 @@ export async function startSecureNats(procs, { name, port }) {
     pidFile,
     /** NATS_CREDS (and NATS_TLS_CA) of a service. */
     serviceEnv: (role) => ({ NATS_CREDS: creds(role), ...tlsEnv }),
-    /** An agent's identity, issued once per host (`flexmig auth agent`) and reused after. */
+    /**
+     * An agent's identity and its QEMU migration certificates (QEMU_TLS_DIR: a qemu agent migrates over
+     * TLS; the sim driver ignores it), issued once per host (`flexmig auth agent`) and reused after.
+     */
     agentEnv: (hostId) => {
       const file = path.join(authDir, `agent-${hostId}.creds`);
-      if (!existsSync(file)) flexmigCli(['auth', 'agent', hostId, '--dir', authDir]);
-      return { NATS_CREDS: file, ...tlsEnv };
+      const qemuTlsDir = path.join(authDir, 'qemu-tls', hostId);
+      if (!existsSync(file) || !existsSync(path.join(qemuTlsDir, 'server-cert.pem'))) flexmigCli(['auth', 'agent', hostId, '--dir', authDir]);
+      return { NATS_CREDS: file, ...tlsEnv, ...(existsSync(qemuTlsDir) ? { QEMU_TLS_DIR: qemuTlsDir } : {}) };
     },
     /** Connection options for the script's own NATS client: it watches progress and asks agents, as the scheduler does. */
     clientOptions: () => ({

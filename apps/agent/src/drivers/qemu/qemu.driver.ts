@@ -33,7 +33,7 @@ import { MemoryCheckResult, checkGuestMemory } from './memory-check';
 import { QemuProcess, isOurQemu, tail, waitAtMost } from './qemu-process';
 import { QmpEvent } from './qmp-client';
 import { SANDBOX_ARGS, probeSandbox } from './sandbox';
-import { checkTlsDir, useTls } from './tls';
+import { checkTlsDir, confirmTls, useTls } from './tls';
 import { ensurePrivateDir, readJsonFile, writePrivateFileAtomic } from '../../private-files';
 import { addressHost } from '../../address';
 
@@ -711,6 +711,7 @@ export class QemuDriver implements HypervisorDriver {
       'max-cpu-throttle': policy.maxThrottlePct,
       ...(this.o.tlsDir ? await useTls(qmp, this.o.tlsDir, 'client') : {}),
     });
+    if (this.o.tlsDir) this.log.log(`migration ${cmd.migrationId}: VM ${cmd.vm.id} → ${uri} ${await confirmTls(qmp, this.o.tlsDir, 'client')}`);
     const now = Date.now();
     const t: Transfer = {
       migrationId: cmd.migrationId,
