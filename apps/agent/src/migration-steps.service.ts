@@ -222,12 +222,12 @@ export class MigrationStepsService {
     if (c.step >= POINT_OF_NO_RETURN) {
       throw new FlexmigError(ErrorCode.Conflict, `step ${c.step} is at or past the point of no return (${POINT_OF_NO_RETURN}): it is never undone`);
     }
-    // only a step this agent ran, for that VM: a compensation destroys or resumes a guest
-    refuseIf(checkCompensation(c, this.ledger.history(c.migrationId)));
     const closed = this.ledger.closedAs(c.migrationId);
     if (closed) {
       throw new FlexmigError(ErrorCode.Conflict, `migration ${c.migrationId} was resolved by an operator (this host's copy ${closed === 'keep' ? 'is the VM' : 'is fenced'}): nothing of it is undone here`, { migrationId: c.migrationId }, false);
     }
+    // only a step this agent ran, for that VM: a compensation destroys or resumes a guest
+    refuseIf(checkCompensation(c, this.ledger.history(c.migrationId)));
     const d = this.driver;
     let note: string | undefined;
     switch (c.step) {
