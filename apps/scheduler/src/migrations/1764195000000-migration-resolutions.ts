@@ -1,8 +1,8 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 
 /** How operators closed `failed-needs-attention` migrations (POST /api/v1/migrations/{id}/resolve): one row each. */
-export class MigrationResolutions1764190000000 implements MigrationInterface {
-  name = 'MigrationResolutions1764190000000';
+export class MigrationResolutions1764195000000 implements MigrationInterface {
+  name = 'MigrationResolutions1764195000000';
 
   async up(q: QueryRunner): Promise<void> {
     await q.query(`CREATE TABLE migration_resolutions (
