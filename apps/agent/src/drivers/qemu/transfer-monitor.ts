@@ -5,10 +5,10 @@
  * clean-up of a stream that failed or was cancelled (the guest keeps running on the source).
  */
 import { ErrorCode, FlexmigError, MigrationPolicy as WirePolicy, TransferStats } from '@flexmig/contracts';
-import { BYTES_PER_MIB, type MigrationPolicy as ModelPolicy, type PassSample, decideConvergence, trailingNonConvergingPasses } from '@flexmig/migration-model';
+import { type MigrationPolicy as ModelPolicy, type PassSample, decideConvergence } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
 import { ProgressSink } from '../driver';
-import { ConvergenceFailureCode, transferCancelled } from '../precopy-policy';
+import { ConvergenceFailureCode, type ConvergenceFailureFacts, convergenceFailure, leverLeft, noLeverReason, passesNotConverging, transferCancelled } from '../precopy-policy';
 import { FINAL, MigrateInfo } from './migrate-info';
 import { QemuProcess, tail } from './qemu-process';
 import { QmpEvent } from './qmp-client';
@@ -240,38 +240,34 @@ export class TransferMonitor implements VmObserver {
     }
     // no lever left: fail instead of waiting for the completion timeout
     const throttle = info['cpu-throttle-percentage'] ?? 0;
-    const lever = t.wire.postCopy || (t.wire.autoConverge && throttle < t.policy.maxThrottlePct);
-    // with auto-converge, only the passes run at the maximum throttle count
-    const counted = t.wire.autoConverge ? t.history.filter((p) => p.throttlePct >= t.policy.maxThrottlePct) : t.history;
-    const hits = Math.min(trailingNonConvergingPasses(t.history, t.policy.throttleTriggerThresholdPct), counted.length);
-    const limit = this.o.notConvergingPasses ?? 8;
-    if (!lever && hits >= limit) {
-      const reason = !t.wire.autoConverge
-        ? `${hits} passes in a row re-dirtied more than ${t.policy.throttleTriggerThresholdPct}% of what they sent and auto-converge is not allowed by the policy`
-        : `${hits} passes in a row did not converge even at the maximum throttle of ${throttle}%`;
+    const hits = passesNotConverging(t.history, t.policy);
+    if (!leverLeft(t.policy, throttle, t.downtimeLimitMs) && hits >= (this.o.notConvergingPasses ?? 8)) {
+      const reason = noLeverReason(`${hits} passes in a row re-dirtied more than ${t.policy.throttleTriggerThresholdPct}% of what they sent`, t.policy, throttle);
       this.fail(vm, t, this.convergenceError(vm, t, ConvergenceFailureCode.NotConverging, reason, elapsed));
     }
   }
 
-  private convergenceError(vm: Vm, t: Transfer, code: string, reason: string, elapsedMs: number): FlexmigError {
-    const last = t.history[t.history.length - 1];
+  /** The policy gave up (or the driver did, without a lever): the shared error with QEMU's figures. */
+  private convergenceError(vm: Vm, t: Transfer, code: ConvergenceFailureFacts['code'], reason: string, elapsedMs: number): FlexmigError {
     const ram = t.last?.ram;
-    const mib = (b: number) => Math.round(b / BYTES_PER_MIB);
-    const advice = [
-      ...(t.wire.autoConverge ? [] : ['allow auto-converge']),
-      ...(t.wire.postCopy ? [] : ['allow post-copy']),
-      ...(t.wire.bandwidthMiBps ? [`raise or lift the bandwidth cap (${t.wire.bandwidthMiBps} MiB/s)`] : []),
-      `raise the downtime limit (${t.downtimeLimitMs} ms; QEMU expected ${Math.round(last?.expectedDowntimeMs ?? 0)} ms)`,
-    ];
-    return new FlexmigError(
-      code === ConvergenceFailureCode.NotConverging ? ErrorCode.Conflict : ErrorCode.Timeout,
-      `the memory transfer of VM ${vm.state.vmId} (migration ${t.migrationId}) ${code === 'NOT_CONVERGING' ? 'cannot converge' : code === 'PROGRESS_TIMEOUT' ? 'made no progress within its progress timeout' : 'did not complete within its completion timeout'} ` +
-        `after ${t.history.length} pass(es) and ${(elapsedMs / 1000).toFixed(1)} s: ${reason}. ` +
-        `Remaining ${mib(ram?.remaining ?? 0)} MiB, dirty rate ${mib((ram?.['dirty-pages-rate'] ?? 0) * 4096)} MiB/s, bandwidth ${Math.round(ram?.mbps ?? 0)} Mbit/s, throttle ${t.last?.['cpu-throttle-percentage'] ?? 0}%. ` +
-        `The stream was cancelled and the VM keeps running on the source. To migrate it: ${advice.join(', ')}.`,
-      { code, passes: t.history.length, elapsedMs, remainingBytes: ram?.remaining ?? 0, throttlePct: t.last?.['cpu-throttle-percentage'] ?? 0, downtimeLimitMs: t.downtimeLimitMs },
-      false,
-    );
+    return convergenceFailure({
+      vmId: vm.state.vmId,
+      migrationId: t.migrationId,
+      code,
+      reason,
+      figures: {
+        kind: 'measured',
+        dirtyRateBytesPerSec: (ram?.['dirty-pages-rate'] ?? 0) * (ram?.['page-size'] || 4096),
+        bandwidthBytesPerSec: ((ram?.mbps ?? 0) * 1e6) / 8,
+        expectedDowntimeMs: t.history.at(-1)?.expectedDowntimeMs ?? 0,
+      },
+      policy: t.policy,
+      passes: t.history.length,
+      elapsedMs,
+      remainingBytes: ram?.remaining ?? 0,
+      throttlePct: t.last?.['cpu-throttle-percentage'] ?? 0,
+      downtimeLimitMs: t.downtimeLimitMs,
+    });
   }
 
   fail(vm: Vm, t: Transfer, err: FlexmigError): void {
