@@ -260,11 +260,7 @@ export class QemuDriver implements HypervisorDriver {
     if (!vm || vm.dead) return;
     const t = vm.transfer;
     if (t && (t.status === 'running' || t.status === 'ready' || t.status === 'switching')) {
-      t.status = 'cancelled';
-      t.failure = transferCancelled(vmId, t.migrationId, 'cancelTransfer');
-      this.monitor.stop(t);
-      t.settled = this.monitor.abortStream(vm);
-      this.monitor.wake(t);
+      this.monitor.end(vm, t, 'cancelled', transferCancelled(vmId, t.migrationId, 'cancelTransfer'), true);
     }
     await t?.settled;
     if (!t) await this.monitor.abortStream(vm);
@@ -292,10 +288,8 @@ export class QemuDriver implements HypervisorDriver {
     if (!vm || vm.dead) throw new FlexmigError(ErrorCode.NotFound, `VM ${vmId} is not on this host: nothing to resume`);
     const t = vm.transfer;
     if (t && t.status !== 'completed' && t.status !== 'failed' && t.status !== 'cancelled') {
-      t.status = 'cancelled';
-      t.failure = transferCancelled(vmId, t.migrationId, 'the VM resumed on the source');
-      this.monitor.stop(t);
-      this.monitor.wake(t);
+      // no abort here: the stream is aborted below, even if it completed
+      this.monitor.end(vm, t, 'cancelled', transferCancelled(vmId, t.migrationId, 'the VM resumed on the source'), false);
     }
     await t?.settled;
     await this.monitor.abortStream(vm, true);
@@ -340,10 +334,7 @@ export class QemuDriver implements HypervisorDriver {
         ErrorCode.AgentFailed,
         `the switchover of VM ${cmd.vm.id} (migration ${cmd.migrationId}) ${info.status}: ${info['error-desc'] || 'the target did not load the state (its QEMU log has the reason)'}; the VM keeps running on the source`,
       );
-      t.status = 'failed';
-      t.failure = err;
-      this.monitor.stop(t);
-      t.settled = this.monitor.abortStream(vm);
+      this.monitor.end(vm, t, 'failed', err, true);
       await t.settled;
       throw err;
     }

@@ -102,10 +102,7 @@ export class TransferMonitor implements VmObserver {
   onExit(vm: Vm): void {
     const t = vm.transfer;
     if (t && !t.failure && t.status !== 'completed') {
-      t.status = 'failed';
-      t.failure = new FlexmigError(ErrorCode.AgentFailed, `the QEMU of VM ${vm.state.vmId} exited during the migration: ${tail(vm.state.logFile, 600)}`);
-      this.stop(t);
-      this.wake(t);
+      this.end(vm, t, 'failed', new FlexmigError(ErrorCode.AgentFailed, `the QEMU of VM ${vm.state.vmId} exited during the migration: ${tail(vm.state.logFile, 600)}`), false);
     }
   }
 
@@ -124,7 +121,7 @@ export class TransferMonitor implements VmObserver {
     }
   }
 
-  wake(t: Transfer): void {
+  private wake(t: Transfer): void {
     const ws = [...t.waiters];
     t.waiters.clear();
     for (const w of ws) w();
@@ -270,12 +267,21 @@ export class TransferMonitor implements VmObserver {
     });
   }
 
-  fail(vm: Vm, t: Transfer, err: FlexmigError): void {
+  /** The first failure wins: the stream is cancelled and the guest kept running on the source. */
+  private fail(vm: Vm, t: Transfer, err: FlexmigError): void {
     if (t.failure) return;
-    t.status = err.details?.code === ConvergenceFailureCode.Cancelled ? 'cancelled' : 'failed';
+    this.end(vm, t, err.details?.code === ConvergenceFailureCode.Cancelled ? 'cancelled' : 'failed', err, true);
+  }
+
+  /**
+   * Ends a transfer with `err`, which its waiters then throw. With `abort`, the stream is cancelled and
+   * the guest made to run on the source; `t.settled` resolves when that is done.
+   */
+  end(vm: Vm, t: Transfer, status: 'failed' | 'cancelled', err: FlexmigError, abort: boolean): void {
+    t.status = status;
     t.failure = err;
     this.stop(t);
-    t.settled = this.abortStream(vm);
+    if (abort) t.settled = this.abortStream(vm);
     this.wake(t);
   }
 
