@@ -151,6 +151,8 @@ export async function runQemuDemo({ env: baseEnv, urls, natsUrl, demoNats, follo
       procs.start(h, 'agent', {
         ...env,
         ...nats.agentEnv(h),
+        // the agents' log files keep what each step did (the demo shows the source's 'over TLS' line from it)
+        LOG_LEVEL: 'log',
         HOST_ID: h,
         CLUSTER_ID: cluster.id,
         DRIVER: 'qemu',
