@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Generates libs/cpu-models/src/catalog.json from libvirt's CPU map and the x86-64 psABI levels table.
 //
+//   npm run cpu-catalog                                  (= node tools/generate-cpu-catalog.mjs)
 //   node tools/generate-cpu-catalog.mjs [cpuMapDir] [--out <file>]
 //
-// cpuMapDir defaults to ../shared/reference/cpu-map relative to the repository root; --out defaults to
+// cpuMapDir defaults to libs/cpu-models/data/cpu-map (the libvirt CPU map shipped in the repository with its
+// licence, see libs/cpu-models/data/README.md); --out defaults to
 // libs/cpu-models/src/catalog.json. The output is deterministic (sorted keys and feature lists), so running
 // the script twice gives a byte-identical file; libs/cpu-models/src/catalog-generator.spec.ts checks that
 // the committed catalog equals a fresh run. The runtime library only reads the committed JSON.
@@ -31,6 +33,7 @@ const SOURCE = {
     tarball: 'libvirt-11.3.0.tar.xz',
     tarballSha256: '6bcb0c42c4580436fea262ced56f68a6afe20f7390b1bea2116718cc034a0283',
     license: 'LGPL-2.1-or-later',
+    inRepository: 'libs/cpu-models/data/cpu-map (x86 files, byte-identical to the tarball; LICENSE-libvirt.txt)',
   },
   psabi: {
     document: 'x86-64 psABI, Table 3.1 "Micro-Architecture Levels" (x86-64-ABI/low-level-sys-info.tex)',
@@ -97,10 +100,37 @@ const AMD = [
   { name: 'EPYC-Genoa', libvirt: 'EPYC-Genoa', modelName: 'AMD EPYC 9654 96-Core Processor' },
 ];
 
+// Intel's Atom-derived server cores (E-cores). They lack AVX-512, TSX and (Denverton, Snowridge) AVX, so
+// on the main ladder they stop at SandyBridge..Skylake-Client-noTSX; this second Intel ladder gives a
+// cluster of them a named mode of their own (README decision 8).
+const INTEL_ECORE = [
+  { name: 'Denverton', libvirt: 'Denverton', modelName: 'Intel(R) Atom(TM) CPU C3958 @ 2.00GHz' },
+  { name: 'Snowridge', libvirt: 'Snowridge', modelName: 'Intel(R) Atom(TM) P5962B Processor' },
+  { name: 'SierraForest', libvirt: 'SierraForest', modelName: 'Intel(R) Xeon(R) 6780E' },
+];
+// Hygon: libvirt's Dhyana (Zen 1 licensee core) and its -v2 (adds npt, nrip-save, xsaves).
+const HYGON = [
+  { name: 'Dhyana', libvirt: 'Dhyana', modelName: 'Hygon C86 7185 32-core Processor' },
+  { name: 'Dhyana-v2', libvirt: 'Dhyana-v2', modelName: 'Hygon C86 7285 32-core Processor' },
+];
+// Vendors with no ladder: their hosts get no IMC mode (passthrough only). Not in libvirt 11.3.0's
+// x86_vendors.xml (newer libvirt names CentaurHauls "Zhaoxin"); "  Shanghai  " is Zhaoxin's newer string.
+const LADDERLESS_VENDORS = [
+  { name: 'Zhaoxin', cpuidVendor: 'CentaurHauls' },
+  { name: 'Zhaoxin', cpuidVendor: '  Shanghai  ' },
+];
+
 // Features a ladder may lose for good (absent from the ladder's newest model). Anything else missing from
 // an intermediate libvirt file is treated as an omission and carried upward. A difference between this
 // expectation and the data stops the generator.
-const EXPECTED_LINEAGE_DROPS = { intel: [], amd: ['fma4', 'tbm', 'xop'] };
+const EXPECTED_LINEAGE_DROPS = {
+  intel: [],
+  amd: ['fma4', 'tbm', 'xop'],
+  hygon: [],
+  // Denverton's mpx (gone from every later Intel core); Snowridge's cldemote, movdiri, movdir64b and
+  // core-capability, which libvirt's (and QEMU's) SierraForest model does not present.
+  'intel-ecore': ['cldemote', 'core-capability', 'movdir64b', 'movdiri', 'mpx'],
+};
 
 // Restricted Transactional Memory / Hardware Lock Elision: the only difference between a -noTSX mode and
 // its sibling (checked against libvirt's -noTSX files below).
@@ -155,6 +185,7 @@ const CPUINFO_SYNTHETIC = {
   Intel: { ibrs: ['spec-ctrl'], ibpb: ['spec-ctrl'], stibp: ['stibp'], ssbd: ['ssbd'], vnmi: [] },
   AMD: { ibrs: ['ibrs'], ibpb: ['ibpb'], stibp: ['amd-stibp'], ssbd: ['amd-ssbd'] },
   Hygon: { ibrs: ['ibrs'], ibpb: ['ibpb'], stibp: ['amd-stibp'], ssbd: ['amd-ssbd'] },
+  Zhaoxin: { ibrs: ['spec-ctrl'], ibpb: ['spec-ctrl'], stibp: ['stibp'], ssbd: ['ssbd'], vnmi: [] },
 };
 
 // psABI ladder: QEMU has no x86-64-vN model in this release, so the level is presented on kvm64.
@@ -165,7 +196,7 @@ const PSABI_SUBSTITUTE = { osxsave: 'xsave' };
 
 // ---------------------------------------------------------------------------------------------------------
 function parseArgs(argv) {
-  let dir = resolve(repoRoot, '../shared/reference/cpu-map');
+  let dir = resolve(repoRoot, 'libs/cpu-models/data/cpu-map');
   let out = resolve(repoRoot, 'libs/cpu-models/src/catalog.json');
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--out') out = resolve(argv[++i]);
@@ -187,7 +218,11 @@ const fail = (msg) => {
 };
 
 function loadVendors(dir) {
-  return readXml(dir, 'x86_vendors.xml').cpus.vendor.map((v) => ({ name: v.name, cpuidVendor: v.string }));
+  const libvirt = readXml(dir, 'x86_vendors.xml').cpus.vendor.map((v) => ({ name: v.name, cpuidVendor: v.string, ladder: true }));
+  for (const v of LADDERLESS_VENDORS) {
+    if (libvirt.some((l) => l.cpuidVendor === v.cpuidVendor)) fail(`vendor string "${v.cpuidVendor}" is now in x86_vendors.xml; decide its ladder`);
+  }
+  return [...libvirt, ...LADDERLESS_VENDORS.map((v) => ({ ...v, ladder: false }))];
 }
 
 function loadFeatures(dir) {
@@ -410,6 +445,8 @@ function build(dir) {
   };
   buildLadder('intel', 'Intel', INTEL);
   buildLadder('amd', 'AMD', AMD);
+  buildLadder('intel-ecore', 'Intel', INTEL_ECORE);
+  buildLadder('hygon', 'Hygon', HYGON);
 
   // psABI ladder
   const levels = JSON.parse(readFileSync(join(dir, 'x86-64-levels.json'), 'utf8'));
@@ -472,7 +509,7 @@ function build(dir) {
       expectedLineageDrops: EXPECTED_LINEAGE_DROPS,
       psabiSubstitutes: PSABI_SUBSTITUTE,
     },
-    vendors: [...vendors].sort((a, b) => a.name.localeCompare(b.name)),
+    vendors: [...vendors].sort((a, b) => a.name.localeCompare(b.name) || (a.cpuidVendor < b.cpuidVendor ? -1 : 1)),
     features: [...features].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     baselines: baselines.sort((a, b) => (a.ladder < b.ladder ? -1 : a.ladder > b.ladder ? 1 : 0) || a.order - b.order || (a.tsx === b.tsx ? 0 : a.tsx === false ? -1 : 1)),
   };

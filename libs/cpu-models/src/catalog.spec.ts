@@ -58,7 +58,7 @@ describe('catalog', () => {
 });
 
 describe('baselines', () => {
-  it('has the three ladders in order', () => {
+  it('has the five ladders in order', () => {
     expect(listBaselines({ ladder: 'intel' }).map((b) => b.name)).toEqual([
       'Merom', 'Penryn', 'Nehalem', 'Westmere', 'SandyBridge', 'IvyBridge',
       'Haswell-noTSX', 'Haswell', 'Broadwell-noTSX', 'Broadwell', 'Skylake-Client-noTSX', 'Skylake-Client',
@@ -68,8 +68,11 @@ describe('baselines', () => {
     expect(listBaselines({ vendor: 'amd' }).map((b) => b.name)).toEqual([
       'Opteron_G1', 'Opteron_G2', 'Opteron_G3', 'Opteron_G4', 'Opteron_G5', 'EPYC', 'EPYC-Rome', 'EPYC-Milan', 'EPYC-Genoa',
     ]);
+    expect(listBaselines({ ladder: 'intel-ecore' }).map((b) => b.name)).toEqual(['Denverton', 'Snowridge', 'SierraForest']);
+    expect(listBaselines({ vendor: 'HygonGenuine' }).map((b) => b.name)).toEqual(['Dhyana', 'Dhyana-v2']);
     expect(listBaselines({ ladder: 'psabi' }).map((b) => b.name)).toEqual(['x86-64-v1', 'x86-64-v2', 'x86-64-v3', 'x86-64-v4']);
-    expect(listBaselines()).toHaveLength(32);
+    expect(listBaselines()).toHaveLength(37);
+    expect(listBaselines({ vendor: 'Zhaoxin' })).toEqual([]);
   });
 
   it.each([

@@ -7,8 +7,8 @@ import catalogJson from './catalog.json';
  * with zod so a hand edit that breaks its shape fails at load, not in the middle of an evaluation.
  */
 
-export type Vendor = 'Intel' | 'AMD' | 'Hygon';
-export type LadderName = 'intel' | 'amd' | 'psabi';
+export type Vendor = 'Intel' | 'AMD' | 'Hygon' | 'Zhaoxin';
+export type LadderName = 'intel' | 'intel-ecore' | 'amd' | 'hygon' | 'psabi';
 export type CpuidRegister = 'EAX' | 'EBX' | 'ECX' | 'EDX';
 
 const FeatureSchema = z.object({
@@ -30,8 +30,8 @@ const FeatureSchema = z.object({
 const BaselineSchema = z.object({
   name: z.string(),
   kind: z.enum(['imc', 'psabi']),
-  ladder: z.enum(['intel', 'amd', 'psabi']),
-  vendor: z.enum(['Intel', 'AMD']).nullable(),
+  ladder: z.enum(['intel', 'intel-ecore', 'amd', 'hygon', 'psabi']),
+  vendor: z.enum(['Intel', 'AMD', 'Hygon']).nullable(),
   order: z.number().int().positive(),
   tsx: z.boolean().nullable(),
   aliases: z.array(z.string()),
@@ -58,7 +58,7 @@ const CatalogSchema = z.object({
     expectedLineageDrops: z.record(z.string(), z.array(z.string())),
     psabiSubstitutes: z.record(z.string(), z.string()),
   }),
-  vendors: z.array(z.object({ name: z.string(), cpuidVendor: z.string() })),
+  vendors: z.array(z.object({ name: z.enum(['Intel', 'AMD', 'Hygon', 'Zhaoxin']), cpuidVendor: z.string(), ladder: z.boolean() })),
   features: z.array(FeatureSchema),
   baselines: z.array(BaselineSchema),
 });
@@ -134,13 +134,31 @@ export const baselineIndex = new Map<string, BaselineIndex>(baselines.map((b) =>
 export const baselineNames = new Map<string, string>();
 for (const b of baselines) for (const n of [b.name, ...b.aliases]) baselineNames.set(n.toLowerCase(), b.name);
 
-/** The IMC ladder of each vendor, oldest first; a -noTSX mode sits just before its TSX sibling. */
+/** The IMC ladders, oldest first; a -noTSX mode sits just before its TSX sibling. */
+const ladderNamed = (name: LadderName): readonly BaselineIndex[] =>
+  baselines.filter((b) => b.ladder === name).map((b) => baselineIndex.get(b.name)!);
 export const ladderOf: Record<LadderName, readonly BaselineIndex[]> = {
-  intel: baselines.filter((b) => b.ladder === 'intel').map((b) => baselineIndex.get(b.name)!),
-  amd: baselines.filter((b) => b.ladder === 'amd').map((b) => baselineIndex.get(b.name)!),
-  psabi: baselines.filter((b) => b.ladder === 'psabi').map((b) => baselineIndex.get(b.name)!),
+  intel: ladderNamed('intel'),
+  'intel-ecore': ladderNamed('intel-ecore'),
+  amd: ladderNamed('amd'),
+  hygon: ladderNamed('hygon'),
+  psabi: ladderNamed('psabi'),
 };
-export const vendorLadder: Record<Vendor, LadderName | null> = { Intel: 'intel', AMD: 'amd', Hygon: null };
+/**
+ * Each vendor's IMC ladders, main ladder first. Intel's second ladder (`intel-ecore`: Denverton, Snowridge,
+ * SierraForest) is used only where it gives a mode containing the main ladder's answer (README decision 8).
+ * A vendor with no ladder (Zhaoxin/VIA) gets no IMC mode: passthrough only.
+ */
+export const vendorLadders: Record<Vendor, readonly LadderName[]> = {
+  Intel: ['intel', 'intel-ecore'],
+  AMD: ['amd'],
+  Hygon: ['hygon'],
+  Zhaoxin: [],
+};
+/** Why a vendor has no IMC mode, for evaluation notes and refusals. */
+export const noLadderReason = (vendor: Vendor): string =>
+  `${vendor} has no IMC ladder (libvirt defines no CPU models for it): its hosts get no named CPU mode and can only ` +
+  `join a cluster whose IMC mode is off (host passthrough)`;
 
 /** Rank used to pick the "highest" of several supported modes: generation first, then TSX over noTSX. */
 export const rankOf = (b: Baseline): number => b.order * 2 + (b.tsx === false ? 0 : 1);
