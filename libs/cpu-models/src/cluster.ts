@@ -107,7 +107,7 @@ export function modesHighestFirst(vendor: Vendor): Baseline[] {
   const byRank = (l: readonly BaselineIndex[]) => [...l].sort((a, b) => rankOf(b.baseline) - rankOf(a.baseline));
   const out: BaselineIndex[] = byRank(main);
   for (const ladder of others) {
-    for (const m of byRank(ladder).reverse()) {
+    for (const m of byRank(ladder)) {
       const below = out.findIndex((x) => x.baseline.ladder === main[0].baseline.ladder && isSubset(x.bits, m.bits) && !isSubset(m.bits, x.bits));
       out.splice(below === -1 ? out.length : below, 0, m);
     }
