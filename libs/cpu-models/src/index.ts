@@ -1,4 +1,4 @@
-// @flexmig/cpu-models: the CPU baseline catalog (libvirt 11.3.0 cpu_map + x86-64 psABI levels) and pure
+// @flexmig/cpu-models: the CPU baseline catalog (libvirt 12.8.0 cpu_map + x86-64 psABI levels) and pure
 // functions over it. No I/O beyond importing the committed catalog.json. Decisions: ../README.md.
 export type { Baseline, Catalog, CpuFeature, CpuidRegister, LadderName, Vendor } from './catalog';
 export { catalog, noLadderReason } from './catalog';
