@@ -56,6 +56,14 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     // locks it for update) cannot slip in between and leave a host below its cluster's mode.
     const cluster = await this.db.transaction(async (m) => {
       const cluster = await m.getRepository(ClusterEntity).findOneOrFail({ where: { id: resolved.id }, lock: { mode: 'pessimistic_read' } });
+      // A vendor without an IMC ladder (Zhaoxin/VIA) has no mode to check: only IMC off (passthrough) fits it.
+      if (evaluation.maxImcMode === null && evaluation.ladder.length === 0 && cluster.imcMode !== IMC_OFF) {
+        throw new FlexmigError(
+          ErrorCode.CpuIncompatible,
+          `host ${r.hostId} cannot join cluster ${cluster.name} (IMC mode ${cluster.imcMode ?? 'not set'}): ${evaluation.reason ?? `${r.cpu.vendor} has no IMC ladder`}`,
+          { hostId: r.hostId, clusterId: cluster.id, mode: cluster.imcMode, missing: [] },
+        );
+      }
       if (cluster.imcMode && cluster.imcMode !== IMC_OFF) {
         const verdict = await this.cpu.verdict(cluster.imcMode, r.cpu);
         if (!verdict.compatible) {
