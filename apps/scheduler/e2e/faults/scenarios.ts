@@ -1,0 +1,303 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { type StepName } from '@flexmig/contracts';
+import { sleep } from '@flexmig/timing';
+import { type FaultHarness } from './fault-harness';
+import { type InvariantResult } from './invariants';
+import { type FaultContext, type Scenario, type Setup } from './runner';
+
+function missingBinary(...bins: string[]): string | undefined {
+  for (const bin of bins) {
+    try {
+      execFileSync('which', [bin], { stdio: 'ignore' });
+    } catch {
+      return `${bin} is not installed`;
+    }
+  }
+  return undefined;
+}
+
+// ---- setups: one harness each, shared by its scenarios ----
+
+/** Every step stretched (~600 ms) so that a fault lands inside the chosen one; deadlines short enough to test. */
+const simTiming = {
+  scheduler: { STEP_DELAY_MS: '300', STEP_TIMEOUT_MS: '4000', OUTCOME_UNKNOWN_LIMIT_MS: '20000' },
+  agent: { SIM_STEP_LATENCY_MS: '300', SIM_TIME_SCALE: '0.2' },
+};
+
+export const simSetup: Setup = {
+  name: 'sim',
+  driver: 'sim',
+  hosts: [
+    { id: 'fm1', cpu: 'Skylake-Server' },
+    { id: 'fm2', cpu: 'Skylake-Server' },
+  ],
+  ...simTiming,
+};
+
+export const qemuSetup: Setup = {
+  name: 'qemu',
+  driver: 'qemu',
+  hosts: [
+    { id: 'fq1', cpu: 'qemu' },
+    { id: 'fq2', cpu: 'qemu' },
+  ],
+  scheduler: { STEP_TIMEOUT_MS: '30000', OUTCOME_UNKNOWN_LIMIT_MS: '30000' },
+  unavailable: () => missingBinary('qemu-system-x86_64', 'as', 'objcopy'),
+};
+
+/** Both agents keep their state on a 1 MiB tmpfs of their own, so that a scenario can fill one. */
+const tmpfsRoot = mkdtempSync(path.join(tmpdir(), 'flexmig-tmpfs-'));
+const tmpfsDir = (hostId: string) => path.join(tmpfsRoot, hostId);
+export const stateFullSetup: Setup = {
+  name: 'state directory on a small tmpfs',
+  driver: 'sim',
+  hosts: [
+    { id: 'fd1', cpu: 'Skylake-Server' },
+    { id: 'fd2', cpu: 'Skylake-Server' },
+  ],
+  ...simTiming,
+  stateDirOf: { fd1: tmpfsDir('fd1'), fd2: tmpfsDir('fd2') },
+  unavailable: () => (process.getuid?.() === 0 ? undefined : 'mounting a tmpfs needs root'),
+  prepare() {
+    for (const id of ['fd1', 'fd2']) {
+      execFileSync('mkdir', ['-p', '-m', '700', tmpfsDir(id)]);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', tmpfsDir(id)]);
+    }
+  },
+  teardown() {
+    for (const id of ['fd1', 'fd2']) execFileSync('umount', ['-l', tmpfsDir(id)]);
+    rmSync(tmpfsRoot, { recursive: true, force: true });
+  },
+};
+
+// ---- building blocks ----
+
+const libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+
+/** Who takes part in which step (DESIGN.md, the saga), and so where each process can be killed. */
+export const participants: Record<string, StepName[]> = {
+  scheduler: ['verify-compatibility', 'transfer-config', 'transfer-memory', 'sync-memory', 'pause-source', 'transfer-state', 'resume-target', 'stop-source', 'commit'],
+  inventory: ['verify-compatibility', 'commit'],
+  'cpu-compat': ['verify-compatibility'],
+  'source agent': ['transfer-memory', 'sync-memory', 'pause-source', 'transfer-state', 'stop-source'],
+  'target agent': ['transfer-config', 'transfer-state', 'resume-target'],
+};
+
+const processName = (who: string, c: FaultContext) => (who === 'source agent' ? c.src : who === 'target agent' ? c.dst : who);
+
+/** kill -9 of a process once the migration runs `step`, and a restart with the same settings. */
+export const killAt = (who: string, step: StepName, setup: Setup = simSetup): Scenario => ({
+  id: `${setup.driver === 'qemu' ? 'qemu:' : ''}kill-${who.replace(' ', '-')}@${step}`,
+  fault: `kill -9 of the ${who}, restarted 0.5 s later`,
+  step,
+  setup,
+  async inject(c) {
+    await c.reach(step);
+    await sleep(Math.floor(Math.random() * 150));
+    await c.h.crashAndRestart(processName(who, c), 500);
+  },
+});
+
+export const restartNatsAt = (step: StepName): Scenario => ({
+  id: `restart-nats@${step}`,
+  fault: 'NATS server stopped, started again 1 s later (same store)',
+  step,
+  setup: simSetup,
+  async inject(c) {
+    await c.reach(step);
+    await c.h.nats.restart(1000);
+  },
+});
+
+export const restartPostgresAt = (step: StepName): Scenario => ({
+  id: `restart-postgres@${step}`,
+  fault: 'PostgreSQL crashed (immediate stop), started again 1 s later',
+  step,
+  setup: simSetup,
+  async inject(c) {
+    await c.reach(step);
+    await c.h.pg.restart(1000);
+  },
+});
+
+/** Every step command the migration's agents receive, seen by the test's observer identity. */
+class CommandLog {
+  readonly seen: { step: number; role: string; attempt: number }[] = [];
+  private sub?: Subscription;
+  start(h: FaultHarness, migrationId: string): void {
+    this.sub = h.nc.subscribe(`${h.prefix}.agent.*.migration.step`, {
+      callback: (_e, msg) => {
+        const cmd = msg.json<{ migrationId: string; step: number; role: string; attempt: number }>();
+        if (cmd.migrationId === migrationId) this.seen.push({ step: cmd.step, role: cmd.role, attempt: cmd.attempt });
+      },
+    });
+  }
+  stop(): void {
+    this.sub?.unsubscribe();
+  }
+  /** The same attempt of a step sent twice (a replica that acted on a migration another one drives). */
+  repeats(): string[] {
+    const keys = this.seen.map((s) => `step ${s.step} ${s.role} attempt ${s.attempt}`);
+    return [...new Set(keys.filter((k, i) => keys.indexOf(k) !== i))];
+  }
+}
+
+/**
+ * A zombie replica: the scheduler that drives the migration is frozen (SIGSTOP) past its lease at `step`,
+ * a second replica takes the migration over, then the first is thawed (SIGCONT). It must not act again:
+ * no step attempt is sent twice, no event twice.
+ */
+export const zombieAt = (step: StepName): Scenario => {
+  const log = new CommandLog();
+  return {
+    id: `zombie-replica@${step}`,
+    fault: 'the driving scheduler frozen (SIGSTOP) for its lease + 3 s, another replica takes over, then SIGCONT',
+    step,
+    setup: simSetup,
+    async before({ h }) {
+      await h.startService('scheduler-2', 'scheduler', { ...h.procs.get('scheduler')!.env, SCHEDULER_ID: 'sched-2' });
+    },
+    async inject(c) {
+      log.start(c.h, c.migrationId);
+      await c.reach(step);
+      const frozen = c.h.procs.get('scheduler')!;
+      const url = c.h.url.scheduler;
+      c.h.url.scheduler = c.h.url['scheduler-2']; // a frozen process accepts connections and never answers
+      process.kill(frozen.pid!, 'SIGSTOP');
+      try {
+        await sleep(Number(frozen.env.LEASE_TTL_MS) + 3000);
+      } finally {
+        process.kill(frozen.pid!, 'SIGCONT');
+      }
+      await sleep(1000); // the thawed replica's timers fire now, if they still would
+      c.h.url.scheduler = url;
+    },
+    async extra() {
+      const repeats = log.repeats();
+      return [{ name: 'no step attempt sent twice', held: repeats.length === 0, detail: repeats.join(', ') || `${log.seen.length} commands, each once` }];
+    },
+    async cleanup({ h }) {
+      log.stop();
+      await h.procs.get('scheduler-2')?.stop();
+      h.procs.delete('scheduler-2');
+    },
+  };
+};
+
+/**
+ * Step commands and their replies, each published a second time `delayMs` later by the test (a second
+ * client): the agents answer a repeat with the first answer, and the scheduler drops a reply it no
+ * longer waits for.
+ */
+export const duplicated = (delayMs: number): Scenario => {
+  const subs: Subscription[] = [];
+  return {
+    id: `duplicate-commands-and-replies+${delayMs}ms`,
+    fault: `every step command, compensation and reply of the migration published again ${delayMs} ms later`,
+    step: '—',
+    setup: simSetup,
+    async inject(c) {
+      const nc: NatsConnection = c.h.nc;
+      const replayed = new Set<string>();
+      const replay = (subject: string, data: Uint8Array, command: boolean) => {
+        const text = new TextDecoder().decode(data);
+        if (!text.includes(c.migrationId) || replayed.has(`${subject} ${text}`)) return;
+        replayed.add(`${subject} ${text}`);
+        setTimeout(() => {
+          if (nc.isClosed()) return;
+          // a repeated command is a request of its own (its answer comes to the test); a repeated reply
+          // arrives on the scheduler's inbox after the request it answered was settled
+          if (command) nc.request(subject, data, { timeout: 10_000 }).catch(() => undefined);
+          else nc.publish(subject, data);
+        }, delayMs);
+      };
+      subs.push(nc.subscribe(`${c.h.prefix}.agent.*.migration.*`, { callback: (_e, msg) => replay(msg.subject, msg.data, true) }));
+      subs.push(nc.subscribe('_INBOX.scheduler.>', { callback: (_e, msg) => replay(msg.subject, msg.data, false) }));
+    },
+    async cleanup() {
+      await sleep(delayMs);
+      for (const s of subs.splice(0)) s.unsubscribe();
+    },
+  };
+};
+
+/**
+ * Clock skew: a second replica whose wall clock is three hours behind (libfaketime) takes the migration
+ * over when the first is killed at `step`. Durations stay true, and no event lands in the dead-letter table.
+ */
+export const skewedTakeoverAt = (step: StepName): Scenario => ({
+  id: `clock-skew-3h-takeover@${step}`,
+  fault: 'the driving scheduler killed; a replica with its clock 3 h behind (faketime) takes over',
+  step,
+  setup: simSetup,
+  async before({ h }) {
+    await h.startService('scheduler-skewed', 'scheduler', {
+      ...h.procs.get('scheduler')!.env,
+      SCHEDULER_ID: 'sched-skewed',
+      LD_PRELOAD: libfaketime,
+      FAKETIME: '-3h',
+      FAKETIME_DONT_FAKE_MONOTONIC: '1',
+    });
+  },
+  async inject(c) {
+    await c.reach(step);
+    await c.h.procs.get('scheduler')!.kill();
+    c.h.url.scheduler = c.h.url['scheduler-skewed'];
+  },
+  async extra(c) {
+    const m = await c.h.migration(c.migrationId);
+    const durations = (m.steps ?? []).map((s: { durationMs?: number }) => s.durationMs).filter((d: unknown) => typeof d === 'number');
+    const bad = durations.filter((d: number) => d < 0 || d > 5 * 60_000);
+    const db = new Client({ connectionString: c.h.pg.url('flexmig') });
+    await db.connect();
+    const dead = (await db.query('SELECT count(*)::int AS n FROM scheduler.outbox_dead_letter').finally(() => undefined)).rows[0].n;
+    await db.end();
+    const total = m.result?.totalTimeMs;
+    return [
+      { name: 'durations true (0 ≤ d < 5 min)', held: bad.length === 0 && typeof total === 'number' && total >= 0 && total < 5 * 60_000, detail: `steps ${durations.join('/')} ms, total ${total} ms` },
+      { name: 'no event dead-lettered', held: dead === 0, detail: `${dead} in scheduler.outbox_dead_letter` },
+    ];
+  },
+  async cleanup({ h }) {
+    await h.procs.get('scheduler-skewed')?.stop();
+    h.procs.delete('scheduler-skewed');
+    h.url.scheduler = h.url['scheduler'];
+    const p = h.procs.get('scheduler')!;
+    await h.startService('scheduler', 'scheduler', p.env);
+  },
+});
+
+/** The target agent's state directory full (its tmpfs filled) when the migration starts. */
+export const stateDirFull = (): Scenario => {
+  const filler = (h: FaultHarness, hostId: string) => path.join(h.hostDir(hostId), 'filler');
+  return {
+    id: 'target-state-dir-full',
+    fault: "the target agent's state directory (a 1 MiB tmpfs) full from the start",
+    step: '—',
+    setup: stateFullSetup,
+    async before({ h, dst }) {
+      try {
+        writeFileSync(filler(h, dst), Buffer.alloc(2 * 1024 * 1024)); // more than fits: ENOSPC leaves it full
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+      }
+    },
+    async inject() {
+      // the fault is in place before the migration starts
+    },
+    async extra(c) {
+      const ledgerOk = existsSync(filler(c.h, c.dst));
+      return [{ name: 'the state directory stayed full during the migration', held: ledgerOk, detail: ledgerOk ? 'filler present' : 'filler missing' }];
+    },
+    async cleanup({ h, dst }) {
+      rmSync(filler(h, dst), { force: true });
+    },
+  };
+};
+
+export type { InvariantResult };

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// `npm run faults`: runs the whole fault matrix (apps/scheduler/e2e/faults, a Jest project of its own that
+// `npm test` leaves out) on the built services, one scenario at a time, and writes docs/fault-matrix.md.
+//   npm run faults                         build, run every scenario, write the document
+//   npm run faults -- --no-build           run on what dist/ holds
+//   FAULTS_FILTER='kill-scheduler' npm run faults   only the scenarios whose id matches (the document then
+//                                          lists only those: rerun the whole matrix before committing it)
+//   FAULTS_DRIVER=sim|qemu                 only one driver's scenarios
+//   FUZZ_RESULTS=<file>                    the fuzz counts for the "Fuzzing" section (default dist/fuzz/results.json)
+// Exits non-zero when a scenario failed (the document still shows which, and why).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import launcher from '../libs/testing/src/launcher.cjs';
+import { renderMatrix } from './faults/render.mjs';
+
+const { root } = launcher;
+const resultsFile = path.join(root, 'dist/faults/results.json');
+const fuzzFile = process.env.FUZZ_RESULTS ?? path.join(root, 'dist/fuzz/results.json');
+const docFile = path.join(root, 'docs/fault-matrix.md');
+
+const run = (cmd, args, env = {}) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } }).status ?? 1;
+
+if (!process.argv.includes('--no-build') && run('npm', ['run', '--silent', 'build']) !== 0) {
+  console.error('npm run faults: the build failed; nothing ran');
+  process.exit(1);
+}
+
+mkdirSync(path.dirname(resultsFile), { recursive: true });
+rmSync(resultsFile, { force: true });
+const started = Date.now();
+const status = run('npm', ['run', '--silent', 'jest', '--', '--selectProjects', 'faults', '--runInBand'], { FLEXMIG_FAULTS: '1', FAULTS_RESULTS: resultsFile });
+const wallMs = Date.now() - started;
+
+if (!existsSync(resultsFile)) {
+  console.error(`npm run faults: the matrix wrote no results (${resultsFile}); see the Jest output above`);
+  process.exit(status || 1);
+}
+const { results } = JSON.parse(readFileSync(resultsFile, 'utf8'));
+const partial = process.env.FAULTS_FILTER || process.env.FAULTS_DRIVER;
+const notes = partial ? [`> Partial run (FAULTS_FILTER=${process.env.FAULTS_FILTER ?? ''} FAULTS_DRIVER=${process.env.FAULTS_DRIVER ?? ''}).`] : [];
+writeFileSync(docFile, renderMatrix({ results, run: { wallMs, date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', command: 'npm run faults' }, fuzzFile, fuzzLabel: path.relative(root, fuzzFile), notes }));
+const failed = results.filter((r) => !r.passed);
+console.log(`\nfault matrix: ${results.length - failed.length}/${results.length} scenarios passed in ${Math.round(wallMs / 1000)} s; wrote ${path.relative(root, docFile)}`);
+for (const r of failed) console.log(`  failed: ${r.id}`);
+process.exit(status !== 0 || failed.length ? 1 : 0);
