@@ -1,4 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import { sleep } from '@flexmig/timing';
 import { TERMINAL } from '../harness';
 import { type FaultHarness } from './fault-harness';
@@ -117,23 +116,10 @@ export class InvariantChecker {
 
   /** QEMU processes of this VM, found by their command line (the VM's id, in a host's run directory). */
   private qemuProcesses(vmId: string): { hostId: string; pid: number; state: string }[] {
-    const found: { hostId: string; pid: number; state: string }[] = [];
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let cmdline: string;
-      let state: string;
-      try {
-        cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-        // the state letter follows the parenthesised command name: R running, S sleeping, T stopped, Z zombie
-        state = /\)\s+(\S)/.exec(readFileSync(`/proc/${entry}/stat`, 'utf8'))?.[1] ?? '?';
-      } catch {
-        continue; // the process ended meanwhile
-      }
-      if (!cmdline.includes('qemu-system') || !cmdline.includes(vmId) || state === 'Z') continue;
-      const host = this.h.o.hosts.find((x) => cmdline.includes(this.h.qemuRunDir(x.id)));
-      found.push({ hostId: host?.id ?? 'unknown host', pid: Number(entry), state });
-    }
-    return found;
+    return this.h
+      .qemuProcesses()
+      .filter((q) => q.cmdline.includes(vmId))
+      .map((q) => ({ hostId: q.hostId ?? 'unknown host', pid: q.pid, state: q.state }));
   }
 
   private async oneHostAsQemuSays(m: MigrationUnderTest, host?: string): Promise<InvariantResult> {

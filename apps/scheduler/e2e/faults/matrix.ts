@@ -1,6 +1,6 @@
 import { STEP_NAMES } from '@flexmig/contracts';
 import { type Scenario } from './runner';
-import { duplicated, killAt, participants, qemuSetup, restartNatsAt, restartPostgresAt, skewedTakeoverAt, stateDirFull, zombieAt } from './scenarios';
+import { agentCutFromNatsAt, duplicated, killAt, participants, qemuSetup, restartNatsAt, restartPostgresAt, schedulerCutFromPostgresAt, skewedTakeoverAt, sourceTargetSplitAt, stateDirFull, zombieAt } from './scenarios';
 
 /**
  * The fault matrix (issue 10, item 7): `npm run faults` runs all of it and writes docs/fault-matrix.md.
@@ -14,6 +14,8 @@ export const matrix: Scenario[] = [
   ...STEP_NAMES.map(restartPostgresAt),
   zombieAt('sync-memory'),
   zombieAt('stop-source'),
+  schedulerCutFromPostgresAt('transfer-memory'),
+  schedulerCutFromPostgresAt('resume-target'),
   duplicated(1000),
   skewedTakeoverAt('transfer-memory'),
   stateDirFull(),
@@ -23,4 +25,8 @@ export const matrix: Scenario[] = [
   killAt('target agent', 'transfer-config', qemuSetup),
   killAt('target agent', 'resume-target', qemuSetup),
   killAt('scheduler', 'sync-memory', qemuSetup),
+  // real QEMU, each agent in a network namespace of its own
+  agentCutFromNatsAt('source agent', 'sync-memory', 15_000),
+  agentCutFromNatsAt('target agent', 'transfer-memory', 15_000),
+  sourceTargetSplitAt('transfer-memory'),
 ];

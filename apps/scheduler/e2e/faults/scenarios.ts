@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { type StepName } from '@flexmig/contracts';
+import { HostNetwork } from '@flexmig/testing';
 import { sleep } from '@flexmig/timing';
 import { type FaultHarness } from './fault-harness';
 import { type InvariantResult } from './invariants';
@@ -73,6 +74,20 @@ export const stateFullSetup: Setup = {
     for (const id of ['fd1', 'fd2']) execFileSync('umount', ['-l', tmpfsDir(id)]);
     rmSync(tmpfsRoot, { recursive: true, force: true });
   },
+};
+
+/** Real QEMU, each agent on a host of its own (a network namespace), for the partitions. */
+const network = new HostNetwork(['fp1', 'fp2'], 232);
+export const qemuNetnsSetup: Setup = {
+  name: 'qemu in network namespaces',
+  driver: 'qemu',
+  hosts: [
+    { id: 'fp1', cpu: 'qemu' },
+    { id: 'fp2', cpu: 'qemu' },
+  ],
+  network,
+  scheduler: { STEP_TIMEOUT_MS: '20000', OUTCOME_UNKNOWN_LIMIT_MS: '30000' },
+  unavailable: () => HostNetwork.unavailable() ?? missingBinary('qemu-system-x86_64', 'as', 'objcopy'),
 };
 
 // ---- building blocks ----
@@ -147,47 +162,74 @@ class CommandLog {
   }
 }
 
+/** A second scheduler replica, started before the migration (which the first one drives) and stopped after. */
+const secondReplica = {
+  async before({ h }: { h: FaultHarness }) {
+    await h.startService('scheduler-2', 'scheduler', { ...h.procs.get('scheduler')!.env, SCHEDULER_ID: 'sched-2' });
+  },
+  async cleanup(h: FaultHarness) {
+    await h.procs.get('scheduler-2')?.stop();
+    h.procs.delete('scheduler-2');
+    h.url.scheduler = h.url['scheduler-1'] ?? h.url.scheduler;
+  },
+};
+
 /**
- * A zombie replica: the scheduler that drives the migration is frozen (SIGSTOP) past its lease at `step`,
- * a second replica takes the migration over, then the first is thawed (SIGCONT). It must not act again:
- * no step attempt is sent twice, no event twice.
+ * The replica that drives the migration is out of the game for its lease + 3 s (frozen, or cut off from
+ * PostgreSQL) from `step` on, and the second replica takes the migration over. Back, it must not act
+ * again: no step attempt is sent twice, no event published twice.
  */
-export const zombieAt = (step: StepName): Scenario => {
+const replicaOutOfTheGame = (o: { id: string; fault: string; step: StepName; off(h: FaultHarness): void; on(h: FaultHarness): void }): Scenario => {
   const log = new CommandLog();
   return {
-    id: `zombie-replica@${step}`,
-    fault: 'the driving scheduler frozen (SIGSTOP) for its lease + 3 s, another replica takes over, then SIGCONT',
-    step,
+    id: o.id,
+    fault: o.fault,
+    step: o.step,
     setup: simSetup,
-    async before({ h }) {
-      await h.startService('scheduler-2', 'scheduler', { ...h.procs.get('scheduler')!.env, SCHEDULER_ID: 'sched-2' });
-    },
+    before: secondReplica.before,
     async inject(c) {
       log.start(c.h, c.migrationId);
-      await c.reach(step);
-      const frozen = c.h.procs.get('scheduler')!;
-      const url = c.h.url.scheduler;
-      c.h.url.scheduler = c.h.url['scheduler-2']; // a frozen process accepts connections and never answers
-      process.kill(frozen.pid!, 'SIGSTOP');
+      await c.reach(o.step);
+      c.h.url['scheduler-1'] = c.h.url.scheduler;
+      c.h.url.scheduler = c.h.url['scheduler-2']; // the first one may not answer HTTP meanwhile
+      o.off(c.h);
       try {
-        await sleep(Number(frozen.env.LEASE_TTL_MS) + 3000);
+        await sleep(Number(c.h.procs.get('scheduler')!.env.LEASE_TTL_MS) + 3000);
       } finally {
-        process.kill(frozen.pid!, 'SIGCONT');
+        o.on(c.h);
       }
-      await sleep(1000); // the thawed replica's timers fire now, if they still would
-      c.h.url.scheduler = url;
+      await sleep(1000); // what the first replica still had in hand runs now, if it still would
     },
     async extra() {
       const repeats = log.repeats();
-      return [{ name: 'no step attempt sent twice', held: repeats.length === 0, detail: repeats.join(', ') || `${log.seen.length} commands, each once` }];
+      return [{ name: 'no step attempt sent twice', held: repeats.length === 0, detail: repeats.join(', ') || `${log.seen.length} step commands, each once` }];
     },
     async cleanup({ h }) {
       log.stop();
-      await h.procs.get('scheduler-2')?.stop();
-      h.procs.delete('scheduler-2');
+      await secondReplica.cleanup(h);
     },
   };
 };
+
+/** A zombie replica: SIGSTOP past its lease, then SIGCONT. */
+export const zombieAt = (step: StepName): Scenario =>
+  replicaOutOfTheGame({
+    id: `zombie-replica@${step}`,
+    fault: 'the driving scheduler frozen (SIGSTOP) for its lease + 3 s while a second replica runs, then SIGCONT',
+    step,
+    off: (h) => process.kill(h.procs.get('scheduler')!.pid!, 'SIGSTOP'),
+    on: (h) => process.kill(h.procs.get('scheduler')!.pid!, 'SIGCONT'),
+  });
+
+/** A scheduler cut off from PostgreSQL, not from NATS: it cannot renew its lease, and can still send commands. */
+export const schedulerCutFromPostgresAt = (step: StepName): Scenario =>
+  replicaOutOfTheGame({
+    id: `partition-scheduler-from-postgres@${step}`,
+    fault: 'the driving scheduler cut off from PostgreSQL (not from NATS) for its lease + 3 s while a second replica runs',
+    step,
+    off: (h) => h.dbProxy('scheduler').partition(),
+    on: (h) => h.dbProxy('scheduler').heal(),
+  });
 
 /**
  * Step commands and their replies, each published a second time `delayMs` later by the test (a second
@@ -269,6 +311,41 @@ export const skewedTakeoverAt = (step: StepName): Scenario => ({
     h.url.scheduler = h.url['scheduler'];
     const p = h.procs.get('scheduler')!;
     await h.startService('scheduler', 'scheduler', p.env);
+  },
+});
+
+/** An agent cut off from NATS for `forMs` from `step` on; its QEMU (and the migration stream) keeps running. */
+export const agentCutFromNatsAt = (who: 'source agent' | 'target agent', step: StepName, forMs: number): Scenario => ({
+  id: `partition-${who.replace(' ', '-')}-from-nats@${step}`,
+  fault: `the ${who} cut off from NATS for ${forMs / 1000} s (its QEMU keeps running), then reconnected`,
+  step,
+  setup: qemuNetnsSetup,
+  async inject(c) {
+    await c.reach(step);
+    const host = processName(who, c);
+    network.cut(host, network.bridgeIp);
+    try {
+      await sleep(forMs);
+    } finally {
+      network.mend(host, network.bridgeIp);
+    }
+  },
+});
+
+/** Source and target cut off from each other (both still reach NATS) from `step` until the migration ends. */
+export const sourceTargetSplitAt = (step: StepName): Scenario => ({
+  id: `partition-source-from-target@${step}`,
+  fault: 'source and target hosts cut off from each other (not from NATS) until the migration ends',
+  step,
+  setup: qemuNetnsSetup,
+  async inject(c) {
+    await c.reach(step);
+    network.cut(c.src, network.host(c.dst).ip);
+    network.cut(c.dst, network.host(c.src).ip);
+  },
+  async cleanup(c) {
+    network.mend(c.src, network.host(c.dst).ip);
+    network.mend(c.dst, network.host(c.src).ip);
   },
 });
 
