@@ -5,3 +5,4 @@ export * from './auth';
 export * from './route-auth';
 export * from './tcp-proxy';
 export * from './netns';
+export * from './nats-cluster';

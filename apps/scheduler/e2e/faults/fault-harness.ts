@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { type HostNetwork, NatsServerProcess, ServiceProcess, TcpProxy } from '@flexmig/testing';
+import { type HostNetwork, NatsCluster, NatsServerProcess, ServiceProcess, TcpProxy } from '@flexmig/testing';
 import { Harness, type HarnessOptions } from '../harness';
 
 export type Driver = 'sim' | 'qemu';
@@ -11,13 +11,19 @@ export interface FaultHarnessOptions extends HarnessOptions {
   stateDirOf?: Record<string, string>;
   /** Each agent on a host of its own (a network namespace), so that the network between them can split. */
   network?: HostNetwork;
+  /** NATS as a cluster of three servers (NatsCluster) instead of one. */
+  natsCluster?: boolean;
 }
 
-/** Agents in namespaces reach NATS on the bridge: the server then listens on every address (auth as before). */
+/**
+ * The Harness's NATS server, or another: agents in namespaces reach NATS on the bridge (the server then
+ * listens on every address, auth as before); a cluster of three for the replicated events stream.
+ */
 function natsFor(h: Harness): NatsServerProcess {
-  if (!(h.o as FaultHarnessOptions).network) return h.nats;
+  const o = h.o as FaultHarnessOptions;
+  if (!o.network && !o.natsCluster) return h.nats;
   rmSync(h.nats.storeDir, { recursive: true, force: true }); // the Harness's own, never started
-  return new NatsServerProcess({ listen: '0.0.0.0', auth: { prefix: h.prefix } });
+  return o.natsCluster ? new NatsCluster({ auth: { prefix: h.prefix } }) : new NatsServerProcess({ listen: '0.0.0.0', auth: { prefix: h.prefix } });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { STEP_NAMES } from '@flexmig/contracts';
 import { type Scenario } from './runner';
-import { agentCutFromNatsAt, duplicated, killAt, participants, qemuSetup, restartNatsAt, restartPostgresAt, schedulerCutFromPostgresAt, skewedTakeoverAt, sourceTargetSplitAt, stateDirFull, zombieAt } from './scenarios';
+import { agentCutFromNatsAt, duplicated, killAt, natsStreamLeaderKilledAt, participants, qemuSetup, restartNatsAt, restartPostgresAt, schedulerCutFromPostgresAt, skewedTakeoverAt, sourceTargetSplitAt, stateDirFull, zombieAt } from './scenarios';
 
 /**
  * The fault matrix (issue 10, item 7): `npm run faults` runs all of it and writes docs/fault-matrix.md.
@@ -19,6 +19,7 @@ export const matrix: Scenario[] = [
   duplicated(1000),
   skewedTakeoverAt('transfer-memory'),
   stateDirFull(),
+  natsStreamLeaderKilledAt('transfer-memory'),
   // real QEMU (TCG) on both hosts
   killAt('source agent', 'transfer-memory', qemuSetup),
   killAt('source agent', 'sync-memory', qemuSetup),

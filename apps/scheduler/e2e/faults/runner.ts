@@ -25,6 +25,8 @@ export interface Setup extends FaultHarnessOptions {
   /** Before the harness starts (mount a tmpfs), and after it stopped. */
   prepare?(): void;
   teardown?(): void;
+  /** Once the harness runs (before the first scenario). */
+  afterStart?(h: FaultHarness): Promise<void>;
 }
 
 export interface Scenario {
@@ -143,27 +145,47 @@ export function writeResults(results: ScenarioResult[], file = resultsFile()): v
   writeFileSync(file, `${JSON.stringify({ finishedAt: new Date().toISOString(), results }, null, 2)}\n`);
 }
 
-/** A Jest suite per setup: the harness started once, each scenario an `it` that fails on a broken invariant. */
+/** A failed row for a scenario that could not run (its setup failed, or the scenario threw). */
+const notRun = (s: Scenario, why: string): ScenarioResult => ({
+  id: s.id,
+  fault: s.fault,
+  step: s.step,
+  driver: s.setup.driver,
+  outcome: 'did not run',
+  invariants: [{ name: 'scenario ran', held: false, detail: why }],
+  passed: false,
+});
+
+/**
+ * A Jest suite per setup: the harness started once, each scenario an `it` that fails on a broken
+ * invariant. Every scenario gets its row in `results`, also when its setup or the scenario itself failed.
+ */
 export function describeScenarios(scenarios: Scenario[], results: ScenarioResult[]): void {
   for (const [setup, list] of bySetup(scenarios)) {
     const why = setup.unavailable?.();
     if (why) console.warn(`fault scenarios of setup ${setup.name} skipped: ${why}`);
     (why ? describe.skip : describe)(`${setup.name} (${setup.driver})`, () => {
       const h = new FaultHarness(setup);
+      let setupFailed: string | undefined;
       beforeAll(async () => {
-        setup.prepare?.();
-        await h.start();
-      }, 240_000);
+        try {
+          setup.prepare?.();
+          await h.start();
+          await setup.afterStart?.(h);
+        } catch (e) {
+          setupFailed = `setup ${setup.name} failed: ${(e as Error).message}`;
+        }
+      }, 300_000);
       afterAll(async () => {
         await h.stop();
         setup.teardown?.();
       }, 120_000);
       for (const s of list) {
         it(s.id, async () => {
-          const r = await runScenario(h, s);
+          const r = setupFailed ? notRun(s, setupFailed) : await runScenario(h, s).catch((e: Error) => notRun(s, `${e.message}`.slice(0, 500)));
           results.push(r);
           expect(brokenInvariants(r)).toEqual([]);
-        }, (s.deadlineMs ?? 240_000) + 120_000);
+        }, (s.deadlineMs ?? 240_000) + 180_000);
       }
     });
   }

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { type StepName } from '@flexmig/contracts';
-import { HostNetwork } from '@flexmig/testing';
+import { type StepName, STEP_NAMES } from '@flexmig/contracts';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { HostNetwork, type NatsCluster, waitFor } from '@flexmig/testing';
 import { sleep } from '@flexmig/timing';
 import { type FaultHarness } from './fault-harness';
 import { type InvariantResult } from './invariants';
@@ -71,7 +72,13 @@ export const stateFullSetup: Setup = {
     }
   },
   teardown() {
-    for (const id of ['fd1', 'fd2']) execFileSync('umount', ['-l', tmpfsDir(id)]);
+    for (const id of ['fd1', 'fd2']) {
+      try {
+        execFileSync('umount', ['-l', tmpfsDir(id)], { stdio: 'ignore' });
+      } catch {
+        // not mounted (the setup failed before)
+      }
+    }
     rmSync(tmpfsRoot, { recursive: true, force: true });
   },
 };
@@ -88,6 +95,26 @@ export const qemuNetnsSetup: Setup = {
   network,
   scheduler: { STEP_TIMEOUT_MS: '20000', OUTCOME_UNKNOWN_LIMIT_MS: '30000' },
   unavailable: () => HostNetwork.unavailable() ?? missingBinary('qemu-system-x86_64', 'as', 'objcopy'),
+};
+
+const eventsStream = (h: FaultHarness) => `${h.prefix.toUpperCase()}_EVENTS`;
+
+/** NATS as three servers, the events stream at 3 replicas (the services create it with one; the test scales it). */
+export const natsClusterSetup: Setup = {
+  name: 'NATS cluster of three, events stream at 3 replicas',
+  driver: 'sim',
+  hosts: [
+    { id: 'fc1', cpu: 'Skylake-Server' },
+    { id: 'fc2', cpu: 'Skylake-Server' },
+  ],
+  ...simTiming,
+  natsCluster: true,
+  async afterStart(h) {
+    const jsm = await jetstreamManager(h.nc);
+    const info = await jsm.streams.info(eventsStream(h));
+    await jsm.streams.update(eventsStream(h), { ...info.config, num_replicas: 3 });
+    await waitFor('the events stream at 3 current replicas', async () => (await jsm.streams.info(eventsStream(h))).cluster?.replicas?.filter((r) => r.current).length === 2, { timeoutMs: 60_000, intervalMs: 500 });
+  },
 };
 
 // ---- building blocks ----
@@ -346,6 +373,39 @@ export const sourceTargetSplitAt = (step: StepName): Scenario => ({
   async cleanup(c) {
     network.mend(c.src, network.host(c.dst).ip);
     network.mend(c.dst, network.host(c.src).ip);
+  },
+});
+
+/**
+ * The events stream's leader (one of the three nats-servers; not the one the services connect to) killed
+ * with kill -9 at `step`: the stream at 3 replicas elects another leader, and no event of the migration is lost.
+ */
+export const natsStreamLeaderKilledAt = (step: StepName): Scenario => ({
+  id: `kill-events-stream-leader@${step}`,
+  fault: "kill -9 of the events stream's leader, one of three nats-servers (stream at 3 replicas)",
+  step,
+  setup: natsClusterSetup,
+  async inject(c) {
+    await c.reach(step);
+    const cluster = c.h.nats as NatsCluster;
+    const jsm = await jetstreamManager(c.h.nc);
+    let leader = (await jsm.streams.info(eventsStream(c.h))).cluster?.leader;
+    for (let i = 0; leader === cluster.name && i < 20; i++) {
+      // the services' own server stays: move the stream's leadership to a peer, then kill that one
+      await c.h.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${eventsStream(c.h)}`, undefined, { timeout: 5000 }).catch(() => undefined);
+      await sleep(500);
+      leader = (await jsm.streams.info(eventsStream(c.h))).cluster?.leader;
+    }
+    if (!leader || leader === cluster.name) throw new Error(`the stream's leader stayed ${leader}`);
+    await cluster.kill(leader);
+  },
+  async extra(c) {
+    const m = await c.h.migration(c.migrationId);
+    const events = (await c.h.events('migration.>')).filter((e) => e.subject === c.migrationId);
+    const expected = ['migration.requested', ...(m.state === 'completed' ? [...STEP_NAMES.map((n) => `migration.step-completed(${n})`), 'migration.completed'] : [])];
+    const have = new Set(events.map((e) => (e.type === 'migration.step-completed' ? `${e.type}(${e.data.stepName})` : e.type)));
+    const missing = expected.filter((e) => !have.has(e));
+    return [{ name: 'no event lost', held: missing.length === 0, detail: missing.length ? `missing: ${missing.join(', ')}` : `all ${expected.length} expected events on the stream` }];
   },
 });
 
