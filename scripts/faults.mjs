@@ -6,6 +6,8 @@
 //   FAULTS_FILTER='kill-scheduler' npm run faults   only the scenarios whose id matches (the document then
 //                                          lists only those: rerun the whole matrix before committing it)
 //   FAULTS_DRIVER=sim|qemu                 only one driver's scenarios
+//   --merge                                with FAULTS_FILTER: rerun those scenarios and replace their rows in the
+//                                          last results (the other rows stay as they were)
 //   FUZZ_RESULTS=<file>                    the fuzz counts for the "Fuzzing" section (default dist/fuzz/results.json)
 // Exits non-zero when a scenario failed (the document still shows which, and why).
 import { spawnSync } from 'node:child_process';
@@ -27,6 +29,8 @@ if (!process.argv.includes('--no-build') && run('npm', ['run', '--silent', 'buil
 }
 
 mkdirSync(path.dirname(resultsFile), { recursive: true });
+const merge = process.argv.includes('--merge');
+const previous = merge && existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')) : undefined;
 rmSync(resultsFile, { force: true });
 const started = Date.now();
 const status = run('npm', ['run', '--silent', 'jest', '--', '--selectProjects', 'faults', '--runInBand'], { FLEXMIG_FAULTS: '1', FAULTS_RESULTS: resultsFile });
@@ -36,11 +40,23 @@ if (!existsSync(resultsFile)) {
   console.error(`npm run faults: the matrix wrote no results (${resultsFile}); see the Jest output above`);
   process.exit(status || 1);
 }
-const { results } = JSON.parse(readFileSync(resultsFile, 'utf8'));
-const partial = process.env.FAULTS_FILTER || process.env.FAULTS_DRIVER;
-const notes = partial ? [`> Partial run (FAULTS_FILTER=${process.env.FAULTS_FILTER ?? ''} FAULTS_DRIVER=${process.env.FAULTS_DRIVER ?? ''}).`] : [];
-writeFileSync(docFile, renderMatrix({ results, run: { wallMs, date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', command: 'npm run faults' }, fuzzFile, fuzzLabel: path.relative(root, fuzzFile), notes }));
+const fresh = JSON.parse(readFileSync(resultsFile, 'utf8'));
+let results = fresh.results;
+let notes = [];
+let wallTotal = wallMs;
+if (previous) {
+  const rerun = new Map(results.map((r) => [r.id, r]));
+  results = [...previous.results.map((r) => rerun.get(r.id) ?? r), ...results.filter((r) => !previous.results.some((p) => p.id === r.id))];
+  wallTotal = (previous.wallMs ?? 0) + wallMs;
+  notes = [`> Rows rerun with \`--merge\` (${[...rerun.keys()].map((id) => `\`${id}\``).join(', ')}); wall time: the full run plus the rerun.`];
+  writeFileSync(resultsFile, `${JSON.stringify({ ...fresh, results, wallMs: wallTotal }, null, 2)}\n`);
+} else {
+  writeFileSync(resultsFile, `${JSON.stringify({ ...fresh, wallMs }, null, 2)}\n`);
+  const partial = process.env.FAULTS_FILTER || process.env.FAULTS_DRIVER;
+  if (partial) notes = [`> Partial run (FAULTS_FILTER=${process.env.FAULTS_FILTER ?? ''} FAULTS_DRIVER=${process.env.FAULTS_DRIVER ?? ''}).`];
+}
+writeFileSync(docFile, renderMatrix({ results, run: { wallMs: wallTotal, date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', command: 'npm run faults' }, fuzzFile, fuzzLabel: path.relative(root, fuzzFile), notes }));
 const failed = results.filter((r) => !r.passed);
-console.log(`\nfault matrix: ${results.length - failed.length}/${results.length} scenarios passed in ${Math.round(wallMs / 1000)} s; wrote ${path.relative(root, docFile)}`);
+console.log(`\nfault matrix: ${results.length - failed.length}/${results.length} scenarios passed in ${Math.round(wallTotal / 1000)} s; wrote ${path.relative(root, docFile)}`);
 for (const r of failed) console.log(`  failed: ${r.id}`);
 process.exit(status !== 0 || failed.length ? 1 : 0);

@@ -167,25 +167,28 @@ export const restartPostgresAt = (step: StepName): Scenario => ({
   },
 });
 
-/** Every step command the migration's agents receive, seen by the test's observer identity. */
+/**
+ * Every step command the migration's agents receive, seen by the test's observer identity, with the
+ * connection that sent it: a request's reply subject is `<the connection's inbox>.<token>`.
+ */
 class CommandLog {
-  readonly seen: { step: number; role: string; attempt: number }[] = [];
+  readonly seen: { key: string; sender: string; at: number }[] = [];
   private sub?: Subscription;
   start(h: FaultHarness, migrationId: string): void {
     this.sub = h.nc.subscribe(`${h.prefix}.agent.*.migration.step`, {
       callback: (_e, msg) => {
         const cmd = msg.json<{ migrationId: string; step: number; role: string; attempt: number }>();
-        if (cmd.migrationId === migrationId) this.seen.push({ step: cmd.step, role: cmd.role, attempt: cmd.attempt });
+        const sender = (msg.reply ?? '?').split('.').slice(0, -1).join('.');
+        if (cmd.migrationId === migrationId) this.seen.push({ key: `step ${cmd.step} ${cmd.role} attempt ${cmd.attempt}`, sender, at: Date.now() });
       },
     });
   }
   stop(): void {
     this.sub?.unsubscribe();
   }
-  /** The same attempt of a step sent twice (a replica that acted on a migration another one drives). */
-  repeats(): string[] {
-    const keys = this.seen.map((s) => `step ${s.step} ${s.role} attempt ${s.attempt}`);
-    return [...new Set(keys.filter((k, i) => keys.indexOf(k) !== i))];
+  /** Who sent the last command before `at`. */
+  senderBefore(at: number): string | undefined {
+    return this.seen.filter((s) => s.at <= at).at(-1)?.sender;
   }
 }
 
@@ -208,6 +211,7 @@ const secondReplica = {
  */
 const replicaOutOfTheGame = (o: { id: string; fault: string; step: StepName; off(h: FaultHarness): void; on(h: FaultHarness): void }): Scenario => {
   const log = new CommandLog();
+  let window = { offAt: 0, leaseEnd: 0 };
   return {
     id: o.id,
     fault: o.fault,
@@ -219,17 +223,30 @@ const replicaOutOfTheGame = (o: { id: string; fault: string; step: StepName; off
       await c.reach(o.step);
       c.h.url['scheduler-1'] = c.h.url.scheduler;
       c.h.url.scheduler = c.h.url['scheduler-2']; // the first one may not answer HTTP meanwhile
+      const leaseMs = Number(c.h.procs.get('scheduler')!.env.LEASE_TTL_MS);
+      const offAt = Date.now();
       o.off(c.h);
       try {
-        await sleep(Number(c.h.procs.get('scheduler')!.env.LEASE_TTL_MS) + 3000);
+        await sleep(leaseMs + 3000);
       } finally {
         o.on(c.h);
       }
       await sleep(1000); // what the first replica still had in hand runs now, if it still would
+      window = { offAt, leaseEnd: offAt + leaseMs };
     },
     async extra() {
-      const repeats = log.repeats();
-      return [{ name: 'no step attempt sent twice', held: repeats.length === 0, detail: repeats.join(', ') || `${log.seen.length} step commands, each once` }];
+      // the replica out of the game is the one that sent the last command before it went; from the end
+      // of its lease on, it must not send any (the other replica may repeat an attempt: commands are idempotent)
+      const zombie = log.senderBefore(window.offAt);
+      const acted = log.seen.filter((s) => s.sender === zombie && s.at > window.leaseEnd);
+      const senders = new Set(log.seen.map((s) => s.sender)).size;
+      return [
+        {
+          name: 'the replica out of the game did not act after its lease',
+          held: zombie !== undefined && acted.length === 0,
+          detail: zombie === undefined ? 'no command seen before the fault' : acted.length ? `it sent ${acted.map((a) => a.key).join(', ')}` : `${log.seen.length} step commands from ${senders} connections; none from it after its lease`,
+        },
+      ];
     },
     async cleanup({ h }) {
       log.stop();
