@@ -23,8 +23,8 @@ function fuzzSection(fuzzFile, fuzzLabel) {
   return `${head}| ${columns.join(' | ')} |\n| ${columns.map(() => '---').join(' | ')} |\n${rows.map((r) => `| ${columns.map((c) => cell(r[c] ?? '')).join(' | ')} |`).join('\n')}\n`;
 }
 
-/** The whole document. `run`: { wallMs, command, date }. */
-export function renderMatrix({ results, run, fuzzFile, fuzzLabel = fuzzFile, notes = [] }) {
+/** The whole document. `run`: { wallMs, command, date }; `notes` before the table, `appendix` after it. */
+export function renderMatrix({ results, run, fuzzFile, fuzzLabel = fuzzFile, notes = [], appendix = [] }) {
   const passed = results.filter((r) => r.passed).length;
   const lines = [
     '# The fault matrix',
@@ -43,6 +43,7 @@ export function renderMatrix({ results, run, fuzzFile, fuzzLabel = fuzzFile, not
     '| - | --- | --- | --- | --- | --- | --- | --- |',
     ...results.map((r, i) => `| ${i + 1} | ${r.passed ? '✅' : '❌'} \`${r.id}\` | ${cell(r.fault)} | ${r.step} | ${r.driver} | ${r.outcome} | ${seconds(r.timeToTerminalMs)} | ${invariantCell(r.invariants)} |`),
     '',
+    ...appendix.flatMap((a) => [a, '']),
     fuzzSection(fuzzFile, fuzzLabel),
   ];
   return `${lines.join('\n')}\n`;
