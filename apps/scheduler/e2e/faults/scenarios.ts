@@ -23,6 +23,9 @@ function missingBinary(...bins: string[]): string | undefined {
   return undefined;
 }
 
+/** Two hosts of one CPU model (a qemu host reports its own: the name is only a label). */
+const twoHosts = (a: string, b: string, cpu = 'Skylake-Server') => [a, b].map((id) => ({ id, cpu }));
+
 // ---- setups: one harness each, shared by its scenarios ----
 
 /** Every step stretched (~600 ms) so that a fault lands inside the chosen one; deadlines short enough to test. */
@@ -34,20 +37,14 @@ const simTiming = {
 export const simSetup: Setup = {
   name: 'sim',
   driver: 'sim',
-  hosts: [
-    { id: 'fm1', cpu: 'Skylake-Server' },
-    { id: 'fm2', cpu: 'Skylake-Server' },
-  ],
+  hosts: twoHosts('fm1', 'fm2'),
   ...simTiming,
 };
 
 export const qemuSetup: Setup = {
   name: 'qemu',
   driver: 'qemu',
-  hosts: [
-    { id: 'fq1', cpu: 'qemu' },
-    { id: 'fq2', cpu: 'qemu' },
-  ],
+  hosts: twoHosts('fq1', 'fq2', 'qemu'),
   scheduler: { STEP_TIMEOUT_MS: '30000', OUTCOME_UNKNOWN_LIMIT_MS: '30000' },
   unavailable: () => missingBinary('qemu-system-x86_64', 'as', 'objcopy'),
 };
@@ -58,10 +55,7 @@ const tmpfsDir = (hostId: string) => path.join(tmpfsRoot, hostId);
 export const stateFullSetup: Setup = {
   name: 'state directory on a small tmpfs',
   driver: 'sim',
-  hosts: [
-    { id: 'fd1', cpu: 'Skylake-Server' },
-    { id: 'fd2', cpu: 'Skylake-Server' },
-  ],
+  hosts: twoHosts('fd1', 'fd2'),
   ...simTiming,
   stateDirOf: { fd1: tmpfsDir('fd1'), fd2: tmpfsDir('fd2') },
   unavailable: () => (process.getuid?.() === 0 ? undefined : 'mounting a tmpfs needs root'),
@@ -88,10 +82,7 @@ const network = new HostNetwork(['fp1', 'fp2'], 232);
 export const qemuNetnsSetup: Setup = {
   name: 'qemu in network namespaces',
   driver: 'qemu',
-  hosts: [
-    { id: 'fp1', cpu: 'qemu' },
-    { id: 'fp2', cpu: 'qemu' },
-  ],
+  hosts: twoHosts('fp1', 'fp2', 'qemu'),
   network,
   scheduler: { STEP_TIMEOUT_MS: '20000', OUTCOME_UNKNOWN_LIMIT_MS: '30000' },
   unavailable: () => HostNetwork.unavailable() ?? missingBinary('qemu-system-x86_64', 'as', 'objcopy'),
@@ -103,10 +94,7 @@ const eventsStream = (h: FaultHarness) => `${h.prefix.toUpperCase()}_EVENTS`;
 export const natsClusterSetup: Setup = {
   name: 'NATS cluster of three, events stream at 3 replicas',
   driver: 'sim',
-  hosts: [
-    { id: 'fc1', cpu: 'Skylake-Server' },
-    { id: 'fc2', cpu: 'Skylake-Server' },
-  ],
+  hosts: twoHosts('fc1', 'fc2'),
   ...simTiming,
   natsCluster: true,
   async afterStart(h) {
@@ -145,27 +133,22 @@ export const killAt = (who: string, step: StepName, setup: Setup = simSetup): Sc
   },
 });
 
-export const restartNatsAt = (step: StepName): Scenario => ({
-  id: `restart-nats@${step}`,
-  fault: 'NATS server stopped, started again 1 s later (same store)',
+/** A fault injected once the migration runs `step` (sim setup): most scenarios are this and a name. */
+const atStep = (id: string, fault: string, step: StepName, act: (c: FaultContext) => Promise<void>): Scenario => ({
+  id: `${id}@${step}`,
+  fault,
   step,
   setup: simSetup,
   async inject(c) {
     await c.reach(step);
-    await c.h.nats.restart(1000);
+    await act(c);
   },
 });
 
-export const restartPostgresAt = (step: StepName): Scenario => ({
-  id: `restart-postgres@${step}`,
-  fault: 'PostgreSQL crashed (immediate stop), started again 1 s later',
-  step,
-  setup: simSetup,
-  async inject(c) {
-    await c.reach(step);
-    await c.h.pg.restart(1000);
-  },
-});
+export const restartNatsAt = (step: StepName): Scenario => atStep('restart-nats', 'NATS server stopped, started again 1 s later (same store)', step, (c) => c.h.nats.restart(1000));
+
+export const restartPostgresAt = (step: StepName): Scenario =>
+  atStep('restart-postgres', 'PostgreSQL crashed (immediate stop), started again 1 s later', step, (c) => c.h.pg.restart(1000));
 
 /**
  * Every step command the migration's agents receive, seen by the test's observer identity, with the
