@@ -62,7 +62,7 @@ if (previous) {
   const rerun = new Map(results.map((r) => [r.id, r]));
   results = [...previous.results.map((r) => rerun.get(r.id) ?? r), ...results.filter((r) => !previous.results.some((p) => p.id === r.id))];
   wallTotal = (previous.wallMs ?? 0) + wallMs;
-  notes = [`> Rows rerun with \`--merge\` (${[...rerun.keys()].map((id) => `\`${id}\``).join(', ')}); wall time: the full run plus the rerun.`];
+  notes = [...(previous.notes ?? []), `> Rows rerun with \`--merge\` (${[...rerun.keys()].map((id) => `\`${id}\``).join(', ')}); wall time: the full run plus the rerun.`];
   writeFileSync(resultsFile, `${JSON.stringify({ ...fresh, results, wallMs: wallTotal, notes }, null, 2)}\n`);
 } else {
   writeFileSync(resultsFile, `${JSON.stringify({ ...fresh, wallMs }, null, 2)}\n`);
