@@ -26,5 +26,9 @@ module.exports = {
     { ...common, displayName: 'unit', testMatch: ['**/*.spec.ts'], testPathIgnorePatterns: ['\\.int\\.spec\\.ts$', '/node_modules/', '/dist/'] },
     { ...common, displayName: 'integration', testMatch: ['**/*.int.spec.ts'], globals: { __FLEXMIG_PROJECT__: 'integration' }, setupFilesAfterEnv: ['<rootDir>/tools/jest-timeouts.js'] },
     { ...common, displayName: 'e2e', testMatch: ['**/*.e2e-spec.ts'], globals: { __FLEXMIG_PROJECT__: 'e2e' }, setupFilesAfterEnv: ['<rootDir>/tools/jest-timeouts.js'] },
+    // the whole fault matrix: only when `npm run faults` (scripts/faults.mjs) asks for it, never in `npm test`
+    ...(process.env.FLEXMIG_FAULTS === '1'
+      ? [{ ...common, displayName: 'faults', testMatch: ['**/*.faults-spec.ts'], globals: { __FLEXMIG_PROJECT__: 'e2e' }, setupFilesAfterEnv: ['<rootDir>/tools/jest-timeouts.js'] }]
+      : []),
   ],
 };

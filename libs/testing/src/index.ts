@@ -3,3 +3,6 @@ export * from './processes';
 export * from './servers';
 export * from './auth';
 export * from './route-auth';
+export * from './tcp-proxy';
+export * from './netns';
+export * from './nats-cluster';

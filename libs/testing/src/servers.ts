@@ -19,6 +19,8 @@ export interface NatsServerOptions {
   auth?: { prefix: string };
   /** Serve TLS with the generated certificate (needs auth); clients verify it with tlsCa. */
   tls?: boolean;
+  /** More nats-server arguments (a cluster's name and routes: NatsCluster). */
+  args?: string[];
 }
 
 /** The test's own identity that may read and publish everything: to look around, never to stand in for a service. */
@@ -128,7 +130,7 @@ export class NatsServerProcess {
   async start(): Promise<this> {
     this.port ||= await freePort();
     const config = await this.prepareAuth();
-    this.server = launch('nats-server', [...config, '-js', '-a', this.listen, '-p', String(this.port), '-sd', this.storeDir]);
+    this.server = launch('nats-server', [...config, ...(this.options.args ?? []), '-js', '-a', this.listen, '-p', String(this.port), '-sd', this.storeDir]);
     await waitFor(`nats-server on ${this.host}:${this.port}`, () => portOpen(this.port, this.host), { timeoutMs: 10_000 });
     return this;
   }

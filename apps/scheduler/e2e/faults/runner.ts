@@ -1,0 +1,192 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { type StepName, STEP_NAMES } from '@flexmig/contracts';
+import { waitFor } from '@flexmig/testing';
+import { FaultHarness, type Driver, type FaultHarnessOptions } from './fault-harness';
+import { InvariantChecker, type InvariantResult } from './invariants';
+
+/** A migration under a fault: what a scenario's hooks get. */
+export interface FaultContext {
+  h: FaultHarness;
+  vmId: string;
+  migrationId: string;
+  /** The hosts of this migration (their agents' process names in the harness). */
+  src: string;
+  dst: string;
+  /** Waits until the migration runs `step`; throws if it ended before (the fault would miss its step). */
+  reach(step: StepName): Promise<void>;
+}
+
+/** A harness configuration that several scenarios share (started once for them, in order). */
+export interface Setup extends FaultHarnessOptions {
+  name: string;
+  /** Why this setup cannot run on this machine (a binary or a privilege missing), or undefined. */
+  unavailable?(): string | undefined;
+  /** Before the harness starts (mount a tmpfs), and after it stopped. */
+  prepare?(): void;
+  teardown?(): void;
+  /** Once the harness runs (before the first scenario). */
+  afterStart?(h: FaultHarness): Promise<void>;
+}
+
+export interface Scenario {
+  /** Unique, short, stable: `kill-scheduler@sync-memory`. */
+  id: string;
+  /** The fault, in words. */
+  fault: string;
+  /** The step the fault lands in ('—' for faults not tied to one). */
+  step: StepName | '—';
+  setup: Setup;
+  /** Before the migration is requested (src/dst are chosen). */
+  before?(c: Omit<FaultContext, 'migrationId' | 'reach'>): Promise<void>;
+  /** Breaks something while the migration runs. */
+  inject(c: FaultContext): Promise<void>;
+  /** Scenario-specific invariants, after the common ones. */
+  extra?(c: FaultContext): Promise<InvariantResult[]>;
+  /** Undo what the scenario left (a second replica, a stopped process), after the checks. */
+  cleanup?(c: FaultContext): Promise<void>;
+  /** The migration must be terminal this long after its request (default: 90 s sim, 240 s qemu). */
+  deadlineMs?: number;
+  /** Guest memory (default: 512 MiB sim, 128 MiB qemu). */
+  memoryMiB?: number;
+}
+
+export interface ScenarioResult {
+  id: string;
+  fault: string;
+  step: string;
+  driver: Driver;
+  outcome: string;
+  timeToTerminalMs?: number;
+  invariants: InvariantResult[];
+  passed: boolean;
+}
+
+/** The invariants that did not hold, as `name: detail` lines. */
+export const brokenInvariants = (r: ScenarioResult): string[] => r.invariants.filter((i) => !i.held).map((i) => `${i.name}: ${i.detail}`);
+
+/** Picks the source with fewer VMs, so that VMs spread over both hosts as scenarios go by. */
+async function chooseHosts(h: FaultHarness): Promise<[string, string]> {
+  const vms = (await h.http('inventory', 'GET', '/api/v1/vms')).body.items ?? [];
+  const [a, b] = h.o.hosts.map((x) => x.id);
+  const load = (id: string) => vms.filter((v: { hostId: string }) => v.hostId === id).length;
+  return load(a) <= load(b) ? [a, b] : [b, a];
+}
+
+let vmCounter = 0;
+
+/**
+ * Runs one scenario on a started harness: a fresh VM, a migration, the fault, then the invariant checks.
+ * Never throws for a broken invariant or a fault that missed its step: both are rows of the matrix.
+ */
+export async function runScenario(h: FaultHarness, s: Scenario): Promise<ScenarioResult> {
+  const row = { id: s.id, fault: s.fault, step: s.step, driver: s.setup.driver };
+  await waitFor('every host up before the scenario', async () => (await h.http('inventory', 'GET', '/api/v1/hosts')).body.items?.filter((x: { state: string }) => x.state === 'up').length === h.o.hosts.length, {
+    timeoutMs: 60_000,
+  });
+  const [src, dst] = await chooseHosts(h);
+  const vm = await h.createVm(`${s.id.replace(/[^a-z0-9-]/gi, '-')}-${++vmCounter}`.slice(0, 60), src, s.memoryMiB ?? (s.setup.driver === 'qemu' ? 128 : 512));
+  await s.before?.({ h, vmId: vm.id, src, dst });
+  const requestedAt = Date.now();
+  const m = await h.migrate(vm.id, dst);
+  const c: FaultContext = {
+    h,
+    vmId: vm.id,
+    migrationId: m.id,
+    src,
+    dst,
+    reach: async (step) => {
+      await h.waitForStep(m.id, STEP_NAMES.indexOf(step) + 1);
+    },
+  };
+  const injected: InvariantResult = { name: 'fault landed in its step', held: true, detail: s.step === '—' ? 'in place' : `injected while ${s.step} ran` };
+  try {
+    await s.inject(c);
+  } catch (e) {
+    Object.assign(injected, { held: false, detail: (e as Error).message });
+  }
+  try {
+    const end = await new InvariantChecker(h).check({
+      migrationId: m.id,
+      vmId: vm.id,
+      sourceHostId: src,
+      targetHostId: dst,
+      requestedAt,
+      deadlineMs: s.deadlineMs ?? (s.setup.driver === 'qemu' ? 240_000 : 90_000),
+    });
+    const invariants = [injected, ...end.invariants, ...((await s.extra?.(c)) ?? [])];
+    return { ...row, outcome: end.outcome, timeToTerminalMs: end.timeToTerminalMs, invariants, passed: invariants.every((i) => i.held) };
+  } finally {
+    await s.cleanup?.(c);
+  }
+}
+
+/** Scenarios grouped by setup, in the order they were listed: one harness per group. */
+export function bySetup(scenarios: Scenario[]): [Setup, Scenario[]][] {
+  const groups = new Map<Setup, Scenario[]>();
+  for (const s of scenarios) groups.set(s.setup, [...(groups.get(s.setup) ?? []), s]);
+  return [...groups];
+}
+
+/**
+ * The scenarios whose id matches FAULTS_FILTER (a regular expression), all without it; FAULTS_DRIVER=sim
+ * or qemu keeps one driver's.
+ */
+export function selectScenarios(all: Scenario[], env = process.env): Scenario[] {
+  const filter = env.FAULTS_FILTER ? new RegExp(env.FAULTS_FILTER) : undefined;
+  return all.filter((s) => (!filter || filter.test(s.id)) && (!env.FAULTS_DRIVER || s.setup.driver === env.FAULTS_DRIVER));
+}
+
+/** Where the matrix's results go (scripts/faults.mjs renders docs/fault-matrix.md from them). */
+export const resultsFile = (env = process.env) => path.resolve(env.FAULTS_RESULTS ?? path.join(__dirname, '../../../../dist/faults/results.json'));
+
+export function writeResults(results: ScenarioResult[], file = resultsFile()): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ finishedAt: new Date().toISOString(), results }, null, 2)}\n`);
+}
+
+/** A failed row for a scenario that could not run (its setup failed, or the scenario threw). */
+const notRun = (s: Scenario, why: string): ScenarioResult => ({
+  id: s.id,
+  fault: s.fault,
+  step: s.step,
+  driver: s.setup.driver,
+  outcome: 'did not run',
+  invariants: [{ name: 'scenario ran', held: false, detail: why }],
+  passed: false,
+});
+
+/**
+ * A Jest suite per setup: the harness started once, each scenario an `it` that fails on a broken
+ * invariant. Every scenario gets its row in `results`, also when its setup or the scenario itself failed.
+ */
+export function describeScenarios(scenarios: Scenario[], results: ScenarioResult[]): void {
+  for (const [setup, list] of bySetup(scenarios)) {
+    const why = setup.unavailable?.();
+    if (why) console.warn(`fault scenarios of setup ${setup.name} skipped: ${why}`);
+    (why ? describe.skip : describe)(`${setup.name} (${setup.driver})`, () => {
+      const h = new FaultHarness(setup);
+      let setupFailed: string | undefined;
+      beforeAll(async () => {
+        try {
+          setup.prepare?.();
+          await h.start();
+          await setup.afterStart?.(h);
+        } catch (e) {
+          setupFailed = `setup ${setup.name} failed: ${(e as Error).message}`;
+        }
+      }, 300_000);
+      afterAll(async () => {
+        await h.stop();
+        setup.teardown?.();
+      }, 120_000);
+      for (const s of list) {
+        it(s.id, async () => {
+          const r = setupFailed ? notRun(s, setupFailed) : await runScenario(h, s).catch((e: Error) => notRun(s, `${e.message}`.slice(0, 500)));
+          results.push(r);
+          expect(brokenInvariants(r)).toEqual([]);
+        }, (s.deadlineMs ?? 240_000) + 180_000);
+      }
+    });
+  }
+}

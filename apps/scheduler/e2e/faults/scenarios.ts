@@ -1,0 +1,440 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { type StepName, STEP_NAMES } from '@flexmig/contracts';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { HostNetwork, type NatsCluster, waitFor } from '@flexmig/testing';
+import { sleep } from '@flexmig/timing';
+import { type FaultHarness } from './fault-harness';
+import { type InvariantResult } from './invariants';
+import { type FaultContext, type Scenario, type Setup } from './runner';
+
+function missingBinary(...bins: string[]): string | undefined {
+  for (const bin of bins) {
+    try {
+      execFileSync('which', [bin], { stdio: 'ignore' });
+    } catch {
+      return `${bin} is not installed`;
+    }
+  }
+  return undefined;
+}
+
+/** Two hosts of one CPU model (a qemu host reports its own: the name is only a label). */
+const twoHosts = (a: string, b: string, cpu = 'Skylake-Server') => [a, b].map((id) => ({ id, cpu }));
+
+// ---- setups: one harness each, shared by its scenarios ----
+
+/** Every step stretched (~600 ms) so that a fault lands inside the chosen one; deadlines short enough to test. */
+const simTiming = {
+  scheduler: { STEP_DELAY_MS: '300', STEP_TIMEOUT_MS: '4000', OUTCOME_UNKNOWN_LIMIT_MS: '20000' },
+  agent: { SIM_STEP_LATENCY_MS: '300', SIM_TIME_SCALE: '0.2' },
+};
+
+export const simSetup: Setup = {
+  name: 'sim',
+  driver: 'sim',
+  hosts: twoHosts('fm1', 'fm2'),
+  ...simTiming,
+};
+
+export const qemuSetup: Setup = {
+  name: 'qemu',
+  driver: 'qemu',
+  hosts: twoHosts('fq1', 'fq2', 'qemu'),
+  scheduler: { STEP_TIMEOUT_MS: '30000', OUTCOME_UNKNOWN_LIMIT_MS: '30000' },
+  unavailable: () => missingBinary('qemu-system-x86_64', 'as', 'objcopy'),
+};
+
+/** Both agents keep their state on a 1 MiB tmpfs of their own, so that a scenario can fill one. */
+const tmpfsRoot = mkdtempSync(path.join(tmpdir(), 'flexmig-tmpfs-'));
+const tmpfsDir = (hostId: string) => path.join(tmpfsRoot, hostId);
+export const stateFullSetup: Setup = {
+  name: 'state directory on a small tmpfs',
+  driver: 'sim',
+  hosts: twoHosts('fd1', 'fd2'),
+  ...simTiming,
+  stateDirOf: { fd1: tmpfsDir('fd1'), fd2: tmpfsDir('fd2') },
+  unavailable: () => (process.getuid?.() === 0 ? undefined : 'mounting a tmpfs needs root'),
+  prepare() {
+    for (const id of ['fd1', 'fd2']) {
+      execFileSync('mkdir', ['-p', '-m', '700', tmpfsDir(id)]);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', tmpfsDir(id)]);
+    }
+  },
+  teardown() {
+    for (const id of ['fd1', 'fd2']) {
+      try {
+        execFileSync('umount', ['-l', tmpfsDir(id)], { stdio: 'ignore' });
+      } catch {
+        // not mounted (the setup failed before)
+      }
+    }
+    rmSync(tmpfsRoot, { recursive: true, force: true });
+  },
+};
+
+/** Real QEMU, each agent on a host of its own (a network namespace), for the partitions. */
+const network = new HostNetwork(['fp1', 'fp2'], 232);
+export const qemuNetnsSetup: Setup = {
+  name: 'qemu in network namespaces',
+  driver: 'qemu',
+  hosts: twoHosts('fp1', 'fp2', 'qemu'),
+  network,
+  scheduler: { STEP_TIMEOUT_MS: '20000', OUTCOME_UNKNOWN_LIMIT_MS: '30000' },
+  unavailable: () => HostNetwork.unavailable() ?? missingBinary('qemu-system-x86_64', 'as', 'objcopy'),
+};
+
+const eventsStream = (h: FaultHarness) => `${h.prefix.toUpperCase()}_EVENTS`;
+
+/** NATS as three servers, the events stream at 3 replicas (the services create it with one; the test scales it). */
+export const natsClusterSetup: Setup = {
+  name: 'NATS cluster of three, events stream at 3 replicas',
+  driver: 'sim',
+  hosts: twoHosts('fc1', 'fc2'),
+  ...simTiming,
+  natsCluster: true,
+  async afterStart(h) {
+    const jsm = await jetstreamManager(h.nc);
+    const info = await jsm.streams.info(eventsStream(h));
+    await jsm.streams.update(eventsStream(h), { ...info.config, num_replicas: 3 });
+    await waitFor('the events stream at 3 current replicas', async () => (await jsm.streams.info(eventsStream(h))).cluster?.replicas?.filter((r) => r.current).length === 2, { timeoutMs: 60_000, intervalMs: 500 });
+  },
+};
+
+// ---- building blocks ----
+
+const libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+
+/** Who takes part in which step (DESIGN.md, the saga), and so where each process can be killed. */
+export const participants: Record<string, StepName[]> = {
+  scheduler: ['verify-compatibility', 'transfer-config', 'transfer-memory', 'sync-memory', 'pause-source', 'transfer-state', 'resume-target', 'stop-source', 'commit'],
+  inventory: ['verify-compatibility', 'commit'],
+  'cpu-compat': ['verify-compatibility'],
+  'source agent': ['transfer-memory', 'sync-memory', 'pause-source', 'transfer-state', 'stop-source'],
+  'target agent': ['transfer-config', 'transfer-state', 'resume-target'],
+};
+
+const processName = (who: string, c: FaultContext) => (who === 'source agent' ? c.src : who === 'target agent' ? c.dst : who);
+
+/** kill -9 of a process once the migration runs `step`, and a restart with the same settings. */
+export const killAt = (who: string, step: StepName, setup: Setup = simSetup): Scenario => ({
+  id: `${setup.driver === 'qemu' ? 'qemu:' : ''}kill-${who.replace(' ', '-')}@${step}`,
+  fault: `kill -9 of the ${who}, restarted 0.5 s later`,
+  step,
+  setup,
+  async inject(c) {
+    await c.reach(step);
+    await sleep(Math.floor(Math.random() * 150));
+    await c.h.crashAndRestart(processName(who, c), 500);
+  },
+});
+
+/** A fault injected once the migration runs `step` (sim setup): most scenarios are this and a name. */
+const atStep = (id: string, fault: string, step: StepName, act: (c: FaultContext) => Promise<void>): Scenario => ({
+  id: `${id}@${step}`,
+  fault,
+  step,
+  setup: simSetup,
+  async inject(c) {
+    await c.reach(step);
+    await act(c);
+  },
+});
+
+export const restartNatsAt = (step: StepName): Scenario => atStep('restart-nats', 'NATS server stopped, started again 1 s later (same store)', step, (c) => c.h.nats.restart(1000));
+
+export const restartPostgresAt = (step: StepName): Scenario =>
+  atStep('restart-postgres', 'PostgreSQL crashed (immediate stop), started again 1 s later', step, (c) => c.h.pg.restart(1000));
+
+/**
+ * Every step command the migration's agents receive, seen by the test's observer identity, with the
+ * connection that sent it: a request's reply subject is `<the connection's inbox>.<token>`.
+ */
+class CommandLog {
+  readonly seen: { key: string; sender: string; at: number }[] = [];
+  private sub?: Subscription;
+  start(h: FaultHarness, migrationId: string): void {
+    this.sub = h.nc.subscribe(`${h.prefix}.agent.*.migration.step`, {
+      callback: (_e, msg) => {
+        const cmd = msg.json<{ migrationId: string; step: number; role: string; attempt: number }>();
+        const sender = (msg.reply ?? '?').split('.').slice(0, -1).join('.');
+        if (cmd.migrationId === migrationId) this.seen.push({ key: `step ${cmd.step} ${cmd.role} attempt ${cmd.attempt}`, sender, at: Date.now() });
+      },
+    });
+  }
+  stop(): void {
+    this.sub?.unsubscribe();
+  }
+  /** Who sent the last command before `at`. */
+  senderBefore(at: number): string | undefined {
+    return this.seen.filter((s) => s.at <= at).at(-1)?.sender;
+  }
+}
+
+/** A second scheduler replica, started before the migration (which the first one drives) and stopped after. */
+const secondReplica = {
+  async before({ h }: { h: FaultHarness }) {
+    await h.startService('scheduler-2', 'scheduler', { ...h.procs.get('scheduler')!.env, SCHEDULER_ID: 'sched-2' });
+  },
+  async cleanup(h: FaultHarness) {
+    await h.procs.get('scheduler-2')?.stop();
+    h.procs.delete('scheduler-2');
+    h.url.scheduler = h.url['scheduler-1'] ?? h.url.scheduler;
+  },
+};
+
+/**
+ * The replica that drives the migration is out of the game for its lease + 3 s (frozen, or cut off from
+ * PostgreSQL) from `step` on, and the second replica takes the migration over. Back, it must not act
+ * again: no step attempt is sent twice, no event published twice.
+ */
+const replicaOutOfTheGame = (o: { id: string; fault: string; step: StepName; off(h: FaultHarness): void; on(h: FaultHarness): void }): Scenario => {
+  const log = new CommandLog();
+  let window = { offAt: 0, leaseEnd: 0 };
+  return {
+    id: o.id,
+    fault: o.fault,
+    step: o.step,
+    setup: simSetup,
+    before: secondReplica.before,
+    async inject(c) {
+      log.start(c.h, c.migrationId);
+      await c.reach(o.step);
+      c.h.url['scheduler-1'] = c.h.url.scheduler;
+      c.h.url.scheduler = c.h.url['scheduler-2']; // the first one may not answer HTTP meanwhile
+      const leaseMs = Number(c.h.procs.get('scheduler')!.env.LEASE_TTL_MS);
+      const offAt = Date.now();
+      o.off(c.h);
+      try {
+        await sleep(leaseMs + 3000);
+      } finally {
+        o.on(c.h);
+      }
+      await sleep(1000); // what the first replica still had in hand runs now, if it still would
+      window = { offAt, leaseEnd: offAt + leaseMs };
+    },
+    async extra() {
+      // the replica out of the game is the one that sent the last command before it went; from the end
+      // of its lease on, it must not send any (the other replica may repeat an attempt: commands are idempotent)
+      const zombie = log.senderBefore(window.offAt);
+      const acted = log.seen.filter((s) => s.sender === zombie && s.at > window.leaseEnd);
+      const senders = new Set(log.seen.map((s) => s.sender)).size;
+      return [
+        {
+          name: 'the replica out of the game did not act after its lease',
+          held: zombie !== undefined && acted.length === 0,
+          detail: zombie === undefined ? 'no command seen before the fault' : acted.length ? `it sent ${acted.map((a) => a.key).join(', ')}` : `${log.seen.length} step commands from ${senders} connections; none from it after its lease`,
+        },
+      ];
+    },
+    async cleanup({ h }) {
+      log.stop();
+      await secondReplica.cleanup(h);
+    },
+  };
+};
+
+/** A zombie replica: SIGSTOP past its lease, then SIGCONT. */
+export const zombieAt = (step: StepName): Scenario =>
+  replicaOutOfTheGame({
+    id: `zombie-replica@${step}`,
+    fault: 'the driving scheduler frozen (SIGSTOP) for its lease + 3 s while a second replica runs, then SIGCONT',
+    step,
+    off: (h) => process.kill(h.procs.get('scheduler')!.pid!, 'SIGSTOP'),
+    on: (h) => process.kill(h.procs.get('scheduler')!.pid!, 'SIGCONT'),
+  });
+
+/** A scheduler cut off from PostgreSQL, not from NATS: it cannot renew its lease, and can still send commands. */
+export const schedulerCutFromPostgresAt = (step: StepName): Scenario =>
+  replicaOutOfTheGame({
+    id: `partition-scheduler-from-postgres@${step}`,
+    fault: 'the driving scheduler cut off from PostgreSQL (not from NATS) for its lease + 3 s while a second replica runs',
+    step,
+    off: (h) => h.dbProxy('scheduler').partition(),
+    on: (h) => h.dbProxy('scheduler').heal(),
+  });
+
+/**
+ * Step commands and their replies, each published a second time `delayMs` later by the test (a second
+ * client): the agents answer a repeat with the first answer, and the scheduler drops a reply it no
+ * longer waits for.
+ */
+export const duplicated = (delayMs: number): Scenario => {
+  const subs: Subscription[] = [];
+  return {
+    id: `duplicate-commands-and-replies+${delayMs}ms`,
+    fault: `every step command, compensation and reply of the migration published again ${delayMs} ms later`,
+    step: '—',
+    setup: simSetup,
+    async inject(c) {
+      const nc: NatsConnection = c.h.nc;
+      const replayed = new Set<string>();
+      const replay = (subject: string, data: Uint8Array, command: boolean) => {
+        const text = new TextDecoder().decode(data);
+        if (!text.includes(c.migrationId) || replayed.has(`${subject} ${text}`)) return;
+        replayed.add(`${subject} ${text}`);
+        setTimeout(() => {
+          if (nc.isClosed()) return;
+          // a repeated command is a request of its own (its answer comes to the test); a repeated reply
+          // arrives on the scheduler's inbox after the request it answered was settled
+          if (command) nc.request(subject, data, { timeout: 10_000 }).catch(() => undefined);
+          else nc.publish(subject, data);
+        }, delayMs);
+      };
+      subs.push(nc.subscribe(`${c.h.prefix}.agent.*.migration.*`, { callback: (_e, msg) => replay(msg.subject, msg.data, true) }));
+      subs.push(nc.subscribe('_INBOX.scheduler.>', { callback: (_e, msg) => replay(msg.subject, msg.data, false) }));
+    },
+    async cleanup() {
+      await sleep(delayMs);
+      for (const s of subs.splice(0)) s.unsubscribe();
+    },
+  };
+};
+
+/**
+ * Clock skew: a second replica whose wall clock is three hours behind (libfaketime) takes the migration
+ * over when the first is killed at `step`. Durations stay true, and no event lands in the dead-letter table.
+ */
+export const skewedTakeoverAt = (step: StepName): Scenario => ({
+  id: `clock-skew-3h-takeover@${step}`,
+  fault: 'the driving scheduler killed; a replica with its clock 3 h behind (faketime) takes over',
+  step,
+  setup: simSetup,
+  async before({ h }) {
+    await h.startService('scheduler-skewed', 'scheduler', {
+      ...h.procs.get('scheduler')!.env,
+      SCHEDULER_ID: 'sched-skewed',
+      LD_PRELOAD: libfaketime,
+      FAKETIME: '-3h',
+      FAKETIME_DONT_FAKE_MONOTONIC: '1',
+    });
+  },
+  async inject(c) {
+    await c.reach(step);
+    await c.h.procs.get('scheduler')!.kill();
+    c.h.url.scheduler = c.h.url['scheduler-skewed'];
+  },
+  async extra(c) {
+    const m = await c.h.migration(c.migrationId);
+    const durations = (m.steps ?? []).map((s: { durationMs?: number }) => s.durationMs).filter((d: unknown) => typeof d === 'number');
+    const bad = durations.filter((d: number) => d < 0 || d > 5 * 60_000);
+    const db = new Client({ connectionString: c.h.pg.url('flexmig') });
+    await db.connect();
+    const dead = (await db.query('SELECT count(*)::int AS n FROM scheduler.outbox_dead_letter').finally(() => undefined)).rows[0].n;
+    await db.end();
+    const total = m.result?.totalTimeMs;
+    return [
+      { name: 'durations true (0 ≤ d < 5 min)', held: bad.length === 0 && typeof total === 'number' && total >= 0 && total < 5 * 60_000, detail: `steps ${durations.join('/')} ms, total ${total} ms` },
+      { name: 'no event dead-lettered', held: dead === 0, detail: `${dead} in scheduler.outbox_dead_letter` },
+    ];
+  },
+  async cleanup({ h }) {
+    await h.procs.get('scheduler-skewed')?.stop();
+    h.procs.delete('scheduler-skewed');
+    h.url.scheduler = h.url['scheduler'];
+    const p = h.procs.get('scheduler')!;
+    await h.startService('scheduler', 'scheduler', p.env);
+  },
+});
+
+/** An agent cut off from NATS for `forMs` from `step` on; its QEMU (and the migration stream) keeps running. */
+export const agentCutFromNatsAt = (who: 'source agent' | 'target agent', step: StepName, forMs: number): Scenario => ({
+  id: `partition-${who.replace(' ', '-')}-from-nats@${step}`,
+  fault: `the ${who} cut off from NATS for ${forMs / 1000} s (its QEMU keeps running), then reconnected`,
+  step,
+  setup: qemuNetnsSetup,
+  async inject(c) {
+    await c.reach(step);
+    const host = processName(who, c);
+    network.cut(host, network.bridgeIp);
+    try {
+      await sleep(forMs);
+    } finally {
+      network.mend(host, network.bridgeIp);
+    }
+  },
+});
+
+/** Source and target cut off from each other (both still reach NATS) from `step` until the migration ends. */
+export const sourceTargetSplitAt = (step: StepName): Scenario => ({
+  id: `partition-source-from-target@${step}`,
+  fault: 'source and target hosts cut off from each other (not from NATS) until the migration ends',
+  step,
+  setup: qemuNetnsSetup,
+  async inject(c) {
+    await c.reach(step);
+    network.cut(c.src, network.host(c.dst).ip);
+    network.cut(c.dst, network.host(c.src).ip);
+  },
+  async cleanup(c) {
+    network.mend(c.src, network.host(c.dst).ip);
+    network.mend(c.dst, network.host(c.src).ip);
+  },
+});
+
+/**
+ * The events stream's leader (one of the three nats-servers; not the one the services connect to) killed
+ * with kill -9 at `step`: the stream at 3 replicas elects another leader, and no event of the migration is lost.
+ */
+export const natsStreamLeaderKilledAt = (step: StepName): Scenario => ({
+  id: `kill-events-stream-leader@${step}`,
+  fault: "kill -9 of the events stream's leader, one of three nats-servers (stream at 3 replicas)",
+  step,
+  setup: natsClusterSetup,
+  async inject(c) {
+    await c.reach(step);
+    const cluster = c.h.nats as NatsCluster;
+    const jsm = await jetstreamManager(c.h.nc);
+    let leader = (await jsm.streams.info(eventsStream(c.h))).cluster?.leader;
+    for (let i = 0; leader === cluster.name && i < 20; i++) {
+      // the services' own server stays: move the stream's leadership to a peer, then kill that one
+      await c.h.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${eventsStream(c.h)}`, undefined, { timeout: 5000 }).catch(() => undefined);
+      await sleep(500);
+      leader = (await jsm.streams.info(eventsStream(c.h))).cluster?.leader;
+    }
+    if (!leader || leader === cluster.name) throw new Error(`the stream's leader stayed ${leader}`);
+    await cluster.kill(leader);
+  },
+  async extra(c) {
+    const m = await c.h.migration(c.migrationId);
+    const events = (await c.h.events('migration.>')).filter((e) => e.subject === c.migrationId);
+    const expected = ['migration.requested', ...(m.state === 'completed' ? [...STEP_NAMES.map((n) => `migration.step-completed(${n})`), 'migration.completed'] : [])];
+    const have = new Set(events.map((e) => (e.type === 'migration.step-completed' ? `${e.type}(${e.data.stepName})` : e.type)));
+    const missing = expected.filter((e) => !have.has(e));
+    return [{ name: 'no event lost', held: missing.length === 0, detail: missing.length ? `missing: ${missing.join(', ')}` : `all ${expected.length} expected events on the stream` }];
+  },
+});
+
+/** The target agent's state directory full (its tmpfs filled) when the migration starts. */
+export const stateDirFull = (): Scenario => {
+  const filler = (h: FaultHarness, hostId: string) => path.join(h.hostDir(hostId), 'filler');
+  return {
+    id: 'target-state-dir-full',
+    fault: "the target agent's state directory (a 1 MiB tmpfs) full from the start",
+    step: '—',
+    setup: stateFullSetup,
+    async before({ h, dst }) {
+      try {
+        writeFileSync(filler(h, dst), Buffer.alloc(2 * 1024 * 1024)); // more than fits: ENOSPC leaves it full
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+      }
+    },
+    async inject() {
+      // the fault is in place before the migration starts
+    },
+    async extra(c) {
+      const ledgerOk = existsSync(filler(c.h, c.dst));
+      return [{ name: 'the state directory stayed full during the migration', held: ledgerOk, detail: ledgerOk ? 'filler present' : 'filler missing' }];
+    },
+    async cleanup({ h, dst }) {
+      rmSync(filler(h, dst), { force: true });
+    },
+  };
+};
+
+export type { InvariantResult };
