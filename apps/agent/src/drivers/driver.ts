@@ -38,6 +38,11 @@ export interface HypervisorDriver {
   stopSource(vmId: string): Promise<void>;
   close(): Promise<void>;
   /**
+   * Fences a copy of a VM (a split brain, DESIGN.md, Reconciliation): pause its guest and keep it, never
+   * destroy it. Idempotent; NOT_FOUND when the VM is not on this host.
+   */
+  pauseVm(vmId: string): Promise<void>;
+  /**
    * The driver's VM records as plain JSON, for drivers that keep them only in memory (sim): the agent
    * saves them after every command and hands them back at start, so a restarted agent finds the VMs it
    * ran. Drivers whose VMs outlive the agent on their own (qemu: processes plus state files) omit these.

@@ -210,6 +210,13 @@ export class SimDriver implements HypervisorDriver {
     return new Date();
   }
 
+  /** Split-brain fence: the record is paused (a transfer in progress, if any, is left to its migration). */
+  async pauseVm(vmId: string): Promise<void> {
+    const vm = this.vms.get(vmId);
+    if (!vm || vm.state === 'stopped') throw new FlexmigError(ErrorCode.NotFound, `VM ${vmId} does not run on this host: nothing to pause`);
+    if (vm.state === 'running') vm.state = 'paused';
+  }
+
   async resumeSource(vmId: string): Promise<void> {
     const vm = this.vms.get(vmId);
     if (!vm) throw new FlexmigError(ErrorCode.NotFound, `VM ${vmId} is not on this host: nothing to resume`);

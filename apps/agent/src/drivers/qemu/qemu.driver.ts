@@ -405,6 +405,13 @@ export class QemuDriver implements HypervisorDriver {
     return t.stoppedAt ?? vm.lastStop ?? new Date();
   }
 
+  /** Split-brain fence: QMP `stop`, the QEMU process and its state stay. */
+  async pauseVm(vmId: string): Promise<void> {
+    const vm = this.source(vmId);
+    await (await this.procOf(vm)).qmp.execute('stop');
+    vm.running = false;
+  }
+
   async resumeSource(vmId: string): Promise<void> {
     const vm = this.vms.get(vmId);
     if (!vm || vm.dead) throw new FlexmigError(ErrorCode.NotFound, `VM ${vmId} is not on this host: nothing to resume`);
