@@ -8,6 +8,8 @@ export const InventoryEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape
   HOST_CHECK_INTERVAL_MS: millis(1_000),
   /** How long POST /vms waits for the agent to start the VM. */
   VM_START_TIMEOUT_MS: millis(30_000),
+  /** How often inventory compares its records with what the agents report (orphaned, missing, split-brain VMs). */
+  RECONCILE_INTERVAL_MS: millis(10_000),
 });
 export type InventoryEnv = z.infer<typeof InventoryEnvSchema>;
 
@@ -15,5 +17,6 @@ export interface InventoryConfig {
   hostDownAfterMs: number;
   hostCheckIntervalMs: number;
   vmStartTimeoutMs: number;
+  reconcileIntervalMs: number;
 }
 export const INVENTORY_CONFIG = Symbol('INVENTORY_CONFIG');

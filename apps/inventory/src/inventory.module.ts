@@ -18,6 +18,8 @@ import { ClustersController, HostsController, VmsController } from './http.contr
 import { InventoryHandlers } from './nats.handlers';
 import { MaintenanceService } from './hosts/maintenance.service';
 import { MaintenanceController } from './hosts/maintenance.controller';
+import { ReconciliationService } from './reconciliation/reconciliation.service';
+import { ReconciliationController } from './reconciliation/reconciliation.controller';
 
 export const INVENTORY_SCHEMA = 'inventory';
 
@@ -33,7 +35,7 @@ export class InventoryModule {
         ),
         HealthModule,
       ],
-      controllers: [ClustersController, ImcController, HostsController, VmsController, InventoryHandlers, MaintenanceController],
+      controllers: [ClustersController, ImcController, HostsController, VmsController, InventoryHandlers, MaintenanceController, ReconciliationController],
       providers: [
         { provide: INVENTORY_CONFIG, useValue: opts.config },
         CpuCompatClient,
@@ -43,6 +45,7 @@ export class InventoryModule {
         VmsService,
         ReservationsService,
         MaintenanceService,
+        ReconciliationService,
         {
           provide: READINESS_CHECKS,
           inject: [DataSource],

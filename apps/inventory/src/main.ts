@@ -25,6 +25,7 @@ runMain('inventory', async () => {
           hostDownAfterMs: env.HOST_DOWN_AFTER_MS,
           hostCheckIntervalMs: env.HOST_CHECK_INTERVAL_MS,
           vmStartTimeoutMs: env.VM_START_TIMEOUT_MS,
+          reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
         },
       }),
   });
