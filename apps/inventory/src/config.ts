@@ -3,6 +3,8 @@ import { CommonEnvSchema, DatabaseEnvSchema, HttpEnvSchema, millis, port } from 
 
 export const InventoryEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape).extend(HttpEnvSchema.shape).extend({
   PORT: port(3001),
+  /** PostgreSQL connections per inventory process. No request holds one across a NATS request (docs/reconciliation.md, "No pool starvation"). */
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
   /** A host whose agent has been silent this long is marked down (3 missed heartbeats at the default 2 s). */
   HOST_DOWN_AFTER_MS: millis(6_000),
   HOST_CHECK_INTERVAL_MS: millis(1_000),

@@ -53,7 +53,7 @@ export const reserveAcrossClusters = (vmId: string, vmCluster: string, hostId: s
     false,
   );
 
-// Two agents with one HOST_ID (DESIGN.md, Reconciliation): the first keeps the host while it heartbeats.
+// Two agents with one HOST_ID (docs/reconciliation.md): the first keeps the host while it heartbeats.
 export const hostOwnedByAnotherAgent = (hostId: string, ownerInstanceId: string, instanceId: string, sinceMs: number, hostDownAfterMs: number) =>
   new FlexmigError(
     ErrorCode.HostOwnedByAnotherAgent,

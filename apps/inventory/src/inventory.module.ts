@@ -25,13 +25,19 @@ export const INVENTORY_SCHEMA = 'inventory';
 
 @Module({})
 export class InventoryModule {
-  static forRoot(opts: { bus: NatsBus; databaseUrl: string; config: InventoryConfig }): DynamicModule {
+  static forRoot(opts: { bus: NatsBus; databaseUrl: string; databasePoolSize?: number; config: InventoryConfig }): DynamicModule {
     return {
       module: InventoryModule,
       imports: [
         MessagingModule.forBus(opts.bus, 'inventory'),
         TypeOrmModule.forRoot(
-          serviceDataSourceOptions({ url: opts.databaseUrl, schema: INVENTORY_SCHEMA, entities: inventoryEntities, migrations: inventoryMigrations }),
+          serviceDataSourceOptions({
+            url: opts.databaseUrl,
+            schema: INVENTORY_SCHEMA,
+            entities: inventoryEntities,
+            migrations: inventoryMigrations,
+            poolSize: opts.databasePoolSize,
+          }),
         ),
         HealthModule,
       ],

@@ -21,6 +21,7 @@ runMain('inventory', async () => {
       InventoryModule.forRoot({
         bus,
         databaseUrl: env.DATABASE_URL,
+        databasePoolSize: env.DATABASE_POOL_SIZE,
         config: {
           hostDownAfterMs: env.HOST_DOWN_AFTER_MS,
           hostCheckIntervalMs: env.HOST_CHECK_INTERVAL_MS,

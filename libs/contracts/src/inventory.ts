@@ -101,7 +101,7 @@ export const HostRegistrationSchema = z
     vcpus: VcpusSchema,
     driver: DriverSchema,
     migrationAddress: z.string().min(1),
-    /** The agent process registering: a live host refuses another process's registration (DESIGN.md, Reconciliation). */
+    /** The agent process registering: a live host refuses another process's registration (docs/reconciliation.md). */
     instanceId: AgentInstanceIdSchema,
     /** Every VM the agent holds right now, as it sees it: what inventory reconciles its records with. */
     vms: ReportedVmsSchema.default([]),

@@ -4,7 +4,7 @@ import { HostIdSchema, IsoTimeSchema, UuidSchema } from './common';
 import { AgentVmStateSchema, type ReportedVm } from './inventory';
 
 /**
- * Inventory reconciled with the agents (DESIGN.md, Reconciliation): what the agents report they hold
+ * Inventory reconciled with the agents (docs/reconciliation.md): what the agents report they hold
  * against what inventory records, and the three ways they disagree.
  */
 

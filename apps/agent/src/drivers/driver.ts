@@ -38,7 +38,7 @@ export interface HypervisorDriver {
   stopSource(vmId: string): Promise<void>;
   close(): Promise<void>;
   /**
-   * Fences a copy of a VM (a split brain, DESIGN.md, Reconciliation): pause its guest and keep it, never
+   * Fences a copy of a VM (a split brain, docs/reconciliation.md): pause its guest and keep it, never
    * destroy it. Idempotent; NOT_FOUND when the VM is not on this host.
    */
   pauseVm(vmId: string): Promise<void>;

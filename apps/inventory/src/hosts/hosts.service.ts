@@ -53,7 +53,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
    * mode is refused with the missing features named, and nothing is written. A host whose agent process
    * (another instance id) still heartbeats is refused: two agents with one HOST_ID.
    *
-   * No transaction is held across a NATS request (DESIGN.md, Inventory): cpu-compat is asked first, then
+   * No transaction is held across a NATS request (docs/reconciliation.md, "No pool starvation"): cpu-compat is asked first, then
    * one short transaction re-reads the cluster's mode under its share lock and writes, or starts over
    * when the mode changed in between.
    */

@@ -1,7 +1,7 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
- * Inventory reconciled with the agents (DESIGN.md, Reconciliation): which agent process owns a host, the
+ * Inventory reconciled with the agents (docs/reconciliation.md): which agent process owns a host, the
  * VM set its agent last reported (and the digest its heartbeats carry), and the disagreements found.
  */
 export class Reconciliation1764200000000 implements MigrationInterface {

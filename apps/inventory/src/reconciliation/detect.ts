@@ -1,7 +1,7 @@
 import type { AgentVmState, ReconciliationKind, ReportedVm } from '@flexmig/contracts';
 
 /**
- * Inventory against the agents (DESIGN.md, Reconciliation). Pure: the caller reads the records, the
+ * Inventory against the agents (docs/reconciliation.md). Pure: the caller reads the records, the
  * hosts' reports and the reservations of migrations in flight, and gets the disagreements.
  *
  * - orphaned: an agent holds a running or paused copy of a VM that inventory has no record of there

@@ -42,7 +42,7 @@ export class VmsService {
    * Creates a VM and starts it on its host through the host's agent; returns once it runs.
    * Every check happens before anything is written; if the agent cannot start it, the record is removed.
    *
-   * No transaction is held across a NATS request (DESIGN.md, Inventory): the baseline is chosen with
+   * No transaction is held across a NATS request (docs/reconciliation.md, "No pool starvation"): the baseline is chosen with
    * cpu-compat first; then one short transaction re-reads the cluster's mode under its share lock, checks
    * the host's room under its row lock and records the VM, or starts over when the mode changed.
    */
