@@ -63,9 +63,12 @@ describe('inventory reconciled with the agents', () => {
       invPort,
     );
     services.push(cpu, inventory);
-    await Promise.all([cpu.start(), inventory.start()]);
+    // one after the other: on a loaded machine, starting together can push one past its readiness wait
+    await cpu.start();
+    await inventory.start();
     bus = await NatsBus.connect({ url: nats.url, prefix: nats.prefix, name: 'recon-test', requestTimeoutMs: 5_000 });
-    await Promise.all([agent('rc-a'), agent('rc-b')]);
+    await agent('rc-a');
+    await agent('rc-b');
   }, 120_000);
 
   afterAll(async () => {

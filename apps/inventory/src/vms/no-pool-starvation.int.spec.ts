@@ -57,7 +57,9 @@ describe('a burst of VM creations with a slow cpu-compat', () => {
       invPort,
     );
     services.push(cpu, inventory);
-    await Promise.all([cpu.start(), inventory.start()]);
+    // one after the other: on a loaded machine, starting together can push one past its readiness wait
+    await cpu.start();
+    await inventory.start();
     const agent = new ServiceProcess('agent', { ...common, HOST_ID: 'st-a', PORT: String(agentPort), AGENT_STATE_DIR: dir, SIM_TIME_SCALE: '0', HEARTBEAT_INTERVAL_MS: '500' }, agentPort, 'agent st-a');
     services.push(agent);
     await agent.start();
