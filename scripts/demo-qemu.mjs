@@ -151,6 +151,8 @@ export async function runQemuDemo({ env: baseEnv, urls, natsUrl, demoNats, follo
       procs.start(h, 'agent', {
         ...env,
         ...nats.agentEnv(h),
+        // the agents' log files keep what each step did (the demo shows the source's 'over TLS' line from it)
+        LOG_LEVEL: 'log',
         HOST_ID: h,
         CLUSTER_ID: cluster.id,
         DRIVER: 'qemu',
@@ -201,7 +203,8 @@ export async function runQemuDemo({ env: baseEnv, urls, natsUrl, demoNats, follo
     say(`${green('done')} ${dim(`in ${fmtMs(Date.now() - warm)}; serial: ${JSON.stringify(readSerial(vmInfo.serialFile).slice(0, 12))}`)}`);
 
     say('');
-    say(bold(`live-migrating ${vm.name}: ${source} → ${target} (QEMU to QEMU over loopback TCP)`));
+    const overTls = Boolean(nats.agentEnv(source).QEMU_TLS_DIR);
+    say(bold(`live-migrating ${vm.name}: ${source} → ${target} (QEMU to QEMU over loopback ${overTls ? 'TCP with TLS, each end verifying the other' : 'TCP, in cleartext (AUTH=off)'})`));
     const requested = expect(await api(urls.scheduler, 'POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: target }), 202, 'requesting the migration');
     const m = await follow(requested.id, nc, env.SUBJECT_PREFIX);
     if (m.state !== 'completed') throw new Error(`the migration ended ${m.state} at step ${m.failure?.step} (${m.failure?.stepName}): ${m.failure?.code} ${m.failure?.message ?? ''}`);
@@ -223,6 +226,12 @@ export async function runQemuDemo({ env: baseEnv, urls, natsUrl, demoNats, follo
     })();
     if (srcVms.vms.some((v) => v.vmId === vm.id && v.state !== 'stopped') || srcAlive) throw new Error(`the source QEMU (pid ${vmInfo.pid}) is still there on ${source}`);
     say(`  inventory: ${vm.name} runs on ${bold(after.hostId)} ${green('✓')}   source QEMU pid ${vmInfo.pid} is gone ${green('✓')}`);
+    if (overTls) {
+      // the source agent logs what QEMU itself reported about the stream's credentials (it refuses cleartext)
+      const line = readFileSync(path.join(logDir, `${source}.log`), 'utf8').split('\n').find((l) => l.includes(`migration ${requested.id}`) && l.includes('over TLS'));
+      if (!line) throw new Error(`the source agent's log does not say that migration ${requested.id} ran over TLS (see ${path.join(logDir, `${source}.log`)})`);
+      say(`  the stream ran over TLS ${green('✓')} ${dim(line.slice(line.indexOf('over TLS')).slice(0, 110))}`);
+    }
 
     say('');
     say(bold(`checking the guest's memory on ${target}`));

@@ -2,12 +2,12 @@
 // NATS and PostgreSQL with plain advice, running the built services as child processes (through
 // libs/testing/src/launcher.cjs, the launcher the tests use too), and NATS with identities (startSecureNats).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { jwtVerify } from 'jose';
 import launcher from '../libs/testing/src/launcher.cjs';
-import { ensureAuthFiles } from './auth-files.mjs';
 
 const { launch, launchNode, launchService, root, sleep, stopChild } = launcher;
 export { root, sleep, stopChild };
@@ -159,9 +159,41 @@ export const demoHosts = [
 ];
 
 let apiToken;
-/** The bearer token `api()` sends from now on (the services check tokens: scripts/auth-files.mjs). */
+/** The bearer token `api()` sends from now on (the services check tokens: `flexmig auth init` wrote them). */
 export function useApiToken(token) {
   apiToken = token;
+}
+
+const httpRoles = ['admin', 'operator', 'viewer'];
+/** A token that expires within a day is made again (the CLI's last a year; the secret may have changed). */
+const renewWithinSeconds = 24 * 3600;
+
+async function stillGood(file, key) {
+  if (!existsSync(file)) return false;
+  try {
+    const { payload } = await jwtVerify(readFileSync(file, 'utf8').trim(), key, { issuer: 'flexmig', audience: 'flexmig', algorithms: ['HS256'] });
+    return payload.exp - Date.now() / 1000 > renewWithinSeconds;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The local token files and their secret in .flexmig/auth, as `flexmig auth init` writes them (it makes
+ * what is missing and keeps the rest; a token that no longer verifies with the secret, or is about to
+ * expire, is removed first so that it is made again). Needs the CLI built (`npm run build`).
+ * Returns `{ dir, secretFile, tokenFiles: {admin, …}, tokens: {admin, …} }`.
+ */
+export async function ensureAuthFiles(dir = authDir) {
+  const secretFile = path.join(dir, 'jwt.secret');
+  const tokenFiles = Object.fromEntries(httpRoles.map((r) => [r, path.join(dir, `${r}.token`)]));
+  if (existsSync(secretFile)) {
+    const key = new Uint8Array(Buffer.from(readFileSync(secretFile, 'utf8').trim(), 'base64url'));
+    for (const file of Object.values(tokenFiles)) if (!(await stillGood(file, key))) rmSync(file, { force: true });
+  }
+  flexmigCli(['auth', 'init', '--dir', dir]);
+  const tokens = Object.fromEntries(httpRoles.map((r) => [r, readFileSync(tokenFiles[r], 'utf8').trim()]));
+  return { dir, secretFile, tokenFiles, tokens };
 }
 
 /**
@@ -238,7 +270,7 @@ export async function startSecureNats(procs, { name, port }) {
     if (!server.running || i > 100) throw new PreflightError(`nats-server did not start on port ${port}:\n${server.tail()}`);
     await sleep(100);
   }
-  const tlsEnv = tls ? { NATS_TLS_CA: path.join(authDir, 'nats-ca.pem') } : {};
+  const tlsEnv = tls ? { NATS_TLS_CA: path.join(authDir, 'ca.pem') } : {};
   const creds = (role) => path.join(authDir, `${role}.creds`);
   return {
     url: `nats://127.0.0.1:${port}`,
@@ -246,11 +278,15 @@ export async function startSecureNats(procs, { name, port }) {
     pidFile,
     /** NATS_CREDS (and NATS_TLS_CA) of a service. */
     serviceEnv: (role) => ({ NATS_CREDS: creds(role), ...tlsEnv }),
-    /** An agent's identity, issued once per host (`flexmig auth agent`) and reused after. */
+    /**
+     * An agent's identity and its QEMU migration certificates (QEMU_TLS_DIR: a qemu agent migrates over
+     * TLS; the sim driver ignores it), issued once per host (`flexmig auth agent`) and reused after.
+     */
     agentEnv: (hostId) => {
       const file = path.join(authDir, `agent-${hostId}.creds`);
-      if (!existsSync(file)) flexmigCli(['auth', 'agent', hostId, '--dir', authDir]);
-      return { NATS_CREDS: file, ...tlsEnv };
+      const qemuTlsDir = path.join(authDir, 'qemu-tls', hostId);
+      if (!existsSync(file) || !existsSync(path.join(qemuTlsDir, 'server-cert.pem'))) flexmigCli(['auth', 'agent', hostId, '--dir', authDir]);
+      return { NATS_CREDS: file, ...tlsEnv, ...(existsSync(qemuTlsDir) ? { QEMU_TLS_DIR: qemuTlsDir } : {}) };
     },
     /** Connection options for the script's own NATS client: it watches progress and asks agents, as the scheduler does. */
     clientOptions: () => ({

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Generates libs/cpu-models/src/catalog.json from libvirt's CPU map and the x86-64 psABI levels table.
 //
+//   npm run cpu-catalog                                  (= node tools/generate-cpu-catalog.mjs)
 //   node tools/generate-cpu-catalog.mjs [cpuMapDir] [--out <file>]
 //
-// cpuMapDir defaults to ../shared/reference/cpu-map relative to the repository root; --out defaults to
+// cpuMapDir defaults to libs/cpu-models/data/cpu-map (the libvirt CPU map shipped in the repository with its
+// licence, see libs/cpu-models/data/README.md); --out defaults to
 // libs/cpu-models/src/catalog.json. The output is deterministic (sorted keys and feature lists), so running
 // the script twice gives a byte-identical file; libs/cpu-models/src/catalog-generator.spec.ts checks that
 // the committed catalog equals a fresh run. The runtime library only reads the committed JSON.
@@ -24,13 +26,16 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCE = {
   libvirt: {
     project: 'libvirt',
-    version: '11.3.0',
-    released: '2025-05-02',
-    path: 'src/cpu_map/',
-    files: 'x86_features.xml, x86_vendors.xml, x86_<Model>.xml, libcpuinfo_aliases.xml',
-    tarball: 'libvirt-11.3.0.tar.xz',
-    tarballSha256: '6bcb0c42c4580436fea262ced56f68a6afe20f7390b1bea2116718cc034a0283',
+    version: '12.8.0',
+    path: 'src/cpu_map/ (installed as /usr/share/libvirt/cpu_map/)',
+    files: 'x86_features.xml, x86_vendors.xml, x86_<Model>.xml, index.xml',
+    obtainedFrom: 'Debian package libvirt-common 12.8.0-1 (amd64, unstable), files byte-for-byte from /usr/share/libvirt/cpu_map',
+    packageSha256: 'f767250c1a7e7eba7971ed3807b9467e3f51a3cdf068a42c9ca2bc34f6dff150',
+    libcpuinfoAliases:
+      'libcpuinfo_aliases.xml is not installed by the package; it is libvirt 11.3.0\'s (tarball libvirt-11.3.0.tar.xz, ' +
+      'sha256 6bcb0c42c4580436fea262ced56f68a6afe20f7390b1bea2116718cc034a0283), the only version the public index holds',
     license: 'LGPL-2.1-or-later',
+    inRepository: 'libs/cpu-models/data/cpu-map (see its README.md; LICENSE-libvirt.txt)',
   },
   psabi: {
     document: 'x86-64 psABI, Table 3.1 "Micro-Architecture Levels" (x86-64-ABI/low-level-sys-info.tex)',
@@ -84,6 +89,8 @@ const INTEL = [
     noTsx: { name: 'Icelake-noTSX', libvirt: 'Icelake-Server-noTSX', aliases: ['Icelake-Server-noTSX'] },
   },
   { name: 'SapphireRapids', libvirt: 'SapphireRapids', modelName: 'Intel(R) Xeon(R) Platinum 8480+' },
+  { name: 'GraniteRapids', libvirt: 'GraniteRapids', modelName: 'Intel(R) Xeon(R) 6980P' },
+  { name: 'DiamondRapids', libvirt: 'DiamondRapids', modelName: 'Intel(R) Xeon(R) CPU (Diamond Rapids)' },
 ];
 const AMD = [
   { name: 'Opteron_G1', libvirt: 'Opteron_G1', modelName: 'AMD Opteron(tm) Processor 252' },
@@ -95,12 +102,42 @@ const AMD = [
   { name: 'EPYC-Rome', libvirt: 'EPYC-Rome', modelName: 'AMD EPYC 7742 64-Core Processor' },
   { name: 'EPYC-Milan', libvirt: 'EPYC-Milan', modelName: 'AMD EPYC 7763 64-Core Processor' },
   { name: 'EPYC-Genoa', libvirt: 'EPYC-Genoa', modelName: 'AMD EPYC 9654 96-Core Processor' },
+  { name: 'EPYC-Turin', libvirt: 'EPYC-Turin', modelName: 'AMD EPYC 9755 128-Core Processor' },
 ];
+
+// Intel's Atom-derived server cores (E-cores). They lack AVX-512, TSX and (Denverton, Snowridge) AVX, so
+// on the main ladder they stop at Westmere..Skylake-Client-noTSX; this second Intel ladder gives a
+// cluster of them a named mode of their own (README decision 8).
+const INTEL_ECORE = [
+  { name: 'Denverton', libvirt: 'Denverton', modelName: 'Intel(R) Atom(TM) CPU C3958 @ 2.00GHz' },
+  { name: 'Snowridge', libvirt: 'Snowridge', modelName: 'Intel(R) Atom(TM) P5962B Processor' },
+  { name: 'SierraForest', libvirt: 'SierraForest', modelName: 'Intel(R) Xeon(R) 6780E' },
+  { name: 'ClearwaterForest', libvirt: 'ClearwaterForest', modelName: 'Intel(R) Xeon(R) CPU (Clearwater Forest)' },
+];
+// Hygon: libvirt's Dhyana (Zen 1 licensee core) and its -v2 (adds npt, nrip-save, xsaves).
+const HYGON = [
+  { name: 'Dhyana', libvirt: 'Dhyana', modelName: 'Hygon C86 7185 32-core Processor' },
+  { name: 'Dhyana-v2', libvirt: 'Dhyana-v2', modelName: 'Hygon C86 7285 32-core Processor' },
+];
+// Vendor names as this library spells them (libvirt 12.8.0 calls CentaurHauls "Zhaoxin CentaurHauls"), and
+// whether the vendor has an IMC ladder. Zhaoxin/VIA has none: its hosts get no IMC mode (passthrough only),
+// although libvirt now has YongFeng models (a Zhaoxin ladder is a later decision, README decision 6).
+const VENDOR_NAMES = { 'Zhaoxin CentaurHauls': 'Zhaoxin' };
+const VENDOR_HAS_LADDER = { Intel: true, AMD: true, Hygon: true, Zhaoxin: false };
+// CPUID vendor strings libvirt does not list: Zhaoxin's newer "  Shanghai  ".
+const EXTRA_VENDOR_STRINGS = [{ name: 'Zhaoxin', cpuidVendor: '  Shanghai  ' }];
 
 // Features a ladder may lose for good (absent from the ladder's newest model). Anything else missing from
 // an intermediate libvirt file is treated as an omission and carried upward. A difference between this
 // expectation and the data stops the generator.
-const EXPECTED_LINEAGE_DROPS = { intel: [], amd: ['fma4', 'tbm', 'xop'] };
+const EXPECTED_LINEAGE_DROPS = {
+  intel: [],
+  amd: ['fma4', 'tbm', 'xop'],
+  hygon: [],
+  // Denverton's mpx (gone from every later Intel core) and Snowridge's core-capability (libvirt's
+  // Snowridge-v4 drops it too; no later E-core model has it).
+  'intel-ecore': ['core-capability', 'mpx'],
+};
 
 // Restricted Transactional Memory / Hardware Lock Elision: the only difference between a -noTSX mode and
 // its sibling (checked against libvirt's -noTSX files below).
@@ -155,6 +192,7 @@ const CPUINFO_SYNTHETIC = {
   Intel: { ibrs: ['spec-ctrl'], ibpb: ['spec-ctrl'], stibp: ['stibp'], ssbd: ['ssbd'], vnmi: [] },
   AMD: { ibrs: ['ibrs'], ibpb: ['ibpb'], stibp: ['amd-stibp'], ssbd: ['amd-ssbd'] },
   Hygon: { ibrs: ['ibrs'], ibpb: ['ibpb'], stibp: ['amd-stibp'], ssbd: ['amd-ssbd'] },
+  Zhaoxin: { ibrs: ['spec-ctrl'], ibpb: ['spec-ctrl'], stibp: ['stibp'], ssbd: ['ssbd'], vnmi: [] },
 };
 
 // psABI ladder: QEMU has no x86-64-vN model in this release, so the level is presented on kvm64.
@@ -165,7 +203,7 @@ const PSABI_SUBSTITUTE = { osxsave: 'xsave' };
 
 // ---------------------------------------------------------------------------------------------------------
 function parseArgs(argv) {
-  let dir = resolve(repoRoot, '../shared/reference/cpu-map');
+  let dir = resolve(repoRoot, 'libs/cpu-models/data/cpu-map');
   let out = resolve(repoRoot, 'libs/cpu-models/src/catalog.json');
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--out') out = resolve(argv[++i]);
@@ -187,7 +225,16 @@ const fail = (msg) => {
 };
 
 function loadVendors(dir) {
-  return readXml(dir, 'x86_vendors.xml').cpus.vendor.map((v) => ({ name: v.name, cpuidVendor: v.string }));
+  const vendors = readXml(dir, 'x86_vendors.xml').cpus.vendor.map((v) => ({ name: VENDOR_NAMES[v.name] ?? v.name, cpuidVendor: v.string }));
+  for (const v of EXTRA_VENDOR_STRINGS) {
+    if (vendors.some((l) => l.cpuidVendor === v.cpuidVendor)) fail(`vendor string "${v.cpuidVendor}" is now in x86_vendors.xml; check its name`);
+    vendors.push(v);
+  }
+  for (const v of vendors) {
+    if (!(v.name in VENDOR_HAS_LADDER)) fail(`vendor ${v.name} (${v.cpuidVendor}) is new in x86_vendors.xml; decide its ladder`);
+    v.ladder = VENDOR_HAS_LADDER[v.name];
+  }
+  return vendors;
 }
 
 function loadFeatures(dir) {
@@ -410,6 +457,8 @@ function build(dir) {
   };
   buildLadder('intel', 'Intel', INTEL);
   buildLadder('amd', 'AMD', AMD);
+  buildLadder('intel-ecore', 'Intel', INTEL_ECORE);
+  buildLadder('hygon', 'Hygon', HYGON);
 
   // psABI ladder
   const levels = JSON.parse(readFileSync(join(dir, 'x86-64-levels.json'), 'utf8'));
@@ -472,7 +521,7 @@ function build(dir) {
       expectedLineageDrops: EXPECTED_LINEAGE_DROPS,
       psabiSubstitutes: PSABI_SUBSTITUTE,
     },
-    vendors: [...vendors].sort((a, b) => a.name.localeCompare(b.name)),
+    vendors: [...vendors].sort((a, b) => a.name.localeCompare(b.name) || (a.cpuidVendor < b.cpuidVendor ? -1 : 1)),
     features: [...features].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     baselines: baselines.sort((a, b) => (a.ladder < b.ladder ? -1 : a.ladder > b.ladder ? 1 : 0) || a.order - b.order || (a.tsx === b.tsx ? 0 : a.tsx === false ? -1 : 1)),
   };

@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import launcher from '../../libs/testing/src/launcher.cjs';
-import { ensureAuthFiles } from '../../scripts/auth-files.mjs';
+import { ensureAuthFiles } from '../../scripts/lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(path.join(root, 'package.json'));

@@ -8,10 +8,12 @@
 //
 // Knobs (environment, defaults in brackets): BENCH_SIZES [512,2048] (MiB), BENCH_WORKLOADS [idle,dirty],
 // BENCH_REPS [3], BENCH_ACCEL [tcg], BENCH_DIRTY_RATE_MIBPS [256] (the dirtying guest writes all its
-// memory but 2 MiB at this rate), BENCH_PORT_BASE [3200], NATS_URL, DATABASE_URL.
+// memory but 2 MiB at this rate), BENCH_PORT_BASE [3200], BENCH_TLS [off] (on: both the flexmig agents
+// (QEMU_TLS_DIR) and the bare script migrate over TLS with certificates of `flexmig auth agent`; run it
+// once off and once on to see what TLS costs), NATS_URL, DATABASE_URL.
 // Exits 1 only if the benchmark could not run; a missed goal is reported, not fatal.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +32,7 @@ const portBase = Number(process.env.BENCH_PORT_BASE ?? 3200);
 const qemuBinary = process.env.QEMU_BINARY ?? 'qemu-system-x86_64';
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const dbUrl = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/flexmig');
+const tls = process.env.BENCH_TLS === 'on';
 dbUrl.pathname = '/flexmig_bench_qemu';
 const env = { NATS_URL: natsUrl, DATABASE_URL: dbUrl.toString(), SUBJECT_PREFIX: 'flexmig_bench_qemu', LOG_LEVEL: 'warn' };
 const urls = { inventory: `http://127.0.0.1:${portBase + 1}`, scheduler: `http://127.0.0.1:${portBase + 2}` };
@@ -42,6 +45,28 @@ const DST_CAPS = { events: true, 'return-path': true, 'late-block-activate': tru
 const SRC_PARAMS = { 'downtime-limit': POLICY.downtimeLimitMs, 'max-bandwidth': 1024 ** 4, 'cpu-throttle-initial': 20, 'cpu-throttle-increment': 10, 'max-cpu-throttle': 99 };
 
 const log = (s = '') => process.stdout.write(`${s}\n`);
+
+/**
+ * BENCH_TLS=on: each bench host's QEMU_TLS_DIR, made by the CLI exactly as for a deployment
+ * (`flexmig auth init`, then `flexmig auth agent <host>`: certificates of the deployment CA for 127.0.0.1).
+ */
+function tlsDirOf(hostId) {
+  const authDir = path.join(benchDir, 'auth');
+  const cli = (...args) => {
+    const r = spawnSync(process.execPath, [path.join(root, 'dist/apps/cli/main.js'), 'auth', ...args, '--dir', authDir], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`flexmig auth ${args.join(' ')}: ${r.stderr}`);
+  };
+  const dir = path.join(authDir, 'qemu-tls', hostId);
+  if (!existsSync(path.join(authDir, 'ca.pem'))) cli('init');
+  if (!existsSync(path.join(dir, 'server-cert.pem'))) cli('agent', hostId);
+  return dir;
+}
+
+/** The tls-creds-x509 object of one end and the migration parameter that uses it (as tls.ts does in the driver). */
+async function useTls(qmp, dir, endpoint) {
+  await qmp.cmd('object-add', { 'qom-type': 'tls-creds-x509', id: `bench-tls-${endpoint}`, dir, endpoint, 'verify-peer': true });
+  return { 'tls-creds': `bench-tls-${endpoint}` };
+}
 
 // ---- a minimal QMP client ------------------------------------------------------------------------------
 class Qmp {
@@ -145,8 +170,11 @@ async function waitWarm(serial, what) {
   }
 }
 
-/** The bare QMP migration of a VM configured like `st` (its own source QEMU, started and warmed first). */
-async function bareRun(st, n) {
+/**
+ * The bare QMP migration of a VM configured like `st` (its own source QEMU, started and warmed first);
+ * with `tlsDirs` ({ source, target }: QEMU_TLS_DIRs) over TLS.
+ */
+async function bareRun(st, n, tlsDirs) {
   const dir = path.join(benchDir, 'bare');
   mkdirSync(dir, { recursive: true });
   const sf = { qmp: path.join(dir, `src-${n}.qmp`), serial: path.join(dir, `src-${n}.serial`) };
@@ -163,10 +191,11 @@ async function bareRun(st, n) {
     dst = launchQemu(qemuArgs(st, tf, true));
     dq = await Qmp.connect(tf.qmp);
     await dq.cmd('migrate-set-capabilities', caps(DST_CAPS));
+    if (tlsDirs) await dq.cmd('migrate-set-parameters', await useTls(dq, tlsDirs.target, 'server'));
     await dq.cmd('migrate-incoming', { uri: 'tcp:127.0.0.1:0' });
     const port = (await dq.cmd('query-migrate'))['socket-address'].find((a) => a.type === 'inet').port;
     await sq.cmd('migrate-set-capabilities', caps(SRC_CAPS));
-    await sq.cmd('migrate-set-parameters', SRC_PARAMS);
+    await sq.cmd('migrate-set-parameters', { ...SRC_PARAMS, ...(tlsDirs ? await useTls(sq, tlsDirs.source, 'client') : {}) });
     const stop = sq.event((e) => e.event === 'STOP');
     const pre = sq.event((e) => e.event === 'MIGRATION' && ['pre-switchover', 'failed', 'cancelled'].includes(e.data.status));
     const srcDone = sq.event((e) => e.event === 'MIGRATION' && ['completed', 'failed', 'cancelled'].includes(e.data.status));
@@ -259,7 +288,7 @@ const med = (xs) => {
 const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
 
 async function main() {
-  ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent']);
+  ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent', ...(tls ? ['cli'] : [])]);
   if (spawnSync(qemuBinary, ['--version']).status !== 0) throw new Error(`${qemuBinary} is not installed (apt-get install -y qemu-system-x86 binutils)`);
   await preflight({ natsUrl, databaseUrl: env.DATABASE_URL });
   await recreateDatabase(env.DATABASE_URL);
@@ -300,6 +329,7 @@ async function main() {
             QEMU_ACCEL: accel,
             QEMU_MIGRATION_PORT_RANGE: '49700-49799',
             ...(w === 'dirty' ? { QEMU_GUEST_DIRTY_RATE_MIBPS: String(dirtyRate) } : {}),
+            ...(tls ? { QEMU_TLS_DIR: tlsDirOf(h.id) } : {}),
           }),
         );
         await Promise.all(agents.map((a) => procs.waitReady(a, 60_000)));
@@ -322,7 +352,7 @@ async function main() {
         await killBenchQemus(); // nothing of flexmig's stays to compete for the 2 cores
         const bare = [];
         for (let n = 0; n < reps; n++) {
-          const b = await bareRun(st, `${w}-${size}-${n}`);
+          const b = await bareRun(st, `${w}-${size}-${n}`, tls ? { source: tlsDirOf(hosts[0].id), target: tlsDirOf(hosts[1].id) } : undefined);
           await killBenchQemus();
           log(`  ${`${w} ${size} MiB`.padEnd(16)} bare    #${n + 1}  total ${fmt(b.total).padStart(8)}  downtime ${fmt(b.downtime)} (QEMU's ${b.qemuDowntime} ms)  ${b.passes} passes`);
           bare.push(b);
@@ -335,7 +365,7 @@ async function main() {
     await killBenchQemus();
   }
   log('');
-  log(`medians of ${reps} runs; accel ${accel}; dirtying guest: all memory but 2 MiB at ~${dirtyRate} MiB/s; policy: downtime limit ${POLICY.downtimeLimitMs} ms, uncapped bandwidth, auto-converge`);
+  log(`medians of ${reps} runs; accel ${accel}; migration stream ${tls ? 'over TLS (tls-creds-x509, verify-peer, EC P-256 certificates)' : 'plain TCP'}; dirtying guest: all memory but 2 MiB at ~${dirtyRate} MiB/s; policy: downtime limit ${POLICY.downtimeLimitMs} ms, uncapped bandwidth, auto-converge`);
   log('| guest | RAM | flexmig total | bare total | ratio | goal (≤ max(1.10×, +50 ms)) | flexmig downtime | bare downtime | downtime ≤ 300 ms | flexmig passes | bare passes |');
   log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   let allMet = true;

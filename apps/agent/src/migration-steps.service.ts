@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import {
   ErrorCode,
+  FenceMigration,
   FlexmigError,
   GetHost,
   GetReservation,
@@ -8,6 +9,8 @@ import {
   MigrationProgressMessage,
   POINT_OF_NO_RETURN,
   QueryMigration,
+  ReplyOf,
+  RequestOf,
   Role,
   StepCommand,
   StepRecord,
@@ -15,8 +18,9 @@ import {
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { HypervisorDriver } from './drivers/driver';
-import { LedgerRecord, ENTRY_STEP, checkCompensation, checkIncomingAddress, checkPrerequisite, checkReservation, checkRoleAndHost, checkTargetResumed } from './participation';
+import { LedgerRecord, ENTRY_STEP, checkSameVm, checkCompensation, checkIncomingAddress, checkPrerequisite, checkReservation, checkRoleAndHost, checkTargetResumed } from './participation';
 import { StepLedger } from './step-ledger';
+import { type CopyState, fenceAction, fenceActionDone } from './migration-fence';
 import { AGENT_ENV, AgentEnv } from './config';
 import { HYPERVISOR_DRIVER } from './driver.token';
 import { AgentStateStore } from './state-store';
@@ -218,6 +222,10 @@ export class MigrationStepsService {
     if (c.step >= POINT_OF_NO_RETURN) {
       throw new FlexmigError(ErrorCode.Conflict, `step ${c.step} is at or past the point of no return (${POINT_OF_NO_RETURN}): it is never undone`);
     }
+    const closed = this.ledger.closedAs(c.migrationId);
+    if (closed) {
+      throw new FlexmigError(ErrorCode.Conflict, `migration ${c.migrationId} was resolved by an operator (this host's copy ${closed === 'keep' ? 'is the VM' : 'is fenced'}): nothing of it is undone here`, { migrationId: c.migrationId }, false);
+    }
     // only a step this agent ran, for that VM: a compensation destroys or resumes a guest
     refuseIf(checkCompensation(c, this.ledger.history(c.migrationId)));
     const d = this.driver;
@@ -248,6 +256,46 @@ export class MigrationStepsService {
     this.store?.save();
     this.log.log(`migration ${c.migrationId}: compensated step ${c.step} (${c.role}): ${note}`);
     return { done: true, note };
+  }
+
+  /**
+   * An operator resolved the migration (the scheduler sends this to both hosts): the ledger records it
+   * first, on disk, so that no later step or compensation of it runs here; then this host's copy is kept
+   * (resumed if paused and asked to) or fenced (paused, or destroyed only if it is an incoming copy that
+   * never ran): migration-fence.ts. Refused while a step of the migration is running here, and for a VM
+   * other than the one this agent's records of the migration are for.
+   */
+  async fence(r: RequestOf<typeof FenceMigration>): Promise<ReplyOf<typeof FenceMigration>> {
+    const history = this.ledger.history(r.migrationId);
+    refuseIf(checkSameVm(r.migrationId, r.vmId, history));
+    const busy = history.find((h) => h.record.status === 'in-progress');
+    if (busy) {
+      throw new FlexmigError(ErrorCode.Conflict, `step ${busy.record.step} of migration ${r.migrationId} is running on ${this.env.HOST_ID}: resolve again once it has ended`, { migrationId: r.migrationId, step: busy.record.step }, true);
+    }
+    const copyOf = (): CopyState => this.driver.listVms().find((v) => v.vmId === r.vmId)?.state ?? 'absent';
+    const before = copyOf();
+    const action = fenceAction(r.outcome, before, r.resume, r.vmId);
+    if (action instanceof FlexmigError) throw action;
+    this.ledger.close(r.migrationId, r.outcome);
+    switch (action) {
+      case 'pause':
+        await this.driver.pauseVm(r.vmId);
+        break;
+      case 'destroy':
+        await this.driver.destroyIncoming(r.vmId);
+        break;
+      case 'resume':
+        if (r.role === 'source') await this.driver.resumeSource(r.vmId);
+        else await this.driver.resumeTarget(r.vmId);
+        break;
+      case 'none':
+        break;
+    }
+    this.store?.save();
+    const after = copyOf();
+    const note = `migration ${r.migrationId} resolved: this host's copy (${before}) is ${r.outcome === 'keep' ? 'the VM' : 'fenced'}${action === 'none' ? '' : `, ${fenceActionDone[action]}`} (${r.reason})`;
+    this.log.warn(note);
+    return { migrationId: r.migrationId, vmId: r.vmId, before, after, action: fenceActionDone[action], note };
   }
 
   /**

@@ -105,6 +105,27 @@ describe('StepLedger', () => {
       expect(new Set(snap.entries.map((e) => e.migrationId))).toEqual(new Set([recent]));
     });
   });
+  describe('a migration an operator resolved (closed)', () => {
+    it('given a closed migration, then no later step of it runs (a stale resume-target cannot run a fenced copy), and the close survives a restart', async () => {
+      const l = new StepLedger();
+      const m = randomUUID();
+      await l.run(cmd(m, 2, 'target'), admitAll);
+      l.close(m, 'fence');
+      const stale = await l.run(cmd(m, 7, 'target'), admitAll).catch((x: unknown) => x);
+      expect(stale).toMatchObject({ code: ErrorCode.Conflict, message: expect.stringContaining('was resolved by an operator') });
+      const back = StepLedger.restore(LedgerSnapshotSchema.parse(JSON.parse(JSON.stringify(l.snapshot()))));
+      expect(back.closedAs(m)).toBe('fence');
+      await expect(back.run(cmd(m, 6, 'target'), admitAll)).rejects.toMatchObject({ code: ErrorCode.Conflict });
+      // another migration is not affected
+      await expect(back.run(cmd(randomUUID(), 2, 'target'), admitAll)).resolves.toMatchObject({ repeated: false });
+    });
+
+    it('reads a ledger file written before closes existed', () => {
+      const snap = LedgerSnapshotSchema.parse({ version: 1, entries: [], fences: [] });
+      expect(snap.closed).toEqual([]);
+      expect(StepLedger.restore(snap).closedAs(randomUUID())).toBeUndefined();
+    });
+  });
 });
 
 describe('LedgerStore (the ledger file)', () => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ErrorCode, FlexmigError, Role, StepCommand, StepRecord, StepRecordSchema, StepReply, UuidSchema } from '@flexmig/contracts';
+import { ErrorCode, FenceOutcome, FlexmigError, Role, StepCommand, StepRecord, StepRecordSchema, StepReply, UuidSchema } from '@flexmig/contracts';
 import { LedgerRecord } from './participation';
 
 type StepOutput = Omit<StepReply, 'repeated' | 'migrationId' | 'step' | 'attempt' | 'finishedAt'>;
@@ -18,6 +18,8 @@ export const LedgerSnapshotSchema = z.object({
   version: z.literal(1),
   entries: z.array(z.object({ migrationId: UuidSchema, vmId: UuidSchema, record: StepRecordSchema, updatedAt: z.number() })),
   fences: z.array(z.object({ migrationId: UuidSchema, step: z.number().int().min(1).max(9), attempt: z.number().int().min(1), updatedAt: z.number() })),
+  /** Migrations an operator resolved (agent.{hostId}.migration.fence): none of their steps runs here again. Absent in older files. */
+  closed: z.array(z.object({ migrationId: UuidSchema, outcome: z.enum(['keep', 'fence']), updatedAt: z.number() })).default([]),
 });
 export type LedgerSnapshot = z.infer<typeof LedgerSnapshotSchema>;
 
@@ -44,6 +46,8 @@ export class StepLedger {
   private readonly entries = new Map<string, Entry>();
   /** `migrationId:step` → highest attempt answered "not started": such attempts never run later. */
   private readonly fences = new Map<string, { attempt: number; updatedAt: number }>();
+  /** Migrations an operator resolved, with what this host's copy became: their steps never run here again. */
+  private readonly closed = new Map<string, { outcome: FenceOutcome; updatedAt: number }>();
   /** Admissions under way, per key: a second command for the same key waits for the first to settle. */
   private readonly admitting = new Map<string, Promise<unknown>>();
 
@@ -60,6 +64,15 @@ export class StepLedger {
   async run(cmd: StepCommand, admit: Admit): Promise<StepReply> {
     const key = this.key(cmd.migrationId, cmd.step, cmd.role);
     for (let pending = this.admitting.get(key); pending; pending = this.admitting.get(key)) await pending.catch(() => undefined);
+    const closed = this.closed.get(cmd.migrationId);
+    if (closed) {
+      throw new FlexmigError(
+        ErrorCode.Conflict,
+        `migration ${cmd.migrationId} was resolved by an operator (this host's copy ${closed.outcome === 'keep' ? 'is the VM' : 'is fenced'}): its steps no longer run here`,
+        { migrationId: cmd.migrationId, closed: closed.outcome },
+        false,
+      );
+    }
     const fence = this.fences.get(`${cmd.migrationId}:${cmd.step}`);
     if (fence !== undefined && cmd.attempt <= fence.attempt) {
       throw new FlexmigError(
@@ -126,6 +139,17 @@ export class StepLedger {
     if (entry) this.update(entry, { ...entry.record, status: 'compensated' });
   }
 
+  /** Records that an operator resolved a migration (kept or fenced this host's copy): kept on disk, refuses its later steps. */
+  close(migrationId: string, outcome: FenceOutcome): void {
+    this.closed.set(migrationId, { outcome, updatedAt: this.now() });
+    this.onChange(this);
+  }
+
+  /** What an operator's resolution made of this host's copy, or undefined while the migration is not resolved. */
+  closedAs(migrationId: string): FenceOutcome | undefined {
+    return this.closed.get(migrationId)?.outcome;
+  }
+
   /**
    * Answers "what happened to attempt N of step S": the records, and when there is none for that step,
    * fences attempt N (and older) so a late command cannot run after the scheduler moved on. Only attempts
@@ -178,6 +202,7 @@ export class StepLedger {
         const [migrationId, step] = k.split(':');
         return { migrationId: migrationId!, step: Number(step), attempt: f.attempt, updatedAt: f.updatedAt };
       }),
+      closed: [...this.closed.entries()].map(([migrationId, c]) => ({ migrationId, outcome: c.outcome, updatedAt: c.updatedAt })),
     };
   }
 
@@ -199,6 +224,7 @@ export class StepLedger {
       l.entries.set(l.key(e.migrationId, record.step, record.role), { migrationId: e.migrationId, vmId: e.vmId, record, updatedAt: e.updatedAt, ...(failure ? { failure } : {}) });
     }
     for (const f of s.fences) l.fences.set(`${f.migrationId}:${f.step}`, { attempt: f.attempt, updatedAt: f.updatedAt });
+    for (const c of s.closed ?? []) l.closed.set(c.migrationId, { outcome: c.outcome, updatedAt: c.updatedAt });
     return l;
   }
 
@@ -215,10 +241,12 @@ export class StepLedger {
       const id = k.slice(0, k.indexOf(':'));
       last.set(id, Math.max(last.get(id) ?? 0, f.updatedAt));
     }
+    for (const [id, c] of this.closed) last.set(id, Math.max(last.get(id) ?? 0, c.updatedAt));
     const stale = new Set([...last].filter(([id, t]) => t < cutoff && !busy.has(id)).map(([id]) => id));
     if (stale.size === 0) return;
     for (const [k, e] of this.entries) if (stale.has(e.migrationId)) this.entries.delete(k);
     for (const k of this.fences.keys()) if (stale.has(k.slice(0, k.indexOf(':')))) this.fences.delete(k);
+    for (const id of this.closed.keys()) if (stale.has(id)) this.closed.delete(id);
   }
 }
 

@@ -20,11 +20,38 @@ describe('flexmig auth (the built CLI)', () => {
 
   it('given an empty directory, when `auth init` runs, then it writes the configuration, the identities and the tokens, secrets 0600', () => {
     cli('auth', 'init', '--dir', auth);
-    for (const f of ['nats-server.conf', 'nats-server-tls.conf', 'nats-ca.pem', 'auth.json']) expect(statSync(path.join(auth, f)).isFile()).toBe(true);
-    for (const f of ['inventory.creds', 'scheduler.creds', 'cpu-compat.creds', 'subscriber.creds', 'account-signing.nk', 'operator.nk', 'jwt.secret', 'admin.token', 'operator.token', 'viewer.token', 'nats-server-key.pem']) {
+    for (const f of ['nats-server.conf', 'nats-server-tls.conf', 'ca.pem', 'auth.json']) expect(statSync(path.join(auth, f)).isFile()).toBe(true);
+    for (const f of ['inventory.creds', 'scheduler.creds', 'cpu-compat.creds', 'subscriber.creds', 'account-signing.nk', 'operator.nk', 'jwt.secret', 'admin.token', 'operator.token', 'viewer.token', 'ca.key', 'nats-server-key.pem']) {
       expect([f, statSync(path.join(auth, f)).mode & 0o777]).toEqual([f, 0o600]);
     }
     expect(Buffer.from(readFileSync(path.join(auth, 'jwt.secret'), 'utf8').trim(), 'base64url').length).toBeGreaterThanOrEqual(32);
+  });
+
+  it('given `auth agent <host> --address`, then the host gets its QEMU_TLS_DIR: certificates of the deployment CA for those addresses, keys 0600', () => {
+    const out = cli('auth', 'agent', 'host-q', '--dir', auth, '--address', '10.20.30.40', '--address', 'host-q.example');
+    const tlsDir = path.join(auth, 'qemu-tls', 'host-q');
+    expect(out).toContain(`QEMU_TLS_DIR=${tlsDir}`);
+    expect(statSync(tlsDir).mode & 0o777).toBe(0o700);
+    for (const f of ['server-key.pem', 'client-key.pem']) expect([f, statSync(path.join(tlsDir, f)).mode & 0o777]).toEqual([f, 0o600]);
+    expect(readFileSync(path.join(tlsDir, 'ca-cert.pem'), 'utf8')).toBe(readFileSync(path.join(auth, 'ca.pem'), 'utf8'));
+    for (const [endpoint, purpose] of [['server', 'sslserver'], ['client', 'sslclient']]) {
+      const cert = path.join(tlsDir, `${endpoint}-cert.pem`);
+      // chains to ca.pem, and is for the endpoint's purpose (extended key usage)
+      expect(execFileSync('openssl', ['verify', '-CAfile', path.join(auth, 'ca.pem'), '-purpose', purpose, cert], { encoding: 'utf8' })).toMatch(/OK/);
+      const text = execFileSync('openssl', ['x509', '-in', cert, '-noout', '-ext', 'subjectAltName'], { encoding: 'utf8' });
+      expect(text).toMatch(/IP Address:10\.20\.30\.40/);
+      expect(text).toMatch(/DNS:host-q\.example/);
+    }
+    // a server certificate is not a client one: the purpose check can fail
+    expect(() => execFileSync('openssl', ['verify', '-CAfile', path.join(auth, 'ca.pem'), '-purpose', 'sslclient', path.join(tlsDir, 'server-cert.pem')], { stdio: 'pipe' })).toThrow();
+  });
+
+  it('given `auth revoke-agent`, then the host\'s creds and QEMU certificates are removed', () => {
+    cli('auth', 'agent', 'host-r', '--dir', auth);
+    expect(statSync(path.join(auth, 'qemu-tls', 'host-r', 'server-cert.pem')).isFile()).toBe(true);
+    expect(cli('auth', 'revoke-agent', 'host-r', '--dir', auth)).toMatch(/revoked 1 identity of host host-r/);
+    expect(() => statSync(path.join(auth, 'qemu-tls', 'host-r'))).toThrow(/ENOENT/);
+    expect(() => statSync(path.join(auth, 'agent-host-r.creds'))).toThrow(/ENOENT/);
   });
 
   it('given the tokens, then each is an HS256 JWT of the secret with the agreed claims, valid for a year', async () => {

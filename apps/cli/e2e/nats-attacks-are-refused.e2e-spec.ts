@@ -222,7 +222,7 @@ describe('NATS over TLS (the generated server certificate)', () => {
     await nats.start();
     const otherDir = mkdtempSync(path.join(tmpdir(), 'flexmig-other-ca-'));
     await initAuthDir(otherDir, { prefix, tls: true });
-    otherCa = path.join(otherDir, 'nats-ca.pem');
+    otherCa = path.join(otherDir, 'ca.pem');
   });
 
   afterAll(async () => {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { authDirPrefix, authFiles, defaultAuthDir, fleetRole, initAuthDir, issueAgent, issueRole, revokeAgent } from '@flexmig/nats-auth';
+import { authDirPrefix, authFiles, defaultAuthDir, defaultMigrationNames, fleetRole, initAuthDir, issueAgent, issueRole, revokeAgent } from '@flexmig/nats-auth';
 
 /**
  * `flexmig`: the operator's command line. For now its `auth` commands: the identities of a deployment
@@ -10,10 +10,13 @@ const usage = `usage:
   flexmig auth init [--dir D] [--prefix P] [--force] [--no-tls]
       writes what is missing in D (default ${defaultAuthDir}): nats-server.conf, the service identities
       (inventory, scheduler, cpu-compat, subscriber .creds), the signing keys (*.nk), jwt.secret and
-      the HTTP tokens (admin, operator, viewer .token), a TLS certificate for nats-server.
+      the HTTP tokens (admin, operator, viewer .token), and the deployment's CA (ca.pem) with a TLS
+      certificate for nats-server (nats-server-tls.conf).
       P: the subject prefix the permissions are made for (default: SUBJECT_PREFIX, else flexmig).
-  flexmig auth agent <hostId> [--dir D]
-      writes D/agent-<hostId>.creds: the identity of one host's agent (the running server needs no change).
+  flexmig auth agent <hostId> [--dir D] [--address A]...
+      writes D/agent-<hostId>.creds: the identity of one host's agent (the running server needs no change),
+      and D/qemu-tls/<hostId>/: the host's QEMU_TLS_DIR (its migration certificates, from ca.pem), valid for
+      the addresses A other hosts' QEMUs connect to (IP or DNS name; default ${defaultMigrationNames.join(', ')}).
   flexmig auth fleet [--dir D]
       writes D/fleet.creds: one identity for the sim fleet, which runs many hosts in one process (tests, benchmarks).
   flexmig auth revoke-agent <hostId> [--dir D] [--pid PID]
@@ -32,6 +35,7 @@ async function main(argv: string[]): Promise<void> {
       force: { type: 'boolean', default: false },
       'no-tls': { type: 'boolean', default: false },
       pid: { type: 'string' },
+      address: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -50,8 +54,10 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'agent': {
       if (!arg) throw new UsageError('which host? flexmig auth agent <hostId>');
-      const file = await issueAgent(dir, arg);
-      console.log(`${file}\n  start the agent with HOST_ID=${arg} NATS_CREDS=${file}`);
+      const issued = await issueAgent(dir, arg, values.address?.length ? values.address : defaultMigrationNames);
+      const tls = issued.qemuTlsDir ? ` QEMU_TLS_DIR=${issued.qemuTlsDir}` : '';
+      console.log(`${issued.creds}${issued.qemuTlsDir ? `\n${issued.qemuTlsDir}/` : ''}\n  start the agent with HOST_ID=${arg} NATS_CREDS=${issued.creds}${tls}`);
+      if (!issued.qemuTlsDir) console.log(`  no QEMU migration certificates: ${dir} has no CA (made by \`flexmig auth init\` unless --no-tls)`);
       return;
     }
     case 'fleet': {

@@ -46,8 +46,8 @@ const PlanBodySchema = z
 type PlanBody = z.infer<typeof PlanBodySchema>;
 
 const ModelsQuerySchema = z.object({
-  vendor: z.enum(['Intel', 'AMD']).optional(),
-  ladder: z.enum(['intel', 'amd', 'psabi']).optional(),
+  vendor: z.enum(['Intel', 'AMD', 'Hygon']).optional(),
+  ladder: z.enum(['intel', 'intel-ecore', 'amd', 'hygon', 'psabi']).optional(),
 });
 
 @ApiTags('cpu')
@@ -91,8 +91,8 @@ export class CpuHttpController {
   @Get('models')
   @Role('viewer')
   @ApiOperation({ summary: 'The catalog: every baseline (IMC mode) and psABI level.' })
-  @ApiQuery({ name: 'vendor', required: false, enum: ['Intel', 'AMD'] })
-  @ApiQuery({ name: 'ladder', required: false, enum: ['intel', 'amd', 'psabi'] })
+  @ApiQuery({ name: 'vendor', required: false, enum: ['Intel', 'AMD', 'Hygon'] })
+  @ApiQuery({ name: 'ladder', required: false, enum: ['intel', 'intel-ecore', 'amd', 'hygon', 'psabi'] })
   models(@Query(new ZodPipe(ModelsQuerySchema, 'query')) q: z.infer<typeof ModelsQuerySchema>) {
     return { items: this.cpu.models(q) };
   }

@@ -71,9 +71,9 @@ describe('cpu-compat over HTTP and NATS', () => {
     rmSync(stateDir, { recursive: true, force: true });
   }, 60_000);
 
-  it('has at least 12 real processor fixtures, Intel and AMD', () => {
+  it('has at least 12 real processor fixtures: Intel, AMD, Hygon and Zhaoxin', () => {
     expect(fixtures.length).toBeGreaterThanOrEqual(12);
-    expect(new Set(fixtures.map((f) => f.vendor))).toEqual(new Set(['Intel', 'AMD']));
+    expect(new Set(fixtures.map((f) => f.vendor))).toEqual(new Set(['Intel', 'AMD', 'Hygon', 'Zhaoxin']));
   });
 
   it.each(fixtures.map((f) => [f.file, f] as const))('POST /evaluate with %s gives its expected mode', async (_file, f) => {
@@ -81,6 +81,7 @@ describe('cpu-compat over HTTP and NATS', () => {
     expect(r.status).toBe(200);
     expect(r.body.vendor).toBe(f.vendor);
     expect(r.body.maxImcMode).toBe(policyMode(f));
+    expect(r.body.reason).toEqual(expect.any(String));
     // the ladder says, for each newer mode, what the host lacks
     const above = r.body.ladder.filter((s: { supported: boolean }) => !s.supported);
     for (const s of above) expect(s.missing.length).toBeGreaterThan(0);
@@ -188,6 +189,27 @@ describe('cpu-compat over HTTP and NATS', () => {
       const msg = await nc.request(`${nats.prefix}.${subject}`, new TextEncoder().encode(data), { timeout: 5_000 });
       return JSON.parse(new TextDecoder().decode(msg.data));
     };
+
+    it('a Zhaoxin host (no ladder) gets 200 with maxImcMode null and a reason saying passthrough only', async () => {
+      const r = await api('POST', '/api/v1/cpu/evaluate', { features: ['fpu', 'sse', 'sse2', 'vmx'], vendor: 'Zhaoxin' });
+      expect(r).toMatchObject({ status: 200, body: { vendor: 'Zhaoxin', maxImcMode: null, ladder: [] } });
+      expect(r.body.reason).toMatch(/Zhaoxin has no IMC ladder.*cluster whose IMC mode is off \(host passthrough\)/);
+      const cpuinfo = await api('POST', '/api/v1/cpu/evaluate', { cpuinfo: 'processor\t: 0\nvendor_id\t:   Shanghai  \nflags\t\t: fpu sse sse2\n' });
+      expect(cpuinfo).toMatchObject({ status: 200, body: { vendor: 'Zhaoxin', maxImcMode: null } });
+      // auto's ladder request names the same reason
+      const ladder = await request('cpu.mode.ladder', JSON.stringify({ vendor: 'Zhaoxin' }));
+      expect(ladder).toMatchObject({ ok: false, error: { code: 'UNKNOWN_VENDOR' } });
+      expect(ladder.error.message).toMatch(/no IMC ladder.*set the cluster's IMC mode to off/);
+    });
+
+    it('the Intel ladder for auto lists the E-core modes among the main ones; Hygon has its own', async () => {
+      const intel = await request('cpu.mode.ladder', JSON.stringify({ vendor: 'Intel' }));
+      const names = intel.data.modes.map((m: { name: string }) => m.name);
+      expect(names.slice(0, 3)).toEqual(['DiamondRapids', 'GraniteRapids', 'SapphireRapids']);
+      expect(names.indexOf('SierraForest')).toBe(names.indexOf('Skylake-Client-noTSX') - 1);
+      const hygon = await request('cpu.mode.ladder', JSON.stringify({ vendor: 'Hygon' }));
+      expect(hygon.data.modes.map((m: { name: string }) => m.name)).toEqual(['Dhyana-v2', 'Dhyana']);
+    });
 
     it('answers cpu.evaluate', async () => {
       const reply = await request('cpu.evaluate', JSON.stringify(fixtureBody(byMicroarch('intel-sandybridge'))));

@@ -11,18 +11,19 @@ import {
   VendorSchema,
 } from '@flexmig/contracts';
 import {
-  Baseline,
   cpuidMasks,
   evaluateHost,
   getBaseline,
   listBaselines,
+  modesHighestFirst,
+  noLadderReason,
   normalizeFeatureNames,
   normalizeVendor,
   planCluster,
   verdict,
   verifyMode,
 } from '@flexmig/cpu-models';
-import type { ClusterHost, CpuidMask, ModeVerification } from '@flexmig/cpu-models';
+import type { Baseline, ClusterHost, CpuidMask, ModeVerification } from '@flexmig/cpu-models';
 
 /** cpu-compat's logic: the pure catalog functions, shaped into the contracts. Stateless. */
 @Injectable()
@@ -34,6 +35,7 @@ export class CpuCompatService {
       ...(e.modelName !== undefined ? { modelName: e.modelName } : {}),
       features: e.features,
       maxImcMode: e.maxImcMode,
+      reason: e.reason,
       ladder: e.ladder.map(({ mode, order, tsx, supported, missing }) => ({ mode, order, tsx, supported, missing })),
       psabiLevel: e.psabiLevel,
       assumed: e.assumed,
@@ -58,7 +60,7 @@ export class CpuCompatService {
     return modelView(getBaseline(name));
   }
 
-  models(filter: { vendor?: 'Intel' | 'AMD'; ladder?: 'intel' | 'amd' | 'psabi' }): CpuModel[] {
+  models(filter: { vendor?: 'Intel' | 'AMD' | 'Hygon'; ladder?: 'intel' | 'intel-ecore' | 'amd' | 'hygon' | 'psabi' }): CpuModel[] {
     return listBaselines(filter).map(modelView);
   }
 
@@ -75,20 +77,17 @@ export class CpuCompatService {
     return cpuidMasks(baseline, hostFeatures);
   }
 
-  /** A vendor's IMC ladder, highest first: generation, then the TSX mode above its -noTSX sibling. */
+  /**
+   * A vendor's IMC modes, highest first (the order `auto` tries them in): generation, then the TSX mode
+   * above its -noTSX sibling; Intel's E-core modes sit just above the highest main mode they contain.
+   */
   ladder(vendor: string): { vendor: string; modes: { name: string; order: number; tsx: boolean | null; features: string[] }[] } {
     const v = normalizeVendor(vendor);
-    const modes = listBaselines({ vendor: v }).filter((b) => b.ladder !== 'psabi');
+    const modes = modesHighestFirst(v);
     if (modes.length === 0) {
-      throw new FlexmigError(ErrorCode.UnknownVendor, `${v} has no IMC ladder (only Intel and AMD have one): its hosts cannot have a cluster mode`, {
-        vendor: v,
-      });
+      throw new FlexmigError(ErrorCode.UnknownVendor, `${noLadderReason(v)}; set the cluster's IMC mode to off`, { vendor: v });
     }
-    const rank = (b: Baseline) => b.order * 2 + (b.tsx === false ? 0 : 1);
-    return {
-      vendor: v,
-      modes: [...modes].sort((a, b) => rank(b) - rank(a)).map((b) => ({ name: b.name, order: b.order, tsx: b.tsx, features: b.features })),
-    };
+    return { vendor: v, modes: modes.map((b) => ({ name: b.name, order: b.order, tsx: b.tsx, features: b.features })) };
   }
 }
 

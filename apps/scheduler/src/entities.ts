@@ -2,6 +2,7 @@ import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import type { MigrationPolicy, VmSpec } from '@flexmig/contracts';
 import type { SagaState } from '@flexmig/saga';
 import { EvacuationEntity } from './evacuations/evacuation.entity';
+import { MigrationResolutionEntity } from './resolution/resolution.entity';
 
 /** One migration: its saga state (JSONB, the whole truth) plus the columns queries and leases need. */
 @Entity({ name: 'migrations' })
@@ -49,4 +50,4 @@ export class ClusterSettingsEntity {
   @Column('timestamptz', { name: 'updated_at' }) updatedAt: Date;
 }
 
-export const schedulerEntities = [MigrationEntity, OutboxEntity, ClusterSettingsEntity, EvacuationEntity];
+export const schedulerEntities = [MigrationEntity, OutboxEntity, ClusterSettingsEntity, EvacuationEntity, MigrationResolutionEntity];

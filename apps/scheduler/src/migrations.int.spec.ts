@@ -205,9 +205,13 @@ describe('scheduler on real NATS and PostgreSQL', () => {
         await client.query(`INSERT INTO scheduler.outbox (event_id, type, subject, data, created_at) VALUES ($1, 'migration.step-completed', $2, $3, now())`, [id, ref.migrationId, JSON.stringify(data)]);
       }
       await waitFor('the good event on NATS', async () => published.includes(`${ref.migrationId}:step-completed:1`) || undefined, { timeoutMs: 10_000 });
+      // the relay publishes, then commits the batch's deletes and dead letters: wait for its commit
+      await waitFor('the relay to commit its batch', async () =>
+        (await client.query('SELECT count(*)::int AS n FROM scheduler.outbox WHERE subject = $1', [ref.migrationId])).rows[0].n === 0 || undefined,
+        { timeoutMs: 10_000 },
+      );
       const dead = await client.query('SELECT event_id, error FROM scheduler.outbox_dead_letter WHERE subject = $1', [ref.migrationId]);
       expect(dead.rows).toEqual([{ event_id: `${ref.migrationId}:step-completed:2`, error: expect.stringContaining('durationMs') }]);
-      expect((await client.query('SELECT count(*)::int AS n FROM scheduler.outbox WHERE subject = $1', [ref.migrationId])).rows[0].n).toBe(0);
       expect(published).not.toContain(`${ref.migrationId}:step-completed:2`);
       const metrics = await (await fetch(`${scheduler.url}/metrics`)).text();
       expect(metrics).toMatch(/flexmig_events_dead_lettered_total\{type="migration.step-completed"\} [1-9]/);

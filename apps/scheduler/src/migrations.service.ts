@@ -12,6 +12,7 @@ import {
   MigrationProgress,
   MigrationProgressMessage,
   MigrationProgressSchema,
+  MigrationResolution,
   MigrationView,
   TERMINAL_MIGRATION_STATES,
   Vm,
@@ -27,6 +28,7 @@ import { completionFigures } from './figures';
 import { ClusterSettingsService } from './cluster-settings.service';
 import { PlacementService } from './placement/placement.service';
 import { SCHEDULER_CONFIG, SchedulerConfig } from './config';
+import { ResolutionService } from './resolution/resolution.service';
 
 const progressKeptMs = 60_000;
 
@@ -73,6 +75,7 @@ export class MigrationsService {
     private readonly placer: PlacementService,
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
     private readonly clock: DbClock,
+    private readonly resolutions: ResolutionService,
   ) {
     // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design)
     bus.subscribeRaw(bus.subscriptionSubject(MigrationProgressMessage.subject), undefined, async (msg) => {
@@ -144,7 +147,8 @@ export class MigrationsService {
   async get(id: string): Promise<MigrationView> {
     const row = await this.db.getRepository(MigrationEntity).findOneBy({ id });
     if (!row) throw new FlexmigError(ErrorCode.NotFound, `migration ${id} does not exist`, { migrationId: id });
-    return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined);
+    const resolved = row.state === 'failed-needs-attention' ? await this.resolutions.of([id]) : undefined;
+    return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined, resolved);
   }
 
   async list(filter: { vmId?: string; state?: string }): Promise<MigrationView[]> {
@@ -153,7 +157,8 @@ export class MigrationsService {
     if (filter.state) where.state = filter.state;
     const rows = await this.db.getRepository(MigrationEntity).find({ where, order: { createdAt: 'DESC' }, take: 500 });
     const positions = rows.some((r) => r.state === 'queued') ? await this.queuePositions() : undefined;
-    return rows.map((r) => this.view(r, positions));
+    const resolved = await this.resolutions.of(rows.filter((r) => r.state === 'failed-needs-attention').map((r) => r.id));
+    return rows.map((r) => this.view(r, positions, resolved));
   }
 
   /** `by`: the caller (bearer token `sub`), recorded in the saga and in migration.cancelled. */
@@ -184,7 +189,7 @@ export class MigrationsService {
     return new Map(rows.map((r, i) => [r.id, i + 1]));
   }
 
-  view(row: MigrationEntity, positions?: Map<string, number>): MigrationView {
+  view(row: MigrationEntity, positions?: Map<string, number>, resolutions?: Map<string, MigrationResolution>): MigrationView {
     const s = summarize(row.saga);
     const cause = row.saga.cause;
     const attention = row.saga.attention;
@@ -229,6 +234,7 @@ export class MigrationsService {
       failure,
       attention: attention ? { kind: attention.kind, step: attention.step, stepName: row.saga.steps[attention.step - 1].name, message: attentionMessage(attention) } : null,
       progress: live && !s.terminal ? (live.sample as unknown as Record<string, unknown>) : null,
+      resolution: resolutions?.get(row.id) ?? null,
     };
   }
 }

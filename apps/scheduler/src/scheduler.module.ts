@@ -19,6 +19,8 @@ import { PlacementService } from './placement/placement.service';
 import { EvacuationsService } from './evacuations/evacuations.service';
 import { EvacuationsController } from './evacuations/evacuations.controller';
 import { MIGRATION_REQUESTER, MigrationRequester } from './evacuations/migration-requester';
+import { ResolutionService } from './resolution/resolution.service';
+import { ResolutionController } from './resolution/resolution.controller';
 
 export const SCHEDULER_SCHEMA = 'scheduler';
 
@@ -34,7 +36,7 @@ export class SchedulerModule {
         ),
         HealthModule,
       ],
-      controllers: [MigrationsController, ClusterSettingsController, EvacuationsController, SchedulerHandlers],
+      controllers: [MigrationsController, ResolutionController, ClusterSettingsController, EvacuationsController, SchedulerHandlers],
       providers: [
         { provide: SCHEDULER_CONFIG, useValue: opts.config },
         StepExecutor,
@@ -44,6 +46,7 @@ export class SchedulerModule {
         ClusterSettingsService,
         PlacementService,
         EvacuationsService,
+        ResolutionService,
         {
           provide: MIGRATION_REQUESTER,
           inject: [MigrationsService],

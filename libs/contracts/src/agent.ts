@@ -155,3 +155,34 @@ export const CheckVmMemory = defineRequest({
     detail: z.string(),
   }),
 });
+
+/** What a resolution does with one host's copy of the VM: keep it (the VM) or fence it. */
+export const FenceOutcomeSchema = z.enum(['keep', 'fence']);
+export type FenceOutcome = z.infer<typeof FenceOutcomeSchema>;
+
+export const FenceMigration = defineRequest({
+  subject: 'agent.{hostId}.migration.fence',
+  description:
+    'An operator resolved a migration that ended failed-needs-attention (POST /api/v1/migrations/{id}/resolve). The agent records it in its ' +
+    'persisted ledger first, so that no later (stale) step or compensation of that migration runs here, then acts on its copy of the VM: ' +
+    '`fence` pauses a running copy (never destroys it) and destroys only an incoming copy that never received its state; `keep` resumes ' +
+    'the copy if it is paused and `resume` is true. Idempotent. Only the scheduler may send it.',
+  request: z.object({
+    migrationId: UuidSchema,
+    vmId: UuidSchema,
+    role: RoleSchema,
+    outcome: FenceOutcomeSchema,
+    /** With `keep`: resume a paused copy (the scheduler asks it only when the other copy is known to be fenced). */
+    resume: z.boolean().default(false),
+    reason: z.string().min(1).max(500),
+  }),
+  reply: z.object({
+    migrationId: UuidSchema,
+    vmId: UuidSchema,
+    /** The copy here before and after, as the agent's vm.list would report it (`absent`: no copy here). */
+    before: z.enum(['running', 'paused', 'incoming', 'stopped', 'absent']),
+    after: z.enum(['running', 'paused', 'incoming', 'stopped', 'absent']),
+    action: z.enum(['paused', 'destroyed', 'resumed', 'none']),
+    note: z.string(),
+  }),
+});

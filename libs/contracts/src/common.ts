@@ -25,7 +25,8 @@ export const NameSchema = z
   .min(1)
   .max(63)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a name is 1-63 letters, digits, dots, dashes or underscores');
-export const VendorSchema = z.enum(['Intel', 'AMD', 'Hygon']);
+/** CPU vendors; Zhaoxin (CPUID `CentaurHauls` or `  Shanghai  `, also VIA) has no IMC ladder: passthrough only. */
+export const VendorSchema = z.enum(['Intel', 'AMD', 'Hygon', 'Zhaoxin']);
 export type Vendor = z.infer<typeof VendorSchema>;
 
 export const MemoryMiBSchema = z.number().int().min(1).max(4 * 1024 * 1024);

@@ -33,7 +33,10 @@ export const CpuEvaluationSchema = z.object({
   vendor: VendorSchema,
   modelName: z.string().optional(),
   features: z.array(z.string()),
+  /** Highest IMC mode; null for a vendor without a ladder (Zhaoxin/VIA: passthrough only) or when no mode fits. */
   maxImcMode: z.string().nullable(),
+  /** Why maxImcMode is what it is; for null, what the host can still join (a cluster with IMC off). */
+  reason: z.string().optional(),
   ladder: z.array(LadderEntrySchema),
   /** Highest x86-64 psABI level (x86-64-v1..v4). */
   psabiLevel: z.string().nullable(),

@@ -32,6 +32,10 @@ export const ErrorCode = {
   InsufficientCapacity: 'INSUFFICIENT_CAPACITY',
   VmNotRunning: 'VM_NOT_RUNNING',
   CpuIncompatible: 'CPU_INCOMPATIBLE',
+  /** A resolution where the agents cannot tell where the VM runs: the operator must say (`runsOn`). */
+  RunsOnRequired: 'RUNS_ON_REQUIRED',
+  /** A resolution whose `runsOn` contradicts what the agents report. */
+  RunsOnContradicted: 'RUNS_ON_CONTRADICTED',
   // defence in depth: a request that names a migration its receiver cannot tie to what it knows
   /** An agent was asked for a step or compensation of a migration whose earlier steps it did not take part in. */
   NotAParticipant: 'NOT_A_PARTICIPANT',
@@ -73,6 +77,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   INSUFFICIENT_CAPACITY: 409,
   VM_NOT_RUNNING: 409,
   CPU_INCOMPATIBLE: 422,
+  RUNS_ON_REQUIRED: 422,
+  RUNS_ON_CONTRADICTED: 409,
   NOT_A_PARTICIPANT: 403,
   UNTRUSTED_ADDRESS: 403,
   ATTEMPT_NOT_ISSUED: 409,

@@ -64,6 +64,32 @@ export const MigrationCancelled = defineEvent({
   description: 'A migration was cancelled before the point of no return and compensated.',
   data: z.looseObject({ ...MigrationRef, reason: z.string(), by: z.string() }),
 });
+/** One agent's answer to "where does the VM run", as a resolution recorded it. */
+export const ResolutionAgentAnswerSchema = z.object({
+  hostId: HostIdSchema,
+  role: z.enum(['source', 'target']),
+  /** False: the agent could not be asked within the deadline (`error` says why). */
+  answered: z.boolean(),
+  /** The VM's copy on that host (`absent`: none), when it answered. */
+  copy: z.enum(['running', 'paused', 'incoming', 'stopped', 'absent']).nullable(),
+  error: z.string().nullable(),
+});
+export const MigrationResolved = defineEvent({
+  type: 'migration.resolved',
+  description:
+    'An operator closed a migration that ended failed-needs-attention: where the VM runs (as the agents said, or as the operator stated), ' +
+    'what became of the other copy, and who did it. The migration keeps its state; inventory records the VM on `hostId`.',
+  data: z.looseObject({
+    ...MigrationRef,
+    runsOn: z.enum(['source', 'target']),
+    hostId: HostIdSchema,
+    decidedBy: z.enum(['agents', 'operator']),
+    by: z.string().min(1),
+    reason: z.string(),
+    agents: z.array(ResolutionAgentAnswerSchema),
+    fence: z.object({ hostId: HostIdSchema, delivered: z.boolean(), action: z.string(), note: z.string() }),
+  }),
+});
 export const HostRegistered = defineEvent({
   type: 'host.registered',
   description: 'A host registered (or re-registered) with inventory.',

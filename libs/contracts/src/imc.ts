@@ -47,7 +47,7 @@ export const LadderModeSchema = z.object({
 export const ListCpuModes = defineRequest({
   subject: 'cpu.mode.ladder',
   description: "A vendor's IMC ladder, highest mode first (the order `auto` tries them in).",
-  request: z.object({ vendor: z.enum(['Intel', 'AMD', 'Hygon']) }),
+  request: z.object({ vendor: z.enum(['Intel', 'AMD', 'Hygon', 'Zhaoxin']) }),
   reply: z.object({ vendor: z.string(), modes: z.array(LadderModeSchema) }),
 });
 

@@ -3,6 +3,7 @@ import { defineRequest } from './define';
 import { HostIdSchema, IsoTimeSchema, UuidSchema } from './common';
 import { MigrationPolicyInputSchema, MigrationPolicySchema } from './policy';
 import { StepNameSchema, StepNumberSchema } from './steps';
+import { ResolutionAgentAnswerSchema } from './events';
 
 export const CreateMigrationSchema = z
   .object({
@@ -65,6 +66,33 @@ export const MigrationResultSchema = z.object({
 });
 export type MigrationResult = z.infer<typeof MigrationResultSchema>;
 
+/** POST /api/v1/migrations/{id}/resolve: where the VM runs, when the agents cannot tell (and why the operator says so). */
+export const ResolveMigrationSchema = z
+  .object({
+    /** Required only when the agents cannot tell (both run it, neither does, or one cannot be asked); refused when it contradicts them. */
+    runsOn: z.enum(['source', 'target']).optional(),
+    reason: z.string().min(1).max(500).optional(),
+  })
+  .strict();
+export type ResolveMigration = z.infer<typeof ResolveMigrationSchema>;
+
+export const MigrationResolutionSchema = z.object({
+  runsOn: z.enum(['source', 'target']),
+  hostId: HostIdSchema,
+  /** `agents`: both agents answered and exactly one runs the VM; `operator`: the operator's `runsOn` decided. */
+  decidedBy: z.enum(['agents', 'operator']),
+  /** The `sub` of the operator's bearer token. */
+  by: z.string(),
+  at: IsoTimeSchema,
+  reason: z.string(),
+  agents: z.array(ResolutionAgentAnswerSchema),
+  /** The other host's copy: `delivered` false when its agent could not be reached (the copy, if any, is not fenced). */
+  fence: z.object({ hostId: HostIdSchema, delivered: z.boolean(), action: z.string(), note: z.string() }),
+  /** What became of the kept copy (resumed when it was paused and the other copy is fenced). */
+  kept: z.object({ hostId: HostIdSchema, action: z.string(), note: z.string() }),
+});
+export type MigrationResolution = z.infer<typeof MigrationResolutionSchema>;
+
 export const MigrationViewSchema = z.object({
   id: UuidSchema,
   vmId: UuidSchema,
@@ -96,6 +124,11 @@ export const MigrationViewSchema = z.object({
   attention: z.object({ kind: z.string(), step: z.number(), stepName: z.string(), message: z.string() }).nullable(),
   /** The latest progress sample of the memory transfer, while one runs. */
   progress: z.record(z.string(), z.unknown()).nullable(),
+  /**
+   * How an operator closed a `failed-needs-attention` migration (POST …/resolve); null until then. The
+   * migration keeps its state: the saga's record of what happened stays true, and this says what was done about it.
+   */
+  resolution: MigrationResolutionSchema.nullable(),
 });
 export type MigrationView = z.infer<typeof MigrationViewSchema>;
 

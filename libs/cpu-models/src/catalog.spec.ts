@@ -18,13 +18,13 @@ const subset = (a: readonly string[], b: readonly string[]) => a.every((f) => b.
 describe('catalog', () => {
   it('names its sources', () => {
     const s = catalog.source as { libvirt: { version: string }; psabi: { commit: string } };
-    expect(s.libvirt.version).toBe('11.3.0');
+    expect(s.libvirt.version).toBe('12.8.0');
     expect(s.psabi.commit).toBe('ab2062ad5653913c39124548943b1177330e34c8');
   });
 
   it('has every libvirt feature with its CPUID location or MSR index', () => {
-    expect(catalog.features).toHaveLength(364);
-    expect(catalog.features.filter((f) => f.msr)).toHaveLength(114);
+    expect(catalog.features).toHaveLength(400);
+    expect(catalog.features.filter((f) => f.msr)).toHaveLength(119);
     expect(getFeature('sse4.2')).toMatchObject({ leaf: '0x00000001', subleaf: 0, register: 'ECX', bit: 20, linuxName: 'sse4_2', msr: false });
     expect(getFeature('fsgsbase')).toMatchObject({ leaf: '0x00000007', subleaf: 0, register: 'EBX', bit: 0 });
     expect(getFeature('rdctl-no')).toMatchObject({ msr: true, msrIndex: '0x0000010a', bit: 0, linuxName: null });
@@ -58,18 +58,21 @@ describe('catalog', () => {
 });
 
 describe('baselines', () => {
-  it('has the three ladders in order', () => {
+  it('has the five ladders in order', () => {
     expect(listBaselines({ ladder: 'intel' }).map((b) => b.name)).toEqual([
       'Merom', 'Penryn', 'Nehalem', 'Westmere', 'SandyBridge', 'IvyBridge',
       'Haswell-noTSX', 'Haswell', 'Broadwell-noTSX', 'Broadwell', 'Skylake-Client-noTSX', 'Skylake-Client',
       'Skylake-Server-noTSX', 'Skylake-Server', 'Cascadelake-noTSX', 'Cascadelake', 'Icelake-noTSX', 'Icelake',
-      'SapphireRapids',
+      'SapphireRapids', 'GraniteRapids', 'DiamondRapids',
     ]);
     expect(listBaselines({ vendor: 'amd' }).map((b) => b.name)).toEqual([
-      'Opteron_G1', 'Opteron_G2', 'Opteron_G3', 'Opteron_G4', 'Opteron_G5', 'EPYC', 'EPYC-Rome', 'EPYC-Milan', 'EPYC-Genoa',
+      'Opteron_G1', 'Opteron_G2', 'Opteron_G3', 'Opteron_G4', 'Opteron_G5', 'EPYC', 'EPYC-Rome', 'EPYC-Milan', 'EPYC-Genoa', 'EPYC-Turin',
     ]);
+    expect(listBaselines({ ladder: 'intel-ecore' }).map((b) => b.name)).toEqual(['Denverton', 'Snowridge', 'SierraForest', 'ClearwaterForest']);
+    expect(listBaselines({ vendor: 'HygonGenuine' }).map((b) => b.name)).toEqual(['Dhyana', 'Dhyana-v2']);
     expect(listBaselines({ ladder: 'psabi' }).map((b) => b.name)).toEqual(['x86-64-v1', 'x86-64-v2', 'x86-64-v3', 'x86-64-v4']);
-    expect(listBaselines()).toHaveLength(32);
+    expect(listBaselines()).toHaveLength(41);
+    expect(listBaselines({ vendor: 'Zhaoxin' })).toEqual([]);
   });
 
   it.each([

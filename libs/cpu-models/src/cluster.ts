@@ -1,5 +1,5 @@
-import { Bits, ladderOf, newBits, Vendor, vendorLadder, WORDS } from './catalog';
-import { ClusterHost, highestMode, HostCpu, toHostCpu } from './evaluate';
+import { Baseline, BaselineIndex, Bits, isSubset, ladderOf, newBits, noLadderReason, rankOf, Vendor, vendorLadders, WORDS } from './catalog';
+import { bestMode, ClusterHost, HostCpu, toHostCpu } from './evaluate';
 
 export interface ClusterModeResult {
   /** Highest IMC mode every host supports, or null (no hosts, mixed vendors, no ladder, or no common mode). */
@@ -33,10 +33,10 @@ function decide(hostCount: number, vendors: Map<Vendor, number>, bits: Bits | nu
     return { mode: null, vendor: null, reason: `mixed vendors (${present.sort().join(', ')}): a VM cannot migrate between vendors` };
   }
   const vendor = present[0];
-  const ladderName = vendorLadder[vendor];
-  if (!ladderName) return { mode: null, vendor, reason: `no IMC ladder for ${vendor}` };
-  const m = highestMode(ladderOf[ladderName], bits);
-  if (!m) return { mode: null, vendor, reason: `the hosts share no ${vendor} mode (not even ${ladderOf[ladderName][0].baseline.name})` };
+  const ladderNames = vendorLadders[vendor];
+  if (ladderNames.length === 0) return { mode: null, vendor, reason: noLadderReason(vendor) };
+  const m = bestMode(vendor, bits);
+  if (!m) return { mode: null, vendor, reason: `the hosts share no ${vendor} mode (not even ${ladderOf[ladderNames[0]][0].baseline.name})` };
   return { mode: m.baseline.name, vendor, reason: `${m.baseline.name} is the newest ${vendor} mode whose features every host has` };
 }
 
@@ -93,4 +93,24 @@ export function planCluster(hosts: readonly ClusterHost[]): ClusterPlan {
     .filter((_, i) => hostModes[i].mode === result.mode || withoutHost[i].mode !== result.mode)
     .map((h) => h.id);
   return { ...result, hostModes, holdingDown, withoutHost };
+}
+
+/**
+ * A vendor's IMC modes in the order to try them, highest first (what `auto` walks): the main ladder by
+ * generation (TSX above -noTSX), with each mode of a further ladder (Intel's `intel-ecore`) placed just
+ * above the highest main-ladder mode it strictly contains, so the first mode every host passes is the one
+ * {@link bestMode} picks for them. Empty for a vendor without a ladder.
+ */
+export function modesHighestFirst(vendor: Vendor): Baseline[] {
+  const [main, ...others] = vendorLadders[vendor].map((n) => ladderOf[n]);
+  if (!main) return [];
+  const byRank = (l: readonly BaselineIndex[]) => [...l].sort((a, b) => rankOf(b.baseline) - rankOf(a.baseline));
+  const out: BaselineIndex[] = byRank(main);
+  for (const ladder of others) {
+    for (const m of byRank(ladder)) {
+      const below = out.findIndex((x) => x.baseline.ladder === main[0].baseline.ladder && isSubset(x.bits, m.bits) && !isSubset(m.bits, x.bits));
+      out.splice(below === -1 ? out.length : below, 0, m);
+    }
+  }
+  return out.map((m) => m.baseline);
 }

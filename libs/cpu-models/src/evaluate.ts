@@ -16,8 +16,9 @@ import {
   setBit,
   SVM,
   SYSCALL,
+  noLadderReason,
   Vendor,
-  vendorLadder,
+  vendorLadders,
   VMX,
   WORDS,
 } from './catalog';
@@ -141,6 +142,20 @@ export function highestMode(ladder: readonly BaselineIndex[], bits: Bits): Basel
   return best;
 }
 
+/**
+ * The vendor's best mode for `bits`: the main ladder's highest mode, replaced by a further ladder's
+ * (Intel's `intel-ecore`) only where that mode contains the main answer, so the extra ladder never costs
+ * a feature the main ladder would have given (README decision 8). Null when no ladder or no mode fits.
+ */
+export function bestMode(vendor: Vendor, bits: Bits): BaselineIndex | null {
+  let best: BaselineIndex | null = null;
+  for (const name of vendorLadders[vendor]) {
+    const m = highestMode(ladderOf[name], bits);
+    if (m !== null && (best === null || (isSubset(best.bits, m.bits) && !isSubset(m.bits, best.bits)))) best = m;
+  }
+  return best;
+}
+
 export interface LadderStep {
   mode: string;
   order: number;
@@ -161,8 +176,13 @@ export interface HostEvaluation {
   assumed: string[];
   /** Input names or flags that are no catalog feature (ignored). */
   unknown: string[];
-  /** Newest IMC mode of the vendor's ladder whose CPUID-checkable features the host all has. */
+  /**
+   * Newest IMC mode of the vendor's ladders whose CPUID-checkable features the host all has; null when the
+   * vendor has no ladder (Zhaoxin/VIA: passthrough only) or no mode fits (`reason` says which).
+   */
   maxImcMode: string | null;
+  /** Why `maxImcMode` is what it is (for a null: what the host can still do). */
+  reason: string;
   ladder: LadderStep[];
   /** Highest x86-64 psABI level (x86-64-v1..v4) the host reaches, or null. */
   psabiLevel: string | null;
@@ -180,11 +200,18 @@ function steps(ladder: readonly BaselineIndex[], bits: Bits): LadderStep[] {
 /** What a host is: its features, the highest IMC mode of its vendor's ladder, and its psABI level. */
 export function evaluateHost(input: HostCpuInput): HostEvaluation {
   const host = toHostCpu(input);
-  const ladderName = vendorLadder[host.vendor];
-  const ladder = ladderName ? ladderOf[ladderName] : [];
+  const ladders = vendorLadders[host.vendor].map((n) => ladderOf[n]);
   const notes: string[] = [];
-  if (!ladderName) notes.push(`no IMC ladder for ${host.vendor}: it can only share a cluster with ${host.vendor} hosts at a psABI level`);
-  const max = highestMode(ladder, host.effective);
+  const max = bestMode(host.vendor, host.effective);
+  let reason: string;
+  if (ladders.length === 0) {
+    reason = noLadderReason(host.vendor);
+    notes.push(reason);
+  } else if (max === null) {
+    reason = `the host lacks features of even the oldest ${host.vendor} mode (${ladders[0][0].baseline.name}): it can only join a cluster whose IMC mode is off (host passthrough)`;
+  } else {
+    reason = `${max.baseline.name} is the newest ${host.vendor} mode whose CPUID features the host all has`;
+  }
   const psabi = highestMode(ladderOf.psabi, host.effective);
   const assumedBits = newBits();
   for (let w = 0; w < WORDS; w++) assumedBits[w] = host.effective[w] & ~host.bits[w];
@@ -197,7 +224,8 @@ export function evaluateHost(input: HostCpuInput): HostEvaluation {
     assumed,
     unknown: host.unknown,
     maxImcMode: max ? max.baseline.name : null,
-    ladder: steps(ladder, host.effective),
+    reason,
+    ladder: ladders.flatMap((l) => steps(l, host.effective)),
     psabiLevel: psabi ? psabi.baseline.name : null,
     psabi: steps(ladderOf.psabi, host.effective),
     notes,

@@ -31,7 +31,7 @@ for (const v of catalog.vendors) {
   vendorSpellings.set(v.cpuidVendor.toLowerCase(), v.name as Vendor);
 }
 
-/** 'Intel' | 'AMD' | 'Hygon' from a libvirt vendor name or a CPUID vendor string; else UNKNOWN_VENDOR. */
+/** 'Intel' | 'AMD' | 'Hygon' | 'Zhaoxin' from a libvirt vendor name or a CPUID vendor string; else UNKNOWN_VENDOR. */
 export function normalizeVendor(vendor: string): Vendor {
   const v = vendorSpellings.get(vendor.trim().toLowerCase());
   if (!v) {
@@ -41,4 +41,6 @@ export function normalizeVendor(vendor: string): Vendor {
   return v;
 }
 
-export const vendorFromCpuidString = (s: string): Vendor | undefined => cpuidVendorOf.get(s);
+const cpuidVendorTrimmed = new Map<string, Vendor>([...cpuidVendorOf].map(([s, v]) => [s.trim(), v]));
+/** Vendor of a CPUID.0 string; also as /proc/cpuinfo prints it (Zhaoxin's "  Shanghai  " without its padding). */
+export const vendorFromCpuidString = (s: string): Vendor | undefined => cpuidVendorOf.get(s) ?? cpuidVendorTrimmed.get(s.trim());

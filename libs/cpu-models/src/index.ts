@@ -1,7 +1,7 @@
-// @flexmig/cpu-models: the CPU baseline catalog (libvirt 11.3.0 cpu_map + x86-64 psABI levels) and pure
+// @flexmig/cpu-models: the CPU baseline catalog (libvirt 12.8.0 cpu_map + x86-64 psABI levels) and pure
 // functions over it. No I/O beyond importing the committed catalog.json. Decisions: ../README.md.
 export type { Baseline, Catalog, CpuFeature, CpuidRegister, LadderName, Vendor } from './catalog';
-export { catalog } from './catalog';
+export { catalog, noLadderReason } from './catalog';
 export { getFeature, normalizeFeatureNames, normalizeVendor } from './features';
 export { getBaseline, listBaselines } from './baselines';
 export type { BaselineFilter } from './baselines';
@@ -11,7 +11,7 @@ export { parseCpuidDump } from './parse-cpuid';
 export type { CpuidRow } from './parse-cpuid';
 export { assertCpuCompatible, evaluateHost, verdict, verifyMode } from './evaluate';
 export type { ClusterHost, HostCpuInput, HostEvaluation, LadderStep, ModeVerification, TargetCpu, Verdict } from './evaluate';
-export { clusterMode, planCluster } from './cluster';
+export { clusterMode, modesHighestFirst, planCluster } from './cluster';
 export type { ClusterModeResult, ClusterPlan } from './cluster';
 export { cpuidMasks } from './masks';
 export type { CpuidMask } from './masks';

@@ -1,8 +1,7 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { HostIdSchema } from '@flexmig/contracts';
+import { CaFiles, issueCertificate, makeCa, writeQemuTlsDir } from './certificates';
 import { AuthKeys, fixedJwts, FixedJwts, issueAgentUser, issueRoleUser, issueUser, newKeys, publicKey, serverConfig, tlsServerConfig } from './issue';
 import { reservedIdentityNames, serviceRoles, type Role, type SubjectPermissions } from './permissions';
 import { httpRoles, newJwtSecret, signHttpToken } from './tokens';
@@ -18,14 +17,17 @@ export const authFiles = {
   state: 'auth.json',
   serverConfig: 'nats-server.conf',
   tlsServerConfig: 'nats-server-tls.conf',
-  caCert: 'nats-ca.pem',
-  caKey: 'nats-ca.key',
+  /** The deployment's CA: it signs the NATS server's certificate and each host's QEMU migration certificates. */
+  caCert: 'ca.pem',
+  caKey: 'ca.key',
   serverCert: 'nats-server-cert.pem',
   serverKey: 'nats-server-key.pem',
   jwtSecret: 'jwt.secret',
   keys: { operator: 'operator.nk', systemAccount: 'system-account.nk', account: 'account.nk', agentSigner: 'account-signing.nk' } satisfies Record<keyof AuthKeys, string>,
   creds: (name: string) => `${name}.creds`,
   agentCreds: (hostId: string) => `agent-${hostId}.creds`,
+  /** A host's QEMU_TLS_DIR (tls-creds-x509 layout), written by `flexmig auth agent`. */
+  qemuTlsDir: (hostId: string) => path.join('qemu-tls', hostId),
   token: (role: string) => `${role}.token`,
 } as const;
 
@@ -127,7 +129,7 @@ export async function initAuthDir(dir: string, opts: InitOptions = {}): Promise<
   return result;
 }
 
-/** A CA of the deployment's own and a server certificate for 127.0.0.1/localhost, with openssl. */
+/** The deployment's CA and a NATS server certificate for 127.0.0.1/localhost, with openssl. */
 async function tlsFiles(dir: string, has: (f: string) => boolean, result: InitResult): Promise<void> {
   const f = authFiles;
   if ([f.caCert, f.caKey, f.serverCert, f.serverKey, f.tlsServerConfig].every(has)) {
@@ -135,32 +137,38 @@ async function tlsFiles(dir: string, has: (f: string) => boolean, result: InitRe
     return;
   }
   const at = (name: string) => path.join(dir, name);
-  const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
-    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '825', '-subj', '/CN=flexmig NATS CA', '-keyout', at(f.caKey), '-out', at(f.caCert)]);
-    const csr = path.join(tmpdir(), `flexmig-nats-${process.pid}.csr`);
-    const ext = path.join(tmpdir(), `flexmig-nats-${process.pid}.ext`);
-    writeFileSync(ext, 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-    try {
-      openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-keyout', at(f.serverKey), '-out', csr]);
-      openssl(['x509', '-req', '-in', csr, '-CA', at(f.caCert), '-CAkey', at(f.caKey), '-CAcreateserial', '-days', '825', '-extfile', ext, '-out', at(f.serverCert)]);
-    } finally {
-      rmSync(csr, { force: true });
-      rmSync(ext, { force: true });
-      rmSync(at('nats-ca.srl'), { force: true });
-    }
+    const ca = makeCa({ cert: at(f.caCert), key: at(f.caKey) }, 'flexmig deployment CA');
+    issueCertificate({ ca, cert: at(f.serverCert), key: at(f.serverKey), commonName: 'localhost', names: ['localhost', '127.0.0.1'], usage: ['server'] });
   } catch (e) {
-    result.kept.push(`(no TLS certificate: openssl failed: ${(e as Error).message.split('\n')[0]})`);
+    result.kept.push(`(no TLS certificates: ${(e as Error).message})`);
     return;
   }
-  chmodSync(at(f.caKey), secret);
-  chmodSync(at(f.serverKey), secret);
   write(dir, f.tlsServerConfig, tlsServerConfig(f.serverConfig, at(f.serverCert), at(f.serverKey)));
   result.written.push(f.caCert, f.caKey, f.serverCert, f.serverKey, f.tlsServerConfig);
 }
 
-/** `flexmig auth agent <hostId>`: a new identity for one host (the server needs no change). Returns the creds file. */
-export async function issueAgent(dir: string, hostId: string): Promise<string> {
+/** The deployment's CA of `dir`, when `auth init` made one. */
+function deploymentCa(dir: string): CaFiles | undefined {
+  const ca = { cert: path.join(dir, authFiles.caCert), key: path.join(dir, authFiles.caKey) };
+  return existsSync(ca.cert) && existsSync(ca.key) ? ca : undefined;
+}
+
+/** The names a host's migration certificate is valid for when none are given: a single machine's loopback. */
+export const defaultMigrationNames = ['127.0.0.1', 'localhost'];
+
+export interface IssuedAgent {
+  creds: string;
+  /** The host's QEMU_TLS_DIR; absent when the directory has no CA (`auth init --no-tls`). */
+  qemuTlsDir?: string;
+}
+
+/**
+ * `flexmig auth agent <hostId>`: a new identity for one host (the server needs no change), and the host's
+ * QEMU migration certificates (its QEMU_TLS_DIR), valid for `migrationNames`: the addresses other hosts'
+ * QEMUs connect to when this host is a migration target (default: loopback).
+ */
+export async function issueAgent(dir: string, hostId: string, migrationNames: string[] = defaultMigrationNames): Promise<IssuedAgent> {
   const id = HostIdSchema.parse(hostId);
   if (reservedIdentityNames.includes(id)) throw new Error(`${id} names a service identity: a host may not have that id`);
   const state = readState(dir);
@@ -169,7 +177,10 @@ export async function issueAgent(dir: string, hostId: string): Promise<string> {
   writeState(dir, state);
   const file = authFiles.agentCreds(id);
   write(dir, file, user.creds, secret);
-  return path.join(dir, file);
+  const ca = deploymentCa(dir);
+  const creds = path.join(dir, file);
+  if (!ca) return { creds };
+  return { creds, qemuTlsDir: writeQemuTlsDir(path.join(dir, authFiles.qemuTlsDir(id)), ca, id, migrationNames) };
 }
 
 /** An identity of a role (the sim fleet's, `fleet`): written as `<role>.creds`. */
@@ -211,6 +222,7 @@ export async function revokeAgent(dir: string, hostId: string, now = new Date())
   writeState(dir, state);
   write(dir, authFiles.serverConfig, await serverConfig(readKeys(dir), state.prefix, state, state.fixed));
   rmSync(path.join(dir, authFiles.agentCreds(id)), { force: true });
+  rmSync(path.join(dir, authFiles.qemuTlsDir(id)), { recursive: true, force: true });
   return { revokedKeys: keys, serverConfig: path.join(dir, authFiles.serverConfig) };
 }
 

@@ -1,6 +1,7 @@
 import {
   CheckVmMemory,
   CompensateStep,
+  FenceMigration,
   EVENTS_STREAM_SUFFIX,
   eventsSubjectRoot,
   GetHost,
@@ -157,7 +158,7 @@ export function rolePermissions(role: Role, prefix: string): SubjectPermissions 
         sub: { allow: [inbox, subject(prefix, MigrationProgressMessage.subject, { migrationId: '*', hostId: '*' }), subject(prefix, GetStepAttempt.subject)] },
         pub: {
           allow: [
-            ...[RunStep, CompensateStep, QueryMigration, ListAgentVms, CheckVmMemory].map((c) => subject(prefix, c.subject, onEveryHost)),
+            ...[RunStep, CompensateStep, QueryMigration, FenceMigration, ListAgentVms, CheckVmMemory].map((c) => subject(prefix, c.subject, onEveryHost)),
             ...[GetHost, ListHosts, GetVm, ListVms, ReserveCapacity, ReleaseCapacity, RelocateVm, SetHostMaintenance].map((c) => subject(prefix, c.subject)),
             `${prefix}.cpu.>`,
             ...eventsOf(prefix, 'scheduler'),

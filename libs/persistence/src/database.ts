@@ -24,13 +24,16 @@ export function databaseNameOf(url: string): string {
   return name;
 }
 
+/** A TLS failure (the server's certificate, its name, the handshake) rather than a server that is not there. */
+const tlsFailure = /certificate|self[- ]signed|altnames|SSL|TLS|handshake/i;
+
 export function unreachable(url: string, e: unknown): FlexmigError {
-  return new FlexmigError(
-    ErrorCode.Unavailable,
-    `cannot reach PostgreSQL at ${describeTarget(url)} (${(e as Error).message}). Start it ` +
-      '(Debian: `pg_ctlcluster 15 main start`, or `apt-get install postgresql`), or set DATABASE_URL to a server that runs.',
-    { target: describeTarget(url) },
-  );
+  const message = (e as Error)?.message ?? String(e);
+  const what = tlsFailure.test(message)
+    ? 'The TLS connection failed: with sslmode=verify-full the server\'s certificate must chain to the CA of ' +
+      'sslrootcert=<file> in DATABASE_URL (else the system\'s CAs) and name the host of the URL.'
+    : 'Start it (Debian: `pg_ctlcluster 15 main start`, or `apt-get install postgresql`), or set DATABASE_URL to a server that runs.';
+  return new FlexmigError(ErrorCode.Unavailable, `cannot reach PostgreSQL at ${describeTarget(url)} (${message}). ${what}`, { target: describeTarget(url) });
 }
 
 /**
@@ -58,7 +61,9 @@ export async function ensureDatabaseAndSchema(url: string, schema: string): Prom
     await adminClient.end();
   }
   const client = new Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
-  await client.connect();
+  await client.connect().catch((e: unknown) => {
+    throw unreachable(url, e);
+  });
   try {
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`).catch((e) => {
       if (e.code !== DUPLICATE_SCHEMA && !isUniqueViolation(e)) throw e;

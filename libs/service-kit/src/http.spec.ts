@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { signToken } from './auth/tokens';
+import { signToken } from '@flexmig/nats-auth';
 import { type ProbeApp, startProbeApp, UndeclaredModule } from './auth/test-helpers';
 import { authSettingsFromEnv, ConfigurationError } from './auth/auth-settings';
 

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
@@ -61,8 +61,8 @@ export class NatsServerProcess {
   }
 
   /** Issues (again) a host's agent identity while the server runs, as `flexmig auth agent` does. */
-  agentCreds(hostId: string): Promise<string> {
-    return issueAgent(this.requireAuth(), hostId);
+  async agentCreds(hostId: string): Promise<string> {
+    return (await issueAgent(this.requireAuth(), hostId)).creds;
   }
 
   get observerCreds(): string {
@@ -151,6 +151,15 @@ export class NatsServerProcess {
   }
 }
 
+export interface PostgresServerOptions {
+  /**
+   * Serve TLS with this certificate and key (copied into the data directory, as PostgreSQL wants its key
+   * private to it). The server then listens on `localhost` (every loopback address it resolves to), so a
+   * certificate for the name `localhost` can be checked with `sslmode=verify-full`.
+   */
+  tls?: { certFile: string; keyFile: string };
+}
+
 /**
  * A PostgreSQL server of the test's own (initdb into a temporary directory, trust auth, its own port),
  * that the test can stop and start again: what "PostgreSQL restarted mid-migration" needs. Run as root,
@@ -162,7 +171,7 @@ export class PostgresServerProcess {
   private readonly bin: string;
   private readonly asPostgres = userInfo().uid === 0;
 
-  constructor() {
+  constructor(private readonly options: PostgresServerOptions = {}) {
     const root = '/usr/lib/postgresql';
     const version = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a))[0] : undefined;
     this.bin = version ? path.join(root, version, 'bin') : '';
@@ -188,8 +197,14 @@ export class PostgresServerProcess {
       this.port = await freePort();
       if (this.asPostgres) execFileSync('chown', ['-R', 'postgres:postgres', this.dataDir]);
       this.run('initdb', ['-D', this.dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+      if (this.options.tls) {
+        copyFileSync(this.options.tls.certFile, path.join(this.dataDir, 'server.crt'));
+        copyFileSync(this.options.tls.keyFile, path.join(this.dataDir, 'server.key'));
+        if (this.asPostgres) execFileSync('chown', ['postgres:postgres', path.join(this.dataDir, 'server.crt'), path.join(this.dataDir, 'server.key')]);
+      }
     }
-    this.run('pg_ctl', ['-D', this.dataDir, '-l', path.join(this.dataDir, 'server.log'), '-w', '-t', '30', '-o', `-p ${this.port} -k ${this.dataDir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+    const tls = this.options.tls ? ' -c ssl=on -c listen_addresses=localhost' : ' -c listen_addresses=127.0.0.1';
+    this.run('pg_ctl', ['-D', this.dataDir, '-l', path.join(this.dataDir, 'server.log'), '-w', '-t', '30', '-o', `-p ${this.port} -k ${this.dataDir}${tls} -c fsync=off`, 'start']);
     return this;
   }
 

@@ -1,8 +1,9 @@
 /**
  * The bridge between the wire policy (`@flexmig/contracts` MigrationPolicy, what the scheduler sends
  * with every step) and the model's policy (`@flexmig/migration-model`, what `decideConvergence`
- * reads), and the errors a failed convergence turns into. Shared by the drivers: the QEMU driver steers
- * with the same policy from `query-migrate` samples.
+ * reads), the checks that say waiting longer is pointless, and the errors a failed convergence turns
+ * into. Shared by the drivers: the sim driver steers a model, the QEMU driver's transfer monitor steers
+ * with the same policy from `query-migrate` samples, and both give up with the same words.
  */
 import { ErrorCode, FlexmigError, MigrationPolicy as WirePolicy } from '@flexmig/contracts';
 import {
@@ -49,6 +50,22 @@ export function modelPolicyFor(wire: WirePolicy, memoryBytes: number): ModelPoli
 }
 
 /**
+ * A lever of the policy that may still make the guest converge: post-copy, auto-converge below its
+ * maximum throttle, or a downtime step still to come. Without one, a guest that keeps failing QEMU's
+ * convergence test will not converge by waiting.
+ */
+export function leverLeft(policy: ModelPolicy, throttlePct: number, downtimeLimitMs: number): boolean {
+  if (policy.postCopy) return true;
+  if (policy.autoConverge && throttlePct < policy.maxThrottlePct) return true;
+  return downtimeSchedule(policy).at(-1)!.downtimeLimitMs > downtimeLimitMs;
+}
+
+/** The reason of a NOT_CONVERGING failure without a lever: what was seen, then the lever that is missing. */
+export function noLeverReason(symptom: string, policy: ModelPolicy, throttlePct: number): string {
+  return policy.autoConverge ? `${symptom} even at the maximum throttle of ${throttlePct}%` : `${symptom} and auto-converge is not allowed by the policy`;
+}
+
+/**
  * True when waiting longer is pointless: the guest keeps failing QEMU's convergence test, the model
  * says the remaining can never fit the budget at the current throttle and limit, and the policy has no
  * lever left (auto-converge off or at its maximum, no post-copy, no downtime step to come). The
@@ -56,14 +73,37 @@ export function modelPolicyFor(wire: WirePolicy, memoryBytes: number): ModelPoli
  * the outcome and says so at once, with the figures. Post-copy is left to `decideConvergence`.
  */
 export function stalledWithoutLever(history: readonly PassSample[], params: PrecopyParams, policy: ModelPolicy, throttlePct: number, downtimeLimitMs: number): boolean {
-  const last = history[history.length - 1];
-  if (!last || policy.postCopy) return false;
-  if (policy.autoConverge && throttlePct < policy.maxThrottlePct) return false;
-  if (downtimeSchedule(policy).at(-1)!.downtimeLimitMs > downtimeLimitMs) return false;
+  if (history.length === 0 || leverLeft(policy, throttlePct, downtimeLimitMs)) return false;
   const hits = trailingNonConvergingPasses(history, policy.throttleTriggerThresholdPct);
   const notConverging = hits >= QEMU_THROTTLE_TRIGGER_COUNT || (throttlePct > 0 && hits >= 1);
   return notConverging && cannotConverge(params, throttlePct, downtimeLimitMs);
 }
+
+/**
+ * The same verdict from measured passes (QEMU, no model to ask): how many passes in a row, up to the
+ * last, failed QEMU's convergence test. With auto-converge only the passes run at the maximum throttle
+ * count: before that the throttle is a lever still at work.
+ */
+export function passesNotConverging(history: readonly PassSample[], policy: ModelPolicy): number {
+  const counted = policy.autoConverge ? history.filter((p) => p.throttlePct >= policy.maxThrottlePct).length : history.length;
+  return Math.min(trailingNonConvergingPasses(history, policy.throttleTriggerThresholdPct), counted);
+}
+
+/** The figures behind a failure: the model's (sim driver), or what QEMU measured (qemu driver). */
+export type ConvergenceFigures =
+  | {
+      kind: 'model';
+      params: PrecopyParams;
+      /** Link speed of this host (the cap, if any, is in the policy). */
+      linkBytesPerSec: number;
+    }
+  | {
+      kind: 'measured';
+      dirtyRateBytesPerSec: number;
+      bandwidthBytesPerSec: number;
+      /** QEMU's expected downtime for what remains, ms. */
+      expectedDowntimeMs: number;
+    };
 
 export interface ConvergenceFailureFacts {
   vmId: string;
@@ -71,10 +111,8 @@ export interface ConvergenceFailureFacts {
   code: Exclude<ConvergenceFailureCode, 'CANCELLED'> | ConvergenceAbortCode;
   /** What the policy or the driver said, in words. */
   reason: string;
-  params: PrecopyParams;
+  figures: ConvergenceFigures;
   policy: ModelPolicy;
-  /** Link speed of this host (the cap, if any, is in the policy). */
-  linkBytesPerSec: number;
   passes: number;
   elapsedMs: number;
   remainingBytes: number;
@@ -88,14 +126,8 @@ export interface ConvergenceFailureFacts {
  */
 export function convergenceFailure(f: ConvergenceFailureFacts): FlexmigError {
   const mib = (bytes: number) => Math.round(bytes / BYTES_PER_MIB);
-  const p = f.params;
-  const settled = remainingLimitBytes(p, f.throttlePct);
   const stalled = f.code === ConvergenceFailureCode.NotConverging;
-  // a stall is about where the remaining settles; a timeout about where it still was
-  const neededMs = Math.round(expectedDowntimeMs(stalled ? settled : f.remainingBytes, p.bandwidthBytesPerSec));
-  const dirty = stalled
-    ? `so about ${mib(settled)} MiB stay dirty`
-    : `and ${mib(f.remainingBytes)} MiB were still dirty (it would settle near ${mib(settled)} MiB)`;
+  const g = guestFigures(f, stalled);
   const what =
     f.code === ConvergenceFailureCode.CompletionTimeout
       ? 'did not complete within its completion timeout'
@@ -106,16 +138,19 @@ export function convergenceFailure(f: ConvergenceFailureFacts): FlexmigError {
   if (!f.policy.autoConverge) advice.push('allow auto-converge');
   else if (f.throttlePct < f.policy.maxThrottlePct) advice.push('give auto-converge more time (raise completionTimeoutPerGiBSec)');
   if (!f.policy.postCopy) advice.push('allow post-copy');
-  const capped = f.policy.bandwidthMiBps ? f.policy.bandwidthMiBps * BYTES_PER_MIB < f.linkBytesPerSec : false;
-  if (capped) advice.push(`raise or lift the bandwidth cap (${f.policy.bandwidthMiBps} MiB/s on a ${mib(f.linkBytesPerSec)} MiB/s link)`);
-  advice.push(`raise the downtime limit (the guest needs about ${neededMs} ms, the limit is ${Math.round(f.downtimeLimitMs)} ms)`);
+  const cap = f.policy.bandwidthMiBps;
+  if (cap && (g.linkBytesPerSec === undefined || cap * BYTES_PER_MIB < g.linkBytesPerSec)) {
+    advice.push(`raise or lift the bandwidth cap (${cap} MiB/s${g.linkBytesPerSec === undefined ? '' : ` on a ${mib(g.linkBytesPerSec)} MiB/s link`})`);
+  }
+  advice.push(`raise the downtime limit (the guest needs about ${Math.round(g.neededDowntimeMs)} ms, the limit is ${Math.round(f.downtimeLimitMs)} ms)`);
   advice.push('or migrate when the guest writes less memory');
+  const about = [...(g.workingSetBytes !== undefined ? [`working set ${mib(g.workingSetBytes)} MiB`] : []), ...(f.throttlePct ? [`throttled ${f.throttlePct}%`] : [])];
   const message =
     `the memory transfer of VM ${f.vmId} (migration ${f.migrationId}) ${what} after ${f.passes} pass(es) and ` +
     `${(f.elapsedMs / 1000).toFixed(1)} s: ${f.reason}. ` +
-    `The guest dirties ${mib(p.dirtyRateBytesPerSec)} MiB/s (working set ${mib(p.workingSetBytes)} MiB${f.throttlePct ? `, throttled ${f.throttlePct}%` : ''}) ` +
-    `against ${mib(p.bandwidthBytesPerSec)} MiB/s of migration bandwidth, ${dirty}. ` +
-    `The VM keeps running on the source. To migrate it: ${advice.join(', ')}.`;
+    `The guest dirties ${mib(g.dirtyRateBytesPerSec)} MiB/s${about.length ? ` (${about.join(', ')})` : ''} ` +
+    `against ${mib(g.bandwidthBytesPerSec)} MiB/s of migration bandwidth, ${g.dirty}. ` +
+    `The stream was cancelled and the VM keeps running on the source. To migrate it: ${advice.join(', ')}.`;
   return new FlexmigError(
     stalled ? ErrorCode.Conflict : ErrorCode.Timeout,
     message,
@@ -126,12 +161,32 @@ export function convergenceFailure(f: ConvergenceFailureFacts): FlexmigError {
       remainingBytes: Math.round(f.remainingBytes),
       throttlePct: f.throttlePct,
       downtimeLimitMs: f.downtimeLimitMs,
-      dirtyRateBytesPerSec: p.dirtyRateBytesPerSec,
-      bandwidthBytesPerSec: p.bandwidthBytesPerSec,
+      dirtyRateBytesPerSec: g.dirtyRateBytesPerSec,
+      bandwidthBytesPerSec: g.bandwidthBytesPerSec,
     },
     // the same migration with the same policy fails the same way: a retry needs a change first
     false,
   );
+}
+
+/** The guest's figures for the message, from the model or from QEMU's measurements. */
+function guestFigures(f: ConvergenceFailureFacts, stalled: boolean) {
+  const mib = (bytes: number) => Math.round(bytes / BYTES_PER_MIB);
+  if (f.figures.kind === 'measured') {
+    const m = f.figures;
+    return { dirtyRateBytesPerSec: m.dirtyRateBytesPerSec, bandwidthBytesPerSec: m.bandwidthBytesPerSec, neededDowntimeMs: m.expectedDowntimeMs, dirty: `and ${mib(f.remainingBytes)} MiB were still dirty` };
+  }
+  const p = f.figures.params;
+  const settled = remainingLimitBytes(p, f.throttlePct);
+  return {
+    dirtyRateBytesPerSec: p.dirtyRateBytesPerSec,
+    bandwidthBytesPerSec: p.bandwidthBytesPerSec,
+    workingSetBytes: p.workingSetBytes,
+    linkBytesPerSec: f.figures.linkBytesPerSec,
+    // a stall is about where the remaining settles; a timeout about where it still was
+    neededDowntimeMs: expectedDowntimeMs(stalled ? settled : f.remainingBytes, p.bandwidthBytesPerSec),
+    dirty: stalled ? `so about ${mib(settled)} MiB stay dirty` : `and ${mib(f.remainingBytes)} MiB were still dirty (it would settle near ${mib(settled)} MiB)`,
+  };
 }
 
 /** The error of a transfer stopped by cancelTransfer or close(). */

@@ -18,7 +18,7 @@ import {
   lastProgressMs,
 } from '@flexmig/migration-model';
 import { HypervisorDriver, PersistedVm, ProgressSink } from './driver';
-import { ConvergenceFailureCode, convergenceFailure, modelPolicyFor, stalledWithoutLever, transferCancelled } from './precopy-policy';
+import { ConvergenceFailureCode, convergenceFailure, modelPolicyFor, noLeverReason, stalledWithoutLever, transferCancelled } from './precopy-policy';
 import { SimClock, realClock } from './sim-clock';
 
 const MiB = BYTES_PER_MIB;
@@ -359,9 +359,7 @@ export class SimDriver implements HypervisorDriver {
       if (decision.action === 'abort') throw this.fail(vmId, t, decision.code, decision.reason);
       if (sim.phase !== 'precopy') break;
       if (this.o.failFastWhenStalled !== false && stalledWithoutLever(sim.history, sim.params, t.policy, sim.throttlePct, sim.downtimeLimitMs)) {
-        const reason = !t.policy.autoConverge
-          ? 'the remaining cannot shrink below the downtime budget and auto-converge is not allowed by the policy'
-          : `the remaining cannot shrink below the downtime budget even at the maximum throttle of ${sim.throttlePct}%`;
+        const reason = noLeverReason('the remaining cannot shrink below the downtime budget', t.policy, sim.throttlePct);
         sim.abort(`${ConvergenceFailureCode.NotConverging}: ${reason}`);
         throw this.fail(vmId, t, ConvergenceFailureCode.NotConverging, reason);
       }
@@ -461,9 +459,8 @@ export class SimDriver implements HypervisorDriver {
       migrationId: t.migrationId,
       code,
       reason,
-      params: sim.params,
+      figures: { kind: 'model', params: sim.params, linkBytesPerSec: t.linkBytesPerSec },
       policy: t.policy,
-      linkBytesPerSec: t.linkBytesPerSec,
       passes: sim.history.length,
       elapsedMs: sim.nowMs,
       remainingBytes: last?.remainingBytes ?? sim.params.memoryBytes,

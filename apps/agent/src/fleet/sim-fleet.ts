@@ -5,6 +5,7 @@ import {
   HostCpu,
   HostIdSchema,
   ListAgentVms,
+  FenceMigration,
   QueryMigration,
   RunStep,
   StartVm,
@@ -119,6 +120,7 @@ export class FleetHost {
       this.bus.handle(RunStep, (r) => h.step(r), params),
       this.bus.handle(CompensateStep, (r) => h.compensate(r), params),
       this.bus.handle(QueryMigration, (r) => h.query(r), params),
+      this.bus.handle(FenceMigration, (r) => this.steps.fence(r), params),
     );
     this.presence.startHeartbeats(Math.floor(Math.random() * Math.min(this.heartbeatIntervalMs, maxHeartbeatJitterMs)));
     this.registering = opts.register;

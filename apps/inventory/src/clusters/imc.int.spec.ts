@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { connect } from '@nats-io/transport-node';
 import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson, readEvents, testToken } from '@flexmig/testing';
 
 // Cluster CPU modes (issue 3, item 4) through inventory's HTTP API, against real PostgreSQL and NATS, with
@@ -160,7 +161,7 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
       expect(r.status).toBe(200);
       expect(r.body.mode).toBe('SandyBridge');
       const tried = r.body.tries.map((t: { mode: string }) => t.mode);
-      expect(tried[0]).toBe('SapphireRapids');
+      expect(tried[0]).toBe('DiamondRapids'); // the newest Intel mode (libvirt 12.8.0)
       expect(tried.at(-1)).toBe('SandyBridge');
       expect(tried).toContain('IvyBridge');
       expect(r.body.tries.slice(0, -1).every((t: { pass: boolean }) => !t.pass)).toBe(true);
@@ -256,6 +257,34 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
         ['ld-ivb', true],
       ]);
       expect((await api('GET', `/api/v1/clusters/${id}/imc`)).body.mode).toBe('IvyBridge');
+    });
+  });
+
+  describe('a host whose vendor has no ladder (Zhaoxin)', () => {
+    /** Registers a Zhaoxin host the way an agent does (NATS request), and returns the reply envelope. */
+    async function registerZhaoxin(hostId: string, clusterName: string): Promise<any> {
+      const nc = await connect({ servers: nats.url });
+      try {
+        const body = {
+          hostId, clusterName, hostname: hostId, memoryMiB: 4096, vcpus: 4, driver: 'sim', migrationAddress: `${hostId}:49152`,
+          cpu: { vendor: 'Zhaoxin', modelName: 'ZHAOXIN KaiSheng KH-40000/16@2.2GHz', features: ['fpu', 'sse', 'sse2', 'sse4.2', 'avx', 'vmx', 'lm'] },
+        };
+        const msg = await nc.request(`${nats.prefix}.inventory.host.${hostId}.register`, new TextEncoder().encode(JSON.stringify(body)), { timeout: 10_000 });
+        return JSON.parse(new TextDecoder().decode(msg.data));
+      } finally {
+        await nc.close();
+      }
+    }
+
+    it('is refused by a cluster with an IMC mode, naming the reason, and joins one whose mode is off', async () => {
+      expect(await api('POST', '/api/v1/clusters', { name: 'zx-moded', imcMode: 'SandyBridge' })).toMatchObject({ status: 201 });
+      const refused = await registerZhaoxin('zx-1', 'zx-moded');
+      expect(refused).toMatchObject({ ok: false, error: { code: 'CPU_INCOMPATIBLE' } });
+      expect(refused.error.message).toMatch(/zx-1 cannot join cluster zx-moded \(IMC mode SandyBridge\): Zhaoxin has no IMC ladder.*IMC mode is off/);
+      expect((await api('GET', '/api/v1/hosts/zx-1')).status).toBe(404);
+
+      expect(await api('POST', '/api/v1/clusters', { name: 'zx-off', imcMode: 'off' })).toMatchObject({ status: 201 });
+      expect(await registerZhaoxin('zx-2', 'zx-off')).toMatchObject({ ok: true, data: { host: { id: 'zx-2', maxImcMode: null } } });
     });
   });
 

@@ -61,15 +61,24 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     const resolved = await this.clusters.resolveForHost(r);
     const evaluation = await this.cpu.evaluate(r.cpu);
     const now = new Date();
+    // A vendor without an IMC ladder (Zhaoxin/VIA) has no mode to check: only IMC off (passthrough) fits it.
+    const ladderless = evaluation.maxImcMode === null && evaluation.ladder.length === 0;
     let mode = resolved.imcMode;
     for (let attempt = 1; ; attempt++) {
-      const verdict = mode && mode !== IMC_OFF ? await this.cpu.verdict(mode, r.cpu) : undefined;
+      const verdict = mode && mode !== IMC_OFF && !ladderless ? await this.cpu.verdict(mode, r.cpu) : undefined;
       const checkedMode = mode;
       const written = await this.db.transaction(async (m): Promise<{ cluster: ClusterEntity } | { changedMode: string | null }> => {
         // share-locked from the mode check to the host's write: a mode change (which locks it for
         // update) cannot slip in between and leave a host below its cluster's mode
         const cluster = await m.getRepository(ClusterEntity).findOneOrFail({ where: { id: resolved.id }, lock: { mode: 'pessimistic_read' } });
         if (cluster.imcMode !== checkedMode) return { changedMode: cluster.imcMode };
+        if (ladderless && cluster.imcMode !== IMC_OFF) {
+          throw new FlexmigError(
+            ErrorCode.CpuIncompatible,
+            `host ${r.hostId} cannot join cluster ${cluster.name} (IMC mode ${cluster.imcMode ?? 'not set'}): ${evaluation.reason ?? `${r.cpu.vendor} has no IMC ladder`}`,
+            { hostId: r.hostId, clusterId: cluster.id, mode: cluster.imcMode, missing: [] },
+          );
+        }
         if (verdict && !verdict.compatible) {
           throw new FlexmigError(
             ErrorCode.CpuIncompatible,

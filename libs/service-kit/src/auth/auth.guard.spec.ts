@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
-import { signToken } from './tokens';
+import { signToken } from '@flexmig/nats-auth';
 import { type ProbeApp, startProbeApp } from './test-helpers';
 import type { AuthSettings } from './auth-settings';
 

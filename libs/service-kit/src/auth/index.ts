@@ -3,4 +3,3 @@ export * from './auth-settings';
 export * from './token-verifier';
 export * from './auth.guard';
 export * from './routes';
-export * from './tokens';

@@ -1,15 +1,16 @@
 /**
- * The qemu driver's migration over TLS with REAL QEMU (TCG) on loopback: certificates made here with the
- * `openssl` CLI (a CA per test, a server and a client certificate per host, valid for a day). Skips when
- * qemu-system-x86_64 or openssl is not installed.
+ * The qemu driver's migration over TLS with REAL QEMU (TCG) on loopback: certificates made here as
+ * `flexmig auth agent` makes them (a CA per test, each host's QEMU_TLS_DIR from libs/nats-auth's
+ * certificates.ts, valid for a day). Skips when qemu-system-x86_64 or openssl is not installed.
  */
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MigrationPolicySchema, StepCommand, StepName, VmSpec } from '@flexmig/contracts';
+import { makeCa, writeQemuTlsDir, type CaFiles } from '@flexmig/nats-auth';
 import { QemuDriver } from './qemu.driver';
 
 const BINARY = process.env.QEMU_BINARY ?? 'qemu-system-x86_64';
@@ -17,39 +18,15 @@ const missing = [BINARY, 'openssl'].filter((b) => spawnSync(b, ['--version']).st
 if (missing.length) console.warn(`SKIPPED: the QEMU TLS tests need ${missing.join(' and ')}`);
 const d = missing.length ? describe.skip : describe;
 
-function openssl(cwd: string, ...args: string[]): void {
-  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
-}
-
-/** A CA (its key and certificate) in `dir`. */
-function makeCa(dir: string, name: string): void {
-  mkdirSync(dir, { recursive: true });
-  openssl(dir, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca-cert.pem', '-days', '1', '-subj', `/CN=${name}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-}
-
-/** QEMU_TLS_DIR of a host: the CA it trusts, and its server and client certificates issued by `issuer`. */
-function makeHostDir(dir: string, trusted: string, issuer: string, ip = '127.0.0.1'): string {
-  mkdirSync(dir, { recursive: true });
-  openssl(dir, 'x509', '-in', join(trusted, 'ca-cert.pem'), '-out', 'ca-cert.pem');
-  for (const [endpoint, usage] of [['server', 'serverAuth'], ['client', 'clientAuth']] as const) {
-    openssl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${endpoint}-key.pem`, '-out', `${endpoint}.csr`, '-subj', `/CN=${ip}`);
-    writeFileSync(join(dir, `${endpoint}.ext`), `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=${usage}\nsubjectAltName=IP:${ip}\n`);
-    openssl(dir, 'x509', '-req', '-in', `${endpoint}.csr`, '-CA', join(issuer, 'ca-cert.pem'), '-CAkey', join(issuer, 'ca-key.pem'), '-CAcreateserial',
-      '-out', `${endpoint}-cert.pem`, '-days', '1', '-extfile', `${endpoint}.ext`);
-  }
-  return dir;
-}
-
 d('QemuDriver: migration over TLS (tls-creds-x509 on both ends)', () => {
   jest.setTimeout(120_000);
   let root: string;
+  const cas: Record<'ca' | 'other-ca', CaFiles> = {} as never;
   const drivers: QemuDriver[] = [];
   beforeAll(() => {
     root = mkdtempSync(join(tmpdir(), 'fmq-tls-'));
-    makeCa(join(root, 'ca'), 'flexmig test CA');
-    makeCa(join(root, 'other-ca'), 'someone else');
+    cas.ca = makeCa({ cert: join(root, 'ca', 'ca.pem'), key: join(root, 'ca', 'ca.key') }, 'flexmig test CA', 1);
+    cas['other-ca'] = makeCa({ cert: join(root, 'other-ca', 'ca.pem'), key: join(root, 'other-ca', 'ca.key') }, 'someone else', 1);
   });
   afterEach(async () => {
     for (const drv of drivers.splice(0)) await drv.destroyAll().catch(() => undefined);
@@ -67,8 +44,8 @@ d('QemuDriver: migration over TLS (tls-creds-x509 on both ends)', () => {
    */
   const prepared = async (sourceTrusts: 'ca' | 'other-ca') => {
     const tag = randomUUID().slice(0, 8);
-    const src = driver(`src-${tag}`, makeHostDir(join(root, `src-${tag}`), join(root, sourceTrusts), join(root, sourceTrusts)));
-    const dst = driver(`dst-${tag}`, makeHostDir(join(root, `dst-${tag}`), join(root, 'ca'), join(root, 'ca')));
+    const src = driver(`src-${tag}`, writeQemuTlsDir(join(root, `src-${tag}`), cas[sourceTrusts], 'src-host', ['127.0.0.1'], 1));
+    const dst = driver(`dst-${tag}`, writeQemuTlsDir(join(root, `dst-${tag}`), cas.ca, 'dst-host', ['127.0.0.1'], 1));
     const vm: VmSpec = { id: randomUUID(), name: 'tls-guest', memoryMiB: 128, vcpus: 1, cpuBaseline: 'Westmere' };
     await src.startVm(vm);
     const migrationId = randomUUID();

@@ -58,3 +58,20 @@ export async function useTls(qmp: QmpClient, dir: string, endpoint: TlsEndpoint)
   }
   return { 'tls-creds': id };
 }
+
+/**
+ * Asks QEMU which credentials its next stream uses, and refuses to go on when they are not ours: the
+ * guest's memory never leaves in cleartext on a host configured for TLS. Returns a line for the log.
+ */
+export async function confirmTls(qmp: QmpClient, dir: string, endpoint: TlsEndpoint): Promise<string> {
+  const params = await qmp.execute<{ 'tls-creds'?: string }>('query-migrate-parameters');
+  const inUse = params['tls-creds'];
+  if (inUse !== tlsCredsId(endpoint)) {
+    throw new FlexmigError(
+      ErrorCode.AgentFailed,
+      `QEMU reports tls-creds ${JSON.stringify(inUse ?? '')}, not ${tlsCredsId(endpoint)}: refusing to migrate in cleartext (QEMU_TLS_DIR=${dir}); check the agent's log for the object-add error`,
+      { dir, inUse: inUse ?? null },
+    );
+  }
+  return `over TLS (QEMU's tls-creds ${inUse}, tls-creds-x509 of ${dir}, the peer verified against its ca-cert.pem)`;
+}

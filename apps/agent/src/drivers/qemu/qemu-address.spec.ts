@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import { FlexmigError, MigrationPolicySchema, StepCommand } from '@flexmig/contracts';
+import { hostPort, migrationPort, sourceUri, tcpUri } from './qemu-address';
+
+const MIGRATION = '0b6d5c1e-4f3a-4c2b-9d8e-7f6a5b4c3d2e';
+
+function step3(over: Partial<StepCommand> & { incomingAddress?: string } = {}): StepCommand {
+  return {
+    migrationId: MIGRATION,
+    step: 3,
+    stepName: 'transfer-memory',
+    attempt: 1,
+    role: 'source',
+    vm: { id: randomUUID(), name: 'guest', memoryMiB: 128, vcpus: 1, cpuBaseline: 'Westmere' },
+    sourceHostId: 'src-host',
+    targetHostId: 'dst-host',
+    targetAddress: '10.0.0.2:7000',
+    policy: MigrationPolicySchema.parse({}),
+    ...over,
+  } as StepCommand;
+}
+
+describe('migrationPort: the fixed-range port both agents derive from the migration id', () => {
+  it('given the same migration id, when asked twice, then the same port (the source computes the target’s)', () => {
+    expect(migrationPort(MIGRATION, [40000, 40099])).toBe(migrationPort(MIGRATION, [40000, 40099]));
+  });
+
+  it('given many migrations, then every port is inside the inclusive range and both ends are reached', () => {
+    const ports = Array.from({ length: 2000 }, () => migrationPort(randomUUID(), [5000, 5003]));
+    expect(Math.min(...ports)).toBe(5000);
+    expect(Math.max(...ports)).toBe(5003);
+    expect(new Set(ports).size).toBe(4);
+  });
+
+  it('given a range of one port, then that port', () => {
+    expect(migrationPort(MIGRATION, [4444, 4444])).toBe(4444);
+  });
+
+  it('given two different ids, then (for these) different ports: the id, not a constant, picks the port', () => {
+    expect(migrationPort('00000000-0000-4000-8000-000000000001', [40000, 49999])).not.toBe(migrationPort('00000000-0000-4000-8000-000000000002', [40000, 49999]));
+  });
+});
+
+describe('hostPort and tcpUri', () => {
+  it('given an IPv4 address or a name, then host:port as it is', () => {
+    expect(hostPort('10.0.0.2', 4000)).toBe('10.0.0.2:4000');
+    expect(tcpUri('host-b.example', '4000')).toBe('tcp:host-b.example:4000');
+  });
+
+  it('given an IPv6 address, then it is bracketed so the port stays apart', () => {
+    expect(hostPort('fd00::2', 4000)).toBe('[fd00::2]:4000');
+    expect(tcpUri('::1', 0)).toBe('tcp:[::1]:0');
+  });
+});
+
+describe('sourceUri: where step 3 streams to', () => {
+  it('given the target’s step-2 reply, then its address is used, even with a fixed range', () => {
+    expect(sourceUri(step3({ incomingAddress: '10.0.0.2:41234' }), [40000, 40099])).toBe('tcp:10.0.0.2:41234');
+    expect(sourceUri(step3({ incomingAddress: '[FD00::2]:41234' }), undefined)).toBe('tcp:[fd00::2]:41234');
+  });
+
+  it('given no reply but a fixed range, then the target’s host with the port of the migration id', () => {
+    expect(sourceUri(step3(), [40000, 40099])).toBe(`tcp:10.0.0.2:${migrationPort(MIGRATION, [40000, 40099])}`);
+  });
+
+  it('given neither a reply nor a fixed range, then a validation error that names both ways', () => {
+    const err = (() => {
+      try {
+        return sourceUri(step3(), undefined);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(FlexmigError);
+    expect(err).toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringMatching(/no incomingAddress.*QEMU_MIGRATION_PORT_RANGE/) });
+  });
+
+  it('given no target address and no reply, then a validation error: the source cannot reach the target', () => {
+    expect(() => sourceUri(step3({ targetAddress: undefined }), [40000, 40099])).toThrow(/has no targetAddress: the source cannot reach the target/);
+  });
+});

@@ -1,0 +1,42 @@
+/**
+ * Where a migration stream goes. The target listens on `tcp:<listenHost>:0` (the kernel picks a free
+ * port, so two migrations never collide), reads the real port back and returns it from step 2
+ * (StepReply.incomingAddress); the scheduler hands it to the source's commands. With a fixed
+ * QEMU_MIGRATION_PORT_RANGE (firewalls) the port is portRange.start + FNV-1a(migration id) mod the range
+ * size instead, which the source can compute.
+ */
+import { ErrorCode, FlexmigError, StepCommand } from '@flexmig/contracts';
+import { addressHost } from '../../address';
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** The incoming port of a migration: both agents compute the same one. */
+export function migrationPort(migrationId: string, [lo, hi]: [number, number]): number {
+  return lo + (fnv1a(migrationId) % (hi - lo + 1));
+}
+
+/** `host:port`, an IPv6 host in brackets (the form of StepReply.incomingAddress). */
+export const hostPort = (host: string, port: number | string) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+/** QEMU's migration URI for a TCP stream. */
+export const tcpUri = (host: string, port: number | string) => `tcp:${hostPort(host, port)}`;
+
+/**
+ * Step 3: the URI the source streams to. The target's step-2 reply (incomingAddress) when the command
+ * carries it, else the port derived from the migration id in the fixed range on the target's address.
+ */
+export function sourceUri(cmd: StepCommand, portRange: [number, number] | undefined): string {
+  const explicit = (cmd as { incomingAddress?: string }).incomingAddress;
+  if (!explicit && !cmd.targetAddress) throw new FlexmigError(ErrorCode.ValidationFailed, `step 3 of migration ${cmd.migrationId} has no targetAddress: the source cannot reach the target`);
+  if (!explicit && !portRange) {
+    throw new FlexmigError(ErrorCode.ValidationFailed, `step 3 of migration ${cmd.migrationId} carries no incomingAddress (the target's step-2 reply) and no fixed QEMU_MIGRATION_PORT_RANGE is set`);
+  }
+  return explicit ? tcpUri(addressHost(explicit), explicit.slice(explicit.lastIndexOf(':') + 1)) : tcpUri(addressHost(cmd.targetAddress!), migrationPort(cmd.migrationId, portRange!));
+}

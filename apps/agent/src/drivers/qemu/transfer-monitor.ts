@@ -1,0 +1,361 @@
+/**
+ * Follows a migration stream on the source (steps 3 and 4): query-migrate on QEMU's events and every
+ * ≤ 500 ms, pass samples for the convergence policy (`decideConvergence`, shared with the sim driver),
+ * a stall watchdog (QEMU never notices a destination that stops reading), progress reports, and the
+ * clean-up of a stream that failed or was cancelled (the guest keeps running on the source).
+ */
+import { ErrorCode, FlexmigError, MigrationPolicy as WirePolicy, TransferStats } from '@flexmig/contracts';
+import { type MigrationPolicy as ModelPolicy, type PassSample, decideConvergence } from '@flexmig/migration-model';
+import { sleep } from '@flexmig/timing';
+import { ProgressSink } from '../driver';
+import { ConvergenceFailureCode, type ConvergenceFailureFacts, convergenceFailure, leverLeft, noLeverReason, passesNotConverging, transferCancelled } from '../precopy-policy';
+import { FINAL, MigrateInfo } from './migrate-info';
+import { QemuProcess, tail } from './qemu-process';
+import { QmpEvent } from './qmp-client';
+import type { Vm, VmObserver } from './vm-registry';
+
+export type TransferStatus = 'running' | 'ready' | 'switching' | 'completed' | 'failed' | 'cancelled';
+
+export interface Transfer {
+  migrationId: string;
+  uri: string;
+  wire: WirePolicy;
+  policy: ModelPolicy;
+  startedAt: number;
+  status: TransferStatus;
+  last?: MigrateInfo;
+  history: PassSample[];
+  syncCount: number;
+  syncAt: number;
+  syncTransferred: number;
+  transferred: number;
+  transferredAt: number;
+  downtimeLimitMs: number;
+  stoppedAt?: Date;
+  failure?: FlexmigError;
+  sink?: ProgressSink;
+  timer?: NodeJS.Timeout;
+  polling: boolean;
+  pollAgain: boolean;
+  waiters: Set<() => void>;
+  finalStats?: TransferStats;
+  /** Resolves when a failure's clean-up (cancel, guest running on the source) is done. */
+  settled?: Promise<void>;
+  postcopy: boolean;
+}
+
+export interface TransferMonitorOptions {
+  /** QMP polling period while a migration runs (20–500 ms). */
+  pollMs: number;
+  /** Fail a stream whose `transferred` does not move for this long (QEMU never notices a destination that stops reading). */
+  stallTimeoutMs?: number;
+  /** Give up without a lever after this many passes in a row that did not converge (default 8). */
+  notConvergingPasses?: number;
+  /** The live QMP connection of a VM (the registry's, re-attaching after an agent restart). */
+  procOf(vm: Vm): Promise<QemuProcess>;
+}
+
+export class TransferMonitor implements VmObserver {
+  constructor(private readonly o: TransferMonitorOptions) {}
+
+  /** A transfer about to start (before `migrate`), recorded on its VM. */
+  begin(vm: Vm, s: { migrationId: string; uri: string; wire: WirePolicy; policy: ModelPolicy; sink: ProgressSink }): Transfer {
+    const now = Date.now();
+    const t: Transfer = {
+      migrationId: s.migrationId,
+      uri: s.uri,
+      wire: s.wire,
+      policy: s.policy,
+      startedAt: now,
+      status: 'running',
+      history: [],
+      syncCount: 0,
+      syncAt: now,
+      syncTransferred: 0,
+      transferred: 0,
+      transferredAt: now,
+      downtimeLimitMs: s.wire.downtimeLimitMs,
+      sink: s.sink,
+      polling: false,
+      pollAgain: false,
+      waiters: new Set(),
+      postcopy: false,
+    };
+    vm.transfer = t;
+    return t;
+  }
+
+  /** Starts following a stream that `migrate` just started. */
+  follow(vm: Vm, t: Transfer): void {
+    t.timer = setInterval(() => void this.poll(vm, t), this.o.pollMs);
+    void this.poll(vm, t);
+  }
+
+  onEvent(vm: Vm, e: QmpEvent): void {
+    if (e.event === 'STOP') {
+      if (vm.transfer && (vm.transfer.status === 'running' || vm.transfer.status === 'ready')) vm.transfer.stoppedAt = e.at;
+    } else if ((e.event === 'MIGRATION' || e.event === 'MIGRATION_PASS') && vm.transfer) {
+      void this.poll(vm, vm.transfer);
+    }
+  }
+
+  onExit(vm: Vm): void {
+    const t = vm.transfer;
+    if (t && !t.failure && t.status !== 'completed') {
+      this.end(vm, t, 'failed', new FlexmigError(ErrorCode.AgentFailed, `the QEMU of VM ${vm.state.vmId} exited during the migration: ${tail(vm.state.logFile, 600)}`), false);
+    }
+  }
+
+  /** Waits until `done()` holds; throws the transfer's failure (after its clean-up) if it failed first. */
+  async until(t: Transfer, done: () => boolean): Promise<void> {
+    for (;;) {
+      if (t.failure) {
+        await t.settled;
+        throw t.failure;
+      }
+      if (done()) return;
+      await new Promise<void>((r) => {
+        t.waiters.add(r);
+        setTimeout(r, this.o.pollMs * 2).unref();
+      });
+    }
+  }
+
+  private wake(t: Transfer): void {
+    const ws = [...t.waiters];
+    t.waiters.clear();
+    for (const w of ws) w();
+  }
+
+  /** Stops polling (the transfer's record stays). */
+  stop(t: Transfer): void {
+    if (t.timer) clearInterval(t.timer);
+    t.timer = undefined;
+  }
+
+  /** One look at query-migrate: pass samples, policy, watchdog, progress. Coalesced: never two at once. */
+  private async poll(vm: Vm, t: Transfer): Promise<void> {
+    if (t.polling) {
+      t.pollAgain = true;
+      return;
+    }
+    if (t.status !== 'running' && t.status !== 'ready') return;
+    t.polling = true;
+    try {
+      do {
+        t.pollAgain = false;
+        await this.pollOnce(vm, t);
+      } while (t.pollAgain && (t.status === 'running' || t.status === 'ready'));
+    } catch (e) {
+      if (t.status === 'running' || t.status === 'ready') this.fail(vm, t, new FlexmigError(ErrorCode.AgentFailed, `following the migration of VM ${vm.state.vmId} failed: ${(e as Error).message}`));
+    } finally {
+      t.polling = false;
+      this.wake(t);
+    }
+  }
+
+  private async pollOnce(vm: Vm, t: Transfer): Promise<void> {
+    const proc = vm.proc;
+    if (!proc) throw new FlexmigError(ErrorCode.Unavailable, 'the source QEMU is gone');
+    const info = await proc.qmp.execute<MigrateInfo>('query-migrate', undefined, 10_000);
+    if (t.status !== 'running' && t.status !== 'ready') return;
+    const now = Date.now();
+    if (info.ram) {
+      t.last = info;
+      const ram = info.ram;
+      if (ram.transferred !== t.transferred) {
+        t.transferred = ram.transferred;
+        t.transferredAt = now;
+      }
+      // dirty-sync-count n ≥ 2 means pass n-1 just ended (sync 1 starts pass 1)
+      if (ram['dirty-sync-count'] > t.syncCount) {
+        if (ram['dirty-sync-count'] >= 2) {
+          const bw = (ram.mbps * 1e6) / 8;
+          t.history.push({
+            pass: ram['dirty-sync-count'] - 1,
+            startMs: t.syncAt - t.startedAt,
+            endMs: now - t.startedAt,
+            bytesSent: Math.max(0, ram.transferred - t.syncTransferred),
+            remainingBytes: ram.remaining,
+            dirtyRateBytesPerSec: ram['dirty-pages-rate'] * (ram['page-size'] || 4096),
+            bandwidthBytesPerSec: bw > 0 ? bw : 1,
+            expectedDowntimeMs: info['expected-downtime'] ?? (bw > 0 ? (ram.remaining / bw) * 1000 : 0),
+            throttlePct: info['cpu-throttle-percentage'] ?? 0,
+            downtimeLimitMs: t.downtimeLimitMs,
+          });
+        }
+        t.syncCount = ram['dirty-sync-count'];
+        t.syncAt = now;
+        t.syncTransferred = ram.transferred;
+      }
+    }
+    this.report(t);
+    switch (info.status) {
+      case 'pre-switchover':
+        t.status = 'ready';
+        t.stoppedAt ??= vm.lastStop ?? new Date();
+        this.stop(t);
+        return;
+      case 'failed':
+        this.fail(vm, t, new FlexmigError(ErrorCode.AgentFailed, `the migration of VM ${vm.state.vmId} to ${t.uri} failed: ${info['error-desc'] || 'no reason given by QEMU (see the target log)'}; the VM keeps running on the source`));
+        return;
+      case 'cancelled':
+      case 'cancelling':
+        this.fail(vm, t, transferCancelled(vm.state.vmId, t.migrationId, 'QEMU cancelled the stream'));
+        return;
+      case 'completed':
+        // cannot happen before migrate-continue with pause-before-switchover; treat as a broken invariant
+        this.fail(vm, t, new FlexmigError(ErrorCode.Internal, `the migration of VM ${vm.state.vmId} completed without waiting at pre-switchover`));
+        return;
+      default:
+        break;
+    }
+    // the own watchdog: QEMU never notices a destination that stops reading
+    const stallMs = Math.min(this.o.stallTimeoutMs ?? 20_000, t.wire.progressTimeoutSec * 1000);
+    if ((info.status === 'active' || info.status === 'setup' || info.status === 'postcopy-active') && now - t.transferredAt > stallMs) {
+      this.fail(vm, t, new FlexmigError(ErrorCode.Timeout, `the migration stream of VM ${vm.state.vmId} to ${t.uri} moved no byte for ${Math.round((now - t.transferredAt) / 1000)} s (the target stopped reading?); cancelled, the VM keeps running on the source`, { code: ConvergenceFailureCode.ProgressTimeout }, false));
+      return;
+    }
+    if (info.status !== 'active' || t.postcopy) return;
+    const elapsed = now - t.startedAt;
+    const d = decideConvergence(t.history, { ...t.policy, downtimeLimitMs: t.downtimeLimitMs }, elapsed);
+    switch (d.action) {
+      case 'abort':
+        this.fail(vm, t, this.convergenceError(vm, t, d.code, d.reason, elapsed));
+        return;
+      case 'raise-downtime':
+        t.downtimeLimitMs = d.downtimeLimitMs;
+        await proc.qmp.execute('migrate-set-parameters', { 'downtime-limit': d.downtimeLimitMs });
+        return;
+      case 'switch-to-postcopy':
+        t.postcopy = true;
+        await proc.qmp.execute('migrate-start-postcopy');
+        return;
+      case 'throttle': // QEMU's auto-converge applies the same rule itself (capability on per the policy)
+      case 'continue':
+        break;
+    }
+    // no lever left: fail instead of waiting for the completion timeout
+    const throttle = info['cpu-throttle-percentage'] ?? 0;
+    const hits = passesNotConverging(t.history, t.policy);
+    if (!leverLeft(t.policy, throttle, t.downtimeLimitMs) && hits >= (this.o.notConvergingPasses ?? 8)) {
+      const reason = noLeverReason(`${hits} passes in a row re-dirtied more than ${t.policy.throttleTriggerThresholdPct}% of what they sent`, t.policy, throttle);
+      this.fail(vm, t, this.convergenceError(vm, t, ConvergenceFailureCode.NotConverging, reason, elapsed));
+    }
+  }
+
+  /** The policy gave up (or the driver did, without a lever): the shared error with QEMU's figures. */
+  private convergenceError(vm: Vm, t: Transfer, code: ConvergenceFailureFacts['code'], reason: string, elapsedMs: number): FlexmigError {
+    const ram = t.last?.ram;
+    return convergenceFailure({
+      vmId: vm.state.vmId,
+      migrationId: t.migrationId,
+      code,
+      reason,
+      figures: {
+        kind: 'measured',
+        dirtyRateBytesPerSec: (ram?.['dirty-pages-rate'] ?? 0) * (ram?.['page-size'] || 4096),
+        bandwidthBytesPerSec: ((ram?.mbps ?? 0) * 1e6) / 8,
+        expectedDowntimeMs: t.history.at(-1)?.expectedDowntimeMs ?? 0,
+      },
+      policy: t.policy,
+      passes: t.history.length,
+      elapsedMs,
+      remainingBytes: ram?.remaining ?? 0,
+      throttlePct: t.last?.['cpu-throttle-percentage'] ?? 0,
+      downtimeLimitMs: t.downtimeLimitMs,
+    });
+  }
+
+  /** The first failure wins: the stream is cancelled and the guest kept running on the source. */
+  private fail(vm: Vm, t: Transfer, err: FlexmigError): void {
+    if (t.failure) return;
+    this.end(vm, t, err.details?.code === ConvergenceFailureCode.Cancelled ? 'cancelled' : 'failed', err, true);
+  }
+
+  /**
+   * Ends a transfer with `err`, which its waiters then throw. With `abort`, the stream is cancelled and
+   * the guest made to run on the source; `t.settled` resolves when that is done.
+   */
+  end(vm: Vm, t: Transfer, status: 'failed' | 'cancelled', err: FlexmigError, abort: boolean): void {
+    t.status = status;
+    t.failure = err;
+    this.stop(t);
+    if (abort) t.settled = this.abortStream(vm);
+    this.wake(t);
+  }
+
+  /**
+   * migrate_cancel (if a stream runs), wait until QEMU is done with it, and make sure the guest runs on
+   * the source. `evenIfCompleted`: resumeSource after step 6 (the saga never asks after step 7).
+   */
+  async abortStream(vm: Vm, evenIfCompleted = false): Promise<void> {
+    let proc: QemuProcess;
+    try {
+      proc = await this.o.procOf(vm);
+    } catch {
+      return; // the source QEMU itself is gone: nothing to resume (the error says so)
+    }
+    const q = () => proc.qmp.execute<MigrateInfo>('query-migrate');
+    try {
+      let info = await q();
+      if (!FINAL.has(info.status) && info.status !== 'none') {
+        await proc.qmp.execute('migrate_cancel');
+        for (let i = 0; i < 500; i++) {
+          info = await q();
+          if (FINAL.has(info.status) || info.status === 'none') break;
+          await sleep(10);
+        }
+      }
+      if (info.status === 'completed' && !evenIfCompleted) return;
+      // QEMU restarts a guest that was running when the migration began; make sure of it
+      for (let i = 0; i < 100; i++) {
+        const st = await proc.qmp.execute<{ status: string; running: boolean }>('query-status');
+        if (st.running) {
+          vm.running = true;
+          return;
+        }
+        if (st.status === 'paused' || st.status === 'postmigrate') {
+          await proc.qmp.execute('cont');
+          vm.running = true;
+          return;
+        }
+        await sleep(10); // finish-migrate and friends: QEMU is still moving it
+      }
+    } catch {
+      // the QMP socket vanished: the caller's error says why
+    }
+  }
+
+  report(t: Transfer): void {
+    const info = t.last;
+    const ram = info?.ram;
+    if (!t.sink || !ram) return;
+    const bw = (ram.mbps * 1e6) / 8;
+    try {
+      t.sink({
+        pass: Math.max(1, ram['dirty-sync-count']),
+        percent: ram.total > 0 ? Math.max(0, Math.min(100, (100 * (ram.total - ram.remaining)) / ram.total)) : 0,
+        totalBytes: ram.total,
+        transferredBytes: ram.transferred,
+        remainingBytes: ram.remaining,
+        dirtyRateBytesPerSec: ram['dirty-pages-rate'] * (ram['page-size'] || 4096),
+        bandwidthBytesPerSec: bw,
+        expectedDowntimeMs: info['expected-downtime'] ?? 0,
+        throttlePct: info['cpu-throttle-percentage'] ?? 0,
+      });
+    } catch {
+      // progress is lossy
+    }
+  }
+
+  stats(t: Transfer): TransferStats {
+    const ram = t.last?.ram;
+    return {
+      passes: t.history.length,
+      bytesTransferred: ram?.transferred ?? 0,
+      remainingBytes: ram?.remaining ?? 0,
+      throttlePct: t.last?.['cpu-throttle-percentage'] ?? 0,
+    };
+  }
+}

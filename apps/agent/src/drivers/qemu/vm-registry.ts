@@ -1,0 +1,259 @@
+/**
+ * The QEMUs of this host: launch, attach (after an agent restart), persist, recover, destroy.
+ *
+ * A VM is one QEMU process (`-cpu <baseline>,enforce`, pinned machine type, no disk of its own: it boots
+ * the workload image built from guest/workload.S, identical bytes on every host). Per VM the run dir
+ * holds `<id>.json` (state, so a restarted agent finds its QEMUs), `<id>.qmp`, `<id>.log`, `<id>.serial`.
+ */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Logger } from '@nestjs/common';
+import { z } from 'zod';
+import { AgentVm, ErrorCode, FlexmigError, UuidSchema, VmSpec, VmSpecSchema } from '@flexmig/contracts';
+import { sleep } from '@flexmig/timing';
+import { Accel, CpuChoice } from './cpu-probe';
+import { DEFAULT_SPIN_ITERS_PER_SEC, buildGuestImage, guestParamsFor } from './guest/build-guest';
+import { QemuProcess, isOurQemu } from './qemu-process';
+import { QmpEvent } from './qmp-client';
+import { SANDBOX_ARGS, probeSandbox } from './sandbox';
+import type { Transfer } from './transfer-monitor';
+import { readJsonFile, writePrivateFileAtomic } from '../../private-files';
+
+export const MACHINE_TYPE = 'pc-i440fx-7.2';
+
+/** A VM's state file (`<runDir>/<id>.json`), validated when a restarted agent reads it back. */
+export const VmStateSchema = z.object({
+  vmId: UuidSchema,
+  spec: VmSpecSchema,
+  /** 'incoming' until step 7 resumed it; then, and for started VMs, 'vm'. */
+  role: z.enum(['vm', 'incoming']),
+  migrationId: UuidSchema.optional(),
+  accel: z.enum(['kvm', 'tcg']),
+  cpu: z.string().min(1),
+  guest: z.object({ memStart: z.number().int().min(0), memEnd: z.number().int().min(0), markEvery: z.number().int().min(0), delay: z.number().min(0) }),
+  image: z.string().min(1),
+  pid: z.number().int().positive(),
+  qmpSocket: z.string().min(1),
+  logFile: z.string().min(1),
+  serialFile: z.string().min(1),
+  incomingAddress: z.string().optional(),
+  startedAt: z.string(),
+  resumedAt: z.string().optional(),
+});
+export type VmState = z.infer<typeof VmStateSchema>;
+
+export interface Vm {
+  state: VmState;
+  proc?: QemuProcess;
+  attaching?: Promise<QemuProcess>;
+  running: boolean;
+  dead?: boolean;
+  transfer?: Transfer;
+  lastStop?: Date;
+  lastResume?: Date;
+}
+
+export interface VmRegistryOptions {
+  binary: string;
+  runDir: string;
+  /** vCPU spin-loop speed per accelerator, to turn a workload's dirty rate into a guest delay. */
+  spinItersPerSec?: Partial<Record<Accel, number>>;
+  /** The guest workload of VMs whose spec has none (inventory's VMs carry none): the same on every host. */
+  defaultWorkload?: VmSpec['workload'];
+}
+
+/** Who follows the migration streams hears what happens to a VM's QEMU (the transfer monitor). */
+export interface VmObserver {
+  /** Every QMP event, after the registry noted the run state it says. */
+  onEvent(vm: Vm, e: QmpEvent): void;
+  /** The QEMU exited (not only its QMP connection). */
+  onExit(vm: Vm): void;
+}
+
+export class VmRegistry {
+  private readonly vms = new Map<string, Vm>();
+  private sandbox?: Promise<readonly string[]>;
+  private readonly log = new Logger('qemu');
+
+  constructor(
+    private readonly o: VmRegistryOptions,
+    private readonly observer: VmObserver,
+  ) {}
+
+  get(vmId: string): Vm | undefined {
+    return this.vms.get(vmId);
+  }
+
+  all(): Vm[] {
+    return [...this.vms.values()];
+  }
+
+  list(): AgentVm[] {
+    return this.all().map((v) => {
+      const s = v.state;
+      const state: AgentVm['state'] = v.dead ? 'stopped' : s.role === 'incoming' ? (v.running ? 'running' : s.resumedAt ? 'running' : 'incoming') : v.running ? 'running' : 'paused';
+      return { vmId: s.vmId, state, memoryMiB: s.spec.memoryMiB, ...(s.migrationId ? { migrationId: s.migrationId } : {}) };
+    });
+  }
+
+  /** Where a VM's files and QEMU are (tests, demo). */
+  info(vmId: string): (VmState & { alive: boolean }) | undefined {
+    const v = this.vms.get(vmId);
+    return v && { ...v.state, alive: !v.dead && isOurQemu(v.state.pid, v.state.qmpSocket) };
+  }
+
+  /** `-sandbox …` when this QEMU has seccomp (asked once), else nothing, said once in the log. */
+  sandboxArgs(): Promise<readonly string[]> {
+    this.sandbox ??= probeSandbox(this.o.binary, this.o.runDir).then((s) => {
+      if (s.on) return SANDBOX_ARGS;
+      this.log.warn(`${this.o.binary} does not start with ${SANDBOX_ARGS.join(' ')} (${s.reason}): its VMs run WITHOUT the seccomp sandbox (QEMU built without seccomp?)`);
+      return [];
+    });
+    return this.sandbox;
+  }
+
+  private files(vmId: string) {
+    const d = this.o.runDir;
+    return { state: join(d, `${vmId}.json`), qmpSocket: join(d, `${vmId}.qmp`), logFile: join(d, `${vmId}.log`), serialFile: join(d, `${vmId}.serial`) };
+  }
+
+  async launch(spec: VmSpec, choice: CpuChoice, role: VmState['role'], migrationId?: string): Promise<Vm> {
+    const f = this.files(spec.id);
+    for (const p of [f.qmpSocket, f.serialFile, f.logFile]) rmSync(p, { force: true });
+    const spin = this.o.spinItersPerSec?.[choice.accel] ?? DEFAULT_SPIN_ITERS_PER_SEC[choice.accel];
+    const guest = guestParamsFor(spec.workload || !this.o.defaultWorkload ? spec : { ...spec, workload: this.o.defaultWorkload }, spin);
+    const image = await buildGuestImage(join(this.o.runDir, 'images'), guest);
+    const args = [
+      '-name', `guest=${spec.name},debug-threads=on`,
+      '-uuid', spec.id,
+      '-machine', `${MACHINE_TYPE},accel=${choice.accel}`,
+      '-cpu', choice.cpu,
+      '-m', String(spec.memoryMiB),
+      '-smp', String(spec.vcpus),
+      '-nodefaults', '-no-user-config', '-display', 'none',
+      '-serial', `file:${f.serialFile}`,
+      // the shared, read-only-in-practice boot image (the guest never writes it); image locks move with the migration
+      '-drive', `file=${image},format=raw,if=ide,index=0,media=disk`,
+      ...(role === 'incoming' ? ['-incoming', 'defer', '-S'] : []),
+      ...(await this.sandboxArgs()),
+    ];
+    const proc = await QemuProcess.launch({ binary: this.o.binary, args, qmpSocket: f.qmpSocket, logFile: f.logFile, label: `VM ${spec.id}` });
+    const state: VmState = {
+      vmId: spec.id,
+      spec,
+      role,
+      ...(migrationId ? { migrationId } : {}),
+      accel: choice.accel,
+      cpu: choice.cpu,
+      guest,
+      image,
+      pid: proc.pid,
+      qmpSocket: f.qmpSocket,
+      logFile: f.logFile,
+      serialFile: f.serialFile,
+      startedAt: new Date().toISOString(),
+    };
+    const vm: Vm = { state, running: role === 'vm' };
+    this.vms.set(spec.id, vm);
+    this.wire(vm, proc);
+    this.persist(vm);
+    return vm;
+  }
+
+  private wire(vm: Vm, proc: QemuProcess): void {
+    vm.proc = proc;
+    proc.qmp.on('event', (e: QmpEvent) => {
+      if (e.event === 'STOP') {
+        vm.running = false;
+        vm.lastStop = e.at;
+      } else if (e.event === 'RESUME') {
+        vm.running = true;
+        vm.lastResume = e.at;
+      }
+      this.observer.onEvent(vm, e);
+    });
+    void proc.exited.then(() => {
+      if (vm.proc !== proc) return;
+      vm.proc = undefined;
+      if (!isOurQemu(vm.state.pid, vm.state.qmpSocket)) {
+        vm.dead = true;
+        vm.running = false;
+        this.observer.onExit(vm);
+      }
+    });
+  }
+
+  /** The live QMP connection of a VM, re-attaching after an agent restart. */
+  async procOf(vm: Vm): Promise<QemuProcess> {
+    if (vm.proc && vm.proc.qmp.isOpen) return vm.proc;
+    if (vm.dead) throw new FlexmigError(ErrorCode.NotFound, `the QEMU of VM ${vm.state.vmId} is not running`);
+    vm.attaching ??= (async () => {
+      try {
+        const p = await QemuProcess.attach(vm.state.pid, vm.state.qmpSocket, vm.state.logFile, `VM ${vm.state.vmId}`);
+        this.wire(vm, p);
+        const st = await p.qmp.execute<{ running: boolean }>('query-status');
+        vm.running = st.running;
+        return p;
+      } catch (e) {
+        if (!isOurQemu(vm.state.pid, vm.state.qmpSocket)) {
+          vm.dead = true;
+          vm.running = false;
+        }
+        throw new FlexmigError(ErrorCode.Unavailable, `VM ${vm.state.vmId}: cannot reach its QEMU (pid ${vm.state.pid}): ${(e as Error).message}`);
+      } finally {
+        vm.attaching = undefined;
+      }
+    })();
+    return vm.attaching;
+  }
+
+  persist(vm: Vm): void {
+    if (vm.dead) return;
+    writePrivateFileAtomic(this.files(vm.state.vmId).state, JSON.stringify(vm.state, null, 1));
+  }
+
+  /** At start: finds the QEMUs an earlier agent left running (state files in the run dir). */
+  recover(): void {
+    for (const name of readdirSync(this.o.runDir)) {
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.json$/i.test(name)) continue; // <vmId>.json only
+      const read = readJsonFile(join(this.o.runDir, name), VmStateSchema);
+      if (read.kind !== 'ok') {
+        // not ours or damaged: never trusted to name a pid or socket; left for an operator
+        if (read.kind === 'invalid') this.log.error(`ignoring ${join(this.o.runDir, name)}: not a valid VM state file (${read.reason})`);
+        continue;
+      }
+      const state = read.value;
+      if (isOurQemu(state.pid, state.qmpSocket) && existsSync(state.qmpSocket)) {
+        const vm: Vm = { state, running: state.role === 'vm' };
+        this.vms.set(state.vmId, vm);
+        // learn the run state in the background; listVms answers with the best guess until then
+        this.procOf(vm).catch(() => undefined);
+      } else {
+        // it ended while no agent watched: report it stopped once, drop its files
+        this.vms.set(state.vmId, { state, running: false, dead: true });
+        this.removeFiles(state.vmId);
+      }
+    }
+  }
+
+  private removeFiles(vmId: string): void {
+    const f = this.files(vmId);
+    for (const p of [f.state, f.qmpSocket, f.logFile, f.serialFile, `${f.state}.${process.pid}.tmp`]) rmSync(p, { force: true });
+  }
+
+  async destroy(vm: Vm, graceful = false): Promise<void> {
+    const proc = vm.proc ?? (isOurQemu(vm.state.pid, vm.state.qmpSocket) ? await this.procOf(vm).catch(() => undefined) : undefined);
+    if (proc) {
+      if (graceful) await proc.quit();
+      else await proc.kill();
+    } else if (isOurQemu(vm.state.pid, vm.state.qmpSocket)) {
+      process.kill(vm.state.pid, 'SIGKILL');
+      for (let i = 0; i < 100 && isOurQemu(vm.state.pid, vm.state.qmpSocket); i++) await sleep(20);
+    }
+    vm.dead = true;
+    vm.running = false;
+    vm.proc = undefined;
+    this.removeFiles(vm.state.vmId);
+    if (this.vms.get(vm.state.vmId) === vm) this.vms.delete(vm.state.vmId);
+  }
+}
