@@ -1,6 +1,6 @@
-import { Controller, Inject, Optional } from '@nestjs/common';
+import { Controller, Inject, Logger, Optional } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { CheckVmMemory, CompensateStep, ErrorCode, FlexmigError, ListAgentVms, QueryMigration, ReplyOf, RequestOf, RunStep, StartVm } from '@flexmig/contracts';
+import { CheckVmMemory, CompensateStep, ErrorCode, FlexmigError, ListAgentVms, PauseVm, QueryMigration, ReplyOf, RequestOf, RunStep, StartVm } from '@flexmig/contracts';
 import { HypervisorDriver } from './drivers/driver';
 import { HYPERVISOR_DRIVER, MigrationStepsService } from './migration-steps.service';
 import { AGENT_ENV, AgentEnv } from './config';
@@ -9,6 +9,7 @@ import { AgentStateStore } from './state-store';
 /** The agent's commands, on `<prefix>.agent.<HOST_ID>.…` only. */
 @Controller()
 export class AgentHandlers {
+  private readonly log = new Logger('agent');
   constructor(
     @Inject(HYPERVISOR_DRIVER) private readonly driver: HypervisorDriver,
     private readonly steps: MigrationStepsService,
@@ -26,6 +27,16 @@ export class AgentHandlers {
   @MessagePattern(ListAgentVms.subject)
   async list(): Promise<ReplyOf<typeof ListAgentVms>> {
     return { hostId: this.env.HOST_ID, vms: this.driver.listVms() };
+  }
+
+  /** Inventory fences the copy of a split brain that is not its record: paused, never destroyed. */
+  @MessagePattern(PauseVm.subject)
+  async pause(r: RequestOf<typeof PauseVm>): Promise<ReplyOf<typeof PauseVm>> {
+    await this.driver.pauseVm(r.vmId);
+    this.store?.save();
+    this.log.warn(`VM ${r.vmId} paused at inventory's request: ${r.reason}`);
+    const state = this.driver.listVms().find((v) => v.vmId === r.vmId)?.state ?? 'paused';
+    return { vmId: r.vmId, state, pausedAt: new Date().toISOString() };
   }
 
   @MessagePattern(RunStep.subject)

@@ -91,4 +91,65 @@ describe('HostPresence', () => {
     await sleep(30);
     expect(beats).toHaveLength(sent);
   });
+
+  describe('two agent processes with one HOST_ID', () => {
+    const owned = (retryAfterMs: number) =>
+      new FlexmigError(ErrorCode.HostOwnedByAnotherAgent, 'host host-p is held by agent instance X', { retryAfterMs, hostDownAfterMs: 40 }, false);
+
+    it('given the host held by a predecessor that then goes silent, then it waits as told and takes over', async () => {
+      const { bus, requests } = fakeBus([owned(5), 'ok']);
+      const p = new HostPresence(bus, env, driver(), cpu, log, { warnEveryRetry: false, backoff: quick });
+      await expect(p.register()).resolves.toBe('registered');
+      expect(requests).toHaveLength(2);
+      expect((requests[0] as { instanceId: string }).instanceId).toBe(p.instanceId);
+    });
+
+    it('given another live agent that keeps heartbeating, then it gives up past HOST_DOWN_AFTER_MS with a refusal that says what to do', async () => {
+      const { bus, requests } = fakeBus([owned(15)]);
+      const p = new HostPresence(bus, env, driver(), cpu, log, { warnEveryRetry: false, backoff: quick });
+      await expect(p.register()).resolves.toBe('refused');
+      expect(requests.length).toBeGreaterThanOrEqual(2);
+      expect(p.refusal?.code).toBe(ErrorCode.HostOwnedByAnotherAgent);
+      expect(p.refusal?.message).toMatch(/Stop the other agent or give this one its own HOST_ID/);
+    });
+
+    it('has an instance id of its own per process (per presence)', () => {
+      const { bus } = fakeBus(['ok']);
+      expect(new HostPresence(bus, env, driver(), cpu, log, { warnEveryRetry: false }).instanceId).not.toBe(
+        new HostPresence(bus, env, driver(), cpu, log, { warnEveryRetry: false }).instanceId,
+      );
+    });
+  });
+
+  describe('VM reports', () => {
+    type Beat = { vmDigest: string; vms?: unknown[]; instanceId: string };
+
+    it('registers with the full VM set, then heartbeats only the digest until the set changes, and the set every Nth beat', async () => {
+      const d = driver();
+      const { bus, requests, beats } = fakeBus(['ok']);
+      const p = new HostPresence(bus, { ...env, AGENT_VM_REPORT_EVERY_BEATS: 4 }, d, cpu, log, { warnEveryRetry: false });
+      const vmId = '11111111-1111-4111-8111-111111111111';
+      await d.startVm({ id: vmId, name: 'v', memoryMiB: 256, vcpus: 1, cpuBaseline: 'IvyBridge' });
+      await p.register();
+      expect(requests[0]).toMatchObject({ instanceId: p.instanceId, vms: [{ vmId, state: 'running' }] });
+      p.startHeartbeats(0);
+      await sleep(25);
+      await d.pauseVm(vmId);
+      await sleep(60);
+      p.stop();
+      const b = beats as Beat[];
+      expect(b.length).toBeGreaterThanOrEqual(6);
+      expect(b.every((x) => x.instanceId === p.instanceId && /^[0-9a-f]{16}$/.test(x.vmDigest))).toBe(true);
+      expect(b[0].vms).toBeUndefined(); // registration sent the set already
+      const change = b.findIndex((x, i) => i > 0 && x.vmDigest !== b[i - 1].vmDigest);
+      expect(change).toBeGreaterThan(0);
+      expect(b[change].vms).toEqual([{ vmId, state: 'paused' }]);
+      // between full reports, at most 3 digest-only beats
+      let since = 0;
+      for (const x of b.slice(change + 1)) {
+        since = x.vms ? 0 : since + 1;
+        expect(since).toBeLessThan(4);
+      }
+    });
+  });
 });

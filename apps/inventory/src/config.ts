@@ -3,11 +3,15 @@ import { CommonEnvSchema, DatabaseEnvSchema, HttpEnvSchema, millis, port } from 
 
 export const InventoryEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape).extend(HttpEnvSchema.shape).extend({
   PORT: port(3001),
+  /** PostgreSQL connections per inventory process. No request holds one across a NATS request (docs/reconciliation.md, "No pool starvation"). */
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
   /** A host whose agent has been silent this long is marked down (3 missed heartbeats at the default 2 s). */
   HOST_DOWN_AFTER_MS: millis(6_000),
   HOST_CHECK_INTERVAL_MS: millis(1_000),
   /** How long POST /vms waits for the agent to start the VM. */
   VM_START_TIMEOUT_MS: millis(30_000),
+  /** How often inventory compares its records with what the agents report (orphaned, missing, split-brain VMs). */
+  RECONCILE_INTERVAL_MS: millis(10_000),
 });
 export type InventoryEnv = z.infer<typeof InventoryEnvSchema>;
 
@@ -15,5 +19,6 @@ export interface InventoryConfig {
   hostDownAfterMs: number;
   hostCheckIntervalMs: number;
   vmStartTimeoutMs: number;
+  reconcileIntervalMs: number;
 }
 export const INVENTORY_CONFIG = Symbol('INVENTORY_CONFIG');

@@ -1,3 +1,4 @@
+import type { AgentVmState, ReconciliationKind, ReportedVm } from '@flexmig/contracts';
 import { Column, CreateDateColumn, Entity, Index, PrimaryColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
 // Inventory's tables, all in its own `inventory` schema (set on the data source).
@@ -27,6 +28,14 @@ export class HostEntity {
   @Column('boolean', { default: false }) maintenance: boolean;
   @Column('timestamptz', { name: 'last_heartbeat_at' }) lastHeartbeatAt: Date;
   @Column('timestamptz', { name: 'registered_at' }) registeredAt: Date;
+  /** The agent process that owns the host (HostOwnedByAnotherAgent refuses others while it heartbeats). */
+  @Column('text', { name: 'agent_instance_id', nullable: true }) agentInstanceId: string | null;
+  /** The digest of the VM set the last heartbeat carried. */
+  @Column('text', { name: 'vm_digest', nullable: true }) vmDigest: string | null;
+  /** The VM set the agent last sent in full, its digest, and when it was last known current (digest = vm_digest). */
+  @Column('jsonb', { name: 'reported_vms', nullable: true }) reportedVms: ReportedVm[] | null;
+  @Column('text', { name: 'reported_digest', nullable: true }) reportedDigest: string | null;
+  @Column('timestamptz', { name: 'reported_at', nullable: true }) reportedAt: Date | null;
 }
 
 @Entity({ name: 'vms' })
@@ -56,4 +65,20 @@ export class ReservationEntity {
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
 }
 
-export const inventoryEntities = [ClusterEntity, HostEntity, VmEntity, ReservationEntity];
+/** One disagreement between inventory and the agents, as the last reconciliation pass saw it. */
+@Entity({ name: 'reconciliation_findings' })
+export class FindingEntity {
+  @PrimaryColumn('text') kind: ReconciliationKind;
+  @PrimaryColumn('uuid', { name: 'vm_id' }) vmId: string;
+  @PrimaryColumn('text', { name: 'host_id' }) hostId: string;
+  @Column('jsonb', { name: 'other_host_ids' }) otherHostIds: string[];
+  @Column('text', { name: 'agent_state', nullable: true }) agentState: AgentVmState | null;
+  @Column('text', { name: 'recorded_host_id', nullable: true }) recordedHostId: string | null;
+  @Column('text', { name: 'recorded_state', nullable: true }) recordedState: string | null;
+  @Column('jsonb', { name: 'paused_host_ids' }) pausedHostIds: string[];
+  @Column('text') detail: string;
+  @Column('timestamptz', { name: 'first_seen_at' }) firstSeenAt: Date;
+  @Column('timestamptz', { name: 'last_seen_at' }) lastSeenAt: Date;
+}
+
+export const inventoryEntities = [ClusterEntity, HostEntity, VmEntity, ReservationEntity, FindingEntity];

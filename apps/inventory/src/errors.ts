@@ -52,3 +52,13 @@ export const reserveAcrossClusters = (vmId: string, vmCluster: string, hostId: s
     { vmId, hostId },
     false,
   );
+
+// Two agents with one HOST_ID (docs/reconciliation.md): the first keeps the host while it heartbeats.
+export const hostOwnedByAnotherAgent = (hostId: string, ownerInstanceId: string, instanceId: string, sinceMs: number, hostDownAfterMs: number) =>
+  new FlexmigError(
+    ErrorCode.HostOwnedByAnotherAgent,
+    `host ${hostId} is held by agent instance ${ownerInstanceId}, which heartbeated ${Math.round(sinceMs)} ms ago; instance ${instanceId} is refused: ` +
+      `another agent runs with HOST_ID ${hostId}. This one may take over once that one has been silent for HOST_DOWN_AFTER_MS (${hostDownAfterMs} ms)`,
+    { hostId, ownerInstanceId, instanceId, hostDownAfterMs, retryAfterMs: Math.max(1, Math.ceil(hostDownAfterMs - sinceMs) + 100) },
+    false,
+  );

@@ -18,22 +18,30 @@ import { ClustersController, HostsController, VmsController } from './http.contr
 import { InventoryHandlers } from './nats.handlers';
 import { MaintenanceService } from './hosts/maintenance.service';
 import { MaintenanceController } from './hosts/maintenance.controller';
+import { ReconciliationService } from './reconciliation/reconciliation.service';
+import { ReconciliationController } from './reconciliation/reconciliation.controller';
 
 export const INVENTORY_SCHEMA = 'inventory';
 
 @Module({})
 export class InventoryModule {
-  static forRoot(opts: { bus: NatsBus; databaseUrl: string; config: InventoryConfig }): DynamicModule {
+  static forRoot(opts: { bus: NatsBus; databaseUrl: string; databasePoolSize?: number; config: InventoryConfig }): DynamicModule {
     return {
       module: InventoryModule,
       imports: [
         MessagingModule.forBus(opts.bus, 'inventory'),
         TypeOrmModule.forRoot(
-          serviceDataSourceOptions({ url: opts.databaseUrl, schema: INVENTORY_SCHEMA, entities: inventoryEntities, migrations: inventoryMigrations }),
+          serviceDataSourceOptions({
+            url: opts.databaseUrl,
+            schema: INVENTORY_SCHEMA,
+            entities: inventoryEntities,
+            migrations: inventoryMigrations,
+            poolSize: opts.databasePoolSize,
+          }),
         ),
         HealthModule,
       ],
-      controllers: [ClustersController, ImcController, HostsController, VmsController, InventoryHandlers, MaintenanceController],
+      controllers: [ClustersController, ImcController, HostsController, VmsController, InventoryHandlers, MaintenanceController, ReconciliationController],
       providers: [
         { provide: INVENTORY_CONFIG, useValue: opts.config },
         CpuCompatClient,
@@ -43,6 +51,7 @@ export class InventoryModule {
         VmsService,
         ReservationsService,
         MaintenanceService,
+        ReconciliationService,
         {
           provide: READINESS_CHECKS,
           inject: [DataSource],

@@ -21,10 +21,12 @@ runMain('inventory', async () => {
       InventoryModule.forRoot({
         bus,
         databaseUrl: env.DATABASE_URL,
+        databasePoolSize: env.DATABASE_POOL_SIZE,
         config: {
           hostDownAfterMs: env.HOST_DOWN_AFTER_MS,
           hostCheckIntervalMs: env.HOST_CHECK_INTERVAL_MS,
           vmStartTimeoutMs: env.VM_START_TIMEOUT_MS,
+          reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
         },
       }),
   });

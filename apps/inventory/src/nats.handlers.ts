@@ -40,7 +40,7 @@ export class InventoryHandlers {
   @EventPattern<string>(HostHeartbeat.subject) // <string>: Nest 12's typed overload would infer the handler's data as {}
   async heartbeat(@Payload() m: MessageOf<typeof HostHeartbeat>, @Ctx() ctx: BaseRpcContext<[string]>): Promise<void> {
     assertSubjectNamesHost(HostHeartbeat.subject, ctx.getArgs()[0], m.hostId);
-    return this.hosts.heartbeat(m.hostId);
+    return this.hosts.heartbeat(m);
   }
 
   @MessagePattern(GetHost.subject)

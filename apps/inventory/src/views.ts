@@ -24,6 +24,7 @@ export const hostView = (h: HostEntity, allocated: { memoryMiB: number; vcpus: n
   maintenance: h.maintenance,
   lastHeartbeatAt: h.lastHeartbeatAt.toISOString(),
   registeredAt: h.registeredAt.toISOString(),
+  agentInstanceId: h.agentInstanceId,
 });
 
 export const vmView = (v: VmEntity): Vm => ({

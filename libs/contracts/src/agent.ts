@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { defineRequest } from './define';
 import { HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema } from './common';
-import { VmStateSchema } from './inventory';
+import { AgentVmStateSchema, VmStateSchema } from './inventory';
 import { MigrationPolicySchema } from './policy';
 import { StepNameSchema, StepNumberSchema } from './steps';
 
@@ -35,7 +35,7 @@ export const StartVm = defineRequest({
 
 export const AgentVmSchema = z.object({
   vmId: UuidSchema,
-  state: z.enum(['running', 'paused', 'incoming', 'stopped']),
+  state: AgentVmStateSchema,
   memoryMiB: MemoryMiBSchema,
   migrationId: UuidSchema.optional(),
 });
@@ -46,6 +46,15 @@ export const ListAgentVms = defineRequest({
   description: 'The VMs this agent runs, as it sees them.',
   request: z.object({}),
   reply: z.object({ hostId: HostIdSchema, vms: z.array(AgentVmSchema) }),
+});
+
+export const PauseVm = defineRequest({
+  subject: 'agent.{hostId}.vm.pause',
+  description:
+    "Pause a VM's guest on this host and keep it (never destroyed): how inventory fences the copy of a split brain that is not its record. " +
+    'Idempotent: a paused VM stays paused. Only inventory may send it.',
+  request: z.object({ vmId: UuidSchema, reason: z.string().min(1).max(500) }),
+  reply: z.object({ vmId: UuidSchema, state: AgentVmStateSchema, pausedAt: IsoTimeSchema }),
 });
 
 export const RoleSchema = z.enum(['source', 'target']);

@@ -43,6 +43,8 @@ export const ErrorCode = {
   UntrustedAddress: 'UNTRUSTED_ADDRESS',
   /** A query would fence an attempt of a step that the scheduler never issued. */
   AttemptNotIssued: 'ATTEMPT_NOT_ISSUED',
+  /** Inventory: another agent process owns this host id and still heartbeats (two agents with one HOST_ID). */
+  HostOwnedByAnotherAgent: 'HOST_OWNED_BY_ANOTHER_AGENT',
   /** Inventory: a reservation or relocation that does not match the migration's reservation. */
   ReservationMismatch: 'RESERVATION_MISMATCH',
   // CPU model catalog and host evaluation
@@ -81,6 +83,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   UNTRUSTED_ADDRESS: 403,
   ATTEMPT_NOT_ISSUED: 409,
   RESERVATION_MISMATCH: 409,
+  HOST_OWNED_BY_ANOTHER_AGENT: 409,
   UNKNOWN_CPU_MODEL: 404,
   UNKNOWN_VENDOR: 422,
   MALFORMED_CPUINFO: 400,

@@ -115,3 +115,21 @@ export const VmStarted = defineEvent({
   description: 'A VM was started on a host.',
   data: z.object({ vmId: UuidSchema, hostId: HostIdSchema, cpuBaseline: z.string() }),
 });
+
+const ReconciledVm = { vmId: UuidSchema, hostId: HostIdSchema, detectedAt: IsoTimeSchema };
+export const VmOrphaned = defineEvent({
+  type: 'vm.orphaned',
+  description: "An agent runs a VM where inventory has no record of it (no VM of that id, or recorded on another host with no migration in flight). Its capacity is not counted.",
+  data: z.object({ ...ReconciledVm, agentState: z.string(), recordedHostId: HostIdSchema.nullable() }),
+});
+export const VmMissing = defineEvent({
+  type: 'vm.missing',
+  description: 'Inventory records a running VM on a host whose agent does not run it (and no other agent does).',
+  data: z.object({ ...ReconciledVm, recordedState: z.string() }),
+});
+export const VmSplitBrain = defineEvent({
+  type: 'vm.split-brain',
+  description:
+    "A VM runs on two hosts or more with no migration in flight. The copies that are not inventory's record were asked to pause (never destroyed); `paused` says which did.",
+  data: z.object({ ...ReconciledVm, otherHostIds: z.array(HostIdSchema).min(1), paused: z.array(HostIdSchema), pauseErrors: z.array(z.string()) }),
+});

@@ -10,5 +10,6 @@ export * from './agent';
 export * from './progress';
 export * from './scheduler';
 export * from './events';
+export * from './reconciliation';
 export * from './evacuation';
 export * from './auth';

@@ -33,6 +33,8 @@ export const HostSchema = z.object({
   maintenance: z.boolean(),
   lastHeartbeatAt: IsoTimeSchema,
   registeredAt: IsoTimeSchema,
+  /** The agent process that owns the host (random per agent start; null before the first registration that carried one). */
+  agentInstanceId: z.string().nullable().optional(),
 });
 export type Host = z.infer<typeof HostSchema>;
 
@@ -74,6 +76,19 @@ export type CreateVm = z.infer<typeof CreateVmSchema>;
 
 // ---- NATS: agent → inventory ----
 
+/** How many VMs one agent may report: far above a host's capacity, a bound on the message's size. */
+export const MAX_REPORTED_VMS = 1_000;
+/** A VM as the agent that holds it sees it (`incoming`: a paused copy waiting for a migration stream). */
+export const AgentVmStateSchema = z.enum(['running', 'paused', 'incoming', 'stopped']);
+export type AgentVmState = z.infer<typeof AgentVmStateSchema>;
+export const ReportedVmSchema = z.object({ vmId: UuidSchema, state: AgentVmStateSchema, migrationId: UuidSchema.optional() });
+export type ReportedVm = z.infer<typeof ReportedVmSchema>;
+export const ReportedVmsSchema = z.array(ReportedVmSchema).max(MAX_REPORTED_VMS);
+/** An agent process: random per start, so that two processes with one HOST_ID are told apart. */
+export const AgentInstanceIdSchema = UuidSchema;
+/** Digest of an agent's VM set (`vmDigest` in libs/contracts): hex, fixed length. */
+export const VmDigestSchema = z.string().regex(/^[0-9a-f]{16}$/, 'expected 16 hex digits');
+
 export const HostRegistrationSchema = z
   .object({
     hostId: HostIdSchema,
@@ -86,8 +101,10 @@ export const HostRegistrationSchema = z
     vcpus: VcpusSchema,
     driver: DriverSchema,
     migrationAddress: z.string().min(1),
-    /** VMs the agent runs right now (after an agent restart, so nothing is forgotten). */
-    vms: z.array(z.object({ vmId: UuidSchema, state: VmStateSchema })).default([]),
+    /** The agent process registering: a live host refuses another process's registration (docs/reconciliation.md). */
+    instanceId: AgentInstanceIdSchema,
+    /** Every VM the agent holds right now, as it sees it: what inventory reconciles its records with. */
+    vms: ReportedVmsSchema.default([]),
   })
   .refine((r) => r.clusterId !== undefined || r.clusterName !== undefined, {
     message: 'a host names its cluster by clusterId or clusterName',
@@ -104,7 +121,17 @@ export const RegisterHost = defineRequest({
 export const HostHeartbeat = defineMessage({
   subject: 'inventory.host.{hostId}.heartbeat',
   description: "An agent says its host is alive; a host silent for HOST_DOWN_AFTER_MS is marked down. The subject's host id must be the body's.",
-  message: z.object({ hostId: HostIdSchema, at: IsoTimeSchema, vmCount: z.number().int().min(0) }),
+  message: z.object({
+    hostId: HostIdSchema,
+    at: IsoTimeSchema,
+    vmCount: z.number().int().min(0),
+    /** Only the process that registered the host may heartbeat for it; others' beats are ignored. */
+    instanceId: AgentInstanceIdSchema,
+    /** vmDigest of the agent's VM set: inventory asks for the list (agent.{hostId}.vm.list) when its copy differs. */
+    vmDigest: VmDigestSchema,
+    /** The full VM set, sent when the digest changed and every few beats (AGENT_VM_REPORT_EVERY_BEATS). */
+    vms: ReportedVmsSchema.optional(),
+  }),
 });
 
 // ---- NATS: scheduler → inventory ----

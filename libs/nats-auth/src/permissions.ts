@@ -13,6 +13,7 @@ import {
   ListHosts,
   ListVms,
   MigrationProgressMessage,
+  PauseVm,
   QueryMigration,
   RegisterHost,
   ReleaseCapacity,
@@ -142,6 +143,9 @@ export function rolePermissions(role: Role, prefix: string): SubjectPermissions 
           allow: [
             `${prefix}.cpu.>`, // cpu-compat: evaluate hosts, verdicts, modes
             subject(prefix, StartVm.subject, onEveryHost), // POST /vms starts the VM on its host
+            // reconciliation: a host's VM list when its report is stale, and the fence of a split brain's other copy
+            subject(prefix, ListAgentVms.subject, onEveryHost),
+            subject(prefix, PauseVm.subject, onEveryHost),
             ...eventsOf(prefix, 'inventory'),
             ...streamKeeper(stream),
           ],

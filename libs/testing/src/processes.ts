@@ -35,6 +35,12 @@ export class ServiceProcess {
     return this;
   }
 
+  /** Resolves when the process ends by itself or is stopped: its exit code or signal. */
+  get exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (!this.launched) throw new Error(`${this.label} was not started`);
+    return this.launched.exited;
+  }
+
   tail(lines = 30): string {
     return this.launched?.tail(lines) ?? '';
   }

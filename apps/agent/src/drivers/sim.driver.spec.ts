@@ -346,6 +346,16 @@ describe('SimDriver on the pre-copy model', () => {
     expect(driver.listVms()).toEqual([{ vmId: vm.id, state: 'running', memoryMiB: 2048 }]);
   });
 
+  it('pauses a VM to fence a split brain and keeps it (idempotent); a VM it does not hold is NOT_FOUND', async () => {
+    const { driver } = makeDriver();
+    const vm = vmSpec(1024);
+    await driver.startVm(vm);
+    await driver.pauseVm(vm.id);
+    await driver.pauseVm(vm.id);
+    expect(driver.listVms()).toEqual([{ vmId: vm.id, state: 'paused', memoryMiB: 1024 }]);
+    await expect(driver.pauseVm(randomUUID())).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
   it('runs step 4 only after step 3, and step 6 only once the VM is paused', async () => {
     const { driver } = makeDriver({ timeScale: 0 });
     const vm = vmSpec(1024, { dirtyRateMiBps: 10 });

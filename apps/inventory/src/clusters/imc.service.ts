@@ -118,34 +118,58 @@ export class ImcService {
    * Sets the mode. Named: every host must pass it (so it is at most every host's highest), and no
    * running VM may have a baseline above it. "off": always allowed (running VMs keep their baselines).
    * null: the hosts' common mode applies, which no running baseline exceeds... except a passthrough VM's,
-   * which is checked like any other. One transaction with the cluster row locked: all or nothing.
+   * which is checked like any other.
+   *
+   * cpu-compat is asked with no transaction open (docs/reconciliation.md, "No pool starvation"); then one
+   * transaction locks the cluster row, finds the mode, the hosts and the VMs' baselines as they were
+   * checked (or checks again, at most 5 times), and writes: all or nothing.
    */
   async set(clusterId: string, modeName: string | null, by: string): Promise<ImcChange> {
     await this.cluster(this.db.manager, clusterId); // 404 before anything else
     const mode = modeName === null ? ({ kind: 'unset' } as const) : await this.resolve(modeName); // 404 UNKNOWN_CPU_MODEL
-    const change = await this.db.transaction(async (m) => {
-      const cluster = await this.cluster(m, clusterId, true);
-      const previousMode = cluster.imcMode;
-      const next = modeValue(mode);
-      if (previousMode === next) return { clusterId, previousMode, mode: next, changed: false, by };
-      const hosts = await this.hosts(m, clusterId);
-      let verification: ModeVerification | undefined;
-      if (mode.kind === 'named') {
-        verification = await this.verifyHosts(mode.name, hosts);
-        if (!verification.pass) throw hostsLackMode(cluster, verification);
-        await this.refuseVmsAbove(m, cluster, mode.name);
-      } else if (mode.kind === 'unset' && hosts.length > 0) {
-        const plan = await this.cpu.plan(hosts.map(hostCpu));
-        if (plan.mode) await this.refuseVmsAbove(m, cluster, plan.mode);
+    const next = modeValue(mode);
+    for (let attempt = 1; ; attempt++) {
+      const checked = await this.check(clusterId, mode);
+      if (checked.previousMode === next) return { clusterId, previousMode: next, mode: next, changed: false, by };
+      const change = await this.db.transaction(async (m): Promise<ImcChange | undefined> => {
+        const cluster = await this.cluster(m, clusterId, true);
+        if (cluster.imcMode !== checked.previousMode || hostsFingerprint(await this.hosts(m, clusterId)) !== checked.hosts) return undefined;
+        if (checked.baselines && (await this.liveVms(m, clusterId)).some((v) => !checked.baselines!.has(v.cpuBaseline))) return undefined;
+        await m.getRepository(ClusterEntity).update({ id: clusterId }, { imcMode: next });
+        const result: ImcChange = { clusterId, previousMode: checked.previousMode, mode: next, changed: true, by, ...(checked.verification ? { verification: checked.verification } : {}) };
+        // published before the commit: a failed publish rolls the change back, so no change goes unannounced
+        await this.publishChange(result);
+        return result;
+      });
+      if (change) {
+        this.log.log(`cluster ${clusterId}: IMC mode ${change.previousMode ?? 'unset'} → ${change.mode ?? 'unset'} (by ${by})`);
+        return change;
       }
-      await m.getRepository(ClusterEntity).update({ id: clusterId }, { imcMode: next });
-      const result: ImcChange = { clusterId, previousMode, mode: next, changed: true, by, ...(verification ? { verification } : {}) };
-      // published before the commit: a failed publish rolls the change back, so no change goes unannounced
-      await this.publishChange(result);
-      return result;
-    });
-    if (change.changed) this.log.log(`cluster ${clusterId}: IMC mode ${change.previousMode ?? 'unset'} → ${change.mode ?? 'unset'} (by ${by})`);
-    return change;
+      if (attempt >= 5) {
+        throw new FlexmigError(ErrorCode.Conflict, `cluster ${clusterId} kept changing (its mode, hosts or VMs) while its IMC mode was set: try again`, { clusterId }, true);
+      }
+    }
+  }
+
+  /**
+   * The checks of a mode change, read without a transaction: what the transaction then finds unchanged
+   * (the mode, the hosts, the VMs' baselines; `baselines` null when the change asks nothing of the VMs).
+   */
+  private async check(clusterId: string, mode: Mode): Promise<{ previousMode: string | null; hosts: string; baselines: Set<string> | null; verification?: ModeVerification }> {
+    const cluster = await this.cluster(this.db.manager, clusterId);
+    const hosts = await this.hosts(this.db.manager, clusterId);
+    const base = { previousMode: cluster.imcMode, hosts: hostsFingerprint(hosts) };
+    if (cluster.imcMode === modeValue(mode)) return { ...base, baselines: null };
+    if (mode.kind === 'named') {
+      const verification = await this.verifyHosts(mode.name, hosts);
+      if (!verification.pass) throw hostsLackMode(cluster, verification);
+      return { ...base, verification, baselines: await this.refuseVmsAbove(this.db.manager, cluster, mode.name) };
+    }
+    if (mode.kind === 'unset' && hosts.length > 0) {
+      const plan = await this.cpu.plan(hosts.map(hostCpu));
+      if (plan.mode) return { ...base, baselines: await this.refuseVmsAbove(this.db.manager, cluster, plan.mode) };
+    }
+    return { ...base, baselines: null };
   }
 
   /** Tries the modes of the hosts' ladder from the highest down and sets the first every host passes. */
@@ -197,9 +221,9 @@ export class ImcService {
    * has a feature the mode lacks (subset order: along a ladder and across its TSX branch alike); a
    * passthrough VM runs with its host's full CPU and is above every mode.
    */
-  private async refuseVmsAbove(m: EntityManager, cluster: ClusterEntity, mode: string): Promise<void> {
-    const vms = await m.getRepository(VmEntity).find({ where: { clusterId: cluster.id, state: In(LIVE_VM_STATES) }, order: { createdAt: 'ASC' } });
-    if (vms.length === 0) return;
+  private async refuseVmsAbove(m: EntityManager, cluster: ClusterEntity, mode: string): Promise<Set<string>> {
+    const vms = await this.liveVms(m, cluster.id);
+    if (vms.length === 0) return new Set();
     const modeFeatures = new Set((await this.cpu.model(mode)).features);
     const above = new Map<string, boolean>();
     for (const baseline of new Set(vms.map((v) => v.cpuBaseline))) {
@@ -213,6 +237,11 @@ export class ImcService {
     }
     const blocking = vms.filter((v) => above.get(v.cpuBaseline));
     if (blocking.length > 0) throw vmsAboveMode(cluster, mode, blocking);
+    return new Set(above.keys());
+  }
+
+  private liveVms(m: EntityManager, clusterId: string): Promise<VmEntity[]> {
+    return m.getRepository(VmEntity).find({ where: { clusterId, state: In(LIVE_VM_STATES) }, order: { createdAt: 'ASC' } });
   }
 
   private async publishChange(c: ImcChange): Promise<void> {
@@ -224,5 +253,8 @@ export class ImcService {
     );
   }
 }
+
+/** The hosts of a cluster and their CPUs, as one string: a mode checked against them is still valid while it is equal. */
+const hostsFingerprint = (hosts: HostEntity[]) => JSON.stringify(hosts.map((h) => [h.id, h.cpuVendor, [...h.cpuFeatures].sort()]));
 
 const hostCpu = (h: HostEntity) => ({ id: h.id, cpu: { vendor: h.cpuVendor as 'Intel', modelName: h.cpuModelName, features: h.cpuFeatures } });

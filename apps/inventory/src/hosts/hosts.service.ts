@@ -1,19 +1,23 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { ErrorCode, FlexmigError, Host, HostDown, HostRegistered, HostRegistration, HostUp, Cluster, IMC_OFF } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, Host, HostDown, HostHeartbeat, HostRegistered, HostRegistration, HostUp, Cluster, IMC_OFF, MessageOf, vmDigest } from '@flexmig/contracts';
 import { EventPublisher } from '@flexmig/messaging';
 import { queryReturning } from '@flexmig/persistence';
-import { Gauge } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 
 const hostsByState = new Gauge({
   name: 'flexmig_hosts',
   help: 'Registered hosts by state (up, down) and maintenance, as inventory last counted them.',
   labelNames: ['state', 'maintenance'],
 });
+const heartbeatsRefused = new Counter({
+  name: 'flexmig_heartbeats_refused_total',
+  help: 'Heartbeats ignored because another agent process (instance id) owns the host.',
+});
 import { ClusterEntity, HostEntity } from '../entities';
 import { clusterView, hostView } from '../views';
-import { hostNotFound } from '../errors';
+import { hostNotFound, hostOwnedByAnotherAgent } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { ClustersService } from '../clusters/clusters.service';
 import { allocations, none } from '../capacity';
@@ -46,84 +50,137 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
 
   /**
    * An agent (re-)registers its host. The CPU is evaluated by cpu-compat; a host that lacks its cluster's
-   * mode is refused with the missing features named, and nothing is written.
+   * mode is refused with the missing features named, and nothing is written. A host whose agent process
+   * (another instance id) still heartbeats is refused: two agents with one HOST_ID.
+   *
+   * No transaction is held across a NATS request (docs/reconciliation.md, "No pool starvation"): cpu-compat is asked first, then
+   * one short transaction re-reads the cluster's mode under its share lock and writes, or starts over
+   * when the mode changed in between.
    */
   async register(r: HostRegistration): Promise<{ host: Host; cluster: Cluster }> {
     const resolved = await this.clusters.resolveForHost(r);
     const evaluation = await this.cpu.evaluate(r.cpu);
     const now = new Date();
-    // The cluster row stays share-locked from the mode check to the host's write: a mode change (which
-    // locks it for update) cannot slip in between and leave a host below its cluster's mode.
-    const cluster = await this.db.transaction(async (m) => {
-      const cluster = await m.getRepository(ClusterEntity).findOneOrFail({ where: { id: resolved.id }, lock: { mode: 'pessimistic_read' } });
-      // A vendor without an IMC ladder (Zhaoxin/VIA) has no mode to check: only IMC off (passthrough) fits it.
-      if (evaluation.maxImcMode === null && evaluation.ladder.length === 0 && cluster.imcMode !== IMC_OFF) {
-        throw new FlexmigError(
-          ErrorCode.CpuIncompatible,
-          `host ${r.hostId} cannot join cluster ${cluster.name} (IMC mode ${cluster.imcMode ?? 'not set'}): ${evaluation.reason ?? `${r.cpu.vendor} has no IMC ladder`}`,
-          { hostId: r.hostId, clusterId: cluster.id, mode: cluster.imcMode, missing: [] },
-        );
-      }
-      if (cluster.imcMode && cluster.imcMode !== IMC_OFF) {
-        const verdict = await this.cpu.verdict(cluster.imcMode, r.cpu);
-        if (!verdict.compatible) {
+    // A vendor without an IMC ladder (Zhaoxin/VIA) has no mode to check: only IMC off (passthrough) fits it.
+    const ladderless = evaluation.maxImcMode === null && evaluation.ladder.length === 0;
+    let mode = resolved.imcMode;
+    for (let attempt = 1; ; attempt++) {
+      const verdict = mode && mode !== IMC_OFF && !ladderless ? await this.cpu.verdict(mode, r.cpu) : undefined;
+      const checkedMode = mode;
+      const written = await this.db.transaction(async (m): Promise<{ cluster: ClusterEntity } | { changedMode: string | null }> => {
+        // share-locked from the mode check to the host's write: a mode change (which locks it for
+        // update) cannot slip in between and leave a host below its cluster's mode
+        const cluster = await m.getRepository(ClusterEntity).findOneOrFail({ where: { id: resolved.id }, lock: { mode: 'pessimistic_read' } });
+        if (cluster.imcMode !== checkedMode) return { changedMode: cluster.imcMode };
+        if (ladderless && cluster.imcMode !== IMC_OFF) {
+          throw new FlexmigError(
+            ErrorCode.CpuIncompatible,
+            `host ${r.hostId} cannot join cluster ${cluster.name} (IMC mode ${cluster.imcMode ?? 'not set'}): ${evaluation.reason ?? `${r.cpu.vendor} has no IMC ladder`}`,
+            { hostId: r.hostId, clusterId: cluster.id, mode: cluster.imcMode, missing: [] },
+          );
+        }
+        if (verdict && !verdict.compatible) {
           throw new FlexmigError(
             ErrorCode.CpuIncompatible,
             `host ${r.hostId} cannot join cluster ${cluster.name}: its CPU lacks the cluster's mode ${cluster.imcMode} (${verdict.reason})`,
             { hostId: r.hostId, clusterId: cluster.id, mode: cluster.imcMode, missing: verdict.missing },
           );
         }
-      }
-      const repo = m.getRepository(HostEntity);
-      const existing = await repo.findOneBy({ id: r.hostId });
-      if (existing && existing.clusterId !== cluster.id) {
-        throw new FlexmigError(
-          ErrorCode.Conflict,
-          `host ${r.hostId} is registered in another cluster (${existing.clusterId}); a host moves between clusters only when it runs no VMs and is removed first`,
-          { hostId: r.hostId, clusterId: existing.clusterId },
-        );
-      }
-      await repo.save({
-        id: r.hostId,
-        clusterId: cluster.id,
-        hostname: r.hostname,
-        cpuVendor: r.cpu.vendor,
-        cpuModelName: r.cpu.modelName,
-        cpuFeatures: [...r.cpu.features].sort(),
-        maxImcMode: evaluation.maxImcMode,
-        memoryMiB: r.memoryMiB,
-        vcpus: r.vcpus,
-        driver: r.driver,
-        migrationAddress: r.migrationAddress,
-        state: 'up',
-        maintenance: existing?.maintenance ?? false,
-        lastHeartbeatAt: now,
-        registeredAt: now,
+        await this.writeRegistration(m, r, cluster, evaluation.maxImcMode, now);
+        return { cluster };
       });
-      return cluster;
+      if ('cluster' in written) return this.announce(r, written.cluster, now);
+      if (attempt >= 5) {
+        throw new FlexmigError(ErrorCode.Conflict, `the CPU mode of cluster ${resolved.name} kept changing while host ${r.hostId} registered: try again`, { hostId: r.hostId }, true);
+      }
+      mode = written.changedMode;
+    }
+  }
+
+  /** The host's row, inside the registration's transaction; refuses a live host owned by another agent process. */
+  private async writeRegistration(m: EntityManager, r: HostRegistration, cluster: ClusterEntity, maxImcMode: string | null, now: Date): Promise<void> {
+    const repo = m.getRepository(HostEntity);
+    const existing = await repo.findOne({ where: { id: r.hostId }, lock: { mode: 'pessimistic_write' } });
+    if (existing && existing.clusterId !== cluster.id) {
+      throw new FlexmigError(
+        ErrorCode.Conflict,
+        `host ${r.hostId} is registered in another cluster (${existing.clusterId}); a host moves between clusters only when it runs no VMs and is removed first`,
+        { hostId: r.hostId, clusterId: existing.clusterId },
+      );
+    }
+    if (existing?.agentInstanceId && existing.agentInstanceId !== r.instanceId) {
+      const [{ since }] = (await m.query('SELECT (extract(epoch FROM now() - last_heartbeat_at) * 1000)::float8 AS since FROM hosts WHERE id = $1', [r.hostId])) as { since: number }[];
+      if (since < this.config.hostDownAfterMs) throw hostOwnedByAnotherAgent(r.hostId, existing.agentInstanceId, r.instanceId, since, this.config.hostDownAfterMs);
+      this.log.warn(`host ${r.hostId}: agent instance ${r.instanceId} takes over from ${existing.agentInstanceId}, silent for ${Math.round(since)} ms`);
+    }
+    const digest = vmDigest(r.vms);
+    await repo.save({
+      id: r.hostId,
+      clusterId: cluster.id,
+      hostname: r.hostname,
+      cpuVendor: r.cpu.vendor,
+      cpuModelName: r.cpu.modelName,
+      cpuFeatures: [...r.cpu.features].sort(),
+      maxImcMode,
+      memoryMiB: r.memoryMiB,
+      vcpus: r.vcpus,
+      driver: r.driver,
+      migrationAddress: r.migrationAddress,
+      state: 'up',
+      maintenance: existing?.maintenance ?? false,
+      lastHeartbeatAt: now,
+      registeredAt: now,
+      agentInstanceId: r.instanceId,
+      vmDigest: digest,
+      reportedVms: r.vms,
+      reportedDigest: digest,
+      reportedAt: now,
     });
+  }
+
+  private async announce(r: HostRegistration, cluster: ClusterEntity, now: Date): Promise<{ host: Host; cluster: Cluster }> {
     const host = await this.get(r.hostId);
     await this.events.publish(
       HostRegistered,
       { hostId: host.id, clusterId: cluster.id, maxImcMode: host.maxImcMode, cpu: host.cpu },
       { id: `${host.id}:registered:${now.getTime()}`, subject: host.id, time: now },
     );
-    this.log.log(`host ${host.id} registered in cluster ${cluster.name}: ${host.cpu.modelName}, highest mode ${host.maxImcMode ?? 'none'}`);
+    this.log.log(`host ${host.id} registered in cluster ${cluster.name}: ${host.cpu.modelName}, highest mode ${host.maxImcMode ?? 'none'} (agent instance ${r.instanceId})`);
     return { host, cluster: clusterView(cluster) };
   }
 
-  async heartbeat(hostId: string): Promise<void> {
+  /**
+   * A heartbeat from the agent process that owns the host: liveness, the digest of its VM set and, when
+   * carried, the set itself. A beat from another process is ignored (counted, and logged once a minute).
+   */
+  async heartbeat(m: MessageOf<typeof HostHeartbeat>): Promise<void> {
     const rows = await queryReturning<{ id: string; was: string }>(
       this.db,
-      `UPDATE hosts h SET last_heartbeat_at = now(), state = 'up'
+      `UPDATE hosts h SET last_heartbeat_at = now(), state = 'up', vm_digest = $3,
+         reported_vms = COALESCE($4::jsonb, h.reported_vms),
+         reported_digest = CASE WHEN $4::jsonb IS NULL THEN h.reported_digest ELSE $3 END,
+         reported_at = CASE WHEN $4::jsonb IS NOT NULL OR h.reported_digest = $3 THEN now() ELSE h.reported_at END,
+         agent_instance_id = COALESCE(h.agent_instance_id, $2)
        FROM (SELECT id, state AS was FROM hosts WHERE id = $1 FOR UPDATE) old
-       WHERE h.id = old.id RETURNING h.id, old.was`,
-      [hostId],
+       WHERE h.id = old.id AND (h.agent_instance_id = $2 OR h.agent_instance_id IS NULL) RETURNING h.id, old.was`,
+      [m.hostId, m.instanceId, m.vmDigest, m.vms ? JSON.stringify(m.vms) : null],
     );
+    if (rows.length === 0) return this.refusedHeartbeat(m.hostId, m.instanceId);
     if (rows[0]?.was === 'down') {
-      await this.events.publish(HostUp, { hostId }, { id: `${hostId}:up:${Date.now()}`, subject: hostId });
-      this.log.log(`host ${hostId} is up again`);
+      await this.events.publish(HostUp, { hostId: m.hostId }, { id: `${m.hostId}:up:${Date.now()}`, subject: m.hostId });
+      this.log.log(`host ${m.hostId} is up again`);
     }
+  }
+
+  private readonly refusalLoggedAt = new Map<string, number>();
+  private async refusedHeartbeat(hostId: string, instanceId: string): Promise<void> {
+    const owner = await this.db.getRepository(HostEntity).findOne({ where: { id: hostId }, select: { id: true, agentInstanceId: true } });
+    if (!owner) return; // not registered (yet): nothing to refuse
+    heartbeatsRefused.inc();
+    const last = this.refusalLoggedAt.get(`${hostId}:${instanceId}`) ?? 0;
+    if (Date.now() - last < 60_000) return;
+    this.refusalLoggedAt.set(`${hostId}:${instanceId}`, Date.now());
+    this.log.warn(`heartbeat of host ${hostId} from agent instance ${instanceId} ignored: the host is owned by instance ${owner.agentInstanceId} (two agents with one HOST_ID?)`);
   }
 
   private async countForMetrics(): Promise<void> {

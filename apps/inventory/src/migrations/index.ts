@@ -1,5 +1,6 @@
 import { Init1764130000000 } from './1764130000000-init';
 import { VmCpuFeatures1764150000000 } from './1764150000000-vm-cpu-features';
+import { Reconciliation1764200000000 } from './1764200000000-reconciliation';
 
 /** In order. Never edit one that has shipped: add the next. */
-export const inventoryMigrations = [Init1764130000000, VmCpuFeatures1764150000000];
+export const inventoryMigrations = [Init1764130000000, VmCpuFeatures1764150000000, Reconciliation1764200000000];

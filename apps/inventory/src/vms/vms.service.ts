@@ -41,32 +41,46 @@ export class VmsService {
   /**
    * Creates a VM and starts it on its host through the host's agent; returns once it runs.
    * Every check happens before anything is written; if the agent cannot start it, the record is removed.
+   *
+   * No transaction is held across a NATS request (docs/reconciliation.md, "No pool starvation"): the baseline is chosen with
+   * cpu-compat first; then one short transaction re-reads the cluster's mode under its share lock, checks
+   * the host's room under its row lock and records the VM, or starts over when the mode changed.
    */
   async create(input: CreateVm): Promise<Vm> {
     const host = await this.hosts.entity(input.hostId);
     if (host.state !== 'up') throw hostDown(host.id);
     const id = randomUUID();
-    // The cluster row stays share-locked from choosing the VM's baseline to recording it: a mode change
-    // (which locks it for update) cannot slip in between and leave a VM above its cluster's mode.
-    const cpuBaseline = await this.db.transaction(async (m) => {
-      const cluster = await m.getRepository(ClusterEntity).findOneOrFail({ where: { id: host.clusterId }, lock: { mode: 'pessimistic_read' } });
-      const cpuBaseline = await this.baselineFor(host, input.cpuBaseline, cluster, m);
-      // host passthrough: the VM sees this host's CPU, so it records its features (it may only move to an identical host)
-      const cpuFeatures = cpuBaseline === HOST_PASSTHROUGH_BASELINE ? [...host.cpuFeatures].sort() : null;
-      await lockHostWithRoom(m, host.id, input);
-      await m.getRepository(VmEntity).insert({
-        id,
-        name: input.name,
-        clusterId: host.clusterId,
-        hostId: host.id,
-        memoryMiB: input.memoryMiB,
-        vcpus: input.vcpus,
-        cpuBaseline,
-        cpuFeatures,
-        state: 'starting',
+    let cluster = await this.db.getRepository(ClusterEntity).findOneByOrFail({ id: host.clusterId });
+    let cpuBaseline: string | undefined;
+    for (let attempt = 1; cpuBaseline === undefined; attempt++) {
+      const chosen = await this.baselineFor(host, input.cpuBaseline, cluster);
+      const modeChosenFor = cluster.imcMode;
+      // the cluster row stays share-locked from re-checking its mode to recording the VM: a mode change
+      // (which locks it for update) cannot slip in between and leave a VM above its cluster's mode
+      const changed = await this.db.transaction(async (m) => {
+        const now = await m.getRepository(ClusterEntity).findOneOrFail({ where: { id: host.clusterId }, lock: { mode: 'pessimistic_read' } });
+        if (now.imcMode !== modeChosenFor) return now;
+        // host passthrough: the VM sees this host's CPU, so it records its features (it may only move to an identical host)
+        const cpuFeatures = chosen === HOST_PASSTHROUGH_BASELINE ? [...host.cpuFeatures].sort() : null;
+        await lockHostWithRoom(m, host.id, input);
+        await m.getRepository(VmEntity).insert({
+          id,
+          name: input.name,
+          clusterId: host.clusterId,
+          hostId: host.id,
+          memoryMiB: input.memoryMiB,
+          vcpus: input.vcpus,
+          cpuBaseline: chosen,
+          cpuFeatures,
+          state: 'starting',
+        });
+        return undefined;
       });
-      return cpuBaseline;
-    });
+      if (!changed) cpuBaseline = chosen;
+      else if (attempt >= 5) {
+        throw new FlexmigError(ErrorCode.Conflict, `the CPU mode of cluster ${cluster.name} kept changing while VM ${input.name} was created: try again`, { clusterId: cluster.id }, true);
+      } else cluster = changed;
+    }
     try {
       await this.bus.request(
         StartVm,
@@ -92,7 +106,7 @@ export class VmsService {
    * The baseline a new VM gets: the one asked for (which the host must support), else the cluster's
    * IMC mode, else the highest mode every host of the cluster passes, so the VM can move to any of them.
    */
-  private async baselineFor(host: HostEntity, asked: string | undefined, cluster: ClusterEntity, m: EntityManager): Promise<string> {
+  private async baselineFor(host: HostEntity, asked: string | undefined, cluster: ClusterEntity): Promise<string> {
     const cpu = { vendor: host.cpuVendor as 'Intel', modelName: host.cpuModelName, features: host.cpuFeatures };
     if (asked?.trim().toLowerCase() === HOST_PASSTHROUGH_BASELINE) return HOST_PASSTHROUGH_BASELINE;
     if (asked) {
@@ -108,7 +122,7 @@ export class VmsService {
     }
     if (cluster.imcMode === IMC_OFF) return HOST_PASSTHROUGH_BASELINE;
     if (cluster.imcMode) return cluster.imcMode;
-    const members = await this.hosts.list({ clusterId: cluster.id }, m);
+    const members = await this.hosts.list({ clusterId: cluster.id });
     const plan = await this.cpu.plan(members);
     if (!plan.mode) {
       throw new FlexmigError(ErrorCode.CpuIncompatible, `cluster ${cluster.name} has no CPU baseline common to its hosts: ${plan.reason}`, {

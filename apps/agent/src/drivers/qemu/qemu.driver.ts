@@ -286,7 +286,7 @@ export class QemuDriver implements HypervisorDriver {
   /** Split-brain fence: QMP `stop`, the QEMU process and its state stay. */
   async pauseVm(vmId: string): Promise<void> {
     const vm = this.source(vmId);
-    await (await this.procOf(vm)).qmp.execute('stop');
+    await (await this.registry.procOf(vm)).qmp.execute('stop');
     vm.running = false;
   }
 
