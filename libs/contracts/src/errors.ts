@@ -137,3 +137,30 @@ export function validationError(what: string, error: z.ZodError): FlexmigError {
   const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
   return new FlexmigError(ErrorCode.ValidationFailed, `${what} is invalid: ${summary}`, { issues });
 }
+
+/**
+ * SQLSTATEs of PostgreSQL that mean "try again": the connection (class 08), the server shutting down or
+ * restarting (57P01–57P03), too many connections (53300), and a transaction that lost a race
+ * (serialization failure 40001, deadlock 40P01).
+ */
+const transientSqlStates = new Set(['57P01', '57P02', '57P03', '53300', '40001', '40P01']);
+/** Node's socket errors of a peer that went away or is not there yet. */
+const transientSocketCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+/** node-postgres says these in words only. */
+const transientMessages = /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|the database system is (starting up|shutting down|in recovery mode)/i;
+
+/**
+ * An untyped error of a dependency that is down for a moment (PostgreSQL restarting, a connection
+ * dropped) as a retryable UNAVAILABLE, or undefined when it is something else. The edges (HTTP filter,
+ * NATS replies) use it so that a caller retries a transient outage instead of giving up on INTERNAL.
+ */
+export function transientFailure(e: unknown): FlexmigError | undefined {
+  if (isFlexmigError(e) || e === null || typeof e !== 'object') return undefined;
+  const err = e as { code?: unknown; message?: unknown; driverError?: unknown };
+  const code = typeof err.code === 'string' ? err.code : undefined;
+  const message = typeof err.message === 'string' ? err.message : '';
+  const transient =
+    (code !== undefined && (code.startsWith('08') || transientSqlStates.has(code) || transientSocketCodes.has(code))) || transientMessages.test(message);
+  if (!transient) return err.driverError ? transientFailure(err.driverError) : undefined;
+  return new FlexmigError(ErrorCode.Unavailable, `a dependency is unavailable for the moment (${code ? `${code}: ` : ''}${message || 'no message'}); retry`, code ? { cause: code } : undefined);
+}

@@ -40,6 +40,7 @@ import {
   EVENTS_STREAM_SUFFIX,
   fillSubject,
   isFlexmigError,
+  transientFailure,
   validationError,
 } from '@flexmig/contracts';
 
@@ -356,6 +357,8 @@ async function answer(
 
 export function toErrorBody(e: unknown): ErrorBody {
   if (isFlexmigError(e)) return e.toBody();
+  const transient = transientFailure(e);
+  if (transient) return transient.toBody();
   console.error('[flexmig] unexpected error:', e);
   return new FlexmigError(ErrorCode.Internal, `internal error: ${(e as Error)?.message ?? String(e)}`).toBody();
 }

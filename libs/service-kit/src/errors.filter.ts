@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { throwError } from 'rxjs';
-import { ErrorBody, ErrorCode, FlexmigError, httpStatusOf, isFlexmigError } from '@flexmig/contracts';
+import { ErrorBody, ErrorCode, FlexmigError, httpStatusOf, isFlexmigError, transientFailure } from '@flexmig/contracts';
 
 /** The part of Express's response the filter uses. */
 interface HttpResponse {
@@ -75,6 +75,8 @@ export function toHttp(exception: unknown): { status: number; body: ErrorBody; e
   if (parserType === 'entity.parse.failed') {
     return { status: 400, body: { code: ErrorCode.ValidationFailed, message: 'the request body is not valid JSON' } };
   }
+  const transient = transientFailure(exception);
+  if (transient) return { status: httpStatusOf[transient.code], body: transient.toBody() };
   if (exception instanceof HttpException) {
     const status = exception.getStatus();
     if (status >= 500) return internal();
