@@ -109,15 +109,13 @@ export class ActionRunner implements OnApplicationShutdown {
       if (this.stopped || this.held.get(id) !== held) return;
       const started = this.clock.now();
       held.abandonAt = abandonedAfter(a.kind === 'query-step' ? {} : a, started, a.kind === 'query-step' ? queryBoundMs : 1_000, this.graceMs());
+      // held until its outcome is stored (the sink retries through a PostgreSQL outage), unless the stored
+      // outcome's own next action has replaced it by then
       this.outcomeOf(id, ctx, a)
-        .then((event) => {
+        .then((event) => this.sink(id, event))
+        .catch((e) => this.log.error(`migration ${id}: ${a.kind} of ${a.name} failed unexpectedly (the next pass re-issues it): ${(e as Error).stack}`))
+        .finally(() => {
           if (this.held.get(id) === held) this.held.delete(id);
-          return this.sink(id, event);
-        })
-        .catch((e) => {
-          // forgotten here; the row stays due and the next pass re-issues the action
-          if (this.held.get(id) === held) this.held.delete(id);
-          this.log.error(`migration ${id}: ${a.kind} of ${a.name} failed unexpectedly (the next pass re-issues it): ${(e as Error).stack}`);
         });
     }, delay);
     this.held.set(id, held);
