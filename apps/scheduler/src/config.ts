@@ -8,7 +8,7 @@ export const SchedulerEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape
   SCHEDULER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   /** A migration whose driving replica has not renewed its lease for this long is taken over by another. */
   LEASE_TTL_MS: millis(10_000),
-  /** How often a replica renews its leases, claims orphaned migrations and flushes the event outbox. */
+  /** How often a replica renews its leases, claims orphaned migrations, re-drives the migrations whose next action is due and flushes the event outbox. */
   RECONCILE_INTERVAL_MS: millis(1_000),
   /**
    * Admission limits, the defaults for clusters that set none (PUT /api/v1/clusters/:id/migration-settings).

@@ -25,6 +25,12 @@ export class MigrationEntity {
   @Column('int') version: number;
   @Column('text', { name: 'lease_owner', nullable: true }) leaseOwner: string | null;
   @Column('timestamptz', { name: 'lease_until', nullable: true }) leaseUntil: Date | null;
+  /**
+   * When the saga's next action is due (engine/due-time.ts), written with every saga state: the reconcile
+   * pass re-drives a leased migration whose due time has passed and whose action is not in progress.
+   * null: nothing to do (queued or ended).
+   */
+  @Column('timestamptz', { name: 'due_at', nullable: true }) dueAt: Date | null;
   @Column('timestamptz', { name: 'created_at' }) createdAt: Date;
   @Column('timestamptz', { name: 'updated_at' }) updatedAt: Date;
   @Column('timestamptz', { name: 'finished_at', nullable: true }) finishedAt: Date | null;

@@ -10,6 +10,7 @@ import { ensureDatabaseAndSchema } from '@flexmig/persistence';
 import { RunningService, startService } from '@flexmig/service-kit';
 import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson, readEvents, testAuthSettings, testToken } from '@flexmig/testing';
 import { DbClock } from './db-clock';
+import { ActionRunner } from './engine/action-runner';
 import { SCHEDULER_SCHEMA, SchedulerModule } from './scheduler.module';
 
 /**
@@ -179,6 +180,37 @@ describe('scheduler on real NATS and PostgreSQL', () => {
       (await readEvents<{ migrationId: string; by: string; reason: string }>(nats.url, nats.prefix, 'migration.cancelled')).find((e) => e.data.migrationId === m.body.id),
     );
     expect(cancelled.data).toMatchObject({ by: 'carol', reason: 'not today' });
+  });
+
+  it('completes a migration whose first dispatch of every step is dropped on the floor: the reconcile pass re-issues each', async () => {
+    // The runner's fast path (run straight after the commit, timers as hints) loses the first command of each
+    // of the nine steps. Nothing else would send them before their deadlines (30 s and more with the saga's
+    // defaults, and a query then a second attempt after that): only the pass, which finds each row due in
+    // PostgreSQL and not in progress, re-issues the same attempt.
+    const runner = scheduler.app.get(ActionRunner);
+    const run = runner.run;
+    const vm = await newVm('dropped', 512);
+    const dropped: string[] = [];
+    runner.run = (row, actions) => {
+      const kept = actions.filter((a) => {
+        if (row.vmId !== vm.id || a.kind !== 'run-step' || dropped.includes(a.name)) return true;
+        dropped.push(a.name);
+        return false;
+      });
+      run.call(runner, row, kept);
+    };
+    try {
+      const m = await sched('POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'dst' });
+      expect(m.status).toBe(202);
+      const done = await terminal(m.body.id);
+      expect(done.state).toBe('completed');
+      expect(dropped).toEqual(done.steps.map((st: any) => st.name));
+      // re-issued, not timed out and retried: every step completed at its first attempt
+      expect(done.steps.map((st: any) => [st.name, st.status, st.attempt])).toEqual(done.steps.map((st: any) => [st.name, 'completed', 1]));
+      expect((await http(inventoryUrl, 'GET', `/api/v1/vms/${vm.id}`)).body.hostId).toBe('dst');
+    } finally {
+      runner.run = run;
+    }
   });
 
   it('answers unknown and malformed migration ids with 404 and 400', async () => {

@@ -6,24 +6,18 @@ import { serviceDataSourceOptions } from '@flexmig/persistence';
 import { HealthModule, READINESS_CHECKS } from '@flexmig/service-kit';
 import { schedulerEntities } from './entities';
 import { schedulerMigrations } from './migrations';
-import { SCHEDULER_CONFIG, SchedulerConfig } from './config';
-import { StepExecutor } from './step-executor';
-import { DbClock } from './db-clock';
-import { MigrationEngine } from './migration-engine';
-import { MigrationsService } from './migrations.service';
-import { MigrationsController } from './migrations.controller';
-import { SchedulerHandlers } from './nats.handlers';
-import { ClusterSettingsService } from './cluster-settings.service';
-import { ClusterSettingsController } from './cluster-settings.controller';
-import { PlacementService } from './placement/placement.service';
-import { EvacuationsService } from './evacuations/evacuations.service';
-import { EvacuationsController } from './evacuations/evacuations.controller';
-import { MIGRATION_REQUESTER, MigrationRequester } from './evacuations/migration-requester';
-import { ResolutionService } from './resolution/resolution.service';
-import { ResolutionController } from './resolution/resolution.controller';
+import { SchedulerConfig } from './config';
+import { SchedulerCoreModule } from './core.module';
+import { MigrationsApiModule } from './migrations-api/migrations-api.module';
+import { AdmissionModule } from './admission/admission.module';
+import { PlacementModule } from './placement/placement.module';
+import { EvacuationsModule } from './evacuations/evacuations.module';
+import { SettingsModule } from './settings/settings.module';
+import { EngineModule } from './engine/engine.module';
 
 export const SCHEDULER_SCHEMA = 'scheduler';
 
+/** The scheduler: one feature module each for the migrations API, admission, placement, evacuations, settings and the engine. */
 @Module({})
 export class SchedulerModule {
   static forRoot(opts: { bus: NatsBus; databaseUrl: string; config: SchedulerConfig }): DynamicModule {
@@ -35,23 +29,15 @@ export class SchedulerModule {
           serviceDataSourceOptions({ url: opts.databaseUrl, schema: SCHEDULER_SCHEMA, entities: schedulerEntities, migrations: schedulerMigrations }),
         ),
         HealthModule,
+        SchedulerCoreModule.forRoot(opts.config),
+        MigrationsApiModule,
+        AdmissionModule,
+        PlacementModule,
+        EvacuationsModule,
+        SettingsModule,
+        EngineModule,
       ],
-      controllers: [MigrationsController, ResolutionController, ClusterSettingsController, EvacuationsController, SchedulerHandlers],
       providers: [
-        { provide: SCHEDULER_CONFIG, useValue: opts.config },
-        StepExecutor,
-        DbClock,
-        MigrationEngine,
-        MigrationsService,
-        ClusterSettingsService,
-        PlacementService,
-        EvacuationsService,
-        ResolutionService,
-        {
-          provide: MIGRATION_REQUESTER,
-          inject: [MigrationsService],
-          useFactory: (m: MigrationsService): MigrationRequester => ({ request: (vmId, requestedBy) => m.create({ vmId }, requestedBy) }),
-        },
         {
           provide: READINESS_CHECKS,
           inject: [DataSource],

@@ -4,7 +4,17 @@ import { Evacuations1764140000000 } from './1764140000000-evacuations';
 import { SagaAsJson1764160000000 } from './1764160000000-saga-as-json';
 import { OutboxDeadLetter1764170000000 } from './1764170000000-outbox-dead-letter';
 import { RequestedBy1764180000000 } from './1764180000000-requested-by';
+import { DueAt1764190000000 } from './1764190000000-due-at';
 import { MigrationResolutions1764195000000 } from './1764195000000-migration-resolutions';
 
 /** In order. Never edit one that has shipped: add the next. */
-export const schedulerMigrations = [Init1764130000000, QueueAndClusterSettings1764135000000, Evacuations1764140000000, SagaAsJson1764160000000, OutboxDeadLetter1764170000000, RequestedBy1764180000000, MigrationResolutions1764195000000];
+export const schedulerMigrations = [
+  Init1764130000000,
+  QueueAndClusterSettings1764135000000,
+  Evacuations1764140000000,
+  SagaAsJson1764160000000,
+  OutboxDeadLetter1764170000000,
+  RequestedBy1764180000000,
+  DueAt1764190000000,
+  MigrationResolutions1764195000000,
+];

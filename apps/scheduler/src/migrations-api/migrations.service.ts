@@ -19,16 +19,17 @@ import {
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { isUniqueViolation } from '@flexmig/persistence';
-import { canCancel, createSaga, DEFAULT_POLICY, summarize } from '@flexmig/saga';
+import { canCancel, createSaga, DEFAULT_POLICY, stepDefinition, summarize } from '@flexmig/saga';
 import type { Attention, SagaPolicyInput } from '@flexmig/saga';
-import { MigrationEntity } from './entities';
-import { DbClock } from './db-clock';
-import { MigrationEngine } from './migration-engine';
-import { completionFigures } from './figures';
-import { ClusterSettingsService } from './cluster-settings.service';
-import { PlacementService } from './placement/placement.service';
-import { SCHEDULER_CONFIG, SchedulerConfig } from './config';
-import { ResolutionService } from './resolution/resolution.service';
+import { MigrationEntity } from '../entities';
+import { DbClock } from '../db-clock';
+import { Reconciler } from '../engine/reconciler';
+import { Admission } from '../admission/admission.service';
+import { completionFigures } from '../figures';
+import { ClusterSettingsService } from '../settings/cluster-settings.service';
+import { PlacementService } from '../placement/placement.service';
+import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
+import { ResolutionService } from '../resolution/resolution.service';
 
 const progressKeptMs = 60_000;
 
@@ -70,7 +71,8 @@ export class MigrationsService {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: NatsBus,
-    private readonly engine: MigrationEngine,
+    private readonly engine: Reconciler,
+    private readonly admission: Admission,
     private readonly settings: ClusterSettingsService,
     private readonly placer: PlacementService,
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
@@ -104,7 +106,7 @@ export class MigrationsService {
     const now = new Date(this.clock.now());
     const ref = { migrationId: id, vmId: vm.id, sourceHostId: vm.hostId, targetHostId: target.id };
     try {
-      const row = await this.engine.admit(
+      const row = await this.admission.admit(
         {
           id,
           vmId: vm.id,
@@ -197,7 +199,7 @@ export class MigrationsService {
       cause?.kind === 'step-failed'
         ? { step: cause.step, stepName: cause.name, code: cause.error.code, message: cause.reason }
         : attention
-          ? { step: attention.step, stepName: row.saga.steps[attention.step - 1].name, code: attention.error.code, message: attention.error.message }
+          ? { step: attention.step, stepName: stepDefinition(attention.step).name, code: attention.error.code, message: attention.error.message }
           : null;
     const live = this.progress.get(row.id);
     const queued = row.state === 'queued';
@@ -232,7 +234,7 @@ export class MigrationsService {
       })),
       result: row.saga.phase === 'completed' ? completionFigures(row.saga) : null,
       failure,
-      attention: attention ? { kind: attention.kind, step: attention.step, stepName: row.saga.steps[attention.step - 1].name, message: attentionMessage(attention) } : null,
+      attention: attention ? { kind: attention.kind, step: attention.step, stepName: stepDefinition(attention.step).name, message: attentionMessage(attention) } : null,
       progress: live && !s.terminal ? (live.sample as unknown as Record<string, unknown>) : null,
       resolution: resolutions?.get(row.id) ?? null,
     };

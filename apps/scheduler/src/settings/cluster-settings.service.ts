@@ -3,8 +3,8 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { z } from 'zod';
 import { MigrationPolicy, MigrationPolicyInputSchema, MigrationPolicySchema } from '@flexmig/contracts';
-import { ClusterSettingsEntity } from './entities';
-import { MigrationLimits, SCHEDULER_CONFIG, SchedulerConfig } from './config';
+import { ClusterSettingsEntity } from '../entities';
+import { MigrationLimits, SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 
 export const LimitsInputSchema = z
   .object({

@@ -17,7 +17,9 @@ import {
   VmSpec,
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
-import type { JsonValue, MigrationRef, SagaAction, StepOutcome } from '@flexmig/saga';
+import { stepDefinition } from '@flexmig/saga';
+import type { JsonValue, MigrationRef, SagaAction, StepName, StepOutcome, StepState } from '@flexmig/saga';
+import type { MigrationEntity } from '../entities';
 
 /** What the executor needs besides the action: persisted with the migration at admission. */
 export interface MigrationContext {
@@ -25,9 +27,20 @@ export interface MigrationContext {
   vm: VmSpec;
   policy: MigrationPolicy;
   targetAddress: string;
-  /** Where the target listens for the stream, from its step-2 reply (drivers that listen: qemu). */
+  /** Where the target listens for the stream, from its `transfer-config` reply (drivers that listen: qemu). */
   incomingAddress?: string;
 }
+
+const stepNamed = (steps: StepState[], name: StepName): StepState | undefined => steps.find((s) => s.name === name);
+
+/** The executor's context of a stored migration. */
+export const contextOf = (row: MigrationEntity): MigrationContext => {
+  const incoming = (stepNamed(row.saga.steps, 'transfer-config')?.result as { incomingAddress?: string } | null | undefined)?.incomingAddress;
+  return { ref: row.saga.ref, vm: row.vm, policy: row.policy, targetAddress: row.targetAddress, ...(incoming ? { incomingAddress: incoming } : {}) };
+};
+
+/** The steps that stream memory: a cancel stops their stream at once instead of waiting for them to end. */
+export const STREAMING_STEPS: readonly StepName[] = ['transfer-memory', 'sync-memory'];
 
 type RunAction = Extract<SagaAction, { kind: 'run-step' }>;
 type QueryAction = Extract<SagaAction, { kind: 'query-step' }>;
@@ -36,8 +49,9 @@ type CompensateAction = Extract<SagaAction, { kind: 'compensate' }>;
 const json = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;
 
 /**
- * Carries out the saga's actions: the scheduler's own steps (1: verdict + reservation, 9: commit in
- * inventory) and the agents' steps, queries and compensations. Pure I/O: every decision is the saga's.
+ * Carries out the saga's actions: the scheduler's own steps (`verify-compatibility`: verdict + reservation,
+ * `commit`: the VM's new host in inventory) and the agents' steps, queries and compensations. Pure I/O:
+ * every decision is the saga's.
  */
 @Injectable()
 export class StepExecutor {
@@ -46,20 +60,20 @@ export class StepExecutor {
   async run(ctx: MigrationContext, a: RunAction, timeoutMs: number): Promise<JsonValue> {
     switch (a.actor) {
       case 'scheduler':
-        return a.step === 1 ? this.verifyCompatibility(ctx, timeoutMs) : this.commit(ctx, timeoutMs);
+        return a.name === 'verify-compatibility' ? this.verifyCompatibility(ctx, timeoutMs) : this.commit(ctx, timeoutMs);
       case 'source':
       case 'target':
         return json(await this.agentStep(ctx, a, a.actor, timeoutMs));
       case 'source+target': {
-        const started = Date.now();
+        const started = performance.now();
         const source = await this.agentStep(ctx, a, 'source', timeoutMs);
-        const target = await this.agentStep(ctx, a, 'target', Math.max(1_000, timeoutMs - (Date.now() - started)));
+        const target = await this.agentStep(ctx, a, 'target', Math.max(1_000, timeoutMs - (performance.now() - started)));
         return json({ ...source, target });
       }
     }
   }
 
-  /** Step 1: the target must have every feature of the VM's baseline (cpu-compat), then hold capacity. */
+  /** `verify-compatibility`: the target must have every feature of the VM's baseline (cpu-compat), then hold capacity. */
   private async verifyCompatibility(ctx: MigrationContext, timeoutMs: number): Promise<JsonValue> {
     const { ref } = ctx;
     const [{ vm }, { host: target }] = await Promise.all([
@@ -91,7 +105,7 @@ export class StepExecutor {
     return json({ baseline: verdict.baseline, verdict: verdict.reason, reservation });
   }
 
-  /** Step 9: inventory records the VM on its new host. Idempotent in inventory. */
+  /** `commit`: inventory records the VM on its new host. Idempotent in inventory. */
   private async commit(ctx: MigrationContext, timeoutMs: number): Promise<JsonValue> {
     const { ref } = ctx;
     const { vm } = await this.bus.request(
@@ -139,7 +153,7 @@ export class StepExecutor {
     }
     const failed = records.find((r) => r?.status === 'failed' || r?.status === 'compensated');
     if (failed) {
-      return { outcome: 'failed', error: { code: failed.error?.code ?? ErrorCode.AgentFailed, message: failed.error?.message ?? `step ${a.step} was undone`, retryable: true } };
+      return { outcome: 'failed', error: { code: failed.error?.code ?? ErrorCode.AgentFailed, message: failed.error?.message ?? `step ${a.name} was undone`, retryable: true } };
     }
     if (records.some((r) => r?.status === 'in-progress')) return { outcome: 'in-progress' };
     if (records.every((r) => r?.status === 'completed')) {
@@ -165,8 +179,18 @@ export class StepExecutor {
     }
   }
 
-  /** On cancel during a memory copy: stop the stream now instead of waiting for the step to end. */
-  async abortTransfer(ctx: MigrationContext, step: 3 | 4): Promise<void> {
-    await this.bus.request(CompensateStep, { migrationId: ctx.ref.migrationId, step, role: 'source', vmId: ctx.ref.vmId }, { params: { hostId: ctx.ref.sourceHostId } });
+  /**
+   * On cancel during one of the STREAMING_STEPS: the source runs that step's compensation (the saga's
+   * `stepDefinition(step).compensation`) now, instead of waiting for the step to end.
+   */
+  async abortTransfer(ctx: MigrationContext, running: Pick<StepState, 'step' | 'name'>): Promise<void> {
+    if (!STREAMING_STEPS.includes(running.name) || stepDefinition(running.step).actor !== 'source') {
+      throw new Error(`${running.name} streams nothing to stop`);
+    }
+    await this.bus.request(
+      CompensateStep,
+      { migrationId: ctx.ref.migrationId, step: running.step, role: 'source', vmId: ctx.ref.vmId },
+      { params: { hostId: ctx.ref.sourceHostId } },
+    );
   }
 }

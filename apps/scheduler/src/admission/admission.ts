@@ -1,4 +1,4 @@
-import type { MigrationLimits } from './config';
+import type { MigrationLimits } from '../config';
 
 /** What a migration holds while it runs: a slot on its source, its target, and its cluster. */
 export interface SlotHolder {

@@ -3,7 +3,7 @@ import { MessagePattern } from '@nestjs/microservices';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { GetStepAttempt, ReplyOf, RequestOf } from '@flexmig/contracts';
-import { MigrationEntity } from './entities';
+import { MigrationEntity } from '../entities';
 
 /** The scheduler's NATS side: what agents may ask of it (validated by the transport). */
 @Controller()

@@ -1,0 +1,7 @@
+import { Module } from '@nestjs/common';
+import { SettingsModule } from '../settings/settings.module';
+import { Admission } from './admission.service';
+
+/** The queue and the limits: when a requested migration may start. */
+@Module({ imports: [SettingsModule], providers: [Admission], exports: [Admission] })
+export class AdmissionModule {}

@@ -1,0 +1,260 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { TERMINAL_MIGRATION_STATES } from '@flexmig/contracts';
+import { queryReturning } from '@flexmig/persistence';
+import { isTerminal, step as sagaStep } from '@flexmig/saga';
+import type { SagaAction, SagaEvent, SagaState } from '@flexmig/saga';
+import { MigrationEntity, OutboxEntity } from '../entities';
+import { DbClock } from '../db-clock';
+import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
+import { dueAt } from '../engine/due-time';
+import { outboxRows } from './outbox-rows';
+
+const terminal = TERMINAL_MIGRATION_STATES.map((s) => `'${s}'`).join(', ');
+/** States that hold an admission slot; `queued` waits for one. */
+export const DRIVEN = `state NOT IN (${terminal}, 'queued')`;
+
+/** A committed transition: the migration as stored now, and the actions its saga called for. */
+export interface Transition {
+  row: MigrationEntity;
+  actions: SagaAction[];
+}
+
+/** A new migration as admission hands it over (the store sets state, version, lease and times). */
+export type NewMigration = Omit<MigrationEntity, 'version' | 'leaseOwner' | 'leaseUntil' | 'state' | 'updatedAt' | 'finishedAt' | 'dueAt'>;
+
+const at = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
+
+/**
+ * The one place that writes a `migrations` row (create, start, every saga transition, cancel, leases).
+ * Every transition is the pure saga's (`step`), and is committed with the events it implies (outbox) and
+ * with its due time (`due_at`, see due-time.ts) in one transaction, before any action runs.
+ *
+ * It keeps the migrations this replica drives as last committed (saga and version): a transition then costs
+ * one statement, an UPDATE guarded by the version and the lease with the outbox INSERT in it. Any surprise
+ * (another replica, a restart) falls back to the locked read-modify-write.
+ */
+@Injectable()
+export class MigrationStore {
+  private readonly cache = new Map<string, MigrationEntity>();
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
+    private readonly clock: DbClock,
+  ) {}
+
+  private get replicaId(): string {
+    return this.config.schedulerId;
+  }
+
+  /** The migration as this replica last committed it, if it drives it. */
+  current(id: string): MigrationEntity | undefined {
+    return this.cache.get(id);
+  }
+
+  /** Stores a new migration, `queued` with its saga not started, with its `migration.requested` event. */
+  async insertQueued(row: NewMigration, requested: Omit<OutboxEntity, 'seq'>): Promise<MigrationEntity> {
+    const now = new Date(this.clock.now());
+    return this.db.transaction(async (m) => {
+      const saved = await m.getRepository(MigrationEntity).save({
+        ...row,
+        state: 'queued',
+        version: 1,
+        leaseOwner: null,
+        leaseUntil: null,
+        dueAt: null,
+        updatedAt: now,
+        finishedAt: null,
+      });
+      await m.getRepository(OutboxEntity).insert(requested as never);
+      return saved;
+    });
+  }
+
+  /** Starts queued migrations inside the caller's transaction (admission holds its lock), leased to this replica. */
+  async startQueued(m: EntityManager, rows: MigrationEntity[]): Promise<Transition[]> {
+    const out: Transition[] = [];
+    const now = this.clock.now();
+    for (const row of rows) {
+      const { state, actions } = sagaStep(row.saga, { type: 'start' }, now);
+      const next = { ...row, saga: state, state: state.phase, version: row.version + 1, updatedAt: new Date(now), dueAt: at(dueAt(state, now)) };
+      await m.getRepository(MigrationEntity).update(
+        { id: row.id },
+        // (cast: TypeORM's deep-partial typing of a JSONB column of this depth does not terminate)
+        { saga: state, state: next.state, version: next.version, updatedAt: next.updatedAt, dueAt: next.dueAt, leaseOwner: this.replicaId, leaseUntil: new Date(now + this.config.leaseTtlMs) } as never,
+      );
+      await this.enqueueEvents(m, state, actions);
+      out.push({ row: { ...next, leaseOwner: this.replicaId }, actions });
+    }
+    return out;
+  }
+
+  /** The queued migrations, oldest first (admission reads them under its lock). */
+  queued(m: EntityManager, limit: number): Promise<MigrationEntity[]> {
+    return m.getRepository(MigrationEntity).find({ where: { state: 'queued' }, order: { createdAt: 'ASC' }, take: limit });
+  }
+
+  /** Makes the cache follow what admission committed. */
+  remember(rows: MigrationEntity[]): void {
+    for (const row of rows) this.cache.set(row.id, row);
+  }
+
+  /**
+   * Applies one event to one migration this replica drives and commits the result. null: it did not apply
+   * (stale or irrelevant, or the migration is driven by another replica).
+   */
+  async apply(id: string, event: SagaEvent): Promise<Transition | null> {
+    const cached = await this.applyCached(id, event);
+    const outcome = cached === undefined ? await this.applyLocked(id, event) : cached;
+    if (!outcome) return null;
+    if (isTerminal(outcome.row.saga)) this.cache.delete(id);
+    else this.cache.set(id, outcome.row);
+    return outcome;
+  }
+
+  /** The fast path: from the cached state, one guarded statement. undefined: not cached or it lost the race. */
+  private async applyCached(id: string, event: SagaEvent): Promise<Transition | null | undefined> {
+    const row = this.cache.get(id);
+    if (!row) return undefined;
+    const now = this.clock.now();
+    const { state, actions } = sagaStep(row.saga, event, now);
+    if (state === row.saga && actions.length === 0) return null; // stale or irrelevant
+    const done = isTerminal(state);
+    const due = dueAt(state, now);
+    const [{ updated }] = await this.db.query(
+      `WITH u AS (
+         UPDATE migrations SET saga = $3::json, state = $4, version = version + 1, updated_at = to_timestamp($5::double precision / 1000),
+           finished_at = CASE WHEN $6 THEN to_timestamp($5::double precision / 1000) END,
+           due_at = to_timestamp($9::double precision / 1000),
+           lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END, lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END
+         WHERE id = $1 AND version = $2 AND lease_owner = $7 RETURNING id),
+       o AS (
+         INSERT INTO outbox (event_id, type, subject, data, created_at)
+         SELECT e.event_id, e.type, e.subject, e.data, now() FROM u, jsonb_to_recordset($8::jsonb) AS e(event_id text, type text, subject text, data jsonb)
+         ON CONFLICT (event_id) DO NOTHING)
+       SELECT count(*)::int AS updated FROM u`,
+      [id, row.version, JSON.stringify(state), state.phase, now, done, this.replicaId, JSON.stringify(outboxRows(state, actions)), due],
+    );
+    if (updated !== 1) {
+      this.cache.delete(id); // someone else moved it: re-read under the lock
+      return undefined;
+    }
+    return { row: { ...row, saga: state, state: state.phase, version: row.version + 1, updatedAt: new Date(now), dueAt: at(due) }, actions };
+  }
+
+  /** The safe path: read the row under a lock, check the lease, write. */
+  private async applyLocked(id: string, event: SagaEvent): Promise<Transition | null> {
+    return this.db.transaction(async (m) => {
+      const row = await m.getRepository(MigrationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+      if (!row) return null;
+      if (row.leaseOwner !== this.replicaId) return null; // another replica drives it now
+      return this.write(m, row, event);
+    });
+  }
+
+  /** Writes one transition of a row read under a lock; null when the event does not apply. */
+  private async write(m: EntityManager, row: MigrationEntity, event: SagaEvent): Promise<Transition | null> {
+    const now = this.clock.now();
+    const { state, actions } = sagaStep(row.saga, event, now);
+    if (state === row.saga && actions.length === 0) return null; // stale or irrelevant
+    const done = isTerminal(state);
+    const next: MigrationEntity = {
+      ...row,
+      saga: state,
+      state: state.phase,
+      version: row.version + 1,
+      updatedAt: new Date(now),
+      finishedAt: done ? new Date(now) : null,
+      dueAt: at(dueAt(state, now)),
+      ...(done ? { leaseOwner: null, leaseUntil: null } : {}),
+    };
+    await m.getRepository(MigrationEntity).update(
+      { id: row.id },
+      {
+        saga: state,
+        state: next.state,
+        version: next.version,
+        updatedAt: next.updatedAt,
+        finishedAt: next.finishedAt,
+        dueAt: next.dueAt,
+        ...(done ? { leaseOwner: null, leaseUntil: null } : {}),
+      } as never,
+    );
+    await this.enqueueEvents(m, state, actions);
+    return { row: next, actions };
+  }
+
+  /**
+   * Ends a migration that is still `queued` (nothing to undo) inside the caller's transaction, which holds
+   * admission's lock so that it is not started meanwhile. null: it is not queued (any more).
+   */
+  async cancelQueued(m: EntityManager, id: string, reason: string, by: string): Promise<Transition | null> {
+    const row = await m.getRepository(MigrationEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+    if (!row || row.state !== 'queued') return null;
+    return this.write(m, row, { type: 'cancel-requested', reason, by });
+  }
+
+  private async enqueueEvents(m: EntityManager, state: SagaState, actions: SagaAction[]): Promise<void> {
+    const rows = outboxRows(state, actions);
+    if (rows.length === 0) return;
+    await m.query(
+      `INSERT INTO outbox (event_id, type, subject, data, created_at)
+       SELECT e.event_id, e.type, e.subject, e.data, now() FROM jsonb_to_recordset($1::jsonb) AS e(event_id text, type text, subject text, data jsonb)
+       ON CONFLICT (event_id) DO NOTHING`,
+      [JSON.stringify(rows)],
+    );
+  }
+
+  // ---- leases (LeaseKeeper decides when) ----
+
+  /** A replica restarted under the same SCHEDULER_ID drives nothing yet: its migrations become claimable now. */
+  async releaseOwnLeases(): Promise<void> {
+    await this.db.query(`UPDATE migrations SET lease_until = now() - interval '1 millisecond' WHERE lease_owner = $1 AND ${DRIVEN}`, [this.replicaId]);
+    this.cache.clear();
+  }
+
+  async renewLeases(): Promise<void> {
+    await this.db.query(
+      `UPDATE migrations SET lease_until = now() + make_interval(secs => $2::double precision / 1000)
+       WHERE lease_owner = $1 AND lease_until > now() AND ${DRIVEN}`,
+      [this.replicaId, this.config.leaseTtlMs],
+    );
+  }
+
+  /** Leases up to `limit` migrations whose lease lapsed (their replica died, or PostgreSQL was away) to this replica. */
+  async claimOrphans(limit: number): Promise<string[]> {
+    const claimed = await queryReturning<{ id: string }>(
+      this.db,
+      `UPDATE migrations SET lease_owner = $1, lease_until = now() + make_interval(secs => $2::double precision / 1000)
+       WHERE id IN (
+         SELECT id FROM migrations
+         WHERE ${DRIVEN} AND (lease_until IS NULL OR lease_until < now())
+         ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+       RETURNING id`,
+      [this.replicaId, this.config.leaseTtlMs, limit],
+    );
+    for (const { id } of claimed) this.cache.delete(id);
+    return claimed.map((c) => c.id);
+  }
+
+  /**
+   * The migrations this replica leases whose next action is due (`due_at` has passed, by PostgreSQL's
+   * clock), except those named in `inProgress` (their action runs here now), oldest due first.
+   */
+  async due(inProgress: string[], limit: number): Promise<string[]> {
+    const rows: { id: string }[] = await this.db.query(
+      `SELECT id FROM migrations
+       WHERE lease_owner = $1 AND lease_until > now() AND due_at <= now() AND NOT (id = ANY($2::uuid[]))
+       ORDER BY due_at LIMIT $3`,
+      [this.replicaId, inProgress, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** Migrations not yet ended, by state (for /metrics). */
+  async countByState(): Promise<{ state: string; n: number }[]> {
+    return this.db.query(`SELECT state, count(*)::int AS n FROM migrations WHERE state NOT IN (${terminal}) GROUP BY state`);
+  }
+}

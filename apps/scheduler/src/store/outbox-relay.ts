@@ -1,0 +1,121 @@
+import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { eventContract } from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
+import { sleep } from '@flexmig/timing';
+import { OutboxEntity } from '../entities';
+import { eventsDeadLettered } from '../metrics';
+
+/** One PostgreSQL advisory lock serialises the outbox relay, so events leave in the order they were committed. */
+const OUTBOX_LOCK = 0x666c786f;
+/** Under load, events committed within this window leave in one batch (fewer relay transactions). */
+const outboxBatchWindowMs = 10;
+const batchSize = 200;
+
+/**
+ * Publishes the events that transitions committed to the outbox. `flushSoon()` after a commit keeps events
+ * prompt; the reconcile tick calls `flush()` too, so an event is never left behind by a failed try.
+ */
+@Injectable()
+export class OutboxRelay implements OnApplicationShutdown {
+  private readonly log = new Logger('outbox');
+  private flushing = false;
+  private flushLoop?: Promise<void>;
+  private flushAgain = false;
+  private stopped = false;
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly bus: NatsBus,
+  ) {}
+
+  onApplicationShutdown(): void {
+    this.stopped = true;
+  }
+
+  /** Publishes what the outbox holds, soon; a failure is logged and the next tick tries again. */
+  flushSoon(): void {
+    this.flushAgain = true;
+    this.flushLoop ??= (async () => {
+      try {
+        // the first flush goes at once; requests that arrive while one runs (load) wait a moment and go together
+        for (let first = true; this.flushAgain && !this.stopped; first = false) {
+          if (!first) await sleep(outboxBatchWindowMs);
+          this.flushAgain = false;
+          await this.flush();
+        }
+      } catch (e) {
+        this.log.warn(`outbox not flushed yet (the next tick retries): ${(e as Error).message}`);
+      } finally {
+        this.flushLoop = undefined;
+      }
+    })();
+  }
+
+  /**
+   * Publishes the outbox in commit order, in batches: one replica at a time (an advisory lock; the
+   * others skip), each batch's publishes in flight together (sent in order on one connection, so the
+   * stream keeps that order), then deleted in one statement. A crash between publish and delete
+   * re-publishes; JetStream drops the repeat by its message id. An event that breaks its contract (or
+   * whose type is unknown) can never be published: it moves to `outbox_dead_letter`, with a metric and
+   * an error in the log, in the same transaction, and the others go on. A publish that fails (NATS
+   * away) leaves the whole batch for the next try.
+   */
+  async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      for (let more = true; more && !this.stopped; ) {
+        more = await this.db.transaction(async (m) => {
+          const [{ locked }] = await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [OUTBOX_LOCK]);
+          if (!locked) return false;
+          const rows = await m.getRepository(OutboxEntity).find({ order: { seq: 'ASC' }, take: batchSize });
+          if (rows.length === 0) return false;
+          const dead: { seq: string; error: string }[] = [];
+          const publishes: Promise<unknown>[] = [];
+          for (const r of rows) {
+            const refusal = outboxRefusal(r);
+            if (refusal) dead.push({ seq: r.seq, error: refusal });
+            else publishes.push(this.bus.publishEvent(eventContract(r.type)!, r.data, { id: r.eventId, subject: r.subject, source: '/flexmig/scheduler', time: r.createdAt }));
+          }
+          await Promise.all(publishes);
+          if (dead.length) await this.deadLetter(m, rows, dead);
+          await m.query('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [rows.map((r) => r.seq)]);
+          return rows.length === batchSize;
+        });
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Events waiting to be published (for /metrics). */
+  async backlog(): Promise<number> {
+    const [{ n }] = await this.db.query('SELECT count(*)::int AS n FROM outbox');
+    return n;
+  }
+
+  private async deadLetter(m: EntityManager, rows: OutboxEntity[], dead: { seq: string; error: string }[]): Promise<void> {
+    await m.query(
+      `INSERT INTO outbox_dead_letter (seq, event_id, type, subject, data, created_at, error)
+       SELECT o.seq, o.event_id, o.type, o.subject, o.data, o.created_at, d.error
+       FROM outbox o JOIN jsonb_to_recordset($1::jsonb) AS d(seq bigint, error text) ON d.seq = o.seq
+       ON CONFLICT (seq) DO NOTHING`,
+      [JSON.stringify(dead)],
+    );
+    for (const d of dead) {
+      const r = rows.find((x) => x.seq === d.seq)!;
+      eventsDeadLettered.inc({ type: r.type });
+      this.log.error(`event ${r.eventId} (${r.type}) cannot be published and went to outbox_dead_letter: ${d.error}`);
+    }
+  }
+}
+
+/** Why an outbox row can never be published (unknown type, data outside its contract), or undefined. */
+function outboxRefusal(r: Pick<OutboxEntity, 'type' | 'data'>): string | undefined {
+  const contract = eventContract(r.type);
+  if (!contract) return `unknown event type ${r.type}`;
+  const checked = contract.data.safeParse(r.data);
+  return checked.success ? undefined : checked.error.issues.map((i) => `${i.path.join('.') || '(data)'}: ${i.message}`).join('; ');
+}
