@@ -49,12 +49,14 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
    * mode is refused with the missing features named, and nothing is written.
    */
   async register(r: HostRegistration): Promise<{ host: Host; cluster: Cluster }> {
-    const resolved = await this.clusters.resolveForHost(r);
+    // first: a CPU that cpu-compat refuses (no features, unknown vendor) writes nothing, not even a cluster
     const evaluation = await this.cpu.evaluate(r.cpu);
     const now = new Date();
     // The cluster row stays share-locked from the mode check to the host's write: a mode change (which
     // locks it for update) cannot slip in between and leave a host below its cluster's mode.
     const cluster = await this.db.transaction(async (m) => {
+      // a cluster named for the first time is created in this transaction: refused, the host leaves none behind
+      const resolved = await this.clusters.resolveForHost(r, m);
       const cluster = await m.getRepository(ClusterEntity).findOneOrFail({ where: { id: resolved.id }, lock: { mode: 'pessimistic_read' } });
       if (cluster.imcMode && cluster.imcMode !== IMC_OFF) {
         const verdict = await this.cpu.verdict(cluster.imcMode, r.cpu);
