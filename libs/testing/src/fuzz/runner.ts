@@ -6,13 +6,13 @@ import { z } from 'zod';
 import { HostIdSchema, UuidSchema } from '@flexmig/contracts';
 import { defaultTestToken } from '../auth';
 import { repoRoot } from '../processes';
-import { type Category, CATEGORIES, encodeBody, inputArbitrary, junkArbitrary, mutatedArbitrary, samples, type WireBody } from './inputs';
+import { type Category, CATEGORIES, encodeBody, inputArbitrary, mutatedArbitrary, samples, type WireBody } from './inputs';
 import { type HttpTarget, type NatsTarget, schemaOfNatsTarget } from './targets';
 import { FUZZ_HOST_ID, type FuzzStack } from './stack';
 import { boundaryArbitrary, type Seeds, validArbitrary } from './zod-arbitrary';
 
 /** Inputs per route or subject and category: FUZZ_RUNS (small for `npm test`, larger in CI). */
-export const fuzzRuns = (): number => Number(process.env.FUZZ_RUNS ?? 4);
+export const fuzzRuns = (): number => Number(process.env.FUZZ_RUNS ?? 2);
 /** The seed of every sample (FUZZ_SEED reproduces a run; it is printed with the results). */
 export const fuzzSeed = (): number => Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 
@@ -34,6 +34,8 @@ export interface Failure {
 }
 
 export interface TargetResult {
+  /** The service that serves the target. */
+  service?: string;
   kind: 'http' | 'nats';
   target: string;
   categories: Partial<Record<TallyKey, Tally>>;
@@ -41,7 +43,6 @@ export interface TargetResult {
 }
 
 export interface FuzzResults {
-  service: string;
   runs: number;
   seed: number;
   at: string;
@@ -264,11 +265,11 @@ export function seedsOf(ids: { hostIds: string[]; uuids: string[] }): Seeds {
   ]);
 }
 
-/** Writes one service's results where the fault-matrix document reads them (FUZZ_RESULTS_DIR, default dist/fuzz). */
+/** Writes the results where the fault-matrix document reads them (FUZZ_RESULTS_DIR, default dist/fuzz). */
 export function writeResults(results: FuzzResults): string {
   const dir = process.env.FUZZ_RESULTS_DIR ?? path.join(repoRoot, 'dist', 'fuzz');
   mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${results.service}.json`);
+  const file = path.join(dir, 'results.json');
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   return file;
 }
@@ -277,6 +278,7 @@ export function writeResults(results: FuzzResults): string {
 export function summaryTable(results: FuzzResults): string {
   const rows = results.targets.flatMap((t) =>
     Object.entries(t.categories).map(([category, tally]) => [
+      t.service ?? '',
       t.kind,
       t.target,
       category,
@@ -288,9 +290,9 @@ export function summaryTable(results: FuzzResults): string {
         .join(', '),
     ]),
   );
-  const header = ['kind', 'target', 'category', 'sent', 'refusals checked', 'outcomes'];
+  const header = ['service', 'kind', 'target', 'category', 'sent', 'refusals checked', 'outcomes'];
   const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((r) => r[i].length))));
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join(' | ');
   const failures = results.targets.reduce((n, t) => n + t.failures.length, 0);
-  return [`fuzz ${results.service}: FUZZ_RUNS=${results.runs} FUZZ_SEED=${results.seed}, ${failures} failure(s)`, line(header), ...rows.map(line)].join('\n');
+  return [`fuzz: FUZZ_RUNS=${results.runs} FUZZ_SEED=${results.seed}, ${failures} failure(s)`, line(header), ...rows.map(line)].join('\n');
 }

@@ -52,17 +52,14 @@ export class FuzzStack {
       scheduler: { RECONCILE_INTERVAL_MS: '200' },
       agent: { HOST_ID: FUZZ_HOST_ID, CLUSTER_NAME: 'fuzz', SIM_CPU: 'Haswell', SIM_TIME_SCALE: '0', AGENT_STATE_DIR: this.stateDir },
     };
-    // in two waves: the scheduler and the agent talk to inventory and cpu-compat at start
-    for (const wave of [['cpu-compat', 'inventory'], ['scheduler', 'agent']] as FuzzApp[][]) {
-      await Promise.all(
-        wave
-          .filter((a) => this.apps.includes(a))
-          .map(async (app) => {
-            const port = await freePort();
-            this.urls[app] = `http://127.0.0.1:${port}`;
-            this.processes[app] = await new ServiceProcess(app, { ...common, ...extra[app], PORT: String(port) }, port).start();
-          }),
-      );
+    // one at a time (in parallel they miss their start-up deadline on a busy machine); inventory before
+    // the scheduler and the agent, which talk to it at start
+    const order: FuzzApp[] = ['cpu-compat', 'inventory', 'scheduler', 'agent'];
+    for (const app of order.filter((a) => this.apps.includes(a))) {
+      const port = await freePort();
+      this.urls[app] = `http://127.0.0.1:${port}`;
+      this.processes[app] = new ServiceProcess(app, { ...common, ...extra[app], PORT: String(port) }, port);
+      await this.processes[app].start();
     }
     if (this.urls.inventory && this.apps.includes('agent')) {
       await waitFor('the agent to register', async () => (await httpJson(this.urls.inventory!, 'GET', `/api/v1/hosts/${FUZZ_HOST_ID}`)).status === 200, { timeoutMs: 30_000 });
