@@ -20,7 +20,7 @@ export const VOLATILE: Record<string, string[] | '*'> = {
   'inventory.hosts': ['last_heartbeat_at', 'state'],
   'scheduler.migrations': ['lease_owner', 'lease_until', 'updated_at', 'version', 'saga', 'state', 'finished_at'],
   'scheduler.outbox': '*',
-  'scheduler.outbox_dead_letters': '*',
+  'scheduler.outbox_dead_letter': '*',
   'scheduler.evacuations': ['updated_at', 'state', 'finished_at', 'items'],
 };
 

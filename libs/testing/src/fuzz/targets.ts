@@ -1,3 +1,4 @@
+import 'reflect-metadata'; // Reflect.getMetadata (its types too)
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { PATTERN_METADATA } from '@nestjs/microservices/constants.js';
