@@ -76,6 +76,9 @@ function queryArbitrary(schema: z.ZodType | undefined, category: Category, seeds
   return arb.map((q) => (q && typeof q === 'object' && !Array.isArray(q) ? (q as Record<string, unknown>) : { value: q }));
 }
 
+/** A lone surrogate cannot be put in a URL (encodeURIComponent throws): it becomes U+FFFD, as a browser would send it. */
+const wellFormed = (s: string) => s.replace(/\p{Cs}/gu, '\ufffd');
+
 const queryString = (q: Record<string, unknown>) => {
   const entries = Object.entries(q).filter(([, v]) => v !== undefined);
   return entries.length ? `?${new URLSearchParams(entries.map(([k, v]): [string, string] => [k, typeof v === 'string' ? v : JSON.stringify(v)])).toString()}` : '';
@@ -93,7 +96,7 @@ function httpInputs(t: HttpTarget, category: Category, n: number, seed: number, 
   const body = hasBody ? inputArbitrary(category, t.body ?? z.object({}).strict(), { seeds, oversizeBytes: bodyLimit + 1024 }) : fc.constant(undefined);
   const arb = fc.record({ params, query: queryArbitrary(t.query, category === 'oversized' && hasBody ? 'valid' : category, seeds, hasBody), body });
   return samples(arb, n, seed).map(({ params: p, query, body: b }) => ({
-    path: t.path.replace(/:(\w+)/g, (_, name: string) => encodeURIComponent(String(p[name]))) + queryString(query),
+    path: t.path.replace(/:(\w+)/g, (_, name: string) => encodeURIComponent(wellFormed(String(p[name])))) + queryString(query),
     ...(b ? { body: b } : {}),
   }));
 }
