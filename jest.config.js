@@ -18,7 +18,7 @@ const common = {
   transform: { '^.+\\.ts$': ['@swc/jest', { ...swc, swcrc: false }] },
   moduleFileExtensions: ['ts', 'js', 'json'],
   moduleNameMapper,
-  roots: ['apps', 'libs', 'bench', 'tools', 'deploy'].filter((d) => existsSync(`${__dirname}/${d}`)).map((d) => `<rootDir>/${d}`),
+  roots: ['apps', 'libs', 'tests', 'bench', 'tools', 'deploy'].filter((d) => existsSync(`${__dirname}/${d}`)).map((d) => `<rootDir>/${d}`),
 };
 
 module.exports = {

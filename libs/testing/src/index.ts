@@ -6,3 +6,4 @@ export * from './route-auth';
 export * from './tcp-proxy';
 export * from './netns';
 export * from './nats-cluster';
+export * from './fuzz';

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { Cluster, CreateCluster, HOST_PASSTHROUGH_BASELINE, IMC_OFF } from '@flexmig/contracts';
 import { isUniqueViolation } from '@flexmig/persistence';
 import { ClusterEntity, HostEntity } from '../entities';
@@ -33,8 +33,8 @@ export class ClustersService {
     return (await this.db.getRepository(ClusterEntity).find({ order: { createdAt: 'ASC' } })).map(clusterView);
   }
 
-  async entity(id: string): Promise<ClusterEntity> {
-    const c = await this.db.getRepository(ClusterEntity).findOneBy({ id });
+  async entity(id: string, m: EntityManager = this.db.manager): Promise<ClusterEntity> {
+    const c = await m.getRepository(ClusterEntity).findOneBy({ id });
     if (!c) throw clusterNotFound(id);
     return c;
   }
@@ -54,10 +54,19 @@ export class ClustersService {
     };
   }
 
-  /** The cluster for a registering host: by id, or by name (created when missing). */
-  async resolveForHost(ref: { clusterId?: string; clusterName?: string }): Promise<ClusterEntity> {
-    const repo = this.db.getRepository(ClusterEntity);
-    if (ref.clusterId) return this.entity(ref.clusterId);
+  /**
+   * The cluster for a registering host: by id, or by name (created when missing). `m`: the registration's
+   * transaction, so that a cluster created for a registration that is then refused is rolled back with it.
+   */
+  /** The cluster a registration names, without creating it: undefined for a name seen for the first time. */
+  async findForHost(ref: { clusterId?: string; clusterName?: string }, m: EntityManager = this.db.manager): Promise<ClusterEntity | undefined> {
+    if (ref.clusterId) return this.entity(ref.clusterId, m);
+    return (await m.getRepository(ClusterEntity).findOneBy({ name: ref.clusterName! })) ?? undefined;
+  }
+
+  async resolveForHost(ref: { clusterId?: string; clusterName?: string }, m: EntityManager = this.db.manager): Promise<ClusterEntity> {
+    const repo = m.getRepository(ClusterEntity);
+    if (ref.clusterId) return this.entity(ref.clusterId, m);
     const name = ref.clusterName!;
     const found = await repo.findOneBy({ name });
     if (found) return found;

@@ -58,18 +58,21 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
    * when the mode changed in between.
    */
   async register(r: HostRegistration): Promise<{ host: Host; cluster: Cluster }> {
-    const resolved = await this.clusters.resolveForHost(r);
+    // first: a CPU that cpu-compat refuses (no features, unknown vendor) writes nothing, not even a cluster
     const evaluation = await this.cpu.evaluate(r.cpu);
     const now = new Date();
     // A vendor without an IMC ladder (Zhaoxin/VIA) has no mode to check: only IMC off (passthrough) fits it.
     const ladderless = evaluation.maxImcMode === null && evaluation.ladder.length === 0;
-    let mode = resolved.imcMode;
+    // the mode to check against, read without creating anything: a cluster named for the first time has none
+    let mode = (await this.clusters.findForHost(r))?.imcMode ?? null;
     for (let attempt = 1; ; attempt++) {
       const verdict = mode && mode !== IMC_OFF && !ladderless ? await this.cpu.verdict(mode, r.cpu) : undefined;
       const checkedMode = mode;
       const written = await this.db.transaction(async (m): Promise<{ cluster: ClusterEntity } | { changedMode: string | null }> => {
         // share-locked from the mode check to the host's write: a mode change (which locks it for
         // update) cannot slip in between and leave a host below its cluster's mode
+        // a cluster named for the first time is created in this transaction: refused, the host leaves none behind
+        const resolved = await this.clusters.resolveForHost(r, m);
         const cluster = await m.getRepository(ClusterEntity).findOneOrFail({ where: { id: resolved.id }, lock: { mode: 'pessimistic_read' } });
         if (cluster.imcMode !== checkedMode) return { changedMode: cluster.imcMode };
         if (ladderless && cluster.imcMode !== IMC_OFF) {
@@ -91,7 +94,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
       });
       if ('cluster' in written) return this.announce(r, written.cluster, now);
       if (attempt >= 5) {
-        throw new FlexmigError(ErrorCode.Conflict, `the CPU mode of cluster ${resolved.name} kept changing while host ${r.hostId} registered: try again`, { hostId: r.hostId }, true);
+        throw new FlexmigError(ErrorCode.Conflict, `the CPU mode of cluster ${r.clusterName ?? r.clusterId} kept changing while host ${r.hostId} registered: try again`, { hostId: r.hostId }, true);
       }
       mode = written.changedMode;
     }
