@@ -15,7 +15,7 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   PORT: port(3010),
   HEARTBEAT_INTERVAL_MS: millis(2_000),
   /** Every Nth heartbeat carries the full VM list even when its digest did not change (default 10). */
-  AGENT_VM_REPORT_EVERY_BEATS: z.coerce.number().int().min(1).max(1_000).optional(),
+  AGENT_VM_REPORT_EVERY_BEATS: z.coerce.number().int().min(1).max(1_000).default(10),
   /** host:port other agents reach this host on for migration traffic. */
   MIGRATION_ADDRESS: z.string().default('127.0.0.1:49152'),
   /**

@@ -19,7 +19,7 @@ import { MigrationStepsService } from '../migration-steps.service';
 import { simDriverOptions } from '../drivers/create-driver';
 import { SimDriver } from '../drivers/sim.driver';
 import { SimClock } from '../drivers/sim-clock';
-import { HostPresence, RegistrationState } from '../host-presence';
+import { defaultVmReportEveryBeats, HostPresence, RegistrationState } from '../host-presence';
 
 export type { RegistrationState };
 /** Heartbeats of a big fleet are spread over this much of the first interval, so they do not all land at once. */
@@ -245,6 +245,7 @@ function hostEnv(o: SimFleetOptions, hostId: string, cpu: string): AgentEnv {
     DRIVER: 'sim',
     PORT: 3010, // unused: a fleet host has no HTTP endpoint of its own
     HEARTBEAT_INTERVAL_MS: o.heartbeatIntervalMs,
+    AGENT_VM_REPORT_EVERY_BEATS: defaultVmReportEveryBeats,
     MIGRATION_ADDRESS: `${hostId}.sim:49152`,
     SIM_CPU: cpu,
     SIM_MEMORY_MIB: o.sim.memoryMiB,
