@@ -172,8 +172,9 @@ export class MigrationStepsService {
     } catch (e) {
       const code = (e as FlexmigError).code;
       if (code !== ErrorCode.Unavailable && code !== ErrorCode.Timeout) return undefined; // only silence means gone
+      // UNAVAILABLE: the saga retries the step for a while (the target's agent may be restarting)
       return new FlexmigError(
-        ErrorCode.AgentFailed,
+        ErrorCode.Unavailable,
         `target host ${cmd.targetHostId} does not answer (${(e as Error).message}): the copy stopped; the VM keeps running on ${this.env.HOST_ID}`,
         { targetHostId: cmd.targetHostId },
         true,

@@ -1,6 +1,6 @@
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
 import { backoffDelayMs } from '@flexmig/timing';
-import { resolvePolicy } from './policy';
+import { defaultPeerUnavailableRetryMs, resolvePolicy } from './policy';
 import { canCancel, isTerminal } from './queries';
 import { POINT_OF_NO_RETURN, STEPS, isStepNumber, stepDefinition, type StepNumber } from './steps';
 import type {
@@ -146,10 +146,11 @@ function apply(s: SagaState, e: SagaEvent, now: EpochMs): boolean {
           return true;
         case 'not-started':
           // The agent has fenced this attempt (it will refuse it if it ever arrives): the next one is safe.
+          // TIMEOUT, not UNAVAILABLE: the agent answers, so maxAttempts bounds this (not peerUnavailableRetryMs).
           fail(
             s,
             st,
-            { code: ErrorCode.Unavailable, message: `the agent never started attempt ${st.attempt} of ${st.name}`, retryable: true },
+            { code: ErrorCode.Timeout, message: `the agent never started attempt ${st.attempt} of ${st.name}`, retryable: true },
             now,
             true,
           );
@@ -290,7 +291,7 @@ function fail(s: SagaState, st: StepState, error: StepError, now: EpochMs, never
       st.status = neverStarted ? 'pending' : 'failed'; // pending becomes skipped below
       if (!neverStarted) st.endedAt = now;
       beginCompensation(s, now);
-    } else if (error.retryable && st.attempt < s.policy.maxAttempts) {
+    } else if (error.retryable && (st.attempt < s.policy.maxAttempts || peerMayComeBack(s, st, error, now))) {
       retry(s, st, now);
     } else {
       st.status = 'failed';
@@ -323,6 +324,15 @@ function fail(s: SagaState, st: StepState, error: StepError, now: EpochMs, never
     s.phase = 'failed-needs-attention';
     s.endedAt = now;
   }
+}
+
+/**
+ * The step failed because the agent on the other end does not answer (UNAVAILABLE): it may be restarting,
+ * so the step is retried past maxAttempts while within peerUnavailableRetryMs of its first attempt.
+ */
+function peerMayComeBack(s: SagaState, st: StepState, error: StepError, now: EpochMs): boolean {
+  if (error.code !== ErrorCode.Unavailable || st.startedAt === null) return false;
+  return now - st.startedAt < (s.policy.peerUnavailableRetryMs ?? defaultPeerUnavailableRetryMs);
 }
 
 function retry(s: SagaState, st: StepState, now: EpochMs): void {

@@ -17,6 +17,12 @@ export const defaultMaxCompensationAttempts = 3;
  */
 export const defaultMaxFinishAttempts = 10;
 /**
+ * How long steps 1–6 keep being retried while the agent on the other end does not answer (UNAVAILABLE),
+ * beyond `maxAttempts`: an agent restarted by its supervisor is back within this, a rebooting host is not
+ * (the migration then rolls back, and the VM keeps running on its source).
+ */
+export const defaultPeerUnavailableRetryMs = 60_000;
+/**
  * How long an agent may stay unreachable while a step's outcome is unknown: long enough for a host to
  * reboot (KubeVirt's default progress timeout is 150 s; a bare-metal reboot takes several minutes).
  */
@@ -37,6 +43,7 @@ export const DEFAULT_POLICY: SagaPolicy = Object.freeze({
   maxCompensationAttempts: defaultMaxCompensationAttempts,
   maxFinishAttempts: defaultMaxFinishAttempts,
   outcomeUnknownLimitMs: defaultOutcomeUnknownLimitMs,
+  peerUnavailableRetryMs: defaultPeerUnavailableRetryMs,
   stepTimeoutMs: defaultStepTimeoutsMs(),
   compensationTimeoutMs: defaultCompensationTimeoutMs,
   inProgressPollMs: defaultInProgressPollMs,
@@ -57,6 +64,7 @@ export function resolvePolicy(input: SagaPolicyInput = {}): SagaPolicy {
     maxCompensationAttempts: input.maxCompensationAttempts ?? DEFAULT_POLICY.maxCompensationAttempts,
     maxFinishAttempts: input.maxFinishAttempts ?? DEFAULT_POLICY.maxFinishAttempts,
     outcomeUnknownLimitMs: input.outcomeUnknownLimitMs ?? DEFAULT_POLICY.outcomeUnknownLimitMs,
+    peerUnavailableRetryMs: input.peerUnavailableRetryMs ?? defaultPeerUnavailableRetryMs,
     stepTimeoutMs: { ...DEFAULT_POLICY.stepTimeoutMs, ...input.stepTimeoutMs },
     compensationTimeoutMs: input.compensationTimeoutMs ?? DEFAULT_POLICY.compensationTimeoutMs,
     inProgressPollMs: input.inProgressPollMs ?? DEFAULT_POLICY.inProgressPollMs,
@@ -67,6 +75,7 @@ export function resolvePolicy(input: SagaPolicyInput = {}): SagaPolicy {
   positiveInt('maxCompensationAttempts', policy.maxCompensationAttempts);
   positiveInt('maxFinishAttempts', policy.maxFinishAttempts);
   positiveInt('outcomeUnknownLimitMs', policy.outcomeUnknownLimitMs);
+  positiveInt('peerUnavailableRetryMs', policy.peerUnavailableRetryMs!);
   positiveInt('compensationTimeoutMs', policy.compensationTimeoutMs);
   positiveInt('inProgressPollMs', policy.inProgressPollMs);
   positiveInt('backoff.initialMs', policy.backoff.initialMs);

@@ -162,9 +162,38 @@ describe('retries', () => {
     expect(a2[0].deadline).toBe(s.now + 1_000 + 30 * 60_000);
     const a3 = ofKind(s.fail(3, true), 'run-step');
     expect(a3[0]).toMatchObject({ attempt: 3, notBefore: s.now + 2_000 });
-    const out = s.fail(3, true, 'UNAVAILABLE', 'link down');
+    const out = s.fail(3, true, 'AGENT_FAILED', 'the copy broke');
     expect(kinds(out)).toEqual(['compensate:2']);
-    expect(s.state.cause).toMatchObject({ step: 3, attempts: 3, error: { code: 'UNAVAILABLE', retryable: true } });
+    expect(s.state.cause).toMatchObject({ step: 3, attempts: 3, error: { code: 'AGENT_FAILED', retryable: true } });
+  });
+
+  it('given the other agent does not answer (UNAVAILABLE), then the step is retried past maxAttempts while within peerUnavailableRetryMs of its first attempt, then rolled back', () => {
+    const s = Saga.runningAt(3, { peerUnavailableRetryMs: 20_000 });
+    const startedAt = s.state.steps[2].startedAt!;
+    const attempts: number[] = [];
+    // each failure comes 1 s after the previous event (the test kit's tick): attempts 2, 3, 4 … until 20 s
+    for (let out = s.fail(3, true, 'UNAVAILABLE', 'target does not answer'); ofKind(out, 'run-step').length; out = s.fail(3, true, 'UNAVAILABLE', 'target does not answer')) {
+      attempts.push(ofKind(out, 'run-step')[0].attempt);
+    }
+    expect(attempts.length).toBeGreaterThan(2); // beyond maxAttempts (3)
+    expect(attempts).toEqual(Array.from({ length: attempts.length }, (_, i) => i + 2));
+    expect(s.now - startedAt).toBeGreaterThanOrEqual(20_000);
+    expect(s.state.phase).toBe('compensating');
+    expect(s.state.cause).toMatchObject({ step: 3, error: { code: 'UNAVAILABLE' } });
+  });
+
+  it('given a peer that comes back within peerUnavailableRetryMs, then the step completes on a later attempt', () => {
+    const s = Saga.runningAt(3);
+    for (let i = 0; i < 4; i++) s.fail(3, true, 'UNAVAILABLE', 'target does not answer');
+    expect(s.attempt(3)).toBe(5);
+    expect(kinds(s.succeed(3))).toEqual(['publish:migration.step-completed', 'run-step:4']);
+  });
+
+  it('a state persisted before peerUnavailableRetryMs existed gets its default', () => {
+    const s = Saga.runningAt(3);
+    delete (s.state.policy as { peerUnavailableRetryMs?: number }).peerUnavailableRetryMs;
+    for (let i = 0; i < 3; i++) s.fail(3, true, 'UNAVAILABLE', 'target does not answer');
+    expect(s.attempt(3)).toBe(4);
   });
 
   it('a retried step that then succeeds continues, and its duration counts from the first attempt', () => {

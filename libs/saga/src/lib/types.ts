@@ -39,6 +39,12 @@ export interface SagaPolicy {
    * no answer) before the migration ends `failed-needs-attention` and frees its slots.
    */
   outcomeUnknownLimitMs: number;
+  /**
+   * Steps 1–6 failed UNAVAILABLE (the other agent does not answer: restarting, a host rebooting) are
+   * retried beyond `maxAttempts` for this long from the step's first attempt, then rolled back. Optional
+   * in a persisted state that predates it (the default then).
+   */
+  peerUnavailableRetryMs?: number;
   /** Per-attempt timeout of each step (ms), keyed by step name. */
   stepTimeoutMs: Record<StepName, number>;
   /** Per-attempt timeout of a compensation (ms). */
@@ -55,6 +61,7 @@ export interface SagaPolicyInput {
   maxCompensationAttempts?: number;
   maxFinishAttempts?: number;
   outcomeUnknownLimitMs?: number;
+  peerUnavailableRetryMs?: number;
   stepTimeoutMs?: Partial<Record<StepName, number>>;
   compensationTimeoutMs?: number;
   inProgressPollMs?: number;
