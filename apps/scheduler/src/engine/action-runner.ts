@@ -6,6 +6,7 @@ import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { MigrationEntity } from '../entities';
 import { contextOf, MigrationContext, StepExecutor } from './step-executor';
 import { abandonedAfter } from './due-time';
+import { LeaseNotHeld } from './lease-fence';
 
 /**
  * The saga's backoff is deterministic (its `notBefore` is persisted); a NATS outage fails every open
@@ -14,6 +15,11 @@ import { abandonedAfter } from './due-time';
 const requerySpread = 0.2;
 /** A query has no deadline of its own: the bus's request timeout ends it well within this. */
 const queryBoundMs = 30_000;
+
+/** A send the LeaseFence refused has no outcome: it is not a failure of the step. */
+const unlessFenced = (e: unknown): void => {
+  if (e instanceof LeaseNotHeld) throw e;
+};
 
 export function toStepError(e: unknown): StepError {
   if (isFlexmigError(e)) return { code: e.code, message: e.message, retryable: e.retryable };
@@ -113,7 +119,12 @@ export class ActionRunner implements OnApplicationShutdown {
       // outcome's own next action has replaced it by then
       this.outcomeOf(id, ctx, a)
         .then((event) => this.sink(id, event))
-        .catch((e) => this.log.error(`migration ${id}: ${a.kind} of ${a.name} failed unexpectedly (the next pass re-issues it): ${(e as Error).stack}`))
+        .catch((e) =>
+          e instanceof LeaseNotHeld
+            ? // nothing was sent: forgotten here; if the lease is renewed, the reconcile pass re-issues it
+              this.log.warn(e.message)
+            : this.log.error(`migration ${id}: ${a.kind} of ${a.name} failed unexpectedly (the next pass re-issues it): ${(e as Error).stack}`),
+        )
         .finally(() => {
           if (this.held.get(id) === held) this.held.delete(id);
         });
@@ -153,6 +164,7 @@ export class ActionRunner implements OnApplicationShutdown {
           const result = await this.executor.run(ctx, a, timeoutMs);
           return { type: 'step-succeeded', step: a.step, attempt: a.attempt, result };
         } catch (e) {
+          unlessFenced(e);
           if (isFlexmigError(e) && e.code === ErrorCode.Timeout) return { type: 'step-timed-out', step: a.step, attempt: a.attempt };
           const error = toStepError(e);
           this.log.warn(`migration ${id}: step ${a.name} attempt ${a.attempt} failed: ${error.message}`);
@@ -163,6 +175,7 @@ export class ActionRunner implements OnApplicationShutdown {
         try {
           return { type: 'step-outcome-resolved', step: a.step, attempt: a.attempt, ...(await this.executor.query(ctx, a)) };
         } catch (e) {
+          unlessFenced(e);
           // the saga keeps asking, with its backoff, until the outcome has been unknown for too long
           this.log.warn(`migration ${id}: cannot ask about step ${a.name} attempt ${a.attempt} (${(e as Error).message})`);
           return { type: 'step-query-failed', step: a.step, attempt: a.attempt, error: toStepError(e) };
@@ -173,6 +186,7 @@ export class ActionRunner implements OnApplicationShutdown {
           await this.executor.compensate(ctx, a, timeoutMs);
           return { type: 'compensation-succeeded', step: a.step, attempt: a.attempt };
         } catch (e) {
+          unlessFenced(e);
           if (isFlexmigError(e) && e.code === ErrorCode.Timeout) return { type: 'compensation-timed-out', step: a.step, attempt: a.attempt };
           return { type: 'compensation-failed', step: a.step, attempt: a.attempt, error: toStepError(e) };
         }

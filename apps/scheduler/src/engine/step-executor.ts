@@ -11,15 +11,19 @@ import {
   ReleaseCapacity,
   RelocateVm,
   ReserveCapacity,
+  type ReplyOf,
+  type RequestContract,
+  type RequestOf,
   Role,
   RunStep,
   StepRecord,
   VmSpec,
 } from '@flexmig/contracts';
-import { NatsBus } from '@flexmig/messaging';
+import { NatsBus, type Params } from '@flexmig/messaging';
 import { stepDefinition } from '@flexmig/saga';
 import type { JsonValue, MigrationRef, SagaAction, StepName, StepOutcome, StepState } from '@flexmig/saga';
 import type { MigrationEntity } from '../entities';
+import { LeaseFence } from './lease-fence';
 
 /** What the executor needs besides the action: persisted with the migration at admission. */
 export interface MigrationContext {
@@ -51,11 +55,21 @@ const json = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonVal
 /**
  * Carries out the saga's actions: the scheduler's own steps (`verify-compatibility`: verdict + reservation,
  * `commit`: the VM's new host in inventory) and the agents' steps, queries and compensations. Pure I/O:
- * every decision is the saga's.
+ * every decision is the saga's. Every request goes through `send`, which the LeaseFence guards: a replica
+ * that does not know it still holds the migration's lease sends nothing (LeaseNotHeld instead).
  */
 @Injectable()
 export class StepExecutor {
-  constructor(private readonly bus: NatsBus) {}
+  constructor(
+    private readonly nats: NatsBus,
+    private readonly fence: LeaseFence,
+  ) {}
+
+  /** A request about one migration, sent only while this replica is known to hold its lease. */
+  private send<C extends RequestContract>(ref: MigrationRef, contract: C, payload: RequestOf<C>, opts: { params?: Params; timeoutMs?: number } = {}): Promise<ReplyOf<C>> {
+    this.fence.check(ref.migrationId);
+    return this.nats.request(contract, payload, opts);
+  }
 
   async run(ctx: MigrationContext, a: RunAction, timeoutMs: number): Promise<JsonValue> {
     switch (a.actor) {
@@ -77,13 +91,14 @@ export class StepExecutor {
   private async verifyCompatibility(ctx: MigrationContext, timeoutMs: number): Promise<JsonValue> {
     const { ref } = ctx;
     const [{ vm }, { host: target }] = await Promise.all([
-      this.bus.request(GetVm, { vmId: ref.vmId }, { timeoutMs }),
-      this.bus.request(GetHost, { hostId: ref.targetHostId }, { timeoutMs }),
+      this.send(ref, GetVm, { vmId: ref.vmId }, { timeoutMs }),
+      this.send(ref, GetHost, { hostId: ref.targetHostId }, { timeoutMs }),
     ]);
     if (target.state !== 'up') {
       throw new FlexmigError(ErrorCode.HostDown, `target host ${target.id} is down`, { hostId: target.id }, false);
     }
-    const verdict = await this.bus.request(
+    const verdict = await this.send(
+      ref,
       CpuVerdict,
       {
         baseline: vm.cpuBaseline,
@@ -101,14 +116,15 @@ export class StepExecutor {
         false,
       );
     }
-    const { reservation } = await this.bus.request(ReserveCapacity, { migrationId: ref.migrationId, vmId: ref.vmId, hostId: ref.targetHostId }, { timeoutMs });
+    const { reservation } = await this.send(ref, ReserveCapacity, { migrationId: ref.migrationId, vmId: ref.vmId, hostId: ref.targetHostId }, { timeoutMs });
     return json({ baseline: verdict.baseline, verdict: verdict.reason, reservation });
   }
 
   /** `commit`: inventory records the VM on its new host. Idempotent in inventory. */
   private async commit(ctx: MigrationContext, timeoutMs: number): Promise<JsonValue> {
     const { ref } = ctx;
-    const { vm } = await this.bus.request(
+    const { vm } = await this.send(
+      ref,
       RelocateVm,
       { migrationId: ref.migrationId, vmId: ref.vmId, fromHostId: ref.sourceHostId, toHostId: ref.targetHostId },
       { timeoutMs },
@@ -118,7 +134,8 @@ export class StepExecutor {
 
   private agentStep(ctx: MigrationContext, a: RunAction, role: Role, timeoutMs: number) {
     const { ref } = ctx;
-    return this.bus.request(
+    return this.send(
+      ref,
       RunStep,
       {
         migrationId: ref.migrationId,
@@ -148,7 +165,7 @@ export class StepExecutor {
     const records: (StepRecord | undefined)[] = [];
     for (const role of roles) {
       const hostId = role === 'source' ? ctx.ref.sourceHostId : ctx.ref.targetHostId;
-      const { steps } = await this.bus.request(QueryMigration, { migrationId: ctx.ref.migrationId, step: a.step, attempt: a.attempt }, { params: { hostId } });
+      const { steps } = await this.send(ctx.ref, QueryMigration, { migrationId: ctx.ref.migrationId, step: a.step, attempt: a.attempt }, { params: { hostId } });
       records.push(steps.find((s) => s.step === a.step && s.role === role));
     }
     const failed = records.find((r) => r?.status === 'failed' || r?.status === 'compensated');
@@ -166,12 +183,13 @@ export class StepExecutor {
   async compensate(ctx: MigrationContext, a: CompensateAction, timeoutMs: number): Promise<void> {
     const { ref } = ctx;
     if (a.actor === 'scheduler') {
-      await this.bus.request(ReleaseCapacity, { migrationId: ref.migrationId }, { timeoutMs });
+      await this.send(ref, ReleaseCapacity, { migrationId: ref.migrationId }, { timeoutMs });
       return;
     }
     const roles: Role[] = a.actor === 'source+target' ? ['source', 'target'] : [a.actor];
     for (const role of roles) {
-      await this.bus.request(
+      await this.send(
+        ref,
         CompensateStep,
         { migrationId: ref.migrationId, step: a.step, role, vmId: ref.vmId },
         { params: { hostId: role === 'source' ? ref.sourceHostId : ref.targetHostId }, timeoutMs },
@@ -187,7 +205,8 @@ export class StepExecutor {
     if (!STREAMING_STEPS.includes(running.name) || stepDefinition(running.step).actor !== 'source') {
       throw new Error(`${running.name} streams nothing to stop`);
     }
-    await this.bus.request(
+    await this.send(
+      ctx.ref,
       CompensateStep,
       { migrationId: ctx.ref.migrationId, step: running.step, role: 'source', vmId: ctx.ref.vmId },
       { params: { hostId: ctx.ref.sourceHostId } },

@@ -9,6 +9,7 @@ import { MigrationEntity, OutboxEntity } from '../entities';
 import { DbClock } from '../db-clock';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { dueAt } from '../engine/due-time';
+import { LeaseFence } from '../engine/lease-fence';
 import { outboxRows } from './outbox-rows';
 
 const terminal = TERMINAL_MIGRATION_STATES.map((s) => `'${s}'`).join(', ');
@@ -43,6 +44,7 @@ export class MigrationStore {
     @InjectDataSource() private readonly db: DataSource,
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
     private readonly clock: DbClock,
+    private readonly fence: LeaseFence,
   ) {}
 
   private get replicaId(): string {
@@ -76,6 +78,7 @@ export class MigrationStore {
   /** Starts queued migrations inside the caller's transaction (admission holds its lock), leased to this replica. */
   async startQueued(m: EntityManager, rows: MigrationEntity[]): Promise<Transition[]> {
     const out: Transition[] = [];
+    const sentAt = this.fence.mark();
     const now = this.clock.now();
     for (const row of rows) {
       const { state, actions } = sagaStep(row.saga, { type: 'start' }, now);
@@ -88,6 +91,8 @@ export class MigrationStore {
       await this.enqueueEvents(m, state, actions);
       out.push({ row: { ...next, leaseOwner: this.replicaId }, actions });
     }
+    // their actions run only after the caller's transaction commits
+    this.fence.granted(rows.map((r) => r.id), sentAt);
     return out;
   }
 
@@ -109,8 +114,10 @@ export class MigrationStore {
     const cached = await this.applyCached(id, event);
     const outcome = cached === undefined ? await this.applyLocked(id, event) : cached;
     if (!outcome) return null;
-    if (isTerminal(outcome.row.saga)) this.cache.delete(id);
-    else this.cache.set(id, outcome.row);
+    if (isTerminal(outcome.row.saga)) {
+      this.cache.delete(id);
+      this.fence.release(id);
+    } else this.cache.set(id, outcome.row);
     return outcome;
   }
 
@@ -211,20 +218,30 @@ export class MigrationStore {
 
   /** A replica restarted under the same SCHEDULER_ID drives nothing yet: its migrations become claimable now. */
   async releaseOwnLeases(): Promise<void> {
+    this.fence.releaseAll();
     await this.db.query(`UPDATE migrations SET lease_until = now() - interval '1 millisecond' WHERE lease_owner = $1 AND ${DRIVEN}`, [this.replicaId]);
     this.cache.clear();
   }
 
+  /** Renews the leases this replica still holds (the others were claimed); the fence learns which. */
   async renewLeases(): Promise<void> {
-    await this.db.query(
+    const sentAt = this.fence.mark();
+    const renewed = await queryReturning<{ id: string }>(
+      this.db,
       `UPDATE migrations SET lease_until = now() + make_interval(secs => $2::double precision / 1000)
-       WHERE lease_owner = $1 AND lease_until > now() AND ${DRIVEN}`,
+       WHERE lease_owner = $1 AND lease_until > now() AND ${DRIVEN}
+       RETURNING id`,
       [this.replicaId, this.config.leaseTtlMs],
+    );
+    this.fence.renewed(
+      renewed.map((r) => r.id),
+      sentAt,
     );
   }
 
   /** Leases up to `limit` migrations whose lease lapsed (their replica died, or PostgreSQL was away) to this replica. */
   async claimOrphans(limit: number): Promise<string[]> {
+    const sentAt = this.fence.mark();
     const claimed = await queryReturning<{ id: string }>(
       this.db,
       `UPDATE migrations SET lease_owner = $1, lease_until = now() + make_interval(secs => $2::double precision / 1000)
@@ -236,6 +253,10 @@ export class MigrationStore {
       [this.replicaId, this.config.leaseTtlMs, limit],
     );
     for (const { id } of claimed) this.cache.delete(id);
+    this.fence.granted(
+      claimed.map((c) => c.id),
+      sentAt,
+    );
     return claimed.map((c) => c.id);
   }
 
