@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -266,7 +267,7 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
       const nc = await connect({ servers: nats.url });
       try {
         const body = {
-          hostId, clusterName, hostname: hostId, memoryMiB: 4096, vcpus: 4, driver: 'sim', migrationAddress: `${hostId}:49152`, instanceId: `test-${hostId}`, vms: [],
+          hostId, clusterName, hostname: hostId, memoryMiB: 4096, vcpus: 4, driver: 'sim', migrationAddress: `${hostId}:49152`, instanceId: randomUUID(), vms: [],
           cpu: { vendor: 'Zhaoxin', modelName: 'ZHAOXIN KaiSheng KH-40000/16@2.2GHz', features: ['fpu', 'sse', 'sse2', 'sse4.2', 'avx', 'vmx', 'lm'] },
         };
         const msg = await nc.request(`${nats.prefix}.inventory.host.${hostId}.register`, new TextEncoder().encode(JSON.stringify(body)), { timeout: 10_000 });
