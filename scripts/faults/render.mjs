@@ -17,10 +17,38 @@ function fuzzSection(fuzzFile, fuzzLabel) {
   const head = '## Fuzzing\n\n';
   if (!fuzzFile || !existsSync(fuzzFile)) return `${head}No fuzz results yet (\`${fuzzLabel}\` is written by the fuzz suite; this section is filled from it when present).\n`;
   const data = JSON.parse(readFileSync(fuzzFile, 'utf8'));
+  if (Array.isArray(data.targets)) return `${head}${fuzzTable(data, fuzzLabel)}`;
   const rows = Array.isArray(data) ? data : Array.isArray(data.rows) ? data.rows : undefined;
   if (!rows?.length) return `${head}\`\`\`json\n${JSON.stringify(data, null, 2)}\n\`\`\`\n`;
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   return `${head}| ${columns.join(' | ')} |\n| ${columns.map(() => '---').join(' | ')} |\n${rows.map((r) => `| ${columns.map((c) => cell(r[c] ?? '')).join(' | ')} |`).join('\n')}\n`;
+}
+
+/**
+ * The fuzz suite's results (libs/testing/src/fuzz: `{ runs, seed, at, targets: [{ service, kind, target,
+ * categories: { <category>: { sent, outcomes: { '<status> <code>': n }, refusalsChecked } }, failures }] }`),
+ * one row per route or subject, with the totals first.
+ */
+function fuzzTable(data, label) {
+  const isServerError = (outcome) => /^5\d\d\b/.test(outcome) || /\bINTERNAL\b/.test(outcome);
+  const rows = data.targets.map((t) => {
+    const tallies = Object.values(t.categories ?? {});
+    const sent = tallies.reduce((n, c) => n + c.sent, 0);
+    const refusals = tallies.reduce((n, c) => n + (c.refusalsChecked ?? 0), 0);
+    const serverErrors = tallies.reduce((n, c) => n + Object.entries(c.outcomes ?? {}).filter(([o]) => isServerError(o)).reduce((m, [, k]) => m + k, 0), 0);
+    return { service: t.service ?? '', kind: t.kind, target: t.target, sent, refusals, serverErrors, failures: (t.failures ?? []).length };
+  });
+  const sum = (k) => rows.reduce((n, r) => n + r[k], 0);
+  return [
+    `From \`${label}\`: FUZZ_RUNS=${data.runs} inputs per route or subject and category (valid, boundary, mutated, junk,`,
+    `oversized${rows.some((r) => r.kind === 'nats') ? ', fuzzed subject tokens' : ''}), seed ${data.seed}, ${data.at ?? ''}. ${rows.length} targets, ${sum('sent')} inputs,`,
+    `${sum('refusals')} refusals checked for writes, **${sum('serverErrors')} 5xx or INTERNAL**, ${sum('failures')} failures.`,
+    '',
+    '| service | kind | target | inputs | refusals checked (nothing written) | 5xx / INTERNAL | failures |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.service} | ${r.kind} | \`${r.target}\` | ${r.sent} | ${r.refusals} | ${r.serverErrors} | ${r.failures} |`),
+    '',
+  ].join('\n');
 }
 
 /** The whole document. `run`: { wallMs, command, date }; `notes` before the table, `appendix` after it. */

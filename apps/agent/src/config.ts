@@ -75,6 +75,11 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
    * MiB it writes them over (default: none, an idle guest that writes 1 MiB at ~1 MiB/s). Set the same on every host.
    */
   QEMU_GUEST_DIRTY_RATE_MIBPS: z.coerce.number().min(0).optional(),
+  /**
+   * vCPUs this host offers to VMs, which inventory admits against (default: its CPU count). Set it higher
+   * to overcommit (a small test machine running many TCG guests of one vCPU each).
+   */
+  QEMU_HOST_VCPUS: z.coerce.number().int().min(1).optional(),
   QEMU_GUEST_WORKING_SET_MIB: z.coerce.number().min(1).optional(),
 });
 export type AgentEnv = z.infer<typeof AgentEnvSchema>;

@@ -2,11 +2,11 @@ import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
 import { FlexmigError, ErrorCode } from '@flexmig/contracts';
 import { credsUserName } from '@flexmig/messaging';
-import { loadEnv, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
+import { loadEnv, runMain } from '@flexmig/service-kit';
 import { AgentEnvSchema } from './config';
-import { AgentModule } from './agent.module';
 import { createDriver } from './drivers/create-driver';
 import { HostPresenceService } from './host-presence.service';
+import { startAgentService } from './start-agent';
 
 runMain('agent', async () => {
   const env = loadEnv(AgentEnvSchema);
@@ -21,18 +21,6 @@ runMain('agent', async () => {
       `NATS_CREDS ${env.NATS_CREDS} is the identity of ${identity}, not of host ${env.HOST_ID}: issue this host its own (npx flexmig auth agent ${env.HOST_ID})`,
     );
   }
-  const driver = createDriver(env);
-  const service = await startService({
-    name: 'agent',
-    description: `flexmig agent of host ${env.HOST_ID} (${env.DRIVER} driver): /health and /metrics; commands arrive over NATS.`,
-    port: env.PORT,
-    logLevel: env.LOG_LEVEL,
-    bus: natsBusEnv(env),
-    events: false, // publishes no events: its identity may not create the stream
-    subjectParams: { hostId: env.HOST_ID },
-    queue: null,
-    openApi: false,
-    module: (bus) => AgentModule.forRoot({ bus, env, driver }),
-  });
+  const service = await startAgentService(env, createDriver(env));
   await service.app.get(HostPresenceService).begin();
 });

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import path from 'node:path';
 import { HypervisorDriver, PersistedVmsSchema } from './drivers/driver';
 import { HYPERVISOR_DRIVER } from './driver.token';
@@ -9,9 +9,13 @@ import { ensurePrivateDir, readJsonFile, writePrivateFileAtomic } from './privat
  * Keeps the driver's VM records on disk (drivers that hold them in memory only), so that an agent that
  * was killed and restarted finds again the VMs it ran and reports them: nothing running is forgotten.
  * The file is 0600 in a 0700 directory and validated when read.
+ *
+ * The records are read back when the store is built, not in a lifecycle hook: Nest subscribes the NATS
+ * handlers of a hybrid app before it runs onModuleInit, and a command answered from an empty driver (a
+ * step 6 refused, a compensation that destroyed nothing, an empty VM list) is wrong for good.
  */
 @Injectable()
-export class AgentStateStore implements OnModuleInit {
+export class AgentStateStore {
   private readonly log = new Logger('state');
   private readonly file: string;
 
@@ -20,9 +24,10 @@ export class AgentStateStore implements OnModuleInit {
     @Inject(AGENT_ENV) env: AgentEnv,
   ) {
     this.file = path.join(agentStateDir(env), `${env.HOST_ID}.json`);
+    this.restore();
   }
 
-  onModuleInit(): void {
+  private restore(): void {
     if (!this.driver.restore) return;
     const read = readJsonFile(this.file, PersistedVmsSchema);
     if (read.kind === 'missing') return; // first start

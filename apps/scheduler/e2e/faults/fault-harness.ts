@@ -115,6 +115,8 @@ export class FaultHarness extends Harness {
             QEMU_MIGRATION_PORT_RANGE: `${49_101 + i * 100}-${49_199 + i * 100}`,
             QEMU_GUEST_DIRTY_RATE_MIBPS: '32',
             QEMU_GUEST_WORKING_SET_MIB: '32',
+            // every scenario leaves its VM running: a host of this 2-core machine would admit two
+            QEMU_HOST_VCPUS: '32',
           }
         : { SIM_CPU: h.cpu, SIM_VCPUS: '512' };
     const env = {

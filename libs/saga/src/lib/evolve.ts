@@ -396,14 +396,26 @@ function issueCompensation(s: SagaState, st: StepState, attempt: number, now: Ep
     deadline: (notBefore ?? now) + s.policy.compensationTimeoutMs,
     notBefore,
     lastError: st.compensation?.lastError ?? null,
+    unreachableSince: st.compensation?.unreachableSince ?? null,
   };
   st.dispatches += 1;
 }
 
+/**
+ * Nobody answered, or no reply came in time: the agent is restarting or cut off, and its compensation
+ * (idempotent) has most likely not run. Anything else is the agent's own answer.
+ */
+const agentUnreachable = (e: StepError): boolean => e.code === ErrorCode.Unavailable || e.code === ErrorCode.Timeout;
+
 function compensationFailed(s: SagaState, st: StepState, error: StepError, now: EpochMs): void {
   const comp = st.compensation!;
   comp.lastError = error;
-  if (error.retryable && comp.attempt < s.policy.maxCompensationAttempts) {
+  // An agent that answers gets maxCompensationAttempts. One that cannot be reached (a target agent
+  // restarting while the VM already runs on the source again) is waited for like a step whose outcome is
+  // unknown: its copy would otherwise be left behind for good after a few seconds of silence.
+  comp.unreachableSince = agentUnreachable(error) ? (comp.unreachableSince ?? now) : null;
+  const waitingForAgent = comp.unreachableSince !== null && now - comp.unreachableSince < s.policy.outcomeUnknownLimitMs;
+  if (error.retryable && (comp.attempt < s.policy.maxCompensationAttempts || waitingForAgent)) {
     const next = comp.attempt + 1;
     issueCompensation(s, st, next, now, now + backoffDelayMs(s.policy.backoff, next - 1));
     return;

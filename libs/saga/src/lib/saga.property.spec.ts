@@ -73,6 +73,7 @@ function eventFor(move: Move, state: SagaState): SagaEvent {
       if (a.kind === 'compensate') {
         if (move.how === 'ok') return { type: 'compensation-succeeded', step: a.step, attempt: a.attempt };
         if (move.how === 'timeout') return { type: 'compensation-timed-out', step: a.step, attempt: a.attempt };
+        if (move.how === 'unreachable') return { type: 'compensation-failed', step: a.step, attempt: a.attempt, error: { ...error, code: 'UNAVAILABLE' } };
         return { type: 'compensation-failed', step: a.step, attempt: a.attempt, error };
       }
       if (a.kind === 'run-step' || a.kind === 'query-step') {
@@ -89,18 +90,20 @@ function eventFor(move: Move, state: SagaState): SagaEvent {
 
 interface Trace {
   states: SagaState[];
-  batches: { event: SagaEvent; actions: SagaAction[]; before: SagaState; after: SagaState }[];
+  batches: { event: SagaEvent; at: number; actions: SagaAction[]; before: SagaState; after: SagaState }[];
 }
 
+const outcomeUnknownLimitMs = 300_000;
+
 function play(moves: Move[]): Trace {
-  let state = createSaga(REF, T0, { maxAttempts: 3, maxResumeTargetAttempts: 4, maxCompensationAttempts: 2, maxFinishAttempts: 4, outcomeUnknownLimitMs: 300_000 });
+  let state = createSaga(REF, T0, { maxAttempts: 3, maxResumeTargetAttempts: 4, maxCompensationAttempts: 2, maxFinishAttempts: 4, outcomeUnknownLimitMs });
   let now = T0;
   const trace: Trace = { states: [state], batches: [] };
   for (const move of moves) {
     now += move.dt;
     const event = eventFor(move, state);
     const r = step(state, event, now);
-    trace.batches.push({ event, actions: r.actions, before: state, after: r.state });
+    trace.batches.push({ event, at: now, actions: r.actions, before: state, after: r.state });
     state = r.state;
     trace.states.push(state);
   }
@@ -160,6 +163,22 @@ describe('saga properties over random event sequences', () => {
             }
           }
           if (k !== null) completed.add(k);
+        }
+      }),
+      runs,
+    );
+  });
+
+  it('gives up a compensation its agent cannot answer only after outcomeUnknownLimitMs of silence', () => {
+    fc.assert(
+      fc.property(movesArb, (moves) => {
+        for (const b of play(moves).batches) {
+          if (b.before.phase !== 'compensating' || b.after.attention?.kind !== 'compensation-failed') continue;
+          const e = b.event;
+          const silent = e.type === 'compensation-timed-out' || (e.type === 'compensation-failed' && ['UNAVAILABLE', 'TIMEOUT'].includes(e.error.code) && e.error.retryable);
+          if (!silent) continue;
+          const since = b.before.steps[b.after.attention.step - 1].compensation?.unreachableSince ?? b.at;
+          expect(b.at - since).toBeGreaterThanOrEqual(outcomeUnknownLimitMs);
         }
       }),
       runs,

@@ -523,10 +523,11 @@ describe('cancel', () => {
 });
 
 describe('compensation failures', () => {
-  it('a retryable compensation failure is retried, then escalated; the first cause is kept', () => {
+  it('a retryable compensation failure the agent answers is retried up to maxCompensationAttempts, then escalated; the first cause is kept', () => {
     const s = Saga.runningAt(5);
     s.fail(5, false, 'AGENT_FAILED', 'qmp stop failed');
-    const err = { code: 'UNAVAILABLE', message: 'target agent gone', retryable: true };
+    // the timeout in between does not extend the attempts: the agent answered again after it
+    const err = { code: 'AGENT_FAILED', message: 'QMP migrate_cancel failed', retryable: true };
     const [c2] = ofKind(s.when({ type: 'compensation-failed', step: 4, attempt: 1, error: err }), 'compensate');
     expect(c2).toMatchObject({ step: 4, attempt: 2, notBefore: s.now + 1_000 });
     const [c3] = ofKind(s.when({ type: 'compensation-timed-out', step: 4, attempt: 2 }), 'compensate');
@@ -540,6 +541,64 @@ describe('compensation failures', () => {
     expect(data).toMatchObject({ step: 5, code: 'AGENT_FAILED', needsAttention: true });
     expect(String(data.reason)).toContain('qmp stop failed');
     expect(String(data.reason)).toContain('compensation of step 4 failed');
+  });
+
+  describe('while its agent cannot be reached', () => {
+    const nobody = { code: 'UNAVAILABLE', message: 'nobody answers agent.host-b.migration.compensate', retryable: true };
+    const policy = { outcomeUnknownLimitMs: 60_000, backoff: { maxMs: 8_000 } };
+    /** Step 6 failed for good (the target agent killed and still restarting): the rollback reaches step 2, on the target. */
+    const rollingBackTo2 = () => {
+      const s = Saga.runningAt(6, policy);
+      s.fail(6, false, 'CONFLICT', 'target gone');
+      for (const n of [5, 4, 3] as StepNumber[]) s.compensated(n);
+      expect(s.state.steps[1].status).toBe('compensating');
+      return s;
+    };
+    const unanswered = (s: Saga, at?: number) => s.when({ type: 'compensation-failed', step: 2, attempt: s.state.steps[1].compensation!.attempt, error: nobody }, at);
+
+    it('is retried with backoff past maxCompensationAttempts, and the rollback ends once the agent is back', () => {
+      const s = rollingBackTo2();
+      for (let i = 0; i < 5; i++) {
+        const [c] = ofKind(unanswered(s), 'compensate');
+        expect(c).toMatchObject({ step: 2, attempt: i + 2 });
+        expect(c.notBefore).toBeGreaterThan(s.now);
+      }
+      s.when({ type: 'compensation-timed-out', step: 2, attempt: 6 });
+      expect(s.state.phase).toBe('compensating');
+      s.compensated(2);
+      const out = s.compensated(1);
+      expect(kinds(out)).toEqual(['publish:migration.failed', 'publish:migration.rolled-back', 'finish:rolled-back']);
+      expect(s.state.attention).toBeNull();
+    });
+
+    it('is escalated once the agent has been unreachable for outcomeUnknownLimitMs, naming the step and why', () => {
+      const s = rollingBackTo2();
+      unanswered(s);
+      const since = s.now;
+      for (let i = 0; i < 4; i++) unanswered(s);
+      expect(s.state.phase).toBe('compensating');
+      const out = unanswered(s, since + 60_000);
+      expect(kinds(out)).toEqual(['publish:migration.failed', 'finish:failed-needs-attention']);
+      expect(s.state.attention).toMatchObject({ kind: 'compensation-failed', step: 2, error: nobody, uncompensatedSteps: [1] });
+      expect(s.state.cause).toMatchObject({ kind: 'step-failed', step: 6 });
+    });
+
+    it('an answer in between starts the clock again, and an answer that fails counts against maxCompensationAttempts', () => {
+      const s = rollingBackTo2();
+      unanswered(s);
+      const answered = { code: 'AGENT_FAILED', message: 'QMP quit failed', retryable: true };
+      s.when({ type: 'compensation-failed', step: 2, attempt: 2, error: answered }, s.now + 50_000);
+      const [c] = ofKind(unanswered(s, s.now + 30_000), 'compensate');
+      expect(c).toMatchObject({ step: 2, attempt: 4 });
+      const out = s.when({ type: 'compensation-failed', step: 2, attempt: 4, error: answered });
+      expect(kinds(out)).toEqual(['publish:migration.failed', 'finish:failed-needs-attention']);
+    });
+
+    it('a state persisted before the field existed is waited for the same way', () => {
+      const s = rollingBackTo2();
+      delete s.state.steps[1].compensation!.unreachableSince;
+      for (let i = 0; i < 4; i++) expect(kinds(unanswered(s))).toEqual(['compensate:2']);
+    });
   });
 
   it('a non-retryable compensation failure is escalated at once and no further compensation runs', () => {

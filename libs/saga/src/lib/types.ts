@@ -30,13 +30,17 @@ export interface SagaPolicy {
   maxAttempts: number;
   /** Attempts for step 7 before it is escalated (failed-needs-attention). Never rolled back. */
   maxResumeTargetAttempts: number;
-  /** Attempts per compensation before it is escalated. */
+  /**
+   * Attempts per compensation before it is escalated, when its agent answered with an error. While the
+   * agent cannot be reached, a compensation is retried until `outcomeUnknownLimitMs` instead.
+   */
   maxCompensationAttempts: number;
   /** Attempts of steps 8–9 (the VM already runs on the target) before a human is called. */
   maxFinishAttempts: number;
   /**
    * How long the outcome of a step may stay unknown because its agent cannot be asked (no responder,
-   * no answer) before the migration ends `failed-needs-attention` and frees its slots.
+   * no answer), or a compensation may wait for its agent to be reachable again, before the migration
+   * ends `failed-needs-attention` and frees its slots.
    */
   outcomeUnknownLimitMs: number;
   /**
@@ -99,6 +103,11 @@ export interface CompensationState {
   deadline: EpochMs;
   notBefore: EpochMs | null;
   lastError: StepError | null;
+  /**
+   * Since when its agent could not be reached (nobody answered, or no reply in time); cleared by an
+   * answer. Absent in states persisted before it existed.
+   */
+  unreachableSince?: EpochMs | null;
 }
 
 export interface StepState {

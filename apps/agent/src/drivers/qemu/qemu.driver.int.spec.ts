@@ -142,6 +142,33 @@ d('QemuDriver with real QEMU', () => {
     await expect(src.stopSource(vm.id)).resolves.toBeUndefined();
   });
 
+  it('VMs of one workload side by side on a host: each boots its own copy of the guest image (QEMU write-locks it)', async () => {
+    // the same memory size and workload build the same image; shared, the second QEMU died at start
+    // ("Failed to get write lock") and an incoming VM would have failed at `cont`, past the point of no return
+    const src = driver({ portRange: undefined });
+    const dst = driver({ portRange: undefined });
+    const [a, b, moved] = [vmSpec(), vmSpec(), vmSpec()];
+    await dst.startVm(a);
+    await src.startVm(moved);
+    const cmd = commands(moved);
+    const { incomingAddress } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'));
+    const step = (n: number, name: StepName, role: 'source' | 'target') => ({ ...cmd(n, name, role), incomingAddress });
+    await src.transferMemory(step(3, 'transfer-memory', 'source'), () => undefined);
+    await src.syncMemory(step(4, 'sync-memory', 'source'), () => undefined);
+    await src.pauseSource(moved.id);
+    await src.transferState(step(6, 'transfer-state', 'source'));
+    await dst.confirmIncoming(step(6, 'transfer-state', 'target'));
+    await dst.resumeTarget(moved.id);
+    await src.stopSource(moved.id);
+    await dst.startVm(b);
+
+    expect(new Set([a.id, b.id, moved.id].map((id) => dst.vmInfo(id)!.image)).size).toBe(3);
+    expect(new Map(dst.listVms().map((v) => [v.vmId, v.state]))).toEqual(new Map([a.id, b.id, moved.id].map((id) => [id, 'running'])));
+    expect((await dst.checkMemory(moved.id)).ok).toBe(true);
+    await dst.destroyAll();
+    expect(leftovers(dirs[1]!)).toEqual([]);
+  });
+
   it('CheckVmMemory through the agent handler: a VM of the default workload, its pattern intact and advancing', async () => {
     // inventory's VMs carry no workload: the agent's default (QEMU_GUEST_DIRTY_RATE_MIBPS/_WORKING_SET_MIB) applies
     const drv = driver({ defaultWorkload: { dirtyRateMiBps: 16, workingSetMiB: 8 } });

@@ -1,11 +1,12 @@
 /**
  * The QEMUs of this host: launch, attach (after an agent restart), persist, recover, destroy.
  *
- * A VM is one QEMU process (`-cpu <baseline>,enforce`, pinned machine type, no disk of its own: it boots
+ * A VM is one QEMU process (`-cpu <baseline>,enforce`, pinned machine type, no disk but its boot image:
  * the workload image built from guest/workload.S, identical bytes on every host). Per VM the run dir
- * holds `<id>.json` (state, so a restarted agent finds its QEMUs), `<id>.qmp`, `<id>.log`, `<id>.serial`.
+ * holds `<id>.json` (state, so a restarted agent finds its QEMUs), `<id>.qmp`, `<id>.log`, `<id>.serial`
+ * and `<id>.img`, the VM's own copy of the built image (`images/`, shared by VMs of one workload).
  */
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, constants, copyFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import { z } from 'zod';
@@ -114,7 +115,18 @@ export class VmRegistry {
 
   private files(vmId: string) {
     const d = this.o.runDir;
-    return { state: join(d, `${vmId}.json`), qmpSocket: join(d, `${vmId}.qmp`), logFile: join(d, `${vmId}.log`), serialFile: join(d, `${vmId}.serial`) };
+    return { state: join(d, `${vmId}.json`), qmpSocket: join(d, `${vmId}.qmp`), logFile: join(d, `${vmId}.log`), serialFile: join(d, `${vmId}.serial`), image: join(d, `${vmId}.img`) };
+  }
+
+  /**
+   * A fresh copy of the built image at `to` (0600). The old file, if any, is unlinked rather than
+   * overwritten: a QEMU that still has it open keeps its own bytes.
+   */
+  private ownCopy(built: string, to: string): string {
+    rmSync(to, { force: true });
+    copyFileSync(built, to, constants.COPYFILE_EXCL);
+    chmodSync(to, 0o600);
+    return to;
   }
 
   async launch(spec: VmSpec, choice: CpuChoice, role: VmState['role'], migrationId?: string): Promise<Vm> {
@@ -122,7 +134,7 @@ export class VmRegistry {
     for (const p of [f.qmpSocket, f.serialFile, f.logFile]) rmSync(p, { force: true });
     const spin = this.o.spinItersPerSec?.[choice.accel] ?? DEFAULT_SPIN_ITERS_PER_SEC[choice.accel];
     const guest = guestParamsFor(spec.workload || !this.o.defaultWorkload ? spec : { ...spec, workload: this.o.defaultWorkload }, spin);
-    const image = await buildGuestImage(join(this.o.runDir, 'images'), guest);
+    const image = this.ownCopy(await buildGuestImage(join(this.o.runDir, 'images'), guest), f.image);
     const args = [
       '-name', `guest=${spec.name},debug-threads=on`,
       '-uuid', spec.id,
@@ -132,12 +144,17 @@ export class VmRegistry {
       '-smp', String(spec.vcpus),
       '-nodefaults', '-no-user-config', '-display', 'none',
       '-serial', `file:${f.serialFile}`,
-      // the shared, read-only-in-practice boot image (the guest never writes it); image locks move with the migration
+      // the VM's own copy of the boot image: QEMU write-locks a disk image, so a second VM booting the
+      // shared one dies at start, and an incoming VM fails at `cont` (late-block-activate takes the lock
+      // only then). Image locks move with the migration.
       '-drive', `file=${image},format=raw,if=ide,index=0,media=disk`,
       ...(role === 'incoming' ? ['-incoming', 'defer', '-S'] : []),
       ...(await this.sandboxArgs()),
     ];
-    const proc = await QemuProcess.launch({ binary: this.o.binary, args, qmpSocket: f.qmpSocket, logFile: f.logFile, label: `VM ${spec.id}` });
+    const proc = await QemuProcess.launch({ binary: this.o.binary, args, qmpSocket: f.qmpSocket, logFile: f.logFile, label: `VM ${spec.id}` }).catch((e: unknown) => {
+      rmSync(f.image, { force: true });
+      throw e;
+    });
     const state: VmState = {
       vmId: spec.id,
       spec,
@@ -238,7 +255,7 @@ export class VmRegistry {
 
   private removeFiles(vmId: string): void {
     const f = this.files(vmId);
-    for (const p of [f.state, f.qmpSocket, f.logFile, f.serialFile, `${f.state}.${process.pid}.tmp`]) rmSync(p, { force: true });
+    for (const p of [f.state, f.qmpSocket, f.logFile, f.serialFile, f.image, `${f.state}.${process.pid}.tmp`]) rmSync(p, { force: true });
   }
 
   async destroy(vm: Vm, graceful = false): Promise<void> {
