@@ -7,3 +7,4 @@ export * from './tcp-proxy';
 export * from './netns';
 export * from './nats-cluster';
 export * from './fuzz';
+export * from './fixtures';

@@ -7,7 +7,6 @@ import {
   FlexmigError,
   GetHost,
   GetReservation,
-  Host,
   HostHeartbeat,
   ListAgentVms,
   MigrationPolicySchema,
@@ -19,31 +18,13 @@ import {
   stepName,
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
-import { TestNats, startTestNats } from '@flexmig/testing';
+import { hostRecord, TestNats, startTestNats } from '@flexmig/testing';
 import { SimFleet } from './sim-fleet';
 import { sleep } from '@flexmig/timing';
 
 const fleetSize = 50;
 const heartbeatIntervalMs = 200;
 
-/** A host record as inventory answers it (the fields the agents' checks read: id and migrationAddress). */
-const fakeHost: Host = {
-  id: 'pair-002',
-  clusterId: randomUUID(),
-  hostname: 'pair-002',
-  cpu: { vendor: 'Intel', modelName: 'sim', features: [] },
-  maxImcMode: 'IvyBridge',
-  memoryMiB: 65_536,
-  vcpus: 32,
-  allocatedMemoryMiB: 0,
-  allocatedVcpus: 0,
-  driver: 'sim',
-  migrationAddress: 'pair-002.sim:49152',
-  state: 'up',
-  maintenance: false,
-  lastHeartbeatAt: new Date().toISOString(),
-  registeredAt: new Date().toISOString(),
-};
 
 describe('SimFleet against real NATS', () => {
   const cleanups: Array<() => void> = [];
@@ -199,7 +180,7 @@ describe('SimFleet against real NATS', () => {
       const reservations = client.handle(GetReservation, async (r) => ({
         reservation: r.migrationId === migrationId ? { migrationId, vmId: vm.id, hostId: 'pair-002', memoryMiB: 4096, vcpus: 2, createdAt: now } : null,
       }));
-      const hostRecords = client.handle(GetHost, async (r) => ({ host: { ...fakeHost, id: r.hostId, migrationAddress: `${r.hostId}.sim:49152` } }));
+      const hostRecords = client.handle(GetHost, async (r) => ({ host: hostRecord(r.hostId, { migrationAddress: `${r.hostId}.sim:49152` }) }));
       cleanups.push(() => reservations.unsubscribe(), () => hostRecords.unsubscribe());
       // steps out of order, or for a migration without a reservation, are refused before anything runs
       await expect(run(8, 'source')).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });

@@ -1,27 +1,11 @@
 import type { Host, Verdict } from '@flexmig/contracts';
+import { hostRecord } from '@flexmig/testing';
 import { choosePlacement, PlacementInput, PlacementVm } from './placement';
 
 const cluster = '11111111-1111-4111-8111-111111111111';
 const otherCluster = '22222222-2222-4222-8222-222222222222';
 
-const host = (id: string, over: Partial<Host> = {}): Host => ({
-  id,
-  clusterId: cluster,
-  hostname: id,
-  cpu: { vendor: 'Intel', modelName: 'Xeon', features: ['sse2'] },
-  maxImcMode: 'IvyBridge',
-  memoryMiB: 65_536,
-  vcpus: 32,
-  allocatedMemoryMiB: 0,
-  allocatedVcpus: 0,
-  driver: 'sim',
-  migrationAddress: `${id}:7000`,
-  state: 'up',
-  maintenance: false,
-  lastHeartbeatAt: '2025-01-01T00:00:00.000Z',
-  registeredAt: '2025-01-01T00:00:00.000Z',
-  ...over,
-});
+const host = (id: string, over: Partial<Host> = {}): Host => hostRecord(id, { clusterId: cluster, ...over });
 
 const compatible: Verdict = { compatible: true, baseline: 'Westmere', missing: [], vendorMismatch: false, unchecked: [], reason: 'host has all CPUID features of Westmere' };
 const lacking = (...missing: string[]): Verdict => ({
