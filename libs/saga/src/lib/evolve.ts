@@ -146,11 +146,12 @@ function apply(s: SagaState, e: SagaEvent, now: EpochMs): boolean {
           return true;
         case 'not-started':
           // The agent has fenced this attempt (it will refuse it if it ever arrives): the next one is safe.
-          // TIMEOUT, not UNAVAILABLE: the agent answers, so maxAttempts bounds this (not peerUnavailableRetryMs).
+          // AGENT_FAILED, not UNAVAILABLE or TIMEOUT (which mean nobody answered): the agent answered, so
+          // maxAttempts bounds this, not peerUnavailableRetryMs.
           fail(
             s,
             st,
-            { code: ErrorCode.Timeout, message: `the agent never started attempt ${st.attempt} of ${st.name}`, retryable: true },
+            { code: ErrorCode.AgentFailed, message: `the agent never started attempt ${st.attempt} of ${st.name}`, retryable: true },
             now,
             true,
           );
