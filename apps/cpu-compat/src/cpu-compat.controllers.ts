@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import {
   ClusterPlanSchema,
@@ -27,10 +27,12 @@ import {
 } from '@flexmig/contracts';
 import type { EvaluateCpu } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
-import { ApiZodBody, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, apiSchema, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { CpuCompatService } from './cpu-compat.service';
 
-const PlanBodySchema = z
+const PlanBodySchema = apiSchema(
+  'CpuPlanRequest',
+  z
   .object({
     /** Hosts described in the request. */
     hosts: z.array(PlanHostSchema).optional(),
@@ -42,9 +44,11 @@ const PlanBodySchema = z
   .strict()
   .refine((b) => (b.hosts?.length ?? 0) + (b.hostIds?.length ?? 0) > 0 || b.clusterId !== undefined, {
     message: 'name the hosts: hosts (described), hostIds (known to inventory) or clusterId',
-  });
+  }),
+);
 type PlanBody = z.infer<typeof PlanBodySchema>;
 
+const MasksQuerySchema = z.object({ hostId: HostIdSchema });
 const ModelsQuerySchema = z.object({
   vendor: z.enum(['Intel', 'AMD', 'Hygon']).optional(),
   ladder: z.enum(['intel', 'intel-ecore', 'amd', 'hygon', 'psabi']).optional(),
@@ -91,8 +95,9 @@ export class CpuHttpController {
   @Get('models')
   @Role('viewer')
   @ApiOperation({ summary: 'The catalog: every baseline (IMC mode) and psABI level.' })
-  @ApiQuery({ name: 'vendor', required: false, enum: ['Intel', 'AMD', 'Hygon'] })
-  @ApiQuery({ name: 'ladder', required: false, enum: ['intel', 'intel-ecore', 'amd', 'hygon', 'psabi'] })
+  @ApiZodQuery(ModelsQuerySchema)
+  @ApiZodList(CpuModelSchema, 'the baselines')
+  @ErrorResponses(400)
   models(@Query(new ZodPipe(ModelsQuerySchema, 'query')) q: z.infer<typeof ModelsQuerySchema>) {
     return { items: this.cpu.models(q) };
   }
@@ -108,9 +113,9 @@ export class CpuHttpController {
   @Get('models/:name/masks')
   @Role('viewer')
   @ApiOperation({ summary: 'CPUID masks (per leaf and register, hex) that present this baseline on a host.' })
-  @ApiQuery({ name: 'hostId', required: true })
+  @ApiZodQuery(MasksQuerySchema)
   @ErrorResponses(400, 404)
-  async masks(@Param('name') name: string, @Query(new ZodPipe(z.object({ hostId: HostIdSchema }), 'query')) q: { hostId: string }) {
+  async masks(@Param('name') name: string, @Query(new ZodPipe(MasksQuerySchema, 'query')) q: { hostId: string }) {
     const model = this.cpu.model(name); // unknown model: 404 before asking inventory
     const { host } = await this.bus.request(GetHost, { hostId: q.hostId });
     return { model: model.name, hostId: host.id, masks: this.cpu.masks(model.name, host.cpu.features) };

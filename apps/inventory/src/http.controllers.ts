@@ -1,14 +1,16 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { ClusterSchema, CreateClusterSchema, CreateVmSchema, HostIdSchema, HostSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
 import type { CreateCluster, CreateVm } from '@flexmig/contracts';
-import { ApiZodBody, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { ClustersService } from './clusters/clusters.service';
 import { HostsService } from './hosts/hosts.service';
 import { VmsService } from './vms/vms.service';
 
 const uuidParam = (what: string) => new ZodPipe(UuidSchema, what);
+const HostsQuerySchema = z.object({ clusterId: UuidSchema.optional() });
+const VmsQuerySchema = z.object({ hostId: HostIdSchema.optional(), clusterId: UuidSchema.optional() });
 
 @ApiTags('clusters')
 @Controller('api/v1/clusters')
@@ -28,6 +30,7 @@ export class ClustersController {
   @Get()
   @Role('viewer')
   @ApiOperation({ summary: 'All clusters.' })
+  @ApiZodList(ClusterSchema, 'the clusters')
   async list() {
     return { items: await this.clusters.list() };
   }
@@ -49,8 +52,10 @@ export class HostsController {
   @Get()
   @Role('viewer')
   @ApiOperation({ summary: 'All hosts (registered by their agents), with their highest CPU baseline.' })
-  @ApiQuery({ name: 'clusterId', required: false })
-  async list(@Query(new ZodPipe(z.object({ clusterId: UuidSchema.optional() }), 'query')) q: { clusterId?: string }) {
+  @ApiZodQuery(HostsQuerySchema)
+  @ApiZodList(HostSchema, 'the hosts')
+  @ErrorResponses(400)
+  async list(@Query(new ZodPipe(HostsQuerySchema, 'query')) q: { clusterId?: string }) {
     return { items: await this.hosts.list(q) };
   }
 
@@ -81,9 +86,10 @@ export class VmsController {
 
   @Get()
   @Role('viewer')
-  @ApiQuery({ name: 'hostId', required: false })
-  @ApiQuery({ name: 'clusterId', required: false })
-  async list(@Query(new ZodPipe(z.object({ hostId: HostIdSchema.optional(), clusterId: UuidSchema.optional() }), 'query')) q: { hostId?: string; clusterId?: string }) {
+  @ApiZodQuery(VmsQuerySchema)
+  @ApiZodList(VmSchema, 'the VMs')
+  @ErrorResponses(400)
+  async list(@Query(new ZodPipe(VmsQuerySchema, 'query')) q: { hostId?: string; clusterId?: string }) {
     return { items: await this.vms.list(q) };
   }
 

@@ -8,3 +8,4 @@ export * from './netns';
 export * from './nats-cluster';
 export * from './fuzz';
 export * from './fixtures';
+export * from './openapi';

@@ -1,9 +1,9 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { CreateEvacuationSchema, EvacuationViewSchema, HostIdSchema, UuidSchema } from '@flexmig/contracts';
 import type { CreateEvacuation } from '@flexmig/contracts';
-import { ApiZodBody, ApiZodResponse, Caller, ErrorResponses, type Principal, Role, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, Caller, ErrorResponses, type Principal, Role, ZodPipe } from '@flexmig/service-kit';
 import { EvacuationsService } from './evacuations.service';
 
 const ListQuerySchema = z.object({ hostId: HostIdSchema.optional() }).strict();
@@ -31,7 +31,9 @@ export class EvacuationsController {
   @Get()
   @Role('viewer')
   @ApiOperation({ summary: 'Evacuations, newest first; filter by host.' })
-  @ApiQuery({ name: 'hostId', required: false })
+  @ApiZodQuery(ListQuerySchema)
+  @ApiZodList(EvacuationViewSchema, 'the evacuations')
+  @ErrorResponses(400)
   async list(@Query(new ZodPipe(ListQuerySchema, 'query')) q: z.infer<typeof ListQuerySchema>) {
     return { items: await this.evacuations.list(q) };
   }

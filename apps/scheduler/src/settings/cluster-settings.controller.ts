@@ -1,8 +1,10 @@
 import { Body, Controller, Get, Param, Put } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { UuidSchema } from '@flexmig/contracts';
-import { ApiZodBody, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, apiSchema, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { ClusterSettingsInput, ClusterSettingsInputSchema, ClusterSettingsService } from './cluster-settings.service';
+
+apiSchema('ClusterSettingsInput', ClusterSettingsInputSchema);
 
 @ApiTags('migration settings')
 @Controller('api/v1/clusters/:clusterId/migration-settings')

@@ -1,0 +1,43 @@
+import type { DynamicModule, INestApplication, Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { BEARER_SCHEME } from '@flexmig/contracts';
+import { resolveComponents } from './components';
+
+export const OPENAPI_VERSION = '3.0.3';
+
+export interface OpenApiInfo {
+  /** `inventory`, `scheduler`, `cpu-compat` */
+  name: string;
+  description: string;
+  version?: string;
+}
+
+/**
+ * A service's OpenAPI document, as it serves it at /api/docs-json: its routes (Nest's scan of the
+ * controllers), the bearer scheme with each operation's role (`x-flexmig-role`), and every body, response
+ * and error schema as a component converted from the zod contracts. `app` may be a preview app
+ * (`NestFactory.create(module, { preview: true })`: nothing connected), which is how the tests and
+ * docs/openapi.json get the same document without a database.
+ */
+export function openApiDocument(app: INestApplication, info: OpenApiInfo): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setOpenAPIVersion(OPENAPI_VERSION)
+    .setTitle(`flexmig ${info.name}`)
+    .setDescription(info.description)
+    .setVersion(info.version ?? '0.1.0')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A flexmig token (docs/security.md, "HTTP")' }, BEARER_SCHEME)
+    .build();
+  const doc = SwaggerModule.createDocument(app, config);
+  return resolveComponents(JSON.parse(JSON.stringify(doc)) as OpenAPIObject);
+}
+
+/** The document of a module with nothing connected (a preview app: no providers are made), as its service serves it. */
+export async function previewOpenApiDocument(module: Type | DynamicModule, info: OpenApiInfo): Promise<OpenAPIObject> {
+  const app = await NestFactory.create(module, { preview: true, logger: false, abortOnError: false });
+  try {
+    return openApiDocument(app, info);
+  } finally {
+    await app.close();
+  }
+}
