@@ -164,3 +164,10 @@ export function transientFailure(e: unknown): FlexmigError | undefined {
   if (!transient) return err.driverError ? transientFailure(err.driverError) : undefined;
   return new FlexmigError(ErrorCode.Unavailable, `a dependency is unavailable for the moment (${code ? `${code}: ` : ''}${message || 'no message'}); retry`, code ? { cause: code } : undefined);
 }
+
+/**
+ * What travels back on a NATS request's reply subject: the contract's reply as `data`, or the error body.
+ * Plain JSON any language can produce (docs/asyncapi.yaml describes it per subject).
+ */
+export const replyEnvelopeOf = <T extends z.ZodType>(reply: T) =>
+  z.union([z.object({ ok: z.literal(true), data: reply }), z.object({ ok: z.literal(false), error: ErrorBodySchema })]);

@@ -26,7 +26,6 @@ import { z } from 'zod';
 import {
   CloudEvent,
   ErrorBody,
-  ErrorBodySchema,
   ErrorCode,
   EventContract,
   EventDataOf,
@@ -40,6 +39,7 @@ import {
   EVENTS_STREAM_SUFFIX,
   fillSubject,
   isFlexmigError,
+  replyEnvelopeOf,
   transientFailure,
   validationError,
 } from '@flexmig/contracts';
@@ -70,13 +70,23 @@ export type Params = Record<string, string>;
 /** What travels back on a request's reply subject. Plain JSON any language can produce. */
 export type ReplyEnvelope = { ok: true; data: unknown } | { ok: false; error: ErrorBody };
 
-const ReplyEnvelopeSchema = z.union([
-  z.object({ ok: z.literal(true), data: z.unknown() }),
-  z.object({ ok: z.literal(false), error: ErrorBodySchema }),
-]);
+const ReplyEnvelopeSchema = replyEnvelopeOf(z.unknown());
 
 export const defaultRequestTimeoutMs = 5_000; // long enough for a PostgreSQL commit under load; steps pass their own
-const eventsDuplicateWindowNs = nanos(10 * 60 * 1000); // re-publishes after a crash within 10 min are dropped
+/**
+ * The events stream's retention and replay policy (docs/events.md; docs/asyncapi.yaml carries it as
+ * `x-flexmig-stream`): file storage, limits retention (subscribers do not consume messages away: each
+ * durable consumer keeps its own position), the oldest dropped first, a week of history to replay, and
+ * re-publishes with the same CloudEvents id within 10 minutes (a crash between publish and ack) dropped.
+ */
+export const EVENTS_STREAM_POLICY = {
+  storage: 'file',
+  retention: 'limits',
+  discard: 'old',
+  maxAgeMs: 7 * 24 * 3600 * 1000,
+  duplicateWindowMs: 10 * 60 * 1000,
+  replicas: 1,
+} as const;
 
 /** JetStream API error code of "stream name already in use" (nats-server's JSStreamNameExistErr). */
 const streamNameInUse = 10058;
@@ -259,8 +269,9 @@ export class NatsBus {
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.Old,
-      duplicate_window: eventsDuplicateWindowNs,
-      max_age: nanos(7 * 24 * 3600 * 1000), // a week of history for replay
+      duplicate_window: nanos(EVENTS_STREAM_POLICY.duplicateWindowMs),
+      max_age: nanos(EVENTS_STREAM_POLICY.maxAgeMs),
+      num_replicas: EVENTS_STREAM_POLICY.replicas,
     };
     try {
       await jsm.streams.info(config.name);
