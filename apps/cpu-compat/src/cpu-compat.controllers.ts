@@ -6,6 +6,8 @@ import {
   ClusterPlanSchema,
   CpuEvaluationSchema,
   CpuModelSchema,
+  type CpuidMasks,
+  CpuidMasksSchema,
   CpuVerdict,
   ErrorCode,
   EvaluateCpuRequest,
@@ -114,8 +116,9 @@ export class CpuHttpController {
   @Role('viewer')
   @ApiOperation({ summary: 'CPUID masks (per leaf and register, hex) that present this baseline on a host.' })
   @ApiZodQuery(MasksQuerySchema)
+  @ApiZodResponse(200, CpuidMasksSchema, 'the masks per leaf and register')
   @ErrorResponses(400, 404)
-  async masks(@Param('name') name: string, @Query(new ZodPipe(MasksQuerySchema, 'query')) q: { hostId: string }) {
+  async masks(@Param('name') name: string, @Query(new ZodPipe(MasksQuerySchema, 'query')) q: { hostId: string }): Promise<CpuidMasks> {
     const model = this.cpu.model(name); // unknown model: 404 before asking inventory
     const { host } = await this.bus.request(GetHost, { hostId: q.hostId });
     return { model: model.name, hostId: host.id, masks: this.cpu.masks(model.name, host.cpu.features) };

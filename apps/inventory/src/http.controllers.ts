@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { ClusterSchema, CreateClusterSchema, CreateVmSchema, HostIdSchema, HostSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
+import { ClusterDetailSchema, ClusterSchema, CreateClusterSchema, CreateVmSchema, HostIdSchema, HostSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
 import type { CreateCluster, CreateVm } from '@flexmig/contracts';
 import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { ClustersService } from './clusters/clusters.service';
@@ -38,6 +38,7 @@ export class ClustersController {
   @Get(':id')
   @Role('viewer')
   @ApiOperation({ summary: 'A cluster with its hosts and the CPU baseline its VMs get by default.' })
+  @ApiZodResponse(200, ClusterDetailSchema, 'the cluster, its hosts and their plan')
   @ErrorResponses(400, 404)
   get(@Param('id', uuidParam('cluster id')) id: string) {
     return this.clusters.detail(id);

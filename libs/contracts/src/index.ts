@@ -14,3 +14,4 @@ export * from './reconciliation';
 export * from './evacuation';
 export * from './auth';
 export * from './lists';
+export * from './http-views';

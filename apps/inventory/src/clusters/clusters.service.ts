@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { Cluster, CreateCluster, HOST_PASSTHROUGH_BASELINE, IMC_OFF } from '@flexmig/contracts';
+import { Cluster, type ClusterDetail, CreateCluster, HOST_PASSTHROUGH_BASELINE, IMC_OFF } from '@flexmig/contracts';
 import { isUniqueViolation } from '@flexmig/persistence';
 import { ClusterEntity, HostEntity } from '../entities';
 import { clusterView, hostView } from '../views';
@@ -40,7 +40,7 @@ export class ClustersService {
   }
 
   /** The cluster with its hosts and the baseline its VMs get by default. */
-  async detail(id: string) {
+  async detail(id: string): Promise<ClusterDetail> {
     const cluster = await this.entity(id);
     const hosts = await this.db.getRepository(HostEntity).find({ where: { clusterId: id }, order: { id: 'ASC' } });
     const held = await allocations(this.db.manager, hosts.map((h) => h.id));
