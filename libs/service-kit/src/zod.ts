@@ -8,7 +8,7 @@ import { apiSchema, componentName, componentRef, inlineSchema } from './openapi/
 @Injectable()
 export class ZodPipe<S extends z.ZodType> implements PipeTransform<unknown, z.infer<S>> {
   constructor(
-    private readonly schema: S,
+    readonly schema: S,
     private readonly what = 'request body',
   ) {}
   transform(value: unknown): z.infer<S> {

@@ -38,9 +38,12 @@ export function apiSchema<S extends z.ZodType>(name: string, schema: S): S {
   return schema;
 }
 
+/** The component name of a schema, if it has one. */
+export const componentNameOf = (schema: z.ZodType): string | undefined => names().get(schema) ?? [...local.entries()].find(([, s]) => s === schema)?.[0];
+
 /** The component name of a schema, or an error that says how to give it one. */
 export function componentName(schema: z.ZodType): string {
-  const name = names().get(schema) ?? [...local.entries()].find(([, s]) => s === schema)?.[0];
+  const name = componentNameOf(schema);
   if (!name) {
     throw new Error(
       'an OpenAPI body or response schema has no component name: export it from @flexmig/contracts as <Name>Schema, or name it with apiSchema(name, schema)',

@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { BEARER_SCHEME } from '@flexmig/contracts';
 import { resolveComponents } from './components';
+import { pathParameterSchemas, withPathParameterSchemas } from './path-params';
 
 export const OPENAPI_VERSION = '3.0.3';
 
@@ -16,7 +17,8 @@ export interface OpenApiInfo {
 /**
  * A service's OpenAPI document, as it serves it at /api/docs-json: its routes (Nest's scan of the
  * controllers), the bearer scheme with each operation's role (`x-flexmig-role`), and every body, response
- * and error schema as a component converted from the zod contracts. `app` may be a preview app
+ * and error schema as a component converted from the zod contracts (and each path parameter's schema, from
+ * the ZodPipe that validates it). `app` may be a preview app
  * (`NestFactory.create(module, { preview: true })`: nothing connected), which is how the tests and
  * docs/openapi.json get the same document without a database.
  */
@@ -29,7 +31,7 @@ export function openApiDocument(app: INestApplication, info: OpenApiInfo): OpenA
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A flexmig token (docs/security.md, "HTTP")' }, BEARER_SCHEME)
     .build();
   const doc = SwaggerModule.createDocument(app, config);
-  return resolveComponents(JSON.parse(JSON.stringify(doc)) as OpenAPIObject);
+  return resolveComponents(withPathParameterSchemas(JSON.parse(JSON.stringify(doc)) as OpenAPIObject, pathParameterSchemas(app)));
 }
 
 /** The document of a module with nothing connected (a preview app: no providers are made), as its service serves it. */
