@@ -197,7 +197,7 @@ describe('the console: one URL for the API, and live streams', () => {
       expect(first).toMatchObject({ event: 'vm.started', data: { type: 'vm.started', data: { vmId: vm.id } } });
     });
 
-    it('refuses without a token (401), with a bad Last-Event-ID or an unknown type (400)', async () => {
+    it('refuses without a token (401), with a bad Last-Event-ID or an unknown type (400), for a migration the scheduler does not know (404)', async () => {
       const none = await openSse(`${url.console}/api/v1/events`, { token: null });
       expect([none.status, none.error.code]).toEqual([401, 'UNAUTHENTICATED']);
       const viewer = await testToken('viewer');
@@ -206,6 +206,8 @@ describe('the console: one URL for the API, and live streams', () => {
       const badType = await openSse(`${url.console}/api/v1/events?types=host.exploded`, { token: viewer });
       expect([badType.status, badType.error.code]).toEqual([400, 'VALIDATION_FAILED']);
       expect(badType.error.message).toContain('host.down');
+      const unknown = await openSse(`${url.console}/api/v1/migrations/00000000-0000-4000-8000-00000000beef/events`, { token: viewer });
+      expect([unknown.status, unknown.error.code]).toEqual([404, 'NOT_FOUND']);
     });
 
     it('given SSE_MAX_STREAMS streams open, then one more is refused with 503; a closed stream frees its slot and its consumer; idle streams get heartbeats', async () => {

@@ -6,7 +6,11 @@ import { ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { CONSOLE_CONFIG, type ConsoleConfig } from '../config';
 import { type LiveEvent, LiveEvents, type LiveSelection, type LiveSubscription } from './live-events';
 import { SseResponse } from './sse-response';
+import { MigrationLookup } from './migration-lookup';
 import { StreamSlots } from './stream-slots';
+
+/** How much earlier than a migration's creation (the scheduler's clock) its events are looked for (the NATS server's). */
+const CLOCK_SKEW_MS = 60_000;
 
 const resumeHeader = { name: 'last-event-id', required: false, description: 'Resume after this event (the `id` of the last one received): only later events are sent.' };
 
@@ -22,6 +26,7 @@ export class LiveEventsController {
 
   constructor(
     private readonly live: LiveEvents,
+    private readonly migrations: MigrationLookup,
     private readonly slots: StreamSlots,
     @Inject(CONSOLE_CONFIG) private readonly config: ConsoleConfig,
   ) {}
@@ -31,14 +36,18 @@ export class LiveEventsController {
   @ApiOperation({ summary: "A migration's live stream (SSE): its events from the first, or after Last-Event-ID, and its progress samples." })
   @ApiProduces('text/event-stream')
   @ApiHeader(resumeHeader)
-  @ErrorResponses(400, 503)
+  @ErrorResponses(400, 404, 503)
   async migration(
     @Param('id', new ZodPipe(UuidSchema, 'migration id')) id: string,
     @Headers('last-event-id') lastEventId: string | undefined,
+    @Headers('authorization') authorization: string | undefined,
     @Res() res: ServerResponse,
   ): Promise<void> {
     const afterSeq = this.resumeAfter(lastEventId);
-    await this.serve(res, { family: 'migration', keep: (e) => e.subject === id, progressOf: id, afterSeq, replay: 'all' });
+    const migration = await this.migrations.get(id, authorization);
+    // its events are all published after it was created: read from then on, a minute early for clock skew
+    const from = new Date(Date.parse(migration.createdAt) - CLOCK_SKEW_MS);
+    await this.serve(res, { family: 'migration', keep: (e) => e.subject === id, progressOf: id, afterSeq, replay: from });
   }
 
   @Get('events')

@@ -14,9 +14,9 @@ export interface LiveSelection {
   keep(event: CloudEvent): boolean;
   /** Progress samples: the migration's, every migration's (`*`), or none (undefined). */
   progressOf?: string;
-  /** Resume after this stream sequence (Last-Event-ID); without it, `replay: 'all'` or only new events. */
+  /** Resume after this stream sequence (Last-Event-ID); without it, the events since `replay`, or only new ones. */
   afterSeq?: number;
-  replay: 'all' | 'new';
+  replay: Date | 'new';
 }
 
 /** A running subscription; `stop` ends it and frees what it holds on the server. */
@@ -46,7 +46,9 @@ export class LiveEvents {
       inactive_threshold: 30_000,
       ...(selection.afterSeq !== undefined
         ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: selection.afterSeq + 1 }
-        : { deliver_policy: selection.replay === 'all' ? DeliverPolicy.All : DeliverPolicy.New }),
+        : selection.replay === 'new'
+          ? { deliver_policy: DeliverPolicy.New }
+          : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: selection.replay.toISOString() }),
     });
     const messages = await consumer.consume({ max_messages: 256 });
     void (async () => {
