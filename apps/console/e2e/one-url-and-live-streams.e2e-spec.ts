@@ -199,6 +199,23 @@ describe('the console: one URL for the API, and live streams', () => {
       expect(first).toMatchObject({ event: 'vm.started', data: { type: 'vm.started', data: { vmId: vm.id } } });
     });
 
+    it('given an evacuation, then its stream carries the events and progress of the migrations it started, to each outcome', async () => {
+      const evacuation = await api('POST', '/api/v1/evacuations', { hostId: 'host-c' });
+      expect(evacuation.status).toBe(202);
+      const ids: string[] = evacuation.body.vms.flatMap((v: any) => (v.migrationId ? [v.migrationId] : []));
+      expect(ids.length).toBeGreaterThan(0);
+      const stream = await openSse(`${url.console}/api/v1/evacuations/${evacuation.body.id}/events`, { token: await testToken('viewer') });
+      const ended = new Set<string>();
+      const got = await readUntil(stream, (m) => {
+        if (TERMINAL.includes(m.event)) ended.add(m.data.subject);
+        return ended.size === ids.length;
+      });
+      stream.close();
+      for (const m of got) expect(ids).toContain(m.event === 'migration.progress' ? m.data.migrationId : m.data.subject);
+      expect(got.filter((m) => m.event === 'migration.completed').map((m) => m.data.subject).sort()).toEqual([...ids].sort());
+      expect(got.filter((m) => m.event === 'migration.requested')).toHaveLength(ids.length);
+    });
+
     it('refuses without a token (401), with a bad Last-Event-ID or an unknown type (400), for a migration the scheduler does not know (404)', async () => {
       const none = await openSse(`${url.console}/api/v1/events`, { token: null });
       expect([none.status, none.error.code]).toEqual([401, 'UNAUTHENTICATED']);

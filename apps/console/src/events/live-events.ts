@@ -12,8 +12,8 @@ export interface LiveSelection {
   /** Events: the one JetStream filter subject (nats-server 2.9 has no filter lists), then `keep` on each. */
   family?: string;
   keep(event: CloudEvent): boolean;
-  /** Progress samples: the migration's, every migration's (`*`), or none (undefined). */
-  progressOf?: string;
+  /** Progress samples: of these migrations, of every migration (`*`), or none (undefined). */
+  progressOf?: readonly string[] | '*';
   /** Resume after this stream sequence (Last-Event-ID); without it, the events since `replay`, or only new ones. */
   afterSeq?: number;
   replay: Date | 'new';
@@ -59,9 +59,18 @@ export class LiveEvents {
       }
     })();
     let progress: Subscription | undefined;
-    if (selection.progressOf !== undefined) {
-      const params: Record<string, string> = selection.progressOf === '*' ? {} : { migrationId: selection.progressOf };
-      progress = this.bus.subscribe(MigrationProgressMessage, (sample) => deliver({ type: PROGRESS_EVENT_TYPE, data: sample }), { params });
+    const of = selection.progressOf;
+    if (of !== undefined) {
+      // one migration: its subject alone; several or all: every migration's, sorted out here
+      const params: Record<string, string> = of !== '*' && of.length === 1 ? { migrationId: of[0] } : {};
+      const wanted = of === '*' ? undefined : new Set(of);
+      progress = this.bus.subscribe(
+        MigrationProgressMessage,
+        (sample) => {
+          if (!wanted || wanted.has(sample.migrationId)) deliver({ type: PROGRESS_EVENT_TYPE, data: sample });
+        },
+        { params },
+      );
       // the server has the subscription before the client hears that its stream is open
       await this.bus.nc.flush();
     }
