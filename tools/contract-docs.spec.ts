@@ -3,8 +3,10 @@ import path from 'node:path';
 import { Parser } from '@asyncapi/parser';
 import { allEventContracts } from '@flexmig/contracts';
 import { EVENTS_STREAM_POLICY } from '@flexmig/messaging';
+import { mergeOpenApi, type OpenApiDocument, previewOpenApiDocument } from '@flexmig/service-kit';
 import { validateOpenApi, operationsOf } from '@flexmig/testing';
-import { asyncApiDocument, contractDocFiles, eventSchemas, mergedOpenApi } from './contract-docs';
+import { ConsoleModule } from '../apps/console/src/console.module';
+import { asyncApiDocument, contractDocFiles, eventSchemas, MERGED_OPENAPI_INFO, mergedOpenApi } from './contract-docs';
 
 // The generated contract documents (tools/contract-docs.ts): valid by standard validators, and checked in
 // as generated. FLEXMIG_WRITE_CONTRACT_DOCS=1 (`npm run contract-docs`) writes them instead of comparing.
@@ -16,10 +18,17 @@ describe('contract documents', () => {
     const merged = await mergedOpenApi();
     await expect(validateOpenApi(merged)).resolves.toBeUndefined();
     await expect(validateOpenApi(JSON.parse(readFileSync(path.join(root, 'docs/openapi.json'), 'utf8')))).resolves.toBeUndefined();
-    const routes = operationsOf(merged).map((o) => o.route);
+    const routes = operationsOf(merged as Parameters<typeof operationsOf>[0]).map((o) => o.route);
     for (const expected of ['POST /api/v1/migrations', 'GET /api/v1/hosts/:id', 'POST /api/v1/cpu/plan', 'PUT /api/v1/clusters/:clusterId/migration-settings']) {
       expect(routes).toContain(expected);
     }
+  });
+
+  it("what the console serves at /api/v1/openapi.json (its own live streams' document merged with the three) is valid", async () => {
+    const own = await previewOpenApiDocument(ConsoleModule.forRoot({ bus: undefined as never, config: {} as never }), { name: 'console', description: 'live streams' });
+    const merged = mergeOpenApi([{ service: 'console', document: own as unknown as OpenApiDocument }, { service: 'services', document: await mergedOpenApi() }], MERGED_OPENAPI_INFO);
+    await expect(validateOpenApi(merged)).resolves.toBeUndefined();
+    expect(Object.keys(merged.paths ?? {})).toContain('/api/v1/events');
   });
 
   it('the AsyncAPI document is valid AsyncAPI 3.0 (@asyncapi/parser: no error nor warning), generated and checked in', async () => {

@@ -20,7 +20,7 @@ import {
   type RequestContract,
 } from '@flexmig/contracts';
 import { EVENTS_STREAM_POLICY } from '@flexmig/messaging';
-import { mergeOpenApi, previewOpenApiDocument } from '@flexmig/service-kit';
+import { mergeOpenApi, type OpenApiDocument, previewOpenApiDocument } from '@flexmig/service-kit';
 import * as cpuCompat from '../apps/cpu-compat/src/openapi';
 import * as inventory from '../apps/inventory/src/openapi';
 import * as scheduler from '../apps/scheduler/src/openapi';
@@ -35,9 +35,9 @@ export const MERGED_OPENAPI_INFO = {
 
 /** The three services' documents, each as the service serves it, merged into one. */
 export async function mergedOpenApi() {
-  const docs = [];
-  for (const service of [inventory, scheduler, cpuCompat]) docs.push(await previewOpenApiDocument(service.routesModule(), service.openApiInfo));
-  return mergeOpenApi(docs, MERGED_OPENAPI_INFO);
+  const parts = [];
+  for (const { routesModule, openApiInfo } of [inventory, scheduler, cpuCompat]) parts.push({ service: openApiInfo.name, document: (await previewOpenApiDocument(routesModule(), openApiInfo)) as unknown as OpenApiDocument });
+  return mergeOpenApi(parts, MERGED_OPENAPI_INFO);
 }
 
 const DRAFT_07 = 'http://json-schema.org/draft-07/schema#';

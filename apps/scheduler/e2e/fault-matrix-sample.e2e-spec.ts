@@ -10,7 +10,7 @@ if (unavailable) console.warn(`fault matrix sample skipped: ${unavailable}`);
  * A sample of the fault matrix in `npm test`, through the same runner and invariant checker as
  * `npm run faults` (which runs all of it and writes docs/fault-matrix.md).
  */
-const sample = ['kill-scheduler@sync-memory', 'kill-target-agent@transfer-config', 'duplicate-commands-and-replies+1000ms'];
+const sample = ['kill-scheduler@sync-memory', 'kill-target-agent@transfer-config', 'duplicate-and-delay-commands-and-replies+500ms'];
 
 describeIf('a sample of the fault matrix', () => {
   const results: ScenarioResult[] = [];

@@ -15,3 +15,4 @@ export * from './evacuation';
 export * from './auth';
 export * from './lists';
 export * from './http-views';
+export * from './live';

@@ -27,7 +27,7 @@ export const ApiZodBody = (schema: z.ZodType, description?: string) =>
 
 /** A success response with its contract schema. */
 export const ApiZodResponse = (status: number, schema: z.ZodType, description: string) =>
-  ApiResponse({ status, description, schema: componentRef(schema, 'output') });
+  ApiResponse({ status, description, content: { 'application/json': { schema: componentRef(schema, 'output') } } });
 
 const lists = new Map<z.ZodType, z.ZodType>();
 /** A list route's 200: `{items: [<item>]}` (component `<Item>List`). */
@@ -61,6 +61,7 @@ const errorDescriptions: Record<number, string> = {
 
 /** An error response: the one error body (`{code, message, details?, retryable?}`). */
 export const ApiErrorResponse = (status: number, description = errorDescriptions[status] ?? 'error') =>
-  ApiResponse({ status, description, schema: componentRef(ErrorBodySchema, 'output') });
+  // JSON even on a route that produces something else (a live stream refuses in JSON, before its first byte)
+  ApiResponse({ status, description, content: { 'application/json': { schema: componentRef(ErrorBodySchema, 'output') } } });
 
 export const ErrorResponses = (...statuses: number[]) => applyDecorators(...statuses.map((status) => ApiErrorResponse(status)));

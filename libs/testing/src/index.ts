@@ -4,6 +4,8 @@ export * from './servers';
 export * from './auth';
 export * from './route-auth';
 export * from './tcp-proxy';
+export * from './nats-frames';
+export * from './nats-interceptor';
 export * from './netns';
 export * from './nats-cluster';
 export * from './fuzz';

@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { type HostNetwork, NatsCluster, NatsServerProcess, ServiceProcess, TcpProxy } from '@flexmig/testing';
+import { type HostNetwork, NatsCluster, NatsInterceptor, NatsServerProcess, ServiceProcess, TcpProxy } from '@flexmig/testing';
 import { Harness, type HarnessOptions } from '../harness';
 
 export type Driver = 'sim' | 'qemu';
@@ -13,6 +13,8 @@ export interface FaultHarnessOptions extends HarnessOptions {
   network?: HostNetwork;
   /** NATS as a cluster of three servers (NatsCluster) instead of one. */
   natsCluster?: boolean;
+  /** Every scheduler replica reaches NATS through a NatsInterceptor of its own (`natsInterceptor(name)`). */
+  interceptSchedulerNats?: boolean;
 }
 
 /**
@@ -32,11 +34,14 @@ function natsFor(h: Harness): NatsServerProcess {
  *   and port range), and a state directory of the scenario's choosing per host;
  * - agents in network namespaces of their own (`network`), NATS then listening on the bridge too;
  * - every scheduler replica reaching PostgreSQL through a TcpProxy of its own (`dbProxy(name)`), so that a
- *   scenario can cut one replica off from PostgreSQL and not from NATS.
+ *   scenario can cut one replica off from PostgreSQL and not from NATS;
+ * - with `interceptSchedulerNats`, every scheduler replica reaching NATS through a NatsInterceptor of its
+ *   own, so that a scenario can delay and repeat the messages it sends and receives.
  */
 export class FaultHarness extends Harness {
   override readonly nats: NatsServerProcess = natsFor(this);
   private readonly dbProxies = new Map<string, TcpProxy>();
+  private readonly natsInterceptors = new Map<string, NatsInterceptor>();
 
   constructor(readonly fo: FaultHarnessOptions) {
     super(fo);
@@ -83,6 +88,13 @@ export class FaultHarness extends Harness {
     return p;
   }
 
+  /** The NATS interceptor between a scheduler replica and NATS (`interceptSchedulerNats`). */
+  natsInterceptor(name: string): NatsInterceptor {
+    const p = this.natsInterceptors.get(name);
+    if (!p) throw new Error(`no scheduler named ${name} reaches NATS through an interceptor (those that do: ${[...this.natsInterceptors.keys()].join(', ') || 'none'})`);
+    return p;
+  }
+
   override async start(): Promise<this> {
     this.fo.network?.create();
     return super.start();
@@ -95,7 +107,16 @@ export class FaultHarness extends Harness {
       proxy = await new TcpProxy(this.pg.port).start();
       this.dbProxies.set(name, proxy);
     }
-    return super.startService(name, app, { ...env, DATABASE_URL: this.pg.url('flexmig').replace(`127.0.0.1:${this.pg.port}`, proxy.url) });
+    let nats: NatsInterceptor | undefined;
+    if (this.fo.interceptSchedulerNats) {
+      nats = this.natsInterceptors.get(name) ?? (await new NatsInterceptor(this.nats.port).start());
+      this.natsInterceptors.set(name, nats);
+    }
+    return super.startService(name, app, {
+      ...env,
+      DATABASE_URL: this.pg.url('flexmig').replace(`127.0.0.1:${this.pg.port}`, proxy.url),
+      ...(nats ? { NATS_URL: nats.url } : {}),
+    });
   }
 
   override async startAgent(hostId: string): Promise<ServiceProcess> {
@@ -149,6 +170,7 @@ export class FaultHarness extends Harness {
     // agents leave their QEMUs running when they stop (by design): the harness's end is theirs too
     for (const q of this.qemuProcesses()) process.kill(q.pid, 'SIGKILL');
     for (const p of this.dbProxies.values()) await p.stop();
+    for (const p of this.natsInterceptors.values()) await p.stop();
     this.fo.network?.destroy();
   }
 }

@@ -16,7 +16,7 @@ export const matrix: Scenario[] = [
   zombieAt('stop-source'),
   schedulerCutFromPostgresAt('transfer-memory'),
   schedulerCutFromPostgresAt('resume-target'),
-  duplicated(1000),
+  duplicated(500),
   skewedTakeoverAt('transfer-memory'),
   stateDirFull(),
   natsStreamLeaderKilledAt('transfer-memory'),

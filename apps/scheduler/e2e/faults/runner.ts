@@ -159,10 +159,24 @@ const notRun = (s: Scenario, why: string): ScenarioResult => ({
 /**
  * A Jest suite per setup: the harness started once, each scenario an `it` that fails on a broken
  * invariant. Every scenario gets its row in `results`, also when its setup or the scenario itself failed.
+ * A setup this machine cannot run (a binary or a privilege missing) is skipped with a warning, or, with
+ * `unavailable: 'fail'` (the whole matrix), each of its scenarios is a failed row that says what is missing.
  */
-export function describeScenarios(scenarios: Scenario[], results: ScenarioResult[]): void {
+export function describeScenarios(scenarios: Scenario[], results: ScenarioResult[], o: { unavailable: 'skip' | 'fail' } = { unavailable: 'skip' }): void {
   for (const [setup, list] of bySetup(scenarios)) {
     const why = setup.unavailable?.();
+    if (why && o.unavailable === 'fail') {
+      describe(`${setup.name} (${setup.driver})`, () => {
+        for (const s of list) {
+          it(s.id, () => {
+            const r = notRun(s, `setup ${setup.name} cannot run on this machine: ${why}`);
+            results.push(r);
+            expect(brokenInvariants(r)).toEqual([]);
+          });
+        }
+      });
+      continue;
+    }
     if (why) console.warn(`fault scenarios of setup ${setup.name} skipped: ${why}`);
     (why ? describe.skip : describe)(`${setup.name} (${setup.driver})`, () => {
       const h = new FaultHarness(setup);

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { type Subscription } from '@nats-io/transport-node';
 import { type StepName, STEP_NAMES } from '@flexmig/contracts';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { HostNetwork, type NatsCluster, waitFor } from '@flexmig/testing';
@@ -38,6 +38,7 @@ export const simSetup: Setup = {
   name: 'sim',
   driver: 'sim',
   hosts: twoHosts('fm1', 'fm2'),
+  interceptSchedulerNats: true,
   ...simTiming,
 };
 
@@ -259,38 +260,43 @@ export const schedulerCutFromPostgresAt = (step: StepName): Scenario =>
   });
 
 /**
- * Step commands and their replies, each published a second time `delayMs` later by the test (a second
- * client): the agents answer a repeat with the first answer, and the scheduler drops a reply it no
- * longer waits for.
+ * Step commands and their replies delayed and repeated on the scheduler's own NATS connection (its
+ * NatsInterceptor): every command and compensation the driving replica sends about the migration reaches the
+ * agent `delayMs` late and a second time `2 × delayMs` after it was sent, on the same reply inbox; every reply
+ * the replica gets about it arrives `delayMs` late and again `2 × delayMs` after. The agents answer a repeat
+ * with the first answer (never running a step twice), and the scheduler drops a reply it no longer waits for.
  */
 export const duplicated = (delayMs: number): Scenario => {
-  const subs: Subscription[] = [];
+  const removals: (() => void)[] = [];
+  const mine = (c: FaultContext) => (payload: Buffer) => payload.includes(c.migrationId);
   return {
-    id: `duplicate-commands-and-replies+${delayMs}ms`,
-    fault: `every step command, compensation and reply of the migration published again ${delayMs} ms later`,
+    id: `duplicate-and-delay-commands-and-replies+${delayMs}ms`,
+    fault: `every step command, compensation and reply of the migration held ${delayMs} ms and delivered again ${2 * delayMs} ms after it was sent (a NATS interceptor on the scheduler's connection)`,
     step: '—',
     setup: simSetup,
     async inject(c) {
-      const nc: NatsConnection = c.h.nc;
-      const replayed = new Set<string>();
-      const replay = (subject: string, data: Uint8Array, command: boolean) => {
-        const text = new TextDecoder().decode(data);
-        if (!text.includes(c.migrationId) || replayed.has(`${subject} ${text}`)) return;
-        replayed.add(`${subject} ${text}`);
-        setTimeout(() => {
-          if (nc.isClosed()) return;
-          // a repeated command is a request of its own (its answer comes to the test); a repeated reply
-          // arrives on the scheduler's inbox after the request it answered was settled
-          if (command) nc.request(subject, data, { timeout: 10_000 }).catch(() => undefined);
-          else nc.publish(subject, data);
-        }, delayMs);
-      };
-      subs.push(nc.subscribe(`${c.h.prefix}.agent.*.migration.*`, { callback: (_e, msg) => replay(msg.subject, msg.data, true) }));
-      subs.push(nc.subscribe('_INBOX.scheduler.>', { callback: (_e, msg) => replay(msg.subject, msg.data, false) }));
+      const proxy = c.h.natsInterceptor('scheduler');
+      const ours = mine(c);
+      const commands = new RegExp(`^${c.h.prefix.replace(/\./g, '\\.')}\\.agent\\.[^.]+\\.migration\\.(step|compensate)$`);
+      removals.push(
+        proxy.intercept({ direction: 'to-server', match: (subject, payload) => commands.test(subject) && ours(payload), delayMs, duplicateAfterMs: 2 * delayMs }),
+        proxy.intercept({ direction: 'to-client', match: (subject, payload) => subject.startsWith('_INBOX.') && ours(payload), delayMs, duplicateAfterMs: 2 * delayMs }),
+      );
+    },
+    async extra(c) {
+      const { delayed, duplicated: repeated } = c.h.natsInterceptor('scheduler').counts;
+      const held = delayed['to-server'] > 0 && delayed['to-client'] > 0 && repeated['to-server'] > 0 && repeated['to-client'] > 0;
+      return [
+        {
+          name: 'commands and replies were delayed and repeated',
+          held,
+          detail: `commands: ${delayed['to-server']} delayed, ${repeated['to-server']} repeated; replies: ${delayed['to-client']} delayed, ${repeated['to-client']} repeated`,
+        },
+      ];
     },
     async cleanup() {
-      await sleep(delayMs);
-      for (const s of subs.splice(0)) s.unsubscribe();
+      await sleep(2 * delayMs);
+      for (const remove of removals.splice(0)) remove();
     },
   };
 };

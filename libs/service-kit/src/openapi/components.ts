@@ -85,10 +85,20 @@ function clean(s: SchemaObject): SchemaObject {
 
 type Converted = Record<string, SchemaObject>;
 
+/** False for a schema JSON Schema cannot describe this way (a transform's output): it is no component of that side. */
+function convertible(schema: z.ZodType, io: 'input' | 'output'): boolean {
+  try {
+    z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'throw' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function convertAll(io: 'input' | 'output'): Converted {
   const registry = z.registry<{ id: string }>();
-  for (const [schema, id] of names()) registry.add(schema, { id });
-  for (const [id, schema] of local) if (!names().has(schema)) registry.add(schema, { id });
+  for (const [schema, id] of names()) if (convertible(schema, io)) registry.add(schema, { id });
+  for (const [id, schema] of local) if (!names().has(schema) && convertible(schema, io)) registry.add(schema, { id });
   const out = z.toJSONSchema(registry, { target: 'openapi-3.0', io, unrepresentable: 'throw', override: openResponses(io), uri: (id) => `${COMPONENT_PREFIX}${id}` });
   return Object.fromEntries(Object.entries(out.schemas).map(([id, s]) => [id, clean(s as SchemaObject)]));
 }
@@ -121,12 +131,14 @@ export function resolveComponents<D extends { components?: { schemas?: Record<st
   const output = convertAll('output');
   const input = convertAll('input');
   const inputName = (n: string) => (n + 'Input' in output ? `${n}_Input` : `${n}Input`);
+  // a schema only a request can have (its output is a transform's): its input form is the component
+  const inputOnly = new Set(Object.keys(input).filter((n) => !(n in output)));
   // which names need an input variant: their input form differs, counting refs to inputs that differ (a fixpoint)
   const differs = new Set<string>();
   for (let changed = true; changed; ) {
     changed = false;
     for (const n of Object.keys(input)) {
-      if (differs.has(n)) continue;
+      if (differs.has(n) || inputOnly.has(n)) continue;
       const asInput = mapRefs(input[n], (r) => (differs.has(r.slice(COMPONENT_PREFIX.length)) ? `${COMPONENT_PREFIX}${inputName(r.slice(COMPONENT_PREFIX.length))}` : r));
       if (JSON.stringify(asInput) !== JSON.stringify(output[n])) {
         differs.add(n);
@@ -137,12 +149,13 @@ export function resolveComponents<D extends { components?: { schemas?: Record<st
   const inputRef = (n: string) => `${COMPONENT_PREFIX}${differs.has(n) ? inputName(n) : n}`;
   const all: Converted = { ...output };
   for (const n of differs) all[inputName(n)] = mapRefs(input[n], (r) => inputRef(r.slice(COMPONENT_PREFIX.length))) as SchemaObject;
+  for (const n of inputOnly) all[n] = mapRefs(input[n], (r) => inputRef(r.slice(COMPONENT_PREFIX.length))) as SchemaObject;
 
   const resolved = mapRefs(doc, (r) => (r.endsWith(INPUT_MARK) ? inputRef(r.slice(COMPONENT_PREFIX.length, -INPUT_MARK.length)) : r)) as D;
   const needed = new Set<string>();
   const visit = (n: string) => {
     if (needed.has(n)) return;
-    if (!all[n]) throw new Error(`the OpenAPI document refers to ${COMPONENT_PREFIX}${n}, which no contract defines`);
+    if (!all[n]) throw new Error(`the OpenAPI document refers to ${COMPONENT_PREFIX}${n}, which no contract defines in a form JSON Schema can describe (a response with a transform?)`);
     needed.add(n);
     refsIn(all[n]).forEach(visit);
   };

@@ -10,6 +10,9 @@ import { previewOpenApiDocument } from './document';
 // A schema with a default: optional to send, always in the answer, so two components.
 const DefaultedSchema = apiSchema('Defaulted', z.object({ id: UuidSchema, n: z.number().int().default(1) }));
 
+// A request schema with a transform: JSON Schema describes only what is sent, which is the component.
+const CsvSchema = apiSchema('Csv', z.object({ names: z.string().transform((v) => v.split(',')) }));
+
 @Controller('api/v1/things')
 class ThingsController {
   @Post(':id')
@@ -18,6 +21,14 @@ class ThingsController {
   @ApiZodResponse(201, DefaultedSchema, 'the thing')
   create(@Param('id', new ZodPipe(UuidSchema, 'thing id')) id: string, @Body(new ZodPipe(DefaultedSchema)) body: z.infer<typeof DefaultedSchema>) {
     return { ...body, id };
+  }
+
+  @Post()
+  @Role('operator')
+  @ApiZodBody(CsvSchema)
+  @ApiZodResponse(201, DefaultedSchema, 'the thing')
+  fromCsv(@Body(new ZodPipe(CsvSchema)) body: z.infer<typeof CsvSchema>) {
+    return { id: '00000000-0000-4000-8000-000000000000', n: body.names.length };
   }
 }
 
@@ -39,9 +50,14 @@ describe('openApiDocument', () => {
     expect(op.requestBody).toMatchObject({ content: { 'application/json': { schema: { $ref: '#/components/schemas/DefaultedInput' } } } });
     expect(op.responses['201']).toMatchObject({ content: { 'application/json': { schema: { $ref: '#/components/schemas/Defaulted' } } } });
     const schemas = doc.components!.schemas as Record<string, { required?: string[] }>;
-    expect(Object.keys(schemas).sort()).toEqual(['Defaulted', 'DefaultedInput', 'ErrorBody', 'Uuid']);
+    expect(Object.keys(schemas).sort()).toEqual(['Csv', 'Defaulted', 'DefaultedInput', 'ErrorBody', 'Uuid']);
     expect(schemas.Defaulted.required).toEqual(['id', 'n']);
     expect(schemas.DefaultedInput.required).toEqual(['id']);
+  });
+
+  it('describes a request schema with a transform by what a client sends', () => {
+    expect(doc.paths['/api/v1/things'].post!.requestBody).toMatchObject({ content: { 'application/json': { schema: { $ref: '#/components/schemas/Csv' } } } });
+    expect(doc.components!.schemas!.Csv).toEqual({ type: 'object', properties: { names: { type: 'string' } }, required: ['names'] });
   });
 
   it("gives a path parameter the schema of the ZodPipe that validates it, and the operation the role's bearer scheme", () => {

@@ -1,33 +1,48 @@
-import type { OpenAPIObject } from '@nestjs/swagger';
-import { mergeOpenApi } from './merge';
+import { mergeOpenApi, type OpenApiDocument } from './merge';
 
-const info = { title: 'merged', description: 'all', version: '1' };
-const doc = (title: string, paths: OpenAPIObject['paths'], schemas: Record<string, object> = {}): OpenAPIObject => ({
-  openapi: '3.0.3',
-  info: { title, version: '1' },
+const doc = (paths: Record<string, Record<string, unknown>>, schemas: Record<string, unknown> = {}): OpenApiDocument => ({
+  openapi: '3.0.0',
+  info: { title: 'x', version: '1' },
   paths,
-  tags: [{ name: title }],
   components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+  tags: [{ name: 'shared' }],
 });
-const get = { get: { responses: { 200: { description: 'ok' } } } };
+const info = { title: 'flexmig', version: '0.1.0' };
 
 describe('mergeOpenApi', () => {
-  it('unites paths, tags, components and security schemes', () => {
-    const merged = mergeOpenApi([doc('a', { '/a': get }, { Uuid: { type: 'string' } }), doc('b', { '/b': get }, { Uuid: { type: 'string' }, B: { type: 'object' } })], info);
-    expect(merged).toEqual({
-      openapi: '3.0.3',
+  it('given three services, then every path of each is in the one document, once, with the tags and the shared scheme once', () => {
+    const merged = mergeOpenApi(
+      [
+        { service: 'inventory', document: doc({ '/api/v1/hosts': { get: {} } }) },
+        { service: 'scheduler', document: doc({ '/api/v1/migrations': { get: {}, post: {} } }) },
+        { service: 'cpu-compat', document: doc({ '/api/v1/cpu/models': { get: {} } }) },
+      ],
       info,
-      paths: { '/a': get, '/b': get },
-      tags: [{ name: 'a' }, { name: 'b' }],
-      components: { schemas: { B: { type: 'object' }, Uuid: { type: 'string' } }, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-    });
+    );
+    expect(Object.keys(merged.paths!).sort()).toEqual(['/api/v1/cpu/models', '/api/v1/hosts', '/api/v1/migrations']);
+    expect(Object.keys(merged.paths!['/api/v1/migrations'])).toEqual(['get', 'post']);
+    expect(merged.components!.securitySchemes).toEqual({ bearer: { type: 'http', scheme: 'bearer' } });
+    expect(merged.tags).toEqual([{ name: 'shared' }]);
+    expect(merged.info).toEqual(info);
   });
 
-  it('refuses a path two documents serve', () => {
-    expect(() => mergeOpenApi([doc('a', { '/x': get }), doc('b', { '/x': get })], info)).toThrow('/x is in two documents');
+  it('given a schema name two services define differently, then each keeps its own under its name and its refs follow', () => {
+    const ref = (n: string) => ({ $ref: `#/components/schemas/${n}` });
+    const merged = mergeOpenApi(
+      [
+        { service: 'inventory', document: doc({ '/api/v1/vms': { get: { responses: { 200: { content: { 'application/json': { schema: ref('View') } } } } } } }, { View: { type: 'object', title: 'vm' }, Same: { type: 'string' } }) },
+        { service: 'scheduler', document: doc({ '/api/v1/migrations': { get: { responses: { 200: { content: { 'application/json': { schema: ref('View') } } } } } } }, { View: { type: 'object', title: 'migration' }, Same: { type: 'string' } }) },
+      ],
+      info,
+    );
+    expect(Object.keys(merged.components!.schemas!).sort()).toEqual(['Same', 'inventory_View', 'scheduler_View']);
+    expect(JSON.stringify(merged.paths!['/api/v1/vms'])).toContain('#/components/schemas/inventory_View');
+    expect(JSON.stringify(merged.paths!['/api/v1/migrations'])).toContain('#/components/schemas/scheduler_View');
   });
 
-  it('refuses a component of one name that differs between documents', () => {
-    expect(() => mergeOpenApi([doc('a', {}, { Id: { type: 'string' } }), doc('b', {}, { Id: { type: 'integer' } })], info)).toThrow('components.schemas.Id differs');
+  it('given the same operation in two documents, then the merge is refused, naming both', () => {
+    expect(() =>
+      mergeOpenApi([{ service: 'a', document: doc({ '/p': { get: {} } }) }, { service: 'b', document: doc({ '/p': { get: {} } }) }], info),
+    ).toThrow('GET /p is in the documents of both a and b');
   });
 });
