@@ -64,6 +64,7 @@ describe('openApiDocument', () => {
     const op = doc.paths['/api/v1/things/{id}'].post!;
     expect(op.parameters).toEqual([{ name: 'id', in: 'path', required: true, schema: { $ref: '#/components/schemas/Uuid' } }]);
     expect(op.security).toEqual([{ bearer: [] }]);
+    expect(op.description).toBe('Requires a bearer token with the `operator` role (or a higher one).');
     expect(op.responses['403']).toMatchObject({ content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorBody' } } } });
   });
 

@@ -1,7 +1,7 @@
 import type { DynamicModule, INestApplication, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
-import { BEARER_SCHEME } from '@flexmig/contracts';
+import { BEARER_SCHEME, ROLE_EXTENSION } from '@flexmig/contracts';
 import { resolveComponents } from './components';
 import { pathParameterSchemas, withPathParameterSchemas } from './path-params';
 
@@ -31,7 +31,18 @@ export function openApiDocument(app: INestApplication, info: OpenApiInfo): OpenA
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A flexmig token (docs/security.md, "HTTP")' }, BEARER_SCHEME)
     .build();
   const doc = SwaggerModule.createDocument(app, config);
-  return resolveComponents(withPathParameterSchemas(JSON.parse(JSON.stringify(doc)) as OpenAPIObject, pathParameterSchemas(app)));
+  return resolveComponents(withRoleDescriptions(withPathParameterSchemas(JSON.parse(JSON.stringify(doc)) as OpenAPIObject, pathParameterSchemas(app))));
+}
+
+/** Each operation's description says the role it needs (a reader sees it; a tool reads `x-flexmig-role`). */
+function withRoleDescriptions(doc: OpenAPIObject): OpenAPIObject {
+  for (const item of Object.values(doc.paths)) {
+    for (const op of Object.values(item) as { description?: string; [ROLE_EXTENSION]?: string }[]) {
+      const role = op[ROLE_EXTENSION];
+      if (role) op.description = [`Requires a bearer token with the \`${role}\` role (or a higher one).`, op.description].filter(Boolean).join('\n\n');
+    }
+  }
+  return doc;
 }
 
 /** The document of a module with nothing connected (a preview app: no providers are made), as its service serves it. */
