@@ -106,6 +106,7 @@ export class CpuHttpController {
 
   @Get('models/:name')
   @Role('viewer')
+  @ApiOperation({ summary: 'One baseline (IMC mode) of the catalog by name or alias: its features and the QEMU CPU model that presents it.' })
   @ApiZodResponse(200, CpuModelSchema, 'one baseline')
   @ErrorResponses(404)
   model(@Param('name') name: string) {

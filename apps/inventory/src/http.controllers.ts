@@ -72,6 +72,7 @@ export class HostsController {
 
   @Get(':id')
   @Role('viewer')
+  @ApiOperation({ summary: 'A host: its CPU and highest mode, capacity and what is allocated, state, maintenance and last heartbeat.' })
   @ApiZodResponse(200, HostSchema, 'the host')
   @ErrorResponses(400, 404)
   get(@Param('id', new ZodPipe(HostIdSchema, 'host id')) id: string) {
@@ -97,6 +98,7 @@ export class VmsController {
 
   @Get()
   @Role('viewer')
+  @ApiOperation({ summary: 'All VMs; filter by host or cluster.' })
   @ApiZodQuery(VmsQuerySchema)
   @ApiZodList(VmSchema, 'the VMs')
   @ErrorResponses(400)
@@ -106,6 +108,7 @@ export class VmsController {
 
   @Get(':id')
   @Role('viewer')
+  @ApiOperation({ summary: 'A VM: its host, state and CPU baseline.' })
   @ApiZodResponse(200, VmSchema, 'the VM, with its host, state and CPU baseline')
   @ErrorResponses(400, 404)
   get(@Param('id', uuidParam('VM id')) id: string) {

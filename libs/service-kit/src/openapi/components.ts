@@ -122,6 +122,32 @@ function refsIn(value: unknown, into = new Set<string>()): Set<string> {
   return into;
 }
 
+/** The `type` a component ends up with, following `$ref`s. */
+function typeOf(ref: string, all: Converted, seen = new Set<string>()): unknown {
+  const name = ref.slice(COMPONENT_PREFIX.length);
+  const target = all[name];
+  if (!target || seen.has(name)) return undefined;
+  seen.add(name);
+  if (target.type !== undefined) return target.type;
+  return typeof target.$ref === 'string' ? typeOf(target.$ref, all, seen) : undefined;
+}
+
+/**
+ * zod writes a nullable reference as `{nullable: true, allOf: [{$ref}]}`; OpenAPI 3.0 gives `nullable` a
+ * meaning only beside `type` (linters such as Redocly refuse it without): add the referenced schema's type.
+ */
+function typeNullableRefs(value: unknown, all: Converted): void {
+  if (Array.isArray(value)) return value.forEach((v) => typeNullableRefs(v, all));
+  if (!value || typeof value !== 'object') return;
+  const s = value as SchemaObject;
+  const only = Array.isArray(s.allOf) && s.allOf.length === 1 ? (s.allOf[0] as SchemaObject) : undefined;
+  if (s.nullable === true && s.type === undefined && typeof only?.$ref === 'string') {
+    const type = typeOf(only.$ref, all);
+    if (type !== undefined) s.type = type;
+  }
+  Object.values(s).forEach((v) => typeNullableRefs(v, all));
+}
+
 /**
  * Fills `components.schemas` of a document whose operations refer to components by `$ref`: each schema
  * the document reaches (transitively), converted from its contract. A schema whose request form differs
@@ -150,6 +176,8 @@ export function resolveComponents<D extends { components?: { schemas?: Record<st
   const all: Converted = { ...output };
   for (const n of differs) all[inputName(n)] = mapRefs(input[n], (r) => inputRef(r.slice(COMPONENT_PREFIX.length))) as SchemaObject;
   for (const n of inputOnly) all[n] = mapRefs(input[n], (r) => inputRef(r.slice(COMPONENT_PREFIX.length))) as SchemaObject;
+
+  for (const schema of Object.values(all)) typeNullableRefs(schema, all);
 
   const resolved = mapRefs(doc, (r) => (r.endsWith(INPUT_MARK) ? inputRef(r.slice(COMPONENT_PREFIX.length, -INPUT_MARK.length)) : r)) as D;
   const needed = new Set<string>();

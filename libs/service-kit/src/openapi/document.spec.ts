@@ -8,7 +8,7 @@ import { apiSchema } from './components';
 import { previewOpenApiDocument } from './document';
 
 // A schema with a default: optional to send, always in the answer, so two components.
-const DefaultedSchema = apiSchema('Defaulted', z.object({ id: UuidSchema, n: z.number().int().default(1) }));
+const DefaultedSchema = apiSchema('Defaulted', z.object({ id: UuidSchema, n: z.number().int().default(1), parent: UuidSchema.nullable() }));
 
 // A request schema with a transform: JSON Schema describes only what is sent, which is the component.
 const CsvSchema = apiSchema('Csv', z.object({ names: z.string().transform((v) => v.split(',')) }));
@@ -28,7 +28,7 @@ class ThingsController {
   @ApiZodBody(CsvSchema)
   @ApiZodResponse(201, DefaultedSchema, 'the thing')
   fromCsv(@Body(new ZodPipe(CsvSchema)) body: z.infer<typeof CsvSchema>) {
-    return { id: '00000000-0000-4000-8000-000000000000', n: body.names.length };
+    return { id: '00000000-0000-4000-8000-000000000000', n: body.names.length, parent: null };
   }
 }
 
@@ -49,10 +49,12 @@ describe('openApiDocument', () => {
     const op = doc.paths['/api/v1/things/{id}'].post!;
     expect(op.requestBody).toMatchObject({ content: { 'application/json': { schema: { $ref: '#/components/schemas/DefaultedInput' } } } });
     expect(op.responses['201']).toMatchObject({ content: { 'application/json': { schema: { $ref: '#/components/schemas/Defaulted' } } } });
-    const schemas = doc.components!.schemas as Record<string, { required?: string[] }>;
+    const schemas = doc.components!.schemas as Record<string, { required?: string[]; properties?: Record<string, unknown> }>;
     expect(Object.keys(schemas).sort()).toEqual(['Csv', 'Defaulted', 'DefaultedInput', 'ErrorBody', 'Uuid']);
-    expect(schemas.Defaulted.required).toEqual(['id', 'n']);
-    expect(schemas.DefaultedInput.required).toEqual(['id']);
+    expect(schemas.Defaulted.required).toEqual(['id', 'n', 'parent']);
+    expect(schemas.DefaultedInput.required).toEqual(['id', 'parent']);
+    // a nullable reference carries the type `nullable` needs beside it in OpenAPI 3.0
+    expect(schemas.Defaulted.properties!.parent).toEqual({ nullable: true, allOf: [{ $ref: '#/components/schemas/Uuid' }], type: 'string' });
   });
 
   it('describes a request schema with a transform by what a client sends', () => {

@@ -28,6 +28,8 @@ export function openApiDocument(app: INestApplication, info: OpenApiInfo): OpenA
     .setTitle(`flexmig ${info.name}`)
     .setDescription(info.description)
     .setVersion(info.version ?? '0.1.0')
+    .setLicense('Apache-2.0', 'https://www.apache.org/licenses/LICENSE-2.0')
+    .addServer('/', 'the service that serves this document (or the console, which routes /api/v1 to it)')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A flexmig token (docs/security.md, "HTTP")' }, BEARER_SCHEME)
     .build();
   const doc = SwaggerModule.createDocument(app, config);
