@@ -19,13 +19,14 @@ const read = (rel: string) => readFileSync(path.join(root, rel), 'utf8');
 const parseYaml = (text: string): any => parse(text, { merge: true });
 
 // ---- what each service reads ----
-type App = 'inventory' | 'scheduler' | 'cpu-compat' | 'agent';
-const apps: App[] = ['inventory', 'scheduler', 'cpu-compat', 'agent'];
+type App = 'inventory' | 'scheduler' | 'cpu-compat' | 'agent' | 'console';
+const apps: App[] = ['inventory', 'scheduler', 'cpu-compat', 'agent', 'console'];
 const configSources: Record<App, string> = {
   inventory: 'apps/inventory/src/config.ts',
   scheduler: 'apps/scheduler/src/config.ts',
   'cpu-compat': 'apps/cpu-compat/src/main.ts',
   agent: 'apps/agent/src/config.ts',
+  console: 'apps/console/src/config.ts',
 };
 const sharedSource = 'libs/service-kit/src/env.ts';
 
@@ -163,7 +164,7 @@ describe('docker-compose.yml', () => {
     expect(pg.healthcheck).toBeDefined();
   });
 
-  it.each(['inventory', 'scheduler', 'cpu-compat'] as App[])(
+  it.each(['inventory', 'scheduler', 'cpu-compat', 'console'] as App[])(
     'runs %s once, after healthy infrastructure, probed on /health/ready, its port published',
     (app) => {
       const found = servicesOf(app);

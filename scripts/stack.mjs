@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm start`: the whole flexmig stack on this machine until stopped (Ctrl-C): cpu-compat, inventory,
-// scheduler, and three `sim` agents on hosts of different CPU generations, in the cluster `default`.
+// scheduler, the console in front of them (one URL, FLEXMIG_URL: http://127.0.0.1:3000), and three `sim`
+// agents on hosts of different CPU generations, in the cluster `default`.
 // Secure by default: identities and tokens in .flexmig/auth (generated when missing), a nats-server of its
 // own in operator mode on 127.0.0.1:4333 (STACK_NATS_PORT), each process with its own NATS identity.
 // `AUTH=off` runs as before, on the NATS of NATS_URL, without identities.
@@ -9,13 +10,16 @@ import { authDir, authOff, bold, cyan, demoHosts, dim, ensureBuilt, localAuth, p
 
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/flexmig';
 const ports = { inventory: 3001, scheduler: 3002, 'cpu-compat': 3003 };
+const consolePort = 3000;
+const serviceUrls = { INVENTORY_URL: `http://127.0.0.1:${ports.inventory}`, SCHEDULER_URL: `http://127.0.0.1:${ports.scheduler}`, CPU_COMPAT_URL: `http://127.0.0.1:${ports['cpu-compat']}` };
+const flexmigUrl = `http://127.0.0.1:${consolePort}`;
 /** Not 4222: a NATS without authentication may already run there (the tests' shared server, or AUTH=off). */
 const natsPort = Number(process.env.STACK_NATS_PORT ?? 4333);
 
 const procs = new Processes({ echo: true });
 
 async function main() {
-  ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'agent', 'cli']);
+  ensureBuilt(['inventory', 'scheduler', 'cpu-compat', 'console', 'agent', 'cli']);
   await preflight({ natsUrl: authOff() ? (process.env.NATS_URL ?? 'nats://127.0.0.1:4222') : undefined, databaseUrl });
   const shutdown = async (code) => {
     console.log(dim('\nstopping flexmig…'));
@@ -34,6 +38,8 @@ async function main() {
   const env = { NATS_URL: nats.url, DATABASE_URL: databaseUrl, SUBJECT_PREFIX: nats.prefix ?? process.env.SUBJECT_PREFIX ?? 'flexmig', ...auth.env };
   const services = Object.entries(ports).map(([app, port]) => procs.start(app, app, { ...env, ...nats.serviceEnv(app), PORT: String(port) }));
   await Promise.all(services.map((s) => procs.waitReady(s)));
+  // the one URL: /api/v1 routed to the services above, and the live streams
+  await procs.waitReady(procs.start('console', 'console', { ...env, ...nats.serviceEnv('console'), ...serviceUrls, PORT: String(consolePort) }));
   const agents = demoHosts.map((h, i) =>
     procs.start(h.id, 'agent', {
       ...env,
@@ -52,6 +58,8 @@ async function main() {
     [
       '',
       bold('flexmig is running.') + ' Ctrl-C stops it.',
+      `  FLEXMIG_URL ${cyan(flexmigUrl)}  the whole API (${flexmigUrl}/api/v1/openapi.json) and live events (SSE)`,
+      authOff() ? null : `  admin token ${path.relative(process.cwd(), path.join(authDir, 'admin.token'))}  (export FLEXMIG_TOKEN=$(cat ${path.relative(process.cwd(), path.join(authDir, 'admin.token'))}))`,
       `  inventory   ${cyan('http://127.0.0.1:3001/api/docs')}`,
       `  scheduler   ${cyan('http://127.0.0.1:3002/api/docs')}`,
       `  cpu-compat  ${cyan('http://127.0.0.1:3003/api/docs')}`,
@@ -62,11 +70,14 @@ async function main() {
           `  HTTP tokens ${path.relative(process.cwd(), authDir)}/{admin,operator,viewer}.token (bearer JWTs; admin: ${path.relative(process.cwd(), path.join(authDir, 'admin.token'))})\n` +
           `  revoke a host: npx flexmig auth revoke-agent <hostId> --pid $(cat ${path.relative(process.cwd(), nats.pidFile)})`,
       '',
-      dim(`  curl -s${bearer} localhost:3001/api/v1/hosts`),
-      dim(`  curl -s${bearer} -XPOST localhost:3001/api/v1/vms -H 'content-type: application/json' -d '{"name":"vm1","hostId":"host-c","memoryMiB":2048,"vcpus":2}'`),
-      dim(`  curl -s${bearer} -XPOST localhost:3002/api/v1/migrations -H 'content-type: application/json' -d '{"vmId":"<id>","targetHostId":"host-a"}'`),
+      dim(`  curl -s${bearer} ${flexmigUrl}/api/v1/hosts`),
+      dim(`  curl -s${bearer} -XPOST ${flexmigUrl}/api/v1/vms -H 'content-type: application/json' -d '{"name":"vm1","hostId":"host-c","memoryMiB":2048,"vcpus":2}'`),
+      dim(`  curl -s${bearer} -XPOST ${flexmigUrl}/api/v1/migrations -H 'content-type: application/json' -d '{"vmId":"<id>","targetHostId":"host-a"}'`),
+      dim(`  curl -sN${bearer} ${flexmigUrl}/api/v1/migrations/<id>/events`),
       '',
-    ].join('\n'),
+    ]
+      .filter((line) => line !== null)
+      .join('\n'),
   );
 }
 

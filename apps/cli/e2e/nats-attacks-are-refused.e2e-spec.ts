@@ -4,7 +4,7 @@ import path from 'node:path';
 import { connect, credsAuthenticator, errors, type PermissionViolationError, type NatsConnection, type NodeConnectionOptions, type QueuedIterator, type Status } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { NatsServerProcess, waitFor } from '@flexmig/testing';
-import { eventsStreamName, initAuthDir, revokeAgent, subscriberDurable } from '@flexmig/nats-auth';
+import { eventsStreamName, initAuthDir, revokeAgent, type ServiceRole, subscriberDurable } from '@flexmig/nats-auth';
 
 /**
  * The attacks of issue 9 against a real nats-server running the configuration `flexmig auth init`
@@ -31,7 +31,7 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     open.push(nc);
     return nc;
   }
-  const service = (role: 'inventory' | 'scheduler' | 'cpu-compat' | 'subscriber') => as(nats.creds(role), role);
+  const service = (role: ServiceRole) => as(nats.creds(role), role);
   const agent = async (hostId: string) => as(await nats.agentCreds(hostId), hostId);
 
   /** Resolves with the server's permissions violation for `subject` that `act` provokes; fails after 3 s without one. */
@@ -127,6 +127,8 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     ['scheduler', '_INBOX.>'],
     ['scheduler', '_INBOX.inventory.>'],
     ['subscriber', '_INBOX.scheduler.>'],
+    ['console', '_INBOX.scheduler.>'],
+    ['console', `${'${prefix}'}.inventory.>`],
     ['host-a', '_INBOX.host-c.>'],
     ['host-a', '_INBOX.scheduler.>'],
     ['host-a', '_INBOX.>'],
@@ -137,7 +139,7 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     expect((await violation(nc, subject, () => nc.flush())).operation).toBe('subscription');
   });
 
-  it.each(['inventory', 'cpu-compat', 'subscriber', 'host-a'])(
+  it.each(['inventory', 'cpu-compat', 'subscriber', 'console', 'host-a'])(
     'given %s, when it asks inventory to relocate a VM (saga step 9, the scheduler\'s), then the request is refused',
     async (who) => {
       const nc = who === 'host-a' ? await agent(who) : await service(who as 'inventory');
@@ -147,7 +149,7 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     },
   );
 
-  it.each(['inventory', 'cpu-compat', 'subscriber', 'host-a'])(
+  it.each(['inventory', 'cpu-compat', 'subscriber', 'console', 'host-a'])(
     'given %s, when it publishes a migration.completed event before the scheduler does, then the publish is refused and nothing reaches the stream',
     async (who) => {
       const nc = who === 'host-a' ? await agent(who) : await service(who as 'inventory');

@@ -13,3 +13,4 @@ export * from './events';
 export * from './reconciliation';
 export * from './evacuation';
 export * from './auth';
+export * from './live';

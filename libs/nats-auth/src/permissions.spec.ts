@@ -9,6 +9,7 @@ import {
   rolePermissions,
   serviceRoles,
   subscriberDurable,
+  consoleConsumerPrefix,
   type SubjectPermissions,
 } from './permissions';
 
@@ -152,5 +153,29 @@ describe('the subscriber (read-only event consumers)', () => {
     expect(mayPub(s, `$JS.API.STREAM.PURGE.${stream}`)).toBe(false);
     expect(s.pub.allow.filter((p) => !p.startsWith('$JS.'))).toEqual([]);
     expect(s.resp).toBeUndefined();
+  });
+});
+
+describe('the console (live streams over HTTP)', () => {
+  const c = identities.console;
+  const stream = eventsStreamName(prefix);
+  const consumer = `${consoleConsumerPrefix}_abc_1`;
+
+  it('given the console, then it replays events through consumers of its own making and hears progress', () => {
+    expect(mayPub(c, `$JS.API.STREAM.INFO.${stream}`)).toBe(true);
+    expect(mayPub(c, `$JS.API.CONSUMER.CREATE.${stream}.${consumer}.${prefix}.events.>`)).toBe(true);
+    expect(mayPub(c, `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`)).toBe(true);
+    expect(mayPub(c, `$JS.API.CONSUMER.DELETE.${stream}.${consumer}`)).toBe(true);
+    expect(maySub(c, `${prefix}.progress.migration.m1.host-a`)).toBe(true);
+  });
+
+  it('given the console, then it changes no stream, acknowledges nothing, sends no request and answers none', () => {
+    for (const api of ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.UPDATE', 'STREAM.CREATE']) expect([api, mayPub(c, `$JS.API.${api}.${stream}`)]).toEqual([api, false]);
+    expect(mayPub(c, `$JS.API.CONSUMER.CREATE.OTHER_STREAM.${consumer}`)).toBe(false);
+    expect(mayPub(c, `$JS.ACK.${stream}.${consumer}.1.1.1.1.0`)).toBe(false);
+    expect(c.pub.allow.filter((p) => !p.startsWith('$JS.API.'))).toEqual([]);
+    expect(maySub(c, `${prefix}.events.>`)).toBe(false);
+    expect(maySub(c, `${prefix}.inventory.>`)).toBe(false);
+    expect(c.resp).toBeUndefined();
   });
 });

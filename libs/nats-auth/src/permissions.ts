@@ -36,7 +36,7 @@ import {
  */
 
 /** The service identities `flexmig auth init` issues (agents are issued one per host, see agentTemplate). */
-export const serviceRoles = ['inventory', 'scheduler', 'cpu-compat', 'subscriber'] as const;
+export const serviceRoles = ['inventory', 'scheduler', 'cpu-compat', 'subscriber', 'console'] as const;
 export type ServiceRole = (typeof serviceRoles)[number];
 /** The sim fleet (many simulated hosts in one process): an identity that covers every agent. Never issued by init. */
 export const fleetRole = 'fleet';
@@ -50,6 +50,13 @@ export const nameTemplate = '{{name()}}';
  * token, so a per-identity prefix cannot be expressed; one fixed name per subscriber identity can.
  */
 export const subscriberDurable = 'subscriber';
+
+/**
+ * The prefix of the console's consumer names (`console_<id>_<n>`): ordered consumers, one per live stream,
+ * ephemeral (in memory, no acks, deleted when the stream ends or idle). A name is one token, so the
+ * permissions cannot confine the console to this prefix; it may create any consumer on the events stream.
+ */
+export const consoleConsumerPrefix = 'console';
 
 export interface SubjectPermissions {
   pub: { allow: string[] };
@@ -190,6 +197,25 @@ export function rolePermissions(role: Role, prefix: string): SubjectPermissions 
             jsApi(`CONSUMER.MSG.NEXT.${durable}`),
             jsApi(`CONSUMER.DELETE.${durable}`),
             `$JS.ACK.${durable}.>`,
+          ],
+        },
+      };
+    }
+    case 'console': {
+      // the console's live streams (SSE): events replayed from a sequence with ordered consumers, progress
+      // on core NATS. It reads; it publishes no event and sends no request, and it answers none.
+      const consumer = (api: string) => [jsApi(`CONSUMER.${api}.${stream}.*`)];
+      return {
+        sub: { allow: [subject(prefix, MigrationProgressMessage.subject, { migrationId: '*', hostId: '*' }), inbox] },
+        pub: {
+          allow: [
+            jsApi('INFO'),
+            jsApi(`STREAM.INFO.${stream}`),
+            ...consumer('CREATE'),
+            jsApi(`CONSUMER.CREATE.${stream}.*.>`), // with a filter subject
+            ...consumer('INFO'),
+            ...consumer('MSG.NEXT'),
+            ...consumer('DELETE'),
           ],
         },
       };

@@ -34,6 +34,8 @@ export interface ServiceSpec {
   auth?: AuthSettings;
   /** Largest JSON request body in bytes (HTTP_BODY_LIMIT); default 256 KiB. */
   bodyLimitBytes?: number;
+  /** False: request bodies reach the routes unread, as streams (the console's proxy). Default true. */
+  parseBodies?: boolean;
 }
 
 export interface RunningService {
@@ -62,7 +64,7 @@ export async function startService(spec: ServiceSpec): Promise<RunningService> {
   });
   app.enableShutdownHooks();
   try {
-    configureHttp(app, { auth: spec.auth, bodyLimitBytes: spec.bodyLimitBytes }, logger);
+    configureHttp(app, { auth: spec.auth, bodyLimitBytes: spec.bodyLimitBytes, parseBodies: spec.parseBodies }, logger);
   } catch (e) {
     await app.close();
     await bus.close();

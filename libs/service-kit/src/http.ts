@@ -13,6 +13,11 @@ export interface HttpSettings {
   /** Undefined: the service has public routes only (the agent's /health and /metrics). */
   auth?: AuthSettings;
   bodyLimitBytes?: number;
+  /**
+   * False: no body parser at all, the app reads request bodies itself (the console streams them on to
+   * the services and enforces the limit while it does). Default true.
+   */
+  parseBodies?: boolean;
 }
 
 /** Every HTTP route of a running application (from Nest's container, so nothing registered is missed). */
@@ -30,8 +35,10 @@ export function configureHttp(app: INestApplication, settings: HttpSettings, log
   const limit = settings.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   // the app is created with `bodyParser: false`, so these are the only parsers, with our limit
   const express = app as NestExpressApplication;
-  express.useBodyParser('json', { limit });
-  express.useBodyParser('urlencoded', { extended: true, limit });
+  if (settings.parseBodies !== false) {
+    express.useBodyParser('json', { limit });
+    express.useBodyParser('urlencoded', { extended: true, limit });
+  }
   app.useGlobalFilters(new ErrorsFilter());
   assertEveryRouteDeclaresAccess(routesOfApp(app), settings.auth !== undefined);
   app.useGlobalGuards(new AuthGuard(new Reflector(), settings.auth));

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { sleep } from '@flexmig/timing';
+import type { ServiceRole } from '@flexmig/nats-auth';
 // servers.ts imports waitFor from here: a cycle both sides use only inside functions, after loading
 import { NatsServerProcess } from './servers';
 import { defaultTestToken } from './auth';
@@ -48,7 +49,7 @@ export interface TestNats {
   prefix: string;
   stop(): Promise<void>;
   /** A service's NATS_CREDS (with auth; nothing without). */
-  serviceEnv(role: 'inventory' | 'scheduler' | 'cpu-compat' | 'subscriber'): Record<string, string>;
+  serviceEnv(role: ServiceRole): Record<string, string>;
   /** An agent's NATS_CREDS, issued now for its host (with auth; nothing without). */
   agentEnv(hostId: string): Promise<Record<string, string>>;
   /** Connection options of the test's own observer, which may look at every subject (credentials with auth). */
