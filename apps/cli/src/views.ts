@@ -9,7 +9,7 @@ export function hostsTable(hosts: Host[], vms: Vm[]): string {
   return table(hosts, [
     { header: 'HOST', value: (h) => h.id },
     { header: 'HIGHEST MODE', value: (h) => h.maxImcMode ?? '(none)' },
-    { header: 'CPU', value: (h) => `${h.cpu.vendor} ${h.cpu.modelName}` },
+    { header: 'CPU', value: (h) => h.cpu.modelName },
     { header: 'STATE', value: (h) => h.state },
     { header: 'MAINTENANCE', value: (h) => h.maintenance },
     { header: 'VMS', value: (h) => vmCount.get(h.id) ?? 0, right: true },
@@ -178,8 +178,9 @@ export function eventLine(e: { id?: string; event: string; data: unknown }): str
     return `${String(d.at ?? '')}  migration.progress  ${String(d.migrationId ?? '')}  ${typeof d.percent === 'number' ? `${d.percent.toFixed(1)}%` : ''}`.trimEnd();
   }
   const inner = (d.data ?? {}) as Record<string, unknown>;
+  // the scalars of the data, but not the one the subject already says
   const gist = Object.entries(inner)
-    .filter(([, v]) => v === null || ['string', 'number', 'boolean'].includes(typeof v))
+    .filter(([, v]) => v !== d.subject && (v === null || ['string', 'number', 'boolean'].includes(typeof v)))
     .map(([k, v]) => `${k}=${String(v)}`)
     .join(' ');
   return `${String(d.time ?? '')}  ${e.event}  ${String(d.subject ?? '')}  ${gist}`.replace(/ {2,}$/, '').trimEnd();
