@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
-# One image for all four flexmig services; the command picks the app:
+# One image for all five flexmig apps; the command picks the app:
 #   docker run IMAGE node dist/apps/scheduler/main.js
-# Apps: inventory (3001), scheduler (3002), cpu-compat (3003), agent (3010, health/metrics only).
+# Apps: inventory (3001), scheduler (3002), cpu-compat (3003), console (3000, the one URL), agent (3010, health/metrics only).
 # Configuration is by environment variables only (see .env.example).
 
 ARG NODE_IMAGE=node:24-bookworm-slim
@@ -19,7 +19,8 @@ RUN npm run build \
  && test -f dist/apps/inventory/main.js \
  && test -f dist/apps/scheduler/main.js \
  && test -f dist/apps/cpu-compat/main.js \
- && test -f dist/apps/agent/main.js
+ && test -f dist/apps/agent/main.js \
+ && test -f dist/apps/console/main.js
 
 # ---- prod-deps: production dependencies only (the bundles leave every npm package external) ----
 FROM ${NODE_IMAGE} AS prod-deps

@@ -4,7 +4,8 @@
  * with the `console` one) and PostgreSQL: one URL for the whole API, and the live streams.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -81,9 +82,10 @@ describe('the console: one URL for the API, and live streams', () => {
 
     it('given a path of each service, then the console answers with what that service answers', async () => {
       const cluster = (await api('GET', '/api/v1/clusters')).body.items[0];
+      // (not /hosts: a heartbeat may land between the two calls)
       for (const [route, service] of [
-        ['/api/v1/hosts', 'inventory'],
-        [`/api/v1/clusters/${cluster.id}`, 'inventory'],
+        ['/api/v1/vms', 'inventory'],
+        ['/api/v1/clusters', 'inventory'],
         [`/api/v1/clusters/${cluster.id}/migration-settings`, 'scheduler'],
         ['/api/v1/migrations?state=completed', 'scheduler'],
         ['/api/v1/cpu/models/Westmere', 'cpu-compat'],
@@ -197,7 +199,24 @@ describe('the console: one URL for the API, and live streams', () => {
       expect(first).toMatchObject({ event: 'vm.started', data: { type: 'vm.started', data: { vmId: vm.id } } });
     });
 
-    it('refuses without a token (401), with a bad Last-Event-ID or an unknown type (400)', async () => {
+    it('given an evacuation, then its stream carries the events and progress of the migrations it started, to each outcome', async () => {
+      const evacuation = await api('POST', '/api/v1/evacuations', { hostId: 'host-c' });
+      expect(evacuation.status).toBe(202);
+      const ids: string[] = evacuation.body.vms.flatMap((v: any) => (v.migrationId ? [v.migrationId] : []));
+      expect(ids.length).toBeGreaterThan(0);
+      const stream = await openSse(`${url.console}/api/v1/evacuations/${evacuation.body.id}/events`, { token: await testToken('viewer') });
+      const ended = new Set<string>();
+      const got = await readUntil(stream, (m) => {
+        if (TERMINAL.includes(m.event)) ended.add(m.data.subject);
+        return ended.size === ids.length;
+      });
+      stream.close();
+      for (const m of got) expect(ids).toContain(m.event === 'migration.progress' ? m.data.migrationId : m.data.subject);
+      expect(got.filter((m) => m.event === 'migration.completed').map((m) => m.data.subject).sort()).toEqual([...ids].sort());
+      expect(got.filter((m) => m.event === 'migration.requested')).toHaveLength(ids.length);
+    });
+
+    it('refuses without a token (401), with a bad Last-Event-ID or an unknown type (400), for a migration the scheduler does not know (404)', async () => {
       const none = await openSse(`${url.console}/api/v1/events`, { token: null });
       expect([none.status, none.error.code]).toEqual([401, 'UNAUTHENTICATED']);
       const viewer = await testToken('viewer');
@@ -206,6 +225,8 @@ describe('the console: one URL for the API, and live streams', () => {
       const badType = await openSse(`${url.console}/api/v1/events?types=host.exploded`, { token: viewer });
       expect([badType.status, badType.error.code]).toEqual([400, 'VALIDATION_FAILED']);
       expect(badType.error.message).toContain('host.down');
+      const unknown = await openSse(`${url.console}/api/v1/migrations/00000000-0000-4000-8000-00000000beef/events`, { token: viewer });
+      expect([unknown.status, unknown.error.code]).toEqual([404, 'NOT_FOUND']);
     });
 
     it('given SSE_MAX_STREAMS streams open, then one more is refused with 503; a closed stream frees its slot and its consumer; idle streams get heartbeats', async () => {
@@ -232,7 +253,28 @@ describe('the console: one URL for the API, and live streams', () => {
     });
   });
 
-  describe('an owner that is down', () => {
+  describe('an owner that is down or silent', () => {
+    it('given an owner that accepts the connection and never answers, then 504 TIMEOUT after PROXY_TIMEOUT_MS, naming it', async () => {
+      const silent = createServer(() => undefined); // takes the connection, says nothing
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const port = await freePort();
+      const impatient = await new ServiceProcess(
+        'console',
+        { NATS_URL: nats.url, SUBJECT_PREFIX: nats.prefix, LOG_LEVEL: 'warn', ...nats.serviceEnv('console'), PORT: String(port), INVENTORY_URL: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, PROXY_TIMEOUT_MS: '300' },
+        port,
+        'console-impatient',
+      ).start();
+      try {
+        const r = await httpJson(`http://127.0.0.1:${port}`, 'GET', '/api/v1/hosts');
+        expect(r).toMatchObject({ status: 504, body: { code: 'TIMEOUT', details: { service: 'inventory', timeoutMs: 300 } } });
+        expect(r.body.message).toContain('PROXY_TIMEOUT_MS');
+      } finally {
+        await impatient.stop();
+        silent.closeAllConnections();
+        await new Promise((resolve) => silent.close(resolve));
+      }
+    });
+
     it('given cpu-compat stopped, then its paths answer 503 UNAVAILABLE naming it and CPU_COMPAT_URL, and the other services still answer', async () => {
       await procs.get('cpu-compat')!.stop();
       const r = await api('GET', '/api/v1/cpu/models');

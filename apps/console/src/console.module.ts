@@ -4,6 +4,7 @@ import { HealthModule } from '@flexmig/service-kit';
 import { CONSOLE_CONFIG, type ConsoleConfig } from './config';
 import { LiveEvents } from './events/live-events';
 import { LiveEventsController } from './events/live-events.controller';
+import { SchedulerLookup } from './events/scheduler-lookup';
 import { StreamSlots } from './events/stream-slots';
 import { OpenApiController } from './openapi/openapi.controller';
 import { ProxyController } from './routing/proxy.controller';
@@ -19,7 +20,7 @@ export class ConsoleModule {
       // Order matters: Express matches routes in the order they are registered, and the proxy's
       // /api/v1/* must come after the console's own /api/v1 routes.
       controllers: [WebController, OpenApiController, LiveEventsController, ProxyController],
-      providers: [{ provide: NatsBus, useValue: opts.bus }, { provide: CONSOLE_CONFIG, useValue: opts.config }, ServiceProxy, LiveEvents, StreamSlots],
+      providers: [{ provide: NatsBus, useValue: opts.bus }, { provide: CONSOLE_CONFIG, useValue: opts.config }, ServiceProxy, LiveEvents, SchedulerLookup, StreamSlots],
     };
   }
 }

@@ -1,4 +1,5 @@
 import type { AgentVmState, ReconciliationKind, ReportedVm } from '@flexmig/contracts';
+import { DEFAULT_CPU_ALLOCATION_RATIO, DEFAULT_MEMORY_ALLOCATION_RATIO } from '@flexmig/contracts';
 import { Column, CreateDateColumn, Entity, Index, PrimaryColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
 // Inventory's tables, all in its own `inventory` schema (set on the data source).
@@ -8,6 +9,8 @@ export class ClusterEntity {
   @PrimaryGeneratedColumn('uuid') id: string;
   @Index({ unique: true }) @Column('text') name: string;
   @Column('text', { name: 'imc_mode', nullable: true }) imcMode: string | null;
+  @Column('double precision', { name: 'cpu_allocation_ratio', default: DEFAULT_CPU_ALLOCATION_RATIO }) cpuAllocationRatio: number;
+  @Column('double precision', { name: 'memory_allocation_ratio', default: DEFAULT_MEMORY_ALLOCATION_RATIO }) memoryAllocationRatio: number;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
 }
 

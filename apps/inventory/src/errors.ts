@@ -1,4 +1,4 @@
-import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+import { type AllocationRatios, ErrorCode, FlexmigError } from '@flexmig/contracts';
 
 // Small named errors, each raised by one pre-check (STYLE.md 7).
 
@@ -11,11 +11,11 @@ export const hostDown = (id: string) =>
   new FlexmigError(ErrorCode.HostDown, `host ${id} is down (no heartbeat from its agent): start the agent or choose another host`, { hostId: id });
 export const hostInMaintenance = (id: string) =>
   new FlexmigError(ErrorCode.HostInMaintenance, `host ${id} is in maintenance and takes no new VMs`, { hostId: id });
-export const insufficientCapacity = (id: string, need: { memoryMiB: number; vcpus: number }, free: { memoryMiB: number; vcpus: number }) =>
+export const insufficientCapacity = (id: string, need: { memoryMiB: number; vcpus: number }, free: { memoryMiB: number; vcpus: number }, ratios: AllocationRatios) =>
   new FlexmigError(
     ErrorCode.InsufficientCapacity,
-    `host ${id} has ${free.memoryMiB} MiB and ${free.vcpus} vCPUs free; ${need.memoryMiB} MiB and ${need.vcpus} vCPUs are needed`,
-    { hostId: id, need, free },
+    `host ${id} has ${Math.max(0, free.memoryMiB)} MiB and ${Math.max(0, free.vcpus)} vCPUs free (its cluster's allocation ratios: vCPU ${ratios.cpuAllocationRatio}, memory ${ratios.memoryAllocationRatio}); ${need.memoryMiB} MiB and ${need.vcpus} vCPUs are needed: choose another host, or raise the ratios (PUT /api/v1/clusters/:id/allocation-ratios)`,
+    { hostId: id, need, free, ...ratios },
   );
 export const clusterNameTaken = (name: string) =>
   new FlexmigError(ErrorCode.Conflict, `a cluster named ${name} exists already`, { name });

@@ -1,8 +1,8 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
 import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { ClusterSchema, CreateClusterSchema, CreateVmSchema, HostIdSchema, HostSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
-import type { CreateCluster, CreateVm } from '@flexmig/contracts';
+import { ClusterSchema, CreateClusterSchema, CreateVmSchema, HostIdSchema, HostSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
+import type { CreateCluster, CreateVm, UpdateAllocationRatios } from '@flexmig/contracts';
 import { ApiZodBody, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { ClustersService } from './clusters/clusters.service';
 import { HostsService } from './hosts/hosts.service';
@@ -38,6 +38,16 @@ export class ClustersController {
   @ErrorResponses(400, 404)
   get(@Param('id', uuidParam('cluster id')) id: string) {
     return this.clusters.detail(id);
+  }
+
+  @Put(':id/allocation-ratios')
+  @Role('admin')
+  @ApiOperation({ summary: "Set the cluster's overcommit: vCPUs and memory its hosts may hold per vCPU and MiB they have (a host already over keeps its VMs and takes no new one)." })
+  @ApiZodBody(UpdateAllocationRatiosSchema)
+  @ApiZodResponse(200, ClusterSchema, 'the cluster')
+  @ErrorResponses(400, 404)
+  setAllocationRatios(@Param('id', uuidParam('cluster id')) id: string, @Body(new ZodPipe(UpdateAllocationRatiosSchema)) body: UpdateAllocationRatios) {
+    return this.clusters.setAllocationRatios(id, body);
   }
 }
 

@@ -1,14 +1,22 @@
-import { Cluster, Host, Vm, Reservation, VendorSchema } from '@flexmig/contracts';
+import { type AllocationRatios, Cluster, Host, hostCapacity, Vm, Reservation, VendorSchema } from '@flexmig/contracts';
 import { ClusterEntity, HostEntity, ReservationEntity, VmEntity } from './entities';
 
 export const clusterView = (c: ClusterEntity): Cluster => ({
   id: c.id,
   name: c.name,
   imcMode: c.imcMode,
+  ...ratiosOf(c),
   createdAt: c.createdAt.toISOString(),
 });
 
-export const hostView = (h: HostEntity, allocated: { memoryMiB: number; vcpus: number }): Host => ({
+/** A cluster's allocation ratios (the columns come back from PostgreSQL as numbers). */
+export const ratiosOf = (c: Pick<ClusterEntity, 'cpuAllocationRatio' | 'memoryAllocationRatio'>): AllocationRatios => ({
+  cpuAllocationRatio: Number(c.cpuAllocationRatio),
+  memoryAllocationRatio: Number(c.memoryAllocationRatio),
+});
+
+/** A host as the API shows it: with what it holds, and what it may hold under its cluster's ratios. */
+export const hostView = (h: HostEntity, allocated: { memoryMiB: number; vcpus: number }, ratios: AllocationRatios): Host => ({
   id: h.id,
   clusterId: h.clusterId,
   hostname: h.hostname,
@@ -18,6 +26,9 @@ export const hostView = (h: HostEntity, allocated: { memoryMiB: number; vcpus: n
   vcpus: h.vcpus,
   allocatedMemoryMiB: allocated.memoryMiB,
   allocatedVcpus: allocated.vcpus,
+  ...ratios,
+  capacityMemoryMiB: hostCapacity(h, ratios).memoryMiB,
+  capacityVcpus: hostCapacity(h, ratios).vcpus,
   driver: h.driver as Host['driver'],
   migrationAddress: h.migrationAddress,
   state: h.state,

@@ -9,7 +9,8 @@ import { sleep } from '@flexmig/timing';
 export const TERMINAL = ['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'];
 
 export interface HarnessOptions {
-  hosts: { id: string; cpu: string }[];
+  /** The sim hosts; `env`: that agent's own settings (SIM_VCPUS…), over `agent`. */
+  hosts: { id: string; cpu: string; env?: Record<string, string> }[];
   scheduler?: Record<string, string>;
   agent?: Record<string, string>;
   inventory?: Record<string, string>;
@@ -86,6 +87,7 @@ export class Harness {
       AGENT_STATE_DIR: this.stateDir,
       HEARTBEAT_INTERVAL_MS: '500',
       ...this.o.agent,
+      ...h.env,
     });
   }
 

@@ -4,11 +4,34 @@ import { DriverSchema, HostCpuSchema, HostIdSchema, IsoTimeSchema, MemoryMiBSche
 
 // ---- resources (HTTP bodies and NATS replies share them) ----
 
+/**
+ * Overcommit, per cluster (Nova's allocation ratios): a host holds VMs up to its vCPUs × cpuAllocationRatio
+ * and its memory × memoryAllocationRatio. vCPUs are time-shared, so 4 per core is the default; memory is
+ * not overcommitted by default (a guest that touches memory the host lacks is swapped or killed).
+ */
+export const DEFAULT_CPU_ALLOCATION_RATIO = 4;
+export const DEFAULT_MEMORY_ALLOCATION_RATIO = 1;
+export const CpuAllocationRatioSchema = z.number().min(0.01).max(64).describe('vCPUs a host may hold per physical vCPU (default 4.0)');
+export const MemoryAllocationRatioSchema = z.number().min(0.01).max(8).describe('memory a host may hold per MiB it has (default 1.0)');
+export const AllocationRatiosSchema = z.object({ cpuAllocationRatio: CpuAllocationRatioSchema, memoryAllocationRatio: MemoryAllocationRatioSchema });
+export type AllocationRatios = z.infer<typeof AllocationRatiosSchema>;
+export const DEFAULT_ALLOCATION_RATIOS: AllocationRatios = { cpuAllocationRatio: DEFAULT_CPU_ALLOCATION_RATIO, memoryAllocationRatio: DEFAULT_MEMORY_ALLOCATION_RATIO };
+
+/**
+ * What a host may hold: its size times its cluster's ratios, rounded down (with a tolerance for binary
+ * fractions, so that 100 × 1.15 is 115, not 114).
+ */
+export const hostCapacity = (size: { memoryMiB: number; vcpus: number }, r: AllocationRatios): { memoryMiB: number; vcpus: number } => ({
+  memoryMiB: Math.floor(size.memoryMiB * r.memoryAllocationRatio + 1e-9),
+  vcpus: Math.floor(size.vcpus * r.cpuAllocationRatio + 1e-9),
+});
+
 export const ClusterSchema = z.object({
   id: UuidSchema,
   name: NameSchema,
   /** The cluster's CPU baseline (IMC mode); null = not set: VMs get the highest mode every host passes. */
   imcMode: z.string().nullable(),
+  ...AllocationRatiosSchema.shape,
   createdAt: IsoTimeSchema,
 });
 export type Cluster = z.infer<typeof ClusterSchema>;
@@ -26,6 +49,10 @@ export const HostSchema = z.object({
   /** Memory and vCPUs held by VMs and by reservations of incoming migrations. */
   allocatedMemoryMiB: z.number().int().min(0),
   allocatedVcpus: z.number().int().min(0),
+  /** Its cluster's allocation ratios, and what the host may hold with them (hostCapacity). */
+  ...AllocationRatiosSchema.shape,
+  capacityMemoryMiB: z.number().int().min(0),
+  capacityVcpus: z.number().int().min(0),
   driver: DriverSchema,
   /** host:port other agents reach this host on for migration traffic. */
   migrationAddress: z.string(),
@@ -59,8 +86,16 @@ export type Vm = z.infer<typeof VmSchema>;
 
 // ---- HTTP requests ----
 
-export const CreateClusterSchema = z.object({ name: NameSchema, imcMode: z.string().min(1).optional() }).strict();
+export const CreateClusterSchema = z
+  .object({ name: NameSchema, imcMode: z.string().min(1).optional(), cpuAllocationRatio: CpuAllocationRatioSchema.optional(), memoryAllocationRatio: MemoryAllocationRatioSchema.optional() })
+  .strict();
 export type CreateCluster = z.infer<typeof CreateClusterSchema>;
+
+/** A change of a cluster's allocation ratios: either or both. */
+export const UpdateAllocationRatiosSchema = AllocationRatiosSchema.partial()
+  .strict()
+  .refine((b) => b.cpuAllocationRatio !== undefined || b.memoryAllocationRatio !== undefined, { message: 'give cpuAllocationRatio, memoryAllocationRatio or both' });
+export type UpdateAllocationRatios = z.infer<typeof UpdateAllocationRatiosSchema>;
 
 export const CreateVmSchema = z
   .object({

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { allEventContracts } from './define';
 
 /**
- * Live updates over HTTP (Server-Sent Events), served by the console:
- * `GET /api/v1/migrations/:id/events` and `GET /api/v1/events?types=…`. Each SSE message's `event` is a
+ * Live updates over HTTP (Server-Sent Events), served by the console: `GET /api/v1/migrations/:id/events`,
+ * `GET /api/v1/evacuations/:id/events` and `GET /api/v1/events?types=…`. Each SSE message's `event` is a
  * CloudEvent type (its `data` the CloudEvent, its `id` the JetStream sequence of the events stream, which
  * a client sends back as `Last-Event-ID` to resume), or `migration.progress` (its `data` a
  * MigrationProgress sample from core NATS, with no `id`: samples are not stored, so they are not replayed).

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import {
+  DEFAULT_ALLOCATION_RATIOS,
   CompensateStep,
   ErrorCode,
   FlexmigError,
@@ -129,12 +130,11 @@ describe('SimFleet against real NATS', () => {
       const inventory = client.handle(RegisterHost, async (r): Promise<ReplyOf<typeof RegisterHost>> => {
         if (r.hostId === 'late-003') throw new FlexmigError(ErrorCode.CpuIncompatible, 'host late-003 lacks the cluster mode Haswell');
         return {
-          cluster: { id: clusterId, name: r.clusterName ?? 'x', imcMode: null, createdAt: now },
-          host: {
-            id: r.hostId, clusterId, hostname: r.hostname, cpu: r.cpu, maxImcMode: 'IvyBridge', memoryMiB: r.memoryMiB, vcpus: r.vcpus,
-            allocatedMemoryMiB: 0, allocatedVcpus: 0, driver: r.driver, migrationAddress: r.migrationAddress, state: 'up',
-            maintenance: false, lastHeartbeatAt: now, registeredAt: now,
-          },
+          cluster: { id: clusterId, name: r.clusterName ?? 'x', imcMode: null, ...DEFAULT_ALLOCATION_RATIOS, createdAt: now },
+          host: hostRecord(r.hostId, {
+            clusterId, hostname: r.hostname, cpu: r.cpu, memoryMiB: r.memoryMiB, vcpus: r.vcpus, driver: r.driver,
+            migrationAddress: r.migrationAddress, lastHeartbeatAt: now, registeredAt: now,
+          }),
         };
       });
       await client.nc.flush();

@@ -1,4 +1,4 @@
-import { Controller, Get, Headers, Inject, Logger, Param, Query, Res } from '@nestjs/common';
+import { applyDecorators, Controller, Get, Headers, Inject, Logger, Param, Query, Res } from '@nestjs/common';
 import { ApiHeader, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { ServerResponse } from 'node:http';
 import { ErrorCode, FlexmigError, isFlexmigError, LastEventIdSchema, LiveEventsQuerySchema, type LiveEventsQuery, liveEventTypes, liveTypeSelected, PROGRESS_EVENT_TYPE, UuidSchema } from '@flexmig/contracts';
@@ -6,9 +6,19 @@ import { ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { CONSOLE_CONFIG, type ConsoleConfig } from '../config';
 import { type LiveEvent, LiveEvents, type LiveSelection, type LiveSubscription } from './live-events';
 import { SseResponse } from './sse-response';
+import { SchedulerLookup } from './scheduler-lookup';
 import { StreamSlots } from './stream-slots';
 
+/** How much earlier than a migration's creation (the scheduler's clock) its events are looked for (the NATS server's). */
+const CLOCK_SKEW_MS = 60_000;
+/** Every event of something created at `createdAt` is published after it: read from then on, early by the skew. */
+const since = (createdAt: string) => new Date(Date.parse(createdAt) - CLOCK_SKEW_MS);
+
 const resumeHeader = { name: 'last-event-id', required: false, description: 'Resume after this event (the `id` of the last one received): only later events are sent.' };
+
+/** What every live stream declares: its role, that it answers text/event-stream, resumes, and how it refuses. */
+const LiveStream = (summary: string) =>
+  applyDecorators(Role('viewer'), ApiOperation({ summary }), ApiProduces('text/event-stream'), ApiHeader(resumeHeader), ErrorResponses(400, 404, 503));
 
 /**
  * The live streams (Server-Sent Events) of libs/contracts/src/live.ts. Each stream takes a slot
@@ -22,32 +32,43 @@ export class LiveEventsController {
 
   constructor(
     private readonly live: LiveEvents,
+    private readonly scheduler: SchedulerLookup,
     private readonly slots: StreamSlots,
     @Inject(CONSOLE_CONFIG) private readonly config: ConsoleConfig,
   ) {}
 
   @Get('migrations/:id/events')
-  @Role('viewer')
-  @ApiOperation({ summary: "A migration's live stream (SSE): its events from the first, or after Last-Event-ID, and its progress samples." })
-  @ApiProduces('text/event-stream')
-  @ApiHeader(resumeHeader)
-  @ErrorResponses(400, 503)
+  @LiveStream("A migration's live stream (SSE): its events from the first, or after Last-Event-ID, and its progress samples.")
   async migration(
     @Param('id', new ZodPipe(UuidSchema, 'migration id')) id: string,
     @Headers('last-event-id') lastEventId: string | undefined,
+    @Headers('authorization') authorization: string | undefined,
     @Res() res: ServerResponse,
   ): Promise<void> {
     const afterSeq = this.resumeAfter(lastEventId);
-    await this.serve(res, { family: 'migration', keep: (e) => e.subject === id, progressOf: id, afterSeq, replay: 'all' });
+    const migration = await this.scheduler.migration(id, authorization);
+    await this.serve(res, { family: 'migration', keep: (e) => e.subject === id, progressOf: [id], afterSeq, replay: since(migration.createdAt) });
+  }
+
+  @Get('evacuations/:id/events')
+  @LiveStream("An evacuation's live stream (SSE): the events and progress samples of the migrations it started, one per VM.")
+  async evacuation(
+    @Param('id', new ZodPipe(UuidSchema, 'evacuation id')) id: string,
+    @Headers('last-event-id') lastEventId: string | undefined,
+    @Headers('authorization') authorization: string | undefined,
+    @Res() res: ServerResponse,
+  ): Promise<void> {
+    const afterSeq = this.resumeAfter(lastEventId);
+    const evacuation = await this.scheduler.evacuation(id, authorization);
+    // every migration of an evacuation is requested when it is created (queued within the limits)
+    const ids = evacuation.vms.flatMap((v) => (v.migrationId ? [v.migrationId] : []));
+    const followed = new Set(ids);
+    await this.serve(res, { family: 'migration', keep: (e) => followed.has(e.subject ?? ''), progressOf: ids, afterSeq, replay: since(evacuation.createdAt) });
   }
 
   @Get('events')
-  @Role('viewer')
-  @ApiOperation({ summary: 'Every live event (SSE), or those of `types`: new ones, or those after Last-Event-ID.' })
-  @ApiProduces('text/event-stream')
+  @LiveStream('Every live event (SSE), or those of `types`: new ones, or those after Last-Event-ID.')
   @ApiQuery({ name: 'types', required: false, description: `Comma-separated types or families (host.*): ${liveEventTypes().join(', ')}` })
-  @ApiHeader(resumeHeader)
-  @ErrorResponses(400, 503)
   async events(
     @Query(new ZodPipe(LiveEventsQuerySchema, 'query')) q: LiveEventsQuery,
     @Headers('last-event-id') lastEventId: string | undefined,

@@ -12,11 +12,11 @@ export interface LiveSelection {
   /** Events: the one JetStream filter subject (nats-server 2.9 has no filter lists), then `keep` on each. */
   family?: string;
   keep(event: CloudEvent): boolean;
-  /** Progress samples: the migration's, every migration's (`*`), or none (undefined). */
-  progressOf?: string;
-  /** Resume after this stream sequence (Last-Event-ID); without it, `replay: 'all'` or only new events. */
+  /** Progress samples: of these migrations, of every migration (`*`), or none (undefined). */
+  progressOf?: readonly string[] | '*';
+  /** Resume after this stream sequence (Last-Event-ID); without it, the events since `replay`, or only new ones. */
   afterSeq?: number;
-  replay: 'all' | 'new';
+  replay: Date | 'new';
 }
 
 /** A running subscription; `stop` ends it and frees what it holds on the server. */
@@ -46,7 +46,9 @@ export class LiveEvents {
       inactive_threshold: 30_000,
       ...(selection.afterSeq !== undefined
         ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: selection.afterSeq + 1 }
-        : { deliver_policy: selection.replay === 'all' ? DeliverPolicy.All : DeliverPolicy.New }),
+        : selection.replay === 'new'
+          ? { deliver_policy: DeliverPolicy.New }
+          : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: selection.replay.toISOString() }),
     });
     const messages = await consumer.consume({ max_messages: 256 });
     void (async () => {
@@ -57,9 +59,18 @@ export class LiveEvents {
       }
     })();
     let progress: Subscription | undefined;
-    if (selection.progressOf !== undefined) {
-      const params: Record<string, string> = selection.progressOf === '*' ? {} : { migrationId: selection.progressOf };
-      progress = this.bus.subscribe(MigrationProgressMessage, (sample) => deliver({ type: PROGRESS_EVENT_TYPE, data: sample }), { params });
+    const of = selection.progressOf;
+    if (of !== undefined) {
+      // one migration: its subject alone; several or all: every migration's, sorted out here
+      const params: Record<string, string> = of !== '*' && of.length === 1 ? { migrationId: of[0] } : {};
+      const wanted = of === '*' ? undefined : new Set(of);
+      progress = this.bus.subscribe(
+        MigrationProgressMessage,
+        (sample) => {
+          if (!wanted || wanted.has(sample.migrationId)) deliver({ type: PROGRESS_EVENT_TYPE, data: sample });
+        },
+        { params },
+      );
       // the server has the subscription before the client hears that its stream is open
       await this.bus.nc.flush();
     }

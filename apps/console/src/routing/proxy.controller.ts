@@ -24,7 +24,7 @@ export class ProxyController {
       throw new FlexmigError(
         ErrorCode.NotFound,
         `no flexmig service serves ${req.method} ${req.path}: the API is /api/v1/{${routedCollections.join(',')}} and the live streams ` +
-          '/api/v1/events and /api/v1/migrations/:id/events; the document of all of it is /api/v1/openapi.json',
+          '/api/v1/events and /api/v1/{migrations,evacuations}/:id/events; the document of all of it is /api/v1/openapi.json',
         { path: req.path },
       );
     }

@@ -2,7 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
-import { CONSOLE_CONFIG, type ConsoleConfig, type ServiceName, serviceUrlVariable } from '../config';
+import { CONSOLE_CONFIG, type ConsoleConfig, type ServiceName } from '../config';
+import { serviceUnreachable } from './service-errors';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection, never the next one. */
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
@@ -59,7 +60,7 @@ export class ServiceProxy {
         answer.on('end', () => resolve());
       });
       upstream.on('timeout', () => fail(this.timedOut(owner, base)));
-      upstream.on('error', (e: NodeJS.ErrnoException) => fail(this.unreachable(owner, base, e)));
+      upstream.on('error', (e: NodeJS.ErrnoException) => fail(serviceUnreachable(owner, base, e.code ?? e.message)));
       // the client went away: nothing to answer, stop the service's work on it
       res.on('close', () => {
         if (!res.writableFinished) upstream.destroy();
@@ -75,15 +76,6 @@ export class ServiceProxy {
       });
       req.pipe(upstream);
     });
-  }
-
-  private unreachable(owner: ServiceName, base: URL, e: NodeJS.ErrnoException): FlexmigError {
-    return new FlexmigError(
-      ErrorCode.Unavailable,
-      `${owner} at ${base.origin} cannot be reached (${e.code ?? e.message}): it serves this path. Check that ${owner} runs ` +
-        `and that ${serviceUrlVariable[owner]} points at it, then retry.`,
-      { service: owner, url: base.origin, cause: e.code ?? e.message },
-    );
   }
 
   private timedOut(owner: ServiceName, base: URL): FlexmigError {

@@ -21,7 +21,7 @@ export class WebController {
 <ul>
 <li><a href="/api/v1/openapi.json">/api/v1/openapi.json</a>: the whole API (inventory, scheduler, cpu-compat and the live streams)</li>
 <li><code>/api/v1/…</code>: every call, with <code>authorization: Bearer &lt;token&gt;</code> (docs/security.md)</li>
-<li><code>/api/v1/events</code>, <code>/api/v1/migrations/:id/events</code>: live updates (Server-Sent Events)</li>
+<li><code>/api/v1/events</code>, <code>/api/v1/migrations/:id/events</code>, <code>/api/v1/evacuations/:id/events</code>: live updates (Server-Sent Events)</li>
 </ul>
 </body></html>
 `;

@@ -1,10 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { Cluster, CreateCluster, HOST_PASSTHROUGH_BASELINE, IMC_OFF } from '@flexmig/contracts';
+import { Cluster, CreateCluster, DEFAULT_ALLOCATION_RATIOS, HOST_PASSTHROUGH_BASELINE, IMC_OFF, UpdateAllocationRatios } from '@flexmig/contracts';
 import { isUniqueViolation } from '@flexmig/persistence';
 import { ClusterEntity, HostEntity } from '../entities';
-import { clusterView, hostView } from '../views';
+import { clusterView, hostView, ratiosOf } from '../views';
 import { clusterNameTaken, clusterNotFound } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { allocations, none } from '../capacity';
@@ -21,12 +21,28 @@ export class ClustersService {
     // validate first: nothing is written for a bad mode name
     const imcMode = !input.imcMode ? null : input.imcMode.trim().toLowerCase() === IMC_OFF ? IMC_OFF : (await this.cpu.model(input.imcMode)).name;
     try {
-      const saved = await this.db.getRepository(ClusterEntity).save({ name: input.name, imcMode });
+      const saved = await this.db.getRepository(ClusterEntity).save({
+        name: input.name,
+        imcMode,
+        cpuAllocationRatio: input.cpuAllocationRatio ?? DEFAULT_ALLOCATION_RATIOS.cpuAllocationRatio,
+        memoryAllocationRatio: input.memoryAllocationRatio ?? DEFAULT_ALLOCATION_RATIOS.memoryAllocationRatio,
+      });
       return clusterView(await this.db.getRepository(ClusterEntity).findOneByOrFail({ id: saved.id }));
     } catch (e) {
       if (isUniqueViolation(e)) throw clusterNameTaken(input.name);
       throw e;
     }
+  }
+
+  /**
+   * New allocation ratios for a cluster's hosts. Lowering them below what a host holds already is allowed
+   * (nothing running is moved or stopped, as in Nova): that host takes no new VM until it is under again.
+   */
+  async setAllocationRatios(id: string, change: UpdateAllocationRatios): Promise<Cluster> {
+    const repo = this.db.getRepository(ClusterEntity);
+    await this.entity(id);
+    await repo.update({ id }, change);
+    return clusterView(await repo.findOneByOrFail({ id }));
   }
 
   async list(): Promise<Cluster[]> {
@@ -44,7 +60,7 @@ export class ClustersService {
     const cluster = await this.entity(id);
     const hosts = await this.db.getRepository(HostEntity).find({ where: { clusterId: id }, order: { id: 'ASC' } });
     const held = await allocations(this.db.manager, hosts.map((h) => h.id));
-    const views = hosts.map((h) => hostView(h, held.get(h.id) ?? none));
+    const views = hosts.map((h) => hostView(h, held.get(h.id) ?? none, ratiosOf(cluster)));
     const plan = views.length ? await this.cpu.plan(views) : null;
     return {
       ...clusterView(cluster),

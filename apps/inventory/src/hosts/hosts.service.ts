@@ -20,7 +20,7 @@ import { clusterView, hostView } from '../views';
 import { hostNotFound, hostOwnedByAnotherAgent } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { ClustersService } from '../clusters/clusters.service';
-import { allocations, none } from '../capacity';
+import { allocations, clusterRatios, none, ratiosIn } from '../capacity';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 
 @Injectable()
@@ -222,7 +222,8 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
 
   async get(id: string): Promise<Host> {
     const h = await this.entity(id);
-    return hostView(h, (await allocations(this.db.manager, [id])).get(id) ?? none);
+    const ratios = ratiosIn(await clusterRatios(this.db.manager, [h.clusterId]), h.clusterId);
+    return hostView(h, (await allocations(this.db.manager, [id])).get(id) ?? none, ratios);
   }
 
   /** `m`: the caller's transaction, when it holds locks (no second pool connection then). */
@@ -232,6 +233,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
       order: { id: 'ASC' },
     });
     const held = await allocations(m);
-    return hosts.map((h) => hostView(h, held.get(h.id) ?? none));
+    const ratios = await clusterRatios(m, filter.clusterId ? [filter.clusterId] : undefined);
+    return hosts.map((h) => hostView(h, held.get(h.id) ?? none, ratiosIn(ratios, h.clusterId)));
   }
 }

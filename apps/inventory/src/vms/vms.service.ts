@@ -2,26 +2,31 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
-import { CreateVm, ErrorCode, FlexmigError, HOST_PASSTHROUGH_BASELINE, IMC_OFF, StartVm, Vm, VmStarted } from '@flexmig/contracts';
+import { CreateVm, ErrorCode, FlexmigError, HOST_PASSTHROUGH_BASELINE, hostCapacity, IMC_OFF, StartVm, Vm, VmStarted } from '@flexmig/contracts';
 import { EventPublisher, NatsBus } from '@flexmig/messaging';
 import { ClusterEntity, HostEntity, ReservationEntity, VmEntity } from '../entities';
 import { vmView } from '../views';
 import { hostDown, hostInMaintenance, insufficientCapacity, vmNotFound } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { HostsService } from '../hosts/hosts.service';
-import { allocations, none } from '../capacity';
+import { allocations, clusterRatios, none, ratiosIn } from '../capacity';
 import { checkRelocationReserved } from '../reservations/reservation-checks';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 
-/** Checks that a host can take `need` more, inside a transaction that holds the host's row lock. */
+/**
+ * Checks that a host can take `need` more under its cluster's allocation ratios, inside a transaction that
+ * holds the host's row lock. VM creation and step 1's reservation both come through here.
+ */
 export async function lockHostWithRoom(m: EntityManager, hostId: string, need: { memoryMiB: number; vcpus: number }): Promise<HostEntity> {
   const host = await m.getRepository(HostEntity).findOne({ where: { id: hostId }, lock: { mode: 'pessimistic_write' } });
   if (!host) throw new FlexmigError(ErrorCode.NotFound, `host ${hostId} does not exist`, { hostId });
   if (host.state !== 'up') throw hostDown(hostId);
   if (host.maintenance) throw hostInMaintenance(hostId);
+  const ratios = ratiosIn(await clusterRatios(m, [host.clusterId]), host.clusterId);
+  const capacity = hostCapacity(host, ratios);
   const held = (await allocations(m, [hostId])).get(hostId) ?? none;
-  const free = { memoryMiB: host.memoryMiB - held.memoryMiB, vcpus: host.vcpus - held.vcpus };
-  if (free.memoryMiB < need.memoryMiB || free.vcpus < need.vcpus) throw insufficientCapacity(hostId, need, free);
+  const free = { memoryMiB: capacity.memoryMiB - held.memoryMiB, vcpus: capacity.vcpus - held.vcpus };
+  if (free.memoryMiB < need.memoryMiB || free.vcpus < need.vcpus) throw insufficientCapacity(hostId, need, free, ratios);
   return host;
 }
 

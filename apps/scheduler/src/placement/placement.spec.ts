@@ -89,6 +89,21 @@ describe('choosePlacement', () => {
       expect(reasonFor(p, 'busy')).toBe('not enough free vCPUs: 1 free of 8, 2 needed');
     });
 
+    it("vCPUs and memory up to the cluster's allocation ratios, and the reason says how the capacity came about", () => {
+      // 2 vCPUs × 4 = 8: 6 held, 2 needed fits; memory 8 GiB × 1.5 = 12 GiB: 8 held, 4 needed fits
+      const over = host('over', { vcpus: 2, cpuAllocationRatio: 4, allocatedVcpus: 6, memoryMiB: 8_192, memoryAllocationRatio: 1.5, allocatedMemoryMiB: 8_192 });
+      expect(choosePlacement(given([host('src'), over])).chosen).toBe('over');
+      const full = host('full', { vcpus: 2, cpuAllocationRatio: 4, allocatedVcpus: 7 });
+      expect(reasonFor(choosePlacement(given([host('src'), full, host('ok')])), 'full')).toBe('not enough free vCPUs: 1 free of 8 (2 × 4), 2 needed');
+      const tight = host('tight', { memoryMiB: 8_192, memoryAllocationRatio: 1.25, allocatedMemoryMiB: 8_192 });
+      expect(reasonFor(choosePlacement(given([host('src'), tight, host('ok')])), 'tight')).toBe('not enough free memory: 2048 MiB free of 10240 MiB (8192 × 1.25), 4096 MiB needed');
+    });
+
+    it('a host over its capacity after its ratios were lowered takes nothing, and says 0 free', () => {
+      const lowered = host('lowered', { vcpus: 2, cpuAllocationRatio: 1, allocatedVcpus: 9 });
+      expect(reasonFor(choosePlacement(given([host('src'), lowered, host('ok')])), 'lowered')).toBe('not enough free vCPUs: 0 free of 2, 2 needed');
+    });
+
     it('memory promised to admitted migrations that have not reserved yet counts as taken', () => {
       const hosts = [host('src'), host('promised', { memoryMiB: 8_192 }), host('ok', { allocatedMemoryMiB: 60_000 })];
       const p = choosePlacement(given(hosts, { inbound: { promised: { migrations: 2, promisedMemoryMiB: 6_144, promisedVcpus: 2 } } }));

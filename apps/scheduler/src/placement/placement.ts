@@ -87,22 +87,25 @@ export function inMaintenance(host: Host): string | null {
   return host.maintenance ? 'it is in maintenance and takes no new VMs' : null;
 }
 
+/** `(16 × 4)`: how an overcommitted capacity came about; nothing when the ratio is 1. */
+const overcommitNote = (size: number, ratio: number) => (ratio === 1 ? '' : ` (${size} × ${ratio})`);
+
 const promisedNote = (amount: number, unit: string, load: InboundLoad) =>
   amount > 0 ? ` (${amount} ${unit} of it promised to ${load.migrations} incoming migration(s) not yet started)` : '';
 
 export function lacksMemory(vm: PlacementVm, host: Host, load: InboundLoad): string | null {
-  const free = host.memoryMiB - host.allocatedMemoryMiB - load.promisedMemoryMiB;
+  const free = host.capacityMemoryMiB - host.allocatedMemoryMiB - load.promisedMemoryMiB;
   if (free >= vm.memoryMiB) return null;
   return (
-    `not enough free memory: ${Math.max(free, 0)} MiB free of ${host.memoryMiB} MiB, ${vm.memoryMiB} MiB needed` +
+    `not enough free memory: ${Math.max(free, 0)} MiB free of ${host.capacityMemoryMiB} MiB${overcommitNote(host.memoryMiB, host.memoryAllocationRatio)}, ${vm.memoryMiB} MiB needed` +
     promisedNote(load.promisedMemoryMiB, 'MiB', load)
   );
 }
 
 export function lacksVcpus(vm: PlacementVm, host: Host, load: InboundLoad): string | null {
-  const free = host.vcpus - host.allocatedVcpus - load.promisedVcpus;
+  const free = host.capacityVcpus - host.allocatedVcpus - load.promisedVcpus;
   if (free >= vm.vcpus) return null;
-  return `not enough free vCPUs: ${Math.max(free, 0)} free of ${host.vcpus}, ${vm.vcpus} needed` + promisedNote(load.promisedVcpus, 'vCPUs', load);
+  return `not enough free vCPUs: ${Math.max(free, 0)} free of ${host.capacityVcpus}${overcommitNote(host.vcpus, host.cpuAllocationRatio)}, ${vm.vcpus} needed` + promisedNote(load.promisedVcpus, 'vCPUs', load);
 }
 
 export function cpuIncompatible(vm: PlacementVm, verdict: Verdict | undefined): string | null {
@@ -126,11 +129,11 @@ interface Candidate {
   usedAfter: number;
 }
 
-const utilisation = (c: Candidate) => c.usedAfter / c.host.memoryMiB;
+const utilisation = (c: Candidate) => c.usedAfter / c.host.capacityMemoryMiB;
 const percent = (c: Candidate) => `${(utilisation(c) * 100).toFixed(1)}%`;
 
 /** Exact comparison of used/total ratios (integers: no rounding decides a tie). */
-const compareUtilisation = (a: Candidate, b: Candidate) => a.usedAfter * b.host.memoryMiB - b.usedAfter * a.host.memoryMiB;
+const compareUtilisation = (a: Candidate, b: Candidate) => a.usedAfter * b.host.capacityMemoryMiB - b.usedAfter * a.host.capacityMemoryMiB;
 
 type TieBreak = 'utilisation' | 'inbound' | 'host id';
 
@@ -143,7 +146,7 @@ function compareCandidates(a: Candidate, b: Candidate): { order: number; decided
 }
 
 const describeLoad = (c: Candidate) =>
-  `memory ${percent(c)} used after placement (${c.usedAfter} of ${c.host.memoryMiB} MiB), ${c.load.migrations} active inbound migration(s)`;
+  `memory ${percent(c)} used after placement (${c.usedAfter} of ${c.host.capacityMemoryMiB} MiB), ${c.load.migrations} active inbound migration(s)`;
 
 function whyNotChosen(loser: Candidate, winner: Candidate): string {
   const { decidedBy } = compareCandidates(winner, loser);
