@@ -135,6 +135,7 @@ describe('flexmig, the operator CLI (built), through the console', () => {
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     expect(r.stdout).toMatch(/evacuation \S+ of host-a: completed \(2 moved, 0 moving, 0 failed, 0 not moved, of 2\)/);
     expect(r.stdout).toMatch(/cli-e2e-evac\s+moved\s+completed\s+host-b/);
+    expect(r.stdout).not.toContain('following the evacuation by polling'); // the console's live stream of the evacuation
     expect(await json(['vms', '--host', 'host-a'])).toEqual([]);
     const hosts = await json(['hosts']);
     expect(hosts.find((x: any) => x.id === 'host-a').maintenance).toBe(true);

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { ApiClient } from './client';
+import { EvacuationWatcher } from './evacuation-watch';
 import { MigrationWatcher } from './watch';
 
 // A stand-in API on a real socket: what the client does with pages, refusals, a live stream and its absence.
@@ -93,6 +94,26 @@ describe('ApiClient and MigrationWatcher against a stand-in API', () => {
     expect(out.text).toMatch(/^ {2}step 4 {2}pass 1 {2}\[#{12}/);
     expect(out.text).toContain('  step 9 commit: completed in 10 ms\n');
     server!.closeAllConnections();
+  });
+
+  it('given no live stream of an evacuation, then the watcher polls it and each moving VM\'s migration, and prints the table when it changes', async () => {
+    let gets = 0;
+    const vm = (outcome: string, migrationState: string) => ({ vmId: 'v1', name: 'web', migrationId: 'm1', migrationState, targetHostId: 'b', outcome, reason: null, code: null });
+    const evac = (state: string, item: ReturnType<typeof vm>) => ({ id: 'e1', hostId: 'a', state, counts: { total: 1, moving: state === 'running' ? 1 : 0, moved: state === 'running' ? 0 : 1, failed: 0, notMoved: 0 }, vms: [item] });
+    const s = await serve((req, res) => {
+      if (req.url === '/api/v1/evacuations/e1/events') return json(res, 404, { code: 'NOT_FOUND', message: 'no route' });
+      if (req.url === '/api/v1/migrations/m1') return json(res, 200, view('running', [], sample));
+      gets++;
+      json(res, 200, gets === 1 ? evac('running', vm('moving', 'running')) : evac('completed', vm('moved', 'completed')));
+    });
+    server = s.server;
+    const out = new Collect();
+    const w = new EvacuationWatcher(new ApiClient({ url: s.url, timeoutMs: 5000 }), out as unknown as NodeJS.WriteStream);
+    expect((await w.follow('e1')).state).toBe('completed');
+    expect(w.via).toBe('polling');
+    expect(out.text).toContain('  (no live stream from this server: following the evacuation by polling)\nevacuation e1 of a: running');
+    expect(out.text).toMatch(/\nweb +moving +running +b +\[#{8}\.{12}\]  40\.0%/);
+    expect(out.text).toMatch(/evacuation e1 of a: completed \(1 moved[^\n]*\n[^\n]*\nweb +moved +completed +b/);
   });
 
   it('given a refusal, then a CliError with exit 3 and the API body; given a closed port, exit 4', async () => {
