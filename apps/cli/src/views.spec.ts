@@ -12,6 +12,10 @@ const host = (id: string, over: Partial<Host> = {}): Host => ({
   vcpus: 32,
   allocatedMemoryMiB: 2048,
   allocatedVcpus: 2,
+  cpuAllocationRatio: 4,
+  memoryAllocationRatio: 1,
+  capacityMemoryMiB: 65536,
+  capacityVcpus: 128,
   driver: 'sim',
   migrationAddress: '127.0.0.1:1',
   state: 'up',
@@ -26,7 +30,7 @@ describe('views: the API objects as text', () => {
     const vms = [{ hostId: 'host-a' }, { hostId: 'host-a' }, { hostId: 'host-b' }] as Vm[];
     const lines = hostsTable([host('host-a'), host('host-b', { maxImcMode: null, state: 'down', maintenance: true })], vms).split('\n');
     expect(lines[0]).toMatch(/^HOST\s+HIGHEST MODE\s+CPU\s+STATE\s+MAINTENANCE\s+VMS\s+VCPUS USED\s+MEMORY USED$/);
-    expect(lines[1]).toMatch(/^host-a\s+Cascadelake-Server\s+Xeon\s+up\s+no\s+2\s+2\/32\s+2\.0 GiB\/64\.0 GiB$/);
+    expect(lines[1]).toMatch(/^host-a\s+Cascadelake-Server\s+Xeon\s+up\s+no\s+2\s+2\/128\s+2\.0 GiB\/64\.0 GiB$/);
     expect(lines[2]).toMatch(/^host-b\s+\(none\)\s+Xeon\s+down\s+yes\s+1\s/);
   });
 

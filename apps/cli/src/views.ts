@@ -13,8 +13,9 @@ export function hostsTable(hosts: Host[], vms: Vm[]): string {
     { header: 'STATE', value: (h) => h.state },
     { header: 'MAINTENANCE', value: (h) => h.maintenance },
     { header: 'VMS', value: (h) => vmCount.get(h.id) ?? 0, right: true },
-    { header: 'VCPUS USED', value: (h) => `${h.allocatedVcpus}/${h.vcpus}`, right: true },
-    { header: 'MEMORY USED', value: (h) => `${formatBytes(h.allocatedMemoryMiB * 2 ** 20)}/${formatBytes(h.memoryMiB * 2 ** 20)}`, right: true },
+    // used of what the host may hold: its size times its cluster's allocation ratios (a server before them: its size)
+    { header: 'VCPUS USED', value: (h) => `${h.allocatedVcpus}/${h.capacityVcpus ?? h.vcpus}`, right: true },
+    { header: 'MEMORY USED', value: (h) => `${formatBytes(h.allocatedMemoryMiB * 2 ** 20)}/${formatBytes((h.capacityMemoryMiB ?? h.memoryMiB) * 2 ** 20)}`, right: true },
   ], 'no hosts: start an agent (it registers its host)');
 }
 
