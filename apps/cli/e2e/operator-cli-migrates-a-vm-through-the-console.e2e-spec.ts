@@ -124,8 +124,8 @@ describe('flexmig, the operator CLI (built), through the console', () => {
   });
 
   it('given `cluster plan`, then the plan, or (until inventory serves it) a clear refusal saying the server lacks it', async () => {
-    const r = await cli(['cluster', 'plan', 'faults']);
-    if (r.code === 0) expect(r.stdout.length).toBeGreaterThan(0);
+    const r = await cli(['cluster', 'plan', 'faults', '-o', 'json']);
+    if (r.code === 0) expect(JSON.parse(r.stdout)).toEqual(expect.any(Object));
     else expect([r.code, r.stderr]).toEqual([3, expect.stringContaining('this server has no cluster plan API yet')]);
   });
 
@@ -146,6 +146,12 @@ describe('flexmig, the operator CLI (built), through the console', () => {
       const r = await cli(['vm', 'create', 'nowhere', '--host', 'host-zz']);
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(/^flexmig: POST \/api\/v1\/vms was refused \(404 NOT_FOUND\): .*host-zz.*What to do: /);
+    });
+
+    it('given a migration that has ended, when it is cancelled, then 3 (conflict) saying why', async () => {
+      const [done] = await json(['migrations', '--state', 'completed']);
+      const r = await cli(['cancel', done.id]);
+      expect([r.code, r.stderr]).toEqual([3, expect.stringMatching(/^flexmig: POST \/api\/v1\/migrations\/\S+\/cancel was refused \(409 CONFLICT\): migration \S+ cannot be cancelled: /)]);
     });
 
     it('given no token, then 3 with how to give one', async () => {

@@ -15,7 +15,8 @@ export const exitCodesHelp = `Exit codes:
   1  the migration (or a VM of the evacuation) failed, was rolled back or cancelled
   2  usage: the command line is wrong
   3  refused: the API answered 4xx (bad request, token missing or without the role, not found, conflict)
-  4  unreachable: no answer from FLEXMIG_URL, a timeout, or the service is unavailable (5xx)`;
+  4  unreachable: no answer from FLEXMIG_URL, a timeout, or the service is unavailable (5xx)
+  130  interrupted (Ctrl-C): the CLI stops; a migration or evacuation it started goes on`;
 
 /** An error the CLI reports as is (what failed, why, what to do) and exits with its code. */
 export class CliError extends Error {

@@ -32,6 +32,12 @@ function allCommands(c: ReturnType<typeof buildProgram>): ReturnType<typeof buil
   return c.commands.flatMap((s) => [s, ...allCommands(s)]);
 }
 
+// Ctrl-C while following (--wait, --watch, --follow) stops the CLI, not what it asked for
+process.once('SIGINT', () => {
+  process.stderr.write('\nflexmig: interrupted; what was asked goes on (see `flexmig migrations` or `flexmig evacuations`)\n');
+  process.exit(130);
+});
+
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });
