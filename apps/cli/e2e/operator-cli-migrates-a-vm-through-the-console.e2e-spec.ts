@@ -4,7 +4,7 @@
  * on a NATS server in operator mode and PostgreSQL (apps/scheduler/e2e/harness.ts). Only FLEXMIG_URL and
  * FLEXMIG_TOKEN tell the CLI where the API is.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -38,6 +38,24 @@ describe('flexmig, the operator CLI (built), through the console', () => {
     expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 0, stderr: '' });
     return JSON.parse(r.stdout);
   };
+
+  /** A CLI that runs until interrupted: its output until `until` finds what it waits for, then Ctrl-C, and its exit code. */
+  const interruptWhen = (args: string[], until: (stdout: string) => boolean): Promise<Run> =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, XDG_CONFIG_HOME: configDir, ...env } });
+      let stdout = '';
+      let stderr = '';
+      let sent = false;
+      child.stdout.on('data', (c) => {
+        stdout += c;
+        if (!sent && until(stdout)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      });
+      child.stderr.on('data', (c) => (stderr += c));
+      child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
 
   beforeAll(async () => {
     const missing = [bin, ...['cli', 'console', 'inventory', 'scheduler', 'cpu-compat', 'agent'].map((a) => path.join(root, 'dist/apps', a, 'main.js'))].filter((f) => !existsSync(f));
@@ -108,6 +126,26 @@ describe('flexmig, the operator CLI (built), through the console', () => {
     const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(events.length).toBeGreaterThanOrEqual(2);
     for (const e of events) expect(e).toMatchObject({ id: expect.stringMatching(/^\d+$/), type: 'migration.completed', data: { type: 'migration.completed' } });
+  });
+
+  it('given `migrations --watch -o json`, then the list at once, and Ctrl-C ends it with 130 saying the migrations go on', async () => {
+    const r = await interruptWhen(['migrations', '--watch', '-o', 'json'], (out) => out.trimEnd().endsWith(']'));
+    expect(r.code).toBe(130);
+    expect(JSON.parse(r.stdout).map((m: any) => m.state)).toEqual(['completed', 'completed']);
+    expect(r.stderr).toContain('interrupted; what was asked goes on');
+  });
+
+  it('given `events --follow --since`, then the events after that id and the new ones as they come', async () => {
+    const lines = (await cli(['events', '-o', 'json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const since = lines.at(-1).id;
+    const follow = interruptWhen(['events', '--follow', '--since', since, '--types', 'vm.*', '-o', 'json'], (out) => out.includes('"type":"vm.started"'));
+    const vm = await json(['vm', 'create', 'cli-e2e-followed', '--host', 'host-b', '--memory', '256']);
+    const r = await follow;
+    expect(r.code).toBe(130);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.every((e: any) => e.type.startsWith('vm.') && Number(e.id) > Number(since))).toBe(true);
+    // after `since` the only VM event is the start of this one
+    expect(events.map((e: any) => [e.type, e.data.subject])).toEqual([['vm.started', vm.id]]);
   });
 
   it('given `cluster imc auto`, then the probe from the highest mode down, what each host lacked, and the mode it set', async () => {
