@@ -161,6 +161,17 @@ describe('flexmig, the operator CLI (built), through the console', () => {
     expect(imc).toMatchObject({ mode: 'Westmere' });
   });
 
+  it('given `cluster imc verify|set`, then per host what it lacks; a mode a host lacks is refused (3) and nothing changes; unset clears it', async () => {
+    const v = await cli(['cluster', 'imc', 'verify', 'faults', 'SandyBridge']);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^mode SandyBridge: not every host passes\n\nHOST +PASS +WHY\nhost-a +yes +-\nhost-b +no +lacks avx, rdtscp, xsave, xsaveopt\n$/);
+    const refused = await cli(['cluster', 'imc', 'set', 'faults', 'SandyBridge']);
+    expect([refused.code, refused.stderr]).toEqual([3, expect.stringContaining('(422 CPU_INCOMPATIBLE)')]);
+    expect(await json(['cluster', 'imc', 'show', 'faults'])).toMatchObject({ mode: 'Westmere' });
+    const unset = await cli(['cluster', 'imc', 'set', 'faults', 'unset']);
+    expect([unset.code, unset.stdout]).toEqual([0, 'mode changed from Westmere to (unset)\n']);
+  });
+
   it('given `cluster plan`, then the plan, or (until inventory serves it) a clear refusal saying the server lacks it', async () => {
     const r = await cli(['cluster', 'plan', 'faults', '-o', 'json']);
     if (r.code === 0) expect(JSON.parse(r.stdout)).toEqual(expect.any(Object));
