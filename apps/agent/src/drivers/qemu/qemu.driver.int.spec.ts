@@ -78,6 +78,18 @@ async function status(drv: QemuDriver, vmId: string): Promise<string> {
   return drv.listVms().find((v) => v.vmId === vmId)?.state ?? 'unknown';
 }
 
+/**
+ * An agent killed at one QMP call of one VM (fault injection): that call never answers, so the agent's
+ * work stops there, while the QEMU it started runs on. Other QEMUs (the CPU probes) are unaffected.
+ */
+function hangQmp(method: 'connect' | 'execute', socket: string, when: (first: unknown) => boolean = () => true) {
+  const original = QmpClient.prototype[method] as (this: QmpClient, ...args: unknown[]) => Promise<unknown>;
+  const hung = function (this: QmpClient, ...args: unknown[]) {
+    return this.socketPath === socket && when(args[0]) ? new Promise<never>(() => undefined) : original.apply(this, args);
+  };
+  return jest.spyOn(QmpClient.prototype, method).mockImplementation(hung as never);
+}
+
 /** The live QEMU processes whose command line names `qmpSocket`. */
 function qemusNaming(qmpSocket: string): number[] {
   return readdirSync('/proc')
@@ -415,10 +427,7 @@ d('QemuDriver with real QEMU', () => {
     const cmd = commands(vm);
     const socket = join(dirs[0]!, `${vm.id}.qmp`);
     // the kill: QEMU started, the agent gone before it reached QMP (so before it recorded the VM)
-    const connect = QmpClient.prototype.connect;
-    const hang = jest.spyOn(QmpClient.prototype, 'connect').mockImplementation(function (this: QmpClient, ...args) {
-      return this.socketPath === socket ? new Promise<never>(() => undefined) : connect.apply(this, args);
-    });
+    const hang = hangQmp('connect', socket);
     void first.prepareIncoming(cmd(2, 'transfer-config', 'target')).catch(() => undefined);
     for (let i = 0; i < 600 && qemusNaming(socket).length === 0; i++) await sleep(50);
     const orphan = qemusNaming(socket);
@@ -435,6 +444,29 @@ d('QemuDriver with real QEMU', () => {
     expect(restarted.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'incoming', migrationId: cmd(2, 'transfer-config', 'target').migrationId })]);
     // and a repeat of step 2 reuses it
     await expect(restarted.prepareIncoming(cmd(2, 'transfer-config', 'target'))).resolves.toEqual({ incomingAddress });
+    expect(qemusNaming(socket)).toEqual([pid]);
+  });
+
+  it('step 2 retried after the agent died before its incoming QEMU listened: that QEMU is replaced, not kept beside another', async () => {
+    const first = driver();
+    const vm = vmSpec();
+    const cmd = commands(vm);
+    const socket = join(dirs[0]!, `${vm.id}.qmp`);
+    // the kill: QEMU up and recorded, the agent gone before migrate-incoming (no one was told an address)
+    const hang = hangQmp('execute', socket, (command) => command === 'migrate-incoming');
+    void first.prepareIncoming(cmd(2, 'transfer-config', 'target')).catch(() => undefined);
+    for (let i = 0; i < 600 && !hang.mock.calls.some((c) => c[0] === 'migrate-incoming'); i++) await sleep(50);
+    hang.mockRestore();
+    const orphan = first.vmInfo(vm.id)!.pid;
+    await first.close();
+
+    const restarted = driver({}, dirs[0]);
+    expect(restarted.vmInfo(vm.id)).toEqual(expect.objectContaining({ pid: orphan, alive: true }));
+    const { incomingAddress } = await restarted.prepareIncoming(cmd(2, 'transfer-config', 'target'));
+    expect(incomingAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+    const pid = restarted.vmInfo(vm.id)!.pid;
+    expect(pid).not.toBe(orphan);
+    expect(pidAlive(orphan)).toBe(false);
     expect(qemusNaming(socket)).toEqual([pid]);
   });
 
