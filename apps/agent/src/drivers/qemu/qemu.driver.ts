@@ -132,10 +132,11 @@ export class QemuDriver implements HypervisorDriver {
   /** Step 2 with its answer: the address the target listens on (for StepReply.incomingAddress). */
   async prepareIncomingAt(cmd: StepCommand): Promise<{ incomingAddress: string }> {
     const existing = this.registry.get(cmd.vm.id);
-    if (existing && !existing.dead) {
-      if (existing.state.role === 'incoming' && existing.state.migrationId === cmd.migrationId && existing.state.incomingAddress) {
-        return { incomingAddress: existing.state.incomingAddress };
-      }
+    if (existing && !existing.dead && existing.state.role === 'incoming' && existing.state.migrationId === cmd.migrationId) {
+      if (existing.state.incomingAddress) return { incomingAddress: existing.state.incomingAddress };
+      // an earlier agent started it and died before it listened: no one was told where, so replace it
+      await this.registry.destroy(existing);
+    } else if (existing && !existing.dead) {
       throw new FlexmigError(ErrorCode.Conflict, `VM ${cmd.vm.id} already exists on this host (${existing.state.role}${existing.state.migrationId ? `, migration ${existing.state.migrationId}` : ''})`);
     }
     // refused before anything starts when this host cannot run the baseline with enforce
@@ -235,6 +236,7 @@ export class QemuDriver implements HypervisorDriver {
     } else {
       if (t && (t.status === 'running' || t.status === 'ready')) await this.cancelTransfer(cmd.vm.id);
       const proc = await this.registry.procOf(vm);
+      await this.monitor.cancelOrphan(vm, proc); // a stream an earlier agent started, if one still runs
       const st = await proc.qmp.execute<{ status: string; running: boolean }>('query-status');
       if (!st.running) throw new FlexmigError(ErrorCode.VmNotRunning, `VM ${cmd.vm.id} is ${st.status} on this host: only a running VM's memory is copied`);
       t = await this.startMigration(vm, proc, cmd, progress);
@@ -265,6 +267,7 @@ export class QemuDriver implements HypervisorDriver {
     await t?.settled;
     if (!t) await this.monitor.abortStream(vm);
     vm.state.migrationId = undefined;
+    vm.state.sourcePausedAt = undefined;
     this.registry.persist(vm);
   }
 
@@ -280,7 +283,13 @@ export class QemuDriver implements HypervisorDriver {
       const info = await (await this.registry.procOf(vm)).qmp.execute<MigrateInfo>('query-migrate');
       if (info.status !== 'pre-switchover') throw new FlexmigError(ErrorCode.Conflict, `VM ${vmId}: the migration is ${info.status}, not pre-switchover`);
     }
-    return t.stoppedAt ?? vm.lastStop ?? new Date();
+    const stoppedAt = t.stoppedAt ?? vm.lastStop ?? new Date();
+    if (!vm.state.sourcePausedAt) {
+      // on disk before the answer: a restarted agent then leaves this guest paused (VmObserver.onAttach)
+      vm.state.sourcePausedAt = stoppedAt.toISOString();
+      this.registry.persist(vm);
+    }
+    return stoppedAt;
   }
 
   /** Split-brain fence: QMP `stop`, the QEMU process and its state stay. */
@@ -301,6 +310,7 @@ export class QemuDriver implements HypervisorDriver {
     await t?.settled;
     await this.monitor.abortStream(vm, true);
     vm.state.migrationId = undefined;
+    vm.state.sourcePausedAt = undefined;
     this.registry.persist(vm);
   }
 
@@ -434,6 +444,7 @@ export class QemuDriver implements HypervisorDriver {
     if (this.o.tlsDir) this.log.log(`migration ${cmd.migrationId}: VM ${cmd.vm.id} → ${uri} ${await confirmTls(qmp, this.o.tlsDir, 'client')}`);
     const t = this.monitor.begin(vm, { migrationId: cmd.migrationId, uri, wire: cmd.policy, policy, sink: progress });
     vm.state.migrationId = cmd.migrationId;
+    vm.state.sourcePausedAt = undefined;
     this.registry.persist(vm);
     await qmp.execute('migrate', { uri });
     this.monitor.follow(vm, t);
