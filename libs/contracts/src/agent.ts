@@ -3,7 +3,7 @@ import { defineRequest } from './define';
 import { HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema } from './common';
 import { AgentVmStateSchema, VmStateSchema } from './inventory';
 import { MigrationPolicySchema } from './policy';
-import { StepNameSchema, StepNumberSchema } from './steps';
+import { AgentCompensationSchema, agentCompensation, StepNameSchema, StepNumberSchema, stepNumber } from './steps';
 
 /**
  * Commands to one host's agent. Every subject starts with `agent.{hostId}.` so that NATS permissions can
@@ -84,6 +84,9 @@ export const StepCommandSchema = z.object({
   /** Where the target listens for this migration's stream, as its step-2 reply said (host:port). */
   incomingAddress: z.string().optional(),
   policy: MigrationPolicySchema,
+}).superRefine((c, ctx) => {
+  // code acts on the name and orders by the number: a command whose two disagree is not a command
+  if (stepNumber(c.stepName) !== c.step) ctx.addIssue({ code: 'custom', path: ['stepName'], message: `step ${c.step} is not ${c.stepName}` });
 });
 export type StepCommand = z.infer<typeof StepCommandSchema>;
 
@@ -110,10 +113,22 @@ export const RunStep = defineRequest({
   reply: StepReplySchema,
 });
 
+/** A compensation command: the step by name (its number must agree) and the compensation the saga names for it on that role. */
+export const CompensateCommandSchema = z
+  .object({ migrationId: UuidSchema, step: StepNumberSchema, stepName: StepNameSchema, compensation: AgentCompensationSchema, role: RoleSchema, vmId: UuidSchema })
+  .superRefine((c, ctx) => {
+    if (stepNumber(c.stepName) !== c.step) ctx.addIssue({ code: 'custom', path: ['stepName'], message: `step ${c.step} is not ${c.stepName}` });
+    const expected = agentCompensation(c.stepName, c.role);
+    if (c.compensation !== expected) {
+      ctx.addIssue({ code: 'custom', path: ['compensation'], message: expected ? `${c.stepName} is undone on the ${c.role} by ${expected}, not ${c.compensation}` : `${c.stepName} has nothing to undo on the ${c.role}` });
+    }
+  });
+export type CompensateCommand = z.infer<typeof CompensateCommandSchema>;
+
 export const CompensateStep = defineRequest({
   subject: 'agent.{hostId}.migration.compensate',
-  description: 'Undo a step that completed (before the point of no return). Idempotent.',
-  request: z.object({ migrationId: UuidSchema, step: StepNumberSchema, role: RoleSchema, vmId: UuidSchema }),
+  description: 'Undo a step that completed (before the point of no return), by the compensation the saga names for it. Idempotent.',
+  request: CompensateCommandSchema,
   reply: z.object({ migrationId: UuidSchema, step: StepNumberSchema, done: z.boolean(), note: z.string().optional() }),
 });
 

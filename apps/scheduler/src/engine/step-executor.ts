@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import {
+  type AgentCompensation,
+  agentCompensation,
   CompensateStep,
   CpuVerdict,
   ErrorCode,
@@ -187,11 +189,12 @@ export class StepExecutor {
       return;
     }
     const roles: Role[] = a.actor === 'source+target' ? ['source', 'target'] : [a.actor];
+    const name = a.name;
     for (const role of roles) {
       await this.send(
         ref,
         CompensateStep,
-        { migrationId: ref.migrationId, step: a.step, role, vmId: ref.vmId },
+        { migrationId: ref.migrationId, step: a.step, stepName: name, compensation: compensationOn(name, role), role, vmId: ref.vmId },
         { params: { hostId: role === 'source' ? ref.sourceHostId : ref.targetHostId }, timeoutMs },
       );
     }
@@ -208,8 +211,15 @@ export class StepExecutor {
     await this.send(
       ctx.ref,
       CompensateStep,
-      { migrationId: ctx.ref.migrationId, step: running.step, role: 'source', vmId: ctx.ref.vmId },
+      { migrationId: ctx.ref.migrationId, step: running.step, stepName: running.name, compensation: compensationOn(running.name, 'source'), role: 'source', vmId: ctx.ref.vmId },
       { params: { hostId: ctx.ref.sourceHostId } },
     );
   }
+}
+
+/** The compensation the saga names for a step on an agent (a step without one never gets here: the saga registers none). */
+function compensationOn(step: StepName, role: Role): AgentCompensation {
+  const c = agentCompensation(step, role);
+  if (!c) throw new Error(`${step} has no compensation on the ${role}: the saga registered one it does not define`);
+  return c;
 }
