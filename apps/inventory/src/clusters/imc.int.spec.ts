@@ -209,6 +209,41 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
     });
   });
 
+  describe('the plan of a cluster of mixed generations (Westmere, Haswell, Skylake-Server)', () => {
+    let id: string;
+
+    beforeAll(async () => {
+      const created = await api('POST', '/api/v1/clusters', { name: 'plan' });
+      expect(created.status).toBe(201);
+      id = created.body.id;
+      await Promise.all([
+        startAgent('pl-wsm', 'Westmere', { CLUSTER_ID: id }),
+        startAgent('pl-hsw', 'Haswell', { CLUSTER_ID: id }),
+        startAgent('pl-skx', 'Skylake-Server', { CLUSTER_ID: id }),
+      ]);
+    }, 60_000);
+
+    it('names the common mode, the host holding it down, the mode without each host and each host highest mode', async () => {
+      const r = await api('GET', `/api/v1/clusters/${id}/imc/plan`, undefined, await testToken('viewer'));
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ clusterId: id, mode: 'Westmere', holdingDown: ['pl-wsm'] });
+      expect(r.body.reason).toContain('Westmere');
+      const byHost = (rows: { hostId: string; mode: string | null }[]) => Object.fromEntries(rows.map((x) => [x.hostId, x.mode]));
+      expect(byHost(r.body.hostModes)).toEqual({ 'pl-wsm': 'Westmere', 'pl-hsw': 'Haswell', 'pl-skx': 'Skylake-Server' });
+      // without the old host the cluster rises to the next one's mode; without either newer one it stays
+      expect(byHost(r.body.withoutHost)).toEqual({ 'pl-wsm': 'Haswell', 'pl-hsw': 'Westmere', 'pl-skx': 'Westmere' });
+    });
+
+    it('answers for a cluster without hosts (no mode, saying why) and 404 for an unknown cluster', async () => {
+      const empty = await api('POST', '/api/v1/clusters', { name: 'plan-empty' });
+      const r = await api('GET', `/api/v1/clusters/${empty.body.id}/imc/plan`);
+      expect(r.status).toBe(200);
+      expect(r.body).toEqual({ clusterId: empty.body.id, mode: null, reason: 'cluster plan-empty has no hosts: there is no mode to plan', holdingDown: [], withoutHost: [], hostModes: [] });
+      const unknown = await api('GET', `/api/v1/clusters/${randomUUID()}/imc/plan`);
+      expect(unknown.status).toBe(404);
+    });
+  });
+
   describe('raising and lowering with running VMs', () => {
     let id: string;
 
