@@ -6,7 +6,8 @@ import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson, readEvents, testToken } from '@flexmig/testing';
 
-// Cluster CPU modes (issue 3, item 4) through inventory's HTTP API, against real PostgreSQL and NATS, with
+// Cluster CPU modes (issue 3, item 4), and what a VM's guest sees of its CPU (issue 12: cpu-check, here from
+// the sim driver's model), through inventory's HTTP API, against real PostgreSQL and NATS, with
 // cpu-compat, inventory, the scheduler and simulated agents running as real processes (`npm run build` first).
 
 const call = httpJson;
@@ -267,6 +268,29 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
       expect(await imcEvents(id)).toEqual([{ oldMode: 'SandyBridge', newMode: 'IvyBridge', by: 'raiser' }]);
     });
 
+    it('a cpu-check shows what the guest sees against its baseline (sim: from its model), for an operator', async () => {
+      const vm = (await api('GET', `/api/v1/vms?clusterId=${id}`)).body.items.find((v: { name: string }) => v.name === 'vm-snb');
+      const r = await api('POST', `/api/v1/vms/${vm.id}/cpu-check`, undefined, await testToken('operator'));
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({
+        ok: true,
+        vmId: vm.id,
+        hostId: 'ld-hsw',
+        baseline: 'SandyBridge',
+        source: 'model',
+        missing: [],
+        extra: [],
+        exceptions: [{ feature: 'hypervisor', seen: true, reason: 'hypervisor-supplied' }],
+      });
+      // SandyBridge on a Haswell host: the guest sees AVX, not the host's AVX2
+      expect(r.body.seen).toEqual(expect.arrayContaining(['aes', 'avx', 'hypervisor']));
+      expect(r.body.seen).not.toContain('avx2');
+      expect(Date.parse(r.body.checkedAt)).toBeGreaterThan(Date.now() - 60_000);
+      expect((await api('POST', `/api/v1/vms/${vm.id}/cpu-check`, undefined, await testToken('viewer'))).status).toBe(403);
+      const unknown = await api('POST', `/api/v1/vms/${randomUUID()}/cpu-check`);
+      expect({ status: unknown.status, code: unknown.body.code }).toEqual({ status: 404, code: 'NOT_FOUND' });
+    });
+
     it('refuses lowering below a running VM baseline, naming that VM only, and leaves the mode unchanged', async () => {
       const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'SandyBridge' });
       expect({ status: r.status, code: r.body.code }).toEqual({ status: 409, code: 'CONFLICT' });
@@ -384,10 +408,16 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
       expect(refused.failure.message).toMatch(/f16c/);
       expect((await api('GET', `/api/v1/vms/${vm.id}`)).body.hostId).toBe('pt-ivb1');
 
+      const before = await api('POST', `/api/v1/vms/${vm.id}/cpu-check`);
+      expect(before.body).toMatchObject({ ok: true, hostId: 'pt-ivb1', baseline: 'host-passthrough', source: 'model', missing: [], extra: [] });
       const toIvb2 = await call(sched, 'POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'pt-ivb2' });
       expect(toIvb2.status).toBe(202);
       expect((await settle(toIvb2.body.id)).state).toBe('completed');
       expect((await api('GET', `/api/v1/vms/${vm.id}`)).body).toMatchObject({ hostId: 'pt-ivb2', cpuBaseline: 'host-passthrough', cpuFeatures: vm.cpuFeatures });
+      // the guest sees the same CPU on its new host: the features it started with
+      const after = await api('POST', `/api/v1/vms/${vm.id}/cpu-check`);
+      expect(after.body).toMatchObject({ ok: true, hostId: 'pt-ivb2', missing: [], extra: [] });
+      expect(after.body.seen).toEqual(before.body.seen);
     });
 
     it('turning IMC on while a passthrough VM runs is refused naming it (it runs above any mode)', async () => {
