@@ -12,9 +12,11 @@
  *   MEM_END     end of the range (exclusive), page aligned
  *   MARK_EVERY  passes between two 'B' markers (>= 1)
  *   DELAY       spin iterations after each page write (>= 0)
+ *   SAMPLE_EVERY page writes between two CPUID samples (>= 1)
  *
- * CPUID record (what the guest sees; read back by the agent, cpuid-record.ts): at boot, and again at every
- * 'B' marker (so a sample taken after a resume is fresh), the guest executes CPUID for each (leaf, subleaf)
+ * CPUID record (what the guest sees; read back by the agent, cpuid-record.ts): at boot, and again after
+ * every SAMPLE_EVERY page writes (a few times a second: a sample after a resume is fresh), the guest
+ * executes CPUID for each (leaf, subleaf)
  * of cpuid_table and writes, at physical address CPUID_AREA (0x9000, below the workload range):
  *   +0   u32  magic 'FXCP' (0x50435846)
  *   +4   u32  sequence: odd while the rows are being written, even when they are complete; +2 per sample
@@ -58,6 +60,7 @@ pmode:
         outb    %al, (%dx)
         movl    $0, CPUID_AREA+4
         call    cpuid_sample
+        movl    $SAMPLE_EVERY, %edi     /* page writes until the next CPUID sample */
         xorl    %ecx, %ecx              /* passes since the last marker */
 mainloop:
         movl    $MEM_START, %ebx
@@ -68,7 +71,11 @@ page:
         jz      2f
 1:      decl    %esi
         jnz     1b
-2:      addl    $4096, %ebx
+2:      decl    %edi
+        jnz     3f
+        call    cpuid_sample
+        movl    $SAMPLE_EVERY, %edi
+3:      addl    $4096, %ebx
         cmpl    $MEM_END, %ebx
         jb      page
         incl    %ecx
@@ -77,7 +84,6 @@ page:
         xorl    %ecx, %ecx
         movb    $'B', %al
         outb    %al, (%dx)
-        call    cpuid_sample
         jmp     mainloop
 
 cpuid_sample:
