@@ -171,6 +171,54 @@ export const CheckVmMemory = defineRequest({
   }),
 });
 
+/** A CPU feature name as the catalog spells it (bounded: a reply never carries more than the catalog's 400). */
+const FeatureNameSchema = z.string().min(1).max(64);
+const FeatureListSchema = z.array(FeatureNameSchema).max(512);
+
+/**
+ * What a VM's guest sees of its CPU against its baseline (issue 12; libs/cpu-models README decision 9).
+ * `source`: `guest` = CPUID executed inside the guest and read back over QMP (qemu driver); `model` = the
+ * sim driver's model of what it presents.
+ */
+export const GuestCpuCheckSchema = z.object({
+  vmId: UuidSchema,
+  hostId: HostIdSchema,
+  /** No baseline feature missing and none outside it visible (documented exceptions apart). */
+  ok: z.boolean(),
+  baseline: z.string().min(1).max(64),
+  seen: FeatureListSchema,
+  missing: FeatureListSchema,
+  extra: FeatureListSchema,
+  /** Differences the catalog documents (hypervisor-supplied, OS-controlled, presented by the model, TCG). */
+  exceptions: z.array(z.object({ feature: FeatureNameSchema, seen: z.boolean(), reason: z.string().min(1).max(64) })).max(512),
+  /** Baseline features the check cannot see (MSR features, CPUID leaves not sampled). */
+  unchecked: FeatureListSchema,
+  checkedAt: IsoTimeSchema,
+  source: z.enum(['guest', 'model']),
+  /** The accelerator the guest runs under (qemu driver). */
+  accel: z.enum(['tcg', 'kvm']).optional(),
+  /** The guest's CPUID sample number (qemu driver): a later check shows a later sample. */
+  sample: z.number().int().min(0).optional(),
+});
+export type GuestCpuCheck = z.infer<typeof GuestCpuCheckSchema>;
+
+export const CheckVmCpu = defineRequest({
+  subject: 'agent.{hostId}.vm.cpu-check',
+  description:
+    "What a VM's guest sees of its CPU, compared with the baseline inventory recorded for it: the features missing, those visible outside it, " +
+    'the documented exceptions. The qemu driver reads a CPUID sample the guest takes after the request (it must run); the sim driver answers from its model.',
+  request: z
+    .object({
+      vmId: UuidSchema,
+      /** The VM's baseline as inventory records it. */
+      baseline: z.string().min(1).max(64),
+      /** host-passthrough VMs: the features of the host it started on (what its guest must see). */
+      expectedFeatures: FeatureListSchema.optional(),
+    })
+    .strict(),
+  reply: GuestCpuCheckSchema,
+});
+
 /** What a resolution does with one host's copy of the VM: keep it (the VM) or fence it. */
 export const FenceOutcomeSchema = z.enum(['keep', 'fence']);
 export type FenceOutcome = z.infer<typeof FenceOutcomeSchema>;

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckVmMemory, FlexmigError, MigrationPolicyInput, MigrationPolicySchema, StepCommand, StepName, VmSpec } from '@flexmig/contracts';
+import { CheckVmCpu, CheckVmMemory, FlexmigError, MigrationPolicyInput, MigrationPolicySchema, StepCommand, StepName, VmSpec } from '@flexmig/contracts';
 import { AgentHandlers } from '../../agent.handlers';
 import { AgentEnv } from '../../config';
 import { MigrationStepsService } from '../../migration-steps.service';
@@ -126,6 +126,11 @@ d('QemuDriver with real QEMU', () => {
     const dst = driver({ portRange: undefined });
     const vm = vmSpec();
     await src.startVm(vm);
+    // what the guest sees of its CPU, read from the guest itself, before the move
+    const cpuCheck = (drv: QemuDriver, hostId: string) =>
+      new AgentHandlers(drv, {} as MigrationStepsService, { HOST_ID: hostId } as AgentEnv).checkCpu({ vmId: vm.id, baseline: BASELINE }).then((r) => CheckVmCpu.reply.parse(r));
+    const cpuBefore = await cpuCheck(src, 'src-host');
+    expect(cpuBefore).toMatchObject({ ok: true, hostId: 'src-host', baseline: BASELINE, source: 'guest', missing: [], extra: [] });
     const srcPid = src.vmInfo(vm.id)!.pid;
     let listening: string | undefined;
     const cmd = commands(vm, {}, () => listening);
@@ -134,6 +139,8 @@ d('QemuDriver with real QEMU', () => {
     const { incomingAddress } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'));
     expect(incomingAddress).toMatch(/^127\.0\.0\.1:\d+$/);
     listening = incomingAddress;
+    // a guest held at -incoming -S takes no CPUID sample: the check says so rather than read stale memory
+    await expect(dst.guestCpu(vm.id)).rejects.toMatchObject({ code: 'VM_NOT_RUNNING' });
     expect(dst.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'incoming' })]);
     await src.transferMemory(cmd(3, 'transfer-memory', 'source'), sink);
     await src.syncMemory(cmd(4, 'sync-memory', 'source'), sink);
@@ -154,6 +161,13 @@ d('QemuDriver with real QEMU', () => {
     const check = await dst.checkMemory(vm.id);
     expect(check).toEqual(expect.objectContaining({ ok: true, badPages: 0, advancedAfterCheck: true }));
     expect(dst.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'running' })]);
+    // after the move: a sample the guest took on the target (its sequence went on from the migrated memory),
+    // and the CPU it sees did not change
+    const cpuAfter = await cpuCheck(dst, 'dst-host');
+    expect(cpuAfter).toMatchObject({ ok: true, hostId: 'dst-host', baseline: BASELINE, source: 'guest', missing: [], extra: [] });
+    expect(cpuAfter.sample!).toBeGreaterThan(cpuBefore.sample!);
+    expect(cpuAfter.seen).toEqual(cpuBefore.seen);
+    expect(cpuAfter.exceptions).toEqual(cpuBefore.exceptions);
     // the source QEMU is gone, with its socket and files
     expect(pidAlive(srcPid)).toBe(false);
     expect(src.listVms()).toEqual([]);

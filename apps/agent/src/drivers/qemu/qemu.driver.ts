@@ -17,9 +17,10 @@ import { Logger } from '@nestjs/common';
 import { AgentVm, ErrorCode, FlexmigError, HostCpu, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
 import { BYTES_PER_MIB } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
-import { HypervisorDriver, ProgressSink } from '../driver';
+import { GuestCpuObservation, HypervisorDriver, ProgressSink } from '../driver';
 import { modelPolicyFor, transferCancelled } from '../precopy-policy';
 import { Accel, AccelSetting, CpuChoice, CpuProbe, chooseCpu, effectiveHostCpu, probeCpu, readCpuinfo } from './cpu-probe';
+import { readFreshGuestCpuid } from './cpuid-record';
 import { MemoryCheckResult, checkGuestMemory } from './memory-check';
 import { FINAL, MigrateInfo } from './migrate-info';
 import { hostPort, migrationPort, sourceUri, tcpUri } from './qemu-address';
@@ -391,6 +392,14 @@ export class QemuDriver implements HypervisorDriver {
     if (!vm || vm.dead) throw new FlexmigError(ErrorCode.NotFound, `VM ${vmId} is not on this host`);
     const proc = await this.registry.procOf(vm);
     return checkGuestMemory(proc.qmp, { memStart: vm.state.guest.memStart, memEnd: vm.state.guest.memEnd, dir: this.o.runDir, ...(timeoutMs ? { timeoutMs } : {}) });
+  }
+
+  /** The CPUID rows the guest executes after this call (a fresh sample: after a migration, one taken on this host). */
+  async guestCpu(vmId: string, timeoutMs?: number): Promise<GuestCpuObservation> {
+    const vm = this.source(vmId);
+    const proc = await this.registry.procOf(vm);
+    const s = await readFreshGuestCpuid(proc.qmp, { dir: this.o.runDir, ...(timeoutMs ? { timeoutMs } : {}) });
+    return { source: 'guest', rows: s.rows, accel: vm.state.accel, sample: s.seq };
   }
 
   /** Ends every QEMU of this driver and removes its files (tests; an agent's close() leaves VMs running). */
