@@ -16,7 +16,8 @@ import {
   StepRecord,
   StepReply,
 } from '@flexmig/contracts';
-import { NatsBus } from '@flexmig/messaging';
+import { inSpan, NatsBus, traceCalls } from '@flexmig/messaging';
+import { withLogFields } from '@flexmig/service-kit';
 import { HypervisorDriver } from './drivers/driver';
 import { LedgerRecord, ENTRY_STEP, checkSameVm, checkCompensation, checkIncomingAddress, checkPrerequisite, checkReservation, checkRoleAndHost, checkTargetResumed } from './participation';
 import { StepLedger } from './step-ledger';
@@ -57,18 +58,32 @@ const refuseIf = (e: FlexmigError | undefined): void => {
 export class MigrationStepsService {
   private readonly log = new Logger('steps');
   private readonly ledger: StepLedger;
+  private readonly driver: HypervisorDriver;
 
   constructor(
-    @Inject(HYPERVISOR_DRIVER) private readonly driver: HypervisorDriver,
+    @Inject(HYPERVISOR_DRIVER) driver: HypervisorDriver,
     private readonly bus: NatsBus,
     @Inject(AGENT_ENV) private readonly env: AgentEnv,
     @Optional() private readonly store?: AgentStateStore,
     @Optional() ledgerStore?: LedgerStore,
   ) {
     this.ledger = ledgerStore?.load() ?? new StepLedger();
+    // each driver call is a span (`driver.prepareIncoming`, …) inside the step's
+    this.driver = traceCalls(driver, 'driver', () => ({ 'flexmig.host_id': this.env.HOST_ID }));
   }
 
+  /** Runs one step command: a span `agent step <n> <name>` and log lines with the migration's fields. */
   run(cmd: StepCommand): Promise<StepReply> {
+    return withLogFields({ migrationId: cmd.migrationId, vmId: cmd.vm.id, hostId: this.env.HOST_ID, step: cmd.step, stepName: cmd.stepName }, () =>
+      inSpan(`agent step ${cmd.step} ${cmd.stepName}`, { attributes: this.spanAttributes(cmd.migrationId, cmd.step, cmd.role, { 'flexmig.attempt': cmd.attempt }) }, () => this.runStep(cmd)),
+    );
+  }
+
+  private spanAttributes(migrationId: string, step: number, role: Role, more: Record<string, string | number> = {}) {
+    return { 'flexmig.migration_id': migrationId, 'flexmig.step': step, 'flexmig.role': role, 'flexmig.host_id': this.env.HOST_ID, ...more };
+  }
+
+  private runStep(cmd: StepCommand): Promise<StepReply> {
     return this.ledger.run(cmd, async (history) => {
       let admitted: StepCommand;
       try {
@@ -218,8 +233,14 @@ export class MigrationStepsService {
     }
   }
 
-  /** Undoes a completed step before the point of no return. Idempotent. */
-  async compensate(c: { migrationId: string; step: number; role: Role; vmId: string }): Promise<{ done: boolean; note?: string }> {
+  /** Undoes a completed step before the point of no return. Idempotent. A span `agent compensate <n>`. */
+  compensate(c: { migrationId: string; step: number; role: Role; vmId: string }): Promise<{ done: boolean; note?: string }> {
+    return withLogFields({ migrationId: c.migrationId, vmId: c.vmId, hostId: this.env.HOST_ID, step: c.step }, () =>
+      inSpan(`agent compensate ${c.step}`, { attributes: this.spanAttributes(c.migrationId, c.step, c.role) }, () => this.undo(c)),
+    );
+  }
+
+  private async undo(c: { migrationId: string; step: number; role: Role; vmId: string }): Promise<{ done: boolean; note?: string }> {
     if (c.step >= POINT_OF_NO_RETURN) {
       throw new FlexmigError(ErrorCode.Conflict, `step ${c.step} is at or past the point of no return (${POINT_OF_NO_RETURN}): it is never undone`);
     }
