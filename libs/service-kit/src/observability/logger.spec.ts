@@ -66,6 +66,18 @@ describe('the JSON log line', () => {
     expect(lines).toEqual([]);
   });
 
+  it('in text format, appends the fields to Nest\'s line', () => {
+    Logger.overrideLogger(createLogger('agent', { level: 'log', format: 'text' }));
+    const written: string[] = [];
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation(((chunk: string) => written.push(String(chunk))) as unknown as typeof process.stdout.write);
+    try {
+      withLogFields({ migrationId: 'm-2', step: 6 }, () => new Logger('steps').log('transfer-state done'));
+    } finally {
+      spy.mockRestore();
+    }
+    expect(written.join('')).toMatch(/transfer-state done.* \[migrationId=m-2 step=6\]\n$/);
+  });
+
   it('defaults to text on a terminal and JSON otherwise', () => {
     expect(defaultLogFormat({ isTTY: true })).toBe('text');
     expect(defaultLogFormat({ isTTY: false })).toBe('json');
