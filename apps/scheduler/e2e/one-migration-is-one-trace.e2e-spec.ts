@@ -29,7 +29,7 @@ describeIf('one migration is one trace (real processes, OTLP)', () => {
       ],
       scheduler: otel,
       inventory: otel,
-      agent: otel,
+      agent: { ...otel, LOG_LEVEL: 'log', LOG_FORMAT: 'json' }, // the agents' step lines, to check their fields
     }).start();
   });
 
@@ -97,6 +97,24 @@ describeIf('one migration is one trace (real processes, OTLP)', () => {
     for (const d of driverSpans) expect(byId.get(d.parentSpanId!)?.name).toMatch(/^agent (step|compensate) /);
     // inventory answered inside the trace (reservation at step 1, relocation at step 9)
     expect(inTrace.some((s) => s.service === 'flexmig-inventory' && s.name.startsWith('nats handle ') && chainsToRequest(s))).toBe(true);
+
+    // the agents' JSON log lines of the steps carry the migration's fields and its trace, as fields
+    const target = h.procs.get('trace-b')!.output.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+    expect(target.find((l) => l.context === 'steps' && l.migrationId === requested.id && l.step === 2)).toMatchObject({
+      level: 'log',
+      service: 'agent',
+      vmId: vm.id,
+      hostId: 'trace-b',
+      stepName: 'transfer-config',
+      traceId,
+      message: expect.stringContaining('step 2 transfer-config (target) done'),
+    });
 
     // the migration's CloudEvents on JetStream carry the trace (the `traceparent` extension)
     const events = await waitFor('the migration\'s events', async () => {
