@@ -8,6 +8,7 @@ import {
   GetStepAttempt,
   MigrationProgressMessage,
   type CompensateCommand,
+  type Role,
   isPastPointOfNoReturn,
   stepNumber,
   QueryMigration,
@@ -17,7 +18,8 @@ import {
   StepRecord,
   StepReply,
 } from '@flexmig/contracts';
-import { NatsBus } from '@flexmig/messaging';
+import { inSpan, NatsBus, traceCalls } from '@flexmig/messaging';
+import { withLogFields } from '@flexmig/service-kit';
 import { HypervisorDriver } from './drivers/driver';
 import { LedgerRecord, ENTRY_STEP, checkSameVm, checkCompensation, checkIncomingAddress, checkPrerequisite, checkReservation, checkRoleAndHost, checkTargetResumed } from './participation';
 import { StepLedger } from './step-ledger';
@@ -58,18 +60,32 @@ const refuseIf = (e: FlexmigError | undefined): void => {
 export class MigrationStepsService {
   private readonly log = new Logger('steps');
   private readonly ledger: StepLedger;
+  private readonly driver: HypervisorDriver;
 
   constructor(
-    @Inject(HYPERVISOR_DRIVER) private readonly driver: HypervisorDriver,
+    @Inject(HYPERVISOR_DRIVER) driver: HypervisorDriver,
     private readonly bus: NatsBus,
     @Inject(AGENT_ENV) private readonly env: AgentEnv,
     @Optional() private readonly store?: AgentStateStore,
     @Optional() ledgerStore?: LedgerStore,
   ) {
     this.ledger = ledgerStore?.load() ?? new StepLedger();
+    // each driver call is a span (`driver.prepareIncoming`, …) inside the step's
+    this.driver = traceCalls(driver, 'driver', () => ({ 'flexmig.host_id': this.env.HOST_ID }));
   }
 
+  /** Runs one step command: a span `agent step <n> <name>` and log lines with the migration's fields. */
   run(cmd: StepCommand): Promise<StepReply> {
+    return withLogFields({ migrationId: cmd.migrationId, vmId: cmd.vm.id, hostId: this.env.HOST_ID, step: cmd.step, stepName: cmd.stepName }, () =>
+      inSpan(`agent step ${cmd.step} ${cmd.stepName}`, { attributes: this.spanAttributes(cmd.migrationId, cmd.step, cmd.role, { 'flexmig.attempt': cmd.attempt }) }, () => this.runStep(cmd)),
+    );
+  }
+
+  private spanAttributes(migrationId: string, step: number, role: Role, more: Record<string, string | number> = {}) {
+    return { 'flexmig.migration_id': migrationId, 'flexmig.step': step, 'flexmig.role': role, 'flexmig.host_id': this.env.HOST_ID, ...more };
+  }
+
+  private runStep(cmd: StepCommand): Promise<StepReply> {
     return this.ledger.run(cmd, async (history) => {
       let admitted: StepCommand;
       try {
@@ -222,9 +238,16 @@ export class MigrationStepsService {
 
   /**
    * Undoes a step this agent ran, before the point of no return, by the compensation the saga names for it
-   * (the contract has checked that the name is the one for this step and role). Idempotent.
+   * (the contract has checked that the name is the one for this step and role). Idempotent. A span
+   * `agent compensate <n>`.
    */
-  async compensate(c: CompensateCommand): Promise<{ done: boolean; note?: string }> {
+  compensate(c: CompensateCommand): Promise<{ done: boolean; note?: string }> {
+    return withLogFields({ migrationId: c.migrationId, vmId: c.vmId, hostId: this.env.HOST_ID, step: c.step }, () =>
+      inSpan(`agent compensate ${c.step}`, { attributes: this.spanAttributes(c.migrationId, c.step, c.role) }, () => this.undo(c)),
+    );
+  }
+
+  private async undo(c: CompensateCommand): Promise<{ done: boolean; note?: string }> {
     if (isPastPointOfNoReturn(c.stepName)) {
       throw new FlexmigError(ErrorCode.Conflict, `${c.stepName} is at or past the point of no return (resume-target): it is never undone`);
     }

@@ -2,6 +2,7 @@ import type { INestApplication, Logger } from '@nestjs/common';
 import { DiscoveryService, ModulesContainer, Reflector } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { ErrorsFilter } from './errors.filter';
+import { httpSpans } from './observability/http-spans';
 import { AuthGuard } from './auth/auth.guard';
 import { bodyGate } from './auth/body-gate';
 import { TokenVerifier } from './auth/token-verifier';
@@ -41,6 +42,7 @@ export function configureHttp(app: INestApplication, settings: HttpSettings, log
   // the app is created with `bodyParser: false`, so these are the only parsers, with our limit; the gate
   // before them leaves the body of a request that is not authenticated unread (the guard then says why)
   const express = app as NestExpressApplication;
+  express.use(httpSpans);
   if (settings.parseBodies !== false) {
     express.use(bodyGate(routes, settings.auth, verifier));
     express.useBodyParser('json', { limit });

@@ -35,6 +35,8 @@ export interface MigrationContext {
   targetAddress: string;
   /** Where the target listens for the stream, from its `transfer-config` reply (drivers that listen: qemu). */
   incomingAddress?: string;
+  /** The W3C traceparent of the request that created the migration: its steps' spans continue it. */
+  traceParent?: string;
 }
 
 const stepNamed = (steps: StepState[], name: StepName): StepState | undefined => steps.find((s) => s.name === name);
@@ -42,7 +44,14 @@ const stepNamed = (steps: StepState[], name: StepName): StepState | undefined =>
 /** The executor's context of a stored migration. */
 export const contextOf = (row: MigrationEntity): MigrationContext => {
   const incoming = (stepNamed(row.saga.steps, 'transfer-config')?.result as { incomingAddress?: string } | null | undefined)?.incomingAddress;
-  return { ref: row.saga.ref, vm: row.vm, policy: row.policy, targetAddress: row.targetAddress, ...(incoming ? { incomingAddress: incoming } : {}) };
+  return {
+    ref: row.saga.ref,
+    vm: row.vm,
+    policy: row.policy,
+    targetAddress: row.targetAddress,
+    ...(incoming ? { incomingAddress: incoming } : {}),
+    ...(row.traceParent ? { traceParent: row.traceParent } : {}),
+  };
 };
 
 /** The steps that stream memory: a cancel stops their stream at once instead of waiting for them to end. */
