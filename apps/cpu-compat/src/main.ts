@@ -12,6 +12,7 @@ runMain('cpu-compat', async () => {
     description: 'The CPU model catalog, host evaluation, migration verdicts, CPUID masks and cluster planning. Stateless.',
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
     bus: natsBusEnv(env),
     events: false, // publishes no events: its identity may not create the stream
     auth,

@@ -14,6 +14,7 @@ runMain('scheduler', async () => {
     description: 'Migrations: admission, the nine-step saga, recovery and cancellation.',
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
     bus: natsBusEnv(env),
     auth,
     bodyLimitBytes: env.HTTP_BODY_LIMIT,

@@ -5,3 +5,4 @@ export * from './health';
 export * from './bootstrap';
 export * from './http';
 export * from './auth';
+export * from './observability';

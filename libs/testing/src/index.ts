@@ -10,3 +10,4 @@ export * from './netns';
 export * from './nats-cluster';
 export * from './fuzz';
 export * from './fixtures';
+export * from './otlp-receiver';
