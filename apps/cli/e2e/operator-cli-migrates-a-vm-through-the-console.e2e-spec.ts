@@ -172,10 +172,12 @@ describe('flexmig, the operator CLI (built), through the console', () => {
     expect([unset.code, unset.stdout]).toEqual([0, 'mode changed from Westmere to (unset)\n']);
   });
 
-  it('given `cluster plan`, then the plan, or (until inventory serves it) a clear refusal saying the server lacks it', async () => {
-    const r = await cli(['cluster', 'plan', 'faults', '-o', 'json']);
-    if (r.code === 0) expect(JSON.parse(r.stdout)).toEqual(expect.any(Object));
-    else expect([r.code, r.stderr]).toEqual([3, expect.stringContaining('this server has no cluster plan API yet')]);
+  it('given `cluster plan`, then the mode all hosts pass, who holds it down, and the mode without each host', async () => {
+    const plan = await json(['cluster', 'plan', 'faults']);
+    expect(plan).toMatchObject({ mode: 'Westmere', holdingDown: ['host-b'] });
+    const r = await cli(['cluster', 'plan', 'faults']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^mode all hosts pass: Westmere\n[\s\S]*holding it down: +host-b\n\nHOST +OWN HIGHEST MODE +CLUSTER MODE WITHOUT IT\nhost-a +IvyBridge\S* +Westmere\nhost-b +Westmere +IvyBridge\S*\n$/);
   });
 
   it('given `evacuate --wait`, then progress per VM, and the host is empty in the end', async () => {

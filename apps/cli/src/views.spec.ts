@@ -89,9 +89,25 @@ describe('views: the API objects as text', () => {
     expect(eventLine({ event: 'migration.progress', data: { at: 'T', migrationId: 'm1', percent: 12.34 } })).toBe('T  migration.progress  m1  12.3%');
   });
 
-  it('given a plan, then its scalars as fields and its lists of objects as tables', () => {
-    expect(planView({ mode: 'Haswell', hosts: [{ hostId: 'a', pass: true }] })).toBe('mode: Haswell\n\nhosts:\nHOSTID  PASS\na       yes');
-    expect(planView(['x'])).toBe('[\n  "x"\n]');
+  it('given a plan, then the mode and why, who holds it down, and per host its own highest mode and the mode without it', () => {
+    const text = planView({
+      clusterId: 'c1',
+      mode: 'Westmere',
+      reason: 'the highest mode every host passes',
+      holdingDown: ['host-b'],
+      withoutHost: [{ hostId: 'host-a', mode: 'Westmere' }, { hostId: 'host-b', mode: 'IvyBridge' }],
+      hostModes: [{ hostId: 'host-a', mode: 'IvyBridge' }, { hostId: 'host-b', mode: 'Westmere' }],
+    });
+    expect(text.split('\n')).toEqual([
+      'mode all hosts pass: Westmere',
+      'why:                 the highest mode every host passes',
+      'holding it down:     host-b',
+      '',
+      'HOST    OWN HIGHEST MODE  CLUSTER MODE WITHOUT IT',
+      'host-a  IvyBridge         Westmere',
+      'host-b  Westmere          IvyBridge',
+    ]);
+    expect(planView({ clusterId: 'c1', mode: null, reason: 'no hosts', holdingDown: [], withoutHost: [], hostModes: [] })).toBe('mode all hosts pass: (none)\nwhy:                 no hosts\nholding it down:     -\n\nno hosts');
   });
 
   it('given the command tree, then bash completion knows each command path, its subcommands and options, and --output values', () => {

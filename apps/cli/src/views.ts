@@ -1,4 +1,4 @@
-import type { Cluster, ClusterImc, EvacuationView, Host, MigrationProgress, MigrationView, ModeVerification, Vm } from '@flexmig/contracts';
+import type { Cluster, ClusterImc, ClusterImcPlan, EvacuationView, Host, MigrationProgress, MigrationView, ModeVerification, Vm } from '@flexmig/contracts';
 import { fields, formatBytes, formatDuration, formatRate, progressBar, table } from './output';
 
 // Pure: the API's objects as text for people. JSON and YAML print the objects themselves.
@@ -187,19 +187,18 @@ export function eventLine(e: { id?: string; event: string; data: unknown }): str
   return `${String(d.time ?? '')}  ${e.event}  ${String(d.subject ?? '')}  ${gist}`.replace(/ {2,}$/, '').trimEnd();
 }
 
-/** The plan (inventory GET …/imc/plan, whose shape is still being settled): scalars as `key: value`, lists of objects as tables, else JSON. */
-export function planView(plan: unknown): string {
-  if (plan && typeof plan === 'object' && !Array.isArray(plan)) {
-    const scalars = Object.entries(plan).filter(([, v]) => v === null || typeof v !== 'object') as [string, string | number | boolean | null][];
-    const lists = Object.entries(plan).filter(([, v]) => Array.isArray(v) && (v as unknown[]).every((x) => x && typeof x === 'object')) as [string, Record<string, unknown>[]][];
-    const parts = scalars.length ? [fields(scalars)] : [];
-    for (const [name, rows] of lists) {
-      const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-      parts.push(`${name}:\n${table(rows, keys.map((k) => ({ header: k.toUpperCase(), value: (r: Record<string, unknown>) => scalarOrJson(r[k]) })))}`);
-    }
-    if (parts.length) return parts.join('\n\n');
-  }
-  return JSON.stringify(plan, null, 2);
+/** The cluster's plan: the mode all hosts pass today and why, who holds it down, and per host its own highest mode and the mode without it. */
+export function planView(plan: ClusterImcPlan): string {
+  const head = fields([
+    ['mode all hosts pass', plan.mode ?? '(none)'],
+    ['why', plan.reason],
+    ['holding it down', plan.holdingDown.join(', ') || '-'],
+  ]);
+  const without = new Map(plan.withoutHost.map((w) => [w.hostId, w.mode]));
+  const rows = table(plan.hostModes, [
+    { header: 'HOST', value: (h) => h.hostId },
+    { header: 'OWN HIGHEST MODE', value: (h) => h.mode ?? '(none)' },
+    { header: 'CLUSTER MODE WITHOUT IT', value: (h) => (without.has(h.hostId) ? (without.get(h.hostId) ?? '(none)') : '') },
+  ], 'no hosts');
+  return `${head}\n\n${rows}`;
 }
-
-const scalarOrJson = (v: unknown) => (v === null || v === undefined || typeof v !== 'object' ? (v as string | number | boolean | null | undefined) : JSON.stringify(v));

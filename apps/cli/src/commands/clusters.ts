@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { ClusterImc, ModeVerification } from '@flexmig/contracts';
+import type { ClusterImc, ClusterImcPlan, ModeVerification } from '@flexmig/contracts';
 import { parseImcMode } from '../args';
 import { type ApiClient, refusal } from '../client';
 import { action, optionParser } from '../context';
@@ -73,15 +73,15 @@ export function registerClusters(program: Command): void {
 
   cluster
     .command('plan')
-    .description("the cluster's CPU plan (inventory GET /api/v1/clusters/:id/imc/plan)")
+    .description('the mode all hosts pass today and why, the hosts holding it down, and per host its own highest mode and the cluster mode without it')
     .argument('<cluster>', 'name or id')
     .action(
       action(async (ctx, key: string) => {
         const c = await findCluster(ctx.api, key);
         const route = `/api/v1/clusters/${c.id}/imc/plan`;
-        const r = await ctx.api.requestRaw('GET', route);
+        const r = await ctx.api.requestRaw<ClusterImcPlan>('GET', route);
         if (r.status === 404) {
-          // the cluster exists (found above): the server has no plan route
+          // the cluster exists (found above): the server is from before the plan route
           throw new CliError(`GET ${route} answered 404: this server has no cluster plan API yet (inventory's GET /api/v1/clusters/:id/imc/plan). Upgrade inventory; meanwhile \`flexmig cluster imc show ${key}\` shows the modes`, ExitCode.Refused, r.body);
         }
         if (r.status !== 200) {
