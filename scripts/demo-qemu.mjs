@@ -1,6 +1,8 @@
 // `npm run demo -- --driver qemu`: the demo with a REAL VM. Two agents with DRIVER=qemu on this machine
 // (hosts qemu-a and qemu-b, loopback migration addresses), a cluster, a VM whose guest keeps writing its
 // memory in a known pattern, a live migration followed step by step with progress, the result, and then
+// the CPU the guest sees is checked before and after the move (POST /api/v1/vms/:id/cpu-check: CPUID executed
+// inside the guest, against its baseline; it must not change), and
 // the target agent checks the guest's memory (CheckVmMemory: every page of the written range holds the
 // pattern, and the guest still advances). Exits 0 only if all of that held and no QEMU process or file of
 // the demo is left behind.
@@ -70,6 +72,18 @@ async function cleanUp() {
   const left = demoQemus();
   rmSync(demoDir, { recursive: true, force: true });
   return left;
+}
+
+/** Prints a cpu-check answer (POST /api/v1/vms/:id/cpu-check) and fails the demo when the guest does not see its baseline. */
+function cpuCheck(c, say) {
+  const excused = c.exceptions.map((e) => `${e.seen ? '+' : '-'}${e.feature} (${e.reason})`).join(', ');
+  say(
+    `  CPU check on ${c.hostId} (${c.source}, ${c.accel ?? ''}): the guest sees ${bold(String(c.seen.length))} features, baseline ${cyan(c.baseline)} ` +
+      `${c.ok ? green('exactly ✓') : red(`missing [${c.missing.join(', ')}], extra [${c.extra.join(', ')}]`)}`,
+  );
+  if (excused) say(dim(`    documented exceptions: ${excused}`));
+  if (!c.ok) throw new Error(`the guest on ${c.hostId} does not see its baseline ${c.baseline}: missing [${c.missing.join(', ')}], extra [${c.extra.join(', ')}]`);
+  return c;
 }
 
 function readSerial(file) {
@@ -202,6 +216,8 @@ export async function runQemuDemo({ env: baseEnv, urls, natsUrl, demoNats, follo
     await waitFor(`the guest's first full pass ('B' on its serial port, ${vmInfo.serialFile})`, async () => readSerial(vmInfo.serialFile).includes('B'), 120_000);
     say(`${green('done')} ${dim(`in ${fmtMs(Date.now() - warm)}; serial: ${JSON.stringify(readSerial(vmInfo.serialFile).slice(0, 12))}`)}`);
 
+    const cpuBefore = cpuCheck(expect(await api(urls.inventory, 'POST', `/api/v1/vms/${vm.id}/cpu-check`), 200, 'checking the CPU the guest sees'), say);
+
     say('');
     const overTls = Boolean(nats.agentEnv(source).QEMU_TLS_DIR);
     say(bold(`live-migrating ${vm.name}: ${source} → ${target} (QEMU to QEMU over loopback ${overTls ? 'TCP with TLS, each end verifying the other' : 'TCP, in cleartext (AUTH=off)'})`));
@@ -241,6 +257,17 @@ export async function runQemuDemo({ env: baseEnv, urls, natsUrl, demoNats, follo
     say(`  pages checked ${bold(String(c.pagesChecked))}, bad pages ${bold(c.badPages === 0 ? green('0') : red(String(c.badPages)))}, guest still advancing ${c.guestAdvancing ? green('yes') : red('no')}`);
     say(dim(`  ${c.detail}`));
     if (!c.ok) throw new Error(`the guest's memory check on ${target} failed: ${c.detail}`);
+
+    say('');
+    say(bold(`the CPU the guest sees, after the move`));
+    const cpuAfter = cpuCheck(expect(await api(urls.inventory, 'POST', `/api/v1/vms/${vm.id}/cpu-check`), 200, 'checking the CPU the guest sees'), say);
+    if (cpuAfter.hostId !== target) throw new Error(`the CPU check after the move ran on ${cpuAfter.hostId}, not ${target}`);
+    if (JSON.stringify(cpuAfter.seen) !== JSON.stringify(cpuBefore.seen)) {
+      const gone = cpuBefore.seen.filter((f) => !cpuAfter.seen.includes(f));
+      const came = cpuAfter.seen.filter((f) => !cpuBefore.seen.includes(f));
+      throw new Error(`the CPU the guest sees changed across the move: gone [${gone.join(', ')}], new [${came.join(', ')}]`);
+    }
+    say(`  the same ${cpuAfter.seen.length} features on ${target} as on ${source} (guest sample ${cpuBefore.sample} → ${cpuAfter.sample}) ${green('✓')}`);
     ok = true;
   } catch (e) {
     if (!interrupted) console.error(red(`\ndemo failed: ${e instanceof PreflightError ? e.message : e.message}`));

@@ -193,6 +193,10 @@ async function main() {
     });
     say(`  three agents registered their hosts:`);
     for (const h of hosts) say(`    ${h.id}  ${h.cpu.modelName.padEnd(44)} highest CPU mode ${cyan(h.maxImcMode)}`);
+    const plan = expect(await api(urls.inventory, 'GET', `/api/v1/clusters/${cluster.id}/imc/plan`), 200, "reading the cluster's CPU plan");
+    const without = Object.fromEntries(plan.withoutHost.map((w) => [w.hostId, w.mode]));
+    say(`  the cluster's plan: highest common mode ${cyan(plan.mode)}, held down by ${bold(plan.holdingDown.join(', ') || 'no host')}`);
+    for (const h of plan.hostModes) say(`    without ${h.hostId.padEnd(10)} the cluster's mode would be ${cyan(without[h.hostId] ?? 'none')}`);
 
     const newest = demoHosts[demoHosts.length - 1].id;
     const oldest = demoHosts[0].id;

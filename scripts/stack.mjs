@@ -35,7 +35,9 @@ async function main() {
   const nats = authOff() ? await plainNats(process.env.NATS_URL ?? 'nats://127.0.0.1:4222') : await startSecureNats(procs, { name: 'stack', port: natsPort });
   // bearer tokens: the services check them with .flexmig/auth/jwt.secret (made by auth init, or here when missing)
   const auth = await localAuth();
-  const env = { NATS_URL: nats.url, DATABASE_URL: databaseUrl, SUBJECT_PREFIX: nats.prefix ?? process.env.SUBJECT_PREFIX ?? 'flexmig', ...auth.env };
+  // the services write to our pipe, not a terminal: they log as we would (text on a terminal, else JSON)
+  const logFormat = process.env.LOG_FORMAT ?? (process.stdout.isTTY ? 'text' : 'json');
+  const env = { NATS_URL: nats.url, DATABASE_URL: databaseUrl, SUBJECT_PREFIX: nats.prefix ?? process.env.SUBJECT_PREFIX ?? 'flexmig', LOG_FORMAT: logFormat, ...auth.env };
   const services = Object.entries(ports).map(([app, port]) => procs.start(app, app, { ...env, ...nats.serviceEnv(app), PORT: String(port) }));
   await Promise.all(services.map((s) => procs.waitReady(s)));
   // the one URL: /api/v1 routed to the services above, and the live streams

@@ -150,9 +150,13 @@ describeIf('two QEMU agents on hosts of their own (network namespaces)', () => {
     expect(sh('ip', 'netns', 'exec', hosts[0].ns, 'ip', '-4', 'addr', 'show')).not.toContain('10.231.0.3');
   });
 
-  it('a VM moves from one host to the other, QEMU to QEMU across the bridge, its memory intact', async () => {
+  it('a VM moves from one host to the other, QEMU to QEMU across the bridge, its memory intact and its CPU unchanged', async () => {
     const vm = (await http('inventory', 'POST', '/api/v1/vms', { name: 'netns-vm', hostId: 'ns-a', memoryMiB: 256, vcpus: 1 })).body;
     expect(vm).toMatchObject({ hostId: 'ns-a', state: 'running' });
+    // what the guest sees of its CPU (CPUID inside the guest, through inventory and the agent), before the move
+    const cpuCheck = async () => (await http('inventory', 'POST', `/api/v1/vms/${vm.id}/cpu-check`)).body;
+    const cpuBefore = await cpuCheck();
+    expect(cpuBefore).toMatchObject({ ok: true, hostId: 'ns-a', baseline: vm.cpuBaseline, source: 'guest', accel: 'tcg', missing: [], extra: [] });
     const accepted = await http('scheduler', 'POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'ns-b' });
     expect(accepted.status).toBe(202);
     const m = await waitFor('the migration to end', async () => {
@@ -172,5 +176,10 @@ describeIf('two QEMU agents on hosts of their own (network namespaces)', () => {
     expect(check).toMatchObject({ vmId: vm.id, ok: true, badPages: 0, guestAdvancing: true });
     expect(check.pagesChecked).toBeGreaterThan(0);
     expect((await ask('ns-a', 'vm.list', {})).data.vms.filter((v: any) => v.vmId === vm.id)).toEqual([]);
+    // after: a sample the guest took on ns-b, the same CPU
+    const cpuAfter = await cpuCheck();
+    expect(cpuAfter).toMatchObject({ ok: true, hostId: 'ns-b', baseline: vm.cpuBaseline, source: 'guest', missing: [], extra: [] });
+    expect(cpuAfter.seen).toEqual(cpuBefore.seen);
+    expect(cpuAfter.sample).toBeGreaterThan(cpuBefore.sample);
   });
 });

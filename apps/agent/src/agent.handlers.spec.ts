@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { CheckVmMemory, ErrorCode, FlexmigError, contractForSubject, fillSubject } from '@flexmig/contracts';
+import { CheckVmCpu, CheckVmMemory, ErrorCode, FlexmigError, contractForSubject, fillSubject } from '@flexmig/contracts';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
 import { AgentHandlers } from './agent.handlers';
 import { AgentEnv } from './config';
@@ -65,5 +65,40 @@ describe('CheckVmMemory (agent.{hostId}.vm.check-memory)', () => {
   it("the driver's error travels up unchanged (e.g. a VM not on this host)", async () => {
     const e = new FlexmigError(ErrorCode.NotFound, 'VM x is not on this host');
     await expect(new AgentHandlers(withCheck(e), steps, env).checkMemory({ vmId: randomUUID() })).rejects.toBe(e);
+  });
+});
+
+describe('CheckVmCpu (agent.{hostId}.vm.cpu-check) with the sim driver: answers from its model', () => {
+  const vm = (cpuBaseline: string) => ({ id: randomUUID(), name: 'v', memoryMiB: 1024, vcpus: 1, cpuBaseline });
+
+  it('is a contract of its own on the host subject, with bounded input', () => {
+    expect(contractForSubject(CheckVmCpu.subject)).toBe(CheckVmCpu);
+    expect(fillSubject(CheckVmCpu.subject, { hostId: 'host-x' })).toBe('agent.host-x.vm.cpu-check');
+    expect(CheckVmCpu.request.safeParse({ vmId: randomUUID(), baseline: 'x'.repeat(65) }).success).toBe(false);
+    expect(CheckVmCpu.request.safeParse({ vmId: randomUUID(), baseline: 'Westmere', extra: 1 }).success).toBe(false);
+  });
+
+  it('a VM started with the baseline inventory recorded: ok, source model, hypervisor an exception', async () => {
+    const d = sim();
+    const spec = vm('SandyBridge');
+    await d.startVm(spec);
+    const reply = CheckVmCpu.reply.parse(await new AgentHandlers(d, steps, env).checkCpu({ vmId: spec.id, baseline: 'SandyBridge' }));
+    expect(reply).toMatchObject({ vmId: spec.id, hostId: 'host-x', ok: true, baseline: 'SandyBridge', source: 'model', missing: [], extra: [] });
+    expect(reply.exceptions).toEqual([{ feature: 'hypervisor', seen: true, reason: 'hypervisor-supplied' }]);
+    expect(reply).not.toHaveProperty('sample');
+  });
+
+  it('a guest presenting another baseline than inventory recorded: not ok, naming what differs', async () => {
+    const d = sim();
+    const spec = vm('IvyBridge');
+    await d.startVm(spec);
+    const reply = await new AgentHandlers(d, steps, env).checkCpu({ vmId: spec.id, baseline: 'SandyBridge' });
+    expect(reply.ok).toBe(false);
+    expect(reply.extra).toEqual(expect.arrayContaining(['f16c', 'rdrand', 'fsgsbase']));
+    expect(reply.missing).toEqual([]);
+  });
+
+  it('a VM this host does not run: NOT_FOUND', async () => {
+    await expect(new AgentHandlers(sim(), steps, env).checkCpu({ vmId: randomUUID(), baseline: 'Westmere' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 });

@@ -1,10 +1,11 @@
 import { Controller, Inject, Logger, Optional } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { CheckVmMemory, CompensateStep, ErrorCode, FlexmigError, ListAgentVms, PauseVm, QueryMigration, ReplyOf, RequestOf, RunStep, StartVm } from '@flexmig/contracts';
+import { CheckVmCpu, CheckVmMemory, CompensateStep, ErrorCode, FlexmigError, ListAgentVms, PauseVm, QueryMigration, ReplyOf, RequestOf, RunStep, StartVm } from '@flexmig/contracts';
 import { HypervisorDriver } from './drivers/driver';
 import { HYPERVISOR_DRIVER, MigrationStepsService } from './migration-steps.service';
 import { AGENT_ENV, AgentEnv } from './config';
 import { AgentStateStore } from './state-store';
+import { guestCpuCheck } from './guest-cpu-check';
 
 /** The agent's commands, on `<prefix>.agent.<HOST_ID>.…` only. */
 @Controller()
@@ -69,5 +70,13 @@ export class AgentHandlers {
             .map((e) => `0x${e.address.toString(16)}: ${e.value} after ${e.previous}`)
             .join(', ')}`;
     return { vmId: r.vmId, ok: c.badPages === 0 && guestAdvancing, pagesChecked: c.pages, badPages: c.badPages, guestAdvancing, detail };
+  }
+
+  /** What the VM's guest sees of its CPU against the baseline inventory recorded (issue 12). */
+  @MessagePattern(CheckVmCpu.subject)
+  async checkCpu(r: RequestOf<typeof CheckVmCpu>): Promise<ReplyOf<typeof CheckVmCpu>> {
+    const check = guestCpuCheck(this.env.HOST_ID, r, await this.driver.guestCpu(r.vmId));
+    if (!check.ok) this.log.warn(`VM ${r.vmId}: its guest does not see baseline ${check.baseline}: missing [${check.missing.join(', ')}], extra [${check.extra.join(', ')}]`);
+    return check;
   }
 }

@@ -58,7 +58,7 @@ describe('MigrationStepsService.fence (agent.{hostId}.migration.fence) on the si
     expect(r).toMatchObject({ before: 'running', after: 'paused', action: 'paused' });
     expect(state(driver, id)).toBe('paused');
     // a stale compensation (resume the source) is refused: the copy stays paused
-    await expect(steps.compensate({ migrationId, step: 5, role: 'source', vmId: id })).rejects.toMatchObject({ code: ErrorCode.Conflict, message: expect.stringContaining('was resolved by an operator') });
+    await expect(steps.compensate({ migrationId, step: 5, stepName: 'pause-source', compensation: 'resume-source', role: 'source', vmId: id })).rejects.toMatchObject({ code: ErrorCode.Conflict, message: expect.stringContaining('was resolved by an operator') });
     expect(state(driver, id)).toBe('paused');
     // idempotent
     await expect(steps.fence({ migrationId, vmId: id, role: 'source', outcome: 'fence', resume: false, reason: 'again' })).resolves.toMatchObject({ before: 'paused', action: 'none' });

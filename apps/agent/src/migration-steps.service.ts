@@ -7,16 +7,19 @@ import {
   GetReservation,
   GetStepAttempt,
   MigrationProgressMessage,
-  POINT_OF_NO_RETURN,
+  type CompensateCommand,
+  type Role,
+  isPastPointOfNoReturn,
+  stepNumber,
   QueryMigration,
   ReplyOf,
   RequestOf,
-  Role,
   StepCommand,
   StepRecord,
   StepReply,
 } from '@flexmig/contracts';
-import { NatsBus } from '@flexmig/messaging';
+import { inSpan, NatsBus, traceCalls } from '@flexmig/messaging';
+import { withLogFields } from '@flexmig/service-kit';
 import { HypervisorDriver } from './drivers/driver';
 import { LedgerRecord, ENTRY_STEP, checkSameVm, checkCompensation, checkIncomingAddress, checkPrerequisite, checkReservation, checkRoleAndHost, checkTargetResumed } from './participation';
 import { StepLedger } from './step-ledger';
@@ -57,18 +60,32 @@ const refuseIf = (e: FlexmigError | undefined): void => {
 export class MigrationStepsService {
   private readonly log = new Logger('steps');
   private readonly ledger: StepLedger;
+  private readonly driver: HypervisorDriver;
 
   constructor(
-    @Inject(HYPERVISOR_DRIVER) private readonly driver: HypervisorDriver,
+    @Inject(HYPERVISOR_DRIVER) driver: HypervisorDriver,
     private readonly bus: NatsBus,
     @Inject(AGENT_ENV) private readonly env: AgentEnv,
     @Optional() private readonly store?: AgentStateStore,
     @Optional() ledgerStore?: LedgerStore,
   ) {
     this.ledger = ledgerStore?.load() ?? new StepLedger();
+    // each driver call is a span (`driver.prepareIncoming`, …) inside the step's
+    this.driver = traceCalls(driver, 'driver', () => ({ 'flexmig.host_id': this.env.HOST_ID }));
   }
 
+  /** Runs one step command: a span `agent step <n> <name>` and log lines with the migration's fields. */
   run(cmd: StepCommand): Promise<StepReply> {
+    return withLogFields({ migrationId: cmd.migrationId, vmId: cmd.vm.id, hostId: this.env.HOST_ID, step: cmd.step, stepName: cmd.stepName }, () =>
+      inSpan(`agent step ${cmd.step} ${cmd.stepName}`, { attributes: this.spanAttributes(cmd.migrationId, cmd.step, cmd.role, { 'flexmig.attempt': cmd.attempt }) }, () => this.runStep(cmd)),
+    );
+  }
+
+  private spanAttributes(migrationId: string, step: number, role: Role, more: Record<string, string | number> = {}) {
+    return { 'flexmig.migration_id': migrationId, 'flexmig.step': step, 'flexmig.role': role, 'flexmig.host_id': this.env.HOST_ID, ...more };
+  }
+
+  private runStep(cmd: StepCommand): Promise<StepReply> {
     return this.ledger.run(cmd, async (history) => {
       let admitted: StepCommand;
       try {
@@ -92,7 +109,7 @@ export class MigrationStepsService {
   private async admit(cmd: StepCommand, history: readonly LedgerRecord[]): Promise<StepCommand> {
     refuseIf(checkRoleAndHost(cmd, this.env.HOST_ID) ?? checkPrerequisite(cmd, history));
     const timeoutMs = admissionCheckTimeoutMs;
-    if (cmd.step === ENTRY_STEP[cmd.role]) {
+    if (cmd.stepName === ENTRY_STEP[cmd.role]) {
       const [{ reservation }, target] = await Promise.all([
         this.bus.request(GetReservation, { migrationId: cmd.migrationId }, { timeoutMs }),
         cmd.role === 'source' ? this.bus.request(GetHost, { hostId: cmd.targetHostId }, { timeoutMs }) : undefined,
@@ -103,7 +120,7 @@ export class MigrationStepsService {
         return { ...cmd, targetAddress: target.host.migrationAddress };
       }
     }
-    if (cmd.role === 'source' && cmd.step === 8) {
+    if (cmd.role === 'source' && cmd.stepName === 'stop-source') {
       const { steps } = await this.bus.request(QueryMigration, { migrationId: cmd.migrationId }, { params: { hostId: cmd.targetHostId }, timeoutMs });
       refuseIf(checkTargetResumed(cmd, steps));
     }
@@ -117,7 +134,8 @@ export class MigrationStepsService {
       if (latency > 0) await sleep(latency);
       // the memory copy (3, 4) watches its target; step 6 does not need to: the target's own half of it fails
       // if the target is gone, and a check there would add a round trip to the guest's downtime
-      const out = cmd.role === 'source' && (cmd.step === 3 || cmd.step === 4) ? await this.withTargetWatch(cmd, () => this.execute(cmd)) : await this.execute(cmd);
+      const streams = cmd.stepName === 'transfer-memory' || cmd.stepName === 'sync-memory';
+      const out = cmd.role === 'source' && streams ? await this.withTargetWatch(cmd, () => this.execute(cmd)) : await this.execute(cmd);
       this.log.log(`migration ${cmd.migrationId}: step ${cmd.step} ${cmd.stepName} (${cmd.role}) done in ${Date.now() - t} ms`);
       stepsRun.inc({ step: cmd.stepName, role: cmd.role, outcome: 'ok' });
       stepSeconds.observe({ step: cmd.stepName, role: cmd.role }, (Date.now() - t) / 1000);
@@ -137,7 +155,7 @@ export class MigrationStepsService {
    */
   private async withTargetWatch<T>(cmd: StepCommand, work: () => Promise<T>): Promise<T> {
     // before the first copy; step 4 follows step 3 at once and relies on the periodic check
-    if (cmd.step === 3) {
+    if (cmd.stepName === 'transfer-memory') {
       const lost = await this.targetLost(cmd);
       if (lost) throw lost;
     }
@@ -162,7 +180,7 @@ export class MigrationStepsService {
   private async targetLost(cmd: StepCommand): Promise<FlexmigError | undefined> {
     try {
       const { steps } = await this.bus.request(QueryMigration, { migrationId: cmd.migrationId }, { params: { hostId: cmd.targetHostId }, timeoutMs: targetCheckTimeoutMs });
-      if (steps.some((s) => s.step === 2 && s.role === 'target' && s.status === 'completed')) return undefined;
+      if (steps.some((s) => s.step === stepNumber('transfer-config') && s.role === 'target' && s.status === 'completed')) return undefined;
       return new FlexmigError(
         ErrorCode.AgentFailed,
         `target host ${cmd.targetHostId} no longer holds the incoming VM of migration ${cmd.migrationId} (its agent restarted): the copy stopped; the VM keeps running on ${this.env.HOST_ID}`,
@@ -218,10 +236,20 @@ export class MigrationStepsService {
     }
   }
 
-  /** Undoes a completed step before the point of no return. Idempotent. */
-  async compensate(c: { migrationId: string; step: number; role: Role; vmId: string }): Promise<{ done: boolean; note?: string }> {
-    if (c.step >= POINT_OF_NO_RETURN) {
-      throw new FlexmigError(ErrorCode.Conflict, `step ${c.step} is at or past the point of no return (${POINT_OF_NO_RETURN}): it is never undone`);
+  /**
+   * Undoes a step this agent ran, before the point of no return, by the compensation the saga names for it
+   * (the contract has checked that the name is the one for this step and role). Idempotent. A span
+   * `agent compensate <n>`.
+   */
+  compensate(c: CompensateCommand): Promise<{ done: boolean; note?: string }> {
+    return withLogFields({ migrationId: c.migrationId, vmId: c.vmId, hostId: this.env.HOST_ID, step: c.step }, () =>
+      inSpan(`agent compensate ${c.step}`, { attributes: this.spanAttributes(c.migrationId, c.step, c.role) }, () => this.undo(c)),
+    );
+  }
+
+  private async undo(c: CompensateCommand): Promise<{ done: boolean; note?: string }> {
+    if (isPastPointOfNoReturn(c.stepName)) {
+      throw new FlexmigError(ErrorCode.Conflict, `${c.stepName} is at or past the point of no return (resume-target): it is never undone`);
     }
     const closed = this.ledger.closedAs(c.migrationId);
     if (closed) {
@@ -230,32 +258,28 @@ export class MigrationStepsService {
     // only a step this agent ran, for that VM: a compensation destroys or resumes a guest
     refuseIf(checkCompensation(c, this.ledger.history(c.migrationId)));
     const d = this.driver;
-    let note: string | undefined;
-    switch (c.step) {
-      case 2:
+    let note: string;
+    switch (c.compensation) {
+      case 'destroy-incoming-vm':
         await d.destroyIncoming(c.vmId);
-        note = 'incoming VM destroyed';
+        note = c.stepName === 'transfer-config' ? 'incoming VM destroyed' : 'target copy destroyed';
         break;
-      case 3:
-      case 4:
+      case 'cancel-stream':
         await d.cancelTransfer(c.vmId);
         note = 'memory stream cancelled; the VM runs on the source';
         break;
-      case 5:
+      case 'resume-source':
         await d.resumeSource(c.vmId);
         note = 'VM resumed on the source';
         break;
-      case 6:
-        if (c.role === 'source') await d.resumeSource(c.vmId);
-        else await d.destroyIncoming(c.vmId);
-        note = c.role === 'source' ? 'VM resumed on the source' : 'target copy destroyed';
-        break;
-      default:
-        return { done: false, note: `step ${c.step} has nothing to undo on an agent` };
+      default: {
+        const never: never = c.compensation;
+        throw new FlexmigError(ErrorCode.ValidationFailed, `unknown compensation ${String(never)}`);
+      }
     }
     this.ledger.markCompensated(c.migrationId, c.step, c.role);
     this.store?.save();
-    this.log.log(`migration ${c.migrationId}: compensated step ${c.step} (${c.role}): ${note}`);
+    this.log.log(`migration ${c.migrationId}: compensated ${c.stepName} (${c.role}) by ${c.compensation}: ${note}`);
     return { done: true, note };
   }
 

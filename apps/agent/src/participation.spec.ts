@@ -49,7 +49,7 @@ describe('participation checks (an agent acts only on migrations it took part in
     it('given the forged stop-source of a made-up migration (no record here), then NOT_A_PARTICIPANT', () => {
       const e = checkPrerequisite(cmd(8, 'source'), []);
       expect(e?.code).toBe(ErrorCode.NotAParticipant);
-      expect(e?.message).toMatch(/needs step 6 done on this source agent first; this agent has no record of it/);
+      expect(e?.message).toMatch(/needs transfer-state done on this source agent first; this agent has no record of it/);
     });
     it('given the steps in order on the source, then each passes only after the one before completed', () => {
       expect(checkPrerequisite(cmd(4, 'source'), [rec(3, 'source')])).toBeUndefined();
@@ -117,7 +117,7 @@ describe('participation checks (an agent acts only on migrations it took part in
   });
 
   describe('checkCompensation', () => {
-    const c = (step: number, role: 'source' | 'target', vmId = vm.id) => ({ migrationId, step, role, vmId });
+    const c = (step: number, role: 'source' | 'target', vmId = vm.id) => ({ migrationId, stepName: stepName(step), role, vmId });
     it('given a step this agent ran for that VM (done, running or failed), then it passes', () => {
       expect(checkCompensation(c(2, 'target'), [rec(2, 'target')])).toBeUndefined();
       expect(checkCompensation(c(3, 'source'), [rec(3, 'source', 'in-progress')])).toBeUndefined();

@@ -12,7 +12,7 @@
  *
  * Each function returns the refusal (a typed error) or undefined; the caller throws it.
  */
-import { ErrorCode, FlexmigError, Reservation, Role, StepCommand, StepRecord } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, Reservation, Role, StepCommand, type StepName, stepNumber, StepRecord } from '@flexmig/contracts';
 import { addressHost } from './address';
 
 /** One ledger record with the VM it was for (the wire's StepRecord does not carry it). */
@@ -22,22 +22,33 @@ export interface LedgerRecord {
 }
 
 /** The roles that run each agent step. */
-const rolesOfStep: Readonly<Record<number, readonly Role[]>> = { 2: ['target'], 3: ['source'], 4: ['source'], 5: ['source'], 6: ['source', 'target'], 7: ['target'], 8: ['source'] };
+const rolesOfStep: Readonly<Partial<Record<StepName, readonly Role[]>>> = {
+  'transfer-config': ['target'],
+  'transfer-memory': ['source'],
+  'sync-memory': ['source'],
+  'pause-source': ['source'],
+  'transfer-state': ['source', 'target'],
+  'resume-target': ['target'],
+  'stop-source': ['source'],
+};
 
 /** The first step each role runs: admitted against inventory's reservation, not against the ledger. */
-export const ENTRY_STEP: Readonly<Record<Role, number>> = { source: 3, target: 2 };
+export const ENTRY_STEP: Readonly<Record<Role, StepName>> = { source: 'transfer-memory', target: 'transfer-config' };
 
 /** Step → the step this agent must have completed before it (same role, same migration, same VM). */
-export const PREREQUISITE: Readonly<Record<Role, Readonly<Record<number, number>>>> = {
-  source: { 4: 3, 5: 4, 6: 5, 8: 6 },
-  target: { 6: 2, 7: 6 },
+export const PREREQUISITE: Readonly<Record<Role, Readonly<Partial<Record<StepName, StepName>>>>> = {
+  source: { 'sync-memory': 'transfer-memory', 'pause-source': 'sync-memory', 'transfer-state': 'pause-source', 'stop-source': 'transfer-state' },
+  target: { 'transfer-state': 'transfer-config', 'resume-target': 'transfer-state' },
 };
+
+/** Whether a ledger or wire record (which carries the step's number) is of step `name`. */
+const isStep = (r: { step: number }, name: StepName) => r.step === stepNumber(name);
 
 const refuse = (message: string, details: Record<string, unknown>) => new FlexmigError(ErrorCode.NotAParticipant, message, details, false);
 
 /** The command is for this host in the role it names, and names a step that role runs. */
 export function checkRoleAndHost(cmd: StepCommand, hostId: string): FlexmigError | undefined {
-  const roles = rolesOfStep[cmd.step];
+  const roles = rolesOfStep[cmd.stepName];
   if (!roles) return new FlexmigError(ErrorCode.ValidationFailed, `step ${cmd.step} (${cmd.stepName}) is the scheduler's, not an agent's`, { step: cmd.step }, false);
   if (!roles.includes(cmd.role)) {
     return new FlexmigError(ErrorCode.ValidationFailed, `step ${cmd.step} (${cmd.stepName}) is run by the ${roles.join(' and ')} agent, not the ${cmd.role}`, { step: cmd.step, role: cmd.role }, false);
@@ -62,14 +73,14 @@ export function checkSameVm(migrationId: string, vmId: string, history: readonly
 export function checkPrerequisite(cmd: StepCommand, history: readonly LedgerRecord[]): FlexmigError | undefined {
   const sameVm = checkSameVm(cmd.migrationId, cmd.vm.id, history);
   if (sameVm) return sameVm;
-  const before = PREREQUISITE[cmd.role][cmd.step];
+  const before = PREREQUISITE[cmd.role][cmd.stepName];
   if (before === undefined) return undefined; // an entry step: checked against the reservation
-  const done = history.find((h) => h.record.step === before && h.record.role === cmd.role);
+  const done = history.find((h) => isStep(h.record, before) && h.record.role === cmd.role);
   if (done?.record.status === 'completed') return undefined;
   return refuse(
-    `step ${cmd.step} (${cmd.stepName}) of migration ${cmd.migrationId} needs step ${before} done on this ${cmd.role} agent first; ` +
+    `step ${cmd.step} (${cmd.stepName}) of migration ${cmd.migrationId} needs ${before} done on this ${cmd.role} agent first; ` +
       (done ? `it is ${done.record.status} here` : 'this agent has no record of it (not a migration it took part in)'),
-    { migrationId: cmd.migrationId, step: cmd.step, needs: before, has: done?.record.status ?? null },
+    { migrationId: cmd.migrationId, step: cmd.step, needs: stepNumber(before), has: done?.record.status ?? null },
   );
 }
 
@@ -108,7 +119,7 @@ export function checkIncomingAddress(cmd: StepCommand, registeredAddress: string
 
 /** Step 8: the source copy is stopped only once the target agent says the VM runs there (step 7 done). */
 export function checkTargetResumed(cmd: StepCommand, targetRecords: readonly StepRecord[]): FlexmigError | undefined {
-  if (targetRecords.some((r) => r.step === 7 && r.role === 'target' && r.status === 'completed')) return undefined;
+  if (targetRecords.some((r) => isStep(r, 'resume-target') && r.role === 'target' && r.status === 'completed')) return undefined;
   return refuse(`step 8 (stop-source) of migration ${cmd.migrationId}: the target host ${cmd.targetHostId} has not resumed the VM (no completed step 7 there); the source copy stays`, {
     migrationId: cmd.migrationId,
     targetHostId: cmd.targetHostId,
@@ -116,13 +127,13 @@ export function checkTargetResumed(cmd: StepCommand, targetRecords: readonly Ste
 }
 
 /** A compensation undoes a step this agent ran (completed, running or failed) for that VM. */
-export function checkCompensation(c: { migrationId: string; step: number; role: Role; vmId: string }, history: readonly LedgerRecord[]): FlexmigError | undefined {
+export function checkCompensation(c: { migrationId: string; stepName: StepName; role: Role; vmId: string }, history: readonly LedgerRecord[]): FlexmigError | undefined {
   const sameVm = checkSameVm(c.migrationId, c.vmId, history);
   if (sameVm) return sameVm;
-  if (history.some((h) => h.record.step === c.step && h.record.role === c.role)) return undefined;
-  return refuse(`this agent has no record of step ${c.step} (${c.role}) of migration ${c.migrationId}: there is nothing of it to undo here`, {
+  if (history.some((h) => isStep(h.record, c.stepName) && h.record.role === c.role)) return undefined;
+  return refuse(`this agent has no record of ${c.stepName} (${c.role}) of migration ${c.migrationId}: there is nothing of it to undo here`, {
     migrationId: c.migrationId,
-    step: c.step,
+    step: stepNumber(c.stepName),
     role: c.role,
   });
 }

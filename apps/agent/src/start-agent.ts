@@ -14,6 +14,7 @@ export function startAgentService(env: AgentEnv, driver: HypervisorDriver): Prom
     description: `flexmig agent of host ${env.HOST_ID} (${env.DRIVER} driver): /health and /metrics; commands arrive over NATS.`,
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
     bus: natsBusEnv(env),
     events: false, // publishes no events: its identity may not create the stream
     subjectParams: { hostId: env.HOST_ID },

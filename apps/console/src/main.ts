@@ -14,6 +14,7 @@ runMain('console', async () => {
     description: 'One URL for flexmig: /api/v1 routed to the service that owns each path, and live updates (Server-Sent Events).',
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
     bus: natsBusEnv(env),
     events: false, // it reads the events stream, which the services create; its identity may not
     queue: null, // it answers no NATS request

@@ -12,6 +12,7 @@ runMain('cpu-compat', async () => {
     ...openApiInfo,
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
     bus: natsBusEnv(env),
     events: false, // publishes no events: its identity may not create the stream
     auth,

@@ -1,12 +1,13 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { ClusterDetailSchema, ClusterSchema, CreateClusterSchema, CreateVmSchema, HostIdSchema, HostSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
+import { ClusterDetailSchema, ClusterSchema, CreateClusterSchema, CreateVmSchema, GuestCpuCheckSchema, HostIdSchema, HostSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
 import type { CreateCluster, CreateVm, UpdateAllocationRatios } from '@flexmig/contracts';
 import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { ClustersService } from './clusters/clusters.service';
 import { HostsService } from './hosts/hosts.service';
 import { VmsService } from './vms/vms.service';
+import { VmCpuCheckService } from './vms/cpu-check.service';
 
 const uuidParam = (what: string) => new ZodPipe(UuidSchema, what);
 const HostsQuerySchema = z.object({ clusterId: UuidSchema.optional() });
@@ -83,7 +84,10 @@ export class HostsController {
 @ApiTags('vms')
 @Controller('api/v1/vms')
 export class VmsController {
-  constructor(private readonly vms: VmsService) {}
+  constructor(
+    private readonly vms: VmsService,
+    private readonly cpuCheck: VmCpuCheckService,
+  ) {}
 
   @Post()
   @Role('operator')
@@ -113,5 +117,18 @@ export class VmsController {
   @ErrorResponses(400, 404)
   get(@Param('id', uuidParam('VM id')) id: string) {
     return this.vms.get(id);
+  }
+
+  @Post(':id/cpu-check')
+  @Role('operator')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      "What the VM's guest sees of its CPU against its baseline: features missing, visible outside it, documented exceptions. The qemu driver reads CPUID the guest executes after the request (source guest); the sim driver answers from its model (source model).",
+  })
+  @ApiZodResponse(200, GuestCpuCheckSchema, 'the check (ok false names what differs)')
+  @ErrorResponses(400, 404, 409, 502, 503, 504)
+  checkCpu(@Param('id', uuidParam('VM id')) id: string) {
+    return this.cpuCheck.check(id);
   }
 }

@@ -13,6 +13,7 @@ import { ImcService } from './clusters/imc.service';
 import { ImcController } from './clusters/imc.controller';
 import { HostsService } from './hosts/hosts.service';
 import { VmsService } from './vms/vms.service';
+import { VmCpuCheckService } from './vms/cpu-check.service';
 import { ReservationsService } from './reservations/reservations.service';
 import { ClustersController, HostsController, VmsController } from './http.controllers';
 import { InventoryHandlers } from './nats.handlers';
@@ -49,6 +50,7 @@ export class InventoryModule {
         ImcService,
         HostsService,
         VmsService,
+        VmCpuCheckService,
         ReservationsService,
         MaintenanceService,
         ReconciliationService,

@@ -14,6 +14,7 @@ runMain('inventory', async () => {
     ...openApiInfo,
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
     bus: natsBusEnv(env),
     auth,
     bodyLimitBytes: env.HTTP_BODY_LIMIT,

@@ -18,6 +18,7 @@ import {
   ListVms,
   subjectParams,
 } from '@flexmig/contracts';
+import { withLogFields } from '@flexmig/service-kit';
 import { HostsService } from './hosts/hosts.service';
 import { VmsService } from './vms/vms.service';
 import { ReservationsService } from './reservations/reservations.service';
@@ -60,7 +61,7 @@ export class InventoryHandlers {
 
   @MessagePattern(ReserveCapacity.subject)
   async reserve(r: RequestOf<typeof ReserveCapacity>): Promise<ReplyOf<typeof ReserveCapacity>> {
-    return { reservation: await this.reservations.reserve(r) };
+    return withLogFields({ migrationId: r.migrationId, vmId: r.vmId, hostId: r.hostId }, async () => ({ reservation: await this.reservations.reserve(r) }));
   }
 
   @MessagePattern(GetReservation.subject)
@@ -70,12 +71,12 @@ export class InventoryHandlers {
 
   @MessagePattern(ReleaseCapacity.subject)
   async release(r: RequestOf<typeof ReleaseCapacity>): Promise<ReplyOf<typeof ReleaseCapacity>> {
-    return { released: await this.reservations.release(r.migrationId) };
+    return withLogFields({ migrationId: r.migrationId }, async () => ({ released: await this.reservations.release(r.migrationId) }));
   }
 
   @MessagePattern(RelocateVm.subject)
   async relocate(r: RequestOf<typeof RelocateVm>): Promise<ReplyOf<typeof RelocateVm>> {
-    return { vm: await this.vms.relocate(r) };
+    return withLogFields({ migrationId: r.migrationId, vmId: r.vmId, hostId: r.toHostId }, async () => ({ vm: await this.vms.relocate(r) }));
   }
 
   @MessagePattern(ListVms.subject)

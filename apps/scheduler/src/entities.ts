@@ -31,6 +31,8 @@ export class MigrationEntity {
    * null: nothing to do (queued or ended).
    */
   @Column('timestamptz', { name: 'due_at', nullable: true }) dueAt: Date | null;
+  /** W3C traceparent of the request that created it: its steps' spans continue that trace (null: untraced). */
+  @Column('text', { name: 'trace_parent', nullable: true }) traceParent: string | null;
   @Column('timestamptz', { name: 'created_at' }) createdAt: Date;
   @Column('timestamptz', { name: 'updated_at' }) updatedAt: Date;
   @Column('timestamptz', { name: 'finished_at', nullable: true }) finishedAt: Date | null;

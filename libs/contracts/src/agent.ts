@@ -3,7 +3,7 @@ import { defineRequest } from './define';
 import { HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema } from './common';
 import { AgentVmStateSchema, VmStateSchema } from './inventory';
 import { MigrationPolicySchema } from './policy';
-import { StepNameSchema, StepNumberSchema } from './steps';
+import { AgentCompensationSchema, agentCompensation, StepNameSchema, StepNumberSchema, stepNumber } from './steps';
 
 /**
  * Commands to one host's agent. Every subject starts with `agent.{hostId}.` so that NATS permissions can
@@ -84,6 +84,9 @@ export const StepCommandSchema = z.object({
   /** Where the target listens for this migration's stream, as its step-2 reply said (host:port). */
   incomingAddress: z.string().optional(),
   policy: MigrationPolicySchema,
+}).superRefine((c, ctx) => {
+  // code acts on the name and orders by the number: a command whose two disagree is not a command
+  if (stepNumber(c.stepName) !== c.step) ctx.addIssue({ code: 'custom', path: ['stepName'], message: `step ${c.step} is not ${c.stepName}` });
 });
 export type StepCommand = z.infer<typeof StepCommandSchema>;
 
@@ -110,10 +113,22 @@ export const RunStep = defineRequest({
   reply: StepReplySchema,
 });
 
+/** A compensation command: the step by name (its number must agree) and the compensation the saga names for it on that role. */
+export const CompensateCommandSchema = z
+  .object({ migrationId: UuidSchema, step: StepNumberSchema, stepName: StepNameSchema, compensation: AgentCompensationSchema, role: RoleSchema, vmId: UuidSchema })
+  .superRefine((c, ctx) => {
+    if (stepNumber(c.stepName) !== c.step) ctx.addIssue({ code: 'custom', path: ['stepName'], message: `step ${c.step} is not ${c.stepName}` });
+    const expected = agentCompensation(c.stepName, c.role);
+    if (c.compensation !== expected) {
+      ctx.addIssue({ code: 'custom', path: ['compensation'], message: expected ? `${c.stepName} is undone on the ${c.role} by ${expected}, not ${c.compensation}` : `${c.stepName} has nothing to undo on the ${c.role}` });
+    }
+  });
+export type CompensateCommand = z.infer<typeof CompensateCommandSchema>;
+
 export const CompensateStep = defineRequest({
   subject: 'agent.{hostId}.migration.compensate',
-  description: 'Undo a step that completed (before the point of no return). Idempotent.',
-  request: z.object({ migrationId: UuidSchema, step: StepNumberSchema, role: RoleSchema, vmId: UuidSchema }),
+  description: 'Undo a step that completed (before the point of no return), by the compensation the saga names for it. Idempotent.',
+  request: CompensateCommandSchema,
   reply: z.object({ migrationId: UuidSchema, step: StepNumberSchema, done: z.boolean(), note: z.string().optional() }),
 });
 
@@ -154,6 +169,54 @@ export const CheckVmMemory = defineRequest({
     guestAdvancing: z.boolean(),
     detail: z.string(),
   }),
+});
+
+/** A CPU feature name as the catalog spells it (bounded: a reply never carries more than the catalog's 400). */
+const FeatureNameSchema = z.string().min(1).max(64);
+const FeatureListSchema = z.array(FeatureNameSchema).max(512);
+
+/**
+ * What a VM's guest sees of its CPU against its baseline (issue 12; libs/cpu-models README decision 9).
+ * `source`: `guest` = CPUID executed inside the guest and read back over QMP (qemu driver); `model` = the
+ * sim driver's model of what it presents.
+ */
+export const GuestCpuCheckSchema = z.object({
+  vmId: UuidSchema,
+  hostId: HostIdSchema,
+  /** No baseline feature missing and none outside it visible (documented exceptions apart). */
+  ok: z.boolean(),
+  baseline: z.string().min(1).max(64),
+  seen: FeatureListSchema,
+  missing: FeatureListSchema,
+  extra: FeatureListSchema,
+  /** Differences the catalog documents (hypervisor-supplied, OS-controlled, presented by the model, TCG). */
+  exceptions: z.array(z.object({ feature: FeatureNameSchema, seen: z.boolean(), reason: z.string().min(1).max(64) })).max(512),
+  /** Baseline features the check cannot see (MSR features, CPUID leaves not sampled). */
+  unchecked: FeatureListSchema,
+  checkedAt: IsoTimeSchema,
+  source: z.enum(['guest', 'model']),
+  /** The accelerator the guest runs under (qemu driver). */
+  accel: z.enum(['tcg', 'kvm']).optional(),
+  /** The guest's CPUID sample number (qemu driver): a later check shows a later sample. */
+  sample: z.number().int().min(0).optional(),
+});
+export type GuestCpuCheck = z.infer<typeof GuestCpuCheckSchema>;
+
+export const CheckVmCpu = defineRequest({
+  subject: 'agent.{hostId}.vm.cpu-check',
+  description:
+    "What a VM's guest sees of its CPU, compared with the baseline inventory recorded for it: the features missing, those visible outside it, " +
+    'the documented exceptions. The qemu driver reads a CPUID sample the guest takes after the request (it must run); the sim driver answers from its model.',
+  request: z
+    .object({
+      vmId: UuidSchema,
+      /** The VM's baseline as inventory records it. */
+      baseline: z.string().min(1).max(64),
+      /** host-passthrough VMs: the features of the host it started on (what its guest must see). */
+      expectedFeatures: FeatureListSchema.optional(),
+    })
+    .strict(),
+  reply: GuestCpuCheckSchema,
 });
 
 /** What a resolution does with one host's copy of the VM: keep it (the VM) or fence it. */

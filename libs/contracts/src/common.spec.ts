@@ -1,5 +1,8 @@
 import { HostIdSchema, hostIdFromName } from './common';
 import { AllocationRatiosSchema, DEFAULT_ALLOCATION_RATIOS, hostCapacity, UpdateAllocationRatiosSchema } from './inventory';
+import { agentCompensation, isPastPointOfNoReturn, STEP_NAMES } from './steps';
+import { CompensateCommandSchema, StepCommandSchema } from './agent';
+import { MigrationPolicySchema } from './policy';
 
 describe('hostIdFromName', () => {
   it.each([
@@ -36,5 +39,48 @@ describe('hostCapacity', () => {
     expect(UpdateAllocationRatiosSchema.safeParse({}).success).toBe(false);
     expect(UpdateAllocationRatiosSchema.safeParse({ memoryAllocationRatio: 1.5 }).success).toBe(true);
     expect(UpdateAllocationRatiosSchema.safeParse({ cpuAllocationRatio: 2, extra: 1 }).success).toBe(false);
+  });
+});
+
+describe('step commands and compensations name their step', () => {
+  const base = { migrationId: '6f1c3c7e-8a51-4b0e-9b53-2f1d1c7e0a11', vmId: '0b8e6a9c-7d2f-4c55-8e1a-3c9d2b7f6e44' };
+  it('gives each agent step its compensation by role, and none from resume-target on', () => {
+    expect(STEP_NAMES.map((s) => [s, agentCompensation(s, 'source') ?? null, agentCompensation(s, 'target') ?? null])).toEqual([
+      ['verify-compatibility', null, null],
+      ['transfer-config', null, 'destroy-incoming-vm'],
+      ['transfer-memory', 'cancel-stream', null],
+      ['sync-memory', 'cancel-stream', null],
+      ['pause-source', 'resume-source', null],
+      ['transfer-state', 'resume-source', 'destroy-incoming-vm'],
+      ['resume-target', null, null],
+      ['stop-source', null, null],
+      ['commit', null, null],
+    ]);
+    expect(STEP_NAMES.filter(isPastPointOfNoReturn)).toEqual(['resume-target', 'stop-source', 'commit']);
+  });
+
+  it('refuses a compensation whose name, number or role do not agree', () => {
+    const ok = { ...base, step: 6, stepName: 'transfer-state', compensation: 'destroy-incoming-vm', role: 'target' };
+    expect(CompensateCommandSchema.safeParse(ok).success).toBe(true);
+    expect(CompensateCommandSchema.safeParse({ ...ok, role: 'source' }).success).toBe(false); // the source resumes, it destroys nothing
+    expect(CompensateCommandSchema.safeParse({ ...ok, step: 2 }).success).toBe(false);
+    expect(CompensateCommandSchema.safeParse({ ...ok, step: 7, stepName: 'resume-target', compensation: 'resume-source', role: 'source' }).success).toBe(false);
+    expect(CompensateCommandSchema.safeParse({ ...base, step: 5, role: 'source' }).success).toBe(false); // no name: refused
+  });
+
+  it('refuses a step command whose number and name disagree (code acts on the name)', () => {
+    const cmd = {
+      ...base,
+      step: 2,
+      stepName: 'transfer-config',
+      attempt: 1,
+      role: 'target',
+      vm: { id: base.vmId, name: 'v', memoryMiB: 512, vcpus: 1, cpuBaseline: 'Westmere' },
+      sourceHostId: 'host-a',
+      targetHostId: 'host-b',
+      policy: MigrationPolicySchema.parse({}),
+    };
+    expect(StepCommandSchema.safeParse(cmd).error).toBeUndefined();
+    expect(StepCommandSchema.safeParse({ ...cmd, stepName: 'resume-target' }).success).toBe(false);
   });
 });

@@ -16,6 +16,8 @@ export const CloudEventSchema = z.object({
   subject: z.string().optional(),
   time: IsoTimeSchema,
   datacontenttype: z.literal('application/json'),
+  /** CloudEvents distributed-tracing extension: the W3C trace context of the migration (docs/observability.md). */
+  traceparent: z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/).optional(),
   data: z.unknown(),
 });
 export type CloudEvent<T = unknown> = Omit<z.infer<typeof CloudEventSchema>, 'data'> & { data: T };

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRequest } from './define';
-import { PlanHostSchema } from './cpu';
+import { ClusterPlanSchema, PlanHostSchema } from './cpu';
 
 // ---- cluster CPU mode (IMC): names shared by inventory, cpu-compat and the scheduler ----
 
@@ -86,3 +86,11 @@ export const ClusterImcSchema = z.object({
   hosts: z.array(z.object({ hostId: z.string(), vendor: z.string(), modelName: z.string(), maxImcMode: z.string().nullable(), state: z.string() })),
 });
 export type ClusterImc = z.infer<typeof ClusterImcSchema>;
+
+/**
+ * `GET /api/v1/clusters/:id/imc/plan`: cpu-compat's plan over the cluster's registered hosts. The highest
+ * mode every host passes today, the hosts that hold it down, the mode without each host, and each host's
+ * own highest mode. A cluster without hosts has no mode (`mode: null`, the reason says so).
+ */
+export const ClusterImcPlanSchema = ClusterPlanSchema.extend({ clusterId: z.string() });
+export type ClusterImcPlan = z.infer<typeof ClusterImcPlanSchema>;

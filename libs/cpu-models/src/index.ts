@@ -17,3 +17,5 @@ export { cpuidMasks } from './masks';
 export type { CpuidMask } from './masks';
 export { simulatedCpuinfo, simulatedHostCpu } from './simulate';
 export type { SimulatedHostCpu } from './simulate';
+export { compareGuestCpu, compareGuestCpuid, OS_CONTROLLED_FEATURES, TCG_ABSENT_FEATURES } from './guest-cpu';
+export type { CompareGuestCpuInput, GuestCpuComparison, GuestCpuExceptionReason } from './guest-cpu';

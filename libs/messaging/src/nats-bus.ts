@@ -7,6 +7,7 @@ import {
   headers as natsHeaders,
   nanos,
   type Msg,
+  type MsgHdrs,
   type NatsConnection,
   type NodeConnectionOptions,
   type Subscription,
@@ -22,6 +23,7 @@ import {
   type JetStreamClient,
   type JetStreamManager,
 } from '@nats-io/jetstream';
+import { context, propagation, ROOT_CONTEXT, trace, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import { z } from 'zod';
 import {
   CloudEvent,
@@ -43,6 +45,7 @@ import {
   transientFailure,
   validationError,
 } from '@flexmig/contracts';
+import { inSpan, SpanKind, traceparentOf } from './trace';
 
 export interface NatsBusOptions {
   /** e.g. nats://127.0.0.1:4222 */
@@ -175,12 +178,17 @@ export class NatsBus {
     if (!checked.success) throw validationError(`request ${contract.subject}`, checked.error);
     const subject = this.subject(contract.subject, opts.params);
     const timeout = opts.timeoutMs ?? this.options.requestTimeoutMs;
-    let msg: Msg;
-    try {
-      msg = await this.nc.request(subject, encode(checked.data), { timeout });
-    } catch (e) {
-      throw classifyRequestError(e, subject, timeout);
-    }
+    const send = async (): Promise<Msg> => {
+      try {
+        return await this.nc.request(subject, encode(checked.data), { timeout, ...traceHeaders() });
+      } catch (e) {
+        throw classifyRequestError(e, subject, timeout);
+      }
+    };
+    // a client span only inside a trace: background requests (reconciliation, checks) start none of their own
+    const msg = trace.getActiveSpan()
+      ? await inSpan(`nats request ${contract.subject}`, { kind: SpanKind.CLIENT, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } }, send)
+      : await send();
     const envelope = ReplyEnvelopeSchema.safeParse(safeJson(msg.data));
     if (!envelope.success) {
       throw new FlexmigError(ErrorCode.Internal, `the reply on ${subject} is not a flexmig reply envelope`);
@@ -220,7 +228,7 @@ export class NatsBus {
     void (async () => {
       for await (const msg of sub) {
         // one message's failure must not stop the loop; handlers run concurrently
-        onMessage(msg).catch((e) => console.error(`[nats] handler for ${subject} failed:`, e));
+        handleTraced(subject, msg, onMessage).catch((e) => console.error(`[nats] handler for ${subject} failed:`, e));
       }
     })();
     return sub;
@@ -231,7 +239,7 @@ export class NatsBus {
   publish<C extends MessageContract>(contract: C, message: MessageOf<C>, params?: Params): void {
     const checked = contract.message.safeParse(message);
     if (!checked.success) throw validationError(`message ${contract.subject}`, checked.error);
-    this.nc.publish(this.subject(contract.subject, params), encode(checked.data));
+    this.nc.publish(this.subject(contract.subject, params), encode(checked.data), traceHeaders());
   }
 
   subscribe<C extends MessageContract>(
@@ -293,8 +301,10 @@ export class NatsBus {
   async publishEvent<C extends EventContract>(
     contract: C,
     data: EventDataOf<C>,
-    opts: { id: string; subject?: string; source: string; time?: Date },
+    opts: { id: string; subject?: string; source: string; time?: Date; traceparent?: string },
   ): Promise<CloudEvent<EventDataOf<C>>> {
+    // the CloudEvents distributed-tracing extension: the trace the event belongs to (default: the active one)
+    const traceparent = opts.traceparent ?? traceparentOf();
     const checked = contract.data.safeParse(data);
     if (!checked.success) throw validationError(`event ${contract.type}`, checked.error);
     const event: CloudEvent<EventDataOf<C>> = {
@@ -305,12 +315,14 @@ export class NatsBus {
       ...(opts.subject ? { subject: opts.subject } : {}),
       time: (opts.time ?? new Date()).toISOString(),
       datacontenttype: 'application/json',
+      ...(traceparent ? { traceparent } : {}),
       data: checked.data as EventDataOf<C>,
     };
     const js = await this.jetstream();
     const h = natsHeaders();
     h.set('Nats-Msg-Id', opts.id);
     h.set('ce-type', contract.type);
+    if (traceparent) h.set('traceparent', traceparent);
     try {
       await js.publish(this.eventSubject(contract.type), encode(event), { msgID: opts.id, headers: h });
     } catch (e) {
@@ -340,6 +352,32 @@ export class NatsBus {
   static newId(): string {
     return randomUUID();
   }
+}
+
+const headerSetter: TextMapSetter<MsgHdrs> = { set: (h, key, value) => h.set(key, value) };
+const headerGetter: TextMapGetter<MsgHdrs | undefined> = {
+  get: (h, key) => h?.get(key) || undefined,
+  keys: (h) => h?.keys() ?? [],
+};
+
+/** NATS headers carrying the active trace context (W3C traceparent), or nothing when no span is recording. */
+function traceHeaders(): { headers?: MsgHdrs } {
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  if (Object.keys(carrier).length === 0) return {};
+  const h = natsHeaders();
+  for (const [k, v] of Object.entries(carrier)) headerSetter.set(h, k, v);
+  return { headers: h };
+}
+
+/**
+ * Every handler runs here: a message that carries a trace context (a sender that traces) is handled in a
+ * server span continuing it; one without (heartbeats, an untraced sender) adds no span.
+ */
+function handleTraced(subscription: string, msg: Msg, onMessage: (msg: Msg) => Promise<void>): Promise<void> {
+  if (!msg.headers?.get('traceparent')) return context.with(ROOT_CONTEXT, () => onMessage(msg));
+  const parent = propagation.extract(ROOT_CONTEXT, msg.headers, headerGetter);
+  return inSpan(`nats handle ${subscription}`, { kind: SpanKind.SERVER, parent, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': msg.subject } }, () => onMessage(msg));
 }
 
 async function answer(

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { HostIdSchema } from '@flexmig/contracts';
 import { CaFiles, issueCertificate, makeCa, writeQemuTlsDir } from './certificates';
 import { AuthKeys, fixedJwts, FixedJwts, issueAgentUser, issueRoleUser, issueUser, newKeys, publicKey, serverConfig, tlsServerConfig } from './issue';
-import { reservedIdentityNames, serviceRoles, type Role, type SubjectPermissions } from './permissions';
+import { reservedIdentityNames, rolePermissions, serviceRoles, type Role, type SubjectPermissions } from './permissions';
 import { httpRoles, newJwtSecret, signHttpToken } from './tokens';
 
 /**
@@ -121,7 +121,17 @@ export async function initAuthDir(dir: string, opts: InitOptions = {}): Promise<
   };
   await step(authFiles.state, () => `${JSON.stringify(state, null, 2)}\n`, 0o644);
   await step(authFiles.serverConfig, () => serverConfig(keys, state.prefix, state, state.fixed), 0o644);
-  for (const role of serviceRoles) await step(authFiles.creds(role), async () => (await issueRoleUser(keys, state.prefix, role)).creds);
+  for (const role of serviceRoles) {
+    const file = authFiles.creds(role);
+    // a service's permissions are in its creds: after an upgrade that changed them (a new subject it may
+    // send, say), the kept file would be refused by the server, so it is issued again with the same keys
+    if (has(file) && !credsGrant(readFileSync(path.join(dir, file), 'utf8'), rolePermissions(role, state.prefix))) {
+      write(dir, file, (await issueRoleUser(keys, state.prefix, role)).creds, secret);
+      result.written.push(`${file} (its permissions changed)`);
+      continue;
+    }
+    await step(file, async () => (await issueRoleUser(keys, state.prefix, role)).creds);
+  }
   await step(authFiles.jwtSecret, () => `${newJwtSecret()}\n`);
   const jwtSecret = readFileSync(path.join(dir, authFiles.jwtSecret), 'utf8');
   for (const role of httpRoles) await step(authFiles.token(role), async () => `${await signHttpToken(jwtSecret, role)}\n`);
@@ -229,3 +239,18 @@ export async function revokeAgent(dir: string, hostId: string, now = new Date())
 /** The prefix an auth directory's permissions were made for. */
 export const authDirPrefix = (dir: string): string => readState(dir).prefix;
 
+/**
+ * Whether a creds file grants exactly these publish and subscribe permissions (order aside). Its user JWT's
+ * claims are read without checking the signature: the question is only whether it is out of date.
+ */
+export function credsGrant(creds: string, perms: SubjectPermissions): boolean {
+  const jwt = /-----BEGIN NATS USER JWT-----\s*([^\s-][^\s]*)\s*-+END NATS USER JWT/.exec(creds)?.[1];
+  if (!jwt) return false;
+  try {
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { nats?: { pub?: { allow?: string[] }; sub?: { allow?: string[] } } };
+    const same = (a: string[] | undefined, b: string[]) => JSON.stringify([...(a ?? [])].sort()) === JSON.stringify([...b].sort());
+    return same(claims.nats?.pub?.allow, perms.pub.allow) && same(claims.nats?.sub?.allow, perms.sub.allow);
+  } catch {
+    return false;
+  }
+}

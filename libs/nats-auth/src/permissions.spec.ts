@@ -128,6 +128,14 @@ describe('requests', () => {
     for (const [name, perms] of others('scheduler')) expect([name, mayPub(perms, subject)]).toEqual([name, false]);
   });
 
+  it('given a CPU check of a VM on any host, then inventory may ask it and no agent may ask another host', () => {
+    const subject = `${prefix}.agent.host-c.vm.cpu-check`;
+    expect(mayPub(identities.inventory, subject)).toBe(true);
+    expect(mayPub(identities['host-a'], subject)).toBe(false);
+    expect(maySub(identities['host-c'], subject)).toBe(true);
+    expect(maySub(identities['host-a'], subject)).toBe(false);
+  });
+
   it('given every request contract, then some identity may send it and the one serving it may listen and answer', () => {
     const servers: Record<string, string> = { agent: 'host-c', inventory: 'inventory', cpu: 'cpu-compat', scheduler: 'scheduler' };
     for (const c of allContracts()) {

@@ -1,4 +1,5 @@
 import {
+  CheckVmCpu,
   CheckVmMemory,
   CompensateStep,
   FenceMigration,
@@ -153,6 +154,8 @@ export function rolePermissions(role: Role, prefix: string): SubjectPermissions 
             // reconciliation: a host's VM list when its report is stale, and the fence of a split brain's other copy
             subject(prefix, ListAgentVms.subject, onEveryHost),
             subject(prefix, PauseVm.subject, onEveryHost),
+            // POST /vms/:id/cpu-check asks the VM's agent what its guest sees
+            subject(prefix, CheckVmCpu.subject, onEveryHost),
             ...eventsOf(prefix, 'inventory'),
             ...streamKeeper(stream),
           ],

@@ -7,8 +7,8 @@ import { ReadinessRegistry } from './health';
 import { openApiDocument } from './openapi/document';
 import { configureHttp } from './http';
 import { type AuthSettings, ConfigurationError } from './auth';
-
-const levels: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
+import { createLogger, type LogFormat } from './observability/logger';
+import { startTracing, stopTracing } from './observability/tracing';
 
 export interface ServiceSpec {
   /** `inventory`, `scheduler`, `cpu-compat`, `agent` */
@@ -17,6 +17,8 @@ export interface ServiceSpec {
   description: string;
   port: number;
   logLevel: string;
+  /** LOG_FORMAT; unset: text on a terminal, json otherwise. */
+  logFormat?: LogFormat;
   /** Builds the root module once the bus is connected. */
   module: (bus: NatsBus) => Type<unknown> | DynamicModule | Promise<Type<unknown> | DynamicModule>;
   /** From natsBusEnv(env): URL, prefix, and the identity (NATS_CREDS) and TLS CA (NATS_TLS_CA) if set. */
@@ -52,13 +54,15 @@ export interface RunningService {
  * and the NATS transport for its @MessagePattern handlers.
  */
 export async function startService(spec: ServiceSpec): Promise<RunningService> {
+  const processLogger = createLogger(spec.name, { level: spec.logLevel as LogLevel, format: spec.logFormat });
+  Logger.overrideLogger(processLogger);
   const logger = new Logger(spec.name);
   if (!spec.bus.credsFile) warnAnonymous(logger);
   const bus = await NatsBus.connect({ ...spec.bus, name: spec.name });
   if (spec.events !== false) await bus.ensureEventsStream();
   const rootModule = await spec.module(bus);
   const app = await NestFactory.create(rootModule, {
-    logger: levels.slice(0, levels.indexOf(spec.logLevel as LogLevel) + 1),
+    logger: processLogger,
     abortOnError: false,
     // configureHttp installs the parsers, with an explicit limit
     bodyParser: false,
@@ -106,6 +110,8 @@ export function warnAnonymous(logger: Pick<Logger, 'warn'>): void {
 export function runMain(name: string, start: () => Promise<unknown>): void {
   // A stray rejected promise is a bug to fix, not a reason to drop every migration this process drives.
   process.on('unhandledRejection', (e) => console.error(`${name}: unhandled rejection (a bug; the service keeps running):`, e));
+  // spans go out over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; what is buffered is sent on the way out
+  if (startTracing(name)) for (const signal of ['SIGTERM', 'SIGINT'] as const) process.prependListener(signal, () => void stopTracing());
   start().catch((e) => {
     const what = isFlexmigError(e) || e instanceof ConfigurationError ? e.message : ((e as Error)?.stack ?? String(e));
     console.error(`${name} could not start: ${what}`);

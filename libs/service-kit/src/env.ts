@@ -9,6 +9,8 @@ export const CommonEnvSchema = z.object({
     .regex(/^[A-Za-z0-9_-]+$/, 'a single NATS token: letters, digits, - or _')
     .default('flexmig'),
   LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
+  /** `json`: one object per line with the migration fields (docs/observability.md); `text`: Nest's lines. Unset: text on a terminal, json otherwise. */
+  LOG_FORMAT: z.enum(['json', 'text']).optional(),
   /**
    * This process's NATS identity: a credentials file from `flexmig auth` (docs/security.md). Unset: the
    * connection is anonymous, which only a NATS server without authentication accepts (a warning at start).

@@ -37,6 +37,28 @@ describe('HTTP hygiene', () => {
     expect(r).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED', message: 'the request body is not valid JSON' } });
   });
 
+  describe('a body is read only once its caller is authenticated for the route', () => {
+    it('answers 401, not 400 or 413, to a caller without a token, whatever the body', async () => {
+      for (const body of ['{"a":', JSON.stringify({ blob: 'x'.repeat(2 * 1024 * 1024) }), '{"ok":true}']) {
+        const r = await probe.call('POST', '/t/write', { body });
+        expect({ size: body.length, status: r.status, code: r.body.code }).toEqual({ size: body.length, status: 401, code: 'UNAUTHENTICATED' });
+      }
+    });
+
+    it('answers 401 to a token that does not verify, and 403 to one without the role, before reading the body', async () => {
+      const forged = await signToken(new TextEncoder().encode(randomBytes(32).toString('base64url')), { sub: 'mallory', roles: ['admin'] });
+      expect((await probe.call('POST', '/t/write', { token: forged, body: '{"a":' })).status).toBe(401);
+      const viewer = await signToken(secret, { sub: 'vic', roles: ['viewer'] });
+      const r = await probe.call('PUT', '/t/settings', { token: viewer, body: '{"a":' });
+      expect(r).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    });
+
+    it('reads and checks the body of an authenticated caller with the role as before (400 for malformed JSON)', async () => {
+      expect((await probe.call('POST', '/t/write', { token: operator, body: '{"a":' })).status).toBe(400);
+      expect((await probe.call('POST', '/t/write', { token: operator, body: '{"a":1}' })).body).toEqual({ bytes: 7, sub: 'alice' });
+    });
+  });
+
   it('never echoes an internal error: the body points to the log by an id, the log has the error', async () => {
     const r = await probe.call('GET', '/t/bug', { token: operator });
     expect(r.status).toBe(500);

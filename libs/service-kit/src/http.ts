@@ -2,7 +2,10 @@ import type { INestApplication, Logger } from '@nestjs/common';
 import { DiscoveryService, ModulesContainer, Reflector } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { ErrorsFilter } from './errors.filter';
+import { httpSpans } from './observability/http-spans';
 import { AuthGuard } from './auth/auth.guard';
+import { bodyGate } from './auth/body-gate';
+import { TokenVerifier } from './auth/token-verifier';
 import type { AuthSettings } from './auth/auth-settings';
 import { assertEveryRouteDeclaresAccess, type HttpRoute, routesOf } from './auth/routes';
 
@@ -33,15 +36,20 @@ export function routesOfApp(app: INestApplication): HttpRoute[] {
  */
 export function configureHttp(app: INestApplication, settings: HttpSettings, logger?: Logger): void {
   const limit = settings.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
-  // the app is created with `bodyParser: false`, so these are the only parsers, with our limit
+  const routes = routesOfApp(app);
+  assertEveryRouteDeclaresAccess(routes, settings.auth !== undefined);
+  const verifier = settings.auth?.mode === 'on' ? new TokenVerifier(settings.auth) : undefined;
+  // the app is created with `bodyParser: false`, so these are the only parsers, with our limit; the gate
+  // before them leaves the body of a request that is not authenticated unread (the guard then says why)
   const express = app as NestExpressApplication;
+  express.use(httpSpans);
   if (settings.parseBodies !== false) {
+    express.use(bodyGate(routes, settings.auth, verifier));
     express.useBodyParser('json', { limit });
     express.useBodyParser('urlencoded', { extended: true, limit });
   }
   app.useGlobalFilters(new ErrorsFilter());
-  assertEveryRouteDeclaresAccess(routesOfApp(app), settings.auth !== undefined);
-  app.useGlobalGuards(new AuthGuard(new Reflector(), settings.auth));
+  app.useGlobalGuards(new AuthGuard(new Reflector(), settings.auth, verifier));
   if (settings.auth?.mode === 'off') {
     logger?.warn('AUTH=off: HTTP authentication is OFF; anyone who reaches this port may do anything (a developer loop only, never a shared machine)');
   }

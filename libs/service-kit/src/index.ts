@@ -6,3 +6,4 @@ export * from './bootstrap';
 export * from './http';
 export * from './auth';
 export * from './openapi';
+export * from './observability';

@@ -11,3 +11,4 @@ export * from './nats-cluster';
 export * from './fuzz';
 export * from './fixtures';
 export * from './openapi';
+export * from './otlp-receiver';

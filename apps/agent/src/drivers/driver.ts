@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { CpuidRow } from '@flexmig/cpu-models';
 import { AgentVmSchema, HostCpu, MigrationProgress, StepCommand, TransferStats, UuidSchema, VmSpec, VmSpecSchema, AgentVm } from '@flexmig/contracts';
 
 export type ProgressSink = (p: Omit<MigrationProgress, 'migrationId' | 'vmId' | 'hostId' | 'at' | 'step'>) => void;
@@ -54,7 +55,17 @@ export interface HypervisorDriver {
    * intact and it still advances. Only drivers with a real guest implement it (qemu).
    */
   checkMemory?(vmId: string): Promise<GuestMemoryCheck>;
+  /**
+   * What a running VM's guest sees of its CPU (issue 12): qemu, the CPUID rows the guest executed after the
+   * call (read back over QMP); sim, the features its model presents. NOT_FOUND when the VM is not on this host.
+   */
+  guestCpu(vmId: string): Promise<GuestCpuObservation>;
 }
+
+/** The outcome of {@link HypervisorDriver.guestCpu}. */
+export type GuestCpuObservation =
+  | { source: 'guest'; rows: CpuidRow[]; accel: 'tcg' | 'kvm'; sample: number }
+  | { source: 'model'; baseline: string; features: string[] };
 
 /** The outcome of {@link HypervisorDriver.checkMemory}. */
 export interface GuestMemoryCheck {

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
-import { AgentVm, ErrorCode, FlexmigError, HostCpu, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
+import { AgentVm, ErrorCode, FlexmigError, HOST_PASSTHROUGH_BASELINE, HostCpu, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
+import { getBaseline } from '@flexmig/cpu-models';
 import {
   BYTES_PER_MIB,
   DEFAULT_DEVICE_STATE_BYTES,
@@ -17,7 +18,7 @@ import {
   decideConvergence,
   lastProgressMs,
 } from '@flexmig/migration-model';
-import { HypervisorDriver, PersistedVm, ProgressSink } from './driver';
+import { GuestCpuObservation, HypervisorDriver, PersistedVm, ProgressSink } from './driver';
 import { ConvergenceFailureCode, convergenceFailure, modelPolicyFor, noLeverReason, stalledWithoutLever, transferCancelled } from './precopy-policy';
 import { SimClock, realClock } from './sim-clock';
 
@@ -140,6 +141,19 @@ export class SimDriver implements HypervisorDriver {
       // a paused VM stays paused: whether it resumes here or runs on the target is the scheduler's call
       if (v?.spec?.id && !this.vms.has(v.spec.id)) this.vms.set(v.spec.id, { spec: v.spec, state: v.state, migrationId: v.migrationId });
     }
+  }
+
+  /**
+   * The model of what a QEMU/KVM guest sees: its baseline's features (and the bits the baseline's QEMU
+   * model always presents), or the host's own for host-passthrough, plus `hypervisor`.
+   */
+  async guestCpu(vmId: string): Promise<GuestCpuObservation> {
+    const vm = this.vms.get(vmId);
+    if (!vm) throw new FlexmigError(ErrorCode.NotFound, `VM ${vmId} is not on this host`);
+    if (vm.state !== 'running') throw new FlexmigError(ErrorCode.VmNotRunning, `VM ${vmId} is ${vm.state} on this host: only a running guest sees a CPU`);
+    const baseline = vm.spec.cpuBaseline;
+    const presented = baseline === HOST_PASSTHROUGH_BASELINE ? this.o.hostCpu.features : [...getBaseline(baseline).features, ...(getBaseline(baseline).presentedExtra ?? [])];
+    return { source: 'model', baseline, features: [...new Set([...presented, 'hypervisor'])].sort() };
   }
 
   async startVm(spec: VmSpec): Promise<void> {

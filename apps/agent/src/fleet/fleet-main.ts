@@ -1,10 +1,8 @@
 import 'reflect-metadata';
-import { Logger, LogLevel } from '@nestjs/common';
-import { loadEnv, runMain } from '@flexmig/service-kit';
+import { Logger } from '@nestjs/common';
+import { createLogger, loadEnv, runMain } from '@flexmig/service-kit';
 import { FleetEnvSchema, fleetOptionsFromEnv } from './fleet-config';
 import { SimFleet } from './sim-fleet';
-
-const levels: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
 
 /**
  * `agent-fleet`: FLEET_SIZE simulated hosts in one process (sim driver only), each an agent on its
@@ -12,7 +10,7 @@ const levels: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
  */
 runMain('agent-fleet', async () => {
   const env = loadEnv(FleetEnvSchema);
-  Logger.overrideLogger(levels.slice(0, levels.indexOf(env.LOG_LEVEL) + 1));
+  Logger.overrideLogger(createLogger('agent-fleet', { level: env.LOG_LEVEL, format: env.LOG_FORMAT }));
   const fleet = await SimFleet.start(fleetOptionsFromEnv(env));
   let stopping = false;
   const shutdown = (signal: string) => {

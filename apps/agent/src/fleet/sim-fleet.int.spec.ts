@@ -188,7 +188,7 @@ describe('SimFleet against real NATS', () => {
       const stranger = { ...cmd(2, 'target'), migrationId: randomUUID() };
       await expect(client.request(RunStep, stranger, { params: { hostId: 'pair-002' } })).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
       await expect(
-        client.request(CompensateStep, { migrationId, step: 5, role: 'source', vmId: vm.id }, { params: { hostId: 'pair-001' } }),
+        client.request(CompensateStep, { migrationId, step: 5, stepName: 'pause-source', compensation: 'resume-source', role: 'source', vmId: vm.id }, { params: { hostId: 'pair-001' } }),
       ).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
       await run(2, 'target');
       const s3 = await run(3, 'source');

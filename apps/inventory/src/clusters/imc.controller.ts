@@ -3,6 +3,7 @@ import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import {
   AutoImcModeSchema,
   AutoImcResultSchema,
+  ClusterImcPlanSchema,
   ClusterImcSchema,
   ImcChangeSchema,
   ModeVerificationSchema,
@@ -26,6 +27,18 @@ export class ImcController {
   @ErrorResponses(400, 404)
   get(@Param('id', new ZodPipe(UuidSchema, 'cluster id')) id: string) {
     return this.imc.get(id);
+  }
+
+  @Get('plan')
+  @Role('viewer')
+  @ApiOperation({
+    summary:
+      "The cluster's plan, from its registered hosts: the highest mode they all pass today, which hosts hold it down, the mode without each host, and each host's own highest mode.",
+  })
+  @ApiZodResponse(200, ClusterImcPlanSchema, 'the plan')
+  @ErrorResponses(400, 404)
+  plan(@Param('id', new ZodPipe(UuidSchema, 'cluster id')) id: string) {
+    return this.imc.plan(id);
   }
 
   @Put()

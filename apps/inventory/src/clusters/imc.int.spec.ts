@@ -6,7 +6,8 @@ import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson, readEvents, testToken } from '@flexmig/testing';
 
-// Cluster CPU modes (issue 3, item 4) through inventory's HTTP API, against real PostgreSQL and NATS, with
+// Cluster CPU modes (issue 3, item 4), and what a VM's guest sees of its CPU (issue 12: cpu-check, here from
+// the sim driver's model), through inventory's HTTP API, against real PostgreSQL and NATS, with
 // cpu-compat, inventory, the scheduler and simulated agents running as real processes (`npm run build` first).
 
 const call = httpJson;
@@ -209,6 +210,41 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
     });
   });
 
+  describe('the plan of a cluster of mixed generations (Westmere, Haswell, Skylake-Server)', () => {
+    let id: string;
+
+    beforeAll(async () => {
+      const created = await api('POST', '/api/v1/clusters', { name: 'plan' });
+      expect(created.status).toBe(201);
+      id = created.body.id;
+      await Promise.all([
+        startAgent('pl-wsm', 'Westmere', { CLUSTER_ID: id }),
+        startAgent('pl-hsw', 'Haswell', { CLUSTER_ID: id }),
+        startAgent('pl-skx', 'Skylake-Server', { CLUSTER_ID: id }),
+      ]);
+    }, 60_000);
+
+    it('names the common mode, the host holding it down, the mode without each host and each host highest mode', async () => {
+      const r = await api('GET', `/api/v1/clusters/${id}/imc/plan`, undefined, await testToken('viewer'));
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ clusterId: id, mode: 'Westmere', holdingDown: ['pl-wsm'] });
+      expect(r.body.reason).toContain('Westmere');
+      const byHost = (rows: { hostId: string; mode: string | null }[]) => Object.fromEntries(rows.map((x) => [x.hostId, x.mode]));
+      expect(byHost(r.body.hostModes)).toEqual({ 'pl-wsm': 'Westmere', 'pl-hsw': 'Haswell', 'pl-skx': 'Skylake-Server' });
+      // without the old host the cluster rises to the next one's mode; without either newer one it stays
+      expect(byHost(r.body.withoutHost)).toEqual({ 'pl-wsm': 'Haswell', 'pl-hsw': 'Westmere', 'pl-skx': 'Westmere' });
+    });
+
+    it('answers for a cluster without hosts (no mode, saying why) and 404 for an unknown cluster', async () => {
+      const empty = await api('POST', '/api/v1/clusters', { name: 'plan-empty' });
+      const r = await api('GET', `/api/v1/clusters/${empty.body.id}/imc/plan`);
+      expect(r.status).toBe(200);
+      expect(r.body).toEqual({ clusterId: empty.body.id, mode: null, reason: 'cluster plan-empty has no hosts: there is no mode to plan', holdingDown: [], withoutHost: [], hostModes: [] });
+      const unknown = await api('GET', `/api/v1/clusters/${randomUUID()}/imc/plan`);
+      expect(unknown.status).toBe(404);
+    });
+  });
+
   describe('raising and lowering with running VMs', () => {
     let id: string;
 
@@ -230,6 +266,29 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
       const fresh = await createVm('vm-ivb', 'ld-ivb');
       expect(fresh.cpuBaseline).toBe('IvyBridge');
       expect(await imcEvents(id)).toEqual([{ oldMode: 'SandyBridge', newMode: 'IvyBridge', by: 'raiser' }]);
+    });
+
+    it('a cpu-check shows what the guest sees against its baseline (sim: from its model), for an operator', async () => {
+      const vm = (await api('GET', `/api/v1/vms?clusterId=${id}`)).body.items.find((v: { name: string }) => v.name === 'vm-snb');
+      const r = await api('POST', `/api/v1/vms/${vm.id}/cpu-check`, undefined, await testToken('operator'));
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({
+        ok: true,
+        vmId: vm.id,
+        hostId: 'ld-hsw',
+        baseline: 'SandyBridge',
+        source: 'model',
+        missing: [],
+        extra: [],
+        exceptions: [{ feature: 'hypervisor', seen: true, reason: 'hypervisor-supplied' }],
+      });
+      // SandyBridge on a Haswell host: the guest sees AVX, not the host's AVX2
+      expect(r.body.seen).toEqual(expect.arrayContaining(['aes', 'avx', 'hypervisor']));
+      expect(r.body.seen).not.toContain('avx2');
+      expect(Date.parse(r.body.checkedAt)).toBeGreaterThan(Date.now() - 60_000);
+      expect((await api('POST', `/api/v1/vms/${vm.id}/cpu-check`, undefined, await testToken('viewer'))).status).toBe(403);
+      const unknown = await api('POST', `/api/v1/vms/${randomUUID()}/cpu-check`);
+      expect({ status: unknown.status, code: unknown.body.code }).toEqual({ status: 404, code: 'NOT_FOUND' });
     });
 
     it('refuses lowering below a running VM baseline, naming that VM only, and leaves the mode unchanged', async () => {
@@ -349,10 +408,16 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
       expect(refused.failure.message).toMatch(/f16c/);
       expect((await api('GET', `/api/v1/vms/${vm.id}`)).body.hostId).toBe('pt-ivb1');
 
+      const before = await api('POST', `/api/v1/vms/${vm.id}/cpu-check`);
+      expect(before.body).toMatchObject({ ok: true, hostId: 'pt-ivb1', baseline: 'host-passthrough', source: 'model', missing: [], extra: [] });
       const toIvb2 = await call(sched, 'POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'pt-ivb2' });
       expect(toIvb2.status).toBe(202);
       expect((await settle(toIvb2.body.id)).state).toBe('completed');
       expect((await api('GET', `/api/v1/vms/${vm.id}`)).body).toMatchObject({ hostId: 'pt-ivb2', cpuBaseline: 'host-passthrough', cpuFeatures: vm.cpuFeatures });
+      // the guest sees the same CPU on its new host: the features it started with
+      const after = await api('POST', `/api/v1/vms/${vm.id}/cpu-check`);
+      expect(after.body).toMatchObject({ ok: true, hostId: 'pt-ivb2', missing: [], extra: [] });
+      expect(after.body.seen).toEqual(before.body.seen);
     });
 
     it('turning IMC on while a passthrough VM runs is refused naming it (it runs above any mode)', async () => {

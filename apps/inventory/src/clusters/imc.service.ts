@@ -6,6 +6,7 @@ import {
   type AutoImcTry,
   ClusterImc,
   ClusterImcModeChanged,
+  ClusterImcPlan,
   ErrorCode,
   FlexmigError,
   HOST_PASSTHROUGH_BASELINE,
@@ -86,6 +87,17 @@ export class ImcService {
       holdingDown: plan?.holdingDown ?? [],
       hosts: hosts.map((h) => ({ hostId: h.id, vendor: h.cpuVendor, modelName: h.cpuModelName, maxImcMode: h.maxImcMode, state: h.state })),
     };
+  }
+
+  /**
+   * cpu-compat's plan over the cluster's registered hosts (all of them, whatever their state: a host in
+   * maintenance still holds the mode down, it comes back). No hosts: no mode, and the reason says so.
+   */
+  async plan(clusterId: string): Promise<ClusterImcPlan> {
+    const cluster = await this.cluster(this.db.manager, clusterId);
+    const hosts = await this.hosts(this.db.manager, clusterId);
+    if (hosts.length === 0) return { clusterId, mode: null, reason: `cluster ${cluster.name} has no hosts: there is no mode to plan`, holdingDown: [], withoutHost: [], hostModes: [] };
+    return { clusterId, ...(await this.cpu.plan(hosts.map(hostCpu))) };
   }
 
   /** Every host of the cluster against one mode. */

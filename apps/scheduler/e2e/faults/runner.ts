@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type StepName, STEP_NAMES } from '@flexmig/contracts';
 import { waitFor } from '@flexmig/testing';
+import { type Subscription } from '@nats-io/transport-node';
 import { FaultHarness, type Driver, type FaultHarnessOptions } from './fault-harness';
 import { InvariantChecker, type InvariantResult } from './invariants';
 
@@ -13,7 +14,7 @@ export interface FaultContext {
   /** The hosts of this migration (their agents' process names in the harness). */
   src: string;
   dst: string;
-  /** Waits until the migration runs `step`; throws if it ended before (the fault would miss its step). */
+  /** Waits until the migration runs `step` (its command to an agent is on the wire; for the scheduler's own steps, the API says so); throws when it does not come (the fault would miss its step). */
   reach(step: StepName): Promise<void>;
 }
 
@@ -76,6 +77,52 @@ async function chooseHosts(h: FaultHarness): Promise<[string, string]> {
 let vmCounter = 0;
 
 /**
+ * The step commands of one migration as they go to its agents (the harness's observer subscribes to the
+ * agents' step subject): `reached(step)` resolves the moment the command of an agent step is on the wire.
+ * Polling the API cannot catch a step that lasts a few milliseconds (sync-memory of an idle guest); the
+ * command on the wire is the step running, so a fault injected then lands in it.
+ */
+class StepCommandWatch {
+  private readonly seen = new Set<string>();
+  private readonly waiters = new Map<string, () => void>();
+  private sub?: Subscription;
+
+  start(h: FaultHarness): void {
+    this.sub = h.nc.subscribe(`${h.prefix}.agent.*.migration.step`, {
+      callback: (_e, msg) => {
+        try {
+          const cmd = msg.json<{ migrationId: string; stepName: string }>();
+          this.seen.add(`${cmd.migrationId} ${cmd.stepName}`);
+          this.waiters.get(`${cmd.migrationId} ${cmd.stepName}`)?.();
+        } catch {
+          // not a command of ours
+        }
+      },
+    });
+  }
+
+  reached(migrationId: string, step: StepName, timeoutMs = 30_000): Promise<void> {
+    const key = `${migrationId} ${step}`;
+    if (this.seen.has(key)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${step} command of migration ${migrationId} within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.set(key, () => {
+        clearTimeout(timer);
+        this.waiters.delete(key);
+        resolve();
+      });
+    });
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+  }
+}
+
+/** The steps the scheduler runs itself: no command to an agent shows them, the API does. */
+const schedulerSteps: StepName[] = ['verify-compatibility', 'commit'];
+
+/**
  * Runs one scenario on a started harness: a fresh VM, a migration, the fault, then the invariant checks.
  * Never throws for a broken invariant or a fault that missed its step: both are rows of the matrix.
  */
@@ -87,6 +134,9 @@ export async function runScenario(h: FaultHarness, s: Scenario): Promise<Scenari
   const [src, dst] = await chooseHosts(h);
   const vm = await h.createVm(`${s.id.replace(/[^a-z0-9-]/gi, '-')}-${++vmCounter}`.slice(0, 60), src, s.memoryMiB ?? (s.setup.driver === 'qemu' ? 128 : 512));
   await s.before?.({ h, vmId: vm.id, src, dst });
+  const watch = new StepCommandWatch();
+  watch.start(h);
+  await h.nc.flush();
   const requestedAt = Date.now();
   const m = await h.migrate(vm.id, dst);
   const c: FaultContext = {
@@ -96,7 +146,8 @@ export async function runScenario(h: FaultHarness, s: Scenario): Promise<Scenari
     src,
     dst,
     reach: async (step) => {
-      await h.waitForStep(m.id, STEP_NAMES.indexOf(step) + 1);
+      if (schedulerSteps.includes(step)) await h.waitForStep(m.id, STEP_NAMES.indexOf(step) + 1);
+      else await watch.reached(m.id, step);
     },
   };
   const injected: InvariantResult = { name: 'fault landed in its step', held: true, detail: s.step === '—' ? 'in place' : `injected while ${s.step} ran` };
@@ -117,6 +168,7 @@ export async function runScenario(h: FaultHarness, s: Scenario): Promise<Scenari
     const invariants = [injected, ...end.invariants, ...((await s.extra?.(c)) ?? [])];
     return { ...row, outcome: end.outcome, timeToTerminalMs: end.timeToTerminalMs, invariants, passed: invariants.every((i) => i.held) };
   } finally {
+    watch.stop();
     await s.cleanup?.(c);
   }
 }

@@ -189,13 +189,54 @@ const secondReplica = {
 };
 
 /**
+ * Who holds a migration's lease over time (`lease_owner` of its row, read every 100 ms straight from
+ * PostgreSQL): the difference between a replica that acts on a lease it lost and one that took the
+ * migration back legitimately (the other replica's lease ran out in turn, as it can on a loaded machine).
+ */
+class LeaseTimeline {
+  readonly polls: { at: number; owner: string | null }[] = [];
+  private db?: Client;
+  private timer?: NodeJS.Timeout;
+  async start(h: FaultHarness, migrationId: string): Promise<void> {
+    this.db = new Client({ connectionString: h.pg.url('flexmig') });
+    await this.db.connect();
+    this.db.on('error', () => undefined); // PostgreSQL restarted or the run ends: polls stop, the timeline stays
+    const poll = async () => {
+      try {
+        const r = await this.db!.query('SELECT lease_owner FROM scheduler.migrations WHERE id = $1', [migrationId]);
+        this.polls.push({ at: Date.now(), owner: r.rows[0]?.lease_owner ?? null });
+      } catch {
+        // not this poll
+      }
+      if (this.db) this.timer = setTimeout(() => void poll(), 100);
+    };
+    await poll();
+  }
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    const db = this.db;
+    this.db = undefined;
+    await db?.end().catch(() => undefined);
+  }
+  /** Whether `owner` held the lease at `at`, as the polls on either side of it say (either is enough: a claim is followed by its commands within a poll). */
+  heldBy(owner: string, at: number): boolean {
+    const before = this.polls.filter((p) => p.at <= at).at(-1);
+    const after = this.polls.find((p) => p.at >= at);
+    return before?.owner === owner || after?.owner === owner;
+  }
+}
+
+/**
  * The replica that drives the migration is out of the game for its lease + 3 s (frozen, or cut off from
- * PostgreSQL) from `step` on, and the second replica takes the migration over. Back, it must not act
- * again: no step attempt is sent twice, no event published twice.
+ * PostgreSQL) from `step` on, and the second replica takes the migration over. Back, it must not act on
+ * the lease it lost: from the end of that lease on, it sends a command only while it holds the lease again
+ * (taken back in PostgreSQL after the other replica's lease ran out), never while the other one holds it.
  */
 const replicaOutOfTheGame = (o: { id: string; fault: string; step: StepName; off(h: FaultHarness): void; on(h: FaultHarness): void }): Scenario => {
   const log = new CommandLog();
+  const leases = new LeaseTimeline();
   let window = { offAt: 0, leaseEnd: 0 };
+  let replicaId = '';
   return {
     id: o.id,
     fault: o.fault,
@@ -204,7 +245,9 @@ const replicaOutOfTheGame = (o: { id: string; fault: string; step: StepName; off
     before: secondReplica.before,
     async inject(c) {
       log.start(c.h, c.migrationId);
+      await leases.start(c.h, c.migrationId);
       await c.reach(o.step);
+      replicaId = c.h.procs.get('scheduler')!.env.SCHEDULER_ID;
       c.h.url['scheduler-1'] = c.h.url.scheduler;
       c.h.url.scheduler = c.h.url['scheduler-2']; // the first one may not answer HTTP meanwhile
       const leaseMs = Number(c.h.procs.get('scheduler')!.env.LEASE_TTL_MS);
@@ -219,21 +262,30 @@ const replicaOutOfTheGame = (o: { id: string; fault: string; step: StepName; off
       window = { offAt, leaseEnd: offAt + leaseMs };
     },
     async extra() {
-      // the replica out of the game is the one that sent the last command before it went; from the end
-      // of its lease on, it must not send any (the other replica may repeat an attempt: commands are idempotent)
+      // the replica out of the game is the one that sent the last command before it went; after its lease
+      // it may act only on a lease it took back (the other replica may repeat an attempt: commands are idempotent)
+      await leases.stop();
       const zombie = log.senderBefore(window.offAt);
-      const acted = log.seen.filter((s) => s.sender === zombie && s.at > window.leaseEnd);
+      const after = log.seen.filter((s) => s.sender === zombie && s.at > window.leaseEnd);
+      const stale = after.filter((s) => !leases.heldBy(replicaId, s.at));
       const senders = new Set(log.seen.map((s) => s.sender)).size;
+      const retaken = after.length - stale.length;
       return [
         {
           name: 'the replica out of the game did not act after its lease',
-          held: zombie !== undefined && acted.length === 0,
-          detail: zombie === undefined ? 'no command seen before the fault' : acted.length ? `it sent ${acted.map((a) => a.key).join(', ')}` : `${log.seen.length} step commands from ${senders} connections; none from it after its lease`,
+          held: zombie !== undefined && stale.length === 0,
+          detail:
+            zombie === undefined
+              ? 'no command seen before the fault'
+              : stale.length
+                ? `it sent ${stale.map((a) => a.key).join(', ')} while ${replicaId} did not hold the lease`
+                : `${log.seen.length} step commands from ${senders} connections; none from it on the lease it lost${retaken ? ` (${retaken} after it took the migration back: ${after.map((a) => a.key).join(', ')})` : ''}`,
         },
       ];
     },
     async cleanup({ h }) {
       log.stop();
+      await leases.stop();
       await secondReplica.cleanup(h);
     },
   };

@@ -1,6 +1,8 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { ErrorCode, isFlexmigError } from '@flexmig/contracts';
+import { contextOfTraceparent, inSpan } from '@flexmig/messaging';
 import type { SagaAction, SagaEvent, StepError } from '@flexmig/saga';
+import { withLogFields } from '@flexmig/service-kit';
 import { DbClock } from '../db-clock';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { MigrationEntity } from '../entities';
@@ -117,7 +119,7 @@ export class ActionRunner implements OnApplicationShutdown {
       held.abandonAt = abandonedAfter(a.kind === 'query-step' ? {} : a, started, a.kind === 'query-step' ? queryBoundMs : 1_000, this.graceMs());
       // held until its outcome is stored (the sink retries through a PostgreSQL outage), unless the stored
       // outcome's own next action has replaced it by then
-      this.outcomeOf(id, ctx, a)
+      this.traced(ctx, a, () => this.outcomeOf(id, ctx, a))
         .then((event) => this.sink(id, event))
         .catch((e) =>
           e instanceof LeaseNotHeld
@@ -153,6 +155,23 @@ export class ActionRunner implements OnApplicationShutdown {
       case 'compensate':
         return wait;
     }
+  }
+
+  /**
+   * One action in a span that continues the migration's trace (the request that created it): `step <n>
+   * <name>`, `query step <n> <name>` or `compensate step <n> <name>`; its log lines carry the migration's fields.
+   */
+  private traced(ctx: MigrationContext, a: Work, work: () => Promise<SagaEvent>): Promise<SagaEvent> {
+    const { ref } = ctx;
+    const name = `${a.kind === 'run-step' ? '' : a.kind === 'query-step' ? 'query ' : 'compensate '}step ${a.step} ${a.name}`;
+    const attributes = { 'flexmig.migration_id': ref.migrationId, 'flexmig.vm_id': ref.vmId, 'flexmig.step': a.step, 'flexmig.step_name': a.name, 'flexmig.attempt': a.attempt };
+    return withLogFields({ migrationId: ref.migrationId, vmId: ref.vmId, hostId: ref.sourceHostId, step: a.step, stepName: a.name }, () =>
+      inSpan(name, { parent: contextOfTraceparent(ctx.traceParent), attributes }, async (span) => {
+        const event = await work();
+        span.setAttribute('flexmig.outcome', event.type);
+        return event;
+      }),
+    );
   }
 
   /** Sends the action and turns what came back into the saga event that reports it. */

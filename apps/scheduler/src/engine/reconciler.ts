@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { isTerminal } from '@flexmig/saga';
 import type { SagaEvent } from '@flexmig/saga';
+import { withLogFields } from '@flexmig/service-kit';
 import { type Backoff, backoffDelayMs, sleep } from '@flexmig/timing';
 import { DbClock } from '../db-clock';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
@@ -108,7 +109,9 @@ export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown
    * `unlessInProgress`: skip it if an action of the migration runs here by then (the pass's re-drive).
    */
   apply(id: string, event: SagaEvent, opts: { unlessInProgress?: boolean } = {}): Promise<boolean> {
-    const run = (this.queues.get(id) ?? Promise.resolve()).then(() => (opts.unlessInProgress && this.runner.isInProgress(id) ? false : this.applyNow(id, event)));
+    const run = (this.queues.get(id) ?? Promise.resolve()).then(() =>
+      opts.unlessInProgress && this.runner.isInProgress(id) ? false : withLogFields({ migrationId: id }, () => this.applyNow(id, event)),
+    );
     const settled = run.catch(() => undefined);
     this.queues.set(id, settled);
     void settled.then(() => {

@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import {
+  type AgentCompensation,
+  agentCompensation,
   CompensateStep,
   CpuVerdict,
   ErrorCode,
@@ -33,6 +35,8 @@ export interface MigrationContext {
   targetAddress: string;
   /** Where the target listens for the stream, from its `transfer-config` reply (drivers that listen: qemu). */
   incomingAddress?: string;
+  /** The W3C traceparent of the request that created the migration: its steps' spans continue it. */
+  traceParent?: string;
 }
 
 const stepNamed = (steps: StepState[], name: StepName): StepState | undefined => steps.find((s) => s.name === name);
@@ -40,7 +44,14 @@ const stepNamed = (steps: StepState[], name: StepName): StepState | undefined =>
 /** The executor's context of a stored migration. */
 export const contextOf = (row: MigrationEntity): MigrationContext => {
   const incoming = (stepNamed(row.saga.steps, 'transfer-config')?.result as { incomingAddress?: string } | null | undefined)?.incomingAddress;
-  return { ref: row.saga.ref, vm: row.vm, policy: row.policy, targetAddress: row.targetAddress, ...(incoming ? { incomingAddress: incoming } : {}) };
+  return {
+    ref: row.saga.ref,
+    vm: row.vm,
+    policy: row.policy,
+    targetAddress: row.targetAddress,
+    ...(incoming ? { incomingAddress: incoming } : {}),
+    ...(row.traceParent ? { traceParent: row.traceParent } : {}),
+  };
 };
 
 /** The steps that stream memory: a cancel stops their stream at once instead of waiting for them to end. */
@@ -187,11 +198,12 @@ export class StepExecutor {
       return;
     }
     const roles: Role[] = a.actor === 'source+target' ? ['source', 'target'] : [a.actor];
+    const name = a.name;
     for (const role of roles) {
       await this.send(
         ref,
         CompensateStep,
-        { migrationId: ref.migrationId, step: a.step, role, vmId: ref.vmId },
+        { migrationId: ref.migrationId, step: a.step, stepName: name, compensation: compensationOn(name, role), role, vmId: ref.vmId },
         { params: { hostId: role === 'source' ? ref.sourceHostId : ref.targetHostId }, timeoutMs },
       );
     }
@@ -208,8 +220,15 @@ export class StepExecutor {
     await this.send(
       ctx.ref,
       CompensateStep,
-      { migrationId: ctx.ref.migrationId, step: running.step, role: 'source', vmId: ctx.ref.vmId },
+      { migrationId: ctx.ref.migrationId, step: running.step, stepName: running.name, compensation: compensationOn(running.name, 'source'), role: 'source', vmId: ctx.ref.vmId },
       { params: { hostId: ctx.ref.sourceHostId } },
     );
   }
+}
+
+/** The compensation the saga names for a step on an agent (a step without one never gets here: the saga registers none). */
+function compensationOn(step: StepName, role: Role): AgentCompensation {
+  const c = agentCompensation(step, role);
+  if (!c) throw new Error(`${step} has no compensation on the ${role}: the saga registered one it does not define`);
+  return c;
 }

@@ -17,7 +17,7 @@ import {
   TERMINAL_MIGRATION_STATES,
   Vm,
 } from '@flexmig/contracts';
-import { NatsBus } from '@flexmig/messaging';
+import { NatsBus, traceparentOf } from '@flexmig/messaging';
 import { isUniqueViolation } from '@flexmig/persistence';
 import { canCancel, createSaga, DEFAULT_POLICY, stepDefinition, summarize } from '@flexmig/saga';
 import type { Attention, SagaPolicyInput } from '@flexmig/saga';
@@ -119,6 +119,7 @@ export class MigrationsService {
           targetAddress: target.migrationAddress,
           requestedBy,
           placement,
+          traceParent: traceparentOf() ?? null,
           createdAt: now,
         },
         { eventId: `${id}:requested`, type: 'migration.requested', subject: id, data: { ...ref, requestedBy }, createdAt: now } as never,

@@ -6,6 +6,7 @@ import { OutboxDeadLetter1764170000000 } from './1764170000000-outbox-dead-lette
 import { RequestedBy1764180000000 } from './1764180000000-requested-by';
 import { DueAt1764190000000 } from './1764190000000-due-at';
 import { MigrationResolutions1764195000000 } from './1764195000000-migration-resolutions';
+import { TraceParent1764200000000 } from './1764200000000-trace-parent';
 
 /** In order. Never edit one that has shipped: add the next. */
 export const schedulerMigrations = [
@@ -17,4 +18,5 @@ export const schedulerMigrations = [
   RequestedBy1764180000000,
   DueAt1764190000000,
   MigrationResolutions1764195000000,
+  TraceParent1764200000000,
 ];

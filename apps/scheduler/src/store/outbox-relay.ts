@@ -74,10 +74,16 @@ export class OutboxRelay implements OnApplicationShutdown {
           if (rows.length === 0) return false;
           const dead: { seq: string; error: string }[] = [];
           const publishes: Promise<unknown>[] = [];
+          const traces = await traceParentsOf(m, rows);
           for (const r of rows) {
             const refusal = outboxRefusal(r);
             if (refusal) dead.push({ seq: r.seq, error: refusal });
-            else publishes.push(this.bus.publishEvent(eventContract(r.type)!, r.data, { id: r.eventId, subject: r.subject, source: '/flexmig/scheduler', time: r.createdAt }));
+            else {
+              const traceparent = traces.get(r.subject);
+              publishes.push(
+                this.bus.publishEvent(eventContract(r.type)!, r.data, { id: r.eventId, subject: r.subject, source: '/flexmig/scheduler', time: r.createdAt, ...(traceparent ? { traceparent } : {}) }),
+              );
+            }
           }
           await Promise.all(publishes);
           if (dead.length) await this.deadLetter(m, rows, dead);
@@ -110,6 +116,18 @@ export class OutboxRelay implements OnApplicationShutdown {
       this.log.error(`event ${r.eventId} (${r.type}) cannot be published and went to outbox_dead_letter: ${d.error}`);
     }
   }
+}
+
+/**
+ * The trace each event belongs to: a migration's events (their subject is its id) carry the trace context
+ * of the request that created it, as their CloudEvents `traceparent`, whenever they are published.
+ */
+async function traceParentsOf(m: EntityManager, rows: Pick<OutboxEntity, 'subject'>[]): Promise<Map<string, string>> {
+  const found: { id: string; trace_parent: string }[] = await m.query(
+    `SELECT id::text AS id, trace_parent FROM migrations WHERE id::text = ANY($1::text[]) AND trace_parent IS NOT NULL`,
+    [[...new Set(rows.map((r) => r.subject))]],
+  );
+  return new Map(found.map((f) => [f.id, f.trace_parent]));
 }
 
 /** Why an outbox row can never be published (unknown type, data outside its contract), or undefined. */

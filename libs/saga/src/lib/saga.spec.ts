@@ -26,7 +26,7 @@ describe('STEPS', () => {
       [3, 'transfer-memory', 'source', 'cancel-stream'],
       [4, 'sync-memory', 'source', 'cancel-stream'],
       [5, 'pause-source', 'source', 'resume-source'],
-      [6, 'transfer-state', 'source+target', 'resume-source-destroy-target'],
+      [6, 'transfer-state', 'source+target', 'resume-source + destroy-incoming-vm'],
       [7, 'resume-target', 'target', null],
       [8, 'stop-source', 'source', null],
       [9, 'commit', 'scheduler', null],

@@ -1,4 +1,4 @@
-import { POINT_OF_NO_RETURN as CONTRACT_POINT_OF_NO_RETURN, STEP_NAMES, type StepName } from '@flexmig/contracts';
+import { agentCompensation, POINT_OF_NO_RETURN as CONTRACT_POINT_OF_NO_RETURN, STEP_NAMES, type StepName } from '@flexmig/contracts';
 
 export type { StepName };
 
@@ -28,6 +28,13 @@ if (CONTRACT_POINT_OF_NO_RETURN !== POINT_OF_NO_RETURN) {
 const s = 1_000;
 const min = 60 * s;
 
+/** An agent step's compensation, by the name each agent knows it (libs/contracts `agentCompensation`): both halves of step 6. */
+const undoneBy = (step: StepName): string => {
+  const names = (['source', 'target'] as const).map((role) => agentCompensation(step, role)).filter((c) => c !== undefined);
+  if (names.length === 0) throw new Error(`${step} has no compensation on any agent`);
+  return names.join(' + ');
+};
+
 /**
  * The nine steps, in order. Timeouts are per attempt; when one passes the agent is asked what it did
  * (never guessed). They are generous on purpose: a too-short timeout costs a query round trip, a
@@ -37,15 +44,15 @@ export const STEPS: readonly StepDefinition[] = Object.freeze([
   // two request/replies (cpu-compat verdict, inventory reservation), each well under a second
   { number: 1, name: STEP_NAMES[0], actor: 'scheduler', compensation: 'release-reservation', defaultTimeoutMs: 30 * s },
   // the target defines the incoming VM and allocates devices: seconds, not minutes
-  { number: 2, name: STEP_NAMES[1], actor: 'target', compensation: 'destroy-incoming-vm', defaultTimeoutMs: 60 * s },
+  { number: 2, name: STEP_NAMES[1], actor: 'target', compensation: undoneBy(STEP_NAMES[1]), defaultTimeoutMs: 60 * s },
   // a full memory copy: 1 TiB at 1 GiB/s is ~17 min; the agent enforces its own completion timeout
-  { number: 3, name: STEP_NAMES[2], actor: 'source', compensation: 'cancel-stream', defaultTimeoutMs: 30 * min },
+  { number: 3, name: STEP_NAMES[2], actor: 'source', compensation: undoneBy(STEP_NAMES[2]), defaultTimeoutMs: 30 * min },
   // iterative passes until the rest fits the downtime budget; the agent's progress timeout bounds it
-  { number: 4, name: STEP_NAMES[3], actor: 'source', compensation: 'cancel-stream', defaultTimeoutMs: 30 * min },
+  { number: 4, name: STEP_NAMES[3], actor: 'source', compensation: undoneBy(STEP_NAMES[3]), defaultTimeoutMs: 30 * min },
   // QMP `stop` is sub-second; downtime starts here, so a stuck pause must surface quickly
-  { number: 5, name: STEP_NAMES[4], actor: 'source', compensation: 'resume-source', defaultTimeoutMs: 10 * s },
+  { number: 5, name: STEP_NAMES[4], actor: 'source', compensation: undoneBy(STEP_NAMES[4]), defaultTimeoutMs: 10 * s },
   // last dirty pages (sized to fit the downtime budget) plus device state
-  { number: 6, name: STEP_NAMES[5], actor: 'source+target', compensation: 'resume-source-destroy-target', defaultTimeoutMs: 60 * s },
+  { number: 6, name: STEP_NAMES[5], actor: 'source+target', compensation: undoneBy(STEP_NAMES[5]), defaultTimeoutMs: 60 * s },
   // QMP `cont` on the target; from here only forward
   { number: 7, name: STEP_NAMES[6], actor: 'target', compensation: null, defaultTimeoutMs: 30 * s },
   // stop the source copy and release its resources; retried until done

@@ -3,7 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
 import type { AuthSettings } from './auth-settings';
 import { allows, ROUTE_ACCESS, type RouteAccess } from './roles';
-import { type Principal, TokenVerifier } from './token-verifier';
+import { bearerToken, type Principal, TokenVerifier } from './token-verifier';
 
 /** The caller when AUTH=off: recorded as such in audit fields, allowed everything. */
 export const UNAUTHENTICATED_CALLER: Principal = { sub: 'anonymous (AUTH=off)', roles: ['admin'] };
@@ -11,9 +11,9 @@ export const UNAUTHENTICATED_CALLER: Principal = { sub: 'anonymous (AUTH=off)', 
 interface AuthenticatedRequest {
   headers: Record<string, string | string[] | undefined>;
   principal?: Principal;
+  /** The caller as the body gate verified it, before the body was read (bodyGate). */
+  preVerified?: Principal;
 }
-
-const bearer = /^Bearer[ \t]+([A-Za-z0-9._~+/-]+=*)[ \t]*$/i;
 
 /**
  * The HTTP side of "who may do what" (DESIGN.md "Trust"), installed on every service by `configureHttp`:
@@ -28,8 +28,9 @@ export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly settings: AuthSettings | undefined,
+    verifier?: TokenVerifier,
   ) {
-    if (settings?.mode === 'on') this.verifier = new TokenVerifier(settings);
+    if (settings?.mode === 'on') this.verifier = verifier ?? new TokenVerifier(settings);
   }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -46,13 +47,13 @@ export class AuthGuard implements CanActivate {
     }
     if (!this.verifier) throw new FlexmigError(ErrorCode.Forbidden, 'this service has no HTTP authentication configured', { reason: 'no-auth-configured' });
     const header = request.headers.authorization;
-    const token = typeof header === 'string' ? bearer.exec(header)?.[1] : undefined;
+    const token = bearerToken(header);
     if (!token) {
       throw new FlexmigError(ErrorCode.Unauthenticated, 'this API needs a bearer token: send the header "authorization: Bearer <token>" (docs/security.md)', {
         reason: header ? 'not-a-bearer-token' : 'no-token',
       });
     }
-    const principal = await this.verifier.verify(token);
+    const principal = request.preVerified ?? (await this.verifier.verify(token));
     if (!allows(principal.roles, access)) {
       throw new FlexmigError(
         ErrorCode.Forbidden,

@@ -63,3 +63,8 @@ export class TokenVerifier {
 function failAlgorithm(alg: string | undefined): never {
   throw refused(`this service does not accept tokens signed with ${alg ?? 'no algorithm'}`, 'algorithm');
 }
+
+const bearer = /^Bearer[ \t]+([A-Za-z0-9._~+/-]+=*)[ \t]*$/i;
+
+/** The token of an `authorization: Bearer <token>` header; undefined for anything else. */
+export const bearerToken = (header: string | string[] | undefined): string | undefined => (typeof header === 'string' ? bearer.exec(header)?.[1] : undefined);

@@ -4,7 +4,8 @@
  * (never a pipe: a pipe would break when the agent restarts).
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { createConnection, type Socket } from 'node:net';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
 import { sleep } from '@flexmig/timing';
@@ -43,6 +44,38 @@ export function isOurQemu(pid: number, qmpSocket: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The process runs as this agent's user (never another user's, whatever its command line says). */
+function ownedByUs(pid: string): boolean {
+  try {
+    return statSync(`/proc/${pid}`).uid === process.getuid?.();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The live processes of this agent's user whose QMP socket (`-qmp unix:<dir>/<name>,…`) is in `dir` exactly, with that name:
+ * the QEMUs started for this run dir, whether or not a state file names them.
+ */
+export function qemusWithQmpIn(dir: string): { pid: number; socketName: string }[] {
+  const found: { pid: number; socketName: string }[] = [];
+  const want = dirname(join(dir, 'x')); // as the sockets are named: normalized, no trailing slash
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // ended meanwhile, or not ours to read
+    }
+    const qmp = argv[argv.indexOf('-qmp') + 1];
+    if (argv.indexOf('-qmp') < 0 || !qmp?.startsWith('unix:')) continue;
+    const path = qmp.slice('unix:'.length).split(',')[0]!;
+    if (dirname(path) === want && ownedByUs(entry) && pidAlive(Number(entry))) found.push({ pid: Number(entry), socketName: basename(path) });
+  }
+  return found;
 }
 
 /** A connection to the unix socket at `path`, or undefined when it is refused (or missing) now. */

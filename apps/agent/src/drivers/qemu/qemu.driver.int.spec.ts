@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckVmMemory, FlexmigError, MigrationPolicyInput, MigrationPolicySchema, StepCommand, StepName, VmSpec } from '@flexmig/contracts';
+import { CheckVmCpu, CheckVmMemory, FlexmigError, MigrationPolicyInput, MigrationPolicySchema, StepCommand, StepName, VmSpec } from '@flexmig/contracts';
 import { AgentHandlers } from '../../agent.handlers';
 import { AgentEnv } from '../../config';
 import { MigrationStepsService } from '../../migration-steps.service';
@@ -17,6 +17,7 @@ import { ProgressSink } from '../driver';
 import { AccelSetting } from './cpu-probe';
 import { isOurQemu, pidAlive } from './qemu-process';
 import { QemuDriver, QemuDriverOptions } from './qemu.driver';
+import { QmpClient } from './qmp-client';
 import { sleep } from '@flexmig/timing';
 
 const BINARY = process.env.QEMU_BINARY ?? 'qemu-system-x86_64';
@@ -77,6 +78,26 @@ async function status(drv: QemuDriver, vmId: string): Promise<string> {
   return drv.listVms().find((v) => v.vmId === vmId)?.state ?? 'unknown';
 }
 
+/**
+ * An agent killed at one QMP call of one VM (fault injection): that call never answers, so the agent's
+ * work stops there, while the QEMU it started runs on. Other QEMUs (the CPU probes) are unaffected.
+ */
+function hangQmp(method: 'connect' | 'execute', socket: string, when: (first: unknown) => boolean = () => true) {
+  const original = QmpClient.prototype[method] as (this: QmpClient, ...args: unknown[]) => Promise<unknown>;
+  const hung = function (this: QmpClient, ...args: unknown[]) {
+    return this.socketPath === socket && when(args[0]) ? new Promise<never>(() => undefined) : original.apply(this, args);
+  };
+  return jest.spyOn(QmpClient.prototype, method).mockImplementation(hung as never);
+}
+
+/** The live QEMU processes whose command line names `qmpSocket`. */
+function qemusNaming(qmpSocket: string): number[] {
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => isOurQemu(pid, qmpSocket));
+}
+
 /** Nothing of the VM is left in the run dir but the shared guest images. */
 function leftovers(dir: string): string[] {
   return readdirSync(dir).filter((f) => f !== 'images');
@@ -105,6 +126,11 @@ d('QemuDriver with real QEMU', () => {
     const dst = driver({ portRange: undefined });
     const vm = vmSpec();
     await src.startVm(vm);
+    // what the guest sees of its CPU, read from the guest itself, before the move
+    const cpuCheck = (drv: QemuDriver, hostId: string) =>
+      new AgentHandlers(drv, {} as MigrationStepsService, { HOST_ID: hostId } as AgentEnv).checkCpu({ vmId: vm.id, baseline: BASELINE }).then((r) => CheckVmCpu.reply.parse(r));
+    const cpuBefore = await cpuCheck(src, 'src-host');
+    expect(cpuBefore).toMatchObject({ ok: true, hostId: 'src-host', baseline: BASELINE, source: 'guest', missing: [], extra: [] });
     const srcPid = src.vmInfo(vm.id)!.pid;
     let listening: string | undefined;
     const cmd = commands(vm, {}, () => listening);
@@ -113,6 +139,8 @@ d('QemuDriver with real QEMU', () => {
     const { incomingAddress } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'));
     expect(incomingAddress).toMatch(/^127\.0\.0\.1:\d+$/);
     listening = incomingAddress;
+    // a guest held at -incoming -S takes no CPUID sample: the check says so rather than read stale memory
+    await expect(dst.guestCpu(vm.id)).rejects.toMatchObject({ code: 'VM_NOT_RUNNING' });
     expect(dst.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'incoming' })]);
     await src.transferMemory(cmd(3, 'transfer-memory', 'source'), sink);
     await src.syncMemory(cmd(4, 'sync-memory', 'source'), sink);
@@ -133,6 +161,13 @@ d('QemuDriver with real QEMU', () => {
     const check = await dst.checkMemory(vm.id);
     expect(check).toEqual(expect.objectContaining({ ok: true, badPages: 0, advancedAfterCheck: true }));
     expect(dst.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'running' })]);
+    // after the move: a sample the guest took on the target (its sequence went on from the migrated memory),
+    // and the CPU it sees did not change
+    const cpuAfter = await cpuCheck(dst, 'dst-host');
+    expect(cpuAfter).toMatchObject({ ok: true, hostId: 'dst-host', baseline: BASELINE, source: 'guest', missing: [], extra: [] });
+    expect(cpuAfter.sample!).toBeGreaterThan(cpuBefore.sample!);
+    expect(cpuAfter.seen).toEqual(cpuBefore.seen);
+    expect(cpuAfter.exceptions).toEqual(cpuBefore.exceptions);
     // the source QEMU is gone, with its socket and files
     expect(pidAlive(srcPid)).toBe(false);
     expect(src.listVms()).toEqual([]);
@@ -360,6 +395,93 @@ d('QemuDriver with real QEMU', () => {
     expect(dst.listVms()).toEqual([]);
     expect(leftovers(dirs[0]!).filter((f) => !f.startsWith('probe'))).toEqual([]);
     await expect(dst.startVm(vmSpec({ cpuBaseline: baseline }))).rejects.toMatchObject({ code: 'CPU_INCOMPATIBLE' });
+  });
+
+  describe('an agent killed while its QEMU migrates on (fault matrix: qemu:kill-source-agent@transfer-memory)', () => {
+    // The agent dies after step 4 returned: its QEMU holds the guest stopped at pre-switchover
+    // (pause-before-switchover), which is where a stream the dead agent started gets to on its own.
+    async function killedAtPreSwitchover(step5Ran: boolean) {
+      const src = driver();
+      const dst = driver();
+      const vm = vmSpec();
+      await src.startVm(vm);
+      const cmd = commands(vm);
+      const { sink } = progressLog();
+      await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'));
+      await src.transferMemory(cmd(3, 'transfer-memory', 'source'), sink);
+      await src.syncMemory(cmd(4, 'sync-memory', 'source'), sink);
+      if (step5Ran) await src.pauseSource(vm.id);
+      const pid = src.vmInfo(vm.id)!.pid;
+      await src.close(); // the kill: the QEMU stays, nobody drives its stream
+      return { vm, pid, restarted: driver({}, dirs[0]) };
+    }
+
+    it('the restarted agent cancels the stream it no longer drives and the guest runs on the source again', async () => {
+      const { vm, pid, restarted } = await killedAtPreSwitchover(false);
+      // checkMemory refuses a guest that does not run: it must run, intact, in the same QEMU
+      expect(await restarted.checkMemory(vm.id)).toEqual(expect.objectContaining({ ok: true, badPages: 0, advancedAfterCheck: true }));
+      expect(await status(restarted, vm.id)).toBe('running');
+      expect(restarted.vmInfo(vm.id)).toEqual(expect.objectContaining({ pid, alive: true }));
+      expect(restarted.vmInfo(vm.id)!.migrationId).toBeUndefined();
+    });
+
+    it('after step 5 it leaves the guest paused: only the saga resumes it (compensation of step 5)', async () => {
+      const { vm, restarted } = await killedAtPreSwitchover(true);
+      await expect(restarted.checkMemory(vm.id)).rejects.toMatchObject({ code: 'VM_NOT_RUNNING' });
+      expect(await status(restarted, vm.id)).toBe('paused');
+      await restarted.resumeSource(vm.id);
+      expect((await restarted.checkMemory(vm.id)).ok).toBe(true);
+      expect(await status(restarted, vm.id)).toBe('running');
+    });
+  });
+
+  it('step 2 retried after the agent died while starting the incoming QEMU: one incoming QEMU, not two (fault matrix: qemu:kill-target-agent@transfer-config)', async () => {
+    const first = driver();
+    const vm = vmSpec();
+    const cmd = commands(vm);
+    const socket = join(dirs[0]!, `${vm.id}.qmp`);
+    // the kill: QEMU started, the agent gone before it reached QMP (so before it recorded the VM)
+    const hang = hangQmp('connect', socket);
+    void first.prepareIncoming(cmd(2, 'transfer-config', 'target')).catch(() => undefined);
+    for (let i = 0; i < 600 && qemusNaming(socket).length === 0; i++) await sleep(50);
+    const orphan = qemusNaming(socket);
+    expect(orphan).toHaveLength(1);
+    hang.mockRestore();
+
+    const restarted = driver({}, dirs[0]);
+    const { incomingAddress } = await restarted.prepareIncoming(cmd(2, 'transfer-config', 'target'));
+    expect(incomingAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+    const pid = restarted.vmInfo(vm.id)!.pid;
+    for (let i = 0; i < 100 && qemusNaming(socket).length > 1; i++) await sleep(50);
+    expect(qemusNaming(socket)).toEqual([pid]);
+    expect(pidAlive(orphan[0]!)).toBe(false);
+    expect(restarted.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'incoming', migrationId: cmd(2, 'transfer-config', 'target').migrationId })]);
+    // and a repeat of step 2 reuses it
+    await expect(restarted.prepareIncoming(cmd(2, 'transfer-config', 'target'))).resolves.toEqual({ incomingAddress });
+    expect(qemusNaming(socket)).toEqual([pid]);
+  });
+
+  it('step 2 retried after the agent died before its incoming QEMU listened: that QEMU is replaced, not kept beside another', async () => {
+    const first = driver();
+    const vm = vmSpec();
+    const cmd = commands(vm);
+    const socket = join(dirs[0]!, `${vm.id}.qmp`);
+    // the kill: QEMU up and recorded, the agent gone before migrate-incoming (no one was told an address)
+    const hang = hangQmp('execute', socket, (command) => command === 'migrate-incoming');
+    void first.prepareIncoming(cmd(2, 'transfer-config', 'target')).catch(() => undefined);
+    for (let i = 0; i < 600 && !hang.mock.calls.some((c) => c[0] === 'migrate-incoming'); i++) await sleep(50);
+    hang.mockRestore();
+    const orphan = first.vmInfo(vm.id)!.pid;
+    await first.close();
+
+    const restarted = driver({}, dirs[0]);
+    expect(restarted.vmInfo(vm.id)).toEqual(expect.objectContaining({ pid: orphan, alive: true }));
+    const { incomingAddress } = await restarted.prepareIncoming(cmd(2, 'transfer-config', 'target'));
+    expect(incomingAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+    const pid = restarted.vmInfo(vm.id)!.pid;
+    expect(pid).not.toBe(orphan);
+    expect(pidAlive(orphan)).toBe(false);
+    expect(qemusNaming(socket)).toEqual([pid]);
   });
 
   it('leaves no QEMU of its own behind', async () => {

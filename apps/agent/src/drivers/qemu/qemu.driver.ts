@@ -17,9 +17,10 @@ import { Logger } from '@nestjs/common';
 import { AgentVm, ErrorCode, FlexmigError, HostCpu, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
 import { BYTES_PER_MIB } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
-import { HypervisorDriver, ProgressSink } from '../driver';
+import { GuestCpuObservation, HypervisorDriver, ProgressSink } from '../driver';
 import { modelPolicyFor, transferCancelled } from '../precopy-policy';
 import { Accel, AccelSetting, CpuChoice, CpuProbe, chooseCpu, effectiveHostCpu, probeCpu, readCpuinfo } from './cpu-probe';
+import { readFreshGuestCpuid } from './cpuid-record';
 import { MemoryCheckResult, checkGuestMemory } from './memory-check';
 import { FINAL, MigrateInfo } from './migrate-info';
 import { hostPort, migrationPort, sourceUri, tcpUri } from './qemu-address';
@@ -132,10 +133,11 @@ export class QemuDriver implements HypervisorDriver {
   /** Step 2 with its answer: the address the target listens on (for StepReply.incomingAddress). */
   async prepareIncomingAt(cmd: StepCommand): Promise<{ incomingAddress: string }> {
     const existing = this.registry.get(cmd.vm.id);
-    if (existing && !existing.dead) {
-      if (existing.state.role === 'incoming' && existing.state.migrationId === cmd.migrationId && existing.state.incomingAddress) {
-        return { incomingAddress: existing.state.incomingAddress };
-      }
+    if (existing && !existing.dead && existing.state.role === 'incoming' && existing.state.migrationId === cmd.migrationId) {
+      if (existing.state.incomingAddress) return { incomingAddress: existing.state.incomingAddress };
+      // an earlier agent started it and died before it listened: no one was told where, so replace it
+      await this.registry.destroy(existing);
+    } else if (existing && !existing.dead) {
       throw new FlexmigError(ErrorCode.Conflict, `VM ${cmd.vm.id} already exists on this host (${existing.state.role}${existing.state.migrationId ? `, migration ${existing.state.migrationId}` : ''})`);
     }
     // refused before anything starts when this host cannot run the baseline with enforce
@@ -235,6 +237,7 @@ export class QemuDriver implements HypervisorDriver {
     } else {
       if (t && (t.status === 'running' || t.status === 'ready')) await this.cancelTransfer(cmd.vm.id);
       const proc = await this.registry.procOf(vm);
+      await this.monitor.cancelOrphan(vm, proc); // a stream an earlier agent started, if one still runs
       const st = await proc.qmp.execute<{ status: string; running: boolean }>('query-status');
       if (!st.running) throw new FlexmigError(ErrorCode.VmNotRunning, `VM ${cmd.vm.id} is ${st.status} on this host: only a running VM's memory is copied`);
       t = await this.startMigration(vm, proc, cmd, progress);
@@ -265,6 +268,7 @@ export class QemuDriver implements HypervisorDriver {
     await t?.settled;
     if (!t) await this.monitor.abortStream(vm);
     vm.state.migrationId = undefined;
+    vm.state.sourcePausedAt = undefined;
     this.registry.persist(vm);
   }
 
@@ -280,7 +284,13 @@ export class QemuDriver implements HypervisorDriver {
       const info = await (await this.registry.procOf(vm)).qmp.execute<MigrateInfo>('query-migrate');
       if (info.status !== 'pre-switchover') throw new FlexmigError(ErrorCode.Conflict, `VM ${vmId}: the migration is ${info.status}, not pre-switchover`);
     }
-    return t.stoppedAt ?? vm.lastStop ?? new Date();
+    const stoppedAt = t.stoppedAt ?? vm.lastStop ?? new Date();
+    if (!vm.state.sourcePausedAt) {
+      // on disk before the answer: a restarted agent then leaves this guest paused (VmObserver.onAttach)
+      vm.state.sourcePausedAt = stoppedAt.toISOString();
+      this.registry.persist(vm);
+    }
+    return stoppedAt;
   }
 
   /** Split-brain fence: QMP `stop`, the QEMU process and its state stay. */
@@ -301,6 +311,7 @@ export class QemuDriver implements HypervisorDriver {
     await t?.settled;
     await this.monitor.abortStream(vm, true);
     vm.state.migrationId = undefined;
+    vm.state.sourcePausedAt = undefined;
     this.registry.persist(vm);
   }
 
@@ -383,6 +394,14 @@ export class QemuDriver implements HypervisorDriver {
     return checkGuestMemory(proc.qmp, { memStart: vm.state.guest.memStart, memEnd: vm.state.guest.memEnd, dir: this.o.runDir, ...(timeoutMs ? { timeoutMs } : {}) });
   }
 
+  /** The CPUID rows the guest executes after this call (a fresh sample: after a migration, one taken on this host). */
+  async guestCpu(vmId: string, timeoutMs?: number): Promise<GuestCpuObservation> {
+    const vm = this.source(vmId);
+    const proc = await this.registry.procOf(vm);
+    const s = await readFreshGuestCpuid(proc.qmp, { dir: this.o.runDir, ...(timeoutMs ? { timeoutMs } : {}) });
+    return { source: 'guest', rows: s.rows, accel: vm.state.accel, sample: s.seq };
+  }
+
   /** Ends every QEMU of this driver and removes its files (tests; an agent's close() leaves VMs running). */
   async destroyAll(): Promise<void> {
     await Promise.all(this.registry.all().map((v) => this.registry.destroy(v, true)));
@@ -434,6 +453,7 @@ export class QemuDriver implements HypervisorDriver {
     if (this.o.tlsDir) this.log.log(`migration ${cmd.migrationId}: VM ${cmd.vm.id} → ${uri} ${await confirmTls(qmp, this.o.tlsDir, 'client')}`);
     const t = this.monitor.begin(vm, { migrationId: cmd.migrationId, uri, wire: cmd.policy, policy, sink: progress });
     vm.state.migrationId = cmd.migrationId;
+    vm.state.sourcePausedAt = undefined;
     this.registry.persist(vm);
     await qmp.execute('migrate', { uri });
     this.monitor.follow(vm, t);

@@ -4,6 +4,7 @@
  * a stall watchdog (QEMU never notices a destination that stops reading), progress reports, and the
  * clean-up of a stream that failed or was cancelled (the guest keeps running on the source).
  */
+import { Logger } from '@nestjs/common';
 import { ErrorCode, FlexmigError, MigrationPolicy as WirePolicy, TransferStats } from '@flexmig/contracts';
 import { type MigrationPolicy as ModelPolicy, type PassSample, decideConvergence } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
@@ -55,7 +56,12 @@ export interface TransferMonitorOptions {
   procOf(vm: Vm): Promise<QemuProcess>;
 }
 
+/** The states of a precopy stream under way on the source: a restarted agent cancels one it does not drive. */
+const ORPHAN_CANCELLABLE = new Set(['setup', 'active', 'pre-switchover']);
+
 export class TransferMonitor implements VmObserver {
+  private readonly log = new Logger('qemu');
+
   constructor(private readonly o: TransferMonitorOptions) {}
 
   /** A transfer about to start (before `migrate`), recorded on its VM. */
@@ -97,6 +103,33 @@ export class TransferMonitor implements VmObserver {
     } else if ((e.event === 'MIGRATION' || e.event === 'MIGRATION_PASS') && vm.transfer) {
       void this.poll(vm, vm.transfer);
     }
+  }
+
+  /**
+   * A QEMU attached after an agent restart may still stream this VM's memory, started by the agent
+   * before (the process outlives the agent): it copies on by itself, and with pause-before-switchover it
+   * stops the guest at `pre-switchover` and waits there for good. A stream no one drives is cancelled
+   * and the guest runs on the source again, unless step 5 ran (`sourcePausedAt`): from then on only the
+   * saga resumes it (compensation of step 5 or 6), or the target takes it over (step 7). A post-copy
+   * stream is left alone: the target runs that guest already.
+   */
+  async onAttach(vm: Vm, proc: QemuProcess): Promise<void> {
+    await this.cancelOrphan(vm, proc).catch((e: unknown) => this.log.error(`VM ${vm.state.vmId}: cannot settle its migration stream: ${(e as Error).message}`));
+  }
+
+  /** Cancels a precopy stream of this VM that no transfer of this agent follows (see onAttach). */
+  async cancelOrphan(vm: Vm, proc: QemuProcess): Promise<void> {
+    const t = vm.transfer;
+    if (t && (t.status === 'running' || t.status === 'ready' || t.status === 'switching')) return; // driven
+    const info = await proc.qmp.execute<MigrateInfo>('query-migrate');
+    if (!ORPHAN_CANCELLABLE.has(info.status)) return;
+    if (vm.state.sourcePausedAt) {
+      this.log.warn(`VM ${vm.state.vmId}: its migration ${vm.state.migrationId ?? ''} is ${info.status} and step 5 ran (paused at ${vm.state.sourcePausedAt}): left as it is for the saga`);
+      return;
+    }
+    this.log.warn(`VM ${vm.state.vmId}: its migration stream ${vm.state.migrationId ?? ''} is ${info.status} and no longer followed (the agent restarted): cancelled, the VM runs on the source`);
+    await this.abortStreamOn(vm, proc);
+    vm.state.migrationId = undefined;
   }
 
   onExit(vm: Vm): void {
@@ -296,6 +329,10 @@ export class TransferMonitor implements VmObserver {
     } catch {
       return; // the source QEMU itself is gone: nothing to resume (the error says so)
     }
+    await this.abortStreamOn(vm, proc, evenIfCompleted);
+  }
+
+  private async abortStreamOn(vm: Vm, proc: QemuProcess, evenIfCompleted = false): Promise<void> {
     const q = () => proc.qmp.execute<MigrateInfo>('query-migrate');
     try {
       let info = await q();

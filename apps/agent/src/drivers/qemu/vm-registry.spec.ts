@@ -12,7 +12,7 @@ import { VmObserver, VmRegistry, VmState, VmStateSchema } from './vm-registry';
 
 let runDir: string;
 let errors: jest.SpyInstance;
-const observer: VmObserver = { onEvent: () => undefined, onExit: () => undefined };
+const observer: VmObserver = { onAttach: async () => undefined, onEvent: () => undefined, onExit: () => undefined };
 
 beforeEach(() => {
   runDir = join(mkdtempSync(join(tmpdir(), 'fm-reg-')), 'run');
@@ -81,6 +81,16 @@ describe('VmRegistry.recover: the QEMUs an earlier agent left', () => {
     const registry = recovered();
     expect(registry.list()).toEqual([{ vmId: s.vmId, state: 'stopped', memoryMiB: 128, migrationId: s.migrationId }]);
     expect(registry.info(s.vmId)).toMatchObject({ vmId: s.vmId, alive: false });
+    expect(readdirSync(runDir)).toEqual([]);
+    expect(errors).not.toHaveBeenCalled();
+  });
+
+  it('given a state file without a pid (written before a launch the agent did not live to finish), then its files are dropped and nothing is reported', () => {
+    const { pid: _pid, ...launching } = state({ role: 'incoming', migrationId: randomUUID() });
+    write(`${launching.vmId}.json`, launching);
+    writeFileSync(launching.logFile, '');
+    const registry = recovered();
+    expect(registry.list()).toEqual([]);
     expect(readdirSync(runDir)).toEqual([]);
     expect(errors).not.toHaveBeenCalled();
   });

@@ -5,6 +5,10 @@
  * the workload image built from guest/workload.S, identical bytes on every host). Per VM the run dir
  * holds `<id>.json` (state, so a restarted agent finds its QEMUs), `<id>.qmp`, `<id>.log`, `<id>.serial`
  * and `<id>.img`, the VM's own copy of the built image (`images/`, shared by VMs of one workload).
+ *
+ * The state file is written before QEMU is started (without a pid), so that an agent killed during a
+ * launch leaves a trace; at start, a QEMU of this run dir that no state file names is such a launch, and
+ * is killed: the step that started it never got an answer and starts another when it is retried.
  */
 import { chmodSync, constants, copyFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,13 +18,17 @@ import { AgentVm, ErrorCode, FlexmigError, UuidSchema, VmSpec, VmSpecSchema } fr
 import { sleep } from '@flexmig/timing';
 import { Accel, CpuChoice } from './cpu-probe';
 import { DEFAULT_SPIN_ITERS_PER_SEC, buildGuestImage, guestParamsFor } from './guest/build-guest';
-import { QemuProcess, isOurQemu } from './qemu-process';
+import { QemuProcess, isOurQemu, qemusWithQmpIn } from './qemu-process';
 import { QmpEvent } from './qmp-client';
 import { SANDBOX_ARGS, probeSandbox } from './sandbox';
 import type { Transfer } from './transfer-monitor';
 import { readJsonFile, writePrivateFileAtomic } from '../../private-files';
 
 export const MACHINE_TYPE = 'pc-i440fx-7.2';
+
+const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const VM_FILE = new RegExp(`^${UUID}\\.json$`, 'i');
+const VM_SOCKET = new RegExp(`^${UUID}\\.qmp$`, 'i');
 
 /** A VM's state file (`<runDir>/<id>.json`), validated when a restarted agent reads it back. */
 export const VmStateSchema = z.object({
@@ -40,8 +48,15 @@ export const VmStateSchema = z.object({
   incomingAddress: z.string().optional(),
   startedAt: z.string(),
   resumedAt: z.string().optional(),
+  /**
+   * Step 5 (pause-source) ran for the migration in `migrationId` on this source: from then on only the
+   * saga (a compensation of step 5 or 6) resumes the guest here, never this agent on its own.
+   */
+  sourcePausedAt: z.string().optional(),
 });
 export type VmState = z.infer<typeof VmStateSchema>;
+/** A state file as read back: without a pid while its QEMU is being started (written before the process exists). */
+const StateFileSchema = VmStateSchema.extend({ pid: VmStateSchema.shape.pid.optional() });
 
 export interface Vm {
   state: VmState;
@@ -65,6 +80,11 @@ export interface VmRegistryOptions {
 
 /** Who follows the migration streams hears what happens to a VM's QEMU (the transfer monitor). */
 export interface VmObserver {
+  /**
+   * A QEMU this agent attaches to (an earlier agent started it), before anyone else uses it: a migration
+   * stream no one drives any more is settled here. Never throws.
+   */
+  onAttach(vm: Vm, proc: QemuProcess): Promise<void>;
   /** Every QMP event, after the registry noted the run state it says. */
   onEvent(vm: Vm, e: QmpEvent): void;
   /** The QEMU exited (not only its QMP connection). */
@@ -151,11 +171,7 @@ export class VmRegistry {
       ...(role === 'incoming' ? ['-incoming', 'defer', '-S'] : []),
       ...(await this.sandboxArgs()),
     ];
-    const proc = await QemuProcess.launch({ binary: this.o.binary, args, qmpSocket: f.qmpSocket, logFile: f.logFile, label: `VM ${spec.id}` }).catch((e: unknown) => {
-      rmSync(f.image, { force: true });
-      throw e;
-    });
-    const state: VmState = {
+    const launching: Omit<VmState, 'pid'> = {
       vmId: spec.id,
       spec,
       role,
@@ -164,12 +180,18 @@ export class VmRegistry {
       cpu: choice.cpu,
       guest,
       image,
-      pid: proc.pid,
       qmpSocket: f.qmpSocket,
       logFile: f.logFile,
       serialFile: f.serialFile,
       startedAt: new Date().toISOString(),
     };
+    // on disk before the process exists: an agent killed from here on leaves a QEMU its successor finds
+    writePrivateFileAtomic(f.state, JSON.stringify(launching, null, 1));
+    const proc = await QemuProcess.launch({ binary: this.o.binary, args, qmpSocket: f.qmpSocket, logFile: f.logFile, label: `VM ${spec.id}` }).catch((e: unknown) => {
+      for (const p of [f.image, f.state]) rmSync(p, { force: true });
+      throw e;
+    });
+    const state: VmState = { ...launching, pid: proc.pid };
     const vm: Vm = { state, running: role === 'vm' };
     this.vms.set(spec.id, vm);
     this.wire(vm, proc);
@@ -207,6 +229,9 @@ export class VmRegistry {
     vm.attaching ??= (async () => {
       try {
         const p = await QemuProcess.attach(vm.state.pid, vm.state.qmpSocket, vm.state.logFile, `VM ${vm.state.vmId}`);
+        // settled before the connection is handed to anyone (vm.proc is set only after it)
+        await this.observer.onAttach(vm, p);
+        this.persist(vm);
         this.wire(vm, p);
         const st = await p.qmp.execute<{ running: boolean }>('query-status');
         vm.running = st.running;
@@ -229,18 +254,29 @@ export class VmRegistry {
     writePrivateFileAtomic(this.files(vm.state.vmId).state, JSON.stringify(vm.state, null, 1));
   }
 
-  /** At start: finds the QEMUs an earlier agent left running (state files in the run dir). */
+  /**
+   * At start: finds the QEMUs an earlier agent left running (state files in the run dir), and kills those
+   * of this run dir that no state file names (a launch the earlier agent did not live to finish).
+   */
   recover(): void {
+    const claimed = new Set<number>();
+    const launching: string[] = [];
     for (const name of readdirSync(this.o.runDir)) {
-      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.json$/i.test(name)) continue; // <vmId>.json only
-      const read = readJsonFile(join(this.o.runDir, name), VmStateSchema);
+      if (!VM_FILE.test(name)) continue; // <vmId>.json only
+      const read = readJsonFile(join(this.o.runDir, name), StateFileSchema);
       if (read.kind !== 'ok') {
         // not ours or damaged: never trusted to name a pid or socket; left for an operator
         if (read.kind === 'invalid') this.log.error(`ignoring ${join(this.o.runDir, name)}: not a valid VM state file (${read.reason})`);
         continue;
       }
-      const state = read.value;
+      const { pid } = read.value;
+      if (pid === undefined) {
+        launching.push(read.value.vmId); // its QEMU, if it got that far, is killed below
+        continue;
+      }
+      const state: VmState = { ...read.value, pid };
       if (isOurQemu(state.pid, state.qmpSocket) && existsSync(state.qmpSocket)) {
+        claimed.add(state.pid);
         const vm: Vm = { state, running: state.role === 'vm' };
         this.vms.set(state.vmId, vm);
         // learn the run state in the background; listVms answers with the best guess until then
@@ -251,6 +287,17 @@ export class VmRegistry {
         this.removeFiles(state.vmId);
       }
     }
+    for (const q of qemusWithQmpIn(this.o.runDir)) {
+      // a socket the registry names (<vmId>.qmp), of a process no state file claims
+      if (claimed.has(q.pid) || !VM_SOCKET.test(q.socketName)) continue;
+      this.log.warn(`killing QEMU pid ${q.pid} (${join(this.o.runDir, q.socketName)}): an earlier agent started it and was gone before it recorded it; the step that started it got no answer`);
+      try {
+        process.kill(q.pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    for (const vmId of launching) this.removeFiles(vmId);
   }
 
   private removeFiles(vmId: string): void {

@@ -25,6 +25,8 @@ export interface GuestParams {
   markEvery: number;
   /** Spin iterations after each page write: sets the dirty rate (0 = as fast as the vCPU goes). */
   delay: number;
+  /** Page writes between two CPUID samples (workload.S "CPUID record"): about 10 samples a second. */
+  sampleEvery: number;
 }
 
 /**
@@ -55,7 +57,8 @@ export function guestParamsFor(vm: Pick<VmSpec, 'memoryMiB' | 'workload'>, spinI
   const effectivePagesPerSec = delay > 0 ? spinItersPerSec / delay : spinItersPerSec / 10;
   const passesPerSec = effectivePagesPerSec / (span / PAGE);
   const markEvery = Math.max(1, Math.min(0x7fffffff, Math.round(passesPerSec / 2)));
-  return { memStart, memEnd, markEvery, delay };
+  const sampleEvery = Math.max(1, Math.min(0x7fffffff, Math.round(effectivePagesPerSec / 10)));
+  return { memStart, memEnd, markEvery, delay, sampleEvery };
 }
 
 /** Builds (or finds) the image for these parameters in `dir`; returns its path. */
@@ -63,7 +66,7 @@ export async function buildGuestImage(dir: string, p: GuestParams): Promise<stri
   for (const [k, v] of Object.entries(p)) {
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new FlexmigError(ErrorCode.ValidationFailed, `guest parameter ${k}=${v} is not a 32-bit unsigned integer`);
   }
-  if (p.memStart < MiB || p.memStart % PAGE || p.memEnd % PAGE || p.memEnd <= p.memStart || p.markEvery < 1) {
+  if (p.memStart < MiB || p.memStart % PAGE || p.memEnd % PAGE || p.memEnd <= p.memStart || p.markEvery < 1 || p.sampleEvery < 1) {
     throw new FlexmigError(ErrorCode.ValidationFailed, `bad guest range/parameters ${JSON.stringify(p)}`);
   }
   const source = readFileSync(GUEST_SOURCE, 'utf8');
@@ -73,7 +76,7 @@ export async function buildGuestImage(dir: string, p: GuestParams): Promise<stri
   if (existsSync(img)) return img;
   const tmp = join(dir, `.build-${hash}-${process.pid}-${Math.random().toString(36).slice(2)}`);
   try {
-    const defs = Object.entries({ MEM_START: p.memStart, MEM_END: p.memEnd, MARK_EVERY: p.markEvery, DELAY: p.delay }).flatMap(([k, v]) => ['--defsym', `${k}=${v}`]);
+    const defs = Object.entries({ MEM_START: p.memStart, MEM_END: p.memEnd, MARK_EVERY: p.markEvery, DELAY: p.delay, SAMPLE_EVERY: p.sampleEvery }).flatMap(([k, v]) => ['--defsym', `${k}=${v}`]);
     await run('as', ['--32', ...defs, GUEST_SOURCE, '-o', `${tmp}.o`]);
     await run('ld', ['-m', 'elf_i386', '-Ttext=0x7c00', '-e', '_start', '-o', `${tmp}.elf`, `${tmp}.o`]);
     await run('objcopy', ['-O', 'binary', '-j', '.text', `${tmp}.elf`, `${tmp}.img`]);

@@ -12,7 +12,21 @@
  *   MEM_END     end of the range (exclusive), page aligned
  *   MARK_EVERY  passes between two 'B' markers (>= 1)
  *   DELAY       spin iterations after each page write (>= 0)
+ *   SAMPLE_EVERY page writes between two CPUID samples (>= 1)
+ *
+ * CPUID record (what the guest sees; read back by the agent, cpuid-record.ts): at boot, and again after
+ * every SAMPLE_EVERY page writes (a few times a second: a sample after a resume is fresh), the guest
+ * executes CPUID for each (leaf, subleaf)
+ * of cpuid_table and writes, at physical address CPUID_AREA (0x9000, below the workload range):
+ *   +0   u32  magic 'FXCP' (0x50435846)
+ *   +4   u32  sequence: odd while the rows are being written, even when they are complete; +2 per sample
+ *   +8   u32  number of rows N
+ *   +12  u32  0
+ *   +16  N rows of 24 bytes: leaf, subleaf, eax, ebx, ecx, edx (u32 little-endian each)
+ * cpuid_table entries are 16 bits: bits 0-7 the leaf's low byte, bits 8-13 the subleaf, bits 14-15 the
+ * leaf's top two bits (0x80000000 range = 10b).
  */
+        .set    CPUID_AREA, 0x9000
         .code16
         .text
         .globl _start
@@ -44,6 +58,9 @@ pmode:
         movw    $0x3f8, %dx
         movb    $'A', %al
         outb    %al, (%dx)
+        movl    $0, CPUID_AREA+4
+        call    cpuid_sample
+        movl    $SAMPLE_EVERY, %edi     /* page writes until the next CPUID sample */
         xorl    %ecx, %ecx              /* passes since the last marker */
 mainloop:
         movl    $MEM_START, %ebx
@@ -54,7 +71,11 @@ page:
         jz      2f
 1:      decl    %esi
         jnz     1b
-2:      addl    $4096, %ebx
+2:      decl    %edi
+        jnz     3f
+        call    cpuid_sample
+        movl    $SAMPLE_EVERY, %edi
+3:      addl    $4096, %ebx
         cmpl    $MEM_END, %ebx
         jb      page
         incl    %ecx
@@ -64,6 +85,47 @@ page:
         movb    $'B', %al
         outb    %al, (%dx)
         jmp     mainloop
+
+cpuid_sample:
+        pushal
+        movl    $CPUID_AREA, %edi
+        incl    4(%edi)                 /* odd: being written */
+        movl    $0x50435846, (%edi)
+        movl    $((cpuid_table_end - cpuid_table) / 2), 8(%edi)
+        movl    $0, 12(%edi)
+        addl    $16, %edi
+        movl    $cpuid_table, %esi
+1:      movzwl  (%esi), %eax
+        movl    %eax, %ecx
+        shrl    $8, %ecx
+        andl    $0x3f, %ecx             /* subleaf */
+        movl    %eax, %edx
+        andl    $0xc000, %edx
+        shll    $16, %edx
+        movzbl  %al, %eax
+        orl     %edx, %eax              /* leaf */
+        movl    %eax, (%edi)
+        movl    %ecx, 4(%edi)
+        cpuid
+        movl    %eax, 8(%edi)
+        movl    %ebx, 12(%edi)
+        movl    %ecx, 16(%edi)
+        movl    %edx, 20(%edi)
+        addl    $24, %edi
+        addl    $2, %esi
+        cmpl    $cpuid_table_end, %esi
+        jb      1b
+        incl    CPUID_AREA+4            /* even: complete */
+        popal
+        ret
+
+        /* the leaves the catalog's CPUID features live in (libs/cpu-models), and 0x80000000 (the maximum extended leaf) */
+        .p2align 1
+cpuid_table:
+        .word   0x0000, 0x0001, 0x0006, 0x0007, 0x0107, 0x0207, 0x010d, 0x010f, 0x0012, 0x0112, 0x0014
+        .word   0x011e, 0x0024, 0x0124, 0x0029
+        .word   0x8000, 0x8001, 0x8007, 0x8008, 0x800a, 0x8021, 0x8022
+cpuid_table_end:
 
         .p2align 3
 gdt:

@@ -1,0 +1,76 @@
+import type { Command } from 'commander';
+import type { MigrationView } from '@flexmig/contracts';
+import { action } from '../context';
+import { CliError, ExitCode, migrationFailed } from '../exit-codes';
+import { findVm } from '../resolve';
+import { migrationEndView, migrationStartView, migrationsTable } from '../views';
+import { MigrationWatcher } from '../watch';
+
+/** How often `migrations --watch` refreshes the list. */
+const WATCH_INTERVAL_MS = 2_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A migration that ended otherwise than completed: exit 1, saying how. */
+const failedEnd = (m: MigrationView) =>
+  new CliError(`migration ${m.id} ended ${m.state}${m.failure ? `: step ${m.failure.step} ${m.failure.stepName}: ${m.failure.message}` : ''}`, ExitCode.Failed);
+
+/** `migrate`, `cancel`, `migrations`: the scheduler's live migrations. */
+export function registerMigrations(program: Command): void {
+  program
+    .command('migrate')
+    .description('live-migrate a VM; with --wait, show its progress to the end (exit 1 unless it completes)')
+    .argument('<vm>', 'VM name or id')
+    .option('--to <host>', 'target host (default: the scheduler chooses)')
+    .option('--wait', 'follow it to the end: steps, live progress with a progress bar, then the figures')
+    .action(
+      action(async (ctx, key: string, opts: { to?: string; wait?: boolean }) => {
+        const vm = await findVm(ctx.api, key);
+        const started = await ctx.api.post<MigrationView & { prediction?: unknown }>('/api/v1/migrations', { vmId: vm.id, ...(opts.to ? { targetHostId: opts.to } : {}) });
+        if (!opts.wait) return ctx.print(started, () => migrationStartView(started));
+        ctx.live.write(`${migrationStartView(started)}\n`);
+        const ended = await new MigrationWatcher(ctx.api, ctx.live).follow(started.id);
+        ctx.print(ended, () => migrationEndView(ended));
+        if (migrationFailed(ended.state)) throw failedEnd(ended);
+      }),
+    );
+
+  program
+    .command('cancel')
+    .description('cancel a migration before the point of no return (its completed steps are undone)')
+    .argument('<migration>', 'migration id')
+    .option('--reason <text>', 'why (recorded with the cancellation)')
+    .option('--wait', 'follow it until it has rolled back')
+    .action(
+      action(async (ctx, id: string, opts: { reason?: string; wait?: boolean }) => {
+        const r = await ctx.api.post<MigrationView>(`/api/v1/migrations/${encodeURIComponent(id)}/cancel`, opts.reason ? { reason: opts.reason } : {});
+        if (!opts.wait) return ctx.print(r, () => `cancelling migration ${id}: ${r?.state ?? 'asked'}`);
+        const ended = await new MigrationWatcher(ctx.api, ctx.live).follow(id);
+        ctx.print(ended, () => migrationEndView(ended));
+      }),
+    );
+
+  program
+    .command('migrations')
+    .description('migrations, newest first; --watch refreshes the list until interrupted')
+    .option('--vm <vm>', 'only those of this VM (name or id)')
+    .option('--state <state>', 'only those in this state (queued, running, completed, rolled-back, cancelled, failed-needs-attention, ...)')
+    .option('--watch', 'print the list again whenever it changes (Ctrl-C to stop)')
+    .action(
+      action(async (ctx, opts: { vm?: string; state?: string; watch?: boolean }) => {
+        const vmId = opts.vm ? (await findVm(ctx.api, opts.vm)).id : undefined;
+        const load = () => ctx.api.list<MigrationView>('/api/v1/migrations', { vmId, state: opts.state });
+        let last = '';
+        for (;;) {
+          const ms = await load();
+          const text = JSON.stringify(ms);
+          if (text !== last) {
+            if (opts.watch && ctx.format === 'table' && ctx.stdout.isTTY) ctx.stdout.write('\x1b[H\x1b[2J');
+            ctx.print(ms, () => migrationsTable(ms));
+            last = text;
+          }
+          if (!opts.watch) return;
+          await sleep(WATCH_INTERVAL_MS);
+        }
+      }),
+    );
+}

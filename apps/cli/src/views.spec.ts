@@ -1,0 +1,126 @@
+import type { EvacuationView, Host, MigrationProgress, MigrationView, Vm } from '@flexmig/contracts';
+import { bashCompletion, zshCompletion } from './completion-script';
+import { autoView, eventLine, evacuationView, hostsTable, migrationEndView, migrationStartView, planView, predictionText, progressLine } from './views';
+
+const host = (id: string, over: Partial<Host> = {}): Host => ({
+  id,
+  clusterId: '00000000-0000-4000-8000-000000000001',
+  hostname: id,
+  cpu: { vendor: 'Intel', modelName: 'Xeon', features: ['sse4_2'] },
+  maxImcMode: 'Cascadelake-Server',
+  memoryMiB: 65536,
+  vcpus: 32,
+  allocatedMemoryMiB: 2048,
+  allocatedVcpus: 2,
+  cpuAllocationRatio: 4,
+  memoryAllocationRatio: 1,
+  capacityMemoryMiB: 65536,
+  capacityVcpus: 128,
+  driver: 'sim',
+  migrationAddress: '127.0.0.1:1',
+  state: 'up',
+  maintenance: false,
+  lastHeartbeatAt: '2026-11-30T00:00:00.000Z',
+  registeredAt: '2026-11-30T00:00:00.000Z',
+  ...over,
+});
+
+describe('views: the API objects as text', () => {
+  it("given hosts and VMs, then each host's highest mode, state, maintenance, VM count and capacity", () => {
+    const vms = [{ hostId: 'host-a' }, { hostId: 'host-a' }, { hostId: 'host-b' }] as Vm[];
+    const lines = hostsTable([host('host-a'), host('host-b', { maxImcMode: null, state: 'down', maintenance: true })], vms).split('\n');
+    expect(lines[0]).toMatch(/^HOST\s+HIGHEST MODE\s+CPU\s+STATE\s+MAINTENANCE\s+VMS\s+VCPUS USED\s+MEMORY USED$/);
+    expect(lines[1]).toMatch(/^host-a\s+Cascadelake-Server\s+Xeon\s+up\s+no\s+2\s+2\/128\s+2\.0 GiB\/64\.0 GiB$/);
+    expect(lines[2]).toMatch(/^host-b\s+\(none\)\s+Xeon\s+down\s+yes\s+1\s/);
+  });
+
+  it("given the auto probe's tries, then each mode from the highest down, and what each failing host lacked", () => {
+    const text = autoView(
+      [
+        { mode: 'Icelake-Server', pass: false, failing: [{ hostId: 'host-a', missing: ['avx512vbmi', 'gfni'], vendorMismatch: false }] },
+        { mode: 'Cascadelake-Server', pass: true, failing: [] },
+      ],
+      'Cascadelake-Server',
+    );
+    expect(text).toBe(' 1. Icelake-Server: 1 host(s) fail\n      host-a: lacks avx512vbmi, gfni\n 2. Cascadelake-Server: every host passes\n\nmode set to Cascadelake-Server');
+    expect(autoView([{ mode: 'X', pass: false, failing: [{ hostId: 'h', missing: [], vendorMismatch: true }] }], undefined)).toContain('h: another vendor\n\nno mode fits every host: nothing changed');
+  });
+
+  it('given a progress sample, then step, pass, bar, rate, remaining and expected downtime on one line', () => {
+    const p = { step: 4, pass: 2, percent: 62.5, bandwidthBytesPerSec: 100 * 2 ** 20, remainingBytes: 300 * 2 ** 20, dirtyRateBytesPerSec: 2 ** 20, expectedDowntimeMs: 250, throttlePct: 0 } as MigrationProgress;
+    expect(progressLine(p)).toBe('step 4  pass 2  [###################...........]  62.5%  100 MiB/s  300 MiB left  dirty 1.0 MiB/s  expected downtime 250 ms');
+    expect(progressLine({ ...p, throttlePct: 30 })).toContain('cpu throttled 30%');
+  });
+
+  it('given a prediction, then its known figures; none, then nothing (the API may have none yet)', () => {
+    expect(predictionText(undefined)).toBeUndefined();
+    expect(predictionText(null)).toBeUndefined();
+    expect(predictionText({ converges: true, totalTimeMs: 4200, downtimeMs: 180, passes: 3 })).toBe('converges, total 4.20 s, downtime 180 ms, 3 passes');
+    expect(predictionText({ something: 'new' })).toBe('{"something":"new"}');
+    const m = { id: 'm1', vmId: 'v1', sourceHostId: 'a', targetHostId: 'b', state: 'created', queuePosition: null, placement: null } as unknown as MigrationView;
+    expect(migrationStartView(m)).toBe('migration m1: VM v1 from a to b (created)');
+    expect(migrationStartView({ ...m, prediction: { downtimeMs: 90 } } as MigrationView)).toContain('prediction: downtime 90 ms');
+  });
+
+  it('given an ended migration, then the figures, or where and why it failed', () => {
+    const steps = [{ number: 1, name: 'reserve-capacity', status: 'completed', durationMs: 12 }];
+    const ok = { id: 'm1', state: 'completed', result: { totalTimeMs: 5200, downtimeMs: 140, bytesTransferred: 2 ** 30, passes: 4 }, failure: null, attention: null, steps } as unknown as MigrationView;
+    expect(migrationEndView(ok)).toBe('migration m1: completed\n  total time:  5.20 s\n  downtime:    140 ms\n  transferred: 1.0 GiB\n  passes:      4\n  steps: 1 reserve-capacity 12 ms');
+    const bad = { ...ok, state: 'rolled-back', result: null, failure: { step: 4, stepName: 'transfer-memory', code: 'AGENT_FAILED', message: 'target died' } } as MigrationView;
+    expect(migrationEndView(bad)).toContain('failed at step 4 transfer-memory: AGENT_FAILED: target died');
+  });
+
+  it('given an evacuation, then its counts and per VM the outcome, migration, target, progress and reason', () => {
+    const e = {
+      id: 'e1', hostId: 'host-a', state: 'running', counts: { total: 2, moving: 1, moved: 0, failed: 0, notMoved: 1 },
+      vms: [
+        { vmId: 'v1', name: 'web', migrationId: 'm1', migrationState: 'running', targetHostId: 'host-b', outcome: 'moving', reason: null, code: null },
+        { vmId: 'v2', name: 'db', migrationId: null, migrationState: null, targetHostId: null, outcome: 'not-moved', reason: 'no host has room', code: 'INSUFFICIENT_CAPACITY' },
+      ],
+    } as unknown as EvacuationView;
+    const lines = evacuationView(e, (id) => (id === 'm1' ? 50 : undefined)).split('\n');
+    expect(lines[0]).toBe('evacuation e1 of host-a: running (0 moved, 1 moving, 0 failed, 1 not moved, of 2)');
+    expect(lines[2]).toMatch(/^web\s+moving\s+running\s+host-b\s+\[##########\.{10}\]  50\.0%\s+-$/);
+    expect(lines[3]).toMatch(/^db\s+not-moved\s+-\s+-\s+-\s+no host has room$/);
+  });
+
+  it('given live events, then one line each: time, type, subject and the gist of the data', () => {
+    expect(eventLine({ id: '5', event: 'host.down', data: { time: 'T', subject: 'host-a', data: { hostId: 'host-a', lastSeen: 'S', nested: { x: 1 } } } })).toBe('T  host.down  host-a  lastSeen=S');
+    expect(eventLine({ event: 'migration.progress', data: { at: 'T', migrationId: 'm1', percent: 12.34 } })).toBe('T  migration.progress  m1  12.3%');
+  });
+
+  it('given a plan, then the mode and why, who holds it down, and per host its own highest mode and the mode without it', () => {
+    const text = planView({
+      clusterId: 'c1',
+      mode: 'Westmere',
+      reason: 'the highest mode every host passes',
+      holdingDown: ['host-b'],
+      withoutHost: [{ hostId: 'host-a', mode: 'Westmere' }, { hostId: 'host-b', mode: 'IvyBridge' }],
+      hostModes: [{ hostId: 'host-a', mode: 'IvyBridge' }, { hostId: 'host-b', mode: 'Westmere' }],
+    });
+    expect(text.split('\n')).toEqual([
+      'mode all hosts pass: Westmere',
+      'why:                 the highest mode every host passes',
+      'holding it down:     host-b',
+      '',
+      'HOST    OWN HIGHEST MODE  CLUSTER MODE WITHOUT IT',
+      'host-a  IvyBridge         Westmere',
+      'host-b  Westmere          IvyBridge',
+    ]);
+    expect(planView({ clusterId: 'c1', mode: null, reason: 'no hosts', holdingDown: [], withoutHost: [], hostModes: [] })).toBe('mode all hosts pass: (none)\nwhy:                 no hosts\nholding it down:     -\n\nno hosts');
+  });
+
+  it('given the command tree, then bash completion knows each command path, its subcommands and options, and --output values', () => {
+    const tree = [
+      { path: [], subcommands: ['hosts', 'cluster'], options: ['--help'] },
+      { path: ['cluster'], subcommands: ['imc'], options: ['--help'] },
+      { path: ['cluster', 'imc'], subcommands: ['show', 'auto'], options: ['--help'] },
+    ];
+    const script = bashCompletion('flexmig', tree, ['--output', '-o']);
+    expect(script).toContain('"cluster imc") words="show auto --help --output -o" ;;');
+    expect(script).toContain('"") words="hosts cluster --help --output -o" ;;');
+    expect(script).toContain('compgen -W "table json yaml"');
+    expect(script).toContain('complete -o default -F _flexmig_complete flexmig');
+    expect(zshCompletion('flexmig', tree, [])).toMatch(/^#compdef flexmig\n[\s\S]*bashcompinit/);
+  });
+});

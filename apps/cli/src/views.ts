@@ -1,0 +1,204 @@
+import type { Cluster, ClusterImc, ClusterImcPlan, EvacuationView, Host, MigrationProgress, MigrationView, ModeVerification, Vm } from '@flexmig/contracts';
+import { fields, formatBytes, formatDuration, formatRate, progressBar, table } from './output';
+
+// Pure: the API's objects as text for people. JSON and YAML print the objects themselves.
+
+export function hostsTable(hosts: Host[], vms: Vm[]): string {
+  const vmCount = new Map<string, number>();
+  for (const v of vms) vmCount.set(v.hostId, (vmCount.get(v.hostId) ?? 0) + 1);
+  return table(hosts, [
+    { header: 'HOST', value: (h) => h.id },
+    { header: 'HIGHEST MODE', value: (h) => h.maxImcMode ?? '(none)' },
+    { header: 'CPU', value: (h) => h.cpu.modelName },
+    { header: 'STATE', value: (h) => h.state },
+    { header: 'MAINTENANCE', value: (h) => h.maintenance },
+    { header: 'VMS', value: (h) => vmCount.get(h.id) ?? 0, right: true },
+    // used of what the host may hold: its size times its cluster's allocation ratios (a server before them: its size)
+    { header: 'VCPUS USED', value: (h) => `${h.allocatedVcpus}/${h.capacityVcpus ?? h.vcpus}`, right: true },
+    { header: 'MEMORY USED', value: (h) => `${formatBytes(h.allocatedMemoryMiB * 2 ** 20)}/${formatBytes((h.capacityMemoryMiB ?? h.memoryMiB) * 2 ** 20)}`, right: true },
+  ], 'no hosts: start an agent (it registers its host)');
+}
+
+export function clustersTable(clusters: Cluster[], hosts: Host[]): string {
+  return table(clusters, [
+    { header: 'ID', value: (c) => c.id },
+    { header: 'NAME', value: (c) => c.name },
+    { header: 'IMC MODE', value: (c) => c.imcMode ?? '(unset)' },
+    { header: 'HOSTS', value: (c) => hosts.filter((h) => h.clusterId === c.id).length, right: true },
+  ], 'no clusters');
+}
+
+export function vmsTable(vms: Vm[]): string {
+  return table(vms, [
+    { header: 'ID', value: (v) => v.id },
+    { header: 'NAME', value: (v) => v.name },
+    { header: 'HOST', value: (v) => v.hostId },
+    { header: 'STATE', value: (v) => v.state },
+    { header: 'BASELINE', value: (v) => v.cpuBaseline },
+    { header: 'VCPUS', value: (v) => v.vcpus, right: true },
+    { header: 'MEMORY', value: (v) => formatBytes(v.memoryMiB * 2 ** 20), right: true },
+  ], 'no VMs');
+}
+
+export function migrationsTable(ms: MigrationView[]): string {
+  return table(ms, [
+    { header: 'ID', value: (m) => m.id },
+    { header: 'VM', value: (m) => m.vmId },
+    { header: 'FROM', value: (m) => m.sourceHostId },
+    { header: 'TO', value: (m) => m.targetHostId },
+    { header: 'STATE', value: (m) => m.state },
+    { header: 'STEP', value: (m) => (m.currentStep ? `${m.currentStep.number} ${m.currentStep.name}` : '') },
+    { header: 'PROGRESS', value: (m) => (typeof m.progress?.percent === 'number' && !isTerminal(m.state) ? `${m.progress.percent.toFixed(0)}%` : ''), right: true },
+    { header: 'DOWNTIME', value: (m) => (m.result ? formatDuration(m.result.downtimeMs) : ''), right: true },
+    { header: 'CREATED', value: (m) => m.createdAt },
+  ], 'no migrations');
+}
+
+export function imcView(imc: ClusterImc): string {
+  const head = fields([
+    ['mode (as set)', imc.mode ?? '(unset)'],
+    ['effective', imc.effectiveMode],
+    ['common to all hosts', imc.commonMode],
+    ['holding it down', imc.holdingDown.join(', ') || '-'],
+  ]);
+  const hosts = table(imc.hosts, [
+    { header: 'HOST', value: (h) => h.hostId },
+    { header: 'HIGHEST MODE', value: (h) => h.maxImcMode ?? '(none)' },
+    { header: 'CPU', value: (h) => `${h.vendor} ${h.modelName}` },
+    { header: 'STATE', value: (h) => h.state },
+  ], 'no hosts');
+  return `${head}\n\n${hosts}`;
+}
+
+const lacks = (h: { missing: string[]; vendorMismatch: boolean }) => (h.vendorMismatch ? 'another vendor' : h.missing.length ? `lacks ${h.missing.join(', ')}` : '');
+
+export function verificationView(v: ModeVerification): string {
+  const rows = table(v.hosts, [
+    { header: 'HOST', value: (h) => h.hostId },
+    { header: 'PASS', value: (h) => h.pass },
+    { header: 'WHY', value: (h) => (h.pass ? '' : lacks(h) || h.reason) },
+  ], 'no hosts');
+  return `mode ${v.mode}: ${v.pass ? 'every host passes' : 'not every host passes'}\n\n${rows}`;
+}
+
+export interface AutoTry {
+  mode: string;
+  pass: boolean;
+  failing: { hostId: string; missing: string[]; vendorMismatch: boolean }[];
+}
+
+/** The probe of `imc auto`, from the highest mode down: each mode tried and what each host lacked. */
+export function autoView(tries: AutoTry[], chosen: string | undefined): string {
+  const lines = tries.map((t, i) => {
+    const head = `${String(i + 1).padStart(2)}. ${t.mode}: ${t.pass ? 'every host passes' : `${t.failing.length} host(s) fail`}`;
+    return [head, ...t.failing.map((h) => `      ${h.hostId}: ${lacks(h)}`)].join('\n');
+  });
+  const end = chosen ? `mode set to ${chosen}` : 'no mode fits every host: nothing changed';
+  return [...lines, '', end].join('\n');
+}
+
+export function evacuationView(e: EvacuationView, percentOf: (migrationId: string) => number | undefined = () => undefined): string {
+  const c = e.counts;
+  const head = `evacuation ${e.id} of ${e.hostId}: ${e.state} (${c.moved} moved, ${c.moving} moving, ${c.failed} failed, ${c.notMoved} not moved, of ${c.total})`;
+  const rows = table(e.vms, [
+    { header: 'VM', value: (v) => v.name },
+    { header: 'OUTCOME', value: (v) => v.outcome },
+    { header: 'MIGRATION', value: (v) => v.migrationState },
+    { header: 'TO', value: (v) => v.targetHostId },
+    { header: 'PROGRESS', value: (v) => (v.outcome === 'moving' && v.migrationId ? progressOrBlank(percentOf(v.migrationId)) : '') },
+    { header: 'REASON', value: (v) => v.reason },
+  ], 'no VMs on the host');
+  return `${head}\n${rows}`;
+}
+
+const progressOrBlank = (p: number | undefined) => (p === undefined ? '' : progressBar(p, 20));
+
+const isTerminal = (state: string) => ['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'].includes(state);
+
+/** One line of live progress: step, pass, bar, rate, remaining, expected downtime. */
+export function progressLine(p: MigrationProgress, stepName?: string): string {
+  return [
+    `step ${p.step}${stepName ? ` ${stepName}` : ''}`,
+    `pass ${p.pass}`,
+    progressBar(p.percent),
+    formatRate(p.bandwidthBytesPerSec),
+    `${formatBytes(p.remainingBytes)} left`,
+    `dirty ${formatRate(p.dirtyRateBytesPerSec)}`,
+    `expected downtime ${formatDuration(p.expectedDowntimeMs)}`,
+    ...(p.throttlePct > 0 ? [`cpu throttled ${p.throttlePct}%`] : []),
+  ].join('  ');
+}
+
+/** The migration as it started: where to, why there, and the prediction when the API gives one. */
+export function migrationStartView(m: MigrationView & { prediction?: unknown }): string {
+  const lines = [`migration ${m.id}: VM ${m.vmId} from ${m.sourceHostId} to ${m.targetHostId} (${m.state}${m.queuePosition ? `, queue position ${m.queuePosition}` : ''})`];
+  if (m.placement) lines.push(`  target chosen: ${m.placement.reason}`);
+  const prediction = predictionText(m.prediction);
+  if (prediction) lines.push(`  prediction: ${prediction}`);
+  return lines.join('\n');
+}
+
+/** A prediction, if the server sent one: known figures by name, anything else as JSON; absent: nothing. */
+export function predictionText(p: unknown): string | undefined {
+  if (p === null || p === undefined || typeof p !== 'object') return undefined;
+  const o = p as Record<string, unknown>;
+  const parts: string[] = [];
+  const num = (k: string) => (typeof o[k] === 'number' ? (o[k] as number) : undefined);
+  if (typeof o.converges === 'boolean') parts.push(o.converges ? 'converges' : 'does not converge');
+  if (num('totalTimeMs') !== undefined) parts.push(`total ${formatDuration(num('totalTimeMs'))}`);
+  if (num('downtimeMs') !== undefined) parts.push(`downtime ${formatDuration(num('downtimeMs'))}`);
+  if (num('passes') !== undefined) parts.push(`${num('passes')} passes`);
+  if (num('bytesTransferred') !== undefined) parts.push(`${formatBytes(num('bytesTransferred')!)} to send`);
+  return parts.length ? parts.join(', ') : JSON.stringify(p);
+}
+
+/** How the migration ended: the figures, or where and why it failed. */
+export function migrationEndView(m: MigrationView): string {
+  const lines = [`migration ${m.id}: ${m.state}`];
+  if (m.result) {
+    lines.push(
+      fields([
+        ['  total time', formatDuration(m.result.totalTimeMs)],
+        ['  downtime', formatDuration(m.result.downtimeMs)],
+        ['  transferred', formatBytes(m.result.bytesTransferred)],
+        ['  passes', m.result.passes],
+      ]),
+    );
+  }
+  if (m.failure) lines.push(`  failed at step ${m.failure.step} ${m.failure.stepName}: ${m.failure.code}: ${m.failure.message}`);
+  if (m.attention) lines.push(`  needs attention (${m.attention.kind}): ${m.attention.message}; see docs on POST /api/v1/migrations/${m.id}/resolve`);
+  const done = m.steps.filter((s) => s.durationMs !== null);
+  if (done.length) lines.push(`  steps: ${done.map((s) => `${s.number} ${s.name} ${formatDuration(s.durationMs)}${s.status === 'completed' ? '' : ` (${s.status})`}`).join(', ')}`);
+  return lines.join('\n');
+}
+
+/** One live event (`flexmig events`) as a line: time, type, subject, the data's gist. */
+export function eventLine(e: { id?: string; event: string; data: unknown }): string {
+  const d = (e.data ?? {}) as Record<string, unknown>;
+  if (e.event === 'migration.progress') {
+    return `${String(d.at ?? '')}  migration.progress  ${String(d.migrationId ?? '')}  ${typeof d.percent === 'number' ? `${d.percent.toFixed(1)}%` : ''}`.trimEnd();
+  }
+  const inner = (d.data ?? {}) as Record<string, unknown>;
+  // the scalars of the data, but not the one the subject already says
+  const gist = Object.entries(inner)
+    .filter(([, v]) => v !== d.subject && (v === null || ['string', 'number', 'boolean'].includes(typeof v)))
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(' ');
+  return `${String(d.time ?? '')}  ${e.event}  ${String(d.subject ?? '')}  ${gist}`.replace(/ {2,}$/, '').trimEnd();
+}
+
+/** The cluster's plan: the mode all hosts pass today and why, who holds it down, and per host its own highest mode and the mode without it. */
+export function planView(plan: ClusterImcPlan): string {
+  const head = fields([
+    ['mode all hosts pass', plan.mode ?? '(none)'],
+    ['why', plan.reason],
+    ['holding it down', plan.holdingDown.join(', ') || '-'],
+  ]);
+  const without = new Map(plan.withoutHost.map((w) => [w.hostId, w.mode]));
+  const rows = table(plan.hostModes, [
+    { header: 'HOST', value: (h) => h.hostId },
+    { header: 'OWN HIGHEST MODE', value: (h) => h.mode ?? '(none)' },
+    { header: 'CLUSTER MODE WITHOUT IT', value: (h) => (without.has(h.hostId) ? (without.get(h.hostId) ?? '(none)') : '') },
+  ], 'no hosts');
+  return `${head}\n\n${rows}`;
+}
