@@ -107,7 +107,7 @@ describe('the env schemas, as this test reads them', () => {
   // Guards the parser itself: if a refactor of the config files hides the variables from it, say so
   // here rather than pass every check below vacuously.
   it('finds the common, database and per-service variables', () => {
-    expect([...commonVars.keys()].sort()).toEqual(['LOG_LEVEL', 'NATS_CREDS', 'NATS_TLS_CA', 'NATS_URL', 'SUBJECT_PREFIX']);
+    expect([...commonVars.keys()].sort()).toEqual(['LOG_FORMAT', 'LOG_LEVEL', 'NATS_CREDS', 'NATS_TLS_CA', 'NATS_URL', 'SUBJECT_PREFIX']);
     expect([...databaseVars.keys()]).toEqual(['DATABASE_URL']);
     for (const app of apps) {
       for (const common of commonVars.keys()) expect(reads[app].has(common)).toBe(true);
