@@ -1,8 +1,8 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { ClusterDetailSchema, ClusterSchema, CreateClusterSchema, CreateVmSchema, GuestCpuCheckSchema, HostIdSchema, HostSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
-import type { CreateCluster, CreateVm, UpdateAllocationRatios } from '@flexmig/contracts';
+import { ClusterDetailSchema, ClusterSchema, CpuCheckRequestSchema, CreateClusterSchema, CreateVmSchema, GuestCpuCheckSchema, HostIdSchema, HostSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
+import type { CpuCheckRequest, CreateCluster, CreateVm, UpdateAllocationRatios } from '@flexmig/contracts';
 import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { ClustersService } from './clusters/clusters.service';
 import { HostsService } from './hosts/hosts.service';
@@ -126,9 +126,11 @@ export class VmsController {
     summary:
       "What the VM's guest sees of its CPU against its baseline: features missing, visible outside it, documented exceptions. The qemu driver reads CPUID the guest executes after the request (source guest); the sim driver answers from its model (source model).",
   })
+  @ApiZodBody(CpuCheckRequestSchema, 'no options: an empty body or {}')
   @ApiZodResponse(200, GuestCpuCheckSchema, 'the check (ok false names what differs)')
   @ErrorResponses(400, 404, 409, 502, 503, 504)
-  checkCpu(@Param('id', uuidParam('VM id')) id: string) {
+  // the body is validated (nothing is accepted in it) so that a stray field is refused, not ignored
+  checkCpu(@Param('id', uuidParam('VM id')) id: string, @Body(new ZodPipe(CpuCheckRequestSchema)) _body: CpuCheckRequest) {
     return this.cpuCheck.check(id);
   }
 }

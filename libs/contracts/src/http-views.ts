@@ -71,3 +71,7 @@ export const CpuidMaskSchema = z.object({
 /** GET /api/v1/cpu/models/:name/masks?hostId=: the masks per leaf and register. */
 export const CpuidMasksSchema = z.object({ model: z.string(), hostId: HostIdSchema, masks: z.array(CpuidMaskSchema) });
 export type CpuidMasks = z.infer<typeof CpuidMasksSchema>;
+
+/** `POST /api/v1/vms/:id/cpu-check`: no options (yet); an empty body or `{}`. */
+export const CpuCheckRequestSchema = z.object({}).strict();
+export type CpuCheckRequest = z.infer<typeof CpuCheckRequestSchema>;
