@@ -96,12 +96,12 @@ export class CpuHttpController {
 
   @Get('models')
   @Role('viewer')
-  @ApiOperation({ summary: 'The catalog: every baseline (IMC mode) and psABI level.' })
+  @ApiOperation({ summary: 'The catalog: every baseline (IMC mode) and psABI level, in one page (nextCursor is null).' })
   @ApiZodQuery(ModelsQuerySchema)
   @ApiZodList(CpuModelSchema, 'the baselines')
   @ErrorResponses(400)
   models(@Query(new ZodPipe(ModelsQuerySchema, 'query')) q: z.infer<typeof ModelsQuerySchema>) {
-    return { items: this.cpu.models(q) };
+    return { items: this.cpu.models(q), nextCursor: null }; // the catalog is small and fixed: one page
   }
 
   @Get('models/:name')

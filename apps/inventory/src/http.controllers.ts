@@ -1,8 +1,8 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { ClusterDetailSchema, ClusterSchema, CpuCheckRequestSchema, CreateClusterSchema, CreateVmSchema, GuestCpuCheckSchema, HostIdSchema, HostSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
-import type { CpuCheckRequest, CreateCluster, CreateVm, UpdateAllocationRatios } from '@flexmig/contracts';
+import { ClusterDetailSchema, ClusterSchema, CpuCheckRequestSchema, PageQuerySchema, CreateClusterSchema, CreateVmSchema, GuestCpuCheckSchema, HostIdSchema, HostSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
+import type { CpuCheckRequest, CreateCluster, CreateVm, PageQuery, UpdateAllocationRatios } from '@flexmig/contracts';
 import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { ClustersService } from './clusters/clusters.service';
 import { HostsService } from './hosts/hosts.service';
@@ -10,8 +10,9 @@ import { VmsService } from './vms/vms.service';
 import { VmCpuCheckService } from './vms/cpu-check.service';
 
 const uuidParam = (what: string) => new ZodPipe(UuidSchema, what);
-const HostsQuerySchema = z.object({ clusterId: UuidSchema.optional() });
-const VmsQuerySchema = z.object({ hostId: HostIdSchema.optional(), clusterId: UuidSchema.optional() });
+const HostsQuerySchema = z.object({ clusterId: UuidSchema.optional(), ...PageQuerySchema.shape }).strict();
+const VmsQuerySchema = z.object({ hostId: HostIdSchema.optional(), clusterId: UuidSchema.optional(), ...PageQuerySchema.shape }).strict();
+const ClustersQuerySchema = z.object({ ...PageQuerySchema.shape }).strict();
 
 @ApiTags('clusters')
 @Controller('api/v1/clusters')
@@ -30,10 +31,12 @@ export class ClustersController {
 
   @Get()
   @Role('viewer')
-  @ApiOperation({ summary: 'All clusters.' })
-  @ApiZodList(ClusterSchema, 'the clusters')
-  async list() {
-    return { items: await this.clusters.list() };
+  @ApiOperation({ summary: 'Clusters, oldest first, a page at a time (limit, cursor).' })
+  @ApiZodQuery(ClustersQuerySchema)
+  @ApiZodList(ClusterSchema, 'a page of clusters')
+  @ErrorResponses(400)
+  list(@Query(new ZodPipe(ClustersQuerySchema, 'query')) q: PageQuery) {
+    return this.clusters.page(q);
   }
 
   @Get(':id')
@@ -63,12 +66,12 @@ export class HostsController {
 
   @Get()
   @Role('viewer')
-  @ApiOperation({ summary: 'All hosts (registered by their agents), with their highest CPU baseline.' })
+  @ApiOperation({ summary: 'Hosts (registered by their agents) by id, with their highest CPU baseline, a page at a time (limit, cursor); filter by cluster.' })
   @ApiZodQuery(HostsQuerySchema)
-  @ApiZodList(HostSchema, 'the hosts')
+  @ApiZodList(HostSchema, 'a page of hosts')
   @ErrorResponses(400)
-  async list(@Query(new ZodPipe(HostsQuerySchema, 'query')) q: { clusterId?: string }) {
-    return { items: await this.hosts.list(q) };
+  list(@Query(new ZodPipe(HostsQuerySchema, 'query')) q: z.infer<typeof HostsQuerySchema>) {
+    return this.hosts.page(q);
   }
 
   @Get(':id')
@@ -102,12 +105,12 @@ export class VmsController {
 
   @Get()
   @Role('viewer')
-  @ApiOperation({ summary: 'All VMs; filter by host or cluster.' })
+  @ApiOperation({ summary: 'VMs, oldest first, a page at a time (limit, cursor); filter by host or cluster.' })
   @ApiZodQuery(VmsQuerySchema)
-  @ApiZodList(VmSchema, 'the VMs')
+  @ApiZodList(VmSchema, 'a page of VMs')
   @ErrorResponses(400)
-  async list(@Query(new ZodPipe(VmsQuerySchema, 'query')) q: { hostId?: string; clusterId?: string }) {
-    return { items: await this.vms.list(q) };
+  list(@Query(new ZodPipe(VmsQuerySchema, 'query')) q: z.infer<typeof VmsQuerySchema>) {
+    return this.vms.page(q);
   }
 
   @Get(':id')

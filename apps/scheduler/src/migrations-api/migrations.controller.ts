@@ -1,12 +1,12 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { CancelMigrationSchema, CreateMigrationSchema, MigrationStateSchema, MigrationViewSchema, UuidSchema } from '@flexmig/contracts';
+import { CancelMigrationSchema, CreateMigrationSchema, MigrationStateSchema, MigrationViewSchema, PageQuerySchema, UuidSchema } from '@flexmig/contracts';
 import type { CreateMigration } from '@flexmig/contracts';
 import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, Caller, ErrorResponses, type Principal, Role, ZodPipe } from '@flexmig/service-kit';
 import { MigrationsService } from './migrations.service';
 
-const ListQuerySchema = z.object({ vmId: UuidSchema.optional(), state: MigrationStateSchema.optional() }).strict();
+const ListQuerySchema = z.object({ vmId: UuidSchema.optional(), state: MigrationStateSchema.optional(), ...PageQuerySchema.shape }).strict();
 
 @ApiTags('migrations')
 @Controller('api/v1/migrations')
@@ -26,12 +26,12 @@ export class MigrationsController {
 
   @Get()
   @Role('viewer')
-  @ApiOperation({ summary: 'Migrations, newest first; filter by VM or state.' })
+  @ApiOperation({ summary: 'Migrations, newest first, a page at a time (limit, cursor); filter by VM or state.' })
   @ApiZodQuery(ListQuerySchema)
-  @ApiZodList(MigrationViewSchema, 'the migrations')
+  @ApiZodList(MigrationViewSchema, 'a page of migrations')
   @ErrorResponses(400)
-  async list(@Query(new ZodPipe(ListQuerySchema, 'query')) q: z.infer<typeof ListQuerySchema>) {
-    return { items: await this.migrations.list(q) };
+  list(@Query(new ZodPipe(ListQuerySchema, 'query')) q: z.infer<typeof ListQuerySchema>) {
+    return this.migrations.page(q);
   }
 
   @Get(':id')
