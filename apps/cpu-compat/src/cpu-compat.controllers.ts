@@ -28,7 +28,7 @@ import {
   VerifyCpuMode,
 } from '@flexmig/contracts';
 import type { EvaluateCpu } from '@flexmig/contracts';
-import { NatsBus } from '@flexmig/messaging';
+import { NatsBus, requestAllPages } from '@flexmig/messaging';
 import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, apiSchema, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { CpuCompatService } from './cpu-compat.service';
 
@@ -139,7 +139,7 @@ export class CpuHttpController {
       hosts.push({ id: host.id, vendor: host.cpu.vendor, features: host.cpu.features });
     }
     if (body.clusterId) {
-      const { hosts: members } = await this.bus.request(ListHosts, { clusterId: body.clusterId });
+      const members = await requestAllPages(this.bus, ListHosts, { clusterId: body.clusterId }, (r) => r.hosts);
       hosts.push(...members.map((h) => ({ id: h.id, vendor: h.cpu.vendor, features: h.cpu.features })));
     }
     if (hosts.length === 0) throw new FlexmigError(ErrorCode.ValidationFailed, 'the plan has no hosts (the cluster has none registered)');

@@ -71,6 +71,23 @@ describeIf('lists, a page at a time (real processes)', () => {
     expect(second.body).toEqual({ items: [expect.objectContaining({ id: done[0] })], nextCursor: null });
   });
 
+  it('pages the NATS lists too (inventory.vm.list, inventory.host.list), as the services collect them', async () => {
+    const ask = async (subject: string, body: object) => JSON.parse(new TextDecoder().decode((await h.nc.request(`${h.prefix}.${subject}`, new TextEncoder().encode(JSON.stringify(body)), { timeout: 5000 })).data));
+    const ids: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const reply = await ask('inventory.vm.list', { limit: 3, ...(cursor ? { cursor } : {}) });
+      expect(reply.ok).toBe(true);
+      ids.push(...reply.data.vms.map((v: { id: string }) => v.id));
+      cursor = reply.data.nextCursor;
+    } while (cursor);
+    expect(ids).toEqual(created.map((v) => v.id));
+    const hosts = await ask('inventory.host.list', { limit: 1 });
+    expect(hosts.data.hosts.map((x: { id: string }) => x.id)).toEqual(['pg-a']);
+    expect((await ask('inventory.host.list', { limit: 1, cursor: hosts.data.nextCursor })).data).toMatchObject({ hosts: [{ id: 'pg-b' }], nextCursor: null });
+    expect((await ask('inventory.vm.list', { limit: 5000 })).error.code).toBe('VALIDATION_FAILED');
+  });
+
   it('refuses a limit outside 1–1000 and a cursor it did not give, with 400', async () => {
     for (const q of ['limit=0', 'limit=1001', 'limit=ten', 'cursor=bm90LWEtY3Vyc29y', 'cursor=%2F%2F', `cursor=${Buffer.from('v1:00000000-0000-4000-8000-000000000000').toString('base64url')}`]) {
       const r = await h.http('inventory', 'GET', `/api/v1/vms?${q}`);

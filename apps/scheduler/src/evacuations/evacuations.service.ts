@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { ErrorCode, EvacuationView, FlexmigError, GetHost, isFlexmigError, ListVms, type Page, type PageQuery, SetHostMaintenance, Vm } from '@flexmig/contracts';
-import { NatsBus } from '@flexmig/messaging';
+import { NatsBus, requestAllPages } from '@flexmig/messaging';
 import { isUniqueViolation, keysetPage } from '@flexmig/persistence';
 import { EvacuationEntity, EvacuationItemRecord } from './evacuation.entity';
 import { evacuationView, failureOf, MigrationFacts } from './evacuation-view';
@@ -67,7 +67,7 @@ export class EvacuationsService {
     let vms: Vm[];
     try {
       await this.bus.request(SetHostMaintenance, { hostId, maintenance: true });
-      ({ vms } = await this.bus.request(ListVms, { hostId }));
+      vms = await requestAllPages(this.bus, ListVms, { hostId }, (r) => r.vms);
     } catch (e) {
       // nothing was asked for yet: undo the record, so that the request can simply be repeated
       await repo.delete({ id: row.id });
