@@ -18,9 +18,10 @@ describe('argument validation', () => {
     for (const bad of ['a,,b', ',', 'migration completed']) expect(() => parseEventTypes(bad)).toThrow(usage('--types'));
   });
 
-  it('given --since, then only an event id (positive integer) passes', () => {
+  it('given --since, then only an event id (a positive integer, or 0 for every event kept) passes', () => {
     expect(parseEventId('42')).toBe('42');
-    for (const bad of ['0', '-3', 'abc', '01']) expect(() => parseEventId(bad)).toThrow(usage('--since'));
+    expect(parseEventId('0')).toBe('0');
+    for (const bad of ['-3', 'abc', '01', '00']) expect(() => parseEventId(bad)).toThrow(usage('--since'));
   });
 
   it('tells ids from names', () => {

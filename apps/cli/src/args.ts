@@ -27,6 +27,6 @@ export function parseEventTypes(value: string): string {
 
 /** `--since`: the id of a live event (a positive integer, as the stream sends them). */
 export function parseEventId(value: string): string {
-  if (!/^[1-9][0-9]{0,15}$/.test(value)) throw usageError(`--since ${JSON.stringify(value)}: give the id of an event (a positive integer, the id a stream printed)`);
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(value)) throw usageError(`--since ${JSON.stringify(value)}: give the id of an event (a positive integer, the id a stream printed), or 0 for every event kept`);
   return value;
 }

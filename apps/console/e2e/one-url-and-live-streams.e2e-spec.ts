@@ -192,6 +192,13 @@ describe('the console: one URL for the API, and live streams', () => {
       expect(later.map((m) => [m.id, m.event])).toEqual(migrationEvents.slice(5).map((m) => [m.id, m.event]));
     });
 
+    it('given Last-Event-ID 0, then every event the stream keeps, from its first', async () => {
+      const stream = await openSse(`${url.console}/api/v1/events`, { token: await testToken('viewer'), lastEventId: '0' });
+      const [first] = await readUntil(stream, () => true);
+      stream.close();
+      expect(first.id).toBe('1');
+    });
+
     it('given types, then only those; new events only without Last-Event-ID', async () => {
       const stream = await openSse(`${url.console}/api/v1/events?types=vm.*`, { token: await testToken('viewer') });
       const vm = (await api('POST', '/api/v1/vms', { name: 'announced', hostId: 'host-a', memoryMiB: 512, vcpus: 1 })).body;

@@ -20,8 +20,9 @@ describe('the live-stream query', () => {
     expect(liveTypeSelected(undefined, 'vm.started')).toBe(true);
   });
 
-  it('takes a positive integer as Last-Event-ID', () => {
+  it('takes a positive integer as Last-Event-ID, or 0 for every event kept', () => {
     expect(LastEventIdSchema.parse('42')).toBe(42);
-    for (const bad of ['0', '-1', 'abc', '1.5', '']) expect([bad, LastEventIdSchema.safeParse(bad).success]).toEqual([bad, false]);
+    expect(LastEventIdSchema.parse('0')).toBe(0);
+    for (const bad of ['00', '-1', 'abc', '1.5', '']) expect([bad, LastEventIdSchema.safeParse(bad).success]).toEqual([bad, false]);
   });
 });

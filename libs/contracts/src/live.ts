@@ -41,10 +41,13 @@ export const LiveEventsQuerySchema = z.object({
 });
 export type LiveEventsQuery = z.infer<typeof LiveEventsQuerySchema>;
 
-/** `Last-Event-ID`: the JetStream sequence of the last event the client received (a positive integer). */
+/**
+ * `Last-Event-ID`: the JetStream sequence of the last event the client received (a positive integer), or 0
+ * for "from the first event the stream still keeps" (sequences start at 1).
+ */
 export const LastEventIdSchema = z
   .string()
-  .regex(/^[1-9][0-9]{0,15}$/, 'the id of an event this stream sent (a positive integer)')
+  .regex(/^(0|[1-9][0-9]{0,15})$/, 'the id of an event this stream sent (a positive integer), or 0 for every event kept')
   .transform(Number);
 
 /** Does a stream asked for `types` (undefined: all) carry events of `type`? */

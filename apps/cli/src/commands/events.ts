@@ -28,8 +28,8 @@ export function registerEvents(program: Command): void {
           const text = ctx.format === 'json' ? JSON.stringify(record) : ctx.format === 'yaml' ? `---\n${stringify(record).trimEnd()}` : `${m.id ?? '-'}  ${eventLine(m)}`;
           ctx.stdout.write(`${text}\n`);
         };
-        // the stream's event ids are JetStream sequences from 1: "after 1" is the closest to "from the start" it takes
-        let lastId = opts.since ?? (opts.follow ? undefined : '1');
+        // the stream's event ids are JetStream sequences from 1: "after 0" is from the first event it keeps
+        let lastId = opts.since ?? (opts.follow ? undefined : '0');
         for (;;) {
           const abort = new AbortController();
           let idle: NodeJS.Timeout | undefined;
