@@ -66,6 +66,17 @@ export interface NatsBusOptions {
   credsFile?: string;
   /** CA certificate (PEM file) to verify the server with: the connection then requires TLS. */
   tlsCaFile?: string;
+  /** The events stream this process creates when it is missing (default: 1 replica, a week, no size limit). */
+  events?: EventsStreamOptions;
+}
+
+export interface EventsStreamOptions {
+  /** JetStream replicas: 1, or 3 on a NATS cluster of three. */
+  replicas?: number;
+  /** How long events are kept for replay. */
+  maxAgeMs?: number;
+  /** Size limit in bytes, oldest dropped first; -1: none. */
+  maxBytes?: number;
 }
 
 export type Params = Record<string, string>;
@@ -79,7 +90,8 @@ const ReplyEnvelopeSchema = z.union([
 ]);
 
 export const defaultRequestTimeoutMs = 5_000; // long enough for a PostgreSQL commit under load; steps pass their own
-const eventsDuplicateWindowNs = nanos(10 * 60 * 1000); // re-publishes after a crash within 10 min are dropped
+const eventsDuplicateWindowMs = 10 * 60 * 1000; // re-publishes after a crash within 10 min are dropped
+const defaultEventsMaxAgeMs = 7 * 24 * 3600 * 1000; // a week of history for replay
 
 /** JetStream API error code of "stream name already in use" (nats-server's JSStreamNameExistErr). */
 const streamNameInUse = 10058;
@@ -261,14 +273,18 @@ export class NatsBus {
   /** Creates the events stream when missing. Safe to call from every service at start. */
   async ensureEventsStream(): Promise<void> {
     const jsm = await this.jetstreamManager();
+    const maxAgeMs = this.options.events?.maxAgeMs ?? defaultEventsMaxAgeMs;
     const config = {
       name: this.eventsStream,
       subjects: [`${this.options.prefix}.${eventsSubjectRoot}.>`],
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.Old,
-      duplicate_window: eventsDuplicateWindowNs,
-      max_age: nanos(7 * 24 * 3600 * 1000), // a week of history for replay
+      // JetStream refuses a de-duplication window longer than the stream's max age
+      duplicate_window: nanos(Math.min(eventsDuplicateWindowMs, maxAgeMs)),
+      max_age: nanos(maxAgeMs),
+      max_bytes: this.options.events?.maxBytes ?? -1,
+      num_replicas: this.options.events?.replicas ?? 1,
     };
     try {
       await jsm.streams.info(config.name);
