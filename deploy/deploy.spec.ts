@@ -455,6 +455,22 @@ describe('deploy/helm/flexmig', () => {
   });
 });
 
+// ---- Dockerfile (no Docker engine here: its stages are read, not built) ----
+describe('Dockerfile', () => {
+  const stages = [...read('Dockerfile').matchAll(/^FROM\s+(\S+)(?:\s+AS\s+(\S+))?\s*$([\s\S]*?)(?=^FROM\s|(?![\s\S]))/gm)].map((m) => ({ from: m[1], name: m[2], body: m[3] }));
+
+  it('has an agent-qemu stage: the runtime plus Debian\'s QEMU and the binutils that assemble the guest', () => {
+    const qemu = stages.find((s) => s.name === 'agent-qemu');
+    expect(qemu?.from).toBe('runtime');
+    expect(qemu?.body).toMatch(/apt-get install[^\n]*qemu-system-x86[^\n]*binutils/);
+    expect(qemu?.body).toContain('dist/apps/agent/main.js');
+  });
+
+  it('builds the runtime image when no --target is given (the last stage)', () => {
+    expect(stages.at(-1)?.from).toBe('runtime');
+  });
+});
+
 // ---- .env.example ----
 describe('.env.example', () => {
   /** Sections `# ===== name: ... =====` and their `NAME=value` (or `# NAME=`, no fixed default) lines. */
