@@ -179,11 +179,11 @@ volumes:
   # The root filesystem is read-only; Node and its libraries may still want a scratch /tmp.
   - name: tmp
     emptyDir: {}
-  {{- include "flexmig.natsVolumes" (dict "root" .root "creds" .component) | nindent 2 }}
+  {{- with include "flexmig.natsVolumes" (dict "root" .root "creds" .component) }}{{ . | trim | nindent 2 }}{{ end }}
   {{- if ne .component "cpu-compat" }}{{ if ne .component "console" }}
-  {{- include "flexmig.databaseVolumes" .root | nindent 2 }}
+  {{- with include "flexmig.databaseVolumes" .root }}{{ . | trim | nindent 2 }}{{ end }}
   {{- end }}{{ end }}
-  {{- include "flexmig.httpVolumes" .root | nindent 2 }}
+  {{- with include "flexmig.httpVolumes" .root }}{{ . | trim | nindent 2 }}{{ end }}
 {{- end }}
 
 {{/* NATS_CREDS and NATS_TLS_CA as files. Call with (dict "root" $ "creds" "inventory"): the key <creds>.creds of the credentials Secret. */}}
@@ -329,11 +329,11 @@ securityContext:
 volumeMounts:
   - name: tmp
     mountPath: /tmp
-  {{- include "flexmig.natsVolumeMounts" (dict "root" .root) | nindent 2 }}
+  {{- with include "flexmig.natsVolumeMounts" (dict "root" .root) }}{{ . | trim | nindent 2 }}{{ end }}
   {{- if ne .component "cpu-compat" }}{{ if ne .component "console" }}
-  {{- include "flexmig.databaseVolumeMounts" .root | nindent 2 }}
+  {{- with include "flexmig.databaseVolumeMounts" .root }}{{ . | trim | nindent 2 }}{{ end }}
   {{- end }}{{ end }}
-  {{- include "flexmig.httpVolumeMounts" .root | nindent 2 }}
+  {{- with include "flexmig.httpVolumeMounts" .root }}{{ . | trim | nindent 2 }}{{ end }}
 {{- end }}
 
 {{/* A control service's Deployment, Service, ServiceAccount and PodDisruptionBudget. Call with (dict "root" $ "values" .Values.inventory "component" "inventory" "env" <its own env list as YAML>). */}}
@@ -367,15 +367,15 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
       annotations:
-        {{- include "flexmig.podAnnotations" (dict "root" .root "port" .values.port) | nindent 8 }}
+        {{- include "flexmig.podAnnotations" (dict "root" .root "port" .values.port) | trim | nindent 8 }}
     spec:
       {{- include "flexmig.podCommon" . | nindent 6 }}
       containers:
         - name: {{ .component }}
           {{- include "flexmig.containerCommon" . | nindent 10 }}
           env:
-            {{- include "flexmig.natsEnv" (dict "root" .root "creds" .component) | nindent 12 }}
-            {{- include "flexmig.httpEnv" .root | nindent 12 }}
+            {{- with include "flexmig.natsEnv" (dict "root" .root "creds" .component) }}{{ . | trim | nindent 12 }}{{ end }}
+            {{- include "flexmig.httpEnv" .root | trim | nindent 12 }}
             - name: PORT
               value: {{ .values.port | quote }}
             {{- .env | nindent 12 }}
