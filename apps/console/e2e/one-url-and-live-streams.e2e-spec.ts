@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { freePort, httpJson, ServiceProcess, startTestDatabase, startTestNats, testToken, waitFor, type TestDatabase, type TestNats } from '@flexmig/testing';
+import { freePort, httpJson, ServiceProcess, startTestDatabase, startTestNats, testToken, validateOpenApi, waitFor, type TestDatabase, type TestNats } from '@flexmig/testing';
 import { ownerOf } from '../src/routing/route-table';
 import { openSse, readUntil, type SseMessage, type SseStream } from './sse-client';
 
@@ -141,8 +141,9 @@ describe('the console: one URL for the API, and live streams', () => {
       expect([streamed.status, ((await streamed.json()) as any).code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
     });
 
-    it('serves one OpenAPI document with the paths of the three services and the live streams', async () => {
+    it('serves one valid OpenAPI document (swagger-parser) with the paths of the three services and the live streams', async () => {
       const doc = (await api('GET', '/api/v1/openapi.json', undefined, { token: null })).body;
+      await expect(validateOpenApi(doc)).resolves.toBeUndefined();
       const paths = Object.keys(doc.paths);
       for (const p of ['/api/v1/hosts', '/api/v1/migrations', '/api/v1/cpu/models', '/api/v1/events', '/api/v1/migrations/{id}/events']) expect(paths).toContain(p);
       expect(doc.info.title).toBe('flexmig');

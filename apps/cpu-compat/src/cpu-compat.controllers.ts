@@ -1,11 +1,13 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import {
   ClusterPlanSchema,
   CpuEvaluationSchema,
   CpuModelSchema,
+  type CpuidMasks,
+  CpuidMasksSchema,
   CpuVerdict,
   ErrorCode,
   EvaluateCpuRequest,
@@ -26,11 +28,13 @@ import {
   VerifyCpuMode,
 } from '@flexmig/contracts';
 import type { EvaluateCpu } from '@flexmig/contracts';
-import { NatsBus } from '@flexmig/messaging';
-import { ApiZodBody, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
+import { NatsBus, requestAllPages } from '@flexmig/messaging';
+import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, apiSchema, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { CpuCompatService } from './cpu-compat.service';
 
-const PlanBodySchema = z
+const PlanBodySchema = apiSchema(
+  'CpuPlanRequest',
+  z
   .object({
     /** Hosts described in the request. */
     hosts: z.array(PlanHostSchema).optional(),
@@ -42,9 +46,11 @@ const PlanBodySchema = z
   .strict()
   .refine((b) => (b.hosts?.length ?? 0) + (b.hostIds?.length ?? 0) > 0 || b.clusterId !== undefined, {
     message: 'name the hosts: hosts (described), hostIds (known to inventory) or clusterId',
-  });
+  }),
+);
 type PlanBody = z.infer<typeof PlanBodySchema>;
 
+const MasksQuerySchema = z.object({ hostId: HostIdSchema });
 const ModelsQuerySchema = z.object({
   vendor: z.enum(['Intel', 'AMD', 'Hygon']).optional(),
   ladder: z.enum(['intel', 'intel-ecore', 'amd', 'hygon', 'psabi']).optional(),
@@ -90,15 +96,17 @@ export class CpuHttpController {
 
   @Get('models')
   @Role('viewer')
-  @ApiOperation({ summary: 'The catalog: every baseline (IMC mode) and psABI level.' })
-  @ApiQuery({ name: 'vendor', required: false, enum: ['Intel', 'AMD', 'Hygon'] })
-  @ApiQuery({ name: 'ladder', required: false, enum: ['intel', 'intel-ecore', 'amd', 'hygon', 'psabi'] })
+  @ApiOperation({ summary: 'The catalog: every baseline (IMC mode) and psABI level, in one page (nextCursor is null).' })
+  @ApiZodQuery(ModelsQuerySchema)
+  @ApiZodList(CpuModelSchema, 'the baselines')
+  @ErrorResponses(400)
   models(@Query(new ZodPipe(ModelsQuerySchema, 'query')) q: z.infer<typeof ModelsQuerySchema>) {
-    return { items: this.cpu.models(q) };
+    return { items: this.cpu.models(q), nextCursor: null }; // the catalog is small and fixed: one page
   }
 
   @Get('models/:name')
   @Role('viewer')
+  @ApiOperation({ summary: 'One baseline (IMC mode) of the catalog by name or alias: its features and the QEMU CPU model that presents it.' })
   @ApiZodResponse(200, CpuModelSchema, 'one baseline')
   @ErrorResponses(404)
   model(@Param('name') name: string) {
@@ -108,9 +116,10 @@ export class CpuHttpController {
   @Get('models/:name/masks')
   @Role('viewer')
   @ApiOperation({ summary: 'CPUID masks (per leaf and register, hex) that present this baseline on a host.' })
-  @ApiQuery({ name: 'hostId', required: true })
+  @ApiZodQuery(MasksQuerySchema)
+  @ApiZodResponse(200, CpuidMasksSchema, 'the masks per leaf and register')
   @ErrorResponses(400, 404)
-  async masks(@Param('name') name: string, @Query(new ZodPipe(z.object({ hostId: HostIdSchema }), 'query')) q: { hostId: string }) {
+  async masks(@Param('name') name: string, @Query(new ZodPipe(MasksQuerySchema, 'query')) q: { hostId: string }): Promise<CpuidMasks> {
     const model = this.cpu.model(name); // unknown model: 404 before asking inventory
     const { host } = await this.bus.request(GetHost, { hostId: q.hostId });
     return { model: model.name, hostId: host.id, masks: this.cpu.masks(model.name, host.cpu.features) };
@@ -130,7 +139,7 @@ export class CpuHttpController {
       hosts.push({ id: host.id, vendor: host.cpu.vendor, features: host.cpu.features });
     }
     if (body.clusterId) {
-      const { hosts: members } = await this.bus.request(ListHosts, { clusterId: body.clusterId });
+      const members = await requestAllPages(this.bus, ListHosts, { clusterId: body.clusterId }, (r) => r.hosts);
       hosts.push(...members.map((h) => ({ id: h.id, vendor: h.cpu.vendor, features: h.cpu.features })));
     }
     if (hosts.length === 0) throw new FlexmigError(ErrorCode.ValidationFailed, 'the plan has no hosts (the cluster has none registered)');

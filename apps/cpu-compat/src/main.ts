@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { authSettingsFromEnv, CommonEnvSchema, HttpEnvSchema, loadEnv, port, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
 import { CpuCompatModule } from './cpu-compat.module';
+import { openApiInfo } from './openapi';
 
 const CpuCompatEnvSchema = CommonEnvSchema.extend(HttpEnvSchema.shape).extend({ PORT: port(3003) });
 
@@ -8,8 +9,7 @@ runMain('cpu-compat', async () => {
   const env = loadEnv(CpuCompatEnvSchema);
   const auth = authSettingsFromEnv(env);
   await startService({
-    name: 'cpu-compat',
-    description: 'The CPU model catalog, host evaluation, migration verdicts, CPUID masks and cluster planning. Stateless.',
+    ...openApiInfo,
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,

@@ -1,9 +1,9 @@
 import { httpRoutesOfModule } from '@flexmig/service-kit';
 import { freePort, httpJson, launchService, ServiceProcess, startTestNats, TestNats, describeRouteAuth } from '@flexmig/testing';
-import { CpuCompatModule } from './cpu-compat.module';
+import { routesModule } from './openapi';
 
 // Every route of cpu-compat's module against its role, on cpu-compat as a real process.
-describeRouteAuth('cpu-compat', httpRoutesOfModule(CpuCompatModule.forRoot(undefined as never)));
+describeRouteAuth('cpu-compat', httpRoutesOfModule(routesModule()));
 
 describe('cpu-compat started without tokens', () => {
   let nats: TestNats;

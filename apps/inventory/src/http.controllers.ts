@@ -1,15 +1,18 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
-import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { ClusterSchema, CreateClusterSchema, CreateVmSchema, GuestCpuCheckSchema, HostIdSchema, HostSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
-import type { CreateCluster, CreateVm, UpdateAllocationRatios } from '@flexmig/contracts';
-import { ApiZodBody, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
+import { ClusterDetailSchema, ClusterSchema, CpuCheckRequestSchema, PageQuerySchema, CreateClusterSchema, CreateVmSchema, GuestCpuCheckSchema, HostIdSchema, HostSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
+import type { CpuCheckRequest, CreateCluster, CreateVm, PageQuery, UpdateAllocationRatios } from '@flexmig/contracts';
+import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { ClustersService } from './clusters/clusters.service';
 import { HostsService } from './hosts/hosts.service';
 import { VmsService } from './vms/vms.service';
 import { VmCpuCheckService } from './vms/cpu-check.service';
 
 const uuidParam = (what: string) => new ZodPipe(UuidSchema, what);
+const HostsQuerySchema = z.object({ clusterId: UuidSchema.optional(), ...PageQuerySchema.shape }).strict();
+const VmsQuerySchema = z.object({ hostId: HostIdSchema.optional(), clusterId: UuidSchema.optional(), ...PageQuerySchema.shape }).strict();
+const ClustersQuerySchema = z.object({ ...PageQuerySchema.shape }).strict();
 
 @ApiTags('clusters')
 @Controller('api/v1/clusters')
@@ -28,14 +31,18 @@ export class ClustersController {
 
   @Get()
   @Role('viewer')
-  @ApiOperation({ summary: 'All clusters.' })
-  async list() {
-    return { items: await this.clusters.list() };
+  @ApiOperation({ summary: 'Clusters, oldest first, a page at a time (limit, cursor).' })
+  @ApiZodQuery(ClustersQuerySchema)
+  @ApiZodList(ClusterSchema, 'a page of clusters')
+  @ErrorResponses(400)
+  list(@Query(new ZodPipe(ClustersQuerySchema, 'query')) q: PageQuery) {
+    return this.clusters.page(q);
   }
 
   @Get(':id')
   @Role('viewer')
   @ApiOperation({ summary: 'A cluster with its hosts and the CPU baseline its VMs get by default.' })
+  @ApiZodResponse(200, ClusterDetailSchema, 'the cluster, its hosts and their plan')
   @ErrorResponses(400, 404)
   get(@Param('id', uuidParam('cluster id')) id: string) {
     return this.clusters.detail(id);
@@ -59,14 +66,17 @@ export class HostsController {
 
   @Get()
   @Role('viewer')
-  @ApiOperation({ summary: 'All hosts (registered by their agents), with their highest CPU baseline.' })
-  @ApiQuery({ name: 'clusterId', required: false })
-  async list(@Query(new ZodPipe(z.object({ clusterId: UuidSchema.optional() }), 'query')) q: { clusterId?: string }) {
-    return { items: await this.hosts.list(q) };
+  @ApiOperation({ summary: 'Hosts (registered by their agents) by id, with their highest CPU baseline, a page at a time (limit, cursor); filter by cluster.' })
+  @ApiZodQuery(HostsQuerySchema)
+  @ApiZodList(HostSchema, 'a page of hosts')
+  @ErrorResponses(400)
+  list(@Query(new ZodPipe(HostsQuerySchema, 'query')) q: z.infer<typeof HostsQuerySchema>) {
+    return this.hosts.page(q);
   }
 
   @Get(':id')
   @Role('viewer')
+  @ApiOperation({ summary: 'A host: its CPU and highest mode, capacity and what is allocated, state, maintenance and last heartbeat.' })
   @ApiZodResponse(200, HostSchema, 'the host')
   @ErrorResponses(400, 404)
   get(@Param('id', new ZodPipe(HostIdSchema, 'host id')) id: string) {
@@ -95,14 +105,17 @@ export class VmsController {
 
   @Get()
   @Role('viewer')
-  @ApiQuery({ name: 'hostId', required: false })
-  @ApiQuery({ name: 'clusterId', required: false })
-  async list(@Query(new ZodPipe(z.object({ hostId: HostIdSchema.optional(), clusterId: UuidSchema.optional() }), 'query')) q: { hostId?: string; clusterId?: string }) {
-    return { items: await this.vms.list(q) };
+  @ApiOperation({ summary: 'VMs, oldest first, a page at a time (limit, cursor); filter by host or cluster.' })
+  @ApiZodQuery(VmsQuerySchema)
+  @ApiZodList(VmSchema, 'a page of VMs')
+  @ErrorResponses(400)
+  list(@Query(new ZodPipe(VmsQuerySchema, 'query')) q: z.infer<typeof VmsQuerySchema>) {
+    return this.vms.page(q);
   }
 
   @Get(':id')
   @Role('viewer')
+  @ApiOperation({ summary: 'A VM: its host, state and CPU baseline.' })
   @ApiZodResponse(200, VmSchema, 'the VM, with its host, state and CPU baseline')
   @ErrorResponses(400, 404)
   get(@Param('id', uuidParam('VM id')) id: string) {
@@ -116,9 +129,11 @@ export class VmsController {
     summary:
       "What the VM's guest sees of its CPU against its baseline: features missing, visible outside it, documented exceptions. The qemu driver reads CPUID the guest executes after the request (source guest); the sim driver answers from its model (source model).",
   })
+  @ApiZodBody(CpuCheckRequestSchema, 'no options: an empty body or {}')
   @ApiZodResponse(200, GuestCpuCheckSchema, 'the check (ok false names what differs)')
   @ErrorResponses(400, 404, 409, 502, 503, 504)
-  checkCpu(@Param('id', uuidParam('VM id')) id: string) {
+  // the body is validated (nothing is accepted in it) so that a stray field is refused, not ignored
+  checkCpu(@Param('id', uuidParam('VM id')) id: string, @Body(new ZodPipe(CpuCheckRequestSchema)) _body: CpuCheckRequest) {
     return this.cpuCheck.check(id);
   }
 }

@@ -3,6 +3,7 @@ import { ensureDatabaseAndSchema } from '@flexmig/persistence';
 import { authSettingsFromEnv, loadEnv, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
 import { InventoryEnvSchema } from './config';
 import { INVENTORY_SCHEMA, InventoryModule } from './inventory.module';
+import { openApiInfo } from './openapi';
 
 runMain('inventory', async () => {
   const env = loadEnv(InventoryEnvSchema);
@@ -10,8 +11,7 @@ runMain('inventory', async () => {
   const auth = authSettingsFromEnv(env);
   await ensureDatabaseAndSchema(env.DATABASE_URL, INVENTORY_SCHEMA);
   await startService({
-    name: 'inventory',
-    description: 'Clusters, hosts (CPU, capacity, liveness) and VMs: where each VM runs.',
+    ...openApiInfo,
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,

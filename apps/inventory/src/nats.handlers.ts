@@ -51,7 +51,8 @@ export class InventoryHandlers {
 
   @MessagePattern(ListHosts.subject)
   async listHosts(r: RequestOf<typeof ListHosts>): Promise<ReplyOf<typeof ListHosts>> {
-    return { hosts: await this.hosts.list(r) };
+    const page = await this.hosts.page(r);
+    return { hosts: page.items, nextCursor: page.nextCursor };
   }
 
   @MessagePattern(GetVm.subject)
@@ -81,7 +82,8 @@ export class InventoryHandlers {
 
   @MessagePattern(ListVms.subject)
   async listVms(r: RequestOf<typeof ListVms>): Promise<ReplyOf<typeof ListVms>> {
-    return { vms: await this.vms.list(r) };
+    const page = await this.vms.page(r);
+    return { vms: page.items, nextCursor: page.nextCursor };
   }
 }
 

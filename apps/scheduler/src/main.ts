@@ -3,6 +3,7 @@ import { ensureDatabaseAndSchema } from '@flexmig/persistence';
 import { authSettingsFromEnv, loadEnv, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
 import { SchedulerEnvSchema } from './config';
 import { SCHEDULER_SCHEMA, SchedulerModule } from './scheduler.module';
+import { openApiInfo } from './openapi';
 
 runMain('scheduler', async () => {
   const env = loadEnv(SchedulerEnvSchema);
@@ -10,8 +11,7 @@ runMain('scheduler', async () => {
   const auth = authSettingsFromEnv(env);
   await ensureDatabaseAndSchema(env.DATABASE_URL, SCHEDULER_SCHEMA);
   await startService({
-    name: 'scheduler',
-    description: 'Migrations: admission, the nine-step saga, recovery and cancellation.',
+    ...openApiInfo,
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,

@@ -1,4 +1,5 @@
-import { ErrorCode, FlexmigError, transientFailure } from './errors';
+import { z } from 'zod';
+import { ErrorCode, FlexmigError, transientFailure, validationError } from './errors';
 
 describe('transientFailure: a dependency down for a moment is retryable UNAVAILABLE, anything else is not', () => {
   const pg = (code: string, message = 'x') => Object.assign(new Error(message), { code });
@@ -24,4 +25,26 @@ describe('transientFailure: a dependency down for a moment is retryable UNAVAILA
     ['a typed error (already says what it is)', new FlexmigError(ErrorCode.Internal, 'Connection terminated')],
     ['not an object', 'ECONNREFUSED'],
   ])('%s', (_what, e) => expect(transientFailure(e)).toBeUndefined());
+});
+
+describe('validationError', () => {
+  it('names the bad fields', () => {
+    const e = validationError('the body', z.object({ a: z.number(), b: z.string() }).strict().safeParse({ a: 'x' }).error!);
+    expect(e.code).toBe('VALIDATION_FAILED');
+    expect((e.details as { issues: { path: string }[] }).issues.map((i) => i.path)).toEqual(['a', 'b']);
+  });
+
+  it('stays small whatever the input: 20 issues at most, each clipped, and the count of the rest', () => {
+    const wide = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, i]));
+    const many = z.object({ ...Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`f${i}`, z.string()])) }).strict();
+    const e = validationError('the body', many.safeParse(wide).error!);
+    const details = e.details as { issues: { path: string; message: string }[]; moreIssues: number };
+    expect(details.issues).toHaveLength(20);
+    expect(details.moreIssues).toBeGreaterThan(0);
+    expect(e.message).toContain(`and ${details.moreIssues} more issue(s)`);
+    expect(JSON.stringify({ message: e.message, details }).length).toBeLessThan(20_000);
+    // the unknown-keys issue names 100,000 keys: clipped
+    const unknown = validationError('the body', z.object({}).strict().safeParse(wide).error!);
+    expect(unknown.message.length).toBeLessThan(1_000);
+  });
 });

@@ -131,11 +131,21 @@ export class FlexmigError extends Error {
 
 export const isFlexmigError = (e: unknown): e is FlexmigError => e instanceof FlexmigError;
 
-/** Turns a zod failure into a VALIDATION_FAILED error that names every bad field. */
+/** At most this many issues, each path and message at most this long, in a VALIDATION_FAILED error. */
+const MAX_ISSUES = 20;
+const MAX_ISSUE_TEXT = 300;
+const clip = (text: string) => (text.length > MAX_ISSUE_TEXT ? `${text.slice(0, MAX_ISSUE_TEXT)}… (${text.length} characters)` : text);
+
+/**
+ * Turns a zod failure into a VALIDATION_FAILED error that names the bad fields: the first 20, each path and
+ * message clipped, and how many more there were. Its size is bounded whatever the input: a body of 100,000
+ * unknown keys gets a short answer that fits a NATS reply, not a message that names every key.
+ */
 export function validationError(what: string, error: z.ZodError): FlexmigError {
-  const issues = error.issues.map((i) => ({ path: i.path.join('.') || '(root)', message: i.message }));
-  const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
-  return new FlexmigError(ErrorCode.ValidationFailed, `${what} is invalid: ${summary}`, { issues });
+  const issues = error.issues.slice(0, MAX_ISSUES).map((i) => ({ path: clip(i.path.join('.') || '(root)'), message: clip(i.message) }));
+  const more = error.issues.length - issues.length;
+  const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ') + (more > 0 ? `; and ${more} more issue(s)` : '');
+  return new FlexmigError(ErrorCode.ValidationFailed, `${what} is invalid: ${summary}`, { issues, ...(more > 0 ? { moreIssues: more } : {}) });
 }
 
 /**
@@ -164,3 +174,10 @@ export function transientFailure(e: unknown): FlexmigError | undefined {
   if (!transient) return err.driverError ? transientFailure(err.driverError) : undefined;
   return new FlexmigError(ErrorCode.Unavailable, `a dependency is unavailable for the moment (${code ? `${code}: ` : ''}${message || 'no message'}); retry`, code ? { cause: code } : undefined);
 }
+
+/**
+ * What travels back on a NATS request's reply subject: the contract's reply as `data`, or the error body.
+ * Plain JSON any language can produce (docs/asyncapi.yaml describes it per subject).
+ */
+export const replyEnvelopeOf = <T extends z.ZodType>(reply: T) =>
+  z.union([z.object({ ok: z.literal(true), data: reply }), z.object({ ok: z.literal(false), error: ErrorBodySchema })]);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PageQuerySchema } from './lists';
 import { defineRequest } from './define';
 import { HostIdSchema, IsoTimeSchema, NameSchema, UuidSchema } from './common';
 import { HostSchema, VmSchema } from './inventory';
@@ -23,9 +24,9 @@ export const SetHostMaintenance = defineRequest({
 
 export const ListVms = defineRequest({
   subject: 'inventory.vm.list',
-  description: 'The VMs of a host and/or a cluster (all when neither is given), oldest first.',
-  request: z.object({ hostId: HostIdSchema.optional(), clusterId: UuidSchema.optional() }),
-  reply: z.object({ vms: z.array(VmSchema) }),
+  description: 'A page of the VMs of a host and/or a cluster (all when neither is given), oldest first (limit, cursor; nextCursor null on the last page).',
+  request: z.object({ hostId: HostIdSchema.optional(), clusterId: UuidSchema.optional(), ...PageQuerySchema.shape }),
+  reply: z.object({ vms: z.array(VmSchema), nextCursor: z.string().nullable() }),
 });
 
 // ---- scheduler: evacuations ----

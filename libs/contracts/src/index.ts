@@ -13,4 +13,6 @@ export * from './events';
 export * from './reconciliation';
 export * from './evacuation';
 export * from './auth';
+export * from './lists';
+export * from './http-views';
 export * from './live';

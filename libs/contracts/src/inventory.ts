@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PageQuerySchema } from './lists';
 import { defineMessage, defineRequest } from './define';
 import { DriverSchema, HostCpuSchema, HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema } from './common';
 
@@ -180,9 +181,9 @@ export const GetHost = defineRequest({
 
 export const ListHosts = defineRequest({
   subject: 'inventory.host.list',
-  description: 'The hosts of a cluster (or all).',
-  request: z.object({ clusterId: UuidSchema.optional() }),
-  reply: z.object({ hosts: z.array(HostSchema) }),
+  description: 'A page of the hosts of a cluster (or all), by id (limit, cursor; nextCursor null on the last page).',
+  request: z.object({ clusterId: UuidSchema.optional(), ...PageQuerySchema.shape }),
+  reply: z.object({ hosts: z.array(HostSchema), nextCursor: z.string().nullable() }),
 });
 
 export const GetVm = defineRequest({

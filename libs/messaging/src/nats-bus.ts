@@ -28,7 +28,6 @@ import { z } from 'zod';
 import {
   CloudEvent,
   ErrorBody,
-  ErrorBodySchema,
   ErrorCode,
   EventContract,
   EventDataOf,
@@ -42,6 +41,7 @@ import {
   EVENTS_STREAM_SUFFIX,
   fillSubject,
   isFlexmigError,
+  replyEnvelopeOf,
   transientFailure,
   validationError,
 } from '@flexmig/contracts';
@@ -84,14 +84,25 @@ export type Params = Record<string, string>;
 /** What travels back on a request's reply subject. Plain JSON any language can produce. */
 export type ReplyEnvelope = { ok: true; data: unknown } | { ok: false; error: ErrorBody };
 
-const ReplyEnvelopeSchema = z.union([
-  z.object({ ok: z.literal(true), data: z.unknown() }),
-  z.object({ ok: z.literal(false), error: ErrorBodySchema }),
-]);
+const ReplyEnvelopeSchema = replyEnvelopeOf(z.unknown());
 
 export const defaultRequestTimeoutMs = 5_000; // long enough for a PostgreSQL commit under load; steps pass their own
-const eventsDuplicateWindowMs = 10 * 60 * 1000; // re-publishes after a crash within 10 min are dropped
-const defaultEventsMaxAgeMs = 7 * 24 * 3600 * 1000; // a week of history for replay
+/**
+ * The events stream's retention and replay policy (docs/events.md; docs/asyncapi.yaml carries it as
+ * `x-flexmig-stream`): file storage, limits retention (subscribers do not consume messages away: each
+ * durable consumer keeps its own position), the oldest dropped first, a week of history to replay, and
+ * re-publishes with the same CloudEvents id within 10 minutes (a crash between publish and ack) dropped.
+ * These are the defaults: a deployment sets replicas, age and size with EVENTS_STREAM_REPLICAS,
+ * EVENTS_MAX_AGE and EVENTS_MAX_BYTES (NatsBusOptions.events).
+ */
+export const EVENTS_STREAM_POLICY = {
+  storage: 'file',
+  retention: 'limits',
+  discard: 'old',
+  maxAgeMs: 7 * 24 * 3600 * 1000,
+  duplicateWindowMs: 10 * 60 * 1000,
+  replicas: 1,
+} as const;
 
 /** JetStream API error code of "stream name already in use" (nats-server's JSStreamNameExistErr). */
 const streamNameInUse = 10058;
@@ -273,7 +284,7 @@ export class NatsBus {
   /** Creates the events stream when missing. Safe to call from every service at start. */
   async ensureEventsStream(): Promise<void> {
     const jsm = await this.jetstreamManager();
-    const maxAgeMs = this.options.events?.maxAgeMs ?? defaultEventsMaxAgeMs;
+    const maxAgeMs = this.options.events?.maxAgeMs ?? EVENTS_STREAM_POLICY.maxAgeMs;
     const config = {
       name: this.eventsStream,
       subjects: [`${this.options.prefix}.${eventsSubjectRoot}.>`],
@@ -281,10 +292,10 @@ export class NatsBus {
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.Old,
       // JetStream refuses a de-duplication window longer than the stream's max age
-      duplicate_window: nanos(Math.min(eventsDuplicateWindowMs, maxAgeMs)),
+      duplicate_window: nanos(Math.min(EVENTS_STREAM_POLICY.duplicateWindowMs, maxAgeMs)),
       max_age: nanos(maxAgeMs),
       max_bytes: this.options.events?.maxBytes ?? -1,
-      num_replicas: this.options.events?.replicas ?? 1,
+      num_replicas: this.options.events?.replicas ?? EVENTS_STREAM_POLICY.replicas,
     };
     try {
       await jsm.streams.info(config.name);

@@ -1,9 +1,10 @@
 import { DynamicModule, INestApplication, Logger, LogLevel, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { BEARER_SCHEME, isFlexmigError } from '@flexmig/contracts';
+import { SwaggerModule } from '@nestjs/swagger';
+import { isFlexmigError } from '@flexmig/contracts';
 import { NatsBus, NatsContractTransport, Params } from '@flexmig/messaging';
 import { ReadinessRegistry } from './health';
+import { openApiDocument } from './openapi/document';
 import { configureHttp } from './http';
 import { type AuthSettings, ConfigurationError } from './auth';
 import { createLogger, type LogFormat } from './observability/logger';
@@ -80,15 +81,7 @@ export async function startService(spec: ServiceSpec): Promise<RunningService> {
     { inheritAppConfig: true },
   );
   if (spec.openApi !== false) {
-    const doc = SwaggerModule.createDocument(
-      app,
-      new DocumentBuilder()
-        .setTitle(`flexmig ${spec.name}`)
-        .setDescription(spec.description)
-        .setVersion(spec.version ?? '0.1.0')
-        .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A flexmig token (docs/security.md, "HTTP")' }, BEARER_SCHEME)
-        .build(),
-    );
+    const doc = openApiDocument(app, { name: spec.name, description: spec.description, version: spec.version });
     SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/docs-json' });
   }
   await app.startAllMicroservices();

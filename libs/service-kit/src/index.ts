@@ -5,4 +5,5 @@ export * from './health';
 export * from './bootstrap';
 export * from './http';
 export * from './auth';
+export * from './openapi';
 export * from './observability';

@@ -10,4 +10,5 @@ export * from './netns';
 export * from './nats-cluster';
 export * from './fuzz';
 export * from './fixtures';
+export * from './openapi';
 export * from './otlp-receiver';

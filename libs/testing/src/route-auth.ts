@@ -5,6 +5,7 @@ import { BEARER_SCHEME, ROLE_EXTENSION, type RoleName, ROLES } from '@flexmig/co
 import { craftedToken, testToken } from './auth';
 import { httpJson, type JsonReply, startTestDatabase, startTestNats, type TestDatabase, type TestNats } from './infra';
 import { freePort, ServiceProcess } from './processes';
+import { validateOpenApi } from './openapi';
 
 /** One HTTP route and the access it declares: what service-kit's `httpRoutesOfModule` reads from a module. */
 export interface HttpRoute {
@@ -24,8 +25,8 @@ const label = (r: HttpRoute) => `${r.method} ${r.path} (${r.access ?? 'no role'}
  * service-kit's `httpRoutesOfModule` of the module definition; nothing is connected), so that a new route is checked as soon as it exists and one
  * without a role fails here (and stops the service from starting): no or a bad token (garbage, expired,
  * another secret, issuer or audience, no `exp` or `sub`) → 401 with a Bearer challenge; a role below the
- * route's → 403; the route's own role → neither. The OpenAPI document declares the bearer scheme and each
- * operation's role. The service runs as a real process (`npm run build` first) on NATS of the suite's own,
+ * route's → 403; the route's own role → neither. The OpenAPI document it serves is valid (swagger-parser) and
+ * declares the bearer scheme and each operation's role. The service runs as a real process (`npm run build` first) on NATS of the suite's own,
  * and PostgreSQL when `database`.
  */
 export function describeRouteAuth(app: string, routes: HttpRoute[], { database = false } = {}): void {
@@ -97,8 +98,9 @@ export function describeRouteAuth(app: string, routes: HttpRoute[], { database =
       for (const path of ['/health/live', '/health/ready', '/metrics']) expect((await fetch(`${base()}${path}`)).status).toBe(200);
     });
 
-    it('declares the bearer scheme and each operation role in its OpenAPI document', async () => {
+    it('serves a valid OpenAPI document that declares the bearer scheme and each operation role', async () => {
       const doc = (await httpJson(base(), 'GET', '/api/docs-json', undefined, { token: null })).body;
+      await expect(validateOpenApi(doc)).resolves.toBeUndefined();
       expect(doc.components.securitySchemes[BEARER_SCHEME]).toMatchObject({ type: 'http', scheme: 'bearer' });
       const declared = Object.entries(doc.paths as Record<string, Record<string, { security?: unknown; [ROLE_EXTENSION]?: string }>>).flatMap(([path, ops]) =>
         Object.entries(ops).map(([method, op]) => ({ route: `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`, security: op.security, role: op[ROLE_EXTENSION] })),

@@ -1,5 +1,5 @@
 import { applyDecorators, Controller, Get, Headers, Inject, Logger, Param, Query, Res } from '@nestjs/common';
-import { ApiHeader, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiHeader, ApiOperation, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { ServerResponse } from 'node:http';
 import { ErrorCode, FlexmigError, isFlexmigError, LastEventIdSchema, LiveEventsQuerySchema, type LiveEventsQuery, liveEventTypes, liveTypeSelected, PROGRESS_EVENT_TYPE, UuidSchema } from '@flexmig/contracts';
 import { ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
@@ -18,7 +18,20 @@ const resumeHeader = { name: 'last-event-id', required: false, description: 'Res
 
 /** What every live stream declares: its role, that it answers text/event-stream, resumes, and how it refuses. */
 const LiveStream = (summary: string) =>
-  applyDecorators(Role('viewer'), ApiOperation({ summary }), ApiProduces('text/event-stream'), ApiHeader(resumeHeader), ErrorResponses(400, 404, 503));
+  applyDecorators(
+    Role('viewer'),
+    ApiOperation({ summary }),
+    ApiProduces('text/event-stream'),
+    ApiHeader(resumeHeader),
+    ApiResponse({
+      status: 200,
+      description:
+        'Server-Sent Events: `event` is the type; `data` the whole CloudEvent as JSON (docs/events/schemas), or for migration.progress a progress sample; ' +
+        '`id` (not on progress samples) is what Last-Event-ID resumes after.',
+      content: { 'text/event-stream': { schema: { type: 'string' } } },
+    }),
+    ErrorResponses(400, 404, 503),
+  );
 
 /**
  * The live streams (Server-Sent Events) of libs/contracts/src/live.ts. Each stream takes a slot

@@ -1,9 +1,8 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
-import { Public } from '@flexmig/service-kit';
+import { mergeOpenApi, type OpenApiDocument, Public } from '@flexmig/service-kit';
 import { CONSOLE_CONFIG, type ConsoleConfig, serviceNames, serviceUrlVariable } from '../config';
-import { mergeOpenApi, type OpenApiDocument } from './merge-openapi';
 
 /**
  * `/api/v1/openapi.json`: the services' documents (`/api/docs-json`, public like this one) and the

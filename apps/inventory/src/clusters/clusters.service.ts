@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { Cluster, CreateCluster, DEFAULT_ALLOCATION_RATIOS, HOST_PASSTHROUGH_BASELINE, IMC_OFF, UpdateAllocationRatios } from '@flexmig/contracts';
-import { isUniqueViolation } from '@flexmig/persistence';
+import { Cluster, type ClusterDetail, CreateCluster, DEFAULT_ALLOCATION_RATIOS, HOST_PASSTHROUGH_BASELINE, IMC_OFF, type Page, type PageQuery, UpdateAllocationRatios } from '@flexmig/contracts';
+import { isUniqueViolation, keysetPage } from '@flexmig/persistence';
 import { ClusterEntity, HostEntity } from '../entities';
 import { clusterView, hostView, ratiosOf } from '../views';
 import { clusterNameTaken, clusterNotFound } from '../errors';
@@ -45,8 +45,10 @@ export class ClustersService {
     return clusterView(await repo.findOneByOrFail({ id }));
   }
 
-  async list(): Promise<Cluster[]> {
-    return (await this.db.getRepository(ClusterEntity).find({ order: { createdAt: 'ASC' } })).map(clusterView);
+  /** A page of clusters, oldest first. */
+  async page(q: PageQuery): Promise<Page<Cluster>> {
+    const { rows, nextCursor } = await keysetPage(this.db.getRepository(ClusterEntity).createQueryBuilder('c'), { keys: ['created_at', 'id'], idKey: 'id', direction: 'ASC', page: q });
+    return { items: rows.map(clusterView), nextCursor };
   }
 
   async entity(id: string, m: EntityManager = this.db.manager): Promise<ClusterEntity> {
@@ -56,7 +58,7 @@ export class ClustersService {
   }
 
   /** The cluster with its hosts and the baseline its VMs get by default. */
-  async detail(id: string) {
+  async detail(id: string): Promise<ClusterDetail> {
     const cluster = await this.entity(id);
     const hosts = await this.db.getRepository(HostEntity).find({ where: { clusterId: id }, order: { id: 'ASC' } });
     const held = await allocations(this.db.manager, hosts.map((h) => h.id));

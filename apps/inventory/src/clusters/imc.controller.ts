@@ -2,8 +2,10 @@ import { Body, Controller, Get, HttpCode, Param, Post, Put } from '@nestjs/commo
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import {
   AutoImcModeSchema,
+  AutoImcResultSchema,
   ClusterImcPlanSchema,
   ClusterImcSchema,
+  ImcChangeSchema,
   ModeVerificationSchema,
   SetImcModeSchema,
   UuidSchema,
@@ -46,6 +48,7 @@ export class ImcController {
       'Set the mode: a mode name, "off" (host passthrough) or null (unset). Refused (422) when a host lacks it, (409) when running VMs use a higher baseline; nothing changes then.',
   })
   @ApiZodBody(SetImcModeSchema)
+  @ApiZodResponse(200, ImcChangeSchema, 'what changed')
   @ErrorResponses(400, 404, 409, 422)
   set(@Param('id', new ZodPipe(UuidSchema, 'cluster id')) id: string, @Body(new ZodPipe(SetImcModeSchema)) body: SetImcMode, @Caller() caller: Principal) {
     // who changed it is the token's subject; a `by` in the body is ignored (it is anyone's to write)
@@ -68,6 +71,7 @@ export class ImcController {
   @HttpCode(200)
   @ApiOperation({ summary: "Try the modes of the hosts' ladder from the highest down; set the first every host passes; report each try." })
   @ApiZodBody(AutoImcModeSchema)
+  @ApiZodResponse(200, AutoImcResultSchema, 'the mode set, each mode tried, and the change')
   @ErrorResponses(400, 404, 409, 422)
   auto(@Param('id', new ZodPipe(UuidSchema, 'cluster id')) id: string, @Body(new ZodPipe(AutoImcModeSchema)) _body: AutoImcMode, @Caller() caller: Principal) {
     return this.imc.auto(id, caller.sub);

@@ -2,6 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In } from 'typeorm';
 import {
+  type AutoImcResult,
+  type AutoImcTry,
   ClusterImc,
   ClusterImcModeChanged,
   ClusterImcPlan,
@@ -9,6 +11,7 @@ import {
   FlexmigError,
   HOST_PASSTHROUGH_BASELINE,
   IMC_OFF,
+  type ImcChange,
   ListCpuModes,
   ModeVerification,
   VerifyCpuMode,
@@ -24,23 +27,6 @@ const LIVE_VM_STATES: VmEntity['state'][] = ['starting', 'running'];
 /** A mode as the service handles it: a canonical catalog name, IMC off, or unset. */
 type Mode = { kind: 'named'; name: string } | { kind: 'off' } | { kind: 'unset' };
 const modeValue = (m: Mode): string | null => (m.kind === 'named' ? m.name : m.kind === 'off' ? IMC_OFF : null);
-
-export interface ImcChange {
-  clusterId: string;
-  previousMode: string | null;
-  mode: string | null;
-  changed: boolean;
-  by: string;
-  /** The check of every host against the new mode (named modes only). */
-  verification?: ModeVerification;
-}
-
-export interface AutoTry {
-  mode: string;
-  pass: boolean;
-  /** Hosts that fail the mode, with the features they lack. */
-  failing: { hostId: string; missing: string[]; vendorMismatch: boolean }[];
-}
 
 // ---- pre-checks: each raises one error (STYLE.md 7) ----
 
@@ -185,14 +171,14 @@ export class ImcService {
   }
 
   /** Tries the modes of the hosts' ladder from the highest down and sets the first every host passes. */
-  async auto(clusterId: string, by: string): Promise<{ clusterId: string; mode: string; tries: AutoTry[]; change: ImcChange }> {
+  async auto(clusterId: string, by: string): Promise<AutoImcResult> {
     const cluster = await this.cluster(this.db.manager, clusterId);
     const hosts = await this.hosts(this.db.manager, clusterId);
     if (hosts.length === 0) throw noHosts(cluster);
     const vendors = [...new Set(hosts.map((h) => h.cpuVendor))].sort();
     if (vendors.length > 1) throw mixedVendors(cluster, vendors);
     const ladder = await this.bus.request(ListCpuModes, { vendor: vendors[0] as 'Intel' });
-    const tries: AutoTry[] = [];
+    const tries: AutoImcTry[] = [];
     for (const candidate of ladder.modes) {
       const v = await this.verifyHosts(candidate.name, hosts);
       tries.push({ mode: v.mode, pass: v.pass, failing: v.hosts.filter((h) => !h.pass).map((h) => ({ hostId: h.hostId, missing: h.missing, vendorMismatch: h.vendorMismatch })) });

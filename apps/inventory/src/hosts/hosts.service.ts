@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { ErrorCode, FlexmigError, Host, HostDown, HostHeartbeat, HostRegistered, HostRegistration, HostUp, Cluster, IMC_OFF, MessageOf, vmDigest } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, Host, HostDown, HostHeartbeat, HostRegistered, HostRegistration, HostUp, Cluster, IMC_OFF, MessageOf, vmDigest, type Page, type PageQuery } from '@flexmig/contracts';
 import { EventPublisher } from '@flexmig/messaging';
-import { queryReturning } from '@flexmig/persistence';
+import { keysetPage, queryReturning } from '@flexmig/persistence';
 import { Counter, Gauge } from 'prom-client';
 
 const hostsByState = new Gauge({
@@ -224,6 +224,16 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     const h = await this.entity(id);
     const ratios = ratiosIn(await clusterRatios(this.db.manager, [h.clusterId]), h.clusterId);
     return hostView(h, (await allocations(this.db.manager, [id])).get(id) ?? none, ratios);
+  }
+
+  /** A page of hosts by id, with what each holds and may hold (for the page's hosts only: a page costs the same at any fleet size). */
+  async page(q: { clusterId?: string } & PageQuery): Promise<Page<Host>> {
+    const qb = this.db.getRepository(HostEntity).createQueryBuilder('h');
+    if (q.clusterId) qb.andWhere('h.cluster_id = :clusterId', { clusterId: q.clusterId });
+    const { rows, nextCursor } = await keysetPage(qb, { keys: ['id'], idKey: 'id', direction: 'ASC', page: q });
+    const held = await allocations(this.db.manager, rows.map((h) => h.id));
+    const ratios = await clusterRatios(this.db.manager, rows.map((h) => h.clusterId));
+    return { items: rows.map((h) => hostView(h, held.get(h.id) ?? none, ratiosIn(ratios, h.clusterId))), nextCursor };
   }
 
   /** `m`: the caller's transaction, when it holds locks (no second pool connection then). */

@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import { keysetPage } from '@flexmig/persistence';
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
-import { CreateVm, ErrorCode, FlexmigError, HOST_PASSTHROUGH_BASELINE, hostCapacity, IMC_OFF, StartVm, Vm, VmStarted } from '@flexmig/contracts';
+import { CreateVm, ErrorCode, type Page, type PageQuery, FlexmigError, HOST_PASSTHROUGH_BASELINE, hostCapacity, IMC_OFF, StartVm, Vm, VmStarted } from '@flexmig/contracts';
 import { EventPublisher, NatsBus } from '@flexmig/messaging';
 import { ClusterEntity, HostEntity, ReservationEntity, VmEntity } from '../entities';
 import { vmView } from '../views';
@@ -141,6 +142,15 @@ export class VmsService {
     const vm = await this.db.getRepository(VmEntity).findOneBy({ id });
     if (!vm) throw vmNotFound(id);
     return vmView(vm);
+  }
+
+  /** A page of VMs, oldest first (created_at, id), with the filters kept. */
+  async page(q: { hostId?: string; clusterId?: string } & PageQuery): Promise<Page<Vm>> {
+    const qb = this.db.getRepository(VmEntity).createQueryBuilder('v');
+    if (q.hostId) qb.andWhere('v.host_id = :hostId', { hostId: q.hostId });
+    if (q.clusterId) qb.andWhere('v.cluster_id = :clusterId', { clusterId: q.clusterId });
+    const { rows, nextCursor } = await keysetPage(qb, { keys: ['created_at', 'id'], idKey: 'id', direction: 'ASC', page: q });
+    return { items: rows.map(vmView), nextCursor };
   }
 
   async list(filter: { hostId?: string; clusterId?: string }): Promise<Vm[]> {

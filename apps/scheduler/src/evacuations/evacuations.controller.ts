@@ -1,12 +1,12 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { CreateEvacuationSchema, EvacuationViewSchema, HostIdSchema, UuidSchema } from '@flexmig/contracts';
+import { CreateEvacuationSchema, EvacuationViewSchema, HostIdSchema, PageQuerySchema, UuidSchema } from '@flexmig/contracts';
 import type { CreateEvacuation } from '@flexmig/contracts';
-import { ApiZodBody, ApiZodResponse, Caller, ErrorResponses, type Principal, Role, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, Caller, ErrorResponses, type Principal, Role, ZodPipe } from '@flexmig/service-kit';
 import { EvacuationsService } from './evacuations.service';
 
-const ListQuerySchema = z.object({ hostId: HostIdSchema.optional() }).strict();
+const ListQuerySchema = z.object({ hostId: HostIdSchema.optional(), ...PageQuerySchema.shape }).strict();
 
 @ApiTags('evacuations')
 @Controller('api/v1/evacuations')
@@ -30,10 +30,12 @@ export class EvacuationsController {
 
   @Get()
   @Role('viewer')
-  @ApiOperation({ summary: 'Evacuations, newest first; filter by host.' })
-  @ApiQuery({ name: 'hostId', required: false })
-  async list(@Query(new ZodPipe(ListQuerySchema, 'query')) q: z.infer<typeof ListQuerySchema>) {
-    return { items: await this.evacuations.list(q) };
+  @ApiOperation({ summary: 'Evacuations, newest first, a page at a time (limit, cursor); filter by host.' })
+  @ApiZodQuery(ListQuerySchema)
+  @ApiZodList(EvacuationViewSchema, 'a page of evacuations')
+  @ErrorResponses(400)
+  list(@Query(new ZodPipe(ListQuerySchema, 'query')) q: z.infer<typeof ListQuerySchema>) {
+    return this.evacuations.page(q);
   }
 
   @Get(':id')

@@ -2,15 +2,12 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { ErrorCode, EvacuationView, FlexmigError, GetHost, isFlexmigError, ListVms, SetHostMaintenance, Vm } from '@flexmig/contracts';
-import { NatsBus } from '@flexmig/messaging';
-import { isUniqueViolation } from '@flexmig/persistence';
+import { ErrorCode, EvacuationView, FlexmigError, GetHost, isFlexmigError, ListVms, type Page, type PageQuery, SetHostMaintenance, Vm } from '@flexmig/contracts';
+import { NatsBus, requestAllPages } from '@flexmig/messaging';
+import { isUniqueViolation, keysetPage } from '@flexmig/persistence';
 import { EvacuationEntity, EvacuationItemRecord } from './evacuation.entity';
 import { evacuationView, failureOf, MigrationFacts } from './evacuation-view';
 import { MIGRATION_REQUESTER, MigrationRequester } from './migration-requester';
-
-/** GET /evacuations shows the newest ones; older ones stay in the table. */
-const listLimit = 200;
 
 const alreadyEvacuating = (hostId: string, evacuationId?: string) =>
   new FlexmigError(
@@ -70,7 +67,7 @@ export class EvacuationsService {
     let vms: Vm[];
     try {
       await this.bus.request(SetHostMaintenance, { hostId, maintenance: true });
-      ({ vms } = await this.bus.request(ListVms, { hostId }));
+      vms = await requestAllPages(this.bus, ListVms, { hostId }, (r) => r.vms);
     } catch (e) {
       // nothing was asked for yet: undo the record, so that the request can simply be repeated
       await repo.delete({ id: row.id });
@@ -119,12 +116,13 @@ export class EvacuationsService {
     return this.refresh(row);
   }
 
-  async list(filter: { hostId?: string } = {}): Promise<EvacuationView[]> {
-    const rows = await this.db
-      .getRepository(EvacuationEntity)
-      .find({ where: filter.hostId ? { hostId: filter.hostId } : {}, order: { createdAt: 'DESC' }, take: listLimit });
+  /** A page of evacuations, newest first (created_at, id), with the filter kept. */
+  async page(q: { hostId?: string } & PageQuery): Promise<Page<EvacuationView>> {
+    const qb = this.db.getRepository(EvacuationEntity).createQueryBuilder('e');
+    if (q.hostId) qb.andWhere('e.host_id = :hostId', { hostId: q.hostId });
+    const { rows, nextCursor } = await keysetPage(qb, { keys: ['created_at', 'id'], idKey: 'id', direction: 'DESC', page: q });
     const facts = await this.migrationFacts(rows.flatMap((r) => r.items.map((i) => i.migrationId)));
-    return Promise.all(rows.map((r) => this.refresh(r, facts)));
+    return { items: await Promise.all(rows.map((r) => this.refresh(r, facts))), nextCursor };
   }
 
   /** The view, from the migrations as they are now; records the end the first time it is seen. */

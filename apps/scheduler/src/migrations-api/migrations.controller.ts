@@ -1,12 +1,12 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { CancelMigrationSchema, CreateMigrationSchema, MigrationStateSchema, MigrationViewSchema, UuidSchema } from '@flexmig/contracts';
+import { CancelMigrationSchema, CreateMigrationSchema, MigrationStateSchema, MigrationViewSchema, PageQuerySchema, UuidSchema } from '@flexmig/contracts';
 import type { CreateMigration } from '@flexmig/contracts';
-import { ApiZodBody, ApiZodResponse, Caller, ErrorResponses, type Principal, Role, ZodPipe } from '@flexmig/service-kit';
+import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, Caller, ErrorResponses, type Principal, Role, ZodPipe } from '@flexmig/service-kit';
 import { MigrationsService } from './migrations.service';
 
-const ListQuerySchema = z.object({ vmId: UuidSchema.optional(), state: MigrationStateSchema.optional() }).strict();
+const ListQuerySchema = z.object({ vmId: UuidSchema.optional(), state: MigrationStateSchema.optional(), ...PageQuerySchema.shape }).strict();
 
 @ApiTags('migrations')
 @Controller('api/v1/migrations')
@@ -26,11 +26,12 @@ export class MigrationsController {
 
   @Get()
   @Role('viewer')
-  @ApiOperation({ summary: 'Migrations, newest first; filter by VM or state.' })
-  @ApiQuery({ name: 'vmId', required: false })
-  @ApiQuery({ name: 'state', required: false, enum: MigrationStateSchema.options })
-  async list(@Query(new ZodPipe(ListQuerySchema, 'query')) q: z.infer<typeof ListQuerySchema>) {
-    return { items: await this.migrations.list(q) };
+  @ApiOperation({ summary: 'Migrations, newest first, a page at a time (limit, cursor); filter by VM or state.' })
+  @ApiZodQuery(ListQuerySchema)
+  @ApiZodList(MigrationViewSchema, 'a page of migrations')
+  @ErrorResponses(400)
+  list(@Query(new ZodPipe(ListQuerySchema, 'query')) q: z.infer<typeof ListQuerySchema>) {
+    return this.migrations.page(q);
   }
 
   @Get(':id')
@@ -47,6 +48,7 @@ export class MigrationsController {
   @HttpCode(202)
   @ApiOperation({ summary: 'Cancel before the point of no return (step 7): the completed steps are undone in reverse.' })
   @ApiZodBody(CancelMigrationSchema)
+  @ApiZodResponse(202, MigrationViewSchema, 'the migration, cancelling')
   @ErrorResponses(400, 404, 409)
   cancel(
     @Param('id', new ZodPipe(UuidSchema, 'migration id')) id: string,

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { DataSource, FindOptionsWhere } from 'typeorm';
+import { DataSource } from 'typeorm';
 import {
   CreateMigration,
   ErrorCode,
@@ -16,9 +16,11 @@ import {
   MigrationView,
   TERMINAL_MIGRATION_STATES,
   Vm,
+  type Page,
+  type PageQuery,
 } from '@flexmig/contracts';
 import { NatsBus, traceparentOf } from '@flexmig/messaging';
-import { isUniqueViolation } from '@flexmig/persistence';
+import { isUniqueViolation, keysetPage } from '@flexmig/persistence';
 import { canCancel, createSaga, DEFAULT_POLICY, stepDefinition, summarize } from '@flexmig/saga';
 import type { Attention, SagaPolicyInput } from '@flexmig/saga';
 import { MigrationEntity } from '../entities';
@@ -154,14 +156,15 @@ export class MigrationsService {
     return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined, resolved);
   }
 
-  async list(filter: { vmId?: string; state?: string }): Promise<MigrationView[]> {
-    const where: FindOptionsWhere<MigrationEntity> = {};
-    if (filter.vmId) where.vmId = filter.vmId;
-    if (filter.state) where.state = filter.state;
-    const rows = await this.db.getRepository(MigrationEntity).find({ where, order: { createdAt: 'DESC' }, take: 500 });
+  /** A page of migrations, newest first (created_at, id), with the filters kept. */
+  async page(q: { vmId?: string; state?: string } & PageQuery): Promise<Page<MigrationView>> {
+    const qb = this.db.getRepository(MigrationEntity).createQueryBuilder('m');
+    if (q.vmId) qb.andWhere('m.vm_id = :vmId', { vmId: q.vmId });
+    if (q.state) qb.andWhere('m.state = :state', { state: q.state });
+    const { rows, nextCursor } = await keysetPage(qb, { keys: ['created_at', 'id'], idKey: 'id', direction: 'DESC', page: q });
     const positions = rows.some((r) => r.state === 'queued') ? await this.queuePositions() : undefined;
     const resolved = await this.resolutions.of(rows.filter((r) => r.state === 'failed-needs-attention').map((r) => r.id));
-    return rows.map((r) => this.view(r, positions, resolved));
+    return { items: rows.map((r) => this.view(r, positions, resolved)), nextCursor };
   }
 
   /** `by`: the caller (bearer token `sub`), recorded in the saga and in migration.cancelled. */

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { CpuVerdict, ErrorCode, FlexmigError, ListHosts, TERMINAL_MIGRATION_STATES, Verdict, Vm } from '@flexmig/contracts';
-import { NatsBus } from '@flexmig/messaging';
+import { NatsBus, requestAllPages } from '@flexmig/messaging';
 import { cheapRuleFailure, choosePlacement, InboundLoad, noInboundLoad, Placement, PlacementVm } from './placement';
 
 /** A placement that found a host (what `place` answers; the view's `placement` field has this shape). */
@@ -26,7 +26,7 @@ export class PlacementService {
    * error, not as "no host".
    */
   async place(vm: Vm): Promise<ChosenPlacement> {
-    const [{ hosts }, inbound] = await Promise.all([this.bus.request(ListHosts, { clusterId: vm.clusterId }), this.inboundLoad(vm.clusterId)]);
+    const [hosts, inbound] = await Promise.all([requestAllPages(this.bus, ListHosts, { clusterId: vm.clusterId }, (r) => r.hosts), this.inboundLoad(vm.clusterId)]);
     const target: PlacementVm = vm;
     // a verdict only for the hosts that pass every other rule: the others are passed over anyway
     const candidates = hosts.filter((h) => cheapRuleFailure(target, h, inbound[h.id] ?? noInboundLoad) === null);

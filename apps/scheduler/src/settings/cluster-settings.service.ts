@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { z } from 'zod';
-import { MigrationPolicy, MigrationPolicyInputSchema, MigrationPolicySchema } from '@flexmig/contracts';
+import { type ClusterSettings, MigrationPolicy, MigrationPolicyInputSchema, MigrationPolicySchema } from '@flexmig/contracts';
 import { ClusterSettingsEntity } from '../entities';
 import { MigrationLimits, SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 
@@ -19,15 +19,6 @@ export const ClusterSettingsInputSchema = z
   .object({ limits: LimitsInputSchema.optional(), policy: MigrationPolicyInputSchema.strict().optional() })
   .strict();
 export type ClusterSettingsInput = z.infer<typeof ClusterSettingsInputSchema>;
-
-export interface ClusterSettings {
-  clusterId: string;
-  /** Effective limits (0 = unlimited) and which of them the cluster sets itself. */
-  limits: MigrationLimits;
-  overrides: { limits: Partial<MigrationLimits>; policy: Partial<MigrationPolicy> };
-  /** The policy a migration in this cluster gets unless the request overrides fields of it. */
-  policy: MigrationPolicy;
-}
 
 /** Admission limits and migration policy per cluster, over the environment's defaults. */
 @Injectable()

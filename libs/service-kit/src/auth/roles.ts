@@ -1,6 +1,7 @@
 import { SetMetadata, applyDecorators } from '@nestjs/common';
-import { ApiBearerAuth, ApiExtension, ApiResponse } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiExtension } from '@nestjs/swagger';
 import { BEARER_SCHEME, ROLE_EXTENSION, type RoleName } from '@flexmig/contracts';
+import { ApiErrorResponse } from '../zod';
 
 // The three roles (ROLES, in @flexmig/contracts: DESIGN.md "Trust"): `viewer` reads, `operator` runs VMs,
 // migrations, evacuations and maintenance, `admin` changes clusters, IMC modes and settings.
@@ -26,8 +27,8 @@ export const Role = (role: RoleName) =>
     SetMetadata(ROUTE_ACCESS, role),
     ApiBearerAuth(BEARER_SCHEME),
     ApiExtension(ROLE_EXTENSION, role),
-    ApiResponse({ status: 401, description: 'UNAUTHENTICATED: no valid bearer token' }),
-    ApiResponse({ status: 403, description: `FORBIDDEN: the token's roles do not include ${role}` }),
+    ApiErrorResponse(401),
+    ApiErrorResponse(403, `FORBIDDEN: the token's roles do not include ${role}`),
   );
 
 /** A route anyone may call without a token: only health probes and metrics. */

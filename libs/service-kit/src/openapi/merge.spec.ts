@@ -1,4 +1,4 @@
-import { mergeOpenApi, type OpenApiDocument } from './merge-openapi';
+import { mergeOpenApi, type OpenApiDocument } from './merge';
 
 const doc = (paths: Record<string, Record<string, unknown>>, schemas: Record<string, unknown> = {}): OpenApiDocument => ({
   openapi: '3.0.0',

@@ -1,0 +1,29 @@
+import type { ReplyOf, RequestContract, RequestOf } from '@flexmig/contracts';
+import type { NatsBus } from './nats-bus';
+
+/**
+ * Items per page when a service collects a whole NATS list: a page of hosts with their CPU feature lists
+ * stays well under NATS's 1 MiB message limit (a host is ~2 KiB), where 1,000 would not.
+ */
+export const COLLECT_PAGE_LIMIT = 200;
+
+/**
+ * Every item of a paged NATS list (a request with `limit`/`cursor`, a reply with `nextCursor`), page after
+ * page: for the callers that need the whole set (placement needs every host of the cluster).
+ */
+export async function requestAllPages<C extends RequestContract, T>(
+  bus: Pick<NatsBus, 'request'>,
+  contract: C,
+  request: Omit<RequestOf<C>, 'limit' | 'cursor'>,
+  items: (reply: ReplyOf<C>) => T[],
+  opts: { timeoutMs?: number } = {},
+): Promise<T[]> {
+  const all: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const reply = await bus.request(contract, { ...request, limit: COLLECT_PAGE_LIMIT, ...(cursor ? { cursor } : {}) } as RequestOf<C>, opts);
+    all.push(...items(reply));
+    cursor = (reply as { nextCursor?: string | null }).nextCursor ?? undefined;
+  } while (cursor);
+  return all;
+}

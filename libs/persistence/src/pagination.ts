@@ -1,0 +1,44 @@
+import { type ObjectLiteral, type SelectQueryBuilder } from 'typeorm';
+import { ErrorCode, FlexmigError, type PageQuery } from '@flexmig/contracts';
+
+/** The cursor of a page: the id of its last item, made opaque (and versioned, to change its form later). */
+export const encodeCursor = (id: string): string => Buffer.from(`v1:${id}`).toString('base64url');
+
+export function decodeCursor(cursor: string): string {
+  const text = Buffer.from(cursor, 'base64url').toString();
+  if (!text.startsWith('v1:') || text.length < 4) {
+    throw new FlexmigError(ErrorCode.ValidationFailed, 'the cursor is not one this list gave: pass the nextCursor of the previous page as it was, or leave it out to start again', { cursor });
+  }
+  return text.slice(3);
+}
+
+/**
+ * One page of a keyset-paginated list: the rows of `qb` (its filters set, no order) after the cursor's row,
+ * in the order of `keys` (columns of the query's alias, the last one unique: `['created_at', 'id']` or
+ * `['id']`), at most `page.limit`, and the cursor of the next page. Stable under inserts and deletes
+ * elsewhere: a page starts after the row the cursor names, not at an offset. A cursor whose row is gone
+ * is refused (list again from the start).
+ */
+export async function keysetPage<E extends ObjectLiteral>(
+  qb: SelectQueryBuilder<E>,
+  o: { keys: string[]; idKey: keyof E & string; direction: 'ASC' | 'DESC'; page: PageQuery },
+): Promise<{ rows: E[]; nextCursor: string | null }> {
+  const alias = qb.alias;
+  const table = qb.expressionMap.mainAlias!.metadata.tablePath;
+  const idColumn = qb.expressionMap.mainAlias!.metadata.findColumnWithPropertyName(o.idKey)!.databaseName;
+  const cols = o.keys.map((k) => `${alias}.${k}`).join(', ');
+  if (o.page.cursor) {
+    const id = decodeCursor(o.page.cursor);
+    const found = await qb.connection.query(`SELECT 1 FROM ${table} WHERE ${idColumn} = $1`, [id]).catch(() => []);
+    if (found.length === 0) {
+      throw new FlexmigError(ErrorCode.ValidationFailed, 'the cursor names an item that is no longer listed: list again from the start (without cursor)', { cursor: o.page.cursor });
+    }
+    const op = o.direction === 'ASC' ? '>' : '<';
+    qb.andWhere(`(${cols}) ${op} (SELECT ${o.keys.map((k) => `c.${k}`).join(', ')} FROM ${table} c WHERE c.${idColumn} = :cursorId)`, { cursorId: id });
+  }
+  for (const [i, k] of o.keys.entries()) (i === 0 ? qb.orderBy : qb.addOrderBy).call(qb, `${alias}.${k}`, o.direction);
+  const rows = await qb.limit(o.page.limit + 1).getMany();
+  const more = rows.length > o.page.limit;
+  const pageRows = more ? rows.slice(0, o.page.limit) : rows;
+  return { rows: pageRows, nextCursor: more ? encodeCursor(String(pageRows.at(-1)![o.idKey])) : null };
+}

@@ -1,0 +1,3 @@
+export { apiSchema, componentName } from './components';
+export * from './document';
+export * from './merge';
