@@ -2,15 +2,19 @@
  * The deployment files against the code they deploy: docker-compose.yml, the Helm chart in
  * deploy/helm/flexmig and .env.example must set only variables the services read (a misspelt name is
  * silently ignored at run time, so only a test can catch it), and the stack must have what DESIGN.md
- * "Running it" promises. No Docker engine or helm binary is needed: the files are parsed, not run.
+ * "Running it" promises. No Docker engine is needed: docker-compose.yml is checked by `docker-compose config`
+ * and parsed; the chart is linted and rendered by a real helm (tools/helm.mjs) and what it renders is
+ * validated against the Kubernetes schemas and the Pod Security "restricted" rules (deploy/test-helpers.ts).
  *
  * Variable names come from the env schemas themselves (zod objects in the config sources below), with a
  * deliberately simple parser: keys are the UPPER_CASE names before a colon inside a `...EnvSchema = ...;`
  * declaration, and a declaration that mentions another schema (`CommonEnvSchema.extend(...)`) includes it.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
+import { Chart, type RenderOptions, restrictedViolations, validateManifests } from './test-helpers';
 
 const root = path.resolve(__dirname, '..');
 const read = (rel: string) => readFileSync(path.join(root, rel), 'utf8');
@@ -107,7 +111,17 @@ describe('the env schemas, as this test reads them', () => {
   // Guards the parser itself: if a refactor of the config files hides the variables from it, say so
   // here rather than pass every check below vacuously.
   it('finds the common, database and per-service variables', () => {
-    expect([...commonVars.keys()].sort()).toEqual(['LOG_FORMAT', 'LOG_LEVEL', 'NATS_CREDS', 'NATS_TLS_CA', 'NATS_URL', 'SUBJECT_PREFIX']);
+    expect([...commonVars.keys()].sort()).toEqual([
+      'EVENTS_MAX_AGE',
+      'EVENTS_MAX_BYTES',
+      'EVENTS_STREAM_REPLICAS',
+      'LOG_FORMAT',
+      'LOG_LEVEL',
+      'NATS_CREDS',
+      'NATS_TLS_CA',
+      'NATS_URL',
+      'SUBJECT_PREFIX',
+    ]);
     expect([...databaseVars.keys()]).toEqual(['DATABASE_URL']);
     for (const app of apps) {
       for (const common of commonVars.keys()) expect(reads[app].has(common)).toBe(true);
@@ -146,6 +160,13 @@ describe('docker-compose.yml', () => {
     if (Array.isArray(d)) return Object.fromEntries(d.map((n: string) => [n, 'service_started']));
     return Object.fromEntries(Object.entries(d).map(([n, c]: [string, any]) => [n, c?.condition ?? 'service_started']));
   };
+
+  it('is valid for docker-compose itself (docker-compose config -q)', () => {
+    // Debian's docker-compose package (.ci/run installs it when missing); no Docker engine is needed to check the file
+    const r = spawnSync('docker-compose', ['config', '-q'], { cwd: root, encoding: 'utf8' });
+    if (r.error) throw new Error(`docker-compose is not installed (apt-get install docker-compose): ${r.error.message}`);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+  });
 
   it('runs NATS with JetStream on a volume', () => {
     const nats = services.nats;
@@ -212,126 +233,241 @@ describe('docker-compose.yml', () => {
   });
 });
 
-// ---- the Helm chart ----
+// ---- the Helm chart, rendered by a real helm (tools/helm.mjs) ----
 describe('deploy/helm/flexmig', () => {
-  const chartDir = 'deploy/helm/flexmig';
-  const templateFiles: Record<string, App | 'all' | 'database' | null> = {
-    '_helpers.tpl': null,
-    'NOTES.txt': null,
-    'configmap.yaml': 'all',
-    'secret.yaml': 'database',
-    'inventory.yaml': 'inventory',
-    'scheduler.yaml': 'scheduler',
-    'cpu-compat.yaml': 'cpu-compat',
-    'agent-daemonset.yaml': 'agent',
+  const chart = new Chart(path.join(root, 'deploy/helm/flexmig'));
+  /** The value sets CI renders: every example an operator may start from, and the chart's own corners. */
+  const sets: Record<string, RenderOptions> = {
+    // the defaults, with the one thing they lack on purpose (a way to check tokens)
+    default: { set: ['auth.jwtSecret.existingSecret=flexmig-jwt'] },
+    dev: { values: ['deploy/helm/test-values/dev.yaml'] },
+    'existing secrets (production)': { values: ['deploy/helm/examples/production.yaml'] },
+    'secrets from files': { values: ['deploy/helm/test-values/files-secrets.yaml'] },
+    'qemu with KVM (device plugin)': { values: ['deploy/helm/examples/production.yaml', 'deploy/helm/examples/qemu-kvm.yaml'] },
+    'qemu privileged': { values: ['deploy/helm/examples/production.yaml', 'deploy/helm/examples/qemu-privileged.yaml'] },
+    'monitoring on (Prometheus Operator CRDs)': { values: ['deploy/helm/examples/production.yaml'], apiVersions: ['monitoring.coreos.com/v1'] },
+    'NATS cluster and external PostgreSQL (HA)': { values: ['deploy/helm/examples/production.yaml', 'deploy/helm/examples/ha.yaml'] },
   };
-  const template = (f: string) => read(`${chartDir}/templates/${f}`);
+  const rendered = Object.fromEntries(Object.entries(sets).map(([name, o]) => [name, chart.render(o)]));
+  const objects = (set: string) => rendered[set].objects;
+  const find = (set: string, kind: string, component?: string) =>
+    objects(set).filter((o) => o.kind === kind && (component === undefined || o.metadata?.labels?.['app.kubernetes.io/component'] === component));
+  const one = (set: string, kind: string, component?: string) => {
+    const found = find(set, kind, component);
+    expect(found.map((o) => `${o.kind}/${o.metadata.name}`)).toHaveLength(1);
+    return found[0];
+  };
+  const podSpecs = (set: string) =>
+    objects(set)
+      .filter((o) => ['Deployment', 'DaemonSet'].includes(o.kind))
+      .map((o) => ({ component: o.metadata.labels['app.kubernetes.io/component'] as string, kind: o.kind as string, spec: o.spec.template.spec }));
 
-  it('has Chart.yaml, values.yaml and every template', () => {
-    const chart = parseYaml(read(`${chartDir}/Chart.yaml`));
-    expect(chart.apiVersion).toBe('v2');
-    expect(chart.name).toBe('flexmig');
-    expect(chart.version).toMatch(/^\d+\.\d+\.\d+/);
-    for (const f of Object.keys(templateFiles)) expect(existsSync(path.join(root, chartDir, 'templates', f))).toBe(true);
+  it.each(Object.keys(sets))('lints with helm lint --strict: %s', (set) => {
+    expect(chart.lint(sets[set])).toEqual({ ok: true, output: expect.stringContaining('0 chart(s) failed') });
   });
 
-  const values = parseYaml(read(`${chartDir}/values.yaml`));
-
-  it('values.yaml has the image, the infrastructure URLs and replicas per service', () => {
-    expect(typeof values.image.repository).toBe('string');
-    expect(values.nats.url).toMatch(/^nats:\/\//);
-    expect(values.database.url).toMatch(/^postgres(ql)?:\/\//);
-    expect(values.subjectPrefix).toMatch(/^[A-Za-z0-9_-]+$/);
-    for (const s of ['inventory', 'scheduler', 'cpuCompat']) expect(Number.isInteger(values[s].replicas)).toBe(true);
-    expect(['sim', 'qemu']).toContain(values.agent.driver);
+  it.each(Object.keys(sets))('renders: %s', (set) => {
+    expect(rendered[set].error).toBe('');
+    expect(objects(set).length).toBeGreaterThan(10);
   });
 
-  it('templates refer only to values that exist in values.yaml', () => {
-    const has = (p: string) => p.split('.').reduce<any>((o, k) => (o !== undefined && o !== null && k in o ? o[k] : undefined), values) !== undefined;
-    const missing: string[] = [];
-    for (const f of readdirSync(path.join(root, chartDir, 'templates'))) {
-      const src = template(f);
-      // `{{- $values := .Values.agent }}` makes `$values.x` mean `.Values.agent.x`.
-      const alias = /\$values\s*:=\s*\.Values\.([\w.]+)/.exec(src)?.[1];
-      for (const [, p] of src.matchAll(/\.Values\.([A-Za-z_][\w.]*\w)/g)) if (!has(p)) missing.push(`${f}: .Values.${p}`);
-      if (alias) for (const [, p] of src.matchAll(/\$values\.([A-Za-z_][\w.]*\w)/g)) if (!has(`${alias}.${p}`)) missing.push(`${f}: $values.${p}`);
-    }
-    expect(missing).toEqual([]);
+  it('validates every rendered object of every set against the Kubernetes schemas, unknown fields rejected', () => {
+    const items = Object.entries(rendered).flatMap(([set, r]) => r.objects.map((object) => ({ source: set, object })));
+    expect(validateManifests(items)).toEqual([]);
+    // and the validator does reject an unknown field and a wrong type (it is not vacuous)
+    const service = one('default', 'Service', 'console');
+    const bad = [
+      { source: 'typo', object: { ...service, spec: { ...service.spec, selektor: {} } } },
+      { source: 'type', object: { ...service, spec: { ...service.spec, ports: [{ port: 'http' }] } } },
+    ];
+    expect([...new Set(validateManifests(bad).map((p) => p.source))].sort()).toEqual(['type', 'typo']);
   });
 
-  it('templates are well formed: balanced actions, every block ended, every include defined', () => {
-    const helpers = template('_helpers.tpl');
-    const defined = new Set([...helpers.matchAll(/\{\{-?\s*define\s+"([^"]+)"/g)].map((m) => m[1]));
-    const problems: string[] = [];
-    for (const f of Object.keys(templateFiles)) {
-      const src = template(f);
-      if ((src.match(/\{\{/g) ?? []).length !== (src.match(/\}\}/g) ?? []).length) problems.push(`${f}: unbalanced {{ }}`);
-      const actions = [...src.matchAll(/\{\{-?\s*(\/\*[\s\S]*?\*\/|[\s\S]*?)\s*-?\}\}/g)].map((m) => m[1]);
-      const opened = actions.filter((a) => /^(if|range|with|define)\b/.test(a)).length;
-      const ended = actions.filter((a) => /^end\b/.test(a)).length;
-      if (opened !== ended) problems.push(`${f}: ${opened} blocks opened, ${ended} ended`);
-      for (const [, name] of src.matchAll(/\b(?:include|template)\s+"([^"]+)"/g)) if (!defined.has(name)) problems.push(`${f}: ${name} is not defined`);
-    }
-    expect(problems).toEqual([]);
+  it('refuses values the schema does not allow (wrong types, unknown keys), saying where', () => {
+    const r = chart.render({ values: ['deploy/helm/test-values/invalid.yaml'], set: ['auth.enabled=false'] });
+    expect(r.objects).toEqual([]);
+    expect(r.error).toContain("at '/scheduler/replicas': got string, want integer");
+    expect(r.error).toMatch(/at '\/agent': additional properties 'drvier' not allowed/);
   });
 
-  it('sets only variables the service reads', () => {
+  it('does not render without a way to check tokens, and says what to set', () => {
+    expect(chart.render({}).error).toContain('auth: set auth.jwtSecret.existingSecret');
+  });
+
+  it('sets only variables the services read, and every service its common ones', () => {
     const bad: string[] = [];
-    for (const [f, target] of Object.entries(templateFiles)) {
-      if (target === null) continue;
-      const src = template(f);
-      if (target === 'all' || target === 'database') {
-        // ConfigMap data / Secret stringData keys: the environment of every service that loads them.
-        const keys = [...src.matchAll(/^\s+([A-Z][A-Z0-9_]*):/gm)].map((m) => m[1]);
-        expect(keys.length).toBeGreaterThan(0);
-        const consumers = target === 'all' ? apps : apps.filter((a) => reads[a].has('DATABASE_URL'));
-        for (const app of consumers) bad.push(...unread(app, keys).map((m) => `${f} (${m})`));
-        continue;
+    for (const set of Object.keys(sets)) {
+      const env = objects(set).find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-env'));
+      for (const { component, spec } of podSpecs(set)) {
+        const app = component as App;
+        for (const c of spec.containers) {
+          const names = (c.env ?? []).map((e: { name: string }) => e.name);
+          // a variable the service does not read is allowed only as a helper for $(NAME) substitution
+          const helpers = names.filter((n: string) => (c.env ?? []).some((e: { value?: string }) => e.value?.includes(`$(${n})`)));
+          bad.push(...unread(app, [...names.filter((n: string) => !helpers.includes(n)), ...Object.keys(env.data)]).map((m) => `${set}: ${m}`));
+          for (const common of ['NATS_URL', 'SUBJECT_PREFIX', 'LOG_LEVEL', 'EVENTS_STREAM_REPLICAS']) expect(env.data[common]).toBeDefined();
+        }
       }
-      const names = [...src.matchAll(/-\s+name:\s+([A-Z][A-Z0-9_]*)\s*$/gm)].map((m) => m[1]);
-      expect(names.length).toBeGreaterThan(0);
-      // A variable the service does not read is allowed only as a helper for $(NAME) substitution.
-      const helpers = names.filter((n) => src.includes(`$(${n})`));
-      bad.push(...unread(target, names.filter((n) => !helpers.includes(n))).map((m) => `${f} (${m})`));
     }
     expect(bad).toEqual([]);
   });
 
-  it('gives the HTTP services their bearer-token settings (flexmig.httpEnv), variables they read, the secret as a file', () => {
-    const helpers = template('_helpers.tpl');
-    const block = helpers.split('define "flexmig.httpEnv"')[1]?.split('define "flexmig.httpVolumeMounts"')[0] ?? '';
-    const names = [...block.matchAll(/-\s+name:\s+([A-Z][A-Z0-9_]*)\s*$/gm)].map((m) => m[1]);
-    expect(names).toEqual(expect.arrayContaining(['AUTH', 'AUTH_JWT_SECRET_FILE', 'AUTH_OIDC_ISSUER', 'AUTH_JWKS_URL', 'AUTH_AUDIENCE', 'HTTP_BODY_LIMIT']));
-    for (const app of ['inventory', 'scheduler', 'cpu-compat'] as App[]) expect(unread(app, names)).toEqual([]);
-    for (const f of ['inventory.yaml', 'scheduler.yaml', 'cpu-compat.yaml']) {
-      expect(template(f)).toContain('include "flexmig.httpEnv"');
-      expect(template(f)).toContain('include "flexmig.httpVolumeMounts"');
-    }
-    // secrets never sit in values files: only the name of a Secret of the operator's
-    expect(values.auth.jwtSecret).toEqual({ existingSecret: '', key: 'jwt.secret' });
-    expect(values.auth.enabled).toBe(true);
+  it('deploys the console (the one URL) with an Ingress, routing to the services by their Services', () => {
+    const deployment = one('existing secrets (production)', 'Deployment', 'console');
+    const env = Object.fromEntries(deployment.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
+    expect(env).toMatchObject({ PORT: '3000', INVENTORY_URL: 'http://release-flexmig-inventory:3001', SCHEDULER_URL: 'http://release-flexmig-scheduler:3002', CPU_COMPAT_URL: 'http://release-flexmig-cpu-compat:3003' });
+    const ingress = one('existing secrets (production)', 'Ingress', 'console');
+    expect(ingress.spec.rules[0]).toMatchObject({ host: 'flexmig.example', http: { paths: [{ path: '/', backend: { service: { name: 'release-flexmig-console', port: { name: 'http' } } } }] } });
+    expect(ingress.spec.tls).toEqual([{ hosts: ['flexmig.example'], secretName: 'flexmig-console-tls' }]);
   });
 
-  it('probes /health/live and /health/ready and annotates /metrics for Prometheus', () => {
-    const helpers = template('_helpers.tpl');
-    expect(helpers).toContain('/health/live');
-    expect(helpers).toContain('/health/ready');
-    expect(helpers).toContain('prometheus.io/path: /metrics');
-    for (const f of ['inventory.yaml', 'scheduler.yaml', 'cpu-compat.yaml', 'agent-daemonset.yaml']) {
-      expect(template(f)).toContain('include "flexmig.probes"');
-      expect(template(f)).toContain('include "flexmig.podAnnotations"');
-    }
-    for (const f of ['inventory.yaml', 'scheduler.yaml', 'cpu-compat.yaml']) {
-      expect(template(f)).toMatch(/kind: Deployment[\s\S]*replicas: \{\{ \$values\.replicas \}\}[\s\S]*kind: Service/);
+  it('gives every replicated service a PDB, topology spread, and startup, liveness and readiness probes on its health routes', () => {
+    for (const component of ['console', 'inventory', 'scheduler', 'cpu-compat']) {
+      const d = one('default', 'Deployment', component);
+      expect(one('default', 'PodDisruptionBudget', component).spec.selector.matchLabels).toEqual(d.spec.selector.matchLabels);
+      expect(d.spec.template.spec.topologySpreadConstraints.map((t: any) => t.topologyKey)).toContain('kubernetes.io/hostname');
+      const c = d.spec.template.spec.containers[0];
+      expect([c.startupProbe.httpGet.path, c.livenessProbe.httpGet.path, c.readinessProbe.httpGet.path]).toEqual(['/health/live', '/health/live', '/health/ready']);
     }
   });
 
-  it('runs the agent as a DaemonSet named after its node, privileged only for qemu', () => {
-    const ds = template('agent-daemonset.yaml');
-    expect(ds).toContain('kind: DaemonSet');
-    expect(ds).toMatch(/name: HOST_ID\s+valueFrom:\s+fieldRef:\s+fieldPath: spec\.nodeName/);
-    expect(ds).toMatch(/\{\{-? if \$qemu \}\}[^{]*privileged: true/);
-    expect(ds).toMatch(/\{\{-? if \$values\.hostNetwork \}\}\s*hostNetwork: true/);
+  it('mounts no ServiceAccount token anywhere', () => {
+    for (const set of Object.keys(sets)) {
+      for (const sa of find(set, 'ServiceAccount')) expect(sa.automountServiceAccountToken).toBe(false);
+      for (const { spec } of podSpecs(set)) {
+        expect(spec.automountServiceAccountToken).toBe(false);
+        expect(find(set, 'ServiceAccount').map((sa) => sa.metadata.name)).toContain(spec.serviceAccountName);
+      }
+    }
+  });
+
+  it('makes Secrets only where no existingSecret names one, and mounts each service its own NATS identity only', () => {
+    expect(find('existing secrets (production)', 'Secret')).toEqual([]);
+    const made = find('secrets from files', 'Secret').map((s) => s.metadata.name).sort();
+    expect(made).toEqual(['release-flexmig-database', 'release-flexmig-jwt', 'release-flexmig-nats-creds', 'release-flexmig-nats-tls', 'release-flexmig-tokens']);
+    for (const set of ['existing secrets (production)', 'secrets from files']) {
+      for (const { component, spec } of podSpecs(set).filter((p) => p.component !== 'agent')) {
+        const creds = spec.volumes.find((v: any) => v.name === 'nats-creds');
+        expect(creds.secret.items).toEqual([{ key: `${component}.creds`, path: `${component}.creds` }]);
+        const env = Object.fromEntries(spec.containers[0].env.map((e: any) => [e.name, e.value]));
+        expect(env.NATS_CREDS).toBe(`/var/run/secrets/flexmig/nats/${component}.creds`);
+        expect(env.NATS_TLS_CA).toBe('/var/run/secrets/flexmig/nats-tls/ca.pem');
+        expect(env.AUTH_JWT_SECRET_FILE).toBe('/var/run/secrets/flexmig/jwt/jwt.secret');
+      }
+    }
+  });
+
+  it('allows only the architecture\'s flows (NetworkPolicy)', () => {
+    const policies = Object.fromEntries(find('qemu with KVM (device plugin)', 'NetworkPolicy').map((p) => [p.metadata.labels['app.kubernetes.io/component'], p.spec]));
+    expect(Object.keys(policies).sort()).toEqual(['agent', 'console', 'cpu-compat', 'inventory', 'scheduler']);
+    const egressPorts = (c: string) => policies[c].egress.flatMap((r: any) => r.ports.map((p: any) => p.port)).sort((a: number, b: number) => a - b);
+    const ingressPorts = (c: string) => policies[c].ingress.flatMap((r: any) => r.ports.map((p: any) => p.port));
+    expect(egressPorts('inventory')).toEqual([53, 53, 4222, 5432]);
+    expect(egressPorts('scheduler')).toEqual([53, 53, 4222, 5432]);
+    expect(egressPorts('cpu-compat')).toEqual([53, 53, 4222]);
+    expect(egressPorts('console')).toEqual([53, 53, 3001, 3002, 3003, 4222]);
+    expect(egressPorts('agent')).toEqual([53, 53, 4222, 49152]);
+    // only the console reaches the services; only the ingress controller (and Prometheus) the console
+    for (const c of ['inventory', 'scheduler', 'cpu-compat']) {
+      expect(policies[c].ingress.some((r: any) => r.from.some((f: any) => f.podSelector?.matchLabels?.['app.kubernetes.io/component'] === 'console'))).toBe(true);
+    }
+    expect(ingressPorts('console')).toEqual([3000, 3000]);
+    // agents <-> agents on the whole migration port range
+    const migration = policies.agent.ingress.find((r: any) => r.from.some((f: any) => f.podSelector?.matchLabels?.['app.kubernetes.io/component'] === 'agent'));
+    expect(migration.ports).toEqual([{ port: 49152, endPort: 49215, protocol: 'TCP' }]);
+  });
+
+  it('renders ServiceMonitor, PodMonitor and PrometheusRule only when the cluster has their CRDs, alerting on the real metrics', () => {
+    for (const kind of ['ServiceMonitor', 'PodMonitor', 'PrometheusRule']) {
+      expect(find('default', kind)).toEqual([]);
+      expect(find('monitoring on (Prometheus Operator CRDs)', kind)).toHaveLength(1);
+    }
+    const rules = find('monitoring on (Prometheus Operator CRDs)', 'PrometheusRule')[0].spec.groups[0].rules;
+    const exprs = Object.fromEntries(rules.map((r: any) => [r.alert, r.expr]));
+    expect(Object.keys(exprs).sort()).toEqual(['FlexmigDowntimeOverLimit', 'FlexmigHostsDown', 'FlexmigMigrationNeedsAttention', 'FlexmigOutboxBacklog']);
+    // every metric an alert or the dashboard uses is one the services export
+    const exported = new Set(
+      ['apps/scheduler/src/metrics.ts', 'apps/inventory/src/hosts/hosts.service.ts'].flatMap((f) => [...read(f).matchAll(/name: '(flexmig_[a-z_]+)'/g)].map((m) => m[1])),
+    );
+    const dashboardJson = objects('default').find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-dashboard')).data['flexmig.json'];
+    const used = [...`${Object.values(exprs).join('\n')}\n${dashboardJson}`.matchAll(/\b(flexmig_[a-z_]+?)(?:_bucket|_count|_sum)?\b/g)].map((m) => m[1]);
+    expect(used.length).toBeGreaterThan(5);
+    expect(used.filter((m) => !exported.has(m))).toEqual([]);
+    expect(exprs.FlexmigMigrationNeedsAttention).toContain('outcome="failed-needs-attention"');
+    expect(JSON.parse(dashboardJson).panels.length).toBeGreaterThan(4);
+  });
+
+  it('runs qemu agents for production: OnDelete, state on the node, KVM without privilege from a device plugin, the port range', () => {
+    const ds = one('qemu with KVM (device plugin)', 'DaemonSet', 'agent');
+    expect(ds.spec.updateStrategy).toEqual({ type: 'OnDelete' });
+    const spec = ds.spec.template.spec;
+    expect(spec.priorityClassName).toBe('system-node-critical');
+    expect(spec.tolerations).toContainEqual({ key: 'flexmig.io/hypervisor', operator: 'Exists', effect: 'NoSchedule' });
+    expect(spec.volumes.find((v: any) => v.name === 'state').hostPath).toEqual({ path: '/var/lib/flexmig', type: 'DirectoryOrCreate' });
+    const c = spec.containers[0];
+    expect(c.image).toBe('registry.example/flexmig:0.1.0-qemu');
+    expect(c.resources.limits['devices.kubevirt.io/kvm']).toBe(1);
+    expect(c.securityContext).toMatchObject({ privileged: false, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(spec.securityContext.supplementalGroups).toEqual([993]);
+    const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value]));
+    expect(env).toMatchObject({ DRIVER: 'qemu', QEMU_MIGRATION_PORT_RANGE: '49152-49215', QEMU_RUN_DIR: '/var/lib/flexmig/qemu', AGENT_STATE_DIR: '/var/lib/flexmig/agent', QEMU_TLS_DIR: '/var/run/secrets/flexmig/qemu-tls' });
+    expect(env.MIGRATION_ADDRESS).toBe('$(FLEXMIG_POD_IP):49152');
+    const privileged = one('qemu privileged', 'DaemonSet', 'agent').spec.template.spec;
+    expect(privileged.containers[0].securityContext).toEqual({ privileged: true });
+    expect(privileged.volumes.find((v: any) => v.name === 'kvm').hostPath).toEqual({ path: '/dev/kvm', type: 'CharDevice' });
+    // the sim agents keep rolling updates
+    expect(one('default', 'DaemonSet', 'agent').spec.updateStrategy.type).toBe('RollingUpdate');
+  });
+
+  it('meets Pod Security "restricted" in every pod but the qemu agent, the only one elevated', () => {
+    const violations: string[] = [];
+    const elevated: string[] = [];
+    for (const set of Object.keys(sets)) {
+      for (const { component, spec } of podSpecs(set)) {
+        const problems = restrictedViolations(spec);
+        const where = `${set}: ${component}`;
+        if (problems.length === 0) continue;
+        if (component === 'agent' && set.startsWith('qemu')) elevated.push(where);
+        else violations.push(...problems.map((p) => `${where}: ${p}`));
+      }
+    }
+    expect(violations).toEqual([]);
+    expect(elevated.sort()).toEqual(['qemu privileged: agent', 'qemu with KVM (device plugin): agent']);
+    // the policy check itself catches what it must
+    expect(restrictedViolations({ containers: [{ name: 'x', securityContext: { privileged: true } }] })).toEqual(
+      expect.arrayContaining(['x: privileged', 'x: runAsNonRoot is not true', 'x: capabilities do not drop ALL', 'x: seccomp is not RuntimeDefault or Localhost']),
+    );
+  });
+
+  it('sets the events stream for a NATS cluster of three, and PostgreSQL TLS with the CA from a Secret', () => {
+    const env = objects('NATS cluster and external PostgreSQL (HA)').find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-env')).data;
+    expect(env).toMatchObject({ EVENTS_STREAM_REPLICAS: '3', EVENTS_MAX_AGE: '7d', EVENTS_MAX_BYTES: '10737418240' });
+    expect(env.NATS_URL.split(',')).toHaveLength(3);
+    for (const component of ['inventory', 'scheduler']) {
+      const spec = one('NATS cluster and external PostgreSQL (HA)', 'Deployment', component).spec.template.spec;
+      expect(spec.volumes.find((v: any) => v.name === 'postgresql-ca').secret).toEqual({ secretName: 'flexmig-postgresql-ca', items: [{ key: 'ca.pem', path: 'ca.pem' }] });
+      expect(spec.containers[0].volumeMounts).toContainEqual({ name: 'postgresql-ca', mountPath: '/var/run/secrets/flexmig/postgresql', readOnly: true });
+    }
+  });
+
+  it('says in NOTES.txt that the services crash-loop until NATS and PostgreSQL answer', () => {
+    expect(rendered.default.notes).toMatch(/CrashLoopBackOff[\s\S]*once both are reachable/);
+  });
+});
+
+// ---- Dockerfile (no Docker engine here: its stages are read, not built) ----
+describe('Dockerfile', () => {
+  const stages = [...read('Dockerfile').matchAll(/^FROM\s+(\S+)(?:\s+AS\s+(\S+))?\s*$([\s\S]*?)(?=^FROM\s|(?![\s\S]))/gm)].map((m) => ({ from: m[1], name: m[2], body: m[3] }));
+
+  it('has an agent-qemu stage: the runtime plus Debian\'s QEMU and the binutils that assemble the guest', () => {
+    const qemu = stages.find((s) => s.name === 'agent-qemu');
+    expect(qemu?.from).toBe('runtime');
+    expect(qemu?.body).toMatch(/apt-get install[^\n]*qemu-system-x86[^\n]*binutils/);
+    expect(qemu?.body).toContain('dist/apps/agent/main.js');
+  });
+
+  it('builds the runtime image when no --target is given (the last stage)', () => {
+    expect(stages.at(-1)?.from).toBe('runtime');
   });
 });
 

@@ -2,7 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { NatsBus, MessagingModule } from '@flexmig/messaging';
-import { serviceDataSourceOptions } from '@flexmig/persistence';
+import { initializeServiceDataSource, serviceDataSourceOptions } from '@flexmig/persistence';
 import { HealthModule, READINESS_CHECKS } from '@flexmig/service-kit';
 import { inventoryEntities } from './entities';
 import { inventoryMigrations } from './migrations';
@@ -31,15 +31,18 @@ export class InventoryModule {
       module: InventoryModule,
       imports: [
         MessagingModule.forBus(opts.bus, 'inventory'),
-        TypeOrmModule.forRoot(
-          serviceDataSourceOptions({
-            url: opts.databaseUrl,
-            schema: INVENTORY_SCHEMA,
-            entities: inventoryEntities,
-            migrations: inventoryMigrations,
-            poolSize: opts.databasePoolSize,
-          }),
-        ),
+        TypeOrmModule.forRootAsync({
+          // the schema migrations run once across replicas (a lock), not in initialize()
+          useFactory: () =>
+            serviceDataSourceOptions({
+              url: opts.databaseUrl,
+              schema: INVENTORY_SCHEMA,
+              entities: inventoryEntities,
+              migrations: inventoryMigrations,
+              poolSize: opts.databasePoolSize,
+            }),
+          dataSourceFactory: (options) => initializeServiceDataSource(options!),
+        }),
         HealthModule,
       ],
       controllers: [ClustersController, ImcController, HostsController, VmsController, InventoryHandlers, MaintenanceController, ReconciliationController],

@@ -2,7 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { MessagingModule, NatsBus } from '@flexmig/messaging';
-import { serviceDataSourceOptions } from '@flexmig/persistence';
+import { initializeServiceDataSource, serviceDataSourceOptions } from '@flexmig/persistence';
 import { HealthModule, READINESS_CHECKS } from '@flexmig/service-kit';
 import { schedulerEntities } from './entities';
 import { schedulerMigrations } from './migrations';
@@ -25,9 +25,12 @@ export class SchedulerModule {
       module: SchedulerModule,
       imports: [
         MessagingModule.forBus(opts.bus, 'scheduler'),
-        TypeOrmModule.forRoot(
-          serviceDataSourceOptions({ url: opts.databaseUrl, schema: SCHEDULER_SCHEMA, entities: schedulerEntities, migrations: schedulerMigrations }),
-        ),
+        TypeOrmModule.forRootAsync({
+          // the schema migrations run once across replicas (a lock), not in initialize()
+          useFactory: () =>
+            serviceDataSourceOptions({ url: opts.databaseUrl, schema: SCHEDULER_SCHEMA, entities: schedulerEntities, migrations: schedulerMigrations }),
+          dataSourceFactory: (options) => initializeServiceDataSource(options!),
+        }),
         HealthModule,
         SchedulerCoreModule.forRoot(opts.config),
         MigrationsApiModule,

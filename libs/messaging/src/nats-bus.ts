@@ -66,6 +66,17 @@ export interface NatsBusOptions {
   credsFile?: string;
   /** CA certificate (PEM file) to verify the server with: the connection then requires TLS. */
   tlsCaFile?: string;
+  /** The events stream this process creates when it is missing (default: 1 replica, a week, no size limit). */
+  events?: EventsStreamOptions;
+}
+
+export interface EventsStreamOptions {
+  /** JetStream replicas: 1, or 3 on a NATS cluster of three. */
+  replicas?: number;
+  /** How long events are kept for replay. */
+  maxAgeMs?: number;
+  /** Size limit in bytes, oldest dropped first; -1: none. */
+  maxBytes?: number;
 }
 
 export type Params = Record<string, string>;
@@ -81,6 +92,8 @@ export const defaultRequestTimeoutMs = 5_000; // long enough for a PostgreSQL co
  * `x-flexmig-stream`): file storage, limits retention (subscribers do not consume messages away: each
  * durable consumer keeps its own position), the oldest dropped first, a week of history to replay, and
  * re-publishes with the same CloudEvents id within 10 minutes (a crash between publish and ack) dropped.
+ * These are the defaults: a deployment sets replicas, age and size with EVENTS_STREAM_REPLICAS,
+ * EVENTS_MAX_AGE and EVENTS_MAX_BYTES (NatsBusOptions.events).
  */
 export const EVENTS_STREAM_POLICY = {
   storage: 'file',
@@ -271,15 +284,18 @@ export class NatsBus {
   /** Creates the events stream when missing. Safe to call from every service at start. */
   async ensureEventsStream(): Promise<void> {
     const jsm = await this.jetstreamManager();
+    const maxAgeMs = this.options.events?.maxAgeMs ?? EVENTS_STREAM_POLICY.maxAgeMs;
     const config = {
       name: this.eventsStream,
       subjects: [`${this.options.prefix}.${eventsSubjectRoot}.>`],
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.Old,
-      duplicate_window: nanos(EVENTS_STREAM_POLICY.duplicateWindowMs),
-      max_age: nanos(EVENTS_STREAM_POLICY.maxAgeMs),
-      num_replicas: EVENTS_STREAM_POLICY.replicas,
+      // JetStream refuses a de-duplication window longer than the stream's max age
+      duplicate_window: nanos(Math.min(EVENTS_STREAM_POLICY.duplicateWindowMs, maxAgeMs)),
+      max_age: nanos(maxAgeMs),
+      max_bytes: this.options.events?.maxBytes ?? -1,
+      num_replicas: this.options.events?.replicas ?? EVENTS_STREAM_POLICY.replicas,
     };
     try {
       await jsm.streams.info(config.name);

@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { DataSourceOptions } from 'typeorm';
+import { DataSource, DataSourceOptions } from 'typeorm';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
 
 // PostgreSQL error codes that mean "someone else created it first" during concurrent first starts.
@@ -88,7 +88,11 @@ export interface ServiceDataSourceOptions {
   poolSize?: number;
 }
 
-/** TypeORM options: migrations run at start, never `synchronize` (the schema is what the migrations say). */
+/**
+ * TypeORM options: never `synchronize` (the schema is what the migrations say). The migrations are not run
+ * by `initialize()` (TypeORM takes no lock, and two replicas starting together would both run them):
+ * initializeServiceDataSource runs them once, under a lock.
+ */
 export function serviceDataSourceOptions(o: ServiceDataSourceOptions): DataSourceOptions {
   return {
     type: 'postgres',
@@ -96,7 +100,7 @@ export function serviceDataSourceOptions(o: ServiceDataSourceOptions): DataSourc
     schema: o.schema,
     entities: o.entities,
     migrations: o.migrations,
-    migrationsRun: true,
+    migrationsRun: false,
     migrationsTableName: 'typeorm_migrations',
     migrationsTransactionMode: 'each',
     synchronize: false,
@@ -105,6 +109,37 @@ export function serviceDataSourceOptions(o: ServiceDataSourceOptions): DataSourc
     // query errors are mapped to typed errors by the services; unexpected ones are logged at the edge
     logging: ['warn', 'migration'],
   };
+}
+
+/** The session advisory lock (a key of `hashtext`) that lets one process at a time migrate a schema. */
+export const migrationLockName = (schema: string) => `flexmig:migrations:${schema}`;
+
+/**
+ * Opens a service's DataSource and brings its schema up to date, once across replicas: the pending
+ * migrations run under a PostgreSQL session advisory lock per schema, so a second replica starting at the
+ * same time waits, then finds nothing left to run. The lock goes with the session, so a replica killed
+ * mid-migration releases it (and that migration's transaction rolls back).
+ */
+export async function initializeServiceDataSource(options: DataSourceOptions): Promise<DataSource> {
+  const schema = (options as PostgresOptions).schema ?? 'public';
+  const dataSource = new DataSource(options);
+  await dataSource.initialize();
+  const lock = dataSource.createQueryRunner();
+  try {
+    await lock.connect();
+    await lock.query('SELECT pg_advisory_lock(hashtext($1))', [migrationLockName(schema)]);
+    try {
+      await dataSource.runMigrations({ transaction: 'each' });
+    } finally {
+      await lock.query('SELECT pg_advisory_unlock(hashtext($1))', [migrationLockName(schema)]);
+    }
+  } catch (e) {
+    await dataSource.destroy().catch(() => undefined);
+    throw e;
+  } finally {
+    await lock.release();
+  }
+  return dataSource;
 }
 
 /**

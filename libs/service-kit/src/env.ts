@@ -18,13 +18,43 @@ export const CommonEnvSchema = z.object({
   NATS_CREDS: z.string().min(1).optional(),
   /** CA certificate (PEM) to verify the NATS server with; set, the connection requires TLS. */
   NATS_TLS_CA: z.string().min(1).optional(),
+  /**
+   * The JetStream events stream, applied by whichever service creates it first (an existing stream is not
+   * altered: `nats stream edit` changes it). Replicas: 1, or 3 on a NATS cluster of three; at most 5.
+   */
+  EVENTS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  /** How long events are kept for replay: a duration such as 500ms, 90s, 30m, 12h or 7d. */
+  EVENTS_MAX_AGE: z
+    .string()
+    .regex(/^\d+(ms|s|m|h|d)$/, 'a duration: digits and a unit of ms, s, m, h or d (e.g. 7d)')
+    .default('7d')
+    .transform(durationMs)
+    .refine((ms) => ms >= 1000, 'at least 1s'),
+  /** The stream's size limit in bytes, oldest events dropped first; -1: no limit. */
+  EVENTS_MAX_BYTES: z.coerce.number().int().min(-1).default(-1),
 });
 
+const durationUnitMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** Milliseconds of a duration such as `7d` or `500ms` (already checked against /^\d+(ms|s|m|h|d)$/). */
+export function durationMs(text: string): number {
+  const [, digits, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(text) ?? [];
+  if (!digits) throw new Error(`not a duration: ${text}`);
+  return Number(digits) * durationUnitMs[unit as keyof typeof durationUnitMs];
+}
+
 /** The NatsBus options of a service from its environment. */
-export function natsBusEnv(env: z.infer<typeof CommonEnvSchema>): { url: string; prefix: string; credsFile?: string; tlsCaFile?: string } {
+export function natsBusEnv(env: z.infer<typeof CommonEnvSchema>): {
+  url: string;
+  prefix: string;
+  credsFile?: string;
+  tlsCaFile?: string;
+  events: { replicas: number; maxAgeMs: number; maxBytes: number };
+} {
   return {
     url: env.NATS_URL,
     prefix: env.SUBJECT_PREFIX,
+    events: { replicas: env.EVENTS_STREAM_REPLICAS, maxAgeMs: env.EVENTS_MAX_AGE, maxBytes: env.EVENTS_MAX_BYTES },
     ...(env.NATS_CREDS ? { credsFile: env.NATS_CREDS } : {}),
     ...(env.NATS_TLS_CA ? { tlsCaFile: env.NATS_TLS_CA } : {}),
   };

@@ -12,7 +12,7 @@ import {
 } from '@flexmig/contracts';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
 import { NatsBus } from '@flexmig/messaging';
-import { warnAnonymous } from '@flexmig/service-kit';
+import { CommonEnvSchema, warnAnonymous } from '@flexmig/service-kit';
 import { AgentHandlers } from '../agent.handlers';
 import { AgentEnv } from '../config';
 import { MigrationStepsService } from '../migration-steps.service';
@@ -233,12 +233,16 @@ export function fleetHostIds(prefix: string, size: number): string[] {
   return Array.from({ length: size }, (_, i) => HostIdSchema.parse(`${prefix}-${String(i + 1).padStart(width, '0')}`));
 }
 
+const eventsStreamDefaults = CommonEnvSchema.pick({ EVENTS_STREAM_REPLICAS: true, EVENTS_MAX_AGE: true, EVENTS_MAX_BYTES: true }).parse({});
+
 /** The environment one host of the fleet would have as a single agent (AgentEnv), so the agent's classes serve it unchanged. */
 function hostEnv(o: SimFleetOptions, hostId: string, cpu: string): AgentEnv {
   return {
     NATS_URL: o.natsUrl,
     SUBJECT_PREFIX: o.subjectPrefix,
     LOG_LEVEL: o.logLevel ?? 'log',
+    // the events stream's defaults: the fleet never creates the stream (the services do)
+    ...eventsStreamDefaults,
     HOST_ID: hostId,
     ...(o.clusterId ? { CLUSTER_ID: o.clusterId } : {}),
     CLUSTER_NAME: o.clusterName,
