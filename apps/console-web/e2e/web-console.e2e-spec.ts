@@ -138,7 +138,6 @@ describeInBrowser('the web console in a browser', () => {
     await waitFor('host-c in maintenance', async () => (await api('GET', '/api/v1/hosts/host-c')).body.maintenance === true, { timeoutMs: 10_000 });
     await page.getByLabel('maintenance of host-c').click({ force: true });
     await waitFor('host-c out of maintenance', async () => (await api('GET', '/api/v1/hosts/host-c')).body.maintenance === false, { timeoutMs: 10_000 });
-    await shot('hosts');
   });
 
   it('creates a VM from the console, migrates it from the console, and shows its progress and steps to completed', async () => {
@@ -172,5 +171,12 @@ describeInBrowser('the web console in a browser', () => {
     const m = (await api('GET', `/api/v1/migrations/${migrationId}`)).body;
     expect(m).toMatchObject({ state: 'completed', vmId: vm.id, targetHostId: 'host-a' });
     expect((await api('GET', `/api/v1/vms/${vm.id}`)).body.hostId).toBe('host-a');
+
+    // the hosts page counts it on its new host
+    await page.getByRole('link', { name: 'Hosts' }).click();
+    const rowA = page.getByLabel('hosts', { exact: true }).locator('tr[data-row="host-a"]');
+    await rowA.getByRole('link', { name: '1' }).waitFor();
+    expect(await rowA.innerText()).toContain('4 GiB / 64 GiB');
+    await shot('hosts');
   });
 });

@@ -92,7 +92,9 @@ const Field = ({ term, value }: { term: string; value: string }) => (
   </DescriptionListGroup>
 );
 
-const lacks = (h: { missing: string[]; vendorMismatch: boolean }) => (h.vendorMismatch ? 'another vendor' : h.missing.length ? `lacks ${h.missing.join(', ')}` : '');
+/** What a host lacks for a mode: the first features by name (a new mode adds dozens), and how many more. */
+const lacks = (h: { missing: string[]; vendorMismatch: boolean }, shown = 8) =>
+  h.vendorMismatch ? 'another vendor' : h.missing.length ? `lacks ${h.missing.slice(0, shown).join(', ')}${h.missing.length > shown ? ` and ${h.missing.length - shown} more` : ''}` : '';
 
 function Verify({ cluster, imc }: { cluster: Cluster; imc: ClusterImc }) {
   const [mode, setMode] = useState(imc.commonMode ?? '');

@@ -36,13 +36,13 @@ export function HostsPage() {
   };
 
   const columns: Column<Host>[] = [
-    { title: 'Host', cell: (h) => h.id, text: (h) => `${h.id} ${h.hostname}` },
+    { title: 'Host', cell: (h) => <span style={{ whiteSpace: 'nowrap' }}>{h.id}</span>, text: (h) => `${h.id} ${h.hostname}` },
     { title: 'Highest mode', cell: (h) => h.maxImcMode ?? '(none)', text: (h) => h.maxImcMode ?? '' },
-    { title: 'CPU', cell: (h) => `${h.cpu.vendor} ${h.cpu.modelName}`, text: (h) => `${h.cpu.vendor} ${h.cpu.modelName}` },
+    { title: 'CPU', cell: (h) => h.cpu.modelName, text: (h) => `${h.cpu.vendor} ${h.cpu.modelName}` },
     { title: 'State', cell: (h) => <StateLabel state={h.state} />, text: (h) => h.state },
     {
       title: 'Maintenance',
-      cell: (h) => <Switch id={`maintenance-${h.id}`} aria-label={`maintenance of ${h.id}`} isChecked={h.maintenance} onChange={(_e, on) => void setMaintenance(h, on)} label="on" />,
+      cell: (h) => <Switch id={`maintenance-${h.id}`} aria-label={`maintenance of ${h.id}`} isChecked={h.maintenance} onChange={(_e, on) => void setMaintenance(h, on)} />,
       text: (h) => (h.maintenance ? 'maintenance' : ''),
     },
     { title: 'VMs', cell: (h) => <Link to={`/vms?host=${encodeURIComponent(h.id)}`}>{String(vmCount.get(h.id) ?? 0)}</Link> },

@@ -14,7 +14,7 @@ export function MigrationsPage() {
   const migrations = useLoad(() => list<MigrationView>('/api/v1/migrations', { state: state || undefined }), [state]);
   // the list refreshes itself when a migration starts or ends (the live events stream)
   useEffect(() => {
-    const s = openStream('/api/v1/events?types=migration.requested,migration.completed,migration.rolled-back,migration.cancelled,migration.failed', () => migrations.reload());
+    const s = openStream('/api/v1/events?types=migration.requested,migration.completed,migration.rolled-back,migration.cancelled,migration.failed,migration.resolved', () => migrations.reload());
     return () => s.close();
   }, [migrations.reload]);
   const columns: Column<MigrationView>[] = [
