@@ -179,4 +179,16 @@ describeInBrowser('the web console in a browser', () => {
     expect(await rowA.innerText()).toContain('4 GiB / 64 GiB');
     await shot('hosts');
   });
+
+  it('evacuates a host from the hosts page and shows each VM moved', async () => {
+    await page.getByLabel('hosts', { exact: true }).locator('tr[data-row="host-a"]').getByRole('button', { name: 'Evacuate' }).click();
+    await page.waitForURL('**/evacuations/*');
+    const evacuationId = new URL(page.url()).pathname.split('/').pop();
+    const row = page.getByLabel('VMs of the evacuation', { exact: true }).getByRole('row', { name: /web-vm/ });
+    await row.getByText('moved', { exact: true }).waitFor({ timeout: 120_000 });
+    expect(await row.innerText()).toContain('host-c');
+    await page.getByText('1 moved, 0 moving, 0 failed, 0 not moved, of 1').waitFor();
+    await shot('evacuation');
+    expect((await api('GET', `/api/v1/evacuations/${evacuationId}`)).body).toMatchObject({ hostId: 'host-a', state: 'completed', counts: { moved: 1, total: 1 } });
+  });
 });
