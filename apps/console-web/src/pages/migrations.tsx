@@ -12,10 +12,16 @@ const STATES = ['', 'queued', 'running', ...TERMINAL];
 export function MigrationsPage() {
   const [state, setState] = useState('');
   const migrations = useLoad(() => list<MigrationView>('/api/v1/migrations', { state: state || undefined }), [state]);
-  // the list refreshes itself when a migration starts or ends (the live events stream)
+  // the list refreshes itself when a migration starts or ends (the live events stream), at most every 2 s
+  // however many there are (an evacuation of a large host starts dozens at once)
   useEffect(() => {
-    const s = openStream('/api/v1/events?types=migration.requested,migration.completed,migration.rolled-back,migration.cancelled,migration.failed,migration.resolved', () => migrations.reload());
-    return () => s.close();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const soon = () => (timer ??= setTimeout(() => ((timer = undefined), migrations.reload()), 2000));
+    const s = openStream('/api/v1/events?types=migration.requested,migration.completed,migration.rolled-back,migration.cancelled,migration.failed,migration.resolved', soon);
+    return () => {
+      s.close();
+      clearTimeout(timer);
+    };
   }, [migrations.reload]);
   const columns: Column<MigrationView>[] = [
     { title: 'Migration', cell: (m) => <Link to={`/migrations/${m.id}`}>{m.id.slice(0, 8)}</Link>, text: (m) => m.id },
