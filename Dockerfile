@@ -9,7 +9,8 @@
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
-# ---- build: full dependency tree, type-check and bundle every app into dist/apps/<app>/main.js ----
+# ---- build: full dependency tree, type-check and bundle every app into dist/apps/<app>/main.js, and the web
+# console's files into dist/apps/console-web (the console serves them at /) ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 ENV NX_DAEMON=false \
@@ -23,7 +24,8 @@ RUN npm run build \
  && test -f dist/apps/scheduler/main.js \
  && test -f dist/apps/cpu-compat/main.js \
  && test -f dist/apps/agent/main.js \
- && test -f dist/apps/console/main.js
+ && test -f dist/apps/console/main.js \
+ && test -f dist/apps/console-web/index.html
 
 # ---- prod-deps: production dependencies only (the bundles leave every npm package external) ----
 FROM ${NODE_IMAGE} AS prod-deps

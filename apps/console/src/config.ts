@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { CommonEnvSchema, HttpEnvSchema, millis, port } from '@flexmig/service-kit';
 
@@ -15,6 +16,8 @@ export const ConsoleEnvSchema = CommonEnvSchema.extend(HttpEnvSchema.shape).exte
   SSE_MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(200),
   /** A comment line on every idle live stream this often, so that proxies keep it open. */
   SSE_HEARTBEAT_MS: millis(15_000),
+  /** The web console's built files (apps/console-web); by default dist/apps/console-web beside this bundle. */
+  WEB_ROOT: z.string().min(1).optional(),
 });
 export type ConsoleEnv = z.infer<typeof ConsoleEnvSchema>;
 
@@ -35,6 +38,8 @@ export interface ConsoleConfig {
   bodyLimitBytes: number;
   maxStreams: number;
   heartbeatMs: number;
+  /** Where the web console's built files are (index.html and assets/). */
+  webRoot: string;
 }
 export const CONSOLE_CONFIG = Symbol('CONSOLE_CONFIG');
 
@@ -46,5 +51,7 @@ export function consoleConfig(env: ConsoleEnv): ConsoleConfig {
     bodyLimitBytes: env.HTTP_BODY_LIMIT,
     maxStreams: env.SSE_MAX_STREAMS,
     heartbeatMs: env.SSE_HEARTBEAT_MS,
+    // the bundle runs as dist/apps/console/main.js; the web console is built into dist/apps/console-web
+    webRoot: path.resolve(env.WEB_ROOT ?? path.join(__dirname, '..', 'console-web')),
   };
 }

@@ -17,9 +17,9 @@ export class ConsoleModule {
     return {
       module: ConsoleModule,
       imports: [HealthModule],
-      // Order matters: Express matches routes in the order they are registered, and the proxy's
-      // /api/v1/* must come after the console's own /api/v1 routes.
-      controllers: [WebController, OpenApiController, LiveEventsController, ProxyController],
+      // Order matters: Express matches routes in the order they are registered. The proxy's /api/v1/*
+      // must come after the console's own /api/v1 routes; the web console's pages (/, /assets, its client routes) last.
+      controllers: [OpenApiController, LiveEventsController, ProxyController, WebController],
       providers: [{ provide: NatsBus, useValue: opts.bus }, { provide: CONSOLE_CONFIG, useValue: opts.config }, ServiceProxy, LiveEvents, SchedulerLookup, StreamSlots],
     };
   }

@@ -1,0 +1,68 @@
+import { useMemo, useState } from 'react';
+import type { EvacuationView, Host, Vm } from '@flexmig/contracts';
+import { Alert, Button, PageSection, Switch, Title } from '@patternfly/react-core';
+import { list, post, put } from '../api';
+import { describe, formatMiB, LoadState, StateLabel, useLoad } from '../common';
+import { DataTable, type Column } from '../data-table';
+import { Link, navigate } from '../router';
+
+export function HostsPage() {
+  const hosts = useLoad(() => list<Host>('/api/v1/hosts'));
+  const vms = useLoad(() => list<Vm>('/api/v1/vms'));
+  const [error, setError] = useState<string | undefined>();
+  const vmCount = useMemo(() => {
+    const m = new Map<string, number>();
+    for (const v of vms.data ?? []) m.set(v.hostId, (m.get(v.hostId) ?? 0) + 1);
+    return m;
+  }, [vms.data]);
+
+  const setMaintenance = async (h: Host, on: boolean) => {
+    setError(undefined);
+    try {
+      await put(`/api/v1/hosts/${encodeURIComponent(h.id)}/maintenance`, { maintenance: on });
+      hosts.reload();
+    } catch (e) {
+      setError(`maintenance of ${h.id}: ${describe(e)}`);
+    }
+  };
+  const evacuate = async (h: Host) => {
+    setError(undefined);
+    try {
+      const e = await post<EvacuationView>('/api/v1/evacuations', { hostId: h.id });
+      navigate(`/evacuations/${e.id}`);
+    } catch (e) {
+      setError(`evacuation of ${h.id}: ${describe(e)}`);
+    }
+  };
+
+  const columns: Column<Host>[] = [
+    { title: 'Host', cell: (h) => <span style={{ whiteSpace: 'nowrap' }}>{h.id}</span>, text: (h) => `${h.id} ${h.hostname}` },
+    { title: 'Highest mode', cell: (h) => h.maxImcMode ?? '(none)', text: (h) => h.maxImcMode ?? '' },
+    { title: 'CPU', cell: (h) => h.cpu.modelName, text: (h) => `${h.cpu.vendor} ${h.cpu.modelName}` },
+    { title: 'State', cell: (h) => <StateLabel state={h.state} />, text: (h) => h.state },
+    {
+      title: 'Maintenance',
+      cell: (h) => <Switch id={`maintenance-${h.id}`} aria-label={`maintenance of ${h.id}`} isChecked={h.maintenance} onChange={(_e, on) => void setMaintenance(h, on)} />,
+      text: (h) => (h.maintenance ? 'maintenance' : ''),
+    },
+    { title: 'VMs', cell: (h) => <Link to={`/vms?host=${encodeURIComponent(h.id)}`}>{String(vmCount.get(h.id) ?? 0)}</Link> },
+    { title: 'vCPUs used', cell: (h) => `${h.allocatedVcpus} / ${h.capacityVcpus} (${h.vcpus} × ${h.cpuAllocationRatio})` },
+    { title: 'Memory used', cell: (h) => `${formatMiB(h.allocatedMemoryMiB)} / ${formatMiB(h.capacityMemoryMiB)} (${formatMiB(h.memoryMiB)} × ${h.memoryAllocationRatio})` },
+    {
+      title: '',
+      cell: (h) => (
+        <Button variant="link" isInline isDanger onClick={() => void evacuate(h)} isDisabled={!vmCount.get(h.id)}>
+          Evacuate
+        </Button>
+      ),
+    },
+  ];
+  return (
+    <PageSection>
+      <Title headingLevel="h1">Hosts</Title>
+      <LoadState loaded={hosts} what="hosts" />
+      {error && <Alert variant="danger" isInline title="Refused">{error}</Alert>}
+      {hosts.data && <DataTable label="hosts" rows={hosts.data} columns={columns} rowKey={(h) => h.id} empty="No hosts: start an agent (it registers its host)" />}
+    </PageSection>
+  );
+}
