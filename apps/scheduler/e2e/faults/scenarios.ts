@@ -459,7 +459,19 @@ export const natsStreamLeaderKilledAt = (step: StepName): Scenario => ({
   },
   async extra(c) {
     const m = await c.h.migration(c.migrationId);
-    const events = (await c.h.events('migration.>')).filter((e) => e.subject === c.migrationId);
+    // the stream elects a new leader after the kill: a read may time out meanwhile; one that never succeeds
+    // within the settle time is the invariant broken, with why
+    let events: any[] | undefined;
+    let readError = '';
+    for (const until = Date.now() + 15_000; events === undefined && Date.now() < until; ) {
+      try {
+        events = (await c.h.events('migration.>')).filter((e) => e.subject === c.migrationId);
+      } catch (e) {
+        readError = (e as Error).message;
+        await sleep(500);
+      }
+    }
+    if (events === undefined) return [{ name: 'no event lost', held: false, detail: `the events stream could not be read for 15 s after the kill: ${readError}` }];
     const expected = ['migration.requested', ...(m.state === 'completed' ? [...STEP_NAMES.map((n) => `migration.step-completed(${n})`), 'migration.completed'] : [])];
     const have = new Set(events.map((e) => (e.type === 'migration.step-completed' ? `${e.type}(${e.data.stepName})` : e.type)));
     const missing = expected.filter((e) => !have.has(e));
