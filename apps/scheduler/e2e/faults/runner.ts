@@ -14,6 +14,8 @@ export interface FaultContext {
   /** The hosts of this migration (their agents' process names in the harness). */
   src: string;
   dst: string;
+  /** The agents' step commands as the observer saw them, from before the migration was requested. */
+  commands: CommandLog;
   /** Waits until the migration runs `step` (its command to an agent is on the wire; for the scheduler's own steps, the API says so); throws when it does not come (the fault would miss its step). */
   reach(step: StepName): Promise<void>;
 }
@@ -39,7 +41,7 @@ export interface Scenario {
   step: StepName | '—';
   setup: Setup;
   /** Before the migration is requested (src/dst are chosen). */
-  before?(c: Omit<FaultContext, 'migrationId' | 'reach'>): Promise<void>;
+  before?(c: Omit<FaultContext, 'migrationId' | 'reach' | 'commands'>): Promise<void>;
   /** Breaks something while the migration runs. */
   inject(c: FaultContext): Promise<void>;
   /** Scenario-specific invariants, after the common ones. */
@@ -77,33 +79,48 @@ async function chooseHosts(h: FaultHarness): Promise<[string, string]> {
 let vmCounter = 0;
 
 /**
- * The step commands of one migration as they go to its agents (the harness's observer subscribes to the
- * agents' step subject): `reached(step)` resolves the moment the command of an agent step is on the wire.
- * Polling the API cannot catch a step that lasts a few milliseconds (sync-memory of an idle guest); the
- * command on the wire is the step running, so a fault injected then lands in it.
+ * The step commands the agents receive, as the harness's observer sees them on the agents' step subject,
+ * each with the connection that sent it (a request's reply subject is `<the connection's inbox>.<token>`).
+ * `reached(migrationId, step)` resolves the moment the command of an agent step is on the wire: polling the
+ * API cannot catch a step that lasts a few milliseconds (sync-memory of an idle guest), and the command on
+ * the wire is the step running, so a fault injected then lands in it. The zombie checks read who sent what.
  */
-class StepCommandWatch {
-  private readonly seen = new Set<string>();
+export class CommandLog {
+  readonly seen: { migrationId: string; stepName: string; key: string; sender: string; at: number }[] = [];
   private readonly waiters = new Map<string, () => void>();
   private sub?: Subscription;
 
   start(h: FaultHarness): void {
     this.sub = h.nc.subscribe(`${h.prefix}.agent.*.migration.step`, {
       callback: (_e, msg) => {
+        let cmd: { migrationId: string; step: number; stepName: string; role: string; attempt: number };
         try {
-          const cmd = msg.json<{ migrationId: string; stepName: string }>();
-          this.seen.add(`${cmd.migrationId} ${cmd.stepName}`);
-          this.waiters.get(`${cmd.migrationId} ${cmd.stepName}`)?.();
+          cmd = msg.json();
         } catch {
-          // not a command of ours
+          return; // not a command of ours
         }
+        const sender = (msg.reply ?? '?').split('.').slice(0, -1).join('.');
+        this.seen.push({ migrationId: cmd.migrationId, stepName: cmd.stepName, key: `step ${cmd.step} ${cmd.role} attempt ${cmd.attempt}`, sender, at: Date.now() });
+        this.waiters.get(`${cmd.migrationId} ${cmd.stepName}`)?.();
       },
     });
   }
 
+  /** The commands of one migration, in the order they were seen. */
+  of(migrationId: string) {
+    return this.seen.filter((s) => s.migrationId === migrationId);
+  }
+
+  /** Who sent the last command of a migration before `at`. */
+  senderBefore(migrationId: string, at: number): string | undefined {
+    return this.of(migrationId)
+      .filter((s) => s.at <= at)
+      .at(-1)?.sender;
+  }
+
   reached(migrationId: string, step: StepName, timeoutMs = 30_000): Promise<void> {
+    if (this.seen.some((s) => s.migrationId === migrationId && s.stepName === step)) return Promise.resolve();
     const key = `${migrationId} ${step}`;
-    if (this.seen.has(key)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no ${step} command of migration ${migrationId} within ${timeoutMs} ms`)), timeoutMs);
       this.waiters.set(key, () => {
@@ -134,8 +151,8 @@ export async function runScenario(h: FaultHarness, s: Scenario): Promise<Scenari
   const [src, dst] = await chooseHosts(h);
   const vm = await h.createVm(`${s.id.replace(/[^a-z0-9-]/gi, '-')}-${++vmCounter}`.slice(0, 60), src, s.memoryMiB ?? (s.setup.driver === 'qemu' ? 128 : 512));
   await s.before?.({ h, vmId: vm.id, src, dst });
-  const watch = new StepCommandWatch();
-  watch.start(h);
+  const commands = new CommandLog();
+  commands.start(h);
   await h.nc.flush();
   const requestedAt = Date.now();
   const m = await h.migrate(vm.id, dst);
@@ -145,9 +162,10 @@ export async function runScenario(h: FaultHarness, s: Scenario): Promise<Scenari
     migrationId: m.id,
     src,
     dst,
+    commands,
     reach: async (step) => {
       if (schedulerSteps.includes(step)) await h.waitForStep(m.id, STEP_NAMES.indexOf(step) + 1);
-      else await watch.reached(m.id, step);
+      else await commands.reached(m.id, step);
     },
   };
   const injected: InvariantResult = { name: 'fault landed in its step', held: true, detail: s.step === '—' ? 'in place' : `injected while ${s.step} ran` };
@@ -168,7 +186,7 @@ export async function runScenario(h: FaultHarness, s: Scenario): Promise<Scenari
     const invariants = [injected, ...end.invariants, ...((await s.extra?.(c)) ?? [])];
     return { ...row, outcome: end.outcome, timeToTerminalMs: end.timeToTerminalMs, invariants, passed: invariants.every((i) => i.held) };
   } finally {
-    watch.stop();
+    commands.stop();
     await s.cleanup?.(c);
   }
 }

@@ -3,7 +3,6 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { type Subscription } from '@nats-io/transport-node';
 import { type StepName, STEP_NAMES } from '@flexmig/contracts';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { HostNetwork, type NatsCluster, waitFor } from '@flexmig/testing';
@@ -151,31 +150,6 @@ export const restartNatsAt = (step: StepName): Scenario => atStep('restart-nats'
 export const restartPostgresAt = (step: StepName): Scenario =>
   atStep('restart-postgres', 'PostgreSQL crashed (immediate stop), started again 1 s later', step, (c) => c.h.pg.restart(1000));
 
-/**
- * Every step command the migration's agents receive, seen by the test's observer identity, with the
- * connection that sent it: a request's reply subject is `<the connection's inbox>.<token>`.
- */
-class CommandLog {
-  readonly seen: { key: string; sender: string; at: number }[] = [];
-  private sub?: Subscription;
-  start(h: FaultHarness, migrationId: string): void {
-    this.sub = h.nc.subscribe(`${h.prefix}.agent.*.migration.step`, {
-      callback: (_e, msg) => {
-        const cmd = msg.json<{ migrationId: string; step: number; role: string; attempt: number }>();
-        const sender = (msg.reply ?? '?').split('.').slice(0, -1).join('.');
-        if (cmd.migrationId === migrationId) this.seen.push({ key: `step ${cmd.step} ${cmd.role} attempt ${cmd.attempt}`, sender, at: Date.now() });
-      },
-    });
-  }
-  stop(): void {
-    this.sub?.unsubscribe();
-  }
-  /** Who sent the last command before `at`. */
-  senderBefore(at: number): string | undefined {
-    return this.seen.filter((s) => s.at <= at).at(-1)?.sender;
-  }
-}
-
 /** A second scheduler replica, started before the migration (which the first one drives) and stopped after. */
 const secondReplica = {
   async before({ h }: { h: FaultHarness }) {
@@ -233,7 +207,6 @@ class LeaseTimeline {
  * (taken back in PostgreSQL after the other replica's lease ran out), never while the other one holds it.
  */
 const replicaOutOfTheGame = (o: { id: string; fault: string; step: StepName; off(h: FaultHarness): void; on(h: FaultHarness): void }): Scenario => {
-  const log = new CommandLog();
   const leases = new LeaseTimeline();
   let window = { offAt: 0, leaseEnd: 0 };
   let replicaId = '';
@@ -244,7 +217,6 @@ const replicaOutOfTheGame = (o: { id: string; fault: string; step: StepName; off
     setup: simSetup,
     before: secondReplica.before,
     async inject(c) {
-      log.start(c.h, c.migrationId);
       await leases.start(c.h, c.migrationId);
       await c.reach(o.step);
       replicaId = c.h.procs.get('scheduler')!.env.SCHEDULER_ID;
@@ -261,14 +233,15 @@ const replicaOutOfTheGame = (o: { id: string; fault: string; step: StepName; off
       await sleep(1000); // what the first replica still had in hand runs now, if it still would
       window = { offAt, leaseEnd: offAt + leaseMs };
     },
-    async extra() {
+    async extra(c) {
       // the replica out of the game is the one that sent the last command before it went; after its lease
       // it may act only on a lease it took back (the other replica may repeat an attempt: commands are idempotent)
       await leases.stop();
-      const zombie = log.senderBefore(window.offAt);
-      const after = log.seen.filter((s) => s.sender === zombie && s.at > window.leaseEnd);
+      const seen = c.commands.of(c.migrationId);
+      const zombie = c.commands.senderBefore(c.migrationId, window.offAt);
+      const after = seen.filter((s) => s.sender === zombie && s.at > window.leaseEnd);
       const stale = after.filter((s) => !leases.heldBy(replicaId, s.at));
-      const senders = new Set(log.seen.map((s) => s.sender)).size;
+      const senders = new Set(seen.map((s) => s.sender)).size;
       const retaken = after.length - stale.length;
       return [
         {
@@ -279,12 +252,11 @@ const replicaOutOfTheGame = (o: { id: string; fault: string; step: StepName; off
               ? 'no command seen before the fault'
               : stale.length
                 ? `it sent ${stale.map((a) => a.key).join(', ')} while ${replicaId} did not hold the lease`
-                : `${log.seen.length} step commands from ${senders} connections; none from it on the lease it lost${retaken ? ` (${retaken} after it took the migration back: ${after.map((a) => a.key).join(', ')})` : ''}`,
+                : `${seen.length} step commands from ${senders} connections; none from it on the lease it lost${retaken ? ` (${retaken} after it took the migration back: ${after.map((a) => a.key).join(', ')})` : ''}`,
         },
       ];
     },
     async cleanup({ h }) {
-      log.stop();
       await leases.stop();
       await secondReplica.cleanup(h);
     },
