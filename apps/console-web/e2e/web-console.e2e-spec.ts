@@ -134,10 +134,15 @@ describeInBrowser('the web console in a browser', () => {
     const rowA = await table.locator('tr[data-row="host-a"]').innerText();
     expect(rowA).toContain('Westmere');
     expect(rowA).toContain('up');
-    await page.getByLabel('maintenance of host-c').click({ force: true });
+    const toggle = page.getByLabel('maintenance of host-c');
+    // the switch shows what the server confirmed, and is usable again, before the next click
+    const settled = (on: boolean) => async () => (await toggle.isChecked()) === on && (await toggle.isEnabled());
+    await toggle.click({ force: true });
     await waitFor('host-c in maintenance', async () => (await api('GET', '/api/v1/hosts/host-c')).body.maintenance === true, { timeoutMs: 10_000 });
-    await page.getByLabel('maintenance of host-c').click({ force: true });
+    await waitFor('the switch of host-c on and enabled', settled(true), { timeoutMs: 10_000 });
+    await toggle.click({ force: true });
     await waitFor('host-c out of maintenance', async () => (await api('GET', '/api/v1/hosts/host-c')).body.maintenance === false, { timeoutMs: 10_000 });
+    await waitFor('the switch of host-c off and enabled', settled(false), { timeoutMs: 10_000 });
   });
 
   it('creates a VM from the console, migrates it from the console, and shows its progress and steps to completed', async () => {

@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import type { EvacuationView, Host, Vm } from '@flexmig/contracts';
 import { Alert, Button, PageSection, Switch, Title } from '@patternfly/react-core';
 import { list, post, put } from '../api';
@@ -10,6 +10,11 @@ export function HostsPage() {
   const hosts = useLoad(() => list<Host>('/api/v1/hosts'));
   const vms = useLoad(() => list<Vm>('/api/v1/vms'));
   const [error, setError] = useState<string | undefined>();
+  // A maintenance change is shown as asked while its request is in flight (and the switch is disabled),
+  // then as the server confirmed it until the reloaded list arrives: a second click never acts on a stale row.
+  const [requested, setRequested] = useState<Record<string, boolean>>({});
+  const [confirmed, setConfirmed] = useState<Record<string, boolean>>({});
+  useEffect(() => setConfirmed({}), [hosts.data]);
   const vmCount = useMemo(() => {
     const m = new Map<string, number>();
     for (const v of vms.data ?? []) m.set(v.hostId, (m.get(v.hostId) ?? 0) + 1);
@@ -18,11 +23,19 @@ export function HostsPage() {
 
   const setMaintenance = async (h: Host, on: boolean) => {
     setError(undefined);
+    setRequested((r) => ({ ...r, [h.id]: on }));
     try {
-      await put(`/api/v1/hosts/${encodeURIComponent(h.id)}/maintenance`, { maintenance: on });
+      const updated = await put<Host>(`/api/v1/hosts/${encodeURIComponent(h.id)}/maintenance`, { maintenance: on });
+      setConfirmed((c) => ({ ...c, [h.id]: updated?.maintenance ?? on }));
       hosts.reload();
     } catch (e) {
       setError(`maintenance of ${h.id}: ${describe(e)}`);
+    } finally {
+      setRequested((r) => {
+        const rest = { ...r };
+        delete rest[h.id];
+        return rest;
+      });
     }
   };
   const evacuate = async (h: Host) => {
@@ -42,7 +55,7 @@ export function HostsPage() {
     { title: 'State', cell: (h) => <StateLabel state={h.state} />, text: (h) => h.state },
     {
       title: 'Maintenance',
-      cell: (h) => <Switch id={`maintenance-${h.id}`} aria-label={`maintenance of ${h.id}`} isChecked={h.maintenance} onChange={(_e, on) => void setMaintenance(h, on)} />,
+      cell: (h) => <Switch id={`maintenance-${h.id}`} aria-label={`maintenance of ${h.id}`} isChecked={requested[h.id] ?? confirmed[h.id] ?? h.maintenance} isDisabled={h.id in requested} onChange={(_e, on) => void setMaintenance(h, on)} />,
       text: (h) => (h.maintenance ? 'maintenance' : ''),
     },
     { title: 'VMs', cell: (h) => <Link to={`/vms?host=${encodeURIComponent(h.id)}`}>{String(vmCount.get(h.id) ?? 0)}</Link> },
