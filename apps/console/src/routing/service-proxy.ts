@@ -1,7 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+import { tracer } from '@flexmig/messaging';
 import { CONSOLE_CONFIG, type ConsoleConfig, type ServiceName } from '../config';
 import { serviceUnreachable } from './service-errors';
 
@@ -22,7 +24,9 @@ function forwardable(headers: IncomingMessage['headers']): Record<string, string
  * unbuffered, every end-to-end header (the Authorization header included: each service checks its bearer
  * tokens itself), the body limit counted as the bytes pass, and a timeout on silence. Failures before the
  * service answered become the one error shape: 413, 503 UNAVAILABLE (the service cannot be reached),
- * 504 TIMEOUT; after it answered, the connection is cut (the status line is already sent).
+ * 504 TIMEOUT; after it answered, the connection is cut (the status line is already sent). Each forward is
+ * a CLIENT span `proxy <service>` under the console's request span, and the service continues that span's
+ * trace (its `traceparent` replaces the caller's).
  */
 @Injectable()
 export class ServiceProxy {
@@ -39,11 +43,24 @@ export class ServiceProxy {
     headers['x-forwarded-for'] = [req.headers['x-forwarded-for'], req.socket.remoteAddress].filter(Boolean).join(', ');
     headers['x-forwarded-host'] = req.headers.host ?? '';
     headers['x-forwarded-proto'] = 'encrypted' in req.socket ? 'https' : 'http';
+    const span = tracer().startSpan(`proxy ${owner}`, {
+      kind: SpanKind.CLIENT,
+      attributes: { 'http.request.method': req.method ?? '', 'server.address': base.host, 'url.path': target.pathname, 'flexmig.service': owner },
+    });
+    propagation.inject(trace.setSpan(context.active(), span), headers);
+    // once: whichever of the answer's end, a failure or the client going away comes first
+    const endSpan = (status?: number, error?: FlexmigError) => {
+      if (!span.isRecording()) return;
+      if (status !== undefined) span.setAttribute('http.response.status_code', status);
+      if (error || (status ?? 0) >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: error?.message });
+      span.end();
+    };
 
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const fail = (e: FlexmigError) => {
         upstream.destroy();
+        endSpan(undefined, e);
         if (settled) return;
         settled = true;
         if (res.headersSent) {
@@ -57,13 +74,17 @@ export class ServiceProxy {
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
         answer.pipe(res);
         answer.on('error', () => res.destroy());
-        answer.on('end', () => resolve());
+        answer.on('end', () => {
+          endSpan(answer.statusCode);
+          resolve();
+        });
       });
       upstream.on('timeout', () => fail(this.timedOut(owner, base)));
       upstream.on('error', (e: NodeJS.ErrnoException) => fail(serviceUnreachable(owner, base, e.code ?? e.message)));
       // the client went away: nothing to answer, stop the service's work on it
       res.on('close', () => {
         if (!res.writableFinished) upstream.destroy();
+        endSpan(undefined, new FlexmigError(ErrorCode.Unavailable, 'the client went away before the answer was sent'));
         resolve();
       });
       let received = 0;
