@@ -1,17 +1,14 @@
 /**
  * The built CLI (`apps/cli/bin/flexmig.cjs`, what `npx flexmig` runs) against the real stack through its
  * one URL: the console (apps/console) in front of inventory, scheduler and cpu-compat, with two sim agents,
- * on a NATS server in operator mode and PostgreSQL (apps/scheduler/e2e/harness.ts). Only FLEXMIG_URL and
+ * on a NATS server in operator mode and PostgreSQL (libs/testing/src/harness.ts). Only FLEXMIG_URL and
  * FLEXMIG_TOKEN tell the CLI where the API is.
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, testToken } from '@flexmig/testing';
-// the stack harness lives with the scheduler's e2e tests, not in a library: the brief of these tests is to use it as is
-// eslint-disable-next-line @nx/enforce-module-boundaries
-import { Harness } from '../../scheduler/e2e/harness';
+import { freePort, Harness, testToken } from '@flexmig/testing';
 
 const root = path.resolve(__dirname, '../../..');
 const bin = path.join(root, 'apps/cli/bin/flexmig.cjs');

@@ -1,5 +1,5 @@
 import { waitFor } from '@flexmig/testing';
-import { Harness, TERMINAL } from './harness';
+import { Harness, TERMINAL } from '@flexmig/testing';
 
 const unavailable = Harness.available();
 const describeIf = unavailable ? describe.skip : describe;

@@ -1,4 +1,4 @@
-import { Harness } from './harness';
+import { Harness } from '@flexmig/testing';
 import { matrix } from './faults/matrix';
 import { describeScenarios, type ScenarioResult } from './faults/runner';
 

@@ -1,4 +1,4 @@
-import { Harness } from './harness';
+import { Harness } from '@flexmig/testing';
 
 const unavailable = Harness.available();
 const describeIf = unavailable ? describe.skip : describe;

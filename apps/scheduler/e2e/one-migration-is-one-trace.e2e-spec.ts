@@ -1,6 +1,6 @@
 import { STEPS } from '@flexmig/saga';
 import { OtlpReceiver, type ReceivedSpan, waitFor } from '@flexmig/testing';
-import { Harness } from './harness';
+import { Harness } from '@flexmig/testing';
 
 const unavailable = Harness.available();
 const describeIf = unavailable ? describe.skip : describe;

@@ -1,5 +1,5 @@
 import { httpJson, testToken, waitFor } from '@flexmig/testing';
-import { Harness } from './harness';
+import { Harness } from '@flexmig/testing';
 
 const unavailable = Harness.available();
 const describeIf = unavailable ? describe.skip : describe;

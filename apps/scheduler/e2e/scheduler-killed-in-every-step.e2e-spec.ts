@@ -1,4 +1,4 @@
-import { Harness } from './harness';
+import { Harness } from '@flexmig/testing';
 import { sleep } from '@flexmig/timing';
 
 const unavailable = Harness.available();

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { Client } from 'pg';
 import { sleep } from '@flexmig/timing';
-import { Harness } from './harness';
+import { Harness } from '@flexmig/testing';
 
 // libfaketime (Debian's faketime package) shifts a process's wall clock; the monotonic clock stays true.
 const libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';

@@ -12,3 +12,4 @@ export * from './fuzz';
 export * from './fixtures';
 export * from './openapi';
 export * from './otlp-receiver';
+export * from './harness';

@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { type HostNetwork, NatsCluster, NatsInterceptor, NatsServerProcess, ServiceProcess, TcpProxy } from '@flexmig/testing';
-import { Harness, type HarnessOptions } from '../harness';
+import { Harness, type HarnessOptions } from '@flexmig/testing';
 
 export type Driver = 'sim' | 'qemu';
 

@@ -1,4 +1,4 @@
-import { Harness } from '../harness';
+import { Harness } from '@flexmig/testing';
 import { matrix } from './matrix';
 import { describeScenarios, resultsFile, selectScenarios, writeResults, type ScenarioResult } from './runner';
 

@@ -1,5 +1,5 @@
 import { sleep } from '@flexmig/timing';
-import { TERMINAL } from '../harness';
+import { TERMINAL } from '@flexmig/testing';
 import { type FaultHarness } from './fault-harness';
 
 /** One invariant after a fault: its name, whether it held, and what was seen. */

@@ -3,8 +3,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { freePort, NatsServerProcess, PostgresServerProcess, ServiceProcess, waitFor, httpJson } from '@flexmig/testing';
+import { httpJson, waitFor } from './infra';
+import { freePort, ServiceProcess } from './processes';
+import { NatsServerProcess, PostgresServerProcess } from './servers';
 import { sleep } from '@flexmig/timing';
+
+/** A CloudEvent read back from JetStream, as JSON: any type of event, so the tests assert on its shape. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
+export type EventJson = { id: string; type: string; subject: string; data: any; [attribute: string]: any };
 
 export const TERMINAL = ['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'];
 
@@ -58,7 +64,7 @@ export class Harness {
       ...this.o.scheduler,
     });
     for (const h of this.o.hosts) await this.startAgent(h.id);
-    await waitFor('all hosts up', async () => (await this.http('inventory', 'GET', '/api/v1/hosts')).body.items?.filter((h: any) => h.state === 'up').length === this.o.hosts.length, { timeoutMs: 30_000 });
+    await waitFor('all hosts up', async () => (await this.http('inventory', 'GET', '/api/v1/hosts')).body.items?.filter((h: { state: string }) => h.state === 'up').length === this.o.hosts.length, { timeoutMs: 30_000 });
     this.nc = await connect({
       servers: this.nats.url,
       maxReconnectAttempts: -1,
@@ -159,13 +165,13 @@ export class Harness {
     return found;
   }
 
-  async events(subject: string): Promise<any[]> {
+  async events(subject: string): Promise<EventJson[]> {
     const jsm = await jetstreamManager(this.nc);
     const stream = `${this.prefix.toUpperCase()}_EVENTS`;
     const name = `check_${Math.random().toString(36).slice(2)}`;
     await jsm.consumers.add(stream, { durable_name: name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, filter_subject: `${this.prefix}.events.${subject}` });
     const consumer = await jetstream(this.nc).consumers.get(stream, name);
-    const out: any[] = [];
+    const out: EventJson[] = [];
     const batch = await consumer.fetch({ max_messages: 1000, expires: 1000 });
     for await (const m of batch) out.push(m.json());
     await jsm.consumers.delete(stream, name);
