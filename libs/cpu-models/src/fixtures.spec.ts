@@ -83,7 +83,7 @@ describe('clusters of real hosts', () => {
     expect(clusterMode([real(hygon, 'h1'), real(hygon, 'h2')])).toMatchObject({ mode: 'Dhyana-v2', vendor: 'Hygon' });
   });
 
-  (present ? it : it.skip)('Emerald Rapids + Granite Rapids, both with TSX off → Icelake-noTSX', () => {
-    expect(clusterMode([real(emr), real(gnr)]).mode).toBe('Icelake-noTSX');
+  (present ? it : it.skip)('Emerald Rapids + Granite Rapids, both with TSX off → SapphireRapids-noTSX', () => {
+    expect(clusterMode([real(emr), real(gnr)]).mode).toBe('SapphireRapids-noTSX');
   });
 });
