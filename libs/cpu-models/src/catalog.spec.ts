@@ -63,7 +63,7 @@ describe('baselines', () => {
       'Merom', 'Penryn', 'Nehalem', 'Westmere', 'SandyBridge', 'IvyBridge',
       'Haswell-noTSX', 'Haswell', 'Broadwell-noTSX', 'Broadwell', 'Skylake-Client-noTSX', 'Skylake-Client',
       'Skylake-Server-noTSX', 'Skylake-Server', 'Cascadelake-noTSX', 'Cascadelake', 'Icelake-noTSX', 'Icelake',
-      'SapphireRapids', 'GraniteRapids', 'DiamondRapids',
+      'SapphireRapids-noTSX', 'SapphireRapids', 'GraniteRapids-noTSX', 'GraniteRapids', 'DiamondRapids-noTSX', 'DiamondRapids',
     ]);
     expect(listBaselines({ vendor: 'amd' }).map((b) => b.name)).toEqual([
       'Opteron_G1', 'Opteron_G2', 'Opteron_G3', 'Opteron_G4', 'Opteron_G5', 'EPYC', 'EPYC-Rome', 'EPYC-Milan', 'EPYC-Genoa', 'EPYC-Turin',
@@ -71,7 +71,7 @@ describe('baselines', () => {
     expect(listBaselines({ ladder: 'intel-ecore' }).map((b) => b.name)).toEqual(['Denverton', 'Snowridge', 'SierraForest', 'ClearwaterForest']);
     expect(listBaselines({ vendor: 'HygonGenuine' }).map((b) => b.name)).toEqual(['Dhyana', 'Dhyana-v2']);
     expect(listBaselines({ ladder: 'psabi' }).map((b) => b.name)).toEqual(['x86-64-v1', 'x86-64-v2', 'x86-64-v3', 'x86-64-v4']);
-    expect(listBaselines()).toHaveLength(41);
+    expect(listBaselines()).toHaveLength(44);
     expect(listBaselines({ vendor: 'Zhaoxin' })).toEqual([]);
   });
 

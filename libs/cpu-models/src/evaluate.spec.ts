@@ -40,8 +40,12 @@ describe('evaluateHost', () => {
   it('a host without TSX gets the -noTSX mode of its generation', () => {
     const icx = simulatedHostCpu('Icelake');
     expect(evaluateHost({ features: without(icx.features, 'hle', 'rtm'), vendor: 'Intel' }).maxImcMode).toBe('Icelake-noTSX');
-    const spr = simulatedHostCpu('SapphireRapids'); // no SapphireRapids-noTSX in libvirt
-    expect(evaluateHost({ features: without(spr.features, 'rtm'), vendor: 'Intel' }).maxImcMode).toBe('Icelake-noTSX');
+    // libvirt has no -noTSX model from Sapphire Rapids on; the mode is derived (README decision 2)
+    const spr = simulatedHostCpu('SapphireRapids');
+    expect(evaluateHost({ features: without(spr.features, 'rtm'), vendor: 'Intel' }).maxImcMode).toBe('SapphireRapids-noTSX');
+    const gnr = simulatedHostCpu('GraniteRapids');
+    expect(evaluateHost({ features: without(gnr.features, 'hle', 'rtm'), vendor: 'Intel' }).maxImcMode).toBe('GraniteRapids-noTSX');
+    expect(getBaseline('GraniteRapids-noTSX').qemuCpu).toBe('GraniteRapids,-hle,-rtm');
   });
 
   it('SYSCALL: an Intel dump without syscall but with lm is not failed for it (32-bit CPUID tool)', () => {
