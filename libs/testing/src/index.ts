@@ -12,3 +12,5 @@ export * from './fuzz';
 export * from './fixtures';
 export * from './openapi';
 export * from './otlp-receiver';
+export * from './kube-apiserver';
+export * from './helm-chart';
