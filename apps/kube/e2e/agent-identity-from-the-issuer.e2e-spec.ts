@@ -1,9 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect, credsAuthenticator, errors, type NatsConnection, type PermissionViolationError, type QueuedIterator, type Status } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { agentCreds, agentPermissions, authFiles, newUserKey } from '@flexmig/nats-auth';
-import { freePort, type KubeApiServer, kubeTestIssuer, type Launched, launchService, NatsServerProcess, ServiceProcess, startKubeApiServer } from '@flexmig/testing';
+import { freePort, type KubeApiServer, kubeTestIssuer, type Launched, launchService, NatsServerProcess, permissionViolation, ServiceProcess, startKubeApiServer } from '@flexmig/testing';
 import { createPod, installChartRbac, names, namespace } from './cluster';
 
 /**
@@ -76,26 +76,7 @@ describe('agent identities from the issuer (real kube-apiserver, real NATS)', ()
     return { status: res.status, body: (await res.json()) as { hostId?: string; jwt?: string; message?: string } };
   }
 
-  /** Resolves with the server's permissions violation for `subject` that `act` provokes. */
-  async function violation(nc: NatsConnection, subject: string, act: () => unknown): Promise<PermissionViolationError> {
-    const statuses = nc.status() as QueuedIterator<Status>;
-    const seen = (async () => {
-      for await (const s of statuses) {
-        if (s.type === 'error' && s.error instanceof errors.PermissionViolationError && s.error.subject === subject) return s.error;
-      }
-      throw new Error(`no permissions violation for ${subject}`);
-    })();
-    const timer = setTimeout(() => statuses.stop(), 5_000);
-    try {
-      await Promise.resolve()
-        .then(act)
-        .catch(() => undefined);
-      return await seen;
-    } finally {
-      clearTimeout(timer);
-      statuses.stop();
-    }
-  }
+  const violation = (nc: NatsConnection, subject: string, act: () => unknown) => permissionViolation(nc, subject, act, 5_000);
 
   it("issues the pod on node-a node-a's identity, which connects to NATS with node-a's permissions and no other host's", async () => {
     const user = newUserKey();

@@ -14,3 +14,4 @@ export * from './openapi';
 export * from './otlp-receiver';
 export * from './kube-apiserver';
 export * from './helm-chart';
+export * from './nats-permissions';
