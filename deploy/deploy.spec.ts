@@ -25,12 +25,17 @@ const parseYaml = (text: string): any => parse(text, { merge: true });
 // ---- what each service reads ----
 type App = 'inventory' | 'scheduler' | 'cpu-compat' | 'agent' | 'console';
 const apps: App[] = ['inventory', 'scheduler', 'cpu-compat', 'agent', 'console'];
-const configSources: Record<App, string> = {
+/** The Kubernetes integration's processes (apps/kube): no NATS, no common environment (no ConfigMap). */
+type KubeApp = 'identity-issuer' | 'drain-watcher';
+const kubeApps: KubeApp[] = ['identity-issuer', 'drain-watcher'];
+const configSources: Record<App | KubeApp, string> = {
   inventory: 'apps/inventory/src/config.ts',
   scheduler: 'apps/scheduler/src/config.ts',
   'cpu-compat': 'apps/cpu-compat/src/main.ts',
   agent: 'apps/agent/src/config.ts',
   console: 'apps/console/src/config.ts',
+  'identity-issuer': 'apps/kube/src/issuer/config.ts',
+  'drain-watcher': 'apps/kube/src/drain/config.ts',
 };
 const sharedSource = 'libs/service-kit/src/env.ts';
 
@@ -90,7 +95,7 @@ function resolveSchema(name: string, seen = new Set<string>()): Map<string, Vari
 
 /** Each app's variables: the union of the schemas its config source declares. */
 const reads = Object.fromEntries(
-  apps.map((app) => {
+  [...apps, ...kubeApps].map((app) => {
     const vars = new Map<string, Variable>();
     for (const name of schemaDeclarations(configSources[app]).keys()) {
       for (const [k, v] of resolveSchema(name)) vars.set(k, v);
@@ -103,7 +108,7 @@ const databaseVars = resolveSchema('DatabaseEnvSchema');
 const httpVars = resolveSchema('HttpEnvSchema');
 
 /** `name` entries that a service does not read. */
-function unread(app: App, names: Iterable<string>): string[] {
+function unread(app: App | KubeApp, names: Iterable<string>): string[] {
   return [...names].filter((n) => !reads[app].has(n)).map((n) => `${app}: ${n}`);
 }
 
@@ -247,6 +252,7 @@ describe('deploy/helm/flexmig', () => {
     'qemu privileged': { values: ['deploy/helm/examples/production.yaml', 'deploy/helm/examples/qemu-privileged.yaml'] },
     'monitoring on (Prometheus Operator CRDs)': { values: ['deploy/helm/examples/production.yaml'], apiVersions: ['monitoring.coreos.com/v1'] },
     'NATS cluster and external PostgreSQL (HA)': { values: ['deploy/helm/examples/production.yaml', 'deploy/helm/examples/ha.yaml'] },
+    'Kubernetes integration (identity issuer, drain watcher)': { values: ['deploy/helm/examples/production.yaml', 'deploy/helm/examples/kube-integration.yaml'] },
   };
   const rendered = Object.fromEntries(Object.entries(sets).map(([name, o]) => [name, chart.render(o)]));
   const objects = (set: string) => rendered[set].objects;
@@ -300,6 +306,11 @@ describe('deploy/helm/flexmig', () => {
       const env = objects(set).find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-env'));
       for (const { component, spec } of podSpecs(set)) {
         const app = component as App;
+        if (kubeApps.includes(component as KubeApp)) {
+          // no ConfigMap: only what the container sets, all of it read
+          bad.push(...unread(component as KubeApp, spec.containers[0].env.map((e: { name: string }) => e.name)).map((m) => `${set}: ${m}`));
+          continue;
+        }
         for (const c of spec.containers) {
           const names = (c.env ?? []).map((e: { name: string }) => e.name);
           // a variable the service does not read is allowed only as a helper for $(NAME) substitution
@@ -331,14 +342,43 @@ describe('deploy/helm/flexmig', () => {
     }
   });
 
-  it('mounts no ServiceAccount token anywhere', () => {
+  it('mounts a ServiceAccount token only where the pod calls the Kubernetes API (issuer, drain watcher)', () => {
     for (const set of Object.keys(sets)) {
       for (const sa of find(set, 'ServiceAccount')) expect(sa.automountServiceAccountToken).toBe(false);
-      for (const { spec } of podSpecs(set)) {
-        expect(spec.automountServiceAccountToken).toBe(false);
+      for (const { component, spec } of podSpecs(set)) {
+        expect(spec.automountServiceAccountToken).toBe(kubeApps.includes(component as KubeApp));
         expect(find(set, 'ServiceAccount').map((sa) => sa.metadata.name)).toContain(spec.serviceAccountName);
       }
     }
+  });
+
+  it('gives each agent a token for the identity issuer only, and no Secret with other hosts\' identities', () => {
+    const set = 'Kubernetes integration (identity issuer, drain watcher)';
+    const spec = one(set, 'DaemonSet', 'agent').spec.template.spec;
+    expect(spec.volumes.find((v: any) => v.name === 'identity').projected.sources).toEqual([
+      { serviceAccountToken: { audience: 'flexmig-identity-issuer', expirationSeconds: 3600, path: 'token' } },
+    ]);
+    expect(spec.volumes.some((v: any) => v.name === 'nats-creds')).toBe(false);
+    const env = Object.fromEntries(spec.containers[0].env.map((e: any) => [e.name, e.value]));
+    expect(env).toMatchObject({ IDENTITY_ISSUER_URL: 'http://release-flexmig-identity-issuer:3020', IDENTITY_TOKEN_FILE: '/var/run/secrets/flexmig/identity/token' });
+    expect(env.NATS_CREDS).toBeUndefined();
+    // the issuer sees the agents' ServiceAccount and audience, and holds the agents' signing key only
+    const issuer = one(set, 'Deployment', 'identity-issuer').spec.template.spec;
+    const ienv = Object.fromEntries(issuer.containers[0].env.map((e: any) => [e.name, e.value]));
+    expect(ienv).toMatchObject({ ISSUER_AUDIENCE: 'flexmig-identity-issuer', AGENT_NAMESPACE: 'flexmig', AGENT_SERVICE_ACCOUNT: 'release-flexmig-agent' });
+    expect(issuer.volumes.find((v: any) => v.name === 'signing').secret).toMatchObject({ secretName: 'flexmig-identity-signing', items: [{ key: 'account-signing.nk', path: 'account-signing.nk' }] });
+    // narrow RBAC: tokenreviews create (cluster), pods get (namespace); nodes watch and nodes/status patch
+    const rules = (kind: string, component: string) => one(set, kind, component).rules;
+    expect(rules('ClusterRole', 'identity-issuer')).toEqual([{ apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] }]);
+    expect(rules('Role', 'identity-issuer')).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }]);
+    expect(rules('ClusterRole', 'drain-watcher')).toEqual([
+      { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['nodes/status'], verbs: ['patch'] },
+    ]);
+    // both at once is refused, saying which
+    expect(chart.render({ values: ['deploy/helm/examples/production.yaml'], set: ['identityIssuer.enabled=true', 'identityIssuer.accountPublicKey=ABJHLOVMPA4CI6R5KLNGOB4GSLNIY7IOUPAJC4YFNDLQVGXOEWLWEYB3', 'identityIssuer.signingKey.existingSecret=x'] }).error).toContain(
+      'agent.natsCredentials.existingSecret and identityIssuer.enabled: set one',
+    );
   });
 
   it('makes Secrets only where no existingSecret names one, and mounts each service its own NATS identity only', () => {
@@ -367,6 +407,15 @@ describe('deploy/helm/flexmig', () => {
     expect(egressPorts('cpu-compat')).toEqual([53, 53, 4222]);
     expect(egressPorts('console')).toEqual([53, 53, 3001, 3002, 3003, 4222]);
     expect(egressPorts('agent')).toEqual([53, 53, 4222, 49152]);
+    // with the Kubernetes integration: agents reach the issuer, only agents do; the watcher reaches the API and two services
+    const kube = Object.fromEntries(find('Kubernetes integration (identity issuer, drain watcher)', 'NetworkPolicy').map((p) => [p.metadata.labels['app.kubernetes.io/component'], p.spec]));
+    const kubeEgress = (c: string) => kube[c].egress.flatMap((r: any) => r.ports.map((p: any) => p.port)).sort((a: number, b: number) => a - b);
+    expect(kubeEgress('agent')).toEqual([53, 53, 3020, 4222, 49152]);
+    expect(kubeEgress('identity-issuer')).toEqual([53, 53, 6443]);
+    expect(kubeEgress('drain-watcher')).toEqual([53, 53, 3001, 3002, 6443]);
+    expect(kube['identity-issuer'].ingress).toEqual([{ from: [{ podSelector: { matchLabels: expect.objectContaining({ 'app.kubernetes.io/component': 'agent' }) } }], ports: [{ port: 3020, protocol: 'TCP' }] }]);
+    expect(kube['drain-watcher'].ingress).toEqual([]);
+    expect(kube.scheduler.ingress.some((r: any) => r.from.some((f: any) => f.podSelector?.matchLabels?.['app.kubernetes.io/component'] === 'drain-watcher'))).toBe(true);
     // only the console reaches the services; only the ingress controller (and Prometheus) the console
     for (const c of ['inventory', 'scheduler', 'cpu-compat']) {
       expect(policies[c].ingress.some((r: any) => r.from.some((f: any) => f.podSelector?.matchLabels?.['app.kubernetes.io/component'] === 'console'))).toBe(true);

@@ -25,6 +25,13 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
    * (~/.local/state/flexmig/agent). Keep it across restarts (a hostPath on Kubernetes).
    */
   AGENT_STATE_DIR: z.string().min(1).optional(),
+  /**
+   * On Kubernetes: the identity issuer (apps/kube) that signs this host's NATS identity at start, instead of a
+   * creds file (NATS_CREDS). The agent proves its pod with IDENTITY_TOKEN_FILE; its own user key never leaves it.
+   */
+  IDENTITY_ISSUER_URL: z.url().optional(),
+  /** The pod's projected ServiceAccount token for the issuer's audience (default: where the chart projects it, defaultIdentityTokenFile). */
+  IDENTITY_TOKEN_FILE: z.string().min(1).optional(),
   // ---- sim driver ----
   /** The CPU generation the simulated host has: a baseline name of the catalog. */
   SIM_CPU: z.string().default('IvyBridge'),
@@ -83,6 +90,8 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   QEMU_GUEST_WORKING_SET_MIB: z.coerce.number().min(1).optional(),
 });
 export type AgentEnv = z.infer<typeof AgentEnvSchema>;
+/** Where the chart's serviceAccountToken volume puts the agent's token for the identity issuer. */
+export const defaultIdentityTokenFile = '/var/run/secrets/flexmig/identity/token';
 export const QEMU_DEFAULTS = { binary: 'qemu-system-x86_64', accel: 'auto' } as const;
 export const AGENT_ENV = Symbol('AGENT_ENV');
 

@@ -1,9 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect, credsAuthenticator, errors, type PermissionViolationError, type NatsConnection, type NodeConnectionOptions, type QueuedIterator, type Status } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, errors, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { NatsServerProcess, waitFor } from '@flexmig/testing';
+import { NatsServerProcess, permissionViolation, waitFor } from '@flexmig/testing';
 import { eventsStreamName, initAuthDir, revokeAgent, type ServiceRole, subscriberDurable } from '@flexmig/nats-auth';
 
 /**
@@ -34,26 +34,7 @@ describe('NATS identities (operator mode, generated configuration)', () => {
   const service = (role: ServiceRole) => as(nats.creds(role), role);
   const agent = async (hostId: string) => as(await nats.agentCreds(hostId), hostId);
 
-  /** Resolves with the server's permissions violation for `subject` that `act` provokes; fails after 3 s without one. */
-  async function violation(nc: NatsConnection, subject: string, act: () => unknown): Promise<PermissionViolationError> {
-    const statuses = nc.status() as QueuedIterator<Status>;
-    const seen = (async () => {
-      for await (const s of statuses) {
-        if (s.type === 'error' && s.error instanceof errors.PermissionViolationError && s.error.subject === subject) return s.error;
-      }
-      throw new Error(`no permissions violation for ${subject}`);
-    })();
-    const timer = setTimeout(() => statuses.stop(), 3_000);
-    try {
-      await Promise.resolve()
-        .then(act)
-        .catch(() => undefined); // a refused request rejects too; the violation is what is checked
-      return await seen;
-    } finally {
-      clearTimeout(timer);
-      statuses.stop();
-    }
-  }
+  const violation = (nc: NatsConnection, subject: string, act: () => unknown) => permissionViolation(nc, subject, act);
 
   beforeAll(async () => {
     await nats.start();

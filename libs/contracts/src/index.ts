@@ -16,3 +16,4 @@ export * from './auth';
 export * from './lists';
 export * from './http-views';
 export * from './live';
+export * from './identity';

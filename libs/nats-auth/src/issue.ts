@@ -128,6 +128,31 @@ export async function issueUser(keys: AuthKeys, name: string, perms: SubjectPerm
 /** An agent's identity: named after its host, signed by the scoped key (its permissions come from the template). */
 export async function issueAgentUser(keys: AuthKeys, hostId: string): Promise<IssuedUser> {
   const user = createUser();
-  const jwt = await encodeUser(hostId, user, kp(keys.account), {}, { signer: kp(keys.agentSigner), scopedUser: true });
-  return { creds: new TextDecoder().decode(fmtCreds(jwt, user)), publicKey: user.getPublicKey() };
+  const jwt = await signAgentJwt({ agentSigner: keys.agentSigner, accountPublicKey: publicKey(keys.account) }, hostId, user.getPublicKey());
+  return { creds: agentCreds(jwt, user), publicKey: user.getPublicKey() };
 }
+
+/**
+ * What signs agent identities and nothing else: the scoped signing key's seed and the account's public key.
+ * The identity issuer (apps/kube) holds only this; the account's own seed, which signs the services'
+ * identities (and any permissions at all), stays out of it.
+ */
+export interface AgentSigner {
+  agentSigner: string;
+  accountPublicKey: string;
+}
+
+/**
+ * The user JWT of host `hostId`'s agent for a user key the agent made itself (`userPublicKey`, "U..."): its
+ * seed never leaves the agent. Scoped: the server gives it the template's permissions with `{{name()}}` =
+ * hostId. `expiresInSeconds` bounds its life (the server disconnects it when it expires); none by default.
+ */
+export async function signAgentJwt(signer: AgentSigner, hostId: string, userPublicKey: string, expiresInSeconds?: number): Promise<string> {
+  return encodeUser(hostId, userPublicKey, signer.accountPublicKey, {}, { signer: kp(signer.agentSigner), scopedUser: true, ...(expiresInSeconds ? { exp: Math.floor(Date.now() / 1000) + expiresInSeconds } : {}) });
+}
+
+/** The credentials file's text of a user JWT and the key pair it names. */
+export const agentCreds = (jwt: string, user: KeyPair): string => new TextDecoder().decode(fmtCreds(jwt, user));
+
+/** A new user key pair (an agent's, before it asks the issuer to sign it). */
+export const newUserKey = (): KeyPair => createUser();

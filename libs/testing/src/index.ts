@@ -13,3 +13,6 @@ export * from './fixtures';
 export * from './openapi';
 export * from './otlp-receiver';
 export * from './harness';
+export * from './kube-apiserver';
+export * from './helm-chart';
+export * from './nats-permissions';
