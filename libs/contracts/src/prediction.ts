@@ -49,7 +49,7 @@ export const PredictionInputOriginSchema = z.enum(['calc-dirty-rate', 'model', '
 
 export const PredictionInputSchema = z.object({
   value: z.number().finite().min(0),
-  unit: z.enum(['bytes', 'bytes/s']),
+  unit: z.enum(['bytes', 'bytes/s', 'ms']),
   origin: PredictionInputOriginSchema,
   /** When it was measured; null for a record or a default. */
   measuredAt: IsoTimeSchema.nullable(),
@@ -75,6 +75,10 @@ export const MigrationPredictionSchema = z.object({
     dirtyRateBytesPerSec: PredictionInputSchema,
     workingSetBytes: PredictionInputSchema,
     bandwidthBytesPerSec: PredictionInputSchema,
+    /** The control plane's time outside pre-copy and the pause, from the hosts' last migration (absent without one). */
+    setupMs: PredictionInputSchema.optional(),
+    /** The pause's cost besides copying memory, from the hosts' last migration (absent without one: the model's default). */
+    switchoverFixedMs: PredictionInputSchema.optional(),
   }),
   predictedAt: IsoTimeSchema,
 });

@@ -32,6 +32,11 @@ describe('predict', () => {
       });
       expect(a.levers).toEqual([]);
     });
+
+    it('when the control plane takes 300 ms around it and 40 ms of the pause, then those are added to the total and the downtime', () => {
+      const a = predict(bareInputs({ linkBandwidthBytesPerSec: 128 * MiB, setupMs: 300, switchoverFixedMs: 40 }));
+      expect(a.predicted).toMatchObject({ totalTimeMs: 8340, downtimeMs: 40, passes: 1 });
+    });
   });
 
   describe('given r = 0.5 (50 MiB/s dirtied, 100 MiB/s link, 300 ms)', () => {

@@ -21,7 +21,13 @@ export interface PredictionInputs {
   linkBandwidthBytesPerSec: number;
   passOverheadMs?: number;
   deviceStateBytes?: number;
+  /** The pause's cost besides copying (stop, last sync, the control plane's round trips until the resume). */
   switchoverFixedMs?: number;
+  /**
+   * Time of the migration outside pre-copy and the pause (reserving, starting the target, finishing up),
+   * added to the total: the model's passes are the hypervisor's, not the control plane's. Default 0.
+   */
+  setupMs?: number;
 }
 
 /** The policy as the prediction reads it: the model's, whose memory size comes from the inputs. */
@@ -95,7 +101,8 @@ function summary(result: MigrationResult, decisions: ReturnType<typeof simulateW
 
 function run(inputs: PredictionInputs, policy: MigrationPolicy): Prediction {
   const { result, decisions } = simulateWithPolicy(predictionParams(inputs, policy), policy);
-  return summary(result, decisions);
+  const p = summary(result, decisions);
+  return inputs.setupMs ? { ...p, totalTimeMs: p.totalTimeMs + inputs.setupMs } : p;
 }
 
 const sec = (ms: number) => `${(ms / MS_PER_SEC).toFixed(1)} s`;

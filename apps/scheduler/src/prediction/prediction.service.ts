@@ -14,6 +14,7 @@ import { NatsBus } from '@flexmig/messaging';
 import { BYTES_PER_MIB, predict } from '@flexmig/migration-model';
 import { elapsedMs, type SagaState } from '@flexmig/saga';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
+import { completionFigures } from '../figures';
 import { PlacementService } from '../placement/placement.service';
 import { ClusterSettingsService } from '../settings/cluster-settings.service';
 import { vmAndTarget } from '../migrations-api/prechecks';
@@ -22,12 +23,27 @@ const defaults = { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000 };
 /** A dirty-rate sample under QEMU takes about 5 s (two calc-dirty-rate windows) on a loaded host. */
 const dirtyRateTimeoutMs = 60_000;
 
-/** How fast step 3 (the first full pass: all of the VM's memory) of a completed migration went. */
-export function firstPassBandwidth(saga: SagaState, memoryMiB: number): { bytesPerSec: number; passMs: number } | null {
-  const s3 = saga.steps[2];
-  const passMs = s3 ? elapsedMs(s3.startedAt, s3.completedAt ?? s3.endedAt) : null;
+/**
+ * What a completed migration measured of its two hosts: the link (the VM's memory over step 3, the first
+ * full pass), the pause's cost besides copying (the guest's downtime less the last dirty bytes at that
+ * rate) and the control plane's time outside pre-copy and the pause (the rest of the total).
+ */
+export function measuredByMigration(saga: SagaState, memoryMiB: number): { bytesPerSec: number; passMs: number; switchoverFixedMs: number; setupMs: number } | null {
+  const dur = (n: number) => {
+    const st = saga.steps[n - 1];
+    return st ? elapsedMs(st.startedAt, st.completedAt ?? st.endedAt) : null;
+  };
+  const passMs = dur(3);
   if (!passMs) return null;
-  return { bytesPerSec: (memoryMiB * BYTES_PER_MIB * 1000) / passMs, passMs };
+  const bytesPerSec = (memoryMiB * BYTES_PER_MIB * 1000) / passMs;
+  const f = completionFigures(saga);
+  const left = (saga.steps[3]?.result as { stats?: { remainingBytes?: number } } | null | undefined)?.stats?.remainingBytes ?? 0;
+  return {
+    bytesPerSec,
+    passMs,
+    switchoverFixedMs: Math.max(0, f.downtimeMs - (left / bytesPerSec) * 1000),
+    setupMs: Math.max(0, f.totalTimeMs - passMs - (dur(4) ?? 0) - f.downtimeMs),
+  };
 }
 
 const ageOf = (measuredAt: string, now: number) => Math.max(0, Math.round(now - Date.parse(measuredAt)));
@@ -61,13 +77,21 @@ export class PredictionService {
 
   /** A prediction for a migration whose checks passed (POST /api/v1/migrations calls this one). */
   async predictFor(vm: Vm, target: Host, policy: MigrationPolicy, placement: MigrationPrediction['placement']): Promise<MigrationPrediction> {
-    const [guest, link] = await Promise.all([this.dirtyRate(vm), this.bandwidth(vm.hostId, target)]);
+    const [guest, link] = await Promise.all([this.dirtyRate(vm), this.link(vm.hostId, target)]);
     const now = Date.now();
     const memoryBytes = vm.memoryMiB * BYTES_PER_MIB;
     const answer = predict(
-      { memoryBytes, dirtyRateBytesPerSec: guest.dirtyRateBytesPerSec, workingSetBytes: guest.workingSetBytes, linkBandwidthBytesPerSec: link.value },
+      {
+        memoryBytes,
+        dirtyRateBytesPerSec: guest.dirtyRateBytesPerSec,
+        workingSetBytes: guest.workingSetBytes,
+        linkBandwidthBytesPerSec: link.bandwidth.value,
+        ...(link.setupMs ? { setupMs: link.setupMs.value } : {}),
+        ...(link.switchoverFixedMs ? { switchoverFixedMs: link.switchoverFixedMs.value } : {}),
+      },
       policy,
     );
+    const aged = (x: Omit<PredictionInput, 'ageMs'>): PredictionInput => ({ ...x, ageMs: x.measuredAt ? ageOf(x.measuredAt, now) : null });
     const sampled = (value: number, unit: PredictionInput['unit']): PredictionInput => ({
       value,
       unit,
@@ -88,7 +112,9 @@ export class PredictionService {
         memoryBytes: { value: memoryBytes, unit: 'bytes', origin: 'vm', measuredAt: null, ageMs: null, detail: `VM ${vm.name}: ${vm.memoryMiB} MiB in inventory` },
         dirtyRateBytesPerSec: sampled(guest.dirtyRateBytesPerSec, 'bytes/s'),
         workingSetBytes: sampled(Math.min(guest.workingSetBytes, memoryBytes), 'bytes'),
-        bandwidthBytesPerSec: { ...link, ageMs: link.measuredAt ? ageOf(link.measuredAt, now) : null },
+        bandwidthBytesPerSec: aged(link.bandwidth),
+        ...(link.setupMs ? { setupMs: aged(link.setupMs) } : {}),
+        ...(link.switchoverFixedMs ? { switchoverFixedMs: aged(link.switchoverFixedMs) } : {}),
       },
       predictedAt: new Date(now).toISOString(),
     };
@@ -98,8 +124,11 @@ export class PredictionService {
     return this.bus.request(SampleDirtyRate, { vmId: vm.id, maxAgeMs: this.settings.dirtyRateMaxAgeMs }, { params: { hostId: vm.hostId }, timeoutMs: dirtyRateTimeoutMs });
   }
 
-  /** The two hosts' last completed migration (either way), else the source's probe, else the assumption. */
-  private async bandwidth(sourceHostId: string, target: Host): Promise<Omit<PredictionInput, 'ageMs'>> {
+  /**
+   * The two hosts' last completed migration (either way): the link and the control plane's costs; else the
+   * source's probe, else the assumption, for the link alone.
+   */
+  private async link(sourceHostId: string, target: Host): Promise<{ bandwidth: Omit<PredictionInput, 'ageMs'>; setupMs?: Omit<PredictionInput, 'ageMs'>; switchoverFixedMs?: Omit<PredictionInput, 'ageMs'> }> {
     const rows: Array<{ id: string; saga: SagaState; vm: { memoryMiB: number }; finished_at: Date; source_host_id: string }> = await this.db.query(
       `SELECT id, saga, vm, finished_at, source_host_id FROM migrations
         WHERE state = 'completed' AND ((source_host_id = $1 AND target_host_id = $2) OR (source_host_id = $2 AND target_host_id = $1))
@@ -108,27 +137,29 @@ export class PredictionService {
     );
     for (const r of rows) {
       const saga = typeof r.saga === 'string' ? (JSON.parse(r.saga) as SagaState) : r.saga;
-      const bw = firstPassBandwidth(saga, r.vm.memoryMiB);
-      if (!bw) continue;
+      const m = measuredByMigration(saga, r.vm.memoryMiB);
+      if (!m) continue;
+      const from = { origin: 'migrations' as const, measuredAt: new Date(r.finished_at).toISOString() };
+      const which = `migration ${r.id} (${r.source_host_id} → ${r.source_host_id === sourceHostId ? target.id : sourceHostId})`;
       return {
-        value: bw.bytesPerSec,
-        unit: 'bytes/s',
-        origin: 'migrations',
-        measuredAt: new Date(r.finished_at).toISOString(),
-        detail: `migration ${r.id} (${r.source_host_id} → ${r.source_host_id === sourceHostId ? target.id : sourceHostId}): the first pass of its ${r.vm.memoryMiB} MiB took ${bw.passMs} ms`,
+        bandwidth: { ...from, value: m.bytesPerSec, unit: 'bytes/s', detail: `${which}: the first pass of its ${r.vm.memoryMiB} MiB took ${m.passMs} ms` },
+        setupMs: { ...from, value: Math.round(m.setupMs), unit: 'ms', detail: `${which}: its total less pre-copy and the pause` },
+        switchoverFixedMs: { ...from, value: Math.round(m.switchoverFixedMs), unit: 'ms', detail: `${which}: its pause less copying the last dirty bytes` },
       };
     }
     try {
       const p = await this.bus.request(ProbeLink, { targetHostId: target.id, targetAddress: target.migrationAddress }, { params: { hostId: sourceHostId } });
-      return { value: p.bandwidthBytesPerSec, unit: 'bytes/s', origin: p.origin, measuredAt: p.measuredAt, detail: p.detail };
+      return { bandwidth: { value: p.bandwidthBytesPerSec, unit: 'bytes/s', origin: p.origin, measuredAt: p.measuredAt, detail: p.detail } };
     } catch (e) {
       const mibps = this.settings.assumedBandwidthMiBps;
       return {
-        value: mibps * BYTES_PER_MIB,
-        unit: 'bytes/s',
-        origin: 'assumed',
-        measuredAt: null,
-        detail: `no migration between ${sourceHostId} and ${target.id} has completed yet and the probe failed (${(e as Error).message}): PREDICTION_ASSUMED_BANDWIDTH_MIBPS = ${mibps} MiB/s`,
+        bandwidth: {
+          value: mibps * BYTES_PER_MIB,
+          unit: 'bytes/s',
+          origin: 'assumed',
+          measuredAt: null,
+          detail: `no migration between ${sourceHostId} and ${target.id} has completed yet and the probe failed (${(e as Error).message}): PREDICTION_ASSUMED_BANDWIDTH_MIBPS = ${mibps} MiB/s`,
+        },
       };
     }
   }
