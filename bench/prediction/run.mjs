@@ -148,7 +148,15 @@ async function runCase(procs, cluster, c, agentPort) {
   for (let n = 0; n < reps; n++) {
     const to = hosts[(n + 1) % 2].id;
     await sleep(1000); // let the machine settle after the previous migration
-    const r = await predictAndMigrate(vmId, to, policy);
+    let r;
+    try {
+      r = await predictAndMigrate(vmId, to, policy);
+    } catch (e) {
+      // a loaded machine can fail one run (a calc-dirty-rate that does not finish): say so, go on
+      log(`  ${tag.padEnd(22)} #${n + 1}  FAILED: ${e.message}`);
+      runs.push({ failed: true });
+      continue;
+    }
     const p = r.recorded.predicted;
     const bw = r.recorded.inputs.bandwidthBytesPerSec;
     const dr = r.recorded.inputs.dirtyRateBytesPerSec;
@@ -200,17 +208,17 @@ async function main() {
   }
   log('');
   log(`median |predicted − actual| / actual over ${reps} migrations per case (a→b, then b→a); accel ${accel}; dirtying guest ${dirtyRate} MiB/s over min(${workingSet} MiB, RAM − 16 MiB)`);
-  log('| driver | guest | RAM | cap | |error| total time | |error| downtime |');
+  // "learnt": the link and the control plane's costs came from an earlier migration between the two hosts
+  const learnt = (x) => !x.failed && x.bandwidthOrigin === 'migrations';
+  const cells = (runs) => [runs.filter(learnt), runs.filter((x) => !x.failed && !learnt(x))].map((rs) => (rs.length ? `${pct(med(rs.map((x) => x.total)))} / ${pct(med(rs.map((x) => x.downtime)))}` : '–'));
+  log('| driver | guest | RAM | cap | |error| total / downtime, after a migration between the hosts | |error| total / downtime, first migration (link probed or assumed) |');
   log('| --- | --- | --- | --- | --- | --- |');
-  for (const r of rows) log(`| ${r.driver} | ${r.w} | ${r.size} MiB | ${r.cap ? `${r.cap} MiB/s` : 'none'} | ${pct(med(r.runs.map((x) => x.total)))} | ${pct(med(r.runs.map((x) => x.downtime)))} |`);
-  for (const driver of drivers) {
-    const all = rows.filter((r) => r.driver === driver).flatMap((r) => r.runs);
-    log(`| ${driver} | all | | | ${pct(med(all.map((x) => x.total)))} | ${pct(med(all.map((x) => x.downtime)))} |`);
-  }
-  const q = rows.filter((r) => r.driver === 'qemu').flatMap((r) => r.runs);
+  for (const r of rows) log(`| ${r.driver} | ${r.w} | ${r.size} MiB | ${r.cap ? `${r.cap} MiB/s` : 'none'} | ${cells(r.runs).join(' | ')} |${r.runs.some((x) => x.failed) ? ` ${r.runs.filter((x) => x.failed).length} run(s) failed` : ''}`);
+  for (const driver of drivers) log(`| ${driver} | all | | | ${cells(rows.filter((r) => r.driver === driver).flatMap((r) => r.runs)).join(' | ')} |`);
+  const q = rows.filter((r) => r.driver === 'qemu').flatMap((r) => r.runs).filter(learnt);
   if (q.length) {
     const ok = med(q.map((x) => x.total)) <= 0.2 && med(q.map((x) => x.downtime)) <= 0.2;
-    log(ok ? 'goal met: median |error| ≤ 20 % on total time and downtime for QEMU' : 'goal MISSED: median |error| > 20 % for QEMU (see the table)');
+    log(ok ? 'goal met: median |error| ≤ 20 % on total time and downtime for QEMU, after a migration between the hosts' : 'goal MISSED: median |error| > 20 % for QEMU after a migration between the hosts (see the table)');
   }
   rmSync(benchDir, { recursive: true, force: true });
   process.exit(0);
