@@ -195,7 +195,15 @@ async function main() {
         for (const size of sizes) {
           for (const cap of caps) {
             const c = { driver, w, size, cap };
-            const runs = await runCase(procs, cluster, c, port);
+            let runs;
+            try {
+              runs = await runCase(procs, cluster, c, port);
+            } catch (e) {
+              // a loaded machine may not even start a 2 GiB guest in time: report the case, go on
+              log(`  ${`${driver}-${w}-${size}-${cap}`.padEnd(22)} case FAILED: ${e.message}`);
+              runs = [{ failed: true }];
+              await killBenchQemus();
+            }
             port += 2;
             rows.push({ ...c, runs });
           }
