@@ -111,7 +111,8 @@ async function predictAndMigrate(vmId, to, policy) {
 
 async function runCase(procs, cluster, c, agentPort) {
   const tag = `${c.driver}-${c.w}-${c.size}-${c.cap}`;
-  const hosts = ['a', 'b'].map((x) => ({ id: `bp-${tag}-${x}`, runDir: path.join(benchDir, `${tag}-${x}`, 'run') }));
+  // QMP socket paths must stay under 108 bytes: the run directory is named by the agent's port, not the case
+  const hosts = ['a', 'b'].map((x, i) => ({ id: `bp-${tag}-${x}`, runDir: path.join(benchDir, String(agentPort + i)) }));
   const workload = c.w === 'dirty' ? { rate: dirtyRate, ws: Math.min(workingSet, c.size - 16) } : null;
   const agents = hosts.map((h, i) =>
     procs.start(h.id, 'agent', {
@@ -121,7 +122,7 @@ async function runCase(procs, cluster, c, agentPort) {
       DRIVER: c.driver,
       PORT: String(agentPort + i),
       MIGRATION_ADDRESS: `127.0.0.1:${49600 + i}`,
-      AGENT_STATE_DIR: path.join(benchDir, `${tag}-${['a', 'b'][i]}`, 'state'),
+      AGENT_STATE_DIR: path.join(benchDir, `${tag}-${['a', 'b'][i]}-state`),
       ...(c.driver === 'qemu'
         ? {
             QEMU_RUN_DIR: h.runDir,
@@ -188,9 +189,10 @@ async function main() {
       procs.start('scheduler', 'scheduler', { ...env, PORT: String(portBase + 2) }),
     ];
     await Promise.all(svc.map((s) => procs.waitReady(s, 120_000))); // a loaded machine starts them slowly
-    const cluster = (await api(urls.inventory, 'POST', '/api/v1/clusters', { name: 'bench-prediction' })).body;
     let port = portBase + 20;
     for (const driver of drivers) {
+      // one cluster per driver: simulated and real hosts have different CPUs (a cluster needs a common baseline)
+      const cluster = (await api(urls.inventory, 'POST', '/api/v1/clusters', { name: `bench-prediction-${driver}` })).body;
       for (const w of workloads) {
         for (const size of sizes) {
           for (const cap of caps) {
