@@ -4,6 +4,7 @@ import { HealthModule } from '@flexmig/service-kit';
 import { HypervisorDriver } from './drivers/driver';
 import { AgentHandlers } from './agent.handlers';
 import { FenceHandlers } from './fence.handlers';
+import { PredictionHandlers } from './prediction.handlers';
 import { HYPERVISOR_DRIVER, MigrationStepsService } from './migration-steps.service';
 import { HostPresenceService } from './host-presence.service';
 import { AgentStateStore } from './state-store';
@@ -16,7 +17,7 @@ export class AgentModule {
     return {
       module: AgentModule,
       imports: [MessagingModule.forBus(opts.bus, `agent/${opts.env.HOST_ID}`), HealthModule],
-      controllers: [AgentHandlers, FenceHandlers],
+      controllers: [AgentHandlers, FenceHandlers, PredictionHandlers],
       providers: [
         { provide: AGENT_ENV, useValue: opts.env },
         { provide: HYPERVISOR_DRIVER, useValue: opts.driver },

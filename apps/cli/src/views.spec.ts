@@ -1,4 +1,4 @@
-import type { EvacuationView, Host, MigrationProgress, MigrationView, Vm } from '@flexmig/contracts';
+import type { EvacuationView, Host, MigrationPrediction, MigrationProgress, MigrationView, Vm } from '@flexmig/contracts';
 import { bashCompletion, zshCompletion } from './completion-script';
 import { autoView, eventLine, evacuationView, hostsTable, migrationEndView, migrationStartView, planView, predictionText, progressLine } from './views';
 
@@ -52,14 +52,26 @@ describe('views: the API objects as text', () => {
     expect(progressLine({ ...p, throttlePct: 30 })).toContain('cpu throttled 30%');
   });
 
-  it('given a prediction, then its known figures; none, then nothing (the API may have none yet)', () => {
-    expect(predictionText(undefined)).toBeUndefined();
-    expect(predictionText(null)).toBeUndefined();
-    expect(predictionText({ converges: true, totalTimeMs: 4200, downtimeMs: 180, passes: 3 })).toBe('converges, total 4.20 s, downtime 180 ms, 3 passes');
-    expect(predictionText({ something: 'new' })).toBe('{"something":"new"}');
-    const m = { id: 'm1', vmId: 'v1', sourceHostId: 'a', targetHostId: 'b', state: 'created', queuePosition: null, placement: null } as unknown as MigrationView;
-    expect(migrationStartView(m)).toBe('migration m1: VM v1 from a to b (created)');
-    expect(migrationStartView({ ...m, prediction: { downtimeMs: 90 } } as MigrationView)).toContain('prediction: downtime 90 ms');
+  it('given a prediction, then its figures, its levers and its inputs with origin and age; none, then why', () => {
+    const predicted = { converges: false, totalTimeMs: 150_000, downtimeMs: 0, passes: 90, bytesTransferred: 2 ** 33, outcome: 'aborted', switchover: 'none', throttlePct: 0, reason: 'completion timeout' } as const;
+    expect(predictionText({ ...predicted, converges: true, switchover: 'precopy', totalTimeMs: 4200, downtimeMs: 180, passes: 3, bytesTransferred: 2 ** 30 })).toBe(
+      'converges, total 4.20 s, downtime 180 ms, 3 passes, 1.0 GiB to send',
+    );
+    const input = (value: number, origin: string, ageMs: number | null) => ({ value, unit: 'bytes/s', origin, measuredAt: null, ageMs, detail: '' });
+    const prediction = {
+      predicted,
+      levers: [{ lever: 'post-copy', policy: { postCopy: true }, predicted: { ...predicted, converges: true, switchover: 'postcopy', totalTimeMs: 9000, downtimeMs: 2 }, cost: 'the VM is lost if the link fails' }],
+      inputs: { memoryBytes: input(2 ** 30, 'vm', null), dirtyRateBytesPerSec: input(200 * 2 ** 20, 'calc-dirty-rate', 42_000), workingSetBytes: input(2 ** 29, 'calc-dirty-rate', 42_000), bandwidthBytesPerSec: input(100 * 2 ** 20, 'migrations', 60_000) },
+    } as unknown as MigrationPrediction;
+    const m = { id: 'm1', vmId: 'v1', sourceHostId: 'a', targetHostId: 'b', state: 'created', queuePosition: null, placement: null, prediction: null, predictionError: 'no prediction: no responder' } as unknown as MigrationView;
+    expect(migrationStartView(m)).toBe('migration m1: VM v1 from a to b (created)\n  prediction: none (no prediction: no responder)');
+    const text = migrationStartView({ ...m, prediction, predictionError: null });
+    expect(text).toContain('prediction: does not converge, total 2m30s, downtime 0 ms, 90 passes, 8.0 GiB to send');
+    expect(text).toContain('(completion timeout)');
+    expect(text).toContain('lever post-copy {"postCopy":true}: converges by post-copy, total 9.00 s, downtime 2 ms');
+    expect(text).toContain('cost: the VM is lost if the link fails');
+    expect(text).toContain('dirty 200 MiB/s (calc-dirty-rate, 42.0 s old)');
+    expect(text).toContain('link 100 MiB/s (migrations, 1m00s old)');
   });
 
   it('given an ended migration, then the figures, or where and why it failed', () => {

@@ -1,4 +1,4 @@
-import type { Cluster, ClusterImc, ClusterImcPlan, EvacuationView, Host, MigrationProgress, MigrationView, ModeVerification, Vm } from '@flexmig/contracts';
+import type { Cluster, ClusterImc, ClusterImcPlan, EvacuationView, Host, MigrationPrediction, MigrationProgress, MigrationView, ModeVerification, PredictedFigures, PredictionInput, Vm } from '@flexmig/contracts';
 import { fields, formatBytes, formatDuration, formatRate, progressBar, table } from './output';
 
 // Pure: the API's objects as text for people. JSON and YAML print the objects themselves.
@@ -129,27 +129,38 @@ export function progressLine(p: MigrationProgress, stepName?: string): string {
   ].join('  ');
 }
 
-/** The migration as it started: where to, why there, and the prediction when the API gives one. */
-export function migrationStartView(m: MigrationView & { prediction?: unknown }): string {
+/** The migration as it started: where to, why there, and the scheduler's prediction (or why it has none). */
+export function migrationStartView(m: MigrationView): string {
   const lines = [`migration ${m.id}: VM ${m.vmId} from ${m.sourceHostId} to ${m.targetHostId} (${m.state}${m.queuePosition ? `, queue position ${m.queuePosition}` : ''})`];
   if (m.placement) lines.push(`  target chosen: ${m.placement.reason}`);
-  const prediction = predictionText(m.prediction);
-  if (prediction) lines.push(`  prediction: ${prediction}`);
+  if (m.prediction) lines.push(...predictionLines(m.prediction).map((l) => `  ${l}`));
+  else if (m.predictionError) lines.push(`  prediction: none (${m.predictionError})`);
   return lines.join('\n');
 }
 
-/** A prediction, if the server sent one: known figures by name, anything else as JSON; absent: nothing. */
-export function predictionText(p: unknown): string | undefined {
-  if (p === null || p === undefined || typeof p !== 'object') return undefined;
-  const o = p as Record<string, unknown>;
-  const parts: string[] = [];
-  const num = (k: string) => (typeof o[k] === 'number' ? (o[k] as number) : undefined);
-  if (typeof o.converges === 'boolean') parts.push(o.converges ? 'converges' : 'does not converge');
-  if (num('totalTimeMs') !== undefined) parts.push(`total ${formatDuration(num('totalTimeMs'))}`);
-  if (num('downtimeMs') !== undefined) parts.push(`downtime ${formatDuration(num('downtimeMs'))}`);
-  if (num('passes') !== undefined) parts.push(`${num('passes')} passes`);
-  if (num('bytesTransferred') !== undefined) parts.push(`${formatBytes(num('bytesTransferred')!)} to send`);
-  return parts.length ? parts.join(', ') : JSON.stringify(p);
+/** A prediction's figures in one phrase. */
+export function predictionText(p: PredictedFigures): string {
+  return [
+    p.converges ? (p.switchover === 'postcopy' ? 'converges by post-copy' : 'converges') : 'does not converge',
+    `total ${formatDuration(p.totalTimeMs)}`,
+    `downtime ${formatDuration(p.downtimeMs)}`,
+    `${p.passes} passes`,
+    `${formatBytes(p.bytesTransferred)} to send`,
+    ...(p.throttlePct > 0 ? [`cpu throttled up to ${p.throttlePct}%`] : []),
+  ].join(', ');
+}
+
+/** The prediction, the levers that would make it converge, and where each input came from (with its age). */
+export function predictionLines(p: MigrationPrediction): string[] {
+  const lines = [`prediction: ${predictionText(p.predicted)}${p.predicted.reason ? ` (${p.predicted.reason})` : ''}`];
+  for (const l of p.levers) lines.push(`  lever ${l.lever} ${JSON.stringify(l.policy)}: ${predictionText(l.predicted)}; cost: ${l.cost}`);
+  const i = p.inputs;
+  const age = (x: PredictionInput) => (x.ageMs === null ? x.origin : `${x.origin}, ${formatDuration(x.ageMs)} old`);
+  lines.push(
+    `  inputs: dirty ${formatRate(i.dirtyRateBytesPerSec.value)} (${age(i.dirtyRateBytesPerSec)}), working set ${formatBytes(i.workingSetBytes.value)}, ` +
+      `link ${formatRate(i.bandwidthBytesPerSec.value)} (${age(i.bandwidthBytesPerSec)})`,
+  );
+  return lines;
 }
 
 /** How the migration ended: the figures, or where and why it failed. */
@@ -164,6 +175,7 @@ export function migrationEndView(m: MigrationView): string {
         ['  passes', m.result.passes],
       ]),
     );
+    if (m.result.predicted) lines.push(`  predicted: ${predictionText(m.result.predicted)}`);
   }
   if (m.failure) lines.push(`  failed at step ${m.failure.step} ${m.failure.stepName}: ${m.failure.code}: ${m.failure.message}`);
   if (m.attention) lines.push(`  needs attention (${m.attention.kind}): ${m.attention.message}; see docs on POST /api/v1/migrations/${m.id}/resolve`);

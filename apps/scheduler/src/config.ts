@@ -31,6 +31,13 @@ export const SchedulerEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape
    */
   STEP_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
   /**
+   * Predictions (docs/prediction.md): the link bandwidth assumed between two hosts that no migration has
+   * measured and whose source agent cannot probe (MiB/s; the answer says `assumed`), and the oldest
+   * dirty-rate sample of a VM's agent that is used as is (ms; older: the agent samples again).
+   */
+  PREDICTION_ASSUMED_BANDWIDTH_MIBPS: z.coerce.number().int().min(1).max(1_000_000).default(1250),
+  PREDICTION_DIRTY_RATE_MAX_AGE_MS: z.coerce.number().int().min(0).max(86_400_000).default(600_000),
+  /**
    * How long a step's outcome may stay unknown because its agent cannot be asked (ms, default 15 min:
    * long enough for a host to reboot). Past it the migration ends `failed-needs-attention` and frees its
    * slots; steps 8–9 likewise stop after 10 attempts or at a permanent error.
@@ -56,5 +63,7 @@ export interface SchedulerConfig {
   stepTimeoutMs?: number;
   /** The saga's outcomeUnknownLimitMs; undefined = its default. */
   outcomeUnknownLimitMs?: number;
+  /** PREDICTION_* settings; undefined = their defaults (prediction/prediction.service.ts). */
+  prediction?: { assumedBandwidthMiBps: number; dirtyRateMaxAgeMs: number };
 }
 export const SCHEDULER_CONFIG = Symbol('SCHEDULER_CONFIG');

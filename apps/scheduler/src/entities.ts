@@ -1,5 +1,5 @@
 import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
-import type { MigrationPolicy, VmSpec } from '@flexmig/contracts';
+import type { MigrationPolicy, MigrationPrediction, VmSpec } from '@flexmig/contracts';
 import type { SagaState } from '@flexmig/saga';
 import { EvacuationEntity } from './evacuations/evacuation.entity';
 import { MigrationResolutionEntity } from './resolution/resolution.entity';
@@ -33,6 +33,9 @@ export class MigrationEntity {
   @Column('timestamptz', { name: 'due_at', nullable: true }) dueAt: Date | null;
   /** W3C traceparent of the request that created it: its steps' spans continue that trace (null: untraced). */
   @Column('text', { name: 'trace_parent', nullable: true }) traceParent: string | null;
+  /** What was predicted before the start (docs/prediction.md); null: none could be made (`predictionError` says why), or an older row. */
+  @Column('jsonb', { nullable: true }) prediction: MigrationPrediction | null;
+  @Column('text', { name: 'prediction_error', nullable: true }) predictionError: string | null;
   @Column('timestamptz', { name: 'created_at' }) createdAt: Date;
   @Column('timestamptz', { name: 'updated_at' }) updatedAt: Date;
   @Column('timestamptz', { name: 'finished_at', nullable: true }) finishedAt: Date | null;

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { connect } from '@nats-io/transport-node';
-import { MigrationStepCompleted } from '@flexmig/contracts';
+import { MigrationCompleted, MigrationPredictionSchema as PredictionResponse, MigrationStepCompleted } from '@flexmig/contracts';
+import { predict } from '@flexmig/migration-model';
 import { ensureDatabaseAndSchema } from '@flexmig/persistence';
 import { RunningService, startService } from '@flexmig/service-kit';
 import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson, readEvents, testAuthSettings, testToken } from '@flexmig/testing';
@@ -90,6 +91,55 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     } finally {
       await client.end();
     }
+  });
+
+  it('predicts a migration on sim before it starts, from inputs with their origin and age, and the completed migration carries the prediction', async () => {
+    const vm = await newVm('predict-me', 512);
+    // operator, like starting one: a viewer reads predictions in GET /migrations, it does not make agents sample guests
+    const asViewer = await sched('POST', '/api/v1/migrations/predict', { vmId: vm.id }, await testToken('viewer'));
+    expect(asViewer.status).toBe(403);
+    expect((await sched('POST', '/api/v1/migrations/predict', { vmId: vm.id, extra: 1 })).status).toBe(400);
+
+    const before = await sched('POST', '/api/v1/migrations/predict', { vmId: vm.id });
+    expect(before.status).toBe(200);
+    const p = PredictionResponse.parse(before.body);
+    // no target named: the one placement chooses, and why
+    expect(p).toMatchObject({ sourceHostId: 'src', targetHostId: 'dst', placement: { chosen: 'dst' } });
+    // no migration between src and dst has completed yet: the link comes from the source agent's probe (the sim's model link)
+    expect(p.inputs.bandwidthBytesPerSec).toMatchObject({ origin: 'model', value: 1250 * 2 ** 20 });
+    expect(p.inputs.dirtyRateBytesPerSec.origin).toBe('model');
+    expect(p.inputs.memoryBytes).toMatchObject({ origin: 'vm', value: 512 * 2 ** 20, ageMs: null });
+    for (const input of [p.inputs.dirtyRateBytesPerSec, p.inputs.workingSetBytes, p.inputs.bandwidthBytesPerSec]) {
+      expect(input.ageMs).toEqual(expect.any(Number));
+      expect(Date.parse(input.measuredAt!)).toBeLessThanOrEqual(Date.parse(p.predictedAt));
+    }
+    // the answer is the model's, on exactly these inputs and this policy
+    const model = predict(
+      { memoryBytes: p.inputs.memoryBytes.value, dirtyRateBytesPerSec: p.inputs.dirtyRateBytesPerSec.value, workingSetBytes: p.inputs.workingSetBytes.value, linkBandwidthBytesPerSec: p.inputs.bandwidthBytesPerSec.value },
+      p.policy,
+    );
+    expect(p.predicted).toEqual(model.predicted);
+    expect(p.levers).toEqual(model.levers);
+    expect(p.predicted.converges).toBe(true);
+
+    const m = await sched('POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'dst' });
+    expect(m.status).toBe(202);
+    expect(m.body.prediction.predicted).toEqual(p.predicted);
+    const done = await terminal(m.body.id);
+    expect(done.state).toBe('completed');
+    // beside the actual figures; the sim driver runs the same model, so the passes agree
+    expect(done.result.predicted).toEqual(p.predicted);
+    expect(done.result.passes).toBe(p.predicted.passes);
+    const completed = await waitFor('migration.completed', async () =>
+      (await readEvents<Record<string, unknown>>(nats.url, nats.prefix, 'migration.completed')).find((e) => e.data.migrationId === m.body.id),
+    );
+    expect(MigrationCompleted.data.parse(completed.data)).toMatchObject({ passes: done.result.passes, predicted: p.predicted });
+
+    // now the link is known from that migration (either way round), with its age
+    const after = PredictionResponse.parse((await sched('POST', '/api/v1/migrations/predict', { vmId: vm.id, targetHostId: 'src' })).body);
+    expect(after.inputs.bandwidthBytesPerSec).toMatchObject({ origin: 'migrations', detail: expect.stringContaining(m.body.id) });
+    expect(after.inputs.bandwidthBytesPerSec.ageMs).toEqual(expect.any(Number));
+    expect(after.placement).toBeNull();
   });
 
   it('accepts exactly one of two requests for one VM made at the same instant', async () => {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { defineEvent } from './define';
 import { HostCpuSchema, HostIdSchema, IsoTimeSchema, UuidSchema } from './common';
 import { StepNameSchema, StepNumberSchema } from './steps';
+import { PredictedFiguresSchema } from './prediction';
 
 /**
  * Events travel on JetStream under `<prefix>.events.<type>` in a CloudEvents 1.0 JSON envelope.
@@ -49,6 +50,8 @@ export const MigrationCompleted = defineEvent({
     downtimeMs: z.number().min(0),
     bytesTransferred: z.number().min(0),
     passes: z.number().int().min(0),
+    /** What was predicted before the start, beside the actual figures above; absent in events from before predictions and when none was made. */
+    predicted: PredictedFiguresSchema.optional(),
   }),
 });
 export const MigrationFailed = defineEvent({

@@ -8,6 +8,7 @@ export * from './cpu';
 export * from './imc';
 export * from './agent';
 export * from './progress';
+export * from './prediction';
 export * from './scheduler';
 export * from './events';
 export * from './reconciliation';

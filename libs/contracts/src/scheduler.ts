@@ -4,6 +4,7 @@ import { HostIdSchema, IsoTimeSchema, UuidSchema } from './common';
 import { MigrationPolicyInputSchema, MigrationPolicySchema } from './policy';
 import { StepNameSchema, StepNumberSchema } from './steps';
 import { ResolutionAgentAnswerSchema } from './events';
+import { MigrationPredictionSchema, PredictedFiguresSchema } from './prediction';
 
 export const CreateMigrationSchema = z
   .object({
@@ -14,6 +15,9 @@ export const CreateMigrationSchema = z
   })
   .strict();
 export type CreateMigration = z.infer<typeof CreateMigrationSchema>;
+/** POST /api/v1/migrations/predict: the body of POST /api/v1/migrations (docs/prediction.md). */
+export const PredictMigrationSchema = CreateMigrationSchema;
+export type PredictMigration = CreateMigration;
 
 export const MigrationStateSchema = z.enum([
   /** Waiting in the admission queue for a free slot (limits per host and per cluster). */
@@ -63,6 +67,8 @@ export const MigrationResultSchema = z.object({
   downtimeMs: z.number(),
   bytesTransferred: z.number(),
   passes: z.number().int(),
+  /** What was predicted before the start (POST /api/v1/migrations recorded it), beside the actual figures; absent: no prediction. */
+  predicted: PredictedFiguresSchema.optional(),
 });
 export type MigrationResult = z.infer<typeof MigrationResultSchema>;
 
@@ -129,6 +135,10 @@ export const MigrationViewSchema = z.object({
    * migration keeps its state: the saga's record of what happened stays true, and this says what was done about it.
    */
   resolution: MigrationResolutionSchema.nullable(),
+  /** The prediction made when it was requested (docs/prediction.md); null when none could be made (the answer's `predictionError` said why). */
+  prediction: MigrationPredictionSchema.nullable().optional(),
+  /** Why no prediction was made, when none was (the migration goes ahead without one). */
+  predictionError: z.string().nullable().optional(),
 });
 export type MigrationView = z.infer<typeof MigrationViewSchema>;
 

@@ -8,3 +8,4 @@ export * from './precopy-model';
 export * from './precopy-simulation';
 export * from './convergence-policy';
 export * from './simulate-with-policy';
+export * from './predict';

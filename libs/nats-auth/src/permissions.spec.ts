@@ -136,6 +136,16 @@ describe('requests', () => {
     expect(maySub(identities['host-a'], subject)).toBe(false);
   });
 
+  it('given a dirty-rate sample or a link probe on any host, then the scheduler may ask it and no agent may ask another host', () => {
+    for (const subject of [`${prefix}.agent.host-c.vm.dirty-rate`, `${prefix}.agent.host-c.link.probe`]) {
+      expect(mayPub(identities.scheduler, subject)).toBe(true);
+      expect(mayPub(identities.inventory, subject)).toBe(false);
+      expect(mayPub(identities['host-a'], subject)).toBe(false);
+      expect(maySub(identities['host-c'], subject)).toBe(true);
+      expect(maySub(identities['host-a'], subject)).toBe(false);
+    }
+  });
+
   it('given every request contract, then some identity may send it and the one serving it may listen and answer', () => {
     const servers: Record<string, string> = { agent: 'host-c', inventory: 'inventory', cpu: 'cpu-compat', scheduler: 'scheduler' };
     for (const c of allContracts()) {

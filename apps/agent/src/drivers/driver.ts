@@ -60,6 +60,24 @@ export interface HypervisorDriver {
    * call (read back over QMP); sim, the features its model presents. NOT_FOUND when the VM is not on this host.
    */
   guestCpu(vmId: string): Promise<GuestCpuObservation>;
+  /**
+   * A running VM's dirty rate and working set (issue 12, docs/prediction.md): qemu, QMP calc-dirty-rate
+   * sampled on a schedule (the latest sample, or a new one when `fresh` or older than `maxAgeMs`); sim, its
+   * model. NOT_FOUND when the VM is not on this host.
+   */
+  dirtyRate?(vmId: string, opts: { fresh?: boolean; maxAgeMs?: number }): Promise<DirtyRateObservation>;
+  /** The migration link's bandwidth towards another host, when the driver can tell (sim: its model link). */
+  probeLink?(targetHostId: string, targetAddress: string): Promise<{ bandwidthBytesPerSec: number; origin: 'model' | 'probe'; measuredAt: Date; detail: string }>;
+}
+
+/** The outcome of {@link HypervisorDriver.dirtyRate}. */
+export interface DirtyRateObservation {
+  dirtyRateBytesPerSec: number;
+  workingSetBytes: number;
+  memoryBytes: number;
+  origin: 'calc-dirty-rate' | 'model';
+  measuredAt: Date;
+  detail: string;
 }
 
 /** The outcome of {@link HypervisorDriver.guestCpu}. */

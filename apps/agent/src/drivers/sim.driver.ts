@@ -18,7 +18,7 @@ import {
   decideConvergence,
   lastProgressMs,
 } from '@flexmig/migration-model';
-import { GuestCpuObservation, HypervisorDriver, PersistedVm, ProgressSink } from './driver';
+import { DirtyRateObservation, GuestCpuObservation, HypervisorDriver, PersistedVm, ProgressSink } from './driver';
 import { ConvergenceFailureCode, convergenceFailure, modelPolicyFor, noLeverReason, stalledWithoutLever, transferCancelled } from './precopy-policy';
 import { SimClock, realClock } from './sim-clock';
 
@@ -325,12 +325,34 @@ export class SimDriver implements HypervisorDriver {
    * a VM without a workload gets the driver's defaults.
    */
   private guest(vm: SimVm, cmd: StepCommand) {
-    const spec = cmd.vm.workload ? cmd.vm : vm.spec;
-    const memoryBytes = cmd.vm.memoryMiB * MiB;
+    return this.guestOf(cmd.vm.workload ? cmd.vm : vm.spec, cmd.vm.memoryMiB);
+  }
+
+  private guestOf(spec: VmSpec, memoryMiB = spec.memoryMiB) {
+    const memoryBytes = memoryMiB * MiB;
     const w = spec.workload;
     const dirtyRateBytesPerSec = (w ? w.dirtyRateMiBps : this.o.defaultDirtyRateMiBps) * MiB;
-    const workingSetMiB = w ? (w.workingSetMiB ?? cmd.vm.memoryMiB) : this.o.defaultWorkingSetMiB;
+    const workingSetMiB = w ? (w.workingSetMiB ?? memoryMiB) : this.o.defaultWorkingSetMiB;
     return { memoryBytes, dirtyRateBytesPerSec, workingSetBytes: Math.min(memoryBytes, workingSetMiB * MiB) };
+  }
+
+  /** The guest model's figures: what the model will run a migration of this VM with (no sampling). */
+  async dirtyRate(vmId: string): Promise<DirtyRateObservation> {
+    const vm = this.vms.get(vmId);
+    if (!vm || vm.state === 'stopped') throw new FlexmigError(ErrorCode.NotFound, `VM ${vmId} does not run on this host`);
+    const g = this.guestOf(vm.spec);
+    const from = vm.spec.workload ? "the VM's workload" : "the agent's default workload (SIM_DIRTY_RATE_MIBPS, SIM_WORKING_SET_MIB)";
+    return { ...g, origin: 'model', measuredAt: new Date(), detail: `the sim driver's guest model, from ${from}: not measured` };
+  }
+
+  /** The model link every sim migration from this host runs at (SIM_BANDWIDTH_MIBPS). */
+  async probeLink(targetHostId: string): Promise<{ bandwidthBytesPerSec: number; origin: 'model'; measuredAt: Date; detail: string }> {
+    return {
+      bandwidthBytesPerSec: this.o.bandwidthMiBps * MiB,
+      origin: 'model',
+      measuredAt: new Date(),
+      detail: `the sim driver's model link towards ${targetHostId} (${this.o.bandwidthMiBps} MiB/s): not measured`,
+    };
   }
 
   private newTransfer(vm: SimVm, cmd: StepCommand): Transfer {

@@ -9,11 +9,14 @@ import {
   QueryMigration,
   RunStep,
   StartVm,
+  SampleDirtyRate,
+  ProbeLink,
 } from '@flexmig/contracts';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
 import { NatsBus } from '@flexmig/messaging';
 import { CommonEnvSchema, warnAnonymous } from '@flexmig/service-kit';
 import { AgentHandlers } from '../agent.handlers';
+import { PredictionHandlers } from '../prediction.handlers';
 import { AgentEnv } from '../config';
 import { MigrationStepsService } from '../migration-steps.service';
 import { simDriverOptions } from '../drivers/create-driver';
@@ -82,6 +85,7 @@ export class FleetHost {
   readonly driver: SimDriver;
   readonly steps: MigrationStepsService;
   private readonly handlers: AgentHandlers;
+  private readonly prediction: PredictionHandlers;
   private readonly subs: Subscription[] = [];
   private readonly log: Logger;
   private readonly presence: HostPresence;
@@ -103,6 +107,7 @@ export class FleetHost {
     });
     this.steps = new MigrationStepsService(this.driver, bus, env);
     this.handlers = new AgentHandlers(this.driver, this.steps, env);
+    this.prediction = new PredictionHandlers(this.driver, env);
     this.presence = new HostPresence(bus, env, this.driver, cpu, this.log, { warnEveryRetry: false });
   }
 
@@ -121,6 +126,8 @@ export class FleetHost {
       this.bus.handle(CompensateStep, (r) => h.compensate(r), params),
       this.bus.handle(QueryMigration, (r) => h.query(r), params),
       this.bus.handle(FenceMigration, (r) => this.steps.fence(r), params),
+      this.bus.handle(SampleDirtyRate, (r) => this.prediction.dirtyRate(r), params),
+      this.bus.handle(ProbeLink, (r) => this.prediction.probeLink(r), params),
     );
     this.presence.startHeartbeats(Math.floor(Math.random() * Math.min(this.heartbeatIntervalMs, maxHeartbeatJitterMs)));
     this.registering = opts.register;

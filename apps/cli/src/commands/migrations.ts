@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import type { MigrationView } from '@flexmig/contracts';
+import type { MigrationPrediction, MigrationView } from '@flexmig/contracts';
 import { action } from '../context';
 import { CliError, ExitCode, migrationFailed } from '../exit-codes';
 import { findVm } from '../resolve';
-import { migrationEndView, migrationStartView, migrationsTable } from '../views';
+import { migrationEndView, migrationStartView, migrationsTable, predictionLines } from '../views';
 import { MigrationWatcher } from '../watch';
 
 /** How often `migrations --watch` refreshes the list. */
@@ -14,8 +14,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const failedEnd = (m: MigrationView) =>
   new CliError(`migration ${m.id} ended ${m.state}${m.failure ? `: step ${m.failure.step} ${m.failure.stepName}: ${m.failure.message}` : ''}`, ExitCode.Failed);
 
-/** `migrate`, `cancel`, `migrations`: the scheduler's live migrations. */
+/** `migrate`, `predict`, `cancel`, `migrations`: the scheduler's live migrations. */
 export function registerMigrations(program: Command): void {
+  program
+    .command('predict')
+    .description("predict a VM's migration before starting it: total time, downtime, the levers if it would not converge, the measured inputs")
+    .argument('<vm>', 'VM name or id')
+    .option('--to <host>', 'target host (default: the one the scheduler would choose)')
+    .action(
+      action(async (ctx, key: string, opts: { to?: string }) => {
+        const vm = await findVm(ctx.api, key);
+        const p = await ctx.api.post<MigrationPrediction>('/api/v1/migrations/predict', { vmId: vm.id, ...(opts.to ? { targetHostId: opts.to } : {}) });
+        ctx.print(p, () => [`VM ${vm.name} from ${p.sourceHostId} to ${p.targetHostId}${p.placement ? ` (chosen: ${p.placement.reason})` : ''}`, ...predictionLines(p)].join('\n'));
+      }),
+    );
+
   program
     .command('migrate')
     .description('live-migrate a VM; with --wait, show its progress to the end (exit 1 unless it completes)')
@@ -25,7 +38,7 @@ export function registerMigrations(program: Command): void {
     .action(
       action(async (ctx, key: string, opts: { to?: string; wait?: boolean }) => {
         const vm = await findVm(ctx.api, key);
-        const started = await ctx.api.post<MigrationView & { prediction?: unknown }>('/api/v1/migrations', { vmId: vm.id, ...(opts.to ? { targetHostId: opts.to } : {}) });
+        const started = await ctx.api.post<MigrationView>('/api/v1/migrations', { vmId: vm.id, ...(opts.to ? { targetHostId: opts.to } : {}) });
         if (!opts.wait) return ctx.print(started, () => migrationStartView(started));
         ctx.live.write(`${migrationStartView(started)}\n`);
         const ended = await new MigrationWatcher(ctx.api, ctx.live).follow(started.id);

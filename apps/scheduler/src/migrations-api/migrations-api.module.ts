@@ -7,12 +7,13 @@ import { MigrationsController } from './migrations.controller';
 import { MigrationsService } from './migrations.service';
 import { ResolutionController } from '../resolution/resolution.controller';
 import { ResolutionService } from '../resolution/resolution.service';
+import { PredictionService } from '../prediction/prediction.service';
 
 /** `/api/v1/migrations`: request (checks, placement, admission), read, cancel, and resolve one that needs attention. */
 @Module({
   imports: [AdmissionModule, EngineModule, PlacementModule, SettingsModule],
   controllers: [MigrationsController, ResolutionController],
-  providers: [MigrationsService, ResolutionService],
+  providers: [MigrationsService, ResolutionService, PredictionService],
   exports: [MigrationsService],
 })
 export class MigrationsApiModule {}

@@ -1,17 +1,40 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { CancelMigrationSchema, CreateMigrationSchema, MigrationStateSchema, MigrationViewSchema, PageQuerySchema, UuidSchema } from '@flexmig/contracts';
-import type { CreateMigration } from '@flexmig/contracts';
+import { CancelMigrationSchema, CreateMigrationSchema, MigrationPredictionSchema, MigrationStateSchema, MigrationViewSchema, PageQuerySchema, PredictMigrationSchema, UuidSchema } from '@flexmig/contracts';
+import type { CreateMigration, PredictMigration } from '@flexmig/contracts';
 import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, Caller, ErrorResponses, type Principal, Role, ZodPipe } from '@flexmig/service-kit';
 import { MigrationsService } from './migrations.service';
+import { PredictionService } from '../prediction/prediction.service';
 
 const ListQuerySchema = z.object({ vmId: UuidSchema.optional(), state: MigrationStateSchema.optional(), ...PageQuerySchema.shape }).strict();
 
 @ApiTags('migrations')
 @Controller('api/v1/migrations')
 export class MigrationsController {
-  constructor(private readonly migrations: MigrationsService) {}
+  constructor(
+    private readonly migrations: MigrationsService,
+    private readonly predictions: PredictionService,
+  ) {}
+
+  /**
+   * Operator, like starting one: it has the VM's agent run QMP calc-dirty-rate against the running guest
+   * (as cpu-check does), and it is what a caller about to start a migration asks. Viewers see the prediction
+   * each migration recorded (GET). The body is the bounded, strict schema of POST /migrations.
+   */
+  @Post('predict')
+  @Role('operator')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      "Predict a migration's total time and downtime before starting it: the target (chosen when none is given), the prediction, the levers that would make it converge, and the measured inputs with their age and origin.",
+  })
+  @ApiZodBody(PredictMigrationSchema)
+  @ApiZodResponse(200, MigrationPredictionSchema, 'the prediction')
+  @ErrorResponses(400, 404, 409, 422, 503)
+  predict(@Body(new ZodPipe(PredictMigrationSchema)) body: PredictMigration) {
+    return this.predictions.predict(body);
+  }
 
   @Post()
   @Role('operator')

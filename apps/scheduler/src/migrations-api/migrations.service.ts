@@ -6,16 +6,12 @@ import {
   CreateMigration,
   ErrorCode,
   FlexmigError,
-  GetHost,
-  GetVm,
-  Host,
   MigrationProgress,
   MigrationProgressMessage,
   MigrationProgressSchema,
   MigrationResolution,
   MigrationView,
   TERMINAL_MIGRATION_STATES,
-  Vm,
   type Page,
   type PageQuery,
 } from '@flexmig/contracts';
@@ -32,39 +28,10 @@ import { ClusterSettingsService } from '../settings/cluster-settings.service';
 import { PlacementService } from '../placement/placement.service';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { ResolutionService } from '../resolution/resolution.service';
+import { vmAndTarget } from './prechecks';
+import { PredictionService } from '../prediction/prediction.service';
 
 const progressKeptMs = 60_000;
-
-// Pre-checks: small named functions, each raising one specific error (STYLE.md 7).
-function checkVmRunning(vm: Vm): void {
-  if (vm.state !== 'running') {
-    throw new FlexmigError(ErrorCode.VmNotRunning, `VM ${vm.name} is ${vm.state}; only a running VM is live-migrated`, { vmId: vm.id, state: vm.state });
-  }
-}
-function checkNotToSelf(vm: Vm, target: Host): void {
-  if (vm.hostId === target.id) {
-    throw new FlexmigError(ErrorCode.UnableToMigrateToSelf, `VM ${vm.name} already runs on ${target.id}: choose another target host`, {
-      vmId: vm.id,
-      hostId: target.id,
-    });
-  }
-}
-function checkTargetUsable(target: Host): void {
-  if (target.state !== 'up') {
-    throw new FlexmigError(ErrorCode.HostDown, `target host ${target.id} is down (its agent stopped heartbeating)`, { hostId: target.id });
-  }
-  if (target.maintenance) {
-    throw new FlexmigError(ErrorCode.HostInMaintenance, `target host ${target.id} is in maintenance and takes no VMs`, { hostId: target.id });
-  }
-}
-function checkSameCluster(vm: Vm, target: Host): void {
-  if (vm.clusterId !== target.clusterId) {
-    throw new FlexmigError(ErrorCode.Conflict, `target host ${target.id} is in another cluster than VM ${vm.name}; live migration stays within a cluster`, {
-      vmClusterId: vm.clusterId,
-      hostClusterId: target.clusterId,
-    });
-  }
-}
 
 @Injectable()
 export class MigrationsService {
@@ -80,6 +47,7 @@ export class MigrationsService {
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
     private readonly clock: DbClock,
     private readonly resolutions: ResolutionService,
+    private readonly predictions: PredictionService,
   ) {
     // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design)
     bus.subscribeRaw(bus.subscriptionSubject(MigrationProgressMessage.subject), undefined, async (msg) => {
@@ -94,16 +62,14 @@ export class MigrationsService {
    * `requestedBy` is the caller (the bearer token's `sub`), recorded on the row and in migration.requested.
    */
   async create(input: CreateMigration, requestedBy: string): Promise<MigrationView> {
-    const { vm } = await this.bus.request(GetVm, { vmId: input.vmId });
-    checkVmRunning(vm);
-    // no target named: the scheduler chooses one and records why (and why each other host was passed over)
-    const placement = input.targetHostId ? null : await this.placer.place(vm);
-    const { host: target } = await this.bus.request(GetHost, { hostId: input.targetHostId ?? placement!.chosen });
-    checkNotToSelf(vm, target);
-    checkTargetUsable(target);
-    checkSameCluster(vm, target);
+    const { vm, target, placement } = await vmAndTarget(this.bus, this.placer, input);
     // one active migration per VM: a unique index decides (also between two requests at the same instant)
     const policy = await this.settings.policyFor(vm.clusterId, input.policy ?? {});
+    // recorded with the migration and carried beside the actual figures at the end; a migration never waits on a failed prediction
+    const predicted = await this.predictions
+      .predictFor(vm, target, policy, placement && { chosen: placement.chosen, reason: placement.reason })
+      .then((prediction) => ({ prediction, predictionError: null }))
+      .catch((e: unknown) => ({ prediction: null, predictionError: `no prediction: ${(e as Error).message}` }));
     const id = randomUUID();
     const now = new Date(this.clock.now());
     const ref = { migrationId: id, vmId: vm.id, sourceHostId: vm.hostId, targetHostId: target.id };
@@ -122,6 +88,7 @@ export class MigrationsService {
           requestedBy,
           placement,
           traceParent: traceparentOf() ?? null,
+          ...predicted,
           createdAt: now,
         },
         { eventId: `${id}:requested`, type: 'migration.requested', subject: id, data: { ...ref, requestedBy }, createdAt: now } as never,
@@ -236,11 +203,13 @@ export class MigrationsService {
           ? { name: st.compensation.name, attempt: st.compensation.attempt, startedAt: st.compensation.startedAt, endedAt: st.compensation.endedAt, error: st.compensation.lastError }
           : null,
       })),
-      result: row.saga.phase === 'completed' ? completionFigures(row.saga) : null,
+      result: row.saga.phase === 'completed' ? { ...completionFigures(row.saga), ...(row.prediction ? { predicted: row.prediction.predicted } : {}) } : null,
       failure,
       attention: attention ? { kind: attention.kind, step: attention.step, stepName: stepDefinition(attention.step).name, message: attentionMessage(attention) } : null,
       progress: live && !s.terminal ? (live.sample as unknown as Record<string, unknown>) : null,
       resolution: resolutions?.get(row.id) ?? null,
+      prediction: row.prediction ?? null,
+      predictionError: row.predictionError ?? null,
     };
   }
 }

@@ -7,6 +7,7 @@ import { RequestedBy1764180000000 } from './1764180000000-requested-by';
 import { DueAt1764190000000 } from './1764190000000-due-at';
 import { MigrationResolutions1764195000000 } from './1764195000000-migration-resolutions';
 import { TraceParent1764200000000 } from './1764200000000-trace-parent';
+import { Prediction1764210000000 } from './1764210000000-prediction';
 
 /** In order. Never edit one that has shipped: add the next. */
 export const schedulerMigrations = [
@@ -19,4 +20,5 @@ export const schedulerMigrations = [
   DueAt1764190000000,
   MigrationResolutions1764195000000,
   TraceParent1764200000000,
+  Prediction1764210000000,
 ];

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { TERMINAL_MIGRATION_STATES } from '@flexmig/contracts';
+import { type PredictedFigures, TERMINAL_MIGRATION_STATES } from '@flexmig/contracts';
 import { queryReturning } from '@flexmig/persistence';
 import { isTerminal, step as sagaStep } from '@flexmig/saga';
 import type { SagaAction, SagaEvent, SagaState } from '@flexmig/saga';
@@ -142,7 +142,7 @@ export class MigrationStore {
          SELECT e.event_id, e.type, e.subject, e.data, now() FROM u, jsonb_to_recordset($8::jsonb) AS e(event_id text, type text, subject text, data jsonb)
          ON CONFLICT (event_id) DO NOTHING)
        SELECT count(*)::int AS updated FROM u`,
-      [id, row.version, JSON.stringify(state), state.phase, now, done, this.replicaId, JSON.stringify(outboxRows(state, actions)), due],
+      [id, row.version, JSON.stringify(state), state.phase, now, done, this.replicaId, JSON.stringify(outboxRows(state, actions, row.prediction?.predicted)), due],
     );
     if (updated !== 1) {
       this.cache.delete(id); // someone else moved it: re-read under the lock
@@ -189,7 +189,7 @@ export class MigrationStore {
         ...(done ? { leaseOwner: null, leaseUntil: null } : {}),
       } as never,
     );
-    await this.enqueueEvents(m, state, actions);
+    await this.enqueueEvents(m, state, actions, row.prediction?.predicted);
     return { row: next, actions };
   }
 
@@ -203,8 +203,8 @@ export class MigrationStore {
     return this.write(m, row, { type: 'cancel-requested', reason, by });
   }
 
-  private async enqueueEvents(m: EntityManager, state: SagaState, actions: SagaAction[]): Promise<void> {
-    const rows = outboxRows(state, actions);
+  private async enqueueEvents(m: EntityManager, state: SagaState, actions: SagaAction[], predicted?: PredictedFigures | null): Promise<void> {
+    const rows = outboxRows(state, actions, predicted);
     if (rows.length === 0) return;
     await m.query(
       `INSERT INTO outbox (event_id, type, subject, data, created_at)

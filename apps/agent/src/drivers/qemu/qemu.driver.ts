@@ -17,7 +17,8 @@ import { Logger } from '@nestjs/common';
 import { AgentVm, ErrorCode, FlexmigError, HostCpu, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
 import { BYTES_PER_MIB } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
-import { GuestCpuObservation, HypervisorDriver, ProgressSink } from '../driver';
+import { DirtyRateObservation, GuestCpuObservation, HypervisorDriver, ProgressSink } from '../driver';
+import { DirtyRateSampler } from './dirty-rate-sampler';
 import { modelPolicyFor, transferCancelled } from '../precopy-policy';
 import { Accel, AccelSetting, CpuChoice, CpuProbe, chooseCpu, effectiveHostCpu, probeCpu, readCpuinfo } from './cpu-probe';
 import { readFreshGuestCpuid } from './cpuid-record';
@@ -66,6 +67,8 @@ export interface QemuDriverOptions {
   defaultWorkload?: VmSpec['workload'];
   /** QEMU_TLS_DIR: migrate over TLS with the certificates there (tls.ts); unset: plain TCP. */
   tlsDir?: string;
+  /** Period of the scheduled calc-dirty-rate sampling of every running VM (dirty-rate-sampler.ts); 0: on demand only. Default 5 min. */
+  dirtyRateIntervalMs?: number;
 }
 
 export class QemuDriver implements HypervisorDriver {
@@ -73,6 +76,7 @@ export class QemuDriver implements HypervisorDriver {
   private probe?: Promise<CpuProbe>;
   private readonly monitor: TransferMonitor;
   private readonly registry: VmRegistry;
+  private readonly dirtyRates: DirtyRateSampler;
   private readonly log = new Logger('qemu');
 
   constructor(private readonly o: QemuDriverOptions) {
@@ -88,6 +92,15 @@ export class QemuDriver implements HypervisorDriver {
     });
     this.registry = new VmRegistry(o, this.monitor);
     this.registry.recover();
+    this.dirtyRates = new DirtyRateSampler({
+      intervalMs: o.dirtyRateIntervalMs ?? 300_000,
+      vmIds: () => this.registry.all().map((v) => v.state.vmId),
+      vmOf: (id) => {
+        const vm = this.registry.get(id);
+        if (!vm || vm.dead) return undefined;
+        return { qmp: async () => (await this.registry.procOf(vm)).qmp, memoryBytes: vm.state.spec.memoryMiB * BYTES_PER_MIB, sampleable: vm.running && !vm.transfer };
+      },
+    });
   }
 
   // ---- host --------------------------------------------------------------------------------------------
@@ -402,6 +415,11 @@ export class QemuDriver implements HypervisorDriver {
     return { source: 'guest', rows: s.rows, accel: vm.state.accel, sample: s.seq };
   }
 
+  /** The VM's dirty rate and working set from QMP calc-dirty-rate (dirty-rate-sampler.ts). */
+  dirtyRate(vmId: string, opts: { fresh?: boolean; maxAgeMs?: number } = {}): Promise<DirtyRateObservation> {
+    return this.dirtyRates.get(vmId, opts);
+  }
+
   /** Ends every QEMU of this driver and removes its files (tests; an agent's close() leaves VMs running). */
   async destroyAll(): Promise<void> {
     await Promise.all(this.registry.all().map((v) => this.registry.destroy(v, true)));
@@ -409,6 +427,7 @@ export class QemuDriver implements HypervisorDriver {
 
   /** Closes the QMP connections; the VMs keep running and a restarted agent finds them again. */
   async close(): Promise<void> {
+    this.dirtyRates.stop();
     for (const vm of this.registry.all()) {
       if (vm.transfer) this.monitor.stop(vm.transfer);
       vm.proc?.qmp.close();

@@ -1,0 +1,53 @@
+import { ErrorCode, FlexmigError, GetHost, GetVm, type Host, type Vm } from '@flexmig/contracts';
+import type { NatsBus } from '@flexmig/messaging';
+import type { ChosenPlacement, PlacementService } from '../placement/placement.service';
+
+// Pre-checks: small named functions, each raising one specific error (STYLE.md 7).
+export function checkVmRunning(vm: Vm): void {
+  if (vm.state !== 'running') {
+    throw new FlexmigError(ErrorCode.VmNotRunning, `VM ${vm.name} is ${vm.state}; only a running VM is live-migrated`, { vmId: vm.id, state: vm.state });
+  }
+}
+export function checkNotToSelf(vm: Vm, target: Host): void {
+  if (vm.hostId === target.id) {
+    throw new FlexmigError(ErrorCode.UnableToMigrateToSelf, `VM ${vm.name} already runs on ${target.id}: choose another target host`, {
+      vmId: vm.id,
+      hostId: target.id,
+    });
+  }
+}
+export function checkTargetUsable(target: Host): void {
+  if (target.state !== 'up') {
+    throw new FlexmigError(ErrorCode.HostDown, `target host ${target.id} is down (its agent stopped heartbeating)`, { hostId: target.id });
+  }
+  if (target.maintenance) {
+    throw new FlexmigError(ErrorCode.HostInMaintenance, `target host ${target.id} is in maintenance and takes no VMs`, { hostId: target.id });
+  }
+}
+export function checkSameCluster(vm: Vm, target: Host): void {
+  if (vm.clusterId !== target.clusterId) {
+    throw new FlexmigError(ErrorCode.Conflict, `target host ${target.id} is in another cluster than VM ${vm.name}; live migration stays within a cluster`, {
+      vmClusterId: vm.clusterId,
+      hostClusterId: target.clusterId,
+    });
+  }
+}
+
+/**
+ * The VM and its target for a migration (or its prediction), every check passed: the target named, or the
+ * one placement chooses (with why, and why each other host was passed over).
+ */
+export async function vmAndTarget(
+  bus: NatsBus,
+  placer: PlacementService,
+  input: { vmId: string; targetHostId?: string },
+): Promise<{ vm: Vm; target: Host; placement: ChosenPlacement | null }> {
+  const { vm } = await bus.request(GetVm, { vmId: input.vmId });
+  checkVmRunning(vm);
+  const placement = input.targetHostId ? null : await placer.place(vm);
+  const { host: target } = await bus.request(GetHost, { hostId: input.targetHostId ?? placement!.chosen });
+  checkNotToSelf(vm, target);
+  checkTargetUsable(target);
+  checkSameCluster(vm, target);
+  return { vm, target, placement };
+}

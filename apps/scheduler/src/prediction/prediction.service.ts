@@ -1,0 +1,166 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import {
+  type Host,
+  type MigrationPolicy,
+  type MigrationPrediction,
+  type PredictionInput,
+  ProbeLink,
+  SampleDirtyRate,
+  type Vm,
+} from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
+import { BYTES_PER_MIB, predict } from '@flexmig/migration-model';
+import { elapsedMs, type SagaState } from '@flexmig/saga';
+import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
+import { completionFigures } from '../figures';
+import { PlacementService } from '../placement/placement.service';
+import { ClusterSettingsService } from '../settings/cluster-settings.service';
+import { vmAndTarget } from '../migrations-api/prechecks';
+
+const defaults = { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000 };
+/** A dirty-rate sample under QEMU takes about 5 s (two calc-dirty-rate windows) on a loaded host. */
+const dirtyRateTimeoutMs = 60_000;
+
+/**
+ * What a completed migration measured of its two hosts: the link (the VM's memory over step 3, the first
+ * full pass), the pause's cost besides copying (the guest's downtime less the last dirty bytes at that
+ * rate) and the control plane's time outside pre-copy and the pause (the rest of the total).
+ */
+export function measuredByMigration(saga: SagaState, memoryMiB: number): { bytesPerSec: number; passMs: number; switchoverFixedMs: number; setupMs: number } | null {
+  const dur = (n: number) => {
+    const st = saga.steps[n - 1];
+    return st ? elapsedMs(st.startedAt, st.completedAt ?? st.endedAt) : null;
+  };
+  const passMs = dur(3);
+  if (!passMs) return null;
+  const bytesPerSec = (memoryMiB * BYTES_PER_MIB * 1000) / passMs;
+  const f = completionFigures(saga);
+  const left = (saga.steps[3]?.result as { stats?: { remainingBytes?: number } } | null | undefined)?.stats?.remainingBytes ?? 0;
+  return {
+    bytesPerSec,
+    passMs,
+    switchoverFixedMs: Math.max(0, f.downtimeMs - (left / bytesPerSec) * 1000),
+    setupMs: Math.max(0, f.totalTimeMs - passMs - (dur(4) ?? 0) - f.downtimeMs),
+  };
+}
+
+const ageOf = (measuredAt: string, now: number) => Math.max(0, Math.round(now - Date.parse(measuredAt)));
+
+/**
+ * POST /api/v1/migrations/predict, and the prediction POST /api/v1/migrations records (docs/prediction.md):
+ * the VM's dirty rate and working set from its agent, the link from the two hosts' last migration (else the
+ * source agent's probe, else the configured assumption), the policy as the migration would get it, and
+ * `predict` of @flexmig/migration-model: the model the sim driver runs.
+ */
+@Injectable()
+export class PredictionService {
+  private readonly settings: typeof defaults;
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly bus: NatsBus,
+    private readonly placer: PlacementService,
+    private readonly clusterSettings: ClusterSettingsService,
+    @Inject(SCHEDULER_CONFIG) config: SchedulerConfig,
+  ) {
+    this.settings = config.prediction ?? defaults;
+  }
+
+  /** The whole request: the VM, the target (chosen when none is given), the policy, then {@link predictFor}. */
+  async predict(input: { vmId: string; targetHostId?: string; policy?: Partial<MigrationPolicy> }): Promise<MigrationPrediction> {
+    const { vm, target, placement } = await vmAndTarget(this.bus, this.placer, input);
+    const policy = await this.clusterSettings.policyFor(vm.clusterId, input.policy ?? {});
+    return this.predictFor(vm, target, policy, placement && { chosen: placement.chosen, reason: placement.reason });
+  }
+
+  /** A prediction for a migration whose checks passed (POST /api/v1/migrations calls this one). */
+  async predictFor(vm: Vm, target: Host, policy: MigrationPolicy, placement: MigrationPrediction['placement']): Promise<MigrationPrediction> {
+    const [guest, link] = await Promise.all([this.dirtyRate(vm), this.link(vm.hostId, target)]);
+    const now = Date.now();
+    const memoryBytes = vm.memoryMiB * BYTES_PER_MIB;
+    const answer = predict(
+      {
+        memoryBytes,
+        dirtyRateBytesPerSec: guest.dirtyRateBytesPerSec,
+        workingSetBytes: guest.workingSetBytes,
+        linkBandwidthBytesPerSec: link.bandwidth.value,
+        ...(link.setupMs ? { setupMs: link.setupMs.value } : {}),
+        ...(link.switchoverFixedMs ? { switchoverFixedMs: link.switchoverFixedMs.value } : {}),
+      },
+      policy,
+    );
+    const aged = (x: Omit<PredictionInput, 'ageMs'>): PredictionInput => ({ ...x, ageMs: x.measuredAt ? ageOf(x.measuredAt, now) : null });
+    const sampled = (value: number, unit: PredictionInput['unit']): PredictionInput => ({
+      value,
+      unit,
+      origin: guest.origin,
+      measuredAt: guest.measuredAt,
+      ageMs: ageOf(guest.measuredAt, now),
+      detail: `${guest.detail} (agent of ${guest.hostId})`,
+    });
+    return {
+      vmId: vm.id,
+      sourceHostId: vm.hostId,
+      targetHostId: target.id,
+      placement,
+      policy,
+      predicted: answer.predicted,
+      levers: answer.levers,
+      inputs: {
+        memoryBytes: { value: memoryBytes, unit: 'bytes', origin: 'vm', measuredAt: null, ageMs: null, detail: `VM ${vm.name}: ${vm.memoryMiB} MiB in inventory` },
+        dirtyRateBytesPerSec: sampled(guest.dirtyRateBytesPerSec, 'bytes/s'),
+        workingSetBytes: sampled(Math.min(guest.workingSetBytes, memoryBytes), 'bytes'),
+        bandwidthBytesPerSec: aged(link.bandwidth),
+        ...(link.setupMs ? { setupMs: aged(link.setupMs) } : {}),
+        ...(link.switchoverFixedMs ? { switchoverFixedMs: aged(link.switchoverFixedMs) } : {}),
+      },
+      predictedAt: new Date(now).toISOString(),
+    };
+  }
+
+  private dirtyRate(vm: Vm) {
+    return this.bus.request(SampleDirtyRate, { vmId: vm.id, maxAgeMs: this.settings.dirtyRateMaxAgeMs }, { params: { hostId: vm.hostId }, timeoutMs: dirtyRateTimeoutMs });
+  }
+
+  /**
+   * The two hosts' last completed migration (either way): the link and the control plane's costs; else the
+   * source's probe, else the assumption, for the link alone.
+   */
+  private async link(sourceHostId: string, target: Host): Promise<{ bandwidth: Omit<PredictionInput, 'ageMs'>; setupMs?: Omit<PredictionInput, 'ageMs'>; switchoverFixedMs?: Omit<PredictionInput, 'ageMs'> }> {
+    const rows: Array<{ id: string; saga: SagaState; vm: { memoryMiB: number }; finished_at: Date; source_host_id: string }> = await this.db.query(
+      `SELECT id, saga, vm, finished_at, source_host_id FROM migrations
+        WHERE state = 'completed' AND ((source_host_id = $1 AND target_host_id = $2) OR (source_host_id = $2 AND target_host_id = $1))
+        ORDER BY finished_at DESC LIMIT 5`,
+      [sourceHostId, target.id],
+    );
+    for (const r of rows) {
+      const saga = typeof r.saga === 'string' ? (JSON.parse(r.saga) as SagaState) : r.saga;
+      const m = measuredByMigration(saga, r.vm.memoryMiB);
+      if (!m) continue;
+      const from = { origin: 'migrations' as const, measuredAt: new Date(r.finished_at).toISOString() };
+      const which = `migration ${r.id} (${r.source_host_id} → ${r.source_host_id === sourceHostId ? target.id : sourceHostId})`;
+      return {
+        bandwidth: { ...from, value: m.bytesPerSec, unit: 'bytes/s', detail: `${which}: the first pass of its ${r.vm.memoryMiB} MiB took ${m.passMs} ms` },
+        setupMs: { ...from, value: Math.round(m.setupMs), unit: 'ms', detail: `${which}: its total less pre-copy and the pause` },
+        switchoverFixedMs: { ...from, value: Math.round(m.switchoverFixedMs), unit: 'ms', detail: `${which}: its pause less copying the last dirty bytes` },
+      };
+    }
+    try {
+      const p = await this.bus.request(ProbeLink, { targetHostId: target.id, targetAddress: target.migrationAddress }, { params: { hostId: sourceHostId } });
+      return { bandwidth: { value: p.bandwidthBytesPerSec, unit: 'bytes/s', origin: p.origin, measuredAt: p.measuredAt, detail: p.detail } };
+    } catch (e) {
+      const mibps = this.settings.assumedBandwidthMiBps;
+      return {
+        bandwidth: {
+          value: mibps * BYTES_PER_MIB,
+          unit: 'bytes/s',
+          origin: 'assumed',
+          measuredAt: null,
+          detail: `no migration between ${sourceHostId} and ${target.id} has completed yet and the probe failed (${(e as Error).message}): PREDICTION_ASSUMED_BANDWIDTH_MIBPS = ${mibps} MiB/s`,
+        },
+      };
+    }
+  }
+}
