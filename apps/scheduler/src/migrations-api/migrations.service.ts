@@ -28,7 +28,6 @@ import { DbClock } from '../db-clock';
 import { Reconciler } from '../engine/reconciler';
 import { Admission } from '../admission/admission.service';
 import { completionFigures } from '../figures';
-import { ClusterSettingsService } from '../settings/cluster-settings.service';
 import { PlacementService } from '../placement/placement.service';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { ResolutionService } from '../resolution/resolution.service';
@@ -75,7 +74,6 @@ export class MigrationsService {
     private readonly bus: NatsBus,
     private readonly engine: Reconciler,
     private readonly admission: Admission,
-    private readonly settings: ClusterSettingsService,
     private readonly placer: PlacementService,
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
     private readonly clock: DbClock,
@@ -103,11 +101,11 @@ export class MigrationsService {
     checkTargetUsable(target);
     checkSameCluster(vm, target);
     // one active migration per VM: a unique index decides (also between two requests at the same instant)
-    const policy = await this.settings.policyFor(vm.clusterId, input.policy ?? {});
     const id = randomUUID();
     const now = new Date(this.clock.now());
     const ref = { migrationId: id, vmId: vm.id, sourceHostId: vm.hostId, targetHostId: target.id };
     try {
+      // the policy (the cluster's settings under the request's fields) is read in admission's transaction
       const row = await this.admission.admit(
         {
           id,
@@ -117,14 +115,14 @@ export class MigrationsService {
           targetHostId: target.id,
           saga: createSaga(ref, now.getTime(), this.sagaPolicy()),
           vm: { id: vm.id, name: vm.name, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, cpuBaseline: vm.cpuBaseline },
-          policy,
           targetAddress: target.migrationAddress,
           requestedBy,
           placement,
           traceParent: traceparentOf() ?? null,
           createdAt: now,
         },
-        { eventId: `${id}:requested`, type: 'migration.requested', subject: id, data: { ...ref, requestedBy }, createdAt: now } as never,
+        input.policy ?? {},
+        { event_id: `${id}:requested`, type: 'migration.requested', subject: id, data: { ...ref, requestedBy } },
       );
       return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined);
     } catch (e) {
