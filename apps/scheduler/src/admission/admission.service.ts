@@ -1,10 +1,13 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
-import { MigrationEntity, OutboxEntity } from '../entities';
+import { DataSource, EntityManager } from 'typeorm';
+import type { MigrationPolicy } from '@flexmig/contracts';
+import { MigrationEntity } from '../entities';
 import { ClusterSettingsService } from '../settings/cluster-settings.service';
 import { DRIVEN, MigrationStore, NewMigration, Transition } from '../store/migration-store';
 import { OutboxRelay } from '../store/outbox-relay';
+import { DirectPublisher } from '../store/direct-publisher';
+import type { OutboxRow } from '../store/outbox-rows';
 import { selectAdmissible } from './admission';
 
 /** One PostgreSQL advisory lock serialises admission across replicas, so limits hold cluster-wide. */
@@ -18,6 +21,12 @@ const queueWindow = 1000;
  * Admission: a new migration waits in the queue (`queued`) until the limits (outbound and inbound per
  * host, per cluster) allow it, then starts, leased to this replica. Started migrations are handed to the
  * listeners (the engine runs their first action).
+ *
+ * A queued migration starts as soon as a slot frees: the replica whose migration ended dispatches at once
+ * (`slotFreed`), and so do the other replicas, woken by PostgreSQL's notification of that end
+ * (SlotListener); the reconcile tick dispatches too, as the fallback. A replica dispatches on a freed slot
+ * only while its last look at the queue left something in it, so that a migration's end costs no
+ * transaction when nothing waits.
  */
 @Injectable()
 export class Admission implements OnApplicationShutdown {
@@ -27,12 +36,15 @@ export class Admission implements OnApplicationShutdown {
   private dispatchAgain = false;
   private retry?: NodeJS.Timeout;
   private stopped = false;
+  /** False once a look at the queue found it empty, until this replica queues something (or the tick looks). */
+  private queueMayWait = true;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly store: MigrationStore,
     private readonly settings: ClusterSettingsService,
     private readonly relay: OutboxRelay,
+    private readonly direct: DirectPublisher,
   ) {}
 
   onApplicationShutdown(): void {
@@ -46,14 +58,35 @@ export class Admission implements OnApplicationShutdown {
   }
 
   /**
-   * Queues a new migration with its `migration.requested` event in the same commit, then starts it if
-   * the limits allow. Returns it as started (and driven here), or still queued.
+   * Queues a new migration with its `migration.requested` event and starts it if the limits allow, all in
+   * one transaction (with the policy: the cluster's settings under the request's fields). Returns it as
+   * started (and driven here), or still queued.
    */
-  async admit(row: NewMigration, requested: Omit<OutboxEntity, 'seq'>): Promise<MigrationEntity> {
-    const entity = await this.store.insertQueued(row, requested);
-    await this.dispatch();
-    this.relay.flushSoon();
-    return this.store.current(entity.id) ?? entity;
+  async admit(row: Omit<NewMigration, 'policy'>, requestedPolicy: Partial<MigrationPolicy>, requested: OutboxRow): Promise<MigrationEntity> {
+    const sent = this.direct.takeAcknowledged();
+    const { saved, started } = await this.db
+      .transaction(async (m) => {
+        const policy = await this.settings.policyFor(row.clusterId, requestedPolicy, m);
+        const saved = await this.store.insertQueued(m, { ...row, policy }, requested, sent);
+        return { saved, started: await this.startAdmissible(m) };
+      })
+      .catch((e: unknown) => {
+        this.direct.giveBack(sent);
+        throw e;
+      });
+    // its events go out at once, in order: `requested` first, then those of its steps
+    const startedHere = started?.some((t) => t.row.id === saved.id) ?? false;
+    if (startedHere) this.direct.adopt(saved.id);
+    else this.queueMayWait = true;
+    this.direct.publish({ migrationId: saved.id, rows: [requested], at: saved.createdAt, traceParent: saved.traceParent, last: !startedHere });
+    if (started === null) this.retrySoon();
+    else this.handOver(started);
+    return this.store.current(saved.id) ?? saved;
+  }
+
+  /** A migration of this replica ended and freed its slots (or another replica's did: SlotListener). */
+  slotFreed(): void {
+    if (this.queueMayWait) void this.dispatch();
   }
 
   /**
@@ -84,35 +117,56 @@ export class Admission implements OnApplicationShutdown {
    * pool); it tries again a moment later.
    */
   private async dispatchOnce(): Promise<void> {
-    const started = await this.db.transaction(async (m) => {
-      const [{ locked }] = await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [DISPATCH_LOCK]);
-      if (!locked) {
-        clearTimeout(this.retry);
-        this.retry = setTimeout(() => void this.dispatch(), dispatchRetryMs);
-        return [];
-      }
-      const queued = await this.store.queued(m, queueWindow);
-      if (queued.length === 0) return [];
-      const active: { cluster_id: string; source_host_id: string; target_host_id: string }[] = await m.query(
-        `SELECT cluster_id, source_host_id, target_host_id FROM migrations WHERE ${DRIVEN}`,
-      );
-      const limitsOf = await this.settings.limitsFor([...new Set(queued.map((q) => q.clusterId))], m);
-      const ids = new Set(
-        selectAdmissible(
-          queued,
-          active.map((a) => ({ clusterId: a.cluster_id, sourceHostId: a.source_host_id, targetHostId: a.target_host_id })),
-          limitsOf,
-        ),
-      );
-      return this.store.startQueued(
-        m,
-        queued.filter((q) => ids.has(q.id)),
-      );
-    });
+    const started = await this.db.transaction((m) => this.startAdmissible(m));
+    if (started === null) this.retrySoon();
+    else this.handOver(started);
+  }
+
+  /**
+   * In the caller's transaction: starts what the limits allow, under the dispatch lock. null: another
+   * replica holds the lock (it is dispatching; the caller tries again soon).
+   */
+  private async startAdmissible(m: EntityManager): Promise<Transition[] | null> {
+    const [{ locked }] = await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [DISPATCH_LOCK]);
+    if (!locked) return null;
+    const queued = await this.store.queued(m, queueWindow);
+    if (queued.length === 0) {
+      this.queueMayWait = false;
+      return [];
+    }
+    const active: { cluster_id: string; source_host_id: string; target_host_id: string }[] = await m.query(
+      `SELECT cluster_id, source_host_id, target_host_id FROM migrations WHERE ${DRIVEN}`,
+    );
+    const limitsOf = await this.settings.limitsFor([...new Set(queued.map((q) => q.clusterId))], m);
+    const ids = new Set(
+      selectAdmissible(
+        queued,
+        active.map((a) => ({ clusterId: a.cluster_id, sourceHostId: a.source_host_id, targetHostId: a.target_host_id })),
+        limitsOf,
+      ),
+    );
+    this.queueMayWait = ids.size < queued.length;
+    const starting = queued.filter((q) => ids.has(q.id));
+    const started = await this.store.startQueued(m, starting);
+    // a migration whose earlier events all went out publishes the next ones at once; the others through the relay
+    const waiting = await this.store.withEventsWaiting(
+      m,
+      starting.map((q) => q.id),
+    );
+    for (const q of starting) if (!waiting.has(q.id)) this.direct.adopt(q.id);
+    return started;
+  }
+
+  private retrySoon(): void {
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => void this.dispatch(), dispatchRetryMs);
+  }
+
+  /** After the commit: the cache follows, the engine runs the started migrations' first actions. */
+  private handOver(started: Transition[]): void {
     if (started.length === 0) return;
     this.store.remember(started.map((s) => s.row));
     for (const fn of this.listeners) fn(started);
-    this.relay.flushSoon();
   }
 
   /** A migration still in the queue has nothing to undo: it ends `cancelled` at once. null: it is not queued. */

@@ -7,6 +7,7 @@ import { DbClock } from '../db-clock';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { MigrationStore, Transition } from '../store/migration-store';
 import { OutboxRelay } from '../store/outbox-relay';
+import { DirectPublisher } from '../store/direct-publisher';
 import { Admission } from '../admission/admission.service';
 import { ActionRunner } from './action-runner';
 import { LeaseKeeper } from './lease-keeper';
@@ -50,6 +51,7 @@ export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown
     private readonly leases: LeaseKeeper,
     private readonly admission: Admission,
     private readonly relay: OutboxRelay,
+    private readonly direct: DirectPublisher,
     private readonly executor: StepExecutor,
     private readonly clock: DbClock,
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
@@ -124,15 +126,15 @@ export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown
     const t = await this.store.apply(id, event);
     if (!t) return false;
     this.act(t);
-    // a finished migration frees its slots: start what waits for them
-    if (isTerminal(t.row.saga)) void this.admission.dispatch();
+    // a finished migration frees its slots: start what waits for them (the other replicas hear of it from PostgreSQL)
+    if (isTerminal(t.row.saga)) this.admission.slotFreed();
     return true;
   }
 
-  private act({ row, actions }: Transition): void {
+  private act({ row, actions, events }: Transition): void {
     observeTransition(row.saga, actions);
     this.runner.run(row, actions);
-    if (actions.some((a) => a.kind === 'publish')) this.relay.flushSoon();
+    this.direct.publish({ migrationId: row.id, rows: events, at: row.updatedAt, traceParent: row.traceParent, last: isTerminal(row.saga) });
   }
 
   /** `apply` that survives a PostgreSQL outage: keeps the event and retries until it is stored. */

@@ -24,12 +24,12 @@ import { DbClock } from '../db-clock';
 import { Reconciler } from '../engine/reconciler';
 import { Admission } from '../admission/admission.service';
 import { completionFigures } from '../figures';
-import { ClusterSettingsService } from '../settings/cluster-settings.service';
 import { PlacementService } from '../placement/placement.service';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { ResolutionService } from '../resolution/resolution.service';
 import { vmAndTarget } from './prechecks';
 import { PredictionService } from '../prediction/prediction.service';
+import { ClusterSettingsService } from '../settings/cluster-settings.service';
 
 const progressKeptMs = 60_000;
 
@@ -42,12 +42,12 @@ export class MigrationsService {
     private readonly bus: NatsBus,
     private readonly engine: Reconciler,
     private readonly admission: Admission,
-    private readonly settings: ClusterSettingsService,
     private readonly placer: PlacementService,
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
     private readonly clock: DbClock,
     private readonly resolutions: ResolutionService,
     private readonly predictions: PredictionService,
+    private readonly settings: ClusterSettingsService,
   ) {
     // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design)
     bus.subscribeRaw(bus.subscriptionSubject(MigrationProgressMessage.subject), undefined, async (msg) => {
@@ -74,6 +74,7 @@ export class MigrationsService {
     const now = new Date(this.clock.now());
     const ref = { migrationId: id, vmId: vm.id, sourceHostId: vm.hostId, targetHostId: target.id };
     try {
+      // the policy (the cluster's settings under the request's fields) is read in admission's transaction
       const row = await this.admission.admit(
         {
           id,
@@ -83,7 +84,6 @@ export class MigrationsService {
           targetHostId: target.id,
           saga: createSaga(ref, now.getTime(), this.sagaPolicy()),
           vm: { id: vm.id, name: vm.name, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, cpuBaseline: vm.cpuBaseline },
-          policy,
           targetAddress: target.migrationAddress,
           requestedBy,
           placement,
@@ -91,7 +91,8 @@ export class MigrationsService {
           ...predicted,
           createdAt: now,
         },
-        { eventId: `${id}:requested`, type: 'migration.requested', subject: id, data: { ...ref, requestedBy }, createdAt: now } as never,
+        input.policy ?? {},
+        { event_id: `${id}:requested`, type: 'migration.requested', subject: id, data: { ...ref, requestedBy } },
       );
       return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined);
     } catch (e) {

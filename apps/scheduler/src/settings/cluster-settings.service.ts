@@ -28,8 +28,9 @@ export class ClusterSettingsService {
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
   ) {}
 
-  async get(clusterId: string): Promise<ClusterSettings> {
-    const row = await this.db.getRepository(ClusterSettingsEntity).findOneBy({ clusterId });
+  /** `m`: the caller's transaction (admission reads the policy in the one that stores the migration). */
+  async get(clusterId: string, m: EntityManager = this.db.manager): Promise<ClusterSettings> {
+    const row = await m.getRepository(ClusterSettingsEntity).findOneBy({ clusterId });
     return this.effective(clusterId, row);
   }
 
@@ -47,8 +48,8 @@ export class ClusterSettingsService {
   }
 
   /** The policy of one migration: defaults, then the cluster's, then the request's fields. */
-  async policyFor(clusterId: string, requested: Partial<MigrationPolicy> = {}): Promise<MigrationPolicy> {
-    const { overrides } = await this.get(clusterId);
+  async policyFor(clusterId: string, requested: Partial<MigrationPolicy> = {}, m: EntityManager = this.db.manager): Promise<MigrationPolicy> {
+    const { overrides } = await this.get(clusterId, m);
     return MigrationPolicySchema.parse({ ...overrides.policy, ...requested });
   }
 

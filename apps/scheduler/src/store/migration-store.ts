@@ -5,21 +5,28 @@ import { type PredictedFigures, TERMINAL_MIGRATION_STATES } from '@flexmig/contr
 import { queryReturning } from '@flexmig/persistence';
 import { isTerminal, step as sagaStep } from '@flexmig/saga';
 import type { SagaAction, SagaEvent, SagaState } from '@flexmig/saga';
-import { MigrationEntity, OutboxEntity } from '../entities';
+import { MigrationEntity } from '../entities';
 import { DbClock } from '../db-clock';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { dueAt } from '../engine/due-time';
 import { LeaseFence } from '../engine/lease-fence';
-import { outboxRows } from './outbox-rows';
+import { OutboxRow, outboxRows } from './outbox-rows';
+import { DirectPublisher } from './direct-publisher';
 
 const terminal = TERMINAL_MIGRATION_STATES.map((s) => `'${s}'`).join(', ');
 /** States that hold an admission slot; `queued` waits for one. */
 export const DRIVEN = `state NOT IN (${terminal}, 'queued')`;
+/**
+ * The PostgreSQL channel on which a transition that ends a migration (and so frees its admission slots)
+ * notifies, in its own commit; the payload is the replica's id. Admission listens on it (SlotListener).
+ */
+export const SLOT_FREED_CHANNEL = 'flexmig_scheduler_slot_freed';
 
-/** A committed transition: the migration as stored now, and the actions its saga called for. */
+/** A committed transition: the migration as stored now, the actions its saga called for and its events (committed to the outbox). */
 export interface Transition {
   row: MigrationEntity;
   actions: SagaAction[];
+  events: OutboxRow[];
 }
 
 /** A new migration as admission hands it over (the store sets state, version, lease and times). */
@@ -45,6 +52,7 @@ export class MigrationStore {
     @Inject(SCHEDULER_CONFIG) private readonly config: SchedulerConfig,
     private readonly clock: DbClock,
     private readonly fence: LeaseFence,
+    private readonly direct: DirectPublisher,
   ) {}
 
   private get replicaId(): string {
@@ -56,23 +64,21 @@ export class MigrationStore {
     return this.cache.get(id);
   }
 
-  /** Stores a new migration, `queued` with its saga not started, with its `migration.requested` event. */
-  async insertQueued(row: NewMigration, requested: Omit<OutboxEntity, 'seq'>): Promise<MigrationEntity> {
+  /**
+   * Stores a new migration, `queued` with its saga not started, with its `migration.requested` event, in the
+   * caller's transaction (admission's, which may start it in the same commit). The statement also deletes
+   * the outbox rows of events already published (DirectPublisher): one transaction fewer for them.
+   */
+  async insertQueued(m: EntityManager, row: NewMigration, requested: OutboxRow, sent: string[]): Promise<MigrationEntity> {
     const now = new Date(this.clock.now());
-    return this.db.transaction(async (m) => {
-      const saved = await m.getRepository(MigrationEntity).save({
-        ...row,
-        state: 'queued',
-        version: 1,
-        leaseOwner: null,
-        leaseUntil: null,
-        dueAt: null,
-        updatedAt: now,
-        finishedAt: null,
-      });
-      await m.getRepository(OutboxEntity).insert(requested as never);
-      return saved;
-    });
+    const saved: MigrationEntity = { ...row, state: 'queued', version: 1, leaseOwner: null, leaseUntil: null, dueAt: null, updatedAt: now, finishedAt: null };
+    await m.getRepository(MigrationEntity).insert(saved as never);
+    await m.query(
+      `WITH d AS (DELETE FROM outbox WHERE event_id = ANY($5::text[]))
+       INSERT INTO outbox (event_id, type, subject, data, created_at) VALUES ($1, $2, $3, $4::jsonb, to_timestamp($6::double precision / 1000))`,
+      [requested.event_id, requested.type, requested.subject, JSON.stringify(requested.data), sent, now.getTime()],
+    );
+    return saved;
   }
 
   /** Starts queued migrations inside the caller's transaction (admission holds its lock), leased to this replica. */
@@ -88,8 +94,8 @@ export class MigrationStore {
         // (cast: TypeORM's deep-partial typing of a JSONB column of this depth does not terminate)
         { saga: state, state: next.state, version: next.version, updatedAt: next.updatedAt, dueAt: next.dueAt, leaseOwner: this.replicaId, leaseUntil: new Date(now + this.config.leaseTtlMs) } as never,
       );
-      await this.enqueueEvents(m, state, actions);
-      out.push({ row: { ...next, leaseOwner: this.replicaId }, actions });
+      const events = await this.enqueueEvents(m, state, actions);
+      out.push({ row: { ...next, leaseOwner: this.replicaId }, actions, events });
     }
     // their actions run only after the caller's transaction commits
     this.fence.granted(rows.map((r) => r.id), sentAt);
@@ -130,25 +136,36 @@ export class MigrationStore {
     if (state === row.saga && actions.length === 0) return null; // stale or irrelevant
     const done = isTerminal(state);
     const due = dueAt(state, now);
-    const [{ updated }] = await this.db.query(
-      `WITH u AS (
-         UPDATE migrations SET saga = $3::json, state = $4, version = version + 1, updated_at = to_timestamp($5::double precision / 1000),
-           finished_at = CASE WHEN $6 THEN to_timestamp($5::double precision / 1000) END,
-           due_at = to_timestamp($9::double precision / 1000),
-           lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END, lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END
-         WHERE id = $1 AND version = $2 AND lease_owner = $7 RETURNING id),
-       o AS (
-         INSERT INTO outbox (event_id, type, subject, data, created_at)
-         SELECT e.event_id, e.type, e.subject, e.data, now() FROM u, jsonb_to_recordset($8::jsonb) AS e(event_id text, type text, subject text, data jsonb)
-         ON CONFLICT (event_id) DO NOTHING)
-       SELECT count(*)::int AS updated FROM u`,
-      [id, row.version, JSON.stringify(state), state.phase, now, done, this.replicaId, JSON.stringify(outboxRows(state, actions, row.prediction?.predicted)), due],
-    );
+    const events = outboxRows(state, actions, row.prediction?.predicted);
+    // the rows of events already published go in the same statement; an end notifies admission of the other replicas
+    const sent = this.direct.takeAcknowledged();
+    let updated: number;
+    try {
+      [{ updated }] = await this.db.query(
+        `WITH u AS (
+           UPDATE migrations SET saga = $3::json, state = $4, version = version + 1, updated_at = to_timestamp($5::double precision / 1000),
+             finished_at = CASE WHEN $6 THEN to_timestamp($5::double precision / 1000) END,
+             due_at = to_timestamp($9::double precision / 1000),
+             lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END, lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END
+           WHERE id = $1 AND version = $2 AND lease_owner = $7 RETURNING id),
+         o AS (
+           INSERT INTO outbox (event_id, type, subject, data, created_at)
+           SELECT e.event_id, e.type, e.subject, e.data, now() FROM u, jsonb_to_recordset($8::jsonb) AS e(event_id text, type text, subject text, data jsonb)
+           ON CONFLICT (event_id) DO NOTHING),
+         d AS (DELETE FROM outbox WHERE event_id = ANY($10::text[])),
+         n AS (SELECT pg_notify($11, $7) FROM u WHERE $6)
+         SELECT (SELECT count(*) FROM u)::int AS updated, (SELECT count(*) FROM n)::int AS notified`,
+        [id, row.version, JSON.stringify(state), state.phase, now, done, this.replicaId, JSON.stringify(events), due, sent, SLOT_FREED_CHANNEL],
+      );
+    } catch (e) {
+      this.direct.giveBack(sent);
+      throw e;
+    }
     if (updated !== 1) {
       this.cache.delete(id); // someone else moved it: re-read under the lock
       return undefined;
     }
-    return { row: { ...row, saga: state, state: state.phase, version: row.version + 1, updatedAt: new Date(now), dueAt: at(due) }, actions };
+    return { row: { ...row, saga: state, state: state.phase, version: row.version + 1, updatedAt: new Date(now), dueAt: at(due) }, actions, events };
   }
 
   /** The safe path: read the row under a lock, check the lease, write. */
@@ -189,8 +206,9 @@ export class MigrationStore {
         ...(done ? { leaseOwner: null, leaseUntil: null } : {}),
       } as never,
     );
-    await this.enqueueEvents(m, state, actions, row.prediction?.predicted);
-    return { row: next, actions };
+    const events = await this.enqueueEvents(m, state, actions, row.prediction?.predicted);
+    if (done) await m.query('SELECT pg_notify($1, $2)', [SLOT_FREED_CHANNEL, this.replicaId]);
+    return { row: next, actions, events };
   }
 
   /**
@@ -203,15 +221,23 @@ export class MigrationStore {
     return this.write(m, row, { type: 'cancel-requested', reason, by });
   }
 
-  private async enqueueEvents(m: EntityManager, state: SagaState, actions: SagaAction[], predicted?: PredictedFigures | null): Promise<void> {
+  private async enqueueEvents(m: EntityManager, state: SagaState, actions: SagaAction[], predicted?: PredictedFigures | null): Promise<OutboxRow[]> {
     const rows = outboxRows(state, actions, predicted);
-    if (rows.length === 0) return;
+    if (rows.length === 0) return rows;
     await m.query(
       `INSERT INTO outbox (event_id, type, subject, data, created_at)
        SELECT e.event_id, e.type, e.subject, e.data, now() FROM jsonb_to_recordset($1::jsonb) AS e(event_id text, type text, subject text, data jsonb)
        ON CONFLICT (event_id) DO NOTHING`,
       [JSON.stringify(rows)],
     );
+    return rows;
+  }
+
+  /** Of these migrations, those with events still in the outbox (not yet published). */
+  async withEventsWaiting(m: EntityManager, ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows: { subject: string }[] = await m.query('SELECT DISTINCT subject FROM outbox WHERE subject = ANY($1::text[])', [ids]);
+    return new Set(rows.map((r) => r.subject));
   }
 
   // ---- leases (LeaseKeeper decides when) ----

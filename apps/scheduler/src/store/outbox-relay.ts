@@ -6,6 +6,7 @@ import { NatsBus } from '@flexmig/messaging';
 import { sleep } from '@flexmig/timing';
 import { OutboxEntity } from '../entities';
 import { eventsDeadLettered } from '../metrics';
+import { DirectPublisher } from './direct-publisher';
 
 /** One PostgreSQL advisory lock serialises the outbox relay, so events leave in the order they were committed. */
 const OUTBOX_LOCK = 0x666c786f;
@@ -14,8 +15,10 @@ const outboxBatchWindowMs = 10;
 const batchSize = 200;
 
 /**
- * Publishes the events that transitions committed to the outbox. `flushSoon()` after a commit keeps events
- * prompt; the reconcile tick calls `flush()` too, so an event is never left behind by a failed try.
+ * Publishes the events that transitions committed to the outbox and that the DirectPublisher did not (a
+ * migration claimed from another replica, a publish that failed, a crash). `flushSoon()` then keeps them
+ * prompt; the reconcile tick calls `flush()` too, so an event is never left behind by a failed try. Each
+ * flush also deletes the rows of the events the DirectPublisher sent that no other statement took along.
  */
 @Injectable()
 export class OutboxRelay implements OnApplicationShutdown {
@@ -28,7 +31,10 @@ export class OutboxRelay implements OnApplicationShutdown {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: NatsBus,
-  ) {}
+    private readonly direct: DirectPublisher,
+  ) {
+    direct.onFallback(() => this.flushSoon());
+  }
 
   onApplicationShutdown(): void {
     this.stopped = true;
@@ -67,29 +73,41 @@ export class OutboxRelay implements OnApplicationShutdown {
     this.flushing = true;
     try {
       for (let more = true; more && !this.stopped; ) {
-        more = await this.db.transaction(async (m) => {
-          const [{ locked }] = await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [OUTBOX_LOCK]);
-          if (!locked) return false;
-          const rows = await m.getRepository(OutboxEntity).find({ order: { seq: 'ASC' }, take: batchSize });
-          if (rows.length === 0) return false;
-          const dead: { seq: string; error: string }[] = [];
-          const publishes: Promise<unknown>[] = [];
-          const traces = await traceParentsOf(m, rows);
-          for (const r of rows) {
-            const refusal = outboxRefusal(r);
-            if (refusal) dead.push({ seq: r.seq, error: refusal });
-            else {
-              const traceparent = traces.get(r.subject);
-              publishes.push(
-                this.bus.publishEvent(eventContract(r.type)!, r.data, { id: r.eventId, subject: r.subject, source: '/flexmig/scheduler', time: r.createdAt, ...(traceparent ? { traceparent } : {}) }),
-              );
+        const sent = this.direct.takeAcknowledged();
+        more = await this.db
+          .transaction(async (m) => {
+            if (sent.length) await m.query('DELETE FROM outbox WHERE event_id = ANY($1::text[])', [sent]);
+            const [{ locked }] = await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [OUTBOX_LOCK]);
+            if (!locked) return false;
+            // what the DirectPublisher is sending now is left to it
+            const rows: OutboxEntity[] = await m.query(
+              `SELECT seq, event_id AS "eventId", type, subject, data, created_at AS "createdAt" FROM outbox
+               WHERE NOT (event_id = ANY($1::text[])) ORDER BY seq LIMIT $2`,
+              [this.direct.inFlight(), batchSize],
+            );
+            if (rows.length === 0) return false;
+            const dead: { seq: string; error: string }[] = [];
+            const publishes: Promise<unknown>[] = [];
+            const traces = await traceParentsOf(m, rows);
+            for (const r of rows) {
+              const refusal = outboxRefusal(r);
+              if (refusal) dead.push({ seq: r.seq, error: refusal });
+              else {
+                const traceparent = traces.get(r.subject);
+                publishes.push(
+                  this.bus.publishEvent(eventContract(r.type)!, r.data, { id: r.eventId, subject: r.subject, source: '/flexmig/scheduler', time: r.createdAt, ...(traceparent ? { traceparent } : {}) }),
+                );
+              }
             }
-          }
-          await Promise.all(publishes);
-          if (dead.length) await this.deadLetter(m, rows, dead);
-          await m.query('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [rows.map((r) => r.seq)]);
-          return rows.length === batchSize;
-        });
+            await Promise.all(publishes);
+            if (dead.length) await this.deadLetter(m, rows, dead);
+            await m.query('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [rows.map((r) => r.seq)]);
+            return rows.length === batchSize;
+          })
+          .catch((e: unknown) => {
+            this.direct.giveBack(sent);
+            throw e;
+          });
       }
     } finally {
       this.flushing = false;
