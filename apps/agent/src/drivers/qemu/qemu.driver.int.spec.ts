@@ -358,6 +358,31 @@ d('QemuDriver with real QEMU', () => {
     expect(check).toEqual(expect.objectContaining({ ok: true, badPages: 0, advancedAfterCheck: true }));
   });
 
+  it('(g) a guest whose dirty memory never fits the limit, without auto-converge: no switchover at all, NOT_CONVERGING, the VM runs on the source', async () => {
+    // It rewrites all 128 MiB of its range without a spin delay, uncapped: every pass ends with the whole
+    // range dirty, which at loopback speed under TCG needs far more than 300 ms. QEMU's own window figure
+    // would switch over anyway and overshoot; the agent's limit keeps QEMU from it, and the policy has no
+    // lever (no auto-converge, no post-copy, no downtime step): after 3 such passes the transfer fails.
+    const src = driver({ portRange: undefined, pollIntervalMs: 50, notConvergingPasses: 3 });
+    const dst = driver({ portRange: undefined });
+    const vm = vmSpec({ name: 'hot', memoryMiB: 192, workload: { dirtyRateMiBps: 100_000, workingSetMiB: 128 } });
+    await src.startVm(vm);
+    let listening: string | undefined;
+    const cmd = commands(vm, { downtimeLimitMs: 300, autoConverge: false, postCopy: false, progressTimeoutSec: 120, completionTimeoutPerGiBSec: 600 }, () => listening);
+    listening = (await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress;
+    const { sink } = progressLog();
+    await src.transferMemory(cmd(3, 'transfer-memory', 'source'), sink);
+    const err = await src.syncMemory(cmd(4, 'sync-memory', 'source'), sink).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FlexmigError);
+    expect((err as FlexmigError).details?.code).toBe('NOT_CONVERGING');
+    expect((err as FlexmigError).message).toMatch(/auto-converge is not allowed.*keeps running on the source/s);
+    expect(src.switchoverOf(vm.id)).toBeUndefined(); // QEMU never stopped the guest
+    expect(await status(src, vm.id)).toBe('running');
+    await src.cancelTransfer(vm.id);
+    await dst.destroyIncoming(vm.id);
+    expect((await src.checkMemory(vm.id)).ok).toBe(true);
+  });
+
   it('(c) a cancel during sync-memory leaves the VM running on the source', async () => {
     const src = driver();
     const dst = driver();
