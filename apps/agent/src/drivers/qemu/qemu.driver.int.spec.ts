@@ -460,8 +460,8 @@ d('QemuDriver with real QEMU', () => {
   });
 
   describe('an agent killed while its QEMU migrates on (fault matrix: qemu:kill-source-agent@transfer-memory)', () => {
-    // The agent dies after step 4 returned: its QEMU holds the guest stopped at pre-switchover
-    // (pause-before-switchover), which is where a stream the dead agent started gets to on its own.
+    // The agent dies after step 4 returned: its QEMU stopped the guest at pre-switchover and ran the final
+    // copy (the monitor starts it there); the target holds it paused (-S), so the source is still the VM.
     async function killedAtPreSwitchover(step5Ran: boolean) {
       const src = driver();
       const dst = driver();

@@ -396,7 +396,11 @@ export class QemuDriver implements HypervisorDriver {
   /** Closes the QMP connections; the VMs keep running and a restarted agent finds them again. */
   async close(): Promise<void> {
     for (const vm of this.registry.all()) {
-      if (vm.transfer) this.monitor.stop(vm.transfer);
+      const t = vm.transfer;
+      if (t && (t.status === 'running' || t.status === 'ready' || t.status === 'switching')) {
+        // nothing of this agent acts on the stream any more (no abort: the next agent settles it, onAttach)
+        this.monitor.end(vm, t, 'cancelled', transferCancelled(vm.state.vmId, t.migrationId, 'the agent closed'), false);
+      } else if (t) this.monitor.stop(t);
       vm.proc?.qmp.close();
       vm.proc = undefined;
     }

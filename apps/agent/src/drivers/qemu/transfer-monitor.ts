@@ -97,7 +97,7 @@ const RATE_HISTORY_MS = 5_000;
 const mbpsToBytes = (mbps: number | undefined): number => ((mbps ?? 0) * 1e6) / 8;
 
 /** The states of a precopy stream under way on the source: a restarted agent cancels one it does not drive. */
-const ORPHAN_CANCELLABLE = new Set(['setup', 'active', 'pre-switchover']);
+const ORPHAN_CANCELLABLE = new Set(['setup', 'active', 'pre-switchover', 'device']);
 
 export class TransferMonitor implements VmObserver {
   private readonly log = new Logger('qemu');
@@ -166,7 +166,12 @@ export class TransferMonitor implements VmObserver {
   async cancelOrphan(vm: Vm, proc: QemuProcess): Promise<void> {
     const t = vm.transfer;
     if (t && (t.status === 'running' || t.status === 'ready' || t.status === 'switching')) return; // driven
-    const info = await proc.qmp.execute<MigrateInfo>('query-migrate');
+    let info = await proc.qmp.execute<MigrateInfo>('query-migrate');
+    // a final copy under way (it starts at pre-switchover) ends in moments: settle what it ends as
+    for (let i = 0; i < 500 && info.status === 'device'; i++) {
+      await sleep(10);
+      info = await proc.qmp.execute<MigrateInfo>('query-migrate');
+    }
     if (info.status === 'completed' && vm.state.migrationId && !vm.state.sourcePausedAt) {
       // the final copy ran (it starts at pre-switchover) but step 5 never did: step 7 cannot have been sent,
       // so the guest runs here again and the target copy stays paused until the saga destroys it
