@@ -186,14 +186,18 @@ async function bareRun(st, n, tlsDirs) {
   for (const f of [sf.qmp, sf.serial, tf.qmp, tf.serial]) rmSync(f, { force: true });
   const src = launchQemu(qemuArgs(st, sf, false));
   let dst;
-  const sq = await Qmp.connect(sf.qmp);
+  // a loaded machine starts QEMU slowly; one that died says why
+  const sq = await Qmp.connect(sf.qmp, readyTimeoutMs).catch(async (e) => {
+    await src.kill();
+    throw new Error(`${e.message}; the bare source QEMU said: ${src.tail()}`);
+  });
   let dq;
   try {
     await waitWarm(sf.serial, 'bare source');
     // ---- the clock starts: the request ----
     const t0 = Date.now();
     dst = launchQemu(qemuArgs(st, tf, true));
-    dq = await Qmp.connect(tf.qmp);
+    dq = await Qmp.connect(tf.qmp, readyTimeoutMs);
     await dq.cmd('migrate-set-capabilities', caps(DST_CAPS));
     if (tlsDirs) await dq.cmd('migrate-set-parameters', await useTls(dq, tlsDirs.target, 'server'));
     await dq.cmd('migrate-incoming', { uri: 'tcp:127.0.0.1:0' });
@@ -359,9 +363,12 @@ async function main() {
           if (died) throw new Error(died);
         }
         await killBenchQemus(); // nothing of flexmig's stays to compete for the 2 cores
+        // the VM's files as they are on the host it ended on: each host boots its own copy of the image, and
+        // step 8 removes the source's
+        const last = JSON.parse(readFileSync(path.join(hosts[reps % 2].runDir, `${st.vmId}.json`), 'utf8'));
         const bare = [];
         for (let n = 0; n < reps; n++) {
-          const b = await bareRun(st, `${w}-${size}-${n}`, tls ? { source: tlsDirOf(hosts[0].id), target: tlsDirOf(hosts[1].id) } : undefined);
+          const b = await bareRun(last, `${w}-${size}-${n}`, tls ? { source: tlsDirOf(hosts[0].id), target: tlsDirOf(hosts[1].id) } : undefined);
           await killBenchQemus();
           log(`  ${`${w} ${size} MiB`.padEnd(16)} bare    #${n + 1}  total ${fmt(b.total).padStart(8)}  downtime ${fmt(b.downtime)} (QEMU's ${b.qemuDowntime} ms)  ${b.passes} passes`);
           bare.push(b);
