@@ -90,10 +90,13 @@ export class StepExecutor {
       case 'target':
         return json(await this.agentStep(ctx, a, a.actor, timeoutMs));
       case 'source+target': {
-        const started = performance.now();
-        const source = await this.agentStep(ctx, a, 'source', timeoutMs);
-        const target = await this.agentStep(ctx, a, 'target', Math.max(1_000, timeoutMs - (performance.now() - started)));
-        return json({ ...source, target });
+        // both halves at once (step 6): the target waits for the state the source sends, and one round trip
+        // less lies inside the guest's downtime. Both are waited for, so that neither still runs when the step
+        // ends; either failing fails it (the source's error first, as when they ran one after the other).
+        const [source, target] = await Promise.allSettled([this.agentStep(ctx, a, 'source', timeoutMs), this.agentStep(ctx, a, 'target', timeoutMs)]);
+        if (source.status === 'rejected') throw source.reason;
+        if (target.status === 'rejected') throw target.reason;
+        return json({ ...source.value, target: target.value });
       }
     }
   }

@@ -16,6 +16,8 @@ export interface MigrateInfo {
     mbps: number;
     'dirty-sync-count': number;
     'page-size': number;
+    /** Bytes sent while the guest was stopped (7.2). */
+    'downtime-bytes'?: number;
   };
 }
 

@@ -17,6 +17,7 @@ import { ProgressSink } from '../driver';
 import { AccelSetting } from './cpu-probe';
 import { isOurQemu, pidAlive } from './qemu-process';
 import { QemuDriver, QemuDriverOptions } from './qemu.driver';
+import { switchoverFits } from './switchover-decision';
 import { QmpClient } from './qmp-client';
 import { sleep } from '@flexmig/timing';
 
@@ -321,6 +322,67 @@ d('QemuDriver with real QEMU', () => {
     });
   });
 
+  it('(f) a dirtying guest switches over only when what is left fits the limit at the bandwidth the agent measured (switchover-decision.ts); the memory arrives intact', async () => {
+    // QEMU's own bandwidth figure once let 43 MiB through a 300 ms limit here (413 ms of downtime)
+    const src = driver({ portRange: undefined, pollIntervalMs: 50 });
+    const dst = driver({ portRange: undefined });
+    // bench/qemu's dirtying guest, smaller: it rewrites 192 of its 256 MiB without pause, uncapped
+    // bandwidth, the default 300 ms limit and auto-converge (the policy's lever when it does not fit)
+    const vm = vmSpec({ name: 'dirty', memoryMiB: 256, workload: { dirtyRateMiBps: 256, workingSetMiB: 192 } });
+    const policy: MigrationPolicyInput = { downtimeLimitMs: 300, autoConverge: true, progressTimeoutSec: 120, completionTimeoutPerGiBSec: 600 };
+    await src.startVm(vm);
+    let listening: string | undefined;
+    const cmd = commands(vm, policy, () => listening);
+    listening = (await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress;
+    const { sink } = progressLog();
+    await src.transferMemory(cmd(3, 'transfer-memory', 'source'), sink);
+    await src.syncMemory(cmd(4, 'sync-memory', 'source'), sink);
+    await src.pauseSource(vm.id);
+    const [stats] = await Promise.all([src.transferState(cmd(6, 'transfer-state', 'source')), dst.confirmIncoming(cmd(6, 'transfer-state', 'target'))]);
+    await dst.resumeTarget(vm.id);
+    const decided = src.switchoverOf(vm.id)!;
+    await src.stopSource(vm.id);
+    if (process.env.FLEXMIG_TEST_VERBOSE) console.log('dirty switchover', { stats, decided });
+
+    // the decision, with the real QEMU figures: QEMU stopped the guest only once what it had left, at the
+    // bandwidth the agent measured, fit the policy's limit
+    expect(decided.limitMs).toBe(300);
+    expect(decided.realBytesPerSec).toBeGreaterThan(0);
+    expect(decided.qemuLimitMs).toBeLessThanOrEqual(300);
+    expect(decided.fits).toBe(true);
+    expect(switchoverFits(decided.remainingBytes, decided.realBytesPerSec, 300)).toBe(true);
+    // and QEMU's own downtime figure (the 7.2 stats race waited out) kept the policy's limit
+    expect(stats.downtimeMs).toBeGreaterThan(0);
+    expect(stats.downtimeMs).toBeLessThanOrEqual(300);
+    const check = await dst.checkMemory(vm.id);
+    expect(check).toEqual(expect.objectContaining({ ok: true, badPages: 0, advancedAfterCheck: true }));
+  });
+
+  it('(g) a guest whose dirty memory never fits the limit, without auto-converge: no switchover at all, NOT_CONVERGING, the VM runs on the source', async () => {
+    // It rewrites all 128 MiB of its range without a spin delay, uncapped: every pass ends with the whole
+    // range dirty, which at loopback speed under TCG needs far more than 300 ms. QEMU's own window figure
+    // would switch over anyway and overshoot; the agent's limit keeps QEMU from it, and the policy has no
+    // lever (no auto-converge, no post-copy, no downtime step): after 3 such passes the transfer fails.
+    const src = driver({ portRange: undefined, pollIntervalMs: 50, notConvergingPasses: 3 });
+    const dst = driver({ portRange: undefined });
+    const vm = vmSpec({ name: 'hot', memoryMiB: 192, workload: { dirtyRateMiBps: 100_000, workingSetMiB: 128 } });
+    await src.startVm(vm);
+    let listening: string | undefined;
+    const cmd = commands(vm, { downtimeLimitMs: 300, autoConverge: false, postCopy: false, progressTimeoutSec: 120, completionTimeoutPerGiBSec: 600 }, () => listening);
+    listening = (await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress;
+    const { sink } = progressLog();
+    await src.transferMemory(cmd(3, 'transfer-memory', 'source'), sink);
+    const err = await src.syncMemory(cmd(4, 'sync-memory', 'source'), sink).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FlexmigError);
+    expect((err as FlexmigError).details?.code).toBe('NOT_CONVERGING');
+    expect((err as FlexmigError).message).toMatch(/auto-converge is not allowed.*keeps running on the source/s);
+    expect(src.switchoverOf(vm.id)).toBeUndefined(); // QEMU never stopped the guest
+    expect(await status(src, vm.id)).toBe('running');
+    await src.cancelTransfer(vm.id);
+    await dst.destroyIncoming(vm.id);
+    expect((await src.checkMemory(vm.id)).ok).toBe(true);
+  });
+
   it('(c) a cancel during sync-memory leaves the VM running on the source', async () => {
     const src = driver();
     const dst = driver();
@@ -398,8 +460,8 @@ d('QemuDriver with real QEMU', () => {
   });
 
   describe('an agent killed while its QEMU migrates on (fault matrix: qemu:kill-source-agent@transfer-memory)', () => {
-    // The agent dies after step 4 returned: its QEMU holds the guest stopped at pre-switchover
-    // (pause-before-switchover), which is where a stream the dead agent started gets to on its own.
+    // The agent dies after step 4 returned: its QEMU stopped the guest at pre-switchover and ran the final
+    // copy (the monitor starts it there); the target holds it paused (-S), so the source is still the VM.
     async function killedAtPreSwitchover(step5Ran: boolean) {
       const src = driver();
       const dst = driver();

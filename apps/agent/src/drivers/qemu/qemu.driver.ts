@@ -8,8 +8,10 @@
  *
  * Steps: 2 target `-incoming defer -S` + capabilities + migrate-incoming; 3 source capabilities, parameters,
  * `migrate`, returns after the first pass; 4 follows query-migrate (events + ≤250 ms polling) with the
- * convergence policy and a stall watchdog, returns at `pre-switchover` (the guest is stopped there);
- * 5 confirms it (STOP time); 6 source `migrate-continue` + `completed`, 6 target `completed` + paused;
+ * convergence policy and a stall watchdog, and QEMU's downtime-limit rescaled so that it switches over only
+ * when what is left fits the policy's limit at the bandwidth the agent measured (switchover-decision.ts);
+ * returns at `pre-switchover` (the guest is stopped there, and the monitor starts the final copy at once);
+ * 5 confirms it (STOP time); 6 source waits for `completed`, 6 target `completed` + paused;
  * 7 `cont` on the target (RESUME time); 8 `quit` on the source.
  */
 import { cpus, totalmem } from 'node:os';
@@ -23,12 +25,12 @@ import { modelPolicyFor, transferCancelled } from '../precopy-policy';
 import { Accel, AccelSetting, CpuChoice, CpuProbe, chooseCpu, effectiveHostCpu, probeCpu, readCpuinfo } from './cpu-probe';
 import { readFreshGuestCpuid } from './cpuid-record';
 import { MemoryCheckResult, checkGuestMemory } from './memory-check';
-import { FINAL, MigrateInfo } from './migrate-info';
+import { MigrateInfo } from './migrate-info';
 import { hostPort, migrationPort, sourceUri, tcpUri } from './qemu-address';
-import { QemuProcess, tail, waitAtMost } from './qemu-process';
-import { QmpEvent } from './qmp-client';
+import { QemuProcess, tail } from './qemu-process';
 import { checkTlsDir, confirmTls, useTls } from './tls';
-import { Transfer, TransferMonitor } from './transfer-monitor';
+import { QEMU_MIN_DOWNTIME_LIMIT_MS } from './switchover-decision';
+import { SwitchoverRecord, Transfer, TransferMonitor } from './transfer-monitor';
 import { Vm, VmRegistry, VmState } from './vm-registry';
 import { ensurePrivateDir } from '../../private-files';
 
@@ -202,15 +204,18 @@ export class QemuDriver implements HypervisorDriver {
     const deadline = Date.now() + 60_000;
     for (;;) {
       let info: MigrateInfo;
-      let status: { status: string; running: boolean };
+      let status: { status: string; running: boolean } | undefined;
       try {
         info = await proc.qmp.execute<MigrateInfo>('query-migrate');
-        status = await proc.qmp.execute<{ status: string; running: boolean }>('query-status');
+        if (info.status === 'completed') status = await proc.qmp.execute<{ status: string; running: boolean }>('query-status');
       } catch (e) {
         await sleep(100);
         throw new FlexmigError(ErrorCode.AgentFailed, `VM ${cmd.vm.id}: the incoming QEMU is gone (${(e as Error).message}); its log: ${tail(vm.state.logFile, 800) || '(empty)'}`);
       }
-      if (info.status === 'completed' && !status.running) return;
+      if (info.status === 'completed' && status && !status.running) {
+        vm.incomingLoaded = cmd.migrationId;
+        return;
+      }
       if (info.status === 'failed') {
         throw new FlexmigError(ErrorCode.AgentFailed, `VM ${cmd.vm.id}: loading the incoming state failed: ${info['error-desc'] ?? ''} ${tail(vm.state.logFile, 800)}`);
       }
@@ -224,9 +229,10 @@ export class QemuDriver implements HypervisorDriver {
     if (!vm || vm.dead) throw new FlexmigError(ErrorCode.NotFound, `no incoming VM ${vmId} on this host`);
     if (vm.state.resumedAt) return new Date(vm.state.resumedAt);
     const proc = await this.registry.procOf(vm);
-    const info = await proc.qmp.execute<MigrateInfo>('query-migrate');
-    if (vm.state.role === 'incoming' && info.status !== 'completed') {
-      throw new FlexmigError(ErrorCode.Conflict, `VM ${vmId} has not received its state yet (incoming migration ${info.status}; step 6 first)`);
+    // step 6 here saw the state loaded (this is downtime: no second look); after an agent restart, ask QEMU
+    if (vm.state.role === 'incoming' && vm.incomingLoaded !== vm.state.migrationId) {
+      const info = await proc.qmp.execute<MigrateInfo>('query-migrate');
+      if (info.status !== 'completed') throw new FlexmigError(ErrorCode.Conflict, `VM ${vmId} has not received its state yet (incoming migration ${info.status}; step 6 first)`);
     }
     const resumed = proc.qmp.waitEvent((e) => e.event === 'RESUME', 10_000, 'RESUME after cont');
     await proc.qmp.execute('cont');
@@ -255,7 +261,7 @@ export class QemuDriver implements HypervisorDriver {
       if (!st.running) throw new FlexmigError(ErrorCode.VmNotRunning, `VM ${cmd.vm.id} is ${st.status} on this host: only a running VM's memory is copied`);
       t = await this.startMigration(vm, proc, cmd, progress);
     }
-    await this.monitor.until(t, () => t!.history.length >= 1 || t!.status === 'ready');
+    await this.monitor.until(t, () => t!.history.length >= 1 || this.monitor.atSwitchover(t!));
     return this.monitor.stats(t);
   }
 
@@ -266,7 +272,7 @@ export class QemuDriver implements HypervisorDriver {
       throw new FlexmigError(ErrorCode.Conflict, `no memory transfer of VM ${cmd.vm.id} for migration ${cmd.migrationId} is under way (step 3 first)`);
     }
     t.sink = progress;
-    await this.monitor.until(t, () => t.status === 'ready');
+    await this.monitor.until(t, () => this.monitor.atSwitchover(t));
     this.monitor.report(t);
     return this.monitor.stats(t);
   }
@@ -279,7 +285,8 @@ export class QemuDriver implements HypervisorDriver {
       this.monitor.end(vm, t, 'cancelled', transferCancelled(vmId, t.migrationId, 'cancelTransfer'), true);
     }
     await t?.settled;
-    if (!t) await this.monitor.abortStream(vm);
+    // no transfer followed here (the agent restarted): a stream that completed is undone too (before step 7)
+    if (!t) await this.monitor.abortStream(vm, true);
     vm.state.migrationId = undefined;
     vm.state.sourcePausedAt = undefined;
     this.registry.persist(vm);
@@ -290,13 +297,10 @@ export class QemuDriver implements HypervisorDriver {
   async pauseSource(vmId: string): Promise<Date> {
     const vm = this.source(vmId);
     const t = vm.transfer;
-    if (!t || (t.status !== 'ready' && t.status !== 'switching' && t.status !== 'completed')) {
+    if (!t || !this.monitor.atSwitchover(t)) {
       throw new FlexmigError(ErrorCode.Conflict, `VM ${vmId} is not held at pre-switchover (transfer ${t?.status ?? 'none'}${t?.failure ? `: ${t.failure.message}` : ''}); step 4 first`);
     }
-    if (t.status === 'ready') {
-      const info = await (await this.registry.procOf(vm)).qmp.execute<MigrateInfo>('query-migrate');
-      if (info.status !== 'pre-switchover') throw new FlexmigError(ErrorCode.Conflict, `VM ${vmId}: the migration is ${info.status}, not pre-switchover`);
-    }
+    // no QMP round trip here (this is downtime): the monitor saw pre-switchover and started the final copy
     const stoppedAt = t.stoppedAt ?? vm.lastStop ?? new Date();
     if (!vm.state.sourcePausedAt) {
       // on disk before the answer: a restarted agent then leaves this guest paused (VmObserver.onAttach)
@@ -328,55 +332,28 @@ export class QemuDriver implements HypervisorDriver {
     this.registry.persist(vm);
   }
 
+  /**
+   * Step 6, source: the final copy started when the guest stopped at pre-switchover (TransferMonitor.switchOver);
+   * this waits for its end and reports QEMU's figures.
+   */
   async transferState(cmd: StepCommand): Promise<TransferStats> {
     const vm = this.source(cmd.vm.id);
     const t = vm.transfer;
     if (!t || t.migrationId !== cmd.migrationId) throw new FlexmigError(ErrorCode.Conflict, `no memory transfer of VM ${cmd.vm.id} is under way`);
     if (t.finalStats) return t.finalStats;
-    if (t.failure) throw t.failure;
-    if (t.status !== 'ready') throw new FlexmigError(ErrorCode.Conflict, `the memory of VM ${cmd.vm.id} is not at pre-switchover (${t.status}); steps 4 and 5 first`);
-    const proc = await this.registry.procOf(vm);
-    t.status = 'switching';
-    // The MIGRATION event is the fast path (this wait is guest downtime); a poll every 100 ms catches a lost
-    // one. The event may arrive while a query-migrate is on its way: it is remembered, never missed.
-    let finalSeen = false;
-    let wakeUp: () => void = () => undefined;
-    const onEvent = (e: QmpEvent) => {
-      if (e.event === 'MIGRATION' && FINAL.has(String(e.data?.status))) {
-        finalSeen = true;
-        wakeUp();
-      }
-    };
-    proc.qmp.on('event', onEvent);
+    if (t.failure) {
+      await t.settled;
+      throw t.failure;
+    }
+    if (!t.switched) throw new FlexmigError(ErrorCode.Conflict, `the memory of VM ${cmd.vm.id} is not at pre-switchover (${t.status}); steps 4 and 5 first`);
     let info: MigrateInfo;
     try {
-      await proc.qmp.execute('migrate-continue', { state: 'pre-switchover' });
-      for (;;) {
-        info = await proc.qmp.execute<MigrateInfo>('query-migrate');
-        if (FINAL.has(info.status)) break;
-        if (!finalSeen) await waitAtMost(new Promise<void>((r) => (wakeUp = r)), 100);
-        finalSeen = false;
-      }
-    } finally {
-      proc.qmp.off('event', onEvent);
-    }
-    if (info.status !== 'completed') {
-      const err = new FlexmigError(
-        ErrorCode.AgentFailed,
-        `the switchover of VM ${cmd.vm.id} (migration ${cmd.migrationId}) ${info.status}: ${info['error-desc'] || 'the target did not load the state (its QEMU log has the reason)'}; the VM keeps running on the source`,
-      );
-      this.monitor.end(vm, t, 'failed', err, true);
+      info = await t.switched;
+    } catch (e) {
       await t.settled;
-      throw err;
+      throw t.failure ?? e;
     }
-    // QEMU 7.2 sets `completed` before total-time/downtime are filled in: re-query until they are
-    for (let i = 0; i < 200 && !(info['total-time']! > 0); i++) {
-      await sleep(5);
-      info = await proc.qmp.execute<MigrateInfo>('query-migrate');
-    }
-    t.status = 'completed';
     this.monitor.stop(t);
-    vm.running = false;
     // the throttle in effect at the switchover (QEMU clears it once completed)
     const throttlePct = Math.max(info['cpu-throttle-percentage'] ?? 0, t.last?.['cpu-throttle-percentage'] ?? 0);
     t.last = { ...info, 'cpu-throttle-percentage': throttlePct };
@@ -387,7 +364,16 @@ export class QemuDriver implements HypervisorDriver {
       ...(info.downtime !== undefined ? { downtimeMs: info.downtime } : {}),
       throttlePct,
     };
+    if (t.switchover) {
+      const s = t.switchover;
+      this.log.log(`migration ${cmd.migrationId}: QEMU's downtime ${info.downtime ?? '?'} ms (${info.ram?.['downtime-bytes'] ?? '?'} bytes) against the ${Math.round(s.expectedDowntimeMs)} ms expected and the ${s.limitMs} ms limit`);
+    }
     return t.finalStats;
+  }
+
+  /** What the agent expected at the switchover of a VM's last migration from this host (tests, bench). */
+  switchoverOf(vmId: string): SwitchoverRecord | undefined {
+    return this.registry.get(vmId)?.transfer?.switchover;
   }
 
   // ---- step 8 and the end -----------------------------------------------------------------------------
@@ -429,7 +415,11 @@ export class QemuDriver implements HypervisorDriver {
   async close(): Promise<void> {
     this.dirtyRates.stop();
     for (const vm of this.registry.all()) {
-      if (vm.transfer) this.monitor.stop(vm.transfer);
+      const t = vm.transfer;
+      if (t && (t.status === 'running' || t.status === 'ready' || t.status === 'switching')) {
+        // nothing of this agent acts on the stream any more (no abort: the next agent settles it, onAttach)
+        this.monitor.end(vm, t, 'cancelled', transferCancelled(vm.state.vmId, t.migrationId, 'the agent closed'), false);
+      } else if (t) this.monitor.stop(t);
       vm.proc?.qmp.close();
       vm.proc = undefined;
     }
@@ -462,7 +452,9 @@ export class QemuDriver implements HypervisorDriver {
       ],
     });
     await qmp.execute('migrate-set-parameters', {
-      'downtime-limit': cmd.policy.downtimeLimitMs,
+      // the smallest until the agent has measured the bandwidth: the monitor then rescales the policy's limit
+      // (switchover-decision.ts), so that QEMU switches over only when what is left fits it
+      'downtime-limit': QEMU_MIN_DOWNTIME_LIMIT_MS,
       'max-bandwidth': cmd.policy.bandwidthMiBps ? cmd.policy.bandwidthMiBps * BYTES_PER_MIB : UNCAPPED_BANDWIDTH_BYTES,
       'cpu-throttle-initial': this.o.throttleInitialPct ?? policy.throttleInitialPct,
       'cpu-throttle-increment': this.o.throttleIncrementPct ?? policy.throttleIncrementPct,

@@ -11,8 +11,19 @@ import { sleep } from '@flexmig/timing';
 import { ProgressSink } from '../driver';
 import { ConvergenceFailureCode, type ConvergenceFailureFacts, convergenceFailure, leverLeft, noLeverReason, passesNotConverging, transferCancelled } from '../precopy-policy';
 import { FINAL, MigrateInfo } from './migrate-info';
-import { QemuProcess, tail } from './qemu-process';
+import { QemuProcess, tail, waitAtMost } from './qemu-process';
 import { QmpEvent } from './qmp-client';
+import {
+  DEFAULT_SWITCHOVER_TUNING,
+  QEMU_MIN_DOWNTIME_LIMIT_MS,
+  RateSample,
+  SwitchoverTuning,
+  expectedSwitchoverMs,
+  qemuDowntimeLimitMs,
+  qemuPeakBandwidth,
+  realBandwidth,
+  switchoverFits,
+} from './switchover-decision';
 import type { Vm, VmObserver } from './vm-registry';
 
 export type TransferStatus = 'running' | 'ready' | 'switching' | 'completed' | 'failed' | 'cancelled';
@@ -31,7 +42,16 @@ export interface Transfer {
   syncTransferred: number;
   transferred: number;
   transferredAt: number;
+  /** The policy's downtime limit now (its downtime steps may raise it). */
   downtimeLimitMs: number;
+  /** The `downtime-limit` QEMU has now: the policy's, rescaled to the agent's own bandwidth (switchover-decision.ts). */
+  qemuLimitMs: number;
+  /** The agent's own samples of `ram.transferred`, the last few seconds. */
+  rates: RateSample[];
+  /** What the agent knew when QEMU stopped the guest at pre-switchover. */
+  switchover?: SwitchoverRecord;
+  /** The final copy, started at once at pre-switchover (the guest is stopped there): its last query-migrate. */
+  switched?: Promise<MigrateInfo>;
   stoppedAt?: Date;
   failure?: FlexmigError;
   sink?: ProgressSink;
@@ -45,6 +65,19 @@ export interface Transfer {
   postcopy: boolean;
 }
 
+/** The switchover as the agent saw it: its estimate when the guest stopped, beside the policy's limit. */
+export interface SwitchoverRecord {
+  remainingBytes: number;
+  /** The agent's bandwidth then (bytes/s), undefined if it had none (a guest with nothing left to send). */
+  realBytesPerSec?: number;
+  /** QEMU's own bandwidth figure then (bytes/s). */
+  qemuBytesPerSec: number;
+  expectedDowntimeMs: number;
+  limitMs: number;
+  qemuLimitMs: number;
+  fits: boolean;
+}
+
 export interface TransferMonitorOptions {
   /** QMP polling period while a migration runs (20–500 ms). */
   pollMs: number;
@@ -54,15 +87,25 @@ export interface TransferMonitorOptions {
   notConvergingPasses?: number;
   /** The live QMP connection of a VM (the registry's, re-attaching after an agent restart). */
   procOf(vm: Vm): Promise<QemuProcess>;
+  /** The switchover decision's figures (switchover-decision.ts). */
+  switchover?: Partial<SwitchoverTuning>;
 }
 
+/** How long the agent keeps its own transferred-bytes samples. */
+const RATE_HISTORY_MS = 5_000;
+
+const mbpsToBytes = (mbps: number | undefined): number => ((mbps ?? 0) * 1e6) / 8;
+
 /** The states of a precopy stream under way on the source: a restarted agent cancels one it does not drive. */
-const ORPHAN_CANCELLABLE = new Set(['setup', 'active', 'pre-switchover']);
+const ORPHAN_CANCELLABLE = new Set(['setup', 'active', 'pre-switchover', 'device']);
 
 export class TransferMonitor implements VmObserver {
   private readonly log = new Logger('qemu');
+  readonly tuning: SwitchoverTuning;
 
-  constructor(private readonly o: TransferMonitorOptions) {}
+  constructor(private readonly o: TransferMonitorOptions) {
+    this.tuning = { ...DEFAULT_SWITCHOVER_TUNING, ...o.switchover };
+  }
 
   /** A transfer about to start (before `migrate`), recorded on its VM. */
   begin(vm: Vm, s: { migrationId: string; uri: string; wire: WirePolicy; policy: ModelPolicy; sink: ProgressSink }): Transfer {
@@ -81,6 +124,8 @@ export class TransferMonitor implements VmObserver {
       transferred: 0,
       transferredAt: now,
       downtimeLimitMs: s.wire.downtimeLimitMs,
+      qemuLimitMs: QEMU_MIN_DOWNTIME_LIMIT_MS,
+      rates: [],
       sink: s.sink,
       polling: false,
       pollAgain: false,
@@ -121,7 +166,20 @@ export class TransferMonitor implements VmObserver {
   async cancelOrphan(vm: Vm, proc: QemuProcess): Promise<void> {
     const t = vm.transfer;
     if (t && (t.status === 'running' || t.status === 'ready' || t.status === 'switching')) return; // driven
-    const info = await proc.qmp.execute<MigrateInfo>('query-migrate');
+    let info = await proc.qmp.execute<MigrateInfo>('query-migrate');
+    // a final copy under way (it starts at pre-switchover) ends in moments: settle what it ends as
+    for (let i = 0; i < 500 && info.status === 'device'; i++) {
+      await sleep(10);
+      info = await proc.qmp.execute<MigrateInfo>('query-migrate');
+    }
+    if (info.status === 'completed' && vm.state.migrationId && !vm.state.sourcePausedAt) {
+      // the final copy ran (it starts at pre-switchover) but step 5 never did: step 7 cannot have been sent,
+      // so the guest runs here again and the target copy stays paused until the saga destroys it
+      this.log.warn(`VM ${vm.state.vmId}: its migration ${vm.state.migrationId} completed before step 5 and is no longer followed (the agent restarted): the VM runs on the source again`);
+      await this.abortStreamOn(vm, proc, true);
+      vm.state.migrationId = undefined;
+      return;
+    }
     if (!ORPHAN_CANCELLABLE.has(info.status)) return;
     if (vm.state.sourcePausedAt) {
       this.log.warn(`VM ${vm.state.vmId}: its migration ${vm.state.migrationId ?? ''} is ${info.status} and step 5 ran (paused at ${vm.state.sourcePausedAt}): left as it is for the saga`);
@@ -137,6 +195,11 @@ export class TransferMonitor implements VmObserver {
     if (t && !t.failure && t.status !== 'completed') {
       this.end(vm, t, 'failed', new FlexmigError(ErrorCode.AgentFailed, `the QEMU of VM ${vm.state.vmId} exited during the migration: ${tail(vm.state.logFile, 600)}`), false);
     }
+  }
+
+  /** The guest has stopped at pre-switchover: the final copy runs or ran. */
+  atSwitchover(t: Transfer): boolean {
+    return t.status === 'ready' || t.status === 'switching' || t.status === 'completed';
   }
 
   /** Waits until `done()` holds; throws the transfer's failure (after its clean-up) if it failed first. */
@@ -200,10 +263,12 @@ export class TransferMonitor implements VmObserver {
         t.transferred = ram.transferred;
         t.transferredAt = now;
       }
+      t.rates.push({ atMs: now, transferred: ram.transferred, qemuBytesPerSec: mbpsToBytes(ram.mbps) });
+      while (t.rates.length > 2 && now - t.rates[0]!.atMs > RATE_HISTORY_MS) t.rates.shift();
       // dirty-sync-count n ≥ 2 means pass n-1 just ended (sync 1 starts pass 1)
       if (ram['dirty-sync-count'] > t.syncCount) {
         if (ram['dirty-sync-count'] >= 2) {
-          const bw = (ram.mbps * 1e6) / 8;
+          const bw = mbpsToBytes(ram.mbps);
           t.history.push({
             pass: ram['dirty-sync-count'] - 1,
             startMs: t.syncAt - t.startedAt,
@@ -225,9 +290,15 @@ export class TransferMonitor implements VmObserver {
     this.report(t);
     switch (info.status) {
       case 'pre-switchover':
+        // the guest is stopped: every millisecond from here is downtime, so the final copy starts now,
+        // not when step 6 arrives. The target stays paused (-S) until step 7, and until then the saga can
+        // still resume the guest here (abortStream with evenIfCompleted), so nothing is decided by this.
         t.status = 'ready';
         t.stoppedAt ??= vm.lastStop ?? new Date();
         this.stop(t);
+        t.switchover = this.recordSwitchover(t, info);
+        t.switched = this.switchOver(vm, t, proc);
+        t.switched.catch(() => undefined); // its failure is the transfer's (end), read by steps 5 and 6
         return;
       case 'failed':
         this.fail(vm, t, new FlexmigError(ErrorCode.AgentFailed, `the migration of VM ${vm.state.vmId} to ${t.uri} failed: ${info['error-desc'] || 'no reason given by QEMU (see the target log)'}; the VM keeps running on the source`));
@@ -257,8 +328,9 @@ export class TransferMonitor implements VmObserver {
         this.fail(vm, t, this.convergenceError(vm, t, d.code, d.reason, elapsed));
         return;
       case 'raise-downtime':
+        // the policy's own lever: the budget grows; QEMU's limit follows it through retune
         t.downtimeLimitMs = d.downtimeLimitMs;
-        await proc.qmp.execute('migrate-set-parameters', { 'downtime-limit': d.downtimeLimitMs });
+        await this.retune(proc, t);
         return;
       case 'switch-to-postcopy':
         t.postcopy = true;
@@ -268,6 +340,7 @@ export class TransferMonitor implements VmObserver {
       case 'continue':
         break;
     }
+    await this.retune(proc, t);
     // no lever left: fail instead of waiting for the completion timeout
     const throttle = info['cpu-throttle-percentage'] ?? 0;
     const hits = passesNotConverging(t.history, t.policy);
@@ -275,6 +348,95 @@ export class TransferMonitor implements VmObserver {
       const reason = noLeverReason(`${hits} passes in a row re-dirtied more than ${t.policy.throttleTriggerThresholdPct}% of what they sent`, t.policy, throttle);
       this.fail(vm, t, this.convergenceError(vm, t, ConvergenceFailureCode.NotConverging, reason, elapsed));
     }
+  }
+
+  /**
+   * Hands QEMU the downtime-limit that makes its own switchover test the agent's (qemuDowntimeLimitMs):
+   * QEMU then switches over at its next fresh sync only when what is left fits the policy's limit at the
+   * bandwidth the agent measured. Sent only when it changes.
+   */
+  private async retune(proc: QemuProcess, t: Transfer): Promise<void> {
+    const qemuLimitMs = qemuDowntimeLimitMs(
+      { limitMs: t.downtimeLimitMs, realBytesPerSec: realBandwidth(t.rates, this.tuning), qemuPeakBytesPerSec: qemuPeakBandwidth(t.rates, RATE_HISTORY_MS) },
+      this.tuning,
+    );
+    if (qemuLimitMs === t.qemuLimitMs) return;
+    await proc.qmp.execute('migrate-set-parameters', { 'downtime-limit': qemuLimitMs });
+    t.qemuLimitMs = qemuLimitMs;
+  }
+
+  /** What the agent expected when QEMU stopped the guest: `remaining` is then what the final copy sends. */
+  private recordSwitchover(t: Transfer, info: MigrateInfo): SwitchoverRecord {
+    const remainingBytes = info.ram?.remaining ?? 0;
+    const realBytesPerSec = realBandwidth(t.rates, this.tuning);
+    const r: SwitchoverRecord = {
+      remainingBytes,
+      ...(realBytesPerSec !== undefined ? { realBytesPerSec } : {}),
+      qemuBytesPerSec: mbpsToBytes(info.ram?.mbps),
+      expectedDowntimeMs: remainingBytes > 0 ? expectedSwitchoverMs(remainingBytes, realBytesPerSec ?? 0, this.tuning) : this.tuning.reserveMs,
+      limitMs: t.downtimeLimitMs,
+      qemuLimitMs: t.qemuLimitMs,
+      fits: switchoverFits(remainingBytes, realBytesPerSec, t.downtimeLimitMs, this.tuning),
+    };
+    const mib = (b: number) => (b / 1048576).toFixed(1);
+    this.log.log(
+      `migration ${t.migrationId}: switchover with ${mib(remainingBytes)} MiB left at ${r.realBytesPerSec ? mib(r.realBytesPerSec) : '?'} MiB/s measured (QEMU: ${mib(r.qemuBytesPerSec)} MiB/s, its limit ${t.qemuLimitMs} ms): ` +
+        `expected ${Math.round(r.expectedDowntimeMs)} ms against ${t.downtimeLimitMs} ms${r.fits ? '' : ' (does NOT fit: QEMU switched over on an older figure)'}`,
+    );
+    return r;
+  }
+
+  /**
+   * The final copy: migrate-continue at pre-switchover, then wait for QEMU's final state (its MIGRATION
+   * event, or a poll every 100 ms if one is lost; an event that arrives during a query is remembered).
+   * Resolves with the last query-migrate once `completed` carries its figures (the 7.2 race, reference §1);
+   * a stream that failed ends the transfer (the guest runs on the source again) and rejects.
+   */
+  private async switchOver(vm: Vm, t: Transfer, proc: QemuProcess): Promise<MigrateInfo> {
+    t.status = 'switching';
+    let finalSeen = false;
+    let wakeUp: () => void = () => undefined;
+    const onEvent = (e: QmpEvent) => {
+      if (e.event === 'MIGRATION' && FINAL.has(String(e.data?.status))) {
+        finalSeen = true;
+        wakeUp();
+      }
+    };
+    proc.qmp.on('event', onEvent);
+    let info: MigrateInfo;
+    try {
+      await proc.qmp.execute('migrate-continue', { state: 'pre-switchover' });
+      for (;;) {
+        info = await proc.qmp.execute<MigrateInfo>('query-migrate');
+        if (FINAL.has(info.status)) break;
+        if (!finalSeen) await waitAtMost(new Promise<void>((r) => (wakeUp = r)), 100);
+        finalSeen = false;
+      }
+      // QEMU 7.2 sets `completed` before total-time/downtime are filled in: re-query until they are
+      for (let i = 0; i < 200 && info.status === 'completed' && !(info['total-time']! > 0); i++) {
+        await sleep(2);
+        info = await proc.qmp.execute<MigrateInfo>('query-migrate');
+      }
+    } catch (e) {
+      const err = new FlexmigError(ErrorCode.AgentFailed, `the switchover of VM ${vm.state.vmId} (migration ${t.migrationId}) lost its QEMU: ${(e as Error).message}`);
+      if (t.status === 'switching') this.end(vm, t, 'failed', err, true);
+      throw err;
+    } finally {
+      proc.qmp.off('event', onEvent);
+    }
+    if (info.status !== 'completed') {
+      const err = new FlexmigError(
+        ErrorCode.AgentFailed,
+        `the switchover of VM ${vm.state.vmId} (migration ${t.migrationId}) ${info.status}: ${info['error-desc'] || 'the target did not load the state (its QEMU log has the reason)'}; the VM keeps running on the source`,
+      );
+      if (t.status === 'switching') this.end(vm, t, 'failed', err, true);
+      throw err;
+    }
+    if (t.status === 'switching') {
+      t.status = 'completed';
+      vm.running = false;
+    }
+    return info;
   }
 
   /** The policy gave up (or the driver did, without a lever): the shared error with QEMU's figures. */
@@ -288,7 +450,7 @@ export class TransferMonitor implements VmObserver {
       figures: {
         kind: 'measured',
         dirtyRateBytesPerSec: (ram?.['dirty-pages-rate'] ?? 0) * (ram?.['page-size'] || 4096),
-        bandwidthBytesPerSec: ((ram?.mbps ?? 0) * 1e6) / 8,
+        bandwidthBytesPerSec: mbpsToBytes(ram?.mbps),
         expectedDowntimeMs: t.history.at(-1)?.expectedDowntimeMs ?? 0,
       },
       policy: t.policy,
@@ -314,7 +476,8 @@ export class TransferMonitor implements VmObserver {
     t.status = status;
     t.failure = err;
     this.stop(t);
-    if (abort) t.settled = this.abortStream(vm);
+    // a stream that completed (the final copy starts at pre-switchover) is undone by resuming the guest here
+    if (abort) t.settled = this.abortStream(vm, t.switched !== undefined);
     this.wake(t);
   }
 
@@ -368,7 +531,7 @@ export class TransferMonitor implements VmObserver {
     const info = t.last;
     const ram = info?.ram;
     if (!t.sink || !ram) return;
-    const bw = (ram.mbps * 1e6) / 8;
+    const bw = mbpsToBytes(ram.mbps);
     try {
       t.sink({
         pass: Math.max(1, ram['dirty-sync-count']),

@@ -67,6 +67,8 @@ export interface Vm {
   transfer?: Transfer;
   lastStop?: Date;
   lastResume?: Date;
+  /** The incoming state loaded and the guest held paused (step 6 on the target saw it): step 7 only has to `cont`. */
+  incomingLoaded?: string;
 }
 
 export interface VmRegistryOptions {

@@ -1,0 +1,101 @@
+import { DEFAULT_SWITCHOVER_TUNING, QEMU_MIN_DOWNTIME_LIMIT_MS, expectedSwitchoverMs, qemuDowntimeLimitMs, qemuPeakBandwidth, realBandwidth, switchoverFits } from './switchover-decision';
+
+const MiB = 1024 * 1024;
+const tuning = { windowMs: 1_000, minWindowMs: 200, reserveMs: 20, bandwidthMargin: 0.8 };
+
+describe('switchover decision', () => {
+  describe('realBandwidth', () => {
+    it('given samples over more than the window, when measured, then it counts only the last window', () => {
+      // 100 MiB/s for 2 s, then 400 MiB/s for the last second
+      const samples = [
+        { atMs: 0, transferred: 0 },
+        { atMs: 1_000, transferred: 100 * MiB },
+        { atMs: 2_000, transferred: 200 * MiB },
+        { atMs: 2_500, transferred: 400 * MiB },
+        { atMs: 3_000, transferred: 600 * MiB },
+      ];
+      expect(realBandwidth(samples, tuning)).toBeCloseTo(400 * MiB, -3);
+    });
+
+    it('given samples spanning less than the shortest window, when measured, then there is no figure yet', () => {
+      expect(realBandwidth([{ atMs: 0, transferred: 0 }, { atMs: 150, transferred: 10 * MiB }], tuning)).toBeUndefined();
+      expect(realBandwidth([], tuning)).toBeUndefined();
+    });
+
+    it('given a stream that did not move, when measured, then there is no figure', () => {
+      expect(realBandwidth([{ atMs: 0, transferred: 5 }, { atMs: 900, transferred: 5 }], tuning)).toBeUndefined();
+    });
+  });
+
+  describe('qemuPeakBandwidth', () => {
+    it("given QEMU's window figures jumping, when asked, then it is the highest within the window", () => {
+      const samples = [
+        { atMs: 0, transferred: 0, qemuBytesPerSec: 900 * MiB },
+        { atMs: 3_000, transferred: 1, qemuBytesPerSec: 200 * MiB },
+        { atMs: 3_500, transferred: 2, qemuBytesPerSec: 600 * MiB },
+        { atMs: 4_000, transferred: 3, qemuBytesPerSec: 150 * MiB },
+      ];
+      expect(qemuPeakBandwidth(samples, 2_000)).toBe(600 * MiB);
+      expect(qemuPeakBandwidth(samples, 5_000)).toBe(900 * MiB);
+      expect(qemuPeakBandwidth([], 5_000)).toBe(0);
+    });
+  });
+
+  describe('switchoverFits', () => {
+    it('given what is left at the measured rate within the limit, when asked, then it fits', () => {
+      // 20 ms reserve + 64 MiB at 0.8 × 400 MiB/s = 20 + 200 ms
+      expect(expectedSwitchoverMs(64 * MiB, 400 * MiB, tuning)).toBeCloseTo(220, 5);
+      expect(switchoverFits(64 * MiB, 400 * MiB, 300, tuning)).toBe(true);
+    });
+
+    it('given more left than the limit allows, when asked, then it does not fit', () => {
+      // 20 + 100 MiB / 320 MiB/s = 332.5 ms > 300 ms
+      expect(switchoverFits(100 * MiB, 400 * MiB, 300, tuning)).toBe(false);
+    });
+
+    it('given nothing left, when asked, then it fits even without a measurement; with bytes left and no measurement it does not', () => {
+      expect(switchoverFits(0, undefined, 300, tuning)).toBe(true);
+      expect(switchoverFits(MiB, undefined, 300, tuning)).toBe(false);
+    });
+  });
+
+  describe('qemuDowntimeLimitMs (what QEMU is told, so that its own test is the agent\'s)', () => {
+    it("given QEMU's peak figure 2.5× the agent's, when rescaled, then QEMU's limit shrinks so that even at its peak its threshold is the agent's budget", () => {
+      const real = 400 * MiB;
+      const qemu = 1000 * MiB;
+      const limit = qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: qemu }, tuning);
+      // QEMU switches when pending < qemu × limit; that must be the bytes the agent expects to fit
+      const qemuThreshold = (qemu * limit) / 1000;
+      const agentBudget = (real * tuning.bandwidthMargin * (300 - tuning.reserveMs)) / 1000;
+      expect(limit).toBe(Math.floor((280 * (400 * 0.8)) / 1000));
+      expect(qemuThreshold).toBeLessThanOrEqual(agentBudget);
+      expect(qemuThreshold).toBeGreaterThan(agentBudget - qemu / 1000); // within one whole ms of it
+      // and what QEMU would then let through fits the policy's limit at the agent's rate, at its peak or below
+      expect(switchoverFits(qemuThreshold, real, 300, tuning)).toBe(true);
+      expect(switchoverFits((0.5 * qemu * limit) / 1000, real, 300, tuning)).toBe(true);
+    });
+
+    it("given QEMU's figure below the agent's, when rescaled, then QEMU's limit never exceeds the policy's", () => {
+      expect(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: 800 * MiB, qemuPeakBytesPerSec: 100 * MiB }, tuning)).toBe(300);
+    });
+
+    it('given no measurement yet, when rescaled, then QEMU gets the smallest limit: only a guest with nothing left switches over', () => {
+      expect(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: undefined, qemuPeakBytesPerSec: 900 * MiB }, tuning)).toBe(QEMU_MIN_DOWNTIME_LIMIT_MS);
+    });
+
+    it('given a limit no larger than the reserve, when rescaled, then nothing but an empty remainder fits', () => {
+      expect(qemuDowntimeLimitMs({ limitMs: 20, realBytesPerSec: 400 * MiB, qemuPeakBytesPerSec: 400 * MiB }, tuning)).toBe(QEMU_MIN_DOWNTIME_LIMIT_MS);
+    });
+
+    it('given a policy downtime step raising the limit, when rescaled, then QEMU\'s limit grows with it', () => {
+      const at = (limitMs: number) => qemuDowntimeLimitMs({ limitMs, realBytesPerSec: 300 * MiB, qemuPeakBytesPerSec: 600 * MiB }, tuning);
+      expect(at(400)).toBeGreaterThan(at(300));
+    });
+
+    it('uses the documented defaults when no tuning is given', () => {
+      expect(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: 100 * MiB, qemuPeakBytesPerSec: 100 * MiB })).toBe(
+        Math.floor((300 - DEFAULT_SWITCHOVER_TUNING.reserveMs) * DEFAULT_SWITCHOVER_TUNING.bandwidthMargin),
+      );
+    });
+  });
+});

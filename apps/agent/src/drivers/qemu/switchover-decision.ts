@@ -1,0 +1,114 @@
+/**
+ * When the source may switch over (stop the guest and send what is left): the pure decision, from what
+ * the agent measured itself. No I/O; the transfer monitor feeds it query-migrate samples.
+ *
+ * QEMU 7.2 switches over when its pending bytes, counted right after a dirty-bitmap sync, are below
+ * `bandwidth × downtime-limit`, where `bandwidth` is what it wrote to the socket in its last ~100 ms
+ * window (reference/qemu-migration.md §3). That window counts bursts into the socket buffer, not what the
+ * target takes in, and the final copy also pays the device state and the target's load: the guest's
+ * downtime overshot the 300 ms limit by 2–3× on bench/qemu's dirtying guests. The pending count itself is
+ * exact at that moment; only the rate is wrong.
+ *
+ * So the agent measures the rate itself, over a longer window of its own samples (`realBandwidth`), and
+ * hands QEMU a `downtime-limit` that makes QEMU's own test at least as strict as
+ *   pending ≤ realBandwidth × margin × (limit − reserve)
+ * (`qemuDowntimeLimitMs`). QEMU's window figure jumps between its 100 ms windows (seen here: 235 MB/s in
+ * one sample, enough in another to let 43 MiB through a 46 ms limit), so the limit is scaled by the
+ * highest figure QEMU showed lately, not the last one: whatever window QEMU then decides on, it lets
+ * through no more than fits. QEMU keeps deciding at its fresh sync, which the agent cannot do from
+ * outside. Until the agent has measured a rate, the limit handed to QEMU is the smallest: only a guest
+ * with nothing left to send switches over.
+ *
+ * When it never fits (the guest dirties more per pass than the budget), QEMU never switches over and the
+ * policy's levers act (transfer-monitor.ts, precopy-policy.ts): auto-converge throttles the guest until
+ * it fits; a downtime step raises the limit; post-copy takes over; without a lever left, or at the
+ * completion timeout, the transfer fails with NOT_CONVERGING / COMPLETION_TIMEOUT and the guest keeps
+ * running on the source.
+ */
+
+/** One look at the stream: bytes written so far (`ram.transferred`) and QEMU's own figure (bytes/s) at a time. */
+export interface RateSample {
+  atMs: number;
+  transferred: number;
+  qemuBytesPerSec?: number;
+}
+
+/** The highest figure QEMU showed in the last `windowMs` of samples (0 if none). */
+export function qemuPeakBandwidth(samples: readonly RateSample[], windowMs: number): number {
+  const last = samples.at(-1);
+  let peak = 0;
+  for (let i = samples.length - 1; i >= 0 && last && last.atMs - samples[i]!.atMs <= windowMs; i--) peak = Math.max(peak, samples[i]!.qemuBytesPerSec ?? 0);
+  return peak;
+}
+
+export interface SwitchoverTuning {
+  /** The span of samples the bandwidth is measured over. */
+  windowMs: number;
+  /** The shortest span that counts as a measurement. */
+  minWindowMs: number;
+  /** The part of the downtime that does not depend on the dirty bytes: device state, the target's load, its start. */
+  reserveMs: number;
+  /** The share of the measured bandwidth the final copy is counted on (≤ 1). */
+  bandwidthMargin: number;
+}
+
+export const DEFAULT_SWITCHOVER_TUNING: SwitchoverTuning = { windowMs: 1_000, minWindowMs: 200, reserveMs: 25, bandwidthMargin: 0.8 };
+
+/** QEMU's bounds for `downtime-limit` (ms); 1 rather than 0, so that a guest with nothing left still switches. */
+export const QEMU_MIN_DOWNTIME_LIMIT_MS = 1;
+
+/**
+ * Bytes per second over the last `windowMs` of `samples` (oldest first), or undefined when they span less
+ * than `minWindowMs` or nothing moved (no measurement yet).
+ */
+export function realBandwidth(samples: readonly RateSample[], tuning: Pick<SwitchoverTuning, 'windowMs' | 'minWindowMs'> = DEFAULT_SWITCHOVER_TUNING): number | undefined {
+  const last = samples.at(-1);
+  if (!last) return undefined;
+  // the newest sample at least windowMs old, else the oldest
+  let first = samples[0]!;
+  for (let i = samples.length - 1; i >= 0; i--) {
+    if (last.atMs - samples[i]!.atMs >= tuning.windowMs) {
+      first = samples[i]!;
+      break;
+    }
+  }
+  const spanMs = last.atMs - first.atMs;
+  const bytes = last.transferred - first.transferred;
+  if (spanMs < tuning.minWindowMs || bytes <= 0) return undefined;
+  return (bytes * 1000) / spanMs;
+}
+
+/** The downtime the agent expects for `remainingBytes` at `bytesPerSec`: the bytes at the margin's rate plus the reserve. */
+export function expectedSwitchoverMs(remainingBytes: number, bytesPerSec: number, tuning: Pick<SwitchoverTuning, 'reserveMs' | 'bandwidthMargin'> = DEFAULT_SWITCHOVER_TUNING): number {
+  if (!(bytesPerSec > 0)) return Number.POSITIVE_INFINITY;
+  return tuning.reserveMs + (remainingBytes * 1000) / (bytesPerSec * tuning.bandwidthMargin);
+}
+
+/** The switchover fits the limit: the expected downtime of what is left is within it. */
+export function switchoverFits(remainingBytes: number, bytesPerSec: number | undefined, limitMs: number, tuning: Pick<SwitchoverTuning, 'reserveMs' | 'bandwidthMargin'> = DEFAULT_SWITCHOVER_TUNING): boolean {
+  if (remainingBytes <= 0) return true;
+  if (bytesPerSec === undefined) return false;
+  return expectedSwitchoverMs(remainingBytes, bytesPerSec, tuning) <= limitMs;
+}
+
+export interface QemuLimitInputs {
+  /** The policy's downtime limit now (raised by the policy's downtime steps, if any), ms. */
+  limitMs: number;
+  /** The agent's measured bandwidth (realBandwidth), bytes/s; undefined before the first measurement. */
+  realBytesPerSec: number | undefined;
+  /** The highest of QEMU's own figures lately (query-migrate `ram.mbps`, as bytes/s): what it may multiply its downtime-limit by. */
+  qemuPeakBytesPerSec: number;
+}
+
+/**
+ * The `downtime-limit` to hand QEMU so that its switchover test (pending < qemuBandwidth × limit) lets
+ * through no more than `switchoverFits` allows at the agent's bandwidth, for any QEMU figure up to the
+ * peak: budget × real × margin / peak, whole ms (rounded down), within [QEMU_MIN_DOWNTIME_LIMIT_MS, limitMs].
+ */
+export function qemuDowntimeLimitMs(i: QemuLimitInputs, tuning: Pick<SwitchoverTuning, 'reserveMs' | 'bandwidthMargin'> = DEFAULT_SWITCHOVER_TUNING): number {
+  const budgetMs = i.limitMs - tuning.reserveMs;
+  if (i.realBytesPerSec === undefined || !(i.realBytesPerSec > 0) || budgetMs <= 0) return QEMU_MIN_DOWNTIME_LIMIT_MS;
+  // QEMU has no figure yet (mbps 0 before its first window): it would not switch anyway; hand it the budget
+  const scale = i.qemuPeakBytesPerSec > 0 ? (i.realBytesPerSec * tuning.bandwidthMargin) / i.qemuPeakBytesPerSec : tuning.bandwidthMargin;
+  return Math.max(QEMU_MIN_DOWNTIME_LIMIT_MS, Math.min(i.limitMs, Math.floor(budgetMs * scale)));
+}
