@@ -169,6 +169,7 @@ describe('inventory at scale', () => {
       published.length = 0;
       await batch.receive(beat(ids[2]!));
       await batch.flush();
+      await batch.idle();
       expect(await ds.query('SELECT state FROM hosts WHERE id = $1', [ids[2]])).toEqual([{ state: 'up' }]);
       expect(published).toEqual([{ type: HostUp.type, data: { hostId: ids[2] } }]);
     });
@@ -179,6 +180,7 @@ describe('inventory at scale', () => {
       const before = await lastBeat(ids[3]!);
       await batch.receive(beat(ids[3]!));
       await batch.flush();
+      await batch.idle();
       expect(await lastBeat(ids[3]!)).toBe(before);
       expect(await ds.query('SELECT agent_instance_id FROM hosts WHERE id = $1', [ids[3]])).toEqual([{ agent_instance_id: taker }]);
     });

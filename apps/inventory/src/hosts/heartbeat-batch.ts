@@ -32,6 +32,8 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
   private pending = new Map<string, Beat>();
   private timer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
+  /** The beats a flush handed back to be written one by one, still being written. */
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -46,6 +48,12 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
     await this.flush();
+    await this.idle();
+  }
+
+  /** Resolves once the beats that flushes handed back to be written one by one are written (or failed). */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 
   /** One heartbeat: noted for the next flush when it changes nothing this replica knows of, else written now. */
@@ -90,11 +98,15 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
     }
     for (const b of beats) {
       if (written.has(b.hostId)) continue;
-      // the row moved on (down, another owner, another digest): unless a newer beat of the host was written since, write this one on its own
+      // the row moved on (down, another owner, another digest): unless a newer beat of the host was written since, write this one on its own.
+      // Not awaited: the next flush does not wait for these (a stall that left many hosts down must not hold every other host's beats back).
       const k = this.known.get(b.hostId);
       if (!k || k.instanceId !== b.instanceId || k.vmDigest !== b.vmDigest) continue;
       this.known.delete(b.hostId);
-      await this.writeOne(b).catch((e) => this.log.warn(`heartbeat of host ${b.hostId} not written: ${(e as Error).message}`));
+      const w = this.writeOne(b)
+        .catch((e) => this.log.warn(`heartbeat of host ${b.hostId} not written: ${(e as Error).message}`))
+        .finally(() => this.inFlight.delete(w));
+      this.inFlight.add(w);
     }
   }
 
