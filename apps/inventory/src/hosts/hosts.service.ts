@@ -166,7 +166,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
    * once a minute). Resolves true when the beat counted. Beats that change nothing come through
    * HeartbeatBatch instead, many hosts to one statement.
    */
-  async heartbeat(m: MessageOf<typeof HostHeartbeat>): Promise<boolean> {
+  async heartbeat(m: MessageOf<typeof HostHeartbeat>, attempt = 1): Promise<boolean> {
     const rows = await queryReturning<{ id: string; was: string }>(
       this.db,
       `UPDATE hosts h SET last_heartbeat_at = now(), state = 'up', vm_digest = $3,
@@ -179,6 +179,9 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
       [m.hostId, m.instanceId, m.vmDigest, m.vms ? JSON.stringify(m.vms) : null],
     );
     if (rows.length === 0) {
+      // an UPDATE joined to its own row locked FOR UPDATE can come back empty when another statement
+      // updated the row meanwhile (a batched beat, the liveness sweep): the owner's beat is then tried again once
+      if (attempt === 1 && (await this.ownerOf(m.hostId)) === m.instanceId) return this.heartbeat(m, 2);
       await this.refusedHeartbeat(m.hostId, m.instanceId);
       return false;
     }
@@ -187,6 +190,10 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
       this.log.log(`host ${m.hostId} is up again`);
     }
     return true;
+  }
+
+  private async ownerOf(hostId: string): Promise<string | null | undefined> {
+    return (await this.db.getRepository(HostEntity).findOne({ where: { id: hostId }, select: { id: true, agentInstanceId: true } }))?.agentInstanceId;
   }
 
   private readonly refusalLoggedAt = new Map<string, number>();
