@@ -32,6 +32,8 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
   private pending = new Map<string, Beat>();
   private timer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
+  /** The hosts whose rows the flush under way writes. */
+  private flushingHosts = new Set<string>();
   /** The beats a flush handed back to be written one by one, still being written. */
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -64,6 +66,9 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
       return;
     }
     this.pending.delete(beat.hostId); // this beat is newer than the one noted
+    // not while a flush writes this host's row: PostgreSQL may skip a row that another UPDATE changed under
+    // the single write's own locking join, and the beat would be refused as another process's
+    if (this.flushingHosts.has(beat.hostId)) await this.flushing;
     await this.writeOne(beat);
   }
 
@@ -77,6 +82,7 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
     if (this.pending.size === 0) return;
     const beats = [...this.pending.values()];
     this.pending = new Map();
+    this.flushingHosts = new Set(beats.map((b) => b.hostId));
     let written: Set<string>;
     try {
       const rows = await queryReturning<{ id: string }>(
@@ -91,11 +97,13 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
       heartbeatWrites.inc({ kind: 'batch' });
       written = new Set(rows.map((r) => r.id));
     } catch (e) {
+      this.flushingHosts = new Set();
       // the beats are lost, not the hosts: the next beat of each is written one by one
       for (const b of beats) this.known.delete(b.hostId);
       this.log.warn(`${beats.length} heartbeat(s) could not be written (${(e as Error).message}); each host's next beat is written on its own`);
       return;
     }
+    this.flushingHosts = new Set();
     for (const b of beats) {
       if (written.has(b.hostId)) continue;
       // the row moved on (down, another owner, another digest): unless a newer beat of the host was written since, write this one on its own.
