@@ -8,6 +8,8 @@ export const InventoryEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape
   /** A host whose agent has been silent this long is marked down (3 missed heartbeats at the default 2 s). */
   HOST_DOWN_AFTER_MS: millis(6_000),
   HOST_CHECK_INTERVAL_MS: millis(1_000),
+  /** Heartbeats that change nothing are written together, one statement per this interval (docs/scale.md). */
+  HEARTBEAT_FLUSH_MS: millis(500),
   /** How long POST /vms waits for the agent to start the VM. */
   VM_START_TIMEOUT_MS: millis(30_000),
   /** How often inventory compares its records with what the agents report (orphaned, missing, split-brain VMs). */
@@ -18,6 +20,7 @@ export type InventoryEnv = z.infer<typeof InventoryEnvSchema>;
 export interface InventoryConfig {
   hostDownAfterMs: number;
   hostCheckIntervalMs: number;
+  heartbeatFlushMs: number;
   vmStartTimeoutMs: number;
   reconcileIntervalMs: number;
 }

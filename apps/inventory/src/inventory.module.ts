@@ -9,9 +9,11 @@ import { inventoryMigrations } from './migrations';
 import { INVENTORY_CONFIG, InventoryConfig } from './config';
 import { CpuCompatClient } from './cpu/cpu-compat.client';
 import { ClustersService } from './clusters/clusters.service';
+import { ClusterCpuPlans } from './clusters/cluster-cpu-plans';
 import { ImcService } from './clusters/imc.service';
 import { ImcController } from './clusters/imc.controller';
 import { HostsService } from './hosts/hosts.service';
+import { HeartbeatBatch } from './hosts/heartbeat-batch';
 import { VmsService } from './vms/vms.service';
 import { VmCpuCheckService } from './vms/cpu-check.service';
 import { ReservationsService } from './reservations/reservations.service';
@@ -50,8 +52,10 @@ export class InventoryModule {
         { provide: INVENTORY_CONFIG, useValue: opts.config },
         CpuCompatClient,
         ClustersService,
+        ClusterCpuPlans,
         ImcService,
         HostsService,
+        HeartbeatBatch,
         VmsService,
         VmCpuCheckService,
         ReservationsService,

@@ -20,6 +20,7 @@ import {
 } from '@flexmig/contracts';
 import { withLogFields } from '@flexmig/service-kit';
 import { HostsService } from './hosts/hosts.service';
+import { HeartbeatBatch } from './hosts/heartbeat-batch';
 import { VmsService } from './vms/vms.service';
 import { ReservationsService } from './reservations/reservations.service';
 
@@ -28,6 +29,7 @@ import { ReservationsService } from './reservations/reservations.service';
 export class InventoryHandlers {
   constructor(
     private readonly hosts: HostsService,
+    private readonly heartbeats: HeartbeatBatch,
     private readonly vms: VmsService,
     private readonly reservations: ReservationsService,
   ) {}
@@ -41,7 +43,7 @@ export class InventoryHandlers {
   @EventPattern<string>(HostHeartbeat.subject) // <string>: Nest 12's typed overload would infer the handler's data as {}
   async heartbeat(@Payload() m: MessageOf<typeof HostHeartbeat>, @Ctx() ctx: BaseRpcContext<[string]>): Promise<void> {
     assertSubjectNamesHost(HostHeartbeat.subject, ctx.getArgs()[0], m.hostId);
-    return this.hosts.heartbeat(m);
+    return this.heartbeats.receive(m);
   }
 
   @MessagePattern(GetHost.subject)

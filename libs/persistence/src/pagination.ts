@@ -12,12 +12,25 @@ export function decodeCursor(cursor: string): string {
   return text.slice(3);
 }
 
+/** SQLSTATE invalid_text_representation: a cursor whose id is not one of the column's type (a uuid column). */
+const INVALID_TEXT_REPRESENTATION = '22P02';
+
+const notOurs = (cursor: string) =>
+  new FlexmigError(ErrorCode.ValidationFailed, 'the cursor is not one this list gave: pass the nextCursor of the previous page as it was, or leave it out to start again', { cursor });
+const cursorGone = (cursor: string) =>
+  new FlexmigError(ErrorCode.ValidationFailed, 'the cursor names an item that is no longer listed: list again from the start (without cursor)', { cursor });
+
 /**
  * One page of a keyset-paginated list: the rows of `qb` (its filters set, no order) after the cursor's row,
  * in the order of `keys` (columns of the query's alias, the last one unique: `['created_at', 'id']` or
  * `['id']`), at most `page.limit`, and the cursor of the next page. Stable under inserts and deletes
  * elsewhere: a page starts after the row the cursor names, not at an offset. A cursor whose row is gone
  * is refused (list again from the start).
+ *
+ * One round trip per page: the cursor's row is read inside the page's query, where a missing row compares
+ * as NULL and yields no rows. Only a page that comes back empty asks whether its cursor's row still
+ * exists. A cursor that is no id of the column's type is VALIDATION_FAILED; any other database error
+ * (PostgreSQL down) is thrown as it is, for the edges to answer UNAVAILABLE, never as "start again".
  */
 export async function keysetPage<E extends ObjectLiteral>(
   qb: SelectQueryBuilder<E>,
@@ -27,18 +40,26 @@ export async function keysetPage<E extends ObjectLiteral>(
   const table = qb.expressionMap.mainAlias!.metadata.tablePath;
   const idColumn = qb.expressionMap.mainAlias!.metadata.findColumnWithPropertyName(o.idKey)!.databaseName;
   const cols = o.keys.map((k) => `${alias}.${k}`).join(', ');
-  if (o.page.cursor) {
-    const id = decodeCursor(o.page.cursor);
-    const found = await qb.connection.query(`SELECT 1 FROM ${table} WHERE ${idColumn} = $1`, [id]).catch(() => []);
-    if (found.length === 0) {
-      throw new FlexmigError(ErrorCode.ValidationFailed, 'the cursor names an item that is no longer listed: list again from the start (without cursor)', { cursor: o.page.cursor });
-    }
+  const cursorId = o.page.cursor ? decodeCursor(o.page.cursor) : undefined;
+  if (cursorId !== undefined) {
     const op = o.direction === 'ASC' ? '>' : '<';
-    qb.andWhere(`(${cols}) ${op} (SELECT ${o.keys.map((k) => `c.${k}`).join(', ')} FROM ${table} c WHERE c.${idColumn} = :cursorId)`, { cursorId: id });
+    qb.andWhere(`(${cols}) ${op} (SELECT ${o.keys.map((k) => `c.${k}`).join(', ')} FROM ${table} c WHERE c.${idColumn} = :cursorId)`, { cursorId });
   }
   for (const [i, k] of o.keys.entries()) (i === 0 ? qb.orderBy : qb.addOrderBy).call(qb, `${alias}.${k}`, o.direction);
-  const rows = await qb.limit(o.page.limit + 1).getMany();
+  const rows = await qb.limit(o.page.limit + 1).getMany().catch((e: unknown) => {
+    throw isInvalidText(e) ? notOurs(o.page.cursor!) : e;
+  });
+  if (cursorId !== undefined && rows.length === 0) {
+    // empty: the end of the list, or a cursor whose row is gone (nextCursor is only given when more rows follow)
+    const found: unknown[] = await qb.connection.query(`SELECT 1 FROM ${table} WHERE ${idColumn} = $1`, [cursorId]);
+    if (found.length === 0) throw cursorGone(o.page.cursor!);
+  }
   const more = rows.length > o.page.limit;
   const pageRows = more ? rows.slice(0, o.page.limit) : rows;
   return { rows: pageRows, nextCursor: more ? encodeCursor(String(pageRows.at(-1)![o.idKey])) : null };
 }
+
+const isInvalidText = (e: unknown): boolean => {
+  const err = e as { code?: unknown; driverError?: { code?: unknown } } | null;
+  return err?.code === INVALID_TEXT_REPRESENTATION || err?.driverError?.code === INVALID_TEXT_REPRESENTATION;
+};

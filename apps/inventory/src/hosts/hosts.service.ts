@@ -20,6 +20,7 @@ import { clusterView, hostView } from '../views';
 import { hostNotFound, hostOwnedByAnotherAgent } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { ClustersService } from '../clusters/clusters.service';
+import { ClusterCpuPlans } from '../clusters/cluster-cpu-plans';
 import { allocations, clusterRatios, none, ratiosIn } from '../capacity';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 
@@ -32,6 +33,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     @InjectDataSource() private readonly db: DataSource,
     private readonly cpu: CpuCompatClient,
     private readonly clusters: ClustersService,
+    private readonly plans: ClusterCpuPlans,
     private readonly events: EventPublisher,
     @Inject(INVENTORY_CONFIG) private readonly config: InventoryConfig,
   ) {}
@@ -68,7 +70,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     for (let attempt = 1; ; attempt++) {
       const verdict = mode && mode !== IMC_OFF && !ladderless ? await this.cpu.verdict(mode, r.cpu) : undefined;
       const checkedMode = mode;
-      const written = await this.db.transaction(async (m): Promise<{ cluster: ClusterEntity } | { changedMode: string | null }> => {
+      const written = await this.db.transaction(async (m): Promise<{ cluster: ClusterEntity; cpuChanged: boolean } | { changedMode: string | null }> => {
         // share-locked from the mode check to the host's write: a mode change (which locks it for
         // update) cannot slip in between and leave a host below its cluster's mode
         // a cluster named for the first time is created in this transaction: refused, the host leaves none behind
@@ -89,10 +91,13 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
             { hostId: r.hostId, clusterId: cluster.id, mode: cluster.imcMode, missing: verdict.missing },
           );
         }
-        await this.writeRegistration(m, r, cluster, evaluation.maxImcMode, now);
-        return { cluster };
+        return { cluster, cpuChanged: await this.writeRegistration(m, r, cluster, evaluation.maxImcMode, now) };
       });
-      if ('cluster' in written) return this.announce(r, written.cluster, now);
+      if ('cluster' in written) {
+        // after the commit, in a statement of its own: registrations into one cluster do not queue on the plan's row
+        if (written.cpuChanged) await this.plans.invalidate(this.db.manager, written.cluster.id);
+        return this.announce(r, written.cluster, now);
+      }
       if (attempt >= 5) {
         throw new FlexmigError(ErrorCode.Conflict, `the CPU mode of cluster ${r.clusterName ?? r.clusterId} kept changing while host ${r.hostId} registered: try again`, { hostId: r.hostId }, true);
       }
@@ -101,7 +106,8 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /** The host's row, inside the registration's transaction; refuses a live host owned by another agent process. */
-  private async writeRegistration(m: EntityManager, r: HostRegistration, cluster: ClusterEntity, maxImcMode: string | null, now: Date): Promise<void> {
+  /** Resolves true when the cluster's set of host CPUs changed (a new host, or another CPU). */
+  private async writeRegistration(m: EntityManager, r: HostRegistration, cluster: ClusterEntity, maxImcMode: string | null, now: Date): Promise<boolean> {
     const repo = m.getRepository(HostEntity);
     const existing = await repo.findOne({ where: { id: r.hostId }, lock: { mode: 'pessimistic_write' } });
     if (existing && existing.clusterId !== cluster.id) {
@@ -116,6 +122,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
       if (since < this.config.hostDownAfterMs) throw hostOwnedByAnotherAgent(r.hostId, existing.agentInstanceId, r.instanceId, since, this.config.hostDownAfterMs);
       this.log.warn(`host ${r.hostId}: agent instance ${r.instanceId} takes over from ${existing.agentInstanceId}, silent for ${Math.round(since)} ms`);
     }
+    const cpuChanged = !existing || existing.cpuVendor !== r.cpu.vendor || !sameFeatures(existing.cpuFeatures, r.cpu.features);
     const digest = vmDigest(r.vms);
     await repo.save({
       id: r.hostId,
@@ -139,6 +146,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
       reportedDigest: digest,
       reportedAt: now,
     });
+    return cpuChanged;
   }
 
   private async announce(r: HostRegistration, cluster: ClusterEntity, now: Date): Promise<{ host: Host; cluster: Cluster }> {
@@ -153,10 +161,12 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /**
-   * A heartbeat from the agent process that owns the host: liveness, the digest of its VM set and, when
-   * carried, the set itself. A beat from another process is ignored (counted, and logged once a minute).
+   * A heartbeat from the agent process that owns the host, written at once: liveness, the digest of its VM
+   * set and, when carried, the set itself. A beat from another process is ignored (counted, and logged
+   * once a minute). Resolves true when the beat counted. Beats that change nothing come through
+   * HeartbeatBatch instead, many hosts to one statement.
    */
-  async heartbeat(m: MessageOf<typeof HostHeartbeat>): Promise<void> {
+  async heartbeat(m: MessageOf<typeof HostHeartbeat>, attempt = 1): Promise<boolean> {
     const rows = await queryReturning<{ id: string; was: string }>(
       this.db,
       `UPDATE hosts h SET last_heartbeat_at = now(), state = 'up', vm_digest = $3,
@@ -168,11 +178,22 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
        WHERE h.id = old.id AND (h.agent_instance_id = $2 OR h.agent_instance_id IS NULL) RETURNING h.id, old.was`,
       [m.hostId, m.instanceId, m.vmDigest, m.vms ? JSON.stringify(m.vms) : null],
     );
-    if (rows.length === 0) return this.refusedHeartbeat(m.hostId, m.instanceId);
+    if (rows.length === 0) {
+      // an UPDATE joined to its own row locked FOR UPDATE can come back empty when another statement
+      // updated the row meanwhile (a batched beat, the liveness sweep): the owner's beat is then tried again once
+      if (attempt === 1 && (await this.ownerOf(m.hostId)) === m.instanceId) return this.heartbeat(m, 2);
+      await this.refusedHeartbeat(m.hostId, m.instanceId);
+      return false;
+    }
     if (rows[0]?.was === 'down') {
       await this.events.publish(HostUp, { hostId: m.hostId }, { id: `${m.hostId}:up:${Date.now()}`, subject: m.hostId });
       this.log.log(`host ${m.hostId} is up again`);
     }
+    return true;
+  }
+
+  private async ownerOf(hostId: string): Promise<string | null | undefined> {
+    return (await this.db.getRepository(HostEntity).findOne({ where: { id: hostId }, select: { id: true, agentInstanceId: true } }))?.agentInstanceId;
   }
 
   private readonly refusalLoggedAt = new Map<string, number>();
@@ -235,15 +256,11 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     const ratios = await clusterRatios(this.db.manager, rows.map((h) => h.clusterId));
     return { items: rows.map((h) => hostView(h, held.get(h.id) ?? none, ratiosIn(ratios, h.clusterId))), nextCursor };
   }
+}
 
-  /** `m`: the caller's transaction, when it holds locks (no second pool connection then). */
-  async list(filter: { clusterId?: string } = {}, m: EntityManager = this.db.manager): Promise<Host[]> {
-    const hosts = await m.getRepository(HostEntity).find({
-      where: filter.clusterId ? { clusterId: filter.clusterId } : {},
-      order: { id: 'ASC' },
-    });
-    const held = await allocations(m);
-    const ratios = await clusterRatios(m, filter.clusterId ? [filter.clusterId] : undefined);
-    return hosts.map((h) => hostView(h, held.get(h.id) ?? none, ratiosIn(ratios, h.clusterId)));
-  }
+/** The same set of CPU features, whatever the order. */
+function sameFeatures(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  const sortedB = [...b].sort();
+  return [...a].sort().every((f, i) => f === sortedB[i]);
 }

@@ -6,11 +6,12 @@ import { DataSource, EntityManager } from 'typeorm';
 import { CreateVm, ErrorCode, type Page, type PageQuery, FlexmigError, HOST_PASSTHROUGH_BASELINE, hostCapacity, IMC_OFF, StartVm, Vm, VmStarted } from '@flexmig/contracts';
 import { EventPublisher, NatsBus } from '@flexmig/messaging';
 import { ClusterEntity, HostEntity, ReservationEntity, VmEntity } from '../entities';
-import { vmView } from '../views';
+import { ratiosOf, vmView } from '../views';
 import { hostDown, hostInMaintenance, insufficientCapacity, vmNotFound } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { HostsService } from '../hosts/hosts.service';
-import { allocations, clusterRatios, none, ratiosIn } from '../capacity';
+import { ClusterCpuPlans } from '../clusters/cluster-cpu-plans';
+import { allocations, none } from '../capacity';
 import { checkRelocationReserved } from '../reservations/reservation-checks';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 
@@ -19,12 +20,22 @@ import { INVENTORY_CONFIG, InventoryConfig } from '../config';
  * holds the host's row lock. VM creation and step 1's reservation both come through here.
  */
 export async function lockHostWithRoom(m: EntityManager, hostId: string, need: { memoryMiB: number; vcpus: number }): Promise<HostEntity> {
-  const host = await m.getRepository(HostEntity).findOne({ where: { id: hostId }, lock: { mode: 'pessimistic_write' } });
+  // the cluster's ratios come with the host's row lock, in one round trip
+  const { entities, raw } = await m
+    .getRepository(HostEntity)
+    .createQueryBuilder('h')
+    .innerJoin(ClusterEntity, 'c', 'c.id = h.cluster_id')
+    .addSelect(['c.cpu_allocation_ratio AS c_cpu_ratio', 'c.memory_allocation_ratio AS c_memory_ratio'])
+    .where('h.id = :hostId', { hostId })
+    .setLock('pessimistic_write', undefined, ['h'])
+    .getRawAndEntities<{ c_cpu_ratio: number; c_memory_ratio: number }>();
+  const host = entities[0];
   if (!host) throw new FlexmigError(ErrorCode.NotFound, `host ${hostId} does not exist`, { hostId });
   if (host.state !== 'up') throw hostDown(hostId);
   if (host.maintenance) throw hostInMaintenance(hostId);
-  const ratios = ratiosIn(await clusterRatios(m, [host.clusterId]), host.clusterId);
+  const ratios = ratiosOf({ cpuAllocationRatio: raw[0]!.c_cpu_ratio, memoryAllocationRatio: raw[0]!.c_memory_ratio });
   const capacity = hostCapacity(host, ratios);
+  // a statement of its own, after the lock: it sees every allocation committed before the lock was granted
   const held = (await allocations(m, [hostId])).get(hostId) ?? none;
   const free = { memoryMiB: capacity.memoryMiB - held.memoryMiB, vcpus: capacity.vcpus - held.vcpus };
   if (free.memoryMiB < need.memoryMiB || free.vcpus < need.vcpus) throw insufficientCapacity(hostId, need, free, ratios);
@@ -40,6 +51,7 @@ export class VmsService {
     private readonly bus: NatsBus,
     private readonly cpu: CpuCompatClient,
     private readonly hosts: HostsService,
+    private readonly plans: ClusterCpuPlans,
     private readonly events: EventPublisher,
     @Inject(INVENTORY_CONFIG) private readonly config: InventoryConfig,
   ) {}
@@ -110,7 +122,8 @@ export class VmsService {
 
   /**
    * The baseline a new VM gets: the one asked for (which the host must support), else the cluster's
-   * IMC mode, else the highest mode every host of the cluster passes, so the VM can move to any of them.
+   * IMC mode, else the highest mode every host of the cluster passes, so the VM can move to any of them
+   * (the cluster's cached plan: the same cost at 1,000 hosts as at 20).
    */
   private async baselineFor(host: HostEntity, asked: string | undefined, cluster: ClusterEntity): Promise<string> {
     const cpu = { vendor: host.cpuVendor as 'Intel', modelName: host.cpuModelName, features: host.cpuFeatures };
@@ -128,8 +141,7 @@ export class VmsService {
     }
     if (cluster.imcMode === IMC_OFF) return HOST_PASSTHROUGH_BASELINE;
     if (cluster.imcMode) return cluster.imcMode;
-    const members = await this.hosts.list({ clusterId: cluster.id });
-    const plan = await this.cpu.plan(members);
+    const plan = await this.plans.get(cluster.id);
     if (!plan.mode) {
       throw new FlexmigError(ErrorCode.CpuIncompatible, `cluster ${cluster.name} has no CPU baseline common to its hosts: ${plan.reason}`, {
         clusterId: cluster.id,

@@ -1,0 +1,188 @@
+/**
+ * What keeps inventory's requests at the same cost for 1,000 hosts as for 20 (issue 11, docs/scale.md), against
+ * real PostgreSQL with inventory's own migrations: the cluster's CPU plan is asked of cpu-compat once and kept
+ * until a host joins or changes its CPU, and heartbeats that change nothing are written together.
+ * cpu-compat's logic (the catalog functions of @flexmig/cpu-models that it serves) runs in-process; the
+ * events that would go to NATS are collected.
+ */
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { HostUp, type HostCpu, type HostRegistration, vmDigest } from '@flexmig/contracts';
+import { evaluateHost, planCluster, simulatedHostCpu } from '@flexmig/cpu-models';
+import { ensureDatabaseAndSchema, initializeServiceDataSource, serviceDataSourceOptions } from '@flexmig/persistence';
+import { startTestDatabase, TestDatabase } from '@flexmig/testing';
+import { inventoryEntities } from './entities';
+import { inventoryMigrations } from './migrations';
+import { ClustersService } from './clusters/clusters.service';
+import { ClusterCpuPlans } from './clusters/cluster-cpu-plans';
+import { HostsService } from './hosts/hosts.service';
+import { HeartbeatBatch } from './hosts/heartbeat-batch';
+import type { CpuCompatClient } from './cpu/cpu-compat.client';
+import type { InventoryConfig } from './config';
+
+const config: InventoryConfig = { hostDownAfterMs: 60_000, hostCheckIntervalMs: 60_000, heartbeatFlushMs: 60_000, vmStartTimeoutMs: 1_000, reconcileIntervalMs: 60_000 };
+
+describe('inventory at scale', () => {
+  jest.setTimeout(60_000);
+  let db: TestDatabase;
+  let ds: DataSource;
+  let hosts: HostsService;
+  let plans: ClusterCpuPlans;
+  const published: { type: string; data: unknown }[] = [];
+  const planCalls = jest.fn();
+  // the catalog's answers, as cpu-compat gives them (only what registration and the plan read of them)
+  const cpu = {
+    evaluate: async (c: HostCpu) => evaluateHost({ features: c.features, vendor: c.vendor }),
+    plan: async (hs: { id: string; cpu: HostCpu }[]) => {
+      await planCalls(hs.length); // a test may hold the plan here
+      return planCluster(hs.map((h) => ({ id: h.id, vendor: h.cpu.vendor, features: h.cpu.features })));
+    },
+  } as unknown as CpuCompatClient;
+  const instances = new Map<string, string>();
+
+  const registration = (hostId: string, mode: string, cluster = 'plans'): HostRegistration => {
+    if (!instances.has(hostId)) instances.set(hostId, randomUUID());
+    return {
+      hostId,
+      clusterName: cluster,
+      hostname: hostId,
+      cpu: simulatedHostCpu(mode),
+      memoryMiB: 65_536,
+      vcpus: 32,
+      driver: 'sim',
+      migrationAddress: '127.0.0.1:1',
+      instanceId: instances.get(hostId)!,
+      vms: [],
+    };
+  };
+  const register = async (hostId: string, mode: string, cluster?: string) => (await hosts.register(registration(hostId, mode, cluster))).cluster.id;
+  const lastBeat = async (hostId: string): Promise<number> =>
+    ((await ds.query('SELECT last_heartbeat_at FROM hosts WHERE id = $1', [hostId])) as { last_heartbeat_at: Date }[])[0]!.last_heartbeat_at.getTime();
+
+  beforeAll(async () => {
+    db = await startTestDatabase('inventory-scale');
+    await ensureDatabaseAndSchema(db.url, 'inventory');
+    ds = await initializeServiceDataSource(serviceDataSourceOptions({ url: db.url, schema: 'inventory', entities: inventoryEntities, migrations: inventoryMigrations }));
+    const events = { publish: async (def: { type: string }, data: unknown) => void published.push({ type: def.type, data }) };
+    plans = new ClusterCpuPlans(ds, cpu);
+    hosts = new HostsService(ds, cpu, new ClustersService(ds, cpu), plans, events as never, config);
+  });
+  afterAll(async () => {
+    await ds?.destroy();
+    await db?.stop();
+  });
+
+  describe('the cluster CPU plan', () => {
+    let clusterId: string;
+
+    it('given a cluster of two hosts, then cpu-compat plans it once and the next VM gets the stored mode', async () => {
+      clusterId = await register('plan-a', 'Skylake-Server');
+      await register('plan-b', 'Haswell');
+      planCalls.mockClear();
+      expect(await plans.get(clusterId)).toMatchObject({ mode: 'Haswell' });
+      expect(await plans.get(clusterId)).toMatchObject({ mode: 'Haswell' });
+      expect(planCalls).toHaveBeenCalledTimes(1);
+    });
+
+    it('given a host with an older CPU joins, then the plan is made again and has its mode', async () => {
+      await register('plan-c', 'IvyBridge');
+      planCalls.mockClear();
+      expect(await plans.get(clusterId)).toMatchObject({ mode: 'IvyBridge' });
+      expect(planCalls).toHaveBeenCalledWith(3);
+    });
+
+    it('given a host registers again with the same CPU, then the stored plan still counts', async () => {
+      await register('plan-c', 'IvyBridge');
+      planCalls.mockClear();
+      expect(await plans.get(clusterId)).toMatchObject({ mode: 'IvyBridge' });
+      expect(planCalls).not.toHaveBeenCalled();
+    });
+
+    it('given a host comes back with another CPU, then the plan is made again', async () => {
+      await register('plan-c', 'Skylake-Server');
+      planCalls.mockClear();
+      expect(await plans.get(clusterId)).toMatchObject({ mode: 'Haswell' });
+      expect(planCalls).toHaveBeenCalledTimes(1);
+    });
+
+    it('given a host joins while a plan is being made, then that plan is not stored as current', async () => {
+      const other = await register('race-a', 'Haswell', 'race');
+      planCalls.mockClear();
+      // the registration commits between the plan's read of the hosts and its store
+      planCalls.mockImplementationOnce(() => ds.transaction((m) => plans.invalidate(m, other)));
+      await plans.get(other);
+      await plans.get(other);
+      expect(planCalls).toHaveBeenCalledTimes(2);
+    });
+
+    it('keeps one cluster\'s plan apart from another\'s', async () => {
+      planCalls.mockClear();
+      expect(await plans.get(clusterId)).toMatchObject({ mode: 'Haswell' });
+      expect(planCalls).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('heartbeats', () => {
+    const ids = Array.from({ length: 20 }, (_, i) => `beat-${String(i).padStart(2, '0')}`);
+    const digest = vmDigest([]);
+    const beat = (hostId: string, d = digest) => ({ hostId, at: new Date().toISOString(), vmCount: 0, instanceId: instances.get(hostId)!, vmDigest: d });
+    let batch: HeartbeatBatch;
+    let query: jest.SpyInstance;
+
+    beforeAll(async () => {
+      for (const id of ids) await register(id, 'Haswell', 'beats');
+      batch = new HeartbeatBatch(ds, hosts, config);
+      for (const id of ids) await batch.receive(beat(id)); // the first beat of each is written on its own: now the batch knows them
+      query = jest.spyOn(ds, 'query');
+    });
+    afterEach(() => query.mockClear());
+
+    it('given a beat that changes nothing, then nothing is written until the flush, which writes it', async () => {
+      const before = await lastBeat(ids[0]!);
+      query.mockClear();
+      await batch.receive(beat(ids[0]!));
+      expect(query).not.toHaveBeenCalled();
+      expect(await lastBeat(ids[0]!)).toBe(before);
+      await new Promise((r) => setTimeout(r, 5));
+      await batch.flush();
+      expect(await lastBeat(ids[0]!)).toBeGreaterThan(before);
+    });
+
+    it('given 20 hosts beat with nothing new, then one statement writes them all', async () => {
+      const before = await Promise.all(ids.map(lastBeat));
+      query.mockClear();
+      for (const id of ids) await batch.receive(beat(id));
+      await batch.flush();
+      expect(query).toHaveBeenCalledTimes(1);
+      const after = await Promise.all(ids.map(lastBeat));
+      after.forEach((t, i) => expect(t).toBeGreaterThan(before[i]!));
+    });
+
+    it('given a beat with another VM digest, then it is written at once', async () => {
+      const changed = vmDigest([{ vmId: randomUUID(), state: 'running' }]);
+      await batch.receive(beat(ids[1]!, changed));
+      expect(await ds.query('SELECT vm_digest FROM hosts WHERE id = $1', [ids[1]])).toEqual([{ vm_digest: changed }]);
+    });
+
+    it('given a host was marked down meanwhile, then its noted beat brings it up again with host.up', async () => {
+      await ds.query("UPDATE hosts SET state = 'down' WHERE id = $1", [ids[2]]);
+      published.length = 0;
+      await batch.receive(beat(ids[2]!));
+      await batch.flush();
+      await batch.idle();
+      expect(await ds.query('SELECT state FROM hosts WHERE id = $1', [ids[2]])).toEqual([{ state: 'up' }]);
+      expect(published).toEqual([{ type: HostUp.type, data: { hostId: ids[2] } }]);
+    });
+
+    it('given another agent process took the host over, then the old process\'s noted beat is refused', async () => {
+      const taker = randomUUID();
+      await ds.query('UPDATE hosts SET agent_instance_id = $2 WHERE id = $1', [ids[3], taker]);
+      const before = await lastBeat(ids[3]!);
+      await batch.receive(beat(ids[3]!));
+      await batch.flush();
+      await batch.idle();
+      expect(await lastBeat(ids[3]!)).toBe(before);
+      expect(await ds.query('SELECT agent_instance_id FROM hosts WHERE id = $1', [ids[3]])).toEqual([{ agent_instance_id: taker }]);
+    });
+  });
+});

@@ -1,0 +1,406 @@
+#!/usr/bin/env node
+// Scale benchmark (issue 11, item 7): a fleet of sim hosts (1,000 by default) and 10,000 VMs. It measures
+// the VM creation rate and the CPU per VM of inventory and cpu-compat (beside a 20-host run in the same
+// process tree), the latency of every page of every list, the heartbeats' cost while idle, and the
+// makespan of evacuating one host and ten hosts, each against its lower bound. Prints a table.
+//
+//   npm run build && node bench/scale/run.mjs
+//   BENCH_HOSTS=100 BENCH_VMS=1000 node bench/scale/run.mjs      # a quick run
+//
+// Its own database (created fresh, dropped at the end) and subject prefix: a running `npm start` or test
+// suite is not disturbed. Exits non-zero only when the benchmark could not run; a missed goal is reported.
+// Knobs (environment): BENCH_HOSTS [1000], BENCH_VMS [10000], BENCH_SMALL_HOSTS [20], BENCH_SMALL_VMS [500],
+// BENCH_INFLIGHT [32], BENCH_IDLE_S [20], BENCH_EVAC_HOSTS [10], BENCH_SIM_TIME_SCALE [1],
+// BENCH_PORT_BASE [3480], BENCH_KEEP_LOGS=1, NATS_URL, DATABASE_URL.
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { api, localAuth, Processes, sleep } from '../../scripts/lib.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const require = createRequire(path.join(root, 'package.json'));
+const { connect } = require('@nats-io/transport-node');
+const { jetstreamManager } = require('@nats-io/jetstream');
+const pgLib = require('pg');
+
+const int = (name, def) => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${v}`);
+  return n;
+};
+const cfg = {
+  hosts: int('BENCH_HOSTS', 1000),
+  vms: int('BENCH_VMS', 10_000),
+  smallHosts: int('BENCH_SMALL_HOSTS', 20),
+  smallVms: int('BENCH_SMALL_VMS', 500),
+  inflight: int('BENCH_INFLIGHT', 32),
+  idleS: int('BENCH_IDLE_S', 20),
+  evacHosts: int('BENCH_EVAC_HOSTS', 10),
+  timeScale: Number(process.env.BENCH_SIM_TIME_SCALE ?? '1'),
+  portBase: int('BENCH_PORT_BASE', 3480),
+  keepLogs: process.env.BENCH_KEEP_LOGS === '1',
+};
+const limits = { outPerHost: 2, perCluster: 5 }; // the scheduler's defaults, set explicitly below
+const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const tag = `bench_scale_${process.pid}`;
+const prefix = `flexmig_${tag}`;
+const dbName = `flexmig_${tag}`;
+const dbUrl = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/flexmig');
+dbUrl.pathname = `/${dbName}`;
+const adminUrl = new URL(dbUrl);
+adminUrl.pathname = '/postgres';
+const streamName = `${prefix.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_EVENTS`;
+const logDir = mkdtempSync(path.join(os.tmpdir(), 'flexmig-bench-scale-'));
+const ports = { inventory: cfg.portBase + 1, scheduler: cfg.portBase + 2, cpu: cfg.portBase + 3 };
+const inv = `http://127.0.0.1:${ports.inventory}`;
+const sched = `http://127.0.0.1:${ports.scheduler}`;
+const commonEnv = { NATS_URL: natsUrl, SUBJECT_PREFIX: prefix, DATABASE_URL: dbUrl.toString(), LOG_LEVEL: 'warn' };
+const say = (s = '') => process.stdout.write(`${s}\n`);
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '—');
+const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '—');
+
+// ---- processes ----
+const procs = new Processes({ logDir, echo: false });
+let childDied;
+procs.onExit = (name, code, signal) => (childDied ??= new Error(`${name} exited unexpectedly (code ${code}, signal ${signal}); log: ${path.join(logDir, `${name}.log`)}`));
+const check = () => {
+  if (childDied) throw childDied;
+};
+
+// ---- CPU accounting from /proc ----
+const clkTck = 100;
+function procCpuMs(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / clkTck;
+  } catch {
+    return 0;
+  }
+}
+const natsPids = () => readdirSync('/proc').filter((d) => /^\d+$/.test(d) && (() => { try { return readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'nats-server'; } catch { return false; } })());
+let pgAdmin;
+/** The PostgreSQL backends serving this benchmark's database (not the other users of the server). */
+async function ourBackends() {
+  return (await pgAdmin.query('SELECT pid FROM pg_stat_activity WHERE datname = $1', [dbName])).rows.map((r) => r.pid);
+}
+async function cpuSnapshot() {
+  const snap = { t: now(), procs: {} };
+  for (const c of procs.children) snap.procs[c.name] = procCpuMs(c.pid);
+  snap.pg = new Map((await ourBackends()).map((p) => [p, procCpuMs(p)]));
+  snap.procs['nats-server (shared)'] = natsPids().reduce((a, p) => a + procCpuMs(p), 0);
+  return snap;
+}
+/** ms of CPU per process between two snapshots; PostgreSQL: our database's backends that lived through both. */
+function cpuDelta(a, b) {
+  const out = { wallMs: b.t - a.t, ms: {} };
+  for (const k of Object.keys(b.procs)) out.ms[k] = b.procs[k] - (a.procs[k] ?? 0);
+  let pg = 0;
+  for (const [pid, ms] of b.pg) pg += ms - (a.pg.get(pid) ?? 0);
+  out.ms['postgres (this db)'] = pg;
+  return out;
+}
+function loadavg() {
+  return os.loadavg().map((x) => x.toFixed(2)).join(' / ');
+}
+
+// ---- helpers ----
+/** api(), asked again (20 times at most, about a minute) when the answer is a retryable 503 or none (a loaded machine: PostgreSQL slow to give a connection). */
+let retried = 0;
+async function call(base, method, route, body) {
+  for (let attempt = 1; ; attempt++) {
+    const r = await api(base, method, route, body).catch((e) => {
+      if (attempt >= 20) throw e;
+      return { status: 0, body: { retryable: true, message: e.message } }; // the service did not answer (busy): ask again
+    });
+    if ((r.status !== 503 && r.status !== 0) || !r.body?.retryable || attempt >= 20) return r;
+    retried++;
+    await sleep(Math.min(200 * attempt, 3_000));
+  }
+}
+async function must(base, method, route, body, ok = [200, 201, 202]) {
+  const r = await call(base, method, route, body);
+  if (!ok.includes(r.status)) throw new Error(`${method} ${route}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+  return r.body;
+}
+async function allPages(base, route) {
+  const items = [];
+  let cursor;
+  do {
+    const sep = route.includes('?') ? '&' : '?';
+    const page = await must(base, 'GET', `${route}${sep}limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
+    items.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return items;
+}
+function quantile(xs, q) {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+}
+function startFleet(name, size, hostPrefix, clusterName, cpus) {
+  return procs.startNode(name, path.join(root, 'dist/apps/agent/fleet.js'), [], {
+    ...commonEnv,
+    FLEET_SIZE: String(size),
+    FLEET_HOST_PREFIX: hostPrefix,
+    FLEET_CPUS: cpus,
+    CLUSTER_NAME: clusterName,
+    SIM_TIME_SCALE: String(cfg.timeScale),
+  });
+}
+async function waitHostsUp(hostPrefix, n, timeoutMs) {
+  const t0 = now();
+  for (;;) {
+    check();
+    const up = (await allPages(inv, '/api/v1/hosts')).filter((h) => h.state === 'up' && h.id.startsWith(`${hostPrefix}-`));
+    if (up.length === n) return { ids: up.map((h) => h.id).sort(), clusterId: up[0].clusterId, ms: now() - t0 };
+    if (now() - t0 > timeoutMs) throw new Error(`only ${up.length} of ${n} hosts of ${hostPrefix} came up within ${timeoutMs / 1000} s`);
+    await sleep(n > 100 ? 2_000 : 250);
+  }
+}
+
+/** Creates `count` VMs round-robin on `hostIds`, `cfg.inflight` at a time; the rate and the CPU per VM. */
+async function createVms(label, hostIds, count) {
+  const before = await cpuSnapshot();
+  const t0 = now();
+  let next = 0;
+  let done = 0;
+  const errors = [];
+  const lat = [];
+  const progress = setInterval(() => say(`    ${label}: ${done} of ${count} VMs (${f1(done / ((now() - t0) / 1000))}/s)`), 10_000);
+  try {
+    await Promise.all(
+      Array.from({ length: cfg.inflight }, async () => {
+        while (next < count && errors.length < 10) {
+          const i = next++;
+          const s = now();
+          const r = await call(inv, 'POST', '/api/v1/vms', { name: `${label}-${i}`, hostId: hostIds[i % hostIds.length], memoryMiB: 512, vcpus: 1 });
+          lat.push(now() - s);
+          if (r.status !== 201) errors.push(`${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+          done++;
+        }
+      }),
+    );
+  } finally {
+    clearInterval(progress);
+  }
+  if (errors.length) throw new Error(`${label}: ${errors.length} VM creations failed, e.g. ${errors[0]}`);
+  const wall = now() - t0;
+  const d = cpuDelta(before, await cpuSnapshot());
+  return {
+    count,
+    perSecond: count / (wall / 1000),
+    p50: quantile(lat, 0.5),
+    p99: quantile(lat, 0.99),
+    cpuPerVm: { inventory: d.ms.inventory / count, 'cpu-compat': d.ms['cpu-compat'] / count, postgres: d.ms['postgres (this db)'] / count },
+  };
+}
+
+/** Every page of a list, one after another (limit given), timed from the request to the parsed answer. */
+async function timePages(base, route, limit) {
+  const lat = [];
+  let cursor;
+  let items = 0;
+  do {
+    const sep = route.includes('?') ? '&' : '?';
+    const s = now();
+    const r = await call(base, 'GET', `${route}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`);
+    lat.push(now() - s);
+    if (r.status !== 200) throw new Error(`GET ${route}: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+    items += r.body.items.length;
+    cursor = r.body.nextCursor;
+  } while (cursor);
+  return { route: `${route} (limit ${limit})`, pages: lat.length, items, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: Math.max(...lat) };
+}
+
+async function migrationDone(id, timeoutMs = 120_000) {
+  const t0 = now();
+  for (;;) {
+    const m = await must(sched, 'GET', `/api/v1/migrations/${id}`);
+    if (m.finishedAt) return m;
+    if (now() - t0 > timeoutMs) throw new Error(`migration ${id} did not finish within ${timeoutMs / 1000} s (state ${m.state})`);
+    await sleep(20);
+  }
+}
+async function evacuationDone(id, timeoutMs = 600_000) {
+  const t0 = now();
+  for (;;) {
+    const e = await must(sched, 'GET', `/api/v1/evacuations/${id}`);
+    if (e.state !== 'running') return e;
+    if (now() - t0 > timeoutMs) throw new Error(`evacuation ${id} did not finish within ${timeoutMs / 1000} s (${JSON.stringify(e.counts)})`);
+    await sleep(50);
+  }
+}
+const spanMs = (x) => Date.parse(x.finishedAt) - Date.parse(x.createdAt);
+
+// ---------------------------------------------------------------------------------------------------
+async function main() {
+  Object.assign(commonEnv, (await localAuth()).env);
+  for (const app of ['inventory', 'scheduler', 'cpu-compat']) readFileSync(path.join(root, 'dist/apps', app, 'main.js'));
+  readFileSync(path.join(root, 'dist/apps/agent/fleet.js'));
+  say(`flexmig scale benchmark — ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), node ${process.version}, load average at start ${loadavg()}`);
+  say(`  ${cfg.hosts} hosts, ${cfg.vms} VMs (beside ${cfg.smallHosts} hosts, ${cfg.smallVms} VMs), ${cfg.inflight} creations in flight, SIM_TIME_SCALE=${cfg.timeScale}; database ${dbName}, logs ${logDir}`);
+  const admin = new pgLib.Client({ connectionString: adminUrl.toString() });
+  admin.on('error', () => undefined);
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE "${dbName}"`);
+  cleanup.db = true;
+  pgAdmin = admin;
+  cleanup.nc = await connect({ servers: natsUrl, name: 'bench-scale' });
+
+  const svc = (name, app, port, extra = {}) => procs.start(name, app, { ...commonEnv, PORT: String(port), ...extra });
+  const cpu = svc('cpu-compat', 'cpu-compat', ports.cpu);
+  const invP = svc('inventory', 'inventory', ports.inventory);
+  await Promise.all([procs.waitReady(cpu, 60_000), procs.waitReady(invP, 60_000)]);
+  const s = svc('scheduler', 'scheduler', ports.scheduler, { MAX_OUTBOUND_PER_HOST: String(limits.outPerHost), MAX_PER_CLUSTER: String(limits.perCluster), SCHEDULER_ID: tag });
+  await procs.waitReady(s, 60_000);
+  const results = { loadStart: loadavg() };
+
+  // ---- 1. the small fleet: VM creation at 20 hosts, the reference for CPU per VM ----
+  say(`  small fleet: ${cfg.smallHosts} hosts …`);
+  startFleet('fleet-small', cfg.smallHosts, `s${process.pid}`, 'scale-small', 'IvyBridge,Haswell,Skylake-Server');
+  const small = await waitHostsUp(`s${process.pid}`, cfg.smallHosts, 60_000);
+  results.small = await createVms('small', small.ids, cfg.smallVms);
+  say(`    ${cfg.smallVms} VMs at ${f1(results.small.perSecond)}/s; CPU per VM ${JSON.stringify(results.small.cpuPerVm)} ms`);
+
+  // ---- 2. the big fleet: registration, then VM creation at N hosts ----
+  say(`  big fleet: ${cfg.hosts} hosts …`);
+  startFleet('fleet', cfg.hosts, `b${process.pid}`, 'scale-big', 'IvyBridge,Haswell,Skylake-Server');
+  const big = await waitHostsUp(`b${process.pid}`, cfg.hosts, 1_200_000);
+  results.registerMs = big.ms;
+  say(`    ${cfg.hosts} hosts up in ${f1(big.ms / 1000)} s; creating ${cfg.vms} VMs …`);
+  results.big = await createVms('big', big.ids, cfg.vms);
+  say(`    ${cfg.vms} VMs at ${f1(results.big.perSecond)}/s; CPU per VM ${JSON.stringify(results.big.cpuPerVm)} ms`);
+
+  // ---- 3. idle: what the heartbeats (and the services' loops) cost ----
+  say(`  idle for ${cfg.idleS} s …`);
+  await sleep(2_000);
+  const i0 = await cpuSnapshot();
+  await sleep(cfg.idleS * 1000);
+  const idle = cpuDelta(i0, await cpuSnapshot());
+  results.idle = Object.fromEntries(Object.entries(idle.ms).map(([k, ms]) => [k, (ms / idle.wallMs) * 100]));
+  results.beatsPerSecond = (cfg.hosts + cfg.smallHosts) / 2; // HEARTBEAT_INTERVAL_MS 2 s
+  say(`    idle, % of a core: ${JSON.stringify(results.idle)}`);
+
+  // ---- 4. list pages at N VMs ----
+  say('  list pages …');
+  const someHost = big.ids[0];
+  results.pages = [];
+  for (const [base, route, limit] of [
+    [inv, '/api/v1/vms', 100],
+    [inv, '/api/v1/vms', 1000],
+    [inv, `/api/v1/vms?clusterId=${big.clusterId}`, 100],
+    [inv, `/api/v1/vms?hostId=${someHost}`, 100],
+    [inv, '/api/v1/hosts', 100],
+    [inv, `/api/v1/hosts?clusterId=${big.clusterId}`, 1000],
+    [inv, '/api/v1/clusters', 100],
+  ]) {
+    check();
+    results.pages.push(await timePages(base, route, limit));
+  }
+
+  // ---- 5. evacuations against their lower bound ----
+  say('  one migration alone, then evacuations …');
+  const vmsOn = async (hostId) => (await allPages(inv, `/api/v1/vms?hostId=${hostId}`)).filter((v) => v.state === 'running');
+  const alone = [];
+  const target = big.ids.at(-1);
+  for (const v of (await vmsOn(big.ids.at(-2))).slice(0, 5)) {
+    const m = await must(sched, 'POST', '/api/v1/migrations', { vmId: v.id, targetHostId: target });
+    const done = await migrationDone(m.id);
+    if (done.state !== 'completed') throw new Error(`migration ${m.id} ended ${done.state}`);
+    alone.push(spanMs(done));
+  }
+  const single = quantile(alone, 0.5);
+  results.single = single;
+  results.evac = [];
+  for (const hosts of [big.ids.slice(0, 1), big.ids.slice(1, 1 + cfg.evacHosts)]) {
+    const total = (await Promise.all(hosts.map(vmsOn))).reduce((a, vs) => a + vs.length, 0);
+    const concurrency = Math.min(hosts.length * limits.outPerHost, limits.perCluster);
+    const bound = Math.ceil(total / concurrency) * single;
+    const t0 = now();
+    const evs = await Promise.all(hosts.map((h) => must(sched, 'POST', '/api/v1/evacuations', { hostId: h })));
+    const ends = await Promise.all(evs.map((e) => evacuationDone(e.id)));
+    const makespan = now() - t0;
+    const failed = ends.reduce((a, e) => a + e.counts.failed + e.counts.notMoved, 0);
+    results.evac.push({ hosts: hosts.length, vms: total, makespan, bound, failed });
+    say(`    ${hosts.length} host(s), ${total} VMs: ${f1(makespan)} ms (bound ${f1(bound)} ms)`);
+  }
+  results.loadEnd = loadavg();
+  report(results);
+}
+
+function report(r) {
+  const ratio = r.big.cpuPerVm.inventory / r.small.cpuPerVm.inventory;
+  const ratioCpu = r.big.cpuPerVm['cpu-compat'] / r.small.cpuPerVm['cpu-compat'];
+  const worstPage = Math.max(...r.pages.map((p) => p.max));
+  const beatCost = r.idle.inventory + r.idle['postgres (this db)'];
+  const yes = (b) => (b ? 'met' : 'NOT met');
+  say();
+  say(`## bench/scale — ${cfg.hosts} hosts, ${cfg.vms} VMs; load average ${r.loadStart} at start, ${r.loadEnd} at the end (${os.cpus().length} CPUs)`);
+  say();
+  say('| measure | figure | goal | |');
+  say('|---|---|---|---|');
+  say(`| hosts registered | ${cfg.hosts} in ${f1(r.registerMs / 1000)} s | — | |`);
+  say(`| VM creation, ${cfg.smallHosts} hosts | ${f1(r.small.perSecond)}/s (p50 ${f1(r.small.p50)} ms, p99 ${f1(r.small.p99)} ms) | — | |`);
+  say(`| VM creation, ${cfg.hosts} hosts | ${f1(r.big.perSecond)}/s (p50 ${f1(r.big.p50)} ms, p99 ${f1(r.big.p99)} ms) | ≥ 500/s | ${yes(r.big.perSecond >= 500)} |`);
+  say(`| inventory CPU per VM, ${cfg.smallHosts} → ${cfg.hosts} hosts | ${f2(r.small.cpuPerVm.inventory)} → ${f2(r.big.cpuPerVm.inventory)} ms (${f2(ratio)}×) | ≤ 1.5× | ${yes(ratio <= 1.5)} |`);
+  say(`| cpu-compat CPU per VM, ${cfg.smallHosts} → ${cfg.hosts} hosts | ${f2(r.small.cpuPerVm['cpu-compat'])} → ${f2(r.big.cpuPerVm['cpu-compat'])} ms (${f2(ratioCpu)}×) | ≤ 1.5× | ${yes(!(ratioCpu > 1.5))} |`);
+  say(`| PostgreSQL CPU per VM (this db), ${cfg.smallHosts} → ${cfg.hosts} hosts | ${f2(r.small.cpuPerVm.postgres)} → ${f2(r.big.cpuPerVm.postgres)} ms | — | |`);
+  say(`| slowest page of any list, ${cfg.vms + cfg.smallVms} VMs | ${f1(worstPage)} ms | < 20 ms | ${yes(worstPage < 20)} |`);
+  say(`| heartbeats while idle (${r.beatsPerSecond}/s): inventory + its PostgreSQL backends | ${f1(r.idle.inventory)} % + ${f1(r.idle['postgres (this db)'])} % = ${f1(beatCost)} % of a core | ≤ 5 % | ${yes(beatCost <= 5)} |`);
+  for (const e of r.evac) {
+    say(`| evacuate ${e.hosts} host(s), ${e.vms} VMs${e.failed ? ` (${e.failed} not moved)` : ''} | ${f1(e.makespan)} ms = ${f2(e.makespan / e.bound)}× the bound ${f1(e.bound)} ms | ≤ 1.15× | ${yes(e.makespan / e.bound <= 1.15)} |`);
+  }
+  say();
+  say(`Requests answered 503 (retryable) and asked again: ${retried}.`);
+  say(`One migration alone: ${f1(r.single)} ms (median of 5). Lower bound of an evacuation: ceil(VMs / min(hosts × ${limits.outPerHost} outbound, ${limits.perCluster} per cluster)) × that.`);
+  say();
+  say('| list (every page, in order) | pages | items | p50 ms | p99 ms | max ms |');
+  say('|---|---|---|---|---|---|');
+  for (const p of r.pages) say(`| ${p.route} | ${p.pages} | ${p.items} | ${f1(p.p50)} | ${f1(p.p99)} | ${f1(p.max)} |`);
+  say();
+  say('| process, idle | % of a core |');
+  say('|---|---|');
+  for (const [k, v] of Object.entries(r.idle)) say(`| ${k} | ${f1(v)} |`);
+}
+
+// ---- cleanup, always ----
+const cleanup = { db: false, nc: undefined };
+let cleaning;
+async function doCleanup() {
+  cleaning ??= (async () => {
+    await procs.stopAll();
+    if (cleanup.nc) {
+      await (await jetstreamManager(cleanup.nc)).streams.delete(streamName).catch(() => undefined);
+      await cleanup.nc.close().catch(() => undefined);
+    }
+    if (cleanup.db) await pgAdmin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch((e) => console.error(`could not drop ${dbName}: ${e.message}`));
+    await pgAdmin?.end().catch(() => undefined);
+  })();
+  return cleaning;
+}
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    console.error(`\n${sig}: stopping the services and dropping ${dbName} …`);
+    doCleanup().finally(() => process.exit(130));
+  });
+}
+let code = 0;
+try {
+  await main();
+} catch (e) {
+  console.error(`\nbenchmark failed: ${e.stack ?? e}`);
+  console.error(`service logs: ${logDir}`);
+  code = 1;
+}
+await doCleanup();
+if (code === 0 && !cfg.keepLogs) rmSync(logDir, { recursive: true, force: true });
+process.exit(code);
