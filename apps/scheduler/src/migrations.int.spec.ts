@@ -160,6 +160,8 @@ describe('scheduler on real NATS and PostgreSQL', () => {
 
   it('cancels during the memory copy: the copy stops, completed steps are undone, the VM stays on the source', async () => {
     const vm = await newVm('cancel-me');
+    // what the VMs moved by the earlier tests hold on the target: the cancelled migration's reservation must not stay
+    const dstMemoryBefore = (await http(inventoryUrl, 'GET', '/api/v1/hosts/dst')).body.allocatedMemoryMiB;
     const m = (await sched('POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'dst' })).body;
     await waitFor('the memory copy to run', async () => (await sched('GET', `/api/v1/migrations/${m.id}`)).body.currentStep?.number === 3);
     const cancel = await sched('POST', `/api/v1/migrations/${m.id}/cancel`, { reason: 'operator changed their mind' });
@@ -170,7 +172,7 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     expect(done.steps.find((s: any) => s.number === 1).status).toBe('compensated');
     expect(done.steps.slice(4).every((s: any) => s.status === 'skipped' || s.status === 'pending')).toBe(true);
     expect((await http(inventoryUrl, 'GET', `/api/v1/vms/${vm.id}`)).body.hostId).toBe('src');
-    expect((await http(inventoryUrl, 'GET', '/api/v1/hosts/dst')).body.allocatedMemoryMiB).toBe(512); // only the first test's VM
+    expect((await http(inventoryUrl, 'GET', '/api/v1/hosts/dst')).body.allocatedMemoryMiB).toBe(dstMemoryBefore);
     // cancelling again is refused with the reason
     const again = await sched('POST', `/api/v1/migrations/${m.id}/cancel`, {});
     expect([again.status, again.body.code]).toEqual([409, 'CONFLICT']);

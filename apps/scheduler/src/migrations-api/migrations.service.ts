@@ -63,8 +63,8 @@ export class MigrationsService {
    */
   async create(input: CreateMigration, requestedBy: string): Promise<MigrationView> {
     const { vm, target, placement } = await vmAndTarget(this.bus, this.placer, input);
-    // one active migration per VM: a unique index decides (also between two requests at the same instant)
-    const policy = await this.settings.policyFor(vm.clusterId, input.policy ?? {});
+    // the prediction's policy from a recent read (admission reads the migration's own in its transaction)
+    const policy = await this.settings.recentPolicyFor(vm.clusterId, input.policy ?? {});
     // recorded with the migration and carried beside the actual figures at the end; a migration never waits on a failed prediction
     const predicted = await this.predictions
       .predictFor(vm, target, policy, placement && { chosen: placement.chosen, reason: placement.reason })
@@ -74,6 +74,7 @@ export class MigrationsService {
     const now = new Date(this.clock.now());
     const ref = { migrationId: id, vmId: vm.id, sourceHostId: vm.hostId, targetHostId: target.id };
     try {
+      // one active migration per VM: a unique index decides (also between two requests at the same instant);
       // the policy (the cluster's settings under the request's fields) is read in admission's transaction
       const row = await this.admission.admit(
         {

@@ -22,6 +22,9 @@ import { vmAndTarget } from '../migrations-api/prechecks';
 const defaults = { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000 };
 /** A dirty-rate sample under QEMU takes about 5 s (two calc-dirty-rate windows) on a loaded host. */
 const dirtyRateTimeoutMs = 60_000;
+/** How long a link learnt from the hosts' last migration is used before it is looked up again. */
+const LEARNT_LINK_KEPT_MS = 60_000;
+type LinkInputs = { bandwidth: Omit<PredictionInput, 'ageMs'>; setupMs?: Omit<PredictionInput, 'ageMs'>; switchoverFixedMs?: Omit<PredictionInput, 'ageMs'> };
 
 /**
  * What a completed migration measured of its two hosts: the link (the VM's memory over step 3, the first
@@ -57,6 +60,8 @@ const ageOf = (measuredAt: string, now: number) => Math.max(0, Math.round(now - 
 @Injectable()
 export class PredictionService {
   private readonly settings: typeof defaults;
+  /** Host pair (sorted) → the link learnt from its last migration, and when it was read. */
+  private readonly learntLinks = new Map<string, { inputs: LinkInputs; at: number }>();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -128,7 +133,20 @@ export class PredictionService {
    * The two hosts' last completed migration (either way): the link and the control plane's costs; else the
    * source's probe, else the assumption, for the link alone.
    */
-  private async link(sourceHostId: string, target: Host): Promise<{ bandwidth: Omit<PredictionInput, 'ageMs'>; setupMs?: Omit<PredictionInput, 'ageMs'>; switchoverFixedMs?: Omit<PredictionInput, 'ageMs'> }> {
+  private async link(sourceHostId: string, target: Host): Promise<LinkInputs> {
+    // a link learnt from a migration is kept a while (its age is reported): one database read less per request
+    const pair = [sourceHostId, target.id].sort().join(' ');
+    const known = this.learntLinks.get(pair);
+    if (known && Date.now() - known.at < LEARNT_LINK_KEPT_MS) return known.inputs;
+    const learnt = await this.learntLink(sourceHostId, target);
+    if (learnt) {
+      this.learntLinks.set(pair, { inputs: learnt, at: Date.now() });
+      return learnt;
+    }
+    return this.probedLink(sourceHostId, target);
+  }
+
+  private async learntLink(sourceHostId: string, target: Host): Promise<LinkInputs | undefined> {
     const rows: Array<{ id: string; saga: SagaState; vm: { memoryMiB: number }; finished_at: Date; source_host_id: string }> = await this.db.query(
       `SELECT id, saga, vm, finished_at, source_host_id FROM migrations
         WHERE state = 'completed' AND ((source_host_id = $1 AND target_host_id = $2) OR (source_host_id = $2 AND target_host_id = $1))
@@ -147,6 +165,10 @@ export class PredictionService {
         switchoverFixedMs: { ...from, value: Math.round(m.switchoverFixedMs), unit: 'ms', detail: `${which}: its pause less copying the last dirty bytes` },
       };
     }
+    return undefined;
+  }
+
+  private async probedLink(sourceHostId: string, target: Host): Promise<LinkInputs> {
     try {
       const p = await this.bus.request(ProbeLink, { targetHostId: target.id, targetAddress: target.migrationAddress }, { params: { hostId: sourceHostId } });
       return { bandwidth: { value: p.bandwidthBytesPerSec, unit: 'bytes/s', origin: p.origin, measuredAt: p.measuredAt, detail: p.detail } };
