@@ -132,7 +132,8 @@ describe('inventory at scale', () => {
     beforeAll(async () => {
       for (const id of ids) await register(id, 'Haswell', 'beats');
       batch = new HeartbeatBatch(ds, hosts, config);
-      for (const id of ids) await batch.receive(beat(id)); // the first beat of each is written on its own: now the batch knows them
+      for (const id of ids) await batch.receive(beat(id)); // the first beats too go to the batch: its flush writes them, and then knows them
+      await batch.flush();
       query = jest.spyOn(ds, 'query');
     });
     afterEach(() => query.mockClear());
@@ -172,6 +173,32 @@ describe('inventory at scale', () => {
       await batch.idle();
       expect(await ds.query('SELECT state FROM hosts WHERE id = $1', [ids[2]])).toEqual([{ state: 'up' }]);
       expect(published).toEqual([{ type: HostUp.type, data: { hostId: ids[2] } }]);
+    });
+
+    it('given 50 hosts that are not registered yet beat, then one flush costs two statements for them all and writes no row', async () => {
+      const strangers = Array.from({ length: 50 }, (_, i) => `unregistered-${i}`);
+      for (const id of strangers) instances.set(id, randomUUID());
+      query.mockClear();
+      for (const id of strangers) await batch.receive(beat(id));
+      expect(query).not.toHaveBeenCalled();
+      await batch.flush();
+      await batch.idle();
+      // the batched UPDATE, then one lookup of them all: none registered, so none is written one by one
+      expect(query).toHaveBeenCalledTimes(2);
+      expect(await ds.query('SELECT count(*)::int AS n FROM hosts WHERE id = ANY($1::text[])', [strangers])).toEqual([{ n: 0 }]);
+    });
+
+    it('given a registered host this replica never wrote, marked down, then its first beat goes to the batch and the flush brings it up with host.up', async () => {
+      const fresh = new HeartbeatBatch(ds, hosts, config); // another replica, or this one restarted
+      await ds.query("UPDATE hosts SET state = 'down' WHERE id = $1", [ids[4]]);
+      published.length = 0;
+      query.mockClear();
+      await fresh.receive(beat(ids[4]!));
+      expect(query).not.toHaveBeenCalled();
+      await fresh.flush();
+      await fresh.idle();
+      expect(await ds.query('SELECT state FROM hosts WHERE id = $1', [ids[4]])).toEqual([{ state: 'up' }]);
+      expect(published).toEqual([{ type: HostUp.type, data: { hostId: ids[4] } }]);
     });
 
     it('given another agent process took the host over, then the old process\'s noted beat is refused', async () => {

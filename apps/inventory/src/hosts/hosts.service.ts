@@ -179,10 +179,12 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
       [m.hostId, m.instanceId, m.vmDigest, m.vms ? JSON.stringify(m.vms) : null],
     );
     if (rows.length === 0) {
+      const owner = await this.ownerOf(m.hostId);
+      if (owner === undefined) return false; // not registered (yet): nothing to write, nothing to refuse
       // an UPDATE joined to its own row locked FOR UPDATE can come back empty when another statement
       // updated the row meanwhile (a batched beat, the liveness sweep): the owner's beat is then tried again once
-      if (attempt === 1 && (await this.ownerOf(m.hostId)) === m.instanceId) return this.heartbeat(m, 2);
-      await this.refusedHeartbeat(m.hostId, m.instanceId);
+      if (attempt === 1 && owner === m.instanceId) return this.heartbeat(m, 2);
+      this.refusedHeartbeat(m.hostId, m.instanceId, owner);
       return false;
     }
     if (rows[0]?.was === 'down') {
@@ -197,14 +199,12 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private readonly refusalLoggedAt = new Map<string, number>();
-  private async refusedHeartbeat(hostId: string, instanceId: string): Promise<void> {
-    const owner = await this.db.getRepository(HostEntity).findOne({ where: { id: hostId }, select: { id: true, agentInstanceId: true } });
-    if (!owner) return; // not registered (yet): nothing to refuse
+  private refusedHeartbeat(hostId: string, instanceId: string, owner: string | null): void {
     heartbeatsRefused.inc();
     const last = this.refusalLoggedAt.get(`${hostId}:${instanceId}`) ?? 0;
     if (Date.now() - last < 60_000) return;
     this.refusalLoggedAt.set(`${hostId}:${instanceId}`, Date.now());
-    this.log.warn(`heartbeat of host ${hostId} from agent instance ${instanceId} ignored: the host is owned by instance ${owner.agentInstanceId} (two agents with one HOST_ID?)`);
+    this.log.warn(`heartbeat of host ${hostId} from agent instance ${instanceId} ignored: the host is owned by instance ${owner} (two agents with one HOST_ID?)`);
   }
 
   private async countForMetrics(): Promise<void> {
