@@ -11,7 +11,7 @@
 // suite is not disturbed. Exits non-zero only when the benchmark could not run; a missed goal is reported.
 // Knobs (environment): BENCH_HOSTS [1000], BENCH_VMS [10000], BENCH_SMALL_HOSTS [20], BENCH_SMALL_VMS [500],
 // BENCH_INFLIGHT [32], BENCH_IDLE_S [20], BENCH_EVAC_HOSTS [10], BENCH_SIM_TIME_SCALE [1],
-// BENCH_PORT_BASE [3480], BENCH_KEEP_LOGS=1, NATS_URL, DATABASE_URL.
+// BENCH_PORT_BASE [3480], BENCH_KEEP_LOGS=1, BENCH_CPU_PROF=<dir> (a CPU profile of each service), NATS_URL, DATABASE_URL.
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -256,7 +256,9 @@ async function main() {
   pgAdmin = admin;
   cleanup.nc = await connect({ servers: natsUrl, name: 'bench-scale' });
 
-  const svc = (name, app, port, extra = {}) => procs.start(name, app, { ...commonEnv, PORT: String(port), ...extra });
+  // BENCH_CPU_PROF=<dir>: each service writes a V8 CPU profile there when it stops (open it in Chrome's DevTools)
+  const prof = process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`.trim() } : {};
+  const svc = (name, app, port, extra = {}) => procs.start(name, app, { ...commonEnv, PORT: String(port), ...prof, ...extra });
   const cpu = svc('cpu-compat', 'cpu-compat', ports.cpu);
   const invP = svc('inventory', 'inventory', ports.inventory);
   await Promise.all([procs.waitReady(cpu, 60_000), procs.waitReady(invP, 60_000)]);

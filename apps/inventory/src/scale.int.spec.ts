@@ -159,6 +159,24 @@ describe('inventory at scale', () => {
       after.forEach((t, i) => expect(t).toBeGreaterThan(before[i]!));
     });
 
+    it('given a beat that repeats the VM list of the digest already stored, then it waits for the flush like a liveness beat', async () => {
+      await batch.flush();
+      query.mockClear();
+      await batch.receive({ ...beat(ids[5]!), vms: [] });
+      expect(query).not.toHaveBeenCalled();
+      await batch.flush();
+      await batch.idle();
+      expect(query).toHaveBeenCalledTimes(1);
+    });
+
+    it('given a repeated VM list whose digest the row does not hold as its reported list, then the flush hands it on and the list is written', async () => {
+      await ds.query("UPDATE hosts SET reported_digest = 'stale', reported_vms = NULL WHERE id = $1", [ids[6]]);
+      await batch.receive({ ...beat(ids[6]!), vms: [] });
+      await batch.flush();
+      await batch.idle();
+      expect(await ds.query('SELECT reported_digest, reported_vms FROM hosts WHERE id = $1', [ids[6]])).toEqual([{ reported_digest: digest, reported_vms: [] }]);
+    });
+
     it('given a beat with another VM digest, then it is written at once', async () => {
       const changed = vmDigest([{ vmId: randomUUID(), state: 'running' }]);
       await batch.receive(beat(ids[1]!, changed));

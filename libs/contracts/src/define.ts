@@ -96,14 +96,28 @@ export function fillSubject(template: SubjectTemplate, params: Record<string, st
  * what NATS permissions vouch for, the body is not).
  */
 export function subjectParams(template: SubjectTemplate, subject: string): Record<string, string> | undefined {
-  const want = template.split('.');
+  const want = templateTokens(template);
   const got = subject.split('.').slice(1); // the deployment's prefix is one token
   if (want.length !== got.length) return undefined;
   const params: Record<string, string> = {};
   for (let i = 0; i < want.length; i++) {
-    const name = /^\{(\w+)\}$/.exec(want[i])?.[1];
-    if (name) params[name] = got[i];
-    else if (want[i] !== got[i]) return undefined;
+    const w = want[i]!;
+    if (w.param) params[w.param] = got[i]!;
+    else if (w.literal !== got[i]) return undefined;
   }
   return params;
+}
+
+/** A template's tokens, parsed once: every heartbeat of a fleet checks its subject against one template. */
+const parsedTemplates = new Map<string, { literal: string; param?: string }[]>();
+function templateTokens(template: string): { literal: string; param?: string }[] {
+  let tokens = parsedTemplates.get(template);
+  if (!tokens) {
+    tokens = template.split('.').map((literal) => {
+      const param = /^\{(\w+)\}$/.exec(literal)?.[1];
+      return param ? { literal, param } : { literal };
+    });
+    parsedTemplates.set(template, tokens);
+  }
+  return tokens;
 }

@@ -22,12 +22,13 @@ const heartbeatsUnregistered = new Counter({
 
 /**
  * Makes a fleet's heartbeats cheap (issue 11: 1,000 hosts cost inventory 12 % of a core while idle, one
- * UPDATE per beat). A beat without a VM list that carries nothing new for a host this replica already
- * wrote up (the same agent process, the same VM digest), or that comes from a host this replica has not
- * written yet, is only noted; every `heartbeatFlushMs` one UPDATE writes the liveness of all hosts noted
- * since. The UPDATE keeps a host's row only where it still matches (up, same owner, same digest). A beat
- * it did not write is then written one by one, as any beat that changes something: at once for a host
- * this replica knew (marked down meanwhile, taken over by another agent process), and for the others
+ * UPDATE per beat). A beat that carries nothing new for a host this replica already wrote up (the same
+ * agent process, the same VM digest; a VM list, if any, of that digest), or a beat without a VM list from
+ * a host this replica has not written yet, is only noted; every `heartbeatFlushMs` one UPDATE writes the
+ * liveness of all hosts noted since. The UPDATE keeps a host's row only where it still matches (up, same
+ * owner, same digest and, for a beat with a VM list, the stored list of that digest). A beat it did not
+ * write is then written one by one, as any beat that changes something: at once for a host this replica
+ * knew (marked down meanwhile, taken over by another agent process, a list to store), and for the others
  * only if one lookup of them all finds them registered. Beats of hosts that are not registered yet (a
  * fleet's hosts beat while they register) thus cost two statements per flush in all, not three each:
  * one by one they starved the registrations of a 1,000-host fleet of pool connections.
@@ -70,7 +71,9 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
   /** One heartbeat: noted for the next flush when it changes nothing this replica knows of, else written now. */
   async receive(beat: Beat): Promise<void> {
     const k = this.known.get(beat.hostId);
-    if (!beat.vms && (!k || (k.instanceId === beat.instanceId && k.vmDigest === beat.vmDigest))) {
+    // a VM list whose digest this replica wrote up already says nothing new either (agents repeat it every
+    // AGENT_VM_REPORT_EVERY_BEATS beats): the flush writes it only where the row's reported list has that digest
+    if ((!k && !beat.vms) || (k && k.instanceId === beat.instanceId && k.vmDigest === beat.vmDigest)) {
       this.pending.set(beat.hostId, beat);
       return;
     }
@@ -98,10 +101,11 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
         this.db,
         `UPDATE hosts h SET last_heartbeat_at = now(),
            reported_at = CASE WHEN h.reported_digest = b.digest THEN now() ELSE h.reported_at END
-         FROM unnest($1::text[], $2::text[], $3::text[]) AS b(id, instance, digest)
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) AS b(id, instance, digest, full_list)
          WHERE h.id = b.id AND h.agent_instance_id = b.instance AND h.vm_digest = b.digest AND h.state = 'up'
+           AND (NOT b.full_list OR h.reported_digest = b.digest)
          RETURNING h.id`,
-        [beats.map((b) => b.hostId), beats.map((b) => b.instanceId), beats.map((b) => b.vmDigest)],
+        [beats.map((b) => b.hostId), beats.map((b) => b.instanceId), beats.map((b) => b.vmDigest), beats.map((b) => b.vms !== undefined)],
       );
       heartbeatWrites.inc({ kind: 'batch' });
       written = new Set(rows.map((r) => r.id));
