@@ -35,8 +35,12 @@ export class HostEntity {
   @Column('text', { name: 'agent_instance_id', nullable: true }) agentInstanceId: string | null;
   /** The digest of the VM set the last heartbeat carried. */
   @Column('text', { name: 'vm_digest', nullable: true }) vmDigest: string | null;
-  /** The VM set the agent last sent in full, its digest, and when it was last known current (digest = vm_digest). */
-  @Column('jsonb', { name: 'reported_vms', nullable: true }) reportedVms: ReportedVm[] | null;
+  /**
+   * The VM set the agent last sent in full, its digest, and when it was last known current (digest = vm_digest).
+   * Not read with the entity (`select: false`): only reconciliation reads the set, with its own query, and a
+   * page of 1,000 hosts would otherwise parse 1,000 VM lists it does not show.
+   */
+  @Column('jsonb', { name: 'reported_vms', nullable: true, select: false }) reportedVms: ReportedVm[] | null;
   @Column('text', { name: 'reported_digest', nullable: true }) reportedDigest: string | null;
   @Column('timestamptz', { name: 'reported_at', nullable: true }) reportedAt: Date | null;
 }
