@@ -33,9 +33,15 @@ export function checkSameCluster(vm: Vm, target: Host): void {
   }
 }
 
+/** How often placement chooses again when the host it chose went down or into maintenance meanwhile. */
+const PLACEMENT_ATTEMPTS = 3;
+
 /**
  * The VM and its target for a migration (or its prediction), every check passed: the target named, or the
- * one placement chooses (with why, and why each other host was passed over).
+ * one placement chooses (with why, and why each other host was passed over). A chosen host that went down
+ * or into maintenance between placement's read of the hosts and the check (an evacuation of several hosts
+ * at once puts them into maintenance one after another) is not the caller's error: placement chooses
+ * again, from a fresh read, up to PLACEMENT_ATTEMPTS times.
  */
 export async function vmAndTarget(
   bus: NatsBus,
@@ -44,10 +50,17 @@ export async function vmAndTarget(
 ): Promise<{ vm: Vm; target: Host; placement: ChosenPlacement | null }> {
   const { vm } = await bus.request(GetVm, { vmId: input.vmId });
   checkVmRunning(vm);
-  const placement = input.targetHostId ? null : await placer.place(vm);
-  const { host: target } = await bus.request(GetHost, { hostId: input.targetHostId ?? placement!.chosen });
-  checkNotToSelf(vm, target);
-  checkTargetUsable(target);
-  checkSameCluster(vm, target);
-  return { vm, target, placement };
+  for (let attempt = 1; ; attempt++) {
+    const placement = input.targetHostId ? null : await placer.place(vm);
+    const { host: target } = await bus.request(GetHost, { hostId: input.targetHostId ?? placement!.chosen });
+    checkNotToSelf(vm, target);
+    try {
+      checkTargetUsable(target);
+    } catch (e) {
+      if (placement && attempt < PLACEMENT_ATTEMPTS) continue;
+      throw e;
+    }
+    checkSameCluster(vm, target);
+    return { vm, target, placement };
+  }
 }

@@ -4,21 +4,26 @@ import { DataSource } from 'typeorm';
 import { CpuVerdict, ErrorCode, FlexmigError, ListHosts, TERMINAL_MIGRATION_STATES, Verdict, Vm } from '@flexmig/contracts';
 import { NatsBus, requestAllPages } from '@flexmig/messaging';
 import { cheapRuleFailure, choosePlacement, InboundLoad, noInboundLoad, Placement, PlacementVm } from './placement';
+import { VerdictCache } from './verdict-cache';
 
 /** A placement that found a host (what `place` answers; the view's `placement` field has this shape). */
 export type ChosenPlacement = Placement & { chosen: string };
 
 /**
  * Gathers what placement needs and asks the pure {@link choosePlacement}: the cluster's hosts (inventory),
- * a CPU verdict per candidate host (cpu-compat, in parallel), and the load of unfinished migrations per
+ * a CPU verdict per candidate host (cpu-compat, once per distinct CPU: VerdictCache), and the load of unfinished migrations per
  * target host (this scheduler's own `migrations` table, read only).
  */
 @Injectable()
 export class PlacementService {
+  private readonly verdicts: VerdictCache;
+
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: NatsBus,
-  ) {}
+  ) {
+    this.verdicts = new VerdictCache((q) => this.bus.request(CpuVerdict, q));
+  }
 
   /**
    * Chooses the target for a VM; throws INSUFFICIENT_CAPACITY naming every host and why it was passed
@@ -33,7 +38,7 @@ export class PlacementService {
     const verdicts: Record<string, Verdict> = {};
     await Promise.all(
       candidates.map(async (h) => {
-        verdicts[h.id] = await this.bus.request(CpuVerdict, {
+        verdicts[h.id] = await this.verdicts.verdict({
           baseline: vm.cpuBaseline,
           target: { vendor: h.cpu.vendor, features: h.cpu.features },
           // a host-passthrough VM (IMC off) may only move to a host with the features it started with

@@ -1,0 +1,54 @@
+import type { Verdict } from '@flexmig/contracts';
+import { VerdictCache, VerdictQuestion } from './verdict-cache';
+
+const yes = { compatible: true } as unknown as Verdict;
+const question = (features: string[], baseline = 'Haswell', vmFeatures?: string[]): VerdictQuestion => ({
+  baseline,
+  target: { vendor: 'Intel', features },
+  ...(vmFeatures ? { vmFeatures } : {}),
+});
+
+describe('VerdictCache', () => {
+  it('given 1,000 hosts of two CPU kinds asked at once, then cpu-compat is asked twice and every host gets its answer', async () => {
+    const ask = jest.fn(async (q: VerdictQuestion) => ({ ...yes, for: q.target.features.join() }) as unknown as Verdict);
+    const cache = new VerdictCache(ask);
+    const answers = await Promise.all(Array.from({ length: 1000 }, (_, i) => cache.verdict(question(i % 2 ? ['avx2', 'sse4.2'] : ['sse4.2']))));
+    expect(ask).toHaveBeenCalledTimes(2);
+    expect(answers.filter((a) => (a as unknown as { for: string }).for === 'avx2,sse4.2')).toHaveLength(500);
+  });
+
+  it('given the same features in another order, then it is the same question; another baseline or VM feature set is another', async () => {
+    const ask = jest.fn(async () => yes);
+    const cache = new VerdictCache(ask);
+    await cache.verdict(question(['a', 'b']));
+    await cache.verdict(question(['b', 'a']));
+    expect(ask).toHaveBeenCalledTimes(1);
+    await cache.verdict(question(['a', 'b'], 'Skylake-Server'));
+    await cache.verdict(question(['a', 'b'], 'host-passthrough', ['a']));
+    await cache.verdict(question(['a', 'b'], 'host-passthrough', ['a', 'b']));
+    expect(ask).toHaveBeenCalledTimes(4);
+  });
+
+  it('given a failed request, then the error reaches the caller and the next one asks again', async () => {
+    const ask = jest.fn().mockRejectedValueOnce(new Error('cpu-compat unreachable')).mockResolvedValue(yes);
+    const cache = new VerdictCache(ask);
+    await expect(cache.verdict(question(['a']))).rejects.toThrow('cpu-compat unreachable');
+    await expect(cache.verdict(question(['a']))).resolves.toBe(yes);
+    expect(ask).toHaveBeenCalledTimes(2);
+  });
+
+  it('given more questions than it keeps, then the least recently used is forgotten first', async () => {
+    const ask = jest.fn(async () => yes);
+    const cache = new VerdictCache(ask, 2);
+    await cache.verdict(question(['a']));
+    await cache.verdict(question(['b']));
+    await cache.verdict(question(['a'])); // a is now the newest
+    await cache.verdict(question(['c'])); // b goes
+    expect(cache.size).toBe(2);
+    ask.mockClear();
+    await cache.verdict(question(['a']));
+    expect(ask).not.toHaveBeenCalled();
+    await cache.verdict(question(['b']));
+    expect(ask).toHaveBeenCalledTimes(1);
+  });
+});

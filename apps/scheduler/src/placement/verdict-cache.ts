@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto';
+import type { CpuVerdict, RequestOf, Verdict } from '@flexmig/contracts';
+
+/** What a verdict depends on: cpu-compat's answer is a pure function of it (its catalog is built in). */
+export type VerdictQuestion = RequestOf<typeof CpuVerdict>;
+
+/**
+ * CPU verdicts for placement, asked once per distinct question (issue 11: placing one VM in a cluster of
+ * 1,000 hosts asked cpu-compat 1,000 times, though a fleet has a handful of CPU kinds). The answer depends
+ * only on the question, so it is kept (the newest `maxEntries`); questions asked at the same time share one
+ * request, and a failed request is forgotten. Saga step 1 asks cpu-compat itself, uncached: placement's
+ * verdict only chooses a host, it never admits a VM.
+ */
+export class VerdictCache {
+  private readonly answers = new Map<string, Promise<Verdict>>();
+
+  constructor(
+    private readonly ask: (q: VerdictQuestion) => Promise<Verdict>,
+    private readonly maxEntries = 4096,
+  ) {}
+
+  verdict(q: VerdictQuestion): Promise<Verdict> {
+    const key = VerdictCache.keyOf(q);
+    const known = this.answers.get(key);
+    if (known) {
+      // the newest use last: Map keeps insertion order, so the first key is the least recently used
+      this.answers.delete(key);
+      this.answers.set(key, known);
+      return known;
+    }
+    const asked = this.ask(q);
+    this.answers.set(key, asked);
+    asked.catch(() => {
+      if (this.answers.get(key) === asked) this.answers.delete(key);
+    });
+    while (this.answers.size > this.maxEntries) this.answers.delete(this.answers.keys().next().value!);
+    return asked;
+  }
+
+  get size(): number {
+    return this.answers.size;
+  }
+
+  /** The same question whatever the order of its feature lists. */
+  static keyOf(q: VerdictQuestion): string {
+    const h = createHash('sha256');
+    h.update(`${q.baseline}\n${q.target.vendor}\n${[...q.target.features].sort().join(',')}\n`);
+    h.update(q.vmFeatures ? [...q.vmFeatures].sort().join(',') : '-');
+    return h.digest('base64');
+  }
+}
