@@ -13,17 +13,11 @@
  * hands QEMU a `downtime-limit` that makes QEMU's own test at least as strict as
  *   pending ≤ realBandwidth × margin × (limit − reserve)
  * (`qemuDowntimeLimitMs`). QEMU's window figure jumps between its 100 ms windows (seen here: 235 MB/s in
- * one sample, enough in another to let 43 MiB through a 46 ms limit; 1,202 MiB/s in one window against a
- * 570 MiB/s stream, above every figure it had shown before). Scaling by the highest figure seen so far was
- * not enough: a window above it let QEMU switch over a guest that did not fit. So the agent bounds QEMU's
- * figure itself: it caps the stream (`max-bandwidth`, which QEMU enforces per 100 ms window) a little
- * above the highest figure seen (`streamCapBytesPerSec`, `capHeadroom`), raising the cap as the stream
- * speeds up and never lowering it, and scales the limit by that cap. No window can then show more than
- * the cap, so whatever window QEMU decides on, it lets through no more than fits. The cap costs the
- * stream nothing it was doing: it sits above what the stream showed, and QEMU lifts it for the final
- * copy. The one window that can still exceed it is the one under way when the first cap is set. QEMU
- * keeps deciding at its fresh sync, which the agent cannot do from outside. Until the agent has measured
- * a rate, the limit handed to QEMU is the smallest: only a guest with nothing left to send switches over.
+ * one sample, enough in another to let 43 MiB through a 46 ms limit), so the limit is scaled by the
+ * highest figure QEMU showed lately, not the last one: whatever window QEMU then decides on, it lets
+ * through no more than fits. QEMU keeps deciding at its fresh sync, which the agent cannot do from
+ * outside. Until the agent has measured a rate, the limit handed to QEMU is the smallest: only a guest
+ * with nothing left to send switches over.
  *
  * When it never fits (the guest dirties more per pass than the budget), QEMU never switches over and the
  * policy's levers act (transfer-monitor.ts, precopy-policy.ts): auto-converge throttles the guest until
@@ -56,11 +50,9 @@ export interface SwitchoverTuning {
   reserveMs: number;
   /** The share of the measured bandwidth the final copy is counted on (≤ 1). */
   bandwidthMargin: number;
-  /** How far above the highest rate seen the agent caps the stream (> 1): room for the stream to speed up. */
-  capHeadroom: number;
 }
 
-export const DEFAULT_SWITCHOVER_TUNING: SwitchoverTuning = { windowMs: 1_000, minWindowMs: 200, reserveMs: 25, bandwidthMargin: 0.8, capHeadroom: 1.2 };
+export const DEFAULT_SWITCHOVER_TUNING: SwitchoverTuning = { windowMs: 1_000, minWindowMs: 200, reserveMs: 25, bandwidthMargin: 0.8 };
 
 /** QEMU's bounds for `downtime-limit` (ms); 1 rather than 0, so that a guest with nothing left still switches. */
 export const QEMU_MIN_DOWNTIME_LIMIT_MS = 1;
@@ -99,48 +91,24 @@ export function switchoverFits(remainingBytes: number, bytesPerSec: number | und
   return expectedSwitchoverMs(remainingBytes, bytesPerSec, tuning) <= limitMs;
 }
 
-export interface StreamCapInputs {
-  /** The cap the agent set earlier in this transfer (bytes/s), if any. */
-  currentBytesPerSec: number | undefined;
-  /** The policy's own cap (`bandwidthMiBps`, as bytes/s), if any: the agent's cap never exceeds it. */
-  policyBytesPerSec: number | undefined;
-  /** The agent's measured bandwidth (realBandwidth), bytes/s; undefined before the first measurement. */
-  realBytesPerSec: number | undefined;
-  /** The highest of QEMU's own figures lately (query-migrate `ram.mbps`, as bytes/s). */
-  qemuPeakBytesPerSec: number;
-}
-
-/**
- * The `max-bandwidth` the agent holds the stream to (bytes/s, whole): `capHeadroom` above the highest of
- * the measured rate and QEMU's figures, never below the cap already set (a lower cap would leave a window
- * under way above it), never above the policy's. Before the first measurement: the policy's cap, if any.
- */
-export function streamCapBytesPerSec(i: StreamCapInputs, tuning: Pick<SwitchoverTuning, 'capHeadroom'> = DEFAULT_SWITCHOVER_TUNING): number | undefined {
-  const policy = i.policyBytesPerSec !== undefined && i.policyBytesPerSec > 0 ? i.policyBytesPerSec : undefined;
-  if (i.realBytesPerSec === undefined || !(i.realBytesPerSec > 0)) return i.currentBytesPerSec ?? policy;
-  const wanted = Math.max(i.currentBytesPerSec ?? 0, Math.ceil(tuning.capHeadroom * Math.max(i.realBytesPerSec, i.qemuPeakBytesPerSec)));
-  return policy !== undefined ? Math.min(policy, wanted) : wanted;
-}
-
 export interface QemuLimitInputs {
   /** The policy's downtime limit now (raised by the policy's downtime steps, if any), ms. */
   limitMs: number;
   /** The agent's measured bandwidth (realBandwidth), bytes/s; undefined before the first measurement. */
   realBytesPerSec: number | undefined;
-  /** The highest figure QEMU can show (bytes/s): the stream's cap (`streamCapBytesPerSec`), which QEMU enforces per window. */
-  qemuMaxBytesPerSec: number | undefined;
+  /** The highest of QEMU's own figures lately (query-migrate `ram.mbps`, as bytes/s): what it may multiply its downtime-limit by. */
+  qemuPeakBytesPerSec: number;
 }
 
 /**
  * The `downtime-limit` to hand QEMU so that its switchover test (pending < qemuBandwidth × limit) lets
  * through no more than `switchoverFits` allows at the agent's bandwidth, for any QEMU figure up to the
- * stream's cap: budget × real × margin / cap, whole ms (rounded down), within
- * [QEMU_MIN_DOWNTIME_LIMIT_MS, limitMs]. Without a measurement or a cap: the smallest.
+ * peak: budget × real × margin / peak, whole ms (rounded down), within [QEMU_MIN_DOWNTIME_LIMIT_MS, limitMs].
  */
 export function qemuDowntimeLimitMs(i: QemuLimitInputs, tuning: Pick<SwitchoverTuning, 'reserveMs' | 'bandwidthMargin'> = DEFAULT_SWITCHOVER_TUNING): number {
   const budgetMs = i.limitMs - tuning.reserveMs;
   if (i.realBytesPerSec === undefined || !(i.realBytesPerSec > 0) || budgetMs <= 0) return QEMU_MIN_DOWNTIME_LIMIT_MS;
-  if (i.qemuMaxBytesPerSec === undefined || !(i.qemuMaxBytesPerSec > 0)) return QEMU_MIN_DOWNTIME_LIMIT_MS;
-  const scale = (i.realBytesPerSec * tuning.bandwidthMargin) / i.qemuMaxBytesPerSec;
+  // QEMU has no figure yet (mbps 0 before its first window): it would not switch anyway; hand it the budget
+  const scale = i.qemuPeakBytesPerSec > 0 ? (i.realBytesPerSec * tuning.bandwidthMargin) / i.qemuPeakBytesPerSec : tuning.bandwidthMargin;
   return Math.max(QEMU_MIN_DOWNTIME_LIMIT_MS, Math.min(i.limitMs, Math.floor(budgetMs * scale)));
 }

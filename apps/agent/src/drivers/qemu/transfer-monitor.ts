@@ -6,7 +6,7 @@
  */
 import { Logger } from '@nestjs/common';
 import { ErrorCode, FlexmigError, MigrationPolicy as WirePolicy, TransferStats } from '@flexmig/contracts';
-import { BYTES_PER_MIB, type MigrationPolicy as ModelPolicy, type PassSample, decideConvergence } from '@flexmig/migration-model';
+import { type MigrationPolicy as ModelPolicy, type PassSample, decideConvergence } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
 import { ProgressSink } from '../driver';
 import { ConvergenceFailureCode, type ConvergenceFailureFacts, convergenceFailure, leverLeft, noLeverReason, passesNotConverging, transferCancelled } from '../precopy-policy';
@@ -22,7 +22,6 @@ import {
   qemuDowntimeLimitMs,
   qemuPeakBandwidth,
   realBandwidth,
-  streamCapBytesPerSec,
   switchoverFits,
 } from './switchover-decision';
 import type { Vm, VmObserver } from './vm-registry';
@@ -47,8 +46,6 @@ export interface Transfer {
   downtimeLimitMs: number;
   /** The `downtime-limit` QEMU has now: the policy's, rescaled to the agent's own bandwidth (switchover-decision.ts). */
   qemuLimitMs: number;
-  /** The stream's `max-bandwidth` now (bytes/s): the policy's cap, then the agent's (streamCapBytesPerSec); undefined while uncapped. */
-  streamCapBytesPerSec?: number;
   /** The agent's own samples of `ram.transferred`, the last few seconds. */
   rates: RateSample[];
   /** What the agent knew when QEMU stopped the guest at pre-switchover. */
@@ -78,8 +75,6 @@ export interface SwitchoverRecord {
   expectedDowntimeMs: number;
   limitMs: number;
   qemuLimitMs: number;
-  /** The stream's cap then (bytes/s), the most QEMU's figure could be; undefined if uncapped. */
-  streamCapBytesPerSec?: number;
   fits: boolean;
 }
 
@@ -130,7 +125,6 @@ export class TransferMonitor implements VmObserver {
       transferredAt: now,
       downtimeLimitMs: s.wire.downtimeLimitMs,
       qemuLimitMs: QEMU_MIN_DOWNTIME_LIMIT_MS,
-      ...(s.wire.bandwidthMiBps ? { streamCapBytesPerSec: s.wire.bandwidthMiBps * BYTES_PER_MIB } : {}),
       rates: [],
       sink: s.sink,
       polling: false,
@@ -357,31 +351,18 @@ export class TransferMonitor implements VmObserver {
   }
 
   /**
-   * Hands QEMU the stream cap that bounds its own bandwidth figure and the downtime-limit that, at any
-   * figure up to that cap, makes its switchover test the agent's (switchover-decision.ts): QEMU then
-   * switches over at its next fresh sync only when what is left fits the policy's limit at the bandwidth
-   * the agent measured. Both go in one call (the cap only rises, so the stricter limit comes with it),
-   * sent only when one of them changes.
+   * Hands QEMU the downtime-limit that makes its own switchover test the agent's (qemuDowntimeLimitMs):
+   * QEMU then switches over at its next fresh sync only when what is left fits the policy's limit at the
+   * bandwidth the agent measured. Sent only when it changes.
    */
   private async retune(proc: QemuProcess, t: Transfer): Promise<void> {
-    const realBytesPerSec = realBandwidth(t.rates, this.tuning);
-    const cap = streamCapBytesPerSec(
-      {
-        currentBytesPerSec: t.streamCapBytesPerSec,
-        policyBytesPerSec: t.wire.bandwidthMiBps ? t.wire.bandwidthMiBps * BYTES_PER_MIB : undefined,
-        realBytesPerSec,
-        qemuPeakBytesPerSec: qemuPeakBandwidth(t.rates, RATE_HISTORY_MS),
-      },
+    const qemuLimitMs = qemuDowntimeLimitMs(
+      { limitMs: t.downtimeLimitMs, realBytesPerSec: realBandwidth(t.rates, this.tuning), qemuPeakBytesPerSec: qemuPeakBandwidth(t.rates, RATE_HISTORY_MS) },
       this.tuning,
     );
-    const qemuLimitMs = qemuDowntimeLimitMs({ limitMs: t.downtimeLimitMs, realBytesPerSec, qemuMaxBytesPerSec: cap }, this.tuning);
-    if (qemuLimitMs === t.qemuLimitMs && cap === t.streamCapBytesPerSec) return;
-    await proc.qmp.execute('migrate-set-parameters', {
-      'downtime-limit': qemuLimitMs,
-      ...(cap !== undefined && cap !== t.streamCapBytesPerSec ? { 'max-bandwidth': cap } : {}),
-    });
+    if (qemuLimitMs === t.qemuLimitMs) return;
+    await proc.qmp.execute('migrate-set-parameters', { 'downtime-limit': qemuLimitMs });
     t.qemuLimitMs = qemuLimitMs;
-    t.streamCapBytesPerSec = cap;
   }
 
   /** What the agent expected when QEMU stopped the guest: `remaining` is then what the final copy sends. */
@@ -395,14 +376,12 @@ export class TransferMonitor implements VmObserver {
       expectedDowntimeMs: remainingBytes > 0 ? expectedSwitchoverMs(remainingBytes, realBytesPerSec ?? 0, this.tuning) : this.tuning.reserveMs,
       limitMs: t.downtimeLimitMs,
       qemuLimitMs: t.qemuLimitMs,
-      ...(t.streamCapBytesPerSec !== undefined ? { streamCapBytesPerSec: t.streamCapBytesPerSec } : {}),
       fits: switchoverFits(remainingBytes, realBytesPerSec, t.downtimeLimitMs, this.tuning),
     };
     const mib = (b: number) => (b / 1048576).toFixed(1);
     this.log.log(
-      `migration ${t.migrationId}: switchover with ${mib(remainingBytes)} MiB left at ${r.realBytesPerSec ? mib(r.realBytesPerSec) : '?'} MiB/s measured (QEMU: ${mib(r.qemuBytesPerSec)} MiB/s, ` +
-        `capped at ${t.streamCapBytesPerSec !== undefined ? `${mib(t.streamCapBytesPerSec)} MiB/s` : 'nothing'}, its limit ${t.qemuLimitMs} ms): ` +
-        `expected ${Math.round(r.expectedDowntimeMs)} ms against ${t.downtimeLimitMs} ms${r.fits ? '' : ' (does NOT fit: QEMU switched over on a window above the figures the agent had)'}`,
+      `migration ${t.migrationId}: switchover with ${mib(remainingBytes)} MiB left at ${r.realBytesPerSec ? mib(r.realBytesPerSec) : '?'} MiB/s measured (QEMU: ${mib(r.qemuBytesPerSec)} MiB/s, its limit ${t.qemuLimitMs} ms): ` +
+        `expected ${Math.round(r.expectedDowntimeMs)} ms against ${t.downtimeLimitMs} ms${r.fits ? '' : ' (does NOT fit: QEMU switched over on an older figure)'}`,
     );
     return r;
   }
