@@ -229,6 +229,23 @@ async function migrationDone(id, timeoutMs = 120_000) {
     await sleep(20);
   }
 }
+/**
+ * Where an evacuation's makespan went, from its migrations: when the last one was asked for (the requests
+ * themselves: placement, prediction, admission), each one's wait from its request to its first step, its
+ * run from there to its end, and how many ran at once on average (the sum of the runs over the span).
+ */
+async function whereTheTimeWent(t0, evacuations) {
+  const ids = evacuations.flatMap((e) => e.vms.map((v) => v.migrationId).filter(Boolean));
+  const ms = await Promise.all(ids.map((id) => must(sched, 'GET', `/api/v1/migrations/${id}`)));
+  const started = (m) => Date.parse(m.steps.find((st) => st.startedAt)?.startedAt ?? m.createdAt);
+  const lastAsked = Math.max(...ms.map((m) => Date.parse(m.createdAt))) - t0;
+  const waits = ms.map((m) => started(m) - Date.parse(m.createdAt));
+  const runs = ms.filter((m) => m.finishedAt).map((m) => Date.parse(m.finishedAt) - started(m));
+  const span = Math.max(...ms.map((m) => Date.parse(m.finishedAt ?? m.updatedAt))) - Math.min(...ms.map(started));
+  const sum = runs.reduce((a, b) => a + b, 0);
+  return `last asked for at ${f1(lastAsked)} ms; wait p50 ${f1(quantile(waits, 0.5))} ms, run p50 ${f1(quantile(runs, 0.5))} ms (p99 ${f1(quantile(runs, 0.99))}); ${f2(sum / span)} running at once on average`;
+}
+
 async function evacuationDone(id, timeoutMs = 600_000) {
   const t0 = now();
   for (;;) {
@@ -332,8 +349,9 @@ async function main() {
     const ends = await Promise.all(evs.map((e) => evacuationDone(e.id)));
     const makespan = now() - t0;
     const failed = ends.reduce((a, e) => a + e.counts.failed + e.counts.notMoved, 0);
-    results.evac.push({ hosts: hosts.length, vms: total, makespan, bound, failed });
-    say(`    ${hosts.length} host(s), ${total} VMs: ${f1(makespan)} ms (bound ${f1(bound)} ms)`);
+    const where = await whereTheTimeWent(t0, ends);
+    results.evac.push({ hosts: hosts.length, vms: total, makespan, bound, failed, where });
+    say(`    ${hosts.length} host(s), ${total} VMs: ${f1(makespan)} ms (bound ${f1(bound)} ms); ${where}`);
   }
   results.loadEnd = loadavg();
   report(results);
@@ -364,6 +382,7 @@ function report(r) {
   say();
   say(`Requests answered 503 (retryable) and asked again: ${retried}.`);
   say(`One migration alone: ${f1(r.single)} ms (median of 5). Lower bound of an evacuation: ceil(VMs / min(hosts × ${limits.outPerHost} outbound, ${limits.perCluster} per cluster)) × that.`);
+  for (const e of r.evac) say(`Evacuating ${e.hosts} host(s): ${e.where}.`);
   say();
   say('| list (every page, in order) | pages | items | p50 ms | p99 ms | max ms |');
   say('|---|---|---|---|---|---|');
