@@ -72,6 +72,25 @@ const progressLog = () => {
   return { seen, sink };
 };
 
+/**
+ * Resolves once the workload guest has written its 'B' marker `markers` times since it booted ('A'): it then
+ * rewrites its range at full speed (a marker every few full passes, guest/workload.S). Reads the serial
+ * file only: stopping the guest to look (as checkMemory does) is not part of what a migration meets.
+ */
+async function untilGuestDirties(drv: QemuDriver, vmId: string, markers = 2, timeoutMs = 30_000): Promise<void> {
+  const file = drv.vmInfo(vmId)!.serialFile;
+  const seen = () => {
+    const out = existsSync(file) ? readFileSync(file, 'latin1') : '';
+    const boot = out.indexOf('A');
+    return boot < 0 ? 0 : out.slice(boot).split('B').length - 1;
+  };
+  const t0 = Date.now();
+  while (seen() < markers) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`VM ${vmId} wrote ${seen()} of ${markers} pass markers within ${timeoutMs} ms (serial output ${file})`);
+    await sleep(20);
+  }
+}
+
 async function status(drv: QemuDriver, vmId: string): Promise<string> {
   const info = drv.vmInfo(vmId);
   if (!info?.alive) return 'gone';
@@ -277,6 +296,7 @@ d('QemuDriver with real QEMU', () => {
       const dst = driver();
       const vm = busy();
       await src.startVm(vm);
+      await untilGuestDirties(src, vm.id); // else a stream started during boot sends zero pages and converges at once
       const cmd = commands(vm, policy(true));
       const { seen, sink } = progressLog();
       await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'));
@@ -304,6 +324,7 @@ d('QemuDriver with real QEMU', () => {
       const dst = driver();
       const vm = vmSpec({ workload: { dirtyRateMiBps: 100_000, workingSetMiB: 16 } });
       await src.startVm(vm);
+      await untilGuestDirties(src, vm.id);
       const cmd = commands(vm, { ...policy(false), bandwidthMiBps: 4, downtimeLimitMs: 300 });
       const { sink } = progressLog();
       await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'));
@@ -331,6 +352,9 @@ d('QemuDriver with real QEMU', () => {
     const vm = vmSpec({ name: 'dirty', memoryMiB: 256, workload: { dirtyRateMiBps: 256, workingSetMiB: 192 } });
     const policy: MigrationPolicyInput = { downtimeLimitMs: 300, autoConverge: true, progressTimeoutSec: 120, completionTimeoutPerGiBSec: 600 };
     await src.startVm(vm);
+    // the guest writes its range before the move starts: on a quiet machine a stream started while it still
+    // boots sends 256 MiB of zero pages and switches over before the agent has measured anything
+    await untilGuestDirties(src, vm.id);
     let listening: string | undefined;
     const cmd = commands(vm, policy, () => listening);
     listening = (await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress;
@@ -370,6 +394,7 @@ d('QemuDriver with real QEMU', () => {
     const dst = driver({ portRange: undefined });
     const vm = vmSpec({ name: 'hot', memoryMiB: 192, workload: { dirtyRateMiBps: 100_000, workingSetMiB: 128 } });
     await src.startVm(vm);
+    await untilGuestDirties(src, vm.id); // it dirties its range before the move (see (f))
     let listening: string | undefined;
     const cmd = commands(vm, { downtimeLimitMs: 100, autoConverge: false, postCopy: false, progressTimeoutSec: 120, completionTimeoutPerGiBSec: 600 }, () => listening);
     listening = (await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress;
