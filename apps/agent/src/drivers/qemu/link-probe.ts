@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
 import { BYTES_PER_MIB } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
+import type { Accel } from './cpu-probe';
 import { MigrateInfo } from './migrate-info';
 import { addressUri } from './qemu-address';
 import { QemuProcess, qemusWithQmpIn } from './qemu-process';
@@ -26,6 +27,8 @@ const DIR_PREFIX = 'link-probe-';
 export interface LinkProbeOptions {
   binary: string;
   runDir: string;
+  /** The accelerator the probe QEMU starts with (it runs no vCPU: any that starts does; TCG when there). */
+  accel: Accel;
   /** `-sandbox …` when this QEMU has seccomp (VmRegistry.sandboxArgs). */
   sandboxArgs: readonly string[];
   sizeMiB: number;
@@ -84,7 +87,7 @@ export async function runLinkProbe(o: LinkProbeOptions): Promise<LinkProbeResult
       binary: o.binary,
       args: [
         '-name', 'flexmig-link-probe',
-        '-machine', `${MACHINE_TYPE},accel=tcg,memory-backend=pm`,
+        '-machine', `${MACHINE_TYPE},accel=${o.accel},memory-backend=pm`,
         '-object', `memory-backend-file,id=pm,size=${o.sizeMiB}M,mem-path=${ram},share=off`,
         '-m', `${o.sizeMiB}M`,
         '-nodefaults', '-no-user-config', '-display', 'none', '-S',

@@ -461,8 +461,11 @@ export class QemuDriver implements HypervisorDriver {
   }
 
   private async runProbe(targetHostId: string, targetAddress: string): Promise<LinkProbeResult> {
+    const accels = (await this.init()).accels.map((a) => a.accel);
     return runLinkProbe({
       binary: this.o.binary,
+      // no vCPU runs: TCG, which needs no /dev/kvm, unless this QEMU is built without it
+      accel: accels.includes('tcg') ? 'tcg' : (accels[0] ?? 'tcg'),
       runDir: this.o.runDir,
       sandboxArgs: await this.registry.sandboxArgs(),
       sizeMiB: this.o.linkProbeMiB ?? DEFAULT_LINK_PROBE_MIB,
