@@ -90,6 +90,8 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   QEMU_GUEST_WORKING_SET_MIB: z.coerce.number().min(1).optional(),
   /** How often every running VM's dirty rate is sampled with calc-dirty-rate (docs/prediction.md); 0: on demand only. Default 300000 (5 min). */
   QEMU_DIRTY_RATE_INTERVAL_MS: z.coerce.number().int().min(0).max(86_400_000).optional(),
+  /** MiB of random RAM the link probe's QEMU migrates into the target's link sink (docs/prediction.md). Default 64. */
+  QEMU_LINK_PROBE_MIB: z.coerce.number().int().min(8).max(1024).optional(),
 });
 export type AgentEnv = z.infer<typeof AgentEnvSchema>;
 /** Where the chart's serviceAccountToken volume puts the agent's token for the identity issuer. */

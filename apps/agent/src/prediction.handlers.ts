@@ -1,11 +1,11 @@
 import { Controller, Inject } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { ErrorCode, FlexmigError, ProbeLink, ReplyOf, RequestOf, SampleDirtyRate } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, LINK_SINK_MAX_BYTES, OpenLinkSink, ProbeLink, ReplyOf, RequestOf, SampleDirtyRate } from '@flexmig/contracts';
 import { HypervisorDriver } from './drivers/driver';
 import { HYPERVISOR_DRIVER } from './migration-steps.service';
 import { AGENT_ENV, AgentEnv } from './config';
 
-/** The inputs of a migration's prediction this agent measures (docs/prediction.md): its VMs' dirty rate, its link. */
+/** The inputs of a migration's prediction this agent measures (docs/prediction.md): its VMs' dirty rate, its link (probe as the source, sink as the target). */
 @Controller()
 export class PredictionHandlers {
   constructor(
@@ -32,5 +32,15 @@ export class PredictionHandlers {
     }
     const o = await this.driver.probeLink(r.targetHostId, r.targetAddress);
     return { ...o, measuredAt: o.measuredAt.toISOString() };
+  }
+
+  @MessagePattern(OpenLinkSink.subject)
+  async openLinkSink(r: RequestOf<typeof OpenLinkSink>): Promise<ReplyOf<typeof OpenLinkSink>> {
+    if (!this.driver.openLinkSink) {
+      return { address: null, expiresAt: null, detail: `the ${this.driver.kind} driver of host ${this.env.HOST_ID} needs no link sink: a probe towards it answers its model link` };
+    }
+    const maxBytes = r.maxBytes ?? LINK_SINK_MAX_BYTES;
+    const s = await this.driver.openLinkSink(r.sourceHostId, maxBytes);
+    return { address: s.address, expiresAt: s.expiresAt.toISOString(), detail: `a one-shot TCP sink of host ${this.env.HOST_ID} for a probe from ${r.sourceHostId}: one connection, at most ${maxBytes} bytes` };
   }
 }

@@ -110,11 +110,30 @@ export const SampleDirtyRate = defineRequest({
   reply: DirtyRateSampleSchema,
 });
 
+/** The most a link sink reads before it closes (the largest probe, QEMU_LINK_PROBE_MIB ≤ 1024, and QEMU's stream overhead fit). */
+export const LINK_SINK_MAX_BYTES = 2 * 1024 ** 3;
+
+export const OpenLinkSink = defineRequest({
+  subject: 'agent.{hostId}.link.sink',
+  description:
+    "Opens a one-shot TCP sink on this host's migration listen host (in QEMU_MIGRATION_PORT_RANGE when one is set) for a link probe from `sourceHostId`: " +
+    'it accepts ONE connection until `expiresAt` (~10 s), reads and discards at most `maxBytes`, then closes. ' +
+    'The qemu driver answers its address; drivers that need no sink (sim: its probe answers its model link) answer `address: null`.',
+  request: z.object({ sourceHostId: HostIdSchema, maxBytes: z.number().int().min(1024 * 1024).max(LINK_SINK_MAX_BYTES).optional() }).strict(),
+  reply: z.object({
+    /** `host:port` the probe streams to; null: this host's driver needs no sink (probe towards its migration address). */
+    address: z.string().min(1).max(300).nullable(),
+    expiresAt: IsoTimeSchema.nullable(),
+    detail: z.string().max(500),
+  }),
+});
+
 export const ProbeLink = defineRequest({
   subject: 'agent.{hostId}.link.probe',
   description:
     "The bandwidth of this host's migration link towards another host, when no migration between them has measured it: " +
-    'the sim driver answers its model link; drivers that cannot probe answer VALIDATION_FAILED.',
+    "the qemu driver migrates a short-lived probe QEMU (QEMU_LINK_PROBE_MIB of random RAM, no guest) to `targetAddress`, the target's link sink (agent.{hostId}.link.sink), " +
+    "and answers QEMU's own figures; the sim driver answers its model link; drivers that cannot probe answer VALIDATION_FAILED.",
   request: z.object({ targetHostId: HostIdSchema, targetAddress: z.string().min(1).max(300) }).strict(),
   reply: z.object({ bandwidthBytesPerSec: z.number().finite().positive(), origin: z.enum(['model', 'probe']), measuredAt: IsoTimeSchema, detail: z.string().max(500) }),
 });

@@ -136,8 +136,8 @@ describe('requests', () => {
     expect(maySub(identities['host-a'], subject)).toBe(false);
   });
 
-  it('given a dirty-rate sample or a link probe on any host, then the scheduler may ask it and no agent may ask another host', () => {
-    for (const subject of [`${prefix}.agent.host-c.vm.dirty-rate`, `${prefix}.agent.host-c.link.probe`]) {
+  it('given a dirty-rate sample, a link sink or a link probe on any host, then the scheduler may ask it and no agent may ask another host', () => {
+    for (const subject of [`${prefix}.agent.host-c.vm.dirty-rate`, `${prefix}.agent.host-c.link.sink`, `${prefix}.agent.host-c.link.probe`]) {
       expect(mayPub(identities.scheduler, subject)).toBe(true);
       expect(mayPub(identities.inventory, subject)).toBe(false);
       expect(mayPub(identities['host-a'], subject)).toBe(false);

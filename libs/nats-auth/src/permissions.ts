@@ -1,6 +1,7 @@
 import {
   CheckVmCpu,
   CheckVmMemory,
+  OpenLinkSink,
   ProbeLink,
   SampleDirtyRate,
   CompensateStep,
@@ -171,8 +172,8 @@ export function rolePermissions(role: Role, prefix: string): SubjectPermissions 
         pub: {
           allow: [
             ...[RunStep, CompensateStep, QueryMigration, FenceMigration, ListAgentVms, CheckVmMemory].map((c) => subject(prefix, c.subject, onEveryHost)),
-            // POST /migrations/predict: the VM's dirty rate from its agent, the link from the source's (docs/prediction.md)
-            ...[SampleDirtyRate, ProbeLink].map((c) => subject(prefix, c.subject, onEveryHost)),
+            // POST /migrations/predict: the VM's dirty rate from its agent, the link from the source's probe into the target's sink (docs/prediction.md)
+            ...[SampleDirtyRate, OpenLinkSink, ProbeLink].map((c) => subject(prefix, c.subject, onEveryHost)),
             ...[GetHost, ListHosts, GetVm, ListVms, ReserveCapacity, ReleaseCapacity, RelocateVm, SetHostMaintenance].map((c) => subject(prefix, c.subject)),
             `${prefix}.cpu.>`,
             ...eventsOf(prefix, 'scheduler'),

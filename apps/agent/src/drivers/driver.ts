@@ -66,8 +66,16 @@ export interface HypervisorDriver {
    * model. NOT_FOUND when the VM is not on this host.
    */
   dirtyRate?(vmId: string, opts: { fresh?: boolean; maxAgeMs?: number }): Promise<DirtyRateObservation>;
-  /** The migration link's bandwidth towards another host, when the driver can tell (sim: its model link). */
+  /**
+   * The migration link's bandwidth towards another host, when the driver can tell: qemu, a probe QEMU
+   * migrated into the target's link sink at `targetAddress` (its openLinkSink); sim, its model link.
+   */
   probeLink?(targetHostId: string, targetAddress: string): Promise<{ bandwidthBytesPerSec: number; origin: 'model' | 'probe'; measuredAt: Date; detail: string }>;
+  /**
+   * The target's end of a link probe (qemu): a one-shot TCP sink on the migration listen host that accepts
+   * one connection until `expiresAt`, discards at most `maxBytes` and closes. Drivers without it need no sink.
+   */
+  openLinkSink?(sourceHostId: string, maxBytes: number): Promise<{ address: string; expiresAt: Date }>;
 }
 
 /** The outcome of {@link HypervisorDriver.dirtyRate}. */

@@ -10,6 +10,7 @@ import {
   RunStep,
   StartVm,
   SampleDirtyRate,
+  OpenLinkSink,
   ProbeLink,
 } from '@flexmig/contracts';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
@@ -127,6 +128,7 @@ export class FleetHost {
       this.bus.handle(QueryMigration, (r) => h.query(r), params),
       this.bus.handle(FenceMigration, (r) => this.steps.fence(r), params),
       this.bus.handle(SampleDirtyRate, (r) => this.prediction.dirtyRate(r), params),
+      this.bus.handle(OpenLinkSink, (r) => this.prediction.openLinkSink(r), params),
       this.bus.handle(ProbeLink, (r) => this.prediction.probeLink(r), params),
     );
     this.presence.startHeartbeats(Math.floor(Math.random() * Math.min(this.heartbeatIntervalMs, maxHeartbeatJitterMs)));

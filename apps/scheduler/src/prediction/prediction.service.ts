@@ -6,6 +6,7 @@ import {
   type MigrationPolicy,
   type MigrationPrediction,
   type PredictionInput,
+  OpenLinkSink,
   ProbeLink,
   SampleDirtyRate,
   type Vm,
@@ -22,8 +23,12 @@ import { vmAndTarget } from '../migrations-api/prechecks';
 const defaults = { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000 };
 /** A dirty-rate sample under QEMU takes about 5 s (two calc-dirty-rate windows) on a loaded host. */
 const dirtyRateTimeoutMs = 60_000;
-/** How long a link learnt from the hosts' last migration is used before it is looked up again. */
-const LEARNT_LINK_KEPT_MS = 60_000;
+/** How long a link learnt from the hosts' last migration, or probed, is used before it is looked up again. */
+const LINK_KEPT_MS = 60_000;
+/** A probe: the source starts a probe QEMU and streams QEMU_LINK_PROBE_MIB (it gives up after 45 s). */
+const probeTimeoutMs = 60_000;
+/** An input's detail holds 500 characters (PredictionInputSchema). */
+const detailChars = 500;
 type LinkInputs = { bandwidth: Omit<PredictionInput, 'ageMs'>; setupMs?: Omit<PredictionInput, 'ageMs'>; switchoverFixedMs?: Omit<PredictionInput, 'ageMs'> };
 
 /**
@@ -60,8 +65,13 @@ const ageOf = (measuredAt: string, now: number) => Math.max(0, Math.round(now - 
 @Injectable()
 export class PredictionService {
   private readonly settings: typeof defaults;
-  /** Host pair (sorted) → the link learnt from its last migration, and when it was read. */
-  private readonly learntLinks = new Map<string, { inputs: LinkInputs; at: number }>();
+  /**
+   * Host pair (sorted) → the link learnt from its last migration; `source → target` → the link probed that
+   * way (the sink and the probe, or a driver's model); each with when it was read.
+   */
+  private readonly knownLinks = new Map<string, { inputs: LinkInputs; at: number }>();
+  /** `source → target` → the probe under way: predictions asked at once share it (two would share the link). */
+  private readonly probes = new Map<string, Promise<LinkInputs>>();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -131,19 +141,35 @@ export class PredictionService {
 
   /**
    * The two hosts' last completed migration (either way): the link and the control plane's costs; else the
-   * source's probe, else the assumption, for the link alone.
+   * source's probe into the target's sink, else the assumption, for the link alone.
    */
   private async link(sourceHostId: string, target: Host): Promise<LinkInputs> {
-    // a link learnt from a migration is kept a while (its age is reported): one database read less per request
+    // a link learnt or probed is kept a while (its age is reported): one database read, or one probe, less per
+    // request. A probe is kept only until a migration between the two hosts has measured their link.
     const pair = [sourceHostId, target.id].sort().join(' ');
-    const known = this.learntLinks.get(pair);
-    if (known && Date.now() - known.at < LEARNT_LINK_KEPT_MS) return known.inputs;
+    const fresh = (key: string) => {
+      const k = this.knownLinks.get(key);
+      return k && Date.now() - k.at < LINK_KEPT_MS ? k.inputs : undefined;
+    };
+    const known = fresh(pair);
+    if (known) return known;
     const learnt = await this.learntLink(sourceHostId, target);
     if (learnt) {
-      this.learntLinks.set(pair, { inputs: learnt, at: Date.now() });
+      this.knownLinks.set(pair, { inputs: learnt, at: Date.now() });
       return learnt;
     }
-    return this.probedLink(sourceHostId, target);
+    const way = `${sourceHostId} → ${target.id}`;
+    const probed = fresh(way);
+    if (probed) return probed;
+    let probing = this.probes.get(way);
+    if (!probing) {
+      probing = this.probedLink(sourceHostId, target).finally(() => this.probes.delete(way));
+      this.probes.set(way, probing);
+    }
+    const inputs = await probing;
+    // an assumption is not kept: the next prediction probes again
+    if (inputs.bandwidth.origin !== 'assumed') this.knownLinks.set(way, { inputs, at: Date.now() });
+    return inputs;
   }
 
   private async learntLink(sourceHostId: string, target: Host): Promise<LinkInputs | undefined> {
@@ -168,9 +194,20 @@ export class PredictionService {
     return undefined;
   }
 
+  /**
+   * The target opens a one-shot sink (its driver's; none for sim, whose probe answers its model link), then
+   * the source probes towards it; either failing, the configured assumption, saying which failed and why.
+   */
   private async probedLink(sourceHostId: string, target: Host): Promise<LinkInputs> {
+    let step = `the target's link sink (agent.${target.id}.link.sink)`;
     try {
-      const p = await this.bus.request(ProbeLink, { targetHostId: target.id, targetAddress: target.migrationAddress }, { params: { hostId: sourceHostId } });
+      const sink = await this.bus.request(OpenLinkSink, { sourceHostId }, { params: { hostId: target.id } });
+      step = `the probe of ${sourceHostId} (agent.${sourceHostId}.link.probe)`;
+      const p = await this.bus.request(
+        ProbeLink,
+        { targetHostId: target.id, targetAddress: sink.address ?? target.migrationAddress },
+        { params: { hostId: sourceHostId }, timeoutMs: probeTimeoutMs },
+      );
       return { bandwidth: { value: p.bandwidthBytesPerSec, unit: 'bytes/s', origin: p.origin, measuredAt: p.measuredAt, detail: p.detail } };
     } catch (e) {
       const mibps = this.settings.assumedBandwidthMiBps;
@@ -180,7 +217,8 @@ export class PredictionService {
           unit: 'bytes/s',
           origin: 'assumed',
           measuredAt: null,
-          detail: `no migration between ${sourceHostId} and ${target.id} has completed yet and the probe failed (${(e as Error).message}): PREDICTION_ASSUMED_BANDWIDTH_MIBPS = ${mibps} MiB/s`,
+          // the assumption first: the agent's error, however long, is what is cut
+          detail: `PREDICTION_ASSUMED_BANDWIDTH_MIBPS = ${mibps} MiB/s: no migration between ${sourceHostId} and ${target.id} has completed yet and ${step} failed: ${(e as Error).message}`.slice(0, detailChars),
         },
       };
     }

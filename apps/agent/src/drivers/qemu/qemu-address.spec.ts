@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { FlexmigError, MigrationPolicySchema, StepCommand } from '@flexmig/contracts';
-import { hostPort, migrationPort, sourceUri, tcpUri } from './qemu-address';
+import { addressUri, hostPort, migrationPort, rangePortsFrom, sourceUri, tcpUri } from './qemu-address';
 
 const MIGRATION = '0b6d5c1e-4f3a-4c2b-9d8e-7f6a5b4c3d2e';
 
@@ -77,5 +77,37 @@ describe('sourceUri: where step 3 streams to', () => {
 
   it('given no target address and no reply, then a validation error: the source cannot reach the target', () => {
     expect(() => sourceUri(step3({ targetAddress: undefined }), [40000, 40099])).toThrow(/has no targetAddress: the source cannot reach the target/);
+  });
+});
+
+describe('addressUri: the URI of an address another agent answered (the link sink)', () => {
+  it('given host:port or [v6]:port, then the TCP URI', () => {
+    expect(addressUri('10.0.0.2:47310', 'the sink')).toBe('tcp:10.0.0.2:47310');
+    expect(addressUri('[FD00::2]:47310', 'the sink')).toBe('tcp:[fd00::2]:47310');
+  });
+
+  it('given no port or a port out of range, then a validation error naming what and the address', () => {
+    for (const bad of ['10.0.0.2', '10.0.0.2:', '10.0.0.2:70000', '10.0.0.2:0', 'host:http']) {
+      expect(() => addressUri(bad, 'the sink of dst')).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED', message: `the sink of dst ${JSON.stringify(bad)} is not host:port` }));
+    }
+  });
+});
+
+describe('rangePortsFrom: the order a listener without a migration id tries a fixed range in', () => {
+  it('given a start inside the range, then every port once, from the start, wrapping round', () => {
+    expect(rangePortsFrom([5000, 5003], 2)).toEqual([5002, 5003, 5000, 5001]);
+  });
+
+  it('given any start (fractional, beyond the size, negative), then the same ports, each once', () => {
+    for (const start of [0, 3.7, 9, -1, 1e9]) {
+      const ports = rangePortsFrom([5000, 5003], start);
+      expect([...ports].sort()).toEqual([5000, 5001, 5002, 5003]);
+    }
+    expect(rangePortsFrom([5000, 5003], 9)[0]).toBe(5001);
+    expect(rangePortsFrom([5000, 5003], -1)[0]).toBe(5003);
+  });
+
+  it('given a range of one port, then that port', () => {
+    expect(rangePortsFrom([4444, 4444], 0.5)).toEqual([4444]);
   });
 });

@@ -28,6 +28,23 @@ export const hostPort = (host: string, port: number | string) => `${host.include
 /** QEMU's migration URI for a TCP stream. */
 export const tcpUri = (host: string, port: number | string) => `tcp:${hostPort(host, port)}`;
 
+/** QEMU's migration URI for an address `host:port` (`[v6]:port`) another agent answered; VALIDATION_FAILED without a port. */
+export function addressUri(address: string, what: string): string {
+  const port = address.slice(address.lastIndexOf(':') + 1);
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new FlexmigError(ErrorCode.ValidationFailed, `${what} ${JSON.stringify(address)} is not host:port`);
+  return tcpUri(addressHost(address), port);
+}
+
+/**
+ * The ports of a fixed range in the order a listener that has no migration id (the link sink) tries them:
+ * from `start` (any number: taken modulo the range size) upwards, wrapping round, each once.
+ */
+export function rangePortsFrom([lo, hi]: [number, number], start: number): number[] {
+  const n = hi - lo + 1;
+  const first = ((Math.floor(start) % n) + n) % n;
+  return Array.from({ length: n }, (_, i) => lo + ((first + i) % n));
+}
+
 /**
  * Step 3: the URI the source streams to. The target's step-2 reply (incomingAddress) when the command
  * carries it, else the port derived from the migration id in the fixed range on the target's address.
@@ -38,5 +55,5 @@ export function sourceUri(cmd: StepCommand, portRange: [number, number] | undefi
   if (!explicit && !portRange) {
     throw new FlexmigError(ErrorCode.ValidationFailed, `step 3 of migration ${cmd.migrationId} carries no incomingAddress (the target's step-2 reply) and no fixed QEMU_MIGRATION_PORT_RANGE is set`);
   }
-  return explicit ? tcpUri(addressHost(explicit), explicit.slice(explicit.lastIndexOf(':') + 1)) : tcpUri(addressHost(cmd.targetAddress!), migrationPort(cmd.migrationId, portRange!));
+  return explicit ? addressUri(explicit, `the incomingAddress of migration ${cmd.migrationId}`) : tcpUri(addressHost(cmd.targetAddress!), migrationPort(cmd.migrationId, portRange!));
 }

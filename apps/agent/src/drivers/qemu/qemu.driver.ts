@@ -16,7 +16,7 @@
  */
 import { cpus, totalmem } from 'node:os';
 import { Logger } from '@nestjs/common';
-import { AgentVm, ErrorCode, FlexmigError, HostCpu, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
+import { AgentVm, ErrorCode, FlexmigError, HostCpu, LINK_SINK_MAX_BYTES, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
 import { BYTES_PER_MIB } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
 import { DirtyRateObservation, GuestCpuObservation, HypervisorDriver, ProgressSink } from '../driver';
@@ -26,6 +26,8 @@ import { Accel, AccelSetting, CpuChoice, CpuProbe, chooseCpu, effectiveHostCpu, 
 import { readFreshGuestCpuid } from './cpuid-record';
 import { MemoryCheckResult, checkGuestMemory } from './memory-check';
 import { MigrateInfo } from './migrate-info';
+import { LinkProbeResult, removeStaleProbes, runLinkProbe } from './link-probe';
+import { LinkSink, LinkSinkResult } from './link-sink';
 import { hostPort, migrationPort, sourceUri, tcpUri } from './qemu-address';
 import { QemuProcess, tail } from './qemu-process';
 import { checkTlsDir, confirmTls, useTls } from './tls';
@@ -36,6 +38,14 @@ import { ensurePrivateDir } from '../../private-files';
 
 /** "Uncapped": QEMU 7.2's default max-bandwidth is 128 MiB/s, so a policy without a cap sets this explicitly. */
 export const UNCAPPED_BANDWIDTH_BYTES = 1024 * 1024 * 1024 * 1024; // 1 TiB/s
+
+/** The probe QEMU's RAM (QEMU_LINK_PROBE_MIB): long enough to measure, short enough to ask on a prediction. */
+export const DEFAULT_LINK_PROBE_MIB = 64;
+/** How long a link sink waits for its one connection, and how long a connection may take to end. */
+export const LINK_SINK_ACCEPT_MS = 10_000;
+export const LINK_SINK_READ_MS = 60_000;
+/** A probe gives up after this long (the stream cancelled, the probe QEMU killed). */
+const LINK_PROBE_TIMEOUT_MS = 45_000;
 
 export interface QemuDriverOptions {
   binary: string;
@@ -71,6 +81,10 @@ export interface QemuDriverOptions {
   tlsDir?: string;
   /** Period of the scheduled calc-dirty-rate sampling of every running VM (dirty-rate-sampler.ts); 0: on demand only. Default 5 min. */
   dirtyRateIntervalMs?: number;
+  /** QEMU_LINK_PROBE_MIB: the RAM the link probe's QEMU migrates (default 64). */
+  linkProbeMiB?: number;
+  /** How long a link sink waits for its connection (ms; default LINK_SINK_ACCEPT_MS; tests). */
+  linkSinkAcceptMs?: number;
 }
 
 export class QemuDriver implements HypervisorDriver {
@@ -80,6 +94,10 @@ export class QemuDriver implements HypervisorDriver {
   private readonly registry: VmRegistry;
   private readonly dirtyRates: DirtyRateSampler;
   private readonly log = new Logger('qemu');
+  /** Link sinks open on this host (target side), closed with the driver. */
+  private readonly sinks = new Set<LinkSink>();
+  /** One link probe at a time from this host: two at once would share the link and each measure a part. */
+  private probing: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: QemuDriverOptions) {
     // 0700: the QMP sockets in it drive the guests; state files, logs and serial output name them
@@ -94,6 +112,7 @@ export class QemuDriver implements HypervisorDriver {
     });
     this.registry = new VmRegistry(o, this.monitor);
     this.registry.recover();
+    removeStaleProbes(o.runDir);
     this.dirtyRates = new DirtyRateSampler({
       intervalMs: o.dirtyRateIntervalMs ?? 300_000,
       vmIds: () => this.registry.all().map((v) => v.state.vmId),
@@ -406,6 +425,57 @@ export class QemuDriver implements HypervisorDriver {
     return this.dirtyRates.get(vmId, opts);
   }
 
+  // ---- link probe (docs/prediction.md) ----------------------------------------------------------------
+
+  /**
+   * Target: a one-shot TCP sink on the migration listen host (a free port of QEMU_MIGRATION_PORT_RANGE when
+   * one is set) for one probe from `sourceHostId` (link-sink.ts). `result` settles when it closed (what reached it).
+   */
+  async openLinkSink(sourceHostId: string, maxBytes = LINK_SINK_MAX_BYTES): Promise<{ address: string; expiresAt: Date; result: Promise<LinkSinkResult> }> {
+    const sink = await LinkSink.open({
+      host: this.o.listenHost,
+      ...(this.o.portRange ? { portRange: this.o.portRange } : {}),
+      maxBytes,
+      acceptWithinMs: this.o.linkSinkAcceptMs ?? LINK_SINK_ACCEPT_MS,
+      readWithinMs: LINK_SINK_READ_MS,
+      label: `a link probe from ${sourceHostId}`,
+    });
+    this.sinks.add(sink);
+    void sink.result.then((r) => {
+      this.sinks.delete(sink);
+      if (r.end !== 'eof') this.log.warn(`link sink ${sink.address} for ${sourceHostId} ended ${r.end} after ${r.bytes} bytes${r.peer ? ` from ${r.peer}` : ''}${r.error ? `: ${r.error}` : ''}`);
+    });
+    return { address: sink.address, expiresAt: sink.expiresAt, result: sink.result };
+  }
+
+  /**
+   * Source: a probe QEMU migrates QEMU_LINK_PROBE_MIB of random RAM into the target's link sink at
+   * `targetAddress`; the bandwidth is QEMU's own (link-probe.ts). One probe at a time per host.
+   */
+  async probeLink(targetHostId: string, targetAddress: string): Promise<{ bandwidthBytesPerSec: number; origin: 'probe'; measuredAt: Date; detail: string }> {
+    const run = this.probing.then(() => this.runProbe(targetHostId, targetAddress));
+    this.probing = run.catch(() => undefined);
+    const r = await run;
+    const tls = this.o.tlsDir ? ' (plain TCP: the sink cannot speak TLS; this host migrates over TLS, whose cost is not in the figure)' : '';
+    return { bandwidthBytesPerSec: r.bandwidthBytesPerSec, origin: 'probe', measuredAt: r.measuredAt, detail: `${r.detail}${tls}`.slice(0, 500) };
+  }
+
+  private async runProbe(targetHostId: string, targetAddress: string): Promise<LinkProbeResult> {
+    const accels = (await this.init()).accels.map((a) => a.accel);
+    return runLinkProbe({
+      binary: this.o.binary,
+      // no vCPU runs: TCG, which needs no /dev/kvm, unless this QEMU is built without it
+      accel: accels.includes('tcg') ? 'tcg' : (accels[0] ?? 'tcg'),
+      runDir: this.o.runDir,
+      sandboxArgs: await this.registry.sandboxArgs(),
+      sizeMiB: this.o.linkProbeMiB ?? DEFAULT_LINK_PROBE_MIB,
+      maxBandwidthBytes: UNCAPPED_BANDWIDTH_BYTES,
+      targetHostId,
+      targetAddress,
+      timeoutMs: LINK_PROBE_TIMEOUT_MS,
+    });
+  }
+
   /** Ends every QEMU of this driver and removes its files (tests; an agent's close() leaves VMs running). */
   async destroyAll(): Promise<void> {
     await Promise.all(this.registry.all().map((v) => this.registry.destroy(v, true)));
@@ -414,6 +484,7 @@ export class QemuDriver implements HypervisorDriver {
   /** Closes the QMP connections; the VMs keep running and a restarted agent finds them again. */
   async close(): Promise<void> {
     this.dirtyRates.stop();
+    for (const sink of this.sinks) sink.close();
     for (const vm of this.registry.all()) {
       const t = vm.transfer;
       if (t && (t.status === 'running' || t.status === 'ready' || t.status === 'switching')) {

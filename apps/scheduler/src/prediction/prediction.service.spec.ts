@@ -1,0 +1,103 @@
+import { randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import { ErrorCode, FlexmigError, type Host, MigrationPolicySchema, MigrationPredictionSchema, OpenLinkSink, ProbeLink, SampleDirtyRate, type Vm } from '@flexmig/contracts';
+import type { NatsBus } from '@flexmig/messaging';
+import type { SchedulerConfig } from '../config';
+import type { PlacementService } from '../placement/placement.service';
+import type { ClusterSettingsService } from '../settings/cluster-settings.service';
+import { PredictionService } from './prediction.service';
+
+const MiB = 1024 * 1024;
+type Call = { subject: string; hostId: string | undefined; body: Record<string, unknown> };
+type Answer = (body: Record<string, unknown>) => unknown;
+
+/**
+ * The link's part of a prediction with the agents and the database faked: no migration between the hosts
+ * (the database has none), so the target's sink and the source's probe are asked, in that order.
+ */
+function setUp(answers: { sink: Answer; probe: Answer }) {
+  const calls: Call[] = [];
+  const bus = {
+    request: async (c: { subject: string }, body: Record<string, unknown>, opts: { params?: { hostId?: string } } = {}) => {
+      calls.push({ subject: c.subject, hostId: opts.params?.hostId, body });
+      if (c.subject === SampleDirtyRate.subject) {
+        return { vmId: body.vmId, hostId: 'src', dirtyRateBytesPerSec: 0, workingSetBytes: MiB, memoryBytes: 512 * MiB, origin: 'model', measuredAt: new Date().toISOString(), detail: 'model' };
+      }
+      if (c.subject === OpenLinkSink.subject) return answers.sink(body);
+      if (c.subject === ProbeLink.subject) return answers.probe(body);
+      throw new Error(`unexpected request ${c.subject}`);
+    },
+  } as unknown as NatsBus;
+  const db = { query: async () => [] } as unknown as DataSource;
+  const service = new PredictionService(db, bus, {} as PlacementService, {} as ClusterSettingsService, { prediction: { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000 } } as SchedulerConfig);
+  const vm = { id: randomUUID(), name: 'vm', hostId: 'src', clusterId: randomUUID(), memoryMiB: 512 } as Vm;
+  const target = { id: 'dst', migrationAddress: '10.0.0.2:49152' } as Host;
+  const predict = async () => MigrationPredictionSchema.parse(await service.predictFor(vm, target, MigrationPolicySchema.parse({}), null)).inputs.bandwidthBytesPerSec;
+  const linkCalls = () => calls.filter((c) => c.subject !== SampleDirtyRate.subject).map((c) => `${c.subject} @${c.hostId}`);
+  return { calls, predict, linkCalls };
+}
+
+const probed = (body: Record<string, unknown>) => ({ bandwidthBytesPerSec: 600 * MiB, origin: 'probe', measuredAt: new Date().toISOString(), detail: `probe QEMU towards ${String(body.targetAddress)}` });
+
+describe('PredictionService: the link between two hosts no migration has measured yet', () => {
+  it("given a target with a sink, then the target opens it first and the source probes towards the sink's address", async () => {
+    const t = setUp({ sink: () => ({ address: '10.0.0.2:47310', expiresAt: new Date().toISOString(), detail: 'sink' }), probe: probed });
+    const bw = await t.predict();
+    expect(t.linkCalls()).toEqual(['agent.{hostId}.link.sink @dst', 'agent.{hostId}.link.probe @src']);
+    expect(t.calls.find((c) => c.subject === OpenLinkSink.subject)!.body).toEqual({ sourceHostId: 'src' });
+    expect(t.calls.find((c) => c.subject === ProbeLink.subject)!.body).toEqual({ targetHostId: 'dst', targetAddress: '10.0.0.2:47310' });
+    expect(bw).toMatchObject({ origin: 'probe', value: 600 * MiB, detail: 'probe QEMU towards 10.0.0.2:47310' });
+  });
+
+  it("given a target that needs no sink (sim), then the source probes towards the target's migration address", async () => {
+    const t = setUp({
+      sink: () => ({ address: null, expiresAt: null, detail: 'no sink' }),
+      probe: () => ({ bandwidthBytesPerSec: 1250 * MiB, origin: 'model', measuredAt: new Date().toISOString(), detail: 'model link' }),
+    });
+    expect(await t.predict()).toMatchObject({ origin: 'model', value: 1250 * MiB });
+    expect(t.calls.find((c) => c.subject === ProbeLink.subject)!.body).toEqual({ targetHostId: 'dst', targetAddress: '10.0.0.2:49152' });
+  });
+
+  it('given a probe, then the next prediction within a minute uses it again without probing', async () => {
+    const t = setUp({ sink: () => ({ address: '10.0.0.2:47310', expiresAt: new Date().toISOString(), detail: 'sink' }), probe: probed });
+    const first = await t.predict();
+    const second = await t.predict();
+    expect(second).toMatchObject({ origin: 'probe', value: first.value, measuredAt: first.measuredAt });
+    expect(t.linkCalls().filter((c) => c.includes('link.probe'))).toHaveLength(1);
+  });
+
+  it('given two predictions at once, then one sink and one probe serve both', async () => {
+    const t = setUp({ sink: () => ({ address: '10.0.0.2:47310', expiresAt: new Date().toISOString(), detail: 'sink' }), probe: probed });
+    const [a, b] = await Promise.all([t.predict(), t.predict()]);
+    expect(a.value).toBe(b.value);
+    expect(t.linkCalls()).toEqual(['agent.{hostId}.link.sink @dst', 'agent.{hostId}.link.probe @src']);
+  });
+
+  it('given the sink failing, then no probe is asked and the assumption says the sink failed and why', async () => {
+    const t = setUp({
+      sink: () => {
+        throw new FlexmigError(ErrorCode.Conflict, 'every port of QEMU_MIGRATION_PORT_RANGE is in use');
+      },
+      probe: probed,
+    });
+    const bw = await t.predict();
+    expect(bw).toMatchObject({ origin: 'assumed', value: 1250 * MiB, measuredAt: null });
+    expect(bw.detail).toMatch(/^PREDICTION_ASSUMED_BANDWIDTH_MIBPS = 1250 MiB\/s: .*the target's link sink \(agent\.dst\.link\.sink\) failed: every port/);
+    expect(t.linkCalls()).toEqual(['agent.{hostId}.link.sink @dst']);
+  });
+
+  it('given the probe failing, then the assumption says the probe failed and why (cut to fit), and the next prediction probes again', async () => {
+    const t = setUp({
+      sink: () => ({ address: '10.0.0.2:47310', expiresAt: new Date().toISOString(), detail: 'sink' }),
+      probe: () => {
+        throw new FlexmigError(ErrorCode.AgentFailed, `QEMU's stream failed: Connection refused ${'x'.repeat(1000)}`);
+      },
+    });
+    const bw = await t.predict();
+    expect(bw).toMatchObject({ origin: 'assumed', value: 1250 * MiB });
+    expect(bw.detail).toMatch(/the probe of src \(agent\.src\.link\.probe\) failed: QEMU's stream failed: Connection refused/);
+    expect(bw.detail.length).toBeLessThanOrEqual(500);
+    await t.predict();
+    expect(t.linkCalls().filter((c) => c.includes('link.probe'))).toHaveLength(2);
+  });
+});
