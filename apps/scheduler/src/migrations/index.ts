@@ -8,6 +8,7 @@ import { DueAt1764190000000 } from './1764190000000-due-at';
 import { MigrationResolutions1764195000000 } from './1764195000000-migration-resolutions';
 import { TraceParent1764200000000 } from './1764200000000-trace-parent';
 import { Prediction1764210000000 } from './1764210000000-prediction';
+import { CompletedIndex1764220000000 } from './1764220000000-completed-index';
 
 /** In order. Never edit one that has shipped: add the next. */
 export const schedulerMigrations = [
@@ -21,4 +22,5 @@ export const schedulerMigrations = [
   MigrationResolutions1764195000000,
   TraceParent1764200000000,
   Prediction1764210000000,
+  CompletedIndex1764220000000,
 ];

@@ -5,7 +5,7 @@ import type { NatsBus } from '@flexmig/messaging';
 import type { SchedulerConfig } from '../config';
 import type { PlacementService } from '../placement/placement.service';
 import type { ClusterSettingsService } from '../settings/cluster-settings.service';
-import { PredictionService } from './prediction.service';
+import { PredictionService, clusterCosts } from './prediction.service';
 
 const MiB = 1024 * 1024;
 type Call = { subject: string; hostId: string | undefined; body: Record<string, unknown> };
@@ -99,5 +99,31 @@ describe('PredictionService: the link between two hosts no migration has measure
     expect(bw.detail.length).toBeLessThanOrEqual(500);
     await t.predict();
     expect(t.linkCalls().filter((c) => c.includes('link.probe'))).toHaveLength(2);
+  });
+});
+
+describe('clusterCosts: the control plane of two hosts that never migrated between them', () => {
+  it("given the cluster's last migrations, then each cost is their median, dated by the newest, and says where it comes from", () => {
+    const c = clusterCosts([
+      { setupMs: 900, switchoverFixedMs: 40, finishedAt: '2026-12-01T03:00:00.000Z' },
+      { setupMs: 1500, switchoverFixedMs: 20, finishedAt: '2026-12-01T03:02:00.000Z' },
+      { setupMs: 1100, switchoverFixedMs: 90, finishedAt: '2026-12-01T03:01:00.000Z' },
+    ]);
+    expect(c.setupMs).toMatchObject({ value: 1100, unit: 'ms', origin: 'migrations', measuredAt: '2026-12-01T03:02:00.000Z' });
+    expect(c.switchoverFixedMs).toMatchObject({ value: 40, unit: 'ms', origin: 'migrations' });
+    expect(c.setupMs!.detail).toMatch(/no migration between these hosts yet.*last 3 completed/);
+  });
+
+  it('given an even count, then the median is the mean of the middle two', () => {
+    const c = clusterCosts([
+      { setupMs: 100, switchoverFixedMs: 10, finishedAt: '2026-12-01T03:00:00.000Z' },
+      { setupMs: 300, switchoverFixedMs: 30, finishedAt: '2026-12-01T03:00:00.000Z' },
+    ]);
+    expect(c.setupMs!.value).toBe(200);
+    expect(c.switchoverFixedMs!.value).toBe(20);
+  });
+
+  it('given a cluster with no completed migration, then there are none: the model counts no control plane', () => {
+    expect(clusterCosts([])).toEqual({});
   });
 });
