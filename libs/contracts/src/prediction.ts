@@ -74,6 +74,8 @@ export const MigrationPredictionSchema = z.object({
     memoryBytes: PredictionInputSchema,
     dirtyRateBytesPerSec: PredictionInputSchema,
     workingSetBytes: PredictionInputSchema,
+    /** The memory that holds data, what the first pass sends (absent when the agent cannot tell: the model then sends all memory). */
+    residentBytes: PredictionInputSchema.optional(),
     bandwidthBytesPerSec: PredictionInputSchema,
     /** The control plane's time outside pre-copy and the pause, from the hosts' last migration (absent without one). */
     setupMs: PredictionInputSchema.optional(),
@@ -94,6 +96,11 @@ export const DirtyRateSampleSchema = z.object({
   /** Where the guest's writes fall: the distinct bytes dirtied over the longer sampling window. */
   workingSetBytes: bytes(),
   memoryBytes: bytes(),
+  /**
+   * The memory that holds data (qemu: the resident part of the guest's RAM in QEMU's process): pages never
+   * written travel as a zero-page flag, so a first pass sends about this much. Absent when unknown (sim).
+   */
+  residentBytes: bytes().optional(),
   /** `calc-dirty-rate`: QEMU sampled the guest's pages (qemu driver); `model`: the sim driver's guest model. */
   origin: z.enum(['calc-dirty-rate', 'model']),
   measuredAt: IsoTimeSchema,

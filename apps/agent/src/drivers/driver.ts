@@ -83,6 +83,8 @@ export interface DirtyRateObservation {
   dirtyRateBytesPerSec: number;
   workingSetBytes: number;
   memoryBytes: number;
+  /** The memory that holds data (qemu: the resident part of the guest's RAM), what a first pass sends; absent when unknown. */
+  residentBytes?: number;
   origin: 'calc-dirty-rate' | 'model';
   measuredAt: Date;
   detail: string;

@@ -5,7 +5,7 @@ import type { NatsBus } from '@flexmig/messaging';
 import type { SchedulerConfig } from '../config';
 import type { PlacementService } from '../placement/placement.service';
 import type { ClusterSettingsService } from '../settings/cluster-settings.service';
-import { PredictionService, clusterCosts } from './prediction.service';
+import { PredictionService, bytesToSend, clusterCosts } from './prediction.service';
 
 const MiB = 1024 * 1024;
 type Call = { subject: string; hostId: string | undefined; body: Record<string, unknown> };
@@ -125,5 +125,18 @@ describe('clusterCosts: the control plane of two hosts that never migrated betwe
 
   it('given a cluster with no completed migration, then there are none: the model counts no control plane', () => {
     expect(clusterCosts([])).toEqual({});
+  });
+});
+
+describe('bytesToSend: what the first pass of a migration sends', () => {
+  it('given the resident memory, then that, never below the working set nor 1 MiB, never above the memory', () => {
+    expect(bytesToSend(2048 * MiB, { residentBytes: 12 * MiB, workingSetBytes: 1 * MiB })).toBe(12 * MiB);
+    expect(bytesToSend(2048 * MiB, { residentBytes: 100 * MiB, workingSetBytes: 256 * MiB })).toBe(256 * MiB);
+    expect(bytesToSend(2048 * MiB, { residentBytes: 0, workingSetBytes: 0 })).toBe(1 * MiB);
+    expect(bytesToSend(512 * MiB, { residentBytes: 600 * MiB, workingSetBytes: 0 })).toBe(512 * MiB);
+  });
+
+  it('given no resident figure (sim), then all of the memory', () => {
+    expect(bytesToSend(512 * MiB, { workingSetBytes: 64 * MiB })).toBe(512 * MiB);
   });
 });

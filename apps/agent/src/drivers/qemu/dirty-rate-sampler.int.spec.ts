@@ -60,6 +60,12 @@ d('dirty-rate sampling with QMP calc-dirty-rate on a real guest', () => {
     expect(b.workingSetBytes).toBeLessThan(160 * MiB);
     expect(b.workingSetBytes).toBeGreaterThanOrEqual(b.dirtyRateBytesPerSec * 1);
     expect(i.workingSetBytes).toBeLessThan(b.workingSetBytes);
+    // what a first pass would send: the dirtying guest has written its 96 MiB (a full pass takes well under
+    // the 1.5 s it had before the 5 s of sampling), the idle one its 1 MiB and what firmware and boot touched
+    expect(b.residentBytes).toBeGreaterThanOrEqual(96 * MiB);
+    expect(b.residentBytes).toBeLessThanOrEqual(256 * MiB);
+    expect(i.residentBytes).toBeLessThan(32 * MiB);
+    expect(b.detail).toMatch(/MiB of 256 MiB resident/);
   });
 
   it('given a sample, then it is answered again until asked fresh or older than maxAgeMs', async () => {

@@ -33,6 +33,8 @@ export interface SampledVm {
   memoryBytes: number;
   /** False while it migrates or is paused: QEMU then measures the migration, not the guest. */
   sampleable: boolean;
+  /** The memory that holds data now (guest-residency.ts), if it can be read. */
+  residentBytes?: () => Promise<number | undefined>;
 }
 
 export interface DirtyRateSamplerOptions {
@@ -127,15 +129,18 @@ export class DirtyRateSampler {
     const longRate = await measureWindow(qmp, this.longSec, samplePages);
     const longBytes = longRate * this.longSec;
     const workingSetBytes = Math.min(vm.memoryBytes, Math.max(shortRate, longBytes));
+    const residentBytes = await vm.residentBytes?.();
     const obs: DirtyRateObservation = {
       dirtyRateBytesPerSec: shortRate,
       workingSetBytes,
       memoryBytes: vm.memoryBytes,
+      ...(residentBytes !== undefined ? { residentBytes } : {}),
       origin: 'calc-dirty-rate',
       measuredAt: started,
       detail:
         `QMP calc-dirty-rate (page-sampling, ${samplePages} pages per GiB): ${(shortRate / MiB).toFixed(1)} MiB/s over 1 s, ` +
-        `${(longBytes / MiB).toFixed(1)} MiB distinct over ${this.longSec} s`,
+        `${(longBytes / MiB).toFixed(1)} MiB distinct over ${this.longSec} s` +
+        (residentBytes !== undefined ? `; ${(residentBytes / MiB).toFixed(1)} MiB of ${(vm.memoryBytes / MiB).toFixed(0)} MiB resident (written at least once)` : ''),
     };
     this.latest.set(vmId, obs);
     return obs;

@@ -33,6 +33,7 @@ import { QemuProcess, tail } from './qemu-process';
 import { checkTlsDir, confirmTls, useTls } from './tls';
 import { QEMU_MIN_DOWNTIME_LIMIT_MS } from './switchover-decision';
 import { SwitchoverRecord, Transfer, TransferMonitor } from './transfer-monitor';
+import { readResidentGuestBytes } from './guest-residency';
 import { Vm, VmRegistry, VmState } from './vm-registry';
 import { ensurePrivateDir } from '../../private-files';
 
@@ -119,7 +120,13 @@ export class QemuDriver implements HypervisorDriver {
       vmOf: (id) => {
         const vm = this.registry.get(id);
         if (!vm || vm.dead) return undefined;
-        return { qmp: async () => (await this.registry.procOf(vm)).qmp, memoryBytes: vm.state.spec.memoryMiB * BYTES_PER_MIB, sampleable: vm.running && !vm.transfer };
+        const memoryBytes = vm.state.spec.memoryMiB * BYTES_PER_MIB;
+        return {
+          qmp: async () => (await this.registry.procOf(vm)).qmp,
+          memoryBytes,
+          sampleable: vm.running && !vm.transfer,
+          residentBytes: () => readResidentGuestBytes(vm.state.pid, memoryBytes),
+        };
       },
     });
   }
