@@ -65,6 +65,8 @@ export const TransferStatsSchema = z.object({
   passes: z.number().int().min(0),
   bytesTransferred: z.number().min(0),
   remainingBytes: z.number().min(0),
+  /** The stream's rate as the agent measured it over its last seconds of sending (qemu), when it sent long enough to tell. */
+  bandwidthBytesPerSec: z.number().min(0).optional(),
   downtimeMs: z.number().min(0).optional(),
   throttlePct: z.number().min(0).max(100).optional(),
 });

@@ -15,6 +15,26 @@ export const QEMU_DEFAULT_DOWNTIME_LIMIT_MS = 300;
 export const MAX_DOWNTIME_LIMIT_MS = 60_000;
 /** QEMU's `max-bandwidth` default (128 MiB/s, `MAX_THROTTLE`); flexmig lifts it unless a cap is set. */
 export const QEMU_DEFAULT_MAX_BANDWIDTH_BYTES_PER_SEC = 128 * BYTES_PER_MIB;
+// ---- flexmig's qemu agent: when it lets QEMU switch over (apps/agent/src/drivers/qemu/switchover-decision.ts)
+/** The part of the pause that does not depend on the dirty bytes (device state, the target's load and start). */
+export const QEMU_AGENT_SWITCHOVER_RESERVE_MS = 25;
+/** The share of the measured bandwidth the agent counts the final copy on. */
+export const QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN = 0.8;
+
+/**
+ * The copy-time budget the qemu agent switches over within, for a policy's downtime limit: what is left must
+ * copy, at the margin's share of the bandwidth, within the limit less the reserve. A model that predicts a
+ * qemu migration switches over on this budget, not on the limit itself (at least 1 ms).
+ */
+export function qemuAgentCopyBudgetMs(downtimeLimitMs: number): number {
+  return Math.max(1, Math.floor((downtimeLimitMs - QEMU_AGENT_SWITCHOVER_RESERVE_MS) * QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN));
+}
+
+/** The least downtime limit whose copy budget is at least `budgetMs` (the inverse of {@link qemuAgentCopyBudgetMs}). */
+export function qemuAgentLimitForBudgetMs(budgetMs: number): number {
+  return Math.ceil(budgetMs / QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN + QEMU_AGENT_SWITCHOVER_RESERVE_MS);
+}
+
 /** QEMU's `cpu-throttle-initial`: the first auto-converge throttle, percent of vCPU time taken away. */
 export const QEMU_DEFAULT_THROTTLE_INITIAL_PCT = 20;
 /** QEMU's `cpu-throttle-increment`: added at each further non-converging sync. */

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { BYTES_PER_GIB, BYTES_PER_MIB } from './constants';
+import { BYTES_PER_GIB, BYTES_PER_MIB, qemuAgentCopyBudgetMs, qemuAgentLimitForBudgetMs } from './constants';
 import { analyticPrecopy } from './precopy-model';
 import { type PredictionInputs, convergingDowntimeLimitMs, predict } from './predict';
 import { resolveMigrationPolicy } from './schemas';
@@ -167,5 +167,14 @@ describe('predict', () => {
         { numRuns: 300 },
       );
     });
+  });
+});
+
+describe("the qemu agent's copy budget", () => {
+  it('given a limit, then the budget is the limit less the 25 ms reserve at 0.8 of the bandwidth, and the inverse gives a limit at least that budget back', () => {
+    expect(qemuAgentCopyBudgetMs(300)).toBe(220);
+    expect(qemuAgentCopyBudgetMs(20)).toBe(1);
+    for (const budget of [1, 50, 220, 999]) expect(qemuAgentCopyBudgetMs(qemuAgentLimitForBudgetMs(budget))).toBeGreaterThanOrEqual(budget);
+    expect(qemuAgentLimitForBudgetMs(220)).toBe(300);
   });
 });

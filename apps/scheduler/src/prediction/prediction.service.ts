@@ -12,7 +12,7 @@ import {
   type Vm,
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
-import { BYTES_PER_MIB, predict } from '@flexmig/migration-model';
+import { BYTES_PER_MIB, predict, qemuAgentCopyBudgetMs, qemuAgentLimitForBudgetMs } from '@flexmig/migration-model';
 import { elapsedMs, type SagaState } from '@flexmig/saga';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { completionFigures } from '../figures';
@@ -31,6 +31,9 @@ const probeTimeoutMs = 60_000;
 const detailChars = 500;
 type LinkInputs = { bandwidth: Omit<PredictionInput, 'ageMs'>; setupMs?: Omit<PredictionInput, 'ageMs'>; switchoverFixedMs?: Omit<PredictionInput, 'ageMs'> };
 export type ControlPlaneCosts = Pick<LinkInputs, 'setupMs' | 'switchoverFixedMs'>;
+
+/** A first pass that sent less than this measured its step's fixed costs more than the link. */
+const MIN_LINK_SAMPLE_BYTES = 64 * BYTES_PER_MIB;
 
 /** How many of a cluster's newest completed migrations give the control plane's costs of a pair that never migrated. */
 const CLUSTER_COSTS_OF = 20;
@@ -63,7 +66,7 @@ export function clusterCosts(ms: ReadonlyArray<{ setupMs: number; switchoverFixe
  * over its duration: the bytes the agent counted, else the VM's memory), the pause's cost besides copying (the guest's downtime less the last dirty bytes at that
  * rate) and the control plane's time outside pre-copy and the pause (the rest of the total).
  */
-export function measuredByMigration(saga: SagaState, memoryMiB: number): { bytesPerSec: number; passMs: number; switchoverFixedMs: number; setupMs: number } | null {
+export function measuredByMigration(saga: SagaState, memoryMiB: number): { bytesPerSec: number | undefined; passMs: number; switchoverFixedMs: number; setupMs: number } | null {
   const dur = (n: number) => {
     const st = saga.steps[n - 1];
     return st ? elapsedMs(st.startedAt, st.completedAt ?? st.endedAt) : null;
@@ -72,14 +75,23 @@ export function measuredByMigration(saga: SagaState, memoryMiB: number): { bytes
   if (!passMs) return null;
   // an idle guest's never-written pages travel as zero-page flags: its memory over the pass would read as a
   // link many times faster than the wire (17 GiB/s for an idle 2 GiB guest here)
-  const sent = (saga.steps[2]?.result as { stats?: { bytesTransferred?: number } } | null | undefined)?.stats?.bytesTransferred;
-  const bytesPerSec = ((sent && sent > 0 ? sent : memoryMiB * BYTES_PER_MIB) * 1000) / passMs;
+  const stats = (saga.steps[2]?.result as { stats?: { bytesTransferred?: number; bandwidthBytesPerSec?: number } } | null | undefined)?.stats;
+  const sent = stats?.bytesTransferred;
+  // and a pass that sent little measures the step's fixed costs, not the link (38 MiB/s for an idle guest
+  // whose link probed 700): no figure then, the prediction probes the link instead. The rate the agent
+  // measured while the stream sent is the better figure: the step's duration also holds its fixed costs.
+  const bytesPerSec =
+    sent !== undefined && sent > 0 && sent < MIN_LINK_SAMPLE_BYTES
+      ? undefined
+      : stats?.bandwidthBytesPerSec && stats.bandwidthBytesPerSec > 0
+        ? stats.bandwidthBytesPerSec
+        : ((sent && sent > 0 ? sent : memoryMiB * BYTES_PER_MIB) * 1000) / passMs;
   const f = completionFigures(saga);
   const left = (saga.steps[3]?.result as { stats?: { remainingBytes?: number } } | null | undefined)?.stats?.remainingBytes ?? 0;
   return {
     bytesPerSec,
     passMs,
-    switchoverFixedMs: Math.max(0, f.downtimeMs - (left / bytesPerSec) * 1000),
+    switchoverFixedMs: Math.max(0, f.downtimeMs - (bytesPerSec ? (left / bytesPerSec) * 1000 : 0)),
     setupMs: Math.max(0, f.totalTimeMs - passMs - (dur(4) ?? 0) - f.downtimeMs),
   };
 }
@@ -135,7 +147,11 @@ export class PredictionService {
     const [guest, link] = await Promise.all([this.dirtyRate(vm), this.link(vm.hostId, target)]);
     const now = Date.now();
     const memoryBytes = vm.memoryMiB * BYTES_PER_MIB;
-    const answer = predict(
+    // a qemu agent switches over only when what is left copies within its budget (reserve and margin taken
+    // off the limit: switchover-decision.ts), stricter than the limit the sim driver's model uses
+    const qemu = target.driver === 'qemu';
+    const modelPolicy = qemu ? { ...policy, downtimeLimitMs: qemuAgentCopyBudgetMs(policy.downtimeLimitMs) } : policy;
+    const modelled = predict(
       {
         memoryBytes: bytesToSend(memoryBytes, guest),
         dirtyRateBytesPerSec: guest.dirtyRateBytesPerSec,
@@ -144,8 +160,17 @@ export class PredictionService {
         ...(link.setupMs ? { setupMs: link.setupMs.value } : {}),
         ...(link.switchoverFixedMs ? { switchoverFixedMs: link.switchoverFixedMs.value } : {}),
       },
-      policy,
+      modelPolicy,
     );
+    // a lever's limit back in the policy's terms
+    const answer = !qemu
+      ? modelled
+      : {
+          ...modelled,
+          levers: modelled.levers.map((l) =>
+            l.policy.downtimeLimitMs === undefined ? l : { ...l, policy: { ...l.policy, downtimeLimitMs: qemuAgentLimitForBudgetMs(l.policy.downtimeLimitMs) } },
+          ),
+        };
     const aged = (x: Omit<PredictionInput, 'ageMs'>): PredictionInput => ({ ...x, ageMs: x.measuredAt ? ageOf(x.measuredAt, now) : null });
     const sampled = (value: number, unit: PredictionInput['unit']): PredictionInput => ({
       value,
@@ -238,12 +263,14 @@ export class PredictionService {
     if (!pair) return { costs: clusterCosts(measured.filter((m) => !m.samePair)) };
     const from = { origin: 'migrations' as const, measuredAt: pair.finishedAt };
     const which = `migration ${pair.id} (${pair.sourceHostId} → ${pair.sourceHostId === sourceHostId ? target.id : sourceHostId})`;
-    const learnt: LinkInputs = {
-      bandwidth: { ...from, value: pair.bytesPerSec, unit: 'bytes/s', detail: `${which}: the first pass of its ${pair.memoryMiB} MiB took ${pair.passMs} ms` },
+    const costs: ControlPlaneCosts = {
       setupMs: { ...from, value: Math.round(pair.setupMs), unit: 'ms', detail: `${which}: its total less pre-copy and the pause` },
       switchoverFixedMs: { ...from, value: Math.round(pair.switchoverFixedMs), unit: 'ms', detail: `${which}: its pause less copying the last dirty bytes` },
     };
-    return { pair: learnt, costs: {} };
+    // its first pass sent too little to measure the link: its costs, with the link probed
+    if (pair.bytesPerSec === undefined) return { costs };
+    const bandwidth = { ...from, value: pair.bytesPerSec, unit: 'bytes/s' as const, detail: `${which}: its stream while its first pass sent (${pair.memoryMiB} MiB of memory, a pass of ${pair.passMs} ms)` };
+    return { pair: { bandwidth, ...costs }, costs: {} };
   }
 
   /**

@@ -26,6 +26,8 @@
  * running on the source.
  */
 
+import { QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN, QEMU_AGENT_SWITCHOVER_RESERVE_MS } from '@flexmig/migration-model';
+
 /** One look at the stream: bytes written so far (`ram.transferred`) and QEMU's own figure (bytes/s) at a time. */
 export interface RateSample {
   atMs: number;
@@ -52,7 +54,13 @@ export interface SwitchoverTuning {
   bandwidthMargin: number;
 }
 
-export const DEFAULT_SWITCHOVER_TUNING: SwitchoverTuning = { windowMs: 1_000, minWindowMs: 200, reserveMs: 25, bandwidthMargin: 0.8 };
+export const DEFAULT_SWITCHOVER_TUNING: SwitchoverTuning = {
+  windowMs: 1_000,
+  minWindowMs: 200,
+  // shared with the prediction, which switches over on the same budget (libs/migration-model)
+  reserveMs: QEMU_AGENT_SWITCHOVER_RESERVE_MS,
+  bandwidthMargin: QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN,
+};
 
 /** QEMU's bounds for `downtime-limit` (ms); 1 rather than 0, so that a guest with nothing left still switches. */
 export const QEMU_MIN_DOWNTIME_LIMIT_MS = 1;

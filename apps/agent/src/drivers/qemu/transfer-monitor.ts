@@ -551,11 +551,14 @@ export class TransferMonitor implements VmObserver {
 
   stats(t: Transfer): TransferStats {
     const ram = t.last?.ram;
+    // over all the samples kept (the last RATE_HISTORY_MS): what a prediction learns the link from
+    const bandwidth = realBandwidth(t.rates, { windowMs: RATE_HISTORY_MS, minWindowMs: this.tuning.minWindowMs });
     return {
       passes: t.history.length,
       bytesTransferred: ram?.transferred ?? 0,
       remainingBytes: ram?.remaining ?? 0,
       throttlePct: t.last?.['cpu-throttle-percentage'] ?? 0,
+      ...(bandwidth !== undefined ? { bandwidthBytesPerSec: bandwidth } : {}),
     };
   }
 }
