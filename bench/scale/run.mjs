@@ -345,11 +345,12 @@ async function main() {
     const concurrency = Math.min(hosts.length * limits.outPerHost, limits.perCluster);
     const bound = Math.ceil(total / concurrency) * single;
     const t0 = now();
+    const wallT0 = Date.now(); // the migrations' timestamps are wall-clock
     const evs = await Promise.all(hosts.map((h) => must(sched, 'POST', '/api/v1/evacuations', { hostId: h })));
     const ends = await Promise.all(evs.map((e) => evacuationDone(e.id)));
     const makespan = now() - t0;
     const failed = ends.reduce((a, e) => a + e.counts.failed + e.counts.notMoved, 0);
-    const where = await whereTheTimeWent(t0, ends);
+    const where = await whereTheTimeWent(wallT0, ends);
     results.evac.push({ hosts: hosts.length, vms: total, makespan, bound, failed, where });
     say(`    ${hosts.length} host(s), ${total} VMs: ${f1(makespan)} ms (bound ${f1(bound)} ms); ${where}`);
   }

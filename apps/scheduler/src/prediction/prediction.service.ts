@@ -62,11 +62,16 @@ export function clusterCosts(ms: ReadonlyArray<{ setupMs: number; switchoverFixe
 }
 
 /**
- * What a completed migration measured of its two hosts: the link (what step 3, the first full pass, sent
- * over its duration: the bytes the agent counted, else the VM's memory), the pause's cost besides copying (the guest's downtime less the last dirty bytes at that
+ * What a completed migration measured of its two hosts: the link (the stream's rate while step 3, the
+ * first full pass, sent, as the agent measured it; else what it sent over its duration; none when it sent
+ * too little or ran at its policy's cap), the pause's cost besides copying (the guest's downtime less the last dirty bytes at that
  * rate) and the control plane's time outside pre-copy and the pause (the rest of the total).
  */
-export function measuredByMigration(saga: SagaState, memoryMiB: number): { bytesPerSec: number | undefined; passMs: number; switchoverFixedMs: number; setupMs: number } | null {
+export function measuredByMigration(
+  saga: SagaState,
+  memoryMiB: number,
+  capMiBps?: number,
+): { bytesPerSec: number | undefined; passMs: number; switchoverFixedMs: number; setupMs: number } | null {
   const dur = (n: number) => {
     const st = saga.steps[n - 1];
     return st ? elapsedMs(st.startedAt, st.completedAt ?? st.endedAt) : null;
@@ -80,12 +85,14 @@ export function measuredByMigration(saga: SagaState, memoryMiB: number): { bytes
   // and a pass that sent little measures the step's fixed costs, not the link (38 MiB/s for an idle guest
   // whose link probed 700): no figure then, the prediction probes the link instead. The rate the agent
   // measured while the stream sent is the better figure: the step's duration also holds its fixed costs.
-  const bytesPerSec =
+  const measured =
     sent !== undefined && sent > 0 && sent < MIN_LINK_SAMPLE_BYTES
       ? undefined
       : stats?.bandwidthBytesPerSec && stats.bandwidthBytesPerSec > 0
         ? stats.bandwidthBytesPerSec
         : ((sent && sent > 0 ? sent : memoryMiB * BYTES_PER_MIB) * 1000) / passMs;
+  // a stream that ran at its policy's cap measured the cap, not the link (the switchover copy runs uncapped)
+  const bytesPerSec = measured !== undefined && capMiBps && measured >= 0.9 * capMiBps * BYTES_PER_MIB ? undefined : measured;
   const f = completionFigures(saga);
   const left = (saga.steps[3]?.result as { stats?: { remainingBytes?: number } } | null | undefined)?.stats?.remainingBytes ?? 0;
   return {
@@ -243,20 +250,20 @@ export class PredictionService {
    * plane's costs of the cluster's last ones (`clusterCosts`): those do not depend on the link.
    */
   private async learntLink(sourceHostId: string, target: Host): Promise<{ pair?: LinkInputs; costs: ControlPlaneCosts }> {
-    const rows: Array<{ id: string; saga: SagaState; vm: { memoryMiB: number }; finished_at: Date; source_host_id: string; same_pair: boolean }> = await this.db.query(
-      `(SELECT id, saga, vm, finished_at, source_host_id, true AS same_pair FROM migrations
+    const rows: Array<{ id: string; saga: SagaState; vm: { memoryMiB: number }; policy: { bandwidthMiBps?: number }; finished_at: Date; source_host_id: string; same_pair: boolean }> = await this.db.query(
+      `(SELECT id, saga, vm, policy, finished_at, source_host_id, true AS same_pair FROM migrations
          WHERE state = 'completed' AND source_host_id = $1 AND target_host_id = $2 ORDER BY finished_at DESC LIMIT 5)
        UNION ALL
-       (SELECT id, saga, vm, finished_at, source_host_id, true FROM migrations
+       (SELECT id, saga, vm, policy, finished_at, source_host_id, true FROM migrations
          WHERE state = 'completed' AND source_host_id = $2 AND target_host_id = $1 ORDER BY finished_at DESC LIMIT 5)
        UNION ALL
-       (SELECT id, saga, vm, finished_at, source_host_id, false FROM migrations
+       (SELECT id, saga, vm, policy, finished_at, source_host_id, false FROM migrations
          WHERE state = 'completed' AND cluster_id = $3 ORDER BY finished_at DESC LIMIT ${CLUSTER_COSTS_OF})`,
       [sourceHostId, target.id, target.clusterId],
     );
     const measured = rows.flatMap((r) => {
       const saga = typeof r.saga === 'string' ? (JSON.parse(r.saga) as SagaState) : r.saga;
-      const m = measuredByMigration(saga, r.vm.memoryMiB);
+      const m = measuredByMigration(saga, r.vm.memoryMiB, r.policy?.bandwidthMiBps);
       return m ? [{ ...m, id: r.id, finishedAt: new Date(r.finished_at).toISOString(), sourceHostId: r.source_host_id, samePair: r.same_pair, memoryMiB: r.vm.memoryMiB }] : [];
     });
     const pair = measured.filter((m) => m.samePair).sort((a, b) => b.finishedAt.localeCompare(a.finishedAt))[0];
