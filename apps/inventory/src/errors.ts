@@ -1,4 +1,4 @@
-import { type AllocationRatios, ErrorCode, FlexmigError } from '@flexmig/contracts';
+import { type AllocationRatios, ErrorCode, FlexmigError, type Verdict } from '@flexmig/contracts';
 
 // Small named errors, each raised by one pre-check (STYLE.md 7).
 
@@ -61,4 +61,20 @@ export const hostOwnedByAnotherAgent = (hostId: string, ownerInstanceId: string,
       `another agent runs with HOST_ID ${hostId}. This one may take over once that one has been silent for HOST_DOWN_AFTER_MS (${hostDownAfterMs} ms)`,
     { hostId, ownerInstanceId, instanceId, hostDownAfterMs, retryAfterMs: Math.max(1, Math.ceil(hostDownAfterMs - sinceMs) + 100) },
     false,
+  );
+
+// Step 1's CPU check (the reservation's verdict)
+export const cpuIncompatible = (hostId: string, vmName: string, verdict: Verdict) =>
+  new FlexmigError(
+    ErrorCode.CpuIncompatible,
+    `target host ${hostId} cannot run VM ${vmName} with CPU baseline ${verdict.baseline}: ${verdict.reason}`,
+    { hostId, baseline: verdict.baseline, missing: verdict.missing, vendorMismatch: verdict.vendorMismatch },
+    false,
+  );
+export const cpuChangedSinceVerdict = (vmId: string, hostId: string, which: 'VM' | 'host') =>
+  new FlexmigError(
+    ErrorCode.Conflict,
+    `the ${which === 'VM' ? `CPU baseline of VM ${vmId}` : `CPU of host ${hostId}`} changed while step 1 checked it; the step is tried again with the new one`,
+    { vmId, hostId },
+    true,
   );

@@ -64,7 +64,7 @@ export class InventoryHandlers {
 
   @MessagePattern(ReserveCapacity.subject)
   async reserve(r: RequestOf<typeof ReserveCapacity>): Promise<ReplyOf<typeof ReserveCapacity>> {
-    return withLogFields({ migrationId: r.migrationId, vmId: r.vmId, hostId: r.hostId }, async () => ({ reservation: await this.reservations.reserve(r) }));
+    return withLogFields({ migrationId: r.migrationId, vmId: r.vmId, hostId: r.hostId }, () => this.reservations.reserve(r));
   }
 
   @MessagePattern(GetReservation.subject)

@@ -228,6 +228,14 @@ describe('live migration across CPU generations (real processes)', () => {
       expect((await http('inventory', 'GET', `/api/v1/vms/${vm.id}`)).body.hostId).toBe('host-a');
       const self = await ask('inventory.reservation.create', { migrationId: randomUUID(), vmId: vm.id, hostId: 'host-a' });
       expect(self).toMatchObject({ ok: false, error: { code: 'UNABLE_TO_MIGRATE_TO_SELF' } });
+      // step 1 is this one request: inventory asks cpu-compat itself, and holds nothing on a host whose CPU cannot run the VM
+      const ivy = await http('inventory', 'POST', '/api/v1/vms', { name: 'ivy-only', hostId: 'host-c', memoryMiB: 256, vcpus: 1, cpuBaseline: 'IvyBridge' });
+      expect(ivy.status).toBe(201);
+      const heldBefore = (await http('inventory', 'GET', '/api/v1/hosts/host-a')).body.allocatedMemoryMiB;
+      const westmere = await ask('inventory.reservation.create', { migrationId: randomUUID(), vmId: ivy.body.id, hostId: 'host-a' });
+      expect(westmere).toMatchObject({ ok: false, error: { code: 'CPU_INCOMPATIBLE', details: { hostId: 'host-a', baseline: 'IvyBridge', missing: expect.arrayContaining(['avx', 'xsave']) } } });
+      expect(westmere.error.message).toMatch(/target host host-a cannot run VM ivy-only with CPU baseline IvyBridge/);
+      expect((await http('inventory', 'GET', '/api/v1/hosts/host-a')).body.allocatedMemoryMiB).toBe(heldBefore);
       const first = randomUUID();
       expect(await ask('inventory.reservation.create', { migrationId: first, vmId: vm.id, hostId: 'host-c' })).toMatchObject({ ok: true });
       try {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PageQuerySchema } from './lists';
 import { defineMessage, defineRequest } from './define';
+import { VerdictSchema } from './cpu';
 import { DriverSchema, HostCpuSchema, HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema } from './common';
 
 // ---- resources (HTTP bodies and NATS replies share them) ----
@@ -205,9 +206,12 @@ export type Reservation = z.infer<typeof ReservationSchema>;
 
 export const ReserveCapacity = defineRequest({
   subject: 'inventory.reservation.create',
-  description: 'Saga step 1: hold the VM\'s memory and vCPUs on the target host. Idempotent per migration.',
+  description:
+    "Saga step 1 in one request: the target must be up, out of maintenance, in the VM's cluster, with room, and its CPU must run the VM's " +
+    "baseline (cpu-compat's verdict, asked by inventory; CPU_INCOMPATIBLE names the missing features); then the VM's memory and vCPUs are held " +
+    'there. Idempotent per migration. The reply carries the verdict the reservation was made under.',
   request: z.object({ migrationId: UuidSchema, vmId: UuidSchema, hostId: HostIdSchema }),
-  reply: z.object({ reservation: ReservationSchema }),
+  reply: z.object({ reservation: ReservationSchema, verdict: VerdictSchema }),
 });
 
 export const GetReservation = defineRequest({

@@ -11,8 +11,9 @@ export class CpuCompatClient {
     return this.bus.request(EvaluateCpuRequest, { features: cpu.features, vendor: cpu.vendor });
   }
 
-  verdict(baseline: string, target: HostCpu): Promise<Verdict> {
-    return this.bus.request(CpuVerdict, { baseline, target: { vendor: target.vendor, features: target.features } });
+  /** `vmFeatures`: the features a host-passthrough VM started with (the target must have exactly those). */
+  verdict(baseline: string, target: Pick<HostCpu, 'vendor' | 'features'>, vmFeatures?: readonly string[]): Promise<Verdict> {
+    return this.bus.request(CpuVerdict, { baseline, target: { vendor: target.vendor, features: target.features }, ...(vmFeatures ? { vmFeatures: [...vmFeatures] } : {}) });
   }
 
   plan(hosts: { id: string; cpu: HostCpu }[]): Promise<ClusterPlan> {

@@ -2,7 +2,7 @@
  * The checks that tie a reservation or a relocation to one migration of one VM to one host. Pure: each
  * gets what the caller read (in its transaction) and raises one specific error (STYLE.md 7).
  */
-import { noReservation, reservationMismatch, reserveAcrossClusters, reserveOnOwnHost, vmAlreadyMigrating } from '../errors';
+import { cpuChangedSinceVerdict, noReservation, reservationMismatch, reserveAcrossClusters, reserveOnOwnHost, vmAlreadyMigrating } from '../errors';
 
 export interface HeldReservation {
   migrationId: string;
@@ -39,4 +39,28 @@ export function checkSameReservation(held: HeldReservation, asked: { vmId: strin
 export function checkRelocationReserved(held: HeldReservation | null, r: { migrationId: string; vmId: string; toHostId: string }): void {
   if (!held) throw noReservation(r.migrationId, r.vmId, r.toHostId);
   checkSameReservation(held, { vmId: r.vmId, hostId: r.toHostId });
+}
+
+/** What step 1's CPU verdict was asked about: the VM's baseline (and, for host-passthrough, its features) and the target's CPU. */
+export interface VerifiedCpu {
+  cpuBaseline: string;
+  vmFeatures: readonly string[] | null;
+  hostVendor: string;
+  hostFeatures: readonly string[];
+}
+
+const sameList = (a: readonly string[] | null, b: readonly string[] | null): boolean =>
+  a === b || (a !== null && b !== null && a.length === b.length && a.every((x, i) => x === b[i]));
+
+/**
+ * A reservation is made only under a verdict about the CPUs it binds: the VM's and the host's, as locked,
+ * must be those the verdict was asked about (read before, with no lock held while cpu-compat answered).
+ */
+export function checkCpuAsVerified(
+  verified: VerifiedCpu,
+  vm: { id: string; cpuBaseline: string; cpuFeatures: readonly string[] | null },
+  host: { id: string; cpuVendor: string; cpuFeatures: readonly string[] },
+): void {
+  if (vm.cpuBaseline !== verified.cpuBaseline || !sameList(vm.cpuFeatures, verified.vmFeatures)) throw cpuChangedSinceVerdict(vm.id, host.id, 'VM');
+  if (host.cpuVendor !== verified.hostVendor || !sameList(host.cpuFeatures, verified.hostFeatures)) throw cpuChangedSinceVerdict(vm.id, host.id, 'host');
 }

@@ -1,24 +1,43 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { Reservation } from '@flexmig/contracts';
-import { ReservationEntity, VmEntity } from '../entities';
+import { type HostCpu, Reservation, Verdict } from '@flexmig/contracts';
+import { HostEntity, ReservationEntity, VmEntity } from '../entities';
 import { reservationView } from '../views';
-import { vmNotFound } from '../errors';
+import { cpuIncompatible, hostNotFound, vmNotFound } from '../errors';
 import { lockHostWithRoom } from '../vms/vms.service';
-import { checkNoOtherMigration, checkNotOnTarget, checkSameCluster, checkSameReservation } from './reservation-checks';
+import { CpuCompatClient } from '../cpu/cpu-compat.client';
+import {
+  checkCpuAsVerified,
+  checkNoOtherMigration,
+  checkNotOnTarget,
+  checkSameCluster,
+  checkSameReservation,
+  type VerifiedCpu,
+} from './reservation-checks';
 
 @Injectable()
 export class ReservationsService {
-  constructor(@InjectDataSource() private readonly db: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly cpu: CpuCompatClient,
+  ) {}
 
   /**
-   * Saga step 1: hold the VM's size on the target. A repeat for the same migration returns the first.
-   * Only for a VM that runs elsewhere in the same cluster and has no other migration's reservation: the
-   * reservation is what agents and `vm.relocate` later check a migration against.
+   * Saga step 1, whole, in one request of the scheduler's (issue 11: one NATS round trip per step): the
+   * target's CPU must run the VM's baseline (cpu-compat's verdict), then the VM's size is held there.
+   * Only for a VM that runs elsewhere in the same cluster, on a host that is up and out of maintenance, with
+   * room, and without another migration's reservation: the reservation is what agents and `vm.relocate`
+   * later check a migration against. A repeat for the same migration returns the first reservation (with
+   * the verdict asked again, as every attempt of step 1 asks it).
+   *
+   * The verdict is asked with no transaction open (docs/reconciliation.md: no inventory transaction waits on
+   * NATS); the transaction then locks the VM and the host and refuses, retryably, if either's CPU is not
+   * what the verdict was about (a re-registration with another CPU, a baseline changed by IMC meanwhile).
    */
-  async reserve(r: { migrationId: string; vmId: string; hostId: string }): Promise<Reservation> {
-    return this.db.transaction(async (m) => {
+  async reserve(r: { migrationId: string; vmId: string; hostId: string }): Promise<{ reservation: Reservation; verdict: Verdict }> {
+    const { verified, verdict } = await this.verify(r);
+    const reservation = await this.db.transaction(async (m) => {
       const existing = await m.getRepository(ReservationEntity).findOneBy({ migrationId: r.migrationId });
       if (existing) {
         checkSameReservation(existing, r);
@@ -31,9 +50,27 @@ export class ReservationsService {
       checkNoOtherMigration(r.migrationId, vm.id, await m.getRepository(ReservationEntity).findBy({ vmId: vm.id }));
       const host = await lockHostWithRoom(m, r.hostId, vm);
       checkSameCluster(vm, host);
+      checkCpuAsVerified(verified, vm, host);
       await m.getRepository(ReservationEntity).insert({ migrationId: r.migrationId, vmId: vm.id, hostId: r.hostId, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus });
       return reservationView(await m.getRepository(ReservationEntity).findOneByOrFail({ migrationId: r.migrationId }));
     });
+    return { reservation, verdict };
+  }
+
+  /** cpu-compat's verdict on the VM's baseline and the target's CPU as read now, refused with the missing features. */
+  private async verify(r: { vmId: string; hostId: string }): Promise<{ verified: VerifiedCpu; verdict: Verdict }> {
+    const [vm, host] = await Promise.all([
+      this.db.getRepository(VmEntity).findOne({ where: { id: r.vmId }, select: { id: true, name: true, hostId: true, clusterId: true, cpuBaseline: true, cpuFeatures: true } }),
+      this.db.getRepository(HostEntity).findOne({ where: { id: r.hostId }, select: { id: true, clusterId: true, cpuVendor: true, cpuFeatures: true } }),
+    ]);
+    if (!vm) throw vmNotFound(r.vmId);
+    checkNotOnTarget(vm, r.hostId);
+    if (!host) throw hostNotFound(r.hostId);
+    checkSameCluster(vm, host);
+    const verified: VerifiedCpu = { cpuBaseline: vm.cpuBaseline, vmFeatures: vm.cpuFeatures, hostVendor: host.cpuVendor, hostFeatures: host.cpuFeatures };
+    const verdict = await this.cpu.verdict(vm.cpuBaseline, { vendor: host.cpuVendor as HostCpu['vendor'], features: host.cpuFeatures }, vm.cpuFeatures ?? undefined);
+    if (!verdict.compatible) throw cpuIncompatible(host.id, vm.name, verdict);
+    return { verified, verdict };
   }
 
   /** A migration's reservation, or null (agents check it before they take part in the migration). */

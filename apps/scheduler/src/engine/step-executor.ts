@@ -3,11 +3,7 @@ import {
   type AgentCompensation,
   agentCompensation,
   CompensateStep,
-  CpuVerdict,
   ErrorCode,
-  FlexmigError,
-  GetHost,
-  GetVm,
   MigrationPolicy,
   QueryMigration,
   ReleaseCapacity,
@@ -64,7 +60,7 @@ type CompensateAction = Extract<SagaAction, { kind: 'compensate' }>;
 const json = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;
 
 /**
- * Carries out the saga's actions: the scheduler's own steps (`verify-compatibility`: verdict + reservation,
+ * Carries out the saga's actions: the scheduler's own steps (`verify-compatibility`: inventory's checked reservation,
  * `commit`: the VM's new host in inventory) and the agents' steps, queries and compensations. Pure I/O:
  * every decision is the saga's. Every request goes through `send`, which the LeaseFence guards: a replica
  * that does not know it still holds the migration's lease sends nothing (LeaseNotHeld instead).
@@ -101,36 +97,14 @@ export class StepExecutor {
     }
   }
 
-  /** `verify-compatibility`: the target must have every feature of the VM's baseline (cpu-compat), then hold capacity. */
+  /**
+   * `verify-compatibility`, one request (issue 11: one NATS round trip per step): inventory checks the target
+   * (up, out of maintenance, same cluster, room), asks cpu-compat whether its CPU runs the VM's baseline, and
+   * holds the capacity. A refusal is inventory's error (CPU_INCOMPATIBLE names the missing features).
+   */
   private async verifyCompatibility(ctx: MigrationContext, timeoutMs: number): Promise<JsonValue> {
     const { ref } = ctx;
-    const [{ vm }, { host: target }] = await Promise.all([
-      this.send(ref, GetVm, { vmId: ref.vmId }, { timeoutMs }),
-      this.send(ref, GetHost, { hostId: ref.targetHostId }, { timeoutMs }),
-    ]);
-    if (target.state !== 'up') {
-      throw new FlexmigError(ErrorCode.HostDown, `target host ${target.id} is down`, { hostId: target.id }, false);
-    }
-    const verdict = await this.send(
-      ref,
-      CpuVerdict,
-      {
-        baseline: vm.cpuBaseline,
-        target: { vendor: target.cpu.vendor, features: target.cpu.features },
-        // a host-passthrough VM (IMC off) may only move to a host with the features it started with
-        ...(vm.cpuFeatures ? { vmFeatures: vm.cpuFeatures } : {}),
-      },
-      { timeoutMs },
-    );
-    if (!verdict.compatible) {
-      throw new FlexmigError(
-        ErrorCode.CpuIncompatible,
-        `target host ${target.id} cannot run VM ${vm.name} with CPU baseline ${verdict.baseline}: ${verdict.reason}`,
-        { hostId: target.id, baseline: verdict.baseline, missing: verdict.missing, vendorMismatch: verdict.vendorMismatch },
-        false,
-      );
-    }
-    const { reservation } = await this.send(ref, ReserveCapacity, { migrationId: ref.migrationId, vmId: ref.vmId, hostId: ref.targetHostId }, { timeoutMs });
+    const { reservation, verdict } = await this.send(ref, ReserveCapacity, { migrationId: ref.migrationId, vmId: ref.vmId, hostId: ref.targetHostId }, { timeoutMs });
     return json({ baseline: verdict.baseline, verdict: verdict.reason, reservation });
   }
 
@@ -176,12 +150,14 @@ export class StepExecutor {
   async query(ctx: MigrationContext, a: QueryAction): Promise<{ outcome: StepOutcome; result?: JsonValue; error?: { code: string; message: string; retryable: boolean } }> {
     if (a.actor === 'scheduler') return { outcome: 'not-started' };
     const roles: Role[] = a.actor === 'source+target' ? ['source', 'target'] : [a.actor];
-    const records: (StepRecord | undefined)[] = [];
-    for (const role of roles) {
-      const hostId = role === 'source' ? ctx.ref.sourceHostId : ctx.ref.targetHostId;
-      const { steps } = await this.send(ctx.ref, QueryMigration, { migrationId: ctx.ref.migrationId, step: a.step, attempt: a.attempt }, { params: { hostId } });
-      records.push(steps.find((s) => s.step === a.step && s.role === role));
-    }
+    // both agents of step 6 at once: one round trip
+    const records: (StepRecord | undefined)[] = await Promise.all(
+      roles.map(async (role) => {
+        const hostId = role === 'source' ? ctx.ref.sourceHostId : ctx.ref.targetHostId;
+        const { steps } = await this.send(ctx.ref, QueryMigration, { migrationId: ctx.ref.migrationId, step: a.step, attempt: a.attempt }, { params: { hostId } });
+        return steps.find((s) => s.step === a.step && s.role === role);
+      }),
+    );
     const failed = records.find((r) => r?.status === 'failed' || r?.status === 'compensated');
     if (failed) {
       return { outcome: 'failed', error: { code: failed.error?.code ?? ErrorCode.AgentFailed, message: failed.error?.message ?? `step ${a.name} was undone`, retryable: true } };

@@ -8,8 +8,8 @@ export type VerdictQuestion = RequestOf<typeof CpuVerdict>;
  * CPU verdicts for placement, asked once per distinct question (issue 11: placing one VM in a cluster of
  * 1,000 hosts asked cpu-compat 1,000 times, though a fleet has a handful of CPU kinds). The answer depends
  * only on the question, so it is kept (the newest `maxEntries`); questions asked at the same time share one
- * request, and a failed request is forgotten. Saga step 1 asks cpu-compat itself, uncached: placement's
- * verdict only chooses a host, it never admits a VM.
+ * request, and a failed request is forgotten. Saga step 1's reservation has cpu-compat asked again, uncached
+ * (by inventory): placement's verdict only chooses a host, it never admits a VM.
  */
 export class VerdictCache {
   private readonly answers = new Map<string, Promise<Verdict>>();
@@ -41,11 +41,21 @@ export class VerdictCache {
     return this.answers.size;
   }
 
-  /** The same question whatever the order of its feature lists. */
+  /**
+   * The same question whatever the order of its feature lists. Placement asks it of every candidate host
+   * (1,000 in a large cluster), so a list already in order (inventory stores hosts' features sorted) is
+   * not copied and sorted again.
+   */
   static keyOf(q: VerdictQuestion): string {
     const h = createHash('sha256');
-    h.update(`${q.baseline}\n${q.target.vendor}\n${[...q.target.features].sort().join(',')}\n`);
-    h.update(q.vmFeatures ? [...q.vmFeatures].sort().join(',') : '-');
+    h.update(`${q.baseline}\n${q.target.vendor}\n${inOrder(q.target.features).join(',')}\n`);
+    h.update(q.vmFeatures ? inOrder(q.vmFeatures).join(',') : '-');
     return h.digest('base64');
   }
+}
+
+/** The list itself when it is sorted already, else a sorted copy. */
+function inOrder(list: readonly string[]): readonly string[] {
+  for (let i = 1; i < list.length; i++) if (list[i - 1] > list[i]) return [...list].sort();
+  return list;
 }
