@@ -55,6 +55,12 @@ const refuseIf = (e: FlexmigError | undefined): void => {
   if (e) throw e;
 };
 
+/** A command the participation checks let through, with what the source's entry step learnt of its target. */
+interface Admitted {
+  cmd: StepCommand;
+  targetLost?: FlexmigError | null;
+}
+
 /** Runs the saga's host-local steps through the hypervisor driver; the scheduler decides, the agent acts. */
 @Injectable()
 export class MigrationStepsService {
@@ -87,7 +93,7 @@ export class MigrationStepsService {
 
   private runStep(cmd: StepCommand): Promise<StepReply> {
     return this.ledger.run(cmd, async (history) => {
-      let admitted: StepCommand;
+      let admitted: Admitted;
       try {
         admitted = await this.admit(cmd, history);
       } catch (e) {
@@ -95,7 +101,7 @@ export class MigrationStepsService {
         this.log.warn(`migration ${cmd.migrationId}: step ${cmd.step} ${cmd.stepName} (${cmd.role}, attempt ${cmd.attempt}) refused: ${(e as Error).message}`);
         throw e;
       }
-      return () => this.runAdmitted(admitted);
+      return () => this.runAdmitted(admitted.cmd, admitted.targetLost);
     });
   }
 
@@ -106,28 +112,32 @@ export class MigrationStepsService {
    * targetAddress); stop-source waits until the target says the VM runs there. Only the entry steps and
    * stop-source ask anyone: the steps inside the guest's downtime (5-7) check the local ledger only.
    */
-  private async admit(cmd: StepCommand, history: readonly LedgerRecord[]): Promise<StepCommand> {
+  private async admit(cmd: StepCommand, history: readonly LedgerRecord[]): Promise<Admitted> {
     refuseIf(checkRoleAndHost(cmd, this.env.HOST_ID) ?? checkPrerequisite(cmd, history));
     const timeoutMs = admissionCheckTimeoutMs;
     if (cmd.stepName === ENTRY_STEP[cmd.role]) {
-      const [{ reservation }, target] = await Promise.all([
+      // the source's entry step is its first copy, which also needs the target to hold the incoming VM: all
+      // three asked at once, one round trip (a refusal still comes first; the target's answer counts after it)
+      const [{ reservation }, target, targetLost] = await Promise.all([
         this.bus.request(GetReservation, { migrationId: cmd.migrationId }, { timeoutMs }),
         cmd.role === 'source' ? this.bus.request(GetHost, { hostId: cmd.targetHostId }, { timeoutMs }) : undefined,
+        cmd.role === 'source' ? this.targetLost(cmd) : undefined,
       ]);
       refuseIf(checkReservation(cmd, reservation));
       if (target) {
         refuseIf(checkIncomingAddress(cmd, target.host.migrationAddress));
-        return { ...cmd, targetAddress: target.host.migrationAddress };
+        return { cmd: { ...cmd, targetAddress: target.host.migrationAddress }, targetLost: targetLost ?? null };
       }
     }
     if (cmd.role === 'source' && cmd.stepName === 'stop-source') {
       const { steps } = await this.bus.request(QueryMigration, { migrationId: cmd.migrationId }, { params: { hostId: cmd.targetHostId }, timeoutMs });
       refuseIf(checkTargetResumed(cmd, steps));
     }
-    return cmd;
+    return { cmd };
   }
 
-  private async runAdmitted(cmd: StepCommand): Promise<Omit<StepReply, 'repeated' | 'migrationId' | 'step' | 'attempt' | 'finishedAt'>> {
+  /** `targetLost`: what the source's entry step already learnt of its target (null: it holds the incoming VM); undefined: not asked. */
+  private async runAdmitted(cmd: StepCommand, targetLost?: FlexmigError | null): Promise<Omit<StepReply, 'repeated' | 'migrationId' | 'step' | 'attempt' | 'finishedAt'>> {
     const t = Date.now();
     try {
       const latency = this.driver.kind === 'sim' ? (this.env.SIM_STEP_LATENCY_MS ?? 0) : 0;
@@ -135,7 +145,7 @@ export class MigrationStepsService {
       // the memory copy (3, 4) watches its target; step 6 does not need to: the target's own half of it fails
       // if the target is gone, and a check there would add a round trip to the guest's downtime
       const streams = cmd.stepName === 'transfer-memory' || cmd.stepName === 'sync-memory';
-      const out = cmd.role === 'source' && streams ? await this.withTargetWatch(cmd, () => this.execute(cmd)) : await this.execute(cmd);
+      const out = cmd.role === 'source' && streams ? await this.withTargetWatch(cmd, () => this.execute(cmd), targetLost) : await this.execute(cmd);
       this.log.log(`migration ${cmd.migrationId}: step ${cmd.step} ${cmd.stepName} (${cmd.role}) done in ${Date.now() - t} ms`);
       stepsRun.inc({ step: cmd.stepName, role: cmd.role, outcome: 'ok' });
       stepSeconds.observe({ step: cmd.stepName, role: cmd.role }, (Date.now() - t) / 1000);
@@ -153,10 +163,10 @@ export class MigrationStepsService {
    * done there). Checked before the first copy and every second while a copy runs: a target agent that
    * died or restarted stops the copy at once, with that reason, and the VM keeps running here.
    */
-  private async withTargetWatch<T>(cmd: StepCommand, work: () => Promise<T>): Promise<T> {
-    // before the first copy; step 4 follows step 3 at once and relies on the periodic check
+  private async withTargetWatch<T>(cmd: StepCommand, work: () => Promise<T>, checkedAtAdmission?: FlexmigError | null): Promise<T> {
+    // before the first copy (asked with the admission checks); step 4 follows step 3 at once and relies on the periodic check
     if (cmd.stepName === 'transfer-memory') {
-      const lost = await this.targetLost(cmd);
+      const lost = checkedAtAdmission === undefined ? await this.targetLost(cmd) : checkedAtAdmission;
       if (lost) throw lost;
     }
     let reason: FlexmigError | undefined;
