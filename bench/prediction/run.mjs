@@ -186,7 +186,8 @@ async function main() {
     const svc = [
       procs.start('cpu-compat', 'cpu-compat', { ...env, PORT: String(portBase + 3) }),
       procs.start('inventory', 'inventory', { ...env, PORT: String(portBase + 1) }),
-      procs.start('scheduler', 'scheduler', { ...env, PORT: String(portBase + 2) }),
+      // every migration here must record its prediction (it is what the bench compares), however loaded the machine
+      procs.start('scheduler', 'scheduler', { ...env, PORT: String(portBase + 2), PREDICTION_WAIT_MS: '60000' }),
     ];
     await Promise.all(svc.map((s) => procs.waitReady(s, 120_000))); // a loaded machine starts them slowly
     let port = portBase + 20;

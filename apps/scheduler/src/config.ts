@@ -38,6 +38,12 @@ export const SchedulerEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape
   PREDICTION_ASSUMED_BANDWIDTH_MIBPS: z.coerce.number().int().min(1).max(1_000_000).default(1250),
   PREDICTION_DIRTY_RATE_MAX_AGE_MS: z.coerce.number().int().min(0).max(86_400_000).default(600_000),
   /**
+   * How long `POST /api/v1/migrations` waits for its prediction (ms). Known inputs answer in milliseconds; a
+   * first dirty-rate sample or link probe takes seconds, and the migration does not wait for it (it records
+   * why it has no prediction; the measuring goes on and is kept).
+   */
+  PREDICTION_WAIT_MS: z.coerce.number().int().min(0).max(120_000).default(250),
+  /**
    * How long a step's outcome may stay unknown because its agent cannot be asked (ms, default 15 min:
    * long enough for a host to reboot). Past it the migration ends `failed-needs-attention` and frees its
    * slots; steps 8–9 likewise stop after 10 attempts or at a permanent error.
@@ -64,6 +70,6 @@ export interface SchedulerConfig {
   /** The saga's outcomeUnknownLimitMs; undefined = its default. */
   outcomeUnknownLimitMs?: number;
   /** PREDICTION_* settings; undefined = their defaults (prediction/prediction.service.ts). */
-  prediction?: { assumedBandwidthMiBps: number; dirtyRateMaxAgeMs: number };
+  prediction?: { assumedBandwidthMiBps: number; dirtyRateMaxAgeMs: number; waitMs: number };
 }
 export const SCHEDULER_CONFIG = Symbol('SCHEDULER_CONFIG');

@@ -29,7 +29,7 @@ runMain('scheduler', async () => {
           stepDelayMs: env.STEP_DELAY_MS,
           stepTimeoutMs: env.STEP_TIMEOUT_MS,
           outcomeUnknownLimitMs: env.OUTCOME_UNKNOWN_LIMIT_MS,
-          prediction: { assumedBandwidthMiBps: env.PREDICTION_ASSUMED_BANDWIDTH_MIBPS, dirtyRateMaxAgeMs: env.PREDICTION_DIRTY_RATE_MAX_AGE_MS },
+          prediction: { assumedBandwidthMiBps: env.PREDICTION_ASSUMED_BANDWIDTH_MIBPS, dirtyRateMaxAgeMs: env.PREDICTION_DIRTY_RATE_MAX_AGE_MS, waitMs: env.PREDICTION_WAIT_MS },
           limits: { maxOutboundPerHost: env.MAX_OUTBOUND_PER_HOST, maxInboundPerHost: env.MAX_INBOUND_PER_HOST, maxPerCluster: env.MAX_PER_CLUSTER },
         },
       }),

@@ -64,7 +64,15 @@ describe('scheduler on real NATS and PostgreSQL', () => {
       openApi: false,
       auth: testAuthSettings(),
       module: (bus) =>
-        SchedulerModule.forRoot({ bus, databaseUrl: db.url, config: { schedulerId: 'int-1', leaseTtlMs: 10_000, reconcileIntervalMs: 200, limits: { maxOutboundPerHost: 2, maxInboundPerHost: 0, maxPerCluster: 5 } } }),
+        SchedulerModule.forRoot({ bus, databaseUrl: db.url, config: {
+            schedulerId: 'int-1',
+            leaseTtlMs: 10_000,
+            reconcileIntervalMs: 200,
+            limits: { maxOutboundPerHost: 2, maxInboundPerHost: 0, maxPerCluster: 5 },
+            // a test asserts the prediction a migration recorded: never cut short by a loaded machine (prediction-wait.spec tests the wait)
+            prediction: { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000, waitMs: 30_000 },
+          },
+        }),
     });
   });
 

@@ -65,11 +65,9 @@ export class MigrationsService {
     const { vm, target, placement } = await vmAndTarget(this.bus, this.placer, input);
     // the prediction's policy from a recent read (admission reads the migration's own in its transaction)
     const policy = await this.settings.recentPolicyFor(vm.clusterId, input.policy ?? {});
-    // recorded with the migration and carried beside the actual figures at the end; a migration never waits on a failed prediction
-    const predicted = await this.predictions
-      .predictFor(vm, target, policy, placement && { chosen: placement.chosen, reason: placement.reason })
-      .then((prediction) => ({ prediction, predictionError: null }))
-      .catch((e: unknown) => ({ prediction: null, predictionError: `no prediction: ${(e as Error).message}` }));
+    // recorded with the migration and carried beside the actual figures at the end; a migration never waits on
+    // a failed prediction, nor longer than PREDICTION_WAIT_MS on inputs still being measured
+    const predicted = await this.predictions.recordedFor(vm, target, policy, placement && { chosen: placement.chosen, reason: placement.reason });
     const id = randomUUID();
     const now = new Date(this.clock.now());
     const ref = { migrationId: id, vmId: vm.id, sourceHostId: vm.hostId, targetHostId: target.id };

@@ -29,7 +29,7 @@ function setUp(answers: { sink: Answer; probe: Answer }) {
     },
   } as unknown as NatsBus;
   const db = { query: async () => [] } as unknown as DataSource;
-  const service = new PredictionService(db, bus, {} as PlacementService, {} as ClusterSettingsService, { prediction: { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000 } } as SchedulerConfig);
+  const service = new PredictionService(db, bus, {} as PlacementService, {} as ClusterSettingsService, { prediction: { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000, waitMs: 250 } } as SchedulerConfig);
   const vm = { id: randomUUID(), name: 'vm', hostId: 'src', clusterId: randomUUID(), memoryMiB: 512 } as Vm;
   const target = { id: 'dst', migrationAddress: '10.0.0.2:49152' } as Host;
   const predict = async () => MigrationPredictionSchema.parse(await service.predictFor(vm, target, MigrationPolicySchema.parse({}), null)).inputs.bandwidthBytesPerSec;

@@ -19,8 +19,9 @@ import { completionFigures } from '../figures';
 import { PlacementService } from '../placement/placement.service';
 import { ClusterSettingsService } from '../settings/cluster-settings.service';
 import { vmAndTarget } from '../migrations-api/prechecks';
+import { predictionWithin, type RecordedPrediction } from './prediction-wait';
 
-const defaults = { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000 };
+const defaults = { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000, waitMs: 250 };
 /** A dirty-rate sample under QEMU takes about 5 s (two calc-dirty-rate windows) on a loaded host. */
 const dirtyRateTimeoutMs = 60_000;
 /** How long a link learnt from the hosts' last migration, or probed, is used before it is looked up again. */
@@ -149,7 +150,12 @@ export class PredictionService {
     return this.predictFor(vm, target, policy, placement && { chosen: placement.chosen, reason: placement.reason });
   }
 
-  /** A prediction for a migration whose checks passed (POST /api/v1/migrations calls this one). */
+  /** What a migration request records: its prediction if ready within PREDICTION_WAIT_MS, else why not (prediction-wait.ts). */
+  recordedFor(vm: Vm, target: Host, policy: MigrationPolicy, placement: MigrationPrediction['placement']): Promise<RecordedPrediction> {
+    return predictionWithin(this.predictFor(vm, target, policy, placement), this.settings.waitMs);
+  }
+
+  /** A prediction for a migration whose checks passed. */
   async predictFor(vm: Vm, target: Host, policy: MigrationPolicy, placement: MigrationPrediction['placement']): Promise<MigrationPrediction> {
     const [guest, link] = await Promise.all([this.dirtyRate(vm), this.link(vm.hostId, target)]);
     const now = Date.now();
