@@ -10,6 +10,12 @@ const Echo = defineRequest({
   request: z.object({ text: z.string().min(1) }),
   reply: z.object({ text: z.string(), host: z.string() }),
 });
+const Listing = defineRequest({
+  subject: 'test.listing',
+  description: 'a page of large items',
+  request: z.object({ limit: z.number().int().min(1).max(1000) }),
+  reply: z.object({ items: z.array(z.string()), nextCursor: z.string().nullable() }),
+});
 const Happened = defineEvent({ type: 'test.happened', description: 'test', data: z.object({ n: z.number() }) });
 
 describe('NatsBus against a real NATS server', () => {
@@ -25,6 +31,8 @@ describe('NatsBus against a real NATS server', () => {
       if (req.text === 'bug') throw new Error('unexpected');
       return { text: req.text.toUpperCase(), host: 'h1' };
     }, { params: { hostId: 'h1' } });
+    // items of 4 KiB: a page of 1,000 is 4 MiB, over NATS's 1 MiB max_payload
+    bus.handle(Listing, async (req) => ({ items: Array.from({ length: req.limit }, () => 'x'.repeat(4096)), nextCursor: null }));
   });
   afterAll(async () => {
     await bus?.close();
@@ -46,6 +54,17 @@ describe('NatsBus against a real NATS server', () => {
   it('reports an unexpected handler error as INTERNAL and keeps serving', async () => {
     await expect(bus.request(Echo, { text: 'bug' }, { params: { hostId: 'h1' } })).rejects.toMatchObject({ code: ErrorCode.Internal });
     await expect(bus.request(Echo, { text: 'again' }, { params: { hostId: 'h1' } })).resolves.toMatchObject({ text: 'AGAIN' });
+  });
+
+  it('answers a reply larger than max_payload with PAYLOAD_TOO_LARGE saying what to ask for, not with silence', async () => {
+    const max = bus.nc.info!.max_payload;
+    await expect(bus.request(Listing, { limit: 1000 }, { timeoutMs: 5_000 })).rejects.toMatchObject({
+      code: ErrorCode.PayloadTooLarge,
+      message: expect.stringMatching(new RegExp(`more than this NATS server's max_payload of ${max}: ask for a smaller page \\(limit\\)`)),
+      details: { maxPayload: max, replyBytes: expect.any(Number) },
+    });
+    // a page that fits is answered as usual
+    await expect(bus.request(Listing, { limit: 10 })).resolves.toMatchObject({ items: expect.any(Array), nextCursor: null });
   });
 
   it('answers a malformed message with a validation error reply, never a crash', async () => {

@@ -227,13 +227,36 @@ export class NatsBus {
     opts: { params?: Params; queue?: string } = {},
   ): Subscription {
     return this.subscribeRaw(this.subscriptionSubject(contract.subject, opts.params), opts.queue, async (msg) => {
-      msg.respond(encode(await answer(contract, msg, handler)));
+      this.respond(contract, msg, await answer(contract, msg, handler));
     });
   }
 
   /** Like {@link handle} for callers that already hold a handler taking unknown input (the Nest transport). */
   async answerRaw(contract: RequestContract, msg: Msg, handler: (request: unknown) => Promise<unknown>): Promise<void> {
-    msg.respond(encode(await answer(contract, msg, handler)));
+    this.respond(contract, msg, await answer(contract, msg, handler));
+  }
+
+  /**
+   * Sends a reply. One larger than the server's max_payload (1 MiB by default) cannot be sent: the asker
+   * would only see a timeout. It gets PAYLOAD_TOO_LARGE instead, saying how large and what to ask for.
+   */
+  private respond(contract: RequestContract, msg: Msg, envelope: ReplyEnvelope): void {
+    const data = encode(envelope);
+    const max = this.nc.info?.max_payload;
+    if (max === undefined || data.length <= max) {
+      msg.respond(data);
+      return;
+    }
+    const paged = 'limit' in ((contract.request as { shape?: Record<string, unknown> }).shape ?? {});
+    const error = new FlexmigError(
+      ErrorCode.PayloadTooLarge,
+      `the reply of ${contract.subject} is ${data.length} bytes, more than this NATS server's max_payload of ${max}: ` +
+        (paged ? 'ask for a smaller page (limit) and follow nextCursor' : 'ask for less at a time'),
+      { replyBytes: data.length, maxPayload: max },
+      false,
+    );
+    console.error(`[nats] ${error.message}`);
+    msg.respond(encode({ ok: false, error: error.toBody() } satisfies ReplyEnvelope));
   }
 
   subscribeRaw(subject: string, queue: string | undefined, onMessage: (msg: Msg) => Promise<void>): Subscription {
