@@ -13,6 +13,7 @@ import { ClusterCpuPlans } from './clusters/cluster-cpu-plans';
 import { ImcService } from './clusters/imc.service';
 import { ImcController } from './clusters/imc.controller';
 import { HostsService } from './hosts/hosts.service';
+import { PlacementHosts } from './hosts/placement-hosts';
 import { HeartbeatBatch } from './hosts/heartbeat-batch';
 import { VmsService } from './vms/vms.service';
 import { VmCpuCheckService } from './vms/cpu-check.service';
@@ -55,6 +56,7 @@ export class InventoryModule {
         ClusterCpuPlans,
         ImcService,
         HostsService,
+        PlacementHosts,
         HeartbeatBatch,
         VmsService,
         VmCpuCheckService,

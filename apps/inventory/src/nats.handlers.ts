@@ -8,6 +8,7 @@ import {
   GetVm,
   HostHeartbeat,
   ListHosts,
+  ListPlacementHosts,
   MessageOf,
   RegisterHost,
   ReleaseCapacity,
@@ -23,6 +24,7 @@ import { HostsService } from './hosts/hosts.service';
 import { HeartbeatBatch } from './hosts/heartbeat-batch';
 import { VmsService } from './vms/vms.service';
 import { ReservationsService } from './reservations/reservations.service';
+import { PlacementHosts } from './hosts/placement-hosts';
 
 /** Inventory's NATS side: requests from agents and from the scheduler (validated by the transport). */
 @Controller()
@@ -32,6 +34,7 @@ export class InventoryHandlers {
     private readonly heartbeats: HeartbeatBatch,
     private readonly vms: VmsService,
     private readonly reservations: ReservationsService,
+    private readonly placementHosts: PlacementHosts,
   ) {}
 
   @MessagePattern(RegisterHost.subject)
@@ -55,6 +58,11 @@ export class InventoryHandlers {
   async listHosts(r: RequestOf<typeof ListHosts>): Promise<ReplyOf<typeof ListHosts>> {
     const page = await this.hosts.page(r);
     return { hosts: page.items, nextCursor: page.nextCursor };
+  }
+
+  @MessagePattern(ListPlacementHosts.subject)
+  listPlacementHosts(r: RequestOf<typeof ListPlacementHosts>): Promise<ReplyOf<typeof ListPlacementHosts>> {
+    return this.placementHosts.page(r);
   }
 
   @MessagePattern(GetVm.subject)

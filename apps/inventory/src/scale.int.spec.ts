@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { HostUp, type HostCpu, type HostRegistration, vmDigest } from '@flexmig/contracts';
+import { HostUp, type HostCpu, type HostRegistration, PlacementHostSchema, vmDigest } from '@flexmig/contracts';
 import { evaluateHost, planCluster, simulatedHostCpu } from '@flexmig/cpu-models';
 import { ensureDatabaseAndSchema, initializeServiceDataSource, serviceDataSourceOptions } from '@flexmig/persistence';
 import { startTestDatabase, TestDatabase } from '@flexmig/testing';
@@ -15,6 +15,7 @@ import { inventoryEntities } from './entities';
 import { inventoryMigrations } from './migrations';
 import { ClustersService } from './clusters/clusters.service';
 import { ClusterCpuPlans } from './clusters/cluster-cpu-plans';
+import { PlacementHosts } from './hosts/placement-hosts';
 import { HostsService } from './hosts/hosts.service';
 import { HeartbeatBatch } from './hosts/heartbeat-batch';
 import type { CpuCompatClient } from './cpu/cpu-compat.client';
@@ -228,6 +229,50 @@ describe('inventory at scale', () => {
       await batch.idle();
       expect(await lastBeat(ids[3]!)).toBe(before);
       expect(await ds.query('SELECT agent_instance_id FROM hosts WHERE id = $1', [ids[3]])).toEqual([{ agent_instance_id: taker }]);
+    });
+  });
+
+  describe('the placement list (inventory.host.placement-list)', () => {
+    it('given a cluster of two CPU kinds, then every page matches the full host list, and each feature list travels once per page', async () => {
+      const ids = ['place-a', 'place-b', 'place-c', 'place-d', 'place-e'];
+      let clusterId = '';
+      for (const [i, id] of ids.entries()) clusterId = await register(id, i % 2 ? 'IvyBridge' : 'Haswell', 'placing');
+      // what each host holds: a running VM on place-a, a stopped one on place-b (not held), a reservation on place-c
+      const vm = randomUUID();
+      await ds.query(`INSERT INTO vms (id, name, cluster_id, host_id, memory_mib, vcpus, cpu_baseline, state) VALUES ($1, 'p1', $2, 'place-a', 4096, 3, 'Haswell', 'running'), ($3, 'p2', $2, 'place-b', 2048, 1, 'Haswell', 'stopped')`, [vm, clusterId, randomUUID()]);
+      await ds.query(`INSERT INTO reservations (migration_id, vm_id, host_id, memory_mib, vcpus) VALUES ($1, $2, 'place-c', 1024, 2)`, [randomUUID(), vm]);
+      await ds.query('UPDATE clusters SET cpu_allocation_ratio = 2 WHERE id = $1', [clusterId]);
+      const placement = new PlacementHosts(ds);
+      const full = new Map((await hosts.page({ clusterId, limit: 100 })).items.map((h) => [h.id, h]));
+
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await placement.page({ clusterId, limit: 2, ...(cursor ? { cursor } : {}) });
+        pages++;
+        expect(Object.keys(page.featureSets).length).toBeLessThanOrEqual(page.hosts.length);
+        for (const h of page.hosts) {
+          const f = full.get(h.id)!;
+          const weighed = Object.fromEntries(Object.keys(h).filter((k) => k !== 'cpu').map((k) => [k, f[k as keyof typeof f]]));
+          expect(h).toEqual({ ...weighed, cpu: { vendor: f.cpu.vendor, featureSet: h.cpu.featureSet } });
+          expect(Object.keys(h).sort()).toEqual(Object.keys(PlacementHostSchema.shape).sort());
+          expect(page.featureSets[h.cpu.featureSet]).toEqual(f.cpu.features);
+          seen.push(h.id);
+        }
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      expect(pages).toBe(3);
+      expect(seen).toEqual(ids);
+      expect(full.get('place-a')).toMatchObject({ allocatedMemoryMiB: 4096, allocatedVcpus: 3, capacityVcpus: 64 });
+      expect(full.get('place-b')).toMatchObject({ allocatedMemoryMiB: 0 });
+      expect(full.get('place-c')).toMatchObject({ allocatedMemoryMiB: 1024, allocatedVcpus: 2 });
+      // the two kinds of CPU, two digests; the same kind, the same digest
+      const all = await placement.page({ clusterId, limit: 1000 });
+      expect(Object.keys(all.featureSets)).toHaveLength(2);
+      expect(all.hosts[0]!.cpu.featureSet).toBe(all.hosts[2]!.cpu.featureSet);
+      expect(all.hosts[0]!.cpu.featureSet).not.toBe(all.hosts[1]!.cpu.featureSet);
+      expect(all.nextCursor).toBeNull();
     });
   });
 });

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { PageQuerySchema } from './lists';
 import { defineMessage, defineRequest } from './define';
 import { VerdictSchema } from './cpu';
-import { DriverSchema, HostCpuSchema, HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema } from './common';
+import { DriverSchema, HostCpuSchema, HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema, VendorSchema } from './common';
 
 // ---- resources (HTTP bodies and NATS replies share them) ----
 
@@ -185,6 +185,40 @@ export const ListHosts = defineRequest({
   description: 'A page of the hosts of a cluster (or all), by id (limit, cursor; nextCursor null on the last page).',
   request: z.object({ clusterId: UuidSchema.optional(), ...PageQuerySchema.shape }),
   reply: z.object({ hosts: z.array(HostSchema), nextCursor: z.string().nullable() }),
+});
+
+/**
+ * A host as placement weighs it: its capacity, its load and its state, with its CPU named by the digest of
+ * its feature list (`featureSet`): a fleet has a handful of CPU kinds, so each list travels once per page.
+ */
+export const PlacementHostSchema = HostSchema.pick({
+  id: true,
+  clusterId: true,
+  memoryMiB: true,
+  vcpus: true,
+  allocatedMemoryMiB: true,
+  allocatedVcpus: true,
+  cpuAllocationRatio: true,
+  memoryAllocationRatio: true,
+  capacityMemoryMiB: true,
+  capacityVcpus: true,
+  driver: true,
+  state: true,
+  maintenance: true,
+}).extend({ cpu: z.object({ vendor: VendorSchema, featureSet: z.string().min(1).max(64) }) });
+export type PlacementHost = z.infer<typeof PlacementHostSchema>;
+
+export const ListPlacementHosts = defineRequest({
+  subject: 'inventory.host.placement-list',
+  description:
+    "A page of a cluster's hosts as placement weighs them (by id; limit, cursor; nextCursor null on the last page), each CPU feature list " +
+    'once in `featureSets` under the digest its hosts name: a page of 1,000 hosts is about 250 KB, where inventory.host.list would exceed NATS\'s 1 MiB.',
+  request: z.object({ clusterId: UuidSchema, ...PageQuerySchema.shape }),
+  reply: z.object({
+    hosts: z.array(PlacementHostSchema),
+    featureSets: z.record(z.string(), z.array(z.string())),
+    nextCursor: z.string().nullable(),
+  }),
 });
 
 export const GetVm = defineRequest({

@@ -9,19 +9,21 @@ export const COLLECT_PAGE_LIMIT = 200;
 
 /**
  * Every item of a paged NATS list (a request with `limit`/`cursor`, a reply with `nextCursor`), page after
- * page: for the callers that need the whole set (placement needs every host of the cluster).
+ * page: for the callers that need the whole set (placement needs every host of the cluster). `limit`: the
+ * page size, COLLECT_PAGE_LIMIT unless the list's items are small enough for more.
  */
 export async function requestAllPages<C extends RequestContract, T>(
   bus: Pick<NatsBus, 'request'>,
   contract: C,
   request: Omit<RequestOf<C>, 'limit' | 'cursor'>,
   items: (reply: ReplyOf<C>) => T[],
-  opts: { timeoutMs?: number } = {},
+  opts: { timeoutMs?: number; limit?: number } = {},
 ): Promise<T[]> {
   const all: T[] = [];
   let cursor: string | undefined;
+  const { limit = COLLECT_PAGE_LIMIT, ...requestOpts } = opts;
   do {
-    const reply = await bus.request(contract, { ...request, limit: COLLECT_PAGE_LIMIT, ...(cursor ? { cursor } : {}) } as RequestOf<C>, opts);
+    const reply = await bus.request(contract, { ...request, limit, ...(cursor ? { cursor } : {}) } as RequestOf<C>, requestOpts);
     all.push(...items(reply));
     cursor = (reply as { nextCursor?: string | null }).nextCursor ?? undefined;
   } while (cursor);

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { CpuVerdict, ErrorCode, FlexmigError, ListHosts, TERMINAL_MIGRATION_STATES, Verdict, Vm } from '@flexmig/contracts';
+import { CpuVerdict, ErrorCode, FlexmigError, ListPlacementHosts, MAX_PAGE_LIMIT, TERMINAL_MIGRATION_STATES, Verdict, Vm } from '@flexmig/contracts';
 import { NatsBus, requestAllPages } from '@flexmig/messaging';
 import { cheapRuleFailure, choosePlacement, InboundLoad, noInboundLoad, Placement, PlacementVm } from './placement';
 import { VerdictCache } from './verdict-cache';
@@ -10,7 +10,8 @@ import { VerdictCache } from './verdict-cache';
 export type ChosenPlacement = Placement & { chosen: string };
 
 /**
- * Gathers what placement needs and asks the pure {@link choosePlacement}: the cluster's hosts (inventory),
+ * Gathers what placement needs and asks the pure {@link choosePlacement}: the cluster's hosts (inventory's
+ * `inventory.host.placement-list`, a page of 1,000 hosts in one request),
  * a CPU verdict per candidate host (cpu-compat, once per distinct CPU: VerdictCache), and the load of unfinished migrations per
  * target host (this scheduler's own `migrations` table, read only).
  */
@@ -31,19 +32,25 @@ export class PlacementService {
    * error, not as "no host".
    */
   async place(vm: Vm): Promise<ChosenPlacement> {
-    const [hosts, inbound] = await Promise.all([requestAllPages(this.bus, ListHosts, { clusterId: vm.clusterId }, (r) => r.hosts), this.inboundLoad(vm.clusterId)]);
+    // the cluster's hosts as placement weighs them: each CPU feature list once, under the digest its hosts name
+    const featureSets: Record<string, string[]> = {};
+    const [hosts, inbound] = await Promise.all([
+      requestAllPages(this.bus, ListPlacementHosts, { clusterId: vm.clusterId }, (r) => (Object.assign(featureSets, r.featureSets), r.hosts), { limit: MAX_PAGE_LIMIT }),
+      this.inboundLoad(vm.clusterId),
+    ]);
     const target: PlacementVm = vm;
     // a verdict only for the hosts that pass every other rule: the others are passed over anyway
     const candidates = hosts.filter((h) => cheapRuleFailure(target, h, inbound[h.id] ?? noInboundLoad) === null);
     const verdicts: Record<string, Verdict> = {};
+    // a host-passthrough VM (IMC off) may only move to a host with the features it started with
+    const vmFeatures = vm.cpuFeatures ? { vmFeatures: vm.cpuFeatures } : {};
+    const keyOf = VerdictCache.keyBySet(vm.cpuBaseline, vm.cpuFeatures);
     await Promise.all(
       candidates.map(async (h) => {
-        verdicts[h.id] = await this.verdicts.verdict({
-          baseline: vm.cpuBaseline,
-          target: { vendor: h.cpu.vendor, features: h.cpu.features },
-          // a host-passthrough VM (IMC off) may only move to a host with the features it started with
-          ...(vm.cpuFeatures ? { vmFeatures: vm.cpuFeatures } : {}),
-        });
+        const features = featureSets[h.cpu.featureSet];
+        if (!features) throw new FlexmigError(ErrorCode.Internal, `inventory named CPU feature set ${h.cpu.featureSet} of host ${h.id} without its list`, { hostId: h.id });
+        // keyed on the set's digest: no feature list is sorted or hashed per host
+        verdicts[h.id] = await this.verdicts.verdict({ baseline: vm.cpuBaseline, target: { vendor: h.cpu.vendor, features }, ...vmFeatures }, keyOf(h.cpu.vendor, h.cpu.featureSet));
       }),
     );
     const placement = choosePlacement({ vm: target, hosts, verdicts, inbound });

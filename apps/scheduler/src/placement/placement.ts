@@ -1,6 +1,15 @@
 import type { Host, Verdict } from '@flexmig/contracts';
 
 /**
+ * What placement reads of a host: `inventory.host.placement-list`'s hosts and full `Host`s both have it
+ * (the CPU is asked about apart, as a verdict per host).
+ */
+export type PlaceableHost = Pick<
+  Host,
+  'id' | 'clusterId' | 'state' | 'maintenance' | 'memoryMiB' | 'vcpus' | 'allocatedMemoryMiB' | 'allocatedVcpus' | 'capacityMemoryMiB' | 'capacityVcpus' | 'cpuAllocationRatio' | 'memoryAllocationRatio'
+>;
+
+/**
  * Placement (issue 4, item 6): with no target named, choose the host a VM moves to. Pure: everything it
  * needs is an input, so it is tested without NATS or PostgreSQL (STYLE.md 5); `PlacementService` gathers
  * the inputs.
@@ -49,7 +58,7 @@ export const noInboundLoad: InboundLoad = { migrations: 0, promisedMemoryMiB: 0,
 export interface PlacementInput {
   vm: PlacementVm;
   /** The hosts of the VM's cluster (the source among them is fine: it is passed over). */
-  hosts: readonly Host[];
+  hosts: readonly PlaceableHost[];
   /** cpu-compat's verdict per host id, for (at least) the hosts that pass the cheap rules. */
   verdicts: Readonly<Record<string, Verdict | undefined>>;
   /** Per host id; a missing host has none. */
@@ -71,19 +80,19 @@ const loadOf = (input: PlacementInput, hostId: string): InboundLoad => ({ ...noI
 
 // ---- the rules: each a small named function that answers why a host cannot take the VM, or null (STYLE.md 7) ----
 
-export function inOtherCluster(vm: PlacementVm, host: Host): string | null {
+export function inOtherCluster(vm: PlacementVm, host: PlaceableHost): string | null {
   return host.clusterId === vm.clusterId ? null : `it is in cluster ${host.clusterId}, not in the VM's cluster ${vm.clusterId}`;
 }
 
-export function isSource(vm: PlacementVm, host: Host): string | null {
+export function isSource(vm: PlacementVm, host: PlaceableHost): string | null {
   return host.id === vm.hostId ? 'it is the VM\'s source host' : null;
 }
 
-export function isDown(host: Host): string | null {
+export function isDown(host: PlaceableHost): string | null {
   return host.state === 'up' ? null : 'it is down (its agent stopped heartbeating)';
 }
 
-export function inMaintenance(host: Host): string | null {
+export function inMaintenance(host: PlaceableHost): string | null {
   return host.maintenance ? 'it is in maintenance and takes no new VMs' : null;
 }
 
@@ -93,7 +102,7 @@ const overcommitNote = (size: number, ratio: number) => (ratio === 1 ? '' : ` ($
 const promisedNote = (amount: number, unit: string, load: InboundLoad) =>
   amount > 0 ? ` (${amount} ${unit} of it promised to ${load.migrations} incoming migration(s) not yet started)` : '';
 
-export function lacksMemory(vm: PlacementVm, host: Host, load: InboundLoad): string | null {
+export function lacksMemory(vm: PlacementVm, host: PlaceableHost, load: InboundLoad): string | null {
   const free = host.capacityMemoryMiB - host.allocatedMemoryMiB - load.promisedMemoryMiB;
   if (free >= vm.memoryMiB) return null;
   return (
@@ -102,7 +111,7 @@ export function lacksMemory(vm: PlacementVm, host: Host, load: InboundLoad): str
   );
 }
 
-export function lacksVcpus(vm: PlacementVm, host: Host, load: InboundLoad): string | null {
+export function lacksVcpus(vm: PlacementVm, host: PlaceableHost, load: InboundLoad): string | null {
   const free = host.capacityVcpus - host.allocatedVcpus - load.promisedVcpus;
   if (free >= vm.vcpus) return null;
   return `not enough free vCPUs: ${Math.max(free, 0)} free of ${host.capacityVcpus}${overcommitNote(host.vcpus, host.cpuAllocationRatio)}, ${vm.vcpus} needed` + promisedNote(load.promisedVcpus, 'vCPUs', load);
@@ -116,14 +125,14 @@ export function cpuIncompatible(vm: PlacementVm, verdict: Verdict | undefined): 
 }
 
 /** The first rule, other than the CPU's, that the host fails; null when only the CPU verdict remains to ask. */
-export function cheapRuleFailure(vm: PlacementVm, host: Host, load: InboundLoad = noInboundLoad): string | null {
+export function cheapRuleFailure(vm: PlacementVm, host: PlaceableHost, load: InboundLoad = noInboundLoad): string | null {
   return inOtherCluster(vm, host) ?? isSource(vm, host) ?? isDown(host) ?? inMaintenance(host) ?? lacksMemory(vm, host, load) ?? lacksVcpus(vm, host, load);
 }
 
 // ---- least loaded ----
 
 interface Candidate {
-  host: Host;
+  host: PlaceableHost;
   load: InboundLoad;
   /** Memory held after placement, MiB. */
   usedAfter: number;

@@ -29,6 +29,20 @@ describe('VerdictCache', () => {
     expect(ask).toHaveBeenCalledTimes(4);
   });
 
+  it('given keys by feature-set digest, then one question per set, baseline and VM feature set, never equal to a keyOf key', async () => {
+    const ask = jest.fn(async () => yes);
+    const cache = new VerdictCache(ask);
+    const haswell = VerdictCache.keyBySet('Haswell', null);
+    await Promise.all(Array.from({ length: 100 }, (_, i) => cache.verdict(question(['a', 'b']), haswell('Intel', i % 2 ? 'd1' : 'd2'))));
+    expect(ask).toHaveBeenCalledTimes(2);
+    expect(haswell('AMD', 'd1')).not.toBe(haswell('Intel', 'd1'));
+    expect(VerdictCache.keyBySet('Skylake-Server', null)('Intel', 'd1')).not.toBe(haswell('Intel', 'd1'));
+    const passthrough = (vmFeatures: string[]) => VerdictCache.keyBySet('host-passthrough', vmFeatures)('Intel', 'd1');
+    expect(passthrough(['b', 'a'])).toBe(passthrough(['a', 'b']));
+    expect(passthrough(['a'])).not.toBe(passthrough(['a', 'b']));
+    expect(haswell('Intel', 'd1')).not.toBe(VerdictCache.keyOf(question(['a', 'b'])));
+  });
+
   it('given a failed request, then the error reaches the caller and the next one asks again', async () => {
     const ask = jest.fn().mockRejectedValueOnce(new Error('cpu-compat unreachable')).mockResolvedValue(yes);
     const cache = new VerdictCache(ask);

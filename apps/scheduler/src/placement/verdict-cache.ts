@@ -19,8 +19,8 @@ export class VerdictCache {
     private readonly maxEntries = 4096,
   ) {}
 
-  verdict(q: VerdictQuestion): Promise<Verdict> {
-    const key = VerdictCache.keyOf(q);
+  /** `key`: the question's key when the caller has a cheaper one than {@link keyOf} (a feature set's digest), the same for the same question. */
+  verdict(q: VerdictQuestion, key = VerdictCache.keyOf(q)): Promise<Verdict> {
     const known = this.answers.get(key);
     if (known) {
       // the newest use last: Map keeps insertion order, so the first key is the least recently used
@@ -41,10 +41,12 @@ export class VerdictCache {
     return this.answers.size;
   }
 
+  /** Keys of one VM's questions about CPUs named by their feature set's digest (placement's). */
+  static readonly keyBySet = keyBySet;
+
   /**
-   * The same question whatever the order of its feature lists. Placement asks it of every candidate host
-   * (1,000 in a large cluster), so a list already in order (inventory stores hosts' features sorted) is
-   * not copied and sorted again.
+   * The same question whatever the order of its feature lists. A list already in order (inventory stores
+   * hosts' features sorted) is not copied and sorted again.
    */
   static keyOf(q: VerdictQuestion): string {
     const h = createHash('sha256');
@@ -52,6 +54,16 @@ export class VerdictCache {
     h.update(q.vmFeatures ? inOrder(q.vmFeatures).join(',') : '-');
     return h.digest('base64');
   }
+}
+
+/**
+ * Keys for the questions of one VM whose target CPUs are named by their feature set's digest (inventory's
+ * `md5` of the sorted list, `inventory.host.placement-list`): the VM's part is hashed once, each host's is
+ * its digest. They never equal a {@link VerdictCache.keyOf} key (base64 of a sha256, no spaces).
+ */
+function keyBySet(baseline: string, vmFeatures: readonly string[] | null | undefined): (vendor: string, featureSet: string) => string {
+  const vmPart = vmFeatures ? createHash('sha256').update(inOrder(vmFeatures).join(',')).digest('base64') : '-';
+  return (vendor, featureSet) => `set ${baseline} ${vendor} ${featureSet} ${vmPart}`;
 }
 
 /** The list itself when it is sorted already, else a sorted copy. */

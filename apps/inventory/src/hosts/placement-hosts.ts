@@ -1,0 +1,81 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { hostCapacity, type PageQuery, type PlacementHost, VendorSchema } from '@flexmig/contracts';
+import { decodeCursor, encodeCursor } from '@flexmig/persistence';
+import { ratiosOf } from '../views';
+
+interface Row {
+  id: string;
+  cluster_id: string;
+  memory_mib: number;
+  vcpus: number;
+  driver: PlacementHost['driver'];
+  state: PlacementHost['state'];
+  maintenance: boolean;
+  cpu_vendor: string;
+  feature_set: string;
+  /** Only on the first host of its feature set in the page (by id); null on the others. */
+  cpu_features: string[] | null;
+  held_memory: number;
+  held_vcpus: number;
+  cpu_allocation_ratio: number;
+  memory_allocation_ratio: number;
+}
+
+/**
+ * `inventory.host.placement-list`: a page of a cluster's hosts as placement weighs them, in one statement
+ * (one snapshot): the hosts, what each holds (its VMs and reservations), its cluster's ratios, and each
+ * distinct CPU feature list once, on the first host that has it (issue 11: placement read the whole
+ * `inventory.host.list`, 1,000 hosts with their feature lists in five requests of 200, for every
+ * migration request without a target). Ordered by id: the cursor is the last id of the page before.
+ */
+@Injectable()
+export class PlacementHosts {
+  constructor(@InjectDataSource() private readonly db: DataSource) {}
+
+  async page(q: { clusterId: string } & PageQuery): Promise<{ hosts: PlacementHost[]; featureSets: Record<string, string[]>; nextCursor: string | null }> {
+    const after = q.cursor ? decodeCursor(q.cursor) : null;
+    const rows: Row[] = await this.db.query(
+      `WITH page AS (
+         SELECT id, cluster_id, memory_mib, vcpus, driver, state, maintenance, cpu_vendor, cpu_features, md5(cpu_features::text) AS feature_set
+         FROM hosts WHERE cluster_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3),
+       held AS (
+         SELECT host_id, sum(memory_mib)::int AS memory, sum(vcpus)::int AS vcpus FROM (
+           SELECT host_id, memory_mib, vcpus FROM vms WHERE state IN ('starting', 'running') AND host_id IN (SELECT id FROM page)
+           UNION ALL SELECT host_id, memory_mib, vcpus FROM reservations WHERE host_id IN (SELECT id FROM page)) x
+         GROUP BY host_id)
+       SELECT p.id, p.cluster_id, p.memory_mib, p.vcpus, p.driver, p.state, p.maintenance, p.cpu_vendor, p.feature_set,
+         CASE WHEN row_number() OVER (PARTITION BY p.feature_set ORDER BY p.id) = 1 THEN p.cpu_features END AS cpu_features,
+         coalesce(held.memory, 0) AS held_memory, coalesce(held.vcpus, 0) AS held_vcpus,
+         c.cpu_allocation_ratio, c.memory_allocation_ratio
+       FROM page p JOIN clusters c ON c.id = p.cluster_id LEFT JOIN held ON held.host_id = p.id
+       ORDER BY p.id`,
+      [q.clusterId, after, q.limit + 1],
+    );
+    const more = rows.length > q.limit;
+    const pageRows = more ? rows.slice(0, q.limit) : rows;
+    const featureSets: Record<string, string[]> = {};
+    for (const r of pageRows) if (r.cpu_features) featureSets[r.feature_set] = r.cpu_features;
+    const hosts = pageRows.map((r): PlacementHost => {
+      const ratios = ratiosOf({ cpuAllocationRatio: r.cpu_allocation_ratio, memoryAllocationRatio: r.memory_allocation_ratio });
+      const capacity = hostCapacity({ memoryMiB: r.memory_mib, vcpus: r.vcpus }, ratios);
+      return {
+        id: r.id,
+        clusterId: r.cluster_id,
+        memoryMiB: r.memory_mib,
+        vcpus: r.vcpus,
+        allocatedMemoryMiB: r.held_memory,
+        allocatedVcpus: r.held_vcpus,
+        ...ratios,
+        capacityMemoryMiB: capacity.memoryMiB,
+        capacityVcpus: capacity.vcpus,
+        driver: r.driver,
+        state: r.state,
+        maintenance: r.maintenance,
+        cpu: { vendor: VendorSchema.parse(r.cpu_vendor), featureSet: r.feature_set },
+      };
+    });
+    return { hosts, featureSets, nextCursor: more ? encodeCursor(pageRows.at(-1)!.id) : null };
+  }
+}
