@@ -165,7 +165,7 @@ export class Admission implements OnApplicationShutdown {
   /** After the commit: the cache follows, the engine runs the started migrations' first actions. */
   private handOver(started: Transition[]): void {
     if (started.length === 0) return;
-    this.store.remember(started.map((s) => s.row));
+    this.store.started(started);
     for (const fn of this.listeners) fn(started);
   }
 

@@ -27,6 +27,11 @@ export interface Transition {
   row: MigrationEntity;
   actions: SagaAction[];
   events: OutboxRow[];
+  /**
+   * A start (`startQueued`): when the statement that leased it to this replica was sent (the LeaseFence's
+   * clock). The fence learns of the lease from `started`, after the commit.
+   */
+  leaseSentAt?: number;
 }
 
 /** A new migration as admission hands it over (the store sets state, version, lease and times). */
@@ -95,10 +100,10 @@ export class MigrationStore {
         { saga: state, state: next.state, version: next.version, updatedAt: next.updatedAt, dueAt: next.dueAt, leaseOwner: this.replicaId, leaseUntil: new Date(now + this.config.leaseTtlMs) } as never,
       );
       const events = await this.enqueueEvents(m, state, actions);
-      out.push({ row: { ...next, leaseOwner: this.replicaId }, actions, events });
+      out.push({ row: { ...next, leaseOwner: this.replicaId }, actions, events, leaseSentAt: sentAt });
     }
-    // their actions run only after the caller's transaction commits
-    this.fence.granted(rows.map((r) => r.id), sentAt);
+    // their actions run only after the caller's transaction commits, and the fence learns of their leases
+    // then (`started`): a renewal sent before that commit cannot see them, and would take them for lost
     return out;
   }
 
@@ -107,9 +112,15 @@ export class MigrationStore {
     return m.getRepository(MigrationEntity).find({ where: { state: 'queued' }, order: { createdAt: 'ASC' }, take: limit });
   }
 
-  /** Makes the cache follow what admission committed. */
-  remember(rows: MigrationEntity[]): void {
-    for (const row of rows) this.cache.set(row.id, row);
+  /**
+   * What admission committed: the cache follows it, and the fence learns of the leases of the migrations it
+   * started (stamped when their statement was sent, so never held longer than PostgreSQL holds them).
+   */
+  started(transitions: Transition[]): void {
+    for (const { row, leaseSentAt } of transitions) {
+      this.cache.set(row.id, row);
+      if (leaseSentAt !== undefined) this.fence.granted([row.id], leaseSentAt);
+    }
   }
 
   /**

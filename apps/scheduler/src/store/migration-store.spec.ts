@@ -1,0 +1,56 @@
+import { randomUUID } from 'node:crypto';
+import type { DataSource, EntityManager } from 'typeorm';
+import { createSaga } from '@flexmig/saga';
+import type { SchedulerConfig } from '../config';
+import type { DbClock } from '../db-clock';
+import type { MigrationEntity } from '../entities';
+import { LeaseFence, LeaseNotHeld } from '../engine/lease-fence';
+import type { DirectPublisher } from './direct-publisher';
+import { MigrationStore } from './migration-store';
+
+/**
+ * A migration that admission starts is leased in admission's transaction; the LeaseFence must learn of the
+ * lease only once that commits. A renewal sent meanwhile cannot see the uncommitted lease: had the fence
+ * been told before the commit, the renewal would take the lease for lost, and every action of the
+ * migration would be refused ("never granted here") until the next tick's renewal (bench/control-plane
+ * showed such a stall under load).
+ */
+describe('MigrationStore: the fence learns of a started migration after its commit', () => {
+  let now = 1_000;
+  const fence = new LeaseFence(10_000, () => now);
+  const config = { schedulerId: 'replica-a', leaseTtlMs: 10_000 } as SchedulerConfig;
+  const clock = { now: () => Date.now() } as unknown as DbClock;
+  const store = new MigrationStore({} as DataSource, config, clock, fence, {} as DirectPublisher);
+  // admission's transaction, as far as startQueued writes in it
+  const m = { getRepository: () => ({ update: async () => ({ affected: 1 }) }), query: async () => [] } as unknown as EntityManager;
+
+  const queued = (): MigrationEntity => {
+    const ref = { migrationId: randomUUID(), vmId: randomUUID(), sourceHostId: 'a', targetHostId: 'b' };
+    return { id: ref.migrationId, saga: createSaga(ref, Date.now()), state: 'queued', version: 1, createdAt: new Date() } as unknown as MigrationEntity;
+  };
+
+  it('given a renewal sent while the admission transaction is open, then the started migration is still known to be held after the commit', async () => {
+    const row = queued();
+    const started = await store.startQueued(m, [row]);
+    expect(started).toHaveLength(1);
+    // not committed yet: nothing may be sent for it
+    expect(() => fence.check(row.id)).toThrow(LeaseNotHeld);
+    // the tick's renewal, sent before the commit, renewed only what it could see: not this one
+    now += 5;
+    fence.renewed([], fence.mark());
+    // the commit, then admission hands the migration over
+    now += 5;
+    store.started(started);
+    expect(() => fence.check(row.id)).not.toThrow();
+    // stamped with the time its statement was sent: held no longer than PostgreSQL holds it
+    expect(fence.remainingMs(row.id)).toBe(started[0]!.leaseSentAt! + 10_000 - fence.marginMs - now);
+  });
+
+  it('given a renewal after the commit that did not renew it, then the lease is lost as before', async () => {
+    const row = queued();
+    store.started(await store.startQueued(m, [row]));
+    now += 5;
+    fence.renewed([], fence.mark());
+    expect(() => fence.check(row.id)).toThrow(LeaseNotHeld);
+  });
+});
