@@ -1,15 +1,14 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { keysetPage } from '@flexmig/persistence';
+import { keysetPage, queryReturning } from '@flexmig/persistence';
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
 import { CreateVm, ErrorCode, type Page, type PageQuery, FlexmigError, HOST_PASSTHROUGH_BASELINE, hostCapacity, IMC_OFF, StartVm, Vm, VmStarted } from '@flexmig/contracts';
 import { EventPublisher, NatsBus } from '@flexmig/messaging';
 import { ClusterEntity, HostEntity, ReservationEntity, VmEntity } from '../entities';
 import { ratiosOf, vmView } from '../views';
-import { hostDown, hostInMaintenance, insufficientCapacity, vmNotFound } from '../errors';
+import { hostDown, hostInMaintenance, hostNotFound, insufficientCapacity, vmNotFound } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
-import { HostsService } from '../hosts/hosts.service';
 import { ClusterCpuPlans } from '../clusters/cluster-cpu-plans';
 import { allocations, none } from '../capacity';
 import { checkRelocationReserved } from '../reservations/reservation-checks';
@@ -50,7 +49,6 @@ export class VmsService {
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: NatsBus,
     private readonly cpu: CpuCompatClient,
-    private readonly hosts: HostsService,
     private readonly plans: ClusterCpuPlans,
     private readonly events: EventPublisher,
     @Inject(INVENTORY_CONFIG) private readonly config: InventoryConfig,
@@ -65,10 +63,18 @@ export class VmsService {
    * the host's room under its row lock and records the VM, or starts over when the mode changed.
    */
   async create(input: CreateVm): Promise<Vm> {
-    const host = await this.hosts.entity(input.hostId);
+    // the host with its cluster, in one statement
+    const found = await this.db
+      .getRepository(HostEntity)
+      .createQueryBuilder('h')
+      .innerJoinAndMapOne('h.cluster', ClusterEntity, 'c', 'c.id = h.cluster_id')
+      .where('h.id = :id', { id: input.hostId })
+      .getOne();
+    if (!found) throw hostNotFound(input.hostId);
+    const { cluster: clusterOfHost, ...host } = found as HostEntity & { cluster: ClusterEntity };
     if (host.state !== 'up') throw hostDown(host.id);
     const id = randomUUID();
-    let cluster = await this.db.getRepository(ClusterEntity).findOneByOrFail({ id: host.clusterId });
+    let cluster = clusterOfHost;
     let cpuBaseline: string | undefined;
     for (let attempt = 1; cpuBaseline === undefined; attempt++) {
       const chosen = await this.baselineFor(host, input.cpuBaseline, cluster);
@@ -114,10 +120,17 @@ export class VmsService {
         { hostId: host.id },
       );
     }
-    await this.db.getRepository(VmEntity).update({ id }, { state: 'running' });
+    // running, and the VM as stored, in one statement
+    const [running] = await queryReturning<VmRow>(
+      this.db,
+      `UPDATE vms SET state = 'running', updated_at = now() WHERE id = $1
+       RETURNING id, name, cluster_id, host_id, memory_mib, vcpus, cpu_baseline, cpu_features, state, created_at, updated_at`,
+      [id],
+    );
+    if (!running) throw vmNotFound(id);
     await this.events.publish(VmStarted, { vmId: id, hostId: host.id, cpuBaseline }, { id: `${id}:started`, subject: id });
     this.log.log(`VM ${input.name} (${id}) runs on ${host.id} with CPU baseline ${cpuBaseline}`);
-    return this.get(id);
+    return vmView(vmEntityOf(running));
   }
 
   /**
@@ -202,3 +215,32 @@ export class VmsService {
     return this.get(r.vmId);
   }
 }
+
+/** A row of `vms` as a RETURNING clause gives it. */
+interface VmRow {
+  id: string;
+  name: string;
+  cluster_id: string;
+  host_id: string;
+  memory_mib: number;
+  vcpus: number;
+  cpu_baseline: string;
+  cpu_features: string[] | null;
+  state: VmEntity['state'];
+  created_at: Date;
+  updated_at: Date;
+}
+
+const vmEntityOf = (r: VmRow): VmEntity => ({
+  id: r.id,
+  name: r.name,
+  clusterId: r.cluster_id,
+  hostId: r.host_id,
+  memoryMiB: r.memory_mib,
+  vcpus: r.vcpus,
+  cpuBaseline: r.cpu_baseline,
+  cpuFeatures: r.cpu_features,
+  state: r.state,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
