@@ -8,19 +8,23 @@ export interface Allocation {
   vcpus: number;
 }
 
-/** What VMs (starting or running) and incoming-migration reservations hold on each host. */
+/**
+ * The one definition of what a host holds: its VMs that are starting or running, and the reservations of
+ * migrations coming to it. A query of `host_id, memory_mib, vcpus` per host; `hostFilter` (e.g. `host_id =
+ * ANY($1)`) goes inside both halves, so a lookup of a few hosts uses the host_id indexes instead of
+ * summing every VM and reservation of the inventory. `allocations` runs it alone; the placement list
+ * (hosts/placement-hosts.ts) inside its own statement.
+ */
+export const heldByHostSql = (hostFilter = 'true'): string =>
+  `SELECT host_id, sum(memory_mib)::int AS memory_mib, sum(vcpus)::int AS vcpus FROM (
+     SELECT host_id, memory_mib, vcpus FROM vms WHERE state IN ('starting', 'running') AND ${hostFilter}
+     UNION ALL SELECT host_id, memory_mib, vcpus FROM reservations WHERE ${hostFilter}) held
+   GROUP BY host_id`;
+
+/** What VMs (starting or running) and incoming-migration reservations hold on each host (all, or those named). */
 export async function allocations(m: EntityManager, hostIds?: string[]): Promise<Map<string, Allocation>> {
-  // the host filter sits inside both halves, so one host's lookup uses the host_id indexes instead of
-  // summing every VM and reservation of the inventory
-  const only = hostIds ? 'AND host_id = ANY($1)' : '';
-  const rows: { host_id: string; mem: number; cpus: number }[] = await m.query(
-    `SELECT host_id, sum(memory_mib)::int AS mem, sum(vcpus)::int AS cpus FROM (
-       SELECT host_id, memory_mib, vcpus FROM vms WHERE state IN ('starting', 'running') ${only}
-       UNION ALL SELECT host_id, memory_mib, vcpus FROM reservations WHERE true ${only}) held
-     GROUP BY host_id`,
-    hostIds ? [hostIds] : [],
-  );
-  return new Map(rows.map((r) => [r.host_id, { memoryMiB: r.mem, vcpus: r.cpus }]));
+  const rows: { host_id: string; memory_mib: number; vcpus: number }[] = await m.query(heldByHostSql(hostIds ? 'host_id = ANY($1)' : undefined), hostIds ? [hostIds] : []);
+  return new Map(rows.map((r) => [r.host_id, { memoryMiB: r.memory_mib, vcpus: r.vcpus }]));
 }
 
 export const none: Allocation = { memoryMiB: 0, vcpus: 0 };

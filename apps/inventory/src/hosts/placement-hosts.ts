@@ -4,6 +4,7 @@ import { DataSource } from 'typeorm';
 import { hostCapacity, type PageQuery, type PlacementHost, VendorSchema } from '@flexmig/contracts';
 import { decodeCursor, encodeCursor } from '@flexmig/persistence';
 import { ratiosOf } from '../views';
+import { heldByHostSql } from '../capacity';
 
 interface Row {
   id: string;
@@ -25,7 +26,7 @@ interface Row {
 
 /**
  * `inventory.host.placement-list`: a page of a cluster's hosts as placement weighs them, in one statement
- * (one snapshot): the hosts, what each holds (its VMs and reservations), its cluster's ratios, and each
+ * (one snapshot): the hosts, what each holds (capacity.ts `heldByHostSql`), its cluster's ratios, and each
  * distinct CPU feature list once, on the first host that has it (issue 11: placement read the whole
  * `inventory.host.list`, 1,000 hosts with their feature lists in five requests of 200, for every
  * migration request without a target). Ordered by id: the cursor is the last id of the page before.
@@ -40,14 +41,10 @@ export class PlacementHosts {
       `WITH page AS (
          SELECT id, cluster_id, memory_mib, vcpus, driver, state, maintenance, cpu_vendor, cpu_features, md5(cpu_features::text) AS feature_set
          FROM hosts WHERE cluster_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3),
-       held AS (
-         SELECT host_id, sum(memory_mib)::int AS memory, sum(vcpus)::int AS vcpus FROM (
-           SELECT host_id, memory_mib, vcpus FROM vms WHERE state IN ('starting', 'running') AND host_id IN (SELECT id FROM page)
-           UNION ALL SELECT host_id, memory_mib, vcpus FROM reservations WHERE host_id IN (SELECT id FROM page)) x
-         GROUP BY host_id)
+       held AS (${heldByHostSql('host_id IN (SELECT id FROM page)')})
        SELECT p.id, p.cluster_id, p.memory_mib, p.vcpus, p.driver, p.state, p.maintenance, p.cpu_vendor, p.feature_set,
          CASE WHEN row_number() OVER (PARTITION BY p.feature_set ORDER BY p.id) = 1 THEN p.cpu_features END AS cpu_features,
-         coalesce(held.memory, 0) AS held_memory, coalesce(held.vcpus, 0) AS held_vcpus,
+         coalesce(held.memory_mib, 0) AS held_memory, coalesce(held.vcpus, 0) AS held_vcpus,
          c.cpu_allocation_ratio, c.memory_allocation_ratio
        FROM page p JOIN clusters c ON c.id = p.cluster_id LEFT JOIN held ON held.host_id = p.id
        ORDER BY p.id`,
