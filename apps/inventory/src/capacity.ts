@@ -1,7 +1,8 @@
 import { EntityManager, In } from 'typeorm';
-import { type AllocationRatios, DEFAULT_ALLOCATION_RATIOS } from '@flexmig/contracts';
+import { type AllocationRatios, DEFAULT_ALLOCATION_RATIOS, ErrorCode, FlexmigError, hostCapacity } from '@flexmig/contracts';
 import { ClusterEntity } from './entities';
 import { ratiosOf } from './views';
+import { hostDown, hostInMaintenance, insufficientCapacity } from './errors';
 
 export interface Allocation {
   memoryMiB: number;
@@ -40,3 +41,55 @@ export async function clusterRatios(m: EntityManager, clusterIds?: string[]): Pr
 
 /** A cluster's ratios from `clusterRatios`' map; a host's cluster always exists, the default is for a race with its deletion. */
 export const ratiosIn = (map: Map<string, AllocationRatios>, clusterId: string): AllocationRatios => map.get(clusterId) ?? DEFAULT_ALLOCATION_RATIOS;
+
+/** A host as `lockHostWithRoom` read it under its row lock, with its cluster's mode and ratios. */
+export interface LockedHost {
+  id: string;
+  clusterId: string;
+  cpuVendor: string;
+  cpuFeatures: string[];
+  /** The cluster's CPU mode as of the lock (share-locked with `shareCluster`: it cannot change before the commit). */
+  clusterImcMode: string | null;
+  ratios: AllocationRatios;
+}
+
+interface LockedRow {
+  id: string;
+  cluster_id: string;
+  state: string;
+  maintenance: boolean;
+  memory_mib: number;
+  vcpus: number;
+  cpu_vendor: string;
+  cpu_features: string[];
+  imc_mode: string | null;
+  cpu_allocation_ratio: number;
+  memory_allocation_ratio: number;
+}
+
+/**
+ * Checks that a host can take `need` more under its cluster's allocation ratios, inside a transaction,
+ * and holds the host's row lock until it ends. VM creation and step 1's reservation both come through here.
+ * With `shareCluster` the cluster's row is share-locked by the same statement: its CPU mode cannot change
+ * (a mode change locks it for update) until the transaction ends.
+ *
+ * Two statements: the host with its cluster, locked; then what the host holds, in a statement of its own
+ * after the lock was granted (READ COMMITTED: it sees every allocation committed before the lock).
+ */
+export async function lockHostWithRoom(m: EntityManager, hostId: string, need: Allocation, o: { shareCluster?: boolean } = {}): Promise<LockedHost> {
+  const [row] = (await m.query(
+    `SELECT h.id, h.cluster_id, h.state, h.maintenance, h.memory_mib, h.vcpus, h.cpu_vendor, h.cpu_features,
+       c.imc_mode, c.cpu_allocation_ratio, c.memory_allocation_ratio
+     FROM hosts h JOIN clusters c ON c.id = h.cluster_id WHERE h.id = $1 FOR UPDATE OF h${o.shareCluster ? ' FOR SHARE OF c' : ''}`,
+    [hostId],
+  )) as LockedRow[];
+  if (!row) throw new FlexmigError(ErrorCode.NotFound, `host ${hostId} does not exist`, { hostId });
+  if (row.state !== 'up') throw hostDown(hostId);
+  if (row.maintenance) throw hostInMaintenance(hostId);
+  const ratios = ratiosOf({ cpuAllocationRatio: row.cpu_allocation_ratio, memoryAllocationRatio: row.memory_allocation_ratio });
+  const capacity = hostCapacity({ memoryMiB: row.memory_mib, vcpus: row.vcpus }, ratios);
+  const held = (await allocations(m, [hostId])).get(hostId) ?? none;
+  const free = { memoryMiB: capacity.memoryMiB - held.memoryMiB, vcpus: capacity.vcpus - held.vcpus };
+  if (free.memoryMiB < need.memoryMiB || free.vcpus < need.vcpus) throw insufficientCapacity(hostId, need, free, ratios);
+  return { id: row.id, clusterId: row.cluster_id, cpuVendor: row.cpu_vendor, cpuFeatures: row.cpu_features, clusterImcMode: row.imc_mode, ratios };
+}

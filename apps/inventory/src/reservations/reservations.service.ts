@@ -5,7 +5,7 @@ import { type HostCpu, Reservation, Verdict } from '@flexmig/contracts';
 import { HostEntity, ReservationEntity, VmEntity } from '../entities';
 import { reservationView } from '../views';
 import { cpuIncompatible, hostNotFound, vmNotFound } from '../errors';
-import { lockHostWithRoom } from '../vms/vms.service';
+import { lockHostWithRoom } from '../capacity';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import {
   checkCpuAsVerified,

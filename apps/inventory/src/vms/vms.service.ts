@@ -2,44 +2,17 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { keysetPage, queryReturning } from '@flexmig/persistence';
 import { randomUUID } from 'node:crypto';
-import { DataSource, EntityManager } from 'typeorm';
-import { CreateVm, ErrorCode, type Page, type PageQuery, FlexmigError, HOST_PASSTHROUGH_BASELINE, hostCapacity, IMC_OFF, StartVm, Vm, VmStarted } from '@flexmig/contracts';
+import { DataSource } from 'typeorm';
+import { CreateVm, ErrorCode, type Page, type PageQuery, FlexmigError, HOST_PASSTHROUGH_BASELINE, type HostCpu, IMC_OFF, StartVm, VendorSchema, Vm, VmStarted } from '@flexmig/contracts';
 import { EventPublisher, NatsBus } from '@flexmig/messaging';
-import { ClusterEntity, HostEntity, ReservationEntity, VmEntity } from '../entities';
-import { ratiosOf, vmView } from '../views';
-import { hostDown, hostInMaintenance, hostNotFound, insufficientCapacity, vmNotFound } from '../errors';
+import { ClusterEntity, ReservationEntity, VmEntity } from '../entities';
+import { vmView } from '../views';
+import { hostDown, hostNotFound, vmNotFound } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { ClusterCpuPlans } from '../clusters/cluster-cpu-plans';
-import { allocations, none } from '../capacity';
+import { lockHostWithRoom } from '../capacity';
 import { checkRelocationReserved } from '../reservations/reservation-checks';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
-
-/**
- * Checks that a host can take `need` more under its cluster's allocation ratios, inside a transaction that
- * holds the host's row lock. VM creation and step 1's reservation both come through here.
- */
-export async function lockHostWithRoom(m: EntityManager, hostId: string, need: { memoryMiB: number; vcpus: number }): Promise<HostEntity> {
-  // the cluster's ratios come with the host's row lock, in one round trip
-  const { entities, raw } = await m
-    .getRepository(HostEntity)
-    .createQueryBuilder('h')
-    .innerJoin(ClusterEntity, 'c', 'c.id = h.cluster_id')
-    .addSelect(['c.cpu_allocation_ratio AS c_cpu_ratio', 'c.memory_allocation_ratio AS c_memory_ratio'])
-    .where('h.id = :hostId', { hostId })
-    .setLock('pessimistic_write', undefined, ['h'])
-    .getRawAndEntities<{ c_cpu_ratio: number; c_memory_ratio: number }>();
-  const host = entities[0];
-  if (!host) throw new FlexmigError(ErrorCode.NotFound, `host ${hostId} does not exist`, { hostId });
-  if (host.state !== 'up') throw hostDown(hostId);
-  if (host.maintenance) throw hostInMaintenance(hostId);
-  const ratios = ratiosOf({ cpuAllocationRatio: raw[0]!.c_cpu_ratio, memoryAllocationRatio: raw[0]!.c_memory_ratio });
-  const capacity = hostCapacity(host, ratios);
-  // a statement of its own, after the lock: it sees every allocation committed before the lock was granted
-  const held = (await allocations(m, [hostId])).get(hostId) ?? none;
-  const free = { memoryMiB: capacity.memoryMiB - held.memoryMiB, vcpus: capacity.vcpus - held.vcpus };
-  if (free.memoryMiB < need.memoryMiB || free.vcpus < need.vcpus) throw insufficientCapacity(hostId, need, free, ratios);
-  return host;
-}
 
 @Injectable()
 export class VmsService {
@@ -64,46 +37,38 @@ export class VmsService {
    */
   async create(input: CreateVm): Promise<Vm> {
     // the host with its cluster, in one statement
-    const found = await this.db
-      .getRepository(HostEntity)
-      .createQueryBuilder('h')
-      .innerJoinAndMapOne('h.cluster', ClusterEntity, 'c', 'c.id = h.cluster_id')
-      .where('h.id = :id', { id: input.hostId })
-      .getOne();
+    const [found] = (await this.db.query(
+      `SELECT h.id, h.state, h.cpu_vendor, h.cpu_model_name, h.cpu_features, c.id AS cluster_id, c.name AS cluster_name, c.imc_mode
+       FROM hosts h JOIN clusters c ON c.id = h.cluster_id WHERE h.id = $1`,
+      [input.hostId],
+    )) as HostWithClusterRow[];
     if (!found) throw hostNotFound(input.hostId);
-    const { cluster: clusterOfHost, ...host } = found as HostEntity & { cluster: ClusterEntity };
-    if (host.state !== 'up') throw hostDown(host.id);
+    if (found.state !== 'up') throw hostDown(found.id);
+    const host: HostToStartOn = { id: found.id, cpu: { vendor: VendorSchema.parse(found.cpu_vendor), modelName: found.cpu_model_name, features: found.cpu_features } };
     const id = randomUUID();
-    let cluster = clusterOfHost;
+    let cluster: ClusterToStartIn = { id: found.cluster_id, name: found.cluster_name, imcMode: found.imc_mode };
     let cpuBaseline: string | undefined;
     for (let attempt = 1; cpuBaseline === undefined; attempt++) {
       const chosen = await this.baselineFor(host, input.cpuBaseline, cluster);
       const modeChosenFor = cluster.imcMode;
-      // the cluster row stays share-locked from re-checking its mode to recording the VM: a mode change
-      // (which locks it for update) cannot slip in between and leave a VM above its cluster's mode
-      const changed = await this.db.transaction(async (m) => {
-        const now = await m.getRepository(ClusterEntity).findOneOrFail({ where: { id: host.clusterId }, lock: { mode: 'pessimistic_read' } });
-        if (now.imcMode !== modeChosenFor) return now;
+      const changed = await this.db.transaction(async (m): Promise<string | null | undefined> => {
+        // the host's row lock and the cluster's share lock in one statement: a mode change (which locks the
+        // cluster for update) cannot slip in between this check and the commit and leave a VM above its mode
+        const locked = await lockHostWithRoom(m, host.id, input, { shareCluster: true });
+        if (locked.clusterImcMode !== modeChosenFor) return locked.clusterImcMode;
         // host passthrough: the VM sees this host's CPU, so it records its features (it may only move to an identical host)
-        const cpuFeatures = chosen === HOST_PASSTHROUGH_BASELINE ? [...host.cpuFeatures].sort() : null;
-        await lockHostWithRoom(m, host.id, input);
-        await m.getRepository(VmEntity).insert({
-          id,
-          name: input.name,
-          clusterId: host.clusterId,
-          hostId: host.id,
-          memoryMiB: input.memoryMiB,
-          vcpus: input.vcpus,
-          cpuBaseline: chosen,
-          cpuFeatures,
-          state: 'starting',
-        });
+        const cpuFeatures = chosen === HOST_PASSTHROUGH_BASELINE ? JSON.stringify([...locked.cpuFeatures].sort()) : null;
+        await m.query(
+          `INSERT INTO vms (id, name, cluster_id, host_id, memory_mib, vcpus, cpu_baseline, cpu_features, state)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'starting')`,
+          [id, input.name, locked.clusterId, host.id, input.memoryMiB, input.vcpus, chosen, cpuFeatures],
+        );
         return undefined;
       });
-      if (!changed) cpuBaseline = chosen;
+      if (changed === undefined) cpuBaseline = chosen;
       else if (attempt >= 5) {
         throw new FlexmigError(ErrorCode.Conflict, `the CPU mode of cluster ${cluster.name} kept changing while VM ${input.name} was created: try again`, { clusterId: cluster.id }, true);
-      } else cluster = changed;
+      } else cluster = { ...cluster, imcMode: changed };
     }
     try {
       await this.bus.request(
@@ -138,8 +103,8 @@ export class VmsService {
    * IMC mode, else the highest mode every host of the cluster passes, so the VM can move to any of them
    * (the cluster's cached plan: the same cost at 1,000 hosts as at 20).
    */
-  private async baselineFor(host: HostEntity, asked: string | undefined, cluster: ClusterEntity): Promise<string> {
-    const cpu = { vendor: host.cpuVendor as 'Intel', modelName: host.cpuModelName, features: host.cpuFeatures };
+  private async baselineFor(host: HostToStartOn, asked: string | undefined, cluster: ClusterToStartIn): Promise<string> {
+    const { cpu } = host;
     if (asked?.trim().toLowerCase() === HOST_PASSTHROUGH_BASELINE) return HOST_PASSTHROUGH_BASELINE;
     if (asked) {
       const verdict = await this.cpu.verdict(asked, cpu);
@@ -215,6 +180,23 @@ export class VmsService {
     return this.get(r.vmId);
   }
 }
+
+/** VM creation's first read: the host with its cluster. */
+interface HostWithClusterRow {
+  id: string;
+  state: string;
+  cpu_vendor: string;
+  cpu_model_name: string;
+  cpu_features: string[];
+  cluster_id: string;
+  cluster_name: string;
+  imc_mode: string | null;
+}
+interface HostToStartOn {
+  id: string;
+  cpu: HostCpu;
+}
+type ClusterToStartIn = Pick<ClusterEntity, 'id' | 'name' | 'imcMode'>;
 
 /** A row of `vms` as a RETURNING clause gives it. */
 interface VmRow {
