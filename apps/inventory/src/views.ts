@@ -15,8 +15,11 @@ export const ratiosOf = (c: Pick<ClusterEntity, 'cpuAllocationRatio' | 'memoryAl
   memoryAllocationRatio: Number(c.memoryAllocationRatio),
 });
 
+/** The columns of a host that the API shows (not the VM set its agent reported, which only reconciliation reads). */
+export type ShownHost = Omit<HostEntity, 'vmDigest' | 'reportedVms' | 'reportedDigest' | 'reportedAt'>;
+
 /** A host as the API shows it: with what it holds, and what it may hold under its cluster's ratios. */
-export const hostView = (h: HostEntity, allocated: { memoryMiB: number; vcpus: number }, ratios: AllocationRatios): Host => ({
+export const hostView = (h: ShownHost, allocated: { memoryMiB: number; vcpus: number }, ratios: AllocationRatios): Host => ({
   id: h.id,
   clusterId: h.clusterId,
   hostname: h.hostname,

@@ -1,5 +1,5 @@
 /**
- * keysetPage against real PostgreSQL: pages in order through a cursor, a cursor whose row is gone or that
+ * keysetPage and keysetPageSql (its form for a hand-written statement) against real PostgreSQL: pages in order through a cursor, a cursor whose row is gone or that
  * is no uuid is VALIDATION_FAILED, and a database failure during a page is thrown as the failure it is
  * (UNAVAILABLE at the edges), never turned into "list again from the start".
  */
@@ -8,7 +8,7 @@ import { Column, DataSource, Entity, PrimaryColumn } from 'typeorm';
 import { ErrorCode, transientFailure } from '@flexmig/contracts';
 import { startTestDatabase, TcpProxy, TestDatabase } from '@flexmig/testing';
 import { ensureDatabaseAndSchema, serviceDataSourceOptions } from './database';
-import { encodeCursor, keysetPage } from './pagination';
+import { encodeCursor, keysetPage, keysetPageSql } from './pagination';
 
 @Entity({ name: 'things' })
 class Thing {
@@ -22,7 +22,18 @@ describe('keysetPage', () => {
   let db: TestDatabase;
   let ds: DataSource;
   const ids: string[] = [];
-  const page = (cursor?: string, limit = 3) => keysetPage(ds.getRepository(Thing).createQueryBuilder('t'), { keys: ['created_at', 'id'], idKey: 'id', direction: 'ASC', page: { limit, ...(cursor ? { cursor } : {}) } });
+  const builderPage = (cursor?: string, limit = 3) => keysetPage(ds.getRepository(Thing).createQueryBuilder('t'), { keys: ['created_at', 'id'], idKey: 'id', direction: 'ASC', page: { limit, ...(cursor ? { cursor } : {}) } });
+  const sqlPage = (cursor?: string, limit = 3) =>
+    keysetPageSql<{ id: string; n: number }>(ds.manager, {
+      table: 'things',
+      idColumn: 'id',
+      page: { limit, ...(cursor ? { cursor } : {}) },
+      idOf: (r) => r.id,
+      query: (cursorId, rows) =>
+        cursorId === null
+          ? ds.query('SELECT id, n FROM things t ORDER BY created_at, id LIMIT $1', [rows])
+          : ds.query('SELECT id, n FROM things t WHERE (t.created_at, t.id) > (SELECT c.created_at, c.id FROM things c WHERE c.id = $2) ORDER BY created_at, id LIMIT $1', [rows, cursorId]),
+    });
 
   beforeAll(async () => {
     db = await startTestDatabase('pagination');
@@ -40,29 +51,35 @@ describe('keysetPage', () => {
     await db?.stop();
   });
 
-  it('given three pages, then each starts after the previous one and the last has no next cursor', async () => {
-    const seen: number[] = [];
-    let cursor: string | undefined;
-    let pages = 0;
-    do {
-      const p = await page(cursor);
-      seen.push(...p.rows.map((r) => r.n));
-      cursor = p.nextCursor ?? undefined;
-      pages++;
-    } while (cursor);
-    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6]);
-    expect(pages).toBe(3);
-  });
+  describe.each([
+    ['keysetPage', builderPage],
+    ['keysetPageSql', sqlPage],
+  ])('%s', (_name, page) => {
+    it('given three pages, then each starts after the previous one and the last has no next cursor', async () => {
+      const seen: number[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const p = await page(cursor);
+        seen.push(...p.rows.map((r) => r.n));
+        cursor = p.nextCursor ?? undefined;
+        pages++;
+      } while (cursor);
+      expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6]);
+      expect(pages).toBe(3);
+    });
 
-  it('given a cursor whose row was deleted, then VALIDATION_FAILED says to list again from the start', async () => {
-    const gone = randomUUID();
-    await ds.query(`INSERT INTO things VALUES ($1, 99, now() + interval '1 hour')`, [gone]);
-    await ds.query('DELETE FROM things WHERE id = $1', [gone]);
-    await expect(page(encodeCursor(gone))).rejects.toMatchObject({ code: ErrorCode.ValidationFailed, message: expect.stringMatching(/list again from the start/) });
-  });
+    it('given a cursor whose row was deleted, then VALIDATION_FAILED says to list again from the start', async () => {
+      const gone = randomUUID();
+      await ds.query(`INSERT INTO things VALUES ($1, 99, now() + interval '1 hour')`, [gone]);
+      await ds.query('DELETE FROM things WHERE id = $1', [gone]);
+      await expect(page(encodeCursor(gone))).rejects.toMatchObject({ code: ErrorCode.ValidationFailed, message: expect.stringMatching(/list again from the start/) });
+    });
 
-  it('given a cursor that names no uuid, then VALIDATION_FAILED (PostgreSQL 22P02), not a server error', async () => {
-    await expect(page(encodeCursor('not-a-uuid'))).rejects.toMatchObject({ code: ErrorCode.ValidationFailed, message: expect.stringMatching(/not one this list gave/) });
+    it('given a cursor that names no uuid, then VALIDATION_FAILED (PostgreSQL 22P02), not a server error', async () => {
+      await expect(page(encodeCursor('not-a-uuid'))).rejects.toMatchObject({ code: ErrorCode.ValidationFailed, message: expect.stringMatching(/not one this list gave/) });
+    });
+
   });
 
   it('given PostgreSQL goes away, then a page with a cursor fails as UNAVAILABLE, not as a refused cursor', async () => {

@@ -1,4 +1,4 @@
-import { type ObjectLiteral, type SelectQueryBuilder } from 'typeorm';
+import { type EntityManager, type ObjectLiteral, type SelectQueryBuilder } from 'typeorm';
 import { ErrorCode, FlexmigError, type PageQuery } from '@flexmig/contracts';
 
 /** The cursor of a page: the id of its last item, made opaque (and versioned, to change its form later). */
@@ -49,15 +49,37 @@ export async function keysetPage<E extends ObjectLiteral>(
   const rows = await qb.limit(o.page.limit + 1).getMany().catch((e: unknown) => {
     throw isInvalidText(e) ? notOurs(o.page.cursor!) : e;
   });
-  if (cursorId !== undefined && rows.length === 0) {
-    // empty: the end of the list, or a cursor whose row is gone (nextCursor is only given when more rows follow)
-    const found: unknown[] = await qb.connection.query(`SELECT 1 FROM ${table} WHERE ${idColumn} = $1`, [cursorId]);
-    if (found.length === 0) throw cursorGone(o.page.cursor!);
-  }
-  const more = rows.length > o.page.limit;
-  const pageRows = more ? rows.slice(0, o.page.limit) : rows;
-  return { rows: pageRows, nextCursor: more ? encodeCursor(String(pageRows.at(-1)![o.idKey])) : null };
+  return pageOf(rows, o.page, (r) => String(r[o.idKey]), cursorId === undefined ? undefined : () => cursorRowExists(qb.connection.manager, table, idColumn, cursorId));
 }
+
+/**
+ * `keysetPage` for a hand-written statement (one that joins what TypeORM's builder cannot, in one round
+ * trip). `query` gets the cursor's id (null on the first page) and the number of rows to ask for (the
+ * limit and one more, to know whether a next page exists); its statement compares its keys with the
+ * cursor's row read inside it, as `keysetPage` does: `(t.created_at, t.id) > (SELECT c.created_at, c.id
+ * FROM <table> c WHERE c.id = $n)`, or `t.id > (SELECT c.id …)`. The same errors as `keysetPage`.
+ */
+export async function keysetPageSql<R>(
+  m: EntityManager,
+  o: { table: string; idColumn: string; page: PageQuery; idOf: (row: R) => string; query: (cursorId: string | null, rows: number) => Promise<R[]> },
+): Promise<{ rows: R[]; nextCursor: string | null }> {
+  const cursorId = o.page.cursor ? decodeCursor(o.page.cursor) : null;
+  const rows = await o.query(cursorId, o.page.limit + 1).catch((e: unknown) => {
+    throw isInvalidText(e) ? notOurs(o.page.cursor!) : e;
+  });
+  return pageOf(rows, o.page, o.idOf, cursorId === null ? undefined : () => cursorRowExists(m, o.table, o.idColumn, cursorId));
+}
+
+async function pageOf<R>(rows: R[], page: PageQuery, idOf: (row: R) => string, cursorExists?: () => Promise<boolean>): Promise<{ rows: R[]; nextCursor: string | null }> {
+  // empty: the end of the list, or a cursor whose row is gone (nextCursor is only given when more rows follow)
+  if (cursorExists && rows.length === 0 && !(await cursorExists())) throw cursorGone(page.cursor!);
+  const more = rows.length > page.limit;
+  const pageRows = more ? rows.slice(0, page.limit) : rows;
+  return { rows: pageRows, nextCursor: more ? encodeCursor(idOf(pageRows.at(-1)!)) : null };
+}
+
+const cursorRowExists = async (m: EntityManager, table: string, idColumn: string, id: string): Promise<boolean> =>
+  ((await m.query(`SELECT 1 FROM ${table} WHERE ${idColumn} = $1`, [id])) as unknown[]).length > 0;
 
 const isInvalidText = (e: unknown): boolean => {
   const err = e as { code?: unknown; driverError?: { code?: unknown } } | null;
