@@ -26,13 +26,13 @@ describe('keysetPage', () => {
   const sqlPage = (cursor?: string, limit = 3) =>
     keysetPageSql<{ id: string; n: number }>(ds.manager, {
       table: 'things',
+      alias: 't',
+      keys: ['created_at', 'id'],
       idColumn: 'id',
+      filters: { n: undefined },
       page: { limit, ...(cursor ? { cursor } : {}) },
       idOf: (r) => r.id,
-      query: (cursorId, rows) =>
-        cursorId === null
-          ? ds.query('SELECT id, n FROM things t ORDER BY created_at, id LIMIT $1', [rows])
-          : ds.query('SELECT id, n FROM things t WHERE (t.created_at, t.id) > (SELECT c.created_at, c.id FROM things c WHERE c.id = $2) ORDER BY created_at, id LIMIT $1', [rows, cursorId]),
+      select: (condition, params) => ds.query(`SELECT id, n FROM things t WHERE ${condition}`, params),
     });
 
   beforeAll(async () => {

@@ -54,17 +54,35 @@ export async function keysetPage<E extends ObjectLiteral>(
 
 /**
  * `keysetPage` for a hand-written statement (one that joins what TypeORM's builder cannot, in one round
- * trip). `query` gets the cursor's id (null on the first page) and the number of rows to ask for (the
- * limit and one more, to know whether a next page exists); its statement compares its keys with the
- * cursor's row read inside it, as `keysetPage` does: `(t.created_at, t.id) > (SELECT c.created_at, c.id
- * FROM <table> c WHERE c.id = $n)`, or `t.id > (SELECT c.id …)`. The same errors as `keysetPage`.
+ * trip). It writes the statement's condition, order and limit over `alias` (a table or a CTE of `table`'s
+ * rows): the filters given (column = value, those undefined left out), the rows after the cursor's row
+ * (read inside the statement, as `keysetPage` does), ascending by `keys` (the last one unique), one more
+ * than the limit to know whether a next page exists. `select` runs it: `SELECT … FROM <table> <alias>
+ * WHERE ${condition}`, with `params`. The same cursor rules and errors as `keysetPage`.
  */
 export async function keysetPageSql<R>(
   m: EntityManager,
-  o: { table: string; idColumn: string; page: PageQuery; idOf: (row: R) => string; query: (cursorId: string | null, rows: number) => Promise<R[]> },
+  o: {
+    table: string;
+    alias: string;
+    keys: string[];
+    idColumn: string;
+    filters?: Record<string, string | undefined>;
+    page: PageQuery;
+    idOf: (row: R) => string;
+    select: (condition: string, params: unknown[]) => Promise<R[]>;
+  },
 ): Promise<{ rows: R[]; nextCursor: string | null }> {
   const cursorId = o.page.cursor ? decodeCursor(o.page.cursor) : null;
-  const rows = await o.query(cursorId, o.page.limit + 1).catch((e: unknown) => {
+  const params: unknown[] = [o.page.limit + 1];
+  const where = ['true'];
+  for (const [column, value] of Object.entries(o.filters ?? {})) if (value !== undefined) where.push(`${o.alias}.${column} = $${params.push(value)}`);
+  if (cursorId !== null) {
+    const keys = (prefix: string) => o.keys.map((k) => `${prefix}.${k}`).join(', ');
+    where.push(`(${keys(o.alias)}) > (SELECT ${keys('c')} FROM ${o.table} c WHERE c.${o.idColumn} = $${params.push(cursorId)})`);
+  }
+  const condition = `${where.join(' AND ')} ORDER BY ${o.keys.map((k) => `${o.alias}.${k}`).join(', ')} LIMIT $1`;
+  const rows = await o.select(condition, params).catch((e: unknown) => {
     throw isInvalidText(e) ? notOurs(o.page.cursor!) : e;
   });
   return pageOf(rows, o.page, o.idOf, cursorId === null ? undefined : () => cursorRowExists(m, o.table, o.idColumn, cursorId));

@@ -256,16 +256,13 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
   async page(q: { clusterId?: string } & PageQuery): Promise<Page<Host>> {
     const { rows, nextCursor } = await keysetPageSql<HostViewRow>(this.db.manager, {
       table: 'hosts',
+      alias: 'h',
+      keys: ['id'],
       idColumn: 'id',
+      filters: { cluster_id: q.clusterId },
       page: q,
       idOf: (r) => r.id,
-      query: (cursorId, n) => {
-        const params: unknown[] = [n];
-        const where = ['true'];
-        if (q.clusterId) where.push(`h.cluster_id = $${params.push(q.clusterId)}`);
-        if (cursorId !== null) where.push(`h.id > (SELECT c.id FROM hosts c WHERE c.id = $${params.push(cursorId)})`);
-        return this.viewRows(`${where.join(' AND ')} ORDER BY h.id LIMIT $1`, params);
-      },
+      select: (condition, params) => this.viewRows(condition, params),
     });
     return { items: rows.map(hostViewOf), nextCursor };
   }

@@ -133,17 +133,13 @@ export class VmsService {
   async page(q: { hostId?: string; clusterId?: string } & PageQuery): Promise<Page<Vm>> {
     const { rows, nextCursor } = await keysetPageSql<VmRow>(this.db.manager, {
       table: 'vms',
+      alias: 'v',
+      keys: ['created_at', 'id'],
       idColumn: 'id',
+      filters: { host_id: q.hostId, cluster_id: q.clusterId },
       page: q,
       idOf: (r) => r.id,
-      query: (cursorId, n) => {
-        const params: unknown[] = [n];
-        const where = ['true'];
-        if (q.hostId) where.push(`v.host_id = $${params.push(q.hostId)}`);
-        if (q.clusterId) where.push(`v.cluster_id = $${params.push(q.clusterId)}`);
-        if (cursorId !== null) where.push(`(v.created_at, v.id) > (SELECT c.created_at, c.id FROM vms c WHERE c.id = $${params.push(cursorId)})`);
-        return this.db.query(`SELECT ${VM_COLUMNS} FROM vms v WHERE ${where.join(' AND ')} ORDER BY v.created_at, v.id LIMIT $1`, params);
-      },
+      select: (condition, params) => this.db.query(`SELECT ${VM_COLUMNS} FROM vms v WHERE ${condition}`, params),
     });
     return { items: rows.map((r) => vmView(vmEntityOf(r))), nextCursor };
   }
