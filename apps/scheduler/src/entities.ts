@@ -50,6 +50,8 @@ export class OutboxEntity {
   @Column('text') subject: string;
   @Column('jsonb') data: Record<string, unknown>;
   @Column('timestamptz', { name: 'created_at' }) createdAt: Date;
+  /** The replica that wrote it (its DirectPublisher may be sending it); null: anyone's (outbox-relay.ts). */
+  @Column('text', { nullable: true }) writer: string | null;
 }
 
 /** Per-cluster admission limits and migration policy; absent fields fall back to the environment's defaults. */

@@ -9,6 +9,7 @@ import { MigrationResolutions1764195000000 } from './1764195000000-migration-res
 import { TraceParent1764200000000 } from './1764200000000-trace-parent';
 import { Prediction1764210000000 } from './1764210000000-prediction';
 import { CompletedIndex1764220000000 } from './1764220000000-completed-index';
+import { OutboxWriter1764230000000 } from './1764230000000-outbox-writer';
 
 /** In order. Never edit one that has shipped: add the next. */
 export const schedulerMigrations = [
@@ -23,4 +24,5 @@ export const schedulerMigrations = [
   TraceParent1764200000000,
   Prediction1764210000000,
   CompletedIndex1764220000000,
+  OutboxWriter1764230000000,
 ];

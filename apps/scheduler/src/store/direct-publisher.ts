@@ -97,9 +97,14 @@ export class DirectPublisher {
     }
   }
 
-  /** The events being published here now (the relay skips their rows). */
-  inFlight(): string[] {
-    return [...this.sending];
+  /**
+   * What this replica's relay must leave alone: the events being published here now, those JetStream
+   * acknowledged whose rows are not deleted yet, and every event of the migrations published here (a
+   * transition's rows are committed a moment before `publish` is called with them; taken by the relay in
+   * that moment, they went out twice).
+   */
+  held(): { events: string[]; migrations: string[] } {
+    return { events: [...this.sending, ...this.acknowledged], migrations: [...this.adopted] };
   }
 
   /** Takes the acknowledged events whose rows the caller's statement deletes; `giveBack` them if it fails. */

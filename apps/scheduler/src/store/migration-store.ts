@@ -80,8 +80,8 @@ export class MigrationStore {
     await m.getRepository(MigrationEntity).insert(saved as never);
     await m.query(
       `WITH d AS (DELETE FROM outbox WHERE event_id = ANY($5::text[]))
-       INSERT INTO outbox (event_id, type, subject, data, created_at) VALUES ($1, $2, $3, $4::jsonb, to_timestamp($6::double precision / 1000))`,
-      [requested.event_id, requested.type, requested.subject, JSON.stringify(requested.data), sent, now.getTime()],
+       INSERT INTO outbox (event_id, type, subject, data, created_at, writer) VALUES ($1, $2, $3, $4::jsonb, to_timestamp($6::double precision / 1000), $7)`,
+      [requested.event_id, requested.type, requested.subject, JSON.stringify(requested.data), sent, now.getTime(), this.replicaId],
     );
     return saved;
   }
@@ -160,8 +160,8 @@ export class MigrationStore {
              lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END, lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END
            WHERE id = $1 AND version = $2 AND lease_owner = $7 RETURNING id),
          o AS (
-           INSERT INTO outbox (event_id, type, subject, data, created_at)
-           SELECT e.event_id, e.type, e.subject, e.data, now() FROM u, jsonb_to_recordset($8::jsonb) AS e(event_id text, type text, subject text, data jsonb)
+           INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
+           SELECT e.event_id, e.type, e.subject, e.data, now(), $7 FROM u, jsonb_to_recordset($8::jsonb) AS e(event_id text, type text, subject text, data jsonb)
            ON CONFLICT (event_id) DO NOTHING),
          d AS (DELETE FROM outbox WHERE event_id = ANY($10::text[])),
          n AS (SELECT pg_notify($11, $7) FROM u WHERE $6)
@@ -236,10 +236,10 @@ export class MigrationStore {
     const rows = outboxRows(state, actions, predicted);
     if (rows.length === 0) return rows;
     await m.query(
-      `INSERT INTO outbox (event_id, type, subject, data, created_at)
-       SELECT e.event_id, e.type, e.subject, e.data, now() FROM jsonb_to_recordset($1::jsonb) AS e(event_id text, type text, subject text, data jsonb)
+      `INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
+       SELECT e.event_id, e.type, e.subject, e.data, now(), $2 FROM jsonb_to_recordset($1::jsonb) AS e(event_id text, type text, subject text, data jsonb)
        ON CONFLICT (event_id) DO NOTHING`,
-      [JSON.stringify(rows)],
+      [JSON.stringify(rows), this.replicaId],
     );
     return rows;
   }

@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { eventContract } from '@flexmig/contracts';
@@ -7,6 +7,7 @@ import { sleep } from '@flexmig/timing';
 import { OutboxEntity } from '../entities';
 import { eventsDeadLettered } from '../metrics';
 import { DirectPublisher } from './direct-publisher';
+import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 
 /** One PostgreSQL advisory lock serialises the outbox relay, so events leave in the order they were committed. */
 const OUTBOX_LOCK = 0x666c786f;
@@ -15,8 +16,37 @@ const outboxBatchWindowMs = 10;
 const batchSize = 200;
 
 /**
+ * How long another replica's outbox rows are left to its DirectPublisher: it publishes them from memory at
+ * once, and deletes them with the next statement it sends anyway (at the latest its next tick's flush). A
+ * row older than this was left behind (a crash, a lost connection) and any relay takes it.
+ */
+export const outboxHandOffMs = (reconcileIntervalMs: number): number => Math.max(5_000, 3 * reconcileIntervalMs);
+
+/**
+ * The rows a flush publishes now, in commit order. Left alone: the events this replica's DirectPublisher
+ * is sending or has sent ($1); for the hand-off time ($4 ms), the rows of the migrations it publishes ($5)
+ * and those another replica wrote ($3 is this replica); and anything of a migration (subject) after a row
+ * left alone, so that each migration's events keep their order. Past the hand-off time a row is anyone's:
+ * whatever kept its publisher from it (a crash, a throw between commit and publish), it goes out.
+ */
+const ROWS_TO_PUBLISH = `
+  WITH rows AS (
+    SELECT seq, event_id, type, subject, data, created_at,
+      event_id = ANY($1::text[])
+        OR (created_at > now() - make_interval(secs => $4::double precision / 1000) AND (subject = ANY($5::text[]) OR (writer IS NOT NULL AND writer <> $3))) AS left_alone
+    FROM outbox),
+  firsts AS (SELECT subject, min(seq) AS first FROM rows WHERE left_alone GROUP BY subject)
+  SELECT r.seq, r.event_id AS "eventId", r.type, r.subject, r.data, r.created_at AS "createdAt"
+  FROM rows r LEFT JOIN firsts f ON f.subject = r.subject
+  WHERE NOT r.left_alone AND (f.first IS NULL OR r.seq < f.first)
+  ORDER BY r.seq LIMIT $2`;
+
+/**
  * Publishes the events that transitions committed to the outbox and that the DirectPublisher did not (a
- * migration claimed from another replica, a publish that failed, a crash). `flushSoon()` then keeps them
+ * migration claimed from another replica, a publish that failed, a crash). Another replica's young rows
+ * are left to its DirectPublisher (`outboxHandOffMs`): taken here too, they went out twice, which
+ * JetStream drops by id but core NATS subscribers saw (472 of 2,000 migrations' terminal events in
+ * bench/control-plane). `flushSoon()` then keeps them
  * prompt; the reconcile tick calls `flush()` too, so an event is never left behind by a failed try. Each
  * flush also deletes the rows of the events the DirectPublisher sent that no other statement took along.
  */
@@ -32,6 +62,7 @@ export class OutboxRelay implements OnApplicationShutdown {
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: NatsBus,
     private readonly direct: DirectPublisher,
+    @Inject(SCHEDULER_CONFIG) private readonly config: Pick<SchedulerConfig, 'schedulerId' | 'reconcileIntervalMs'>,
   ) {
     direct.onFallback(() => this.flushSoon());
   }
@@ -79,12 +110,9 @@ export class OutboxRelay implements OnApplicationShutdown {
             if (sent.length) await m.query('DELETE FROM outbox WHERE event_id = ANY($1::text[])', [sent]);
             const [{ locked }] = await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [OUTBOX_LOCK]);
             if (!locked) return false;
-            // what the DirectPublisher is sending now is left to it
-            const rows: OutboxEntity[] = await m.query(
-              `SELECT seq, event_id AS "eventId", type, subject, data, created_at AS "createdAt" FROM outbox
-               WHERE NOT (event_id = ANY($1::text[])) ORDER BY seq LIMIT $2`,
-              [this.direct.inFlight(), batchSize],
-            );
+            // what a DirectPublisher is sending, or sent and has not deleted yet, is left to it
+            const held = this.direct.held();
+            const rows: OutboxEntity[] = await m.query(ROWS_TO_PUBLISH, [held.events, batchSize, this.config.schedulerId, outboxHandOffMs(this.config.reconcileIntervalMs), held.migrations]);
             if (rows.length === 0) return false;
             const dead: { seq: string; error: string }[] = [];
             const publishes: Promise<unknown>[] = [];

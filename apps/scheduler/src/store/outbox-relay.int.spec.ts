@@ -1,0 +1,142 @@
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { MigrationStepCompleted } from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
+import { ensureDatabaseAndSchema, initializeServiceDataSource, serviceDataSourceOptions } from '@flexmig/persistence';
+import { startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor } from '@flexmig/testing';
+import { schedulerEntities } from '../entities';
+import { schedulerMigrations } from '../migrations';
+import { DirectPublisher } from './direct-publisher';
+import { OutboxRelay, outboxHandOffMs } from './outbox-relay';
+
+/**
+ * Two replicas share one outbox. Replica A's DirectPublisher publishes A's rows from memory and deletes
+ * them with its next statement; replica B's relay must leave them alone meanwhile, or every such event goes
+ * out twice (JetStream drops the repeat by id, but core NATS subscribers see both: 472 terminal events of
+ * 2,000 migrations in bench/control-plane). A row A left behind (a crash) is B's once the hand-off time
+ * has passed, and a migration's events keep their order throughout. Real PostgreSQL and NATS.
+ */
+describe('OutboxRelay beside another replica', () => {
+  jest.setTimeout(60_000);
+  let db: TestDatabase;
+  let nats: TestNats;
+  let ds: DataSource;
+  let bus: NatsBus;
+  let nc: NatsConnection;
+  let relayB: OutboxRelay;
+  let directB: DirectPublisher;
+  /** Event ids as core NATS subscribers receive them, in order. */
+  const received: string[] = [];
+
+  const step = (migrationId: string, n: number) => ({
+    id: `${migrationId}:step-completed:${n}`,
+    data: { migrationId, vmId: randomUUID(), step: n, stepName: 'verify-compatibility' as const, attempt: 1, durationMs: 3 },
+  });
+  /** An outbox row as a transition of `writer` commits it (null: before the column existed), `ageMs` old. */
+  const write = async (migrationId: string, n: number, writer: string | null, ageMs = 0): Promise<string> => {
+    const e = step(migrationId, n);
+    expect(MigrationStepCompleted.data.safeParse(e.data).success).toBe(true);
+    await ds.query(
+      `INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
+       VALUES ($1, 'migration.step-completed', $2, $3::jsonb, now() - make_interval(secs => $4::double precision / 1000), $5)`,
+      [e.id, migrationId, JSON.stringify(e.data), ageMs, writer],
+    );
+    return e.id;
+  };
+  const waiting = async (migrationId: string): Promise<string[]> =>
+    ((await ds.query('SELECT event_id FROM outbox WHERE subject = $1 ORDER BY seq', [migrationId])) as { event_id: string }[]).map((r) => r.event_id);
+  /** Flushes B, then waits until NATS has delivered what B published (one more event, sent after, arrives after them). */
+  const flushB = async () => {
+    await relayB.flush();
+    const marker = `marker-${randomUUID()}`;
+    await bus.publishEvent(MigrationStepCompleted, step(randomUUID(), 1).data, { id: marker, source: '/flexmig/test' });
+    await waitFor('the marker on NATS', async () => received.includes(marker) || undefined, { timeoutMs: 10_000 });
+    received.splice(received.indexOf(marker), 1);
+  };
+
+  beforeAll(async () => {
+    db = await startTestDatabase('outbox-relay');
+    nats = await startTestNats('outbox-relay');
+    await ensureDatabaseAndSchema(db.url, 'scheduler');
+    ds = await initializeServiceDataSource(serviceDataSourceOptions({ url: db.url, schema: 'scheduler', entities: schedulerEntities, migrations: schedulerMigrations, poolSize: 2 }));
+    bus = await NatsBus.connect({ url: nats.url, prefix: nats.prefix, name: 'outbox-relay-test' });
+    await bus.ensureEventsStream();
+    nc = await connect({ servers: nats.url });
+    nc.subscribe(`${nats.prefix}.events.>`, { callback: (_e, m) => void received.push(m.json<{ id: string }>().id) });
+    await nc.flush();
+    directB = new DirectPublisher(bus);
+    relayB = new OutboxRelay(ds, bus, directB, { schedulerId: 'replica-b', reconcileIntervalMs: 1_000 });
+  });
+
+  afterAll(async () => {
+    await nc?.close();
+    await bus?.close();
+    await ds?.destroy();
+    await nats?.stop();
+    await db?.stop();
+  });
+
+  beforeEach(() => {
+    received.length = 0;
+  });
+
+  it('given rows replica A wrote a moment ago, then B leaves them (and what follows them of the same migration) to A', async () => {
+    const x = randomUUID();
+    const fromA = await write(x, 1, 'replica-a');
+    const fromBAfter = await write(x, 2, 'replica-b');
+    await flushB();
+    expect(received).toEqual([]);
+    expect(await waiting(x)).toEqual([fromA, fromBAfter]);
+  });
+
+  it('given rows of B itself or rows with no writer, then B publishes them at once, each once', async () => {
+    const y = randomUUID();
+    const z = randomUUID();
+    const own = await write(y, 1, 'replica-b');
+    const legacy = await write(z, 1, null);
+    await flushB();
+    expect(received.sort()).toEqual([own, legacy].sort());
+    expect(await waiting(y)).toEqual([]);
+    expect(await waiting(z)).toEqual([]);
+  });
+
+  it('given a row A left behind for longer than the hand-off time, then B publishes it and then the rest of its migration, in order', async () => {
+    const handOff = outboxHandOffMs(1_000);
+    expect(handOff).toBe(5_000);
+    const x = randomUUID();
+    const left = await write(x, 1, 'replica-a', handOff + 1_000);
+    const next = await write(x, 2, 'replica-b');
+    const young = await write(x, 3, 'replica-a');
+    const after = await write(x, 4, 'replica-b');
+    await flushB();
+    // A's young row 3 is still A's: 4 waits behind it
+    expect(received).toEqual([left, next]);
+    expect(await waiting(x)).toEqual([young, after]);
+  });
+
+  it('given a migration of another replica that also has an older row of B in the outbox, then only what comes before its first row of A goes', async () => {
+    const x = randomUUID();
+    const first = await write(x, 1, 'replica-b');
+    const ofA = await write(x, 2, 'replica-a');
+    await flushB();
+    expect(received).toEqual([first]);
+    expect(await waiting(x)).toEqual([ofA]);
+  });
+
+  it('given a migration whose events B publishes itself, then its relay leaves the rows just committed to the DirectPublisher, and takes them once they are old', async () => {
+    // a transition's rows are committed a moment before DirectPublisher.publish is called with them
+    const m = randomUUID();
+    directB.adopt(m);
+    const committed = await write(m, 1, 'replica-b');
+    await flushB();
+    expect(received).toEqual([]);
+    expect(await waiting(m)).toEqual([committed]);
+    // never handed over (a throw between commit and publish): past the hand-off time the relay sends it
+    await ds.query("UPDATE outbox SET created_at = now() - interval '6 seconds' WHERE event_id = $1", [committed]);
+    await flushB();
+    expect(received).toEqual([committed]);
+    expect(await waiting(m)).toEqual([]);
+  });
+});
