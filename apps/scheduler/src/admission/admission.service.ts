@@ -74,6 +74,7 @@ export class Admission implements OnApplicationShutdown {
         this.direct.giveBack(sent);
         throw e;
       });
+    this.direct.deleted(sent);
     // its events go out at once, in order: `requested` first, then those of its steps
     const startedHere = started?.some((t) => t.row.id === saved.id) ?? false;
     if (startedHere) this.direct.adopt(saved.id);

@@ -37,6 +37,8 @@ export class DirectPublisher {
   private readonly sending = new Set<string>();
   /** Events JetStream acknowledged whose outbox rows are still to be deleted. */
   private acknowledged = new Set<string>();
+  /** Acknowledged events whose rows a statement not yet committed deletes (`takeAcknowledged`). */
+  private readonly deleting = new Set<string>();
   /** Called when an event could not go out here: the relay takes over (flushSoon). */
   private fallback: () => void = () => undefined;
 
@@ -99,23 +101,35 @@ export class DirectPublisher {
 
   /**
    * What this replica's relay must leave alone: the events being published here now, those JetStream
-   * acknowledged whose rows are not deleted yet, and every event of the migrations published here (a
+   * acknowledged whose rows are not deleted yet (or whose deletion is not committed yet), and every event of the migrations published here (a
    * transition's rows are committed a moment before `publish` is called with them; taken by the relay in
    * that moment, they went out twice).
    */
   held(): { events: string[]; migrations: string[] } {
-    return { events: [...this.sending, ...this.acknowledged], migrations: [...this.adopted] };
+    return { events: [...this.sending, ...this.acknowledged, ...this.deleting], migrations: [...this.adopted] };
   }
 
-  /** Takes the acknowledged events whose rows the caller's statement deletes; `giveBack` them if it fails. */
+  /**
+   * Takes the acknowledged events whose rows the caller's statement deletes: `deleted` them once it
+   * committed, `giveBack` them if it failed. Until then they stay held: a relay that read the outbox before
+   * that commit would see their rows and publish them again.
+   */
   takeAcknowledged(): string[] {
     if (this.acknowledged.size === 0) return [];
     const ids = [...this.acknowledged];
     this.acknowledged = new Set();
+    for (const id of ids) this.deleting.add(id);
     return ids;
   }
 
+  deleted(ids: string[]): void {
+    for (const id of ids) this.deleting.delete(id);
+  }
+
   giveBack(ids: string[]): void {
-    for (const id of ids) this.acknowledged.add(id);
+    for (const id of ids) {
+      this.deleting.delete(id);
+      this.acknowledged.add(id);
+    }
   }
 }

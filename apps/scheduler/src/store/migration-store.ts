@@ -172,6 +172,7 @@ export class MigrationStore {
       this.direct.giveBack(sent);
       throw e;
     }
+    this.direct.deleted(sent);
     if (updated !== 1) {
       this.cache.delete(id); // someone else moved it: re-read under the lock
       return undefined;

@@ -136,6 +136,7 @@ export class OutboxRelay implements OnApplicationShutdown {
             this.direct.giveBack(sent);
             throw e;
           });
+        this.direct.deleted(sent);
       }
     } finally {
       this.flushing = false;
