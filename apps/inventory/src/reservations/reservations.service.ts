@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { queryReturning } from '@flexmig/persistence';
 import { type HostCpu, Reservation, Verdict } from '@flexmig/contracts';
 import { HostEntity, ReservationEntity, VmEntity } from '../entities';
 import { reservationView } from '../views';
@@ -38,21 +39,31 @@ export class ReservationsService {
   async reserve(r: { migrationId: string; vmId: string; hostId: string }): Promise<{ reservation: Reservation; verdict: Verdict }> {
     const { verified, verdict } = await this.verify(r);
     const reservation = await this.db.transaction(async (m) => {
-      const existing = await m.getRepository(ReservationEntity).findOneBy({ migrationId: r.migrationId });
+      // the VM's row lock serialises two reservations of one VM (and a relocation of it)
+      const vm = await m.getRepository(VmEntity).findOne({ where: { id: r.vmId }, lock: { mode: 'pessimistic_write' } });
+      if (!vm) throw vmNotFound(r.vmId);
+      // after the lock, in one read: this migration's reservation (a repeat), and any other of the VM
+      const held = (await m.query('SELECT migration_id AS "migrationId", vm_id AS "vmId", host_id AS "hostId", memory_mib AS "memoryMiB", vcpus, created_at AS "createdAt" FROM reservations WHERE migration_id = $1 OR vm_id = $2', [
+        r.migrationId,
+        r.vmId,
+      ])) as ReservationEntity[];
+      const existing = held.find((x) => x.migrationId === r.migrationId);
       if (existing) {
         checkSameReservation(existing, r);
         return reservationView(existing);
       }
-      // the VM's row lock serialises two reservations of one VM (and a relocation of it)
-      const vm = await m.getRepository(VmEntity).findOne({ where: { id: r.vmId }, lock: { mode: 'pessimistic_write' } });
-      if (!vm) throw vmNotFound(r.vmId);
       checkNotOnTarget(vm, r.hostId);
-      checkNoOtherMigration(r.migrationId, vm.id, await m.getRepository(ReservationEntity).findBy({ vmId: vm.id }));
+      checkNoOtherMigration(r.migrationId, vm.id, held);
       const host = await lockHostWithRoom(m, r.hostId, vm);
       checkSameCluster(vm, host);
       checkCpuAsVerified(verified, vm, host);
-      await m.getRepository(ReservationEntity).insert({ migrationId: r.migrationId, vmId: vm.id, hostId: r.hostId, memoryMiB: vm.memoryMiB, vcpus: vm.vcpus });
-      return reservationView(await m.getRepository(ReservationEntity).findOneByOrFail({ migrationId: r.migrationId }));
+      const [inserted] = await queryReturning<ReservationEntity>(
+        m,
+        `INSERT INTO reservations (migration_id, vm_id, host_id, memory_mib, vcpus) VALUES ($1, $2, $3, $4, $5)
+         RETURNING migration_id AS "migrationId", vm_id AS "vmId", host_id AS "hostId", memory_mib AS "memoryMiB", vcpus, created_at AS "createdAt"`,
+        [r.migrationId, vm.id, r.hostId, vm.memoryMiB, vm.vcpus],
+      );
+      return reservationView(inserted!);
     });
     return { reservation, verdict };
   }

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { CreateVm, ErrorCode, type Page, type PageQuery, FlexmigError, HOST_PASSTHROUGH_BASELINE, type HostCpu, IMC_OFF, StartVm, VendorSchema, Vm, VmStarted } from '@flexmig/contracts';
 import { EventPublisher, NatsBus } from '@flexmig/messaging';
-import { ClusterEntity, ReservationEntity, VmEntity } from '../entities';
+import { ClusterEntity, VmEntity } from '../entities';
 import { vmView } from '../views';
 import { hostDown, hostNotFound, vmNotFound } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
@@ -154,31 +154,43 @@ export class VmsService {
   /**
    * Saga step 9: the VM runs on the target now; its reservation becomes its allocation.
    * Idempotent: a repeat after success returns the VM as it is.
+   *
+   * Three statements in one transaction: the VM locked with the migration's reservation (one read), then
+   * the move and the reservation's deletion together, returning the VM as stored.
    */
   async relocate(r: { migrationId: string; vmId: string; fromHostId: string; toHostId: string }): Promise<Vm> {
-    await this.db.transaction(async (m) => {
-      const vm = await m.getRepository(VmEntity).findOne({ where: { id: r.vmId }, lock: { mode: 'pessimistic_write' } });
-      if (!vm) throw vmNotFound(r.vmId);
-      const reservation = await m.getRepository(ReservationEntity).findOneBy({ migrationId: r.migrationId });
-      if (vm.hostId === r.toHostId) {
+    const moved = await this.db.transaction(async (m): Promise<VmRow> => {
+      const [found] = (await m.query(
+        `SELECT ${VM_COLUMNS}, res.migration_id AS res_migration_id, res.vm_id AS res_vm_id, res.host_id AS res_host_id
+         FROM vms v LEFT JOIN reservations res ON res.migration_id = $2 WHERE v.id = $1 FOR UPDATE OF v`,
+        [r.vmId, r.migrationId],
+      )) as (VmRow & { res_migration_id: string | null; res_vm_id: string | null; res_host_id: string | null })[];
+      if (!found) throw vmNotFound(r.vmId);
+      const reservation = found.res_migration_id ? { migrationId: found.res_migration_id, vmId: found.res_vm_id!, hostId: found.res_host_id! } : null;
+      if (found.host_id === r.toHostId) {
         // a repeat of a committed relocation (the reservation is gone), or one whose reply was lost
         if (reservation) {
           checkRelocationReserved(reservation, r);
-          await m.getRepository(ReservationEntity).delete({ migrationId: r.migrationId });
+          await m.query('DELETE FROM reservations WHERE migration_id = $1', [r.migrationId]);
         }
-        return;
+        return found;
       }
       checkRelocationReserved(reservation, r);
-      if (vm.hostId !== r.fromHostId) {
-        throw new FlexmigError(ErrorCode.Conflict, `VM ${r.vmId} is on ${vm.hostId}, not on ${r.fromHostId} as migration ${r.migrationId} says`, {
+      if (found.host_id !== r.fromHostId) {
+        throw new FlexmigError(ErrorCode.Conflict, `VM ${r.vmId} is on ${found.host_id}, not on ${r.fromHostId} as migration ${r.migrationId} says`, {
           vmId: r.vmId,
-          hostId: vm.hostId,
+          hostId: found.host_id,
         });
       }
-      await m.getRepository(VmEntity).update({ id: r.vmId }, { hostId: r.toHostId, state: 'running' });
-      await m.getRepository(ReservationEntity).delete({ migrationId: r.migrationId });
+      const [row] = await queryReturning<VmRow>(
+        m,
+        `WITH released AS (DELETE FROM reservations WHERE migration_id = $3)
+         UPDATE vms v SET host_id = $2, state = 'running', updated_at = now() WHERE v.id = $1 RETURNING ${VM_COLUMNS}`,
+        [r.vmId, r.toHostId, r.migrationId],
+      );
+      return row!;
     });
-    return this.get(r.vmId);
+    return vmView(vmEntityOf(moved));
   }
 }
 
