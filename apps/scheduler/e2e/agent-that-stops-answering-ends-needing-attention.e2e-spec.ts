@@ -31,7 +31,9 @@ describeIf('an agent that stops answering in the middle of a step', () => {
     const a = await h.createVm('gone-a', 'g1', 4096);
     const b = await h.createVm('gone-b', 'g1', 1024);
     const first = await h.migrate(a.id, 'g2');
-    await h.waitForStep(first.id, 2);
+    // frozen while the target still has a part to play after the step (steps 2-6; step 5 is the source's,
+    // step 6 then needs the target): a poll every 10 ms can miss one short step on a loaded machine
+    await h.waitForStep(first.id, 2, 6);
     const g2 = h.procs.get('g2')!;
     process.kill(g2.pid!, 'SIGSTOP');
     const killedAt = Date.now();
