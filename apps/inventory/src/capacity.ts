@@ -1,6 +1,5 @@
-import { EntityManager, In } from 'typeorm';
-import { type AllocationRatios, DEFAULT_ALLOCATION_RATIOS, ErrorCode, FlexmigError, hostCapacity } from '@flexmig/contracts';
-import { ClusterEntity } from './entities';
+import { EntityManager } from 'typeorm';
+import { type AllocationRatios, ErrorCode, FlexmigError, hostCapacity } from '@flexmig/contracts';
 import { ratiosOf } from './views';
 import { hostDown, hostInMaintenance, insufficientCapacity } from './errors';
 
@@ -29,18 +28,6 @@ export async function allocations(m: EntityManager, hostIds?: string[]): Promise
 }
 
 export const none: Allocation = { memoryMiB: 0, vcpus: 0 };
-
-/** The allocation ratios of the clusters named (all without ids), by cluster id. */
-export async function clusterRatios(m: EntityManager, clusterIds?: string[]): Promise<Map<string, AllocationRatios>> {
-  const rows = await m.getRepository(ClusterEntity).find({
-    where: clusterIds ? { id: In([...new Set(clusterIds)]) } : {},
-    select: { id: true, cpuAllocationRatio: true, memoryAllocationRatio: true },
-  });
-  return new Map(rows.map((c) => [c.id, ratiosOf(c)]));
-}
-
-/** A cluster's ratios from `clusterRatios`' map; a host's cluster always exists, the default is for a race with its deletion. */
-export const ratiosIn = (map: Map<string, AllocationRatios>, clusterId: string): AllocationRatios => map.get(clusterId) ?? DEFAULT_ALLOCATION_RATIOS;
 
 /** A host as `lockHostWithRoom` read it under its row lock, with its cluster's mode and ratios. */
 export interface LockedHost {

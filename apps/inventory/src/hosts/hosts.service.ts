@@ -235,12 +235,6 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     return rows.map((r) => r.id);
   }
 
-  async entity(id: string): Promise<HostEntity> {
-    const h = await this.db.getRepository(HostEntity).findOneBy({ id });
-    if (!h) throw hostNotFound(id);
-    return h;
-  }
-
   async get(id: string): Promise<Host> {
     const [row] = await this.viewRows('h.id = $1', [id]);
     if (!row) throw hostNotFound(id);

@@ -101,9 +101,9 @@ export class DirectPublisher {
 
   /**
    * What this replica's relay must leave alone: the events being published here now, those JetStream
-   * acknowledged whose rows are not deleted yet (or whose deletion is not committed yet), and every event of the migrations published here (a
-   * transition's rows are committed a moment before `publish` is called with them; taken by the relay in
-   * that moment, they went out twice).
+   * acknowledged whose rows are not deleted yet (or whose deletion is not committed yet), and every event
+   * of the migrations published here (a transition's rows are committed a moment before `publish` is
+   * called with them; taken by the relay in that moment, they went out twice).
    */
   held(): { events: string[]; migrations: string[] } {
     return { events: [...this.sending, ...this.acknowledged, ...this.deleting], migrations: [...this.adopted] };

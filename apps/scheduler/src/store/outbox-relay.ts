@@ -46,9 +46,9 @@ const ROWS_TO_PUBLISH = `
  * migration claimed from another replica, a publish that failed, a crash). Another replica's young rows
  * are left to its DirectPublisher (`outboxHandOffMs`): taken here too, they went out twice, which
  * JetStream drops by id but core NATS subscribers saw (472 of 2,000 migrations' terminal events in
- * bench/control-plane). `flushSoon()` then keeps them
- * prompt; the reconcile tick calls `flush()` too, so an event is never left behind by a failed try. Each
- * flush also deletes the rows of the events the DirectPublisher sent that no other statement took along.
+ * bench/control-plane). `flushSoon()` keeps the others prompt; the reconcile tick calls `flush()` too, so
+ * an event is never left behind by a failed try. Each flush also deletes the rows of the events the
+ * DirectPublisher sent that no other statement took along.
  */
 @Injectable()
 export class OutboxRelay implements OnApplicationShutdown {
