@@ -1,6 +1,7 @@
 /**
- * @flexmig/timing — how long to wait before trying again (pure) and the one way to wait. Imports
- * nothing, so the pure libraries may use it. See README.md.
+ * @flexmig/timing — how long to wait before trying again (pure), the one way to wait, and how many at
+ * once (Gate). Imports nothing, so the pure libraries may use it. See README.md.
  */
 export * from './backoff';
 export * from './sleep';
+export * from './gate';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { AgentEnvSchema } from '../config';
-import { SimFleetOptions } from './sim-fleet';
+import { defaultRegistrationsInFlight, SimFleetOptions } from './sim-fleet';
 
 /**
  * The fleet's environment: the agent's (NATS_URL, SUBJECT_PREFIX, CLUSTER_ID / CLUSTER_NAME,
@@ -25,6 +25,8 @@ export const FleetEnvSchema = AgentEnvSchema.omit({ HOST_ID: true, DRIVER: true,
     .enum(['true', 'false', '1', '0'])
     .default('true')
     .transform((v) => v === 'true' || v === '1'),
+  /** At most this many of the hosts' registrations in flight at once (the rest wait their turn). */
+  FLEET_REGISTRATIONS_IN_FLIGHT: z.coerce.number().int().min(1).max(10_000).default(defaultRegistrationsInFlight),
 });
 export type FleetEnv = z.infer<typeof FleetEnvSchema>;
 
@@ -49,6 +51,7 @@ export function fleetOptionsFromEnv(env: FleetEnv): SimFleetOptions {
       workingSetMiB: env.SIM_WORKING_SET_MIB,
     },
     register: env.FLEET_REGISTER,
+    registrationsInFlight: env.FLEET_REGISTRATIONS_IN_FLIGHT,
     logLevel: env.LOG_LEVEL,
   };
 }

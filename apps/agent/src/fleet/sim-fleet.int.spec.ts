@@ -13,6 +13,7 @@ import {
   MigrationPolicySchema,
   RegisterHost,
   ReplyOf,
+  RequestOf,
   RunStep,
   StartVm,
   StepCommand,
@@ -24,6 +25,19 @@ import { SimFleet } from './sim-fleet';
 import { sleep } from '@flexmig/timing';
 
 const fleetSize = 50;
+
+/** A stand-in inventory's answer to a registration: the host registered in one cluster. */
+function acceptingInventory(): (r: RequestOf<typeof RegisterHost>) => ReplyOf<typeof RegisterHost> {
+  const now = new Date().toISOString();
+  const clusterId = randomUUID();
+  return (r) => ({
+    cluster: { id: clusterId, name: r.clusterName ?? 'x', imcMode: null, ...DEFAULT_ALLOCATION_RATIOS, createdAt: now },
+    host: hostRecord(r.hostId, {
+      clusterId, hostname: r.hostname, cpu: r.cpu, memoryMiB: r.memoryMiB, vcpus: r.vcpus, driver: r.driver,
+      migrationAddress: r.migrationAddress, lastHeartbeatAt: now, registeredAt: now,
+    }),
+  });
+}
 const heartbeatIntervalMs = 200;
 
 
@@ -124,18 +138,11 @@ describe('SimFleet against real NATS', () => {
     try {
       await sleep(300); // a first round of attempts finds nobody
       expect(small.status().every((s) => s.registration === 'pending' && s.registrationError)).toBe(true);
-      const now = new Date().toISOString();
-      const clusterId = randomUUID();
+      const accept = acceptingInventory();
       // a stand-in inventory that refuses one host, as a CPU below the cluster's mode would be
-      const inventory = client.handle(RegisterHost, async (r): Promise<ReplyOf<typeof RegisterHost>> => {
+      const inventory = client.handle(RegisterHost, async (r) => {
         if (r.hostId === 'late-003') throw new FlexmigError(ErrorCode.CpuIncompatible, 'host late-003 lacks the cluster mode Haswell');
-        return {
-          cluster: { id: clusterId, name: r.clusterName ?? 'x', imcMode: null, ...DEFAULT_ALLOCATION_RATIOS, createdAt: now },
-          host: hostRecord(r.hostId, {
-            clusterId, hostname: r.hostname, cpu: r.cpu, memoryMiB: r.memoryMiB, vcpus: r.vcpus, driver: r.driver,
-            migrationAddress: r.migrationAddress, lastHeartbeatAt: now, registeredAt: now,
-          }),
-        };
+        return accept(r);
       });
       await client.nc.flush();
       await small.registrationsSettled();
@@ -149,6 +156,40 @@ describe('SimFleet against real NATS', () => {
       expect(small.host('late-003')!.status().registrationError).toContain('lacks the cluster mode');
     } finally {
       await small.stop();
+    }
+  });
+
+  it('keeps at most registrationsInFlight registrations in flight, so a slow inventory is not flooded', async () => {
+    const inventoryWaitMs = 20;
+    let inFlight = 0;
+    let most = 0;
+    const accept = acceptingInventory();
+    // a stand-in inventory that takes its time over each registration
+    const inventory = client.handle(RegisterHost, async (r) => {
+      most = Math.max(most, ++inFlight);
+      await sleep(inventoryWaitMs);
+      inFlight--;
+      return accept(r);
+    });
+    await client.nc.flush();
+    const gated = await SimFleet.start({
+      natsUrl: nats.url,
+      subjectPrefix: nats.prefix,
+      size: 24,
+      hostPrefix: 'gated',
+      cpus: ['IvyBridge'],
+      clusterName: 'fleet-test',
+      heartbeatIntervalMs: 1_000,
+      registrationsInFlight: 3,
+      sim: { memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, dirtyRateMiBps: 200, workingSetMiB: 256 },
+    });
+    try {
+      await gated.registrationsSettled();
+      expect(gated.status().every((s) => s.registration === 'registered')).toBe(true);
+      expect(most).toBe(3);
+    } finally {
+      inventory.unsubscribe();
+      await gated.stop();
     }
   });
 

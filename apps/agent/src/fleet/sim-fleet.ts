@@ -16,6 +16,7 @@ import {
 import { simulatedHostCpu } from '@flexmig/cpu-models';
 import { NatsBus } from '@flexmig/messaging';
 import { CommonEnvSchema, warnAnonymous } from '@flexmig/service-kit';
+import { Gate } from '@flexmig/timing';
 import { AgentHandlers } from '../agent.handlers';
 import { PredictionHandlers } from '../prediction.handlers';
 import { AgentEnv } from '../config';
@@ -28,6 +29,8 @@ import { defaultVmReportEveryBeats, HostPresence, RegistrationState } from '../h
 export type { RegistrationState };
 /** Heartbeats of a big fleet are spread over this much of the first interval, so they do not all land at once. */
 const maxHeartbeatJitterMs = 1_000;
+/** SimFleetOptions.registrationsInFlight's default. */
+export const defaultRegistrationsInFlight = 32;
 
 export interface SimFleetOptions {
   natsUrl: string;
@@ -59,6 +62,12 @@ export interface SimFleetOptions {
   };
   /** Register the hosts with inventory (in the background, retried). Default true. */
   register?: boolean;
+  /**
+   * At most this many registrations in flight at once (default 32). A thousand hosts registering together
+   * would queue in inventory past their request timeout; each retry then adds to the queue, and the beats of
+   * the hosts already registered wait behind it until inventory takes them for down (docs/scale.md).
+   */
+  registrationsInFlight?: number;
   /** Serve on this connection instead of opening one; the fleet then leaves it open at stop(). */
   bus?: NatsBus;
   logLevel?: AgentEnv['LOG_LEVEL'];
@@ -116,8 +125,8 @@ export class FleetHost {
     return this.env.HOST_ID;
   }
 
-  /** Listens on the host's subjects, starts heartbeating, and registers in the background. */
-  start(opts: { register: boolean }): void {
+  /** Listens on the host's subjects, starts heartbeating, and registers in the background (through `registrations`, the fleet's gate). */
+  start(opts: { register: boolean; registrations?: Gate }): void {
     const params = { params: { hostId: this.hostId } };
     const h = this.handlers;
     this.subs.push(
@@ -133,7 +142,7 @@ export class FleetHost {
     );
     this.presence.startHeartbeats(Math.floor(Math.random() * Math.min(this.heartbeatIntervalMs, maxHeartbeatJitterMs)));
     this.registering = opts.register;
-    if (opts.register) this.registration = this.registerInBackground();
+    if (opts.register) this.registration = this.registerInBackground(opts.registrations);
   }
 
   status(): FleetHostStatus {
@@ -162,8 +171,9 @@ export class FleetHost {
   }
 
   /** HostPresence's registration, in the background: a refusal is logged, never thrown, and the host keeps serving. */
-  private async registerInBackground(): Promise<void> {
-    if ((await this.presence.register()) === 'refused') {
+  private async registerInBackground(gate?: Gate): Promise<void> {
+    const register = () => this.presence.register();
+    if ((await (gate ? gate.run(register) : register())) === 'refused') {
       // e.g. the host's CPU lacks the cluster's mode: retrying changes nothing
       this.log.error(`inventory refused host ${this.hostId}: ${this.presence.lastError}. It keeps answering on its subjects but is not in the inventory.`);
     }
@@ -204,7 +214,8 @@ export class SimFleet {
       const cpuName = o.cpus[i % o.cpus.length]!;
       return new FleetHost(bus, hostEnv(o, hostId, cpuName), cpus.get(cpuName)!, o.heartbeatIntervalMs, o.clock);
     });
-    for (const h of hosts) h.start({ register: o.register !== false });
+    const registrations = new Gate(o.registrationsInFlight ?? defaultRegistrationsInFlight);
+    for (const h of hosts) h.start({ register: o.register !== false, registrations });
     // the subscriptions exist once the server has seen them: a request right after start() is answered
     await bus.nc.flush();
     log.log(
