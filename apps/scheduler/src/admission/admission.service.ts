@@ -63,18 +63,13 @@ export class Admission implements OnApplicationShutdown {
    * started (and driven here), or still queued.
    */
   async admit(row: Omit<NewMigration, 'policy'>, requestedPolicy: Partial<MigrationPolicy>, requested: OutboxRow): Promise<MigrationEntity> {
-    const sent = this.direct.takeAcknowledged();
-    const { saved, started } = await this.db
-      .transaction(async (m) => {
+    const { saved, started } = await this.direct.deletingAcknowledged((sent) =>
+      this.db.transaction(async (m) => {
         const policy = await this.settings.policyFor(row.clusterId, requestedPolicy, m);
         const saved = await this.store.insertQueued(m, { ...row, policy }, requested, sent);
         return { saved, started: await this.startAdmissible(m) };
-      })
-      .catch((e: unknown) => {
-        this.direct.giveBack(sent);
-        throw e;
-      });
-    this.direct.deleted(sent);
+      }),
+    );
     // its events go out at once, in order: `requested` first, then those of its steps
     const startedHere = started?.some((t) => t.row.id === saved.id) ?? false;
     if (startedHere) this.direct.adopt(saved.id);

@@ -30,12 +30,19 @@ describe('DirectPublisher: what the relay leaves alone', () => {
     expect(published).toEqual([row(1).event_id]);
     // acknowledged, the migration ended: the event itself is still held until its row is gone
     expect(direct.held()).toEqual({ events: [row(1).event_id], migrations: [] });
-    const taken = direct.takeAcknowledged();
-    expect(taken).toEqual([row(1).event_id]);
-    expect(direct.takeAcknowledged()).toEqual([]);
+    let release!: () => void;
+    const statement = direct.deletingAcknowledged(async (ids) => {
+      expect(ids).toEqual([row(1).event_id]);
+      await new Promise<void>((r) => (release = r));
+      return 'committed';
+    });
+    // a second statement meanwhile does not take it again
+    await expect(direct.deletingAcknowledged(async (ids) => ids)).resolves.toEqual([]);
     expect(direct.held().events).toEqual([row(1).event_id]);
-    direct.deleted(taken);
+    release();
+    await expect(statement).resolves.toBe('committed');
     expect(direct.held().events).toEqual([]);
+    await expect(direct.deletingAcknowledged(async (ids) => ids)).resolves.toEqual([]);
   });
 
   it('given the deleting statement failed, then the event is given back: held, and taken by the next statement', async () => {
@@ -43,9 +50,13 @@ describe('DirectPublisher: what the relay leaves alone', () => {
     direct.adopt(migrationId);
     direct.publish({ migrationId, rows: [row(2)], at: new Date(), last: true });
     await settle();
-    const taken = direct.takeAcknowledged();
-    direct.giveBack(taken);
+    await expect(
+      direct.deletingAcknowledged(async () => {
+        throw new Error('connection lost');
+      }),
+    ).rejects.toThrow('connection lost');
     expect(direct.held().events).toEqual([row(2).event_id]);
-    expect(direct.takeAcknowledged()).toEqual([row(2).event_id]);
+    await expect(direct.deletingAcknowledged(async (ids) => ids)).resolves.toEqual([row(2).event_id]);
+    expect(direct.held().events).toEqual([]);
   });
 });

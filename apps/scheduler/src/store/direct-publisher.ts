@@ -18,7 +18,7 @@ export interface CommittedEvents {
  * The outbox's fast path: a transition's events go to JetStream straight after their commit, from memory,
  * instead of being read back from the outbox by a relay transaction of their own. Their outbox rows stay
  * until JetStream has acknowledged them; then their ids wait here and the next statement this replica
- * sends anyway (a transition, an admission, the tick's flush) deletes them (`takeAcknowledged`). So an
+ * sends anyway (a transition, an admission, the tick's flush) deletes them (`deletingAcknowledged`). So an
  * event costs no transaction of its own, and a crash at any point leaves its row for the relay, which
  * publishes it again (JetStream drops the repeat by its id).
  *
@@ -37,7 +37,7 @@ export class DirectPublisher {
   private readonly sending = new Set<string>();
   /** Events JetStream acknowledged whose outbox rows are still to be deleted. */
   private acknowledged = new Set<string>();
-  /** Acknowledged events whose rows a statement not yet committed deletes (`takeAcknowledged`). */
+  /** Acknowledged events whose rows a statement not yet committed deletes (`deletingAcknowledged`). */
   private readonly deleting = new Set<string>();
   /** Called when an event could not go out here: the relay takes over (flushSoon). */
   private fallback: () => void = () => undefined;
@@ -110,11 +110,25 @@ export class DirectPublisher {
   }
 
   /**
-   * Takes the acknowledged events whose rows the caller's statement deletes: `deleted` them once it
-   * committed, `giveBack` them if it failed. Until then they stay held: a relay that read the outbox before
-   * that commit would see their rows and publish them again.
+   * Runs `statement` with the acknowledged events whose outbox rows it is to delete, and keeps them held
+   * until it has committed: a relay that read the outbox before that commit would see their rows and publish
+   * them again. If the statement throws, they go back to the acknowledged set, for the next statement.
+   * Every statement that deletes their rows goes through here, so none can forget either half.
    */
-  takeAcknowledged(): string[] {
+  async deletingAcknowledged<T>(statement: (ids: string[]) => Promise<T>): Promise<T> {
+    const ids = this.takeAcknowledged();
+    let result: T;
+    try {
+      result = await statement(ids);
+    } catch (e) {
+      this.giveBack(ids);
+      throw e;
+    }
+    for (const id of ids) this.deleting.delete(id);
+    return result;
+  }
+
+  private takeAcknowledged(): string[] {
     if (this.acknowledged.size === 0) return [];
     const ids = [...this.acknowledged];
     this.acknowledged = new Set();
@@ -122,11 +136,7 @@ export class DirectPublisher {
     return ids;
   }
 
-  deleted(ids: string[]): void {
-    for (const id of ids) this.deleting.delete(id);
-  }
-
-  giveBack(ids: string[]): void {
+  private giveBack(ids: string[]): void {
     for (const id of ids) {
       this.deleting.delete(id);
       this.acknowledged.add(id);

@@ -149,10 +149,8 @@ export class MigrationStore {
     const due = dueAt(state, now);
     const events = outboxRows(state, actions, row.prediction?.predicted);
     // the rows of events already published go in the same statement; an end notifies admission of the other replicas
-    const sent = this.direct.takeAcknowledged();
-    let updated: number;
-    try {
-      [{ updated }] = await this.db.query(
+    const [{ updated }]: { updated: number }[] = await this.direct.deletingAcknowledged((sent) =>
+      this.db.query(
         `WITH u AS (
            UPDATE migrations SET saga = $3::json, state = $4, version = version + 1, updated_at = to_timestamp($5::double precision / 1000),
              finished_at = CASE WHEN $6 THEN to_timestamp($5::double precision / 1000) END,
@@ -167,12 +165,8 @@ export class MigrationStore {
          n AS (SELECT pg_notify($11, $7) FROM u WHERE $6)
          SELECT (SELECT count(*) FROM u)::int AS updated, (SELECT count(*) FROM n)::int AS notified`,
         [id, row.version, JSON.stringify(state), state.phase, now, done, this.replicaId, JSON.stringify(events), due, sent, SLOT_FREED_CHANNEL],
-      );
-    } catch (e) {
-      this.direct.giveBack(sent);
-      throw e;
-    }
-    this.direct.deleted(sent);
+      ),
+    );
     if (updated !== 1) {
       this.cache.delete(id); // someone else moved it: re-read under the lock
       return undefined;

@@ -104,9 +104,8 @@ export class OutboxRelay implements OnApplicationShutdown {
     this.flushing = true;
     try {
       for (let more = true; more && !this.stopped; ) {
-        const sent = this.direct.takeAcknowledged();
-        more = await this.db
-          .transaction(async (m) => {
+        more = await this.direct.deletingAcknowledged((sent) =>
+          this.db.transaction(async (m) => {
             if (sent.length) await m.query('DELETE FROM outbox WHERE event_id = ANY($1::text[])', [sent]);
             const [{ locked }] = await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [OUTBOX_LOCK]);
             if (!locked) return false;
@@ -131,12 +130,8 @@ export class OutboxRelay implements OnApplicationShutdown {
             if (dead.length) await this.deadLetter(m, rows, dead);
             await m.query('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [rows.map((r) => r.seq)]);
             return rows.length === batchSize;
-          })
-          .catch((e: unknown) => {
-            this.direct.giveBack(sent);
-            throw e;
-          });
-        this.direct.deleted(sent);
+          }),
+        );
       }
     } finally {
       this.flushing = false;
