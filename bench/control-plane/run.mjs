@@ -10,7 +10,8 @@
 // so a running `npm start` or test suite is not disturbed. Exits non-zero only when the benchmark could
 // not run (services did not start, migrations did not complete); missing a goal is reported, not fatal.
 // Knobs (environment): BENCH_VMS, BENCH_HOSTS, BENCH_SEQ, BENCH_WARMUP, BENCH_THROUGHPUT, BENCH_INFLIGHT,
-// BENCH_PORT_BASE, BENCH_KEEP_LOGS=1, NATS_URL, DATABASE_URL.
+// BENCH_PORT_BASE, BENCH_KEEP_LOGS=1, BENCH_CPU_PROF=<dir> (a CPU profile of each service and the fleet),
+// NATS_URL, DATABASE_URL.
 import { mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -249,8 +250,9 @@ async function main() {
   cleanup.stream = true;
   nc.subscribe(`${prefix}.events.migration.>`, { callback: (_e, m) => onEvent(m) });
 
-  // services
-  const svc = (name, app, port, extra = {}) => start(name, path.join(root, 'dist/apps', app, 'main.js'), { ...commonEnv, PORT: String(port), ...extra });
+  // services; BENCH_CPU_PROF=<dir>: each writes a V8 CPU profile there when it stops (open it in Chrome's DevTools)
+  const prof = process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`.trim() } : {};
+  const svc = (name, app, port, extra = {}) => start(name, path.join(root, 'dist/apps', app, 'main.js'), { ...commonEnv, PORT: String(port), ...prof, ...extra });
   const cpu = svc('cpu-compat', 'cpu-compat', ports.cpu);
   const inv = svc('inventory', 'inventory', ports.inventory);
   await Promise.all([waitReady(cpu, ports.cpu), waitReady(inv, ports.inventory)]);
@@ -261,6 +263,7 @@ async function main() {
   await waitReady(sb, ports.schedB);
   start('fleet', path.join(root, 'dist/apps/agent/fleet.js'), {
     ...commonEnv,
+    ...prof,
     FLEET_SIZE: String(cfg.hosts),
     FLEET_HOST_PREFIX: `bcp${process.pid}`,
     FLEET_CPUS: 'IvyBridge',
