@@ -1,5 +1,6 @@
 import { EntityManager } from 'typeorm';
 import { type AllocationRatios, ErrorCode, FlexmigError, hostCapacity } from '@flexmig/contracts';
+import { prepared, runPrepared } from '@flexmig/persistence';
 import { ratiosOf } from './views';
 import { hostDown, hostInMaintenance, insufficientCapacity } from './errors';
 
@@ -21,9 +22,13 @@ export const heldByHostSql = (hostFilter = 'true'): string =>
      UNION ALL SELECT host_id, memory_mib, vcpus FROM reservations WHERE ${hostFilter}) held
    GROUP BY host_id`;
 
+/** What the hosts named in $1 hold: every VM creation and reservation asks it (prepared). */
+const HELD_BY_HOSTS = prepared('inventory_held_by_hosts', heldByHostSql('host_id = ANY($1)'));
+
 /** What VMs (starting or running) and incoming-migration reservations hold on each host (all, or those named). */
 export async function allocations(m: EntityManager, hostIds?: string[]): Promise<Map<string, Allocation>> {
-  const rows: { host_id: string; memory_mib: number; vcpus: number }[] = await m.query(heldByHostSql(hostIds ? 'host_id = ANY($1)' : undefined), hostIds ? [hostIds] : []);
+  type Row = { host_id: string; memory_mib: number; vcpus: number };
+  const rows: Row[] = hostIds ? await runPrepared<Row>(m, HELD_BY_HOSTS, [hostIds]) : await m.query(heldByHostSql());
   return new Map(rows.map((r) => [r.host_id, { memoryMiB: r.memory_mib, vcpus: r.vcpus }]));
 }
 
@@ -54,6 +59,13 @@ interface LockedRow {
   memory_allocation_ratio: number;
 }
 
+const lockHostSql = (shareCluster: boolean) =>
+  `SELECT h.id, h.cluster_id, h.state, h.maintenance, h.memory_mib, h.vcpus, h.cpu_vendor, h.cpu_features,
+     c.imc_mode, c.cpu_allocation_ratio, c.memory_allocation_ratio
+   FROM hosts h JOIN clusters c ON c.id = h.cluster_id WHERE h.id = $1 FOR UPDATE OF h${shareCluster ? ' FOR SHARE OF c' : ''}`;
+const LOCK_HOST = prepared('inventory_lock_host', lockHostSql(false));
+const LOCK_HOST_SHARE_CLUSTER = prepared('inventory_lock_host_share_cluster', lockHostSql(true));
+
 /**
  * Checks that a host can take `need` more under its cluster's allocation ratios, inside a transaction,
  * and holds the host's row lock until it ends. VM creation and step 1's reservation both come through here.
@@ -64,12 +76,7 @@ interface LockedRow {
  * after the lock was granted (READ COMMITTED: it sees every allocation committed before the lock).
  */
 export async function lockHostWithRoom(m: EntityManager, hostId: string, need: Allocation, o: { shareCluster?: boolean } = {}): Promise<LockedHost> {
-  const [row] = (await m.query(
-    `SELECT h.id, h.cluster_id, h.state, h.maintenance, h.memory_mib, h.vcpus, h.cpu_vendor, h.cpu_features,
-       c.imc_mode, c.cpu_allocation_ratio, c.memory_allocation_ratio
-     FROM hosts h JOIN clusters c ON c.id = h.cluster_id WHERE h.id = $1 FOR UPDATE OF h${o.shareCluster ? ' FOR SHARE OF c' : ''}`,
-    [hostId],
-  )) as LockedRow[];
+  const [row] = await runPrepared<LockedRow>(m, o.shareCluster ? LOCK_HOST_SHARE_CLUSTER : LOCK_HOST, [hostId]);
   if (!row) throw new FlexmigError(ErrorCode.NotFound, `host ${hostId} does not exist`, { hostId });
   if (row.state !== 'up') throw hostDown(hostId);
   if (row.maintenance) throw hostInMaintenance(hostId);

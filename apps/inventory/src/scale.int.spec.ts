@@ -5,6 +5,7 @@
  * cpu-compat's logic (the catalog functions of @flexmig/cpu-models that it serves) runs in-process; the
  * events that would go to NATS are collected.
  */
+import { Client } from 'pg';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { HostUp, type HostCpu, type HostRegistration, PlacementHostSchema, vmDigest } from '@flexmig/contracts';
@@ -135,8 +136,10 @@ describe('inventory at scale', () => {
       batch = new HeartbeatBatch(ds, hosts, config);
       for (const id of ids) await batch.receive(beat(id)); // the first beats too go to the batch: its flush writes them, and then knows them
       await batch.flush();
-      query = jest.spyOn(ds, 'query');
+      // every statement, whichever way it goes (TypeORM's query, a prepared statement on the pool), reaches pg's Client.query
+      query = jest.spyOn(Client.prototype, 'query');
     });
+    afterAll(() => query.mockRestore());
     afterEach(() => query.mockClear());
 
     it('given a beat that changes nothing, then nothing is written until the flush, which writes it', async () => {

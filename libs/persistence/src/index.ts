@@ -1,2 +1,3 @@
 export * from './database';
 export * from './pagination';
+export * from './prepared';

@@ -2,7 +2,11 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { HostCpu } from '@flexmig/contracts';
+import { prepared, runPrepared } from '@flexmig/persistence';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
+
+/** Every VM creation without a baseline reads its cluster's plan (prepared). */
+const CLUSTER_PLAN = prepared('inventory_cluster_plan', 'SELECT generation, planned_generation, mode, reason FROM cluster_cpu_plans WHERE cluster_id = $1');
 
 /** The part of a cluster's CPU plan that VM creation needs: the mode every host passes, or why there is none. */
 export interface CachedPlan {
@@ -47,12 +51,7 @@ export class ClusterCpuPlans {
    * never misses a host that registered before it was read.
    */
   async get(clusterId: string): Promise<CachedPlan> {
-    const [row] = (await this.db.query('SELECT generation, planned_generation, mode, reason FROM cluster_cpu_plans WHERE cluster_id = $1', [clusterId])) as {
-      generation: string;
-      planned_generation: string | null;
-      mode: string | null;
-      reason: string | null;
-    }[];
+    const [row] = await runPrepared<{ generation: string; planned_generation: string | null; mode: string | null; reason: string | null }>(this.db, CLUSTER_PLAN, [clusterId]);
     if (row && row.planned_generation === row.generation) return { mode: row.mode, reason: row.reason ?? '' };
     const hosts: { id: string; cpu_vendor: string; cpu_features: string[] }[] = await this.db.query(
       'SELECT id, cpu_vendor, cpu_features FROM hosts WHERE cluster_id = $1 ORDER BY id',

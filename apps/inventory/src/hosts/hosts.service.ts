@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { ErrorCode, FlexmigError, Host, HostDown, HostHeartbeat, HostRegistered, HostRegistration, HostUp, Cluster, IMC_OFF, MessageOf, vmDigest, type Page, type PageQuery } from '@flexmig/contracts';
 import { EventPublisher } from '@flexmig/messaging';
-import { keysetPageSql, queryReturning } from '@flexmig/persistence';
+import { keysetPageSql, prepared, preparedText, runPrepared } from '@flexmig/persistence';
 import { Counter, Gauge } from 'prom-client';
 
 const hostsByState = new Gauge({
@@ -167,17 +167,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
    * HeartbeatBatch instead, many hosts to one statement.
    */
   async heartbeat(m: MessageOf<typeof HostHeartbeat>, attempt = 1): Promise<boolean> {
-    const rows = await queryReturning<{ id: string; was: string }>(
-      this.db,
-      `UPDATE hosts h SET last_heartbeat_at = now(), state = 'up', vm_digest = $3,
-         reported_vms = COALESCE($4::jsonb, h.reported_vms),
-         reported_digest = CASE WHEN $4::jsonb IS NULL THEN h.reported_digest ELSE $3 END,
-         reported_at = CASE WHEN $4::jsonb IS NOT NULL OR h.reported_digest = $3 THEN now() ELSE h.reported_at END,
-         agent_instance_id = COALESCE(h.agent_instance_id, $2)
-       FROM (SELECT id, state AS was FROM hosts WHERE id = $1 FOR UPDATE) old
-       WHERE h.id = old.id AND (h.agent_instance_id = $2 OR h.agent_instance_id IS NULL) RETURNING h.id, old.was`,
-      [m.hostId, m.instanceId, m.vmDigest, m.vms ? JSON.stringify(m.vms) : null],
-    );
+    const rows = await runPrepared<{ id: string; was: string }>(this.db, HEARTBEAT, [m.hostId, m.instanceId, m.vmDigest, m.vms ? JSON.stringify(m.vms) : null]);
     if (rows.length === 0) {
       const owner = await this.ownerOf(m.hostId);
       if (owner === undefined) return false; // not registered (yet): nothing to write, nothing to refuse
@@ -217,13 +207,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
 
   /** Hosts silent for longer than HOST_DOWN_AFTER_MS go down; one replica wins each row. */
   async markSilentHostsDown(): Promise<string[]> {
-    const rows = await queryReturning<{ id: string; last_heartbeat_at: Date }>(
-      this.db,
-      `UPDATE hosts SET state = 'down'
-       WHERE state = 'up' AND last_heartbeat_at < now() - make_interval(secs => $1::double precision / 1000)
-       RETURNING id, last_heartbeat_at`,
-      [this.config.hostDownAfterMs],
-    );
+    const rows = await runPrepared<{ id: string; last_heartbeat_at: Date }>(this.db, SILENT_HOSTS_DOWN, [this.config.hostDownAfterMs]);
     for (const r of rows) {
       this.log.warn(`host ${r.id} is down: no heartbeat since ${r.last_heartbeat_at.toISOString()}`);
       await this.events.publish(
@@ -263,17 +247,37 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
 
   /** Hosts as the API shows them (`where` filters, orders and limits `hosts h`), ordered by id. */
   private viewRows(where: string, params: unknown[]): Promise<HostViewRow[]> {
-    return this.db.query(
-      `WITH page AS (SELECT ${HOST_VIEW_COLUMNS} FROM hosts h WHERE ${where}),
+    // a handful of texts (one host, a page with a cluster or not, with a cursor or not): each prepared
+    return runPrepared<HostViewRow>(
+      this.db,
+      preparedText(`WITH page AS (SELECT ${HOST_VIEW_COLUMNS} FROM hosts h WHERE ${where}),
        held AS (${heldByHostSql('host_id IN (SELECT id FROM page)')})
        SELECT p.*, coalesce(held.memory_mib, 0) AS held_memory, coalesce(held.vcpus, 0) AS held_vcpus,
          c.cpu_allocation_ratio, c.memory_allocation_ratio
        FROM page p JOIN clusters c ON c.id = p.cluster_id LEFT JOIN held ON held.host_id = p.id
-       ORDER BY p.id`,
+       ORDER BY p.id`),
       params,
     );
   }
 }
+
+/** A beat that changed the VM set, or the first of a host here (prepared: a fleet's beats run it). */
+const HEARTBEAT = prepared(
+  'inventory_heartbeat',
+  `UPDATE hosts h SET last_heartbeat_at = now(), state = 'up', vm_digest = $3,
+     reported_vms = COALESCE($4::jsonb, h.reported_vms),
+     reported_digest = CASE WHEN $4::jsonb IS NULL THEN h.reported_digest ELSE $3 END,
+     reported_at = CASE WHEN $4::jsonb IS NOT NULL OR h.reported_digest = $3 THEN now() ELSE h.reported_at END,
+     agent_instance_id = COALESCE(h.agent_instance_id, $2)
+   FROM (SELECT id, state AS was FROM hosts WHERE id = $1 FOR UPDATE) old
+   WHERE h.id = old.id AND (h.agent_instance_id = $2 OR h.agent_instance_id IS NULL) RETURNING h.id, old.was`,
+);
+const SILENT_HOSTS_DOWN = prepared(
+  'inventory_silent_hosts_down',
+  `UPDATE hosts SET state = 'down'
+   WHERE state = 'up' AND last_heartbeat_at < now() - make_interval(secs => $1::double precision / 1000)
+   RETURNING id, last_heartbeat_at`,
+);
 
 /** The columns of `hosts` that the API's `Host` shows (not the reported VM set, which only reconciliation reads). */
 const HOST_VIEW_COLUMNS = [

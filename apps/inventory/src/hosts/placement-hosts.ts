@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { hostCapacity, type PageQuery, type PlacementHost, VendorSchema } from '@flexmig/contracts';
-import { decodeCursor, encodeCursor } from '@flexmig/persistence';
+import { decodeCursor, encodeCursor, prepared, runPrepared } from '@flexmig/persistence';
 import { ratiosOf } from '../views';
 import { heldByHostSql } from '../capacity';
 
@@ -24,6 +24,21 @@ interface Row {
   memory_allocation_ratio: number;
 }
 
+/** A page of a cluster's hosts for placement (prepared: every migration request without a target asks it). */
+const PLACEMENT_PAGE = prepared(
+  'inventory_placement_page',
+  `WITH page AS (
+     SELECT id, cluster_id, memory_mib, vcpus, driver, state, maintenance, cpu_vendor, cpu_features, md5(cpu_features::text) AS feature_set
+     FROM hosts WHERE cluster_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3),
+   held AS (${heldByHostSql('host_id IN (SELECT id FROM page)')})
+   SELECT p.id, p.cluster_id, p.memory_mib, p.vcpus, p.driver, p.state, p.maintenance, p.cpu_vendor, p.feature_set,
+     CASE WHEN row_number() OVER (PARTITION BY p.feature_set ORDER BY p.id) = 1 THEN p.cpu_features END AS cpu_features,
+     coalesce(held.memory_mib, 0) AS held_memory, coalesce(held.vcpus, 0) AS held_vcpus,
+     c.cpu_allocation_ratio, c.memory_allocation_ratio
+   FROM page p JOIN clusters c ON c.id = p.cluster_id LEFT JOIN held ON held.host_id = p.id
+   ORDER BY p.id`,
+);
+
 /**
  * `inventory.host.placement-list`: a page of a cluster's hosts as placement weighs them, in one statement
  * (one snapshot): the hosts, what each holds (capacity.ts `heldByHostSql`), its cluster's ratios, and each
@@ -37,19 +52,7 @@ export class PlacementHosts {
 
   async page(q: { clusterId: string } & PageQuery): Promise<{ hosts: PlacementHost[]; featureSets: Record<string, string[]>; nextCursor: string | null }> {
     const after = q.cursor ? decodeCursor(q.cursor) : null;
-    const rows: Row[] = await this.db.query(
-      `WITH page AS (
-         SELECT id, cluster_id, memory_mib, vcpus, driver, state, maintenance, cpu_vendor, cpu_features, md5(cpu_features::text) AS feature_set
-         FROM hosts WHERE cluster_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3),
-       held AS (${heldByHostSql('host_id IN (SELECT id FROM page)')})
-       SELECT p.id, p.cluster_id, p.memory_mib, p.vcpus, p.driver, p.state, p.maintenance, p.cpu_vendor, p.feature_set,
-         CASE WHEN row_number() OVER (PARTITION BY p.feature_set ORDER BY p.id) = 1 THEN p.cpu_features END AS cpu_features,
-         coalesce(held.memory_mib, 0) AS held_memory, coalesce(held.vcpus, 0) AS held_vcpus,
-         c.cpu_allocation_ratio, c.memory_allocation_ratio
-       FROM page p JOIN clusters c ON c.id = p.cluster_id LEFT JOIN held ON held.host_id = p.id
-       ORDER BY p.id`,
-      [q.clusterId, after, q.limit + 1],
-    );
+    const rows = await runPrepared<Row>(this.db, PLACEMENT_PAGE, [q.clusterId, after, q.limit + 1]);
     const more = rows.length > q.limit;
     const pageRows = more ? rows.slice(0, q.limit) : rows;
     const featureSets: Record<string, string[]> = {};

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { keysetPageSql, queryReturning } from '@flexmig/persistence';
+import { keysetPageSql, prepared, runPrepared } from '@flexmig/persistence';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { CreateVm, ErrorCode, type Page, type PageQuery, FlexmigError, HOST_PASSTHROUGH_BASELINE, type HostCpu, IMC_OFF, StartVm, VendorSchema, Vm, VmStarted } from '@flexmig/contracts';
@@ -37,11 +37,7 @@ export class VmsService {
    */
   async create(input: CreateVm): Promise<Vm> {
     // the host with its cluster, in one statement
-    const [found] = (await this.db.query(
-      `SELECT h.id, h.state, h.cpu_vendor, h.cpu_model_name, h.cpu_features, c.id AS cluster_id, c.name AS cluster_name, c.imc_mode
-       FROM hosts h JOIN clusters c ON c.id = h.cluster_id WHERE h.id = $1`,
-      [input.hostId],
-    )) as HostWithClusterRow[];
+    const [found] = await runPrepared<HostWithClusterRow>(this.db, HOST_WITH_CLUSTER, [input.hostId]);
     if (!found) throw hostNotFound(input.hostId);
     if (found.state !== 'up') throw hostDown(found.id);
     const host: HostToStartOn = { id: found.id, cpu: { vendor: VendorSchema.parse(found.cpu_vendor), modelName: found.cpu_model_name, features: found.cpu_features } };
@@ -58,11 +54,7 @@ export class VmsService {
         if (locked.clusterImcMode !== modeChosenFor) return locked.clusterImcMode;
         // host passthrough: the VM sees this host's CPU, so it records its features (it may only move to an identical host)
         const cpuFeatures = chosen === HOST_PASSTHROUGH_BASELINE ? JSON.stringify([...locked.cpuFeatures].sort()) : null;
-        await m.query(
-          `INSERT INTO vms (id, name, cluster_id, host_id, memory_mib, vcpus, cpu_baseline, cpu_features, state)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'starting')`,
-          [id, input.name, locked.clusterId, host.id, input.memoryMiB, input.vcpus, chosen, cpuFeatures],
-        );
+        await runPrepared(m, INSERT_STARTING_VM, [id, input.name, locked.clusterId, host.id, input.memoryMiB, input.vcpus, chosen, cpuFeatures]);
         return undefined;
       });
       if (changed === undefined) cpuBaseline = chosen;
@@ -86,7 +78,7 @@ export class VmsService {
       );
     }
     // running, and the VM as stored, in one statement
-    const [running] = await queryReturning<VmRow>(this.db, `UPDATE vms v SET state = 'running', updated_at = now() WHERE id = $1 RETURNING ${VM_COLUMNS}`, [id]);
+    const [running] = await runPrepared<VmRow>(this.db, VM_RUNNING, [id]);
     if (!running) throw vmNotFound(id);
     await this.events.publish(VmStarted, { vmId: id, hostId: host.id, cpuBaseline }, { id: `${id}:started`, subject: id });
     this.log.log(`VM ${input.name} (${id}) runs on ${host.id} with CPU baseline ${cpuBaseline}`);
@@ -160,11 +152,7 @@ export class VmsService {
    */
   async relocate(r: { migrationId: string; vmId: string; fromHostId: string; toHostId: string }): Promise<Vm> {
     const moved = await this.db.transaction(async (m): Promise<VmRow> => {
-      const [found] = (await m.query(
-        `SELECT ${VM_COLUMNS}, res.migration_id AS res_migration_id, res.vm_id AS res_vm_id, res.host_id AS res_host_id
-         FROM vms v LEFT JOIN reservations res ON res.migration_id = $2 WHERE v.id = $1 FOR UPDATE OF v`,
-        [r.vmId, r.migrationId],
-      )) as (VmRow & { res_migration_id: string | null; res_vm_id: string | null; res_host_id: string | null })[];
+      const [found] = await runPrepared<VmRow & { res_migration_id: string | null; res_vm_id: string | null; res_host_id: string | null }>(m, VM_WITH_RESERVATION_LOCKED, [r.vmId, r.migrationId]);
       if (!found) throw vmNotFound(r.vmId);
       const reservation = found.res_migration_id ? { migrationId: found.res_migration_id, vmId: found.res_vm_id!, hostId: found.res_host_id! } : null;
       if (found.host_id === r.toHostId) {
@@ -182,12 +170,7 @@ export class VmsService {
           hostId: found.host_id,
         });
       }
-      const [row] = await queryReturning<VmRow>(
-        m,
-        `WITH released AS (DELETE FROM reservations WHERE migration_id = $3)
-         UPDATE vms v SET host_id = $2, state = 'running', updated_at = now() WHERE v.id = $1 RETURNING ${VM_COLUMNS}`,
-        [r.vmId, r.toHostId, r.migrationId],
-      );
+      const [row] = await runPrepared<VmRow>(m, MOVE_VM_AND_RELEASE, [r.vmId, r.toHostId, r.migrationId]);
       return row!;
     });
     return vmView(vmEntityOf(moved));
@@ -228,6 +211,29 @@ interface VmRow {
   created_at: Date;
   updated_at: Date;
 }
+
+// the statements of VM creation (three per VM) and of saga step 9, prepared: parsed and planned once per connection
+const HOST_WITH_CLUSTER = prepared(
+  'inventory_host_with_cluster',
+  `SELECT h.id, h.state, h.cpu_vendor, h.cpu_model_name, h.cpu_features, c.id AS cluster_id, c.name AS cluster_name, c.imc_mode
+   FROM hosts h JOIN clusters c ON c.id = h.cluster_id WHERE h.id = $1`,
+);
+const INSERT_STARTING_VM = prepared(
+  'inventory_insert_starting_vm',
+  `INSERT INTO vms (id, name, cluster_id, host_id, memory_mib, vcpus, cpu_baseline, cpu_features, state)
+   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'starting')`,
+);
+const VM_RUNNING = prepared('inventory_vm_running', `UPDATE vms v SET state = 'running', updated_at = now() WHERE id = $1 RETURNING ${VM_COLUMNS}`);
+const VM_WITH_RESERVATION_LOCKED = prepared(
+  'inventory_vm_with_reservation_locked',
+  `SELECT ${VM_COLUMNS}, res.migration_id AS res_migration_id, res.vm_id AS res_vm_id, res.host_id AS res_host_id
+   FROM vms v LEFT JOIN reservations res ON res.migration_id = $2 WHERE v.id = $1 FOR UPDATE OF v`,
+);
+const MOVE_VM_AND_RELEASE = prepared(
+  'inventory_move_vm_and_release',
+  `WITH released AS (DELETE FROM reservations WHERE migration_id = $3)
+   UPDATE vms v SET host_id = $2, state = 'running', updated_at = now() WHERE v.id = $1 RETURNING ${VM_COLUMNS}`,
+);
 
 const vmEntityOf = (r: VmRow): VmEntity => ({
   id: r.id,

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { type PredictedFigures, TERMINAL_MIGRATION_STATES } from '@flexmig/contracts';
-import { queryReturning } from '@flexmig/persistence';
+import { prepared, queryReturning, runPrepared } from '@flexmig/persistence';
 import { isTerminal, step as sagaStep } from '@flexmig/saga';
 import type { SagaAction, SagaEvent, SagaState } from '@flexmig/saga';
 import { MigrationEntity } from '../entities';
@@ -36,6 +36,28 @@ export interface Transition {
 
 /** A new migration as admission hands it over (the store sets state, version, lease and times). */
 export type NewMigration = Omit<MigrationEntity, 'version' | 'leaseOwner' | 'leaseUntil' | 'state' | 'updatedAt' | 'finishedAt' | 'dueAt'>;
+
+/**
+ * A saga transition of a migration this replica drives, from its cached state: the row (guarded by version
+ * and lease), its events into the outbox, the rows of events already published out of it, and at an end
+ * the notification for admission. One statement per step of every migration: prepared (runPrepared).
+ */
+const TRANSITION = prepared(
+  'scheduler_migration_transition',
+  `WITH u AS (
+       UPDATE migrations SET saga = $3::json, state = $4, version = version + 1, updated_at = to_timestamp($5::double precision / 1000),
+         finished_at = CASE WHEN $6 THEN to_timestamp($5::double precision / 1000) END,
+         due_at = to_timestamp($9::double precision / 1000),
+         lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END, lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END
+       WHERE id = $1 AND version = $2 AND lease_owner = $7 RETURNING id),
+     o AS (
+       INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
+       SELECT e.event_id, e.type, e.subject, e.data, now(), $7 FROM u, jsonb_to_recordset($8::jsonb) AS e(event_id text, type text, subject text, data jsonb)
+       ON CONFLICT (event_id) DO NOTHING),
+     d AS (DELETE FROM outbox WHERE event_id = ANY($10::text[])),
+     n AS (SELECT pg_notify($11, $7) FROM u WHERE $6)
+     SELECT (SELECT count(*) FROM u)::int AS updated, (SELECT count(*) FROM n)::int AS notified`,
+);
 
 const at = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
 
@@ -149,23 +171,8 @@ export class MigrationStore {
     const due = dueAt(state, now);
     const events = outboxRows(state, actions, row.prediction?.predicted);
     // the rows of events already published go in the same statement; an end notifies admission of the other replicas
-    const [{ updated }]: { updated: number }[] = await this.direct.deletingAcknowledged((sent) =>
-      this.db.query(
-        `WITH u AS (
-           UPDATE migrations SET saga = $3::json, state = $4, version = version + 1, updated_at = to_timestamp($5::double precision / 1000),
-             finished_at = CASE WHEN $6 THEN to_timestamp($5::double precision / 1000) END,
-             due_at = to_timestamp($9::double precision / 1000),
-             lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END, lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END
-           WHERE id = $1 AND version = $2 AND lease_owner = $7 RETURNING id),
-         o AS (
-           INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
-           SELECT e.event_id, e.type, e.subject, e.data, now(), $7 FROM u, jsonb_to_recordset($8::jsonb) AS e(event_id text, type text, subject text, data jsonb)
-           ON CONFLICT (event_id) DO NOTHING),
-         d AS (DELETE FROM outbox WHERE event_id = ANY($10::text[])),
-         n AS (SELECT pg_notify($11, $7) FROM u WHERE $6)
-         SELECT (SELECT count(*) FROM u)::int AS updated, (SELECT count(*) FROM n)::int AS notified`,
-        [id, row.version, JSON.stringify(state), state.phase, now, done, this.replicaId, JSON.stringify(events), due, sent, SLOT_FREED_CHANNEL],
-      ),
+    const [{ updated }] = await this.direct.deletingAcknowledged((sent) =>
+      runPrepared<{ updated: number }>(this.db, TRANSITION, [id, row.version, JSON.stringify(state), state.phase, now, done, this.replicaId, JSON.stringify(events), due, sent, SLOT_FREED_CHANNEL]),
     );
     if (updated !== 1) {
       this.cache.delete(id); // someone else moved it: re-read under the lock
