@@ -47,6 +47,8 @@ export const LINK_SINK_ACCEPT_MS = 10_000;
 export const LINK_SINK_READ_MS = 60_000;
 /** A probe gives up after this long (the stream cancelled, the probe QEMU killed). */
 const LINK_PROBE_TIMEOUT_MS = 45_000;
+/** Step 6 on the target asks QEMU again after this long without a MIGRATION event (one lost event's cost). */
+const incomingRecheckMs = 100;
 
 export interface QemuDriverOptions {
   binary: string;
@@ -231,6 +233,10 @@ export class QemuDriver implements HypervisorDriver {
     for (;;) {
       let info: MigrateInfo;
       let status: { status: string; running: boolean } | undefined;
+      // this is downtime: woken by QEMU's MIGRATION event (capability `events`, set at step 2), not by a poll
+      // interval; listening before asking, so that a change between the answer and the wait is not missed.
+      // The wait is bounded: a lost event costs one interval, never the step.
+      const changed = proc.qmp.waitEvent((e) => e.event === 'MIGRATION', incomingRecheckMs, 'a MIGRATION event').catch(() => undefined);
       try {
         info = await proc.qmp.execute<MigrateInfo>('query-migrate');
         if (info.status === 'completed') status = await proc.qmp.execute<{ status: string; running: boolean }>('query-status');
@@ -246,7 +252,7 @@ export class QemuDriver implements HypervisorDriver {
         throw new FlexmigError(ErrorCode.AgentFailed, `VM ${cmd.vm.id}: loading the incoming state failed: ${info['error-desc'] ?? ''} ${tail(vm.state.logFile, 800)}`);
       }
       if (Date.now() > deadline) throw new FlexmigError(ErrorCode.Timeout, `VM ${cmd.vm.id}: the incoming migration is still ${info.status} after 60 s`);
-      await sleep(10);
+      await changed;
     }
   }
 
