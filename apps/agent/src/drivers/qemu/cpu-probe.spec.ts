@@ -1,4 +1,4 @@
-import { evaluateHost, getBaseline, listBaselines, simulatedCpuinfo } from '@flexmig/cpu-models';
+import { evaluateHost, getBaseline, listBaselines, simulatedCpuinfo, TCG_ABSENT_FEATURES } from '@flexmig/cpu-models';
 import { AccelProbe, CpuProbe, effectiveHostCpu, parseCpuString } from './cpu-probe';
 
 // A probe as QEMU answers it: `max` presents `maxFeatures`, and each model of the AMD ladder lacks
@@ -35,5 +35,21 @@ describe('effectiveHostCpu: what this host can present to a guest', () => {
     expect(host.features).toContain('mtrr');
     expect(host.accelerators).toEqual(['kvm', 'tcg']);
     expect(evaluateHost({ vendor: host.vendor, features: host.features }).maxImcMode).toBe('Opteron_G2');
+  });
+
+  it('given an Intel host under TCG, whose `max` lacks vme as QEMU 7.2 answers, then it claims the modes TCG starts (vme is what TCG drops from every model)', () => {
+    // as measured on an Intel Xeon VM with QEMU 7.2: `max` under TCG lacks vme, yet `-cpu Conroe,enforce`
+    // starts (Conroe's unavailable-features: none), because QEMU turns vme off in its models under TCG
+    const westmere = getBaseline('Westmere');
+    const max = new Set(westmere.features.filter((f) => !TCG_ABSENT_FEATURES.includes(f)));
+    const ladder = listBaselines({ vendor: 'Intel' });
+    const tcg: AccelProbe = {
+      accel: 'tcg',
+      maxFeatures: max,
+      unavailable: new Map(ladder.map((b) => [parseCpuString(b.qemuCpu).model, b.features.filter((f) => !max.has(f) && !TCG_ABSENT_FEATURES.includes(f))])),
+    };
+    const host = effectiveHostCpu(simulatedCpuinfo('Westmere'), { accels: [tcg] });
+    expect(host.vendor).toBe('Intel');
+    expect(evaluateHost({ vendor: host.vendor, features: host.features }).maxImcMode).toBe('Westmere');
   });
 });

@@ -8,7 +8,7 @@
 import { constants, accessSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, FlexmigError, HostCpu } from '@flexmig/contracts';
-import { catalog, getBaseline, getFeature, listBaselines, normalizeFeatureNames, parseCpuinfo } from '@flexmig/cpu-models';
+import { catalog, getBaseline, getFeature, listBaselines, normalizeFeatureNames, parseCpuinfo, TCG_ABSENT_FEATURES } from '@flexmig/cpu-models';
 import { QemuProcess } from './qemu-process';
 
 export type Accel = 'kvm' | 'tcg';
@@ -169,7 +169,8 @@ export function chooseCpu(probe: CpuProbe, baselineName: string, vmLabel: string
  *   1. under KVM the guest runs on the physical CPU: /proc/cpuinfo ∩ features of `max` under KVM
  *      (features /proc/cpuinfo never prints, per the catalog, are taken from QEMU alone);
  *      under TCG QEMU emulates the CPU, so the physical CPU does not limit it: the features of `max`
- *      under TCG (a host that hides a bit, as some clouds hide `mtrr`, still runs it under TCG);
+ *      under TCG (a host that hides a bit, as some clouds hide `mtrr`, still runs it under TCG), and
+ *      the bits QEMU's models drop under TCG without an error (`vme`: TCG_ABSENT_FEATURES);
  *      effective = the union over the accelerators;
  *   2. for every baseline of the host's vendor that (1) would claim but whose `-cpu` string QEMU says
  *      it cannot start with `enforce` under any accelerator, the features QEMU names as unavailable are
@@ -183,6 +184,11 @@ export function effectiveHostCpu(cpuinfoText: string, probe: CpuProbe): HostCpu 
     for (const f of a.maxFeatures) {
       if (a.accel === 'tcg' || physical.has(f) || notPrintedByLinux(f)) eff.add(f);
     }
+    // QEMU turns these off in every named model under TCG without an `enforce` error, and the guest
+    // check excuses them there (libs/cpu-models TCG_ABSENT_FEATURES, 'tcg-cannot-present'): `max` lacks
+    // them, yet a model that has them runs. Without them an Intel host under TCG claimed no mode at all:
+    // every Intel baseline has `vme` from QEMU's models (on AMD only EPYC and later have it).
+    if (a.accel === 'tcg') for (const f of TCG_ABSENT_FEATURES) eff.add(f);
   }
   // cpu-compat's evaluation treats these as present on any hypervisor host (catalog policy)
   const supplied = new Set(catalog.policy.hypervisorSupplied);
