@@ -2,6 +2,7 @@ import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import type { MigrationPolicy } from '@flexmig/contracts';
+import { preparedText, runPrepared } from '@flexmig/persistence';
 import { MigrationEntity } from '../entities';
 import { ClusterSettingsService } from '../settings/cluster-settings.service';
 import { DRIVEN, MigrationStore, NewMigration, Transition } from '../store/migration-store';
@@ -123,15 +124,17 @@ export class Admission implements OnApplicationShutdown {
    * replica holds the lock (it is dispatching; the caller tries again soon).
    */
   private async startAdmissible(m: EntityManager): Promise<Transition[] | null> {
-    const [{ locked }] = await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [DISPATCH_LOCK]);
+    const [{ locked }] = await runPrepared<{ locked: boolean }>(m, preparedText('SELECT pg_try_advisory_xact_lock($1) AS locked'), [DISPATCH_LOCK]);
     if (!locked) return null;
     const queued = await this.store.queued(m, queueWindow);
     if (queued.length === 0) {
       this.queueMayWait = false;
       return [];
     }
-    const active: { cluster_id: string; source_host_id: string; target_host_id: string }[] = await m.query(
-      `SELECT cluster_id, source_host_id, target_host_id FROM migrations WHERE ${DRIVEN}`,
+    const active = await runPrepared<{ cluster_id: string; source_host_id: string; target_host_id: string }>(
+      m,
+      preparedText(`SELECT cluster_id, source_host_id, target_host_id FROM migrations WHERE ${DRIVEN}`),
+      [],
     );
     const limitsOf = await this.settings.limitsFor([...new Set(queued.map((q) => q.clusterId))], m);
     const ids = new Set(

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { type PredictedFigures, TERMINAL_MIGRATION_STATES } from '@flexmig/contracts';
-import { prepared, queryReturning, runPrepared } from '@flexmig/persistence';
+import { prepared, preparedText, runPrepared } from '@flexmig/persistence';
 import { isTerminal, step as sagaStep } from '@flexmig/saga';
 import type { SagaAction, SagaEvent, SagaState } from '@flexmig/saga';
 import { MigrationEntity } from '../entities';
@@ -100,9 +100,10 @@ export class MigrationStore {
     const now = new Date(this.clock.now());
     const saved: MigrationEntity = { ...row, state: 'queued', version: 1, leaseOwner: null, leaseUntil: null, dueAt: null, updatedAt: now, finishedAt: null };
     await m.getRepository(MigrationEntity).insert(saved as never);
-    await m.query(
-      `WITH d AS (DELETE FROM outbox WHERE event_id = ANY($5::text[]))
-       INSERT INTO outbox (event_id, type, subject, data, created_at, writer) VALUES ($1, $2, $3, $4::jsonb, to_timestamp($6::double precision / 1000), $7)`,
+    await runPrepared(
+      m,
+      preparedText(`WITH d AS (DELETE FROM outbox WHERE event_id = ANY($5::text[]))
+       INSERT INTO outbox (event_id, type, subject, data, created_at, writer) VALUES ($1, $2, $3, $4::jsonb, to_timestamp($6::double precision / 1000), $7)`),
       [requested.event_id, requested.type, requested.subject, JSON.stringify(requested.data), sent, now.getTime(), this.replicaId],
     );
     return saved;
@@ -237,10 +238,11 @@ export class MigrationStore {
   private async enqueueEvents(m: EntityManager, state: SagaState, actions: SagaAction[], predicted?: PredictedFigures | null): Promise<OutboxRow[]> {
     const rows = outboxRows(state, actions, predicted);
     if (rows.length === 0) return rows;
-    await m.query(
-      `INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
+    await runPrepared(
+      m,
+      preparedText(`INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
        SELECT e.event_id, e.type, e.subject, e.data, now(), $2 FROM jsonb_to_recordset($1::jsonb) AS e(event_id text, type text, subject text, data jsonb)
-       ON CONFLICT (event_id) DO NOTHING`,
+       ON CONFLICT (event_id) DO NOTHING`),
       [JSON.stringify(rows), this.replicaId],
     );
     return rows;
@@ -249,7 +251,7 @@ export class MigrationStore {
   /** Of these migrations, those with events still in the outbox (not yet published). */
   async withEventsWaiting(m: EntityManager, ids: string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
-    const rows: { subject: string }[] = await m.query('SELECT DISTINCT subject FROM outbox WHERE subject = ANY($1::text[])', [ids]);
+    const rows = await runPrepared<{ subject: string }>(m, preparedText('SELECT DISTINCT subject FROM outbox WHERE subject = ANY($1::text[])'), [ids]);
     return new Set(rows.map((r) => r.subject));
   }
 
@@ -265,11 +267,11 @@ export class MigrationStore {
   /** Renews the leases this replica still holds (the others were claimed); the fence learns which. */
   async renewLeases(): Promise<void> {
     const sentAt = this.fence.mark();
-    const renewed = await queryReturning<{ id: string }>(
+    const renewed = await runPrepared<{ id: string }>(
       this.db,
-      `UPDATE migrations SET lease_until = now() + make_interval(secs => $2::double precision / 1000)
+      preparedText(`UPDATE migrations SET lease_until = now() + make_interval(secs => $2::double precision / 1000)
        WHERE lease_owner = $1 AND lease_until > now() AND ${DRIVEN}
-       RETURNING id`,
+       RETURNING id`),
       [this.replicaId, this.config.leaseTtlMs],
     );
     this.fence.renewed(
@@ -281,14 +283,14 @@ export class MigrationStore {
   /** Leases up to `limit` migrations whose lease lapsed (their replica died, or PostgreSQL was away) to this replica. */
   async claimOrphans(limit: number): Promise<string[]> {
     const sentAt = this.fence.mark();
-    const claimed = await queryReturning<{ id: string }>(
+    const claimed = await runPrepared<{ id: string }>(
       this.db,
-      `UPDATE migrations SET lease_owner = $1, lease_until = now() + make_interval(secs => $2::double precision / 1000)
+      preparedText(`UPDATE migrations SET lease_owner = $1, lease_until = now() + make_interval(secs => $2::double precision / 1000)
        WHERE id IN (
          SELECT id FROM migrations
          WHERE ${DRIVEN} AND (lease_until IS NULL OR lease_until < now())
          ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-       RETURNING id`,
+       RETURNING id`),
       [this.replicaId, this.config.leaseTtlMs, limit],
     );
     for (const { id } of claimed) this.cache.delete(id);
@@ -304,10 +306,11 @@ export class MigrationStore {
    * clock), except those named in `inProgress` (their action runs here now), oldest due first.
    */
   async due(inProgress: string[], limit: number): Promise<string[]> {
-    const rows: { id: string }[] = await this.db.query(
-      `SELECT id FROM migrations
+    const rows = await runPrepared<{ id: string }>(
+      this.db,
+      preparedText(`SELECT id FROM migrations
        WHERE lease_owner = $1 AND lease_until > now() AND due_at <= now() AND NOT (id = ANY($2::uuid[]))
-       ORDER BY due_at LIMIT $3`,
+       ORDER BY due_at LIMIT $3`),
       [this.replicaId, inProgress, limit],
     );
     return rows.map((r) => r.id);

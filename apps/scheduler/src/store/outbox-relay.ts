@@ -4,6 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { eventContract } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { sleep } from '@flexmig/timing';
+import { preparedText, runPrepared } from '@flexmig/persistence';
 import { OutboxEntity } from '../entities';
 import { eventsDeadLettered } from '../metrics';
 import { DirectPublisher } from './direct-publisher';
@@ -106,12 +107,12 @@ export class OutboxRelay implements OnApplicationShutdown {
       for (let more = true; more && !this.stopped; ) {
         more = await this.direct.deletingAcknowledged((sent) =>
           this.db.transaction(async (m) => {
-            if (sent.length) await m.query('DELETE FROM outbox WHERE event_id = ANY($1::text[])', [sent]);
-            const [{ locked }] = await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [OUTBOX_LOCK]);
+            if (sent.length) await runPrepared(m, preparedText('DELETE FROM outbox WHERE event_id = ANY($1::text[])'), [sent]);
+            const [{ locked }] = await runPrepared<{ locked: boolean }>(m, preparedText('SELECT pg_try_advisory_xact_lock($1) AS locked'), [OUTBOX_LOCK]);
             if (!locked) return false;
             // what a DirectPublisher is sending, or sent and has not deleted yet, is left to it
             const held = this.direct.held();
-            const rows: OutboxEntity[] = await m.query(ROWS_TO_PUBLISH, [held.events, batchSize, this.config.schedulerId, outboxHandOffMs(this.config.reconcileIntervalMs), held.migrations]);
+            const rows = await runPrepared<OutboxEntity>(m, preparedText(ROWS_TO_PUBLISH), [held.events, batchSize, this.config.schedulerId, outboxHandOffMs(this.config.reconcileIntervalMs), held.migrations]);
             if (rows.length === 0) return false;
             const dead: { seq: string; error: string }[] = [];
             const publishes: Promise<unknown>[] = [];
@@ -128,7 +129,7 @@ export class OutboxRelay implements OnApplicationShutdown {
             }
             await Promise.all(publishes);
             if (dead.length) await this.deadLetter(m, rows, dead);
-            await m.query('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [rows.map((r) => r.seq)]);
+            await runPrepared(m, preparedText('DELETE FROM outbox WHERE seq = ANY($1::bigint[])'), [rows.map((r) => r.seq)]);
             return rows.length === batchSize;
           }),
         );
@@ -140,7 +141,7 @@ export class OutboxRelay implements OnApplicationShutdown {
 
   /** Events waiting to be published (for /metrics). */
   async backlog(): Promise<number> {
-    const [{ n }] = await this.db.query('SELECT count(*)::int AS n FROM outbox');
+    const [{ n }] = await runPrepared<{ n: number }>(this.db, preparedText('SELECT count(*)::int AS n FROM outbox'), []);
     return n;
   }
 
