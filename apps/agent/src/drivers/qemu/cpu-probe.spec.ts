@@ -52,4 +52,23 @@ describe('effectiveHostCpu: what this host can present to a guest', () => {
     expect(host.vendor).toBe('Intel');
     expect(evaluateHost({ vendor: host.vendor, features: host.features }).maxImcMode).toBe('Westmere');
   });
+
+  it('given KVM without pni and ssse3 (a nested KVM, as measured here) beside TCG, then the host claims what TCG runs, not less', () => {
+    // the physical CPU and KVM reach SandyBridge but KVM lacks pni and ssse3; TCG reaches Westmere: the union
+    // claims SandyBridge, which neither runs, and what KVM lacks must not be taken from what TCG runs
+    const westmere = getBaseline('Westmere');
+    const sandy = getBaseline('SandyBridge');
+    const intel = (kind: 'kvm' | 'tcg', max: Set<string>, absent: readonly string[] = []): AccelProbe => ({
+      accel: kind,
+      maxFeatures: max,
+      unavailable: new Map(listBaselines({ vendor: 'Intel' }).map((b) => [parseCpuString(b.qemuCpu).model, b.features.filter((f) => !max.has(f) && !absent.includes(f))])),
+    });
+    const tcg = intel('tcg', new Set(westmere.features.filter((f) => !TCG_ABSENT_FEATURES.includes(f))), TCG_ABSENT_FEATURES);
+    const kvm = intel('kvm', new Set(sandy.features.filter((f) => f !== 'pni' && f !== 'ssse3')));
+    const alone = effectiveHostCpu(simulatedCpuinfo('SandyBridge'), { accels: [tcg] });
+    const both = effectiveHostCpu(simulatedCpuinfo('SandyBridge'), { accels: [kvm, tcg] });
+    expect(evaluateHost({ vendor: both.vendor, features: both.features }).maxImcMode).toBe('Westmere');
+    expect(both.features).toEqual(expect.arrayContaining(['pni', 'ssse3']));
+    expect(evaluateHost({ vendor: alone.vendor, features: alone.features }).maxImcMode).toBe('Westmere');
+  });
 });

@@ -173,8 +173,9 @@ export function chooseCpu(probe: CpuProbe, baselineName: string, vmLabel: string
  *      the bits QEMU's models drop under TCG without an error (`vme`: TCG_ABSENT_FEATURES);
  *      effective = the union over the accelerators;
  *   2. for every baseline of the host's vendor that (1) would claim but whose `-cpu` string QEMU says
- *      it cannot start with `enforce` under any accelerator, the features QEMU names as unavailable are
- *      removed as well, so that cpu-compat's "highest mode" never exceeds what QEMU runs.
+ *      it cannot start with `enforce` under any accelerator, the features QEMU names as unavailable under
+ *      every accelerator are removed, else one the baseline adds to the one below it, so that
+ *      cpu-compat's "highest mode" never exceeds what QEMU runs.
  */
 export function effectiveHostCpu(cpuinfoText: string, probe: CpuProbe): HostCpu & { accelerators: Accel[]; droppedByQemu: string[] } {
   const parsed = parseCpuinfo(cpuinfoText);
@@ -206,7 +207,10 @@ export function effectiveHostCpu(cpuinfoText: string, probe: CpuProbe): HostCpu 
         }
       });
       if (perAccel.some((m) => m.length === 0)) continue;
-      for (const f of perAccel.flat()) eff.delete(f);
+      // only what no accelerator has: a feature one lacks and another has stays, since a lower baseline
+      // may run where it is (a nested KVM without pni and ssse3 beside a TCG that has them claimed nothing)
+      const lackedByAll = perAccel.reduce((all, missing) => all.filter((f) => missing.includes(f)));
+      for (const f of lackedByAll) eff.delete(f);
       if (claims(b.features)) {
         // what QEMU lacks is a feature the evaluation assumes anyway (x2apic, tsc-deadline…) or none it
         // names: drop a feature the baseline adds to the one below it, so the host does not claim the baseline
