@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { z } from 'zod';
 import { type ClusterSettings, MigrationPolicy, MigrationPolicyInputSchema, MigrationPolicySchema } from '@flexmig/contracts';
+import { prepared, runPrepared } from '@flexmig/persistence';
 import { ClusterSettingsEntity } from '../entities';
 import { MigrationLimits, SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 
@@ -33,8 +34,8 @@ export class ClusterSettingsService {
 
   /** `m`: the caller's transaction (admission reads the policy in the one that stores the migration). */
   async get(clusterId: string, m: EntityManager = this.db.manager): Promise<ClusterSettings> {
-    const row = await m.getRepository(ClusterSettingsEntity).findOneBy({ clusterId });
-    return this.effective(clusterId, row);
+    const [row] = await runPrepared<ClusterSettingsEntity>(m, SETTINGS_OF_CLUSTERS, [[clusterId]]);
+    return this.effective(clusterId, row ?? null);
   }
 
   async put(clusterId: string, input: ClusterSettingsInput): Promise<ClusterSettings> {
@@ -46,7 +47,7 @@ export class ClusterSettingsService {
   /** Limits of every cluster that has migrations waiting, for one dispatch pass. */
   /** `m`: the caller's transaction, so that no second pool connection is needed while it holds locks. */
   async limitsFor(clusterIds: string[], m: EntityManager = this.db.manager): Promise<(clusterId: string) => MigrationLimits> {
-    const rows = clusterIds.length ? await m.getRepository(ClusterSettingsEntity).findBy(clusterIds.map((clusterId) => ({ clusterId }))) : [];
+    const rows = clusterIds.length ? await runPrepared<ClusterSettingsEntity>(m, SETTINGS_OF_CLUSTERS, [clusterIds]) : [];
     const byId = new Map(rows.map((r) => [r.clusterId, this.effective(r.clusterId, r).limits]));
     return (id) => byId.get(id) ?? this.config.limits;
   }
@@ -82,3 +83,9 @@ export class ClusterSettingsService {
     };
   }
 }
+
+/** The stored settings of the clusters named in $1 (every admission reads them: prepared). */
+const SETTINGS_OF_CLUSTERS = prepared(
+  'scheduler_settings_of_clusters',
+  'SELECT cluster_id AS "clusterId", limits, policy, updated_at AS "updatedAt" FROM cluster_settings WHERE cluster_id = ANY($1::uuid[])',
+);

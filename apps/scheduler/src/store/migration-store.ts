@@ -37,6 +37,14 @@ export interface Transition {
 /** A new migration as admission hands it over (the store sets state, version, lease and times). */
 export type NewMigration = Omit<MigrationEntity, 'version' | 'leaseOwner' | 'leaseUntil' | 'state' | 'updatedAt' | 'finishedAt' | 'dueAt'>;
 
+/** A new migration, `queued`: every admission writes one (prepared). Lease, due and finish times start empty. */
+const INSERT_MIGRATION = prepared(
+  'scheduler_insert_migration',
+  `INSERT INTO migrations (id, vm_id, cluster_id, source_host_id, target_host_id, state, saga, vm, policy, target_address,
+     requested_by, placement, version, trace_parent, prediction, prediction_error, created_at, updated_at)
+   VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::jsonb, $9::jsonb, $10, $11, $12::jsonb, $13, $14, $15::jsonb, $16, $17, $18)`,
+);
+
 /**
  * A saga transition of a migration this replica drives, from its cached state: the row (guarded by version
  * and lease), its events into the outbox, the rows of events already published out of it, and at an end
@@ -99,7 +107,26 @@ export class MigrationStore {
   async insertQueued(m: EntityManager, row: NewMigration, requested: OutboxRow, sent: string[]): Promise<MigrationEntity> {
     const now = new Date(this.clock.now());
     const saved: MigrationEntity = { ...row, state: 'queued', version: 1, leaseOwner: null, leaseUntil: null, dueAt: null, updatedAt: now, finishedAt: null };
-    await m.getRepository(MigrationEntity).insert(saved as never);
+    await runPrepared(m, INSERT_MIGRATION, [
+      saved.id,
+      saved.vmId,
+      saved.clusterId,
+      saved.sourceHostId,
+      saved.targetHostId,
+      saved.state,
+      JSON.stringify(saved.saga),
+      JSON.stringify(saved.vm),
+      JSON.stringify(saved.policy),
+      saved.targetAddress,
+      saved.requestedBy ?? null,
+      saved.placement ? JSON.stringify(saved.placement) : null,
+      saved.version,
+      saved.traceParent ?? null,
+      saved.prediction ? JSON.stringify(saved.prediction) : null,
+      saved.predictionError ?? null,
+      saved.createdAt,
+      saved.updatedAt,
+    ]);
     await runPrepared(
       m,
       preparedText(`WITH d AS (DELETE FROM outbox WHERE event_id = ANY($5::text[]))
