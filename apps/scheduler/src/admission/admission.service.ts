@@ -2,7 +2,7 @@ import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import type { MigrationPolicy } from '@flexmig/contracts';
-import { preparedText, runPrepared } from '@flexmig/persistence';
+import { prepared, runPrepared } from '@flexmig/persistence';
 import { MigrationEntity } from '../entities';
 import { ClusterSettingsService } from '../settings/cluster-settings.service';
 import { DRIVEN, MigrationStore, NewMigration, Transition } from '../store/migration-store';
@@ -13,6 +13,9 @@ import { selectAdmissible } from './admission';
 
 /** One PostgreSQL advisory lock serialises admission across replicas, so limits hold cluster-wide. */
 const DISPATCH_LOCK = 0x666c786d; // "flxm"
+const TRY_DISPATCH_LOCK = prepared('scheduler_try_dispatch_lock', 'SELECT pg_try_advisory_xact_lock($1) AS locked');
+/** The migrations being driven, by cluster and hosts: what the limits count. */
+const ACTIVE_PAIRS = prepared('scheduler_active_pairs', `SELECT cluster_id, source_host_id, target_host_id FROM migrations WHERE ${DRIVEN}`);
 /** A replica that finds another one dispatching tries again this soon. */
 const dispatchRetryMs = 25;
 /** Queued migrations looked at per pass. */
@@ -124,7 +127,7 @@ export class Admission implements OnApplicationShutdown {
    * replica holds the lock (it is dispatching; the caller tries again soon).
    */
   private async startAdmissible(m: EntityManager): Promise<Transition[] | null> {
-    const [{ locked }] = await runPrepared<{ locked: boolean }>(m, preparedText('SELECT pg_try_advisory_xact_lock($1) AS locked'), [DISPATCH_LOCK]);
+    const [{ locked }] = await runPrepared<{ locked: boolean }>(m, TRY_DISPATCH_LOCK, [DISPATCH_LOCK]);
     if (!locked) return null;
     const queued = await this.store.queued(m, queueWindow);
     if (queued.length === 0) {
@@ -133,7 +136,7 @@ export class Admission implements OnApplicationShutdown {
     }
     const active = await runPrepared<{ cluster_id: string; source_host_id: string; target_host_id: string }>(
       m,
-      preparedText(`SELECT cluster_id, source_host_id, target_host_id FROM migrations WHERE ${DRIVEN}`),
+      ACTIVE_PAIRS,
       [],
     );
     const limitsOf = await this.settings.limitsFor([...new Set(queued.map((q) => q.clusterId))], m);

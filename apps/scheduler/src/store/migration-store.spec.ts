@@ -21,8 +21,9 @@ describe('MigrationStore: the fence learns of a started migration after its comm
   const config = { schedulerId: 'replica-a', leaseTtlMs: 10_000 } as SchedulerConfig;
   const clock = { now: () => Date.now() } as unknown as DbClock;
   const store = new MigrationStore({} as DataSource, config, clock, fence, {} as DirectPublisher);
-  // admission's transaction, as far as startQueued writes in it
-  const m = { getRepository: () => ({ update: async () => ({ affected: 1 }) }), query: async () => [] } as unknown as EntityManager;
+  // admission's transaction, as far as startQueued writes in it: its connection runs the (prepared) statements
+  const connection = { query: async () => ({ rows: [] }) };
+  const m = { queryRunner: { connect: async () => connection } } as unknown as EntityManager;
 
   const queued = (): MigrationEntity => {
     const ref = { migrationId: randomUUID(), vmId: randomUUID(), sourceHostId: 'a', targetHostId: 'b' };

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { type PredictedFigures, TERMINAL_MIGRATION_STATES } from '@flexmig/contracts';
-import { prepared, preparedText, runPrepared } from '@flexmig/persistence';
+import { prepared, runPrepared } from '@flexmig/persistence';
 import { isTerminal, step as sagaStep } from '@flexmig/saga';
 import type { SagaAction, SagaEvent, SagaState } from '@flexmig/saga';
 import { MigrationEntity } from '../entities';
@@ -36,6 +36,66 @@ export interface Transition {
 
 /** A new migration as admission hands it over (the store sets state, version, lease and times). */
 export type NewMigration = Omit<MigrationEntity, 'version' | 'leaseOwner' | 'leaseUntil' | 'state' | 'updatedAt' | 'finishedAt' | 'dueAt'>;
+
+/** A start's `migration.requested` event into the outbox, in place of the row of it already published ($5). */
+const REQUESTED_INTO_OUTBOX = prepared(
+  'scheduler_requested_into_outbox',
+  `WITH d AS (DELETE FROM outbox WHERE event_id = ANY($5::text[]))
+   INSERT INTO outbox (event_id, type, subject, data, created_at, writer) VALUES ($1, $2, $3, $4::jsonb, to_timestamp($6::double precision / 1000), $7)`,
+);
+
+/** A transition's events into the outbox, as one JSON array ($1); an event already there stays as it is. */
+const EVENTS_INTO_OUTBOX = prepared(
+  'scheduler_events_into_outbox',
+  `INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
+   SELECT e.event_id, e.type, e.subject, e.data, now(), $2 FROM jsonb_to_recordset($1::jsonb) AS e(event_id text, type text, subject text, data jsonb)
+   ON CONFLICT (event_id) DO NOTHING`,
+);
+
+const WITH_EVENTS_WAITING = prepared('scheduler_with_events_waiting', 'SELECT DISTINCT subject FROM outbox WHERE subject = ANY($1::text[])');
+
+/** Every column of a migration, under MigrationEntity's property names (a row as TypeORM would read it). */
+const MIGRATION_COLUMNS = `id, vm_id AS "vmId", cluster_id AS "clusterId", source_host_id AS "sourceHostId", target_host_id AS "targetHostId",
+  state, saga, vm, policy, target_address AS "targetAddress", requested_by AS "requestedBy", placement, version,
+  lease_owner AS "leaseOwner", lease_until AS "leaseUntil", due_at AS "dueAt", trace_parent AS "traceParent", prediction,
+  prediction_error AS "predictionError", created_at AS "createdAt", updated_at AS "updatedAt", finished_at AS "finishedAt"`;
+
+/** What admission looks at under its lock, at every pass: the queued migrations, oldest first. */
+const QUEUED = prepared('scheduler_queued', `SELECT ${MIGRATION_COLUMNS} FROM migrations WHERE state = 'queued' ORDER BY created_at LIMIT $1`);
+
+/** A queued migration started (its saga's first transition) and leased to replica $7 until $8. */
+const START_QUEUED = prepared(
+  'scheduler_start_queued',
+  `UPDATE migrations SET saga = $2::json, state = $3, version = $4, updated_at = $5, due_at = $6, lease_owner = $7, lease_until = $8
+   WHERE id = $1`,
+);
+
+/** The LeaseKeeper's renewal, every few seconds per replica: the leases this replica still holds. */
+const RENEW_LEASES = prepared(
+  'scheduler_renew_leases',
+  `UPDATE migrations SET lease_until = now() + make_interval(secs => $2::double precision / 1000)
+   WHERE lease_owner = $1 AND lease_until > now() AND ${DRIVEN}
+   RETURNING id`,
+);
+
+/** Up to $3 migrations whose lease lapsed, oldest first, leased to replica $1. */
+const CLAIM_ORPHANS = prepared(
+  'scheduler_claim_orphans',
+  `UPDATE migrations SET lease_owner = $1, lease_until = now() + make_interval(secs => $2::double precision / 1000)
+   WHERE id IN (
+     SELECT id FROM migrations
+     WHERE ${DRIVEN} AND (lease_until IS NULL OR lease_until < now())
+     ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+   RETURNING id`,
+);
+
+/** The due pass: this replica's migrations whose next action is due by PostgreSQL's clock, except $2. */
+const DUE = prepared(
+  'scheduler_due',
+  `SELECT id FROM migrations
+   WHERE lease_owner = $1 AND lease_until > now() AND due_at <= now() AND NOT (id = ANY($2::uuid[]))
+   ORDER BY due_at LIMIT $3`,
+);
 
 /** A new migration, `queued`: every admission writes one (prepared). Lease, due and finish times start empty. */
 const INSERT_MIGRATION = prepared(
@@ -129,8 +189,7 @@ export class MigrationStore {
     ]);
     await runPrepared(
       m,
-      preparedText(`WITH d AS (DELETE FROM outbox WHERE event_id = ANY($5::text[]))
-       INSERT INTO outbox (event_id, type, subject, data, created_at, writer) VALUES ($1, $2, $3, $4::jsonb, to_timestamp($6::double precision / 1000), $7)`),
+      REQUESTED_INTO_OUTBOX,
       [requested.event_id, requested.type, requested.subject, JSON.stringify(requested.data), sent, now.getTime(), this.replicaId],
     );
     return saved;
@@ -144,11 +203,16 @@ export class MigrationStore {
     for (const row of rows) {
       const { state, actions } = sagaStep(row.saga, { type: 'start' }, now);
       const next = { ...row, saga: state, state: state.phase, version: row.version + 1, updatedAt: new Date(now), dueAt: at(dueAt(state, now)) };
-      await m.getRepository(MigrationEntity).update(
-        { id: row.id },
-        // (cast: TypeORM's deep-partial typing of a JSONB column of this depth does not terminate)
-        { saga: state, state: next.state, version: next.version, updatedAt: next.updatedAt, dueAt: next.dueAt, leaseOwner: this.replicaId, leaseUntil: new Date(now + this.config.leaseTtlMs) } as never,
-      );
+      await runPrepared(m, START_QUEUED, [
+        row.id,
+        JSON.stringify(state),
+        next.state,
+        next.version,
+        next.updatedAt,
+        next.dueAt,
+        this.replicaId,
+        new Date(now + this.config.leaseTtlMs),
+      ]);
       const events = await this.enqueueEvents(m, state, actions);
       out.push({ row: { ...next, leaseOwner: this.replicaId }, actions, events, leaseSentAt: sentAt });
     }
@@ -159,7 +223,7 @@ export class MigrationStore {
 
   /** The queued migrations, oldest first (admission reads them under its lock). */
   queued(m: EntityManager, limit: number): Promise<MigrationEntity[]> {
-    return m.getRepository(MigrationEntity).find({ where: { state: 'queued' }, order: { createdAt: 'ASC' }, take: limit });
+    return runPrepared<MigrationEntity>(m, QUEUED, [limit]);
   }
 
   /**
@@ -267,9 +331,7 @@ export class MigrationStore {
     if (rows.length === 0) return rows;
     await runPrepared(
       m,
-      preparedText(`INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
-       SELECT e.event_id, e.type, e.subject, e.data, now(), $2 FROM jsonb_to_recordset($1::jsonb) AS e(event_id text, type text, subject text, data jsonb)
-       ON CONFLICT (event_id) DO NOTHING`),
+      EVENTS_INTO_OUTBOX,
       [JSON.stringify(rows), this.replicaId],
     );
     return rows;
@@ -278,7 +340,7 @@ export class MigrationStore {
   /** Of these migrations, those with events still in the outbox (not yet published). */
   async withEventsWaiting(m: EntityManager, ids: string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
-    const rows = await runPrepared<{ subject: string }>(m, preparedText('SELECT DISTINCT subject FROM outbox WHERE subject = ANY($1::text[])'), [ids]);
+    const rows = await runPrepared<{ subject: string }>(m, WITH_EVENTS_WAITING, [ids]);
     return new Set(rows.map((r) => r.subject));
   }
 
@@ -296,9 +358,7 @@ export class MigrationStore {
     const sentAt = this.fence.mark();
     const renewed = await runPrepared<{ id: string }>(
       this.db,
-      preparedText(`UPDATE migrations SET lease_until = now() + make_interval(secs => $2::double precision / 1000)
-       WHERE lease_owner = $1 AND lease_until > now() AND ${DRIVEN}
-       RETURNING id`),
+      RENEW_LEASES,
       [this.replicaId, this.config.leaseTtlMs],
     );
     this.fence.renewed(
@@ -312,12 +372,7 @@ export class MigrationStore {
     const sentAt = this.fence.mark();
     const claimed = await runPrepared<{ id: string }>(
       this.db,
-      preparedText(`UPDATE migrations SET lease_owner = $1, lease_until = now() + make_interval(secs => $2::double precision / 1000)
-       WHERE id IN (
-         SELECT id FROM migrations
-         WHERE ${DRIVEN} AND (lease_until IS NULL OR lease_until < now())
-         ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-       RETURNING id`),
+      CLAIM_ORPHANS,
       [this.replicaId, this.config.leaseTtlMs, limit],
     );
     for (const { id } of claimed) this.cache.delete(id);
@@ -335,9 +390,7 @@ export class MigrationStore {
   async due(inProgress: string[], limit: number): Promise<string[]> {
     const rows = await runPrepared<{ id: string }>(
       this.db,
-      preparedText(`SELECT id FROM migrations
-       WHERE lease_owner = $1 AND lease_until > now() AND due_at <= now() AND NOT (id = ANY($2::uuid[]))
-       ORDER BY due_at LIMIT $3`),
+      DUE,
       [this.replicaId, inProgress, limit],
     );
     return rows.map((r) => r.id);

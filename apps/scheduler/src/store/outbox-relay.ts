@@ -4,7 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { eventContract } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { sleep } from '@flexmig/timing';
-import { preparedText, runPrepared } from '@flexmig/persistence';
+import { prepared, runPrepared } from '@flexmig/persistence';
 import { OutboxEntity } from '../entities';
 import { eventsDeadLettered } from '../metrics';
 import { DirectPublisher } from './direct-publisher';
@@ -30,7 +30,9 @@ export const outboxHandOffMs = (reconcileIntervalMs: number): number => Math.max
  * left alone, so that each migration's events keep their order. Past the hand-off time a row is anyone's:
  * whatever kept its publisher from it (a crash, a throw between commit and publish), it goes out.
  */
-const ROWS_TO_PUBLISH = `
+const ROWS_TO_PUBLISH = prepared(
+  'scheduler_outbox_rows_to_publish',
+  `
   WITH rows AS (
     SELECT seq, event_id, type, subject, data, created_at,
       event_id = ANY($1::text[])
@@ -40,7 +42,13 @@ const ROWS_TO_PUBLISH = `
   SELECT r.seq, r.event_id AS "eventId", r.type, r.subject, r.data, r.created_at AS "createdAt"
   FROM rows r LEFT JOIN firsts f ON f.subject = r.subject
   WHERE NOT r.left_alone AND (f.first IS NULL OR r.seq < f.first)
-  ORDER BY r.seq LIMIT $2`;
+  ORDER BY r.seq LIMIT $2`,
+);
+
+const TRY_OUTBOX_LOCK = prepared('scheduler_try_outbox_lock', 'SELECT pg_try_advisory_xact_lock($1) AS locked');
+const DELETE_SENT_BY_ID = prepared('scheduler_outbox_delete_by_id', 'DELETE FROM outbox WHERE event_id = ANY($1::text[])');
+const DELETE_SENT_BY_SEQ = prepared('scheduler_outbox_delete_by_seq', 'DELETE FROM outbox WHERE seq = ANY($1::bigint[])');
+const OUTBOX_SIZE = prepared('scheduler_outbox_size', 'SELECT count(*)::int AS n FROM outbox');
 
 /**
  * Publishes the events that transitions committed to the outbox and that the DirectPublisher did not (a
@@ -107,12 +115,12 @@ export class OutboxRelay implements OnApplicationShutdown {
       for (let more = true; more && !this.stopped; ) {
         more = await this.direct.deletingAcknowledged((sent) =>
           this.db.transaction(async (m) => {
-            if (sent.length) await runPrepared(m, preparedText('DELETE FROM outbox WHERE event_id = ANY($1::text[])'), [sent]);
-            const [{ locked }] = await runPrepared<{ locked: boolean }>(m, preparedText('SELECT pg_try_advisory_xact_lock($1) AS locked'), [OUTBOX_LOCK]);
+            if (sent.length) await runPrepared(m, DELETE_SENT_BY_ID, [sent]);
+            const [{ locked }] = await runPrepared<{ locked: boolean }>(m, TRY_OUTBOX_LOCK, [OUTBOX_LOCK]);
             if (!locked) return false;
             // what a DirectPublisher is sending, or sent and has not deleted yet, is left to it
             const held = this.direct.held();
-            const rows = await runPrepared<OutboxEntity>(m, preparedText(ROWS_TO_PUBLISH), [held.events, batchSize, this.config.schedulerId, outboxHandOffMs(this.config.reconcileIntervalMs), held.migrations]);
+            const rows = await runPrepared<OutboxEntity>(m, ROWS_TO_PUBLISH, [held.events, batchSize, this.config.schedulerId, outboxHandOffMs(this.config.reconcileIntervalMs), held.migrations]);
             if (rows.length === 0) return false;
             const dead: { seq: string; error: string }[] = [];
             const publishes: Promise<unknown>[] = [];
@@ -129,7 +137,7 @@ export class OutboxRelay implements OnApplicationShutdown {
             }
             await Promise.all(publishes);
             if (dead.length) await this.deadLetter(m, rows, dead);
-            await runPrepared(m, preparedText('DELETE FROM outbox WHERE seq = ANY($1::bigint[])'), [rows.map((r) => r.seq)]);
+            await runPrepared(m, DELETE_SENT_BY_SEQ, [rows.map((r) => r.seq)]);
             return rows.length === batchSize;
           }),
         );
@@ -141,7 +149,7 @@ export class OutboxRelay implements OnApplicationShutdown {
 
   /** Events waiting to be published (for /metrics). */
   async backlog(): Promise<number> {
-    const [{ n }] = await runPrepared<{ n: number }>(this.db, preparedText('SELECT count(*)::int AS n FROM outbox'), []);
+    const [{ n }] = await runPrepared<{ n: number }>(this.db, OUTBOX_SIZE, []);
     return n;
   }
 
