@@ -172,6 +172,14 @@ describeIf('two QEMU agents on hosts of their own (network namespaces)', () => {
       JSON.parse(new TextDecoder().decode((await nc.request(`${prefix}.agent.${hostId}.${what}`, new TextEncoder().encode(JSON.stringify(body)), { timeout: 60_000 })).data));
     const steps = (await ask('ns-b', 'migration.query', { migrationId: m.id })).data.steps;
     expect(steps.find((s: any) => s.step === 2).reply.incomingAddress).toMatch(/^10\.231\.0\.3:\d+$/);
+    // the guest stopped inside step 4 (QEMU's pre-switchover): the source agent recorded step 5 done with it,
+    // and the scheduler sent no command of step 5 (it completed in step 4's transition, taking no time)
+    const atSource = (await ask('ns-a', 'migration.query', { migrationId: m.id })).data.steps;
+    const four = atSource.find((s: any) => s.step === 4);
+    expect(four.reply.pausedAt).toEqual(expect.any(String));
+    expect(atSource.find((s: any) => s.step === 5)).toMatchObject({ status: 'completed', attempt: 1, reply: { pausedAt: four.reply.pausedAt, repeated: false } });
+    const viewed = (n: number) => m.steps.find((s: any) => s.number === n);
+    expect(viewed(5)).toMatchObject({ status: 'completed', attempt: 1, durationMs: 0, startedAt: viewed(4).endedAt });
     const check = (await ask('ns-b', 'vm.check-memory', { vmId: vm.id })).data;
     expect(check).toMatchObject({ vmId: vm.id, ok: true, badPages: 0, guestAdvancing: true });
     expect(check.pagesChecked).toBeGreaterThan(0);

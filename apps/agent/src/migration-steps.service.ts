@@ -223,8 +223,12 @@ export class MigrationStepsService {
         return (await d.prepareIncoming(cmd)) ?? {};
       case 'transfer-memory':
         return { stats: await d.transferMemory(cmd, progress) };
-      case 'sync-memory':
-        return { stats: await d.syncMemory(cmd, progress) };
+      case 'sync-memory': {
+        const stats = await d.syncMemory(cmd, progress);
+        // the guest stopped inside step 4: step 5 is done with it (the ledger records both; participation.ts)
+        if (!d.pausesAtSwitchover) return { stats };
+        return { stats, pausedAt: (await d.pauseSource(cmd.vm.id)).toISOString() };
+      }
       case 'pause-source':
         return { pausedAt: (await d.pauseSource(cmd.vm.id)).toISOString() };
       case 'transfer-state':

@@ -8,6 +8,7 @@ import {
   checkReservation,
   checkRoleAndHost,
   checkTargetResumed,
+  stepDoneWith,
 } from './participation';
 import { addressHost } from './address';
 
@@ -29,6 +30,28 @@ const rec = (step: number, role: 'source' | 'target', status: StepRecord['status
 const reservation = (over: Partial<Reservation> = {}): Reservation => ({ migrationId, vmId: vm.id, hostId: 'dst', memoryMiB: 1024, vcpus: 1, createdAt: new Date().toISOString(), ...over });
 
 describe('participation checks (an agent acts only on migrations it took part in)', () => {
+  describe('stepDoneWith (a step 4 that ended with the guest paused did step 5)', () => {
+    const reply = (step: number, pausedAt?: string) => ({ migrationId, step, attempt: 1, repeated: false, finishedAt: '2026-12-01T17:00:01.000Z', ...(pausedAt ? { pausedAt } : {}) });
+    it('given step 4 on the source with pausedAt, then step 5 completed, attempt 1, with that pause; and step 6 then passes its prerequisite', () => {
+      const five = stepDoneWith(cmd(4, 'source'), reply(4, '2026-12-01T17:00:00.000Z'));
+      expect(five).toEqual({
+        step: 5,
+        role: 'source',
+        attempt: 1,
+        status: 'completed',
+        reply: { migrationId, step: 5, attempt: 1, repeated: false, finishedAt: '2026-12-01T17:00:01.000Z', pausedAt: '2026-12-01T17:00:00.000Z' },
+      });
+      expect(checkPrerequisite(cmd(6, 'source'), [rec(3, 'source'), rec(4, 'source'), { vmId: vm.id, record: five! }])).toBeUndefined();
+      expect(checkCompensation({ migrationId, stepName: 'pause-source', role: 'source', vmId: vm.id }, [{ vmId: vm.id, record: five! }])).toBeUndefined();
+    });
+    it('given step 4 without pausedAt, any other step with one, or a target, then nothing', () => {
+      expect(stepDoneWith(cmd(4, 'source'), reply(4))).toBeUndefined();
+      expect(stepDoneWith(cmd(3, 'source'), reply(3, '2026-12-01T17:00:00.000Z'))).toBeUndefined();
+      expect(stepDoneWith(cmd(5, 'source'), reply(5, '2026-12-01T17:00:00.000Z'))).toBeUndefined();
+      expect(stepDoneWith(cmd(6, 'target'), reply(6, '2026-12-01T17:00:00.000Z'))).toBeUndefined();
+    });
+  });
+
   describe('checkRoleAndHost', () => {
     it('given a command for this host in its role, when checked, then it passes', () => {
       expect(checkRoleAndHost(cmd(3, 'source'), 'src')).toBeUndefined();

@@ -12,7 +12,7 @@
  *
  * Each function returns the refusal (a typed error) or undefined; the caller throws it.
  */
-import { ErrorCode, FlexmigError, Reservation, Role, StepCommand, type StepName, stepNumber, StepRecord } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, Reservation, Role, StepCommand, type StepName, stepNumber, StepRecord, StepReply } from '@flexmig/contracts';
 import { addressHost } from './address';
 
 /** One ledger record with the VM it was for (the wire's StepRecord does not carry it). */
@@ -40,6 +40,25 @@ export const PREREQUISITE: Readonly<Record<Role, Readonly<Partial<Record<StepNam
   source: { 'sync-memory': 'transfer-memory', 'pause-source': 'sync-memory', 'transfer-state': 'pause-source', 'stop-source': 'transfer-state' },
   target: { 'transfer-state': 'transfer-config', 'resume-target': 'transfer-state' },
 };
+
+/**
+ * The step a completed step did along with it: a source's step 4 (`sync-memory`) whose reply says the guest
+ * is already paused (`pausedAt`: the driver stopped it inside step 4, HypervisorDriver.pausesAtSwitchover)
+ * did step 5 (`pause-source`) too, as attempt 1, with the same pause time. The ledger records it with step 4,
+ * so that step 6 finds its prerequisite, a compensation of step 5 finds what it undoes, and a step 5 command
+ * (a scheduler that did not take step 5 as done) gets this answer. Undefined for every other step.
+ */
+export function stepDoneWith(cmd: StepCommand, reply: StepReply): StepRecord | undefined {
+  if (cmd.stepName !== 'sync-memory' || cmd.role !== 'source' || reply.pausedAt === undefined) return undefined;
+  const step = stepNumber('pause-source');
+  return {
+    step,
+    role: 'source',
+    attempt: 1,
+    status: 'completed',
+    reply: { migrationId: cmd.migrationId, step, attempt: 1, repeated: false, finishedAt: reply.finishedAt, pausedAt: reply.pausedAt },
+  };
+}
 
 /** Whether a ledger or wire record (which carries the step's number) is of step `name`. */
 const isStep = (r: { step: number }, name: StepName) => r.step === stepNumber(name);

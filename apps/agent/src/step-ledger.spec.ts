@@ -47,6 +47,64 @@ describe('StepLedger', () => {
     await expect(real).resolves.toMatchObject({ repeated: false });
   });
 
+  describe('a step 4 that ends with the guest paused (step 5 done with it)', () => {
+    const PAUSED = '2026-12-01T17:00:00.000Z';
+    const pausedIn4 = async () => async () => ({ stats: { passes: 2, bytesTransferred: 1, remainingBytes: 0, throttlePct: 0 }, pausedAt: PAUSED });
+
+    it('records step 5 completed (attempt 1, the same pause) with step 4, in one write: a step 5 command gets that answer, and step 6 sees it', async () => {
+      const m = randomUUID();
+      const writes: number[] = [];
+      const l = new StepLedger((x) => writes.push(x.recordsOf(m).length));
+      await l.run(cmd(m, 4, 'source'), pausedIn4);
+      const records = l.recordsOf(m);
+      expect(records.map((r) => [r.step, r.role, r.attempt, r.status])).toEqual(
+        expect.arrayContaining([
+          [4, 'source', 1, 'completed'],
+          [5, 'source', 1, 'completed'],
+        ]),
+      );
+      // the write that records step 4 completed already holds step 5: a crash cannot keep one without the other
+      expect(writes.at(-1)).toBe(2);
+      expect(records.find((r) => r.step === 5)!.reply).toMatchObject({ step: 5, attempt: 1, pausedAt: PAUSED });
+      let ran = false;
+      const five = await l.run(cmd(m, 5, 'source'), async () => async () => ((ran = true), {}));
+      expect(five).toMatchObject({ step: 5, attempt: 1, repeated: true, pausedAt: PAUSED });
+      expect(ran).toBe(false);
+      expect(l.history(m).map((h) => h.record.step)).toEqual(expect.arrayContaining([4, 5]));
+    });
+
+    it('without pausedAt, or on the target, or for another step, nothing else is recorded', async () => {
+      const l = new StepLedger();
+      const m = randomUUID();
+      await l.run(cmd(m, 4, 'source'), admitAll);
+      await l.run(cmd(m, 3, 'source'), pausedIn4);
+      await l.run(cmd(m, 6, 'target'), pausedIn4);
+      expect(l.recordsOf(m).map((r) => r.step).sort()).toEqual([3, 4, 6]);
+    });
+
+    it('does not write over a fence of step 5 (an attempt reported not started stays refused)', async () => {
+      const l = new StepLedger();
+      const m = randomUUID();
+      await l.query(m, issued(1), 5, 1); // fences attempt 1 of step 5
+      await l.run(cmd(m, 4, 'source'), pausedIn4);
+      expect(l.recordsOf(m).some((r) => r.step === 5)).toBe(false);
+      await expect(l.run(cmd(m, 5, 'source', 1), admitAll)).rejects.toMatchObject({ code: ErrorCode.Conflict });
+    });
+
+    it('survives a restart (the store reads both records back)', async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'fm-ledger-'));
+      try {
+        const env = { HOST_ID: 'host-p', AGENT_STATE_DIR: dir } as AgentEnv;
+        const m = randomUUID();
+        await new LedgerStore(env).load().run(cmd(m, 4, 'source'), pausedIn4);
+        const again = new LedgerStore(env).load();
+        expect(again.recordsOf(m).find((r) => r.step === 5)).toMatchObject({ status: 'completed', reply: { pausedAt: PAUSED } });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe('query and fencing', () => {
     it('given a query for attempt 99 that the scheduler never issued, then ATTEMPT_NOT_ISSUED and attempt 1 still runs', async () => {
       const l = new StepLedger();

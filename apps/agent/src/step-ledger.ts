@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ErrorCode, FenceOutcome, FlexmigError, Role, StepCommand, StepRecord, StepRecordSchema, StepReply, UuidSchema } from '@flexmig/contracts';
-import { LedgerRecord } from './participation';
+import { LedgerRecord, stepDoneWith } from './participation';
 
 type StepOutput = Omit<StepReply, 'repeated' | 'migrationId' | 'step' | 'attempt' | 'finishedAt'>;
 
@@ -110,6 +110,7 @@ export class StepLedger {
           repeated: false,
           finishedAt: new Date().toISOString(),
         };
+        this.recordDoneWith(cmd, reply);
         this.update(entry, { ...entry.record, status: 'completed', reply });
         return reply;
       } catch (e) {
@@ -125,6 +126,19 @@ export class StepLedger {
     this.entries.set(key, entry);
     this.onChange(this);
     return entry.running;
+  }
+
+  /**
+   * The step this one did along with it (participation.ts `stepDoneWith`: step 5 in a step 4 that ended
+   * paused), recorded before the step's own completion, so that the one write that follows keeps both. Not
+   * over a record or a fence of that step (a scheduler that already issued it has its own answer).
+   */
+  private recordDoneWith(cmd: StepCommand, reply: StepReply): void {
+    const record = stepDoneWith(cmd, reply);
+    if (!record) return;
+    const key = this.key(cmd.migrationId, record.step, record.role);
+    if (this.entries.has(key) || this.fences.has(`${cmd.migrationId}:${record.step}`)) return;
+    this.entries.set(key, { migrationId: cmd.migrationId, vmId: cmd.vm.id, record, updatedAt: this.now() });
   }
 
   private update(entry: Entry, record: StepRecord): void {

@@ -100,7 +100,12 @@ export const StepReplySchema = z.object({
   repeated: z.boolean(),
   finishedAt: IsoTimeSchema,
   stats: TransferStatsSchema.optional(),
-  /** When the guest stopped on the source (step 5) / started on the target (step 7): downtime as the guest saw it. */
+  /**
+   * When the guest stopped on the source (step 5) / started on the target (step 7): downtime as the guest saw
+   * it. On step 4 (`sync-memory`): the guest already stopped inside it (QEMU's `pre-switchover`), and the
+   * source agent recorded step 5 done with it (attempt 1): the scheduler takes step 5 as completed in the
+   * same transition and sends step 6 next.
+   */
   pausedAt: IsoTimeSchema.optional(),
   resumedAt: IsoTimeSchema.optional(),
   /** Step 2 (qemu driver): `host:port` the target listens on for the migration stream. */

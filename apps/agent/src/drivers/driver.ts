@@ -10,6 +10,13 @@ export type ProgressSink = (p: Omit<MigrationProgress, 'migrationId' | 'vmId' | 
  */
 export interface HypervisorDriver {
   readonly kind: 'sim' | 'qemu';
+  /**
+   * Step 4 ends with the guest already paused (QEMU stops it at `pre-switchover`, inside step 4): the agent
+   * then pauses it for step 5 at once (`pauseSource`, which only records the pause) and reports step 5 done
+   * with step 4, so that no round trip of step 5's own lies inside the guest's downtime. False: step 5 is a
+   * command of its own.
+   */
+  readonly pausesAtSwitchover: boolean;
   hostCpu(): Promise<HostCpu>;
   capacity(): { memoryMiB: number; vcpus: number };
   listVms(): AgentVm[];

@@ -103,6 +103,8 @@ interface SimVm {
  */
 export class SimDriver implements HypervisorDriver {
   readonly kind = 'sim' as const;
+  /** The sim pauses in step 5, on its command (the fault matrix's rows at pause-source land there). */
+  readonly pausesAtSwitchover = false;
   private readonly vms = new Map<string, SimVm>();
   private readonly clock: SimClock;
   private readonly progressIntervalMs: number;

@@ -25,6 +25,8 @@ export const matrix: Scenario[] = [
   killAt('source agent', 'sync-memory', qemuSetup),
   killAt('target agent', 'transfer-config', qemuSetup),
   killAt('target agent', 'resume-target', qemuSetup),
+  // step 5 is done inside step 4 on qemu (the pause at pre-switchover): the source agent killed right after
+  killAt('source agent', 'transfer-state', qemuSetup),
   killAt('scheduler', 'sync-memory', qemuSetup),
   // real QEMU, each agent in a network namespace of its own
   agentCutFromNatsAt('source agent', 'sync-memory', 15_000),

@@ -270,7 +270,24 @@ function succeed(s: SagaState, st: StepState, result: JsonValue, now: EpochMs): 
   st.completedAt = now;
   st.result = result;
   settle(st);
-  const n = st.step;
+  let n = st.step;
+  const paused = n === SYNC_MEMORY ? pausedWithin(result) : undefined;
+  if (paused !== undefined) {
+    // the source's guest stopped inside step 4 (QEMU's pre-switchover) and its agent recorded step 5 done
+    // with it: step 5 is completed here, in the same transition, without a command or a round trip of its
+    // own inside the guest's downtime. It is compensated (the source resumed) like a step 5 that ran.
+    const pause = s.steps[PAUSE_SOURCE - 1];
+    if (pause.status === 'pending') {
+      pause.attempt = 1;
+      pause.startedAt = now;
+      pause.status = 'completed';
+      pause.endedAt = now;
+      pause.completedAt = now;
+      pause.result = { pausedAt: paused, doneWith: SYNC_MEMORY };
+      settle(pause);
+      n = PAUSE_SOURCE;
+    }
+  }
   if (n < POINT_OF_NO_RETURN && s.cancel) {
     beginCompensation(s, now);
   } else if (n === STEPS.length) {
@@ -279,6 +296,20 @@ function succeed(s: SagaState, st: StepState, result: JsonValue, now: EpochMs): 
   } else {
     issueStep(s, (n + 1) as StepNumber, 1, now, null);
   }
+}
+
+/** Step 4 (`sync-memory`) and step 5 (`pause-source`): a step 4 that ends with the guest paused completes step 5. */
+const SYNC_MEMORY = 4 as const satisfies StepNumber;
+const PAUSE_SOURCE = 5 as const satisfies StepNumber;
+
+/**
+ * When step 4's result says the source's guest is already paused (`pausedAt`, an ISO time, as step 5's reply
+ * carries it): that time; otherwise undefined, and step 5 runs as a command of its own.
+ */
+export function pausedWithin(result: JsonValue | null): string | undefined {
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) return undefined;
+  const at = (result as { pausedAt?: JsonValue }).pausedAt;
+  return typeof at === 'string' && at.length > 0 ? at : undefined;
 }
 
 /** The agent answered for this attempt: failed, or (neverStarted) it never began and is now fenced. */

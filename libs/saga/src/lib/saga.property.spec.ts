@@ -18,7 +18,7 @@ import { REF, T0 } from './test-kit';
  * the rest are cancels, restarts and arbitrary (often stale) events.
  */
 type Move =
-  | { m: 'answer'; how: 'ok' | 'fail' | 'timeout' | 'resolve' | 'unreachable'; retryable: boolean; outcome: StepOutcome; dt: number }
+  | { m: 'answer'; how: 'ok' | 'fail' | 'timeout' | 'resolve' | 'unreachable'; retryable: boolean; outcome: StepOutcome; dt: number; paused: boolean }
   | { m: 'cancel'; dt: number }
   | { m: 'resume'; dt: number }
   | { m: 'start'; dt: number }
@@ -45,10 +45,10 @@ const randomEventArb: fc.Arbitrary<SagaEvent> = fc.oneof(
 );
 
 const moveArb: fc.Arbitrary<Move> = fc.oneof(
-  { weight: 12, arbitrary: fc.record({ m: fc.constant('answer' as const), how: fc.constant('ok' as const), retryable: fc.boolean(), outcome: outcomeArb, dt: dtArb }) },
+  { weight: 12, arbitrary: fc.record({ m: fc.constant('answer' as const), how: fc.constant('ok' as const), retryable: fc.boolean(), outcome: outcomeArb, dt: dtArb, paused: fc.boolean() }) },
   {
     weight: 6,
-    arbitrary: fc.record({ m: fc.constant('answer' as const), how: fc.constantFrom('fail' as const, 'timeout' as const, 'resolve' as const, 'unreachable' as const), retryable: fc.boolean(), outcome: outcomeArb, dt: dtArb }),
+    arbitrary: fc.record({ m: fc.constant('answer' as const), how: fc.constantFrom('fail' as const, 'timeout' as const, 'resolve' as const, 'unreachable' as const), retryable: fc.boolean(), outcome: outcomeArb, dt: dtArb, paused: fc.boolean() }),
   },
   { weight: 1, arbitrary: fc.record({ m: fc.constant('cancel' as const), dt: dtArb }) },
   { weight: 1, arbitrary: fc.record({ m: fc.constant('resume' as const), dt: dtArb }) },
@@ -77,11 +77,13 @@ function eventFor(move: Move, state: SagaState): SagaEvent {
         return { type: 'compensation-failed', step: a.step, attempt: a.attempt, error };
       }
       if (a.kind === 'run-step' || a.kind === 'query-step') {
-        if (move.how === 'ok') return { type: 'step-succeeded', step: a.step, attempt: a.attempt };
+        // a step 4 may end with the guest paused (the qemu driver's pre-switchover): step 5 is then done with it
+        const result = move.paused && a.step === 4 ? { result: { pausedAt: new Date(T0).toISOString() } } : {};
+        if (move.how === 'ok') return { type: 'step-succeeded', step: a.step, attempt: a.attempt, ...result };
         if (move.how === 'fail') return { type: 'step-failed', step: a.step, attempt: a.attempt, error };
         if (move.how === 'timeout') return { type: 'step-timed-out', step: a.step, attempt: a.attempt };
         if (move.how === 'unreachable') return { type: 'step-query-failed', step: a.step, attempt: a.attempt, error: { ...error, code: 'UNAVAILABLE' } };
-        return { type: 'step-outcome-resolved', step: a.step, attempt: a.attempt, outcome: move.outcome };
+        return { type: 'step-outcome-resolved', step: a.step, attempt: a.attempt, outcome: move.outcome, ...(move.outcome === 'completed' ? result : {}) };
       }
       return { type: 'resume-after-restart' };
     }
@@ -110,13 +112,18 @@ function play(moves: Move[]): Trace {
   return trace;
 }
 
-/** Independent oracle: steps whose success (reply or resolved outcome) was accepted for the attempt in flight. */
-function acceptedSuccess(b: Trace['batches'][number]): number | null {
+/**
+ * Independent oracle: the steps whose success (reply or resolved outcome) was accepted for the attempt in
+ * flight; with a step 4 whose result carries a pause time, step 5 too (it was done with it).
+ */
+function acceptedSuccesses(b: Trace['batches'][number]): number[] {
   const e = b.event;
   const ok = e.type === 'step-succeeded' || (e.type === 'step-outcome-resolved' && e.outcome === 'completed');
-  if (!ok || b.before.phase !== 'running' || !(e.step >= 1 && e.step <= 9)) return null;
+  if (!ok || b.before.phase !== 'running' || !(e.step >= 1 && e.step <= 9)) return [];
   const st = b.before.steps[e.step - 1];
-  return st.status === 'running' && st.attempt === e.attempt ? e.step : null;
+  if (st.status !== 'running' || st.attempt !== e.attempt) return [];
+  const paused = typeof (e.result as { pausedAt?: unknown } | undefined)?.pausedAt === 'string';
+  return e.step === 4 && paused && b.before.steps[4].status === 'pending' ? [4, 5] : [e.step];
 }
 
 const movesArb = fc.array(moveArb, { minLength: 1, maxLength: 80 });
@@ -129,11 +136,11 @@ describe('saga properties over random event sequences', () => {
         const completed = new Set<number>();
         let lowestCompensated = Infinity;
         for (const b of play(moves).batches) {
-          const k = acceptedSuccess(b);
-          if (k !== null) completed.add(k);
+          const ks = acceptedSuccesses(b);
+          for (const k of ks) completed.add(k);
           // step-completed is published exactly for the accepted successes
           const published = b.actions.filter((a) => a.kind === 'publish' && a.type === 'migration.step-completed');
-          expect(published.map((a) => (a.kind === 'publish' ? a.data.step : null))).toEqual(k === null ? [] : [k]);
+          expect(published.map((a) => (a.kind === 'publish' ? a.data.step : null))).toEqual(ks);
           for (const a of b.actions) {
             if (a.kind === 'compensate') {
               expect(completed.has(a.step)).toBe(true);
@@ -153,16 +160,16 @@ describe('saga properties over random event sequences', () => {
       fc.property(movesArb, (moves) => {
         const completed = new Set<number>();
         for (const b of play(moves).batches) {
-          const k = acceptedSuccess(b);
+          const ks = acceptedSuccesses(b);
           for (const a of b.actions) {
             if (a.kind === 'run-step') {
-              if (a.step > 1) expect(completed.has(a.step - 1) || k === a.step - 1).toBe(true);
+              if (a.step > 1) expect(completed.has(a.step - 1) || ks.includes(a.step - 1)).toBe(true);
               expect(completed.has(a.step)).toBe(false);
               if (a.step < POINT_OF_NO_RETURN) expect(a.attempt).toBeLessThanOrEqual(3);
               if (a.step === POINT_OF_NO_RETURN) expect(a.attempt).toBeLessThanOrEqual(4);
             }
           }
-          if (k !== null) completed.add(k);
+          for (const k of ks) completed.add(k);
         }
       }),
       runs,

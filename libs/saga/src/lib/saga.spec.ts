@@ -115,6 +115,85 @@ describe('happy path', () => {
   });
 });
 
+describe('step 4 that ends with the guest paused (step 5 done with it)', () => {
+  const PAUSED = '2025-01-01T12:00:04.500Z';
+
+  it('completes step 5 in the same transition and sends step 6 next: no command of step 5, its event still published', () => {
+    const s = Saga.runningAt(4);
+    const out = s.succeed(4, { stats: { passes: 2 }, pausedAt: PAUSED });
+    expect(kinds(out)).toEqual(['publish:migration.step-completed', 'publish:migration.step-completed', 'run-step:6']);
+    expect(ofKind(out, 'publish').map((p) => p.data.step)).toEqual([4, 5]);
+    expect(ofKind(out, 'publish')[1].data).toMatchObject({ step: 5, stepName: 'pause-source', attempt: 1, durationMs: 0 });
+    const five = s.state.steps[4];
+    expect(five).toMatchObject({ status: 'completed', attempt: 1, dispatches: 0, inFlight: null, deadline: null, result: { pausedAt: PAUSED, doneWith: 4 } });
+    expect(five.completedAt).toBe(s.now);
+    expect(ofKind(s.log, 'run-step').map((a) => a.step)).toEqual([1, 2, 3, 4, 6]);
+    for (const n of [6, 7, 8, 9] as StepNumber[]) s.succeed(n);
+    expect(s.state.phase).toBe('completed');
+    expect(s.state.steps.every((x) => x.status === 'completed')).toBe(true);
+  });
+
+  it('without pausedAt (or with one that is not a time string), step 5 is a command of its own', () => {
+    for (const result of [undefined, null, { stats: { passes: 2 } }, { pausedAt: '' }, { pausedAt: 12 }, ['pausedAt']]) {
+      const s = Saga.runningAt(4);
+      expect(kinds(s.succeed(4, result as never))).toEqual(['publish:migration.step-completed', 'run-step:5']);
+      expect(s.state.steps[4].status).toBe('running');
+    }
+  });
+
+  it('only step 4 does it: a pausedAt in another step\'s result completes nothing else', () => {
+    const s = Saga.runningAt(3);
+    expect(kinds(s.succeed(3, { pausedAt: PAUSED }))).toEqual(['publish:migration.step-completed', 'run-step:4']);
+    expect(s.state.steps[4].status).toBe('pending');
+  });
+
+  it('when step 6 then fails for good, step 5 is compensated (the source resumed) before 4, 3, 2 and 1', () => {
+    const s = Saga.runningAt(4);
+    s.succeed(4, { pausedAt: PAUSED });
+    let out = s.fail(6);
+    const order: number[] = [];
+    while (ofKind(out, 'compensate').length) {
+      const c = ofKind(out, 'compensate')[0];
+      order.push(c.step);
+      expect(c.compensation).toBe(STEPS[c.step - 1].compensation);
+      out = s.compensated(c.step);
+    }
+    expect(order).toEqual([5, 4, 3, 2, 1]);
+    expect(s.state.phase).toBe('rolled-back');
+    expect(ofKind(out, 'publish').find((p) => p.type === 'migration.rolled-back')!.data).toMatchObject({ step: 6, compensatedSteps: [1, 2, 3, 4, 5] });
+  });
+
+  it('when a cancel waited for step 4, steps 5 and 4 are both undone: 5 first (the source resumed), no step 6', () => {
+    const s = Saga.runningAt(4);
+    s.cancel();
+    let out = s.succeed(4, { pausedAt: PAUSED });
+    expect(kinds(out)).toEqual(['publish:migration.step-completed', 'publish:migration.step-completed', 'compensate:5']);
+    const order: number[] = [];
+    while (ofKind(out, 'compensate').length) {
+      const c = ofKind(out, 'compensate')[0];
+      order.push(c.step);
+      out = s.compensated(c.step);
+    }
+    expect(order).toEqual([5, 4, 3, 2, 1]);
+    expect(s.state.phase).toBe('cancelled');
+    expect(ofKind(s.log, 'run-step').some((r) => r.step >= 5)).toBe(false);
+  });
+
+  it('a step 4 answered by a query (its reply lost) carries the same result: step 5 is done with it as well', () => {
+    const s = Saga.runningAt(4);
+    s.timeout(4);
+    const out = s.when({ type: 'step-outcome-resolved', step: 4, attempt: 1, outcome: 'completed', result: { pausedAt: PAUSED } });
+    expect(kinds(out)).toEqual(['publish:migration.step-completed', 'publish:migration.step-completed', 'run-step:6']);
+    expect(s.state.steps[4]).toMatchObject({ status: 'completed', result: { pausedAt: PAUSED, doneWith: 4 } });
+  });
+
+  it('after a restart, what is in flight is step 6, not step 5', () => {
+    const s = Saga.runningAt(4);
+    s.succeed(4, { pausedAt: PAUSED });
+    expect(kinds(s.when({ type: 'resume-after-restart' }))).toEqual(['run-step:6']);
+  });
+});
+
 describe('failure before the point of no return', () => {
   it.each(PRE_PONR)('given steps before %i completed, when step %i fails for good, then the completed steps are compensated in reverse and it rolls back', (n) => {
     const s = Saga.runningAt(n);

@@ -92,6 +92,8 @@ export interface QemuDriverOptions {
 
 export class QemuDriver implements HypervisorDriver {
   readonly kind = 'qemu' as const;
+  /** Step 4 ends at QEMU's `pre-switchover`, the guest stopped: step 5 is done with it (pauseSource records it). */
+  readonly pausesAtSwitchover = true;
   private probe?: Promise<CpuProbe>;
   private readonly monitor: TransferMonitor;
   private readonly registry: VmRegistry;
