@@ -265,7 +265,9 @@ async function flexmigRun(vmId, from, to) {
   // where the downtime goes: the saga's gaps (commit + dispatch) and steps between the end of step 4 and step 7
   const at = (n, k) => Date.parse(m.steps.find((s) => s.number === n)[k]);
   const path47 = [at(5, 'startedAt') - at(4, 'endedAt'), at(5, 'endedAt') - at(5, 'startedAt'), at(6, 'startedAt') - at(5, 'endedAt'), at(6, 'endedAt') - at(6, 'startedAt'), at(7, 'startedAt') - at(6, 'endedAt'), at(7, 'endedAt') - at(7, 'startedAt')];
-  return { total: Date.parse(step8.endedAt) - t0, downtime: m.result.downtimeMs, passes: m.result.passes, bytes: m.result.bytesTransferred, steps: m.steps.map((s) => s.durationMs ?? 0), path47 };
+  // QEMU's own downtime of this very stream (the agent's step 6 figure): guest-seen minus it is flexmig's share
+  const qemuDowntime = m.result.hypervisorDowntimeMs;
+  return { total: Date.parse(step8.endedAt) - t0, downtime: m.result.downtimeMs, qemuDowntime, passes: m.result.passes, bytes: m.result.bytesTransferred, steps: m.steps.map((s) => s.durationMs ?? 0), path47 };
 }
 
 function killPid(pid, mark) {
@@ -358,7 +360,7 @@ async function main() {
           const [from, to] = n % 2 ? [hosts[1], hosts[0]] : hosts;
           await sleep(1000); // let the machine settle after the previous migration
           const f = await flexmigRun(st.vmId, from, to);
-          log(`  ${`${w} ${size} MiB`.padEnd(16)} flexmig #${n + 1} ${from.id}→${to.id}  total ${fmt(f.total).padStart(8)}  downtime ${fmt(f.downtime)}  ${f.passes} passes  (4→5 ${f.path47.join(' / ')} ms: gap, 5, gap, 6, gap, 7)`);
+          log(`  ${`${w} ${size} MiB`.padEnd(16)} flexmig #${n + 1} ${from.id}→${to.id}  total ${fmt(f.total).padStart(8)}  downtime ${fmt(f.downtime)} (QEMU's ${f.qemuDowntime ?? '?'} ms)  ${f.passes} passes  (4→5 ${f.path47.join(' / ')} ms: gap, 5, gap, 6, gap, 7)`);
           fx.push(f);
           if (died) throw new Error(died);
         }
@@ -398,6 +400,16 @@ async function main() {
     log(`| ${r.w} | ${r.size} MiB | ${fmt(ft)} | ${fmt(bt)} | ${(ft / bt).toFixed(2)}× | ${met ? 'met' : 'MISSED'} (≤ ${fmt(goal)}) | ${fmt(fd)} | ${fmt(bd)} | ${fmt(fd - bd)} ${r.w === 'idle' ? (fd - bd <= 5 ? 'met' : 'MISSED') : ''} | ${fmt(fp99)} | ${fmt(p99(r.bare.map((x) => x.downtime)))} (${fmt(p99(r.bare.map((x) => x.qemuDowntime)))}) | ${dtOk ? 'yes' : 'NO'} | ${med(r.fx.map((x) => x.passes))} | ${med(r.bare.map((x) => x.passes))} |`);
   }
   log('');
+  // paired, per migration: the guest's downtime minus QEMU's own downtime of the same stream. What flexmig's
+  // path between the pause and the resume added, without the run-to-run spread of the final copy itself
+  log("flexmig's own share of the downtime (guest-seen minus QEMU's own figure of the same migration; goal ≤ 5 ms p50, idle):");
+  for (const r of rows) {
+    const share = r.fx.filter((x) => typeof x.qemuDowntime === 'number').map((x) => x.downtime - x.qemuDowntime);
+    if (share.length === 0) continue;
+    const ok = med(share) <= 5;
+    if (r.w === 'idle') allMet &&= ok;
+    log(`  ${r.w} ${r.size} MiB: p50 ${fmt(med(share))}${r.w === 'idle' ? (ok ? ' met' : ' MISSED') : ''} (every run: ${share.map((x) => Math.round(x)).join(', ')} ms)`);
+  }
   log('flexmig step durations (median ms, steps 1–9):');
   for (const r of rows) log(`  ${r.w} ${r.size} MiB: ${Array.from({ length: 9 }, (_, i) => Math.round(med(r.fx.map((x) => x.steps[i])))).join(' / ')}`);
   log('flexmig downtime path (median ms: gap 4→5, step 5, gap, step 6, gap, step 7):');

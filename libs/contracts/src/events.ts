@@ -48,6 +48,8 @@ export const MigrationCompleted = defineEvent({
     targetHostId: HostIdSchema,
     totalTimeMs: z.number().min(0),
     downtimeMs: z.number().min(0),
+    /** The hypervisor's own downtime figure (QEMU's), when the driver reports one; absent otherwise. */
+    hypervisorDowntimeMs: z.number().min(0).optional(),
     bytesTransferred: z.number().min(0),
     passes: z.number().int().min(0),
     /** What was predicted before the start, beside the actual figures above; absent in events from before predictions and when none was made. */

@@ -65,6 +65,11 @@ export const MigrationResultSchema = z.object({
   totalTimeMs: z.number(),
   /** As the guest saw it: source paused (step 5) to target resumed (step 7). */
   downtimeMs: z.number(),
+  /**
+   * The hypervisor's own downtime figure (QEMU's `downtime` of the stream, step 6), when the driver reports
+   * one: `downtimeMs` minus this is what flexmig's path between the pause and the resume cost the guest.
+   */
+  hypervisorDowntimeMs: z.number().min(0).optional(),
   bytesTransferred: z.number(),
   passes: z.number().int(),
   /** What was predicted before the start (POST /api/v1/migrations recorded it), beside the actual figures; absent: no prediction. */
