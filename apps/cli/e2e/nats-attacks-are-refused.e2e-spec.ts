@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect, credsAuthenticator, errors, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { SERVICE_RECONNECT } from '@flexmig/messaging';
 import { NatsServerProcess, permissionViolation, waitFor } from '@flexmig/testing';
 import { eventsStreamName, initAuthDir, revokeAgent, type ServiceRole, subscriberDurable } from '@flexmig/nats-auth';
 
@@ -31,7 +32,7 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     open.push(nc);
     return nc;
   }
-  const service = (role: ServiceRole) => as(nats.creds(role), role);
+  const service = (role: ServiceRole, extra: Partial<NodeConnectionOptions> = {}) => as(nats.creds(role), role, extra);
   const agent = async (hostId: string) => as(await nats.agentCreds(hostId), hostId);
 
   const violation = (nc: NatsConnection, subject: string, act: () => unknown) => permissionViolation(nc, subject, act);
@@ -178,7 +179,12 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     const credsFile = await nats.agentCreds('host-r');
     const credsBytes = readFileSync(credsFile);
     const hostR = await as(credsFile, 'host-r');
-    const scheduler = await service('scheduler');
+    // connected as the services are (NatsBus's SERVICE_RECONNECT). Applying the reloaded account JWT,
+    // nats-server 2.9.10 disconnects the other connections of the account too (this one, in every run here),
+    // and their reconnects may meet "Authentication Timeout" while the reload is under way: twice in a row,
+    // and nats.js then gave up reconnecting unless told not to (once on CI; 2 of 4 runs of this file here
+    // while a CI run loaded the machine)
+    const scheduler = await service('scheduler', SERVICE_RECONNECT);
     await revokeAgent(nats.authDir!, 'host-r');
     nats.reload();
     // refused: the server answers "Authorization Violation", or drops the handshake before the client hears why
@@ -195,6 +201,9 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     const fresh = await waitFor('another identity to get in after the reload', () => service('scheduler'), { timeoutMs: 8_000, intervalMs: 200 });
     expect(fresh.isClosed()).toBe(false);
     await waitFor("host-r's open connection to be closed", () => hostR.isClosed(), { timeoutMs: 5_000 });
+    // the other identity's connection stays: it is not closed, and the server answers it (a round trip)
+    expect(scheduler.isClosed()).toBe(false);
+    await scheduler.flush();
     expect(scheduler.isClosed()).toBe(false);
   });
 });

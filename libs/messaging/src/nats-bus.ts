@@ -115,6 +115,20 @@ const encode = (v: unknown) => encoder.encode(JSON.stringify(v));
  * One NATS connection per process, speaking the contracts of `@flexmig/contracts`: every request,
  * reply, message and event is validated against its schema on both sides.
  */
+/**
+ * How every service connects and reconnects (exported for the tests that connect as a service does).
+ * nats.js gives up reconnecting after the same authentication error twice in a row, whatever
+ * maxReconnectAttempts says. A server that applies a reload (a host revoked: `flexmig auth revoke-agent`)
+ * disconnects the other connections of the account too and may let their reconnects run past its auth
+ * timeout ("Authentication Timeout", twice in a row in the NATS e2e test): the service would then stay
+ * disconnected for good. So it keeps trying, and says why while it does (`reportConnectionErrors`).
+ */
+export const SERVICE_RECONNECT = {
+  maxReconnectAttempts: -1, // a NATS restart must not kill the service: reconnect forever
+  reconnectTimeWait: 250,
+  ignoreAuthErrorAbort: true,
+} as const;
+
 export class NatsBus {
   private jsm?: JetStreamManager;
   private js?: JetStreamClient;
@@ -137,8 +151,7 @@ export class NatsBus {
         servers: opts.url,
         name: opts.name,
         timeout: opts.connectTimeoutMs,
-        maxReconnectAttempts: -1, // a NATS restart must not kill the service: reconnect forever
-        reconnectTimeWait: 250,
+        ...SERVICE_RECONNECT,
         waitOnFirstConnect: false,
         // no Error (with its stack) built ahead of every request for a timeout that rarely comes: 2 % of
         // inventory's CPU while VMs are created (bench/scale profile); our timeouts carry their own message
@@ -161,7 +174,27 @@ export class NatsBus {
         { url: opts.url },
       );
     }
-    return new NatsBus(nc, opts);
+    const bus = new NatsBus(nc, opts);
+    bus.reportConnectionErrors();
+    return bus;
+  }
+
+  /**
+   * Says why the connection is down while it reconnects (an identity refused, a server not answering the
+   * handshake), at most once per `reportEveryMs` for the same message: it retries every 250 ms for ever.
+   */
+  private reportConnectionErrors(reportEveryMs = 30_000): void {
+    const lastSaid = new Map<string, number>();
+    void (async () => {
+      for await (const s of this.nc.status()) {
+        if (s.type !== 'error') continue;
+        const message = s.error.message;
+        const at = Date.now();
+        if (at - (lastSaid.get(message) ?? -Infinity) < reportEveryMs) continue;
+        lastSaid.set(message, at);
+        console.warn(`[nats] ${this.options.url}: ${message}; reconnecting (a refused identity: check its creds file, flexmig auth)`);
+      }
+    })().catch(() => undefined);
   }
 
   get prefix(): string {
