@@ -75,6 +75,20 @@ describe('switchover decision', () => {
       expect(switchoverFits((0.5 * qemu * limit) / 1000, real, 300, tuning)).toBe(true);
     });
 
+    it('given a guest that dirties memory, when rescaled, then what it dirties between QEMU\'s decision and its stop is kept out of the budget', () => {
+      const real = 200 * MiB;
+      const qemu = 600 * MiB;
+      const withDirt = (dirty: number) => qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: qemu, dirtyBytesPerSec: dirty }, { ...tuning, stopMarginMs: 250 });
+      expect(withDirt(0)).toBe(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: qemu }, tuning));
+      // 40 MiB/s for 250 ms: 10 MiB more at the stop, 62.5 ms of the final copy at 160 MiB/s
+      const limit = withDirt(40 * MiB);
+      expect(limit).toBe(Math.floor(((280 - 62.5) * (200 * 0.8)) / 600));
+      // what QEMU lets through at its peak, plus what the guest dirties until the stop, still fits
+      expect(switchoverFits((qemu * limit) / 1000 + 10 * MiB, real, 300, tuning)).toBe(true);
+      // a guest that dirties more in 250 ms than the budget holds: nothing but an empty remainder fits
+      expect(withDirt(300 * MiB)).toBe(QEMU_MIN_DOWNTIME_LIMIT_MS);
+    });
+
     it("given QEMU's figure below the agent's, when rescaled, then QEMU's limit never exceeds the policy's", () => {
       expect(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: 800 * MiB, qemuPeakBytesPerSec: 100 * MiB }, tuning)).toBe(300);
     });

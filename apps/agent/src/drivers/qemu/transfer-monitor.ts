@@ -357,7 +357,13 @@ export class TransferMonitor implements VmObserver {
    */
   private async retune(proc: QemuProcess, t: Transfer): Promise<void> {
     const qemuLimitMs = qemuDowntimeLimitMs(
-      { limitMs: t.downtimeLimitMs, realBytesPerSec: realBandwidth(t.rates, this.tuning), qemuPeakBytesPerSec: qemuPeakBandwidth(t.rates, RATE_HISTORY_MS) },
+      {
+        limitMs: t.downtimeLimitMs,
+        realBytesPerSec: realBandwidth(t.rates, this.tuning),
+        qemuPeakBytesPerSec: qemuPeakBandwidth(t.rates, RATE_HISTORY_MS),
+        // QEMU's figure of the last sync period (auto-converge's throttle lowers it)
+        dirtyBytesPerSec: (t.last?.ram?.['dirty-pages-rate'] ?? 0) * (t.last?.ram?.['page-size'] || 4096),
+      },
       this.tuning,
     );
     if (qemuLimitMs === t.qemuLimitMs) return;
