@@ -112,10 +112,6 @@ const decoder = new TextDecoder();
 const encode = (v: unknown) => encoder.encode(JSON.stringify(v));
 
 /**
- * One NATS connection per process, speaking the contracts of `@flexmig/contracts`: every request,
- * reply, message and event is validated against its schema on both sides.
- */
-/**
  * How every service connects and reconnects (exported for the tests that connect as a service does).
  * nats.js gives up reconnecting after the same authentication error twice in a row, whatever
  * maxReconnectAttempts says. A server that applies a reload (a host revoked: `flexmig auth revoke-agent`)
@@ -129,6 +125,10 @@ export const SERVICE_RECONNECT = {
   ignoreAuthErrorAbort: true,
 } as const;
 
+/**
+ * One NATS connection per process, speaking the contracts of `@flexmig/contracts`: every request,
+ * reply, message and event is validated against its schema on both sides.
+ */
 export class NatsBus {
   private jsm?: JetStreamManager;
   private js?: JetStreamClient;
