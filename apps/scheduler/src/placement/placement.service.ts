@@ -1,29 +1,44 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { CpuVerdict, ErrorCode, FlexmigError, ListPlacementHosts, MAX_PAGE_LIMIT, TERMINAL_MIGRATION_STATES, Verdict, Vm } from '@flexmig/contracts';
+import { CpuVerdict, ErrorCode, FlexmigError, ListPlacementHosts, MAX_PAGE_LIMIT, PlacementHost, TERMINAL_MIGRATION_STATES, Verdict, Vm } from '@flexmig/contracts';
 import { NatsBus, requestAllPages } from '@flexmig/messaging';
+import { FreshReads } from '@flexmig/timing';
 import { cheapRuleFailure, choosePlacement, InboundLoad, noInboundLoad, Placement, PlacementVm } from './placement';
 import { VerdictCache } from './verdict-cache';
 
 /** A placement that found a host (what `place` answers; the view's `placement` field has this shape). */
 export type ChosenPlacement = Placement & { chosen: string };
 
+/** A cluster's hosts as placement weighs them, and each CPU feature list they name, by its digest; shared by the placements that asked together, so read only. */
+interface ClusterHosts {
+  readonly hosts: readonly PlacementHost[];
+  readonly featureSets: Readonly<Record<string, string[]>>;
+}
+
 /**
  * Gathers what placement needs and asks the pure {@link choosePlacement}: the cluster's hosts (inventory's
- * `inventory.host.placement-list`, a page of 1,000 hosts in one request),
+ * `inventory.host.placement-list`, a page of 1,000 hosts in one request; placements of the same cluster
+ * at the same time share one read that started after each of them asked: {@link FreshReads}),
  * a CPU verdict per candidate host (cpu-compat, once per distinct CPU: VerdictCache), and the load of unfinished migrations per
  * target host (this scheduler's own `migrations` table, read only).
  */
 @Injectable()
 export class PlacementService {
   private readonly verdicts: VerdictCache;
+  /**
+   * An evacuation of 10 hosts places 10 VMs at a time in one cluster; each read 1,000 hosts on its own
+   * (about 250 KB, parsed by inventory and by this scheduler), and those reads, not the migrations, were
+   * most of the time before its last migration was asked for (docs/scale.md).
+   */
+  private readonly clusterHosts: FreshReads<string, ClusterHosts>;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: NatsBus,
   ) {
     this.verdicts = new VerdictCache((q) => this.bus.request(CpuVerdict, q));
+    this.clusterHosts = new FreshReads((clusterId) => this.readClusterHosts(clusterId));
   }
 
   /**
@@ -32,12 +47,7 @@ export class PlacementService {
    * error, not as "no host".
    */
   async place(vm: Vm): Promise<ChosenPlacement> {
-    // the cluster's hosts as placement weighs them: each CPU feature list once, under the digest its hosts name
-    const featureSets: Record<string, string[]> = {};
-    const [hosts, inbound] = await Promise.all([
-      requestAllPages(this.bus, ListPlacementHosts, { clusterId: vm.clusterId }, (r) => (Object.assign(featureSets, r.featureSets), r.hosts), { limit: MAX_PAGE_LIMIT }),
-      this.inboundLoad(vm.clusterId),
-    ]);
+    const [{ hosts, featureSets }, inbound] = await Promise.all([this.clusterHosts.get(vm.clusterId), this.inboundLoad(vm.clusterId)]);
     const target: PlacementVm = vm;
     // a verdict only for the hosts that pass every other rule: the others are passed over anyway
     const candidates = hosts.filter((h) => cheapRuleFailure(target, h, inbound[h.id] ?? noInboundLoad) === null);
@@ -58,6 +68,13 @@ export class PlacementService {
       throw new FlexmigError(ErrorCode.InsufficientCapacity, placement.reason, { vmId: vm.id, passedOver: placement.passedOver });
     }
     return { ...placement, chosen: placement.chosen };
+  }
+
+  private async readClusterHosts(clusterId: string): Promise<ClusterHosts> {
+    // the cluster's hosts as placement weighs them: each CPU feature list once, under the digest its hosts name
+    const featureSets: Record<string, string[]> = {};
+    const hosts = await requestAllPages(this.bus, ListPlacementHosts, { clusterId }, (r) => (Object.assign(featureSets, r.featureSets), r.hosts), { limit: MAX_PAGE_LIMIT });
+    return { hosts, featureSets };
   }
 
   /**

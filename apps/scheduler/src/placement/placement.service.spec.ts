@@ -1,0 +1,116 @@
+import type { DataSource } from 'typeorm';
+import { CpuVerdict, ListPlacementHosts, type PlacementHost, type Verdict, type Vm } from '@flexmig/contracts';
+import type { NatsBus } from '@flexmig/messaging';
+import { PlacementService } from './placement.service';
+
+const turn = () => new Promise<void>((r) => setImmediate(r));
+const c1 = '11111111-1111-4111-8111-111111111111';
+const c2 = '22222222-2222-4222-8222-222222222222';
+
+const host = (id: string, clusterId: string): PlacementHost => ({
+  id,
+  clusterId,
+  memoryMiB: 16_384,
+  vcpus: 16,
+  allocatedMemoryMiB: 0,
+  allocatedVcpus: 0,
+  cpuAllocationRatio: 4,
+  memoryAllocationRatio: 1,
+  capacityMemoryMiB: 16_384,
+  capacityVcpus: 64,
+  driver: 'sim',
+  state: 'up',
+  maintenance: false,
+  cpu: { vendor: 'Intel', featureSet: 'fs1' },
+});
+
+const vm = (n: number, clusterId: string, hostId: string): Vm => ({
+  id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+  name: `vm-${n}`,
+  clusterId,
+  hostId,
+  memoryMiB: 8_192,
+  vcpus: 1,
+  cpuBaseline: 'Westmere',
+  state: 'running',
+  createdAt: '2026-12-01T20:00:00.000Z',
+  updatedAt: '2026-12-01T20:00:00.000Z',
+});
+
+const compatible: Verdict = { compatible: true, baseline: 'Westmere', missing: [], vendorMismatch: false, unchecked: [], reason: 'compatible' };
+
+/**
+ * Inventory's placement list held until released by hand (so the test decides what is in flight when), and
+ * the scheduler's inbound load answered per call from `inbound`.
+ */
+function fakes(inbound: () => Record<string, number>[]) {
+  const lists: { clusterId: string; release: () => void }[] = [];
+  const control = { inventoryDown: false };
+  const bus = {
+    request: (c: { subject: string }, body: { clusterId: string }) => {
+      if (c.subject === CpuVerdict.subject) return Promise.resolve(compatible);
+      if (c.subject !== ListPlacementHosts.subject) throw new Error(`unexpected request ${c.subject}`);
+      if (control.inventoryDown) return Promise.reject(new Error('inventory did not answer'));
+      const hosts = body.clusterId === c1 ? [host('a', c1), host('b', c1), host('src', c1)] : [host('x', c2), host('src2', c2)];
+      return new Promise((resolve) => lists.push({ clusterId: body.clusterId, release: () => resolve({ hosts, featureSets: { fs1: ['sse2'] }, nextCursor: null }) }));
+    },
+  } as unknown as NatsBus;
+  const db = { query: async () => inbound() } as unknown as DataSource;
+  return { lists, control, service: new PlacementService(db, bus) };
+}
+
+describe('PlacementService: placements asked together share the read of their cluster', () => {
+  it('shares one read among the placements that arrive while one is in flight, never the read in flight, and keeps clusters apart', async () => {
+    const { lists, service } = fakes(() => []);
+    const first = service.place(vm(1, c1, 'src'));
+    await turn();
+    expect(lists.map((l) => l.clusterId)).toEqual([c1]);
+    const together = [service.place(vm(2, c1, 'src')), service.place(vm(3, c1, 'src')), service.place(vm(4, c1, 'src'))];
+    const other = service.place(vm(5, c2, 'src2'));
+    await turn();
+    // the three wait for the read in flight to end: it started before they asked
+    expect(lists.map((l) => l.clusterId)).toEqual([c1, c2]);
+    lists[0]!.release();
+    await expect(first).resolves.toMatchObject({ chosen: 'a' });
+    await turn();
+    expect(lists.map((l) => l.clusterId)).toEqual([c1, c2, c1]);
+    lists[2]!.release();
+    lists[1]!.release();
+    await expect(Promise.all(together)).resolves.toMatchObject([{ chosen: 'a' }, { chosen: 'a' }, { chosen: 'a' }]);
+    await expect(other).resolves.toMatchObject({ chosen: 'x' });
+    expect(lists).toHaveLength(3);
+  });
+
+  it("reads each placement's own inbound load: one placement's promise is the next one's, with the same hosts read", async () => {
+    // the second read of the migrations table sees the first placement's migration admitted to `a`
+    const loads = [[], [{ target_host_id: 'a', migrations: 1, memory: 8_192, vcpus: 1 }]];
+    let call = 0;
+    const { lists, service } = fakes(() => loads[Math.min(call++, 1)] as unknown as Record<string, number>[]);
+    const first = service.place(vm(1, c1, 'src'));
+    await turn();
+    const second = service.place(vm(2, c1, 'src'));
+    lists[0]!.release();
+    await expect(first).resolves.toMatchObject({ chosen: 'a' });
+    await turn();
+    lists[1]!.release();
+    // `a` and `b` are equally empty in inventory's list; what `a` was promised sends the second VM to `b`
+    await expect(second).resolves.toMatchObject({ chosen: 'b' });
+  });
+
+  it('fails the placements that shared a failed read with its error, and the next placement reads again', async () => {
+    const { lists, control, service } = fakes(() => []);
+    const first = service.place(vm(1, c1, 'src'));
+    await turn();
+    control.inventoryDown = true;
+    const together = [service.place(vm(2, c1, 'src')), service.place(vm(3, c1, 'src'))];
+    lists[0]!.release();
+    await expect(first).resolves.toMatchObject({ chosen: 'a' });
+    for (const p of together) await expect(p).rejects.toThrow('inventory did not answer');
+    control.inventoryDown = false;
+    const after = service.place(vm(4, c1, 'src'));
+    await turn();
+    expect(lists).toHaveLength(2);
+    lists[1]!.release();
+    await expect(after).resolves.toMatchObject({ chosen: 'a' });
+  });
+});
