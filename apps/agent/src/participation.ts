@@ -12,7 +12,7 @@
  *
  * Each function returns the refusal (a typed error) or undefined; the caller throws it.
  */
-import { ErrorCode, FlexmigError, Reservation, Role, StepCommand, type StepName, stepNumber, StepRecord, StepReply } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, pausedWithSyncMemory, Reservation, Role, StepCommand, type StepName, stepNumber, StepRecord, StepReply } from '@flexmig/contracts';
 import { addressHost } from './address';
 
 /** One ledger record with the VM it was for (the wire's StepRecord does not carry it). */
@@ -49,14 +49,15 @@ export const PREREQUISITE: Readonly<Record<Role, Readonly<Partial<Record<StepNam
  * (a scheduler that did not take step 5 as done) gets this answer. Undefined for every other step.
  */
 export function stepDoneWith(cmd: StepCommand, reply: StepReply): StepRecord | undefined {
-  if (cmd.stepName !== 'sync-memory' || cmd.role !== 'source' || reply.pausedAt === undefined) return undefined;
+  const pausedAt = cmd.role === 'source' ? pausedWithSyncMemory(cmd.stepName, reply) : undefined;
+  if (pausedAt === undefined) return undefined;
   const step = stepNumber('pause-source');
   return {
     step,
     role: 'source',
     attempt: 1,
     status: 'completed',
-    reply: { migrationId: cmd.migrationId, step, attempt: 1, repeated: false, finishedAt: reply.finishedAt, pausedAt: reply.pausedAt },
+    reply: { migrationId: cmd.migrationId, step, attempt: 1, repeated: false, finishedAt: reply.finishedAt, pausedAt },
   };
 }
 

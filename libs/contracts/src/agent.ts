@@ -3,7 +3,7 @@ import { defineRequest } from './define';
 import { HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema } from './common';
 import { AgentVmStateSchema, VmStateSchema } from './inventory';
 import { MigrationPolicySchema } from './policy';
-import { AgentCompensationSchema, agentCompensation, StepNameSchema, StepNumberSchema, stepNumber } from './steps';
+import { AgentCompensationSchema, agentCompensation, type StepName, StepNameSchema, StepNumberSchema, stepNumber } from './steps';
 
 /**
  * Commands to one host's agent. Every subject starts with `agent.{hostId}.` so that NATS permissions can
@@ -112,6 +112,19 @@ export const StepReplySchema = z.object({
   incomingAddress: z.string().optional(),
 });
 export type StepReply = z.infer<typeof StepReplySchema>;
+
+/**
+ * When a step's reply (or its stored result) says it did step 5 (`pause-source`) along with it: a step 4
+ * (`sync-memory`) that carries `pausedAt`, the time the guest stopped inside it (QEMU's `pre-switchover`,
+ * HypervisorDriver.pausesAtSwitchover). That time, or undefined for every other step and reply. The one
+ * reading of the rule: the source agent's ledger records step 5 with step 4 by it, and the saga completes
+ * step 5 in step 4's transition by it.
+ */
+export function pausedWithSyncMemory(step: StepName, result: unknown): string | undefined {
+  if (step !== 'sync-memory' || result === null || typeof result !== 'object' || Array.isArray(result)) return undefined;
+  const at = (result as { pausedAt?: unknown }).pausedAt;
+  return typeof at === 'string' && at.length > 0 ? at : undefined;
+}
 
 export const RunStep = defineRequest({
   subject: 'agent.{hostId}.migration.step',

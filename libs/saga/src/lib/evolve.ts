@@ -1,4 +1,4 @@
-import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, pausedWithSyncMemory } from '@flexmig/contracts';
 import { backoffDelayMs } from '@flexmig/timing';
 import { defaultPeerUnavailableRetryMs, resolvePolicy } from './policy';
 import { canCancel, isTerminal } from './queries';
@@ -271,7 +271,8 @@ function succeed(s: SagaState, st: StepState, result: JsonValue, now: EpochMs): 
   st.result = result;
   settle(st);
   let n = st.step;
-  const paused = n === SYNC_MEMORY ? pausedWithin(result) : undefined;
+  // the one reading of "step 4 ended with the guest paused" (libs/contracts), the agent's ledger's too
+  const paused = pausedWithSyncMemory(stepDefinition(n).name, result);
   if (paused !== undefined) {
     // the source's guest stopped inside step 4 (QEMU's pre-switchover) and its agent recorded step 5 done
     // with it: step 5 is completed here, in the same transition, without a command or a round trip of its
@@ -301,16 +302,6 @@ function succeed(s: SagaState, st: StepState, result: JsonValue, now: EpochMs): 
 /** Step 4 (`sync-memory`) and step 5 (`pause-source`): a step 4 that ends with the guest paused completes step 5. */
 const SYNC_MEMORY = 4 as const satisfies StepNumber;
 const PAUSE_SOURCE = 5 as const satisfies StepNumber;
-
-/**
- * When step 4's result says the source's guest is already paused (`pausedAt`, an ISO time, as step 5's reply
- * carries it): that time; otherwise undefined, and step 5 runs as a command of its own.
- */
-export function pausedWithin(result: JsonValue | null): string | undefined {
-  if (result === null || typeof result !== 'object' || Array.isArray(result)) return undefined;
-  const at = (result as { pausedAt?: JsonValue }).pausedAt;
-  return typeof at === 'string' && at.length > 0 ? at : undefined;
-}
 
 /** The agent answered for this attempt: failed, or (neverStarted) it never began and is now fenced. */
 function fail(s: SagaState, st: StepState, error: StepError, now: EpochMs, neverStarted: boolean): void {

@@ -96,6 +96,9 @@ const RATE_HISTORY_MS = 5_000;
 
 const mbpsToBytes = (mbps: number | undefined): number => ((mbps ?? 0) * 1e6) / 8;
 
+/** How fast the guest dirties memory, bytes/s: `dirty-pages-rate` (pages/s) × the page size (4 KiB when QEMU does not say); 0 without stats. */
+const dirtyBytesPerSec = (ram: MigrateInfo['ram']): number => (ram?.['dirty-pages-rate'] ?? 0) * (ram?.['page-size'] || 4096);
+
 /** The states of a precopy stream under way on the source: a restarted agent cancels one it does not drive. */
 const ORPHAN_CANCELLABLE = new Set(['setup', 'active', 'pre-switchover', 'device']);
 
@@ -275,7 +278,7 @@ export class TransferMonitor implements VmObserver {
             endMs: now - t.startedAt,
             bytesSent: Math.max(0, ram.transferred - t.syncTransferred),
             remainingBytes: ram.remaining,
-            dirtyRateBytesPerSec: ram['dirty-pages-rate'] * (ram['page-size'] || 4096),
+            dirtyRateBytesPerSec: dirtyBytesPerSec(ram),
             bandwidthBytesPerSec: bw > 0 ? bw : 1,
             expectedDowntimeMs: info['expected-downtime'] ?? (bw > 0 ? (ram.remaining / bw) * 1000 : 0),
             throttlePct: info['cpu-throttle-percentage'] ?? 0,
@@ -362,7 +365,7 @@ export class TransferMonitor implements VmObserver {
         realBytesPerSec: realBandwidth(t.rates, this.tuning),
         qemuPeakBytesPerSec: qemuPeakBandwidth(t.rates, RATE_HISTORY_MS),
         // QEMU's figure of the last sync period (auto-converge's throttle lowers it)
-        dirtyBytesPerSec: (t.last?.ram?.['dirty-pages-rate'] ?? 0) * (t.last?.ram?.['page-size'] || 4096),
+        dirtyBytesPerSec: dirtyBytesPerSec(t.last?.ram),
       },
       this.tuning,
     );
@@ -455,7 +458,7 @@ export class TransferMonitor implements VmObserver {
       reason,
       figures: {
         kind: 'measured',
-        dirtyRateBytesPerSec: (ram?.['dirty-pages-rate'] ?? 0) * (ram?.['page-size'] || 4096),
+        dirtyRateBytesPerSec: dirtyBytesPerSec(ram),
         bandwidthBytesPerSec: mbpsToBytes(ram?.mbps),
         expectedDowntimeMs: t.history.at(-1)?.expectedDowntimeMs ?? 0,
       },
@@ -545,7 +548,7 @@ export class TransferMonitor implements VmObserver {
         totalBytes: ram.total,
         transferredBytes: ram.transferred,
         remainingBytes: ram.remaining,
-        dirtyRateBytesPerSec: ram['dirty-pages-rate'] * (ram['page-size'] || 4096),
+        dirtyRateBytesPerSec: dirtyBytesPerSec(ram),
         bandwidthBytesPerSec: bw,
         expectedDowntimeMs: info['expected-downtime'] ?? 0,
         throttlePct: info['cpu-throttle-percentage'] ?? 0,
