@@ -150,6 +150,17 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     expect(after.placement).toBeNull();
   });
 
+  it('answers a migration started at once with its placement, as stored, though the engine does not keep placements', async () => {
+    const vm = await newVm('placed', 512);
+    const m = await sched('POST', '/api/v1/migrations', { vmId: vm.id });
+    expect(m.status).toBe(202);
+    expect(m.body.state).not.toBe('queued');
+    expect(m.body.placement).toMatchObject({ chosen: 'dst', passedOver: [{ hostId: 'src', reason: "it is the VM's source host" }] });
+    const done = await terminal(m.body.id);
+    expect(done.state).toBe('completed');
+    expect(done.placement).toEqual(m.body.placement);
+  });
+
   it('accepts exactly one of two requests for one VM made at the same instant', async () => {
     const vm = await newVm('twice', 512);
     const [a, b] = await Promise.all([

@@ -81,7 +81,9 @@ export class Admission implements OnApplicationShutdown {
     this.direct.publish({ migrationId: saved.id, rows: [requested], at: saved.createdAt, traceParent: saved.traceParent, last: !startedHere });
     if (started === null) this.retrySoon();
     else this.handOver(started);
-    return this.store.current(saved.id) ?? saved;
+    // started here: the row as its start left it, with the placement the store does not keep (DrivenMigration)
+    const current = this.store.current(saved.id);
+    return current ? { ...current, placement: saved.placement } : saved;
   }
 
   /** A migration of this replica ended and freed its slots (or another replica's did: SlotListener). */
@@ -149,7 +151,10 @@ export class Admission implements OnApplicationShutdown {
     );
     this.queueMayWait = ids.size < queued.length;
     const starting = queued.filter((q) => ids.has(q.id));
-    const started = await this.store.startQueued(m, starting);
+    const started = await this.store.startQueued(
+      m,
+      starting.map((q) => q.id),
+    );
     // a migration whose earlier events all went out publishes the next ones at once; the others through the relay
     const waiting = await this.store.withEventsWaiting(
       m,

@@ -5,7 +5,7 @@ import type { SagaAction, SagaEvent, StepError } from '@flexmig/saga';
 import { withLogFields } from '@flexmig/service-kit';
 import { DbClock } from '../db-clock';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
-import { MigrationEntity } from '../entities';
+import type { DrivenMigration } from '../store/migration-store';
 import { contextOf, MigrationContext, StepExecutor } from './step-executor';
 import { abandonedAfter } from './due-time';
 import { LeaseNotHeld } from './lease-fence';
@@ -104,7 +104,7 @@ export class ActionRunner implements OnApplicationShutdown {
   }
 
   /** Carries out what one committed transition of `row` called for. Returns at once; outcomes go to the sink. */
-  run(row: MigrationEntity, actions: SagaAction[]): void {
+  run(row: DrivenMigration, actions: SagaAction[]): void {
     const ctx = contextOf(row);
     for (const a of actions) {
       switch (a.kind) {

@@ -20,7 +20,7 @@ import {
 import { NatsBus, type Params } from '@flexmig/messaging';
 import { stepDefinition } from '@flexmig/saga';
 import type { JsonValue, MigrationRef, SagaAction, StepName, StepOutcome, StepState } from '@flexmig/saga';
-import type { MigrationEntity } from '../entities';
+import type { DrivenMigration } from '../store/migration-store';
 import { LeaseFence } from './lease-fence';
 
 /** What the executor needs besides the action: persisted with the migration at admission. */
@@ -38,7 +38,7 @@ export interface MigrationContext {
 const stepNamed = (steps: StepState[], name: StepName): StepState | undefined => steps.find((s) => s.name === name);
 
 /** The executor's context of a stored migration. */
-export const contextOf = (row: MigrationEntity): MigrationContext => {
+export const contextOf = (row: DrivenMigration): MigrationContext => {
   const incoming = (stepNamed(row.saga.steps, 'transfer-config')?.result as { incomingAddress?: string } | null | undefined)?.incomingAddress;
   return {
     ref: row.saga.ref,

@@ -3,10 +3,9 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { createSaga } from '@flexmig/saga';
 import type { SchedulerConfig } from '../config';
 import type { DbClock } from '../db-clock';
-import type { MigrationEntity } from '../entities';
 import { LeaseFence, LeaseNotHeld } from '../engine/lease-fence';
 import type { DirectPublisher } from './direct-publisher';
-import { MigrationStore } from './migration-store';
+import { type DrivenMigration, MigrationStore } from './migration-store';
 
 /**
  * A migration that admission starts is leased in admission's transaction; the LeaseFence must learn of the
@@ -22,17 +21,23 @@ describe('MigrationStore: the fence learns of a started migration after its comm
   const clock = { now: () => Date.now() } as unknown as DbClock;
   const store = new MigrationStore({} as DataSource, config, clock, fence, {} as DirectPublisher);
   // admission's transaction, as far as startQueued writes in it: its connection runs the (prepared) statements
-  const connection = { query: async () => ({ rows: [] }) };
+  // the queued rows as PostgreSQL holds them: startQueued reads those it starts (scheduler_starting)
+  const rows = new Map<string, DrivenMigration>();
+  const connection = {
+    query: async (q: { name?: string; values: unknown[] }) => ({ rows: q.name === 'scheduler_starting' ? (q.values[0] as string[]).map((id) => rows.get(id)) : [] }),
+  };
   const m = { queryRunner: { connect: async () => connection } } as unknown as EntityManager;
 
-  const queued = (): MigrationEntity => {
+  const queued = (): DrivenMigration => {
     const ref = { migrationId: randomUUID(), vmId: randomUUID(), sourceHostId: 'a', targetHostId: 'b' };
-    return { id: ref.migrationId, saga: createSaga(ref, Date.now()), state: 'queued', version: 1, createdAt: new Date() } as unknown as MigrationEntity;
+    const row = { id: ref.migrationId, saga: createSaga(ref, Date.now()), state: 'queued', version: 1, createdAt: new Date() } as unknown as DrivenMigration;
+    rows.set(row.id, row);
+    return row;
   };
 
   it('given a renewal sent while the admission transaction is open, then the started migration is still known to be held after the commit', async () => {
     const row = queued();
-    const started = await store.startQueued(m, [row]);
+    const started = await store.startQueued(m, [row.id]);
     expect(started).toHaveLength(1);
     // not committed yet: nothing may be sent for it
     expect(() => fence.check(row.id)).toThrow(LeaseNotHeld);
@@ -49,7 +54,7 @@ describe('MigrationStore: the fence learns of a started migration after its comm
 
   it('given a renewal after the commit that did not renew it, then the lease is lost as before', async () => {
     const row = queued();
-    store.started(await store.startQueued(m, [row]));
+    store.started(await store.startQueued(m, [row.id]));
     now += 5;
     fence.renewed([], fence.mark());
     expect(() => fence.check(row.id)).toThrow(LeaseNotHeld);
