@@ -5,7 +5,7 @@ import type { MigrationPolicy } from '@flexmig/contracts';
 import { prepared, runPrepared } from '@flexmig/persistence';
 import { MigrationEntity } from '../entities';
 import { ClusterSettingsService } from '../settings/cluster-settings.service';
-import { DRIVEN, MigrationStore, NewMigration, Transition } from '../store/migration-store';
+import { DRIVEN, DrivenMigration, MigrationStore, NewMigration, Transition } from '../store/migration-store';
 import { OutboxRelay } from '../store/outbox-relay';
 import { DirectPublisher } from '../store/direct-publisher';
 import type { OutboxRow } from '../store/outbox-rows';
@@ -71,7 +71,8 @@ export class Admission implements OnApplicationShutdown {
       this.db.transaction(async (m) => {
         const policy = await this.settings.policyFor(row.clusterId, requestedPolicy, m);
         const saved = await this.store.insertQueued(m, { ...row, policy }, requested, sent);
-        return { saved, started: await this.startAdmissible(m) };
+        const { placement: _placement, ...driven } = saved;
+        return { saved, started: await this.startAdmissible(m, driven) };
       }),
     );
     // its events go out at once, in order: `requested` first, then those of its steps
@@ -126,9 +127,10 @@ export class Admission implements OnApplicationShutdown {
 
   /**
    * In the caller's transaction: starts what the limits allow, under the dispatch lock. null: another
-   * replica holds the lock (it is dispatching; the caller tries again soon).
+   * replica holds the lock (it is dispatching; the caller tries again soon). `inserted`: the migration this
+   * transaction queued (admit), started from memory if admitted.
    */
-  private async startAdmissible(m: EntityManager): Promise<Transition[] | null> {
+  private async startAdmissible(m: EntityManager, inserted?: DrivenMigration): Promise<Transition[] | null> {
     const [{ locked }] = await runPrepared<{ locked: boolean }>(m, TRY_DISPATCH_LOCK, [DISPATCH_LOCK]);
     if (!locked) return null;
     const queued = await this.store.queued(m, queueWindow);
@@ -154,6 +156,7 @@ export class Admission implements OnApplicationShutdown {
     const started = await this.store.startQueued(
       m,
       starting.map((q) => q.id),
+      inserted,
     );
     // a migration whose earlier events all went out publishes the next ones at once; the others through the relay
     const waiting = await this.store.withEventsWaiting(

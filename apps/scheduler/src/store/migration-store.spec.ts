@@ -23,8 +23,13 @@ describe('MigrationStore: the fence learns of a started migration after its comm
   // admission's transaction, as far as startQueued writes in it: its connection runs the (prepared) statements
   // the queued rows as PostgreSQL holds them: startQueued reads those it starts (scheduler_starting)
   const rows = new Map<string, DrivenMigration>();
+  const reads: string[][] = [];
   const connection = {
-    query: async (q: { name?: string; values: unknown[] }) => ({ rows: q.name === 'scheduler_starting' ? (q.values[0] as string[]).map((id) => rows.get(id)) : [] }),
+    query: async (q: { name?: string; values: unknown[] }) => {
+      if (q.name !== 'scheduler_starting') return { rows: [] };
+      reads.push(q.values[0] as string[]);
+      return { rows: (q.values[0] as string[]).map((id) => rows.get(id)) };
+    },
   };
   const m = { queryRunner: { connect: async () => connection } } as unknown as EntityManager;
 
@@ -58,5 +63,21 @@ describe('MigrationStore: the fence learns of a started migration after its comm
     now += 5;
     fence.renewed([], fence.mark());
     expect(() => fence.check(row.id)).toThrow(LeaseNotHeld);
+  });
+
+  it('starts a migration its own transaction inserted from memory, and reads back only the others, oldest first', async () => {
+    reads.length = 0;
+    const older = queued();
+    const inserted = queued();
+    rows.delete(inserted.id); // not readable: it must come from memory
+    const started = await store.startQueued(m, [older.id, inserted.id], inserted);
+    expect(reads).toEqual([[older.id]]);
+    expect(started.map((t) => [t.row.id, t.row.state])).toEqual([
+      [older.id, 'running'],
+      [inserted.id, 'running'],
+    ]);
+    reads.length = 0;
+    await store.startQueued(m, [inserted.id], inserted);
+    expect(reads).toEqual([]);
   });
 });

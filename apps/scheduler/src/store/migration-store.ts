@@ -187,8 +187,23 @@ export class MigrationStore {
    * the outbox rows of events already published (DirectPublisher): one transaction fewer for them.
    */
   async insertQueued(m: EntityManager, row: NewMigration, requested: OutboxRow, sent: string[]): Promise<MigrationEntity> {
+    // the row as PostgreSQL will hand it back: no undefined where a column holds NULL
     const now = new Date(this.clock.now());
-    const saved: MigrationEntity = { ...row, state: 'queued', version: 1, leaseOwner: null, leaseUntil: null, dueAt: null, updatedAt: now, finishedAt: null };
+    const saved: MigrationEntity = {
+      ...row,
+      requestedBy: row.requestedBy ?? null,
+      placement: row.placement ?? null,
+      traceParent: row.traceParent ?? null,
+      prediction: row.prediction ?? null,
+      predictionError: row.predictionError ?? null,
+      state: 'queued',
+      version: 1,
+      leaseOwner: null,
+      leaseUntil: null,
+      dueAt: null,
+      updatedAt: now,
+      finishedAt: null,
+    };
     await runPrepared(m, INSERT_MIGRATION, [
       saved.id,
       saved.vmId,
@@ -217,11 +232,18 @@ export class MigrationStore {
     return saved;
   }
 
-  /** Starts queued migrations inside the caller's transaction (admission holds its lock), leased to this replica. */
-  async startQueued(m: EntityManager, ids: string[]): Promise<Transition[]> {
+  /**
+   * Starts queued migrations (`ids`, oldest first) inside the caller's transaction (admission holds its
+   * lock), leased to this replica. `inserted`: a migration the same transaction inserted, which is not read
+   * back (a request admitted at once costs no statement more).
+   */
+  async startQueued(m: EntityManager, ids: string[], inserted?: DrivenMigration): Promise<Transition[]> {
     const out: Transition[] = [];
-    if (ids.length === 0) return out;
-    const rows = await runPrepared<DrivenMigration>(m, STARTING, [ids]);
+    const toRead = ids.filter((id) => id !== inserted?.id);
+    const read = toRead.length ? await runPrepared<DrivenMigration>(m, STARTING, [toRead]) : [];
+    const byId = new Map(read.map((r) => [r.id, r]));
+    if (inserted) byId.set(inserted.id, inserted);
+    const rows = ids.map((id) => byId.get(id)).filter((r): r is DrivenMigration => r !== undefined);
     const sentAt = this.fence.mark();
     const now = this.clock.now();
     for (const row of rows) {
