@@ -525,6 +525,73 @@ d('QemuDriver with real QEMU', () => {
     });
   });
 
+  describe('a target agent killed after step 6 (fault matrix: qemu:kill-target-agent@resume-target)', () => {
+    /** Steps 2–6 of a migration; the target's QEMU then holds the guest's state, paused. */
+    async function throughStep6() {
+      const src = driver({ portRange: undefined });
+      const dst = driver({ portRange: undefined });
+      const vm = vmSpec();
+      await src.startVm(vm);
+      let listening: string | undefined;
+      const cmd = commands(vm, {}, () => listening);
+      const { sink } = progressLog();
+      listening = (await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress;
+      await src.transferMemory(cmd(3, 'transfer-memory', 'source'), sink);
+      await src.syncMemory(cmd(4, 'sync-memory', 'source'), sink);
+      await src.pauseSource(vm.id);
+      await src.transferState(cmd(6, 'transfer-state', 'source'));
+      await dst.confirmIncoming(cmd(6, 'transfer-state', 'target'));
+      return { src, dst, vm, socket: join(dirs[1]!, `${vm.id}.qmp`) };
+    }
+
+    it('the restarted agent leaves the guest paused (the saga may still resume the source), and step 7 resumes it', async () => {
+      const { src, dst, vm } = await throughStep6();
+      await dst.close(); // the kill, before step 7
+      const restarted = driver({}, dirs[1]);
+      expect(restarted.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'incoming' })]);
+      // attaching settles nothing of an incoming VM: its guest is not resumed behind the saga's back
+      await expect(restarted.checkMemory(vm.id)).rejects.toMatchObject({ code: 'VM_NOT_RUNNING' });
+      expect(await status(restarted, vm.id)).toBe('incoming');
+      const before = Date.now();
+      const resumedAt = await restarted.resumeTarget(vm.id);
+      expect(resumedAt.getTime()).toBeGreaterThanOrEqual(before);
+      expect(await restarted.checkMemory(vm.id)).toEqual(expect.objectContaining({ ok: true, badPages: 0 }));
+      await src.stopSource(vm.id);
+    });
+
+    it('step 7 retried after the agent died between `cont` and recording it: the running guest is taken as resumed', async () => {
+      const { src, dst, vm, socket } = await throughStep6();
+      // the kill: QEMU gets `cont` and resumes the guest; the agent never hears back, so it records nothing
+      const original = QmpClient.prototype.execute as (this: QmpClient, ...args: unknown[]) => Promise<unknown>;
+      let contSent = false;
+      const spy = jest.spyOn(QmpClient.prototype, 'execute').mockImplementation(function (this: QmpClient, ...args: unknown[]) {
+        if (this.socketPath !== socket || args[0] !== 'cont') return original.apply(this, args);
+        contSent = true;
+        void original.apply(this, args).catch(() => undefined);
+        return new Promise<never>(() => undefined);
+      } as never);
+      void dst.resumeTarget(vm.id).catch(() => undefined);
+      for (let i = 0; i < 100 && !contSent; i++) await sleep(50);
+      spy.mockRestore();
+      expect(contSent).toBe(true);
+      await sleep(500); // QEMU acts on `cont` at once; the agent is gone before it reads the answer
+      await dst.close();
+
+      const restarted = driver({}, dirs[1]);
+      const before = Date.now();
+      const resumedAt = await restarted.resumeTarget(vm.id);
+      // no wait for a RESUME that a second `cont` never brings (10 s, then an error, at every retry)
+      expect(Date.now() - before).toBeLessThan(5_000);
+      expect(resumedAt.getTime()).toBeGreaterThanOrEqual(before);
+      expect(await status(restarted, vm.id)).toBe('running');
+      expect(await restarted.checkMemory(vm.id)).toEqual(expect.objectContaining({ ok: true, badPages: 0 }));
+      // recorded: a repeat answers the same, and the VM is this host's now
+      await expect(restarted.resumeTarget(vm.id)).resolves.toEqual(resumedAt);
+      expect(restarted.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'running' })]);
+      await src.stopSource(vm.id);
+    });
+  });
+
   it('step 2 retried after the agent died while starting the incoming QEMU: one incoming QEMU, not two (fault matrix: qemu:kill-target-agent@transfer-config)', async () => {
     const first = driver();
     const vm = vmSpec();

@@ -267,10 +267,19 @@ export class QemuDriver implements HypervisorDriver {
     if (vm.state.role === 'incoming' && vm.incomingLoaded !== vm.state.migrationId) {
       const info = await proc.qmp.execute<MigrateInfo>('query-migrate');
       if (info.status !== 'completed') throw new FlexmigError(ErrorCode.Conflict, `VM ${vmId} has not received its state yet (incoming migration ${info.status}; step 6 first)`);
+      // an earlier agent sent `cont` and died before it recorded it: the guest runs already, and a second
+      // `cont` would bring no RESUME to wait for (fault matrix: qemu:kill-target-agent@resume-target). The
+      // time is when this agent found it running: later than the resume, so the downtime reads longer.
+      const st = await proc.qmp.execute<{ running: boolean }>('query-status');
+      if (st.running) return this.resumed(vm, new Date());
     }
     const resumed = proc.qmp.waitEvent((e) => e.event === 'RESUME', 10_000, 'RESUME after cont');
     await proc.qmp.execute('cont');
-    const at = (await resumed).at;
+    return this.resumed(vm, (await resumed).at);
+  }
+
+  /** Records that the incoming VM runs (resumed at `at`): from now on it is this host's VM. */
+  private resumed(vm: Vm, at: Date): Date {
     vm.running = true;
     vm.state.resumedAt = at.toISOString();
     vm.state.role = 'vm';

@@ -165,8 +165,15 @@ export class TransferMonitor implements VmObserver {
     await this.cancelOrphan(vm, proc).catch((e: unknown) => this.log.error(`VM ${vm.state.vmId}: cannot settle its migration stream: ${(e as Error).message}`));
   }
 
-  /** Cancels a precopy stream of this VM that no transfer of this agent follows (see onAttach). */
+  /**
+   * Cancels a precopy stream of this VM that no transfer of this agent follows (see onAttach). Only a
+   * source's: an incoming VM's stream is the source's to drive, and its guest stays paused until step 7
+   * resumes it or the saga destroys it. (Taken for a source, an incoming VM whose state had arrived was
+   * resumed here, beside a source the saga could still resume: two running copies; and step 7 then waited
+   * for a RESUME that never came. Fault matrix: qemu:kill-target-agent@resume-target.)
+   */
   async cancelOrphan(vm: Vm, proc: QemuProcess): Promise<void> {
+    if (vm.state.role !== 'vm') return;
     const t = vm.transfer;
     if (t && (t.status === 'running' || t.status === 'ready' || t.status === 'switching')) return; // driven
     let info = await proc.qmp.execute<MigrateInfo>('query-migrate');
