@@ -74,7 +74,10 @@ export class InvariantChecker {
       state = view?.state ?? state;
       const elapsed = Date.now() - m.requestedAt;
       if (TERMINAL.includes(state)) {
-        return { state, timeToTerminalMs: elapsed, result: { name, held: elapsed <= m.deadlineMs, detail: `${state} after ${elapsed} ms (deadline ${m.deadlineMs} ms)` } };
+        // why it ended where it did, for a row that fails: the saga's own account
+        const why = view?.attention ?? view?.failure;
+        const because = why ? `: ${why.stepName}: ${why.message}`.slice(0, 400) : '';
+        return { state, timeToTerminalMs: elapsed, result: { name, held: elapsed <= m.deadlineMs, detail: `${state} after ${elapsed} ms (deadline ${m.deadlineMs} ms)${because}` } };
       }
       if (elapsed > m.deadlineMs) {
         const step = view?.steps?.find((s: { status: string }) => s.status === 'running')?.name ?? '?';
