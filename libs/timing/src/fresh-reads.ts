@@ -8,28 +8,22 @@
  */
 export class FreshReads<K, T> {
   private readonly keys = new Map<K, { running: Promise<T>; next: Promise<T> | null }>();
-  private started = 0;
 
   constructor(private readonly read: (key: K) => Promise<T>) {}
-
-  /** How many reads were started (each serves every caller that shared it). */
-  get reads(): number {
-    return this.started;
-  }
 
   get(key: K): Promise<T> {
     const now = this.keys.get(key);
     if (!now) return this.start(key);
     // the read in flight started before this call: share the next one, started when this one settles
     now.next ??= now.running.then(
-      () => this.startAfter(key),
-      () => this.startAfter(key),
+      () => this.start(key),
+      () => this.start(key),
     );
     return now.next;
   }
 
+  /** A read of its own; it becomes the running one (replacing the one it followed), and whoever arrives now shares the one after. */
   private start(key: K): Promise<T> {
-    this.started++;
     // a read that throws synchronously still clears its key: the promise is made before it is kept
     const running = Promise.resolve()
       .then(() => this.read(key))
@@ -39,11 +33,5 @@ export class FreshReads<K, T> {
       });
     this.keys.set(key, { running, next: null });
     return running;
-  }
-
-  /** The next read becomes the running one; whoever arrives now waits for it and shares the one after. */
-  private startAfter(key: K): Promise<T> {
-    this.keys.delete(key);
-    return this.start(key);
   }
 }
