@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import { Client } from 'pg';
 import { sleep } from '@flexmig/timing';
 import { Harness } from '@flexmig/testing';
+import { STEP_NAMES } from '@flexmig/contracts';
+import { CommandLog } from './faults/runner';
 
 // libfaketime (Debian's faketime package) shifts a process's wall clock; the monotonic clock stays true.
 const libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
@@ -40,6 +42,10 @@ describeIf('a scheduler replica whose clock is three hours behind', () => {
   });
 
   it('hands migrations back and forth between the replicas, and every figure and event stays true', async () => {
+    // a step is reached when its command is on the wire (pushed, so that a slow poll cannot miss a short step)
+    const commands = new CommandLog();
+    commands.start(h);
+    await h.nc.flush();
     const normalUrl = h.url.scheduler;
     let on = 'c1';
     const ids: string[] = [];
@@ -49,7 +55,7 @@ describeIf('a scheduler replica whose clock is three hours behind', () => {
       // requested of one replica or the other, which then drives it; the other takes over when that one dies
       h.url.scheduler = h.url[i % 2 === 0 ? 'scheduler-skewed' : 'scheduler'];
       const m = await h.migrate(vm.id, target);
-      await h.waitForStep(m.id, 3 + (i % 3));
+      await commands.reached(m.id, STEP_NAMES[2 + (i % 3)]); // step 3, 4 or 5: transfer-memory, sync-memory, pause-source
       if (i === 2) await h.crashAndRestart('scheduler'); // its migrations move to the skewed replica
       if (i === 3) await h.crashAndRestart('scheduler-skewed'); // and the other way round
       h.url.scheduler = normalUrl;
@@ -76,6 +82,7 @@ describeIf('a scheduler replica whose clock is three hours behind', () => {
     for (const e of completed) expect(e.data.totalTimeMs).toBeLessThan(5 * 60_000);
     const steps = (await h.events('migration.step-completed')).filter((e) => ids.includes(e.subject));
     expect(steps.length).toBeGreaterThanOrEqual(9 * ids.length);
+    commands.stop();
     const db = new Client({ connectionString: h.pg.url('flexmig') });
     await db.connect();
     try {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { httpJson, waitFor } from './infra';
+import { httpJson, StopWaiting, waitFor } from './infra';
 import { freePort, ServiceProcess } from './processes';
 import { NatsServerProcess, PostgresServerProcess } from './servers';
 import { sleep } from '@flexmig/timing';
@@ -143,13 +143,31 @@ export class Harness {
    * Waits until the migration runs step `step`, or any step up to `last` (a poll can miss a short step on
    * a loaded machine: a test that only needs the migration somewhere in a range says so).
    */
+  /**
+   * Waits until the API says the migration runs a step from `step` to `last`, asking every 10 ms. A step that
+   * begins and ends between two answers is missed: then, or when the migration ends first, it fails at once
+   * with what each answer said and the longest time between two of them (a stalled poll shows as such).
+   */
   waitForStep(id: string, step: number, last = step) {
     const which = last === step ? `step ${step}` : `a step from ${step} to ${last}`;
+    const began = Date.now();
+    const seen: string[] = [];
+    let said = '';
+    let answeredAt = began;
+    let longestGapMs = 0;
     return waitFor(`migration ${id} to be in ${which}`, async () => {
       const m = await this.migration(id);
-      if (TERMINAL.includes(m.state)) throw new Error(`migration ended ${m.state} before ${which}`);
+      longestGapMs = Math.max(longestGapMs, Date.now() - answeredAt);
+      answeredAt = Date.now();
       const running = m.steps.findIndex((s: { status: string }) => s.status === 'running') + 1;
-      return running >= step && running <= last ? m : undefined;
+      const now = running ? `${m.state} in step ${running}` : m.state;
+      if (now !== said) seen.push(`+${answeredAt - began} ms ${(said = now)}`);
+      if (running >= step && running <= last) return m;
+      if (TERMINAL.includes(m.state) || running > last) {
+        const how = TERMINAL.includes(m.state) ? `ended ${m.state}` : `was past it`;
+        throw new StopWaiting(`migration ${id} ${how} before ${which} was seen (the API said: ${seen.join(', ')}; longest time between two answers ${longestGapMs} ms)`);
+      }
+      return undefined;
     }, { timeoutMs: 30_000, intervalMs: 10 });
   }
 

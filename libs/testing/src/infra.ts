@@ -153,7 +153,13 @@ export async function startTestDatabase(suite: string): Promise<TestDatabase> {
   };
 }
 
-/** Polls until `probe` returns a value (not undefined/false), or fails naming what it waited for. */
+/** Thrown by a probe of `waitFor` when waiting longer cannot help (what it waits for can no longer happen). */
+export class StopWaiting extends Error {}
+
+/**
+ * Polls until `probe` returns a value (not undefined/false), or fails naming what it waited for. A probe that
+ * throws is asked again (the last error goes in the failure), except for StopWaiting, which ends the wait at once.
+ */
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined | false> | T | undefined | false,
@@ -166,6 +172,7 @@ export async function waitFor<T>(
       const v = await probe();
       if (v !== undefined && v !== false) return v as T;
     } catch (e) {
+      if (e instanceof StopWaiting) throw e;
       lastError = e;
     }
     if (Date.now() > deadline) {

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type StepName, STEP_NAMES } from '@flexmig/contracts';
-import { waitFor } from '@flexmig/testing';
+import { type Harness, waitFor } from '@flexmig/testing';
 import { type Subscription } from '@nats-io/transport-node';
 import { FaultHarness, type Driver, type FaultHarnessOptions } from './fault-harness';
 import { InvariantChecker, type InvariantResult } from './invariants';
@@ -90,7 +90,7 @@ export class CommandLog {
   private readonly waiters = new Map<string, () => void>();
   private sub?: Subscription;
 
-  start(h: FaultHarness): void {
+  start(h: Pick<Harness, 'nc' | 'prefix'>): void {
     this.sub = h.nc.subscribe(`${h.prefix}.agent.*.migration.step`, {
       callback: (_e, msg) => {
         let cmd: { migrationId: string; step: number; stepName: string; role: string; attempt: number };
