@@ -91,4 +91,74 @@ describe('FreshReads', () => {
     await expect(fresh.get('c1')).rejects.toThrow('bad request');
     await expect(fresh.get('c1')).resolves.toBe('c1 ok');
   });
+
+  describe('with startedAfter (fresh enough)', () => {
+    it('shares the read in flight, or the last answered one, when it started at or after that moment', async () => {
+      const r = reads();
+      let clock = 1_000;
+      const fresh = new FreshReads(r.read, () => clock);
+      const first = fresh.get('c1');
+      await turn();
+      clock = 1_050;
+      const inFlight = fresh.get('c1', 1_000); // the read in flight started at 1,000: fresh enough
+      r.started[0]!.settle('');
+      await expect(Promise.all([first, inFlight])).resolves.toEqual(['c1#1', 'c1#1']);
+      clock = 1_900;
+      await expect(fresh.get('c1', 1_000)).resolves.toBe('c1#1'); // answered, started at 1,000
+      expect(r.started).toHaveLength(1);
+    });
+
+    it('never gives a read that started before that moment: a new read starts', async () => {
+      const r = reads();
+      let clock = 1_000;
+      const fresh = new FreshReads(r.read, () => clock);
+      const first = fresh.get('c1');
+      await turn();
+      r.started[0]!.settle('');
+      await expect(first).resolves.toBe('c1#1');
+      clock = 1_200;
+      const later = fresh.get('c1', 1_001);
+      await turn();
+      expect(r.started).toHaveLength(2);
+      r.started[1]!.settle('');
+      await expect(later).resolves.toBe('c1#2');
+      // and a caller without startedAfter never gets an answered read
+      const plain = fresh.get('c1');
+      await turn();
+      expect(r.started).toHaveLength(3);
+      r.started[2]!.settle('');
+      await expect(plain).resolves.toBe('c1#3');
+    });
+
+    it('a read in flight that started too early is not shared: the caller gets the next one', async () => {
+      const r = reads();
+      let clock = 1_000;
+      const fresh = new FreshReads(r.read, () => clock);
+      const first = fresh.get('c1');
+      await turn();
+      clock = 1_100;
+      const late = fresh.get('c1', 1_100);
+      r.started[0]!.settle('');
+      await expect(first).resolves.toBe('c1#1');
+      await turn();
+      expect(r.started).toHaveLength(2);
+      r.started[1]!.settle('');
+      await expect(late).resolves.toBe('c1#2');
+    });
+
+    it('keeps no failed read: the next caller reads again', async () => {
+      const r = reads();
+      const clock = 1_000;
+      const fresh = new FreshReads(r.read, () => clock);
+      const first = fresh.get('c1');
+      await turn();
+      r.started[0]!.fail(new Error('inventory unavailable'));
+      await expect(first).rejects.toThrow('inventory unavailable');
+      const again = fresh.get('c1', 1_000);
+      await turn();
+      expect(r.started).toHaveLength(2);
+      r.started[1]!.settle('');
+      await expect(again).resolves.toBe('c1#2');
+    });
+  });
 });

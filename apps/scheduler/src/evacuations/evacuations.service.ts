@@ -65,8 +65,11 @@ export class EvacuationsService {
     }
 
     let vms: Vm[];
+    let inMaintenanceAt: number;
     try {
       await this.bus.request(SetHostMaintenance, { hostId, maintenance: true });
+      // a read of the hosts that starts from now on shows this host in maintenance
+      inMaintenanceAt = Date.now();
       vms = await requestAllPages(this.bus, ListVms, { hostId }, (r) => r.vms);
     } catch (e) {
       // nothing was asked for yet: undo the record, so that the request can simply be repeated
@@ -75,9 +78,10 @@ export class EvacuationsService {
     }
     this.log.log(`evacuation ${row.id}: host ${hostId} is in maintenance; moving its ${vms.length} VM(s) away`);
 
-    // one after another: each placement counts the migrations admitted before it
+    // one after another: each placement counts the migrations admitted before it (read fresh each time),
+    // and they share the reads of the cluster's hosts made since the host went into maintenance
     for (const vm of vms) {
-      row.items.push(await this.requestMigration(vm, requestedBy));
+      row.items.push(await this.requestMigration(vm, requestedBy, inMaintenanceAt));
       row.updatedAt = new Date();
       await repo.update({ id: row.id }, { items: row.items, updatedAt: row.updatedAt });
     }
@@ -88,7 +92,7 @@ export class EvacuationsService {
     return this.refresh(row);
   }
 
-  private async requestMigration(vm: Vm, requestedBy: string): Promise<EvacuationItemRecord> {
+  private async requestMigration(vm: Vm, requestedBy: string, hostsReadSince: number): Promise<EvacuationItemRecord> {
     const item = { vmId: vm.id, name: vm.name };
     if (vm.state !== 'running') {
       return {
@@ -99,7 +103,7 @@ export class EvacuationsService {
       };
     }
     try {
-      const { id } = await this.migrations.request(vm.id, requestedBy);
+      const { id } = await this.migrations.request(vm.id, requestedBy, { hostsReadSince });
       return { ...item, migrationId: id, reason: null, code: null };
     } catch (e) {
       // already moving (an operator's migration): follow that one

@@ -6,8 +6,12 @@
  * reason, VM_NOT_RUNNING, MIGRATION_ACTIVE with `details.migrationId`…).
  */
 export interface MigrationRequester {
-  /** `requestedBy`: who asked for the evacuation, recorded on each of its migrations. */
-  request(vmId: string, requestedBy: string): Promise<{ id: string }>;
+  /**
+   * `requestedBy`: who asked for the evacuation, recorded on each of its migrations. `hostsReadSince`: when
+   * the host went into maintenance (this process's clock); placement may share a read of the cluster's hosts
+   * that started then or later (PlacementService.place).
+   */
+  request(vmId: string, requestedBy: string, opts?: { hostsReadSince?: number }): Promise<{ id: string }>;
 }
 
 export const MIGRATION_REQUESTER = Symbol('MIGRATION_REQUESTER');

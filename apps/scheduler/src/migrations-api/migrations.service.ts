@@ -60,9 +60,10 @@ export class MigrationsService {
   /**
    * Admission: every check happens before anything is written; 202 with the migration when accepted.
    * `requestedBy` is the caller (the bearer token's `sub`), recorded on the row and in migration.requested.
+   * `hostsReadSince`: placement may use a read of the cluster's hosts that started then (PlacementService.place).
    */
-  async create(input: CreateMigration, requestedBy: string): Promise<MigrationView> {
-    const { vm, target, placement } = await vmAndTarget(this.bus, this.placer, input);
+  async create(input: CreateMigration, requestedBy: string, opts: { hostsReadSince?: number } = {}): Promise<MigrationView> {
+    const { vm, target, placement } = await vmAndTarget(this.bus, this.placer, input, opts);
     // the prediction's policy from a recent read (admission reads the migration's own in its transaction)
     const policy = await this.settings.recentPolicyFor(vm.clusterId, input.policy ?? {});
     // recorded with the migration and carried beside the actual figures at the end; a migration never waits on

@@ -32,6 +32,13 @@ describe('vmAndTarget', () => {
     expect(placer.place).toHaveBeenCalledTimes(2);
   });
 
+  it('given an earlier read of the hosts was allowed (an evacuation), then a placement made again reads them fresh', async () => {
+    const hosts = new Map([['dst-a', host('dst-a', { maintenance: true })], ['dst-b', host('dst-b')]]);
+    const placer = placerChoosing('dst-a', 'dst-b');
+    await expect(vmAndTarget(busOf(hosts), placer, { vmId: vm.id }, { hostsReadSince: 1_000 })).resolves.toMatchObject({ target: { id: 'dst-b' } });
+    expect(placer.place.mock.calls.map((c) => c[1])).toEqual([{ hostsReadSince: 1_000 }, {}]);
+  });
+
   it('given every choice goes down before it is checked, then after three placements the last host\'s error is the answer', async () => {
     const hosts = new Map([['d1', host('d1', { state: 'down' })], ['d2', host('d2', { state: 'down' })], ['d3', host('d3', { state: 'down' })]]);
     const placer = placerChoosing('d1', 'd2', 'd3', 'd1');

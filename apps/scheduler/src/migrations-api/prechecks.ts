@@ -41,17 +41,18 @@ const PLACEMENT_ATTEMPTS = 3;
  * one placement chooses (with why, and why each other host was passed over). A chosen host that went down
  * or into maintenance between placement's read of the hosts and the check (an evacuation of several hosts
  * at once puts them into maintenance one after another) is not the caller's error: placement chooses
- * again, from a fresh read, up to PLACEMENT_ATTEMPTS times.
+ * again, from a fresh read (whatever `hostsReadSince` allowed the first time), up to PLACEMENT_ATTEMPTS times.
  */
 export async function vmAndTarget(
   bus: NatsBus,
   placer: PlacementService,
   input: { vmId: string; targetHostId?: string },
+  opts: { hostsReadSince?: number } = {},
 ): Promise<{ vm: Vm; target: Host; placement: ChosenPlacement | null }> {
   const { vm } = await bus.request(GetVm, { vmId: input.vmId });
   checkVmRunning(vm);
   for (let attempt = 1; ; attempt++) {
-    const placement = input.targetHostId ? null : await placer.place(vm);
+    const placement = input.targetHostId ? null : await placer.place(vm, attempt === 1 ? opts : {});
     const { host: target } = await bus.request(GetHost, { hostId: input.targetHostId ?? placement!.chosen });
     checkNotToSelf(vm, target);
     try {

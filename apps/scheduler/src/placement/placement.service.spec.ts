@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { CpuVerdict, ListPlacementHosts, type PlacementHost, type Verdict, type Vm } from '@flexmig/contracts';
 import type { NatsBus } from '@flexmig/messaging';
-import { PlacementService } from './placement.service';
+import { HOSTS_READ_MAX_AGE_MS, PlacementService } from './placement.service';
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 const c1 = '11111111-1111-4111-8111-111111111111';
@@ -112,5 +112,50 @@ describe('PlacementService: placements asked together share the read of their cl
     expect(lists).toHaveLength(2);
     lists[1]!.release();
     await expect(after).resolves.toMatchObject({ chosen: 'a' });
+  });
+});
+
+describe('PlacementService: an evacuation\'s placements (hostsReadSince)', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it('share the read of the hosts made since the moment given, one after another, each with its own inbound load', async () => {
+    const clock = jest.spyOn(Date, 'now').mockReturnValue(10_000);
+    const loads = [[], [{ target_host_id: 'a', migrations: 1, memory: 8_192, vcpus: 1 }]];
+    let call = 0;
+    const { lists, service } = fakes(() => loads[Math.min(call++, 1)] as unknown as Record<string, number>[]);
+    const first = service.place(vm(1, c1, 'src'), { hostsReadSince: 10_000 });
+    await turn();
+    lists[0]!.release();
+    await expect(first).resolves.toMatchObject({ chosen: 'a' });
+    clock.mockReturnValue(10_400);
+    // no second read of the hosts; the migrations table, read again, sends the second VM to `b`
+    await expect(service.place(vm(2, c1, 'src'), { hostsReadSince: 10_000 })).resolves.toMatchObject({ chosen: 'b' });
+    expect(lists).toHaveLength(1);
+    // a placement without it never gets an answered read
+    const plain = service.place(vm(3, c1, 'src'));
+    await turn();
+    expect(lists).toHaveLength(2);
+    lists[1]!.release();
+    await plain;
+  });
+
+  it(`never share a read older than ${HOSTS_READ_MAX_AGE_MS} ms, nor one that started before the moment given`, async () => {
+    const clock = jest.spyOn(Date, 'now').mockReturnValue(10_000);
+    const { lists, service } = fakes(() => []);
+    const first = service.place(vm(1, c1, 'src'), { hostsReadSince: 10_000 });
+    await turn();
+    lists[0]!.release();
+    await first;
+    clock.mockReturnValue(10_000 + HOSTS_READ_MAX_AGE_MS + 1);
+    const old = service.place(vm(2, c1, 'src'), { hostsReadSince: 10_000 });
+    await turn();
+    expect(lists).toHaveLength(2);
+    lists[1]!.release();
+    await old;
+    const afterIt = service.place(vm(3, c1, 'src'), { hostsReadSince: 10_000 + HOSTS_READ_MAX_AGE_MS + 2 });
+    await turn();
+    expect(lists).toHaveLength(3);
+    lists[2]!.release();
+    await afterIt;
   });
 });

@@ -7,6 +7,13 @@ import { FreshReads } from '@flexmig/timing';
 import { cheapRuleFailure, choosePlacement, InboundLoad, noInboundLoad, Placement, PlacementVm } from './placement';
 import { VerdictCache } from './verdict-cache';
 
+/**
+ * The oldest read of a cluster's hosts a placement that accepts an earlier read (an evacuation's) is given.
+ * The chosen host is checked again after placement (up, not in maintenance: prechecks.ts) and its room at
+ * step 1 (inventory's reservation), so an older read can cost a retry or a failed step 1, never an overcommit.
+ */
+export const HOSTS_READ_MAX_AGE_MS = 1_000;
+
 /** A placement that found a host (what `place` answers; the view's `placement` field has this shape). */
 export type ChosenPlacement = Placement & { chosen: string };
 
@@ -45,9 +52,16 @@ export class PlacementService {
    * Chooses the target for a VM; throws INSUFFICIENT_CAPACITY naming every host and why it was passed
    * over when none is eligible. An unreachable inventory or cpu-compat surfaces as their own (retryable)
    * error, not as "no host".
+   *
+   * `hostsReadSince` (this process's clock): a read of the cluster's hosts that started then or later will
+   * do, but never one older than HOSTS_READ_MAX_AGE_MS. An evacuation passes the moment its host went into
+   * maintenance, so that its placements, one after another, share one read of the hosts instead of one
+   * each; each still reads the inbound load (the migrations admitted before it) fresh. Without it, the
+   * read starts after this call.
    */
-  async place(vm: Vm): Promise<ChosenPlacement> {
-    const [{ hosts, featureSets }, inbound] = await Promise.all([this.clusterHosts.get(vm.clusterId), this.inboundLoad(vm.clusterId)]);
+  async place(vm: Vm, opts: { hostsReadSince?: number } = {}): Promise<ChosenPlacement> {
+    const since = opts.hostsReadSince === undefined ? undefined : Math.max(opts.hostsReadSince, Date.now() - HOSTS_READ_MAX_AGE_MS);
+    const [{ hosts, featureSets }, inbound] = await Promise.all([this.clusterHosts.get(vm.clusterId, since), this.inboundLoad(vm.clusterId)]);
     const target: PlacementVm = vm;
     // a verdict only for the hosts that pass every other rule: the others are passed over anyway
     const candidates = hosts.filter((h) => cheapRuleFailure(target, h, inbound[h.id] ?? noInboundLoad) === null);
