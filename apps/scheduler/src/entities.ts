@@ -1,8 +1,20 @@
 import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
-import type { MigrationPolicy, MigrationPrediction, VmSpec } from '@flexmig/contracts';
+import type { MigrationPolicy, MigrationPrediction, PlacementRule, VmSpec } from '@flexmig/contracts';
 import type { SagaState } from '@flexmig/saga';
 import { EvacuationEntity } from './evacuations/evacuation.entity';
 import { MigrationResolutionEntity } from './resolution/resolution.entity';
+
+/**
+ * A placement as stored. Rows written before the hosts passed over were counted (2026-12-02) have no counts
+ * and name every host passed over, by host id; the view cuts them to the API's length (migrations.service.ts).
+ */
+export interface StoredPlacement {
+  chosen: string;
+  reason: string;
+  passedOver: { hostId: string; reason: string }[];
+  passedOverCount?: number;
+  passedOverByRule?: Partial<Record<PlacementRule, number>>;
+}
 
 /** One migration: its saga state (JSONB, the whole truth) plus the columns queries and leases need. */
 @Entity({ name: 'migrations' })
@@ -20,8 +32,8 @@ export class MigrationEntity {
   @Column('text', { name: 'target_address' }) targetAddress: string;
   /** Who asked for it: the bearer token's `sub` (null on rows from before tokens). */
   @Column('text', { name: 'requested_by', nullable: true }) requestedBy: string | null;
-  /** When the scheduler chose the target: why, and why each other host was passed over. */
-  @Column('jsonb', { nullable: true }) placement: { chosen: string; reason: string; passedOver: { hostId: string; reason: string }[] } | null;
+  /** When the scheduler chose the target: why, and why the other hosts were passed over. */
+  @Column('jsonb', { nullable: true }) placement: StoredPlacement | null;
   @Column('int') version: number;
   @Column('text', { name: 'lease_owner', nullable: true }) leaseOwner: string | null;
   @Column('timestamptz', { name: 'lease_until', nullable: true }) leaseUntil: Date | null;

@@ -155,7 +155,12 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     const m = await sched('POST', '/api/v1/migrations', { vmId: vm.id });
     expect(m.status).toBe(202);
     expect(m.body.state).not.toBe('queued');
-    expect(m.body.placement).toMatchObject({ chosen: 'dst', passedOver: [{ hostId: 'src', reason: "it is the VM's source host" }] });
+    expect(m.body.placement).toMatchObject({
+      chosen: 'dst',
+      passedOver: [{ hostId: 'src', reason: "it is the VM's source host" }],
+      passedOverCount: 1,
+      passedOverByRule: { source: 1 },
+    });
     const done = await terminal(m.body.id);
     expect(done.state).toBe('completed');
     expect(done.placement).toEqual(m.body.placement);

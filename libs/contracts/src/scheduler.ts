@@ -104,6 +104,33 @@ export const MigrationResolutionSchema = z.object({
 });
 export type MigrationResolution = z.infer<typeof MigrationResolutionSchema>;
 
+/**
+ * The rules placement passes a host over by, in the order it checks them (docs/migrations.md, Placement);
+ * `less-suitable`: eligible, but ranked after the chosen host (more loaded, or behind it on a tie).
+ */
+export const PLACEMENT_RULES = ['other-cluster', 'source', 'down', 'maintenance', 'memory', 'vcpus', 'cpu', 'less-suitable'] as const;
+export const PlacementRuleSchema = z.enum(PLACEMENT_RULES);
+export type PlacementRule = z.infer<typeof PlacementRuleSchema>;
+
+/** How many of the hosts passed over a placement names one by one (the rest are counted by rule): a placement costs the same at 20 hosts and 1,000. */
+export const PASSED_OVER_LISTED = 25;
+
+/** Why the scheduler chose a migration's target, and why it passed the other hosts over. */
+export const MigrationPlacementSchema = z.object({
+  chosen: HostIdSchema,
+  reason: z.string(),
+  /**
+   * Hosts passed over, each with why: at most PASSED_OVER_LISTED (25), the eligible ones ranked closest
+   * after the chosen host first, then those a rule ruled out, by host id. All of them when no more were.
+   */
+  passedOver: z.array(z.object({ hostId: HostIdSchema, reason: z.string() })).max(PASSED_OVER_LISTED),
+  /** How many hosts were passed over in all: more than `passedOver` names when the list was cut. */
+  passedOverCount: z.number().int().min(0),
+  /** How many hosts each rule passed over (rules that passed none are left out); null for a migration placed before they were counted. */
+  passedOverByRule: z.object(Object.fromEntries(PLACEMENT_RULES.map((r) => [r, z.number().int().min(1).optional()])) as Record<PlacementRule, z.ZodOptional<z.ZodNumber>>).strict().nullable(),
+});
+export type MigrationPlacement = z.infer<typeof MigrationPlacementSchema>;
+
 export const MigrationViewSchema = z.object({
   id: UuidSchema,
   vmId: UuidSchema,
@@ -114,10 +141,8 @@ export const MigrationViewSchema = z.object({
   requestedBy: z.string().nullable(),
   /** While queued: 1 = next to start. */
   queuePosition: z.number().int().min(1).nullable(),
-  /** Why this target, and why each other host was passed over (when the scheduler chose it). */
-  placement: z
-    .object({ chosen: HostIdSchema, reason: z.string(), passedOver: z.array(z.object({ hostId: HostIdSchema, reason: z.string() })) })
-    .nullable(),
+  /** Why this target, and why the other hosts were passed over (when the scheduler chose it). */
+  placement: MigrationPlacementSchema.nullable(),
   policy: MigrationPolicySchema,
   createdAt: IsoTimeSchema,
   updatedAt: IsoTimeSchema,

@@ -20,6 +20,7 @@ import { isUniqueViolation, keysetPage } from '@flexmig/persistence';
 import { canCancel, createSaga, DEFAULT_POLICY, stepDefinition, summarize } from '@flexmig/saga';
 import type { Attention, SagaPolicyInput } from '@flexmig/saga';
 import { MigrationEntity } from '../entities';
+import { placementView } from './placement-view';
 import { DbClock } from '../db-clock';
 import { Reconciler } from '../engine/reconciler';
 import { Admission } from '../admission/admission.service';
@@ -183,7 +184,7 @@ export class MigrationsService {
       state: queued ? 'queued' : row.saga.phase,
       requestedBy: row.requestedBy ?? null,
       queuePosition: queued ? (positions?.get(row.id) ?? null) : null,
-      placement: row.placement ?? null,
+      placement: row.placement ? placementView(row.placement) : null,
       policy: row.policy,
       createdAt: row.createdAt.toISOString(),
       updatedAt: row.updatedAt.toISOString(),

@@ -79,7 +79,12 @@ export class PlacementService {
     );
     const placement = choosePlacement({ vm: target, hosts, verdicts, inbound });
     if (placement.chosen === null) {
-      throw new FlexmigError(ErrorCode.InsufficientCapacity, placement.reason, { vmId: vm.id, passedOver: placement.passedOver });
+      throw new FlexmigError(ErrorCode.InsufficientCapacity, placement.reason, {
+        vmId: vm.id,
+        passedOver: placement.passedOver,
+        passedOverCount: placement.passedOverCount,
+        passedOverByRule: placement.passedOverByRule,
+      });
     }
     return { ...placement, chosen: placement.chosen };
   }

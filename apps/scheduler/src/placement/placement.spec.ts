@@ -1,4 +1,4 @@
-import type { Host, Verdict } from '@flexmig/contracts';
+import { type Host, PASSED_OVER_LISTED, type Verdict } from '@flexmig/contracts';
 import { hostRecord } from '@flexmig/testing';
 import { choosePlacement, PlacementInput, PlacementVm } from './placement';
 
@@ -165,11 +165,45 @@ describe('choosePlacement', () => {
   });
 
   describe('every other host is explained', () => {
-    it('lists each host but the chosen one exactly once', () => {
+    it('lists each host but the chosen one exactly once, the eligible first, and counts them by rule', () => {
       const hosts = [host('src'), host('a', { allocatedMemoryMiB: 10_000 }), host('b'), host('down', { state: 'down' })];
       const p = choosePlacement(given(hosts));
       expect(p.chosen).toBe('b');
       expect(p.passedOver.map((x) => x.hostId)).toEqual(['a', 'down', 'src']);
+      expect(p.passedOverCount).toBe(3);
+      expect(p.passedOverByRule).toEqual({ 'less-suitable': 1, down: 1, source: 1 });
+    });
+
+    it(`at 1,000 hosts names ${PASSED_OVER_LISTED}: the closest runners-up in rank order, then the ruled out; every host is counted`, () => {
+      // h0000 … h0999: the more used the higher the number; every 10th in maintenance, every 7th lacking a CPU feature
+      const hosts = [host('src')];
+      const verdicts: Record<string, Verdict> = { src: compatible };
+      for (let i = 0; i < 1_000; i++) {
+        const id = `h${String(i).padStart(4, '0')}`;
+        hosts.push(host(id, { allocatedMemoryMiB: 100 + i * 10, maintenance: i % 10 === 0 }));
+        verdicts[id] = i % 7 === 0 ? lacking('avx512f') : compatible;
+      }
+      const p = choosePlacement(given(hosts, { verdicts }));
+      expect(p.chosen).toBe('h0001');
+      const maintenance = 100;
+      const cpu = [...Array(1_000).keys()].filter((i) => i % 7 === 0 && i % 10 !== 0).length;
+      expect(p.passedOverByRule).toEqual({ source: 1, maintenance, cpu, 'less-suitable': 1_000 - maintenance - cpu - 1 });
+      expect(p.passedOverCount).toBe(1_000);
+      expect(Object.values(p.passedOverByRule).reduce((a, b) => a + (b ?? 0), 0)).toBe(p.passedOverCount);
+      expect(p.passedOver).toHaveLength(PASSED_OVER_LISTED);
+      // h0002 (eligible, next least used), h0003, h0004, h0005, h0006, h0008 (h0007: CPU, h0010: maintenance) …
+      expect(p.passedOver.slice(0, 6).map((x) => x.hostId)).toEqual(['h0002', 'h0003', 'h0004', 'h0005', 'h0006', 'h0008']);
+      expect(p.passedOver.every((x) => x.reason.startsWith('eligible, but more loaded'))).toBe(true);
+      expect(JSON.stringify(p).length).toBeLessThan(10_000);
+    });
+
+    it('names the ruled-out hosts after the eligible ones when the eligible leave room', () => {
+      const hosts = [host('src'), host('a'), host('b', { allocatedMemoryMiB: 1_000 })];
+      for (let i = 0; i < 40; i++) hosts.push(host(`m${String(i).padStart(2, '0')}`, { maintenance: true }));
+      const p = choosePlacement(given(hosts));
+      expect(p.passedOver.map((x) => x.hostId)).toEqual(['b', ...Array.from({ length: PASSED_OVER_LISTED - 1 }, (_, i) => `m${String(i).padStart(2, '0')}`)]);
+      expect(p.passedOverCount).toBe(42);
+      expect(p.passedOverByRule).toEqual({ 'less-suitable': 1, maintenance: 40, source: 1 });
     });
   });
 
@@ -181,6 +215,18 @@ describe('choosePlacement', () => {
       expect(p.reason).toMatch(/^no host can take VM web-1: /);
       for (const id of ['src', 'dead', 'small']) expect(p.reason).toContain(`${id}: `);
       expect(p.passedOver).toHaveLength(3);
+    });
+
+    it(`names ${PASSED_OVER_LISTED} hosts and counts the rest by rule when more were passed over`, () => {
+      const hosts = [host('src')];
+      for (let i = 0; i < 60; i++) hosts.push(host(`h${String(i).padStart(2, '0')}`, i % 2 ? { state: 'down' } : { memoryMiB: 2_048 }));
+      const p = choosePlacement(given(hosts));
+      expect(p.chosen).toBeNull();
+      expect(p.passedOver).toHaveLength(PASSED_OVER_LISTED);
+      expect(p.passedOverCount).toBe(61);
+      expect(p.passedOverByRule).toEqual({ source: 1, down: 30, memory: 30 });
+      expect(p.reason).toMatch(/^no host can take VM web-1: 61 hosts passed over \(source: 1, down: 30, memory: 30\); h00: not enough free memory/);
+      expect(p.reason).toMatch(/; and 36 more$/);
     });
 
     it('says so when the cluster has only the source', () => {

@@ -1,4 +1,4 @@
-import type { Host, Verdict } from '@flexmig/contracts';
+import { type Host, PASSED_OVER_LISTED, PLACEMENT_RULES, type PlacementRule, type Verdict } from '@flexmig/contracts';
 
 /**
  * What placement reads of a host: `inventory.host.placement-list`'s hosts and full `Host`s both have it
@@ -73,7 +73,12 @@ export interface PassedOver {
 export interface Placement {
   chosen: string | null;
   reason: string;
+  /** At most PASSED_OVER_LISTED: the eligible hosts ranked closest after the chosen one, then those a rule ruled out, by host id. */
   passedOver: PassedOver[];
+  /** Every host passed over, listed or not. */
+  passedOverCount: number;
+  /** How many hosts each rule passed over (`less-suitable`: eligible, ranked after the chosen one). */
+  passedOverByRule: Partial<Record<PlacementRule, number>>;
 }
 
 const loadOf = (input: PlacementInput, hostId: string): InboundLoad => ({ ...noInboundLoad, ...input.inbound[hostId] });
@@ -124,9 +129,28 @@ export function cpuIncompatible(vm: PlacementVm, verdict: Verdict | undefined): 
   return `its CPU cannot run the VM's baseline ${verdict.baseline}: ${verdict.reason}` + (unnamed.length ? ` (missing: ${verdict.missing.join(', ')})` : '');
 }
 
+/** The rules other than the CPU's, in the order they are checked, each under its name in the API's counts. */
+const cheapRules: readonly [PlacementRule, (vm: PlacementVm, host: PlaceableHost, load: InboundLoad) => string | null][] = [
+  ['other-cluster', inOtherCluster],
+  ['source', isSource],
+  ['down', (_vm, host) => isDown(host)],
+  ['maintenance', (_vm, host) => inMaintenance(host)],
+  ['memory', lacksMemory],
+  ['vcpus', lacksVcpus],
+];
+
+/** The first rule other than the CPU's that the host fails, with why; null when only the CPU verdict remains to ask. */
+function firstCheapFailure(vm: PlacementVm, host: PlaceableHost, load: InboundLoad): { rule: PlacementRule; reason: string } | null {
+  for (const [rule, check] of cheapRules) {
+    const reason = check(vm, host, load);
+    if (reason !== null) return { rule, reason };
+  }
+  return null;
+}
+
 /** The first rule, other than the CPU's, that the host fails; null when only the CPU verdict remains to ask. */
 export function cheapRuleFailure(vm: PlacementVm, host: PlaceableHost, load: InboundLoad = noInboundLoad): string | null {
-  return inOtherCluster(vm, host) ?? isSource(vm, host) ?? isDown(host) ?? inMaintenance(host) ?? lacksMemory(vm, host, load) ?? lacksVcpus(vm, host, load);
+  return firstCheapFailure(vm, host, load)?.reason ?? null;
 }
 
 // ---- least loaded ----
@@ -173,26 +197,41 @@ function whyNotChosen(loser: Candidate, winner: Candidate): string {
   }
 }
 
-/** Chooses the target host for a VM, explaining the choice and why every other host was passed over. */
+/**
+ * Chooses the target host for a VM, explaining the choice and why the other hosts were passed over: each
+ * rule's count, and at most PASSED_OVER_LISTED hosts one by one (a placement's record and the API's answer
+ * stay the same size at 1,000 hosts as at 20).
+ */
 export function choosePlacement(input: PlacementInput): Placement {
   const { vm } = input;
   const vmName = vm.name ?? vm.id;
   const hosts = [...input.hosts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const passedOver: PassedOver[] = [];
+  const ruledOut: (PassedOver & { rule: PlacementRule })[] = [];
   const candidates: Candidate[] = [];
   for (const host of hosts) {
     const load = loadOf(input, host.id);
-    const why = cheapRuleFailure(vm, host, load) ?? cpuIncompatible(vm, input.verdicts[host.id]);
-    if (why) passedOver.push({ hostId: host.id, reason: why });
+    const cpu = () => {
+      const reason = cpuIncompatible(vm, input.verdicts[host.id]);
+      return reason === null ? null : { rule: 'cpu' as const, reason };
+    };
+    const failed = firstCheapFailure(vm, host, load) ?? cpu();
+    if (failed) ruledOut.push({ hostId: host.id, ...failed });
     else candidates.push({ host, load, usedAfter: host.allocatedMemoryMiB + load.promisedMemoryMiB + vm.memoryMiB });
   }
+  const byRule: Partial<Record<PlacementRule, number>> = {};
+  for (const r of ruledOut) byRule[r.rule] = (byRule[r.rule] ?? 0) + 1;
 
   if (candidates.length === 0) {
+    const listed = ruledOut.slice(0, PASSED_OVER_LISTED).map(({ hostId, reason }) => ({ hostId, reason }));
+    const more = ruledOut.length - listed.length;
     const reason =
-      passedOver.length === 0
+      ruledOut.length === 0
         ? `no host can take VM ${vmName}: its cluster has no host`
-        : `no host can take VM ${vmName}: ${passedOver.map((p) => `${p.hostId}: ${p.reason}`).join('; ')}`;
-    return { chosen: null, reason, passedOver };
+        : `no host can take VM ${vmName}: ` +
+          (more > 0 ? `${ruledOut.length} hosts passed over (${countsText(byRule)}); ` : '') +
+          listed.map((p) => `${p.hostId}: ${p.reason}`).join('; ') +
+          (more > 0 ? `; and ${more} more` : '');
+    return { chosen: null, reason, passedOver: listed, passedOverCount: ruledOut.length, passedOverByRule: byRule };
   }
 
   const ranked = [...candidates].sort((a, b) => compareCandidates(a, b).order);
@@ -203,8 +242,15 @@ export function choosePlacement(input: PlacementInput): Placement {
     if (decidedBy === 'inbound') reason += `; tied on memory with ${runnerUp.host.id}, it has fewer active inbound migrations`;
     if (decidedBy === 'host id') reason += `; tied with ${runnerUp.host.id} on memory and inbound migrations, the lower host id wins`;
   }
-  for (const loser of ranked.slice(1)) passedOver.push({ hostId: loser.host.id, reason: whyNotChosen(loser, winner) });
-  // keep the list in host id order, whichever way each host was passed over
-  passedOver.sort((a, b) => (a.hostId < b.hostId ? -1 : a.hostId > b.hostId ? 1 : 0));
-  return { chosen: winner.host.id, reason, passedOver };
+  const losers = ranked.slice(1);
+  if (losers.length > 0) byRule['less-suitable'] = losers.length;
+  // the closest runners-up first (why not them is what a choice has to answer), then the ruled out; only the listed ones are described
+  const passedOver: PassedOver[] = losers.slice(0, PASSED_OVER_LISTED).map((loser) => ({ hostId: loser.host.id, reason: whyNotChosen(loser, winner) }));
+  for (const r of ruledOut.slice(0, PASSED_OVER_LISTED - passedOver.length)) passedOver.push({ hostId: r.hostId, reason: r.reason });
+  return { chosen: winner.host.id, reason, passedOver, passedOverCount: losers.length + ruledOut.length, passedOverByRule: byRule };
+}
+
+/** `memory: 600, cpu: 400`, in the order the rules are checked. */
+function countsText(byRule: Partial<Record<PlacementRule, number>>): string {
+  return PLACEMENT_RULES.filter((r) => byRule[r]).map((r) => `${r}: ${byRule[r]}`).join(', ');
 }
