@@ -14,7 +14,7 @@ import { MIGRATION_REQUESTER, MigrationRequester } from './migration-requester';
     {
       provide: MIGRATION_REQUESTER,
       inject: [MigrationsService],
-      useFactory: (m: MigrationsService): MigrationRequester => ({ request: (vmId, requestedBy, opts) => m.create({ vmId }, requestedBy, opts) }),
+      useFactory: (m: MigrationsService): MigrationRequester => ({ request: (vmId, requestedBy, opts) => m.admitted({ vmId }, requestedBy, opts) }),
     },
   ],
 })

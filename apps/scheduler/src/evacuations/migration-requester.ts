@@ -1,6 +1,6 @@
 /**
  * The port through which an evacuation asks for a migration without a target (placement chooses it).
- * Bound by the scheduler module to `MigrationsService.create({ vmId }, requestedBy)`, so that an evacuation's
+ * Bound by the scheduler module to `MigrationsService.admitted({ vmId }, requestedBy)`, so that an evacuation's
  * migrations go through the same admission (checks, placement, limits, queue) as any other.
  * It throws the admission's FlexmigError when the VM cannot move (INSUFFICIENT_CAPACITY with each host's
  * reason, VM_NOT_RUNNING, MIGRATION_ACTIVE with `details.migrationId`…).

@@ -61,9 +61,18 @@ export class MigrationsService {
   /**
    * Admission: every check happens before anything is written; 202 with the migration when accepted.
    * `requestedBy` is the caller (the bearer token's `sub`), recorded on the row and in migration.requested.
+   */
+  async create(input: CreateMigration, requestedBy: string): Promise<MigrationView> {
+    const row = await this.admitted(input, requestedBy);
+    return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined);
+  }
+
+  /**
+   * The admission behind `create`, without the view (an evacuation needs only the id, not the queue's
+   * positions, which a queued request would read again each time).
    * `hostsReadSince`: placement may use a read of the cluster's hosts that started then (PlacementService.place).
    */
-  async create(input: CreateMigration, requestedBy: string, opts: { hostsReadSince?: number } = {}): Promise<MigrationView> {
+  async admitted(input: CreateMigration, requestedBy: string, opts: { hostsReadSince?: number } = {}): Promise<MigrationEntity> {
     const { vm, target, placement } = await vmAndTarget(this.bus, this.placer, input, opts);
     // the prediction's policy from a recent read (admission reads the migration's own in its transaction)
     const policy = await this.settings.recentPolicyFor(vm.clusterId, input.policy ?? {});
@@ -76,7 +85,7 @@ export class MigrationsService {
     try {
       // one active migration per VM: a unique index decides (also between two requests at the same instant);
       // the policy (the cluster's settings under the request's fields) is read in admission's transaction
-      const row = await this.admission.admit(
+      return await this.admission.admit(
         {
           id,
           vmId: vm.id,
@@ -95,7 +104,6 @@ export class MigrationsService {
         input.policy ?? {},
         { event_id: `${id}:requested`, type: 'migration.requested', subject: id, data: { ...ref, requestedBy } },
       );
-      return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined);
     } catch (e) {
       if (isUniqueViolation(e)) await this.checkNoActiveMigration(vm.id, true);
       throw e;

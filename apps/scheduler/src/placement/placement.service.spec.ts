@@ -159,3 +159,24 @@ describe('PlacementService: an evacuation\'s placements (hostsReadSince)', () =>
     await afterIt;
   });
 });
+
+describe('PlacementService: CPU verdicts', () => {
+  it('asks one verdict per distinct CPU, and gives each host the verdict of its own', async () => {
+    const hosts = [host('a', c1), { ...host('b', c1), cpu: { vendor: 'Intel', featureSet: 'fs2' } }, host('c', c1), { ...host('d', c1), cpu: { vendor: 'Intel', featureSet: 'fs2' } }, host('src', c1)];
+    const asked: string[][] = [];
+    const bus = {
+      request: async (c: { subject: string }, body: { target: { features: string[] } }) => {
+        if (c.subject === ListPlacementHosts.subject) return { hosts, featureSets: { fs1: ['sse2', 'avx512f'], fs2: ['sse2'] }, nextCursor: null };
+        asked.push(body.target.features);
+        const lacks = !body.target.features.includes('avx512f');
+        return lacks ? { ...compatible, compatible: false, missing: ['avx512f'], reason: 'host lacks 1 feature(s) of Westmere: avx512f' } : compatible;
+      },
+    } as unknown as NatsBus;
+    const service = new PlacementService({ query: async () => [] } as unknown as DataSource, bus);
+    const p = await service.place(vm(1, c1, 'src'));
+    expect(asked).toHaveLength(2);
+    expect(p.chosen).toBe('a');
+    expect(p.passedOverByRule).toEqual({ 'less-suitable': 1, cpu: 2, source: 1 });
+    expect(p.passedOver.find((x) => x.hostId === 'd')?.reason).toContain('avx512f');
+  });
+});

@@ -5,7 +5,7 @@ import { CpuVerdict, ErrorCode, FlexmigError, ListPlacementHosts, MAX_PAGE_LIMIT
 import { NatsBus, requestAllPages } from '@flexmig/messaging';
 import { FreshReads } from '@flexmig/timing';
 import { cheapRuleFailure, choosePlacement, InboundLoad, noInboundLoad, Placement, PlacementVm } from './placement';
-import { VerdictCache } from './verdict-cache';
+import { VerdictCache, type VerdictQuestion } from './verdict-cache';
 
 /**
  * The oldest read of a cluster's hosts a placement that accepts an earlier read (an evacuation's) is given.
@@ -65,18 +65,22 @@ export class PlacementService {
     const target: PlacementVm = vm;
     // a verdict only for the hosts that pass every other rule: the others are passed over anyway
     const candidates = hosts.filter((h) => cheapRuleFailure(target, h, inbound[h.id] ?? noInboundLoad) === null);
-    const verdicts: Record<string, Verdict> = {};
     // a host-passthrough VM (IMC off) may only move to a host with the features it started with
     const vmFeatures = vm.cpuFeatures ? { vmFeatures: vm.cpuFeatures } : {};
     const keyOf = VerdictCache.keyBySet(vm.cpuBaseline, vm.cpuFeatures);
-    await Promise.all(
-      candidates.map(async (h) => {
-        const features = featureSets[h.cpu.featureSet];
-        if (!features) throw new FlexmigError(ErrorCode.Internal, `inventory named CPU feature set ${h.cpu.featureSet} of host ${h.id} without its list`, { hostId: h.id });
-        // keyed on the set's digest: no feature list is sorted or hashed per host
-        verdicts[h.id] = await this.verdicts.verdict({ baseline: vm.cpuBaseline, target: { vendor: h.cpu.vendor, features }, ...vmFeatures }, keyOf(h.cpu.vendor, h.cpu.featureSet));
-      }),
-    );
+    // one verdict per distinct CPU (vendor and feature set's digest), not a promise per host: a cluster of
+    // 1,000 hosts has a handful of CPUs
+    const keys = candidates.map((h) => keyOf(h.cpu.vendor, h.cpu.featureSet));
+    const questions = new Map<string, VerdictQuestion>();
+    candidates.forEach((h, i) => {
+      if (questions.has(keys[i])) return;
+      const features = featureSets[h.cpu.featureSet];
+      if (!features) throw new FlexmigError(ErrorCode.Internal, `inventory named CPU feature set ${h.cpu.featureSet} of host ${h.id} without its list`, { hostId: h.id });
+      questions.set(keys[i], { baseline: vm.cpuBaseline, target: { vendor: h.cpu.vendor, features }, ...vmFeatures });
+    });
+    const byKey = new Map(await Promise.all([...questions].map(async ([key, q]) => [key, await this.verdicts.verdict(q, key)] as const)));
+    const verdicts: Record<string, Verdict> = {};
+    candidates.forEach((h, i) => (verdicts[h.id] = byKey.get(keys[i])!));
     const placement = choosePlacement({ vm: target, hosts, verdicts, inbound });
     if (placement.chosen === null) {
       throw new FlexmigError(ErrorCode.InsufficientCapacity, placement.reason, {
