@@ -49,8 +49,8 @@ export class PlacementService {
   }
 
   /**
-   * Chooses the target for a VM; throws INSUFFICIENT_CAPACITY naming every host and why it was passed
-   * over when none is eligible. An unreachable inventory or cpu-compat surfaces as their own (retryable)
+   * Chooses the target for a VM; throws INSUFFICIENT_CAPACITY when none is eligible, with the hosts passed
+   * over counted by rule and the first 25 named with why (choosePlacement). An unreachable inventory or cpu-compat surfaces as their own (retryable)
    * error, not as "no host".
    *
    * `hostsReadSince` (this process's clock): a read of the cluster's hosts that started then or later will
