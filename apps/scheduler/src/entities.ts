@@ -1,5 +1,5 @@
 import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
-import type { MigrationPolicy, MigrationPrediction, PlacementRule, VmSpec } from '@flexmig/contracts';
+import type { MigrationPlacement, MigrationPolicy, MigrationPrediction, VmSpec } from '@flexmig/contracts';
 import type { SagaState } from '@flexmig/saga';
 import { EvacuationEntity } from './evacuations/evacuation.entity';
 import { MigrationResolutionEntity } from './resolution/resolution.entity';
@@ -8,13 +8,10 @@ import { MigrationResolutionEntity } from './resolution/resolution.entity';
  * A placement as stored. Rows written before the hosts passed over were counted (2026-12-02) have no counts
  * and name every host passed over, by host id; the view cuts them to the API's length (migrations.service.ts).
  */
-export interface StoredPlacement {
-  chosen: string;
-  reason: string;
-  passedOver: { hostId: string; reason: string }[];
-  passedOverCount?: number;
-  passedOverByRule?: Partial<Record<PlacementRule, number>>;
-}
+export type StoredPlacement = Pick<MigrationPlacement, 'chosen' | 'reason' | 'passedOver'> & {
+  passedOverCount?: MigrationPlacement['passedOverCount'];
+  passedOverByRule?: NonNullable<MigrationPlacement['passedOverByRule']>;
+};
 
 /** One migration: its saga state (JSONB, the whole truth) plus the columns queries and leases need. */
 @Entity({ name: 'migrations' })

@@ -148,6 +148,12 @@ function firstCheapFailure(vm: PlacementVm, host: PlaceableHost, load: InboundLo
   return null;
 }
 
+/** The CPU rule under its name in the API's counts: why the verdict rules the host out, or null. */
+function cpuFailure(vm: PlacementVm, verdict: Verdict | undefined): { rule: PlacementRule; reason: string } | null {
+  const reason = cpuIncompatible(vm, verdict);
+  return reason === null ? null : { rule: 'cpu', reason };
+}
+
 /** The first rule, other than the CPU's, that the host fails; null when only the CPU verdict remains to ask. */
 export function cheapRuleFailure(vm: PlacementVm, host: PlaceableHost, load: InboundLoad = noInboundLoad): string | null {
   return firstCheapFailure(vm, host, load)?.reason ?? null;
@@ -210,11 +216,7 @@ export function choosePlacement(input: PlacementInput): Placement {
   const candidates: Candidate[] = [];
   for (const host of hosts) {
     const load = loadOf(input, host.id);
-    const cpu = () => {
-      const reason = cpuIncompatible(vm, input.verdicts[host.id]);
-      return reason === null ? null : { rule: 'cpu' as const, reason };
-    };
-    const failed = firstCheapFailure(vm, host, load) ?? cpu();
+    const failed = firstCheapFailure(vm, host, load) ?? cpuFailure(vm, input.verdicts[host.id]);
     if (failed) ruledOut.push({ hostId: host.id, ...failed });
     else candidates.push({ host, load, usedAfter: host.allocatedMemoryMiB + load.promisedMemoryMiB + vm.memoryMiB });
   }
