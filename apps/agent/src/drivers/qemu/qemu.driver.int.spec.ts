@@ -370,10 +370,10 @@ d('QemuDriver with real QEMU', () => {
 
     // the decision, with the real QEMU figures: QEMU stopped the guest only once what it had left, at the
     // bandwidth the agent measured, fit the policy's limit
-    expect(decided.limitMs).toBe(300);
+    // (the whole record on a failure: the figures tell which of QEMU's inputs ran ahead of the agent's)
+    expect(decided).toMatchObject({ limitMs: 300, fits: true, realBytesPerSec: expect.any(Number) });
     expect(decided.realBytesPerSec).toBeGreaterThan(0);
     expect(decided.qemuLimitMs).toBeLessThanOrEqual(300);
-    expect(decided.fits).toBe(true);
     expect(switchoverFits(decided.remainingBytes, decided.realBytesPerSec, 300)).toBe(true);
     // and QEMU's own downtime figure (the 7.2 stats race waited out) kept the policy's limit
     expect(stats.downtimeMs).toBeGreaterThan(0);

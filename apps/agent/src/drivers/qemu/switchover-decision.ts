@@ -13,11 +13,13 @@
  * hands QEMU a `downtime-limit` that makes QEMU's own test at least as strict as
  *   pending ≤ realBandwidth × margin × (limit − reserve)
  * (`qemuDowntimeLimitMs`). QEMU's window figure jumps between its 100 ms windows (seen here: 235 MB/s in
- * one sample, enough in another to let 43 MiB through a 46 ms limit), so the limit is scaled by the
- * highest figure QEMU showed lately, not the last one: whatever window QEMU then decides on, it lets
- * through no more than fits. QEMU keeps deciding at its fresh sync, which the agent cannot do from
- * outside. Until the agent has measured a rate, the limit handed to QEMU is the smallest: only a guest
- * with nothing left to send switches over.
+ * one sample, enough in another to let 43 MiB through a 46 ms limit; 1,202 MiB/s in one window of a
+ * 570 MiB/s stream, above every figure it had shown), so the limit is scaled by the highest figure QEMU
+ * may decide on: the highest it showed lately and, once the stream has run a full window, the cap the
+ * agent then holds it to (`streamCapBytesPerSec`), which QEMU enforces per window. Whatever window QEMU
+ * then decides on, it lets through no more than fits. QEMU keeps deciding at its fresh sync, which the
+ * agent cannot do from outside. Until the agent has measured a rate, the limit handed to QEMU is the
+ * smallest: only a guest with nothing left to send switches over.
  *
  * When it never fits (the guest dirties more per pass than the budget), QEMU never switches over and the
  * policy's levers act (transfer-monitor.ts, precopy-policy.ts): auto-converge throttles the guest until
@@ -58,6 +60,12 @@ export interface SwitchoverTuning {
    * budget (`qemuDowntimeLimitMs`).
    */
   stopMarginMs: number;
+  /**
+   * How far above the highest rate it measured over a full window the agent caps the stream (> 1): QEMU's
+   * window figure can then never exceed that cap (`streamCapBytesPerSec`), while the stream keeps room to
+   * burst and to speed up.
+   */
+  capHeadroom: number;
 }
 
 export const DEFAULT_SWITCHOVER_TUNING: SwitchoverTuning = {
@@ -69,6 +77,9 @@ export const DEFAULT_SWITCHOVER_TUNING: SwitchoverTuning = {
   // qemu.driver.int.spec (f) on a loaded 2-vCPU TCG machine: 53–56 MiB more at the stop than QEMU's
   // threshold let through at its sync, from a guest dirtying 256 MiB/s: about 210 ms of the guest running on
   stopMarginMs: 250,
+  // twice the stream's rate: bursts into the socket buffer above it add nothing the target takes in, and a
+  // stream held to it still doubles its rate within a window
+  capHeadroom: 2,
 };
 
 /** QEMU's bounds for `downtime-limit` (ms); 1 rather than 0, so that a guest with nothing left still switches. */
@@ -108,12 +119,46 @@ export function switchoverFits(remainingBytes: number, bytesPerSec: number | und
   return expectedSwitchoverMs(remainingBytes, bytesPerSec, tuning) <= limitMs;
 }
 
+export interface StreamCapInputs {
+  /** The cap the agent set earlier in this transfer (bytes/s), if any. */
+  currentBytesPerSec: number | undefined;
+  /** The policy's own cap (`bandwidthMiBps`, as bytes/s), if any: the agent's cap never exceeds it. */
+  policyBytesPerSec: number | undefined;
+  /** The stream's rate over a full window of the agent's samples (realBandwidth with minWindowMs = windowMs); undefined until it ran that long. */
+  fullWindowBytesPerSec: number | undefined;
+}
+
+/**
+ * The `max-bandwidth` the agent holds the stream to (bytes/s, whole), or undefined while it sets none.
+ *
+ * QEMU enforces `max-bandwidth` per 100 ms window, so no window figure, the one QEMU multiplies its
+ * `downtime-limit` by, can show more than the cap: the highest figure QEMU may decide on is then known in
+ * advance, where the highest one seen so far is not (docs/switchover.md). The cap is `capHeadroom` above
+ * the rate measured over a full window, only once the stream has run one (an early figure, from a stream
+ * still setting up, would hold the whole stream down). It never falls, so no window under way finds itself
+ * above it, and it never exceeds the policy's cap. QEMU lifts it for the final copy.
+ */
+export function streamCapBytesPerSec(i: StreamCapInputs, tuning: Pick<SwitchoverTuning, 'capHeadroom'> = DEFAULT_SWITCHOVER_TUNING): number | undefined {
+  if (i.fullWindowBytesPerSec === undefined || !(i.fullWindowBytesPerSec > 0)) return i.currentBytesPerSec;
+  const wanted = Math.max(i.currentBytesPerSec ?? 0, Math.ceil(tuning.capHeadroom * i.fullWindowBytesPerSec));
+  const policy = i.policyBytesPerSec !== undefined && i.policyBytesPerSec > 0 ? i.policyBytesPerSec : undefined;
+  return policy !== undefined ? Math.min(policy, wanted) : wanted;
+}
+
+/**
+ * The highest window figure QEMU may decide on (bytes/s): the highest it showed in the last few seconds,
+ * and, once the agent caps the stream, at least that cap (which every later window keeps to).
+ */
+export function qemuFigureBound(qemuPeakBytesPerSec: number, streamCapBytesPerSec: number | undefined): number {
+  return streamCapBytesPerSec !== undefined ? Math.max(qemuPeakBytesPerSec, streamCapBytesPerSec) : qemuPeakBytesPerSec;
+}
+
 export interface QemuLimitInputs {
   /** The policy's downtime limit now (raised by the policy's downtime steps, if any), ms. */
   limitMs: number;
   /** The agent's measured bandwidth (realBandwidth), bytes/s; undefined before the first measurement. */
   realBytesPerSec: number | undefined;
-  /** The highest of QEMU's own figures lately (query-migrate `ram.mbps`, as bytes/s): what it may multiply its downtime-limit by. */
+  /** The highest figure QEMU may multiply its downtime-limit by (bytes/s): `qemuFigureBound` of its figures lately (query-migrate `ram.mbps`) and the stream's cap. */
   qemuPeakBytesPerSec: number;
   /** How fast the guest dirties memory now (query-migrate `ram.dirty-pages-rate` × page size), bytes/s; 0 or absent: not known. */
   dirtyBytesPerSec?: number;

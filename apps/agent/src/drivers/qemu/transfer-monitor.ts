@@ -6,7 +6,7 @@
  */
 import { Logger } from '@nestjs/common';
 import { ErrorCode, FlexmigError, MigrationPolicy as WirePolicy, TransferStats } from '@flexmig/contracts';
-import { type MigrationPolicy as ModelPolicy, type PassSample, decideConvergence } from '@flexmig/migration-model';
+import { BYTES_PER_MIB, type MigrationPolicy as ModelPolicy, type PassSample, decideConvergence } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
 import { ProgressSink } from '../driver';
 import { ConvergenceFailureCode, type ConvergenceFailureFacts, convergenceFailure, leverLeft, noLeverReason, passesNotConverging, transferCancelled } from '../precopy-policy';
@@ -20,8 +20,10 @@ import {
   SwitchoverTuning,
   expectedSwitchoverMs,
   qemuDowntimeLimitMs,
+  qemuFigureBound,
   qemuPeakBandwidth,
   realBandwidth,
+  streamCapBytesPerSec,
   switchoverFits,
 } from './switchover-decision';
 import type { Vm, VmObserver } from './vm-registry';
@@ -46,6 +48,8 @@ export interface Transfer {
   downtimeLimitMs: number;
   /** The `downtime-limit` QEMU has now: the policy's, rescaled to the agent's own bandwidth (switchover-decision.ts). */
   qemuLimitMs: number;
+  /** The `max-bandwidth` the agent holds the stream to (streamCapBytesPerSec); undefined until it set one (the policy's cap, if any, holds until then). */
+  streamCapBytesPerSec?: number;
   /** The agent's own samples of `ram.transferred`, the last few seconds. */
   rates: RateSample[];
   /** What the agent knew when QEMU stopped the guest at pre-switchover. */
@@ -75,6 +79,8 @@ export interface SwitchoverRecord {
   expectedDowntimeMs: number;
   limitMs: number;
   qemuLimitMs: number;
+  /** The cap the agent held the stream to then (bytes/s), if it had set one. */
+  streamCapBytesPerSec?: number;
   fits: boolean;
 }
 
@@ -100,6 +106,8 @@ const mbpsToBytes = (mbps: number | undefined): number => ((mbps ?? 0) * 1e6) / 
 const dirtyBytesPerSec = (ram: MigrateInfo['ram']): number => (ram?.['dirty-pages-rate'] ?? 0) * (ram?.['page-size'] || 4096);
 
 /** The states of a precopy stream under way on the source: a restarted agent cancels one it does not drive. */
+/** The states in which the stream moves RAM: its rate is sampled in these only. */
+const STREAMING = new Set(['active', 'postcopy-active']);
 const ORPHAN_CANCELLABLE = new Set(['setup', 'active', 'pre-switchover', 'device']);
 
 export class TransferMonitor implements VmObserver {
@@ -273,7 +281,10 @@ export class TransferMonitor implements VmObserver {
         t.transferred = ram.transferred;
         t.transferredAt = now;
       }
-      t.rates.push({ atMs: now, transferred: ram.transferred, qemuBytesPerSec: mbpsToBytes(ram.mbps) });
+      // the stream's rate while it streams: at pre-switchover it has stood still since QEMU stopped the
+      // guest, for as long as this sample took to come, and that wait would lower the rate the switchover
+      // is judged on (recordSwitchover) and the link a prediction learns (stats)
+      if (STREAMING.has(info.status)) t.rates.push({ atMs: now, transferred: ram.transferred, qemuBytesPerSec: mbpsToBytes(ram.mbps) });
       while (t.rates.length > 2 && now - t.rates[0]!.atMs > RATE_HISTORY_MS) t.rates.shift();
       // dirty-sync-count n ≥ 2 means pass n-1 just ended (sync 1 starts pass 1)
       if (ram['dirty-sync-count'] > t.syncCount) {
@@ -361,24 +372,38 @@ export class TransferMonitor implements VmObserver {
   }
 
   /**
-   * Hands QEMU the downtime-limit that makes its own switchover test the agent's (qemuDowntimeLimitMs):
-   * QEMU then switches over at its next fresh sync only when what is left fits the policy's limit at the
-   * bandwidth the agent measured. Sent only when it changes.
+   * Hands QEMU the stream cap that bounds its own bandwidth figure (streamCapBytesPerSec) and the
+   * downtime-limit that, at any figure up to that bound, makes its switchover test the agent's
+   * (qemuDowntimeLimitMs): QEMU then switches over at its next fresh sync only when what is left fits the
+   * policy's limit at the bandwidth the agent measured. Both go in one call (a higher cap comes with the
+   * stricter limit it needs), sent only when one of them changes.
    */
   private async retune(proc: QemuProcess, t: Transfer): Promise<void> {
+    const cap = streamCapBytesPerSec(
+      {
+        currentBytesPerSec: t.streamCapBytesPerSec,
+        policyBytesPerSec: t.wire.bandwidthMiBps ? t.wire.bandwidthMiBps * BYTES_PER_MIB : undefined,
+        fullWindowBytesPerSec: realBandwidth(t.rates, { windowMs: this.tuning.windowMs, minWindowMs: this.tuning.windowMs }),
+      },
+      this.tuning,
+    );
     const qemuLimitMs = qemuDowntimeLimitMs(
       {
         limitMs: t.downtimeLimitMs,
         realBytesPerSec: realBandwidth(t.rates, this.tuning),
-        qemuPeakBytesPerSec: qemuPeakBandwidth(t.rates, RATE_HISTORY_MS),
+        qemuPeakBytesPerSec: qemuFigureBound(qemuPeakBandwidth(t.rates, RATE_HISTORY_MS), cap),
         // QEMU's figure of the last sync period (auto-converge's throttle lowers it)
         dirtyBytesPerSec: dirtyBytesPerSec(t.last?.ram),
       },
       this.tuning,
     );
-    if (qemuLimitMs === t.qemuLimitMs) return;
-    await proc.qmp.execute('migrate-set-parameters', { 'downtime-limit': qemuLimitMs });
+    if (qemuLimitMs === t.qemuLimitMs && cap === t.streamCapBytesPerSec) return;
+    await proc.qmp.execute('migrate-set-parameters', {
+      'downtime-limit': qemuLimitMs,
+      ...(cap !== undefined && cap !== t.streamCapBytesPerSec ? { 'max-bandwidth': cap } : {}),
+    });
     t.qemuLimitMs = qemuLimitMs;
+    t.streamCapBytesPerSec = cap;
   }
 
   /** What the agent expected when QEMU stopped the guest: `remaining` is then what the final copy sends. */
@@ -392,11 +417,13 @@ export class TransferMonitor implements VmObserver {
       expectedDowntimeMs: remainingBytes > 0 ? expectedSwitchoverMs(remainingBytes, realBytesPerSec ?? 0, this.tuning) : this.tuning.reserveMs,
       limitMs: t.downtimeLimitMs,
       qemuLimitMs: t.qemuLimitMs,
+      ...(t.streamCapBytesPerSec !== undefined ? { streamCapBytesPerSec: t.streamCapBytesPerSec } : {}),
       fits: switchoverFits(remainingBytes, realBytesPerSec, t.downtimeLimitMs, this.tuning),
     };
     const mib = (b: number) => (b / 1048576).toFixed(1);
     this.log.log(
-      `migration ${t.migrationId}: switchover with ${mib(remainingBytes)} MiB left at ${r.realBytesPerSec ? mib(r.realBytesPerSec) : '?'} MiB/s measured (QEMU: ${mib(r.qemuBytesPerSec)} MiB/s, its limit ${t.qemuLimitMs} ms): ` +
+      `migration ${t.migrationId}: switchover with ${mib(remainingBytes)} MiB left at ${r.realBytesPerSec ? mib(r.realBytesPerSec) : '?'} MiB/s measured (QEMU: ${mib(r.qemuBytesPerSec)} MiB/s, ` +
+        `capped at ${t.streamCapBytesPerSec !== undefined ? `${mib(t.streamCapBytesPerSec)} MiB/s` : 'nothing yet'}, its limit ${t.qemuLimitMs} ms): ` +
         `expected ${Math.round(r.expectedDowntimeMs)} ms against ${t.downtimeLimitMs} ms${r.fits ? '' : ' (does NOT fit: QEMU switched over on an older figure)'}`,
     );
     return r;
