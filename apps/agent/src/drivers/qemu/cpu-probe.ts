@@ -7,6 +7,7 @@
  */
 import { constants, accessSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { Logger } from '@nestjs/common';
 import { ErrorCode, FlexmigError, HostCpu } from '@flexmig/contracts';
 import { catalog, getBaseline, getFeature, listBaselines, normalizeFeatureNames, parseCpuinfo, TCG_ABSENT_FEATURES } from '@flexmig/cpu-models';
 import { QemuProcess } from './qemu-process';
@@ -39,18 +40,41 @@ export function kvmDeviceUsable(): { ok: boolean; reason?: string } {
   }
 }
 
-async function probeOne(binary: string, accel: Accel, dir: string): Promise<AccelProbe> {
-  const qmpSocket = join(dir, `probe-${accel}.qmp`);
+/** How long one probe QEMU may take to answer each of its two queries (it answers in milliseconds). */
+export const PROBE_QUERY_TIMEOUT_MS = 10_000;
+/** Probe QEMUs started per accelerator before giving up: one that does not answer is killed and replaced once. */
+const PROBE_ATTEMPTS = 2;
+
+const log = new Logger('qemu');
+
+/**
+ * One accelerator's probe. A probe QEMU runs no guest and changes nothing, so one that does not answer in
+ * time (seen once on a loaded CI machine: no answer to query-cpu-model-expansion within 30 s) is killed
+ * and a fresh one asked; a second silence fails the probe, as any other error does at once.
+ */
+async function probeAccel(binary: string, accel: Accel, dir: string, queryTimeoutMs: number): Promise<AccelProbe> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await probeOne(binary, accel, dir, attempt, queryTimeoutMs);
+    } catch (e) {
+      if (!(e instanceof FlexmigError && e.code === ErrorCode.Timeout) || attempt >= PROBE_ATTEMPTS) throw e;
+      log.warn(`${e.message}: stopping it and starting another probe QEMU (attempt ${attempt + 1} of ${PROBE_ATTEMPTS})`);
+    }
+  }
+}
+
+async function probeOne(binary: string, accel: Accel, dir: string, attempt: number, queryTimeoutMs: number): Promise<AccelProbe> {
+  const name = `probe-${accel}-${attempt}`;
   const p = await QemuProcess.launch({
     binary,
     args: ['-machine', 'none', '-accel', accel, '-nodefaults', '-no-user-config', '-display', 'none', '-S'],
-    qmpSocket,
-    logFile: join(dir, `probe-${accel}.log`),
+    qmpSocket: join(dir, `${name}.qmp`),
+    logFile: join(dir, `${name}.log`),
     label: `CPU probe (${accel})`,
   });
   try {
-    const defs = await p.qmp.execute<Array<{ name: string; 'unavailable-features'?: string[] }>>('query-cpu-definitions');
-    const exp = await p.qmp.execute<{ model: { props?: Record<string, unknown> } }>('query-cpu-model-expansion', { type: 'full', model: { name: 'max' } });
+    const defs = await p.qmp.execute<Array<{ name: string; 'unavailable-features'?: string[] }>>('query-cpu-definitions', undefined, queryTimeoutMs);
+    const exp = await p.qmp.execute<{ model: { props?: Record<string, unknown> } }>('query-cpu-model-expansion', { type: 'full', model: { name: 'max' } }, queryTimeoutMs);
     const on = Object.entries(exp.model.props ?? {})
       .filter(([, v]) => v === true)
       .map(([k]) => k);
@@ -64,8 +88,11 @@ async function probeOne(binary: string, accel: Accel, dir: string): Promise<Acce
   }
 }
 
-/** Starts QEMU with `-machine none` once per accelerator wanted by `setting` and reads what it can run. */
-export async function probeCpu(binary: string, setting: AccelSetting, runDir: string): Promise<CpuProbe> {
+/**
+ * Starts QEMU with `-machine none` once per accelerator wanted by `setting` and reads what it can run. A
+ * probe QEMU that does not answer a query within `queryTimeoutMs` is replaced once (probeAccel).
+ */
+export async function probeCpu(binary: string, setting: AccelSetting, runDir: string, queryTimeoutMs = PROBE_QUERY_TIMEOUT_MS): Promise<CpuProbe> {
   const dir = mkdtempSync(join(runDir, 'probe-'));
   try {
     const out: CpuProbe = { accels: [] };
@@ -74,7 +101,7 @@ export async function probeCpu(binary: string, setting: AccelSetting, runDir: st
       if (!dev.ok) out.kvmUnavailable = dev.reason;
       else {
         try {
-          out.accels.push(await probeOne(binary, 'kvm', dir));
+          out.accels.push(await probeAccel(binary, 'kvm', dir, queryTimeoutMs));
         } catch (e) {
           out.kvmUnavailable = (e as Error).message;
         }
@@ -83,7 +110,7 @@ export async function probeCpu(binary: string, setting: AccelSetting, runDir: st
         throw new FlexmigError(ErrorCode.Unavailable, `QEMU_ACCEL=kvm but KVM cannot be used on this host: ${out.kvmUnavailable}`);
       }
     }
-    if (setting === 'tcg' || setting === 'auto') out.accels.push(await probeOne(binary, 'tcg', dir));
+    if (setting === 'tcg' || setting === 'auto') out.accels.push(await probeAccel(binary, 'tcg', dir, queryTimeoutMs));
     return out;
   } finally {
     rmSync(dir, { recursive: true, force: true });

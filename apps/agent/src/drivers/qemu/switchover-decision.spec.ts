@@ -73,7 +73,7 @@ describe('switchover decision', () => {
     it("given QEMU's peak figure 2.5× the agent's, when rescaled, then QEMU's limit shrinks so that even at its peak its threshold is the agent's budget", () => {
       const real = 400 * MiB;
       const qemu = 1000 * MiB;
-      const limit = qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: qemu }, tuning);
+      const limit = qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: qemu, dirtyBytesPerSec: 0 }, tuning);
       // QEMU switches when pending < qemu × limit; that must be the bytes the agent expects to fit
       const qemuThreshold = (qemu * limit) / 1000;
       const agentBudget = (real * tuning.bandwidthMargin * (300 - tuning.reserveMs)) / 1000;
@@ -89,7 +89,7 @@ describe('switchover decision', () => {
       const real = 200 * MiB;
       const qemu = 600 * MiB;
       const withDirt = (dirty: number) => qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: qemu, dirtyBytesPerSec: dirty }, { ...tuning, stopMarginMs: 250 });
-      expect(withDirt(0)).toBe(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: qemu }, tuning));
+      expect(withDirt(0)).toBe(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: qemu, dirtyBytesPerSec: 0 }, tuning));
       // 40 MiB/s for 250 ms: 10 MiB more at the stop, 62.5 ms of the final copy at 160 MiB/s
       const limit = withDirt(40 * MiB);
       expect(limit).toBe(Math.floor(((280 - 62.5) * (200 * 0.8)) / 600));
@@ -100,24 +100,29 @@ describe('switchover decision', () => {
     });
 
     it("given QEMU's figure below the agent's, when rescaled, then QEMU's limit never exceeds the policy's", () => {
-      expect(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: 800 * MiB, qemuPeakBytesPerSec: 100 * MiB }, tuning)).toBe(300);
+      expect(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: 800 * MiB, qemuPeakBytesPerSec: 100 * MiB, dirtyBytesPerSec: 0 }, tuning)).toBe(300);
     });
 
     it('given no measurement yet, when rescaled, then QEMU gets the smallest limit: only a guest with nothing left switches over', () => {
-      expect(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: undefined, qemuPeakBytesPerSec: 900 * MiB }, tuning)).toBe(QEMU_MIN_DOWNTIME_LIMIT_MS);
+      expect(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: undefined, qemuPeakBytesPerSec: 900 * MiB, dirtyBytesPerSec: 0 }, tuning)).toBe(QEMU_MIN_DOWNTIME_LIMIT_MS);
+    });
+
+    it("given QEMU has not measured the guest's dirty rate yet, when rescaled, then QEMU gets the smallest limit: what the guest dirties until the stop is unknown", () => {
+      // bench/qemu's dirtying guest, first second of its stream: QEMU's dirty-pages-rate is 0 until its second sync
+      expect(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: 320 * MiB, qemuPeakBytesPerSec: 640 * MiB, dirtyBytesPerSec: undefined }, tuning)).toBe(QEMU_MIN_DOWNTIME_LIMIT_MS);
     });
 
     it('given a limit no larger than the reserve, when rescaled, then nothing but an empty remainder fits', () => {
-      expect(qemuDowntimeLimitMs({ limitMs: 20, realBytesPerSec: 400 * MiB, qemuPeakBytesPerSec: 400 * MiB }, tuning)).toBe(QEMU_MIN_DOWNTIME_LIMIT_MS);
+      expect(qemuDowntimeLimitMs({ limitMs: 20, realBytesPerSec: 400 * MiB, qemuPeakBytesPerSec: 400 * MiB, dirtyBytesPerSec: 0 }, tuning)).toBe(QEMU_MIN_DOWNTIME_LIMIT_MS);
     });
 
     it('given a policy downtime step raising the limit, when rescaled, then QEMU\'s limit grows with it', () => {
-      const at = (limitMs: number) => qemuDowntimeLimitMs({ limitMs, realBytesPerSec: 300 * MiB, qemuPeakBytesPerSec: 600 * MiB }, tuning);
+      const at = (limitMs: number) => qemuDowntimeLimitMs({ limitMs, realBytesPerSec: 300 * MiB, qemuPeakBytesPerSec: 600 * MiB, dirtyBytesPerSec: 0 }, tuning);
       expect(at(400)).toBeGreaterThan(at(300));
     });
 
     it('uses the documented defaults when no tuning is given', () => {
-      expect(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: 100 * MiB, qemuPeakBytesPerSec: 100 * MiB })).toBe(
+      expect(qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: 100 * MiB, qemuPeakBytesPerSec: 100 * MiB, dirtyBytesPerSec: 0 })).toBe(
         Math.floor((300 - DEFAULT_SWITCHOVER_TUNING.reserveMs) * DEFAULT_SWITCHOVER_TUNING.bandwidthMargin),
       );
     });
@@ -167,10 +172,10 @@ describe('switchover decision', () => {
       // the stream of the known gap (docs/switchover.md): 570 MiB/s, QEMU figures up to 1,074 seen, then 1,202
       const real = 570 * MiB;
       const streamCap = streamCapBytesPerSec({ currentBytesPerSec: undefined, policyBytesPerSec: undefined, fullWindowBytesPerSec: real }, { capHeadroom: 2 })!;
-      const limit = qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: qemuFigureBound(1074 * MiB, streamCap) }, tuning);
+      const limit = qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: qemuFigureBound(1074 * MiB, streamCap), dirtyBytesPerSec: 0 }, tuning);
       for (const figure of [300 * MiB, 1074 * MiB, 1140 * MiB]) expect(switchoverFits((figure * limit) / 1000, real, 300, tuning)).toBe(true);
       // without the cap, the 1,202 MiB/s window let through more than fits
-      const uncapped = qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: 1074 * MiB }, tuning);
+      const uncapped = qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: 1074 * MiB, dirtyBytesPerSec: 0 }, tuning);
       expect(switchoverFits((1202 * MiB * uncapped) / 1000, real, 300, tuning)).toBe(false);
     });
   });

@@ -160,8 +160,12 @@ export interface QemuLimitInputs {
   realBytesPerSec: number | undefined;
   /** The highest figure QEMU may multiply its downtime-limit by (bytes/s): `qemuFigureBound` of its figures lately (query-migrate `ram.mbps`) and the stream's cap. */
   qemuPeakBytesPerSec: number;
-  /** How fast the guest dirties memory now (query-migrate `ram.dirty-pages-rate` × page size), bytes/s; 0 or absent: not known. */
-  dirtyBytesPerSec?: number;
+  /**
+   * How fast the guest dirties memory now (query-migrate `ram.dirty-pages-rate` × page size), bytes/s;
+   * undefined until QEMU has measured it (0 until two of its dirty-bitmap syncs lie a second apart): the
+   * smallest limit until then.
+   */
+  dirtyBytesPerSec: number | undefined;
 }
 
 /**
@@ -170,15 +174,16 @@ export interface QemuLimitInputs {
  * peak: budget × real × margin / peak, whole ms (rounded down), within [QEMU_MIN_DOWNTIME_LIMIT_MS, limitMs].
  * The budget is the limit less the reserve, and less the time the final copy needs for what the guest
  * dirties between QEMU's decision and its stop (`stopMarginMs` of `dirtyBytesPerSec`): QEMU counts its
- * pending bytes at its sync, and the guest runs on until the vCPUs stop.
+ * pending bytes at its sync, and the guest runs on until the vCPUs stop. Without a measured rate, or
+ * before QEMU has measured the guest's dirty rate, the smallest: only a guest with nothing left switches.
  */
 export function qemuDowntimeLimitMs(
   i: QemuLimitInputs,
   tuning: Pick<SwitchoverTuning, 'reserveMs' | 'bandwidthMargin'> & Partial<Pick<SwitchoverTuning, 'stopMarginMs'>> = DEFAULT_SWITCHOVER_TUNING,
 ): number {
-  if (i.realBytesPerSec === undefined || !(i.realBytesPerSec > 0)) return QEMU_MIN_DOWNTIME_LIMIT_MS;
+  if (i.realBytesPerSec === undefined || !(i.realBytesPerSec > 0) || i.dirtyBytesPerSec === undefined) return QEMU_MIN_DOWNTIME_LIMIT_MS;
   const stopMarginMs = tuning.stopMarginMs ?? DEFAULT_SWITCHOVER_TUNING.stopMarginMs;
-  const dirtiedAfterDecision = ((i.dirtyBytesPerSec ?? 0) * stopMarginMs) / 1000;
+  const dirtiedAfterDecision = (i.dirtyBytesPerSec * stopMarginMs) / 1000;
   const budgetMs = i.limitMs - tuning.reserveMs - (dirtiedAfterDecision * 1000) / (i.realBytesPerSec * tuning.bandwidthMargin);
   if (budgetMs <= 0) return QEMU_MIN_DOWNTIME_LIMIT_MS;
   // QEMU has no figure yet (mbps 0 before its first window): it would not switch anyway; hand it the budget

@@ -72,7 +72,7 @@ export interface Transfer {
 /** The switchover as the agent saw it: its estimate when the guest stopped, beside the policy's limit. */
 export interface SwitchoverRecord {
   remainingBytes: number;
-  /** The agent's bandwidth then (bytes/s), undefined if it had none (a guest with nothing left to send). */
+  /** The agent's bandwidth then (bytes/s), undefined if the stream was too short to measure (the estimate is then at QEMU's figure). */
   realBytesPerSec?: number;
   /** QEMU's own bandwidth figure then (bytes/s). */
   qemuBytesPerSec: number;
@@ -390,10 +390,15 @@ export class TransferMonitor implements VmObserver {
     const qemuLimitMs = qemuDowntimeLimitMs(
       {
         limitMs: t.downtimeLimitMs,
-        realBytesPerSec: realBandwidth(t.rates, this.tuning),
+        // the rate counts once the stream has run a full window, and with it the cap that bounds QEMU's
+        // figure: its first windows jump most (zero pages, the socket buffer filling), and a limit scaled
+        // by the highest seen so far let a dirtying guest through that did not fit
+        realBytesPerSec: cap === undefined ? undefined : realBandwidth(t.rates, this.tuning),
         qemuPeakBytesPerSec: qemuFigureBound(qemuPeakBandwidth(t.rates, RATE_HISTORY_MS), cap),
-        // QEMU's figure of the last sync period (auto-converge's throttle lowers it)
-        dirtyBytesPerSec: dirtyBytesPerSec(t.last?.ram),
+        // QEMU's figure of its last sync period (auto-converge's throttle lowers it). QEMU 7.2 leaves it at 0
+        // until two of its syncs lie a second apart; a guest that dirties nothing switches over at the
+        // smallest limit anyway (nothing left to send)
+        dirtyBytesPerSec: dirtyBytesPerSec(t.last?.ram) > 0 ? dirtyBytesPerSec(t.last?.ram) : undefined,
       },
       this.tuning,
     );
@@ -410,19 +415,23 @@ export class TransferMonitor implements VmObserver {
   private recordSwitchover(t: Transfer, info: MigrateInfo): SwitchoverRecord {
     const remainingBytes = info.ram?.remaining ?? 0;
     const realBytesPerSec = realBandwidth(t.rates, this.tuning);
+    const qemuBytesPerSec = mbpsToBytes(info.ram?.mbps);
+    // a stream too short for the agent to measure (an idle guest: QEMU had it under the 1 ms limit) is
+    // judged at QEMU's own figure, the only one there is
+    const judgedAt = realBytesPerSec ?? (qemuBytesPerSec > 0 ? qemuBytesPerSec : undefined);
     const r: SwitchoverRecord = {
       remainingBytes,
       ...(realBytesPerSec !== undefined ? { realBytesPerSec } : {}),
-      qemuBytesPerSec: mbpsToBytes(info.ram?.mbps),
-      expectedDowntimeMs: remainingBytes > 0 ? expectedSwitchoverMs(remainingBytes, realBytesPerSec ?? 0, this.tuning) : this.tuning.reserveMs,
+      qemuBytesPerSec,
+      expectedDowntimeMs: remainingBytes > 0 ? expectedSwitchoverMs(remainingBytes, judgedAt ?? 0, this.tuning) : this.tuning.reserveMs,
       limitMs: t.downtimeLimitMs,
       qemuLimitMs: t.qemuLimitMs,
       ...(t.streamCapBytesPerSec !== undefined ? { streamCapBytesPerSec: t.streamCapBytesPerSec } : {}),
-      fits: switchoverFits(remainingBytes, realBytesPerSec, t.downtimeLimitMs, this.tuning),
+      fits: switchoverFits(remainingBytes, judgedAt, t.downtimeLimitMs, this.tuning),
     };
     const mib = (b: number) => (b / 1048576).toFixed(1);
     this.log.log(
-      `migration ${t.migrationId}: switchover with ${mib(remainingBytes)} MiB left at ${r.realBytesPerSec ? mib(r.realBytesPerSec) : '?'} MiB/s measured (QEMU: ${mib(r.qemuBytesPerSec)} MiB/s, ` +
+      `migration ${t.migrationId}: switchover with ${mib(remainingBytes)} MiB left at ${r.realBytesPerSec ? `${mib(r.realBytesPerSec)} MiB/s measured` : 'a rate not measured yet'} (QEMU: ${mib(r.qemuBytesPerSec)} MiB/s, ` +
         `capped at ${t.streamCapBytesPerSec !== undefined ? `${mib(t.streamCapBytesPerSec)} MiB/s` : 'nothing yet'}, its limit ${t.qemuLimitMs} ms): ` +
         `expected ${Math.round(r.expectedDowntimeMs)} ms against ${t.downtimeLimitMs} ms${r.fits ? '' : ' (does NOT fit: QEMU switched over on an older figure)'}`,
     );
