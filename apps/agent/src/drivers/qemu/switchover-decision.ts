@@ -78,7 +78,7 @@ export const DEFAULT_SWITCHOVER_TUNING: SwitchoverTuning = {
   // threshold let through at its sync, from a guest dirtying 256 MiB/s: about 210 ms of the guest running on
   stopMarginMs: 250,
   // twice the stream's rate: bursts into the socket buffer above it add nothing the target takes in, and a
-  // stream held to it still doubles its rate within a window
+  // stream held to it still doubles its rate within a second (the window its rate is measured over)
   capHeadroom: 2,
 };
 
