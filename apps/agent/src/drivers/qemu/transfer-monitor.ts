@@ -105,9 +105,9 @@ const mbpsToBytes = (mbps: number | undefined): number => ((mbps ?? 0) * 1e6) / 
 /** How fast the guest dirties memory, bytes/s: `dirty-pages-rate` (pages/s) × the page size (4 KiB when QEMU does not say); 0 without stats. */
 const dirtyBytesPerSec = (ram: MigrateInfo['ram']): number => (ram?.['dirty-pages-rate'] ?? 0) * (ram?.['page-size'] || 4096);
 
-/** The states of a precopy stream under way on the source: a restarted agent cancels one it does not drive. */
 /** The states in which the stream moves RAM: its rate is sampled in these only. */
 const STREAMING = new Set(['active', 'postcopy-active']);
+/** The states of a precopy stream under way on the source: a restarted agent cancels one it does not drive. */
 const ORPHAN_CANCELLABLE = new Set(['setup', 'active', 'pre-switchover', 'device']);
 
 export class TransferMonitor implements VmObserver {
