@@ -2,8 +2,9 @@
  * Where a migration stream goes. The target listens on `tcp:<listenHost>:0` (the kernel picks a free
  * port, so two migrations never collide), reads the real port back and returns it from step 2
  * (StepReply.incomingAddress); the scheduler hands it to the source's commands. With a fixed
- * QEMU_MIGRATION_PORT_RANGE (firewalls) the port is portRange.start + FNV-1a(migration id) mod the range
- * size instead, which the source can compute.
+ * QEMU_MIGRATION_PORT_RANGE (firewalls) the target tries portRange.start + FNV-1a(migration id) mod the
+ * range size first, then the range's next ports while they are in use, and returns the one it listens
+ * on the same way; a source whose command lacks the reply streams to the first.
  */
 import { ErrorCode, FlexmigError, StepCommand } from '@flexmig/contracts';
 import { addressHost } from '../../address';
@@ -17,7 +18,7 @@ function fnv1a(s: string): number {
   return h >>> 0;
 }
 
-/** The incoming port of a migration: both agents compute the same one. */
+/** The first incoming port of a migration in a fixed range: both agents compute the same one. */
 export function migrationPort(migrationId: string, [lo, hi]: [number, number]): number {
   return lo + (fnv1a(migrationId) % (hi - lo + 1));
 }

@@ -7,6 +7,7 @@ import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckVmCpu, CheckVmMemory, FlexmigError, MigrationPolicyInput, MigrationPolicySchema, StepCommand, StepName, VmSpec } from '@flexmig/contracts';
@@ -15,6 +16,7 @@ import { AgentEnv } from '../../config';
 import { MigrationStepsService } from '../../migration-steps.service';
 import { ProgressSink } from '../driver';
 import { AccelSetting } from './cpu-probe';
+import { migrationPort, rangePortsFrom } from './qemu-address';
 import { isOurQemu, pidAlive } from './qemu-process';
 import { QemuDriver, QemuDriverOptions } from './qemu.driver';
 import { switchoverFits } from './switchover-decision';
@@ -64,6 +66,17 @@ function commands(vm: VmSpec, policy: MigrationPolicyInput = {}, incomingAddress
     targetAddress: '127.0.0.1:49152',
     policy: p,
   });
+}
+
+/** Steps 3–8 as the saga drives them, once the target listens (step 2): the stream, the pause, the switchover, the resume and the source's end. */
+async function stepsThreeToEight(src: QemuDriver, dst: QemuDriver, vmId: string, cmd: (step: number, name: StepName, role: 'source' | 'target') => StepCommand): Promise<void> {
+  await src.transferMemory(cmd(3, 'transfer-memory', 'source'), () => undefined);
+  await src.syncMemory(cmd(4, 'sync-memory', 'source'), () => undefined);
+  await src.pauseSource(vmId);
+  await src.transferState(cmd(6, 'transfer-state', 'source'));
+  await dst.confirmIncoming(cmd(6, 'transfer-state', 'target'));
+  await dst.resumeTarget(vmId);
+  await src.stopSource(vmId);
 }
 
 const progressLog = () => {
@@ -197,6 +210,50 @@ d('QemuDriver with real QEMU', () => {
     await expect(src.stopSource(vm.id)).resolves.toBeUndefined();
   });
 
+  it("a fixed port range whose migration-id port is taken: the target listens on the range's next free port, says so in its reply, and the stream goes there", async () => {
+    // bench/qemu's range (49700-49799) lies inside the kernel's ephemeral ports: an outgoing connection
+    // held the port derived from one migration's id, and step 2 failed ("Address already in use")
+    const range: [number, number] = [PORT_LO, PORT_LO + 2];
+    const src = driver({ portRange: range });
+    const dst = driver({ portRange: range });
+    const vm = vmSpec();
+    await src.startVm(vm);
+    let listening: string | undefined;
+    const cmd = commands(vm, {}, () => listening);
+    const derived = migrationPort(cmd(2, 'transfer-config', 'target').migrationId, range);
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(derived, '127.0.0.1', resolve));
+    try {
+      listening = (await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress;
+      expect(listening).toBe(`127.0.0.1:${rangePortsFrom(range, derived - range[0])[1]}`);
+      await stepsThreeToEight(src, dst, vm.id, cmd);
+      expect((await dst.checkMemory(vm.id)).ok).toBe(true);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  });
+
+  it('a fixed port range with every port taken: step 2 fails with CONFLICT naming the range and what to change, and leaves no QEMU behind', async () => {
+    const range: [number, number] = [PORT_LO + 3, PORT_LO + 4];
+    const dst = driver({ portRange: range });
+    const holders = await Promise.all(
+      [range[0], range[1]].map(async (port) => {
+        const h = createServer();
+        await new Promise<void>((resolve) => h.listen(port, '127.0.0.1', resolve));
+        return h;
+      }),
+    );
+    try {
+      const err = await dst.prepareIncoming(commands(vmSpec())(2, 'transfer-config', 'target')).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FlexmigError);
+      expect(err).toMatchObject({ code: 'CONFLICT' });
+      expect((err as FlexmigError).message).toMatch(/every port of the range \(2, from \d+\) is in use on 127\.0\.0\.1: widen QEMU_MIGRATION_PORT_RANGE/);
+      expect(dst.listVms()).toEqual([]);
+    } finally {
+      await Promise.all(holders.map((h) => new Promise((resolve) => h.close(resolve))));
+    }
+  });
+
   it('VMs of one workload side by side on a host: each boots its own copy of the guest image (QEMU write-locks it)', async () => {
     // the same memory size and workload build the same image; shared, the second QEMU died at start
     // ("Failed to get write lock") and an incoming VM would have failed at `cont`, past the point of no return
@@ -207,14 +264,7 @@ d('QemuDriver with real QEMU', () => {
     await src.startVm(moved);
     const cmd = commands(moved);
     const { incomingAddress } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'));
-    const step = (n: number, name: StepName, role: 'source' | 'target') => ({ ...cmd(n, name, role), incomingAddress });
-    await src.transferMemory(step(3, 'transfer-memory', 'source'), () => undefined);
-    await src.syncMemory(step(4, 'sync-memory', 'source'), () => undefined);
-    await src.pauseSource(moved.id);
-    await src.transferState(step(6, 'transfer-state', 'source'));
-    await dst.confirmIncoming(step(6, 'transfer-state', 'target'));
-    await dst.resumeTarget(moved.id);
-    await src.stopSource(moved.id);
+    await stepsThreeToEight(src, dst, moved.id, (n, name, role) => ({ ...cmd(n, name, role), incomingAddress }));
     await dst.startVm(b);
 
     expect(new Set([a.id, b.id, moved.id].map((id) => dst.vmInfo(id)!.image)).size).toBe(3);

@@ -28,7 +28,8 @@ import { MemoryCheckResult, checkGuestMemory } from './memory-check';
 import { MigrateInfo } from './migrate-info';
 import { LinkProbeResult, removeStaleProbes, runLinkProbe } from './link-probe';
 import { LinkSink, LinkSinkResult } from './link-sink';
-import { hostPort, migrationPort, sourceUri, tcpUri } from './qemu-address';
+import { hostPort, migrationPort, rangePortsFrom, sourceUri, tcpUri } from './qemu-address';
+import { QmpClient, QmpError } from './qmp-client';
 import { QemuProcess, tail } from './qemu-process';
 import { checkTlsDir, confirmTls, useTls } from './tls';
 import { QEMU_MIN_DOWNTIME_LIMIT_MS } from './switchover-decision';
@@ -188,7 +189,12 @@ export class QemuDriver implements HypervisorDriver {
     // refused before anything starts when this host cannot run the baseline with enforce
     const choice = this.chooseCpu(await this.init(), cmd.vm);
     const vm = await this.registry.launch(cmd.vm, choice, 'incoming', cmd.migrationId);
-    const port = this.o.portRange ? migrationPort(cmd.migrationId, this.o.portRange) : 0;
+    // with a fixed range: the port derived from the migration id first, then the range's next ones. A
+    // range inside the kernel's ephemeral ports meets a port some outgoing connection holds (bench/qemu,
+    // 49700-49799); the step-2 reply says which port listens, and the source streams there
+    const range = this.o.portRange;
+    const ports = range ? rangePortsFrom(range, migrationPort(cmd.migrationId, range) - range[0]) : [0];
+    let port = ports[0]!;
     try {
       const qmp = vm.proc!.qmp;
       await qmp.execute('migrate-set-capabilities', {
@@ -200,7 +206,7 @@ export class QemuDriver implements HypervisorDriver {
         ],
       });
       if (this.o.tlsDir) await qmp.execute('migrate-set-parameters', await useTls(qmp, this.o.tlsDir, 'server'));
-      await qmp.execute('migrate-incoming', { uri: tcpUri(this.o.listenHost, port) });
+      port = await this.listenOnFirstFree(qmp, ports);
       const info = await qmp.execute<MigrateInfo>('query-migrate');
       const sa = info['socket-address']?.find((a) => a.type === 'inet');
       const address = hostPort(this.o.listenHost, sa?.port ?? port);
@@ -212,9 +218,29 @@ export class QemuDriver implements HypervisorDriver {
       const msg = (e as Error).message;
       throw new FlexmigError(
         /in use/i.test(msg) ? ErrorCode.Conflict : ErrorCode.AgentFailed,
-        `VM ${cmd.vm.id}: cannot listen for the incoming migration on ${tcpUri(this.o.listenHost, port)} ${this.o.portRange ? ` (port from migration id in ${this.o.portRange.join('-')})` : ''}: ${msg}`,
+        `VM ${cmd.vm.id}: cannot listen for the incoming migration on ${tcpUri(this.o.listenHost, port)}${range ? ` (QEMU_MIGRATION_PORT_RANGE ${range.join('-')})` : ''}: ${msg}`,
       );
     }
+  }
+
+  /**
+   * `migrate-incoming` on the first of `ports` that is free (QEMU 7.2 takes another `migrate-incoming`
+   * after one that failed to bind). Returns the port tried last; throws QEMU's error for anything but a
+   * port in use, and a CONFLICT naming the range when every port of it is taken.
+   */
+  private async listenOnFirstFree(qmp: QmpClient, ports: readonly number[]): Promise<number> {
+    for (const port of ports) {
+      try {
+        await qmp.execute('migrate-incoming', { uri: tcpUri(this.o.listenHost, port) });
+        return port;
+      } catch (e) {
+        if (!(e instanceof QmpError && /in use/i.test(e.desc)) || ports.length === 1) throw e;
+      }
+    }
+    throw new FlexmigError(
+      ErrorCode.Conflict,
+      `every port of the range (${ports.length}, from ${ports[0]}) is in use on ${this.o.listenHost}: widen QEMU_MIGRATION_PORT_RANGE or move it out of the kernel's ephemeral ports (net.ipv4.ip_local_port_range)`,
+    );
   }
 
   async destroyIncoming(vmId: string): Promise<void> {
