@@ -28,16 +28,15 @@ const runStep = (step: 5 | 7, attempt = 1, notBefore: number | null = null): Sag
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 
-function setUp() {
-  const sent: { step: number; attempt: number }[] = [];
+function setUp(clock = { now: () => Date.now() } as DbClock) {
+  const sent: { step: number; attempt: number; atClock: number }[] = [];
   const outcomes: SagaEvent[] = [];
   const executor = {
     run: async (_ctx: unknown, a: { step: number; attempt: number }) => {
-      sent.push({ step: a.step, attempt: a.attempt });
+      sent.push({ step: a.step, attempt: a.attempt, atClock: clock.now() });
       return { ok: true };
     },
   } as unknown as StepExecutor;
-  const clock = { now: () => Date.now() } as DbClock;
   const runner = new ActionRunner(executor, clock, { reconcileIntervalMs: 1_000 } as SchedulerConfig);
   runner.onOutcome(async (_id, e) => {
     outcomes.push(e);
@@ -60,7 +59,7 @@ describe('ActionRunner', () => {
     expect(runner.isInProgress(ref.migrationId)).toBe(true);
     await Promise.resolve();
     // sent before anything the caller queued after its transition (the transition's events), and before any timer
-    expect(sent).toEqual([{ step: 5, attempt: 1 }]);
+    expect(sent).toEqual([{ step: 5, attempt: 1, atClock: expect.any(Number) }]);
     await until(() => outcomes.length > 0);
     expect(outcomes).toEqual([{ type: 'step-succeeded', step: 5, attempt: 1, result: { ok: true } }]);
     await until(() => !runner.isInProgress(ref.migrationId));
@@ -71,7 +70,7 @@ describe('ActionRunner', () => {
     runner.run(row, [runStep(5, 1)]);
     runner.run(row, [runStep(5, 2)]);
     await until(() => outcomes.length > 0);
-    expect(sent).toEqual([{ step: 5, attempt: 2 }]);
+    expect(sent).toEqual([{ step: 5, attempt: 2, atClock: expect.any(Number) }]);
   });
 
   it('a finished migration forgets the action it had waiting', async () => {
@@ -92,6 +91,18 @@ describe('ActionRunner', () => {
     expect(sent).toEqual([]);
     await until(() => sent.length > 0);
     expect(Date.now()).toBeGreaterThanOrEqual(notBefore);
+  });
+
+  it("given a saga clock that runs behind the process's timers, when an action waits for notBefore, then it is sent only once that clock reaches it", async () => {
+    // the database's clock, read through DbClock, running at half the speed of the timers: a timer set for
+    // the wait as that clock measured it fires early by that clock, as a real one may by a millisecond
+    const startedAt = Date.now();
+    const clock = { now: () => startedAt + (Date.now() - startedAt) / 2 } as DbClock;
+    const { runner, sent } = setUp(clock);
+    const notBefore = clock.now() + 20;
+    runner.run(row, [runStep(7, 1, notBefore)]);
+    await until(() => sent.length > 0);
+    expect(sent[0]!.atClock).toBeGreaterThanOrEqual(notBefore);
   });
 
   it('sends nothing after shutdown', async () => {

@@ -136,6 +136,13 @@ export class ActionRunner implements OnApplicationShutdown {
       held.cancel = undefined;
       if (this.stopped || this.held.get(id) !== held) return;
       const started = this.clock.now();
+      // a timer runs on the process's monotonic clock and may fire a millisecond before notBefore as the
+      // saga's clock (the database's) reads it: wait out the rest rather than send early
+      const early = (a.notBefore ?? 0) - started;
+      if (early > 0) {
+        held.cancel = wakeUp(start, early);
+        return;
+      }
       held.abandonAt = abandonedAfter(a.kind === 'query-step' ? {} : a, started, a.kind === 'query-step' ? queryBoundMs : 1_000, this.graceMs());
       // held until its outcome is stored (the sink retries through a PostgreSQL outage), unless the stored
       // outcome's own next action has replaced it by then
