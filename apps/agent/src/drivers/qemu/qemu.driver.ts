@@ -225,7 +225,7 @@ export class QemuDriver implements HypervisorDriver {
 
   /**
    * `migrate-incoming` on the first of `ports` that is free (QEMU 7.2 takes another `migrate-incoming`
-   * after one that failed to bind). Returns the port tried last; throws QEMU's error for anything but a
+   * after one that failed to bind). Returns the port it listens on; throws QEMU's error for anything but a
    * port in use, and a CONFLICT naming the range when every port of it is taken.
    */
   private async listenOnFirstFree(qmp: QmpClient, ports: readonly number[]): Promise<number> {

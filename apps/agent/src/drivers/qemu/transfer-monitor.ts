@@ -387,6 +387,7 @@ export class TransferMonitor implements VmObserver {
       },
       this.tuning,
     );
+    const dirty = dirtyBytesPerSec(t.last?.ram);
     const qemuLimitMs = qemuDowntimeLimitMs(
       {
         limitMs: t.downtimeLimitMs,
@@ -398,7 +399,7 @@ export class TransferMonitor implements VmObserver {
         // QEMU's figure of its last sync period (auto-converge's throttle lowers it). QEMU 7.2 leaves it at 0
         // until two of its syncs lie a second apart; a guest that dirties nothing switches over at the
         // smallest limit anyway (nothing left to send)
-        dirtyBytesPerSec: dirtyBytesPerSec(t.last?.ram) > 0 ? dirtyBytesPerSec(t.last?.ram) : undefined,
+        dirtyBytesPerSec: dirty > 0 ? dirty : undefined,
       },
       this.tuning,
     );
