@@ -78,18 +78,35 @@ describe('HostPresence', () => {
     for (const params of subjectParams) expect(params).toEqual({ hostId: 'host-p' });
   });
 
-  it('heartbeats every interval until stopped', async () => {
-    const { bus, beats } = fakeBus(['ok']);
-    const p = new HostPresence(bus, env, driver(), cpu, log, { warnEveryRetry: false });
-    p.startHeartbeats(0);
-    await sleep(45);
-    p.stop();
-    const sent = beats.length;
-    expect(sent).toBeGreaterThanOrEqual(2);
-    expect(p.heartbeatsSent).toBe(sent);
-    expect(beats[0]).toMatchObject({ hostId: 'host-p', vmCount: 0 });
-    await sleep(30);
-    expect(beats).toHaveLength(sent);
+  describe('on a clock the test moves (fake timers: a loaded machine cannot merge the beats)', () => {
+    beforeEach(() => jest.useFakeTimers());
+    afterEach(() => jest.useRealTimers());
+
+    it('heartbeats first after `firstAfterMs`, then every HEARTBEAT_INTERVAL_MS, and not after stop()', async () => {
+      const { bus, beats } = fakeBus(['ok']);
+      const p = new HostPresence(bus, env, driver(), cpu, log, { warnEveryRetry: false });
+      p.startHeartbeats(5);
+      await jest.advanceTimersByTimeAsync(4);
+      expect(beats).toHaveLength(0);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(beats).toHaveLength(1);
+      expect(beats[0]).toMatchObject({ hostId: 'host-p', vmCount: 0, instanceId: p.instanceId });
+      await jest.advanceTimersByTimeAsync(3 * env.HEARTBEAT_INTERVAL_MS);
+      expect(beats).toHaveLength(4);
+      expect(p.heartbeatsSent).toBe(4);
+      p.stop();
+      await jest.advanceTimersByTimeAsync(10 * env.HEARTBEAT_INTERVAL_MS);
+      expect(beats).toHaveLength(4);
+    });
+
+    it('given stop() before the first beat, then none is sent', async () => {
+      const { bus, beats } = fakeBus(['ok']);
+      const p = new HostPresence(bus, env, driver(), cpu, log, { warnEveryRetry: false });
+      p.startHeartbeats(5);
+      p.stop();
+      await jest.advanceTimersByTimeAsync(10 * env.HEARTBEAT_INTERVAL_MS);
+      expect(beats).toHaveLength(0);
+    });
   });
 
   describe('two agent processes with one HOST_ID', () => {
@@ -123,6 +140,7 @@ describe('HostPresence', () => {
 
   describe('VM reports', () => {
     type Beat = { vmDigest: string; vms?: unknown[]; instanceId: string };
+    afterEach(() => jest.useRealTimers());
 
     it('registers with the full VM set, then heartbeats only the digest until the set changes, and the set every Nth beat', async () => {
       const d = driver();
@@ -132,13 +150,14 @@ describe('HostPresence', () => {
       await d.startVm({ id: vmId, name: 'v', memoryMiB: 256, vcpus: 1, cpuBaseline: 'IvyBridge' });
       await p.register();
       expect(requests[0]).toMatchObject({ instanceId: p.instanceId, vms: [{ vmId, state: 'running' }] });
+      jest.useFakeTimers();
       p.startHeartbeats(0);
-      await sleep(25);
+      await jest.advanceTimersByTimeAsync(25);
       await d.pauseVm(vmId);
-      await sleep(60);
+      await jest.advanceTimersByTimeAsync(60);
       p.stop();
       const b = beats as Beat[];
-      expect(b.length).toBeGreaterThanOrEqual(6);
+      expect(b).toHaveLength(9); // at 0, 10, … 80 ms
       expect(b.every((x) => x.instanceId === p.instanceId && /^[0-9a-f]{16}$/.test(x.vmDigest))).toBe(true);
       expect(b[0].vms).toBeUndefined(); // registration sent the set already
       const change = b.findIndex((x, i) => i > 0 && x.vmDigest !== b[i - 1].vmDigest);
