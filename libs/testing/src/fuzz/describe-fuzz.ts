@@ -33,7 +33,7 @@ const describeFailures = (targets: TargetResult[]) =>
  */
 export function describeFuzz(services: FuzzService[], routesOf: (controller: never) => HttpRoute[]): void {
   // every service runs, whichever are fuzzed: each one's requests reach the others
-  const apps: FuzzApp[] = ['cpu-compat', 'inventory', 'scheduler', 'agent'];
+  const apps: FuzzApp[] = ['cpu-compat', 'inventory', 'scheduler', 'agent', 'console'];
   const results: FuzzResults = { runs: fuzzRuns(), seed: fuzzSeed(), at: new Date().toISOString(), targets: [], health: {} };
   const ceiling = 20 * 60_000; // against hangs only: the run's size is FUZZ_RUNS
   let stack: FuzzStack;

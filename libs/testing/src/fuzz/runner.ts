@@ -107,6 +107,11 @@ async function send(base: string, method: string, input: HttpInput, token: strin
     headers: { ...(input.body ? { 'content-type': 'application/json' } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: input.body ? Buffer.from(encodeBody(input.body)) : undefined,
   });
+  // a live stream (Server-Sent Events) that was accepted never ends: its status and headers are the answer
+  if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
+    await res.body?.cancel();
+    return { status: res.status };
+  }
   const text = await res.text();
   let code: string | undefined;
   try {

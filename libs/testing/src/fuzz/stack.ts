@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import { httpJson, startTestDatabase, startTestNats, type TestDatabase, type TestNats, waitFor } from '../infra';
 import { freePort, ServiceProcess } from '../processes';
 
-export type FuzzApp = 'cpu-compat' | 'inventory' | 'scheduler' | 'agent';
+export type FuzzApp = 'cpu-compat' | 'inventory' | 'scheduler' | 'agent' | 'console';
 
 /** The host the stack's one sim agent runs (the subject token of its `agent.{hostId}.…` subjects). */
 export const FUZZ_HOST_ID = 'fuzz-host';
@@ -54,13 +54,18 @@ export class FuzzStack {
       inventory: {},
       scheduler: { RECONCILE_INTERVAL_MS: '200' },
       agent: { HOST_ID: FUZZ_HOST_ID, CLUSTER_NAME: 'fuzz', SIM_CPU: 'Haswell', SIM_TIME_SCALE: '0', AGENT_STATE_DIR: this.stateDir },
+      console: {}, // the services' URLs, once they listen (below)
     };
     // one at a time (in parallel they miss their start-up deadline on a busy machine); inventory before
     // the scheduler and the agent, which talk to it at start
-    const order: FuzzApp[] = ['cpu-compat', 'inventory', 'scheduler', 'agent'];
+    const order: FuzzApp[] = ['cpu-compat', 'inventory', 'scheduler', 'agent', 'console'];
     for (const app of order.filter((a) => this.apps.includes(a))) {
       const port = await freePort();
       this.urls[app] = `http://127.0.0.1:${port}`;
+      if (app === 'console') {
+        const routed = { INVENTORY_URL: this.urls.inventory, SCHEDULER_URL: this.urls.scheduler, CPU_COMPAT_URL: this.urls['cpu-compat'] };
+        extra.console = Object.fromEntries(Object.entries(routed).filter((e): e is [string, string] => e[1] !== undefined));
+      }
       this.processes[app] = new ServiceProcess(app, { ...common, ...extra[app], PORT: String(port) }, port);
       await this.processes[app].start();
     }
