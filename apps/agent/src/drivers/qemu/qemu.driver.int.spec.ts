@@ -79,6 +79,13 @@ async function stepsThreeToEight(src: QemuDriver, dst: QemuDriver, vmId: string,
   await src.stopSource(vmId);
 }
 
+/** A listener on `port` of 127.0.0.1, as another program would hold it; the function closes it. */
+async function holdPort(port: number): Promise<() => Promise<void>> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return () => new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
 const progressLog = () => {
   const seen: Parameters<ProgressSink>[0][] = [];
   const sink: ProgressSink = (p) => seen.push(p);
@@ -221,28 +228,21 @@ d('QemuDriver with real QEMU', () => {
     let listening: string | undefined;
     const cmd = commands(vm, {}, () => listening);
     const derived = migrationPort(cmd(2, 'transfer-config', 'target').migrationId, range);
-    const holder = createServer();
-    await new Promise<void>((resolve) => holder.listen(derived, '127.0.0.1', resolve));
+    const release = await holdPort(derived);
     try {
       listening = (await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress;
       expect(listening).toBe(`127.0.0.1:${rangePortsFrom(range, derived - range[0])[1]}`);
       await stepsThreeToEight(src, dst, vm.id, cmd);
       expect((await dst.checkMemory(vm.id)).ok).toBe(true);
     } finally {
-      await new Promise((resolve) => holder.close(resolve));
+      await release();
     }
   });
 
   it('a fixed port range with every port taken: step 2 fails with CONFLICT naming the range and what to change, and leaves no QEMU behind', async () => {
     const range: [number, number] = [PORT_LO + 3, PORT_LO + 4];
     const dst = driver({ portRange: range });
-    const holders = await Promise.all(
-      [range[0], range[1]].map(async (port) => {
-        const h = createServer();
-        await new Promise<void>((resolve) => h.listen(port, '127.0.0.1', resolve));
-        return h;
-      }),
-    );
+    const releases = await Promise.all([range[0], range[1]].map(holdPort));
     try {
       const err = await dst.prepareIncoming(commands(vmSpec())(2, 'transfer-config', 'target')).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(FlexmigError);
@@ -250,7 +250,7 @@ d('QemuDriver with real QEMU', () => {
       expect((err as FlexmigError).message).toMatch(/every port of the range \(2, from \d+\) is in use on 127\.0\.0\.1: widen QEMU_MIGRATION_PORT_RANGE/);
       expect(dst.listVms()).toEqual([]);
     } finally {
-      await Promise.all(holders.map((h) => new Promise((resolve) => h.close(resolve))));
+      await Promise.all(releases.map((release) => release()));
     }
   });
 
