@@ -22,17 +22,33 @@ export const QEMU_AGENT_SWITCHOVER_RESERVE_MS = 25;
 export const QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN = 0.8;
 
 /**
- * The copy-time budget the qemu agent switches over within, for a policy's downtime limit: what is left must
- * copy, at the margin's share of the bandwidth, within the limit less the reserve. A model that predicts a
- * qemu migration switches over on this budget, not on the limit itself (at least 1 ms).
+ * How long the guest runs on, dirtying memory, after QEMU decided to switch over (it decides at its
+ * dirty-bitmap sync, then stops the vCPUs): the agent keeps the time to copy what the guest dirties in it
+ * out of its budget (`stopMarginMs`, apps/agent/src/drivers/qemu/switchover-decision.ts).
  */
-export function qemuAgentCopyBudgetMs(downtimeLimitMs: number): number {
-  return Math.max(1, Math.floor((downtimeLimitMs - QEMU_AGENT_SWITCHOVER_RESERVE_MS) * QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN));
+export const QEMU_AGENT_SWITCHOVER_STOP_MARGIN_MS = 250;
+
+/**
+ * The time to copy, at `bandwidthBytesPerSec`, what a guest dirtying `dirtyBytesPerSec` writes during the
+ * stop margin: what the agent takes off its copy budget for that guest (0 without a bandwidth).
+ */
+export function qemuAgentStopCopyMs(dirtyBytesPerSec: number, bandwidthBytesPerSec: number, stopMarginMs = QEMU_AGENT_SWITCHOVER_STOP_MARGIN_MS): number {
+  return bandwidthBytesPerSec > 0 ? (dirtyBytesPerSec * stopMarginMs) / bandwidthBytesPerSec : 0;
+}
+
+/**
+ * The copy-time budget the qemu agent switches over within, for a policy's downtime limit: what is left must
+ * copy, at the margin's share of the bandwidth, within the limit less the reserve, less the time to copy
+ * what the guest dirties during the stop margin (`stopCopyMs`, {@link qemuAgentStopCopyMs}). A model that
+ * predicts a qemu migration switches over on this budget, not on the limit itself (at least 1 ms).
+ */
+export function qemuAgentCopyBudgetMs(downtimeLimitMs: number, stopCopyMs = 0): number {
+  return Math.max(1, Math.floor((downtimeLimitMs - QEMU_AGENT_SWITCHOVER_RESERVE_MS) * QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN - stopCopyMs));
 }
 
 /** The least downtime limit whose copy budget is at least `budgetMs` (the inverse of {@link qemuAgentCopyBudgetMs}). */
-export function qemuAgentLimitForBudgetMs(budgetMs: number): number {
-  return Math.ceil(budgetMs / QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN + QEMU_AGENT_SWITCHOVER_RESERVE_MS);
+export function qemuAgentLimitForBudgetMs(budgetMs: number, stopCopyMs = 0): number {
+  return Math.ceil((budgetMs + stopCopyMs) / QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN + QEMU_AGENT_SWITCHOVER_RESERVE_MS);
 }
 
 /** QEMU's `cpu-throttle-initial`: the first auto-converge throttle, percent of vCPU time taken away. */

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { BYTES_PER_GIB, BYTES_PER_MIB, qemuAgentCopyBudgetMs, qemuAgentLimitForBudgetMs } from './constants';
+import { BYTES_PER_GIB, BYTES_PER_MIB, qemuAgentCopyBudgetMs, qemuAgentLimitForBudgetMs, qemuAgentStopCopyMs } from './constants';
 import { analyticPrecopy } from './precopy-model';
 import { type PredictionInputs, convergingDowntimeLimitMs, predict } from './predict';
 import { resolveMigrationPolicy } from './schemas';
@@ -176,5 +176,19 @@ describe("the qemu agent's copy budget", () => {
     expect(qemuAgentCopyBudgetMs(20)).toBe(1);
     for (const budget of [1, 50, 220, 999]) expect(qemuAgentCopyBudgetMs(qemuAgentLimitForBudgetMs(budget))).toBeGreaterThanOrEqual(budget);
     expect(qemuAgentLimitForBudgetMs(220)).toBe(300);
+  });
+
+  it('given a dirtying guest, then the copy of what it dirties during the 250 ms stop margin comes off the budget, and the inverse adds it back', () => {
+    // 256 MiB/s for 250 ms is 64 MiB: 62.5 ms at 1 GiB/s
+    const stop = qemuAgentStopCopyMs(256 * BYTES_PER_MIB, 1024 * BYTES_PER_MIB);
+    expect(stop).toBe(62.5);
+    expect(qemuAgentCopyBudgetMs(300, stop)).toBe(157);
+    expect(qemuAgentCopyBudgetMs(300, 1_000)).toBe(1);
+    expect(qemuAgentStopCopyMs(256 * BYTES_PER_MIB, 0)).toBe(0);
+    for (const budget of [1, 50, 157, 999]) {
+      const limit = qemuAgentLimitForBudgetMs(budget, stop);
+      expect(qemuAgentCopyBudgetMs(limit, stop)).toBeGreaterThanOrEqual(budget);
+      if (budget > 1) expect(qemuAgentCopyBudgetMs(limit - 1, stop)).toBeLessThan(budget); // the least such limit (1 ms is the floor of any)
+    }
   });
 });

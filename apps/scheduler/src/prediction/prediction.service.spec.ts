@@ -5,6 +5,7 @@ import type { NatsBus } from '@flexmig/messaging';
 import type { SchedulerConfig } from '../config';
 import type { PlacementService } from '../placement/placement.service';
 import type { ClusterSettingsService } from '../settings/cluster-settings.service';
+import { predict, qemuAgentCopyBudgetMs, qemuAgentStopCopyMs } from '@flexmig/migration-model';
 import { PredictionService, bytesToSend, clusterCosts } from './prediction.service';
 
 const MiB = 1024 * 1024;
@@ -15,13 +16,13 @@ type Answer = (body: Record<string, unknown>) => unknown;
  * The link's part of a prediction with the agents and the database faked: no migration between the hosts
  * (the database has none), so the target's sink and the source's probe are asked, in that order.
  */
-function setUp(answers: { sink: Answer; probe: Answer }) {
+function setUp(answers: { sink: Answer; probe: Answer }, guest: { dirtyRateBytesPerSec?: number; workingSetBytes?: number } = {}, targetDriver?: Host['driver']) {
   const calls: Call[] = [];
   const bus = {
     request: async (c: { subject: string }, body: Record<string, unknown>, opts: { params?: { hostId?: string } } = {}) => {
       calls.push({ subject: c.subject, hostId: opts.params?.hostId, body });
       if (c.subject === SampleDirtyRate.subject) {
-        return { vmId: body.vmId, hostId: 'src', dirtyRateBytesPerSec: 0, workingSetBytes: MiB, memoryBytes: 512 * MiB, origin: 'model', measuredAt: new Date().toISOString(), detail: 'model' };
+        return { vmId: body.vmId, hostId: 'src', dirtyRateBytesPerSec: 0, workingSetBytes: MiB, memoryBytes: 512 * MiB, origin: 'model', measuredAt: new Date().toISOString(), detail: 'model', ...guest };
       }
       if (c.subject === OpenLinkSink.subject) return answers.sink(body);
       if (c.subject === ProbeLink.subject) return answers.probe(body);
@@ -31,10 +32,11 @@ function setUp(answers: { sink: Answer; probe: Answer }) {
   const db = { query: async () => [] } as unknown as DataSource;
   const service = new PredictionService(db, bus, {} as PlacementService, {} as ClusterSettingsService, { prediction: { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000, waitMs: 250 } } as SchedulerConfig);
   const vm = { id: randomUUID(), name: 'vm', hostId: 'src', clusterId: randomUUID(), memoryMiB: 512 } as Vm;
-  const target = { id: 'dst', migrationAddress: '10.0.0.2:49152' } as Host;
-  const predict = async () => MigrationPredictionSchema.parse(await service.predictFor(vm, target, MigrationPolicySchema.parse({}), null)).inputs.bandwidthBytesPerSec;
+  const target = { id: 'dst', migrationAddress: '10.0.0.2:49152', ...(targetDriver ? { driver: targetDriver } : {}) } as Host;
+  const prediction = async () => MigrationPredictionSchema.parse(await service.predictFor(vm, target, MigrationPolicySchema.parse({}), null));
+  const predict = async () => (await prediction()).inputs.bandwidthBytesPerSec;
   const linkCalls = () => calls.filter((c) => c.subject !== SampleDirtyRate.subject).map((c) => `${c.subject} @${c.hostId}`);
-  return { calls, predict, linkCalls };
+  return { calls, predict, prediction, linkCalls };
 }
 
 const probed = (body: Record<string, unknown>) => ({ bandwidthBytesPerSec: 600 * MiB, origin: 'probe', measuredAt: new Date().toISOString(), detail: `probe QEMU towards ${String(body.targetAddress)}` });
@@ -102,6 +104,30 @@ describe('PredictionService: the link between two hosts no migration has measure
   });
 });
 
+describe("PredictionService: a qemu target, on the agent's own switchover budget", () => {
+  const sink = () => ({ address: '10.0.0.2:47310', expiresAt: new Date().toISOString(), detail: 'sink' });
+  const policy = MigrationPolicySchema.parse({});
+  const inputs = (dirtyRateBytesPerSec: number) => ({ memoryBytes: 512 * MiB, dirtyRateBytesPerSec, workingSetBytes: 110 * MiB, linkBandwidthBytesPerSec: 600 * MiB });
+
+  it('given a dirtying guest, then the model switches over on the limit less the reserve, the margin and the copy of what the guest dirties during the stop', async () => {
+    const dirty = 160 * MiB;
+    const t = setUp({ sink, probe: probed }, { dirtyRateBytesPerSec: dirty, workingSetBytes: 110 * MiB }, 'qemu');
+    const got = await t.prediction();
+    // 160 MiB/s for 250 ms at 600 MiB/s: 66.7 ms of the 220 ms budget (300 less 25, at 0.8)
+    const budget = qemuAgentCopyBudgetMs(policy.downtimeLimitMs, qemuAgentStopCopyMs(dirty, 600 * MiB));
+    expect(budget).toBe(153);
+    expect(got.predicted).toEqual(predict(inputs(dirty), { ...policy, downtimeLimitMs: budget }).predicted);
+    // the premise: without the stop margin, the 110 MiB working set (183 ms at 600 MiB/s) fits 220 ms after
+    // the first pass; with it, it takes another pass
+    expect(got.predicted).not.toEqual(predict(inputs(dirty), { ...policy, downtimeLimitMs: qemuAgentCopyBudgetMs(policy.downtimeLimitMs) }).predicted);
+  });
+
+  it('given a guest that dirties nothing, then the budget is the limit less the reserve at the margin, as before', async () => {
+    const t = setUp({ sink, probe: probed }, { workingSetBytes: 110 * MiB }, 'qemu');
+    expect((await t.prediction()).predicted).toEqual(predict(inputs(0), { ...policy, downtimeLimitMs: qemuAgentCopyBudgetMs(policy.downtimeLimitMs) }).predicted);
+  });
+});
+
 describe('clusterCosts: the control plane of two hosts that never migrated between them', () => {
   it("given the cluster's last migrations, then each cost is their median, dated by the newest, and says where it comes from", () => {
     const c = clusterCosts([
@@ -137,6 +163,6 @@ describe('bytesToSend: what the first pass of a migration sends', () => {
   });
 
   it('given no resident figure (sim), then all of the memory', () => {
-    expect(bytesToSend(512 * MiB, { workingSetBytes: 64 * MiB })).toBe(512 * MiB);
+    expect(bytesToSend(512 * MiB, { workingSetBytes: 110 * MiB })).toBe(512 * MiB);
   });
 });

@@ -12,7 +12,7 @@ import {
   type Vm,
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
-import { BYTES_PER_MIB, predict, qemuAgentCopyBudgetMs, qemuAgentLimitForBudgetMs } from '@flexmig/migration-model';
+import { BYTES_PER_MIB, predict, qemuAgentCopyBudgetMs, qemuAgentLimitForBudgetMs, qemuAgentStopCopyMs } from '@flexmig/migration-model';
 import { elapsedMs, type SagaState } from '@flexmig/saga';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { completionFigures } from '../figures';
@@ -161,9 +161,12 @@ export class PredictionService {
     const now = Date.now();
     const memoryBytes = vm.memoryMiB * BYTES_PER_MIB;
     // a qemu agent switches over only when what is left copies within its budget (reserve and margin taken
-    // off the limit: switchover-decision.ts), stricter than the limit the sim driver's model uses
+    // off the limit, and the copy of what the guest dirties while QEMU stops it: switchover-decision.ts),
+    // stricter than the limit the sim driver's model uses. The agent counts the guest's dirty rate as QEMU
+    // measures it then, slowed by any throttle; the model counts the rate sampled now: as strict or stricter.
     const qemu = target.driver === 'qemu';
-    const modelPolicy = qemu ? { ...policy, downtimeLimitMs: qemuAgentCopyBudgetMs(policy.downtimeLimitMs) } : policy;
+    const stopCopyMs = qemu ? qemuAgentStopCopyMs(guest.dirtyRateBytesPerSec, link.bandwidth.value) : 0;
+    const modelPolicy = qemu ? { ...policy, downtimeLimitMs: qemuAgentCopyBudgetMs(policy.downtimeLimitMs, stopCopyMs) } : policy;
     const modelled = predict(
       {
         memoryBytes: bytesToSend(memoryBytes, guest),
@@ -181,7 +184,7 @@ export class PredictionService {
       : {
           ...modelled,
           levers: modelled.levers.map((l) =>
-            l.policy.downtimeLimitMs === undefined ? l : { ...l, policy: { ...l.policy, downtimeLimitMs: qemuAgentLimitForBudgetMs(l.policy.downtimeLimitMs) } },
+            l.policy.downtimeLimitMs === undefined ? l : { ...l, policy: { ...l.policy, downtimeLimitMs: qemuAgentLimitForBudgetMs(l.policy.downtimeLimitMs, stopCopyMs) } },
           ),
         };
     const aged = (x: Omit<PredictionInput, 'ageMs'>): PredictionInput => ({ ...x, ageMs: x.measuredAt ? ageOf(x.measuredAt, now) : null });

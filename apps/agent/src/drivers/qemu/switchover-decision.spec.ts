@@ -9,6 +9,7 @@ import {
   streamCapBytesPerSec,
   switchoverFits,
 } from './switchover-decision';
+import { qemuAgentCopyBudgetMs, qemuAgentStopCopyMs } from '@flexmig/migration-model';
 
 const MiB = 1024 * 1024;
 const tuning = { windowMs: 1_000, minWindowMs: 200, reserveMs: 20, bandwidthMargin: 0.8 };
@@ -97,6 +98,18 @@ describe('switchover decision', () => {
       expect(switchoverFits((qemu * limit) / 1000 + 10 * MiB, real, 300, tuning)).toBe(true);
       // a guest that dirties more in 250 ms than the budget holds: nothing but an empty remainder fits
       expect(withDirt(300 * MiB)).toBe(QEMU_MIN_DOWNTIME_LIMIT_MS);
+    });
+
+    it("given QEMU's figure at the real rate, then its limit is the copy budget the prediction models (libs/migration-model)", () => {
+      // the scheduler predicts a qemu migration on qemuAgentCopyBudgetMs: it must be what the agent hands QEMU
+      for (const limitMs of [50, 300, 1_000])
+        for (const real of [100 * MiB, 1_000 * MiB])
+          for (const dirty of [0, 16 * MiB, 200 * MiB]) {
+            // QEMU counts at real × margin, so its figure for the stream is real (the scale is then the margin)
+            const agent = qemuDowntimeLimitMs({ limitMs, realBytesPerSec: real, qemuPeakBytesPerSec: real, dirtyBytesPerSec: dirty });
+            const modelled = qemuAgentCopyBudgetMs(limitMs, qemuAgentStopCopyMs(dirty, real));
+            expect({ limitMs, real, dirty, agent }).toEqual({ limitMs, real, dirty, agent: Math.min(limitMs, Math.max(QEMU_MIN_DOWNTIME_LIMIT_MS, modelled)) });
+          }
     });
 
     it("given QEMU's figure below the agent's, when rescaled, then QEMU's limit never exceeds the policy's", () => {

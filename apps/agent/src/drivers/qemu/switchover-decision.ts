@@ -28,7 +28,7 @@
  * running on the source.
  */
 
-import { QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN, QEMU_AGENT_SWITCHOVER_RESERVE_MS } from '@flexmig/migration-model';
+import { QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN, QEMU_AGENT_SWITCHOVER_RESERVE_MS, QEMU_AGENT_SWITCHOVER_STOP_MARGIN_MS, qemuAgentStopCopyMs } from '@flexmig/migration-model';
 
 /** One look at the stream: bytes written so far (`ram.transferred`) and QEMU's own figure (bytes/s) at a time. */
 export interface RateSample {
@@ -76,7 +76,8 @@ export const DEFAULT_SWITCHOVER_TUNING: SwitchoverTuning = {
   bandwidthMargin: QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN,
   // qemu.driver.int.spec (f) on a loaded 2-vCPU TCG machine: 53–56 MiB more at the stop than QEMU's
   // threshold let through at its sync, from a guest dirtying 256 MiB/s: about 210 ms of the guest running on
-  stopMarginMs: 250,
+  // (shared with the prediction too)
+  stopMarginMs: QEMU_AGENT_SWITCHOVER_STOP_MARGIN_MS,
   // twice the stream's rate: bursts into the socket buffer above it add nothing the target takes in, and a
   // stream held to it still doubles its rate within a second (the window its rate is measured over)
   capHeadroom: 2,
@@ -182,9 +183,9 @@ export function qemuDowntimeLimitMs(
   tuning: Pick<SwitchoverTuning, 'reserveMs' | 'bandwidthMargin'> & Partial<Pick<SwitchoverTuning, 'stopMarginMs'>> = DEFAULT_SWITCHOVER_TUNING,
 ): number {
   if (i.realBytesPerSec === undefined || !(i.realBytesPerSec > 0) || i.dirtyBytesPerSec === undefined) return QEMU_MIN_DOWNTIME_LIMIT_MS;
-  const stopMarginMs = tuning.stopMarginMs ?? DEFAULT_SWITCHOVER_TUNING.stopMarginMs;
-  const dirtiedAfterDecision = (i.dirtyBytesPerSec * stopMarginMs) / 1000;
-  const budgetMs = i.limitMs - tuning.reserveMs - (dirtiedAfterDecision * 1000) / (i.realBytesPerSec * tuning.bandwidthMargin);
+  // the copy of what the guest dirties until the stop, at the share of the bandwidth the final copy counts on
+  const stopCopyMs = qemuAgentStopCopyMs(i.dirtyBytesPerSec, i.realBytesPerSec, tuning.stopMarginMs ?? DEFAULT_SWITCHOVER_TUNING.stopMarginMs);
+  const budgetMs = i.limitMs - tuning.reserveMs - stopCopyMs / tuning.bandwidthMargin;
   if (budgetMs <= 0) return QEMU_MIN_DOWNTIME_LIMIT_MS;
   // QEMU has no figure yet (mbps 0 before its first window): it would not switch anyway; hand it the budget
   const scale = i.qemuPeakBytesPerSec > 0 ? (i.realBytesPerSec * tuning.bandwidthMargin) / i.qemuPeakBytesPerSec : tuning.bandwidthMargin;
