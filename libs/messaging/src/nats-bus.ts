@@ -296,14 +296,18 @@ export class NatsBus {
   }
 
   subscribeRaw(subject: string, queue: string | undefined, onMessage: (msg: Msg) => Promise<void>): Subscription {
-    const sub = this.nc.subscribe(subject, queue ? { queue } : {});
-    void (async () => {
-      for await (const msg of sub) {
-        // one message's failure must not stop the loop; handlers run concurrently
+    // a callback, not the subscription's async iterator: that costs a promise per message, and a fleet's
+    // heartbeats are hundreds a second (issue 11). Handlers run concurrently either way.
+    return this.nc.subscribe(subject, {
+      ...(queue ? { queue } : {}),
+      callback: (err, msg) => {
+        if (err) {
+          console.error(`[nats] subscription ${subject}: ${err.message}`);
+          return;
+        }
         handleTraced(subject, msg, onMessage).catch((e) => console.error(`[nats] handler for ${subject} failed:`, e));
-      }
-    })();
-    return sub;
+      },
+    });
   }
 
   // ---- fire-and-forget messages (core NATS) ----
