@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { CommonEnvSchema, DatabaseEnvSchema, HttpEnvSchema, millis, port } from '@flexmig/service-kit';
 
+/** The queue group of inventory's replicas: each message reaches one of them (startService's `queue`, HeartbeatListener). */
+export const INVENTORY_QUEUE = 'inventory';
+
 export const InventoryEnvSchema = CommonEnvSchema.extend(DatabaseEnvSchema.shape).extend(HttpEnvSchema.shape).extend({
   PORT: port(3001),
   /** PostgreSQL connections per inventory process. No request holds one across a NATS request (docs/reconciliation.md, "No pool starvation"). */

@@ -15,6 +15,7 @@ import { ImcController } from './clusters/imc.controller';
 import { HostsService } from './hosts/hosts.service';
 import { PlacementHosts } from './hosts/placement-hosts';
 import { HeartbeatBatch } from './hosts/heartbeat-batch';
+import { HeartbeatListener } from './hosts/heartbeat-listener';
 import { VmsService } from './vms/vms.service';
 import { VmCpuCheckService } from './vms/cpu-check.service';
 import { ReservationsService } from './reservations/reservations.service';
@@ -58,6 +59,7 @@ export class InventoryModule {
         HostsService,
         PlacementHosts,
         HeartbeatBatch,
+        HeartbeatListener,
         VmsService,
         VmCpuCheckService,
         ReservationsService,

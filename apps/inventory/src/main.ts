@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { ensureDatabaseAndSchema } from '@flexmig/persistence';
 import { authSettingsFromEnv, loadEnv, runMain, natsBusEnv, startService } from '@flexmig/service-kit';
-import { InventoryEnvSchema } from './config';
+import { INVENTORY_QUEUE, InventoryEnvSchema } from './config';
 import { INVENTORY_SCHEMA, InventoryModule } from './inventory.module';
 import { openApiInfo } from './openapi';
 
@@ -16,6 +16,7 @@ runMain('inventory', async () => {
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,
     bus: natsBusEnv(env),
+    queue: INVENTORY_QUEUE,
     auth,
     bodyLimitBytes: env.HTTP_BODY_LIMIT,
     module: (bus) =>

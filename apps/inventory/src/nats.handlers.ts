@@ -1,15 +1,11 @@
 import { Controller } from '@nestjs/common';
-import { BaseRpcContext, Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
+import { BaseRpcContext, Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import {
-  ErrorCode,
-  FlexmigError,
   GetHost,
   GetReservation,
   GetVm,
-  HostHeartbeat,
   ListHosts,
   ListPlacementHosts,
-  MessageOf,
   RegisterHost,
   ReleaseCapacity,
   RelocateVm,
@@ -17,21 +13,19 @@ import {
   RequestOf,
   ReserveCapacity,
   ListVms,
-  subjectParams,
 } from '@flexmig/contracts';
 import { withLogFields } from '@flexmig/service-kit';
 import { HostsService } from './hosts/hosts.service';
-import { HeartbeatBatch } from './hosts/heartbeat-batch';
 import { VmsService } from './vms/vms.service';
 import { ReservationsService } from './reservations/reservations.service';
 import { PlacementHosts } from './hosts/placement-hosts';
+import { assertSubjectNamesHost } from './hosts/host-subject';
 
-/** Inventory's NATS side: requests from agents and from the scheduler (validated by the transport). */
+/** Inventory's NATS side: requests from agents and from the scheduler (validated by the transport). Heartbeats: HeartbeatListener. */
 @Controller()
 export class InventoryHandlers {
   constructor(
     private readonly hosts: HostsService,
-    private readonly heartbeats: HeartbeatBatch,
     private readonly vms: VmsService,
     private readonly reservations: ReservationsService,
     private readonly placementHosts: PlacementHosts,
@@ -41,12 +35,6 @@ export class InventoryHandlers {
   async register(@Payload() r: RequestOf<typeof RegisterHost>, @Ctx() ctx: BaseRpcContext<[string]>): Promise<ReplyOf<typeof RegisterHost>> {
     assertSubjectNamesHost(RegisterHost.subject, ctx.getArgs()[0], r.hostId);
     return this.hosts.register(r);
-  }
-
-  @EventPattern<string>(HostHeartbeat.subject) // <string>: Nest 12's typed overload would infer the handler's data as {}
-  async heartbeat(@Payload() m: MessageOf<typeof HostHeartbeat>, @Ctx() ctx: BaseRpcContext<[string]>): Promise<void> {
-    assertSubjectNamesHost(HostHeartbeat.subject, ctx.getArgs()[0], m.hostId);
-    return this.heartbeats.receive(m);
   }
 
   @MessagePattern(GetHost.subject)
@@ -94,19 +82,5 @@ export class InventoryHandlers {
   async listVms(r: RequestOf<typeof ListVms>): Promise<ReplyOf<typeof ListVms>> {
     const page = await this.vms.page(r);
     return { vms: page.items, nextCursor: page.nextCursor };
-  }
-}
-
-/**
- * NATS permissions vouch for the subject (an agent may publish only under its own host id), not for the
- * body: a host's registration or heartbeat counts only when both name the same host.
- */
-export function assertSubjectNamesHost(template: string, subject: string | undefined, hostId: string): void {
-  const fromSubject = subject === undefined ? undefined : subjectParams(template, subject)?.hostId;
-  if (fromSubject !== hostId) {
-    throw new FlexmigError(ErrorCode.ValidationFailed, `the subject ${subject} names host ${fromSubject ?? '(none)'}, the message host ${hostId}: refused`, {
-      subject,
-      hostId,
-    });
   }
 }

@@ -1,5 +1,5 @@
 import { ErrorCode, HostHeartbeat, RegisterHost } from '@flexmig/contracts';
-import { assertSubjectNamesHost } from './nats.handlers';
+import { assertSubjectNamesHost } from './host-subject';
 
 describe('a host speaks only for itself: the subject (vouched for by NATS permissions) must name the body\'s host', () => {
   it.each([RegisterHost.subject, HostHeartbeat.subject])('given %s on the host\'s own subject, then it is accepted', (template) => {
