@@ -295,6 +295,18 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     expect((await sched('POST', '/api/v1/migrations', { vmId: '00000000-0000-4000-8000-000000000000', targetHostId: 'dst', policy: { downtimeLimitMs: 0 } })).status).toBe(400);
   });
 
+  it('given a list query with a parameter the list does not have (a misspelt filter), then 400 naming it, not every item', async () => {
+    for (const [url, path] of [
+      [scheduler.url, '/api/v1/migrations?vmid=00000000-0000-4000-8000-000000000000'],
+      [inventoryUrl, '/api/v1/vms?hostid=src'],
+      [inventoryUrl, '/api/v1/hosts?clusterid=00000000-0000-4000-8000-000000000000'],
+    ]) {
+      const r = await http(url, 'GET', path);
+      expect({ path, status: r.status, code: r.body.code }).toEqual({ path, status: 400, code: 'VALIDATION_FAILED' });
+      expect(r.body.message).toMatch(/query is invalid: .*(vmid|hostid|clusterid)/i);
+    }
+  });
+
   it('moves an event that breaks its contract to the dead-letter table, and publishes the others', async () => {
     const nc = await connect({ servers: nats.url });
     const client = new Client({ connectionString: db.url });

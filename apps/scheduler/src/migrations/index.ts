@@ -10,6 +10,7 @@ import { TraceParent1764200000000 } from './1764200000000-trace-parent';
 import { Prediction1764210000000 } from './1764210000000-prediction';
 import { CompletedIndex1764220000000 } from './1764220000000-completed-index';
 import { OutboxWriter1764230000000 } from './1764230000000-outbox-writer';
+import { ListOrder1764240000000 } from './1764240000000-list-order';
 
 /** In order. Never edit one that has shipped: add the next. */
 export const schedulerMigrations = [
@@ -25,4 +26,5 @@ export const schedulerMigrations = [
   Prediction1764210000000,
   CompletedIndex1764220000000,
   OutboxWriter1764230000000,
+  ListOrder1764240000000,
 ];
