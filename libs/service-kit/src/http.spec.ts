@@ -32,6 +32,12 @@ describe('HTTP hygiene', () => {
     expect(fits.status).toBe(201);
   });
 
+  it('answers without an ETag: nobody revalidates live state, and hashing each body cost a large page about 1.3 ms', async () => {
+    const r = await probe.call('GET', '/t/read', { token: operator });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('etag')).toBeNull();
+  });
+
   it('answers malformed JSON with 400 VALIDATION_FAILED', async () => {
     const r = await probe.call('POST', '/t/write', { token: operator, body: '{"a":' });
     expect(r).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED', message: 'the request body is not valid JSON' } });
