@@ -11,24 +11,22 @@ export interface Allocation {
 
 /**
  * The one definition of what a host holds: its VMs that are starting or running, and the reservations of
- * migrations coming to it. A query of `host_id, memory_mib, vcpus` per host; `hostFilter` (e.g. `host_id =
- * ANY($1)`) goes inside both halves, so a lookup of a few hosts uses the host_id indexes instead of
- * summing every VM and reservation of the inventory. `allocations` runs it alone; the placement list
- * (hosts/placement-hosts.ts) inside its own statement.
+ * migrations coming to it, as rows of `host_id, memory_mib, vcpus`. PostgreSQL keeps this per host in
+ * `host_allocations` (migration 1764600000000-host-allocations, whose triggers apply it to each change of
+ * `vms` and `reservations`): the readers read that table, and `host-allocations.int.spec` holds the table
+ * to this query.
  */
-export const heldByHostSql = (hostFilter = 'true'): string =>
-  `SELECT host_id, sum(memory_mib)::int AS memory_mib, sum(vcpus)::int AS vcpus FROM (
-     SELECT host_id, memory_mib, vcpus FROM vms WHERE state IN ('starting', 'running') AND ${hostFilter}
-     UNION ALL SELECT host_id, memory_mib, vcpus FROM reservations WHERE ${hostFilter}) held
+export const HELD_BY_HOST_SQL = `SELECT host_id, sum(memory_mib)::int AS memory_mib, sum(vcpus)::int AS vcpus FROM (
+     SELECT host_id, memory_mib, vcpus FROM vms WHERE state IN ('starting', 'running')
+     UNION ALL SELECT host_id, memory_mib, vcpus FROM reservations) held
    GROUP BY host_id`;
 
 /** What the hosts named in $1 hold: every VM creation and reservation asks it (prepared). */
-const HELD_BY_HOSTS = prepared('inventory_held_by_hosts', heldByHostSql('host_id = ANY($1)'));
+const HELD_BY_HOSTS = prepared('inventory_held_by_hosts', 'SELECT host_id, memory_mib, vcpus FROM host_allocations WHERE host_id = ANY($1)');
 
-/** What VMs (starting or running) and incoming-migration reservations hold on each host (all, or those named). */
-export async function allocations(m: EntityManager, hostIds?: string[]): Promise<Map<string, Allocation>> {
-  type Row = { host_id: string; memory_mib: number; vcpus: number };
-  const rows: Row[] = hostIds ? await runPrepared<Row>(m, HELD_BY_HOSTS, [hostIds]) : await m.query(heldByHostSql());
+/** What VMs (starting or running) and incoming-migration reservations hold on each of the hosts named (none: nothing). */
+export async function allocations(m: EntityManager, hostIds: string[]): Promise<Map<string, Allocation>> {
+  const rows = await runPrepared<{ host_id: string; memory_mib: number; vcpus: number }>(m, HELD_BY_HOSTS, [hostIds]);
   return new Map(rows.map((r) => [r.host_id, { memoryMiB: r.memory_mib, vcpus: r.vcpus }]));
 }
 

@@ -235,6 +235,53 @@ describe('inventory at scale', () => {
     });
   });
 
+  describe('the host list (inventory.host.list, GET /api/v1/hosts)', () => {
+    const stored = async (id: string): Promise<string[]> => ((await ds.query('SELECT cpu_features FROM hosts WHERE id = $1', [id])) as { cpu_features: string[] }[])[0]!.cpu_features;
+
+    it('given hosts of two CPU kinds, then every page shows each host its own feature list, as one host alone does', async () => {
+      const ids = ['list-a', 'list-b', 'list-c', 'list-d', 'list-e'];
+      let clusterId = '';
+      for (const [i, id] of ids.entries()) clusterId = await register(id, i % 2 ? 'IvyBridge' : 'Haswell', 'listing');
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        // pages of 2: a feature list's first host in the cluster is on another page than its next ones
+        const page = await hosts.page({ clusterId, limit: 2, ...(cursor ? { cursor } : {}) });
+        for (const h of page.items) {
+          expect(h.cpu.features).toEqual(await stored(h.id));
+          // the view reads its times as epoch milliseconds: the same instants as the driver's Dates
+          const [times] = await ds.query('SELECT last_heartbeat_at, registered_at FROM hosts WHERE id = $1', [h.id]);
+          expect([h.lastHeartbeatAt, h.registeredAt]).toEqual([times.last_heartbeat_at.toISOString(), times.registered_at.toISOString()]);
+          expect(h).toEqual(await hosts.get(h.id));
+          seen.push(h.id);
+        }
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      expect(seen).toEqual(ids);
+      const all = (await hosts.page({ clusterId, limit: 100 })).items;
+      expect(all[0]!.cpu.features).not.toEqual(all[1]!.cpu.features);
+      expect(all[0]!.cpu.features).toEqual(all[2]!.cpu.features);
+    });
+
+    it('given a host comes back with another CPU, then its list and its digest follow', async () => {
+      const clusterId = await register('swap-a', 'Haswell', 'swapping');
+      await register('swap-b', 'Haswell', 'swapping');
+      const placement = new PlacementHosts(ds);
+      const before = await placement.page({ clusterId, limit: 10 });
+      expect(before.hosts[0]!.cpu.featureSet).toBe(before.hosts[1]!.cpu.featureSet);
+
+      await register('swap-a', 'IvyBridge', 'swapping');
+      const after = await placement.page({ clusterId, limit: 10 });
+      expect(after.hosts[0]!.cpu.featureSet).not.toBe(after.hosts[1]!.cpu.featureSet);
+      expect(after.hosts[1]!.cpu.featureSet).toBe(before.hosts[1]!.cpu.featureSet);
+      expect(after.featureSets[after.hosts[0]!.cpu.featureSet]).toEqual(await stored('swap-a'));
+      const [a, b] = (await hosts.page({ clusterId, limit: 10 })).items;
+      expect(a!.cpu.features).toEqual(simulatedHostCpu('IvyBridge').features);
+      expect(a!.cpu.features).toEqual(await stored('swap-a'));
+      expect(b!.cpu.features).toEqual(await stored('swap-b'));
+    });
+  });
+
   describe('the placement list (inventory.host.placement-list)', () => {
     it('given a cluster of two CPU kinds, then every page matches the full host list, and each feature list travels once per page', async () => {
       const ids = ['place-a', 'place-b', 'place-c', 'place-d', 'place-e'];

@@ -19,27 +19,30 @@ export const ratiosOf = (c: Pick<ClusterEntity, 'cpuAllocationRatio' | 'memoryAl
 export type ShownHost = Omit<HostEntity, 'vmDigest' | 'reportedVms' | 'reportedDigest' | 'reportedAt'>;
 
 /** A host as the API shows it: with what it holds, and what it may hold under its cluster's ratios. */
-export const hostView = (h: ShownHost, allocated: { memoryMiB: number; vcpus: number }, ratios: AllocationRatios): Host => ({
-  id: h.id,
-  clusterId: h.clusterId,
-  hostname: h.hostname,
-  cpu: { vendor: VendorSchema.parse(h.cpuVendor), modelName: h.cpuModelName, features: h.cpuFeatures },
-  maxImcMode: h.maxImcMode,
-  memoryMiB: h.memoryMiB,
-  vcpus: h.vcpus,
-  allocatedMemoryMiB: allocated.memoryMiB,
-  allocatedVcpus: allocated.vcpus,
-  ...ratios,
-  capacityMemoryMiB: hostCapacity(h, ratios).memoryMiB,
-  capacityVcpus: hostCapacity(h, ratios).vcpus,
-  driver: h.driver as Host['driver'],
-  migrationAddress: h.migrationAddress,
-  state: h.state,
-  maintenance: h.maintenance,
-  lastHeartbeatAt: h.lastHeartbeatAt.toISOString(),
-  registeredAt: h.registeredAt.toISOString(),
-  agentInstanceId: h.agentInstanceId,
-});
+export const hostView = (h: ShownHost, allocated: { memoryMiB: number; vcpus: number }, ratios: AllocationRatios): Host => {
+  const capacity = hostCapacity(h, ratios);
+  return {
+    id: h.id,
+    clusterId: h.clusterId,
+    hostname: h.hostname,
+    cpu: { vendor: VendorSchema.parse(h.cpuVendor), modelName: h.cpuModelName, features: h.cpuFeatures },
+    maxImcMode: h.maxImcMode,
+    memoryMiB: h.memoryMiB,
+    vcpus: h.vcpus,
+    allocatedMemoryMiB: allocated.memoryMiB,
+    allocatedVcpus: allocated.vcpus,
+    ...ratios,
+    capacityMemoryMiB: capacity.memoryMiB,
+    capacityVcpus: capacity.vcpus,
+    driver: h.driver as Host['driver'],
+    migrationAddress: h.migrationAddress,
+    state: h.state,
+    maintenance: h.maintenance,
+    lastHeartbeatAt: h.lastHeartbeatAt.toISOString(),
+    registeredAt: h.registeredAt.toISOString(),
+    agentInstanceId: h.agentInstanceId,
+  };
+};
 
 export const vmView = (v: VmEntity): Vm => ({
   id: v.id,

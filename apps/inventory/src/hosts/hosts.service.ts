@@ -21,7 +21,7 @@ import { hostNotFound, hostOwnedByAnotherAgent } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { ClustersService } from '../clusters/clusters.service';
 import { ClusterCpuPlans } from '../clusters/cluster-cpu-plans';
-import { heldByHostSql } from '../capacity';
+import { featureSetsOf, firstOfFeatureSetSql } from './feature-sets';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 
 @Injectable()
@@ -220,19 +220,18 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   async get(id: string): Promise<Host> {
-    const [row] = await this.viewRows('h.id = $1', [id]);
-    if (!row) throw hostNotFound(id);
-    return hostViewOf(row);
+    const [host] = await this.viewRows('h.id = $1', [id]);
+    if (!host) throw hostNotFound(id);
+    return host;
   }
 
   /**
    * A page of hosts by id, with what each holds and may hold, in one statement: the page's hosts, what
-   * each of them holds (capacity.ts `heldByHostSql`, for the page's hosts only: a page costs the same at
-   * any fleet size) and their clusters' ratios. Without TypeORM's builder and hydration, which were a
-   * third of a 1,000-host page's time (docs/scale.md).
+   * each of them holds (`host_allocations`, kept by PostgreSQL: capacity.ts) and their clusters' ratios.
+   * Without TypeORM's builder and hydration, which were a third of a 1,000-host page's time (docs/scale.md).
    */
   async page(q: { clusterId?: string } & PageQuery): Promise<Page<Host>> {
-    const { rows, nextCursor } = await keysetPageSql<HostViewRow>(this.db.manager, {
+    const { rows, nextCursor } = await keysetPageSql<Host>(this.db.manager, {
       table: 'hosts',
       alias: 'h',
       keys: ['id'],
@@ -242,22 +241,28 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
       idOf: (r) => r.id,
       select: (condition, params) => this.viewRows(condition, params),
     });
-    return { items: rows.map(hostViewOf), nextCursor };
+    return { items: rows, nextCursor };
   }
 
-  /** Hosts as the API shows them (`where` filters, orders and limits `hosts h`), ordered by id. */
-  private viewRows(where: string, params: unknown[]): Promise<HostViewRow[]> {
+  /**
+   * Hosts as the API shows them (`where` filters, orders and limits `hosts h`), ordered by id, with each
+   * CPU feature list once (feature-sets.ts): parsing a list per host was most of the pg driver's work for a
+   * page of 1,000 hosts (docs/scale.md).
+   */
+  private async viewRows(where: string, params: unknown[]): Promise<Host[]> {
     // a handful of texts (one host, a page with a cluster or not, with a cursor or not): each prepared
-    return runPrepared<HostViewRow>(
+    const rows = await runPrepared<HostViewRow>(
       this.db,
-      preparedText(`WITH page AS (SELECT ${HOST_VIEW_COLUMNS} FROM hosts h WHERE ${where}),
-       held AS (${heldByHostSql('host_id IN (SELECT id FROM page)')})
-       SELECT p.*, coalesce(held.memory_mib, 0) AS held_memory, coalesce(held.vcpus, 0) AS held_vcpus,
+      preparedText(`WITH page AS (SELECT ${PAGE_COLUMNS}, h.cpu_feature_set AS feature_set FROM hosts h WHERE ${where})
+       SELECT ${VIEW_COLUMNS},
+         p.feature_set, coalesce(held.memory_mib, 0) AS held_memory, coalesce(held.vcpus, 0) AS held_vcpus,
          c.cpu_allocation_ratio, c.memory_allocation_ratio
-       FROM page p JOIN clusters c ON c.id = p.cluster_id LEFT JOIN held ON held.host_id = p.id
+       FROM page p JOIN clusters c ON c.id = p.cluster_id LEFT JOIN host_allocations held ON held.host_id = p.id
        ORDER BY p.id`),
       params,
     );
+    const sets = featureSetsOf(rows);
+    return rows.map((r) => hostViewOf(r, sets.get(r.feature_set)!));
   }
 }
 
@@ -283,7 +288,14 @@ const SILENT_HOSTS_DOWN = prepared(
 const HOST_VIEW_COLUMNS = [
   'id', 'cluster_id', 'hostname', 'cpu_vendor', 'cpu_model_name', 'cpu_features', 'max_imc_mode', 'memory_mib', 'vcpus',
   'driver', 'migration_address', 'state', 'maintenance', 'last_heartbeat_at', 'registered_at', 'agent_instance_id',
-].map((c) => `h.${c}`).join(', ');
+];
+/** What the page's CTE carries of each host: not its feature list, which the view reads once per feature set. */
+const PAGE_COLUMNS = HOST_VIEW_COLUMNS.filter((c) => c !== 'cpu_features').map((c) => `h.${c}`).join(', ');
+/** Times as milliseconds since the epoch (a float8): the pg driver parses a timestamp's text with a regular expression, about 1.4 ms a page of 1,000 hosts. */
+const TIME_COLUMNS = new Set(['last_heartbeat_at', 'registered_at']);
+const VIEW_COLUMNS = HOST_VIEW_COLUMNS.map((c) =>
+  c === 'cpu_features' ? `${firstOfFeatureSetSql('p')} AS cpu_features` : TIME_COLUMNS.has(c) ? `(extract(epoch FROM p.${c}) * 1000)::float8 AS ${c}` : `p.${c}`,
+).join(', ');
 
 interface HostViewRow {
   id: string;
@@ -291,7 +303,9 @@ interface HostViewRow {
   hostname: string;
   cpu_vendor: string;
   cpu_model_name: string;
-  cpu_features: string[];
+  /** On the first row of its feature set only (feature-sets.ts). */
+  cpu_features: string[] | null;
+  feature_set: string;
   max_imc_mode: string | null;
   memory_mib: number;
   vcpus: number;
@@ -299,8 +313,9 @@ interface HostViewRow {
   migration_address: string;
   state: HostEntity['state'];
   maintenance: boolean;
-  last_heartbeat_at: Date;
-  registered_at: Date;
+  /** Milliseconds since the epoch. */
+  last_heartbeat_at: number;
+  registered_at: number;
   agent_instance_id: string | null;
   held_memory: number;
   held_vcpus: number;
@@ -308,7 +323,7 @@ interface HostViewRow {
   memory_allocation_ratio: number;
 }
 
-const hostViewOf = (r: HostViewRow): Host =>
+const hostViewOf = (r: HostViewRow, features: string[]): Host =>
   hostView(
     {
       id: r.id,
@@ -316,7 +331,7 @@ const hostViewOf = (r: HostViewRow): Host =>
       hostname: r.hostname,
       cpuVendor: r.cpu_vendor,
       cpuModelName: r.cpu_model_name,
-      cpuFeatures: r.cpu_features,
+      cpuFeatures: features,
       maxImcMode: r.max_imc_mode,
       memoryMiB: r.memory_mib,
       vcpus: r.vcpus,
@@ -324,8 +339,8 @@ const hostViewOf = (r: HostViewRow): Host =>
       migrationAddress: r.migration_address,
       state: r.state,
       maintenance: r.maintenance,
-      lastHeartbeatAt: r.last_heartbeat_at,
-      registeredAt: r.registered_at,
+      lastHeartbeatAt: new Date(r.last_heartbeat_at),
+      registeredAt: new Date(r.registered_at),
       agentInstanceId: r.agent_instance_id,
     },
     { memoryMiB: r.held_memory, vcpus: r.held_vcpus },

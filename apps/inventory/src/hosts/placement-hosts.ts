@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { hostCapacity, type PageQuery, type PlacementHost, VendorSchema } from '@flexmig/contracts';
 import { decodeCursor, encodeCursor, prepared, runPrepared } from '@flexmig/persistence';
 import { ratiosOf } from '../views';
-import { heldByHostSql } from '../capacity';
+import { featureSetsOf, firstOfFeatureSetSql } from './feature-sets';
 
 interface Row {
   id: string;
@@ -28,20 +28,19 @@ interface Row {
 const PLACEMENT_PAGE = prepared(
   'inventory_placement_page',
   `WITH page AS (
-     SELECT id, cluster_id, memory_mib, vcpus, driver, state, maintenance, cpu_vendor, cpu_features, md5(cpu_features::text) AS feature_set
-     FROM hosts WHERE cluster_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3),
-   held AS (${heldByHostSql('host_id IN (SELECT id FROM page)')})
+     SELECT id, cluster_id, memory_mib, vcpus, driver, state, maintenance, cpu_vendor, cpu_feature_set AS feature_set
+     FROM hosts WHERE cluster_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3)
    SELECT p.id, p.cluster_id, p.memory_mib, p.vcpus, p.driver, p.state, p.maintenance, p.cpu_vendor, p.feature_set,
-     CASE WHEN row_number() OVER (PARTITION BY p.feature_set ORDER BY p.id) = 1 THEN p.cpu_features END AS cpu_features,
+     ${firstOfFeatureSetSql('p')} AS cpu_features,
      coalesce(held.memory_mib, 0) AS held_memory, coalesce(held.vcpus, 0) AS held_vcpus,
      c.cpu_allocation_ratio, c.memory_allocation_ratio
-   FROM page p JOIN clusters c ON c.id = p.cluster_id LEFT JOIN held ON held.host_id = p.id
+   FROM page p JOIN clusters c ON c.id = p.cluster_id LEFT JOIN host_allocations held ON held.host_id = p.id
    ORDER BY p.id`,
 );
 
 /**
  * `inventory.host.placement-list`: a page of a cluster's hosts as placement weighs them, in one statement
- * (one snapshot): the hosts, what each holds (capacity.ts `heldByHostSql`), its cluster's ratios, and each
+ * (one snapshot): the hosts, what each holds (`host_allocations`, capacity.ts), its cluster's ratios, and each
  * distinct CPU feature list once, on the first host that has it (issue 11: placement read the whole
  * `inventory.host.list`, 1,000 hosts with their feature lists in five requests of 200, for every
  * migration request without a target). Ordered by id: the cursor is the last id of the page before.
@@ -55,8 +54,7 @@ export class PlacementHosts {
     const rows = await runPrepared<Row>(this.db, PLACEMENT_PAGE, [q.clusterId, after, q.limit + 1]);
     const more = rows.length > q.limit;
     const pageRows = more ? rows.slice(0, q.limit) : rows;
-    const featureSets: Record<string, string[]> = {};
-    for (const r of pageRows) if (r.cpu_features) featureSets[r.feature_set] = r.cpu_features;
+    const featureSets = Object.fromEntries(featureSetsOf(pageRows));
     const hosts = pageRows.map((r): PlacementHost => {
       const ratios = ratiosOf({ cpuAllocationRatio: r.cpu_allocation_ratio, memoryAllocationRatio: r.memory_allocation_ratio });
       const capacity = hostCapacity({ memoryMiB: r.memory_mib, vcpus: r.vcpus }, ratios);

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { keysetPageSql, prepared, runPrepared } from '@flexmig/persistence';
+import { keysetPageSql, prepared, preparedText, runPrepared } from '@flexmig/persistence';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { CreateVm, ErrorCode, type Page, type PageQuery, FlexmigError, HOST_PASSTHROUGH_BASELINE, type HostCpu, IMC_OFF, StartVm, VendorSchema, Vm, VmStarted } from '@flexmig/contracts';
@@ -131,7 +131,8 @@ export class VmsService {
       filters: { host_id: q.hostId, cluster_id: q.clusterId },
       page: q,
       idOf: (r) => r.id,
-      select: (condition, params) => this.db.query(`SELECT ${VM_COLUMNS} FROM vms v WHERE ${condition}`, params),
+      // a handful of texts (filters given or not, a cursor or not): each prepared
+      select: (condition, params) => runPrepared<VmRow>(this.db, preparedText(`SELECT ${VM_COLUMNS} FROM vms v WHERE ${condition}`), params),
     });
     return { items: rows.map((r) => vmView(vmEntityOf(r))), nextCursor };
   }
@@ -147,8 +148,9 @@ export class VmsService {
    * Saga step 9: the VM runs on the target now; its reservation becomes its allocation.
    * Idempotent: a repeat after success returns the VM as it is.
    *
-   * Three statements in one transaction: the VM locked with the migration's reservation (one read), then
-   * the move and the reservation's deletion together, returning the VM as stored.
+   * Two statements in one transaction: the VM locked with the migration's reservation (one read), then the
+   * move and the reservation's deletion together, returning the VM as stored, after it has locked both hosts
+   * in a fixed order (`MOVE_VM_AND_RELEASE`: no deadlock with a crossing move or a VM creation).
    */
   async relocate(r: { migrationId: string; vmId: string; fromHostId: string; toHostId: string }): Promise<Vm> {
     const moved = await this.db.transaction(async (m): Promise<VmRow> => {
@@ -170,7 +172,7 @@ export class VmsService {
           hostId: found.host_id,
         });
       }
-      const [row] = await runPrepared<VmRow>(m, MOVE_VM_AND_RELEASE, [r.vmId, r.toHostId, r.migrationId]);
+      const [row] = await runPrepared<VmRow>(m, MOVE_VM_AND_RELEASE, [r.vmId, r.toHostId, r.migrationId, r.fromHostId]);
       return row!;
     });
     return vmView(vmEntityOf(moved));
@@ -229,10 +231,17 @@ const VM_WITH_RESERVATION_LOCKED = prepared(
   `SELECT ${VM_COLUMNS}, res.migration_id AS res_migration_id, res.vm_id AS res_vm_id, res.host_id AS res_host_id
    FROM vms v LEFT JOIN reservations res ON res.migration_id = $2 WHERE v.id = $1 FOR UPDATE OF v`,
 );
+/**
+ * Step 9's move. First (`locked`: the update reads it before it writes its row) both hosts' rows and then
+ * their allocation counters, each in id order (migration 1764600000000-host-allocations): the foreign key
+ * check and the two tables' triggers, which run at the statement's end, then find them held, so no two
+ * moves and no VM creation take them in opposite orders.
+ */
 const MOVE_VM_AND_RELEASE = prepared(
   'inventory_move_vm_and_release',
-  `WITH released AS (DELETE FROM reservations WHERE migration_id = $3)
-   UPDATE vms v SET host_id = $2, state = 'running', updated_at = now() WHERE v.id = $1 RETURNING ${VM_COLUMNS}`,
+  `WITH locked AS MATERIALIZED (SELECT host_allocations_lock_for_move(ARRAY[$4::text, $2::text])),
+   released AS (DELETE FROM reservations WHERE migration_id = $3)
+   UPDATE vms v SET host_id = $2, state = 'running', updated_at = now() FROM locked WHERE v.id = $1 RETURNING ${VM_COLUMNS}`,
 );
 
 const vmEntityOf = (r: VmRow): VmEntity => ({
