@@ -150,7 +150,16 @@ describe('node drain → evacuation (real kube-apiserver, real flexmig)', () => 
     // once node-without-agent's condition is there, a change of node-not-selected would have been acted on
     await cordon('node-not-selected', true);
     await cordon('node-without-agent', true);
-    const c = await waitFor('node-without-agent marked', () => condition('node-without-agent'), { timeoutMs: 60_000, intervalMs: 250 });
+    // the watcher marks the node EvacuationRequested before it asks flexmig (decide.ts), then says what
+    // flexmig answered: the wait is for that answer (once on CI the first look saw the mark before it)
+    const c = await waitFor(
+      "node-without-agent marked with flexmig's answer",
+      async () => {
+        const now = await condition('node-without-agent');
+        return now && now.reason !== 'EvacuationRequested' ? now : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
     expect(c).toMatchObject({ status: 'True', reason: 'EvacuationNotStarted', message: expect.stringContaining('404') });
     expect(await condition('node-not-selected')).toBeUndefined();
   });
