@@ -204,10 +204,10 @@ async function createVms(label, hostIds, count) {
   };
 }
 
-/** Every page of a list, one after another (limit given), timed from the request to the parsed answer. */
 /**
- * Walks a list to its end `cfg.pageWalks` times and times every page: a list of 1,020 hosts in pages of
- * 1,000 is two pages a walk, too few samples for a p50 from one walk.
+ * Every page of a list, one after another (limit given), timed from the request to the parsed answer; the
+ * list is walked to its end `cfg.pageWalks` times: a list of 1,020 hosts in pages of 1,000 is two pages a
+ * walk, too few samples for a p50 from one walk.
  */
 async function timePages(base, route, limit) {
   const lat = [];
