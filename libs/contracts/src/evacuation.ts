@@ -42,8 +42,12 @@ export type CreateEvacuation = z.infer<typeof CreateEvacuationSchema>;
 export const EvacuationStateSchema = z.enum(['running', 'completed', 'completed-with-failures']);
 export type EvacuationState = z.infer<typeof EvacuationStateSchema>;
 
+/** How many migrations an evacuation asks for one VM at most: the first, and one more each time step 1 refuses the target placement chose. */
+export const EVACUATION_PLACEMENTS = 3;
+
 /**
- * One VM of the evacuated host. `outcome`: `moving` (its migration is queued or runs), `moved` (migration
+ * One VM of the evacuated host. `outcome`: `moving` (its migration is queued or runs, or step 1
+ * refused its target and it is being placed again: see `reason`), `moved` (migration
  * completed), `failed` (its migration ended without completing; see `reason`), `not-moved` (no migration
  * could be started for it; see `reason`).
  */
@@ -55,10 +59,16 @@ export const EvacuationItemSchema = z.object({
   migrationState: MigrationStateSchema.nullable(),
   targetHostId: HostIdSchema.nullable(),
   outcome: EvacuationItemOutcomeSchema,
-  /** Why the VM could not move (no migration), or why its migration failed. */
+  /** Why the VM could not move (no migration), why its migration failed, or why step 1 refused the target it is being placed again from. */
   reason: z.string().nullable(),
   /** The error code behind `reason`, for callers to branch on. */
   code: z.string().nullable(),
+  /**
+   * The migrations asked for this VM before `migrationId`, oldest first. Each was refused at step 1 because
+   * its target could no longer take the VM (it went into maintenance or down, ran out of room, or its CPU
+   * changed since placement chose it), and placement chose again, up to EVACUATION_PLACEMENTS migrations in all.
+   */
+  earlierMigrationIds: z.array(UuidSchema).max(EVACUATION_PLACEMENTS - 1),
 });
 export type EvacuationItem = z.infer<typeof EvacuationItemSchema>;
 

@@ -40,7 +40,7 @@ describe('progressCondition', () => {
     state,
     requestedBy: 'drain-watcher',
     counts: { total: moved + notMoved, moving: 0, moved, failed: 0, notMoved },
-    vms: notMoved ? [{ vmId: id, name: 'huge', migrationId: null, migrationState: null, targetHostId: null, outcome: 'not-moved', reason: 'no host has room', code: 'INSUFFICIENT_CAPACITY' }] : [],
+    vms: notMoved ? [{ vmId: id, name: 'huge', migrationId: null, migrationState: null, targetHostId: null, outcome: 'not-moved', reason: 'no host has room', code: 'INSUFFICIENT_CAPACITY', earlierMigrationIds: [] }] : [],
     createdAt: '2026-11-30T00:00:00.000Z',
     updatedAt: '2026-11-30T00:00:00.000Z',
     finishedAt: null,

@@ -36,6 +36,7 @@ const queueWindow = 1000;
 export class Admission implements OnApplicationShutdown {
   private readonly log = new Logger('admission');
   private readonly listeners: ((started: Transition[]) => void)[] = [];
+  private readonly slotListeners: (() => void)[] = [];
   private dispatchLoop?: Promise<void>;
   private dispatchAgain = false;
   private retry?: NodeJS.Timeout;
@@ -87,9 +88,18 @@ export class Admission implements OnApplicationShutdown {
     return current ? { ...current, placement: saved.placement } : saved;
   }
 
+  /**
+   * `fn` is told each time a migration ends: one of this replica's, or another replica's as far as its
+   * notification arrived (lossy, like the dispatch it wakes: the reconcile tick is the fallback).
+   */
+  onSlotFreed(fn: () => void): void {
+    this.slotListeners.push(fn);
+  }
+
   /** A migration of this replica ended and freed its slots (or another replica's did: SlotListener). */
   slotFreed(): void {
     if (this.queueMayWait) void this.dispatch();
+    for (const fn of this.slotListeners) fn();
   }
 
   /**

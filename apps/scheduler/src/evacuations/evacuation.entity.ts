@@ -12,6 +12,8 @@ export interface EvacuationItemRecord {
   /** Why no migration could be started for it (placement found no host, VM not running…). */
   reason: string | null;
   code: string | null;
+  /** The migrations asked for it before `migrationId`, whose target step 1 refused (oldest first; absent on rows from before re-placement). */
+  earlierMigrationIds?: string[];
 }
 
 /** An evacuation: a host put into maintenance and every VM on it migrated away (issue 4, item 8). */

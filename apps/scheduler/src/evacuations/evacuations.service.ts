@@ -2,12 +2,14 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { ErrorCode, EvacuationView, FlexmigError, GetHost, isFlexmigError, ListVms, type Page, type PageQuery, SetHostMaintenance, Vm } from '@flexmig/contracts';
+import { ErrorCode, EvacuationView, FlexmigError, GetHost, ListVms, type Page, type PageQuery, SetHostMaintenance, Vm } from '@flexmig/contracts';
 import { NatsBus, requestAllPages } from '@flexmig/messaging';
 import { isUniqueViolation, keysetPage } from '@flexmig/persistence';
 import { EvacuationEntity, EvacuationItemRecord } from './evacuation.entity';
-import { evacuationView, failureOf, MigrationFacts } from './evacuation-view';
-import { MIGRATION_REQUESTER, MigrationRequester } from './migration-requester';
+import { evacuationView, MigrationFacts } from './evacuation-view';
+import { EvacuationFollowUp } from './evacuation-follow-up';
+import { readMigrationFacts } from './migration-facts';
+import { askFor, MIGRATION_REQUESTER, MigrationRequester } from './migration-requester';
 
 const alreadyEvacuating = (hostId: string, evacuationId?: string) =>
   new FlexmigError(
@@ -21,8 +23,9 @@ const alreadyEvacuating = (hostId: string, evacuationId?: string) =>
  * migration without a target is asked for each of its VMs, one after another, so that each placement
  * sees the ones before it. The migrations go through the scheduler's ordinary admission: placement, the
  * limits per host and per cluster, and the queue for what is beyond them. A VM that cannot move is
- * recorded with the reason. The evacuation's progress is read from the migrations themselves; it is
- * `running` until each has ended (evaluated whenever it is read, so any replica shows the same thing).
+ * recorded with the reason. A VM whose migration step 1 refused because its target could no longer take it
+ * is placed again (EvacuationFollowUp). The evacuation's progress is read from the migrations themselves; it
+ * is `running` until each has ended (evaluated whenever it is read, so any replica shows the same thing).
  */
 @Injectable()
 export class EvacuationsService {
@@ -32,6 +35,7 @@ export class EvacuationsService {
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: NatsBus,
     @Inject(MIGRATION_REQUESTER) private readonly migrations: MigrationRequester,
+    private readonly followUp: EvacuationFollowUp,
   ) {}
 
   /** `requestedBy`: the caller (bearer token `sub`), recorded on the evacuation and each of its migrations. */
@@ -87,13 +91,15 @@ export class EvacuationsService {
     }
     row.requestedAt = new Date();
     await repo.update({ id: row.id }, { requestedAt: row.requestedAt, updatedAt: row.requestedAt });
+    // a migration that step 1 refused meanwhile is placed again from now on (EvacuationFollowUp)
+    this.followUp.poke();
     const notMoved = row.items.filter((i) => !i.migrationId);
     if (notMoved.length) this.log.warn(`evacuation ${row.id}: ${notMoved.length} VM(s) cannot move: ${notMoved.map((i) => `${i.name}: ${i.reason}`).join('; ')}`);
     return this.refresh(row);
   }
 
   private async requestMigration(vm: Vm, requestedBy: string, hostsReadSince: number): Promise<EvacuationItemRecord> {
-    const item = { vmId: vm.id, name: vm.name };
+    const item = { vmId: vm.id, name: vm.name, earlierMigrationIds: [] };
     if (vm.state !== 'running') {
       return {
         ...item,
@@ -102,16 +108,8 @@ export class EvacuationsService {
         code: ErrorCode.VmNotRunning,
       };
     }
-    try {
-      const { id } = await this.migrations.request(vm.id, requestedBy, { hostsReadSince });
-      return { ...item, migrationId: id, reason: null, code: null };
-    } catch (e) {
-      // already moving (an operator's migration): follow that one
-      if (isFlexmigError(e) && e.code === ErrorCode.MigrationActive && typeof e.details?.migrationId === 'string') {
-        return { ...item, migrationId: e.details.migrationId, reason: null, code: null };
-      }
-      return { ...item, migrationId: null, reason: (e as Error).message, code: isFlexmigError(e) ? e.code : ErrorCode.Internal };
-    }
+    const { migrationId, reason, code } = await askFor(this.migrations, vm.id, requestedBy, { hostsReadSince });
+    return { ...item, migrationId, reason, code };
   }
 
   async get(id: string): Promise<EvacuationView> {
@@ -125,13 +123,13 @@ export class EvacuationsService {
     const qb = this.db.getRepository(EvacuationEntity).createQueryBuilder('e');
     if (q.hostId) qb.andWhere('e.host_id = :hostId', { hostId: q.hostId });
     const { rows, nextCursor } = await keysetPage(qb, { keys: ['created_at', 'id'], idKey: 'id', direction: 'DESC', page: q });
-    const facts = await this.migrationFacts(rows.flatMap((r) => r.items.map((i) => i.migrationId)));
+    const facts = await readMigrationFacts(this.db, rows.flatMap((r) => r.items.map((i) => i.migrationId)));
     return { items: await Promise.all(rows.map((r) => this.refresh(r, facts))), nextCursor };
   }
 
   /** The view, from the migrations as they are now; records the end the first time it is seen. */
   private async refresh(row: EvacuationEntity, facts?: Map<string, MigrationFacts>): Promise<EvacuationView> {
-    const migrations = facts ?? (await this.migrationFacts(row.items.map((i) => i.migrationId)));
+    const migrations = facts ?? (await readMigrationFacts(this.db, row.items.map((i) => i.migrationId)));
     const view = evacuationView(row, migrations);
     if (row.state === 'running' && view.state !== 'running') {
       const now = new Date();
@@ -149,18 +147,5 @@ export class EvacuationsService {
       return evacuationView(row, migrations);
     }
     return view;
-  }
-
-  /** Read only, from the scheduler's own `migrations` table. */
-  private async migrationFacts(ids: (string | null)[]): Promise<Map<string, MigrationFacts>> {
-    const wanted = [...new Set(ids.filter((i): i is string => i !== null))];
-    if (wanted.length === 0) return new Map();
-    const rows: { id: string; state: string; target_host_id: string; cause: unknown; attention: unknown }[] = await this.db.query(
-      `SELECT id, state, target_host_id, saga->'cause' AS cause, saga->'attention' AS attention FROM migrations WHERE id = ANY($1::uuid[])`,
-      [wanted],
-    );
-    return new Map(
-      rows.map((r) => [r.id, { id: r.id, state: r.state, targetHostId: r.target_host_id, failure: failureOf({ cause: r.cause, attention: r.attention }) }]),
-    );
   }
 }

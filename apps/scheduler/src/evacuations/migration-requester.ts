@@ -1,3 +1,5 @@
+import { ErrorCode, isFlexmigError } from '@flexmig/contracts';
+
 /**
  * The port through which an evacuation asks for a migration without a target (placement chooses it).
  * Bound by the scheduler module to `MigrationsService.admitted({ vmId }, requestedBy)`, so that an evacuation's
@@ -15,3 +17,28 @@ export interface MigrationRequester {
 }
 
 export const MIGRATION_REQUESTER = Symbol('MIGRATION_REQUESTER');
+
+/**
+ * The answer to one request, as an evacuation records it: the migration that moves the VM, or why none could
+ * be started (`retryable`: the failure was the world's, an unreachable inventory say, not the VM's or the cluster's).
+ */
+export interface AskedFor {
+  migrationId: string | null;
+  reason: string | null;
+  code: string | null;
+  retryable: boolean;
+}
+
+/** Asks for a migration of one VM; a VM already moving (an operator's migration, another replica's request) is followed, not refused. */
+export async function askFor(requester: MigrationRequester, vmId: string, requestedBy: string, opts?: { hostsReadSince?: number }): Promise<AskedFor> {
+  try {
+    const { id } = await requester.request(vmId, requestedBy, opts);
+    return { migrationId: id, reason: null, code: null, retryable: false };
+  } catch (e) {
+    if (isFlexmigError(e) && e.code === ErrorCode.MigrationActive && typeof e.details?.migrationId === 'string') {
+      return { migrationId: e.details.migrationId, reason: null, code: null, retryable: false };
+    }
+    const code = isFlexmigError(e) ? e.code : ErrorCode.Internal;
+    return { migrationId: null, reason: (e as Error).message, code, retryable: isFlexmigError(e) && e.retryable };
+  }
+}
