@@ -18,6 +18,22 @@ export const QEMU_DEFAULT_MAX_BANDWIDTH_BYTES_PER_SEC = 128 * BYTES_PER_MIB;
 // ---- flexmig's qemu agent: when it lets QEMU switch over (apps/agent/src/drivers/qemu/switchover-decision.ts)
 /** The part of the pause that does not depend on the dirty bytes (device state, the target's load and start). */
 export const QEMU_AGENT_SWITCHOVER_RESERVE_MS = 25;
+/**
+ * The part of a sim migration's downtime the sim driver's model does not hold: the saga's own path between
+ * the pause and the resume (step 5's answer, step 6's command and answer, step 7's command), about 11 ms in
+ * `npm run demo` on a 2-core machine. The sim driver switches over on the limit less this (at least 1 ms), as
+ * the qemu agent keeps QEMU_AGENT_SWITCHOVER_RESERVE_MS, and by the same amount, so that the downtime the
+ * guest sees stays within the policy's limit with either driver.
+ */
+export const SIM_SWITCHOVER_RESERVE_MS = QEMU_AGENT_SWITCHOVER_RESERVE_MS;
+/** The downtime limit the sim driver's model switches over on, for a policy's limit: {@link SIM_SWITCHOVER_RESERVE_MS} less. */
+export function simModelDowntimeLimitMs(downtimeLimitMs: number): number {
+  return Math.max(1, downtimeLimitMs - SIM_SWITCHOVER_RESERVE_MS);
+}
+/** The policy's downtime limit under which the sim driver's model switches over on `modelLimitMs` (the inverse of {@link simModelDowntimeLimitMs}). */
+export function simPolicyDowntimeLimitMs(modelLimitMs: number): number {
+  return modelLimitMs + SIM_SWITCHOVER_RESERVE_MS;
+}
 /** The share of the measured bandwidth the agent counts the final copy on. */
 export const QEMU_AGENT_SWITCHOVER_BANDWIDTH_MARGIN = 0.8;
 

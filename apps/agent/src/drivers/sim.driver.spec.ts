@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { FlexmigError, MigrationPolicyInput, MigrationPolicySchema, StepCommand, VmSpec, stepName } from '@flexmig/contracts';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
-import { analyticPrecopy, resolveMigrationPolicy, simulateWithPolicy } from '@flexmig/migration-model';
+import { analyticPrecopy, QEMU_DEFAULT_DOWNTIME_LIMIT_MS, resolveMigrationPolicy, SIM_SWITCHOVER_RESERVE_MS, simModelDowntimeLimitMs, simulateWithPolicy } from '@flexmig/migration-model';
 import { ProgressSink } from './driver';
 import { SimDriver, SimDriverOptions } from './sim.driver';
 import { VirtualClock } from './sim-clock';
@@ -92,7 +92,7 @@ function analyticFor(c: Case) {
     workingSetBytes: (c.workingSetMiB ?? c.memoryMiB) * MiB,
     bandwidthBytesPerSec: B,
     switchoverBandwidthBytesPerSec: c.linkMiBps * MiB,
-    downtimeLimitMs: policy.downtimeLimitMs,
+    downtimeLimitMs: simModelDowntimeLimitMs(policy.downtimeLimitMs),
   });
 }
 
@@ -193,6 +193,27 @@ describe('SimDriver on the pre-copy model', () => {
     expect(uncapped.s6.passes).toBeLessThanOrEqual(capped.s6.passes);
   });
 
+  it(`switches over with ${SIM_SWITCHOVER_RESERVE_MS} ms of the limit left for the saga's path from the pause to the resume`, async () => {
+    // after the first pass 287 MiB are left: 289 ms at 1000 MiB/s, within 300 ms but not within 275
+    const c: Case = { name: 'reserve', memoryMiB: 1024, dirtyMiBps: 280, linkMiBps: 1000, policy: {} };
+    const onTheLimit = analyticPrecopy({
+      memoryBytes: 1024 * MiB,
+      dirtyRateBytesPerSec: 280 * MiB,
+      workingSetBytes: 1024 * MiB,
+      bandwidthBytesPerSec: 1000 * MiB,
+      downtimeLimitMs: QEMU_DEFAULT_DOWNTIME_LIMIT_MS,
+    });
+    const expected = analyticFor(c);
+    expect([onTheLimit.passes, expected.passes]).toEqual([1, 2]);
+    expect(onTheLimit.downtimeMs).toBeGreaterThan(QEMU_DEFAULT_DOWNTIME_LIMIT_MS - SIM_SWITCHOVER_RESERVE_MS);
+
+    const { driver, clock } = makeDriver({ bandwidthMiBps: c.linkMiBps });
+    const r = await migrate(driver, clock, vmSpec(1024, { dirtyRateMiBps: 280 }), c.policy);
+    expect(r.s6.passes).toBe(2);
+    within5pct(r.s6.downtimeMs!, expected.downtimeMs);
+    expect(r.s6.downtimeMs!).toBeLessThanOrEqual(QEMU_DEFAULT_DOWNTIME_LIMIT_MS - SIM_SWITCHOVER_RESERVE_MS);
+  });
+
   describe('a guest that dirties memory faster than the link (qemu-migration.md §9: 99 MiB at 1 GiB/s on 128 MiB/s)', () => {
     const guest = { dirtyRateMiBps: 1024, workingSetMiB: 99 };
 
@@ -202,7 +223,7 @@ describe('SimDriver on the pre-copy model', () => {
       const r = await migrate(driver, clock, vm, { autoConverge: true });
       const expected = simulateWithPolicy(
         { memoryBytes: 1024 * MiB, dirtyRateBytesPerSec: 1024 * MiB, workingSetBytes: 99 * MiB, bandwidthBytesPerSec: 128 * MiB },
-        resolveMigrationPolicy({ memoryBytes: 1024 * MiB, autoConverge: true }),
+        resolveMigrationPolicy({ memoryBytes: 1024 * MiB, autoConverge: true, downtimeLimitMs: simModelDowntimeLimitMs(QEMU_DEFAULT_DOWNTIME_LIMIT_MS) }),
       ).result;
       expect(expected.outcome).toBe('converged');
       expect(r.s6.throttlePct).toBeGreaterThan(0);
@@ -247,7 +268,7 @@ describe('SimDriver on the pre-copy model', () => {
       const r = await migrate(driver, clock, vm, policy);
       const expected = simulateWithPolicy(
         { memoryBytes: 1024 * MiB, dirtyRateBytesPerSec: 1024 * MiB, workingSetBytes: 99 * MiB, bandwidthBytesPerSec: 128 * MiB },
-        resolveMigrationPolicy({ memoryBytes: 1024 * MiB, ...policy }),
+        resolveMigrationPolicy({ memoryBytes: 1024 * MiB, downtimeLimitMs: simModelDowntimeLimitMs(QEMU_DEFAULT_DOWNTIME_LIMIT_MS), ...policy }),
       ).result;
       expect(expected.outcome).toBe('postcopy');
       expect(driver.transferOf(vm.id)?.mode).toBe('postcopy');

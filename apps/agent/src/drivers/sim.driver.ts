@@ -17,6 +17,7 @@ import {
   completionTimeoutMs,
   decideConvergence,
   lastProgressMs,
+  simModelDowntimeLimitMs,
 } from '@flexmig/migration-model';
 import { DirtyRateObservation, GuestCpuObservation, HypervisorDriver, PersistedVm, ProgressSink } from './driver';
 import { ConvergenceFailureCode, convergenceFailure, modelPolicyFor, noLeverReason, stalledWithoutLever, transferCancelled } from './precopy-policy';
@@ -360,7 +361,8 @@ export class SimDriver implements HypervisorDriver {
   private newTransfer(vm: SimVm, cmd: StepCommand): Transfer {
     const guest = this.guest(vm, cmd);
     const linkBytesPerSec = this.o.bandwidthMiBps * MiB;
-    const policy = modelPolicyFor(cmd.policy, guest.memoryBytes);
+    // the model switches over with room left for the saga's path from the pause to the resume (steps 5–7)
+    const policy = modelPolicyFor({ ...cmd.policy, downtimeLimitMs: simModelDowntimeLimitMs(cmd.policy.downtimeLimitMs) }, guest.memoryBytes);
     const sim = new PrecopySimulation(
       {
         ...guest,

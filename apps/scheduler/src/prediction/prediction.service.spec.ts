@@ -5,7 +5,7 @@ import type { NatsBus } from '@flexmig/messaging';
 import type { SchedulerConfig } from '../config';
 import type { PlacementService } from '../placement/placement.service';
 import type { ClusterSettingsService } from '../settings/cluster-settings.service';
-import { predict, qemuAgentCopyBudgetMs, qemuAgentStopCopyMs } from '@flexmig/migration-model';
+import { predict, qemuAgentCopyBudgetMs, qemuAgentStopCopyMs, SIM_SWITCHOVER_RESERVE_MS } from '@flexmig/migration-model';
 import { PredictionService, bytesToSend, clusterCosts } from './prediction.service';
 
 const MiB = 1024 * 1024;
@@ -125,6 +125,24 @@ describe("PredictionService: a qemu target, on the agent's own switchover budget
   it('given a guest that dirties nothing, then the budget is the limit less the reserve at the margin, as before', async () => {
     const t = setUp({ sink, probe: probed }, { workingSetBytes: 110 * MiB }, 'qemu');
     expect((await t.prediction()).predicted).toEqual(predict(inputs(0), { ...policy, downtimeLimitMs: qemuAgentCopyBudgetMs(policy.downtimeLimitMs) }).predicted);
+  });
+});
+
+describe("PredictionService: a sim target, on the sim driver's model limit", () => {
+  const sink = () => ({ address: null, expiresAt: null, detail: 'no sink' });
+  const policy = MigrationPolicySchema.parse({});
+  const inputs = { memoryBytes: 512 * MiB, dirtyRateBytesPerSec: 300 * MiB, workingSetBytes: 170 * MiB, linkBandwidthBytesPerSec: 600 * MiB };
+
+  it(`given a guest whose first pass leaves 283 ms to copy, then the model switches over on the limit less ${SIM_SWITCHOVER_RESERVE_MS} ms, after another pass`, async () => {
+    const t = setUp({ sink, probe: probed }, { dirtyRateBytesPerSec: inputs.dirtyRateBytesPerSec, workingSetBytes: inputs.workingSetBytes }, 'sim');
+    const got = await t.prediction();
+    const reserved = predict(inputs, { ...policy, downtimeLimitMs: policy.downtimeLimitMs - SIM_SWITCHOVER_RESERVE_MS }).predicted;
+    expect(got.predicted).toEqual(reserved);
+    expect(got.predicted.downtimeMs).toBeLessThanOrEqual(policy.downtimeLimitMs - SIM_SWITCHOVER_RESERVE_MS);
+    // the premise: on the limit itself, the model would switch over a pass earlier
+    const onTheLimit = predict(inputs, policy).predicted;
+    expect(onTheLimit.passes).toBeLessThan(reserved.passes);
+    expect(onTheLimit.downtimeMs).toBeGreaterThan(policy.downtimeLimitMs - SIM_SWITCHOVER_RESERVE_MS);
   });
 });
 

@@ -12,7 +12,7 @@ import {
   type Vm,
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
-import { BYTES_PER_MIB, predict, qemuAgentCopyBudgetMs, qemuAgentLimitForBudgetMs, qemuAgentStopCopyMs } from '@flexmig/migration-model';
+import { BYTES_PER_MIB, predict, qemuAgentCopyBudgetMs, qemuAgentLimitForBudgetMs, qemuAgentStopCopyMs, simModelDowntimeLimitMs, simPolicyDowntimeLimitMs } from '@flexmig/migration-model';
 import { elapsedMs, type SagaState } from '@flexmig/saga';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { completionFigures } from '../figures';
@@ -162,11 +162,13 @@ export class PredictionService {
     const memoryBytes = vm.memoryMiB * BYTES_PER_MIB;
     // a qemu agent switches over only when what is left copies within its budget (reserve and margin taken
     // off the limit, and the copy of what the guest dirties while QEMU stops it: switchover-decision.ts),
-    // stricter than the limit the sim driver's model uses. The agent counts the guest's dirty rate as QEMU
-    // measures it then, slowed by any throttle; the model counts the rate sampled now: as strict or stricter.
+    // stricter than the limit less the reserve the sim driver's model uses (simModelDowntimeLimitMs). The agent
+    // counts the guest's dirty rate as QEMU measures it then, slowed by any throttle; the model counts the rate
+    // sampled now: as strict or stricter.
     const qemu = target.driver === 'qemu';
     const stopCopyMs = qemu ? qemuAgentStopCopyMs(guest.dirtyRateBytesPerSec, link.bandwidth.value) : 0;
-    const modelPolicy = qemu ? { ...policy, downtimeLimitMs: qemuAgentCopyBudgetMs(policy.downtimeLimitMs, stopCopyMs) } : policy;
+    const modelLimitMs = qemu ? qemuAgentCopyBudgetMs(policy.downtimeLimitMs, stopCopyMs) : simModelDowntimeLimitMs(policy.downtimeLimitMs);
+    const modelPolicy = { ...policy, downtimeLimitMs: modelLimitMs };
     const modelled = predict(
       {
         memoryBytes: bytesToSend(memoryBytes, guest),
@@ -179,14 +181,11 @@ export class PredictionService {
       modelPolicy,
     );
     // a lever's limit back in the policy's terms
-    const answer = !qemu
-      ? modelled
-      : {
-          ...modelled,
-          levers: modelled.levers.map((l) =>
-            l.policy.downtimeLimitMs === undefined ? l : { ...l, policy: { ...l.policy, downtimeLimitMs: qemuAgentLimitForBudgetMs(l.policy.downtimeLimitMs, stopCopyMs) } },
-          ),
-        };
+    const policyLimitMs = (modelMs: number) => (qemu ? qemuAgentLimitForBudgetMs(modelMs, stopCopyMs) : simPolicyDowntimeLimitMs(modelMs));
+    const answer = {
+      ...modelled,
+      levers: modelled.levers.map((l) => (l.policy.downtimeLimitMs === undefined ? l : { ...l, policy: { ...l.policy, downtimeLimitMs: policyLimitMs(l.policy.downtimeLimitMs) } })),
+    };
     const aged = (x: Omit<PredictionInput, 'ageMs'>): PredictionInput => ({ ...x, ageMs: x.measuredAt ? ageOf(x.measuredAt, now) : null });
     const sampled = (value: number, unit: PredictionInput['unit']): PredictionInput => ({
       value,
