@@ -4,9 +4,25 @@ import { DataSource } from 'typeorm';
 import { Admission } from '../admission/admission.service';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import type { EvacuationItemRecord } from './evacuation.entity';
-import { placeAgainBecause } from './evacuation-view';
+import { placeAgainBecause, REFUSED_TARGET_CODES } from './evacuation-view';
 import { readMigrationFacts } from './migration-facts';
 import { AskedFor, askFor, MIGRATION_REQUESTER, MigrationRequester } from './migration-requester';
+
+/**
+ * The running evacuations whose every VM was asked for (one still being asked for is its creator's), each
+ * with whether a migration of it rolled back at step 1 with one of $1 (REFUSED_TARGET_CODES): read without a
+ * lock, so that a migration's end costs one statement while evacuations run; `followUp` decides under the lock.
+ */
+const RUNNING_EVACUATIONS = `
+  SELECT e.id,
+         EXISTS (SELECT 1
+                   FROM jsonb_array_elements(e.items) AS i(item)
+                   JOIN migrations m ON m.id = (i.item->>'migrationId')::uuid
+                  WHERE m.state = 'rolled-back'
+                    AND m.saga->'cause'->>'step' = '1'
+                    AND m.saga->'cause'->'error'->>'code' = ANY($1::text[])) AS refused
+    FROM evacuations e
+   WHERE e.state = 'running' AND e.requested_at IS NOT NULL`;
 
 /**
  * The record of a VM placed again, from the answer to its new request: the new migration (or why none could
@@ -32,8 +48,9 @@ export function afterPlacingAgain(record: EvacuationItemRecord, asked: AskedFor)
  *
  * It looks when a migration ends (Admission's slot-freed signal: this replica's ends, and the others' as
  * PostgreSQL's notifications bring them), when this replica has just asked for an evacuation's migrations,
- * and on every reconcile interval as the fallback. A look costs one query while no evacuation runs, and none
- * at a migration's end once a look found none (until the next interval). Each evacuation is followed up under
+ * and on every reconcile interval as the fallback. A look is one query (the running evacuations, and which
+ * have a refused migration), and none at a migration's end once a look found no evacuation running (until the
+ * next interval). Each evacuation with a refused migration is followed up under
  * its row lock (SKIP LOCKED: a replica never waits for another one doing the same), so each refused migration
  * is replaced once; a VM already moving again (another request) is followed, not asked for twice.
  */
@@ -97,13 +114,12 @@ export class EvacuationFollowUp implements OnApplicationBootstrap, OnApplication
   }
 
   private async lookOnce(): Promise<void> {
-    // only evacuations whose every VM was asked for: one still being asked for is its creator's
-    const running: { id: string }[] = await this.db.query(`SELECT id FROM evacuations WHERE state = 'running' AND requested_at IS NOT NULL`);
+    const running: { id: string; refused: boolean }[] = await this.db.query(RUNNING_EVACUATIONS, [[...REFUSED_TARGET_CODES]]);
     if (running.length === 0) {
       this.mayHaveWork = false;
       return;
     }
-    for (const { id } of running) await this.followUp(id);
+    for (const { id, refused } of running) if (refused) await this.followUp(id);
   }
 
   /** One evacuation, under its row lock: places again what step 1 refused. Returns how many VMs were asked for again. */
