@@ -76,6 +76,9 @@ describeIf('an evacuation places a VM again when step 1 refuses its target (real
       }
     }
     expect(new Set(evacuation.vms.map((v: any) => v.vmId))).toEqual(new Set(vmIds));
+    // and an SRE sees it: each VM placed again is counted by what came of it
+    const metrics = await (await fetch(`${h.url.scheduler}/metrics`)).text();
+    expect(metrics).toMatch(/flexmig_evacuation_vms_placed_again_total\{outcome="migration"\} [1-9]/);
     expect((await http('inventory', 'GET', '/api/v1/vms?hostId=replace-src')).body.items).toEqual([]);
   });
 });

@@ -42,3 +42,9 @@ export const eventsDeadLettered = new Counter({
   help: 'Events that broke their contract (or had an unknown type) and went to the outbox_dead_letter table instead of JetStream.',
   labelNames: ['type'],
 });
+
+export const evacuationPlacedAgain = new Counter({
+  name: 'flexmig_evacuation_vms_placed_again_total',
+  help: "VMs of an evacuation asked for again after step 1 refused their target, by what came of it: 'migration' (a new one, or one already under way, followed), 'no-host' (placement found none), 'later' (a failure of the moment; the next look asks again).",
+  labelNames: ['outcome'],
+});

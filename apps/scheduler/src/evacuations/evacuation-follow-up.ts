@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Admission } from '../admission/admission.service';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
+import { evacuationPlacedAgain } from '../metrics';
 import type { EvacuationItemRecord } from './evacuation.entity';
 import { placeAgainBecause, REFUSED_TARGET_CODES } from './evacuation-view';
 import { readMigrationFacts } from './migration-facts';
@@ -141,6 +142,7 @@ export class EvacuationFollowUp implements OnApplicationBootstrap, OnApplication
         if (!why) continue;
         const answer = await askFor(this.requester, item.vmId, row.requested_by ?? 'evacuation');
         const next = afterPlacingAgain(item, answer);
+        evacuationPlacedAgain.inc({ outcome: !next ? 'later' : next.migrationId ? 'migration' : 'no-host' });
         if (!next) {
           this.log.warn(`evacuation ${evacuationId}: VM ${item.name} not placed again yet (${answer.reason}); the next look tries again`);
           continue;
