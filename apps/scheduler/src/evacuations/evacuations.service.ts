@@ -92,7 +92,7 @@ export class EvacuationsService {
     row.requestedAt = new Date();
     await repo.update({ id: row.id }, { requestedAt: row.requestedAt, updatedAt: row.requestedAt });
     // a migration that step 1 refused meanwhile is placed again from now on (EvacuationFollowUp)
-    this.followUp.poke();
+    void this.followUp.poke();
     const notMoved = row.items.filter((i) => !i.migrationId);
     if (notMoved.length) this.log.warn(`evacuation ${row.id}: ${notMoved.length} VM(s) cannot move: ${notMoved.map((i) => `${i.name}: ${i.reason}`).join('; ')}`);
     return this.refresh(row);
