@@ -419,7 +419,13 @@ export const natsStreamLeaderKilledAt = (step: StepName): Scenario => ({
     await c.reach(step);
     const cluster = c.h.nats as NatsCluster;
     const jsm = await jetstreamManager(c.h.nc);
-    const leaderNow = async () => (await jsm.streams.info(eventsStream(c.h)).catch(() => undefined))?.cluster?.leader;
+    // what the last look saw, for the message when no leader turns up: the API's error, or the stream's cluster
+    let lastSeen = 'nothing yet';
+    const leaderNow = async () => {
+      const info = await jsm.streams.info(eventsStream(c.h)).catch((e: Error) => void (lastSeen = `stream info failed: ${e.message}`));
+      if (info) lastSeen = `cluster ${JSON.stringify(info.cluster ?? null)}`;
+      return info?.cluster?.leader;
+    };
     let leader = await leaderNow();
     // a stream between two leaders has none for a moment (seen once on CI: "the stream's leader stayed
     // undefined"): wait for one. The services' own server stays: move the leadership to a peer, kill that one
@@ -430,7 +436,7 @@ export const natsStreamLeaderKilledAt = (step: StepName): Scenario => ({
       await sleep(500);
       leader = await leaderNow();
     }
-    if (!leader || leader === cluster.name) throw new Error(`the stream's leader stayed ${leader}`);
+    if (!leader || leader === cluster.name) throw new Error(`the stream's leader stayed ${leader} for 15 s (last seen: ${lastSeen})`);
     await cluster.kill(leader);
   },
   async extra(c) {
