@@ -23,11 +23,7 @@ describeIf('an evacuation places a VM again when step 1 refuses its target (real
 
   it('moves every VM, the refused one on a migration of its own to another host', async () => {
     const vmIds: string[] = [];
-    for (let i = 1; i <= 3; i++) {
-      const created = await http('inventory', 'POST', '/api/v1/vms', { name: `replace-vm-${i}`, hostId: 'replace-src', memoryMiB: 1_024, vcpus: 1 });
-      expect(created.status).toBe(201);
-      vmIds.push(created.body.id);
-    }
+    for (let i = 1; i <= 3; i++) vmIds.push((await h.createVm(`replace-vm-${i}`, 'replace-src', 1_024)).id);
     const accepted = await http('scheduler', 'POST', '/api/v1/evacuations', { hostId: 'replace-src' });
     expect(accepted.status).toBe(202);
     expect(accepted.body.counts).toMatchObject({ total: 3, notMoved: 0 });
