@@ -5,7 +5,7 @@ import type { NatsBus } from '@flexmig/messaging';
 import type { SchedulerConfig } from '../config';
 import type { PlacementService } from '../placement/placement.service';
 import type { ClusterSettingsService } from '../settings/cluster-settings.service';
-import { predict, qemuAgentCopyBudgetMs, qemuAgentStopCopyMs, SIM_SWITCHOVER_RESERVE_MS } from '@flexmig/migration-model';
+import { MAX_DOWNTIME_LIMIT_MS, predict, qemuAgentCopyBudgetMs, qemuAgentStopCopyMs, simModelDowntimeLimitMs, SIM_SWITCHOVER_RESERVE_MS } from '@flexmig/migration-model';
 import { PredictionService, bytesToSend, clusterCosts } from './prediction.service';
 
 const MiB = 1024 * 1024;
@@ -16,13 +16,13 @@ type Answer = (body: Record<string, unknown>) => unknown;
  * The link's part of a prediction with the agents and the database faked: no migration between the hosts
  * (the database has none), so the target's sink and the source's probe are asked, in that order.
  */
-function setUp(answers: { sink: Answer; probe: Answer }, guest: { dirtyRateBytesPerSec?: number; workingSetBytes?: number } = {}, targetDriver?: Host['driver']) {
+function setUp(answers: { sink: Answer; probe: Answer }, guest: { dirtyRateBytesPerSec?: number; workingSetBytes?: number } = {}, targetDriver?: Host['driver'], memoryMiB = 512) {
   const calls: Call[] = [];
   const bus = {
     request: async (c: { subject: string }, body: Record<string, unknown>, opts: { params?: { hostId?: string } } = {}) => {
       calls.push({ subject: c.subject, hostId: opts.params?.hostId, body });
       if (c.subject === SampleDirtyRate.subject) {
-        return { vmId: body.vmId, hostId: 'src', dirtyRateBytesPerSec: 0, workingSetBytes: MiB, memoryBytes: 512 * MiB, origin: 'model', measuredAt: new Date().toISOString(), detail: 'model', ...guest };
+        return { vmId: body.vmId, hostId: 'src', dirtyRateBytesPerSec: 0, workingSetBytes: MiB, memoryBytes: memoryMiB * MiB, origin: 'model', measuredAt: new Date().toISOString(), detail: 'model', ...guest };
       }
       if (c.subject === OpenLinkSink.subject) return answers.sink(body);
       if (c.subject === ProbeLink.subject) return answers.probe(body);
@@ -31,7 +31,7 @@ function setUp(answers: { sink: Answer; probe: Answer }, guest: { dirtyRateBytes
   } as unknown as NatsBus;
   const db = { query: async () => [] } as unknown as DataSource;
   const service = new PredictionService(db, bus, {} as PlacementService, {} as ClusterSettingsService, { prediction: { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000, waitMs: 250 } } as SchedulerConfig);
-  const vm = { id: randomUUID(), name: 'vm', hostId: 'src', clusterId: randomUUID(), memoryMiB: 512 } as Vm;
+  const vm = { id: randomUUID(), name: 'vm', hostId: 'src', clusterId: randomUUID(), memoryMiB } as Vm;
   const target = { id: 'dst', migrationAddress: '10.0.0.2:49152', ...(targetDriver ? { driver: targetDriver } : {}) } as Host;
   const prediction = async () => MigrationPredictionSchema.parse(await service.predictFor(vm, target, MigrationPolicySchema.parse({}), null));
   const predict = async () => (await prediction()).inputs.bandwidthBytesPerSec;
@@ -182,5 +182,32 @@ describe('bytesToSend: what the first pass of a migration sends', () => {
 
   it('given no resident figure (sim), then all of the memory', () => {
     expect(bytesToSend(512 * MiB, { workingSetBytes: 110 * MiB })).toBe(512 * MiB);
+  });
+});
+
+describe('PredictionService: a lever whose limit, in the policy\'s terms, is above the largest a policy accepts', () => {
+  const sink = () => ({ address: null, expiresAt: null, detail: 'no sink' });
+  const policy = MigrationPolicySchema.parse({});
+  const memoryMiB = 4096;
+  const workingSetBytes = 1024 * MiB;
+  /** A link so slow that the model converges only at `modelLimitMs`: a guest dirtying faster than it sends repeats its working set. */
+  const linkFor = (modelLimitMs: number) => Math.round((workingSetBytes * 1.1 * 1000) / modelLimitMs);
+  const slowProbe = (bandwidthBytesPerSec: number) => (body: Record<string, unknown>) => ({ ...probed(body), bandwidthBytesPerSec });
+
+  it.each([
+    ['sim', MAX_DOWNTIME_LIMIT_MS - 10],
+    ['qemu', 50_000],
+  ] as const)('given a %s target converging only at a model limit of about %i ms, then the answer offers no downtime-limit lever, instead of one no policy accepts', async (driver, modelLimitMs) => {
+    const bandwidth = linkFor(modelLimitMs);
+    const dirty = 2 * bandwidth;
+    // the premise: in the model's terms the lever converges within the largest limit; in the policy's it is above it
+    const inputs = { memoryBytes: memoryMiB * MiB, dirtyRateBytesPerSec: dirty, workingSetBytes, linkBandwidthBytesPerSec: bandwidth };
+    const modelPolicy = { ...policy, downtimeLimitMs: driver === 'sim' ? simModelDowntimeLimitMs(policy.downtimeLimitMs) : qemuAgentCopyBudgetMs(policy.downtimeLimitMs, qemuAgentStopCopyMs(dirty, bandwidth)) };
+    const inModelTerms = predict(inputs, modelPolicy).levers.find((l) => l.lever === 'downtime-limit');
+    expect(inModelTerms?.policy.downtimeLimitMs).toBeLessThanOrEqual(MAX_DOWNTIME_LIMIT_MS);
+    const t = setUp({ sink, probe: slowProbe(bandwidth) }, { dirtyRateBytesPerSec: dirty, workingSetBytes }, driver, memoryMiB);
+    const got = await t.prediction();
+    expect(got.predicted.outcome).not.toBe('converged');
+    expect(got.levers.map((l) => l.lever)).not.toContain('downtime-limit');
   });
 });

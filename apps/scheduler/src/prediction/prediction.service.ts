@@ -12,7 +12,7 @@ import {
   type Vm,
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
-import { BYTES_PER_MIB, predict, qemuAgentCopyBudgetMs, qemuAgentLimitForBudgetMs, qemuAgentStopCopyMs, simModelDowntimeLimitMs, simPolicyDowntimeLimitMs } from '@flexmig/migration-model';
+import { BYTES_PER_MIB, MAX_DOWNTIME_LIMIT_MS, predict, qemuAgentCopyBudgetMs, qemuAgentLimitForBudgetMs, qemuAgentStopCopyMs, simModelDowntimeLimitMs, simPolicyDowntimeLimitMs } from '@flexmig/migration-model';
 import { elapsedMs, type SagaState } from '@flexmig/saga';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { completionFigures } from '../figures';
@@ -180,11 +180,13 @@ export class PredictionService {
       },
       modelPolicy,
     );
-    // a lever's limit back in the policy's terms
+    // a lever's limit back in the policy's terms; one above the largest limit a policy accepts is no lever
     const policyLimitMs = (modelMs: number) => (qemu ? qemuAgentLimitForBudgetMs(modelMs, stopCopyMs) : simPolicyDowntimeLimitMs(modelMs));
     const answer = {
       ...modelled,
-      levers: modelled.levers.map((l) => (l.policy.downtimeLimitMs === undefined ? l : { ...l, policy: { ...l.policy, downtimeLimitMs: policyLimitMs(l.policy.downtimeLimitMs) } })),
+      levers: modelled.levers
+        .map((l) => (l.policy.downtimeLimitMs === undefined ? l : { ...l, policy: { ...l.policy, downtimeLimitMs: policyLimitMs(l.policy.downtimeLimitMs) } }))
+        .filter((l) => l.policy.downtimeLimitMs === undefined || l.policy.downtimeLimitMs <= MAX_DOWNTIME_LIMIT_MS),
     };
     const aged = (x: Omit<PredictionInput, 'ageMs'>): PredictionInput => ({ ...x, ageMs: x.measuredAt ? ageOf(x.measuredAt, now) : null });
     const sampled = (value: number, unit: PredictionInput['unit']): PredictionInput => ({
