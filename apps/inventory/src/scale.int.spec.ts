@@ -163,6 +163,23 @@ describe('inventory at scale', () => {
       after.forEach((t, i) => expect(t).toBeGreaterThan(before[i]!));
     });
 
+    it('given 100 flushes of 20 hosts, then each row is written in place, in its page, and the table does not grow', async () => {
+      // a row's page is its ctid's block: an update that is not heap-only writes the new version elsewhere
+      const where = async () =>
+        ((await ds.query('SELECT id, (ctid::text::point)[0]::int AS block FROM hosts WHERE id = ANY($1::text[]) ORDER BY id', [ids])) as { id: string; block: number }[]).map(
+          (r) => `${r.id}@${r.block}`,
+        );
+      const size = async (): Promise<number> => Number((await ds.query("SELECT pg_relation_size('hosts') AS bytes"))[0].bytes);
+      const [blocksBefore, sizeBefore, beatBefore] = [await where(), await size(), await lastBeat(ids[0]!)];
+      for (let flush = 0; flush < 100; flush++) {
+        for (const id of ids) await batch.receive(beat(id));
+        await batch.flush();
+      }
+      expect(await lastBeat(ids[0]!)).toBeGreaterThan(beatBefore);
+      expect(await where()).toEqual(blocksBefore);
+      expect(await size()).toBe(sizeBefore);
+    });
+
     it('given a beat that repeats the VM list of the digest already stored, then it waits for the flush like a liveness beat', async () => {
       await batch.flush();
       query.mockClear();

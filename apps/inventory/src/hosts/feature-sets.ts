@@ -3,7 +3,8 @@
  * most of a host's row: about 1 KB of the 1.1 KB a host takes in a list. A statement that reads many hosts
  * names each row's list by its digest and carries the list itself once, on the first row (by id) that has
  * it: PostgreSQL sends, and the pg driver parses, a few lists instead of one per host. The digest is the
- * column `hosts.cpu_feature_set` (migration 1764500000000-list-pages), kept by PostgreSQL.
+ * column `hosts.cpu_feature_set` (migration 1764500000000-list-pages), kept by PostgreSQL (a trigger since
+ * 1764700000000-host-liveness-in-place).
  */
 
 /**
