@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import type { MigrationPolicy } from '@flexmig/contracts';
 import { prepared, runPrepared } from '@flexmig/persistence';
+import { Coalesced } from '@flexmig/timing';
 import { MigrationEntity } from '../entities';
 import { ClusterSettingsService } from '../settings/cluster-settings.service';
 import { DRIVEN, DrivenMigration, MigrationStore, NewMigration, Transition } from '../store/migration-store';
@@ -37,10 +38,11 @@ export class Admission implements OnApplicationShutdown {
   private readonly log = new Logger('admission');
   private readonly listeners: ((started: Transition[]) => void)[] = [];
   private readonly slotListeners: (() => void)[] = [];
-  private dispatchLoop?: Promise<void>;
-  private dispatchAgain = false;
+  private readonly dispatching = new Coalesced(
+    () => this.dispatchOnce(),
+    (e) => this.log.warn(`dispatch failed (the next tick retries): ${(e as Error).message}`),
+  );
   private retry?: NodeJS.Timeout;
-  private stopped = false;
   /** False once a look at the queue found it empty, until this replica queues something (or the tick looks). */
   private queueMayWait = true;
 
@@ -53,7 +55,7 @@ export class Admission implements OnApplicationShutdown {
   ) {}
 
   onApplicationShutdown(): void {
-    this.stopped = true;
+    this.dispatching.stop();
     clearTimeout(this.retry);
   }
 
@@ -108,20 +110,7 @@ export class Admission implements OnApplicationShutdown {
    * promise means a pass that began after the call has finished.
    */
   dispatch(): Promise<void> {
-    this.dispatchAgain = true;
-    this.dispatchLoop ??= (async () => {
-      try {
-        while (this.dispatchAgain && !this.stopped) {
-          this.dispatchAgain = false;
-          await this.dispatchOnce();
-        }
-      } catch (e) {
-        this.log.warn(`dispatch failed (the next tick retries): ${(e as Error).message}`);
-      } finally {
-        this.dispatchLoop = undefined;
-      }
-    })();
-    return this.dispatchLoop;
+    return this.dispatching.request();
   }
 
   /**

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { Coalesced } from '@flexmig/timing';
 import { Admission } from '../admission/admission.service';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { evacuationPlacedAgain } from '../metrics';
@@ -58,8 +59,10 @@ export function afterPlacingAgain(record: EvacuationItemRecord, asked: AskedFor)
 @Injectable()
 export class EvacuationFollowUp implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly log = new Logger('evacuation');
-  private loop?: Promise<void>;
-  private lookAgain = false;
+  private readonly looking = new Coalesced(
+    () => this.lookOnce(),
+    (e) => this.log.warn(`evacuations not followed up (the next interval tries again): ${(e as Error).message}`),
+  );
   private timer?: NodeJS.Timeout;
   private stopped = false;
   /** False once a look found no running evacuation, until this replica starts one or the interval looks again. */
@@ -87,6 +90,7 @@ export class EvacuationFollowUp implements OnApplicationBootstrap, OnApplication
 
   onApplicationShutdown(): void {
     this.stopped = true;
+    this.looking.stop();
     clearTimeout(this.timer);
   }
 
@@ -98,20 +102,7 @@ export class EvacuationFollowUp implements OnApplicationBootstrap, OnApplication
 
   /** Looks at every running evacuation; calls coalesce into one loop, and the promise is of a look that began after the call. */
   private look(): Promise<void> {
-    this.lookAgain = true;
-    this.loop ??= (async () => {
-      try {
-        while (this.lookAgain && !this.stopped) {
-          this.lookAgain = false;
-          await this.lookOnce();
-        }
-      } catch (e) {
-        this.log.warn(`evacuations not followed up (the next interval tries again): ${(e as Error).message}`);
-      } finally {
-        this.loop = undefined;
-      }
-    })();
-    return this.loop;
+    return this.looking.request();
   }
 
   private async lookOnce(): Promise<void> {
