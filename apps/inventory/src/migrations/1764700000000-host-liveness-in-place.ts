@@ -2,12 +2,12 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
  * Heartbeats write a host's row in place (docs/scale.md, "Heartbeats write in place"). Every beat of every
- * host updates its row (`last_heartbeat_at`, 500 rows a second at 1,000 hosts), and a row is about 2 KB:
+ * host updates its row (`last_heartbeat_at`, 500 rows a second at 1,000 hosts), and a row is 1–2 KB:
  *
  * - `fillfactor = 50` leaves half of each page free, so that the new version of a row fits in its page and
  *   the update is heap-only (HOT): no index entry, and the page's old versions are pruned as it goes. On
- *   full pages most updates were not: 250,000 beats grew a table of 1,000 hosts from about 330 pages to
- *   10,000–21,000 (80–170 MB) faster than autovacuum took it back, and every read of many hosts (a page of
+ *   full pages most updates were not: 300,000 beats grew a table of 1,000 hosts from about 330 pages to
+ *   9,600–21,500 (75–168 MiB) faster than autovacuum took it back, and every read of many hosts (a page of
  *   the list, placement's list) read those pages.
  * - `cpu_feature_set`, the digest of the feature list, is kept by a trigger on the statements that set the
  *   list, not as a generated column: PostgreSQL computes a stored generated column again on every update of
