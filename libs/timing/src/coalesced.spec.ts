@@ -1,11 +1,11 @@
 import { Coalesced } from './coalesced';
 
 /** A job whose runs the test lets finish one at a time. */
-function heldJob() {
+function heldJob(options: { pauseMs?: number } = {}) {
   const runs: { finish: () => void; fail: (e: Error) => void }[] = [];
   const run = () => new Promise<void>((finish, fail) => runs.push({ finish, fail }));
   const errors: unknown[] = [];
-  const job = new Coalesced(run, (e) => errors.push(e));
+  const job = new Coalesced(run, (e) => errors.push(e), options);
   const tick = () => new Promise((r) => setImmediate(r));
   return { runs, errors, job, tick };
 }
@@ -85,5 +85,53 @@ describe('Coalesced: one loop runs a job many callers ask for', () => {
       await job.request();
       expect(runs).toBe(i);
     }
+  });
+
+  describe('with a pause between runs (the clock held by the test)', () => {
+    beforeEach(() => jest.useFakeTimers());
+    afterEach(() => jest.useRealTimers());
+    /** Lets the loop's promises settle without moving the clock. */
+    const settle = async () => {
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+    };
+
+    it('given one call, then the first run does not wait', async () => {
+      const { runs, job } = heldJob({ pauseMs: 10 });
+      void job.request();
+      await settle();
+      expect(runs).toHaveLength(1);
+    });
+
+    /** A job with a 10 ms pause whose first run has finished while another call waited: the loop is pausing. */
+    async function pausing() {
+      const held = heldJob({ pauseMs: 10 });
+      const first = held.job.request();
+      await settle();
+      void held.job.request();
+      held.runs[0]!.finish();
+      await settle();
+      return { ...held, first };
+    }
+
+    it('given calls during a run, then the next run begins only after the pause, and calls within the pause share it', async () => {
+      const { runs, job, first } = await pausing();
+      expect(runs).toHaveLength(1);
+      await jest.advanceTimersByTimeAsync(9);
+      const duringPause = job.request();
+      expect(runs).toHaveLength(1);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(runs).toHaveLength(2); // one run for the call before the pause and the one within it
+      runs[1]!.finish();
+      await Promise.all([first, duringPause]);
+      expect(runs).toHaveLength(2);
+    });
+
+    it('given stop during the pause, then no run begins after it', async () => {
+      const { runs, job, first } = await pausing();
+      job.stop();
+      await jest.advanceTimersByTimeAsync(10);
+      expect(runs).toHaveLength(1);
+      await first;
+    });
   });
 });

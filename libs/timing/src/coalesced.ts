@@ -1,3 +1,5 @@
+import { sleep } from './sleep';
+
 /**
  * A job many callers ask for, run by one loop at a time: a call while a run is under way asks for one more
  * run after it, however many calls there are, so a burst costs one or two runs instead of one each (a
@@ -8,6 +10,9 @@
  * A run that fails is handed to `onError` and ends the loop; the promise resolves all the same (the caller's
  * fallback, a timer, asks again), and the next call starts a new loop. After `stop()` no run begins; one under
  * way finishes.
+ *
+ * `pauseMs` waits that long before every run after the first: under load, calls that arrive within the pause
+ * share its run too (the outbox relay's batches). The first run never waits.
  */
 export class Coalesced {
   private loop?: Promise<void>;
@@ -17,6 +22,7 @@ export class Coalesced {
   constructor(
     private readonly run: () => Promise<void>,
     private readonly onError: (e: unknown) => void,
+    private readonly options: { pauseMs?: number } = {},
   ) {}
 
   /** Runs the job, or once more after the run under way. */
@@ -36,7 +42,11 @@ export class Coalesced {
     // the first run begins after the caller's turn, so `loop` is set before anything below can clear it
     await Promise.resolve();
     try {
-      while (this.again && !this.stopped) {
+      for (let first = true; this.again && !this.stopped; first = false) {
+        if (!first && this.options.pauseMs) {
+          await sleep(this.options.pauseMs);
+          if (this.stopped) break;
+        }
         this.again = false;
         await this.run();
       }

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { eventContract } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
-import { sleep } from '@flexmig/timing';
+import { Coalesced } from '@flexmig/timing';
 import { prepared, runPrepared } from '@flexmig/persistence';
 import { OutboxEntity } from '../entities';
 import { eventsDeadLettered } from '../metrics';
@@ -63,9 +63,13 @@ const OUTBOX_SIZE = prepared('scheduler_outbox_size', 'SELECT count(*)::int AS n
 export class OutboxRelay implements OnApplicationShutdown {
   private readonly log = new Logger('outbox');
   private flushing = false;
-  private flushLoop?: Promise<void>;
-  private flushAgain = false;
   private stopped = false;
+  /** The first flush goes at once; requests that arrive while one runs (load) wait a moment and go together. */
+  private readonly flushes = new Coalesced(
+    () => this.flush(),
+    (e) => this.log.warn(`outbox not flushed yet (the next tick retries): ${(e as Error).message}`),
+    { pauseMs: outboxBatchWindowMs },
+  );
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -78,25 +82,12 @@ export class OutboxRelay implements OnApplicationShutdown {
 
   onApplicationShutdown(): void {
     this.stopped = true;
+    this.flushes.stop();
   }
 
   /** Publishes what the outbox holds, soon; a failure is logged and the next tick tries again. */
   flushSoon(): void {
-    this.flushAgain = true;
-    this.flushLoop ??= (async () => {
-      try {
-        // the first flush goes at once; requests that arrive while one runs (load) wait a moment and go together
-        for (let first = true; this.flushAgain && !this.stopped; first = false) {
-          if (!first) await sleep(outboxBatchWindowMs);
-          this.flushAgain = false;
-          await this.flush();
-        }
-      } catch (e) {
-        this.log.warn(`outbox not flushed yet (the next tick retries): ${(e as Error).message}`);
-      } finally {
-        this.flushLoop = undefined;
-      }
-    })();
+    void this.flushes.request();
   }
 
   /**
