@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { hostCapacity, type PageQuery, type PlacementHost, VendorSchema } from '@flexmig/contracts';
 import { decodeCursor, encodeCursor, prepared, runPrepared } from '@flexmig/persistence';
 import { ratiosOf } from '../views';
-import { featureSetsOf, firstOfFeatureSetSql } from './feature-sets';
+import { featureListOncePerSetSql, featureSetsOf } from './feature-sets';
 
 interface Row {
   id: string;
@@ -24,6 +24,7 @@ interface Row {
   memory_allocation_ratio: number;
 }
 
+const featureList = featureListOncePerSetSql('page', 'p');
 /** A page of a cluster's hosts for placement (prepared: every migration request without a target asks it). */
 const PLACEMENT_PAGE = prepared(
   'inventory_placement_page',
@@ -31,10 +32,11 @@ const PLACEMENT_PAGE = prepared(
      SELECT id, cluster_id, memory_mib, vcpus, driver, state, maintenance, cpu_vendor, cpu_feature_set AS feature_set
      FROM hosts WHERE cluster_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3)
    SELECT p.id, p.cluster_id, p.memory_mib, p.vcpus, p.driver, p.state, p.maintenance, p.cpu_vendor, p.feature_set,
-     ${firstOfFeatureSetSql('p')} AS cpu_features,
+     ${featureList.column} AS cpu_features,
      coalesce(held.memory_mib, 0) AS held_memory, coalesce(held.vcpus, 0) AS held_vcpus,
      c.cpu_allocation_ratio, c.memory_allocation_ratio
    FROM page p JOIN clusters c ON c.id = p.cluster_id LEFT JOIN host_allocations held ON held.host_id = p.id
+     ${featureList.join}
    ORDER BY p.id`,
 );
 
