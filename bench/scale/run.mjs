@@ -11,13 +11,15 @@
 // suite is not disturbed. Exits non-zero only when the benchmark could not run; a missed goal is reported.
 // Knobs (environment): BENCH_HOSTS [1000], BENCH_VMS [10000], BENCH_SMALL_HOSTS [20], BENCH_SMALL_VMS [500],
 // BENCH_INFLIGHT [32], BENCH_IDLE_S [20], BENCH_EVAC_HOSTS [10], BENCH_PAGE_WALKS [5] (each list walked to its end that many times), BENCH_SIM_TIME_SCALE [1],
-// BENCH_PORT_BASE [3480], BENCH_KEEP_LOGS=1, BENCH_CPU_PROF=<dir> (a CPU profile of each service), NATS_URL, DATABASE_URL.
+// BENCH_PORT_BASE [3480], BENCH_KEEP_LOGS=1, BENCH_CPU_PROF=<dir> (a CPU profile of each service), NATS_URL, DATABASE_URL,
+// BENCH_HTTP_CLIENT [node] (node: node:http with keep-alive; fetch: Node's fetch, about three times the client's CPU per
+// request, which this machine's two cores then do not spend on the services: the table shows the bench's own share).
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { api, localAuth, Processes, sleep } from '../../scripts/lib.mjs';
+import { api, apiKeepAlive, localAuth, Processes, sleep } from '../../scripts/lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -45,7 +47,10 @@ const cfg = {
   timeScale: Number(process.env.BENCH_SIM_TIME_SCALE ?? '1'),
   portBase: int('BENCH_PORT_BASE', 3480),
   keepLogs: process.env.BENCH_KEEP_LOGS === '1',
+  httpClient: process.env.BENCH_HTTP_CLIENT ?? 'node',
 };
+if (!['node', 'fetch'].includes(cfg.httpClient)) throw new Error(`BENCH_HTTP_CLIENT must be node or fetch, got ${cfg.httpClient}`);
+const request = cfg.httpClient === 'fetch' ? api : apiKeepAlive;
 const limits = { outPerHost: 2, perCluster: 5 }; // the scheduler's defaults, set explicitly below
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const tag = `bench_scale_${process.pid}`;
@@ -96,6 +101,7 @@ async function cpuSnapshot() {
   for (const c of procs.children) snap.procs[c.name] = procCpuMs(c.pid);
   snap.pg = new Map((await ourBackends()).map((p) => [p, procCpuMs(p)]));
   snap.procs['nats-server (shared)'] = natsPids().reduce((a, p) => a + procCpuMs(p), 0);
+  snap.self = procCpuMs(process.pid);
   return snap;
 }
 /** ms of CPU per process between two snapshots; PostgreSQL: our database's backends that lived through both. */
@@ -105,6 +111,7 @@ function cpuDelta(a, b) {
   let pg = 0;
   for (const [pid, ms] of b.pg) pg += ms - (a.pg.get(pid) ?? 0);
   out.ms['postgres (this db)'] = pg;
+  out.self = b.self - a.self;
   return out;
 }
 /**
@@ -130,11 +137,11 @@ function loadavg() {
 }
 
 // ---- helpers ----
-/** api(), asked again (20 times at most, about a minute) when the answer is a retryable 503 or none (a loaded machine: PostgreSQL slow to give a connection). */
+/** A request (`BENCH_HTTP_CLIENT`), asked again (20 times at most, about a minute) when the answer is a retryable 503 or none (a loaded machine: PostgreSQL slow to give a connection). */
 let retried = 0;
 async function call(base, method, route, body) {
   for (let attempt = 1; ; attempt++) {
-    const r = await api(base, method, route, body).catch((e) => {
+    const r = await request(base, method, route, body).catch((e) => {
       if (attempt >= 20) throw e;
       return { status: 0, body: { retryable: true, message: e.message } }; // the service did not answer (busy): ask again
     });
@@ -219,6 +226,8 @@ async function createVms(label, hostIds, count) {
     p50: quantile(lat, 0.5),
     p99: quantile(lat, 0.99),
     cpuPerVm: { inventory: d.ms.inventory / count, 'cpu-compat': d.ms['cpu-compat'] / count, postgres: d.ms['postgres (this db)'] / count },
+    // every process of the run, the bench's own (its HTTP client) included: what the two cores spend per VM
+    cpuPerVmByProcess: { ...Object.fromEntries(Object.entries(d.ms).map(([k, ms]) => [k, ms / count])), 'bench (its client)': d.self / count },
   };
 }
 
@@ -289,7 +298,7 @@ async function main() {
   for (const app of ['inventory', 'scheduler', 'cpu-compat']) readFileSync(path.join(root, 'dist/apps', app, 'main.js'));
   readFileSync(path.join(root, 'dist/apps/agent/fleet.js'));
   say(`flexmig scale benchmark — ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), node ${process.version}, load average at start ${loadavg()}`);
-  say(`  ${cfg.hosts} hosts, ${cfg.vms} VMs (beside ${cfg.smallHosts} hosts, ${cfg.smallVms} VMs), ${cfg.inflight} creations in flight, SIM_TIME_SCALE=${cfg.timeScale}; database ${dbName}, logs ${logDir}`);
+  say(`  ${cfg.hosts} hosts, ${cfg.vms} VMs (beside ${cfg.smallHosts} hosts, ${cfg.smallVms} VMs), ${cfg.inflight} creations in flight, SIM_TIME_SCALE=${cfg.timeScale}, HTTP client ${cfg.httpClient}; database ${dbName}, logs ${logDir}`);
   const admin = new pgLib.Client({ connectionString: adminUrl.toString() });
   admin.on('error', () => undefined);
   await admin.connect();
@@ -427,9 +436,12 @@ function report(r) {
   say('|---|---|---|---|---|---|');
   for (const p of r.pages) say(`| ${p.route} | ${p.pages} | ${p.items} | ${f1(p.p50)} | ${f1(p.p99)} | ${f1(p.max)} |`);
   say();
-  say('| process, idle | % of a core |');
-  say('|---|---|');
-  for (const [k, v] of Object.entries(r.idle)) say(`| ${k} | ${f1(v)} |`);
+  say(`| process | CPU per VM created, ${cfg.hosts} hosts (ms) | idle (% of a core) |`);
+  say('|---|---|---|');
+  const processes = [...new Set([...Object.keys(r.big.cpuPerVmByProcess), ...Object.keys(r.idle)])];
+  for (const k of processes) say(`| ${k} | ${r.big.cpuPerVmByProcess[k] === undefined ? '—' : f2(r.big.cpuPerVmByProcess[k])} | ${r.idle[k] === undefined ? '—' : f1(r.idle[k])} |`);
+  const total = Object.values(r.big.cpuPerVmByProcess).reduce((a, b) => a + b, 0);
+  say(`| all of them | ${f2(total)} (two cores allow ${f1(2000 / total)} VMs/s at that cost) | |`);
 }
 
 // ---- cleanup, always ----
