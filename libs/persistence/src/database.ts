@@ -104,12 +104,18 @@ export function serviceDataSourceOptions(o: ServiceDataSourceOptions): DataSourc
     migrationsTableName: 'typeorm_migrations',
     migrationsTransactionMode: 'each',
     synchronize: false,
+    // pg_stat_activity names each connection's service (an operator looking at a busy PostgreSQL shared by
+    // the services; bench/scale counts inventory's own backends for the heartbeats' cost)
+    applicationName: applicationNameOf(o.schema),
     // raw SQL in migrations and queries resolves to the service's own schema first
     extra: { max: o.poolSize ?? 10, connectionTimeoutMillis: 5_000, options: `-c search_path=${o.schema}` },
     // query errors are mapped to typed errors by the services; unexpected ones are logged at the edge
     logging: ['warn', 'migration'],
   };
 }
+
+/** The `application_name` of a service's connections: `flexmig-` and its schema (`flexmig-inventory`). */
+export const applicationNameOf = (schema: string): string => `flexmig-${schema}`;
 
 /** The session advisory lock (a key of `hashtext`) that lets one process at a time migrate a schema. */
 export const migrationLockName = (schema: string) => `flexmig:migrations:${schema}`;

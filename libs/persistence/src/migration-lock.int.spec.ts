@@ -5,7 +5,7 @@
  */
 import { DataSource, MigrationInterface, QueryRunner } from 'typeorm';
 import { startTestDatabase, TestDatabase } from '@flexmig/testing';
-import { ensureDatabaseAndSchema, initializeServiceDataSource, migrationLockName, serviceDataSourceOptions } from './database';
+import { applicationNameOf, ensureDatabaseAndSchema, initializeServiceDataSource, migrationLockName, serviceDataSourceOptions } from './database';
 
 /** Not idempotent on purpose (CREATE TABLE without IF NOT EXISTS), and slow (pg_sleep): a second run at the same time would fail. */
 class CreateThings1700000000000 implements MigrationInterface {
@@ -19,7 +19,7 @@ class CreateThings1700000000000 implements MigrationInterface {
   }
 }
 
-describe('initializeServiceDataSource: migrations once across replicas', () => {
+describe('initializeServiceDataSource: migrations once across replicas, connections named after their service', () => {
   jest.setTimeout(30_000);
   let db: TestDatabase;
   const opened: DataSource[] = [];
@@ -46,5 +46,13 @@ describe('initializeServiceDataSource: migrations once across replicas', () => {
     } finally {
       await other.release();
     }
+  });
+
+  it('names its connections after the service, so pg_stat_activity tells the services apart', async () => {
+    const ds = await initializeServiceDataSource(serviceDataSourceOptions({ url: db.url, schema: 'locked', entities: [], migrations: [] }));
+    opened.push(ds);
+    expect(await ds.query("SELECT current_setting('application_name') AS name")).toEqual([{ name: 'flexmig-locked' }]);
+    const [{ n }] = await ds.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND pid = pg_backend_pid()', [applicationNameOf('locked')]);
+    expect(n).toBe(1);
   });
 });
