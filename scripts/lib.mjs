@@ -229,13 +229,16 @@ const keepAlive = new http.Agent({ keepAlive: true });
  * api() over node:http, its connections kept open: what a benchmark's load uses. On the 2-core machines
  * the benchmarks run on, their client shares the cores with the services they measure, and fetch (undici)
  * spends about three times the CPU per request (0.27 against 0.085 ms, 20,000 small POSTs 32 at a time;
- * docs/scale.md). Same answers as api(); an error to connect rejects, as fetch's does.
+ * docs/scale.md). Same answers as api(); an error to connect rejects, as fetch's does; an https base goes
+ * through api().
  */
 export function apiKeepAlive(base, method, route, body) {
+  const url = new URL(`${base}${route}`);
+  if (url.protocol !== 'http:') return api(base, method, route, body); // TLS: fetch's
   const payload = body ? JSON.stringify(body) : undefined;
   const headers = { ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}), ...(apiToken ? { authorization: `Bearer ${apiToken}` } : {}) };
   return new Promise((resolve, reject) => {
-    const req = http.request(new URL(route, base), { method, headers, agent: keepAlive }, (res) => {
+    const req = http.request(url, { method, headers, agent: keepAlive }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('error', reject);
