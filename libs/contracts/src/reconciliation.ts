@@ -31,6 +31,10 @@ export const ReconciliationFindingSchema = z.object({
 });
 export type ReconciliationFinding = z.infer<typeof ReconciliationFindingSchema>;
 
+/**
+ * GET /api/v1/reconciliation: the last pass's summary and one page of its findings, ordered by kind, VM
+ * and host (`?kind=` keeps one kind; `limit`, `cursor` as every list: libs/contracts lists.ts).
+ */
 export const ReconciliationReportSchema = z.object({
   /** When the last pass ended (null before the first). */
   lastPassAt: IsoTimeSchema.nullable(),
@@ -39,6 +43,8 @@ export const ReconciliationReportSchema = z.object({
   hostsChecked: z.number().int().min(0),
   hostsUnknown: z.array(HostIdSchema),
   items: z.array(ReconciliationFindingSchema),
+  /** null on the last page; otherwise pass it as `cursor` for the next one. */
+  nextCursor: z.string().nullable(),
 });
 export type ReconciliationReport = z.infer<typeof ReconciliationReportSchema>;
 

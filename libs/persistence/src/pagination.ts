@@ -6,17 +6,17 @@ export const encodeCursor = (id: string): string => Buffer.from(`v1:${id}`).toSt
 
 export function decodeCursor(cursor: string): string {
   const text = Buffer.from(cursor, 'base64url').toString();
-  if (!text.startsWith('v1:') || text.length < 4) {
-    throw new FlexmigError(ErrorCode.ValidationFailed, 'the cursor is not one this list gave: pass the nextCursor of the previous page as it was, or leave it out to start again', { cursor });
-  }
+  if (!text.startsWith('v1:') || text.length < 4) throw cursorNotOurs(cursor);
   return text.slice(3);
 }
+
+/** The error for a cursor no page of this list gave (decodable, but not of the list's form or type). */
+export const cursorNotOurs = (cursor: string) =>
+  new FlexmigError(ErrorCode.ValidationFailed, 'the cursor is not one this list gave: pass the nextCursor of the previous page as it was, or leave it out to start again', { cursor });
 
 /** SQLSTATE invalid_text_representation: a cursor whose id is not one of the column's type (a uuid column). */
 const INVALID_TEXT_REPRESENTATION = '22P02';
 
-const notOurs = (cursor: string) =>
-  new FlexmigError(ErrorCode.ValidationFailed, 'the cursor is not one this list gave: pass the nextCursor of the previous page as it was, or leave it out to start again', { cursor });
 const cursorGone = (cursor: string) =>
   new FlexmigError(ErrorCode.ValidationFailed, 'the cursor names an item that is no longer listed: list again from the start (without cursor)', { cursor });
 
@@ -47,7 +47,7 @@ export async function keysetPage<E extends ObjectLiteral>(
   }
   for (const [i, k] of o.keys.entries()) (i === 0 ? qb.orderBy : qb.addOrderBy).call(qb, `${alias}.${k}`, o.direction);
   const rows = await qb.limit(o.page.limit + 1).getMany().catch((e: unknown) => {
-    throw isInvalidText(e) ? notOurs(o.page.cursor!) : e;
+    throw isInvalidText(e) ? cursorNotOurs(o.page.cursor!) : e;
   });
   return pageOf(rows, o.page, (r) => String(r[o.idKey]), cursorId === undefined ? undefined : () => cursorRowExists(qb.connection.manager, table, idColumn, cursorId));
 }
@@ -83,7 +83,7 @@ export async function keysetPageSql<R>(
   }
   const condition = `${where.join(' AND ')} ORDER BY ${o.keys.map((k) => `${o.alias}.${k}`).join(', ')} LIMIT $1`;
   const rows = await o.select(condition, params).catch((e: unknown) => {
-    throw isInvalidText(e) ? notOurs(o.page.cursor!) : e;
+    throw isInvalidText(e) ? cursorNotOurs(o.page.cursor!) : e;
   });
   return pageOf(rows, o.page, o.idOf, cursorId === null ? undefined : () => cursorRowExists(m, o.table, o.idColumn, cursorId));
 }

@@ -112,6 +112,44 @@ describe('inventory reconciled with the agents', () => {
     expect((await api('GET', `/api/v1/vms/${id}`)).body).toMatchObject({ hostId: 'rc-a', state: 'running' });
   });
 
+  it('given more findings than a page, then the pages walked with their cursors hold each once, in the order of one big page; kind filters; a foreign cursor is refused', async () => {
+    const ids = Array.from({ length: 5 }, () => randomUUID());
+    for (const id of ids) await startBehindInventory('rc-b', id);
+    await waitFor('the five orphans in the report', async () => {
+      const all = (await api('GET', '/api/v1/reconciliation?limit=1000')).body.items as { vmId: string }[];
+      return ids.every((id) => all.some((f) => f.vmId === id));
+    });
+    const key = (f: { kind: string; vmId: string; hostId: string }) => `${f.kind}/${f.vmId}/${f.hostId}`;
+    // each pass replaces the set: walk until a walk and the big page around it agree (nothing changed meanwhile)
+    const { walked, whole, pages } = await waitFor('a walk of pages of 2 that matches one big page', async () => {
+      const before = ((await api('GET', '/api/v1/reconciliation?limit=1000')).body.items as { kind: string; vmId: string; hostId: string }[]).map(key);
+      const keys: string[] = [];
+      let cursor: string | null = null;
+      let n = 0;
+      do {
+        const r = await api('GET', `/api/v1/reconciliation?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+        expect(r.status).toBe(200);
+        expect(r.body.items.length).toBeLessThanOrEqual(2);
+        keys.push(...(r.body.items as { kind: string; vmId: string; hostId: string }[]).map(key));
+        cursor = r.body.nextCursor;
+        if (++n > 100) throw new Error('more than 100 pages of 2: the cursor is not followed');
+      } while (cursor);
+      const after = ((await api('GET', '/api/v1/reconciliation?limit=1000')).body.items as { kind: string; vmId: string; hostId: string }[]).map(key);
+      return JSON.stringify(before) === JSON.stringify(after) && { walked: keys, whole: after, pages: n };
+    });
+    expect(whole.length).toBeGreaterThanOrEqual(5);
+    expect(pages).toBe(Math.ceil(whole.length / 2));
+    expect(walked).toEqual(whole);
+    const orphans = (await api('GET', '/api/v1/reconciliation?kind=orphaned&limit=1000')).body.items as { kind: string; vmId: string; hostId: string }[];
+    expect(orphans.every((f) => f.kind === 'orphaned')).toBe(true);
+    expect(orphans.map((f) => f.vmId)).toEqual(expect.arrayContaining(ids));
+    const foreign = await api('GET', `/api/v1/reconciliation?cursor=${Buffer.from('v1:rc-b').toString('base64url')}`);
+    expect(foreign.status).toBe(400);
+    expect(foreign.body.code).toBe('VALIDATION_FAILED');
+    const misspelt = await api('GET', '/api/v1/reconciliation?kinds=orphaned');
+    expect(misspelt.status).toBe(400);
+  });
+
   it('given a second agent with a HOST_ID whose agent heartbeats, then it is refused, exits non-zero, and the first keeps the host', async () => {
     const before = await host('rc-a');
     const second = await agent('rc-a', stateDir(), false);

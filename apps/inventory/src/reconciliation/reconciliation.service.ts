@@ -5,6 +5,7 @@ import { Counter, Gauge } from 'prom-client';
 import {
   ListAgentVms,
   PauseVm,
+  type PageQuery,
   ReconciliationKind,
   ReconciliationReport,
   ReconciliationReportSchema,
@@ -15,9 +16,9 @@ import {
   vmDigest,
 } from '@flexmig/contracts';
 import { EventPublisher, NatsBus } from '@flexmig/messaging';
-import { FindingEntity } from '../entities';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 import { Detected, detect, HostReport, RecordedVm } from './detect';
+import { findingsPage } from './findings-page';
 
 const findingsNow = new Gauge({
   name: 'flexmig_reconciliation_findings',
@@ -102,27 +103,19 @@ export class ReconciliationService implements OnApplicationBootstrap, OnApplicat
     return result.findings;
   }
 
-  /** What GET /api/v1/reconciliation answers: the findings of the last pass (any replica's) and this replica's pass summary. */
-  async report(): Promise<ReconciliationReport> {
-    const rows = await this.db.getRepository(FindingEntity).find({ order: { kind: 'ASC', vmId: 'ASC', hostId: 'ASC' } });
+  /**
+   * What GET /api/v1/reconciliation answers: this replica's summary of its last pass, and a page of the
+   * findings of the last pass (any replica's), in key order (findings-page.ts).
+   */
+  async report(q: { kind?: ReconciliationKind } & PageQuery): Promise<ReconciliationReport> {
+    const { items, nextCursor } = await findingsPage(this.db, q);
     return ReconciliationReportSchema.parse({
       lastPassAt: this.last?.at.toISOString() ?? null,
       intervalMs: this.config.reconcileIntervalMs,
       hostsChecked: this.last?.checked ?? 0,
       hostsUnknown: this.last?.unknown ?? [],
-      items: rows.map((r) => ({
-        kind: r.kind,
-        vmId: r.vmId,
-        hostId: r.hostId,
-        otherHostIds: r.otherHostIds,
-        agentState: r.agentState,
-        recordedHostId: r.recordedHostId,
-        recordedState: r.recordedState,
-        pausedHostIds: r.pausedHostIds,
-        detail: r.detail,
-        firstSeenAt: r.firstSeenAt.toISOString(),
-        lastSeenAt: r.lastSeenAt.toISOString(),
-      })),
+      items,
+      nextCursor,
     });
   }
 
