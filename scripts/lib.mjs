@@ -208,13 +208,13 @@ export async function localAuth() {
 }
 
 export async function api(base, method, route, body) {
-  const res = await fetch(`${base}${route}`, {
-    method,
-    headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...(apiToken ? { authorization: `Bearer ${apiToken}` } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
+  const payload = body ? JSON.stringify(body) : undefined;
+  const res = await fetch(`${base}${route}`, { method, headers: headersFor(payload), body: payload });
   return { status: res.status, body: jsonOrRaw(await res.text()) };
 }
+
+/** What api() and apiKeepAlive() send beside the body: its type when there is one, and the token set by useApiToken. */
+const headersFor = (payload) => ({ ...(payload ? { 'content-type': 'application/json' } : {}), ...(apiToken ? { authorization: `Bearer ${apiToken}` } : {}) });
 
 function jsonOrRaw(text) {
   try {
@@ -236,7 +236,7 @@ export function apiKeepAlive(base, method, route, body) {
   const url = new URL(`${base}${route}`);
   if (url.protocol !== 'http:') return api(base, method, route, body); // TLS: fetch's
   const payload = body ? JSON.stringify(body) : undefined;
-  const headers = { ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}), ...(apiToken ? { authorization: `Bearer ${apiToken}` } : {}) };
+  const headers = { ...headersFor(payload), ...(payload ? { 'content-length': Buffer.byteLength(payload) } : {}) };
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers, agent: keepAlive }, (res) => {
       const chunks = [];

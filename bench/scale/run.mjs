@@ -116,7 +116,7 @@ function cpuDelta(a, b) {
   for (const [pid, { app, ms }] of b.pg) {
     const d = ms - (a.pg.get(pid)?.ms ?? 0);
     pg += d;
-    if (app === 'flexmig-inventory') pgInventory += d;
+    if (app === 'flexmig-inventory') pgInventory += d; // libs/persistence applicationNameOf('inventory')
   }
   out.ms['postgres (this db)'] = pg;
   out.pgInventory = pgInventory;

@@ -119,10 +119,12 @@ describe('inventory reconciled with the agents', () => {
       const all = (await api('GET', '/api/v1/reconciliation?limit=1000')).body.items as { vmId: string }[];
       return ids.every((id) => all.some((f) => f.vmId === id));
     });
-    const key = (f: { kind: string; vmId: string; hostId: string }) => `${f.kind}/${f.vmId}/${f.hostId}`;
+    type Key = { kind: string; vmId: string; hostId: string };
+    const keysOf = (items: Key[]) => items.map((f) => `${f.kind}/${f.vmId}/${f.hostId}`);
+    const onePage = async () => keysOf((await api('GET', '/api/v1/reconciliation?limit=1000')).body.items);
     // each pass replaces the set: walk until a walk and the big page around it agree (nothing changed meanwhile)
     const { walked, whole, pages } = await waitFor('a walk of pages of 2 that matches one big page', async () => {
-      const before = ((await api('GET', '/api/v1/reconciliation?limit=1000')).body.items as { kind: string; vmId: string; hostId: string }[]).map(key);
+      const before = await onePage();
       const keys: string[] = [];
       let cursor: string | null = null;
       let n = 0;
@@ -130,17 +132,17 @@ describe('inventory reconciled with the agents', () => {
         const r = await api('GET', `/api/v1/reconciliation?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
         expect(r.status).toBe(200);
         expect(r.body.items.length).toBeLessThanOrEqual(2);
-        keys.push(...(r.body.items as { kind: string; vmId: string; hostId: string }[]).map(key));
+        keys.push(...keysOf(r.body.items));
         cursor = r.body.nextCursor;
         if (++n > 100) throw new Error('more than 100 pages of 2: the cursor is not followed');
       } while (cursor);
-      const after = ((await api('GET', '/api/v1/reconciliation?limit=1000')).body.items as { kind: string; vmId: string; hostId: string }[]).map(key);
+      const after = await onePage();
       return JSON.stringify(before) === JSON.stringify(after) && { walked: keys, whole: after, pages: n };
     });
     expect(whole.length).toBeGreaterThanOrEqual(5);
     expect(pages).toBe(Math.ceil(whole.length / 2));
     expect(walked).toEqual(whole);
-    const orphans = (await api('GET', '/api/v1/reconciliation?kind=orphaned&limit=1000')).body.items as { kind: string; vmId: string; hostId: string }[];
+    const orphans = (await api('GET', '/api/v1/reconciliation?kind=orphaned&limit=1000')).body.items as Key[];
     expect(orphans.every((f) => f.kind === 'orphaned')).toBe(true);
     expect(orphans.map((f) => f.vmId)).toEqual(expect.arrayContaining(ids));
     const foreign = await api('GET', `/api/v1/reconciliation?cursor=${Buffer.from('v1:rc-b').toString('base64url')}`);
