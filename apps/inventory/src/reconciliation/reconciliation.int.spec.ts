@@ -150,6 +150,10 @@ describe('inventory reconciled with the agents', () => {
     expect(foreign.body.code).toBe('VALIDATION_FAILED');
     const misspelt = await api('GET', '/api/v1/reconciliation?kinds=orphaned');
     expect(misspelt.status).toBe(400);
+    for (const junk of ['limit=0', 'limit=1001', 'limit=two', 'kind=stray', `cursor=${'A'.repeat(300)}`, 'cursor=%2F%2F']) {
+      const r = await api('GET', `/api/v1/reconciliation?${junk}`);
+      expect({ junk, status: r.status, code: r.body.code }).toEqual({ junk, status: 400, code: 'VALIDATION_FAILED' });
+    }
   });
 
   it('given a second agent with a HOST_ID whose agent heartbeats, then it is refused, exits non-zero, and the first keeps the host', async () => {
