@@ -18,6 +18,7 @@ import {
   HostIdSchema,
   ListCpuModes,
   ListHosts,
+  hostsOfSet,
   PlanCluster,
   PlanHostSchema,
   ReplyOf,
@@ -169,12 +170,12 @@ export class CpuNatsHandlers {
 
   @MessagePattern(PlanCluster.subject)
   plan(r: RequestOf<typeof PlanCluster>): ReplyOf<typeof PlanCluster> {
-    return this.cpu.plan(r.hosts);
+    return this.cpu.plan(hostsOfSet(r));
   }
 
   @MessagePattern(VerifyCpuMode.subject)
   verify(r: RequestOf<typeof VerifyCpuMode>): ReplyOf<typeof VerifyCpuMode> {
-    return this.cpu.verify(r.mode, r.hosts);
+    return this.cpu.verify(r.mode, hostsOfSet(r));
   }
 
   @MessagePattern(ListCpuModes.subject)

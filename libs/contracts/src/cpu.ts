@@ -102,6 +102,51 @@ export const GetCpuModel = defineRequest({
 });
 
 export const PlanHostSchema = z.object({ id: z.string().min(1), vendor: VendorSchema, features: z.array(z.string()) });
+export type PlanHost = z.infer<typeof PlanHostSchema>;
+
+/**
+ * Hosts that share one CPU (vendor and feature list). A fleet has a handful of CPU kinds, so a cluster's
+ * hosts sent as groups carry each feature list once: 1,000 hosts of a current CPU (about 1.3 KB of features
+ * each) sent one by one are more than NATS's 1 MiB max_payload; grouped, a few KB and their ids.
+ */
+export const CpuGroupSchema = z.object({ vendor: VendorSchema, features: z.array(z.string()), hostIds: z.array(z.string().min(1)).min(1) });
+export type CpuGroup = z.infer<typeof CpuGroupSchema>;
+
+/**
+ * The hosts of a cluster-wide CPU request: grouped by CPU (`cpus`, what inventory sends), one by one
+ * (`hosts`, the form before `cpus`, still accepted), or both. A host id may appear once in all.
+ */
+export const HostSetSchema = z.object({ hosts: z.array(PlanHostSchema).optional(), cpus: z.array(CpuGroupSchema).optional() });
+
+/** The checks of a host set beyond its fields: at least one host (unless `atLeastOne` is null), no host twice. */
+export const checkHostSet =
+  (atLeastOne: string | null) =>
+  (r: { hosts?: PlanHost[]; cpus?: CpuGroup[] }, ctx: z.RefinementCtx): void => {
+    const ids = [...(r.hosts ?? []).map((h) => h.id), ...(r.cpus ?? []).flatMap((g) => g.hostIds)];
+    if (atLeastOne !== null && ids.length === 0) ctx.addIssue({ code: 'custom', message: atLeastOne, path: ['cpus'] });
+    const seen = new Set<string>();
+    const twice = ids.find((id) => seen.size === seen.add(id).size);
+    if (twice !== undefined) ctx.addIssue({ code: 'custom', message: `host ${twice} is given twice`, path: ['cpus'] });
+  };
+
+/** The hosts of a host set one by one, in the order given: `hosts` first, then each group's. */
+export const hostsOfSet = (r: { hosts?: PlanHost[]; cpus?: CpuGroup[] }): PlanHost[] => [
+  ...(r.hosts ?? []),
+  ...(r.cpus ?? []).flatMap((g) => g.hostIds.map((id) => ({ id, vendor: g.vendor, features: g.features }))),
+];
+
+/** Hosts grouped by CPU (same vendor, same features in the same order), groups and ids in first-seen order. */
+export function groupByCpu(hosts: readonly PlanHost[]): CpuGroup[] {
+  const groups = new Map<string, CpuGroup>();
+  for (const h of hosts) {
+    const key = JSON.stringify([h.vendor, h.features]);
+    const g = groups.get(key);
+    if (g) g.hostIds.push(h.id);
+    else groups.set(key, { vendor: h.vendor, features: h.features, hostIds: [h.id] });
+  }
+  return [...groups.values()];
+}
+
 export const ClusterPlanSchema = z.object({
   /** Highest mode every host supports; null when none (say why in `reason`). */
   mode: z.string().nullable(),
@@ -116,7 +161,7 @@ export type ClusterPlan = z.infer<typeof ClusterPlanSchema>;
 
 export const PlanCluster = defineRequest({
   subject: 'cpu.cluster.plan',
-  description: 'The mode a set of hosts would get, which hosts hold it down, and the mode without each.',
-  request: z.object({ hosts: z.array(PlanHostSchema).min(1, 'a plan needs at least one host') }),
+  description: 'The mode a set of hosts would get, which hosts hold it down, and the mode without each (hosts grouped by CPU in `cpus`).',
+  request: HostSetSchema.superRefine(checkHostSet('a plan needs at least one host')),
   reply: ClusterPlanSchema,
 });

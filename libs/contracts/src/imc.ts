@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRequest } from './define';
-import { ClusterPlanSchema, PlanHostSchema } from './cpu';
+import { checkHostSet, ClusterPlanSchema, HostSetSchema } from './cpu';
 
 // ---- cluster CPU mode (IMC): names shared by inventory, cpu-compat and the scheduler ----
 
@@ -32,8 +32,8 @@ export type ModeVerification = z.infer<typeof ModeVerificationSchema>;
 
 export const VerifyCpuMode = defineRequest({
   subject: 'cpu.mode.verify',
-  description: 'Checks every given host against one mode: per host pass/fail with the features it lacks.',
-  request: z.object({ mode: z.string().min(1), hosts: z.array(PlanHostSchema) }),
+  description: 'Checks every given host against one mode (hosts grouped by CPU in `cpus`): per host pass/fail with the features it lacks.',
+  request: HostSetSchema.extend({ mode: z.string().min(1) }).superRefine(checkHostSet(null)),
   reply: ModeVerificationSchema,
 });
 

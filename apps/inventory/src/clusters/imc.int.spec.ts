@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { freePort, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson, readEvents, testToken } from '@flexmig/testing';
+import { freePort, launchService, type Launched, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson, readEvents, testToken } from '@flexmig/testing';
 
 // Cluster CPU modes (issue 3, item 4), and what a VM's guest sees of its CPU (issue 12: cpu-check, here from
 // the sim driver's model), through inventory's HTTP API, against real PostgreSQL and NATS, with
@@ -425,6 +425,63 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
       expect(r.status).toBe(409);
       expect(r.body.details.vms).toEqual([expect.objectContaining({ name: 'vm-pt', cpuBaseline: 'host-passthrough' })]);
       expect((await api('GET', `/api/v1/clusters/${id}/imc`)).body.mode).toBe('off');
+    });
+  });
+  describe('a cluster of 1,100 hosts of a current CPU (DiamondRapids), more than one NATS message holds one by one', () => {
+    const size = 1_100;
+    let id: string;
+    let fleet: Launched;
+
+    beforeAll(async () => {
+      fleet = launchService('agent', {
+        entry: 'fleet',
+        env: { ...common, FLEET_SIZE: String(size), FLEET_HOST_PREFIX: 'dmr', FLEET_CPUS: 'DiamondRapids', CLUSTER_NAME: 'big', SIM_TIME_SCALE: '0' },
+      });
+      await waitFor(`${size} hosts to register`, async () => {
+        const c = (await api('GET', '/api/v1/clusters')).body.items.find((x: { name: string }) => x.name === 'big');
+        if (!c) return false;
+        id = c.id;
+        const pages = [await api('GET', `/api/v1/hosts?clusterId=${id}&limit=1000`)];
+        if (pages[0]!.body.nextCursor) pages.push(await api('GET', `/api/v1/hosts?clusterId=${id}&limit=1000&cursor=${pages[0]!.body.nextCursor}`));
+        return pages.flatMap((p) => p.body.items).length === size;
+      }, { timeoutMs: 90_000, intervalMs: 1_000 });
+    }, 120_000);
+
+    afterAll(() => fleet?.stop());
+
+    it('sent host by host, its hosts would be more than the NATS server takes in one message', async () => {
+      const nc = await connect({ servers: nats.url });
+      const maxPayload = nc.info!.max_payload;
+      await nc.close();
+      const one = (await api('GET', `/api/v1/hosts?clusterId=${id}&limit=1`)).body.items[0];
+      const flat = JSON.stringify({ hosts: Array.from({ length: size }, (_, i) => ({ id: `dmr-${i}`, vendor: one.cpu.vendor, features: one.cpu.features })) });
+      expect(flat.length).toBeGreaterThan(maxPayload);
+    });
+
+    it("plans it: every host's mode in id order, and the mode every host holds", async () => {
+      const r = await api('GET', `/api/v1/clusters/${id}/imc/plan`);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ clusterId: id, mode: 'DiamondRapids' });
+      const ids = r.body.hostModes.map((h: { hostId: string }) => h.hostId);
+      expect(ids).toHaveLength(size);
+      expect(ids).toEqual([...ids].sort());
+      expect(new Set(r.body.hostModes.map((h: { mode: string }) => h.mode))).toEqual(new Set(['DiamondRapids']));
+      expect(r.body.withoutHost.map((h: { hostId: string }) => h.hostId)).toEqual(ids);
+    });
+
+    it('verifies a mode against every host, and shows the cluster with its mode', async () => {
+      const v = await api('POST', `/api/v1/clusters/${id}/imc/verify`, { mode: 'Skylake-Server' });
+      expect(v.status).toBe(200);
+      expect(v.body).toMatchObject({ mode: 'Skylake-Server', pass: true });
+      expect(v.body.hosts).toHaveLength(size);
+      const imc = await api('GET', `/api/v1/clusters/${id}/imc`);
+      expect(imc.body).toMatchObject({ commonMode: 'DiamondRapids', effectiveMode: 'DiamondRapids' });
+      expect((await api('GET', `/api/v1/clusters/${id}`)).body).toMatchObject({ effectiveMode: 'DiamondRapids', plan: { mode: 'DiamondRapids' } });
+    });
+
+    it('gives a VM created there the mode every host holds', async () => {
+      const vm = await createVm('vm-big', 'dmr-0001');
+      expect(vm).toMatchObject({ clusterId: id, cpuBaseline: 'DiamondRapids' });
     });
   });
 });

@@ -14,7 +14,6 @@ import {
   type ImcChange,
   ListCpuModes,
   ModeVerification,
-  VerifyCpuMode,
 } from '@flexmig/contracts';
 import { EventPublisher, NatsBus } from '@flexmig/messaging';
 import { ClusterEntity, HostEntity, VmEntity } from '../entities';
@@ -211,7 +210,7 @@ export class ImcService {
   }
 
   private verifyHosts(mode: string, hosts: HostEntity[]): Promise<ModeVerification> {
-    return this.bus.request(VerifyCpuMode, { mode, hosts: hosts.map((h) => ({ id: h.id, vendor: h.cpuVendor as 'Intel', features: h.cpuFeatures })) });
+    return this.cpu.verify(mode, hosts.map(hostCpu));
   }
 
   /**

@@ -1,0 +1,56 @@
+import { CpuGroup, hostsOfSet, PlanCluster, PlanHost, VerifyCpuMode } from '@flexmig/contracts';
+import { planCluster, simulatedHostCpu, verifyMode } from '@flexmig/cpu-models';
+import type { NatsBus } from '@flexmig/messaging';
+import { CpuCompatClient } from './cpu-compat.client';
+
+/** cpu-compat's two host-set answers, computed by the catalog functions it serves; every request kept. */
+function catalogBus() {
+  const sent: { subject: string; body: { hosts?: PlanHost[]; cpus?: CpuGroup[]; mode?: string } }[] = [];
+  const bus = {
+    request: async (contract: { subject: string }, body: { hosts?: PlanHost[]; cpus?: CpuGroup[]; mode?: string }) => {
+      sent.push({ subject: contract.subject, body });
+      if (contract === PlanCluster) return planCluster(hostsOfSet(PlanCluster.request.parse(body)));
+      if (contract === VerifyCpuMode) return verifyMode(body.mode!, hostsOfSet(VerifyCpuMode.request.parse(body)));
+      throw new Error(`unexpected ${contract.subject}`);
+    },
+  } as unknown as NatsBus;
+  return { client: new CpuCompatClient(bus), sent };
+}
+
+const host = (id: string, mode: string) => ({ id, cpu: simulatedHostCpu(mode) });
+// by id, the CPUs alternate: grouped, cpu-compat sees a, c, e (Westmere) before b, d (Haswell)
+const hosts = [host('a', 'Westmere'), host('b', 'Haswell'), host('c', 'Westmere'), host('d', 'Haswell'), host('e', 'Westmere')];
+
+describe('CpuCompatClient: cluster-wide questions grouped by CPU', () => {
+  it('sends each CPU once with its hosts, and gives the plan per host in the order of the hosts asked about', async () => {
+    const { client, sent } = catalogBus();
+    const plan = await client.plan(hosts);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.body.hosts).toBeUndefined();
+    expect(sent[0]!.body.cpus!.map((g) => g.hostIds)).toEqual([['a', 'c', 'e'], ['b', 'd']]);
+    expect(plan.mode).toBe('Westmere');
+    expect(plan.hostModes).toEqual([
+      { hostId: 'a', mode: 'Westmere' },
+      { hostId: 'b', mode: 'Haswell' },
+      { hostId: 'c', mode: 'Westmere' },
+      { hostId: 'd', mode: 'Haswell' },
+      { hostId: 'e', mode: 'Westmere' },
+    ]);
+    expect(plan.withoutHost.map((h) => h.hostId)).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(plan.holdingDown).toEqual(['a', 'c', 'e']);
+  });
+
+  it('verifies a mode the same way: grouped out, per host in order back', async () => {
+    const { client, sent } = catalogBus();
+    const v = await client.verify('Haswell', hosts);
+    expect(sent[0]!.body).toMatchObject({ mode: 'Haswell', cpus: [{ hostIds: ['a', 'c', 'e'] }, { hostIds: ['b', 'd'] }] });
+    expect(v.pass).toBe(false);
+    expect(v.hosts.map((h) => [h.hostId, h.pass])).toEqual([
+      ['a', false],
+      ['b', true],
+      ['c', false],
+      ['d', true],
+      ['e', false],
+    ]);
+  });
+});
