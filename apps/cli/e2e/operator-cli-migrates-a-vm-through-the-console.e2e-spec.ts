@@ -8,7 +8,10 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, Harness, testToken } from '@flexmig/testing';
+import { randomUUID } from 'node:crypto';
+import { ReconciliationReportSchema, StartVm } from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
+import { freePort, Harness, testToken, waitFor } from '@flexmig/testing';
 
 const root = path.resolve(__dirname, '../../..');
 const bin = path.join(root, 'apps/cli/bin/flexmig.cjs');
@@ -20,7 +23,8 @@ interface Run {
 }
 
 describe('flexmig, the operator CLI (built), through the console', () => {
-  const h = new Harness({ hosts: [{ id: 'host-a', cpu: 'IvyBridge' }, { id: 'host-b', cpu: 'Westmere' }] });
+  // inventory reconciles every 500 ms (10 s by default), for the `reconciliation` test
+  const h = new Harness({ hosts: [{ id: 'host-a', cpu: 'IvyBridge' }, { id: 'host-b', cpu: 'Westmere' }], inventory: { RECONCILE_INTERVAL_MS: '500' } });
   const configDir = mkdtempSync(path.join(tmpdir(), 'flexmig-cli-config-'));
   let env: Record<string, string>;
 
@@ -244,5 +248,30 @@ describe('flexmig, the operator CLI (built), through the console', () => {
     });
     expect(check).toBe(0);
     expect(r.stdout).toContain('"cluster imc") words="show set verify auto');
+  });
+  // last: it leaves a VM on host-b that inventory does not know
+  it('given a VM an agent runs behind inventory\'s back, then `reconciliation` shows it orphaned, and -o json is the whole report', async () => {
+    const stray = randomUUID();
+    const bus = await NatsBus.connect({ url: h.nats.url, prefix: h.prefix, name: 'cli-e2e-stray', credsFile: h.nats.creds('inventory') });
+    try {
+      await bus.request(StartVm, { vm: { id: stray, name: 'stray', memoryMiB: 256, vcpus: 1, cpuBaseline: 'Westmere' } }, { params: { hostId: 'host-b' } });
+    } finally {
+      await bus.close();
+    }
+    const report = await waitFor('the stray VM in the report', async () => {
+      const r = ReconciliationReportSchema.parse(await json(['reconciliation']));
+      return r.items.some((f) => f.vmId === stray) && r;
+    }, { timeoutMs: 20_000, intervalMs: 500 });
+    expect(report.nextCursor).toBeNull();
+    expect(report.items.find((f) => f.vmId === stray)).toMatchObject({ kind: 'orphaned', hostId: 'host-b', recordedHostId: null });
+    expect(report.hostsChecked + report.hostsUnknown.length).toBe(2);
+
+    const table = await cli(['reconciliation', '--kind', 'orphaned']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^last pass: +\S+ \(every 500 ms\)$/m);
+    expect(table.stdout).toMatch(new RegExp(`^orphaned +${stray} +host-b +running +no record `, 'm'));
+    const none = await cli(['reconciliation', '--kind', 'split-brain']);
+    expect(none.stdout.trim().split('\n').at(-1)).toBe("no split-brain VMs: the agents' reports match inventory");
+    expect((await cli(['reconciliation', '--kind', 'lost'])).code).toBe(2);
   });
 });

@@ -51,6 +51,21 @@ describe('ApiClient and MigrationWatcher against a stand-in API', () => {
     expect(await api.list('/api/v1/vms')).toEqual([{ id: 'only' }]);
   });
 
+  it('given a paged report, then each page comes as the server answered it, its summary beside its items', async () => {
+    const s = await serve((req, res) => {
+      const cursor = new URL(req.url!, 'http://x').searchParams.get('cursor');
+      json(res, 200, cursor === null ? { hostsChecked: 2, items: ['a'], nextCursor: 'p2' } : { hostsChecked: 3, items: ['b'], nextCursor: null });
+    });
+    server = s.server;
+    const api = new ApiClient({ url: s.url, token: 't', timeoutMs: 5000 });
+    const pages: unknown[] = [];
+    for await (const p of api.pages('/api/v1/reconciliation', { kind: 'missing' })) pages.push(p);
+    expect(pages).toEqual([
+      { hostsChecked: 2, items: ['a'], nextCursor: 'p2' },
+      { hostsChecked: 3, items: ['b'], nextCursor: null },
+    ]);
+  });
+
   it('given no live stream (404), then the watcher says so and polls GET /migrations/:id to the end', async () => {
     let gets = 0;
     const s = await serve((req, res) => {

@@ -81,14 +81,23 @@ export class ApiClient {
    */
   async list<T = unknown>(route: string, query: Record<string, string | undefined> = {}): Promise<T[]> {
     const items: T[] = [];
+    for await (const body of this.pages<{ items?: T[] } | T[]>(route, query)) {
+      if (Array.isArray(body)) return body;
+      items.push(...(body.items ?? []));
+    }
+    return items;
+  }
+
+  /** Each page of a list as the server answered it (a report's summary beside its items, say), following `nextCursor`. */
+  async *pages<P>(route: string, query: Record<string, string | undefined> = {}): AsyncGenerator<P> {
     let cursor: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
       const q = new URLSearchParams(Object.entries({ ...query, cursor }).filter((e): e is [string, string] => e[1] !== undefined));
-      const body = await this.get<{ items?: T[]; nextCursor?: string | null; cursor?: string | null } | T[]>(`${route}${q.size ? `?${q}` : ''}`);
-      if (Array.isArray(body)) return body;
-      items.push(...(body.items ?? []));
-      const next = body.nextCursor ?? body.cursor ?? undefined;
-      if (!next || next === cursor) return items;
+      const body = await this.get<P>(`${route}${q.size ? `?${q}` : ''}`);
+      yield body;
+      const paging = (Array.isArray(body) ? {} : (body ?? {})) as { nextCursor?: string | null; cursor?: string | null };
+      const next = paging.nextCursor ?? paging.cursor ?? undefined;
+      if (!next || next === cursor) return;
       cursor = next;
     }
     throw new CliError(`GET ${route}: the server answered more than ${MAX_PAGES} pages; narrow the list with a filter`, ExitCode.Failed);

@@ -6,6 +6,7 @@ import { registerEvacuations } from './commands/evacuations';
 import { registerEvents } from './commands/events';
 import { registerInventory } from './commands/inventory';
 import { registerMigrations } from './commands/migrations';
+import { registerReconciliation } from './commands/reconciliation';
 import { DEFAULT_URL, defaultConfigPath } from './config';
 import { exitCodesHelp } from './exit-codes';
 import { OUTPUT_FORMATS } from './output';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerClusters(program);
   registerMigrations(program);
   registerEvacuations(program);
+  registerReconciliation(program);
   registerEvents(program);
   registerCompletion(program);
   registerAuth(program);

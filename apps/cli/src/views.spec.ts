@@ -1,6 +1,6 @@
-import type { EvacuationView, Host, MigrationPrediction, MigrationProgress, MigrationView, Vm } from '@flexmig/contracts';
+import type { EvacuationView, Host, MigrationPrediction, MigrationProgress, MigrationView, ReconciliationFinding, ReconciliationReport, Vm } from '@flexmig/contracts';
 import { bashCompletion, zshCompletion } from './completion-script';
-import { autoView, eventLine, evacuationView, hostsTable, migrationEndView, migrationStartView, planView, predictionText, progressLine } from './views';
+import { autoView, eventLine, evacuationView, hostsTable, migrationEndView, migrationStartView, planView, predictionText, progressLine, reconciliationView } from './views';
 
 const host = (id: string, over: Partial<Host> = {}): Host => ({
   id,
@@ -120,6 +120,37 @@ describe('views: the API objects as text', () => {
       'host-b  Westmere          IvyBridge',
     ]);
     expect(planView({ clusterId: 'c1', mode: null, reason: 'no hosts', holdingDown: [], withoutHost: [], hostModes: [] })).toBe('mode all hosts pass: (none)\nwhy:                 no hosts\nholding it down:     -\n\nno hosts');
+  });
+
+  it('given a reconciliation report, then the last pass, the hosts it could not judge, and each finding with both sides', () => {
+    const vm = (n: number) => `00000000-0000-4000-8000-00000000000${n}`;
+    const finding = (over: Partial<ReconciliationFinding>): ReconciliationFinding => ({
+      kind: 'orphaned', vmId: vm(1), hostId: 'host-a', otherHostIds: [], agentState: 'running', recordedHostId: null, recordedState: null,
+      pausedHostIds: [], detail: 'host-a runs a VM inventory has no record of', firstSeenAt: '2026-12-03T09:00:00.000Z', lastSeenAt: '2026-12-03T09:00:10.000Z', ...over,
+    });
+    const report: ReconciliationReport = {
+      lastPassAt: '2026-12-03T09:00:10.000Z', intervalMs: 10_000, hostsChecked: 18,
+      hostsUnknown: Array.from({ length: 12 }, (_, i) => `down-${i + 1}`),
+      items: [
+        finding({}),
+        finding({ kind: 'split-brain', vmId: vm(2), otherHostIds: ['host-c'], recordedHostId: 'host-b', recordedState: 'running', hostId: 'host-b', pausedHostIds: ['host-c'], detail: 'two copies run' }),
+      ],
+      nextCursor: null,
+    };
+    const lines = reconciliationView(report).split('\n');
+    expect(lines.slice(0, 3)).toEqual([
+      'last pass:        2026-12-03T09:00:10.000Z (every 10.0 s)',
+      'hosts checked:    18',
+      'hosts not judged: 12: down-1, down-2, down-3, down-4, down-5, down-6, down-7, down-8, down-9, down-10 and 2 more (down, or no current report of their VMs)',
+    ]);
+    expect(lines[4]).toMatch(/^KIND +VM +HOST +AGENT SAYS +INVENTORY SAYS +OTHER COPIES +PAUSED ON +SINCE +DETAIL$/);
+    expect(lines[5]).toMatch(new RegExp(`^orphaned +${vm(1)} +host-a +running +no record +- +- +2026-12-03T09:00:00.000Z +host-a runs a VM inventory has no record of$`));
+    expect(lines[6]).toMatch(new RegExp(`^split-brain +${vm(2)} +host-b +running +running on host-b +host-c +host-c +`));
+
+    const clean = { ...report, hostsUnknown: [], items: [] };
+    expect(reconciliationView(clean).split('\n').slice(2)).toEqual(['hosts not judged: 0', '', "no findings: the agents' reports match inventory"]);
+    expect(reconciliationView(clean, 'missing').split('\n').at(-1)).toBe("no missing VMs: the agents' reports match inventory");
+    expect(reconciliationView({ ...clean, lastPassAt: null })).toBe('no reconciliation pass yet (one runs every 10.0 s)');
   });
 
   it('given the command tree, then bash completion knows each command path, its subcommands and options, and --output values', () => {

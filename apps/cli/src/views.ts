@@ -1,4 +1,4 @@
-import type { Cluster, ClusterImc, ClusterImcPlan, EvacuationView, Host, MigrationPrediction, MigrationProgress, MigrationView, ModeVerification, PredictedFigures, PredictionInput, Vm } from '@flexmig/contracts';
+import type { Cluster, ClusterImc, ClusterImcPlan, EvacuationView, Host, MigrationPrediction, MigrationProgress, MigrationView, ModeVerification, PredictedFigures, PredictionInput, ReconciliationReport, Vm } from '@flexmig/contracts';
 import { fields, formatBytes, formatDuration, formatRate, progressBar, table } from './output';
 
 // Pure: the API's objects as text for people. JSON and YAML print the objects themselves.
@@ -212,5 +212,30 @@ export function planView(plan: ClusterImcPlan): string {
     { header: 'OWN HIGHEST MODE', value: (h) => h.mode ?? '(none)' },
     { header: 'CLUSTER MODE WITHOUT IT', value: (h) => (without.has(h.hostId) ? (without.get(h.hostId) ?? '(none)') : '') },
   ], 'no hosts');
+  return `${head}\n\n${rows}`;
+}
+
+/** Host ids as a line: the first `shown`, then how many more. */
+const someIds = (ids: readonly string[], shown = 10) => (ids.length <= shown ? ids.join(', ') : `${ids.slice(0, shown).join(', ')} and ${ids.length - shown} more`);
+
+/** The reconciliation report: the last pass (when, how many hosts it could judge), then each finding. */
+export function reconciliationView(r: ReconciliationReport, kind?: string): string {
+  if (r.lastPassAt === null) return `no reconciliation pass yet (one runs every ${formatDuration(r.intervalMs)})`;
+  const head = fields([
+    ['last pass', `${r.lastPassAt} (every ${formatDuration(r.intervalMs)})`],
+    ['hosts checked', r.hostsChecked],
+    ['hosts not judged', r.hostsUnknown.length ? `${r.hostsUnknown.length}: ${someIds(r.hostsUnknown)} (down, or no current report of their VMs)` : 0],
+  ]);
+  const rows = table(r.items, [
+    { header: 'KIND', value: (f) => f.kind },
+    { header: 'VM', value: (f) => f.vmId },
+    { header: 'HOST', value: (f) => f.hostId },
+    { header: 'AGENT SAYS', value: (f) => f.agentState },
+    { header: 'INVENTORY SAYS', value: (f) => (f.recordedHostId ? `${f.recordedState ?? ''} on ${f.recordedHostId}`.trim() : 'no record') },
+    { header: 'OTHER COPIES', value: (f) => f.otherHostIds.join(', ') },
+    { header: 'PAUSED ON', value: (f) => f.pausedHostIds.join(', ') },
+    { header: 'SINCE', value: (f) => f.firstSeenAt },
+    { header: 'DETAIL', value: (f) => f.detail },
+  ], kind ? `no ${kind} VMs: the agents' reports match inventory` : "no findings: the agents' reports match inventory");
   return `${head}\n\n${rows}`;
 }
