@@ -1,12 +1,12 @@
-import type { EvacuationView, Host, MigrationPrediction, MigrationProgress, MigrationView, ReconciliationFinding, ReconciliationReport, Vm } from '@flexmig/contracts';
+import type { EvacuationView, HostListItem, MigrationPrediction, MigrationProgress, MigrationView, ReconciliationFinding, ReconciliationReport, Vm } from '@flexmig/contracts';
 import { bashCompletion, zshCompletion } from './completion-script';
 import { autoView, eventLine, evacuationView, hostsTable, migrationEndView, migrationStartView, planView, predictionText, progressLine, reconciliationView } from './views';
 
-const host = (id: string, over: Partial<Host> = {}): Host => ({
+const host = (id: string, over: Partial<HostListItem> = {}): HostListItem => ({
   id,
   clusterId: '00000000-0000-4000-8000-000000000001',
   hostname: id,
-  cpu: { vendor: 'Intel', modelName: 'Xeon', features: ['sse4_2'] },
+  cpu: { vendor: 'Intel', modelName: 'Xeon', featureSet: 'f1' },
   maxImcMode: 'Cascadelake-Server',
   memoryMiB: 65536,
   vcpus: 32,

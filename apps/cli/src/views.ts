@@ -1,9 +1,9 @@
-import type { Cluster, ClusterImc, ClusterImcPlan, EvacuationView, Host, MigrationPrediction, MigrationProgress, MigrationView, ModeVerification, PredictedFigures, PredictionInput, ReconciliationReport, Vm } from '@flexmig/contracts';
+import type { Cluster, ClusterImc, ClusterImcPlan, EvacuationView, HostListItem, MigrationPrediction, MigrationProgress, MigrationView, ModeVerification, PredictedFigures, PredictionInput, ReconciliationReport, Vm } from '@flexmig/contracts';
 import { fields, formatBytes, formatDuration, formatRate, progressBar, table } from './output';
 
 // Pure: the API's objects as text for people. JSON and YAML print the objects themselves.
 
-export function hostsTable(hosts: Host[], vms: Vm[]): string {
+export function hostsTable(hosts: HostListItem[], vms: Vm[]): string {
   const vmCount = new Map<string, number>();
   for (const v of vms) vmCount.set(v.hostId, (vmCount.get(v.hostId) ?? 0) + 1);
   return table(hosts, [
@@ -19,7 +19,7 @@ export function hostsTable(hosts: Host[], vms: Vm[]): string {
   ], 'no hosts: start an agent (it registers its host)');
 }
 
-export function clustersTable(clusters: Cluster[], hosts: Host[]): string {
+export function clustersTable(clusters: Cluster[], hosts: HostListItem[]): string {
   return table(clusters, [
     { header: 'ID', value: (c) => c.id },
     { header: 'NAME', value: (c) => c.name },

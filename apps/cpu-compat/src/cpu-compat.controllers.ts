@@ -27,6 +27,7 @@ import {
   VerdictRequestSchema,
   VerdictSchema,
   VerifyCpuMode,
+  withFeatures,
 } from '@flexmig/contracts';
 import type { EvaluateCpu } from '@flexmig/contracts';
 import { NatsBus, requestAllPages } from '@flexmig/messaging';
@@ -140,7 +141,7 @@ export class CpuHttpController {
       hosts.push({ id: host.id, vendor: host.cpu.vendor, features: host.cpu.features });
     }
     if (body.clusterId) {
-      const members = await requestAllPages(this.bus, ListHosts, { clusterId: body.clusterId }, (r) => r.hosts);
+      const members = await requestAllPages(this.bus, ListHosts, { clusterId: body.clusterId }, (r) => r.hosts.map((h) => withFeatures(h, r.featureSets)));
       hosts.push(...members.map((h) => ({ id: h.id, vendor: h.cpu.vendor, features: h.cpu.features })));
     }
     if (hosts.length === 0) throw new FlexmigError(ErrorCode.ValidationFailed, 'the plan has no hosts (the cluster has none registered)');

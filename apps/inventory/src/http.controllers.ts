@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { ClusterDetailSchema, ClusterSchema, CpuCheckRequestSchema, PageQuerySchema, CreateClusterSchema, CreateVmSchema, GuestCpuCheckSchema, HostIdSchema, HostSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
+import { ClusterDetailSchema, ClusterSchema, CpuCheckRequestSchema, PageQuerySchema, CreateClusterSchema, CreateVmSchema, GuestCpuCheckSchema, HostIdSchema, HostPageSchema, HostSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
 import type { CpuCheckRequest, CreateCluster, CreateVm, PageQuery, UpdateAllocationRatios } from '@flexmig/contracts';
 import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { ClustersService } from './clusters/clusters.service';
@@ -68,7 +68,7 @@ export class HostsController {
   @Role('viewer')
   @ApiOperation({ summary: 'Hosts (registered by their agents) by id, with their highest CPU baseline, a page at a time (limit, cursor); filter by cluster.' })
   @ApiZodQuery(HostsQuerySchema)
-  @ApiZodList(HostSchema, 'a page of hosts')
+  @ApiZodResponse(200, HostPageSchema, 'a page of hosts, each CPU feature list once in `featureSets` under the digest its hosts name (`cpu.featureSet`)')
   @ErrorResponses(400)
   list(@Query(new ZodPipe(HostsQuerySchema, 'query')) q: z.infer<typeof HostsQuerySchema>) {
     return this.hosts.page(q);

@@ -45,7 +45,7 @@ export class InventoryHandlers {
   @MessagePattern(ListHosts.subject)
   async listHosts(r: RequestOf<typeof ListHosts>): Promise<ReplyOf<typeof ListHosts>> {
     const page = await this.hosts.page(r);
-    return { hosts: page.items, nextCursor: page.nextCursor };
+    return { hosts: page.items, featureSets: page.featureSets, nextCursor: page.nextCursor };
   }
 
   @MessagePattern(ListPlacementHosts.subject)

@@ -1,4 +1,4 @@
-import { type AllocationRatios, Cluster, Host, hostCapacity, Vm, Reservation, VendorSchema } from '@flexmig/contracts';
+import { type AllocationRatios, Cluster, Host, hostCapacity, type HostListItem, Vm, Reservation, VendorSchema } from '@flexmig/contracts';
 import { ClusterEntity, HostEntity, ReservationEntity, VmEntity } from './entities';
 
 export const clusterView = (c: ClusterEntity): Cluster => ({
@@ -19,13 +19,24 @@ export const ratiosOf = (c: Pick<ClusterEntity, 'cpuAllocationRatio' | 'memoryAl
 export type ShownHost = Omit<HostEntity, 'vmDigest' | 'reportedVms' | 'reportedDigest' | 'reportedAt'>;
 
 /** A host as the API shows it: with what it holds, and what it may hold under its cluster's ratios. */
-export const hostView = (h: ShownHost, allocated: { memoryMiB: number; vcpus: number }, ratios: AllocationRatios): Host => {
+export const hostView = (h: ShownHost, allocated: { memoryMiB: number; vcpus: number }, ratios: AllocationRatios): Host =>
+  hostWith({ vendor: VendorSchema.parse(h.cpuVendor), modelName: h.cpuModelName, features: h.cpuFeatures }, h, allocated, ratios);
+
+/** A host as a list shows it: its CPU's feature list named by `featureSet`, the digest its page's `featureSets` carries it under. */
+export const hostListItemView = (
+  h: Omit<ShownHost, 'cpuFeatures'>,
+  featureSet: string,
+  allocated: { memoryMiB: number; vcpus: number },
+  ratios: AllocationRatios,
+): HostListItem => hostWith({ vendor: VendorSchema.parse(h.cpuVendor), modelName: h.cpuModelName, featureSet }, h, allocated, ratios);
+
+function hostWith<C>(cpu: C, h: Omit<ShownHost, 'cpuFeatures'>, allocated: { memoryMiB: number; vcpus: number }, ratios: AllocationRatios) {
   const capacity = hostCapacity(h, ratios);
   return {
     id: h.id,
     clusterId: h.clusterId,
     hostname: h.hostname,
-    cpu: { vendor: VendorSchema.parse(h.cpuVendor), modelName: h.cpuModelName, features: h.cpuFeatures },
+    cpu,
     maxImcMode: h.maxImcMode,
     memoryMiB: h.memoryMiB,
     vcpus: h.vcpus,
@@ -42,7 +53,7 @@ export const hostView = (h: ShownHost, allocated: { memoryMiB: number; vcpus: nu
     registeredAt: h.registeredAt.toISOString(),
     agentInstanceId: h.agentInstanceId,
   };
-};
+}
 
 export const vmView = (v: VmEntity): Vm => ({
   id: v.id,

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Cluster, Host, Vm } from '@flexmig/contracts';
+import type { Cluster, HostListItem, Vm } from '@flexmig/contracts';
 import { parsePositiveInt } from '../args';
 import { action, optionParser } from '../context';
 import { findCluster, findVm } from '../resolve';
@@ -14,7 +14,7 @@ export function registerInventory(program: Command): void {
     .action(
       action(async (ctx, opts: { cluster?: string }) => {
         const clusterId = opts.cluster ? (await findCluster(ctx.api, opts.cluster)).id : undefined;
-        const [hosts, vms] = await Promise.all([ctx.api.list<Host>('/api/v1/hosts', { clusterId }), ctx.api.list<Vm>('/api/v1/vms', { clusterId })]);
+        const [hosts, vms] = await Promise.all([ctx.api.list<HostListItem>('/api/v1/hosts', { clusterId }), ctx.api.list<Vm>('/api/v1/vms', { clusterId })]);
         ctx.print(hosts, () => hostsTable(hosts, vms));
       }),
     );
@@ -24,7 +24,7 @@ export function registerInventory(program: Command): void {
     .description('clusters and their CPU mode (IMC)')
     .action(
       action(async (ctx) => {
-        const [clusters, hosts] = await Promise.all([ctx.api.list<Cluster>('/api/v1/clusters'), ctx.api.list<Host>('/api/v1/hosts')]);
+        const [clusters, hosts] = await Promise.all([ctx.api.list<Cluster>('/api/v1/clusters'), ctx.api.list<HostListItem>('/api/v1/hosts')]);
         ctx.print(clusters, () => clustersTable(clusters, hosts));
       }),
     );

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import type { AutoImcResult, AutoImcTry, Cluster, ClusterImc, ClusterImcPlan, Host, ModeVerification } from '@flexmig/contracts';
+import type { AutoImcResult, AutoImcTry, Cluster, ClusterImc, ClusterImcPlan, HostListItem, ModeVerification } from '@flexmig/contracts';
 import { Alert, Button, Card, CardBody, CardTitle, DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, Flex, FlexItem, FormSelect, FormSelectOption, Label, List, ListItem, PageSection, TextInput, Title } from '@patternfly/react-core';
 import { Table, Tbody, Td, Th, Thead, Tr } from '@patternfly/react-table';
 import { ApiError, get, list, post } from '../api';
@@ -185,7 +185,7 @@ function Auto({ cluster, onChanged }: { cluster: Cluster; onChanged: () => void 
 
 function Plan({ cluster }: { cluster: Cluster }) {
   const plan = useLoad(() => get<ClusterImcPlan>(`/api/v1/clusters/${cluster.id}/imc/plan`), [cluster.id]);
-  const hosts = useLoad(() => list<Host>('/api/v1/hosts', { clusterId: cluster.id }), [cluster.id]);
+  const hosts = useLoad(() => list<HostListItem>('/api/v1/hosts', { clusterId: cluster.id }), [cluster.id]);
   return (
     <Card>
       <CardTitle>Plan</CardTitle>

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from 'react';
-import type { EvacuationView, Host, Vm } from '@flexmig/contracts';
+import type { EvacuationView, Host, HostListItem, Vm } from '@flexmig/contracts';
 import { Alert, Button, PageSection, Switch, Title } from '@patternfly/react-core';
 import { list, post, put } from '../api';
 import { describe, formatMiB, LoadState, StateLabel, useLoad } from '../common';
@@ -7,7 +7,7 @@ import { DataTable, type Column } from '../data-table';
 import { Link, navigate } from '../router';
 
 export function HostsPage() {
-  const hosts = useLoad(() => list<Host>('/api/v1/hosts'));
+  const hosts = useLoad(() => list<HostListItem>('/api/v1/hosts'));
   const vms = useLoad(() => list<Vm>('/api/v1/vms'));
   const [error, setError] = useState<string | undefined>();
   // A maintenance change is shown as asked while its request is in flight (and the switch is disabled),
@@ -21,7 +21,7 @@ export function HostsPage() {
     return m;
   }, [vms.data]);
 
-  const setMaintenance = async (h: Host, on: boolean) => {
+  const setMaintenance = async (h: HostListItem, on: boolean) => {
     setError(undefined);
     setRequested((r) => ({ ...r, [h.id]: on }));
     try {
@@ -38,7 +38,7 @@ export function HostsPage() {
       });
     }
   };
-  const evacuate = async (h: Host) => {
+  const evacuate = async (h: HostListItem) => {
     setError(undefined);
     try {
       const e = await post<EvacuationView>('/api/v1/evacuations', { hostId: h.id });
@@ -48,7 +48,7 @@ export function HostsPage() {
     }
   };
 
-  const columns: Column<Host>[] = [
+  const columns: Column<HostListItem>[] = [
     { title: 'Host', cell: (h) => <span style={{ whiteSpace: 'nowrap' }}>{h.id}</span>, text: (h) => `${h.id} ${h.hostname}` },
     { title: 'Highest mode', cell: (h) => h.maxImcMode ?? '(none)', text: (h) => h.maxImcMode ?? '' },
     { title: 'CPU', cell: (h) => h.cpu.modelName, text: (h) => `${h.cpu.vendor} ${h.cpu.modelName}` },

@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import type { Host, MigrationView, Vm } from '@flexmig/contracts';
+import type { HostListItem, MigrationView, Vm } from '@flexmig/contracts';
 import { ActionGroup, Alert, Button, Card, CardBody, CardTitle, Form, FormGroup, FormSelect, FormSelectOption, Modal, ModalBody, ModalFooter, ModalHeader, PageSection, TextInput, Title } from '@patternfly/react-core';
 import { list, post } from '../api';
 import { describe, formatMiB, LoadState, StateLabel, useLoad } from '../common';
@@ -10,7 +10,7 @@ export function VmsPage() {
   const { query } = useLocation();
   const host = query.get('host') ?? undefined;
   const vms = useLoad(() => list<Vm>('/api/v1/vms', { hostId: host }), [host]);
-  const hosts = useLoad(() => list<Host>('/api/v1/hosts'));
+  const hosts = useLoad(() => list<HostListItem>('/api/v1/hosts'));
   const [migrating, setMigrating] = useState<Vm | undefined>();
   const columns: Column<Vm>[] = [
     { title: 'Name', cell: (v) => v.name, text: (v) => `${v.name} ${v.id}` },
@@ -40,7 +40,7 @@ export function VmsPage() {
   );
 }
 
-function CreateVm({ hosts, defaultHost, onCreated }: { hosts: Host[]; defaultHost?: string; onCreated: () => void }) {
+function CreateVm({ hosts, defaultHost, onCreated }: { hosts: HostListItem[]; defaultHost?: string; onCreated: () => void }) {
   const [name, setName] = useState('');
   const [hostId, setHostId] = useState(defaultHost ?? '');
   const [memoryMiB, setMemory] = useState('1024');
@@ -95,7 +95,7 @@ function CreateVm({ hosts, defaultHost, onCreated }: { hosts: Host[]; defaultHos
   );
 }
 
-function MigrateModal({ vm, hosts, onClose }: { vm: Vm; hosts: Host[]; onClose: () => void }) {
+function MigrateModal({ vm, hosts, onClose }: { vm: Vm; hosts: HostListItem[]; onClose: () => void }) {
   const [target, setTarget] = useState('');
   const [error, setError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);

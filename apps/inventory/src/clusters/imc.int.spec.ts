@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
+import { type HostListItem, ListHosts, withFeatures } from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
 import { freePort, launchService, type Launched, repoRoot, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson, readEvents, testToken } from '@flexmig/testing';
 
 // Cluster CPU modes (issue 3, item 4), and what a VM's guest sees of its CPU (issue 12: cpu-check, here from
@@ -363,7 +365,8 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
         startAgent('pt-ivb2', 'IvyBridge', { CLUSTER_ID: id }),
         startAgent('pt-snb', 'SandyBridge', { CLUSTER_ID: id }),
       ]);
-      hosts = Object.fromEntries((await api('GET', `/api/v1/hosts?clusterId=${id}`)).body.items.map((h: { id: string }) => [h.id, h]));
+      const page = (await api('GET', `/api/v1/hosts?clusterId=${id}`)).body;
+      hosts = Object.fromEntries(page.items.map((h: HostListItem) => [h.id, withFeatures(h, page.featureSets)]));
     }, 60_000);
 
     it('a VM records baseline host-passthrough and the features of the host it started on', async () => {
@@ -453,9 +456,26 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
       const nc = await connect({ servers: nats.url });
       const maxPayload = nc.info!.max_payload;
       await nc.close();
-      const one = (await api('GET', `/api/v1/hosts?clusterId=${id}&limit=1`)).body.items[0];
+      const one = (await api('GET', '/api/v1/hosts/dmr-0001')).body;
       const flat = JSON.stringify({ hosts: Array.from({ length: size }, (_, i) => ({ id: `dmr-${i}`, vendor: one.cpu.vendor, features: one.cpu.features })) });
       expect(flat.length).toBeGreaterThan(maxPayload);
+    });
+
+    it('lists its hosts a page of 1,000 at a time, over HTTP and over NATS, each feature list once a page', async () => {
+      const page = (await api('GET', `/api/v1/hosts?clusterId=${id}&limit=1000`)).body;
+      expect(page.items).toHaveLength(1000);
+      expect(page.nextCursor).not.toBeNull();
+      expect(Object.keys(page.featureSets)).toEqual([page.items[0].cpu.featureSet]);
+      expect(withFeatures(page.items[0], page.featureSets).cpu).toEqual((await api('GET', `/api/v1/hosts/${page.items[0].id}`)).body.cpu);
+      // host by host with their lists, these 1,000 were about 2 MB: more than one NATS message holds
+      const bus = await NatsBus.connect({ url: nats.url, prefix: nats.prefix, name: 'imc-test-host-list' });
+      try {
+        const overNats = await bus.request(ListHosts, { clusterId: id, limit: 1000 });
+        expect(overNats.hosts.map((h) => h.id)).toEqual(page.items.map((h: HostListItem) => h.id));
+        expect(overNats.featureSets).toEqual(page.featureSets);
+      } finally {
+        await bus.close();
+      }
     });
 
     it("plans it: every host's mode in id order, and the mode every host holds", async () => {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { ErrorCode, FlexmigError, Host, HostDown, HostHeartbeat, HostRegistered, HostRegistration, HostUp, Cluster, IMC_OFF, MessageOf, vmDigest, type Page, type PageQuery } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, Host, HostDown, type HostListItem, HostHeartbeat, HostRegistered, HostRegistration, HostUp, Cluster, IMC_OFF, MessageOf, vmDigest, type Page, type PageQuery } from '@flexmig/contracts';
 import { EventPublisher } from '@flexmig/messaging';
 import { keysetPageSql, prepared, preparedText, runPrepared } from '@flexmig/persistence';
 import { Counter, Gauge } from 'prom-client';
@@ -16,7 +16,7 @@ const heartbeatsRefused = new Counter({
   help: 'Heartbeats ignored because another agent process (instance id) owns the host.',
 });
 import { ClusterEntity, HostEntity } from '../entities';
-import { clusterView, hostView, ratiosOf } from '../views';
+import { clusterView, hostListItemView, hostView, ratiosOf } from '../views';
 import { hostNotFound, hostOwnedByAnotherAgent } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { ClustersService } from '../clusters/clusters.service';
@@ -220,18 +220,19 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   async get(id: string): Promise<Host> {
-    const [host] = await this.viewRows('h.id = $1', [id]);
-    if (!host) throw hostNotFound(id);
-    return host;
+    const [row] = await this.viewRows('h.id = $1', [id]);
+    if (!row) throw hostNotFound(id);
+    return hostViewOf(row, row.cpu_features!);
   }
 
   /**
    * A page of hosts by id, with what each holds and may hold, in one statement: the page's hosts, what
    * each of them holds (`host_allocations`, kept by PostgreSQL: capacity.ts) and their clusters' ratios.
+   * Each host names its CPU's feature list by digest, and the page carries each list once (`featureSets`).
    * Without TypeORM's builder and hydration, which were a third of a 1,000-host page's time (docs/scale.md).
    */
-  async page(q: { clusterId?: string } & PageQuery): Promise<Page<Host>> {
-    const { rows, nextCursor } = await keysetPageSql<Host>(this.db.manager, {
+  async page(q: { clusterId?: string } & PageQuery): Promise<Page<HostListItem> & { featureSets: Record<string, string[]> }> {
+    const { rows, nextCursor } = await keysetPageSql<HostViewRow>(this.db.manager, {
       table: 'hosts',
       alias: 'h',
       keys: ['id'],
@@ -241,17 +242,17 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
       idOf: (r) => r.id,
       select: (condition, params) => this.viewRows(condition, params),
     });
-    return { items: rows, nextCursor };
+    return { items: rows.map(hostListItemOf), featureSets: Object.fromEntries(featureSetsOf(rows)), nextCursor };
   }
 
   /**
    * Hosts as the API shows them (`where` filters, orders and limits `hosts h`), ordered by id, with each
-   * CPU feature list once (feature-sets.ts): parsing a list per host was most of the pg driver's work for a
-   * page of 1,000 hosts (docs/scale.md).
+   * CPU feature list once, on the first row of its digest (feature-sets.ts): parsing a list per host was
+   * most of the pg driver's work for a page of 1,000 hosts (docs/scale.md).
    */
-  private async viewRows(where: string, params: unknown[]): Promise<Host[]> {
+  private viewRows(where: string, params: unknown[]): Promise<HostViewRow[]> {
     // a handful of texts (one host, a page with a cluster or not, with a cursor or not): each prepared
-    const rows = await runPrepared<HostViewRow>(
+    return runPrepared<HostViewRow>(
       this.db,
       preparedText(`WITH page AS (SELECT ${PAGE_COLUMNS}, h.cpu_feature_set AS feature_set FROM hosts h WHERE ${where})
        SELECT ${VIEW_COLUMNS},
@@ -262,8 +263,6 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
        ORDER BY p.id`),
       params,
     );
-    const sets = featureSetsOf(rows);
-    return rows.map((r) => hostViewOf(r, sets.get(r.feature_set)!));
   }
 }
 
@@ -325,29 +324,29 @@ interface HostViewRow {
   memory_allocation_ratio: number;
 }
 
-const hostViewOf = (r: HostViewRow, features: string[]): Host =>
-  hostView(
-    {
-      id: r.id,
-      clusterId: r.cluster_id,
-      hostname: r.hostname,
-      cpuVendor: r.cpu_vendor,
-      cpuModelName: r.cpu_model_name,
-      cpuFeatures: features,
-      maxImcMode: r.max_imc_mode,
-      memoryMiB: r.memory_mib,
-      vcpus: r.vcpus,
-      driver: r.driver,
-      migrationAddress: r.migration_address,
-      state: r.state,
-      maintenance: r.maintenance,
-      lastHeartbeatAt: new Date(r.last_heartbeat_at),
-      registeredAt: new Date(r.registered_at),
-      agentInstanceId: r.agent_instance_id,
-    },
-    { memoryMiB: r.held_memory, vcpus: r.held_vcpus },
-    ratiosOf({ cpuAllocationRatio: r.cpu_allocation_ratio, memoryAllocationRatio: r.memory_allocation_ratio }),
-  );
+/** The columns a host view is made of, by their names in the entity. */
+const shownOf = (r: HostViewRow) => ({
+  id: r.id,
+  clusterId: r.cluster_id,
+  hostname: r.hostname,
+  cpuVendor: r.cpu_vendor,
+  cpuModelName: r.cpu_model_name,
+  maxImcMode: r.max_imc_mode,
+  memoryMiB: r.memory_mib,
+  vcpus: r.vcpus,
+  driver: r.driver,
+  migrationAddress: r.migration_address,
+  state: r.state,
+  maintenance: r.maintenance,
+  lastHeartbeatAt: new Date(r.last_heartbeat_at),
+  registeredAt: new Date(r.registered_at),
+  agentInstanceId: r.agent_instance_id,
+});
+const heldOf = (r: HostViewRow) => ({ memoryMiB: r.held_memory, vcpus: r.held_vcpus });
+const ratiosOfRow = (r: HostViewRow) => ratiosOf({ cpuAllocationRatio: r.cpu_allocation_ratio, memoryAllocationRatio: r.memory_allocation_ratio });
+
+const hostViewOf = (r: HostViewRow, features: string[]): Host => hostView({ ...shownOf(r), cpuFeatures: features }, heldOf(r), ratiosOfRow(r));
+const hostListItemOf = (r: HostViewRow): HostListItem => hostListItemView(shownOf(r), r.feature_set, heldOf(r), ratiosOfRow(r));
 
 /** The same set of CPU features, whatever the order. */
 function sameFeatures(a: string[], b: string[]): boolean {
