@@ -2,8 +2,9 @@ import type { ReplyOf, RequestContract, RequestOf } from '@flexmig/contracts';
 import type { NatsBus } from './nats-bus';
 
 /**
- * Items per page when a service collects a whole NATS list: a page of hosts with their CPU feature lists
- * stays well under NATS's 1 MiB message limit (a host is ~2 KiB), where 1,000 would not.
+ * Items per page when a service collects a whole NATS list: well under NATS's 1 MiB message limit for any
+ * list's items (a VM of a host-passthrough baseline carries its feature list, up to about 2 KiB; a listed
+ * host, whose list its page carries once, about 0.7 KiB).
  */
 export const COLLECT_PAGE_LIMIT = 200;
 
