@@ -10,7 +10,7 @@
 // Its own database (created fresh, dropped at the end) and subject prefix: a running `npm start` or test
 // suite is not disturbed. Exits non-zero only when the benchmark could not run; a missed goal is reported.
 // Knobs (environment): BENCH_HOSTS [1000], BENCH_VMS [10000], BENCH_SMALL_HOSTS [20], BENCH_SMALL_VMS [500],
-// BENCH_INFLIGHT [32], BENCH_IDLE_S [20], BENCH_EVAC_HOSTS [10], BENCH_PAGE_WALKS [5] (each list walked to its end that many times), BENCH_SIM_TIME_SCALE [1],
+// BENCH_INFLIGHT [32], BENCH_IDLE_S [20], BENCH_EVAC_HOSTS [10], BENCH_PAGE_WALKS [20] (each list walked to its end that many times), BENCH_SIM_TIME_SCALE [1],
 // BENCH_PORT_BASE [3480], BENCH_KEEP_LOGS=1, BENCH_CPU_PROF=<dir> (a CPU profile of each service), NATS_URL, DATABASE_URL,
 // BENCH_HTTP_CLIENT [node] (node: node:http with keep-alive; fetch: Node's fetch, about three times the client's CPU per
 // request, which this machine's two cores then do not spend on the services: the table shows the bench's own share).
@@ -43,7 +43,7 @@ const cfg = {
   inflight: int('BENCH_INFLIGHT', 32),
   idleS: int('BENCH_IDLE_S', 20),
   evacHosts: int('BENCH_EVAC_HOSTS', 10),
-  pageWalks: Math.max(1, int('BENCH_PAGE_WALKS', 5)),
+  pageWalks: Math.max(1, int('BENCH_PAGE_WALKS', 20)),
   timeScale: Number(process.env.BENCH_SIM_TIME_SCALE ?? '1'),
   portBase: int('BENCH_PORT_BASE', 3480),
   keepLogs: process.env.BENCH_KEEP_LOGS === '1',
