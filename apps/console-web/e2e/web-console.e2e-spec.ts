@@ -10,7 +10,10 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { StartVm } from '@flexmig/contracts';
+import { NatsBus } from '@flexmig/messaging';
 import { freePort, httpJson, ServiceProcess, startTestDatabase, startTestNats, testToken, waitFor, type TestDatabase, type TestNats } from '@flexmig/testing';
 
 /** Debian's chromium (apt-get install -y chromium), or CHROMIUM_PATH. */
@@ -57,7 +60,8 @@ describeInBrowser('the web console in a browser', () => {
       url[name] = `http://127.0.0.1:${port}`;
       procs.push(await new ServiceProcess(app, { ...common, ...env, PORT: String(port) }, port, name).start());
     };
-    for (const app of ['cpu-compat', 'inventory', 'scheduler'] as const) await start(app, app, nats.serviceEnv(app));
+    // inventory reconciles every 500 ms (10 s by default), for the reconciliation page's test
+    for (const app of ['cpu-compat', 'inventory', 'scheduler'] as const) await start(app, app, { ...nats.serviceEnv(app), ...(app === 'inventory' ? { RECONCILE_INTERVAL_MS: '500' } : {}) });
     for (const [id, cpu] of [['host-a', 'Westmere'], ['host-c', 'IvyBridge']]) {
       // real time (4 GiB at the sim's 1.25 GiB/s: seconds of copying), so that the browser sees the copy in progress
       await start(id, 'agent', { ...(await nats.agentEnv(id)), HOST_ID: id, CLUSTER_NAME: 'web', SIM_CPU: cpu, AGENT_STATE_DIR: stateDir, SIM_TIME_SCALE: '1', HEARTBEAT_INTERVAL_MS: '500' });
@@ -195,5 +199,29 @@ describeInBrowser('the web console in a browser', () => {
     await page.getByText('1 moved, 0 moving, 0 failed, 0 not moved, of 1').waitFor();
     await shot('evacuation');
     expect((await api('GET', `/api/v1/evacuations/${evacuationId}`)).body).toMatchObject({ hostId: 'host-a', state: 'completed', counts: { moved: 1, total: 1 } });
+  });
+  it('shows where inventory and the agents disagree: a VM an agent runs behind inventory\'s back, as orphaned', async () => {
+    const stray = randomUUID();
+    const bus = await NatsBus.connect({ url: nats.url, prefix: nats.prefix, name: 'web-e2e-stray', credsFile: nats.serviceEnv('inventory').NATS_CREDS });
+    try {
+      await bus.request(StartVm, { vm: { id: stray, name: 'stray', memoryMiB: 256, vcpus: 1, cpuBaseline: 'Westmere' } }, { params: { hostId: 'host-c' } });
+    } finally {
+      await bus.close();
+    }
+    await waitFor('the stray VM in the report', async () => ((await api('GET', '/api/v1/reconciliation')).body.items ?? []).some((f: { vmId: string }) => f.vmId === stray), { timeoutMs: 20_000 });
+    // straight to the page (the console answers its route with the app), then by the menu after a reload
+    await page.goto(`${url.console}/reconciliation`);
+    const row = page.getByLabel('findings', { exact: true }).locator(`tr[data-row="orphaned/${stray}/host-c"]`);
+    await row.waitFor();
+    expect(await row.innerText()).toMatch(/orphaned[\s\S]*host-c[\s\S]*running[\s\S]*no record/);
+    expect(await page.getByLabel('last pass').innerText()).toMatch(/every 500 ms[\s\S]*Hosts checked\s*\d+/);
+    await shot('reconciliation');
+    const reload = page.getByRole('button', { name: 'Reload' });
+    await waitFor('Reload usable once the report is shown', () => reload.isEnabled(), { timeoutMs: 5_000 });
+    await reload.click();
+    await row.waitFor();
+    await page.getByRole('link', { name: 'Clusters' }).click();
+    await page.getByRole('link', { name: 'Reconciliation' }).click();
+    await row.waitFor();
   });
 });

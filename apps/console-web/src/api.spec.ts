@@ -42,6 +42,15 @@ describe('the web console API client', () => {
     expect(seen.every((s) => s.auth === 'Bearer tok')).toBe(true);
   });
 
+  it('given a paged report, then the items of every page beside the summary of the last, as one report', async () => {
+    handler = (req, res) => {
+      const cursor = new URL(req.url!, base).searchParams.get('cursor');
+      json(res, 200, cursor === null ? { hostsChecked: 2, items: ['a', 'b'], nextCursor: 'c2' } : { hostsChecked: 3, items: ['c'], nextCursor: null });
+    };
+    expect(await api.report(`${base}/api/v1/reconciliation`, { kind: 'orphaned' })).toEqual({ hostsChecked: 3, items: ['a', 'b', 'c'], nextCursor: null });
+    expect(seen.map((s) => s.url)).toEqual(['/api/v1/reconciliation?kind=orphaned&limit=500', '/api/v1/reconciliation?kind=orphaned&limit=500&cursor=c2']);
+  });
+
   it('given a list the server sends whole ({items}), then those items in one call', async () => {
     handler = (_req, res) => json(res, 200, { items: ['a', 'b'] });
     expect(await api.list(`${base}/api/v1/hosts`)).toEqual(['a', 'b']);

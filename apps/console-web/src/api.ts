@@ -47,27 +47,47 @@ export const get = <T>(path: string, init?: { signal?: AbortSignal }) => request
 export const post = <T>(path: string, body: unknown) => request<T>('POST', path, body);
 export const put = <T>(path: string, body: unknown) => request<T>('PUT', path, body);
 
-/** Largest page asked for; the lists answer `{items}` whole today, or `{items, nextCursor}` when paginated. */
+/** Largest page asked for (the API's lists answer 1,000 at most). */
 const PAGE = 500;
 
 /**
- * Every item of a list, following `nextCursor` when the server pages (`limit`/`cursor`), or the one
- * `{items}` it sends today. Stops at `max` items (the tables page and search on the client).
+ * Each page of a list as the server answered it, following `nextCursor` (`limit`/`cursor`); a server that
+ * sends everything in one `{items}` (or a bare array) is one page.
  */
-export async function list<T>(path: string, query: Record<string, string | undefined> = {}, max = 20_000): Promise<T[]> {
-  const items: T[] = [];
+async function* pages<P>(path: string, query: Record<string, string | undefined>): AsyncGenerator<P> {
   let cursor: string | undefined;
   do {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, v);
     q.set('limit', String(PAGE));
     if (cursor) q.set('cursor', cursor);
-    const page = await get<{ items: T[]; nextCursor?: string | null } | T[]>(`${path}?${q}`);
+    const page = await get<P>(`${path}?${q}`);
+    yield page;
+    cursor = Array.isArray(page) ? undefined : ((page as { nextCursor?: string | null }).nextCursor ?? undefined);
+  } while (cursor);
+}
+
+/** Every item of a list. Stops at `max` items (the tables page and search on the client). */
+export async function list<T>(path: string, query: Record<string, string | undefined> = {}, max = 20_000): Promise<T[]> {
+  const items: T[] = [];
+  for await (const page of pages<{ items: T[] } | T[]>(path, query)) {
     if (Array.isArray(page)) return page;
     items.push(...page.items);
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor && items.length < max);
+    if (items.length >= max) break;
+  }
   return items;
+}
+
+/** A paged report (a summary beside its items): the last page's summary with the items of every page, up to `max`. */
+export async function report<R extends { items: unknown[]; nextCursor: string | null }>(path: string, query: Record<string, string | undefined> = {}, max = 20_000): Promise<R> {
+  let last: R | undefined;
+  const items: unknown[] = [];
+  for await (const page of pages<R>(path, query)) {
+    last = page;
+    items.push(...page.items);
+    if (items.length >= max) break;
+  }
+  return { ...last!, items: items.slice(0, max), nextCursor: null };
 }
 
 export interface SseMessage {

@@ -10,6 +10,7 @@ import { HostsPage } from './pages/hosts';
 import { VmsPage } from './pages/vms';
 import { MigrationPage, MigrationsPage } from './pages/migrations';
 import { EvacuationPage, EvacuationsPage } from './pages/evacuations';
+import { ReconciliationPage } from './pages/reconciliation';
 
 const sections = [
   { path: '/clusters', title: 'Clusters' },
@@ -17,6 +18,7 @@ const sections = [
   { path: '/vms', title: 'VMs' },
   { path: '/migrations', title: 'Migrations' },
   { path: '/evacuations', title: 'Evacuations' },
+  { path: '/reconciliation', title: 'Reconciliation' },
 ];
 
 function App() {
@@ -81,6 +83,8 @@ function route(path: string) {
       return id ? <MigrationPage id={decodeURIComponent(id)} /> : <MigrationsPage />;
     case 'evacuations':
       return id ? <EvacuationPage id={decodeURIComponent(id)} /> : <EvacuationsPage />;
+    case 'reconciliation':
+      return <ReconciliationPage />;
     default:
       return <ClustersPage />;
   }

@@ -19,7 +19,7 @@ interface ExpressResponse extends ServerResponse {
  * The web console's client routes (apps/console-web/src/main.tsx): each answers index.html, and the app
  * shows the page. Listed rather than a catch-all, so that /health, /metrics and /api stay their own.
  */
-const CLIENT_ROUTES = ['login', 'clusters', 'hosts', 'vms', 'migrations', 'evacuations'];
+const CLIENT_ROUTES = ['login', 'clusters', 'hosts', 'vms', 'migrations', 'evacuations', 'reconciliation'];
 
 @ApiExcludeController()
 @Controller()
