@@ -72,6 +72,16 @@ describe('planCluster', () => {
     expect(plan.withoutHost.find((w) => w.hostId === 'amd')!.mode).toBe('IvyBridge');
   });
 
+  it('hosts that share one feature array (a group of one CPU) plan as hosts with copies of it; a shared array with another vendor is that vendor', () => {
+    const ivb = host('x', 'IvyBridge').features;
+    const shared = [{ id: 'a', vendor: 'Intel', features: ivb }, { id: 'b', vendor: 'Intel', features: ivb }, { id: 'c', vendor: 'AMD', features: ivb }];
+    const copies = shared.map((h) => ({ ...h, features: [...h.features] }));
+    expect(planCluster(shared)).toEqual(planCluster(copies));
+    expect(planCluster(shared).reason).toMatch(/mixed vendors \(AMD, Intel\)/);
+    expect(verifyMode('SandyBridge', shared)).toEqual(verifyMode('SandyBridge', copies));
+    expect(verifyMode('SandyBridge', shared).hosts.map((h) => [h.hostId, h.pass])).toEqual([['a', true], ['b', true], ['c', false]]);
+  });
+
   it('a single host is its own cluster; without it there is none', () => {
     const plan = planCluster([host('solo', 'EPYC-Rome')]);
     expect(plan).toMatchObject({ mode: 'EPYC-Rome', holdingDown: ['solo'], withoutHost: [{ hostId: 'solo', mode: null }] });

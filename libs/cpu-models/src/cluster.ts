@@ -1,5 +1,5 @@
 import { Baseline, BaselineIndex, Bits, isSubset, ladderOf, newBits, noLadderReason, rankOf, Vendor, vendorLadders, WORDS } from './catalog';
-import { bestMode, ClusterHost, HostCpu, toHostCpu } from './evaluate';
+import { bestMode, ClusterHost, HostCpu, hostCpusOf } from './evaluate';
 
 export interface ClusterModeResult {
   /** Highest IMC mode every host supports, or null (no hosts, mixed vendors, no ladder, or no common mode). */
@@ -41,7 +41,8 @@ function decide(hostCount: number, vendors: Map<Vendor, number>, bits: Bits | nu
 }
 
 function prepare(hosts: readonly ClusterHost[]): Prepared[] {
-  return hosts.map((h) => ({ id: h.id, cpu: toHostCpu({ features: h.features, vendor: h.vendor }, `host ${h.id}`) }));
+  const cpus = hostCpusOf(hosts);
+  return hosts.map((h, i) => ({ id: h.id, cpu: cpus[i]! }));
 }
 
 function and(a: Bits, b: Bits): Bits {

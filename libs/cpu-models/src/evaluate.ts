@@ -290,6 +290,22 @@ export interface ClusterHost {
   features: readonly string[];
 }
 
+/**
+ * Each host's CPU, parsed once per distinct CPU: hosts that share their feature array (cpu-compat's
+ * requests give a cluster's hosts grouped by CPU, so 1,100 hosts of one model share one) and their vendor
+ * share one {@link HostCpu}, which nothing changes. A host whose input is refused throws as `toHostCpu` does.
+ */
+export function hostCpusOf(hosts: readonly ClusterHost[]): HostCpu[] {
+  const parsed = new Map<readonly string[], { vendor: string; cpu: HostCpu }>();
+  return hosts.map((h) => {
+    const seen = parsed.get(h.features);
+    if (seen && seen.vendor === h.vendor) return seen.cpu;
+    const cpu = toHostCpu({ features: h.features, vendor: h.vendor }, `host ${h.id}`);
+    parsed.set(h.features, { vendor: h.vendor, cpu });
+    return cpu;
+  });
+}
+
 export interface ModeVerification {
   mode: string;
   pass: boolean;
@@ -299,8 +315,9 @@ export interface ModeVerification {
 /** Checks every host against one mode (e.g. before raising a cluster's mode). */
 export function verifyMode(mode: string, hosts: readonly ClusterHost[]): ModeVerification {
   const m = resolveBaseline(mode);
-  const results = hosts.map((h) => {
-    const v = verdictFor(m, toHostCpu({ features: h.features, vendor: h.vendor }, `host ${h.id}`));
+  const cpus = hostCpusOf(hosts);
+  const results = hosts.map((h, i) => {
+    const v = verdictFor(m, cpus[i]!);
     return { hostId: h.id, pass: v.compatible, missing: v.missing, vendorMismatch: v.vendorMismatch, reason: v.reason };
   });
   return { mode: m.baseline.name, pass: results.every((r) => r.pass), hosts: results };
