@@ -46,6 +46,12 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   SIM_WORKING_SET_MIB: z.coerce.number().min(0).default(256),
   /** Extra time every simulated step takes (a hypervisor's own latency), in real ms; 0 by default. */
   SIM_STEP_LATENCY_MS: z.coerce.number().int().min(0).default(0),
+  /**
+   * `steps` (default): the sim pauses in step 5 and resumes in step 7, each on its own command (the fault
+   * matrix's rows at those steps land there). `qemu`: as the qemu driver, step 5 is done inside step 4 and
+   * step 7 inside step 6 (docs/switchover.md), so that the saga's one-command switchover runs without QEMU.
+   */
+  SIM_SWITCHOVER: z.enum(['steps', 'qemu']).default('steps'),
   // ---- qemu driver ----
   // Optional in the type (defaults applied by createDriver: QEMU_DEFAULTS) so that code building an
   // AgentEnv by hand for the sim driver (the fleet) need not know them.

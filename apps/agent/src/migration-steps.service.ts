@@ -21,7 +21,7 @@ import {
 import { inSpan, NatsBus, traceCalls } from '@flexmig/messaging';
 import { withLogFields } from '@flexmig/service-kit';
 import { HypervisorDriver } from './drivers/driver';
-import { LedgerRecord, ENTRY_STEP, checkSameVm, checkCompensation, checkIncomingAddress, checkPrerequisite, checkReservation, checkRoleAndHost, checkTargetResumed } from './participation';
+import { LedgerRecord, ENTRY_STEP, checkSameVm, checkCompensation, checkCopyNeverRan, checkIncomingAddress, checkPrerequisite, checkReservation, checkRoleAndHost, checkTargetResumed } from './participation';
 import { StepLedger } from './step-ledger';
 import { type CopyState, fenceAction, fenceActionDone } from './migration-fence';
 import { AGENT_ENV, AgentEnv } from './config';
@@ -234,7 +234,10 @@ export class MigrationStepsService {
       case 'transfer-state':
         if (cmd.role === 'source') return { stats: await d.transferState(cmd) };
         await d.confirmIncoming(cmd);
-        return {};
+        // the state has loaded: the guest starts here at once, and step 7 is done with step 6 (the ledger records
+        // both; participation.ts). No round trip of step 7's own lies inside the guest's downtime.
+        if (!d.resumesWithTransferState) return {};
+        return { resumedAt: (await d.resumeTarget(cmd.vm.id)).toISOString() };
       case 'resume-target':
         return { resumedAt: (await d.resumeTarget(cmd.vm.id)).toISOString() };
       case 'stop-source':
@@ -269,8 +272,9 @@ export class MigrationStepsService {
     if (closed) {
       throw new FlexmigError(ErrorCode.Conflict, `migration ${c.migrationId} was resolved by an operator (this host's copy ${closed === 'keep' ? 'is the VM' : 'is fenced'}): nothing of it is undone here`, { migrationId: c.migrationId }, false);
     }
-    // only a step this agent ran, for that VM: a compensation destroys or resumes a guest
-    refuseIf(checkCompensation(c, this.ledger.history(c.migrationId)));
+    // only a step this agent ran, for that VM: a compensation destroys or resumes a guest; never one that ran here
+    const history = this.ledger.history(c.migrationId);
+    refuseIf(checkCompensation(c, history) ?? checkCopyNeverRan(c, history, this.driver.listVms().find((v) => v.vmId === c.vmId)?.state ?? 'absent'));
     const d = this.driver;
     let note: string;
     switch (c.compensation) {

@@ -3,6 +3,7 @@ import { ErrorCode, MigrationPolicySchema, Reservation, StepCommand, StepRecord,
 import {
   LedgerRecord,
   checkCompensation,
+  checkCopyNeverRan,
   checkIncomingAddress,
   checkPrerequisite,
   checkReservation,
@@ -52,6 +53,49 @@ describe('participation checks (an agent acts only on migrations it took part in
     });
   });
 
+  describe("stepDoneWith (a target's half of step 6 that started the guest did step 7)", () => {
+    const RESUMED = '2026-12-03T12:00:00.000Z';
+    const reply = (step: number, resumedAt?: string) => ({ migrationId, step, attempt: 2, repeated: false, finishedAt: '2026-12-03T12:00:00.004Z', ...(resumedAt ? { resumedAt } : {}) });
+    it('given the target half of step 6 with resumedAt, then step 7 completed, attempt 1, with that resume; stop-source then sees the target resumed', () => {
+      const seven = stepDoneWith(cmd(6, 'target', { attempt: 2 }), reply(6, RESUMED));
+      expect(seven).toEqual({
+        step: 7,
+        role: 'target',
+        attempt: 1,
+        status: 'completed',
+        reply: { migrationId, step: 7, attempt: 1, repeated: false, finishedAt: '2026-12-03T12:00:00.004Z', resumedAt: RESUMED },
+      });
+      expect(checkTargetResumed(cmd(8, 'source'), [{ step: 6, role: 'target', attempt: 2, status: 'completed' }, seven!])).toBeUndefined();
+    });
+    it('given step 6 without resumedAt, the source half, or another target step with one, then nothing', () => {
+      expect(stepDoneWith(cmd(6, 'target'), reply(6))).toBeUndefined();
+      expect(stepDoneWith(cmd(6, 'source'), reply(6, RESUMED))).toBeUndefined();
+      expect(stepDoneWith(cmd(2, 'target'), reply(2, RESUMED))).toBeUndefined();
+      expect(stepDoneWith(cmd(7, 'target'), reply(7, RESUMED))).toBeUndefined();
+    });
+  });
+
+  describe("checkCopyNeverRan (a target's copy that ran is never destroyed by a compensation)", () => {
+    const undo = (stepName: 'transfer-config' | 'transfer-state', compensation: 'destroy-incoming-vm' | 'resume-source' = 'destroy-incoming-vm') => ({ migrationId, stepName, compensation, vmId: vm.id });
+    it('given a copy that never ran (incoming, paused, absent) and no step 7 here, then the destroy goes ahead', () => {
+      for (const copy of ['incoming', 'paused', 'absent', 'stopped']) {
+        expect(checkCopyNeverRan(undo('transfer-state'), [rec(2, 'target'), rec(6, 'target')], copy)).toBeUndefined();
+        expect(checkCopyNeverRan(undo('transfer-config'), [rec(2, 'target')], copy)).toBeUndefined();
+      }
+    });
+    it('given step 7 done here, or the guest found running, then CONFLICT, not retryable, naming the way out', () => {
+      const afterResume = checkCopyNeverRan(undo('transfer-state'), [rec(2, 'target'), rec(6, 'target'), rec(7, 'target')], 'paused');
+      expect(afterResume).toMatchObject({ code: ErrorCode.Conflict, retryable: false });
+      expect(afterResume?.message).toMatch(/step 7 done here.*must not be resumed.*flexmig resolve/);
+      expect(checkCopyNeverRan(undo('transfer-state'), [rec(2, 'target'), rec(6, 'target', 'failed')], 'running')?.message).toMatch(/its guest is running/);
+      expect(checkCopyNeverRan(undo('transfer-config'), [rec(2, 'target')], 'running')?.code).toBe(ErrorCode.Conflict);
+    });
+    it("given a step 7 that failed, or another compensation (the source's resume), then it does not decide", () => {
+      expect(checkCopyNeverRan(undo('transfer-state'), [rec(6, 'target'), rec(7, 'target', 'failed')], 'paused')).toBeUndefined();
+      expect(checkCopyNeverRan(undo('transfer-state', 'resume-source'), [rec(7, 'target')], 'running')).toBeUndefined();
+    });
+  });
+
   describe('checkRoleAndHost', () => {
     it('given a command for this host in its role, when checked, then it passes', () => {
       expect(checkRoleAndHost(cmd(3, 'source'), 'src')).toBeUndefined();
@@ -72,7 +116,7 @@ describe('participation checks (an agent acts only on migrations it took part in
     it('given the forged stop-source of a made-up migration (no record here), then NOT_A_PARTICIPANT', () => {
       const e = checkPrerequisite(cmd(8, 'source'), []);
       expect(e?.code).toBe(ErrorCode.NotAParticipant);
-      expect(e?.message).toMatch(/needs transfer-state done on this source agent first; this agent has no record of it/);
+      expect(e?.message).toMatch(/needs pause-source done on this source agent first; this agent has no record of it/);
     });
     it('given the steps in order on the source, then each passes only after the one before completed', () => {
       expect(checkPrerequisite(cmd(4, 'source'), [rec(3, 'source')])).toBeUndefined();
@@ -80,6 +124,10 @@ describe('participation checks (an agent acts only on migrations it took part in
       expect(checkPrerequisite(cmd(6, 'source'), [rec(3, 'source'), rec(4, 'source'), rec(5, 'source')])).toBeUndefined();
       expect(checkPrerequisite(cmd(8, 'source'), [rec(3, 'source'), rec(4, 'source'), rec(5, 'source'), rec(6, 'source')])).toBeUndefined();
       expect(checkPrerequisite(cmd(5, 'source'), [rec(3, 'source')])?.code).toBe(ErrorCode.NotAParticipant);
+    });
+    it("given stop-source after a source half of step 6 that never finished (the agent died in it), then the pause is enough: the target's resume decides (checkTargetResumed)", () => {
+      expect(checkPrerequisite(cmd(8, 'source'), [rec(3, 'source'), rec(4, 'source'), rec(5, 'source'), rec(6, 'source', 'failed')])).toBeUndefined();
+      expect(checkPrerequisite(cmd(8, 'source'), [rec(3, 'source'), rec(4, 'source')])?.code).toBe(ErrorCode.NotAParticipant);
     });
     it('given a step before it that failed or was compensated, then refused, naming its status', () => {
       expect(checkPrerequisite(cmd(4, 'source'), [rec(3, 'source', 'failed')])?.message).toMatch(/it is failed here/);

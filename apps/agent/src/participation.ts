@@ -7,12 +7,13 @@
  *   in inventory for this VM and this target host: only the scheduler makes it, at step 1.
  * - Every later step needs the step before it on this agent, completed, for the same VM (in order).
  * - The source streams only to the host part of the target host's registered migration address.
- * - Stop-source (8) also needs the target agent to say it has resumed the VM (7).
- * - A compensation needs this agent's record of the step it undoes, for the same VM.
+ * - Stop-source (8) needs the guest paused here (5) and the target agent to say it has resumed the VM (7).
+ * - A compensation needs this agent's record of the step it undoes, for the same VM; one that would destroy
+ *   the target's copy is refused once that copy has run (7 done, or the guest found running).
  *
  * Each function returns the refusal (a typed error) or undefined; the caller throws it.
  */
-import { ErrorCode, FlexmigError, pausedWithSyncMemory, Reservation, Role, StepCommand, type StepName, stepNumber, StepRecord, StepReply } from '@flexmig/contracts';
+import { type AgentCompensation, ErrorCode, FlexmigError, pausedWithSyncMemory, Reservation, resumedWithTransferState, Role, StepCommand, type StepName, stepNumber, StepRecord, StepReply } from '@flexmig/contracts';
 import { addressHost } from './address';
 
 /** One ledger record with the VM it was for (the wire's StepRecord does not carry it). */
@@ -37,28 +38,34 @@ export const ENTRY_STEP: Readonly<Record<Role, StepName>> = { source: 'transfer-
 
 /** Step → the step this agent must have completed before it (same role, same migration, same VM). */
 export const PREREQUISITE: Readonly<Record<Role, Readonly<Partial<Record<StepName, StepName>>>>> = {
-  source: { 'sync-memory': 'transfer-memory', 'pause-source': 'sync-memory', 'transfer-state': 'pause-source', 'stop-source': 'transfer-state' },
+  // stop-source: the guest paused here, not this agent's half of step 6 (which an agent killed during it never
+  // finishes): the target's resume (checkTargetResumed) is what says the state arrived and the copy here is spare
+  source: { 'sync-memory': 'transfer-memory', 'pause-source': 'sync-memory', 'transfer-state': 'pause-source', 'stop-source': 'pause-source' },
   target: { 'transfer-state': 'transfer-config', 'resume-target': 'transfer-state' },
 };
 
 /**
- * The step a completed step did along with it: a source's step 4 (`sync-memory`) whose reply says the guest
- * is already paused (`pausedAt`: the driver stopped it inside step 4, HypervisorDriver.pausesAtSwitchover)
- * did step 5 (`pause-source`) too, as attempt 1, with the same pause time. The ledger records it with step 4,
- * so that step 6 finds its prerequisite, a compensation of step 5 finds what it undoes, and a step 5 command
- * (a scheduler that did not take step 5 as done) gets this answer. Undefined for every other step.
+ * The step a completed step did along with it, as attempt 1 of that step:
+ * - a source's step 4 (`sync-memory`) whose reply says the guest is already paused (`pausedAt`: the driver
+ *   stopped it inside step 4, HypervisorDriver.pausesAtSwitchover) did step 5 (`pause-source`), with the same
+ *   pause time;
+ * - a target's half of step 6 (`transfer-state`) whose reply says the guest runs (`resumedAt`: the driver
+ *   started it as soon as its state had loaded, HypervisorDriver.resumesWithTransferState) did step 7
+ *   (`resume-target`), with the same resume time.
+ * The ledger records it with the step, so that the next step finds its prerequisite (step 6 / step 8's
+ * check of the target), a compensation finds what it undoes or what forbids it, and a command of that step
+ * (a scheduler that did not take it as done) gets this answer. Undefined for every other step.
  */
 export function stepDoneWith(cmd: StepCommand, reply: StepReply): StepRecord | undefined {
-  const pausedAt = cmd.role === 'source' ? pausedWithSyncMemory(cmd.stepName, reply) : undefined;
-  if (pausedAt === undefined) return undefined;
-  const step = stepNumber('pause-source');
-  return {
-    step,
-    role: 'source',
-    attempt: 1,
-    status: 'completed',
-    reply: { migrationId: cmd.migrationId, step, attempt: 1, repeated: false, finishedAt: reply.finishedAt, pausedAt },
+  const done = (name: StepName, role: Role, at: { pausedAt: string } | { resumedAt: string }): StepRecord => {
+    const step = stepNumber(name);
+    return { step, role, attempt: 1, status: 'completed', reply: { migrationId: cmd.migrationId, step, attempt: 1, repeated: false, finishedAt: reply.finishedAt, ...at } };
   };
+  const pausedAt = cmd.role === 'source' ? pausedWithSyncMemory(cmd.stepName, reply) : undefined;
+  if (pausedAt !== undefined) return done('pause-source', 'source', { pausedAt });
+  const resumedAt = cmd.role === 'target' ? resumedWithTransferState(cmd.stepName, reply) : undefined;
+  if (resumedAt !== undefined) return done('resume-target', 'target', { resumedAt });
+  return undefined;
 }
 
 /** Whether a ledger or wire record (which carries the step's number) is of step `name`. */
@@ -156,4 +163,26 @@ export function checkCompensation(c: { migrationId: string; stepName: StepName; 
     step: stepNumber(c.stepName),
     role: c.role,
   });
+}
+
+/**
+ * A compensation that destroys the target's copy (`destroy-incoming-vm`, of step 2 or 6) is refused once that
+ * copy has run: this agent recorded step 7 done (on its own, or inside step 6), or the guest is found running.
+ * The copy is then the VM, and the rollback must stop before it resumes the source (the saga escalates: two
+ * copies that both ran are for an operator, `flexmig resolve`). Never settled by destroying.
+ */
+export function checkCopyNeverRan(
+  c: { migrationId: string; stepName: StepName; compensation: AgentCompensation; vmId: string },
+  history: readonly LedgerRecord[],
+  copy: string,
+): FlexmigError | undefined {
+  if (c.compensation !== 'destroy-incoming-vm') return undefined;
+  const resumed = history.find((h) => isStep(h.record, 'resume-target') && h.record.role === 'target' && h.record.status === 'completed');
+  if (!resumed && copy !== 'running') return undefined;
+  return new FlexmigError(
+    ErrorCode.Conflict,
+    `migration ${c.migrationId}: VM ${c.vmId} already runs on this host (${resumed ? 'step 7 done here' : 'its guest is running'}); ${c.stepName} is not undone and the source must not be resumed: resolve the migration (flexmig resolve)`,
+    { migrationId: c.migrationId, vmId: c.vmId, copy },
+    false,
+  );
 }

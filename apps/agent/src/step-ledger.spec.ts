@@ -105,6 +105,34 @@ describe('StepLedger', () => {
     });
   });
 
+  describe("a target's half of step 6 that ends with the guest running (step 7 done with it)", () => {
+    const RESUMED = '2026-12-03T12:00:00.000Z';
+    const resumedIn6 = async () => async () => ({ resumedAt: RESUMED });
+
+    it('records step 7 completed (attempt 1, the same resume) with step 6, in one write: a step 7 command gets that answer without running', async () => {
+      const m = randomUUID();
+      const writes: number[] = [];
+      const l = new StepLedger((x) => writes.push(x.recordsOf(m).length));
+      await l.run(cmd(m, 6, 'target', 2), resumedIn6);
+      expect(l.recordsOf(m).map((r) => [r.step, r.role, r.attempt, r.status])).toEqual([
+        [6, 'target', 2, 'completed'],
+        [7, 'target', 1, 'completed'],
+      ]);
+      expect(writes.at(-1)).toBe(2);
+      let ran = false;
+      const seven = await l.run(cmd(m, 7, 'target'), async () => async () => ((ran = true), {}));
+      expect(seven).toMatchObject({ step: 7, attempt: 1, repeated: true, resumedAt: RESUMED });
+      expect(ran).toBe(false);
+    });
+
+    it('on the source half nothing else is recorded', async () => {
+      const l = new StepLedger();
+      const m = randomUUID();
+      await l.run(cmd(m, 6, 'source'), resumedIn6);
+      expect(l.recordsOf(m).map((r) => r.step)).toEqual([6]);
+    });
+  });
+
   describe('query and fencing', () => {
     it('given a query for attempt 99 that the scheduler never issued, then ATTEMPT_NOT_ISSUED and attempt 1 still runs', async () => {
       const l = new StepLedger();

@@ -107,6 +107,11 @@ export const StepReplySchema = z.object({
    * same transition and sends step 6 next.
    */
   pausedAt: IsoTimeSchema.optional(),
+  /**
+   * On the target's half of step 6 (`transfer-state`): the guest already runs there, resumed as soon as its
+   * state had loaded (HypervisorDriver.resumesWithTransferState), and the target agent recorded step 7 done
+   * with it (attempt 1): the scheduler takes step 7 as completed in the same transition and sends step 8 next.
+   */
   resumedAt: IsoTimeSchema.optional(),
   /** Step 2 (qemu driver): `host:port` the target listens on for the migration stream. */
   incomingAddress: z.string().optional(),
@@ -123,6 +128,20 @@ export type StepReply = z.infer<typeof StepReplySchema>;
 export function pausedWithSyncMemory(step: StepName, result: unknown): string | undefined {
   if (step !== 'sync-memory' || result === null || typeof result !== 'object' || Array.isArray(result)) return undefined;
   const at = (result as { pausedAt?: unknown }).pausedAt;
+  return typeof at === 'string' && at.length > 0 ? at : undefined;
+}
+
+/**
+ * When the target's half of step 6 (`transfer-state`) says it did step 7 (`resume-target`) along with it: its
+ * reply carries `resumedAt`, the time the guest started on the target (HypervisorDriver.resumesWithTransferState).
+ * That time, or undefined for every other step and reply. The one reading of the rule: the target agent's
+ * ledger records step 7 with step 6 by it, and the saga completes step 7 in step 6's transition by it (it
+ * passes the target's half of the step's result, `target`). From that reply on, the guest may run on the
+ * target: the source copy is never resumed (the point of no return, DESIGN.md).
+ */
+export function resumedWithTransferState(step: StepName, targetReply: unknown): string | undefined {
+  if (step !== 'transfer-state' || targetReply === null || typeof targetReply !== 'object' || Array.isArray(targetReply)) return undefined;
+  const at = (targetReply as { resumedAt?: unknown }).resumedAt;
   return typeof at === 'string' && at.length > 0 ? at : undefined;
 }
 

@@ -15,6 +15,7 @@ export function simDriverOptions(env: AgentEnv, hostCpu: SimDriverOptions['hostC
     timeScale: env.SIM_TIME_SCALE,
     defaultDirtyRateMiBps: env.SIM_DIRTY_RATE_MIBPS,
     defaultWorkingSetMiB: env.SIM_WORKING_SET_MIB,
+    ...(env.SIM_SWITCHOVER === 'qemu' ? { switchoverAsQemu: true } : {}),
   };
 }
 

@@ -17,6 +17,14 @@ export interface HypervisorDriver {
    * command of its own.
    */
   readonly pausesAtSwitchover: boolean;
+  /**
+   * The target's half of step 6 ends with the guest running: as soon as its state has loaded, the agent
+   * resumes it (`resumeTarget`) and reports step 7 done with step 6, so that no commit or round trip of step
+   * 7's own lies inside the guest's downtime. From that command on the source copy is never resumed by a
+   * rollback unless the target answers that its copy never ran (docs/switchover.md). False: step 7 is a
+   * command of its own.
+   */
+  readonly resumesWithTransferState: boolean;
   hostCpu(): Promise<HostCpu>;
   capacity(): { memoryMiB: number; vcpus: number };
   listVms(): AgentVm[];

@@ -51,6 +51,12 @@ export interface SimDriverOptions {
    * has no lever left (default true). False waits, like KubeVirt, for the completion or progress timeout.
    */
   failFastWhenStalled?: boolean;
+  /**
+   * Switch over as the qemu driver does (agent env SIM_SWITCHOVER=qemu): step 5 done inside step 4 and step
+   * 7 inside step 6 (HypervisorDriver.pausesAtSwitchover, resumesWithTransferState). Default false: each on
+   * its own command.
+   */
+  switchoverAsQemu?: boolean;
   /** Where real time comes from (tests inject a VirtualClock). */
   clock?: SimClock;
 }
@@ -104,8 +110,12 @@ interface SimVm {
  */
 export class SimDriver implements HypervisorDriver {
   readonly kind = 'sim' as const;
-  /** The sim pauses in step 5, on its command (the fault matrix's rows at pause-source land there). */
-  readonly pausesAtSwitchover = false;
+  /**
+   * By default the sim pauses in step 5 and resumes in step 7, each on its command (the fault matrix's rows at
+   * pause-source and resume-target land there); `switchoverAsQemu` does both inside steps 4 and 6.
+   */
+  readonly pausesAtSwitchover: boolean;
+  readonly resumesWithTransferState: boolean;
   private readonly vms = new Map<string, SimVm>();
   private readonly clock: SimClock;
   private readonly progressIntervalMs: number;
@@ -115,6 +125,7 @@ export class SimDriver implements HypervisorDriver {
     if (!(o.timeScale >= 0 && Number.isFinite(o.timeScale))) throw new RangeError(`timeScale ${o.timeScale} must be a finite number ≥ 0`);
     this.clock = o.clock ?? realClock;
     this.progressIntervalMs = Math.min(1000, Math.max(1, o.progressIntervalMs ?? defaultProgressIntervalMs));
+    this.pausesAtSwitchover = this.resumesWithTransferState = o.switchoverAsQemu === true;
   }
 
   async hostCpu(): Promise<HostCpu> {

@@ -276,6 +276,7 @@ function hostEnv(o: SimFleetOptions, hostId: string, cpu: string): AgentEnv {
     SIM_VCPUS: o.sim.vcpus,
     SIM_BANDWIDTH_MIBPS: o.sim.bandwidthMiBps,
     SIM_STEP_LATENCY_MS: 0,
+    SIM_SWITCHOVER: 'steps',
     SIM_TIME_SCALE: o.sim.timeScale,
     SIM_DIRTY_RATE_MIBPS: o.sim.dirtyRateMiBps,
     SIM_WORKING_SET_MIB: o.sim.workingSetMiB,

@@ -1,6 +1,6 @@
 import { STEP_NAMES } from '@flexmig/contracts';
 import { type Scenario } from './runner';
-import { agentCutFromNatsAt, duplicated, killAt, natsStreamLeaderKilledAt, participants, qemuSetup, restartNatsAt, restartPostgresAt, schedulerCutFromPostgresAt, skewedTakeoverAt, sourceTargetSplitAt, stateDirFull, zombieAt } from './scenarios';
+import { agentCutFromNatsAt, duplicated, killAt, natsStreamLeaderKilledAt, participants, qemuSetup, restartNatsAt, restartPostgresAt, schedulerCutFromPostgresAt, simSwitchoverAsQemuSetup, skewedTakeoverAt, sourceTargetSplitAt, stateDirFull, zombieAt } from './scenarios';
 
 /**
  * The fault matrix (issue 10, item 7): `npm run faults` runs all of it and writes docs/fault-matrix.md.
@@ -10,8 +10,8 @@ export const matrix: Scenario[] = [
   // kill -9 of each process at each step it takes part in
   ...Object.entries(participants).flatMap(([who, steps]) => steps.map((step) => killAt(who, step))),
   // NATS and PostgreSQL restarted at each step
-  ...STEP_NAMES.map(restartNatsAt),
-  ...STEP_NAMES.map(restartPostgresAt),
+  ...STEP_NAMES.map((step) => restartNatsAt(step)),
+  ...STEP_NAMES.map((step) => restartPostgresAt(step)),
   zombieAt('sync-memory'),
   zombieAt('stop-source'),
   schedulerCutFromPostgresAt('transfer-memory'),
@@ -20,11 +20,18 @@ export const matrix: Scenario[] = [
   skewedTakeoverAt('transfer-memory'),
   stateDirFull(),
   natsStreamLeaderKilledAt('transfer-memory'),
+  // the sim switching over as qemu (step 5 inside 4, step 7 inside 6): step 6 may start the guest on the target,
+  // so a fault in it ends forward (the target resumed) or rolled back (it answered that its copy never ran)
+  ...(['scheduler', 'source agent', 'target agent'] as const).map((who) => killAt(who, 'transfer-state', simSwitchoverAsQemuSetup)),
+  killAt('source agent', 'sync-memory', simSwitchoverAsQemuSetup),
+  restartNatsAt('transfer-state', simSwitchoverAsQemuSetup),
+  restartPostgresAt('transfer-state', simSwitchoverAsQemuSetup),
   // real QEMU (TCG) on both hosts
   killAt('source agent', 'transfer-memory', qemuSetup),
   killAt('source agent', 'sync-memory', qemuSetup),
   killAt('target agent', 'transfer-config', qemuSetup),
-  killAt('target agent', 'resume-target', qemuSetup),
+  // step 7 is done inside step 6 on qemu (cont as soon as the state loaded): the target agent killed in it
+  killAt('target agent', 'transfer-state', qemuSetup),
   // step 5 is done inside step 4 on qemu (the pause at pre-switchover): the source agent killed right after
   killAt('source agent', 'transfer-state', qemuSetup),
   killAt('scheduler', 'sync-memory', qemuSetup),

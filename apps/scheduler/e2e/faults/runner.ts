@@ -23,6 +23,8 @@ export interface FaultContext {
 /** A harness configuration that several scenarios share (started once for them, in order). */
 export interface Setup extends FaultHarnessOptions {
   name: string;
+  /** Put before the ids of its scenarios that a setup of the same driver also has (default: `qemu:` on qemu, none on sim). */
+  idPrefix?: string;
   /** Why this setup cannot run on this machine (a binary or a privilege missing), or undefined. */
   unavailable?(): string | undefined;
   /** Before the harness starts (mount a tmpfs), and after it stopped. */

@@ -49,6 +49,20 @@ export const qemuSetup: Setup = {
   unavailable: () => missingBinary('qemu-system-x86_64', 'as', 'objcopy'),
 };
 
+/**
+ * The sim switching over as the qemu driver does (agent SIM_SWITCHOVER=qemu): step 5 done inside step 4 and
+ * step 7 inside step 6, so that the target may run the guest as soon as step 6 is sent
+ * (docs/switchover.md). Its rows prove that path's rollback and roll-forward without QEMU.
+ */
+export const simSwitchoverAsQemuSetup: Setup = {
+  name: 'sim switching over as qemu',
+  idPrefix: 'sim-switchover-qemu:',
+  driver: 'sim',
+  hosts: twoHosts('fo1', 'fo2'),
+  scheduler: simTiming.scheduler,
+  agent: { ...simTiming.agent, SIM_SWITCHOVER: 'qemu' },
+};
+
 /** Both agents keep their state on a 1 MiB tmpfs of their own, so that a scenario can fill one. */
 const tmpfsRoot = mkdtempSync(path.join(tmpdir(), 'flexmig-tmpfs-'));
 const tmpfsDir = (hostId: string) => path.join(tmpfsRoot, hostId);
@@ -121,8 +135,10 @@ export const participants: Record<string, StepName[]> = {
 const processName = (who: string, c: FaultContext) => (who === 'source agent' ? c.src : who === 'target agent' ? c.dst : who);
 
 /** kill -9 of a process once the migration runs `step`, and a restart with the same settings. */
+const idPrefixOf = (setup: Setup): string => setup.idPrefix ?? (setup.driver === 'qemu' ? 'qemu:' : '');
+
 export const killAt = (who: string, step: StepName, setup: Setup = simSetup): Scenario => ({
-  id: `${setup.driver === 'qemu' ? 'qemu:' : ''}kill-${who.replace(' ', '-')}@${step}`,
+  id: `${idPrefixOf(setup)}kill-${who.replace(' ', '-')}@${step}`,
   fault: `kill -9 of the ${who}, restarted 0.5 s later`,
   step,
   setup,
@@ -134,21 +150,22 @@ export const killAt = (who: string, step: StepName, setup: Setup = simSetup): Sc
 });
 
 /** A fault injected once the migration runs `step` (sim setup): most scenarios are this and a name. */
-const atStep = (id: string, fault: string, step: StepName, act: (c: FaultContext) => Promise<void>): Scenario => ({
-  id: `${id}@${step}`,
+const atStep = (id: string, fault: string, step: StepName, act: (c: FaultContext) => Promise<void>, setup: Setup = simSetup): Scenario => ({
+  id: `${idPrefixOf(setup)}${id}@${step}`,
   fault,
   step,
-  setup: simSetup,
+  setup,
   async inject(c) {
     await c.reach(step);
     await act(c);
   },
 });
 
-export const restartNatsAt = (step: StepName): Scenario => atStep('restart-nats', 'NATS server stopped, started again 1 s later (same store)', step, (c) => c.h.nats.restart(1000));
+export const restartNatsAt = (step: StepName, setup: Setup = simSetup): Scenario =>
+  atStep('restart-nats', 'NATS server stopped, started again 1 s later (same store)', step, (c) => c.h.nats.restart(1000), setup);
 
-export const restartPostgresAt = (step: StepName): Scenario =>
-  atStep('restart-postgres', 'PostgreSQL crashed (immediate stop), started again 1 s later', step, (c) => c.h.pg.restart(1000));
+export const restartPostgresAt = (step: StepName, setup: Setup = simSetup): Scenario =>
+  atStep('restart-postgres', 'PostgreSQL crashed (immediate stop), started again 1 s later', step, (c) => c.h.pg.restart(1000), setup);
 
 /** A second scheduler replica, started before the migration (which the first one drives) and stopped after. */
 const secondReplica = {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { MigrationPolicySchema, QueryMigration, RelocateVm, ReserveCapacity, RunStep, type RequestContract } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, MigrationPolicySchema, QueryMigration, RelocateVm, ReserveCapacity, RunStep, type RequestContract } from '@flexmig/contracts';
 import type { NatsBus } from '@flexmig/messaging';
 import { STEPS, type SagaAction, type StepDefinition } from '@flexmig/saga';
 import type { LeaseFence } from './lease-fence';
-import { StepExecutor, type MigrationContext } from './step-executor';
+import { StepExecutor, step6Outcome, type MigrationContext } from './step-executor';
 
 /**
  * Issue 11: one NATS round trip per step. A bus that answers every request on the next turn of the event
@@ -101,5 +101,85 @@ describe('StepExecutor: one NATS round trip per step', () => {
     expect(outcome.outcome).toBe('completed');
     expect(asked.sent.map((s) => s.hostId)).toEqual(['src', 'dst']);
     expect(asked.rounds()).toBe(1);
+  });
+});
+
+describe("step 6 when the target's half starts the guest (step 7 done with it)", () => {
+  const step6 = { name: STEPS[5].name, attempt: 2 };
+  const resumed = { migrationId: ref.migrationId, step: 6, attempt: 2, repeated: false, finishedAt: '2026-12-03T12:00:00.010Z', resumedAt: '2026-12-03T12:00:00.008Z' };
+  const plain = { migrationId: ref.migrationId, step: 6, attempt: 2, repeated: false, finishedAt: '2026-12-03T12:00:00.010Z' };
+  const ok = <T>(value: T) => ({ status: 'fulfilled' as const, value: value as never });
+  const no = (e: unknown) => ({ status: 'rejected' as const, reason: e });
+  const agentSays = new FlexmigError(ErrorCode.AgentFailed, 'the final copy failed', undefined, true);
+  const nobody = new FlexmigError(ErrorCode.Unavailable, 'nobody answers agent.dst.migration.step');
+  const silence = new FlexmigError(ErrorCode.Timeout, 'no reply within 30000 ms');
+
+  it('succeeds once the target resumed, whatever the source half said: the VM runs on the target, only forward', () => {
+    expect(step6Outcome(step6, ok({ stats: { downtimeMs: 3 } }), ok(resumed))).toEqual({ stats: { downtimeMs: 3 }, target: resumed });
+    expect(step6Outcome(step6, no(agentSays), ok(resumed))).toEqual({ sourceError: { code: ErrorCode.AgentFailed, message: 'the final copy failed' }, target: resumed });
+    expect(step6Outcome(step6, no(silence), ok(resumed))).toMatchObject({ sourceError: { code: ErrorCode.Timeout }, target: resumed });
+  });
+
+  it('a target half nobody answered may have started the guest: reported as a timeout (asked), never as a failure, even after a source failure', () => {
+    for (const source of [ok({}), no(agentSays), no(nobody)]) {
+      for (const lost of [nobody, silence]) {
+        let thrown: unknown;
+        try {
+          step6Outcome(step6, source, no(lost));
+        } catch (e) {
+          thrown = e;
+        }
+        expect(thrown).toBeInstanceOf(FlexmigError);
+        expect((thrown as FlexmigError).code).toBe(ErrorCode.Timeout);
+        expect((thrown as FlexmigError).message).toContain('may have started the guest');
+      }
+    }
+  });
+
+  it('a target that answered with an error fails the step (the source error first); no resume means the halves as before', () => {
+    const targetSays = new FlexmigError(ErrorCode.Conflict, 'no incoming VM');
+    expect(() => step6Outcome(step6, no(agentSays), no(targetSays))).toThrow(agentSays);
+    expect(() => step6Outcome(step6, ok({}), no(targetSays))).toThrow(targetSays);
+    expect(() => step6Outcome(step6, no(agentSays), ok(plain))).toThrow(agentSays);
+    expect(step6Outcome(step6, ok({ stats: {} }), ok(plain))).toEqual({ stats: {}, target: plain });
+  });
+
+  const queryStep6 = { kind: 'query-step' as const, migrationId: ref.migrationId, step: 6 as const, name: STEPS[5].name, actor: 'source+target' as const, attempt: 1, notBefore: null };
+  const withRecords = (source: unknown, target: unknown) =>
+    new RoundCountingBus((subject, payload) => (subject === QueryMigration.subject ? { steps: [source, target].filter(Boolean) } : replies(subject, payload)));
+
+  it('a lost reply: a target record of step 6 that resumed the guest makes it completed, and one still running is waited for, even beside a failed or unfinished source half', async () => {
+    for (const source of [
+      { step: 6, role: 'source', status: 'failed', error: { code: 'AGENT_FAILED', message: 'the agent stopped while step 6 ran' } },
+      { step: 6, role: 'source', status: 'in-progress' },
+      undefined,
+    ]) {
+      const bus = withRecords(source, { step: 6, role: 'target', status: 'completed', reply: resumed });
+      const outcome = await new StepExecutor(bus as unknown as NatsBus, fence).query(ctx, queryStep6);
+      expect(outcome).toEqual({ outcome: 'completed', result: { target: resumed } });
+    }
+    const stillRunning = withRecords({ step: 6, role: 'source', status: 'failed', error: { code: 'AGENT_FAILED', message: 'x' } }, { step: 6, role: 'target', status: 'in-progress' });
+    expect((await new StepExecutor(stillRunning as unknown as NatsBus, fence).query(ctx, queryStep6)).outcome).toBe('in-progress');
+    const failedSource = withRecords({ step: 6, role: 'source', status: 'failed', error: { code: 'AGENT_FAILED', message: 'x' } }, { step: 6, role: 'target', status: 'completed', reply: plain });
+    expect((await new StepExecutor(failedSource as unknown as NatsBus, fence).query(ctx, queryStep6)).outcome).toBe('failed');
+  });
+
+  it("undoing step 6 destroys the target's copy before it resumes the source, and stops there when the target refuses", async () => {
+    const order: string[] = [];
+    const bus = {
+      request: async (_c: RequestContract, payload: any, opts: { params?: { hostId?: string } }) => {
+        order.push(`${opts.params?.hostId}:${payload.compensation}`);
+        if (payload.role === 'target' && refuse) throw new FlexmigError(ErrorCode.Conflict, 'VM already runs on this host', undefined, false);
+        return { done: true };
+      },
+    };
+    let refuse = false;
+    const compensate = { kind: 'compensate' as const, migrationId: ref.migrationId, step: 6 as const, name: STEPS[5].name, actor: 'source+target' as const, compensation: STEPS[5].compensation!, attempt: 1, deadline: Date.now() + 5_000, notBefore: null };
+    await new StepExecutor(bus as unknown as NatsBus, fence).compensate(ctx, compensate, 5_000);
+    expect(order).toEqual(['dst:destroy-incoming-vm', 'src:resume-source']);
+    order.length = 0;
+    refuse = true;
+    await expect(new StepExecutor(bus as unknown as NatsBus, fence).compensate(ctx, compensate, 5_000)).rejects.toThrow('already runs');
+    expect(order).toEqual(['dst:destroy-incoming-vm']);
   });
 });

@@ -4,17 +4,20 @@ import {
   agentCompensation,
   CompensateStep,
   ErrorCode,
+  FlexmigError,
   MigrationPolicy,
   QueryMigration,
   ReleaseCapacity,
   RelocateVm,
   ReserveCapacity,
+  resumedWithTransferState,
   type ReplyOf,
   type RequestContract,
   type RequestOf,
   Role,
   RunStep,
   StepRecord,
+  type StepReply,
   VmSpec,
 } from '@flexmig/contracts';
 import { NatsBus, type Params } from '@flexmig/messaging';
@@ -88,11 +91,9 @@ export class StepExecutor {
       case 'source+target': {
         // both halves at once (step 6): the target waits for the state the source sends, and one round trip
         // less lies inside the guest's downtime. Both are waited for, so that neither still runs when the step
-        // ends; either failing fails it (the source's error first, as when they ran one after the other).
+        // ends.
         const [source, target] = await Promise.allSettled([this.agentStep(ctx, a, 'source', timeoutMs), this.agentStep(ctx, a, 'target', timeoutMs)]);
-        if (source.status === 'rejected') throw source.reason;
-        if (target.status === 'rejected') throw target.reason;
-        return json({ ...source.value, target: target.value });
+        return json(step6Outcome(a, source, target));
       }
     }
   }
@@ -158,6 +159,15 @@ export class StepExecutor {
         return steps.find((s) => s.step === a.step && s.role === role);
       }),
     );
+    if (a.actor === 'source+target') {
+      const [sourceRecord, targetRecord] = records;
+      // the target started the guest with its half of step 6 (step 7 done with it): forward, whatever the source's record says
+      if (targetRecord?.status === 'completed' && resumedWithTransferState(a.name, targetRecord.reply)) {
+        return { outcome: 'completed', result: json({ ...(sourceRecord?.status === 'completed' ? sourceRecord.reply : {}), target: targetRecord.reply }) };
+      }
+      // a target half still running may be about to start it: waited for, even beside a failed source half
+      if (targetRecord?.status === 'in-progress') return { outcome: 'in-progress' };
+    }
     const failed = records.find((r) => r?.status === 'failed' || r?.status === 'compensated');
     if (failed) {
       return { outcome: 'failed', error: { code: failed.error?.code ?? ErrorCode.AgentFailed, message: failed.error?.message ?? `step ${a.name} was undone`, retryable: true } };
@@ -176,7 +186,9 @@ export class StepExecutor {
       await this.send(ref, ReleaseCapacity, { migrationId: ref.migrationId }, { timeoutMs });
       return;
     }
-    const roles: Role[] = a.actor === 'source+target' ? ['source', 'target'] : [a.actor];
+    // step 6: the target's copy is destroyed before the source is resumed, never after: a target that answers
+    // that its copy ran (the agent refuses: participation.ts checkCopyNeverRan) stops the rollback there
+    const roles: Role[] = a.actor === 'source+target' ? ['target', 'source'] : [a.actor];
     const name = a.name;
     for (const role of roles) {
       await this.send(
@@ -204,6 +216,40 @@ export class StepExecutor {
     );
   }
 }
+
+type Half = PromiseSettledResult<StepReply>;
+
+/**
+ * What step 6's two halves add up to (`{ ...source reply, target: target reply }`), or the error that reports
+ * it. A target whose half started the guest (`resumedAt`: step 7 done with it, HypervisorDriver
+ * .resumesWithTransferState) has passed the point of no return: the step succeeded, whatever the source's
+ * half said (its error is kept as `sourceError`), and only forward from here. A target half that got no
+ * answer (TIMEOUT, UNAVAILABLE) may have started the guest: it is reported as a timeout, so that the saga
+ * asks the agents (StepExecutor.query) instead of retrying or undoing the step. Otherwise either failing fails
+ * it, the source's error first.
+ */
+export function step6Outcome(a: Pick<RunAction, 'name' | 'attempt'>, source: Half, target: Half): Record<string, unknown> {
+  if (target.status === 'fulfilled' && resumedWithTransferState(a.name, target.value)) {
+    return source.status === 'fulfilled' ? { ...source.value, target: target.value } : { sourceError: errorBody(source.reason), target: target.value };
+  }
+  if (target.status === 'rejected' && unanswered(target.reason)) {
+    throw new FlexmigError(
+      ErrorCode.Timeout,
+      `no answer from the target about attempt ${a.attempt} of ${a.name} (${(target.reason as Error).message}): it may have started the guest, so it is asked, never taken as failed`,
+      { step: a.name, attempt: a.attempt },
+      true,
+    );
+  }
+  if (source.status === 'rejected') throw source.reason;
+  if (target.status === 'rejected') throw target.reason;
+  return { ...source.value, target: target.value };
+}
+
+/** Nobody answered the request (no responder, no reply in time, the connection failed): its outcome is unknown. */
+const unanswered = (e: unknown): boolean => e instanceof FlexmigError && (e.code === ErrorCode.Timeout || e.code === ErrorCode.Unavailable);
+
+const errorBody = (e: unknown): { code: string; message: string } =>
+  e instanceof FlexmigError ? { code: e.code, message: e.message } : { code: ErrorCode.Internal, message: String((e as Error)?.message ?? e) };
 
 /** The compensation the saga names for a step on an agent (a step without one never gets here: the saga registers none). */
 function compensationOn(step: StepName, role: Role): AgentCompensation {

@@ -1,4 +1,4 @@
-import { ErrorCode, FlexmigError, pausedWithSyncMemory } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, pausedWithSyncMemory, resumedWithTransferState } from '@flexmig/contracts';
 import { backoffDelayMs } from '@flexmig/timing';
 import { defaultPeerUnavailableRetryMs, resolvePolicy } from './policy';
 import { canCancel, isTerminal } from './queries';
@@ -271,23 +271,22 @@ function succeed(s: SagaState, st: StepState, result: JsonValue, now: EpochMs): 
   st.result = result;
   settle(st);
   let n = st.step;
+  const name = stepDefinition(n).name;
   // the one reading of "step 4 ended with the guest paused" (libs/contracts), the agent's ledger's too
-  const paused = pausedWithSyncMemory(stepDefinition(n).name, result);
-  if (paused !== undefined) {
-    // the source's guest stopped inside step 4 (QEMU's pre-switchover) and its agent recorded step 5 done
-    // with it: step 5 is completed here, in the same transition, without a command or a round trip of its
-    // own inside the guest's downtime. It is compensated (the source resumed) like a step 5 that ran.
-    const pause = s.steps[PAUSE_SOURCE - 1];
-    if (pause.status === 'pending') {
-      pause.attempt = 1;
-      pause.startedAt = now;
-      pause.status = 'completed';
-      pause.endedAt = now;
-      pause.completedAt = now;
-      pause.result = { pausedAt: paused, doneWith: SYNC_MEMORY };
-      settle(pause);
-      n = PAUSE_SOURCE;
-    }
+  const paused = pausedWithSyncMemory(name, result);
+  // the source's guest stopped inside step 4 (QEMU's pre-switchover) and its agent recorded step 5 done
+  // with it: step 5 is completed here, in the same transition, without a command or a round trip of its
+  // own inside the guest's downtime. It is compensated (the source resumed) like a step 5 that ran.
+  if (paused !== undefined && doneWith(s, PAUSE_SOURCE, { pausedAt: paused, doneWith: SYNC_MEMORY }, now)) n = PAUSE_SOURCE;
+  // likewise step 7 in step 6: the target started the guest as soon as its state had loaded and its agent
+  // recorded step 7 done with it (the target's half of the result, `target`). Past the point of no return:
+  // from here only forward, whatever a cancel asked meanwhile.
+  const resumed = resumedWithTransferState(name, targetHalf(result));
+  if (resumed !== undefined && doneWith(s, POINT_OF_NO_RETURN, { resumedAt: resumed, doneWith: TRANSFER_STATE }, now)) {
+    n = POINT_OF_NO_RETURN;
+    // a cancel that waited for this step came too late: the guest runs on the target. It stays on record
+    // (`cancel`), but it is not what the migration ended by.
+    if (s.cause?.kind === 'cancelled') s.cause = null;
   }
   if (n < POINT_OF_NO_RETURN && s.cancel) {
     beginCompensation(s, now);
@@ -302,6 +301,26 @@ function succeed(s: SagaState, st: StepState, result: JsonValue, now: EpochMs): 
 /** Step 4 (`sync-memory`) and step 5 (`pause-source`): a step 4 that ends with the guest paused completes step 5. */
 const SYNC_MEMORY = 4 as const satisfies StepNumber;
 const PAUSE_SOURCE = 5 as const satisfies StepNumber;
+/** Step 6 (`transfer-state`): a step 6 whose target half ends with the guest running completes step 7. */
+const TRANSFER_STATE = 6 as const satisfies StepNumber;
+
+/** The target's half of a step 6 result (StepExecutor: the source's reply with the target's as `target`). */
+const targetHalf = (result: JsonValue): unknown =>
+  result !== null && typeof result === 'object' && !Array.isArray(result) ? (result as { target?: JsonValue }).target : undefined;
+
+/** Completes step `n`, never issued, as done along with the step before it (attempt 1); false when it was issued. */
+function doneWith(s: SagaState, n: StepNumber, result: JsonValue, now: EpochMs): boolean {
+  const st = s.steps[n - 1];
+  if (st.status !== 'pending') return false;
+  st.attempt = 1;
+  st.startedAt = now;
+  st.status = 'completed';
+  st.endedAt = now;
+  st.completedAt = now;
+  st.result = result;
+  settle(st);
+  return true;
+}
 
 /** The agent answered for this attempt: failed, or (neverStarted) it never began and is now fenced. */
 function fail(s: SagaState, st: StepState, error: StepError, now: EpochMs, neverStarted: boolean): void {

@@ -194,6 +194,71 @@ describe('step 4 that ends with the guest paused (step 5 done with it)', () => {
   });
 });
 
+describe("step 6 whose target half ends with the guest running (step 7 done with it)", () => {
+  const RESUMED = '2025-01-01T12:00:06.020Z';
+  const resumedResult = { stats: { downtimeMs: 12 }, target: { resumedAt: RESUMED } };
+
+  it('completes step 7 in the same transition and sends step 8 next: no command of step 7, its event still published', () => {
+    const s = Saga.runningAt(6);
+    const out = s.succeed(6, resumedResult);
+    expect(kinds(out)).toEqual(['publish:migration.step-completed', 'publish:migration.step-completed', 'run-step:8']);
+    expect(ofKind(out, 'publish')[1].data).toMatchObject({ step: 7, stepName: 'resume-target', attempt: 1, durationMs: 0 });
+    expect(s.state.steps[6]).toMatchObject({ status: 'completed', attempt: 1, dispatches: 0, inFlight: null, deadline: null, result: { resumedAt: RESUMED, doneWith: 6 } });
+    expect(ofKind(s.log, 'run-step').map((a) => a.step)).not.toContain(7);
+    for (const n of [8, 9] as StepNumber[]) s.succeed(n);
+    expect(s.state.phase).toBe('completed');
+    expect(s.state.steps.every((x) => x.status === 'completed')).toBe(true);
+  });
+
+  it('with steps 5 and 7 both done inside steps 4 and 6, the switchover costs two transitions', () => {
+    const s = Saga.runningAt(4);
+    expect(kinds(s.succeed(4, { pausedAt: '2025-01-01T12:00:05.000Z' })).at(-1)).toBe('run-step:6');
+    expect(kinds(s.succeed(6, resumedResult)).at(-1)).toBe('run-step:8');
+    expect(ofKind(s.log, 'run-step').map((a) => a.step)).toEqual([1, 2, 3, 4, 6, 8]);
+  });
+
+  it('without the target half saying it resumed, step 7 is a command of its own', () => {
+    for (const result of [undefined, null, { stats: {} }, { resumedAt: RESUMED }, { target: {} }, { target: { resumedAt: '' } }, { target: null }, { target: [RESUMED] }]) {
+      const s = Saga.runningAt(6);
+      expect(kinds(s.succeed(6, result as never))).toEqual(['publish:migration.step-completed', 'run-step:7']);
+      expect(s.state.steps[6].status).toBe('running');
+    }
+  });
+
+  it("only step 6 does it: a target's resumedAt in another step's result completes nothing else", () => {
+    const s = Saga.runningAt(5);
+    expect(kinds(s.succeed(5, { target: { resumedAt: RESUMED } }))).toEqual(['publish:migration.step-completed', 'run-step:6']);
+    expect(s.state.steps[6].status).toBe('pending');
+  });
+
+  it('a cancel that waited for step 6 is past the point of no return once the target resumed: forward, nothing undone', () => {
+    const s = Saga.runningAt(6);
+    s.cancel();
+    const out = s.succeed(6, resumedResult);
+    expect(kinds(out)).toEqual(['publish:migration.step-completed', 'publish:migration.step-completed', 'run-step:8']);
+    s.succeed(8);
+    s.succeed(9);
+    expect(s.state.phase).toBe('completed');
+    expect(ofKind(s.log, 'compensate')).toEqual([]);
+    expect(s.state.cause).toBeNull();
+    expect(s.state.cancel).toMatchObject({ by: 'alice' });
+  });
+
+  it('a step 6 answered by a query (its reply lost) carries the same result: step 7 is done with it as well', () => {
+    const s = Saga.runningAt(6);
+    s.timeout(6);
+    const out = s.when({ type: 'step-outcome-resolved', step: 6, attempt: 1, outcome: 'completed', result: resumedResult });
+    expect(kinds(out)).toEqual(['publish:migration.step-completed', 'publish:migration.step-completed', 'run-step:8']);
+    expect(s.state.steps[6]).toMatchObject({ status: 'completed', result: { resumedAt: RESUMED, doneWith: 6 } });
+  });
+
+  it('after a restart, what is in flight is step 8, not step 7', () => {
+    const s = Saga.runningAt(6);
+    s.succeed(6, resumedResult);
+    expect(kinds(s.when({ type: 'resume-after-restart' }))).toEqual(['run-step:8']);
+  });
+});
+
 describe('failure before the point of no return', () => {
   it.each(PRE_PONR)('given steps before %i completed, when step %i fails for good, then the completed steps are compensated in reverse and it rolls back', (n) => {
     const s = Saga.runningAt(n);

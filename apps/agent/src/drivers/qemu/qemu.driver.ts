@@ -95,6 +95,8 @@ export class QemuDriver implements HypervisorDriver {
   readonly kind = 'qemu' as const;
   /** Step 4 ends at QEMU's `pre-switchover`, the guest stopped: step 5 is done with it (pauseSource records it). */
   readonly pausesAtSwitchover = true;
+  /** The target's half of step 6 sends `cont` as soon as the incoming stream completed: step 7 is done with it. */
+  readonly resumesWithTransferState = true;
   private probe?: Promise<CpuProbe>;
   private readonly monitor: TransferMonitor;
   private readonly registry: VmRegistry;
@@ -247,6 +249,18 @@ export class QemuDriver implements HypervisorDriver {
     const vm = this.registry.get(vmId);
     if (!vm) return;
     if (vm.state.role !== 'incoming' || vm.state.resumedAt) return; // a VM that runs here is never destroyed by a compensation
+    // an agent that sent `cont` and died before it recorded the resume left a guest that runs with role
+    // `incoming`: asked of QEMU itself, never guessed (the step's ledger refuses first when it knows; participation.ts)
+    const proc = vm.dead
+      ? undefined
+      : await this.registry.procOf(vm).catch((e) => {
+          if (vm.dead) return undefined; // its QEMU is gone: nothing runs
+          throw e; // alive but not answering: not destroyed blind (the compensation is retried)
+        });
+    const status = proc ? await proc.qmp.execute<{ running: boolean }>('query-status') : undefined;
+    if (status?.running) {
+      throw new FlexmigError(ErrorCode.Conflict, `VM ${vmId} already runs on this host (its QEMU is running): the copy is not destroyed; resolve the migration (flexmig resolve)`, { vmId }, false);
+    }
     await this.registry.destroy(vm);
   }
 

@@ -1,0 +1,82 @@
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { ErrorCode, GetReservation, MigrationPolicySchema, type StepCommand, stepName } from '@flexmig/contracts';
+import { simulatedHostCpu } from '@flexmig/cpu-models';
+import { AgentEnv } from './config';
+import { SimDriver } from './drivers/sim.driver';
+import { MigrationStepsService } from './migration-steps.service';
+
+/**
+ * The target's half of step 6 on a driver that resumes with it (HypervisorDriver.resumesWithTransferState:
+ * qemu; the sim with SIM_SWITCHOVER=qemu): the guest runs as soon as its state loaded, the ledger records
+ * step 7 with step 6, and from then on nothing of the migration destroys that copy.
+ */
+describe('the target half of step 6 that starts the guest (step 7 done with it)', () => {
+  const vm = { id: randomUUID(), name: 'vm-s', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' };
+  const setup = (switchoverAsQemu: boolean) => {
+    const driver = new SimDriver({ hostCpu: simulatedHostCpu('IvyBridge'), memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, defaultDirtyRateMiBps: 0, defaultWorkingSetMiB: 0, switchoverAsQemu });
+    const migrationId = randomUUID();
+    const reservation = { migrationId, vmId: vm.id, hostId: 'dst', memoryMiB: 1024, vcpus: 1, createdAt: new Date().toISOString() };
+    // the only request a target's steps 2 and 6 make: inventory's reservation, at step 2
+    const bus = {
+      request: async (contract: unknown) => {
+        if (contract !== GetReservation) throw new Error('unexpected request');
+        return { reservation };
+      },
+      publish: () => undefined,
+    };
+    const steps = new MigrationStepsService(driver, bus as never, { HOST_ID: 'dst' } as AgentEnv);
+    const cmd = (step: number, attempt = 1): StepCommand => ({
+      migrationId,
+      step,
+      stepName: stepName(step),
+      attempt,
+      role: 'target',
+      vm,
+      sourceHostId: 'src',
+      targetHostId: 'dst',
+      policy: MigrationPolicySchema.parse({}),
+    });
+    const copy = () => driver.listVms().find((v) => v.vmId === vm.id)?.state ?? 'absent';
+    const undo6 = () => steps.compensate({ migrationId, step: 6, stepName: 'transfer-state', compensation: 'destroy-incoming-vm', role: 'target', vmId: vm.id });
+    return { driver, steps, cmd, copy, undo6, migrationId };
+  };
+
+  it('replies with resumedAt, runs the guest, and answers a later step 7 command from the ledger without running it again', async () => {
+    const { driver, steps, cmd, copy } = setup(true);
+    expect(driver.resumesWithTransferState).toBe(true);
+    await steps.run(cmd(2));
+    expect(copy()).toBe('incoming');
+    const six = await steps.run(cmd(6, 2));
+    expect(six.resumedAt).toEqual(expect.any(String));
+    expect(copy()).toBe('running');
+    const seven = await steps.run(cmd(7));
+    expect(seven).toMatchObject({ step: 7, attempt: 1, repeated: true, resumedAt: six.resumedAt });
+    const records = await steps.records(cmd(2).migrationId);
+    expect(records.map((r) => [r.step, r.role, r.status])).toEqual([
+      [2, 'target', 'completed'],
+      [6, 'target', 'completed'],
+      [7, 'target', 'completed'],
+    ]);
+  });
+
+  it("refuses to undo step 6 or step 2 once the guest ran here (CONFLICT, not retryable): the copy keeps running", async () => {
+    const { steps, cmd, copy, undo6, migrationId } = setup(true);
+    await steps.run(cmd(2));
+    await steps.run(cmd(6));
+    await expect(undo6()).rejects.toMatchObject({ code: ErrorCode.Conflict, retryable: false, message: expect.stringContaining('must not be resumed') });
+    await expect(steps.compensate({ migrationId, step: 2, stepName: 'transfer-config', compensation: 'destroy-incoming-vm', role: 'target', vmId: vm.id })).rejects.toMatchObject({ code: ErrorCode.Conflict });
+    expect(copy()).toBe('running');
+  });
+
+  it('without it (the sim by default), step 6 leaves the guest paused for step 7, and undoing step 6 destroys the copy', async () => {
+    const { driver, steps, cmd, copy, undo6 } = setup(false);
+    expect(driver.resumesWithTransferState).toBe(false);
+    await steps.run(cmd(2));
+    const six = await steps.run(cmd(6));
+    expect(six.resumedAt).toBeUndefined();
+    expect(copy()).toBe('paused');
+    await expect(undo6()).resolves.toMatchObject({ done: true });
+    expect(copy()).toBe('absent');
+  });
+});
