@@ -272,29 +272,34 @@ export class QemuDriver implements HypervisorDriver {
     if (vm.state.resumedAt) return;
     const proc = await this.registry.procOf(vm);
     const deadline = Date.now() + 60_000;
+    // the status the last MIGRATION event carried: a `completed` one is taken as it is, without asking again
+    let announced: unknown;
     for (;;) {
-      let info: MigrateInfo;
-      let status: { status: string; running: boolean } | undefined;
       // this is downtime: woken by QEMU's MIGRATION event (capability `events`, set at step 2), not by a poll
       // interval; listening before asking, so that a change between the answer and the wait is not missed.
       // The wait is bounded: a lost event costs one interval, never the step.
       const changed = proc.qmp.waitEvent((e) => e.event === 'MIGRATION', incomingRecheckMs, 'a MIGRATION event').catch(() => undefined);
-      try {
-        info = await proc.qmp.execute<MigrateInfo>('query-migrate');
-        if (info.status === 'completed') status = await proc.qmp.execute<{ status: string; running: boolean }>('query-status');
-      } catch (e) {
-        await sleep(100);
-        throw new FlexmigError(ErrorCode.AgentFailed, `VM ${cmd.vm.id}: the incoming QEMU is gone (${(e as Error).message}); its log: ${tail(vm.state.logFile, 800) || '(empty)'}`);
+      let info: Pick<MigrateInfo, 'status' | 'error-desc'> = { status: 'completed' };
+      if (announced !== 'completed') {
+        try {
+          info = await proc.qmp.execute<MigrateInfo>('query-migrate');
+        } catch (e) {
+          await sleep(100);
+          throw new FlexmigError(ErrorCode.AgentFailed, `VM ${cmd.vm.id}: the incoming QEMU is gone (${(e as Error).message}); its log: ${tail(vm.state.logFile, 800) || '(empty)'}`);
+        }
       }
-      if (info.status === 'completed' && status && !status.running) {
-        vm.incomingLoaded = cmd.migrationId;
+      if (info.status === 'completed') {
+        // loaded and paused (-S): step 7 sends only `cont`. The run state is the registry's, kept by QEMU's STOP
+        // and RESUME events (and asked on attach), not a query inside the downtime. A guest already running
+        // (an earlier agent sent `cont` and died) is not marked: resumeTarget asks QEMU and finds it running.
+        if (!vm.running) vm.incomingLoaded = cmd.migrationId;
         return;
       }
       if (info.status === 'failed') {
         throw new FlexmigError(ErrorCode.AgentFailed, `VM ${cmd.vm.id}: loading the incoming state failed: ${info['error-desc'] ?? ''} ${tail(vm.state.logFile, 800)}`);
       }
       if (Date.now() > deadline) throw new FlexmigError(ErrorCode.Timeout, `VM ${cmd.vm.id}: the incoming migration is still ${info.status} after 60 s`);
-      await changed;
+      announced = (await changed)?.data?.status;
     }
   }
 
