@@ -189,7 +189,7 @@ describe('live migration across CPU generations (real processes)', () => {
     it('stop-source for a made-up migration naming a running VM: NOT_A_PARTICIPANT, the VM keeps running', async () => {
       const reply = await ask('agent.host-a.migration.step', forgedStep(8, 'source'));
       expect(reply).toMatchObject({ ok: false, error: { code: 'NOT_A_PARTICIPANT' } });
-      expect(reply.error.message).toMatch(/needs transfer-state done on this source agent first/);
+      expect(reply.error.message).toMatch(/needs pause-source done on this source agent first/);
       expect(await agentVms('host-a')).toContainEqual(expect.objectContaining({ vmId: vm.id, state: 'running' }));
       const undo = await ask('agent.host-a.migration.compensate', { migrationId: randomUUID(), step: 2, stepName: 'transfer-config', compensation: 'destroy-incoming-vm', role: 'target', vmId: vm.id });
       expect(undo).toMatchObject({ ok: false, error: { code: 'NOT_A_PARTICIPANT' } });
