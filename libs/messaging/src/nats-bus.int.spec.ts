@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { defineEvent, defineRequest, ErrorCode, FlexmigError } from '@flexmig/contracts';
 import { startTestNats, TestNats } from '@flexmig/testing';
-import { NatsBus } from './nats-bus';
+import { NatsBus, neverDelivered } from './nats-bus';
 
 const Echo = defineRequest({
   subject: 'test.echo.{hostId}',
@@ -81,10 +81,19 @@ describe('NatsBus against a real NATS server', () => {
     await expect(bus.request(Echo, { text: '' }, { params: { hostId: 'h1' } })).rejects.toMatchObject({ code: ErrorCode.ValidationFailed });
   });
 
-  it('says UNAVAILABLE when nobody serves a subject', async () => {
-    await expect(bus.request(Echo, { text: 'x' }, { params: { hostId: 'nobody' }, timeoutMs: 1000 })).rejects.toMatchObject({
-      code: ErrorCode.Unavailable,
-    });
+  it('says UNAVAILABLE when nobody serves a subject, and that the request never reached anyone', async () => {
+    const e = await bus.request(Echo, { text: 'x' }, { params: { hostId: 'nobody' }, timeoutMs: 1000 }).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: ErrorCode.Unavailable });
+    expect(neverDelivered(e)).toBe(true);
+  });
+
+  it('says TIMEOUT when a responder got the request and did not answer in time: not known undelivered', async () => {
+    const sub = bus.nc.subscribe(`${nats.prefix}.test.silent.echo`, { callback: () => undefined });
+    const Silent = defineRequest({ subject: 'test.silent.echo', description: 'never answered', request: Echo.request, reply: Echo.reply });
+    const e = await bus.request(Silent, { text: 'x' }, { timeoutMs: 300 }).catch((x: unknown) => x);
+    sub.unsubscribe();
+    expect(e).toMatchObject({ code: ErrorCode.Timeout });
+    expect(neverDelivered(e)).toBe(false);
   });
 
   it('publishes CloudEvents to JetStream and de-duplicates a repeated id', async () => {

@@ -528,9 +528,18 @@ function safeJson(data: Uint8Array): unknown {
   }
 }
 
+/**
+ * Whether a request is known never to have reached anyone: NATS answered that no one listens on its subject
+ * (`UNAVAILABLE` with `delivered: false`). Any other failure (no reply in time, a connection lost) leaves
+ * open whether the receiver got it and acted.
+ */
+export function neverDelivered(e: unknown): boolean {
+  return e instanceof FlexmigError && e.code === ErrorCode.Unavailable && e.details?.delivered === false;
+}
+
 function classifyRequestError(e: unknown, subject: string, timeoutMs: number): FlexmigError {
   if (e instanceof errors.NoRespondersError || (e instanceof errors.RequestError && e.isNoResponders())) {
-    return new FlexmigError(ErrorCode.Unavailable, `nobody answers ${subject}: is the service (or agent) behind it running?`, { subject });
+    return new FlexmigError(ErrorCode.Unavailable, `nobody answers ${subject}: is the service (or agent) behind it running?`, { subject, delivered: false });
   }
   if (e instanceof errors.TimeoutError) {
     return new FlexmigError(ErrorCode.Timeout, `no reply on ${subject} within ${timeoutMs} ms`, { subject, timeoutMs });

@@ -111,7 +111,8 @@ describe("step 6 when the target's half starts the guest (step 7 done with it)",
   const ok = <T>(value: T) => ({ status: 'fulfilled' as const, value: value as never });
   const no = (e: unknown) => ({ status: 'rejected' as const, reason: e });
   const agentSays = new FlexmigError(ErrorCode.AgentFailed, 'the final copy failed', undefined, true);
-  const nobody = new FlexmigError(ErrorCode.Unavailable, 'nobody answers agent.dst.migration.step');
+  const nobody = new FlexmigError(ErrorCode.Unavailable, 'nobody answers agent.dst.migration.step', { subject: 'agent.dst.migration.step', delivered: false });
+  const lost = new FlexmigError(ErrorCode.Unavailable, 'request on agent.dst.migration.step failed: disconnected');
   const silence = new FlexmigError(ErrorCode.Timeout, 'no reply within 30000 ms');
 
   it('succeeds once the target resumed, whatever the source half said: the VM runs on the target, only forward', () => {
@@ -122,10 +123,10 @@ describe("step 6 when the target's half starts the guest (step 7 done with it)",
 
   it('a target half nobody answered may have started the guest: reported as a timeout (asked), never as a failure, even after a source failure', () => {
     for (const source of [ok({}), no(agentSays), no(nobody)]) {
-      for (const lost of [nobody, silence]) {
+      for (const unknown of [lost, silence]) {
         let thrown: unknown;
         try {
-          step6Outcome(step6, source, no(lost));
+          step6Outcome(step6, source, no(unknown));
         } catch (e) {
           thrown = e;
         }
@@ -136,8 +137,9 @@ describe("step 6 when the target's half starts the guest (step 7 done with it)",
     }
   });
 
-  it('a target that answered with an error fails the step (the source error first); no resume means the halves as before', () => {
+  it('a target that answered with an error, or that NATS says no one listens for, fails the step (the source error first); no resume means the halves as before', () => {
     const targetSays = new FlexmigError(ErrorCode.Conflict, 'no incoming VM');
+    expect(() => step6Outcome(step6, ok({}), no(nobody))).toThrow(nobody);
     expect(() => step6Outcome(step6, no(agentSays), no(targetSays))).toThrow(agentSays);
     expect(() => step6Outcome(step6, ok({}), no(targetSays))).toThrow(targetSays);
     expect(() => step6Outcome(step6, no(agentSays), ok(plain))).toThrow(agentSays);

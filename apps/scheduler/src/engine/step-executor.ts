@@ -20,7 +20,7 @@ import {
   type StepReply,
   VmSpec,
 } from '@flexmig/contracts';
-import { NatsBus, type Params } from '@flexmig/messaging';
+import { NatsBus, neverDelivered, type Params } from '@flexmig/messaging';
 import { stepDefinition } from '@flexmig/saga';
 import type { JsonValue, MigrationRef, SagaAction, StepName, StepOutcome, StepState } from '@flexmig/saga';
 import type { DrivenMigration } from '../store/migration-store';
@@ -224,7 +224,7 @@ type Half = PromiseSettledResult<StepReply>;
  * it. A target whose half started the guest (`resumedAt`: step 7 done with it, HypervisorDriver
  * .resumesWithTransferState) has passed the point of no return: the step succeeded, whatever the source's
  * half said (its error is kept as `sourceError`), and only forward from here. A target half that got no
- * answer (TIMEOUT, UNAVAILABLE) may have started the guest: it is reported as a timeout, so that the saga
+ * answer (TIMEOUT, UNAVAILABLE but delivered) may have started the guest: it is reported as a timeout, so that the saga
  * asks the agents (StepExecutor.query) instead of retrying or undoing the step. Otherwise either failing fails
  * it, the source's error first.
  */
@@ -245,8 +245,11 @@ export function step6Outcome(a: Pick<RunAction, 'name' | 'attempt'>, source: Hal
   return { ...source.value, target: target.value };
 }
 
-/** Nobody answered the request (no responder, no reply in time, the connection failed): its outcome is unknown. */
-const unanswered = (e: unknown): boolean => e instanceof FlexmigError && (e.code === ErrorCode.Timeout || e.code === ErrorCode.Unavailable);
+/**
+ * The request got no answer (no reply in time, a connection lost): its outcome is unknown. One that NATS
+ * says reached no one (no responder on the subject) is not: that attempt never ran.
+ */
+const unanswered = (e: unknown): boolean => e instanceof FlexmigError && (e.code === ErrorCode.Timeout || e.code === ErrorCode.Unavailable) && !neverDelivered(e);
 
 const errorBody = (e: unknown): { code: string; message: string } =>
   e instanceof FlexmigError ? { code: e.code, message: e.message } : { code: ErrorCode.Internal, message: String((e as Error)?.message ?? e) };
