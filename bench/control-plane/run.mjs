@@ -11,7 +11,8 @@
 // not run (services did not start, migrations did not complete); missing a goal is reported, not fatal.
 // Knobs (environment): BENCH_VMS, BENCH_HOSTS, BENCH_SEQ, BENCH_WARMUP, BENCH_THROUGHPUT, BENCH_INFLIGHT,
 // BENCH_PORT_BASE, BENCH_KEEP_LOGS=1, BENCH_CPU_PROF=<dir> (a CPU profile of each service and the fleet),
-// NATS_URL, DATABASE_URL.
+// BENCH_SIM_SWITCHOVER=steps|qemu (the fleet's SIM_SWITCHOVER: qemu does steps 5 and 7 inside 4 and 6, as the
+// qemu driver does), NATS_URL, DATABASE_URL.
 import { mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -61,7 +62,9 @@ const cfg = {
   portBase: int('BENCH_PORT_BASE', 3460),
   tap: int('BENCH_TAP', 20),
   keepLogs: process.env.BENCH_KEEP_LOGS === '1',
+  switchover: process.env.BENCH_SIM_SWITCHOVER || 'steps',
 };
+if (!['steps', 'qemu'].includes(cfg.switchover)) throw new Error(`BENCH_SIM_SWITCHOVER must be steps or qemu, got ${cfg.switchover}`);
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const tag = `bench_cp_${process.pid}`;
 const prefix = `flexmig_${tag}`;
@@ -271,6 +274,7 @@ async function main() {
     SIM_TIME_SCALE: '0',
     SIM_MEMORY_MIB: String(256 * 1024),
     SIM_VCPUS: '1024',
+    SIM_SWITCHOVER: cfg.switchover,
   });
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -284,7 +288,7 @@ async function main() {
     if (Date.now() > deadline) throw new Error(`only ${up.length} of ${cfg.hosts} fleet hosts came up within 60 s`);
     await sleep(200);
   }
-  say(`  started cpu-compat, inventory, schedulers A (:${ports.schedA}) and B (:${ports.schedB}), a fleet of ${cfg.hosts} sim hosts (SIM_TIME_SCALE=0) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  say(`  started cpu-compat, inventory, schedulers A (:${ports.schedA}) and B (:${ports.schedB}), a fleet of ${cfg.hosts} sim hosts (SIM_TIME_SCALE=0, SIM_SWITCHOVER=${cfg.switchover}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   // VMs
   const tv = Date.now();

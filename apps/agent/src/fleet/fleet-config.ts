@@ -49,6 +49,7 @@ export function fleetOptionsFromEnv(env: FleetEnv): SimFleetOptions {
       timeScale: env.SIM_TIME_SCALE,
       dirtyRateMiBps: env.SIM_DIRTY_RATE_MIBPS,
       workingSetMiB: env.SIM_WORKING_SET_MIB,
+      switchover: env.SIM_SWITCHOVER,
     },
     register: env.FLEET_REGISTER,
     registrationsInFlight: env.FLEET_REGISTRATIONS_IN_FLIGHT,

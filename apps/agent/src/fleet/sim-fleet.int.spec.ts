@@ -193,8 +193,9 @@ describe('SimFleet against real NATS', () => {
     }
   });
 
-  it('runs a migration between two of its hosts over NATS (steps 2 to 8, the agent ledger included)', async () => {
-    const pair = await SimFleet.start({
+  /** Two hosts, pair-001 and pair-002, not registered: the test plays the scheduler and inventory. */
+  const startPair = (switchover: 'steps' | 'qemu') =>
+    SimFleet.start({
       natsUrl: nats.url,
       subjectPrefix: nats.prefix,
       size: 2,
@@ -203,8 +204,21 @@ describe('SimFleet against real NATS', () => {
       clusterName: 'fleet-test',
       heartbeatIntervalMs: 1_000,
       register: false,
-      sim: { memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, dirtyRateMiBps: 200, workingSetMiB: 256 },
+      sim: { memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, dirtyRateMiBps: 200, workingSetMiB: 256, switchover },
     });
+
+  /** What the agents check with inventory before they take part: the scheduler's reservation (step 1) and the target host's registered migration address. */
+  const standInInventory = (migrationId: string, vm: { id: string; memoryMiB: number; vcpus: number }) => {
+    const now = new Date().toISOString();
+    const reservations = client.handle(GetReservation, async (r) => ({
+      reservation: r.migrationId === migrationId ? { migrationId, vmId: vm.id, hostId: 'pair-002', memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, createdAt: now } : null,
+    }));
+    const hostRecords = client.handle(GetHost, async (r) => ({ host: hostRecord(r.hostId, { migrationAddress: `${r.hostId}.sim:49152` }) }));
+    cleanups.push(() => reservations.unsubscribe(), () => hostRecords.unsubscribe());
+  };
+
+  it('runs a migration between two of its hosts over NATS (steps 2 to 8, the agent ledger included)', async () => {
+    const pair = await startPair('steps');
     try {
       const vm = { id: randomUUID(), name: 'mover', memoryMiB: 4096, vcpus: 2, cpuBaseline: 'IvyBridge', workload: { dirtyRateMiBps: 300 } };
       await client.request(StartVm, { vm }, { params: { hostId: 'pair-001' } });
@@ -215,14 +229,7 @@ describe('SimFleet against real NATS', () => {
       });
       const run = (step: number, role: 'source' | 'target') =>
         client.request(RunStep, cmd(step, role), { params: { hostId: role === 'source' ? 'pair-001' : 'pair-002' } });
-      // what the agents check with inventory before they take part: the scheduler's reservation (step 1)
-      // and the target host's registered migration address
-      const now = new Date().toISOString();
-      const reservations = client.handle(GetReservation, async (r) => ({
-        reservation: r.migrationId === migrationId ? { migrationId, vmId: vm.id, hostId: 'pair-002', memoryMiB: 4096, vcpus: 2, createdAt: now } : null,
-      }));
-      const hostRecords = client.handle(GetHost, async (r) => ({ host: hostRecord(r.hostId, { migrationAddress: `${r.hostId}.sim:49152` }) }));
-      cleanups.push(() => reservations.unsubscribe(), () => hostRecords.unsubscribe());
+      standInInventory(migrationId, vm);
       // steps out of order, or for a migration without a reservation, are refused before anything runs
       await expect(run(8, 'source')).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
       await expect(run(7, 'target')).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
@@ -246,6 +253,38 @@ describe('SimFleet against real NATS', () => {
       const [src, dst] = await Promise.all(['pair-001', 'pair-002'].map((hostId) => client.request(ListAgentVms, {}, { params: { hostId } })));
       expect(src!.vms).toEqual([]);
       expect(dst!.vms).toEqual([{ vmId: vm.id, state: 'running', memoryMiB: 4096 }]);
+    } finally {
+      await pair.stop();
+    }
+  });
+
+  it('with SIM_SWITCHOVER=qemu, step 4 pauses the guest (step 5 done with it) and step 6 starts it on the target (step 7 done with it)', async () => {
+    const pair = await startPair('qemu');
+    try {
+      const vm = { id: randomUUID(), name: 'mover', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' };
+      await client.request(StartVm, { vm }, { params: { hostId: 'pair-001' } });
+      const migrationId = randomUUID();
+      standInInventory(migrationId, vm);
+      const run = (step: number, role: 'source' | 'target') =>
+        client.request(
+          RunStep,
+          { migrationId, step, stepName: stepName(step), attempt: 1, role, vm, sourceHostId: 'pair-001', targetHostId: 'pair-002', policy: MigrationPolicySchema.parse({}) },
+          { params: { hostId: role === 'source' ? 'pair-001' : 'pair-002' } },
+        );
+      await run(2, 'target');
+      await run(3, 'source');
+      const s4 = await run(4, 'source');
+      expect(s4.pausedAt).toEqual(expect.any(String));
+      const [s6, t6] = await Promise.all([run(6, 'source'), run(6, 'target')]);
+      expect(s6.resumedAt).toBeUndefined();
+      expect(t6.resumedAt).toEqual(expect.any(String));
+      // the scheduler takes 5 and 7 as done; one that sends them anyway gets the recorded answers
+      expect(await run(5, 'source')).toMatchObject({ repeated: true, pausedAt: s4.pausedAt });
+      expect(await run(7, 'target')).toMatchObject({ repeated: true, resumedAt: t6.resumedAt });
+      await run(8, 'source');
+      const [src, dst] = await Promise.all(['pair-001', 'pair-002'].map((hostId) => client.request(ListAgentVms, {}, { params: { hostId } })));
+      expect(src!.vms).toEqual([]);
+      expect(dst!.vms).toEqual([{ vmId: vm.id, state: 'running', memoryMiB: 1024 }]);
     } finally {
       await pair.stop();
     }

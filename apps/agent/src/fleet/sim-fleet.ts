@@ -59,6 +59,8 @@ export interface SimFleetOptions {
     timeScale: number;
     dirtyRateMiBps: number;
     workingSetMiB: number;
+    /** SIM_SWITCHOVER: `qemu` does steps 5 and 7 inside steps 4 and 6, as the qemu driver does (default `steps`). */
+    switchover?: 'steps' | 'qemu';
   };
   /** Register the hosts with inventory (in the background, retried). Default true. */
   register?: boolean;
@@ -276,7 +278,7 @@ function hostEnv(o: SimFleetOptions, hostId: string, cpu: string): AgentEnv {
     SIM_VCPUS: o.sim.vcpus,
     SIM_BANDWIDTH_MIBPS: o.sim.bandwidthMiBps,
     SIM_STEP_LATENCY_MS: 0,
-    SIM_SWITCHOVER: 'steps',
+    SIM_SWITCHOVER: o.sim.switchover ?? 'steps',
     SIM_TIME_SCALE: o.sim.timeScale,
     SIM_DIRTY_RATE_MIBPS: o.sim.dirtyRateMiBps,
     SIM_WORKING_SET_MIB: o.sim.workingSetMiB,
