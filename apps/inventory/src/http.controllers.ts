@@ -41,8 +41,8 @@ export class ClustersController {
 
   @Get(':id')
   @Role('viewer')
-  @ApiOperation({ summary: 'A cluster with its hosts and the CPU baseline its VMs get by default.' })
-  @ApiZodResponse(200, ClusterDetailSchema, 'the cluster, its hosts and their plan')
+  @ApiOperation({ summary: 'A cluster with its host count and the CPU baseline its VMs get by default (its hosts: GET /api/v1/hosts?clusterId=).' })
+  @ApiZodResponse(200, ClusterDetailSchema, 'the cluster, how many hosts it has, and the mode they all support')
   @ErrorResponses(400, 404)
   get(@Param('id', uuidParam('cluster id')) id: string) {
     return this.clusters.detail(id);

@@ -30,6 +30,7 @@ describe('inventory at scale', () => {
   let ds: DataSource;
   let hosts: HostsService;
   let plans: ClusterCpuPlans;
+  let clusters: ClustersService;
   const published: { type: string; data: unknown }[] = [];
   const planCalls = jest.fn();
   // the catalog's answers, as cpu-compat gives them (only what registration and the plan read of them)
@@ -67,7 +68,8 @@ describe('inventory at scale', () => {
     ds = await initializeServiceDataSource(serviceDataSourceOptions({ url: db.url, schema: 'inventory', entities: inventoryEntities, migrations: inventoryMigrations }));
     const events = { publish: async (def: { type: string }, data: unknown) => void published.push({ type: def.type, data }) };
     plans = new ClusterCpuPlans(ds, cpu);
-    hosts = new HostsService(ds, cpu, new ClustersService(ds, cpu), plans, events as never, config);
+    clusters = new ClustersService(ds, cpu, plans);
+    hosts = new HostsService(ds, cpu, clusters, plans, events as never, config);
   });
   afterAll(async () => {
     await ds?.destroy();
@@ -105,6 +107,14 @@ describe('inventory at scale', () => {
       planCalls.mockClear();
       expect(await plans.get(clusterId)).toMatchObject({ mode: 'Haswell' });
       expect(planCalls).toHaveBeenCalledTimes(1);
+    });
+
+    it("given the cluster's detail, then it counts the hosts and answers the stored plan: no host is listed, cpu-compat is not asked", async () => {
+      planCalls.mockClear();
+      const detail = await clusters.detail(clusterId);
+      expect(detail).toMatchObject({ id: clusterId, hostCount: 3, effectiveMode: 'Haswell', plan: { mode: 'Haswell', reason: expect.any(String) } });
+      expect(detail).not.toHaveProperty('hosts');
+      expect(planCalls).not.toHaveBeenCalled();
     });
 
     it('given a host joins while a plan is being made, then that plan is not stored as current', async () => {

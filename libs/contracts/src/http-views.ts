@@ -2,17 +2,23 @@ import { z } from 'zod';
 import { HostIdSchema, UuidSchema } from './common';
 import { ClusterPlanSchema } from './cpu';
 import { ModeVerificationSchema } from './imc';
-import { ClusterSchema, HostSchema } from './inventory';
+import { ClusterSchema } from './inventory';
 import { MigrationPolicySchema } from './policy';
 
 // Answers only the HTTP API gives (no NATS request carries them): the services type their answers with
 // these, and the OpenAPI documents describe them from here.
 
-/** GET /api/v1/clusters/:id: the cluster, its hosts, the mode its VMs get by default and the plan of its hosts. */
+/**
+ * GET /api/v1/clusters/:id: the cluster, how many hosts it has, the mode its VMs get by default and the mode
+ * every host supports today. The same size at any number of hosts: the hosts are a list of their own
+ * (`GET /api/v1/hosts?clusterId=`, paged), the whole plan with each host's mode a route of its own
+ * (`GET /api/v1/clusters/:id/imc/plan`).
+ */
 export const ClusterDetailSchema = ClusterSchema.extend({
   effectiveMode: z.string().nullable(),
-  hosts: z.array(HostSchema),
-  plan: ClusterPlanSchema.nullable(),
+  hostCount: z.number().int().min(0),
+  /** The mode every host of the cluster supports today, or null with the reason; null: the cluster has no hosts. */
+  plan: ClusterPlanSchema.pick({ mode: true, reason: true }).nullable(),
 });
 export type ClusterDetail = z.infer<typeof ClusterDetailSchema>;
 
