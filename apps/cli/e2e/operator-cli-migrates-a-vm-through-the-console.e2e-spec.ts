@@ -264,7 +264,7 @@ describe('flexmig, the operator CLI (built), through the console', () => {
     }, { timeoutMs: 20_000, intervalMs: 500 });
     expect(report.nextCursor).toBeNull();
     expect(report.items.find((f) => f.vmId === stray)).toMatchObject({ kind: 'orphaned', hostId: 'host-b', recordedHostId: null });
-    expect(report.hostsChecked + report.hostsUnknown.length).toBe(2);
+    expect(report.hostsChecked + report.hostsUnknownCount).toBe(2);
 
     const table = await cli(['reconciliation', '--kind', 'orphaned']);
     expect(table.code).toBe(0);

@@ -130,6 +130,7 @@ describe('views: the API objects as text', () => {
     });
     const report: ReconciliationReport = {
       lastPassAt: '2026-12-03T09:00:10.000Z', intervalMs: 10_000, hostsChecked: 18,
+      hostsUnknownCount: 12,
       hostsUnknown: Array.from({ length: 12 }, (_, i) => `down-${i + 1}`),
       items: [
         finding({}),
@@ -147,7 +148,10 @@ describe('views: the API objects as text', () => {
     expect(lines[5]).toMatch(new RegExp(`^orphaned +${vm(1)} +host-a +running +no record +- +- +2026-12-03T09:00:00.000Z +host-a runs a VM inventory has no record of$`));
     expect(lines[6]).toMatch(new RegExp(`^split-brain +${vm(2)} +host-b +running +running on host-b +host-c +host-c +`));
 
-    const clean = { ...report, hostsUnknown: [], items: [] };
+    // a report names at most 100 of them: the count says how many there are
+    const many = reconciliationView({ ...report, hostsUnknownCount: 1_500, hostsUnknown: Array.from({ length: 100 }, (_, i) => `down-${i + 1}`) }).split('\n');
+    expect(many[2]).toBe('hosts not judged: 1500: down-1, down-2, down-3, down-4, down-5, down-6, down-7, down-8, down-9, down-10 and 1490 more (down, or no current report of their VMs)');
+    const clean = { ...report, hostsUnknownCount: 0, hostsUnknown: [], items: [] };
     expect(reconciliationView(clean).split('\n').slice(2)).toEqual(['hosts not judged: 0', '', "no findings: the agents' reports match inventory"]);
     expect(reconciliationView(clean, 'missing').split('\n').at(-1)).toBe("no missing VMs: the agents' reports match inventory");
     expect(reconciliationView({ ...clean, lastPassAt: null })).toBe('no reconciliation pass yet (one runs every 10.0 s)');

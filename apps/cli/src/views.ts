@@ -216,7 +216,8 @@ export function planView(plan: ClusterImcPlan): string {
 }
 
 /** Host ids as a line: the first `shown`, then how many more. */
-const someIds = (ids: readonly string[], shown = 10) => (ids.length <= shown ? ids.join(', ') : `${ids.slice(0, shown).join(', ')} and ${ids.length - shown} more`);
+/** The first `shown` of `total` ids (the list may name fewer than the total: a report caps what it names). */
+const someIds = (ids: readonly string[], total = ids.length, shown = 10) => (total <= shown ? ids.join(', ') : `${ids.slice(0, shown).join(', ')} and ${total - shown} more`);
 
 /** The reconciliation report: the last pass (when, how many hosts it could judge), then each finding. */
 export function reconciliationView(r: ReconciliationReport, kind?: string): string {
@@ -224,7 +225,7 @@ export function reconciliationView(r: ReconciliationReport, kind?: string): stri
   const head = fields([
     ['last pass', `${r.lastPassAt} (every ${formatDuration(r.intervalMs)})`],
     ['hosts checked', r.hostsChecked],
-    ['hosts not judged', r.hostsUnknown.length ? `${r.hostsUnknown.length}: ${someIds(r.hostsUnknown)} (down, or no current report of their VMs)` : 0],
+    ['hosts not judged', r.hostsUnknownCount ? `${r.hostsUnknownCount}: ${someIds(r.hostsUnknown, r.hostsUnknownCount)} (down, or no current report of their VMs)` : 0],
   ]);
   const rows = table(r.items, [
     { header: 'KIND', value: (f) => f.kind },

@@ -31,6 +31,14 @@ export const ReconciliationFindingSchema = z.object({
 });
 export type ReconciliationFinding = z.infer<typeof ReconciliationFindingSchema>;
 
+/** At most this many of the hosts a pass could not judge are named in a report; all of them are counted. */
+export const HOSTS_UNKNOWN_LISTED = 100;
+
+/** The hosts a pass could not judge, as a report gives them: all counted, the first HOSTS_UNKNOWN_LISTED named, by id. */
+export function unknownHostsOfPass(unknown: readonly string[]): { hostsUnknownCount: number; hostsUnknown: string[] } {
+  return { hostsUnknownCount: unknown.length, hostsUnknown: [...unknown].sort().slice(0, HOSTS_UNKNOWN_LISTED) };
+}
+
 /**
  * GET /api/v1/reconciliation: the last pass's summary and one page of its findings, ordered by kind, VM
  * and host (`?kind=` keeps one kind; `limit`, `cursor` as every list: libs/contracts lists.ts).
@@ -41,7 +49,9 @@ export const ReconciliationReportSchema = z.object({
   intervalMs: z.number().int().positive(),
   /** Hosts whose VM report was current in the last pass, and hosts that could not be judged (down, or no current report). */
   hostsChecked: z.number().int().min(0),
-  hostsUnknown: z.array(HostIdSchema),
+  hostsUnknownCount: z.number().int().min(0),
+  /** The first of them by id, at most HOSTS_UNKNOWN_LISTED: the report does not grow with the fleet. */
+  hostsUnknown: z.array(HostIdSchema).max(HOSTS_UNKNOWN_LISTED),
   items: z.array(ReconciliationFindingSchema),
   /** null on the last page; otherwise pass it as `cursor` for the next one. */
   nextCursor: z.string().nullable(),

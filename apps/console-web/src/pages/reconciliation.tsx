@@ -55,7 +55,7 @@ export function ReconciliationPage() {
             <DescriptionListGroup>
               <DescriptionListTerm>Hosts not judged</DescriptionListTerm>
               <DescriptionListDescription>
-                {r.hostsUnknown.length === 0 ? 'none' : `${r.hostsUnknown.length} (down, or no current report of their VMs): ${r.hostsUnknown.slice(0, 20).join(', ')}${r.hostsUnknown.length > 20 ? ` and ${r.hostsUnknown.length - 20} more` : ''}`}
+                {r.hostsUnknownCount === 0 ? 'none' : `${r.hostsUnknownCount} (down, or no current report of their VMs): ${r.hostsUnknown.slice(0, 20).join(', ')}${r.hostsUnknownCount > 20 ? ` and ${r.hostsUnknownCount - 20} more` : ''}`}
               </DescriptionListDescription>
             </DescriptionListGroup>
           </DescriptionList>

@@ -13,6 +13,7 @@ import {
   VmMissing,
   VmOrphaned,
   VmSplitBrain,
+  unknownHostsOfPass,
   vmDigest,
 } from '@flexmig/contracts';
 import { EventPublisher, NatsBus } from '@flexmig/messaging';
@@ -53,7 +54,7 @@ export class ReconciliationService implements OnApplicationBootstrap, OnApplicat
   private readonly log = new Logger(ReconciliationService.name);
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
-  private last: { at: Date; checked: number; unknown: string[] } | undefined;
+  private last: { at: Date; checked: number; hostsUnknownCount: number; hostsUnknown: string[] } | undefined;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -98,8 +99,8 @@ export class ReconciliationService implements OnApplicationBootstrap, OnApplicat
     const paused = new Map<Detected, { paused: string[]; errors: string[] }>();
     for (const f of result.findings.filter((x) => x.kind === 'split-brain')) paused.set(f, await this.fence(f, reports));
     await this.record(result.findings, paused);
-    this.last = { at: new Date(), checked: result.checked.length, unknown: result.unknown };
-    hostsUnknown.set(result.unknown.length);
+    this.last = { at: new Date(), checked: result.checked.length, ...unknownHostsOfPass(result.unknown) };
+    hostsUnknown.set(this.last.hostsUnknownCount);
     return result.findings;
   }
 
@@ -113,7 +114,8 @@ export class ReconciliationService implements OnApplicationBootstrap, OnApplicat
       lastPassAt: this.last?.at.toISOString() ?? null,
       intervalMs: this.config.reconcileIntervalMs,
       hostsChecked: this.last?.checked ?? 0,
-      hostsUnknown: this.last?.unknown ?? [],
+      hostsUnknownCount: this.last?.hostsUnknownCount ?? 0,
+      hostsUnknown: this.last?.hostsUnknown ?? [],
       items,
       nextCursor,
     });
