@@ -52,4 +52,27 @@ describe('vmAndTarget', () => {
     await expect(vmAndTarget(busOf(hosts), placer, { vmId: vm.id, targetHostId: 'dst-a' })).rejects.toMatchObject({ code: ErrorCode.HostInMaintenance });
     expect(placer.place).not.toHaveBeenCalled();
   });
+
+  it('given a named target, then the VM and the target are read at once, and a missing VM is the error even when the host is missing too', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const answers = new Map<unknown, () => unknown>([
+      [GetVm, () => ({ vm })],
+      [GetHost, () => ({ host: host('dst-a') })],
+    ]);
+    const bus = {
+      request: async (contract: unknown) => {
+        most = Math.max(most, ++inFlight);
+        await new Promise((r) => setImmediate(r));
+        inFlight--;
+        return answers.get(contract)!();
+      },
+    } as unknown as NatsBus;
+    await expect(vmAndTarget(bus, placerChoosing(), { vmId: vm.id, targetHostId: 'dst-a' })).resolves.toMatchObject({ target: { id: 'dst-a' }, placement: null });
+    expect(most).toBe(2);
+    const vmMissing = { code: ErrorCode.NotFound, message: 'vm vm-1 does not exist' };
+    answers.set(GetVm, () => Promise.reject(vmMissing));
+    answers.set(GetHost, () => Promise.reject({ code: ErrorCode.NotFound, message: 'host dst-a does not exist' }));
+    await expect(vmAndTarget(bus, placerChoosing(), { vmId: vm.id, targetHostId: 'dst-a' })).rejects.toBe(vmMissing);
+  });
 });

@@ -49,11 +49,20 @@ export async function vmAndTarget(
   input: { vmId: string; targetHostId?: string },
   opts: { hostsReadSince?: number } = {},
 ): Promise<{ vm: Vm; target: Host; placement: ChosenPlacement | null }> {
-  const { vm } = await bus.request(GetVm, { vmId: input.vmId });
+  // a named target is read beside the VM (one round trip, not two); the VM's errors still come first
+  const [vmRead, namedRead] = await Promise.allSettled([bus.request(GetVm, { vmId: input.vmId }), input.targetHostId ? bus.request(GetHost, { hostId: input.targetHostId }) : undefined]);
+  if (vmRead.status === 'rejected') throw vmRead.reason;
+  const { vm } = vmRead.value;
   checkVmRunning(vm);
   for (let attempt = 1; ; attempt++) {
     const placement = input.targetHostId ? null : await placer.place(vm, attempt === 1 ? opts : {});
-    const { host: target } = await bus.request(GetHost, { hostId: input.targetHostId ?? placement!.chosen });
+    let target: Host;
+    if (input.targetHostId) {
+      if (namedRead.status === 'rejected') throw namedRead.reason;
+      target = namedRead.value!.host;
+    } else {
+      target = (await bus.request(GetHost, { hostId: placement!.chosen })).host;
+    }
     checkNotToSelf(vm, target);
     try {
       checkTargetUsable(target);
