@@ -117,7 +117,7 @@ describe("step 6 when the target's half starts the guest (step 7 done with it)",
 
   it('succeeds once the target resumed, whatever the source half said: the VM runs on the target, only forward', () => {
     expect(step6Outcome(step6, ok({ stats: { downtimeMs: 3 } }), ok(resumed))).toEqual({ stats: { downtimeMs: 3 }, target: resumed });
-    expect(step6Outcome(step6, no(agentSays), ok(resumed))).toEqual({ sourceError: { code: ErrorCode.AgentFailed, message: 'the final copy failed' }, target: resumed });
+    expect(step6Outcome(step6, no(agentSays), ok(resumed))).toEqual({ sourceError: { code: ErrorCode.AgentFailed, message: 'the final copy failed', retryable: true }, target: resumed });
     expect(step6Outcome(step6, no(silence), ok(resumed))).toMatchObject({ sourceError: { code: ErrorCode.Timeout }, target: resumed });
   });
 

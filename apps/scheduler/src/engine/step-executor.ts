@@ -20,7 +20,7 @@ import {
   type StepReply,
   VmSpec,
 } from '@flexmig/contracts';
-import { NatsBus, neverDelivered, type Params } from '@flexmig/messaging';
+import { NatsBus, neverDelivered, type Params, toErrorBody } from '@flexmig/messaging';
 import { stepDefinition } from '@flexmig/saga';
 import type { JsonValue, MigrationRef, SagaAction, StepName, StepOutcome, StepState } from '@flexmig/saga';
 import type { DrivenMigration } from '../store/migration-store';
@@ -230,7 +230,7 @@ type Half = PromiseSettledResult<StepReply>;
  */
 export function step6Outcome(a: Pick<RunAction, 'name' | 'attempt'>, source: Half, target: Half): Record<string, unknown> {
   if (target.status === 'fulfilled' && resumedWithTransferState(a.name, target.value)) {
-    return source.status === 'fulfilled' ? { ...source.value, target: target.value } : { sourceError: errorBody(source.reason), target: target.value };
+    return source.status === 'fulfilled' ? { ...source.value, target: target.value } : { sourceError: toErrorBody(source.reason), target: target.value };
   }
   if (target.status === 'rejected' && unanswered(target.reason)) {
     throw new FlexmigError(
@@ -250,9 +250,6 @@ export function step6Outcome(a: Pick<RunAction, 'name' | 'attempt'>, source: Hal
  * says reached no one (no responder on the subject) is not: that attempt never ran.
  */
 const unanswered = (e: unknown): boolean => e instanceof FlexmigError && (e.code === ErrorCode.Timeout || e.code === ErrorCode.Unavailable) && !neverDelivered(e);
-
-const errorBody = (e: unknown): { code: string; message: string } =>
-  e instanceof FlexmigError ? { code: e.code, message: e.message } : { code: ErrorCode.Internal, message: String((e as Error)?.message ?? e) };
 
 /** The compensation the saga names for a step on an agent (a step without one never gets here: the saga registers none). */
 function compensationOn(step: StepName, role: Role): AgentCompensation {
