@@ -215,8 +215,7 @@ export function planView(plan: ClusterImcPlan): string {
   return `${head}\n\n${rows}`;
 }
 
-/** Host ids as a line: the first `shown`, then how many more. */
-/** The first `shown` of `total` ids (the list may name fewer than the total: a report caps what it names). */
+/** Host ids as a line: the first `shown` of `total`, then how many more (a report may name fewer ids than it counts). */
 const someIds = (ids: readonly string[], total = ids.length, shown = 10) => (total <= shown ? ids.join(', ') : `${ids.slice(0, shown).join(', ')} and ${total - shown} more`);
 
 /** The reconciliation report: the last pass (when, how many hosts it could judge), then each finding. */
