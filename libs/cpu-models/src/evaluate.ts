@@ -316,8 +316,11 @@ export interface ModeVerification {
 export function verifyMode(mode: string, hosts: readonly ClusterHost[]): ModeVerification {
   const m = resolveBaseline(mode);
   const cpus = hostCpusOf(hosts);
+  // hosts of one CPU share its HostCpu, and so its verdict: judged once
+  const verdicts = new Map<HostCpu, ReturnType<typeof verdictFor>>();
   const results = hosts.map((h, i) => {
-    const v = verdictFor(m, cpus[i]!);
+    const cpu = cpus[i]!;
+    const v = verdicts.get(cpu) ?? verdicts.set(cpu, verdictFor(m, cpu)).get(cpu)!;
     return { hostId: h.id, pass: v.compatible, missing: v.missing, vendorMismatch: v.vendorMismatch, reason: v.reason };
   });
   return { mode: m.baseline.name, pass: results.every((r) => r.pass), hosts: results };
