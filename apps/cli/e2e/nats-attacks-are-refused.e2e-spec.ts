@@ -212,8 +212,8 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     expect(refusal).toMatch(/Authorization Violation|timeout/i);
     // the server runs on, and other identities still get in. While it applies the reload it may let a new
     // handshake run past its auth timeout (seen once on CI: "Authentication Timeout"); a client connects again.
-    // Given as long as the scheduler's reconnect below: in a CI run of 2026-12-03, with the QEMU suites on the
-    // same two cores, every attempt for 8 s timed out. A refused identity never gets in, however long the wait
+    // Given as long as the scheduler's reconnect below: in a fresh-clone CI run of 2026-12-03 every attempt for
+    // 8 s timed out (the suites run one at a time there). A refused identity never gets in, however long the wait
     const fresh = await waitFor('another identity to get in after the reload', () => service('scheduler'), { timeoutMs: 30_000, intervalMs: 200 });
     expect(fresh.isClosed()).toBe(false);
     await waitFor("host-r's open connection to be closed", () => hostR.isClosed(), { timeoutMs: 5_000 });
