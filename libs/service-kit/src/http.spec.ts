@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { signToken } from '@flexmig/nats-auth';
-import { type ProbeApp, startProbeApp, UndeclaredModule } from './auth/test-helpers';
+import { type ProbeApp, probePage, startProbeApp, UndeclaredModule } from './auth/test-helpers';
 import { authSettingsFromEnv, ConfigurationError } from './auth/auth-settings';
 
 const secret = new TextEncoder().encode(randomBytes(32).toString('base64url'));
@@ -30,6 +30,19 @@ describe('HTTP hygiene', () => {
     expect(r).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE', details: { limitBytes: 262_144 } } });
     const fits = await probe.call('POST', '/t/write', { token: operator, body: JSON.stringify({ blob: 'x'.repeat(200 * 1024) }) });
     expect(fits.status).toBe(201);
+  });
+
+  it('answers a long page as JSON.stringify would, with the JSON content type, like any other answer', async () => {
+    const r = await probe.call('GET', '/t/page', { token: operator });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(r.body).toEqual(JSON.parse(JSON.stringify(probePage)));
+    expect(Number(r.headers.get('content-length'))).toBe(Buffer.byteLength(JSON.stringify(probePage)));
+    const small = await probe.call('GET', '/t/read', { token: operator });
+    expect(small.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    const refused = await probe.call('GET', '/t/page');
+    expect(refused).toMatchObject({ status: 401, body: { code: 'UNAUTHENTICATED' } });
+    expect(refused.headers.get('content-type')).toBe('application/json; charset=utf-8');
   });
 
   it('answers without an ETag: nobody revalidates live state, and hashing each body cost a large page about 1.3 ms', async () => {

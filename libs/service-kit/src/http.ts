@@ -8,6 +8,7 @@ import { bodyGate } from './auth/body-gate';
 import { TokenVerifier } from './auth/token-verifier';
 import type { AuthSettings } from './auth/auth-settings';
 import { assertEveryRouteDeclaresAccess, type HttpRoute, routesOf } from './auth/routes';
+import { jsonBody } from './json-body';
 
 /** The largest JSON body when a service does not say (HTTP_BODY_LIMIT's default): 256 KiB, far above any real request. */
 export const DEFAULT_BODY_LIMIT_BYTES = 262_144;
@@ -29,6 +30,14 @@ export function routesOfApp(app: INestApplication): HttpRoute[] {
   return controllers.flatMap((w) => (w.metatype ? routesOf(w.metatype as never) : []));
 }
 
+/** Express's own for a JSON answer (it adds the charset to a string body; a body of bytes gets it here too). */
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+interface JsonResponse {
+  get(field: string): string | undefined;
+  set(field: string, value: string): unknown;
+  send(body: string | Buffer): unknown;
+}
+
 /**
  * What every flexmig HTTP API shares, applied before `listen`: an explicit JSON body limit (413 beyond
  * it), the one error shape, and bearer-token checks on every route that is not public. Refuses (throws)
@@ -46,6 +55,12 @@ export function configureHttp(app: INestApplication, settings: HttpSettings, log
   // ask again; a watch is the event stream), and Express hashed every body for it (sha1: about 1.3 ms of a
   // 1 MB page of 1,000 hosts, docs/scale.md)
   express.set('etag', false);
+  // every JSON answer (Nest's replies and the error filter's) through jsonBody: a long page in pieces
+  const response = (express.getHttpAdapter().getInstance() as { response: { json: unknown } }).response;
+  response.json = function json(this: JsonResponse, body: unknown) {
+    if (!this.get('Content-Type')) this.set('Content-Type', JSON_CONTENT_TYPE);
+    return this.send(jsonBody(body));
+  };
   express.use(httpSpans);
   if (settings.parseBodies !== false) {
     express.use(bodyGate(routes, settings.auth, verifier));

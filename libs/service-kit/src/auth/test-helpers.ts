@@ -9,6 +9,11 @@ import { Caller } from './auth.guard';
 import { Public, Role } from './roles';
 import type { Principal } from './token-verifier';
 
+export const probePage = {
+  items: Array.from({ length: 250 }, (_, i) => ({ id: `host-${String(i).padStart(4, '0')}`, name: i % 7 ? `h${i}` : `hôte «${i}»`, at: new Date(Date.UTC(2026, 11, 3, 0, 0, i)) })),
+  nextCursor: 'host-0249',
+};
+
 @Controller('t')
 export class ProbeController {
   @Get('read')
@@ -27,6 +32,13 @@ export class ProbeController {
   @Role('admin')
   settings() {
     return { ok: true };
+  }
+
+  /** A page of 250 items: long enough to be written in pieces (json-body.ts). */
+  @Get('page')
+  @Role('viewer')
+  page() {
+    return probePage;
   }
 
   @Get('open')
