@@ -76,12 +76,18 @@ describe('flexmig, the operator CLI (built), through the console', () => {
     rmSync(configDir, { recursive: true, force: true });
   });
 
-  it('given the stack, when `hosts -o json` runs, then it parses to every host with its highest CPU mode, state and maintenance', async () => {
+  it('given the stack, when `hosts -o json` runs, then it parses to every host with its highest CPU mode, state, maintenance and CPU features', async () => {
     const hosts = await json(['hosts']);
     expect(hosts.map((x: any) => [x.id, x.state, x.maintenance, typeof x.maxImcMode]).sort()).toEqual([
       ['host-a', 'up', false, 'string'],
       ['host-b', 'up', false, 'string'],
     ]);
+    // each with its feature list, as GET /api/v1/hosts/:id shows it (a page names it by digest only)
+    for (const x of hosts) {
+      expect(x.cpu.features).toEqual(expect.arrayContaining(['sse2']));
+      expect(x.cpu).not.toHaveProperty('featureSet');
+    }
+    expect(hosts.find((x: any) => x.id === 'host-a').cpu.features.length).toBeGreaterThan(hosts.find((x: any) => x.id === 'host-b').cpu.features.length);
     const table = await cli(['hosts']);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^HOST\s+HIGHEST MODE\s+CPU\s+STATE\s+MAINTENANCE\s+VMS\s+VCPUS USED\s+MEMORY USED\n/);

@@ -51,6 +51,27 @@ describe('ApiClient and MigrationWatcher against a stand-in API', () => {
     expect(await api.list('/api/v1/vms')).toEqual([{ id: 'only' }]);
   });
 
+  it('given pages of hosts, then every host comes with its CPU feature list from its own page', async () => {
+    const host = (id: string, featureSet: string) => ({ id, cpu: { vendor: 'Intel', modelName: 'Xeon', featureSet } });
+    const s = await serve((req, res) => {
+      const cursor = new URL(req.url!, 'http://x').searchParams.get('cursor');
+      json(
+        res,
+        200,
+        cursor === null
+          ? { items: [host('a', 'd1'), host('b', 'd2')], featureSets: { d1: ['sse2'], d2: ['sse2', 'avx'] }, nextCursor: 'b' }
+          : { items: [host('c', 'd1')], featureSets: { d1: ['sse2'] }, nextCursor: null },
+      );
+    });
+    server = s.server;
+    const api = new ApiClient({ url: s.url, token: 't', timeoutMs: 5000 });
+    expect((await api.hosts({ clusterId: 'c1' })).map((h) => [h.id, h.cpu])).toEqual([
+      ['a', { vendor: 'Intel', modelName: 'Xeon', features: ['sse2'] }],
+      ['b', { vendor: 'Intel', modelName: 'Xeon', features: ['sse2', 'avx'] }],
+      ['c', { vendor: 'Intel', modelName: 'Xeon', features: ['sse2'] }],
+    ]);
+  });
+
   it('given a paged report, then each page comes as the server answered it, its summary beside its items', async () => {
     const s = await serve((req, res) => {
       const cursor = new URL(req.url!, 'http://x').searchParams.get('cursor');

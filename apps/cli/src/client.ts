@@ -1,3 +1,4 @@
+import { type Host, type HostPage, withFeatures } from '@flexmig/contracts';
 import { CliError, ExitCode, adviceOfStatus, exitCodeOfStatus } from './exit-codes';
 import { SseParser, type SseMessage } from './sse';
 
@@ -86,6 +87,16 @@ export class ApiClient {
       items.push(...(body.items ?? []));
     }
     return items;
+  }
+
+  /**
+   * Every host (of a cluster), each with its CPU feature list again: a page of hosts carries each list once,
+   * in `featureSets`, under the digest its hosts name (`GET /api/v1/hosts`).
+   */
+  async hosts(query: { clusterId?: string } = {}): Promise<Host[]> {
+    const hosts: Host[] = [];
+    for await (const page of this.pages<HostPage>('/api/v1/hosts', query)) hosts.push(...page.items.map((h) => withFeatures(h, page.featureSets)));
+    return hosts;
   }
 
   /** Each page of a list as the server answered it (a report's summary beside its items, say), following `nextCursor`. */

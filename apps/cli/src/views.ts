@@ -3,7 +3,10 @@ import { fields, formatBytes, formatDuration, formatRate, progressBar, table } f
 
 // Pure: the API's objects as text for people. JSON and YAML print the objects themselves.
 
-export function hostsTable(hosts: HostListItem[], vms: Vm[]): string {
+/** A host as the table shows it: listed (its features by digest) or with its features (`ApiClient.hosts`). */
+type TableHost = Omit<HostListItem, 'cpu'> & { cpu: Pick<HostListItem['cpu'], 'modelName'> };
+
+export function hostsTable(hosts: TableHost[], vms: Vm[]): string {
   const vmCount = new Map<string, number>();
   for (const v of vms) vmCount.set(v.hostId, (vmCount.get(v.hostId) ?? 0) + 1);
   return table(hosts, [

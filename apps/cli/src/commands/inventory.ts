@@ -9,12 +9,12 @@ import { clustersTable, hostsTable, vmsTable } from '../views';
 export function registerInventory(program: Command): void {
   program
     .command('hosts')
-    .description("hosts: each one's highest CPU mode, state, maintenance, VMs and capacity")
+    .description("hosts: each one's highest CPU mode, state, maintenance, VMs and capacity (-o json: each with its CPU feature list)")
     .option('--cluster <cluster>', 'only the hosts of this cluster (name or id)')
     .action(
       action(async (ctx, opts: { cluster?: string }) => {
         const clusterId = opts.cluster ? (await findCluster(ctx.api, opts.cluster)).id : undefined;
-        const [hosts, vms] = await Promise.all([ctx.api.list<HostListItem>('/api/v1/hosts', { clusterId }), ctx.api.list<Vm>('/api/v1/vms', { clusterId })]);
+        const [hosts, vms] = await Promise.all([ctx.api.hosts({ clusterId }), ctx.api.list<Vm>('/api/v1/vms', { clusterId })]);
         ctx.print(hosts, () => hostsTable(hosts, vms));
       }),
     );
