@@ -224,4 +224,18 @@ describeInBrowser('the web console in a browser', () => {
     await page.getByRole('link', { name: 'Reconciliation' }).click();
     await row.waitFor();
   });
+
+  it('answers the app at the URL of every page its menu names, so a reload or a shared link lands on that page', async () => {
+    // the menu is the web app's (apps/console-web/src/main.tsx); the paths the console answers with the app are
+    // its own list (apps/console/src/web/web.controller.ts): a page added to one and not the other fails here
+    const index = await (await fetch(`${url.console}/`)).text();
+    const menu = await page.getByRole('navigation', { name: 'sections' }).getByRole('link').evaluateAll((links) => links.map((a) => a.getAttribute('href')));
+    expect(menu.length).toBeGreaterThanOrEqual(6);
+    for (const href of menu) {
+      for (const path of [href, `${href}/some-id`]) {
+        const r = await fetch(`${url.console}${path}`);
+        expect([path, r.status, await r.text()]).toEqual([path, 200, index]);
+      }
+    }
+  });
 });
