@@ -1,4 +1,4 @@
-import { type AllocationRatios, Cluster, Host, hostCapacity, type HostListItem, Vm, Reservation, VendorSchema } from '@flexmig/contracts';
+import { type AllocationRatios, Cluster, Host, hostCapacity, type HostListItem, isoTime, Vm, Reservation, VendorSchema } from '@flexmig/contracts';
 import { ClusterEntity, HostEntity, ReservationEntity, VmEntity } from './entities';
 
 export const clusterView = (c: ClusterEntity): Cluster => ({
@@ -6,7 +6,7 @@ export const clusterView = (c: ClusterEntity): Cluster => ({
   name: c.name,
   imcMode: c.imcMode,
   ...ratiosOf(c),
-  createdAt: c.createdAt.toISOString(),
+  createdAt: isoTime(c.createdAt.getTime()),
 });
 
 /** A cluster's allocation ratios (the columns come back from PostgreSQL as numbers). */
@@ -49,8 +49,8 @@ function hostWith<C>(cpu: C, h: Omit<ShownHost, 'cpuFeatures'>, allocated: { mem
     migrationAddress: h.migrationAddress,
     state: h.state,
     maintenance: h.maintenance,
-    lastHeartbeatAt: h.lastHeartbeatAt.toISOString(),
-    registeredAt: h.registeredAt.toISOString(),
+    lastHeartbeatAt: isoTime(h.lastHeartbeatAt.getTime()),
+    registeredAt: isoTime(h.registeredAt.getTime()),
     agentInstanceId: h.agentInstanceId,
   };
 }
@@ -65,8 +65,8 @@ export const vmView = (v: VmEntity): Vm => ({
   cpuBaseline: v.cpuBaseline,
   ...(v.cpuFeatures ? { cpuFeatures: v.cpuFeatures } : {}),
   state: v.state,
-  createdAt: v.createdAt.toISOString(),
-  updatedAt: v.updatedAt.toISOString(),
+  createdAt: isoTime(v.createdAt.getTime()),
+  updatedAt: isoTime(v.updatedAt.getTime()),
 });
 
 export const reservationView = (r: ReservationEntity): Reservation => ({
@@ -75,5 +75,5 @@ export const reservationView = (r: ReservationEntity): Reservation => ({
   hostId: r.hostId,
   memoryMiB: r.memoryMiB,
   vcpus: r.vcpus,
-  createdAt: r.createdAt.toISOString(),
+  createdAt: isoTime(r.createdAt.getTime()),
 });

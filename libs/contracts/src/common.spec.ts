@@ -1,4 +1,5 @@
-import { HostIdSchema, hostIdFromName } from './common';
+import fc from 'fast-check';
+import { HostIdSchema, hostIdFromName, isoTime } from './common';
 import { AllocationRatiosSchema, DEFAULT_ALLOCATION_RATIOS, hostCapacity, UpdateAllocationRatiosSchema } from './inventory';
 import { agentCompensation, isPastPointOfNoReturn, STEP_NAMES } from './steps';
 import { CompensateCommandSchema, StepCommandSchema } from './agent';
@@ -82,5 +83,29 @@ describe('step commands and compensations name their step', () => {
     };
     expect(StepCommandSchema.safeParse(cmd).error).toBeUndefined();
     expect(StepCommandSchema.safeParse({ ...cmd, stepName: 'resume-target' }).success).toBe(false);
+  });
+});
+
+describe('isoTime', () => {
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  it('writes what toISOString writes, for any time (whole or not, before 1970 or after 9999 too)', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.integer({ min: -8.64e15, max: 8.64e15 }), fc.double({ min: -8.64e15, max: 8.64e15, noNaN: true }), fc.integer({ min: 1.7e12, max: 1.9e12 })), (ms) => {
+        expect(isoTime(ms)).toBe(iso(ms));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('keeps each minute apart, whatever minutes alternate, at their edges', () => {
+    const minute = Date.UTC(2026, 11, 3, 16, 5);
+    const times = [minute - 1, minute, minute + 59_999, minute + 60_000, minute - 60_001, minute + 999.999, 0, 253_402_300_799_999, 253_402_300_800_000];
+    for (let round = 0; round < 3; round++) for (const t of times) expect(isoTime(t)).toBe(iso(t));
+    expect(isoTime(minute + 7_042.9)).toBe('2026-12-03T16:05:07.042Z');
+  });
+
+  it('refuses what toISOString refuses', () => {
+    for (const bad of [NaN, Infinity, -Infinity, 8.64e15 + 1]) expect(() => isoTime(bad)).toThrow(RangeError);
   });
 });

@@ -20,6 +20,33 @@ export function hostIdFromName(name: string): string {
 
 export const UuidSchema = z.string().uuid();
 export const IsoTimeSchema = z.string().datetime({ offset: true });
+
+/** The first millisecond `Date#toISOString` writes with a year of more than four digits (10000-01-01). */
+const FIVE_DIGIT_YEARS_MS = 253_402_300_800_000;
+/** The last two minutes `isoTime` formatted, and their text up to the seconds ("2026-12-03T16:05:"). */
+const minutesSeen: { minute: number; prefix: string }[] = [];
+const pad2 = (n: number): string => (n < 10 ? `0${n}` : `${n}`);
+const pad3 = (n: number): string => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
+
+/**
+ * A time (milliseconds since the epoch) as an API shows it: exactly what `new Date(ms).toISOString()`
+ * writes (UTC, milliseconds, "Z"). Made from the text of its minute, which a page's times mostly share,
+ * with the seconds and milliseconds appended: `toISOString` took 0.7 µs a time here, 1.4 ms of each page
+ * of 1,000 hosts (two times a host), and this about a tenth of it (docs/scale.md, "Times as text").
+ */
+export function isoTime(ms: number): string {
+  const whole = Math.floor(ms);
+  if (!(whole >= 0 && whole < FIVE_DIGIT_YEARS_MS)) return new Date(ms).toISOString(); // RangeError for NaN, as toISOString
+  const minute = Math.floor(whole / 60_000);
+  let seen = minutesSeen[0]?.minute === minute ? minutesSeen[0] : minutesSeen[1]?.minute === minute ? minutesSeen[1] : undefined;
+  if (!seen) {
+    seen = { minute, prefix: new Date(minute * 60_000).toISOString().slice(0, 17) };
+    minutesSeen.unshift(seen);
+    minutesSeen.length = Math.min(minutesSeen.length, 2);
+  }
+  const inMinute = whole - minute * 60_000;
+  return `${seen.prefix}${pad2(Math.floor(inMinute / 1000))}.${pad3(inMinute % 1000)}Z`;
+}
 export const NameSchema = z
   .string()
   .min(1)

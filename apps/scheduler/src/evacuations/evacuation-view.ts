@@ -4,6 +4,7 @@ import {
   EvacuationItem,
   EvacuationState,
   EvacuationView,
+  isoTime,
   MigrationState,
   MigrationStateSchema,
   TERMINAL_MIGRATION_STATES,
@@ -109,8 +110,8 @@ export function evacuationView(row: EvacuationEntity, migrations: ReadonlyMap<st
     requestedBy: row.requestedBy ?? null,
     counts: { total: vms.length, moving: count('moving'), moved: count('moved'), failed: count('failed'), notMoved: count('not-moved') },
     vms,
-    createdAt: row.createdAt.toISOString(),
-    updatedAt: row.updatedAt.toISOString(),
-    finishedAt: row.finishedAt?.toISOString() ?? null,
+    createdAt: isoTime(row.createdAt.getTime()),
+    updatedAt: isoTime(row.updatedAt.getTime()),
+    finishedAt: row.finishedAt ? isoTime(row.finishedAt.getTime()) : null,
   };
 }
