@@ -34,7 +34,7 @@ export function jsonBody(value: unknown): string | Buffer {
     pieces.push(Buffer.from(`${first ? '{' : ','}${text}`));
     first = false;
   }
-  pieces.push(Buffer.from(first ? '{}' : '}'));
+  pieces.push(Buffer.from('}')); // a long list was written, so never "{}"
   return Buffer.concat(pieces);
 }
 
