@@ -6,7 +6,7 @@ export const clusterView = (c: ClusterEntity): Cluster => ({
   name: c.name,
   imcMode: c.imcMode,
   ...ratiosOf(c),
-  createdAt: isoTime(c.createdAt.getTime()),
+  createdAt: isoTime(c.createdAt),
 });
 
 /** A cluster's allocation ratios (the columns come back from PostgreSQL as numbers). */
@@ -49,8 +49,8 @@ function hostWith<C>(cpu: C, h: Omit<ShownHost, 'cpuFeatures'>, allocated: { mem
     migrationAddress: h.migrationAddress,
     state: h.state,
     maintenance: h.maintenance,
-    lastHeartbeatAt: isoTime(h.lastHeartbeatAt.getTime()),
-    registeredAt: isoTime(h.registeredAt.getTime()),
+    lastHeartbeatAt: isoTime(h.lastHeartbeatAt),
+    registeredAt: isoTime(h.registeredAt),
     agentInstanceId: h.agentInstanceId,
   };
 }
@@ -65,8 +65,8 @@ export const vmView = (v: VmEntity): Vm => ({
   cpuBaseline: v.cpuBaseline,
   ...(v.cpuFeatures ? { cpuFeatures: v.cpuFeatures } : {}),
   state: v.state,
-  createdAt: isoTime(v.createdAt.getTime()),
-  updatedAt: isoTime(v.updatedAt.getTime()),
+  createdAt: isoTime(v.createdAt),
+  updatedAt: isoTime(v.updatedAt),
 });
 
 export const reservationView = (r: ReservationEntity): Reservation => ({
@@ -75,5 +75,5 @@ export const reservationView = (r: ReservationEntity): Reservation => ({
   hostId: r.hostId,
   memoryMiB: r.memoryMiB,
   vcpus: r.vcpus,
-  createdAt: isoTime(r.createdAt.getTime()),
+  createdAt: isoTime(r.createdAt),
 });

@@ -93,6 +93,7 @@ describe('isoTime', () => {
     fc.assert(
       fc.property(fc.oneof(fc.integer({ min: -8.64e15, max: 8.64e15 }), fc.double({ min: -8.64e15, max: 8.64e15, noNaN: true }), fc.integer({ min: 1.7e12, max: 1.9e12 })), (ms) => {
         expect(isoTime(ms)).toBe(iso(ms));
+        expect(isoTime(new Date(ms))).toBe(iso(ms));
       }),
       { numRuns: 5000 },
     );
@@ -107,5 +108,6 @@ describe('isoTime', () => {
 
   it('refuses what toISOString refuses', () => {
     for (const bad of [NaN, Infinity, -Infinity, 8.64e15 + 1]) expect(() => isoTime(bad)).toThrow(RangeError);
+    expect(() => isoTime(new Date(NaN))).toThrow(RangeError);
   });
 });

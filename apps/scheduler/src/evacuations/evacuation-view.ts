@@ -110,8 +110,8 @@ export function evacuationView(row: EvacuationEntity, migrations: ReadonlyMap<st
     requestedBy: row.requestedBy ?? null,
     counts: { total: vms.length, moving: count('moving'), moved: count('moved'), failed: count('failed'), notMoved: count('not-moved') },
     vms,
-    createdAt: isoTime(row.createdAt.getTime()),
-    updatedAt: isoTime(row.updatedAt.getTime()),
-    finishedAt: row.finishedAt ? isoTime(row.finishedAt.getTime()) : null,
+    createdAt: isoTime(row.createdAt),
+    updatedAt: isoTime(row.updatedAt),
+    finishedAt: row.finishedAt ? isoTime(row.finishedAt) : null,
   };
 }

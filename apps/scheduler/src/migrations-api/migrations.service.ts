@@ -195,9 +195,9 @@ export class MigrationsService {
       queuePosition: queued ? (positions?.get(row.id) ?? null) : null,
       placement: row.placement ? placementView(row.placement) : null,
       policy: row.policy,
-      createdAt: isoTime(row.createdAt.getTime()),
-      updatedAt: isoTime(row.updatedAt.getTime()),
-      finishedAt: row.finishedAt ? isoTime(row.finishedAt.getTime()) : null,
+      createdAt: isoTime(row.createdAt),
+      updatedAt: isoTime(row.updatedAt),
+      finishedAt: row.finishedAt ? isoTime(row.finishedAt) : null,
       currentStep: s.currentStep ? { number: s.currentStep.step, name: s.currentStep.name, status: s.currentStep.status } : null,
       cancellable: s.cancellable,
       steps: s.steps.map((st) => ({
