@@ -48,7 +48,8 @@ describe('probeCpu: a probe QEMU that does not answer', () => {
   let dir: string;
   let binary: string;
   const startsWith = (hangs: number) => writeFileSync(join(dir, 'hangs'), String(hangs));
-  const pids = () => readFileSync(join(dir, 'pids'), 'utf8').trim().split('\n').map(Number);
+  // an empty file is no pid: Number('') is 0, and kill(0) would signal this worker's own process group
+  const pids = () => readFileSync(join(dir, 'pids'), 'utf8').split('\n').filter(Boolean).map(Number);
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'fm-probe-'));
