@@ -108,9 +108,26 @@ export interface LaunchOptions {
   startTimeoutMs?: number;
 }
 
+/** How a QEMU ended, as waitpid reports it (known only for a QEMU this agent started). */
+export interface QemuExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The agent had asked it to end (`quit` or SIGKILL): anything else ended it. */
+  asked: boolean;
+}
+
+export function describeExit(e: QemuExit | undefined): string {
+  if (!e) return 'exited';
+  const how = e.signal ? `was killed by ${e.signal}` : `exited with status ${e.code}`;
+  return e.asked ? how : `${how}, unasked`;
+}
+
 export class QemuProcess {
   readonly qmp: QmpClient;
   private exitedFlag = false;
+  private asked = false;
+  /** Set once the QEMU this agent started has been reaped (undefined for an attached one, or while it runs). */
+  exit?: QemuExit;
   readonly exited: Promise<void>;
   private markExited!: () => void;
 
@@ -121,10 +138,13 @@ export class QemuProcess {
     readonly label: string,
     child?: ChildProcess,
   ) {
-    this.qmp = new QmpClient(qmpSocket, label);
+    this.qmp = new QmpClient(qmpSocket, label, () => this.explainLoss());
     this.exited = new Promise((r) => (this.markExited = r));
     if (child) {
-      child.once('exit', () => this.onExit());
+      child.once('exit', (code, signal) => {
+        this.exit = { code, signal, asked: this.asked };
+        this.onExit();
+      });
     } else {
       // not our child (the agent restarted): poll
       const t = setInterval(() => {
@@ -144,6 +164,18 @@ export class QemuProcess {
 
   logTail(bytes = 1500): string {
     return tail(this.logFile, bytes);
+  }
+
+  /**
+   * Why the QMP connection went away when the agent did not close it. The socket closes as QEMU exits,
+   * often before its exit is reaped, so this names the exit only when it is known; QEMU's log, complete
+   * by then, says the rest ("terminating on signal 15 from pid …", an assertion, "shutting down").
+   */
+  private explainLoss(): string {
+    if (this.asked) return '';
+    const log = this.logTail(600).replace(/\s+/g, ' ');
+    const exit = this.exit ? `QEMU pid ${this.pid} ${describeExit(this.exit)}` : `QEMU pid ${this.pid} ${pidAlive(this.pid) ? 'still runs' : 'has ended'}`;
+    return log ? `${exit}; its log ends: ${log}` : `${exit}; its log ${this.logFile} is empty`;
   }
 
   /** Starts QEMU and connects QMP; on any failure the process is killed and the error names QEMU's own message. */
@@ -196,6 +228,7 @@ export class QemuProcess {
 
   /** `quit` over QMP, then SIGKILL if it is not gone within `graceMs`. Waits for the exit. */
   async quit(graceMs = 3_000): Promise<void> {
+    this.asked = true;
     if (!this.alive) return this.finish();
     if (this.qmp.isOpen) await this.qmp.execute('quit', undefined, graceMs).catch(() => undefined);
     await waitAtMost(this.exited, graceMs);
@@ -204,6 +237,7 @@ export class QemuProcess {
 
   /** SIGKILL and wait for the exit (idempotent). */
   async kill(): Promise<void> {
+    this.asked = true;
     if (this.alive) {
       try {
         process.kill(this.pid, 'SIGKILL');

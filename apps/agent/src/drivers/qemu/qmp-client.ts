@@ -59,6 +59,8 @@ export class QmpClient extends EventEmitter {
     readonly socketPath: string,
     /** Names the VM in errors ("QMP migrate failed on VM …"). */
     readonly label: string,
+    /** Says why the socket went away when nobody closed it (the owner knows: QEMU's exit and its log). */
+    private readonly explainLoss: () => string = () => '',
   ) {
     super();
   }
@@ -76,8 +78,8 @@ export class QmpClient extends EventEmitter {
     const greeted = new Promise<void>((resolve, reject) => (this.greetingWaiter = { resolve, reject }));
     const timer = setTimeout(() => this.fail(`no QMP greeting within ${timeoutMs} ms`), timeoutMs);
     socket.on('data', (chunk: string) => this.onData(chunk));
-    socket.on('error', (e) => this.fail(`QMP socket error: ${e.message}`));
-    socket.on('close', () => this.fail('the QMP socket closed (QEMU exited?)'));
+    socket.on('error', (e) => this.lost(`QMP socket error: ${e.message}`));
+    socket.on('close', () => this.lost('the QMP socket closed (QEMU exited?)'));
     try {
       await greeted;
     } finally {
@@ -174,6 +176,13 @@ export class QmpClient extends EventEmitter {
     if (p.timer) clearTimeout(p.timer);
     if ('error' in msg) p.reject(new QmpError(p.command, msg.error?.class ?? 'GenericError', msg.error?.desc ?? 'unknown error', this.label));
     else p.resolve(msg.return);
+  }
+
+  /** The socket went away without `close()`: the reason carries what the owner knows of why. */
+  private lost(reason: string): void {
+    if (this.closedReason !== undefined) return;
+    const why = this.explainLoss();
+    this.fail(why ? `${reason}; ${why}` : reason);
   }
 
   private fail(reason: string): void {

@@ -208,10 +208,10 @@ export class TransferMonitor implements VmObserver {
     vm.state.migrationId = undefined;
   }
 
-  onExit(vm: Vm): void {
+  onExit(vm: Vm, how: string): void {
     const t = vm.transfer;
     if (t && !t.failure && t.status !== 'completed') {
-      this.end(vm, t, 'failed', new FlexmigError(ErrorCode.AgentFailed, `the QEMU of VM ${vm.state.vmId} exited during the migration: ${tail(vm.state.logFile, 600)}`), false);
+      this.end(vm, t, 'failed', new FlexmigError(ErrorCode.AgentFailed, `the QEMU of VM ${vm.state.vmId} ${how} during the migration: ${tail(vm.state.logFile, 600)}`), false);
     }
   }
 
