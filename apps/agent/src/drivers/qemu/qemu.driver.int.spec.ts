@@ -506,6 +506,33 @@ d('QemuDriver with real QEMU', () => {
     expect((await src.checkMemory(vm.id)).ok).toBe(true);
   });
 
+  it("step 2's compensation meets the incoming QEMU ending under its question (its stream broke): nothing runs there, so the copy's files are removed and the compensation succeeds", async () => {
+    // what a cancel leaves: the target QEMU exits by itself ("load of migration failed") while the
+    // compensation asks whether the guest runs there; here it ends as the question is sent
+    const dst = driver();
+    const vm = vmSpec();
+    await dst.prepareIncoming(commands(vm)(2, 'transfer-config', 'target'));
+    const { pid, qmpSocket } = dst.vmInfo(vm.id)!;
+    const original = QmpClient.prototype.execute;
+    const asked: string[] = [];
+    jest.spyOn(QmpClient.prototype, 'execute').mockImplementation(function (this: QmpClient, command: string, ...rest: unknown[]) {
+      if (this.socketPath === qmpSocket && command === 'query-status') {
+        asked.push(command);
+        process.kill(pid, 'SIGKILL');
+      }
+      return (original as (...a: unknown[]) => Promise<unknown>).call(this, command, ...rest);
+    } as never);
+    try {
+      await dst.destroyIncoming(vm.id);
+    } finally {
+      jest.restoreAllMocks();
+    }
+    expect(asked).toEqual(['query-status']); // it did meet the end under its question
+    expect(dst.listVms()).toEqual([]);
+    expect(leftovers(dirs[0]!)).toEqual([]);
+    expect(qemusNaming(qmpSocket)).toEqual([]);
+  });
+
   it('(e) a baseline the host cannot run with enforce is refused before any copy, naming the features', async () => {
     const dst = driver();
     const candidates = ['Haswell', 'Icelake', 'EPYC-Genoa', 'SapphireRapids'];

@@ -30,7 +30,7 @@ import { LinkProbeResult, removeStaleProbes, runLinkProbe } from './link-probe';
 import { LinkSink, LinkSinkResult } from './link-sink';
 import { hostPort, migrationPort, rangePortsFrom, sourceUri, tcpUri } from './qemu-address';
 import { QmpClient, QmpError } from './qmp-client';
-import { QemuProcess, tail } from './qemu-process';
+import { QemuProcess, tail, waitAtMost } from './qemu-process';
 import { checkTlsDir, confirmTls, useTls } from './tls';
 import { QEMU_MIN_DOWNTIME_LIMIT_MS } from './switchover-decision';
 import { SwitchoverRecord, Transfer, TransferMonitor } from './transfer-monitor';
@@ -257,11 +257,27 @@ export class QemuDriver implements HypervisorDriver {
           if (vm.dead) return undefined; // its QEMU is gone: nothing runs
           throw e; // alive but not answering: not destroyed blind (the compensation is retried)
         });
-    const status = proc ? await proc.qmp.execute<{ running: boolean }>('query-status') : undefined;
+    const status = proc ? await this.statusUnlessEnded(proc) : undefined;
     if (status?.running) {
       throw new FlexmigError(ErrorCode.Conflict, `VM ${vmId} already runs on this host (its QEMU is running): the copy is not destroyed; resolve the migration (flexmig resolve)`, { vmId }, false);
     }
     await this.registry.destroy(vm);
+  }
+
+  /**
+   * QEMU's run state, or undefined when the QEMU ended under the question. An incoming QEMU exits by itself
+   * when its stream breaks ("load of migration failed"), so a compensation that follows a cancel can ask it
+   * just as it goes: its socket then closes under the command. One that is alive and does not answer still
+   * throws (the compensation is retried).
+   */
+  private async statusUnlessEnded(proc: QemuProcess): Promise<{ running: boolean } | undefined> {
+    try {
+      return await proc.qmp.execute<{ running: boolean }>('query-status');
+    } catch (e) {
+      await waitAtMost(proc.exited, 2_000);
+      if (!proc.alive) return undefined;
+      throw e;
+    }
   }
 
   async confirmIncoming(cmd: StepCommand): Promise<void> {
