@@ -1,3 +1,4 @@
+import { firstOf } from '@flexmig/contracts';
 import type { Cluster, ClusterImc, ClusterImcPlan, EvacuationView, HostListItem, MigrationPrediction, MigrationProgress, MigrationView, ModeVerification, PredictedFigures, PredictionInput, ReconciliationReport, Vm } from '@flexmig/contracts';
 import { fields, formatBytes, formatDuration, formatRate, progressBar, table } from './output';
 
@@ -218,16 +219,13 @@ export function planView(plan: ClusterImcPlan): string {
   return `${head}\n\n${rows}`;
 }
 
-/** Host ids as a line: the first `shown` of `total`, then how many more (a report may name fewer ids than it counts). */
-const someIds = (ids: readonly string[], total = ids.length, shown = 10) => (total <= shown ? ids.join(', ') : `${ids.slice(0, shown).join(', ')} and ${total - shown} more`);
-
 /** The reconciliation report: the last pass (when, how many hosts it could judge), then each finding. */
 export function reconciliationView(r: ReconciliationReport, kind?: string): string {
   if (r.lastPassAt === null) return `no reconciliation pass yet (one runs every ${formatDuration(r.intervalMs)})`;
   const head = fields([
     ['last pass', `${r.lastPassAt} (every ${formatDuration(r.intervalMs)})`],
     ['hosts checked', r.hostsChecked],
-    ['hosts not judged', r.hostsUnknownCount ? `${r.hostsUnknownCount}: ${someIds(r.hostsUnknown, r.hostsUnknownCount)} (down, or no current report of their VMs)` : 0],
+    ['hosts not judged', r.hostsUnknownCount ? `${r.hostsUnknownCount}: ${firstOf(r.hostsUnknown, r.hostsUnknownCount)} (down, or no current report of their VMs)` : 0],
   ]);
   const rows = table(r.items, [
     { header: 'KIND', value: (f) => f.kind },

@@ -15,6 +15,7 @@ export * from './reconciliation';
 export * from './evacuation';
 export * from './auth';
 export * from './lists';
+export * from './text';
 export * from './http-views';
 export * from './live';
 export * from './identity';

@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import type { AutoImcResult, AutoImcTry, Cluster, ClusterImc, ClusterImcPlan, HostListItem, ModeVerification } from '@flexmig/contracts';
+import { firstOf } from '@flexmig/contracts/text';
 import { Alert, Button, Card, CardBody, CardTitle, DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, Flex, FlexItem, FormSelect, FormSelectOption, Label, List, ListItem, PageSection, TextInput, Title } from '@patternfly/react-core';
 import { Table, Tbody, Td, Th, Thead, Tr } from '@patternfly/react-table';
 import { ApiError, get, list, post } from '../api';
@@ -94,7 +95,7 @@ const Field = ({ term, value }: { term: string; value: string }) => (
 
 /** What a host lacks for a mode: the first features by name (a new mode adds dozens), and how many more. */
 const lacks = (h: { missing: string[]; vendorMismatch: boolean }, shown = 8) =>
-  h.vendorMismatch ? 'another vendor' : h.missing.length ? `lacks ${h.missing.slice(0, shown).join(', ')}${h.missing.length > shown ? ` and ${h.missing.length - shown} more` : ''}` : '';
+  h.vendorMismatch ? 'another vendor' : h.missing.length ? `lacks ${firstOf(h.missing, h.missing.length, shown)}` : '';
 
 function Verify({ cluster, imc }: { cluster: Cluster; imc: ClusterImc }) {
   const [mode, setMode] = useState(imc.commonMode ?? '');

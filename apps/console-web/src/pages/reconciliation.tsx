@@ -1,4 +1,5 @@
 import type { ReconciliationFinding, ReconciliationReport } from '@flexmig/contracts';
+import { firstOf } from '@flexmig/contracts/text';
 import { Alert, Button, DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, Label, PageSection, Title } from '@patternfly/react-core';
 import { report } from '../api';
 import { formatDuration, LoadState, useLoad } from '../common';
@@ -55,7 +56,7 @@ export function ReconciliationPage() {
             <DescriptionListGroup>
               <DescriptionListTerm>Hosts not judged</DescriptionListTerm>
               <DescriptionListDescription>
-                {r.hostsUnknownCount === 0 ? 'none' : `${r.hostsUnknownCount} (down, or no current report of their VMs): ${r.hostsUnknown.slice(0, 20).join(', ')}${r.hostsUnknownCount > 20 ? ` and ${r.hostsUnknownCount - 20} more` : ''}`}
+                {r.hostsUnknownCount === 0 ? 'none' : `${r.hostsUnknownCount} (down, or no current report of their VMs): ${firstOf(r.hostsUnknown, r.hostsUnknownCount, 20)}`}
               </DescriptionListDescription>
             </DescriptionListGroup>
           </DescriptionList>
