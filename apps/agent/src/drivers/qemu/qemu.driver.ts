@@ -30,7 +30,7 @@ import { LinkProbeResult, removeStaleProbes, runLinkProbe } from './link-probe';
 import { LinkSink, LinkSinkResult } from './link-sink';
 import { hostPort, migrationPort, rangePortsFrom, sourceUri, tcpUri } from './qemu-address';
 import { QmpClient, QmpError } from './qmp-client';
-import { QemuProcess, tail, waitAtMost } from './qemu-process';
+import { QemuProcess, isOurQemu, tail } from './qemu-process';
 import { checkTlsDir, confirmTls, useTls } from './tls';
 import { QEMU_MIN_DOWNTIME_LIMIT_MS } from './switchover-decision';
 import { SwitchoverRecord, Transfer, TransferMonitor } from './transfer-monitor';
@@ -251,13 +251,7 @@ export class QemuDriver implements HypervisorDriver {
     if (vm.state.role !== 'incoming' || vm.state.resumedAt) return; // a VM that runs here is never destroyed by a compensation
     // an agent that sent `cont` and died before it recorded the resume left a guest that runs with role
     // `incoming`: asked of QEMU itself, never guessed (the step's ledger refuses first when it knows; participation.ts)
-    const proc = vm.dead
-      ? undefined
-      : await this.registry.procOf(vm).catch((e) => {
-          if (vm.dead) return undefined; // its QEMU is gone: nothing runs
-          throw e; // alive but not answering: not destroyed blind (the compensation is retried)
-        });
-    const status = proc ? await this.statusUnlessEnded(proc) : undefined;
+    const status = vm.dead ? undefined : await this.statusUnlessEnded(vm);
     if (status?.running) {
       throw new FlexmigError(ErrorCode.Conflict, `VM ${vmId} already runs on this host (its QEMU is running): the copy is not destroyed; resolve the migration (flexmig resolve)`, { vmId }, false);
     }
@@ -265,17 +259,19 @@ export class QemuDriver implements HypervisorDriver {
   }
 
   /**
-   * QEMU's run state, or undefined when the QEMU ended under the question. An incoming QEMU exits by itself
-   * when its stream breaks ("load of migration failed"), so a compensation that follows a cancel can ask it
-   * just as it goes: its socket then closes under the command. One that is alive and does not answer still
-   * throws (the compensation is retried).
+   * The VM's run state as its QEMU says, or undefined when that QEMU ended under the question (nothing runs).
+   * An incoming QEMU exits by itself when its stream breaks ("load of migration failed"), so a compensation
+   * that follows a cancel can ask it just as it goes: its socket closes under the command, or under the
+   * connection. A QEMU that is still there and does not answer makes it throw: never destroyed blind (the
+   * compensation is retried).
    */
-  private async statusUnlessEnded(proc: QemuProcess): Promise<{ running: boolean } | undefined> {
+  private async statusUnlessEnded(vm: Vm): Promise<{ running: boolean } | undefined> {
     try {
+      const proc = await this.registry.procOf(vm);
       return await proc.qmp.execute<{ running: boolean }>('query-status');
     } catch (e) {
-      await waitAtMost(proc.exited, 2_000);
-      if (!proc.alive) return undefined;
+      for (let i = 0; i < 100 && !vm.dead && isOurQemu(vm.state.pid, vm.state.qmpSocket); i++) await sleep(20);
+      if (vm.dead || !isOurQemu(vm.state.pid, vm.state.qmpSocket)) return undefined;
       throw e;
     }
   }
