@@ -47,6 +47,9 @@ d('QemuProcess: a QEMU that ends unasked', () => {
     expect(err.message).toMatch(/^QMP query-status on VM q1: /);
     expect(err.message).toContain(`QEMU pid ${p.pid}`);
     expect(err.message).toContain(`terminating on signal 15 from pid ${process.pid}`);
+    // once reaped, the same one-line text everywhere, the exit named
+    expect(p.describeEnd()).toMatch(new RegExp(`^QEMU pid ${p.pid} exited with status 0, unasked; its log ends: .*terminating on signal 15 from pid ${process.pid}`));
+    expect(p.describeEnd()).not.toContain('\n');
   });
 
   it('a SIGKILL from elsewhere: the exit names the signal', async () => {
@@ -56,6 +59,8 @@ d('QemuProcess: a QEMU that ends unasked', () => {
     await p.exited;
     expect(p.exit).toEqual({ code: null, signal: 'SIGKILL', asked: false });
     expect(describeExit(p.exit)).toBe('was killed by SIGKILL, unasked');
+    // the text the registry's warning and a failed transfer give: a SIGKILL leaves QEMU no last words
+    expect(p.describeEnd()).toBe(`QEMU pid ${p.pid} was killed by SIGKILL, unasked; its log ${join(root, 'q2.log')} is empty`);
   });
 
   it('quit asked by the agent: the exit is recorded as asked and the closed connection says so', async () => {

@@ -167,15 +167,20 @@ export class QemuProcess {
   }
 
   /**
-   * Why the QMP connection went away when the agent did not close it. The socket closes as QEMU exits,
-   * often before its exit is reaped, so this names the exit only when it is known; QEMU's log, complete
-   * by then, says the rest ("terminating on signal 15 from pid …", an assertion, "shutting down").
+   * How this QEMU ended, with the end of its log flattened to one line: "QEMU pid N was killed by SIGKILL,
+   * unasked; its log ends: …". The one text the QMP error, the registry's warning and a failed transfer
+   * all give. The exit is named only once reaped (an attached QEMU's never is); the log, complete by
+   * then, says the rest ("terminating on signal 15 from pid …", an assertion, "shutting down").
    */
-  private explainLoss(): string {
-    if (this.asked) return '';
-    const log = this.logTail(600).replace(/\s+/g, ' ');
+  describeEnd(): string {
+    const log = this.logTail(600).replace(/\s+/g, ' ').trim();
     const exit = this.exit ? `QEMU pid ${this.pid} ${describeExit(this.exit)}` : `QEMU pid ${this.pid} ${pidAlive(this.pid) ? 'still runs' : 'has ended'}`;
     return log ? `${exit}; its log ends: ${log}` : `${exit}; its log ${this.logFile} is empty`;
+  }
+
+  /** Why the QMP connection went away when the agent did not close it; nothing when the agent ended QEMU. */
+  private explainLoss(): string {
+    return this.asked ? '' : this.describeEnd();
   }
 
   /** Starts QEMU and connects QMP; on any failure the process is killed and the error names QEMU's own message. */

@@ -11,7 +11,7 @@ import { sleep } from '@flexmig/timing';
 import { ProgressSink } from '../driver';
 import { ConvergenceFailureCode, type ConvergenceFailureFacts, convergenceFailure, leverLeft, noLeverReason, passesNotConverging, transferCancelled } from '../precopy-policy';
 import { FINAL, MigrateInfo } from './migrate-info';
-import { QemuProcess, tail, waitAtMost } from './qemu-process';
+import { QemuProcess, waitAtMost } from './qemu-process';
 import { QmpEvent } from './qmp-client';
 import {
   DEFAULT_SWITCHOVER_TUNING,
@@ -208,10 +208,10 @@ export class TransferMonitor implements VmObserver {
     vm.state.migrationId = undefined;
   }
 
-  onExit(vm: Vm, how: string): void {
+  onExit(vm: Vm, end: string): void {
     const t = vm.transfer;
     if (t && !t.failure && t.status !== 'completed') {
-      this.end(vm, t, 'failed', new FlexmigError(ErrorCode.AgentFailed, `the QEMU of VM ${vm.state.vmId} ${how} during the migration: ${tail(vm.state.logFile, 600)}`), false);
+      this.end(vm, t, 'failed', new FlexmigError(ErrorCode.AgentFailed, `VM ${vm.state.vmId}: its QEMU ended during the migration: ${end}`), false);
     }
   }
 

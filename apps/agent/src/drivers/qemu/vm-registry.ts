@@ -18,7 +18,7 @@ import { AgentVm, ErrorCode, FlexmigError, UuidSchema, VmSpec, VmSpecSchema } fr
 import { sleep } from '@flexmig/timing';
 import { Accel, CpuChoice } from './cpu-probe';
 import { DEFAULT_SPIN_ITERS_PER_SEC, buildGuestImage, guestParamsFor } from './guest/build-guest';
-import { describeExit, QemuProcess, isOurQemu, qemusWithQmpIn } from './qemu-process';
+import { QemuProcess, isOurQemu, qemusWithQmpIn } from './qemu-process';
 import { QmpEvent } from './qmp-client';
 import { SANDBOX_ARGS, probeSandbox } from './sandbox';
 import type { Transfer } from './transfer-monitor';
@@ -89,8 +89,8 @@ export interface VmObserver {
   onAttach(vm: Vm, proc: QemuProcess): Promise<void>;
   /** Every QMP event, after the registry noted the run state it says. */
   onEvent(vm: Vm, e: QmpEvent): void;
-  /** The QEMU exited (not only its QMP connection); `how` names its exit status when the agent started it. */
-  onExit(vm: Vm, how: string): void;
+  /** The QEMU exited (not only its QMP connection); `end` is QemuProcess.describeEnd(): its exit and its log's last lines. */
+  onExit(vm: Vm, end: string): void;
 }
 
 export class VmRegistry {
@@ -219,10 +219,10 @@ export class VmRegistry {
       if (!isOurQemu(vm.state.pid, vm.state.qmpSocket)) {
         vm.dead = true;
         vm.running = false;
-        const how = describeExit(proc.exit);
+        const end = proc.describeEnd();
         // a QEMU the agent did not end is news: its log (removed with the VM) says why
-        if (!proc.exit?.asked) this.log.warn(`VM ${vm.state.vmId}: QEMU pid ${proc.pid} ${how}; its log ends: ${proc.logTail(600).replace(/\s+/g, ' ') || '(empty)'}`);
-        this.observer.onExit(vm, how);
+        if (!proc.exit?.asked) this.log.warn(`VM ${vm.state.vmId}: ${end}`);
+        this.observer.onExit(vm, end);
       }
     });
   }
