@@ -80,6 +80,17 @@ export function eventContract(type: string): EventContract | undefined {
   return eventRegistry.get(type);
 }
 
+/**
+ * Why an event stored to be published later (an outbox row) can never be: its type unknown, or its data
+ * outside its contract (each field and what is wrong with it); undefined when it can.
+ */
+export function eventRefusal(type: string, data: unknown): string | undefined {
+  const contract = eventRegistry.get(type);
+  if (!contract) return `unknown event type ${type}`;
+  const checked = contract.data.safeParse(data);
+  return checked.success ? undefined : checked.error.issues.map((i) => `${i.path.join('.') || '(data)'}: ${i.message}`).join('; ');
+}
+
 /** Fills `{param}` placeholders; every value must be a single NATS token, or `*` (to subscribe to every value). */
 export function fillSubject(template: SubjectTemplate, params: Record<string, string> = {}): string {
   return template.replace(/\{(\w+)\}/g, (_, name: string) => {

@@ -16,3 +16,4 @@ export * from './harness';
 export * from './kube-apiserver';
 export * from './helm-chart';
 export * from './nats-permissions';
+export * from './events-tap';

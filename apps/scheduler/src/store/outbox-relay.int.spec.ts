@@ -1,11 +1,10 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { MigrationStepCompleted } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { ensureDatabaseAndSchema, initializeServiceDataSource, serviceDataSourceOptions } from '@flexmig/persistence';
-import { startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor } from '@flexmig/testing';
+import { EventsTap, startTestDatabase, startTestNats, TestDatabase, TestNats } from '@flexmig/testing';
 import { schedulerEntities } from '../entities';
 import { schedulerMigrations } from '../migrations';
 import { DirectPublisher } from './direct-publisher';
@@ -24,11 +23,11 @@ describe('OutboxRelay beside another replica', () => {
   let nats: TestNats;
   let ds: DataSource;
   let bus: NatsBus;
-  let nc: NatsConnection;
+  let tap: EventsTap;
   let relayB: OutboxRelay;
   let directB: DirectPublisher;
   /** Event ids as core NATS subscribers receive them, in order. */
-  const received: string[] = [];
+  let received: string[] = [];
 
   const step = (migrationId: string, n: number) => ({
     id: `${migrationId}:step-completed:${n}`,
@@ -47,13 +46,10 @@ describe('OutboxRelay beside another replica', () => {
   };
   const waiting = async (migrationId: string): Promise<string[]> =>
     ((await ds.query('SELECT event_id FROM outbox WHERE subject = $1 ORDER BY seq', [migrationId])) as { event_id: string }[]).map((r) => r.event_id);
-  /** Flushes B, then waits until NATS has delivered what B published (one more event, sent after, arrives after them). */
+  /** Flushes B, then waits until NATS has delivered what B published. */
   const flushB = async () => {
     await relayB.flush();
-    const marker = `marker-${randomUUID()}`;
-    await bus.publishEvent(MigrationStepCompleted, step(randomUUID(), 1).data, { id: marker, source: '/flexmig/test' });
-    await waitFor('the marker on NATS', async () => received.includes(marker) || undefined, { timeoutMs: 10_000 });
-    received.splice(received.indexOf(marker), 1);
+    received = await tap.settled();
   };
 
   beforeAll(async () => {
@@ -63,15 +59,13 @@ describe('OutboxRelay beside another replica', () => {
     ds = await initializeServiceDataSource(serviceDataSourceOptions({ url: db.url, schema: 'scheduler', entities: schedulerEntities, migrations: schedulerMigrations, poolSize: 2 }));
     bus = await NatsBus.connect({ url: nats.url, prefix: nats.prefix, name: 'outbox-relay-test' });
     await bus.ensureEventsStream();
-    nc = await connect({ servers: nats.url });
-    nc.subscribe(`${nats.prefix}.events.>`, { callback: (_e, m) => void received.push(m.json<{ id: string }>().id) });
-    await nc.flush();
+    tap = await EventsTap.open(nats.url, nats.prefix);
     directB = new DirectPublisher(bus);
     relayB = new OutboxRelay(ds, bus, directB, { schedulerId: 'replica-b', reconcileIntervalMs: 1_000 });
   });
 
   afterAll(async () => {
-    await nc?.close();
+    await tap?.close();
     await bus?.close();
     await ds?.destroy();
     await nats?.stop();
@@ -79,7 +73,8 @@ describe('OutboxRelay beside another replica', () => {
   });
 
   beforeEach(() => {
-    received.length = 0;
+    tap.clear();
+    received = [];
   });
 
   it('given rows replica A wrote a moment ago, then B leaves them (and what follows them of the same migration) to A', async () => {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { eventContract } from '@flexmig/contracts';
+import { eventContract, eventRefusal } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { Coalesced } from '@flexmig/timing';
 import { prepared, runPrepared } from '@flexmig/persistence';
@@ -117,7 +117,7 @@ export class OutboxRelay implements OnApplicationShutdown {
             const publishes: Promise<unknown>[] = [];
             const traces = await traceParentsOf(m, rows);
             for (const r of rows) {
-              const refusal = outboxRefusal(r);
+              const refusal = eventRefusal(r.type, r.data);
               if (refusal) dead.push({ seq: r.seq, error: refusal });
               else {
                 const traceparent = traces.get(r.subject);
@@ -170,12 +170,4 @@ async function traceParentsOf(m: EntityManager, rows: Pick<OutboxEntity, 'subjec
     [[...new Set(rows.map((r) => r.subject))]],
   );
   return new Map(found.map((f) => [f.id, f.trace_parent]));
-}
-
-/** Why an outbox row can never be published (unknown type, data outside its contract), or undefined. */
-function outboxRefusal(r: Pick<OutboxEntity, 'type' | 'data'>): string | undefined {
-  const contract = eventContract(r.type);
-  if (!contract) return `unknown event type ${r.type}`;
-  const checked = contract.data.safeParse(r.data);
-  return checked.success ? undefined : checked.error.issues.map((i) => `${i.path.join('.') || '(data)'}: ${i.message}`).join('; ');
 }
