@@ -13,6 +13,7 @@ import { ClusterCpuPlans } from './clusters/cluster-cpu-plans';
 import { ImcService } from './clusters/imc.service';
 import { ImcController } from './clusters/imc.controller';
 import { HostsService } from './hosts/hosts.service';
+import { EventOutbox } from './events/event-outbox';
 import { PlacementHosts } from './hosts/placement-hosts';
 import { HeartbeatBatch } from './hosts/heartbeat-batch';
 import { HeartbeatListener } from './hosts/heartbeat-listener';
@@ -56,6 +57,7 @@ export class InventoryModule {
         ClustersService,
         ClusterCpuPlans,
         ImcService,
+        EventOutbox,
         HostsService,
         PlacementHosts,
         HeartbeatBatch,

@@ -21,6 +21,7 @@ import { HostsService } from './hosts/hosts.service';
 import { HeartbeatBatch } from './hosts/heartbeat-batch';
 import type { CpuCompatClient } from './cpu/cpu-compat.client';
 import type { InventoryConfig } from './config';
+import { EventOutbox } from './events/event-outbox';
 
 const config: InventoryConfig = { hostDownAfterMs: 60_000, hostCheckIntervalMs: 60_000, heartbeatFlushMs: 60_000, vmStartTimeoutMs: 1_000, reconcileIntervalMs: 60_000 };
 
@@ -31,6 +32,7 @@ describe('inventory at scale', () => {
   let hosts: HostsService;
   let plans: ClusterCpuPlans;
   let clusters: ClustersService;
+  let outbox: EventOutbox;
   const published: { type: string; data: unknown }[] = [];
   const planCalls = jest.fn();
   // the catalog's answers, as cpu-compat gives them (only what registration and the plan read of them)
@@ -69,7 +71,8 @@ describe('inventory at scale', () => {
     const events = { publish: async (def: { type: string }, data: unknown) => void published.push({ type: def.type, data }) };
     plans = new ClusterCpuPlans(ds, cpu);
     clusters = new ClustersService(ds, cpu, plans);
-    hosts = new HostsService(ds, cpu, clusters, plans, events as never, config);
+    outbox = new EventOutbox(ds, events as never, config);
+    hosts = new HostsService(ds, cpu, clusters, plans, outbox, config);
   });
   afterAll(async () => {
     await ds?.destroy();
@@ -216,10 +219,12 @@ describe('inventory at scale', () => {
 
     it('given a host was marked down meanwhile, then its noted beat brings it up again with host.up', async () => {
       await ds.query("UPDATE hosts SET state = 'down' WHERE id = $1", [ids[2]]);
+      await outbox.committed(); // the registrations' events
       published.length = 0;
       await batch.receive(beat(ids[2]!));
       await batch.flush();
       await batch.idle();
+      await outbox.committed(); // the flush the beat asked for, and one after it
       expect(await ds.query('SELECT state FROM hosts WHERE id = $1', [ids[2]])).toEqual([{ state: 'up' }]);
       expect(published).toEqual([{ type: HostUp.type, data: { hostId: ids[2] } }]);
     });
@@ -240,12 +245,14 @@ describe('inventory at scale', () => {
     it('given a registered host this replica never wrote, marked down, then its first beat goes to the batch and the flush brings it up with host.up', async () => {
       const fresh = new HeartbeatBatch(ds, hosts, config); // another replica, or this one restarted
       await ds.query("UPDATE hosts SET state = 'down' WHERE id = $1", [ids[4]]);
+      await outbox.committed();
       published.length = 0;
       query.mockClear();
       await fresh.receive(beat(ids[4]!));
       expect(query).not.toHaveBeenCalled();
       await fresh.flush();
       await fresh.idle();
+      await outbox.committed();
       expect(await ds.query('SELECT state FROM hosts WHERE id = $1', [ids[4]])).toEqual([{ state: 'up' }]);
       expect(published).toEqual([{ type: HostUp.type, data: { hostId: ids[4] } }]);
     });

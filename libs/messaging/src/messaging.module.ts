@@ -12,7 +12,8 @@ export class EventPublisher {
     @Inject(SERVICE_NAME) private readonly service: string,
   ) {}
 
-  publish<C extends EventContract>(contract: C, data: EventDataOf<C>, opts: { id: string; subject?: string; time?: Date }): Promise<CloudEvent<EventDataOf<C>>> {
+  /** `traceparent`: the trace the event belongs to, when it is not the active one (an event sent after its request ended). */
+  publish<C extends EventContract>(contract: C, data: EventDataOf<C>, opts: { id: string; subject?: string; time?: Date; traceparent?: string }): Promise<CloudEvent<EventDataOf<C>>> {
     return this.bus.publishEvent(contract, data, { ...opts, source: `/flexmig/${this.service}` });
   }
 }

@@ -15,7 +15,8 @@ import {
   ListCpuModes,
   ModeVerification,
 } from '@flexmig/contracts';
-import { EventPublisher, NatsBus } from '@flexmig/messaging';
+import { NatsBus } from '@flexmig/messaging';
+import { EventOutbox } from '../events/event-outbox';
 import { ClusterEntity, HostEntity, VmEntity } from '../entities';
 import { clusterNotFound } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
@@ -69,7 +70,7 @@ export class ImcService {
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: NatsBus,
     private readonly cpu: CpuCompatClient,
-    private readonly events: EventPublisher,
+    private readonly events: EventOutbox,
   ) {}
 
   async get(clusterId: string): Promise<ClusterImc> {
@@ -134,11 +135,12 @@ export class ImcService {
         if (checked.baselines && (await this.liveVms(m, clusterId)).some((v) => !checked.baselines!.has(v.cpuBaseline))) return undefined;
         await m.getRepository(ClusterEntity).update({ id: clusterId }, { imcMode: next });
         const result: ImcChange = { clusterId, previousMode: checked.previousMode, mode: next, changed: true, by, ...(checked.verification ? { verification: checked.verification } : {}) };
-        // published before the commit: a failed publish rolls the change back, so no change goes unannounced
-        await this.publishChange(result);
+        // the event is written with the change: both commit, or neither
+        await this.announceChange(m, result);
         return result;
       });
       if (change) {
+        void this.events.committed();
         this.log.log(`cluster ${clusterId}: IMC mode ${change.previousMode ?? 'unset'} → ${change.mode ?? 'unset'} (by ${by})`);
         return change;
       }
@@ -241,9 +243,10 @@ export class ImcService {
     return m.getRepository(VmEntity).find({ where: { clusterId, state: In(LIVE_VM_STATES) }, order: { createdAt: 'ASC' } });
   }
 
-  private async publishChange(c: ImcChange): Promise<void> {
+  private async announceChange(m: EntityManager, c: ImcChange): Promise<void> {
     const now = new Date();
-    await this.events.publish(
+    await this.events.add(
+      m,
       ClusterImcModeChanged,
       { clusterId: c.clusterId, oldMode: c.previousMode, newMode: c.mode, by: c.by },
       { id: `${c.clusterId}:imc-mode:${now.getTime()}:${c.mode ?? 'unset'}`, subject: c.clusterId, time: now },

@@ -2,7 +2,6 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdo
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { ErrorCode, FlexmigError, Host, HostDown, type HostListItem, HostHeartbeat, HostRegistered, HostRegistration, HostUp, Cluster, IMC_OFF, MessageOf, vmDigest, type Page, type PageQuery } from '@flexmig/contracts';
-import { EventPublisher } from '@flexmig/messaging';
 import { keysetPageSql, prepared, preparedText, runPrepared } from '@flexmig/persistence';
 import { Counter, Gauge } from 'prom-client';
 
@@ -22,6 +21,7 @@ import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { ClustersService } from '../clusters/clusters.service';
 import { ClusterCpuPlans } from '../clusters/cluster-cpu-plans';
 import { featureListOncePerSetSql, featureSetsOf } from './feature-sets';
+import { EventOutbox, OUTBOX_COLUMNS, outboxEvent, outboxValues } from '../events/event-outbox';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 
 @Injectable()
@@ -34,7 +34,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     private readonly cpu: CpuCompatClient,
     private readonly clusters: ClustersService,
     private readonly plans: ClusterCpuPlans,
-    private readonly events: EventPublisher,
+    private readonly events: EventOutbox,
     @Inject(INVENTORY_CONFIG) private readonly config: InventoryConfig,
   ) {}
 
@@ -91,12 +91,20 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
             { hostId: r.hostId, clusterId: cluster.id, mode: cluster.imcMode, missing: verdict.missing },
           );
         }
-        return { cluster, cpuChanged: await this.writeRegistration(m, r, cluster, evaluation.maxImcMode, now) };
+        const cpuChanged = await this.writeRegistration(m, r, cluster, evaluation.maxImcMode, now);
+        await this.events.add(
+          m,
+          HostRegistered,
+          { hostId: r.hostId, clusterId: cluster.id, maxImcMode: evaluation.maxImcMode, cpu: { vendor: r.cpu.vendor, modelName: r.cpu.modelName, features: [...r.cpu.features].sort() } },
+          { id: `${r.hostId}:registered:${now.getTime()}`, subject: r.hostId, time: now },
+        );
+        return { cluster, cpuChanged };
       });
       if ('cluster' in written) {
+        void this.events.committed();
         // after the commit, in a statement of its own: registrations into one cluster do not queue on the plan's row
         if (written.cpuChanged) await this.plans.invalidate(this.db.manager, written.cluster.id);
-        return this.announce(r, written.cluster, now);
+        return this.announce(r, written.cluster);
       }
       if (attempt >= 5) {
         throw new FlexmigError(ErrorCode.Conflict, `the CPU mode of cluster ${r.clusterName ?? r.clusterId} kept changing while host ${r.hostId} registered: try again`, { hostId: r.hostId }, true);
@@ -149,13 +157,8 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     return cpuChanged;
   }
 
-  private async announce(r: HostRegistration, cluster: ClusterEntity, now: Date): Promise<{ host: Host; cluster: Cluster }> {
+  private async announce(r: HostRegistration, cluster: ClusterEntity): Promise<{ host: Host; cluster: Cluster }> {
     const host = await this.get(r.hostId);
-    await this.events.publish(
-      HostRegistered,
-      { hostId: host.id, clusterId: cluster.id, maxImcMode: host.maxImcMode, cpu: host.cpu },
-      { id: `${host.id}:registered:${now.getTime()}`, subject: host.id, time: now },
-    );
     this.log.log(`host ${host.id} registered in cluster ${cluster.name}: ${host.cpu.modelName}, highest mode ${host.maxImcMode ?? 'none'} (agent instance ${r.instanceId})`);
     return { host, cluster: clusterView(cluster) };
   }
@@ -167,7 +170,9 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
    * HeartbeatBatch instead, many hosts to one statement.
    */
   async heartbeat(m: MessageOf<typeof HostHeartbeat>, attempt = 1): Promise<boolean> {
-    const rows = await runPrepared<{ id: string; was: string }>(this.db, HEARTBEAT, [m.hostId, m.instanceId, m.vmDigest, m.vms ? JSON.stringify(m.vms) : null]);
+    // host.up is written by the same statement, should the beat find the host down
+    const up = outboxEvent(HostUp, { hostId: m.hostId }, { id: `${m.hostId}:up:${Date.now()}`, subject: m.hostId });
+    const rows = await runPrepared<{ id: string; was: string }>(this.db, HEARTBEAT, [m.hostId, m.instanceId, m.vmDigest, m.vms ? JSON.stringify(m.vms) : null, ...outboxValues(up)]);
     if (rows.length === 0) {
       const owner = await this.ownerOf(m.hostId);
       if (owner === undefined) return false; // not registered (yet): nothing to write, nothing to refuse
@@ -178,7 +183,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
       return false;
     }
     if (rows[0]?.was === 'down') {
-      await this.events.publish(HostUp, { hostId: m.hostId }, { id: `${m.hostId}:up:${Date.now()}`, subject: m.hostId });
+      void this.events.committed();
       this.log.log(`host ${m.hostId} is up again`);
     }
     return true;
@@ -207,15 +212,16 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
 
   /** Hosts silent for longer than HOST_DOWN_AFTER_MS go down; one replica wins each row. */
   async markSilentHostsDown(): Promise<string[]> {
-    const rows = await runPrepared<{ id: string; last_heartbeat_at: Date }>(this.db, SILENT_HOSTS_DOWN, [this.config.hostDownAfterMs]);
-    for (const r of rows) {
-      this.log.warn(`host ${r.id} is down: no heartbeat since ${r.last_heartbeat_at.toISOString()}`);
-      await this.events.publish(
-        HostDown,
-        { hostId: r.id, lastHeartbeatAt: r.last_heartbeat_at.toISOString() },
-        { id: `${r.id}:down:${r.last_heartbeat_at.getTime()}`, subject: r.id },
-      );
-    }
+    const rows = await this.db.transaction(async (m) => {
+      const down = await runPrepared<{ id: string; last_heartbeat_at: Date }>(m, SILENT_HOSTS_DOWN, [this.config.hostDownAfterMs]);
+      for (const r of down) {
+        await this.events.add(m, HostDown, { hostId: r.id, lastHeartbeatAt: r.last_heartbeat_at.toISOString() }, { id: `${r.id}:down:${r.last_heartbeat_at.getTime()}`, subject: r.id });
+      }
+      return down;
+    });
+    if (rows.length === 0) return [];
+    void this.events.committed();
+    for (const r of rows) this.log.warn(`host ${r.id} is down: no heartbeat since ${r.last_heartbeat_at.toISOString()}`);
     return rows.map((r) => r.id);
   }
 
@@ -267,15 +273,21 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
 }
 
 /** A beat that changed the VM set, or the first of a host here (prepared: a fleet's beats run it). */
+/** A beat written on its own; a host it finds down writes its host.up event ($5–$10, `outboxValues`) in the same statement. */
 const HEARTBEAT = prepared(
   'inventory_heartbeat',
-  `UPDATE hosts h SET last_heartbeat_at = now(), state = 'up', vm_digest = $3,
-     reported_vms = COALESCE($4::jsonb, h.reported_vms),
-     reported_digest = CASE WHEN $4::jsonb IS NULL THEN h.reported_digest ELSE $3 END,
-     reported_at = CASE WHEN $4::jsonb IS NOT NULL OR h.reported_digest = $3 THEN now() ELSE h.reported_at END,
-     agent_instance_id = COALESCE(h.agent_instance_id, $2)
-   FROM (SELECT id, state AS was FROM hosts WHERE id = $1 FOR UPDATE) old
-   WHERE h.id = old.id AND (h.agent_instance_id = $2 OR h.agent_instance_id IS NULL) RETURNING h.id, old.was`,
+  `WITH beat AS (
+     UPDATE hosts h SET last_heartbeat_at = now(), state = 'up', vm_digest = $3,
+       reported_vms = COALESCE($4::jsonb, h.reported_vms),
+       reported_digest = CASE WHEN $4::jsonb IS NULL THEN h.reported_digest ELSE $3 END,
+       reported_at = CASE WHEN $4::jsonb IS NOT NULL OR h.reported_digest = $3 THEN now() ELSE h.reported_at END,
+       agent_instance_id = COALESCE(h.agent_instance_id, $2)
+     FROM (SELECT id, state AS was FROM hosts WHERE id = $1 FOR UPDATE) old
+     WHERE h.id = old.id AND (h.agent_instance_id = $2 OR h.agent_instance_id IS NULL) RETURNING h.id, old.was),
+   up AS (
+     INSERT INTO ${OUTBOX_COLUMNS} SELECT $5, $6, $7, $8::jsonb, $9, $10 FROM beat WHERE beat.was = 'down'
+     ON CONFLICT (event_id) DO NOTHING)
+   SELECT id, was FROM beat`,
 );
 const SILENT_HOSTS_DOWN = prepared(
   'inventory_silent_hosts_down',

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { Counter, Gauge } from 'prom-client';
 import {
   ListAgentVms,
@@ -16,8 +16,9 @@ import {
   unknownHostsOfPass,
   vmDigest,
 } from '@flexmig/contracts';
-import { EventPublisher, NatsBus } from '@flexmig/messaging';
+import { NatsBus } from '@flexmig/messaging';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
+import { EventOutbox } from '../events/event-outbox';
 import { Detected, detect, HostReport, RecordedVm } from './detect';
 import { findingsPage } from './findings-page';
 
@@ -59,7 +60,7 @@ export class ReconciliationService implements OnApplicationBootstrap, OnApplicat
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: NatsBus,
-    private readonly events: EventPublisher,
+    private readonly events: EventOutbox,
     @Inject(INVENTORY_CONFIG) private readonly config: InventoryConfig,
   ) {}
 
@@ -184,7 +185,11 @@ export class ReconciliationService implements OnApplicationBootstrap, OnApplicat
            RETURNING (xmax = 0) AS inserted, first_seen_at`,
           [f.kind, f.vmId, f.hostId, JSON.stringify(f.otherHostIds), f.agentState, f.recordedHostId, f.recordedState, JSON.stringify(pausedHostIds), f.detail],
         );
-        if (rows[0]?.inserted) fresh.push({ f, firstSeenAt: rows[0].first_seen_at });
+        if (rows[0]?.inserted) {
+          // its event with it: a finding recorded is announced, once, whatever happens after the commit
+          await this.announce(m, f, rows[0].first_seen_at, fenced.get(f));
+          fresh.push({ f, firstSeenAt: rows[0].first_seen_at });
+        }
       }
       const keep = findings.map((f) => `${f.kind}|${f.vmId}|${f.hostId}`);
       await m.query(`DELETE FROM reconciliation_findings WHERE NOT (kind || '|' || vm_id::text || '|' || host_id = ANY($1::text[]))`, [keep]);
@@ -192,18 +197,18 @@ export class ReconciliationService implements OnApplicationBootstrap, OnApplicat
     const counts: Record<ReconciliationKind, number> = { orphaned: 0, missing: 0, 'split-brain': 0 };
     for (const f of findings) counts[f.kind] += 1;
     for (const [kind, n] of Object.entries(counts)) findingsNow.set({ kind }, n);
-    for (const { f, firstSeenAt } of fresh) {
+    if (fresh.length > 0) void this.events.committed();
+    for (const { f } of fresh) {
       findingsDetected.inc({ kind: f.kind });
       this.log.warn(`reconciliation: ${f.kind}: ${f.detail}`);
-      await this.publish(f, firstSeenAt, fenced.get(f));
     }
   }
 
-  private async publish(f: Detected, at: Date, fenced?: { paused: string[]; errors: string[] }): Promise<void> {
+  private async announce(m: EntityManager, f: Detected, at: Date, fenced?: { paused: string[]; errors: string[] }): Promise<void> {
     const opts = { id: `${f.vmId}:${f.kind}:${f.hostId}:${at.getTime()}`, subject: f.vmId, time: at };
     const base = { vmId: f.vmId, hostId: f.hostId, detectedAt: at.toISOString() };
-    if (f.kind === 'missing') await this.events.publish(VmMissing, { ...base, recordedState: f.recordedState ?? 'running' }, opts);
-    else if (f.kind === 'orphaned') await this.events.publish(VmOrphaned, { ...base, agentState: f.agentState ?? 'running', recordedHostId: f.recordedHostId }, opts);
-    else await this.events.publish(VmSplitBrain, { ...base, otherHostIds: f.otherHostIds, paused: fenced?.paused ?? [], pauseErrors: fenced?.errors ?? [] }, opts);
+    if (f.kind === 'missing') await this.events.add(m, VmMissing, { ...base, recordedState: f.recordedState ?? 'running' }, opts);
+    else if (f.kind === 'orphaned') await this.events.add(m, VmOrphaned, { ...base, agentState: f.agentState ?? 'running', recordedHostId: f.recordedHostId }, opts);
+    else await this.events.add(m, VmSplitBrain, { ...base, otherHostIds: f.otherHostIds, paused: fenced?.paused ?? [], pauseErrors: fenced?.errors ?? [] }, opts);
   }
 }

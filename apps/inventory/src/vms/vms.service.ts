@@ -4,7 +4,7 @@ import { keysetPageSql, prepared, preparedText, runPrepared } from '@flexmig/per
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { CreateVm, ErrorCode, type Page, type PageQuery, FlexmigError, HOST_PASSTHROUGH_BASELINE, type HostCpu, IMC_OFF, StartVm, VendorSchema, Vm, VmStarted } from '@flexmig/contracts';
-import { EventPublisher, NatsBus } from '@flexmig/messaging';
+import { NatsBus } from '@flexmig/messaging';
 import { ClusterEntity, VmEntity } from '../entities';
 import { vmView } from '../views';
 import { hostDown, hostNotFound, vmNotFound } from '../errors';
@@ -13,6 +13,7 @@ import { ClusterCpuPlans } from '../clusters/cluster-cpu-plans';
 import { lockHostWithRoom } from '../capacity';
 import { checkRelocationReserved } from '../reservations/reservation-checks';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
+import { EventOutbox, OUTBOX_COLUMNS, outboxEvent, outboxValues } from '../events/event-outbox';
 
 @Injectable()
 export class VmsService {
@@ -23,7 +24,7 @@ export class VmsService {
     private readonly bus: NatsBus,
     private readonly cpu: CpuCompatClient,
     private readonly plans: ClusterCpuPlans,
-    private readonly events: EventPublisher,
+    private readonly events: EventOutbox,
     @Inject(INVENTORY_CONFIG) private readonly config: InventoryConfig,
   ) {}
 
@@ -77,10 +78,11 @@ export class VmsService {
         { hostId: host.id },
       );
     }
-    // running, and the VM as stored, in one statement
-    const [running] = await runPrepared<VmRow>(this.db, VM_RUNNING, [id]);
+    // running, its vm.started event and the VM as stored, in one statement
+    const started = outboxEvent(VmStarted, { vmId: id, hostId: host.id, cpuBaseline }, { id: `${id}:started`, subject: id });
+    const [running] = await runPrepared<VmRow>(this.db, VM_RUNNING, [id, ...outboxValues(started)]);
     if (!running) throw vmNotFound(id);
-    await this.events.publish(VmStarted, { vmId: id, hostId: host.id, cpuBaseline }, { id: `${id}:started`, subject: id });
+    void this.events.committed();
     this.log.log(`VM ${input.name} (${id}) runs on ${host.id} with CPU baseline ${cpuBaseline}`);
     return vmView(vmEntityOf(running));
   }
@@ -225,7 +227,13 @@ const INSERT_STARTING_VM = prepared(
   `INSERT INTO vms (id, name, cluster_id, host_id, memory_mib, vcpus, cpu_baseline, cpu_features, state)
    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'starting')`,
 );
-const VM_RUNNING = prepared('inventory_vm_running', `UPDATE vms v SET state = 'running', updated_at = now() WHERE id = $1 RETURNING ${VM_COLUMNS}`);
+/** The VM running, with its vm.started event ($2–$7, `outboxValues`) written by the same statement. */
+const VM_RUNNING = prepared(
+  'inventory_vm_running',
+  `WITH running AS (UPDATE vms v SET state = 'running', updated_at = now() WHERE id = $1 RETURNING ${VM_COLUMNS}),
+   started AS (INSERT INTO ${OUTBOX_COLUMNS} SELECT $2, $3, $4, $5::jsonb, $6, $7 FROM running ON CONFLICT (event_id) DO NOTHING)
+   SELECT * FROM running`,
+);
 const VM_WITH_RESERVATION_LOCKED = prepared(
   'inventory_vm_with_reservation_locked',
   `SELECT ${VM_COLUMNS}, res.migration_id AS res_migration_id, res.vm_id AS res_vm_id, res.host_id AS res_host_id
