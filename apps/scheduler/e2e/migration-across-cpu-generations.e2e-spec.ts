@@ -283,8 +283,8 @@ describe('live migration across CPU generations (real processes)', () => {
       const agentB = procs.find((p) => p.label === 'host-b')!;
       await agentB.kill();
       await waitFor('host-b to be marked down', async () => (await http('inventory', 'GET', '/api/v1/hosts/host-b')).body.state === 'down', { timeoutMs: 20_000 });
-      const events = await readEvents(`${nats.prefix}.events.host.down`);
-      expect(events.map((e) => e.data.hostId)).toContain('host-b');
+      // host.down is published after the sweep's commit, a moment after the state reads down
+      await waitFor('host.down of host-b', async () => (await readEvents(`${nats.prefix}.events.host.down`)).some((e) => e.data.hostId === 'host-b') || undefined, { timeoutMs: 10_000 });
       const before = await count();
       const res = await http('scheduler', 'POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'host-b' });
       expect([res.status, res.body.code]).toEqual([409, 'HOST_DOWN']);

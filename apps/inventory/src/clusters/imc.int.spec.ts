@@ -267,7 +267,12 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
       expect((await api('GET', `/api/v1/vms/${old.id}`)).body).toMatchObject({ cpuBaseline: 'SandyBridge', state: 'running' });
       const fresh = await createVm('vm-ivb', 'ld-ivb');
       expect(fresh.cpuBaseline).toBe('IvyBridge');
-      expect(await imcEvents(id)).toEqual([{ oldMode: 'SandyBridge', newMode: 'IvyBridge', by: 'raiser' }]);
+      // published after the change commits (docs/events.md, "With its change")
+      const events = await waitFor('the imc-mode-changed event', async () => {
+        const e = await imcEvents(id);
+        return e.length > 0 && e;
+      });
+      expect(events).toEqual([{ oldMode: 'SandyBridge', newMode: 'IvyBridge', by: 'raiser' }]);
     });
 
     it('a cpu-check shows what the guest sees against its baseline (sim: from its model), for an operator', async () => {
