@@ -272,8 +272,10 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
   }
 }
 
-/** A beat that changed the VM set, or the first of a host here (prepared: a fleet's beats run it). */
-/** A beat written on its own; a host it finds down writes its host.up event ($5–$10, `outboxValues`) in the same statement. */
+/**
+ * A beat that changed the VM set, or the first of a host here (prepared: a fleet's beats run it). A host it
+ * finds down writes its host.up event ($5–$10, `outboxValues`) in the same statement.
+ */
 const HEARTBEAT = prepared(
   'inventory_heartbeat',
   `WITH beat AS (
