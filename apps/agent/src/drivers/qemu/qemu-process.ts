@@ -263,7 +263,9 @@ export class QemuProcess {
   private onExit(): void {
     if (this.exitedFlag) return;
     this.exitedFlag = true;
-    this.qmp.close();
+    // the exit can be reaped before the socket reports its close: the connection then ends here, saying why
+    if (this.asked) this.qmp.close();
+    else this.qmp.close(`the QEMU ended; ${this.describeEnd()}`);
     this.markExited();
   }
 }

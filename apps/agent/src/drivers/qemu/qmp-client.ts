@@ -134,8 +134,9 @@ export class QmpClient extends EventEmitter {
     });
   }
 
-  close(): void {
-    this.fail('closed by the agent');
+  /** Ends the connection; `reason` is what later calls are told (by default, that the agent closed it). */
+  close(reason = 'closed by the agent'): void {
+    this.fail(reason);
   }
 
   private gone(command: string): FlexmigError {
