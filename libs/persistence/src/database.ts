@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { DataSource, DataSourceOptions } from 'typeorm';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+import { serviceTypeParsers } from './timestamps';
 
 // PostgreSQL error codes that mean "someone else created it first" during concurrent first starts.
 const DUPLICATE_DATABASE = '42P04';
@@ -108,7 +109,8 @@ export function serviceDataSourceOptions(o: ServiceDataSourceOptions): DataSourc
     // the services; bench/scale counts inventory's own backends for the heartbeats' cost)
     applicationName: applicationNameOf(o.schema),
     // raw SQL in migrations and queries resolves to the service's own schema first
-    extra: { max: o.poolSize ?? 10, connectionTimeoutMillis: 5_000, options: `-c search_path=${o.schema}` },
+    // timestamps read without the driver's regular expressions (timestamps.ts)
+    extra: { max: o.poolSize ?? 10, connectionTimeoutMillis: 5_000, options: `-c search_path=${o.schema}`, types: serviceTypeParsers },
     // query errors are mapped to typed errors by the services; unexpected ones are logged at the edge
     logging: ['warn', 'migration'],
   };

@@ -1,3 +1,4 @@
 export * from './database';
 export * from './pagination';
 export * from './prepared';
+export * from './timestamps';
