@@ -21,8 +21,8 @@ const two = (text: string, i: number): number => {
 /**
  * A `timestamptz` as PostgreSQL sends it in text (DateStyle ISO, the default), read into a Date without a
  * regular expression: `YYYY-MM-DD HH:MM:SS[.ffffff]±HH[:MM[:SS]]`. The pg driver's parser (postgres-date)
- * runs three regular expressions and several `parseInt`s per value; on a page of 1,000 VMs (three times
- * each) it was a fifth of inventory's CPU and a third of what the page allocated (docs/scale.md). Any
+ * runs three regular expressions and several `parseInt`s per value; walking pages of VMs (three times per
+ * VM) it was a fifth of inventory's CPU and a third of what each page allocated (docs/scale.md). Any
  * other text (a year before 100 or after 9999, BC, `infinity`, another DateStyle) goes to the driver's
  * parser, so the result is the driver's for every text (timestamps.spec.ts compares them).
  */
@@ -44,14 +44,11 @@ export function parseTimestamptz(text: string): Date | number | null {
   if (text.charCodeAt(i) === 46) {
     // the fraction's first three digits are the milliseconds; the rest is truncated, as the driver does
     i += 1;
-    let scale = 100;
     const start = i;
-    for (let d = digit(text, i); d >= 0; d = digit(text, ++i)) {
-      ms += d * scale;
-      scale /= 10;
-    }
-    if (i === start) return driverParse(text);
-    ms = Math.trunc(ms);
+    for (let d = digit(text, i); d >= 0; d = digit(text, ++i)) if (i - start < 3) ms = ms * 10 + d;
+    const digits = i - start;
+    if (digits === 0) return driverParse(text);
+    if (digits < 3) ms *= digits === 1 ? 100 : 10;
   }
   const sign = text.charCodeAt(i);
   if (sign !== 43 && sign !== 45) return driverParse(text);

@@ -107,7 +107,6 @@ export function warnAnonymous(logger: Pick<Logger, 'warn'>): void {
   );
 }
 
-/** `main.ts` wrapper: any start-up failure is printed plainly (what, why, what to do) and exits 1. */
 /**
  * V8 flags every service sets as its main starts: one place for the image, the chart, compose and the
  * launcher (NODE_OPTIONS does not take V8 flags).
@@ -127,6 +126,7 @@ export function applyServiceV8Flags(set: (flag: string) => void = setFlagsFromSt
   for (const flag of SERVICE_V8_FLAGS) set(flag);
 }
 
+/** `main.ts` wrapper: sets SERVICE_V8_FLAGS; any start-up failure is printed plainly (what, why, what to do) and exits 1. */
 export function runMain(name: string, start: () => Promise<unknown>): void {
   applyServiceV8Flags();
   // A stray rejected promise is a bug to fix, not a reason to drop every migration this process drives.
