@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { ReportedVm } from '@flexmig/contracts';
-import { detect, DetectionInput, HostReport, RecordedVm } from './detect';
+import fc from 'fast-check';
+import type { AgentVmState, ReportedVm } from '@flexmig/contracts';
+import { detect, detectInSlices, DetectionInput, HostReport, RecordedVm } from './detect';
 
 const t0 = new Date('2026-11-30T12:00:00Z');
 const later = new Date(t0.getTime() + 10_000);
@@ -75,5 +76,56 @@ describe('reconciliation: inventory against what the agents report', () => {
   it('given a VM that inventory records stopped but an agent runs, then it is orphaned with the recorded state', () => {
     const r = run({ hosts: [host('a', [{ vmId: vm, state: 'running' }])], vms: [record(vm, 'a', 'stopped')] });
     expect(r.findings).toEqual([expect.objectContaining({ kind: 'orphaned', hostId: 'a', recordedState: 'stopped' })]);
+  });
+});
+
+describe('reconciliation: the decision in slices', () => {
+  // small pools of hosts and VM ids, so that copies, records and reservations collide
+  const HOSTS = ['a', 'b', 'c', 'd'];
+  const VMS = Array.from({ length: 12 }, () => randomUUID());
+  const AGENT_STATES: AgentVmState[] = ['running', 'paused', 'incoming', 'stopped'];
+  const at = fc.integer({ min: 0, max: 6_000 }).map((ms) => new Date(t0.getTime() + ms));
+  const input: fc.Arbitrary<DetectionInput> = fc.record({
+    hosts: fc.uniqueArray(
+      fc.record({
+        hostId: fc.constantFrom(...HOSTS),
+        current: fc.boolean(),
+        reportedAt: fc.option(at, { nil: null }),
+        vms: fc.uniqueArray(fc.record({ vmId: fc.constantFrom(...VMS), state: fc.constantFrom(...AGENT_STATES) }), { selector: (v) => v.vmId, maxLength: 8 }),
+      }),
+      { selector: (h) => h.hostId },
+    ),
+    vms: fc.uniqueArray(
+      fc.record({ id: fc.constantFrom(...VMS), hostId: fc.constantFrom(...HOSTS), state: fc.constantFrom('starting', 'running', 'stopped', 'error'), updatedAt: at }),
+      { selector: (v) => v.id },
+    ),
+    migrating: fc.subarray(VMS).map((ids) => new Set(ids)),
+    settleMs: fc.constant(settleMs),
+  });
+
+  it('given any reports, records and reservations, then the decision in slices of any size is the decision in one go', async () => {
+    await fc.assert(
+      fc.asyncProperty(input, fc.integer({ min: 1, max: 40 }), async (i, slice) => {
+        expect(await detectInSlices(i, () => Promise.resolve(), slice)).toEqual(detect(i));
+      }),
+    );
+  });
+
+  it('given 10,000 VMs, then the decision lets go between slices, and not at all for an input within one slice', async () => {
+    const hosts = Array.from({ length: 100 }, (_, n) => host(`h${n}`, []));
+    const vms = Array.from({ length: 10_000 }, (_, n) => {
+      const h = hosts[n % hosts.length];
+      (h.vms as ReportedVm[]).push({ vmId: `vm-${n}`, state: 'running' });
+      return record(`vm-${n}`, h.hostId);
+    });
+    let pauses = 0;
+    const i = { hosts, vms, migrating: new Set<string>(), settleMs };
+    const r = await detectInSlices(i, async () => void (pauses += 1), 1_000);
+    expect(r.findings).toEqual([]);
+    // every VM is a reported copy, a record, a VM held somewhere and a record checked for absence: 40,000 units
+    expect(pauses).toBe(40);
+    pauses = 0;
+    await detectInSlices({ ...i, hosts: hosts.slice(0, 1), vms: vms.slice(0, 1) }, async () => void (pauses += 1), 1_000);
+    expect(pauses).toBe(0);
   });
 });

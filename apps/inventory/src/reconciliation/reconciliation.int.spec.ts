@@ -175,6 +175,12 @@ describe('inventory reconciled with the agents', () => {
     const id = await createVm('lost', 'rc-c');
     const owner = (await host('rc-c')).agentInstanceId;
     await first.kill();
+    // while it is down, its VM set is unknown: listed so, and its VM not called missing
+    const down = await waitFor('a pass that holds the host unknown', async () => {
+      const r = (await api('GET', '/api/v1/reconciliation')).body as { hostsUnknown: string[]; items: { vmId: string }[] };
+      return r.hostsUnknown.includes('rc-c') && r;
+    });
+    expect(down.items.filter((f) => f.vmId === id)).toEqual([]);
     // the host comes back without its VMs (a state directory of its own, empty): the VM is gone
     await agent('rc-c', stateDir(), false);
     const registered = await waitFor('the new agent to take the host over once the first is silent', async () => {

@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
@@ -19,7 +20,7 @@ import {
 import { NatsBus } from '@flexmig/messaging';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 import { EventOutbox } from '../events/event-outbox';
-import { Detected, detect, HostReport, RecordedVm } from './detect';
+import { Detected, detectInSlices, HostReport, RecordedVm } from './detect';
 import { findingsPage } from './findings-page';
 
 const findingsNow = new Gauge({
@@ -46,9 +47,10 @@ const AGENT_TIMEOUT_MS = 3_000;
 
 /**
  * Every RECONCILE_INTERVAL_MS: the agents' reports against inventory's records (DESIGN.md,
- * Reconciliation). Each pass reads in one short read-only transaction, decides (pure: detect.ts), then —
- * with no transaction open — fences split brains (PauseVm to the copies that are not inventory's record)
- * and records the findings; a finding seen for the first time is published as an event.
+ * Reconciliation). Each pass reads in one short read-only transaction, decides (pure: detect.ts, in
+ * slices between which the service answers its requests), then — with no transaction open — fences split
+ * brains (PauseVm to the copies that are not inventory's record) and records the findings; a finding seen
+ * for the first time is published as an event.
  */
 @Injectable()
 export class ReconciliationService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -82,23 +84,21 @@ export class ReconciliationService implements OnApplicationBootstrap, OnApplicat
   /** One pass; returns what it found (tests call it directly). */
   async pass(): Promise<Detected[]> {
     await this.refreshStaleReports();
-    const snapshot = await this.db.transaction('REPEATABLE READ', async (m) => {
-      const hosts: { id: string; state: string; vm_digest: string | null; reported_digest: string | null; reported_vms: ReportedVm[] | null; reported_at: Date | null }[] =
-        await m.query('SELECT id, state, vm_digest, reported_digest, reported_vms, reported_at FROM hosts');
-      const vms: { id: string; host_id: string; state: string; updated_at: Date }[] = await m.query('SELECT id, host_id, state, updated_at FROM vms');
+    // rows in the shapes detect() takes, so that the pass builds no second copy of 10,000 VMs
+    const { hosts, vms, migrating } = await this.db.transaction('REPEATABLE READ', async (m) => {
+      const hosts: HostReport[] = await m.query(
+        `SELECT id AS "hostId", reported_at AS "reportedAt", coalesce(reported_vms, '[]'::jsonb) AS vms,
+                (state = 'up' AND reported_vms IS NOT NULL AND reported_digest IS NOT NULL AND reported_digest IS NOT DISTINCT FROM vm_digest) AS current
+           FROM hosts`,
+      );
+      const vms: RecordedVm[] = await m.query('SELECT id, host_id AS "hostId", state, updated_at AS "updatedAt" FROM vms');
       const migrating: { vm_id: string }[] = await m.query('SELECT DISTINCT vm_id FROM reservations');
-      return { hosts, vms, migrating };
+      return { hosts, vms, migrating: new Set(migrating.map((r) => r.vm_id)) };
     });
-    const reports: HostReport[] = snapshot.hosts.map((h) => ({
-      hostId: h.id,
-      current: h.state === 'up' && h.reported_vms !== null && h.reported_digest !== null && h.reported_digest === h.vm_digest,
-      reportedAt: h.reported_at,
-      vms: h.reported_vms ?? [],
-    }));
-    const records: RecordedVm[] = snapshot.vms.map((v) => ({ id: v.id, hostId: v.host_id, state: v.state, updatedAt: v.updated_at }));
-    const result = detect({ hosts: reports, vms: records, migrating: new Set(snapshot.migrating.map((r) => r.vm_id)), settleMs: REPORT_SETTLE_MS });
+    // in slices, with the event loop let go between them: requests keep being answered during a pass
+    const result = await detectInSlices({ hosts, vms, migrating, settleMs: REPORT_SETTLE_MS }, () => setImmediate());
     const paused = new Map<Detected, { paused: string[]; errors: string[] }>();
-    for (const f of result.findings.filter((x) => x.kind === 'split-brain')) paused.set(f, await this.fence(f, reports));
+    for (const f of result.findings.filter((x) => x.kind === 'split-brain')) paused.set(f, await this.fence(f, hosts));
     await this.record(result.findings, paused);
     this.last = { at: new Date(), checked: result.checked.length, ...unknownHostsOfPass(result.unknown) };
     hostsUnknown.set(this.last.hostsUnknownCount);
