@@ -87,6 +87,11 @@ describe('inventory reconciled with the agents', () => {
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ intervalMs: RECONCILE_INTERVAL_MS, items: [] });
     expect(r.body.hostsChecked).toBeGreaterThanOrEqual(2);
+    // each pass counted and timed, for the alerts (deploy/helm: FlexmigReconciliationStalled)
+    const metrics = await (await fetch(`${inv}/metrics`)).text();
+    expect(Number(/^flexmig_reconciliation_passes_total\{result="ok"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(3);
+    expect(metrics).toMatch(/^flexmig_reconciliation_passes_total\{result="failed"\} 0$/m);
+    expect(Number(/^flexmig_reconciliation_pass_duration_seconds_count (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(3);
   });
 
   it('given a VM an agent runs that inventory has no record of, then vm.orphaned and a row for it', async () => {

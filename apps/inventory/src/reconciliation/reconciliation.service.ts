@@ -2,7 +2,7 @@ import { setImmediate } from 'node:timers/promises';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import {
   ListAgentVms,
   PauseVm,
@@ -36,6 +36,20 @@ const findingsDetected = new Counter({
 const hostsUnknown = new Gauge({
   name: 'flexmig_reconciliation_hosts_unknown',
   help: 'Hosts whose VM set the last reconciliation pass could not judge (down, or no current report).',
+});
+
+const passes = new Counter({
+  name: 'flexmig_reconciliation_passes_total',
+  help: 'Reconciliation passes of this replica, by result (ok, failed): no ok pass for a while means no split brain is seen (FlexmigReconciliationStalled).',
+  labelNames: ['result'],
+});
+// both series from the start: an alert on "no ok pass" needs the ok series to exist while every pass fails
+passes.inc({ result: 'ok' }, 0);
+passes.inc({ result: 'failed' }, 0);
+const passDuration = new Histogram({
+  name: 'flexmig_reconciliation_pass_duration_seconds',
+  help: 'How long a reconciliation pass took, from asking stale agents to recording its findings.',
+  buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
 });
 
 /** How much newer than a VM's record a host's report must be to judge it: a report taken just before a relocation shows the old world. */
@@ -81,8 +95,21 @@ export class ReconciliationService implements OnApplicationBootstrap, OnApplicat
     await this.running;
   }
 
-  /** One pass; returns what it found (tests call it directly). */
+  /** One pass, counted and timed; returns what it found (tests call it directly). */
   async pass(): Promise<Detected[]> {
+    const timed = passDuration.startTimer();
+    try {
+      const findings = await this.judge();
+      passes.inc({ result: 'ok' });
+      timed();
+      return findings;
+    } catch (e) {
+      passes.inc({ result: 'failed' });
+      throw e;
+    }
+  }
+
+  private async judge(): Promise<Detected[]> {
     await this.refreshStaleReports();
     // rows in the shapes detect() takes, so that the pass builds no second copy of 10,000 VMs
     const { hosts, vms, migrating } = await this.db.transaction('REPEATABLE READ', async (m) => {
