@@ -433,16 +433,26 @@ describe('deploy/helm/flexmig', () => {
     }
     const rules = find('monitoring on (Prometheus Operator CRDs)', 'PrometheusRule')[0].spec.groups[0].rules;
     const exprs = Object.fromEntries(rules.map((r: any) => [r.alert, r.expr]));
-    expect(Object.keys(exprs).sort()).toEqual(['FlexmigDowntimeOverLimit', 'FlexmigHostsDown', 'FlexmigMigrationNeedsAttention', 'FlexmigOutboxBacklog']);
+    expect(Object.keys(exprs).sort()).toEqual([
+      'FlexmigDowntimeOverLimit',
+      'FlexmigHostsDown',
+      'FlexmigMigrationNeedsAttention',
+      'FlexmigOutboxBacklog',
+      'FlexmigReconciliationStalled',
+      'FlexmigSplitBrain',
+      'FlexmigVmsOrphanedOrMissing',
+    ]);
     // every metric an alert or the dashboard uses is one the services export
     const exported = new Set(
-      ['apps/scheduler/src/metrics.ts', 'apps/inventory/src/hosts/hosts.service.ts'].flatMap((f) => [...read(f).matchAll(/name: '(flexmig_[a-z_]+)'/g)].map((m) => m[1])),
+      ['apps/scheduler/src/metrics.ts', 'apps/inventory/src/hosts/hosts.service.ts', 'apps/inventory/src/reconciliation/reconciliation.service.ts'].flatMap((f) => [...read(f).matchAll(/name: '(flexmig_[a-z_]+)'/g)].map((m) => m[1])),
     );
     const dashboardJson = objects('default').find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-dashboard')).data['flexmig.json'];
     const used = [...`${Object.values(exprs).join('\n')}\n${dashboardJson}`.matchAll(/\b(flexmig_[a-z_]+?)(?:_bucket|_count|_sum)?\b/g)].map((m) => m[1]);
     expect(used.length).toBeGreaterThan(5);
     expect(used.filter((m) => !exported.has(m))).toEqual([]);
     expect(exprs.FlexmigMigrationNeedsAttention).toContain('outcome="failed-needs-attention"');
+    expect(exprs.FlexmigSplitBrain).toBe('max(flexmig_reconciliation_findings{kind="split-brain"}) > 0');
+    expect(exprs.FlexmigReconciliationStalled).toBe('sum(increase(flexmig_reconciliation_passes_total{result="ok"}[15m])) == 0');
     expect(JSON.parse(dashboardJson).panels.length).toBeGreaterThan(4);
   });
 
