@@ -436,6 +436,7 @@ describe('deploy/helm/flexmig', () => {
     expect(Object.keys(exprs).sort()).toEqual([
       'FlexmigDowntimeOverLimit',
       'FlexmigHostsDown',
+      'FlexmigInventoryOutboxBacklog',
       'FlexmigMigrationNeedsAttention',
       'FlexmigOutboxBacklog',
       'FlexmigReconciliationStalled',
@@ -444,7 +445,7 @@ describe('deploy/helm/flexmig', () => {
     ]);
     // every metric an alert or the dashboard uses is one the services export
     const exported = new Set(
-      ['apps/scheduler/src/metrics.ts', 'apps/inventory/src/hosts/hosts.service.ts', 'apps/inventory/src/reconciliation/reconciliation.service.ts'].flatMap((f) => [...read(f).matchAll(/name: '(flexmig_[a-z_]+)'/g)].map((m) => m[1])),
+      ['apps/scheduler/src/metrics.ts', 'apps/inventory/src/hosts/hosts.service.ts', 'apps/inventory/src/reconciliation/reconciliation.service.ts', 'apps/inventory/src/events/event-outbox.ts'].flatMap((f) => [...read(f).matchAll(/name: '(flexmig_[a-z_]+)'/g)].map((m) => m[1])),
     );
     const dashboardJson = objects('default').find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-dashboard')).data['flexmig.json'];
     const used = [...`${Object.values(exprs).join('\n')}\n${dashboardJson}`.matchAll(/\b(flexmig_[a-z_]+?)(?:_bucket|_count|_sum)?\b/g)].map((m) => m[1]);
