@@ -94,16 +94,15 @@ export async function detectInSlices(input: DetectionInput, pause: () => Promise
 /** The decision itself, yielding after every `slice` units of work; its result does not depend on `slice`. */
 function* detecting(input: DetectionInput, slice: number): Generator<void, Detection, void> {
   let left = slice;
+  /** Counts one unit of work; true when it ends a slice. */
+  const sliceEnds = () => --left === 0 && ((left = slice), true);
   const checked = input.hosts.filter((h) => h.current && h.reportedAt);
   const unknown = input.hosts.filter((h) => !(h.current && h.reportedAt)).map((h) => h.hostId);
   const judged = new Map(checked.map((h) => [h.hostId, h]));
   const copies = new Map<string, Copy[]>();
   for (const h of checked) {
     for (const v of h.vms) {
-      if (--left === 0) {
-        left = slice;
-        yield;
-      }
+      if (sliceEnds()) yield;
       if (!holds(v.state)) continue;
       const list = copies.get(v.vmId) ?? [];
       list.push({ hostId: h.hostId, state: v.state, reportedAt: h.reportedAt! });
@@ -112,20 +111,14 @@ function* detecting(input: DetectionInput, slice: number): Generator<void, Detec
   }
   const records = new Map<string, RecordedVm>();
   for (const v of input.vms) {
-    if (--left === 0) {
-      left = slice;
-      yield;
-    }
+    if (sliceEnds()) yield;
     records.set(v.id, v);
   }
   const settled = (at: Date, vm: RecordedVm) => at.getTime() - vm.updatedAt.getTime() >= input.settleMs;
   const findings: Detected[] = [];
 
   for (const [vmId, all] of copies) {
-    if (--left === 0) {
-      left = slice;
-      yield;
-    }
+    if (sliceEnds()) yield;
     if (input.migrating.has(vmId)) continue;
     const vm = records.get(vmId);
     if (vm?.state === 'starting') continue;
@@ -153,10 +146,7 @@ function* detecting(input: DetectionInput, slice: number): Generator<void, Detec
   }
 
   for (const vm of input.vms) {
-    if (--left === 0) {
-      left = slice;
-      yield;
-    }
+    if (sliceEnds()) yield;
     if (vm.state !== 'running' || input.migrating.has(vm.id)) continue;
     const host = judged.get(vm.hostId);
     if (!host || !settled(host.reportedAt!, vm)) continue;

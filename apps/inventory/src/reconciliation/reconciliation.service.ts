@@ -1,4 +1,3 @@
-import { setImmediate } from 'node:timers/promises';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
@@ -18,6 +17,7 @@ import {
   vmDigest,
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
+import { sleep } from '@flexmig/timing';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 import { EventOutbox } from '../events/event-outbox';
 import { Detected, detectInSlices, HostReport, RecordedVm } from './detect';
@@ -122,8 +122,8 @@ export class ReconciliationService implements OnApplicationBootstrap, OnApplicat
       const migrating: { vm_id: string }[] = await m.query('SELECT DISTINCT vm_id FROM reservations');
       return { hosts, vms, migrating: new Set(migrating.map((r) => r.vm_id)) };
     });
-    // in slices, with the event loop let go between them: requests keep being answered during a pass
-    const result = await detectInSlices({ hosts, vms, migrating, settleMs: REPORT_SETTLE_MS }, () => setImmediate());
+    // in slices, with the event loop let go between them (sleep(0): one turn): requests keep being answered during a pass
+    const result = await detectInSlices({ hosts, vms, migrating, settleMs: REPORT_SETTLE_MS }, () => sleep(0));
     const paused = new Map<Detected, { paused: string[]; errors: string[] }>();
     for (const f of result.findings.filter((x) => x.kind === 'split-brain')) paused.set(f, await this.fence(f, hosts));
     await this.record(result.findings, paused);
