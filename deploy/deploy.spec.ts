@@ -435,7 +435,9 @@ describe('deploy/helm/flexmig', () => {
     const exprs = Object.fromEntries(rules.map((r: any) => [r.alert, r.expr]));
     expect(Object.keys(exprs).sort()).toEqual([
       'FlexmigDowntimeOverLimit',
+      'FlexmigEventsDeadLettered',
       'FlexmigHostsDown',
+      'FlexmigInventoryEventsRefused',
       'FlexmigInventoryOutboxBacklog',
       'FlexmigMigrationNeedsAttention',
       'FlexmigOutboxBacklog',
@@ -453,6 +455,9 @@ describe('deploy/helm/flexmig', () => {
     expect(used.filter((m) => !exported.has(m))).toEqual([]);
     expect(exprs.FlexmigMigrationNeedsAttention).toContain('outcome="failed-needs-attention"');
     expect(exprs.FlexmigSplitBrain).toBe('max(flexmig_reconciliation_findings{kind="split-brain"}) > 0');
+    // levels of the rows held, not counters whose per-type series begin at their first event (increase() misses it)
+    expect(exprs.FlexmigEventsDeadLettered).toBe('max(flexmig_outbox_events_dead_lettered) > 0');
+    expect(exprs.FlexmigInventoryEventsRefused).toBe('max(flexmig_inventory_outbox_events_refused) > 0');
     expect(exprs.FlexmigReconciliationStalled).toBe('sum(increase(flexmig_reconciliation_passes_total{result="ok"}[15m])) == 0');
     expect(JSON.parse(dashboardJson).panels.length).toBeGreaterThan(4);
   });

@@ -37,6 +37,11 @@ export const outboxBacklog = new Gauge({
   help: 'Events committed but not yet published to JetStream, as this replica last counted them.',
 });
 
+export const outboxDeadLettered = new Gauge({
+  name: 'flexmig_outbox_events_dead_lettered',
+  help: 'Events held in the outbox_dead_letter table: never published, so consumers missed them. Stays up until an operator deletes the rows (docs/events.md).',
+});
+
 export const eventsDeadLettered = new Counter({
   name: 'flexmig_events_dead_lettered_total',
   help: 'Events that broke their contract (or had an unknown type) and went to the outbox_dead_letter table instead of JetStream.',

@@ -335,6 +335,14 @@ describe('scheduler on real NATS and PostgreSQL', () => {
       expect(published).not.toContain(`${ref.migrationId}:step-completed:2`);
       const metrics = await (await fetch(`${scheduler.url}/metrics`)).text();
       expect(metrics).toMatch(/flexmig_events_dead_lettered_total\{type="migration.step-completed"\} [1-9]/);
+      // the level an alert watches: the rows held, whatever restarts happened; down again once they are dealt with
+      const held = async () => Number((await (await fetch(`${scheduler.url}/metrics`)).text()).match(/^flexmig_outbox_events_dead_lettered (\d+)$/m)?.[1]);
+      const rowsHeld = async () => (await client.query('SELECT count(*)::int AS n FROM scheduler.outbox_dead_letter')).rows[0].n as number;
+      const before = await rowsHeld();
+      expect(before).toBeGreaterThanOrEqual(1);
+      await waitFor('the gauge to count the rows held', async () => (await held()) === before || undefined, { timeoutMs: 10_000 });
+      await client.query('DELETE FROM scheduler.outbox_dead_letter WHERE subject = $1', [ref.migrationId]);
+      await waitFor('the gauge to drop once the row is dealt with', async () => (await held()) === before - 1 || undefined, { timeoutMs: 10_000 });
       sub.unsubscribe();
     } finally {
       await client.end();

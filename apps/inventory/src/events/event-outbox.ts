@@ -65,6 +65,10 @@ const eventsWaiting = new Gauge({
   name: 'flexmig_inventory_outbox_events_waiting',
   help: "Inventory's events committed but not yet published to JetStream, as this replica last counted them.",
 });
+const eventsRefusedHeld = new Gauge({
+  name: 'flexmig_inventory_outbox_events_refused',
+  help: "Inventory's events kept in inventory.event_outbox because no contract accepts them: never published, so consumers missed them. Stays up until an operator deletes the rows (docs/events.md).",
+});
 const eventsRefused = new Counter({
   name: 'flexmig_inventory_events_refused_total',
   help: "Inventory's events that broke their contract (or had an unknown type): kept in inventory.event_outbox with the reason, never published.",
@@ -159,6 +163,7 @@ export class EventOutbox implements OnApplicationBootstrap, OnApplicationShutdow
   async backlog(): Promise<{ waiting: number; refused: number }> {
     const [counts] = await runPrepared<{ waiting: number; refused: number }>(this.db, WAITING, []);
     eventsWaiting.set(counts.waiting);
+    eventsRefusedHeld.set(counts.refused);
     return counts;
   }
 }

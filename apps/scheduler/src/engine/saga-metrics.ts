@@ -1,6 +1,6 @@
 import type { SagaAction, SagaState } from '@flexmig/saga';
 import { completionFigures } from '../figures';
-import { migrationDowntime, migrationDuration, migrationsByState, migrationsFinished, outboxBacklog, stepDuration } from '../metrics';
+import { migrationDowntime, migrationDuration, migrationsByState, migrationsFinished, outboxBacklog, outboxDeadLettered, stepDuration } from '../metrics';
 
 /** Step and outcome figures for /metrics, from what the saga just decided. */
 export function observeTransition(state: SagaState, actions: SagaAction[]): void {
@@ -19,8 +19,9 @@ export function observeTransition(state: SagaState, actions: SagaAction[]): void
 }
 
 /** The gauges sampled on every reconcile tick. */
-export function setGauges(byState: { state: string; n: number }[], backlog: number): void {
+export function setGauges(byState: { state: string; n: number }[], backlog: { waiting: number; deadLettered: number }): void {
   migrationsByState.reset();
   for (const st of ['queued', 'created', 'running', 'compensating']) migrationsByState.set({ state: st }, byState.find((r) => r.state === st)?.n ?? 0);
-  outboxBacklog.set(backlog);
+  outboxBacklog.set(backlog.waiting);
+  outboxDeadLettered.set(backlog.deadLettered);
 }

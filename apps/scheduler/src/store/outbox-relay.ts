@@ -48,7 +48,10 @@ const ROWS_TO_PUBLISH = prepared(
 const TRY_OUTBOX_LOCK = prepared('scheduler_try_outbox_lock', 'SELECT pg_try_advisory_xact_lock($1) AS locked');
 const DELETE_SENT_BY_ID = prepared('scheduler_outbox_delete_by_id', 'DELETE FROM outbox WHERE event_id = ANY($1::text[])');
 const DELETE_SENT_BY_SEQ = prepared('scheduler_outbox_delete_by_seq', 'DELETE FROM outbox WHERE seq = ANY($1::bigint[])');
-const OUTBOX_SIZE = prepared('scheduler_outbox_size', 'SELECT count(*)::int AS n FROM outbox');
+const OUTBOX_SIZE = prepared(
+  'scheduler_outbox_size',
+  'SELECT (SELECT count(*) FROM outbox)::int AS waiting, (SELECT count(*) FROM outbox_dead_letter)::int AS "deadLettered"',
+);
 
 /**
  * Publishes the events that transitions committed to the outbox and that the DirectPublisher did not (a
@@ -138,10 +141,13 @@ export class OutboxRelay implements OnApplicationShutdown {
     }
   }
 
-  /** Events waiting to be published (for /metrics). */
-  async backlog(): Promise<number> {
-    const [{ n }] = await runPrepared<{ n: number }>(this.db, OUTBOX_SIZE, []);
-    return n;
+  /**
+   * Events waiting to be published, and those held in `outbox_dead_letter` (for /metrics). The second is a
+   * level, not a count of moves: it stays up until an operator deals with the rows, across restarts.
+   */
+  async backlog(): Promise<{ waiting: number; deadLettered: number }> {
+    const [counts] = await runPrepared<{ waiting: number; deadLettered: number }>(this.db, OUTBOX_SIZE, []);
+    return counts;
   }
 
   private async deadLetter(m: EntityManager, rows: OutboxEntity[], dead: { seq: string; error: string }[]): Promise<void> {
