@@ -68,7 +68,7 @@ describe('inventory at scale', () => {
     db = await startTestDatabase('inventory-scale');
     await ensureDatabaseAndSchema(db.url, 'inventory');
     ds = await initializeServiceDataSource(serviceDataSourceOptions({ url: db.url, schema: 'inventory', entities: inventoryEntities, migrations: inventoryMigrations }));
-    const events = { publish: async (def: { type: string }, data: unknown) => void published.push({ type: def.type, data }) };
+    const events = { publish: async (def: { type: string }, data: unknown) => void published.push({ type: def.type, data }), reachable: true };
     plans = new ClusterCpuPlans(ds, cpu);
     clusters = new ClustersService(ds, cpu, plans);
     outbox = new EventOutbox(ds, events as never, config);

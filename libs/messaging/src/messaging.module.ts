@@ -16,6 +16,16 @@ export class EventPublisher {
   publish<C extends EventContract>(contract: C, data: EventDataOf<C>, opts: { id: string; subject?: string; time?: Date; traceparent?: string }): Promise<CloudEvent<EventDataOf<C>>> {
     return this.bus.publishEvent(contract, data, { ...opts, source: `/flexmig/${this.service}` });
   }
+
+  /** Whether NATS is connected now (`NatsBus.reachable`). */
+  get reachable(): boolean {
+    return this.bus.reachable;
+  }
+
+  /** Calls `listener` after every reconnect to NATS (`NatsBus.onReconnect`). */
+  onReconnect(listener: () => void): () => void {
+    return this.bus.onReconnect(listener);
+  }
 }
 
 @Injectable()

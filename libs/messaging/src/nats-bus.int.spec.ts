@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { defineEvent, defineRequest, ErrorCode, FlexmigError } from '@flexmig/contracts';
-import { startTestNats, TestNats } from '@flexmig/testing';
+import { startTestNats, TcpProxy, TestNats, waitFor } from '@flexmig/testing';
 import { NatsBus, neverDelivered } from './nats-bus';
 
 const Echo = defineRequest({
@@ -113,5 +113,29 @@ describe('NatsBus against a real NATS server', () => {
     }
     expect(events.map((e) => e.id)).toEqual(['fact-1', 'fact-2']);
     expect(events[0]).toMatchObject({ specversion: '1.0', type: 'test.happened', source: '/flexmig/test', subject: 'thing-1', data: { n: 1 } });
+  });
+
+  it('says whether NATS is reachable, and calls its listeners on each reconnect until they leave', async () => {
+    const proxy = await new TcpProxy(Number(new URL(nats.url).port)).start();
+    const viaProxy = await NatsBus.connect({ url: `nats://${proxy.url}`, prefix: nats.prefix, name: 'test-outage' });
+    const heard: string[] = [];
+    const leave = viaProxy.onReconnect(() => heard.push('first'));
+    viaProxy.onReconnect(() => heard.push('second'));
+    try {
+      expect(viaProxy.reachable).toBe(true);
+      for (const round of [1, 2]) {
+        if (round === 2) leave();
+        await proxy.stop(); // as while NATS restarts
+        await waitFor('the disconnect', () => !viaProxy.reachable || undefined);
+        await proxy.start();
+        await waitFor('the reconnect', () => viaProxy.reachable || undefined, { timeoutMs: 10_000 });
+      }
+      expect(heard).toEqual(['first', 'second', 'second']);
+      await viaProxy.close();
+      expect(viaProxy.reachable).toBe(false);
+    } finally {
+      await viaProxy.close();
+      await proxy.stop();
+    }
   });
 });

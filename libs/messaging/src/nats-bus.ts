@@ -132,6 +132,8 @@ export const SERVICE_RECONNECT = {
 export class NatsBus {
   private jsm?: JetStreamManager;
   private js?: JetStreamClient;
+  private disconnected = false;
+  private readonly reconnectListeners = new Set<() => void>();
 
   private constructor(
     readonly nc: NatsConnection,
@@ -175,18 +177,31 @@ export class NatsBus {
       );
     }
     const bus = new NatsBus(nc, opts);
-    bus.reportConnectionErrors();
+    bus.watchConnection();
     return bus;
   }
 
   /**
-   * Says why the connection is down while it reconnects (an identity refused, a server not answering the
-   * handshake), at most once per `reportEveryMs` for the same message: it retries every 250 ms for ever.
+   * Follows the connection: whether it is up (`reachable`), the reconnect that ends an outage
+   * (`onReconnect`), and why it is down while it reconnects (an identity refused, a server not answering
+   * the handshake), said at most once per `reportEveryMs` for the same message: it retries every 250 ms
+   * for ever.
    */
-  private reportConnectionErrors(reportEveryMs = 30_000): void {
+  private watchConnection(reportEveryMs = 30_000): void {
     const lastSaid = new Map<string, number>();
     void (async () => {
       for await (const s of this.nc.status()) {
+        if (s.type === 'disconnect') this.disconnected = true;
+        if (s.type === 'reconnect') {
+          this.disconnected = false;
+          for (const listener of this.reconnectListeners) {
+            try {
+              listener();
+            } catch (e) {
+              console.warn(`[nats] a reconnect listener failed: ${(e as Error).message}`);
+            }
+          }
+        }
         if (s.type !== 'error') continue;
         const message = s.error.message;
         const at = Date.now();
@@ -422,6 +437,21 @@ export class NatsBus {
 
   isConnected(): boolean {
     return !this.nc.isClosed() && this.nc.info !== undefined;
+  }
+
+  /**
+   * False from a disconnect until the reconnect that ends it (a NATS restart, a server gone). A publish
+   * meanwhile only waits for its timeout, so work that can wait (an outbox's flush) skips, holding nothing,
+   * and runs again on `onReconnect`. A silent partition is seen only once the client's pings fail.
+   */
+  get reachable(): boolean {
+    return !this.disconnected && !this.nc.isClosed();
+  }
+
+  /** Calls `listener` after every reconnect, until the returned function is called. */
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
   }
 
   async close(): Promise<void> {

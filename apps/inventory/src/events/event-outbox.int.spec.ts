@@ -4,7 +4,7 @@ import { register } from 'prom-client';
 import { ErrorCode, HostDown } from '@flexmig/contracts';
 import { EventPublisher, NatsBus } from '@flexmig/messaging';
 import { ensureDatabaseAndSchema, initializeServiceDataSource, serviceDataSourceOptions } from '@flexmig/persistence';
-import { EventsTap, startTestDatabase, startTestNats, TestDatabase, TestNats } from '@flexmig/testing';
+import { EventsTap, startTestDatabase, startTestNats, TcpProxy, TestDatabase, TestNats, waitFor } from '@flexmig/testing';
 import { inventoryEntities } from '../entities';
 import { inventoryMigrations } from '../migrations';
 import { EventOutbox } from './event-outbox';
@@ -98,7 +98,7 @@ describe('EventOutbox', () => {
   });
 
   it('given NATS refuses the publishes, then the events stay, and the next flush sends each once, in order', async () => {
-    const failing = new EventOutbox(ds, { publish: () => Promise.reject(new Error('NATS connection closed')) } as unknown as EventPublisher, config);
+    const failing = new EventOutbox(ds, { publish: () => Promise.reject(new Error('NATS connection closed')), reachable: true } as unknown as EventPublisher, config);
     const ids = [await hostDown('host-n1', new Date()), await hostDown('host-n2', new Date())];
     await expect(failing.flush()).rejects.toThrow('NATS connection closed');
     expect((await rows()).map((r) => r.event_id)).toEqual(ids);
@@ -107,6 +107,34 @@ describe('EventOutbox', () => {
     await outbox.committed();
     expect(await delivered()).toEqual(ids);
     expect(await rows()).toEqual([]);
+  });
+
+  it('given NATS gone (a restart), then a flush opens no transaction for publishes that can only time out, and the reconnect sends what waited', async () => {
+    const proxy = await new TcpProxy(Number(new URL(nats.url).port)).start();
+    const viaProxy = await NatsBus.connect({ url: `nats://${proxy.url}`, prefix: nats.prefix, name: 'event-outbox-outage' });
+    // its timer is an hour away (config): only the reconnect can flush it
+    const restarting = new EventOutbox(ds, new EventPublisher(viaProxy, 'inventory'), config);
+    restarting.onApplicationBootstrap();
+    try {
+      expect(viaProxy.reachable).toBe(true);
+      await proxy.stop(); // the connection closed and nothing listening: as while NATS restarts
+      await waitFor('the client to see the disconnect', async () => !viaProxy.reachable || undefined);
+      const id = await hostDown('host-outage', new Date());
+      const transactions = jest.spyOn(ds, 'transaction');
+      await restarting.flush();
+      await restarting.committed();
+      expect(transactions).not.toHaveBeenCalled();
+      transactions.mockRestore();
+      expect((await rows()).map((r) => r.event_id)).toEqual([id]);
+      await proxy.start(); // NATS back on its port
+      await waitFor('the reconnect to publish what waited', async () => (await rows()).length === 0 || undefined, { timeoutMs: 10_000 });
+      expect(viaProxy.reachable).toBe(true);
+      expect(await delivered()).toEqual([id]);
+    } finally {
+      restarting.onApplicationShutdown();
+      await viaProxy.close();
+      await proxy.stop();
+    }
   });
 
   it('given a row an older version wrote that no contract accepts, then it stays with its reason and holds nothing back', async () => {

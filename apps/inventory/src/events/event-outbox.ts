@@ -86,12 +86,14 @@ const eventsRefused = new Counter({
  * together on one connection, so the stream keeps that order) and deletes it in one statement, then
  * commits. A crash between the publish and the commit publishes the batch again: JetStream drops the
  * repeats by their id (`Nats-Msg-Id`). Events of one host, VM or cluster are written under that row's
- * lock, so they leave in the order they happened.
+ * lock, so they leave in the order they happened. While NATS is disconnected a flush does nothing (no
+ * transaction held open for a publish that can only time out); the reconnect flushes at once.
  */
 @Injectable()
 export class EventOutbox implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly log = new Logger('events');
   private timer?: NodeJS.Timeout;
+  private unwatch?: () => void;
   private stopped = false;
   private readonly flushes = new Coalesced(
     () => this.flush(),
@@ -107,6 +109,7 @@ export class EventOutbox implements OnApplicationBootstrap, OnApplicationShutdow
 
   onApplicationBootstrap(): void {
     void this.committed(); // what an earlier process left
+    this.unwatch = this.events.onReconnect(() => void this.committed()); // what waited through an outage
     this.timer = setInterval(() => {
       void this.committed()
         .then(() => this.backlog())
@@ -117,6 +120,7 @@ export class EventOutbox implements OnApplicationBootstrap, OnApplicationShutdow
 
   onApplicationShutdown(): void {
     this.stopped = true;
+    this.unwatch?.();
     clearInterval(this.timer);
     this.flushes.stop();
   }
@@ -131,9 +135,12 @@ export class EventOutbox implements OnApplicationBootstrap, OnApplicationShutdow
     return this.flushes.request();
   }
 
-  /** Publishes what the outbox holds, in order, batch after batch. A publish that fails leaves its batch (and throws). */
+  /**
+   * Publishes what the outbox holds, in order, batch after batch. A publish that fails leaves its batch (and
+   * throws). While NATS is disconnected it does nothing: the reconnect calls it.
+   */
   async flush(): Promise<void> {
-    for (let more = true; more && !this.stopped; ) {
+    for (let more = true; more && !this.stopped && this.events.reachable; ) {
       more = await this.db.transaction(async (m) => {
         await runPrepared(m, LOCK, [OUTBOX_LOCK]);
         const rows = await runPrepared<Row>(m, ROWS, [batchSize]);

@@ -4,7 +4,7 @@ import type { DataSource } from 'typeorm';
 import { MigrationStepCompleted } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { ensureDatabaseAndSchema, initializeServiceDataSource, serviceDataSourceOptions } from '@flexmig/persistence';
-import { EventsTap, startTestDatabase, startTestNats, TestDatabase, TestNats } from '@flexmig/testing';
+import { EventsTap, startTestDatabase, startTestNats, TcpProxy, TestDatabase, TestNats, waitFor } from '@flexmig/testing';
 import { schedulerEntities } from '../entities';
 import { schedulerMigrations } from '../migrations';
 import { DirectPublisher } from './direct-publisher';
@@ -133,5 +133,30 @@ describe('OutboxRelay beside another replica', () => {
     await flushB();
     expect(received).toEqual([committed]);
     expect(await waiting(m)).toEqual([]);
+  });
+
+  it('given NATS gone (a restart), then a flush opens no transaction for publishes that can only time out, and the reconnect sends what waited', async () => {
+    const proxy = await new TcpProxy(Number(new URL(nats.url).port)).start();
+    const viaProxy = await NatsBus.connect({ url: `nats://${proxy.url}`, prefix: nats.prefix, name: 'outbox-relay-outage' });
+    // no reconcile tick runs here: only the reconnect can flush it
+    const relayC = new OutboxRelay(ds, viaProxy, new DirectPublisher(viaProxy), { schedulerId: 'replica-c', reconcileIntervalMs: 1_000 });
+    try {
+      await proxy.stop(); // the connection closed and nothing listening: as while NATS restarts
+      await waitFor('the client to see the disconnect', async () => !viaProxy.reachable || undefined);
+      const m = randomUUID();
+      const own = await write(m, 1, 'replica-c');
+      const transactions = jest.spyOn(ds, 'transaction');
+      await relayC.flush();
+      expect(transactions).not.toHaveBeenCalled();
+      transactions.mockRestore();
+      expect(await waiting(m)).toEqual([own]);
+      await proxy.start(); // NATS back on its port
+      await waitFor('the reconnect to publish what waited', async () => (await waiting(m)).length === 0 || undefined, { timeoutMs: 10_000 });
+      expect(await tap.settled()).toEqual([own]);
+    } finally {
+      relayC.onApplicationShutdown();
+      await viaProxy.close();
+      await proxy.stop();
+    }
   });
 });

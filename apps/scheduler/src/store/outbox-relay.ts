@@ -67,6 +67,7 @@ export class OutboxRelay implements OnApplicationShutdown {
   private readonly log = new Logger('outbox');
   private flushing = false;
   private stopped = false;
+  private readonly unwatch: () => void;
   /** The first flush goes at once; requests that arrive while one runs (load) wait a moment and go together. */
   private readonly flushes = new Coalesced(
     () => this.flush(),
@@ -81,10 +82,12 @@ export class OutboxRelay implements OnApplicationShutdown {
     @Inject(SCHEDULER_CONFIG) private readonly config: Pick<SchedulerConfig, 'schedulerId' | 'reconcileIntervalMs'>,
   ) {
     direct.onFallback(() => this.flushSoon());
+    this.unwatch = bus.onReconnect(() => this.flushSoon()); // what waited through an outage, at once
   }
 
   onApplicationShutdown(): void {
     this.stopped = true;
+    this.unwatch();
     this.flushes.stop();
   }
 
@@ -100,13 +103,14 @@ export class OutboxRelay implements OnApplicationShutdown {
    * re-publishes; JetStream drops the repeat by its message id. An event that breaks its contract (or
    * whose type is unknown) can never be published: it moves to `outbox_dead_letter`, with a metric and
    * an error in the log, in the same transaction, and the others go on. A publish that fails (NATS
-   * away) leaves the whole batch for the next try.
+   * away) leaves the whole batch for the next try. While NATS is disconnected it does nothing, holding no
+   * transaction for publishes that can only time out: the reconnect flushes.
    */
   async flush(): Promise<void> {
-    if (this.flushing) return;
+    if (this.flushing || !this.bus.reachable) return;
     this.flushing = true;
     try {
-      for (let more = true; more && !this.stopped; ) {
+      for (let more = true; more && !this.stopped && this.bus.reachable; ) {
         more = await this.direct.deletingAcknowledged((sent) =>
           this.db.transaction(async (m) => {
             if (sent.length) await runPrepared(m, DELETE_SENT_BY_ID, [sent]);
