@@ -127,8 +127,10 @@ describe('NatsBus against a real NATS server', () => {
         if (round === 2) leave();
         await proxy.stop(); // as while NATS restarts
         await waitFor('the disconnect', () => !viaProxy.reachable || undefined);
+        expect(viaProxy.isConnected()).toBe(false); // readiness: not ready while NATS is away
         await proxy.start();
         await waitFor('the reconnect', () => viaProxy.reachable || undefined, { timeoutMs: 10_000 });
+        expect(viaProxy.isConnected()).toBe(true);
       }
       expect(heard).toEqual(['first', 'second', 'second']);
       await viaProxy.close();

@@ -435,8 +435,9 @@ export class NatsBus {
     return this.js;
   }
 
+  /** For readiness: connected now (the server's INFO stays known through an outage, so it alone says nothing). */
   isConnected(): boolean {
-    return !this.nc.isClosed() && this.nc.info !== undefined;
+    return this.reachable && this.nc.info !== undefined;
   }
 
   /**
