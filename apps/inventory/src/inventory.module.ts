@@ -16,6 +16,7 @@ import { HostsService } from './hosts/hosts.service';
 import { EventOutbox } from './events/event-outbox';
 import { PlacementHosts } from './hosts/placement-hosts';
 import { HeartbeatBatch } from './hosts/heartbeat-batch';
+import { Hearing } from './hosts/hearing';
 import { HeartbeatListener } from './hosts/heartbeat-listener';
 import { VmsService } from './vms/vms.service';
 import { VmCpuCheckService } from './vms/cpu-check.service';
@@ -58,6 +59,7 @@ export class InventoryModule {
         ClusterCpuPlans,
         ImcService,
         EventOutbox,
+        Hearing,
         HostsService,
         PlacementHosts,
         HeartbeatBatch,

@@ -22,6 +22,7 @@ import { HeartbeatBatch } from './hosts/heartbeat-batch';
 import type { CpuCompatClient } from './cpu/cpu-compat.client';
 import type { InventoryConfig } from './config';
 import { EventOutbox } from './events/event-outbox';
+import { Hearing } from './hosts/hearing';
 
 const config: InventoryConfig = { hostDownAfterMs: 60_000, hostCheckIntervalMs: 60_000, heartbeatFlushMs: 60_000, vmStartTimeoutMs: 1_000, reconcileIntervalMs: 60_000 };
 
@@ -33,6 +34,7 @@ describe('inventory at scale', () => {
   let plans: ClusterCpuPlans;
   let clusters: ClustersService;
   let outbox: EventOutbox;
+  let hearing: Hearing;
   const published: { type: string; data: unknown }[] = [];
   const planCalls = jest.fn();
   // the catalog's answers, as cpu-compat gives them (only what registration and the plan read of them)
@@ -72,7 +74,8 @@ describe('inventory at scale', () => {
     plans = new ClusterCpuPlans(ds, cpu);
     clusters = new ClustersService(ds, cpu, plans);
     outbox = new EventOutbox(ds, events as never, config);
-    hosts = new HostsService(ds, cpu, clusters, plans, outbox, config);
+    hearing = new Hearing({ reachable: true, onReconnect: () => () => undefined } as never, config);
+    hosts = new HostsService(ds, cpu, clusters, plans, outbox, config, hearing);
   });
   afterAll(async () => {
     await ds?.destroy();
@@ -146,7 +149,7 @@ describe('inventory at scale', () => {
 
     beforeAll(async () => {
       for (const id of ids) await register(id, 'Haswell', 'beats');
-      batch = new HeartbeatBatch(ds, hosts, config);
+      batch = new HeartbeatBatch(ds, hosts, config, hearing);
       for (const id of ids) await batch.receive(beat(id)); // the first beats too go to the batch: its flush writes them, and then knows them
       await batch.flush();
       // every statement, whichever way it goes (TypeORM's query, a prepared statement on the pool), reaches pg's Client.query
@@ -243,7 +246,7 @@ describe('inventory at scale', () => {
     });
 
     it('given a registered host this replica never wrote, marked down, then its first beat goes to the batch and the flush brings it up with host.up', async () => {
-      const fresh = new HeartbeatBatch(ds, hosts, config); // another replica, or this one restarted
+      const fresh = new HeartbeatBatch(ds, hosts, config, hearing); // another replica, or this one restarted
       await ds.query("UPDATE hosts SET state = 'down' WHERE id = $1", [ids[4]]);
       await outbox.committed();
       published.length = 0;

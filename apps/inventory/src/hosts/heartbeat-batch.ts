@@ -5,6 +5,7 @@ import { HostHeartbeat, MessageOf } from '@flexmig/contracts';
 import { prepared, runPrepared } from '@flexmig/persistence';
 import { Counter } from 'prom-client';
 import { HostsService } from './hosts.service';
+import { Hearing } from './hearing';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 
 type Beat = MessageOf<typeof HostHeartbeat>;
@@ -62,6 +63,7 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
     @InjectDataSource() private readonly db: DataSource,
     private readonly hosts: HostsService,
     @Inject(INVENTORY_CONFIG) private readonly config: InventoryConfig,
+    private readonly hearing: Hearing,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -113,9 +115,13 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
       written = new Set(rows.map((r) => r.id));
     } catch (e) {
       this.flushingHosts = new Set();
-      // the beats are lost, not the hosts: the next beat of each is written one by one
+      // the beats are lost, not the hosts: the next beat of each is written one by one, and no host is
+      // taken for silent until their beats have had time to be written again
       for (const b of beats) this.known.delete(b.hostId);
-      this.log.warn(`${beats.length} heartbeat(s) could not be written (${(e as Error).message}); each host's next beat is written on its own`);
+      this.hearing.missed();
+      this.log.warn(
+        `${beats.length} heartbeat(s) could not be written (${(e as Error).message}); each host's next beat is written on its own, and no host is marked down for HOST_DOWN_AFTER_MS`,
+      );
       return;
     }
     this.flushingHosts = new Set();
@@ -146,6 +152,7 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
       const rows = (await this.db.query('SELECT id FROM hosts WHERE id = ANY($1::text[])', [beats.map((b) => b.hostId)])) as { id: string }[];
       registered = new Set(rows.map((r) => r.id));
     } catch (e) {
+      this.hearing.missed();
       this.log.warn(`${beats.length} heartbeat(s) of hosts this replica had not seen could not be checked (${(e as Error).message}); their next beats are tried again`);
       return;
     }
@@ -168,7 +175,14 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
 
   private async writeOne(beat: Beat): Promise<void> {
     heartbeatWrites.inc({ kind: 'single' });
-    if (await this.hosts.heartbeat(beat)) this.known.set(beat.hostId, { instanceId: beat.instanceId, vmDigest: beat.vmDigest });
+    let written: boolean;
+    try {
+      written = await this.hosts.heartbeat(beat);
+    } catch (e) {
+      this.hearing.missed(); // this host's beat is lost, not the host
+      throw e;
+    }
+    if (written) this.known.set(beat.hostId, { instanceId: beat.instanceId, vmDigest: beat.vmDigest });
     else this.known.delete(beat.hostId);
   }
 }

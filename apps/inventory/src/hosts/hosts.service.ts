@@ -23,6 +23,7 @@ import { ClusterCpuPlans } from '../clusters/cluster-cpu-plans';
 import { featureListOncePerSetSql, featureSetsOf } from './feature-sets';
 import { EventOutbox, OUTBOX_COLUMNS, outboxEvent, outboxValues } from '../events/event-outbox';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
+import { Hearing } from './hearing';
 
 @Injectable()
 export class HostsService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -36,6 +37,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     private readonly plans: ClusterCpuPlans,
     private readonly events: EventOutbox,
     @Inject(INVENTORY_CONFIG) private readonly config: InventoryConfig,
+    private readonly hearing: Hearing,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -210,8 +212,12 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     for (const r of rows) hostsByState.set({ state: r.state, maintenance: String(r.maintenance) }, r.n);
   }
 
-  /** Hosts silent for longer than HOST_DOWN_AFTER_MS go down; one replica wins each row. */
+  /**
+   * Hosts silent for longer than HOST_DOWN_AFTER_MS go down; one replica wins each row. Not while this
+   * replica may have missed their beats (`Hearing`: NATS away, a write refused, just started).
+   */
   async markSilentHostsDown(): Promise<string[]> {
+    if (!this.hearing.judges()) return [];
     const rows = await this.db.transaction(async (m) => {
       const down = await runPrepared<{ id: string; last_heartbeat_at: Date }>(m, SILENT_HOSTS_DOWN, [this.config.hostDownAfterMs]);
       for (const r of down) {

@@ -28,7 +28,7 @@ function service(opts: { evaluate: () => Promise<unknown>; existingClusterId?: s
   const db = { transaction: jest.fn(async (work: (m: unknown) => Promise<unknown>) => work(manager)) };
   const clusters = { findForHost: jest.fn(async () => undefined), resolveForHost: jest.fn(async () => created) };
   const cpu = { evaluate: jest.fn(opts.evaluate), verdict: jest.fn() };
-  const hosts = new HostsService(db as never, cpu as never, clusters as never, { invalidate: jest.fn() } as never, {} as never, { hostDownAfterMs: 30_000 } as never);
+  const hosts = new HostsService(db as never, cpu as never, clusters as never, { invalidate: jest.fn() } as never, {} as never, { hostDownAfterMs: 30_000 } as never, {} as never);
   return { hosts, db, clusters, manager };
 }
 
