@@ -127,7 +127,13 @@ describe('NatsBus against a real NATS server', () => {
         if (round === 2) leave();
         await proxy.stop(); // as while NATS restarts
         await waitFor('the disconnect', () => !viaProxy.reachable || undefined);
-        expect(viaProxy.isConnected()).toBe(false); // readiness: not ready while NATS is away
+        // readiness stays: a NATS outage strikes every replica, and reads need no NATS
+        expect(viaProxy.isConnected()).toBe(true);
+        // a request meanwhile says why it got no reply
+        await expect(viaProxy.request(Echo, { text: 'hi' }, { params: { hostId: 'h1' }, timeoutMs: 200 })).rejects.toMatchObject({
+          code: ErrorCode.Timeout,
+          message: expect.stringContaining('NATS is unreachable from this service'),
+        });
         await proxy.start();
         await waitFor('the reconnect', () => viaProxy.reachable || undefined, { timeoutMs: 10_000 });
         expect(viaProxy.isConnected()).toBe(true);
@@ -135,6 +141,7 @@ describe('NatsBus against a real NATS server', () => {
       expect(heard).toEqual(['first', 'second', 'second']);
       await viaProxy.close();
       expect(viaProxy.reachable).toBe(false);
+      expect(viaProxy.isConnected()).toBe(false);
     } finally {
       await viaProxy.close();
       await proxy.stop();

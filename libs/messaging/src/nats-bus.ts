@@ -246,7 +246,7 @@ export class NatsBus {
       try {
         return await this.nc.request(subject, encode(checked.data), { timeout, ...traceHeaders() });
       } catch (e) {
-        throw classifyRequestError(e, subject, timeout);
+        throw classifyRequestError(e, subject, timeout, !this.reachable);
       }
     };
     // a client span only inside a trace: background requests (reconciliation, checks) start none of their own
@@ -435,9 +435,14 @@ export class NatsBus {
     return this.js;
   }
 
-  /** For readiness: connected now (the server's INFO stays known through an outage, so it alone says nothing). */
+  /**
+   * For readiness: the connection is open, connected or reconnecting. Not `reachable`: a NATS outage
+   * strikes every replica alike, and a pod taken out of its Service for it would also stop serving what
+   * needs no NATS (the API's reads, the console, the CLI through it) while an operator looks into it.
+   * Requests that need NATS answer UNAVAILABLE meanwhile. A closed connection is never reopened.
+   */
   isConnected(): boolean {
-    return this.reachable && this.nc.info !== undefined;
+    return !this.nc.isClosed() && this.nc.info !== undefined;
   }
 
   /**
@@ -568,12 +573,15 @@ export function neverDelivered(e: unknown): boolean {
   return e instanceof FlexmigError && e.code === ErrorCode.Unavailable && e.details?.delivered === false;
 }
 
-function classifyRequestError(e: unknown, subject: string, timeoutMs: number): FlexmigError {
+/** `unreachable`: this process was reconnecting to NATS when the request failed (no URL: the message reaches API clients). */
+function classifyRequestError(e: unknown, subject: string, timeoutMs: number, unreachable = false): FlexmigError {
   if (e instanceof errors.NoRespondersError || (e instanceof errors.RequestError && e.isNoResponders())) {
     return new FlexmigError(ErrorCode.Unavailable, `nobody answers ${subject}: is the service (or agent) behind it running?`, { subject, delivered: false });
   }
   if (e instanceof errors.TimeoutError) {
-    return new FlexmigError(ErrorCode.Timeout, `no reply on ${subject} within ${timeoutMs} ms`, { subject, timeoutMs });
+    // still TIMEOUT, not known undelivered: nats.js sends what it buffered once it reconnects
+    const why = unreachable ? ': NATS is unreachable from this service, which is reconnecting (check the NATS server)' : '';
+    return new FlexmigError(ErrorCode.Timeout, `no reply on ${subject} within ${timeoutMs} ms${why}`, { subject, timeoutMs });
   }
   return new FlexmigError(ErrorCode.Unavailable, `request on ${subject} failed: ${(e as Error)?.message ?? e}`, { subject });
 }
