@@ -45,6 +45,7 @@ import {
   transientFailure,
   validationError,
 } from '@flexmig/contracts';
+import { Repeats } from '@flexmig/timing';
 import { inSpan, SpanKind, traceparentOf } from './trace';
 
 export interface NatsBusOptions {
@@ -188,12 +189,13 @@ export class NatsBus {
    * for ever.
    */
   private watchConnection(reportEveryMs = 30_000): void {
-    const lastSaid = new Map<string, number>();
+    const connectionErrors = new Repeats({ warn: (line) => console.warn(line), log: (line) => console.log(line) }, reportEveryMs);
     void (async () => {
       for await (const s of this.nc.status()) {
         if (s.type === 'disconnect') this.disconnected = true;
         if (s.type === 'reconnect') {
           this.disconnected = false;
+          connectionErrors.recovered(`[nats] ${this.options.url}: the connection`);
           for (const listener of this.reconnectListeners) {
             try {
               listener();
@@ -204,10 +206,7 @@ export class NatsBus {
         }
         if (s.type !== 'error') continue;
         const message = s.error.message;
-        const at = Date.now();
-        if (at - (lastSaid.get(message) ?? -Infinity) < reportEveryMs) continue;
-        lastSaid.set(message, at);
-        console.warn(`[nats] ${this.options.url}: ${message}; reconnecting (a refused identity: check its creds file, flexmig auth)`);
+        connectionErrors.failed(`[nats] ${this.options.url}: ${message}; reconnecting (a refused identity: check its creds file, flexmig auth)`, message);
       }
     })().catch(() => undefined);
   }

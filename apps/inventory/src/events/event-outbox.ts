@@ -5,7 +5,7 @@ import { Counter, Gauge } from 'prom-client';
 import { eventContract, type EventContract, type EventDataOf, eventRefusal, validationError } from '@flexmig/contracts';
 import { EventPublisher, traceparentOf } from '@flexmig/messaging';
 import { prepared, runPrepared } from '@flexmig/persistence';
-import { Coalesced } from '@flexmig/timing';
+import { Coalesced, Repeats } from '@flexmig/timing';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 
 /** One PostgreSQL advisory lock serialises the replicas' relays, so events leave in the order they were written. */
@@ -92,12 +92,13 @@ const eventsRefused = new Counter({
 @Injectable()
 export class EventOutbox implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly log = new Logger('events');
+  private readonly failures = new Repeats(this.log);
   private timer?: NodeJS.Timeout;
   private unwatch?: () => void;
   private stopped = false;
   private readonly flushes = new Coalesced(
-    () => this.flush(),
-    (e) => this.log.warn(`events not published yet (the next flush tries again within ${this.config.hostCheckIntervalMs} ms): ${(e as Error).message}`),
+    () => this.flush().then(() => this.failures.recovered("publishing inventory's events")),
+    (e) => this.failures.failed(`events not published yet (the next flush tries again within ${this.config.hostCheckIntervalMs} ms): ${(e as Error).message}`),
     { pauseMs: batchWindowMs },
   );
 

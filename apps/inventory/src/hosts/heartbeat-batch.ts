@@ -6,6 +6,7 @@ import { prepared, runPrepared } from '@flexmig/persistence';
 import { Counter } from 'prom-client';
 import { HostsService } from './hosts.service';
 import { Hearing } from './hearing';
+import { Repeats } from '@flexmig/timing';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 
 type Beat = MessageOf<typeof HostHeartbeat>;
@@ -48,6 +49,7 @@ const BEATS_THAT_CHANGE_NOTHING = prepared(
 @Injectable()
 export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly log = new Logger(HeartbeatBatch.name);
+  private readonly writeFailures = new Repeats(this.log);
   /** What this replica last wrote for each host it saw beat: its owner and VM digest, with the host up. */
   private readonly known = new Map<string, { instanceId: string; vmDigest: string }>();
   /** The liveness-only beats since the last flush, by host (the latest one). */
@@ -119,11 +121,13 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
       // taken for silent until their beats have had time to be written again
       for (const b of beats) this.known.delete(b.hostId);
       this.hearing.missed();
-      this.log.warn(
+      this.writeFailures.failed(
         `${beats.length} heartbeat(s) could not be written (${(e as Error).message}); each host's next beat is written on its own, and no host is marked down for HOST_DOWN_AFTER_MS`,
+        'batch',
       );
       return;
     }
+    this.writeFailures.recovered('writing heartbeats');
     this.flushingHosts = new Set();
     const strangers: Beat[] = [];
     for (const b of beats) {
@@ -153,7 +157,7 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
       registered = new Set(rows.map((r) => r.id));
     } catch (e) {
       this.hearing.missed();
-      this.log.warn(`${beats.length} heartbeat(s) of hosts this replica had not seen could not be checked (${(e as Error).message}); their next beats are tried again`);
+      this.writeFailures.failed(`${beats.length} heartbeat(s) of hosts this replica had not seen could not be checked (${(e as Error).message}); their next beats are tried again`, 'check');
       return;
     }
     for (const b of beats) {
@@ -168,7 +172,7 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
    */
   private writeInBackground(b: Beat): void {
     const w = this.writeOne(b)
-      .catch((e) => this.log.warn(`heartbeat of host ${b.hostId} not written: ${(e as Error).message}`))
+      .catch((e) => this.writeFailures.failed(`heartbeat of host ${b.hostId} not written: ${(e as Error).message}`, 'single'))
       .finally(() => this.inFlight.delete(w));
     this.inFlight.add(w);
   }

@@ -24,10 +24,12 @@ import { featureListOncePerSetSql, featureSetsOf } from './feature-sets';
 import { EventOutbox, OUTBOX_COLUMNS, outboxEvent, outboxValues } from '../events/event-outbox';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 import { Hearing } from './hearing';
+import { Repeats } from '@flexmig/timing';
 
 @Injectable()
 export class HostsService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly log = new Logger(HostsService.name);
+  private readonly sweepFailures = new Repeats(this.log);
   private sweeper?: NodeJS.Timeout;
 
   constructor(
@@ -44,7 +46,10 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     this.sweeper = setInterval(() => {
       this.markSilentHostsDown()
         .then(() => this.countForMetrics())
-        .catch((e) => this.log.warn(`liveness sweep failed: ${(e as Error).message}`));
+        .then(
+          () => this.sweepFailures.recovered('the liveness sweep'),
+          (e) => this.sweepFailures.failed(`liveness sweep failed: ${(e as Error).message}`),
+        );
     }, this.config.hostCheckIntervalMs);
   }
 
@@ -195,13 +200,11 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
     return (await this.db.getRepository(HostEntity).findOne({ where: { id: hostId }, select: { id: true, agentInstanceId: true } }))?.agentInstanceId;
   }
 
-  private readonly refusalLoggedAt = new Map<string, number>();
+  /** Once a minute per host and agent process. */
+  private readonly refusals = new Repeats(this.log, 60_000);
   private refusedHeartbeat(hostId: string, instanceId: string, owner: string | null): void {
     heartbeatsRefused.inc();
-    const last = this.refusalLoggedAt.get(`${hostId}:${instanceId}`) ?? 0;
-    if (Date.now() - last < 60_000) return;
-    this.refusalLoggedAt.set(`${hostId}:${instanceId}`, Date.now());
-    this.log.warn(`heartbeat of host ${hostId} from agent instance ${instanceId} ignored: the host is owned by instance ${owner} (two agents with one HOST_ID?)`);
+    this.refusals.failed(`heartbeat of host ${hostId} from agent instance ${instanceId} ignored: the host is owned by instance ${owner} (two agents with one HOST_ID?)`, `${hostId}:${instanceId}`);
   }
 
   private async countForMetrics(): Promise<void> {

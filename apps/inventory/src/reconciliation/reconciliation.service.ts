@@ -17,7 +17,7 @@ import {
   vmDigest,
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
-import { sleep } from '@flexmig/timing';
+import { Repeats, sleep } from '@flexmig/timing';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 import { EventOutbox } from '../events/event-outbox';
 import { Detected, detectInSlices, HostReport, RecordedVm } from './detect';
@@ -69,6 +69,7 @@ const AGENT_TIMEOUT_MS = 3_000;
 @Injectable()
 export class ReconciliationService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly log = new Logger(ReconciliationService.name);
+  private readonly failures = new Repeats(this.log);
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private last: { at: Date; checked: number; hostsUnknownCount: number; hostsUnknown: string[] } | undefined;
@@ -84,8 +85,10 @@ export class ReconciliationService implements OnApplicationBootstrap, OnApplicat
     this.timer = setInterval(() => {
       if (this.running) return; // a slow pass is not stacked on
       this.running = this.pass()
-        .then(() => undefined)
-        .catch((e) => this.log.warn(`reconciliation pass failed: ${(e as Error).message}`))
+        .then(
+          () => this.failures.recovered('the reconciliation pass'),
+          (e) => this.failures.failed(`reconciliation pass failed: ${(e as Error).message}`),
+        )
         .finally(() => (this.running = undefined));
     }, this.config.reconcileIntervalMs);
   }

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdo
 import { isTerminal } from '@flexmig/saga';
 import type { SagaEvent } from '@flexmig/saga';
 import { withLogFields } from '@flexmig/service-kit';
-import { type Backoff, backoffDelayMs, sleep } from '@flexmig/timing';
+import { type Backoff, backoffDelayMs, Repeats, sleep } from '@flexmig/timing';
 import { DbClock } from '../db-clock';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { MigrationStore, Transition } from '../store/migration-store';
@@ -40,6 +40,7 @@ const resume: SagaEvent = { type: 'resume-after-restart' };
 @Injectable()
 export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly log = new Logger('saga');
+  private readonly tickFailures = new Repeats(this.log);
   private loop?: NodeJS.Timeout;
   private stopped = false;
   /** Events of one migration are applied one at a time, in arrival order (per-migration queue). */
@@ -76,8 +77,9 @@ export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown
         await this.pass();
         await this.relay.flush();
         setGauges(await this.store.countByState(), await this.relay.backlog());
+        this.tickFailures.recovered('the reconcile tick');
       } catch (e) {
-        this.log.warn(`reconcile tick failed (will retry): ${(e as Error).message}`);
+        this.tickFailures.failed(`reconcile tick failed (will retry): ${(e as Error).message}`);
       }
       if (!this.stopped) this.loop = setTimeout(tick, this.config.reconcileIntervalMs);
     };

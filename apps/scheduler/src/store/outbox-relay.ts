@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { eventContract, eventRefusal } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
-import { Coalesced } from '@flexmig/timing';
+import { Coalesced, Repeats } from '@flexmig/timing';
 import { prepared, runPrepared } from '@flexmig/persistence';
 import { OutboxEntity } from '../entities';
 import { eventsDeadLettered } from '../metrics';
@@ -65,13 +65,14 @@ const OUTBOX_SIZE = prepared(
 @Injectable()
 export class OutboxRelay implements OnApplicationShutdown {
   private readonly log = new Logger('outbox');
+  private readonly failures = new Repeats(this.log);
   private flushing = false;
   private stopped = false;
   private readonly unwatch: () => void;
   /** The first flush goes at once; requests that arrive while one runs (load) wait a moment and go together. */
   private readonly flushes = new Coalesced(
-    () => this.flush(),
-    (e) => this.log.warn(`outbox not flushed yet (the next tick retries): ${(e as Error).message}`),
+    () => this.flush().then(() => this.failures.recovered('the outbox relay')),
+    (e) => this.failures.failed(`outbox not flushed yet (the next tick retries): ${(e as Error).message}`),
     { pauseMs: outboxBatchWindowMs },
   );
 
