@@ -438,7 +438,8 @@ export class NatsBus {
    * For readiness: the connection is open, connected or reconnecting. Not `reachable`: a NATS outage
    * strikes every replica alike, and a pod taken out of its Service for it would also stop serving what
    * needs no NATS (the API's reads, the console, the CLI through it) while an operator looks into it.
-   * Requests that need NATS answer UNAVAILABLE meanwhile. A closed connection is never reopened.
+   * Requests that need NATS fail meanwhile with TIMEOUT, saying NATS is unreachable. A closed connection is
+   * never reopened.
    */
   isConnected(): boolean {
     return !this.nc.isClosed() && this.nc.info !== undefined;

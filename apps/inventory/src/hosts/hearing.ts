@@ -2,9 +2,6 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { NatsBus } from '@flexmig/messaging';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 
-/** What `Hearing` needs of the NATS connection. */
-export type Connection = Pick<NatsBus, 'reachable' | 'onReconnect'>;
-
 /**
  * Whether this replica has heard heartbeats long enough to take a host's silence for the host's own.
  *

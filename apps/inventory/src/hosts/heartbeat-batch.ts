@@ -3,10 +3,10 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { HostHeartbeat, MessageOf } from '@flexmig/contracts';
 import { prepared, runPrepared } from '@flexmig/persistence';
+import { Repeats } from '@flexmig/timing';
 import { Counter } from 'prom-client';
 import { HostsService } from './hosts.service';
 import { Hearing } from './hearing';
-import { Repeats } from '@flexmig/timing';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 
 type Beat = MessageOf<typeof HostHeartbeat>;

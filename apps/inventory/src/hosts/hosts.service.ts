@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { ErrorCode, FlexmigError, Host, HostDown, type HostListItem, HostHeartbeat, HostRegistered, HostRegistration, HostUp, Cluster, IMC_OFF, MessageOf, vmDigest, type Page, type PageQuery } from '@flexmig/contracts';
 import { keysetPageSql, prepared, preparedText, runPrepared } from '@flexmig/persistence';
+import { Repeats } from '@flexmig/timing';
 import { Counter, Gauge } from 'prom-client';
 
 const hostsByState = new Gauge({
@@ -24,7 +25,6 @@ import { featureListOncePerSetSql, featureSetsOf } from './feature-sets';
 import { EventOutbox, OUTBOX_COLUMNS, outboxEvent, outboxValues } from '../events/event-outbox';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 import { Hearing } from './hearing';
-import { Repeats } from '@flexmig/timing';
 
 @Injectable()
 export class HostsService implements OnApplicationBootstrap, OnApplicationShutdown {

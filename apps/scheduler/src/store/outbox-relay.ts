@@ -108,7 +108,7 @@ export class OutboxRelay implements OnApplicationShutdown {
    * transaction for publishes that can only time out: the reconnect flushes.
    */
   async flush(): Promise<void> {
-    if (this.flushing || !this.bus.reachable) return;
+    if (this.flushing) return;
     this.flushing = true;
     try {
       for (let more = true; more && !this.stopped && this.bus.reachable; ) {
