@@ -123,6 +123,7 @@ describe('the env schemas, as this test reads them', () => {
       'LOG_FORMAT',
       'LOG_LEVEL',
       'NATS_CREDS',
+      'NATS_PING_INTERVAL_MS',
       'NATS_TLS_CA',
       'NATS_URL',
       'SUBJECT_PREFIX',
@@ -437,6 +438,7 @@ describe('deploy/helm/flexmig', () => {
       'FlexmigDowntimeOverLimit',
       'FlexmigEventsDeadLettered',
       'FlexmigHostsDown',
+      'FlexmigHostsSilentAtOnce',
       'FlexmigInventoryEventsRefused',
       'FlexmigInventoryOutboxBacklog',
       'FlexmigMigrationNeedsAttention',
@@ -458,6 +460,7 @@ describe('deploy/helm/flexmig', () => {
     // levels of the rows held, not counters whose per-type series begin at their first event (increase() misses it)
     expect(exprs.FlexmigEventsDeadLettered).toBe('max(flexmig_outbox_events_dead_lettered) > 0');
     expect(exprs.FlexmigInventoryEventsRefused).toBe('max(flexmig_inventory_outbox_events_refused) > 0');
+    expect(exprs.FlexmigHostsSilentAtOnce).toBe('max(flexmig_inventory_hosts_silence_held) > 0');
     expect(exprs.FlexmigReconciliationStalled).toBe('sum(increase(flexmig_reconciliation_passes_total{result="ok"}[15m])) == 0');
     expect(JSON.parse(dashboardJson).panels.length).toBeGreaterThan(4);
   });

@@ -15,7 +15,7 @@ import { SchedulerModule } from '../apps/scheduler/src/scheduler.module';
 const unused = { bus: undefined as never, databaseUrl: 'postgres://unused/x' };
 describeFuzz(
   [
-    { app: 'inventory', controllers: controllersOfModule(InventoryModule.forRoot({ ...unused, config: { hostDownAfterMs: 1, hostCheckIntervalMs: 1, heartbeatFlushMs: 500, vmStartTimeoutMs: 1, reconcileIntervalMs: 1 } })) },
+    { app: 'inventory', controllers: controllersOfModule(InventoryModule.forRoot({ ...unused, config: { hostDownAfterMs: 1, hostCheckIntervalMs: 1, massSilence: { share: 1, minHosts: 0 }, heartbeatFlushMs: 500, vmStartTimeoutMs: 1, reconcileIntervalMs: 1 } })) },
     {
       app: 'scheduler',
       controllers: controllersOfModule(

@@ -27,6 +27,7 @@ runMain('inventory', async () => {
         config: {
           hostDownAfterMs: env.HOST_DOWN_AFTER_MS,
           hostCheckIntervalMs: env.HOST_CHECK_INTERVAL_MS,
+          massSilence: { share: env.HOST_MASS_SILENCE_SHARE, minHosts: env.HOST_MASS_SILENCE_MIN },
           heartbeatFlushMs: env.HEARTBEAT_FLUSH_MS,
           vmStartTimeoutMs: env.VM_START_TIMEOUT_MS,
           reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,

@@ -9,5 +9,5 @@ export const routesModule = () =>
   InventoryModule.forRoot({
     bus: undefined as never,
     databaseUrl: 'postgres://unused/x',
-    config: { hostDownAfterMs: 1, hostCheckIntervalMs: 1, heartbeatFlushMs: 1, vmStartTimeoutMs: 1, reconcileIntervalMs: 1 },
+    config: { hostDownAfterMs: 1, hostCheckIntervalMs: 1, massSilence: { share: 1, minHosts: 0 }, heartbeatFlushMs: 1, vmStartTimeoutMs: 1, reconcileIntervalMs: 1 },
   });

@@ -24,7 +24,7 @@ import type { InventoryConfig } from './config';
 import { EventOutbox } from './events/event-outbox';
 import { Hearing } from './hosts/hearing';
 
-const config: InventoryConfig = { hostDownAfterMs: 60_000, hostCheckIntervalMs: 60_000, heartbeatFlushMs: 60_000, vmStartTimeoutMs: 1_000, reconcileIntervalMs: 60_000 };
+const config: InventoryConfig = { hostDownAfterMs: 60_000, hostCheckIntervalMs: 60_000, massSilence: { share: 0.55, minHosts: 3 }, heartbeatFlushMs: 60_000, vmStartTimeoutMs: 1_000, reconcileIntervalMs: 60_000 };
 
 describe('inventory at scale', () => {
   jest.setTimeout(60_000);

@@ -147,4 +147,24 @@ describe('NatsBus against a real NATS server', () => {
       await proxy.stop();
     }
   });
+
+  it('given a silent partition (no reset, no FIN), then its unanswered pings make it unreachable, and the partition healed, it reconnects', async () => {
+    const proxy = await new TcpProxy(Number(new URL(nats.url).port)).start();
+    const viaProxy = await NatsBus.connect({ url: `nats://${proxy.url}`, prefix: nats.prefix, name: 'test-partition', pingIntervalMs: 300 });
+    let reconnects = 0;
+    viaProxy.onReconnect(() => reconnects++);
+    try {
+      expect(viaProxy.reachable).toBe(true);
+      proxy.partition();
+      // two pings unanswered: stale within three intervals (nats.js maxPingOut 2), not after nats.js's default of minutes
+      await waitFor('the stale connection seen', () => !viaProxy.reachable || undefined, { timeoutMs: 5_000 });
+      proxy.heal();
+      await waitFor('the reconnect', () => viaProxy.reachable || undefined, { timeoutMs: 15_000 });
+      expect(reconnects).toBe(1);
+      expect(await viaProxy.request(Echo, { text: 'after' }, { params: { hostId: 'h1' }, timeoutMs: 2_000 })).toEqual({ text: 'AFTER', host: 'h1' });
+    } finally {
+      await viaProxy.close();
+      await proxy.stop();
+    }
+  });
 });

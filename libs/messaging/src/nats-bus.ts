@@ -60,6 +60,13 @@ export interface NatsBusOptions {
   /** How long to wait for the first connection before giving up with advice. */
   connectTimeoutMs?: number;
   /**
+   * How often the client pings the server (NATS_PING_INTERVAL_MS, default 10 s). Two pings unanswered and
+   * the connection counts as stale: closed, then reconnected. That is how a silent partition (no reset, no
+   * FIN) is seen at all; nats.js's own default, 2 minutes, left a service up to 6 minutes believing it was
+   * connected, its outboxes holding transactions open for publishes that could not go out.
+   */
+  pingIntervalMs?: number;
+  /**
    * A NATS credentials file (user JWT and seed, `flexmig auth`): the process's identity. Replies then
    * come back on the identity's own inbox prefix, `_INBOX.<user name>`, which its permissions let it
    * alone read. Without it the connection is anonymous (NATS without authentication).
@@ -88,6 +95,7 @@ export type ReplyEnvelope = { ok: true; data: unknown } | { ok: false; error: Er
 const ReplyEnvelopeSchema = replyEnvelopeOf(z.unknown());
 
 export const defaultRequestTimeoutMs = 5_000; // long enough for a PostgreSQL commit under load; steps pass their own
+export const defaultPingIntervalMs = 10_000;
 /**
  * The events stream's retention and replay policy (docs/events.md; docs/asyncapi.yaml carries it as
  * `x-flexmig-stream`): file storage, limits retention (subscribers do not consume messages away: each
@@ -145,6 +153,7 @@ export class NatsBus {
     const opts = {
       requestTimeoutMs: defaultRequestTimeoutMs,
       connectTimeoutMs: 5_000,
+      pingIntervalMs: defaultPingIntervalMs,
       ...options,
     };
     const security = natsSecurityOptions(opts);
@@ -154,6 +163,8 @@ export class NatsBus {
         servers: opts.url,
         name: opts.name,
         timeout: opts.connectTimeoutMs,
+        pingInterval: opts.pingIntervalMs,
+        maxPingOut: 2,
         ...SERVICE_RECONNECT,
         waitOnFirstConnect: false,
         // no Error (with its stack) built ahead of every request for a timeout that rarely comes: 2 % of

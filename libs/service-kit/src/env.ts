@@ -19,6 +19,11 @@ export const CommonEnvSchema = z.object({
   /** CA certificate (PEM) to verify the NATS server with; set, the connection requires TLS. */
   NATS_TLS_CA: z.string().min(1).optional(),
   /**
+   * How often this process pings NATS; two pings unanswered and it reconnects. A partition that sends no
+   * reset is seen after 2–3 intervals (docs/observability.md, "While a server is away").
+   */
+  NATS_PING_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /**
    * The JetStream events stream, applied by whichever service creates it first (an existing stream is not
    * altered: `nats stream edit` changes it). Replicas: 1, or 3 on a NATS cluster of three; at most 5.
    */
@@ -49,11 +54,13 @@ export function natsBusEnv(env: z.infer<typeof CommonEnvSchema>): {
   prefix: string;
   credsFile?: string;
   tlsCaFile?: string;
+  pingIntervalMs: number;
   events: { replicas: number; maxAgeMs: number; maxBytes: number };
 } {
   return {
     url: env.NATS_URL,
     prefix: env.SUBJECT_PREFIX,
+    pingIntervalMs: env.NATS_PING_INTERVAL_MS,
     events: { replicas: env.EVENTS_STREAM_REPLICAS, maxAgeMs: env.EVENTS_MAX_AGE, maxBytes: env.EVENTS_MAX_BYTES },
     ...(env.NATS_CREDS ? { credsFile: env.NATS_CREDS } : {}),
     ...(env.NATS_TLS_CA ? { tlsCaFile: env.NATS_TLS_CA } : {}),

@@ -255,7 +255,7 @@ export function fleetHostIds(prefix: string, size: number): string[] {
   return Array.from({ length: size }, (_, i) => HostIdSchema.parse(`${prefix}-${String(i + 1).padStart(width, '0')}`));
 }
 
-const eventsStreamDefaults = CommonEnvSchema.pick({ EVENTS_STREAM_REPLICAS: true, EVENTS_MAX_AGE: true, EVENTS_MAX_BYTES: true }).parse({});
+const connectionDefaults = CommonEnvSchema.pick({ EVENTS_STREAM_REPLICAS: true, EVENTS_MAX_AGE: true, EVENTS_MAX_BYTES: true, NATS_PING_INTERVAL_MS: true }).parse({});
 
 /** The environment one host of the fleet would have as a single agent (AgentEnv), so the agent's classes serve it unchanged. */
 function hostEnv(o: SimFleetOptions, hostId: string, cpu: string): AgentEnv {
@@ -263,8 +263,8 @@ function hostEnv(o: SimFleetOptions, hostId: string, cpu: string): AgentEnv {
     NATS_URL: o.natsUrl,
     SUBJECT_PREFIX: o.subjectPrefix,
     LOG_LEVEL: o.logLevel ?? 'log',
-    // the events stream's defaults: the fleet never creates the stream (the services do)
-    ...eventsStreamDefaults,
+    // the events stream's defaults (the fleet never creates the stream: the services do) and the pings' (the fleet's one connection pings)
+    ...connectionDefaults,
     HOST_ID: hostId,
     ...(o.clusterId ? { CLUSTER_ID: o.clusterId } : {}),
     CLUSTER_NAME: o.clusterName,

@@ -44,3 +44,35 @@ export class Hearing implements OnApplicationShutdown {
     return this.bus.reachable && at >= this.deafUntil;
   }
 }
+
+/** The up hosts as one liveness sweep sees them. */
+export interface FleetSilence {
+  /** Hosts up (the only ones a sweep may mark down). */
+  up: number;
+  /** Of those, the ones not heard for half of HOST_DOWN_AFTER_MS: going silent, with the silent ones. */
+  quiet: number;
+  /** Of those, the ones not heard for HOST_DOWN_AFTER_MS: what the sweep would mark down. */
+  silent: number;
+}
+
+/** When the fleet's silence is taken for this replica's deafness (HOST_MASS_SILENCE_SHARE, HOST_MASS_SILENCE_MIN). */
+export interface MassSilenceRule {
+  /** The share of the up hosts, 0 to 1. */
+  share: number;
+  /** And at least this many hosts; 0: never (the guard is off). */
+  minHosts: number;
+}
+
+/**
+ * Whether so many hosts fell quiet at once that the silence is more likely this replica's than theirs, so
+ * that the sweep marks none of them down (as Kubernetes' node controller stops evicting in a zone where
+ * most nodes went NotReady together). Hosts fail one by one; a replica cut from NATS without a reset (a
+ * silent partition: its client sees nothing until its pings go unanswered) hears none of them from one
+ * moment on. Counted on the hosts going quiet, not only the silent ones: after such a cut the silent ones
+ * are, at the first sweep that finds any, only those whose last beat came earliest (at most one
+ * heartbeat interval, under half of HOST_DOWN_AFTER_MS at the defaults: 2 s of 6 s), and every other host
+ * is quiet too.
+ */
+export function massSilence(s: FleetSilence, rule: MassSilenceRule): boolean {
+  return s.silent > 0 && rule.minHosts > 0 && s.quiet >= rule.minHosts && s.quiet / s.up >= rule.share;
+}

@@ -11,6 +11,10 @@ const hostsByState = new Gauge({
   help: 'Registered hosts by state (up, down) and maintenance, as inventory last counted them.',
   labelNames: ['state', 'maintenance'],
 });
+const silenceHeld = new Gauge({
+  name: 'flexmig_inventory_hosts_silence_held',
+  help: 'Silent hosts the liveness sweep did not mark down: so many fell silent at once that inventory takes it for its own deafness (HOST_MASS_SILENCE_SHARE).',
+});
 const heartbeatsRefused = new Counter({
   name: 'flexmig_heartbeats_refused_total',
   help: 'Heartbeats ignored because another agent process (instance id) owns the host.',
@@ -24,12 +28,13 @@ import { ClusterCpuPlans } from '../clusters/cluster-cpu-plans';
 import { featureListOncePerSetSql, featureSetsOf } from './feature-sets';
 import { EventOutbox, OUTBOX_COLUMNS, outboxEvent, outboxValues } from '../events/event-outbox';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
-import { Hearing } from './hearing';
+import { FleetSilence, Hearing, massSilence } from './hearing';
 
 @Injectable()
 export class HostsService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly log = new Logger(HostsService.name);
   private readonly sweepFailures = new Repeats(this.log);
+  private readonly massSilenceSaid = new Repeats(this.log);
   private sweeper?: NodeJS.Timeout;
 
   constructor(
@@ -217,12 +222,33 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
 
   /**
    * Hosts silent for longer than HOST_DOWN_AFTER_MS go down; one replica wins each row. Not while this
-   * replica may have missed their beats (`Hearing`: NATS away, a write refused, just started).
+   * replica may have missed their beats (`Hearing`: NATS away, a write refused, just started), nor when so
+   * many fell silent at once that the silence is more likely this replica's (`massSilence`: a silent
+   * partition from NATS, which its client sees only when its pings go unanswered).
    */
   async markSilentHostsDown(): Promise<string[]> {
-    if (!this.hearing.judges()) return [];
+    if (!this.hearing.judges()) {
+      silenceHeld.set(0);
+      return [];
+    }
+    const windowMs = this.config.hostDownAfterMs;
+    const [fleet] = await runPrepared<FleetSilence & { cutoff: string }>(this.db, UP_HOSTS_SILENCE, [windowMs, windowMs / 2]);
+    const held = massSilence(fleet, this.config.massSilence);
+    silenceHeld.set(held ? fleet.silent : 0);
+    if (held) {
+      this.massSilenceSaid.failed(
+        `${fleet.silent} of ${fleet.up} up hosts have been silent for HOST_DOWN_AFTER_MS (${windowMs} ms) and ${fleet.quiet} for half of it: ` +
+          `so many at once (HOST_MASS_SILENCE_SHARE ${this.config.massSilence.share}, HOST_MASS_SILENCE_MIN ${this.config.massSilence.minHosts}) ` +
+          'that this replica takes it for its own deafness and marks none of them down. Check its path to NATS (a partition, a firewall); ' +
+          'if the hosts did stop, put them in maintenance or set HOST_MASS_SILENCE_MIN=0 (docs/reconciliation.md, "Many hosts silent at once")',
+        'mass silence',
+      );
+      return [];
+    }
+    this.massSilenceSaid.recovered('the liveness sweep, held for a mass silence,');
+    if (fleet.silent === 0) return [];
     const rows = await this.db.transaction(async (m) => {
-      const down = await runPrepared<{ id: string; last_heartbeat_at: Date }>(m, SILENT_HOSTS_DOWN, [this.config.hostDownAfterMs]);
+      const down = await runPrepared<{ id: string; last_heartbeat_at: Date }>(m, SILENT_HOSTS_DOWN, [fleet.cutoff]);
       for (const r of down) {
         await this.events.add(m, HostDown, { hostId: r.id, lastHeartbeatAt: r.last_heartbeat_at.toISOString() }, { id: `${r.id}:down:${r.last_heartbeat_at.getTime()}`, subject: r.id });
       }
@@ -300,11 +326,22 @@ const HEARTBEAT = prepared(
      ON CONFLICT (event_id) DO NOTHING)
    SELECT id, was FROM beat`,
 );
+/**
+ * The up hosts, those not heard for half of HOST_DOWN_AFTER_MS ($2) and those not heard for all of it ($1),
+ * with that moment (as text: a Date would drop its microseconds), so that the sweep marks down exactly the
+ * hosts it counted silent (`massSilence`).
+ */
+const UP_HOSTS_SILENCE = prepared(
+  'inventory_up_hosts_silence',
+  `SELECT count(*)::int AS up,
+     count(*) FILTER (WHERE last_heartbeat_at < now() - make_interval(secs => $2::double precision / 1000))::int AS quiet,
+     count(*) FILTER (WHERE last_heartbeat_at < now() - make_interval(secs => $1::double precision / 1000))::int AS silent,
+     (now() - make_interval(secs => $1::double precision / 1000))::text AS cutoff
+   FROM hosts WHERE state = 'up'`,
+);
 const SILENT_HOSTS_DOWN = prepared(
   'inventory_silent_hosts_down',
-  `UPDATE hosts SET state = 'down'
-   WHERE state = 'up' AND last_heartbeat_at < now() - make_interval(secs => $1::double precision / 1000)
-   RETURNING id, last_heartbeat_at`,
+  `UPDATE hosts SET state = 'down' WHERE state = 'up' AND last_heartbeat_at < $1::timestamptz RETURNING id, last_heartbeat_at`,
 );
 
 /** The columns of `hosts` that the API's `Host` shows (not the reported VM set, which only reconciliation reads). */
