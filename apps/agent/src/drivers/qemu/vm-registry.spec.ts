@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import { ensurePrivateDir } from '../../private-files';
-import { VmObserver, VmRegistry, VmState, VmStateSchema } from './vm-registry';
+import { endsWithItsStream, VmObserver, VmRegistry, VmState, VmStateSchema } from './vm-registry';
 
 let runDir: string;
 let errors: jest.SpyInstance;
@@ -69,6 +69,17 @@ describe('VmStateSchema: what a state file must hold before it may name a pid or
     ['an empty QMP socket path', { qmpSocket: '' }],
   ])('given %s, then it is refused', (_what, over) => {
     expect(VmStateSchema.safeParse({ ...state(), ...over }).success).toBe(false);
+  });
+});
+
+describe('endsWithItsStream: which QEMU ending on its own is not news', () => {
+  it('given an incoming copy that never ran, then its end is its stream\'s (the source cancelled or died)', () => {
+    expect(endsWithItsStream(state({ role: 'incoming', migrationId: randomUUID() }))).toBe(true);
+  });
+
+  it('given an incoming copy that ran (step 7), or a VM started here, then its end is news', () => {
+    expect(endsWithItsStream(state({ role: 'incoming', resumedAt: new Date().toISOString() }))).toBe(false);
+    expect(endsWithItsStream(state({ role: 'vm' }))).toBe(false);
   });
 });
 

@@ -55,6 +55,16 @@ export const VmStateSchema = z.object({
   sourcePausedAt: z.string().optional(),
 });
 export type VmState = z.infer<typeof VmStateSchema>;
+
+/**
+ * Whether a QEMU that ended without the agent asking did what it is there for: an incoming copy that never
+ * ran ends when its stream fails (QEMU 7.2 exits when the load fails: the source cancelled, or died). The
+ * migration's own failure says why, and the rollback removes what is left; a warning for it said that
+ * something was wrong on this host when nothing was. Any other QEMU that ends on its own is news.
+ */
+export function endsWithItsStream(state: Pick<VmState, 'role' | 'resumedAt'>): boolean {
+  return state.role === 'incoming' && state.resumedAt === undefined;
+}
 /** A state file as read back: without a pid while its QEMU is being started (written before the process exists). */
 const StateFileSchema = VmStateSchema.extend({ pid: VmStateSchema.shape.pid.optional() });
 
@@ -220,8 +230,11 @@ export class VmRegistry {
         vm.dead = true;
         vm.running = false;
         const end = proc.describeEnd();
-        // a QEMU the agent did not end is news: its log (removed with the VM) says why
-        if (!proc.exit?.asked) this.log.warn(`VM ${vm.state.vmId}: ${end}`);
+        if (!proc.exit?.asked) {
+          if (endsWithItsStream(vm.state)) this.log.log(`VM ${vm.state.vmId}: its incoming copy of migration ${vm.state.migrationId ?? '(none)'} ended with its stream: ${end}`);
+          // any other QEMU the agent did not end is news: its log (removed with the VM) says why
+          else this.log.warn(`VM ${vm.state.vmId}: ${end}`);
+        }
         this.observer.onExit(vm, end);
       }
     });
