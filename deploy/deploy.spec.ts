@@ -507,6 +507,13 @@ describe('deploy/helm/flexmig', () => {
     );
   });
 
+  it('sets the pings of every process and the mass-silence rule of inventory', () => {
+    const env = objects('default').find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-env')).data;
+    expect(env.NATS_PING_INTERVAL_MS).toBe('10000');
+    const inventoryEnv = Object.fromEntries(one('default', 'Deployment', 'inventory').spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
+    expect(inventoryEnv).toMatchObject({ HOST_MASS_SILENCE_SHARE: '0.55', HOST_MASS_SILENCE_MIN: '3' });
+  });
+
   it('sets the events stream for a NATS cluster of three, and PostgreSQL TLS with the CA from a Secret', () => {
     const env = objects('NATS cluster and external PostgreSQL (HA)').find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-env')).data;
     expect(env).toMatchObject({ EVENTS_STREAM_REPLICAS: '3', EVENTS_MAX_AGE: '7d', EVENTS_MAX_BYTES: '10737418240' });
