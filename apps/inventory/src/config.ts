@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { MassSilenceRule } from './hosts/hearing';
 import { CommonEnvSchema, DatabaseEnvSchema, HttpEnvSchema, millis, port } from '@flexmig/service-kit';
+import type { MassSilenceRule } from './hosts/hearing';
 
 /** The queue group of inventory's replicas: each message reaches one of them (startService's `queue`, HeartbeatListener). */
 export const INVENTORY_QUEUE = 'inventory';
