@@ -42,7 +42,7 @@ export class Harness {
   constructor(readonly o: HarnessOptions) {}
 
   get common() {
-    return { NATS_URL: this.nats.url, SUBJECT_PREFIX: this.prefix, DATABASE_URL: this.pg.url('flexmig'), LOG_LEVEL: 'warn' };
+    return { NATS_URL: this.nats.url, SUBJECT_PREFIX: this.prefix, DATABASE_URL: this.pg.url('flexmig'), LOG_LEVEL: process.env.FLEXMIG_TEST_LOG_LEVEL || 'warn' };
   }
 
   static available(): string | undefined {

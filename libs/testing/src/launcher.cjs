@@ -4,7 +4,7 @@
 // `npm run demo` (scripts/lib.mjs) and the benchmarks (bench/*). CommonJS with a .d.cts beside it: the
 // plain-Node scripts import it without a build step, and Jest (CommonJS) and TypeScript can require it.
 const { spawn } = require('node:child_process');
-const { createWriteStream, existsSync } = require('node:fs');
+const { createWriteStream, existsSync, mkdirSync } = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 // Node's own promise timer as `sleep`: plain scripts cannot import the TypeScript code's one helper
@@ -16,6 +16,11 @@ const root = path.resolve(__dirname, '../../..');
 const keptLines = 2000;
 /** How often a starting service's /health/ready is asked. */
 const readyPollMs = 100;
+/**
+ * FLEXMIG_TEST_LOG_DIR: every child without a log file of its own writes its whole output to
+ * `<dir>/<name>-<pid>.log` (a flaky fault row or test is read from these; the memory keeps only a tail).
+ */
+const logDirFromEnv = () => process.env.FLEXMIG_TEST_LOG_DIR || undefined;
 
 /** A free TCP port on loopback. */
 function freePort() {
@@ -57,6 +62,11 @@ class Launched {
     this.output = [];
     this.child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.pid = this.child.pid;
+    const dir = logFile ? undefined : logDirFromEnv();
+    if (dir) {
+      mkdirSync(dir, { recursive: true });
+      this.logFile = logFile = path.join(dir, `${name.replace(/[^\w.-]+/g, '_')}-${this.pid ?? 'unstarted'}.log`);
+    }
     const log = logFile ? createWriteStream(logFile) : undefined;
     const collect = (chunk) => {
       log?.write(chunk);

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type StepName, STEP_NAMES } from '@flexmig/contracts';
+import { type MigrationView, type StepName, STEP_NAMES } from '@flexmig/contracts';
 import { type Harness, waitFor } from '@flexmig/testing';
 import { type Subscription } from '@nats-io/transport-node';
 import { FaultHarness, type Driver, type FaultHarnessOptions } from './fault-harness';
@@ -65,6 +65,8 @@ export interface ScenarioResult {
   timeToTerminalMs?: number;
   invariants: InvariantResult[];
   passed: boolean;
+  /** For a failed row only: what the saga and the services did, so that one CI log explains the failure. */
+  diagnostics?: string[];
 }
 
 /** The invariants that did not hold, as `name: detail` lines. */
@@ -186,11 +188,38 @@ export async function runScenario(h: FaultHarness, s: Scenario): Promise<Scenari
       deadlineMs: s.deadlineMs ?? (s.setup.driver === 'qemu' ? 240_000 : 90_000),
     });
     const invariants = [injected, ...end.invariants, ...((await s.extra?.(c)) ?? [])];
-    return { ...row, outcome: end.outcome, timeToTerminalMs: end.timeToTerminalMs, invariants, passed: invariants.every((i) => i.held) };
+    const passed = invariants.every((i) => i.held);
+    return { ...row, outcome: end.outcome, timeToTerminalMs: end.timeToTerminalMs, invariants, passed, ...(passed ? {} : { diagnostics: await diagnose(c, requestedAt) }) };
   } finally {
     commands.stop();
     await s.cleanup?.(c);
   }
+}
+
+/** Log lines of each service kept for a failed row (the services log at warn: these are its warnings and errors). */
+const diagnosticTailLines = 15;
+
+/**
+ * What a failed row needs to be understood from the CI log alone (a row that fails once in many runs cannot
+ * be rerun to look): the hosts, every step of the saga with its attempts, errors and compensation, the step
+ * commands the agents received and when, and the last lines of the scheduler's and both agents' logs.
+ */
+async function diagnose(c: FaultContext, requestedAt: number): Promise<string[]> {
+  const out = [`migration ${c.migrationId} of VM ${c.vmId}: ${c.src} → ${c.dst}`];
+  const view = await c.h.migration(c.migrationId).catch((e: Error) => void out.push(`the migration cannot be read: ${e.message}`));
+  for (const st of ((view as MigrationView | undefined)?.steps ?? [])) {
+    if (st.status === 'pending' && !st.compensation) continue;
+    const error = st.error ? `; ${st.error.code}: ${st.error.message}` : '';
+    const comp = st.compensation ? `; compensated by ${st.compensation.name} (attempt ${st.compensation.attempt}${st.compensation.error ? `, ${st.compensation.error.code}: ${st.compensation.error.message}` : ''})` : '';
+    out.push(`step ${st.number} ${st.name}: ${st.status} at attempt ${st.attempt}${error}${comp}`.slice(0, 600));
+  }
+  const commands = c.commands.of(c.migrationId).map((x) => `${x.stepName} ${x.key} +${x.at - requestedAt} ms`);
+  if (commands.length) out.push(`commands seen: ${commands.join(', ')}`);
+  for (const name of ['scheduler', c.src, c.dst]) {
+    const tail = c.h.procs.get(name)?.tail(diagnosticTailLines);
+    if (tail) out.push(`${name}'s last log lines:`, ...tail.split('\n').map((l) => `  ${l.slice(0, 500)}`));
+  }
+  return out;
 }
 
 /** Scenarios grouped by setup, in the order they were listed: one harness per group. */
@@ -202,11 +231,15 @@ export function bySetup(scenarios: Scenario[]): [Setup, Scenario[]][] {
 
 /**
  * The scenarios whose id matches FAULTS_FILTER (a regular expression), all without it; FAULTS_DRIVER=sim
- * or qemu keeps one driver's.
+ * or qemu keeps one driver's. FAULTS_REPEAT=N runs each of them N times in a row, in one harness (a row
+ * that failed once in CI is hunted this way, with FLEXMIG_TEST_LOG_DIR keeping every service's log).
  */
 export function selectScenarios(all: Scenario[], env = process.env): Scenario[] {
   const filter = env.FAULTS_FILTER ? new RegExp(env.FAULTS_FILTER) : undefined;
-  return all.filter((s) => (!filter || filter.test(s.id)) && (!env.FAULTS_DRIVER || s.setup.driver === env.FAULTS_DRIVER));
+  const repeat = env.FAULTS_REPEAT === undefined ? 1 : Number(env.FAULTS_REPEAT);
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 100) throw new Error(`FAULTS_REPEAT must be a whole number from 1 to 100, not ${env.FAULTS_REPEAT}`);
+  const chosen = all.filter((s) => (!filter || filter.test(s.id)) && (!env.FAULTS_DRIVER || s.setup.driver === env.FAULTS_DRIVER));
+  return chosen.flatMap((s) => Array.from({ length: repeat }, () => s));
 }
 
 /** Where the matrix's results go (scripts/faults.mjs renders docs/fault-matrix.md from them). */
@@ -270,6 +303,7 @@ export function describeScenarios(scenarios: Scenario[], results: ScenarioResult
         it(s.id, async () => {
           const r = setupFailed ? notRun(s, setupFailed) : await runScenario(h, s).catch((e: Error) => notRun(s, `${e.message}`.slice(0, 500)));
           results.push(r);
+          if (r.diagnostics) console.log(`${s.id} failed (${r.outcome}):\n${r.diagnostics.join('\n')}`);
           expect(brokenInvariants(r)).toEqual([]);
         }, (s.deadlineMs ?? 240_000) + 180_000);
       }
