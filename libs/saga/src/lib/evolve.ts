@@ -298,6 +298,8 @@ function succeed(s: SagaState, st: StepState, result: JsonValue, now: EpochMs): 
   }
 }
 
+/** Step 2 (`transfer-config`): its compensation destroys the target's copy (nextToCompensate). */
+const TRANSFER_CONFIG = 2 as const satisfies StepNumber;
 /** Step 4 (`sync-memory`) and step 5 (`pause-source`): a step 4 that ends with the guest paused completes step 5. */
 const SYNC_MEMORY = 4 as const satisfies StepNumber;
 const PAUSE_SOURCE = 5 as const satisfies StepNumber;
@@ -410,7 +412,7 @@ function beginCompensation(s: SagaState, now: EpochMs): void {
   continueCompensation(s, now);
 }
 
-/** Undo the highest completed step that has a compensation (reverse order); when none is left, finish. */
+/** Undo the next step (nextToCompensate); when none is left, finish. */
 function continueCompensation(s: SagaState, now: EpochMs): void {
   const next = nextToCompensate(s);
   if (!next) {
@@ -421,7 +423,22 @@ function continueCompensation(s: SagaState, now: EpochMs): void {
   issueCompensation(s, next, 1, now, null);
 }
 
+/**
+ * The next step to undo: the highest completed step that has a compensation (reverse order), with one
+ * exception. Once step 6 was sent, the target may hold the guest's whole state, and may have started it
+ * (step 7 inside step 6 on qemu, or an agent that died after `cont`), while the saga only knows the step
+ * failed. So the target's copy goes first: step 6's compensation when it completed (the target's half, then
+ * the source's), else step 2's, before steps 5, 4 and 3, which resume the source. A copy that ran refuses to
+ * be destroyed, and the rollback stops there with the source still paused (failed-needs-attention), never
+ * with two running copies (fault matrix: qemu:kill-target-agent@transfer-state, 2026-12-04).
+ */
 export function nextToCompensate(s: SagaState): StepState | null {
+  const six = s.steps[TRANSFER_STATE - 1];
+  if (six.attempt > 0 && six.status !== 'compensated') {
+    if (six.status === 'completed') return six;
+    const two = s.steps[TRANSFER_CONFIG - 1];
+    if (two.status === 'completed') return two;
+  }
   for (let i = POINT_OF_NO_RETURN - 2; i >= 0; i--) {
     const st = s.steps[i];
     if (st.status === 'completed' && stepDefinition(st.step).compensation !== null) return st;

@@ -17,6 +17,11 @@ import {
 import { ALL_STEPS, PRE_PONR, REF, Saga, T0, kinds, ofKind } from './test-kit';
 
 const reversed = (n: number): StepNumber[] => Array.from({ length: n }, (_, i) => (n - i) as StepNumber);
+/**
+ * The order a failure of step `failed` undoes the steps before it: reverse order, except that once step 6 was
+ * sent the target's copy (step 2) goes first, before anything resumes the source (nextToCompensate).
+ */
+const undoOrder = (failed: number): StepNumber[] => (failed === 6 ? [2, 5, 4, 3, 1] : reversed(failed - 1));
 
 describe('STEPS', () => {
   it('lists the nine steps in order with actor, compensation and timeout', () => {
@@ -147,7 +152,7 @@ describe('step 4 that ends with the guest paused (step 5 done with it)', () => {
     expect(s.state.steps[4].status).toBe('pending');
   });
 
-  it('when step 6 then fails for good, step 5 is compensated (the source resumed) before 4, 3, 2 and 1', () => {
+  it("when step 6 then fails for good, the target's copy (step 2) is undone first, then 5 (the source resumed), 4, 3 and 1", () => {
     const s = Saga.runningAt(4);
     s.succeed(4, { pausedAt: PAUSED });
     let out = s.fail(6);
@@ -158,7 +163,7 @@ describe('step 4 that ends with the guest paused (step 5 done with it)', () => {
       expect(c.compensation).toBe(STEPS[c.step - 1].compensation);
       out = s.compensated(c.step);
     }
-    expect(order).toEqual([5, 4, 3, 2, 1]);
+    expect(order).toEqual([2, 5, 4, 3, 1]);
     expect(s.state.phase).toBe('rolled-back');
     expect(ofKind(out, 'publish').find((p) => p.type === 'migration.rolled-back')!.data).toMatchObject({ step: 6, compensatedSteps: [1, 2, 3, 4, 5] });
   });
@@ -272,7 +277,7 @@ describe('failure before the point of no return', () => {
       expect(c.compensation).toBe(STEPS[c.step - 1].compensation);
       last = s.compensated(c.step);
     }
-    expect(compensations).toEqual(reversed(n - 1));
+    expect(compensations).toEqual(undoOrder(n));
     expect(kinds(last)).toEqual(['publish:migration.failed', 'publish:migration.rolled-back', 'finish:rolled-back']);
     const [failed, rolledBack] = ofKind(last, 'publish');
     expect(failed.data).toMatchObject({ step: n, stepName: STEPS[n - 1].name, code: 'AGENT_FAILED', reason: `disk on fire at ${n}`, needsAttention: false });
@@ -615,7 +620,7 @@ describe('cancel', () => {
       order.push(c.step);
       out = s.compensated(c.step);
     }
-    expect(order).toEqual(reversed(n - 1));
+    expect(order).toEqual(undoOrder(n));
     expect(s.state.phase).toBe('cancelled');
     expect(s.state.steps[n - 1].status).toBe('failed');
     expect(ofKind(s.log, 'run-step').filter((r) => r.step === n)).toHaveLength(1);
@@ -690,11 +695,10 @@ describe('compensation failures', () => {
   describe('while its agent cannot be reached', () => {
     const nobody = { code: 'UNAVAILABLE', message: 'nobody answers agent.host-b.migration.compensate', retryable: true };
     const policy = { outcomeUnknownLimitMs: 60_000, backoff: { maxMs: 8_000 } };
-    /** Step 6 failed for good (the target agent killed and still restarting): the rollback reaches step 2, on the target. */
+    /** Step 6 failed for good (the target agent killed and still restarting): the rollback starts with step 2, on the target. */
     const rollingBackTo2 = () => {
       const s = Saga.runningAt(6, policy);
       s.fail(6, false, 'CONFLICT', 'target gone');
-      for (const n of [5, 4, 3] as StepNumber[]) s.compensated(n);
       expect(s.state.steps[1].status).toBe('compensating');
       return s;
     };
@@ -710,6 +714,7 @@ describe('compensation failures', () => {
       s.when({ type: 'compensation-timed-out', step: 2, attempt: 6 });
       expect(s.state.phase).toBe('compensating');
       s.compensated(2);
+      for (const n of [5, 4, 3] as StepNumber[]) s.compensated(n);
       const out = s.compensated(1);
       expect(kinds(out)).toEqual(['publish:migration.failed', 'publish:migration.rolled-back', 'finish:rolled-back']);
       expect(s.state.attention).toBeNull();
@@ -723,7 +728,9 @@ describe('compensation failures', () => {
       expect(s.state.phase).toBe('compensating');
       const out = unanswered(s, since + 60_000);
       expect(kinds(out)).toEqual(['publish:migration.failed', 'finish:failed-needs-attention']);
-      expect(s.state.attention).toMatchObject({ kind: 'compensation-failed', step: 2, error: nobody, uncompensatedSteps: [1] });
+      // the source was never resumed: the target's copy is unknown, so steps 5–3 stay as they are
+      expect(s.state.attention).toMatchObject({ kind: 'compensation-failed', step: 2, error: nobody, uncompensatedSteps: [1, 3, 4, 5] });
+      expect(ofKind(s.log, 'compensate').map((c) => c.step)).toEqual(Array(6).fill(2));
       expect(s.state.cause).toMatchObject({ kind: 'step-failed', step: 6 });
     });
 
