@@ -187,7 +187,10 @@ export class SimDriver implements HypervisorDriver {
 
   async destroyIncoming(vmId: string): Promise<void> {
     const vm = this.vms.get(vmId);
-    if (vm && vm.state !== 'running') this.vms.delete(vmId);
+    if (!vm) return;
+    // a copy that runs is never destroyed, nor reported destroyed (the saga would resume the source next)
+    if (vm.state === 'running') throw new FlexmigError(ErrorCode.Conflict, `VM ${vmId} runs on this host: the copy is not destroyed; resolve the migration (flexmig resolve)`, { vmId }, false);
+    this.vms.delete(vmId);
   }
 
   // ---- step 3 ---------------------------------------------------------------------------------------

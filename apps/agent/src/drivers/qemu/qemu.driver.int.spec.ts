@@ -618,7 +618,7 @@ d('QemuDriver with real QEMU', () => {
       await src.pauseSource(vm.id);
       await src.transferState(cmd(6, 'transfer-state', 'source'));
       await dst.confirmIncoming(cmd(6, 'transfer-state', 'target'));
-      return { src, dst, vm, socket: join(dirs[1]!, `${vm.id}.qmp`) };
+      return { src, dst, vm, cmd, socket: join(dirs[1]!, `${vm.id}.qmp`) };
     }
 
     it('the restarted agent leaves the guest paused (the saga may still resume the source), and step 7 resumes it', async () => {
@@ -665,6 +665,21 @@ d('QemuDriver with real QEMU', () => {
       // recorded: a repeat answers the same, and the VM is this host's now
       await expect(restarted.resumeTarget(vm.id)).resolves.toEqual(resumedAt);
       expect(restarted.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'running' })]);
+      await src.stopSource(vm.id);
+    });
+
+    it('step 6 retried after the agent recorded the resume but died before its ledger did: answered resumed, and the copy is never destroyed', async () => {
+      const { src, dst, vm, cmd } = await throughStep6();
+      const migration = cmd(6, 'transfer-state', 'target');
+      const resumedAt = await dst.resumeTarget(vm.id);
+      await dst.close(); // the kill: the VM's state file says resumed, the step ledger (not the driver's) never heard
+      const restarted = driver({}, dirs[1]);
+      // the retried target half of step 6: no "no incoming VM" refusal, the same resume time
+      await expect(restarted.confirmIncoming({ ...migration, attempt: 2 })).resolves.toBeUndefined();
+      await expect(restarted.resumeTarget(vm.id)).resolves.toEqual(resumedAt);
+      // a rollback that reaches this copy is refused, never reported done over a copy that stays
+      await expect(restarted.destroyIncoming(vm.id)).rejects.toMatchObject({ code: 'CONFLICT', retryable: false });
+      expect(await status(restarted, vm.id)).toBe('running');
       await src.stopSource(vm.id);
     });
   });

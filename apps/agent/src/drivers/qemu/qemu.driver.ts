@@ -248,7 +248,16 @@ export class QemuDriver implements HypervisorDriver {
   async destroyIncoming(vmId: string): Promise<void> {
     const vm = this.registry.get(vmId);
     if (!vm) return;
-    if (vm.state.role !== 'incoming' || vm.state.resumedAt) return; // a VM that runs here is never destroyed by a compensation
+    // a VM that ran here is never destroyed by a compensation, and never reported destroyed either: the saga
+    // would resume the source next (participation.ts refuses first when the ledger or the run state knows)
+    if (vm.state.role !== 'incoming' || vm.state.resumedAt) {
+      throw new FlexmigError(
+        ErrorCode.Conflict,
+        `VM ${vmId} ran on this host (resumed ${vm.state.resumedAt ? `at ${vm.state.resumedAt}` : 'before'}): the copy is not destroyed; resolve the migration (flexmig resolve)`,
+        { vmId },
+        false,
+      );
+    }
     // an agent that sent `cont` and died before it recorded the resume left a guest that runs with role
     // `incoming`: asked of QEMU itself, never guessed (the step's ledger refuses first when it knows; participation.ts)
     const status = vm.dead ? undefined : await this.statusUnlessEnded(vm);
@@ -278,6 +287,8 @@ export class QemuDriver implements HypervisorDriver {
 
   async confirmIncoming(cmd: StepCommand): Promise<void> {
     const vm = this.registry.get(cmd.vm.id);
+    // this migration resumed it already (an agent that died before its ledger recorded it): resumeTarget answers
+    if (vm && !vm.dead && vm.state.resumedBy === cmd.migrationId) return;
     if (!vm || vm.dead || vm.state.role !== 'incoming' || vm.state.migrationId !== cmd.migrationId) {
       throw new FlexmigError(ErrorCode.Conflict, `no incoming VM ${cmd.vm.id} for migration ${cmd.migrationId} on this host (step 2 first)`);
     }
@@ -339,6 +350,7 @@ export class QemuDriver implements HypervisorDriver {
   private resumed(vm: Vm, at: Date): Date {
     vm.running = true;
     vm.state.resumedAt = at.toISOString();
+    vm.state.resumedBy = vm.state.migrationId;
     vm.state.role = 'vm';
     vm.state.migrationId = undefined;
     vm.state.incomingAddress = undefined;

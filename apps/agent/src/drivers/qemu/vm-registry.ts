@@ -49,6 +49,12 @@ export const VmStateSchema = z.object({
   startedAt: z.string(),
   resumedAt: z.string().optional(),
   /**
+   * The migration whose step 6 or 7 resumed this copy here (`migrationId` is cleared then): a retry of that
+   * step, after an agent that died between the resume and its ledger's record, is answered "resumed" rather
+   * than refused for want of an incoming VM.
+   */
+  resumedBy: UuidSchema.optional(),
+  /**
    * Step 5 (pause-source) ran for the migration in `migrationId` on this source: from then on only the
    * saga (a compensation of step 5 or 6) resumes the guest here, never this agent on its own.
    */
