@@ -30,6 +30,7 @@ import { AgentStateStore } from './state-store';
 import { LedgerStore } from './ledger-store';
 import { Counter, Histogram } from 'prom-client';
 import { sleep } from '@flexmig/timing';
+import { TargetWatch } from './target-watch';
 
 const stepsRun = new Counter({
   name: 'flexmig_agent_steps_total',
@@ -169,22 +170,8 @@ export class MigrationStepsService {
       const lost = checkedAtAdmission === undefined ? await this.targetLost(cmd) : checkedAtAdmission;
       if (lost) throw lost;
     }
-    let reason: FlexmigError | undefined;
-    let checking = false;
-    const timer = setInterval(async () => {
-      if (checking || reason) return;
-      checking = true;
-      reason = await this.targetLost(cmd);
-      checking = false;
-      if (reason) await this.driver.cancelTransfer(cmd.vm.id).catch(() => undefined);
-    }, targetCheckIntervalMs);
-    try {
-      return await work();
-    } catch (e) {
-      throw reason ?? e;
-    } finally {
-      clearInterval(timer);
-    }
+    const watch = new TargetWatch({ intervalMs: targetCheckIntervalMs, lost: () => this.targetLost(cmd), stop: () => this.driver.cancelTransfer(cmd.vm.id) });
+    return watch.around(work);
   }
 
   private async targetLost(cmd: StepCommand): Promise<FlexmigError | undefined> {
