@@ -151,6 +151,21 @@ describe('StepLedger', () => {
       await expect(l.run(cmd(m, 2, 'target', 2), admitAll)).resolves.toMatchObject({ attempt: 2 });
     });
 
+    it('given a command still being admitted (its checks ask other services), then a query reports it in progress and fences nothing', async () => {
+      const l = new StepLedger();
+      const m = randomUUID();
+      let admitNow!: () => void;
+      const slowAdmission = () => new Promise<() => Promise<object>>((r) => (admitNow = () => r(async () => ({}))));
+      const running = l.run(cmd(m, 8, 'source', 2), slowAdmission);
+      await new Promise((r) => setImmediate(r));
+      const asked = jest.fn(issued(2));
+      expect(await l.query(m, asked, 8, 2)).toEqual([{ step: 8, role: 'source', attempt: 2, status: 'in-progress' }]);
+      expect(asked).not.toHaveBeenCalled();
+      admitNow();
+      await expect(running).resolves.toMatchObject({ step: 8, attempt: 2, repeated: false });
+      expect(await l.query(m, asked, 8, 2)).toEqual([expect.objectContaining({ step: 8, status: 'completed' })]);
+    });
+
     it('given a record of the step, then the query answers it and fences nothing (the scheduler is not asked)', async () => {
       const l = new StepLedger();
       const m = randomUUID();

@@ -48,8 +48,12 @@ export class StepLedger {
   private readonly fences = new Map<string, { attempt: number; updatedAt: number }>();
   /** Migrations an operator resolved, with what this host's copy became: their steps never run here again. */
   private readonly closed = new Map<string, { outcome: FenceOutcome; updatedAt: number }>();
-  /** Admissions under way, per key: a second command for the same key waits for the first to settle. */
-  private readonly admitting = new Map<string, Promise<unknown>>();
+  /**
+   * Admissions under way, per key: a second command for the same key waits for the first to settle. A
+   * query reports them as in progress (their checks ask other services, which takes a while), and never
+   * fences them.
+   */
+  private readonly admitting = new Map<string, { done: Promise<unknown>; record: StepRecord }>();
 
   /** `onChange` is called after every change worth keeping (the store writes the file). */
   constructor(
@@ -63,7 +67,7 @@ export class StepLedger {
 
   async run(cmd: StepCommand, admit: Admit): Promise<StepReply> {
     const key = this.key(cmd.migrationId, cmd.step, cmd.role);
-    for (let pending = this.admitting.get(key); pending; pending = this.admitting.get(key)) await pending.catch(() => undefined);
+    for (let pending = this.admitting.get(key); pending; pending = this.admitting.get(key)) await pending.done.catch(() => undefined);
     const closed = this.closed.get(cmd.migrationId);
     if (closed) {
       throw new FlexmigError(
@@ -73,13 +77,7 @@ export class StepLedger {
         false,
       );
     }
-    const fence = this.fences.get(`${cmd.migrationId}:${cmd.step}`);
-    if (fence !== undefined && cmd.attempt <= fence.attempt) {
-      throw new FlexmigError(
-        ErrorCode.Conflict,
-        `attempt ${cmd.attempt} of step ${cmd.step} of migration ${cmd.migrationId} was reported not started and is fenced; a newer attempt runs instead`,
-      );
-    }
+    this.refuseIfFenced(cmd);
     const existing = this.entries.get(key);
     if (existing) {
       const { record } = existing;
@@ -91,13 +89,15 @@ export class StepLedger {
       if (record.status === 'failed' && cmd.attempt <= record.attempt && existing.failure) throw existing.failure;
     }
     const admission = admit(this.history(cmd.migrationId));
-    this.admitting.set(key, admission);
+    this.admitting.set(key, { done: admission, record: { step: cmd.step, role: cmd.role, attempt: cmd.attempt, status: 'in-progress' } });
     let execute: () => Promise<StepOutput>;
     try {
       execute = await admission;
     } finally {
       this.admitting.delete(key);
     }
+    // fenced while it was admitted (by a query that found no record: an older ledger, or another caller)
+    this.refuseIfFenced(cmd);
     const entry: Entry = { migrationId: cmd.migrationId, vmId: cmd.vm.id, record: { step: cmd.step, role: cmd.role, attempt: cmd.attempt, status: 'in-progress' }, updatedAt: this.now() };
     entry.running = (async () => {
       try {
@@ -126,6 +126,16 @@ export class StepLedger {
     this.entries.set(key, entry);
     this.onChange(this);
     return entry.running;
+  }
+
+  private refuseIfFenced(cmd: StepCommand): void {
+    const fence = this.fences.get(`${cmd.migrationId}:${cmd.step}`);
+    if (fence !== undefined && cmd.attempt <= fence.attempt) {
+      throw new FlexmigError(
+        ErrorCode.Conflict,
+        `attempt ${cmd.attempt} of step ${cmd.step} of migration ${cmd.migrationId} was reported not started and is fenced; a newer attempt runs instead`,
+      );
+    }
   }
 
   /**
@@ -171,7 +181,7 @@ export class StepLedger {
    * for an attempt it never issued is refused, so nobody can fence the attempts still to come.
    */
   async query(migrationId: string, issued: IssuedAttempt, step?: number, attempt?: number): Promise<StepRecord[]> {
-    const records = this.recordsOf(migrationId);
+    const records = this.withAdmissions(migrationId, this.recordsOf(migrationId));
     if (step === undefined || attempt === undefined || records.some((r) => r.step === step)) return records;
     const key = `${migrationId}:${step}`;
     const fenced = this.fences.get(key)?.attempt ?? 0;
@@ -186,12 +196,21 @@ export class StepLedger {
         );
       }
       // the records may have changed while the scheduler was asked: a command that arrived meanwhile ran
-      const now = this.recordsOf(migrationId);
+      const now = this.withAdmissions(migrationId, this.recordsOf(migrationId));
       if (now.some((r) => r.step === step)) return now;
       this.fences.set(key, { attempt: Math.max(this.fences.get(key)?.attempt ?? 0, attempt), updatedAt: this.now() });
       this.onChange(this);
     }
     return records;
+  }
+
+  /** `records`, and an in-progress record for each command of the migration still being admitted (none recorded yet). */
+  private withAdmissions(migrationId: string, records: StepRecord[]): StepRecord[] {
+    const admitting = [...this.admitting.entries()]
+      .filter(([k]) => k.startsWith(`${migrationId}:`))
+      .map(([, a]) => a.record)
+      .filter((a) => !records.some((r) => r.step === a.step && r.role === a.role));
+    return admitting.length ? [...records, ...admitting].sort((x, y) => x.step - y.step) : records;
   }
 
   recordsOf(migrationId: string): StepRecord[] {

@@ -3,7 +3,7 @@ import { ErrorCode, FlexmigError, MigrationPolicySchema, QueryMigration, Relocat
 import type { NatsBus } from '@flexmig/messaging';
 import { STEPS, type SagaAction, type StepDefinition } from '@flexmig/saga';
 import type { LeaseFence } from './lease-fence';
-import { StepExecutor, step6Outcome, type MigrationContext } from './step-executor';
+import { StepExecutor, lostAttempt, step6Outcome, type MigrationContext } from './step-executor';
 
 /**
  * Issue 11: one NATS round trip per step. A bus that answers every request on the next turn of the event
@@ -183,5 +183,72 @@ describe("step 6 when the target's half starts the guest (step 7 done with it)",
     refuse = true;
     await expect(new StepExecutor(bus as unknown as NatsBus, fence).compensate(ctx, compensate, 5_000)).rejects.toThrow('already runs');
     expect(order).toEqual(['dst:destroy-incoming-vm']);
+  });
+});
+
+describe('an agent silent inside a step: asked whether it still runs the attempt (an agent restarted inside the step lost it)', () => {
+  const probe = { probeAfterMs: 20, probeEveryMs: 10 };
+  const run = (d: StepDefinition, attempt = 1) => ({ ...runAction(d), attempt });
+
+  /** A bus where step commands answer only when told to, and the agents' records are whatever `records` says now. */
+  const silentBus = (records: (hostId: string) => unknown[] | Error) => {
+    const queries: { hostId?: string; payload: any }[] = [];
+    const answerSteps = new Map<string, () => void>();
+    const bus = {
+      request: (contract: RequestContract, payload: any, opts: { params?: { hostId?: string } } = {}): Promise<unknown> => {
+        if (contract.subject === RunStep.subject) {
+          return new Promise((resolve) =>
+            answerSteps.set(opts.params?.hostId ?? '', () => resolve({ migrationId: payload.migrationId, step: payload.step, attempt: payload.attempt, repeated: false, finishedAt: new Date().toISOString() })),
+          );
+        }
+        if (contract.subject === QueryMigration.subject) {
+          queries.push({ hostId: opts.params?.hostId, payload });
+          const r = records(opts.params?.hostId ?? '');
+          return r instanceof Error ? Promise.reject(r) : Promise.resolve({ migrationId: payload.migrationId, steps: r });
+        }
+        return Promise.reject(new Error(`unexpected request on ${contract.subject}`));
+      },
+    };
+    return { bus: bus as unknown as NatsBus, queries, answer: (hostId: string) => answerSteps.get(hostId)?.() };
+  };
+
+  it('lostAttempt: no record (fenced now) or this attempt ended there is lost; running, or another attempt, is not', () => {
+    const rec = (attempt: number, status: string) => ({ step: 3, role: 'source' as const, attempt, status: status as never });
+    expect(lostAttempt([], 3, 'source', 1)).toBe('never-ran');
+    expect(lostAttempt([{ ...rec(1, 'completed'), role: 'target' }], 3, 'source', 1)).toBe('never-ran');
+    expect(lostAttempt([rec(2, 'failed')], 3, 'source', 2)).toBe('ended');
+    expect(lostAttempt([rec(2, 'completed')], 3, 'source', 2)).toBe('ended');
+    expect(lostAttempt([rec(2, 'in-progress')], 3, 'source', 2)).toBeUndefined();
+    expect(lostAttempt([rec(1, 'failed')], 3, 'source', 2)).toBeUndefined(); // attempt 2 may be on its way
+  });
+
+  it('a step whose agent restarted and has no record of it fails at once as a TIMEOUT (the saga asks), not after the step timeout', async () => {
+    const { bus, queries } = silentBus(() => []);
+    const t = Date.now();
+    const e = await new StepExecutor(bus, fence, probe).run(ctx, run(STEPS[2]), 60_000).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: ErrorCode.Timeout, retryable: true, message: expect.stringContaining('never ran there') });
+    expect(Date.now() - t).toBeLessThan(5_000);
+    // the saga's own question, with the attempt: the agent fences it, so the lost command can no longer run
+    expect(queries[0]).toMatchObject({ hostId: 'src', payload: { migrationId: ref.migrationId, step: 3, attempt: 1 } });
+  });
+
+  it('a step the agent runs is waited for however long it takes, and one the agent cannot be asked about is asked again', async () => {
+    let answers = 0;
+    const { bus, queries, answer } = silentBus(() => (++answers <= 2 ? new FlexmigError(ErrorCode.Unavailable, 'nobody answers', { delivered: false }) : [{ step: 4, role: 'source', attempt: 1, status: 'in-progress' }]));
+    const running = new StepExecutor(bus, fence, probe).run(ctx, run(STEPS[3]), 60_000);
+    while (queries.length < 5) await new Promise((r) => setTimeout(r, 5));
+    answer('src');
+    await expect(running).resolves.toMatchObject({ step: 4 });
+    const asked = queries.length;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(queries.length).toBe(asked); // nothing asked once the reply came
+  });
+
+  it("step 6: a target half lost by a restarted agent is reported as unanswered (asked, never failed), while the source's half completed", async () => {
+    const { bus, answer } = silentBus((hostId) => (hostId === 'dst' ? [{ step: 6, role: 'target', attempt: 1, status: 'failed', error: { code: 'AGENT_FAILED', message: 'the agent stopped while step 6 (target) ran' } }] : [{ step: 6, role: 'source', attempt: 1, status: 'in-progress' }]));
+    const running = new StepExecutor(bus, fence, probe).run(ctx, run(STEPS[5]), 60_000).catch((x: unknown) => x);
+    await new Promise((r) => setTimeout(r, 40));
+    answer('src'); // the source's half replies; the target's never will
+    expect(await running).toMatchObject({ code: ErrorCode.Timeout, message: expect.stringMatching(/no answer from the target .* it may have started the guest/) });
   });
 });

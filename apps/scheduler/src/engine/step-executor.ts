@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import {
   type AgentCompensation,
   agentCompensation,
@@ -25,6 +25,7 @@ import { stepDefinition } from '@flexmig/saga';
 import type { JsonValue, MigrationRef, SagaAction, StepName, StepOutcome, StepState } from '@flexmig/saga';
 import type { DrivenMigration } from '../store/migration-store';
 import { LeaseFence } from './lease-fence';
+import { sleep } from '@flexmig/timing';
 
 /** What the executor needs besides the action: persisted with the migration at admission. */
 export interface MigrationContext {
@@ -68,11 +69,24 @@ const json = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonVal
  * every decision is the saga's. Every request goes through `send`, which the LeaseFence guards: a replica
  * that does not know it still holds the migration's lease sends nothing (LeaseNotHeld instead).
  */
+/** When a silent agent is asked whether it still runs a step's attempt (StepExecutor.unlessLost). */
+export interface SilentAgentProbe {
+  /** Silence before the first question: longer than most steps take, so a healthy run never asks. */
+  probeAfterMs: number;
+  /** Between questions while the agent stays silent. */
+  probeEveryMs: number;
+}
+
+export const DEFAULT_SILENT_AGENT_PROBE: SilentAgentProbe = { probeAfterMs: 2_000, probeEveryMs: 1_000 };
+/** Nest's token for the probe's timing (the default when nothing provides it). */
+export const SILENT_AGENT_PROBE = Symbol('SILENT_AGENT_PROBE');
+
 @Injectable()
 export class StepExecutor {
   constructor(
     private readonly nats: NatsBus,
     private readonly fence: LeaseFence,
+    @Optional() @Inject(SILENT_AGENT_PROBE) private readonly silence: SilentAgentProbe = DEFAULT_SILENT_AGENT_PROBE,
   ) {}
 
   /** A request about one migration, sent only while this replica is known to hold its lease. */
@@ -121,9 +135,9 @@ export class StepExecutor {
     return json({ hostId: vm.hostId });
   }
 
-  private agentStep(ctx: MigrationContext, a: RunAction, role: Role, timeoutMs: number) {
+  private agentStep(ctx: MigrationContext, a: RunAction, role: Role, timeoutMs: number): Promise<StepReply> {
     const { ref } = ctx;
-    return this.send(
+    const reply = this.send(
       ref,
       RunStep,
       {
@@ -141,6 +155,52 @@ export class StepExecutor {
       },
       { params: { hostId: role === 'source' ? ref.sourceHostId : ref.targetHostId }, timeoutMs },
     );
+    return this.unlessLost(ctx, a, role, reply);
+  }
+
+  /**
+   * The agent's reply to a step command; or, once the agent has been silent for `silentAgentProbeAfterMs`, a
+   * TIMEOUT as soon as its own records say this attempt will never answer (`lostAttempt`). An agent killed and
+   * restarted inside a step loses the request, and waiting out the step's timeout kept a paused guest paused
+   * that long (step 6: 31 s of downtime in the fault matrix's qemu:kill-target-agent@transfer-state). The
+   * TIMEOUT sends the saga to its query, which reads the same records and retries or undoes the step. The
+   * question is the saga's own (`QueryMigration` with the attempt): a step with no record there is fenced, so
+   * a command still on its way can no longer run.
+   */
+  private async unlessLost(ctx: MigrationContext, a: RunAction, role: Role, reply: Promise<StepReply>): Promise<StepReply> {
+    const done = new AbortController();
+    const hostId = role === 'source' ? ctx.ref.sourceHostId : ctx.ref.targetHostId;
+    const never = new Promise<never>(() => undefined);
+    const watch = async (): Promise<never> => {
+      await sleep(this.silence.probeAfterMs, done.signal);
+      while (!done.signal.aborted) {
+        let steps: StepRecord[];
+        try {
+          ({ steps } = await this.send(ctx.ref, QueryMigration, { migrationId: ctx.ref.migrationId, step: a.step, attempt: a.attempt }, { params: { hostId }, timeoutMs: this.silence.probeEveryMs * 2 }));
+        } catch (e) {
+          // an agent that is down or restarting: ask again; anything else (the lease gone, a refusal): wait for the reply
+          if (!(e instanceof FlexmigError) || (e.code !== ErrorCode.Unavailable && e.code !== ErrorCode.Timeout)) return never;
+          await sleep(this.silence.probeEveryMs, done.signal);
+          continue;
+        }
+        const lost = done.signal.aborted ? undefined : lostAttempt(steps, a.step, role, a.attempt);
+        if (lost) {
+          throw new FlexmigError(
+            ErrorCode.Timeout,
+            `no reply from the ${role} agent on ${hostId} to attempt ${a.attempt} of ${a.name}, and its records say the attempt ${lost === 'never-ran' ? 'never ran there (the agent restarted before it?): it is fenced' : 'ended there (the agent restarted while it ran, or the reply was lost)'}`,
+            { step: a.name, attempt: a.attempt, hostId, lost },
+            true,
+          );
+        }
+        await sleep(this.silence.probeEveryMs, done.signal);
+      }
+      return never;
+    };
+    try {
+      return await Promise.race([reply, watch()]);
+    } finally {
+      done.abort();
+    }
   }
 
   /**
@@ -215,6 +275,19 @@ export class StepExecutor {
       { params: { hostId: ctx.ref.sourceHostId } },
     );
   }
+}
+
+/**
+ * What an agent's records say of an attempt it has not answered: `never-ran` when it has no record of the
+ * step (the query that read them fenced the attempt, so it never runs now), `ended` when that attempt failed
+ * or completed there (an agent restarted while it ran marks it failed; a completed one's reply was lost).
+ * Undefined while it runs there, or when the records are of another attempt (this one may be on its way).
+ */
+export function lostAttempt(records: readonly StepRecord[], step: number, role: Role, attempt: number): 'never-ran' | 'ended' | undefined {
+  const mine = records.find((r) => r.step === step && r.role === role);
+  if (!mine) return 'never-ran';
+  if (mine.attempt !== attempt || mine.status === 'in-progress') return undefined;
+  return 'ended';
 }
 
 type Half = PromiseSettledResult<StepReply>;
