@@ -22,10 +22,10 @@ import {
 } from '@flexmig/contracts';
 import { NatsBus, neverDelivered, type Params, toErrorBody } from '@flexmig/messaging';
 import { stepDefinition } from '@flexmig/saga';
+import { sleep } from '@flexmig/timing';
 import type { JsonValue, MigrationRef, SagaAction, StepName, StepOutcome, StepState } from '@flexmig/saga';
 import type { DrivenMigration } from '../store/migration-store';
 import { LeaseFence } from './lease-fence';
-import { sleep } from '@flexmig/timing';
 
 /** What the executor needs besides the action: persisted with the migration at admission. */
 export interface MigrationContext {
@@ -63,12 +63,6 @@ type CompensateAction = Extract<SagaAction, { kind: 'compensate' }>;
 
 const json = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;
 
-/**
- * Carries out the saga's actions: the scheduler's own steps (`verify-compatibility`: inventory's checked reservation,
- * `commit`: the VM's new host in inventory) and the agents' steps, queries and compensations. Pure I/O:
- * every decision is the saga's. Every request goes through `send`, which the LeaseFence guards: a replica
- * that does not know it still holds the migration's lease sends nothing (LeaseNotHeld instead).
- */
 /** When a silent agent is asked whether it still runs a step's attempt (StepExecutor.unlessLost). */
 export interface SilentAgentProbe {
   /** Silence before the first question: longer than most steps take, so a healthy run never asks. */
@@ -81,6 +75,12 @@ export const DEFAULT_SILENT_AGENT_PROBE: SilentAgentProbe = { probeAfterMs: 2_00
 /** Nest's token for the probe's timing (the default when nothing provides it). */
 export const SILENT_AGENT_PROBE = Symbol('SILENT_AGENT_PROBE');
 
+/**
+ * Carries out the saga's actions: the scheduler's own steps (`verify-compatibility`: inventory's checked reservation,
+ * `commit`: the VM's new host in inventory) and the agents' steps, queries and compensations. Pure I/O:
+ * every decision is the saga's. Every request goes through `send`, which the LeaseFence guards: a replica
+ * that does not know it still holds the migration's lease sends nothing (LeaseNotHeld instead).
+ */
 @Injectable()
 export class StepExecutor {
   constructor(
@@ -159,7 +159,7 @@ export class StepExecutor {
   }
 
   /**
-   * The agent's reply to a step command; or, once the agent has been silent for `silentAgentProbeAfterMs`, a
+   * The agent's reply to a step command; or, once the agent has been silent for `probeAfterMs`, a
    * TIMEOUT as soon as its own records say this attempt will never answer (`lostAttempt`). An agent killed and
    * restarted inside a step loses the request, and waiting out the step's timeout kept a paused guest paused
    * that long (step 6: 31 s of downtime in the fault matrix's qemu:kill-target-agent@transfer-state). The
