@@ -179,7 +179,7 @@ export class StepExecutor {
           ({ steps } = await this.send(ctx.ref, QueryMigration, { migrationId: ctx.ref.migrationId, step: a.step, attempt: a.attempt }, { params: { hostId }, timeoutMs: this.silence.probeEveryMs * 2 }));
         } catch (e) {
           // an agent that is down or restarting: ask again; anything else (the lease gone, a refusal): wait for the reply
-          if (!(e instanceof FlexmigError) || (e.code !== ErrorCode.Unavailable && e.code !== ErrorCode.Timeout)) return never;
+          if (!silent(e)) return never;
           await sleep(this.silence.probeEveryMs, done.signal);
           continue;
         }
@@ -322,7 +322,10 @@ export function step6Outcome(a: Pick<RunAction, 'name' | 'attempt'>, source: Hal
  * The request got no answer (no reply in time, a connection lost): its outcome is unknown. One that NATS
  * says reached no one (no responder on the subject) is not: that attempt never ran.
  */
-const unanswered = (e: unknown): boolean => e instanceof FlexmigError && (e.code === ErrorCode.Timeout || e.code === ErrorCode.Unavailable) && !neverDelivered(e);
+const unanswered = (e: unknown): boolean => silent(e) && !neverDelivered(e);
+
+/** No answer came: nobody listens (the agent is down or restarting), or no reply in time. */
+const silent = (e: unknown): boolean => e instanceof FlexmigError && (e.code === ErrorCode.Timeout || e.code === ErrorCode.Unavailable);
 
 /** The compensation the saga names for a step on an agent (a step without one never gets here: the saga registers none). */
 function compensationOn(step: StepName, role: Role): AgentCompensation {

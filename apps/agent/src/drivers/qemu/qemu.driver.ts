@@ -250,20 +250,13 @@ export class QemuDriver implements HypervisorDriver {
     if (!vm) return;
     // a VM that ran here is never destroyed by a compensation, and never reported destroyed either: the saga
     // would resume the source next (participation.ts refuses first when the ledger or the run state knows)
-    if (vm.state.role !== 'incoming' || vm.state.resumedAt) {
-      throw new FlexmigError(
-        ErrorCode.Conflict,
-        `VM ${vmId} ran on this host (resumed ${vm.state.resumedAt ? `at ${vm.state.resumedAt}` : 'before'}): the copy is not destroyed; resolve the migration (flexmig resolve)`,
-        { vmId },
-        false,
-      );
-    }
+    const refuse = (why: string) =>
+      new FlexmigError(ErrorCode.Conflict, `VM ${vmId} ${why}: the copy is not destroyed; resolve the migration (flexmig resolve)`, { vmId }, false);
+    if (vm.state.role !== 'incoming' || vm.state.resumedAt) throw refuse(`ran on this host (resumed ${vm.state.resumedAt ? `at ${vm.state.resumedAt}` : 'before'})`);
     // an agent that sent `cont` and died before it recorded the resume left a guest that runs with role
     // `incoming`: asked of QEMU itself, never guessed (the step's ledger refuses first when it knows; participation.ts)
     const status = vm.dead ? undefined : await this.statusUnlessEnded(vm);
-    if (status?.running) {
-      throw new FlexmigError(ErrorCode.Conflict, `VM ${vmId} already runs on this host (its QEMU is running): the copy is not destroyed; resolve the migration (flexmig resolve)`, { vmId }, false);
-    }
+    if (status?.running) throw refuse('already runs on this host (its QEMU is running)');
     await this.registry.destroy(vm);
   }
 
