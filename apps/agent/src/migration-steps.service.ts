@@ -31,6 +31,7 @@ import { LedgerStore } from './ledger-store';
 import { Counter, Histogram } from 'prom-client';
 import { sleep } from '@flexmig/timing';
 import { TargetWatch } from './target-watch';
+import { CompensationsInFlight } from './compensations-in-flight';
 
 const stepsRun = new Counter({
   name: 'flexmig_agent_steps_total',
@@ -68,6 +69,7 @@ export class MigrationStepsService {
   private readonly log = new Logger('steps');
   private readonly ledger: StepLedger;
   private readonly driver: HypervisorDriver;
+  private readonly compensations = new CompensationsInFlight<{ done: boolean; note?: string }>();
 
   constructor(
     @Inject(HYPERVISOR_DRIVER) driver: HypervisorDriver,
@@ -246,8 +248,11 @@ export class MigrationStepsService {
    * `agent compensate <n>`.
    */
   compensate(c: CompensateCommand): Promise<{ done: boolean; note?: string }> {
-    return withLogFields({ migrationId: c.migrationId, vmId: c.vmId, hostId: this.env.HOST_ID, step: c.step }, () =>
-      inSpan(`agent compensate ${c.step}`, { attributes: this.spanAttributes(c.migrationId, c.step, c.role) }, () => this.undo(c)),
+    // one sent again while it runs (CompensationsInFlight) joins it
+    return this.compensations.run(c, () =>
+      withLogFields({ migrationId: c.migrationId, vmId: c.vmId, hostId: this.env.HOST_ID, step: c.step }, () =>
+        inSpan(`agent compensate ${c.step}`, { attributes: this.spanAttributes(c.migrationId, c.step, c.role) }, () => this.undo(c)),
+      ),
     );
   }
 
@@ -332,12 +337,13 @@ export class MigrationStepsService {
    * What this agent knows of a migration. With a step and attempt it has no record of, it fences that
    * attempt, once the scheduler confirms it issued it (StepLedger.query).
    */
-  records(migrationId: string, step?: number, attempt?: number): Promise<StepRecord[]> {
-    return this.ledger.query(
+  async records(migrationId: string, step?: number, attempt?: number): Promise<StepRecord[]> {
+    const records = await this.ledger.query(
       migrationId,
       async (id, n) => (await this.bus.request(GetStepAttempt, { migrationId: id, step: n }, { timeoutMs: admissionCheckTimeoutMs })).attempt,
       step,
       attempt,
     );
+    return this.compensations.mark(migrationId, records);
   }
 }

@@ -178,6 +178,11 @@ export const StepRecordSchema = z.object({
   status: z.enum(['in-progress', 'completed', 'failed', 'compensated']),
   reply: StepReplySchema.optional(),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
+  /**
+   * The agent runs this step's compensation now. Kept in memory: an agent that restarted runs none, so a
+   * completed step without it (and not `compensated`) means a compensation sent to it was lost.
+   */
+  compensating: z.literal(true).optional(),
 });
 export type StepRecord = z.infer<typeof StepRecordSchema>;
 

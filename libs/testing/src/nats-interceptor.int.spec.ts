@@ -56,6 +56,21 @@ describe('NatsInterceptor', () => {
     expect(proxy.counts.duplicated['to-server']).toBe(1);
   });
 
+  it('drops the client publications a dropping rule matches: they never reach the server, the others pass in order', async () => {
+    const got = collect(direct, 'lost.>');
+    await direct.flush();
+    const remove = proxy.intercept({ direction: 'to-server', match: (s) => s === 'lost.compensate', drop: true });
+    through.publish('lost.compensate', 'c-1');
+    through.publish('lost.step', 's-1');
+    await through.flush();
+    remove();
+    through.publish('lost.compensate', 'c-2');
+    await through.flush();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(got.map((g) => g.data)).toEqual(['s-1', 'c-2']);
+    expect(proxy.counts.dropped['to-server']).toBe(1);
+  });
+
   it('delays and repeats replies delivered to the client: the second copy reaches its inbox after the request settled', async () => {
     direct.subscribe('svc', { callback: (_e, m) => void m.respond(`answer to ${text(m.data)}`) });
     await direct.flush();

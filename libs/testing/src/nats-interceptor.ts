@@ -14,18 +14,21 @@ export interface InterceptRule {
   delayMs?: number;
   /** Send a second copy of it this long after it arrived. */
   duplicateAfterMs?: number;
+  /** Never pass it on: the message lost on the way (the other options do not apply). */
+  drop?: boolean;
 }
 
-/** How many messages each rule delayed and duplicated, per direction. */
+/** How many messages the rules delayed, duplicated and dropped, per direction. */
 export interface InterceptCounts {
   delayed: Record<NatsDirection, number>;
   duplicated: Record<NatsDirection, number>;
+  dropped: Record<NatsDirection, number>;
 }
 
 const messageOps = new Set(['PUB', 'HPUB', 'MSG', 'HMSG']);
 
 /**
- * A NATS proxy for one client process that can delay and repeat chosen messages, both the client's
+ * A NATS proxy for one client process that can delay, repeat or drop chosen messages, both the client's
  * publications (commands, replies it sends) and the messages delivered to it (requests, replies it gets):
  * the duplicated and delayed messages of a real network, with the client's own connection, subscriptions and
  * inbox, which a second client re-publishing them cannot give. Frames are whole NATS protocol frames
@@ -38,7 +41,7 @@ export class NatsInterceptor {
   private rules: InterceptRule[] = [];
   private readonly sockets = new Set<net.Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
-  readonly counts: InterceptCounts = { delayed: { 'to-server': 0, 'to-client': 0 }, duplicated: { 'to-server': 0, 'to-client': 0 } };
+  readonly counts: InterceptCounts = { delayed: { 'to-server': 0, 'to-client': 0 }, duplicated: { 'to-server': 0, 'to-client': 0 }, dropped: { 'to-server': 0, 'to-client': 0 } };
 
   constructor(private readonly upstreamPort: number, private readonly upstreamHost = '127.0.0.1') {}
 
@@ -95,6 +98,10 @@ export class NatsInterceptor {
     const rule = messageOps.has(f.op) ? this.rules.find((r) => r.direction === direction && r.match(f.subject!, f.payload)) : undefined;
     if (!rule) {
       write();
+      return;
+    }
+    if (rule.drop) {
+      this.counts.dropped[direction]++;
       return;
     }
     if (rule.delayMs) {

@@ -1,6 +1,6 @@
 import { STEP_NAMES } from '@flexmig/contracts';
 import { type Scenario } from './runner';
-import { agentCutFromNatsAt, duplicated, killAt, natsStreamLeaderKilledAt, participants, qemuSetup, restartNatsAt, restartPostgresAt, schedulerCutFromPostgresAt, simSwitchoverAsQemuSetup, skewedTakeoverAt, sourceTargetSplitAt, stateDirFull, zombieAt } from './scenarios';
+import { agentCutFromNatsAt, duplicated, killAt, lostCompensationAt, natsStreamLeaderKilledAt, participants, qemuSetup, restartNatsAt, restartPostgresAt, schedulerCutFromPostgresAt, simSwitchoverAsQemuSetup, skewedTakeoverAt, sourceTargetSplitAt, stateDirFull, zombieAt } from './scenarios';
 
 /**
  * The fault matrix (issue 10, item 7): `npm run faults` runs all of it and writes docs/fault-matrix.md.
@@ -17,6 +17,7 @@ export const matrix: Scenario[] = [
   schedulerCutFromPostgresAt('transfer-memory'),
   schedulerCutFromPostgresAt('resume-target'),
   duplicated(500),
+  lostCompensationAt('transfer-memory'),
   skewedTakeoverAt('transfer-memory'),
   stateDirFull(),
   natsStreamLeaderKilledAt('transfer-memory'),

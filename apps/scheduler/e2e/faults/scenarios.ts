@@ -514,6 +514,51 @@ export const natsStreamLeaderKilledAt = (step: StepName): Scenario => ({
   },
 });
 
+/**
+ * The migration cancelled at `step`, and the first compensation sent to the target agent (step 2's
+ * destroy-incoming-vm) lost on the way: a NATS interceptor on the scheduler's connection drops it, as an
+ * agent killed while it ran one loses it. The scheduler hears nothing, asks the agent, learns it does not
+ * run it, and sends it again inside the same attempt (StepExecutor.compensate), instead of waiting out the
+ * compensation's timeout with the rollback stalled.
+ */
+export const lostCompensationAt = (step: StepName): Scenario => {
+  let remove: (() => void) | undefined;
+  let droppedBefore = 0;
+  const dropped = (h: FaultHarness) => h.natsInterceptor('scheduler').counts.dropped['to-server'];
+  return {
+    id: `cancel-and-lose-a-compensation@${step}`,
+    fault: "the migration cancelled, and the first compensation to the target agent lost (a NATS interceptor on the scheduler's connection drops it)",
+    step,
+    setup: simSetup,
+    async inject(c) {
+      const subject = `${c.h.prefix}.agent.${c.dst}.migration.compensate`;
+      let seen = 0;
+      droppedBefore = dropped(c.h);
+      remove = c.h.natsInterceptor('scheduler').intercept({ direction: 'to-server', match: (s, payload) => s === subject && payload.includes(c.migrationId) && seen++ === 0, drop: true });
+      await c.reach(step);
+      const r = await c.h.http('scheduler', 'POST', `/api/v1/migrations/${c.migrationId}/cancel`, { reason: 'fault matrix: a rollback with a compensation lost' });
+      if (r.status !== 202) throw new Error(`the cancel was refused: ${r.status} ${JSON.stringify(r.body)}`);
+    },
+    async extra(c) {
+      const m = await c.h.migration(c.migrationId);
+      const undo = (m.steps as { name: string; compensation: { attempt: number; endedAt: string | null; error: { message: string } | null } | null }[]).find((x) => x.name === 'transfer-config')?.compensation;
+      const lost = dropped(c.h) - droppedBefore;
+      const held = lost === 1 && undo?.attempt === 1 && undo.endedAt !== null && undo.error === null;
+      return [
+        {
+          name: 'the lost compensation sent again within its attempt',
+          held,
+          detail: `${lost} compensation command(s) dropped; transfer-config's compensation: ${undo ? `attempt ${undo.attempt}, ${undo.endedAt ? 'ended' : 'not ended'}${undo.error ? `, last error: ${undo.error.message}` : ''}` : 'none'}`,
+        },
+      ];
+    },
+    async cleanup() {
+      remove?.();
+      remove = undefined;
+    },
+  };
+};
+
 /** The target agent's state directory full (its tmpfs filled) when the migration starts. */
 export const stateDirFull = (): Scenario => {
   const filler = (h: FaultHarness, hostId: string) => path.join(h.hostDir(hostId), 'filler');

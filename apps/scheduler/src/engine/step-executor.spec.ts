@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, FlexmigError, MigrationPolicySchema, QueryMigration, RelocateVm, ReserveCapacity, RunStep, type RequestContract } from '@flexmig/contracts';
+import { CompensateStep, ErrorCode, FlexmigError, MigrationPolicySchema, QueryMigration, RelocateVm, ReserveCapacity, RunStep, type RequestContract } from '@flexmig/contracts';
 import type { NatsBus } from '@flexmig/messaging';
 import { STEPS, type SagaAction, type StepDefinition } from '@flexmig/saga';
 import type { LeaseFence } from './lease-fence';
-import { StepExecutor, lostAttempt, step6Outcome, type MigrationContext } from './step-executor';
+import { StepExecutor, lostAttempt, lostCompensation, step6Outcome, type MigrationContext } from './step-executor';
 
 /**
  * Issue 11: one NATS round trip per step. A bus that answers every request on the next turn of the event
@@ -250,5 +250,94 @@ describe('an agent silent inside a step: asked whether it still runs the attempt
     await new Promise((r) => setTimeout(r, 40));
     answer('src'); // the source's half replies; the target's never will
     expect(await running).toMatchObject({ code: ErrorCode.Timeout, message: expect.stringMatching(/no answer from the target .* it may have started the guest/) });
+  });
+});
+
+describe('an agent silent during a compensation: asked, and sent it again when it no longer runs it (an agent restarted inside it lost it)', () => {
+  const probe = { probeAfterMs: 20, probeEveryMs: 10 };
+  const undo = (d: StepDefinition) => ({ kind: 'compensate' as const, migrationId: ref.migrationId, step: d.number, name: d.name, actor: d.actor, compensation: d.compensation!, attempt: 1, deadline: Date.now() + 60_000, notBefore: null });
+  type Undo = ReturnType<typeof undo>;
+
+  /**
+   * A bus where the first compensation command is never answered (lost in the agent that died), each later
+   * one is answered by `resend`, and the agent's records are whatever `records` says now.
+   */
+  const lostFirstBus = (records: () => unknown[], resend: () => unknown = () => ({ done: true })) => {
+    const sent: { subject: string; hostId?: string; payload: any }[] = [];
+    const bus = {
+      request: async (contract: RequestContract, payload: any, opts: { params?: { hostId?: string } } = {}): Promise<unknown> => {
+        sent.push({ subject: contract.subject, hostId: opts.params?.hostId, payload });
+        if (contract.subject === QueryMigration.subject) return { migrationId: payload.migrationId, steps: records() };
+        if (contract.subject !== CompensateStep.subject) throw new Error(`unexpected request on ${contract.subject}`);
+        if (sent.filter((s) => s.subject === CompensateStep.subject).length === 1) return new Promise(() => undefined);
+        return { migrationId: payload.migrationId, step: payload.step, ...(resend() as object) };
+      },
+    };
+    return { bus: bus as unknown as NatsBus, sent, compensations: () => sent.filter((s) => s.subject === CompensateStep.subject) };
+  };
+  const compensate = (bus: NatsBus, a: Undo) => new StepExecutor(bus, fence, probe).compensate(ctx, a, 60_000);
+
+  it('lostCompensation: compensated is done; running it is waited for; anything else (its record as it was, or none) is lost', () => {
+    const rec = (status: string, compensating?: true) => ({ step: 4, role: 'source' as const, attempt: 1, status: status as never, ...(compensating ? { compensating } : {}) });
+    expect(lostCompensation([rec('compensated')], 4, 'source')).toBe('done');
+    expect(lostCompensation([rec('completed', true)], 4, 'source')).toBeUndefined();
+    expect(lostCompensation([rec('completed')], 4, 'source')).toBe('lost');
+    expect(lostCompensation([{ ...rec('compensated'), role: 'target' }], 4, 'source')).toBe('lost');
+    expect(lostCompensation([], 4, 'source')).toBe('lost');
+  });
+
+  it('a compensation lost by a restarted agent is sent again at once, and its reply ends it, not the 60 s timeout', async () => {
+    const { bus, sent, compensations } = lostFirstBus(() => [{ step: 5, role: 'source', attempt: 1, status: 'completed' }]);
+    const t = Date.now();
+    await compensate(bus, undo(STEPS[4]));
+    expect(Date.now() - t).toBeLessThan(5_000);
+    expect(compensations()).toHaveLength(2);
+    expect(compensations()[1]).toMatchObject({ hostId: 'src', payload: { step: 5, compensation: 'resume-source', role: 'source' } });
+    // the question names no attempt: it fences nothing
+    expect(sent.find((s) => s.subject === QueryMigration.subject)?.payload).toEqual({ migrationId: ref.migrationId, step: 5 });
+  });
+
+  it('a step the agent recorded compensated is done, though its reply was lost: nothing is sent again', async () => {
+    const { bus, compensations } = lostFirstBus(() => [{ step: 5, role: 'source', attempt: 1, status: 'compensated' }]);
+    await compensate(bus, undo(STEPS[4]));
+    expect(compensations()).toHaveLength(1);
+  });
+
+  it('a compensation the agent still runs is waited for, never sent twice', async () => {
+    let answer: () => void = () => undefined;
+    let queries = 0;
+    let sends = 0;
+    const bus = {
+      request: async (contract: RequestContract, payload: any): Promise<unknown> => {
+        if (contract.subject === QueryMigration.subject) {
+          queries++;
+          return { migrationId: payload.migrationId, steps: [{ step: 5, role: 'source', attempt: 1, status: 'completed', compensating: true }] };
+        }
+        sends++;
+        return new Promise((resolve) => (answer = () => resolve({ migrationId: payload.migrationId, step: 5, done: true })));
+      },
+    } as unknown as NatsBus;
+    const running = compensate(bus, undo(STEPS[4]));
+    while (queries < 4) await new Promise((r) => setTimeout(r, 5));
+    answer();
+    await expect(running).resolves.toBeUndefined();
+    expect(sends).toBe(1);
+  });
+
+  it('the agent refusing the compensation sent again fails it with that refusal', async () => {
+    const refusal = new FlexmigError(ErrorCode.Conflict, 'this agent has no record of pause-source (source)', undefined, false);
+    const { bus } = lostFirstBus(
+      () => [],
+      () => {
+        throw refusal;
+      },
+    );
+    await expect(compensate(bus, undo(STEPS[4]))).rejects.toBe(refusal);
+  });
+
+  it('step 6: the target, silent after a restart, is sent its compensation again before the source is resumed', async () => {
+    const { bus, compensations } = lostFirstBus(() => [{ step: 6, role: 'target', attempt: 1, status: 'completed' }]);
+    await compensate(bus, undo(STEPS[5]));
+    expect(compensations().map((c) => `${c.hostId}:${c.payload.compensation}`)).toEqual(['dst:destroy-incoming-vm', 'dst:destroy-incoming-vm', 'src:resume-source']);
   });
 });

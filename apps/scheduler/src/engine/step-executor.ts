@@ -249,15 +249,53 @@ export class StepExecutor {
     // step 6: the target's copy is destroyed before the source is resumed, never after: a target that answers
     // that its copy ran (the agent refuses: participation.ts checkCopyNeverRan) stops the rollback there
     const roles: Role[] = a.actor === 'source+target' ? ['target', 'source'] : [a.actor];
-    const name = a.name;
-    for (const role of roles) {
-      await this.send(
-        ref,
-        CompensateStep,
-        { migrationId: ref.migrationId, step: a.step, stepName: name, compensation: compensationOn(name, role), role, vmId: ref.vmId },
-        { params: { hostId: role === 'source' ? ref.sourceHostId : ref.targetHostId }, timeoutMs },
-      );
-    }
+    for (const role of roles) await this.compensateOn(ctx, a, role, timeoutMs);
+  }
+
+  /**
+   * One agent's compensation, answered by its reply, or by its records once it stays silent: an agent
+   * killed while it ran a compensation lost it, and waiting out the compensation's timeout (60 s by default)
+   * kept the rollback, and a source paused since step 5, waiting that long. After `probeAfterMs` of silence
+   * the agent is asked every `probeEveryMs` (QueryMigration without an attempt: nothing is fenced). A step
+   * it records `compensated` is done (the reply was lost); a compensation it does not run now
+   * (`lostCompensation`) is sent again, and an agent that still runs it joins the one running
+   * (CompensationsInFlight). The first request's error fails it as before; a later one's only when the
+   * agent answered it (a refusal), since silence is what the questions are for.
+   */
+  private compensateOn(ctx: MigrationContext, a: CompensateAction, role: Role, timeoutMs: number): Promise<void> {
+    const { ref } = ctx;
+    const hostId = role === 'source' ? ref.sourceHostId : ref.targetHostId;
+    const deadline = Date.now() + timeoutMs;
+    const command = { migrationId: ref.migrationId, step: a.step, stepName: a.name, compensation: compensationOn(a.name, role), role, vmId: ref.vmId };
+    const sendOnce = async () => this.send(ref, CompensateStep, command, { params: { hostId }, timeoutMs: Math.max(1, deadline - Date.now()) });
+    const done = new AbortController();
+    return new Promise<void>((resolve, reject) => {
+      const settle = (end: () => void) => {
+        if (done.signal.aborted) return;
+        done.abort();
+        end();
+      };
+      sendOnce().then(() => settle(resolve), (e: unknown) => settle(() => reject(e)));
+      const watch = async (): Promise<void> => {
+        await sleep(this.silence.probeAfterMs, done.signal);
+        while (!done.signal.aborted) {
+          let steps: StepRecord[];
+          try {
+            ({ steps } = await this.send(ref, QueryMigration, { migrationId: ref.migrationId, step: a.step }, { params: { hostId }, timeoutMs: this.silence.probeEveryMs * 2 }));
+          } catch (e) {
+            // an agent that is down or restarting: ask again; anything else (the lease gone, a refusal): wait for the reply
+            if (!silent(e)) return;
+            await sleep(this.silence.probeEveryMs, done.signal);
+            continue;
+          }
+          const state = done.signal.aborted ? undefined : lostCompensation(steps, a.step, role);
+          if (state === 'done') return settle(resolve);
+          if (state === 'lost') sendOnce().then(() => settle(resolve), (e: unknown) => void (silent(e) || settle(() => reject(e))));
+          await sleep(this.silence.probeEveryMs, done.signal);
+        }
+      };
+      void watch();
+    });
   }
 
   /**
@@ -288,6 +326,18 @@ export function lostAttempt(records: readonly StepRecord[], step: number, role: 
   if (!mine) return 'never-ran';
   if (mine.attempt !== attempt || mine.status === 'in-progress') return undefined;
   return 'ended';
+}
+
+/**
+ * What an agent's records say of a compensation it has not answered: `done` when it recorded the step
+ * `compensated` (the reply was lost), `lost` when it does not run it now (it restarted, or the command never
+ * reached it; a step it has no record of is `lost` too, and the agent's own refusal answers the resend).
+ * Undefined while it runs it (`compensating`).
+ */
+export function lostCompensation(records: readonly StepRecord[], step: number, role: Role): 'done' | 'lost' | undefined {
+  const mine = records.find((r) => r.step === step && r.role === role);
+  if (mine?.status === 'compensated') return 'done';
+  return mine?.compensating ? undefined : 'lost';
 }
 
 type Half = PromiseSettledResult<StepReply>;
