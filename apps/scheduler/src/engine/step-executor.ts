@@ -172,34 +172,45 @@ export class StepExecutor {
     const hostId = role === 'source' ? ctx.ref.sourceHostId : ctx.ref.targetHostId;
     const never = new Promise<never>(() => undefined);
     const watch = async (): Promise<never> => {
-      await sleep(this.silence.probeAfterMs, done.signal);
-      while (!done.signal.aborted) {
-        let steps: StepRecord[];
-        try {
-          ({ steps } = await this.send(ctx.ref, QueryMigration, { migrationId: ctx.ref.migrationId, step: a.step, attempt: a.attempt }, { params: { hostId }, timeoutMs: this.silence.probeEveryMs * 2 }));
-        } catch (e) {
-          // an agent that is down or restarting: ask again; anything else (the lease gone, a refusal): wait for the reply
-          if (!silent(e)) return never;
-          await sleep(this.silence.probeEveryMs, done.signal);
-          continue;
-        }
-        const lost = done.signal.aborted ? undefined : lostAttempt(steps, a.step, role, a.attempt);
-        if (lost) {
-          throw new FlexmigError(
-            ErrorCode.Timeout,
-            `no reply from the ${role} agent on ${hostId} to attempt ${a.attempt} of ${a.name}, and its records say the attempt ${lost === 'never-ran' ? 'never ran there (the agent restarted before it?): it is fenced' : 'ended there (the agent restarted while it ran, or the reply was lost)'}`,
-            { step: a.name, attempt: a.attempt, hostId, lost },
-            true,
-          );
-        }
-        await sleep(this.silence.probeEveryMs, done.signal);
-      }
+      await this.whileSilent(ctx.ref, hostId, { step: a.step, attempt: a.attempt }, done.signal, (steps) => {
+        const lost = lostAttempt(steps, a.step, role, a.attempt);
+        if (!lost) return false;
+        throw new FlexmigError(
+          ErrorCode.Timeout,
+          `no reply from the ${role} agent on ${hostId} to attempt ${a.attempt} of ${a.name}, and its records say the attempt ${lost === 'never-ran' ? 'never ran there (the agent restarted before it?): it is fenced' : 'ended there (the agent restarted while it ran, or the reply was lost)'}`,
+          { step: a.name, attempt: a.attempt, hostId, lost },
+          true,
+        );
+      });
       return never;
     };
     try {
       return await Promise.race([reply, watch()]);
     } finally {
       done.abort();
+    }
+  }
+
+  /**
+   * Asks the agent on `hostId` what it knows of the migration's step (`QueryMigration` with `question`: with
+   * an attempt, the agent fences one it has no record of) once it has been silent for `probeAfterMs`, then
+   * every `probeEveryMs`, handing its records to `heard` until that says it has its answer (true) or `done`
+   * aborts. An agent down or restarting is asked again; any other error (the lease gone, a refusal) ends the
+   * asking, and the caller waits for its reply. What `heard` throws, this throws.
+   */
+  private async whileSilent(ref: MigrationRef, hostId: string, question: { step: number; attempt?: number }, done: AbortSignal, heard: (steps: StepRecord[]) => boolean): Promise<void> {
+    await sleep(this.silence.probeAfterMs, done);
+    while (!done.aborted) {
+      let steps: StepRecord[];
+      try {
+        ({ steps } = await this.send(ref, QueryMigration, { migrationId: ref.migrationId, ...question }, { params: { hostId }, timeoutMs: this.silence.probeEveryMs * 2 }));
+      } catch (e) {
+        if (!silent(e)) return;
+        await sleep(this.silence.probeEveryMs, done);
+        continue;
+      }
+      if (done.aborted || heard(steps)) return;
+      await sleep(this.silence.probeEveryMs, done);
     }
   }
 
@@ -256,7 +267,7 @@ export class StepExecutor {
    * One agent's compensation, answered by its reply, or by its records once it stays silent: an agent
    * killed while it ran a compensation lost it, and waiting out the compensation's timeout (60 s by default)
    * kept the rollback, and a source paused since step 5, waiting that long. After `probeAfterMs` of silence
-   * the agent is asked every `probeEveryMs` (QueryMigration without an attempt: nothing is fenced). A step
+   * the agent is asked every `probeEveryMs` (`whileSilent`, without an attempt: nothing is fenced). A step
    * it records `compensated` is done (the reply was lost); a compensation it does not run now
    * (`lostCompensation`) is sent again, and an agent that still runs it joins the one running
    * (CompensationsInFlight). The first request's error fails it as before; a later one's only when the
@@ -276,25 +287,12 @@ export class StepExecutor {
         end();
       };
       sendOnce().then(() => settle(resolve), (e: unknown) => settle(() => reject(e)));
-      const watch = async (): Promise<void> => {
-        await sleep(this.silence.probeAfterMs, done.signal);
-        while (!done.signal.aborted) {
-          let steps: StepRecord[];
-          try {
-            ({ steps } = await this.send(ref, QueryMigration, { migrationId: ref.migrationId, step: a.step }, { params: { hostId }, timeoutMs: this.silence.probeEveryMs * 2 }));
-          } catch (e) {
-            // an agent that is down or restarting: ask again; anything else (the lease gone, a refusal): wait for the reply
-            if (!silent(e)) return;
-            await sleep(this.silence.probeEveryMs, done.signal);
-            continue;
-          }
-          const state = done.signal.aborted ? undefined : lostCompensation(steps, a.step, role);
-          if (state === 'done') return settle(resolve);
-          if (state === 'lost') sendOnce().then(() => settle(resolve), (e: unknown) => void (silent(e) || settle(() => reject(e))));
-          await sleep(this.silence.probeEveryMs, done.signal);
-        }
-      };
-      void watch();
+      void this.whileSilent(ref, hostId, { step: a.step }, done.signal, (steps) => {
+        const state = lostCompensation(steps, a.step, role);
+        if (state === 'done') settle(resolve);
+        if (state === 'lost') sendOnce().then(() => settle(resolve), (e: unknown) => void (silent(e) || settle(() => reject(e))));
+        return state === 'done';
+      });
     });
   }
 
