@@ -297,6 +297,32 @@ describe('an agent silent during a compensation: asked, and sent it again when i
     expect(sent.find((s) => s.subject === QueryMigration.subject)?.payload).toEqual({ migrationId: ref.migrationId, step: 5 });
   });
 
+  it('one resend out at a time: while it is unanswered the agent is asked on, and nothing more is sent; one that found no agent is sent again', async () => {
+    let answer: () => void = () => undefined;
+    let queries = 0;
+    const sends: string[] = [];
+    const bus = {
+      request: async (contract: RequestContract, payload: any): Promise<unknown> => {
+        if (contract.subject === QueryMigration.subject) {
+          queries++;
+          return { migrationId: payload.migrationId, steps: [{ step: 5, role: 'source', attempt: 1, status: 'completed' }] };
+        }
+        sends.push(payload.compensation);
+        // the first is lost, the second finds no responder (the agent restarting), the third waits for the test
+        if (sends.length === 2) throw new FlexmigError(ErrorCode.Unavailable, 'no responders', { delivered: false });
+        return new Promise((resolve) => sends.length > 2 && (answer = () => resolve({ migrationId: payload.migrationId, step: 5, done: true })));
+      },
+    } as unknown as NatsBus;
+    const running = compensate(bus, undo(STEPS[4]));
+    try {
+      while (queries < 8) await new Promise((r) => setTimeout(r, 5));
+      expect(sends).toHaveLength(3);
+    } finally {
+      answer(); // also when the check failed: the executor stops asking
+    }
+    await expect(running).resolves.toBeUndefined();
+  });
+
   it('a step the agent recorded compensated is done, though its reply was lost: nothing is sent again', async () => {
     const { bus, compensations } = lostFirstBus(() => [{ step: 5, role: 'source', attempt: 1, status: 'compensated' }]);
     await compensate(bus, undo(STEPS[4]));

@@ -269,7 +269,7 @@ export class StepExecutor {
    * kept the rollback, and a source paused since step 5, waiting that long. After `probeAfterMs` of silence
    * the agent is asked every `probeEveryMs` (`whileSilent`, without an attempt: nothing is fenced). A step
    * it records `compensated` is done (the reply was lost); a compensation it does not run now
-   * (`lostCompensation`) is sent again, and an agent that still runs it joins the one running
+   * (`lostCompensation`) is sent again (one resend out at a time), and an agent that still runs it joins the one running
    * (CompensationsInFlight). The first request's error fails it as before; a later one's only when the
    * agent answered it (a refusal), since silence is what the questions are for.
    */
@@ -287,10 +287,22 @@ export class StepExecutor {
         end();
       };
       sendOnce().then(() => settle(resolve), (e: unknown) => settle(() => reject(e)));
+      // one resend out at a time: an agent of an older version, which neither joins nor says it runs one, gets
+      // at most one more while it runs the first
+      let resending = false;
       void this.whileSilent(ref, hostId, { step: a.step }, done.signal, (steps) => {
         const state = lostCompensation(steps, a.step, role);
         if (state === 'done') settle(resolve);
-        if (state === 'lost') sendOnce().then(() => settle(resolve), (e: unknown) => void (silent(e) || settle(() => reject(e))));
+        if (state === 'lost' && !resending) {
+          resending = true;
+          sendOnce().then(
+            () => settle(resolve),
+            (e: unknown) => {
+              resending = false;
+              if (!silent(e)) settle(() => reject(e));
+            },
+          );
+        }
         return state === 'done';
       });
     });
