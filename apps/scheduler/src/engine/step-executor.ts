@@ -269,9 +269,9 @@ export class StepExecutor {
    * kept the rollback, and a source paused since step 5, waiting that long. After `probeAfterMs` of silence
    * the agent is asked every `probeEveryMs` (`whileSilent`, without an attempt: nothing is fenced). A step
    * it records `compensated` is done (the reply was lost); a compensation it does not run now
-   * (`lostCompensation`) is sent again (one resend out at a time), and an agent that still runs it joins the one running
-   * (CompensationsInFlight). The first request's error fails it as before; a later one's only when the
-   * agent answered it (a refusal), since silence is what the questions are for.
+   * (`lostCompensation`) is sent again, one resend out at a time, and an agent that still runs it joins the
+   * one running (CompensationsInFlight). The first request's error fails it as before; a later one's only
+   * when the agent answered it (a refusal), since silence is what the questions are for.
    */
   private compensateOn(ctx: MigrationContext, a: CompensateAction, role: Role, timeoutMs: number): Promise<void> {
     const { ref } = ctx;
