@@ -6,41 +6,43 @@ import { AgentEnv } from './config';
 import { SimDriver } from './drivers/sim.driver';
 import { MigrationStepsService } from './migration-steps.service';
 
+const vm = { id: randomUUID(), name: 'vm-s', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' };
+/** A target agent on the sim driver whose only request is inventory's reservation (steps 2 and 6 ask nothing else). */
+const setup = (switchoverAsQemu: boolean) => {
+  const driver = new SimDriver({ hostCpu: simulatedHostCpu('IvyBridge'), memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, defaultDirtyRateMiBps: 0, defaultWorkingSetMiB: 0, switchoverAsQemu });
+  const migrationId = randomUUID();
+  const reservation = { migrationId, vmId: vm.id, hostId: 'dst', memoryMiB: 1024, vcpus: 1, createdAt: new Date().toISOString() };
+  // the only request a target's steps 2 and 6 make: inventory's reservation, at step 2
+  const bus = {
+    request: async (contract: unknown) => {
+      if (contract !== GetReservation) throw new Error('unexpected request');
+      return { reservation };
+    },
+    publish: () => undefined,
+  };
+  const steps = new MigrationStepsService(driver, bus as never, { HOST_ID: 'dst' } as AgentEnv);
+  const cmd = (step: number, attempt = 1): StepCommand => ({
+    migrationId,
+    step,
+    stepName: stepName(step),
+    attempt,
+    role: 'target',
+    vm,
+    sourceHostId: 'src',
+    targetHostId: 'dst',
+    policy: MigrationPolicySchema.parse({}),
+  });
+  const copy = () => driver.listVms().find((v) => v.vmId === vm.id)?.state ?? 'absent';
+  const undo6 = () => steps.compensate({ migrationId, step: 6, stepName: 'transfer-state', compensation: 'destroy-incoming-vm', role: 'target', vmId: vm.id });
+  return { driver, steps, cmd, copy, undo6, migrationId };
+};
+
 /**
  * The target's half of step 6 on a driver that resumes with it (HypervisorDriver.resumesWithTransferState:
  * qemu; the sim with SIM_SWITCHOVER=qemu): the guest runs as soon as its state loaded, the ledger records
  * step 7 with step 6, and from then on nothing of the migration destroys that copy.
  */
 describe('the target half of step 6 that starts the guest (step 7 done with it)', () => {
-  const vm = { id: randomUUID(), name: 'vm-s', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' };
-  const setup = (switchoverAsQemu: boolean) => {
-    const driver = new SimDriver({ hostCpu: simulatedHostCpu('IvyBridge'), memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, defaultDirtyRateMiBps: 0, defaultWorkingSetMiB: 0, switchoverAsQemu });
-    const migrationId = randomUUID();
-    const reservation = { migrationId, vmId: vm.id, hostId: 'dst', memoryMiB: 1024, vcpus: 1, createdAt: new Date().toISOString() };
-    // the only request a target's steps 2 and 6 make: inventory's reservation, at step 2
-    const bus = {
-      request: async (contract: unknown) => {
-        if (contract !== GetReservation) throw new Error('unexpected request');
-        return { reservation };
-      },
-      publish: () => undefined,
-    };
-    const steps = new MigrationStepsService(driver, bus as never, { HOST_ID: 'dst' } as AgentEnv);
-    const cmd = (step: number, attempt = 1): StepCommand => ({
-      migrationId,
-      step,
-      stepName: stepName(step),
-      attempt,
-      role: 'target',
-      vm,
-      sourceHostId: 'src',
-      targetHostId: 'dst',
-      policy: MigrationPolicySchema.parse({}),
-    });
-    const copy = () => driver.listVms().find((v) => v.vmId === vm.id)?.state ?? 'absent';
-    const undo6 = () => steps.compensate({ migrationId, step: 6, stepName: 'transfer-state', compensation: 'destroy-incoming-vm', role: 'target', vmId: vm.id });
-    return { driver, steps, cmd, copy, undo6, migrationId };
-  };
 
   it('replies with resumedAt, runs the guest, and answers a later step 7 command from the ledger without running it again', async () => {
     const { driver, steps, cmd, copy } = setup(true);
@@ -77,6 +79,37 @@ describe('the target half of step 6 that starts the guest (step 7 done with it)'
     expect(six.resumedAt).toBeUndefined();
     expect(copy()).toBe('paused');
     await expect(undo6()).resolves.toMatchObject({ done: true });
+    expect(copy()).toBe('absent');
+  });
+});
+
+describe('a compensation sent again while it runs (the scheduler got no answer) joins it', () => {
+  it('the records say compensating while it runs; the copy is destroyed once; both senders get the answer, and the step reads compensated', async () => {
+    const { driver, steps, cmd, copy, migrationId } = setup(false);
+    await steps.run(cmd(2));
+    // a destroy that takes its time (a QEMU that is slow to quit)
+    let finish: () => void = () => undefined;
+    const destroy = driver.destroyIncoming.bind(driver);
+    let destroys = 0;
+    driver.destroyIncoming = async (id: string) => {
+      destroys++;
+      await new Promise<void>((r) => (finish = r));
+      return destroy(id);
+    };
+    const undo2 = () => steps.compensate({ migrationId, step: 2, stepName: 'transfer-config', compensation: 'destroy-incoming-vm', role: 'target', vmId: vm.id });
+    const first = undo2();
+    const again = undo2();
+    await new Promise((r) => setImmediate(r));
+    expect(await steps.records(migrationId)).toEqual([expect.objectContaining({ step: 2, role: 'target', status: 'completed', compensating: true })]);
+    finish();
+    await expect(Promise.all([first, again])).resolves.toEqual([
+      { done: true, note: 'incoming VM destroyed' },
+      { done: true, note: 'incoming VM destroyed' },
+    ]);
+    expect(destroys).toBe(1);
+    const [after] = await steps.records(migrationId);
+    expect(after).toMatchObject({ step: 2, status: 'compensated' });
+    expect(after.compensating).toBeUndefined();
     expect(copy()).toBe('absent');
   });
 });
