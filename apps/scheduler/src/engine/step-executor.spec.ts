@@ -259,22 +259,26 @@ describe('an agent silent during a compensation: asked, and sent it again when i
   type Undo = ReturnType<typeof undo>;
 
   /**
-   * A bus where the first compensation command is never answered (lost in the agent that died), each later
-   * one is answered by `resend`, and the agent's records are whatever `records` says now.
+   * An agent whose records are whatever `records` says now, and whose answer to the n-th compensation
+   * command (from 1) is `answer(n, payload)`: a reply, a promise of one (never settled: lost), or a throw.
    */
-  const lostFirstBus = (records: () => unknown[], resend: () => unknown = () => ({ done: true })) => {
+  const agentBus = (records: () => unknown[], answer: (n: number, payload: any) => unknown) => {
     const sent: { subject: string; hostId?: string; payload: any }[] = [];
+    const compensations = () => sent.filter((s) => s.subject === CompensateStep.subject);
     const bus = {
       request: async (contract: RequestContract, payload: any, opts: { params?: { hostId?: string } } = {}): Promise<unknown> => {
         sent.push({ subject: contract.subject, hostId: opts.params?.hostId, payload });
         if (contract.subject === QueryMigration.subject) return { migrationId: payload.migrationId, steps: records() };
         if (contract.subject !== CompensateStep.subject) throw new Error(`unexpected request on ${contract.subject}`);
-        if (sent.filter((s) => s.subject === CompensateStep.subject).length === 1) return new Promise(() => undefined);
-        return { migrationId: payload.migrationId, step: payload.step, ...(resend() as object) };
+        return answer(compensations().length, payload);
       },
     };
-    return { bus: bus as unknown as NatsBus, sent, compensations: () => sent.filter((s) => s.subject === CompensateStep.subject) };
+    return { bus: bus as unknown as NatsBus, sent, compensations, queries: () => sent.length - compensations().length };
   };
+  const lost = new Promise<never>(() => undefined);
+  const done = (payload: any) => ({ migrationId: payload.migrationId, step: payload.step, done: true });
+  /** The first compensation command is lost in the agent that died; each later one is answered by `resend`. */
+  const lostFirstBus = (records: () => unknown[], resend: (payload: any) => unknown = done) => agentBus(records, (n, payload) => (n === 1 ? lost : resend(payload)));
   const compensate = (bus: NatsBus, a: Undo) => new StepExecutor(bus, fence, probe).compensate(ctx, a, 60_000);
 
   it('lostCompensation: compensated is done; running it is waited for; anything else (its record as it was, or none) is lost', () => {
@@ -299,24 +303,19 @@ describe('an agent silent during a compensation: asked, and sent it again when i
 
   it('one resend out at a time: while it is unanswered the agent is asked on, and nothing more is sent; one that found no agent is sent again', async () => {
     let answer: () => void = () => undefined;
-    let queries = 0;
-    const sends: string[] = [];
-    const bus = {
-      request: async (contract: RequestContract, payload: any): Promise<unknown> => {
-        if (contract.subject === QueryMigration.subject) {
-          queries++;
-          return { migrationId: payload.migrationId, steps: [{ step: 5, role: 'source', attempt: 1, status: 'completed' }] };
-        }
-        sends.push(payload.compensation);
-        // the first is lost, the second finds no responder (the agent restarting), the third waits for the test
-        if (sends.length === 2) throw new FlexmigError(ErrorCode.Unavailable, 'no responders', { delivered: false });
-        return new Promise((resolve) => sends.length > 2 && (answer = () => resolve({ migrationId: payload.migrationId, step: 5, done: true })));
+    // the first is lost, the second finds no responder (the agent restarting), the third waits for the test
+    const { bus, compensations, queries } = agentBus(
+      () => [{ step: 5, role: 'source', attempt: 1, status: 'completed' }],
+      (n, payload) => {
+        if (n === 1) return lost;
+        if (n === 2) throw new FlexmigError(ErrorCode.Unavailable, 'no responders', { delivered: false });
+        return new Promise((resolve) => (answer = () => resolve(done(payload))));
       },
-    } as unknown as NatsBus;
+    );
     const running = compensate(bus, undo(STEPS[4]));
     try {
-      while (queries < 8) await new Promise((r) => setTimeout(r, 5));
-      expect(sends).toHaveLength(3);
+      while (queries() < 8) await new Promise((r) => setTimeout(r, 5));
+      expect(compensations()).toHaveLength(3);
     } finally {
       answer(); // also when the check failed: the executor stops asking
     }
@@ -331,22 +330,14 @@ describe('an agent silent during a compensation: asked, and sent it again when i
 
   it('a compensation the agent still runs is waited for, never sent twice', async () => {
     let answer: () => void = () => undefined;
-    let queries = 0;
-    let sends = 0;
-    const bus = {
-      request: async (contract: RequestContract, payload: any): Promise<unknown> => {
-        if (contract.subject === QueryMigration.subject) {
-          queries++;
-          return { migrationId: payload.migrationId, steps: [{ step: 5, role: 'source', attempt: 1, status: 'completed', compensating: true }] };
-        }
-        sends++;
-        return new Promise((resolve) => (answer = () => resolve({ migrationId: payload.migrationId, step: 5, done: true })));
-      },
-    } as unknown as NatsBus;
+    const { bus, compensations, queries } = agentBus(
+      () => [{ step: 5, role: 'source', attempt: 1, status: 'completed', compensating: true }],
+      (_n, payload) => new Promise((resolve) => (answer = () => resolve(done(payload)))),
+    );
     const running = compensate(bus, undo(STEPS[4]));
     try {
-      while (queries < 4) await new Promise((r) => setTimeout(r, 5));
-      expect(sends).toBe(1);
+      while (queries() < 4) await new Promise((r) => setTimeout(r, 5));
+      expect(compensations()).toHaveLength(1);
     } finally {
       answer(); // also when the check failed: the executor stops asking
     }
