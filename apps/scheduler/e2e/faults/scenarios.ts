@@ -119,17 +119,29 @@ export const natsClusterSetup: Setup = {
   },
 };
 
-/** Until the events stream's leader has both other replicas current. */
-async function eventsStreamAtThreeReplicas(h: FaultHarness): Promise<void> {
+/**
+ * Reads of the events stream's cluster (undefined while JetStream does not answer); `lastSeen` is what the
+ * latest read found, for the message of a wait that gives up.
+ */
+async function eventsStreamReads(h: FaultHarness) {
   const jsm = await jetstreamManager(h.nc);
   let lastSeen = 'nothing yet';
-  const current = async () => {
-    const info = await jsm.streams.info(eventsStream(h)).catch((e: Error) => void (lastSeen = `stream info failed: ${e.message}`));
-    if (info) lastSeen = JSON.stringify(info.cluster ?? null);
-    return info?.cluster?.replicas?.filter((r) => r.current).length === 2;
+  return {
+    lastSeen: () => lastSeen,
+    async cluster() {
+      const info = await jsm.streams.info(eventsStream(h)).catch((e: Error) => void (lastSeen = `stream info failed: ${e.message}`));
+      if (info) lastSeen = `cluster ${JSON.stringify(info.cluster ?? null)}`;
+      return info?.cluster;
+    },
   };
+}
+
+/** Until the events stream's leader has both other replicas current. */
+async function eventsStreamAtThreeReplicas(h: FaultHarness): Promise<void> {
+  const reads = await eventsStreamReads(h);
+  const current = async () => (await reads.cluster())?.replicas?.filter((r) => r.current).length === 2;
   await waitFor('the events stream at 3 current replicas', current, { timeoutMs: 60_000, intervalMs: 500 }).catch((e: Error) => {
-    throw new Error(`${e.message} (last seen: ${lastSeen})`);
+    throw new Error(`${e.message} (last seen: ${reads.lastSeen()})`);
   });
 }
 
@@ -445,22 +457,19 @@ export const sourceTargetSplitAt = (step: StepName): Scenario => ({
  */
 async function eventsLeaderOffServices(h: FaultHarness, forMs: number): Promise<string> {
   const cluster = h.nats as NatsCluster;
-  const jsm = await jetstreamManager(h.nc);
-  const stream = eventsStream(h);
-  let lastSeen = 'nothing yet';
+  const reads = await eventsStreamReads(h);
+  let refused = '';
   const started = Date.now();
   for (;;) {
-    const info = await jsm.streams.info(stream).catch((e: Error) => void (lastSeen = `stream info failed: ${e.message}`));
-    const leader = info?.cluster?.leader;
-    if (info) lastSeen = `cluster ${JSON.stringify(info.cluster ?? null)}`;
+    const leader = (await reads.cluster())?.leader;
     if (leader && leader !== cluster.name) return leader;
-    if (Date.now() - started >= forMs) throw new Error(`the events stream's leader stayed ${leader ?? 'unknown'} for ${forMs / 1000} s (last seen: ${lastSeen})`);
+    if (Date.now() - started >= forMs) throw new Error(`the events stream's leader stayed ${leader ?? 'unknown'} for ${forMs / 1000} s (last seen: ${reads.lastSeen()}${refused})`);
     if (leader === cluster.name) {
-      const answer = await h.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 5000 }).then(
+      const answer = await h.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${eventsStream(h)}`, undefined, { timeout: 5000 }).then(
         (m) => m.json<{ error?: { description?: string } }>(),
         (e: Error) => ({ error: { description: e.message } }),
       );
-      if (answer.error) lastSeen = `stepdown refused: ${answer.error.description}`;
+      refused = answer.error ? `; stepdown refused: ${answer.error.description}` : '';
     }
     await sleep(500);
   }
