@@ -1,6 +1,6 @@
 import { Controller, Inject, Logger, Optional } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { CheckVmCpu, CheckVmMemory, CompensateStep, ErrorCode, FlexmigError, ListAgentVms, PauseVm, QueryMigration, ReplyOf, RequestOf, RunStep, StartVm } from '@flexmig/contracts';
+import { CheckVmCpu, CheckVmMemory, CompensateStep, ErrorCode, FlexmigError, ListAgentVms, PauseVm, QueryMigration, QueryStreamEnd, ReplyOf, RequestOf, RunStep, StartVm } from '@flexmig/contracts';
 import { HypervisorDriver } from './drivers/driver';
 import { HYPERVISOR_DRIVER, MigrationStepsService } from './migration-steps.service';
 import { AGENT_ENV, AgentEnv } from './config';
@@ -53,6 +53,13 @@ export class AgentHandlers {
   @MessagePattern(QueryMigration.subject)
   async query(r: RequestOf<typeof QueryMigration>): Promise<ReplyOf<typeof QueryMigration>> {
     return { migrationId: r.migrationId, steps: await this.steps.records(r.migrationId, r.step, r.attempt) };
+  }
+
+  /** The target's agent, before it starts the guest in its half of step 6: how this source's stream ended. */
+  @MessagePattern(QueryStreamEnd.subject)
+  async streamEnd(r: RequestOf<typeof QueryStreamEnd>): Promise<ReplyOf<typeof QueryStreamEnd>> {
+    const { status, detail } = await this.driver.streamEnd(r.vmId, r.migrationId, r.waitMs);
+    return { migrationId: r.migrationId, status, detail: detail.slice(0, 2000) };
   }
 
   @MessagePattern(CheckVmMemory.subject)

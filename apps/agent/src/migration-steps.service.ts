@@ -17,6 +17,7 @@ import {
   StepCommand,
   StepRecord,
   StepReply,
+  type StreamEnd,
 } from '@flexmig/contracts';
 import { inSpan, NatsBus, traceCalls } from '@flexmig/messaging';
 import { withLogFields } from '@flexmig/service-kit';
@@ -32,6 +33,7 @@ import { Counter, Histogram } from 'prom-client';
 import { sleep } from '@flexmig/timing';
 import { TargetWatch } from './target-watch';
 import { CompensationsInFlight } from './compensations-in-flight';
+import { type SourceStreamEndOptions, awaitSourceStreamEnd, sourceStreamEndDefaults } from './source-stream-end';
 
 const stepsRun = new Counter({
   name: 'flexmig_agent_steps_total',
@@ -70,6 +72,8 @@ export class MigrationStepsService {
   private readonly ledger: StepLedger;
   private readonly driver: HypervisorDriver;
   private readonly compensations = new CompensationsInFlight<{ done: boolean; note?: string }>();
+  /** How long the target's half of step 6 waits for the source's word (awaitSourceStreamEnd); tests shorten it. */
+  sourceStreamEnd: SourceStreamEndOptions = sourceStreamEndDefaults;
 
   constructor(
     @Inject(HYPERVISOR_DRIVER) driver: HypervisorDriver,
@@ -222,11 +226,17 @@ export class MigrationStepsService {
         return { pausedAt: (await d.pauseSource(cmd.vm.id)).toISOString() };
       case 'transfer-state':
         if (cmd.role === 'source') return { stats: await d.transferState(cmd) };
-        await d.confirmIncoming(cmd);
-        // the state has loaded: the guest starts here at once, and step 7 is done with step 6 (the ledger records
-        // both; participation.ts). No round trip of step 7's own lies inside the guest's downtime.
-        if (!d.resumesWithTransferState) return {};
-        return { resumedAt: (await d.resumeTarget(cmd.vm.id)).toISOString() };
+        if (!d.resumesWithTransferState) {
+          await d.confirmIncoming(cmd);
+          return {};
+        }
+        // the state has loaded and the source's copy stays paused: the guest starts here at once, and step 7 is
+        // done with step 6 (the ledger records both; participation.ts). No round trip of step 7's own lies inside
+        // the guest's downtime.
+        const word = await this.loadedAndLetGo(cmd);
+        const resumedAt = await d.resumeTarget(cmd.vm.id);
+        if (word) this.log.log(`migration ${cmd.migrationId}: the source ${cmd.sourceHostId} let go (${word.status}: ${word.detail})`);
+        return { resumedAt: resumedAt.toISOString() };
       case 'resume-target':
         return { resumedAt: (await d.resumeTarget(cmd.vm.id)).toISOString() };
       case 'stop-source':
@@ -240,6 +250,26 @@ export class MigrationStepsService {
         throw new FlexmigError(ErrorCode.ValidationFailed, `unknown step ${String(never)}`);
       }
     }
+  }
+
+  /**
+   * Step 6 on a target that starts the guest with it: the state loaded here, and the source's word that its
+   * stream completed, asked at once beside the wait for the state (source-stream-end.ts), so that it adds no
+   * round trip of its own to the downtime. A copy that runs here already (an earlier agent started it) asks nothing.
+   */
+  private async loadedAndLetGo(cmd: StepCommand): Promise<{ status: StreamEnd; detail: string } | undefined> {
+    const stop = new AbortController();
+    const letGo = awaitSourceStreamEnd(this.bus, cmd, this.sourceStreamEnd, stop.signal);
+    letGo.catch(() => undefined); // read below, unless the state never loaded
+    try {
+      await this.driver.confirmIncoming(cmd);
+    } catch (e) {
+      stop.abort('the state did not load here');
+      throw e;
+    }
+    if (this.driver.listVms().find((v) => v.vmId === cmd.vm.id)?.state !== 'running') return letGo;
+    stop.abort('the copy here runs already');
+    return undefined;
   }
 
   /**

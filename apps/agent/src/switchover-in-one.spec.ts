@@ -1,26 +1,33 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, GetReservation, MigrationPolicySchema, type StepCommand, stepName } from '@flexmig/contracts';
+import { ErrorCode, GetReservation, MigrationPolicySchema, QueryStreamEnd, type StepCommand, type StreamEnd, stepName } from '@flexmig/contracts';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
 import { AgentEnv } from './config';
 import { SimDriver } from './drivers/sim.driver';
 import { MigrationStepsService } from './migration-steps.service';
 
 const vm = { id: randomUUID(), name: 'vm-s', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' };
-/** A target agent on the sim driver whose only request is inventory's reservation (steps 2 and 6 ask nothing else). */
-const setup = (switchoverAsQemu: boolean) => {
+/**
+ * A target agent on the sim driver. Its requests: inventory's reservation at step 2, and at step 6 the source's
+ * word on its stream (QueryStreamEnd), which `source` scripts answer by answer (the last one repeats).
+ */
+const setup = (switchoverAsQemu: boolean, source: StreamEnd[] = ['completed']) => {
   const driver = new SimDriver({ hostCpu: simulatedHostCpu('IvyBridge'), memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, defaultDirtyRateMiBps: 0, defaultWorkingSetMiB: 0, switchoverAsQemu });
   const migrationId = randomUUID();
   const reservation = { migrationId, vmId: vm.id, hostId: 'dst', memoryMiB: 1024, vcpus: 1, createdAt: new Date().toISOString() };
-  // the only request a target's steps 2 and 6 make: inventory's reservation, at step 2
+  const asked: { hostId: string; copy: string }[] = [];
   const bus = {
-    request: async (contract: unknown) => {
-      if (contract !== GetReservation) throw new Error('unexpected request');
-      return { reservation };
+    request: async (contract: unknown, _req: unknown, opts: { params?: { hostId: string } }) => {
+      if (contract === GetReservation) return { reservation };
+      if (contract !== QueryStreamEnd) throw new Error('unexpected request');
+      asked.push({ hostId: opts.params!.hostId, copy: copy() });
+      const status = source[Math.min(asked.length, source.length) - 1];
+      return { migrationId, status, detail: `the source's ${status}` };
     },
     publish: () => undefined,
   };
   const steps = new MigrationStepsService(driver, bus as never, { HOST_ID: 'dst' } as AgentEnv);
+  steps.sourceStreamEnd = { waitMs: 200, retryMs: 10 };
   const cmd = (step: number, attempt = 1): StepCommand => ({
     migrationId,
     step,
@@ -34,7 +41,7 @@ const setup = (switchoverAsQemu: boolean) => {
   });
   const copy = () => driver.listVms().find((v) => v.vmId === vm.id)?.state ?? 'absent';
   const undo6 = () => steps.compensate({ migrationId, step: 6, stepName: 'transfer-state', compensation: 'destroy-incoming-vm', role: 'target', vmId: vm.id });
-  return { driver, steps, cmd, copy, undo6, migrationId };
+  return { driver, steps, cmd, copy, undo6, migrationId, asked };
 };
 
 /**
@@ -60,6 +67,43 @@ describe('the target half of step 6 that starts the guest (step 7 done with it)'
       [6, 'target', 'completed'],
       [7, 'target', 'completed'],
     ]);
+  });
+
+  it("starts the guest only once the source says its stream completed, asking the source host while the guest is still paused", async () => {
+    const { steps, cmd, copy, asked } = setup(true, ['active', 'active', 'completed']);
+    await steps.run(cmd(2));
+    const six = await steps.run(cmd(6));
+    expect(six.resumedAt).toEqual(expect.any(String));
+    expect(copy()).toBe('running');
+    // asked at once, beside the wait for the state (no round trip of its own in the downtime), then until it says
+    expect(asked.map((a) => a.hostId)).toEqual(['src', 'src', 'src']);
+    expect(asked.map((a) => a.copy)).not.toContain('running');
+  });
+
+  it("starts it when no process runs the VM on the source any more ('gone': no copy can run there)", async () => {
+    const { steps, cmd, copy } = setup(true, ['gone']);
+    await steps.run(cmd(2));
+    await expect(steps.run(cmd(6))).resolves.toMatchObject({ resumedAt: expect.any(String) });
+    expect(copy()).toBe('running');
+  });
+
+  it('never starts it beside a source whose stream failed (QEMU resumes that guest): CONFLICT, not retried; the paused copy is destroyed by the rollback', async () => {
+    const { steps, cmd, copy, migrationId } = setup(true, ['failed']);
+    await steps.run(cmd(2));
+    await expect(steps.run(cmd(6))).rejects.toMatchObject({ code: ErrorCode.Conflict, retryable: false, message: expect.stringContaining('never started beside the source') });
+    expect(copy()).toBe('paused');
+    expect((await steps.records(migrationId)).find((r) => r.step === 6)).toMatchObject({ status: 'failed' });
+    expect((await steps.records(migrationId)).find((r) => r.step === 7)).toBeUndefined();
+    await expect(steps.compensate({ migrationId, step: 2, stepName: 'transfer-config', compensation: 'destroy-incoming-vm', role: 'target', vmId: vm.id })).resolves.toMatchObject({ done: true });
+    expect(copy()).toBe('absent');
+  });
+
+  it('keeps the copy paused when the source never says (UNAVAILABLE, retryable: the saga asks both agents)', async () => {
+    const { steps, cmd, copy, asked } = setup(true, ['active']);
+    await steps.run(cmd(2));
+    await expect(steps.run(cmd(6))).rejects.toMatchObject({ code: ErrorCode.Unavailable, retryable: true, message: expect.stringContaining('stays paused') });
+    expect(copy()).toBe('paused');
+    expect(asked.length).toBeGreaterThan(1);
   });
 
   it("refuses to undo step 6 or step 2 once the guest ran here (CONFLICT, not retryable): the copy keeps running", async () => {

@@ -198,6 +198,30 @@ export const QueryMigration = defineRequest({
   reply: z.object({ migrationId: UuidSchema, steps: z.array(StepRecordSchema) }),
 });
 
+/** The longest a source agent holds a {@link QueryStreamEnd} request open. */
+export const STREAM_END_MAX_WAIT_MS = 10_000;
+
+/**
+ * How a migration's outgoing stream ended on its source, as the source's hypervisor says:
+ * - `completed`: the stream completed; the source copy stays paused, and nothing resumes it on its own (QEMU
+ *   leaves it in `postmigrate`). Only the saga's rollback could, after the target's copy was destroyed.
+ * - `gone`: the VM's process is not running on the source host: no copy can run there.
+ * - `failed`: the stream failed or was cancelled, or none of this migration runs there: the source copy runs
+ *   again, or may (QEMU resumes a guest whose switchover failed).
+ * - `active`: not ended yet when the wait ran out.
+ */
+export const StreamEndSchema = z.enum(['completed', 'gone', 'failed', 'active']);
+export type StreamEnd = z.infer<typeof StreamEndSchema>;
+
+export const QueryStreamEnd = defineRequest({
+  subject: 'agent.{hostId}.migration.stream-end',
+  description:
+    "How the migration's outgoing stream ended on this (source) host, answered as soon as it ends or after waitMs. " +
+    'The target agent asks before it starts the guest in its half of step 6: never while the source copy may run too.',
+  request: z.object({ migrationId: UuidSchema, vmId: UuidSchema, waitMs: z.number().int().min(0).max(STREAM_END_MAX_WAIT_MS) }),
+  reply: z.object({ migrationId: UuidSchema, status: StreamEndSchema, detail: z.string().max(2000) }),
+});
+
 export const CheckVmMemory = defineRequest({
   subject: 'agent.{hostId}.vm.check-memory',
   description:

@@ -128,6 +128,16 @@ describe('requests', () => {
     for (const [name, perms] of others('scheduler')) expect([name, mayPub(perms, subject)]).toEqual([name, false]);
   });
 
+  it("given the reads of another agent (migration query, stream end), then every agent may ask any host, and only that host listens", () => {
+    for (const subject of [`${prefix}.agent.host-c.migration.query`, `${prefix}.agent.host-c.migration.stream-end`]) {
+      expect(mayPub(identities['host-a'], subject)).toBe(true);
+      expect(maySub(identities['host-c'], subject)).toBe(true);
+      expect(maySub(identities['host-a'], subject)).toBe(false);
+    }
+    // and nothing else of another host's: the step commands, compensations and fences stay the scheduler's
+    for (const verb of ['step', 'compensate', 'fence']) expect(mayPub(identities['host-a'], `${prefix}.agent.host-c.migration.${verb}`)).toBe(false);
+  });
+
   it('given a CPU check of a VM on any host, then inventory may ask it and no agent may ask another host', () => {
     const subject = `${prefix}.agent.host-c.vm.cpu-check`;
     expect(mayPub(identities.inventory, subject)).toBe(true);

@@ -20,6 +20,7 @@ import {
   MigrationProgressMessage,
   PauseVm,
   QueryMigration,
+  QueryStreamEnd,
   RegisterHost,
   ReleaseCapacity,
   RelocateVm,
@@ -119,9 +120,11 @@ function agentSubjects(prefix: string, host: string, inbox: string): SubjectPerm
         subject(prefix, RegisterHost.subject, { hostId: host }),
         subject(prefix, HostHeartbeat.subject, { hostId: host }),
         subject(prefix, MigrationProgressMessage.subject, { migrationId: '*', hostId: host }),
-        // A source agent asks the target's agent whether it still holds the incoming VM (a read); the
-        // only agent subject an agent may send to besides its own replies.
+        // Reads of another agent, the only agent subjects an agent may send to besides its own replies: a
+        // source asks the target's agent whether it still holds the incoming VM; a target asks the source's how
+        // its stream ended, before it starts the guest (both answer from what they know, and change nothing).
         subject(prefix, QueryMigration.subject, onEveryHost),
+        subject(prefix, QueryStreamEnd.subject, onEveryHost),
         // Reads an agent makes before it acts on a migration (docs/security.md, "Agents and inventory"):
         // the reservation that admits it, the target host's registered address, the attempt the scheduler issued.
         subject(prefix, GetReservation.subject),

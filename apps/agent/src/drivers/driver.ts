@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { CpuidRow } from '@flexmig/cpu-models';
-import { AgentVmSchema, HostCpu, MigrationProgress, StepCommand, TransferStats, UuidSchema, VmSpec, VmSpecSchema, AgentVm } from '@flexmig/contracts';
+import { AgentVmSchema, HostCpu, MigrationProgress, StepCommand, StreamEnd, TransferStats, UuidSchema, VmSpec, VmSpecSchema, AgentVm } from '@flexmig/contracts';
 
 export type ProgressSink = (p: Omit<MigrationProgress, 'migrationId' | 'vmId' | 'hostId' | 'at' | 'step'>) => void;
 
@@ -46,6 +46,14 @@ export interface HypervisorDriver {
   resumeSource(vmId: string): Promise<void>;
   /** Step 6, source: send CPU and device state and the last dirty pages. */
   transferState(cmd: StepCommand): Promise<TransferStats>;
+  /**
+   * Step 6, source, asked by the target's agent (QueryStreamEnd) before it starts the guest: how the outgoing
+   * stream of `migrationId` ended here, answered as soon as it ends or after `waitMs` (`active`). Only
+   * `completed` (the copy here stays paused, nothing resumes it on its own) and `gone` (no process runs it)
+   * let the target start its copy: QEMU resumes a source whose switchover failed, even after the target
+   * loaded the whole state.
+   */
+  streamEnd(vmId: string, migrationId: string, waitMs: number): Promise<{ status: StreamEnd; detail: string }>;
   /** Step 6, target: the state has arrived and loaded; the guest is paused, ready to run. */
   confirmIncoming(cmd: StepCommand): Promise<void>;
   /** Step 7, target: run the guest. Returns when it runs. */

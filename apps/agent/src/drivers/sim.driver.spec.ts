@@ -377,6 +377,31 @@ describe('SimDriver on the pre-copy model', () => {
     await expect(driver.pauseVm(randomUUID())).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
+  it("says how a stream ended (the target's question before it starts the guest): waits for step 6, failed after a cancel, gone without the VM", async () => {
+    const { driver } = makeDriver({ timeScale: 0, clock: undefined });
+    const vm = vmSpec(1024, { dirtyRateMiBps: 10 });
+    await driver.startVm(vm);
+    const migrationId = randomUUID();
+    await expect(driver.streamEnd(vm.id, migrationId, 0)).resolves.toMatchObject({ status: 'failed' }); // no stream of it: the VM runs here
+    await driver.transferMemory(command(3, vm, migrationId), () => undefined);
+    await driver.syncMemory(command(4, vm, migrationId), () => undefined);
+    await driver.pauseSource(vm.id);
+    await expect(driver.streamEnd(vm.id, migrationId, 0)).resolves.toMatchObject({ status: 'active' });
+    const asked = driver.streamEnd(vm.id, migrationId, 5_000);
+    await driver.transferState(command(6, vm, migrationId));
+    await expect(asked).resolves.toMatchObject({ status: 'completed' });
+    await driver.stopSource(vm.id);
+    await expect(driver.streamEnd(vm.id, migrationId, 0)).resolves.toMatchObject({ status: 'gone' });
+
+    const other = vmSpec(1024, { dirtyRateMiBps: 10 });
+    await driver.startVm(other);
+    const second = randomUUID();
+    await driver.transferMemory(command(3, other, second), () => undefined);
+    const waiting = driver.streamEnd(other.id, second, 5_000);
+    await driver.cancelTransfer(other.id);
+    await expect(waiting).resolves.toMatchObject({ status: 'failed' });
+  });
+
   it('runs step 4 only after step 3, and step 6 only once the VM is paused', async () => {
     const { driver } = makeDriver({ timeScale: 0 });
     const vm = vmSpec(1024, { dirtyRateMiBps: 10 });

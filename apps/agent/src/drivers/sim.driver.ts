@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { AgentVm, ErrorCode, FlexmigError, HOST_PASSTHROUGH_BASELINE, HostCpu, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
+import { AgentVm, ErrorCode, FlexmigError, HOST_PASSTHROUGH_BASELINE, HostCpu, StepCommand, StreamEnd, TransferStats, VmSpec } from '@flexmig/contracts';
 import { getBaseline } from '@flexmig/cpu-models';
 import {
   BYTES_PER_MIB,
@@ -78,6 +78,8 @@ interface Transfer {
   /** Step 6's answer, given again to a repeat. */
   finalStats?: TransferStats;
   result?: MigrationResult;
+  /** Those waiting for the stream's end (streamEnd): woken when step 6 finishes it, or it fails or stops. */
+  endWaiters: Set<() => void>;
 }
 
 interface SimVm {
@@ -288,7 +290,29 @@ export class SimDriver implements HypervisorDriver {
       downtimeMs: r.downtimeMs,
       throttlePct: r.throttlePct,
     };
+    wakeAll(t.endWaiters);
     return t.finalStats;
+  }
+
+  async streamEnd(vmId: string, migrationId: string, waitMs: number): Promise<{ status: StreamEnd; detail: string }> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const vm = this.vms.get(vmId);
+      if (!vm) return { status: 'gone', detail: `VM ${vmId} is not on this host` };
+      const t = vm.transfer;
+      if (!t || t.migrationId !== migrationId) return { status: 'failed', detail: `VM ${vmId} streams no migration ${migrationId} from this host: its copy here runs or may run` };
+      if (t.finalStats && vm.state === 'running') return { status: 'failed', detail: `the stream of VM ${vmId} completed, but its copy here was resumed (the rollback)` };
+      if (t.finalStats) return { status: 'completed', detail: `the stream of VM ${vmId} completed; its copy here stays paused` };
+      if (t.failure || t.status === 'failed' || t.status === 'cancelled' || t.abort.signal.aborted) {
+        return { status: 'failed', detail: `the stream of VM ${vmId} ${t.failure ? `failed: ${t.failure.message}` : 'was cancelled'}` };
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return { status: 'active', detail: `the stream of VM ${vmId} is ${t.status} (model phase ${t.sim.phase})` };
+      await new Promise<void>((r) => {
+        t.endWaiters.add(r);
+        setTimeout(r, left).unref();
+      });
+    }
   }
 
   // ---- target side and the end ---------------------------------------------------------------------
@@ -391,7 +415,7 @@ export class SimDriver implements HypervisorDriver {
       // the saga, not the model, decides when the guest pauses (steps 5 and 6)
       { startMs: 0, pauseBeforeSwitchover: true },
     );
-    return { migrationId: cmd.migrationId, sim, policy, linkBytesPerSec, status: 'running', abort: new AbortController() };
+    return { migrationId: cmd.migrationId, sim, policy, linkBytesPerSec, status: 'running', abort: new AbortController(), endWaiters: new Set() };
   }
 
   /**
@@ -521,6 +545,7 @@ export class SimDriver implements HypervisorDriver {
       throttlePct: sim.throttlePct,
       downtimeLimitMs: sim.downtimeLimitMs,
     });
+    wakeAll(t.endWaiters);
     return t.failure;
   }
 
@@ -535,7 +560,14 @@ export class SimDriver implements HypervisorDriver {
     if (t.sim.phase === 'precopy' || t.sim.phase === 'pre-switchover') t.sim.abort(`cancelled: ${why}`);
     if (t.status === 'running' || t.status === 'ready') t.status = 'cancelled';
     if (!t.abort.signal.aborted) t.abort.abort(why);
+    wakeAll(t.endWaiters);
   }
+}
+
+function wakeAll(waiters: Set<() => void>): void {
+  const ws = [...waiters];
+  waiters.clear();
+  for (const w of ws) w();
 }
 
 /** The model's phase, read afresh (TypeScript would keep a narrowing across an await). */

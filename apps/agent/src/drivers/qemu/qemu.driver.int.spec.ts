@@ -308,6 +308,35 @@ d('QemuDriver with real QEMU', () => {
     expect(readdirSync(dir).filter((f) => f.startsWith('memcheck-') || f.startsWith('probe-'))).toEqual([]);
   });
 
+  it("says how its stream ended, as the target's agent asks before it starts the guest: from the transfer it follows, after a restart from QEMU, and gone once stopped", async () => {
+    const src = driver();
+    const dst = driver();
+    const vm = vmSpec();
+    await src.startVm(vm);
+    let listening: string | undefined;
+    const cmd = commands(vm, {}, () => listening);
+    const migrationId = cmd(2, 'transfer-config', 'target').migrationId;
+    ({ incomingAddress: listening } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target')));
+    await expect(src.streamEnd(vm.id, migrationId, 0)).resolves.toMatchObject({ status: 'failed' }); // no stream yet: the guest runs here
+    await src.transferMemory(cmd(3, 'transfer-memory', 'source'), () => undefined);
+    await src.syncMemory(cmd(4, 'sync-memory', 'source'), () => undefined);
+    await src.pauseSource(vm.id);
+    // asked while the final copy may still run: answered once QEMU says completed, before step 6's figures
+    const asked = src.streamEnd(vm.id, migrationId, 20_000);
+    const [word] = await Promise.all([asked, src.transferState(cmd(6, 'transfer-state', 'source')), dst.confirmIncoming(cmd(6, 'transfer-state', 'target'))]);
+    expect(word).toMatchObject({ status: 'completed' });
+    expect(await status(src, vm.id)).toBe('paused');
+    await expect(src.streamEnd(vm.id, randomUUID(), 0)).resolves.toMatchObject({ status: 'failed' }); // another migration's question
+    // an agent that restarted follows no transfer: it asks QEMU, which says completed and postmigrate
+    await src.close();
+    const again = driver({}, dirs[0]);
+    await expect(again.streamEnd(vm.id, migrationId, 1_000)).resolves.toMatchObject({ status: 'completed', detail: expect.stringContaining('postmigrate') });
+    await dst.resumeTarget(vm.id);
+    await again.stopSource(vm.id);
+    await expect(again.streamEnd(vm.id, migrationId, 0)).resolves.toMatchObject({ status: 'gone' });
+    expect((await dst.checkMemory(vm.id)).ok).toBe(true);
+  });
+
   it('a restarted agent finds the QEMU it started and can still drive it', async () => {
     const first = driver();
     const vm = vmSpec();

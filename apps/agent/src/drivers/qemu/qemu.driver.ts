@@ -16,7 +16,7 @@
  */
 import { cpus, totalmem } from 'node:os';
 import { Logger } from '@nestjs/common';
-import { AgentVm, ErrorCode, FlexmigError, HostCpu, LINK_SINK_MAX_BYTES, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
+import { AgentVm, ErrorCode, FlexmigError, HostCpu, LINK_SINK_MAX_BYTES, StepCommand, StreamEnd, TransferStats, VmSpec } from '@flexmig/contracts';
 import { BYTES_PER_MIB } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
 import { DirtyRateObservation, GuestCpuObservation, HypervisorDriver, ProgressSink } from '../driver';
@@ -50,6 +50,8 @@ export const LINK_SINK_READ_MS = 60_000;
 const LINK_PROBE_TIMEOUT_MS = 45_000;
 /** Step 6 on the target asks QEMU again after this long without a MIGRATION event (one lost event's cost). */
 const incomingRecheckMs = 100;
+/** query-migrate's states of a stream that has not ended (`cancelling` ends as `cancelled`). */
+const STREAM_UNDER_WAY = new Set(['setup', 'active', 'pre-switchover', 'device', 'cancelling', 'wait-unplug', 'postcopy-active', 'postcopy-paused', 'postcopy-recover']);
 
 export interface QemuDriverOptions {
   binary: string;
@@ -435,6 +437,43 @@ export class QemuDriver implements HypervisorDriver {
     vm.state.migrationId = undefined;
     vm.state.sourcePausedAt = undefined;
     this.registry.persist(vm);
+  }
+
+  /**
+   * How the outgoing stream of `migrationId` ended here (HypervisorDriver.streamEnd). The transfer this agent
+   * follows says at once; after an agent restart, QEMU does: `completed` only with the guest in `postmigrate`
+   * (a process that arrived here by an incoming migration also says `completed` of that one).
+   */
+  async streamEnd(vmId: string, migrationId: string, waitMs: number): Promise<{ status: StreamEnd; detail: string }> {
+    const vm = this.registry.get(vmId);
+    if (!vm || vm.dead) return { status: 'gone', detail: `VM ${vmId} has no QEMU process on this host` };
+    const t = vm.transfer;
+    if (t && t.migrationId === migrationId) return this.monitor.streamEnd(vm, t, waitMs);
+    if (vm.state.migrationId !== migrationId) {
+      return { status: 'failed', detail: `VM ${vmId} streams no migration ${migrationId} from this host${vm.state.migrationId ? ` (it streams ${vm.state.migrationId})` : ''}: its copy here runs or may run` };
+    }
+    let proc: QemuProcess;
+    try {
+      proc = await this.registry.procOf(vm);
+    } catch (e) {
+      if (vm.dead || !isOurQemu(vm.state.pid, vm.state.qmpSocket)) return { status: 'gone', detail: `VM ${vmId}'s QEMU process ended on this host` };
+      throw e;
+    }
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const changed = proc.qmp.waitEvent((e) => e.event === 'MIGRATION', Math.max(1, Math.min(incomingRecheckMs, deadline - Date.now())), 'a MIGRATION event').catch(() => undefined);
+      const info = await proc.qmp.execute<MigrateInfo>('query-migrate');
+      if (info.status === 'completed') {
+        const st = await proc.qmp.execute<{ status: string; running: boolean }>('query-status');
+        if (st.status === 'postmigrate') return { status: 'completed', detail: `the stream of VM ${vmId} completed; its copy here stays paused (postmigrate)` };
+        return { status: 'failed', detail: `VM ${vmId} is ${st.status} on this host, not postmigrate: its copy here runs or may run` };
+      }
+      if (!STREAM_UNDER_WAY.has(info.status)) {
+        return { status: 'failed', detail: `the stream of VM ${vmId} is ${info.status ?? 'none'}${info['error-desc'] ? `: ${info['error-desc']}` : ''}; QEMU runs the guest here, or will` };
+      }
+      if (Date.now() >= deadline) return { status: 'active', detail: `the stream of VM ${vmId} is ${info.status} (no transfer of this agent follows it: the agent restarted)` };
+      await changed;
+    }
   }
 
   /**

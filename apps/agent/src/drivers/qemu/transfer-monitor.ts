@@ -5,7 +5,7 @@
  * clean-up of a stream that failed or was cancelled (the guest keeps running on the source).
  */
 import { Logger } from '@nestjs/common';
-import { ErrorCode, FlexmigError, MigrationPolicy as WirePolicy, TransferStats } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, MigrationPolicy as WirePolicy, StreamEnd, TransferStats } from '@flexmig/contracts';
 import { BYTES_PER_MIB, type MigrationPolicy as ModelPolicy, type PassSample, decideConvergence } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
 import { ProgressSink } from '../driver';
@@ -56,6 +56,8 @@ export interface Transfer {
   switchover?: SwitchoverRecord;
   /** The final copy, started at once at pre-switchover (the guest is stopped there): its last query-migrate. */
   switched?: Promise<MigrateInfo>;
+  /** QEMU said the stream completed (its MIGRATION event or query-migrate), before `switched` has the figures. */
+  completedSeen?: boolean;
   stoppedAt?: Date;
   failure?: FlexmigError;
   sink?: ProgressSink;
@@ -220,6 +222,31 @@ export class TransferMonitor implements VmObserver {
     return t.status === 'ready' || t.status === 'switching' || t.status === 'completed';
   }
 
+  private completed(t: Transfer): void {
+    if (t.completedSeen) return;
+    t.completedSeen = true;
+    this.wake(t);
+  }
+
+  /**
+   * How this transfer's stream ended (HypervisorDriver.streamEnd), waiting up to `waitMs` for its end.
+   * `completed` once QEMU said so: the source is then `postmigrate` and QEMU resumes it on no failure of its own.
+   */
+  async streamEnd(vm: Vm, t: Transfer, waitMs: number): Promise<{ status: StreamEnd; detail: string }> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      if ((t.completedSeen || t.status === 'completed') && vm.running) return { status: 'failed', detail: `the stream of VM ${vm.state.vmId} completed, but its copy here runs again (the rollback resumed it)` };
+      if (t.completedSeen || t.status === 'completed') return { status: 'completed', detail: `the stream of VM ${vm.state.vmId} to ${t.uri} completed; its copy here stays paused` };
+      if (t.failure) return { status: 'failed', detail: `the stream of VM ${vm.state.vmId} ${t.status}: ${t.failure.message}` };
+      const left = deadline - Date.now();
+      if (left <= 0) return { status: 'active', detail: `the stream of VM ${vm.state.vmId} to ${t.uri} is ${t.status}` };
+      await new Promise<void>((r) => {
+        t.waiters.add(r);
+        setTimeout(r, Math.min(left, this.o.pollMs * 2)).unref();
+      });
+    }
+  }
+
   /** Waits until `done()` holds; throws the transfer's failure (after its clean-up) if it failed first. */
   async until(t: Transfer, done: () => boolean): Promise<void> {
     for (;;) {
@@ -312,8 +339,9 @@ export class TransferMonitor implements VmObserver {
     switch (info.status) {
       case 'pre-switchover':
         // the guest is stopped: every millisecond from here is downtime, so the final copy starts now,
-        // not when step 6 arrives. The target stays paused (-S) until step 7, and until then the saga can
-        // still resume the guest here (abortStream with evenIfCompleted), so nothing is decided by this.
+        // not when step 6 arrives. The target stays paused (-S) until its half of step 6 arrived and this agent
+        // said the stream completed (streamEnd); until then the saga can still resume the guest here
+        // (abortStream with evenIfCompleted, after the target's copy is destroyed), so nothing is decided by this.
         t.status = 'ready';
         t.stoppedAt ??= vm.lastStop ?? new Date();
         this.stop(t);
@@ -452,6 +480,8 @@ export class TransferMonitor implements VmObserver {
     const onEvent = (e: QmpEvent) => {
       if (e.event === 'MIGRATION' && FINAL.has(String(e.data?.status))) {
         finalSeen = true;
+        // the target's agent waits for this to start the guest (streamEnd): told at once, not after the figures
+        if (e.data?.status === 'completed') this.completed(t);
         wakeUp();
       }
     };
@@ -461,7 +491,10 @@ export class TransferMonitor implements VmObserver {
       await proc.qmp.execute('migrate-continue', { state: 'pre-switchover' });
       for (;;) {
         info = await proc.qmp.execute<MigrateInfo>('query-migrate');
-        if (FINAL.has(info.status)) break;
+        if (FINAL.has(info.status)) {
+          if (info.status === 'completed') this.completed(t);
+          break;
+        }
         if (!finalSeen) await waitAtMost(new Promise<void>((r) => (wakeUp = r)), 100);
         finalSeen = false;
       }
@@ -529,8 +562,10 @@ export class TransferMonitor implements VmObserver {
     t.status = status;
     t.failure = err;
     this.stop(t);
-    // a stream that completed (the final copy starts at pre-switchover) is undone by resuming the guest here
-    if (abort) t.settled = this.abortStream(vm, t.switched !== undefined);
+    // A stream that completed is left as it is: the target may start the guest once it has loaded the state and
+    // heard so (streamEnd, asked before this failure), so only the saga's rollback, after it destroyed the
+    // target's copy, resumes the guest here (resumeSource). One still under way is cancelled: QEMU resumes it.
+    if (abort) t.settled = this.abortStream(vm);
     this.wake(t);
   }
 
