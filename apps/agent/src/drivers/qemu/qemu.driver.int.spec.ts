@@ -337,6 +337,50 @@ d('QemuDriver with real QEMU', () => {
     expect((await dst.checkMemory(vm.id)).ok).toBe(true);
   });
 
+  it("a source agent that lost sight of a final copy QEMU completed leaves the guest paused (it resumed it before) and says completed: the guest runs on the target only", async () => {
+    const src = driver();
+    const dst = driver();
+    const vm = vmSpec();
+    await src.startVm(vm);
+    let listening: string | undefined;
+    const cmd = commands(vm, {}, () => listening);
+    const migrationId = cmd(2, 'transfer-config', 'target').migrationId;
+    ({ incomingAddress: listening } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target')));
+    // the agent's QMP link breaks during the final copy: its first look at the stream after migrate-continue
+    // fails, late enough that QEMU completed the stream meanwhile (the target has the whole state)
+    const socket = src.vmInfo(vm.id)!.qmpSocket;
+    const original = QmpClient.prototype.execute;
+    let continued = false;
+    let broken = false;
+    const spy = jest.spyOn(QmpClient.prototype, 'execute').mockImplementation(async function (this: QmpClient, ...args: unknown[]) {
+      if (this.socketPath === socket && args[0] === 'migrate-continue') continued = true;
+      else if (this.socketPath === socket && continued && !broken && args[0] === 'query-migrate') {
+        broken = true;
+        await sleep(1_500);
+        throw new Error('QMP connection lost (injected)');
+      }
+      return (original as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } as never);
+    try {
+      await src.transferMemory(cmd(3, 'transfer-memory', 'source'), () => undefined);
+      await src.syncMemory(cmd(4, 'sync-memory', 'source'), () => undefined);
+      await src.pauseSource(vm.id);
+      await dst.confirmIncoming(cmd(6, 'transfer-state', 'target')); // the state loaded there
+      await expect(src.transferState(cmd(6, 'transfer-state', 'source'))).rejects.toThrow(/injected/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(broken).toBe(true);
+    // the step failed here, but QEMU completed the stream: the guest stays paused (before 2026-12-05 the agent
+    // resumed it, beside a target that could start too), and the target's agent hears completed
+    expect(await status(src, vm.id)).toBe('paused');
+    await expect(src.streamEnd(vm.id, migrationId, 0)).resolves.toMatchObject({ status: 'completed' });
+    await dst.resumeTarget(vm.id);
+    expect(await status(src, vm.id)).toBe('paused');
+    expect((await dst.checkMemory(vm.id)).ok).toBe(true);
+    await src.stopSource(vm.id);
+  });
+
   it('a restarted agent finds the QEMU it started and can still drive it', async () => {
     const first = driver();
     const vm = vmSpec();
