@@ -67,7 +67,7 @@ export async function awaitSourceStreamEnd(
     if (Date.now() >= deadline) {
       throw new FlexmigError(
         ErrorCode.Unavailable,
-        `the source host ${cmd.sourceHostId} did not say within ${o.waitMs} ms that the stream of migration ${cmd.migrationId} completed (last: ${last}): the copy here stays paused, as the source's may run`,
+        `the source host ${cmd.sourceHostId} did not say within ${o.waitMs} ms that the stream of migration ${cmd.migrationId} completed (last: ${last}): the copy here stays paused, as the source's may run; check the agent on ${cmd.sourceHostId}`,
         { sourceHostId: cmd.sourceHostId },
         true,
       );
