@@ -347,19 +347,20 @@ d('QemuDriver with real QEMU', () => {
     const migrationId = cmd(2, 'transfer-config', 'target').migrationId;
     ({ incomingAddress: listening } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target')));
     // the agent's QMP link breaks during the final copy: its first look at the stream after migrate-continue
-    // fails, late enough that QEMU completed the stream meanwhile (the target has the whole state)
+    // fails, once QEMU has completed the stream (the target has the whole state)
     const socket = src.vmInfo(vm.id)!.qmpSocket;
     const original = QmpClient.prototype.execute;
     let continued = false;
     let broken = false;
     const spy = jest.spyOn(QmpClient.prototype, 'execute').mockImplementation(async function (this: QmpClient, ...args: unknown[]) {
       if (this.socketPath === socket && args[0] === 'migrate-continue') continued = true;
-      else if (this.socketPath === socket && continued && !broken && args[0] === 'query-migrate') {
+      const run = (...a: unknown[]) => (original as (...x: unknown[]) => Promise<unknown>).apply(this, a);
+      if (this.socketPath === socket && continued && !broken && args[0] === 'query-migrate') {
         broken = true;
-        await sleep(1_500);
+        for (let i = 0; i < 600 && ((await run('query-migrate')) as { status: string }).status !== 'completed'; i++) await sleep(50);
         throw new Error('QMP connection lost (injected)');
       }
-      return (original as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+      return run(...args);
     } as never);
     try {
       await src.transferMemory(cmd(3, 'transfer-memory', 'source'), () => undefined);
