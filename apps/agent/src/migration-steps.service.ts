@@ -224,7 +224,7 @@ export class MigrationStepsService {
       }
       case 'pause-source':
         return { pausedAt: (await d.pauseSource(cmd.vm.id)).toISOString() };
-      case 'transfer-state':
+      case 'transfer-state': {
         if (cmd.role === 'source') return { stats: await d.transferState(cmd) };
         if (!d.resumesWithTransferState) {
           await d.confirmIncoming(cmd);
@@ -237,6 +237,7 @@ export class MigrationStepsService {
         const resumedAt = await d.resumeTarget(cmd.vm.id);
         if (word) this.log.log(`migration ${cmd.migrationId}: the source ${cmd.sourceHostId} let go (${word.status}: ${word.detail})`);
         return { resumedAt: resumedAt.toISOString() };
+      }
       case 'resume-target':
         return { resumedAt: (await d.resumeTarget(cmd.vm.id)).toISOString() };
       case 'stop-source':
