@@ -1,6 +1,6 @@
 import { ErrorCode, FlexmigError, QueryMigration, QueryStreamEnd, STREAM_END_MAX_WAIT_MS, type StepCommand, type StreamEnd, stepNumber } from '@flexmig/contracts';
 import type { NatsBus } from '@flexmig/messaging';
-import { neverDelivered } from '@flexmig/messaging';
+import { neverDelivered, noReply } from '@flexmig/messaging';
 import { sleep } from '@flexmig/timing';
 
 export interface SourceStreamEndOptions {
@@ -48,7 +48,7 @@ export async function awaitSourceStreamEnd(
       answer = await bus.request(QueryStreamEnd, { migrationId: cmd.migrationId, vmId: cmd.vm.id, waitMs }, { params, timeoutMs: waitMs + 2_000 });
       waited = true;
     } catch (e) {
-      if (!silent(e)) throw e;
+      if (!noReply(e)) throw e;
       last = (e as Error).message;
       if (neverDelivered(e)) answer = await fromStepRecord(bus, cmd).catch(() => undefined);
     }
@@ -86,5 +86,3 @@ async function fromStepRecord(bus: NatsBus, cmd: StepCommand): Promise<{ status:
   if (mine?.status === 'failed' || mine?.status === 'compensated') return { status: 'failed', detail: `its half of step 6 ${mine.status} (attempt ${mine.attempt}): ${mine.error?.message ?? 'undone'}` };
   return { status: 'active', detail: `its half of step 6 is ${mine ? mine.status : 'not recorded'} (an agent without stream-end)` };
 }
-
-const silent = (e: unknown): boolean => e instanceof FlexmigError && (e.code === ErrorCode.Unavailable || e.code === ErrorCode.Timeout);

@@ -576,6 +576,15 @@ function safeJson(data: Uint8Array): unknown {
 }
 
 /**
+ * Whether a request got no answer: nobody listens (the service or agent is down or restarting), no reply
+ * came in time, or the connection failed on the way (`UNAVAILABLE`, `TIMEOUT`). Not a refusal: the receiver,
+ * if it got the request, may still act or have acted (neverDelivered tells the one case where it did not).
+ */
+export function noReply(e: unknown): boolean {
+  return e instanceof FlexmigError && (e.code === ErrorCode.Timeout || e.code === ErrorCode.Unavailable);
+}
+
+/**
  * Whether a request is known never to have reached anyone: NATS answered that no one listens on its subject
  * (`UNAVAILABLE` with `delivered: false`). Any other failure (no reply in time, a connection lost) leaves
  * open whether the receiver got it and acted.

@@ -20,7 +20,7 @@ import {
   type StepReply,
   VmSpec,
 } from '@flexmig/contracts';
-import { NatsBus, neverDelivered, type Params, toErrorBody } from '@flexmig/messaging';
+import { NatsBus, neverDelivered, noReply, type Params, toErrorBody } from '@flexmig/messaging';
 import { stepDefinition } from '@flexmig/saga';
 import { sleep } from '@flexmig/timing';
 import type { JsonValue, MigrationRef, SagaAction, StepName, StepOutcome, StepState } from '@flexmig/saga';
@@ -205,7 +205,7 @@ export class StepExecutor {
       try {
         ({ steps } = await this.send(ref, QueryMigration, { migrationId: ref.migrationId, ...question }, { params: { hostId }, timeoutMs: this.silence.probeEveryMs * 2 }));
       } catch (e) {
-        if (!silent(e)) return;
+        if (!noReply(e)) return;
         await sleep(this.silence.probeEveryMs, done);
         continue;
       }
@@ -299,7 +299,7 @@ export class StepExecutor {
             () => settle(resolve),
             (e: unknown) => {
               resending = false;
-              if (!silent(e)) settle(() => reject(e));
+              if (!noReply(e)) settle(() => reject(e));
             },
           );
         }
@@ -382,10 +382,8 @@ export function step6Outcome(a: Pick<RunAction, 'name' | 'attempt'>, source: Hal
  * The request got no answer (no reply in time, a connection lost): its outcome is unknown. One that NATS
  * says reached no one (no responder on the subject) is not: that attempt never ran.
  */
-const unanswered = (e: unknown): boolean => silent(e) && !neverDelivered(e);
+const unanswered = (e: unknown): boolean => noReply(e) && !neverDelivered(e);
 
-/** No answer came: nobody listens (the agent is down or restarting), or no reply in time. */
-const silent = (e: unknown): boolean => e instanceof FlexmigError && (e.code === ErrorCode.Timeout || e.code === ErrorCode.Unavailable);
 
 /** The compensation the saga names for a step on an agent (a step without one never gets here: the saga registers none). */
 function compensationOn(step: StepName, role: Role): AgentCompensation {
