@@ -19,7 +19,7 @@ import {
   StepReply,
   type StreamEnd,
 } from '@flexmig/contracts';
-import { inSpan, NatsBus, traceCalls } from '@flexmig/messaging';
+import { inSpan, NatsBus, noReply, traceCalls } from '@flexmig/messaging';
 import { withLogFields } from '@flexmig/service-kit';
 import { HypervisorDriver } from './drivers/driver';
 import { LedgerRecord, ENTRY_STEP, checkSameVm, checkCompensation, checkCopyNeverRan, checkIncomingAddress, checkPrerequisite, checkReservation, checkRoleAndHost, checkTargetResumed } from './participation';
@@ -191,8 +191,7 @@ export class MigrationStepsService {
         false,
       );
     } catch (e) {
-      const code = (e as FlexmigError).code;
-      if (code !== ErrorCode.Unavailable && code !== ErrorCode.Timeout) return undefined; // only silence means gone
+      if (!noReply(e)) return undefined; // only silence means gone
       // UNAVAILABLE: the saga retries the step for a while (the target's agent may be restarting)
       return new FlexmigError(
         ErrorCode.Unavailable,
@@ -268,9 +267,14 @@ export class MigrationStepsService {
       stop.abort('the state did not load here');
       throw e;
     }
-    if (this.driver.listVms().find((v) => v.vmId === cmd.vm.id)?.state !== 'running') return letGo;
+    if (this.copyOf(cmd.vm.id) !== 'running') return letGo;
     stop.abort('the copy here runs already');
     return undefined;
+  }
+
+  /** What this host holds of a VM: its driver's state of it, or absent. */
+  private copyOf(vmId: string): CopyState {
+    return this.driver.listVms().find((v) => v.vmId === vmId)?.state ?? 'absent';
   }
 
   /**
@@ -297,7 +301,7 @@ export class MigrationStepsService {
     }
     // only a step this agent ran, for that VM: a compensation destroys or resumes a guest; never one that ran here
     const history = this.ledger.history(c.migrationId);
-    refuseIf(checkCompensation(c, history) ?? checkCopyNeverRan(c, history, this.driver.listVms().find((v) => v.vmId === c.vmId)?.state ?? 'absent'));
+    refuseIf(checkCompensation(c, history) ?? checkCopyNeverRan(c, history, this.copyOf(c.vmId)));
     const d = this.driver;
     let note: string;
     switch (c.compensation) {
@@ -338,8 +342,7 @@ export class MigrationStepsService {
     if (busy) {
       throw new FlexmigError(ErrorCode.Conflict, `step ${busy.record.step} of migration ${r.migrationId} is running on ${this.env.HOST_ID}: resolve again once it has ended`, { migrationId: r.migrationId, step: busy.record.step }, true);
     }
-    const copyOf = (): CopyState => this.driver.listVms().find((v) => v.vmId === r.vmId)?.state ?? 'absent';
-    const before = copyOf();
+    const before = this.copyOf(r.vmId);
     const action = fenceAction(r.outcome, before, r.resume, r.vmId);
     if (action instanceof FlexmigError) throw action;
     this.ledger.close(r.migrationId, r.outcome);
@@ -358,7 +361,7 @@ export class MigrationStepsService {
         break;
     }
     this.store?.save();
-    const after = copyOf();
+    const after = this.copyOf(r.vmId);
     const note = `migration ${r.migrationId} resolved: this host's copy (${before}) is ${r.outcome === 'keep' ? 'the VM' : 'fenced'}${action === 'none' ? '' : `, ${fenceActionDone[action]}`} (${r.reason})`;
     this.log.warn(note);
     return { migrationId: r.migrationId, vmId: r.vmId, before, after, action: fenceActionDone[action], note };
