@@ -240,10 +240,7 @@ export class TransferMonitor implements VmObserver {
       if (t.failure) return { status: 'failed', detail: `the stream of VM ${vm.state.vmId} ${t.status}: ${t.failure.message}` };
       const left = deadline - Date.now();
       if (left <= 0) return { status: 'active', detail: `the stream of VM ${vm.state.vmId} to ${t.uri} is ${t.status}` };
-      await new Promise<void>((r) => {
-        t.waiters.add(r);
-        setTimeout(r, Math.min(left, this.o.pollMs * 2)).unref();
-      });
+      await this.nextChange(t, left);
     }
   }
 
@@ -255,11 +252,16 @@ export class TransferMonitor implements VmObserver {
         throw t.failure;
       }
       if (done()) return;
-      await new Promise<void>((r) => {
-        t.waiters.add(r);
-        setTimeout(r, this.o.pollMs * 2).unref();
-      });
+      await this.nextChange(t);
     }
+  }
+
+  /** Resolves at the transfer's next change (wake), or after two polls (a missed wake costs no more), or `maxMs`. */
+  private nextChange(t: Transfer, maxMs = Infinity): Promise<void> {
+    return new Promise<void>((r) => {
+      t.waiters.add(r);
+      setTimeout(r, Math.min(maxMs, this.o.pollMs * 2)).unref();
+    });
   }
 
   private wake(t: Transfer): void {
