@@ -79,6 +79,19 @@ async function stepsThreeToEight(src: QemuDriver, dst: QemuDriver, vmId: string,
   await src.stopSource(vmId);
 }
 
+/** An idle VM running on a source driver, and a target driver that listens for it (step 2 done there). */
+async function idleVmAndListeningTarget() {
+  const src = driver();
+  const dst = driver();
+  const vm = vmSpec();
+  await src.startVm(vm);
+  let listening: string | undefined;
+  const cmd = commands(vm, {}, () => listening);
+  const migrationId = cmd(2, 'transfer-config', 'target').migrationId;
+  ({ incomingAddress: listening } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target')));
+  return { src, dst, vm, cmd, migrationId };
+}
+
 /** A listener on `port` of 127.0.0.1, as another program would hold it; the function closes it. */
 async function holdPort(port: number): Promise<() => Promise<void>> {
   const server = createServer();
@@ -309,14 +322,7 @@ d('QemuDriver with real QEMU', () => {
   });
 
   it("says how its stream ended, as the target's agent asks before it starts the guest: from the transfer it follows, after a restart from QEMU, and gone once stopped", async () => {
-    const src = driver();
-    const dst = driver();
-    const vm = vmSpec();
-    await src.startVm(vm);
-    let listening: string | undefined;
-    const cmd = commands(vm, {}, () => listening);
-    const migrationId = cmd(2, 'transfer-config', 'target').migrationId;
-    ({ incomingAddress: listening } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target')));
+    const { src, dst, vm, cmd, migrationId } = await idleVmAndListeningTarget();
     await expect(src.streamEnd(vm.id, migrationId, 0)).resolves.toMatchObject({ status: 'failed' }); // no stream yet: the guest runs here
     await src.transferMemory(cmd(3, 'transfer-memory', 'source'), () => undefined);
     await src.syncMemory(cmd(4, 'sync-memory', 'source'), () => undefined);
@@ -338,14 +344,7 @@ d('QemuDriver with real QEMU', () => {
   });
 
   it("a source agent that lost sight of a final copy QEMU completed leaves the guest paused (it resumed it before) and says completed: the guest runs on the target only", async () => {
-    const src = driver();
-    const dst = driver();
-    const vm = vmSpec();
-    await src.startVm(vm);
-    let listening: string | undefined;
-    const cmd = commands(vm, {}, () => listening);
-    const migrationId = cmd(2, 'transfer-config', 'target').migrationId;
-    ({ incomingAddress: listening } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target')));
+    const { src, dst, vm, cmd, migrationId } = await idleVmAndListeningTarget();
     // the agent's QMP link breaks during the final copy: its first look at the stream after migrate-continue
     // fails, once QEMU has completed the stream (the target has the whole state)
     const socket = src.vmInfo(vm.id)!.qmpSocket;
