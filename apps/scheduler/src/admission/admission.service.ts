@@ -1,22 +1,40 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import type { MigrationPolicy } from '@flexmig/contracts';
+import type { ClusterSettings, MigrationPolicy } from '@flexmig/contracts';
 import { prepared, runPrepared } from '@flexmig/persistence';
 import { Coalesced } from '@flexmig/timing';
 import { MigrationEntity } from '../entities';
-import { ClusterSettingsService } from '../settings/cluster-settings.service';
-import { DRIVEN, DrivenMigration, MigrationStore, NewMigration, Transition } from '../store/migration-store';
+import { ClusterSettingsService, policyOf, STORED_SETTINGS, StoredClusterSettings } from '../settings/cluster-settings.service';
+import { DRIVEN, MigrationStore, NewMigration, Transition } from '../store/migration-store';
 import { OutboxRelay } from '../store/outbox-relay';
 import { DirectPublisher } from '../store/direct-publisher';
 import type { OutboxRow } from '../store/outbox-rows';
-import { selectAdmissible } from './admission';
+import { QueuedMigration, selectAdmissible, SlotHolder } from './admission';
 
 /** One PostgreSQL advisory lock serialises admission across replicas, so limits hold cluster-wide. */
 const DISPATCH_LOCK = 0x666c786d; // "flxm"
 const TRY_DISPATCH_LOCK = prepared('scheduler_try_dispatch_lock', 'SELECT pg_try_advisory_xact_lock($1) AS locked');
-/** The migrations being driven, by cluster and hosts: what the limits count. */
-const ACTIVE_PAIRS = prepared('scheduler_active_pairs', `SELECT cluster_id, source_host_id, target_host_id FROM migrations WHERE ${DRIVEN}`);
+/**
+ * What a dispatch pass decides on, read in one statement under the dispatch lock: the queue's first $1
+ * migrations oldest first, the migrations being driven (what the limits count), and the stored settings of
+ * the queued ones' clusters and of cluster $2 (a new migration's, or null).
+ */
+const QUEUE_VIEW = prepared(
+  'scheduler_queue_view',
+  `WITH q AS (SELECT id, cluster_id, source_host_id, target_host_id, created_at FROM migrations WHERE state = 'queued' ORDER BY created_at LIMIT $1)
+   SELECT
+     (SELECT coalesce(json_agg(json_build_object('id', id, 'clusterId', cluster_id, 'sourceHostId', source_host_id, 'targetHostId', target_host_id)
+        ORDER BY created_at, id), '[]') FROM q) AS queued,
+     (SELECT coalesce(json_agg(json_build_object('clusterId', cluster_id, 'sourceHostId', source_host_id, 'targetHostId', target_host_id)), '[]')
+        FROM migrations WHERE ${DRIVEN}) AS active,
+     (SELECT coalesce(json_agg(s), '[]') FROM (${STORED_SETTINGS} WHERE cluster_id IN (SELECT cluster_id FROM q) OR cluster_id = $2::uuid) s) AS settings`,
+);
+interface QueueView {
+  queued: QueuedMigration[];
+  active: SlotHolder[];
+  settings: StoredClusterSettings[];
+}
 /** A replica that finds another one dispatching tries again this soon. */
 const dispatchRetryMs = 25;
 /** Queued migrations looked at per pass. */
@@ -68,14 +86,24 @@ export class Admission implements OnApplicationShutdown {
    * Queues a new migration with its `migration.requested` event and starts it if the limits allow, all in
    * one transaction (with the policy: the cluster's settings under the request's fields). Returns it as
    * started (and driven here), or still queued.
+   *
+   * Five round trips to PostgreSQL: BEGIN, the dispatch lock, one read of what the limits decide on (with
+   * the cluster's settings), the migration stored queued or already started with its events, COMMIT.
    */
   async admit(row: Omit<NewMigration, 'policy'>, requestedPolicy: Partial<MigrationPolicy>, requested: OutboxRow): Promise<MigrationEntity> {
+    const newcomer: QueuedMigration = { id: row.id, clusterId: row.clusterId, sourceHostId: row.sourceHostId, targetHostId: row.targetHostId };
     const { saved, started } = await this.direct.deletingAcknowledged((sent) =>
       this.db.transaction(async (m) => {
-        const policy = await this.settings.policyFor(row.clusterId, requestedPolicy, m);
-        const saved = await this.store.insertQueued(m, { ...row, policy }, requested, sent);
-        const { placement: _placement, ...driven } = saved;
-        return { saved, started: await this.startAdmissible(m, driven) };
+        if (!(await this.locked(m))) {
+          // another replica is dispatching: the migration waits in the queue, and this replica retries soon
+          const policy = await this.settings.policyFor(row.clusterId, requestedPolicy, m);
+          return { saved: (await this.store.insert(m, { ...row, policy }, requested, sent, false)).saved, started: null };
+        }
+        const { admissible, settingsOf } = await this.admissibleNow(m, newcomer);
+        const policy = policyOf(settingsOf(row.clusterId), requestedPolicy);
+        const mine = await this.store.insert(m, { ...row, policy }, requested, sent, admissible.has(row.id));
+        const older = await this.startQueued(m, [...admissible].filter((id) => id !== row.id));
+        return { saved: mine.saved, started: mine.started ? [...older, mine.started] : older };
       }),
     );
     // its events go out at once, in order: `requested` first, then those of its steps
@@ -119,50 +147,44 @@ export class Admission implements OnApplicationShutdown {
    * pool); it tries again a moment later.
    */
   private async dispatchOnce(): Promise<void> {
-    const started = await this.db.transaction((m) => this.startAdmissible(m));
+    const started = await this.db.transaction(async (m) => ((await this.locked(m)) ? this.startQueued(m, (await this.admissibleNow(m)).admissible) : null));
     if (started === null) this.retrySoon();
     else this.handOver(started);
   }
 
-  /**
-   * In the caller's transaction: starts what the limits allow, under the dispatch lock. null: another
-   * replica holds the lock (it is dispatching; the caller tries again soon). `inserted`: the migration this
-   * transaction queued (admit), started from memory if admitted.
-   */
-  private async startAdmissible(m: EntityManager, inserted?: DrivenMigration): Promise<Transition[] | null> {
+  /** Takes the dispatch lock for the caller's transaction, if no other replica holds it (then false). */
+  private async locked(m: EntityManager): Promise<boolean> {
     const [{ locked }] = await runPrepared<{ locked: boolean }>(m, TRY_DISPATCH_LOCK, [DISPATCH_LOCK]);
-    if (!locked) return null;
-    const queued = await this.store.queued(m, queueWindow);
-    if (queued.length === 0) {
-      this.queueMayWait = false;
-      return [];
-    }
-    const active = await runPrepared<{ cluster_id: string; source_host_id: string; target_host_id: string }>(
-      m,
-      ACTIVE_PAIRS,
-      [],
-    );
-    const limitsOf = await this.settings.limitsFor([...new Set(queued.map((q) => q.clusterId))], m);
-    const ids = new Set(
-      selectAdmissible(
-        queued,
-        active.map((a) => ({ clusterId: a.cluster_id, sourceHostId: a.source_host_id, targetHostId: a.target_host_id })),
-        limitsOf,
-      ),
-    );
-    this.queueMayWait = ids.size < queued.length;
-    const starting = queued.filter((q) => ids.has(q.id));
-    const started = await this.store.startQueued(
-      m,
-      starting.map((q) => q.id),
-      inserted,
-    );
-    // a migration whose earlier events all went out publishes the next ones at once; the others through the relay
+    return locked;
+  }
+
+  /**
+   * In the caller's transaction, which holds the dispatch lock: the queued migrations that may start now,
+   * oldest first, with `newcomer` (one this transaction is about to store) last in the queue; and the
+   * settings read with them (those of the queued migrations' clusters and of the newcomer's).
+   */
+  private async admissibleNow(m: EntityManager, newcomer?: QueuedMigration): Promise<{ admissible: Set<string>; settingsOf: (clusterId: string) => ClusterSettings }> {
+    const [view] = await runPrepared<QueueView>(m, QUEUE_VIEW, [queueWindow, newcomer?.clusterId ?? null]);
+    // a newcomer behind a full window waits for its turn, as it would in a read of the window after its insert
+    const queued = newcomer && view.queued.length < queueWindow ? [...view.queued, newcomer] : view.queued;
+    const settingsOf = this.settings.fromRows(view.settings);
+    const admissible = new Set(selectAdmissible(queued, view.active, (id) => settingsOf(id).limits));
+    this.queueMayWait = admissible.size < queued.length;
+    return { admissible, settingsOf };
+  }
+
+  /**
+   * Starts these queued migrations (already stored, oldest first) in the caller's transaction, under its
+   * dispatch lock. A migration whose earlier events all went out publishes the next ones at once; the
+   * others through the relay.
+   */
+  private async startQueued(m: EntityManager, ids: Iterable<string>): Promise<Transition[]> {
+    const started = await this.store.startQueued(m, [...ids]);
     const waiting = await this.store.withEventsWaiting(
       m,
-      starting.map((q) => q.id),
+      started.map((t) => t.row.id),
     );
-    for (const q of starting) if (!waiting.has(q.id)) this.direct.adopt(q.id);
+    for (const t of started) if (!waiting.has(t.row.id)) this.direct.adopt(t.row.id);
     return started;
   }
 

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { type ClusterSettings, MigrationPolicy, MigrationPolicyInputSchema, MigrationPolicySchema } from '@flexmig/contracts';
 import { prepared, runPrepared } from '@flexmig/persistence';
 import { ClusterSettingsEntity } from '../entities';
-import { MigrationLimits, SCHEDULER_CONFIG, SchedulerConfig } from '../config';
+import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 
 export const LimitsInputSchema = z
   .object({
@@ -44,18 +44,23 @@ export class ClusterSettingsService {
     return this.get(clusterId);
   }
 
-  /** Limits of every cluster that has migrations waiting, for one dispatch pass. */
-  /** `m`: the caller's transaction, so that no second pool connection is needed while it holds locks. */
-  async limitsFor(clusterIds: string[], m: EntityManager = this.db.manager): Promise<(clusterId: string) => MigrationLimits> {
-    const rows = clusterIds.length ? await runPrepared<ClusterSettingsEntity>(m, SETTINGS_OF_CLUSTERS, [clusterIds]) : [];
-    const byId = new Map(rows.map((r) => [r.clusterId, this.effective(r.clusterId, r).limits]));
-    return (id) => byId.get(id) ?? this.config.limits;
+  /**
+   * The settings of several clusters from their stored rows (a cluster without a row has the defaults):
+   * admission reads the rows in the statement that reads its queue ({@link STORED_SETTINGS}).
+   */
+  fromRows(rows: readonly StoredClusterSettings[]): (clusterId: string) => ClusterSettings {
+    const stored = new Map(rows.map((r) => [r.clusterId, r]));
+    const effective = new Map<string, ClusterSettings>();
+    return (id) => {
+      let s = effective.get(id);
+      if (!s) effective.set(id, (s = this.effective(id, stored.get(id) ?? null)));
+      return s;
+    };
   }
 
   /** The policy of one migration: defaults, then the cluster's, then the request's fields. */
   async policyFor(clusterId: string, requested: Partial<MigrationPolicy> = {}, m: EntityManager = this.db.manager): Promise<MigrationPolicy> {
-    const { overrides } = await this.get(clusterId, m);
-    return MigrationPolicySchema.parse({ ...overrides.policy, ...requested });
+    return policyOf(await this.get(clusterId, m), requested);
   }
 
   /**
@@ -72,7 +77,7 @@ export class ClusterSettingsService {
     return MigrationPolicySchema.parse({ ...hit.policy, ...requested });
   }
 
-  private effective(clusterId: string, row: ClusterSettingsEntity | null): ClusterSettings {
+  private effective(clusterId: string, row: StoredClusterSettings | null): ClusterSettings {
     const limits = LimitsInputSchema.parse(row?.limits ?? {});
     const policy = MigrationPolicyInputSchema.parse(row?.policy ?? {});
     return {
@@ -84,8 +89,16 @@ export class ClusterSettingsService {
   }
 }
 
-/** The stored settings of the clusters named in $1 (every admission reads them: prepared). */
-const SETTINGS_OF_CLUSTERS = prepared(
-  'scheduler_settings_of_clusters',
-  'SELECT cluster_id AS "clusterId", limits, policy, updated_at AS "updatedAt" FROM cluster_settings WHERE cluster_id = ANY($1::uuid[])',
-);
+/** The policy of one migration in a cluster: its settings' policy, then the request's fields. */
+export function policyOf(settings: ClusterSettings, requested: Partial<MigrationPolicy> = {}): MigrationPolicy {
+  return MigrationPolicySchema.parse({ ...settings.overrides.policy, ...requested });
+}
+
+/** A row of `cluster_settings` as {@link STORED_SETTINGS} reads it. */
+export type StoredClusterSettings = Pick<ClusterSettingsEntity, 'clusterId' | 'limits' | 'policy'>;
+
+/** The stored settings, as a SELECT for a statement to filter (here, and in admission's read of its queue). */
+export const STORED_SETTINGS = 'SELECT cluster_id AS "clusterId", limits, policy FROM cluster_settings';
+
+/** The stored settings of the clusters named in $1 (prepared: the settings' routes and a replica that finds the dispatch lock taken read them). */
+const SETTINGS_OF_CLUSTERS = prepared('scheduler_settings_of_clusters', `${STORED_SETTINGS} WHERE cluster_id = ANY($1::uuid[])`);

@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { type PredictedFigures, TERMINAL_MIGRATION_STATES } from '@flexmig/contracts';
+import { TERMINAL_MIGRATION_STATES } from '@flexmig/contracts';
 import { prepared, runPrepared } from '@flexmig/persistence';
 import { isTerminal, step as sagaStep } from '@flexmig/saga';
-import type { SagaAction, SagaEvent, SagaState } from '@flexmig/saga';
+import type { SagaAction, SagaEvent } from '@flexmig/saga';
 import { MigrationEntity } from '../entities';
 import type { QueuedMigration } from '../admission/admission';
 import { DbClock } from '../db-clock';
@@ -37,13 +37,6 @@ export interface Transition {
 
 /** A new migration as admission hands it over (the store sets state, version, lease and times). */
 export type NewMigration = Omit<MigrationEntity, 'version' | 'leaseOwner' | 'leaseUntil' | 'state' | 'updatedAt' | 'finishedAt' | 'dueAt'>;
-
-/** A start's `migration.requested` event into the outbox, in place of the row of it already published ($5). */
-const REQUESTED_INTO_OUTBOX = prepared(
-  'scheduler_requested_into_outbox',
-  `WITH d AS (DELETE FROM outbox WHERE event_id = ANY($5::text[]))
-   INSERT INTO outbox (event_id, type, subject, data, created_at, writer) VALUES ($1, $2, $3, $4::jsonb, to_timestamp($6::double precision / 1000), $7)`,
-);
 
 /** A transition's events into the outbox, as one JSON array ($1); an event already there stays as it is. */
 const EVENTS_INTO_OUTBOX = prepared(
@@ -120,11 +113,22 @@ const DUE = prepared(
 );
 
 /** A new migration, `queued`: every admission writes one (prepared). Lease, due and finish times start empty. */
+/**
+ * A new migration, queued or already started and leased to this replica ($19–$21), with its events into the
+ * outbox as one JSON array ($22: `migration.requested`, then those of its start), in place of the rows of
+ * events already published ($23; DirectPublisher): admission's one write, one statement.
+ */
 const INSERT_MIGRATION = prepared(
   'scheduler_insert_migration',
-  `INSERT INTO migrations (id, vm_id, cluster_id, source_host_id, target_host_id, state, saga, vm, policy, target_address,
-     requested_by, placement, version, trace_parent, prediction, prediction_error, created_at, updated_at)
-   VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::jsonb, $9::jsonb, $10, $11, $12::jsonb, $13, $14, $15::jsonb, $16, $17, $18)`,
+  `WITH d AS (DELETE FROM outbox WHERE event_id = ANY($23::text[])),
+     i AS (
+       INSERT INTO migrations (id, vm_id, cluster_id, source_host_id, target_host_id, state, saga, vm, policy, target_address,
+         requested_by, placement, version, trace_parent, prediction, prediction_error, created_at, updated_at, lease_owner, lease_until, due_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::jsonb, $9::jsonb, $10, $11, $12::jsonb, $13, $14, $15::jsonb, $16, $17, $18, $19, $20, $21))
+   INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
+   SELECT e.event_id, e.type, e.subject, e.data, to_timestamp($24::double precision / 1000), $25
+   FROM ROWS FROM (jsonb_to_recordset($22::jsonb) AS (event_id text, type text, subject text, data jsonb)) WITH ORDINALITY AS e(event_id, type, subject, data, n)
+   ORDER BY e.n`,
 );
 
 /**
@@ -182,11 +186,13 @@ export class MigrationStore {
   }
 
   /**
-   * Stores a new migration, `queued` with its saga not started, with its `migration.requested` event, in the
-   * caller's transaction (admission's, which may start it in the same commit). The statement also deletes
-   * the outbox rows of events already published (DirectPublisher): one transaction fewer for them.
+   * Stores a new migration with its `migration.requested` event, in the caller's transaction (admission's),
+   * in one statement that also deletes the outbox rows of events already published (DirectPublisher).
+   * `start`: admission found a slot for it under its lock, so it is stored started (its saga's first
+   * transition) and leased to this replica, with the events of its start after `requested`; `started` is
+   * then that transition, for `started` once the caller's transaction commits.
    */
-  async insertQueued(m: EntityManager, row: NewMigration, requested: OutboxRow, sent: string[]): Promise<MigrationEntity> {
+  async insert(m: EntityManager, row: NewMigration, requested: OutboxRow, sent: string[], start: boolean): Promise<{ saved: MigrationEntity; started?: Transition }> {
     // the row as PostgreSQL will hand it back: no undefined where a column holds NULL
     const now = new Date(this.clock.now());
     const saved: MigrationEntity = {
@@ -204,67 +210,79 @@ export class MigrationStore {
       updatedAt: now,
       finishedAt: null,
     };
+    const leaseSentAt = this.fence.mark();
+    // started: driven from the cache, which keeps no placement (DrivenMigration)
+    const { placement: _placement, ...driven } = saved;
+    const started = start ? this.startOf(driven, now.getTime()) : undefined;
+    const stored = started?.row ?? saved;
     await runPrepared(m, INSERT_MIGRATION, [
-      saved.id,
-      saved.vmId,
-      saved.clusterId,
-      saved.sourceHostId,
-      saved.targetHostId,
-      saved.state,
-      JSON.stringify(saved.saga),
-      JSON.stringify(saved.vm),
-      JSON.stringify(saved.policy),
-      saved.targetAddress,
-      saved.requestedBy ?? null,
+      stored.id,
+      stored.vmId,
+      stored.clusterId,
+      stored.sourceHostId,
+      stored.targetHostId,
+      stored.state,
+      JSON.stringify(stored.saga),
+      JSON.stringify(stored.vm),
+      JSON.stringify(stored.policy),
+      stored.targetAddress,
+      stored.requestedBy,
       saved.placement ? JSON.stringify(saved.placement) : null,
-      saved.version,
-      saved.traceParent ?? null,
-      saved.prediction ? JSON.stringify(saved.prediction) : null,
-      saved.predictionError ?? null,
-      saved.createdAt,
-      saved.updatedAt,
+      stored.version,
+      stored.traceParent,
+      stored.prediction ? JSON.stringify(stored.prediction) : null,
+      stored.predictionError,
+      stored.createdAt,
+      stored.updatedAt,
+      stored.leaseOwner,
+      stored.leaseUntil,
+      stored.dueAt,
+      JSON.stringify([requested, ...(started?.events ?? [])]),
+      sent,
+      now.getTime(),
+      this.replicaId,
     ]);
-    await runPrepared(
-      m,
-      REQUESTED_INTO_OUTBOX,
-      [requested.event_id, requested.type, requested.subject, JSON.stringify(requested.data), sent, now.getTime(), this.replicaId],
-    );
-    return saved;
+    return { saved, started: started && { ...started, leaseSentAt } };
   }
 
   /**
    * Starts queued migrations (`ids`, oldest first) inside the caller's transaction (admission holds its
-   * lock), leased to this replica. `inserted`: a migration the same transaction inserted, which is not read
-   * back (a request admitted at once costs no statement more).
+   * lock), leased to this replica.
    */
-  async startQueued(m: EntityManager, ids: string[], inserted?: DrivenMigration): Promise<Transition[]> {
-    const out: Transition[] = [];
-    const toRead = ids.filter((id) => id !== inserted?.id);
-    const read = toRead.length ? await runPrepared<DrivenMigration>(m, STARTING, [toRead]) : [];
-    const byId = new Map(read.map((r) => [r.id, r]));
-    if (inserted) byId.set(inserted.id, inserted);
-    const rows = ids.map((id) => byId.get(id)).filter((r): r is DrivenMigration => r !== undefined);
-    const sentAt = this.fence.mark();
+  async startQueued(m: EntityManager, ids: string[]): Promise<Transition[]> {
+    if (ids.length === 0) return [];
+    const rows = await runPrepared<DrivenMigration>(m, STARTING, [ids]);
+    const leaseSentAt = this.fence.mark();
     const now = this.clock.now();
+    const out: Transition[] = [];
     for (const row of rows) {
-      const { state, actions } = sagaStep(row.saga, { type: 'start' }, now);
-      const next = { ...row, saga: state, state: state.phase, version: row.version + 1, updatedAt: new Date(now), dueAt: at(dueAt(state, now)) };
-      await runPrepared(m, START_QUEUED, [
-        row.id,
-        JSON.stringify(state),
-        next.state,
-        next.version,
-        next.updatedAt,
-        next.dueAt,
-        this.replicaId,
-        new Date(now + this.config.leaseTtlMs),
-      ]);
-      const events = await this.enqueueEvents(m, state, actions);
-      out.push({ row: { ...next, leaseOwner: this.replicaId }, actions, events, leaseSentAt: sentAt });
+      const t = this.startOf(row, now);
+      await runPrepared(m, START_QUEUED, [t.row.id, JSON.stringify(t.row.saga), t.row.state, t.row.version, t.row.updatedAt, t.row.dueAt, this.replicaId, t.row.leaseUntil]);
+      await this.enqueueEvents(m, t.events);
+      out.push({ ...t, leaseSentAt });
     }
     // their actions run only after the caller's transaction commits, and the fence learns of their leases
     // then (`started`): a renewal sent before that commit cannot see them, and would take them for lost
     return out;
+  }
+
+  /** A queued migration as its start leaves it (its saga's first transition), leased to this replica: nothing written yet. */
+  private startOf<R extends DrivenMigration>(row: R, now: number): Omit<Transition, 'leaseSentAt'> & { row: R } {
+    const { state, actions } = sagaStep(row.saga, { type: 'start' }, now);
+    return {
+      row: {
+        ...row,
+        saga: state,
+        state: state.phase,
+        version: row.version + 1,
+        updatedAt: new Date(now),
+        dueAt: at(dueAt(state, now)),
+        leaseOwner: this.replicaId,
+        leaseUntil: new Date(now + this.config.leaseTtlMs),
+      },
+      actions,
+      events: outboxRows(state, actions),
+    };
   }
 
   /** The queued migrations, oldest first, with the slots each would hold (admission reads them under its lock). */
@@ -357,7 +375,8 @@ export class MigrationStore {
         ...(done ? { leaseOwner: null, leaseUntil: null } : {}),
       } as never,
     );
-    const events = await this.enqueueEvents(m, state, actions, row.prediction?.predicted);
+    const events = outboxRows(state, actions, row.prediction?.predicted);
+    await this.enqueueEvents(m, events);
     if (done) await m.query('SELECT pg_notify($1, $2)', [SLOT_FREED_CHANNEL, this.replicaId]);
     return { row: next, actions, events };
   }
@@ -372,15 +391,9 @@ export class MigrationStore {
     return this.write(m, row, { type: 'cancel-requested', reason, by });
   }
 
-  private async enqueueEvents(m: EntityManager, state: SagaState, actions: SagaAction[], predicted?: PredictedFigures | null): Promise<OutboxRow[]> {
-    const rows = outboxRows(state, actions, predicted);
-    if (rows.length === 0) return rows;
-    await runPrepared(
-      m,
-      EVENTS_INTO_OUTBOX,
-      [JSON.stringify(rows), this.replicaId],
-    );
-    return rows;
+  /** Events of a transition into the outbox, in the caller's transaction. */
+  private async enqueueEvents(m: EntityManager, rows: OutboxRow[]): Promise<void> {
+    if (rows.length > 0) await runPrepared(m, EVENTS_INTO_OUTBOX, [JSON.stringify(rows), this.replicaId]);
   }
 
   /** Of these migrations, those with events still in the outbox (not yet published). */
