@@ -69,6 +69,11 @@ describe('reservations and relocations', () => {
     expect(await reservationsOf()).toEqual([]);
     // a repeat (its reply was lost): the VM as it is
     expect(await vms.relocate({ migrationId, vmId, fromHostId: 'rr-a', toHostId: 'rr-b' })).toEqual(moved);
+    // the VM as a migration request reads it next (GetVm): where step 9 left it, as the list shows it
+    const read = await vms.get(vmId);
+    expect(read).toEqual(moved);
+    expect((await vms.page({ limit: 10 })).items).toEqual([read]);
+    await expect(vms.get(randomUUID())).rejects.toMatchObject({ code: ErrorCode.NotFound });
   });
 
   it('given a relocation by a migration that reserved nothing, then RESERVATION_MISMATCH and the VM stays where it is', async () => {

@@ -117,10 +117,11 @@ export class VmsService {
     return plan.mode;
   }
 
+  /** One VM: every migration request reads it (GetVm), so one prepared statement, without TypeORM's builder and hydration. */
   async get(id: string): Promise<Vm> {
-    const vm = await this.db.getRepository(VmEntity).findOneBy({ id });
-    if (!vm) throw vmNotFound(id);
-    return vmView(vm);
+    const [row] = await runPrepared<VmRow>(this.db, VM_BY_ID, [id]);
+    if (!row) throw vmNotFound(id);
+    return vmView(vmEntityOf(row));
   }
 
   /** A page of VMs, oldest first (created_at, id), with the filters kept: one statement, without TypeORM's hydration. */
@@ -216,7 +217,9 @@ interface VmRow {
   updated_at: Date;
 }
 
-// the statements of VM creation (three per VM) and of saga step 9, prepared: parsed and planned once per connection
+// the statements of VM creation (three per VM), of a migration's admission and of saga step 9, prepared:
+// parsed and planned once per connection
+const VM_BY_ID = prepared('inventory_vm_by_id', `SELECT ${VM_COLUMNS} FROM vms v WHERE v.id = $1`);
 const HOST_WITH_CLUSTER = prepared(
   'inventory_host_with_cluster',
   `SELECT h.id, h.state, h.cpu_vendor, h.cpu_model_name, h.cpu_features, c.id AS cluster_id, c.name AS cluster_name, c.imc_mode
