@@ -165,6 +165,38 @@ describe('Admission: one request, one transaction of few statements', () => {
     expect((await admission.admit(row, {}, requested)).state).toBe('queued');
   });
 
+  describe('a freed slot dispatches only while something may wait (a migration’s end costs no transaction otherwise)', () => {
+    const dispatchesOnSlotFreed = async () => {
+      sent = [];
+      admission.slotFreed();
+      // the pass, if any, against a connection that answers at once
+      for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+      return names().length > 0;
+    };
+
+    it('given a request started with nothing left in the queue, then a freed slot sends nothing', async () => {
+      const { row, requested } = request();
+      await admission.admit(row, {}, requested);
+      expect(await dispatchesOnSlotFreed()).toBe(false);
+    });
+
+    it('given a request that had to wait, then a freed slot looks at the queue again', async () => {
+      view.active = [{ clusterId: cluster, sourceHostId: 'host-a', targetHostId: 'host-c' }];
+      const { row, requested } = request('host-a');
+      await admission.admit(row, {}, requested);
+      expect(await dispatchesOnSlotFreed()).toBe(true);
+    });
+
+    it('given a newcomer behind a full window whose every member starts, then it still counts as waiting', async () => {
+      view.queued = Array.from({ length: 1000 }, (_, i) => queuedOne(`host-${i}`, `target-${i}`));
+      view.settings = [{ clusterId: cluster, limits: { maxPerCluster: 0 }, policy: {} }];
+      const { row, requested } = request('host-free', 'host-free-too');
+      expect((await admission.admit(row, {}, requested)).state).toBe('queued');
+      view.queued = [];
+      expect(await dispatchesOnSlotFreed()).toBe(true);
+    });
+  });
+
   it('given another replica holding the dispatch lock, then the migration is stored queued with the policy read on its own', async () => {
     lockFree = false;
     const { row, requested } = request();

@@ -92,24 +92,25 @@ export class Admission implements OnApplicationShutdown {
    */
   async admit(row: Omit<NewMigration, 'policy'>, requestedPolicy: Partial<MigrationPolicy>, requested: OutboxRow): Promise<MigrationEntity> {
     const newcomer: QueuedMigration = { id: row.id, clusterId: row.clusterId, sourceHostId: row.sourceHostId, targetHostId: row.targetHostId };
-    const { saved, started } = await this.direct.deletingAcknowledged((sent) =>
+    const { saved, started, leftWaiting } = await this.direct.deletingAcknowledged((sent) =>
       this.db.transaction(async (m) => {
         if (!(await this.locked(m))) {
           // another replica is dispatching: the migration waits in the queue, and this replica retries soon
           const policy = await this.settings.policyFor(row.clusterId, requestedPolicy, m);
-          return { saved: (await this.store.insert(m, { ...row, policy }, requested, sent, false)).saved, started: null };
+          return { saved: (await this.store.insert(m, { ...row, policy }, requested, sent, false)).saved, started: null, leftWaiting: true };
         }
-        const { admissible, settingsOf } = await this.admissibleNow(m, newcomer);
+        const { admissible, leftWaiting, settingsOf } = await this.admissibleNow(m, newcomer);
         const policy = policyOf(settingsOf(row.clusterId), requestedPolicy);
         const mine = await this.store.insert(m, { ...row, policy }, requested, sent, admissible.has(row.id));
         const older = await this.startQueued(m, [...admissible].filter((id) => id !== row.id));
-        return { saved: mine.saved, started: mine.started ? [...older, mine.started] : older };
+        return { saved: mine.saved, started: mine.started ? [...older, mine.started] : older, leftWaiting };
       }),
     );
     // its events go out at once, in order: `requested` first, then those of its steps
     const startedHere = started?.some((t) => t.row.id === saved.id) ?? false;
     if (startedHere) this.direct.adopt(saved.id);
-    else this.queueMayWait = true;
+    // as this transaction left the queue (a newcomer behind a full window waits without being looked at)
+    this.queueMayWait = leftWaiting || !startedHere;
     this.direct.publish({ migrationId: saved.id, rows: [requested], at: saved.createdAt, traceParent: saved.traceParent, last: !startedHere });
     if (started === null) this.retrySoon();
     else this.handOver(started);
@@ -147,9 +148,14 @@ export class Admission implements OnApplicationShutdown {
    * pool); it tries again a moment later.
    */
   private async dispatchOnce(): Promise<void> {
-    const started = await this.db.transaction(async (m) => ((await this.locked(m)) ? this.startQueued(m, (await this.admissibleNow(m)).admissible) : null));
-    if (started === null) this.retrySoon();
-    else this.handOver(started);
+    const pass = await this.db.transaction(async (m) => {
+      if (!(await this.locked(m))) return null;
+      const { admissible, leftWaiting } = await this.admissibleNow(m);
+      return { started: await this.startQueued(m, admissible), leftWaiting };
+    });
+    if (pass === null) return this.retrySoon();
+    this.queueMayWait = pass.leftWaiting;
+    this.handOver(pass.started);
   }
 
   /** Takes the dispatch lock for the caller's transaction, if no other replica holds it (then false). */
@@ -160,17 +166,20 @@ export class Admission implements OnApplicationShutdown {
 
   /**
    * In the caller's transaction, which holds the dispatch lock: the queued migrations that may start now,
-   * oldest first, with `newcomer` (one this transaction is about to store) last in the queue; and the
-   * settings read with them (those of the queued migrations' clusters and of the newcomer's).
+   * oldest first, with `newcomer` (one this transaction is about to store) last in the queue; whether any
+   * is left waiting (the caller keeps that once its transaction commits); and the settings read with them
+   * (those of the queued migrations' clusters and of the newcomer's).
    */
-  private async admissibleNow(m: EntityManager, newcomer?: QueuedMigration): Promise<{ admissible: Set<string>; settingsOf: (clusterId: string) => ClusterSettings }> {
+  private async admissibleNow(
+    m: EntityManager,
+    newcomer?: QueuedMigration,
+  ): Promise<{ admissible: Set<string>; leftWaiting: boolean; settingsOf: (clusterId: string) => ClusterSettings }> {
     const [view] = await runPrepared<QueueView>(m, QUEUE_VIEW, [queueWindow, newcomer?.clusterId ?? null]);
     // a newcomer behind a full window waits for its turn, as it would in a read of the window after its insert
     const queued = newcomer && view.queued.length < queueWindow ? [...view.queued, newcomer] : view.queued;
     const settingsOf = this.settings.fromRows(view.settings);
     const admissible = new Set(selectAdmissible(queued, view.active, (id) => settingsOf(id).limits));
-    this.queueMayWait = admissible.size < queued.length;
-    return { admissible, settingsOf };
+    return { admissible, leftWaiting: admissible.size < queued.length, settingsOf };
   }
 
   /**
