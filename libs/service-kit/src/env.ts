@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { defaultPingIntervalMs } from '@flexmig/messaging';
 
 /** Variables every service reads. Each app extends this with its own and validates once at boot. */
 export const CommonEnvSchema = z.object({
@@ -23,7 +22,7 @@ export const CommonEnvSchema = z.object({
    * How often this process pings NATS; two pings unanswered and it reconnects. A partition that sends no
    * reset is seen after 2–3 intervals (docs/observability.md, "While a server is away").
    */
-  NATS_PING_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(defaultPingIntervalMs),
+  NATS_PING_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   /**
    * The JetStream events stream, applied by whichever service creates it first (an existing stream is not
    * altered: `nats stream edit` changes it). Replicas: 1, or 3 on a NATS cluster of three; at most 5.
