@@ -18,7 +18,9 @@ const TRY_DISPATCH_LOCK = prepared('scheduler_try_dispatch_lock', 'SELECT pg_try
 /**
  * What a dispatch pass decides on, read in one statement under the dispatch lock: the queue's first $1
  * migrations oldest first, the migrations being driven (what the limits count), and the stored settings of
- * the queued ones' clusters and of cluster $2 (a new migration's, or null).
+ * the queued ones' clusters and of cluster $2 (a new migration's, or null). Of each migration only the
+ * slots it holds or would hold: the rows are read only for the ones a pass starts (STARTING), since an
+ * evacuation of 10 hosts queues about 100 migrations and a pass runs each time one ends.
  */
 const QUEUE_VIEW = prepared(
   'scheduler_queue_view',

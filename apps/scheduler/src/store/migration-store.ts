@@ -6,7 +6,6 @@ import { prepared, runPrepared } from '@flexmig/persistence';
 import { isTerminal, step as sagaStep } from '@flexmig/saga';
 import type { SagaAction, SagaEvent } from '@flexmig/saga';
 import { MigrationEntity } from '../entities';
-import type { QueuedMigration } from '../admission/admission';
 import { DbClock } from '../db-clock';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { dueAt } from '../engine/due-time';
@@ -60,17 +59,6 @@ const DRIVEN_COLUMNS = `id, vm_id AS "vmId", cluster_id AS "clusterId", source_h
   state, saga, vm, policy, target_address AS "targetAddress", requested_by AS "requestedBy", version,
   lease_owner AS "leaseOwner", lease_until AS "leaseUntil", due_at AS "dueAt", trace_parent AS "traceParent", prediction,
   prediction_error AS "predictionError", created_at AS "createdAt", updated_at AS "updatedAt", finished_at AS "finishedAt"`;
-
-/**
- * What admission weighs under its lock, at every pass: the queued migrations, oldest first, with only the
- * slots each would hold. Their rows are read only for the ones it starts (STARTING): an evacuation of 10
- * hosts queues about 100 migrations, and a pass runs each time one ends.
- */
-const QUEUED = prepared(
-  'scheduler_queued',
-  `SELECT id, cluster_id AS "clusterId", source_host_id AS "sourceHostId", target_host_id AS "targetHostId"
-   FROM migrations WHERE state = 'queued' ORDER BY created_at LIMIT $1`,
-);
 
 /** One migration, locked for a read-modify-write (the safe path of a transition, a cancel in the queue). */
 const LOCKED = prepared('scheduler_migration_locked', `SELECT ${DRIVEN_COLUMNS} FROM migrations WHERE id = $1 FOR UPDATE`);
@@ -283,11 +271,6 @@ export class MigrationStore {
       actions,
       events: outboxRows(state, actions),
     };
-  }
-
-  /** The queued migrations, oldest first, with the slots each would hold (admission reads them under its lock). */
-  queued(m: EntityManager, limit: number): Promise<QueuedMigration[]> {
-    return runPrepared<QueuedMigration>(m, QUEUED, [limit]);
   }
 
   /**
