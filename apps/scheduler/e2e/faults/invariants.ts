@@ -26,6 +26,8 @@ export interface MigrationUnderTest {
   requestedAt: number;
   /** The migration must be terminal this long after its request. */
   deadlineMs: number;
+  /** How long the outcome event may take to reach the stream after the end (default: `settleMs`). */
+  eventsSettleMs?: number;
 }
 
 const outcomeEvent: Record<string, string> = {
@@ -62,7 +64,7 @@ export class InvariantChecker {
     const host = expectedHost ?? agents.hostId;
     if (this.h.driver === 'qemu') invariants.push(await this.oneHostAsQemuSays(m, host));
     invariants.push(await this.inventoryAgrees(m.vmId, host));
-    invariants.push(...(await this.eventsOnce(m.migrationId, end.state)));
+    invariants.push(...(await this.eventsOnce(m.migrationId, end.state, m.eventsSettleMs ?? settleMs)));
     return { outcome: end.state, timeToTerminalMs: end.timeToTerminalMs, invariants };
   }
 
@@ -143,11 +145,11 @@ export class InvariantChecker {
     return { name, held: !!host && vm?.hostId === host, detail: `inventory: ${vm?.hostId ?? 'no record'} (${vm?.state ?? '?'}); runs on ${host ?? 'no single host'}` };
   }
 
-  private async eventsOnce(migrationId: string, state: string): Promise<InvariantResult[]> {
+  private async eventsOnce(migrationId: string, state: string, waitMs: number): Promise<InvariantResult[]> {
     const outcome = outcomeEvent[state];
     const mine = async () => (await this.h.events('migration.>').catch(() => [])).filter((e) => e.subject === migrationId);
     let events = await mine();
-    for (const until = Date.now() + settleMs; outcome && !events.some((e) => e.type === outcome) && Date.now() < until; ) {
+    for (const until = Date.now() + waitMs; outcome && !events.some((e) => e.type === outcome) && Date.now() < until; ) {
       await sleep(250);
       events = await mine();
     }

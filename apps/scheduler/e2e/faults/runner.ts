@@ -52,6 +52,11 @@ export interface Scenario {
   cleanup?(c: FaultContext): Promise<void>;
   /** The migration must be terminal this long after its request (default: 90 s sim, 240 s qemu). */
   deadlineMs?: number;
+  /**
+   * How long after the migration's end its events may still be on their way to the stream (default 15 s):
+   * longer for a fault that leaves JetStream without a leader for a while, the outbox holding them meanwhile.
+   */
+  eventsSettleMs?: number;
   /** Guest memory (default: 512 MiB sim, 128 MiB qemu). */
   memoryMiB?: number;
 }
@@ -186,6 +191,7 @@ export async function runScenario(h: FaultHarness, s: Scenario): Promise<Scenari
       targetHostId: dst,
       requestedAt,
       deadlineMs: s.deadlineMs ?? (s.setup.driver === 'qemu' ? 240_000 : 90_000),
+      eventsSettleMs: s.eventsSettleMs,
     });
     const invariants = [injected, ...end.invariants, ...((await s.extra?.(c)) ?? [])];
     const passed = invariants.every((i) => i.held);

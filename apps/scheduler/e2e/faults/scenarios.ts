@@ -476,6 +476,14 @@ async function eventsLeaderOffServices(h: FaultHarness, forMs: number): Promise<
 }
 
 /**
+ * How long the events of a migration may wait in the outbox after the events stream's leader is killed: the
+ * peer killed may have led the JetStream meta group too, and until the two left elect one the API has no
+ * responder ("jetstream is not enabled"), seen for over 15 s on this 2-core machine (and once, on CI, until
+ * after the migration had ended and the common checks' 15 s had run out; the outbox published them later).
+ */
+const leaderlessStreamSettleMs = 45_000;
+
+/**
  * The events stream's leader (one of the three nats-servers; not the one the services connect to) killed
  * with kill -9 at `step`: the stream at 3 replicas elects another leader, and no event of the migration is lost.
  * The leadership moves off the services' server before the migration starts, where waiting costs nothing;
@@ -486,6 +494,7 @@ export const natsStreamLeaderKilledAt = (step: StepName): Scenario => ({
   fault: "kill -9 of the events stream's leader, one of three nats-servers (stream at 3 replicas)",
   step,
   setup: natsClusterSetup,
+  eventsSettleMs: leaderlessStreamSettleMs,
   async before({ h }) {
     await eventsLeaderOffServices(h, 60_000);
   },
@@ -498,11 +507,10 @@ export const natsStreamLeaderKilledAt = (step: StepName): Scenario => ({
     const expected = ['migration.requested', ...(m.state === 'completed' ? [...STEP_NAMES.map((n) => `migration.step-completed(${n})`), 'migration.completed'] : [])];
     // the stream elects a new leader after the kill, and a read meanwhile may time out, or come back empty
     // (a new consumer's fetch expired before it was ready: once on CI, every event "missing" while the
-    // outcome check, which reads again, had found them). The peer killed may have led the JetStream meta
-    // group too: until the two left elect one, the API has no responder ("jetstream is not enabled"), seen
-    // for over 15 s on this 2-core machine. An event lost stays missing: the invariant is broken when a read
+    // outcome check, which reads again, had found them), or find no responder while the meta group has no
+    // leader (leaderlessStreamSettleMs). An event lost stays missing: the invariant is broken when a read
     // within the settle time never shows them all, with what the last read lacked
-    const settleMs = 45_000;
+    const settleMs = leaderlessStreamSettleMs;
     const since = Date.now();
     let missing: string[] | undefined;
     const allThere = await waitFor(
