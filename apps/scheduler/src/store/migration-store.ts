@@ -37,13 +37,21 @@ export interface Transition {
 /** A new migration as admission hands it over (the store sets state, version, lease and times). */
 export type NewMigration = Omit<MigrationEntity, 'version' | 'leaseOwner' | 'leaseUntil' | 'state' | 'updatedAt' | 'finishedAt' | 'dueAt'>;
 
-/** A transition's events into the outbox, as one JSON array ($1); an event already there stays as it is. */
-const EVENTS_INTO_OUTBOX = prepared(
-  'scheduler_events_into_outbox',
+/**
+ * The outbox rows of events given as one JSON array (the parameter `events`), written by `writer` at `at`, in
+ * the array's order (their `seq`, which is the order they are published in); an event already there stays
+ * as it is. `from`: a relation joined in, whose rows gate the insert (a transition's guarded UPDATE).
+ * Admission's insert, a queued migration's start and every transition write their events with it.
+ */
+const outboxInsert = (events: string, writer: string, { at = 'now()', from = '' }: { at?: string; from?: string } = {}): string =>
   `INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
-   SELECT e.event_id, e.type, e.subject, e.data, now(), $2 FROM jsonb_to_recordset($1::jsonb) AS e(event_id text, type text, subject text, data jsonb)
-   ON CONFLICT (event_id) DO NOTHING`,
-);
+   SELECT e.event_id, e.type, e.subject, e.data, ${at}, ${writer}
+   FROM ${from ? `${from}, ` : ''}ROWS FROM (jsonb_to_recordset(${events}::jsonb) AS (event_id text, type text, subject text, data jsonb)) WITH ORDINALITY AS e(event_id, type, subject, data, n)
+   ORDER BY e.n
+   ON CONFLICT (event_id) DO NOTHING`;
+
+/** A transition's events into the outbox, as one JSON array ($1), written by replica $2. */
+const EVENTS_INTO_OUTBOX = prepared('scheduler_events_into_outbox', outboxInsert('$1', '$2'));
 
 const WITH_EVENTS_WAITING = prepared('scheduler_with_events_waiting', 'SELECT DISTINCT subject FROM outbox WHERE subject = ANY($1::text[])');
 
@@ -100,7 +108,6 @@ const DUE = prepared(
    ORDER BY due_at LIMIT $3`,
 );
 
-/** A new migration, `queued`: every admission writes one (prepared). Lease, due and finish times start empty. */
 /**
  * A new migration, queued or already started and leased to this replica ($19–$21), with its events into the
  * outbox as one JSON array ($22: `migration.requested`, then those of its start), in place of the rows of
@@ -113,10 +120,7 @@ const INSERT_MIGRATION = prepared(
        INSERT INTO migrations (id, vm_id, cluster_id, source_host_id, target_host_id, state, saga, vm, policy, target_address,
          requested_by, placement, version, trace_parent, prediction, prediction_error, created_at, updated_at, lease_owner, lease_until, due_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::jsonb, $9::jsonb, $10, $11, $12::jsonb, $13, $14, $15::jsonb, $16, $17, $18, $19, $20, $21))
-   INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
-   SELECT e.event_id, e.type, e.subject, e.data, to_timestamp($24::double precision / 1000), $25
-   FROM ROWS FROM (jsonb_to_recordset($22::jsonb) AS (event_id text, type text, subject text, data jsonb)) WITH ORDINALITY AS e(event_id, type, subject, data, n)
-   ORDER BY e.n`,
+   ${outboxInsert('$22', '$25', { at: 'to_timestamp($24::double precision / 1000)' })}`,
 );
 
 /**
@@ -132,10 +136,7 @@ const TRANSITION = prepared(
          due_at = to_timestamp($9::double precision / 1000),
          lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END, lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END
        WHERE id = $1 AND version = $2 AND lease_owner = $7 RETURNING id),
-     o AS (
-       INSERT INTO outbox (event_id, type, subject, data, created_at, writer)
-       SELECT e.event_id, e.type, e.subject, e.data, now(), $7 FROM u, jsonb_to_recordset($8::jsonb) AS e(event_id text, type text, subject text, data jsonb)
-       ON CONFLICT (event_id) DO NOTHING),
+     o AS (${outboxInsert('$8', '$7', { from: 'u' })}),
      d AS (DELETE FROM outbox WHERE event_id = ANY($10::text[])),
      n AS (SELECT pg_notify($11, $7) FROM u WHERE $6)
      SELECT (SELECT count(*) FROM u)::int AS updated, (SELECT count(*) FROM n)::int AS notified`,
@@ -198,8 +199,8 @@ export class MigrationStore {
       updatedAt: now,
       finishedAt: null,
     };
-    const leaseSentAt = this.fence.mark();
-    // started: driven from the cache, which keeps no placement (DrivenMigration)
+    // started: driven from the cache, which keeps no placement (DrivenMigration); its lease stamped as sent now
+    const leaseSentAt = start ? this.fence.mark() : undefined;
     const { placement: _placement, ...driven } = saved;
     const started = start ? this.startOf(driven, now.getTime()) : undefined;
     const stored = started?.row ?? saved;
