@@ -204,6 +204,29 @@ describe('StepLedger', () => {
       await l.run(cmd(recent, 3, 'source'), admitAll);
       const snap = l.snapshot();
       expect(new Set(snap.entries.map((e) => e.migrationId))).toEqual(new Set([recent]));
+      expect(l.recordsOf(old)).toEqual([]);
+      expect(l.recordsOf(recent)).toEqual([expect.objectContaining({ step: 3, status: 'completed' })]);
+    });
+
+    it("reads one migration's records among many others': its own, by step, before and after a restart", async () => {
+      const l = new StepLedger();
+      const m = randomUUID();
+      const others = Array.from({ length: 200 }, () => randomUUID());
+      await l.run(cmd(m, 6, 'source'), admitAll);
+      for (const o of others) await l.run(cmd(o, 3, 'source'), admitAll);
+      await l.run(cmd(m, 3, 'source'), admitAll);
+      await l.run(cmd(m, 2, 'target'), admitAll);
+      const mine = [
+        [2, 'target'],
+        [3, 'source'],
+        [6, 'source'],
+      ];
+      expect(l.recordsOf(m).map((r) => [r.step, r.role])).toEqual(mine);
+      expect(l.recordsOf(others[7]!).map((r) => [r.step, r.role])).toEqual([[3, 'source']]);
+      const back = StepLedger.restore(LedgerSnapshotSchema.parse(JSON.parse(JSON.stringify(l.snapshot()))));
+      expect(back.snapshot().entries).toHaveLength(others.length + mine.length);
+      expect(back.recordsOf(m).map((r) => [r.step, r.role])).toEqual(mine);
+      await expect(back.run(cmd(m, 3, 'source'), admitAll)).resolves.toMatchObject({ repeated: true });
     });
   });
   describe('a migration an operator resolved (closed)', () => {

@@ -13,6 +13,42 @@ interface Entry {
   failure?: FlexmigError;
 }
 
+/**
+ * The ledger's entries by key (`migrationId:step:role`) and by migration: a step's checks, a repeat and a
+ * query read one migration's records, which costs the same whatever else the ledger holds (three days of a
+ * busy host's migrations: ledgerRetentionMs).
+ */
+class Entries {
+  private readonly byMigration = new Map<string, Map<string, Entry>>();
+
+  get(key: string): Entry | undefined {
+    return this.byMigration.get(key.slice(0, key.indexOf(':')))?.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  set(key: string, entry: Entry): void {
+    let of = this.byMigration.get(entry.migrationId);
+    if (!of) this.byMigration.set(entry.migrationId, (of = new Map()));
+    of.set(key, entry);
+  }
+
+  /** One migration's entries, in the order they were first recorded. */
+  of(migrationId: string): Iterable<Entry> {
+    return this.byMigration.get(migrationId)?.values() ?? [];
+  }
+
+  *values(): IterableIterator<Entry> {
+    for (const of of this.byMigration.values()) yield* of.values();
+  }
+
+  dropMigrations(ids: ReadonlySet<string>): void {
+    for (const id of ids) this.byMigration.delete(id);
+  }
+}
+
 /** The ledger as it is kept on disk (LedgerStore): validated when read. */
 export const LedgerSnapshotSchema = z.object({
   version: z.literal(1),
@@ -43,7 +79,7 @@ export type IssuedAttempt = (migrationId: string, step: number) => Promise<numbe
  * A refused command leaves no record: a forged one cannot spoil the real one's key.
  */
 export class StepLedger {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Entries();
   /** `migrationId:step` → highest attempt answered "not started": such attempts never run later. */
   private readonly fences = new Map<string, { attempt: number; updatedAt: number }>();
   /** Migrations an operator resolved, with what this host's copy became: their steps never run here again. */
@@ -219,8 +255,7 @@ export class StepLedger {
 
   /** This agent's records of a migration, with their VM, by step. */
   history(migrationId: string): LedgerRecord[] {
-    return [...this.entries.values()]
-      .filter((e) => e.migrationId === migrationId)
+    return [...this.entries.of(migrationId)]
       .map((e) => ({ vmId: e.vmId, record: e.record }))
       .sort((a, b) => a.record.step - b.record.step);
   }
@@ -277,7 +312,7 @@ export class StepLedger {
     for (const [id, c] of this.closed) last.set(id, Math.max(last.get(id) ?? 0, c.updatedAt));
     const stale = new Set([...last].filter(([id, t]) => t < cutoff && !busy.has(id)).map(([id]) => id));
     if (stale.size === 0) return;
-    for (const [k, e] of this.entries) if (stale.has(e.migrationId)) this.entries.delete(k);
+    this.entries.dropMigrations(stale);
     for (const k of this.fences.keys()) if (stale.has(k.slice(0, k.indexOf(':')))) this.fences.delete(k);
     for (const id of this.closed.keys()) if (stale.has(id)) this.closed.delete(id);
   }
