@@ -36,10 +36,13 @@ const PORT_LO = 40000 + (process.pid % 200) * 25;
 
 const dirs: string[] = [];
 const drivers: QemuDriver[] = [];
+/** Every run directory this file made (`dirs` empties after each test): its QEMUs name one of them. */
+const everyRunDir: string[] = [];
 
 function driver(extra: Partial<QemuDriverOptions> = {}, runDir?: string): QemuDriver {
   const dir = runDir ?? mkdtempSync(join(tmpdir(), 'fmq-'));
   if (!runDir) dirs.push(dir);
+  everyRunDir.push(dir);
   const drv = new QemuDriver({ binary: BINARY, accel: ACCEL, runDir: dir, listenHost: '127.0.0.1', portRange: [PORT_LO, PORT_LO + 24], pollIntervalMs: 100, ...extra });
   drivers.push(drv);
   return drv;
@@ -302,6 +305,7 @@ d('QemuDriver with real QEMU', () => {
   it('host hygiene: run dir 0700, state and log 0600, QEMU under -sandbox, memory dumps removed, forged state files ignored', async () => {
     const parent = mkdtempSync(join(tmpdir(), 'fmq-'));
     dirs.push(parent);
+    everyRunDir.push(parent);
     const dir = join(parent, 'run');
     mkdirSync(dir);
     chmodSync(dir, 0o755);
@@ -810,12 +814,13 @@ d('QemuDriver with real QEMU', () => {
   });
 
   it('leaves no QEMU of its own behind', async () => {
+    // its own: one that names a run directory of this file's tests (another run of the tests on the machine has its own)
     const ours = () =>
       (spawnSync('pgrep', ['-f', 'fmq-']).stdout?.toString().trim() ?? '')
         .split('\n')
         .filter(Boolean)
         .map(Number)
-        .filter((pid) => pid !== process.pid && existsSync(`/proc/${pid}`) && isOurQemu(pid, 'fmq-'));
+        .filter((pid) => pid !== process.pid && existsSync(`/proc/${pid}`) && everyRunDir.some((dir) => isOurQemu(pid, `${dir}/`)));
     // a QEMU killed by the last test's cleanup may still be exiting on a loaded machine: give it a moment,
     // then name what is left (its command line says which test started it)
     for (let i = 0; i < 50 && ours().length > 0; i++) await new Promise((r) => setTimeout(r, 200));
