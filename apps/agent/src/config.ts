@@ -20,8 +20,8 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   MIGRATION_ADDRESS: z.string().default('127.0.0.1:49152'),
   /**
    * Where the agent keeps what must survive its own restart, one set of files per host, 0600 in a 0700
-   * directory: <dir>/<HOST_ID>.ledger.json (the step ledger) and <dir>/<HOST_ID>.json (the sim driver's VM
-   * records). Default: /var/lib/flexmig/agent as root, else $XDG_STATE_HOME/flexmig/agent
+   * directory: <dir>/<HOST_ID>.ledger/ (the step ledger, a file per migration) and <dir>/<HOST_ID>.json (the
+   * sim driver's VM records). Default: /var/lib/flexmig/agent as root, else $XDG_STATE_HOME/flexmig/agent
    * (~/.local/state/flexmig/agent). Keep it across restarts (a hostPath on Kubernetes).
    */
   AGENT_STATE_DIR: z.string().min(1).optional(),

@@ -252,28 +252,99 @@ describe('StepLedger', () => {
   });
 });
 
-describe('LedgerStore (the ledger file)', () => {
+describe('LedgerStore (a file per migration)', () => {
   let dir: string;
   beforeEach(() => (dir = mkdtempSync(path.join(tmpdir(), 'fm-ledger-'))));
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
   const env = (stateDir: string) => ({ HOST_ID: 'host-l', AGENT_STATE_DIR: stateDir }) as AgentEnv;
 
-  it('writes <dir>/<HOST_ID>.ledger.json 0600 in a 0700 directory, after every change, and reads it back', async () => {
+  it("writes <dir>/<HOST_ID>.ledger/<migrationId>.json 0600 in 0700 directories, after every change, and reads it back", async () => {
     const stateDir = path.join(dir, 'state');
     const store = new LedgerStore(env(stateDir));
-    const m = randomUUID();
-    await store.load().run(cmd(m, 2, 'target'), admitAll);
+    const [m, n] = [randomUUID(), randomUUID()];
+    const ledger = store.load();
+    await ledger.run(cmd(m, 2, 'target'), admitAll);
+    await ledger.run(cmd(n, 3, 'source'), admitAll);
     expect(statSync(stateDir).mode & 0o777).toBe(0o700);
-    expect(statSync(store.file).mode & 0o777).toBe(0o600);
-    expect(readdirSync(stateDir)).toEqual(['host-l.ledger.json']); // no temp file left behind
-    expect(new LedgerStore(env(stateDir)).load().recordsOf(m)).toEqual([expect.objectContaining({ step: 2, status: 'completed' })]);
+    expect(statSync(store.dir).mode & 0o777).toBe(0o700);
+    expect(statSync(store.fileOf(m)).mode & 0o777).toBe(0o600);
+    expect(readdirSync(store.dir).sort()).toEqual([`${m}.json`, `${n}.json`].sort()); // no temp file left behind
+    const mine = JSON.parse(readFileSync(store.fileOf(m), 'utf8'));
+    expect(mine.entries.map((e: { migrationId: string }) => e.migrationId)).toEqual([m]);
+    const back = new LedgerStore(env(stateDir)).load();
+    expect(back.recordsOf(m)).toEqual([expect.objectContaining({ step: 2, status: 'completed' })]);
+    expect(back.recordsOf(n)).toEqual([expect.objectContaining({ step: 3, status: 'completed' })]);
   });
 
-  it('sets an invalid file aside and starts empty (never trusts what it cannot validate)', () => {
+  it("rewrites only the changed migration's file", async () => {
     const store = new LedgerStore(env(dir));
-    writeFileSync(store.file, JSON.stringify({ version: 1, entries: [{ migrationId: 'x' }], fences: [] }));
+    const [m, n] = [randomUUID(), randomUUID()];
+    const ledger = store.load();
+    await ledger.run(cmd(m, 2, 'target'), admitAll);
+    const before = statSync(store.fileOf(m)).ino;
+    await ledger.run(cmd(n, 3, 'source'), admitAll);
+    await ledger.query(n, issued(1), 4, 1); // a fence of n's step 4
+    expect(statSync(store.fileOf(m)).ino).toBe(before);
+    expect(JSON.parse(readFileSync(store.fileOf(n), 'utf8')).fences).toEqual([expect.objectContaining({ migrationId: n, step: 4, attempt: 1 })]);
+  });
+
+  it("sets an invalid file aside and reads the others (that migration's steps are refused, never guessed)", async () => {
+    const store = new LedgerStore(env(dir));
+    const [good, bad, smuggler] = [randomUUID(), randomUUID(), randomUUID()];
+    await store.load().run(cmd(good, 2, 'target'), admitAll);
+    writeFileSync(store.fileOf(bad), JSON.stringify({ version: 1, entries: [{ migrationId: 'x' }], fences: [] }));
+    // a file whose records are another migration's is not that migration's
+    const other = new StepLedger();
+    await other.run(cmd(good, 3, 'source'), admitAll);
+    writeFileSync(store.fileOf(smuggler), JSON.stringify(other.snapshotOf(good)));
+    writeFileSync(path.join(store.dir, `${good}.json.12345.tmp`), '{"half a wr');
+    const back = new LedgerStore(env(dir)).load();
+    expect(back.recordsOf(good)).toEqual([expect.objectContaining({ step: 2, role: 'target' })]);
+    expect(back.recordsOf(bad)).toEqual([]);
+    expect(back.recordsOf(smuggler)).toEqual([]);
+    const names = readdirSync(store.dir);
+    expect(names.filter((f) => f.includes('.invalid-')).map((f) => f.slice(0, 36)).sort()).toEqual([bad, smuggler].sort());
+    expect(names.some((f) => f.endsWith('.tmp'))).toBe(false);
+  });
+
+  it('reads the single file of an older agent once, and splits it into the directory', async () => {
+    const [m, n] = [randomUUID(), randomUUID()];
+    const old = new StepLedger();
+    await old.run(cmd(m, 2, 'target'), admitAll);
+    await old.run(cmd(n, 3, 'source'), admitAll);
+    old.close(n, 'keep');
+    const store = new LedgerStore(env(dir));
+    writeFileSync(store.singleFile, JSON.stringify(old.snapshot()));
+    const back = store.load();
+    expect(back.recordsOf(m)).toEqual([expect.objectContaining({ step: 2, status: 'completed' })]);
+    expect(back.closedAs(n)).toBe('keep');
+    expect(readdirSync(dir)).toEqual(['host-l.ledger']);
+    expect(readdirSync(store.dir).sort()).toEqual([`${m}.json`, `${n}.json`].sort());
+    expect(new LedgerStore(env(dir)).load().closedAs(n)).toBe('keep');
+  });
+
+  it('sets an invalid single file aside and starts without its records', () => {
+    const store = new LedgerStore(env(dir));
+    writeFileSync(store.singleFile, JSON.stringify({ version: 1, entries: [{ migrationId: 'x' }], fences: [] }));
     expect(store.load().snapshot().entries).toEqual([]);
     expect(readdirSync(dir).some((f) => f.startsWith('host-l.ledger.json.invalid-'))).toBe(true);
-    expect(() => JSON.parse(readFileSync(path.join(dir, readdirSync(dir)[0]!), 'utf8'))).not.toThrow();
+  });
+
+  it('removes the files of the migrations it drops past the retention, at most once a minute, after the change', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    try {
+      const store = new LedgerStore(env(dir));
+      const ledger = store.load();
+      const [old, recent] = [randomUUID(), randomUUID()];
+      await ledger.run(cmd(old, 3, 'source'), admitAll);
+      jest.setSystemTime(Date.now() + ledgerRetentionMs + 120_000);
+      await ledger.run(cmd(recent, 3, 'source'), admitAll);
+      expect(readdirSync(store.dir)).toContain(`${old}.json`); // not inside the change's own write
+      await new Promise((r) => setImmediate(r));
+      expect(readdirSync(store.dir)).toEqual([`${recent}.json`]);
+      expect(ledger.recordsOf(old)).toEqual([]);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ErrorCode, FenceOutcome, FlexmigError, Role, StepCommand, StepRecord, StepRecordSchema, StepReply, UuidSchema } from '@flexmig/contracts';
+import { ErrorCode, FenceOutcome, FlexmigError, Role, STEP_NAMES, StepCommand, StepRecord, StepRecordSchema, StepReply, UuidSchema } from '@flexmig/contracts';
 import { LedgerRecord, stepDoneWith } from './participation';
 
 type StepOutput = Omit<StepReply, 'repeated' | 'migrationId' | 'step' | 'attempt' | 'finishedAt'>;
@@ -91,9 +91,9 @@ export class StepLedger {
    */
   private readonly admitting = new Map<string, { done: Promise<unknown>; record: StepRecord }>();
 
-  /** `onChange` is called after every change worth keeping (the store writes the file). */
+  /** `onChange` is called after every change worth keeping, with the migration it concerns (the store writes that migration's file). */
   constructor(
-    private readonly onChange: (ledger: StepLedger) => void = () => undefined,
+    private readonly onChange: (ledger: StepLedger, migrationId: string) => void = () => undefined,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -160,7 +160,7 @@ export class StepLedger {
       }
     })();
     this.entries.set(key, entry);
-    this.onChange(this);
+    this.onChange(this, cmd.migrationId);
     return entry.running;
   }
 
@@ -190,7 +190,7 @@ export class StepLedger {
   private update(entry: Entry, record: StepRecord): void {
     entry.record = record;
     entry.updatedAt = this.now();
-    this.onChange(this);
+    this.onChange(this, entry.migrationId);
   }
 
   /** Records a compensation done (of a step this agent ran: the caller checked its record exists). */
@@ -202,7 +202,7 @@ export class StepLedger {
   /** Records that an operator resolved a migration (kept or fenced this host's copy): kept on disk, refuses its later steps. */
   close(migrationId: string, outcome: FenceOutcome): void {
     this.closed.set(migrationId, { outcome, updatedAt: this.now() });
-    this.onChange(this);
+    this.onChange(this, migrationId);
   }
 
   /** What an operator's resolution made of this host's copy, or undefined while the migration is not resolved. */
@@ -235,7 +235,7 @@ export class StepLedger {
       const now = this.withAdmissions(migrationId, this.recordsOf(migrationId));
       if (now.some((r) => r.step === step)) return now;
       this.fences.set(key, { attempt: Math.max(this.fences.get(key)?.attempt ?? 0, attempt), updatedAt: this.now() });
-      this.onChange(this);
+      this.onChange(this, migrationId);
     }
     return records;
   }
@@ -260,12 +260,12 @@ export class StepLedger {
       .sort((a, b) => a.record.step - b.record.step);
   }
 
-  /** What the store writes: every record and fence, less the migrations idle past the retention. */
+  /** Every record, fence and close, less the migrations idle past the retention. */
   snapshot(): LedgerSnapshot {
     this.prune();
     return {
       version: 1,
-      entries: [...this.entries.values()].map((e) => ({ migrationId: e.migrationId, vmId: e.vmId, record: e.record, updatedAt: e.updatedAt })),
+      entries: [...this.entries.values()].map(persisted),
       fences: [...this.fences.entries()].map(([k, f]) => {
         const [migrationId, step] = k.split(':');
         return { migrationId: migrationId!, step: Number(step), attempt: f.attempt, updatedAt: f.updatedAt };
@@ -275,11 +275,36 @@ export class StepLedger {
   }
 
   /**
+   * One migration's records, fences and close: what the store keeps in that migration's file. Its cost
+   * does not depend on what else the ledger holds.
+   */
+  snapshotOf(migrationId: string): LedgerSnapshot {
+    const fences: LedgerSnapshot['fences'] = [];
+    for (let step = 1; step <= STEP_NAMES.length; step++) {
+      const f = this.fences.get(`${migrationId}:${step}`);
+      if (f) fences.push({ migrationId, step, attempt: f.attempt, updatedAt: f.updatedAt });
+    }
+    const closed = this.closed.get(migrationId);
+    return {
+      version: 1,
+      entries: [...this.entries.of(migrationId)].map(persisted),
+      fences,
+      closed: closed ? [{ migrationId, outcome: closed.outcome, updatedAt: closed.updatedAt }] : [],
+    };
+  }
+
+  /**
    * A ledger from what the store read. A step that was in progress when the agent stopped is failed: no
    * process runs it any more, and the scheduler, told so, runs a new attempt or undoes the migration.
    */
-  static restore(s: LedgerSnapshot, onChange?: (l: StepLedger) => void, now?: () => number): StepLedger {
+  static restore(s: LedgerSnapshot, onChange?: (l: StepLedger, migrationId: string) => void, now?: () => number): StepLedger {
     const l = new StepLedger(onChange, now);
+    l.absorb(s);
+    return l;
+  }
+
+  /** Adds what the store read (a whole ledger, or one migration's file) to this ledger, as `restore` reads it. */
+  absorb(s: LedgerSnapshot): void {
     for (const e of s.entries) {
       let record = e.record;
       let failure: FlexmigError | undefined;
@@ -289,15 +314,14 @@ export class StepLedger {
       } else if (record.status === 'failed' && record.error) {
         failure = FlexmigError.fromBody(record.error);
       }
-      l.entries.set(l.key(e.migrationId, record.step, record.role), { migrationId: e.migrationId, vmId: e.vmId, record, updatedAt: e.updatedAt, ...(failure ? { failure } : {}) });
+      this.entries.set(this.key(e.migrationId, record.step, record.role), { migrationId: e.migrationId, vmId: e.vmId, record, updatedAt: e.updatedAt, ...(failure ? { failure } : {}) });
     }
-    for (const f of s.fences) l.fences.set(`${f.migrationId}:${f.step}`, { attempt: f.attempt, updatedAt: f.updatedAt });
-    for (const c of s.closed ?? []) l.closed.set(c.migrationId, { outcome: c.outcome, updatedAt: c.updatedAt });
-    return l;
+    for (const f of s.fences) this.fences.set(`${f.migrationId}:${f.step}`, { attempt: f.attempt, updatedAt: f.updatedAt });
+    for (const c of s.closed ?? []) this.closed.set(c.migrationId, { outcome: c.outcome, updatedAt: c.updatedAt });
   }
 
-  /** Drops the migrations with nothing in progress whose last change is older than the retention. */
-  private prune(): void {
+  /** Drops the migrations with nothing in progress whose last change is older than the retention; returns their ids. */
+  prune(): string[] {
     const cutoff = this.now() - ledgerRetentionMs;
     const last = new Map<string, number>();
     const busy = new Set<string>();
@@ -311,10 +335,14 @@ export class StepLedger {
     }
     for (const [id, c] of this.closed) last.set(id, Math.max(last.get(id) ?? 0, c.updatedAt));
     const stale = new Set([...last].filter(([id, t]) => t < cutoff && !busy.has(id)).map(([id]) => id));
-    if (stale.size === 0) return;
+    if (stale.size === 0) return [];
     this.entries.dropMigrations(stale);
     for (const k of this.fences.keys()) if (stale.has(k.slice(0, k.indexOf(':')))) this.fences.delete(k);
     for (const id of this.closed.keys()) if (stale.has(id)) this.closed.delete(id);
+    return [...stale];
   }
 }
+
+/** An entry as the store keeps it (without what lives only in memory: the running promise, the error object). */
+const persisted = (e: Entry): LedgerSnapshot['entries'][number] => ({ migrationId: e.migrationId, vmId: e.vmId, record: e.record, updatedAt: e.updatedAt });
 
