@@ -154,9 +154,18 @@ const schedulerSteps: StepName[] = ['verify-compatibility', 'commit'];
  */
 export async function runScenario(h: FaultHarness, s: Scenario): Promise<ScenarioResult> {
   const row = { id: s.id, fault: s.fault, step: s.step, driver: s.setup.driver };
-  await waitFor('every host up before the scenario', async () => (await h.http('inventory', 'GET', '/api/v1/hosts')).body.items?.filter((x: { state: string }) => x.state === 'up').length === h.o.hosts.length, {
-    timeoutMs: 60_000,
-  });
+  // up, and heard lately: an agent the last row restarted may still be starting, its host still "up" from
+  // before the kill until the liveness sweep (HOST_DOWN_AFTER_MS, 3 s here) marks it down, right into this
+  // row's request (once: HOST_DOWN for the target, 127 ms into the row). Heard within 2 s (four beats of
+  // 500 ms, each written within 500 ms) is alive; the sweep's 3 s has not run out.
+  await waitFor(
+    'every host up and heard within the last 2 s before the scenario',
+    async () => {
+      const hosts: { state: string; lastHeartbeatAt: string }[] = (await h.http('inventory', 'GET', '/api/v1/hosts')).body.items ?? [];
+      return hosts.filter((x) => x.state === 'up' && Date.now() - Date.parse(x.lastHeartbeatAt) < 2_000).length === h.o.hosts.length;
+    },
+    { timeoutMs: 60_000 },
+  );
   const [src, dst] = await chooseHosts(h);
   const vm = await h.createVm(`${s.id.replace(/[^a-z0-9-]/gi, '-')}-${++vmCounter}`.slice(0, 60), src, s.memoryMiB ?? (s.setup.driver === 'qemu' ? 128 : 512));
   await s.before?.({ h, vmId: vm.id, src, dst });
