@@ -1,6 +1,7 @@
 import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import type { MigrationPlacement, MigrationPolicy, MigrationPrediction, VmSpec } from '@flexmig/contracts';
 import type { SagaState } from '@flexmig/saga';
+import type { MeasuredFigures } from './prediction/measured';
 import { EvacuationEntity } from './evacuations/evacuation.entity';
 import { MigrationResolutionEntity } from './resolution/resolution.entity';
 
@@ -48,6 +49,11 @@ export class MigrationEntity {
   @Column('timestamptz', { name: 'created_at' }) createdAt: Date;
   @Column('timestamptz', { name: 'updated_at' }) updatedAt: Date;
   @Column('timestamptz', { name: 'finished_at', nullable: true }) finishedAt: Date | null;
+  /**
+   * What it measured of its two hosts, stored when it completes (prediction/measured.ts); SQL NULL before
+   * that and on rows completed before the column, JSON null when it measured nothing.
+   */
+  @Column('jsonb', { nullable: true }) measured: MeasuredFigures | null;
 }
 
 /** Events to publish, written in the same transaction as the state that implies them (outbox). */

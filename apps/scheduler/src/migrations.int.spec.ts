@@ -11,6 +11,7 @@ import { ensureDatabaseAndSchema } from '@flexmig/persistence';
 import { RunningService, startService } from '@flexmig/service-kit';
 import { freePort, ServiceProcess, startTestDatabase, startTestNats, TestDatabase, TestNats, waitFor, httpJson, readEvents, testAuthSettings, testToken } from '@flexmig/testing';
 import { DbClock } from './db-clock';
+import { measuredByMigration } from './prediction/measured';
 import { ActionRunner } from './engine/action-runner';
 import { SCHEDULER_SCHEMA, SchedulerModule } from './scheduler.module';
 
@@ -143,9 +144,16 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     );
     expect(MigrationCompleted.data.parse(completed.data)).toMatchObject({ passes: done.result.passes, predicted: p.predicted });
 
-    // now the link is known from that migration (either way round), with its age
+    // what it measured of the two hosts is stored with it as it completes, as its saga gives it
+    const client = new Client({ connectionString: db.url });
+    await client.connect();
+    const [stored] = (await client.query('SELECT measured, saga, vm, policy FROM scheduler.migrations WHERE id = $1', [m.body.id]).finally(() => client.end())).rows;
+    expect(stored.measured).toEqual(JSON.parse(JSON.stringify(measuredByMigration(stored.saga, stored.vm.memoryMiB, stored.policy.bandwidthMiBps))));
+    expect(stored.measured.bytesPerSec).toBeGreaterThan(0);
+
+    // now the link is known from that migration (either way round), with its age: the figures stored
     const after = PredictionResponse.parse((await sched('POST', '/api/v1/migrations/predict', { vmId: vm.id, targetHostId: 'src' })).body);
-    expect(after.inputs.bandwidthBytesPerSec).toMatchObject({ origin: 'migrations', detail: expect.stringContaining(m.body.id) });
+    expect(after.inputs.bandwidthBytesPerSec).toMatchObject({ origin: 'migrations', value: stored.measured.bytesPerSec, detail: expect.stringContaining(m.body.id) });
     expect(after.inputs.bandwidthBytesPerSec.ageMs).toEqual(expect.any(Number));
     expect(after.placement).toBeNull();
   });

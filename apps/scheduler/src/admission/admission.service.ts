@@ -118,7 +118,7 @@ export class Admission implements OnApplicationShutdown {
     else this.handOver(started);
     // started here: the row as its start left it, with the placement the store does not keep (DrivenMigration)
     const current = this.store.current(saved.id);
-    return current ? { ...current, placement: saved.placement } : saved;
+    return current ? { ...current, placement: saved.placement, measured: null } : saved;
   }
 
   /**

@@ -11,6 +11,7 @@ import { Prediction1764210000000 } from './1764210000000-prediction';
 import { CompletedIndex1764220000000 } from './1764220000000-completed-index';
 import { OutboxWriter1764230000000 } from './1764230000000-outbox-writer';
 import { ListOrder1764240000000 } from './1764240000000-list-order';
+import { Measured1764250000000 } from './1764250000000-measured';
 
 /** In order. Never edit one that has shipped: add the next. */
 export const schedulerMigrations = [
@@ -27,4 +28,5 @@ export const schedulerMigrations = [
   CompletedIndex1764220000000,
   OutboxWriter1764230000000,
   ListOrder1764240000000,
+  Measured1764250000000,
 ];

@@ -1,5 +1,5 @@
 import { createSaga, type JsonValue, type SagaState } from '@flexmig/saga';
-import { measuredByMigration } from './prediction.service';
+import { measuredByMigration } from './measured';
 
 const MiB = 2 ** 20;
 const ref = { migrationId: '6f1c1a52-6c1e-4d0b-9f51-6d2f3c1b9a00', vmId: '0b7d5a8e-2f43-4c55-8a0e-3f9d1e6c7b11', sourceHostId: 'a', targetHostId: 'b' };

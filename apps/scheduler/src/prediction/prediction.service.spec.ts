@@ -6,6 +6,8 @@ import type { SchedulerConfig } from '../config';
 import type { PlacementService } from '../placement/placement.service';
 import type { ClusterSettingsService } from '../settings/cluster-settings.service';
 import { MAX_DOWNTIME_LIMIT_MS, predict, qemuAgentCopyBudgetMs, qemuAgentStopCopyMs, simModelDowntimeLimitMs, SIM_SWITCHOVER_RESERVE_MS } from '@flexmig/migration-model';
+import { createSaga } from '@flexmig/saga';
+import { measuredByMigration } from './measured';
 import { PredictionService, bytesToSend, clusterCosts } from './prediction.service';
 
 const MiB = 1024 * 1024;
@@ -16,8 +18,15 @@ type Answer = (body: Record<string, unknown>) => unknown;
  * The link's part of a prediction with the agents and the database faked: no migration between the hosts
  * (the database has none), so the target's sink and the source's probe are asked, in that order.
  */
-function setUp(answers: { sink: Answer; probe: Answer }, guest: { dirtyRateBytesPerSec?: number; workingSetBytes?: number } = {}, targetDriver?: Host['driver'], memoryMiB = 512) {
+function setUp(
+  answers: { sink: Answer; probe: Answer },
+  guest: { dirtyRateBytesPerSec?: number; workingSetBytes?: number } = {},
+  targetDriver?: Host['driver'],
+  memoryMiB = 512,
+  learnt: unknown[] = [],
+) {
   const calls: Call[] = [];
+  const reads: { name?: string; values: unknown[] }[] = [];
   const bus = {
     request: async (c: { subject: string }, body: Record<string, unknown>, opts: { params?: { hostId?: string } } = {}) => {
       calls.push({ subject: c.subject, hostId: opts.params?.hostId, body });
@@ -29,14 +38,16 @@ function setUp(answers: { sink: Answer; probe: Answer }, guest: { dirtyRateBytes
       throw new Error(`unexpected request ${c.subject}`);
     },
   } as unknown as NatsBus;
-  const db = { query: async () => [] } as unknown as DataSource;
+  // the learnt-link read (a prepared statement on the pool): `learnt`, none by default (no completed migration yet)
+  const query = async (q: { name?: string; values: unknown[] }) => (reads.push(q), { rows: learnt });
+  const db = { connection: { driver: { master: { query } } } } as unknown as DataSource;
   const service = new PredictionService(db, bus, {} as PlacementService, {} as ClusterSettingsService, { prediction: { assumedBandwidthMiBps: 1250, dirtyRateMaxAgeMs: 600_000, waitMs: 250 } } as SchedulerConfig);
   const vm = { id: randomUUID(), name: 'vm', hostId: 'src', clusterId: randomUUID(), memoryMiB } as Vm;
-  const target = { id: 'dst', migrationAddress: '10.0.0.2:49152', ...(targetDriver ? { driver: targetDriver } : {}) } as Host;
+  const target = { id: 'dst', clusterId: vm.clusterId, migrationAddress: '10.0.0.2:49152', ...(targetDriver ? { driver: targetDriver } : {}) } as Host;
   const prediction = async () => MigrationPredictionSchema.parse(await service.predictFor(vm, target, MigrationPolicySchema.parse({}), null));
   const predict = async () => (await prediction()).inputs.bandwidthBytesPerSec;
   const linkCalls = () => calls.filter((c) => c.subject !== SampleDirtyRate.subject).map((c) => `${c.subject} @${c.hostId}`);
-  return { calls, predict, prediction, linkCalls };
+  return { calls, reads, predict, prediction, linkCalls, vm };
 }
 
 const probed = (body: Record<string, unknown>) => ({ bandwidthBytesPerSec: 600 * MiB, origin: 'probe', measuredAt: new Date().toISOString(), detail: `probe QEMU towards ${String(body.targetAddress)}` });
@@ -101,6 +112,49 @@ describe('PredictionService: the link between two hosts no migration has measure
     expect(bw.detail.length).toBeLessThanOrEqual(500);
     await t.predict();
     expect(t.linkCalls().filter((c) => c.includes('link.probe'))).toHaveLength(2);
+  });
+});
+
+describe("PredictionService: the link learnt from the pair's last completed migration", () => {
+  const noProbe = { sink: () => Promise.reject(new Error('no sink expected')), probe: () => Promise.reject(new Error('no probe expected')) };
+  const row = (r: Record<string, unknown>) => ({ id: randomUUID(), memory_mib: 1024, cap_mibps: null, finished_at: new Date(), source_host_id: 'src', same_pair: true, ...r });
+  /** A completed migration whose first pass sent 1 GiB in 2 s at 600 MiB/s as its agent measured it. */
+  const completedSaga = () => {
+    const T0 = Date.UTC(2026, 11, 5, 12, 0, 0);
+    const s = createSaga({ migrationId: randomUUID(), vmId: randomUUID(), sourceHostId: 'src', targetHostId: 'dst' }, T0);
+    Object.assign(s, { startedAt: T0, endedAt: T0 + 5_000 });
+    Object.assign(s.steps[2]!, { startedAt: T0 + 1_000, completedAt: T0 + 3_000, result: { stats: { bytesTransferred: 1024 * MiB, bandwidthBytesPerSec: 600 * MiB } } });
+    Object.assign(s.steps[3]!, { startedAt: T0 + 3_000, completedAt: T0 + 3_500 });
+    s.steps[4]!.result = { pausedAt: new Date(T0 + 4_000).toISOString() };
+    s.steps[6]!.result = { resumedAt: new Date(T0 + 4_040).toISOString() };
+    return s;
+  };
+
+  it('given the figures it stored when it completed, then those, without its saga, and no probe', async () => {
+    const stored = { bytesPerSec: 700 * MiB, passMs: 1_500, switchoverFixedMs: 30, setupMs: 400 };
+    const t = setUp(noProbe, {}, undefined, 512, [row({ measured: stored, saga: null })]);
+    const p = await t.prediction();
+    expect(p.inputs.bandwidthBytesPerSec).toMatchObject({ origin: 'migrations', value: 700 * MiB });
+    expect(p.inputs.setupMs).toMatchObject({ origin: 'migrations', value: 400 });
+    expect(p.inputs.switchoverFixedMs).toMatchObject({ origin: 'migrations', value: 30 });
+    expect(t.linkCalls()).toEqual([]);
+    expect(t.reads.map((r) => [r.name, r.values])).toEqual([['scheduler_learnt_link', ['src', 'dst', t.vm.clusterId]]]);
+  });
+
+  it('given a row completed before figures were stored (none), then its saga gives them, as it did', async () => {
+    const saga = completedSaga();
+    const t = setUp(noProbe, {}, undefined, 512, [row({ measured: null, saga })]);
+    const p = await t.prediction();
+    const figures = measuredByMigration(saga, 1024)!;
+    expect(figures.bytesPerSec).toBe(600 * MiB);
+    expect(p.inputs.bandwidthBytesPerSec).toMatchObject({ origin: 'migrations', value: 600 * MiB });
+    expect(p.inputs.setupMs).toMatchObject({ value: Math.round(figures.setupMs) });
+    expect(t.linkCalls()).toEqual([]);
+  });
+
+  it('given a migration that stored that it measured nothing (JSON null), then the link is probed', async () => {
+    const t = setUp({ sink: () => ({ address: null, expiresAt: null, detail: 'no sink' }), probe: probed }, {}, undefined, 512, [row({ measured: null, saga: null })]);
+    expect(await t.predict()).toMatchObject({ origin: 'probe', value: 600 * MiB });
   });
 });
 

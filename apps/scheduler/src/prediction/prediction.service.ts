@@ -12,10 +12,11 @@ import {
   type Vm,
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
+import { prepared, runPrepared } from '@flexmig/persistence';
 import { BYTES_PER_MIB, MAX_DOWNTIME_LIMIT_MS, predict, qemuAgentCopyBudgetMs, qemuAgentLimitForBudgetMs, qemuAgentStopCopyMs, simModelDowntimeLimitMs, simPolicyDowntimeLimitMs } from '@flexmig/migration-model';
-import { elapsedMs, type SagaState } from '@flexmig/saga';
+import { type SagaState } from '@flexmig/saga';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
-import { completionFigures } from '../figures';
+import { type MeasuredFigures, measuredByMigration } from './measured';
 import { PlacementService } from '../placement/placement.service';
 import { ClusterSettingsService } from '../settings/cluster-settings.service';
 import { vmAndTarget } from '../migrations-api/prechecks';
@@ -33,11 +34,34 @@ const detailChars = 500;
 type LinkInputs = { bandwidth: Omit<PredictionInput, 'ageMs'>; setupMs?: Omit<PredictionInput, 'ageMs'>; switchoverFixedMs?: Omit<PredictionInput, 'ageMs'> };
 export type ControlPlaneCosts = Pick<LinkInputs, 'setupMs' | 'switchoverFixedMs'>;
 
-/** A first pass that sent less than this measured its step's fixed costs more than the link. */
-const MIN_LINK_SAMPLE_BYTES = 64 * BYTES_PER_MIB;
-
 /** How many of a cluster's newest completed migrations give the control plane's costs of a pair that never migrated. */
 const CLUSTER_COSTS_OF = 20;
+
+/** A completed migration as a prediction learns from it: its stored figures, or (a row from before them) its saga. */
+interface LearntRow {
+  id: string;
+  measured: MeasuredFigures | null;
+  saga: SagaState | string | null;
+  memory_mib: number;
+  cap_mibps: number | null;
+  finished_at: Date;
+  source_host_id: string;
+  same_pair: boolean;
+}
+const LEARNT_COLUMNS = `id, measured, CASE WHEN measured IS NULL THEN saga END AS saga, (vm->>'memoryMiB')::int AS memory_mib,
+  (policy->>'bandwidthMiBps')::float8 AS cap_mibps, finished_at, source_host_id`;
+/** The pair's last 5 completed migrations each way, and the cluster's last CLUSTER_COSTS_OF (every prediction asks: prepared). */
+const LEARNT_LINK = prepared(
+  'scheduler_learnt_link',
+  `(SELECT ${LEARNT_COLUMNS}, true AS same_pair FROM migrations
+     WHERE state = 'completed' AND source_host_id = $1 AND target_host_id = $2 ORDER BY finished_at DESC LIMIT 5)
+   UNION ALL
+   (SELECT ${LEARNT_COLUMNS}, true FROM migrations
+     WHERE state = 'completed' AND source_host_id = $2 AND target_host_id = $1 ORDER BY finished_at DESC LIMIT 5)
+   UNION ALL
+   (SELECT ${LEARNT_COLUMNS}, false FROM migrations
+     WHERE state = 'completed' AND cluster_id = $3 ORDER BY finished_at DESC LIMIT ${CLUSTER_COSTS_OF})`,
+);
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -59,48 +83,6 @@ export function clusterCosts(ms: ReadonlyArray<{ setupMs: number; switchoverFixe
   return {
     setupMs: { ...from, value: Math.round(median(ms.map((m) => m.setupMs))), unit: 'ms', detail: of('time outside pre-copy and the pause') },
     switchoverFixedMs: { ...from, value: Math.round(median(ms.map((m) => m.switchoverFixedMs))), unit: 'ms', detail: of('pause beyond copying the last dirty bytes') },
-  };
-}
-
-/**
- * What a completed migration measured of its two hosts: the link (the stream's rate while step 3, the
- * first full pass, sent, as the agent measured it; else what it sent over its duration; none when it sent
- * too little or ran at its policy's cap), the pause's cost besides copying (the guest's downtime less the last dirty bytes at that
- * rate) and the control plane's time outside pre-copy and the pause (the rest of the total).
- */
-export function measuredByMigration(
-  saga: SagaState,
-  memoryMiB: number,
-  capMiBps?: number,
-): { bytesPerSec: number | undefined; passMs: number; switchoverFixedMs: number; setupMs: number } | null {
-  const dur = (n: number) => {
-    const st = saga.steps[n - 1];
-    return st ? elapsedMs(st.startedAt, st.completedAt ?? st.endedAt) : null;
-  };
-  const passMs = dur(3);
-  if (!passMs) return null;
-  // an idle guest's never-written pages travel as zero-page flags: its memory over the pass would read as a
-  // link many times faster than the wire (17 GiB/s for an idle 2 GiB guest here)
-  const stats = (saga.steps[2]?.result as { stats?: { bytesTransferred?: number; bandwidthBytesPerSec?: number } } | null | undefined)?.stats;
-  const sent = stats?.bytesTransferred;
-  // and a pass that sent little measures the step's fixed costs, not the link (38 MiB/s for an idle guest
-  // whose link probed 700): no figure then, the prediction probes the link instead. The rate the agent
-  // measured while the stream sent is the better figure: the step's duration also holds its fixed costs.
-  const measured =
-    sent !== undefined && sent > 0 && sent < MIN_LINK_SAMPLE_BYTES
-      ? undefined
-      : stats?.bandwidthBytesPerSec && stats.bandwidthBytesPerSec > 0
-        ? stats.bandwidthBytesPerSec
-        : ((sent && sent > 0 ? sent : memoryMiB * BYTES_PER_MIB) * 1000) / passMs;
-  // a stream that ran at its policy's cap measured the cap, not the link (the switchover copy runs uncapped)
-  const bytesPerSec = measured !== undefined && capMiBps && measured >= 0.9 * capMiBps * BYTES_PER_MIB ? undefined : measured;
-  const f = completionFigures(saga);
-  const left = (saga.steps[3]?.result as { stats?: { remainingBytes?: number } } | null | undefined)?.stats?.remainingBytes ?? 0;
-  return {
-    bytesPerSec,
-    passMs,
-    switchoverFixedMs: Math.max(0, f.downtimeMs - (bytesPerSec ? (left / bytesPerSec) * 1000 : 0)),
-    setupMs: Math.max(0, f.totalTimeMs - passMs - (dur(4) ?? 0) - f.downtimeMs),
   };
 }
 
@@ -257,24 +239,14 @@ export class PredictionService {
 
   /**
    * From the newest completed migrations, in one query: the pair's last one (either way), else the control
-   * plane's costs of the cluster's last ones (`clusterCosts`): those do not depend on the link.
+   * plane's costs of the cluster's last ones (`clusterCosts`): those do not depend on the link. Each one's
+   * figures as it stored them when it completed; the saga only of a row completed before they were stored.
    */
   private async learntLink(sourceHostId: string, target: Host): Promise<{ pair?: LinkInputs; costs: ControlPlaneCosts }> {
-    const rows: Array<{ id: string; saga: SagaState; vm: { memoryMiB: number }; policy: { bandwidthMiBps?: number }; finished_at: Date; source_host_id: string; same_pair: boolean }> = await this.db.query(
-      `(SELECT id, saga, vm, policy, finished_at, source_host_id, true AS same_pair FROM migrations
-         WHERE state = 'completed' AND source_host_id = $1 AND target_host_id = $2 ORDER BY finished_at DESC LIMIT 5)
-       UNION ALL
-       (SELECT id, saga, vm, policy, finished_at, source_host_id, true FROM migrations
-         WHERE state = 'completed' AND source_host_id = $2 AND target_host_id = $1 ORDER BY finished_at DESC LIMIT 5)
-       UNION ALL
-       (SELECT id, saga, vm, policy, finished_at, source_host_id, false FROM migrations
-         WHERE state = 'completed' AND cluster_id = $3 ORDER BY finished_at DESC LIMIT ${CLUSTER_COSTS_OF})`,
-      [sourceHostId, target.id, target.clusterId],
-    );
+    const rows = await runPrepared<LearntRow>(this.db, LEARNT_LINK, [sourceHostId, target.id, target.clusterId]);
     const measured = rows.flatMap((r) => {
-      const saga = typeof r.saga === 'string' ? (JSON.parse(r.saga) as SagaState) : r.saga;
-      const m = measuredByMigration(saga, r.vm.memoryMiB, r.policy?.bandwidthMiBps);
-      return m ? [{ ...m, id: r.id, finishedAt: new Date(r.finished_at).toISOString(), sourceHostId: r.source_host_id, samePair: r.same_pair, memoryMiB: r.vm.memoryMiB }] : [];
+      const m = r.saga === null ? r.measured : measuredByMigration(typeof r.saga === 'string' ? (JSON.parse(r.saga) as SagaState) : r.saga, r.memory_mib, r.cap_mibps ?? undefined);
+      return m ? [{ ...m, id: r.id, finishedAt: new Date(r.finished_at).toISOString(), sourceHostId: r.source_host_id, samePair: r.same_pair, memoryMiB: r.memory_mib }] : [];
     });
     const pair = measured.filter((m) => m.samePair).sort((a, b) => b.finishedAt.localeCompare(a.finishedAt))[0];
     if (!pair) return { costs: clusterCosts(measured.filter((m) => !m.samePair)) };

@@ -4,7 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { TERMINAL_MIGRATION_STATES } from '@flexmig/contracts';
 import { prepared, runPrepared } from '@flexmig/persistence';
 import { isTerminal, step as sagaStep } from '@flexmig/saga';
-import type { SagaAction, SagaEvent } from '@flexmig/saga';
+import type { SagaAction, SagaEvent, SagaState } from '@flexmig/saga';
 import { MigrationEntity } from '../entities';
 import { DbClock } from '../db-clock';
 import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
@@ -12,6 +12,7 @@ import { dueAt } from '../engine/due-time';
 import { LeaseFence } from '../engine/lease-fence';
 import { OutboxRow, outboxRows } from './outbox-rows';
 import { DirectPublisher } from './direct-publisher';
+import { type MeasuredFigures, measuredByMigration } from '../prediction/measured';
 
 const terminal = TERMINAL_MIGRATION_STATES.map((s) => `'${s}'`).join(', ');
 /** States that hold an admission slot; `queued` waits for one. */
@@ -35,7 +36,7 @@ export interface Transition {
 }
 
 /** A new migration as admission hands it over (the store sets state, version, lease and times). */
-export type NewMigration = Omit<MigrationEntity, 'version' | 'leaseOwner' | 'leaseUntil' | 'state' | 'updatedAt' | 'finishedAt' | 'dueAt'>;
+export type NewMigration = Omit<MigrationEntity, 'version' | 'leaseOwner' | 'leaseUntil' | 'state' | 'updatedAt' | 'finishedAt' | 'dueAt' | 'measured'>;
 
 /**
  * The outbox rows of events given as one JSON array (the parameter `events`), written by `writer` at `at`, in
@@ -56,11 +57,11 @@ const EVENTS_INTO_OUTBOX = prepared('scheduler_events_into_outbox', outboxInsert
 const WITH_EVENTS_WAITING = prepared('scheduler_with_events_waiting', 'SELECT DISTINCT subject FROM outbox WHERE subject = ANY($1::text[])');
 
 /**
- * A migration as this replica drives it: every column but `placement`. Placement names each host passed
- * over with its reason, about 125 bytes a host (125 KB in a cluster of 1,000 hosts); only the API's view
- * reads it, from its own query.
+ * A migration as this replica drives it: every column but `placement` and `measured`. Placement names each
+ * host passed over with its reason, about 125 bytes a host (125 KB in a cluster of 1,000 hosts); only the
+ * API's view reads it, from its own query. `measured` is written at the end, and read by predictions.
  */
-export type DrivenMigration = Omit<MigrationEntity, 'placement'>;
+export type DrivenMigration = Omit<MigrationEntity, 'placement' | 'measured'>;
 
 /** The columns of a {@link DrivenMigration}, under MigrationEntity's property names (a row as TypeORM would read it). */
 const DRIVEN_COLUMNS = `id, vm_id AS "vmId", cluster_id AS "clusterId", source_host_id AS "sourceHostId", target_host_id AS "targetHostId",
@@ -134,7 +135,8 @@ const TRANSITION = prepared(
        UPDATE migrations SET saga = $3::json, state = $4, version = version + 1, updated_at = to_timestamp($5::double precision / 1000),
          finished_at = CASE WHEN $6 THEN to_timestamp($5::double precision / 1000) END,
          due_at = to_timestamp($9::double precision / 1000),
-         lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END, lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END
+         lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END, lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END,
+         measured = COALESCE($12::jsonb, measured)
        WHERE id = $1 AND version = $2 AND lease_owner = $7 RETURNING id),
      o AS (${outboxInsert('$8', '$7', { from: 'u' })}),
      d AS (DELETE FROM outbox WHERE event_id = ANY($10::text[])),
@@ -143,6 +145,14 @@ const TRANSITION = prepared(
 );
 
 const at = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
+
+/**
+ * What a migration that completes with `saga` measured of its two hosts, as the `measured` column takes it
+ * (JSON; `null` when it measured nothing); undefined for any other transition, which leaves the column alone.
+ */
+export function measuredAtCompletion(saga: SagaState, row: Pick<DrivenMigration, 'vm' | 'policy'>): MeasuredFigures | null | undefined {
+  return saga.phase === 'completed' ? measuredByMigration(saga, row.vm.memoryMiB, row.policy?.bandwidthMiBps) : undefined;
+}
 
 /**
  * The one place that writes a `migrations` row (create, start, every saga transition, cancel, leases).
@@ -198,10 +208,11 @@ export class MigrationStore {
       dueAt: null,
       updatedAt: now,
       finishedAt: null,
+      measured: null,
     };
     // started: driven from the cache, which keeps no placement (DrivenMigration); its lease stamped as sent now
     const leaseSentAt = start ? this.fence.mark() : undefined;
-    const { placement: _placement, ...driven } = saved;
+    const { placement: _placement, measured: _measured, ...driven } = saved;
     const started = start ? this.startOf(driven, now.getTime()) : undefined;
     const stored = started?.row ?? saved;
     await runPrepared(m, INSERT_MIGRATION, [
@@ -310,9 +321,23 @@ export class MigrationStore {
     const done = isTerminal(state);
     const due = dueAt(state, now);
     const events = outboxRows(state, actions, row.prediction?.predicted);
+    const measured = measuredAtCompletion(state, row);
     // the rows of events already published go in the same statement; an end notifies admission of the other replicas
     const [{ updated }] = await this.direct.deletingAcknowledged((sent) =>
-      runPrepared<{ updated: number }>(this.db, TRANSITION, [id, row.version, JSON.stringify(state), state.phase, now, done, this.replicaId, JSON.stringify(events), due, sent, SLOT_FREED_CHANNEL]),
+      runPrepared<{ updated: number }>(this.db, TRANSITION, [
+        id,
+        row.version,
+        JSON.stringify(state),
+        state.phase,
+        now,
+        done,
+        this.replicaId,
+        JSON.stringify(events),
+        due,
+        sent,
+        SLOT_FREED_CHANNEL,
+        measured === undefined ? null : JSON.stringify(measured),
+      ]),
     );
     if (updated !== 1) {
       this.cache.delete(id); // someone else moved it: re-read under the lock
@@ -357,6 +382,8 @@ export class MigrationStore {
         finishedAt: next.finishedAt,
         dueAt: next.dueAt,
         ...(done ? { leaseOwner: null, leaseUntil: null } : {}),
+        // a migration that measured nothing keeps SQL NULL here: a prediction then reads its saga, and finds nothing either
+        ...(state.phase === 'completed' ? { measured: measuredAtCompletion(state, row) ?? null } : {}),
       } as never,
     );
     const events = outboxRows(state, actions, row.prediction?.predicted);
