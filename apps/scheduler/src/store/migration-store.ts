@@ -150,7 +150,7 @@ const at = (ms: number | null): Date | null => (ms === null ? null : new Date(ms
  * What a migration that completes with `saga` measured of its two hosts, as the `measured` column takes it
  * (JSON; `null` when it measured nothing); undefined for any other transition, which leaves the column alone.
  */
-export function measuredAtCompletion(saga: SagaState, row: Pick<DrivenMigration, 'vm' | 'policy'>): MeasuredFigures | null | undefined {
+function measuredAtCompletion(saga: SagaState, row: Pick<DrivenMigration, 'vm' | 'policy'>): MeasuredFigures | null | undefined {
   return saga.phase === 'completed' ? measuredByMigration(saga, row.vm.memoryMiB, row.policy?.bandwidthMiBps) : undefined;
 }
 
@@ -372,6 +372,7 @@ export class MigrationStore {
       dueAt: at(dueAt(state, now)),
       ...(done ? { leaseOwner: null, leaseUntil: null } : {}),
     };
+    const measured = measuredAtCompletion(state, row);
     await m.getRepository(MigrationEntity).update(
       { id: row.id },
       {
@@ -383,7 +384,7 @@ export class MigrationStore {
         dueAt: next.dueAt,
         ...(done ? { leaseOwner: null, leaseUntil: null } : {}),
         // a migration that measured nothing keeps SQL NULL here: a prediction then reads its saga, and finds nothing either
-        ...(state.phase === 'completed' ? { measured: measuredAtCompletion(state, row) ?? null } : {}),
+        ...(measured !== undefined ? { measured } : {}),
       } as never,
     );
     const events = outboxRows(state, actions, row.prediction?.predicted);
