@@ -207,10 +207,18 @@ export async function localAuth() {
   return { ...auth, env: { AUTH_JWT_SECRET_FILE: auth.secretFile } };
 }
 
+/** A clock for timing requests (ms, monotonic): `receivedMs` of api() and apiKeepAlive() is on it. */
+export const clockMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * One request with fetch. The answer: its status, its body parsed (JSON, else `{raw}`), and `receivedMs`,
+ * when its last byte arrived (clockMs), before the parsing: what the API took, without the client's work.
+ */
 export async function api(base, method, route, body) {
   const payload = body ? JSON.stringify(body) : undefined;
   const res = await fetch(`${base}${route}`, { method, headers: headersFor(payload), body: payload });
-  return { status: res.status, body: jsonOrRaw(await res.text()) };
+  const text = await res.text();
+  return { status: res.status, receivedMs: clockMs(), body: jsonOrRaw(text) };
 }
 
 /** What api() and apiKeepAlive() send beside the body: its type when there is one, and the token set by useApiToken. */
@@ -242,7 +250,10 @@ export function apiKeepAlive(base, method, route, body) {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode, body: jsonOrRaw(Buffer.concat(chunks).toString('utf8')) }));
+      res.on('end', () => {
+        const receivedMs = clockMs();
+        resolve({ status: res.statusCode, receivedMs, body: jsonOrRaw(Buffer.concat(chunks).toString('utf8')) });
+      });
     });
     req.on('error', reject);
     req.end(payload);

@@ -11,15 +11,17 @@
 // suite is not disturbed. Exits non-zero only when the benchmark could not run; a missed goal is reported.
 // Knobs (environment): BENCH_HOSTS [1000], BENCH_VMS [10000], BENCH_SMALL_HOSTS [20], BENCH_SMALL_VMS [500],
 // BENCH_INFLIGHT [32], BENCH_IDLE_S [20], BENCH_EVAC_HOSTS [10], BENCH_PAGE_WALKS [20] (each list walked to its end that many times), BENCH_SIM_TIME_SCALE [1],
-// BENCH_PORT_BASE [3480], BENCH_KEEP_LOGS=1, BENCH_CPU_PROF=<dir> (a CPU profile of each service), NATS_URL, DATABASE_URL,
+// BENCH_PORT_BASE [3480], BENCH_KEEP_LOGS=1, BENCH_CPU_PROF=<dir> (a CPU profile of each service and fleet), NATS_URL, DATABASE_URL,
 // BENCH_HTTP_CLIENT [node] (node: node:http with keep-alive; fetch: Node's fetch, about three times the client's CPU per
-// request, which this machine's two cores then do not spend on the services: the table shows the bench's own share).
+// request, which this machine's two cores then do not spend on the services: the table shows the bench's own share),
+// BENCH_PAUSES=1 (each process, the bench's own included, notes its garbage collections and event-loop stalls of 4 ms
+// or more, bench/pauses.cjs; the report puts the slowest pages beside the pauses they overlapped).
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { api, apiKeepAlive, localAuth, Processes, sleep } from '../../scripts/lib.mjs';
+import { api, apiKeepAlive, clockMs, localAuth, Processes, sleep } from '../../scripts/lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -48,6 +50,7 @@ const cfg = {
   portBase: int('BENCH_PORT_BASE', 3480),
   keepLogs: process.env.BENCH_KEEP_LOGS === '1',
   httpClient: process.env.BENCH_HTTP_CLIENT ?? 'node',
+  pauses: process.env.BENCH_PAUSES === '1',
 };
 if (!['node', 'fetch'].includes(cfg.httpClient)) throw new Error(`BENCH_HTTP_CLIENT must be node or fetch, got ${cfg.httpClient}`);
 const request = cfg.httpClient === 'fetch' ? api : apiKeepAlive;
@@ -62,12 +65,25 @@ const adminUrl = new URL(dbUrl);
 adminUrl.pathname = '/postgres';
 const streamName = `${prefix.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_EVENTS`;
 const logDir = mkdtempSync(path.join(os.tmpdir(), 'flexmig-bench-scale-'));
+const pausesDir = path.join(logDir, 'pauses');
+if (cfg.pauses) {
+  process.env.BENCH_PAUSES_DIR = pausesDir; // this process's own, and its children's through commonEnv
+  require(path.join(here, '../pauses.cjs'));
+}
 const ports = { inventory: cfg.portBase + 1, scheduler: cfg.portBase + 2, cpu: cfg.portBase + 3 };
 const inv = `http://127.0.0.1:${ports.inventory}`;
 const sched = `http://127.0.0.1:${ports.scheduler}`;
 const commonEnv = { NATS_URL: natsUrl, SUBJECT_PREFIX: prefix, DATABASE_URL: dbUrl.toString(), LOG_LEVEL: 'warn' };
+const nodeOptions = [process.env.NODE_OPTIONS ?? ''];
+if (cfg.pauses) {
+  commonEnv.BENCH_PAUSES_DIR = pausesDir;
+  nodeOptions.push(`--require "${path.join(here, '../pauses.cjs')}"`);
+}
+// BENCH_CPU_PROF=<dir>: each service writes a V8 CPU profile there when it stops (open it in Chrome's DevTools)
+if (process.env.BENCH_CPU_PROF) nodeOptions.push(`--cpu-prof --cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`);
+if (nodeOptions.join(' ').trim()) commonEnv.NODE_OPTIONS = nodeOptions.join(' ').trim();
 const say = (s = '') => process.stdout.write(`${s}\n`);
-const now = () => Number(process.hrtime.bigint()) / 1e6;
+const now = clockMs;
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '—');
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '—');
 
@@ -245,11 +261,21 @@ async function createVms(label, hostIds, count) {
  * list is walked to its end `cfg.pageWalks` times: a list of 1,020 hosts in pages of 1,000 is two pages a
  * walk, too few samples for a p50 from one walk.
  */
+/** The slowest pages of every list, with their wall-clock start: BENCH_PAUSES=1 puts each beside the pauses it overlapped. */
+const slowPages = [];
+function notePage(p) {
+  if (slowPages.length === 5 && p.ms <= slowPages[4].ms) return;
+  slowPages.push(p);
+  slowPages.sort((a, b) => b.ms - a.ms);
+  slowPages.length = Math.min(slowPages.length, 5);
+}
+
 async function timePages(base, route, limit) {
   const lat = [];
   let items = 0;
   // where the slowest page was: a first page of a walk (a statement text new to a connection) or any page (a pause)
   let slowest = { ms: -1, walk: 0, page: 0 };
+  let slowestParsed = -1; // the same, to the end of the bench's JSON.parse of the page: the client's share beside the API's
   for (let walk = 0; walk < cfg.pageWalks; walk++) {
     let cursor;
     items = 0;
@@ -257,17 +283,57 @@ async function timePages(base, route, limit) {
     do {
       const sep = route.includes('?') ? '&' : '?';
       const s = now();
+      const at = Date.now();
       const r = await call(base, 'GET', `${route}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`);
-      const ms = now() - s;
+      // a page's latency is the API's: from the request to its last byte (curl's time_total), not the client's parsing
+      const ms = r.receivedMs - s;
+      slowestParsed = Math.max(slowestParsed, now() - s);
       lat.push(ms);
       page++;
       if (ms > slowest.ms) slowest = { ms, walk: walk + 1, page };
+      notePage({ route: `${route} (limit ${limit})`, where: `page ${page} of walk ${walk + 1}`, at, ms });
       if (r.status !== 200) throw new Error(`GET ${route}: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
       items += r.body.items.length;
       cursor = r.body.nextCursor;
     } while (cursor);
   }
-  return { route: `${route} (limit ${limit})`, pages: lat.length, items, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: slowest.ms, maxAt: `page ${slowest.page} of walk ${slowest.walk}` };
+  return { route: `${route} (limit ${limit})`, pages: lat.length, items, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: slowest.ms, maxAt: `page ${slowest.page} of walk ${slowest.walk}`, maxParsed: slowestParsed };
+}
+
+/**
+ * BENCH_PAUSES=1: the pauses each process wrote (bench/pauses.cjs) from `sinceMs` until now, summed by process and kind,
+ * and those that overlapped each of the slowest pages.
+ */
+async function pausesBeside(pages, sinceMs) {
+  const untilMs = Date.now();
+  await sleep(1_500); // the processes write their pauses once a second
+  const names = new Map([[process.pid, 'bench'], ...procs.children.map((c) => [c.pid, c.name])]);
+  const all = [];
+  for (const f of readdirSync(pausesDir)) {
+    const pid = Number(path.basename(f, '.jsonl'));
+    for (const line of readFileSync(path.join(pausesDir, f), 'utf8').split('\n')) {
+      if (!line) continue;
+      const e = JSON.parse(line);
+      if (e.kind !== 'process' && e.at >= sinceMs && e.at - e.ms <= untilMs) all.push({ ...e, who: names.get(pid) ?? `pid ${pid}` });
+    }
+  }
+  const summary = {};
+  for (const e of all) {
+    const k = `${e.who} ${e.kind === 'gc' ? `gc ${e.gc}` : 'stall'}`;
+    const s = (summary[k] ??= { n: 0, maxMs: 0, totalMs: 0 });
+    s.n++;
+    s.maxMs = Math.max(s.maxMs, e.ms);
+    s.totalMs += e.ms;
+  }
+  const beside = pages.map((p) => ({
+    ...p,
+    // a pause that overlapped the page by a millisecond or more (the clock of `at` counts whole milliseconds)
+    pauses: all
+      .map((e) => ({ e, overlap: Math.min(e.at, p.at + p.ms) - Math.max(e.at - e.ms, p.at) }))
+      .filter(({ overlap }) => overlap >= 1)
+      .map(({ e, overlap }) => `${e.who} ${e.kind === 'gc' ? `gc ${e.gc}` : 'stall'} ${f1(e.ms)} ms (${f1(overlap)} of it in the page)`),
+  }));
+  return { summary, beside };
 }
 
 async function migrationDone(id, timeoutMs = 120_000) {
@@ -323,9 +389,7 @@ async function main() {
   pgAdmin = admin;
   cleanup.nc = await connect({ servers: natsUrl, name: 'bench-scale' });
 
-  // BENCH_CPU_PROF=<dir>: each service writes a V8 CPU profile there when it stops (open it in Chrome's DevTools)
-  const prof = process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`.trim() } : {};
-  const svc = (name, app, port, extra = {}) => procs.start(name, app, { ...commonEnv, PORT: String(port), ...prof, ...extra });
+  const svc = (name, app, port, extra = {}) => procs.start(name, app, { ...commonEnv, PORT: String(port), ...extra });
   const cpu = svc('cpu-compat', 'cpu-compat', ports.cpu);
   const invP = svc('inventory', 'inventory', ports.inventory);
   await Promise.all([procs.waitReady(cpu, 60_000), procs.waitReady(invP, 60_000)]);
@@ -367,6 +431,7 @@ async function main() {
 
   // ---- 4. list pages at N VMs ----
   say('  list pages …');
+  const pagesT0 = Date.now();
   const someHost = big.ids[0];
   results.pages = [];
   for (const [base, route, limit] of [
@@ -381,6 +446,7 @@ async function main() {
     check();
     results.pages.push(await timePages(base, route, limit));
   }
+  if (cfg.pauses) results.pauses = await pausesBeside(slowPages, pagesT0);
 
   // ---- 5. evacuations against their lower bound ----
   say('  one migration alone, then evacuations …');
@@ -449,9 +515,19 @@ function report(r) {
   say(`One migration alone: ${f1(r.single)} ms (median of 5). Lower bound of an evacuation: ceil(VMs / min(hosts × ${limits.outPerHost} outbound, ${limits.perCluster} per cluster)) × that.`);
   for (const e of r.evac) say(`Evacuating ${e.hosts} host(s): ${e.where}.`);
   say();
-  say('| list (every page, in order) | pages | items | p50 ms | p99 ms | max ms | the slowest |');
-  say('|---|---|---|---|---|---|---|');
-  for (const p of r.pages) say(`| ${p.route} | ${p.pages} | ${p.items} | ${f1(p.p50)} | ${f1(p.p99)} | ${f1(p.max)} | ${p.maxAt} |`);
+  say('| list (every page, in order; request to last byte) | pages | items | p50 ms | p99 ms | max ms | the slowest | max ms with the bench\'s JSON.parse |');
+  say('|---|---|---|---|---|---|---|---|');
+  for (const p of r.pages) say(`| ${p.route} | ${p.pages} | ${p.items} | ${f1(p.p50)} | ${f1(p.p99)} | ${f1(p.max)} | ${p.maxAt} | ${f1(p.maxParsed)} |`);
+  if (r.pauses) {
+    say();
+    say('| the slowest pages | where | ms | pauses they overlapped (4 ms or more; a stall is the event loop late by that much) |');
+    say('|---|---|---|---|');
+    for (const p of r.pauses.beside) say(`| ${p.route} | ${p.where} | ${f1(p.ms)} | ${p.pauses.join('; ') || 'none'} |`);
+    say();
+    say('| pauses while the lists were walked | count | max ms | total ms |');
+    say('|---|---|---|---|');
+    for (const [k, v] of Object.entries(r.pauses.summary).sort()) say(`| ${k} | ${v.n} | ${f1(v.maxMs)} | ${f1(v.totalMs)} |`);
+  }
   say();
   say(`| process | CPU per VM created, ${cfg.hosts} hosts (ms) | idle (% of a core) |`);
   say('|---|---|---|');
