@@ -1,13 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { readdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { isUuid } from '@flexmig/contracts';
 import { AGENT_ENV, AgentEnv, agentStateDir } from './config';
 import { ensurePrivateDir, readJsonFile, writePrivateFileAtomic } from './private-files';
 import { LedgerSnapshot, LedgerSnapshotSchema, StepLedger } from './step-ledger';
 
 /** How often, at most, the store drops the migrations idle past the ledger's retention (and their files). */
 const pruneEveryMs = 60_000;
-const MIGRATION_FILE = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.json$/i;
 
 /**
  * Keeps the agent's step ledger on disk, one file per migration: <AGENT_STATE_DIR>/<HOST_ID>.ledger/
@@ -47,8 +47,8 @@ export class LedgerStore {
         rmSync(file, { force: true }); // a write the agent did not finish: the file it was to replace is intact
         continue;
       }
-      const id = MIGRATION_FILE.exec(name)?.[1];
-      if (!id) continue; // a file set aside, or not the ledger's
+      const id = name.endsWith('.json') ? name.slice(0, -'.json'.length) : '';
+      if (!isUuid(id)) continue; // a file set aside, or not the ledger's
       const read = readJsonFile(file, LedgerSnapshotSchema);
       const reason = read.kind === 'invalid' ? read.reason : read.kind === 'ok' ? foreign(read.value, id) : undefined;
       if (reason !== undefined) this.setAside(file, `the step ledger's file of migration ${id}, ${file}, is invalid (${reason})`);
@@ -85,10 +85,9 @@ export class LedgerStore {
   }
 
   fileOf(migrationId: string): string {
-    const name = `${migrationId}.json`;
     // ids come from validated commands; checked again, as a path is made of it
-    if (!MIGRATION_FILE.test(name)) throw new Error(`not a migration id: ${JSON.stringify(migrationId).slice(0, 80)}`);
-    return path.join(this.dir, name);
+    if (!isUuid(migrationId)) throw new Error(`not a migration id: ${JSON.stringify(migrationId).slice(0, 80)}`);
+    return path.join(this.dir, `${migrationId}.json`);
   }
 
   /**

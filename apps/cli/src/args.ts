@@ -15,8 +15,7 @@ export function parseImcMode(value: string): string | null {
   return v.toLowerCase() === 'unset' ? null : v;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const isUuid = (s: string) => UUID.test(s);
+export { isUuid } from '@flexmig/contracts';
 
 /** `--types a,b,host.*` as the API's comma-separated list; refuses empty names. */
 export function parseEventTypes(value: string): string {

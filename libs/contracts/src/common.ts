@@ -19,6 +19,9 @@ export function hostIdFromName(name: string): string {
 }
 
 export const UuidSchema = z.string().uuid();
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Whether `s` is a UUID as PostgreSQL's `uuid` takes it in canonical form (any case): cheaper than UuidSchema.safeParse. */
+export const isUuid = (s: string): boolean => UUID.test(s);
 export const IsoTimeSchema = z.string().datetime({ offset: true });
 
 /** The first millisecond `Date#toISOString` writes with a year of more than four digits (10000-01-01). */

@@ -135,6 +135,25 @@ describe('OutboxRelay beside another replica', () => {
     expect(await waiting(m)).toEqual([]);
   });
 
+  it('publishes a migration\'s events with the trace of the request that created it, and an event whose subject is no migration\'s without one', async () => {
+    const x = randomUUID();
+    const traceParent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    await ds.query(
+      `INSERT INTO migrations (id, vm_id, cluster_id, source_host_id, target_host_id, state, saga, vm, policy, target_address, version, created_at, updated_at, trace_parent)
+       VALUES ($1, $2, $3, 'host-a', 'host-b', 'running', '{}', '{}', '{}', 'sim://host-b', 1, now(), now(), $4)`,
+      [x, randomUUID(), randomUUID(), traceParent],
+    );
+    const traced = await write(x, 1, null);
+    // a subject that is not a UUID (no migration has it) must not break the lookup of the others' traces
+    const untraced = await write(randomUUID(), 1, null);
+    await ds.query(`UPDATE outbox SET subject = 'host-a' WHERE event_id = $1`, [untraced]);
+    await flushB();
+    expect(received.sort()).toEqual([traced, untraced].sort());
+    const published = (id: string) => tap.received.find((e) => e.id === id) as unknown as Record<string, unknown>;
+    expect(published(traced).traceparent).toBe(traceParent);
+    expect(published(untraced).traceparent).toBeUndefined();
+  });
+
   it('given NATS gone (a restart), then a flush opens no transaction for publishes that can only time out, and the reconnect sends what waited', async () => {
     const proxy = await new TcpProxy(Number(new URL(nats.url).port)).start();
     const viaProxy = await NatsBus.connect({ url: `nats://${proxy.url}`, prefix: nats.prefix, name: 'outbox-relay-outage' });

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { eventContract, eventRefusal } from '@flexmig/contracts';
+import { eventContract, eventRefusal, isUuid } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { Coalesced, Repeats } from '@flexmig/timing';
 import { prepared, runPrepared } from '@flexmig/persistence';
@@ -176,9 +176,11 @@ export class OutboxRelay implements OnApplicationShutdown {
  * of the request that created it, as their CloudEvents `traceparent`, whenever they are published.
  */
 async function traceParentsOf(m: EntityManager, rows: Pick<OutboxEntity, 'subject'>[]): Promise<Map<string, string>> {
-  const found: { id: string; trace_parent: string }[] = await m.query(
-    `SELECT id::text AS id, trace_parent FROM migrations WHERE id::text = ANY($1::text[]) AND trace_parent IS NOT NULL`,
-    [[...new Set(rows.map((r) => r.subject))]],
-  );
+  // only a UUID can name a migration; the others are left out here rather than cast, since comparing
+  // `id::text` could use no index and read the whole table at every flush
+  const ids = [...new Set(rows.map((r) => r.subject))].filter(isUuid);
+  if (ids.length === 0) return new Map();
+  const found = await runPrepared<{ id: string; trace_parent: string }>(m, TRACE_PARENTS, [ids]);
   return new Map(found.map((f) => [f.id, f.trace_parent]));
 }
+const TRACE_PARENTS = prepared('scheduler_trace_parents', 'SELECT id::text AS id, trace_parent FROM migrations WHERE id = ANY($1::uuid[]) AND trace_parent IS NOT NULL');
