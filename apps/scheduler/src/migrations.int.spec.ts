@@ -223,6 +223,16 @@ describe('scheduler on real NATS and PostgreSQL', () => {
       for (const vm of vms) ms.push((await sched('POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'dst' })).body);
       expect(ms.map((m) => m.state)).toEqual(['running', 'queued', 'queued', 'queued']);
       expect(ms.slice(1).map((m) => m.queuePosition)).toEqual([1, 2, 3]);
+      // read again, one and a page: the queue as it is by then (the first may have ended and the next started)
+      const newest = (await sched('GET', `/api/v1/migrations/${ms[3].id}`)).body;
+      expect([newest.state, newest.queuePosition]).toEqual(['queued', expect.any(Number)]);
+      expect(newest.queuePosition).toBeGreaterThanOrEqual(1);
+      expect(newest.queuePosition).toBeLessThanOrEqual(3);
+      const page = (await sched('GET', '/api/v1/migrations?state=queued')).body.items as { id: string; queuePosition: number; createdAt: string }[];
+      const ours = page.filter((m) => ms.some((x) => x.id === m.id)).reverse(); // the page is newest first
+      expect(ours.length).toBeGreaterThanOrEqual(1);
+      expect(ours.at(-1)!.id).toBe(ms[3].id);
+      expect(ours.map((m) => m.queuePosition)).toEqual(ours.map((_, i) => i + 1));
       expect(ms[0].policy.downtimeLimitMs).toBe(500); // the cluster's policy
       // a queued migration cancels at once: it has nothing to undo
       const cancelled = await sched('POST', `/api/v1/migrations/${ms[3].id}/cancel`, {});

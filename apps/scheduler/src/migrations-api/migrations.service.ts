@@ -17,7 +17,7 @@ import {
   type PageQuery,
 } from '@flexmig/contracts';
 import { NatsBus, traceparentOf } from '@flexmig/messaging';
-import { isUniqueViolation, keysetPage } from '@flexmig/persistence';
+import { isUniqueViolation, keysetPage, prepared, runPrepared } from '@flexmig/persistence';
 import { canCancel, createSaga, DEFAULT_POLICY, stepDefinition, summarize } from '@flexmig/saga';
 import type { Attention, SagaPolicyInput } from '@flexmig/saga';
 import { MigrationEntity } from '../entities';
@@ -65,7 +65,7 @@ export class MigrationsService {
    */
   async create(input: CreateMigration, requestedBy: string): Promise<MigrationView> {
     const row = await this.admitted(input, requestedBy);
-    return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined);
+    return this.view(row, row.state === 'queued' ? await this.queuePositions([row.id]) : undefined);
   }
 
   /**
@@ -131,7 +131,7 @@ export class MigrationsService {
     const row = await this.db.getRepository(MigrationEntity).findOneBy({ id });
     if (!row) throw new FlexmigError(ErrorCode.NotFound, `migration ${id} does not exist`, { migrationId: id });
     const resolved = row.state === 'failed-needs-attention' ? await this.resolutions.of([id]) : undefined;
-    return this.view(row, row.state === 'queued' ? await this.queuePositions() : undefined, resolved);
+    return this.view(row, row.state === 'queued' ? await this.queuePositions([id]) : undefined, resolved);
   }
 
   /** A page of migrations, newest first (created_at, id), with the filters kept. */
@@ -140,7 +140,8 @@ export class MigrationsService {
     if (q.vmId) qb.andWhere('m.vm_id = :vmId', { vmId: q.vmId });
     if (q.state) qb.andWhere('m.state = :state', { state: q.state });
     const { rows, nextCursor } = await keysetPage(qb, { keys: ['created_at', 'id'], idKey: 'id', direction: 'DESC', page: q });
-    const positions = rows.some((r) => r.state === 'queued') ? await this.queuePositions() : undefined;
+    const queued = rows.filter((r) => r.state === 'queued').map((r) => r.id);
+    const positions = queued.length > 0 ? await this.queuePositions(queued) : undefined;
     const resolved = await this.resolutions.of(rows.filter((r) => r.state === 'failed-needs-attention').map((r) => r.id));
     return { items: rows.map((r) => this.view(r, positions, resolved)), nextCursor };
   }
@@ -167,10 +168,13 @@ export class MigrationsService {
     };
   }
 
-  /** 1-based positions of the queued migrations, oldest first. */
-  private async queuePositions(): Promise<Map<string, number>> {
-    const rows: { id: string }[] = await this.db.query(`SELECT id FROM migrations WHERE state = 'queued' ORDER BY created_at`);
-    return new Map(rows.map((r, i) => [r.id, i + 1]));
+  /**
+   * The 1-based positions in the queue (oldest first, as dispatch takes it) of the queued migrations named:
+   * PostgreSQL counts, and only their rows come back, however long the queue.
+   */
+  private async queuePositions(ids: string[]): Promise<Map<string, number>> {
+    const rows = await runPrepared<{ id: string; position: number }>(this.db, QUEUE_POSITIONS, [ids]);
+    return new Map(rows.map((r) => [r.id, r.position]));
   }
 
   view(row: MigrationEntity, positions?: Map<string, number>, resolutions?: Map<string, MigrationResolution>): MigrationView {
@@ -237,3 +241,9 @@ function attentionMessage(a: Attention): string {
       return `undoing this step failed (${a.error.message}); steps ${a.uncompensatedSteps.join(', ') || 'none'} were not undone`;
   }
 }
+
+const QUEUE_POSITIONS = prepared(
+  'scheduler_queue_positions',
+  `SELECT id, position::int FROM (SELECT id, row_number() OVER (ORDER BY created_at, id) AS position FROM migrations WHERE state = 'queued') q
+   WHERE id = ANY($1::uuid[])`,
+);
