@@ -43,7 +43,8 @@ export interface LockedHost {
   ratios: AllocationRatios;
 }
 
-interface LockedRow {
+/** A host row as the lock statements read it (`LOCKED_HOST_COLUMNS`). */
+export interface LockedRow {
   id: string;
   cluster_id: string;
   state: string;
@@ -57,16 +58,49 @@ interface LockedRow {
   memory_allocation_ratio: number;
 }
 
-const lockHostSql = (shareCluster: boolean) =>
-  `SELECT h.id, h.cluster_id, h.state, h.maintenance, h.memory_mib, h.vcpus, h.cpu_vendor, h.cpu_features,
-     c.imc_mode, c.cpu_allocation_ratio, c.memory_allocation_ratio
-   FROM hosts h JOIN clusters c ON c.id = h.cluster_id WHERE h.id = $1 FOR UPDATE OF h${shareCluster ? ' FOR SHARE OF c' : ''}`;
+/** What the statements that lock a host read of it and of its cluster (`h`, `c`): a `LockedRow`. */
+const LOCKED_HOST_COLUMNS = `h.id, h.cluster_id, h.state, h.maintenance, h.memory_mib, h.vcpus, h.cpu_vendor, h.cpu_features,
+     c.imc_mode, c.cpu_allocation_ratio, c.memory_allocation_ratio`;
+
+/** The host named by `param` with its cluster, the host's row locked (and the cluster's shared, with `shareCluster`). */
+export const lockHostSql = (shareCluster: boolean, param = '$1') =>
+  `SELECT ${LOCKED_HOST_COLUMNS}
+   FROM hosts h JOIN clusters c ON c.id = h.cluster_id WHERE h.id = ${param} FOR UPDATE OF h${shareCluster ? ' FOR SHARE OF c' : ''}`;
 const LOCK_HOST = prepared('inventory_lock_host', lockHostSql(false));
 const LOCK_HOST_SHARE_CLUSTER = prepared('inventory_lock_host_share_cluster', lockHostSql(true));
 
+/** A locked host that may take more (it exists, is up, out of maintenance), with what it can hold under its cluster's ratios. */
+export interface HostToFill extends LockedHost {
+  capacity: Allocation;
+}
+
+/** The host a lock statement read (none: it does not exist), refused unless it may take more. */
+export function hostToFill(row: LockedRow | undefined, hostId: string): HostToFill {
+  if (!row) throw new FlexmigError(ErrorCode.NotFound, `host ${hostId} does not exist`, { hostId });
+  if (row.state !== 'up') throw hostDown(hostId);
+  if (row.maintenance) throw hostInMaintenance(hostId);
+  const ratios = ratiosOf({ cpuAllocationRatio: row.cpu_allocation_ratio, memoryAllocationRatio: row.memory_allocation_ratio });
+  return {
+    id: row.id,
+    clusterId: row.cluster_id,
+    cpuVendor: row.cpu_vendor,
+    cpuFeatures: row.cpu_features,
+    clusterImcMode: row.imc_mode,
+    ratios,
+    capacity: hostCapacity({ memoryMiB: row.memory_mib, vcpus: row.vcpus }, ratios),
+  };
+}
+
+/** Whether `need` fits beside what the host holds; else INSUFFICIENT_CAPACITY with what is free. */
+export function checkRoom(host: HostToFill, held: Allocation, need: Allocation): void {
+  const free = { memoryMiB: host.capacity.memoryMiB - held.memoryMiB, vcpus: host.capacity.vcpus - held.vcpus };
+  if (free.memoryMiB < need.memoryMiB || free.vcpus < need.vcpus) throw insufficientCapacity(host.id, need, free, host.ratios);
+}
+
 /**
  * Checks that a host can take `need` more under its cluster's allocation ratios, inside a transaction,
- * and holds the host's row lock until it ends. VM creation and step 1's reservation both come through here.
+ * and holds the host's row lock until it ends. VM creation comes through here; step 1's reservation
+ * does the same in fewer statements (reservations.service.ts) with `hostToFill` and `checkRoom`.
  * With `shareCluster` the cluster's row is share-locked by the same statement: its CPU mode cannot change
  * (a mode change locks it for update) until the transaction ends.
  *
@@ -75,13 +109,8 @@ const LOCK_HOST_SHARE_CLUSTER = prepared('inventory_lock_host_share_cluster', lo
  */
 export async function lockHostWithRoom(m: EntityManager, hostId: string, need: Allocation, o: { shareCluster?: boolean } = {}): Promise<LockedHost> {
   const [row] = await runPrepared<LockedRow>(m, o.shareCluster ? LOCK_HOST_SHARE_CLUSTER : LOCK_HOST, [hostId]);
-  if (!row) throw new FlexmigError(ErrorCode.NotFound, `host ${hostId} does not exist`, { hostId });
-  if (row.state !== 'up') throw hostDown(hostId);
-  if (row.maintenance) throw hostInMaintenance(hostId);
-  const ratios = ratiosOf({ cpuAllocationRatio: row.cpu_allocation_ratio, memoryAllocationRatio: row.memory_allocation_ratio });
-  const capacity = hostCapacity({ memoryMiB: row.memory_mib, vcpus: row.vcpus }, ratios);
-  const held = (await allocations(m, [hostId])).get(hostId) ?? none;
-  const free = { memoryMiB: capacity.memoryMiB - held.memoryMiB, vcpus: capacity.vcpus - held.vcpus };
-  if (free.memoryMiB < need.memoryMiB || free.vcpus < need.vcpus) throw insufficientCapacity(hostId, need, free, ratios);
-  return { id: row.id, clusterId: row.cluster_id, cpuVendor: row.cpu_vendor, cpuFeatures: row.cpu_features, clusterImcMode: row.imc_mode, ratios };
+  const host = hostToFill(row, hostId);
+  checkRoom(host, (await allocations(m, [hostId])).get(hostId) ?? none, need);
+  const { capacity: _, ...locked } = host;
+  return locked;
 }

@@ -219,7 +219,7 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     expect(put.body.limits).toEqual({ maxOutboundPerHost: 1, maxInboundPerHost: 0, maxPerCluster: 5 });
     try {
       const vms = [await newVm('q1', 2048), await newVm('q2', 2048), await newVm('q3', 2048), await newVm('q4', 2048)];
-      const ms = [];
+      const ms: { id: string; state: string; queuePosition: number | null; policy: { downtimeLimitMs: number } }[] = [];
       for (const vm of vms) ms.push((await sched('POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'dst' })).body);
       expect(ms.map((m) => m.state)).toEqual(['running', 'queued', 'queued', 'queued']);
       expect(ms.slice(1).map((m) => m.queuePosition)).toEqual([1, 2, 3]);

@@ -6,7 +6,7 @@ import { type HostCpu, Reservation, Verdict } from '@flexmig/contracts';
 import { HostEntity, ReservationEntity, VmEntity } from '../entities';
 import { reservationView } from '../views';
 import { cpuIncompatible, hostNotFound, vmNotFound } from '../errors';
-import { lockHostWithRoom } from '../capacity';
+import { checkRoom, hostToFill, type LockedRow, lockHostSql } from '../capacity';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import {
   checkCpuAsVerified,
@@ -42,8 +42,10 @@ export class ReservationsService {
       // the VM's row lock serialises two reservations of one VM (and a relocation of it)
       const [vm] = await runPrepared<ReservedVm>(m, VM_LOCKED, [r.vmId]);
       if (!vm) throw vmNotFound(r.vmId);
-      // after the lock, in one read: this migration's reservation (a repeat), and any other of the VM
-      const held = await runPrepared<ReservationEntity>(m, RESERVATIONS_OF_MIGRATION_OR_VM, [r.migrationId, r.vmId]);
+      // after that lock, in one statement: this migration's reservation (a repeat) and any other of the VM,
+      // and the target locked with its cluster (a row whose host columns are null: no such host)
+      const rows = await runPrepared<HeldAndHostRow>(m, HELD_AND_HOST_LOCKED, [r.migrationId, r.vmId, r.hostId]);
+      const held = rows.filter((x) => x.res_migration_id !== null).map(reservationOfRow);
       const existing = held.find((x) => x.migrationId === r.migrationId);
       if (existing) {
         checkSameReservation(existing, r);
@@ -51,11 +53,22 @@ export class ReservationsService {
       }
       checkNotOnTarget(vm, r.hostId);
       checkNoOtherMigration(r.migrationId, vm.id, held);
-      const host = await lockHostWithRoom(m, r.hostId, vm);
+      const host = hostToFill(rows[0]!.id === null ? undefined : (rows[0] as LockedRow), r.hostId);
       checkSameCluster(vm, host);
       checkCpuAsVerified(verified, vm, host);
-      const [inserted] = await runPrepared<ReservationEntity>(m, INSERT_RESERVATION, [r.migrationId, vm.id, r.hostId, vm.memoryMiB, vm.vcpus]);
-      return reservationView(inserted!);
+      // what the host holds is read by the insert, a statement begun after the host's lock was granted
+      // (READ COMMITTED: it sees every allocation committed before): inserted only where the VM fits
+      const [placed] = await runPrepared<ReservationEntity & { held_memory: number; held_vcpus: number }>(m, INSERT_RESERVATION_IF_ROOM, [
+        r.migrationId,
+        vm.id,
+        r.hostId,
+        vm.memoryMiB,
+        vm.vcpus,
+        host.capacity.memoryMiB,
+        host.capacity.vcpus,
+      ]);
+      if (placed!.migrationId === null) checkRoom(host, { memoryMiB: placed!.held_memory, vcpus: placed!.held_vcpus }, vm);
+      return reservationView(placed!);
     });
     return { reservation, verdict };
   }
@@ -97,9 +110,53 @@ type HostToVerify = Pick<HostEntity, 'id' | 'clusterId' | 'cpuVendor' | 'cpuFeat
 const VM_TO_VERIFY = prepared('inventory_vm_to_verify', `SELECT ${VM_COLUMNS} FROM vms WHERE id = $1`);
 const VM_LOCKED = prepared('inventory_vm_locked', `SELECT ${VM_COLUMNS} FROM vms WHERE id = $1 FOR UPDATE`);
 const HOST_TO_VERIFY = prepared('inventory_host_to_verify', 'SELECT id, cluster_id AS "clusterId", cpu_vendor AS "cpuVendor", cpu_features AS "cpuFeatures" FROM hosts WHERE id = $1');
-const RESERVATIONS_OF_MIGRATION_OR_VM = prepared('inventory_reservations_of_migration_or_vm', `SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE migration_id = $1 OR vm_id = $2`);
+/** A row of `HELD_AND_HOST_LOCKED`: one of the VM's reservations (or none: nulls) beside the target as locked. */
+type HeldAndHostRow = { [K in keyof LockedRow]: LockedRow[K] | null } & {
+  res_migration_id: string | null;
+  res_vm_id: string;
+  res_host_id: string;
+  res_memory_mib: number;
+  res_vcpus: number;
+  res_created_at: Date;
+};
+const reservationOfRow = (x: HeldAndHostRow): ReservationEntity => ({
+  migrationId: x.res_migration_id!,
+  vmId: x.res_vm_id,
+  hostId: x.res_host_id,
+  memoryMiB: x.res_memory_mib,
+  vcpus: x.res_vcpus,
+  createdAt: x.res_created_at,
+});
+/**
+ * Step 1, after the VM's lock: the reservations of this migration ($1) or of the VM ($2), a row each, each
+ * beside the target ($3) and its cluster, the target's row locked (capacity.ts's lock, as VM creation
+ * takes it); one row with null reservation columns when there is none, with null host columns when no
+ * such host exists. The reservations are read as of the statement's start: only a transaction holding
+ * the VM's lock, as this one does, adds one of the VM's.
+ */
+const HELD_AND_HOST_LOCKED = prepared(
+  'inventory_held_and_host_locked',
+  `SELECT r.migration_id AS res_migration_id, r.vm_id AS res_vm_id, r.host_id AS res_host_id, r.memory_mib AS res_memory_mib,
+     r.vcpus AS res_vcpus, r.created_at AS res_created_at, h.*
+   FROM (SELECT 1) one
+   LEFT JOIN LATERAL (${lockHostSql(false, '$3')}) h ON true
+   LEFT JOIN reservations r ON r.migration_id = $1 OR r.vm_id = $2`,
+);
 const RESERVATION_OF_MIGRATION = prepared('inventory_reservation_of_migration', `SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE migration_id = $1`);
-const INSERT_RESERVATION = prepared(
-  'inventory_insert_reservation',
-  `INSERT INTO reservations (migration_id, vm_id, host_id, memory_mib, vcpus) VALUES ($1, $2, $3, $4, $5) RETURNING ${RESERVATION_COLUMNS}`,
+/**
+ * The reservation ($1–$5), inserted only where it fits beside what the host holds now (`host_allocations`)
+ * under its capacity ($6 MiB, $7 vCPUs); the row always comes back with what the host held, and with the
+ * reservation's columns null when it did not fit.
+ */
+const INSERT_RESERVATION_IF_ROOM = prepared(
+  'inventory_insert_reservation_if_room',
+  `WITH held AS (
+     SELECT coalesce(a.memory_mib, 0) AS memory_mib, coalesce(a.vcpus, 0) AS vcpus
+     FROM (SELECT 1) one LEFT JOIN host_allocations a ON a.host_id = $3),
+   ins AS (
+     INSERT INTO reservations (migration_id, vm_id, host_id, memory_mib, vcpus)
+     SELECT $1::uuid, $2::uuid, $3::text, $4::int, $5::int FROM held
+     WHERE held.memory_mib + $4::int <= $6::float8 AND held.vcpus + $5::int <= $7::float8
+     RETURNING ${RESERVATION_COLUMNS})
+   SELECT held.memory_mib AS held_memory, held.vcpus AS held_vcpus, ins.* FROM held LEFT JOIN ins ON true`,
 );

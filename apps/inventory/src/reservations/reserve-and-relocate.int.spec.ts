@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { ErrorCode } from '@flexmig/contracts';
 import { ensureDatabaseAndSchema, initializeServiceDataSource, serviceDataSourceOptions } from '@flexmig/persistence';
-import { startTestDatabase, TestDatabase } from '@flexmig/testing';
+import { startTestDatabase, TestDatabase, waitFor } from '@flexmig/testing';
 import { inventoryEntities } from '../entities';
 import { inventoryMigrations } from '../migrations';
 import type { CpuCompatClient } from '../cpu/cpu-compat.client';
@@ -13,8 +13,10 @@ import { ReservationsService } from './reservations.service';
  * Saga steps 1 and 9 as inventory stores them, against real PostgreSQL: a reservation, its repeat, another
  * migration of the same VM refused; the relocation that turns the reservation into the VM's place, its
  * repeat, and a relocation by a migration that reserved nothing. Each in as few statements as it takes
- * (reservation: the VM's lock, one read of its reservations, the host's lock, what the host holds, the
- * insert; relocation: the VM locked with the reservation, then the move and the release together).
+ * (reservation: the VM's lock; its reservations with the host's lock; the insert where what the host holds
+ * leaves room; relocation: the VM locked with the reservation, then the move and the release together).
+ * And the reservation's refusals: no room (also for two reservations let go at once from the host's
+ * lock, the second seeing the first), a host down or in maintenance.
  */
 describe('reservations and relocations', () => {
   jest.setTimeout(60_000);
@@ -88,5 +90,84 @@ describe('reservations and relocations', () => {
     await expect(vms.relocate({ migrationId, vmId, fromHostId: 'rr-a', toHostId: 'rr-c' })).rejects.toMatchObject({ code: ErrorCode.Conflict });
     expect(await reservationsOf()).toEqual([{ migration_id: migrationId, host_id: 'rr-c' }]);
     expect(await ds.query('SELECT host_id FROM vms WHERE id = $1', [vmId])).toEqual([{ host_id: 'rr-b' }]);
+  });
+
+  describe('room, and the hosts that take none', () => {
+    let cluster: string;
+    const host = (id: string, memoryMiB: number, state = 'up', maintenance = false) =>
+      ds.query(
+        `INSERT INTO hosts (id, cluster_id, hostname, cpu_vendor, cpu_model_name, cpu_features, memory_mib, vcpus, driver, migration_address, state, maintenance, last_heartbeat_at, registered_at)
+         VALUES ($1, $2, $1, 'Intel', 'test', '["sse4_2"]', $3, 8, 'sim', '127.0.0.1:1', $4, $5, now(), now())`,
+        [id, cluster, memoryMiB, state, maintenance],
+      );
+    const vm = async (name: string, memoryMiB: number): Promise<string> => {
+      const id = randomUUID();
+      await ds.query(`INSERT INTO vms (id, name, cluster_id, host_id, memory_mib, vcpus, cpu_baseline, state) VALUES ($1, $2, $3, 'room-src', $4, 1, 'Haswell', 'running')`, [id, name, cluster, memoryMiB]);
+      return id;
+    };
+    const heldOn = async (hostId: string) => (await ds.query('SELECT memory_mib FROM host_allocations WHERE host_id = $1', [hostId]))[0]?.memory_mib ?? 0;
+
+    beforeAll(async () => {
+      [{ id: cluster }] = await ds.query(`INSERT INTO clusters (name) VALUES ('room') RETURNING id`);
+      await host('room-src', 65_536);
+      await host('room-t', 16_384);
+      await host('room-down', 16_384, 'down');
+      await host('room-maint', 16_384, 'up', true);
+    });
+
+    it('given a VM larger than the room left, then INSUFFICIENT_CAPACITY with what is free, and nothing held', async () => {
+      const big = await vm('room-big', 20_480);
+      await expect(reservations.reserve({ migrationId: randomUUID(), vmId: big, hostId: 'room-t' })).rejects.toMatchObject({
+        code: ErrorCode.InsufficientCapacity,
+        details: { hostId: 'room-t', need: { memoryMiB: 20_480, vcpus: 1 }, free: { memoryMiB: 16_384, vcpus: 32 } },
+      });
+      expect(await ds.query('SELECT count(*)::int AS n FROM reservations WHERE vm_id = $1', [big])).toEqual([{ n: 0 }]);
+      expect(await heldOn('room-t')).toBe(0);
+    });
+
+    it("given two reservations that wait together for the host's lock and only one fits, then the second sees the first's: one held, one refused", async () => {
+      const [v1, v2] = [await vm('room-1', 10_240), await vm('room-2', 10_240)];
+      // hold the host's row lock, as a VM creation on it would, until both reservations wait for it
+      const holder = ds.createQueryRunner();
+      await holder.connect();
+      await holder.startTransaction();
+      try {
+        await holder.query(`SELECT id FROM hosts WHERE id = 'room-t' FOR UPDATE`);
+        const racing = [v1, v2].map((vmId) => reservations.reserve({ migrationId: randomUUID(), vmId, hostId: 'room-t' }));
+        racing.forEach((p) => p.catch(() => undefined)); // settled below
+        await waitFor('both reservations waiting for the host', async () => {
+          const [{ n }] = await ds.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+          return n >= 2 || undefined;
+        });
+        await holder.commitTransaction();
+        const settled = await Promise.allSettled(racing);
+        expect(settled.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
+        const refused = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+        expect(refused?.reason).toMatchObject({ code: ErrorCode.InsufficientCapacity, details: { free: { memoryMiB: 16_384 - 10_240 } } });
+      } finally {
+        if (holder.isTransactionActive) await holder.rollbackTransaction();
+        await holder.release();
+      }
+      expect(await heldOn('room-t')).toBe(10_240);
+    });
+
+    it('given a host down or in maintenance, then HOST_DOWN or HOST_IN_MAINTENANCE, and nothing held', async () => {
+      const v = await vm('room-3', 1_024);
+      await expect(reservations.reserve({ migrationId: randomUUID(), vmId: v, hostId: 'room-down' })).rejects.toMatchObject({ code: ErrorCode.HostDown });
+      await expect(reservations.reserve({ migrationId: randomUUID(), vmId: v, hostId: 'room-maint' })).rejects.toMatchObject({ code: ErrorCode.HostInMaintenance });
+      expect(await ds.query('SELECT count(*)::int AS n FROM reservations WHERE vm_id = $1', [v])).toEqual([{ n: 0 }]);
+    });
+
+    it('given a repeat of a reservation whose host has gone into maintenance since, then the reservation as it was', async () => {
+      const v = await vm('room-4', 1_024);
+      const migrationId = randomUUID();
+      const first = await reservations.reserve({ migrationId, vmId: v, hostId: 'room-t' });
+      await ds.query(`UPDATE hosts SET maintenance = true WHERE id = 'room-t'`);
+      try {
+        expect((await reservations.reserve({ migrationId, vmId: v, hostId: 'room-t' })).reservation).toEqual(first.reservation);
+      } finally {
+        await ds.query(`UPDATE hosts SET maintenance = false WHERE id = 'room-t'`);
+      }
+    });
   });
 });
