@@ -67,7 +67,10 @@ export class ReservationsService {
         host.capacity.memoryMiB,
         host.capacity.vcpus,
       ]);
-      if (placed!.migrationId === null) checkRoom(host, { memoryMiB: placed!.held_memory, vcpus: placed!.held_vcpus }, vm);
+      if (placed!.migrationId === null) {
+        checkRoom(host, { memoryMiB: placed!.held_memory, vcpus: placed!.held_vcpus }, vm); // throws: the same sums in whole numbers
+        throw new Error(`reservation of migration ${r.migrationId} not inserted though ${r.hostId} has room for it`);
+      }
       return reservationView(placed!);
     });
     return { reservation, verdict };
@@ -145,7 +148,7 @@ const HELD_AND_HOST_LOCKED = prepared(
 const RESERVATION_OF_MIGRATION = prepared('inventory_reservation_of_migration', `SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE migration_id = $1`);
 /**
  * The reservation ($1–$5), inserted only where it fits beside what the host holds now (`host_allocations`)
- * under its capacity ($6 MiB, $7 vCPUs); the row always comes back with what the host held, and with the
+ * under its capacity ($6 MiB, $7 vCPUs: whole numbers, hostCapacity); the row always comes back with what the host held, and with the
  * reservation's columns null when it did not fit.
  */
 const INSERT_RESERVATION_IF_ROOM = prepared(
@@ -156,7 +159,7 @@ const INSERT_RESERVATION_IF_ROOM = prepared(
    ins AS (
      INSERT INTO reservations (migration_id, vm_id, host_id, memory_mib, vcpus)
      SELECT $1::uuid, $2::uuid, $3::text, $4::int, $5::int FROM held
-     WHERE held.memory_mib + $4::int <= $6::float8 AND held.vcpus + $5::int <= $7::float8
+     WHERE held.memory_mib + $4::int <= $6::int AND held.vcpus + $5::int <= $7::int
      RETURNING ${RESERVATION_COLUMNS})
    SELECT held.memory_mib AS held_memory, held.vcpus AS held_vcpus, ins.* FROM held LEFT JOIN ins ON true`,
 );
