@@ -111,6 +111,5 @@ export async function lockHostWithRoom(m: EntityManager, hostId: string, need: A
   const [row] = await runPrepared<LockedRow>(m, o.shareCluster ? LOCK_HOST_SHARE_CLUSTER : LOCK_HOST, [hostId]);
   const host = hostToFill(row, hostId);
   checkRoom(host, (await allocations(m, [hostId])).get(hostId) ?? none, need);
-  const { capacity: _, ...locked } = host;
-  return locked;
+  return host;
 }
