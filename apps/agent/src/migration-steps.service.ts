@@ -123,17 +123,18 @@ export class MigrationStepsService {
     refuseIf(checkRoleAndHost(cmd, this.env.HOST_ID) ?? checkPrerequisite(cmd, history));
     const timeoutMs = admissionCheckTimeoutMs;
     if (cmd.stepName === ENTRY_STEP[cmd.role]) {
-      // the source's entry step is its first copy, which also needs the target to hold the incoming VM: all
-      // three asked at once, one round trip (a refusal still comes first; the target's answer counts after it)
-      const [{ reservation }, target, targetLost] = await Promise.all([
+      // the source's entry step is its first copy, which also needs the target's registered address (in
+      // inventory's answer) and the target to hold the incoming VM: both asked at once, one round trip (a
+      // refusal still comes first; the target's answer counts after it)
+      const [held, targetLost] = await Promise.all([
         this.bus.request(GetReservation, { migrationId: cmd.migrationId }, { timeoutMs }),
-        cmd.role === 'source' ? this.bus.request(GetHost, { hostId: cmd.targetHostId }, { timeoutMs }) : undefined,
         cmd.role === 'source' ? this.targetLost(cmd) : undefined,
       ]);
-      refuseIf(checkReservation(cmd, reservation));
-      if (target) {
-        refuseIf(checkIncomingAddress(cmd, target.host.migrationAddress));
-        return { cmd: { ...cmd, targetAddress: target.host.migrationAddress }, targetLost: targetLost ?? null };
+      refuseIf(checkReservation(cmd, held.reservation));
+      if (cmd.role === 'source') {
+        const address = held.targetMigrationAddress ?? (await this.targetAddressFromHost(cmd, timeoutMs));
+        refuseIf(checkIncomingAddress(cmd, address));
+        return { cmd: { ...cmd, targetAddress: address }, targetLost: targetLost ?? null };
       }
     }
     if (cmd.role === 'source' && cmd.stepName === 'stop-source') {
@@ -141,6 +142,11 @@ export class MigrationStepsService {
       refuseIf(checkTargetResumed(cmd, steps));
     }
     return { cmd };
+  }
+
+  /** The target's registered migration address from its host view: for an inventory whose reservation answer does not carry it yet. */
+  private async targetAddressFromHost(cmd: StepCommand, timeoutMs: number): Promise<string> {
+    return (await this.bus.request(GetHost, { hostId: cmd.targetHostId }, { timeoutMs })).host.migrationAddress;
   }
 
   /** `targetLost`: what the source's entry step already learnt of its target (null: it holds the incoming VM); undefined: not asked. */

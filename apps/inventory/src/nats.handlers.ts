@@ -65,7 +65,7 @@ export class InventoryHandlers {
 
   @MessagePattern(GetReservation.subject)
   async getReservation(r: RequestOf<typeof GetReservation>): Promise<ReplyOf<typeof GetReservation>> {
-    return { reservation: await this.reservations.get(r.migrationId) };
+    return this.reservations.get(r.migrationId);
   }
 
   @MessagePattern(ReleaseCapacity.subject)

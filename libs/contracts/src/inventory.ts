@@ -282,9 +282,16 @@ export const GetReservation = defineRequest({
   subject: 'inventory.reservation.get',
   description:
     "A migration's reservation, or null: what an agent checks before it takes part in a migration (the reservation proves that the scheduler " +
-    'started it, for that VM and that target host).',
+    'started it, for that VM and that target host). With it, the migration address its host registered: where a source may send memory.',
   request: z.object({ migrationId: UuidSchema }),
-  reply: z.object({ reservation: ReservationSchema.nullable() }),
+  reply: z.object({
+    reservation: ReservationSchema.nullable(),
+    /**
+     * The reserved host's registered migration address (null with no reservation). Absent from an inventory older than this field:
+     * the source then asks `inventory.host.get` for it.
+     */
+    targetMigrationAddress: z.string().min(1).nullable().optional(),
+  }),
 });
 
 export const ReleaseCapacity = defineRequest({

@@ -6,7 +6,6 @@ import {
   CompensateStep,
   ErrorCode,
   FlexmigError,
-  GetHost,
   GetReservation,
   HostHeartbeat,
   ListAgentVms,
@@ -207,14 +206,15 @@ describe('SimFleet against real NATS', () => {
       sim: { memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, dirtyRateMiBps: 200, workingSetMiB: 256, switchover },
     });
 
-  /** What the agents check with inventory before they take part: the scheduler's reservation (step 1) and the target host's registered migration address. */
+  /** What the agents check with inventory before they take part: the scheduler's reservation (step 1), with the target host's registered migration address. */
   const standInInventory = (migrationId: string, vm: { id: string; memoryMiB: number; vcpus: number }) => {
     const now = new Date().toISOString();
-    const reservations = client.handle(GetReservation, async (r) => ({
-      reservation: r.migrationId === migrationId ? { migrationId, vmId: vm.id, hostId: 'pair-002', memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, createdAt: now } : null,
-    }));
-    const hostRecords = client.handle(GetHost, async (r) => ({ host: hostRecord(r.hostId, { migrationAddress: `${r.hostId}.sim:49152` }) }));
-    cleanups.push(() => reservations.unsubscribe(), () => hostRecords.unsubscribe());
+    const reservations = client.handle(GetReservation, async (r) =>
+      r.migrationId === migrationId
+        ? { reservation: { migrationId, vmId: vm.id, hostId: 'pair-002', memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, createdAt: now }, targetMigrationAddress: 'pair-002.sim:49152' }
+        : { reservation: null, targetMigrationAddress: null },
+    );
+    cleanups.push(() => reservations.unsubscribe());
   };
 
   it('runs a migration between two of its hosts over NATS (steps 2 to 8, the agent ledger included)', async () => {

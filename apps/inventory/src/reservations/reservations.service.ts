@@ -89,10 +89,13 @@ export class ReservationsService {
     return { verified, verdict };
   }
 
-  /** A migration's reservation, or null (agents check it before they take part in the migration). */
-  async get(migrationId: string): Promise<Reservation | null> {
-    const [found] = await runPrepared<ReservationEntity>(this.db, RESERVATION_OF_MIGRATION, [migrationId]);
-    return found ? reservationView(found) : null;
+  /**
+   * A migration's reservation, or null, with the migration address its host registered (agents check both before they
+   * take part in the migration: the source sends memory only there).
+   */
+  async get(migrationId: string): Promise<{ reservation: Reservation | null; targetMigrationAddress: string | null }> {
+    const [found] = await runPrepared<ReservationEntity & { targetMigrationAddress: string | null }>(this.db, RESERVATION_OF_MIGRATION, [migrationId]);
+    return found ? { reservation: reservationView(found), targetMigrationAddress: found.targetMigrationAddress } : { reservation: null, targetMigrationAddress: null };
   }
 
   /** Compensation of step 1. */
@@ -145,7 +148,12 @@ const HELD_AND_HOST_LOCKED = prepared(
    LEFT JOIN LATERAL (${lockHostSql(false, '$3')}) h ON true
    LEFT JOIN reservations r ON r.migration_id = $1 OR r.vm_id = $2`,
 );
-const RESERVATION_OF_MIGRATION = prepared('inventory_reservation_of_migration', `SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE migration_id = $1`);
+/** A migration's reservation with its host's registered migration address (the host's row stays: the reservation references it). */
+const RESERVATION_OF_MIGRATION = prepared(
+  'inventory_reservation_of_migration_and_address',
+  `SELECT r.*, h.migration_address AS "targetMigrationAddress"
+   FROM (SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE migration_id = $1) r LEFT JOIN hosts h ON h.id = r."hostId"`,
+);
 /**
  * The reservation ($1–$5), inserted only where it fits beside what the host holds now (`host_allocations`)
  * under its capacity ($6 MiB, $7 vCPUs: whole numbers, hostCapacity); the row always comes back with what the host held, and with the

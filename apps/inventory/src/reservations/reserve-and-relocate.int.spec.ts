@@ -38,7 +38,7 @@ describe('reservations and relocations', () => {
     for (const host of ['rr-a', 'rr-b', 'rr-c']) {
       await ds.query(
         `INSERT INTO hosts (id, cluster_id, hostname, cpu_vendor, cpu_model_name, cpu_features, memory_mib, vcpus, driver, migration_address, state, last_heartbeat_at, registered_at)
-         VALUES ($1, $2, $1, 'Intel', 'test', '["sse4_2"]', 16384, 8, 'sim', '127.0.0.1:1', 'up', now(), now())`,
+         VALUES ($1, $2, $1, 'Intel', 'test', '["sse4_2"]', 16384, 8, 'sim', $1 || '.example:49152', 'up', now(), now())`,
         [host, clusterId],
       );
     }
@@ -63,12 +63,15 @@ describe('reservations and relocations', () => {
     await expect(reservations.reserve({ migrationId, vmId, hostId: 'rr-c' })).rejects.toMatchObject({ code: ErrorCode.ReservationMismatch });
     await expect(reservations.reserve({ migrationId: randomUUID(), vmId, hostId: 'rr-c' })).rejects.toMatchObject({ code: ErrorCode.MigrationActive });
     expect(await reservationsOf()).toEqual([{ migration_id: migrationId, host_id: 'rr-b' }]);
+    // what the agents check before they take part: the reservation, and where the source may send memory
+    expect(await reservations.get(migrationId)).toEqual({ reservation: first.reservation, targetMigrationAddress: 'rr-b.example:49152' });
 
     // step 9: the VM is on the target, the reservation released, in one commit
     const moved = await vms.relocate({ migrationId, vmId, fromHostId: 'rr-a', toHostId: 'rr-b' });
     expect(moved).toMatchObject({ id: vmId, hostId: 'rr-b', state: 'running' });
     expect(new Date(moved.updatedAt).getTime()).toBeGreaterThanOrEqual(new Date(moved.createdAt).getTime());
     expect(await reservationsOf()).toEqual([]);
+    expect(await reservations.get(migrationId)).toEqual({ reservation: null, targetMigrationAddress: null });
     // a repeat (its reply was lost): the VM as it is
     expect(await vms.relocate({ migrationId, vmId, fromHostId: 'rr-a', toHostId: 'rr-b' })).toEqual(moved);
     // the VM as a migration request reads it next (GetVm): where step 9 left it, as the list shows it
