@@ -195,11 +195,17 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     // what the VMs moved by the earlier tests hold on the target: the cancelled migration's reservation must not stay
     const dstMemoryBefore = (await http(inventoryUrl, 'GET', '/api/v1/hosts/dst')).body.allocatedMemoryMiB;
     const m = (await sched('POST', '/api/v1/migrations', { vmId: vm.id, targetHostId: 'dst' })).body;
-    await waitFor('the memory copy to run', async () => (await sched('GET', `/api/v1/migrations/${m.id}`)).body.currentStep?.number === 3);
+    // the copy's latest progress sample, as the source agent publishes it (at least once a second), is in the migration's view
+    const copying = await waitFor('the memory copy to run and show its progress', async () => {
+      const { body } = await sched('GET', `/api/v1/migrations/${m.id}`);
+      return body.currentStep?.number === 3 && body.progress ? body : undefined;
+    });
+    expect(copying.progress).toMatchObject({ migrationId: m.id, vmId: vm.id, hostId: 'src', step: 3 });
     const cancel = await sched('POST', `/api/v1/migrations/${m.id}/cancel`, { reason: 'operator changed their mind' });
     expect(cancel.status).toBe(202);
     const done = await terminal(m.id);
     expect(done.state).toBe('cancelled');
+    expect(done.progress).toBeNull();
     expect(done.steps.find((s: any) => s.number === 2).status).toBe('compensated');
     expect(done.steps.find((s: any) => s.number === 1).status).toBe('compensated');
     expect(done.steps.slice(4).every((s: any) => s.status === 'skipped' || s.status === 'pending')).toBe(true);

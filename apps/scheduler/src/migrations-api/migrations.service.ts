@@ -7,7 +7,6 @@ import {
   ErrorCode,
   FlexmigError,
   isoTime,
-  MigrationProgress,
   MigrationProgressMessage,
   MigrationProgressSchema,
   MigrationResolution,
@@ -31,13 +30,14 @@ import { SCHEDULER_CONFIG, SchedulerConfig } from '../config';
 import { ResolutionService } from '../resolution/resolution.service';
 import { vmAndTarget } from './prechecks';
 import { PredictionService } from '../prediction/prediction.service';
+import { LatestProgress } from './latest-progress';
 import { ClusterSettingsService } from '../settings/cluster-settings.service';
 
-const progressKeptMs = 60_000;
+const utf8 = new TextDecoder();
 
 @Injectable()
 export class MigrationsService {
-  private readonly progress = new Map<string, { sample: MigrationProgress; at: number }>();
+  private readonly progress = new LatestProgress();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -53,9 +53,8 @@ export class MigrationsService {
   ) {
     // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design)
     bus.subscribeRaw(bus.subscriptionSubject(MigrationProgressMessage.subject), undefined, async (msg) => {
-      const parsed = MigrationProgressSchema.safeParse(JSON.parse(new TextDecoder().decode(msg.data)));
-      if (parsed.success) this.progress.set(parsed.data.migrationId, { sample: parsed.data, at: Date.now() });
-      for (const [id, p] of this.progress) if (Date.now() - p.at > progressKeptMs) this.progress.delete(id);
+      const parsed = MigrationProgressSchema.safeParse(JSON.parse(utf8.decode(msg.data)));
+      if (parsed.success) this.progress.record(parsed.data);
     });
   }
 
@@ -187,7 +186,7 @@ export class MigrationsService {
         : attention
           ? { step: attention.step, stepName: stepDefinition(attention.step).name, code: attention.error.code, message: attention.error.message }
           : null;
-    const live = this.progress.get(row.id);
+    const live = this.progress.latest(row.id);
     const queued = row.state === 'queued';
     return {
       id: row.id,
@@ -221,7 +220,7 @@ export class MigrationsService {
       result: row.saga.phase === 'completed' ? { ...completionFigures(row.saga), ...(row.prediction ? { predicted: row.prediction.predicted } : {}) } : null,
       failure,
       attention: attention ? { kind: attention.kind, step: attention.step, stepName: stepDefinition(attention.step).name, message: attentionMessage(attention) } : null,
-      progress: live && !s.terminal ? (live.sample as unknown as Record<string, unknown>) : null,
+      progress: live && !s.terminal ? (live as unknown as Record<string, unknown>) : null,
       resolution: resolutions?.get(row.id) ?? null,
       prediction: row.prediction ?? null,
       predictionError: row.predictionError ?? null,
