@@ -3,6 +3,7 @@
  * on a NATS server of the suite's own in operator mode (every process with its own identity, the console
  * with the `console` one) and PostgreSQL: one URL for the whole API, and the live streams.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -181,6 +182,26 @@ describe('the console: one URL for the API, and live streams', () => {
       const sample = (await readUntil(progress, (m) => m.data.migrationId === id)).pop();
       progress.close();
       expect(sample).toMatchObject({ id: undefined, event: 'migration.progress', data: { migrationId: id, vmId: vm.id, step: expect.any(Number), percent: expect.any(Number) } });
+    });
+
+    it('given progress samples whose body names another host or migration than their subject, then only the genuine one is delivered', async () => {
+      const progress = await openSse(`${url.console}/api/v1/events?types=migration.progress`, { token: await testToken('viewer') });
+      const [forged, other, genuine] = [randomUUID(), randomUUID(), randomUUID()];
+      const sample = (migrationId: string, hostId: string) =>
+        JSON.stringify({
+          migrationId, vmId: randomUUID(), hostId, step: 3, pass: 1, percent: 10, totalBytes: 100, transferredBytes: 10, remainingBytes: 90,
+          dirtyRateBytesPerSec: 0, bandwidthBytesPerSec: 1, expectedDowntimeMs: 1, throttlePct: 0, at: new Date().toISOString(),
+        });
+      const subject = (migrationId: string) => `${nats.prefix}.progress.migration.${migrationId}.host-a`;
+      // what host-a's identity may publish (its own host in the subject), speaking for host-c, then for another migration
+      nc.publish(subject(forged), sample(forged, 'host-c'));
+      nc.publish(subject(forged), sample(other, 'host-a'));
+      nc.publish(subject(genuine), sample(genuine, 'host-a'));
+      const got = await readUntil(progress, (m) => m.data.migrationId === genuine);
+      progress.close();
+      expect(got.map((m) => m.data.migrationId)).not.toEqual(expect.arrayContaining([forged]));
+      expect(got.map((m) => m.data.migrationId)).not.toEqual(expect.arrayContaining([other]));
+      expect(got.pop()).toMatchObject({ event: 'migration.progress', data: { migrationId: genuine, hostId: 'host-a' } });
     });
 
     it('given a reconnect with Last-Event-ID, then only the later events come, in order', async () => {

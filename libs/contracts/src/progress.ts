@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineMessage } from './define';
+import { defineMessage, subjectParams } from './define';
 import { HostIdSchema, IsoTimeSchema, UuidSchema } from './common';
 import { StepNumberSchema } from './steps';
 
@@ -28,3 +28,13 @@ export const MigrationProgressMessage = defineMessage({
     "Progress of a migration's memory transfer, at least once a second while it runs; the last token is the publishing agent's host (NATS permissions confine an agent to its own).",
   message: MigrationProgressSchema,
 });
+
+/**
+ * Whether a progress sample names the migration and the host its subject names: NATS permissions vouch for
+ * the subject (an agent publishes only under its own host), not for the body. A consumer drops a sample
+ * that does not, so that no agent can speak for another host.
+ */
+export function progressMatchesSubject(subject: string, sample: Pick<MigrationProgress, 'migrationId' | 'hostId'>): boolean {
+  const params = subjectParams(MigrationProgressMessage.subject, subject);
+  return params?.migrationId === sample.migrationId && params.hostId === sample.hostId;
+}

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nuid, type Subscription } from '@nats-io/transport-node';
-import { type CloudEvent, CloudEventSchema, eventsSubjectRoot, MigrationProgressMessage, type MigrationProgress, PROGRESS_EVENT_TYPE } from '@flexmig/contracts';
+import { type CloudEvent, CloudEventSchema, eventsSubjectRoot, MigrationProgressMessage, type MigrationProgress, PROGRESS_EVENT_TYPE, progressMatchesSubject } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
 import { consoleConsumerPrefix } from '@flexmig/nats-auth';
 
@@ -66,7 +66,9 @@ export class LiveEvents {
       const wanted = of === '*' ? undefined : new Set(of);
       progress = this.bus.subscribe(
         MigrationProgressMessage,
-        (sample) => {
+        (sample, subject) => {
+          // a sample counts only as its subject's (NATS permissions vouch for that, not for the body)
+          if (!progressMatchesSubject(subject, sample)) return;
           if (!wanted || wanted.has(sample.migrationId)) deliver({ type: PROGRESS_EVENT_TYPE, data: sample });
         },
         { params },

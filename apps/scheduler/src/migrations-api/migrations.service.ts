@@ -8,7 +8,7 @@ import {
   FlexmigError,
   isoTime,
   MigrationProgressMessage,
-  MigrationProgressSchema,
+  progressMatchesSubject,
   MigrationResolution,
   MigrationView,
   TERMINAL_MIGRATION_STATES,
@@ -33,7 +33,6 @@ import { PredictionService } from '../prediction/prediction.service';
 import { LatestProgress } from './latest-progress';
 import { ClusterSettingsService } from '../settings/cluster-settings.service';
 
-const utf8 = new TextDecoder();
 
 @Injectable()
 export class MigrationsService {
@@ -51,10 +50,10 @@ export class MigrationsService {
     private readonly predictions: PredictionService,
     private readonly settings: ClusterSettingsService,
   ) {
-    // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design)
-    bus.subscribeRaw(bus.subscriptionSubject(MigrationProgressMessage.subject), undefined, async (msg) => {
-      const parsed = MigrationProgressSchema.safeParse(JSON.parse(utf8.decode(msg.data)));
-      if (parsed.success) this.progress.record(parsed.data);
+    // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design); only
+    // a sample whose subject names its migration and host (the view then takes only the migration's hosts')
+    bus.subscribe(MigrationProgressMessage, (sample, subject) => {
+      if (progressMatchesSubject(subject, sample)) this.progress.record(sample);
     });
   }
 
@@ -186,7 +185,8 @@ export class MigrationsService {
         : attention
           ? { step: attention.step, stepName: stepDefinition(attention.step).name, code: attention.error.code, message: attention.error.message }
           : null;
-    const live = this.progress.latest(row.id);
+    const sample = this.progress.latest(row.id);
+    const live = sample && (sample.hostId === row.sourceHostId || sample.hostId === row.targetHostId) ? sample : undefined;
     const queued = row.state === 'queued';
     return {
       id: row.id,
