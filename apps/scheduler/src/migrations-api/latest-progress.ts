@@ -1,9 +1,10 @@
 import type { MigrationProgress } from '@flexmig/contracts';
 
 /**
- * The latest progress sample of each migration in flight, for `GET /migrations/:id` (lossy by design: the
- * samples come over core NATS). A sample is kept `keptMs` after it arrived, and at most `maxEntries` are
- * kept (the oldest go first).
+ * The latest progress sample of each migration in flight from each host that sent one, for
+ * `GET /migrations/:id` (lossy by design: the samples come over core NATS). Kept per host, so that a host
+ * that is not the migration's cannot displace its hosts' samples (the view asks for theirs). A sample is
+ * kept `keptMs` after it arrived, and at most `maxEntries` are kept (the oldest go first).
  *
  * The samples are held in arrival order (a new sample of a migration moves it to the end), so forgetting
  * the stale ones looks at the oldest only: constant time per sample. It read every entry at every sample
@@ -21,17 +22,18 @@ export class LatestProgress {
 
   record(sample: MigrationProgress): void {
     const at = this.now();
-    this.samples.delete(sample.migrationId);
-    this.samples.set(sample.migrationId, { sample, at });
+    const key = keyOf(sample.migrationId, sample.hostId);
+    this.samples.delete(key);
+    this.samples.set(key, { sample, at });
     for (const [id, kept] of this.samples) {
       if (at - kept.at <= this.keptMs && this.samples.size <= this.maxEntries) break;
       this.samples.delete(id);
     }
   }
 
-  /** The migration's latest sample, if one arrived within `keptMs`. */
-  latest(migrationId: string): MigrationProgress | undefined {
-    const kept = this.samples.get(migrationId);
+  /** The migration's latest sample from `hostId`, if one arrived within `keptMs`. */
+  latest(migrationId: string, hostId: string): MigrationProgress | undefined {
+    const kept = this.samples.get(keyOf(migrationId, hostId));
     return kept && this.now() - kept.at <= this.keptMs ? kept.sample : undefined;
   }
 
@@ -39,3 +41,6 @@ export class LatestProgress {
     return this.samples.size;
   }
 }
+
+/** Neither part holds a space (a UUID, a NATS token). */
+const keyOf = (migrationId: string, hostId: string) => `${migrationId} ${hostId}`;

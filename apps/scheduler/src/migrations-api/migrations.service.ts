@@ -33,7 +33,6 @@ import { PredictionService } from '../prediction/prediction.service';
 import { LatestProgress } from './latest-progress';
 import { ClusterSettingsService } from '../settings/cluster-settings.service';
 
-
 @Injectable()
 export class MigrationsService {
   private readonly progress = new LatestProgress();
@@ -50,8 +49,8 @@ export class MigrationsService {
     private readonly predictions: PredictionService,
     private readonly settings: ClusterSettingsService,
   ) {
-    // the latest progress sample of each running migration, for GET /migrations/:id (lossy by design); only
-    // a sample whose subject names its migration and host (the view then takes only the migration's hosts')
+    // the latest progress samples of each running migration, for GET /migrations/:id (lossy by design); only
+    // a sample whose subject names its migration and host (the view then asks for its own hosts')
     bus.subscribe(MigrationProgressMessage, (sample, subject) => {
       if (progressMatchesSubject(subject, sample)) this.progress.record(sample);
     });
@@ -185,8 +184,7 @@ export class MigrationsService {
         : attention
           ? { step: attention.step, stepName: stepDefinition(attention.step).name, code: attention.error.code, message: attention.error.message }
           : null;
-    const sample = this.progress.latest(row.id);
-    const live = sample && (sample.hostId === row.sourceHostId || sample.hostId === row.targetHostId) ? sample : undefined;
+    const live = this.progress.latest(row.id, row.sourceHostId) ?? this.progress.latest(row.id, row.targetHostId);
     const queued = row.state === 'queued';
     return {
       id: row.id,

@@ -77,9 +77,12 @@ describe("a migration's view: its live progress", () => {
     expect(service.view(row).progress).toBeNull();
   });
 
-  it("ignores a sample of a host that is neither the migration's source nor its target", () => {
+  it("ignores a sample of a host that is neither the migration's source nor its target, which does not displace the source's", () => {
     const { service, row, publish, id } = setup();
     publish({ migrationId: id, hostId: 'host-x' }, { migrationId: id, hostId: 'host-x' });
     expect(service.view(row).progress).toBeNull();
+    publish({ migrationId: id, hostId: 'host-a' }, { migrationId: id, hostId: 'host-a' });
+    publish({ migrationId: id, hostId: 'host-x' }, { migrationId: id, hostId: 'host-x' });
+    expect(service.view(row).progress).toMatchObject({ hostId: 'host-a' });
   });
 });
