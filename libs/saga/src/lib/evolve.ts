@@ -1,5 +1,6 @@
 import { ErrorCode, FlexmigError, pausedWithSyncMemory, resumedWithTransferState } from '@flexmig/contracts';
 import { backoffDelayMs } from '@flexmig/timing';
+import { copyJson } from './json-copy';
 import { defaultPeerUnavailableRetryMs, resolvePolicy } from './policy';
 import { canCancel, isTerminal } from './queries';
 import { POINT_OF_NO_RETURN, STEPS, isStepNumber, stepDefinition, type StepNumber } from './steps';
@@ -62,7 +63,7 @@ export function createSaga(ref: MigrationRef, now: EpochMs, policy: SagaPolicyIn
  */
 export function evolve(state: SagaState, event: SagaEvent, now: EpochMs): SagaState {
   if (isTerminal(state)) return state;
-  const draft = structuredClone(state);
+  const draft = copyJson(state);
   return apply(draft, event, now) ? draft : state;
 }
 
