@@ -570,13 +570,25 @@ async function throughputPhase(inflight) {
   const wall = now() - t;
   const cpu = cpuDelta(c0, cpuSnapshot());
   sampling = false;
+  // from the request's admission to the migration's start, as the sagas recorded them: the queue and the dispatch lock
+  let starts = [];
+  try {
+    const q = await probe.query(
+      `SELECT (saga->>'startedAt')::float8 - (saga->>'createdAt')::float8 AS wait FROM scheduler.migrations
+        WHERE state = 'completed' AND created_at >= now() - make_interval(secs => $1)`,
+      [(now() - t) / 1000],
+    );
+    starts = q.rows.map((r) => r.wait);
+  } catch {
+    /* schema may differ */
+  }
   await sampler;
   await probe.end();
   // steady state: the middle 80 % of completions (leaves out ramp-up and drain)
   const a = completedAt[Math.floor(completedAt.length * 0.1)];
   const b = completedAt[Math.floor(completedAt.length * 0.9)];
   const steady = ((Math.floor(completedAt.length * 0.9) - Math.floor(completedAt.length * 0.1)) * 1000) / (b - a);
-  return { inflight, wall, completed: lat.length, rate: (lat.length * 1000) / wall, steady, lat, failures, cpu, done, crashed: childDied?.message, samples };
+  return { inflight, wall, completed: lat.length, rate: (lat.length * 1000) / wall, steady, lat, failures, cpu, done, crashed: childDied?.message, samples, starts };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -633,6 +645,7 @@ function reportThroughput(tp) {
   const adm = tp.lat.map((x) => x.admission);
   const lag = tp.lat.map((x) => x.eventLag).filter(Number.isFinite);
   say(`  of the rest: POST → 202 p50 ${f1(quantile(adm, 0.5))} ms, p99 ${f1(quantile(adm, 0.99))} ms; the completed event's commit → its arrival here p50 ${f1(quantile(lag, 0.5))} ms, p99 ${f1(quantile(lag, 0.99))} ms`);
+  if (tp.starts.length) say(`  created → started (admission's transaction, the queue, the dispatch lock): p50 ${f1(quantile(tp.starts, 0.5))} ms, p90 ${f1(quantile(tp.starts, 0.9))} ms`);
   if (tp.samples.length) {
     const ob = tp.samples.map((x) => x.outbox);
     const dr = tp.samples.map((x) => x.driven);
