@@ -20,16 +20,21 @@ const TRY_DISPATCH_LOCK = prepared('scheduler_try_dispatch_lock', 'SELECT pg_try
  * migrations oldest first, the migrations being driven (what the limits count), and the stored settings of
  * the queued ones' clusters and of cluster $2 (a new migration's, or null). Of each migration only the
  * slots it holds or would hold: the rows are read only for the ones a pass starts (STARTING), since an
- * evacuation of 10 hosts queues about 100 migrations and a pass runs each time one ends.
+ * evacuation of 10 hosts queues about 100 migrations and a pass runs each time one ends. The migrations being
+ * driven are read only when something may start: a new migration ($2), or a queue that is not empty
+ * (PostgreSQL runs a CASE branch's subquery only when the branch is taken); a pass over an empty queue, as
+ * the reconcile tick's, reads no more than the queue.
  */
-const QUEUE_VIEW = prepared(
+export const QUEUE_VIEW = prepared(
   'scheduler_queue_view',
   `WITH q AS (SELECT id, cluster_id, source_host_id, target_host_id, created_at FROM migrations WHERE state = 'queued' ORDER BY created_at LIMIT $1)
    SELECT
      (SELECT coalesce(json_agg(json_build_object('id', id, 'clusterId', cluster_id, 'sourceHostId', source_host_id, 'targetHostId', target_host_id)
         ORDER BY created_at, id), '[]') FROM q) AS queued,
-     (SELECT coalesce(json_agg(json_build_object('clusterId', cluster_id, 'sourceHostId', source_host_id, 'targetHostId', target_host_id)), '[]')
-        FROM migrations WHERE ${DRIVEN}) AS active,
+     CASE WHEN $2::uuid IS NOT NULL OR EXISTS (SELECT 1 FROM q) THEN
+       (SELECT coalesce(json_agg(json_build_object('clusterId', cluster_id, 'sourceHostId', source_host_id, 'targetHostId', target_host_id)), '[]')
+          FROM migrations WHERE ${DRIVEN})
+     ELSE '[]' END AS active,
      (SELECT coalesce(json_agg(s), '[]') FROM (${STORED_SETTINGS} WHERE cluster_id IN (SELECT cluster_id FROM q) OR cluster_id = $2::uuid) s) AS settings`,
 );
 interface QueueView {
