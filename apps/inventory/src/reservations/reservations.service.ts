@@ -67,11 +67,13 @@ export class ReservationsService {
         host.capacity.memoryMiB,
         host.capacity.vcpus,
       ]);
-      if (placed!.migrationId === null) {
-        checkRoom(host, { memoryMiB: placed!.held_memory, vcpus: placed!.held_vcpus }, vm); // throws: the same sums in whole numbers
+      // one row always: the reservation inserted, or (migration id null) what the host holds
+      if (!placed) throw new Error(`the reservation insert of migration ${r.migrationId} answered no row`);
+      if (placed.migrationId === null) {
+        checkRoom(host, { memoryMiB: placed.held_memory, vcpus: placed.held_vcpus }, vm); // throws: the same sums in whole numbers
         throw new Error(`reservation of migration ${r.migrationId} not inserted though ${r.hostId} has room for it`);
       }
-      return reservationView(placed!);
+      return reservationView(placed);
     });
     return { reservation, verdict };
   }
