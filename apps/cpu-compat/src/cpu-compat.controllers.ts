@@ -31,23 +31,40 @@ import {
 } from '@flexmig/contracts';
 import type { EvaluateCpu } from '@flexmig/contracts';
 import { NatsBus, requestAllPages } from '@flexmig/messaging';
+import { Gate } from '@flexmig/timing';
 import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, apiSchema, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { CpuCompatService } from './cpu-compat.service';
+
+/**
+ * At most this many hosts named by id, or described, in one plan: each id is a request to inventory, so an
+ * unbounded list (a 256 KiB body holds tens of thousands of short ids) let one viewer's call keep
+ * cpu-compat and inventory busy for seconds. A whole cluster, whatever its size, is `clusterId`.
+ */
+export const PLAN_HOSTS_MAX = 1_000;
+/** The hosts named by id are read from inventory this many at a time (1,000 ids: 0.7 s one after another). */
+const PLAN_LOOKUPS_AT_ONCE = 8;
 
 const PlanBodySchema = apiSchema(
   'CpuPlanRequest',
   z
   .object({
-    /** Hosts described in the request. */
-    hosts: z.array(PlanHostSchema).optional(),
-    /** Hosts inventory knows. */
-    hostIds: z.array(HostIdSchema).optional(),
-    /** Every host of a cluster inventory knows. */
+    /** Hosts described in the request: planned as described, even where inventory knows a host of that id (what if it had this CPU). */
+    hosts: z.array(PlanHostSchema).max(PLAN_HOSTS_MAX, `at most ${PLAN_HOSTS_MAX} hosts described; a whole cluster is clusterId`).optional(),
+    /** Hosts inventory knows (each once; one also described in hosts is planned as described). */
+    hostIds: z.array(HostIdSchema).max(PLAN_HOSTS_MAX, `at most ${PLAN_HOSTS_MAX} host ids; a whole cluster is clusterId`).optional(),
+    /** Every host of a cluster inventory knows (those also described or named are planned once). */
     clusterId: UuidSchema.optional(),
   })
   .strict()
   .refine((b) => (b.hosts?.length ?? 0) + (b.hostIds?.length ?? 0) > 0 || b.clusterId !== undefined, {
     message: 'name the hosts: hosts (described), hostIds (known to inventory) or clusterId',
+  })
+  .superRefine((b, ctx) => {
+    const seen = new Set<string>();
+    for (const [i, h] of (b.hosts ?? []).entries()) {
+      if (seen.has(h.id)) ctx.addIssue({ code: 'custom', path: ['hosts', i, 'id'], message: `host ${h.id} is described twice: which CPU should the plan take?` });
+      seen.add(h.id);
+    }
   }),
 );
 type PlanBody = z.infer<typeof PlanBodySchema>;
@@ -130,22 +147,38 @@ export class CpuHttpController {
   @Post('plan')
   @Role('viewer')
   @HttpCode(200)
-  @ApiOperation({ summary: 'The mode a set of hosts would get, which hosts hold it down, and the mode without each.' })
+  @ApiOperation({
+    summary: 'The mode a set of hosts would get, which hosts hold it down, and the mode without each.',
+    description:
+      `Each host is planned once: as described in \`hosts\` (even where inventory knows a host of that id), else as inventory knows it. ` +
+      `At most ${PLAN_HOSTS_MAX} hosts described and ${PLAN_HOSTS_MAX} named by id; a whole cluster, whatever its size, is \`clusterId\`.`,
+  })
   @ApiZodBody(PlanBodySchema)
   @ApiZodResponse(200, ClusterPlanSchema, 'the plan')
   @ErrorResponses(400, 404)
   async plan(@Body(new ZodPipe(PlanBodySchema)) body: PlanBody) {
-    const hosts = [...(body.hosts ?? [])];
-    for (const hostId of body.hostIds ?? []) {
-      const { host } = await this.bus.request(GetHost, { hostId });
-      hosts.push({ id: host.id, vendor: host.cpu.vendor, features: host.cpu.features });
-    }
+    // each host once: as described, else as inventory knows it (named, then the cluster's)
+    const hosts = new Map((body.hosts ?? []).map((h) => [h.id, h]));
+    const lookups = new Gate(PLAN_LOOKUPS_AT_ONCE);
+    const named = [...new Set(body.hostIds ?? [])].filter((id) => !hosts.has(id));
+    let refused: unknown; // the first id inventory refuses answers the plan: the ids still waiting are not looked up
+    const lookUp = async (hostId: string) => {
+      if (refused) throw refused;
+      try {
+        return (await this.bus.request(GetHost, { hostId })).host;
+      } catch (e) {
+        refused ??= e;
+        throw e;
+      }
+    };
+    const known = await Promise.all(named.map((hostId) => lookups.run(() => lookUp(hostId))));
+    for (const host of known) hosts.set(host.id, { id: host.id, vendor: host.cpu.vendor, features: host.cpu.features });
     if (body.clusterId) {
       const members = await requestAllPages(this.bus, ListHosts, { clusterId: body.clusterId }, (r) => r.hosts.map((h) => withFeatures(h, r.featureSets)));
-      hosts.push(...members.map((h) => ({ id: h.id, vendor: h.cpu.vendor, features: h.cpu.features })));
+      for (const h of members) if (!hosts.has(h.id)) hosts.set(h.id, { id: h.id, vendor: h.cpu.vendor, features: h.cpu.features });
     }
-    if (hosts.length === 0) throw new FlexmigError(ErrorCode.ValidationFailed, 'the plan has no hosts (the cluster has none registered)');
-    return this.cpu.plan(hosts);
+    if (hosts.size === 0) throw new FlexmigError(ErrorCode.ValidationFailed, 'the plan has no hosts (the cluster has none registered)');
+    return this.cpu.plan([...hosts.values()]);
   }
 }
 

@@ -132,6 +132,33 @@ describe('cpu-compat over HTTP and NATS', () => {
     );
   });
 
+  it('plans each host once: a described host as described, even where inventory knows its id; the named ones as inventory knows them', async () => {
+    const snb = [...(await api('GET', '/api/v1/cpu/models/SandyBridge')).body.features, 'vmx'];
+    // mask-ivb is registered as an IvyBridge; described as a SandyBridge it is planned as one (what if it had that CPU)
+    const asDescribed = await api('POST', '/api/v1/cpu/plan', { hosts: [{ id: 'mask-ivb', vendor: 'Intel', features: snb }], hostIds: ['mask-ivb', 'mask-ivb'] });
+    expect(asDescribed.status).toBe(200);
+    expect(asDescribed.body.hostModes).toEqual([{ hostId: 'mask-ivb', mode: 'SandyBridge' }]);
+    // named twice, read from inventory once
+    const named = await api('POST', '/api/v1/cpu/plan', { hostIds: ['mask-ivb', 'mask-ivb'] });
+    expect(named.status).toBe(200);
+    expect(named.body.hostModes).toEqual([{ hostId: 'mask-ivb', mode: 'IvyBridge' }]);
+    expect(named.body.withoutHost).toEqual([{ hostId: 'mask-ivb', mode: null }]);
+  });
+
+  it('refuses a plan of more than 1,000 host ids (each is a read of inventory: a whole cluster is clusterId), or a host described twice', async () => {
+    const tooMany = await api('POST', '/api/v1/cpu/plan', { hostIds: Array.from({ length: 1_001 }, (_, i) => `h${i}`) });
+    expect(tooMany).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED' } });
+    expect(tooMany.body.message).toMatch(/hostIds.*at most 1000 host ids; a whole cluster is clusterId/);
+    const snb = [...(await api('GET', '/api/v1/cpu/models/SandyBridge')).body.features, 'vmx'];
+    const twice = await api('POST', '/api/v1/cpu/plan', { hosts: [{ id: 'a', vendor: 'Intel', features: snb }, { id: 'a', vendor: 'Intel', features: snb.slice(1) }] });
+    expect(twice).toMatchObject({ status: 400, body: { code: 'VALIDATION_FAILED' } });
+    expect(twice.body.message).toMatch(/host a is described twice/);
+    // 1,000 ids are taken, and an unknown one among them is the 404 it was
+    const unknown = await api('POST', '/api/v1/cpu/plan', { hostIds: ['mask-ivb', ...Array.from({ length: 999 }, (_, i) => `no-such-${i}`)] });
+    expect(unknown).toMatchObject({ status: 404, body: { code: 'NOT_FOUND' } });
+    expect(unknown.body.message).toMatch(/host no-such-\d+ does not exist/);
+  });
+
   it('the verdict of a host-passthrough VM needs the same feature set', async () => {
     const ivb = [...(await api('GET', '/api/v1/cpu/models/IvyBridge')).body.features, 'vmx'];
     const same = await api('POST', '/api/v1/cpu/verdict', { baseline: 'host-passthrough', vmFeatures: ivb, target: { vendor: 'Intel', features: [...ivb].reverse() } });
