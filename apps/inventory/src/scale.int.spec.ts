@@ -133,6 +133,18 @@ describe('inventory at scale', () => {
       expect(planCalls).toHaveBeenCalledTimes(2);
     });
 
+    it('given many hosts of few CPUs, then cpu-compat is sent one host of each CPU, and the mode is that of every host', async () => {
+      const kinds = ['Skylake-Server', 'Haswell', 'Skylake-Server', 'Haswell', 'Skylake-Server', 'Haswell'];
+      let few = '';
+      for (const [i, mode] of kinds.entries()) few = await register(`few-${i}`, mode, 'few-cpus');
+      planCalls.mockClear();
+      expect(await plans.get(few)).toMatchObject({ mode: 'Haswell', reason: planCluster(kinds.map((m, i) => ({ id: `few-${i}`, ...simulatedHostCpu(m) }))).reason });
+      expect(planCalls).toHaveBeenCalledWith(2);
+      // an AMD host among them: a mix of vendors has no mode, as with every host sent
+      await register('few-amd', 'EPYC-Rome', 'few-cpus');
+      expect(await plans.get(few)).toMatchObject({ mode: null, reason: expect.stringMatching(/mixed vendors \(AMD, Intel\)/) });
+    });
+
     it('keeps one cluster\'s plan apart from another\'s', async () => {
       planCalls.mockClear();
       expect(await plans.get(clusterId)).toMatchObject({ mode: 'Haswell' });

@@ -8,6 +8,17 @@ import { CpuCompatClient } from '../cpu/cpu-compat.client';
 /** Every VM creation without a baseline reads its cluster's plan (prepared). */
 const CLUSTER_PLAN = prepared('inventory_cluster_plan', 'SELECT generation, planned_generation, mode, reason FROM cluster_cpu_plans WHERE cluster_id = $1');
 
+/**
+ * One host of each distinct CPU of a cluster (vendor and feature list, by its digest), the lowest id of each:
+ * a plan's mode and reason depend on which CPUs the cluster has, not on how many hosts have each. A stale
+ * plan of 1,000 hosts of three CPUs reads and sends three feature lists, not 1,000 (about 1 MB); during a
+ * fleet's registration every VM creation after a registration made one (docs/scale.md).
+ */
+const ONE_HOST_PER_CPU = prepared(
+  'inventory_cluster_plan_cpus',
+  'SELECT DISTINCT ON (cpu_vendor, cpu_feature_set) id, cpu_vendor, cpu_features FROM hosts WHERE cluster_id = $1 ORDER BY cpu_vendor, cpu_feature_set, id',
+);
+
 /** The part of a cluster's CPU plan that VM creation needs: the mode every host passes, or why there is none. */
 export interface CachedPlan {
   mode: string | null;
@@ -53,10 +64,7 @@ export class ClusterCpuPlans {
   async get(clusterId: string): Promise<CachedPlan> {
     const [row] = await runPrepared<{ generation: string; planned_generation: string | null; mode: string | null; reason: string | null }>(this.db, CLUSTER_PLAN, [clusterId]);
     if (row && row.planned_generation === row.generation) return { mode: row.mode, reason: row.reason ?? '' };
-    const hosts: { id: string; cpu_vendor: string; cpu_features: string[] }[] = await this.db.query(
-      'SELECT id, cpu_vendor, cpu_features FROM hosts WHERE cluster_id = $1 ORDER BY id',
-      [clusterId],
-    );
+    const hosts = await runPrepared<{ id: string; cpu_vendor: string; cpu_features: string[] }>(this.db, ONE_HOST_PER_CPU, [clusterId]);
     if (hosts.length === 0) return { mode: null, reason: 'the cluster has no hosts' };
     const plan = await this.cpu.plan(hosts.map((h) => ({ id: h.id, cpu: { vendor: h.cpu_vendor as HostCpu['vendor'], modelName: '', features: h.cpu_features } })));
     if (row) {
