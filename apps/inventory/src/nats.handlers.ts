@@ -6,6 +6,7 @@ import {
   GetVm,
   ListHosts,
   ListPlacementHosts,
+  MAX_PAGE_LIMIT,
   RegisterHost,
   ReleaseCapacity,
   RelocateVm,
@@ -49,8 +50,11 @@ export class InventoryHandlers {
   }
 
   @MessagePattern(ListPlacementHosts.subject)
-  listPlacementHosts(r: RequestOf<typeof ListPlacementHosts>): Promise<ReplyOf<typeof ListPlacementHosts>> {
-    return this.placementHosts.page(r);
+  async listPlacementHosts(r: RequestOf<typeof ListPlacementHosts>): Promise<ReplyOf<typeof ListPlacementHosts>> {
+    if (!r.for) return this.placementHosts.page(r);
+    // more hosts than a page holds (a cluster of many CPUs): no `unlisted`, and the scheduler reads every page
+    const bounded = await this.placementHosts.candidates(r.clusterId, r.for, MAX_PAGE_LIMIT);
+    return bounded ? { ...bounded, nextCursor: null } : { hosts: [], featureSets: {}, nextCursor: null };
   }
 
   @MessagePattern(GetVm.subject)

@@ -377,5 +377,49 @@ describe('inventory at scale', () => {
       expect(all.hosts[0]!.cpu.featureSet).not.toBe(all.hosts[1]!.cpu.featureSet);
       expect(all.nextCursor).toBeNull();
     });
+
+    it("given one VM's placement (`for`), then it lists the hosts it includes and each CPU's best passing ones, and counts the others by rule and CPU", async () => {
+      const ids = Array.from({ length: 10 }, (_, i) => `bound-${i}`);
+      let clusterId = '';
+      for (const [i, id] of ids.entries()) clusterId = await register(id, i % 2 ? 'IvyBridge' : 'Haswell', 'bounded');
+      await ds.query(`UPDATE hosts SET state = 'down' WHERE id = 'bound-1'`);
+      await ds.query(`UPDATE hosts SET maintenance = true WHERE id = 'bound-2'`);
+      // what each host holds (65,536 MiB and 32 vCPUs each, 4 vCPUs per core allowed): bound-3 lacks memory, bound-4 vCPUs
+      const held: [string, number, number][] = [['bound-3', 64_000, 1], ['bound-4', 1_024, 127], ['bound-5', 8_192, 1], ['bound-8', 4_096, 1], ['bound-9', 16_384, 1]];
+      for (const [hostId, memory, vcpus] of held) {
+        await ds.query(`INSERT INTO vms (id, name, cluster_id, host_id, memory_mib, vcpus, cpu_baseline, state) VALUES ($1, $2, $3, $4, $5, $6, 'IvyBridge', 'running')`, [randomUUID(), `on-${hostId}`, clusterId, hostId, memory, vcpus]);
+      }
+      const placement = new PlacementHosts(ds);
+      const everyHost = await placement.page({ clusterId, limit: 1000 });
+      const asPaged = new Map(everyHost.hosts.map((h) => [h.id, h]));
+      const vm = { memoryMiB: 2_048, vcpus: 2, sourceHostId: 'bound-0', named: 0 };
+
+      // one of each CPU: the lowest utilisation after placement (bound-6 and bound-7 hold nothing), plus the included down host and busy one
+      const one = (await placement.candidates(clusterId, { ...vm, include: ['bound-1', 'bound-9'], perCpu: 1 }, 1000))!;
+      expect(one.hosts.map((h) => h.id).sort()).toEqual(['bound-1', 'bound-6', 'bound-7', 'bound-9']);
+      for (const h of one.hosts) expect(h).toEqual(asPaged.get(h.id));
+      expect(Object.keys(one.featureSets).sort()).toEqual(Object.keys(everyHost.featureSets).sort());
+      const haswell = asPaged.get('bound-6')!.cpu;
+      const ivy = asPaged.get('bound-7')!.cpu;
+      expect(one.unlisted.byRule).toEqual({ source: 1, down: 0, maintenance: 1, memory: 1, vcpus: 1 });
+      expect(one.unlisted.passing.sort((a, b) => a.vendor.localeCompare(b.vendor) || a.featureSet.localeCompare(b.featureSet))).toEqual(
+        [{ ...haswell, count: 1 }, { ...ivy, count: 1 }].sort((a, b) => a.vendor.localeCompare(b.vendor) || a.featureSet.localeCompare(b.featureSet)),
+      );
+
+      // two of each: bound-8 (4 GiB held) comes in before bound-5 (8 GiB); every host is listed or counted once
+      const two = (await placement.candidates(clusterId, { ...vm, include: [], perCpu: 2 }, 1000))!;
+      expect(two.hosts.map((h) => h.id).sort()).toEqual(['bound-5', 'bound-6', 'bound-7', 'bound-8']);
+      const counted = Object.values(two.unlisted.byRule).reduce((a, b) => a + b, 0) + two.unlisted.passing.reduce((a, p) => a + p.count, 0);
+      expect(two.hosts.length + counted).toBe(ids.length);
+      expect(two.unlisted).toEqual({ byRule: { source: 1, down: 1, maintenance: 1, memory: 1, vcpus: 1 }, passing: [{ ...ivy, count: 1 }] });
+
+      // and the hosts a placement names: the first two failing a rule by id, the first two of each CPU passing them
+      const named = (await placement.candidates(clusterId, { ...vm, include: [], perCpu: 1, named: 2 }, 1000))!;
+      expect(named.hosts.map((h) => h.id).sort()).toEqual(['bound-0', 'bound-1', 'bound-5', 'bound-6', 'bound-7', 'bound-8']);
+      expect(named.unlisted).toEqual({ byRule: { source: 0, down: 0, maintenance: 1, memory: 1, vcpus: 1 }, passing: [{ ...ivy, count: 1 }] });
+
+      // more hosts than the answer may hold: no bounded answer
+      expect(await placement.candidates(clusterId, { ...vm, include: ids, perCpu: 1 }, 5)).toBeNull();
+    });
   });
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PageQuerySchema } from './lists';
+import { MAX_PAGE_LIMIT, PageQuerySchema } from './lists';
 import { defineMessage, defineRequest } from './define';
 import { VerdictSchema } from './cpu';
 import { DriverSchema, HostCpuSchema, HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema, VendorSchema } from './common';
@@ -238,16 +238,54 @@ export const PlacementHostSchema = HostSchema.pick({
 }).extend({ cpu: z.object({ vendor: VendorSchema, featureSet: FeatureSetDigestSchema }) });
 export type PlacementHost = z.infer<typeof PlacementHostSchema>;
 
+/**
+ * The rules of placement that inventory can check on its own (scheduler placement.ts checks them in this
+ * order, then the CPU): not the VM's source, up, not in maintenance, room for the VM's memory, then its
+ * vCPUs, before the load the scheduler has promised to its own admitted migrations.
+ */
+export const PLACEMENT_RULES_IN_INVENTORY = ['source', 'down', 'maintenance', 'memory', 'vcpus'] as const;
+
+/**
+ * One VM's placement (`for`): instead of every host of the cluster, inventory lists every host in `include`
+ * (those the scheduler has inbound migrations to: their promised load is its to add) and, of each CPU
+ * (vendor and feature set), the `perCpu` hosts that pass the rules it can check with the lowest memory
+ * utilisation after placement ((held + the VM) / capacity, then id), and the first `named` by id of those
+ * failing a rule and of each CPU's passing ones. The others are only counted, by the first rule they fail,
+ * or by CPU when they pass them all: a host left out ranks after `perCpu` listed hosts of its CPU that pass
+ * every rule, and after `named` listed hosts in id order, so the placement's choice, counts and named hosts
+ * are those of the whole list.
+ */
+export const PlacementForSchema = z.object({
+  memoryMiB: MemoryMiBSchema,
+  vcpus: VcpusSchema,
+  sourceHostId: HostIdSchema,
+  include: z.array(HostIdSchema).max(MAX_PAGE_LIMIT),
+  perCpu: z.number().int().min(1).max(MAX_PAGE_LIMIT),
+  /** Listed too: the first `named` hosts by id that fail a rule, and of each CPU the first `named` passing ones (those a placement names with why). */
+  named: z.number().int().min(0).max(MAX_PAGE_LIMIT),
+});
+export type PlacementFor = z.infer<typeof PlacementForSchema>;
+
+/** The hosts of a placement (`for`) that inventory did not list: by the first rule they fail, and by CPU those that pass. */
+export const PlacementUnlistedSchema = z.object({
+  byRule: z.object(Object.fromEntries(PLACEMENT_RULES_IN_INVENTORY.map((r) => [r, z.number().int().min(0)])) as Record<(typeof PLACEMENT_RULES_IN_INVENTORY)[number], z.ZodNumber>),
+  passing: z.array(z.object({ vendor: VendorSchema, featureSet: FeatureSetDigestSchema, count: z.number().int().min(1) })),
+});
+export type PlacementUnlisted = z.infer<typeof PlacementUnlistedSchema>;
+
 export const ListPlacementHosts = defineRequest({
   subject: 'inventory.host.placement-list',
   description:
     "A page of a cluster's hosts as placement weighs them (by id; limit, cursor; nextCursor null on the last page), each CPU feature list " +
-    'once in `featureSets` under the digest its hosts name: a page of 1,000 hosts is about 250 KB.',
-  request: z.object({ clusterId: UuidSchema, ...PageQuerySchema.shape }),
+    'once in `featureSets` under the digest its hosts name: a page of 1,000 hosts is about 360 KB. With `for` (one VM\'s placement), ' +
+    'one answer of the hosts worth weighing for it (`cursor` and `limit` do not apply), and `unlisted`, the count of the others. An answer to `for` without `unlisted` ' +
+    '(an older inventory, or a cluster of more CPUs than one answer holds) is no placement answer: read every page without `for` then.',
+  request: z.object({ clusterId: UuidSchema, ...PageQuerySchema.shape, for: PlacementForSchema.optional() }),
   reply: z.object({
     hosts: z.array(PlacementHostSchema),
     featureSets: FeatureSetsSchema,
     nextCursor: z.string().nullable(),
+    unlisted: PlacementUnlistedSchema.optional(),
   }),
 });
 

@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
-import { CpuVerdict, ListPlacementHosts, type PlacementHost, type Verdict, type Vm } from '@flexmig/contracts';
+import { CpuVerdict, ListPlacementHosts, PASSED_OVER_LISTED, type PlacementFor, type PlacementHost, type PlacementUnlisted, type Verdict, type Vm } from '@flexmig/contracts';
 import type { NatsBus } from '@flexmig/messaging';
-import { HOSTS_READ_MAX_AGE_MS, PlacementService } from './placement.service';
+import { CANDIDATES_PER_CPU, HOSTS_READ_MAX_AGE_MS, PlacementService } from './placement.service';
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 const c1 = '11111111-1111-4111-8111-111111111111';
@@ -39,17 +39,22 @@ const vm = (n: number, clusterId: string, hostId: string): Vm => ({
 
 const compatible: Verdict = { compatible: true, baseline: 'Westmere', missing: [], vendorMismatch: false, unchecked: [], reason: 'compatible' };
 
+/** An inventory from before bounded placements: a request with `for` gets a page without `unlisted`. */
+const olderInventoryAnswer = { hosts: [], featureSets: {}, nextCursor: null };
+
 /**
  * Inventory's placement list held until released by hand (so the test decides what is in flight when), and
- * the scheduler's inbound load answered per call from `inbound`.
+ * the scheduler's inbound load answered per call from `inbound`. The inventory does not bound a placement's
+ * read (`for`), so every placement reads the whole list: what these tests are about.
  */
 function fakes(inbound: () => Record<string, number>[]) {
   const lists: { clusterId: string; release: () => void }[] = [];
   const control = { inventoryDown: false };
   const bus = {
-    request: (c: { subject: string }, body: { clusterId: string }) => {
+    request: (c: { subject: string }, body: { clusterId: string; for?: unknown }) => {
       if (c.subject === CpuVerdict.subject) return Promise.resolve(compatible);
       if (c.subject !== ListPlacementHosts.subject) throw new Error(`unexpected request ${c.subject}`);
+      if (body.for) return Promise.resolve(olderInventoryAnswer);
       if (control.inventoryDown) return Promise.reject(new Error('inventory did not answer'));
       const hosts = body.clusterId === c1 ? [host('a', c1), host('b', c1), host('src', c1)] : [host('x', c2), host('src2', c2)];
       return new Promise((resolve) => lists.push({ clusterId: body.clusterId, release: () => resolve({ hosts, featureSets: { fs1: ['sse2'] }, nextCursor: null }) }));
@@ -59,7 +64,7 @@ function fakes(inbound: () => Record<string, number>[]) {
   return { lists, control, service: new PlacementService(db, bus) };
 }
 
-describe('PlacementService: placements asked together share the read of their cluster', () => {
+describe('PlacementService: with an inventory that does not bound the read, placements asked together share the read of their cluster', () => {
   it('shares one read among the placements that arrive while one is in flight, never the read in flight, and keeps clusters apart', async () => {
     const { lists, service } = fakes(() => []);
     const first = service.place(vm(1, c1, 'src'));
@@ -165,8 +170,8 @@ describe('PlacementService: CPU verdicts', () => {
     const hosts = [host('a', c1), { ...host('b', c1), cpu: { vendor: 'Intel', featureSet: 'fs2' } }, host('c', c1), { ...host('d', c1), cpu: { vendor: 'Intel', featureSet: 'fs2' } }, host('src', c1)];
     const asked: string[][] = [];
     const bus = {
-      request: async (c: { subject: string }, body: { target: { features: string[] } }) => {
-        if (c.subject === ListPlacementHosts.subject) return { hosts, featureSets: { fs1: ['sse2', 'avx512f'], fs2: ['sse2'] }, nextCursor: null };
+      request: async (c: { subject: string }, body: { for?: unknown; target: { features: string[] } }) => {
+        if (c.subject === ListPlacementHosts.subject) return body.for ? olderInventoryAnswer : { hosts, featureSets: { fs1: ['sse2', 'avx512f'], fs2: ['sse2'] }, nextCursor: null };
         asked.push(body.target.features);
         const lacks = !body.target.features.includes('avx512f');
         return lacks ? { ...compatible, compatible: false, missing: ['avx512f'], reason: 'host lacks 1 feature(s) of Westmere: avx512f' } : compatible;
@@ -178,5 +183,60 @@ describe('PlacementService: CPU verdicts', () => {
     expect(p.chosen).toBe('a');
     expect(p.passedOverByRule).toEqual({ 'less-suitable': 1, cpu: 2, source: 1 });
     expect(p.passedOver.find((x) => x.hostId === 'd')?.reason).toContain('avx512f');
+  });
+});
+
+describe('PlacementService: a bounded read (`for`)', () => {
+  const fs2 = { vendor: 'Intel' as const, featureSet: 'fs2' };
+  /** Inventory answers a placement with `listed` and `unlisted`; the verdicts say fs2 lacks avx512f. */
+  function bounded(listed: PlacementHost[], unlisted: PlacementUnlisted, inbound: Record<string, number>[] = []) {
+    const asked: { for?: PlacementFor; cursor?: string }[] = [];
+    const bus = {
+      request: async (c: { subject: string }, body: { for?: PlacementFor; target: { features: string[] } }) => {
+        if (c.subject === ListPlacementHosts.subject) {
+          asked.push(body);
+          return body.for ? { hosts: listed, featureSets: { fs1: ['sse2', 'avx512f'], fs2: ['sse2'] }, nextCursor: null, unlisted } : { hosts: listed, featureSets: { fs1: ['sse2', 'avx512f'], fs2: ['sse2'] }, nextCursor: null };
+        }
+        const lacks = !body.target.features.includes('avx512f');
+        return lacks ? { ...compatible, compatible: false, missing: ['avx512f'], reason: 'host lacks 1 feature(s) of Westmere: avx512f' } : compatible;
+      },
+    } as unknown as NatsBus;
+    return { asked, service: new PlacementService({ query: async () => inbound } as unknown as DataSource, bus) };
+  }
+  const none = { source: 0, down: 0, maintenance: 0, memory: 0, vcpus: 0 };
+
+  it('asks for the VM, its source, the hosts it has inbound migrations to and a CPU\'s worth of runners-up, and counts the hosts left out', async () => {
+    const listed = [host('a', c1), host('inb', c1), { ...host('f2', c1), cpu: fs2 }];
+    const { asked, service } = bounded(listed, { byRule: { ...none, source: 1, down: 3, memory: 2 }, passing: [{ vendor: 'Intel', featureSet: 'fs1', count: 40 }, { ...fs2, count: 7 }] }, [
+      { target_host_id: 'inb', migrations: 1, memory: 1_024, vcpus: 1 },
+    ] as unknown as Record<string, number>[]);
+    const p = await service.place(vm(1, c1, 'src'));
+    expect(asked).toEqual([{ clusterId: c1, limit: 1000, for: { memoryMiB: 8_192, vcpus: 1, sourceHostId: 'src', include: ['inb'], perCpu: CANDIDATES_PER_CPU, named: PASSED_OVER_LISTED } }]);
+    expect(CANDIDATES_PER_CPU).toBe(PASSED_OVER_LISTED + 1);
+    expect(p.chosen).toBe('a');
+    // 40 unlisted of fs1 are eligible, less suitable; 7 of fs2 and the listed f2 lack avx512f
+    expect(p.passedOverByRule).toEqual({ source: 1, down: 3, memory: 2, cpu: 8, 'less-suitable': 41 });
+    expect(p.passedOverCount).toBe(1 + 3 + 2 + 8 + 41);
+    expect(p.reason).toMatch(/^a is the least loaded of 42 eligible host\(s\)/);
+  });
+
+  it('reads every host when inventory does not bound the read, and when the bounded read counted eligible hosts but chose none', async () => {
+    const older = bounded([host('a', c1)], undefined as unknown as PlacementUnlisted);
+    await expect(older.service.place(vm(1, c1, 'src'))).resolves.toMatchObject({ chosen: 'a' });
+    expect(older.asked.map((b) => b.for !== undefined)).toEqual([true, false]);
+    // a listed host of fs2 only, and 5 eligible fs1 hosts counted but not listed: not to be answered "no host"
+    const misjudged = bounded([{ ...host('f2', c1), cpu: fs2 }], { byRule: none, passing: [{ vendor: 'Intel', featureSet: 'fs1', count: 5 }] });
+    await expect(misjudged.service.place(vm(1, c1, 'src'))).rejects.toMatchObject({ code: 'INSUFFICIENT_CAPACITY' });
+    expect(misjudged.asked.map((b) => b.for !== undefined)).toEqual([true, false]);
+  });
+
+  it('answers no host with the counts of every host, listed or not', async () => {
+    const { service } = bounded([{ ...host('f2', c1), cpu: fs2 }], { byRule: { ...none, down: 2, memory: 30 }, passing: [{ ...fs2, count: 3 }] });
+    const e = await service.place(vm(1, c1, 'src')).then(
+      () => null,
+      (x: { code: string; message: string; details: Record<string, unknown> }) => x,
+    );
+    expect(e).toMatchObject({ code: 'INSUFFICIENT_CAPACITY', details: { passedOverCount: 36, passedOverByRule: { down: 2, memory: 30, cpu: 4 } } });
+    expect(e?.message).toMatch(/36 hosts passed over \(down: 2, memory: 30, cpu: 4\); f2: its CPU cannot run/);
   });
 });

@@ -1,7 +1,20 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { CpuVerdict, ErrorCode, FlexmigError, ListPlacementHosts, MAX_PAGE_LIMIT, PlacementHost, TERMINAL_MIGRATION_STATES, Verdict, Vm } from '@flexmig/contracts';
+import {
+  CpuVerdict,
+  ErrorCode,
+  FlexmigError,
+  ListPlacementHosts,
+  MAX_PAGE_LIMIT,
+  PASSED_OVER_LISTED,
+  PlacementHost,
+  type PlacementRule,
+  type PlacementUnlisted,
+  TERMINAL_MIGRATION_STATES,
+  Verdict,
+  Vm,
+} from '@flexmig/contracts';
 import { NatsBus, requestAllPages } from '@flexmig/messaging';
 import { FreshReads } from '@flexmig/timing';
 import { cheapRuleFailure, choosePlacement, InboundLoad, noInboundLoad, Placement, PlacementVm } from './placement';
@@ -14,6 +27,22 @@ import { VerdictCache, type VerdictQuestion } from './verdict-cache';
  */
 export const HOSTS_READ_MAX_AGE_MS = 1_000;
 
+/**
+ * The hosts of each CPU a bounded read lists among those that pass every rule inventory checks: one more
+ * than the runners-up a placement names, so that those named are the ones a read of every host would name.
+ */
+export const CANDIDATES_PER_CPU = PASSED_OVER_LISTED + 1;
+
+/** A bounded read's unlisted hosts as choosePlacement counts them: by inventory's rule, and those passing it by their CPU's verdict. */
+export function unlistedByRule(u: PlacementUnlisted, verdictOf: (p: PlacementUnlisted['passing'][number]) => Verdict): Partial<Record<PlacementRule, number>> {
+  const byRule: Partial<Record<PlacementRule, number>> = { ...u.byRule };
+  for (const p of u.passing) {
+    const rule: PlacementRule = verdictOf(p).compatible ? 'less-suitable' : 'cpu';
+    byRule[rule] = (byRule[rule] ?? 0) + p.count;
+  }
+  return byRule;
+}
+
 /** A placement that found a host (what `place` answers; the view's `placement` field has this shape). */
 export type ChosenPlacement = Placement & { chosen: string };
 
@@ -24,9 +53,10 @@ interface ClusterHosts {
 }
 
 /**
- * Gathers what placement needs and asks the pure {@link choosePlacement}: the cluster's hosts (inventory's
- * `inventory.host.placement-list`, a page of 1,000 hosts in one request; placements of the same cluster
- * at the same time share one read that started after each of them asked: {@link FreshReads}),
+ * Gathers what placement needs and asks the pure {@link choosePlacement}: the cluster's hosts worth weighing
+ * for the VM, with the others counted (inventory's `inventory.host.placement-list` with `for`; an inventory
+ * that does not bound it is read whole, a page of 1,000 hosts per request, and placements of the same
+ * cluster at the same time share one read that started after each of them asked: {@link FreshReads}),
  * a CPU verdict per candidate host (cpu-compat, once per distinct CPU: VerdictCache), and the load of unfinished migrations per
  * target host (this scheduler's own `migrations` table, read only).
  */
@@ -53,35 +83,23 @@ export class PlacementService {
    * over counted by rule and the first 25 named with why (choosePlacement). An unreachable inventory or cpu-compat surfaces as their own (retryable)
    * error, not as "no host".
    *
-   * `hostsReadSince` (this process's clock): a read of the cluster's hosts that started then or later will
-   * do, but never one older than HOSTS_READ_MAX_AGE_MS. An evacuation passes the moment its host went into
-   * maintenance, so that its placements, one after another, share one read of the hosts instead of one
-   * each; each still reads the inbound load (the migrations admitted before it) fresh. Without it, the
-   * read starts after this call.
+   * The hosts are read for this VM, bounded (`readCandidates`: a few dozen hosts whatever the cluster's
+   * size, read after the inbound load). Only when inventory does not bound the read is every host read:
+   * then `hostsReadSince` (this process's clock) says that a read of the cluster's hosts that started then
+   * or later will do, but never one older than HOSTS_READ_MAX_AGE_MS. An evacuation passes the moment its
+   * host went into maintenance, so that its placements, one after another, share one read of the hosts
+   * instead of one each. Without it, the read starts after this call.
    */
   async place(vm: Vm, opts: { hostsReadSince?: number } = {}): Promise<ChosenPlacement> {
-    const since = opts.hostsReadSince === undefined ? undefined : Math.max(opts.hostsReadSince, Date.now() - HOSTS_READ_MAX_AGE_MS);
-    const [{ hosts, featureSets }, inbound] = await Promise.all([this.clusterHosts.get(vm.clusterId, since), this.inboundLoad(vm.clusterId)]);
-    const target: PlacementVm = vm;
-    // a verdict only for the hosts that pass every other rule: the others are passed over anyway
-    const candidates = hosts.filter((h) => cheapRuleFailure(target, h, inbound[h.id] ?? noInboundLoad) === null);
-    // a host-passthrough VM (IMC off) may only move to a host with the features it started with
-    const vmFeatures = vm.cpuFeatures ? { vmFeatures: vm.cpuFeatures } : {};
-    const keyOf = VerdictCache.keyBySet(vm.cpuBaseline, vm.cpuFeatures);
-    // one verdict per distinct CPU (vendor and feature set's digest), not a promise per host: a cluster of
-    // 1,000 hosts has a handful of CPUs
-    const keys = candidates.map((h) => keyOf(h.cpu.vendor, h.cpu.featureSet));
-    const questions = new Map<string, VerdictQuestion>();
-    candidates.forEach((h, i) => {
-      if (questions.has(keys[i])) return;
-      const features = featureSets[h.cpu.featureSet];
-      if (!features) throw new FlexmigError(ErrorCode.Internal, `inventory named CPU feature set ${h.cpu.featureSet} of host ${h.id} without its list`, { hostId: h.id });
-      questions.set(keys[i], { baseline: vm.cpuBaseline, target: { vendor: h.cpu.vendor, features }, ...vmFeatures });
-    });
-    const byKey = new Map(await Promise.all([...questions].map(async ([key, q]) => [key, await this.verdicts.verdict(q, key)] as const)));
-    const verdicts: Record<string, Verdict> = {};
-    candidates.forEach((h, i) => (verdicts[h.id] = byKey.get(keys[i])!));
-    const placement = choosePlacement({ vm: target, hosts, verdicts, inbound });
+    const inbound = await this.inboundLoad(vm.clusterId);
+    const bounded = await this.readCandidates(vm, inbound);
+    let placement = bounded ? await this.choose(vm, bounded, inbound) : null;
+    // a bounded read that chose no host though it counted eligible ones (hosts changed between the reads of
+    // one statement cannot do it; an inventory that misjudged would): every host, as without one
+    if (!placement || (placement.chosen === null && (placement.passedOverByRule['less-suitable'] ?? 0) > 0)) {
+      const since = opts.hostsReadSince === undefined ? undefined : Math.max(opts.hostsReadSince, Date.now() - HOSTS_READ_MAX_AGE_MS);
+      placement = await this.choose(vm, await this.clusterHosts.get(vm.clusterId, since), inbound);
+    }
     if (placement.chosen === null) {
       throw new FlexmigError(ErrorCode.InsufficientCapacity, placement.reason, {
         vmId: vm.id,
@@ -91,6 +109,51 @@ export class PlacementService {
       });
     }
     return { ...placement, chosen: placement.chosen };
+  }
+
+  /**
+   * The hosts worth weighing for this VM, and the count of the others (`inventory.host.placement-list` with
+   * `for`): each CPU's CANDIDATES_PER_CPU best hosts that pass the rules inventory checks, every host this
+   * scheduler has inbound migrations to, and the hosts a placement may name with why (the first
+   * PASSED_OVER_LISTED by id failing a rule, and of each CPU passing them). The same choice, counts and
+   * named hosts as a read of every host, at the cost of a few dozen hosts at any cluster size. null: read every host (an older inventory, a cluster of many
+   * CPUs, more inbound targets than one request names).
+   */
+  private async readCandidates(vm: Vm, inbound: Record<string, InboundLoad>): Promise<ClusterHosts & { unlisted: PlacementUnlisted } | null> {
+    const include = Object.keys(inbound);
+    if (include.length > MAX_PAGE_LIMIT) return null;
+    const r = await this.bus.request(ListPlacementHosts, {
+      clusterId: vm.clusterId,
+      limit: MAX_PAGE_LIMIT,
+      for: { memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, sourceHostId: vm.hostId, include, perCpu: CANDIDATES_PER_CPU, named: PASSED_OVER_LISTED },
+    });
+    return r.unlisted ? { hosts: r.hosts, featureSets: r.featureSets, unlisted: r.unlisted } : null;
+  }
+
+  /** Asks the verdicts (one per distinct CPU of the hosts that pass every other rule) and chooses among `read`'s hosts. */
+  private async choose(vm: Vm, read: ClusterHosts & { unlisted?: PlacementUnlisted }, inbound: Record<string, InboundLoad>): Promise<Placement> {
+    const { hosts, featureSets } = read;
+    const target: PlacementVm = vm;
+    // a verdict only for the hosts that pass every other rule: the others are passed over anyway
+    const candidates = hosts.filter((h) => cheapRuleFailure(target, h, inbound[h.id] ?? noInboundLoad) === null);
+    // a host-passthrough VM (IMC off) may only move to a host with the features it started with
+    const vmFeatures = vm.cpuFeatures ? { vmFeatures: vm.cpuFeatures } : {};
+    const keyOf = VerdictCache.keyBySet(vm.cpuBaseline, vm.cpuFeatures);
+    // one verdict per distinct CPU (vendor and feature set's digest), not a promise per host: a cluster of
+    // 1,000 hosts has a handful of CPUs; the CPUs of unlisted hosts that pass the other rules too
+    const asked = [...candidates.map((h) => ({ vendor: h.cpu.vendor, featureSet: h.cpu.featureSet, hostId: h.id as string | undefined })), ...(read.unlisted?.passing ?? []).map((p) => ({ ...p, hostId: undefined }))];
+    const questions = new Map<string, VerdictQuestion>();
+    for (const a of asked) {
+      const key = keyOf(a.vendor, a.featureSet);
+      if (questions.has(key)) continue;
+      const features = featureSets[a.featureSet];
+      if (!features) throw new FlexmigError(ErrorCode.Internal, `inventory named CPU feature set ${a.featureSet}${a.hostId ? ` of host ${a.hostId}` : ''} without its list`, a.hostId ? { hostId: a.hostId } : undefined);
+      questions.set(key, { baseline: vm.cpuBaseline, target: { vendor: a.vendor, features }, ...vmFeatures });
+    }
+    const byKey = new Map(await Promise.all([...questions].map(async ([key, q]) => [key, await this.verdicts.verdict(q, key)] as const)));
+    const verdicts: Record<string, Verdict> = {};
+    for (const h of candidates) verdicts[h.id] = byKey.get(keyOf(h.cpu.vendor, h.cpu.featureSet))!;
+    return choosePlacement({ vm: target, hosts, verdicts, inbound, ...(read.unlisted ? { unlisted: unlistedByRule(read.unlisted, (p) => byKey.get(keyOf(p.vendor, p.featureSet))!) } : {}) });
   }
 
   private async readClusterHosts(clusterId: string): Promise<ClusterHosts> {

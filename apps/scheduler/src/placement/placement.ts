@@ -63,6 +63,11 @@ export interface PlacementInput {
   verdicts: Readonly<Record<string, Verdict | undefined>>;
   /** Per host id; a missing host has none. */
   inbound: Readonly<Record<string, Partial<InboundLoad> | undefined>>;
+  /**
+   * The cluster's hosts not in `hosts`, only counted, by the rule that passes them over (a bounded read of
+   * the cluster: PlacementService). Counted among the hosts passed over; none of them can be chosen.
+   */
+  unlisted?: Readonly<Partial<Record<PlacementRule, number>>>;
 }
 
 export interface PassedOver {
@@ -222,34 +227,41 @@ export function choosePlacement(input: PlacementInput): Placement {
   }
   const byRule: Partial<Record<PlacementRule, number>> = {};
   for (const r of ruledOut) byRule[r.rule] = (byRule[r.rule] ?? 0) + 1;
+  let unlisted = 0;
+  for (const [rule, n] of Object.entries(input.unlisted ?? {}) as [PlacementRule, number][]) {
+    if (n > 0) byRule[rule] = (byRule[rule] ?? 0) + n;
+    unlisted += n;
+  }
+  const eligibleUnlisted = input.unlisted?.['less-suitable'] ?? 0;
 
   if (candidates.length === 0) {
+    const passedOverCount = ruledOut.length + unlisted;
     const listed = ruledOut.slice(0, PASSED_OVER_LISTED).map(({ hostId, reason }) => ({ hostId, reason }));
-    const more = ruledOut.length - listed.length;
+    const more = passedOverCount - listed.length;
     const reason =
-      ruledOut.length === 0
+      passedOverCount === 0
         ? `no host can take VM ${vmName}: its cluster has no host`
         : `no host can take VM ${vmName}: ` +
-          (more > 0 ? `${ruledOut.length} hosts passed over (${countsText(byRule)}); ` : '') +
+          (more > 0 ? `${passedOverCount} hosts passed over (${countsText(byRule)}); ` : '') +
           listed.map((p) => `${p.hostId}: ${p.reason}`).join('; ') +
-          (more > 0 ? `; and ${more} more` : '');
-    return { chosen: null, reason, passedOver: listed, passedOverCount: ruledOut.length, passedOverByRule: byRule };
+          (more > 0 ? `${listed.length > 0 ? '; ' : ''}and ${more} more` : '');
+    return { chosen: null, reason, passedOver: listed, passedOverCount, passedOverByRule: byRule };
   }
 
   const ranked = [...candidates].sort((a, b) => compareCandidates(a, b).order);
   const [winner, runnerUp] = ranked;
-  let reason = `${winner.host.id} is the least loaded of ${candidates.length} eligible host(s) (same cluster, up, not in maintenance, CPU compatible with ${vm.cpuBaseline}, room for ${vm.memoryMiB} MiB and ${vm.vcpus} vCPUs): ${describeLoad(winner)}`;
+  let reason = `${winner.host.id} is the least loaded of ${candidates.length + eligibleUnlisted} eligible host(s) (same cluster, up, not in maintenance, CPU compatible with ${vm.cpuBaseline}, room for ${vm.memoryMiB} MiB and ${vm.vcpus} vCPUs): ${describeLoad(winner)}`;
   if (runnerUp) {
     const decidedBy = compareCandidates(winner, runnerUp).decidedBy;
     if (decidedBy === 'inbound') reason += `; tied on memory with ${runnerUp.host.id}, it has fewer active inbound migrations`;
     if (decidedBy === 'host id') reason += `; tied with ${runnerUp.host.id} on memory and inbound migrations, the lower host id wins`;
   }
   const losers = ranked.slice(1);
-  if (losers.length > 0) byRule['less-suitable'] = losers.length;
+  if (losers.length + eligibleUnlisted > 0) byRule['less-suitable'] = losers.length + eligibleUnlisted;
   // the closest runners-up first (why not them is what a choice has to answer), then the ruled out; only the listed ones are described
   const passedOver: PassedOver[] = losers.slice(0, PASSED_OVER_LISTED).map((loser) => ({ hostId: loser.host.id, reason: whyNotChosen(loser, winner) }));
   for (const r of ruledOut.slice(0, PASSED_OVER_LISTED - passedOver.length)) passedOver.push({ hostId: r.hostId, reason: r.reason });
-  return { chosen: winner.host.id, reason, passedOver, passedOverCount: losers.length + ruledOut.length, passedOverByRule: byRule };
+  return { chosen: winner.host.id, reason, passedOver, passedOverCount: losers.length + ruledOut.length + unlisted, passedOverByRule: byRule };
 }
 
 /** `memory: 600, cpu: 400`, in the order the rules are checked. */
