@@ -116,8 +116,8 @@ export class PlacementService {
    * `for`): each CPU's CANDIDATES_PER_CPU best hosts that pass the rules inventory checks, every host this
    * scheduler has inbound migrations to, and the hosts a placement may name with why (the first
    * PASSED_OVER_LISTED by id failing a rule, and of each CPU passing them). The same choice, counts and
-   * named hosts as a read of every host, at the cost of a few dozen hosts at any cluster size. null: read every host (an older inventory, a cluster of many
-   * CPUs, more inbound targets than one request names).
+   * named hosts as a read of every host, at the cost of a few dozen hosts at any cluster size. null: read
+   * every host (an older inventory, a cluster of many CPUs, more inbound targets than one request names).
    */
   private async readCandidates(vm: Vm, inbound: Record<string, InboundLoad>): Promise<ClusterHosts & { unlisted: PlacementUnlisted } | null> {
     const include = Object.keys(inbound);
