@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MAX_PAGE_LIMIT, PageQuerySchema } from './lists';
 import { defineMessage, defineRequest } from './define';
 import { VerdictSchema } from './cpu';
+import type { PlacementRule } from './scheduler';
 import { DriverSchema, HostCpuSchema, HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema, VendorSchema } from './common';
 
 // ---- resources (HTTP bodies and NATS replies share them) ----
@@ -243,7 +244,7 @@ export type PlacementHost = z.infer<typeof PlacementHostSchema>;
  * order, then the CPU): not the VM's source, up, not in maintenance, room for the VM's memory, then its
  * vCPUs, before the load the scheduler has promised to its own admitted migrations.
  */
-export const PLACEMENT_RULES_IN_INVENTORY = ['source', 'down', 'maintenance', 'memory', 'vcpus'] as const;
+export const PLACEMENT_RULES_IN_INVENTORY = ['source', 'down', 'maintenance', 'memory', 'vcpus'] as const satisfies readonly PlacementRule[];
 
 /**
  * One VM's placement (`for`): instead of every host of the cluster, inventory lists every host in `include`

@@ -120,7 +120,7 @@ export class PlacementHosts {
     const rows = await runPrepared<CandidateRow>(this.db, PLACEMENT_CANDIDATES, [clusterId, f.memoryMiB, f.vcpus, f.sourceHostId, f.include, f.perCpu, f.named]);
     const listed = rows.filter((r): r is CandidateRow & { id: string } => r.id !== null);
     if (listed.length > maxHosts) return null;
-    const unlisted: PlacementUnlisted = { byRule: { source: 0, down: 0, maintenance: 0, memory: 0, vcpus: 0 }, passing: [] };
+    const unlisted: PlacementUnlisted = { byRule: Object.fromEntries(PLACEMENT_RULES_IN_INVENTORY.map((r) => [r, 0])) as PlacementUnlisted['byRule'], passing: [] };
     for (const r of rows) {
       if (r.id !== null) continue;
       if (r.rule) unlisted.byRule[r.rule] += r.unlisted;

@@ -257,7 +257,8 @@ export function choosePlacement(input: PlacementInput): Placement {
     if (decidedBy === 'host id') reason += `; tied with ${runnerUp.host.id} on memory and inbound migrations, the lower host id wins`;
   }
   const losers = ranked.slice(1);
-  if (losers.length + eligibleUnlisted > 0) byRule['less-suitable'] = losers.length + eligibleUnlisted;
+  // eligible hosts ranked after the winner: the listed ones, beside the unlisted ones counted above
+  if (losers.length > 0) byRule['less-suitable'] = (byRule['less-suitable'] ?? 0) + losers.length;
   // the closest runners-up first (why not them is what a choice has to answer), then the ruled out; only the listed ones are described
   const passedOver: PassedOver[] = losers.slice(0, PASSED_OVER_LISTED).map((loser) => ({ hostId: loser.host.id, reason: whyNotChosen(loser, winner) }));
   for (const r of ruledOut.slice(0, PASSED_OVER_LISTED - passedOver.length)) passedOver.push({ hostId: r.hostId, reason: r.reason });
