@@ -43,7 +43,7 @@ const PLACEMENT_PAGE = prepared(
 /**
  * One VM's placement (`for`): the cluster's hosts judged by the rules inventory can check, in the scheduler's
  * order ($2, $3: the VM's memory and vCPUs; $4: its source), capacities as `hostCapacity` computes them
- * (IEEE doubles both). Listed: every host of $5 (the scheduler's inbound targets); of each CPU, the $6
+ * (IEEE doubles both; `k`: the host's capacity and what it holds). Listed: every host of $5 (the scheduler's inbound targets); of each CPU, the $6
  * passing ones of lowest memory utilisation after placement, then id, and its first $7 passing ones by id;
  * the first $7 failing a rule by id (the hosts a placement names). Ids in byte order (`COLLATE "C"`), as the
  * scheduler orders them (JavaScript's `<` on ASCII ids), not the database's collation, which ignores case
@@ -58,10 +58,11 @@ const PLACEMENT_CANDIDATES = prepared(
   `WITH judged AS MATERIALIZED (
      SELECT h.id, h.cpu_vendor, h.cpu_feature_set AS feature_set, h.id = ANY($5::text[]) AS included,
        CASE WHEN h.id = $4 THEN 'source' WHEN h.state <> 'up' THEN 'down' WHEN h.maintenance THEN 'maintenance'
-         WHEN floor(h.memory_mib * c.memory_allocation_ratio + 1e-9) - coalesce(held.memory_mib, 0) < $2 THEN 'memory'
-         WHEN floor(h.vcpus * c.cpu_allocation_ratio + 1e-9) - coalesce(held.vcpus, 0) < $3 THEN 'vcpus' END AS rule,
-       (coalesce(held.memory_mib, 0) + $2)::float8 / NULLIF(floor(h.memory_mib * c.memory_allocation_ratio + 1e-9), 0) AS used_after
-     FROM hosts h JOIN clusters c ON c.id = h.cluster_id LEFT JOIN host_allocations held ON held.host_id = h.id
+         WHEN k.memory - k.held_memory < $2 THEN 'memory' WHEN k.vcpus - k.held_vcpus < $3 THEN 'vcpus' END AS rule,
+       (k.held_memory + $2)::float8 / NULLIF(k.memory, 0) AS used_after
+     FROM hosts h JOIN clusters c ON c.id = h.cluster_id LEFT JOIN host_allocations held ON held.host_id = h.id,
+       LATERAL (SELECT floor(h.memory_mib * c.memory_allocation_ratio + 1e-9) AS memory, floor(h.vcpus * c.cpu_allocation_ratio + 1e-9) AS vcpus,
+         coalesce(held.memory_mib, 0) AS held_memory, coalesce(held.vcpus, 0) AS held_vcpus) k
      WHERE h.cluster_id = $1),
    cpus AS (SELECT DISTINCT cpu_vendor, feature_set FROM judged WHERE rule IS NULL AND NOT included),
    listed AS (
