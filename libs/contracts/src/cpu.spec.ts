@@ -21,6 +21,15 @@ describe("a cluster's hosts sent grouped by CPU", () => {
     expect(groupByCpu([host('a', ['x", "y']), host('b', ['x', 'y'])])).toHaveLength(2);
   });
 
+  it('given hosts of two vendors that share one feature list (one array, as inventory reads them), then each vendor is its own group', () => {
+    const shared = ['apic', 'avx'];
+    const alternating = [host('a1', shared, 'AMD'), host('i1', shared), host('a2', shared, 'AMD'), host('i2', shared), host('i3', [...shared])];
+    expect(groupByCpu(alternating)).toEqual([
+      { vendor: 'AMD', features: shared, hostIds: ['a1', 'a2'] },
+      { vendor: 'Intel', features: shared, hostIds: ['i1', 'i2', 'i3'] },
+    ]);
+  });
+
   it('given the groups back, then they are the same hosts with the same CPUs', () => {
     const back = hostsOfSet({ cpus: groupByCpu(hosts) });
     expect([...back].sort((a, b) => a.id.localeCompare(b.id))).toEqual(hosts);

@@ -138,8 +138,12 @@ export const hostsOfSet = (r: { hosts?: PlanHost[]; cpus?: CpuGroup[] }): PlanHo
 /** Hosts grouped by CPU (same vendor, same features in the same order), groups and ids in first-seen order. */
 export function groupByCpu(hosts: readonly PlanHost[]): CpuGroup[] {
   const groups = new Map<string, CpuGroup>();
+  // hosts read together share one array per feature list (inventory's reads): its key is built once
+  const keys = new Map<readonly string[], { vendor: string; key: string }>();
   for (const h of hosts) {
-    const key = JSON.stringify([h.vendor, h.features]);
+    const known = keys.get(h.features);
+    const key = known?.vendor === h.vendor ? known.key : JSON.stringify([h.vendor, h.features]);
+    if (!known) keys.set(h.features, { vendor: h.vendor, key });
     const g = groups.get(key);
     if (g) g.hostIds.push(h.id);
     else groups.set(key, { vendor: h.vendor, features: h.features, hostIds: [h.id] });
