@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRequest } from './define';
-import { checkHostSet, ClusterPlanSchema, HostSetSchema } from './cpu';
+import { checkHostSet, type ClusterPlan, ClusterPlanSchema, type CpuGroup, HostSetSchema } from './cpu';
 
 // ---- cluster CPU mode (IMC): names shared by inventory, cpu-compat and the scheduler ----
 
@@ -94,3 +94,55 @@ export type ClusterImc = z.infer<typeof ClusterImcSchema>;
  */
 export const ClusterImcPlanSchema = ClusterPlanSchema.extend({ clusterId: z.string() });
 export type ClusterImcPlan = z.infer<typeof ClusterImcPlanSchema>;
+
+// ---- a cluster-wide CPU question asked of one host per CPU ----
+
+/**
+ * A plan and a verification depend on each host's CPU (its vendor and features) and on which CPUs the
+ * cluster has, not on how many hosts have each: so inventory asks cpu-compat about one host per CPU (the
+ * first of each group) and answers for every host from that. Exact, by planCluster's rules
+ * (libs/cpu-models, cluster.ts): a host's own mode is its CPU's; without a host whose CPU another host
+ * shares, the cluster keeps every CPU and so its mode; without the only host of a CPU, the mode is the one
+ * the representatives' plan gives for it (another host of its vendor remains exactly when another CPU of
+ * that vendor does); the hosts holding the mode down follow from those two, by the same rule. A property
+ * test holds this to planCluster over every host (apps/cpu-compat, cpu-representatives.spec.ts).
+ */
+export const representativesOf = (groups: readonly CpuGroup[]): CpuGroup[] => groups.map((g) => ({ ...g, hostIds: [g.hostIds[0]!] }));
+
+/** Each host's group (whose first host is its representative). */
+function groupsByHost(groups: readonly CpuGroup[]): Map<string, CpuGroup> {
+  const of = new Map<string, CpuGroup>();
+  for (const g of groups) for (const id of g.hostIds) of.set(id, g);
+  return of;
+}
+
+/** The plan of the representatives (`representativesOf(groups)`) as the plan of every host, in `order`. */
+export function planForEveryHost(plan: ClusterPlan, groups: readonly CpuGroup[], order: readonly string[]): ClusterPlan {
+  const groupOf = groupsByHost(groups);
+  const own = new Map(plan.hostModes.map((h) => [h.hostId, h.mode]));
+  const without = new Map(plan.withoutHost.map((h) => [h.hostId, h.mode]));
+  const repOf = (id: string): CpuGroup => {
+    const g = groupOf.get(id);
+    if (!g) throw new Error(`host ${id} is in no CPU group of the plan`);
+    return g;
+  };
+  const hostModes = order.map((hostId) => ({ hostId, mode: own.get(repOf(hostId).hostIds[0]!) ?? null }));
+  const withoutHost = order.map((hostId) => {
+    const g = repOf(hostId);
+    return { hostId, mode: g.hostIds.length > 1 ? plan.mode : (without.get(g.hostIds[0]!) ?? null) };
+  });
+  const holdingDown = order.filter((_, i) => hostModes[i]!.mode === plan.mode || withoutHost[i]!.mode !== plan.mode);
+  return { mode: plan.mode, reason: plan.reason, holdingDown, withoutHost, hostModes };
+}
+
+/** The verification of the representatives as the verification of every host, in `order`. */
+export function verificationForEveryHost(v: ModeVerification, groups: readonly CpuGroup[], order: readonly string[]): ModeVerification {
+  const groupOf = groupsByHost(groups);
+  const byRep = new Map(v.hosts.map((h) => [h.hostId, h]));
+  const hosts = order.map((hostId) => {
+    const rep = byRep.get(groupOf.get(hostId)?.hostIds[0] ?? '');
+    if (!rep) throw new Error(`host ${hostId} has no verdict in the verification of mode ${v.mode}`);
+    return { ...rep, hostId };
+  });
+  return { mode: v.mode, pass: v.pass, hosts };
+}

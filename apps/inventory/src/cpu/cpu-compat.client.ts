@@ -11,6 +11,9 @@ import {
   Verdict,
   CpuModel,
   ModeVerification,
+  planForEveryHost,
+  representativesOf,
+  verificationForEveryHost,
   VerifyCpuMode,
 } from '@flexmig/contracts';
 import { NatsBus } from '@flexmig/messaging';
@@ -35,22 +38,21 @@ export class CpuCompatClient {
     return this.bus.request(CpuVerdict, { baseline, target: { vendor: target.vendor, features: target.features }, ...(vmFeatures ? { vmFeatures: [...vmFeatures] } : {}) });
   }
 
-  /** The plan of `hosts`, sent grouped by CPU (each feature list once); its per-host lists in the order of `hosts`. */
+  /**
+   * The plan of `hosts`, asked of one host per CPU (`representativesOf`: each feature list once, and an
+   * answer of a few entries instead of three per host) and answered for every host, in the order of `hosts`.
+   */
   async plan(hosts: readonly HostWithCpu[]): Promise<ClusterPlan> {
-    const plan = await this.bus.request(PlanCluster, { cpus: groupedByCpu(hosts) });
-    const order = orderOf(hosts);
-    return {
-      ...plan,
-      holdingDown: inOrder(plan.holdingDown, order, (id) => id),
-      withoutHost: inOrder(plan.withoutHost, order, (h) => h.hostId),
-      hostModes: inOrder(plan.hostModes, order, (h) => h.hostId),
-    };
+    const groups = groupedByCpu(hosts);
+    const plan = await this.bus.request(PlanCluster, { cpus: representativesOf(groups) });
+    return planForEveryHost(plan, groups, hosts.map((h) => h.id));
   }
 
-  /** Every host of `hosts` against one mode, sent grouped by CPU; the answer's hosts in the order of `hosts`. */
+  /** Every host of `hosts` against one mode, asked of one host per CPU; in the order of `hosts`. */
   async verify(mode: string, hosts: readonly HostWithCpu[]): Promise<ModeVerification> {
-    const v = await this.bus.request(VerifyCpuMode, { mode, cpus: groupedByCpu(hosts) });
-    return { ...v, hosts: inOrder(v.hosts, orderOf(hosts), (h) => h.hostId) };
+    const groups = groupedByCpu(hosts);
+    const v = await this.bus.request(VerifyCpuMode, { mode, cpus: representativesOf(groups) });
+    return verificationForEveryHost(v, groups, hosts.map((h) => h.id));
   }
 
   async model(name: string): Promise<CpuModel> {
@@ -59,7 +61,3 @@ export class CpuCompatClient {
 }
 
 const groupedByCpu = (hosts: readonly HostWithCpu[]) => groupByCpu(hosts.map((h) => ({ id: h.id, vendor: h.cpu.vendor, features: h.cpu.features })));
-const orderOf = (hosts: readonly HostWithCpu[]) => new Map(hosts.map((h, i) => [h.id, i]));
-/** `xs` sorted by their host's place in `order` (a host it does not know goes last). */
-export const inOrder = <T>(xs: readonly T[], order: ReadonlyMap<string, number>, idOf: (x: T) => string): T[] =>
-  [...xs].sort((a, b) => (order.get(idOf(a)) ?? order.size) - (order.get(idOf(b)) ?? order.size));
