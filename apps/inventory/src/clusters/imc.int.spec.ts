@@ -312,6 +312,19 @@ describe('cluster CPU mode (IMC) through the HTTP API', () => {
       expect(await imcEvents(id)).toHaveLength(1);
     });
 
+    it('names the oldest ten VMs in the refusal and counts every one', async () => {
+      for (let i = 0; i < 11; i++) await createVm(`vm-many-${String(i).padStart(2, '0')}`, 'ld-ivb'); // IvyBridge, the mode now
+      const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'SandyBridge' });
+      expect({ status: r.status, code: r.body.code }).toEqual({ status: 409, code: 'CONFLICT' });
+      expect(r.body.details.vmCount).toBe(12);
+      expect(r.body.details.vms.map((v: { name: string }) => v.name)).toEqual(['vm-ivb', ...Array.from({ length: 11 }, (_, i) => `vm-many-${String(i).padStart(2, '0')}`)]);
+      expect(r.body.message).toContain('12 running VM(s) use a higher baseline');
+      expect(r.body.message).toContain('vm-many-08');
+      expect(r.body.message).not.toContain('vm-many-09');
+      expect(r.body.message).toMatch(/ and 2 more$/);
+      expect(r.body.message).not.toContain('vm-snb');
+    });
+
     it('refuses raising above a host highest mode (422 naming the host and features) or to another vendor', async () => {
       const r = await api('PUT', `/api/v1/clusters/${id}/imc`, { mode: 'Haswell' });
       expect(r.status).toBe(422);

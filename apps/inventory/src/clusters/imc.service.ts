@@ -25,6 +25,8 @@ import { featureListOncePerSetSql, featureSetsOf } from '../hosts/feature-sets';
 
 /** VM states that hold a baseline: a VM keeps the baseline it started with until it is powered off. */
 const LIVE_VM_STATES: VmEntity['state'][] = ['starting', 'running'];
+/** The baselines of a cluster's ($1) VMs in the states of $2, each once. */
+const LIVE_BASELINES = prepared('inventory_cluster_live_baselines', 'SELECT DISTINCT cpu_baseline FROM vms WHERE cluster_id = $1 AND state = ANY($2::text[]) ORDER BY cpu_baseline');
 
 /**
  * A cluster's host as the IMC routes need it: its CPU (the feature list shared by every host of its set, read
@@ -75,13 +77,19 @@ const hostsLackMode = (cluster: ClusterEntity, v: ModeVerification) => {
   );
 };
 
-const vmsAboveMode = (cluster: ClusterEntity, mode: string, vms: VmEntity[]) =>
-  new FlexmigError(
+/** The most VMs a refusal names (oldest first); it counts them all. */
+const VMS_NAMED = 100;
+const VMS_IN_MESSAGE = 10;
+
+const vmsAboveMode = (cluster: ClusterEntity, mode: string, vms: VmEntity[], total: number) => {
+  const named = vms.slice(0, VMS_IN_MESSAGE).map((v) => `${v.name} (${v.id}, ${v.cpuBaseline} on ${v.hostId})`).join(', ');
+  const more = total > VMS_IN_MESSAGE ? ` and ${total - VMS_IN_MESSAGE} more` : '';
+  return new FlexmigError(
     ErrorCode.Conflict,
-    `cluster ${cluster.name} cannot go down to mode ${mode}: ${vms.length} running VM(s) use a higher baseline and keep it until powered off: ` +
-      vms.map((v) => `${v.name} (${v.id}, ${v.cpuBaseline} on ${v.hostId})`).join(', '),
-    { clusterId: cluster.id, mode, vms: vms.map((v) => ({ vmId: v.id, name: v.name, hostId: v.hostId, cpuBaseline: v.cpuBaseline })) },
+    `cluster ${cluster.name} cannot go down to mode ${mode}: ${total} running VM(s) use a higher baseline and keep it until powered off: ${named}${more}`,
+    { clusterId: cluster.id, mode, vmCount: total, vms: vms.map((v) => ({ vmId: v.id, name: v.name, hostId: v.hostId, cpuBaseline: v.cpuBaseline })) },
   );
+};
 
 const noHosts = (cluster: ClusterEntity) =>
   new FlexmigError(ErrorCode.Conflict, `cluster ${cluster.name} has no hosts: there is nothing to choose a mode for`, { clusterId: cluster.id });
@@ -168,7 +176,7 @@ export class ImcService {
       const change = await this.db.transaction(async (m): Promise<ImcChange | undefined> => {
         const cluster = await this.cluster(m, clusterId, true);
         if (cluster.imcMode !== checked.previousMode || hostsFingerprint(await this.hosts(m, clusterId)) !== checked.hosts) return undefined;
-        if (checked.baselines && (await this.liveVms(m, clusterId)).some((v) => !checked.baselines!.has(v.cpuBaseline))) return undefined;
+        if (checked.baselines && (await this.liveBaselines(m, clusterId)).some((b) => !checked.baselines!.has(b))) return undefined;
         await m.getRepository(ClusterEntity).update({ id: clusterId }, { imcMode: next });
         const result: ImcChange = { clusterId, previousMode: checked.previousMode, mode: next, changed: true, by, ...(checked.verification ? { verification: checked.verification } : {}) };
         // the event is written with the change: both commit, or neither
@@ -264,11 +272,11 @@ export class ImcService {
    * passthrough VM runs with its host's full CPU and is above every mode.
    */
   private async refuseVmsAbove(m: EntityManager, cluster: ClusterEntity, mode: string): Promise<Set<string>> {
-    const vms = await this.liveVms(m, cluster.id);
-    if (vms.length === 0) return new Set();
+    const baselines = await this.liveBaselines(m, cluster.id);
+    if (baselines.length === 0) return new Set();
     const modeFeatures = new Set((await this.cpu.model(mode)).features);
     const above = new Map<string, boolean>();
-    for (const baseline of new Set(vms.map((v) => v.cpuBaseline))) {
+    for (const baseline of baselines) {
       if (baseline === HOST_PASSTHROUGH_BASELINE) {
         above.set(baseline, true);
         continue;
@@ -277,13 +285,25 @@ export class ImcService {
       // a baseline the catalog no longer knows cannot be shown to be below: refuse rather than guess
       above.set(baseline, !model || model.features.some((f) => !modeFeatures.has(f)));
     }
-    const blocking = vms.filter((v) => above.get(v.cpuBaseline));
-    if (blocking.length > 0) throw vmsAboveMode(cluster, mode, blocking);
-    return new Set(above.keys());
+    const blocking = baselines.filter((b) => above.get(b));
+    if (blocking.length > 0) {
+      const [vms, total] = await m.getRepository(VmEntity).findAndCount({
+        where: { clusterId: cluster.id, state: In(LIVE_VM_STATES), cpuBaseline: In(blocking) },
+        order: { createdAt: 'ASC', id: 'ASC' },
+        take: VMS_NAMED,
+      });
+      throw vmsAboveMode(cluster, mode, vms, total);
+    }
+    return new Set(baselines);
   }
 
-  private liveVms(m: EntityManager, clusterId: string): Promise<VmEntity[]> {
-    return m.getRepository(VmEntity).find({ where: { clusterId, state: In(LIVE_VM_STATES) }, order: { createdAt: 'ASC' } });
+  /**
+   * The baselines the cluster's running VMs hold, each once: what a mode change is checked against, read
+   * in PostgreSQL rather than as every VM's row (10,000 VMs at 1,000 hosts).
+   */
+  private async liveBaselines(m: EntityManager, clusterId: string): Promise<string[]> {
+    const rows = await runPrepared<{ cpu_baseline: string }>(m, LIVE_BASELINES, [clusterId, LIVE_VM_STATES]);
+    return rows.map((r) => r.cpu_baseline);
   }
 
   private async announceChange(m: EntityManager, c: ImcChange): Promise<void> {
