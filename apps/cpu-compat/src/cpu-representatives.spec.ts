@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { groupByCpu, planForEveryHost, type PlanHost, representativesOf, verificationForEveryHost, VendorSchema } from '@flexmig/contracts';
+import { groupByCpu, hostsOfSet, planForEveryHost, type PlanHost, representativesOf, verificationForEveryHost, VendorSchema } from '@flexmig/contracts';
 import { listBaselines, planCluster, verifyMode } from '@flexmig/cpu-models';
 
 /**
@@ -38,7 +38,7 @@ const clusterArb = fc
 const asked = (hosts: PlanHost[]) => hosts.map((h) => ({ id: h.id, vendor: h.vendor, features: h.features }));
 const repsOf = (hosts: PlanHost[]) => {
   const groups = groupByCpu(hosts);
-  return { groups, reps: representativesOf(groups).map((g) => ({ id: g.hostIds[0]!, vendor: g.vendor, features: g.features })) };
+  return { groups, reps: hostsOfSet({ cpus: representativesOf(groups) }) };
 };
 const planView = (p: ReturnType<typeof planCluster>) => ({ mode: p.mode, reason: p.reason, holdingDown: p.holdingDown, withoutHost: p.withoutHost, hostModes: p.hostModes });
 
@@ -84,8 +84,8 @@ describe("a cluster's CPU questions asked of one host per CPU", () => {
   });
 
   it('given a host that is in no group, then the answer says which host instead of leaving it out', () => {
-    const groups = groupByCpu([{ id: 'a', vendor: 'Intel', features: modes[0]!.features }]);
-    const plan = planForEveryHost(planView(planCluster(representativesOf(groups).map((g) => ({ id: g.hostIds[0]!, vendor: g.vendor, features: g.features })))), groups, ['a']);
+    const { groups, reps } = repsOf([{ id: 'a', vendor: 'Intel', features: modes[0]!.features }]);
+    const plan = planForEveryHost(planView(planCluster(reps)), groups, ['a']);
     expect(() => planForEveryHost(plan, groups, ['a', 'stranger'])).toThrow('host stranger is in no CPU group of the plan');
   });
 });

@@ -109,26 +109,25 @@ export type ClusterImcPlan = z.infer<typeof ClusterImcPlanSchema>;
  */
 export const representativesOf = (groups: readonly CpuGroup[]): CpuGroup[] => groups.map((g) => ({ ...g, hostIds: [g.hostIds[0]!] }));
 
-/** Each host's group (whose first host is its representative). */
-function groupsByHost(groups: readonly CpuGroup[]): Map<string, CpuGroup> {
+/** Each host's group (whose first host is its representative); a host of no group is an error that names it. */
+function groupOfHost(groups: readonly CpuGroup[]): (hostId: string) => CpuGroup {
   const of = new Map<string, CpuGroup>();
   for (const g of groups) for (const id of g.hostIds) of.set(id, g);
-  return of;
+  return (hostId) => {
+    const g = of.get(hostId);
+    if (!g) throw new Error(`host ${hostId} is in no CPU group of the plan`);
+    return g;
+  };
 }
 
 /** The plan of the representatives (`representativesOf(groups)`) as the plan of every host, in `order`. */
 export function planForEveryHost(plan: ClusterPlan, groups: readonly CpuGroup[], order: readonly string[]): ClusterPlan {
-  const groupOf = groupsByHost(groups);
   const own = new Map(plan.hostModes.map((h) => [h.hostId, h.mode]));
   const without = new Map(plan.withoutHost.map((h) => [h.hostId, h.mode]));
-  const repOf = (id: string): CpuGroup => {
-    const g = groupOf.get(id);
-    if (!g) throw new Error(`host ${id} is in no CPU group of the plan`);
-    return g;
-  };
-  const hostModes = order.map((hostId) => ({ hostId, mode: own.get(repOf(hostId).hostIds[0]!) ?? null }));
-  const withoutHost = order.map((hostId) => {
-    const g = repOf(hostId);
+  const groupsInOrder = order.map(groupOfHost(groups));
+  const hostModes = order.map((hostId, i) => ({ hostId, mode: own.get(groupsInOrder[i]!.hostIds[0]!) ?? null }));
+  const withoutHost = order.map((hostId, i) => {
+    const g = groupsInOrder[i]!;
     return { hostId, mode: g.hostIds.length > 1 ? plan.mode : (without.get(g.hostIds[0]!) ?? null) };
   });
   const holdingDown = order.filter((_, i) => hostModes[i]!.mode === plan.mode || withoutHost[i]!.mode !== plan.mode);
@@ -137,10 +136,10 @@ export function planForEveryHost(plan: ClusterPlan, groups: readonly CpuGroup[],
 
 /** The verification of the representatives as the verification of every host, in `order`. */
 export function verificationForEveryHost(v: ModeVerification, groups: readonly CpuGroup[], order: readonly string[]): ModeVerification {
-  const groupOf = groupsByHost(groups);
+  const groupOf = groupOfHost(groups);
   const byRep = new Map(v.hosts.map((h) => [h.hostId, h]));
   const hosts = order.map((hostId) => {
-    const rep = byRep.get(groupOf.get(hostId)?.hostIds[0] ?? '');
+    const rep = byRep.get(groupOf(hostId).hostIds[0]!);
     if (!rep) throw new Error(`host ${hostId} has no verdict in the verification of mode ${v.mode}`);
     return { ...rep, hostId };
   });
