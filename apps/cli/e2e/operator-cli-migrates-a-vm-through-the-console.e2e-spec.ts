@@ -115,6 +115,11 @@ describe('flexmig, the operator CLI (built), through the console', () => {
 
     const vms = await json(['vms', '--host', 'host-b']);
     expect(vms.map((v: any) => v.name)).toContain('cli-e2e-vm');
+    // each host counts its VMs as they are after the move: the table from the hosts' own counts
+    const counts = Object.fromEntries((await json(['hosts'])).map((x: any) => [x.id, x.vmCount]));
+    expect(counts).toEqual({ 'host-a': 0, 'host-b': vms.length });
+    expect((await cli(['hosts'])).stdout).toMatch(new RegExp(`\\nhost-b\\s.*\\s(yes|no)\\s+${vms.length}\\s`));
+    expect((await cli(['clusters'])).stdout).toMatch(/\sfaults\s+\S+\s+2\n/);
     const done = await json(['migrations', '--state', 'completed']);
     expect(done.find((m: any) => m.id === id)).toMatchObject({ state: 'completed', targetHostId: 'host-b', result: { passes: expect.any(Number) } });
   });

@@ -1,6 +1,6 @@
-import type { EvacuationView, HostListItem, MigrationPrediction, MigrationProgress, MigrationView, ReconciliationFinding, ReconciliationReport, Vm } from '@flexmig/contracts';
+import type { Cluster, EvacuationView, HostListItem, MigrationPrediction, MigrationProgress, MigrationView, ReconciliationFinding, ReconciliationReport, Vm } from '@flexmig/contracts';
 import { bashCompletion, zshCompletion } from './completion-script';
-import { autoView, eventLine, evacuationView, hostsTable, migrationEndView, migrationStartView, planView, predictionText, progressLine, reconciliationView } from './views';
+import { autoView, clustersNeedHosts, clustersTable, eventLine, evacuationView, hostsNeedVms, hostsTable, migrationEndView, migrationStartView, planView, predictionText, progressLine, reconciliationView } from './views';
 
 const host = (id: string, over: Partial<HostListItem> = {}): HostListItem => ({
   id,
@@ -32,6 +32,25 @@ describe('views: the API objects as text', () => {
     expect(lines[0]).toMatch(/^HOST\s+HIGHEST MODE\s+CPU\s+STATE\s+MAINTENANCE\s+VMS\s+VCPUS USED\s+MEMORY USED$/);
     expect(lines[1]).toMatch(/^host-a\s+Cascadelake-Server\s+Xeon\s+up\s+no\s+2\s+2\/128\s+2\.0 GiB\/64\.0 GiB$/);
     expect(lines[2]).toMatch(/^host-b\s+\(none\)\s+Xeon\s+down\s+yes\s+1\s/);
+  });
+
+  it("given hosts that carry their VM count, then that count, and the VMs are not needed; a host without one needs them", () => {
+    const hosts = [host('host-a', { vmCount: 7 }), host('host-b', { vmCount: 0 })];
+    expect(hostsNeedVms(hosts)).toBe(false);
+    const lines = hostsTable(hosts, [{ hostId: 'host-b' }] as Vm[]).split('\n');
+    expect(lines[1]).toMatch(/^host-a\s.*\sno\s+7\s+2\/128\s/);
+    expect(lines[2]).toMatch(/^host-b\s.*\sno\s+0\s+2\/128\s/);
+    expect(hostsNeedVms([...hosts, host('host-c')])).toBe(true);
+  });
+
+  it('given clusters that carry their host count, then that count and the hosts are not needed; without one, the hosts listed in each', () => {
+    const cluster = (id: string, over: Partial<Cluster> = {}): Cluster => ({ id, name: `c-${id}`, imcMode: null, cpuAllocationRatio: 4, memoryAllocationRatio: 1, createdAt: '2026-11-30T00:00:00.000Z', ...over });
+    const counted = [cluster('1', { hostCount: 1000 }), cluster('2', { hostCount: 0, imcMode: 'Haswell' })];
+    expect(clustersNeedHosts(counted)).toBe(false);
+    expect(clustersTable(counted).split('\n').slice(1)).toEqual([expect.stringMatching(/^1\s+c-1\s+\(unset\)\s+1000$/), expect.stringMatching(/^2\s+c-2\s+Haswell\s+0$/)]);
+    const older = [cluster('1'), cluster('2')];
+    expect(clustersNeedHosts(older)).toBe(true);
+    expect(clustersTable(older, [{ clusterId: '1' }, { clusterId: '1' }]).split('\n').slice(1)).toEqual([expect.stringMatching(/\s2$/), expect.stringMatching(/\s0$/)]);
   });
 
   it("given the auto probe's tries, then each mode from the highest down, and what each failing host lacked", () => {

@@ -7,28 +7,38 @@ import { fields, formatBytes, formatDuration, formatRate, progressBar, table } f
 /** A host as the table shows it: listed (its features by digest) or with its features (`ApiClient.hosts`). */
 type TableHost = Omit<HostListItem, 'cpu'> & { cpu: Pick<HostListItem['cpu'], 'modelName'> };
 
-export function hostsTable(hosts: TableHost[], vms: Vm[]): string {
-  const vmCount = new Map<string, number>();
-  for (const v of vms) vmCount.set(v.hostId, (vmCount.get(v.hostId) ?? 0) + 1);
+/** Whether the hosts' VMs must be read to count them: a server before `vmCount` does not send it. */
+export const hostsNeedVms = (hosts: Pick<HostListItem, 'vmCount'>[]): boolean => hosts.some((h) => h.vmCount === undefined);
+
+/** Hosts as a table. Each host's VMs are its `vmCount`; without it, those of `vms` (every VM of the hosts listed) on it. */
+export function hostsTable(hosts: TableHost[], vms: Vm[] = []): string {
+  const counted = new Map<string, number>();
+  for (const v of vms) counted.set(v.hostId, (counted.get(v.hostId) ?? 0) + 1);
   return table(hosts, [
     { header: 'HOST', value: (h) => h.id },
     { header: 'HIGHEST MODE', value: (h) => h.maxImcMode ?? '(none)' },
     { header: 'CPU', value: (h) => h.cpu.modelName },
     { header: 'STATE', value: (h) => h.state },
     { header: 'MAINTENANCE', value: (h) => h.maintenance },
-    { header: 'VMS', value: (h) => vmCount.get(h.id) ?? 0, right: true },
+    { header: 'VMS', value: (h) => h.vmCount ?? counted.get(h.id) ?? 0, right: true },
     // used of what the host may hold: its size times its cluster's allocation ratios (a server before them: its size)
     { header: 'VCPUS USED', value: (h) => `${h.allocatedVcpus}/${h.capacityVcpus ?? h.vcpus}`, right: true },
     { header: 'MEMORY USED', value: (h) => `${formatBytes(h.allocatedMemoryMiB * 2 ** 20)}/${formatBytes((h.capacityMemoryMiB ?? h.memoryMiB) * 2 ** 20)}`, right: true },
   ], 'no hosts: start an agent (it registers its host)');
 }
 
-export function clustersTable(clusters: Cluster[], hosts: HostListItem[]): string {
+/** Whether the clusters' hosts must be read to count them: a server before `hostCount` does not send it. */
+export const clustersNeedHosts = (clusters: Pick<Cluster, 'hostCount'>[]): boolean => clusters.some((c) => c.hostCount === undefined);
+
+/** Clusters as a table. Each cluster's hosts are its `hostCount`; without it, those of `hosts` (every host) in it. */
+export function clustersTable(clusters: Cluster[], hosts: Pick<HostListItem, 'clusterId'>[] = []): string {
+  const counted = new Map<string, number>();
+  for (const h of hosts) counted.set(h.clusterId, (counted.get(h.clusterId) ?? 0) + 1);
   return table(clusters, [
     { header: 'ID', value: (c) => c.id },
     { header: 'NAME', value: (c) => c.name },
     { header: 'IMC MODE', value: (c) => c.imcMode ?? '(unset)' },
-    { header: 'HOSTS', value: (c) => hosts.filter((h) => h.clusterId === c.id).length, right: true },
+    { header: 'HOSTS', value: (c) => c.hostCount ?? counted.get(c.id) ?? 0, right: true },
   ], 'no clusters');
 }
 

@@ -11,15 +11,16 @@ export interface Allocation {
 
 /**
  * The one definition of what a host holds: its VMs that are starting or running, and the reservations of
- * migrations coming to it, as rows of `host_id, memory_mib, vcpus`. PostgreSQL keeps this per host in
- * `host_allocations` (migration 1764600000000-host-allocations, whose triggers apply it to each change of
+ * migrations coming to it, as rows of `host_id, memory_mib, vcpus`; and how many VMs it has (`vms`: in
+ * every state; a reservation is not one). PostgreSQL keeps this per host in `host_allocations` (migrations
+ * 1764600000000-host-allocations and 1764900000000-host-vm-counts, whose triggers apply it to each change of
  * `vms` and `reservations`): the readers read that table, and `host-allocations.int.spec` holds the table
- * to this query.
+ * to this query (a host of nothing has no row here; the table may keep one of zeros).
  */
-export const HELD_BY_HOST_SQL = `SELECT host_id, sum(memory_mib)::int AS memory_mib, sum(vcpus)::int AS vcpus FROM (
-     SELECT host_id, memory_mib, vcpus FROM vms WHERE state IN ('starting', 'running')
-     UNION ALL SELECT host_id, memory_mib, vcpus FROM reservations) held
-   GROUP BY host_id`;
+export const HELD_BY_HOST_SQL = `SELECT host_id, sum(memory_mib)::int AS memory_mib, sum(vcpus)::int AS vcpus, sum(vms)::int AS vms FROM (
+     SELECT host_id, CASE WHEN state IN ('starting', 'running') THEN memory_mib ELSE 0 END, CASE WHEN state IN ('starting', 'running') THEN vcpus ELSE 0 END, 1 FROM vms
+     UNION ALL SELECT host_id, memory_mib, vcpus, 0 FROM reservations) held(host_id, memory_mib, vcpus, vms)
+   GROUP BY host_id HAVING sum(memory_mib) <> 0 OR sum(vcpus) <> 0 OR sum(vms) <> 0`;
 
 /** What the hosts named in $1 hold: every VM creation and reservation asks it (prepared). */
 const HELD_BY_HOSTS = prepared('inventory_held_by_hosts', 'SELECT host_id, memory_mib, vcpus FROM host_allocations WHERE host_id = ANY($1)');

@@ -1,5 +1,6 @@
 /**
- * `host_allocations`, what each host holds as PostgreSQL keeps it (migration 1764600000000-host-allocations),
+ * `host_allocations`, what each host holds and how many VMs it has, as PostgreSQL keeps it (migrations
+ * 1764600000000-host-allocations and 1764900000000-host-vm-counts),
  * against real PostgreSQL with inventory's own migrations: after any sequence of changes to VMs and
  * reservations it is what capacity.ts's one definition (`HELD_BY_HOST_SQL`) computes from the rows; a
  * database that had VMs before the migration gets them counted; and saga step 9's moves take their locks in
@@ -105,16 +106,16 @@ describe('host_allocations (what each host holds, kept by PostgreSQL)', () => {
     await db?.stop();
   });
 
-  type Held = { host_id: string; memory_mib: number; vcpus: number };
+  type Held = { host_id: string; memory_mib: number; vcpus: number; vms: number };
   const counters = async (): Promise<Held[]> =>
-    ds.query('SELECT host_id, memory_mib, vcpus FROM host_allocations WHERE memory_mib <> 0 OR vcpus <> 0 ORDER BY host_id');
+    ds.query('SELECT host_id, memory_mib, vcpus, vms FROM host_allocations WHERE memory_mib <> 0 OR vcpus <> 0 OR vms <> 0 ORDER BY host_id');
   const recomputed = async (): Promise<Held[]> => ds.query(`SELECT * FROM (${HELD_BY_HOST_SQL}) held ORDER BY host_id`);
 
-  it('given VMs and a reservation from before the migration, then it counts them (stopped VMs not)', async () => {
+  it('given VMs and a reservation from before the migrations, then it counts what they hold (not a stopped VM\'s size) and every VM where it is (not a reservation)', async () => {
     expect(await counters()).toEqual([
-      { host_id: 'ha-a', memory_mib: 3072, vcpus: 3 },
-      { host_id: 'ha-b', memory_mib: 512, vcpus: 3 },
-      { host_id: 'ha-c', memory_mib: 512, vcpus: 3 },
+      { host_id: 'ha-a', memory_mib: 3072, vcpus: 3, vms: 3 },
+      { host_id: 'ha-b', memory_mib: 512, vcpus: 3, vms: 1 },
+      { host_id: 'ha-c', memory_mib: 512, vcpus: 3, vms: 0 },
     ]);
   });
 

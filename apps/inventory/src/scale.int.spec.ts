@@ -314,6 +314,43 @@ describe('inventory at scale', () => {
       expect(all[0]!.cpu.featureSet).toEqual(all[2]!.cpu.featureSet);
     });
 
+    it('given VMs in every state and a reservation, then each host counts its VMs in every state, not the VMs coming to it, on a page and alone; its cluster counts its hosts', async () => {
+      const clusterId = await register('count-a', 'Haswell', 'counting');
+      await register('count-b', 'Haswell', 'counting');
+      await register('count-c', 'Haswell', 'counting');
+      const vms = ['starting', 'running', 'stopped', 'error'].map((state, i) => ({ id: randomUUID(), state, host: i < 3 ? 'count-a' : 'count-c' }));
+      for (const v of vms) {
+        await ds.query(`INSERT INTO vms (id, name, cluster_id, host_id, memory_mib, vcpus, cpu_baseline, state) VALUES ($1, 'count-' || $4, $2, $3, 512, 1, 'Haswell', $4)`, [v.id, clusterId, v.host, v.state]);
+      }
+      // a migration of count-a's running VM to count-b: reserved there, still on count-a
+      await ds.query(`INSERT INTO reservations (migration_id, vm_id, host_id, memory_mib, vcpus) VALUES ($1, $2, 'count-b', 512, 1)`, [randomUUID(), vms[1]!.id]);
+      const counts = async () => {
+        const seen: Record<string, number | undefined> = {};
+        let cursor: string | undefined;
+        do {
+          const page = await hosts.page({ clusterId, limit: 2, ...(cursor ? { cursor } : {}) }); // two pages
+          for (const h of page.items) seen[h.id] = h.vmCount;
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor);
+        return seen;
+      };
+      expect(await counts()).toEqual({ 'count-a': 3, 'count-b': 0, 'count-c': 1 });
+      expect((await hosts.get('count-a')).vmCount).toBe(3);
+      // and the cluster counts its hosts, in a list of clusters as alone
+      const listed = (await clusters.page({ limit: 1000 })).items;
+      expect(listed.find((c) => c.id === clusterId)?.hostCount).toBe(3);
+      expect(listed.every((c) => Number.isInteger(c.hostCount))).toBe(true);
+      expect((await clusters.detail(clusterId)).hostCount).toBe(3);
+      expect((await clusters.setAllocationRatios(clusterId, { cpuAllocationRatio: 4 })).hostCount).toBe(3);
+      expect((await hosts.get('count-b')).allocatedVcpus).toBe(1); // held there, but not its VM yet
+
+      // step 9 moves it: the counts follow
+      await ds.query(`WITH moved AS (UPDATE vms SET host_id = 'count-b' WHERE id = $1) DELETE FROM reservations WHERE vm_id = $1`, [vms[1]!.id]);
+      expect(await counts()).toEqual({ 'count-a': 2, 'count-b': 1, 'count-c': 1 });
+      await ds.query('DELETE FROM vms WHERE id = $1', [vms[3]!.id]);
+      expect((await hosts.get('count-c')).vmCount).toBe(0);
+    });
+
     it('given a host comes back with another CPU, then its list and its digest follow', async () => {
       const clusterId = await register('swap-a', 'Haswell', 'swapping');
       await register('swap-b', 'Haswell', 'swapping');

@@ -36,6 +36,8 @@ export const ClusterSchema = z.object({
   imcMode: z.string().nullable(),
   ...AllocationRatiosSchema.shape,
   createdAt: IsoTimeSchema,
+  /** Its hosts, counted with the cluster, so that a list of clusters need not read every host to show it. Absent from an inventory before it. */
+  hostCount: z.number().int().min(0).optional(),
 });
 export type Cluster = z.infer<typeof ClusterSchema>;
 
@@ -65,6 +67,12 @@ export const HostSchema = z.object({
   registeredAt: IsoTimeSchema,
   /** The agent process that owns the host (random per agent start; null before the first registration that carried one). */
   agentInstanceId: z.string().nullable().optional(),
+  /**
+   * The VMs inventory records on the host, in every state (`GET /api/v1/vms?hostId=` lists them). Counted
+   * with the host, so that a list of hosts need not read every VM to show it. Absent from an inventory
+   * before it.
+   */
+  vmCount: z.number().int().min(0).optional(),
 });
 export type Host = z.infer<typeof HostSchema>;
 

@@ -3,7 +3,7 @@ import type { Cluster, HostListItem, Vm } from '@flexmig/contracts';
 import { parsePositiveInt } from '../args';
 import { action, optionParser } from '../context';
 import { findCluster, findVm } from '../resolve';
-import { clustersTable, hostsTable, vmsTable } from '../views';
+import { clustersNeedHosts, clustersTable, hostsNeedVms, hostsTable, vmsTable } from '../views';
 
 /** `hosts`, `clusters`, `vms`, `vm create`: what inventory holds. */
 export function registerInventory(program: Command): void {
@@ -14,7 +14,9 @@ export function registerInventory(program: Command): void {
     .action(
       action(async (ctx, opts: { cluster?: string }) => {
         const clusterId = opts.cluster ? (await findCluster(ctx.api, opts.cluster)).id : undefined;
-        const [hosts, vms] = await Promise.all([ctx.api.hosts({ clusterId }), ctx.api.list<Vm>('/api/v1/vms', { clusterId })]);
+        const hosts = await ctx.api.hosts({ clusterId });
+        // each host carries its VM count; a server before that is asked for every VM once, to count them here
+        const vms = hostsNeedVms(hosts) ? await ctx.api.list<Vm>('/api/v1/vms', { clusterId }) : [];
         ctx.print(hosts, () => hostsTable(hosts, vms));
       }),
     );
@@ -24,7 +26,9 @@ export function registerInventory(program: Command): void {
     .description('clusters and their CPU mode (IMC)')
     .action(
       action(async (ctx) => {
-        const [clusters, hosts] = await Promise.all([ctx.api.list<Cluster>('/api/v1/clusters'), ctx.api.list<HostListItem>('/api/v1/hosts')]);
+        const clusters = await ctx.api.list<Cluster>('/api/v1/clusters');
+        // each cluster carries its host count; a server before that is asked for every host once, to count them here
+        const hosts = clustersNeedHosts(clusters) ? await ctx.api.list<HostListItem>('/api/v1/hosts') : [];
         ctx.print(clusters, () => clustersTable(clusters, hosts));
       }),
     );

@@ -8,18 +8,20 @@ import { Link, navigate } from '../router';
 
 export function HostsPage() {
   const hosts = useLoad(() => list<HostListItem>('/api/v1/hosts'));
-  const vms = useLoad(() => list<Vm>('/api/v1/vms'));
+  // each host carries its VM count; only a server before that is asked for every VM, to count them here
+  const vms = useLoad(() => (hosts.data?.some((h) => h.vmCount === undefined) ? list<Vm>('/api/v1/vms') : Promise.resolve([])), [hosts.data]);
   const [error, setError] = useState<string | undefined>();
   // A maintenance change is shown as asked while its request is in flight (and the switch is disabled),
   // then as the server confirmed it until the reloaded list arrives: a second click never acts on a stale row.
   const [requested, setRequested] = useState<Record<string, boolean>>({});
   const [confirmed, setConfirmed] = useState<Record<string, boolean>>({});
   useEffect(() => setConfirmed({}), [hosts.data]);
-  const vmCount = useMemo(() => {
+  const counted = useMemo(() => {
     const m = new Map<string, number>();
     for (const v of vms.data ?? []) m.set(v.hostId, (m.get(v.hostId) ?? 0) + 1);
     return m;
   }, [vms.data]);
+  const vmCount = (h: HostListItem) => h.vmCount ?? counted.get(h.id) ?? 0;
 
   const setMaintenance = async (h: HostListItem, on: boolean) => {
     setError(undefined);
@@ -58,13 +60,13 @@ export function HostsPage() {
       cell: (h) => <Switch id={`maintenance-${h.id}`} aria-label={`maintenance of ${h.id}`} isChecked={requested[h.id] ?? confirmed[h.id] ?? h.maintenance} isDisabled={h.id in requested} onChange={(_e, on) => void setMaintenance(h, on)} />,
       text: (h) => (h.maintenance ? 'maintenance' : ''),
     },
-    { title: 'VMs', cell: (h) => <Link to={`/vms?host=${encodeURIComponent(h.id)}`}>{String(vmCount.get(h.id) ?? 0)}</Link> },
+    { title: 'VMs', cell: (h) => <Link to={`/vms?host=${encodeURIComponent(h.id)}`}>{String(vmCount(h))}</Link> },
     { title: 'vCPUs used', cell: (h) => `${h.allocatedVcpus} / ${h.capacityVcpus} (${h.vcpus} × ${h.cpuAllocationRatio})` },
     { title: 'Memory used', cell: (h) => `${formatMiB(h.allocatedMemoryMiB)} / ${formatMiB(h.capacityMemoryMiB)} (${formatMiB(h.memoryMiB)} × ${h.memoryAllocationRatio})` },
     {
       title: '',
       cell: (h) => (
-        <Button variant="link" isInline isDanger onClick={() => void evacuate(h)} isDisabled={!vmCount.get(h.id)}>
+        <Button variant="link" isInline isDanger onClick={() => void evacuate(h)} isDisabled={!vmCount(h)}>
           Evacuate
         </Button>
       ),

@@ -2,13 +2,14 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { Cluster, type ClusterDetail, CreateCluster, DEFAULT_ALLOCATION_RATIOS, HOST_PASSTHROUGH_BASELINE, IMC_OFF, type Page, type PageQuery, UpdateAllocationRatios } from '@flexmig/contracts';
-import { isUniqueViolation, keysetPage } from '@flexmig/persistence';
+import { isUniqueViolation, keysetPage, prepared, runPrepared } from '@flexmig/persistence';
 import { ClusterEntity } from '../entities';
 import { clusterView } from '../views';
 import { clusterNameTaken, clusterNotFound } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { ClusterCpuPlans } from './cluster-cpu-plans';
 
+const HOST_COUNTS = prepared('inventory_cluster_host_counts', 'SELECT cluster_id, count(*)::int AS n FROM hosts WHERE cluster_id = ANY($1::uuid[]) GROUP BY cluster_id');
 
 @Injectable()
 export class ClustersService {
@@ -28,7 +29,7 @@ export class ClustersService {
         cpuAllocationRatio: input.cpuAllocationRatio ?? DEFAULT_ALLOCATION_RATIOS.cpuAllocationRatio,
         memoryAllocationRatio: input.memoryAllocationRatio ?? DEFAULT_ALLOCATION_RATIOS.memoryAllocationRatio,
       });
-      return clusterView(await this.db.getRepository(ClusterEntity).findOneByOrFail({ id: saved.id }));
+      return { ...clusterView(await this.db.getRepository(ClusterEntity).findOneByOrFail({ id: saved.id })), hostCount: 0 };
     } catch (e) {
       if (isUniqueViolation(e)) throw clusterNameTaken(input.name);
       throw e;
@@ -43,13 +44,21 @@ export class ClustersService {
     const repo = this.db.getRepository(ClusterEntity);
     await this.entity(id);
     await repo.update({ id }, change);
-    return clusterView(await repo.findOneByOrFail({ id }));
+    const cluster = clusterView(await repo.findOneByOrFail({ id }));
+    return { ...cluster, hostCount: (await this.hostCounts([id])).get(id) ?? 0 };
   }
 
-  /** A page of clusters, oldest first. */
+  /** A page of clusters, oldest first, each with its host count. */
   async page(q: PageQuery): Promise<Page<Cluster>> {
     const { rows, nextCursor } = await keysetPage(this.db.getRepository(ClusterEntity).createQueryBuilder('c'), { keys: ['created_at', 'id'], idKey: 'id', direction: 'ASC', page: q });
-    return { items: rows.map(clusterView), nextCursor };
+    const counts = await this.hostCounts(rows.map((c) => c.id));
+    return { items: rows.map((c) => ({ ...clusterView(c), hostCount: counts.get(c.id) ?? 0 })), nextCursor };
+  }
+
+  /** How many hosts each of the clusters named has (an index-only count on `hosts_cluster_by_id`: their hosts, not the fleet's). */
+  private async hostCounts(ids: string[]): Promise<Map<string, number>> {
+    const rows = await runPrepared<{ cluster_id: string; n: number }>(this.db, HOST_COUNTS, [ids]);
+    return new Map(rows.map((r) => [r.cluster_id, r.n]));
   }
 
   async entity(id: string, m: EntityManager = this.db.manager): Promise<ClusterEntity> {
@@ -65,7 +74,7 @@ export class ClustersService {
    */
   async detail(id: string): Promise<ClusterDetail> {
     const cluster = await this.entity(id);
-    const [{ n }] = await this.db.query<{ n: number }[]>('SELECT count(*)::int AS n FROM hosts WHERE cluster_id = $1', [id]);
+    const n = (await this.hostCounts([id])).get(id) ?? 0;
     const plan = n > 0 ? await this.plans.get(id) : null;
     return {
       ...clusterView(cluster),
