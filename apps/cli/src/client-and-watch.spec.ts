@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { ApiClient } from './client';
 import { EvacuationWatcher } from './evacuation-watch';
+import { findVm } from './resolve';
 import { MigrationWatcher } from './watch';
 
 // A stand-in API on a real socket: what the client does with pages, refusals, a live stream and its absence.
@@ -47,8 +48,31 @@ describe('ApiClient and MigrationWatcher against a stand-in API', () => {
     server = s.server;
     const api = new ApiClient({ url: s.url, token: 't', timeoutMs: 5000 });
     expect(await api.list('/api/v1/migrations', { state: 'running' })).toEqual([1, 2, 3, 4]);
-    expect(seen).toEqual(['/api/v1/migrations?state=running', '/api/v1/migrations?state=running&cursor=p2', '/api/v1/migrations?state=running&cursor=p3']);
+    // each page the largest the API gives
+    expect(seen).toEqual(['/api/v1/migrations?state=running&limit=1000', '/api/v1/migrations?state=running&limit=1000&cursor=p2', '/api/v1/migrations?state=running&limit=1000&cursor=p3']);
     expect(await api.list('/api/v1/vms')).toEqual([{ id: 'only' }]);
+  });
+
+  it("given a VM by name, then only that name's VMs are asked for; a server that refuses the filter (400), then every VM, compared here", async () => {
+    const vm = (id: string, name: string) => ({ id, name });
+    const seen: string[] = [];
+    let filters = true;
+    const s = await serve((req, res) => {
+      seen.push(req.url!);
+      const q = new URL(req.url!, 'http://x').searchParams;
+      if (q.has('name') && !filters) return json(res, 400, { code: 'VALIDATION_FAILED', message: 'query is invalid: unrecognized key: "name"' });
+      const all = [vm('11111111-1111-4111-8111-111111111111', 'web'), vm('22222222-2222-4222-8222-222222222222', 'db')];
+      json(res, 200, { items: all.filter((v) => !q.has('name') || v.name === q.get('name')), nextCursor: null });
+    });
+    server = s.server;
+    const api = new ApiClient({ url: s.url, token: 't', timeoutMs: 5000 });
+    expect(await findVm(api, 'db')).toEqual(vm('22222222-2222-4222-8222-222222222222', 'db'));
+    expect(seen).toEqual(['/api/v1/vms?name=db&limit=1000']);
+    filters = false;
+    seen.length = 0;
+    expect(await findVm(api, 'web')).toEqual(vm('11111111-1111-4111-8111-111111111111', 'web'));
+    expect(seen).toEqual(['/api/v1/vms?name=web&limit=1000', '/api/v1/vms?limit=1000']);
+    await expect(findVm(api, 'nope')).rejects.toThrow('no VM is named nope');
   });
 
   it('given pages of hosts, then every host comes with its CPU feature list from its own page', async () => {

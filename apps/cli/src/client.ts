@@ -1,4 +1,4 @@
-import { type Host, type HostPage, withFeatures } from '@flexmig/contracts';
+import { type Host, type HostPage, MAX_PAGE_LIMIT, withFeatures } from '@flexmig/contracts';
 import { CliError, ExitCode, adviceOfStatus, exitCodeOfStatus } from './exit-codes';
 import { SseParser, type SseMessage } from './sse';
 
@@ -103,7 +103,8 @@ export class ApiClient {
   async *pages<P>(route: string, query: Record<string, string | undefined> = {}): AsyncGenerator<P> {
     let cursor: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
-      const q = new URLSearchParams(Object.entries({ ...query, cursor }).filter((e): e is [string, string] => e[1] !== undefined));
+      // the largest page the API gives (a server's default is 100): a list of 10,000 VMs in 10 requests, not 100
+      const q = new URLSearchParams(Object.entries({ ...query, limit: query.limit ?? String(MAX_PAGE_LIMIT), cursor }).filter((e): e is [string, string] => e[1] !== undefined));
       const body = await this.get<P>(`${route}${q.size ? `?${q}` : ''}`);
       yield body;
       const paging = (Array.isArray(body) ? {} : (body ?? {})) as { nextCursor?: string | null; cursor?: string | null };

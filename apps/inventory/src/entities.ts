@@ -52,6 +52,7 @@ export class HostEntity {
 @Index('vms_by_age', ['createdAt', 'id'])
 @Index('vms_cluster_by_age', ['clusterId', 'createdAt', 'id'])
 @Index('vms_host_by_age', ['hostId', 'createdAt', 'id'])
+@Index('vms_name_by_age', ['name', 'createdAt', 'id'])
 export class VmEntity {
   @PrimaryColumn('uuid') id: string;
   @Column('text') name: string;

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import { ClusterDetailSchema, ClusterSchema, CpuCheckRequestSchema, PageQuerySchema, CreateClusterSchema, CreateVmSchema, GuestCpuCheckSchema, HostIdSchema, HostPageSchema, HostSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
+import { ClusterDetailSchema, ClusterSchema, CpuCheckRequestSchema, PageQuerySchema, CreateClusterSchema, CreateVmSchema, GuestCpuCheckSchema, HostIdSchema, HostPageSchema, HostSchema, NameSchema, UpdateAllocationRatiosSchema, UuidSchema, VmSchema } from '@flexmig/contracts';
 import type { CpuCheckRequest, CreateCluster, CreateVm, PageQuery, UpdateAllocationRatios } from '@flexmig/contracts';
 import { ApiZodBody, ApiZodList, ApiZodQuery, ApiZodResponse, ErrorResponses, Role, ZodPipe } from '@flexmig/service-kit';
 import { ClustersService } from './clusters/clusters.service';
@@ -11,7 +11,7 @@ import { VmCpuCheckService } from './vms/cpu-check.service';
 
 const uuidParam = (what: string) => new ZodPipe(UuidSchema, what);
 const HostsQuerySchema = z.object({ clusterId: UuidSchema.optional(), ...PageQuerySchema.shape }).strict();
-const VmsQuerySchema = z.object({ hostId: HostIdSchema.optional(), clusterId: UuidSchema.optional(), ...PageQuerySchema.shape }).strict();
+const VmsQuerySchema = z.object({ hostId: HostIdSchema.optional(), clusterId: UuidSchema.optional(), name: NameSchema.optional(), ...PageQuerySchema.shape }).strict();
 const ClustersQuerySchema = z.object({ ...PageQuerySchema.shape }).strict();
 
 @ApiTags('clusters')
@@ -105,7 +105,7 @@ export class VmsController {
 
   @Get()
   @Role('viewer')
-  @ApiOperation({ summary: 'VMs, oldest first, a page at a time (limit, cursor); filter by host or cluster.' })
+  @ApiOperation({ summary: 'VMs, oldest first, a page at a time (limit, cursor); filter by host, cluster or name.' })
   @ApiZodQuery(VmsQuerySchema)
   @ApiZodList(VmSchema, 'a page of VMs')
   @ErrorResponses(400)

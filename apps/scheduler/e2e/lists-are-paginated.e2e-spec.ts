@@ -96,4 +96,14 @@ describeIf('lists, a page at a time (real processes)', () => {
     expect((await h.http('scheduler', 'GET', '/api/v1/migrations?limit=1001')).status).toBe(400);
     expect((await h.http('scheduler', 'GET', '/api/v1/evacuations?limit=1')).body).toEqual({ items: [], nextCursor: null });
   });
+
+  it("pages the VMs of one name (names are not unique), with the host filter too; an empty name is refused", async () => {
+    const twins = [];
+    for (const host of ['pg-a', 'pg-b', 'pg-b']) twins.push(await h.createVm('twin', host, 256));
+    expect(await pages('inventory', '/api/v1/vms?name=twin&limit=2')).toEqual({ ids: twins.map((v) => v.id), count: 2 });
+    expect((await pages('inventory', '/api/v1/vms?name=twin&hostId=pg-b')).ids).toEqual(twins.slice(1).map((v) => v.id));
+    expect((await pages('inventory', '/api/v1/vms?name=page-3')).ids).toEqual([created[3]!.id]);
+    expect((await pages('inventory', '/api/v1/vms?name=nobody')).ids).toEqual([]);
+    expect((await h.http('inventory', 'GET', '/api/v1/vms?name=')).status).toBe(400);
+  });
 });
