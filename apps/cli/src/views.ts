@@ -7,13 +7,22 @@ import { fields, formatBytes, formatDuration, formatRate, progressBar, table } f
 /** A host as the table shows it: listed (its features by digest) or with its features (`ApiClient.hosts`). */
 type TableHost = Omit<HostListItem, 'cpu'> & { cpu: Pick<HostListItem['cpu'], 'modelName'> };
 
+/** How many of `items` share each key: the counts an older server does not send. */
+export function countBy<T>(items: readonly T[], key: (item: T) => string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const item of items) {
+    const k = key(item);
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return counts;
+}
+
 /** Whether the hosts' VMs must be read to count them: a server before `vmCount` does not send it. */
 export const hostsNeedVms = (hosts: Pick<HostListItem, 'vmCount'>[]): boolean => hosts.some((h) => h.vmCount === undefined);
 
 /** Hosts as a table. Each host's VMs are its `vmCount`; without it, those of `vms` (every VM of the hosts listed) on it. */
 export function hostsTable(hosts: TableHost[], vms: Vm[] = []): string {
-  const counted = new Map<string, number>();
-  for (const v of vms) counted.set(v.hostId, (counted.get(v.hostId) ?? 0) + 1);
+  const counted = countBy(vms, (v) => v.hostId);
   return table(hosts, [
     { header: 'HOST', value: (h) => h.id },
     { header: 'HIGHEST MODE', value: (h) => h.maxImcMode ?? '(none)' },
@@ -32,8 +41,7 @@ export const clustersNeedHosts = (clusters: Pick<Cluster, 'hostCount'>[]): boole
 
 /** Clusters as a table. Each cluster's hosts are its `hostCount`; without it, those of `hosts` (every host) in it. */
 export function clustersTable(clusters: Cluster[], hosts: Pick<HostListItem, 'clusterId'>[] = []): string {
-  const counted = new Map<string, number>();
-  for (const h of hosts) counted.set(h.clusterId, (counted.get(h.clusterId) ?? 0) + 1);
+  const counted = countBy(hosts, (h) => h.clusterId);
   return table(clusters, [
     { header: 'ID', value: (c) => c.id },
     { header: 'NAME', value: (c) => c.name },
