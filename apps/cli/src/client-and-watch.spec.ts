@@ -73,6 +73,12 @@ describe('ApiClient and MigrationWatcher against a stand-in API', () => {
     expect(await findVm(api, 'web')).toEqual(vm('11111111-1111-4111-8111-111111111111', 'web'));
     expect(seen).toEqual(['/api/v1/vms?name=web&limit=1000', '/api/v1/vms?limit=1000']);
     await expect(findVm(api, 'nope')).rejects.toThrow('no VM is named nope');
+    // what no VM can be named is refused without reading every VM
+    seen.length = 0;
+    for (const key of ['db 1', '-db', 'x'.repeat(64), '']) {
+      await expect(findVm(api, key)).rejects.toMatchObject({ message: expect.stringContaining(`${JSON.stringify(key)} is neither a VM's id nor a name`), exitCode: 3 });
+    }
+    expect(seen).toEqual([]);
   });
 
   it('given pages of hosts, then every host comes with its CPU feature list from its own page', async () => {

@@ -1,4 +1,4 @@
-import { type Cluster, ErrorCode, type Vm } from '@flexmig/contracts';
+import { type Cluster, ErrorCode, NameSchema, type Vm } from '@flexmig/contracts';
 import type { ApiClient } from './client';
 import { isUuid } from './args';
 import { CliError, ExitCode } from './exit-codes';
@@ -6,10 +6,16 @@ import { CliError, ExitCode } from './exit-codes';
 /**
  * Commands take names or ids: a name is looked up in the list (refused when unknown or ambiguous). With
  * `byName` the server is asked for that name's items only (`?name=`); a server before that filter refuses
- * the query (400), and then every item is read and compared here.
+ * the query (400), and then every item is read and compared here. A key that is neither an id nor a valid
+ * name (`NameSchema`, which every server has checked names against since the first) names nothing: it is
+ * refused without a request, rather than read every item to find none.
  */
 async function byNameOrId<T extends { id: string; name: string }>(api: ApiClient, what: string, route: string, key: string, listCmd: string, byName = false): Promise<T> {
   if (isUuid(key)) return api.get<T>(`${route}/${key}`);
+  const valid = NameSchema.safeParse(key);
+  if (!valid.success) {
+    throw new CliError(`${JSON.stringify(key)} is neither a ${what}'s id nor a name (${valid.error.issues[0]?.message ?? 'not a valid name'}): see \`flexmig ${listCmd}\` for names and ids`, ExitCode.Refused);
+  }
   const named = byName ? await api.list<T>(route, { name: key }).catch((e: unknown) => (isQueryRefused(e) ? undefined : Promise.reject(e))) : undefined;
   const matches = (named ?? (await api.list<T>(route))).filter((x) => x.name === key);
   if (matches.length === 1) return matches[0];
