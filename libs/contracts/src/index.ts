@@ -19,3 +19,4 @@ export * from './text';
 export * from './http-views';
 export * from './live';
 export * from './identity';
+export * from './verdict-cache';

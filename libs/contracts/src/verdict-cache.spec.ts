@@ -1,5 +1,5 @@
-import type { Verdict } from '@flexmig/contracts';
-import { VerdictCache, VerdictQuestion } from './verdict-cache';
+import type { Verdict } from './cpu';
+import { VERDICT_MAX_AGE_MS, VerdictCache, type VerdictQuestion } from './verdict-cache';
 
 const yes = { compatible: true } as unknown as Verdict;
 const question = (features: string[], baseline = 'Haswell', vmFeatures?: string[]): VerdictQuestion => ({
@@ -53,7 +53,7 @@ describe('VerdictCache', () => {
 
   it('given more questions than it keeps, then the least recently used is forgotten first', async () => {
     const ask = jest.fn(async () => yes);
-    const cache = new VerdictCache(ask, 2);
+    const cache = new VerdictCache(ask, { maxEntries: 2 });
     await cache.verdict(question(['a']));
     await cache.verdict(question(['b']));
     await cache.verdict(question(['a'])); // a is now the newest
@@ -64,5 +64,22 @@ describe('VerdictCache', () => {
     expect(ask).not.toHaveBeenCalled();
     await cache.verdict(question(['b']));
     expect(ask).toHaveBeenCalledTimes(1);
+  });
+
+  it('given an answer older than its maximum age, then the question is asked again, once for every caller, and kept anew', async () => {
+    let now = 1_000_000;
+    const ask = jest.fn(async () => yes);
+    const cache = new VerdictCache(ask, { now: () => now });
+    await cache.verdict(question(['a']));
+    now += VERDICT_MAX_AGE_MS;
+    await cache.verdict(question(['a'])); // as old as it may be: kept
+    expect(ask).toHaveBeenCalledTimes(1);
+    now += 1;
+    await Promise.all([cache.verdict(question(['a'])), cache.verdict(question(['a']))]);
+    expect(ask).toHaveBeenCalledTimes(2);
+    expect(cache.size).toBe(1);
+    now += VERDICT_MAX_AGE_MS;
+    await cache.verdict(question(['a']));
+    expect(ask).toHaveBeenCalledTimes(2);
   });
 });

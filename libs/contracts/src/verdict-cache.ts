@@ -1,37 +1,65 @@
 import { createHash } from 'node:crypto';
-import type { CpuVerdict, RequestOf, Verdict } from '@flexmig/contracts';
+import type { CpuVerdict, Verdict } from './cpu';
+import type { RequestOf } from './define';
 
 /** What a verdict depends on: cpu-compat's answer is a pure function of it (its catalog is built in). */
 export type VerdictQuestion = RequestOf<typeof CpuVerdict>;
 
 /**
- * CPU verdicts for placement, asked once per distinct question (issue 11: placing one VM in a cluster of
- * 1,000 hosts asked cpu-compat 1,000 times, though a fleet has a handful of CPU kinds). The answer depends
- * only on the question, so it is kept (the newest `maxEntries`); questions asked at the same time share one
- * request, and a failed request is forgotten. Saga step 1's reservation has cpu-compat asked again, uncached
- * (by inventory): placement's verdict only chooses a host, it never admits a VM.
+ * How long an answer is kept: cpu-compat's answer to one question changes only when a release of it changes
+ * its catalog, and such a release is heeded this long after it starts at most.
+ */
+export const VERDICT_MAX_AGE_MS = 60_000;
+
+export interface VerdictCacheOptions {
+  /** The newest this many questions are kept. */
+  maxEntries?: number;
+  /** An answer older than this is asked again ({@link VERDICT_MAX_AGE_MS} by default). */
+  maxAgeMs?: number;
+  /** The clock (tests). */
+  now?: () => number;
+}
+
+/**
+ * CPU verdicts asked once per distinct question. The scheduler's placement weighs every host of a cluster
+ * (issue 11: placing one VM in a cluster of 1,000 hosts asked cpu-compat 1,000 times, though a fleet has a
+ * handful of CPU kinds); inventory asks one for saga step 1 on every migration, and most ask a question
+ * asked a moment before (the same baseline, the same target CPU). The answer depends only on the question,
+ * so it is kept (the newest `maxEntries`, none longer than `maxAgeMs`); questions asked at the same time share
+ * one request, and a failed request is forgotten.
  */
 export class VerdictCache {
-  private readonly answers = new Map<string, Promise<Verdict>>();
+  private readonly answers = new Map<string, { answer: Promise<Verdict>; at: number }>();
+  private readonly maxEntries: number;
+  private readonly maxAgeMs: number;
+  private readonly now: () => number;
 
   constructor(
     private readonly ask: (q: VerdictQuestion) => Promise<Verdict>,
-    private readonly maxEntries = 4096,
-  ) {}
+    opts: VerdictCacheOptions = {},
+  ) {
+    this.maxEntries = opts.maxEntries ?? 4096;
+    this.maxAgeMs = opts.maxAgeMs ?? VERDICT_MAX_AGE_MS;
+    this.now = opts.now ?? Date.now;
+  }
 
   /** `key`: the question's key when the caller has a cheaper one than {@link keyOf} (a feature set's digest), the same for the same question. */
   verdict(q: VerdictQuestion, key = VerdictCache.keyOf(q)): Promise<Verdict> {
     const known = this.answers.get(key);
+    const at = this.now();
     if (known) {
       // the newest use last: Map keeps insertion order, so the first key is the least recently used
       this.answers.delete(key);
-      this.answers.set(key, known);
-      return known;
+      if (at - known.at <= this.maxAgeMs) {
+        this.answers.set(key, known);
+        return known.answer;
+      }
     }
     const asked = this.ask(q);
-    this.answers.set(key, asked);
+    const entry = { answer: asked, at };
+    this.answers.set(key, entry);
     asked.catch(() => {
-      if (this.answers.get(key) === asked) this.answers.delete(key);
+      if (this.answers.get(key) === entry) this.answers.delete(key);
     });
     while (this.answers.size > this.maxEntries) this.answers.delete(this.answers.keys().next().value!);
     return asked;

@@ -1,5 +1,5 @@
-import { CpuGroup, hostsOfSet, PlanCluster, PlanHost, VerifyCpuMode } from '@flexmig/contracts';
-import { planCluster, simulatedHostCpu, verifyMode } from '@flexmig/cpu-models';
+import { CpuGroup, CpuVerdict, hostsOfSet, PlanCluster, PlanHost, VerifyCpuMode } from '@flexmig/contracts';
+import { planCluster, simulatedHostCpu, verdict, verifyMode } from '@flexmig/cpu-models';
 import type { NatsBus } from '@flexmig/messaging';
 import { CpuCompatClient } from './cpu-compat.client';
 
@@ -55,5 +55,32 @@ describe('CpuCompatClient: cluster-wide questions asked of one host per CPU', ()
       ['d', true],
       ['e', false],
     ]);
+  });
+});
+
+describe('CpuCompatClient: step 1 verdicts', () => {
+  it("asks cpu-compat once for the same baseline on the same CPU, and again for another baseline, CPU or passthrough VM's features", async () => {
+    const sent: { baseline: string }[] = [];
+    const bus = {
+      request: async (contract: { subject: string }, body: { baseline: string; target: { vendor: string; features: string[] } }) => {
+        if (contract !== CpuVerdict) throw new Error(`unexpected ${contract.subject}`);
+        sent.push(body);
+        // cpu-compat answers host-passthrough itself (the same feature set): no catalog verdict
+        if (body.baseline === 'host-passthrough') return { compatible: true, baseline: body.baseline, missing: [], vendorMismatch: false, unchecked: [], reason: 'the same features' };
+        return verdict(body.baseline, body.target);
+      },
+    } as unknown as NatsBus;
+    const client = new CpuCompatClient(bus);
+    const haswell = simulatedHostCpu('Haswell');
+    const answers = await Promise.all(Array.from({ length: 20 }, () => client.verdict('IvyBridge', haswell)));
+    expect(sent).toHaveLength(1);
+    expect(answers.every((a) => a.compatible)).toBe(true);
+    expect((await client.verdict('Skylake-Client', haswell)).compatible).toBe(false);
+    expect((await client.verdict('IvyBridge', simulatedHostCpu('Westmere'))).compatible).toBe(false);
+    await client.verdict('host-passthrough', haswell, haswell.features);
+    await client.verdict('host-passthrough', haswell, haswell.features);
+    await client.verdict('host-passthrough', haswell, simulatedHostCpu('Westmere').features);
+    await client.verdict('IvyBridge', haswell);
+    expect(sent.map((q) => q.baseline)).toEqual(['IvyBridge', 'Skylake-Client', 'IvyBridge', 'host-passthrough', 'host-passthrough']);
   });
 });

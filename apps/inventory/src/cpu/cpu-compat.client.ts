@@ -9,6 +9,7 @@ import {
   ClusterPlan,
   CpuEvaluation,
   Verdict,
+  VerdictCache,
   CpuModel,
   ModeVerification,
   planForEveryHost,
@@ -27,7 +28,15 @@ export interface HostWithCpu {
 /** cpu-compat owns the CPU catalog; inventory asks it over NATS. */
 @Injectable()
 export class CpuCompatClient {
-  constructor(private readonly bus: NatsBus) {}
+  /**
+   * Saga step 1 asks a verdict on every migration, nearly always one asked a moment before (a fleet has a
+   * handful of CPU kinds and baselines): the answer is kept a minute (VerdictCache).
+   */
+  private readonly verdicts: VerdictCache;
+
+  constructor(private readonly bus: NatsBus) {
+    this.verdicts = new VerdictCache((q) => this.bus.request(CpuVerdict, q));
+  }
 
   evaluate(cpu: HostCpu): Promise<CpuEvaluation> {
     return this.bus.request(EvaluateCpuRequest, { features: cpu.features, vendor: cpu.vendor });
@@ -35,7 +44,7 @@ export class CpuCompatClient {
 
   /** `vmFeatures`: the features a host-passthrough VM started with (the target must have exactly those). */
   verdict(baseline: string, target: Pick<HostCpu, 'vendor' | 'features'>, vmFeatures?: readonly string[]): Promise<Verdict> {
-    return this.bus.request(CpuVerdict, { baseline, target: { vendor: target.vendor, features: target.features }, ...(vmFeatures ? { vmFeatures: [...vmFeatures] } : {}) });
+    return this.verdicts.verdict({ baseline, target: { vendor: target.vendor, features: target.features }, ...(vmFeatures ? { vmFeatures: [...vmFeatures] } : {}) });
   }
 
   /**

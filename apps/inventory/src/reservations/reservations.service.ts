@@ -30,7 +30,8 @@ export class ReservationsService {
    * Only for a VM that runs elsewhere in the same cluster, on a host that is up and out of maintenance, with
    * room, and without another migration's reservation: the reservation is what agents and `vm.relocate`
    * later check a migration against. A repeat for the same migration returns the first reservation (with
-   * the verdict asked again, as every attempt of step 1 asks it).
+   * the verdict checked again, as every attempt of step 1 checks it). cpu-compat's answer to the same question
+   * (baseline, the target's CPU) is kept a minute by CpuCompatClient: a fleet asks a handful of them.
    *
    * The verdict is asked with no transaction open (docs/reconciliation.md: no inventory transaction waits on
    * NATS); the transaction then locks the VM and the host and refuses, retryably, if either's CPU is not

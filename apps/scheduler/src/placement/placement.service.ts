@@ -13,12 +13,13 @@ import {
   type PlacementUnlisted,
   TERMINAL_MIGRATION_STATES,
   Verdict,
+  VerdictCache,
+  type VerdictQuestion,
   Vm,
 } from '@flexmig/contracts';
 import { NatsBus, requestAllPages } from '@flexmig/messaging';
 import { FreshReads } from '@flexmig/timing';
 import { cheapRuleFailure, choosePlacement, InboundLoad, noInboundLoad, Placement, PlacementVm } from './placement';
-import { VerdictCache, type VerdictQuestion } from './verdict-cache';
 
 /**
  * The oldest read of a cluster's hosts a placement that accepts an earlier read (an evacuation's) is given.
