@@ -16,7 +16,8 @@ import { inventoryEntities } from './entities';
 import { inventoryMigrations } from './migrations';
 import { HostAllocations1764600000000 } from './migrations/1764600000000-host-allocations';
 import { HELD_BY_HOST_SQL, lockHostWithRoom } from './capacity';
-import type { CpuCompatClient } from './cpu/cpu-compat.client';
+import type { NatsBus } from '@flexmig/messaging';
+import { CpuCompatClient } from './cpu/cpu-compat.client';
 import { VmsService } from './vms/vms.service';
 import { ReservationsService } from './reservations/reservations.service';
 
@@ -220,7 +221,8 @@ describe('host_allocations (what each host holds, kept by PostgreSQL)', () => {
   });
 
   describe('saga step 9 beside other writers of the same hosts', () => {
-    const cpu = { verdict: async (baseline: string) => ({ baseline, compatible: true, missing: [], reason: 'the host has every feature' }) } as unknown as CpuCompatClient;
+    // a cpu-compat that says yes, asked through the client as inventory asks it (its verdicts kept)
+    const cpu = new CpuCompatClient({ request: async (_c: unknown, q: { baseline: string }) => ({ baseline: q.baseline, compatible: true, missing: [], vendorMismatch: false, unchecked: [], reason: 'the host has every feature' }) } as unknown as NatsBus);
     let reservations: ReservationsService;
     let vms: VmsService;
 

@@ -82,4 +82,28 @@ describe('VerdictCache', () => {
     await cache.verdict(question(['a']));
     expect(ask).toHaveBeenCalledTimes(2);
   });
+
+  it('given a question answered, being asked, failed or too old, then known gives the kept answer only for the first', async () => {
+    let now = 0;
+    let answer!: (v: Verdict) => void;
+    const ask = jest
+      .fn<Promise<Verdict>, [VerdictQuestion]>()
+      .mockResolvedValueOnce(yes)
+      .mockReturnValueOnce(new Promise<Verdict>((resolve) => (answer = resolve)))
+      .mockRejectedValueOnce(new Error('cpu-compat unreachable'));
+    const cache = new VerdictCache(ask, { now: () => now });
+    expect(cache.known(question(['a']))).toBeUndefined();
+    await cache.verdict(question(['a']));
+    expect(cache.known(question(['a']))).toBe(yes);
+    const pending = cache.verdict(question(['b']));
+    expect(cache.known(question(['b']))).toBeUndefined();
+    answer(yes);
+    await pending;
+    expect(cache.known(question(['b']))).toBe(yes);
+    await expect(cache.verdict(question(['c']))).rejects.toThrow('cpu-compat unreachable');
+    expect(cache.known(question(['c']))).toBeUndefined();
+    now += VERDICT_MAX_AGE_MS + 1;
+    expect(cache.known(question(['a']))).toBeUndefined();
+    expect(ask).toHaveBeenCalledTimes(3);
+  });
 });

@@ -29,7 +29,7 @@ export interface VerdictCacheOptions {
  * one request, and a failed request is forgotten.
  */
 export class VerdictCache {
-  private readonly answers = new Map<string, { answer: Promise<Verdict>; at: number }>();
+  private readonly answers = new Map<string, { answer: Promise<Verdict>; at: number; settled?: Verdict }>();
   private readonly maxEntries: number;
   private readonly maxAgeMs: number;
   private readonly now: () => number;
@@ -56,13 +56,30 @@ export class VerdictCache {
       }
     }
     const asked = this.ask(q);
-    const entry = { answer: asked, at };
+    const entry: { answer: Promise<Verdict>; at: number; settled?: Verdict } = { answer: asked, at };
     this.answers.set(key, entry);
-    asked.catch(() => {
-      if (this.answers.get(key) === entry) this.answers.delete(key);
-    });
+    asked.then(
+      (v) => {
+        entry.settled = v;
+      },
+      () => {
+        if (this.answers.get(key) === entry) this.answers.delete(key);
+      },
+    );
     while (this.answers.size > this.maxEntries) this.answers.delete(this.answers.keys().next().value!);
     return asked;
+  }
+
+  /**
+   * The answer to `q` when one is kept, answered and young enough, without asking: for a caller that must not
+   * wait on cpu-compat where it is (inventory's step 1 inside its transaction). Undefined otherwise.
+   */
+  known(q: VerdictQuestion, key = VerdictCache.keyOf(q)): Verdict | undefined {
+    const entry = this.answers.get(key);
+    if (!entry?.settled || this.now() - entry.at > this.maxAgeMs) return undefined;
+    this.answers.delete(key);
+    this.answers.set(key, entry);
+    return entry.settled;
   }
 
   get size(): number {

@@ -10,6 +10,7 @@ import {
   CpuEvaluation,
   Verdict,
   VerdictCache,
+  type VerdictQuestion,
   CpuModel,
   ModeVerification,
   planForEveryHost,
@@ -24,6 +25,12 @@ export interface HostWithCpu {
   id: string;
   cpu: Pick<HostCpu, 'vendor' | 'features'>;
 }
+
+const verdictQuestion = (baseline: string, target: Pick<HostCpu, 'vendor' | 'features'>, vmFeatures?: readonly string[]): VerdictQuestion => ({
+  baseline,
+  target: { vendor: target.vendor, features: target.features },
+  ...(vmFeatures ? { vmFeatures: [...vmFeatures] } : {}),
+});
 
 /** cpu-compat owns the CPU catalog; inventory asks it over NATS. */
 @Injectable()
@@ -44,7 +51,12 @@ export class CpuCompatClient {
 
   /** `vmFeatures`: the features a host-passthrough VM started with (the target must have exactly those). */
   verdict(baseline: string, target: Pick<HostCpu, 'vendor' | 'features'>, vmFeatures?: readonly string[]): Promise<Verdict> {
-    return this.verdicts.verdict({ baseline, target: { vendor: target.vendor, features: target.features }, ...(vmFeatures ? { vmFeatures: [...vmFeatures] } : {}) });
+    return this.verdicts.verdict(verdictQuestion(baseline, target, vmFeatures));
+  }
+
+  /** The same question's answer when a recent one is kept, without asking (undefined otherwise). */
+  knownVerdict(baseline: string, target: Pick<HostCpu, 'vendor' | 'features'>, vmFeatures?: readonly string[]): Verdict | undefined {
+    return this.verdicts.known(verdictQuestion(baseline, target, vmFeatures));
   }
 
   /**

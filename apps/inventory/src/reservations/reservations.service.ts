@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { prepared, runPrepared } from '@flexmig/persistence';
 import { type HostCpu, Reservation, Verdict } from '@flexmig/contracts';
 import { HostEntity, ReservationEntity, VmEntity } from '../entities';
@@ -30,53 +30,84 @@ export class ReservationsService {
    * Only for a VM that runs elsewhere in the same cluster, on a host that is up and out of maintenance, with
    * room, and without another migration's reservation: the reservation is what agents and `vm.relocate`
    * later check a migration against. A repeat for the same migration returns the first reservation (with
-   * the verdict checked again, as every attempt of step 1 checks it). cpu-compat's answer to the same question
-   * (baseline, the target's CPU) is kept a minute by CpuCompatClient: a fleet asks a handful of them.
+   * the verdict checked again, as every attempt of step 1 checks it).
    *
-   * The verdict is asked with no transaction open (docs/reconciliation.md: no inventory transaction waits on
-   * NATS); the transaction then locks the VM and the host and refuses, retryably, if either's CPU is not
-   * what the verdict was about (a re-registration with another CPU, a baseline changed by IMC meanwhile).
+   * No inventory transaction waits on NATS (docs/reconciliation.md). cpu-compat's answer to the same question
+   * (the VM's baseline on the target's CPU) is kept a minute by CpuCompatClient, and nearly every migration
+   * asks one a migration before it asked: then the transaction that locks the VM and the host finds the
+   * verdict about what it locked, and reserves in one round of statements. Otherwise (no answer kept, or any
+   * refusal) that transaction ends without a change, the verdict is asked with no transaction open, and a
+   * second transaction reserves only if the VM's baseline and the host's CPU are still what the verdict was
+   * about (else a retryable CONFLICT: a re-registration with another CPU, a baseline changed by IMC meanwhile).
    */
   async reserve(r: { migrationId: string; vmId: string; hostId: string }): Promise<{ reservation: Reservation; verdict: Verdict }> {
-    const { verified, verdict } = await this.verify(r);
-    const reservation = await this.db.transaction(async (m) => {
-      // the VM's row lock serialises two reservations of one VM (and a relocation of it)
-      const [vm] = await runPrepared<ReservedVm>(m, VM_LOCKED, [r.vmId]);
-      if (!vm) throw vmNotFound(r.vmId);
-      // after that lock, in one statement: this migration's reservation (a repeat) and any other of the VM,
-      // and the target locked with its cluster (a row whose host columns are null: no such host)
-      const rows = await runPrepared<HeldAndHostRow>(m, HELD_AND_HOST_LOCKED, [r.migrationId, r.vmId, r.hostId]);
-      const held = rows.filter((x) => x.res_migration_id !== null).map(reservationOfRow);
-      const existing = held.find((x) => x.migrationId === r.migrationId);
-      if (existing) {
-        checkSameReservation(existing, r);
-        return reservationView(existing);
-      }
-      checkNotOnTarget(vm, r.hostId);
-      checkNoOtherMigration(r.migrationId, vm.id, held);
-      const host = hostToFill(rows[0]!.id === null ? undefined : (rows[0] as LockedRow), r.hostId);
-      checkSameCluster(vm, host);
-      checkCpuAsVerified(verified, vm, host);
-      // what the host holds is read by the insert, a statement begun after the host's lock was granted
-      // (READ COMMITTED: it sees every allocation committed before): inserted only where the VM fits
-      const [placed] = await runPrepared<ReservationEntity & { held_memory: number; held_vcpus: number }>(m, INSERT_RESERVATION_IF_ROOM, [
-        r.migrationId,
-        vm.id,
-        r.hostId,
-        vm.memoryMiB,
-        vm.vcpus,
-        host.capacity.memoryMiB,
-        host.capacity.vcpus,
-      ]);
-      // one row always: the reservation inserted, or (migration id null) what the host holds
-      if (!placed) throw new Error(`the reservation insert of migration ${r.migrationId} answered no row`);
-      if (placed.migrationId === null) {
-        checkRoom(host, { memoryMiB: placed.held_memory, vcpus: placed.held_vcpus }, vm); // throws: the same sums in whole numbers
-        throw new Error(`reservation of migration ${r.migrationId} not inserted though ${r.hostId} has room for it`);
-      }
-      return reservationView(placed);
-    });
-    return { reservation, verdict };
+    const known = await this.db.transaction((m) => this.reserveLocked(m, r, (vm, host) => this.knownVerdict(r, vm, host)));
+    if (known) return known;
+    const asked = await this.verify(r);
+    const reserved = await this.db.transaction((m) => this.reserveLocked(m, r, () => asked));
+    if (!reserved) throw new Error(`the reservation of migration ${r.migrationId} was decided without its verdict`);
+    return reserved;
+  }
+
+  /**
+   * The VM's verdict on the target as locked, when every check before the verdict passes and a compatible
+   * answer is kept; undefined otherwise (the caller then takes the path that asks, and refuses, as always).
+   */
+  private knownVerdict(r: { hostId: string }, vm: ReservedVm, host: LockedRow | undefined): { verified: VerifiedCpu; verdict: Verdict } | undefined {
+    if (!host || vm.hostId === r.hostId || vm.clusterId !== host.cluster_id) return undefined;
+    const verdict = this.cpu.knownVerdict(vm.cpuBaseline, { vendor: host.cpu_vendor as HostCpu['vendor'], features: host.cpu_features }, vm.cpuFeatures ?? undefined);
+    if (!verdict?.compatible) return undefined;
+    return { verdict, verified: { cpuBaseline: vm.cpuBaseline, vmFeatures: vm.cpuFeatures, hostVendor: host.cpu_vendor, hostFeatures: host.cpu_features } };
+  }
+
+  /**
+   * Step 1's reservation in the caller's transaction, with the verdict `verdictFor` gives for the VM and the
+   * target as locked; undefined, with nothing changed, when it gives none.
+   */
+  private async reserveLocked(
+    m: EntityManager,
+    r: { migrationId: string; vmId: string; hostId: string },
+    verdictFor: (vm: ReservedVm, host: LockedRow | undefined) => { verified: VerifiedCpu; verdict: Verdict } | undefined,
+  ): Promise<{ reservation: Reservation; verdict: Verdict } | undefined> {
+    // the VM's row lock serialises two reservations of one VM (and a relocation of it)
+    const [vm] = await runPrepared<ReservedVm>(m, VM_LOCKED, [r.vmId]);
+    if (!vm) throw vmNotFound(r.vmId);
+    // after that lock, in one statement: this migration's reservation (a repeat) and any other of the VM,
+    // and the target locked with its cluster (a row whose host columns are null: no such host)
+    const rows = await runPrepared<HeldAndHostRow>(m, HELD_AND_HOST_LOCKED, [r.migrationId, r.vmId, r.hostId]);
+    const locked = rows[0]!.id === null ? undefined : (rows[0] as LockedRow);
+    const decided = verdictFor(vm, locked);
+    if (!decided) return undefined;
+    const { verified, verdict } = decided;
+    const held = rows.filter((x) => x.res_migration_id !== null).map(reservationOfRow);
+    const existing = held.find((x) => x.migrationId === r.migrationId);
+    if (existing) {
+      checkSameReservation(existing, r);
+      return { reservation: reservationView(existing), verdict };
+    }
+    checkNotOnTarget(vm, r.hostId);
+    checkNoOtherMigration(r.migrationId, vm.id, held);
+    const host = hostToFill(locked, r.hostId);
+    checkSameCluster(vm, host);
+    checkCpuAsVerified(verified, vm, host);
+    // what the host holds is read by the insert, a statement begun after the host's lock was granted
+    // (READ COMMITTED: it sees every allocation committed before): inserted only where the VM fits
+    const [placed] = await runPrepared<ReservationEntity & { held_memory: number; held_vcpus: number }>(m, INSERT_RESERVATION_IF_ROOM, [
+      r.migrationId,
+      vm.id,
+      r.hostId,
+      vm.memoryMiB,
+      vm.vcpus,
+      host.capacity.memoryMiB,
+      host.capacity.vcpus,
+    ]);
+    // one row always: the reservation inserted, or (migration id null) what the host holds
+    if (!placed) throw new Error(`the reservation insert of migration ${r.migrationId} answered no row`);
+    if (placed.migrationId === null) {
+      checkRoom(host, { memoryMiB: placed.held_memory, vcpus: placed.held_vcpus }, vm); // throws: the same sums in whole numbers
+      throw new Error(`reservation of migration ${r.migrationId} not inserted though ${r.hostId} has room for it`);
+    }
+    return { reservation: reservationView(placed), verdict };
   }
 
   /** cpu-compat's verdict on the VM's baseline and the target's CPU as read now, refused with the missing features. */

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { ErrorCode } from '@flexmig/contracts';
+import { CpuVerdict, ErrorCode, type Verdict } from '@flexmig/contracts';
+import type { NatsBus } from '@flexmig/messaging';
 import { ensureDatabaseAndSchema, initializeServiceDataSource, serviceDataSourceOptions } from '@flexmig/persistence';
 import { startTestDatabase, TestDatabase, waitFor } from '@flexmig/testing';
 import { inventoryEntities } from '../entities';
 import { inventoryMigrations } from '../migrations';
-import type { CpuCompatClient } from '../cpu/cpu-compat.client';
+import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { VmsService } from '../vms/vms.service';
 import { ReservationsService } from './reservations.service';
 
@@ -25,7 +26,17 @@ describe('reservations and relocations', () => {
   let reservations: ReservationsService;
   let vms: VmsService;
   let vmId: string;
-  const cpu = { verdict: async (baseline: string) => ({ baseline, compatible: true, missing: [], reason: 'the host has every feature' }) } as unknown as CpuCompatClient;
+  // cpu-compat as a bus that counts its questions: a host with avx512f is one it refuses a VM on
+  const asked: { baseline: string; features: string[] }[] = [];
+  const bus = {
+    request: async (contract: unknown, q: { baseline: string; target: { features: string[] } }): Promise<Verdict> => {
+      if (contract !== CpuVerdict) throw new Error('only verdicts are asked here');
+      asked.push({ baseline: q.baseline, features: q.target.features });
+      const refused = q.target.features.includes('avx512f');
+      return { baseline: q.baseline, compatible: !refused, missing: refused ? ['avx512bw'] : [], vendorMismatch: false, unchecked: [], reason: refused ? 'missing avx512bw' : 'the host has every feature' };
+    },
+  } as unknown as NatsBus;
+  const cpu = new CpuCompatClient(bus);
 
   beforeAll(async () => {
     db = await startTestDatabase('reserve-relocate');
@@ -171,6 +182,62 @@ describe('reservations and relocations', () => {
       } finally {
         await ds.query(`UPDATE hosts SET maintenance = false WHERE id = 'room-t'`);
       }
+    });
+  });
+
+  describe("cpu-compat's verdict, kept a minute by the client", () => {
+    let cluster: string;
+    const vm = async (name: string): Promise<string> => {
+      const id = randomUUID();
+      await ds.query(`INSERT INTO vms (id, name, cluster_id, host_id, memory_mib, vcpus, cpu_baseline, state) VALUES ($1, $2, $3, 'kv-src', 512, 1, 'Haswell', 'running')`, [id, name, cluster]);
+      return id;
+    };
+    const features = (hostId: string, list: string[]) => ds.query('UPDATE hosts SET cpu_features = $2 WHERE id = $1', [hostId, JSON.stringify(list)]);
+
+    beforeAll(async () => {
+      [{ id: cluster }] = await ds.query(`INSERT INTO clusters (name) VALUES ('kept-verdicts') RETURNING id`);
+      for (const id of ['kv-src', 'kv-t']) {
+        await ds.query(
+          `INSERT INTO hosts (id, cluster_id, hostname, cpu_vendor, cpu_model_name, cpu_features, memory_mib, vcpus, driver, migration_address, state, last_heartbeat_at, registered_at)
+           VALUES ($1, $2, $1, 'Intel', 'test', '["avx2","sse4_2"]', 65536, 64, 'sim', '127.0.0.1:1', 'up', now(), now())`,
+          [id, cluster],
+        );
+      }
+    });
+
+    afterEach(() => jest.restoreAllMocks());
+
+    it('given the same baseline on the same CPU, then cpu-compat is asked once; another CPU is asked about, and a refusal stays one', async () => {
+      asked.length = 0;
+      // the path that asks (reads, the verdict with no transaction open, then the reservation's transaction)
+      // is taken only without a kept answer: the others reserve in the one transaction that locks
+      const askingPath = jest.spyOn(cpu, 'verdict');
+      const reserved = [];
+      for (const name of ['kv-1', 'kv-2', 'kv-3']) reserved.push(await reservations.reserve({ migrationId: randomUUID(), vmId: await vm(name), hostId: 'kv-t' }));
+      expect(asked).toEqual([{ baseline: 'Haswell', features: ['avx2', 'sse4_2'] }]);
+      expect(askingPath).toHaveBeenCalledTimes(1);
+      expect(reserved.map((r) => [r.reservation.hostId, r.verdict.compatible])).toEqual([['kv-t', true], ['kv-t', true], ['kv-t', true]]);
+      expect(await ds.query(`SELECT count(*)::int AS n FROM reservations WHERE host_id = 'kv-t'`)).toEqual([{ n: 3 }]);
+
+      // the target re-registered with another CPU: another question, and its answer refuses, twice, asked once
+      await features('kv-t', ['avx2', 'avx512f', 'sse4_2']);
+      for (const name of ['kv-4', 'kv-5']) {
+        await expect(reservations.reserve({ migrationId: randomUUID(), vmId: await vm(name), hostId: 'kv-t' })).rejects.toMatchObject({
+          code: ErrorCode.CpuIncompatible,
+          details: { missing: ['avx512bw'] },
+        });
+      }
+      expect(asked).toHaveLength(2);
+      expect(asked[1]).toEqual({ baseline: 'Haswell', features: ['avx2', 'avx512f', 'sse4_2'] });
+      expect(askingPath).toHaveBeenCalledTimes(3); // a refusal is always the asking path's, from the kept answer
+      expect(await ds.query(`SELECT count(*)::int AS n FROM reservations WHERE host_id = 'kv-t'`)).toEqual([{ n: 3 }]);
+
+      // back to the first CPU: its answer is still kept, and a repeat of a reservation answers it without asking
+      await features('kv-t', ['avx2', 'sse4_2']);
+      const again = await reservations.reserve({ migrationId: reserved[0]!.reservation.migrationId, vmId: reserved[0]!.reservation.vmId, hostId: 'kv-t' });
+      expect(again).toEqual(reserved[0]);
+      expect(asked).toHaveLength(2);
+      expect(askingPath).toHaveBeenCalledTimes(3);
     });
   });
 });
