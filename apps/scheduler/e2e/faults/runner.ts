@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type MigrationView, type StepName, STEP_NAMES } from '@flexmig/contracts';
+import { type MigrationView, RelocateVm, ReserveCapacity, type StepName } from '@flexmig/contracts';
 import { type Harness, waitFor } from '@flexmig/testing';
 import { type Subscription } from '@nats-io/transport-node';
 import { FaultHarness, type Driver, type FaultHarnessOptions } from './fault-harness';
@@ -87,19 +87,47 @@ async function chooseHosts(h: FaultHarness): Promise<[string, string]> {
 
 let vmCounter = 0;
 
+/** The scheduler's own steps, by the request each sends inventory (its body names the migration). */
+const schedulerStepRequests: [StepName, string][] = [
+  ['verify-compatibility', ReserveCapacity.subject],
+  ['commit', RelocateVm.subject],
+];
+
 /**
  * The step commands the agents receive, as the harness's observer sees them on the agents' step subject,
  * each with the connection that sent it (a request's reply subject is `<the connection's inbox>.<token>`).
- * `reached(migrationId, step)` resolves the moment the command of an agent step is on the wire: polling the
- * API cannot catch a step that lasts a few milliseconds (sync-memory of an idle guest), and the command on
- * the wire is the step running, so a fault injected then lands in it. The zombie checks read who sent what.
+ * `reached(migrationId, step)` resolves the moment the command of a step is on the wire (for the
+ * scheduler's own steps, its request to inventory): polling the API cannot catch a step that lasts a few
+ * milliseconds (sync-memory of an idle guest, step 1 with its verdict kept), and the command on the wire is
+ * the step running, so a fault injected then lands in it. The zombie checks read who sent what (the agents'
+ * commands only: `seen`).
  */
 export class CommandLog {
   readonly seen: { migrationId: string; stepName: string; key: string; sender: string; at: number }[] = [];
+  /** `<migration id> <step name>` of the scheduler's own steps whose request was on the wire. */
+  private readonly schedulerStepsSeen = new Set<string>();
   private readonly waiters = new Map<string, () => void>();
   private sub?: Subscription;
+  private readonly schedulerSubs: Subscription[] = [];
 
   start(h: Pick<Harness, 'nc' | 'prefix'>): void {
+    for (const [stepName, subject] of schedulerStepRequests) {
+      this.schedulerSubs.push(
+        h.nc.subscribe(`${h.prefix}.${subject}`, {
+          callback: (_e, msg) => {
+            let migrationId: string;
+            try {
+              ({ migrationId } = msg.json<{ migrationId: string }>());
+            } catch {
+              return; // not a request of ours
+            }
+            const key = `${migrationId} ${stepName}`;
+            this.schedulerStepsSeen.add(key);
+            this.waiters.get(key)?.();
+          },
+        }),
+      );
+    }
     this.sub = h.nc.subscribe(`${h.prefix}.agent.*.migration.step`, {
       callback: (_e, msg) => {
         let cmd: { migrationId: string; step: number; stepName: string; role: string; attempt: number };
@@ -128,8 +156,8 @@ export class CommandLog {
   }
 
   reached(migrationId: string, step: StepName, timeoutMs = 30_000): Promise<void> {
-    if (this.seen.some((s) => s.migrationId === migrationId && s.stepName === step)) return Promise.resolve();
     const key = `${migrationId} ${step}`;
+    if (this.schedulerStepsSeen.has(key) || this.seen.some((s) => s.migrationId === migrationId && s.stepName === step)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no ${step} command of migration ${migrationId} within ${timeoutMs} ms`)), timeoutMs);
       this.waiters.set(key, () => {
@@ -142,11 +170,9 @@ export class CommandLog {
 
   stop(): void {
     this.sub?.unsubscribe();
+    for (const sub of this.schedulerSubs) sub.unsubscribe();
   }
 }
-
-/** The steps the scheduler runs itself: no command to an agent shows them, the API does. */
-const schedulerSteps: StepName[] = ['verify-compatibility', 'commit'];
 
 /**
  * Runs one scenario on a started harness: a fresh VM, a migration, the fault, then the invariant checks.
@@ -181,10 +207,7 @@ export async function runScenario(h: FaultHarness, s: Scenario): Promise<Scenari
     src,
     dst,
     commands,
-    reach: async (step) => {
-      if (schedulerSteps.includes(step)) await h.waitForStep(m.id, STEP_NAMES.indexOf(step) + 1);
-      else await commands.reached(m.id, step);
-    },
+    reach: (step) => commands.reached(m.id, step),
   };
   const injected: InvariantResult = { name: 'fault landed in its step', held: true, detail: s.step === '—' ? 'in place' : `injected while ${s.step} ran` };
   try {
