@@ -135,6 +135,15 @@ describe('analyticPrecopy', () => {
       expect(r.downtimeMs).toBeCloseTo(258.4375, 6);
     });
 
+    it('when the fixed point c is the budget exactly in floating point, then it ends (max-passes), where it once looped for ever', () => {
+      // c = D·o/(1 − r) = B·L·(1 + 1e-9) to the last bit: the closed form's pass count is log(0) = infinite. A fuzzed
+      // prediction input like this one hung a fresh-clone CI (and would hang the scheduler's admission that predicts).
+      const p = bare({ dirtyRateBytesPerSec: 50 * MiB, passOverheadMs: 1.000000001, downtimeLimitMs: 1, maxPasses: 30 });
+      const q = resolvePrecopyParams(p);
+      expect(remainingLimitBytes(q)).toBe(((q.bandwidthBytesPerSec * q.downtimeLimitMs) / 1000) * (1 + 1e-9));
+      expect(analyticPrecopy(p)).toMatchObject({ outcome: 'max-passes', passes: 30 });
+    });
+
     it('when the fixed point c is above the budget (o = 1 s → c = 100 MiB), then not-converging though r < 1', () => {
       const p = bare({ dirtyRateBytesPerSec: 50 * MiB, passOverheadMs: 1000 });
       expect(remainingLimitBytes(resolvePrecopyParams(p))).toBeCloseTo(100 * MiB, 3);

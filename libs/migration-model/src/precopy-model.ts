@@ -217,10 +217,13 @@ export function analyticPrecopy(input: PrecopyParamsInput): MigrationResult {
     // Here r < 1 and c < B·L < R(1): R decreases geometrically towards c; eq. (3).
     const budget = downtimeBudgetBytes(B, p.downtimeLimitMs) * (1 + FIT_RELATIVE_EPSILON);
     let k = r === 0 ? 2 : 1 + Math.ceil(Math.log((budget - c) / (R1 - c)) / Math.log(r));
-    // eq. (3) in floating point can be one off at an exact boundary: settle it on R itself.
-    k = Math.max(2, k);
+    // eq. (3) in floating point can be one off at an exact boundary: settle it on R itself. With c the budget to
+    // the last bit it is log(0): infinite, as is the pass that fits. Only up to maxPasses + 1 matters (past it, the
+    // outcome is max-passes), so k is kept within [2, maxPasses + 1] and both searches end within that range.
+    const past = p.maxPasses + 1;
+    k = Number.isFinite(k) ? Math.min(Math.max(2, k), past) : past;
     while (k > 2 && fits(R(k - 1))) k -= 1;
-    while (!fits(R(k))) k += 1;
+    while (k < past && !fits(R(k))) k += 1;
     if (k > p.maxPasses) {
       passes = p.maxPasses;
       outcome = 'max-passes';
