@@ -50,14 +50,16 @@ export class ReservationsService {
   }
 
   /**
-   * The VM's verdict on the target as locked, when every check before the verdict passes and a compatible
-   * answer is kept; undefined otherwise (the caller then takes the path that asks, and refuses, as always).
+   * The VM's verdict on the target as locked, when a compatible answer is kept; undefined otherwise (the caller
+   * then takes the path that asks, and refuses, as always). The checks before the verdict are `verify`'s.
    */
   private knownVerdict(r: { hostId: string }, vm: ReservedVm, host: LockedRow | undefined): { verified: VerifiedCpu; verdict: Verdict } | undefined {
-    if (!host || vm.hostId === r.hostId || vm.clusterId !== host.cluster_id) return undefined;
-    const verdict = this.cpu.knownVerdict(vm.cpuBaseline, { vendor: host.cpu_vendor as HostCpu['vendor'], features: host.cpu_features }, vm.cpuFeatures ?? undefined);
-    if (!verdict?.compatible) return undefined;
-    return { verdict, verified: { cpuBaseline: vm.cpuBaseline, vmFeatures: vm.cpuFeatures, hostVendor: host.cpu_vendor, hostFeatures: host.cpu_features } };
+    checkNotOnTarget(vm, r.hostId);
+    if (!host) throw hostNotFound(r.hostId);
+    checkSameCluster(vm, { id: host.id, clusterId: host.cluster_id });
+    const verified = verifiedCpu(vm, host.cpu_vendor, host.cpu_features);
+    const verdict = this.cpu.knownVerdict(...verdictQuestion(verified));
+    return verdict?.compatible ? { verified, verdict } : undefined;
   }
 
   /**
@@ -117,8 +119,8 @@ export class ReservationsService {
     checkNotOnTarget(vm, r.hostId);
     if (!host) throw hostNotFound(r.hostId);
     checkSameCluster(vm, host);
-    const verified: VerifiedCpu = { cpuBaseline: vm.cpuBaseline, vmFeatures: vm.cpuFeatures, hostVendor: host.cpuVendor, hostFeatures: host.cpuFeatures };
-    const verdict = await this.cpu.verdict(vm.cpuBaseline, { vendor: host.cpuVendor as HostCpu['vendor'], features: host.cpuFeatures }, vm.cpuFeatures ?? undefined);
+    const verified = verifiedCpu(vm, host.cpuVendor, host.cpuFeatures);
+    const verdict = await this.cpu.verdict(...verdictQuestion(verified));
     if (!verdict.compatible) throw cpuIncompatible(host.id, vm.name, verdict);
     return { verified, verdict };
   }
@@ -138,6 +140,15 @@ export class ReservationsService {
     return (res.affected ?? 0) > 0;
   }
 }
+
+/** What a verdict is about: the VM's baseline (and a passthrough VM's features) on the host's CPU. */
+const verifiedCpu = (vm: ReservedVm, hostVendor: string, hostFeatures: string[]): VerifiedCpu => ({ cpuBaseline: vm.cpuBaseline, vmFeatures: vm.cpuFeatures, hostVendor, hostFeatures });
+/** The question to cpu-compat about `v`, as CpuCompatClient's verdict and knownVerdict take it. */
+const verdictQuestion = (v: VerifiedCpu): [string, Pick<HostCpu, 'vendor' | 'features'>, readonly string[] | undefined] => [
+  v.cpuBaseline,
+  { vendor: v.hostVendor as HostCpu['vendor'], features: [...v.hostFeatures] },
+  v.vmFeatures ?? undefined,
+];
 
 // Step 1 and the agents' checks of it run these on every migration: prepared, parsed and planned once per connection.
 const RESERVATION_COLUMNS = 'migration_id AS "migrationId", vm_id AS "vmId", host_id AS "hostId", memory_mib AS "memoryMiB", vcpus, created_at AS "createdAt"';
