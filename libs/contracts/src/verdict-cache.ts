@@ -20,6 +20,13 @@ export interface VerdictCacheOptions {
   now?: () => number;
 }
 
+/** A question's answer as kept: asked `at`, and `settled` once it came. */
+interface Kept {
+  answer: Promise<Verdict>;
+  at: number;
+  settled?: Verdict;
+}
+
 /**
  * CPU verdicts asked once per distinct question. The scheduler's placement weighs every host of a cluster
  * (issue 11: placing one VM in a cluster of 1,000 hosts asked cpu-compat 1,000 times, though a fleet has a
@@ -29,7 +36,7 @@ export interface VerdictCacheOptions {
  * one request, and a failed request is forgotten.
  */
 export class VerdictCache {
-  private readonly answers = new Map<string, { answer: Promise<Verdict>; at: number; settled?: Verdict }>();
+  private readonly answers = new Map<string, Kept>();
   private readonly maxEntries: number;
   private readonly maxAgeMs: number;
   private readonly now: () => number;
@@ -56,7 +63,7 @@ export class VerdictCache {
       }
     }
     const asked = this.ask(q);
-    const entry: { answer: Promise<Verdict>; at: number; settled?: Verdict } = { answer: asked, at };
+    const entry: Kept = { answer: asked, at };
     this.answers.set(key, entry);
     asked.then(
       (v) => {
