@@ -15,8 +15,9 @@
 // BENCH_HTTP_CLIENT [node] (node: node:http with keep-alive; fetch: Node's fetch, about three times the client's CPU per
 // request, which this machine's two cores then do not spend on the services: the table shows the bench's own share),
 // BENCH_PAUSES=1 (each process, the bench's own included, notes its garbage collections and event-loop stalls of 4 ms
-// or more, bench/pauses.cjs; the report puts the slowest pages beside the pauses they overlapped).
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+// or more, bench/pauses.cjs; the report puts the slowest pages beside the pauses they overlapped),
+// BENCH_EVAC_TIMELINE=<file> (every migration of the evacuations and the ones alone, as the API shows them, in one JSON file).
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,6 +52,7 @@ const cfg = {
   keepLogs: process.env.BENCH_KEEP_LOGS === '1',
   httpClient: process.env.BENCH_HTTP_CLIENT ?? 'node',
   pauses: process.env.BENCH_PAUSES === '1',
+  evacTimeline: process.env.BENCH_EVAC_TIMELINE || undefined,
 };
 if (!['node', 'fetch'].includes(cfg.httpClient)) throw new Error(`BENCH_HTTP_CLIENT must be node or fetch, got ${cfg.httpClient}`);
 const request = cfg.httpClient === 'fetch' ? api : apiKeepAlive;
@@ -452,16 +454,19 @@ async function main() {
   say('  one migration alone, then evacuations …');
   const vmsOn = async (hostId) => (await allPages(inv, `/api/v1/vms?hostId=${hostId}`)).filter((v) => v.state === 'running');
   const alone = [];
+  const aloneViews = [];
   const target = big.ids.at(-1);
   for (const v of (await vmsOn(big.ids.at(-2))).slice(0, 5)) {
     const m = await must(sched, 'POST', '/api/v1/migrations', { vmId: v.id, targetHostId: target });
     const done = await migrationDone(m.id);
     if (done.state !== 'completed') throw new Error(`migration ${m.id} ended ${done.state}`);
     alone.push(spanMs(done));
+    aloneViews.push(done);
   }
   const single = quantile(alone, 0.5);
   results.single = single;
   results.evac = [];
+  const timeline = [{ alone: true, migrations: aloneViews }];
   for (const hosts of [big.ids.slice(0, 1), big.ids.slice(1, 1 + cfg.evacHosts)]) {
     const total = (await Promise.all(hosts.map(vmsOn))).reduce((a, vs) => a + vs.length, 0);
     const concurrency = Math.min(hosts.length * limits.outPerHost, limits.perCluster);
@@ -476,8 +481,13 @@ async function main() {
     const placedAgain = ends.reduce((a, e) => a + e.vms.filter((v) => v.earlierMigrationIds.length > 0).length, 0);
     const where = await whereTheTimeWent(wallT0, ends);
     results.evac.push({ hosts: hosts.length, vms: total, makespan, bound, failed, placedAgain, where });
+    if (cfg.evacTimeline) {
+      const ids = ends.flatMap((e) => e.vms.flatMap((v) => [...v.earlierMigrationIds, ...(v.migrationId ? [v.migrationId] : [])]));
+      timeline.push({ hosts: hosts.length, startedAt: new Date(wallT0).toISOString(), makespanMs: makespan, boundMs: bound, migrations: await Promise.all(ids.map((id) => must(sched, 'GET', `/api/v1/migrations/${id}`))) });
+    }
     say(`    ${hosts.length} host(s), ${total} VMs: ${f1(makespan)} ms (bound ${f1(bound)} ms); ${placedAgain} placed again; ${where}`);
   }
+  if (cfg.evacTimeline) writeFileSync(cfg.evacTimeline, JSON.stringify(timeline, null, 1));
   results.loadEnd = loadavg();
   report(results);
 }
