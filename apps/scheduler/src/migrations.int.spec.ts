@@ -177,6 +177,12 @@ describe('scheduler on real NATS and PostgreSQL', () => {
     const done = await terminal(m!.body.id);
     expect(done.state).toBe('completed');
     expect(done.placement).toEqual(m!.body.placement);
+    // its admission held dst for this replica's other placements and released it when the row was written:
+    // with that migration over, the next placement counts nothing inbound there
+    const next = await sched('POST', '/api/v1/migrations', { vmId: (await newVm('placed-after', 512)).id });
+    expect(next.status).toBe(202);
+    expect(next.body.placement.reason).toContain('0 active inbound migration(s)');
+    expect((await terminal(next.body.id)).state).toBe('completed');
   });
 
   it('accepts exactly one of two requests for one VM made at the same instant', async () => {

@@ -71,7 +71,17 @@ export class MigrationsService {
    * `hostsReadSince`: placement may use a read of the cluster's hosts that started then (PlacementService.place).
    */
   async admitted(input: CreateMigration, requestedBy: string, opts: { hostsReadSince?: number } = {}): Promise<MigrationEntity> {
-    const { vm, target, placement } = await vmAndTarget(this.bus, this.placer, input, opts);
+    // the host placement chooses is held for this replica's other placements until the migration is a row
+    // (or refused): placements asked together spread over the hosts (PlacementsInFlight)
+    const chosen = await vmAndTarget(this.bus, this.placer, input, { ...opts, hold: true });
+    try {
+      return await this.admit(input, requestedBy, chosen);
+    } finally {
+      if (chosen.placement) this.placer.release(chosen.vm.id);
+    }
+  }
+
+  private async admit(input: CreateMigration, requestedBy: string, { vm, target, placement }: Awaited<ReturnType<typeof vmAndTarget>>): Promise<MigrationEntity> {
     // the prediction's policy from a recent read (admission reads the migration's own in its transaction)
     const policy = await this.settings.recentPolicyFor(vm.clusterId, input.policy ?? {});
     // recorded with the migration and carried beside the actual figures at the end; a migration never waits on

@@ -19,7 +19,7 @@ function busOf(hosts: Map<string, Host>): NatsBus {
 const placerChoosing = (...chosen: string[]) => {
   const place = jest.fn();
   for (const c of chosen) place.mockResolvedValueOnce({ chosen: c, reason: `chose ${c}`, passedOver: [] });
-  return { place } as unknown as PlacementService & { place: jest.Mock };
+  return { place, release: jest.fn() } as unknown as PlacementService & { place: jest.Mock; release: jest.Mock };
 };
 
 describe('vmAndTarget', () => {
@@ -44,6 +44,18 @@ describe('vmAndTarget', () => {
     const placer = placerChoosing('d1', 'd2', 'd3', 'd1');
     await expect(vmAndTarget(busOf(hosts), placer, { vmId: vm.id })).rejects.toMatchObject({ code: ErrorCode.HostDown, details: { hostId: 'd3' } });
     expect(placer.place).toHaveBeenCalledTimes(3);
+  });
+
+  it('given an admission holds its placement, then each placement made again holds too, and a refusal releases the hold before it is thrown', async () => {
+    const hosts = new Map([['d1', host('d1', { state: 'down' })], ['d2', host('d2', { maintenance: true })], ['d3', host('d3', { state: 'down' })], ['ok', host('ok')]]);
+    const placer = placerChoosing('d1', 'd2', 'd3');
+    await expect(vmAndTarget(busOf(hosts), placer, { vmId: vm.id }, { hostsReadSince: 1_000, hold: true })).rejects.toMatchObject({ code: ErrorCode.HostDown });
+    expect(placer.place.mock.calls.map((c) => c[1])).toEqual([{ hostsReadSince: 1_000, hold: true }, { hold: true }, { hold: true }]);
+    expect(placer.release).toHaveBeenCalledWith(vm.id);
+    // accepted: the hold stays, for the caller to release when its admission ends
+    const accepted = placerChoosing('ok');
+    await expect(vmAndTarget(busOf(hosts), accepted, { vmId: vm.id }, { hold: true })).resolves.toMatchObject({ target: { id: 'ok' } });
+    expect(accepted.release).not.toHaveBeenCalled();
   });
 
   it('given a target the caller named is in maintenance, then that is the caller\'s error at once: nothing is placed', async () => {

@@ -42,20 +42,39 @@ const PLACEMENT_ATTEMPTS = 3;
  * or into maintenance between placement's read of the hosts and the check (an evacuation of several hosts
  * at once puts them into maintenance one after another) is not the caller's error: placement chooses
  * again, from a fresh read (whatever `hostsReadSince` allowed the first time), up to PLACEMENT_ATTEMPTS times.
+ * `hold` (an admission): placement holds the host it chose (PlacementService.place); the caller releases it
+ * when its admission ends, and a throw here releases it before it leaves.
  */
 export async function vmAndTarget(
   bus: NatsBus,
   placer: PlacementService,
   input: { vmId: string; targetHostId?: string },
-  opts: { hostsReadSince?: number } = {},
+  opts: { hostsReadSince?: number; hold?: boolean } = {},
 ): Promise<{ vm: Vm; target: Host; placement: ChosenPlacement | null }> {
   // a named target is read beside the VM (one round trip, not two); the VM's errors still come first
   const [vmRead, namedRead] = await Promise.allSettled([bus.request(GetVm, { vmId: input.vmId }), input.targetHostId ? bus.request(GetHost, { hostId: input.targetHostId }) : undefined]);
   if (vmRead.status === 'rejected') throw vmRead.reason;
   const { vm } = vmRead.value;
   checkVmRunning(vm);
+  if (input.targetHostId || !opts.hold) return targetOf(bus, placer, vm, input, namedRead, opts);
+  try {
+    return await targetOf(bus, placer, vm, input, namedRead, opts);
+  } catch (e) {
+    placer.release(vm.id);
+    throw e;
+  }
+}
+
+async function targetOf(
+  bus: NatsBus,
+  placer: PlacementService,
+  vm: Vm,
+  input: { targetHostId?: string },
+  namedRead: PromiseSettledResult<{ host: Host } | undefined>,
+  opts: { hostsReadSince?: number; hold?: boolean },
+): Promise<{ vm: Vm; target: Host; placement: ChosenPlacement | null }> {
   for (let attempt = 1; ; attempt++) {
-    const placement = input.targetHostId ? null : await placer.place(vm, attempt === 1 ? opts : {});
+    const placement = input.targetHostId ? null : await placer.place(vm, attempt === 1 ? opts : opts.hold ? { hold: true } : {});
     let target: Host;
     if (input.targetHostId) {
       if (namedRead.status === 'rejected') throw namedRead.reason;

@@ -239,4 +239,24 @@ describe('PlacementService: a bounded read (`for`)', () => {
     expect(e).toMatchObject({ code: 'INSUFFICIENT_CAPACITY', details: { passedOverCount: 36, passedOverByRule: { down: 2, memory: 30, cpu: 4 } } });
     expect(e?.message).toMatch(/36 hosts passed over \(down: 2, memory: 30, cpu: 4\); f2: its CPU cannot run/);
   });
+
+  it('spreads placements asked together that hold their host, until the holds are released; placements that do not hold (predictions) count them but take none', async () => {
+    const none0 = { byRule: none, passing: [] };
+    const listed = [host('a', c1), host('b', c1), host('c', c1)];
+    const { asked, service } = bounded(listed, none0);
+    // ten evacuations' first VMs, asked at the same moment: each read the same (empty) inbound load
+    const together = await Promise.all([1, 2, 3].map((n) => service.place(vm(n, c1, 'src'), { hold: true })));
+    expect(together.map((p) => p.chosen)).toEqual(['a', 'b', 'c']);
+    expect(together[1].reason).toMatch(/^b is the least loaded/);
+    // a prediction counts the three holds (and asks inventory to list their hosts) but holds nothing
+    const predicted = await Promise.all([service.place(vm(4, c1, 'src')), service.place(vm(5, c1, 'src'))]);
+    expect(predicted.map((p) => p.chosen)).toEqual(['a', 'a']);
+    expect(predicted[0].reason).toContain('1 active inbound migration(s)');
+    expect(asked.at(-1)?.for?.include).toEqual(['a', 'b', 'c']);
+    // the admissions ended: their rows count from now on (this fake scheduler has none), the holds no longer
+    for (const n of [1, 2, 3]) service.release(vm(n, c1, 'src').id);
+    const after = await Promise.all([service.place(vm(6, c1, 'src'), { hold: true }), service.place(vm(7, c1, 'src'), { hold: true })]);
+    expect(after.map((p) => p.chosen)).toEqual(['a', 'b']);
+    expect(asked.at(-1)?.for?.include).toEqual([]);
+  });
 });

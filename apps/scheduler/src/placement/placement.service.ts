@@ -20,6 +20,7 @@ import {
 import { NatsBus, requestAllPages } from '@flexmig/messaging';
 import { FreshReads } from '@flexmig/timing';
 import { cheapRuleFailure, choosePlacement, InboundLoad, noInboundLoad, Placement, PlacementVm } from './placement';
+import { PlacementsInFlight } from './placements-in-flight';
 
 /**
  * The oldest read of a cluster's hosts a placement that accepts an earlier read (an evacuation's) is given.
@@ -70,6 +71,8 @@ export class PlacementService {
    * most of the time before its last migration was asked for (docs/scale.md).
    */
   private readonly clusterHosts: FreshReads<string, ClusterHosts>;
+  /** The hosts chosen for migrations this replica is still admitting, counted as inbound by every placement. */
+  private readonly inFlight = new PlacementsInFlight();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -90,16 +93,20 @@ export class PlacementService {
    * or later will do, but never one older than HOSTS_READ_MAX_AGE_MS. An evacuation passes the moment its
    * host went into maintenance, so that its placements, one after another, share one read of the hosts
    * instead of one each. Without it, the read starts after this call.
+   *
+   * `hold`: the caller is admitting a migration to the chosen host. Until `release(vm.id)`, every placement
+   * of this replica counts it there as an inbound migration (PlacementsInFlight), so that placements asked
+   * together spread instead of all choosing the host that was least loaded when they read.
    */
-  async place(vm: Vm, opts: { hostsReadSince?: number } = {}): Promise<ChosenPlacement> {
-    const inbound = await this.inboundLoad(vm.clusterId);
-    const bounded = await this.readCandidates(vm, inbound);
-    let placement = bounded ? await this.choose(vm, bounded, inbound) : null;
+  async place(vm: Vm, opts: { hostsReadSince?: number; hold?: boolean } = {}): Promise<ChosenPlacement> {
+    const admitted = await this.inboundLoad(vm.clusterId);
+    const bounded = await this.readCandidates(vm, this.inFlight.addedTo(vm, admitted));
+    let placement = bounded ? await this.choose(vm, bounded, admitted, opts.hold) : null;
     // a bounded read that chose no host though it counted eligible ones (hosts changed between the reads of
     // one statement cannot do it; an inventory that misjudged would): every host, as without one
     if (!placement || (placement.chosen === null && (placement.passedOverByRule['less-suitable'] ?? 0) > 0)) {
       const since = opts.hostsReadSince === undefined ? undefined : Math.max(opts.hostsReadSince, Date.now() - HOSTS_READ_MAX_AGE_MS);
-      placement = await this.choose(vm, await this.clusterHosts.get(vm.clusterId, since), inbound);
+      placement = await this.choose(vm, await this.clusterHosts.get(vm.clusterId, since), admitted, opts.hold);
     }
     if (placement.chosen === null) {
       throw new FlexmigError(ErrorCode.InsufficientCapacity, placement.reason, {
@@ -110,6 +117,11 @@ export class PlacementService {
       });
     }
     return { ...placement, chosen: placement.chosen };
+  }
+
+  /** The admission that placed `vmId` with `hold` ended: its host no longer counts the VM as being admitted. */
+  release(vmId: string): void {
+    this.inFlight.release(vmId);
   }
 
   /**
@@ -131,12 +143,19 @@ export class PlacementService {
     return r.unlisted ? { hosts: r.hosts, featureSets: r.featureSets, unlisted: r.unlisted } : null;
   }
 
-  /** Asks the verdicts (one per distinct CPU of the hosts that pass every other rule) and chooses among `read`'s hosts. */
-  private async choose(vm: Vm, read: ClusterHosts & { unlisted?: PlacementUnlisted }, inbound: Record<string, InboundLoad>): Promise<Placement> {
+  /**
+   * Asks the verdicts (one per distinct CPU of the hosts that pass every other rule) and chooses among `read`'s
+   * hosts, with `admitted` (the inbound load of admitted migrations) and the holds of placements in flight as
+   * they are when it chooses; with `hold`, the chosen host is held in the same turn, so that no other
+   * placement of this replica chooses without counting it.
+   */
+  private async choose(vm: Vm, read: ClusterHosts & { unlisted?: PlacementUnlisted }, admitted: Record<string, InboundLoad>, hold = false): Promise<Placement> {
     const { hosts, featureSets } = read;
     const target: PlacementVm = vm;
-    // a verdict only for the hosts that pass every other rule: the others are passed over anyway
-    const candidates = hosts.filter((h) => cheapRuleFailure(target, h, inbound[h.id] ?? noInboundLoad) === null);
+    // a verdict only for the hosts that pass every other rule: the others are passed over anyway (holds
+    // taken while the verdicts are asked only add load, so these are still every host that can pass)
+    const before = this.inFlight.addedTo(vm, admitted);
+    const candidates = hosts.filter((h) => cheapRuleFailure(target, h, before[h.id] ?? noInboundLoad) === null);
     // a host-passthrough VM (IMC off) may only move to a host with the features it started with
     const vmFeatures = vm.cpuFeatures ? { vmFeatures: vm.cpuFeatures } : {};
     const keyOf = VerdictCache.keyBySet(vm.cpuBaseline, vm.cpuFeatures);
@@ -154,7 +173,10 @@ export class PlacementService {
     const byKey = new Map(await Promise.all([...questions].map(async ([key, q]) => [key, await this.verdicts.verdict(q, key)] as const)));
     const verdicts: Record<string, Verdict> = {};
     for (const h of candidates) verdicts[h.id] = byKey.get(keyOf(h.cpu.vendor, h.cpu.featureSet))!;
-    return choosePlacement({ vm: target, hosts, verdicts, inbound, ...(read.unlisted ? { unlisted: unlistedByRule(read.unlisted, (p) => byKey.get(keyOf(p.vendor, p.featureSet))!) } : {}) });
+    const inbound = this.inFlight.addedTo(vm, admitted);
+    const placement = choosePlacement({ vm: target, hosts, verdicts, inbound, ...(read.unlisted ? { unlisted: unlistedByRule(read.unlisted, (p) => byKey.get(keyOf(p.vendor, p.featureSet))!) } : {}) });
+    if (hold && placement.chosen !== null) this.inFlight.hold(vm, placement.chosen);
+    return placement;
   }
 
   private async readClusterHosts(clusterId: string): Promise<ClusterHosts> {
