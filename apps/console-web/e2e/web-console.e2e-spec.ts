@@ -200,6 +200,56 @@ describeInBrowser('the web console in a browser', () => {
     await shot('evacuation');
     expect((await api('GET', `/api/v1/evacuations/${evacuationId}`)).body).toMatchObject({ hostId: 'host-a', state: 'completed', counts: { moved: 1, total: 1 } });
   });
+  it('shows the migrations and the evacuations a page at a time, newest first, the next page by the page\'s cursor', async () => {
+    const real = (await api('GET', '/api/v1/migrations?limit=20')).body.items as { id: string }[];
+    expect(real.length).toBeGreaterThanOrEqual(2); // the console's migration and the evacuation's
+    await page.getByRole('link', { name: 'Migrations' }).click();
+    const table = page.getByLabel('migrations', { exact: true });
+    await table.locator(`tr[data-row="${real[0].id}"]`).waitFor();
+    expect(await table.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-row')))).toEqual(real.map((m) => m.id));
+    expect(await page.getByRole('button', { name: 'Next page' }).isDisabled()).toBe(true);
+    // the state filter is the server's: none is queued now
+    await page.getByLabel('state', { exact: true }).selectOption('queued');
+    await page.getByText('No queued migrations').waitFor();
+    await page.getByLabel('state', { exact: true }).selectOption('');
+    await table.locator(`tr[data-row="${real[0].id}"]`).waitFor();
+
+    // 45 migrations, from a stand-in for the scheduler's list: the table asks for one page at a time
+    const fake = Array.from({ length: 45 }, (_, i) => ({ ...real[0], id: `00000000-0000-4000-8000-${String(45 - i).padStart(12, '0')}` }));
+    const asked: string[] = [];
+    const isList = (u: URL) => u.pathname === '/api/v1/migrations';
+    await page.route(isList, (route) => {
+      const q = new URL(route.request().url()).searchParams;
+      asked.push(q.toString());
+      const from = q.get('cursor') ? fake.findIndex((m) => m.id === q.get('cursor')) + 1 : 0;
+      const items = fake.slice(from, from + Number(q.get('limit')));
+      return route.fulfill({ json: { items, nextCursor: from + items.length < fake.length ? items.at(-1)!.id : null } });
+    });
+    try {
+      await page.getByRole('link', { name: 'Evacuations' }).click();
+      const evacuation = (await api('GET', '/api/v1/evacuations')).body.items[0] as { id: string };
+      await page.getByLabel('evacuations', { exact: true }).locator(`tr[data-row="${evacuation.id}"]`).waitFor();
+      await page.getByRole('link', { name: 'Migrations' }).click();
+      const shown = page.getByLabel('migrations shown');
+      await table.locator(`tr[data-row="${fake[0].id}"]`).waitFor();
+      expect(await shown.innerText()).toBe('1–20');
+      await page.getByRole('button', { name: 'Next page' }).click();
+      await table.locator(`tr[data-row="${fake[20].id}"]`).waitFor();
+      expect(await shown.innerText()).toBe('21–40');
+      await page.getByRole('button', { name: 'Next page' }).click();
+      await table.locator(`tr[data-row="${fake[44].id}"]`).waitFor();
+      expect(await shown.innerText()).toBe('41–45');
+      expect(await page.getByRole('button', { name: 'Next page' }).isDisabled()).toBe(true);
+      await page.getByRole('button', { name: 'Previous page' }).click();
+      await table.locator(`tr[data-row="${fake[39].id}"]`).waitFor();
+      expect(await shown.innerText()).toBe('21–40');
+      // every request was one page of 20: the first, then each after the last row of the page before it
+      expect(new Set(asked)).toEqual(new Set(['limit=20', `limit=20&cursor=${fake[19].id}`, `limit=20&cursor=${fake[39].id}`]));
+    } finally {
+      await page.unroute(isList);
+    }
+  });
+
   it('shows where inventory and the agents disagree: a VM an agent runs behind inventory\'s back, as orphaned', async () => {
     const stray = randomUUID();
     const bus = await NatsBus.connect({ url: nats.url, prefix: nats.prefix, name: 'web-e2e-stray', credsFile: nats.serviceEnv('inventory').NATS_CREDS });

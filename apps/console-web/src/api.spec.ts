@@ -51,6 +51,21 @@ describe('the web console API client', () => {
     expect(seen.map((s) => s.url)).toEqual(['/api/v1/reconciliation?kind=orphaned&limit=500', '/api/v1/reconciliation?kind=orphaned&limit=500&cursor=c2']);
   });
 
+  it('given one page asked for, then exactly that page with its filters, limit and cursor, and its nextCursor', async () => {
+    handler = (req, res) => {
+      const cursor = new URL(req.url!, base).searchParams.get('cursor');
+      json(res, 200, cursor === null ? { items: ['m3', 'm2'], nextCursor: 'c2' } : { items: ['m1'], nextCursor: null });
+    };
+    expect(await api.onePage(`${base}/api/v1/migrations`, { state: 'completed', vmId: undefined }, { limit: 2 })).toEqual({ items: ['m3', 'm2'], nextCursor: 'c2' });
+    expect(await api.onePage(`${base}/api/v1/migrations`, { state: 'completed' }, { limit: 2, cursor: 'c2' })).toEqual({ items: ['m1'], nextCursor: null });
+    expect(seen.map((s) => s.url)).toEqual(['/api/v1/migrations?state=completed&limit=2', '/api/v1/migrations?state=completed&limit=2&cursor=c2']);
+    // a server that sends the whole list at once: one last page
+    handler = (_req, res) => json(res, 200, ['a', 'b', 'c']);
+    expect(await api.onePage(`${base}/api/v1/evacuations`, {}, { limit: 2 })).toEqual({ items: ['a', 'b', 'c'], nextCursor: null });
+    handler = (_req, res) => json(res, 200, { items: ['a'] });
+    expect(await api.onePage(`${base}/api/v1/evacuations`, {}, { limit: 2 })).toEqual({ items: ['a'], nextCursor: null });
+  });
+
   it('given a list the server sends whole ({items}), then those items in one call', async () => {
     handler = (_req, res) => json(res, 200, { items: ['a', 'b'] });
     expect(await api.list(`${base}/api/v1/hosts`)).toEqual(['a', 'b']);

@@ -50,6 +50,15 @@ export const put = <T>(path: string, body: unknown) => request<T>('PUT', path, b
 /** Largest page asked for (the API's lists answer 1,000 at most). */
 const PAGE = 500;
 
+/** The path of one page of a list: its filters (those given), `limit`, and the `cursor` of the page. */
+function pageUrl(path: string, query: Record<string, string | undefined>, limit: number, cursor?: string): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, v);
+  q.set('limit', String(limit));
+  if (cursor) q.set('cursor', cursor);
+  return `${path}?${q}`;
+}
+
 /**
  * Each page of a list as the server answered it, following `nextCursor` (`limit`/`cursor`); a server that
  * sends everything in one `{items}` (or a bare array) is one page.
@@ -57,14 +66,28 @@ const PAGE = 500;
 async function* pages<P>(path: string, query: Record<string, string | undefined>): AsyncGenerator<P> {
   let cursor: string | undefined;
   do {
-    const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, v);
-    q.set('limit', String(PAGE));
-    if (cursor) q.set('cursor', cursor);
-    const page = await get<P>(`${path}?${q}`);
+    const page = await get<P>(pageUrl(path, query, PAGE, cursor));
     yield page;
     cursor = Array.isArray(page) ? undefined : ((page as { nextCursor?: string | null }).nextCursor ?? undefined);
   } while (cursor);
+}
+
+/** One page of a list, as the server pages it. */
+export interface OnePage<T> {
+  items: T[];
+  /** The next page's cursor; null on the last page. */
+  nextCursor: string | null;
+}
+
+/**
+ * One page of a list (`limit` items from `cursor`, the first page without one), for the lists that grow
+ * without bound (migrations, evacuations), which a page shows a page at a time instead of reading whole. A
+ * server that sends everything at once (a bare array, or `{items}` without `nextCursor`) is one last page.
+ */
+export async function onePage<T>(path: string, query: Record<string, string | undefined>, page: { limit: number; cursor?: string }): Promise<OnePage<T>> {
+  const answer = await get<{ items: T[]; nextCursor?: string | null } | T[]>(pageUrl(path, query, page.limit, page.cursor));
+  if (Array.isArray(answer)) return { items: answer, nextCursor: null };
+  return { items: answer.items, nextCursor: answer.nextCursor ?? null };
 }
 
 /** Every item of a list. Stops at `max` items (the tables page and search on the client). */

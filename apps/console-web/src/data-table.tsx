@@ -41,27 +41,34 @@ export function DataTable<T>({ label, rows, columns, rowKey, empty, perPageDefau
           </ToolbarItem>
         </ToolbarContent>
       </Toolbar>
-      <Table aria-label={label} variant="compact">
-        <Thead>
-          <Tr>
-            {columns.map((c) => (
-              <Th key={c.title}>{c.title}</Th>
-            ))}
-          </Tr>
-        </Thead>
-        <Tbody>
-          {shown.map((r) => (
-            <Tr key={rowKey(r)} data-row={rowKey(r)}>
-              {columns.map((c) => (
-                <Td key={c.title} dataLabel={c.title}>
-                  {c.cell(r)}
-                </Td>
-              ))}
-            </Tr>
-          ))}
-        </Tbody>
-      </Table>
+      <RowsTable label={label} rows={shown} columns={columns} rowKey={rowKey} />
       {!shown.length && <EmptyState titleText={rows.length ? 'Nothing matches the search' : empty} headingLevel="h4" />}
     </>
+  );
+}
+
+/** The rows given, each a `data-row` of its key, under the columns' titles: what DataTable and PagedTable show. */
+export function RowsTable<T>({ label, rows, columns, rowKey }: { label: string; rows: T[]; columns: Column<T>[]; rowKey: (row: T) => string }) {
+  return (
+    <Table aria-label={label} variant="compact">
+      <Thead>
+        <Tr>
+          {columns.map((c) => (
+            <Th key={c.title}>{c.title}</Th>
+          ))}
+        </Tr>
+      </Thead>
+      <Tbody>
+        {rows.map((r) => (
+          <Tr key={rowKey(r)} data-row={rowKey(r)}>
+            {columns.map((c) => (
+              <Td key={c.title} dataLabel={c.title}>
+                {c.cell(r)}
+              </Td>
+            ))}
+          </Tr>
+        ))}
+      </Tbody>
+    </Table>
   );
 }

@@ -1,13 +1,13 @@
 import { useEffect, useState } from 'react';
 import type { EvacuationView, MigrationProgress } from '@flexmig/contracts';
 import { Card, CardBody, CardTitle, PageSection, Title } from '@patternfly/react-core';
-import { get, list, openStream } from '../api';
+import { get, onePage, openStream } from '../api';
 import { Bar, LoadState, StateLabel, useLoad } from '../common';
 import { DataTable, type Column } from '../data-table';
+import { PagedTable } from '../paged-table';
 import { Link } from '../router';
 
 export function EvacuationsPage() {
-  const evacuations = useLoad(() => list<EvacuationView>('/api/v1/evacuations'));
   const columns: Column<EvacuationView>[] = [
     { title: 'Evacuation', cell: (e) => <Link to={`/evacuations/${e.id}`}>{e.id.slice(0, 8)}</Link>, text: (e) => e.id },
     { title: 'Host', cell: (e) => e.hostId, text: (e) => e.hostId },
@@ -15,13 +15,12 @@ export function EvacuationsPage() {
     { title: 'VMs', cell: (e) => `${e.counts.moved} moved, ${e.counts.moving} moving, ${e.counts.failed} failed, ${e.counts.notMoved} not moved, of ${e.counts.total}` },
     { title: 'Created', cell: (e) => new Date(e.createdAt).toLocaleString(), text: (e) => e.createdAt },
   ];
-  const sorted = [...(evacuations.data ?? [])].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   return (
     <PageSection>
       <Title headingLevel="h1">Evacuations</Title>
       <p>Start one from the Hosts page (Evacuate): the host goes into maintenance and each of its VMs is migrated away.</p>
-      <LoadState loaded={evacuations} what="evacuations" />
-      {evacuations.data && <DataTable label="evacuations" rows={sorted} columns={columns} rowKey={(e) => e.id} empty="No evacuations" />}
+      {/* every evacuation ever run, newest first, one page at a time */}
+      <PagedTable label="evacuations" load={(page) => onePage<EvacuationView>('/api/v1/evacuations', {}, page)} columns={columns} rowKey={(e) => e.id} empty="No evacuations" />
     </PageSection>
   );
 }

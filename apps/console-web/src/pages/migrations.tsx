@@ -1,9 +1,10 @@
 import { useEffect, useState } from 'react';
 import type { MigrationProgress, MigrationView } from '@flexmig/contracts';
 import { Alert, Button, Card, CardBody, CardTitle, DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, Flex, FormSelect, FormSelectOption, Label, PageSection, ProgressStep, ProgressStepper, Title } from '@patternfly/react-core';
-import { get, list, openStream, post } from '../api';
+import { get, onePage, openStream, post } from '../api';
 import { Bar, describe, formatBytes, formatDuration, LoadState, StateLabel, useLoad } from '../common';
-import { DataTable, type Column } from '../data-table';
+import type { Column } from '../data-table';
+import { PagedTable } from '../paged-table';
 import { Link } from '../router';
 
 const TERMINAL = ['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'];
@@ -11,18 +12,19 @@ const STATES = ['', 'queued', 'running', ...TERMINAL];
 
 export function MigrationsPage() {
   const [state, setState] = useState('');
-  const migrations = useLoad(() => list<MigrationView>('/api/v1/migrations', { state: state || undefined }), [state]);
-  // the list refreshes itself when a migration starts or ends (the live events stream), at most every 2 s
-  // however many there are (an evacuation of a large host starts dozens at once)
+  const [refresh, setRefresh] = useState(0);
+  // the page shown is read again when a migration starts or ends (the live events stream), at most every 2 s
+  // however many there are (an evacuation of a large host starts dozens at once); one page, newest first, not
+  // every migration ever run
   useEffect(() => {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const soon = () => (timer ??= setTimeout(() => ((timer = undefined), migrations.reload()), 2000));
+    const soon = () => (timer ??= setTimeout(() => ((timer = undefined), setRefresh((n) => n + 1)), 2000));
     const s = openStream('/api/v1/events?types=migration.requested,migration.completed,migration.rolled-back,migration.cancelled,migration.failed,migration.resolved', soon);
     return () => {
       s.close();
       clearTimeout(timer);
     };
-  }, [migrations.reload]);
+  }, []);
   const columns: Column<MigrationView>[] = [
     { title: 'Migration', cell: (m) => <Link to={`/migrations/${m.id}`}>{m.id.slice(0, 8)}</Link>, text: (m) => m.id },
     { title: 'VM', cell: (m) => m.vmId.slice(0, 8), text: (m) => m.vmId },
@@ -33,7 +35,6 @@ export function MigrationsPage() {
     { title: 'Downtime', cell: (m) => formatDuration(m.result?.downtimeMs) },
     { title: 'Created', cell: (m) => new Date(m.createdAt).toLocaleString(), text: (m) => m.createdAt },
   ];
-  const sorted = [...(migrations.data ?? [])].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   return (
     <PageSection>
       <Title headingLevel="h1">Migrations</Title>
@@ -42,8 +43,15 @@ export function MigrationsPage() {
           <FormSelectOption key={s} value={s} label={s || 'every state'} />
         ))}
       </FormSelect>
-      <LoadState loaded={migrations} what="migrations" />
-      {migrations.data && <DataTable label="migrations" rows={sorted} columns={columns} rowKey={(m) => m.id} empty="No migrations yet: migrate a VM from the VMs page" />}
+      <PagedTable
+        key={state}
+        label="migrations"
+        load={(page) => onePage<MigrationView>('/api/v1/migrations', { state: state || undefined }, page)}
+        refresh={refresh}
+        columns={columns}
+        rowKey={(m) => m.id}
+        empty={state ? `No ${state} migrations` : 'No migrations yet: migrate a VM from the VMs page'}
+      />
     </PageSection>
   );
 }
