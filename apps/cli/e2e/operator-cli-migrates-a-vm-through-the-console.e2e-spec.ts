@@ -147,6 +147,19 @@ describe('flexmig, the operator CLI (built), through the console', () => {
     expect(r.stderr).toContain('interrupted; what was asked goes on');
   });
 
+  it('given `migrations --limit 1`, then the newest only, and stderr says more were left out; --all and a limit above the count, every one and no note', async () => {
+    const all = await json(['migrations', '--all']);
+    expect(all).toHaveLength(2);
+    const one = await cli(['migrations', '--limit', '1', '-o', 'json']);
+    expect(one.code).toBe(0);
+    expect(JSON.parse(one.stdout).map((m: any) => m.id)).toEqual([all[0].id]);
+    expect(one.stderr).toContain('(the 1 newest migrations; --limit N for more, --all for every one)');
+    const enough = await cli(['migrations', '--limit', '2', '-o', 'json']);
+    expect(JSON.parse(enough.stdout)).toEqual(all);
+    expect(enough.stderr).not.toContain('newest');
+    expect((await cli(['migrations', '--limit', '0'])).code).toBe(2);
+  });
+
   it('given `events --follow --since`, then the events after that id and the new ones as they come', async () => {
     const lines = (await cli(['events', '-o', 'json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
     const since = lines.at(-1).id;

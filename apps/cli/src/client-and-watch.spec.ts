@@ -53,6 +53,28 @@ describe('ApiClient and MigrationWatcher against a stand-in API', () => {
     expect(await api.list('/api/v1/vms')).toEqual([{ id: 'only' }]);
   });
 
+  it('given the first n of a history, then pages of at most n until n are read, and whether more follow', async () => {
+    const seen: string[] = [];
+    const s = await serve((req, res) => {
+      seen.push(req.url!);
+      const u = new URL(req.url!, 'http://x');
+      if (u.pathname === '/api/v1/evacuations') return json(res, 200, ['e3', 'e2', 'e1']); // a server that sends it whole
+      const cursor = u.searchParams.get('cursor');
+      // a server that answers fewer than asked per page: 2, then 2, then the last 1
+      json(res, 200, cursor === null ? { items: ['m5', 'm4'], nextCursor: 'p2' } : cursor === 'p2' ? { items: ['m3', 'm2'], nextCursor: 'p3' } : { items: ['m1'], nextCursor: null });
+    });
+    server = s.server;
+    const api = new ApiClient({ url: s.url, token: 't', timeoutMs: 5000 });
+    expect(await api.first('/api/v1/migrations', { state: 'completed' }, 3)).toEqual({ items: ['m5', 'm4', 'm3'], more: true });
+    expect(seen).toEqual(['/api/v1/migrations?state=completed&limit=3', '/api/v1/migrations?state=completed&limit=3&cursor=p2']);
+    expect(await api.first('/api/v1/migrations', {}, 4)).toEqual({ items: ['m5', 'm4', 'm3', 'm2'], more: true });
+    expect(await api.first('/api/v1/migrations', {}, 5)).toEqual({ items: ['m5', 'm4', 'm3', 'm2', 'm1'], more: false });
+    expect(await api.first('/api/v1/migrations', {}, 5000)).toEqual({ items: ['m5', 'm4', 'm3', 'm2', 'm1'], more: false });
+    expect(seen.at(-1)).toBe('/api/v1/migrations?limit=1000&cursor=p3'); // never more than the API's largest page
+    expect(await api.first('/api/v1/evacuations', {}, 2)).toEqual({ items: ['e3', 'e2'], more: true });
+    expect(await api.first('/api/v1/evacuations', {}, 3)).toEqual({ items: ['e3', 'e2', 'e1'], more: false });
+  });
+
   it("given a VM by name, then only that name's VMs are asked for; a server that refuses the filter (400), then every VM, compared here", async () => {
     const vm = (id: string, name: string) => ({ id, name });
     const seen: string[] = [];

@@ -90,6 +90,22 @@ export class ApiClient {
   }
 
   /**
+   * The first `max` items of a list in the server's order (newest first for the histories: migrations,
+   * evacuations), asked in pages of at most `max` (the API's largest otherwise), and whether more follow: a
+   * history grows without bound, and `flexmig migrations` read every migration ever run, again at every
+   * refresh of `--watch`.
+   */
+  async first<T = unknown>(route: string, query: Record<string, string | undefined>, max: number): Promise<{ items: T[]; more: boolean }> {
+    const items: T[] = [];
+    for await (const body of this.pages<{ items?: T[]; nextCursor?: string | null } | T[]>(route, { ...query, limit: String(Math.min(max, MAX_PAGE_LIMIT)) })) {
+      if (Array.isArray(body)) return { items: body.slice(0, max), more: body.length > max };
+      items.push(...(body.items ?? []));
+      if (items.length >= max) return { items: items.slice(0, max), more: items.length > max || Boolean(body.nextCursor) };
+    }
+    return { items, more: false };
+  }
+
+  /**
    * Every host (of a cluster), each with its CPU feature list again: a page of hosts carries each list once,
    * in `featureSets`, under the digest its hosts name (`GET /api/v1/hosts`).
    */

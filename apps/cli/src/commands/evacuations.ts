@@ -3,6 +3,7 @@ import type { EvacuationView } from '@flexmig/contracts';
 import { action } from '../context';
 import { CliError, ExitCode } from '../exit-codes';
 import { EvacuationWatcher } from '../evacuation-watch';
+import { HISTORY_LIMIT, type HistoryOptions, readHistory, withHistoryOptions } from '../history';
 import { evacuationView } from '../views';
 
 /** `evacuate HOST [--wait]`, `evacuations`: moving every VM off a host. */
@@ -24,14 +25,15 @@ export function registerEvacuations(program: Command): void {
       }),
     );
 
-  program
+  const evacuationsList = program
     .command('evacuations')
-    .description('evacuations, newest first')
-    .option('--host <host>', 'only those of this host')
-    .action(
-      action(async (ctx, opts: { host?: string }) => {
-        const es = await ctx.api.list<EvacuationView>('/api/v1/evacuations', { hostId: opts.host });
-        ctx.print(es, () => (es.length ? es.map((e) => evacuationView(e)).join('\n\n') : 'no evacuations'));
-      }),
-    );
+    .description(`evacuations, newest first (the newest ${HISTORY_LIMIT} unless --limit or --all)`)
+    .option('--host <host>', 'only those of this host');
+  withHistoryOptions(evacuationsList).action(
+    action(async (ctx, opts: { host?: string } & HistoryOptions) => {
+      const { items: es, note } = await readHistory<EvacuationView>(ctx, '/api/v1/evacuations', { hostId: opts.host }, opts, 'evacuations');
+      ctx.print(es, () => (es.length ? es.map((e) => evacuationView(e)).join('\n\n') : 'no evacuations'));
+      if (note) ctx.stderr.write(`${note}\n`);
+    }),
+  );
 }

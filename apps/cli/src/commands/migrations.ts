@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { MigrationPrediction, MigrationView } from '@flexmig/contracts';
 import { action } from '../context';
 import { CliError, ExitCode, migrationFailed } from '../exit-codes';
+import { HISTORY_LIMIT, type HistoryOptions, readHistory, withHistoryOptions } from '../history';
 import { findVm } from '../resolve';
 import { migrationEndView, migrationStartView, migrationsTable, predictionLines } from '../views';
 import { MigrationWatcher } from '../watch';
@@ -62,28 +63,29 @@ export function registerMigrations(program: Command): void {
       }),
     );
 
-  program
+  const migrationsList = program
     .command('migrations')
-    .description('migrations, newest first; --watch refreshes the list until interrupted')
+    .description(`migrations, newest first (the newest ${HISTORY_LIMIT} unless --limit or --all); --watch refreshes the list until interrupted`)
     .option('--vm <vm>', 'only those of this VM (name or id)')
     .option('--state <state>', 'only those in this state (queued, running, completed, rolled-back, cancelled, failed-needs-attention, ...)')
-    .option('--watch', 'print the list again whenever it changes (Ctrl-C to stop)')
-    .action(
-      action(async (ctx, opts: { vm?: string; state?: string; watch?: boolean }) => {
-        const vmId = opts.vm ? (await findVm(ctx.api, opts.vm)).id : undefined;
-        const load = () => ctx.api.list<MigrationView>('/api/v1/migrations', { vmId, state: opts.state });
-        let last = '';
-        for (;;) {
-          const ms = await load();
-          const text = JSON.stringify(ms);
-          if (text !== last) {
-            if (opts.watch && ctx.format === 'table' && ctx.stdout.isTTY) ctx.stdout.write('\x1b[H\x1b[2J');
-            ctx.print(ms, () => migrationsTable(ms));
-            last = text;
-          }
-          if (!opts.watch) return;
-          await sleep(WATCH_INTERVAL_MS);
+    .option('--watch', 'print the list again whenever it changes (Ctrl-C to stop)');
+  withHistoryOptions(migrationsList).action(
+    action(async (ctx, opts: { vm?: string; state?: string; watch?: boolean } & HistoryOptions) => {
+      const vmId = opts.vm ? (await findVm(ctx.api, opts.vm)).id : undefined;
+      const load = () => readHistory<MigrationView>(ctx, '/api/v1/migrations', { vmId, state: opts.state }, opts, 'migrations');
+      let last = '';
+      for (;;) {
+        const { items: ms, note } = await load();
+        const text = JSON.stringify(ms);
+        if (text !== last) {
+          if (opts.watch && ctx.format === 'table' && ctx.stdout.isTTY) ctx.stdout.write('\x1b[H\x1b[2J');
+          ctx.print(ms, () => migrationsTable(ms));
+          if (note) ctx.stderr.write(`${note}\n`);
+          last = text;
         }
-      }),
-    );
+        if (!opts.watch) return;
+        await sleep(WATCH_INTERVAL_MS);
+      }
+    }),
+  );
 }
