@@ -56,11 +56,10 @@ export async function vmAndTarget(
   if (vmRead.status === 'rejected') throw vmRead.reason;
   const { vm } = vmRead.value;
   checkVmRunning(vm);
-  if (input.targetHostId || !opts.hold) return targetOf(bus, placer, vm, input, namedRead, opts);
   try {
     return await targetOf(bus, placer, vm, input, namedRead, opts);
   } catch (e) {
-    placer.release(vm.id);
+    if (opts.hold) placer.release(vm.id); // a VM that holds nothing (a named target) releases nothing
     throw e;
   }
 }
