@@ -152,7 +152,7 @@ describeInBrowser('the web console in a browser', () => {
   it('creates a VM from the console, migrates it from the console, and shows its progress and steps to completed', async () => {
     await page.getByRole('link', { name: 'VMs' }).click();
     await page.locator('#vm-name').fill('web-vm');
-    await page.locator('#vm-host').selectOption('host-c');
+    await page.locator('#vm-host').fill('host-c');
     await page.locator('#vm-memory').fill('4096');
     await page.locator('#vm-vcpus').fill('2');
     await page.getByRole('button', { name: 'Create', exact: true }).click();
@@ -161,7 +161,10 @@ describeInBrowser('the web console in a browser', () => {
     expect(vm).toMatchObject({ hostId: 'host-c', state: 'running' });
 
     await page.getByRole('button', { name: 'migrate web-vm' }).click();
-    await page.locator('#migrate-target').selectOption('host-a');
+    // the target field suggests the other hosts of the VM's cluster that are up: here host-a
+    await page.locator('#migrate-target-suggested option[value="host-a"]').waitFor({ state: 'attached' });
+    expect(await page.locator('#migrate-target-suggested option').evaluateAll((os) => os.map((o) => o.getAttribute('value')))).toEqual(['host-a']);
+    await page.locator('#migrate-target').fill('host-a');
     await page.getByRole('button', { name: 'Start migration' }).click();
     await page.waitForURL('**/migrations/*');
     const migrationId = new URL(page.url()).pathname.split('/').pop();
@@ -200,6 +203,61 @@ describeInBrowser('the web console in a browser', () => {
     await shot('evacuation');
     expect((await api('GET', `/api/v1/evacuations/${evacuationId}`)).body).toMatchObject({ hostId: 'host-a', state: 'completed', counts: { moved: 1, total: 1 } });
   });
+  it('shows the VMs and the hosts a page at a time, found by name or id on the server, never the whole list', async () => {
+    const lists: URLSearchParams[] = [];
+    const seen = (r: { url(): string }) => {
+      const u = new URL(r.url());
+      if (u.pathname === '/api/v1/vms' || u.pathname === '/api/v1/hosts') lists.push(new URLSearchParams([['list', u.pathname], ...u.searchParams]));
+    };
+    const cluster = (await api('GET', '/api/v1/clusters')).body.items.find((c: { name: string }) => c.name === 'web') as { id: string };
+    page.on('request', seen);
+    try {
+      await page.getByRole('link', { name: 'VMs' }).click();
+      const vms = page.getByLabel('VMs', { exact: true });
+      const webVm = (await api('GET', '/api/v1/vms?name=web-vm')).body.items[0] as { id: string };
+      await vms.locator(`tr[data-row="${webVm.id}"]`).waitFor();
+      // a name is looked up by the server: the one VM of that name, or none
+      const find = page.getByLabel('find a VM by name');
+      await find.fill('web-vm');
+      await find.press('Enter');
+      await waitFor('only web-vm shown', async () => (await vms.locator('tbody tr').count()) === 1 && (await vms.locator(`tr[data-row="${webVm.id}"]`).count()) === 1, { timeoutMs: 10_000 });
+      await find.fill('no-such-vm');
+      await find.press('Enter');
+      await page.getByText('No VM named no-such-vm').waitFor();
+      // the creation form's host field suggests the hosts that take VMs (one page of them) and has picked the
+      // first: host-a is in maintenance since its evacuation, so host-c only
+      expect((await api('GET', '/api/v1/hosts/host-a')).body.maintenance).toBe(true);
+      await page.locator('#vm-host-suggested option[value="host-c"]').waitFor({ state: 'attached' });
+      expect(await page.locator('#vm-host-suggested option').evaluateAll((os) => os.map((o) => o.getAttribute('value')))).toEqual(['host-c']);
+      expect(await page.locator('#vm-host').inputValue()).toBe('host-c');
+
+      await page.getByRole('link', { name: 'Hosts' }).click();
+      const hosts = page.getByLabel('hosts', { exact: true });
+      await hosts.locator('tr[data-row="host-a"]').waitFor();
+      const findHost = page.getByLabel('find a host by id');
+      await findHost.fill('host-c');
+      await findHost.press('Enter');
+      await waitFor('only host-c shown', async () => (await hosts.locator('tbody tr').count()) === 1 && (await hosts.locator('tr[data-row="host-c"]').count()) === 1, { timeoutMs: 10_000 });
+      expect(await hosts.locator('tr[data-row="host-c"]').innerText()).toContain('IvyBridge');
+      await findHost.fill('host-zz');
+      await findHost.press('Enter');
+      await page.getByText('No host host-zz').waitFor();
+      await findHost.fill('');
+      await findHost.press('Enter');
+      // the cluster filter is the server's
+      await page.getByLabel('cluster', { exact: true }).selectOption(cluster.id);
+      await hosts.locator('tr[data-row="host-a"]').waitFor();
+      expect(await hosts.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-row')))).toEqual(['host-a', 'host-c']);
+    } finally {
+      page.off('request', seen);
+    }
+    // every list read was one page (the tables' 20; the host field's 100 suggestions), with its filter
+    const pageSizes = (q: URLSearchParams) => (q.get('list') === '/api/v1/hosts' ? ['20', '100'] : ['20']);
+    expect(lists.filter((q) => !pageSizes(q).includes(q.get('limit') ?? 'none')).map(String)).toEqual([]);
+    const asked = (list: string, filter: string, value: string) => lists.some((q) => q.get('list') === list && q.get(filter) === value && q.get('limit') === '20');
+    expect([asked('/api/v1/vms', 'name', 'web-vm'), asked('/api/v1/hosts', 'clusterId', cluster.id)]).toEqual([true, true]);
+  });
+
   it('shows the migrations and the evacuations a page at a time, newest first, the next page by the page\'s cursor', async () => {
     const real = (await api('GET', '/api/v1/migrations?limit=20')).body.items as { id: string }[];
     expect(real.length).toBeGreaterThanOrEqual(2); // the console's migration and the evacuation's

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Button, EmptyState, FormSelect, FormSelectOption, Toolbar, ToolbarContent, ToolbarItem } from '@patternfly/react-core';
 import type { OnePage } from './api';
 import { LoadState, useLoad } from './common';
@@ -13,12 +13,17 @@ const PER_PAGE = [20, 50, 100, 500];
  * each) at every visit and at every refresh. The server's order and filters stand; "Next page" follows
  * the page's `nextCursor`, "Previous page" goes back to the cursor it came from. `refresh`: a number the
  * page changes to read the page shown again (the live events say the list changed). Give it a `key` of its
- * filters, so that other filters start again from the first page.
+ * filters, so that other filters start again from the first page. `onPage`: called with each page read, once
+ * it is shown (what the page showed ahead of the server, such as a change it confirmed, can go).
  */
-export function PagedTable<T>({ label, columns, rowKey, empty, load, refresh = 0 }: { label: string; columns: Column<T>[]; rowKey: (row: T) => string; empty: string; load: (page: { limit: number; cursor?: string }) => Promise<OnePage<T>>; refresh?: number }) {
+export function PagedTable<T>({ label, columns, rowKey, empty, load, refresh = 0, onPage }: { label: string; columns: Column<T>[]; rowKey: (row: T) => string; empty: string; load: (page: { limit: number; cursor?: string }) => Promise<OnePage<T>>; refresh?: number; onPage?: (page: OnePage<T>) => void }) {
   const [perPage, setPerPage] = useState(PER_PAGE[0]);
   const [at, setAt] = useState(firstPage);
   const page = useLoad(() => load({ limit: perPage, cursor: cursorOf(at) }), [at, perPage, refresh]);
+  useEffect(() => {
+    if (page.data) onPage?.(page.data);
+    // each page once: onPage is a new function at every render of the caller
+  }, [page.data]);
   const rows = page.data?.items ?? [];
   const next = page.data?.nextCursor ?? null;
   const { first, last } = rangeOf(at, perPage, rows.length);

@@ -1,22 +1,29 @@
 import { useState, type FormEvent } from 'react';
-import type { HostListItem, MigrationView, Vm } from '@flexmig/contracts';
-import { ActionGroup, Alert, Button, Card, CardBody, CardTitle, Form, FormGroup, FormSelect, FormSelectOption, Modal, ModalBody, ModalFooter, ModalHeader, PageSection, TextInput, Title } from '@patternfly/react-core';
-import { list, post } from '../api';
-import { describe, formatMiB, LoadState, StateLabel, useLoad } from '../common';
-import { DataTable, type Column } from '../data-table';
+import type { MigrationView, Vm } from '@flexmig/contracts';
+import { ActionGroup, Alert, Button, Card, CardBody, CardTitle, Form, FormGroup, Modal, ModalBody, ModalFooter, ModalHeader, PageSection, SearchInput, TextInput, Title, Toolbar, ToolbarContent, ToolbarItem } from '@patternfly/react-core';
+import { onePage, post } from '../api';
+import { describe, formatMiB, StateLabel } from '../common';
+import type { Column } from '../data-table';
+import { HostPicker } from '../host-picker';
+import { PagedTable } from '../paged-table';
 import { Link, navigate, useLocation } from '../router';
 
+/**
+ * The VMs a page at a time, as the server pages them (oldest first), filtered on the server: by host
+ * (`?host=`, the hosts page's links) and by exact name. 10,000 VMs are never read whole.
+ */
 export function VmsPage() {
   const { query } = useLocation();
   const host = query.get('host') ?? undefined;
-  const vms = useLoad(() => list<Vm>('/api/v1/vms', { hostId: host }), [host]);
-  const hosts = useLoad(() => list<HostListItem>('/api/v1/hosts'));
+  const [typed, setTyped] = useState('');
+  const [name, setName] = useState('');
+  const [refresh, setRefresh] = useState(0);
   const [migrating, setMigrating] = useState<Vm | undefined>();
   const columns: Column<Vm>[] = [
-    { title: 'Name', cell: (v) => v.name, text: (v) => `${v.name} ${v.id}` },
-    { title: 'Host', cell: (v) => v.hostId, text: (v) => v.hostId },
-    { title: 'State', cell: (v) => <StateLabel state={v.state} />, text: (v) => v.state },
-    { title: 'Baseline', cell: (v) => v.cpuBaseline, text: (v) => v.cpuBaseline },
+    { title: 'Name', cell: (v) => v.name },
+    { title: 'Host', cell: (v) => v.hostId },
+    { title: 'State', cell: (v) => <StateLabel state={v.state} /> },
+    { title: 'Baseline', cell: (v) => v.cpuBaseline },
     { title: 'vCPUs', cell: (v) => v.vcpus },
     { title: 'Memory', cell: (v) => formatMiB(v.memoryMiB) },
     {
@@ -28,26 +35,35 @@ export function VmsPage() {
       ),
     },
   ];
+  const empty = name ? `No VM named ${name}${host ? ` on ${host}` : ''}` : host ? `No VMs on ${host}` : 'No VMs: create one above';
   return (
     <PageSection>
       <Title headingLevel="h1">VMs{host ? ` on ${host}` : ''}</Title>
       {host && <Link to="/vms">all VMs</Link>}
-      <CreateVm hosts={hosts.data ?? []} defaultHost={host} onCreated={vms.reload} />
-      <LoadState loaded={vms} what="VMs" />
-      {vms.data && <DataTable label="VMs" rows={vms.data} columns={columns} rowKey={(v) => v.id} empty="No VMs" />}
-      {migrating && <MigrateModal vm={migrating} hosts={hosts.data ?? []} onClose={() => setMigrating(undefined)} />}
+      <CreateVm defaultHost={host} onCreated={() => setRefresh((n) => n + 1)} />
+      <Toolbar>
+        <ToolbarContent>
+          <ToolbarItem>
+            <SearchInput aria-label="find a VM by name" placeholder="Find a VM by its name (Enter)" value={typed} onChange={(_e, v) => setTyped(v)} onSearch={(_e, v) => setName(v.trim())} onClear={() => (setTyped(''), setName(''))} />
+          </ToolbarItem>
+        </ToolbarContent>
+      </Toolbar>
+      <PagedTable key={`${host ?? ''}/${name}`} label="VMs" load={(page) => onePage<Vm>('/api/v1/vms', { hostId: host, name: name || undefined }, page)} refresh={refresh} columns={columns} rowKey={(v) => v.id} empty={empty} />
+      {migrating && <MigrateModal vm={migrating} onClose={() => setMigrating(undefined)} />}
     </PageSection>
   );
 }
 
-function CreateVm({ hosts, defaultHost, onCreated }: { hosts: HostListItem[]; defaultHost?: string; onCreated: () => void }) {
+function CreateVm({ defaultHost, onCreated }: { defaultHost?: string; onCreated: () => void }) {
   const [name, setName] = useState('');
-  const [hostId, setHostId] = useState(defaultHost ?? '');
+  // undefined until the person types: then the first suggested host that is up and not in maintenance
+  const [hostId, setHostId] = useState<string | undefined>(defaultHost);
+  const [firstUp, setFirstUp] = useState('');
   const [memoryMiB, setMemory] = useState('1024');
   const [vcpus, setVcpus] = useState('1');
   const [message, setMessage] = useState<{ ok: boolean; text: string } | undefined>();
   const [busy, setBusy] = useState(false);
-  const target = hostId || hosts.find((h) => h.state === 'up' && !h.maintenance)?.id || '';
+  const target = hostId ?? firstUp;
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setBusy(true);
@@ -71,11 +87,7 @@ function CreateVm({ hosts, defaultHost, onCreated }: { hosts: HostListItem[]; de
             <TextInput id="vm-name" value={name} onChange={(_e, v) => setName(v)} isRequired />
           </FormGroup>
           <FormGroup label="Host" fieldId="vm-host">
-            <FormSelect id="vm-host" value={target} onChange={(_e, v) => setHostId(v)}>
-              {hosts.map((h) => (
-                <FormSelectOption key={h.id} value={h.id} label={`${h.id} (${h.maxImcMode ?? 'no mode'}, ${h.state}${h.maintenance ? ', maintenance' : ''})`} />
-              ))}
-            </FormSelect>
+            <HostPicker id="vm-host" value={target} onChange={setHostId} suggest={(h) => h.state === 'up' && !h.maintenance} placeholder="a host's id" onSuggested={(hosts) => setFirstUp(hosts[0]?.id ?? '')} />
           </FormGroup>
           <FormGroup label="Memory (MiB)" fieldId="vm-memory">
             <TextInput id="vm-memory" type="number" value={memoryMiB} onChange={(_e, v) => setMemory(v)} />
@@ -95,11 +107,10 @@ function CreateVm({ hosts, defaultHost, onCreated }: { hosts: HostListItem[]; de
   );
 }
 
-function MigrateModal({ vm, hosts, onClose }: { vm: Vm; hosts: HostListItem[]; onClose: () => void }) {
+function MigrateModal({ vm, onClose }: { vm: Vm; onClose: () => void }) {
   const [target, setTarget] = useState('');
   const [error, setError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
-  const candidates = hosts.filter((h) => h.id !== vm.hostId && h.clusterId === vm.clusterId);
   const start = async () => {
     setBusy(true);
     try {
@@ -117,12 +128,7 @@ function MigrateModal({ vm, hosts, onClose }: { vm: Vm; hosts: HostListItem[]; o
       <ModalHeader title={`Migrate ${vm.name}`} labelId="migrate-title" description={`now on ${vm.hostId}, baseline ${vm.cpuBaseline}`} />
       <ModalBody>
         <FormGroup label="Target host" fieldId="migrate-target">
-          <FormSelect id="migrate-target" value={target} onChange={(_e, v) => setTarget(v)}>
-            <FormSelectOption value="" label="let the scheduler choose" />
-            {candidates.map((h) => (
-              <FormSelectOption key={h.id} value={h.id} label={`${h.id} (${h.maxImcMode ?? 'no mode'}, ${h.state}${h.maintenance ? ', maintenance' : ''})`} isDisabled={h.state !== 'up' || h.maintenance} />
-            ))}
-          </FormSelect>
+          <HostPicker id="migrate-target" value={target} onChange={setTarget} clusterId={vm.clusterId} suggest={(h) => h.id !== vm.hostId && h.state === 'up' && !h.maintenance} placeholder="empty: the scheduler chooses" />
         </FormGroup>
         {error && <Alert variant="danger" isInline title="Refused">{error}</Alert>}
       </ModalBody>
