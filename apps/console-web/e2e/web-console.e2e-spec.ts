@@ -328,6 +328,12 @@ describeInBrowser('the web console in a browser', () => {
     await waitFor('Reload usable once the report is shown', () => reload.isEnabled(), { timeoutMs: 5_000 });
     await reload.click();
     await row.waitFor();
+    // the kind is filtered by the server, one page at a time
+    await page.getByLabel('kind', { exact: true }).selectOption('split-brain');
+    await page.getByText('No split-brain findings').waitFor();
+    await page.getByLabel('kind', { exact: true }).selectOption('orphaned');
+    await row.waitFor();
+    expect(await page.getByLabel('findings shown').innerText()).toMatch(/^1–\d+$/);
     await page.getByRole('link', { name: 'Clusters' }).click();
     await page.getByRole('link', { name: 'Reconciliation' }).click();
     await row.waitFor();

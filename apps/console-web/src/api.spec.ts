@@ -42,13 +42,14 @@ describe('the web console API client', () => {
     expect(seen.every((s) => s.auth === 'Bearer tok')).toBe(true);
   });
 
-  it('given a paged report, then the items of every page beside the summary of the last, as one report', async () => {
+  it('given a page of a paged report asked for, then that page with its summary, as the server sent it', async () => {
     handler = (req, res) => {
       const cursor = new URL(req.url!, base).searchParams.get('cursor');
       json(res, 200, cursor === null ? { hostsChecked: 2, items: ['a', 'b'], nextCursor: 'c2' } : { hostsChecked: 3, items: ['c'], nextCursor: null });
     };
-    expect(await api.report(`${base}/api/v1/reconciliation`, { kind: 'orphaned' })).toEqual({ hostsChecked: 3, items: ['a', 'b', 'c'], nextCursor: null });
-    expect(seen.map((s) => s.url)).toEqual(['/api/v1/reconciliation?kind=orphaned&limit=500', '/api/v1/reconciliation?kind=orphaned&limit=500&cursor=c2']);
+    expect(await api.reportPage(`${base}/api/v1/reconciliation`, { kind: 'orphaned' }, { limit: 2 })).toEqual({ hostsChecked: 2, items: ['a', 'b'], nextCursor: 'c2' });
+    expect(await api.reportPage(`${base}/api/v1/reconciliation`, { kind: 'orphaned' }, { limit: 2, cursor: 'c2' })).toEqual({ hostsChecked: 3, items: ['c'], nextCursor: null });
+    expect(seen.map((s) => s.url)).toEqual(['/api/v1/reconciliation?kind=orphaned&limit=2', '/api/v1/reconciliation?kind=orphaned&limit=2&cursor=c2']);
   });
 
   it('given one page asked for, then exactly that page with its filters, limit and cursor, and its nextCursor', async () => {

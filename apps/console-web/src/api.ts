@@ -101,16 +101,12 @@ export async function list<T>(path: string, query: Record<string, string | undef
   return items;
 }
 
-/** A paged report (a summary beside its items): the last page's summary with the items of every page, up to `max`. */
-export async function report<R extends { items: unknown[]; nextCursor: string | null }>(path: string, query: Record<string, string | undefined> = {}, max = 20_000): Promise<R> {
-  let last: R | undefined;
-  const items: unknown[] = [];
-  for await (const page of pages<R>(path, query)) {
-    last = page;
-    items.push(...page.items);
-    if (items.length >= max) break;
-  }
-  return { ...last!, items: items.slice(0, max), nextCursor: null };
+/**
+ * One page of a paged report (a summary beside a page of its items: the reconciliation's), as the server
+ * answers it: the summary with `limit` items from `cursor` and the next page's cursor.
+ */
+export async function reportPage<R extends OnePage<unknown>>(path: string, query: Record<string, string | undefined>, page: { limit: number; cursor?: string }): Promise<R> {
+  return get<R>(pageUrl(path, query, page.limit, page.cursor));
 }
 
 export interface SseMessage {

@@ -1,9 +1,11 @@
 import type { ReconciliationFinding, ReconciliationReport } from '@flexmig/contracts';
 import { firstOf } from '@flexmig/contracts/text';
-import { Alert, Button, DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, Label, PageSection, Title } from '@patternfly/react-core';
-import { report } from '../api';
-import { formatDuration, LoadState, useLoad } from '../common';
-import { DataTable, type Column } from '../data-table';
+import { useState } from 'react';
+import { Alert, Button, DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, FormSelect, FormSelectOption, Label, PageSection, Title } from '@patternfly/react-core';
+import { reportPage } from '../api';
+import { formatDuration } from '../common';
+import type { Column } from '../data-table';
+import { PagedTable } from '../paged-table';
 
 const kindColor: Record<ReconciliationFinding['kind'], 'orange' | 'red' | 'grey'> = { orphaned: 'orange', missing: 'grey', 'split-brain': 'red' };
 const kindText: Record<ReconciliationFinding['kind'], string> = {
@@ -12,19 +14,27 @@ const kindText: Record<ReconciliationFinding['kind'], string> = {
   'split-brain': 'a VM runs on more than one host; the copies that are not inventory’s record were paused',
 };
 
-/** Where inventory and the agents disagree, as the last reconciliation pass saw it (docs/reconciliation.md). */
+const KINDS = ['', ...(Object.keys(kindText) as ReconciliationFinding['kind'][])];
+
+/**
+ * Where inventory and the agents disagree, as the last reconciliation pass saw it (docs/reconciliation.md):
+ * the pass's summary, and its findings a page at a time, filtered by kind on the server (a host set that
+ * fails can make thousands of findings at once).
+ */
 export function ReconciliationPage() {
-  const loaded = useLoad(() => report<ReconciliationReport>('/api/v1/reconciliation'));
-  const r = loaded.data;
+  const [kind, setKind] = useState('');
+  const [refresh, setRefresh] = useState(0);
+  // the summary comes with each page: the one of the page shown
+  const [r, setReport] = useState<ReconciliationReport | undefined>();
   const columns: Column<ReconciliationFinding>[] = [
-    { title: 'Kind', cell: (f) => <Label color={kindColor[f.kind]}>{f.kind}</Label>, text: (f) => f.kind },
-    { title: 'VM', cell: (f) => <code>{f.vmId}</code>, text: (f) => f.vmId },
-    { title: 'Host', cell: (f) => f.hostId, text: (f) => [f.hostId, ...f.otherHostIds].join(' ') },
-    { title: 'Agent', cell: (f) => f.agentState ?? '—', text: (f) => f.agentState ?? '' },
-    { title: 'Inventory', cell: (f) => (f.recordedHostId ? `${f.recordedState ?? ''} on ${f.recordedHostId}` : 'no record'), text: (f) => f.recordedHostId ?? '' },
-    { title: 'Paused', cell: (f) => f.pausedHostIds.join(', ') || '—', text: (f) => f.pausedHostIds.join(' ') },
-    { title: 'Since', cell: (f) => new Date(f.firstSeenAt).toLocaleString(), text: (f) => f.firstSeenAt },
-    { title: 'Detail', cell: (f) => f.detail, text: (f) => f.detail },
+    { title: 'Kind', cell: (f) => <Label color={kindColor[f.kind]}>{f.kind}</Label> },
+    { title: 'VM', cell: (f) => <code>{f.vmId}</code> },
+    { title: 'Host', cell: (f) => f.hostId },
+    { title: 'Agent', cell: (f) => f.agentState ?? '—' },
+    { title: 'Inventory', cell: (f) => (f.recordedHostId ? `${f.recordedState ?? ''} on ${f.recordedHostId}` : 'no record') },
+    { title: 'Paused', cell: (f) => f.pausedHostIds.join(', ') || '—' },
+    { title: 'Since', cell: (f) => new Date(f.firstSeenAt).toLocaleString() },
+    { title: 'Detail', cell: (f) => f.detail },
   ];
   return (
     <PageSection>
@@ -34,11 +44,10 @@ export function ReconciliationPage() {
         {kindText['split-brain']}.
       </p>
       <div style={{ margin: '0.75rem 0' }}>
-        <Button variant="secondary" onClick={loaded.reload} isDisabled={loaded.loading}>
+        <Button variant="secondary" onClick={() => setRefresh((n) => n + 1)} isDisabled={!r}>
           Reload
         </Button>
       </div>
-      <LoadState loaded={loaded} what="the reconciliation report" />
       {r && r.lastPassAt === null && <Alert variant="info" isInline title={`No reconciliation pass yet (one runs every ${formatDuration(r.intervalMs)})`} />}
       {r && r.lastPassAt !== null && (
         <>
@@ -60,9 +69,23 @@ export function ReconciliationPage() {
               </DescriptionListDescription>
             </DescriptionListGroup>
           </DescriptionList>
-          <DataTable label="findings" rows={r.items} columns={columns} rowKey={(f) => `${f.kind}/${f.vmId}/${f.hostId}`} empty="No findings: the agents’ reports match inventory" />
         </>
       )}
+      <FormSelect value={kind} onChange={(_e, v) => setKind(v)} aria-label="kind" style={{ maxWidth: 300, margin: '16px 0' }}>
+        {KINDS.map((k) => (
+          <FormSelectOption key={k} value={k} label={k || 'every kind'} />
+        ))}
+      </FormSelect>
+      <PagedTable
+        key={kind}
+        label="findings"
+        load={(page) => reportPage<ReconciliationReport>('/api/v1/reconciliation', { kind: kind || undefined }, page)}
+        refresh={refresh}
+        onPage={(p) => setReport(p as ReconciliationReport)}
+        columns={columns}
+        rowKey={(f) => `${f.kind}/${f.vmId}/${f.hostId}`}
+        empty={kind ? `No ${kind} findings` : 'No findings: the agents’ reports match inventory'}
+      />
     </PageSection>
   );
 }
