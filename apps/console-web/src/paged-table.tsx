@@ -62,3 +62,17 @@ export function PagedTable<T>({ label, columns, rowKey, empty, load, refresh = 0
     </>
   );
 }
+
+/**
+ * A filter a PagedTable's list takes on the server: one of `values`, or '' for all of them (`all` names it).
+ * Give the table a `key` of the value, so that another filter starts again from the first page.
+ */
+export function FilterSelect({ label, value, values, all, onChange }: { label: string; value: string; values: readonly string[]; all: string; onChange: (value: string) => void }) {
+  return (
+    <FormSelect value={value} onChange={(_e, v) => onChange(v)} aria-label={label} style={{ maxWidth: 300, margin: '16px 0' }}>
+      {['', ...values].map((v) => (
+        <FormSelectOption key={v} value={v} label={v || all} />
+      ))}
+    </FormSelect>
+  );
+}

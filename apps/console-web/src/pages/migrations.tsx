@@ -1,14 +1,14 @@
 import { useEffect, useState } from 'react';
 import type { MigrationProgress, MigrationView } from '@flexmig/contracts';
-import { Alert, Button, Card, CardBody, CardTitle, DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, Flex, FormSelect, FormSelectOption, Label, PageSection, ProgressStep, ProgressStepper, Title } from '@patternfly/react-core';
+import { Alert, Button, Card, CardBody, CardTitle, DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, Flex, Label, PageSection, ProgressStep, ProgressStepper, Title } from '@patternfly/react-core';
 import { get, onePage, openStream, post } from '../api';
 import { Bar, describe, formatBytes, formatDuration, LoadState, StateLabel, useLoad } from '../common';
 import type { Column } from '../data-table';
-import { PagedTable } from '../paged-table';
+import { FilterSelect, PagedTable } from '../paged-table';
 import { Link } from '../router';
 
 const TERMINAL = ['completed', 'rolled-back', 'cancelled', 'failed-needs-attention'];
-const STATES = ['', 'queued', 'running', ...TERMINAL];
+const STATES = ['queued', 'running', ...TERMINAL];
 
 export function MigrationsPage() {
   const [state, setState] = useState('');
@@ -38,11 +38,7 @@ export function MigrationsPage() {
   return (
     <PageSection>
       <Title headingLevel="h1">Migrations</Title>
-      <FormSelect value={state} onChange={(_e, v) => setState(v)} aria-label="state" style={{ maxWidth: 300, margin: '16px 0' }}>
-        {STATES.map((s) => (
-          <FormSelectOption key={s} value={s} label={s || 'every state'} />
-        ))}
-      </FormSelect>
+      <FilterSelect label="state" value={state} values={STATES} all="every state" onChange={setState} />
       <PagedTable
         key={state}
         label="migrations"

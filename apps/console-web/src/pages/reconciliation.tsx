@@ -1,11 +1,11 @@
 import type { ReconciliationFinding, ReconciliationReport } from '@flexmig/contracts';
 import { firstOf } from '@flexmig/contracts/text';
 import { useState } from 'react';
-import { Alert, Button, DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, FormSelect, FormSelectOption, Label, PageSection, Title } from '@patternfly/react-core';
+import { Alert, Button, DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, Label, PageSection, Title } from '@patternfly/react-core';
 import { reportPage } from '../api';
 import { formatDuration } from '../common';
 import type { Column } from '../data-table';
-import { PagedTable } from '../paged-table';
+import { FilterSelect, PagedTable } from '../paged-table';
 
 const kindColor: Record<ReconciliationFinding['kind'], 'orange' | 'red' | 'grey'> = { orphaned: 'orange', missing: 'grey', 'split-brain': 'red' };
 const kindText: Record<ReconciliationFinding['kind'], string> = {
@@ -14,7 +14,7 @@ const kindText: Record<ReconciliationFinding['kind'], string> = {
   'split-brain': 'a VM runs on more than one host; the copies that are not inventory’s record were paused',
 };
 
-const KINDS = ['', ...(Object.keys(kindText) as ReconciliationFinding['kind'][])];
+const KINDS = Object.keys(kindText) as ReconciliationFinding['kind'][];
 
 /**
  * Where inventory and the agents disagree, as the last reconciliation pass saw it (docs/reconciliation.md):
@@ -71,11 +71,7 @@ export function ReconciliationPage() {
           </DescriptionList>
         </>
       )}
-      <FormSelect value={kind} onChange={(_e, v) => setKind(v)} aria-label="kind" style={{ maxWidth: 300, margin: '16px 0' }}>
-        {KINDS.map((k) => (
-          <FormSelectOption key={k} value={k} label={k || 'every kind'} />
-        ))}
-      </FormSelect>
+      <FilterSelect label="kind" value={kind} values={KINDS} all="every kind" onChange={setKind} />
       <PagedTable
         key={kind}
         label="findings"
