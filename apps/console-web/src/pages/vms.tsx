@@ -56,7 +56,7 @@ export function VmsPage() {
 
 function CreateVm({ defaultHost, onCreated }: { defaultHost?: string; onCreated: () => void }) {
   const [name, setName] = useState('');
-  // undefined until the person types: then the first suggested host that is up and not in maintenance
+  // the host typed; until something is typed (undefined), the first suggested host that is up and not in maintenance
   const [hostId, setHostId] = useState<string | undefined>(defaultHost);
   const [firstUp, setFirstUp] = useState('');
   const [memoryMiB, setMemory] = useState('1024');
