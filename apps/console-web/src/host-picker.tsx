@@ -8,7 +8,7 @@ import { useLoad } from './common';
 export const HOST_SUGGESTIONS = 100;
 
 /** How a suggested host reads: its id, highest mode, state and maintenance. */
-export const hostLabel = (h: HostListItem) => `${h.id} (${h.maxImcMode ?? 'no mode'}, ${h.state}${h.maintenance ? ', maintenance' : ''})`;
+const hostLabel = (h: HostListItem) => `${h.id} (${h.maxImcMode ?? 'no mode'}, ${h.state}${h.maintenance ? ', maintenance' : ''})`;
 
 /**
  * A host id field that suggests one page of hosts (the first HOST_SUGGESTIONS by id, of `clusterId` when

@@ -9,11 +9,11 @@ import { Link } from '../router';
 
 export function EvacuationsPage() {
   const columns: Column<EvacuationView>[] = [
-    { title: 'Evacuation', cell: (e) => <Link to={`/evacuations/${e.id}`}>{e.id.slice(0, 8)}</Link>, text: (e) => e.id },
-    { title: 'Host', cell: (e) => e.hostId, text: (e) => e.hostId },
-    { title: 'State', cell: (e) => <StateLabel state={e.state} />, text: (e) => e.state },
+    { title: 'Evacuation', cell: (e) => <Link to={`/evacuations/${e.id}`}>{e.id.slice(0, 8)}</Link> },
+    { title: 'Host', cell: (e) => e.hostId },
+    { title: 'State', cell: (e) => <StateLabel state={e.state} /> },
     { title: 'VMs', cell: (e) => `${e.counts.moved} moved, ${e.counts.moving} moving, ${e.counts.failed} failed, ${e.counts.notMoved} not moved, of ${e.counts.total}` },
-    { title: 'Created', cell: (e) => new Date(e.createdAt).toLocaleString(), text: (e) => e.createdAt },
+    { title: 'Created', cell: (e) => new Date(e.createdAt).toLocaleString() },
   ];
   return (
     <PageSection>

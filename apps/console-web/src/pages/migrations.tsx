@@ -26,14 +26,14 @@ export function MigrationsPage() {
     };
   }, []);
   const columns: Column<MigrationView>[] = [
-    { title: 'Migration', cell: (m) => <Link to={`/migrations/${m.id}`}>{m.id.slice(0, 8)}</Link>, text: (m) => m.id },
-    { title: 'VM', cell: (m) => m.vmId.slice(0, 8), text: (m) => m.vmId },
-    { title: 'From', cell: (m) => m.sourceHostId, text: (m) => m.sourceHostId },
-    { title: 'To', cell: (m) => m.targetHostId, text: (m) => m.targetHostId },
-    { title: 'State', cell: (m) => <StateLabel state={m.state} />, text: (m) => m.state },
+    { title: 'Migration', cell: (m) => <Link to={`/migrations/${m.id}`}>{m.id.slice(0, 8)}</Link> },
+    { title: 'VM', cell: (m) => m.vmId.slice(0, 8) },
+    { title: 'From', cell: (m) => m.sourceHostId },
+    { title: 'To', cell: (m) => m.targetHostId },
+    { title: 'State', cell: (m) => <StateLabel state={m.state} /> },
     { title: 'Step', cell: (m) => (m.currentStep ? `${m.currentStep.number} ${m.currentStep.name}` : '') },
     { title: 'Downtime', cell: (m) => formatDuration(m.result?.downtimeMs) },
-    { title: 'Created', cell: (m) => new Date(m.createdAt).toLocaleString(), text: (m) => m.createdAt },
+    { title: 'Created', cell: (m) => new Date(m.createdAt).toLocaleString() },
   ];
   return (
     <PageSection>
