@@ -3,7 +3,6 @@ import {
   ErrorCode,
   FenceMigration,
   FlexmigError,
-  GetHost,
   GetReservation,
   GetStepAttempt,
   MigrationProgressMessage,
@@ -22,7 +21,7 @@ import {
 import { inSpan, NatsBus, noReply, traceCalls } from '@flexmig/messaging';
 import { withLogFields } from '@flexmig/service-kit';
 import { HypervisorDriver } from './drivers/driver';
-import { LedgerRecord, ENTRY_STEP, checkSameVm, checkCompensation, checkCopyNeverRan, checkIncomingAddress, checkPrerequisite, checkReservation, checkRoleAndHost, checkTargetResumed } from './participation';
+import { LedgerRecord, ENTRY_STEP, checkSameVm, checkCompensation, checkCopyNeverRan, checkIncomingAddress, checkPrerequisite, checkReservation, checkRoleAndHost, checkTargetResumed, noRegisteredAddress } from './participation';
 import { StepLedger } from './step-ledger';
 import { type CopyState, fenceAction, fenceActionDone } from './migration-fence';
 import { AGENT_ENV, AgentEnv } from './config';
@@ -132,7 +131,8 @@ export class MigrationStepsService {
       ]);
       refuseIf(checkReservation(cmd, held.reservation));
       if (cmd.role === 'source') {
-        const address = held.targetMigrationAddress ?? (await this.targetAddressFromHost(cmd, timeoutMs));
+        const address = held.targetMigrationAddress;
+        if (!address) throw noRegisteredAddress(cmd);
         refuseIf(checkIncomingAddress(cmd, address));
         return { cmd: { ...cmd, targetAddress: address }, targetLost: targetLost ?? null };
       }
@@ -142,11 +142,6 @@ export class MigrationStepsService {
       refuseIf(checkTargetResumed(cmd, steps));
     }
     return { cmd };
-  }
-
-  /** The target's registered migration address from its host view: for an inventory whose reservation answer does not carry it yet. */
-  private async targetAddressFromHost(cmd: StepCommand, timeoutMs: number): Promise<string> {
-    return (await this.bus.request(GetHost, { hostId: cmd.targetHostId }, { timeoutMs })).host.migrationAddress;
   }
 
   /** `targetLost`: what the source's entry step already learnt of its target (null: it holds the incoming VM); undefined: not asked. */

@@ -144,6 +144,20 @@ export function checkIncomingAddress(cmd: StepCommand, registeredAddress: string
   );
 }
 
+/**
+ * The source's entry step found a reservation without its host's registered migration address: an inventory
+ * older than the field (`inventory.reservation.get`'s `targetMigrationAddress`). Nothing is sent anywhere:
+ * agents do not read host views, so the address cannot be looked up another way.
+ */
+export function noRegisteredAddress(cmd: StepCommand): FlexmigError {
+  return new FlexmigError(
+    ErrorCode.UntrustedAddress,
+    `migration ${cmd.migrationId}: inventory's answer about the reservation names no registered migration address for host ${cmd.targetHostId} (an inventory older than this agent: upgrade inventory first); no memory is sent`,
+    { migrationId: cmd.migrationId, targetHostId: cmd.targetHostId },
+    false,
+  );
+}
+
 /** Step 8: the source copy is stopped only once the target agent says the VM runs there (step 7 done). */
 export function checkTargetResumed(cmd: StepCommand, targetRecords: readonly StepRecord[]): FlexmigError | undefined {
   if (targetRecords.some((r) => isStep(r, 'resume-target') && r.role === 'target' && r.status === 'completed')) return undefined;

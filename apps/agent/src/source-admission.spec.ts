@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, GetHost, GetReservation, MigrationPolicySchema, QueryMigration, type StepCommand, stepNumber } from '@flexmig/contracts';
+import { ErrorCode, GetReservation, MigrationPolicySchema, QueryMigration, type StepCommand, stepNumber } from '@flexmig/contracts';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
 import { AgentEnv } from './config';
 import { SimDriver } from './drivers/sim.driver';
@@ -8,8 +8,8 @@ import { MigrationStepsService } from './migration-steps.service';
 
 /**
  * The source's entry step (3) asks inventory once: the reservation's answer carries the target's registered
- * migration address, which replaces the command's `targetAddress` (participation.ts). An inventory older
- * than that field is asked for the target's host view instead.
+ * migration address, which replaces the command's `targetAddress` (participation.ts). Without it (an
+ * inventory older than that field) nothing is sent: an agent may not read host views.
  */
 describe("the source's entry step: where its memory may go", () => {
   const vm = { id: randomUUID(), name: 'vm-a', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' };
@@ -23,7 +23,6 @@ describe("the source's entry step: where its memory may go", () => {
       request: async (contract: { subject: string }) => {
         asked.push(contract.subject);
         if (contract === GetReservation) return { reservation, ...reply };
-        if (contract === GetHost) return { host: { id: 'dst', migrationAddress: 'dst.from-host-view:49152' } };
         // the target holds the incoming VM (its step 2 done)
         if (contract === QueryMigration) return { migrationId, steps: [{ step: stepNumber('transfer-config'), role: 'target', status: 'completed' }] };
         throw new Error(`unexpected request ${contract.subject}`);
@@ -70,10 +69,16 @@ describe("the source's entry step: where its memory may go", () => {
     expect(streamedTo).toEqual([]);
   });
 
-  it("asks for the target's host view when inventory's answer does not carry the address (an older inventory)", async () => {
-    const { steps, cmd, asked, streamedTo } = await setup({});
-    await steps.run(cmd());
-    expect(streamedTo).toEqual(['dst.from-host-view:49152']);
-    expect(asked).toContain(GetHost.subject);
+  it.each([
+    ['does not carry the address (an older inventory)', {}],
+    ['names no address', { targetMigrationAddress: null }],
+  ])("refuses the step and sends nothing when inventory's answer %s", async (_, reply) => {
+    const { steps, cmd, asked, streamedTo } = await setup(reply);
+    await expect(steps.run(cmd())).rejects.toMatchObject({
+      code: ErrorCode.UntrustedAddress,
+      message: expect.stringContaining('names no registered migration address for host dst'),
+    });
+    expect(streamedTo).toEqual([]);
+    expect(asked.sort()).toEqual([GetReservation.subject, QueryMigration.subject].sort());
   });
 });

@@ -144,6 +144,16 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     },
   );
 
+  it.each(['host.get', 'host.list', 'vm.get', 'vm.list'])(
+    "given host-a's identity, when it asks inventory's %s (a view of the fleet), then the request is refused: an agent reads only its migrations' reservations",
+    async (read) => {
+      const hostA = await agent('host-a');
+      const subject = `${prefix}.inventory.${read}`;
+      const refused = await violation(hostA, subject, () => hostA.request(subject, enc({ hostId: 'host-c' }), { timeout: 1_000 }));
+      expect(refused.operation).toBe('publish');
+    },
+  );
+
   it.each(['inventory', 'cpu-compat', 'subscriber', 'console', 'host-a'])(
     'given %s, when it publishes a migration.completed event before the scheduler does, then the publish is refused and nothing reaches the stream',
     async (who) => {

@@ -334,8 +334,8 @@ export const GetReservation = defineRequest({
   reply: z.object({
     reservation: ReservationSchema.nullable(),
     /**
-     * The reserved host's registered migration address (null with no reservation). Absent from an inventory older than this field:
-     * the source then asks `inventory.host.get` for it.
+     * The reserved host's registered migration address (null with no reservation). Absent from an inventory older than this field,
+     * whose answer still parses: a source agent then refuses its entry step (UNTRUSTED_ADDRESS) and sends nothing.
      */
     targetMigrationAddress: z.string().min(1).nullable().optional(),
   }),

@@ -76,6 +76,13 @@ describe('agent permissions (the scoped signing key\'s template)', () => {
     expect(a.resp).toEqual({ max: 1 });
   });
 
+  it('given host-a, then of inventory it may read only a migration\'s reservation: no host or VM view, no list', () => {
+    const a = identities['host-a'];
+    expect(mayPub(a, 'flexmig.inventory.reservation.get')).toBe(true);
+    for (const read of ['host.get', 'host.list', 'host.placement-list', 'vm.get', 'vm.list'])
+      expect([read, mayPub(a, `flexmig.inventory.${read}`)]).toEqual([read, false]);
+  });
+
   it('given the fleet, then it covers every host but reads only its own inbox', () => {
     const f = rolePermissions(fleetRole, prefix);
     expect(maySub(f, 'flexmig.agent.sim-001.>')).toBe(true);

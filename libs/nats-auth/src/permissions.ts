@@ -125,10 +125,10 @@ function agentSubjects(prefix: string, host: string, inbox: string): SubjectPerm
         // its stream ended, before it starts the guest (both answer from what they know, and change nothing).
         subject(prefix, QueryMigration.subject, onEveryHost),
         subject(prefix, QueryStreamEnd.subject, onEveryHost),
-        // Reads an agent makes before it acts on a migration (docs/security.md, "Agents and inventory"):
-        // the reservation that admits it, the target host's registered address, the attempt the scheduler issued.
+        // Reads an agent makes before it acts on a migration (docs/security.md, "Agents and inventory"): the
+        // reservation that admits it (with the target host's registered address), the attempt the scheduler
+        // issued. No host view: an agent learns nothing of the fleet beyond the migrations it takes part in.
         subject(prefix, GetReservation.subject),
-        subject(prefix, GetHost.subject),
         subject(prefix, GetStepAttempt.subject),
       ],
     },
