@@ -120,6 +120,12 @@ describe('events: only the service that owns an event may publish it', () => {
 });
 
 describe('requests', () => {
+  it('given inventory.host.list (every host of a cluster, its CPU features with it), then only cpu-compat may ask it, for its masks and plans', () => {
+    const subject = `${prefix}.inventory.host.list`;
+    expect(mayPub(identities['cpu-compat'], subject)).toBe(true);
+    for (const [name, perms] of others('cpu-compat')) expect([name, mayPub(perms, subject)]).toEqual([name, false]);
+  });
+
   it.each(['inventory.vm.relocate', 'inventory.reservation.create', 'inventory.reservation.release', 'inventory.host.set-maintenance'])(
     'given %s (the saga\'s and evacuation\'s), then only the scheduler may send it',
     (s) => {
