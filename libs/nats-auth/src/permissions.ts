@@ -178,7 +178,8 @@ export function rolePermissions(role: Role, prefix: string): SubjectPermissions 
             ...[RunStep, CompensateStep, QueryMigration, FenceMigration, ListAgentVms, CheckVmMemory].map((c) => subject(prefix, c.subject, onEveryHost)),
             // POST /migrations/predict: the VM's dirty rate from its agent, the link from the source's probe into the target's sink (docs/prediction.md)
             ...[SampleDirtyRate, OpenLinkSink, ProbeLink].map((c) => subject(prefix, c.subject, onEveryHost)),
-            // hosts one by id, or placement's list (never the whole fleet's views); an evacuated host's VMs
+            // of inventory: hosts by id and through placement's list (no list of every host's view), VMs by id and an
+            // evacuated host's list, step 1's reservation and its release, step 9's move, an evacuation's maintenance
             ...[GetHost, ListPlacementHosts, GetVm, ListVms, ReserveCapacity, ReleaseCapacity, RelocateVm, SetHostMaintenance].map((c) => subject(prefix, c.subject)),
             `${prefix}.cpu.>`,
             ...eventsOf(prefix, 'scheduler'),
