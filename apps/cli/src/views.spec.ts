@@ -65,6 +65,20 @@ describe('views: the API objects as text', () => {
     expect(autoView([{ mode: 'X', pass: false, failing: [{ hostId: 'h', missing: [], vendorMismatch: true }] }], undefined)).toContain('h: another vendor\n\nno mode fits every host: nothing changed');
   });
 
+  it('given many hosts that fail a mode alike, then a line per what they lacked, naming the first ten', () => {
+    const failing = Array.from({ length: 1000 }, (_, i) => ({ hostId: `h${String(i).padStart(4, '0')}`, missing: i % 2 ? ['avx512f'] : ['avx2', 'bmi2'], vendorMismatch: false }));
+    const text = autoView([{ mode: 'Skylake-Server', pass: false, failing }], undefined);
+    const even = Array.from({ length: 10 }, (_, i) => `h${String(2 * i).padStart(4, '0')}`).join(', ');
+    const odd = Array.from({ length: 10 }, (_, i) => `h${String(2 * i + 1).padStart(4, '0')}`).join(', ');
+    expect(text.split('\n')).toEqual([
+      ' 1. Skylake-Server: 1000 host(s) fail',
+      `      ${even} and 490 more: lacks avx2, bmi2`,
+      `      ${odd} and 490 more: lacks avx512f`,
+      '',
+      'no mode fits every host: nothing changed',
+    ]);
+  });
+
   it('given a progress sample, then step, pass, bar, rate, remaining and expected downtime on one line', () => {
     const p = { step: 4, pass: 2, percent: 62.5, bandwidthBytesPerSec: 100 * 2 ** 20, remainingBytes: 300 * 2 ** 20, dirtyRateBytesPerSec: 2 ** 20, expectedDowntimeMs: 250, throttlePct: 0 } as MigrationProgress;
     expect(progressLine(p)).toBe('step 4  pass 2  [###################...........]  62.5%  100 MiB/s  300 MiB left  dirty 1.0 MiB/s  expected downtime 250 ms');

@@ -1,4 +1,4 @@
-import { firstOf } from '@flexmig/contracts';
+import { cpuName, firstOf, groupsOf, lacksText } from '@flexmig/contracts';
 import type { Cluster, ClusterImc, ClusterImcPlan, EvacuationView, HostListItem, MigrationPrediction, MigrationProgress, MigrationView, ModeVerification, PredictedFigures, PredictionInput, ReconciliationReport, Vm } from '@flexmig/contracts';
 import { fields, formatBytes, formatDuration, formatRate, progressBar, table } from './output';
 
@@ -86,19 +86,18 @@ export function imcView(imc: ClusterImc): string {
   const hosts = table(imc.hosts, [
     { header: 'HOST', value: (h) => h.hostId },
     { header: 'HIGHEST MODE', value: (h) => h.maxImcMode ?? '(none)' },
-    { header: 'CPU', value: (h) => `${h.vendor} ${h.modelName}` },
+    { header: 'CPU', value: (h) => cpuName(h) },
     { header: 'STATE', value: (h) => h.state },
   ], 'no hosts');
   return `${head}\n\n${hosts}`;
 }
 
-const lacks = (h: { missing: string[]; vendorMismatch: boolean }) => (h.vendorMismatch ? 'another vendor' : h.missing.length ? `lacks ${h.missing.join(', ')}` : '');
 
 export function verificationView(v: ModeVerification): string {
   const rows = table(v.hosts, [
     { header: 'HOST', value: (h) => h.hostId },
     { header: 'PASS', value: (h) => h.pass },
-    { header: 'WHY', value: (h) => (h.pass ? '' : lacks(h) || h.reason) },
+    { header: 'WHY', value: (h) => (h.pass ? '' : lacksText(h) || h.reason) },
   ], 'no hosts');
   return `mode ${v.mode}: ${v.pass ? 'every host passes' : 'not every host passes'}\n\n${rows}`;
 }
@@ -109,11 +108,15 @@ export interface AutoTry {
   failing: { hostId: string; missing: string[]; vendorMismatch: boolean }[];
 }
 
-/** The probe of `imc auto`, from the highest mode down: each mode tried and what each host lacked. */
+/**
+ * The probe of `imc auto`, from the highest mode down: each mode tried and, a line per what they lacked,
+ * the hosts that failed it (the first ten named: 1,000 hosts of a few CPUs are a few lines, not 1,000 per
+ * mode; `-o json` names every host).
+ */
 export function autoView(tries: AutoTry[], chosen: string | undefined): string {
   const lines = tries.map((t, i) => {
     const head = `${String(i + 1).padStart(2)}. ${t.mode}: ${t.pass ? 'every host passes' : `${t.failing.length} host(s) fail`}`;
-    return [head, ...t.failing.map((h) => `      ${h.hostId}: ${lacks(h)}`)].join('\n');
+    return [head, ...groupsOf(t.failing, (h) => lacksText(h)).map((g) => `      ${firstOf(g.items.map((h) => h.hostId))}: ${g.key}`)].join('\n');
   });
   const end = chosen ? `mode set to ${chosen}` : 'no mode fits every host: nothing changed';
   return [...lines, '', end].join('\n');
