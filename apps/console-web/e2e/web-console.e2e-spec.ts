@@ -113,7 +113,7 @@ describeInBrowser('the web console in a browser', () => {
     expect(new URL(page.url()).pathname).toBe('/login');
   });
 
-  it('given an admin token, it shows the clusters: the IMC mode, auto with each mode tried, and the plan', async () => {
+  it('given an admin token, it shows the clusters: the IMC mode, auto with each mode tried, its CPUs and plan a row per group of hosts, and a link to its hosts', async () => {
     await page.getByLabel('bearer token').fill(await testToken('admin'));
     await page.getByRole('button', { name: 'Log in' }).click();
     // back where the 401 happened
@@ -127,8 +127,25 @@ describeInBrowser('the web console in a browser', () => {
     expect(await tries.innerText()).toMatch(/IvyBridge: 1 host\(s\) fail\s+host-a: lacks /);
     expect(await tries.innerText()).toContain('Westmere: every host passes');
     await page.getByText('mode set to Westmere').waitFor();
-    await page.getByRole('grid', { name: 'plan per host' }).or(page.getByRole('table', { name: 'plan per host' })).or(page.getByText('This inventory has no plan API yet')).first().waitFor();
+    // the tables have a row per group of hosts alike (a CPU, a plan); here each host is a group of its own
+    const rowsOf = async (name: string, n: number) => {
+      const rows = page.getByRole('grid', { name }).or(page.getByRole('table', { name })).locator('tbody tr');
+      await waitFor(`${n} rows in "${name}"`, async () => (await rows.count()) === n, { timeoutMs: 10_000 });
+      return (await rows.allInnerTexts()).map((r) => r.replace(/\s+/g, ' ').trim());
+    };
+    expect(await rowsOf('CPUs of the cluster', 2)).toEqual([expect.stringMatching(/ Westmere 1 1 up host-a$/), expect.stringMatching(/ IvyBridge 1 1 up host-c$/)]);
+    // host-a's Westmere holds the mode down: without it, host-c's IvyBridge; without host-c, Westmere
+    expect(await rowsOf('plan of the hosts', 2)).toEqual(['Westmere IvyBridge 1 1 up host-a', 'IvyBridge Westmere 1 1 up host-c']);
     await shot('clusters');
+
+    // every host of the cluster, a page at a time, is the hosts page's, reached with the cluster picked
+    await page.getByRole('link', { name: 'its hosts' }).click();
+    await page.waitForURL('**/hosts?cluster=*');
+    const cluster = (await api('GET', '/api/v1/clusters')).body.items.find((c: { name: string }) => c.name === 'web') as { id: string };
+    expect(await page.getByLabel('cluster', { exact: true }).inputValue()).toBe(cluster.id);
+    const hosts = page.getByLabel('hosts', { exact: true });
+    await hosts.locator('tr[data-row="host-a"]').waitFor();
+    expect(await hosts.locator('tr[data-row="host-c"]').count()).toBe(1);
   });
 
   it('lists the hosts with their highest mode, state, maintenance and capacity; the maintenance toggle works', async () => {

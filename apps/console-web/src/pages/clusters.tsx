@@ -1,9 +1,11 @@
 import { useState } from 'react';
-import type { AutoImcResult, AutoImcTry, Cluster, ClusterImc, ClusterImcPlan, HostListItem, ModeVerification } from '@flexmig/contracts';
+import type { AutoImcResult, AutoImcTry, Cluster, ClusterImc, ClusterImcPlan, ModeVerification } from '@flexmig/contracts';
 import { firstOf } from '@flexmig/contracts/text';
 import { Alert, Button, Card, CardBody, CardTitle, DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, Flex, FlexItem, FormSelect, FormSelectOption, Label, List, ListItem, PageSection, TextInput, Title } from '@patternfly/react-core';
 import { Table, Tbody, Td, Th, Thead, Tr } from '@patternfly/react-table';
 import { ApiError, get, list, post } from '../api';
+import { CPU_HEADERS, cpuRows, failingLines, PLAN_HEADERS, planRows, VERIFICATION_HEADERS, verificationRows, type GroupRow } from '../cluster-rows';
+import { Link } from '../router';
 import { describe, LoadState, useLoad } from '../common';
 
 export function ClustersPage() {
@@ -42,7 +44,7 @@ function ClusterDetail({ cluster }: { cluster: Cluster }) {
       </Card>
       {imc.data && <Verify cluster={cluster} imc={imc.data} />}
       <Auto cluster={cluster} onChanged={imc.reload} />
-      <Plan cluster={cluster} />
+      <Plan cluster={cluster} hosts={imc.data?.hosts} />
     </Flex>
   );
 }
@@ -54,16 +56,19 @@ function ImcSummary({ imc, cluster }: { imc: ClusterImc; cluster: Cluster }) {
         <Field term="IMC mode (as set)" value={imc.mode ?? '(unset)'} />
         <Field term="Effective (new VMs get)" value={imc.effectiveMode ?? '(none)'} />
         <Field term="Common to all hosts" value={imc.commonMode ?? '(none)'} />
-        <Field term="Holding it down" value={imc.holdingDown.join(', ') || '-'} />
+        <Field term="Holding it down" value={firstOf(imc.holdingDown) || '-'} />
         <Field term="Allocation ratios" value={`vCPU ${cluster.cpuAllocationRatio}, memory ${cluster.memoryAllocationRatio}`} />
       </DescriptionList>
-      <SmallTable label="hosts of the cluster" headers={['Host', 'Highest mode', 'CPU', 'State']} rows={imc.hosts.map((h) => [h.hostId, h.maxImcMode ?? '(none)', `${h.vendor} ${h.modelName}`, h.state])} />
+      <SmallTable label="CPUs of the cluster" headers={CPU_HEADERS} rows={cpuRows(imc.hosts)} />
+      <p style={{ marginTop: 8 }}>
+        Each host of the cluster, its capacity and its VMs, a page at a time: <Link to={`/hosts?cluster=${encodeURIComponent(cluster.id)}`}>its hosts</Link>.
+      </p>
     </>
   );
 }
 
-/** A cluster's tables have one row per host of the cluster: no paging needed. The first cell is the row's key. */
-const SmallTable = ({ label, headers, rows }: { label: string; headers: string[]; rows: string[][] }) => (
+/** A cluster's tables: a row per group of hosts that read alike (../cluster-rows), so no paging. */
+const SmallTable = ({ label, headers, rows }: { label: string; headers: string[]; rows: GroupRow[] }) => (
   <Table aria-label={label} variant="compact">
     <Thead>
       <Tr>
@@ -74,8 +79,8 @@ const SmallTable = ({ label, headers, rows }: { label: string; headers: string[]
     </Thead>
     <Tbody>
       {rows.map((r) => (
-        <Tr key={r[0]}>
-          {r.map((c, i) => (
+        <Tr key={r.key}>
+          {r.cells.map((c, i) => (
             <Td key={headers[i]} dataLabel={headers[i]}>
               {c}
             </Td>
@@ -92,10 +97,6 @@ const Field = ({ term, value }: { term: string; value: string }) => (
     <DescriptionListDescription>{value}</DescriptionListDescription>
   </DescriptionListGroup>
 );
-
-/** What a host lacks for a mode: the first features by name (a new mode adds dozens), and how many more. */
-const lacks = (h: { missing: string[]; vendorMismatch: boolean }, shown = 8) =>
-  h.vendorMismatch ? 'another vendor' : h.missing.length ? `lacks ${firstOf(h.missing, h.missing.length, shown)}` : '';
 
 function Verify({ cluster, imc }: { cluster: Cluster; imc: ClusterImc }) {
   const [mode, setMode] = useState(imc.commonMode ?? '');
@@ -134,7 +135,7 @@ function Verify({ cluster, imc }: { cluster: Cluster; imc: ClusterImc }) {
         {result && (
           <>
             <Alert variant={result.pass ? 'success' : 'warning'} isInline title={`mode ${result.mode}: ${result.pass ? 'every host passes' : 'not every host passes'}`} />
-            <SmallTable label="verification" headers={['Host', 'Pass', 'Why not']} rows={result.hosts.map((h) => [h.hostId, h.pass ? 'yes' : 'no', h.pass ? '' : lacks(h) || h.reason])} />
+            <SmallTable label="verification" headers={VERIFICATION_HEADERS} rows={verificationRows(result)} />
           </>
         )}
       </CardBody>
@@ -169,9 +170,9 @@ function Auto({ cluster, onChanged }: { cluster: Cluster; onChanged: () => void 
             {tries.map((t) => (
               <ListItem key={t.mode}>
                 <strong>{t.mode}</strong>: {t.pass ? 'every host passes' : `${t.failing.length} host(s) fail`}
-                {t.failing.map((h) => (
-                  <div key={h.hostId} style={{ marginLeft: 24 }}>
-                    {h.hostId}: {lacks(h)}
+                {failingLines(t).map(({ key, line }) => (
+                  <div key={key} style={{ marginLeft: 24 }}>
+                    {line}
                   </div>
                 ))}
               </ListItem>
@@ -184,9 +185,8 @@ function Auto({ cluster, onChanged }: { cluster: Cluster; onChanged: () => void 
   );
 }
 
-function Plan({ cluster }: { cluster: Cluster }) {
+function Plan({ cluster, hosts }: { cluster: Cluster; hosts: ClusterImc['hosts'] | undefined }) {
   const plan = useLoad(() => get<ClusterImcPlan>(`/api/v1/clusters/${cluster.id}/imc/plan`), [cluster.id]);
-  const hosts = useLoad(() => list<HostListItem>('/api/v1/hosts', { clusterId: cluster.id }), [cluster.id]);
   return (
     <Card>
       <CardTitle>Plan</CardTitle>
@@ -203,13 +203,9 @@ function Plan({ cluster }: { cluster: Cluster }) {
             <DescriptionList isHorizontal isCompact>
               <Field term="Mode all hosts pass" value={plan.data.mode ?? '(none)'} />
               <Field term="Why" value={plan.data.reason} />
-              <Field term="Holding it down" value={plan.data.holdingDown.join(', ') || '-'} />
+              <Field term="Holding it down" value={firstOf(plan.data.holdingDown) || '-'} />
             </DescriptionList>
-            <SmallTable
-              label="plan per host"
-              headers={['Host', 'Own highest mode', 'Cluster mode without it', 'State']}
-              rows={plan.data.hostModes.map((h) => [h.hostId, h.mode ?? '(none)', plan.data!.withoutHost.find((w) => w.hostId === h.hostId)?.mode ?? '(none)', hosts.data?.find((x) => x.id === h.hostId)?.state ?? ''])}
-            />
+            <SmallTable label="plan of the hosts" headers={PLAN_HEADERS} rows={planRows(plan.data, hosts ?? [])} />
           </>
         )}
       </CardBody>

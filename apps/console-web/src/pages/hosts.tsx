@@ -5,7 +5,7 @@ import { ApiError, get, list, onePage, post, put, type OnePage } from '../api';
 import { describe, formatMiB, StateLabel, useLoad } from '../common';
 import type { Column } from '../data-table';
 import { PagedTable } from '../paged-table';
-import { Link, navigate } from '../router';
+import { Link, navigate, useLocation } from '../router';
 
 /** A host as a row shows it: from a page of hosts (its CPU's features named by digest) or read alone (with them). */
 type HostRow = HostListItem | Host;
@@ -26,7 +26,9 @@ async function hostById(id: string): Promise<OnePage<HostRow>> {
  */
 export function HostsPage() {
   const clusters = useLoad(() => list<Cluster>('/api/v1/clusters'));
-  const [clusterId, setClusterId] = useState('');
+  // `?cluster=`: the clusters page links to a cluster's hosts
+  const { query } = useLocation();
+  const [clusterId, setClusterId] = useState(query.get('cluster') ?? '');
   const [typed, setTyped] = useState('');
   const [hostId, setHostId] = useState('');
   const [refresh, setRefresh] = useState(0);
