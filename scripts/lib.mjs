@@ -326,10 +326,13 @@ export async function startSecureNats(procs, { name, port }) {
       if (!existsSync(file) || !existsSync(path.join(qemuTlsDir, 'server-cert.pem'))) flexmigCli(['auth', 'agent', hostId, '--dir', authDir]);
       return { NATS_CREDS: file, ...tlsEnv, ...(existsSync(qemuTlsDir) ? { QEMU_TLS_DIR: qemuTlsDir } : {}) };
     },
-    /** Connection options for the script's own NATS client: it watches progress and asks agents, as the scheduler does. */
+    /**
+     * Connection options for the script's own NATS client, with the verifier identity: it watches the
+     * migration's progress, asks a host its VMs and checks a guest's memory, and may do nothing else.
+     */
     clientOptions: () => ({
-      authenticator: credsAuthenticator(readFileSync(creds('scheduler'))),
-      inboxPrefix: '_INBOX.scheduler',
+      authenticator: credsAuthenticator(readFileSync(creds('verifier'))),
+      inboxPrefix: '_INBOX.verifier',
       ...(tls ? { tls: { caFile: tlsEnv.NATS_TLS_CA } } : {}),
     }),
   };

@@ -21,7 +21,7 @@ describe('flexmig auth (the built CLI)', () => {
   it('given an empty directory, when `auth init` runs, then it writes the configuration, the identities and the tokens, secrets 0600', () => {
     cli('auth', 'init', '--dir', auth);
     for (const f of ['nats-server.conf', 'nats-server-tls.conf', 'ca.pem', 'auth.json']) expect(statSync(path.join(auth, f)).isFile()).toBe(true);
-    for (const f of ['inventory.creds', 'scheduler.creds', 'cpu-compat.creds', 'subscriber.creds', 'console.creds', 'account-signing.nk', 'operator.nk', 'jwt.secret', 'admin.token', 'operator.token', 'viewer.token', 'ca.key', 'nats-server-key.pem']) {
+    for (const f of ['inventory.creds', 'scheduler.creds', 'cpu-compat.creds', 'subscriber.creds', 'console.creds', 'verifier.creds', 'account-signing.nk', 'operator.nk', 'jwt.secret', 'admin.token', 'operator.token', 'viewer.token', 'ca.key', 'nats-server-key.pem']) {
       expect([f, statSync(path.join(auth, f)).mode & 0o777]).toEqual([f, 0o600]);
     }
     expect(Buffer.from(readFileSync(path.join(auth, 'jwt.secret'), 'utf8').trim(), 'base64url').length).toBeGreaterThanOrEqual(32);

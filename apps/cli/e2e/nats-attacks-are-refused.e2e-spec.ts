@@ -134,7 +134,7 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     expect((await violation(nc, subject, () => nc.flush())).operation).toBe('subscription');
   });
 
-  it.each(['inventory', 'cpu-compat', 'subscriber', 'console', 'host-a'])(
+  it.each(['inventory', 'cpu-compat', 'subscriber', 'console', 'verifier', 'host-a'])(
     'given %s, when it asks inventory to relocate a VM (saga step 9, the scheduler\'s), then the request is refused',
     async (who) => {
       const nc = who === 'host-a' ? await agent(who) : await service(who as 'inventory');
@@ -143,6 +143,31 @@ describe('NATS identities (operator mode, generated configuration)', () => {
       expect(refused.operation).toBe('publish');
     },
   );
+
+  it("given the verifier, when it asks host-c to check a guest's memory, then host-c gets it and answers on the verifier's own inbox", async () => {
+    const hostC = await agent('host-c');
+    const checks = hostC.subscribe(`${prefix}.agent.host-c.vm.check-memory`);
+    void (async () => {
+      for await (const m of checks) m.respond(enc({ ok: true, data: { to: m.reply } }));
+    })();
+    await hostC.flush();
+    const verifier = await service('verifier');
+    const reply = (await verifier.request(`${prefix}.agent.host-c.vm.check-memory`, enc({ vmId: 'x' }), { timeout: 2_000 })).json<{ data: { to: string } }>();
+    expect(reply.data.to).toMatch(/^_INBOX\.verifier\./);
+  });
+
+  it.each([
+    ['scheduler', 'vm.check-memory'],
+    ['inventory', 'vm.check-memory'],
+    ['verifier', 'migration.step'],
+    ['verifier', 'vm.start'],
+    ['verifier', 'vm.pause'],
+  ])("given %s, when it sends host-c's %s (not a command of its own), then the request is refused", async (who, command) => {
+    const nc = await service(who as ServiceRole);
+    const subject = `${prefix}.agent.host-c.${command}`;
+    const refused = await violation(nc, subject, () => nc.request(subject, enc({ vmId: 'x' }), { timeout: 1_000 }));
+    expect(refused.operation).toBe('publish');
+  });
 
   it.each(['host.get', 'host.list', 'vm.get', 'vm.list'])(
     "given host-a's identity, when it asks inventory's %s (a view of the fleet), then the request is refused: an agent reads only its migrations' reservations",
@@ -154,7 +179,7 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     },
   );
 
-  it.each(['inventory', 'cpu-compat', 'subscriber', 'console', 'host-a'])(
+  it.each(['inventory', 'cpu-compat', 'subscriber', 'console', 'verifier', 'host-a'])(
     'given %s, when it publishes a migration.completed event before the scheduler does, then the publish is refused and nothing reaches the stream',
     async (who) => {
       const nc = who === 'host-a' ? await agent(who) : await service(who as 'inventory');

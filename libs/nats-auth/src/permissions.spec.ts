@@ -169,6 +169,12 @@ describe('requests', () => {
     }
   });
 
+  it("given a guest's memory check on any host (the agent pauses the guest meanwhile), then only the verifier may ask it, no service and no agent", () => {
+    const subject = `${prefix}.agent.host-c.vm.check-memory`;
+    expect(Object.entries(identities).filter(([, p]) => mayPub(p, subject)).map(([name]) => name)).toEqual(['verifier']);
+    expect(maySub(identities['host-c'], subject)).toBe(true);
+  });
+
   it('given every request contract, then some identity may send it and the one serving it may listen and answer', () => {
     const servers: Record<string, string> = { agent: 'host-c', inventory: 'inventory', cpu: 'cpu-compat', scheduler: 'scheduler' };
     for (const c of allContracts()) {
@@ -218,5 +224,31 @@ describe('the console (live streams over HTTP)', () => {
     expect(maySub(c, `${prefix}.events.>`)).toBe(false);
     expect(maySub(c, `${prefix}.inventory.>`)).toBe(false);
     expect(c.resp).toBeUndefined();
+  });
+});
+
+describe("the verifier (an operator's checks of a guest after its migration)", () => {
+  const v = identities.verifier;
+
+  it("given the verifier, then it may ask any host for a guest's memory check and its VMs, and hear a migration's progress", () => {
+    for (const subject of [`${prefix}.agent.host-c.vm.check-memory`, `${prefix}.agent.host-a.vm.list`]) expect([subject, mayPub(v, subject)]).toEqual([subject, true]);
+    expect(maySub(v, `${prefix}.progress.migration.m1.host-a`)).toBe(true);
+    expect(maySub(v, '_INBOX.verifier.abc')).toBe(true);
+  });
+
+  it('given the verifier, then it starts, moves, pauses and stops nothing, asks no service, reads no event and answers nothing', () => {
+    const refused = [
+      ...['migration.step', 'migration.compensate', 'migration.fence', 'vm.start', 'vm.pause', 'vm.dirty-rate', 'vm.cpu-check', 'link.probe'].map((s) => `${prefix}.agent.host-c.${s}`),
+      `${prefix}.inventory.vm.relocate`,
+      `${prefix}.inventory.host.get`,
+      `${prefix}.cpu.mode.verify`,
+      `${prefix}.scheduler.migration.step-attempt`,
+      `${prefix}.events.migration.completed`,
+      '$JS.API.INFO',
+    ];
+    for (const subject of refused) expect([subject, mayPub(v, subject)]).toEqual([subject, false]);
+    expect(maySub(v, `${prefix}.events.>`)).toBe(false);
+    expect(maySub(v, `${prefix}.agent.host-c.>`)).toBe(false);
+    expect(v.resp).toBeUndefined();
   });
 });

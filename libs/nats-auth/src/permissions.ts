@@ -41,8 +41,12 @@ import {
  * and nothing else on inbox subjects.
  */
 
-/** The service identities `flexmig auth init` issues (agents are issued one per host, see agentTemplate). */
-export const serviceRoles = ['inventory', 'scheduler', 'cpu-compat', 'subscriber', 'console'] as const;
+/**
+ * The identities `flexmig auth init` issues besides the agents' (one per host, see agentTemplate): the
+ * services', an event consumer's (`subscriber`), and an operator's checks of a guest after its migration
+ * (`verifier`: the qemu demo's memory check, which no service sends).
+ */
+export const serviceRoles = ['inventory', 'scheduler', 'cpu-compat', 'subscriber', 'console', 'verifier'] as const;
 export type ServiceRole = (typeof serviceRoles)[number];
 /** The sim fleet (many simulated hosts in one process): an identity that covers every agent. Never issued by init. */
 export const fleetRole = 'fleet';
@@ -175,7 +179,8 @@ export function rolePermissions(role: Role, prefix: string): SubjectPermissions 
         sub: { allow: [inbox, subject(prefix, MigrationProgressMessage.subject, { migrationId: '*', hostId: '*' }), subject(prefix, GetStepAttempt.subject)] },
         pub: {
           allow: [
-            ...[RunStep, CompensateStep, QueryMigration, FenceMigration, ListAgentVms, CheckVmMemory].map((c) => subject(prefix, c.subject, onEveryHost)),
+            // a step's command, its compensation, its outcome asked and its fence; a host's VMs (resolving an outcome)
+            ...[RunStep, CompensateStep, QueryMigration, FenceMigration, ListAgentVms].map((c) => subject(prefix, c.subject, onEveryHost)),
             // POST /migrations/predict: the VM's dirty rate from its agent, the link from the source's probe into the target's sink (docs/prediction.md)
             ...[SampleDirtyRate, OpenLinkSink, ProbeLink].map((c) => subject(prefix, c.subject, onEveryHost)),
             // of inventory: hosts by id and through placement's list (no list of every host's view), VMs by id and an
@@ -234,6 +239,14 @@ export function rolePermissions(role: Role, prefix: string): SubjectPermissions 
         },
       };
     }
+    case 'verifier':
+      // an operator's check of a guest after its migration (the qemu demo): its memory compared page by page
+      // (the agent pauses the guest meanwhile), the VMs a host runs, the migration's progress. It reads; it
+      // starts, moves and stops nothing, asks inventory and the scheduler nothing, and answers nothing.
+      return {
+        sub: { allow: [subject(prefix, MigrationProgressMessage.subject, { migrationId: '*', hostId: '*' }), inbox] },
+        pub: { allow: [CheckVmMemory, ListAgentVms].map((c) => subject(prefix, c.subject, onEveryHost)) },
+      };
     case 'fleet':
       // every agent subject of the deployment: for the sim fleet, which runs many hosts in one process
       return agentSubjects(prefix, '*', inboxPrefixFor(fleetRole));

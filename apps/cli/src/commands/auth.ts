@@ -13,7 +13,7 @@ export function registerAuth(program: Command): void {
   auth
     .command('init')
     .description(
-      'write what is missing in the directory: nats-server.conf, the service identities (inventory, scheduler, cpu-compat, console, subscriber .creds), ' +
+      'write what is missing in the directory: nats-server.conf, the service identities (inventory, scheduler, cpu-compat, console, subscriber, verifier .creds), ' +
         'the signing keys, jwt.secret and the HTTP tokens (admin, operator, viewer .token), and the CA (ca.pem) with a TLS certificate for nats-server',
     )
     .option(...dirOption)
