@@ -305,6 +305,22 @@ async function timePages(base, route, limit) {
   return { route: `${route} (limit ${limit})`, pages: lat.length, items, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: slowest.ms, maxAt: `page ${slowest.page} of walk ${slowest.walk}`, maxParsed: slowestParsed };
 }
 
+/** One of a cluster's views asked BENCH_PAGE_WALKS times in a row (at least 5): its latency to the last byte, and its size. */
+async function timeView(label, method, route, body) {
+  const lat = [];
+  let bytes = 0;
+  let hosts = 0;
+  for (let i = 0; i < Math.max(5, cfg.pageWalks); i++) {
+    const s = now();
+    const r = await call(inv, method, route, body);
+    lat.push(r.receivedMs - s);
+    if (r.status !== 200) throw new Error(`${method} ${route}: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+    bytes = JSON.stringify(r.body).length;
+    hosts = (r.body.hosts ?? r.body.hostModes ?? []).length;
+  }
+  return { label, hosts, kib: bytes / 1024, p50: quantile(lat, 0.5), max: Math.max(...lat) };
+}
+
 /**
  * BENCH_PAUSES=1: the pauses each process wrote (bench/pauses.cjs) from `sinceMs` until now, summed by process and kind,
  * and those that overlapped each of the slowest pages.
@@ -458,6 +474,19 @@ async function main() {
   }
   if (cfg.pauses) results.pauses = await pausesBeside(slowPages, pagesT0);
 
+  // ---- 4b. a cluster's CPU views at N hosts: the console's clusters page reads the first two at every visit ----
+  say("  the cluster's CPU views …");
+  results.clusterViews = [];
+  const clusterRoute = `/api/v1/clusters/${big.clusterId}/imc`;
+  for (const [label, method, route, body] of [
+    ['GET …/imc (the mode, each host\'s highest)', 'GET', clusterRoute],
+    ['GET …/imc/plan', 'GET', `${clusterRoute}/plan`],
+    ['POST …/imc/verify (a mode every host passes)', 'POST', `${clusterRoute}/verify`, { mode: 'IvyBridge' }],
+  ]) {
+    check();
+    results.clusterViews.push(await timeView(label, method, route, body));
+  }
+
   // ---- 5. evacuations against their lower bound ----
   say('  one migration alone, then evacuations …');
   const vmsOn = async (hostId) => (await allPages(inv, `/api/v1/vms?hostId=${hostId}`)).filter((v) => v.state === 'running');
@@ -537,6 +566,10 @@ function report(r) {
   say('| list (every page, in order; request to last byte) | pages | items | p50 ms | p99 ms | max ms | the slowest | max ms with the bench\'s JSON.parse |');
   say('|---|---|---|---|---|---|---|---|');
   for (const p of r.pages) say(`| ${p.route} | ${p.pages} | ${p.items} | ${f1(p.p50)} | ${f1(p.p99)} | ${f1(p.max)} | ${p.maxAt} | ${f1(p.maxParsed)} |`);
+  say();
+  say(`| a cluster of ${cfg.hosts} hosts, its CPU view | hosts named | KiB | p50 ms | max ms |`);
+  say('|---|---|---|---|---|');
+  for (const v of r.clusterViews) say(`| ${v.label} | ${v.hosts} | ${f1(v.kib)} | ${f1(v.p50)} | ${f1(v.max)} |`);
   if (r.pauses) {
     say();
     say('| the slowest pages | where | ms | pauses they overlapped (4 ms or more; a stall is the event loop late by that much) |');
