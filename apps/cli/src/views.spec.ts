@@ -1,6 +1,6 @@
 import type { Cluster, EvacuationView, HostListItem, MigrationPrediction, MigrationProgress, MigrationView, ReconciliationFinding, ReconciliationReport, Vm } from '@flexmig/contracts';
 import { bashCompletion, zshCompletion } from './completion-script';
-import { autoView, clustersNeedHosts, clustersTable, eventLine, evacuationView, hostsNeedVms, hostsTable, migrationEndView, migrationStartView, planView, predictionText, progressLine, reconciliationView } from './views';
+import { autoView, clustersNeedHosts, clustersTable, eventLine, evacuationView, hostsNeedVms, hostsTable, imcView, migrationEndView, migrationStartView, planView, predictionText, progressLine, reconciliationView } from './views';
 
 const host = (id: string, over: Partial<HostListItem> = {}): HostListItem => ({
   id,
@@ -153,6 +153,29 @@ describe('views: the API objects as text', () => {
       'host-b  Westmere          IvyBridge',
     ]);
     expect(planView({ clusterId: 'c1', mode: null, reason: 'no hosts', holdingDown: [], withoutHost: [], hostModes: [] })).toBe('mode all hosts pass: (none)\nwhy:                 no hosts\nholding it down:     -\n\nno hosts');
+  });
+
+  it("given a cluster's CPU mode, then the mode, who holds it down (the first ten), and per host its highest mode and CPU", () => {
+    const hosts = Array.from({ length: 12 }, (_, i) => ({ hostId: `h${String(i).padStart(2, '0')}`, vendor: 'Intel', modelName: 'Intel(R) Xeon(R) CPU X5670 @ 2.93GHz', maxImcMode: 'Westmere', state: 'up' }));
+    const text = imcView({ clusterId: 'c1', mode: null, passthrough: false, effectiveMode: 'Westmere', commonMode: 'Westmere', holdingDown: hosts.map((h) => h.hostId), hosts });
+    const lines = text.split('\n');
+    expect(lines.slice(0, 4)).toEqual([
+      'mode (as set):       (unset)',
+      'effective:           Westmere',
+      'common to all hosts: Westmere',
+      `holding it down:     ${hosts.slice(0, 10).map((h) => h.hostId).join(', ')} and 2 more`,
+    ]);
+    // the vendor is not said twice when the model name starts with it
+    expect(lines[6]).toMatch(/^h00\s+Westmere\s+Intel\(R\) Xeon\(R\) CPU X5670 @ 2\.93GHz\s+up$/);
+    expect(lines.slice(6)).toHaveLength(12);
+  });
+
+  it('given a plan that 400 hosts hold down, then its head names the first ten and counts the rest; the table names each', () => {
+    const ids = Array.from({ length: 400 }, (_, i) => `w${String(i).padStart(3, '0')}`);
+    const text = planView({ clusterId: 'c1', mode: 'Westmere', reason: 'r', holdingDown: ids, withoutHost: [], hostModes: ids.map((hostId) => ({ hostId, mode: 'Westmere' })) });
+    const lines = text.split('\n');
+    expect(lines[2]).toBe(`holding it down:     ${ids.slice(0, 10).join(', ')} and 390 more`);
+    expect(lines.filter((l) => /^w\d{3}\s/.test(l))).toHaveLength(400);
   });
 
   it('given a reconciliation report, then the last pass, the hosts it could not judge, and each finding with both sides', () => {

@@ -81,7 +81,8 @@ export function imcView(imc: ClusterImc): string {
     ['mode (as set)', imc.mode ?? '(unset)'],
     ['effective', imc.effectiveMode],
     ['common to all hosts', imc.commonMode],
-    ['holding it down', imc.holdingDown.join(', ') || '-'],
+    // the first ten and how many more: a third of 1,000 hosts may hold it down; the table below names each
+    ['holding it down', firstOf(imc.holdingDown) || '-'],
   ]);
   const hosts = table(imc.hosts, [
     { header: 'HOST', value: (h) => h.hostId },
@@ -229,7 +230,7 @@ export function planView(plan: ClusterImcPlan): string {
   const head = fields([
     ['mode all hosts pass', plan.mode ?? '(none)'],
     ['why', plan.reason],
-    ['holding it down', plan.holdingDown.join(', ') || '-'],
+    ['holding it down', firstOf(plan.holdingDown) || '-'],
   ]);
   const without = new Map(plan.withoutHost.map((w) => [w.hostId, w.mode]));
   const rows = table(plan.hostModes, [
