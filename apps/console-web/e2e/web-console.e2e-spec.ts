@@ -139,13 +139,17 @@ describeInBrowser('the web console in a browser', () => {
     await shot('clusters');
 
     // every host of the cluster, a page at a time, is the hosts page's, reached with the cluster picked
-    await page.getByRole('link', { name: 'its hosts' }).click();
-    await page.waitForURL('**/hosts?cluster=*');
     const cluster = (await api('GET', '/api/v1/clusters')).body.items.find((c: { name: string }) => c.name === 'web') as { id: string };
-    expect(await page.getByLabel('cluster', { exact: true }).inputValue()).toBe(cluster.id);
+    const filtered = page.waitForRequest((r) => new URL(r.url()).pathname === '/api/v1/hosts' && new URL(r.url()).searchParams.get('clusterId') === cluster.id, { timeout: 10_000 });
+    await page.getByRole('link', { name: 'its hosts' }).click();
+    await page.waitForURL(`**/hosts?cluster=${cluster.id}`);
+    await filtered; // the server filters the page by the cluster
     const hosts = page.getByLabel('hosts', { exact: true });
     await hosts.locator('tr[data-row="host-a"]').waitFor();
     expect(await hosts.locator('tr[data-row="host-c"]').count()).toBe(1);
+    // the filter shows the cluster once the clusters, its options, have loaded (the page asked by the URL's before)
+    const picked = page.getByLabel('cluster', { exact: true });
+    await waitFor(`the cluster filter showing ${cluster.id}`, async () => (await picked.inputValue()) === cluster.id, { timeoutMs: 10_000 });
   });
 
   it('lists the hosts with their highest mode, state, maintenance and capacity; the maintenance toggle works', async () => {
