@@ -77,6 +77,8 @@ describe("the clusters page's rows", () => {
       // a host the plan names and the IMC view does not (registered between the two reads), with no mode of its own
       ['(none)', '', '1', '1 unknown', 'x9'],
     ]);
+    // before the cluster's CPU view has loaded: the groups, without states
+    expect(planRows(plan, undefined).map((r) => r.cells[3])).toEqual(['', '', '']);
   });
 
   it('the plan of 1,000 hosts of three CPUs is three rows', () => {

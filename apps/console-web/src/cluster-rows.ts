@@ -20,7 +20,11 @@ export const NAMED = 5;
 
 /** The cells every group's row ends with: how many hosts, their states, and the first ones by id. */
 export const HOSTS_HEADERS = ['Hosts', 'States', 'Which'];
-const hostCells = (hosts: readonly { hostId: string; state: string }[]) => [String(hosts.length), countsOf(hosts.map((h) => h.state)), firstOf(hosts.map((h) => h.hostId), hosts.length, NAMED)];
+const hostCells = (hosts: readonly { hostId: string; state?: string }[]) => [
+  String(hosts.length),
+  countsOf(hosts.flatMap((h) => (h.state === undefined ? [] : [h.state]))),
+  firstOf(hosts.map((h) => h.hostId), hosts.length, NAMED),
+];
 
 /** The hosts of a cluster by CPU (vendor, model and the highest mode it passes), in the answer's order. */
 export const CPU_HEADERS = ['CPU', 'Highest mode', ...HOSTS_HEADERS];
@@ -33,13 +37,14 @@ export function cpuRows(hosts: readonly HostOfCluster[]): GroupRow[] {
 
 /**
  * The plan's hosts by their own highest mode and the cluster's mode without any one of them; each host's
- * state is the cluster's IMC view's (`unknown` for a host that view does not name: registered since).
+ * state is the cluster's IMC view's (`unknown` for a host that view does not name: registered since), none
+ * while that view has not loaded (`hosts` undefined).
  */
 export const PLAN_HEADERS = ['Own highest mode', 'Cluster mode without any one of them', ...HOSTS_HEADERS];
-export function planRows(plan: ClusterImcPlan, hosts: readonly HostOfCluster[]): GroupRow[] {
+export function planRows(plan: ClusterImcPlan, hosts: readonly HostOfCluster[] | undefined): GroupRow[] {
   const without = new Map(plan.withoutHost.map((w) => [w.hostId, w.mode ?? '(none)']));
-  const state = new Map(hosts.map((h) => [h.hostId, h.state]));
-  const rows = plan.hostModes.map((h) => ({ hostId: h.hostId, own: h.mode ?? '(none)', without: without.get(h.hostId) ?? '', state: state.get(h.hostId) ?? 'unknown' }));
+  const state = hosts && new Map(hosts.map((h) => [h.hostId, h.state]));
+  const rows = plan.hostModes.map((h) => ({ hostId: h.hostId, own: h.mode ?? '(none)', without: without.get(h.hostId) ?? '', state: state && (state.get(h.hostId) ?? 'unknown') }));
   return groupsOf(rows, (r) => JSON.stringify([r.own, r.without])).map(({ key, items }) => ({ key, cells: [items[0]!.own, items[0]!.without, ...hostCells(items)] }));
 }
 

@@ -205,7 +205,7 @@ function Plan({ cluster, hosts }: { cluster: Cluster; hosts: ClusterImc['hosts']
               <Field term="Why" value={plan.data.reason} />
               <Field term="Holding it down" value={firstOf(plan.data.holdingDown) || '-'} />
             </DescriptionList>
-            <SmallTable label="plan of the hosts" headers={PLAN_HEADERS} rows={planRows(plan.data, hosts ?? [])} />
+            <SmallTable label="plan of the hosts" headers={PLAN_HEADERS} rows={planRows(plan.data, hosts)} />
           </>
         )}
       </CardBody>

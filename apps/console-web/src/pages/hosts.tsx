@@ -99,6 +99,8 @@ export function HostsPage() {
           <ToolbarItem>
             <FormSelect aria-label="cluster" value={clusterId} onChange={(_e, v) => setClusterId(v)} isDisabled={!!hostId} style={{ minWidth: 220 }}>
               <FormSelectOption value="" label="every cluster" />
+              {/* the URL's cluster (`?cluster=`) before the clusters have loaded, or one they do not name */}
+              {clusterId && !clusters.data?.some((c) => c.id === clusterId) && <FormSelectOption value={clusterId} label={clusters.data ? `${clusterId} (not listed)` : clusterId} />}
               {(clusters.data ?? []).map((c) => (
                 <FormSelectOption key={c.id} value={c.id} label={c.name} />
               ))}
