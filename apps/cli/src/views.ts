@@ -1,4 +1,4 @@
-import { cpuName, firstOf, groupsOf, lacksText } from '@flexmig/contracts';
+import { countBy, cpuName, firstOf, groupsOf, lacksText } from '@flexmig/contracts';
 import type { Cluster, ClusterImc, ClusterImcPlan, EvacuationView, HostListItem, MigrationPrediction, MigrationProgress, MigrationView, ModeVerification, PredictedFigures, PredictionInput, ReconciliationReport, Vm } from '@flexmig/contracts';
 import { fields, formatBytes, formatDuration, formatRate, progressBar, table } from './output';
 
@@ -6,16 +6,6 @@ import { fields, formatBytes, formatDuration, formatRate, progressBar, table } f
 
 /** A host as the table shows it: listed (its features by digest) or with its features (`ApiClient.hosts`). */
 type TableHost = Omit<HostListItem, 'cpu'> & { cpu: Pick<HostListItem['cpu'], 'modelName'> };
-
-/** How many of `items` share each key: the counts an older server does not send. */
-export function countBy<T>(items: readonly T[], key: (item: T) => string): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const item of items) {
-    const k = key(item);
-    counts.set(k, (counts.get(k) ?? 0) + 1);
-  }
-  return counts;
-}
 
 /** Whether the hosts' VMs must be read to count them: a server before `vmCount` does not send it. */
 export const hostsNeedVms = (hosts: Pick<HostListItem, 'vmCount'>[]): boolean => hosts.some((h) => h.vmCount === undefined);
@@ -92,7 +82,6 @@ export function imcView(imc: ClusterImc): string {
   ], 'no hosts');
   return `${head}\n\n${hosts}`;
 }
-
 
 export function verificationView(v: ModeVerification): string {
   const rows = table(v.hosts, [

@@ -18,20 +18,23 @@ type HostOfCluster = ClusterImc['hosts'][number];
 /** How many hosts a row names before "and N more". */
 export const NAMED = 5;
 
+/** A group's hosts by id: the first NAMED, and how many more. */
+const named = (hosts: readonly { hostId: string }[]) => firstOf(hosts.map((h) => h.hostId), hosts.length, NAMED);
+
 /** The cells every group's row ends with: how many hosts, their states, and the first ones by id. */
 export const HOSTS_HEADERS = ['Hosts', 'States', 'Which'];
 const hostCells = (hosts: readonly { hostId: string; state?: string }[]) => [
   String(hosts.length),
   countsOf(hosts.flatMap((h) => (h.state === undefined ? [] : [h.state]))),
-  firstOf(hosts.map((h) => h.hostId), hosts.length, NAMED),
+  named(hosts),
 ];
 
 /** The hosts of a cluster by CPU (vendor, model and the highest mode it passes), in the answer's order. */
 export const CPU_HEADERS = ['CPU', 'Highest mode', ...HOSTS_HEADERS];
 export function cpuRows(hosts: readonly HostOfCluster[]): GroupRow[] {
-  return groupsOf(hosts, (h) => JSON.stringify([h.vendor, h.modelName, h.maxImcMode])).map(({ key, items: [first, ...rest] }) => ({
+  return groupsOf(hosts, (h) => JSON.stringify([h.vendor, h.modelName, h.maxImcMode])).map(({ key, items }) => ({
     key,
-    cells: [cpuName(first!), first!.maxImcMode ?? '(none)', ...hostCells([first!, ...rest])],
+    cells: [cpuName(items[0]!), items[0]!.maxImcMode ?? '(none)', ...hostCells(items)],
   }));
 }
 
@@ -58,11 +61,11 @@ export const VERIFICATION_HEADERS = ['Pass', 'Why not', 'Hosts', 'Which'];
 export function verificationRows(v: ModeVerification): GroupRow[] {
   return groupsOf(v.hosts, (h) => JSON.stringify([h.pass, whyNot(h)])).map(({ key, items }) => ({
     key,
-    cells: [items[0]!.pass ? 'yes' : 'no', whyNot(items[0]!), String(items.length), firstOf(items.map((h) => h.hostId), items.length, NAMED)],
+    cells: [items[0]!.pass ? 'yes' : 'no', whyNot(items[0]!), String(items.length), named(items)],
   }));
 }
 
 /** A mode auto tried and not every host passed: its failing hosts by what they lack, one line each. */
 export function failingLines(t: AutoImcTry): { key: string; line: string }[] {
-  return groupsOf(t.failing, (h) => lacks(h)).map(({ key, items }) => ({ key, line: `${firstOf(items.map((h) => h.hostId), items.length, NAMED)}: ${key}` }));
+  return groupsOf(t.failing, (h) => lacks(h)).map(({ key, items }) => ({ key, line: `${named(items)}: ${key}` }));
 }

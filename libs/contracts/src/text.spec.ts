@@ -1,4 +1,4 @@
-import { countsOf, cpuName, firstOf, groupsOf, lacksText } from './text';
+import { countBy, countsOf, cpuName, firstOf, groupsOf, lacksText } from './text';
 
 describe('firstOf: a long list on one line', () => {
   const ids = Array.from({ length: 30 }, (_, i) => `h${i}`);
@@ -77,5 +77,12 @@ describe('cpuName: a CPU as people read it', () => {
     expect(cpuName({ vendor: 'AMD', modelName: 'EPYC 7763 64-Core Processor' })).toBe('AMD EPYC 7763 64-Core Processor');
     expect(cpuName({ vendor: 'AMD', modelName: 'AMD EPYC 7763 64-Core Processor' })).toBe('AMD EPYC 7763 64-Core Processor');
     expect(cpuName({ vendor: '', modelName: 'QEMU Virtual CPU' })).toBe('QEMU Virtual CPU');
+  });
+});
+
+describe('countBy: how many share each key', () => {
+  it('counts per key, the keys in the order they first appear', () => {
+    expect([...countBy(['h1', 'h2', 'h1', 'h3', 'h1'], (h) => h)]).toEqual([['h1', 3], ['h2', 1], ['h3', 1]]);
+    expect(countBy([], String).size).toBe(0);
   });
 });

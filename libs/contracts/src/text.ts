@@ -29,11 +29,21 @@ export function groupsOf<T>(items: readonly T[], keyOf: (item: T) => string): { 
   return [...groups].map(([key, grouped]) => ({ key, items: grouped }));
 }
 
+/** How many of `items` share each key, the keys in the order they first appear. */
+export function countBy<T>(items: readonly T[], key: (item: T) => string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const item of items) {
+    const k = key(item);
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return counts;
+}
+
 /** How many of each value, the most first (ties in the order they first appear): "998 up, 2 down". */
 export function countsOf(values: readonly string[]): string {
-  return groupsOf(values, (v) => v)
-    .sort((a, b) => b.items.length - a.items.length)
-    .map((g) => `${g.items.length} ${g.key}`)
+  return [...countBy(values, (v) => v)]
+    .sort((a, b) => b[1] - a[1])
+    .map(([value, n]) => `${n} ${value}`)
     .join(', ');
 }
 
