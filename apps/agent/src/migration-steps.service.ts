@@ -1,10 +1,12 @@
-import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap, Optional } from '@nestjs/common';
+import type { Subscription } from '@nats-io/transport-node';
 import {
   ErrorCode,
   FenceMigration,
   FlexmigError,
   GetReservation,
   GetStepAttempt,
+  type MessageOf,
   MigrationProgressMessage,
   type CompensateCommand,
   type Role,
@@ -16,6 +18,7 @@ import {
   StepCommand,
   StepRecord,
   StepReply,
+  ReservationNotice,
   type StreamEnd,
 } from '@flexmig/contracts';
 import { inSpan, NatsBus, noReply, traceCalls } from '@flexmig/messaging';
@@ -33,6 +36,7 @@ import { sleep } from '@flexmig/timing';
 import { TargetWatch } from './target-watch';
 import { CompensationsInFlight } from './compensations-in-flight';
 import { type SourceStreamEndOptions, awaitSourceStreamEnd, sourceStreamEndDefaults } from './source-stream-end';
+import { type HeldReservation, ReservationNotices } from './reservation-notices';
 
 const stepsRun = new Counter({
   name: 'flexmig_agent_steps_total',
@@ -44,6 +48,11 @@ const stepSeconds = new Histogram({
   help: 'How long this agent took for each saga step it ran.',
   labelNames: ['step', 'role'],
   buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+});
+const entryChecks = new Counter({
+  name: 'flexmig_agent_entry_reservations_total',
+  help: "Entry steps' reservation checks, by where the reservation came from: inventory's notice ahead of the step (noticed) or a request to inventory (asked).",
+  labelNames: ['from'],
 });
 
 export { HYPERVISOR_DRIVER };
@@ -66,11 +75,14 @@ interface Admitted {
 
 /** Runs the saga's host-local steps through the hypervisor driver; the scheduler decides, the agent acts. */
 @Injectable()
-export class MigrationStepsService {
+export class MigrationStepsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly log = new Logger('steps');
   private readonly ledger: StepLedger;
   private readonly driver: HypervisorDriver;
   private readonly compensations = new CompensationsInFlight<{ done: boolean; note?: string }>();
+  /** Step 1's reservations inventory told this host of (ReservationNotice), until an entry step takes one. */
+  readonly reservationNotices = new ReservationNotices();
+  private noticesSubscription?: Subscription;
   /** How long the target's half of step 6 waits for the source's word (awaitSourceStreamEnd); tests shorten it. */
   sourceStreamEnd: SourceStreamEndOptions = sourceStreamEndDefaults;
 
@@ -113,22 +125,20 @@ export class MigrationStepsService {
 
   /**
    * The participation checks (participation.ts): the command is for this host and role; a later step
-   * follows this agent's own completed step before it; an entry step matches inventory's reservation;
-   * the source streams only to the target host's registered address (which replaces the command's
-   * targetAddress); stop-source waits until the target says the VM runs there. Only the entry steps and
-   * stop-source ask anyone: the steps inside the guest's downtime (5-7) check the local ledger only.
+   * follows this agent's own completed step before it; an entry step matches inventory's reservation
+   * (noticed ahead by inventory, else asked); the source streams only to the target host's registered
+   * address (which replaces the command's targetAddress); stop-source waits until the target says the VM
+   * runs there. Only the entry steps and stop-source may ask anyone: the steps inside the guest's downtime
+   * (5-7) check the local ledger only.
    */
   private async admit(cmd: StepCommand, history: readonly LedgerRecord[]): Promise<Admitted> {
     refuseIf(checkRoleAndHost(cmd, this.env.HOST_ID) ?? checkPrerequisite(cmd, history));
     const timeoutMs = admissionCheckTimeoutMs;
     if (cmd.stepName === ENTRY_STEP[cmd.role]) {
-      // the source's entry step is its first copy, which also needs the target's registered address (in
-      // inventory's answer) and the target to hold the incoming VM: both asked at once, one round trip (a
-      // refusal still comes first; the target's answer counts after it)
-      const [held, targetLost] = await Promise.all([
-        this.bus.request(GetReservation, { migrationId: cmd.migrationId }, { timeoutMs }),
-        cmd.role === 'source' ? this.targetLost(cmd) : undefined,
-      ]);
+      // the reservation, with the target's registered address, as inventory noticed it at step 1 or asked now;
+      // the source's entry step is its first copy, which also needs the target to hold the incoming VM: asked
+      // at the same time, one round trip (a refusal still comes first; the target's answer counts after it)
+      const [held, targetLost] = await Promise.all([this.reservationOf(cmd.migrationId), cmd.role === 'source' ? this.targetLost(cmd) : undefined]);
       refuseIf(checkReservation(cmd, held.reservation));
       if (cmd.role === 'source') {
         const address = held.targetMigrationAddress;
@@ -142,6 +152,31 @@ export class MigrationStepsService {
       refuseIf(checkTargetResumed(cmd, steps));
     }
     return { cmd };
+  }
+
+  /** Inventory's notice of the reservation, taken once (no round trip); else inventory's answer to the question. */
+  private async reservationOf(migrationId: string): Promise<HeldReservation> {
+    const noticed = this.reservationNotices.take(migrationId);
+    entryChecks.inc({ from: noticed ? 'noticed' : 'asked' });
+    return noticed ?? (await this.bus.request(GetReservation, { migrationId }, { timeoutMs: admissionCheckTimeoutMs }));
+  }
+
+  /** Inventory's word of a reservation it made or released for a migration of this host's (`ReservationNotice`). */
+  noteReservation(n: MessageOf<typeof ReservationNotice>): void {
+    this.reservationNotices.note(n);
+  }
+
+  /** Hears inventory's reservation notices on this host's subject (the fleet's hosts call it; the agent's Nest app at bootstrap). */
+  listenForReservations(): Subscription {
+    return this.bus.subscribe(ReservationNotice, (n) => this.noteReservation(n), { params: { hostId: this.env.HOST_ID } });
+  }
+
+  onApplicationBootstrap(): void {
+    this.noticesSubscription = this.listenForReservations();
+  }
+
+  beforeApplicationShutdown(): void {
+    this.noticesSubscription?.unsubscribe();
   }
 
   /** `targetLost`: what the source's entry step already learnt of its target (null: it holds the incoming VM); undefined: not asked. */

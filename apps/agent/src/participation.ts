@@ -4,7 +4,8 @@
  * "Agents and inventory"). They hold even for a caller that is allowed to publish on the agent's subjects.
  *
  * - Entry steps (the first a role runs: the target's 2, the source's 3) need the migration's reservation
- *   in inventory for this VM and this target host: only the scheduler makes it, at step 1.
+ *   in inventory for this VM and this target host: only the scheduler makes it, at step 1 (inventory tells
+ *   both agents of it then, ReservationNotice; an agent without that notice asks).
  * - Every later step needs the step before it on this agent, completed, for the same VM (in order).
  * - The source streams only to the host part of the target host's registered migration address.
  * - Stop-source (8) needs the guest paused here (5) and the target agent to say it has resumed the VM (7).

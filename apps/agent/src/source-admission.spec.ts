@@ -49,7 +49,7 @@ describe("the source's entry step: where its memory may go", () => {
       policy: MigrationPolicySchema.parse({}),
       ...over,
     });
-    return { steps, cmd, asked, streamedTo };
+    return { steps, cmd, asked, streamedTo, reservation };
   };
 
   it("streams to the address in the reservation's answer, with no request for the target's host view", async () => {
@@ -80,5 +80,31 @@ describe("the source's entry step: where its memory may go", () => {
     });
     expect(streamedTo).toEqual([]);
     expect(asked.sort()).toEqual([GetReservation.subject, QueryMigration.subject].sort());
+  });
+
+  describe("with inventory's notice of the reservation (ReservationNotice), sent at step 1", () => {
+    it('streams to the noticed address and asks inventory nothing (only the target, whether it holds the VM)', async () => {
+      const { steps, cmd, asked, streamedTo, reservation } = await setup({ targetMigrationAddress: 'dst.example:1' });
+      steps.noteReservation({ migrationId: reservation.migrationId, reservation, targetMigrationAddress: 'dst.example:49152' });
+      await steps.run(cmd({ incomingAddress: 'dst.example:40001' }));
+      expect(streamedTo).toEqual(['dst.example:49152']);
+      expect(asked).toEqual([QueryMigration.subject]);
+    });
+
+    it('refuses a command for another VM or target than the noticed reservation, as it refuses one against the asked', async () => {
+      const { steps, cmd, asked, streamedTo, reservation } = await setup({ targetMigrationAddress: 'dst.example:49152' });
+      steps.noteReservation({ migrationId: reservation.migrationId, reservation, targetMigrationAddress: 'dst.example:49152' });
+      await expect(steps.run(cmd({ targetHostId: 'elsewhere' }))).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
+      expect(streamedTo).toEqual([]);
+      expect(asked).not.toContain(GetReservation.subject);
+    });
+
+    it('asks inventory when the notice said the reservation was released', async () => {
+      const { steps, cmd, asked, reservation } = await setup({ targetMigrationAddress: 'dst.example:49152' });
+      steps.noteReservation({ migrationId: reservation.migrationId, reservation, targetMigrationAddress: 'dst.example:49152' });
+      steps.noteReservation({ migrationId: reservation.migrationId, reservation: null, targetMigrationAddress: null });
+      await steps.run(cmd({ incomingAddress: 'dst.example:40001' }));
+      expect(asked.sort()).toEqual([GetReservation.subject, QueryMigration.subject].sort());
+    });
   });
 });

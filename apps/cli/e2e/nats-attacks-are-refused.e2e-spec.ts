@@ -169,6 +169,24 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     expect(refused.operation).toBe('publish');
   });
 
+  it("given inventory, when it tells host-c of a reservation, then host-c hears it; the scheduler's or another agent's forged notice is refused and never reaches host-c", async () => {
+    const hostC = await agent('host-c');
+    const subject = `${prefix}.agent.host-c.reservation.notice`;
+    const heard: string[] = [];
+    const sub = hostC.subscribe(subject, { callback: (_, m) => heard.push(m.json<{ migrationId: string }>().migrationId) });
+    await hostC.flush();
+    for (const [who, nc] of [['scheduler', await service('scheduler')], ['host-a', await agent('host-a')], ['verifier', await service('verifier')]] as const) {
+      const refused = await violation(nc, subject, () => nc.publish(subject, enc({ migrationId: `forged-by-${who}` })));
+      expect([who, refused.operation]).toEqual([who, 'publish']);
+    }
+    const inventory = await service('inventory');
+    inventory.publish(subject, enc({ migrationId: 'from-inventory' }));
+    await inventory.flush();
+    await hostC.flush();
+    sub.unsubscribe();
+    expect(heard).toEqual(['from-inventory']);
+  });
+
   it.each(['host.get', 'host.list', 'vm.get', 'vm.list'])(
     "given host-a's identity, when it asks inventory's %s (a view of the fleet), then the request is refused: an agent reads only its migrations' reservations",
     async (read) => {

@@ -54,13 +54,14 @@ export interface LockedRow {
   vcpus: number;
   cpu_vendor: string;
   cpu_features: string[];
+  migration_address: string;
   imc_mode: string | null;
   cpu_allocation_ratio: number;
   memory_allocation_ratio: number;
 }
 
 /** What the statements that lock a host read of it and of its cluster (`h`, `c`): a `LockedRow`. */
-const LOCKED_HOST_COLUMNS = `h.id, h.cluster_id, h.state, h.maintenance, h.memory_mib, h.vcpus, h.cpu_vendor, h.cpu_features,
+const LOCKED_HOST_COLUMNS = `h.id, h.cluster_id, h.state, h.maintenance, h.memory_mib, h.vcpus, h.cpu_vendor, h.cpu_features, h.migration_address,
      c.imc_mode, c.cpu_allocation_ratio, c.memory_allocation_ratio`;
 
 /** The host named by `param` with its cluster, the host's row locked (and the cluster's shared, with `shareCluster`). */

@@ -21,6 +21,7 @@ import { HeartbeatListener } from './hosts/heartbeat-listener';
 import { VmsService } from './vms/vms.service';
 import { VmCpuCheckService } from './vms/cpu-check.service';
 import { ReservationsService } from './reservations/reservations.service';
+import { ReservationNotifier } from './reservations/reservation-notifier';
 import { ClustersController, HostsController, VmsController } from './http.controllers';
 import { InventoryHandlers } from './nats.handlers';
 import { MaintenanceService } from './hosts/maintenance.service';
@@ -67,6 +68,7 @@ export class InventoryModule {
         VmsService,
         VmCpuCheckService,
         ReservationsService,
+        ReservationNotifier,
         MaintenanceService,
         ReconciliationService,
         {

@@ -19,6 +19,7 @@ import { withLogFields } from '@flexmig/service-kit';
 import { HostsService } from './hosts/hosts.service';
 import { VmsService } from './vms/vms.service';
 import { ReservationsService } from './reservations/reservations.service';
+import { ReservationNotifier } from './reservations/reservation-notifier';
 import { PlacementHosts } from './hosts/placement-hosts';
 import { assertSubjectNamesHost } from './hosts/host-subject';
 
@@ -30,6 +31,7 @@ export class InventoryHandlers {
     private readonly vms: VmsService,
     private readonly reservations: ReservationsService,
     private readonly placementHosts: PlacementHosts,
+    private readonly notifier: ReservationNotifier,
   ) {}
 
   @MessagePattern(RegisterHost.subject)
@@ -64,7 +66,12 @@ export class InventoryHandlers {
 
   @MessagePattern(ReserveCapacity.subject)
   async reserve(r: RequestOf<typeof ReserveCapacity>): Promise<ReplyOf<typeof ReserveCapacity>> {
-    return withLogFields({ migrationId: r.migrationId, vmId: r.vmId, hostId: r.hostId }, () => this.reservations.reserve(r));
+    return withLogFields({ migrationId: r.migrationId, vmId: r.vmId, hostId: r.hostId }, async () => {
+      const { reservation, verdict, sourceHostId, targetMigrationAddress } = await this.reservations.reserve(r);
+      // the agents hear of it before the scheduler hears back, so their entry steps need not ask
+      this.notifier.reserved(reservation, sourceHostId, targetMigrationAddress);
+      return { reservation, verdict };
+    });
   }
 
   @MessagePattern(GetReservation.subject)
@@ -74,7 +81,11 @@ export class InventoryHandlers {
 
   @MessagePattern(ReleaseCapacity.subject)
   async release(r: RequestOf<typeof ReleaseCapacity>): Promise<ReplyOf<typeof ReleaseCapacity>> {
-    return withLogFields({ migrationId: r.migrationId }, async () => ({ released: await this.reservations.release(r.migrationId) }));
+    return withLogFields({ migrationId: r.migrationId }, async () => {
+      const { released, hostIds } = await this.reservations.release(r.migrationId);
+      this.notifier.released(r.migrationId, hostIds);
+      return { released };
+    });
   }
 
   @MessagePattern(RelocateVm.subject)

@@ -341,6 +341,29 @@ export const GetReservation = defineRequest({
   }),
 });
 
+/**
+ * Inventory's word to a migration's two agents, on each one's own subject, of the reservation it has just
+ * made at step 1 (`reservation` with the target's registered migration address) or released
+ * (`reservation: null`). Only inventory may publish on it (NATS permissions). An agent takes a reservation
+ * it was told of for its entry step (the target's 2, the source's 3) once, within
+ * RESERVATION_NOTICE_KEPT_MS, instead of asking `inventory.reservation.get`; without one (lost, late, the
+ * agent restarted, an inventory older than it) it asks as before.
+ */
+export const ReservationNotice = defineMessage({
+  subject: 'agent.{hostId}.reservation.notice',
+  description:
+    "Inventory tells a migration's source and target agents of the reservation it made at step 1, or released: an agent's entry step " +
+    'takes it once instead of asking inventory.reservation.get (and asks when it has none). Only inventory may publish here.',
+  message: z.object({
+    migrationId: UuidSchema,
+    reservation: ReservationSchema.nullable(),
+    /** The reserved host's registered migration address (null with no reservation): where a source may send memory. */
+    targetMigrationAddress: z.string().min(1).nullable(),
+  }),
+});
+/** How long an agent keeps a reservation inventory told it of, unused: the entry steps follow step 1 within milliseconds. */
+export const RESERVATION_NOTICE_KEPT_MS = 30_000;
+
 export const ReleaseCapacity = defineRequest({
   subject: 'inventory.reservation.release',
   description: 'Compensation of step 1. Idempotent: releasing twice is fine.',

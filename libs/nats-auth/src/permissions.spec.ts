@@ -175,6 +175,13 @@ describe('requests', () => {
     expect(maySub(identities['host-c'], subject)).toBe(true);
   });
 
+  it("given a reservation's notice to an agent (what its entry step checks), then only inventory may send it, and only that host's agent hears it", () => {
+    const subject = `${prefix}.agent.host-c.reservation.notice`;
+    expect(Object.entries(identities).filter(([, p]) => mayPub(p, subject)).map(([name]) => name)).toEqual(['inventory']);
+    expect(maySub(identities['host-c'], subject)).toBe(true);
+    expect(maySub(identities['host-a'], subject)).toBe(false);
+  });
+
   it('given every request contract, then some identity may send it and the one serving it may listen and answer', () => {
     const servers: Record<string, string> = { agent: 'host-c', inventory: 'inventory', cpu: 'cpu-compat', scheduler: 'scheduler' };
     for (const c of allContracts()) {

@@ -25,6 +25,7 @@ import {
   ReleaseCapacity,
   RelocateVm,
   ReserveCapacity,
+  ReservationNotice,
   RunStep,
   SetHostMaintenance,
   StartVm,
@@ -167,6 +168,8 @@ export function rolePermissions(role: Role, prefix: string): SubjectPermissions 
             subject(prefix, PauseVm.subject, onEveryHost),
             // POST /vms/:id/cpu-check asks the VM's agent what its guest sees
             subject(prefix, CheckVmCpu.subject, onEveryHost),
+            // step 1's reservation (or its release) told to the migration's two agents: what their entry steps check
+            subject(prefix, ReservationNotice.subject, onEveryHost),
             ...eventsOf(prefix, 'inventory'),
             ...streamKeeper(stream),
           ],

@@ -7,6 +7,7 @@ import {
   ErrorCode,
   FlexmigError,
   GetReservation,
+  ReservationNotice,
   HostHeartbeat,
   ListAgentVms,
   MigrationPolicySchema,
@@ -288,6 +289,48 @@ describe('SimFleet against real NATS', () => {
       const [src, dst] = await Promise.all(['pair-001', 'pair-002'].map((hostId) => client.request(ListAgentVms, {}, { params: { hostId } })));
       expect(src!.vms).toEqual([]);
       expect(dst!.vms).toEqual([{ vmId: vm.id, state: 'running', memoryMiB: 1024 }]);
+    } finally {
+      await pair.stop();
+    }
+  });
+
+  it("takes inventory's notice of the reservation for its entry steps instead of asking, once; after a release it asks", async () => {
+    const pair = await startPair('steps');
+    try {
+      const vm = { id: randomUUID(), name: 'noticed', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' };
+      await client.request(StartVm, { vm }, { params: { hostId: 'pair-001' } });
+      // inventory stands in, counting the questions and knowing no reservation: an entry step that asks is refused
+      let asked = 0;
+      const questions = client.handle(GetReservation, async () => {
+        asked += 1;
+        return { reservation: null, targetMigrationAddress: null };
+      });
+      cleanups.push(() => questions.unsubscribe());
+      const cmdOf = (migrationId: string) => (step: number, role: 'source' | 'target') =>
+        client.request(
+          RunStep,
+          { migrationId, step, stepName: stepName(step), attempt: 1, role, vm, sourceHostId: 'pair-001', targetHostId: 'pair-002', policy: MigrationPolicySchema.parse({}) },
+          { params: { hostId: role === 'source' ? 'pair-001' : 'pair-002' } },
+        );
+      const notice = (migrationId: string) => ({
+        migrationId,
+        reservation: { migrationId, vmId: vm.id, hostId: 'pair-002', memoryMiB: vm.memoryMiB, vcpus: vm.vcpus, createdAt: new Date().toISOString() },
+        targetMigrationAddress: 'pair-002.sim:49152',
+      });
+      // step 1's notices, as inventory sends them: to the target and to the source (published before the commands, on one connection)
+      const noticed = randomUUID();
+      for (const hostId of ['pair-002', 'pair-001']) client.publish(ReservationNotice, notice(noticed), { hostId });
+      const run = cmdOf(noticed);
+      await run(2, 'target');
+      const s3 = await run(3, 'source');
+      expect(s3.stats).toMatchObject({ passes: 1 });
+      expect(asked).toBe(0);
+      // noticed, then released before its entry step: the target asks, inventory knows none, the step is refused
+      const released = randomUUID();
+      client.publish(ReservationNotice, notice(released), { hostId: 'pair-002' });
+      client.publish(ReservationNotice, { migrationId: released, reservation: null, targetMigrationAddress: null }, { hostId: 'pair-002' });
+      await expect(cmdOf(released)(2, 'target')).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
+      expect(asked).toBe(1);
     } finally {
       await pair.stop();
     }

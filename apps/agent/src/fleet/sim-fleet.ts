@@ -136,6 +136,7 @@ export class FleetHost {
       this.bus.handle(StartVm, (r) => h.startVm(r), params),
       this.bus.handle(ListAgentVms, () => h.list(), params),
       this.bus.handle(RunStep, (r) => h.step(r), params),
+      this.steps.listenForReservations(),
       this.bus.handle(CompensateStep, (r) => h.compensate(r), params),
       this.bus.handle(QueryMigration, (r) => h.query(r), params),
       this.bus.handle(QueryStreamEnd, (r) => h.streamEnd(r), params),

@@ -40,7 +40,7 @@ export class ReservationsService {
    * second transaction reserves only if the VM's baseline and the host's CPU are still what the verdict was
    * about (else a retryable CONFLICT: a re-registration with another CPU, a baseline changed by IMC meanwhile).
    */
-  async reserve(r: { migrationId: string; vmId: string; hostId: string }): Promise<{ reservation: Reservation; verdict: Verdict }> {
+  async reserve(r: { migrationId: string; vmId: string; hostId: string }): Promise<Reserved> {
     const known = await this.db.transaction((m) => this.reserveLocked(m, r, (vm, host) => this.knownVerdict(r, vm, host)));
     if (known) return known;
     const asked = await this.verify(r);
@@ -70,7 +70,7 @@ export class ReservationsService {
     m: EntityManager,
     r: { migrationId: string; vmId: string; hostId: string },
     verdictFor: (vm: ReservedVm, host: LockedRow | undefined) => { verified: VerifiedCpu; verdict: Verdict } | undefined,
-  ): Promise<{ reservation: Reservation; verdict: Verdict } | undefined> {
+  ): Promise<Reserved | undefined> {
     // the VM's row lock serialises two reservations of one VM (and a relocation of it)
     const [vm] = await runPrepared<ReservedVm>(m, VM_LOCKED, [r.vmId]);
     if (!vm) throw vmNotFound(r.vmId);
@@ -85,7 +85,7 @@ export class ReservationsService {
     const existing = held.find((x) => x.migrationId === r.migrationId);
     if (existing) {
       checkSameReservation(existing, r);
-      return { reservation: reservationView(existing), verdict };
+      return { reservation: reservationView(existing), verdict, sourceHostId: vm.hostId, targetMigrationAddress: locked?.migration_address ?? null };
     }
     checkNotOnTarget(vm, r.hostId);
     checkNoOtherMigration(r.migrationId, vm.id, held);
@@ -109,7 +109,7 @@ export class ReservationsService {
       checkRoom(host, { memoryMiB: placed.held_memory, vcpus: placed.held_vcpus }, vm); // throws: the same sums in whole numbers
       throw new Error(`reservation of migration ${r.migrationId} not inserted though ${r.hostId} has room for it`);
     }
-    return { reservation: reservationView(placed), verdict };
+    return { reservation: reservationView(placed), verdict, sourceHostId: vm.hostId, targetMigrationAddress: locked?.migration_address ?? null };
   }
 
   /** cpu-compat's verdict on the VM's baseline and the target's CPU as read now, refused with the missing features. */
@@ -134,11 +134,21 @@ export class ReservationsService {
     return found ? { reservation: reservationView(found), targetMigrationAddress: found.targetMigrationAddress } : { reservation: null, targetMigrationAddress: null };
   }
 
-  /** Compensation of step 1. */
-  async release(migrationId: string): Promise<boolean> {
-    const res = await this.db.getRepository(ReservationEntity).delete({ migrationId });
-    return (res.affected ?? 0) > 0;
+  /** Compensation of step 1: whether there was a reservation, and the hosts of its migration (target, then the VM's). */
+  async release(migrationId: string): Promise<{ released: boolean; hostIds: string[] }> {
+    const rows = await runPrepared<{ host_id: string; source_host_id: string | null }>(this.db, RELEASE_RESERVATION, [migrationId]);
+    return { released: rows.length > 0, hostIds: rows.flatMap((x) => [x.host_id, ...(x.source_host_id ? [x.source_host_id] : [])]) };
   }
+}
+
+/** Step 1's reservation, the verdict it was made under, and where its migration's agents are told of it (ReservationNotice). */
+export interface Reserved {
+  reservation: Reservation;
+  verdict: Verdict;
+  /** The VM's host as locked: the migration's source. */
+  sourceHostId: string;
+  /** The target's registered migration address as locked (null: a repeat whose host row could not be read). */
+  targetMigrationAddress: string | null;
 }
 
 /** What a verdict is about: the VM's baseline (and a passthrough VM's features) on the host's CPU. */
@@ -192,6 +202,12 @@ const HELD_AND_HOST_LOCKED = prepared(
    FROM (SELECT 1) one
    LEFT JOIN LATERAL (${lockHostSql(false, '$3')}) h ON true
    LEFT JOIN reservations r ON r.migration_id = $1 OR r.vm_id = $2`,
+);
+/** Deletes a migration's reservation: its host, and the VM's (the source; null should the VM be gone). */
+const RELEASE_RESERVATION = prepared(
+  'inventory_release_reservation',
+  `WITH gone AS (DELETE FROM reservations WHERE migration_id = $1 RETURNING vm_id, host_id)
+   SELECT g.host_id, v.host_id AS source_host_id FROM gone g LEFT JOIN vms v ON v.id = g.vm_id`,
 );
 /** A migration's reservation with its host's registered migration address (the host's row stays: the reservation references it). */
 const RESERVATION_OF_MIGRATION = prepared(

@@ -69,8 +69,11 @@ describe('reservations and relocations', () => {
     const first = await reservations.reserve({ migrationId, vmId, hostId: 'rr-b' });
     expect(first.reservation).toMatchObject({ migrationId, vmId, hostId: 'rr-b', memoryMiB: 4096, vcpus: 2 });
     expect(new Date(first.reservation.createdAt).getTime()).toBeGreaterThan(0);
+    // what inventory tells the migration's two agents (ReservationNotice): the source, and where it may stream
+    expect(first).toMatchObject({ sourceHostId: 'rr-a', targetMigrationAddress: 'rr-b.example:49152' });
     const repeat = await reservations.reserve({ migrationId, vmId, hostId: 'rr-b' });
     expect(repeat.reservation).toEqual(first.reservation);
+    expect(repeat).toMatchObject({ sourceHostId: 'rr-a', targetMigrationAddress: 'rr-b.example:49152' });
     await expect(reservations.reserve({ migrationId, vmId, hostId: 'rr-c' })).rejects.toMatchObject({ code: ErrorCode.ReservationMismatch });
     await expect(reservations.reserve({ migrationId: randomUUID(), vmId, hostId: 'rr-c' })).rejects.toMatchObject({ code: ErrorCode.MigrationActive });
     expect(await reservationsOf()).toEqual([{ migration_id: migrationId, host_id: 'rr-b' }]);
@@ -90,6 +93,14 @@ describe('reservations and relocations', () => {
     expect(read).toEqual(moved);
     expect((await vms.page({ limit: 10 })).items).toEqual([read]);
     await expect(vms.get(randomUUID())).rejects.toMatchObject({ code: ErrorCode.NotFound });
+  });
+
+  it('given a release (step 1 compensated), then the reservation is gone and the release names its two hosts, once', async () => {
+    const migrationId = randomUUID();
+    await reservations.reserve({ migrationId, vmId, hostId: 'rr-c' });
+    expect(await reservations.release(migrationId)).toEqual({ released: true, hostIds: ['rr-c', 'rr-b'] });
+    expect(await reservationsOf()).toEqual([]);
+    expect(await reservations.release(migrationId)).toEqual({ released: false, hostIds: [] });
   });
 
   it('given a relocation by a migration that reserved nothing, then RESERVATION_MISMATCH and the VM stays where it is', async () => {
