@@ -142,6 +142,8 @@ describe('live migration across CPU generations (real processes)', () => {
     expect(await text('inventory')).toMatch(/flexmig_hosts\{state="up",maintenance="false"\} 3\b/);
     const agent = await (await fetch(`http://127.0.0.1:${procs.find((p) => p.label === 'host-c')!.port}/metrics`)).text();
     expect(agent).toMatch(/flexmig_agent_steps_total\{step="transfer-memory",role="source",outcome="ok"\} 1\b/);
+    // its entry step (3) took inventory's notice of step 1's reservation, sent before the scheduler heard back, and asked nothing
+    expect(agent).toMatch(/flexmig_agent_entry_reservations_total\{from="noticed"\} 1\b/);
   });
 
   it('refuses at step 1 a target whose CPU lacks the VM baseline, naming the missing features', async () => {
