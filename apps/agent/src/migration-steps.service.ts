@@ -81,7 +81,7 @@ export class MigrationStepsService implements OnApplicationBootstrap, BeforeAppl
   private readonly driver: HypervisorDriver;
   private readonly compensations = new CompensationsInFlight<{ done: boolean; note?: string }>();
   /** Step 1's reservations inventory told this host of (ReservationNotice), until an entry step takes one. */
-  readonly reservationNotices = new ReservationNotices();
+  private readonly reservationNotices = new ReservationNotices();
   private noticesSubscription?: Subscription;
   /** How long the target's half of step 6 waits for the source's word (awaitSourceStreamEnd); tests shorten it. */
   sourceStreamEnd: SourceStreamEndOptions = sourceStreamEndDefaults;

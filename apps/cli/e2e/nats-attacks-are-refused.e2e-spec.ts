@@ -173,7 +173,11 @@ describe('NATS identities (operator mode, generated configuration)', () => {
     const hostC = await agent('host-c');
     const subject = `${prefix}.agent.host-c.reservation.notice`;
     const heard: string[] = [];
-    const sub = hostC.subscribe(subject, { callback: (_, m) => heard.push(m.json<{ migrationId: string }>().migrationId) });
+    const sub = hostC.subscribe(subject, {
+      callback: (_, m) => {
+        heard.push(m.json<{ migrationId: string }>().migrationId);
+      },
+    });
     await hostC.flush();
     for (const [who, nc] of [['scheduler', await service('scheduler')], ['host-a', await agent('host-a')], ['verifier', await service('verifier')]] as const) {
       const refused = await violation(nc, subject, () => nc.publish(subject, enc({ migrationId: `forged-by-${who}` })));
