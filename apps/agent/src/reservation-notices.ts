@@ -1,10 +1,7 @@
-import { type MessageOf, type Reservation, RESERVATION_NOTICE_KEPT_MS, type ReservationNotice } from '@flexmig/contracts';
+import { type GetReservation, type MessageOf, type ReplyOf, RESERVATION_NOTICE_KEPT_MS, type ReservationNotice } from '@flexmig/contracts';
 
-/** What an entry step checks a migration against: inventory's reservation and the target's registered address. */
-export interface HeldReservation {
-  reservation: Reservation | null;
-  targetMigrationAddress?: string | null;
-}
+/** What an entry step checks a migration against: inventory's answer about the reservation, noticed ahead or asked. */
+export type HeldReservation = ReplyOf<typeof GetReservation>;
 
 /** The most reservations kept unused: far more than one host's migrations at once. */
 const MAX_KEPT = 4_096;
