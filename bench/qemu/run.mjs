@@ -10,7 +10,9 @@
 // BENCH_REPS [3], BENCH_ACCEL [tcg], BENCH_DIRTY_RATE_MIBPS [256] (the dirtying guest writes all its
 // memory but 2 MiB at this rate), BENCH_PORT_BASE [3200], BENCH_TLS [off] (on: both the flexmig agents
 // (QEMU_TLS_DIR) and the bare script migrate over TLS with certificates of `flexmig auth agent`; run it
-// once off and once on to see what TLS costs), NATS_URL, DATABASE_URL.
+// once off and once on to see what TLS costs), QEMU_PREALLOC_INCOMING [auto] (handed to the agents: whether a target
+// QEMU touches the guest's memory before the stream, docs/switchover.md; the bare target does as the agents do, with
+// -mem-prealloc unless it is off), NATS_URL, DATABASE_URL.
 // Exits 1 only if the benchmark could not run; a missed goal is reported, not fatal.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -29,6 +31,8 @@ const reps = Number(process.env.BENCH_REPS ?? 3);
 const accel = process.env.BENCH_ACCEL ?? 'tcg';
 const dirtyRate = Number(process.env.BENCH_DIRTY_RATE_MIBPS ?? 256);
 const portBase = Number(process.env.BENCH_PORT_BASE ?? 3200);
+const prealloc = process.env.QEMU_PREALLOC_INCOMING || 'auto';
+if (!['auto', 'on', 'off'].includes(prealloc)) throw new Error(`QEMU_PREALLOC_INCOMING must be auto, on or off, got ${prealloc}`);
 const qemuBinary = process.env.QEMU_BINARY ?? 'qemu-system-x86_64';
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const dbUrl = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/flexmig');
@@ -152,7 +156,7 @@ function qemuArgs(st, files, incoming) {
     '-machine', `pc-i440fx-7.2,accel=${st.accel}`, '-cpu', st.cpu, '-m', String(st.spec.memoryMiB), '-smp', String(st.spec.vcpus),
     '-nodefaults', '-no-user-config', '-display', 'none', '-serial', `file:${files.serial}`,
     '-drive', `file=${st.image},format=raw,if=ide,index=0,media=disk`,
-    ...(incoming ? ['-incoming', 'defer', '-S'] : []),
+    ...(incoming ? ['-incoming', 'defer', '-S', ...(prealloc === 'off' ? [] : ['-mem-prealloc'])] : []),
     '-qmp', `unix:${files.qmp},server=on,wait=off`,
   ];
 }
@@ -343,6 +347,7 @@ async function main() {
             QEMU_RUN_DIR: h.runDir,
             QEMU_ACCEL: accel,
             QEMU_MIGRATION_PORT_RANGE: '49700-49799',
+            QEMU_PREALLOC_INCOMING: prealloc,
             ...(w === 'dirty' ? { QEMU_GUEST_DIRTY_RATE_MIBPS: String(dirtyRate) } : {}),
             ...(tls ? { QEMU_TLS_DIR: tlsDirOf(h.id) } : {}),
           }),
@@ -383,7 +388,7 @@ async function main() {
     await killBenchQemus();
   }
   log('');
-  log(`medians of ${reps} runs; accel ${accel}; migration stream ${tls ? 'over TLS (tls-creds-x509, verify-peer, EC P-256 certificates)' : 'plain TCP'}; dirtying guest: all memory but 2 MiB at ~${dirtyRate} MiB/s; policy: downtime limit ${POLICY.downtimeLimitMs} ms, uncapped bandwidth, auto-converge`);
+  log(`medians of ${reps} runs; accel ${accel}; migration stream ${tls ? 'over TLS (tls-creds-x509, verify-peer, EC P-256 certificates)' : 'plain TCP'}; target memory touched before the stream: QEMU_PREALLOC_INCOMING=${prealloc} (bare: ${prealloc === 'off' ? 'no' : 'yes'}); dirtying guest: all memory but 2 MiB at ~${dirtyRate} MiB/s; policy: downtime limit ${POLICY.downtimeLimitMs} ms, uncapped bandwidth, auto-converge`);
   log('| guest | RAM | flexmig total | bare total | ratio | goal (≤ max(1.10×, +50 ms)) | flexmig downtime p50 | bare downtime p50 | overhead p50 (goal ≤ 5 ms) | flexmig downtime p99 | bare p99 (QEMU\'s own) | flexmig p99 ≤ 300 ms | flexmig passes | bare passes |');
   log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   let allMet = true;

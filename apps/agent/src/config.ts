@@ -96,6 +96,13 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   QEMU_GUEST_WORKING_SET_MIB: z.coerce.number().min(1).optional(),
   /** How often every running VM's dirty rate is sampled with calc-dirty-rate (docs/prediction.md); 0: on demand only. Default 300000 (5 min). */
   QEMU_DIRTY_RATE_INTERVAL_MS: z.coerce.number().int().min(0).max(86_400_000).optional(),
+  /**
+   * Whether a target QEMU touches all of the incoming guest's memory in step 2, before the stream
+   * (`-mem-prealloc`; docs/switchover.md): auto (default) when the host has the guest's memory and 1 GiB
+   * more available, on, off. Touched ahead, the first pass's zero pages cost the target nothing during the
+   * switchover; left to fault in, they can hold an idle guest's downtime past the policy's limit.
+   */
+  QEMU_PREALLOC_INCOMING: z.enum(['auto', 'on', 'off']).optional(),
   /** MiB of random RAM the link probe's QEMU migrates into the target's link sink (docs/prediction.md). Default 64. */
   QEMU_LINK_PROBE_MIB: z.coerce.number().int().min(8).max(1024).optional(),
 });

@@ -34,6 +34,7 @@ export function createDriver(env: AgentEnv): HypervisorDriver {
         ...(env.QEMU_HOST_VCPUS ? { vcpus: env.QEMU_HOST_VCPUS } : {}),
         ...(env.QEMU_DIRTY_RATE_INTERVAL_MS !== undefined ? { dirtyRateIntervalMs: env.QEMU_DIRTY_RATE_INTERVAL_MS } : {}),
         ...(env.QEMU_LINK_PROBE_MIB !== undefined ? { linkProbeMiB: env.QEMU_LINK_PROBE_MIB } : {}),
+        ...(env.QEMU_PREALLOC_INCOMING ? { preallocIncoming: env.QEMU_PREALLOC_INCOMING } : {}),
         ...(env.QEMU_GUEST_DIRTY_RATE_MIBPS !== undefined
           ? { defaultWorkload: { dirtyRateMiBps: env.QEMU_GUEST_DIRTY_RATE_MIBPS, ...(env.QEMU_GUEST_WORKING_SET_MIB ? { workingSetMiB: env.QEMU_GUEST_WORKING_SET_MIB } : {}) } }
           : {}),

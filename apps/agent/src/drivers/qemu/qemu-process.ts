@@ -215,7 +215,8 @@ export class QemuProcess {
         if (Date.now() > deadline) throw new FlexmigError(ErrorCode.Timeout, `QEMU for ${o.label} did not open its QMP socket within ${o.startTimeoutMs ?? 10_000} ms`);
         await sleep(5);
       }
-      await p.qmp.connect(undefined, socket);
+      // a QEMU that preallocates its memory greets at once but answers qmp_capabilities only when done
+      await p.qmp.connect(undefined, socket, Math.max(30_000, o.startTimeoutMs ?? 0));
       return p;
     } catch (e) {
       await p.kill();

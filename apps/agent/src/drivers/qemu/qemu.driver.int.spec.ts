@@ -17,6 +17,7 @@ import { MigrationStepsService } from '../../migration-steps.service';
 import { ProgressSink } from '../driver';
 import { AccelSetting } from './cpu-probe';
 import { migrationPort, rangePortsFrom } from './qemu-address';
+import { residentGuestBytes } from './guest-residency';
 import { isOurQemu, pidAlive } from './qemu-process';
 import { QemuDriver, QemuDriverOptions } from './qemu.driver';
 import { switchoverFits } from './switchover-decision';
@@ -231,6 +232,40 @@ d('QemuDriver with real QEMU', () => {
     // repeats answer without acting again
     await expect(dst.resumeTarget(vm.id)).resolves.toEqual(resumedAt);
     await expect(src.stopSource(vm.id)).resolves.toBeUndefined();
+  });
+
+  it("step 2 touches the incoming copy's memory before the stream when the host has it (auto), and not when it lacks it or is told not to; the migration arrives intact either way", async () => {
+    const memoryMiB = 256;
+    const available = (mib: number) => () => mib;
+    /** The incoming copy's resident guest memory after step 2, as a share of its memory, whether its state says preallocated, and the memory check after steps 3–8. */
+    const afterStepTwo = async (extra: Partial<QemuDriverOptions>) => {
+      const src = driver();
+      const dst = driver(extra);
+      const vm = vmSpec({ memoryMiB });
+      await src.startVm(vm);
+      let listening: string | undefined;
+      const cmd = commands(vm, {}, () => listening);
+      listening = (await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress;
+      const info = dst.vmInfo(vm.id)!;
+      const resident = residentGuestBytes(readFileSync(`/proc/${info.pid}/smaps`, 'utf8'), memoryMiB * 2 ** 20);
+      await stepsThreeToEight(src, dst, vm.id, cmd);
+      return { residentShare: (resident ?? NaN) / (memoryMiB * 2 ** 20), preallocated: info.preallocated === true, check: await dst.checkMemory(vm.id) };
+    };
+
+    const roomy = await afterStepTwo({ availableMemoryMiB: available(memoryMiB + 4096) });
+    expect(roomy.preallocated).toBe(true);
+    expect(roomy.residentShare).toBeGreaterThanOrEqual(0.95);
+    expect(roomy.check).toMatchObject({ ok: true, badPages: 0 });
+
+    // the guest and 1 GiB of headroom do not fit: the pages fault in as the stream writes them
+    const tight = await afterStepTwo({ availableMemoryMiB: available(memoryMiB + 512) });
+    expect(tight.preallocated).toBe(false);
+    expect(tight.residentShare).toBeLessThan(0.5);
+    expect(tight.check).toMatchObject({ ok: true, badPages: 0 });
+
+    const off = await afterStepTwo({ preallocIncoming: 'off', availableMemoryMiB: available(memoryMiB + 4096) });
+    expect(off.preallocated).toBe(false);
+    expect(off.residentShare).toBeLessThan(0.5);
   });
 
   it("a fixed port range whose migration-id port is taken: the target listens on the range's next free port, says so in its reply, and the stream goes there", async () => {

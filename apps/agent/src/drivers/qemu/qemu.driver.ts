@@ -6,7 +6,8 @@
  * recover, destroy), the transfer monitor (transfer-monitor.ts: poll, watchdog, convergence) and the
  * address helpers (qemu-address.ts: where the stream goes).
  *
- * Steps: 2 target `-incoming defer -S` + capabilities + migrate-incoming; 3 source capabilities, parameters,
+ * Steps: 2 target `-incoming defer -S` (and `-mem-prealloc` where the memory is free: incoming-prealloc.ts) +
+ * capabilities + migrate-incoming; 3 source capabilities, parameters,
  * `migrate`, returns after the first pass; 4 follows query-migrate (events + ≤250 ms polling) with the
  * convergence policy and a stall watchdog, and QEMU's downtime-limit rescaled so that it switches over only
  * when what is left fits the policy's limit at the bandwidth the agent measured (switchover-decision.ts);
@@ -35,6 +36,7 @@ import { checkTlsDir, confirmTls, useTls } from './tls';
 import { QEMU_MIN_DOWNTIME_LIMIT_MS } from './switchover-decision';
 import { SwitchoverRecord, Transfer, TransferMonitor } from './transfer-monitor';
 import { readResidentGuestBytes } from './guest-residency';
+import type { PreallocSetting } from './incoming-prealloc';
 import { Vm, VmRegistry, VmState } from './vm-registry';
 import { ensurePrivateDir } from '../../private-files';
 
@@ -91,6 +93,10 @@ export interface QemuDriverOptions {
   linkProbeMiB?: number;
   /** How long a link sink waits for its connection (ms; default LINK_SINK_ACCEPT_MS; tests). */
   linkSinkAcceptMs?: number;
+  /** QEMU_PREALLOC_INCOMING (incoming-prealloc.ts; default auto). */
+  preallocIncoming?: PreallocSetting;
+  /** The memory this agent's QEMUs may still take, MiB (tests; default: that of this host and cgroup). */
+  availableMemoryMiB?: () => number | undefined;
 }
 
 export class QemuDriver implements HypervisorDriver {
@@ -134,7 +140,8 @@ export class QemuDriver implements HypervisorDriver {
           qmp: async () => (await this.registry.procOf(vm)).qmp,
           memoryBytes,
           sampleable: vm.running && !vm.transfer,
-          residentBytes: () => readResidentGuestBytes(vm.state.pid, memoryBytes),
+          // a preallocated copy is resident whole, written or not: nothing to learn from it
+          residentBytes: () => (vm.state.preallocated ? Promise.resolve(undefined) : readResidentGuestBytes(vm.state.pid, memoryBytes)),
         };
       },
     });

@@ -70,8 +70,11 @@ export class QmpClient extends EventEmitter {
   }
 
   /** Connects, waits for the greeting and leaves capability-negotiation mode. */
-  /** `connected`: a socket already connected to the QMP socket, to use instead of opening one. */
-  async connect(timeoutMs = 5_000, connected?: Socket): Promise<void> {
+  /**
+   * `connected`: a socket already connected to the QMP socket, to use instead of opening one;
+   * `capabilitiesTimeoutMs`: how long `qmp_capabilities` may take (QEMU answers it from its main loop).
+   */
+  async connect(timeoutMs = 5_000, connected?: Socket, capabilitiesTimeoutMs = 30_000): Promise<void> {
     const socket = connected ?? createConnection(this.socketPath);
     this.socket = socket;
     socket.setEncoding('utf8');
@@ -85,7 +88,7 @@ export class QmpClient extends EventEmitter {
     } finally {
       clearTimeout(timer);
     }
-    await this.execute('qmp_capabilities');
+    await this.execute('qmp_capabilities', undefined, capabilitiesTimeoutMs);
   }
 
   /** Runs one command; rejects with QmpError on a QMP error reply, FlexmigError(UNAVAILABLE) if the socket went away. */

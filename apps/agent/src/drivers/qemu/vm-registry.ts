@@ -10,7 +10,7 @@
  * launch leaves a trace; at start, a QEMU of this run dir that no state file names is such a launch, and
  * is killed: the step that started it never got an answer and starts another when it is retried.
  */
-import { chmodSync, constants, copyFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, constants, copyFileSync, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import { z } from 'zod';
@@ -18,6 +18,7 @@ import { AgentVm, ErrorCode, FlexmigError, UuidSchema, VmSpec, VmSpecSchema } fr
 import { sleep } from '@flexmig/timing';
 import { Accel, CpuChoice } from './cpu-probe';
 import { DEFAULT_SPIN_ITERS_PER_SEC, buildGuestImage, guestParamsFor } from './guest/build-guest';
+import { PreallocSetting, availableMemoryMiB, decidePrealloc, preallocStartTimeoutMs } from './incoming-prealloc';
 import { QemuProcess, isOurQemu, qemusWithQmpIn } from './qemu-process';
 import { QmpEvent } from './qmp-client';
 import { SANDBOX_ARGS, probeSandbox } from './sandbox';
@@ -25,6 +26,15 @@ import type { Transfer } from './transfer-monitor';
 import { readJsonFile, writePrivateFileAtomic } from '../../private-files';
 
 export const MACHINE_TYPE = 'pc-i440fx-7.2';
+
+/** A file's text, or undefined when it cannot be read (not Linux's /proc, no such cgroup file). */
+const readIfThere = (path: string): string | undefined => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+};
 
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 const VM_FILE = new RegExp(`^${UUID}\\.json$`, 'i');
@@ -59,6 +69,11 @@ export const VmStateSchema = z.object({
    * saga (a compensation of step 5 or 6) resumes the guest here, never this agent on its own.
    */
   sourcePausedAt: z.string().optional(),
+  /**
+   * Its QEMU touched all of the guest's memory at start (an incoming copy, incoming-prealloc.ts): its
+   * resident memory says nothing of what the guest wrote, so no prediction reads it.
+   */
+  preallocated: z.boolean().optional(),
 });
 export type VmState = z.infer<typeof VmStateSchema>;
 
@@ -94,6 +109,10 @@ export interface VmRegistryOptions {
   spinItersPerSec?: Partial<Record<Accel, number>>;
   /** The guest workload of VMs whose spec has none (inventory's VMs carry none): the same on every host. */
   defaultWorkload?: VmSpec['workload'];
+  /** QEMU_PREALLOC_INCOMING: whether an incoming copy's memory is touched before its stream (incoming-prealloc.ts). Default auto. */
+  preallocIncoming?: PreallocSetting;
+  /** The memory this agent's QEMUs may still take, MiB (tests; default: `availableMemoryMiB` of this host and cgroup). */
+  availableMemoryMiB?: () => number | undefined;
 }
 
 /** Who follows the migration streams hears what happens to a VM's QEMU (the transfer monitor). */
@@ -167,12 +186,25 @@ export class VmRegistry {
     return to;
   }
 
+  /** Whether an incoming copy of `spec` is started with its memory touched (incoming-prealloc.ts), said in the log. */
+  private preallocates(spec: VmSpec, migrationId: string | undefined): boolean {
+    const available = this.o.availableMemoryMiB ?? (() => availableMemoryMiB(readIfThere));
+    const setting = this.o.preallocIncoming ?? 'auto';
+    const d = decidePrealloc(setting, spec.memoryMiB, available());
+    const what = `VM ${spec.id}: the incoming copy of migration ${migrationId ?? '(none)'}`;
+    if (d.prealloc) this.log.log(`${what} touches its ${spec.memoryMiB} MiB before the stream (${d.reason})`);
+    else if (setting === 'auto') this.log.warn(`${what} does not touch its memory before the stream: ${d.reason}`);
+    else this.log.log(`${what} does not touch its memory before the stream (${d.reason})`);
+    return d.prealloc;
+  }
+
   async launch(spec: VmSpec, choice: CpuChoice, role: VmState['role'], migrationId?: string): Promise<Vm> {
     const f = this.files(spec.id);
     for (const p of [f.qmpSocket, f.serialFile, f.logFile]) rmSync(p, { force: true });
     const spin = this.o.spinItersPerSec?.[choice.accel] ?? DEFAULT_SPIN_ITERS_PER_SEC[choice.accel];
     const guest = guestParamsFor(spec.workload || !this.o.defaultWorkload ? spec : { ...spec, workload: this.o.defaultWorkload }, spin);
     const image = this.ownCopy(await buildGuestImage(join(this.o.runDir, 'images'), guest), f.image);
+    const prealloc = role === 'incoming' && this.preallocates(spec, migrationId);
     const args = [
       '-name', `guest=${spec.name},debug-threads=on`,
       '-uuid', spec.id,
@@ -187,6 +219,8 @@ export class VmRegistry {
       // only then). Image locks move with the migration.
       '-drive', `file=${image},format=raw,if=ide,index=0,media=disk`,
       ...(role === 'incoming' ? ['-incoming', 'defer', '-S'] : []),
+      // with one thread per vCPU (QEMU's default for -mem-prealloc), before QEMU answers qmp_capabilities
+      ...(prealloc ? ['-mem-prealloc'] : []),
       ...(await this.sandboxArgs()),
     ];
     const launching: Omit<VmState, 'pid'> = {
@@ -202,10 +236,18 @@ export class VmRegistry {
       logFile: f.logFile,
       serialFile: f.serialFile,
       startedAt: new Date().toISOString(),
+      ...(prealloc ? { preallocated: true } : {}),
     };
     // on disk before the process exists: an agent killed from here on leaves a QEMU its successor finds
     writePrivateFileAtomic(f.state, JSON.stringify(launching, null, 1));
-    const proc = await QemuProcess.launch({ binary: this.o.binary, args, qmpSocket: f.qmpSocket, logFile: f.logFile, label: `VM ${spec.id}` }).catch((e: unknown) => {
+    const proc = await QemuProcess.launch({
+      binary: this.o.binary,
+      args,
+      qmpSocket: f.qmpSocket,
+      logFile: f.logFile,
+      label: `VM ${spec.id}`,
+      ...(prealloc ? { startTimeoutMs: preallocStartTimeoutMs(spec.memoryMiB) } : {}),
+    }).catch((e: unknown) => {
       for (const p of [f.image, f.state]) rmSync(p, { force: true });
       throw e;
     });
