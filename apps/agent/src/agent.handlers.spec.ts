@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { CheckVmCpu, CheckVmMemory, ErrorCode, FlexmigError, contractForSubject, fillSubject } from '@flexmig/contracts';
+import { CheckVmCpu, CheckVmMemory, ErrorCode, FlexmigError, QueryStreamEnd, contractForSubject, fillSubject } from '@flexmig/contracts';
 import { simulatedHostCpu } from '@flexmig/cpu-models';
 import { AgentHandlers } from './agent.handlers';
 import { AgentEnv } from './config';
@@ -100,5 +100,23 @@ describe('CheckVmCpu (agent.{hostId}.vm.cpu-check) with the sim driver: answers 
 
   it('a VM this host does not run: NOT_FOUND', async () => {
     await expect(new AgentHandlers(sim(), steps, env).checkCpu({ vmId: randomUUID(), baseline: 'Westmere' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
+
+describe('QueryStreamEnd (agent.{hostId}.migration.stream-end)', () => {
+  it("answers with the driver's word, and what of the guest's memory held data when the driver knows it (the reply keeps its contract)", async () => {
+    const migrationId = randomUUID();
+    const vmId = randomUUID();
+    for (const residentBytes of [96 * 2 ** 20, undefined]) {
+      const d = sim() as unknown as HypervisorDriver;
+      d.streamEnd = async () => ({ status: 'completed', detail: 'done', ...(residentBytes !== undefined ? { residentBytes } : {}) });
+      const reply = await new AgentHandlers(d, steps, env).streamEnd({ migrationId, vmId, waitMs: 0 });
+      expect(QueryStreamEnd.reply.parse(reply)).toEqual({ migrationId, status: 'completed', detail: 'done', ...(residentBytes !== undefined ? { residentBytes } : {}) });
+    }
+  });
+
+  it('refuses a reply whose residentBytes is not a whole number of bytes (a driver bug, never sent as such)', () => {
+    expect(QueryStreamEnd.reply.safeParse({ migrationId: randomUUID(), status: 'completed', detail: '', residentBytes: -1 }).success).toBe(false);
+    expect(QueryStreamEnd.reply.safeParse({ migrationId: randomUUID(), status: 'completed', detail: '', residentBytes: 1.5 }).success).toBe(false);
   });
 });

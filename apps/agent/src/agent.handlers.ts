@@ -58,8 +58,8 @@ export class AgentHandlers {
   /** The target's agent, before it starts the guest in its half of step 6: how this source's stream ended. */
   @MessagePattern(QueryStreamEnd.subject)
   async streamEnd(r: RequestOf<typeof QueryStreamEnd>): Promise<ReplyOf<typeof QueryStreamEnd>> {
-    const { status, detail } = await this.driver.streamEnd(r.vmId, r.migrationId, r.waitMs);
-    return { migrationId: r.migrationId, status, detail: detail.slice(0, 2000) };
+    const { status, detail, residentBytes } = await this.driver.streamEnd(r.vmId, r.migrationId, r.waitMs);
+    return { migrationId: r.migrationId, status, detail: detail.slice(0, 2000), ...(residentBytes !== undefined ? { residentBytes } : {}) };
   }
 
   @MessagePattern(CheckVmMemory.subject)

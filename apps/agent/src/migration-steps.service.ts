@@ -271,6 +271,8 @@ export class MigrationStepsService implements OnApplicationBootstrap, BeforeAppl
         const word = await this.loadedAndLetGo(cmd);
         const resumedAt = await d.resumeTarget(cmd.vm.id);
         if (word) this.log.log(`migration ${cmd.migrationId}: the source ${cmd.sourceHostId} let go (${word.status}: ${word.detail})`);
+        // after the resume, outside the downtime: what of the guest's memory holds data, as the source knew it
+        if (word?.residentBytes !== undefined) d.noteArrival?.(cmd.vm.id, { residentBytes: word.residentBytes });
         return { resumedAt: resumedAt.toISOString() };
       }
       case 'resume-target':
@@ -293,7 +295,7 @@ export class MigrationStepsService implements OnApplicationBootstrap, BeforeAppl
    * stream completed, asked at once beside the wait for the state (source-stream-end.ts), so that it adds no
    * round trip of its own to the downtime. A copy that runs here already (an earlier agent started it) asks nothing.
    */
-  private async loadedAndLetGo(cmd: StepCommand): Promise<{ status: StreamEnd; detail: string } | undefined> {
+  private async loadedAndLetGo(cmd: StepCommand): Promise<{ status: StreamEnd; detail: string; residentBytes?: number } | undefined> {
     const stop = new AbortController();
     const letGo = awaitSourceStreamEnd(this.bus, cmd, this.sourceStreamEnd, stop.signal);
     letGo.catch(() => undefined); // read below, unless the state never loaded

@@ -50,6 +50,13 @@ describe('awaitSourceStreamEnd: the target starts the guest only on the sourceâ€
     }
   });
 
+  it("passes on what the source said of the guest's memory that held data", async () => {
+    const b = bus(['completed']);
+    const request = b.request;
+    b.request = async (...args: Parameters<typeof request>) => ({ ...(await request(...args)), residentBytes: 42 * 2 ** 20 }) as never;
+    await expect(awaitSourceStreamEnd(b as never, cmd, fast)).resolves.toEqual({ migrationId: cmd.migrationId, status: 'completed', detail: 'it is completed', residentBytes: 42 * 2 ** 20 });
+  });
+
   it('asks again while the stream is active, and after an agent that was restarting (no responder, no record)', async () => {
     const b = bus(['active', noResponders(), 'completed']);
     await expect(awaitSourceStreamEnd(b as never, cmd, fast)).resolves.toMatchObject({ status: 'completed' });

@@ -34,14 +34,14 @@ export async function awaitSourceStreamEnd(
   cmd: StepCommand,
   o: SourceStreamEndOptions = sourceStreamEndDefaults,
   signal?: AbortSignal,
-): Promise<{ status: StreamEnd; detail: string }> {
+): Promise<{ status: StreamEnd; detail: string; residentBytes?: number }> {
   const deadline = Date.now() + o.waitMs;
   const params = { hostId: cmd.sourceHostId };
   let last = 'not asked yet';
   for (;;) {
     if (signal?.aborted) throw new FlexmigError(ErrorCode.Conflict, `the wait for the source's stream of migration ${cmd.migrationId} was given up: ${String(signal.reason)}`);
     const left = deadline - Date.now();
-    let answer: { status: StreamEnd; detail: string } | undefined;
+    let answer: { status: StreamEnd; detail: string; residentBytes?: number } | undefined;
     let waited = false;
     try {
       const waitMs = Math.max(0, Math.min(STREAM_END_MAX_WAIT_MS, left));

@@ -11,7 +11,7 @@ const vm = { id: randomUUID(), name: 'vm-s', memoryMiB: 1024, vcpus: 1, cpuBasel
  * A target agent on the sim driver. Its requests: inventory's reservation at step 2, and at step 6 the source's
  * word on its stream (QueryStreamEnd), which `source` scripts answer by answer (the last one repeats).
  */
-const setup = (switchoverAsQemu: boolean, source: StreamEnd[] = ['completed']) => {
+const setup = (switchoverAsQemu: boolean, source: StreamEnd[] = ['completed'], residentBytes?: number) => {
   const driver = new SimDriver({ hostCpu: simulatedHostCpu('IvyBridge'), memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, defaultDirtyRateMiBps: 0, defaultWorkingSetMiB: 0, switchoverAsQemu });
   const migrationId = randomUUID();
   const reservation = { migrationId, vmId: vm.id, hostId: 'dst', memoryMiB: 1024, vcpus: 1, createdAt: new Date().toISOString() };
@@ -22,7 +22,7 @@ const setup = (switchoverAsQemu: boolean, source: StreamEnd[] = ['completed']) =
       if (contract !== QueryStreamEnd) throw new Error('unexpected request');
       asked.push({ hostId: opts.params!.hostId, copy: copy() });
       const status = source[Math.min(asked.length, source.length) - 1];
-      return { migrationId, status, detail: `the source's ${status}` };
+      return { migrationId, status, detail: `the source's ${status}`, ...(residentBytes !== undefined ? { residentBytes } : {}) };
     },
     publish: () => undefined,
   };
@@ -67,6 +67,17 @@ describe('the target half of step 6 that starts the guest (step 7 done with it)'
       [6, 'target', 'completed'],
       [7, 'target', 'completed'],
     ]);
+  });
+
+  it("hands the driver what the source said of the guest's memory that held data, once the guest runs here (outside the downtime), and nothing when the source said nothing", async () => {
+    for (const said of [300 * 2 ** 20, undefined]) {
+      const { driver, steps, cmd, copy } = setup(true, ['completed'], said);
+      const noted: { vmId: string; residentBytes: number; copy: string }[] = [];
+      Object.assign(driver, { noteArrival: (vmId: string, a: { residentBytes: number }) => noted.push({ vmId, ...a, copy: copy() }) });
+      await steps.run(cmd(2));
+      await steps.run(cmd(6));
+      expect(noted).toEqual(said === undefined ? [] : [{ vmId: vm.id, residentBytes: said, copy: 'running' }]);
+    }
   });
 
   it("starts the guest only once the source says its stream completed, asking the source host while the guest is still paused", async () => {

@@ -219,7 +219,18 @@ export const QueryStreamEnd = defineRequest({
     "How the migration's outgoing stream ended on this (source) host, answered as soon as it ends or after waitMs. " +
     'The target agent asks before it starts the guest in its half of step 6: never while the source copy may run too.',
   request: z.object({ migrationId: UuidSchema, vmId: UuidSchema, waitMs: z.number().int().min(0).max(STREAM_END_MAX_WAIT_MS) }),
-  reply: z.object({ migrationId: UuidSchema, status: StreamEndSchema, detail: z.string().max(2000) }),
+  reply: z.object({
+    migrationId: UuidSchema,
+    status: StreamEndSchema,
+    detail: z.string().max(2000),
+    /**
+     * How much of the guest's memory held data on this host when the stream started (qemu: the resident part of
+     * its RAM mapping, or the figure it arrived with), bytes. A target that touched the guest's memory ahead
+     * keeps it, since its own resident memory then says nothing of what the guest wrote (docs/prediction.md).
+     * Absent from a sim agent and from agents before it.
+     */
+    residentBytes: z.number().int().min(0).optional(),
+  }),
 });
 
 export const CheckVmMemory = defineRequest({

@@ -53,7 +53,12 @@ export interface HypervisorDriver {
    * let the target start its copy: QEMU resumes a source whose switchover failed, even after the target
    * loaded the whole state.
    */
-  streamEnd(vmId: string, migrationId: string, waitMs: number): Promise<{ status: StreamEnd; detail: string }>;
+  streamEnd(vmId: string, migrationId: string, waitMs: number): Promise<{ status: StreamEnd; detail: string; residentBytes?: number }>;
+  /**
+   * Step 6, target, after the guest runs here: what the source said of the guest's memory that held data
+   * (`QueryStreamEnd`'s `residentBytes`). A driver whose copy cannot tell it itself keeps it for predictions.
+   */
+  noteArrival?(vmId: string, arrival: { residentBytes: number }): void;
   /** Step 6, target: the state has arrived and loaded; the guest is paused, ready to run. */
   confirmIncoming(cmd: StepCommand): Promise<void>;
   /** Step 7, target: run the guest. Returns when it runs. */

@@ -140,8 +140,7 @@ export class QemuDriver implements HypervisorDriver {
           qmp: async () => (await this.registry.procOf(vm)).qmp,
           memoryBytes,
           sampleable: vm.running && !vm.transfer,
-          // a preallocated copy is resident whole, written or not: nothing to learn from it
-          residentBytes: () => (vm.state.preallocated ? Promise.resolve(undefined) : readResidentGuestBytes(vm.state.pid, memoryBytes)),
+          residentBytes: () => this.residentOf(vm),
         };
       },
     });
@@ -451,11 +450,14 @@ export class QemuDriver implements HypervisorDriver {
    * follows says at once; after an agent restart, QEMU does: `completed` only with the guest in `postmigrate`
    * (a process that arrived here by an incoming migration also says `completed` of that one).
    */
-  async streamEnd(vmId: string, migrationId: string, waitMs: number): Promise<{ status: StreamEnd; detail: string }> {
+  async streamEnd(vmId: string, migrationId: string, waitMs: number): Promise<{ status: StreamEnd; detail: string; residentBytes?: number }> {
     const vm = this.registry.get(vmId);
     if (!vm || vm.dead) return { status: 'gone', detail: `VM ${vmId} has no QEMU process on this host` };
     const t = vm.transfer;
-    if (t && t.migrationId === migrationId) return this.monitor.streamEnd(vm, t, waitMs);
+    if (t && t.migrationId === migrationId) {
+      const end = await this.monitor.streamEnd(vm, t, waitMs);
+      return t.residentBytes !== undefined ? { ...end, residentBytes: t.residentBytes } : end;
+    }
     if (vm.state.migrationId !== migrationId) {
       return { status: 'failed', detail: `VM ${vmId} streams no migration ${migrationId} from this host${vm.state.migrationId ? ` (it streams ${vm.state.migrationId})` : ''}: its copy here runs or may run` };
     }
@@ -520,6 +522,26 @@ export class QemuDriver implements HypervisorDriver {
       this.log.log(`migration ${cmd.migrationId}: QEMU's downtime ${info.downtime ?? '?'} ms (${info.ram?.['downtime-bytes'] ?? '?'} bytes) against the ${Math.round(s.expectedDowntimeMs)} ms expected and the ${s.limitMs} ms limit`);
     }
     return t.finalStats;
+  }
+
+  /**
+   * Step 6, target: the source's word on the guest's memory that held data. Kept for a copy whose memory was
+   * touched ahead (its own resident memory is all of it), at most the guest's memory.
+   */
+  noteArrival(vmId: string, arrival: { residentBytes: number }): void {
+    const vm = this.registry.get(vmId);
+    if (!vm || vm.dead || !vm.state.preallocated) return;
+    vm.state.residentBytesAtArrival = Math.min(arrival.residentBytes, vm.state.spec.memoryMiB * BYTES_PER_MIB);
+    this.registry.persist(vm);
+  }
+
+  /**
+   * How much of a VM's memory holds data (guest-residency.ts): its resident memory, or for a copy whose memory
+   * was touched ahead (incoming-prealloc.ts), which is resident whole, what the source said when it arrived.
+   */
+  private residentOf(vm: Vm): Promise<number | undefined> {
+    if (vm.state.preallocated) return Promise.resolve(vm.state.residentBytesAtArrival);
+    return readResidentGuestBytes(vm.state.pid, vm.state.spec.memoryMiB * BYTES_PER_MIB);
   }
 
   /** What the agent expected at the switchover of a VM's last migration from this host (tests, bench). */
@@ -666,6 +688,11 @@ export class QemuDriver implements HypervisorDriver {
     });
     if (this.o.tlsDir) this.log.log(`migration ${cmd.migrationId}: VM ${cmd.vm.id} → ${uri} ${await confirmTls(qmp, this.o.tlsDir, 'client')}`);
     const t = this.monitor.begin(vm, { migrationId: cmd.migrationId, uri, wire: cmd.policy, policy, sink: progress });
+    // told to the target when it asks how the stream ended (a copy whose memory it touches ahead keeps it)
+    void this.residentOf(vm).then(
+      (b) => (t.residentBytes = b),
+      () => undefined,
+    );
     vm.state.migrationId = cmd.migrationId;
     vm.state.sourcePausedAt = undefined;
     this.registry.persist(vm);

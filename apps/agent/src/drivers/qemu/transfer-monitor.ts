@@ -69,6 +69,8 @@ export interface Transfer {
   /** Resolves when a failure's clean-up (cancel, guest running on the source) is done. */
   settled?: Promise<void>;
   postcopy: boolean;
+  /** What of the guest's memory held data when the stream started (QemuDriver.residentOf), once read. */
+  residentBytes?: number;
 }
 
 /** The switchover as the agent saw it: its estimate when the guest stopped, beside the policy's limit. */

@@ -74,6 +74,11 @@ export const VmStateSchema = z.object({
    * resident memory says nothing of what the guest wrote, so no prediction reads it.
    */
   preallocated: z.boolean().optional(),
+  /**
+   * For a preallocated copy: how much of the guest's memory held data on the source when its stream started
+   * (the source agent's word, QueryStreamEnd), bytes. What predictions take as its resident part here.
+   */
+  residentBytesAtArrival: z.number().int().min(0).optional(),
 });
 export type VmState = z.infer<typeof VmStateSchema>;
 
