@@ -98,8 +98,8 @@ export const AgentEnvSchema = CommonEnvSchema.extend({
   QEMU_DIRTY_RATE_INTERVAL_MS: z.coerce.number().int().min(0).max(86_400_000).optional(),
   /**
    * Whether a target QEMU touches all of the incoming guest's memory in step 2, before the stream
-   * (`-mem-prealloc`; docs/switchover.md): auto (default) when the host has the guest's memory and 1 GiB
-   * more available, on, off. Touched ahead, the first pass's zero pages cost the target nothing during the
+   * (`-mem-prealloc`; docs/switchover.md): auto (default) when the host's MemAvailable and the agent's cgroup
+   * memory limit leave the guest's memory and 1 GiB more, on, off. Touched ahead, the first pass's zero pages cost the target nothing during the
    * switchover; left to fault in, they can hold an idle guest's downtime past the policy's limit.
    */
   QEMU_PREALLOC_INCOMING: z.enum(['auto', 'on', 'off']).optional(),

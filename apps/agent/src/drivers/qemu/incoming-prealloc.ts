@@ -12,10 +12,12 @@
  *
  * `auto` (the default) preallocates only when the memory is available now, with headroom: the host's
  * `MemAvailable`, and under a memory limit of the agent's cgroup (a Kubernetes pod's: QEMU runs in the
- * agent's container) what the limit leaves. On a host whose memory is overcommitted (`memoryAllocationRatio`
- * above 1), or a pod limited below its guests' memory, touching every page of a guest could push it into
- * swap or the OOM killer, so there the pages fault in as the stream writes them, as before. `on` always,
- * `off` never.
+ * agent's container) what the limit leaves. On a host short of it (one whose memory is overcommitted,
+ * `memoryAllocationRatio` above 1, once its guests use what they were given), or a pod limited below its
+ * guests' memory, touching every page of a guest could push it into swap or the OOM killer, so there the
+ * pages fault in as the stream writes them, as before. A touched guest holds all of its memory for good, as
+ * one that wrote all of it would: on a cluster that counts on guests leaving memory untouched, `off` keeps
+ * that bet. `on` always, `off` never.
  */
 export type PreallocSetting = 'auto' | 'on' | 'off';
 
