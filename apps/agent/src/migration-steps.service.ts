@@ -19,11 +19,10 @@ import {
   StepRecord,
   StepReply,
   ReservationNotice,
-  type StreamEnd,
 } from '@flexmig/contracts';
 import { inSpan, NatsBus, noReply, traceCalls } from '@flexmig/messaging';
 import { withLogFields } from '@flexmig/service-kit';
-import { HypervisorDriver } from './drivers/driver';
+import { HypervisorDriver, StreamEndWord } from './drivers/driver';
 import { LedgerRecord, ENTRY_STEP, checkSameVm, checkCompensation, checkCopyNeverRan, checkIncomingAddress, checkPrerequisite, checkReservation, checkRoleAndHost, checkTargetResumed, noRegisteredAddress } from './participation';
 import { StepLedger } from './step-ledger';
 import { type CopyState, fenceAction, fenceActionDone } from './migration-fence';
@@ -295,7 +294,7 @@ export class MigrationStepsService implements OnApplicationBootstrap, BeforeAppl
    * stream completed, asked at once beside the wait for the state (source-stream-end.ts), so that it adds no
    * round trip of its own to the downtime. A copy that runs here already (an earlier agent started it) asks nothing.
    */
-  private async loadedAndLetGo(cmd: StepCommand): Promise<{ status: StreamEnd; detail: string; residentBytes?: number } | undefined> {
+  private async loadedAndLetGo(cmd: StepCommand): Promise<StreamEndWord | undefined> {
     const stop = new AbortController();
     const letGo = awaitSourceStreamEnd(this.bus, cmd, this.sourceStreamEnd, stop.signal);
     letGo.catch(() => undefined); // read below, unless the state never loaded

@@ -2,6 +2,7 @@ import { ErrorCode, FlexmigError, QueryMigration, QueryStreamEnd, STREAM_END_MAX
 import type { NatsBus } from '@flexmig/messaging';
 import { neverDelivered, noReply } from '@flexmig/messaging';
 import { sleep } from '@flexmig/timing';
+import type { StreamEndWord } from './drivers/driver';
 
 export interface SourceStreamEndOptions {
   /** How long the target waits for the source's word before its half of step 6 fails (the copy stays paused). */
@@ -34,14 +35,14 @@ export async function awaitSourceStreamEnd(
   cmd: StepCommand,
   o: SourceStreamEndOptions = sourceStreamEndDefaults,
   signal?: AbortSignal,
-): Promise<{ status: StreamEnd; detail: string; residentBytes?: number }> {
+): Promise<StreamEndWord> {
   const deadline = Date.now() + o.waitMs;
   const params = { hostId: cmd.sourceHostId };
   let last = 'not asked yet';
   for (;;) {
     if (signal?.aborted) throw new FlexmigError(ErrorCode.Conflict, `the wait for the source's stream of migration ${cmd.migrationId} was given up: ${String(signal.reason)}`);
     const left = deadline - Date.now();
-    let answer: { status: StreamEnd; detail: string; residentBytes?: number } | undefined;
+    let answer: StreamEndWord | undefined;
     let waited = false;
     try {
       const waitMs = Math.max(0, Math.min(STREAM_END_MAX_WAIT_MS, left));

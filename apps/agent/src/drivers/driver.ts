@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import type { CpuidRow } from '@flexmig/cpu-models';
-import { AgentVmSchema, HostCpu, MigrationProgress, StepCommand, StreamEnd, TransferStats, UuidSchema, VmSpec, VmSpecSchema, AgentVm } from '@flexmig/contracts';
+import { AgentVmSchema, HostCpu, MigrationProgress, QueryStreamEnd, ReplyOf, StepCommand, TransferStats, UuidSchema, VmSpec, VmSpecSchema, AgentVm } from '@flexmig/contracts';
+
+/** A source's word on how its stream ended: QueryStreamEnd's reply, less the migration id it answers for. */
+export type StreamEndWord = Omit<ReplyOf<typeof QueryStreamEnd>, 'migrationId'>;
 
 export type ProgressSink = (p: Omit<MigrationProgress, 'migrationId' | 'vmId' | 'hostId' | 'at' | 'step'>) => void;
 
@@ -53,7 +56,7 @@ export interface HypervisorDriver {
    * let the target start its copy: QEMU resumes a source whose switchover failed, even after the target
    * loaded the whole state.
    */
-  streamEnd(vmId: string, migrationId: string, waitMs: number): Promise<{ status: StreamEnd; detail: string; residentBytes?: number }>;
+  streamEnd(vmId: string, migrationId: string, waitMs: number): Promise<StreamEndWord>;
   /**
    * Step 6, target, after the guest runs here: what the source said of the guest's memory that held data
    * (`QueryStreamEnd`'s `residentBytes`). A driver whose copy cannot tell it itself keeps it for predictions.

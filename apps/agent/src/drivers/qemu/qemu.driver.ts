@@ -17,10 +17,10 @@
  */
 import { cpus, totalmem } from 'node:os';
 import { Logger } from '@nestjs/common';
-import { AgentVm, ErrorCode, FlexmigError, HostCpu, LINK_SINK_MAX_BYTES, StepCommand, StreamEnd, TransferStats, VmSpec } from '@flexmig/contracts';
+import { AgentVm, ErrorCode, FlexmigError, HostCpu, LINK_SINK_MAX_BYTES, StepCommand, TransferStats, VmSpec } from '@flexmig/contracts';
 import { BYTES_PER_MIB } from '@flexmig/migration-model';
 import { sleep } from '@flexmig/timing';
-import { DirtyRateObservation, GuestCpuObservation, HypervisorDriver, ProgressSink } from '../driver';
+import { DirtyRateObservation, GuestCpuObservation, HypervisorDriver, ProgressSink, StreamEndWord } from '../driver';
 import { DirtyRateSampler } from './dirty-rate-sampler';
 import { modelPolicyFor, transferCancelled } from '../precopy-policy';
 import { Accel, AccelSetting, CpuChoice, CpuProbe, chooseCpu, effectiveHostCpu, probeCpu, readCpuinfo } from './cpu-probe';
@@ -450,7 +450,7 @@ export class QemuDriver implements HypervisorDriver {
    * follows says at once; after an agent restart, QEMU does: `completed` only with the guest in `postmigrate`
    * (a process that arrived here by an incoming migration also says `completed` of that one).
    */
-  async streamEnd(vmId: string, migrationId: string, waitMs: number): Promise<{ status: StreamEnd; detail: string; residentBytes?: number }> {
+  async streamEnd(vmId: string, migrationId: string, waitMs: number): Promise<StreamEndWord> {
     const vm = this.registry.get(vmId);
     if (!vm || vm.dead) return { status: 'gone', detail: `VM ${vmId} has no QEMU process on this host` };
     const t = vm.transfer;

@@ -71,7 +71,7 @@ export const VmStateSchema = z.object({
   sourcePausedAt: z.string().optional(),
   /**
    * Its QEMU touched all of the guest's memory at start (an incoming copy, incoming-prealloc.ts): its
-   * resident memory says nothing of what the guest wrote, so no prediction reads it.
+   * resident memory says nothing of what the guest wrote, so predictions take `residentBytesAtArrival`.
    */
   preallocated: z.boolean().optional(),
   /**
