@@ -29,11 +29,23 @@ export const hostPort = (host: string, port: number | string) => `${host.include
 /** QEMU's migration URI for a TCP stream. */
 export const tcpUri = (host: string, port: number | string) => `tcp:${hostPort(host, port)}`;
 
-/** QEMU's migration URI for an address `host:port` (`[v6]:port`) another agent answered; VALIDATION_FAILED without a port. */
-export function addressUri(address: string, what: string): string {
+/** A TCP endpoint: the host as QEMU and a TLS certificate check read it (no brackets), and the port. */
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** The endpoint of an address `host:port` (`[v6]:port`) another agent answered; VALIDATION_FAILED without a port. */
+export function addressEndpoint(address: string, what: string): Endpoint {
   const port = address.slice(address.lastIndexOf(':') + 1);
   if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new FlexmigError(ErrorCode.ValidationFailed, `${what} ${JSON.stringify(address)} is not host:port`);
-  return tcpUri(addressHost(address), port);
+  return { host: addressHost(address), port: Number(port) };
+}
+
+/** QEMU's migration URI for an address `host:port` (`[v6]:port`) another agent answered; VALIDATION_FAILED without a port. */
+export function addressUri(address: string, what: string): string {
+  const { host, port } = addressEndpoint(address, what);
+  return tcpUri(host, port);
 }
 
 /**
@@ -47,14 +59,22 @@ export function rangePortsFrom([lo, hi]: [number, number], start: number): numbe
 }
 
 /**
- * Step 3: the URI the source streams to. The target's step-2 reply (incomingAddress) when the command
+ * Step 3: where the source streams to. The target's step-2 reply (incomingAddress) when the command
  * carries it, else the port derived from the migration id in the fixed range on the target's address.
  */
-export function sourceUri(cmd: StepCommand, portRange: [number, number] | undefined): string {
+export function sourceEndpoint(cmd: StepCommand, portRange: [number, number] | undefined): Endpoint {
   const explicit = (cmd as { incomingAddress?: string }).incomingAddress;
   if (!explicit && !cmd.targetAddress) throw new FlexmigError(ErrorCode.ValidationFailed, `step 3 of migration ${cmd.migrationId} has no targetAddress: the source cannot reach the target`);
   if (!explicit && !portRange) {
     throw new FlexmigError(ErrorCode.ValidationFailed, `step 3 of migration ${cmd.migrationId} carries no incomingAddress (the target's step-2 reply) and no fixed QEMU_MIGRATION_PORT_RANGE is set`);
   }
-  return explicit ? addressUri(explicit, `the incomingAddress of migration ${cmd.migrationId}`) : tcpUri(addressHost(cmd.targetAddress!), migrationPort(cmd.migrationId, portRange!));
+  return explicit
+    ? addressEndpoint(explicit, `the incomingAddress of migration ${cmd.migrationId}`)
+    : { host: addressHost(cmd.targetAddress!), port: migrationPort(cmd.migrationId, portRange!) };
+}
+
+/** Step 3's stream as a `tcp:` URI (sourceEndpoint). */
+export function sourceUri(cmd: StepCommand, portRange: [number, number] | undefined): string {
+  const { host, port } = sourceEndpoint(cmd, portRange);
+  return tcpUri(host, port);
 }

@@ -6,9 +6,10 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
 import { sleep } from '@flexmig/timing';
+import { connectUnix } from './fd-passing';
 import { QmpClient } from './qmp-client';
 
 /** Waits for `p` at most `ms` (no timer left behind either way). */
@@ -81,7 +82,7 @@ export function qemusWithQmpIn(dir: string): { pid: number; socketName: string }
 /** A connection to the unix socket at `path`, or undefined when it is refused (or missing) now. */
 function connectOnce(path: string): Promise<Socket | undefined> {
   return new Promise((resolve) => {
-    const s = createConnection(path);
+    const s = connectUnix(path);
     s.once('connect', () => {
       s.removeAllListeners('error');
       resolve(s);

@@ -40,12 +40,12 @@ d('QemuDriver: migration over TLS (tls-creds-x509 on both ends)', () => {
   };
   /**
    * A running VM on a source whose QEMU_TLS_DIR trusts `sourceTrusts`, and a target prepared for it whose
-   * certificates the flexmig test CA issued (and which trusts that CA): the commands of one migration.
+   * certificates the flexmig test CA issued for `targetNames` (and which trusts that CA): the commands of one migration.
    */
-  const prepared = async (sourceTrusts: 'ca' | 'other-ca') => {
+  const prepared = async (sourceTrusts: 'ca' | 'other-ca', targetNames = ['127.0.0.1']) => {
     const tag = randomUUID().slice(0, 8);
     const src = driver(`src-${tag}`, writeQemuTlsDir(join(root, `src-${tag}`), cas[sourceTrusts], 'src-host', ['127.0.0.1'], 1));
-    const dst = driver(`dst-${tag}`, writeQemuTlsDir(join(root, `dst-${tag}`), cas.ca, 'dst-host', ['127.0.0.1'], 1));
+    const dst = driver(`dst-${tag}`, writeQemuTlsDir(join(root, `dst-${tag}`), cas.ca, 'dst-host', targetNames, 1));
     const vm: VmSpec = { id: randomUUID(), name: 'tls-guest', memoryMiB: 128, vcpus: 1, cpuBaseline: 'Westmere' };
     await src.startVm(vm);
     const migrationId = randomUUID();
@@ -79,5 +79,14 @@ d('QemuDriver: migration over TLS (tls-creds-x509 on both ends)', () => {
     expect((err as Error).message).toMatch(/certificate|TLS|issuer/i);
     expect(src.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'running' })]);
     expect((await src.checkMemory(vm.id)).ok).toBe(true);
+  });
+
+  it('refuses a target whose certificate, of a trusted CA, names another host: the name checked is the address the stream goes to', async () => {
+    // the source hands QEMU its own connection (fd:), which carries no host name: the agent sets tls-hostname
+    const { src, vm, cmd } = await prepared('ca', ['10.9.9.9', 'elsewhere.example']);
+    const err = await src.transferMemory(cmd(3, 'transfer-memory', 'source'), noProgress).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'AGENT_FAILED' });
+    expect((err as Error).message).toMatch(/does not match the hostname 127\.0\.0\.1/i);
+    expect(src.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'running' })]);
   });
 });

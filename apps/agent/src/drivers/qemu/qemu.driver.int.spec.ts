@@ -22,6 +22,7 @@ import { isOurQemu, pidAlive } from './qemu-process';
 import { QemuDriver, QemuDriverOptions } from './qemu.driver';
 import { switchoverFits } from './switchover-decision';
 import { QmpClient } from './qmp-client';
+import { MIGRATION_FD_NAME } from './migration-connection';
 import { sleep } from '@flexmig/timing';
 
 const BINARY = process.env.QEMU_BINARY ?? 'qemu-system-x86_64';
@@ -192,6 +193,7 @@ d('QemuDriver with real QEMU', () => {
     let listening: string | undefined;
     const cmd = commands(vm, {}, () => listening);
     const { seen, sink } = progressLog();
+    const executed = jest.spyOn(QmpClient.prototype, 'execute');
 
     const { incomingAddress } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'));
     expect(incomingAddress).toMatch(/^127\.0\.0\.1:\d+$/);
@@ -208,6 +210,9 @@ d('QemuDriver with real QEMU', () => {
     await src.stopSource(vm.id);
 
     if (process.env.FLEXMIG_TEST_VERBOSE) console.log('idle run', stats, { guestSeenDowntimeMs: resumedAt.getTime() - pausedAt.getTime() });
+    // the stream went over the source agent's own connection (TCP_NODELAY), handed to QEMU: migration-connection.ts
+    expect(executed.mock.calls.filter(([c]) => c === 'migrate').map(([, args]) => args)).toEqual([{ uri: `fd:${MIGRATION_FD_NAME}` }]);
+    executed.mockRestore();
     expect(stats.passes).toBeGreaterThanOrEqual(1);
     expect(stats.bytesTransferred).toBeGreaterThan(0);
     expect(stats.downtimeMs).toBeDefined();
@@ -300,6 +305,21 @@ d('QemuDriver with real QEMU', () => {
     const off = await migrateWith({ preallocIncoming: 'off', availableMemoryMiB: available(memoryMiB + 4096) });
     expect(off.preallocated).toBe(false);
     expect(off.residentShare).toBeLessThan(0.5);
+  });
+
+  it('a QMP connection that cannot hand QEMU a descriptor: QEMU connects to the target itself (tcp:), and the guest arrives intact', async () => {
+    const { src, dst, vm, cmd } = await idleVmAndListeningTarget();
+    const noFds = jest.spyOn(QmpClient.prototype, 'passesFds', 'get').mockReturnValue(false);
+    const executed = jest.spyOn(QmpClient.prototype, 'execute');
+    try {
+      await stepsThreeToEight(src, dst, vm.id, cmd);
+      const incoming = (cmd(3, 'transfer-memory', 'source') as { incomingAddress?: string }).incomingAddress!;
+      expect(executed.mock.calls.filter(([c]) => c === 'migrate').map(([, args]) => args)).toEqual([{ uri: `tcp:${incoming}` }]);
+    } finally {
+      noFds.mockRestore();
+      executed.mockRestore();
+    }
+    expect(await dst.checkMemory(vm.id)).toMatchObject({ ok: true, badPages: 0 });
   });
 
   it("a fixed port range whose migration-id port is taken: the target listens on the range's next free port, says so in its reply, and the stream goes there", async () => {

@@ -29,7 +29,8 @@ import { MemoryCheckResult, checkGuestMemory } from './memory-check';
 import { MigrateInfo } from './migrate-info';
 import { LinkProbeResult, removeStaleProbes, runLinkProbe } from './link-probe';
 import { LinkSink, LinkSinkResult } from './link-sink';
-import { hostPort, migrationPort, rangePortsFrom, sourceUri, tcpUri } from './qemu-address';
+import { hostPort, migrationPort, rangePortsFrom, sourceEndpoint, tcpUri } from './qemu-address';
+import { MIGRATION_FD_NAME, openMigrationConnection } from './migration-connection';
 import { QmpClient, QmpError } from './qmp-client';
 import { QemuProcess, isOurQemu, tail } from './qemu-process';
 import { checkTlsDir, confirmTls, useTls } from './tls';
@@ -663,7 +664,8 @@ export class QemuDriver implements HypervisorDriver {
   // ---- internals: the migration stream ------------------------------------------------------------------
 
   private async startMigration(vm: Vm, proc: QemuProcess, cmd: StepCommand, progress: ProgressSink): Promise<Transfer> {
-    const uri = sourceUri(cmd, this.o.portRange);
+    const target = sourceEndpoint(cmd, this.o.portRange);
+    const uri = tcpUri(target.host, target.port);
     const memoryBytes = cmd.vm.memoryMiB * BYTES_PER_MIB;
     const policy = modelPolicyFor(cmd.policy, memoryBytes);
     const qmp = proc.qmp;
@@ -684,7 +686,8 @@ export class QemuDriver implements HypervisorDriver {
       'cpu-throttle-initial': this.o.throttleInitialPct ?? policy.throttleInitialPct,
       'cpu-throttle-increment': this.o.throttleIncrementPct ?? policy.throttleIncrementPct,
       'max-cpu-throttle': policy.maxThrottlePct,
-      ...(this.o.tlsDir ? await useTls(qmp, this.o.tlsDir, 'client') : {}),
+      // the name the target's certificate is checked against: QEMU takes it from a tcp: URI, not from an fd:
+      ...(this.o.tlsDir ? { ...(await useTls(qmp, this.o.tlsDir, 'client')), 'tls-hostname': target.host } : {}),
     });
     if (this.o.tlsDir) this.log.log(`migration ${cmd.migrationId}: VM ${cmd.vm.id} → ${uri} ${await confirmTls(qmp, this.o.tlsDir, 'client')}`);
     const t = this.monitor.begin(vm, { migrationId: cmd.migrationId, uri, wire: cmd.policy, policy, sink: progress });
@@ -696,7 +699,15 @@ export class QemuDriver implements HypervisorDriver {
     vm.state.migrationId = cmd.migrationId;
     vm.state.sourcePausedAt = undefined;
     this.registry.persist(vm);
-    await qmp.execute('migrate', { uri });
+    const connection = await openMigrationConnection(qmp, target);
+    if (connection.why) this.log.warn(`migration ${cmd.migrationId}: QEMU connects to ${uri} itself, with Nagle's algorithm on (the final copy may wait for a delayed acknowledgement): ${connection.why}`);
+    try {
+      await qmp.execute('migrate', { uri: connection.uri });
+    } catch (e) {
+      // a connection QEMU did not take would hold the target's incoming QEMU waiting for a stream
+      if (connection.nodelay) await qmp.execute('closefd', { fdname: MIGRATION_FD_NAME }).catch(() => undefined);
+      throw e;
+    }
     this.monitor.follow(vm, t);
     return t;
   }

@@ -5,8 +5,9 @@
  * resolves; nothing is retried behind the caller's back.
  */
 import { EventEmitter } from 'node:events';
-import { Socket, createConnection } from 'node:net';
+import type { Socket } from 'node:net';
 import { ErrorCode, FlexmigError } from '@flexmig/contracts';
+import { canPassFds, connectUnix, writeWithFd } from './fd-passing';
 
 export interface QmpEvent {
   event: string;
@@ -75,7 +76,7 @@ export class QmpClient extends EventEmitter {
    * `capabilitiesTimeoutMs`: how long `qmp_capabilities` may take (QEMU answers it from its main loop).
    */
   async connect(timeoutMs = 5_000, connected?: Socket, capabilitiesTimeoutMs = 30_000): Promise<void> {
-    const socket = connected ?? createConnection(this.socketPath);
+    const socket = connected ?? connectUnix(this.socketPath);
     this.socket = socket;
     socket.setEncoding('utf8');
     const greeted = new Promise<void>((resolve, reject) => (this.greetingWaiter = { resolve, reject }));
@@ -93,6 +94,23 @@ export class QmpClient extends EventEmitter {
 
   /** Runs one command; rejects with QmpError on a QMP error reply, FlexmigError(UNAVAILABLE) if the socket went away. */
   execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = 30_000): Promise<T> {
+    return this.send(command, args, timeoutMs, (line) => this.socket!.write(line));
+  }
+
+  /** Whether this connection can hand QEMU a file descriptor (fd-passing.ts). */
+  get passesFds(): boolean {
+    return canPassFds(this.socket);
+  }
+
+  /**
+   * Runs one command with the descriptor of `carried` attached (`getfd`, `add-fd`): QEMU keeps its own copy,
+   * so the caller may close `carried` once this resolves. Only where `passesFds`.
+   */
+  executeWithFd<T = unknown>(command: string, args: Record<string, unknown>, carried: Socket, timeoutMs = 30_000): Promise<T> {
+    return this.send(command, args, timeoutMs, (line) => writeWithFd(this.socket!, line, carried));
+  }
+
+  private send<T>(command: string, args: Record<string, unknown> | undefined, timeoutMs: number, write: (line: string) => void): Promise<T> {
     if (this.closedReason !== undefined || !this.socket) {
       return Promise.reject(this.gone(command));
     }
@@ -107,7 +125,13 @@ export class QmpClient extends EventEmitter {
       }
       this.pending.set(id, p);
       const msg = JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id });
-      this.socket!.write(`${msg}\n`);
+      try {
+        write(`${msg}\n`);
+      } catch (e) {
+        this.pending.delete(id);
+        if (p.timer) clearTimeout(p.timer);
+        reject(e);
+      }
     });
   }
 
