@@ -21,7 +21,7 @@ import { residentGuestBytes } from './guest-residency';
 import { isOurQemu, pidAlive } from './qemu-process';
 import { QemuDriver, QemuDriverOptions } from './qemu.driver';
 import { switchoverFits } from './switchover-decision';
-import { QmpClient } from './qmp-client';
+import { QmpClient, QmpError } from './qmp-client';
 import { MIGRATION_FD_NAME } from './migration-connection';
 import { sleep } from '@flexmig/timing';
 
@@ -319,6 +319,32 @@ d('QemuDriver with real QEMU', () => {
       noFds.mockRestore();
       executed.mockRestore();
     }
+    expect(await dst.checkMemory(vm.id)).toMatchObject({ ok: true, badPages: 0 });
+  });
+
+  it('QEMU refusing `migrate` after it took the connection: the step fails, the connection is closed rather than left open on the target, and a repeat starts afresh', async () => {
+    const { src, dst, vm, cmd } = await idleVmAndListeningTarget();
+    const original = QmpClient.prototype.execute;
+    let refused = 0;
+    const refuse = jest.spyOn(QmpClient.prototype, 'execute').mockImplementation(function (this: QmpClient, command: string, ...rest: unknown[]) {
+      if (command === 'migrate' && refused++ === 0) return Promise.reject(new QmpError('migrate', 'GenericError', 'refused for the test', this.label));
+      return (original as (...a: unknown[]) => Promise<unknown>).call(this, command, ...rest);
+    } as never);
+    try {
+      await expect(src.transferMemory(cmd(3, 'transfer-memory', 'source'), () => undefined)).rejects.toMatchObject({ desc: 'refused for the test' });
+    } finally {
+      refuse.mockRestore();
+    }
+    // the target's incoming QEMU saw the connection close (QEMU 7.2 ends an incoming migration whose stream breaks)
+    for (const t0 = Date.now(); dst.vmInfo(vm.id)?.alive; await sleep(20)) {
+      if (Date.now() - t0 > 10_000) throw new Error('the target copy still runs 10 s after its stream closed');
+    }
+    expect(src.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'running' })]);
+    // a new target copy and the same step again: a fresh stream, which completes
+    await dst.destroyIncoming(vm.id);
+    const listening = (await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'))).incomingAddress;
+    const again = (step: number, name: StepName, role: 'source' | 'target') => ({ ...cmd(step, name, role), incomingAddress: listening });
+    await stepsThreeToEight(src, dst, vm.id, again);
     expect(await dst.checkMemory(vm.id)).toMatchObject({ ok: true, badPages: 0 });
   });
 

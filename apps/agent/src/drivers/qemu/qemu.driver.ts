@@ -690,6 +690,9 @@ export class QemuDriver implements HypervisorDriver {
       ...(this.o.tlsDir ? { ...(await useTls(qmp, this.o.tlsDir, 'client')), 'tls-hostname': target.host } : {}),
     });
     if (this.o.tlsDir) this.log.log(`migration ${cmd.migrationId}: VM ${cmd.vm.id} → ${uri} ${await confirmTls(qmp, this.o.tlsDir, 'client')}`);
+    // before the transfer is recorded: a connection that cannot be handed over fails the step with nothing begun
+    const connection = await openMigrationConnection(qmp, target);
+    if (connection.why) this.log.warn(`migration ${cmd.migrationId}: QEMU connects to ${uri} itself, with Nagle's algorithm on (the final copy may wait for a delayed acknowledgement): ${connection.why}`);
     const t = this.monitor.begin(vm, { migrationId: cmd.migrationId, uri, wire: cmd.policy, policy, sink: progress });
     // told to the target when it asks how the stream ended (a copy whose memory it touches ahead keeps it)
     void this.residentOf(vm).then(
@@ -699,13 +702,13 @@ export class QemuDriver implements HypervisorDriver {
     vm.state.migrationId = cmd.migrationId;
     vm.state.sourcePausedAt = undefined;
     this.registry.persist(vm);
-    const connection = await openMigrationConnection(qmp, target);
-    if (connection.why) this.log.warn(`migration ${cmd.migrationId}: QEMU connects to ${uri} itself, with Nagle's algorithm on (the final copy may wait for a delayed acknowledgement): ${connection.why}`);
     try {
       await qmp.execute('migrate', { uri: connection.uri });
     } catch (e) {
       // a connection QEMU did not take would hold the target's incoming QEMU waiting for a stream
       if (connection.nodelay) await qmp.execute('closefd', { fdname: MIGRATION_FD_NAME }).catch(() => undefined);
+      // nothing streams: a repeat of the step starts afresh instead of waiting on a transfer no one follows
+      this.monitor.end(vm, t, 'failed', e instanceof FlexmigError ? e : new FlexmigError(ErrorCode.AgentFailed, `migrate to ${uri}: ${(e as Error).message}`), false);
       throw e;
     }
     this.monitor.follow(vm, t);
