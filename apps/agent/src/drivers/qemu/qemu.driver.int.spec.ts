@@ -4,6 +4,7 @@
  * qemu-system-x86_64 is not installed (CI installs Debian's qemu-system-x86).
  */
 import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -311,13 +312,17 @@ d('QemuDriver with real QEMU', () => {
     const { src, dst, vm, cmd } = await idleVmAndListeningTarget();
     const noFds = jest.spyOn(QmpClient.prototype, 'passesFds', 'get').mockReturnValue(false);
     const executed = jest.spyOn(QmpClient.prototype, 'execute');
+    const warned = jest.spyOn(Logger.prototype, 'warn');
     try {
       await stepsThreeToEight(src, dst, vm.id, cmd);
       const incoming = (cmd(3, 'transfer-memory', 'source') as { incomingAddress?: string }).incomingAddress!;
       expect(executed.mock.calls.filter(([c]) => c === 'migrate').map(([, args]) => args)).toEqual([{ uri: `tcp:${incoming}` }]);
+      // the operator learns what it costs and why
+      expect(warned).toHaveBeenCalledWith(expect.stringMatching(new RegExp(`→ tcp:${incoming.replace(/\./g, '\\.')} \\(QEMU connects itself, with Nagle's algorithm on: .*because this Node\\.js cannot hand QEMU a descriptor`)));
     } finally {
       noFds.mockRestore();
       executed.mockRestore();
+      warned.mockRestore();
     }
     expect(await dst.checkMemory(vm.id)).toMatchObject({ ok: true, badPages: 0 });
   });

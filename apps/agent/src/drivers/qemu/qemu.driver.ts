@@ -689,10 +689,12 @@ export class QemuDriver implements HypervisorDriver {
       // the name the target's certificate is checked against: QEMU takes it from a tcp: URI, not from an fd:
       ...(this.o.tlsDir ? { ...(await useTls(qmp, this.o.tlsDir, 'client')), 'tls-hostname': target.host } : {}),
     });
-    if (this.o.tlsDir) this.log.log(`migration ${cmd.migrationId}: VM ${cmd.vm.id} → ${uri} ${await confirmTls(qmp, this.o.tlsDir, 'client')}`);
+    const tls = this.o.tlsDir ? await confirmTls(qmp, this.o.tlsDir, 'client') : 'in cleartext (QEMU_TLS_DIR is not set)';
     // before the transfer is recorded: a connection that cannot be handed over fails the step with nothing begun
     const connection = await openMigrationConnection(qmp, target);
-    if (connection.why) this.log.warn(`migration ${cmd.migrationId}: QEMU connects to ${uri} itself, with Nagle's algorithm on (the final copy may wait for a delayed acknowledgement): ${connection.why}`);
+    const start = `migration ${cmd.migrationId}: VM ${cmd.vm.id} → ${uri}`;
+    if (connection.nodelay) this.log.log(`${start} (the agent's own connection, TCP_NODELAY) ${tls}`);
+    else this.log.warn(`${start} (QEMU connects itself, with Nagle's algorithm on: the final copy may wait for a delayed acknowledgement, because ${connection.why}) ${tls}`);
     const t = this.monitor.begin(vm, { migrationId: cmd.migrationId, uri, wire: cmd.policy, policy, sink: progress });
     // told to the target when it asks how the stream ended (a copy whose memory it touches ahead keeps it)
     void this.residentOf(vm).then(
