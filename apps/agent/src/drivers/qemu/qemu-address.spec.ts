@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { FlexmigError, MigrationPolicySchema, StepCommand } from '@flexmig/contracts';
-import { addressUri, hostPort, migrationPort, rangePortsFrom, sourceEndpoint, sourceUri, tcpUri } from './qemu-address';
+import { addressUri, hostPort, migrationPort, rangePortsFrom, sourceEndpoint, tcpUri } from './qemu-address';
 
 const MIGRATION = '0b6d5c1e-4f3a-4c2b-9d8e-7f6a5b4c3d2e';
 
@@ -53,20 +53,20 @@ describe('hostPort and tcpUri', () => {
   });
 });
 
-describe('sourceUri: where step 3 streams to', () => {
-  it('given the target’s step-2 reply, then its address is used, even with a fixed range', () => {
-    expect(sourceUri(step3({ incomingAddress: '10.0.0.2:41234' }), [40000, 40099])).toBe('tcp:10.0.0.2:41234');
-    expect(sourceUri(step3({ incomingAddress: '[FD00::2]:41234' }), undefined)).toBe('tcp:[fd00::2]:41234');
+describe('sourceEndpoint: where step 3 streams to', () => {
+  it('given the target’s step-2 reply, then its address is used, even with a fixed range: the host as a certificate names it (no brackets, lower case), the port a number', () => {
+    expect(sourceEndpoint(step3({ incomingAddress: '10.0.0.2:41234' }), [40000, 40099])).toEqual({ host: '10.0.0.2', port: 41234 });
+    expect(sourceEndpoint(step3({ incomingAddress: '[FD00::2]:41234' }), undefined)).toEqual({ host: 'fd00::2', port: 41234 });
   });
 
   it('given no reply but a fixed range, then the target’s host with the port of the migration id', () => {
-    expect(sourceUri(step3(), [40000, 40099])).toBe(`tcp:10.0.0.2:${migrationPort(MIGRATION, [40000, 40099])}`);
+    expect(sourceEndpoint(step3(), [40000, 40099])).toEqual({ host: '10.0.0.2', port: migrationPort(MIGRATION, [40000, 40099]) });
   });
 
   it('given neither a reply nor a fixed range, then a validation error that names both ways', () => {
     const err = (() => {
       try {
-        return sourceUri(step3(), undefined);
+        return sourceEndpoint(step3(), undefined);
       } catch (e) {
         return e;
       }
@@ -76,11 +76,7 @@ describe('sourceUri: where step 3 streams to', () => {
   });
 
   it('given no target address and no reply, then a validation error: the source cannot reach the target', () => {
-    expect(() => sourceUri(step3({ targetAddress: undefined }), [40000, 40099])).toThrow(/has no targetAddress: the source cannot reach the target/);
-  });
-  it('given either, then the endpoint the agent connects to: the host as a certificate names it (no brackets) and the port as a number', () => {
-    expect(sourceEndpoint(step3({ incomingAddress: '[FD00::2]:41234' }), undefined)).toEqual({ host: 'fd00::2', port: 41234 });
-    expect(sourceEndpoint(step3(), [40000, 40099])).toEqual({ host: '10.0.0.2', port: migrationPort(MIGRATION, [40000, 40099]) });
+    expect(() => sourceEndpoint(step3({ targetAddress: undefined }), [40000, 40099])).toThrow(/has no targetAddress: the source cannot reach the target/);
   });
 });
 

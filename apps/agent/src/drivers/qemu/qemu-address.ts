@@ -73,8 +73,3 @@ export function sourceEndpoint(cmd: StepCommand, portRange: [number, number] | u
     : { host: addressHost(cmd.targetAddress!), port: migrationPort(cmd.migrationId, portRange!) };
 }
 
-/** Step 3's stream as a `tcp:` URI (sourceEndpoint). */
-export function sourceUri(cmd: StepCommand, portRange: [number, number] | undefined): string {
-  const { host, port } = sourceEndpoint(cmd, portRange);
-  return tcpUri(host, port);
-}
