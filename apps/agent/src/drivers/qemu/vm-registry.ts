@@ -105,6 +105,13 @@ export interface Vm {
   lastResume?: Date;
   /** The incoming state loaded and the guest held paused (step 6 on the target saw it): step 7 only has to `cont`. */
   incomingLoaded?: string;
+  /**
+   * An incoming copy's stream as its QEMU's last MIGRATION event said (`completed` once the state has loaded),
+   * heard whether or not a step waits for it: the target's half of step 6 that comes after the stream ended
+   * takes it as it is, without a query to QEMU inside the guest's downtime. Unset after an agent restart
+   * until the next event (step 6 then asks QEMU).
+   */
+  incomingStatus?: string;
 }
 
 export interface VmRegistryOptions {
@@ -273,6 +280,8 @@ export class VmRegistry {
       } else if (e.event === 'RESUME') {
         vm.running = true;
         vm.lastResume = e.at;
+      } else if (e.event === 'MIGRATION' && vm.state.role === 'incoming') {
+        vm.incomingStatus = String(e.data?.status);
       }
       this.observer.onEvent(vm, e);
     });
