@@ -248,8 +248,13 @@ export class MigrationStepsService implements OnApplicationBootstrap, BeforeAppl
     switch (cmd.stepName) {
       case 'transfer-config':
         return (await d.prepareIncoming(cmd)) ?? {};
-      case 'transfer-memory':
-        return { stats: await d.transferMemory(cmd, progress) };
+      case 'transfer-memory': {
+        const stats = await d.transferMemory(cmd, progress);
+        // the stream reached the switchover inside step 3 (an idle guest's): steps 4 and 5 are done with it (the
+        // ledger records all three; participation.ts), and no command of step 4 lies inside the guest's downtime
+        if (!d.pausesAtSwitchover || !d.heldAtSwitchover?.(cmd.vm.id, cmd.migrationId)) return { stats };
+        return { stats, pausedAt: (await d.pauseSource(cmd.vm.id)).toISOString() };
+      }
       case 'sync-memory': {
         const stats = await d.syncMemory(cmd, progress);
         // the guest stopped inside step 4: step 5 is done with it (the ledger records both; participation.ts)

@@ -28,28 +28,52 @@ const cmd = (step: number, role: 'source' | 'target', extra: Partial<StepCommand
   ...extra,
 });
 const rec = (step: number, role: 'source' | 'target', status: StepRecord['status'] = 'completed', vmId = vm.id): LedgerRecord => ({ vmId, record: { step, role, attempt: 1, status } });
+/** A step recorded as done with another: attempt 1, completed, with what it carries (stepDoneWith). */
+const doneRecord = (step: number, role: 'source' | 'target', finishedAt: string, carries: Record<string, unknown>): StepRecord => ({
+  step,
+  role,
+  attempt: 1,
+  status: 'completed',
+  reply: { migrationId, step, attempt: 1, repeated: false, finishedAt, ...carries },
+});
 const reservation = (over: Partial<Reservation> = {}): Reservation => ({ migrationId, vmId: vm.id, hostId: 'dst', memoryMiB: 1024, vcpus: 1, createdAt: new Date().toISOString(), ...over });
 
 describe('participation checks (an agent acts only on migrations it took part in)', () => {
   describe('stepDoneWith (a step 4 that ended with the guest paused did step 5)', () => {
     const reply = (step: number, pausedAt?: string) => ({ migrationId, step, attempt: 1, repeated: false, finishedAt: '2026-12-01T17:00:01.000Z', ...(pausedAt ? { pausedAt } : {}) });
     it('given step 4 on the source with pausedAt, then step 5 completed, attempt 1, with that pause; and step 6 then passes its prerequisite', () => {
-      const five = stepDoneWith(cmd(4, 'source'), reply(4, '2026-12-01T17:00:00.000Z'));
-      expect(five).toEqual({
-        step: 5,
-        role: 'source',
-        attempt: 1,
-        status: 'completed',
-        reply: { migrationId, step: 5, attempt: 1, repeated: false, finishedAt: '2026-12-01T17:00:01.000Z', pausedAt: '2026-12-01T17:00:00.000Z' },
-      });
+      const [five, ...more] = stepDoneWith(cmd(4, 'source'), reply(4, '2026-12-01T17:00:00.000Z'));
+      expect(more).toEqual([]);
+      expect(five).toEqual(doneRecord(5, 'source', '2026-12-01T17:00:01.000Z', { pausedAt: '2026-12-01T17:00:00.000Z' }));
       expect(checkPrerequisite(cmd(6, 'source'), [rec(3, 'source'), rec(4, 'source'), { vmId: vm.id, record: five! }])).toBeUndefined();
       expect(checkCompensation({ migrationId, stepName: 'pause-source', role: 'source', vmId: vm.id }, [{ vmId: vm.id, record: five! }])).toBeUndefined();
     });
-    it('given step 4 without pausedAt, any other step with one, or a target, then nothing', () => {
-      expect(stepDoneWith(cmd(4, 'source'), reply(4))).toBeUndefined();
-      expect(stepDoneWith(cmd(3, 'source'), reply(3, '2026-12-01T17:00:00.000Z'))).toBeUndefined();
-      expect(stepDoneWith(cmd(5, 'source'), reply(5, '2026-12-01T17:00:00.000Z'))).toBeUndefined();
-      expect(stepDoneWith(cmd(6, 'target'), reply(6, '2026-12-01T17:00:00.000Z'))).toBeUndefined();
+    it('given step 4 without pausedAt, steps 5 and 6 with one, or a target, then nothing', () => {
+      expect(stepDoneWith(cmd(4, 'source'), reply(4))).toEqual([]);
+      expect(stepDoneWith(cmd(5, 'source'), reply(5, '2026-12-01T17:00:00.000Z'))).toEqual([]);
+      expect(stepDoneWith(cmd(6, 'target'), reply(6, '2026-12-01T17:00:00.000Z'))).toEqual([]);
+      expect(stepDoneWith(cmd(4, 'target'), reply(4, '2026-12-01T17:00:00.000Z'))).toEqual([]);
+    });
+  });
+
+  describe('stepDoneWith (a step 3 that ended with the guest paused did steps 4 and 5)', () => {
+    const PAUSED = '2026-12-07T13:30:00.000Z';
+    const stats = { passes: 1, bytesTransferred: 1_048_576, remainingBytes: 4096, downtimeMs: 0 };
+    const reply = (pausedAt?: string) => ({ migrationId, step: 3, attempt: 2, repeated: false, finishedAt: '2026-12-07T13:30:00.002Z', stats, ...(pausedAt ? { pausedAt } : {}) });
+    it("given step 3 on the source with pausedAt, then step 4 (with step 3's figures) and step 5 completed, attempt 1 each, with that pause; steps 5 and 6 then pass their prerequisites, and each can be compensated", () => {
+      const [four, five, ...more] = stepDoneWith(cmd(3, 'source', { attempt: 2 }), reply(PAUSED));
+      expect(more).toEqual([]);
+      expect(four).toEqual(doneRecord(4, 'source', '2026-12-07T13:30:00.002Z', { stats, pausedAt: PAUSED }));
+      expect(five).toEqual(doneRecord(5, 'source', '2026-12-07T13:30:00.002Z', { pausedAt: PAUSED }));
+      const history = [rec(3, 'source'), { vmId: vm.id, record: four! }, { vmId: vm.id, record: five! }];
+      expect(checkPrerequisite(cmd(5, 'source'), history)).toBeUndefined();
+      expect(checkPrerequisite(cmd(6, 'source'), history)).toBeUndefined();
+      expect(checkCompensation({ migrationId, stepName: 'sync-memory', role: 'source', vmId: vm.id }, history)).toBeUndefined();
+      expect(checkCompensation({ migrationId, stepName: 'pause-source', role: 'source', vmId: vm.id }, history)).toBeUndefined();
+    });
+    it('given step 3 without pausedAt, or on a target, then nothing', () => {
+      expect(stepDoneWith(cmd(3, 'source'), reply())).toEqual([]);
+      expect(stepDoneWith(cmd(3, 'target'), reply(PAUSED))).toEqual([]);
     });
   });
 
@@ -57,21 +81,16 @@ describe('participation checks (an agent acts only on migrations it took part in
     const RESUMED = '2026-12-03T12:00:00.000Z';
     const reply = (step: number, resumedAt?: string) => ({ migrationId, step, attempt: 2, repeated: false, finishedAt: '2026-12-03T12:00:00.004Z', ...(resumedAt ? { resumedAt } : {}) });
     it('given the target half of step 6 with resumedAt, then step 7 completed, attempt 1, with that resume; stop-source then sees the target resumed', () => {
-      const seven = stepDoneWith(cmd(6, 'target', { attempt: 2 }), reply(6, RESUMED));
-      expect(seven).toEqual({
-        step: 7,
-        role: 'target',
-        attempt: 1,
-        status: 'completed',
-        reply: { migrationId, step: 7, attempt: 1, repeated: false, finishedAt: '2026-12-03T12:00:00.004Z', resumedAt: RESUMED },
-      });
+      const [seven, ...more] = stepDoneWith(cmd(6, 'target', { attempt: 2 }), reply(6, RESUMED));
+      expect(more).toEqual([]);
+      expect(seven).toEqual(doneRecord(7, 'target', '2026-12-03T12:00:00.004Z', { resumedAt: RESUMED }));
       expect(checkTargetResumed(cmd(8, 'source'), [{ step: 6, role: 'target', attempt: 2, status: 'completed' }, seven!])).toBeUndefined();
     });
     it('given step 6 without resumedAt, the source half, or another target step with one, then nothing', () => {
-      expect(stepDoneWith(cmd(6, 'target'), reply(6))).toBeUndefined();
-      expect(stepDoneWith(cmd(6, 'source'), reply(6, RESUMED))).toBeUndefined();
-      expect(stepDoneWith(cmd(2, 'target'), reply(2, RESUMED))).toBeUndefined();
-      expect(stepDoneWith(cmd(7, 'target'), reply(7, RESUMED))).toBeUndefined();
+      expect(stepDoneWith(cmd(6, 'target'), reply(6))).toEqual([]);
+      expect(stepDoneWith(cmd(6, 'source'), reply(6, RESUMED))).toEqual([]);
+      expect(stepDoneWith(cmd(2, 'target'), reply(2, RESUMED))).toEqual([]);
+      expect(stepDoneWith(cmd(7, 'target'), reply(7, RESUMED))).toEqual([]);
     });
   });
 

@@ -14,7 +14,7 @@
  *
  * Each function returns the refusal (a typed error) or undefined; the caller throws it.
  */
-import { type AgentCompensation, ErrorCode, FlexmigError, pausedWithSyncMemory, Reservation, resumedWithTransferState, Role, StepCommand, type StepName, stepNumber, StepRecord, StepReply } from '@flexmig/contracts';
+import { type AgentCompensation, ErrorCode, FlexmigError, pausedWithSyncMemory, pausedWithTransferMemory, Reservation, resumedWithTransferState, Role, StepCommand, type StepName, stepNumber, StepRecord, StepReply } from '@flexmig/contracts';
 import { addressHost } from './address';
 
 /** One ledger record with the VM it was for (the wire's StepRecord does not carry it). */
@@ -46,7 +46,10 @@ export const PREREQUISITE: Readonly<Record<Role, Readonly<Partial<Record<StepNam
 };
 
 /**
- * The step a completed step did along with it, as attempt 1 of that step:
+ * The steps a completed step did along with it, each as attempt 1 of that step:
+ * - a source's step 3 (`transfer-memory`) whose reply says the guest is already paused (`pausedAt`: its stream
+ *   reached the switchover inside step 3, HypervisorDriver.heldAtSwitchover) did step 4 (`sync-memory`), with
+ *   step 3's figures and that pause time, and step 5 (`pause-source`), with the same pause time;
  * - a source's step 4 (`sync-memory`) whose reply says the guest is already paused (`pausedAt`: the driver
  *   stopped it inside step 4, HypervisorDriver.pausesAtSwitchover) did step 5 (`pause-source`), with the same
  *   pause time;
@@ -57,16 +60,23 @@ export const PREREQUISITE: Readonly<Record<Role, Readonly<Partial<Record<StepNam
  * check of the target), a compensation finds what it undoes or what forbids it, and a command of that step
  * (a scheduler that did not take it as done) gets this answer. Undefined for every other step.
  */
-export function stepDoneWith(cmd: StepCommand, reply: StepReply): StepRecord | undefined {
-  const done = (name: StepName, role: Role, at: { pausedAt: string } | { resumedAt: string }): StepRecord => {
+export function stepDoneWith(cmd: StepCommand, reply: StepReply): StepRecord[] {
+  const done = (name: StepName, role: Role, with_: Pick<StepReply, 'pausedAt' | 'resumedAt' | 'stats'>): StepRecord => {
     const step = stepNumber(name);
-    return { step, role, attempt: 1, status: 'completed', reply: { migrationId: cmd.migrationId, step, attempt: 1, repeated: false, finishedAt: reply.finishedAt, ...at } };
+    return { step, role, attempt: 1, status: 'completed', reply: { migrationId: cmd.migrationId, step, attempt: 1, repeated: false, finishedAt: reply.finishedAt, ...with_ } };
   };
-  const pausedAt = cmd.role === 'source' ? pausedWithSyncMemory(cmd.stepName, reply) : undefined;
-  if (pausedAt !== undefined) return done('pause-source', 'source', { pausedAt });
+  if (cmd.role === 'source') {
+    const pausedIn3 = pausedWithTransferMemory(cmd.stepName, reply);
+    if (pausedIn3 !== undefined) {
+      const stats = reply.stats === undefined ? {} : { stats: reply.stats };
+      return [done('sync-memory', 'source', { ...stats, pausedAt: pausedIn3 }), done('pause-source', 'source', { pausedAt: pausedIn3 })];
+    }
+    const pausedAt = pausedWithSyncMemory(cmd.stepName, reply);
+    if (pausedAt !== undefined) return [done('pause-source', 'source', { pausedAt })];
+  }
   const resumedAt = cmd.role === 'target' ? resumedWithTransferState(cmd.stepName, reply) : undefined;
-  if (resumedAt !== undefined) return done('resume-target', 'target', { resumedAt });
-  return undefined;
+  if (resumedAt !== undefined) return [done('resume-target', 'target', { resumedAt })];
+  return [];
 }
 
 /** Whether a ledger or wire record (which carries the step's number) is of step `name`. */

@@ -77,9 +77,9 @@ describe('StepLedger', () => {
       const l = new StepLedger();
       const m = randomUUID();
       await l.run(cmd(m, 4, 'source'), admitAll);
-      await l.run(cmd(m, 3, 'source'), pausedIn4);
+      await l.run(cmd(m, 8, 'source'), pausedIn4);
       await l.run(cmd(m, 6, 'target'), pausedIn4);
-      expect(l.recordsOf(m).map((r) => r.step).sort()).toEqual([3, 4, 6]);
+      expect(l.recordsOf(m).map((r) => r.step).sort()).toEqual([4, 6, 8]);
     });
 
     it('does not write over a fence of step 5 (an attempt reported not started stays refused)', async () => {
@@ -102,6 +102,41 @@ describe('StepLedger', () => {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    });
+  });
+
+  describe('a step 3 that ends with the guest paused (steps 4 and 5 done with it)', () => {
+    const PAUSED = '2026-12-07T13:30:00.000Z';
+    const stats = { passes: 1, bytesTransferred: 1, remainingBytes: 4096 };
+    const pausedIn3 = async () => async () => ({ stats, pausedAt: PAUSED });
+
+    it('records steps 4 and 5 completed (attempt 1, the same pause, step 4 with its figures) with step 3, in one write: their commands get those answers', async () => {
+      const m = randomUUID();
+      const writes: number[] = [];
+      const l = new StepLedger((x) => writes.push(x.recordsOf(m).length));
+      await l.run(cmd(m, 3, 'source'), pausedIn3);
+      expect(l.recordsOf(m).map((r) => [r.step, r.attempt, r.status]).sort()).toEqual([
+        [3, 1, 'completed'],
+        [4, 1, 'completed'],
+        [5, 1, 'completed'],
+      ]);
+      // the write that records step 3 completed already holds steps 4 and 5
+      expect(writes.at(-1)).toBe(3);
+      let ran = false;
+      const never = async () => async () => ((ran = true), {});
+      // a scheduler that sends step 4 anyway (one older than this) gets the pause with it, and takes step 5 as done
+      await expect(l.run(cmd(m, 4, 'source'), never)).resolves.toMatchObject({ step: 4, attempt: 1, repeated: true, stats, pausedAt: PAUSED });
+      await expect(l.run(cmd(m, 5, 'source'), never)).resolves.toMatchObject({ step: 5, attempt: 1, repeated: true, pausedAt: PAUSED });
+      expect(ran).toBe(false);
+    });
+
+    it('does not write over a fence of step 4, nor record step 5 past it', async () => {
+      const l = new StepLedger();
+      const m = randomUUID();
+      await l.query(m, issued(1), 4, 1); // fences attempt 1 of step 4
+      await l.run(cmd(m, 3, 'source'), pausedIn3);
+      expect(l.recordsOf(m).map((r) => r.step)).toEqual([3]);
+      await expect(l.run(cmd(m, 4, 'source', 1), admitAll)).rejects.toMatchObject({ code: ErrorCode.Conflict });
     });
   });
 

@@ -175,16 +175,18 @@ export class StepLedger {
   }
 
   /**
-   * The step this one did along with it (participation.ts `stepDoneWith`: step 5 in a step 4 that ended
-   * paused), recorded before the step's own completion, so that the one write that follows keeps both. Not
-   * over a record or a fence of that step (a scheduler that already issued it has its own answer).
+   * The steps this one did along with it (participation.ts `stepDoneWith`: steps 4 and 5 in a step 3 that
+   * ended paused, step 5 in such a step 4, step 7 in such a target half of step 6), recorded before the step's
+   * own completion, so that the one write that follows keeps them all. Not over a record or a fence of such a
+   * step (a scheduler that already issued it has its own answer), nor past one: a step 5 done with step 3
+   * only beside a step 4 done with it.
    */
   private recordDoneWith(cmd: StepCommand, reply: StepReply): void {
-    const record = stepDoneWith(cmd, reply);
-    if (!record) return;
-    const key = this.key(cmd.migrationId, record.step, record.role);
-    if (this.entries.has(key) || this.fences.has(`${cmd.migrationId}:${record.step}`)) return;
-    this.entries.set(key, { migrationId: cmd.migrationId, vmId: cmd.vm.id, record, updatedAt: this.now() });
+    for (const record of stepDoneWith(cmd, reply)) {
+      const key = this.key(cmd.migrationId, record.step, record.role);
+      if (this.entries.has(key) || this.fences.has(`${cmd.migrationId}:${record.step}`)) return;
+      this.entries.set(key, { migrationId: cmd.migrationId, vmId: cmd.vm.id, record, updatedAt: this.now() });
+    }
   }
 
   private update(entry: Entry, record: StepRecord): void {

@@ -168,3 +168,59 @@ describe('a compensation sent again while it runs (the scheduler got no answer) 
     expect(copy()).toBe('absent');
   });
 });
+
+/**
+ * The source's step 3 on a driver whose stream reached the switchover inside it (HypervisorDriver.heldAtSwitchover:
+ * qemu, an idle guest's): the reply carries the pause, and the ledger records steps 4 and 5 done with step 3.
+ */
+describe('a step 3 that ends with the guest held at the switchover (steps 4 and 5 done with it)', () => {
+  const sourceSetup = (heldAtSwitchover: boolean | undefined) => {
+    const driver = new SimDriver({ hostCpu: simulatedHostCpu('IvyBridge'), memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, defaultDirtyRateMiBps: 0, defaultWorkingSetMiB: 0, switchoverAsQemu: true });
+    if (heldAtSwitchover !== undefined) Object.assign(driver, { heldAtSwitchover: (vmId: string, m: string) => heldAtSwitchover && vmId === vm.id && m === migrationId });
+    const migrationId = randomUUID();
+    const reservation = { migrationId, vmId: vm.id, hostId: 'dst', memoryMiB: 1024, vcpus: 1, createdAt: new Date().toISOString() };
+    const bus = {
+      request: async (contract: unknown) => {
+        if (contract === GetReservation) return { reservation, targetMigrationAddress: '127.0.0.1:49152' };
+        throw new Error('unexpected request');
+      },
+      publish: () => undefined,
+    };
+    const steps = new MigrationStepsService(driver, bus as never, { HOST_ID: 'src' } as AgentEnv);
+    const cmd = (step: number): StepCommand => ({ migrationId, step, stepName: stepName(step), attempt: 1, role: 'source', vm, sourceHostId: 'src', targetHostId: 'dst', policy: MigrationPolicySchema.parse({}) });
+    const state = () => driver.listVms().find((v) => v.vmId === vm.id)?.state;
+    return { driver, steps, cmd, state, migrationId };
+  };
+
+  it('replies with pausedAt beside its figures, and answers steps 4 and 5 from the ledger without running them', async () => {
+    const { driver, steps, cmd, state, migrationId } = sourceSetup(true);
+    await driver.startVm(vm);
+    const three = await steps.run(cmd(3));
+    expect(three).toMatchObject({ step: 3, repeated: false, stats: expect.objectContaining({ passes: expect.any(Number) }), pausedAt: expect.any(String) });
+    expect(state()).toBe('paused');
+    const ran: string[] = [];
+    for (const name of ['syncMemory', 'pauseSource'] as const) {
+      const real = driver[name].bind(driver) as (...a: unknown[]) => unknown;
+      Object.assign(driver, { [name]: (...a: unknown[]) => (ran.push(name), real(...a)) });
+    }
+    await expect(steps.run(cmd(4))).resolves.toMatchObject({ step: 4, attempt: 1, repeated: true, stats: three.stats, pausedAt: three.pausedAt });
+    await expect(steps.run(cmd(5))).resolves.toMatchObject({ step: 5, attempt: 1, repeated: true, pausedAt: three.pausedAt });
+    expect(ran).toEqual([]);
+    expect((await steps.records(migrationId)).map((r) => [r.step, r.role, r.status])).toEqual([
+      [3, 'source', 'completed'],
+      [4, 'source', 'completed'],
+      [5, 'source', 'completed'],
+    ]);
+  });
+
+  it('a stream not held there, or a driver that cannot tell: step 3 replies without a pause, the guest runs, and step 4 is a command of its own', async () => {
+    for (const held of [false, undefined]) {
+      const { driver, steps, cmd, state, migrationId } = sourceSetup(held);
+      await driver.startVm(vm);
+      const three = await steps.run(cmd(3));
+      expect(three.pausedAt).toBeUndefined();
+      expect(state()).toBe('running');
+      expect((await steps.records(migrationId)).map((r) => r.step)).toEqual([3]);
+    }
+  });
+});

@@ -1,4 +1,4 @@
-import { pausedWithSyncMemory, resumedWithTransferState } from './agent';
+import { pausedWithSyncMemory, pausedWithTransferMemory, resumedWithTransferState } from './agent';
 
 describe('pausedWithSyncMemory (a step 4 that ended with the guest paused did step 5)', () => {
   const at = '2026-12-01T20:00:00.000Z';
@@ -20,6 +20,29 @@ describe('pausedWithSyncMemory (a step 4 that ended with the guest paused did st
   it('answers nothing for any other step, even one whose reply carries pausedAt (step 5 is step 5)', () => {
     for (const step of ['transfer-memory', 'pause-source', 'transfer-state', 'resume-target'] as const) {
       expect(pausedWithSyncMemory(step, { pausedAt: at })).toBeUndefined();
+    }
+  });
+});
+
+describe('pausedWithTransferMemory (a step 3 that ended with the guest paused did steps 4 and 5)', () => {
+  const at = '2026-12-07T13:30:00.000Z';
+
+  it("answers step 3's pause time, from a reply or from the saga's stored result", () => {
+    expect(pausedWithTransferMemory('transfer-memory', { migrationId: 'm', step: 3, pausedAt: at, stats: { transferredBytes: 1 } })).toBe(at);
+    expect(pausedWithTransferMemory('transfer-memory', { pausedAt: at })).toBe(at);
+  });
+
+  it('answers nothing for a step 3 without a pause, or with no usable time', () => {
+    expect(pausedWithTransferMemory('transfer-memory', { stats: { transferredBytes: 1 } })).toBeUndefined();
+    expect(pausedWithTransferMemory('transfer-memory', { pausedAt: '' })).toBeUndefined();
+    expect(pausedWithTransferMemory('transfer-memory', { pausedAt: 1_764_619_200_000 })).toBeUndefined();
+    expect(pausedWithTransferMemory('transfer-memory', null)).toBeUndefined();
+    expect(pausedWithTransferMemory('transfer-memory', [at])).toBeUndefined();
+  });
+
+  it('answers nothing for any other step: a step 4 that paused is pausedWithSyncMemory', () => {
+    for (const step of ['transfer-config', 'sync-memory', 'pause-source', 'transfer-state'] as const) {
+      expect(pausedWithTransferMemory(step, { pausedAt: at })).toBeUndefined();
     }
   });
 });

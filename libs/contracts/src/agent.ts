@@ -104,7 +104,10 @@ export const StepReplySchema = z.object({
    * When the guest stopped on the source (step 5) / started on the target (step 7): downtime as the guest saw
    * it. On step 4 (`sync-memory`): the guest already stopped inside it (QEMU's `pre-switchover`), and the
    * source agent recorded step 5 done with it (attempt 1): the scheduler takes step 5 as completed in the
-   * same transition and sends step 6 next.
+   * same transition and sends step 6 next. On step 3 (`transfer-memory`): the stream reached the switchover
+   * inside step 3 (an idle guest's, whose first pass QEMU follows at once with the pause), and the source
+   * agent recorded steps 4 and 5 done with it (attempt 1 each, step 4 with step 3's figures): the scheduler
+   * takes both as completed in the same transition and sends step 6 next.
    */
   pausedAt: IsoTimeSchema.optional(),
   /**
@@ -126,7 +129,22 @@ export type StepReply = z.infer<typeof StepReplySchema>;
  * step 5 in step 4's transition by it.
  */
 export function pausedWithSyncMemory(step: StepName, result: unknown): string | undefined {
-  if (step !== 'sync-memory' || result === null || typeof result !== 'object' || Array.isArray(result)) return undefined;
+  return step === 'sync-memory' ? pausedAtOf(result) : undefined;
+}
+
+/**
+ * When a step's reply (or its stored result) says it did steps 4 (`sync-memory`) and 5 (`pause-source`) along
+ * with it: a step 3 (`transfer-memory`) that carries `pausedAt`, the time the guest stopped inside it (its
+ * stream reached QEMU's `pre-switchover` before step 3 ended, HypervisorDriver.heldAtSwitchover). That time, or
+ * undefined for every other step and reply. The one reading of the rule: the source agent's ledger records
+ * steps 4 and 5 with step 3 by it, and the saga completes both in step 3's transition by it.
+ */
+export function pausedWithTransferMemory(step: StepName, result: unknown): string | undefined {
+  return step === 'transfer-memory' ? pausedAtOf(result) : undefined;
+}
+
+function pausedAtOf(result: unknown): string | undefined {
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) return undefined;
   const at = (result as { pausedAt?: unknown }).pausedAt;
   return typeof at === 'string' && at.length > 0 ? at : undefined;
 }

@@ -37,6 +37,14 @@ export interface HypervisorDriver {
   prepareIncoming(cmd: StepCommand): Promise<{ incomingAddress?: string } | void>;
   /** Compensation of 2 and 6 on the target. */
   destroyIncoming(vmId: string): Promise<void>;
+  /**
+   * After step 3, source (only where `pausesAtSwitchover`): whether this migration's stream already holds the
+   * guest stopped at the switchover (the final copy runs or ran). An idle guest's does: QEMU follows its first
+   * pass with the pause at once, so step 3 ends there, and the agent reports steps 4 and 5 done with it
+   * (`pauseSource` records the pause) rather than wait for step 4's command inside the guest's downtime.
+   * Absent: step 4 is always a command of its own.
+   */
+  heldAtSwitchover?(vmId: string, migrationId: string): boolean;
   /** Step 3, source: the first full copy of memory. */
   transferMemory(cmd: StepCommand, progress: ProgressSink): Promise<TransferStats>;
   /** Step 4, source: iterate until what is left fits the downtime budget (per the policy). */

@@ -1,4 +1,4 @@
-import { ErrorCode, FlexmigError, pausedWithSyncMemory, resumedWithTransferState } from '@flexmig/contracts';
+import { ErrorCode, FlexmigError, pausedWithSyncMemory, pausedWithTransferMemory, resumedWithTransferState } from '@flexmig/contracts';
 import { backoffDelayMs } from '@flexmig/timing';
 import { copyJson } from './json-copy';
 import { defaultPeerUnavailableRetryMs, resolvePolicy } from './policy';
@@ -273,6 +273,15 @@ function succeed(s: SagaState, st: StepState, result: JsonValue, now: EpochMs): 
   settle(st);
   let n = st.step;
   const name = stepDefinition(n).name;
+  // the stream reached the switchover inside step 3 (an idle guest's: QEMU follows its first pass with the pause
+  // at once) and the source agent recorded steps 4 and 5 done with it: both are completed here, in the same
+  // transition, rather than a command, a reply and a commit of step 4's own inside the guest's downtime. Step 4
+  // keeps step 3's figures (what was left at the switchover), and both are compensated like steps that ran.
+  const pausedIn3 = pausedWithTransferMemory(name, result);
+  if (pausedIn3 !== undefined && doneWith(s, SYNC_MEMORY, { ...figuresOf(result), pausedAt: pausedIn3, doneWith: TRANSFER_MEMORY }, now)) {
+    n = SYNC_MEMORY;
+    if (doneWith(s, PAUSE_SOURCE, { pausedAt: pausedIn3, doneWith: TRANSFER_MEMORY }, now)) n = PAUSE_SOURCE;
+  }
   // the one reading of "step 4 ended with the guest paused" (libs/contracts), the agent's ledger's too
   const paused = pausedWithSyncMemory(name, result);
   // the source's guest stopped inside step 4 (QEMU's pre-switchover) and its agent recorded step 5 done
@@ -301,11 +310,19 @@ function succeed(s: SagaState, st: StepState, result: JsonValue, now: EpochMs): 
 
 /** Step 2 (`transfer-config`): its compensation destroys the target's copy (nextToCompensate). */
 const TRANSFER_CONFIG = 2 as const satisfies StepNumber;
+/** Step 3 (`transfer-memory`): a step 3 that ends with the guest paused completes steps 4 and 5. */
+const TRANSFER_MEMORY = 3 as const satisfies StepNumber;
 /** Step 4 (`sync-memory`) and step 5 (`pause-source`): a step 4 that ends with the guest paused completes step 5. */
 const SYNC_MEMORY = 4 as const satisfies StepNumber;
 const PAUSE_SOURCE = 5 as const satisfies StepNumber;
 /** Step 6 (`transfer-state`): a step 6 whose target half ends with the guest running completes step 7. */
 const TRANSFER_STATE = 6 as const satisfies StepNumber;
+
+/** A step result's transfer figures (`stats`), when it has them, to keep on a step done with it. */
+const figuresOf = (result: JsonValue): { stats?: JsonValue } => {
+  const stats = result !== null && typeof result === 'object' && !Array.isArray(result) ? result.stats : undefined;
+  return stats === undefined ? {} : { stats };
+};
 
 /** The target's half of a step 6 result (StepExecutor: the source's reply with the target's as `target`). */
 const targetHalf = (result: JsonValue): unknown =>

@@ -120,6 +120,60 @@ describe('happy path', () => {
   });
 });
 
+describe('step 3 that ends with the guest paused (steps 4 and 5 done with it)', () => {
+  const PAUSED = '2025-01-01T12:00:03.500Z';
+  const stats = { passes: 1, bytesTransferred: 1024, remainingBytes: 4096 };
+
+  it("completes steps 4 and 5 in the same transition and sends step 6 next: no command of either, their events still published, step 4 keeping step 3's figures", () => {
+    const s = Saga.runningAt(3);
+    const out = s.succeed(3, { stats, pausedAt: PAUSED });
+    expect(kinds(out)).toEqual(['publish:migration.step-completed', 'publish:migration.step-completed', 'publish:migration.step-completed', 'run-step:6']);
+    expect(ofKind(out, 'publish').map((p) => p.data.step)).toEqual([3, 4, 5]);
+    expect(s.state.steps[3]).toMatchObject({ status: 'completed', attempt: 1, dispatches: 0, inFlight: null, result: { stats, pausedAt: PAUSED, doneWith: 3 } });
+    expect(s.state.steps[4]).toMatchObject({ status: 'completed', attempt: 1, dispatches: 0, inFlight: null, result: { pausedAt: PAUSED, doneWith: 3 } });
+    expect(ofKind(s.log, 'run-step').map((a) => a.step)).toEqual([1, 2, 3, 6]);
+    for (const n of [6, 7, 8, 9] as StepNumber[]) s.succeed(n);
+    expect(s.state.phase).toBe('completed');
+    expect(s.state.steps.every((x) => x.status === 'completed')).toBe(true);
+  });
+
+  it('without pausedAt (or with one that is not a time string), step 4 is a command of its own', () => {
+    for (const result of [undefined, null, { stats }, { stats, pausedAt: '' }, { pausedAt: 12 }, ['pausedAt']]) {
+      const s = Saga.runningAt(3);
+      expect(kinds(s.succeed(3, result as never))).toEqual(['publish:migration.step-completed', 'run-step:4']);
+      expect(s.state.steps[3].status).toBe('running');
+      expect(s.state.steps[4].status).toBe('pending');
+    }
+  });
+
+  it('a step 3 answered by a query (its reply lost) carries the same result: steps 4 and 5 are done with it as well', () => {
+    const s = Saga.runningAt(3);
+    s.timeout(3);
+    const out = s.when({ type: 'step-outcome-resolved', step: 3, attempt: 1, outcome: 'completed', result: { stats, pausedAt: PAUSED } });
+    expect(kinds(out)).toEqual(['publish:migration.step-completed', 'publish:migration.step-completed', 'publish:migration.step-completed', 'run-step:6']);
+  });
+
+  it("when step 6 then fails for good, the target's copy (step 2) is undone first, then 5 (the source resumed), 4, 3 and 1", () => {
+    const s = Saga.runningAt(3);
+    s.succeed(3, { stats, pausedAt: PAUSED });
+    const out = s.fail(6);
+    const { order } = s.compensateAll(out);
+    expect(order).toEqual([2, 5, 4, 3, 1]);
+    expect(s.state.phase).toBe('rolled-back');
+  });
+
+  it('when a cancel waited for step 3, steps 5, 4 and 3 are all undone, 5 first (the source resumed), and no step 6 is sent', () => {
+    const s = Saga.runningAt(3);
+    s.cancel();
+    const out = s.succeed(3, { stats, pausedAt: PAUSED });
+    expect(kinds(out).at(-1)).toBe('compensate:5');
+    const { order } = s.compensateAll(out);
+    expect(order).toEqual([5, 4, 3, 2, 1]);
+    expect(s.state.phase).toBe('cancelled');
+    expect(ofKind(s.log, 'run-step').some((r) => r.step >= 4)).toBe(false);
+  });
+});
+
 describe('step 4 that ends with the guest paused (step 5 done with it)', () => {
   const PAUSED = '2025-01-01T12:00:04.500Z';
 
@@ -146,24 +200,21 @@ describe('step 4 that ends with the guest paused (step 5 done with it)', () => {
     }
   });
 
-  it('only step 4 does it: a pausedAt in another step\'s result completes nothing else', () => {
-    const s = Saga.runningAt(3);
-    expect(kinds(s.succeed(3, { pausedAt: PAUSED }))).toEqual(['publish:migration.step-completed', 'run-step:4']);
-    expect(s.state.steps[4].status).toBe('pending');
+  it("only steps 3 and 4 do it: a pausedAt in another step's result completes nothing else", () => {
+    for (const n of [1, 2, 6, 8] as StepNumber[]) {
+      const s = Saga.runningAt(n);
+      const out = s.succeed(n, { pausedAt: PAUSED });
+      expect(ofKind(out, 'publish').map((p) => p.data.step)).toEqual([n]);
+      expect(s.state.steps[4].status).toBe(n < 5 ? 'pending' : 'completed');
+    }
   });
 
   it("when step 6 then fails for good, the target's copy (step 2) is undone first, then 5 (the source resumed), 4, 3 and 1", () => {
     const s = Saga.runningAt(4);
     s.succeed(4, { pausedAt: PAUSED });
-    let out = s.fail(6);
-    const order: number[] = [];
-    while (ofKind(out, 'compensate').length) {
-      const c = ofKind(out, 'compensate')[0];
-      order.push(c.step);
-      expect(c.compensation).toBe(STEPS[c.step - 1].compensation);
-      out = s.compensated(c.step);
-    }
+    const { order, compensations, out } = s.compensateAll(s.fail(6));
     expect(order).toEqual([2, 5, 4, 3, 1]);
+    expect(compensations).toEqual(order.map((n) => STEPS[n - 1].compensation));
     expect(s.state.phase).toBe('rolled-back');
     expect(ofKind(out, 'publish').find((p) => p.type === 'migration.rolled-back')!.data).toMatchObject({ step: 6, compensatedSteps: [1, 2, 3, 4, 5] });
   });
@@ -171,14 +222,9 @@ describe('step 4 that ends with the guest paused (step 5 done with it)', () => {
   it('when a cancel waited for step 4, steps 5 and 4 are both undone: 5 first (the source resumed), no step 6', () => {
     const s = Saga.runningAt(4);
     s.cancel();
-    let out = s.succeed(4, { pausedAt: PAUSED });
+    const out = s.succeed(4, { pausedAt: PAUSED });
     expect(kinds(out)).toEqual(['publish:migration.step-completed', 'publish:migration.step-completed', 'compensate:5']);
-    const order: number[] = [];
-    while (ofKind(out, 'compensate').length) {
-      const c = ofKind(out, 'compensate')[0];
-      order.push(c.step);
-      out = s.compensated(c.step);
-    }
+    const { order } = s.compensateAll(out);
     expect(order).toEqual([5, 4, 3, 2, 1]);
     expect(s.state.phase).toBe('cancelled');
     expect(ofKind(s.log, 'run-step').some((r) => r.step >= 5)).toBe(false);
@@ -596,30 +642,20 @@ describe('cancel', () => {
     expect(s.cancel('bob', 'maintenance window over')).toEqual([]);
     expect(s.state.cause).toMatchObject({ kind: 'cancelled', by: 'bob', duringStep: n });
     expect(canCancel(s.state).ok).toBe(false);
-    let out = s.succeed(n);
+    const out = s.succeed(n);
     expect(kinds(out)).toEqual(['publish:migration.step-completed', `compensate:${n}`]);
-    const order: number[] = [];
-    while (ofKind(out, 'compensate').length) {
-      const c = ofKind(out, 'compensate')[0];
-      order.push(c.step);
-      out = s.compensated(c.step);
-    }
+    const { order, out: last } = s.compensateAll(out);
     expect(order).toEqual(reversed(n));
-    expect(kinds(out)).toEqual(['publish:migration.cancelled', 'finish:cancelled']);
-    expect(ofKind(out, 'publish')[0].data).toMatchObject({ reason: 'maintenance window over', by: 'bob', compensatedSteps: reversed(n).reverse() });
+    expect(kinds(last)).toEqual(['publish:migration.cancelled', 'finish:cancelled']);
+    expect(ofKind(last, 'publish')[0].data).toMatchObject({ reason: 'maintenance window over', by: 'bob', compensatedSteps: reversed(n).reverse() });
     expect(ofKind(s.log, 'run-step').some((r) => r.step === n + 1)).toBe(false);
   });
 
   it.each(PRE_PONR)('while step %i runs and then fails: the earlier steps are compensated, outcome cancelled, no retry', (n) => {
     const s = Saga.runningAt(n);
     s.cancel();
-    let out = s.fail(n, true);
-    const order: number[] = [];
-    while (ofKind(out, 'compensate').length) {
-      const c = ofKind(out, 'compensate')[0];
-      order.push(c.step);
-      out = s.compensated(c.step);
-    }
+    const out = s.fail(n, true);
+    const { order } = s.compensateAll(out);
     expect(order).toEqual(undoOrder(n));
     expect(s.state.phase).toBe('cancelled');
     expect(s.state.steps[n - 1].status).toBe('failed');

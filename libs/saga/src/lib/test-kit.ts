@@ -48,6 +48,21 @@ export class Saga {
   compensated(n: StepNumber): SagaAction[] {
     return this.when({ type: 'compensation-succeeded', step: n, attempt: this.state.steps[n - 1].compensation?.attempt });
   }
+  /**
+   * Answers every compensation `out` and the ones after it call for, each succeeding: the steps in the order
+   * undone, the compensation each was undone by, and the last actions.
+   */
+  compensateAll(out: SagaAction[]): { order: number[]; compensations: string[]; out: SagaAction[] } {
+    const order: number[] = [];
+    const compensations: string[] = [];
+    while (ofKind(out, 'compensate').length) {
+      const c = ofKind(out, 'compensate')[0];
+      order.push(c.step);
+      compensations.push(c.compensation);
+      out = this.compensated(c.step);
+    }
+    return { order, compensations, out };
+  }
   cancel(by = 'alice', reason = 'changed my mind'): SagaAction[] {
     return this.when({ type: 'cancel-requested', reason, by });
   }

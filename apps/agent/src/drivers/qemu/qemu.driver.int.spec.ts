@@ -202,8 +202,14 @@ d('QemuDriver with real QEMU', () => {
     // a guest held at -incoming -S takes no CPUID sample: the check says so rather than read stale memory
     await expect(dst.guestCpu(vm.id)).rejects.toMatchObject({ code: 'VM_NOT_RUNNING' });
     expect(dst.listVms()).toEqual([expect.objectContaining({ vmId: vm.id, state: 'incoming' })]);
+    const { migrationId } = cmd(3, 'transfer-memory', 'source');
+    expect(src.heldAtSwitchover(vm.id, migrationId)).toBe(false);
     await src.transferMemory(cmd(3, 'transfer-memory', 'source'), sink);
     await src.syncMemory(cmd(4, 'sync-memory', 'source'), sink);
+    // held at pre-switchover once step 4 ends (after step 3 already, for most idle guests: steps 4 and 5 are then
+    // done with it), and only for this migration
+    expect(src.heldAtSwitchover(vm.id, migrationId)).toBe(true);
+    expect(src.heldAtSwitchover(vm.id, randomUUID())).toBe(false);
     const pausedAt = await src.pauseSource(vm.id);
     const stats = await src.transferState(cmd(6, 'transfer-state', 'source'));
     // the target's half of step 6 after its stream ended (an idle guest's usual case; a moment for its QEMU's

@@ -53,6 +53,8 @@ export const LINK_SINK_READ_MS = 60_000;
 const LINK_PROBE_TIMEOUT_MS = 45_000;
 /** Step 6 on the target asks QEMU again after this long without a MIGRATION event (one lost event's cost). */
 const incomingRecheckMs = 100;
+/** How long step 3 waits for a switchover QEMU's own test says comes at its next iteration (TransferMonitor.switchoverDue). */
+const switchoverDueWaitMs = 100;
 /** query-migrate's states of a stream that has not ended (`cancelling` ends as `cancelled`). */
 const STREAM_UNDER_WAY = new Set(['setup', 'active', 'pre-switchover', 'device', 'cancelling', 'wait-unplug', 'postcopy-active', 'postcopy-paused', 'postcopy-recover']);
 
@@ -378,7 +380,16 @@ export class QemuDriver implements HypervisorDriver {
       t = await this.startMigration(vm, proc, cmd, progress);
     }
     await this.monitor.until(t, () => t!.history.length >= 1 || this.monitor.atSwitchover(t!));
+    // an idle guest's first pass leaves next to nothing, and QEMU stops it a millisecond or two after that pass
+    // ends: that moment is waited for (bounded), so that step 3 ends at the switchover and steps 4 and 5 are done
+    // with it, rather than a command of step 4 sent as the guest stops (migration-steps.service.ts)
+    if (this.monitor.switchoverDue(t)) await this.monitor.reachesSwitchover(t, switchoverDueWaitMs);
     return this.monitor.stats(t);
+  }
+
+  heldAtSwitchover(vmId: string, migrationId: string): boolean {
+    const t = this.registry.get(vmId)?.transfer;
+    return t !== undefined && t.migrationId === migrationId && this.monitor.atSwitchover(t);
   }
 
   async syncMemory(cmd: StepCommand, progress: ProgressSink): Promise<TransferStats> {

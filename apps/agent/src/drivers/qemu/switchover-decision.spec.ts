@@ -5,6 +5,7 @@ import {
   qemuDowntimeLimitMs,
   qemuFigureBound,
   qemuPeakBandwidth,
+  qemuSwitchesOverNext,
   realBandwidth,
   streamCapBytesPerSec,
   switchoverFits,
@@ -191,5 +192,21 @@ describe('switchover decision', () => {
       const uncapped = qemuDowntimeLimitMs({ limitMs: 300, realBytesPerSec: real, qemuPeakBytesPerSec: 1074 * MiB, dirtyBytesPerSec: 0 }, tuning);
       expect(switchoverFits((1202 * MiB * uncapped) / 1000, real, 300, tuning)).toBe(false);
     });
+  });
+});
+
+describe('qemuSwitchesOverNext (QEMU\'s own test at its next iteration)', () => {
+  it('given nothing pending, then yes, whatever its figures (an idle guest: QEMU shows 0 MB/s for zero pages)', () => {
+    expect(qemuSwitchesOverNext(0, 0, QEMU_MIN_DOWNTIME_LIMIT_MS)).toBe(true);
+  });
+  it('given less pending than its bandwidth × its limit, then yes; at or above it, no', () => {
+    // 1 GB/s × 1 ms = 1 MB
+    expect(qemuSwitchesOverNext(999_999, 1e9, 1)).toBe(true);
+    expect(qemuSwitchesOverNext(1_000_000, 1e9, 1)).toBe(false);
+    expect(qemuSwitchesOverNext(32 * 1024 * 1024, 1e9, 1)).toBe(false);
+    expect(qemuSwitchesOverNext(32 * 1024 * 1024, 1e9, 300)).toBe(true);
+  });
+  it('given pages pending and no figure yet, then no', () => {
+    expect(qemuSwitchesOverNext(4096, 0, 300)).toBe(false);
   });
 });

@@ -191,3 +191,13 @@ export function qemuDowntimeLimitMs(
   const scale = i.qemuPeakBytesPerSec > 0 ? (i.realBytesPerSec * tuning.bandwidthMargin) / i.qemuPeakBytesPerSec : tuning.bandwidthMargin;
   return Math.max(QEMU_MIN_DOWNTIME_LIMIT_MS, Math.min(i.limitMs, Math.floor(budgetMs * scale)));
 }
+
+/**
+ * Whether QEMU 7.2 switches over at its next check, as the last `query-migrate` after a dirty-bitmap sync
+ * shows it: nothing pending, or less than its own bandwidth figure (bytes/s) × the `downtime-limit` it holds.
+ * That is its own test (reference/qemu-migration.md §3), which it applies at every iteration: an idle guest's
+ * stream, whose first pass left next to nothing, stops the guest a millisecond or two after that pass ends.
+ */
+export function qemuSwitchesOverNext(pendingBytes: number, qemuBytesPerSec: number, qemuLimitMs: number): boolean {
+  return pendingBytes === 0 || pendingBytes < (qemuBytesPerSec * qemuLimitMs) / 1000;
+}

@@ -22,6 +22,7 @@ import {
   qemuDowntimeLimitMs,
   qemuFigureBound,
   qemuPeakBandwidth,
+  qemuSwitchesOverNext,
   realBandwidth,
   streamCapBytesPerSec,
   switchoverFits,
@@ -217,6 +218,24 @@ export class TransferMonitor implements VmObserver {
     if (t && !t.failure && t.status !== 'completed') {
       this.end(vm, t, 'failed', new FlexmigError(ErrorCode.AgentFailed, `VM ${vm.state.vmId}: its QEMU ended during the migration: ${end}`), false);
     }
+  }
+
+  /**
+   * Whether the guest is idle enough that QEMU stops it at its next iteration whatever limit the agent hands it:
+   * by QEMU's own test on the last sample (switchover-decision.ts `qemuSwitchesOverNext`), what is left fits
+   * even the smallest limit. A guest still writing its memory is not waited for: it switches over when the agent
+   * has measured its stream (step 4).
+   */
+  switchoverDue(t: Transfer): boolean {
+    const ram = t.last?.ram;
+    return ram !== undefined && t.last?.status === 'active' && qemuSwitchesOverNext(ram.remaining, mbpsToBytes(ram.mbps), QEMU_MIN_DOWNTIME_LIMIT_MS);
+  }
+
+  /** Waits up to `maxMs` for the guest to stop at pre-switchover; whether it did. Never throws: a failure is the next step's to report. */
+  async reachesSwitchover(t: Transfer, maxMs: number): Promise<boolean> {
+    const deadline = Date.now() + maxMs;
+    while (!this.atSwitchover(t) && !t.failure && Date.now() < deadline) await this.nextChange(t, deadline - Date.now());
+    return this.atSwitchover(t);
   }
 
   /** The guest has stopped at pre-switchover: the final copy runs or ran. */
