@@ -58,7 +58,7 @@ export const PREREQUISITE: Readonly<Record<Role, Readonly<Partial<Record<StepNam
  *   (`resume-target`), with the same resume time.
  * The ledger records it with the step, so that the next step finds its prerequisite (step 6 / step 8's
  * check of the target), a compensation finds what it undoes or what forbids it, and a command of that step
- * (a scheduler that did not take it as done) gets this answer. Undefined for every other step.
+ * (a scheduler that did not take it as done) gets this answer. None for every other step.
  */
 export function stepDoneWith(cmd: StepCommand, reply: StepReply): StepRecord[] {
   const done = (name: StepName, role: Role, with_: Pick<StepReply, 'pausedAt' | 'resumedAt' | 'stats'>): StepRecord => {

@@ -105,7 +105,8 @@ export const StepReplySchema = z.object({
    * it. On step 4 (`sync-memory`): the guest already stopped inside it (QEMU's `pre-switchover`), and the
    * source agent recorded step 5 done with it (attempt 1): the scheduler takes step 5 as completed in the
    * same transition and sends step 6 next. On step 3 (`transfer-memory`): the stream reached the switchover
-   * inside step 3 (an idle guest's, whose first pass QEMU follows at once with the pause), and the source
+   * inside step 3 (a guest whose memory fits the budget after its first pass, which QEMU then follows at once
+   * with the pause), and the source
    * agent recorded steps 4 and 5 done with it (attempt 1 each, step 4 with step 3's figures): the scheduler
    * takes both as completed in the same transition and sends step 6 next.
    */
