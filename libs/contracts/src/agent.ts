@@ -106,8 +106,7 @@ export const StepReplySchema = z.object({
    * source agent recorded step 5 done with it (attempt 1): the scheduler takes step 5 as completed in the
    * same transition and sends step 6 next. On step 3 (`transfer-memory`): the stream reached the switchover
    * inside step 3 (a guest whose memory fits the budget after its first pass, which QEMU then follows at once
-   * with the pause), and the source
-   * agent recorded steps 4 and 5 done with it (attempt 1 each, step 4 with step 3's figures): the scheduler
+   * with the pause), and the source agent recorded steps 4 and 5 done with it (attempt 1 each, step 4 with step 3's figures): the scheduler
    * takes both as completed in the same transition and sends step 6 next.
    */
   pausedAt: IsoTimeSchema.optional(),
@@ -130,7 +129,7 @@ export type StepReply = z.infer<typeof StepReplySchema>;
  * step 5 in step 4's transition by it.
  */
 export function pausedWithSyncMemory(step: StepName, result: unknown): string | undefined {
-  return step === 'sync-memory' ? pausedAtOf(result) : undefined;
+  return step === 'sync-memory' ? timeOf(result, 'pausedAt') : undefined;
 }
 
 /**
@@ -141,12 +140,13 @@ export function pausedWithSyncMemory(step: StepName, result: unknown): string | 
  * steps 4 and 5 with step 3 by it, and the saga completes both in step 3's transition by it.
  */
 export function pausedWithTransferMemory(step: StepName, result: unknown): string | undefined {
-  return step === 'transfer-memory' ? pausedAtOf(result) : undefined;
+  return step === 'transfer-memory' ? timeOf(result, 'pausedAt') : undefined;
 }
 
-function pausedAtOf(result: unknown): string | undefined {
+/** A reply's (or stored result's) `pausedAt` / `resumedAt`: a non-empty string, or undefined. */
+function timeOf(result: unknown, key: 'pausedAt' | 'resumedAt'): string | undefined {
   if (result === null || typeof result !== 'object' || Array.isArray(result)) return undefined;
-  const at = (result as { pausedAt?: unknown }).pausedAt;
+  const at = (result as Record<typeof key, unknown>)[key];
   return typeof at === 'string' && at.length > 0 ? at : undefined;
 }
 
@@ -159,9 +159,7 @@ function pausedAtOf(result: unknown): string | undefined {
  * target: the source copy is never resumed (the point of no return, DESIGN.md).
  */
 export function resumedWithTransferState(step: StepName, targetReply: unknown): string | undefined {
-  if (step !== 'transfer-state' || targetReply === null || typeof targetReply !== 'object' || Array.isArray(targetReply)) return undefined;
-  const at = (targetReply as { resumedAt?: unknown }).resumedAt;
-  return typeof at === 'string' && at.length > 0 ? at : undefined;
+  return step === 'transfer-state' ? timeOf(targetReply, 'resumedAt') : undefined;
 }
 
 export const RunStep = defineRequest({

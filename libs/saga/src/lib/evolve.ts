@@ -273,8 +273,8 @@ function succeed(s: SagaState, st: StepState, result: JsonValue, now: EpochMs): 
   settle(st);
   let n = st.step;
   const name = stepDefinition(n).name;
-  // the stream reached the switchover inside step 3 (an idle guest's: QEMU follows its first pass with the pause
-  // at once) and the source agent recorded steps 4 and 5 done with it: both are completed here, in the same
+  // the stream reached the switchover inside step 3 (a guest whose memory fits the budget after its first pass:
+  // QEMU follows that pass with the pause at once) and the source agent recorded steps 4 and 5 done with it: both are completed here, in the same
   // transition, rather than a command, a reply and a commit of step 4's own inside the guest's downtime. Step 4
   // keeps step 3's figures (what was left at the switchover), and both are compensated like steps that ran.
   const pausedIn3 = pausedWithTransferMemory(name, result);
@@ -318,15 +318,18 @@ const PAUSE_SOURCE = 5 as const satisfies StepNumber;
 /** Step 6 (`transfer-state`): a step 6 whose target half ends with the guest running completes step 7. */
 const TRANSFER_STATE = 6 as const satisfies StepNumber;
 
+/** One field of a step result that is an object; undefined otherwise. */
+const fieldOf = (result: JsonValue, key: string): JsonValue | undefined =>
+  result !== null && typeof result === 'object' && !Array.isArray(result) ? result[key] : undefined;
+
 /** A step result's transfer figures (`stats`), when it has them, to keep on a step done with it. */
 const figuresOf = (result: JsonValue): { stats?: JsonValue } => {
-  const stats = result !== null && typeof result === 'object' && !Array.isArray(result) ? result.stats : undefined;
+  const stats = fieldOf(result, 'stats');
   return stats === undefined ? {} : { stats };
 };
 
 /** The target's half of a step 6 result (StepExecutor: the source's reply with the target's as `target`). */
-const targetHalf = (result: JsonValue): unknown =>
-  result !== null && typeof result === 'object' && !Array.isArray(result) ? (result as { target?: JsonValue }).target : undefined;
+const targetHalf = (result: JsonValue): unknown => fieldOf(result, 'target');
 
 /** Completes step `n`, never issued, as done along with the step before it (attempt 1); false when it was issued. */
 function doneWith(s: SagaState, n: StepNumber, result: JsonValue, now: EpochMs): boolean {
