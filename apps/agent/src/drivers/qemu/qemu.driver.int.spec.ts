@@ -22,7 +22,7 @@ import { residentGuestBytes } from './guest-residency';
 import { isOurQemu, pidAlive } from './qemu-process';
 import { QemuDriver, QemuDriverOptions } from './qemu.driver';
 import { switchoverFits } from './switchover-decision';
-import { QmpClient, QmpError } from './qmp-client';
+import { QmpClient, QmpError, QmpEvent } from './qmp-client';
 import { MIGRATION_FD_NAME } from './migration-connection';
 import { sleep } from '@flexmig/timing';
 
@@ -49,6 +49,37 @@ function driver(extra: Partial<QemuDriverOptions> = {}, runDir?: string): QemuDr
   const drv = new QemuDriver({ binary: BINARY, accel: ACCEL, runDir: dir, listenHost: '127.0.0.1', portRange: [PORT_LO, PORT_LO + 24], pollIntervalMs: 100, ...extra });
   drivers.push(drv);
   return drv;
+}
+
+/** The order in which each QMP connection sent commands, had them answered, and heard events (`of`: the connection that heard one). */
+function qmpTimeline() {
+  const timelines = new Map<QmpClient, string[]>();
+  const note = (c: QmpClient, what: string) => timelines.set(c, [...(timelines.get(c) ?? []), what]);
+  const { execute, emit } = QmpClient.prototype;
+  const executed = jest.spyOn(QmpClient.prototype, 'execute').mockImplementation(function (this: QmpClient, command: string, ...rest: unknown[]) {
+    note(this, `sent ${command}`);
+    const answer = (execute as (...a: unknown[]) => Promise<unknown>).call(this, command, ...rest);
+    answer.then(
+      () => note(this, `answered ${command}`),
+      () => note(this, `refused ${command}`),
+    );
+    return answer as never;
+  });
+  const heard = jest.spyOn(QmpClient.prototype, 'emit').mockImplementation(function (this: QmpClient, name: string | symbol, ...rest: unknown[]) {
+    if (name === 'event') {
+      const e = rest[0] as QmpEvent;
+      note(this, `event ${e.event}${e.data?.status ? ` ${String(e.data.status)}` : ''}`);
+    }
+    return emit.call(this, name, ...rest);
+  });
+  return {
+    executed,
+    of: (what: string): string[] => [...timelines.values()].find((t) => t.includes(what)) ?? [],
+    restore: () => {
+      executed.mockRestore();
+      heard.mockRestore();
+    },
+  };
 }
 
 function vmSpec(over: Partial<VmSpec> = {}): VmSpec {
@@ -194,7 +225,8 @@ d('QemuDriver with real QEMU', () => {
     let listening: string | undefined;
     const cmd = commands(vm, {}, () => listening);
     const { seen, sink } = progressLog();
-    const executed = jest.spyOn(QmpClient.prototype, 'execute');
+    const qmp = qmpTimeline();
+    const executed = qmp.executed;
 
     const { incomingAddress } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'));
     expect(incomingAddress).toMatch(/^127\.0\.0\.1:\d+$/);
@@ -205,7 +237,8 @@ d('QemuDriver with real QEMU', () => {
     const { migrationId } = cmd(3, 'transfer-memory', 'source');
     expect(src.heldAtSwitchover(vm.id, migrationId)).toBe(false);
     await src.transferMemory(cmd(3, 'transfer-memory', 'source'), sink);
-    await src.syncMemory(cmd(4, 'sync-memory', 'source'), sink);
+    const step4 = await src.syncMemory(cmd(4, 'sync-memory', 'source'), sink);
+    const switchover = src.switchoverOf(vm.id);
     // held at pre-switchover once step 4 ends (after step 3 already, for most idle guests: steps 4 and 5 are then
     // done with it), and only for this migration
     expect(src.heldAtSwitchover(vm.id, migrationId)).toBe(true);
@@ -224,7 +257,14 @@ d('QemuDriver with real QEMU', () => {
     if (process.env.FLEXMIG_TEST_VERBOSE) console.log('idle run', stats, { guestSeenDowntimeMs: resumedAt.getTime() - pausedAt.getTime() });
     // the stream went over the source agent's own connection (TCP_NODELAY), handed to QEMU: migration-connection.ts
     expect(executed.mock.calls.filter(([c]) => c === 'migrate').map(([, args]) => args)).toEqual([{ uri: `fd:${MIGRATION_FD_NAME}` }]);
-    executed.mockRestore();
+    // QEMU's MIGRATION pre-switchover event is met at once by the query of the figures at the stop and
+    // migrate-continue, sent together: the stopped guest's final copy waits on no answer of QEMU's
+    const heard = 'event MIGRATION pre-switchover';
+    const source = qmp.of(heard);
+    expect(source.slice(source.indexOf(heard) + 1, source.indexOf(heard) + 3)).toEqual(['sent query-migrate', 'sent migrate-continue']);
+    // step 4 ends with that query's figures, the ones the switchover was judged on
+    expect(step4.remainingBytes).toBe(switchover!.remainingBytes);
+    qmp.restore();
     expect(stats.passes).toBeGreaterThanOrEqual(1);
     expect(stats.bytesTransferred).toBeGreaterThan(0);
     expect(stats.downtimeMs).toBeDefined();

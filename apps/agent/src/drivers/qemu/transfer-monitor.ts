@@ -161,9 +161,28 @@ export class TransferMonitor implements VmObserver {
   onEvent(vm: Vm, e: QmpEvent): void {
     if (e.event === 'STOP') {
       if (vm.transfer && (vm.transfer.status === 'running' || vm.transfer.status === 'ready')) vm.transfer.stoppedAt = e.at;
+    } else if (e.event === 'MIGRATION' && e.data?.status === 'pre-switchover' && vm.transfer?.status === 'running' && vm.proc) {
+      // straight from the event, with no query-migrate before it: every millisecond from here is downtime
+      this.startSwitchover(vm, vm.transfer, vm.proc);
     } else if ((e.event === 'MIGRATION' || e.event === 'MIGRATION_PASS') && vm.transfer) {
       void this.poll(vm, vm.transfer);
     }
+  }
+
+  /**
+   * QEMU stopped the guest at pre-switchover: every millisecond from here is downtime, so the final copy
+   * starts now, from QEMU's MIGRATION event (or the poll that saw the state first, if the event was lost),
+   * not when step 6 arrives. The target stays paused (-S) until its half of step 6 arrived and this agent
+   * said the stream completed (streamEnd); until then the saga can still resume the guest here
+   * (abortStream with evenIfCompleted, after the target's copy is destroyed), so nothing is decided by this.
+   * `seen`: the query-migrate that saw the state, if a poll did.
+   */
+  private startSwitchover(vm: Vm, t: Transfer, proc: QemuProcess, seen?: MigrateInfo): void {
+    t.status = 'ready';
+    t.stoppedAt ??= vm.lastStop ?? new Date();
+    this.stop(t);
+    t.switched = this.switchOver(vm, t, proc, seen);
+    t.switched.catch(() => undefined); // its failure is the transfer's (end), read by steps 5 and 6
   }
 
   /**
@@ -238,9 +257,9 @@ export class TransferMonitor implements VmObserver {
     return this.atSwitchover(t);
   }
 
-  /** The guest has stopped at pre-switchover: the final copy runs or ran. */
+  /** The guest has stopped at pre-switchover and the final copy runs or ran, its figures at the stop recorded (`switchover`). */
   atSwitchover(t: Transfer): boolean {
-    return t.status === 'ready' || t.status === 'switching' || t.status === 'completed';
+    return t.switchover !== undefined && (t.status === 'ready' || t.status === 'switching' || t.status === 'completed');
   }
 
   private completed(t: Transfer): void {
@@ -324,53 +343,12 @@ export class TransferMonitor implements VmObserver {
     const info = await proc.qmp.execute<MigrateInfo>('query-migrate', undefined, 10_000);
     if (t.status !== 'running' && t.status !== 'ready') return;
     const now = Date.now();
-    if (info.ram) {
-      t.last = info;
-      const ram = info.ram;
-      if (ram.transferred !== t.transferred) {
-        t.transferred = ram.transferred;
-        t.transferredAt = now;
-      }
-      // the stream's rate while it streams: at pre-switchover it has stood still since QEMU stopped the
-      // guest, for as long as this sample took to come, and that wait would lower the rate the switchover
-      // is judged on (recordSwitchover) and the link a prediction learns (stats)
-      if (STREAMING.has(info.status)) t.rates.push({ atMs: now, transferred: ram.transferred, qemuBytesPerSec: mbpsToBytes(ram.mbps) });
-      while (t.rates.length > 2 && now - t.rates[0]!.atMs > RATE_HISTORY_MS) t.rates.shift();
-      // dirty-sync-count n ≥ 2 means pass n-1 just ended (sync 1 starts pass 1)
-      if (ram['dirty-sync-count'] > t.syncCount) {
-        if (ram['dirty-sync-count'] >= 2) {
-          const bw = mbpsToBytes(ram.mbps);
-          t.history.push({
-            pass: ram['dirty-sync-count'] - 1,
-            startMs: t.syncAt - t.startedAt,
-            endMs: now - t.startedAt,
-            bytesSent: Math.max(0, ram.transferred - t.syncTransferred),
-            remainingBytes: ram.remaining,
-            dirtyRateBytesPerSec: dirtyBytesPerSec(ram),
-            bandwidthBytesPerSec: bw > 0 ? bw : 1,
-            expectedDowntimeMs: info['expected-downtime'] ?? (bw > 0 ? (ram.remaining / bw) * 1000 : 0),
-            throttlePct: info['cpu-throttle-percentage'] ?? 0,
-            downtimeLimitMs: t.downtimeLimitMs,
-          });
-        }
-        t.syncCount = ram['dirty-sync-count'];
-        t.syncAt = now;
-        t.syncTransferred = ram.transferred;
-      }
-    }
+    this.ingest(t, info, now);
     this.report(t);
     switch (info.status) {
       case 'pre-switchover':
-        // the guest is stopped: every millisecond from here is downtime, so the final copy starts now,
-        // not when step 6 arrives. The target stays paused (-S) until its half of step 6 arrived and this agent
-        // said the stream completed (streamEnd); until then the saga can still resume the guest here
-        // (abortStream with evenIfCompleted, after the target's copy is destroyed), so nothing is decided by this.
-        t.status = 'ready';
-        t.stoppedAt ??= vm.lastStop ?? new Date();
-        this.stop(t);
-        t.switchover = this.recordSwitchover(t, info);
-        t.switched = this.switchOver(vm, t, proc);
-        t.switched.catch(() => undefined); // its failure is the transfer's (end), read by steps 5 and 6
+        // its MIGRATION event was lost, or came while this query was under way
+        this.startSwitchover(vm, t, proc, info);
         return;
       case 'failed':
         this.fail(vm, t, new FlexmigError(ErrorCode.AgentFailed, `the migration of VM ${vm.state.vmId} to ${t.uri} failed: ${info['error-desc'] || 'no reason given by QEMU (see the target log)'}; the VM keeps running on the source`));
@@ -413,12 +391,52 @@ export class TransferMonitor implements VmObserver {
         break;
     }
     await this.retune(proc, t);
+    // QEMU may have stopped the guest for the switchover meanwhile (its event starts it): nothing left to judge
+    if (t.status !== 'running') return;
     // no lever left: fail instead of waiting for the completion timeout
     const throttle = info['cpu-throttle-percentage'] ?? 0;
     const hits = passesNotConverging(t.history, t.policy);
     if (!leverLeft(t.policy, throttle, t.downtimeLimitMs) && hits >= (this.o.notConvergingPasses ?? 8)) {
       const reason = noLeverReason(`${hits} passes in a row re-dirtied more than ${t.policy.throttleTriggerThresholdPct}% of what they sent`, t.policy, throttle);
       this.fail(vm, t, this.convergenceError(vm, t, ConvergenceFailureCode.NotConverging, reason, elapsed));
+    }
+  }
+
+  /** One query-migrate's figures into the transfer: the last sample, the agent's own rate samples, a pass that ended. */
+  private ingest(t: Transfer, info: MigrateInfo, now: number): void {
+    if (info.ram) {
+      t.last = info;
+      const ram = info.ram;
+      if (ram.transferred !== t.transferred) {
+        t.transferred = ram.transferred;
+        t.transferredAt = now;
+      }
+      // the stream's rate while it streams: at pre-switchover it has stood still since QEMU stopped the
+      // guest, for as long as this sample took to come, and that wait would lower the rate the switchover
+      // is judged on (recordSwitchover) and the link a prediction learns (stats)
+      if (STREAMING.has(info.status)) t.rates.push({ atMs: now, transferred: ram.transferred, qemuBytesPerSec: mbpsToBytes(ram.mbps) });
+      while (t.rates.length > 2 && now - t.rates[0]!.atMs > RATE_HISTORY_MS) t.rates.shift();
+      // dirty-sync-count n ≥ 2 means pass n-1 just ended (sync 1 starts pass 1)
+      if (ram['dirty-sync-count'] > t.syncCount) {
+        if (ram['dirty-sync-count'] >= 2) {
+          const bw = mbpsToBytes(ram.mbps);
+          t.history.push({
+            pass: ram['dirty-sync-count'] - 1,
+            startMs: t.syncAt - t.startedAt,
+            endMs: now - t.startedAt,
+            bytesSent: Math.max(0, ram.transferred - t.syncTransferred),
+            remainingBytes: ram.remaining,
+            dirtyRateBytesPerSec: dirtyBytesPerSec(ram),
+            bandwidthBytesPerSec: bw > 0 ? bw : 1,
+            expectedDowntimeMs: info['expected-downtime'] ?? (bw > 0 ? (ram.remaining / bw) * 1000 : 0),
+            throttlePct: info['cpu-throttle-percentage'] ?? 0,
+            downtimeLimitMs: t.downtimeLimitMs,
+          });
+        }
+        t.syncCount = ram['dirty-sync-count'];
+        t.syncAt = now;
+        t.syncTransferred = ram.transferred;
+      }
     }
   }
 
@@ -496,7 +514,7 @@ export class TransferMonitor implements VmObserver {
    * Resolves with the last query-migrate once `completed` carries its figures (the 7.2 race, reference §1);
    * a stream that failed ends the transfer (the guest runs on the source again) and rejects.
    */
-  private async switchOver(vm: Vm, t: Transfer, proc: QemuProcess): Promise<MigrateInfo> {
+  private async switchOver(vm: Vm, t: Transfer, proc: QemuProcess, seen?: MigrateInfo): Promise<MigrateInfo> {
     t.status = 'switching';
     let finalSeen = false;
     let wakeUp: () => void = () => undefined;
@@ -511,7 +529,16 @@ export class TransferMonitor implements VmObserver {
     proc.qmp.on('event', onEvent);
     let info: MigrateInfo;
     try {
-      await proc.qmp.execute('migrate-continue', { state: 'pre-switchover' });
+      // the figures as the guest stopped, unless a poll has them: asked together with migrate-continue and answered
+      // before it (QMP takes a connection's commands in order), as the final copy then holds QEMU's lock and leaves
+      // nothing to read; the guest waits on no answer of QEMU's
+      const [stopped] = await Promise.all([seen ?? proc.qmp.execute<MigrateInfo>('query-migrate'), proc.qmp.execute('migrate-continue', { state: 'pre-switchover' })]);
+      if (!seen) {
+        this.ingest(t, stopped, Date.now());
+        this.report(t);
+      }
+      t.switchover = this.recordSwitchover(t, stopped);
+      this.wake(t); // steps 3 and 4 end here (atSwitchover)
       for (;;) {
         info = await proc.qmp.execute<MigrateInfo>('query-migrate');
         if (FINAL.has(info.status)) {
