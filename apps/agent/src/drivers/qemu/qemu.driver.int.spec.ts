@@ -11,7 +11,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckVmCpu, CheckVmMemory, FlexmigError, MigrationPolicyInput, MigrationPolicySchema, StepCommand, StepName, VmSpec } from '@flexmig/contracts';
+import { CheckVmCpu, CheckVmMemory, FlexmigError, MigrationPolicyInput, MigrationPolicySchema, StepCommand, StepName, TransferStats, VmSpec } from '@flexmig/contracts';
 import { AgentHandlers } from '../../agent.handlers';
 import { AgentEnv } from '../../config';
 import { MigrationStepsService } from '../../migration-steps.service';
@@ -22,6 +22,8 @@ import { residentGuestBytes } from './guest-residency';
 import { isOurQemu, pidAlive } from './qemu-process';
 import { QemuDriver, QemuDriverOptions } from './qemu.driver';
 import { switchoverFits } from './switchover-decision';
+import { SwitchoverRecord, TransferMonitor } from './transfer-monitor';
+import type { Vm } from './vm-registry';
 import { QmpClient, QmpError, QmpEvent } from './qmp-client';
 import { MIGRATION_FD_NAME } from './migration-connection';
 import { sleep } from '@flexmig/timing';
@@ -375,6 +377,40 @@ d('QemuDriver with real QEMU', () => {
       executed.mockRestore();
       warned.mockRestore();
     }
+    expect(await dst.checkMemory(vm.id)).toMatchObject({ ok: true, badPages: 0 });
+  });
+
+  it("QEMU's pre-switchover event lost: the next poll sees the state and starts the final copy with its figures; the guest arrives intact", async () => {
+    const { src, dst, vm, cmd } = await idleVmAndListeningTarget();
+    const onEvent = TransferMonitor.prototype.onEvent;
+    const lost = jest.spyOn(TransferMonitor.prototype, 'onEvent').mockImplementation(function (this: TransferMonitor, v: Vm, e: QmpEvent) {
+      if (e.event !== 'MIGRATION' || e.data?.status !== 'pre-switchover') onEvent.call(this, v, e);
+    });
+    const qmp = qmpTimeline();
+    let step4: TransferStats;
+    let switchover: SwitchoverRecord | undefined;
+    try {
+      await src.transferMemory(cmd(3, 'transfer-memory', 'source'), () => undefined);
+      step4 = await src.syncMemory(cmd(4, 'sync-memory', 'source'), () => undefined);
+      switchover = src.switchoverOf(vm.id);
+      await src.pauseSource(vm.id);
+      await src.transferState(cmd(6, 'transfer-state', 'source'));
+      await dst.confirmIncoming(cmd(6, 'transfer-state', 'target'));
+      await dst.resumeTarget(vm.id);
+    } finally {
+      lost.mockRestore();
+      qmp.restore();
+    }
+    // migrate-continue went out after a poll's query was answered, past the event no one heard
+    const heard = 'event MIGRATION pre-switchover';
+    const source = qmp.of(heard);
+    const continued = source.indexOf('sent migrate-continue');
+    expect(continued).toBeGreaterThan(source.indexOf(heard));
+    expect(source[continued - 1]).toBe('answered query-migrate');
+    // that poll's figures are the switchover's, and step 4's
+    expect(switchover).toBeDefined();
+    expect(step4.remainingBytes).toBe(switchover!.remainingBytes);
+    await src.stopSource(vm.id);
     expect(await dst.checkMemory(vm.id)).toMatchObject({ ok: true, badPages: 0 });
   });
 
