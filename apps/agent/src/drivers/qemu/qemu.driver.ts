@@ -369,10 +369,10 @@ export class QemuDriver implements HypervisorDriver {
   async transferMemory(cmd: StepCommand, progress: ProgressSink): Promise<TransferStats> {
     const vm = this.source(cmd.vm.id);
     let t = vm.transfer;
-    if (t && t.migrationId === cmd.migrationId && (t.status === 'running' || t.status === 'ready')) {
+    if (t && t.migrationId === cmd.migrationId && t.status === 'running') {
       t.sink = progress; // a repeat: the stream already runs
     } else {
-      if (t && (t.status === 'running' || t.status === 'ready')) await this.cancelTransfer(cmd.vm.id);
+      if (t?.status === 'running') await this.cancelTransfer(cmd.vm.id);
       const proc = await this.registry.procOf(vm);
       await this.monitor.cancelOrphan(vm, proc); // a stream an earlier agent started, if one still runs
       const st = await proc.qmp.execute<{ status: string; running: boolean }>('query-status');
@@ -408,7 +408,7 @@ export class QemuDriver implements HypervisorDriver {
     const vm = this.registry.get(vmId);
     if (!vm || vm.dead) return;
     const t = vm.transfer;
-    if (t && (t.status === 'running' || t.status === 'ready' || t.status === 'switching')) {
+    if (t && (t.status === 'running' || t.status === 'switching')) {
       this.monitor.end(vm, t, 'cancelled', transferCancelled(vmId, t.migrationId, 'cancelTransfer'), true);
     }
     await t?.settled;
@@ -655,7 +655,7 @@ export class QemuDriver implements HypervisorDriver {
     for (const sink of this.sinks) sink.close();
     for (const vm of this.registry.all()) {
       const t = vm.transfer;
-      if (t && (t.status === 'running' || t.status === 'ready' || t.status === 'switching')) {
+      if (t && (t.status === 'running' || t.status === 'switching')) {
         // nothing of this agent acts on the stream any more (no abort: the next agent settles it, onAttach)
         this.monitor.end(vm, t, 'cancelled', transferCancelled(vm.state.vmId, t.migrationId, 'the agent closed'), false);
       } else if (t) this.monitor.stop(t);

@@ -29,7 +29,8 @@ import {
 } from './switchover-decision';
 import type { Vm, VmObserver } from './vm-registry';
 
-export type TransferStatus = 'running' | 'ready' | 'switching' | 'completed' | 'failed' | 'cancelled';
+/** `switching`: the guest stopped at pre-switchover and the final copy was started (startSwitchover). */
+export type TransferStatus = 'running' | 'switching' | 'completed' | 'failed' | 'cancelled';
 
 export interface Transfer {
   migrationId: string;
@@ -160,7 +161,7 @@ export class TransferMonitor implements VmObserver {
 
   onEvent(vm: Vm, e: QmpEvent): void {
     if (e.event === 'STOP') {
-      if (vm.transfer && (vm.transfer.status === 'running' || vm.transfer.status === 'ready')) vm.transfer.stoppedAt = e.at;
+      if (vm.transfer?.status === 'running') vm.transfer.stoppedAt = e.at;
     } else if (e.event === 'MIGRATION' && e.data?.status === 'pre-switchover' && vm.transfer?.status === 'running' && vm.proc) {
       // straight from the event, with no query-migrate before it: every millisecond from here is downtime
       this.startSwitchover(vm, vm.transfer, vm.proc);
@@ -178,7 +179,6 @@ export class TransferMonitor implements VmObserver {
    * `seen`: the query-migrate that saw the state, if a poll did.
    */
   private startSwitchover(vm: Vm, t: Transfer, proc: QemuProcess, seen?: MigrateInfo): void {
-    t.status = 'ready';
     t.stoppedAt ??= vm.lastStop ?? new Date();
     this.stop(t);
     t.switched = this.switchOver(vm, t, proc, seen);
@@ -207,7 +207,7 @@ export class TransferMonitor implements VmObserver {
   async cancelOrphan(vm: Vm, proc: QemuProcess): Promise<void> {
     if (vm.state.role !== 'vm') return;
     const t = vm.transfer;
-    if (t && (t.status === 'running' || t.status === 'ready' || t.status === 'switching')) return; // driven
+    if (t && (t.status === 'running' || t.status === 'switching')) return; // driven
     let info = await proc.qmp.execute<MigrateInfo>('query-migrate');
     // a final copy under way (it starts at pre-switchover) ends in moments: settle what it ends as
     for (let i = 0; i < 500 && info.status === 'device'; i++) {
@@ -259,7 +259,7 @@ export class TransferMonitor implements VmObserver {
 
   /** The guest has stopped at pre-switchover and the final copy runs or ran, its figures at the stop recorded (`switchover`). */
   atSwitchover(t: Transfer): boolean {
-    return t.switchover !== undefined && (t.status === 'ready' || t.status === 'switching' || t.status === 'completed');
+    return t.switchover !== undefined && (t.status === 'switching' || t.status === 'completed');
   }
 
   private completed(t: Transfer): void {
@@ -322,15 +322,15 @@ export class TransferMonitor implements VmObserver {
       t.pollAgain = true;
       return;
     }
-    if (t.status !== 'running' && t.status !== 'ready') return;
+    if (t.status !== 'running') return;
     t.polling = true;
     try {
       do {
         t.pollAgain = false;
         await this.pollOnce(vm, t);
-      } while (t.pollAgain && (t.status === 'running' || t.status === 'ready'));
+      } while (t.pollAgain && t.status === 'running');
     } catch (e) {
-      if (t.status === 'running' || t.status === 'ready') this.fail(vm, t, new FlexmigError(ErrorCode.AgentFailed, `following the migration of VM ${vm.state.vmId} failed: ${(e as Error).message}`));
+      if (t.status === 'running') this.fail(vm, t, new FlexmigError(ErrorCode.AgentFailed, `following the migration of VM ${vm.state.vmId} failed: ${(e as Error).message}`));
     } finally {
       t.polling = false;
       this.wake(t);
@@ -341,7 +341,7 @@ export class TransferMonitor implements VmObserver {
     const proc = vm.proc;
     if (!proc) throw new FlexmigError(ErrorCode.Unavailable, 'the source QEMU is gone');
     const info = await proc.qmp.execute<MigrateInfo>('query-migrate', undefined, 10_000);
-    if (t.status !== 'running' && t.status !== 'ready') return;
+    if (t.status !== 'running') return;
     const now = Date.now();
     this.ingest(t, info, now);
     this.report(t);
