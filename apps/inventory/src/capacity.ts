@@ -22,18 +22,26 @@ export const HELD_BY_HOST_SQL = `SELECT host_id, sum(memory_mib)::int AS memory_
      UNION ALL SELECT host_id, memory_mib, vcpus, 0 FROM reservations) held(host_id, memory_mib, vcpus, vms)
    GROUP BY host_id HAVING sum(memory_mib) <> 0 OR sum(vcpus) <> 0 OR sum(vms) <> 0`;
 
-/** What the hosts named in $1 hold: every VM creation and reservation asks it (prepared). */
-const HELD_BY_HOSTS = prepared('inventory_held_by_hosts', 'SELECT host_id, memory_mib, vcpus FROM host_allocations WHERE host_id = ANY($1)');
-
-/** What VMs (starting or running) and incoming-migration reservations hold on each of the hosts named (none: nothing). */
-export async function allocations(m: EntityManager, hostIds: string[]): Promise<Map<string, Allocation>> {
-  const rows = await runPrepared<{ host_id: string; memory_mib: number; vcpus: number }>(m, HELD_BY_HOSTS, [hostIds]);
-  return new Map(rows.map((r) => [r.host_id, { memoryMiB: r.memory_mib, vcpus: r.vcpus }]));
+/**
+ * The head of a statement that inserts a row only where it fits beside what its host holds now
+ * (`host_allocations`, read by the statement itself: run it after the host's row lock was granted, and it
+ * sees every allocation committed before): `WITH held AS (…), ins AS (<insert> SELECT <values> FROM held
+ * WHERE it fits RETURNING <returning>)`, for the caller's own last SELECT over `held` (the host's
+ * `memory_mib`, `vcpus`) and `ins`. Parameters are named as in the statement (`$3`), the need and the
+ * capacity as whole numbers (hostCapacity).
+ */
+export function insertIfRoomSql(o: { insert: string; values: string; host: string; need: { memoryMiB: string; vcpus: string }; capacity: { memoryMiB: string; vcpus: string }; returning: string }): string {
+  return `WITH held AS (
+     SELECT coalesce(a.memory_mib, 0) AS memory_mib, coalesce(a.vcpus, 0) AS vcpus
+     FROM (SELECT 1) one LEFT JOIN host_allocations a ON a.host_id = ${o.host}),
+   ins AS (
+     ${o.insert}
+     SELECT ${o.values} FROM held
+     WHERE held.memory_mib + ${o.need.memoryMiB}::int <= ${o.capacity.memoryMiB}::int AND held.vcpus + ${o.need.vcpus}::int <= ${o.capacity.vcpus}::int
+     RETURNING ${o.returning})`;
 }
 
-export const none: Allocation = { memoryMiB: 0, vcpus: 0 };
-
-/** A host as `lockHostWithRoom` read it under its row lock, with its cluster's mode and ratios. */
+/** A host as `lockHostToFill` read it under its row lock, with its cluster's mode and ratios. */
 export interface LockedHost {
   id: string;
   clusterId: string;
@@ -100,18 +108,17 @@ export function checkRoom(host: HostToFill, held: Allocation, need: Allocation):
 }
 
 /**
- * Checks that a host can take `need` more under its cluster's allocation ratios, inside a transaction,
- * and holds the host's row lock until it ends. VM creation comes through here; step 1's reservation
- * does the same in fewer statements (reservations.service.ts) with `hostToFill` and `checkRoom`.
- * With `shareCluster` the cluster's row is share-locked by the same statement: its CPU mode cannot change
- * (a mode change locks it for update) until the transaction ends.
+ * Locks a host for a change of what it holds, inside a transaction, and refuses one that may not take more
+ * (absent, down, in maintenance); the row lock holds until the transaction ends. With `shareCluster` the
+ * cluster's row is share-locked by the same statement: its CPU mode cannot change (a mode change locks it
+ * for update) until the transaction ends.
  *
- * Two statements: the host with its cluster, locked; then what the host holds, in a statement of its own
- * after the lock was granted (READ COMMITTED: it sees every allocation committed before the lock).
+ * Whether the change fits is the writer's next statement, begun after the lock was granted (READ COMMITTED:
+ * it sees every allocation committed before): VM creation inserts the VM only where it fits beside
+ * `host_allocations` (vms.service.ts), as step 1 does its reservation after taking the same lock in a
+ * statement of its own (reservations.service.ts); `checkRoom` words the refusal.
  */
-export async function lockHostWithRoom(m: EntityManager, hostId: string, need: Allocation, o: { shareCluster?: boolean } = {}): Promise<LockedHost> {
+export async function lockHostToFill(m: EntityManager, hostId: string, o: { shareCluster?: boolean } = {}): Promise<HostToFill> {
   const [row] = await runPrepared<LockedRow>(m, o.shareCluster ? LOCK_HOST_SHARE_CLUSTER : LOCK_HOST, [hostId]);
-  const host = hostToFill(row, hostId);
-  checkRoom(host, (await allocations(m, [hostId])).get(hostId) ?? none, need);
-  return host;
+  return hostToFill(row, hostId);
 }

@@ -15,7 +15,7 @@ import { startTestDatabase, TestDatabase, waitFor } from '@flexmig/testing';
 import { inventoryEntities } from './entities';
 import { inventoryMigrations } from './migrations';
 import { HostAllocations1764600000000 } from './migrations/1764600000000-host-allocations';
-import { HELD_BY_HOST_SQL, lockHostWithRoom } from './capacity';
+import { HELD_BY_HOST_SQL, lockHostToFill } from './capacity';
 import type { NatsBus } from '@flexmig/messaging';
 import { CpuCompatClient } from './cpu/cpu-compat.client';
 import { VmsService } from './vms/vms.service';
@@ -270,14 +270,14 @@ describe('host_allocations (what each host holds, kept by PostgreSQL)', () => {
       const x = await runningVm('ha-c');
       const migrationId = randomUUID();
       await reservations.reserve({ migrationId, vmId: x, hostId: 'ha-d' });
-      // VM creation's transaction (vms.service.ts): the host's row lock with its room, then the insert,
+      // VM creation's transaction (vms.service.ts): the host's row lock, then the insert where the VM fits,
       // whose trigger takes the host's counter. The move waits for the host's row before it takes any
       // counter; taking the counters first, it would hold the one the creation then needs
       const creation = ds.createQueryRunner();
       await creation.connect();
       await creation.startTransaction();
       try {
-        await lockHostWithRoom(creation.manager, 'ha-d', { memoryMiB: 256, vcpus: 1 });
+        await lockHostToFill(creation.manager, 'ha-d');
         const move = vms.relocate({ migrationId, vmId: x, fromHostId: 'ha-c', toHostId: 'ha-d' });
         move.catch(() => undefined); // awaited below
         await waitFor('the move to wait for the host', async () => (await lockWaiters()) >= 1);

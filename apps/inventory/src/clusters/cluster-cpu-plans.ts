@@ -20,6 +20,14 @@ const ONE_HOST_PER_CPU = prepared(
 );
 
 /** The part of a cluster's CPU plan that VM creation needs: the mode every host passes, or why there is none. */
+/** A cluster's row of `cluster_cpu_plans` as stored: current while `planned_generation` is `generation`. */
+export interface StoredPlan {
+  generation: string;
+  planned_generation: string | null;
+  mode: string | null;
+  reason: string | null;
+}
+
 export interface CachedPlan {
   mode: string | null;
   reason: string;
@@ -59,10 +67,11 @@ export class ClusterCpuPlans {
   /**
    * The cluster's plan: the stored one when current, else one asked of cpu-compat now (and stored unless a
    * host registered meanwhile). The generation is read before the hosts, so a plan stored under it
-   * never misses a host that registered before it was read.
+   * never misses a host that registered before it was read. `stored`: the cluster's row as the caller just
+   * read it (null: none), so that VM creation reads it with its host, in one statement; undefined: read here.
    */
-  async get(clusterId: string): Promise<CachedPlan> {
-    const [row] = await runPrepared<{ generation: string; planned_generation: string | null; mode: string | null; reason: string | null }>(this.db, CLUSTER_PLAN, [clusterId]);
+  async get(clusterId: string, stored?: StoredPlan | null): Promise<CachedPlan> {
+    const row = stored !== undefined ? stored : (await runPrepared<StoredPlan>(this.db, CLUSTER_PLAN, [clusterId]))[0];
     if (row && row.planned_generation === row.generation) return { mode: row.mode, reason: row.reason ?? '' };
     const hosts = await runPrepared<{ id: string; cpu_vendor: string; cpu_features: string[] }>(this.db, ONE_HOST_PER_CPU, [clusterId]);
     if (hosts.length === 0) return { mode: null, reason: 'the cluster has no hosts' };

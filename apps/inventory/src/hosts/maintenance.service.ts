@@ -8,7 +8,7 @@ import { HostsService } from './hosts.service';
 
 /**
  * Host maintenance: a host in maintenance takes no new VMs and no incoming migrations (VM creation and
- * capacity reservation refuse it, under the host's row lock: `lockHostWithRoom`); the VMs already on it
+ * capacity reservation refuse it, under the host's row lock: `hostToFill`, capacity.ts); the VMs already on it
  * keep running until they are moved away (an evacuation, in the scheduler).
  */
 @Injectable()

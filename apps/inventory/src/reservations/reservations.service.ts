@@ -6,7 +6,7 @@ import { type HostCpu, Reservation, Verdict } from '@flexmig/contracts';
 import { HostEntity, ReservationEntity, VmEntity } from '../entities';
 import { reservationView } from '../views';
 import { cpuIncompatible, hostNotFound, vmNotFound } from '../errors';
-import { checkRoom, hostToFill, type LockedRow, lockHostSql } from '../capacity';
+import { checkRoom, hostToFill, insertIfRoomSql, type LockedRow, lockHostSql } from '../capacity';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import {
   checkCpuAsVerified,
@@ -222,13 +222,10 @@ const RESERVATION_OF_MIGRATION = prepared(
  */
 const INSERT_RESERVATION_IF_ROOM = prepared(
   'inventory_insert_reservation_if_room',
-  `WITH held AS (
-     SELECT coalesce(a.memory_mib, 0) AS memory_mib, coalesce(a.vcpus, 0) AS vcpus
-     FROM (SELECT 1) one LEFT JOIN host_allocations a ON a.host_id = $3),
-   ins AS (
-     INSERT INTO reservations (migration_id, vm_id, host_id, memory_mib, vcpus)
-     SELECT $1::uuid, $2::uuid, $3::text, $4::int, $5::int FROM held
-     WHERE held.memory_mib + $4::int <= $6::int AND held.vcpus + $5::int <= $7::int
-     RETURNING ${RESERVATION_COLUMNS})
+  `${insertIfRoomSql({
+    insert: 'INSERT INTO reservations (migration_id, vm_id, host_id, memory_mib, vcpus)',
+    values: '$1::uuid, $2::uuid, $3::text, $4::int, $5::int',
+    host: '$3', need: { memoryMiB: '$4', vcpus: '$5' }, capacity: { memoryMiB: '$6', vcpus: '$7' }, returning: RESERVATION_COLUMNS,
+  })}
    SELECT held.memory_mib AS held_memory, held.vcpus AS held_vcpus, ins.* FROM held LEFT JOIN ins ON true`,
 );

@@ -9,8 +9,8 @@ import { ClusterEntity, VmEntity } from '../entities';
 import { vmView } from '../views';
 import { hostDown, hostNotFound, vmNotFound } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
-import { ClusterCpuPlans } from '../clusters/cluster-cpu-plans';
-import { lockHostWithRoom } from '../capacity';
+import { ClusterCpuPlans, type StoredPlan } from '../clusters/cluster-cpu-plans';
+import { checkRoom, insertIfRoomSql, lockHostToFill } from '../capacity';
 import { checkRelocationReserved } from '../reservations/reservation-checks';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 import { EventOutbox, OUTBOX_COLUMNS, outboxEvent, outboxValues } from '../events/event-outbox';
@@ -37,7 +37,7 @@ export class VmsService {
    * the host's room under its row lock and records the VM, or starts over when the mode changed.
    */
   async create(input: CreateVm): Promise<Vm> {
-    // the host with its cluster, in one statement
+    // the host with its cluster and the cluster's stored CPU plan, in one statement
     const [found] = await runPrepared<HostWithClusterRow>(this.db, HOST_WITH_CLUSTER, [input.hostId]);
     if (!found) throw hostNotFound(input.hostId);
     if (found.state !== 'up') throw hostDown(found.id);
@@ -45,17 +45,37 @@ export class VmsService {
     const id = randomUUID();
     let cluster: ClusterToStartIn = { id: found.cluster_id, name: found.cluster_name, imcMode: found.imc_mode };
     let cpuBaseline: string | undefined;
+    // the plan as read with the host, for the first choice only: a retry reads the cluster anew
+    let storedPlan: StoredPlan | null | undefined = planOf(found);
     for (let attempt = 1; cpuBaseline === undefined; attempt++) {
-      const chosen = await this.baselineFor(host, input.cpuBaseline, cluster);
+      const chosen = await this.baselineFor(host, input.cpuBaseline, cluster, storedPlan);
+      storedPlan = undefined;
       const modeChosenFor = cluster.imcMode;
       const changed = await this.db.transaction(async (m): Promise<string | null | undefined> => {
         // the host's row lock and the cluster's share lock in one statement: a mode change (which locks the
         // cluster for update) cannot slip in between this check and the commit and leave a VM above its mode
-        const locked = await lockHostWithRoom(m, host.id, input, { shareCluster: true });
+        const locked = await lockHostToFill(m, host.id, { shareCluster: true });
         if (locked.clusterImcMode !== modeChosenFor) return locked.clusterImcMode;
         // host passthrough: the VM sees this host's CPU, so it records its features (it may only move to an identical host)
         const cpuFeatures = chosen === HOST_PASSTHROUGH_BASELINE ? JSON.stringify([...locked.cpuFeatures].sort()) : null;
-        await runPrepared(m, INSERT_STARTING_VM, [id, input.name, locked.clusterId, host.id, input.memoryMiB, input.vcpus, chosen, cpuFeatures]);
+        // what the host holds is read by the insert, begun after the lock was granted: inserted only where the VM fits
+        const [placed] = await runPrepared<{ inserted: boolean; held_memory: number; held_vcpus: number }>(m, INSERT_STARTING_VM_IF_ROOM, [
+          id,
+          input.name,
+          locked.clusterId,
+          host.id,
+          input.memoryMiB,
+          input.vcpus,
+          chosen,
+          cpuFeatures,
+          locked.capacity.memoryMiB,
+          locked.capacity.vcpus,
+        ]);
+        if (!placed) throw new Error(`the insert of VM ${input.name} answered no row`);
+        if (!placed.inserted) {
+          checkRoom(locked, { memoryMiB: placed.held_memory, vcpus: placed.held_vcpus }, input); // throws: the same sums in whole numbers
+          throw new Error(`VM ${input.name} not inserted though ${host.id} has room for it`);
+        }
         return undefined;
       });
       if (changed === undefined) cpuBaseline = chosen;
@@ -92,7 +112,7 @@ export class VmsService {
    * IMC mode, else the highest mode every host of the cluster passes, so the VM can move to any of them
    * (the cluster's cached plan: the same cost at 1,000 hosts as at 20).
    */
-  private async baselineFor(host: HostToStartOn, asked: string | undefined, cluster: ClusterToStartIn): Promise<string> {
+  private async baselineFor(host: HostToStartOn, asked: string | undefined, cluster: ClusterToStartIn, storedPlan?: StoredPlan | null): Promise<string> {
     const { cpu } = host;
     if (asked?.trim().toLowerCase() === HOST_PASSTHROUGH_BASELINE) return HOST_PASSTHROUGH_BASELINE;
     if (asked) {
@@ -108,7 +128,7 @@ export class VmsService {
     }
     if (cluster.imcMode === IMC_OFF) return HOST_PASSTHROUGH_BASELINE;
     if (cluster.imcMode) return cluster.imcMode;
-    const plan = await this.plans.get(cluster.id);
+    const plan = await this.plans.get(cluster.id, storedPlan);
     if (!plan.mode) {
       throw new FlexmigError(ErrorCode.CpuIncompatible, `cluster ${cluster.name} has no CPU baseline common to its hosts: ${plan.reason}`, {
         clusterId: cluster.id,
@@ -185,7 +205,7 @@ export class VmsService {
   }
 }
 
-/** VM creation's first read: the host with its cluster. */
+/** VM creation's first read: the host with its cluster and the cluster's stored CPU plan (`plan_generation` null: none stored). */
 interface HostWithClusterRow {
   id: string;
   state: string;
@@ -195,6 +215,15 @@ interface HostWithClusterRow {
   cluster_id: string;
   cluster_name: string;
   imc_mode: string | null;
+  plan_generation: string | null;
+  plan_planned_generation: string | null;
+  plan_mode: string | null;
+  plan_reason: string | null;
+}
+
+/** The stored plan a HostWithClusterRow carries; null: the cluster has none stored. */
+function planOf(r: HostWithClusterRow): StoredPlan | null {
+  return r.plan_generation === null ? null : { generation: r.plan_generation, planned_generation: r.plan_planned_generation, mode: r.plan_mode, reason: r.plan_reason };
 }
 interface HostToStartOn {
   id: string;
@@ -220,18 +249,28 @@ interface VmRow {
   updated_at: Date;
 }
 
-// the statements of VM creation (three per VM), of a migration's admission and of saga step 9, prepared:
+// the statements of VM creation (four per VM, one of them in a transaction with its lock), of a migration's admission and of saga step 9, prepared:
 // parsed and planned once per connection
 const VM_BY_ID = prepared('inventory_vm_by_id', `SELECT ${VM_COLUMNS} FROM vms v WHERE v.id = $1`);
 const HOST_WITH_CLUSTER = prepared(
   'inventory_host_with_cluster',
-  `SELECT h.id, h.state, h.cpu_vendor, h.cpu_model_name, h.cpu_features, c.id AS cluster_id, c.name AS cluster_name, c.imc_mode
-   FROM hosts h JOIN clusters c ON c.id = h.cluster_id WHERE h.id = $1`,
+  `SELECT h.id, h.state, h.cpu_vendor, h.cpu_model_name, h.cpu_features, c.id AS cluster_id, c.name AS cluster_name, c.imc_mode,
+     p.generation AS plan_generation, p.planned_generation AS plan_planned_generation, p.mode AS plan_mode, p.reason AS plan_reason
+   FROM hosts h JOIN clusters c ON c.id = h.cluster_id LEFT JOIN cluster_cpu_plans p ON p.cluster_id = c.id WHERE h.id = $1`,
 );
-const INSERT_STARTING_VM = prepared(
-  'inventory_insert_starting_vm',
-  `INSERT INTO vms (id, name, cluster_id, host_id, memory_mib, vcpus, cpu_baseline, cpu_features, state)
-   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'starting')`,
+/**
+ * The VM, starting ($1–$8), inserted only where it fits beside what its host holds now (`host_allocations`)
+ * under the host's capacity ($9 MiB, $10 vCPUs: whole numbers, hostCapacity); the row always comes back,
+ * with what the host held and whether the VM was inserted.
+ */
+const INSERT_STARTING_VM_IF_ROOM = prepared(
+  'inventory_insert_starting_vm_if_room',
+  `${insertIfRoomSql({
+    insert: 'INSERT INTO vms (id, name, cluster_id, host_id, memory_mib, vcpus, cpu_baseline, cpu_features, state)',
+    values: "$1::uuid, $2::text, $3::uuid, $4::text, $5::int, $6::int, $7::text, $8::jsonb, 'starting'",
+    host: '$4', need: { memoryMiB: '$5', vcpus: '$6' }, capacity: { memoryMiB: '$9', vcpus: '$10' }, returning: 'id',
+  })}
+   SELECT held.memory_mib AS held_memory, held.vcpus AS held_vcpus, EXISTS (SELECT 1 FROM ins) AS inserted FROM held`,
 );
 /** The VM running, with its vm.started event ($2–$7, `outboxValues`) written by the same statement. */
 const VM_RUNNING = prepared(
