@@ -19,7 +19,6 @@ const ONE_HOST_PER_CPU = prepared(
   'SELECT DISTINCT ON (cpu_vendor, cpu_feature_set) id, cpu_vendor, cpu_features FROM hosts WHERE cluster_id = $1 ORDER BY cpu_vendor, cpu_feature_set, id',
 );
 
-/** The part of a cluster's CPU plan that VM creation needs: the mode every host passes, or why there is none. */
 /** A cluster's row of `cluster_cpu_plans` as stored: current while `planned_generation` is `generation`. */
 export interface StoredPlan {
   generation: string;
@@ -28,6 +27,7 @@ export interface StoredPlan {
   reason: string | null;
 }
 
+/** The part of a cluster's CPU plan that VM creation needs: the mode every host passes, or why there is none. */
 export interface CachedPlan {
   mode: string | null;
   reason: string;

@@ -249,7 +249,8 @@ interface VmRow {
   updated_at: Date;
 }
 
-// the statements of VM creation (four per VM, one of them in a transaction with its lock), of a migration's admission and of saga step 9, prepared:
+// the statements of VM creation (the host with its cluster and plan, the insert where the VM fits, the VM running; the host's lock
+// is capacity.ts's), of a migration's admission and of saga step 9, prepared:
 // parsed and planned once per connection
 const VM_BY_ID = prepared('inventory_vm_by_id', `SELECT ${VM_COLUMNS} FROM vms v WHERE v.id = $1`);
 const HOST_WITH_CLUSTER = prepared(
