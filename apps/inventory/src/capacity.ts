@@ -41,6 +41,24 @@ export function insertIfRoomSql(o: { insert: string; values: string; host: strin
      RETURNING ${o.returning})`;
 }
 
+/** What an `insertIfRoomSql` statement's last SELECT gives besides its own columns: what the host held. */
+export interface HeldByInsert {
+  held_memory: number;
+  held_vcpus: number;
+}
+
+/**
+ * Checks the answer of an `insertIfRoomSql` statement (`placed`, `inserted(placed)`: whether the row went in):
+ * refused INSUFFICIENT_CAPACITY with what the host held when it did not fit; an internal error when the
+ * statement answered no row, or did not insert though the same sums in whole numbers say it fits.
+ */
+export function checkInserted<T extends HeldByInsert>(host: HostToFill, need: Allocation, placed: T | undefined, inserted: (p: T) => boolean, what: string): asserts placed is T {
+  if (!placed) throw new Error(`the insert of ${what} answered no row`);
+  if (inserted(placed)) return;
+  checkRoom(host, { memoryMiB: placed.held_memory, vcpus: placed.held_vcpus }, need); // throws
+  throw new Error(`${what} not inserted though ${host.id} has room for it`);
+}
+
 /** A host as `lockHostToFill` read it under its row lock, with its cluster's mode and ratios. */
 export interface LockedHost {
   id: string;
@@ -116,7 +134,7 @@ export function checkRoom(host: HostToFill, held: Allocation, need: Allocation):
  * Whether the change fits is the writer's next statement, begun after the lock was granted (READ COMMITTED:
  * it sees every allocation committed before): VM creation inserts the VM only where it fits beside
  * `host_allocations` (vms.service.ts), as step 1 does its reservation after taking the same lock in a
- * statement of its own (reservations.service.ts); `checkRoom` words the refusal.
+ * statement of its own (reservations.service.ts); `checkInserted` words the refusal.
  */
 export async function lockHostToFill(m: EntityManager, hostId: string, o: { shareCluster?: boolean } = {}): Promise<HostToFill> {
   const [row] = await runPrepared<LockedRow>(m, o.shareCluster ? LOCK_HOST_SHARE_CLUSTER : LOCK_HOST, [hostId]);

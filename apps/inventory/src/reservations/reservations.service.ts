@@ -6,7 +6,7 @@ import { type HostCpu, Reservation, Verdict } from '@flexmig/contracts';
 import { HostEntity, ReservationEntity, VmEntity } from '../entities';
 import { reservationView } from '../views';
 import { cpuIncompatible, hostNotFound, vmNotFound } from '../errors';
-import { checkRoom, hostToFill, insertIfRoomSql, type LockedRow, lockHostSql } from '../capacity';
+import { checkInserted, type HeldByInsert, hostToFill, insertIfRoomSql, type LockedRow, lockHostSql } from '../capacity';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import {
   checkCpuAsVerified,
@@ -94,7 +94,7 @@ export class ReservationsService {
     checkCpuAsVerified(verified, vm, host);
     // what the host holds is read by the insert, a statement begun after the host's lock was granted
     // (READ COMMITTED: it sees every allocation committed before): inserted only where the VM fits
-    const [placed] = await runPrepared<ReservationEntity & { held_memory: number; held_vcpus: number }>(m, INSERT_RESERVATION_IF_ROOM, [
+    const [placed] = await runPrepared<ReservationEntity & HeldByInsert>(m, INSERT_RESERVATION_IF_ROOM, [
       r.migrationId,
       vm.id,
       r.hostId,
@@ -104,11 +104,7 @@ export class ReservationsService {
       host.capacity.vcpus,
     ]);
     // one row always: the reservation inserted, or (migration id null) what the host holds
-    if (!placed) throw new Error(`the reservation insert of migration ${r.migrationId} answered no row`);
-    if (placed.migrationId === null) {
-      checkRoom(host, { memoryMiB: placed.held_memory, vcpus: placed.held_vcpus }, vm); // throws: the same sums in whole numbers
-      throw new Error(`reservation of migration ${r.migrationId} not inserted though ${r.hostId} has room for it`);
-    }
+    checkInserted(host, vm, placed, (p) => p.migrationId !== null, `the reservation of migration ${r.migrationId}`);
     return { reservation: reservationView(placed), verdict, sourceHostId: vm.hostId, targetMigrationAddress: locked?.migration_address ?? null };
   }
 

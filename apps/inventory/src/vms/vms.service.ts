@@ -10,7 +10,7 @@ import { vmView } from '../views';
 import { hostDown, hostNotFound, vmNotFound } from '../errors';
 import { CpuCompatClient } from '../cpu/cpu-compat.client';
 import { ClusterCpuPlans, type StoredPlan } from '../clusters/cluster-cpu-plans';
-import { checkRoom, insertIfRoomSql, lockHostToFill } from '../capacity';
+import { checkInserted, type HeldByInsert, insertIfRoomSql, lockHostToFill } from '../capacity';
 import { checkRelocationReserved } from '../reservations/reservation-checks';
 import { INVENTORY_CONFIG, InventoryConfig } from '../config';
 import { EventOutbox, OUTBOX_COLUMNS, outboxEvent, outboxValues } from '../events/event-outbox';
@@ -59,7 +59,7 @@ export class VmsService {
         // host passthrough: the VM sees this host's CPU, so it records its features (it may only move to an identical host)
         const cpuFeatures = chosen === HOST_PASSTHROUGH_BASELINE ? JSON.stringify([...locked.cpuFeatures].sort()) : null;
         // what the host holds is read by the insert, begun after the lock was granted: inserted only where the VM fits
-        const [placed] = await runPrepared<{ inserted: boolean; held_memory: number; held_vcpus: number }>(m, INSERT_STARTING_VM_IF_ROOM, [
+        const [placed] = await runPrepared<HeldByInsert & { inserted: boolean }>(m, INSERT_STARTING_VM_IF_ROOM, [
           id,
           input.name,
           locked.clusterId,
@@ -71,11 +71,7 @@ export class VmsService {
           locked.capacity.memoryMiB,
           locked.capacity.vcpus,
         ]);
-        if (!placed) throw new Error(`the insert of VM ${input.name} answered no row`);
-        if (!placed.inserted) {
-          checkRoom(locked, { memoryMiB: placed.held_memory, vcpus: placed.held_vcpus }, input); // throws: the same sums in whole numbers
-          throw new Error(`VM ${input.name} not inserted though ${host.id} has room for it`);
-        }
+        checkInserted(locked, input, placed, (p) => p.inserted, `VM ${input.name}`);
         return undefined;
       });
       if (changed === undefined) cpuBaseline = chosen;
