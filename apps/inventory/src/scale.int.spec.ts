@@ -1,7 +1,8 @@
 /**
  * What keeps inventory's requests at the same cost for 1,000 hosts as for 20 (issue 11, docs/scale.md), against
  * real PostgreSQL with inventory's own migrations: the cluster's CPU plan is asked of cpu-compat once and kept
- * until a host joins or changes its CPU, and heartbeats that change nothing are written together.
+ * until a host joins or changes its CPU, and heartbeats that change nothing, or bring a new VM set with its
+ * list, are written together.
  * cpu-compat's logic (the catalog functions of @flexmig/cpu-models that it serves) runs in-process; the
  * events that would go to NATS are collected.
  */
@@ -239,10 +240,91 @@ describe('inventory at scale', () => {
       expect(await ds.query('SELECT reported_digest, reported_vms FROM hosts WHERE id = $1', [ids[6]])).toEqual([{ reported_digest: digest, reported_vms: [] }]);
     });
 
-    it('given a beat with another VM digest, then it is written at once', async () => {
+    it('given a beat with another VM digest but not its list, then it is written at once', async () => {
       const changed = vmDigest([{ vmId: randomUUID(), state: 'running' }]);
       await batch.receive(beat(ids[1]!, changed));
       expect(await ds.query('SELECT vm_digest FROM hosts WHERE id = $1', [ids[1]])).toEqual([{ vm_digest: changed }]);
+    });
+
+    describe('a new VM set with its list (what each VM created or gone makes its host send)', () => {
+      const hostsOf = ids.slice(10, 20);
+      const setOf = (hostId: string) => [{ vmId: randomUUID(), state: 'running' as const }, { vmId: `${hostId}-vm`, state: 'paused' as const }];
+      const stored = async (hostId: string) =>
+        ((await ds.query('SELECT vm_digest, reported_vms, reported_digest, reported_at FROM hosts WHERE id = $1', [hostId])) as {
+          vm_digest: string;
+          reported_vms: unknown;
+          reported_digest: string;
+          reported_at: Date;
+        }[])[0]!;
+      const dbNow = async (): Promise<number> => ((await ds.query('SELECT now() AS t')) as { t: Date }[])[0]!.t.getTime();
+
+      it('given 10 hosts each send one, then nothing is written until the flush, which writes every set and list in one statement', async () => {
+        const sets = new Map(hostsOf.map((id) => [id, setOf(id)]));
+        await batch.flush();
+        query.mockClear();
+        for (const [id, vms] of sets) await batch.receive({ ...beat(id, vmDigest(vms)), vms });
+        expect(query).not.toHaveBeenCalled();
+        await batch.flush();
+        await batch.idle();
+        expect(query).toHaveBeenCalledTimes(1);
+        for (const [id, vms] of sets) {
+          const row = await stored(id);
+          expect(row).toMatchObject({ vm_digest: vmDigest(vms), reported_vms: vms, reported_digest: vmDigest(vms) });
+        }
+        // the flush knows them now: the next beats of these sets (no list) wait for the flush too
+        query.mockClear();
+        for (const [id, vms] of sets) await batch.receive(beat(id, vmDigest(vms)));
+        expect(query).not.toHaveBeenCalled();
+      });
+
+      it('given a beat of that set without the list before the flush, then the flush still writes the list', async () => {
+        const vms = setOf(hostsOf[0]!);
+        await batch.receive({ ...beat(hostsOf[0]!, vmDigest(vms)), vms });
+        await batch.receive(beat(hostsOf[0]!, vmDigest(vms)));
+        query.mockClear();
+        await batch.flush();
+        await batch.idle();
+        expect(query).toHaveBeenCalledTimes(1);
+        expect(await stored(hostsOf[0]!)).toMatchObject({ vm_digest: vmDigest(vms), reported_vms: vms, reported_digest: vmDigest(vms) });
+      });
+
+      it('gives the list the time it was received, not the flush\'s: the reconciler must not take it for newer than it is', async () => {
+        const vms = setOf(hostsOf[1]!);
+        const before = await dbNow();
+        await batch.receive({ ...beat(hostsOf[1]!, vmDigest(vms)), vms });
+        await new Promise((r) => setTimeout(r, 300));
+        const flushedAfter = await dbNow();
+        await batch.flush();
+        const at = (await stored(hostsOf[1]!)).reported_at.getTime();
+        expect(at).toBeGreaterThanOrEqual(before);
+        expect(at).toBeLessThan(flushedAfter);
+      });
+
+      it("given another replica wrote a later set meanwhile, then the flush does not write over it: the beat is written on its own", async () => {
+        const mine = setOf(hostsOf[2]!);
+        await ds.query('UPDATE hosts SET vm_digest = $2 WHERE id = $1', [hostsOf[2], 'another-replicas-digest']);
+        await batch.receive({ ...beat(hostsOf[2]!, vmDigest(mine)), vms: mine });
+        query.mockClear();
+        await batch.flush();
+        await batch.idle();
+        // the batch's UPDATE wrote nothing for it; HostsService.heartbeat then wrote it, as any beat of a row that moved on
+        expect(query).toHaveBeenCalledTimes(2);
+        expect(await stored(hostsOf[2]!)).toMatchObject({ vm_digest: vmDigest(mine), reported_vms: mine });
+      });
+
+      it('given its host was marked down meanwhile, then the flush hands it on, and it brings the host up with host.up and its list', async () => {
+        const vms = setOf(hostsOf[3]!);
+        await ds.query("UPDATE hosts SET state = 'down' WHERE id = $1", [hostsOf[3]]);
+        await outbox.committed();
+        published.length = 0;
+        await batch.receive({ ...beat(hostsOf[3]!, vmDigest(vms)), vms });
+        await batch.flush();
+        await batch.idle();
+        await outbox.committed();
+        expect(await ds.query('SELECT state FROM hosts WHERE id = $1', [hostsOf[3]])).toEqual([{ state: 'up' }]);
+        expect(published).toEqual([{ type: HostUp.type, data: { hostId: hostsOf[3] } }]);
+        expect(await stored(hostsOf[3]!)).toMatchObject({ vm_digest: vmDigest(vms), reported_vms: vms });
+      });
     });
 
     it('given a host was marked down meanwhile, then its noted beat brings it up again with host.up', async () => {

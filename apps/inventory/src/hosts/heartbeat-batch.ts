@@ -13,7 +13,7 @@ type Beat = MessageOf<typeof HostHeartbeat>;
 
 const heartbeatWrites = new Counter({
   name: 'flexmig_heartbeat_writes_total',
-  help: 'Heartbeats written by inventory: one by one (something changed) or batched (liveness only), by statement.',
+  help: 'Heartbeats written by inventory, by statement: batched (liveness, or a new VM set with its list, of hosts this replica wrote) or one by one (the others).',
   labelNames: ['kind'],
 });
 
@@ -22,29 +22,52 @@ const heartbeatsUnregistered = new Counter({
   help: 'Heartbeats dropped because their host is not registered (yet): a host beats from its start, and registers meanwhile.',
 });
 
-/** The beats of many hosts whose VM set did not change, in one statement (prepared: every flush runs it). */
-const BEATS_THAT_CHANGE_NOTHING = prepared(
+/**
+ * The beats of many hosts in one statement (prepared: every flush runs it). A beat that changes nothing
+ * writes only where the row is as it says (up, same owner, same digest and, for one with its VM list, that
+ * list stored); one that carries a new VM set with its list (`vms`) writes it only where the row still
+ * holds the digest this replica wrote before (`prev`): a row that moved on meanwhile (another replica wrote
+ * a later beat, the host went down) is not written over, and the beat goes one by one. The list's time is
+ * when inventory received it (`age_ms` before the flush), not the flush's: the reconciler takes a list
+ * as news only some time after a VM changed (REPORT_SETTLE_MS), and the flush must not make it look newer.
+ */
+const BEATS = prepared(
   'inventory_heartbeats_batch',
   `UPDATE hosts h SET last_heartbeat_at = now(),
-     reported_at = CASE WHEN h.reported_digest = b.digest THEN now() ELSE h.reported_at END
-   FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) AS b(id, instance, digest, full_list)
-   WHERE h.id = b.id AND h.agent_instance_id = b.instance AND h.vm_digest = b.digest AND h.state = 'up'
-     AND (NOT b.full_list OR h.reported_digest = b.digest)
+     vm_digest = b.digest,
+     reported_vms = CASE WHEN b.vms IS NULL THEN h.reported_vms ELSE b.vms::jsonb END,
+     reported_digest = CASE WHEN b.vms IS NULL THEN h.reported_digest ELSE b.digest END,
+     reported_at = CASE WHEN b.vms IS NOT NULL OR h.reported_digest = b.digest
+                        THEN now() - make_interval(secs => b.age_ms / 1000) ELSE h.reported_at END
+   FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::text[], $6::text[], $7::float8[])
+          AS b(id, instance, digest, full_list, prev, vms, age_ms)
+   WHERE h.id = b.id AND h.agent_instance_id = b.instance AND h.state = 'up'
+     AND CASE WHEN b.vms IS NULL THEN h.vm_digest = b.digest AND (NOT b.full_list OR h.reported_digest = b.digest)
+              ELSE h.vm_digest = b.prev END
    RETURNING h.id`,
 );
 
+/** A beat noted for the next flush: when it came, and for one that brings a new VM set, the digest it replaces. */
+interface Noted {
+  beat: Beat;
+  at: number;
+  /** The digest this replica last wrote for the host, which the row must still hold: only for a beat with a new VM set. */
+  prev?: string;
+}
+
 /**
  * Makes a fleet's heartbeats cheap (issue 11: 1,000 hosts cost inventory 12 % of a core while idle, one
- * UPDATE per beat). A beat that carries nothing new for a host this replica already wrote up (the same
- * agent process, the same VM digest; a VM list, if any, of that digest), or a beat without a VM list from
- * a host this replica has not written yet, is only noted; every `heartbeatFlushMs` one UPDATE writes the
- * liveness of all hosts noted since. The UPDATE keeps a host's row only where it still matches (up, same
- * owner, same digest and, for a beat with a VM list, the stored list of that digest). A beat it did not
- * write is then written one by one, as any beat that changes something: at once for a host this replica
- * knew (marked down meanwhile, taken over by another agent process, a list to store), and for the others
- * only if one lookup of them all finds them registered. Beats of hosts that are not registered yet (a
- * fleet's hosts beat while they register) thus cost two statements per flush in all, not three each:
- * one by one they starved the registrations of a 1,000-host fleet of pool connections.
+ * UPDATE per beat). A beat from a host this replica already wrote up, from the same agent process, that
+ * carries nothing new (the same VM digest; a VM list, if any, of that digest) or a new VM set with its list
+ * (each VM created or gone changes its host's set: one statement per VM created, until 2026-12-07), or a
+ * beat without a VM list from a host this replica has not written yet, is only noted; every
+ * `heartbeatFlushMs` one UPDATE writes all the hosts noted since, each only where its row is as this
+ * replica last wrote it (`BEATS`). A beat it did not write is then written one by one, as any other beat:
+ * at once for a host this replica knew (marked down meanwhile, taken over by another agent process, its
+ * row written by another replica), and for the others only if one lookup of them all finds them
+ * registered. Beats of hosts that are not registered yet (a fleet's hosts beat while they register) thus
+ * cost two statements per flush in all, not three each: one by one they starved the registrations of a
+ * 1,000-host fleet of pool connections.
  */
 @Injectable()
 export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -52,8 +75,8 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
   private readonly writeFailures = new Repeats(this.log);
   /** What this replica last wrote for each host it saw beat: its owner and VM digest, with the host up. */
   private readonly known = new Map<string, { instanceId: string; vmDigest: string }>();
-  /** The liveness-only beats since the last flush, by host (the latest one). */
-  private pending = new Map<string, Beat>();
+  /** The beats noted since the last flush, by host (the latest one). */
+  private pending = new Map<string, Noted>();
   private timer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
   /** The hosts whose rows the flush under way writes. */
@@ -83,20 +106,39 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 
-  /** One heartbeat: noted for the next flush when it changes nothing this replica knows of, else written now. */
+  /** One heartbeat: noted for the next flush when it can wait for it (see the class), else written now. */
   async receive(beat: Beat): Promise<void> {
-    const k = this.known.get(beat.hostId);
-    // a VM list whose digest this replica wrote up already says nothing new either (agents repeat it every
-    // AGENT_VM_REPORT_EVERY_BEATS beats): the flush writes it only where the row's reported list has that digest
-    if ((!k && !beat.vms) || (k && k.instanceId === beat.instanceId && k.vmDigest === beat.vmDigest)) {
-      this.pending.set(beat.hostId, beat);
-      return;
-    }
-    this.pending.delete(beat.hostId); // this beat is newer than the one noted
-    // not while a flush writes this host's row: PostgreSQL may skip a row that another UPDATE changed under
-    // the single write's own locking join, and the beat would be refused as another process's
+    // not while a flush writes this host's row: what it writes decides what this beat is (a new VM set
+    // noted now would hold the row to the digest before it), and a single write beside it could be refused
+    // as another process's (PostgreSQL may skip a row that another UPDATE changed under the single write's
+    // own locking join)
     if (this.flushingHosts.has(beat.hostId)) await this.flushing;
+    if (this.note(beat)) return;
+    this.pending.delete(beat.hostId); // this beat is newer than the one noted
     await this.writeOne(beat);
+  }
+
+  /** Notes the beat for the next flush and answers true, or answers false: it is to be written now. */
+  private note(beat: Beat): boolean {
+    const k = this.known.get(beat.hostId);
+    let prev: string | undefined;
+    if (!k) {
+      if (beat.vms) return false; // a list of a host this replica has not written: no digest to hold its row to
+    } else if (k.instanceId !== beat.instanceId) {
+      return false;
+    } else if (k.vmDigest !== beat.vmDigest) {
+      // a new VM set: the flush writes it with its list, which this beat carries or one noted before it of
+      // the same digest did (agents send the list when the set changed; the beats after repeat the digest)
+      const noted = this.pending.get(beat.hostId)?.beat;
+      const vms = beat.vms ?? (noted?.vmDigest === beat.vmDigest ? noted.vms : undefined);
+      if (!vms) return false;
+      beat = { ...beat, vms };
+      prev = k.vmDigest;
+    }
+    // (a VM list whose digest this replica wrote up already says nothing new: agents repeat it every
+    // AGENT_VM_REPORT_EVERY_BEATS beats, and the flush writes it only where the row's reported list has that digest)
+    this.pending.set(beat.hostId, { beat, at: Date.now(), ...(prev !== undefined ? { prev } : {}) });
+    return true;
   }
 
   /** Writes the noted beats in one statement. Never runs twice at once; resolves when done. */
@@ -107,12 +149,22 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
 
   private async flushNow(): Promise<void> {
     if (this.pending.size === 0) return;
-    const beats = [...this.pending.values()];
+    const noted = [...this.pending.values()];
+    const beats = noted.map((n) => n.beat);
     this.pending = new Map();
     this.flushingHosts = new Set(beats.map((b) => b.hostId));
     let written: Set<string>;
     try {
-      const rows = await runPrepared<{ id: string }>(this.db, BEATS_THAT_CHANGE_NOTHING, [beats.map((b) => b.hostId), beats.map((b) => b.instanceId), beats.map((b) => b.vmDigest), beats.map((b) => b.vms !== undefined)]);
+      const now = Date.now();
+      const rows = await runPrepared<{ id: string }>(this.db, BEATS, [
+        beats.map((b) => b.hostId),
+        beats.map((b) => b.instanceId),
+        beats.map((b) => b.vmDigest),
+        beats.map((b) => b.vms !== undefined),
+        noted.map((n) => n.prev ?? null),
+        noted.map((n) => (n.prev !== undefined ? JSON.stringify(n.beat.vms) : null)),
+        noted.map((n) => now - n.at),
+      ]);
       heartbeatWrites.inc({ kind: 'batch' });
       written = new Set(rows.map((r) => r.id));
     } catch (e) {
@@ -130,19 +182,19 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
     this.writeFailures.recovered('writing heartbeats');
     this.flushingHosts = new Set();
     const strangers: Beat[] = [];
-    for (const b of beats) {
-      const k = this.known.get(b.hostId);
+    for (const { beat: b, prev } of noted) {
       if (written.has(b.hostId)) {
-        // a host this replica had not written yet, now written up: its next beats are batched as known
-        if (!k) this.known.set(b.hostId, { instanceId: b.instanceId, vmDigest: b.vmDigest });
+        // written up (a host this replica had not written yet: its next beats are batched as known)
+        this.known.set(b.hostId, { instanceId: b.instanceId, vmDigest: b.vmDigest });
         continue;
       }
+      const k = this.known.get(b.hostId);
       if (!k) {
         strangers.push(b);
         continue;
       }
       // the row moved on (down, another owner, another digest): unless a newer beat of the host was written since, write this one on its own
-      if (k.instanceId !== b.instanceId || k.vmDigest !== b.vmDigest) continue;
+      if (k.instanceId !== b.instanceId || k.vmDigest !== (prev ?? b.vmDigest)) continue;
       this.known.delete(b.hostId);
       this.writeInBackground(b);
     }

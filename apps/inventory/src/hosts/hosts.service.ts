@@ -178,8 +178,8 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
   /**
    * A heartbeat from the agent process that owns the host, written at once: liveness, the digest of its VM
    * set and, when carried, the set itself. A beat from another process is ignored (counted, and logged
-   * once a minute). Resolves true when the beat counted. Beats that change nothing come through
-   * HeartbeatBatch instead, many hosts to one statement.
+   * once a minute). Resolves true when the beat counted. Most beats (nothing new, or a new VM set with its
+   * list) come through HeartbeatBatch instead, many hosts to one statement; it hands the others here.
    */
   async heartbeat(m: MessageOf<typeof HostHeartbeat>, attempt = 1): Promise<boolean> {
     // host.up is written by the same statement, should the beat find the host down
@@ -309,7 +309,7 @@ export class HostsService implements OnApplicationBootstrap, OnApplicationShutdo
 }
 
 /**
- * A beat that changed the VM set, or the first of a host here (prepared: a fleet's beats run it). A host it
+ * A beat written on its own: one HeartbeatBatch does not write (prepared: a fleet's beats run it). A host it
  * finds down writes its host.up event ($5–$10, `outboxValues`) in the same statement.
  */
 const HEARTBEAT = prepared(
