@@ -288,6 +288,18 @@ describe('inventory at scale', () => {
         expect(await stored(hostsOf[0]!)).toMatchObject({ vm_digest: vmDigest(vms), reported_vms: vms, reported_digest: vmDigest(vms) });
       });
 
+      it('given one arrives while a single write of its host is under way, then it is judged after that write, and the flush writes it', async () => {
+        const host = hostsOf[4]!;
+        const first = vmDigest([{ vmId: randomUUID(), state: 'running' }]);
+        const vms = setOf(host);
+        const written = batch.receive(beat(host, first)); // a new digest without its list: written at once
+        await batch.receive({ ...beat(host, vmDigest(vms)), vms });
+        await written;
+        await batch.flush();
+        await batch.idle();
+        expect(await stored(host)).toMatchObject({ vm_digest: vmDigest(vms), reported_vms: vms, reported_digest: vmDigest(vms) });
+      });
+
       it('gives the list the time it was received, not the flush\'s: the reconciler must not take it for newer than it is', async () => {
         const vms = setOf(hostsOf[1]!);
         const before = await dbNow();

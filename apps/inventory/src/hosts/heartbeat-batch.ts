@@ -83,6 +83,8 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
   private flushingHosts = new Set<string>();
   /** The beats a flush handed back to be written one by one, still being written. */
   private readonly inFlight = new Set<Promise<void>>();
+  /** The single writes under way, by host (the latest). */
+  private readonly writing = new Map<string, Promise<void>>();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -108,11 +110,15 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
 
   /** One heartbeat: noted for the next flush when it can wait for it (see the class), else written now. */
   async receive(beat: Beat): Promise<void> {
-    // not while a flush writes this host's row: what it writes decides what this beat is (a new VM set
-    // noted now would hold the row to the digest before it), and a single write beside it could be refused
-    // as another process's (PostgreSQL may skip a row that another UPDATE changed under the single write's
-    // own locking join)
-    if (this.flushingHosts.has(beat.hostId)) await this.flushing;
+    // not while a flush or a single write writes this host's row: what it writes decides what this beat is
+    // (a new VM set noted now would hold the row to the digest before it, and the flush would then take it
+    // for older than the row), and a single write beside a flush could be refused as another process's
+    // (PostgreSQL may skip a row that another UPDATE changed under the single write's own locking join)
+    for (;;) {
+      if (this.flushingHosts.has(beat.hostId)) await this.flushing;
+      else if (this.writing.has(beat.hostId)) await this.writing.get(beat.hostId)!.catch(() => undefined); // its failure is its caller's to say
+      else break;
+    }
     if (this.note(beat)) return;
     this.pending.delete(beat.hostId); // this beat is newer than the one noted
     await this.writeOne(beat);
@@ -230,6 +236,16 @@ export class HeartbeatBatch implements OnApplicationBootstrap, OnApplicationShut
   }
 
   private async writeOne(beat: Beat): Promise<void> {
+    const w = this.writeOneNow(beat);
+    this.writing.set(beat.hostId, w);
+    try {
+      await w;
+    } finally {
+      if (this.writing.get(beat.hostId) === w) this.writing.delete(beat.hostId);
+    }
+  }
+
+  private async writeOneNow(beat: Beat): Promise<void> {
     heartbeatWrites.inc({ kind: 'single' });
     let written: boolean;
     try {
