@@ -186,10 +186,12 @@ describe('flexmig, the operator CLI (built), through the console', () => {
     expect(imc).toMatchObject({ mode: 'Westmere' });
   });
 
-  it('given `cluster imc verify|set`, then per host what it lacks; a mode a host lacks is refused (3) and nothing changes; unset clears it', async () => {
+  it('given `cluster imc verify|set`, then the hosts by verdict and what they lack (--hosts: each); a mode a host lacks is refused (3) and nothing changes; unset clears it', async () => {
     const v = await cli(['cluster', 'imc', 'verify', 'faults', 'SandyBridge']);
     expect(v.code).toBe(0);
-    expect(v.stdout).toMatch(/^mode SandyBridge: not every host passes\n\nHOST +PASS +WHY\nhost-a +yes +-\nhost-b +no +lacks avx, rdtscp, xsave, xsaveopt\n$/);
+    expect(v.stdout).toMatch(/^mode SandyBridge: not every host passes\n\nPASS +WHY NOT +HOSTS +WHICH\nyes +- +1 +host-a\nno +lacks avx, rdtscp, xsave, xsaveopt +1 +host-b\n$/);
+    const each = await cli(['cluster', 'imc', 'verify', 'faults', 'SandyBridge', '--hosts']);
+    expect(each.stdout).toMatch(/^mode SandyBridge: not every host passes\n\nHOST +PASS +WHY\nhost-a +yes +-\nhost-b +no +lacks avx, rdtscp, xsave, xsaveopt\n$/);
     const refused = await cli(['cluster', 'imc', 'set', 'faults', 'SandyBridge']);
     expect([refused.code, refused.stderr]).toEqual([3, expect.stringContaining('(422 CPU_INCOMPATIBLE)')]);
     expect(await json(['cluster', 'imc', 'show', 'faults'])).toMatchObject({ mode: 'Westmere' });
@@ -197,12 +199,14 @@ describe('flexmig, the operator CLI (built), through the console', () => {
     expect([unset.code, unset.stdout]).toEqual([0, 'mode changed from Westmere to (unset)\n']);
   });
 
-  it('given `cluster plan`, then the mode all hosts pass, who holds it down, and the mode without each host', async () => {
+  it('given `cluster plan`, then the mode all hosts pass, who holds it down, and the mode without each host (grouped, with their states; --hosts: each)', async () => {
     const plan = await json(['cluster', 'plan', 'faults']);
     expect(plan).toMatchObject({ mode: 'Westmere', holdingDown: ['host-b'] });
     const r = await cli(['cluster', 'plan', 'faults']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^mode all hosts pass: Westmere\n[\s\S]*holding it down: +host-b\n\nHOST +OWN HIGHEST MODE +CLUSTER MODE WITHOUT IT\nhost-a +IvyBridge\S* +Westmere\nhost-b +Westmere +IvyBridge\S*\n$/);
+    expect(r.stdout).toMatch(/^mode all hosts pass: Westmere\n[\s\S]*holding it down: +host-b\n\nOWN HIGHEST MODE +CLUSTER MODE WITHOUT ANY ONE OF THEM +HOSTS +STATES +WHICH\nIvyBridge\S* +Westmere +1 +1 up +host-a\nWestmere +IvyBridge\S* +1 +1 up +host-b\n$/);
+    const each = await cli(['cluster', 'plan', 'faults', '--hosts']);
+    expect(each.stdout).toMatch(/\n\nHOST +OWN HIGHEST MODE +CLUSTER MODE WITHOUT IT\nhost-a +IvyBridge\S* +Westmere\nhost-b +Westmere +IvyBridge\S*\n$/);
   });
 
   it('given `evacuate --wait`, then progress per VM, and the host is empty in the end', async () => {

@@ -1,6 +1,6 @@
 import type { Cluster, EvacuationView, HostListItem, MigrationPrediction, MigrationProgress, MigrationView, ReconciliationFinding, ReconciliationReport, Vm } from '@flexmig/contracts';
 import { bashCompletion, zshCompletion } from './completion-script';
-import { autoView, clustersNeedHosts, clustersTable, eventLine, evacuationView, hostsNeedVms, hostsTable, imcView, migrationEndView, migrationStartView, planView, predictionText, progressLine, reconciliationView } from './views';
+import { autoView, clustersNeedHosts, clustersTable, eventLine, evacuationView, hostsNeedVms, hostsTable, imcView, migrationEndView, migrationStartView, planView, predictionText, progressLine, reconciliationView, verificationView } from './views';
 
 const host = (id: string, over: Partial<HostListItem> = {}): HostListItem => ({
   id,
@@ -134,15 +134,39 @@ describe('views: the API objects as text', () => {
     expect(eventLine({ event: 'migration.progress', data: { at: 'T', migrationId: 'm1', percent: 12.34 } })).toBe('T  migration.progress  m1  12.3%');
   });
 
-  it('given a plan, then the mode and why, who holds it down, and per host its own highest mode and the mode without it', () => {
-    const text = planView({
-      clusterId: 'c1',
-      mode: 'Westmere',
-      reason: 'the highest mode every host passes',
-      holdingDown: ['host-b'],
-      withoutHost: [{ hostId: 'host-a', mode: 'Westmere' }, { hostId: 'host-b', mode: 'IvyBridge' }],
-      hostModes: [{ hostId: 'host-a', mode: 'IvyBridge' }, { hostId: 'host-b', mode: 'Westmere' }],
-    });
+  const twoHostPlan = {
+    clusterId: 'c1',
+    mode: 'Westmere',
+    reason: 'the highest mode every host passes',
+    holdingDown: ['host-b'],
+    withoutHost: [{ hostId: 'host-a', mode: 'Westmere' }, { hostId: 'host-b', mode: 'IvyBridge' }],
+    hostModes: [{ hostId: 'host-a', mode: 'IvyBridge' }, { hostId: 'host-b', mode: 'Westmere' }],
+  };
+
+  it('given a plan, then the mode and why, who holds it down, and its hosts by own highest mode and the mode without them, with their states', () => {
+    const states = [
+      { hostId: 'host-a', vendor: 'Intel', modelName: 'Xeon E5-2680 v2', maxImcMode: 'IvyBridge', state: 'up' },
+      { hostId: 'host-b', vendor: 'Intel', modelName: 'Xeon X5670', maxImcMode: 'Westmere', state: 'down' },
+    ];
+    expect(planView(twoHostPlan, { hosts: states }).split('\n')).toEqual([
+      'mode all hosts pass: Westmere',
+      'why:                 the highest mode every host passes',
+      'holding it down:     host-b',
+      '',
+      'OWN HIGHEST MODE  CLUSTER MODE WITHOUT ANY ONE OF THEM  HOSTS  STATES  WHICH',
+      'IvyBridge         Westmere                              1      1 up    host-a',
+      'Westmere          IvyBridge                             1      1 down  host-b',
+    ]);
+    // without the cluster's IMC view (its states), no column of states
+    expect(planView(twoHostPlan).split('\n').slice(4)).toEqual([
+      'OWN HIGHEST MODE  CLUSTER MODE WITHOUT ANY ONE OF THEM  HOSTS  WHICH',
+      'IvyBridge         Westmere                              1      host-a',
+      'Westmere          IvyBridge                             1      host-b',
+    ]);
+  });
+
+  it('given a plan and --hosts, then a row per host: its own highest mode and the mode without it', () => {
+    const text = planView(twoHostPlan, { perHost: true });
     expect(text.split('\n')).toEqual([
       'mode all hosts pass: Westmere',
       'why:                 the highest mode every host passes',
@@ -152,12 +176,14 @@ describe('views: the API objects as text', () => {
       'host-a  IvyBridge         Westmere',
       'host-b  Westmere          IvyBridge',
     ]);
-    expect(planView({ clusterId: 'c1', mode: null, reason: 'no hosts', holdingDown: [], withoutHost: [], hostModes: [] })).toBe('mode all hosts pass: (none)\nwhy:                 no hosts\nholding it down:     -\n\nno hosts');
+    for (const perHost of [true, false]) {
+      expect(planView({ clusterId: 'c1', mode: null, reason: 'no hosts', holdingDown: [], withoutHost: [], hostModes: [] }, { perHost })).toBe('mode all hosts pass: (none)\nwhy:                 no hosts\nholding it down:     -\n\nno hosts');
+    }
   });
 
-  it("given a cluster's CPU mode, then the mode, who holds it down (the first ten), and per host its highest mode and CPU", () => {
+  it("given a cluster's CPU mode and --hosts, then the mode, who holds it down (the first ten), and per host its highest mode and CPU", () => {
     const hosts = Array.from({ length: 12 }, (_, i) => ({ hostId: `h${String(i).padStart(2, '0')}`, vendor: 'Intel', modelName: 'Intel(R) Xeon(R) CPU X5670 @ 2.93GHz', maxImcMode: 'Westmere', state: 'up' }));
-    const text = imcView({ clusterId: 'c1', mode: null, passthrough: false, effectiveMode: 'Westmere', commonMode: 'Westmere', holdingDown: hosts.map((h) => h.hostId), hosts });
+    const text = imcView({ clusterId: 'c1', mode: null, passthrough: false, effectiveMode: 'Westmere', commonMode: 'Westmere', holdingDown: hosts.map((h) => h.hostId), hosts }, { perHost: true });
     const lines = text.split('\n');
     expect(lines.slice(0, 4)).toEqual([
       'mode (as set):       (unset)',
@@ -170,12 +196,49 @@ describe('views: the API objects as text', () => {
     expect(lines.slice(6)).toHaveLength(12);
   });
 
-  it('given a plan that 400 hosts hold down, then its head names the first ten and counts the rest; the table names each', () => {
+  it('given a plan that 400 hosts hold down, then its head names the first ten and counts the rest; --hosts names each', () => {
     const ids = Array.from({ length: 400 }, (_, i) => `w${String(i).padStart(3, '0')}`);
-    const text = planView({ clusterId: 'c1', mode: 'Westmere', reason: 'r', holdingDown: ids, withoutHost: [], hostModes: ids.map((hostId) => ({ hostId, mode: 'Westmere' })) });
-    const lines = text.split('\n');
+    const plan = { clusterId: 'c1', mode: 'Westmere', reason: 'r', holdingDown: ids, withoutHost: [], hostModes: ids.map((hostId) => ({ hostId, mode: 'Westmere' })) };
+    const lines = planView(plan, { perHost: true }).split('\n');
     expect(lines[2]).toBe(`holding it down:     ${ids.slice(0, 10).join(', ')} and 390 more`);
     expect(lines.filter((l) => /^w\d{3}\s/.test(l))).toHaveLength(400);
+    // in groups: one row for the 400, naming the first five
+    expect(planView(plan).split('\n').slice(5)).toEqual([`Westmere          -                                     400    ${ids.slice(0, 5).join(', ')} and 395 more`]);
+  });
+
+  it("given a cluster of 1,000 hosts of three CPUs, then its CPU view, a verification and its plan are three rows each, every host counted", () => {
+    const cpus = [
+      { vendor: 'GenuineIntel', modelName: 'Xeon E5-2680 v2', maxImcMode: 'IvyBridge' },
+      { vendor: 'GenuineIntel', modelName: 'Xeon X5670', maxImcMode: 'Westmere' },
+      { vendor: 'AuthenticAMD', modelName: 'EPYC 7763', maxImcMode: 'EPYC-Milan' },
+    ];
+    const hosts = Array.from({ length: 1000 }, (_, i) => ({ hostId: `h${String(i).padStart(4, '0')}`, ...cpus[i % 3]!, state: i === 4 ? 'down' : 'up' }));
+    const imc = imcView({ clusterId: 'c1', mode: null, passthrough: false, effectiveMode: 'Westmere', commonMode: null, holdingDown: [], hosts }).split('\n');
+    expect(imc.slice(5)).toEqual([
+      'CPU                           HIGHEST MODE  HOSTS  STATES          WHICH',
+      'GenuineIntel Xeon E5-2680 v2  IvyBridge     334    334 up          h0000, h0003, h0006, h0009, h0012 and 329 more',
+      'GenuineIntel Xeon X5670       Westmere      333    332 up, 1 down  h0001, h0004, h0007, h0010, h0013 and 328 more',
+      'AuthenticAMD EPYC 7763        EPYC-Milan    333    333 up          h0002, h0005, h0008, h0011, h0014 and 328 more',
+    ]);
+    const verification = {
+      mode: 'Westmere',
+      pass: false,
+      hosts: hosts.map((h, i) => ({ hostId: h.hostId, pass: i % 3 !== 2, missing: [], vendorMismatch: i % 3 === 2, reason: i % 3 === 2 ? 'another vendor' : '' })),
+    };
+    expect(verificationView(verification).split('\n')).toEqual([
+      'mode Westmere: not every host passes',
+      '',
+      'PASS  WHY NOT         HOSTS  WHICH',
+      'yes   -               667    h0000, h0001, h0003, h0004, h0006 and 662 more',
+      'no    another vendor  333    h0002, h0005, h0008, h0011, h0014 and 328 more',
+    ]);
+    expect(verificationView(verification, { perHost: true }).split('\n')).toHaveLength(3 + 1000);
+    const plan = { clusterId: 'c1', mode: null, reason: 'r', holdingDown: [], withoutHost: [], hostModes: hosts.map((h) => ({ hostId: h.hostId, mode: h.maxImcMode })) };
+    expect(planView(plan, { hosts }).split('\n').slice(5).map((l) => l.split(/\s{2,}/).slice(0, 4))).toEqual([
+      ['IvyBridge', '-', '334', '334 up'],
+      ['Westmere', '-', '333', '332 up, 1 down'],
+      ['EPYC-Milan', '-', '333', '333 up'],
+    ]);
   });
 
   it('given a reconciliation report, then the last pass, the hosts it could not judge, and each finding with both sides', () => {

@@ -1,4 +1,4 @@
-import { countBy, cpuName, firstOf, groupsOf, lacksText } from '@flexmig/contracts';
+import { countBy, cpuName, CPU_HEADERS, cpuRows, firstOf, type GroupRow, groupsOf, lacksText, PLAN_HEADERS, planRows, VERIFICATION_HEADERS, verificationRows } from '@flexmig/contracts';
 import type { Cluster, ClusterImc, ClusterImcPlan, EvacuationView, HostListItem, MigrationPrediction, MigrationProgress, MigrationView, ModeVerification, PredictedFigures, PredictionInput, ReconciliationReport, Vm } from '@flexmig/contracts';
 import { fields, formatBytes, formatDuration, formatRate, progressBar, table } from './output';
 
@@ -66,29 +66,47 @@ export function migrationsTable(ms: MigrationView[]): string {
   ], 'no migrations');
 }
 
-export function imcView(imc: ClusterImc): string {
+/**
+ * Hosts in groups that read alike (libs/contracts, host-groups: the console's clusters page shows the same
+ * rows), as a table: a cluster of 1,000 hosts of three CPUs is three rows, each counting its hosts and
+ * naming the first five. `--hosts` gives a row per host instead, `-o json` the answer itself.
+ */
+function groupsTable(headers: readonly string[], rows: readonly GroupRow[]): string {
+  return table(rows, headers.map((header, i) => ({ header: header.toUpperCase(), value: (r: GroupRow) => r.cells[i] })), 'no hosts');
+}
+
+/** How a cluster's CPU views list its hosts: in groups (the default), or a row per host (`--hosts`). */
+export interface HostRowsOption {
+  perHost?: boolean;
+}
+
+export function imcView(imc: ClusterImc, { perHost = false }: HostRowsOption = {}): string {
   const head = fields([
     ['mode (as set)', imc.mode ?? '(unset)'],
     ['effective', imc.effectiveMode],
     ['common to all hosts', imc.commonMode],
-    // the first ten and how many more: a third of 1,000 hosts may hold it down; the table below names each
+    // the first ten and how many more: a third of 1,000 hosts may hold it down; --hosts and -o json name each
     ['holding it down', firstOf(imc.holdingDown) || '-'],
   ]);
-  const hosts = table(imc.hosts, [
-    { header: 'HOST', value: (h) => h.hostId },
-    { header: 'HIGHEST MODE', value: (h) => h.maxImcMode ?? '(none)' },
-    { header: 'CPU', value: (h) => cpuName(h) },
-    { header: 'STATE', value: (h) => h.state },
-  ], 'no hosts');
+  const hosts = perHost
+    ? table(imc.hosts, [
+        { header: 'HOST', value: (h) => h.hostId },
+        { header: 'HIGHEST MODE', value: (h) => h.maxImcMode ?? '(none)' },
+        { header: 'CPU', value: (h) => cpuName(h) },
+        { header: 'STATE', value: (h) => h.state },
+      ], 'no hosts')
+    : groupsTable(CPU_HEADERS, cpuRows(imc.hosts));
   return `${head}\n\n${hosts}`;
 }
 
-export function verificationView(v: ModeVerification): string {
-  const rows = table(v.hosts, [
-    { header: 'HOST', value: (h) => h.hostId },
-    { header: 'PASS', value: (h) => h.pass },
-    { header: 'WHY', value: (h) => (h.pass ? '' : lacksText(h) || h.reason) },
-  ], 'no hosts');
+export function verificationView(v: ModeVerification, { perHost = false }: HostRowsOption = {}): string {
+  const rows = perHost
+    ? table(v.hosts, [
+        { header: 'HOST', value: (h) => h.hostId },
+        { header: 'PASS', value: (h) => h.pass },
+        { header: 'WHY', value: (h) => (h.pass ? '' : lacksText(h) || h.reason) },
+      ], 'no hosts')
+    : groupsTable(VERIFICATION_HEADERS, verificationRows(v));
   return `mode ${v.mode}: ${v.pass ? 'every host passes' : 'not every host passes'}\n\n${rows}`;
 }
 
@@ -214,19 +232,30 @@ export function eventLine(e: { id?: string; event: string; data: unknown }): str
   return `${String(d.time ?? '')}  ${e.event}  ${String(d.subject ?? '')}  ${gist}`.replace(/ {2,}$/, '').trimEnd();
 }
 
-/** The cluster's plan: the mode all hosts pass today and why, who holds it down, and per host its own highest mode and the mode without it. */
-export function planView(plan: ClusterImcPlan): string {
+/**
+ * The cluster's plan: the mode all hosts pass today and why, who holds it down, and its hosts by their own
+ * highest mode and the mode without any one of them; with `hosts` (the cluster's IMC view), their states.
+ */
+export function planView(plan: ClusterImcPlan, { perHost = false, hosts }: HostRowsOption & { hosts?: ClusterImc['hosts'] } = {}): string {
   const head = fields([
     ['mode all hosts pass', plan.mode ?? '(none)'],
     ['why', plan.reason],
     ['holding it down', firstOf(plan.holdingDown) || '-'],
   ]);
   const without = new Map(plan.withoutHost.map((w) => [w.hostId, w.mode]));
-  const rows = table(plan.hostModes, [
-    { header: 'HOST', value: (h) => h.hostId },
-    { header: 'OWN HIGHEST MODE', value: (h) => h.mode ?? '(none)' },
-    { header: 'CLUSTER MODE WITHOUT IT', value: (h) => (without.has(h.hostId) ? (without.get(h.hostId) ?? '(none)') : '') },
-  ], 'no hosts');
+  let rows: string;
+  if (perHost) {
+    rows = table(plan.hostModes, [
+      { header: 'HOST', value: (h) => h.hostId },
+      { header: 'OWN HIGHEST MODE', value: (h) => h.mode ?? '(none)' },
+      { header: 'CLUSTER MODE WITHOUT IT', value: (h) => (without.has(h.hostId) ? (without.get(h.hostId) ?? '(none)') : '') },
+    ], 'no hosts');
+  } else {
+    // without the IMC view, no column of states (the console keeps it empty while that view loads)
+    const states = PLAN_HEADERS.indexOf('States');
+    const keep = (_: unknown, i: number) => hosts !== undefined || i !== states;
+    rows = groupsTable(PLAN_HEADERS.filter(keep), planRows(plan, hosts).map((r) => ({ key: r.key, cells: r.cells.filter(keep) })));
+  }
   return `${head}\n\n${rows}`;
 }
 

@@ -16,6 +16,7 @@ export * from './evacuation';
 export * from './auth';
 export * from './lists';
 export * from './text';
+export * from './host-groups';
 export * from './http-views';
 export * from './live';
 export * from './identity';

@@ -19,15 +19,18 @@ export function registerClusters(program: Command): void {
   const cluster = program.command('cluster').description("one cluster's CPU mode (IMC) and plan");
   const imc = cluster.command('imc').description('the CPU mode (IMC) VMs of the cluster get');
   const imcRoute = async (api: ApiClient, key: string, tail = '') => `/api/v1/clusters/${(await findCluster(api, key)).id}/imc${tail}`;
+  // the tables name hosts in groups that read alike (a cluster of 1,000 hosts of three CPUs: three rows)
+  const perHostOption = ['--hosts', 'a row per host instead of one per group of hosts that read alike'] as const;
 
   imc
     .command('show')
     .description("the mode as set, effective, the hosts' common mode and each host's highest")
     .argument('<cluster>', 'name or id')
+    .option(...perHostOption)
     .action(
-      action(async (ctx, key: string) => {
+      action(async (ctx, key: string, opts: { hosts?: boolean }) => {
         const r = await ctx.api.get<ClusterImc>(await imcRoute(ctx.api, key));
-        ctx.print(r, () => imcView(r));
+        ctx.print(r, () => imcView(r, { perHost: opts.hosts }));
       }),
     );
 
@@ -36,10 +39,11 @@ export function registerClusters(program: Command): void {
     .description('set the mode (refused when a host lacks it, or running VMs use a higher one)')
     .argument('<cluster>', 'name or id')
     .argument('<mode>', 'a mode name, "off" (host passthrough) or "unset"', optionParser(parseImcMode))
+    .option(...perHostOption)
     .action(
-      action(async (ctx, key: string, mode: string | null) => {
+      action(async (ctx, key: string, mode: string | null, opts: { hosts?: boolean }) => {
         const r = await ctx.api.put<{ previousMode: string | null; mode: string | null; changed: boolean; verification?: ModeVerification }>(await imcRoute(ctx.api, key), { mode });
-        ctx.print(r, () => `${r.changed ? `mode changed from ${r.previousMode ?? '(unset)'} to ${r.mode ?? '(unset)'}` : `mode unchanged: ${r.mode ?? '(unset)'}`}${r.verification ? `\n\n${verificationView(r.verification)}` : ''}`);
+        ctx.print(r, () => `${r.changed ? `mode changed from ${r.previousMode ?? '(unset)'} to ${r.mode ?? '(unset)'}` : `mode unchanged: ${r.mode ?? '(unset)'}`}${r.verification ? `\n\n${verificationView(r.verification, { perHost: opts.hosts })}` : ''}`);
       }),
     );
 
@@ -48,10 +52,11 @@ export function registerClusters(program: Command): void {
     .description('check every host against a mode: pass/fail and what each lacks (changes nothing)')
     .argument('<cluster>', 'name or id')
     .argument('<mode>', 'a mode name')
+    .option(...perHostOption)
     .action(
-      action(async (ctx, key: string, mode: string) => {
+      action(async (ctx, key: string, mode: string, opts: { hosts?: boolean }) => {
         const r = await ctx.api.post<ModeVerification>(await imcRoute(ctx.api, key, '/verify'), { mode });
-        ctx.print(r, () => verificationView(r));
+        ctx.print(r, () => verificationView(r, { perHost: opts.hosts }));
       }),
     );
 
@@ -75,11 +80,17 @@ export function registerClusters(program: Command): void {
     .command('plan')
     .description('the mode all hosts pass today and why, the hosts holding it down, and per host its own highest mode and the cluster mode without it')
     .argument('<cluster>', 'name or id')
+    .option(...perHostOption)
     .action(
-      action(async (ctx, key: string) => {
+      action(async (ctx, key: string, opts: { hosts?: boolean }) => {
         const c = await findCluster(ctx.api, key);
         const route = `/api/v1/clusters/${c.id}/imc/plan`;
-        const r = await ctx.api.requestRaw<ClusterImcPlan>('GET', route);
+        // the groups' states are the cluster's IMC view's, read beside the plan (the console does the same)
+        const withStates = ctx.format === 'table' && !opts.hosts;
+        const [r, imc] = await Promise.all([
+          ctx.api.requestRaw<ClusterImcPlan>('GET', route),
+          withStates ? ctx.api.requestRaw<ClusterImc>('GET', `/api/v1/clusters/${c.id}/imc`) : undefined,
+        ]);
         if (r.status === 404) {
           // the cluster exists (found above): the server is from before the plan route
           throw new CliError(`GET ${route} answered 404: this server has no cluster plan API yet (inventory's GET /api/v1/clusters/:id/imc/plan). Upgrade inventory; meanwhile \`flexmig cluster imc show ${key}\` shows the modes`, ExitCode.Refused, r.body);
@@ -87,7 +98,9 @@ export function registerClusters(program: Command): void {
         if (r.status !== 200) {
             throw refusal(`GET ${route}`, r);
         }
-        ctx.print(r.body, () => planView(r.body));
+        // without the IMC view (refused, or a server that failed it) the groups show no states
+        const hosts = imc?.status === 200 ? imc.body.hosts : undefined;
+        ctx.print(r.body, () => planView(r.body, { perHost: opts.hosts, hosts }));
       }),
     );
 }

@@ -4,7 +4,7 @@ import { firstOf } from '@flexmig/contracts/text';
 import { Alert, Button, Card, CardBody, CardTitle, DescriptionList, DescriptionListDescription, DescriptionListGroup, DescriptionListTerm, Flex, FlexItem, FormSelect, FormSelectOption, Label, List, ListItem, PageSection, TextInput, Title } from '@patternfly/react-core';
 import { Table, Tbody, Td, Th, Thead, Tr } from '@patternfly/react-table';
 import { ApiError, get, list, post } from '../api';
-import { CPU_HEADERS, cpuRows, failingLines, PLAN_HEADERS, planRows, VERIFICATION_HEADERS, verificationRows, type GroupRow } from '../cluster-rows';
+import { CPU_HEADERS, cpuRows, failingLines, PLAN_HEADERS, planRows, VERIFICATION_HEADERS, verificationRows, type GroupRow } from '@flexmig/contracts/host-groups';
 import { Link } from '../router';
 import { describe, LoadState, useLoad } from '../common';
 
@@ -67,7 +67,7 @@ function ImcSummary({ imc, cluster }: { imc: ClusterImc; cluster: Cluster }) {
   );
 }
 
-/** A cluster's tables: a row per group of hosts that read alike (../cluster-rows), so no paging. */
+/** A cluster's tables: a row per group of hosts that read alike (@flexmig/contracts/host-groups), so no paging. */
 const SmallTable = ({ label, headers, rows }: { label: string; headers: string[]; rows: GroupRow[] }) => (
   <Table aria-label={label} variant="compact">
     <Thead>

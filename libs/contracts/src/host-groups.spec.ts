@@ -1,9 +1,11 @@
 /**
- * The clusters page's rows: a row per group of hosts that read alike, so that a cluster of 1,000 hosts of
- * a few CPUs is a few rows, each counting its hosts and naming the first few, and nothing is lost.
+ * A cluster's CPU views as rows per group of hosts that read alike (the console's clusters page, the CLI), so
+ * that a cluster of 1,000 hosts of a few CPUs is a few rows, each counting its hosts and naming the first
+ * few, and nothing is lost.
  */
-import type { AutoImcTry, ClusterImc, ClusterImcPlan, ModeVerification } from '@flexmig/contracts';
-import { cpuRows, failingLines, planRows, verificationRows } from './cluster-rows';
+import type { AutoImcTry } from './http-views';
+import type { ClusterImc, ClusterImcPlan, ModeVerification } from './imc';
+import { cpuRows, failingLines, planRows, verificationRows } from './host-groups';
 
 type Host = ClusterImc['hosts'][number];
 const CPUS = [
@@ -15,7 +17,7 @@ const id = (i: number) => `host-${String(i).padStart(4, '0')}`;
 /** 1,000 hosts, the three CPUs in turn; every 100th host down. */
 const fleet: Host[] = Array.from({ length: 1000 }, (_, i) => ({ hostId: id(i), ...CPUS[i % 3]!, state: i % 100 === 7 ? 'down' : 'up' }));
 
-describe("the clusters page's rows", () => {
+describe("a cluster's hosts in groups", () => {
   it('shows 1,000 hosts of three CPUs as three rows that count every host, their states, and name the first five', () => {
     const rows = cpuRows(fleet);
     expect(rows.map((r) => r.cells.slice(0, 3))).toEqual([

@@ -1,13 +1,16 @@
-import type { AutoImcTry, ClusterImc, ClusterImcPlan, ModeVerification } from '@flexmig/contracts';
-import { countsOf, cpuName, firstOf, groupsOf, lacksText } from '@flexmig/contracts/text';
+import type { AutoImcTry } from './http-views';
+import type { ClusterImc, ClusterImcPlan, ModeVerification } from './imc';
+import { countsOf, cpuName, firstOf, groupsOf, lacksText } from './text';
 
 /**
- * The clusters page's tables, a row per group of hosts that read alike rather than a row per host: a
- * cluster of 1,000 hosts of three CPUs is three rows, each counting its hosts, their states, and naming the
- * first few (every host, a page at a time, is the hosts page's). Pure: the page renders what these return.
+ * A cluster's CPU views (its hosts' modes, a verification, the plan, auto's tries) as rows per group of
+ * hosts that read alike rather than a row per host: a cluster of 1,000 hosts of three CPUs is three rows,
+ * each counting its hosts, their states, and naming the first few. The console's clusters page and the
+ * CLI's `cluster imc` and `cluster plan` show these (every host: the hosts page, `--hosts`, `-o json`).
+ * Pure, and only type imports beside `./text`: the console's bundle takes this file without the schemas.
  */
 
-/** A table's row: its React key (what its hosts share) and its cells. */
+/** A table's row: its key (what its hosts share; the console's React key) and its cells. */
 export interface GroupRow {
   key: string;
   cells: string[];
