@@ -35,6 +35,7 @@ import { sleep } from '@flexmig/timing';
 import { TargetWatch } from './target-watch';
 import { CompensationsInFlight } from './compensations-in-flight';
 import { type SourceStreamEndOptions, awaitSourceStreamEnd, sourceStreamEndDefaults } from './source-stream-end';
+import { SourceWordsAhead } from './source-word-ahead';
 import { type HeldReservation, ReservationNotices } from './reservation-notices';
 
 const stepsRun = new Counter({
@@ -84,6 +85,8 @@ export class MigrationStepsService implements OnApplicationBootstrap, BeforeAppl
   private noticesSubscription?: Subscription;
   /** How long the target's half of step 6 waits for the source's word (awaitSourceStreamEnd); tests shorten it. */
   sourceStreamEnd: SourceStreamEndOptions = sourceStreamEndDefaults;
+  /** The source's word asked as soon as an incoming copy's state loaded here, before step 6 arrives. */
+  private readonly wordsAhead: SourceWordsAhead;
 
   constructor(
     @Inject(HYPERVISOR_DRIVER) driver: HypervisorDriver,
@@ -95,6 +98,8 @@ export class MigrationStepsService implements OnApplicationBootstrap, BeforeAppl
     this.ledger = ledgerStore?.load() ?? new StepLedger();
     // each driver call is a span (`driver.prepareIncoming`, …) inside the step's
     this.driver = traceCalls(driver, 'driver', () => ({ 'flexmig.host_id': this.env.HOST_ID }));
+    this.wordsAhead = new SourceWordsAhead(bus, () => this.sourceStreamEnd);
+    driver.onIncomingLoaded?.((vmId, migrationId) => this.wordsAhead.loaded(vmId, migrationId));
   }
 
   /** Runs one step command: a span `agent step <n> <name>` and log lines with the migration's fields. */
@@ -246,8 +251,11 @@ export class MigrationStepsService implements OnApplicationBootstrap, BeforeAppl
         { migrationId: cmd.migrationId, hostId: this.env.HOST_ID },
       );
     switch (cmd.stepName) {
-      case 'transfer-config':
-        return (await d.prepareIncoming(cmd)) ?? {};
+      case 'transfer-config': {
+        const prepared = (await d.prepareIncoming(cmd)) ?? {};
+        this.wordsAhead.prepared(cmd);
+        return prepared;
+      }
       case 'transfer-memory': {
         const stats = await d.transferMemory(cmd, progress);
         // the stream reached the switchover inside step 3 (an idle guest's): steps 4 and 5 are done with it (the
@@ -296,12 +304,16 @@ export class MigrationStepsService implements OnApplicationBootstrap, BeforeAppl
 
   /**
    * Step 6 on a target that starts the guest with it: the state loaded here, and the source's word that its
-   * stream completed, asked at once beside the wait for the state (source-stream-end.ts), so that it adds no
-   * round trip of its own to the downtime. A copy that runs here already (an earlier agent started it) asks nothing.
+   * stream completed: the one asked when the state loaded, if the driver heard it before this step and the
+   * source let go (source-word-ahead.ts), else asked at once beside the wait for the state
+   * (source-stream-end.ts), so that it adds no round trip of its own to the downtime. A copy that runs here
+   * already (an earlier agent started it) asks nothing.
    */
   private async loadedAndLetGo(cmd: StepCommand): Promise<StreamEndWord | undefined> {
     const stop = new AbortController();
-    const letGo = awaitSourceStreamEnd(this.bus, cmd, this.sourceStreamEnd, stop.signal);
+    const ask = () => awaitSourceStreamEnd(this.bus, cmd, this.sourceStreamEnd, stop.signal);
+    const ahead = this.wordsAhead.take(cmd.migrationId);
+    const letGo = ahead ? ahead.then((word) => word ?? ask()) : ask();
     letGo.catch(() => undefined); // read below, unless the state never loaded
     try {
       await this.driver.confirmIncoming(cmd);
@@ -348,6 +360,7 @@ export class MigrationStepsService implements OnApplicationBootstrap, BeforeAppl
     let note: string;
     switch (c.compensation) {
       case 'destroy-incoming-vm':
+        this.wordsAhead.forget(c.migrationId);
         await d.destroyIncoming(c.vmId);
         note = c.stepName === 'transfer-config' ? 'incoming VM destroyed' : 'target copy destroyed';
         break;

@@ -13,6 +13,9 @@ const vm = { id: randomUUID(), name: 'vm-s', memoryMiB: 1024, vcpus: 1, cpuBasel
  */
 const setup = (switchoverAsQemu: boolean, source: StreamEnd[] = ['completed'], residentBytes?: number) => {
   const driver = new SimDriver({ hostCpu: simulatedHostCpu('IvyBridge'), memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, defaultDirtyRateMiBps: 0, defaultWorkingSetMiB: 0, switchoverAsQemu });
+  // a driver that hears an incoming copy load before step 6 (qemu: its MIGRATION event): the test says when
+  let heardLoaded: ((vmId: string, migrationId: string) => void) | undefined;
+  Object.assign(driver, { onIncomingLoaded: (fn: typeof heardLoaded) => (heardLoaded = fn) });
   const migrationId = randomUUID();
   const reservation = { migrationId, vmId: vm.id, hostId: 'dst', memoryMiB: 1024, vcpus: 1, createdAt: new Date().toISOString() };
   const asked: { hostId: string; copy: string }[] = [];
@@ -41,7 +44,12 @@ const setup = (switchoverAsQemu: boolean, source: StreamEnd[] = ['completed'], r
   });
   const copy = () => driver.listVms().find((v) => v.vmId === vm.id)?.state ?? 'absent';
   const undo6 = () => steps.compensate({ migrationId, step: 6, stepName: 'transfer-state', compensation: 'destroy-incoming-vm', role: 'target', vmId: vm.id });
-  return { driver, steps, cmd, copy, undo6, migrationId, asked };
+  /** The driver hears the copy of `vmId` for `id` loaded, and the word asked then has its answer. */
+  const loaded = async (vmId = vm.id, id = migrationId) => {
+    heardLoaded!(vmId, id);
+    await new Promise((r) => setImmediate(r));
+  };
+  return { driver, steps, cmd, copy, undo6, migrationId, asked, loaded };
 };
 
 /**
@@ -134,6 +142,68 @@ describe('the target half of step 6 that starts the guest (step 7 done with it)'
     expect(six.resumedAt).toBeUndefined();
     expect(copy()).toBe('paused');
     await expect(undo6()).resolves.toMatchObject({ done: true });
+    expect(copy()).toBe('absent');
+  });
+});
+
+/**
+ * The source's word asked ahead (source-word-ahead.ts): as soon as the driver hears the incoming copy's state
+ * load, before step 6 arrives, so that step 6 finds the word here and starts the guest with no round trip
+ * to the source inside the downtime.
+ */
+describe("the source's word asked as soon as the copy here loaded", () => {
+  it('asks the source once the state loaded, before step 6, while the copy is paused; step 6 then starts the guest on that word, asking nothing more', async () => {
+    const { steps, cmd, copy, asked, loaded } = setup(true, ['completed']);
+    await steps.run(cmd(2));
+    expect(asked).toEqual([]);
+    await loaded();
+    expect(asked).toEqual([{ hostId: 'src', copy: 'incoming' }]);
+    const six = await steps.run(cmd(6));
+    expect(six.resumedAt).toEqual(expect.any(String));
+    expect(copy()).toBe('running');
+    expect(asked).toHaveLength(1);
+  });
+
+  it("uses no word that does not let go: a source that said failed is asked again at step 6, and the guest is never started beside it", async () => {
+    const { steps, cmd, copy, asked, loaded } = setup(true, ['failed']);
+    await steps.run(cmd(2));
+    await loaded();
+    expect(asked).toHaveLength(1);
+    await expect(steps.run(cmd(6))).rejects.toMatchObject({ code: ErrorCode.Conflict, retryable: false });
+    expect(asked).toHaveLength(2);
+    expect(copy()).toBe('paused');
+  });
+
+  it('a source still streaming when asked ahead: step 6 waits for that same question to let go, then starts the guest', async () => {
+    const { steps, cmd, copy, asked, loaded } = setup(true, ['active', 'completed']);
+    await steps.run(cmd(2));
+    await loaded();
+    await expect(steps.run(cmd(6))).resolves.toMatchObject({ resumedAt: expect.any(String) });
+    expect(copy()).toBe('running');
+    expect(asked.map((a) => a.copy)).toEqual(['incoming', 'incoming']);
+  });
+
+  it('asks for its own migration and copy only, once: a load heard for another asks nothing', async () => {
+    const { steps, cmd, asked, loaded, migrationId } = setup(true, ['completed']);
+    await steps.run(cmd(2));
+    await loaded(randomUUID(), migrationId);
+    await loaded(vm.id, randomUUID());
+    expect(asked).toEqual([]);
+    await loaded();
+    await loaded();
+    expect(asked).toHaveLength(1);
+    await steps.run(cmd(6));
+    expect(asked).toHaveLength(1);
+  });
+
+  it('a copy the rollback destroyed: a step 6 that comes late is refused and starts nothing, the word asked ahead unused', async () => {
+    const { steps, cmd, copy, loaded, migrationId } = setup(true, ['completed']);
+    await steps.run(cmd(2));
+    await loaded();
+    await expect(steps.compensate({ migrationId, step: 2, stepName: 'transfer-config', compensation: 'destroy-incoming-vm', role: 'target', vmId: vm.id })).resolves.toMatchObject({ done: true });
+    expect(copy()).toBe('absent');
+    // step 2 compensated here: the participation check refuses step 6 before anything runs
+    await expect(steps.run(cmd(6))).rejects.toMatchObject({ code: ErrorCode.NotAParticipant });
     expect(copy()).toBe('absent');
   });
 });

@@ -72,6 +72,12 @@ export interface HypervisorDriver {
   noteArrival?(vmId: string, arrival: { residentBytes: number }): void;
   /** Step 6, target: the state has arrived and loaded; the guest is paused, ready to run. */
   confirmIncoming(cmd: StepCommand): Promise<void>;
+  /**
+   * `fn` is told as soon as the driver hears an incoming copy's whole state load here (its stream completed),
+   * which is often before step 6 arrives: the agent then asks the source's word ahead (source-word-ahead.ts).
+   * Absent: the driver learns it only inside step 6 (sim), and step 6 asks the source then.
+   */
+  onIncomingLoaded?(fn: (vmId: string, migrationId: string) => void): void;
   /** Step 7, target: run the guest. Returns when it runs. */
   resumeTarget(vmId: string): Promise<Date>;
   /** Step 8, source: stop the source copy and release its resources. */

@@ -212,7 +212,7 @@ d('QemuDriver with real QEMU', () => {
     expect(cpu.modelName).toMatch(/QEMU (kvm|tcg)/);
   });
 
-  it('(a) migrates an idle VM through steps 2–8; the memory check passes on the target; nothing is left on the source', async () => {
+  it("(a) migrates an idle VM through steps 2–8; the memory check passes on the target; nothing is left on the source; the target hears its copy loaded before step 6", async () => {
     // the default: no fixed port range; the target listens on a port the kernel picks and says which
     const src = driver({ portRange: undefined });
     const dst = driver({ portRange: undefined });
@@ -229,6 +229,10 @@ d('QemuDriver with real QEMU', () => {
     const { seen, sink } = progressLog();
     const qmp = qmpTimeline();
     const executed = qmp.executed;
+    // the agent asks the source's word as soon as it hears the incoming copy loaded (source-word-ahead.ts)
+    const loaded: { vmId: string; migrationId: string; by: string }[] = [];
+    dst.onIncomingLoaded((vmId, migrationId) => loaded.push({ vmId, migrationId, by: 'dst' }));
+    src.onIncomingLoaded((vmId, migrationId) => loaded.push({ vmId, migrationId, by: 'src' }));
 
     const { incomingAddress } = await dst.prepareIncoming(cmd(2, 'transfer-config', 'target'));
     expect(incomingAddress).toMatch(/^127\.0\.0\.1:\d+$/);
@@ -250,6 +254,8 @@ d('QemuDriver with real QEMU', () => {
     // the target's half of step 6 after its stream ended (an idle guest's usual case; a moment for its QEMU's
     // MIGRATION event to be read): it takes that event's `completed` and asks its QEMU nothing inside the downtime
     await sleep(50);
+    // heard before step 6 arrives, once, by the target only
+    expect(loaded).toEqual([{ vmId: vm.id, migrationId, by: 'dst' }]);
     const beforeStep6 = executed.mock.calls.length;
     await dst.confirmIncoming(cmd(6, 'transfer-state', 'target'));
     expect(executed.mock.calls.slice(beforeStep6).map(([c]) => c)).toEqual([]);

@@ -111,6 +111,8 @@ export class QemuDriver implements HypervisorDriver {
   private probe?: Promise<CpuProbe>;
   private readonly monitor: TransferMonitor;
   private readonly registry: VmRegistry;
+  /** Told when an incoming copy's state has loaded (onIncomingLoaded). */
+  private readonly incomingLoaded: ((vmId: string, migrationId: string) => void)[] = [];
   private readonly dirtyRates: DirtyRateSampler;
   private readonly log = new Logger('qemu');
   /** Link sinks open on this host (target side), closed with the driver. */
@@ -129,7 +131,18 @@ export class QemuDriver implements HypervisorDriver {
       ...(o.notConvergingPasses !== undefined ? { notConvergingPasses: o.notConvergingPasses } : {}),
       procOf: (vm) => this.registry.procOf(vm),
     });
-    this.registry = new VmRegistry(o, this.monitor);
+    // the transfer monitor hears every QEMU event; an incoming copy's `completed` is told to the agent too
+    this.registry = new VmRegistry(o, {
+      onAttach: (vm, proc) => this.monitor.onAttach(vm, proc),
+      onExit: (vm, end) => this.monitor.onExit(vm, end),
+      onEvent: (vm, e) => {
+        this.monitor.onEvent(vm, e);
+        const migrationId = vm.state.migrationId;
+        if (e.event === 'MIGRATION' && e.data?.status === 'completed' && vm.state.role === 'incoming' && migrationId) {
+          for (const fn of this.incomingLoaded) fn(vm.state.vmId, migrationId);
+        }
+      },
+    });
     this.registry.recover();
     removeStaleProbes(o.runDir);
     this.dirtyRates = new DirtyRateSampler({
@@ -287,6 +300,10 @@ export class QemuDriver implements HypervisorDriver {
       if (vm.dead || !isOurQemu(vm.state.pid, vm.state.qmpSocket)) return undefined;
       throw e;
     }
+  }
+
+  onIncomingLoaded(fn: (vmId: string, migrationId: string) => void): void {
+    this.incomingLoaded.push(fn);
   }
 
   async confirmIncoming(cmd: StepCommand): Promise<void> {
