@@ -35,7 +35,7 @@ import { sleep } from '@flexmig/timing';
 import { TargetWatch } from './target-watch';
 import { CompensationsInFlight } from './compensations-in-flight';
 import { type SourceStreamEndOptions, awaitSourceStreamEnd, sourceStreamEndDefaults } from './source-stream-end';
-import { SourceWordsAhead } from './source-word-ahead';
+import { firstToLetGo, SourceWordsAhead } from './source-word-ahead';
 import { type HeldReservation, ReservationNotices } from './reservation-notices';
 
 const stepsRun = new Counter({
@@ -306,23 +306,35 @@ export class MigrationStepsService implements OnApplicationBootstrap, BeforeAppl
    * Step 6 on a target that starts the guest with it: the state loaded here, and the source's word that its
    * stream completed: the one asked when the state loaded, if the driver heard it before this step and the
    * source let go (source-word-ahead.ts), else asked at once beside the wait for the state
-   * (source-stream-end.ts), so that it adds no round trip of its own to the downtime. A copy that runs here
+   * (source-stream-end.ts), so that it adds no round trip of its own to the downtime; a question asked ahead
+   * and still under way runs beside this one, and the first word that lets go counts. A copy that runs here
    * already (an earlier agent started it) asks nothing.
    */
   private async loadedAndLetGo(cmd: StepCommand): Promise<StreamEndWord | undefined> {
     const stop = new AbortController();
-    const ask = () => awaitSourceStreamEnd(this.bus, cmd, this.sourceStreamEnd, stop.signal);
     const ahead = this.wordsAhead.take(cmd.migrationId);
-    const letGo = ahead ? ahead.then((word) => word ?? ask()) : ask();
+    const stopAsking = (why: string) => {
+      stop.abort(why);
+      if (ahead && 'pending' in ahead) ahead.stop();
+    };
+    let letGo: Promise<StreamEndWord>;
+    if (ahead && 'word' in ahead) {
+      letGo = Promise.resolve(ahead.word);
+    } else {
+      const asked = awaitSourceStreamEnd(this.bus, cmd, this.sourceStreamEnd, stop.signal);
+      // a question asked ahead and still under way: the first of the two that lets go; then neither asks more
+      letGo = ahead ? firstToLetGo(ahead.pending, asked) : asked;
+      if (ahead) letGo.then(() => stopAsking('step 6 has its word'), () => stopAsking('step 6 has its answer'));
+    }
     letGo.catch(() => undefined); // read below, unless the state never loaded
     try {
       await this.driver.confirmIncoming(cmd);
     } catch (e) {
-      stop.abort('the state did not load here');
+      stopAsking('the state did not load here');
       throw e;
     }
     if (this.copyOf(cmd.vm.id) !== 'running') return letGo;
-    stop.abort('the copy here runs already');
+    stopAsking('the copy here runs already');
     return undefined;
   }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { MigrationPolicySchema, QueryStreamEnd, type StepCommand, type StreamEnd, stepName } from '@flexmig/contracts';
-import { SourceWordsAhead, WORD_AHEAD_MAX_AGE_MS } from './source-word-ahead';
+import type { StreamEndWord } from './drivers/driver';
+import { firstToLetGo, SourceWordsAhead, WORD_AHEAD_MAX_AGE_MS } from './source-word-ahead';
 
 const vm = { id: randomUUID(), name: 'vm-w', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' };
 const step2 = (migrationId = randomUUID()): StepCommand => ({
@@ -15,13 +16,16 @@ const step2 = (migrationId = randomUUID()): StepCommand => ({
   policy: MigrationPolicySchema.parse({}),
 });
 
-/** A source that answers `status`, counting the questions; a clock the test moves. */
-const setup = (status: StreamEnd = 'completed') => {
+const settled = () => new Promise((r) => setImmediate(r));
+
+/** A source that answers `status` (once `hold` resolves, if given), counting the questions; a clock the test moves. */
+const setup = (status: StreamEnd = 'completed', hold?: Promise<void>) => {
   const asked: string[] = [];
   const bus = {
     request: async (contract: unknown, req: { migrationId: string }) => {
       if (contract !== QueryStreamEnd) throw new Error('unexpected request');
       asked.push(req.migrationId);
+      await hold;
       return { migrationId: req.migrationId, status, detail: `the source's ${status}` };
     },
   };
@@ -38,8 +42,21 @@ describe("SourceWordsAhead: the source's word kept from the copy's load to its s
     words.prepared(cmd);
     words.loaded(vm.id, cmd.migrationId);
     expect(asked).toEqual([cmd.migrationId]);
-    await expect(words.take(cmd.migrationId)).resolves.toMatchObject({ status: 'completed' });
+    await settled();
+    expect(words.take(cmd.migrationId)).toEqual({ word: expect.objectContaining({ status: 'completed' }) });
     expect(words.take(cmd.migrationId)).toBeUndefined();
+  });
+
+  it('hands step 6 a question still under way, which it can stop', async () => {
+    let answer!: () => void;
+    const { words } = setup('completed', new Promise<void>((r) => (answer = r)));
+    const cmd = step2();
+    words.prepared(cmd);
+    words.loaded(vm.id, cmd.migrationId);
+    const ahead = words.take(cmd.migrationId);
+    expect(ahead).toEqual({ pending: expect.any(Promise), stop: expect.any(Function) });
+    answer();
+    await expect((ahead as { pending: Promise<StreamEndWord | undefined> }).pending).resolves.toMatchObject({ status: 'completed' });
   });
 
   it('never asks for a copy step 2 did not prepare here, nor for another VM of that migration', () => {
@@ -60,13 +77,14 @@ describe("SourceWordsAhead: the source's word kept from the copy's load to its s
     expect(words.take(cmd.migrationId)).toBeUndefined();
   });
 
-  it('a word that does not let go resolves to nothing (failed, or still active when the wait ran out)', async () => {
+  it('keeps no word that does not let go (failed, or still active when the wait ran out): step 6 asks', async () => {
     for (const status of ['failed', 'active'] as const) {
       const { words } = setup(status);
       const cmd = step2();
       words.prepared(cmd);
       words.loaded(vm.id, cmd.migrationId);
-      await expect(words.take(cmd.migrationId)).resolves.toBeUndefined();
+      await new Promise((r) => setTimeout(r, 80)); // the wait of 50 ms runs out on `active`
+      expect(words.take(cmd.migrationId)).toBeUndefined();
     }
   });
 
@@ -91,5 +109,20 @@ describe("SourceWordsAhead: the source's word kept from the copy's load to its s
     words.loaded(vm.id, cmds[0]!.migrationId);
     words.loaded(vm.id, cmds[299]!.migrationId);
     expect(asked).toEqual([cmds[299]!.migrationId]);
+  });
+});
+
+describe("firstToLetGo: step 6's own question beside one asked ahead", () => {
+  const word = (status: StreamEnd): StreamEndWord => ({ status, detail: status });
+  const never = new Promise<never>(() => undefined);
+
+  it('the word asked ahead, when it lets go first', async () => {
+    await expect(firstToLetGo(Promise.resolve(word('completed')), never)).resolves.toEqual(word('completed'));
+  });
+
+  it("step 6's own outcome, when the one ahead does not let go, or not first: its word, its refusal", async () => {
+    await expect(firstToLetGo(Promise.resolve(undefined), Promise.resolve(word('gone')))).resolves.toEqual(word('gone'));
+    await expect(firstToLetGo(never, Promise.reject(new Error('refused')))).rejects.toThrow('refused');
+    await expect(firstToLetGo(never, Promise.resolve(word('completed')))).resolves.toEqual(word('completed'));
   });
 });

@@ -8,10 +8,22 @@ export const WORD_AHEAD_MAX_AGE_MS = 2_000;
 /** Incoming copies remembered at once (a bound: each is forgotten at its step 6 or its destruction anyway). */
 const MAX_PREPARED = 256;
 
+interface Ask {
+  /** Resolves to the word when it lets go, else to undefined. */
+  word: Promise<StreamEndWord | undefined>;
+  /** Once `word` resolved: the word, or null when it did not let go. */
+  answer?: StreamEndWord | null;
+  at: number;
+  stop: AbortController;
+}
+
 interface Prepared {
   cmd: StepCommand;
-  ask?: { word: Promise<StreamEndWord | undefined>; at: number; stop: AbortController };
+  ask?: Ask;
 }
+
+/** What step 6 finds of the word asked ahead: the word itself, or the question still under way. */
+export type WordAhead = { word: StreamEndWord } | { pending: Promise<StreamEndWord | undefined>; stop: () => void };
 
 /**
  * The source's word on its stream (QueryStreamEnd), asked by the target as soon as its own copy's state
@@ -22,10 +34,12 @@ interface Prepared {
  *
  * A word kept is as good as one asked at step 6: the source's `completed` is final for QEMU, and the only
  * thing that resumes that copy is the saga's rollback, which destroys this copy first (the word is then
- * forgotten with it, and a late step 6 finds no copy), or a restarted source agent that finds step 5 never
- * recorded, in which case no step 6 is ever sent. Still, it is used at most once, by step 6 of the same
+ * forgotten with it, and a later step 6 is refused, its step 2 undone here), or a restarted source agent
+ * that finds step 5 never recorded, in which case no step 6 is ever sent. Still, it is used at most once, by step 6 of the same
  * migration, within WORD_AHEAD_MAX_AGE_MS of the ask; any other answer (failed, active, none) is not
- * kept, and step 6 asks again: the rules that follow a refusal or silence stay step 6's own.
+ * kept, and step 6 asks again: the rules that follow a refusal or silence stay step 6's own. A question
+ * still under way when step 6 arrives does not replace step 6's own (its waits run from step 6, as before);
+ * whichever lets go first starts the guest (`firstToLetGo`).
  */
 export class SourceWordsAhead {
   private readonly byMigration = new Map<string, Prepared>();
@@ -48,27 +62,35 @@ export class SourceWordsAhead {
     const p = this.byMigration.get(migrationId);
     if (!p || p.ask || p.cmd.vm.id !== vmId) return;
     const stop = new AbortController();
-    // one question, waited for no longer than step 6 would: a refusal or silence leaves step 6 to ask
-    const word = awaitSourceStreamEnd(this.bus, p.cmd, this.options(), stop.signal).then(
-      (w) => (w.status === 'completed' || w.status === 'gone' ? w : undefined),
-      () => undefined,
+    // asked as step 6 asks it (source-stream-end.ts); only a word that lets go is kept: a refusal or silence leaves step 6 to ask
+    const ask: Ask = { word: Promise.resolve(undefined), at: this.now(), stop };
+    ask.word = awaitSourceStreamEnd(this.bus, p.cmd, this.options(), stop.signal).then(
+      (w) => {
+        ask.answer = w.status === 'completed' || w.status === 'gone' ? w : null;
+        return ask.answer ?? undefined;
+      },
+      () => {
+        ask.answer = null;
+        return undefined;
+      },
     );
-    p.ask = { word, at: this.now(), stop };
+    p.ask = ask;
   }
 
   /**
-   * Step 6 of `migrationId` on this target: the word asked ahead (resolving to undefined when it did not
-   * let go), or undefined when none was asked or it is too old. Taken once: a later attempt asks again.
+   * Step 6 of `migrationId` on this target: the word asked ahead when it let go, or the question still under
+   * way; undefined when none was asked, it did not let go, or it is too old (step 6 asks). Taken once: a
+   * later attempt asks again.
    */
-  take(migrationId: string): Promise<StreamEndWord | undefined> | undefined {
+  take(migrationId: string): WordAhead | undefined {
     const ask = this.byMigration.get(migrationId)?.ask;
     this.byMigration.delete(migrationId);
-    if (!ask) return undefined;
+    if (!ask || ask.answer === null) return undefined;
     if (this.now() - ask.at > WORD_AHEAD_MAX_AGE_MS) {
       ask.stop.abort('too old for step 6');
       return undefined;
     }
-    return ask.word;
+    return ask.answer ? { word: ask.answer } : { pending: ask.word, stop: () => ask.stop.abort('step 6 has its word') };
   }
 
   /** The migration's copy here is gone (destroyed by a compensation): nothing of it is kept. */
@@ -76,4 +98,15 @@ export class SourceWordsAhead {
     this.byMigration.get(migrationId)?.ask?.stop.abort('the copy here is gone');
     this.byMigration.delete(migrationId);
   }
+}
+
+/**
+ * Step 6's own question (`asked`) beside one asked ahead and still under way (`ahead`): the first word that
+ * lets go, or `asked`'s outcome (its refusal, its silence) when `ahead` does not let go first.
+ */
+export function firstToLetGo(ahead: Promise<StreamEndWord | undefined>, asked: Promise<StreamEndWord>): Promise<StreamEndWord> {
+  return new Promise<StreamEndWord>((resolve, reject) => {
+    void ahead.then((word) => word && resolve(word));
+    asked.then(resolve, reject);
+  });
 }

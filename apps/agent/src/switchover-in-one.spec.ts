@@ -11,7 +11,7 @@ const vm = { id: randomUUID(), name: 'vm-s', memoryMiB: 1024, vcpus: 1, cpuBasel
  * A target agent on the sim driver. Its requests: inventory's reservation at step 2, and at step 6 the source's
  * word on its stream (QueryStreamEnd), which `source` scripts answer by answer (the last one repeats).
  */
-const setup = (switchoverAsQemu: boolean, source: StreamEnd[] = ['completed'], residentBytes?: number) => {
+const setup = (switchoverAsQemu: boolean, source: StreamEnd[] = ['completed'], residentBytes?: number, held: Record<number, Promise<void>> = {}) => {
   const driver = new SimDriver({ hostCpu: simulatedHostCpu('IvyBridge'), memoryMiB: 65_536, vcpus: 32, bandwidthMiBps: 1250, timeScale: 0, defaultDirtyRateMiBps: 0, defaultWorkingSetMiB: 0, switchoverAsQemu });
   // a driver that hears an incoming copy load before step 6 (qemu: its MIGRATION event): the test says when
   let heardLoaded: ((vmId: string, migrationId: string) => void) | undefined;
@@ -24,7 +24,9 @@ const setup = (switchoverAsQemu: boolean, source: StreamEnd[] = ['completed'], r
       if (contract === GetReservation) return { reservation };
       if (contract !== QueryStreamEnd) throw new Error('unexpected request');
       asked.push({ hostId: opts.params!.hostId, copy: copy() });
-      const status = source[Math.min(asked.length, source.length) - 1];
+      const n = asked.length;
+      await held[n]; // the n-th question's answer waits for the test, if it says so
+      const status = source[Math.min(n, source.length) - 1];
       return { migrationId, status, detail: `the source's ${status}`, ...(residentBytes !== undefined ? { residentBytes } : {}) };
     },
     publish: () => undefined,
@@ -181,6 +183,28 @@ describe("the source's word asked as soon as the copy here loaded", () => {
     await expect(steps.run(cmd(6))).resolves.toMatchObject({ resumedAt: expect.any(String) });
     expect(copy()).toBe('running');
     expect(asked.map((a) => a.copy)).toEqual(['incoming', 'incoming']);
+  });
+
+  it("a question asked ahead and still unanswered when step 6 arrives: step 6 asks too, and the first word that lets go starts the guest, either one", async () => {
+    for (const first of [1, 2]) {
+      const answers: Record<number, () => void> = {};
+      const held = Object.fromEntries([1, 2].map((n) => [n, new Promise<void>((r) => (answers[n] = r))]));
+      const { steps, cmd, copy, asked, loaded } = setup(true, ['completed'], undefined, held);
+      await steps.run(cmd(2));
+      await loaded();
+      expect(asked).toHaveLength(1);
+      let done = false;
+      const six = steps.run(cmd(6)).finally(() => (done = true));
+      await new Promise((r) => setImmediate(r));
+      // step 6's own question is asked at once, beside the one under way, and neither has answered
+      expect(asked).toHaveLength(2);
+      expect(done).toBe(false);
+      expect(copy()).not.toBe('running');
+      answers[first]!(); // the one asked ahead (1) or step 6's own (2) answers first: the other stays held
+      await expect(six).resolves.toMatchObject({ resumedAt: expect.any(String) });
+      expect(copy()).toBe('running');
+      answers[3 - first]!();
+    }
   });
 
   it('asks for its own migration and copy only, once: a load heard for another asks nothing', async () => {
