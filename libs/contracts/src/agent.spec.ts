@@ -1,5 +1,4 @@
-import { pausedWithSyncMemory, pausedWithTransferMemory, resumedWithTransferState } from './agent';
-
+import { pausedWithSyncMemory, pausedWithTransferMemory, resumedWithTransferState, VmSpecSchema, WORKLOAD_MAX_DIRTY_RATE_MIBPS } from './agent';
 describe('pausedWithSyncMemory (a step 4 that ended with the guest paused did step 5)', () => {
   const at = '2026-12-01T20:00:00.000Z';
 
@@ -67,6 +66,21 @@ describe('resumedWithTransferState (a target half of step 6 that resumed the gue
   it('answers nothing for any other step, even one whose reply carries resumedAt (step 7 is step 7)', () => {
     for (const step of ['sync-memory', 'pause-source', 'resume-target', 'stop-source'] as const) {
       expect(resumedWithTransferState(step, { resumedAt: at })).toBeUndefined();
+    }
+  });
+});
+
+describe("a VM's workload (VmSpecSchema)", () => {
+  const vm = { id: '00000000-0000-4000-8000-000000000001', name: 'w', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' };
+
+  it('takes a dirty rate and a working set up to their bounds', () => {
+    expect(VmSpecSchema.safeParse({ ...vm, workload: { dirtyRateMiBps: WORKLOAD_MAX_DIRTY_RATE_MIBPS, workingSetMiB: 4 * 1024 * 1024 } }).success).toBe(true);
+    expect(VmSpecSchema.safeParse({ ...vm, workload: { dirtyRateMiBps: 256.5 } }).success).toBe(true);
+  });
+
+  it('refuses one beyond them, or not finite: the sim would answer Infinity, which no reply may carry', () => {
+    for (const workload of [{ dirtyRateMiBps: 1e308 }, { dirtyRateMiBps: WORKLOAD_MAX_DIRTY_RATE_MIBPS + 1 }, { dirtyRateMiBps: 1, workingSetMiB: 1e300 }, { dirtyRateMiBps: Number.POSITIVE_INFINITY }]) {
+      expect(VmSpecSchema.safeParse({ ...vm, workload }).success).toBe(false);
     }
   });
 });

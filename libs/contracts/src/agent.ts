@@ -10,17 +10,23 @@ import { AgentCompensationSchema, agentCompensation, type StepName, StepNameSche
  * confine an agent to its own subjects (DESIGN.md, Messaging).
  */
 
+/** The highest dirty rate a VM's workload may name: 1 TiB/s, far beyond any guest's. */
+export const WORKLOAD_MAX_DIRTY_RATE_MIBPS = 1024 * 1024;
+
 export const VmSpecSchema = z.object({
   id: UuidSchema,
   name: NameSchema,
   memoryMiB: MemoryMiBSchema,
   vcpus: VcpusSchema,
   cpuBaseline: z.string().min(1),
-  /** Simulated guest behaviour (sim driver) or the test workload's write range (qemu driver). */
+  /**
+   * Simulated guest behaviour (sim driver) or the test workload's write range (qemu driver). Bounded: a rate of
+   * 1e308 MiB/s made the sim's figures Infinity, which no reply may carry (fuzz, 2026-12-08).
+   */
   workload: z
     .object({
-      dirtyRateMiBps: z.number().min(0).default(0),
-      workingSetMiB: z.number().min(0).optional(),
+      dirtyRateMiBps: z.number().min(0).max(WORKLOAD_MAX_DIRTY_RATE_MIBPS).default(0),
+      workingSetMiB: z.number().min(0).max(4 * 1024 * 1024).optional(),
     })
     .optional(),
 });
