@@ -35,9 +35,10 @@ export type WordAhead = { word: StreamEndWord } | { pending: Promise<StreamEndWo
  * A word kept is as good as one asked at step 6: the source's `completed` is final for QEMU, and the only
  * thing that resumes that copy is the saga's rollback, which destroys this copy first (the word is then
  * forgotten with it, and a later step 6 is refused, its step 2 undone here), or a restarted source agent
- * that finds step 5 never recorded, in which case no step 6 is ever sent. Still, it is used at most once, by step 6 of the same
- * migration, within WORD_AHEAD_MAX_AGE_MS of the ask; any other answer (failed, active, none) is not
- * kept, and step 6 asks again: the rules that follow a refusal or silence stay step 6's own. A question
+ * that finds step 5 never recorded, in which case no step 6 is ever sent. Still, it is used at most once,
+ * by step 6 of the same migration, within WORD_AHEAD_MAX_AGE_MS of the ask; any other answer (failed,
+ * active, none) is not kept, and step 6 asks again: the rules that follow a refusal or silence stay step
+ * 6's own. A question
  * still under way when step 6 arrives does not replace step 6's own (its waits run from step 6, as before);
  * whichever lets go first starts the guest (`firstToLetGo`).
  */

@@ -1,3 +1,4 @@
+import { MAX_MEMORY_MIB } from './common';
 import { pausedWithSyncMemory, pausedWithTransferMemory, resumedWithTransferState, VmSpecSchema, WORKLOAD_MAX_DIRTY_RATE_MIBPS } from './agent';
 describe('pausedWithSyncMemory (a step 4 that ended with the guest paused did step 5)', () => {
   const at = '2026-12-01T20:00:00.000Z';
@@ -74,7 +75,7 @@ describe("a VM's workload (VmSpecSchema)", () => {
   const vm = { id: '00000000-0000-4000-8000-000000000001', name: 'w', memoryMiB: 1024, vcpus: 1, cpuBaseline: 'IvyBridge' };
 
   it('takes a dirty rate and a working set up to their bounds', () => {
-    expect(VmSpecSchema.safeParse({ ...vm, workload: { dirtyRateMiBps: WORKLOAD_MAX_DIRTY_RATE_MIBPS, workingSetMiB: 4 * 1024 * 1024 } }).success).toBe(true);
+    expect(VmSpecSchema.safeParse({ ...vm, workload: { dirtyRateMiBps: WORKLOAD_MAX_DIRTY_RATE_MIBPS, workingSetMiB: MAX_MEMORY_MIB } }).success).toBe(true);
     expect(VmSpecSchema.safeParse({ ...vm, workload: { dirtyRateMiBps: 256.5 } }).success).toBe(true);
   });
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRequest } from './define';
-import { HostIdSchema, IsoTimeSchema, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema } from './common';
+import { HostIdSchema, IsoTimeSchema, MAX_MEMORY_MIB, MemoryMiBSchema, NameSchema, UuidSchema, VcpusSchema } from './common';
 import { AgentVmStateSchema, VmStateSchema } from './inventory';
 import { MigrationPolicySchema } from './policy';
 import { AgentCompensationSchema, agentCompensation, type StepName, StepNameSchema, StepNumberSchema, stepNumber } from './steps';
@@ -26,7 +26,7 @@ export const VmSpecSchema = z.object({
   workload: z
     .object({
       dirtyRateMiBps: z.number().min(0).max(WORKLOAD_MAX_DIRTY_RATE_MIBPS).default(0),
-      workingSetMiB: z.number().min(0).max(4 * 1024 * 1024).optional(),
+      workingSetMiB: z.number().min(0).max(MAX_MEMORY_MIB).optional(),
     })
     .optional(),
 });

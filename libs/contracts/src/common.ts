@@ -60,7 +60,9 @@ export const NameSchema = z
 export const VendorSchema = z.enum(['Intel', 'AMD', 'Hygon', 'Zhaoxin']);
 export type Vendor = z.infer<typeof VendorSchema>;
 
-export const MemoryMiBSchema = z.number().int().min(1).max(4 * 1024 * 1024);
+/** The most memory a VM or a host may name: 4 TiB. */
+export const MAX_MEMORY_MIB = 4 * 1024 * 1024;
+export const MemoryMiBSchema = z.number().int().min(1).max(MAX_MEMORY_MIB);
 export const VcpusSchema = z.number().int().min(1).max(1024);
 
 /** A host's CPU as its agent reports it: canonical (libvirt) feature names. */
